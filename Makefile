@@ -1,0 +1,97 @@
+# mlx-tools build.  Sources are discovered: every lib/**/*.c goes into the
+# static library, every bin/<prog>/*.c into program <prog>, every
+# tests/unit/test_*.c into a unit-test binary, every tests/fuzz/fuzz_*.c into
+# a libFuzzer target.  Adding a file needs no Makefile edit.
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+BUILD    ?= build
+VERSION  := 0.1.0
+
+PKGS     := jansson libpcre2-8 libutf8proc libzstd libcurl openblas
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT      ?= -O3
+ARCH     ?= -march=x86-64-v3
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib -DMT_VERSION=\"$(VERSION)\" \
+               $(PKG_CFLAGS) -fno-strict-aliasing
+CFLAGS   ?= $(OPT) $(ARCH) -g
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lm -lpthread
+
+LIB_SRC  := $(shell find lib -name '*.c' | sort)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_A    := $(BUILD)/libmlxtools.a
+PROGS    := $(notdir $(wildcard bin/*))
+PROG_BIN := $(PROGS:%=$(BUILD)/bin/%)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps check unit bats asan install uninstall clean fuzz bench demo
+
+all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard bin/$$*/*.c)) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.o,$^) $(LIB_A) $(LDLIBS) $(EXTRA_LDFLAGS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) $(EXTRA_LDFLAGS)
+
+$(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) $(EXTRA_LDFLAGS)
+
+deps:
+	sh tools/deps.sh
+
+# make check: unit tests, then the bats suites; prints one "N passed, N failed" line.
+check: all
+	BUILD=$(BUILD) sh tests/run.sh
+
+unit: all
+	BUILD=$(BUILD) ONLY=unit sh tests/run.sh
+
+bats: all
+	BUILD=$(BUILD) ONLY=bats sh tests/run.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" check
+
+# libFuzzer targets (clang): make fuzz, then build-fuzz/fuzz_<name> DIR -max_total_time=600
+FUZZ_CC ?= clang
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" $(BUILD)/../build-fuzz/libmlxtools.a
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  echo "$(FUZZ_CC) $$f -> build-fuzz/$$n"; \
+	  $(FUZZ_CC) $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined $$f build-fuzz/libmlxtools.a $(LDLIBS) -o build-fuzz/$$n || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	for p in $(PROGS); do install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/bin/$$p; done
+	for m in man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
+
+uninstall:
+	for p in $(PROGS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$p; done
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

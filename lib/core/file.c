@@ -1,0 +1,184 @@
+/* file.c - file helpers: whole reads (with .zst), atomic writes, mmap. */
+#include "core/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && memcmp(s + a - b, suf, b) == 0;
+}
+
+int mt_zstd_decompress(const void *src, size_t n, size_t max, char **out, size_t *len, mt_err *err) {
+    ZSTD_DStream *ds = ZSTD_createDStream();
+    if (!ds) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    ZSTD_initDStream(ds);
+    size_t cap = n * 4 + 1024, used = 0;
+    if (cap > max + 1) cap = max + 1;
+    char *buf = malloc(cap + 1);
+    int rc = MT_OK;
+    if (!buf) { ZSTD_freeDStream(ds); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    ZSTD_inBuffer in = {src, n, 0};
+    size_t ret = 1;
+    while (in.pos < in.size || ret != 0) {
+        if (used == cap) {
+            if (cap > max) { rc = mt_seterr(err, MT_ELIMIT, "decompressed data larger than %zu bytes", max); break; }
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nb = realloc(buf, ncap + 1);
+            if (!nb) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); break; }
+            buf = nb; cap = ncap;
+        }
+        ZSTD_outBuffer o = {buf + used, cap - used, 0};
+        size_t before = in.pos;
+        ret = ZSTD_decompressStream(ds, &o, &in);
+        if (ZSTD_isError(ret)) { rc = mt_seterr(err, MT_EFORMAT, "zstd: %s", ZSTD_getErrorName(ret)); break; }
+        used += o.pos;
+        if (used > max) { rc = mt_seterr(err, MT_ELIMIT, "decompressed data larger than %zu bytes", max); break; }
+        if (ret != 0 && in.pos == in.size && o.pos == 0 && before == in.pos && used < cap) {
+            rc = mt_seterr(err, MT_EFORMAT, "zstd: truncated frame"); break;
+        }
+    }
+    ZSTD_freeDStream(ds);
+    if (rc) { free(buf); return rc; }
+    buf[used] = 0;
+    *out = buf;
+    if (len) *len = used;
+    return MT_OK;
+}
+
+int mt_read_file_max(const char *path, size_t max, char **out, size_t *len, mt_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mt_seterr(err, errno == ENOENT ? MT_ENOTFOUND : MT_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return mt_seterr(err, MT_EIO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    int zst = ends_with(path, ".zst");
+    if (!zst && n > max) { fclose(f); return mt_seterr(err, MT_ELIMIT, "%s: larger than %zu bytes", path, max); }
+    char *buf = malloc(n + 1);
+    if (!buf) { fclose(f); return mt_seterr(err, MT_ENOMEM, "%s: out of memory", path); }
+    if (fread(buf, 1, n, f) != n) {
+        free(buf); fclose(f);
+        return mt_seterr(err, MT_EIO, "%s: short read", path);
+    }
+    fclose(f);
+    buf[n] = 0;
+    if (zst) {
+        char *d; size_t dn;
+        int rc = mt_zstd_decompress(buf, n, max, &d, &dn, err);
+        free(buf);
+        if (rc) return mt_preferr(err, "%s", path);
+        buf = d; n = dn;
+    }
+    *out = buf;
+    if (len) *len = n;
+    return MT_OK;
+}
+
+int mt_read_file(const char *path, char **out, size_t *len, mt_err *err) {
+    return mt_read_file_max(path, (size_t)1 << 40, out, len, err);
+}
+
+int mt_write_file_atomic(const char *path, const void *data, size_t n, mt_err *err) {
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 32);
+    if (!tmp) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    snprintf(tmp, pl + 32, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) { int e = errno; free(tmp); return mt_seterr(err, MT_EIO, "%s: %s", path, strerror(e)); }
+    const char *p = data;
+    size_t left = n;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int e = errno; close(fd); unlink(tmp); free(tmp);
+            return mt_seterr(err, MT_EIO, "%s: write: %s", path, strerror(e));
+        }
+        p += w; left -= (size_t)w;
+    }
+    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno; unlink(tmp); free(tmp);
+        return mt_seterr(err, MT_EIO, "%s: %s", path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno; unlink(tmp); free(tmp);
+        return mt_seterr(err, MT_EIO, "%s: rename: %s", path, strerror(e));
+    }
+    free(tmp);
+    return MT_OK;
+}
+
+int mt_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int mt_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int mt_mkdirs(const char *path, mt_err *err) {
+    char *p = strdup(path);
+    if (!p) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                int e = errno;
+                int rc = mt_seterr(err, MT_EIO, "mkdir %s: %s", p, strerror(e));
+                free(p);
+                return rc;
+            }
+            *s = c;
+            if (!c) break;
+        }
+    }
+    free(p);
+    return MT_OK;
+}
+
+char *mt_path_join(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *r = malloc(la + lb + 2);
+    if (!r) return NULL;
+    memcpy(r, a, la);
+    size_t o = la;
+    if (la && a[la - 1] != '/') r[o++] = '/';
+    memcpy(r + o, b, lb + 1);
+    return r;
+}
+
+int mt_mmap_open(mt_mmap *m, const char *path, mt_err *err) {
+    m->data = NULL; m->size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return mt_seterr(err, errno == ENOENT ? MT_ENOTFOUND : MT_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return mt_seterr(err, MT_EIO, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) { close(fd); return MT_OK; }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return mt_seterr(err, MT_EIO, "%s: mmap: %s", path, strerror(errno));
+    m->data = p;
+    m->size = (size_t)st.st_size;
+    return MT_OK;
+}
+
+void mt_mmap_close(mt_mmap *m) {
+    if (m && m->data) munmap((void *)m->data, m->size);
+    if (m) { m->data = NULL; m->size = 0; }
+}
