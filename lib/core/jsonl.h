@@ -1,0 +1,52 @@
+/* jsonl.h - the record loop every program shares.
+ *
+ * Reads one JSON object per line (or, in text mode, one plain-text record per
+ * line, seen by the handler as {"text": line}), calls the handler, and writes
+ * one JSON object per line: the handler's output with "id" first.  "id" is the
+ * record's own "id" (any JSON value) or, when absent, its 1-based line number.
+ * A record that cannot be parsed or whose handler fails yields
+ *   {"id": ..., "error": "line N: message"}
+ * on the output and "prog: line N: message" on the error stream, and the run
+ * goes on.  Blank lines are skipped.  Progress (records/s, ETA) is drawn on the
+ * error stream only when it is a terminal and quiet is off. */
+#ifndef MT_JSONL_H
+#define MT_JSONL_H
+
+#include <stdio.h>
+#include <jansson.h>
+#include "core/err.h"
+
+/* Handler: fill *out with a new object (ownership passes to the loop) or
+ * return non-zero with err set.  rec is borrowed. */
+typedef int (*mt_record_fn)(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err);
+
+typedef struct mt_jsonl_opts {
+    const char *prog;     /* program name for stderr lines */
+    int text_mode;        /* --text: each line is a plain-text record */
+    int quiet;            /* -q: no progress, no per-record stderr lines */
+    size_t max_line;      /* bytes; 0 = 64 MiB */
+} mt_jsonl_opts;
+
+typedef struct mt_jsonl_stats {
+    size_t records, ok, failed;
+} mt_jsonl_stats;
+
+/* Runs the loop to end of input.  Returns MT_OK, or non-zero with err set on a
+ * fatal problem (read error, output write error).  Per-record failures are
+ * counted in stats, not returned. */
+int mt_jsonl_run(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *opts,
+                 mt_record_fn fn, void *user, mt_jsonl_stats *stats, mt_err *err);
+
+/* Write obj as one compact line (UTF-8, key order kept). */
+int mt_jsonl_write(FILE *out, json_t *obj, mt_err *err);
+
+/* Exit code for a finished run: 0 all ok, 3 some failed, 1 fatal. */
+int mt_jsonl_exit_code(int rc, const mt_jsonl_stats *stats);
+
+/* Typed field access with messages naming the field; *out borrowed. */
+int mt_json_get_string(json_t *rec, const char *key, const char **out, size_t *len, int required, mt_err *err);
+int mt_json_get_bool(json_t *rec, const char *key, int *out, mt_err *err);       /* leaves *out when absent */
+int mt_json_get_int(json_t *rec, const char *key, long long *out, mt_err *err);  /* leaves *out when absent */
+int mt_json_get_number(json_t *rec, const char *key, double *out, mt_err *err);  /* leaves *out when absent */
+
+#endif

@@ -1,0 +1,130 @@
+/* test_core.c - errors, file helpers (zstd, atomic write, mmap) and the JSONL loop. */
+#include <stdlib.h>
+#include <unistd.h>
+#include <zstd.h>
+#include "check.h"
+#include "core/err.h"
+#include "core/file.h"
+#include "core/jsonl.h"
+
+/* Handler: echoes "text" upper-cased as "out"; fails on text "bad". */
+static int upper_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err) {
+    (void)lineno;
+    int *calls = user;
+    (*calls)++;
+    const char *t;
+    size_t n;
+    MT_TRY(mt_json_get_string(rec, "text", &t, &n, 1, err));
+    if (strcmp(t, "bad") == 0) return mt_seterr(err, MT_EINVAL, "text is bad");
+    char *u = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) u[i] = (t[i] >= 'a' && t[i] <= 'z') ? t[i] - 32 : t[i];
+    *out = json_object();
+    json_object_set_new(*out, "out", json_stringn(u, n));
+    free(u);
+    return MT_OK;
+}
+
+static char *run_loop(const char *input, int text_mode, mt_jsonl_stats *st, int *calls, int *rc) {
+    FILE *in = fmemopen((void *)input, strlen(input), "r");
+    char *obuf = NULL;
+    size_t olen = 0;
+    FILE *out = open_memstream(&obuf, &olen);
+    FILE *errf = fopen("/dev/null", "w");
+    mt_jsonl_opts o = {.prog = "test", .text_mode = text_mode};
+    mt_err e = {0};
+    *rc = mt_jsonl_run(in, out, errf, &o, upper_fn, calls, st, &e);
+    fclose(in);
+    fclose(out);
+    fclose(errf);
+    return obuf;
+}
+
+static void test_jsonl(void) {
+    mt_jsonl_stats st;
+    int calls = 0, rc;
+    char *o = run_loop("{\"id\":\"a\",\"text\":\"hi\"}\n\n{\"text\":\"x\"}\n{broken\n"
+                       "{\"id\":7,\"text\":\"bad\"}\n[1]\n{\"id\":null,\"text\":\"z\"}", 0, &st, &calls, &rc);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(st.records, 6);
+    CHECK_EQ_INT(st.ok, 3);
+    CHECK_EQ_INT(st.failed, 3);
+    CHECK_EQ_INT(calls, 4);
+    CHECK_STR(o, "{\"id\":\"a\",\"out\":\"HI\"}\n"
+                 "{\"id\":3,\"out\":\"X\"}\n"
+                 "{\"id\":4,\"error\":\"line 4: invalid JSON at column 7: string or '}' expected near 'broken'\"}\n"
+                 "{\"id\":7,\"error\":\"line 5: text is bad\"}\n"
+                 "{\"id\":6,\"error\":\"line 6: record is not a JSON object\"}\n"
+                 "{\"id\":null,\"out\":\"Z\"}\n");
+    CHECK_EQ_INT(mt_jsonl_exit_code(rc, &st), MT_EXIT_PARTIAL);
+    free(o);
+
+    calls = 0;
+    o = run_loop("abc\n\n  x y\r\n", 1, &st, &calls, &rc);
+    CHECK_STR(o, "{\"id\":1,\"out\":\"ABC\"}\n{\"id\":2,\"out\":\"\"}\n{\"id\":3,\"out\":\"  X Y\"}\n");
+    CHECK_EQ_INT(st.failed, 0);
+    CHECK_EQ_INT(mt_jsonl_exit_code(rc, &st), MT_EXIT_OK);
+    free(o);
+
+    /* invalid UTF-8 in text mode and in JSON */
+    o = run_loop("\xff\xfe\n{\"text\":\"\xc3\"}\n", 1, &st, &calls, &rc);
+    CHECK(strstr(o, "line 1: not valid UTF-8") != NULL);
+    CHECK_EQ_INT(st.failed, 2);
+    free(o);
+}
+
+static void test_files(void) {
+    mt_err e = {0};
+    char dir[] = "/tmp/mt_test_core_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *p = mt_path_join(dir, "a/b/c");
+    CHECK_OK(mt_mkdirs(p, &e), &e);
+    CHECK(mt_is_dir(p));
+    char *f = mt_path_join(p, "x.txt");
+    CHECK_OK(mt_write_file_atomic(f, "hello", 5, &e), &e);
+    char *buf;
+    size_t n;
+    CHECK_OK(mt_read_file(f, &buf, &n, &e), &e);
+    CHECK_EQ_INT(n, 5);
+    CHECK_STR(buf, "hello");
+    free(buf);
+    CHECK_EQ_INT(mt_read_file_max(f, 3, &buf, &n, &e), MT_ELIMIT);
+    mt_mmap m;
+    CHECK_OK(mt_mmap_open(&m, f, &e), &e);
+    CHECK(m.size == 5 && memcmp(m.data, "hello", 5) == 0);
+    mt_mmap_close(&m);
+    /* zstd round trip through a .zst file */
+    const char *msg = "compressed text, compressed text, compressed text";
+    char cbuf[256];
+    size_t cn = ZSTD_compress(cbuf, sizeof cbuf, msg, strlen(msg), 3);
+    CHECK(!ZSTD_isError(cn));
+    char *z = mt_path_join(p, "y.zst");
+    CHECK_OK(mt_write_file_atomic(z, cbuf, cn, &e), &e);
+    CHECK_OK(mt_read_file(z, &buf, &n, &e), &e);
+    CHECK_STR(buf, msg);
+    free(buf);
+    CHECK_EQ_INT(mt_read_file_max(z, 10, &buf, &n, &e), MT_ELIMIT);
+    /* truncated frame */
+    CHECK_OK(mt_write_file_atomic(z, cbuf, cn / 2, &e), &e);
+    CHECK(mt_read_file(z, &buf, &n, &e) != 0);
+    CHECK_EQ_INT(mt_read_file("/nonexistent/x", &buf, &n, &e), MT_ENOTFOUND);
+    CHECK(strstr(e.msg, "/nonexistent/x") != NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    free(p); free(f); free(z);
+}
+
+static void test_err(void) {
+    mt_err e = {0};
+    CHECK_EQ_INT(mt_seterr(&e, MT_EFORMAT, "tensor %s", "w"), MT_EFORMAT);
+    mt_preferr(&e, "file %d", 3);
+    CHECK_STR(e.msg, "file 3: tensor w");
+    CHECK_EQ_INT(mt_seterr(NULL, MT_EIO, "x"), MT_EIO);
+}
+
+int main(void) {
+    test_err();
+    test_files();
+    test_jsonl();
+    return check_report("core");
+}
