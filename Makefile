@@ -78,7 +78,7 @@ asan:
 FUZZ_CC ?= clang
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) OPT=-O1 \
-	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" $(BUILD)/../build-fuzz/libmlxtools.a
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" build-fuzz/libmlxtools.a
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  echo "$(FUZZ_CC) $$f -> build-fuzz/$$n"; \
 	  $(FUZZ_CC) $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined $$f build-fuzz/libmlxtools.a $(LDLIBS) -o build-fuzz/$$n || exit 1; done
