@@ -1,0 +1,107 @@
+#!/usr/bin/env bats
+# mlx-gen CLI: --tokenize / --detokenize against transformers goldens
+# (tests/gen/gen_mlxgen_tokenize.py), error records, exit codes, stdout/stderr.
+
+setup_file() {
+  export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
+  export TD="$BATS_FILE_TMPDIR"
+  for n in qwen3 llama3_1 gemma3 deepseek_v3 llama2; do
+    mkdir -p "$TD/$n"
+    zstd -q -d "tests/data/tokenizers/$n/tokenizer.json.zst" -o "$TD/$n/tokenizer.json"
+    if [ -f "tests/data/tokenizers/$n/tokenizer_config.json.zst" ]; then
+      zstd -q -d "tests/data/tokenizers/$n/tokenizer_config.json.zst" -o "$TD/$n/tokenizer_config.json"
+    else
+      cp "tests/data/tokenizers/$n/tokenizer_config.json" "$TD/$n/"
+    fi
+  done
+}
+
+# Compare mlx-gen output with the golden: same ids/prompt/n, errors where the golden has errors.
+check_tok() {
+  local n=$1
+  run --separate-stderr "$GEN" -m "$TD/$n" --tokenize -q < tests/data/mlxgen/records.jsonl
+  local want_rc=0
+  grep -q '"error"' "tests/data/mlxgen/$n.expected.jsonl" && want_rc=3
+  [ "$status" -eq "$want_rc" ]
+  diff <(echo "$output" | jq -c 'if .error then {id, error: true} else . end') \
+       <(jq -c . "tests/data/mlxgen/$n.expected.jsonl")
+}
+
+@test "tokenize matches transformers: qwen3" { check_tok qwen3; }
+@test "tokenize matches transformers: llama3_1" { check_tok llama3_1; }
+@test "tokenize matches transformers: gemma3" { check_tok gemma3; }
+@test "tokenize matches transformers: deepseek_v3" { check_tok deepseek_v3; }
+@test "tokenize matches transformers: llama2 (no template: messages records fail, exit 3)" { check_tok llama2; }
+
+@test "detokenize round-trips the golden ids" {
+  jq -c '{id, ids}' tests/data/mlxgen/qwen3.expected.jsonl > "$TD/ids.jsonl"
+  run --separate-stderr "$GEN" -m "$TD/qwen3" --detokenize < "$TD/ids.jsonl"
+  [ "$status" -eq 0 ]
+  diff <(echo "$output" | jq -c '{id, text}') <(jq -c '{id, text: .prompt}' tests/data/mlxgen/qwen3.expected.jsonl)
+}
+
+@test "a malformed line in the middle: every other line answered, error record, stderr line, exit 3" {
+  printf '{"id":1,"text":"a"}\n{"id":2,"text":\n{"id":3,"text":"c"}\n{"id":4,"messages":"x"}\n{"id":5}\n' > "$TD/bad.jsonl"
+  run --separate-stderr "$GEN" -m "$TD/qwen3" --tokenize < "$TD/bad.jsonl"
+  [ "$status" -eq 3 ]
+  [ "$(echo "$output" | wc -l)" -eq 5 ]
+  [ "$(echo "$output" | jq -r 'select(.ids) | .id' | tr '\n' ,)" = "1,3," ]
+  echo "$output" | jq -e 'select(.id == 2) | .error | startswith("line 2: invalid JSON")'
+  echo "$output" | jq -e 'select(.id == 4) | .error == "line 4: \"messages\" must be an array"'
+  echo "$output" | jq -e 'select(.id == 5) | .error | test("no \"text\", \"prompt\" or \"messages\"")'
+  [[ "$stderr" == *"mlx-gen: line 2: invalid JSON"* ]]
+  [ "$(echo "$stderr" | wc -l)" -eq 3 ]
+}
+
+@test "-q silences per-record stderr lines" {
+  run --separate-stderr "$GEN" -m "$TD/qwen3" --tokenize -q <<< '{"id":1}'
+  [ "$status" -eq 3 ]
+  [ -z "$stderr" ]
+}
+
+@test "--text reads plain lines; -p tokenizes one prompt" {
+  run --separate-stderr "$GEN" -m "$TD/qwen3" --tokenize --text <<< $'Hello, world! The quick brown fox jumps over the lazy dog.\nsecond'
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | head -1 | jq -c .ids)" = "$(head -1 tests/data/mlxgen/qwen3.expected.jsonl | jq -c .ids)" ]
+  [ "$(echo "$output" | sed -n 2p | jq .id)" = 2 ]
+  run --separate-stderr "$GEN" -m "$TD/qwen3" --tokenize -p "Hello, world! The quick brown fox jumps over the lazy dog."
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq -c .ids)" = "$(head -1 tests/data/mlxgen/qwen3.expected.jsonl | jq -c .ids)" ]
+}
+
+@test "detokenize rejects out-of-range ids with a clear error" {
+  run --separate-stderr "$GEN" -m "$TD/qwen3" --detokenize <<< '{"id":"x","ids":[1,-5]}'
+  [ "$status" -eq 3 ]
+  echo "$output" | jq -e '.error | test("\"ids\"\\[1\\] is not a token id")'
+}
+
+@test "usage errors exit 2; a missing model exits 1 with a one-line message" {
+  run --separate-stderr "$GEN" --tokenize
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"no model"* ]]
+  run --separate-stderr "$GEN" -m "$TD/qwen3" --bogus
+  [ "$status" -eq 2 ]
+  run --separate-stderr "$GEN" -m "$TD/qwen3" --tokenize --detokenize
+  [ "$status" -eq 2 ]
+  run --separate-stderr env HF_HUB_OFFLINE=1 HF_HOME="$TD/hf" "$GEN" -m "$TD/nonexistent-dir" --tokenize < /dev/null
+  [ "$status" -eq 1 ]
+  [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  run --separate-stderr env HF_HUB_OFFLINE=1 HF_HOME="$TD/hf" "$GEN" -m someorg/somemodel --tokenize < /dev/null
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == *"someorg/somemodel"* ]]
+}
+
+@test "--help and --version print to stdout and exit 0" {
+  run "$GEN" --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"--tokenize"* ]]
+  run "$GEN" --version
+  [ "$status" -eq 0 ]
+  [[ "$output" == "mlx-gen "* ]]
+}
+
+@test "a write error on stdout is fatal (exit 1)" {
+  [ -e /dev/full ] || skip "no /dev/full"
+  run --separate-stderr bash -c "'$GEN' -m '$TD/qwen3' --tokenize <<< '{\"text\":\"x\"}' > /dev/full"
+  [ "$status" -eq 1 ]
+}
