@@ -1,0 +1,77 @@
+/* safetensors.h - read-only access to .safetensors files (single or sharded),
+ * memory-mapped, with strict validation of the untrusted header.
+ *
+ * Format: 8-byte little-endian header length N, N bytes of JSON
+ * {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}},
+ * then the data block; offsets are relative to the data block.  Writers (MLX)
+ * add no alignment padding, so tensor data may be unaligned: read it with
+ * memcpy or mt_convert_to_f32, never through a cast pointer. */
+#ifndef MT_SAFETENSORS_H
+#define MT_SAFETENSORS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "tensor/dtype.h"
+
+#define MT_ST_MAX_NDIM 8
+#define MT_ST_MAX_HEADER (100u * 1024 * 1024)   /* header length limit, bytes */
+
+typedef struct mt_tensor_view {
+    const char *name;
+    mt_dtype dtype;
+    int ndim;
+    int64_t shape[MT_ST_MAX_NDIM];
+    const void *data;      /* borrowed: points into the mapped file (or caller's buffer) */
+    size_t nbytes;
+} mt_tensor_view;
+
+/* Number of elements (product of the shape; 1 for a scalar). */
+size_t mt_tensor_numel(const mt_tensor_view *t);
+
+/* Validate and parse a whole safetensors image held in memory (buf, n bytes:
+ * header length, header, data).  label names the file in error messages.
+ * On success *tensors is one malloc'd block holding *count views and their
+ * names (release with free()); views are in header order and their data points
+ * into buf.  If metadata != NULL it receives a new reference to the
+ * "__metadata__" object (NULL when absent or null); the caller json_decref()s it.
+ * Errors: MT_EFORMAT (malformed: message "label: tensor 'x': ..."), MT_ELIMIT
+ * (header larger than MT_ST_MAX_HEADER), MT_ENOMEM.  Never reads outside buf. */
+int mt_safetensors_parse_header(const void *buf, size_t n, const char *label, mt_tensor_view **tensors,
+                                size_t *count, json_t **metadata, mt_err *err);
+
+typedef struct mt_safetensors mt_safetensors;
+
+/* Open one file (mmapped).  A directory path is passed to mt_safetensors_open_dir. */
+int mt_safetensors_open(mt_safetensors **out, const char *path, mt_err *err);
+/* Open a model directory: the files named by model.safetensors.index.json
+ * ("weight_map") when it exists, else every model*.safetensors (sorted), else
+ * every *.safetensors.  Each file is opened once.  Errors: a tensor present in
+ * two files, a weight_map entry missing from its file, an unsafe file name in
+ * the index (MT_EFORMAT); no weights found (MT_ENOTFOUND). */
+int mt_safetensors_open_dir(mt_safetensors **out, const char *dir, mt_err *err);
+/* Wrap an in-memory image (borrowed: buf must outlive *out). */
+int mt_safetensors_open_mem(mt_safetensors **out, const void *buf, size_t n, const char *label, mt_err *err);
+
+/* Tensor by name (O(1) hash lookup); NULL if absent.  Borrowed, valid until free. */
+const mt_tensor_view *mt_safetensors_get(const mt_safetensors *st, const char *name);
+/* All tensors: files in order, each file's tensors in header order. */
+size_t mt_safetensors_count(const mt_safetensors *st);
+const mt_tensor_view *mt_safetensors_at(const mt_safetensors *st, size_t i);
+/* Number of files and the path of file i (for messages). */
+size_t mt_safetensors_nfiles(const mt_safetensors *st);
+const char *mt_safetensors_file(const mt_safetensors *st, size_t i);
+/* Borrowed "__metadata__" object of the first file; NULL if absent or null. */
+json_t *mt_safetensors_metadata(const mt_safetensors *st);
+/* Unmaps everything; accepts NULL. */
+void mt_safetensors_free(mt_safetensors *st);
+
+/* Convenience: look up `name`, check its dtype is one of F32/F16/BF16 (or any
+ * dtype when any_dtype) and its numel equals `numel` (0 = don't check), and
+ * convert it to float32 into dst.  Errors: MT_ENOTFOUND, MT_EFORMAT. */
+int mt_safetensors_read_f32(const mt_safetensors *st, const char *name, float *dst, size_t numel,
+                            int any_dtype, mt_err *err);
+
+#endif

@@ -1,0 +1,94 @@
+/* quant.h - MLX quantization formats: affine (bits 2,3,4,5,6,8; groups of
+ * 32/64/128) dequantize and quantize, bit-exact with mlx.core, plus the fp
+ * modes (mxfp4, mxfp8, nvfp4) dequantize.
+ *
+ * ref: ml-explore/mlx mlx/ops.cpp (affine_dequantize fallback graph),
+ *      mlx/backend/cpu/quantized.cpp (quantize<T,U>).
+ *
+ * Packing (affine, every bit width): each row of K codes is one little-endian
+ * LSB-first bitstream stored in K*bits/32 uint32 words; code i occupies stream
+ * bits [i*bits, (i+1)*bits).  Weight/scale pointers may be unaligned (views
+ * into an mmapped safetensors file have no alignment guarantee). */
+#ifndef MT_QUANT_H
+#define MT_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "tensor/dtype.h"
+
+typedef enum { MT_QMODE_AFFINE = 0, MT_QMODE_MXFP4, MT_QMODE_MXFP8, MT_QMODE_NVFP4 } mt_qmode;
+
+/* Quantization parameters of one module. */
+typedef struct mt_quant_params {
+    int bits;        /* affine: 2,3,4,5,6,8; mxfp4/nvfp4: 4; mxfp8: 8 */
+    int group_size;  /* affine: 32,64,128; mx modes: 32; nvfp4: 16 */
+    int mode;        /* mt_qmode */
+} mt_quant_params;
+
+/* "affine", "mxfp4", "mxfp8", "nvfp4" <-> mt_qmode.  parse returns MT_EINVAL for others. */
+const char *mt_qmode_name(int mode);
+int mt_qmode_parse(const char *s, int *mode);
+/* Default group size / bits of a mode (as mlx.nn._defaults_for_mode): affine 64/4,
+ * mxfp4 32/4, mxfp8 32/8, nvfp4 16/4. */
+int mt_qmode_default_group_size(int mode);
+int mt_qmode_default_bits(int mode);
+/* Check that (mode, bits, group_size) is a combination MLX accepts. Returns 0 or
+ * MT_EUNSUPPORTED with a message naming the values. */
+int mt_quant_params_check(const mt_quant_params *qp, mt_err *err);
+
+/* Code i (0-based) of a packed row, any bits in 1..8 (row = the row's words). */
+static inline uint32_t mt_quant_code(const uint32_t *row, size_t i, int bits) {
+    const unsigned char *b = (const unsigned char *)row;
+    size_t bit = i * (size_t)bits, byte = bit >> 3;
+    unsigned off = (unsigned)(bit & 7);
+    uint32_t v = b[byte];
+    if (off + (unsigned)bits > 8) v |= (uint32_t)b[byte + 1] << 8;
+    return (v >> off) & ((1u << bits) - 1);
+}
+/* Store code q (< 2^bits) as code i of a packed row (other bits untouched). */
+void mt_quant_set_code(uint32_t *row, size_t i, int bits, uint32_t q);
+/* Unpack all K codes of one packed row into codes[K]. */
+void mt_quant_unpack_row(uint8_t *codes, const uint32_t *row, size_t K, int bits);
+
+/* Words per packed row: K*bits/32.  Requires K % 32 == 0 (always true when
+ * K % group_size == 0 for MLX group sizes). */
+static inline size_t mt_quant_row_words(size_t K, int bits) { return K * (size_t)bits / 32; }
+
+/* Dequantize one row of MLX affine-packed weights.
+ * w: the row's words (K*bits/32); scales/biases: K/g values of dtype sdt
+ * (F32, F16 or BF16); out: K floats.  Each value is q*scale rounded to sdt,
+ * plus bias rounded to sdt - exactly mlx.core.dequantize, widened to float32. */
+int mt_dequantize_affine_row(float *out, const uint32_t *w, const void *scales, const void *biases,
+                             mt_dtype sdt, size_t K, int bits, int group_size, mt_err *err);
+/* Same for `rows` consecutive rows: w [rows, K*bits/32], scales/biases [rows, K/g],
+ * out float32 [rows, K].  Errors: MT_EINVAL for a bad dtype, bits, group size or
+ * K not a multiple of group_size (out untouched). */
+int mt_dequantize_affine(float *out, const uint32_t *w, const void *scales, const void *biases,
+                         mt_dtype sdt, size_t rows, size_t K, int bits, int group_size, mt_err *err);
+
+/* Quantize x float32 [rows, K] as mx.quantize(x.astype(sdt), group_size, bits)
+ * would: x is first rounded to sdt (a no-op for values already of that type),
+ * group parameters are computed in float32, scales/biases are stored as sdt.
+ * metal_rules = 0: the CPU kernel (true max, rint ties-to-even) - bit-exact with
+ * mlx on CPU.  metal_rules = 1: the Metal/CUDA kernels (max starts at 0, round
+ * half away from zero), which produced most published mlx-community weights.
+ * w receives [rows, K*bits/32] words, scales/biases [rows, K/g]. */
+int mt_quantize_affine(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x,
+                       size_t rows, size_t K, int bits, int group_size, int metal_rules, mt_err *err);
+
+/* FP modes.  Decoding tables: */
+float mt_fp4_e2m1_to_f32(uint8_t code);   /* low 4 bits used */
+float mt_fp8_e4m3_to_f32(uint8_t b);      /* OCP E4M3FN */
+float mt_fp8_e8m0_to_f32(uint8_t b);      /* 2^(b-127); 0 -> 2^-127; 0xff -> NaN */
+
+/* Dequantize `rows` rows of mxfp4 (bits 4, g 32), mxfp8 (bits 8, g 32) or
+ * nvfp4 (bits 4, g 16) weights: w [rows, K*bits/32] words, scales uint8
+ * [rows, K/g] (E8M0 for mx modes, E4M3 for nvfp4).  out float32 [rows, K] =
+ * element value * scale, computed in float32 (mx.dequantize(..., dtype=float32)).
+ * global_scale (nvfp4 only, 0 = none) multiplies by global_scale/(448*6). */
+int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int mode,
+                     size_t rows, size_t K, float global_scale, mt_err *err);
+
+#endif
