@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/file.h"
 #include "core/jsonl.h"
+#include "core/pool.h"
 
 /* Handler: echoes "text" upper-cased as "out"; fails on text "bad". */
 static int upper_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err) {
@@ -122,7 +123,43 @@ static void test_err(void) {
     CHECK_EQ_INT(mt_seterr(NULL, MT_EIO, "x"), MT_EIO);
 }
 
+typedef struct { long long *sum; int *hits; } pool_ctx;
+static void pool_fn(void *c, size_t b, size_t e, int tid) {
+    pool_ctx *pc = c;
+    for (size_t i = b; i < e; i++) { pc->sum[tid] += (long long)i; pc->hits[i]++; }
+}
+
+static void test_pool(void) {
+    mt_err e = {0};
+    for (int nt = 1; nt <= 4; nt++) {
+        mt_pool *p;
+        CHECK_OK(mt_pool_new(&p, nt, &e), &e);
+        CHECK_EQ_INT(mt_pool_size(p), nt);
+        size_t sizes[] = {0, 1, 3, 7, 1000, 4097};
+        for (int rep = 0; rep < 50; rep++) {
+            for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+                size_t n = sizes[s];
+                long long sum[4] = {0};
+                int *hits = calloc(n + 1, sizeof *hits);
+                pool_ctx c = {sum, hits};
+                mt_pool_for(p, n, 2, pool_fn, &c);
+                long long tot = sum[0] + sum[1] + sum[2] + sum[3];
+                int once = 1;
+                for (size_t i = 0; i < n; i++) once &= hits[i] == 1;
+                if (rep == 0 || tot != (long long)n * ((long long)n - 1) / 2 || !once) {
+                    CHECK_EQ_INT(tot, (long long)n * ((long long)n - 1) / 2);
+                    CHECK(once);
+                }
+                free(hits);
+            }
+        }
+        mt_pool_free(p);
+    }
+    mt_pool_free(NULL);
+}
+
 int main(void) {
+    test_pool();
     test_err();
     test_files();
     test_jsonl();
