@@ -475,8 +475,30 @@ static int http_status_error(mt_err *err, const char *prefix, const char *url, c
     return mt_seterr(err, code, "%s: HTTP %ld from %s%s", prefix, r->status, url, hint);
 }
 
-/* HEAD url, following only same-host (relative) redirects like
- * huggingface_hub; headers of the last response end up in r. */
+/* Resolve `location` against `base`: *next (malloc'd) and whether it stays
+ * on the same host.  Returns 0 or -1. */
+static int redirect_target(const char *base, const char *location, char **next, int *same) {
+    CURLU *u = curl_url();
+    char *h1 = NULL, *h2 = NULL, *n = NULL;
+    int ok = u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_HOST, &h1, 0) == CURLUE_OK &&
+             curl_url_set(u, CURLUPART_URL, location, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_HOST, &h2, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_URL, &n, 0) == CURLUE_OK;
+    if (ok) {
+        *same = strcasecmp(h1, h2) == 0;
+        *next = strdup(n);
+        ok = *next != NULL;
+    }
+    curl_url_cleanup(u);
+    curl_free(h1);
+    curl_free(h2);
+    curl_free(n);
+    return ok ? 0 : -1;
+}
+
+/* HEAD url, following only same-host redirects like huggingface_hub;
+ * headers of the last response end up in r. */
 static int http_head(hub_ctx *c, const char *url, const char *prefix, http_resp *r, mt_err *err) {
     char errbuf[CURL_ERROR_SIZE];
     char *cur = strdup(url);
@@ -492,24 +514,22 @@ static int http_head(hub_ctx *c, const char *url, const char *prefix, http_resp 
         CURLcode cc = curl_easy_perform(c->curl);
         curl_slist_free_all(hdrs);
         if (cc != CURLE_OK) { rc = transfer_error(err, prefix, cur, cc, errbuf); break; }
-        if (r->status >= 300 && r->status < 400 && r->location && r->location[0] == '/' &&
-            r->location[1] != '/') {
-            if (hop >= 5) { rc = mt_seterr(err, MT_ENET, "%s: too many redirects from %s", prefix, url); break; }
-            CURLU *u = curl_url();
+        if (r->status >= 300 && r->status < 400 && r->location && r->location[0]) {
+            /* follow redirects that stay on the same host (like huggingface_hub);
+             * for another host (a CDN) this very response carries the metadata */
             char *next = NULL;
-            if (!u || curl_url_set(u, CURLUPART_URL, cur, 0) != CURLUE_OK ||
-                curl_url_set(u, CURLUPART_URL, r->location, 0) != CURLUE_OK ||
-                curl_url_get(u, CURLUPART_URL, &next, 0) != CURLUE_OK) {
-                curl_url_cleanup(u);
+            int same = 0;
+            if (redirect_target(cur, r->location, &next, &same) != 0) {
                 rc = mt_seterr(err, MT_ENET, "%s: bad redirect from %s", prefix, cur);
                 break;
             }
-            curl_url_cleanup(u);
-            free(cur);
-            cur = strdup(next);
-            curl_free(next);
-            if (!cur) return mt_seterr(err, MT_ENOMEM, "out of memory");
-            continue;
+            if (same) {
+                if (hop >= 10) { free(next); rc = mt_seterr(err, MT_ENET, "%s: too many redirects from %s", prefix, url); break; }
+                free(cur);
+                cur = next;
+                continue;
+            }
+            free(next);
         }
         if (r->status >= 400 || r->status < 200) rc = http_status_error(err, prefix, cur, r, c->auth != NULL);
         break;
