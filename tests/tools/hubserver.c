@@ -17,7 +17,8 @@
  *   HUBSERVER_CUT_TIMES=K  ... for the first K file bodies (default 1)
  *   HUBSERVER_STALL=N      first file body: send N bytes, then go silent until the client hangs up
  *   HUBSERVER_STATS=FILE   after each request, rewrite FILE with counters
- *                          (requests, head, get, api, range, cut, stall, last_range)
+ *                          (requests, head, get, api, range, cut, stall, auth, cdn_auth,
+ *                          last_range, last_auth: the token after "Bearer ")
  *   HUBSERVER_IDLE=S       exit after S seconds without a connection (default 30)
  * It also exits when its parent dies, and on SIGTERM. */
 #include <ctype.h>
@@ -41,7 +42,9 @@
 
 typedef struct stats {
     long requests, head, get, api, range, cut, stall;
+    long auth, cdn_auth;          /* requests with an Authorization header (to /_cdn: must stay 0) */
     char last_range[64];
+    char last_auth[128];
 } stats;
 
 static const char *root;
@@ -56,9 +59,10 @@ static void write_stats(void) {
     snprintf(tmp, sizeof tmp, "%s.tmp", stats_path);
     FILE *f = fopen(tmp, "w");
     if (!f) return;
-    fprintf(f, "requests %ld\nhead %ld\nget %ld\napi %ld\nrange %ld\ncut %ld\nstall %ld\nlast_range %s\n",
-            st.requests, st.head, st.get, st.api, st.range, st.cut, st.stall,
-            st.last_range[0] ? st.last_range : "-");
+    fprintf(f, "requests %ld\nhead %ld\nget %ld\napi %ld\nrange %ld\ncut %ld\nstall %ld\nauth %ld\n"
+            "cdn_auth %ld\nlast_range %s\nlast_auth %s\n",
+            st.requests, st.head, st.get, st.api, st.range, st.cut, st.stall, st.auth, st.cdn_auth,
+            st.last_range[0] ? st.last_range : "-", st.last_auth[0] ? st.last_auth : "-");
     fclose(f);
     rename(tmp, stats_path);
 }
@@ -340,6 +344,17 @@ static void handle(int fd) {
             st.last_range[vl] = 0;
             range = st.last_range;
             st.range++;
+        } else if (strncasecmp(l + 2, "Authorization:", 14) == 0) {
+            char *v = l + 16;
+            while (*v == ' ') v++;
+            if (strncmp(v, "Bearer ", 7) == 0) v += 7;
+            char *e = strstr(v, "\r\n");
+            size_t vl = e ? (size_t)(e - v) : strlen(v);
+            if (vl >= sizeof st.last_auth) vl = sizeof st.last_auth - 1;
+            memcpy(st.last_auth, v, vl);
+            st.last_auth[vl] = 0;
+            st.auth++;
+            if (strncmp(target, "/_cdn/", 6) == 0) st.cdn_auth++;
         }
     }
     char *q = strchr(target, '?');

@@ -523,6 +523,61 @@ static void test_stall(void) {
     unsetenv("HF_HUB_DOWNLOAD_TIMEOUT");
 }
 
+static void test_auth_and_concurrency(void) {
+    mt_err e = {0};
+    server s = {0};
+    CHECK(server_start(&s, NULL, NULL) == 0);
+    if (!s.pid) return;
+    char v[128] = "";
+    /* HF_TOKEN goes to the hub as a Bearer token, never to the CDN host */
+    fresh_home();
+    setenv("HF_TOKEN", "hf_secret123", 1);
+    char *d = NULL;
+    CHECK_OK(mt_hub_resolve("org/tiny", NULL, &d, &e), &e);
+    free(d); d = NULL;
+    unsetenv("HF_TOKEN");
+    stat_get(&s, "last_auth", v, sizeof v);
+    CHECK_STR(v, "hf_secret123");
+    CHECK(stat_get(&s, "auth", NULL, 0) >= 5);
+    CHECK_EQ_INT(stat_get(&s, "cdn_auth", NULL, 0), 0);
+    /* else the token file in HF_HOME */
+    const char *cache = fresh_home();
+    char *tokfile = fmt("%.*s/token", (int)(strlen(cache) - 4), cache);
+    CHECK_OK(mt_write_file_atomic(tokfile, "hf_fromfile\n", 12, &e), &e);
+    char *local = NULL;
+    CHECK_OK(mt_hub_download_file("org/tiny", "main", "config.json", NULL, &local, &e), &e);
+    stat_get(&s, "last_auth", v, sizeof v);
+    CHECK_STR(v, "hf_fromfile");
+    free(local); local = NULL;
+    free(tokfile);
+
+    /* four processes fill one cache at once: the per-blob locks keep it sound */
+    cache = fresh_home();
+    pid_t kids[3];
+    for (int i = 0; i < 3; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            char *dd = NULL;
+            mt_err ee = {0};
+            int rc = mt_hub_resolve("org/tiny", NULL, &dd, &ee);
+            if (rc) fprintf(stderr, "child: %s\n", ee.msg);
+            _exit(rc ? 1 : 0);
+        }
+    }
+    CHECK_OK(mt_hub_resolve("org/tiny", NULL, &d, &e), &e);
+    for (int i = 0; i < 3; i++) {
+        int status = -1;
+        if (kids[i] > 0) waitpid(kids[i], &status, 0);
+        CHECK_MSG(kids[i] > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed", i);
+    }
+    char *repo = fmt("%s/models--org--tiny", cache), *blobs = fmt("%s/blobs", repo);
+    check_pointer(repo, "model.safetensors", 64, "../../");
+    check_pointer(repo, "config.json", 40, "../../");
+    CHECK_EQ_INT(count_incomplete(blobs), 0);
+    free(repo); free(blobs); free(d);
+    server_stop(&s);
+}
+
 static void test_progress_bar(void) {
     char *buf = NULL;
     size_t len = 0;
@@ -566,6 +621,7 @@ int main(int argc, char **argv) {
     test_download();
     test_resume();
     test_stall();
+    test_auth_and_concurrency();
     test_progress_bar();
 
     nftw(tmp_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
