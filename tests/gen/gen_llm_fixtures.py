@@ -9,7 +9,7 @@ For each family in FAMILIES it writes tests/data/models/<name>/ (float32), <name
   temperature 0; min_margin: the smallest top-1/top-2 logit gap on the greedy path
   (seeds are tried until it is comfortable, so float rounding cannot flip a token).
 
-usage: tests/gen/gen_llm_fixtures.py
+usage: tests/gen/gen_llm_fixtures.py [NAME...]
 """
 import json, os, shutil, sys
 import mlx.core as mx
@@ -33,7 +33,13 @@ FAMILIES = {
                        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                      "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
     "qwen3-tiny": dict(BASE, model_type="qwen3", tie_word_embeddings=True, head_dim=16),
+    "llama-swa": dict(BASE, model_type="llama", tie_word_embeddings=False, sliding_window=5,
+                      layer_types=["sliding_attention", "full_attention"]),
+    "qwen2-tiny": dict(BASE, model_type="qwen2", tie_word_embeddings=False),
+    "mistral-tiny": dict(BASE, model_type="mistral", tie_word_embeddings=False, rope_theta=1000000.0,
+                         sliding_window=5),
 }
+MODULE = {"mistral": "llama"}  # mlx_lm.utils.MODEL_REMAPPING
 PROMPT = [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5]
 
 
@@ -67,7 +73,8 @@ def build(cfg, seed):
     tied = cfg.get("tie_word_embeddings")
     emb_scale, lin_scale = (1.0, 5.0) if tied else (12.0, 2.0)
     mx.random.seed(seed)
-    mod = __import__("mlx_lm.models." + cfg["model_type"], fromlist=["Model", "ModelArgs"])
+    mod = __import__("mlx_lm.models." + MODULE.get(cfg["model_type"], cfg["model_type"]),
+                     fromlist=["Model", "ModelArgs"])
     model = mod.Model(mod.ModelArgs.from_dict(cfg))
     # spread the weights so that logits are far from ties
     params = tree_flatten(model.parameters())
@@ -116,7 +123,10 @@ def save_dir(model, cfg, path):
 
 def main():
     make_tokenizer()
+    only = sys.argv[1:]
     for name, cfg in FAMILIES.items():
+        if only and name not in only:
+            continue
         for seed in range(20):
             model = build(cfg, seed)
             m = save_dir(model, cfg, os.path.join(OUT, name))

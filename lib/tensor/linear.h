@@ -1,0 +1,38 @@
+/* linear.h - a weight matrix as a model sees it: dense (F32/F16/BF16) or MLX
+ * affine-quantized, borrowed from the mmap; y = x W^T (+ b). */
+#ifndef MT_LINEAR_H
+#define MT_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/err.h"
+#include "core/pool.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "tensor/dtype.h"
+
+typedef struct mt_linear {
+    size_t out, in;          /* W is [out, in] */
+    int quantized;
+    mt_dtype wdt;            /* dense: dtype of w */
+    const void *w;           /* dense [out, in] | quantized uint32 [out, in*bits/32] */
+    const void *scales, *biases; /* quantized: [out, in/group] of sdt */
+    mt_dtype sdt;
+    int bits, group_size;
+    const void *bias;        /* optional [out] of bdt */
+    mt_dtype bdt;
+} mt_linear;
+
+/* Bind module `path` (e.g. "model.layers.0.self_attn.q_proj"): path.weight, and
+ * path.scales/biases when the config says it is quantized; path.bias when
+ * present (required when need_bias > 0, ignored when need_bias < 0).  Checks
+ * the shape against [out, in] (0 = take from the file). */
+int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg, const char *path,
+                   size_t out, size_t in, int need_bias, mt_err *err);
+
+/* y[T, out] = x[T, in] W^T (+ b).  work: nthreads * in floats of scratch. */
+void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool);
+/* Row r of W as float32 (embedding lookup): out[in]. */
+void mt_linear_row(const mt_linear *l, size_t r, float *out);
+
+#endif

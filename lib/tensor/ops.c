@@ -1,0 +1,82 @@
+/* ops.c - plain C float32 kernels: norms, activations, softmax, RoPE. */
+#include "tensor/ops.h"
+
+#include <math.h>
+
+void mt_rmsnorm(float *out, const float *x, const float *w, size_t n, float eps) {
+    float ss = 0.f;
+    for (size_t i = 0; i < n; i++) ss += x[i] * x[i];
+    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    for (size_t i = 0; i < n; i++) out[i] = w ? x[i] * r * w[i] : x[i] * r;
+}
+
+void mt_layernorm(float *out, const float *x, const float *w, const float *b, size_t n, float eps) {
+    float mean = 0.f;
+    for (size_t i = 0; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    float var = 0.f;
+    for (size_t i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= (float)n;
+    float r = 1.0f / sqrtf(var + eps);
+    for (size_t i = 0; i < n; i++) {
+        float v = (x[i] - mean) * r;
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        out[i] = v;
+    }
+}
+
+void mt_softmax(float *x, size_t n) {
+    if (!n) return;
+    float m = x[0];
+    for (size_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    float s = 0.f;
+    for (size_t i = 0; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    float r = 1.0f / s;
+    for (size_t i = 0; i < n; i++) x[i] *= r;
+}
+
+void mt_silu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void mt_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void mt_gelu_tanh(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void mt_swiglu(float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+float mt_dot(const float *a, const float *b, size_t n) {
+    float s = 0.f;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+void mt_axpy(float *y, float a, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void mt_rope(float *x, size_t heads, size_t head_dim, size_t rot_dims, const float *inv_freq,
+             double pos, int traditional) {
+    size_t half = rot_dims / 2;
+    for (size_t i = 0; i < half; i++) {
+        float ang = (float)pos * inv_freq[i];
+        float c = cosf(ang), s = sinf(ang);
+        for (size_t h = 0; h < heads; h++) {
+            float *v = x + h * head_dim;
+            size_t a = traditional ? 2 * i : i, b = traditional ? 2 * i + 1 : i + half;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}

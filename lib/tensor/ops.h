@@ -1,0 +1,31 @@
+/* ops.h - float32 building blocks of transformer forward passes (plain C
+ * reference versions; SIMD variants are tested against these).
+ * Shapes are given in comments as [rows, cols], row-major. */
+#ifndef MT_OPS_H
+#define MT_OPS_H
+
+#include <stddef.h>
+
+/* out[n] = x[n] * rsqrt(mean(x^2) + eps) * w[n]  (w may be NULL: no weight) */
+void mt_rmsnorm(float *out, const float *x, const float *w, size_t n, float eps);
+/* out[n] = (x - mean) * rsqrt(var + eps) * w + b  (w, b may be NULL) */
+void mt_layernorm(float *out, const float *x, const float *w, const float *b, size_t n, float eps);
+/* in place: x[n] = softmax(x) */
+void mt_softmax(float *x, size_t n);
+void mt_silu(float *x, size_t n);
+void mt_gelu(float *x, size_t n);          /* exact (erf) */
+void mt_gelu_tanh(float *x, size_t n);     /* tanh approximation */
+/* a[n] = silu(a) * b */
+void mt_swiglu(float *a, const float *b, size_t n);
+float mt_dot(const float *a, const float *b, size_t n);
+/* y[n] += a * x[n] */
+void mt_axpy(float *y, float a, const float *x, size_t n);
+
+/* RoPE on one position of `heads` heads, x[heads, head_dim] in place.
+ * inv_freq[rot_dims/2]: angle of pair i = pos * inv_freq[i].  Only the first
+ * rot_dims features rotate.  traditional=0 pairs (i, i + rot_dims/2) (MLX
+ * default, HF "rotate_half"); traditional=1 pairs (2i, 2i+1). */
+void mt_rope(float *x, size_t heads, size_t head_dim, size_t rot_dims, const float *inv_freq,
+             double pos, int traditional);
+
+#endif

@@ -1,0 +1,111 @@
+/* test_model.c - every registered model family against its mlx-lm goldens
+ * (tests/gen/gen_llm_fixtures.py): logits of a fixed prompt within
+ * 1e-3 * (1 + |logit|), and 32 greedy tokens identical, for the float, 4-bit
+ * and 8-bit forms.  A registered family without a fixture fails. */
+#include <dirent.h>
+#include <stdlib.h>
+#include "check.h"
+#include "core/file.h"
+#include "models/model.h"
+
+static int argmax(const float *x, size_t n) {
+    size_t b = 0;
+    for (size_t i = 1; i < n; i++) if (x[i] > x[b]) b = i;
+    return (int)b;
+}
+
+static void run_fixture(const char *dir, mt_pool *pool, int *seen_types, size_t nfam) {
+    mt_err e = {0};
+    char *gp = mt_path_join(dir, "golden.json");
+    json_error_t je;
+    json_t *g = json_load_file(gp, 0, &je);
+    free(gp);
+    CHECK_MSG(g != NULL, "%s: golden.json: %s", dir, je.text);
+    if (!g) return;
+    mt_model *m = NULL;
+    int rc = mt_model_load(&m, dir, pool, &e);
+    CHECK_MSG(rc == 0, "%s: %s", dir, e.msg);
+    if (rc) { json_decref(g); return; }
+    for (size_t i = 0; i < nfam; i++)
+        if (!strcmp(mt_family_at(i)->model_type, m->model_type)) seen_types[i] = 1;
+    json_t *jp = json_object_get(g, "prompt"), *jl = json_object_get(g, "logits"), *jg = json_object_get(g, "greedy");
+    size_t T = json_array_size(jp), V = (size_t)m->hp.vocab;
+    int32_t *prompt = malloc(T * sizeof *prompt);
+    for (size_t i = 0; i < T; i++) prompt[i] = (int32_t)json_integer_value(json_array_get(jp, i));
+    float *logits = malloc(T * V * sizeof *logits);
+    mt_kvcache *c = NULL;
+    CHECK_OK(mt_kvcache_new(&c, m, &e), &e);
+    CHECK_OK(mt_model_forward(m, c, prompt, T, logits, 1, &e), &e);
+    double worst = 0;
+    size_t bad = 0;
+    for (size_t t = 0; t < T; t++)
+        for (size_t v = 0; v < V; v++) {
+            double ref = json_number_value(json_array_get(json_array_get(jl, t), v));
+            double d = fabs(logits[t * V + v] - ref) / (1 + fabs(ref));
+            if (d > worst) worst = d;
+            if (d > 1e-3) bad++;
+        }
+    CHECK_MSG(bad == 0, "%s: %zu logits off, worst relative error %.3g", dir, bad, worst);
+    /* greedy decoding one token at a time */
+    int first = argmax(logits + (T - 1) * V, V);
+    size_t ng = json_array_size(jg), same = 0;
+    int32_t tok = first;
+    for (size_t i = 0; i < ng; i++) {
+        if (tok == json_integer_value(json_array_get(jg, i))) same++;
+        else break;
+        if (i + 1 < ng) {
+            CHECK_OK(mt_model_forward(m, c, &tok, 1, logits, 0, &e), &e);
+            tok = argmax(logits, V);
+        }
+    }
+    CHECK_MSG(same == ng, "%s: greedy tokens agree for %zu of %zu", dir, same, ng);
+    printf("  %-22s logits max rel err %.2e, greedy %zu/%zu\n", strrchr(dir, '/') + 1, worst, same, ng);
+    mt_kvcache_free(c);
+    free(logits);
+    free(prompt);
+    mt_model_free(m);
+    json_decref(g);
+}
+
+static void test_errors(mt_pool *pool) {
+    mt_err e = {0};
+    mt_model *m = NULL;
+    CHECK(mt_model_load(&m, "tests/data/models/nonexistent", pool, &e) != 0);
+    CHECK(m == NULL);
+    CHECK(mt_model_load(&m, "tests/data/models/tiny-tokenizer", pool, &e) != 0);
+    CHECK(strstr(e.msg, "config.json") != NULL);
+}
+
+int main(void) {
+    mt_err e = {0};
+    mt_pool *pool = NULL;
+    CHECK_OK(mt_pool_new(&pool, 2, &e), &e);
+    size_t nfam = mt_family_count();
+    int *seen = calloc(nfam, sizeof *seen);
+    DIR *d = opendir("tests/data/models");
+    CHECK(d != NULL);
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        names = realloc(names, (n + 1) * sizeof *names);
+        names[n++] = strdup(de->d_name);
+    }
+    if (d) closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        char *dir = mt_path_join("tests/data/models", names[i]);
+        char *gp = mt_path_join(dir, "golden.json");
+        if (mt_file_exists(gp)) run_fixture(dir, pool, seen, nfam);
+        free(gp);
+        free(dir);
+        free(names[i]);
+    }
+    free(names);
+    for (size_t i = 0; i < nfam; i++)
+        CHECK_MSG(seen[i], "family \"%s\" is registered but has no fixture in tests/data/models", mt_family_at(i)->model_type);
+    free(seen);
+    test_errors(pool);
+    mt_pool_free(pool);
+    return check_report("model");
+}
