@@ -734,6 +734,20 @@ out:
     return rc;
 }
 
+/* Best effort, like huggingface_hub: mark the cache for backup tools
+ * (https://bford.info/cachedir/). */
+static void tag_cache_dir(const char *cache) {
+    char *tag = mt_path_join(cache, "CACHEDIR.TAG");
+    if (tag && !mt_file_exists(tag) && mt_mkdirs(cache, NULL) == MT_OK) {
+        static const char content[] = "Signature: 8a477f597d28d172789f06886806bc55\n"
+                                      "# This file is a cache directory tag (a Hugging Face hub cache).\n"
+                                      "# For information about cache directory tags, see:\n"
+                                      "#\thttps://bford.info/cachedir/\n";
+        mt_write_file_atomic(tag, content, sizeof content - 1, NULL);
+    }
+    free(tag);
+}
+
 static int file_size(const char *path, uint64_t *size) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
@@ -803,6 +817,7 @@ static int hub_file(hub_ctx *c, const char *repo, const char *rev, const char *f
     }
     commit = strdup(r.commit);
     if (!commit) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto out; }
+    tag_cache_dir(c->cache);
     if (strcmp(rev, commit) != 0 && (rc = write_ref(storage, rev, commit, err))) goto out;
 
     pointer = xprintf("%s/snapshots/%s/%s", storage, commit, file);

@@ -373,6 +373,10 @@ static void test_download(void) {
     etag_of(REPO_DIR "/model.safetensors", 64, st_etag);
     char *lock = fmt("%s/.locks/models--org--tiny/%s.lock", cache, st_etag);
     CHECK(mt_file_exists(lock));
+    char *tag = fmt("%s/CACHEDIR.TAG", cache);
+    char *tagv = slurp(tag, NULL);
+    CHECK(tagv && strncmp(tagv, "Signature: 8a477f597d28d172789f06886806bc55\n", 44) == 0);
+    free(tag); free(tagv);
 
     /* progress: per-file increasing, ends with done == total */
     CHECK(p.calls >= 4);
