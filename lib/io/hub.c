@@ -23,7 +23,7 @@
 #define HUB_DEFAULT_ENDPOINT "https://huggingface.co"
 #define HUB_USER_AGENT "mlx-tools/" MT_VERSION
 #define HUB_API_MAX ((size_t)64 << 20)   /* cap on a JSON listing */
-#define HUB_MAX_ATTEMPTS 10              /* GET attempts for one file */
+#define HUB_MAX_ATTEMPTS 100             /* GET attempts for one file (each resumes) */
 
 static const char *const default_patterns[] = {
     "*.json", "*.safetensors", "*.jinja", "tokenizer.model", "*.txt", "*.tiktoken", NULL,
@@ -638,6 +638,11 @@ static int download_blob(hub_ctx *c, const char *url, const char *prefix, const 
             }
             r.off = 0;
             if (++stalled >= 2) { rc = http_status_error(err, prefix, url, &r, c->auth != NULL); goto out; }
+        } else if (cc == CURLE_OK && (r.status == 408 || r.status == 429 || r.status == 502 ||
+                                      r.status == 503 || r.status == 504)) {
+            /* busy or flaky: one more try after a pause */
+            if (++stalled >= 2) { rc = http_status_error(err, prefix, url, &r, c->auth != NULL); goto out; }
+            sleep(1);
         } else if (cc == CURLE_OK || !transient(cc)) {
             if (cc == CURLE_OK) rc = http_status_error(err, prefix, url, &r, c->auth != NULL);
             else rc = transfer_error(err, prefix, url, cc, errbuf);
@@ -646,6 +651,7 @@ static int download_blob(hub_ctx *c, const char *url, const char *prefix, const 
             /* cut or stalled transfer: resume if it moved, else one more try */
             if (progressed) stalled = 0;
             else if (++stalled >= 2) { rc = transfer_error(err, prefix, url, cc, errbuf); goto out; }
+            else usleep(250 * 1000);
         }
         if (attempt + 1 >= HUB_MAX_ATTEMPTS) {
             rc = mt_seterr(err, MT_ENET, "%s: %s: giving up after %d attempts", prefix, url, HUB_MAX_ATTEMPTS);

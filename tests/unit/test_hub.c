@@ -503,6 +503,20 @@ static void test_resume(void) {
     free(local); local = NULL;
     free(inc); free(blobs); free(data);
     server_stop(&s);
+
+    /* every body cut after 1000 bytes: 24080 bytes arrive over 25 resumed GETs */
+    setenv("HUBSERVER_CUT_TIMES", "1000", 1);
+    CHECK(server_start(&s, "1000", NULL) == 0);
+    unsetenv("HUBSERVER_CUT_TIMES");
+    if (!s.pid) return;
+    fresh_home();
+    CHECK_OK(mt_hub_download_file("org/tiny", "main", "model.safetensors", NULL, &local, &e), &e);
+    CHECK(local && same_file(local, REPO_DIR "/model.safetensors"));
+    CHECK_EQ_INT(stat_get(&s, "cut", NULL, 0), 24);
+    stat_get(&s, "last_range", rng, sizeof rng);
+    CHECK_STR(rng, "bytes=24000-");
+    free(local);
+    server_stop(&s);
 }
 
 static void test_stall(void) {
