@@ -16,6 +16,7 @@
  *   HUBSERVER_CUT=N        close the first file body after N bytes ...
  *   HUBSERVER_CUT_TIMES=K  ... for the first K file bodies (default 1)
  *   HUBSERVER_STALL=N      first file body: send N bytes, then go silent until the client hangs up
+ *   HUBSERVER_NORANGE=1    ignore Range headers (answer 200 with the whole file)
  *   HUBSERVER_STATS=FILE   after each request, rewrite FILE with counters
  *                          (requests, head, get, api, range, cut, stall, auth, cdn_auth,
  *                          last_range, last_auth: the token after "Bearer ")
@@ -49,7 +50,7 @@ typedef struct stats {
 
 static const char *root;
 static const char *stats_path;
-static long cut_n = -1, cut_times = 1, stall_n = -1;
+static long cut_n = -1, cut_times = 1, stall_n = -1, no_range;
 static stats st;
 static int port; /* ours; "localhost:port" plays the CDN, a host other than 127.0.0.1 */
 
@@ -258,7 +259,7 @@ static void serve_file(int fd, const char *org, const char *name, const char *re
                   cdn ? lfs_etag : etag);
     size_t a = 0, b = len ? len - 1 : 0;
     int partial = 0;
-    if (range) {
+    if (range && !no_range) {
         unsigned long long ra, rb;
         int k = sscanf(range, "bytes=%llu-%llu", &ra, &rb);
         if (k >= 1) {
@@ -413,6 +414,7 @@ int main(int argc, char **argv) {
     cut_times = env_long("HUBSERVER_CUT_TIMES", 1);
     stall_n = env_long("HUBSERVER_STALL", -1);
     long idle = env_long("HUBSERVER_IDLE", 30);
+    no_range = env_long("HUBSERVER_NORANGE", 0);
     write_stats();
 
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -507,6 +507,27 @@ static void test_resume(void) {
     free(inc); free(blobs); free(data);
     server_stop(&s);
 
+    /* a server that ignores Range: the leftover is dropped, not glued to a full copy */
+    setenv("HUBSERVER_NORANGE", "1", 1);
+    CHECK(server_start(&s, NULL, NULL) == 0);
+    unsetenv("HUBSERVER_NORANGE");
+    if (!s.pid) return;
+    cache = fresh_home();
+    blobs = fmt("%s/models--org--tiny/blobs", cache);
+    etag_of(REPO_DIR "/model.safetensors", 64, etag);
+    inc = fmt("%s/%s.incomplete", blobs, etag);
+    CHECK_OK(mt_mkdirs(blobs, &e), &e);
+    CHECK_OK(mt_write_file_atomic(inc, "garbage!garbage!", 16, &e), &e);
+    p = (prog){0};
+    CHECK_OK(mt_hub_download_file("org/tiny", "main", "model.safetensors", &o, &local, &e), &e);
+    CHECK(local && same_file(local, REPO_DIR "/model.safetensors"));
+    CHECK_EQ_INT(stat_get(&s, "range", NULL, 0), 2); /* asked, ignored */
+    CHECK_EQ_INT(p.st_done, 24080);
+    CHECK_EQ_INT(count_incomplete(blobs), 0);
+    free(local); local = NULL;
+    free(blobs); free(inc);
+    server_stop(&s);
+
     /* every body cut after 1000 bytes: 24080 bytes arrive over 25 resumed GETs */
     setenv("HUBSERVER_CUT_TIMES", "1000", 1);
     CHECK(server_start(&s, "1000", NULL) == 0);
