@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/file.h"
@@ -1035,4 +1036,18 @@ void mt_progress_bar_draw(FILE *f, const char *label, uint64_t done, uint64_t to
         fprintf(f, "\r%-*s %s\033[K", LABEL, lab, d);
     }
     fflush(f);
+}
+
+void mt_progress_bar_cb(void *user, const char *file, uint64_t done, uint64_t total) {
+    mt_progress_bar *b = user;
+    if (!b || !b->f) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    int new_file = strncmp(b->last_file, file ? file : "", sizeof b->last_file - 1) != 0;
+    int last = total && done >= total;
+    if (!new_file && !last && now - b->last_t < 0.1) return;
+    b->last_t = now;
+    snprintf(b->last_file, sizeof b->last_file, "%s", file ? file : "");
+    mt_progress_bar_draw(b->f, file, done, total);
 }

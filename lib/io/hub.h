@@ -80,4 +80,15 @@ int mt_hub_download_file(const char *repo_id, const char *revision, const char *
  * terminal.  total == 0 draws the byte count only. */
 void mt_progress_bar_draw(FILE *f, const char *label, uint64_t done, uint64_t total);
 
+/* A ready-made mt_progress_fn for programs: set opts.progress =
+ * mt_progress_bar_cb and opts.progress_user = &bar (with bar.f = stderr, the
+ * rest zeroed).  It redraws at most every 100 ms, and always at the start of a
+ * file and when done == total. */
+typedef struct mt_progress_bar {
+    FILE *f;
+    double last_t;        /* internal */
+    char last_file[256];  /* internal */
+} mt_progress_bar;
+void mt_progress_bar_cb(void *user, const char *file, uint64_t done, uint64_t total);
+
 #endif

@@ -638,6 +638,18 @@ static void test_progress_bar(void) {
     fclose(f);
     CHECK(buf && strstr(buf, "...") && strstr(buf, "3.0 MiB"));
     free(buf);
+
+    /* the throttled adapter: 1000 quick updates draw a few times, the end always */
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    mt_progress_bar bar = {.f = f};
+    for (uint64_t i = 1; i <= 1000; i++) mt_progress_bar_cb(&bar, "x.bin", i, 1000);
+    fclose(f);
+    int draws = 0;
+    for (size_t i = 0; buf && i < len; i++) draws += buf[i] == '\r';
+    CHECK_MSG(draws >= 2 && draws < 50, "%d draws", draws);
+    CHECK(buf && len > 0 && buf[len - 1] == '\n' && strstr(buf, "100%"));
+    free(buf);
 }
 
 int main(int argc, char **argv) {
