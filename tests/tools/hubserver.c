@@ -15,7 +15,8 @@
  * Test knobs (environment):
  *   HUBSERVER_CUT=N        close the first file body after N bytes ...
  *   HUBSERVER_CUT_TIMES=K  ... for the first K file bodies (default 1)
- *   HUBSERVER_STALL=N      first file body: send N bytes, then go silent until the client hangs up
+ *   HUBSERVER_STALL=N      send N bytes of a file body, then go silent until the client hangs up ...
+ *   HUBSERVER_STALL_TIMES=K ... for the first K file bodies (default 1)
  *   HUBSERVER_NORANGE=1    ignore Range headers (answer 200 with the whole file)
  *   HUBSERVER_STATS=FILE   after each request, rewrite FILE with counters
  *                          (requests, head, get, api, range, cut, stall, auth, cdn_auth,
@@ -50,7 +51,7 @@ typedef struct stats {
 
 static const char *root;
 static const char *stats_path;
-static long cut_n = -1, cut_times = 1, stall_n = -1, no_range;
+static long cut_n = -1, cut_times = 1, stall_n = -1, stall_times = 1, no_range;
 static stats st;
 static int port; /* ours; "localhost:port" plays the CDN, a host other than 127.0.0.1 */
 
@@ -281,11 +282,11 @@ static void serve_file(int fd, const char *org, const char *name, const char *re
                       partial ? 206 : 200, partial ? "Partial Content" : "OK", blen, extra);
     send_all(fd, h, (size_t)hl);
     if (!head) {
-        if (stall_n >= 0 && (size_t)stall_n < blen) {
-            stall_n = -1 - stall_n;  /* once */
+        if (stall_n >= 0 && stall_times > 0 && (size_t)stall_n < blen) {
+            stall_times--;
             st.stall++;
             write_stats();
-            send_all(fd, data + a, (size_t)(-1 - stall_n));
+            send_all(fd, data + a, (size_t)stall_n);
             wait_for_hangup(fd);
         } else if (cut_n >= 0 && cut_times > 0 && (size_t)cut_n < blen) {
             cut_times--;
@@ -413,6 +414,7 @@ int main(int argc, char **argv) {
     cut_n = env_long("HUBSERVER_CUT", -1);
     cut_times = env_long("HUBSERVER_CUT_TIMES", 1);
     stall_n = env_long("HUBSERVER_STALL", -1);
+    stall_times = env_long("HUBSERVER_STALL_TIMES", 1);
     long idle = env_long("HUBSERVER_IDLE", 30);
     no_range = env_long("HUBSERVER_NORANGE", 0);
     write_stats();

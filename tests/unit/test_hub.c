@@ -563,7 +563,24 @@ static void test_stall(void) {
     CHECK(local && same_file(local, REPO_DIR "/model.safetensors"));
     CHECK_EQ_INT(stat_get(&s, "stall", NULL, 0), 1);
     CHECK_EQ_INT(stat_get(&s, "range", NULL, 0), 0);
-    free(local);
+    free(local); local = NULL;
+    server_stop(&s);
+
+    /* a server that never sends: a one-line timeout error after a second try */
+    setenv("HUBSERVER_STALL_TIMES", "100", 1);
+    CHECK(server_start(&s, NULL, "0") == 0);
+    unsetenv("HUBSERVER_STALL_TIMES");
+    if (!s.pid) return;
+    const char *cache = fresh_home();
+    int rc = mt_hub_download_file("org/tiny", "main", "config.json", NULL, &local, &e);
+    CHECK_EQ_INT(rc, MT_ENET);
+    char *pre = fmt("org/tiny: config.json: timed out fetching %s/org/tiny/resolve/%s/config.json (", s.endpoint, SHA);
+    CHECK_MSG(strncmp(e.msg, pre, strlen(pre)) == 0 && !strchr(e.msg, '\n'), "%s", e.msg);
+    CHECK_EQ_INT(stat_get(&s, "stall", NULL, 0), 2);
+    CHECK(local == NULL);
+    char *blobs = fmt("%s/models--org--tiny/blobs", cache);
+    CHECK_EQ_INT(count_incomplete(blobs), 1); /* kept for a later resume */
+    free(pre); free(blobs);
     server_stop(&s);
     unsetenv("HF_HUB_DOWNLOAD_TIMEOUT");
 }
