@@ -16,6 +16,10 @@ import mlx.core as mx
 
 ROWS, K = 8, 256
 OUT = "tests/data/quant"
+# Stress mode (not committed): QUANT_STRESS_ROWS=N QUANT_OUT=/tmp/q adds N random rows of varied
+# distributions; run  MT_QUANT_DIR=/tmp/q build/tests/test_quant  against it.
+STRESS = int(os.environ.get("QUANT_STRESS_ROWS", "0"))
+OUT = os.environ.get("QUANT_OUT", OUT)
 
 
 def make_input(rng):
@@ -32,6 +36,15 @@ def make_input(rng):
     x[7] = rng.standard_normal(K) * rng.uniform(1e-3, 10, K // 32).repeat(32)  # mixed per-group ranges
     x[7, 64:96] = 3.0                                         # constant positive group
     x[7, 96:128] = -2.0                                       # constant negative group
+    if STRESS:
+        n = STRESS
+        scale = rng.choice([1e-6, 1e-3, 0.02, 1.0, 30.0, 1e4], size=(n, 1))
+        kind = rng.integers(0, 4, size=(n, 1))
+        r = rng.standard_normal((n, K)) * scale
+        r = np.where(kind == 1, -np.abs(r), r)                              # all negative
+        r = np.where(kind == 2, np.round(r / scale * 2) * scale / 2, r)    # ties
+        r = np.where(kind == 3, rng.uniform(-1, 1, (n, K)) ** 5 * scale, r)  # heavy tails
+        x = np.concatenate([x, r.astype(np.float32)])
     return x
 
 
