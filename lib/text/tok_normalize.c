@@ -1,0 +1,388 @@
+/* tok_normalize.c - tokenizer.json normalizers: Unicode normal forms,
+ * Lowercase, Strip, StripAccents, Replace, Prepend, BertNormalizer,
+ * Precompiled (SentencePiece charsmap double-array trie), ByteLevel and
+ * Sequence. Output strings only (no alignment tracking is needed for ids). */
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+#include "text/tok_internal.h"
+
+static char *dupn(const char *s, size_t n) {
+    char *p = malloc(n + 1);
+    if (!p) return NULL;
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+static int b64val(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+static unsigned char *b64dec(const char *s, size_t n, size_t *outn) {
+    unsigned char *o = malloc(n / 4 * 3 + 4);
+    if (!o) return NULL;
+    size_t k = 0; uint32_t acc = 0; int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '=' || s[i] == '\n' || s[i] == '\r') continue;
+        int v = b64val((unsigned char)s[i]);
+        if (v < 0) { free(o); return NULL; }
+        acc = (acc << 6) | (uint32_t)v; bits += 6;
+        if (bits >= 8) { bits -= 8; o[k++] = (unsigned char)(acc >> bits); }
+    }
+    *outn = k;
+    return o;
+}
+
+static const char *jstr(json_t *o, const char *k, size_t *n) {
+    json_t *v = json_object_get(o, k);
+    if (!json_is_string(v)) return NULL;
+    if (n) *n = json_string_length(v);
+    return json_string_value(v);
+}
+static int jbool(json_t *o, const char *k, int def) {
+    json_t *v = json_object_get(o, k);
+    if (json_is_boolean(v)) return json_is_true(v);
+    return def;
+}
+
+/* pattern: {"String": s} or {"Regex": r} */
+static int load_pattern(json_t *p, char **pat, size_t *patlen, pcre2_code **re, mt_err *err) {
+    size_t n;
+    const char *s;
+    if (!json_is_object(p)) return mt_seterr(err, MT_EFORMAT, "tokenizer: pattern must be an object");
+    if ((s = jstr(p, "String", &n))) {
+        *pat = dupn(s, n); *patlen = n;
+        return *pat ? MT_OK : mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    }
+    if ((s = jstr(p, "Regex", &n))) {
+        *re = tk_regex_compile(s, n, err);
+        return *re ? MT_OK : (err ? err->code : MT_EUNSUPPORTED);
+    }
+    return mt_seterr(err, MT_EFORMAT, "tokenizer: pattern needs String or Regex");
+}
+
+int tk_norm_load(tk_norm *nm, json_t *j, mt_err *err) {
+    memset(nm, 0, sizeof *nm);
+    if (!j || json_is_null(j)) { nm->type = TK_N_NONE; return MT_OK; }
+    const char *type = jstr(j, "type", NULL);
+    if (!type) return mt_seterr(err, MT_EFORMAT, "tokenizer: normalizer without type");
+    if (!strcmp(type, "Sequence")) {
+        nm->type = TK_N_SEQ;
+        json_t *a = json_object_get(j, "normalizers");
+        if (!json_is_array(a)) return mt_seterr(err, MT_EFORMAT, "tokenizer: Sequence without normalizers");
+        size_t n = json_array_size(a);
+        nm->subs = calloc(n ? n : 1, sizeof *nm->subs);
+        if (!nm->subs) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+        for (size_t i = 0; i < n; i++) {
+            nm->nsubs = i + 1;
+            MT_TRY(tk_norm_load(&nm->subs[i], json_array_get(a, i), err));
+        }
+        return MT_OK;
+    }
+    if (!strcmp(type, "NFC")) { nm->type = TK_N_NFC; return MT_OK; }
+    if (!strcmp(type, "NFD")) { nm->type = TK_N_NFD; return MT_OK; }
+    if (!strcmp(type, "NFKC")) { nm->type = TK_N_NFKC; return MT_OK; }
+    if (!strcmp(type, "NFKD")) { nm->type = TK_N_NFKD; return MT_OK; }
+    if (!strcmp(type, "Lowercase")) { nm->type = TK_N_LOWER; return MT_OK; }
+    if (!strcmp(type, "StripAccents")) { nm->type = TK_N_STRIPACC; return MT_OK; }
+    if (!strcmp(type, "ByteLevel")) { nm->type = TK_N_BYTELEVEL; return MT_OK; }
+    if (!strcmp(type, "Strip")) {
+        nm->type = TK_N_STRIP;
+        nm->left = jbool(j, "strip_left", 1);
+        nm->right = jbool(j, "strip_right", 1);
+        return MT_OK;
+    }
+    if (!strcmp(type, "Replace") || !strcmp(type, "Prepend")) {
+        int rep = type[0] == 'R';
+        nm->type = rep ? TK_N_REPLACE : TK_N_PREPEND;
+        size_t n;
+        const char *c = jstr(j, rep ? "content" : "prepend", &n);
+        if (!c) return mt_seterr(err, MT_EFORMAT, "tokenizer: %s normalizer without content", type);
+        nm->content = dupn(c, n); nm->contentlen = n;
+        if (!nm->content) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+        if (rep) return load_pattern(json_object_get(j, "pattern"), &nm->pat, &nm->patlen, &nm->re, err);
+        return MT_OK;
+    }
+    if (!strcmp(type, "BertNormalizer")) {
+        nm->type = TK_N_BERT;
+        nm->clean_text = jbool(j, "clean_text", 1);
+        nm->chinese = jbool(j, "handle_chinese_chars", 1);
+        nm->lowercase = jbool(j, "lowercase", 1);
+        json_t *sa = json_object_get(j, "strip_accents");
+        nm->strip_accents = json_is_boolean(sa) ? json_is_true(sa) : nm->lowercase;
+        return MT_OK;
+    }
+    if (!strcmp(type, "Precompiled")) {
+        nm->type = TK_N_PRECOMPILED;
+        size_t n;
+        const char *c = jstr(j, "precompiled_charsmap", &n);
+        if (!c) { nm->type = TK_N_NONE; return MT_OK; } /* null charsmap: identity */
+        nm->blob = b64dec(c, n, &nm->bloblen);
+        if (!nm->blob) return mt_seterr(err, MT_EFORMAT, "tokenizer: bad base64 in precompiled_charsmap");
+        if (nm->bloblen == 0) { nm->type = TK_N_NONE; return MT_OK; }
+        if (nm->bloblen < 4) return mt_seterr(err, MT_EFORMAT, "tokenizer: precompiled_charsmap too short");
+        uint32_t ts = (uint32_t)nm->blob[0] | ((uint32_t)nm->blob[1] << 8) | ((uint32_t)nm->blob[2] << 16) |
+                      ((uint32_t)nm->blob[3] << 24);
+        if (ts % 4 || ts > nm->bloblen - 4 || ts == 0)
+            return mt_seterr(err, MT_EFORMAT, "tokenizer: bad precompiled_charsmap trie size");
+        /* copy units to an aligned array */
+        uint32_t *da = malloc(ts);
+        if (!da) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+        for (size_t i = 0; i < ts / 4; i++) {
+            const unsigned char *q = nm->blob + 4 + i * 4;
+            da[i] = (uint32_t)q[0] | ((uint32_t)q[1] << 8) | ((uint32_t)q[2] << 16) | ((uint32_t)q[3] << 24);
+        }
+        nm->da = da; nm->nda = ts / 4;
+        nm->normalized = (const char *)nm->blob + 4 + ts;
+        nm->nnormalized = nm->bloblen - 4 - ts;
+        return MT_OK;
+    }
+    return mt_seterr(err, MT_EUNSUPPORTED, "tokenizer: unsupported normalizer '%s'", type);
+}
+
+void tk_norm_free(tk_norm *nm) {
+    for (size_t i = 0; i < nm->nsubs; i++) tk_norm_free(&nm->subs[i]);
+    free(nm->subs);
+    free(nm->pat);
+    free(nm->content);
+    if (nm->re) pcre2_code_free(nm->re);
+    free(nm->blob);
+    free((void *)nm->da);
+    memset(nm, 0, sizeof *nm);
+}
+
+/* ---- helpers ---- */
+static int unicode_nf(const char *s, size_t n, int opts, tk_buf *out, mt_err *err) {
+    /* fast path: ASCII is invariant under all normal forms */
+    size_t i = 0;
+    while (i < n && (unsigned char)s[i] < 0x80) i++;
+    if (i == n) { tk_buf_put(out, s, n); return MT_OK; }
+    utf8proc_uint8_t *res = NULL;
+    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res,
+                                      (utf8proc_option_t)(opts | UTF8PROC_STABLE));
+    if (r < 0) return mt_seterr(err, MT_EINVAL, "tokenizer: normalization failed: %s", utf8proc_errmsg(r));
+    tk_buf_put(out, res, (size_t)r);
+    free(res);
+    return MT_OK;
+}
+
+static void lower_cp(tk_buf *out, uint32_t cp) {
+    if (cp < 0x80) { tk_buf_putc(out, (char)((cp >= 'A' && cp <= 'Z') ? cp + 32 : cp)); return; }
+    if (cp == 0x130) { tk_buf_put(out, "i\xCC\x87", 3); return; }
+    tk_buf_put_cp(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp));
+}
+
+static int is_chinese(uint32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+static int is_other(uint32_t c) {
+    int k = utf8proc_category((utf8proc_int32_t)c);
+    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CN ||
+           k == UTF8PROC_CATEGORY_CO || k == UTF8PROC_CATEGORY_CS;
+}
+
+/* Precompiled: first (shortest) prefix match value, or -1 */
+static long pc_first(const tk_norm *nm, const unsigned char *k, size_t n) {
+    const uint32_t *a = nm->da;
+    size_t na = nm->nda;
+#define OFF(u) (((u) >> 10) << (((u) & (1u << 9)) >> 6))
+    size_t pos = 0;
+    uint32_t u = a[0];
+    pos ^= OFF(u);
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = k[i];
+        if (!c) return -1;
+        pos ^= c;
+        if (pos >= na) return -1;
+        u = a[pos];
+        if ((u & ((1u << 31) | 0xFF)) != c) return -1;
+        pos ^= OFF(u);
+        if ((u >> 8) & 1) {
+            if (pos >= na) return -1;
+            return (long)(a[pos] & ((1u << 31) - 1));
+        }
+    }
+    return -1;
+#undef OFF
+}
+static int pc_transform(const tk_norm *nm, const char *s, size_t n, tk_buf *out) {
+    long v = pc_first(nm, (const unsigned char *)s, n);
+    if (v < 0 || (size_t)v >= nm->nnormalized) return 0;
+    const char *p = nm->normalized + v;
+    size_t m = strnlen(p, nm->nnormalized - (size_t)v);
+    tk_buf_put(out, p, m);
+    return 1;
+}
+static void precompiled(const tk_norm *nm, const char *s, size_t n, tk_buf *out) {
+    size_t i = 0;
+    while (i < n) {
+        /* grapheme cluster [i, j) */
+        utf8proc_int32_t state = 0;
+        uint32_t c1;
+        size_t j = i + (size_t)tk_utf8_dec((const unsigned char *)s + i, n - i, &c1);
+        while (j < n) {
+            uint32_t c2;
+            int l = tk_utf8_dec((const unsigned char *)s + j, n - j, &c2);
+            if (utf8proc_grapheme_break_stateful((utf8proc_int32_t)c1, (utf8proc_int32_t)c2, &state)) break;
+            c1 = c2;
+            j += (size_t)l;
+        }
+        if (j - i < 6 && pc_transform(nm, s + i, j - i, out)) { i = j; continue; }
+        while (i < j) {
+            int l = tk_utf8_len((unsigned char)s[i]);
+            if (!pc_transform(nm, s + i, (size_t)l, out)) tk_buf_put(out, s + i, (size_t)l);
+            i += (size_t)l;
+        }
+    }
+}
+
+static int apply1(const tk_norm *nm, const char *s, size_t n, tk_buf *out, mt_err *err) {
+    const unsigned char *u = (const unsigned char *)s;
+    switch (nm->type) {
+    case TK_N_NONE: tk_buf_put(out, s, n); return MT_OK;
+    case TK_N_NFC: return unicode_nf(s, n, UTF8PROC_COMPOSE, out, err);
+    case TK_N_NFD: return unicode_nf(s, n, UTF8PROC_DECOMPOSE, out, err);
+    case TK_N_NFKC: return unicode_nf(s, n, UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out, err);
+    case TK_N_NFKD: return unicode_nf(s, n, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out, err);
+    case TK_N_LOWER:
+        for (size_t i = 0; i < n;) {
+            uint32_t cp; i += (size_t)tk_utf8_dec(u + i, n - i, &cp);
+            lower_cp(out, cp);
+        }
+        return MT_OK;
+    case TK_N_STRIP: {
+        size_t a = 0, b = n;
+        if (nm->left)
+            while (a < b) { uint32_t cp; int l = tk_utf8_dec(u + a, b - a, &cp); if (!tk_is_whitespace(cp)) break; a += (size_t)l; }
+        if (nm->right)
+            while (b > a) {
+                size_t k = b - 1;
+                while (k > a && (u[k] & 0xC0) == 0x80) k--;
+                uint32_t cp; tk_utf8_dec(u + k, b - k, &cp);
+                if (!tk_is_whitespace(cp)) break;
+                b = k;
+            }
+        tk_buf_put(out, s + a, b - a);
+        return MT_OK;
+    }
+    case TK_N_STRIPACC:
+        for (size_t i = 0; i < n;) {
+            uint32_t cp; int l = tk_utf8_dec(u + i, n - i, &cp);
+            if (utf8proc_category((utf8proc_int32_t)cp) != UTF8PROC_CATEGORY_MN) tk_buf_put(out, s + i, (size_t)l);
+            i += (size_t)l;
+        }
+        return MT_OK;
+    case TK_N_PREPEND:
+        if (n) tk_buf_put(out, nm->content, nm->contentlen);
+        tk_buf_put(out, s, n);
+        return MT_OK;
+    case TK_N_REPLACE:
+        if (nm->re) {
+            pcre2_match_data *md = NULL;
+            size_t pos = 0, last = 0;
+            while (pos <= n) {
+                size_t ms, me;
+                int r = tk_regex_next(nm->re, s, n, pos, &md, &ms, &me);
+                if (r < 0) { pcre2_match_data_free(md); return mt_seterr(err, MT_EINVAL, "tokenizer: regex match failed"); }
+                if (r == 0) break;
+                tk_buf_put(out, s + last, ms - last);
+                tk_buf_put(out, nm->content, nm->contentlen);
+                last = me;
+                pos = me > ms ? me : me + (me < n ? (size_t)tk_utf8_len(u[me]) : 1);
+            }
+            if (last < n) tk_buf_put(out, s + last, n - last);
+            pcre2_match_data_free(md);
+            return MT_OK;
+        }
+        if (!nm->patlen) { tk_buf_put(out, s, n); return MT_OK; }
+        {
+            size_t last = 0, i = 0;
+            while (i + nm->patlen <= n) {
+                const char *f = memmem(s + i, n - i, nm->pat, nm->patlen);
+                if (!f) break;
+                size_t at = (size_t)(f - s);
+                tk_buf_put(out, s + last, at - last);
+                tk_buf_put(out, nm->content, nm->contentlen);
+                i = last = at + nm->patlen;
+            }
+            tk_buf_put(out, s + last, n - last);
+        }
+        return MT_OK;
+    case TK_N_BYTELEVEL:
+        for (size_t i = 0; i < n; i++) tk_buf_put_cp(out, tk_byte2cp[u[i]]);
+        return MT_OK;
+    case TK_N_PRECOMPILED:
+        precompiled(nm, s, n, out);
+        return MT_OK;
+    case TK_N_BERT: {
+        tk_buf a = {0}, b = {0};
+        const char *cur = s; size_t cn = n;
+        if (nm->clean_text || nm->chinese) {
+            for (size_t i = 0; i < cn;) {
+                uint32_t cp; int l = tk_utf8_dec((const unsigned char *)cur + i, cn - i, &cp);
+                i += (size_t)l;
+                if (nm->clean_text) {
+                    if (cp == 0 || cp == 0xFFFD) continue;
+                    int tnr = cp == '\t' || cp == '\n' || cp == '\r';
+                    if (!tnr && is_other(cp)) continue;
+                    if (tnr || tk_is_whitespace(cp)) cp = ' ';
+                }
+                if (nm->chinese && is_chinese(cp)) { tk_buf_putc(&a, ' '); tk_buf_put_cp(&a, cp); tk_buf_putc(&a, ' '); }
+                else tk_buf_put_cp(&a, cp);
+            }
+            cur = a.p; cn = a.n;
+        }
+        if (nm->strip_accents) {
+            tk_buf d = {0};
+            int rc = unicode_nf(cur ? cur : "", cn, UTF8PROC_DECOMPOSE, &d, err);
+            if (rc) { tk_buf_free(&a); tk_buf_free(&d); return rc; }
+            for (size_t i = 0; i < d.n;) {
+                uint32_t cp; int l = tk_utf8_dec((const unsigned char *)d.p + i, d.n - i, &cp);
+                if (utf8proc_category((utf8proc_int32_t)cp) != UTF8PROC_CATEGORY_MN) tk_buf_put(&b, d.p + i, (size_t)l);
+                i += (size_t)l;
+            }
+            tk_buf_free(&d);
+            cur = b.p; cn = b.n;
+        }
+        if (nm->lowercase) {
+            for (size_t i = 0; i < cn;) {
+                uint32_t cp; i += (size_t)tk_utf8_dec((const unsigned char *)cur + i, cn - i, &cp);
+                lower_cp(out, cp);
+            }
+        } else {
+            tk_buf_put(out, cur, cn);
+        }
+        int oom = a.oom || b.oom;
+        tk_buf_free(&a); tk_buf_free(&b);
+        return oom ? mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory") : MT_OK;
+    }
+    case TK_N_SEQ: {
+        tk_buf cur = {0}, nxt = {0};
+        tk_buf_put(&cur, s, n);
+        for (size_t k = 0; k < nm->nsubs; k++) {
+            nxt.n = 0;
+            int rc = apply1(&nm->subs[k], cur.p ? cur.p : "", cur.n, &nxt, err);
+            if (rc) { tk_buf_free(&cur); tk_buf_free(&nxt); return rc; }
+            tk_buf t = cur; cur = nxt; nxt = t;
+        }
+        tk_buf_put(out, cur.p, cur.n);
+        int oom = cur.oom || nxt.oom;
+        tk_buf_free(&cur); tk_buf_free(&nxt);
+        return oom ? mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory") : MT_OK;
+    }
+    }
+    return mt_seterr(err, MT_EUNSUPPORTED, "tokenizer: bad normalizer");
+}
+
+int tk_norm_apply(const tk_norm *nm, const char *s, size_t n, tk_buf *out, mt_err *err) {
+    int rc = apply1(nm, s, n, out, err);
+    if (!rc && out->oom) rc = mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    return rc;
+}

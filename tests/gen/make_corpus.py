@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""make_corpus.py - write tests/data/tokenizers/corpus.txt: a deterministic
+(seeded) multilingual/code/odd-Unicode corpus used for tokenizer goldens.
+One test case per line, each line a JSON string literal (so cases may hold
+newlines, CRs and NULs). Usage: python3 tests/gen/make_corpus.py"""
+import inspect
+import json
+import os
+import random
+import sys
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "data", "tokenizers", "corpus.txt")
+rng = random.Random(1234)
+
+base = [
+    "Hello, world!", "The quick brown fox jumps over the lazy dog.", "I'm sure you've seen it; they'll go, we'd stay.",
+    "Don't DO that! It's JOHN'S car, isn't it?", "naïve café résumé façade coöperate jalapeño piñata",
+    "Über straße Größe Äpfel Ölkanne", "São Paulo, Ñandú, ça va? Œuvre, Ærø", "Crème brûlée à la carte",
+    "Привет, как дела? Съешь же ещё этих мягких французских булок.", "Ελληνικά: Καλημέρα κόσμε, ΣΊΣΥΦΟΣ σοφός",
+    "中文测试：我爱北京天安门。今天天气很好！", "日本語のテキスト、ひらがなとカタカナ、漢字。", "한국어 문장입니다. 안녕하세요!",
+    "العربية: مرحبا بالعالم، كيف حالك؟", "हिन्दी: नमस्ते दुनिया, आप कैसे हैं?", "ภาษาไทย: สวัสดีครับ ยินดีต้อนรับ",
+    "עברית: שלום עולם", "Tiếng Việt: Xin chào thế giới, tôi là người Việt Nam", "Türkçe: İstanbul ılık ışık",
+    "Emoji: 😀😃😄 👍🏽 👩‍👩‍👧‍👦 🏳️‍🌈 ❤️ 🇺🇸🇯🇵 🤷🏻‍♂️", "👨🏿‍💻 codes; 🧑‍🚀 flies; 🐈‍⬛ sleeps",
+    "def foo(x):\n    return x * 2", "for (int i = 0; i < n; i++) { sum += a[i]; }",
+    "fn main() { println!(\"{}\", 1_000_000u64); }", "SELECT * FROM users WHERE id = 42 AND name LIKE '%bob%';",
+    "const f = async (a, b) => { await g(a ?? b); };", "#include <stdio.h>\nint main(void){printf(\"hi\\n\");}",
+    "<div class=\"x\">&nbsp;&amp;</div>", "$ ls -la | grep '^d' > /tmp/out.txt 2>&1",
+    "https://example.com/path/to/page?query=1&x=%20y#frag", "mailto:someone@example.org ftp://a.b/c",
+    "1234567890 12 345 6789 3.14159 -2.5e-10 1,000,000 0x1F 0b1010", "Call 555-1234 or +1 (800) 555-0199.",
+    "   leading spaces", "trailing spaces   ", "  both  ", "\ttab\tseparated\tvalues\t", "multiple     spaces",
+    "line with \r carriage", "a\r\nb", "\r", " ", "  ", "\t", "x", ".", "...", "?!?!", "''", "\"quoted\"",
+    "<|im_start|>user\nhello<|im_end|>", "<s>[INST] hi [/INST]</s>", "[CLS] text [SEP] more [SEP]",
+    "<|endoftext|>", "<|im_start", "im_end|>", "<|end", "< s >", "<s", "</s", "[CLS", "CLS]", "<unk>", "<pad>",
+    "<bos>", "<eos>", "<mask>", "[MASK]", "[UNK]", "[PAD]", "<|begin_of_text|>", "<|eot_id|>",
+    "<start_of_turn>user\nhi<end_of_turn>", "<｜begin▁of▁sentence｜>", "<|startoftext|>", "<|return|>",
+    "e\u0301 a\u0300 o\u0308 n\u0303 combining", "Z\u0351\u036b\u0343\u036a\u0302\u036b\u033d\u034f\u0334\u0319a\u0324l\u0354go",
+    "\ufeffBOM at start", "zero\u200bwidth\u200bspace", "soft\u00adhyphen", "nb\u00a0space", "em\u2003space",
+    "ideographic\u3000space", "line\u2028sep", "ﬁ ﬂ ﬀ ligatures", "①②③ ⅫⅣ", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３",
+    "x² y³ H₂O", "™ © ® ℃ ℉ № ℡", "½ ¼ ¾", "Å Å Å", "한 한", "ｶﾀｶﾅ ﾊﾝｶｸ", "㍿ ㌔ ㍻",
+    "\u0000 nul", "control\u0007bell\u001bescape", "private\ue000use", "\U0001F600\U0001F64F", "𝕳𝖊𝖑𝖑𝖔 𝓦𝓸𝓻𝓵𝓭",
+    "ǅ ǈ ǋ titlecase", "İstanbul ǰ ß ŉ", "ΣΑΣ σας ς", "ℌℑℜ", "ĲĳĿŀ", "Ⅰ Ⅱ Ⅲ",
+    "ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "!!!!!!!!!!!!!!!!!!!!!!!!", "----------------------------------------", "============", "\n\n\n",
+    "The year 2024 had 366 days; 1999999 is prime? 007", "CamelCaseIdentifierName snake_case_name kebab-case-name",
+    "HTTPServerError XMLHttpRequest iPhone eBay McDonald's O'Neil", "ALLCAPS SENTENCE WITH NUMBERS 123ABC",
+]
+
+words = ("time person year way day thing man world life hand part child eye woman place work week case point "
+         "government company number group problem fact be have do say get make go know take see come think look "
+         "want give use find tell ask seem feel try leave call good new first last long great little own other "
+         "old right big high different small large next early young important few public bad same able").split()
+foreign = ["día", "niño", "ещё", "Москва", "東京", "北京", "서울", "القاهرة", "मुंबई", "กรุงเทพ", "Ζεύς", "Kraków",
+           "Zürich", "Ålesund", "Đà Nẵng", "İzmir", "😀", "🚀", "👍🏿", "❤️‍🔥", "🇫🇷", "©", "→", "≠", "∑", "√2"]
+punct = [".", ",", "!", "?", ";", ":", "...", " -", " —", "'", "\"", "(", ")", "[", "]", "{", "}"]
+code_snips = [
+    "x = [i**2 for i in range(10) if i % 2]", "if (a && !b || c) { return -1; }", "let mut v: Vec<u8> = Vec::new();",
+    "print(f\"{name!r:>10}\")", "std::vector<std::string> v{\"a\", \"b\"};", "import numpy as np\nnp.zeros((3, 4))",
+    "git commit -m \"fix: handle \\\"quotes\\\"\"", "<a href='https://x.y/z?q=1'>link</a>", "key: value\n  - item",
+    "{\"json\": [1, 2.5, true, null], \"k\": \"v\"}", "    indented(code)", "\t\tdouble_tab()", "// comment\n/* block */",
+    "#!/usr/bin/env bash\nset -euo pipefail", "λx.λy.x y", "func (s *Server) Run(ctx context.Context) error {",
+]
+specials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<s>", "</s>", "<unk>", "[CLS]", "[SEP]", "[MASK]",
+            "[PAD]", "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<bos>",
+            "<eos>", "<start_of_turn>", "<end_of_turn>", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>",
+            "<|startoftext|>", "<|return|>", "<|channel|>", "<|message|>", "<mask>", "<pad>", "<think>", "</think>",
+            "<tool_call>", "<|fim_prefix|>"]
+
+
+def doc_lines():
+    out = []
+    for mod in (json, os, random, inspect):
+        for name, obj in sorted(vars(mod).items()):
+            d = getattr(obj, "__doc__", None)
+            if isinstance(d, str) and not name.startswith("_"):
+                for ln in d.splitlines():
+                    ln = ln.rstrip()
+                    if 20 < len(ln) < 300:
+                        out.append(ln)
+    return out
+
+
+def main():
+    lines = list(base)
+    lines += code_snips
+    lines += specials
+    docs = doc_lines()
+    rng.shuffle(docs)
+    lines += docs[:600]
+    # random sentences
+    for _ in range(800):
+        n = rng.randint(1, 25)
+        parts = []
+        for _ in range(n):
+            r = rng.random()
+            if r < 0.65:
+                w = rng.choice(words)
+                if rng.random() < 0.15:
+                    w = w.capitalize()
+                if rng.random() < 0.05:
+                    w = w.upper()
+            elif r < 0.8:
+                w = rng.choice(foreign)
+            elif r < 0.9:
+                w = str(rng.randint(0, 10 ** rng.randint(1, 9)))
+            else:
+                w = rng.choice(punct)
+            parts.append(w)
+        sep = rng.choice([" ", " ", " ", "  ", "\t", " \u00a0"])
+        s = sep.join(parts)
+        if rng.random() < 0.1:
+            s = " " * rng.randint(1, 4) + s
+        if rng.random() < 0.1:
+            s = s + " " * rng.randint(1, 4)
+        if rng.random() < 0.05:
+            s = s.replace(" ", "\r", 1)
+        lines.append(s)
+    # special tokens in context
+    for _ in range(300):
+        a = rng.choice(words + foreign)
+        sp = rng.choice(specials)
+        b = rng.choice(words)
+        forms = [lambda: a + sp + b, lambda: f"{a} {sp} {b}", lambda: sp + a, lambda: a + sp,
+                 lambda: sp + "\n" + a, lambda: f" {sp} ", lambda: sp + sp, lambda: f"{a}  {sp}  {b}",
+                 lambda: sp[:-1] + b, lambda: sp[1:]]
+        lines.append(rng.choice(forms)())
+    # mixed snippets and digit runs
+    for _ in range(250):
+        k = rng.random()
+        if k < 0.3:
+            lines.append("".join(rng.choice("0123456789") for _ in range(rng.randint(1, 30))))
+        elif k < 0.5:
+            lines.append(rng.choice(code_snips) + " " + rng.choice(code_snips))
+        elif k < 0.7:
+            lines.append(" " * rng.randint(0, 8) + rng.choice(words) + "\t" * rng.randint(0, 3) + rng.choice(foreign))
+        else:
+            cps = [rng.choice([0x41, 0xe9, 0x3b1, 0x416, 0x4e2d, 0x3042, 0xac00, 0x627, 0x915, 0xe01, 0x1f600,
+                               0x301, 0x200d, 0xfe0f, 0x20, 0xa, 0x9, 0x2c, 0x2e, 0x30, 0xfb01, 0xff21, 0x2460,
+                               0x1f3fb, 0x2764, 0x200b, 0xfeff])
+                   + rng.randint(0, 5) for _ in range(rng.randint(1, 20))]
+            lines.append("".join(chr(c) for c in cps))
+    # one-line entries only: newline inside an entry is encoded by splitting on a rare separator
+    out = []
+    for ln in lines:
+        out.append(ln)
+    # drop anything with a raw '\n' after we have enough; keep '\n' cases by escaping in a JSON corpus
+    with open(OUT, "w", encoding="utf-8", newline="") as f:
+        for ln in out:
+            f.write(json.dumps(ln, ensure_ascii=False) + "\n")
+    print(f"wrote {len(out)} lines to {OUT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
