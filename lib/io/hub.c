@@ -796,7 +796,17 @@ static int hub_file(hub_ctx *c, const char *repo, const char *rev, const char *f
     if (!erev || !efile) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto out; }
     url = xprintf("%s/%s/resolve/%s/%s", c->endpoint, repo, erev, efile);
     if (!url) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto out; }
-    if ((rc = http_head(c, url, prefix, &r, err))) goto out;
+    if ((rc = http_head(c, url, prefix, &r, err))) {
+        /* hub unreachable (not: file missing): like huggingface_hub, fall back
+         * to what the cache holds for this revision */
+        if (rc == MT_ENET && (commit = read_ref(storage, rev)) &&
+            (pointer = xprintf("%s/snapshots/%s/%s", storage, commit, file)) && mt_file_exists(pointer)) {
+            rc = MT_OK;
+            mt_clearerr(err);
+            goto done;
+        }
+        goto out;
+    }
     const char *et = r.linked_etag ? r.linked_etag : r.etag;
     if (!r.commit || !valid_component(r.commit, 128)) {
         rc = mt_seterr(err, MT_ENET, "%s: no valid X-Repo-Commit header from %s", prefix, url);

@@ -71,7 +71,11 @@ int mt_hub_valid_repo_id(const char *s);
  * revision NULL means opts->revision, else "main".  opts may be NULL.
  * *local_path (malloc'd, caller frees) is the snapshot path
  * <cache>/models--org--name/snapshots/<sha>/<filename>.  When revision is not a
- * commit sha, refs/<revision> is written.  Errors as for mt_hub_resolve. */
+ * commit sha, refs/<revision> is written.  A revision given as a commit sha
+ * whose file is cached needs no network; a branch is checked with a HEAD
+ * request, and when the hub cannot be reached (MT_ENET, not a 404) the cached
+ * file of refs/<revision> is returned if there is one.  Errors as for
+ * mt_hub_resolve. */
 int mt_hub_download_file(const char *repo_id, const char *revision, const char *filename,
                          const mt_hub_opts *opts, char **local_path, mt_err *err);
 

@@ -447,6 +447,21 @@ static void test_download(void) {
     CHECK_STR(e.msg, "org/tiny: revision main has neither config.json nor tokenizer.json");
 
     server_stop(&s);
+
+    /* hub unreachable: a cached file of the branch is still served, a missing one is an error */
+    cache = fresh_home();
+    CHECK(server_start(&s, NULL, NULL) == 0);
+    CHECK_OK(mt_hub_download_file("org/tiny", "main", "config.json", NULL, &local, &e), &e);
+    free(local); local = NULL;
+    server_stop(&s);
+    CHECK_OK(mt_hub_download_file("org/tiny", "main", "config.json", NULL, &local, &e), &e);
+    char *cached = fmt("%s/models--org--tiny/snapshots/%s/config.json", cache, SHA);
+    CHECK_STR(local, cached);
+    free(local); local = NULL;
+    free(cached);
+    rc = mt_hub_download_file("org/tiny", "main", "tokenizer.json", NULL, &local, &e);
+    CHECK_EQ_INT(rc, MT_ENET);
+    CHECK(local == NULL);
     free(repo); free(snap); free(want); free(ref); free(readme); free(blobs); free(lock);
 }
 
