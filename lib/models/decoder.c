@@ -1,9 +1,11 @@
 /* decoder.c - the shared llama-like decoder: hyper-parameters, tensor binding,
  * RoPE variants, KV cache and the forward pass.  Family files only set what
- * differs.  ref: mlx_lm/models/llama.py, qwen3.py, rope_utils.py. */
+ * differs (norm kind and placement, MLP layout, biases, multipliers,
+ * soft-capping, per-layer sliding window / RoPE).
+ * ref: mlx_lm/models/llama.py, qwen3.py, gemma2.py, gemma3_text.py, olmo2.py,
+ *      granite.py, starcoder2.py, phi3.py, smollm3.py, rope_utils.py. */
 #include "models/model.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,7 @@
 
 /* ---- config access ---- */
 
-static int cfg_num(json_t *c, const char *key, double def, double *out, int required, mt_err *err) {
+int mt_cfg_num(json_t *c, const char *key, double def, double *out, int required, mt_err *err) {
     json_t *v = json_object_get(c, key);
     if (!v || json_is_null(v)) {
         if (required) return mt_seterr(err, MT_EFORMAT, "config.json: missing \"%s\"", key);
@@ -24,15 +26,16 @@ static int cfg_num(json_t *c, const char *key, double def, double *out, int requ
     return MT_OK;
 }
 
-static int cfg_int(json_t *c, const char *key, int def, int *out, int required, mt_err *err) {
+int mt_cfg_int(json_t *c, const char *key, int def, int *out, int required, mt_err *err) {
     double d = 0;
-    MT_TRY(cfg_num(c, key, def, &d, required, err));
-    if (d != floor(d) || d < 0 || d > 1e9) return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" must be a non-negative integer", key);
+    MT_TRY(mt_cfg_num(c, key, def, &d, required, err));
+    if (d != floor(d) || d < 0 || d > 1e9)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" must be a non-negative integer", key);
     *out = (int)d;
     return MT_OK;
 }
 
-static int cfg_bool(json_t *c, const char *key, int def, int *out, mt_err *err) {
+int mt_cfg_bool(json_t *c, const char *key, int def, int *out, mt_err *err) {
     json_t *v = json_object_get(c, key);
     if (!v || json_is_null(v)) { *out = def; return MT_OK; }
     if (!json_is_boolean(v)) return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" must be true or false", key);
@@ -43,46 +46,44 @@ static int cfg_bool(json_t *c, const char *key, int def, int *out, mt_err *err) 
 int mt_decoder_read_hp(mt_model *m, mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
     mt_decoder_hp *hp = &m->hp;
+    memset(hp, 0, sizeof *hp);
     double eps = 0, theta = 0;
-    MT_TRY(cfg_int(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
-    MT_TRY(cfg_int(c, "hidden_size", 0, &hp->hidden, 1, err));
-    MT_TRY(cfg_int(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
-    MT_TRY(cfg_int(c, "num_key_value_heads", hp->n_heads, &hp->n_kv_heads, 0, err));
-    MT_TRY(cfg_int(c, "intermediate_size", 0, &hp->inter, 1, err));
-    MT_TRY(cfg_int(c, "vocab_size", 0, &hp->vocab, 1, err));
+    MT_TRY(mt_cfg_int(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
+    MT_TRY(mt_cfg_int(c, "hidden_size", 0, &hp->hidden, 1, err));
+    MT_TRY(mt_cfg_int(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
+    MT_TRY(mt_cfg_int(c, "num_key_value_heads", hp->n_heads, &hp->n_kv_heads, 0, err));
+    MT_TRY(mt_cfg_int(c, "intermediate_size", 0, &hp->inter, 1, err));
+    MT_TRY(mt_cfg_int(c, "vocab_size", 0, &hp->vocab, 1, err));
     if (!hp->n_layers || !hp->hidden || !hp->n_heads || !hp->n_kv_heads || !hp->vocab || !hp->inter)
         return mt_seterr(err, MT_EFORMAT, "config.json: layer, head, size and vocabulary counts must be positive");
     if (hp->n_heads % hp->n_kv_heads)
         return mt_seterr(err, MT_EFORMAT, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
                          hp->n_heads, hp->n_kv_heads);
-    MT_TRY(cfg_int(c, "head_dim", hp->hidden / hp->n_heads, &hp->head_dim, 0, err));
-    if (!hp->head_dim || hp->head_dim % 2) return mt_seterr(err, MT_EFORMAT, "config.json: head_dim must be even and positive");
-    MT_TRY(cfg_num(c, "rms_norm_eps", 1e-6, &eps, 0, err));
-    MT_TRY(cfg_num(c, "rope_theta", 10000.0, &theta, 0, err));
+    MT_TRY(mt_cfg_int(c, "head_dim", hp->hidden / hp->n_heads, &hp->head_dim, 0, err));
+    MT_TRY(mt_cfg_num(c, "rms_norm_eps", 1e-6, &eps, 0, err));
+    MT_TRY(mt_cfg_num(c, "rope_theta", 10000.0, &theta, 0, err));
     hp->norm_eps = (float)eps;
     hp->rope_theta = (float)theta;
-    MT_TRY(cfg_bool(c, "rope_traditional", 0, &hp->rope_traditional, err));
-    MT_TRY(cfg_bool(c, "tie_word_embeddings", 1, &hp->tie_embeddings, err));
-    MT_TRY(cfg_bool(c, "attention_bias", 0, &hp->attn_bias, err));
+    MT_TRY(mt_cfg_bool(c, "rope_traditional", 0, &hp->rope_traditional, err));
+    MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 1, &hp->tie_embeddings, err));
+    MT_TRY(mt_cfg_bool(c, "attention_bias", 0, &hp->attn_bias, err));
+    MT_TRY(mt_cfg_bool(c, "mlp_bias", 0, &hp->mlp_bias, err));
+    hp->o_bias = hp->attn_bias;
     hp->rot_dims = hp->head_dim;
-    hp->rope_in_scale = 1.0f;
-    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-    hp->act = MT_ACT_SILU;
+    hp->attn_scale = 0;   /* bind: head_dim^-0.5 unless the family set one */
+    hp->embed_scale = hp->residual_scale = hp->logits_div = 1.0f;
     return MT_OK;
 }
 
-/* RoPE frequencies, as mlx_lm.models.rope_utils.initialize_rope builds them. */
-static int rope_init(mt_model *m, mt_err *err) {
-    mt_decoder_hp *hp = &m->hp;
-    json_t *c = mt_config_json(m->cfg);
-    int d = hp->rot_dims, half = d / 2;
-    m->inv_freq = malloc((size_t)half * sizeof(float));
-    if (!m->inv_freq) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    /* periods ("freqs" in mlx_lm): base^(2i/d), computed in float32 like mx.arange(0, d, 2) / d */
-    float *period = malloc((size_t)half * sizeof(float));
-    if (!period) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    for (int i = 0; i < half; i++) period[i] = powf(hp->rope_theta, (float)(2 * i) / (float)d);
-    json_t *rs = json_object_get(c, "rope_scaling");
+/* ---- RoPE ---- */
+
+int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *rs, double max_pos,
+                  double orig_max_pos, mt_err *err) {
+    int half = d / 2;
+    *in_scale = 1.0f;
+    /* periods ("freqs" in mlx_lm): base^(2i/d) in float32, like mx.arange(0, d, 2) / d */
+    float period[half > 0 ? half : 1];
+    for (int i = 0; i < half; i++) period[i] = powf(base, (float)(2 * i) / (float)d);
     const char *type = "default";
     if (json_is_object(rs)) {
         json_t *t = json_object_get(rs, "type");
@@ -90,22 +91,16 @@ static int rope_init(mt_model *m, mt_err *err) {
         if (json_is_string(t)) type = json_string_value(t);
     }
     double factor = 1.0;
-    if (json_is_object(rs) && strcmp(type, "default") != 0) {
-        int rc = cfg_num(rs, "factor", 1.0, &factor, 1, err);
-        if (rc) { free(period); return mt_preferr(err, "rope_scaling"); }
-    }
-    int rc = MT_OK;
+    if (json_is_object(rs) && strcmp(type, "default") != 0 && strcmp(type, "longrope") != 0 && strcmp(type, "su") != 0)
+        if (mt_cfg_num(rs, "factor", 1.0, &factor, 1, err)) return mt_preferr(err, "rope_scaling");
     if (!strcmp(type, "default") || !strcmp(type, "linear")) {
         float scale = !strcmp(type, "linear") ? (float)(1.0 / factor) : 1.0f;
-        for (int i = 0; i < half; i++) m->inv_freq[i] = scale / period[i];
+        for (int i = 0; i < half; i++) inv_freq[i] = scale / period[i];
     } else if (!strcmp(type, "llama3")) {
         double lo = 1, hi = 4, old = 8192;
-        if ((rc = cfg_num(rs, "low_freq_factor", 1.0, &lo, 0, err)) ||
-            (rc = cfg_num(rs, "high_freq_factor", 4.0, &hi, 0, err)) ||
-            (rc = cfg_num(rs, "original_max_position_embeddings", 8192, &old, 0, err))) {
-            free(period);
-            return rc;
-        }
+        MT_TRY(mt_cfg_num(rs, "low_freq_factor", 1.0, &lo, 0, err));
+        MT_TRY(mt_cfg_num(rs, "high_freq_factor", 4.0, &hi, 0, err));
+        MT_TRY(mt_cfg_num(rs, "original_max_position_embeddings", 8192, &old, 0, err));
         float lo_wl = (float)(old / lo), hi_wl = (float)(old / hi);
         for (int i = 0; i < half; i++) {
             float f = period[i], wl = 2.0f * (float)M_PI * f;
@@ -114,86 +109,159 @@ static int rope_init(mt_model *m, mt_err *err) {
                 float sm = ((float)old / wl - (float)lo) / ((float)hi - (float)lo);
                 fr = fr / ((1.0f - sm) / (float)factor + sm);
             }
-            m->inv_freq[i] = 1.0f / fr;
+            inv_freq[i] = 1.0f / fr;
         }
     } else if (!strcmp(type, "yarn") || !strcmp(type, "deepseek_yarn")) {
         double orig = 4096, bf = 32, bs = 1, ms = 1, msad = 0;
-        if ((rc = cfg_num(rs, "original_max_position_embeddings", 4096, &orig, 0, err)) ||
-            (rc = cfg_num(rs, "beta_fast", 32, &bf, 0, err)) || (rc = cfg_num(rs, "beta_slow", 1, &bs, 0, err)) ||
-            (rc = cfg_num(rs, "mscale", 1, &ms, 0, err)) || (rc = cfg_num(rs, "mscale_all_dim", 0, &msad, 0, err))) {
-            free(period);
-            return rc;
-        }
-        double base = hp->rope_theta;
-#define CORR(r) ((d * log(orig / ((r) * 2 * M_PI))) / (2 * log(base)))
-        double low = floor(CORR(bf)), high = ceil(CORR(bs));
-#undef CORR
+        MT_TRY(mt_cfg_num(rs, "original_max_position_embeddings", 4096, &orig, 0, err));
+        MT_TRY(mt_cfg_num(rs, "beta_fast", 32, &bf, 0, err));
+        MT_TRY(mt_cfg_num(rs, "beta_slow", 1, &bs, 0, err));
+        MT_TRY(mt_cfg_num(rs, "mscale", 1, &ms, 0, err));
+        MT_TRY(mt_cfg_num(rs, "mscale_all_dim", 0, &msad, 0, err));
+        double lb = log(base);
+        double low = floor((d * log(orig / (bf * 2 * M_PI))) / (2 * lb));
+        double high = ceil((d * log(orig / (bs * 2 * M_PI))) / (2 * lb));
         if (low < 0) low = 0;
         if (high > d - 1) high = d - 1;
         if (low == high) high += 0.001;
-#define GETM(s, mm) ((s) <= 1 ? 1.0 : 0.1 * (mm) * log(s) + 1.0)
-        hp->rope_in_scale = (float)(GETM(factor, ms) / GETM(factor, msad));
-#undef GETM
+        double m1 = factor <= 1 ? 1.0 : 0.1 * ms * log(factor) + 1.0;
+        double m2 = factor <= 1 ? 1.0 : 0.1 * msad * log(factor) + 1.0;
+        *in_scale = (float)(m1 / m2);
         for (int i = 0; i < half; i++) {
             float ramp = (float)(((float)i - low) / (high - low));
             ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
             float mask = 1.0f - ramp;
             float fe = period[i], fi = (float)factor * fe;
-            m->inv_freq[i] = 1.0f / ((fi * fe) / (fi * mask + fe * (1 - mask)));
+            inv_freq[i] = 1.0f / ((fi * fe) / (fi * mask + fe * (1 - mask)));
         }
+    } else if (!strcmp(type, "longrope") || !strcmp(type, "su")) {
+        /* mlx_lm SuScaledRoPE: the long factors always apply */
+        json_t *lf = json_object_get(rs, "long_factor");
+        for (int i = 0; i < half; i++) {
+            double f = 1.0;
+            if (json_is_array(lf)) {
+                if (json_array_size(lf) != (size_t)half)
+                    return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling.long_factor must have %d entries", half);
+                json_t *e = json_array_get(lf, (size_t)i);
+                if (!json_is_number(e)) return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling.long_factor must hold numbers");
+                f = json_number_value(e);
+            } else if (json_is_number(lf)) f = json_number_value(lf);
+            inv_freq[i] = 1.0f / ((float)f * period[i]);
+        }
+        double lms = 0;
+        MT_TRY(mt_cfg_num(rs, "long_mscale", 0, &lms, 0, err));
+        double fac = max_pos / orig_max_pos;
+        *in_scale = lms != 0 ? (float)lms : fac <= 1.0 ? 1.0f : (float)sqrt(1 + log(fac) / log(orig_max_pos));
     } else {
-        rc = mt_seterr(err, MT_EUNSUPPORTED, "config.json: rope_scaling type \"%s\" is not supported yet", type);
+        return mt_seterr(err, MT_EUNSUPPORTED, "config.json: rope_scaling type \"%s\" is not supported yet", type);
     }
-    free(period);
-    return rc;
+    return MT_OK;
 }
 
 /* ---- tensor binding ---- */
 
-static int bind_norm(mt_model *m, const char *name, size_t n, float **out, mt_err *err) {
-    *out = malloc(n * sizeof(float));
-    if (!*out) return mt_seterr(err, MT_ENOMEM, "out of memory");
+static int bind_vec(mt_model *m, const char *name, size_t n, float **out, int required, mt_err *err) {
+    *out = NULL;
     const mt_tensor_view *t = mt_safetensors_get(m->st, name);
-    if (!t) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name);
+    if (!t) return required ? mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name) : MT_OK;
     if (t->ndim != 1 || (size_t)t->shape[0] != n)
         return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%zu]", name, n);
+    *out = malloc(n * sizeof(float));
+    if (!*out) return mt_seterr(err, MT_ENOMEM, "out of memory");
     return mt_safetensors_read_f32(m->st, name, *out, n, 0, err);
+}
+
+/* Norm `prefix`.weight (+ .bias for LayerNorm); norm type decides the form. */
+static int bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt_err *err) {
+    char name[320];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    MT_TRY(bind_vec(m, name, n, &out->w, 1, err));
+    if (m->hp.norm_type == MT_NORM_RMS_P1)
+        for (size_t i = 0; i < n; i++) out->w[i] += 1.0f;
+    if (m->hp.norm_type == MT_NORM_LAYER) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        MT_TRY(bind_vec(m, name, n, &out->b, 1, err));
+    }
+    return MT_OK;
+}
+
+static void norm_free(mt_norm *n) { free(n->w); free(n->b); }
+
+static void norm_apply(const mt_model *m, const mt_norm *nm, float *out, const float *x, size_t T, size_t n) {
+    for (size_t t = 0; t < T; t++) {
+        if (m->hp.norm_type == MT_NORM_LAYER) mt_layernorm(out + t * n, x + t * n, nm->w, nm->b, n, m->hp.norm_eps);
+        else mt_rmsnorm(out + t * n, x + t * n, nm->w, n, m->hp.norm_eps);
+    }
 }
 
 int mt_decoder_bind(mt_model *m, mt_err *err) {
     mt_decoder_hp *hp = &m->hp;
-    size_t H = (size_t)hp->hidden, qd = (size_t)hp->n_heads * hp->head_dim, kvd = (size_t)hp->n_kv_heads * hp->head_dim;
+    json_t *c = mt_config_json(m->cfg);
+    if (!hp->head_dim || hp->head_dim % 2) return mt_seterr(err, MT_EFORMAT, "config.json: head_dim must be even and positive");
+    if (hp->rot_dims <= 0 || hp->rot_dims > hp->head_dim || hp->rot_dims % 2)
+        return mt_seterr(err, MT_EFORMAT, "config.json: rotary dimensions %d do not fit head_dim %d", hp->rot_dims, hp->head_dim);
+    if (hp->attn_scale == 0) hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    size_t H = (size_t)hp->hidden, hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = (size_t)hp->n_kv_heads * hd;
     size_t I = (size_t)hp->inter, V = (size_t)hp->vocab;
-    MT_TRY(rope_init(m, err));
+
+    m->inv_freq = malloc((size_t)hp->rot_dims / 2 * sizeof(float));
+    if (!m->inv_freq) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    double maxp = 0, origp = 0;
+    MT_TRY(mt_cfg_num(c, "max_position_embeddings", 131072, &maxp, 0, err));
+    MT_TRY(mt_cfg_num(c, "original_max_position_embeddings", 4096, &origp, 0, err));
+    MT_TRY(mt_rope_freqs(m->inv_freq, &m->rope_in_scale, hp->rot_dims, hp->rope_theta,
+                         json_object_get(c, "rope_scaling"), maxp, origp, err));
+
     MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
     else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, "lm_head", V, H, -1, err));
-    MT_TRY(bind_norm(m, "model.norm.weight", H, &m->final_norm, err));
+    MT_TRY(bind_norm(m, "model.norm", H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    char p[256], n[300];
+    char p[256];
+    int ab = hp->attn_bias ? 1 : -1, ob = hp->o_bias ? 1 : -1, mb = hp->mlp_bias ? 1 : -1;
     for (int i = 0; i < hp->n_layers; i++) {
         mt_layer *L = &m->layers[i];
+        L->use_rope = 1;
+        L->inv_freq = m->inv_freq;
+        L->rope_in_scale = m->rope_in_scale;
 #define LIN(field, sub, o, in, bias) \
-    snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); \
-    MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, bias, err));
-        LIN(q, "self_attn.q_proj", qd, H, hp->attn_bias ? 1 : -1);
-        LIN(k, "self_attn.k_proj", kvd, H, hp->attn_bias ? 1 : -1);
-        LIN(v, "self_attn.v_proj", kvd, H, hp->attn_bias ? 1 : -1);
-        LIN(o, "self_attn.o_proj", H, qd, -1);
-        LIN(gate, "mlp.gate_proj", I, H, -1);
-        LIN(up, "mlp.up_proj", I, H, -1);
-        LIN(down, "mlp.down_proj", H, I, -1);
+    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); \
+         MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, bias, err)); } while (0)
+#define NORM(field, sub) \
+    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); MT_TRY(bind_norm(m, p, H, &L->field, err)); } while (0)
+        if (hp->fused_qkv) LIN(qkv, "self_attn.qkv_proj", qd + 2 * kvd, H, ab);
+        else {
+            LIN(q, "self_attn.q_proj", qd, H, ab);
+            LIN(k, "self_attn.k_proj", kvd, H, ab);
+            LIN(v, "self_attn.v_proj", kvd, H, ab);
+        }
+        LIN(o, "self_attn.o_proj", H, qd, ob);
+        if (hp->mlp == MT_MLP_GATED) {
+            LIN(gate, "mlp.gate_proj", I, H, mb);
+            LIN(up, "mlp.up_proj", I, H, mb);
+            LIN(down, "mlp.down_proj", H, I, mb);
+        } else if (hp->mlp == MT_MLP_GATED_FUSED) {
+            LIN(gate, "mlp.gate_up_proj", 2 * I, H, mb);
+            LIN(down, "mlp.down_proj", H, I, mb);
+        } else {
+            LIN(gate, "mlp.c_fc", I, H, mb);
+            LIN(down, "mlp.c_proj", H, I, mb);
+        }
+        if (hp->block != MT_BLOCK_POST) NORM(n1, "input_layernorm");
+        NORM(n2, "post_attention_layernorm");
+        if (hp->block == MT_BLOCK_SANDWICH) {
+            NORM(n3, "pre_feedforward_layernorm");
+            NORM(n4, "post_feedforward_layernorm");
+        } else if (hp->block == MT_BLOCK_POST) NORM(n4, "post_feedforward_layernorm");
 #undef LIN
-        snprintf(n, sizeof n, "model.layers.%d.input_layernorm.weight", i);
-        MT_TRY(bind_norm(m, n, H, &L->attn_norm, err));
-        snprintf(n, sizeof n, "model.layers.%d.post_attention_layernorm.weight", i);
-        MT_TRY(bind_norm(m, n, H, &L->mlp_norm, err));
+#undef NORM
         if (hp->qk_norm) {
-            snprintf(n, sizeof n, "model.layers.%d.self_attn.q_norm.weight", i);
-            MT_TRY(bind_norm(m, n, (size_t)hp->head_dim, &L->q_norm, err));
-            snprintf(n, sizeof n, "model.layers.%d.self_attn.k_norm.weight", i);
-            MT_TRY(bind_norm(m, n, (size_t)hp->head_dim, &L->k_norm, err));
+            size_t qn = hp->qk_norm == MT_QKNORM_HEAD ? hd : qd, kn = hp->qk_norm == MT_QKNORM_HEAD ? hd : kvd;
+            snprintf(p, sizeof p, "model.layers.%d.self_attn.q_norm", i);
+            MT_TRY(bind_norm(m, p, qn, &L->q_norm, err));
+            snprintf(p, sizeof p, "model.layers.%d.self_attn.k_norm", i);
+            MT_TRY(bind_norm(m, p, kn, &L->k_norm, err));
         }
     }
     m->max_in = H > qd ? H : qd;
@@ -229,14 +297,14 @@ void mt_model_free(mt_model *m) {
     if (!m) return;
     if (m->layers)
         for (int i = 0; i < m->hp.n_layers; i++) {
-            free(m->layers[i].attn_norm);
-            free(m->layers[i].mlp_norm);
-            free(m->layers[i].q_norm);
-            free(m->layers[i].k_norm);
+            mt_layer *L = &m->layers[i];
+            norm_free(&L->n1); norm_free(&L->n2); norm_free(&L->n3); norm_free(&L->n4);
+            norm_free(&L->q_norm); norm_free(&L->k_norm);
         }
     free(m->layers);
-    free(m->final_norm);
+    norm_free(&m->final_norm);
     free(m->inv_freq);
+    free(m->inv_freq_local);
     mt_safetensors_free(m->st);
     mt_config_free(m->cfg);
     free(m);
@@ -289,9 +357,10 @@ typedef struct attn_ctx {
     const mt_model *m;
     const mt_kvcache *c;
     int layer;
-    const float *q;   /* [T, n_heads*hd] */
+    const float *q;   /* [T, n_heads*hd] (rows of stride qstride) */
+    size_t qstride;
     float *out;       /* [T, n_heads*hd] */
-    float *scores;    /* nthreads * (len) */
+    float *scores;    /* nthreads * len */
     size_t T, pos0, len;
 } attn_ctx;
 
@@ -302,20 +371,30 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     size_t group = (size_t)(hp->n_heads / hp->n_kv_heads);
     float *s = a->scores + (size_t)tid * a->len;
     const float *K = a->c->k[a->layer], *Vv = a->c->v[a->layer];
+    float cap = hp->attn_softcap;
     for (size_t job = b; job < e; job++) {
         size_t t = job / (size_t)hp->n_heads, h = job % (size_t)hp->n_heads, kh = h / group;
         size_t p = a->pos0 + t;              /* absolute position of this query */
         size_t j0 = 0;
         if (a->m->layers[a->layer].sliding && hp->sliding_window > 0 && p + 1 > (size_t)hp->sliding_window)
             j0 = p + 1 - (size_t)hp->sliding_window;
-        const float *qv = a->q + t * qd + h * hd;
+        const float *qv = a->q + t * a->qstride + h * hd;
         size_t n = p + 1 - j0;
-        for (size_t j = 0; j < n; j++) s[j] = mt_dot(qv, K + (j0 + j) * kvd + kh * hd, hd) * hp->attn_scale;
+        for (size_t j = 0; j < n; j++) {
+            float sc = mt_dot(qv, K + (j0 + j) * kvd + kh * hd, hd) * hp->attn_scale;
+            s[j] = cap > 0 ? tanhf(sc / cap) * cap : sc;
+        }
         mt_softmax(s, n);
         float *o = a->out + t * qd + h * hd;
         memset(o, 0, hd * sizeof(float));
         for (size_t j = 0; j < n; j++) mt_axpy(o, s[j], Vv + (j0 + j) * kvd + kh * hd, hd);
     }
+}
+
+static void scale_rot(float *x, size_t heads, size_t hd, int rot, float s) {
+    if (s == 1.0f) return;
+    for (size_t h = 0; h < heads; h++)
+        for (int i = 0; i < rot; i++) x[h * hd + (size_t)i] *= s;
 }
 
 int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *logits, int all_logits,
@@ -329,60 +408,101 @@ int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, f
     MT_TRY(kv_reserve(c, pos0 + T, err));
     size_t H = (size_t)hp->hidden, hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = c->kv_dim;
     size_t I = (size_t)hp->inter, nt = (size_t)mt_pool_size(m->pool);
-    size_t len = pos0 + T;
-    size_t sz_x = T * H, sz_q = T * qd, sz_kv = T * kvd, sz_i = T * I;
-    size_t total = 2 * sz_x + 2 * sz_q + 2 * sz_kv + 2 * sz_i + nt * m->max_in + nt * len;
+    size_t len = pos0 + T, qkvd = qd + 2 * kvd;
+    size_t I2 = hp->mlp == MT_MLP_GATED_FUSED ? 2 * I : I;
+    size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
+    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + nt * m->max_in + nt * len;
     float *buf = malloc(total * sizeof(float));
     if (!buf) return mt_seterr(err, MT_ENOMEM, "out of memory for activations");
-    float *x = buf, *xn = x + sz_x, *q = xn + sz_x, *att = q + sz_q, *k = att + sz_q, *v = k + sz_kv;
-    float *g = v + sz_kv, *u = g + sz_i, *work = u + sz_i, *scores = work + nt * m->max_in;
+    float *x = buf, *xn = x + sz_x, *br = xn + sz_x, *qkv = br + sz_x, *att = qkv + sz_q;
+    float *g = att + sz_a, *u = g + sz_i, *work = u + sz_i, *scores = work + nt * m->max_in;
 
-    for (size_t t = 0; t < T; t++) mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
+    for (size_t t = 0; t < T; t++) {
+        mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
+        if (hp->embed_scale != 1.0f)
+            for (size_t i = 0; i < H; i++) x[t * H + i] *= hp->embed_scale;
+    }
 
     for (int l = 0; l < hp->n_layers; l++) {
         mt_layer *L = &m->layers[l];
-        for (size_t t = 0; t < T; t++) mt_rmsnorm(xn + t * H, x + t * H, L->attn_norm, H, hp->norm_eps);
-        mt_linear_forward(&L->q, xn, T, q, work, m->pool);
-        mt_linear_forward(&L->k, xn, T, k, work, m->pool);
-        mt_linear_forward(&L->v, xn, T, v, work, m->pool);
+        /* attention branch */
+        const float *ain = x;
+        if (L->n1.w) { norm_apply(m, &L->n1, xn, x, T, H); ain = xn; }
+        size_t qs;   /* row stride of q, k, v inside qkv */
+        float *q, *k, *v;
+        if (hp->fused_qkv) {
+            mt_linear_forward(&L->qkv, ain, T, qkv, work, m->pool);
+            qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
+        } else {
+            qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
+            mt_linear_forward(&L->q, ain, T, q, work, m->pool);
+            mt_linear_forward(&L->k, ain, T, k, work, m->pool);
+            mt_linear_forward(&L->v, ain, T, v, work, m->pool);
+        }
+        size_t ks = hp->fused_qkv ? qkvd : kvd;
         for (size_t t = 0; t < T; t++) {
-            float *qt = q + t * qd, *kt = k + t * kvd;
-            if (L->q_norm) {
-                for (int h = 0; h < hp->n_heads; h++) mt_rmsnorm(qt + h * hd, qt + h * hd, L->q_norm, hd, hp->norm_eps);
-                for (int h = 0; h < hp->n_kv_heads; h++) mt_rmsnorm(kt + h * hd, kt + h * hd, L->k_norm, hd, hp->norm_eps);
+            float *qt = q + t * qs, *kt = k + t * ks;
+            if (hp->qk_norm == MT_QKNORM_HEAD) {
+                norm_apply(m, &L->q_norm, qt, qt, (size_t)hp->n_heads, hd);
+                norm_apply(m, &L->k_norm, kt, kt, (size_t)hp->n_kv_heads, hd);
+            } else if (hp->qk_norm == MT_QKNORM_FULL) {
+                norm_apply(m, &L->q_norm, qt, qt, 1, qd);
+                norm_apply(m, &L->k_norm, kt, kt, 1, kvd);
             }
-            if (hp->rope_in_scale != 1.0f) {
-                for (int h = 0; h < hp->n_heads; h++)
-                    for (int i = 0; i < hp->rot_dims; i++) qt[h * hd + i] *= hp->rope_in_scale;
-                for (int h = 0; h < hp->n_kv_heads; h++)
-                    for (int i = 0; i < hp->rot_dims; i++) kt[h * hd + i] *= hp->rope_in_scale;
+            if (L->use_rope) {
+                scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);
+                scale_rot(kt, (size_t)hp->n_kv_heads, hd, hp->rot_dims, L->rope_in_scale);
+                mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, L->inv_freq, (double)(pos0 + t), hp->rope_traditional);
+                mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, L->inv_freq, (double)(pos0 + t), hp->rope_traditional);
             }
-            mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, m->inv_freq, (double)(pos0 + t), hp->rope_traditional);
-            mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, m->inv_freq, (double)(pos0 + t), hp->rope_traditional);
+            memcpy(c->k[l] + (pos0 + t) * kvd, kt, kvd * sizeof(float));
+            memcpy(c->v[l] + (pos0 + t) * kvd, v + t * ks, kvd * sizeof(float));
         }
-        memcpy(c->k[l] + pos0 * kvd, k, sz_kv * sizeof(float));
-        memcpy(c->v[l] + pos0 * kvd, v, sz_kv * sizeof(float));
-        attn_ctx ac = {m, c, l, q, att, scores, T, pos0, len};
+        attn_ctx ac = {m, c, l, q, qs, att, scores, T, pos0, len};
         mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);
-        mt_linear_forward(&L->o, att, T, xn, work, m->pool);
-        for (size_t i = 0; i < sz_x; i++) x[i] += xn[i];
+        mt_linear_forward(&L->o, att, T, br, work, m->pool);
+        if (hp->block != MT_BLOCK_PRE) norm_apply(m, &L->n2, br, br, T, H);
+        for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
 
-        for (size_t t = 0; t < T; t++) mt_rmsnorm(xn + t * H, x + t * H, L->mlp_norm, H, hp->norm_eps);
-        mt_linear_forward(&L->gate, xn, T, g, work, m->pool);
-        mt_linear_forward(&L->up, xn, T, u, work, m->pool);
-        if (hp->act == MT_ACT_SILU) mt_swiglu(g, u, sz_i);
-        else {
-            if (hp->act == MT_ACT_GELU) mt_gelu(g, sz_i); else mt_gelu_tanh(g, sz_i);
-            for (size_t i = 0; i < sz_i; i++) g[i] *= u[i];
+        /* MLP branch */
+        const mt_norm *pre = hp->block == MT_BLOCK_PRE ? &L->n2 : hp->block == MT_BLOCK_SANDWICH ? &L->n3 : NULL;
+        const float *min = x;
+        if (pre) { norm_apply(m, pre, xn, x, T, H); min = xn; }
+        mt_linear_forward(&L->gate, min, T, g, work, m->pool);
+        float *hid = g;
+        if (hp->mlp == MT_MLP_GATED || hp->mlp == MT_MLP_GATED_FUSED) {
+            float *gg = g, *uu = u;
+            if (hp->mlp == MT_MLP_GATED) mt_linear_forward(&L->up, min, T, u, work, m->pool);
+            else {   /* gate_up rows: [gate | up]; compact the gates into u */
+                for (size_t t = 0; t < T; t++) memcpy(u + t * I, g + t * 2 * I, I * sizeof(float));
+                for (size_t t = 0; t < T; t++) memmove(g + t * I, g + t * 2 * I + I, I * sizeof(float));
+                gg = u; uu = g;
+            }
+            if (hp->act == MT_ACT_SILU) mt_swiglu(gg, uu, T * I);
+            else {
+                if (hp->act == MT_ACT_GELU) mt_gelu(gg, T * I); else mt_gelu_tanh(gg, T * I);
+                for (size_t i = 0; i < T * I; i++) gg[i] *= uu[i];
+            }
+            hid = gg;
+        } else {
+            if (hp->act == MT_ACT_SILU) mt_silu(g, T * I);
+            else if (hp->act == MT_ACT_GELU) mt_gelu(g, T * I);
+            else mt_gelu_tanh(g, T * I);
         }
-        mt_linear_forward(&L->down, g, T, xn, work, m->pool);
-        for (size_t i = 0; i < sz_x; i++) x[i] += xn[i];
+        mt_linear_forward(&L->down, hid, T, br, work, m->pool);
+        if (L->n4.w) norm_apply(m, &L->n4, br, br, T, H);
+        for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
     }
     c->len = len;
 
     size_t first = all_logits ? 0 : T - 1, nl = T - first;
-    for (size_t t = 0; t < nl; t++) mt_rmsnorm(xn + t * H, x + (first + t) * H, m->final_norm, H, hp->norm_eps);
+    norm_apply(m, &m->final_norm, xn, x + first * H, nl, H);
     mt_linear_forward(&m->lm_head, xn, nl, logits, work, m->pool);
+    size_t V = (size_t)hp->vocab;
+    if (hp->logits_div != 1.0f)
+        for (size_t i = 0; i < nl * V; i++) logits[i] /= hp->logits_div;
+    if (hp->final_softcap > 0)
+        for (size_t i = 0; i < nl * V; i++) logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
     free(buf);
     return MT_OK;
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "core/err.h"
 #include "core/pool.h"
 #include "io/config.h"
@@ -16,36 +17,56 @@
 #include "tensor/linear.h"
 
 enum { MT_ACT_SILU = 0, MT_ACT_GELU, MT_ACT_GELU_TANH };
+enum { MT_NORM_RMS = 0, MT_NORM_RMS_P1 /* weight 1 + w (gemma) */, MT_NORM_LAYER /* LayerNorm w, b */ };
+/* Where the norms sit in a block:
+ *   PRE      x += attn(n1(x)); x += mlp(n2(x))                 (llama; n1 input_layernorm, n2 post_attention_layernorm)
+ *   SANDWICH x += n2(attn(n1(x))); x += n4(mlp(n3(x)))         (gemma2/3; + pre/post_feedforward_layernorm)
+ *   POST     x += n2(attn(x)); x += n4(mlp(x))                 (olmo2) */
+enum { MT_BLOCK_PRE = 0, MT_BLOCK_SANDWICH, MT_BLOCK_POST };
+enum { MT_MLP_GATED = 0 /* gate_proj, up_proj, down_proj */, MT_MLP_GATED_FUSED /* gate_up_proj (phi3) */,
+       MT_MLP_PLAIN /* c_fc, c_proj (starcoder2) */ };
+enum { MT_QKNORM_NONE = 0, MT_QKNORM_HEAD /* per head (qwen3, gemma3) */, MT_QKNORM_FULL /* whole projection (olmo2) */ };
 
 /* Hyper-parameters of a llama-like decoder; a family fills what differs. */
 typedef struct mt_decoder_hp {
     int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab;
     float norm_eps;
+    int norm_type, block, mlp, qk_norm, act;
     float rope_theta;
     int rope_traditional;
     int rot_dims;           /* features rotated (<= head_dim) */
-    float rope_in_scale;    /* q,k multiplied before RoPE (yarn / longrope mscale), 1 = none */
     int tie_embeddings;
-    int qk_norm;            /* RMSNorm on q and k per head (qwen3, olmo2-like) */
-    int attn_bias;          /* q/k/v projections have a bias (qwen2) */
-    int act;                /* MT_ACT_* of the gated MLP */
+    int fused_qkv;          /* self_attn.qkv_proj (phi3) */
+    int attn_bias;          /* q/k/v projections have a bias (qwen2, starcoder2) */
+    int o_bias, mlp_bias;   /* o_proj / MLP linears have biases */
     float attn_scale;       /* default head_dim^-0.5 */
-    int sliding_window;     /* 0 = none */
+    float embed_scale;      /* embeddings multiplied by this (gemma: sqrt(hidden)); 1 = none */
+    float residual_scale;   /* branch outputs multiplied before the residual add (granite); 1 = none */
+    float logits_div;       /* logits divided by this (granite logits_scaling); 1 = none */
+    float attn_softcap;     /* tanh soft-capping of attention scores (gemma2); 0 = none */
+    float final_softcap;    /* ... of the logits; 0 = none */
+    int sliding_window;     /* window of the layers marked sliding; 0 = none */
 } mt_decoder_hp;
 
+typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
+
 typedef struct mt_layer {
-    float *attn_norm, *mlp_norm;   /* [hidden] f32 copies */
-    float *q_norm, *k_norm;        /* [head_dim] or NULL */
-    mt_linear q, k, v, o, gate, up, down;
+    mt_norm n1, n2, n3, n4;        /* see MT_BLOCK_* */
+    mt_norm q_norm, k_norm;
+    mt_linear q, k, v, o, qkv, gate, up, down;  /* gate = gate_up (fused) or c_fc (plain) */
     int sliding;                   /* this layer uses the sliding window */
+    int use_rope;
+    const float *inv_freq;         /* this layer's RoPE frequencies [rot_dims/2] */
+    float rope_in_scale;           /* q,k rotated features multiplied first (yarn/longrope mscale) */
 } mt_layer;
 
 typedef struct mt_model {
     char model_type[64];
     mt_decoder_hp hp;
-    float *inv_freq;               /* [rot_dims/2] */
+    float *inv_freq, *inv_freq_local;  /* [rot_dims/2]: global, and local (gemma3 sliding layers) */
+    float rope_in_scale;
     mt_linear embed, lm_head;      /* lm_head == embed when tied */
-    float *final_norm;
+    mt_norm final_norm;
     mt_layer *layers;
     mt_config *cfg;
     mt_safetensors *st;
@@ -82,9 +103,22 @@ typedef struct mt_family {
 const mt_family *mt_family_find(const char *model_type);
 size_t mt_family_count(void);
 const mt_family *mt_family_at(size_t i);
-/* Shared loader of the llama-like decoder: reads the common hyper-parameters
- * and binds tensors with HF/MLX names (model.layers.N.self_attn.q_proj, ...). */
+/* Shared loader of the llama-like decoder.  read_hp reads the common
+ * hyper-parameters and sets llama defaults; the family adjusts m->hp; bind
+ * computes RoPE tables and binds tensors with the HF/MLX names
+ * (model.layers.N.self_attn.q_proj, ...) that the hp choose, checking shapes.
+ * After bind a family may still change per-layer fields (sliding, use_rope,
+ * inv_freq). */
 int mt_decoder_read_hp(mt_model *m, mt_err *err);
 int mt_decoder_bind(mt_model *m, mt_err *err);
+/* RoPE frequencies for `dims` rotated features as mlx_lm's initialize_rope
+ * builds them from a rope_scaling object (NULL = default); *in_scale gets the
+ * factor q and k are multiplied by first (1 when none). inv_freq[dims/2]. */
+int mt_rope_freqs(float *inv_freq, float *in_scale, int dims, float base, json_t *rope_scaling,
+                  double max_pos, double orig_max_pos, mt_err *err);
+/* config.json accessors with type checks and messages naming the key. */
+int mt_cfg_num(json_t *c, const char *key, double def, double *out, int required, mt_err *err);
+int mt_cfg_int(json_t *c, const char *key, int def, int *out, int required, mt_err *err);
+int mt_cfg_bool(json_t *c, const char *key, int def, int *out, mt_err *err);
 
 #endif

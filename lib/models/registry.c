@@ -2,13 +2,23 @@
 #include <string.h>
 #include "models/model.h"
 
-extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3;
+extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
+    mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
+    mt_family_smollm3;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
     &mt_family_mistral,
     &mt_family_qwen2,
     &mt_family_qwen3,
+    &mt_family_gemma,
+    &mt_family_gemma2,
+    &mt_family_gemma3_text,
+    &mt_family_phi3,
+    &mt_family_granite,
+    &mt_family_olmo2,
+    &mt_family_starcoder2,
+    &mt_family_smollm3,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

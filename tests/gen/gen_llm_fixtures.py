@@ -38,6 +38,23 @@ FAMILIES = {
     "qwen2-tiny": dict(BASE, model_type="qwen2", tie_word_embeddings=False),
     "mistral-tiny": dict(BASE, model_type="mistral", tie_word_embeddings=False, rope_theta=1000000.0,
                          sliding_window=5),
+    "gemma-tiny": dict(BASE, model_type="gemma", head_dim=16),
+    "gemma2-tiny": dict(BASE, model_type="gemma2", head_dim=16, attn_logit_softcapping=50.0,
+                        final_logit_softcapping=30.0, query_pre_attn_scalar=16.0),
+    "gemma3-tiny": dict(BASE, model_type="gemma3_text", head_dim=16, sliding_window=4, sliding_window_pattern=2,
+                        query_pre_attn_scalar=16.0, rope_local_base_freq=10000.0, rope_theta=1000000.0,
+                        rope_scaling={"rope_type": "linear", "factor": 2.0}),
+    "phi3-tiny": dict(BASE, model_type="phi3", partial_rotary_factor=0.5, max_position_embeddings=4096,
+                      original_max_position_embeddings=256, tie_word_embeddings=False,
+                      rope_scaling={"type": "longrope", "long_factor": [1.0, 1.5, 2.0, 4.0],
+                                    "short_factor": [1.0, 1.0, 1.0, 1.0]}),
+    "granite-tiny": dict(BASE, model_type="granite", logits_scaling=1.5, attention_multiplier=0.25,
+                         embedding_multiplier=2.0, residual_multiplier=0.8, attention_bias=False,
+                         mlp_bias=False, tie_word_embeddings=False),
+    "olmo2-tiny": dict(BASE, model_type="olmo2", tie_word_embeddings=False),
+    "starcoder2-tiny": dict(BASE, model_type="starcoder2", norm_epsilon=1e-5, rope_theta=100000.0,
+                            tie_word_embeddings=True),
+    "smollm3-tiny": dict(BASE, model_type="smollm3", no_rope_layer_interval=2, tie_word_embeddings=False),
 }
 MODULE = {"mistral": "llama"}  # mlx_lm.utils.MODEL_REMAPPING
 PROMPT = [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5]
@@ -70,8 +87,10 @@ def make_tokenizer():
 
 
 def build(cfg, seed):
-    tied = cfg.get("tie_word_embeddings")
+    tied = cfg.get("tie_word_embeddings", True)
     emb_scale, lin_scale = (1.0, 5.0) if tied else (12.0, 2.0)
+    if cfg["model_type"].startswith("gemma"):
+        emb_scale = 1.0  # these models scale embeddings by sqrt(hidden) themselves
     mx.random.seed(seed)
     mod = __import__("mlx_lm.models." + MODULE.get(cfg["model_type"], cfg["model_type"]),
                      fromlist=["Model", "ModelArgs"])
@@ -80,7 +99,8 @@ def build(cfg, seed):
     params = tree_flatten(model.parameters())
     def spread(k, v):
         if k == "model.norm.weight" and tied:
-            return v * 8.0 + 0.1 * mx.random.normal(v.shape)
+            f = {"gemma": 30.0, "gemma2": 3.0, "gemma3_text": 30.0}.get(cfg["model_type"], 8.0)
+            return v * f + 0.1 * mx.random.normal(v.shape)
         if "norm" in k:
             return v + 0.1 * mx.random.normal(v.shape)
         if "lm_head" in k or "embed_tokens" in k:

@@ -1,0 +1,96 @@
+/* others.c - small llama variants that differ in a few switches:
+ *   phi3       fused qkv_proj and gate_up_proj, partial rotary, longrope (su) scaling
+ *   granite    embedding / residual / attention multipliers, logits divided by logits_scaling
+ *   olmo2      norms after each branch, q/k RMSNorm over the whole projection
+ *   starcoder2 LayerNorm with bias, biases everywhere, plain GELU MLP (c_fc, c_proj)
+ *   smollm3    llama with RoPE left out of every no_rope_layer_interval-th layer
+ * ref: mlx_lm/models/phi3.py, granite.py, olmo2.py, starcoder2.py, smollm3.py. */
+#include <math.h>
+#include <string.h>
+#include "models/model.h"
+
+static int phi3_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    double prf = 1.0;
+    MT_TRY(mt_cfg_num(c, "partial_rotary_factor", 1.0, &prf, 0, err));
+    MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+    m->hp.head_dim = m->hp.hidden / m->hp.n_heads;   /* phi3 ignores a head_dim key */
+    m->hp.rot_dims = (int)(m->hp.head_dim * prf);
+    m->hp.fused_qkv = 1;
+    m->hp.mlp = MT_MLP_GATED_FUSED;
+    m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
+    json_t *rs = json_object_get(c, "rope_scaling");
+    if (json_is_object(rs)) {   /* mlx-lm keeps only longrope, su and linear */
+        json_t *t = json_object_get(rs, "type");
+        const char *ty = json_is_string(t) ? json_string_value(t) : "";
+        if (strcmp(ty, "longrope") && strcmp(ty, "su") && strcmp(ty, "linear")) json_object_del(c, "rope_scaling");
+    }
+    return mt_decoder_bind(m, err);
+}
+
+static int granite_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    double em = 1, rm = 1, am = 1, ls = 1;
+    MT_TRY(mt_cfg_num(c, "embedding_multiplier", 1, &em, 1, err));
+    MT_TRY(mt_cfg_num(c, "residual_multiplier", 1, &rm, 1, err));
+    MT_TRY(mt_cfg_num(c, "attention_multiplier", 1, &am, 1, err));
+    MT_TRY(mt_cfg_num(c, "logits_scaling", 1, &ls, 1, err));
+    if (ls == 0) return mt_seterr(err, MT_EFORMAT, "config.json: logits_scaling must not be 0");
+    m->hp.embed_scale = (float)em;
+    m->hp.residual_scale = (float)rm;
+    m->hp.attn_scale = (float)am;
+    m->hp.logits_div = (float)ls;
+    return mt_decoder_bind(m, err);
+}
+
+static int olmo2_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    m->hp.block = MT_BLOCK_POST;
+    m->hp.qk_norm = MT_QKNORM_FULL;
+    return mt_decoder_bind(m, err);
+}
+
+static int starcoder2_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    double eps = 1e-5, theta = 100000;
+    MT_TRY(mt_cfg_num(mt_config_json(m->cfg), "rope_theta", 100000, &theta, 0, err));
+    m->hp.rope_theta = (float)theta;
+    MT_TRY(mt_cfg_num(mt_config_json(m->cfg), "norm_epsilon", 1e-5, &eps, 0, err));
+    m->hp.norm_eps = (float)eps;
+    m->hp.norm_type = MT_NORM_LAYER;
+    m->hp.mlp = MT_MLP_PLAIN;
+    m->hp.act = MT_ACT_GELU;
+    m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 1;
+    return mt_decoder_bind(m, err);
+}
+
+static int smollm3_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    int interval = 4;
+    MT_TRY(mt_cfg_int(c, "no_rope_layer_interval", 4, &interval, 0, err));
+    json_t *nl = json_object_get(c, "no_rope_layers");
+    if (nl && !json_is_null(nl) && (!json_is_array(nl) || json_array_size(nl) != (size_t)m->hp.n_layers))
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"no_rope_layers\" must list %d layers", m->hp.n_layers);
+    if (!json_is_array(nl) && interval < 1) return mt_seterr(err, MT_EFORMAT, "config.json: no_rope_layer_interval must be positive");
+    MT_TRY(mt_decoder_bind(m, err));
+    for (int i = 0; i < m->hp.n_layers; i++) {
+        if (json_is_array(nl)) {
+            json_t *e = json_array_get(nl, (size_t)i);
+            if (!json_is_integer(e) && !json_is_boolean(e))
+                return mt_seterr(err, MT_EFORMAT, "config.json: \"no_rope_layers\"[%d] must be 0 or 1", i);
+            m->layers[i].use_rope = json_is_integer(e) ? json_integer_value(e) != 0 : json_is_true(e);
+        } else {
+            m->layers[i].use_rope = (i + 1) % interval != 0;
+        }
+    }
+    return MT_OK;
+}
+
+const mt_family mt_family_phi3 = {"phi3", phi3_init};
+const mt_family mt_family_granite = {"granite", granite_init};
+const mt_family mt_family_olmo2 = {"olmo2", olmo2_init};
+const mt_family mt_family_starcoder2 = {"starcoder2", starcoder2_init};
+const mt_family mt_family_smollm3 = {"smollm3", smollm3_init};
