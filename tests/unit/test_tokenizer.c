@@ -14,7 +14,7 @@
 
 #define DIR "tests/data/tokenizers/"
 
-static const char *const NAMES[] = {"qwen3", "llama3_1", "deepseek_v3", "gptoss", "llama2", "gemma3", "minilm"};
+static const char *const NAMES[] = {"qwen3", "llama3_1", "deepseek_v3", "gptoss", "llama2", "gemma3", "minilm", "xlmr"};
 
 typedef struct { char **s; size_t *n; size_t count; } corpus_t;
 
