@@ -453,3 +453,38 @@ int mt_safetensors_read_f32(const mt_safetensors *st, const char *name, float *d
     mt_convert_to_f32(dst, t->data, t->dtype, n);
     return MT_OK;
 }
+
+/* "[2, 3]"; negative sizes print as "*" (wildcards in expectations). */
+void mt_shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    if (!n) return;
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i <= ndim && o < n; i++) {
+        const char *sep = i ? ", " : "[";
+        int w = i == ndim       ? snprintf(buf + o, n - o, "%s]", ndim ? "" : "[")
+                : shape[i] < 0 ? snprintf(buf + o, n - o, "%s*", sep)
+                               : snprintf(buf + o, n - o, "%s%lld", sep, (long long)shape[i]);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+}
+
+int mt_safetensors_expect(const mt_safetensors *st, const char *name, int dt, int ndim, const int64_t *shape,
+                          const mt_tensor_view **out, mt_err *err) {
+    const mt_tensor_view *t = mt_safetensors_get(st, name);
+    if (out) *out = t;
+    if (!t) return mt_seterr(err, MT_ENOTFOUND, "tensor '%s' not found", name);
+    if (dt >= 0 && t->dtype != (mt_dtype)dt)
+        return mt_seterr(err, MT_EFORMAT, "tensor '%s': dtype %s, expected %s", name, mt_dtype_name(t->dtype),
+                         mt_dtype_name((mt_dtype)dt));
+    int bad = ndim >= 0 && t->ndim != ndim;
+    for (int i = 0; !bad && shape && ndim >= 0 && i < ndim; i++) bad = shape[i] >= 0 && t->shape[i] != shape[i];
+    if (bad) {
+        char have[160], want[160];
+        mt_shape_str(have, sizeof have, t->ndim, t->shape);
+        if (shape) mt_shape_str(want, sizeof want, ndim, shape);
+        else snprintf(want, sizeof want, "%d dimensions", ndim);
+        return mt_seterr(err, MT_EFORMAT, "tensor '%s': shape %s, expected %s", name, have, want);
+    }
+    return MT_OK;
+}

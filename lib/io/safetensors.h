@@ -74,4 +74,14 @@ void mt_safetensors_free(mt_safetensors *st);
 int mt_safetensors_read_f32(const mt_safetensors *st, const char *name, float *dst, size_t numel,
                             int any_dtype, mt_err *err);
 
+/* Look up `name` and check it: dtype dt (-1 = any), ndim (-1 = any) and shape
+ * (NULL = any; an entry < 0 = any size on that axis).  *out receives the view.
+ * Errors: MT_ENOTFOUND ("tensor 'x' not found"), MT_EFORMAT ("tensor 'x': shape
+ * [2, 3], expected [2, 4]" / "dtype F16, expected F32"). */
+int mt_safetensors_expect(const mt_safetensors *st, const char *name, int dt, int ndim, const int64_t *shape,
+                          const mt_tensor_view **out, mt_err *err);
+/* Format a shape as "[2, 3]" into buf (always NUL-terminated; "[]" for a
+ * scalar; a negative size prints as "*"). */
+void mt_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+
 #endif

@@ -75,6 +75,12 @@ def main():
     npd["f64"] = np_array("float64", [3])
     save_file(npd, f"{OUT}/np_all.safetensors", metadata={"format": "np"})
 
+    # 2b. fp8 dtypes (read as bytes by MLX): hand-written, E4M3 1.0 -448 2^-9, E8M0 2^0 2^3 2^-127
+    write_raw(f"{OUT}/fp8.safetensors",
+              {"e4m3": {"dtype": "F8_E4M3", "shape": [3], "data_offsets": [0, 3]},
+               "e8m0": {"dtype": "F8_E8M0", "shape": [3], "data_offsets": [3, 6]}},
+              bytes([0x38, 0xFE, 0x01, 127, 130, 0]))
+
     # 3. a sharded model dir with an index, and an index-less (globbed) one
     for sub, with_index in (("sharded", True), ("globbed", False)):
         d = f"{OUT}/{sub}"

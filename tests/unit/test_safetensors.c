@@ -91,6 +91,22 @@ static void test_valid(void) {
         CHECK_OK(mt_safetensors_read_f32(st, "i32", buf, 3, 1, &err), &err);
         CHECK(buf[0] == -7.0f);
         CHECK(mt_safetensors_read_f32(st, "zz", buf, 3, 1, &err) == MT_ENOTFOUND);
+        const mt_tensor_view *tv = NULL;
+        int64_t sh[3] = {2, 3, 4}, sh2[3] = {2, -1, 5};
+        CHECK_OK(mt_safetensors_expect(st, "f32", MT_F32, 3, sh, &tv, &err), &err);
+        CHECK(tv && !strcmp(tv->name, "f32"));
+        CHECK_OK(mt_safetensors_expect(st, "f32", -1, -1, NULL, &tv, &err), &err);
+        CHECK_EQ_INT(mt_safetensors_expect(st, "f32", MT_F32, 3, sh2, &tv, &err), MT_EFORMAT);
+        CHECK_STR(err.msg, "tensor 'f32': shape [2, 3, 4], expected [2, *, 5]");
+        CHECK_EQ_INT(mt_safetensors_expect(st, "f32", MT_F16, 3, sh, &tv, &err), MT_EFORMAT);
+        CHECK_STR(err.msg, "tensor 'f32': dtype F32, expected F16");
+        CHECK_EQ_INT(mt_safetensors_expect(st, "f32", -1, 2, NULL, &tv, &err), MT_EFORMAT);
+        CHECK_STR(err.msg, "tensor 'f32': shape [2, 3, 4], expected 2 dimensions");
+        CHECK_EQ_INT(mt_safetensors_expect(st, "scalar", MT_F32, 0, NULL, &tv, &err), 0);
+        CHECK_EQ_INT(mt_safetensors_expect(st, "scalar", MT_F32, 1, sh, &tv, &err), MT_EFORMAT);
+        CHECK_STR(err.msg, "tensor 'scalar': shape [], expected [2]");
+        CHECK_EQ_INT(mt_safetensors_expect(st, "nope", -1, -1, NULL, &tv, &err), MT_ENOTFOUND);
+        CHECK(tv == NULL);
         mt_safetensors_free(st);
     }
     st = NULL;
@@ -112,6 +128,18 @@ static void test_valid(void) {
     mt_safetensors_free(st);
     mt_safetensors_free(NULL);
 
+    st = NULL;
+    CHECK_OK(mt_safetensors_open(&st, D "fp8.safetensors", &err), &err);
+    if (st) {
+        const mt_tensor_view *a = mt_safetensors_get(st, "e4m3"), *b = mt_safetensors_get(st, "e8m0");
+        CHECK(a && a->dtype == MT_F8_E4M3 && b && b->dtype == MT_F8_E8M0);
+        float f[3] = {0};
+        CHECK_OK(mt_safetensors_read_f32(st, "e4m3", f, 3, 1, &err), &err);
+        CHECK(f[0] == 1.0f && f[1] == -448.0f && f[2] == 0x1p-9f);
+        CHECK_OK(mt_safetensors_read_f32(st, "e8m0", f, 3, 1, &err), &err);
+        CHECK(f[0] == 1.0f && f[1] == 8.0f && f[2] == 0x1p-127f);
+        mt_safetensors_free(st);
+    }
     st = NULL;
     CHECK(mt_safetensors_open(&st, D "does_not_exist.safetensors", &err) == MT_ENOTFOUND);
     CHECK(st == NULL);
