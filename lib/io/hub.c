@@ -954,18 +954,24 @@ static int download_snapshot(hub_ctx *c, const char *repo, const char *rev, char
     }
     sha = strdup(json_string_value(jsha));
     if (!sha) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto out; }
-    size_t i;
-    json_t *s;
-    json_array_foreach(sibs, i, s) {
-        const char *name = json_string_value(json_object_get(s, "rfilename"));
-        if (!name || !matches(name, pats)) continue;
-        if (!valid_relpath(name, 1024, 0)) {
-            rc = mt_seterr(err, MT_EFORMAT, "%s: unsafe file name in the repo listing: %.100s", repo, name);
-            goto out;
+    /* config.json and tokenizer.json mark a snapshot as usable, so they come
+     * last: an interrupted download is then never mistaken for a complete one */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t i;
+        json_t *s;
+        json_array_foreach(sibs, i, s) {
+            const char *name = json_string_value(json_object_get(s, "rfilename"));
+            if (!name || !matches(name, pats)) continue;
+            int marker = strcmp(name, "config.json") == 0 || strcmp(name, "tokenizer.json") == 0;
+            if (marker != pass) continue;
+            if (!valid_relpath(name, 1024, 0)) {
+                rc = mt_seterr(err, MT_EFORMAT, "%s: unsafe file name in the repo listing: %.100s", repo, name);
+                goto out;
+            }
+            char *local = NULL;
+            if ((rc = hub_file(c, repo, sha, name, &local, err))) goto out;
+            free(local);
         }
-        char *local = NULL;
-        if ((rc = hub_file(c, repo, sha, name, &local, err))) goto out;
-        free(local);
     }
     if (strcmp(rev, sha) != 0 && (rc = write_ref(storage, rev, sha, err))) goto out;
     *snap = xprintf("%s/snapshots/%s", storage, sha);

@@ -17,6 +17,7 @@
  *   HUBSERVER_CUT_TIMES=K  ... for the first K file bodies (default 1)
  *   HUBSERVER_STALL=N      send N bytes of a file body, then go silent until the client hangs up ...
  *   HUBSERVER_STALL_TIMES=K ... for the first K file bodies (default 1)
+ *   HUBSERVER_FAIL=S       answer 500 to every request whose path contains S
  *   HUBSERVER_NORANGE=1    ignore Range headers (answer 200 with the whole file)
  *   HUBSERVER_STATS=FILE   after each request, rewrite FILE with counters
  *                          (requests, head, get, api, range, cut, stall, auth, cdn_auth,
@@ -361,6 +362,12 @@ static void handle(int fd) {
     }
     char *q = strchr(target, '?');
     if (q) *q = 0;
+    const char *fail = getenv("HUBSERVER_FAIL");
+    if (fail && *fail && strstr(target, fail)) {
+        write_stats();
+        respond(fd, 500, "Internal Server Error", NULL, "boom\n", 5, head);
+        return;
+    }
     char *comp[64];
     int n = split_path(target, comp, 64);
     if (n >= 6 && strcmp(comp[0], "api") == 0 && strcmp(comp[1], "models") == 0 && strcmp(comp[4], "revision") == 0) {

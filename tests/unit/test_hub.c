@@ -558,9 +558,38 @@ static void test_resume(void) {
     server_stop(&s);
 }
 
-static void test_stall(void) {
+static void test_interrupted_and_stall(void) {
     mt_err e = {0};
     server s = {0};
+    /* an interrupted resolve leaves no config.json/tokenizer.json behind, so the
+     * next resolve finishes the job instead of returning a snapshot without weights */
+    setenv("HUBSERVER_FAIL", "model.safetensors", 1);
+    CHECK(server_start(&s, NULL, NULL) == 0);
+    unsetenv("HUBSERVER_FAIL");
+    if (!s.pid) return;
+    const char *icache = fresh_home();
+    mt_hub_opts st_only = {.allow_patterns = (const char *const[]){"*.safetensors", "*.json", NULL}};
+    char *d = NULL;
+    CHECK_EQ_INT(mt_hub_resolve("org/tiny", &st_only, &d, &e), MT_ENET);
+    char *msg500 = fmt("org/tiny: model.safetensors: HTTP 500 from %s/org/tiny/resolve/%s/model.safetensors",
+                       s.endpoint, SHA);
+    CHECK_STR(e.msg, msg500);
+    free(msg500);
+    char *isnap = fmt("%s/models--org--tiny/snapshots/%s", icache, SHA);
+    char *icfg = fmt("%s/config.json", isnap);
+    struct stat sb;
+    CHECK(lstat(icfg, &sb) != 0);
+    mt_hub_opts off = {.offline = 1};
+    CHECK_EQ_INT(mt_hub_resolve("org/tiny", &off, &d, &e), MT_ENOTFOUND);
+    server_stop(&s);
+    CHECK(server_start(&s, NULL, NULL) == 0);
+    CHECK_OK(mt_hub_resolve("org/tiny", &st_only, &d, &e), &e);
+    char *ist = fmt("%s/model.safetensors", isnap);
+    CHECK(same_file(ist, REPO_DIR "/model.safetensors"));
+    CHECK(mt_file_exists(icfg));
+    free(d); free(isnap); free(icfg); free(ist);
+    server_stop(&s);
+
     /* the first body never starts; with a 1 s stall limit the client gives up
      * on it and tries again (curl averages speeds over seconds, so a stall
      * after some bytes would take longer to notice: the cut tests cover resuming) */
@@ -709,7 +738,7 @@ int main(int argc, char **argv) {
     CHECK_MSG(access(server_bin, X_OK) == 0, "no test server at %s", server_bin);
     test_download();
     test_resume();
-    test_stall();
+    test_interrupted_and_stall();
     test_auth_and_concurrency();
     test_progress_bar();
 
