@@ -253,16 +253,17 @@ int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int m
     if (K % g != 0)
         return mt_seterr(err, MT_EINVAL, "row length %zu is not a multiple of the group size %zu", K, g);
     const unsigned char *wb = (const unsigned char *)w;
-    float gs = (mode == MT_QMODE_NVFP4 && global_scale != 0.0f) ? global_scale / (448.0f * 6.0f) : 1.0f;
+    int use_gs = mode == MT_QMODE_NVFP4 && global_scale != 0.0f;
+    float gs = use_gs ? global_scale / 2688.0f : 1.0f;   /* 2688 = 448 * 6 */
     size_t n = rows * K;
     for (size_t i = 0; i < n; i += g) {
         uint8_t sb = scales[i / g];
         float s = mode == MT_QMODE_NVFP4 ? mt_fp8_e4m3_to_f32(sb) : mt_fp8_e8m0_to_f32(sb);
+        if (use_gs) s = s * gs;                           /* MLX scales the group scale first */
         for (size_t j = i; j < i + g; j++) {
             float e = bits == 8 ? mt_fp8_e4m3_to_f32(wb[j])
                                 : mt_fp4_e2m1_to_f32((uint8_t)(wb[j >> 1] >> ((j & 1) * 4)));
-            float o = e * s;
-            out[j] = gs == 1.0f ? o : o * gs;
+            out[j] = e * s;
         }
     }
     return MT_OK;

@@ -72,8 +72,10 @@ int mt_dequantize_affine(float *out, const uint32_t *w, const void *scales, cons
  * would: x is first rounded to sdt (a no-op for values already of that type),
  * group parameters are computed in float32, scales/biases are stored as sdt.
  * metal_rules = 0: the CPU kernel (true max, rint ties-to-even) - bit-exact with
- * mlx on CPU.  metal_rules = 1: the Metal/CUDA kernels (max starts at 0, round
- * half away from zero), which produced most published mlx-community weights.
+ * mlx on CPU.  metal_rules = 1: the algorithm of the Metal/CUDA kernels (max
+ * starts at 0, round half away from zero), which produced most published
+ * mlx-community weights; not verified bit-exact (no GPU here, and Metal may
+ * compile divisions with fast math).
  * w receives [rows, K*bits/32] words, scales/biases [rows, K/g]. */
 int mt_quantize_affine(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x,
                        size_t rows, size_t K, int bits, int group_size, int metal_rules, mt_err *err);
@@ -86,8 +88,9 @@ float mt_fp8_e8m0_to_f32(uint8_t b);      /* 2^(b-127); 0 -> 2^-127; 0xff -> NaN
 /* Dequantize `rows` rows of mxfp4 (bits 4, g 32), mxfp8 (bits 8, g 32) or
  * nvfp4 (bits 4, g 16) weights: w [rows, K*bits/32] words, scales uint8
  * [rows, K/g] (E8M0 for mx modes, E4M3 for nvfp4).  out float32 [rows, K] =
- * element value * scale, computed in float32 (mx.dequantize(..., dtype=float32)).
- * global_scale (nvfp4 only, 0 = none) multiplies by global_scale/(448*6). */
+ * element value * scale, computed in float32 - bit-exact with
+ * mx.dequantize(..., mode, dtype=float32).  global_scale (nvfp4 only, 0 = none):
+ * the group scale is first multiplied by global_scale/2688 (2688 = 448*6). */
 int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int mode,
                      size_t rows, size_t K, float global_scale, mt_err *err);
 

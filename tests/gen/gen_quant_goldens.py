@@ -72,6 +72,10 @@ def main():
         w, s = mx.quantize(xf, mode=mode)
         out["w_" + mode], out["scales_" + mode] = w, s
         out["deq_" + mode] = mx.dequantize(w, s, mode=mode, dtype=mx.float32)
+    gs = mx.array(37.5, dtype=mx.float32)
+    w, s = mx.quantize(xf, mode="nvfp4", global_scale=gs)
+    out["w_nvfp4_gs"], out["scales_nvfp4_gs"], out["global_scale"] = w, s, gs.reshape(1)
+    out["deq_nvfp4_gs"] = mx.dequantize(w, s, mode="nvfp4", global_scale=gs, dtype=mx.float32)
     mx.eval(out)
     mx.save_safetensors(f"{OUT}/fp.safetensors", out)
 

@@ -202,8 +202,11 @@ static void test_fp(void) {
     snprintf(path, sizeof path, "%s/fp.safetensors", dir ? dir : "tests/data/quant");
     CHECK_OK(mt_safetensors_open(&st, path, &err), &err);
     if (!st) return;
-    static const char *modes[] = {"mxfp4", "mxfp8", "nvfp4"};
-    for (int m = 0; m < 3; m++) {
+    static const char *modes[] = {"mxfp4", "mxfp8", "nvfp4", "nvfp4_gs"};
+    float gsv = 0.0f;
+    CHECK_OK(mt_safetensors_read_f32(st, "global_scale", &gsv, 1, 0, &err), &err);
+    CHECK(gsv == 37.5f);
+    for (int m = 0; m < 4; m++) {
         char n[64];
         snprintf(n, sizeof n, "w_%s", modes[m]);
         const mt_tensor_view *w = mt_safetensors_get(st, n);
@@ -214,11 +217,11 @@ static void test_fp(void) {
         CHECK(w && s && d && d->dtype == MT_F32 && s->dtype == MT_U8);
         if (!w || !s || !d) continue;
         int mode = 0;
-        CHECK(mt_qmode_parse(modes[m], &mode) == 0);
+        CHECK(mt_qmode_parse(m == 3 ? "nvfp4" : modes[m], &mode) == 0);
         size_t rows = (size_t)d->shape[0], K = (size_t)d->shape[1];
         float *out = malloc(rows * K * 4), *ref = malloc(rows * K * 4);
         mt_convert_to_f32(ref, d->data, MT_F32, rows * K);
-        CHECK_OK(mt_dequantize_fp(out, w->data, s->data, mode, rows, K, 0.0f, &err), &err);
+        CHECK_OK(mt_dequantize_fp(out, w->data, s->data, mode, rows, K, m == 3 ? gsv : 0.0f, &err), &err);
         size_t diff = 0;
         for (size_t i = 0; i < rows * K; i++) diff += f2u(out[i]) != f2u(ref[i]);
         CHECK_MSG(diff == 0, "%s: %zu values differ", modes[m], diff);
