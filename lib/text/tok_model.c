@@ -275,7 +275,9 @@ static int bpe_word(const mt_tokenizer *t, const char *s, size_t n, tk_ids *out,
             sy[ns].id = id; sy[ns].len = 1; ns++;
         }
     } else {
-        int32_t unk_run = 0; /* 1 if last symbol is a fused unk */
+        /* like HF: an unknown char opens a pending unk that is only written
+         * when a vocab symbol follows (byte-fallback bytes do not flush it) */
+        int32_t pend_len = -1;
         for (size_t i = 0; i < n;) {
             size_t l = (size_t)tk_utf8_len(u[i]);
             if (i + l > n) l = n - i;
@@ -291,28 +293,32 @@ static int bpe_word(const mt_tokenizer *t, const char *s, size_t n, tk_ids *out,
             } else {
                 id = vocab_get(t, s + i, l);
             }
+            if (grow(&sc->sym, &sc->nsym, ns + l + 2, sizeof(sym_t))) return MT_ENOMEM;
+            sy = sc->sym;
             if (id >= 0) {
-                sy[ns].id = id; sy[ns].len = (uint32_t)l; ns++; unk_run = 0;
+                if (pend_len >= 0) { sy[ns].id = t->unk; sy[ns].len = (uint32_t)pend_len; ns++; pend_len = -1; }
+                sy[ns].id = id; sy[ns].len = (uint32_t)l; ns++;
             } else {
                 int done = 0;
                 if (t->byte_fallback) {
                     int ok = 1;
                     for (size_t k = 0; k < l; k++) if (t->byte_tok[u[i + k]] < 0) ok = 0;
                     if (ok) {
-                        if (grow(&sc->sym, &sc->nsym, ns + l + (n - i) + 1, sizeof(sym_t))) return MT_ENOMEM;
-                        sy = sc->sym;
                         for (size_t k = 0; k < l; k++) { sy[ns].id = t->byte_tok[u[i + k]]; sy[ns].len = 1; ns++; }
-                        done = 1; unk_run = 0;
+                        done = 1;
                     }
                 }
                 if (!done && t->unk >= 0) {
-                    if (t->fuse_unk && unk_run) sy[ns - 1].len += (uint32_t)l;
-                    else { sy[ns].id = t->unk; sy[ns].len = (uint32_t)l; ns++; }
-                    unk_run = 1;
+                    if (pend_len >= 0 && t->fuse_unk) pend_len += (int32_t)l;
+                    else {
+                        if (pend_len >= 0) { sy[ns].id = t->unk; sy[ns].len = (uint32_t)pend_len; ns++; }
+                        pend_len = (int32_t)l;
+                    }
                 }
             }
             i += l;
         }
+        if (pend_len >= 0) { sy[ns].id = t->unk; sy[ns].len = (uint32_t)pend_len; ns++; }
     }
     if (ns == 0) return MT_OK;
     for (size_t i = 0; i < ns; i++) { sy[i].prev = (int32_t)i - 1; sy[i].next = i + 1 < ns ? (int32_t)i + 1 : -1; }

@@ -208,6 +208,28 @@ static void test_malformed(void) {
     }
 }
 
+/* the fuzz seeds must load; ids as produced by HF tokenizers 0.23.3 for the same string */
+static void test_seeds(void) {
+    static const char text[] = "Hello  world!\n<s>[CLS] caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 123 \xF0\x9F\x98\x80 <|im_start|>x";
+    static const struct { const char *file; int32_t ids[32]; size_t n; } seeds[] = {
+        {"bpe_bytelevel.json", {4, 5, 3, 3, 2, 6}, 6},
+        {"spm_bpe.json", {1, 5, 4, 0, 2, 2, 0, 1, 2, 0, 2, 7, 8, 0, 2, 0, 2, 0, 2, 0, 2, 0}, 22},
+        {"wordpiece.json", {1, 3, 4, 5, 0, 0, 0, 1, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}, 23},
+    };
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/fuzz/seeds/tokenizer/%s", seeds[k].file);
+        mt_tokenizer *t = NULL; mt_err e = {0};
+        CHECK_OK(mt_tokenizer_load(&t, path, &e), &e);
+        if (!t) continue;
+        int32_t *ids = NULL; size_t n = 0;
+        CHECK_OK(mt_tokenizer_encode(t, text, sizeof text - 1, 1, &ids, &n, &e), &e);
+        CHECK_MSG(n == seeds[k].n && memcmp(ids, seeds[k].ids, n * sizeof *ids) == 0, "seed %s ids differ", seeds[k].file);
+        free(ids);
+        mt_tokenizer_free(t);
+    }
+}
+
 typedef struct { const mt_tokenizer *t; const corpus_t *c; size_t from, step; unsigned long long sum; } thr_t;
 static void *thr_main(void *arg) {
     thr_t *a = arg;
@@ -241,6 +263,7 @@ int main(int argc, char **argv) {
     CHECK(load_corpus(&c) == 0);
     CHECK(c.count >= 2000);
     test_malformed();
+    test_seeds();
     if (argc > 1) {
         for (int i = 1; i < argc; i++) run_golden(argv[i], &c);
     } else {
