@@ -399,9 +399,12 @@ int32_t mt_sampler_sample(mt_sampler *s, float *logits, size_t vocab, float *log
     for (size_t i = 0; i < n; i++)
         if (logits[i] > mx) mx = logits[i];
     if (isfinite(mx)) {
-        double sum = 0.0;
-        for (size_t i = 0; i < n; i++) sum += exp((double)(logits[i] - mx));
-        float lse = logf((float)sum) + mx;
+        /* a sequential float32 sum: on x86 this matches mlx's CPU logsumexp
+         * to ~1e-7 even for large vocabularies (a double sum would be more
+         * accurate but differ from mlx by up to ~1e-4) */
+        float sum = 0.0f;
+        for (size_t i = 0; i < n; i++) sum += expf(logits[i] - mx);
+        float lse = logf(sum) + mx;
         for (size_t i = 0; i < n; i++) logits[i] -= lse;
     }
     const mt_sampler_params *p = &s->p;

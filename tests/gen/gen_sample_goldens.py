@@ -195,6 +195,34 @@ def proc_cases(rng):
     return cases
 
 
+def big_cases(vecs):
+    """Realistic LLM-sized vocabularies (a separate RNG so the small cases stay stable)."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for n, scale in ((32000, 2.5), (50257, 3.5)):
+        z = rng.standard_normal(n) * scale
+        z[rng.choice(n, 5, replace=False)] += rng.uniform(5, 12, 5)   # a few likely tokens
+        x = z - np.log(np.sum(np.exp(z - z.max()))) - z.max()
+        vecs.append(quant(x))
+        vi = len(vecs) - 1
+        xf = to_float(vecs[vi])
+        top = int(np.argmax(xf))
+        sets = [dict(top_p=0.9), dict(top_p=0.95), dict(top_p=0.5), dict(min_p=F32(0.05)),
+                dict(min_p=F32(0.01), min_keep=50), dict(top_k=40), dict(top_k=1000),
+                dict(xtc_thr=F32(0.1)), dict(xtc_thr=F32(0.01), special=[top]),
+                dict(top_p=F32(0.95), min_p=F32(0.02), xtc_thr=F32(0.05), top_k=20)]
+        for d in sets:
+            c = dict(v=vi, top_p=F32(d.get("top_p", 0.0)), min_p=d.get("min_p", 0.0),
+                     min_keep=d.get("min_keep", 1), top_k=d.get("top_k", 0),
+                     xtc_thr=d.get("xtc_thr", None), special=d.get("special", []))
+            y = run_filters(xf, c["top_p"], c["min_p"], c["min_keep"], c["top_k"],
+                            c["xtc_thr"], c["special"])
+            c["keep"] = keep_mask(y)
+            c["nkeep"] = int(np.isfinite(np.array(y)).sum())
+            cases.append(c)
+    return cases
+
+
 def greedy_cases(vecs):
     cases = []
     for vi, q in enumerate(vecs):
@@ -208,12 +236,15 @@ def greedy_cases(vecs):
 def main():
     rng = np.random.default_rng(20261123)
     vecs = make_vectors(rng)
+    filters = filter_cases(rng, vecs)
+    procs = proc_cases(rng)
+    filters += big_cases(vecs)
     data = dict(
         mlx_lm_version=__import__("mlx_lm").__version__,
         mlx_version=mx.__version__,
         vectors=[b64(q.astype("<i2").tobytes()) for q in vecs],
-        filters=filter_cases(rng, vecs),
-        procs=proc_cases(rng),
+        filters=filters,
+        procs=procs,
         greedy=greedy_cases(vecs),
     )
     os.makedirs(OUT, exist_ok=True)
