@@ -14,7 +14,7 @@ Also runs the small language cases (CASES below) through jinja2's
 ImmutableSandboxedEnvironment as transformers configures it, and writes
 tests/data/templates/cases.jsonl: {"template", "context", "output"} or "error".
 
-Import mode (--import-llamacpp DIR, --import-fixtures DIR) copies the published
+Import mode (--import-llamacpp DIR, --import-fixtures DIR, --import-openvino FILE) copies the published
 templates into tests/data/templates/ (see README.md there for provenance).
 
 Usage: python3 tests/gen/gen_template_goldens.py   (run from the repository root)
@@ -253,6 +253,43 @@ def import_llamacpp(root):
             f.write(text)
 
 
+def import_openvino(path):
+    """openvino.genai tests/python_tests/data/tokenizer_configs.py: HF tokenizer_config chat templates
+    (+ special tokens) of many model repos; a dict-valued chat_template holds named templates."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ov_tokenizer_configs", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    have = set()
+    for p in glob.glob(os.path.join(OUT_DIR, "*.jinja")):
+        with open(p, encoding="utf-8", newline="") as f:
+            have.add(f.read())
+    sources = load_sources()
+    for model, cfg in mod.get_tokenizer_configs().items():
+        cts = cfg.get("chat_template")
+        if isinstance(cts, str):
+            cts = {"default": cts}
+        for tname, text in cts.items():
+            if text in have:
+                continue
+            have.add(text)
+            name = re.sub(r"[^a-z0-9.]+", "-", model.lower()).strip("-")
+            if tname != "default":
+                name += "-" + re.sub(r"[^a-z0-9.]+", "-", tname.lower())
+            with open(os.path.join(OUT_DIR, name + ".jinja"), "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            sources[name] = {"model": model, "template_name": tname, "source": "openvino.genai tokenizer_configs.py",
+                             "special_tokens": special_from_config(cfg)}
+    with open(os.path.join(OUT_DIR, "sources.json"), "w", encoding="utf-8") as f:
+        json.dump(sources, f, ensure_ascii=False, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def load_sources():
+    p = os.path.join(OUT_DIR, "sources.json")
+    return json.load(open(p, encoding="utf-8")) if os.path.exists(p) else {}
+
+
 def import_fixtures(root):
     for d in sorted(glob.glob(os.path.join(root, "tokenizers", "*"))):
         cfgp = os.path.join(d, "tokenizer_config.json")
@@ -271,7 +308,9 @@ def import_fixtures(root):
             f.write(text)
 
 
-def special_tokens_for(name):
+def special_tokens_for(name, sources):
+    if name in sources:
+        return sources[name]["special_tokens"]
     cfgp = os.path.join("/work/shared/fixtures/tokenizers", name, "tokenizer_config.json")
     if name in SPECIAL:
         return {k: v for k, v in SPECIAL[name].items() if v is not None}
@@ -304,12 +343,13 @@ def gen_goldens():
     convs = json.load(open(os.path.join(OUT_DIR, "conversations.json"), encoding="utf-8"))
     names = sorted(os.path.basename(p)[:-6] for p in glob.glob(os.path.join(OUT_DIR, "*.jinja")))
     manifest = {}
+    sources = load_sources()
     lines = []
     nerr = 0
     for name in names:
         with open(os.path.join(OUT_DIR, name + ".jinja"), encoding="utf-8", newline="") as f:
             template = f.read()
-        special = special_tokens_for(name)
+        special = special_tokens_for(name, sources)
         manifest[name] = {"special_tokens": special}
         for conv in convs:
             for agp in (False, True):
@@ -358,12 +398,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--import-llamacpp", metavar="DIR", help="llama.cpp source tree (e.g. llama-cpp-python sdist vendor/llama.cpp)")
     ap.add_argument("--import-fixtures", metavar="DIR", help="shared fixtures dir (tokenizers/, chat_templates/)")
+    ap.add_argument("--import-openvino", metavar="FILE", help="openvino.genai tests/python_tests/data/tokenizer_configs.py")
     a = ap.parse_args()
     os.makedirs(OUT_DIR, exist_ok=True)
     if a.import_llamacpp:
         import_llamacpp(a.import_llamacpp)
     if a.import_fixtures:
         import_fixtures(a.import_fixtures)
+    if a.import_openvino:
+        import_openvino(a.import_openvino)
     gen_cases()
     gen_goldens()
 
