@@ -122,7 +122,7 @@ static void tl_begin(tlist *l) {
 }
 static void tl_end(tlist *l) { if (!l->oom && l->n) l->len[l->n - 1] = l->b.n - l->off[l->n - 1]; }
 static void tl_free(tlist *l) { tk_buf_free(&l->b); free(l->off); free(l->len); memset(l, 0, sizeof *l); }
-#define TS(l, i) ((l)->b.p + (l)->off[i])
+#define TS(l, i) ((l)->b.p ? (l)->b.p + (l)->off[i] : "")
 
 static void replace_all(tk_buf *o, const char *s, size_t n, const char *pat, size_t pl, const char *rep, size_t rl) {
     size_t last = 0, i = 0;
