@@ -22,12 +22,91 @@ void mt_config_free(mt_config *c) {
     free(c);
 }
 
+/* Python's json module writes NaN, Infinity and -Infinity, which are not JSON.
+ * Outside strings, rewrite them to null / +-DBL_MAX.  Returns a malloc'd,
+ * NUL-terminated copy, or NULL when there was nothing to rewrite (or no memory). */
+static char *rewrite_nonfinite(const char *t, size_t n) {
+    static const struct { const char *tok, *rep; } subs[] = {
+        {"-Infinity", "-1.7976931348623157e308"}, {"Infinity", "1.7976931348623157e308"}, {"NaN", "null"}};
+    char *o = malloc(3 * n + 1);   /* every replacement grows its token by less than 3x */
+    if (!o) return NULL;
+    size_t w = 0;
+    int in_str = 0, changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = t[i];
+        if (in_str) {
+            o[w++] = ch;
+            if (ch == '\\' && i + 1 < n) o[w++] = t[++i];
+            else if (ch == '"') in_str = 0;
+            continue;
+        }
+        if (ch == '"') in_str = 1;
+        int k;
+        for (k = 0; k < 3; k++) {
+            size_t tl = strlen(subs[k].tok), rl = strlen(subs[k].rep);
+            if (i + tl <= n && memcmp(t + i, subs[k].tok, tl) == 0) {
+                memcpy(o + w, subs[k].rep, rl);
+                w += rl;
+                i += tl - 1;
+                changed = 1;
+                break;
+            }
+        }
+        if (k == 3) o[w++] = ch;
+    }
+    o[w] = 0;
+    if (!changed) { free(o); return NULL; }
+    return o;
+}
+
+/* After a JSON_DECODE_INT_AS_REAL parse: turn integral reals back into integers. */
+static void reintegerize(json_t *j) {
+    const char *k;
+    json_t *v;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach(j, k, v) {
+            if (json_is_real(v)) {
+                double d = json_real_value(v);
+                if (d == floor(d) && fabs(d) < 9.0e15) json_object_set_new(j, k, json_integer((json_int_t)d));
+            } else {
+                reintegerize(v);
+            }
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) {
+            if (json_is_real(v)) {
+                double d = json_real_value(v);
+                if (d == floor(d) && fabs(d) < 9.0e15) json_array_set_new(j, i, json_integer((json_int_t)d));
+            } else {
+                reintegerize(v);
+            }
+        }
+    }
+}
+
 int mt_config_parse(mt_config **out, const char *text, size_t len, const char *label, mt_err *err) {
     *out = NULL;
     if (!label) label = "config.json";
     json_error_t je;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!root) return mt_seterr(err, MT_EFORMAT, "%s: invalid JSON at line %d: %s", label, je.line, je.text);
+    const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
+    json_t *root = json_loadb(text, len, flags, &je);
+    if (!root) {
+        /* lenient retry for what Python's json writes: NaN/Infinity, integers beyond 64 bits */
+        json_error_t je2;
+        char *fixed = rewrite_nonfinite(text, len);
+        const char *t2 = fixed ? fixed : text;
+        size_t n2 = fixed ? strlen(fixed) : len;
+        if (fixed || strstr(je.text, "too big")) {
+            root = json_loadb(t2, n2, flags, &je2);
+            if (!root && strstr(je2.text, "too big")) {
+                root = json_loadb(t2, n2, flags | JSON_DECODE_INT_AS_REAL, &je2);
+                if (root) reintegerize(root);
+            }
+        }
+        free(fixed);
+        if (!root) return mt_seterr(err, MT_EFORMAT, "%s: invalid JSON at line %d: %s", label, je.line, je.text);
+    }
     if (!json_is_object(root)) {
         json_decref(root);
         return mt_seterr(err, MT_EFORMAT, "%s: not a JSON object", label);

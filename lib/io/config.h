@@ -16,7 +16,9 @@ typedef struct mt_config mt_config;
 /* Load dir/config.json (or the file itself when dir_or_file is a file).
  * Errors: MT_ENOTFOUND, MT_EIO, MT_EFORMAT (invalid JSON or not an object). */
 int mt_config_load(mt_config **out, const char *dir_or_file, mt_err *err);
-/* Parse config text held in memory; label names it in messages. */
+/* Parse config text held in memory; label names it in messages.  What Python's
+ * json module writes but JSON forbids is accepted: NaN (read as null),
+ * +-Infinity (read as +-DBL_MAX) and integers beyond 64 bits (read as reals). */
 int mt_config_parse(mt_config **out, const char *text, size_t len, const char *label, mt_err *err);
 void mt_config_free(mt_config *c);   /* accepts NULL */
 

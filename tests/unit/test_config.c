@@ -204,7 +204,34 @@ static void test_quant(void) {
     }
 }
 
+/* what Python's json module writes but JSON forbids: NaN, Infinity, huge integers */
+static void test_python_json(void) {
+    mt_err err = {0};
+    mt_config *c = load(D "python_json");
+    if (!c) return;
+    long long v = 0;
+    double d = 0;
+    CHECK_OK(mt_config_get_int(c, "hidden_size", 0, &v, &err), &err);
+    CHECK_EQ_INT(v, 64);
+    CHECK(json_is_integer(mt_config_get(c, "hidden_size")));
+    CHECK_OK(mt_config_get_float(c, "final_logit_softcapping", 0, &d, &err), &err);
+    CHECK(d > 1e308);
+    CHECK_OK(mt_config_get_float(c, "neg", 0, &d, &err), &err);
+    CHECK(d < -1e308);
+    CHECK_OK(mt_config_get_float(c, "eps", 0.5, &d, &err), &err);      /* NaN -> null -> default */
+    CHECK(d == 0.5);
+    CHECK_OK(mt_config_get_float(c, "max_len", 0, &d, &err), &err);
+    CHECK(d > 9.9e29 && d < 1.1e30);
+    CHECK_EQ_INT(mt_config_get_int(c, "max_len", 0, &v, &err), MT_EFORMAT);
+    CHECK_STR(mt_config_get_str(c, "s", NULL), "NaN Infinity \"NaN\" \\\\");
+    CHECK_OK(mt_config_get_float(c, "nested.v.1", 0, &d, &err), &err);
+    CHECK(d == 2.5);
+    CHECK(json_is_null(mt_config_get(c, "nested.v.2")));
+    mt_config_free(c);
+}
+
 int main(void) {
+    test_python_json();
     test_access();
     test_quant();
     return check_report("config");
