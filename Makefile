@@ -21,7 +21,7 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -lm -lpthread
 
 LIB_SRC  := $(shell find lib -name '*.c' | sort)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_A    := $(BUILD)/libmlxtools.a
 PROGS    := $(notdir $(wildcard bin/*))
 PROG_BIN := $(PROGS:%=$(BUILD)/bin/%)
@@ -35,7 +35,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
@@ -44,15 +44,15 @@ $(LIB_A): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard bin/$$*/*.c)) $(LIB_A)
+$(PROG_BIN): $(BUILD)/bin/%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard bin/$$*/*.c))) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.o,$^) $(LIB_A) $(LDLIBS) $(EXTRA_LDFLAGS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) $(EXTRA_LDFLAGS)
 
-$(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB_A)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) $(EXTRA_LDFLAGS)
 

@@ -46,9 +46,9 @@ check_tok() {
   [ "$status" -eq 3 ]
   [ "$(echo "$output" | wc -l)" -eq 5 ]
   [ "$(echo "$output" | jq -r 'select(.ids) | .id' | tr '\n' ,)" = "1,3," ]
-  echo "$output" | jq -e 'select(.id == 2) | .error | startswith("line 2: invalid JSON")'
-  echo "$output" | jq -e 'select(.id == 4) | .error == "line 4: \"messages\" must be an array"'
-  echo "$output" | jq -e 'select(.id == 5) | .error | test("no \"text\", \"prompt\" or \"messages\"")'
+  echo "$output" | jq -e -s 'map(select(.id == 2))[0].error | startswith("line 2: invalid JSON")'
+  echo "$output" | jq -e -s 'map(select(.id == 4))[0].error == "line 4: \"messages\" must be an array"'
+  echo "$output" | jq -e -s 'map(select(.id == 5))[0].error | test("no \"text\", \"prompt\" or \"messages\"")'
   [[ "$stderr" == *"mlx-gen: line 2: invalid JSON"* ]]
   [ "$(echo "$stderr" | wc -l)" -eq 3 ]
 }

@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Goldens for `mlx-gen --tokenize`: for each shared tokenizer, run the records in
-tests/data/mlxgen/records.jsonl through transformers (apply_chat_template for
-"messages", encode for "text") and write tests/data/mlxgen/<name>.expected.jsonl
-in mlx-gen's output format.  Rule for text (mlx-lm's): add special tokens unless
+tests/data/mlxgen/records.jsonl through transformers' apply_chat_template (for
+"messages", rendering only) and HF `tokenizers` (encoding the text exactly as
+tokenizer.json defines it) and write tests/data/mlxgen/<name>.expected.jsonl in
+mlx-gen's output format.  Rule for text (mlx-lm's): add special tokens unless
 the text already starts with the BOS token.
+
+Encoding goes through `tokenizers`, not transformers' tokenizer classes: since
+transformers 5, classes such as LlamaTokenizer rebuild the pre-tokenizer from
+their own defaults instead of using tokenizer.json as written.
 
 usage: tests/gen/gen_mlxgen_tokenize.py [SHARED_FIXTURES_DIR]
 """
 import json, os, subprocess, sys, tempfile
 from transformers import AutoTokenizer
+from tokenizers import Tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIX = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "fixtures", "tokenizers")
@@ -36,7 +42,9 @@ def main():
     records = [json.loads(l) for l in open(os.path.join(OUT, "records.jsonl")) if l.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         for name in NAMES:
-            tok = AutoTokenizer.from_pretrained(tok_dir(name, tmp))
+            d = tok_dir(name, tmp)
+            tok = AutoTokenizer.from_pretrained(d)
+            raw = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
             lines = []
             for i, r in enumerate(records, 1):
                 rid = r.get("id", i)
@@ -54,7 +62,7 @@ def main():
                         bos = bos_of(tok)
                         add = not (bos and prompt.startswith(bos))
                     add = r.get("add_special_tokens", add)
-                    ids = tok.encode(prompt, add_special_tokens=add)
+                    ids = raw.encode(prompt, add_special_tokens=add).ids
                     lines.append({"id": rid, "prompt": prompt, "ids": ids, "n": len(ids)})
                 except Exception:
                     lines.append({"id": rid, "error": True})
