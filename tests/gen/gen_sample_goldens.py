@@ -223,6 +223,48 @@ def big_cases(vecs):
     return cases
 
 
+def edge_cases():
+    """Exact-boundary cases on float32 vectors whose exps are exact (powers of two):
+    top_p where top_p * total == mass_above exactly (mlx drops: >=), min_p where a
+    logprob equals max + log(min_p) (kept: strict <), XTC where a prob equals the
+    threshold (not above it: strict >).  Stored with an "f32" vector instead of "v"."""
+    ln2 = np.log(2)
+    v = np.array([-3 * ln2, -ln2, 0.0, -2 * ln2, -3 * ln2, -5 * ln2], np.float32)
+    tot = np.float32(np.exp(v.astype(np.float64)).sum())
+    exact = np.float32(np.float32(1.0) / tot)
+    tps, t = [], exact
+    for _ in range(3):
+        t = np.nextafter(t, np.float32(0))
+    for _ in range(7):
+        tps.append(float(t))
+        t = np.nextafter(t, np.float32(1))
+    for m in (0.5, 0.25, 0.125):
+        tps.append(float(np.float32(m / float(tot) * 4)))
+    sets = [dict(top_p=tp) for tp in tps]
+    mp = np.float32(0.25)
+    w = v.copy()
+    w[0] = np.float32(np.float32(0.0) + np.float32(np.log(np.float64(mp))))  # == scaled threshold
+    w[5] = np.nextafter(w[0], np.float32(-1))
+    sets += [dict(min_p=float(mp), vec=w), dict(min_p=float(mp), min_keep=5, vec=w)]
+    pr = np.array(mx.softmax(mx.array(v), -1))    # thresholds exactly at mlx's probs
+    for k in (1, 3):
+        p = np.float32(pr[k])
+        for thr in (p, np.nextafter(p, np.float32(0)), np.nextafter(p, np.float32(1))):
+            if thr <= 0.5:
+                sets.append(dict(xtc_thr=float(thr)))
+    cases = []
+    for d in sets:
+        x = d.get("vec", v)
+        c = dict(f32=b64(x.astype("<f4").tobytes()), top_p=d.get("top_p", 0.0),
+                 min_p=d.get("min_p", 0.0), min_keep=d.get("min_keep", 1), top_k=0,
+                 xtc_thr=d.get("xtc_thr", None), special=[])
+        y = run_filters(x, c["top_p"], c["min_p"], c["min_keep"], 0, c["xtc_thr"], [])
+        c["keep"] = keep_mask(y)
+        c["nkeep"] = int(np.isfinite(np.array(y)).sum())
+        cases.append(c)
+    return cases
+
+
 def greedy_cases(vecs):
     cases = []
     for vi, q in enumerate(vecs):
@@ -239,6 +281,7 @@ def main():
     filters = filter_cases(rng, vecs)
     procs = proc_cases(rng)
     filters += big_cases(vecs)
+    filters += edge_cases()
     data = dict(
         mlx_lm_version=__import__("mlx_lm").__version__,
         mlx_version=mx.__version__,

@@ -96,11 +96,20 @@ static void test_goldens(void) {
 
     /* (a) filter kept-sets */
     json_t *jf = json_object_get(g, "filters");
-    size_t nf = json_array_size(jf), f_ok = 0, values_ok = 0, n_trivial = 0;
+    size_t nf = json_array_size(jf), f_ok = 0, values_ok = 0, n_trivial = 0, n_edge = 0;
     for (size_t c = 0; c < nf; c++) {
         json_t *o = json_array_get(jf, c);
         size_t vi = (size_t)json_integer_value(json_object_get(o, "v"));
-        size_t n = vlen[vi];
+        json_t *jf32 = json_object_get(o, "f32");   /* exact-boundary cases carry their own vector */
+        size_t n = 0;
+        float *own = jf32 ? dec_f32(json_string_value(jf32), &n) : NULL;
+        const float *in = own;
+        if (!own) {
+            if (vi >= nvec) { CHECK(vi < nvec); continue; }
+            n = vlen[vi];
+            in = vec[vi];
+        }
+        n_edge += own != NULL;
         mt_sampler_params p;
         mt_sampler_params_default(&p);
         p.temp = 1.0f;
@@ -122,7 +131,7 @@ static void test_goldens(void) {
         CHECK_OK(rc, &err);
         if (!rc) {
             float *x = malloc(n * sizeof(float));
-            memcpy(x, vec[vi], n * sizeof(float));
+            memcpy(x, in, n * sizeof(float));
             mt_sampler_filter(s, x, n, 1);
             size_t nb;
             unsigned char *mask = b64dec(json_string_value(json_object_get(o, "keep")), &nb);
@@ -133,10 +142,10 @@ static void test_goldens(void) {
                 int have = isfinite(x[i]) != 0;
                 kept += have;
                 if (want != have) same = 0;
-                if (have && x[i] != vec[vi][i]) vals = 0;
+                if (have && x[i] != in[i]) vals = 0;
             }
             size_t finite = 0;
-            for (size_t i = 0; i < n; i++) finite += isfinite(vec[vi][i]) != 0;
+            for (size_t i = 0; i < n; i++) finite += isfinite(in[i]) != 0;
             if (kept == finite) n_trivial++;
             if (!same)
                 fprintf(stderr, "filter case %zu (vec %zu, n %zu, top_p %g min_p %g keep %d top_k %d xtc %g): "
@@ -149,8 +158,11 @@ static void test_goldens(void) {
         }
         mt_sampler_free(s);
         free(sp);
+        free(own);
     }
-    printf("filters: %zu/%zu golden kept-sets identical (%zu cases keep everything)\n", f_ok, nf, n_trivial);
+    printf("filters: %zu/%zu golden kept-sets identical (%zu exact-boundary cases; %zu cases keep everything)\n",
+           f_ok, nf, n_edge, n_trivial);
+    CHECK(n_edge >= 10);
     CHECK(nf >= 1000);
     CHECK_EQ_INT(f_ok, nf);
     CHECK_EQ_INT(values_ok, nf);
