@@ -92,7 +92,14 @@ void mt_quant_unpack_row(uint8_t *codes, const uint32_t *row, size_t K, int bits
         }
         break;
     default:
-        for (i = 0; i < K; i++) codes[i] = (uint8_t)mt_quant_code(row, i, bits);
+        /* 8 codes always fill exactly `bits` bytes: read them as one little-endian word */
+        for (i = 0; i + 8 <= K; i += 8) {
+            uint64_t v = 0;
+            const unsigned char *p = b + i / 8 * (size_t)bits;
+            for (int k = bits - 1; k >= 0; k--) v = (v << 8) | p[k];
+            for (int k = 0; k < 8; k++) codes[i + (size_t)k] = (uint8_t)((v >> (k * bits)) & ((1u << bits) - 1));
+        }
+        for (; i < K; i++) codes[i] = (uint8_t)mt_quant_code(row, i, bits);
     }
 }
 
