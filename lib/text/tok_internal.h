@@ -202,6 +202,8 @@ struct mt_tokenizer {
     tk_norm norm; tk_pretok pretok; tk_dec dec;
     int32_t *post_prefix; size_t npost_prefix;
     int32_t *post_suffix; size_t npost_suffix;
+    /* during loading only: the raw document and the ranges of model.vocab / model.merges */
+    const char *fj_src; size_t fj_r[4];
 };
 
 /* byte-level alphabet */
@@ -255,6 +257,13 @@ int tk_model_load(mt_tokenizer *t, json_t *model, mt_err *err);
 void tk_model_free(mt_tokenizer *t);
 /* Tokenize one pre-token (model input bytes); append ids. Returns MT status. */
 int tk_model_tokenize(const mt_tokenizer *t, const char *s, size_t n, tk_ids *out, tk_scratch *sc);
+
+/* minimal JSON scanning (tok_json.c) */
+const char *tk_fj_ws(const char *p, const char *e);
+const char *tk_fj_string(const char *p, const char *e, tk_buf *out);
+const char *tk_fj_skip(const char *p, const char *e);
+const char *tk_fj_number(const char *p, const char *e, double *v);
+int tk_fj_locate(const char *s, size_t n, size_t r[4]);
 
 /* regex helper: compile with UTF|UCP and JIT */
 pcre2_code *tk_regex_compile(const char *pat, size_t n, mt_err *err);

@@ -33,20 +33,90 @@ static int32_t vocab_get(const mt_tokenizer *t, const char *s, size_t n) {
     return tk_strmap_get(&t->model_map, &t->tab, s, n);
 }
 
+static int add_merge(mt_tokenizer *t, size_t r, const char *a, size_t an, const char *b, size_t bn, tk_buf *key,
+                     mt_err *err) {
+    int32_t ia = vocab_get(t, a, an), ib = vocab_get(t, b, bn);
+    if (ia < 0 || ib < 0) return mt_seterr(err, MT_EFORMAT, "tokenizer: merge #%zu uses a token missing from the vocab", r);
+    key->n = 0;
+    tk_buf_put(key, a, an);
+    size_t pl = t->cont_prefix_len;
+    if (pl && bn >= pl && memcmp(b, t->cont_prefix, pl) == 0) tk_buf_put(key, b + pl, bn - pl);
+    else tk_buf_put(key, b, bn);
+    if (key->oom) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    int32_t in = vocab_get(t, key->p ? key->p : "", key->n);
+    if (in < 0) return mt_seterr(err, MT_EFORMAT, "tokenizer: merge #%zu result missing from the vocab", r);
+    uint64_t k = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, old;
+    if (tk_u64map_get(&t->merges, k, &old)) return MT_OK; /* first (lowest rank) wins */
+    if (tk_u64map_put(&t->merges, k, ((uint64_t)r << 32) | (uint32_t)in)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    return MT_OK;
+}
+
+static int split_merge(const char *s, size_t n, size_t r, const char **a, size_t *an, const char **b, size_t *bn,
+                       mt_err *err) {
+    const char *sp = memchr(s, ' ', n);
+    if (!sp) return mt_seterr(err, MT_EFORMAT, "tokenizer: bad merge #%zu", r);
+    *a = s; *an = (size_t)(sp - s); *b = sp + 1; *bn = n - *an - 1;
+    return MT_OK;
+}
+
+/* model.merges straight from the document text */
+static int fast_merges(mt_tokenizer *t, const char *p, const char *e, mt_err *err) {
+    tk_buf k1 = {0}, k2 = {0}, key = {0};
+    int rc = MT_OK;
+    size_t r = 0;
+    if (tk_u64map_init(&t->merges, (size_t)(e - p) / 8 + 16)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    p = tk_fj_ws(p, e);
+    if (p >= e || *p != '[') { rc = mt_seterr(err, MT_EFORMAT, "tokenizer: merges must be an array"); goto out; }
+    p = tk_fj_ws(p + 1, e);
+    if (p < e && *p == ']') goto out;
+    for (;; r++) {
+        const char *a = "", *b = ""; size_t an = 0, bn = 0;
+        p = tk_fj_ws(p, e);
+        if (p < e && *p == '"') {
+            p = tk_fj_string(p, e, &k1);
+            if (!p) break;
+            if ((rc = split_merge(k1.p ? k1.p : "", k1.n, r, &a, &an, &b, &bn, err))) goto out;
+        } else if (p < e && *p == '[') {
+            p = tk_fj_string(tk_fj_ws(p + 1, e), e, &k1);
+            if (!p) break;
+            p = tk_fj_ws(p, e);
+            if (p >= e || *p != ',') { p = NULL; break; }
+            p = tk_fj_string(tk_fj_ws(p + 1, e), e, &k2);
+            if (!p) break;
+            p = tk_fj_ws(p, e);
+            if (p >= e || *p != ']') { p = NULL; break; }
+            p++;
+            a = k1.p ? k1.p : ""; an = k1.n; b = k2.p ? k2.p : ""; bn = k2.n;
+        } else {
+            p = NULL;
+            break;
+        }
+        if ((rc = add_merge(t, r, a, an, b, bn, &key, err))) goto out;
+        p = tk_fj_ws(p, e);
+        if (p < e && *p == ',') { p++; continue; }
+        if (p < e && *p == ']') break;
+        p = NULL;
+        break;
+    }
+    if (!p) rc = mt_seterr(err, MT_EFORMAT, "tokenizer: bad merge #%zu", r);
+out:
+    tk_buf_free(&k1); tk_buf_free(&k2); tk_buf_free(&key);
+    return rc;
+}
+
 static int load_merges(mt_tokenizer *t, json_t *merges, mt_err *err) {
+    if (t->fj_r[3] > t->fj_r[2]) return fast_merges(t, t->fj_src + t->fj_r[2], t->fj_src + t->fj_r[3], err);
+    if (merges && !json_is_array(merges)) return mt_seterr(err, MT_EFORMAT, "tokenizer: merges must be an array");
     size_t nm = json_array_size(merges);
     if (tk_u64map_init(&t->merges, nm + 16)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     tk_buf key = {0};
     int rc = MT_OK;
     for (size_t r = 0; r < nm && !rc; r++) {
         json_t *m = json_array_get(merges, r);
-        const char *a, *b; size_t an, bn;
+        const char *a = "", *b = ""; size_t an = 0, bn = 0;
         if (json_is_string(m)) {
-            const char *s = json_string_value(m);
-            size_t n = json_string_length(m);
-            const char *sp = memchr(s, ' ', n);
-            if (!sp) { rc = mt_seterr(err, MT_EFORMAT, "tokenizer: bad merge #%zu", r); break; }
-            a = s; an = (size_t)(sp - s); b = sp + 1; bn = n - an - 1;
+            rc = split_merge(json_string_value(m), json_string_length(m), r, &a, &an, &b, &bn, err);
+            if (rc) break;
         } else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
                    json_is_string(json_array_get(m, 1))) {
             a = json_string_value(json_array_get(m, 0)); an = json_string_length(json_array_get(m, 0));
@@ -55,33 +125,48 @@ static int load_merges(mt_tokenizer *t, json_t *merges, mt_err *err) {
             rc = mt_seterr(err, MT_EFORMAT, "tokenizer: bad merge #%zu", r);
             break;
         }
-        int32_t ia = vocab_get(t, a, an), ib = vocab_get(t, b, bn);
-        if (ia < 0 || ib < 0) {
-            rc = mt_seterr(err, MT_EFORMAT, "tokenizer: merge #%zu uses a token missing from the vocab", r);
-            break;
-        }
-        key.n = 0;
-        tk_buf_put(&key, a, an);
-        size_t pl = t->cont_prefix_len;
-        if (pl && bn >= pl && memcmp(b, t->cont_prefix, pl) == 0) tk_buf_put(&key, b + pl, bn - pl);
-        else tk_buf_put(&key, b, bn);
-        if (key.oom) { rc = mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); break; }
-        int32_t in = vocab_get(t, key.p ? key.p : "", key.n);
-        if (in < 0) {
-            rc = mt_seterr(err, MT_EFORMAT, "tokenizer: merge #%zu result missing from the vocab", r);
-            break;
-        }
-        uint64_t k = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, old;
-        if (tk_u64map_get(&t->merges, k, &old)) continue; /* first (lowest rank) wins */
-        if (tk_u64map_put(&t->merges, k, ((uint64_t)r << 32) | (uint32_t)in)) {
-            rc = mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
-        }
+        rc = add_merge(t, r, a, an, b, bn, &key, err);
     }
     tk_buf_free(&key);
     return rc;
 }
 
+/* model.vocab {"tok": id, ...} straight from the document text */
+static int fast_dict_vocab(mt_tokenizer *t, const char *p, const char *e, mt_err *err) {
+    tk_buf k = {0};
+    int rc = MT_OK;
+    if (tk_strmap_init(&t->model_map, (size_t)(e - p) / 12 + 16)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    p = tk_fj_ws(p, e);
+    if (p >= e || *p != '{') { rc = mt_seterr(err, MT_EFORMAT, "tokenizer: model.vocab must be an object"); goto out; }
+    p = tk_fj_ws(p + 1, e);
+    if (p < e && *p == '}') goto out;
+    for (;;) {
+        p = tk_fj_string(tk_fj_ws(p, e), e, &k);
+        if (!p) break;
+        p = tk_fj_ws(p, e);
+        if (p >= e || *p != ':') { p = NULL; break; }
+        double v;
+        p = tk_fj_number(tk_fj_ws(p + 1, e), e, &v);
+        if (!p) break;
+        if (v < 0 || v != (double)(long long)v || v > 0x7FFFFFF0) {
+            rc = mt_seterr(err, MT_EFORMAT, "tokenizer: vocab id for '%.40s' is not a non-negative integer", k.p ? k.p : "");
+            goto out;
+        }
+        if ((rc = add_vocab(t, k.p ? k.p : "", k.n, (size_t)v, err))) goto out;
+        p = tk_fj_ws(p, e);
+        if (p < e && *p == ',') { p++; continue; }
+        if (p < e && *p == '}') break;
+        p = NULL;
+        break;
+    }
+    if (!p) rc = mt_seterr(err, MT_EFORMAT, "tokenizer: malformed model.vocab");
+out:
+    tk_buf_free(&k);
+    return rc;
+}
+
 static int load_dict_vocab(mt_tokenizer *t, json_t *vocab, mt_err *err) {
+    if (t->fj_r[1] > t->fj_r[0]) return fast_dict_vocab(t, t->fj_src + t->fj_r[0], t->fj_src + t->fj_r[1], err);
     if (!json_is_object(vocab)) return mt_seterr(err, MT_EFORMAT, "tokenizer: model.vocab must be an object");
     if (tk_strmap_init(&t->model_map, json_object_size(vocab) + 16)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     const char *k;
@@ -102,6 +187,34 @@ static int32_t unk_from(mt_tokenizer *t, json_t *m) {
     json_t *u = json_object_get(m, "unk_token");
     if (!json_is_string(u)) return -1;
     return vocab_get(t, json_string_value(u), json_string_length(u));
+}
+
+static int unigram_vocab(mt_tokenizer *t, json_t *vocab, mt_err *err) {
+    if (!json_is_array(vocab)) return mt_seterr(err, MT_EFORMAT, "tokenizer: Unigram vocab must be an array");
+    size_t n = json_array_size(vocab);
+    if (tk_strmap_init(&t->model_map, n + 16) || tk_trie_init(&t->uni_trie))
+        return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    t->scores = malloc((n ? n : 1) * sizeof *t->scores);
+    if (!t->scores) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    t->min_score = 1e300;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(vocab, i);
+        json_t *s = json_array_get(e, 0), *sc = json_array_get(e, 1);
+        if (!json_is_string(s) || !json_is_number(sc))
+            return mt_seterr(err, MT_EFORMAT, "tokenizer: bad Unigram vocab entry #%zu", i);
+        MT_TRY(add_vocab(t, json_string_value(s), json_string_length(s), i, err));
+        t->scores[i] = json_number_value(sc);
+        if (t->scores[i] < t->min_score) t->min_score = t->scores[i];
+    }
+    /* trie values = id the string maps to (last duplicate wins, like a hash map) */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l = 0;
+        const char *s = tk_strtab_get(&t->tab, i, &l);
+        if (!l) continue;
+        if (tk_trie_add(&t->uni_trie, s, l, vocab_get(t, s, l)))
+            return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    }
+    return MT_OK;
 }
 
 int tk_model_load(mt_tokenizer *t, json_t *m, mt_err *err) {
@@ -137,9 +250,7 @@ int tk_model_load(mt_tokenizer *t, json_t *m, mt_err *err) {
         t->ignore_merges = json_is_true(json_object_get(m, "ignore_merges"));
         MT_TRY(load_dict_vocab(t, vocab, err));
         t->unk = unk_from(t, m);
-        json_t *merges = json_object_get(m, "merges");
-        if (merges && !json_is_array(merges)) return mt_seterr(err, MT_EFORMAT, "tokenizer: merges must be an array");
-        MT_TRY(load_merges(t, merges, err));
+        MT_TRY(load_merges(t, json_object_get(m, "merges"), err));
         char nm[8];
         for (int b = 0; b < 256; b++) {
             snprintf(nm, sizeof nm, "<0x%02X>", b);
@@ -163,33 +274,19 @@ int tk_model_load(mt_tokenizer *t, json_t *m, mt_err *err) {
     }
     if (!strcmp(ty, "Unigram")) {
         t->model = TK_M_UNIGRAM;
-        if (!json_is_array(vocab)) return mt_seterr(err, MT_EFORMAT, "tokenizer: Unigram vocab must be an array");
-        size_t n = json_array_size(vocab);
-        if (tk_strmap_init(&t->model_map, n + 16) || tk_trie_init(&t->uni_trie))
-            return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
-        t->scores = malloc((n ? n : 1) * sizeof *t->scores);
-        if (!t->scores) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
-        t->min_score = 1e300;
-        for (size_t i = 0; i < n; i++) {
-            json_t *e = json_array_get(vocab, i);
-            json_t *s = json_array_get(e, 0), *sc = json_array_get(e, 1);
-            if (!json_is_string(s) || !json_is_number(sc))
-                return mt_seterr(err, MT_EFORMAT, "tokenizer: bad Unigram vocab entry #%zu", i);
-            MT_TRY(add_vocab(t, json_string_value(s), json_string_length(s), i, err));
-            t->scores[i] = json_number_value(sc);
-            if (t->scores[i] < t->min_score) t->min_score = t->scores[i];
+        json_t *own = NULL;
+        if (t->fj_r[1] > t->fj_r[0]) { /* the vocab was cut out of the document: parse just that range */
+            json_error_t je;
+            own = json_loadb(t->fj_src + t->fj_r[0], t->fj_r[1] - t->fj_r[0], 0, &je);
+            if (!own) return mt_seterr(err, MT_EFORMAT, "tokenizer: bad Unigram vocab: %s", je.text);
+            vocab = own;
         }
-        /* trie values = id the string maps to (last duplicate wins, like a hash map) */
-        for (size_t i = 0; i < n; i++) {
-            uint32_t l = 0;
-            const char *s = tk_strtab_get(&t->tab, i, &l);
-            if (!l) continue;
-            if (tk_trie_add(&t->uni_trie, s, l, vocab_get(t, s, l)))
-                return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
-        }
+        int urc = unigram_vocab(t, vocab, err);
+        json_decref(own);
+        MT_TRY(urc);
         json_t *u = json_object_get(m, "unk_id");
         t->unk = json_is_integer(u) ? (int32_t)json_integer_value(u) : -1;
-        if (t->unk >= (int32_t)n) return mt_seterr(err, MT_EFORMAT, "tokenizer: Unigram unk_id out of range");
+        if (t->unk >= (int32_t)t->model_nvocab) return mt_seterr(err, MT_EFORMAT, "tokenizer: Unigram unk_id out of range");
         t->byte_fallback = json_is_true(json_object_get(m, "byte_fallback"));
         t->fuse_unk = 1;
         char nm[8];

@@ -235,12 +235,41 @@ int mt_tokenizer_load_mem(mt_tokenizer **out, const char *json, size_t len, mt_e
     if (!out || (!json && len)) return mt_seterr(err, MT_EINVAL, "tokenizer: bad arguments");
     *out = NULL;
     json_error_t je;
-    json_t *root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES * 0, &je);
-    if (!root) return mt_seterr(err, MT_EFORMAT, "tokenizer: JSON error at line %d: %s", je.line, je.text);
+    if (!json) json = "";
+    /* model.vocab and model.merges hold most of the document: scan them directly
+     * and let jansson parse only the rest (with those values emptied) */
+    size_t r[4];
+    char *small = NULL;
+    const char *doc = json;
+    size_t doclen = len;
+    if (tk_fj_locate(json, len, r) == 0 && (r[1] > r[0] || r[3] > r[2])) {
+        small = malloc(len + 8);
+        if (!small) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+        size_t k = 0, pos = 0;
+        for (int q = 0; q < 2; q++) {
+            size_t a = r[2 * q], b = r[2 * q + 1];
+            if (b <= a) continue;
+            if (q == 1 && r[1] > r[0] && a < r[1]) { free(small); small = NULL; break; } /* merges before vocab */
+            memcpy(small + k, json + pos, a - pos); k += a - pos;
+            const char *rep = json[a] == '{' ? "{}" : json[a] == '[' ? "[]" : "null";
+            memcpy(small + k, rep, strlen(rep)); k += strlen(rep);
+            pos = b;
+        }
+        if (small) {
+            memcpy(small + k, json + pos, len - pos); k += len - pos;
+            doc = small; doclen = k;
+        }
+    }
+    json_t *root = json_loadb(doc, doclen, 0, &je);
+    if (!root) { free(small); return mt_seterr(err, MT_EFORMAT, "tokenizer: JSON error at line %d: %s", je.line, je.text); }
     mt_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) { json_decref(root); return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); }
+    if (!t) { free(small); json_decref(root); return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); }
     t->unk = -1;
+    if (small) { t->fj_src = json; memcpy(t->fj_r, r, sizeof r); }
     int rc = load_json(t, root, err);
+    t->fj_src = NULL;
+    memset(t->fj_r, 0, sizeof t->fj_r);
+    free(small);
     json_decref(root);
     if (rc) { mt_tokenizer_free(t); return rc; }
     *out = t;
