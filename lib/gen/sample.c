@@ -253,10 +253,9 @@ static inline float key_float(uint32_t k) {
     return f;
 }
 
-/* out[n] = x sorted ascending (LSD radix sort, 3 passes of 11/11/10 bits) */
-static void sort_ascending(mt_sampler *s, const float *x, size_t n, float *out) {
-    uint32_t *a = s->ka, *b = s->kb;
-    for (size_t i = 0; i < n; i++) a[i] = float_key(x[i]);
+/* sort n keys ascending (LSD radix, 3 passes of 11/11/10 bits) using a and b;
+ * returns the buffer that holds the result */
+static uint32_t *radix_sort_keys(uint32_t *a, uint32_t *b, size_t n) {
     static const int shift[3] = {0, 11, 22};
     for (int pass = 0; pass < 3; pass++) {
         size_t cnt[2048];
@@ -274,7 +273,35 @@ static void sort_ascending(mt_sampler *s, const float *x, size_t n, float *out) 
         a = b;
         b = t;
     }
-    for (size_t i = 0; i < n; i++) out[i] = key_float(a[i]);
+    return a;
+}
+
+/* out[n] = x sorted ascending */
+static void sort_ascending(mt_sampler *s, const float *x, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) s->ka[i] = float_key(x[i]);
+    const uint32_t *k = radix_sort_keys(s->ka, s->kb, n);
+    for (size_t i = 0; i < n; i++) out[i] = key_float(k[i]);
+}
+
+/* k-th largest value (1 <= k <= n): histogram of the top 12 key bits, then a
+ * sort of the one bucket that holds it */
+static float kth_largest(mt_sampler *s, const float *x, size_t n, size_t k) {
+    enum { NB = 4096, SH = 20 };
+    size_t cnt[NB];
+    memset(cnt, 0, sizeof cnt);
+    for (size_t i = 0; i < n; i++) cnt[float_key(x[i]) >> SH]++;
+    size_t above = 0, b = NB;
+    while (b-- > 0) {
+        if (above + cnt[b] >= k) break;
+        above += cnt[b];
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t key = float_key(x[i]);
+        if ((key >> SH) == b) s->ka[m++] = key;
+    }
+    const uint32_t *sorted = radix_sort_keys(s->ka, s->kb, m);
+    return key_float(sorted[m - (k - above)]);
 }
 
 /* ---- filters ---- */
@@ -298,11 +325,6 @@ static void apply_top_p(mt_sampler *s, float *lp, size_t n, float top_p) {
         if (lp[i] < thr) lp[i] = -INFINITY;
 }
 
-/* k-th largest value (1-based k <= n) */
-static float kth_largest(mt_sampler *s, const float *x, size_t n, size_t k) {
-    sort_ascending(s, x, n, s->fa);
-    return s->fa[n - k];
-}
 
 static void apply_min_p(mt_sampler *s, float *lp, size_t n, float min_p, int min_keep) {
     float mx = -INFINITY;
@@ -428,17 +450,20 @@ int32_t mt_sampler_sample(mt_sampler *s, float *logits, size_t vocab, float *log
             w[i] *= inv;
             if (w[i] > zmax) zmax = w[i];
         }
+        float *e = s->fb;
         double total = 0.0;
-        for (size_t i = 0; i < n; i++) total += exp((double)w[i] - (double)zmax);
+        for (size_t i = 0; i < n; i++) {
+            e[i] = expf(w[i] - zmax);
+            total += e[i];
+        }
         double u = rng_uniform(s->rng) * total;
         double cum = 0.0;
         tok = -1;
         size_t last = 0;
         for (size_t i = 0; i < n; i++) {
-            double e = exp((double)w[i] - (double)zmax);
-            if (e <= 0.0) continue;
+            if (e[i] <= 0.0f) continue;
             last = i;
-            cum += e;
+            cum += e[i];
             if (u < cum) {
                 tok = (int32_t)i;
                 break;
