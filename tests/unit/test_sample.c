@@ -97,6 +97,7 @@ static void test_goldens(void) {
     /* (a) filter kept-sets */
     json_t *jf = json_object_get(g, "filters");
     size_t nf = json_array_size(jf), f_ok = 0, values_ok = 0, n_trivial = 0, n_edge = 0;
+    size_t n_drawn = 0, n_drawn_ok = 0;
     for (size_t c = 0; c < nf; c++) {
         json_t *o = json_array_get(jf, c);
         size_t vi = (size_t)json_integer_value(json_object_get(o, "v"));
@@ -153,6 +154,23 @@ static void test_goldens(void) {
                         p.min_tokens_to_keep, p.top_k, (double)p.xtc_threshold);
             f_ok += same;
             values_ok += vals;
+            /* through the sampling path (xtc always drawn): every token is in the kept set */
+            if (same && c % 7 == 0) {
+                mt_sampler *s2 = NULL;
+                p.seed = c;
+                if (mt_sampler_new(&s2, &p, n, &err) == 0) {
+                    float *y = malloc(n * sizeof(float));
+                    for (int d = 0; d < 20; d++) {
+                        memcpy(y, in, n * sizeof(float));
+                        int32_t t = mt_sampler_sample(s2, y, n, NULL);
+                        int ok = t >= 0 && (size_t)t < n && ((mask[t / 8] >> (t % 8)) & 1);
+                        n_drawn++;
+                        n_drawn_ok += ok;
+                    }
+                    free(y);
+                }
+                mt_sampler_free(s2);
+            }
             free(mask);
             free(x);
         }
@@ -163,6 +181,9 @@ static void test_goldens(void) {
     printf("filters: %zu/%zu golden kept-sets identical (%zu exact-boundary cases; %zu cases keep everything)\n",
            f_ok, nf, n_edge, n_trivial);
     CHECK(n_edge >= 10);
+    printf("filters: %zu/%zu sampled tokens (temp 1, xtc drawn) inside the golden kept set\n", n_drawn_ok, n_drawn);
+    CHECK(n_drawn >= 2000);
+    CHECK_EQ_INT(n_drawn_ok, n_drawn);
     CHECK(nf >= 1000);
     CHECK_EQ_INT(f_ok, nf);
     CHECK_EQ_INT(values_ok, nf);
