@@ -13,8 +13,9 @@ Vectors are stored as base64 little-endian int16 q with value = q / 256
   procs     [{v, hist, bias_ids, bias_vals, rep, rep_ctx, pres, pres_ctx, freq, freq_ctx, out}]
             out = base64 float32 logits after make_logits_processors(...) applied in order
             to logits of shape (1, vocab) with history hist (mx.array int32).
-  greedy    [{v, tok, lp}]  tok = argmax(logits - logsumexp(logits)) (generate_step +
-            greedy_sampler); lp = base64 float32 of those logprobs.
+  greedy    [{v, tok, lp, top}]  tok = argmax(logits - logsumexp(logits)) (generate_step +
+            greedy_sampler); lp = base64 float32 of those logprobs; top = the sorted id set
+            of the server's top-k logprobs (k = 1 + v % 10).
 
 Requires mlx + mlx-lm (pip, cpu).  Run from the repository root:
   python3 tests/gen/gen_sample_goldens.py
@@ -271,7 +272,10 @@ def greedy_cases(vecs):
         x = mx.array(to_float(q))[None]
         lp = x - mx.logsumexp(x, keepdims=True)
         tok = int(mx.argmax(lp, axis=-1).item())
-        cases.append(dict(v=vi, tok=tok, lp=b64(np.array(lp[0], dtype="<f4").tobytes())))
+        k = 1 + vi % 10  # mlx_lm.server _format_top_logprobs: argpartition(-lp, kth=k-1)[:k]
+        top = np.array(mx.argpartition(-lp[0], kth=k - 1)[:k]).tolist()
+        cases.append(dict(v=vi, tok=tok, lp=b64(np.array(lp[0], dtype="<f4").tobytes()),
+                          top=sorted(int(t) for t in top)))
     return cases
 
 

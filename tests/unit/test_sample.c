@@ -243,7 +243,7 @@ static void test_goldens(void) {
 
     /* (c) greedy: logprobs and argmax through mt_sampler_sample */
     json_t *jg = json_object_get(g, "greedy");
-    size_t ng = json_array_size(jg), g_ok = 0, lp_ok = 0;
+    size_t ng = json_array_size(jg), g_ok = 0, lp_ok = 0, top_ok = 0;
     double lp_worst = 0;
     for (size_t c = 0; c < ng; c++) {
         json_t *o = json_array_get(jg, c);
@@ -272,6 +272,24 @@ static void test_goldens(void) {
                 if (d > 4e-6 * fmax(1.0, fabs((double)want[i]))) ok = 0;
             }
             lp_ok += ok;
+            /* top-k logprob set (mlx_lm.server): compare ids as sets, and the sort order */
+            size_t nt = 0;
+            int32_t *top = int_list(json_object_get(o, "top"), &nt);
+            int32_t ids[16];
+            float lps[16];
+            if (nt >= 1 && nt <= 16) {
+                mt_top_logprobs(x, n, nt, ids, lps);
+                int set_ok = 1;
+                for (size_t a = 0; a < nt; a++) {
+                    int found = 0;
+                    for (size_t b = 0; b < nt; b++) found |= ids[b] == top[a];
+                    if (!found) set_ok = 0;
+                    if (a && lps[a] > lps[a - 1]) set_ok = 0;
+                    if (ids[a] >= 0 && lps[a] != x[ids[a]]) set_ok = 0;
+                }
+                top_ok += set_ok;
+            }
+            free(top);
             free(x);
         }
         mt_sampler_free(s);
@@ -279,6 +297,8 @@ static void test_goldens(void) {
     }
     printf("greedy: %zu/%zu argmax equal, %zu/%zu logprob vectors within 4e-6 (max abs diff %g)\n",
            g_ok, ng, lp_ok, ng, lp_worst);
+    printf("top logprobs: %zu/%zu id sets equal to mlx argpartition's\n", top_ok, ng);
+    CHECK_EQ_INT(top_ok, ng);
     CHECK(ng >= 50);
     CHECK_EQ_INT(g_ok, ng);
     CHECK_EQ_INT(lp_ok, ng);
