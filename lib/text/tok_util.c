@@ -264,9 +264,45 @@ int tk_trie_add(tk_trie *t, const char *s, size_t n, int32_t v) {
 }
 
 /* ---------------- regex ---------------- */
+/* Oniguruma's (and Rust's) \s is exactly the Unicode White_Space set; PCRE2's
+ * UCP \s differs (e.g. U+180E), so \s and \S are spelled out. */
+#define WS_SET "\\t\\n\\x0B\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+static int rewrite_ws(const char *pat, size_t n, tk_buf *o) {
+    int in_class = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = pat[i];
+        if (c == '\\' && i + 1 < n) {
+            char d = pat[i + 1];
+            if (d == 's') {
+                if (in_class) tk_buf_put(o, WS_SET, sizeof WS_SET - 1);
+                else { tk_buf_putc(o, '['); tk_buf_put(o, WS_SET, sizeof WS_SET - 1); tk_buf_putc(o, ']'); }
+            } else if (d == 'S' && !in_class) {
+                tk_buf_put(o, "[^", 2); tk_buf_put(o, WS_SET, sizeof WS_SET - 1); tk_buf_putc(o, ']');
+            } else {
+                tk_buf_putc(o, c); tk_buf_putc(o, d);
+            }
+            i++;
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = 1;
+            tk_buf_putc(o, c);
+            if (i + 1 < n && pat[i + 1] == '^') { tk_buf_putc(o, '^'); i++; }
+            if (i + 1 < n && pat[i + 1] == ']') { tk_buf_putc(o, ']'); i++; }
+            continue;
+        }
+        if (in_class && c == ']') in_class = 0;
+        tk_buf_putc(o, c);
+    }
+    return o->oom ? -1 : 0;
+}
+
 pcre2_code *tk_regex_compile(const char *pat, size_t n, mt_err *err) {
     int ec; PCRE2_SIZE eo;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+    tk_buf rw = {0};
+    if (rewrite_ws(pat, n, &rw)) { tk_buf_free(&rw); mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); return NULL; }
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)(rw.p ? rw.p : ""), rw.n, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+    tk_buf_free(&rw);
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(ec, msg, sizeof msg);

@@ -12,7 +12,9 @@ Each golden line is a JSON object:
   "d":  decode(ids, skip_special_tokens=False),
   "ds": decode(ids, skip_special_tokens=True).
 Truncation and padding are switched off (the C API encodes one unpadded text).
-Usage: python3 tests/gen/gen_tokenizer_goldens.py [name ...]"""
+Usage: python3 tests/gen/gen_tokenizer_goldens.py [name ...]
+MT_TOK_DATA=DIR overrides the data directory (stress runs: DIR/corpus.txt and
+DIR/<name>/tokenizer.json.zst); the C test honours the same variable."""
 import glob
 import json
 import os
@@ -23,7 +25,7 @@ import sys
 from tokenizers import Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "data", "tokenizers")
+DATA = os.environ.get("MT_TOK_DATA") or os.path.join(HERE, "..", "data", "tokenizers")
 
 
 def zread(path):

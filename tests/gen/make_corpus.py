@@ -2,7 +2,8 @@
 """make_corpus.py - write tests/data/tokenizers/corpus.txt: a deterministic
 (seeded) multilingual/code/odd-Unicode corpus used for tokenizer goldens.
 One test case per line, each line a JSON string literal (so cases may hold
-newlines, CRs and NULs). Usage: python3 tests/gen/make_corpus.py"""
+newlines, CRs and NULs). Usage: python3 tests/gen/make_corpus.py
+       python3 tests/gen/make_corpus.py --stress N SEED OUT   (random stress corpus, not committed)"""
 import inspect
 import json
 import os
@@ -138,6 +139,12 @@ def main():
                                0x1f3fb, 0x2764, 0x200b, 0xfeff])
                    + rng.randint(0, 5) for _ in range(rng.randint(1, 20))]
             lines.append("".join(chr(c) for c in cps))
+    # random draws from the stress pool (odd whitespace such as U+180E, case-folding traps like U+017F)
+    sr = random.Random(5)
+    for _ in range(300):
+        k = sr.choice([1, 2, 3, 5, 8, 13, 21, 40])
+        lines.append("".join(sr.choice(STRESS_POOL) for _ in range(k)))
+    lines += ["a\u180eb", "x \u180e y", "/\u180e@gC", "\u180e", "it\u017fs 'ſ 'S 'K \u212a"]
     # one-line entries only: newline inside an entry is encoded by splitting on a rare separator
     out = []
     for ln in lines:
@@ -149,5 +156,30 @@ def main():
     print(f"wrote {len(out)} lines to {OUT}", file=sys.stderr)
 
 
+STRESS_POOL = (
+    [chr(c) for c in range(0x20, 0x7f)] * 3 +
+    list("\t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2002\u2009\u200a\u2028\u2029\u202f\u205f\u3000\u180e\u200b\u200c\u200d\u2060\ufeff") * 4 +
+    list("'sStTmMdDlLvVrReE\u017f\u212a\u2019") * 4 +
+    list("éÉàçñøßÆœİıǅǈΣσςΩωЖжЯяЁё中文日本語한국어ひカア\u0301\u0308\u0327\u093f\u0e31\u0e49") +
+    list("٠١٢٣٤٥٦٧٨٩०१२३४५६७८९０１２３４５６７８９²³¹½¼ⅠⅡⅫ①②⑩") +
+    list("ابتثحخدرزسشصضطظعغفقكلمنهوي्कखगघचछजझञटठडढणतथदधनपफबभमयरलवशषसह") +
+    list("กขคงจฉชซญดตถทธนบปผพฟภมยรลวศษสหอฮ่้๊๋ัิีึืุู") +
+    list("😀😃👍🏽👩‍👧❤️🇺🇸🏳️‍🌈🤷🏻‍♂️🐈‍⬛") + list("ﬁﬂﬀＡＢＣａｂｃｶﾀｶﾅ㍿㌔™℃№…‥、。「」【】《》“”‘’«»¿¡§¶†‡•※") +
+    ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<s>", "</s>", "[CLS]", "[SEP]", "<mask>", "<unk>", "<bos>",
+     "<start_of_turn>", "<｜begin▁of▁sentence｜>", "<|begin_of_text|>", "<|return|>", "▁", "▁▁", "  ", "    "]
+)
+
+
+def stress(n, seed, out):
+    r = random.Random(seed)
+    with open(out, "w", encoding="utf-8") as f:
+        for _ in range(n):
+            k = r.choice([1, 2, 3, 5, 8, 13, 21, 40, 80])
+            f.write(json.dumps("".join(r.choice(STRESS_POOL) for _ in range(k)), ensure_ascii=False) + "\n")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--stress":
+        stress(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    else:
+        main()
