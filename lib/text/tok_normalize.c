@@ -184,8 +184,9 @@ static int is_chinese(uint32_t c) {
 }
 static int is_other(uint32_t c) {
     int k = utf8proc_category((utf8proc_int32_t)c);
-    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CN ||
-           k == UTF8PROC_CATEGORY_CO || k == UTF8PROC_CATEGORY_CS;
+    /* like the unicode_categories crate HF uses: Cc, Cf, Co, Cs (unassigned Cn is not "other") */
+    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CO ||
+           k == UTF8PROC_CATEGORY_CS;
 }
 
 /* Precompiled: first (shortest) prefix match value, or -1 */

@@ -144,6 +144,9 @@ def main():
     for _ in range(300):
         k = sr.choice([1, 2, 3, 5, 8, 13, 21, 40])
         lines.append("".join(sr.choice(STRESS_POOL) for _ in range(k)))
+    for _ in range(200):
+        k = sr.choice([1, 2, 3, 5, 8, 13, 21, 40])
+        lines.append("".join(sr.choice(STRESS_POOL + STRESS_EXTRA * 3) for _ in range(k)))
     lines += ["a\u180eb", "x \u180e y", "/\u180e@gC", "\u180e", "it\u017fs 'ſ 'S 'K \u212a"]
     # one-line entries only: newline inside an entry is encoded by splitting on a rare separator
     out = []
@@ -170,12 +173,20 @@ STRESS_POOL = (
 )
 
 
+STRESS_EXTRA = (list("\u0345\u0390\u03b0\u1e9e\u0130\u0131\ufb00\u1100\u1161\u11a8\uac00\u0378\U0001faff\uffff\ue000"
+                     "\U000e0001\U000e0041\u0600\u061c\u200e\u200f\u202a\u2066\u00ad\u034f\u17b4\u3099\u309a\u0f00"
+                     "\u1d400\u2160\u2170\u24b6\u24d0\u1f88\u1fbc\u1e9b\u0587\ufe0f\ufe0e\U0001f1e6\U0001f3fb")
+                + ["\u0000", "\x7f", "\x01", "e\u0301\u0301", "\u1100\u1161\u11a8", "<|im_start|> ", " <s> ",
+                   "[CLS]x", "<mask> ", " <mask>", "\n\n", "\r\n", "  \n  ", "\t \t"])
+
+
 def stress(n, seed, out):
     r = random.Random(seed)
+    pool = STRESS_POOL + STRESS_EXTRA * 3 if seed % 2 else STRESS_POOL
     with open(out, "w", encoding="utf-8") as f:
         for _ in range(n):
             k = r.choice([1, 2, 3, 5, 8, 13, 21, 40, 80])
-            f.write(json.dumps("".join(r.choice(STRESS_POOL) for _ in range(k)), ensure_ascii=False) + "\n")
+            f.write(json.dumps("".join(r.choice(pool) for _ in range(k)), ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
