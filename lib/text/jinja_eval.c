@@ -31,7 +31,7 @@ typedef struct S {
     mt_err *err;
     jsb *out;
     size_t steps, max_steps, max_output;
-    int depth, max_depth, nest;
+    int depth, max_depth, rdepth;
     long long now;
     int line;
     int brk; /* 1 = break, 2 = continue */
@@ -402,7 +402,11 @@ static int isnum(jv *v) { return v->t == JV_INT || v->t == JV_FLOAT || v->t == J
 static double numf(jv *v) { return v->t == JV_FLOAT ? v->u.f : v->t == JV_INT ? (double)v->u.i : (double)v->u.b; }
 static long long numi(jv *v) { return v->t == JV_INT ? v->u.i : v->u.b; }
 
-static int veq(jv *a, jv *b) {
+static int veq_(jv *a, jv *b, int depth);
+static int veq(jv *a, jv *b) { return veq_(a, b, 0); }
+/* Deeper than this, values compare unequal (Python would hit its recursion limit). */
+static int veq_(jv *a, jv *b, int depth) {
+    if (depth > 500) return 0;
     if (isnum(a) && isnum(b)) {
         if (a->t == JV_FLOAT || b->t == JV_FLOAT) return numf(a) == numf(b);
         return numi(a) == numi(b);
@@ -414,20 +418,23 @@ static int veq(jv *a, jv *b) {
     case JV_LIST: case JV_TUPLE:
         if (a->u.l.n != b->u.l.n) return 0;
         for (size_t i = 0; i < a->u.l.n; i++)
-            if (!veq(a->u.l.v[i], b->u.l.v[i])) return 0;
+            if (!veq_(a->u.l.v[i], b->u.l.v[i], depth + 1)) return 0;
         return 1;
     case JV_DICT:
         if (a->u.d.n != b->u.d.n) return 0;
         for (size_t i = 0; i < a->u.d.n; i++) {
             jv *o = d_get(b, a->u.d.k[i]);
-            if (!o || !veq(a->u.d.v[i], o)) return 0;
+            if (!o || !veq_(a->u.d.v[i], o, depth + 1)) return 0;
         }
         return 1;
     default: return a == b;
     }
 }
 
-static int vcmp(S *s, jv *a, jv *b) {
+static int vcmp_(S *s, jv *a, jv *b, int depth);
+static int vcmp(S *s, jv *a, jv *b) { return vcmp_(s, a, b, 0); }
+static int vcmp_(S *s, jv *a, jv *b, int depth) {
+    if (depth > 500) rerr(s, MT_ELIMIT, "maximum recursion depth exceeded in comparison");
     if (isnum(a) && isnum(b)) {
         if (a->t == JV_FLOAT || b->t == JV_FLOAT) {
             double x = numf(a), y = numf(b);
@@ -446,7 +453,7 @@ static int vcmp(S *s, jv *a, jv *b) {
         size_t n = a->u.l.n < b->u.l.n ? a->u.l.n : b->u.l.n;
         for (size_t i = 0; i < n; i++) {
             if (veq(a->u.l.v[i], b->u.l.v[i])) continue;
-            return vcmp(s, a->u.l.v[i], b->u.l.v[i]);
+            return vcmp_(s, a->u.l.v[i], b->u.l.v[i], depth + 1);
         }
         return a->u.l.n < b->u.l.n ? -1 : a->u.l.n > b->u.l.n ? 1 : 0;
     }
@@ -1999,7 +2006,17 @@ static int apply_test(S *s, const char *name, jv *v, args *A, jframe *f) {
     TERR("No test named '%s'.", name);
 }
 
+static jv *eval_node(S *s, jnode *n, jframe *f);
+/* Every C-level recursion (expressions, bodies, macro calls) passes here or through
+ * exec_body, so a bounded counter keeps the C stack bounded whatever the template. */
 static jv *eval(S *s, jnode *n, jframe *f) {
+    if (++s->rdepth > JX_MAX_RECURSION) rerr(s, MT_ELIMIT, "template nesting too deep");
+    jv *r = eval_node(s, n, f);
+    s->rdepth--;
+    return r;
+}
+
+static jv *eval_node(S *s, jnode *n, jframe *f) {
     step(s, 1);
     s->line = n->line;
     switch (n->kind) {
@@ -2263,9 +2280,9 @@ static void exec_stmt(S *s, jnode *n, jframe *f) {
 }
 
 static void exec_body(S *s, jnode *b, jframe *f) {
-    if (++s->nest > 4 * JX_MAX_PARSE_DEPTH) rerr(s, MT_ELIMIT, "nesting depth limit exceeded");
+    if (++s->rdepth > JX_MAX_RECURSION) rerr(s, MT_ELIMIT, "template nesting too deep");
     for (int i = 0; i < b->nv && !s->brk; i++) exec_stmt(s, b->v[i], f);
-    s->nest--;
+    s->rdepth--;
 }
 
 /* ---------------- public API ---------------- */

@@ -52,6 +52,7 @@ enum { OP_ADD = 1, OP_SUB, OP_MUL, OP_DIV, OP_FDIV, OP_MOD, OP_POW,
 struct jv;
 typedef struct jnode {
     int kind, line, op;
+    int nd;                        /* expression nesting depth (bounded by the parser) */
     struct jnode *a, *b, *c, *d;   /* children (meaning depends on kind) */
     struct jnode **v; int nv;      /* list children: body stmts, args, items */
     struct jnode **w; int nw;      /* second list: kwargs, dict values, elif bodies... */
@@ -82,5 +83,6 @@ typedef struct jv {
 /* parse entry (jinja_parse.c): returns root N_BODY or NULL with err set */
 jnode *jx_parse(ja_arena *a, const char *src, size_t len, mt_err *err);
 #define JX_MAX_PARSE_DEPTH 200
+#define JX_MAX_RECURSION 2000 /* evaluator C recursion bound (expressions + bodies) */
 
 #endif

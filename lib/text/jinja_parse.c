@@ -468,6 +468,24 @@ static void lex(P *p, const char *src, size_t len) {
 }
 
 /* ---------------- parser ---------------- */
+/* Jinja2 3.1's builtin filters and tests (+ transformers' tojson): an unknown one
+ * outside an if/conditional expression is a compile-time error in Jinja. */
+static const char *const KNOWN_FILTERS[] = {"abs", "attr", "batch", "capitalize", "center", "count", "d", "default",
+    "dictsort", "e", "escape", "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent", "int",
+    "items", "join", "last", "length", "list", "lower", "map", "max", "min", "pprint", "random", "reject", "rejectattr",
+    "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "striptags", "sum",
+    "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode", "urlize", "wordcount", "wordwrap",
+    "xmlattr", NULL};
+static const char *const KNOWN_TESTS[] = {"!=", "<", "<=", "==", ">", ">=", "boolean", "callable", "defined",
+    "divisibleby", "eq", "equalto", "escaped", "even", "false", "filter", "float", "ge", "greaterthan", "gt", "in",
+    "integer", "iterable", "le", "lessthan", "lower", "lt", "mapping", "ne", "none", "number", "odd", "sameas",
+    "sequence", "string", "test", "true", "undefined", "upper", NULL};
+static int known(const char *const *l, const char *n) {
+    for (int i = 0; l[i]; i++)
+        if (!strcmp(l[i], n)) return 1;
+    return 0;
+}
+
 static tok *cur(P *p) { return &p->toks[p->pos]; }
 static tok *peekn(P *p, size_t k) { return p->pos + k < p->nt ? &p->toks[p->pos + k] : &p->toks[p->nt - 1]; }
 static int is_op(tok *t, const char *op) { return t->t == T_OP && t->n == strlen(op) && memcmp(t->p, op, t->n) == 0; }
@@ -528,6 +546,25 @@ static jv *mkval(P *p, jv_type t) {
     jv *v = ja_alloc(p->a, sizeof *v);
     v->t = t;
     return v;
+}
+
+/* Record n's nesting depth from its children; iteratively built chains
+ * (a+b+c..., a.b.c..., x|f|g...) are bounded here, recursion by enter(). */
+static jnode *nest(P *p, jnode *n) {
+    int d = 0;
+    const jnode *k[4] = {n->a, n->b, n->c, n->d};
+    for (int i = 0; i < 4; i++)
+        if (k[i] && k[i]->nd > d) d = k[i]->nd;
+    for (int i = 0; i < n->nv; i++)
+        if (n->v[i] && n->v[i]->nd > d) d = n->v[i]->nd;
+    for (int i = 0; i < n->nw; i++)
+        if (n->w[i] && n->w[i]->nd > d) d = n->w[i]->nd;
+    n->nd = d + 1;
+    if (n->nd > 2 * JX_MAX_PARSE_DEPTH) {
+        mt_seterr(p->err, MT_ELIMIT, "template line %d: expression nesting too deep", n->line);
+        longjmp(p->jb, 1);
+    }
+    return n;
 }
 
 static jnode *p_expr(P *p);
@@ -690,7 +727,7 @@ static jnode *p_postfix(P *p, jnode *n) {
                 x->b->val->u.i = a->i;
             } else perr(p, a->line, "expected name or number after '.'");
             advance(p);
-            n = x;
+            n = nest(p, x);
         } else if (is_op(t, "[")) {
             advance(p);
             jnode *x = mk(p, N_ITEM, t->line);
@@ -703,15 +740,21 @@ static jnode *p_postfix(P *p, jnode *n) {
             advance(p);
             if (l.n == 0) perr(p, t->line, "expected subscript expression");
             jnode *idx = l.v[0];
-            if (l.n > 1) { idx = mk(p, N_TUPLE, t->line); idx->v = l.v; idx->nv = l.n; }
-            if (idx->kind == N_SLICE) { idx->a = n; n = idx; }
-            else { x->b = idx; n = x; }
+            if (l.n > 1) {
+                for (int k = 0; k < l.n; k++)
+                    if (l.v[k]->kind == N_SLICE) perr(p, t->line, "slices inside a tuple subscript are not supported");
+                idx = mk(p, N_TUPLE, t->line);
+                idx->v = l.v;
+                idx->nv = l.n;
+            }
+            if (idx->kind == N_SLICE) { idx->a = n; n = nest(p, idx); }
+            else { x->b = idx; n = nest(p, x); }
         } else if (is_op(t, "(")) {
             advance(p);
             jnode *x = mk(p, N_CALL, t->line);
             x->a = n;
             p_args(p, x);
-            n = x;
+            n = nest(p, x);
         } else return n;
     }
 }
@@ -743,7 +786,7 @@ static jnode *p_filter_expr(P *p, jnode *n) {
             f->name = dotted_name(p);
             f->a = n;
             if (is_op(cur(p), "(")) { advance(p); p_args(p, f); }
-            n = f;
+            n = nest(p, f);
         } else if (is_name(t, "is")) {
             advance(p);
             jnode *x = mk(p, N_TEST, t->line);
@@ -760,13 +803,13 @@ static jnode *p_filter_expr(P *p, jnode *n) {
                 x->v[0] = arg;
                 x->nv = 1;
             }
-            n = x;
+            n = nest(p, x);
         } else if (is_op(t, "(")) {
             advance(p);
             jnode *x = mk(p, N_CALL, t->line);
             x->a = n;
             p_args(p, x);
-            n = x;
+            n = nest(p, x);
         } else return n;
     }
 }
@@ -791,7 +834,7 @@ static jnode *bin(P *p, int op, jnode *a, jnode *b, int line) {
     n->op = op;
     n->a = a;
     n->b = b;
-    return n;
+    return nest(p, n);
 }
 
 static jnode *p_pow(P *p) {
@@ -819,7 +862,7 @@ static jnode *p_concat(P *p) {
     jnode *n = mk(p, N_CONCAT, line);
     n->v = v.v;
     n->nv = v.n;
-    return n;
+    return nest(p, n);
 }
 static jnode *p_math1(P *p) {
     jnode *l = p_concat(p);
@@ -844,7 +887,7 @@ static jnode *p_compare(P *p) {
         jnode *r = p_math1(p);
         jnode *c = bin(p, op, l, r, t->line);
         if (!res) res = c;
-        else { jnode *a = mk(p, N_AND, t->line); a->a = res; a->b = c; res = a; }
+        else { jnode *a = mk(p, N_AND, t->line); a->a = res; a->b = c; res = nest(p, a); }
         l = r;
     }
     return res ? res : l;
@@ -862,12 +905,12 @@ static jnode *p_not(P *p) {
 }
 static jnode *p_and(P *p) {
     jnode *l = p_not(p);
-    while (is_name(cur(p), "and")) { jnode *n = mk(p, N_AND, cur(p)->line); advance(p); n->a = l; n->b = p_not(p); l = n; }
+    while (is_name(cur(p), "and")) { jnode *n = mk(p, N_AND, cur(p)->line); advance(p); n->a = l; n->b = p_not(p); l = nest(p, n); }
     return l;
 }
 static jnode *p_or(P *p) {
     jnode *l = p_and(p);
-    while (is_name(cur(p), "or")) { jnode *n = mk(p, N_OR, cur(p)->line); advance(p); n->a = l; n->b = p_and(p); l = n; }
+    while (is_name(cur(p), "or")) { jnode *n = mk(p, N_OR, cur(p)->line); advance(p); n->a = l; n->b = p_and(p); l = nest(p, n); }
     return l;
 }
 static jnode *p_condexpr(P *p, int with_cond) {
@@ -879,7 +922,7 @@ static jnode *p_condexpr(P *p, int with_cond) {
         n->b = e;
         n->a = p_or(p);
         if (is_name(cur(p), "else")) { advance(p); n->c = p_condexpr(p, 1); }
-        e = n;
+        e = nest(p, n);
     }
     p->depth--;
     return e;
@@ -955,7 +998,7 @@ static jnode *p_filter_chain(P *p) {
         f->name = dotted_name(p);
         f->a = n;
         if (is_op(cur(p), "(")) { advance(p); p_args(p, f); }
-        n = f;
+        n = nest(p, f);
     } while (is_op(cur(p), "|") && (advance(p), 1));
     return n;
 }
@@ -1168,6 +1211,67 @@ done:
     return b;
 }
 
+/* Compile-time checks Jinja makes: unknown filters/tests outside if-statements and
+ * conditional expressions, break/continue outside a for body (macros reset it). */
+static void validate_(P *p, const jnode *n, int soft, int in_loop, int depth);
+
+#define validate(p, n, soft, in_loop) validate_(p, n, soft, in_loop, depth + 1)
+static void validate_(P *p, const jnode *n, int soft, int in_loop, int depth) {
+    if (!n) return;
+    if (depth > JX_MAX_RECURSION) {
+        mt_seterr(p->err, MT_ELIMIT, "template line %d: template nesting too deep", n->line);
+        longjmp(p->jb, 1);
+    }
+    int cs = soft, cl = in_loop; /* for the lists v/w */
+    switch (n->kind) {
+    case N_FILTER:
+        if (!soft && !known(KNOWN_FILTERS, n->name)) perr(p, n->line, "No filter named '%s'.", n->name);
+        break;
+    case N_TEST:
+        if (!soft && !known(KNOWN_TESTS, n->name)) perr(p, n->line, "No test named '%s'.", n->name);
+        break;
+    case N_BREAK: case N_CONTINUE:
+        if (!in_loop) perr(p, n->line, "'%s' outside loop", n->kind == N_BREAK ? "break" : "continue");
+        return;
+    case N_IF:
+        for (int i = 0; i < n->nv; i++) validate(p, n->v[i], 1, in_loop);
+        for (int i = 0; i < n->nw; i++) validate(p, n->w[i], 1, in_loop);
+        validate(p, n->a, 1, in_loop);
+        return;
+    case N_COND:
+        validate(p, n->a, 1, in_loop);
+        validate(p, n->b, 1, in_loop);
+        validate(p, n->c, 1, in_loop);
+        return;
+    case N_FOR:
+        validate(p, n->a, 0, in_loop);
+        validate(p, n->b, soft, in_loop);
+        validate(p, n->c, 0, 0);
+        for (int i = 0; i < n->nv; i++) validate(p, n->v[i], 0, 1);
+        validate(p, n->d, 0, in_loop);
+        return;
+    case N_MACRO:
+        for (int i = 0; i < n->nw; i++) validate(p, n->w[i], 0, 0);
+        validate(p, n->a, 0, 0);
+        return;
+    case N_CALLBLOCK:
+        validate(p, n->a, 0, 0);
+        validate(p, n->b, soft, in_loop);
+        return;
+    case N_FILTERBLOCK: case N_WITH: case N_SETBLOCK:
+        cs = 0;
+        soft = 0;
+        break;
+    default: break;
+    }
+    validate(p, n->a, soft, in_loop);
+    validate(p, n->b, soft, in_loop);
+    validate(p, n->c, soft, in_loop);
+    validate(p, n->d, soft, in_loop);
+    for (int i = 0; i < n->nv; i++) validate(p, n->v[i], cs, cl);
+    for (int i = 0; i < n->nw; i++) validate(p, n->w[i], cs, cl);
+}
+
 jnode *jx_parse(ja_arena *a, const char *src, size_t len, mt_err *err) {
     P *p = ja_alloc(a, sizeof *p);
     p->a = a;
@@ -1180,6 +1284,7 @@ jnode *jx_parse(ja_arena *a, const char *src, size_t len, mt_err *err) {
     }
     lex(p, src, len);
     jnode *root = p_body(p, NULL, NULL);
+    validate_(p, root, 0, 0, 0);
     a->jb = saved;
     return root;
 }

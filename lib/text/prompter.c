@@ -54,6 +54,23 @@ static int add_eos(mt_prompter *p, json_t *v) {
     return 1;
 }
 
+/* Is tokenizer.json's top-level "decoder" a ByteLevel one?  HF writes the
+ * top-level keys before "model" (which holds the vocabulary), so the first
+ * "decoder" key is the top-level one; its value is parsed on its own. */
+static int decoder_is_bytelevel(const char *tj) {
+    const char *m = strstr(tj, "\"model\"");
+    const char *d = strstr(tj, "\"decoder\"");
+    if (!d || (m && m < d)) return 0;
+    d += 9;
+    while (*d == ' ' || *d == '\n' || *d == '\r' || *d == '\t') d++;
+    if (*d != ':') return 0;
+    json_t *v = json_loads(d + 1, JSON_DISABLE_EOF_CHECK, NULL);
+    json_t *t = json_object_get(v, "type");
+    int r = json_is_string(t) && !strcmp(json_string_value(t), "ByteLevel");
+    json_decref(v);
+    return r;
+}
+
 int mt_prompter_open(mt_prompter **out, const char *dir, mt_err *err) {
     *out = NULL;
     mt_prompter *p = calloc(1, sizeof *p);
@@ -67,8 +84,14 @@ int mt_prompter_open(mt_prompter **out, const char *dir, mt_err *err) {
         free(tj);
         goto fail;
     }
-    rc = mt_tokenizer_load(&p->tok, tj, err);
+    char *tjs = NULL;
+    size_t tjn = 0;
+    rc = mt_read_file(tj, &tjs, &tjn, err);
+    if (!rc) rc = mt_tokenizer_load_mem(&p->tok, tjs, tjn, err);
+    if (rc) mt_preferr(err, "%s", tj);
     free(tj);
+    if (!rc) p->trim_first_space = decoder_is_bytelevel(tjs);
+    free(tjs);
     if (rc) goto fail;
 
     p->tok_config = load_json_opt(dir, "tokenizer_config.json", err, &rc);

@@ -28,6 +28,8 @@ typedef struct mt_prompter {
     const char *bos_token; /* borrowed from tok_config, or NULL */
     int32_t *eos_ids;      /* generation_config.json, else config.json, else tokenizer eos */
     size_t n_eos;
+    int trim_first_space;  /* generated text drops one leading space, as mlx-lm's BPE
+                            * streaming detokenizer does (tokenizer.json decoder ByteLevel) */
 } mt_prompter;
 
 /* Open the tokenizer files of folder dir (a model folder, or one holding only

@@ -77,8 +77,23 @@ static void check_err(const char *src, json_t *ctx, const mt_jinja_limits *lim, 
 
 static void limits(void) {
     mt_jinja_limits small = {1000, 5000, 8};
-    check_err("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", NULL, NULL, MT_ELIMIT,
-              "limit");
+    mt_jinja_limits steps = {0, 200000, 0};
+    check_err("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", NULL, &steps, MT_ELIMIT,
+              "step limit");
+    /* long operator chains and deep literal nesting are bounded at parse time */
+    size_t cn = 3 + 2 * 5000 + 3;
+    char *chain = malloc(cn + 1), *q = chain;
+    q += sprintf(q, "{{ 1");
+    for (int i = 0; i < 5000; i++) q += sprintf(q, "+1");
+    sprintf(q, " }}");
+    check_err(chain, NULL, NULL, MT_ELIMIT, "too deep");
+    q = chain;
+    q += sprintf(q, "{{ ");
+    for (int i = 0; i < 3000; i++) *q++ = '[';
+    for (int i = 0; i < 3000; i++) *q++ = ']';
+    sprintf(q, " }}");
+    check_err(chain, NULL, NULL, MT_ELIMIT, "too deep");
+    free(chain);
     check_err("x\n{% for i in range(1000) %}{{ 'abcdefghij' }}{% endfor %}", NULL, &small, MT_ELIMIT, "output limit");
     check_err("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}\n\n{{ r(0) }}", NULL, &small, MT_ELIMIT, "template line");
     check_err("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL, NULL, MT_ELIMIT, "recursion depth");
@@ -87,6 +102,9 @@ static void limits(void) {
     check_err("{{ 'x' * 100000000000 }}", NULL, NULL, MT_ELIMIT, "too long");
     check_err("{{ range(100001) | length }}", NULL, NULL, MT_ELIMIT, "range");
     /* deep nesting in the parser */
+    /* nested values built at run time stay bounded too */
+    check_err("{% set ns = namespace(x=[]) %}{% for i in range(3000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}", NULL,
+              NULL, MT_ELIMIT, "too deeply");
     char deep[2000];
     size_t k = 0;
     for (int i = 0; i < 600; i++) deep[k++] = '(';
@@ -97,7 +115,8 @@ static void limits(void) {
     snprintf(src, sizeof src, "{{ %s }}", deep);
     check_err(src, NULL, NULL, MT_ELIMIT, "too deep");
     /* error messages name the line */
-    check_err("a\nb\n{{ 1 | foo }}", NULL, NULL, MT_EINVAL, "template line 3: No filter named 'foo'");
+    check_err("a\nb\n{{ 1 | foo }}", NULL, NULL, MT_EFORMAT, "template line 3: No filter named 'foo'");
+    check_err("a\n{% if 1 %}\n{{ 1 | foo }}{% endif %}", NULL, NULL, MT_EINVAL, "template line 3: No filter named 'foo'");
     check_err("a\n{% if x %}\n{% endfor %}", NULL, NULL, MT_EFORMAT, "template line 3");
     check_err("\n\n\n\n{{ raise_exception('Roles must alternate!') }}", NULL, NULL, MT_EINVAL, "template line 5: Roles must alternate!");
     check_err("{{ x.y }}", NULL, NULL, MT_EINVAL, "'x' is undefined");
