@@ -1,6 +1,7 @@
-/* mlx-gen - text generation front end.  This version does the tokenizer jobs:
- * --tokenize (records -> prompt text and token ids) and --detokenize
- * (ids -> text), over the shared JSONL loop. */
+/* mlx-gen - text generation for MLX-format models, as a Unix filter.
+ *   one-shot: mlx-gen -m MODEL -p "prompt" [--chat]      (streams text to stdout)
+ *   batch:    mlx-gen -m MODEL < records.jsonl            (one answer line per record)
+ *   tokens:   mlx-gen -m MODEL --tokenize | --detokenize  (no weights needed) */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,32 +9,48 @@
 #include <unistd.h>
 
 #include "core/jsonl.h"
+#include "gen/request.h"
 #include "io/hub.h"
+#include "models/model.h"
 #include "text/prompter.h"
 
 static const char usage[] =
-    "usage: mlx-gen -m MODEL --tokenize   [options] < records.jsonl\n"
-    "       mlx-gen -m MODEL --detokenize [options] < ids.jsonl\n"
+    "usage: mlx-gen -m MODEL -p PROMPT [--chat] [options]    generate, streaming to stdout\n"
+    "       mlx-gen -m MODEL [options] < records.jsonl       one answer line per record\n"
+    "       mlx-gen -m MODEL --tokenize|--detokenize < records.jsonl\n"
     "\n"
-    "MODEL is a folder (a model, or one holding only tokenizer files) or a Hugging Face\n"
-    "repo id looked up in the HF cache ($HF_HOME/hub) and downloaded when missing.\n"
+    "MODEL is a folder (mlx-community layout) or a Hugging Face repo id looked up in the HF\n"
+    "cache ($HF_HOME/hub) and downloaded when missing.  Records: {\"id\", \"prompt\"|\"messages\"},\n"
+    "or OpenAI Batch API request lines; options below may also be given per record\n"
+    "(max_tokens, temperature, top_p, top_k, min_p, seed, stop, ...; see mlx-gen(1)).\n"
     "\n"
-    "  --tokenize            {\"text\"|\"prompt\"|\"messages\"} -> {\"id\",\"prompt\",\"ids\",\"n\"}\n"
-    "  --detokenize          {\"ids\"} -> {\"id\",\"text\"}\n"
-    "  -p, --prompt TEXT     one record from the command line instead of stdin\n"
-    "      --text            stdin holds one plain-text record per line\n"
+    "  -p, --prompt TEXT        one prompt from the command line\n"
+    "      --chat               -p: apply the chat template (with --system TEXT)\n"
+    "  -n, --max-tokens N       default 256\n"
+    "      --temp T             0 = greedy (default)\n"
+    "      --top-p P  --top-k K  --min-p P  --min-tokens-to-keep N\n"
+    "      --xtc-probability P  --xtc-threshold T\n"
+    "      --repetition-penalty P  --presence-penalty P  --frequency-penalty P\n"
+    "      --seed N             default 0\n"
+    "      --stop TEXT          stop string (repeatable); not emitted\n"
+    "      --ids                add the generated token ids (\"ids\") to each answer\n"
+    "  -t, --threads N          default: all cores\n"
+    "      --tokenize           {\"text\"|\"prompt\"|\"messages\"} -> {\"id\",\"prompt\",\"ids\",\"n\"}\n"
+    "      --detokenize         {\"ids\"} -> {\"id\",\"text\"}  (--skip-special drops special tokens)\n"
+    "      --text               stdin holds one plain-text prompt per line\n"
     "      --no-generation-prompt  default add_generation_prompt=false for messages\n"
-    "      --skip-special    --detokenize: drop special tokens\n"
-    "      --revision REV    hub revision (default main)\n"
-    "  -q, --quiet           no progress or per-record messages on stderr\n"
-    "  -h, --help            this help;  --version  the version\n"
+    "      --revision REV       hub revision (default main)\n"
+    "  -q, --quiet              nothing on stderr but fatal errors\n"
+    "  -h, --help  --version\n"
     "\n"
     "Exit status: 0 all records done, 3 some records failed, 2 usage error, 1 fatal error.\n";
 
 typedef struct job {
     mt_prompter *pr;
-    int agp;
-    int skip_special;
+    mt_model *model;
+    const char *model_name;
+    mt_gen_params gp;
+    int agp, skip_special, return_ids;
 } job;
 
 static int tokenize_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err) {
@@ -45,10 +62,7 @@ static int tokenize_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_
     MT_TRY(mt_prompter_encode(j->pr, rec, j->agp, -1, &text, &tl, &ids, &n, err));
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
-    *out = json_object();
-    json_object_set_new(*out, "prompt", json_stringn(text, tl));
-    json_object_set_new(*out, "ids", arr);
-    json_object_set_new(*out, "n", json_integer((json_int_t)n));
+    *out = json_pack("{s:s%,s:o,s:I}", "prompt", text, tl, "ids", arr, "n", (json_int_t)n);
     free(text);
     free(ids);
     return MT_OK;
@@ -77,35 +91,99 @@ static int detokenize_fn(void *user, json_t *rec, size_t lineno, json_t **out, m
     if (!rc) rc = mt_tokenizer_decode(j->pr->tok, ids, n, skip, &text, &tl, err);
     free(ids);
     if (rc) return rc;
-    *out = json_object();
-    json_t *s = json_stringn(text, tl);
+    *out = json_pack("{s:s%}", "text", text, tl);
     free(text);
-    if (!s) return mt_seterr(err, MT_EINVAL, "decoded text is not valid UTF-8");
-    json_object_set_new(*out, "text", s);
-    return MT_OK;
+    return *out ? MT_OK : mt_seterr(err, MT_EINVAL, "decoded text is not valid UTF-8");
 }
 
-static void draw_progress(void *user, const char *file, uint64_t done, uint64_t total) {
+static int generate_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err) {
+    job *j = user;
+    mt_gen_request req;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    mt_gen_result res;
+    int rc = mt_gen_request_parse(&req, rec, &j->gp, j->return_ids, err);
+    if (!rc) rc = mt_prompter_encode(j->pr, req.prompt_rec, j->agp, -1, NULL, NULL, &ids, &n, err);
+    if (!rc) rc = mt_generate(j->model, j->pr->tok, ids, n, &req.gp, NULL, NULL, &res, err);
+    if (!rc) {
+        *out = mt_gen_request_answer(&req, &res, j->model_name, lineno);
+        mt_gen_result_free(&res);
+    }
+    free(ids);
+    mt_gen_request_free(&req);
+    return rc;
+}
+
+static int stream_out(void *user, const char *piece, size_t len) {
     (void)user;
-    mt_progress_bar_draw(stderr, file, done, total);
+    return fwrite(piece, 1, len, stdout) != len || fflush(stdout) != 0;
+}
+
+/* -p: one prompt, streamed. */
+static int one_shot(job *j, const char *prompt, int chat, const char *system, int quiet, mt_err *err) {
+    json_t *rec = chat ? json_pack("{s:[]}", "messages") : json_pack("{s:s}", "prompt", prompt);
+    if (!rec) return mt_seterr(err, MT_EUSAGE, "the prompt is not valid UTF-8");
+    if (chat) {
+        json_t *msgs = json_object_get(rec, "messages");
+        if (system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", system));
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", prompt));
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    mt_gen_result res;
+    int rc = mt_prompter_encode(j->pr, rec, 1, -1, NULL, NULL, &ids, &n, err);
+    if (!rc) rc = mt_generate(j->model, j->pr->tok, ids, n, &j->gp, stream_out, NULL, &res, err);
+    if (!rc) {
+        fputc('\n', stdout);
+        if (!quiet)
+            fprintf(stderr, "Prompt: %zu tokens, %.3f tokens-per-sec\nGeneration: %zu tokens, %.3f tokens-per-sec\n",
+                    res.prompt_tokens, res.prefill_s > 0 ? res.prompt_tokens / res.prefill_s : 0, res.n_tokens,
+                    res.decode_s > 0 ? res.n_tokens / res.decode_s : 0);
+        mt_gen_result_free(&res);
+    }
+    free(ids);
+    json_decref(rec);
+    return rc;
+}
+
+static int num_arg(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "mlx-gen: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 int main(int argc, char **argv) {
-    enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV };
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
-        {"tokenize", no_argument, 0, O_TOK}, {"detokenize", no_argument, 0, O_DETOK},
-        {"text", no_argument, 0, O_TEXT}, {"no-generation-prompt", no_argument, 0, O_NOGP},
-        {"skip-special", no_argument, 0, O_SKIP}, {"revision", required_argument, 0, O_REV},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, O_VERSION},
+    enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_TEMP, O_TOPP, O_TOPK,
+           O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS };
+    static const struct option lo[] = {
+        {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
+        {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
+        {"no-generation-prompt", 0, 0, O_NOGP}, {"skip-special", 0, 0, O_SKIP}, {"revision", 1, 0, O_REV},
+        {"chat", 0, 0, O_CHAT}, {"system", 1, 0, O_SYSTEM}, {"temp", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP},
+        {"top-k", 1, 0, O_TOPK}, {"min-p", 1, 0, O_MINP}, {"min-tokens-to-keep", 1, 0, O_MINKEEP},
+        {"xtc-probability", 1, 0, O_XTCP}, {"xtc-threshold", 1, 0, O_XTCT}, {"repetition-penalty", 1, 0, O_REP},
+        {"presence-penalty", 1, 0, O_PRES}, {"frequency-penalty", 1, 0, O_FREQ}, {"seed", 1, 0, O_SEED},
+        {"stop", 1, 0, O_STOP}, {"ids", 0, 0, O_IDS}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
-    const char *model = NULL, *prompt = NULL, *revision = NULL;
-    int mode = 0, quiet = 0, text_mode = 0, c;
+    const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL;
+    const char *stops[64];
+    int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, c;
     job j = {.agp = 1};
-    while ((c = getopt_long(argc, argv, "m:p:qh", longopts, NULL)) != -1) {
+    mt_gen_params_default(&j.gp);
+    mt_sampler_params *sp = &j.gp.sp;
+    double v;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:qh", lo, NULL)) != -1) {
+        int bad = 0;
         switch (c) {
         case 'm': model = optarg; break;
         case 'p': prompt = optarg; break;
+        case 'n': bad = num_arg("--max-tokens", optarg, 0, 1 << 24, &v); j.gp.max_tokens = (int)v; break;
+        case 't': bad = num_arg("--threads", optarg, 1, 256, &v); threads = (int)v; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         case O_VERSION: printf("mlx-gen %s\n", MT_VERSION); return 0;
@@ -116,47 +194,78 @@ int main(int argc, char **argv) {
         case O_NOGP: j.agp = 0; break;
         case O_SKIP: j.skip_special = 1; break;
         case O_REV: revision = optarg; break;
-        default: fputs("Try 'mlx-gen --help'.\n", stderr); return MT_EXIT_USAGE;
+        case O_CHAT: chat = 1; break;
+        case O_SYSTEM: system = optarg; break;
+        case O_TEMP: bad = num_arg("--temp", optarg, 0, 1e6, &v); sp->temp = (float)v; break;
+        case O_TOPP: bad = num_arg("--top-p", optarg, 0, 1, &v); sp->top_p = (float)v; break;
+        case O_TOPK: bad = num_arg("--top-k", optarg, 0, 1 << 30, &v); sp->top_k = (int)v; break;
+        case O_MINP: bad = num_arg("--min-p", optarg, 0, 1, &v); sp->min_p = (float)v; break;
+        case O_MINKEEP: bad = num_arg("--min-tokens-to-keep", optarg, 1, 1 << 30, &v); sp->min_tokens_to_keep = (int)v; break;
+        case O_XTCP: bad = num_arg("--xtc-probability", optarg, 0, 1, &v); sp->xtc_probability = (float)v; break;
+        case O_XTCT: bad = num_arg("--xtc-threshold", optarg, 0, 0.5, &v); sp->xtc_threshold = (float)v; break;
+        case O_REP: bad = num_arg("--repetition-penalty", optarg, 0, 1e6, &v); sp->repetition_penalty = (float)v; break;
+        case O_PRES: bad = num_arg("--presence-penalty", optarg, -1e6, 1e6, &v); sp->presence_penalty = (float)v; break;
+        case O_FREQ: bad = num_arg("--frequency-penalty", optarg, -1e6, 1e6, &v); sp->frequency_penalty = (float)v; break;
+        case O_SEED: bad = num_arg("--seed", optarg, 0, 9007199254740992.0, &v); sp->seed = (uint64_t)v; break;
+        case O_IDS: j.return_ids = 1; break;
+        case O_STOP:
+            if (j.gp.n_stop == 64) { fprintf(stderr, "mlx-gen: at most 64 --stop strings\n"); return MT_EXIT_USAGE; }
+            stops[j.gp.n_stop++] = optarg; break;
+        default: bad = 1;
         }
+        if (bad) { fputs("Try 'mlx-gen --help'.\n", stderr); return MT_EXIT_USAGE; }
     }
+    j.gp.stop = stops;
     if (optind < argc) { fprintf(stderr, "mlx-gen: unexpected argument '%s'\n", argv[optind]); return MT_EXIT_USAGE; }
     if (!model) { fprintf(stderr, "mlx-gen: no model: give -m MODEL (see --help)\n"); return MT_EXIT_USAGE; }
-    if (!mode) {
-        fprintf(stderr, "mlx-gen: text generation is not in this version yet; use --tokenize or --detokenize\n");
-        return MT_EXIT_USAGE;
-    }
-    if (prompt && (mode != O_TOK || text_mode)) {
-        fprintf(stderr, "mlx-gen: -p goes with --tokenize and without --text\n");
-        return MT_EXIT_USAGE;
-    }
+    if (prompt && (text_mode || mode == O_DETOK)) { fprintf(stderr, "mlx-gen: -p does not go with --text or --detokenize\n"); return MT_EXIT_USAGE; }
+    if ((chat || system) && !prompt) { fprintf(stderr, "mlx-gen: --chat and --system go with -p\n"); return MT_EXIT_USAGE; }
 
     mt_err err = {0};
     mt_hub_opts hopts = {.revision = revision};
-    if (!quiet && isatty(STDERR_FILENO)) hopts.progress = draw_progress;
+    mt_progress_bar bar = {.f = stderr};
+    if (!quiet && isatty(STDERR_FILENO)) { hopts.progress = mt_progress_bar_cb; hopts.progress_user = &bar; }
     char *dir = NULL;
-    if (mt_hub_resolve(model, &hopts, &dir, &err) || mt_prompter_open(&j.pr, dir, &err)) {
-        fprintf(stderr, "mlx-gen: %s\n", err.msg);
-        free(dir);
-        return MT_EXIT_FATAL;
-    }
+    mt_pool *pool = NULL;
+    int rc = mt_hub_resolve(model, &hopts, &dir, &err);
+    if (!rc) rc = mt_prompter_open(&j.pr, dir, &err);
+    if (!rc && !mode) rc = mt_pool_new(&pool, threads, &err);
+    if (!rc && !mode) rc = mt_model_load(&j.model, dir, pool, &err);
     free(dir);
-
-    FILE *in = stdin;
-    char *pbuf = NULL;
-    if (prompt) {
-        json_t *r = json_pack("{s:s}", "text", prompt);
-        pbuf = r ? json_dumps(r, JSON_COMPACT) : NULL;
-        json_decref(r);
-        if (!pbuf) { fprintf(stderr, "mlx-gen: -p: the prompt is not valid UTF-8\n"); mt_prompter_free(j.pr); return MT_EXIT_USAGE; }
-        in = fmemopen(pbuf, strlen(pbuf), "r");
+    if (!rc && !mode) {
+        j.model_name = model;
+        j.gp.eos = j.pr->eos_ids;
+        j.gp.n_eos = j.pr->n_eos;
+        j.gp.trim_first_space = j.pr->trim_first_space;
+        rc = mt_sampler_params_check(sp, (size_t)j.model->hp.vocab, &err);
     }
-    mt_jsonl_opts o = {.prog = "mlx-gen", .text_mode = text_mode, .quiet = quiet};
-    mt_jsonl_stats st;
-    int rc = mt_jsonl_run(in, stdout, stderr, &o, mode == O_TOK ? tokenize_fn : detokenize_fn, &j, &st, &err);
-    if (rc) fprintf(stderr, "mlx-gen: %s\n", err.msg);
-    if (prompt) fclose(in);
-    free(pbuf);
+    mt_jsonl_stats st = {0};
+    int fatal = rc != 0;
+    if (!rc && prompt && !mode) {
+        rc = one_shot(&j, prompt, chat, system, quiet, &err);
+        fatal = rc != 0;
+    } else if (!rc) {
+        FILE *in = stdin;
+        char *pbuf = NULL;
+        if (prompt) {   /* --tokenize -p */
+            json_t *r = json_pack("{s:s}", "text", prompt);
+            pbuf = r ? json_dumps(r, JSON_COMPACT) : NULL;
+            json_decref(r);
+            in = pbuf ? fmemopen(pbuf, strlen(pbuf), "r") : NULL;
+            if (!in) { free(pbuf); fprintf(stderr, "mlx-gen: -p: the prompt is not valid UTF-8\n"); return MT_EXIT_USAGE; }
+        }
+        mt_jsonl_opts o = {.prog = "mlx-gen", .text_mode = text_mode, .quiet = quiet};
+        mt_record_fn fn = mode == O_TOK ? tokenize_fn : mode == O_DETOK ? detokenize_fn : generate_fn;
+        rc = mt_jsonl_run(in, stdout, stderr, &o, fn, &j, &st, &err);
+        fatal = rc != 0;
+        if (prompt) fclose(in);
+        free(pbuf);
+    }
+    if (fatal) fprintf(stderr, "mlx-gen: %s\n", err.msg);
+    mt_model_free(j.model);
+    mt_pool_free(pool);
     mt_prompter_free(j.pr);
-    if (fclose(stdout) != 0 && !rc) { fprintf(stderr, "mlx-gen: write error on stdout\n"); return MT_EXIT_FATAL; }
-    return mt_jsonl_exit_code(rc, &st);
+    if (fclose(stdout) != 0 && !fatal) { fprintf(stderr, "mlx-gen: write error on stdout\n"); return MT_EXIT_FATAL; }
+    if (fatal) return err.code == MT_EUSAGE ? MT_EXIT_USAGE : MT_EXIT_FATAL;
+    return mt_jsonl_exit_code(0, &st);
 }

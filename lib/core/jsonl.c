@@ -22,10 +22,12 @@ int mt_jsonl_write(FILE *out, json_t *obj, mt_err *err) {
     return MT_OK;
 }
 
-/* Build the output line: {"id": id, ...fields of body}. Steals body. */
+/* Build the output line: {"id": id, ...fields of body}; a handler that sets
+ * its own "id" (e.g. OpenAI batch answers) keeps it.  Steals body. */
 static json_t *with_id(json_t *id, json_t *body) {
     json_t *o = json_object();
-    json_object_set(o, "id", id);
+    json_t *own = json_object_get(body, "id");
+    json_object_set(o, "id", own ? own : id);
     const char *k;
     json_t *v;
     json_object_foreach(body, k, v) {

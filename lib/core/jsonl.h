@@ -3,7 +3,8 @@
  * Reads one JSON object per line (or, in text mode, one plain-text record per
  * line, seen by the handler as {"text": line}), calls the handler, and writes
  * one JSON object per line: the handler's output with "id" first.  "id" is the
- * record's own "id" (any JSON value) or, when absent, its 1-based line number.
+ * record's own "id" (any JSON value) or, when absent, its 1-based line number
+ * (a handler that puts "id" in its output overrides it).
  * A record that cannot be parsed or whose handler fails yields
  *   {"id": ..., "error": "line N: message"}
  * on the output and "prog: line N: message" on the error stream, and the run

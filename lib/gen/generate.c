@@ -114,7 +114,7 @@ int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, siz
     /* history for the logits processors: last prompt token + generated tokens (mlx-lm) */
     size_t nh = 0;
     hist[nh++] = prompt[n_prompt - 1];
-    int stopped = 0;
+    int stopped = 0, seen_text = 0;
     for (int i = 0; i < gp->max_tokens && !stopped; i++) {
         mt_sampler_process(smp, logits, V, hist, nh);
         int32_t t = mt_sampler_sample(smp, logits, V, NULL);
@@ -125,7 +125,12 @@ int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, siz
         size_t pl = 0;
         if ((rc = mt_detok_push(dt, t, &piece, &pl, err))) goto done;
         size_t old = tb.len;
-        int bad = tb_append(&tb, piece, pl);
+        const char *pp = piece;
+        if (gp->trim_first_space && !seen_text && pl) {
+            seen_text = 1;
+            if (pp[0] == ' ') { pp++; pl--; }
+        }
+        int bad = tb_append(&tb, pp, pl);
         free(piece);
         if (bad) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto done; }
         long sp = gp->n_stop ? find_stop(&tb, old, gp) : -1;
@@ -147,7 +152,9 @@ int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, siz
         char *piece = NULL;
         size_t pl = 0;
         if ((rc = mt_detok_flush(dt, &piece, &pl, err))) goto done;
-        int bad = tb_append(&tb, piece, pl);
+        const char *pp = piece;
+        if (gp->trim_first_space && !seen_text && pl && pp[0] == ' ') { pp++; pl--; }
+        int bad = tb_append(&tb, pp, pl);
         free(piece);
         if (bad) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto done; }
         long sp = gp->n_stop ? find_stop(&tb, tb.emitted, gp) : -1;

@@ -17,6 +17,7 @@ typedef struct mt_gen_params {
     size_t n_stop;
     const int32_t *eos; size_t n_eos;  /* end-of-sequence ids (not emitted) */
     int prefill_step;               /* tokens per prefill chunk, default 512 */
+    int trim_first_space;           /* drop one leading space of the text (mlx-lm BPE detokenizer) */
 } mt_gen_params;
 
 typedef struct mt_gen_result {

@@ -40,9 +40,9 @@ FAMILIES = {
                          sliding_window=5),
     "gemma-tiny": dict(BASE, model_type="gemma", head_dim=16),
     "gemma2-tiny": dict(BASE, model_type="gemma2", head_dim=16, attn_logit_softcapping=50.0,
-                        final_logit_softcapping=30.0, query_pre_attn_scalar=16.0),
+                        final_logit_softcapping=30.0, query_pre_attn_scalar=16),
     "gemma3-tiny": dict(BASE, model_type="gemma3_text", head_dim=16, sliding_window=4, sliding_window_pattern=2,
-                        query_pre_attn_scalar=16.0, rope_local_base_freq=10000.0, rope_theta=1000000.0,
+                        query_pre_attn_scalar=16, rope_local_base_freq=10000.0, rope_theta=1000000.0,
                         rope_scaling={"rope_type": "linear", "factor": 2.0}),
     "phi3-tiny": dict(BASE, model_type="phi3", partial_rotary_factor=0.5, max_position_embeddings=4096,
                       original_max_position_embeddings=256, tie_word_embeddings=False,
@@ -111,6 +111,42 @@ def build(cfg, seed):
     return model
 
 
+CLI_PROMPT = "def main():\n    return"
+CLI_CHAT = [{"role": "user", "content": "Say hello in JSON."}]
+
+
+def cli_golden(model, path):
+    """What `mlx-gen -m DIR` must print: greedy ids and text for a text prompt and a chat,
+    through mlx-lm's generate loop, detokenizer and chat template.  The prompt is encoded
+    with HF `tokenizers` from tokenizer.json (add special tokens unless the text starts
+    with BOS, mlx-lm's rule): transformers 5 would swap in the pre-tokenizer of the class
+    its model_type implies, which these tiny fixtures (one shared tokenizer) do not have."""
+    from mlx_lm.utils import load_tokenizer
+    from mlx_lm.generate import stream_generate
+    from tokenizers import Tokenizer
+    import pathlib
+    tok = load_tokenizer(pathlib.Path(path))
+    raw = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
+    out = {}
+    for key in ("text", "chat"):
+        if key == "text":
+            bos = tok.bos_token
+            prompt = raw.encode(CLI_PROMPT, add_special_tokens=not (bos and CLI_PROMPT.startswith(bos))).ids
+        else:
+            text = tok.apply_chat_template(CLI_CHAT, add_generation_prompt=True, tokenize=False)
+            prompt = raw.encode(text, add_special_tokens=False).ids
+        ids, text = [], ""
+        for r in stream_generate(model, tok, prompt, max_tokens=16):
+            text += r.text
+            if r.finish_reason != "stop":
+                ids.append(int(r.token))
+        out[key] = ids
+        out[key + "_out"] = text
+    out["text_prompt"] = CLI_PROMPT
+    out["chat_messages"] = CLI_CHAT
+    return out
+
+
 def golden(path):
     model, _ = load_model(__import__("pathlib").Path(path))
     logits = model(mx.array([PROMPT]))[0].astype(mx.float32)
@@ -124,7 +160,8 @@ def golden(path):
         margin = min(margin, float(top[1] - top[0]))
     if len(set(toks)) < 8:
         margin = 0.0  # a degenerate (repetitive) greedy path tests little: reject the seed
-    return {"prompt": PROMPT, "logits": [[float(x) for x in row] for row in logits.tolist()],
+    cli = cli_golden(model, path)
+    return {"cli": cli, "prompt": PROMPT, "logits": [[float(x) for x in row] for row in logits.tolist()],
             "greedy": toks, "min_margin": margin}
 
 

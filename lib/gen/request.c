@@ -1,0 +1,166 @@
+/* request.c - per-record generation options (native and OpenAI Batch API lines)
+ * and the matching answer objects. */
+#include "gen/request.h"
+#include "core/jsonl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int get_num(json_t *o, const char *k, double *out, int *set, mt_err *err) {
+    json_t *v = json_object_get(o, k);
+    *set = 0;
+    if (!v || json_is_null(v)) return MT_OK;
+    if (!json_is_number(v)) return mt_seterr(err, MT_EINVAL, "\"%s\" must be a number", k);
+    *out = json_number_value(v);
+    *set = 1;
+    return MT_OK;
+}
+
+static int opt_float(json_t *o, const char *k, float *dst, mt_err *err) {
+    double d = 0;
+    int set;
+    MT_TRY(get_num(o, k, &d, &set, err));
+    if (set) *dst = (float)d;
+    return MT_OK;
+}
+
+static int opt_int(json_t *o, const char *k, int *dst, long long lo, long long hi, mt_err *err) {
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) return MT_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return mt_seterr(err, MT_EINVAL, "\"%s\" must be an integer in [%lld, %lld]", k, lo, hi);
+    *dst = (int)json_integer_value(v);
+    return MT_OK;
+}
+
+int mt_gen_request_parse(mt_gen_request *req, json_t *rec, const mt_gen_params *defaults, int return_ids,
+                         mt_err *err) {
+    memset(req, 0, sizeof *req);
+    req->gp = *defaults;
+    req->return_ids = return_ids;
+    json_t *o = rec;
+    json_t *cid = json_object_get(rec, "custom_id");
+    if (cid || json_object_get(rec, "body")) {
+        json_t *body = json_object_get(rec, "body"), *url = json_object_get(rec, "url");
+        if (!json_is_object(body)) return mt_seterr(err, MT_EINVAL, "OpenAI batch line: \"body\" must be an object");
+        if (cid && !json_is_string(cid)) return mt_seterr(err, MT_EINVAL, "\"custom_id\" must be a string");
+        const char *u = json_is_string(url) ? json_string_value(url) : "/v1/chat/completions";
+        if (!strcmp(u, "/v1/chat/completions")) req->openai = 1;
+        else if (!strcmp(u, "/v1/completions")) req->openai = 2;
+        else return mt_seterr(err, MT_EINVAL, "OpenAI batch line: url \"%s\" is not supported", u);
+        req->custom_id = cid ? json_string_value(cid) : NULL;
+        o = body;
+        if (req->openai == 1 && !json_is_array(json_object_get(o, "messages")))
+            return mt_seterr(err, MT_EINVAL, "OpenAI batch line: body needs \"messages\"");
+        if (req->openai == 2 && !json_is_string(json_object_get(o, "prompt")))
+            return mt_seterr(err, MT_EINVAL, "OpenAI batch line: body needs a string \"prompt\"");
+    }
+    req->prompt_rec = o;
+    if (!req->openai) MT_TRY(mt_json_get_bool(o, "return_ids", &req->return_ids, err));
+    mt_gen_params *gp = &req->gp;
+    mt_sampler_params *sp = &gp->sp;
+    MT_TRY(opt_int(o, "max_tokens", &gp->max_tokens, 0, 1 << 24, err));
+    MT_TRY(opt_int(o, "max_completion_tokens", &gp->max_tokens, 0, 1 << 24, err));
+    MT_TRY(opt_float(o, "temp", &sp->temp, err));
+    MT_TRY(opt_float(o, "temperature", &sp->temp, err));
+    MT_TRY(opt_float(o, "top_p", &sp->top_p, err));
+    MT_TRY(opt_int(o, "top_k", &sp->top_k, 0, 1 << 30, err));
+    MT_TRY(opt_float(o, "min_p", &sp->min_p, err));
+    MT_TRY(opt_int(o, "min_tokens_to_keep", &sp->min_tokens_to_keep, 1, 1 << 30, err));
+    MT_TRY(opt_float(o, "xtc_probability", &sp->xtc_probability, err));
+    MT_TRY(opt_float(o, "xtc_threshold", &sp->xtc_threshold, err));
+    MT_TRY(opt_float(o, "repetition_penalty", &sp->repetition_penalty, err));
+    MT_TRY(opt_int(o, "repetition_context_size", &sp->repetition_context_size, 0, 1 << 30, err));
+    MT_TRY(opt_float(o, "presence_penalty", &sp->presence_penalty, err));
+    MT_TRY(opt_int(o, "presence_context_size", &sp->presence_context_size, 0, 1 << 30, err));
+    MT_TRY(opt_float(o, "frequency_penalty", &sp->frequency_penalty, err));
+    MT_TRY(opt_int(o, "frequency_context_size", &sp->frequency_context_size, 0, 1 << 30, err));
+    json_t *seed = json_object_get(o, "seed");
+    if (seed && !json_is_null(seed)) {
+        if (!json_is_integer(seed)) return mt_seterr(err, MT_EINVAL, "\"seed\" must be an integer");
+        sp->seed = (uint64_t)json_integer_value(seed);
+    }
+    json_t *lb = json_object_get(o, "logit_bias");
+    if (lb && !json_is_null(lb)) {
+        if (!json_is_object(lb)) return mt_seterr(err, MT_EINVAL, "\"logit_bias\" must be an object {\"token id\": bias}");
+        size_t n = json_object_size(lb), i = 0;
+        req->bias_ids = malloc((n ? n : 1) * sizeof *req->bias_ids);
+        req->bias_vals = malloc((n ? n : 1) * sizeof *req->bias_vals);
+        if (!req->bias_ids || !req->bias_vals) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        const char *k;
+        json_t *v;
+        json_object_foreach(lb, k, v) {
+            char *end;
+            long id = strtol(k, &end, 10);
+            if (!*k || *end || id < 0 || id > INT32_MAX || !json_is_number(v))
+                return mt_seterr(err, MT_EINVAL, "\"logit_bias\": key \"%s\" must be a token id with a number", k);
+            req->bias_ids[i] = (int32_t)id;
+            req->bias_vals[i++] = (float)json_number_value(v);
+        }
+        sp->bias_ids = req->bias_ids;
+        sp->bias_vals = req->bias_vals;
+        sp->n_bias = n;
+    }
+    json_t *st = json_object_get(o, "stop");
+    if (st && !json_is_null(st)) {
+        size_t n = json_is_string(st) ? 1 : json_is_array(st) ? json_array_size(st) : (size_t)-1;
+        if (n == (size_t)-1) return mt_seterr(err, MT_EINVAL, "\"stop\" must be a string or a list of strings");
+        req->stop = calloc(n ? n : 1, sizeof *req->stop);
+        if (!req->stop) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            json_t *s = json_is_string(st) ? st : json_array_get(st, i);
+            if (!json_is_string(s)) return mt_seterr(err, MT_EINVAL, "\"stop\" must be a string or a list of strings");
+            req->stop[i] = strdup(json_string_value(s));
+            if (!req->stop[i]) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        }
+        gp->stop = (const char *const *)req->stop;
+        gp->n_stop = n;
+    }
+    return MT_OK;
+}
+
+void mt_gen_request_free(mt_gen_request *req) {
+    if (!req) return;
+    if (req->stop)
+        for (size_t i = 0; i < req->gp.n_stop; i++) free(req->stop[i]);
+    free(req->stop);
+    free(req->bias_ids);
+    free(req->bias_vals);
+    memset(req, 0, sizeof *req);
+}
+
+json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *res, const char *model_name,
+                              size_t line_no) {
+    json_t *text = json_stringn(res->text, res->text_len);
+    if (!text) text = json_string("");   /* never: the detokenizer emits valid UTF-8 */
+    double ptps = res->prefill_s > 0 ? res->prompt_tokens / res->prefill_s : 0;
+    double dtps = res->decode_s > 0 ? res->n_tokens / res->decode_s : 0;
+    if (!req->openai) {
+        json_t *a = json_pack("{s:o,s:s,s:I,s:I,s:f,s:f}", "text", text, "finish_reason", res->finish_reason,
+                              "prompt_tokens", (json_int_t)res->prompt_tokens, "completion_tokens",
+                              (json_int_t)res->n_tokens, "prefill_tps", ptps, "decode_tps", dtps);
+        if (a && req->return_ids) {
+            json_t *ids = json_array();
+            for (size_t i = 0; i < res->n_tokens; i++) json_array_append_new(ids, json_integer(res->tokens[i]));
+            json_object_set_new(a, "ids", ids);
+        }
+        return a;
+    }
+    char rid[64], cid[64];
+    snprintf(rid, sizeof rid, "batch_req_%zu", line_no);
+    snprintf(cid, sizeof cid, "%s-%zu", req->openai == 1 ? "chatcmpl" : "cmpl", line_no);
+    json_t *choice = req->openai == 1
+        ? json_pack("{s:i,s:{s:s,s:o},s:s}", "index", 0, "message", "role", "assistant", "content", text,
+                    "finish_reason", res->finish_reason)
+        : json_pack("{s:i,s:o,s:s}", "index", 0, "text", text, "finish_reason", res->finish_reason);
+    json_t *body = json_pack("{s:s,s:s,s:I,s:s,s:[o],s:{s:I,s:I,s:I}}", "id", cid, "object",
+                             req->openai == 1 ? "chat.completion" : "text_completion", "created",
+                             (json_int_t)time(NULL), "model", model_name ? model_name : "", "choices", choice,
+                             "usage", "prompt_tokens", (json_int_t)res->prompt_tokens, "completion_tokens",
+                             (json_int_t)res->n_tokens, "total_tokens",
+                             (json_int_t)(res->prompt_tokens + res->n_tokens));
+    return json_pack("{s:s,s:s?,s:{s:i,s:s,s:o},s:n}", "id", rid, "custom_id", req->custom_id, "response",
+                     "status_code", 200, "request_id", rid, "body", body, "error");
+}

@@ -1,0 +1,46 @@
+/* request.h - a generation request read from one JSONL record, and its answer.
+ *
+ * Two record forms:
+ *   native:  {"id", "prompt"|"text"|"messages", options...}  ->
+ *            {"id", "text", "finish_reason", "prompt_tokens", "completion_tokens",
+ *             "prefill_tps", "decode_tps"}
+ *   OpenAI Batch API request lines: {"custom_id", "method", "url": "/v1/chat/completions"
+ *            (or "/v1/completions"), "body": {"messages"|"prompt", options...}}  ->
+ *            the Batch API output line {"id", "custom_id", "response": {"status_code",
+ *            "request_id", "body": chat.completion | text_completion}, "error": null}
+ * Options (top level for native records, in "body" for OpenAI lines), each
+ * overriding the command line: max_tokens (max_completion_tokens), temperature
+ * (temp), top_p, top_k, min_p, min_tokens_to_keep, xtc_probability,
+ * xtc_threshold, repetition_penalty, repetition_context_size, presence_penalty,
+ * presence_context_size, frequency_penalty, frequency_context_size, logit_bias
+ * ({"id": bias}), seed, stop (a string or a list of strings); native records
+ * also take return_ids (bool). */
+#ifndef MT_REQUEST_H
+#define MT_REQUEST_H
+
+#include <jansson.h>
+#include "gen/generate.h"
+#include "text/prompter.h"
+
+typedef struct mt_gen_request {
+    mt_gen_params gp;          /* defaults + this record's options */
+    json_t *prompt_rec;        /* borrowed: the object holding prompt/messages */
+    int openai;                /* 1 chat, 2 completions, 0 native */
+    int return_ids;            /* native: add "ids" (the generated token ids) to the answer */
+    const char *custom_id;     /* borrowed */
+    /* owned storage behind gp's pointers */
+    char **stop;
+    int32_t *bias_ids;
+    float *bias_vals;
+} mt_gen_request;
+
+/* Fill req from rec over the defaults (copied).  rec stays borrowed. */
+int mt_gen_request_parse(mt_gen_request *req, json_t *rec, const mt_gen_params *defaults, int return_ids,
+                         mt_err *err);
+void mt_gen_request_free(mt_gen_request *req);
+
+/* The output object for a finished request (line_no makes OpenAI ids unique). */
+json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *res, const char *model_name,
+                              size_t line_no);
+
+#endif

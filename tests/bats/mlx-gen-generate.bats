@@ -1,0 +1,110 @@
+#!/usr/bin/env bats
+# mlx-gen generation through the CLI against mlx-lm (tests/gen/gen_llm_fixtures.py):
+# for every fixture model (each family, float / 4-bit / 8-bit), a text prompt and a chat
+# give the same 16 greedy token ids and the same text as mlx_lm.stream_generate.
+# (One known difference in text: mlx-lm's BPE streaming detokenizer turns a NUL byte
+# into "\u0100" (its byte-level alphabet character) except at the very end; we emit
+# the NUL byte, as HF decode does.  The comparison maps that character back.)
+
+setup_file() {
+  export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
+}
+
+@test "greedy ids and text equal mlx-lm for every fixture model (text prompt and chat)" {
+  n=0
+  for d in tests/data/models/*/; do
+    [ -f "$d/golden.json" ] || continue
+    n=$((n + 1))
+    want=$(jq -c '.cli | [[.text, (.text_out | gsub("\u0100"; "\u0000"))], [.chat, (.chat_out | gsub("\u0100"; "\u0000"))]]' "$d/golden.json")
+    got=$(jq -c '.cli | {id: "t", prompt: .text_prompt}, {id: "c", messages: .chat_messages}' "$d/golden.json" \
+          | "$GEN" -m "$d" --ids -n 16 -q -t 2 | jq -c -s 'map([.ids, .text])')
+    if [ "$got" != "$want" ]; then
+      echo "$d: got  $got"; echo "$d: want $want"; return 1
+    fi
+  done
+  [ "$n" -ge 42 ]
+}
+
+@test "one-shot -p streams text and a newline; stats on stderr unless -q" {
+  d=tests/data/models/llama-tiny
+  want=$(jq -r '.cli.text_out' "$d/golden.json")
+  run --separate-stderr "$GEN" -m "$d" -p "$(jq -r .cli.text_prompt "$d/golden.json")" -n 16
+  [ "$status" -eq 0 ]
+  [ "$output" = "$want" ]
+  [[ "$stderr" == *"Prompt: "*" tokens, "*"Generation: 16 tokens"* ]]
+  run --separate-stderr "$GEN" -m "$d" -p "x" -n 4 -q
+  [ -z "$stderr" ]
+}
+
+@test "--chat -p applies the template like a messages record" {
+  d=tests/data/models/qwen3-tiny
+  want=$(jq -r '.cli.chat_out' "$d/golden.json")
+  run --separate-stderr "$GEN" -m "$d" --chat -p "Say hello in JSON." -n 16 -q
+  [ "$status" -eq 0 ]
+  [ "$output" = "$want" ]
+}
+
+@test "max_tokens, stop strings and finish_reason per record" {
+  d=tests/data/models/llama-tiny
+  full=$(jq -r '.cli.text_out' "$d/golden.json")
+  stop="${full:6:3}"   # a stop string from the middle of the greedy text cuts it there
+  printf '%s\n' '{"id":1,"prompt":"def main():\n    return","max_tokens":3}' \
+    "$(jq -cn --arg s "$stop" '{id:2,prompt:"def main():\n    return",max_tokens:16,stop:[$s]}')" \
+    '{"id":3,"prompt":"def main():\n    return","max_tokens":0}' > "$BATS_TEST_TMPDIR/in.jsonl"
+  run --separate-stderr "$GEN" -m "$d" -q < "$BATS_TEST_TMPDIR/in.jsonl"
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | sed -n 1p | jq -r '[.finish_reason, .completion_tokens] | join(",")')" = "length,3" ]
+  [ "$(echo "$output" | sed -n 2p | jq -r .finish_reason)" = "stop" ]
+  [ "$(echo "$output" | sed -n 2p | jq -r .text)" = "${full%%"$stop"*}" ]
+  [ "$(echo "$output" | sed -n 3p | jq -r '[.text, .completion_tokens] | join(",")')" = ",0" ]
+}
+
+@test "sampling: same seed, same text; another seed differs; bad options are record errors" {
+  d=tests/data/models/llama-tiny
+  printf '%s\n' '{"id":1,"prompt":"hello","max_tokens":24,"temperature":1.0,"top_p":0.9,"seed":7}' \
+    '{"id":2,"prompt":"hello","max_tokens":24,"temperature":1.0,"top_p":0.9,"seed":7}' \
+    '{"id":3,"prompt":"hello","max_tokens":24,"temperature":1.0,"top_p":0.9,"seed":8}' \
+    '{"id":4,"prompt":"hello","top_k":100000}' \
+    '{"id":5,"prompt":"hello","temperature":"hot"}' > "$BATS_TEST_TMPDIR/in.jsonl"
+  run --separate-stderr "$GEN" -m "$d" -q < "$BATS_TEST_TMPDIR/in.jsonl"
+  [ "$status" -eq 3 ]
+  t1=$(echo "$output" | sed -n 1p | jq .text)
+  [ "$t1" = "$(echo "$output" | sed -n 2p | jq .text)" ]
+  [ "$t1" != "$(echo "$output" | sed -n 3p | jq .text)" ]
+  echo "$output" | sed -n 4p | jq -e '.error | test("top_k")'
+  echo "$output" | sed -n 5p | jq -e '.error == "line 5: \"temperature\" must be a number"'
+}
+
+@test "OpenAI batch request lines get Batch API response lines" {
+  d=tests/data/models/qwen3-tiny
+  printf '%s\n' '{"custom_id":"req-1","method":"POST","url":"/v1/chat/completions","body":{"model":"x","messages":[{"role":"user","content":"Say hello in JSON."}],"max_tokens":16}}' \
+    '{"custom_id":"req-2","method":"POST","url":"/v1/completions","body":{"model":"x","prompt":"def main():\n    return","max_tokens":5}}' \
+    '{"custom_id":"req-3","method":"POST","url":"/v1/embeddings","body":{}}' > "$BATS_TEST_TMPDIR/in.jsonl"
+  run --separate-stderr "$GEN" -m "$d" -q < "$BATS_TEST_TMPDIR/in.jsonl"
+  [ "$status" -eq 3 ]
+  l1=$(echo "$output" | sed -n 1p)
+  [ "$(echo "$l1" | jq -r .custom_id)" = "req-1" ]
+  [ "$(echo "$l1" | jq -r .response.status_code)" = 200 ]
+  [ "$(echo "$l1" | jq -r .response.body.object)" = "chat.completion" ]
+  [ "$(echo "$l1" | jq -r '.response.body.choices[0].message.content')" = "$(jq -r .cli.chat_out "$d/golden.json")" ]
+  [ "$(echo "$l1" | jq -r .response.body.usage.completion_tokens)" = 16 ]
+  [ "$(echo "$l1" | jq -r .error)" = null ]
+  [ "$(echo "$output" | sed -n 2p | jq -r '.response.body.choices[0].finish_reason')" = length ]
+  echo "$output" | sed -n 3p | jq -e '.error | test("not supported")'
+}
+
+@test "a model folder with a broken checkpoint is a one-line fatal error" {
+  t="$BATS_TEST_TMPDIR/broken"; mkdir -p "$t"
+  cp tests/data/models/llama-tiny/*.json "$t/"
+  rm -f "$t/model.safetensors.index.json"
+  head -c 1000 tests/data/models/llama-tiny/model.safetensors > "$t/model.safetensors"
+  run --separate-stderr "$GEN" -m "$t" -p hi
+  [ "$status" -eq 1 ]
+  [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  [[ "$stderr" == *"model.safetensors"* ]]
+  jq '.model_type = "nosuchfamily"' tests/data/models/llama-tiny/config.json > "$t/config.json"
+  cp tests/data/models/llama-tiny/model.safetensors "$t/"
+  run --separate-stderr "$GEN" -m "$t" -p hi
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == *'model_type "nosuchfamily" is not supported'* ]]
+}
