@@ -797,10 +797,12 @@ static jv *arith(S *s, int op, jv *a, jv *b) {
 }
 
 /* ---------------- JSON output (tojson) ---------------- */
-static void json_str(jsb *b, const char *p, size_t n) {
+static void json_str(jsb *b, const char *p, size_t n, int ascii) {
     jsb_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
+    size_t i = 0;
+    while (i < n) {
+        size_t st = i;
+        int32_t c = u8next(p, n, &i);
         switch (c) {
         case '"': jsb_puts(b, "\\\""); break;
         case '\\': jsb_puts(b, "\\\\"); break;
@@ -810,13 +812,16 @@ static void json_str(jsb *b, const char *p, size_t n) {
         case '\b': jsb_puts(b, "\\b"); break;
         case '\f': jsb_puts(b, "\\f"); break;
         default:
-            if (c < 0x20) jsb_printf(b, "\\u%04x", c);
-            else jsb_putc(b, (char)c);
+            if (c < 0x20 || (ascii && c >= 0x7F && c < 0x10000)) jsb_printf(b, "\\u%04x", (unsigned)c);
+            else if (ascii && c >= 0x10000) {
+                int32_t v = c - 0x10000;
+                jsb_printf(b, "\\u%04x\\u%04x", (unsigned)(0xD800 + (v >> 10)), (unsigned)(0xDC00 + (v & 0x3FF)));
+            } else jsb_put(b, p + st, i - st);
         }
     }
     jsb_putc(b, '"');
 }
-typedef struct jopts { const char *indent; int has_indent; const char *isep, *ksep; int sort; } jopts;
+typedef struct jopts { const char *indent; int has_indent; const char *isep, *ksep; int sort, ascii; } jopts;
 static void json_dump(S *s, jv *v, jsb *b, const jopts *o, int level);
 static void json_nl(jsb *b, const jopts *o, int level) {
     jsb_putc(b, '\n');
@@ -848,7 +853,7 @@ static void json_dump(S *s, jv *v, jsb *b, const jopts *o, int level) {
         else if (isinf(v->u.f)) jsb_puts(b, v->u.f < 0 ? "-Infinity" : "Infinity");
         else { fmt_float(v->u.f, tmp, sizeof tmp); jsb_puts(b, tmp); }
         return;
-    case JV_STR: json_str(b, v->u.s.p, v->u.s.n); return;
+    case JV_STR: json_str(b, v->u.s.p, v->u.s.n, o->ascii); return;
     case JV_LIST: case JV_TUPLE:
         if (!v->u.l.n) { jsb_puts(b, "[]"); return; }
         jsb_putc(b, '[');
@@ -870,7 +875,7 @@ static void json_dump(S *s, jv *v, jsb *b, const jopts *o, int level) {
         for (size_t i = 0; i < n; i++) {
             if (i) jsb_puts(b, o->isep);
             if (o->has_indent) json_nl(b, o, level + 1);
-            json_str(b, pairs[i]->u.l.v[0]->u.s.p, pairs[i]->u.l.v[0]->u.s.n);
+            json_str(b, pairs[i]->u.l.v[0]->u.s.p, pairs[i]->u.l.v[0]->u.s.n, o->ascii);
             jsb_puts(b, o->ksep);
             json_dump(s, pairs[i]->u.l.v[1], b, o, level + 1);
         }
@@ -941,7 +946,7 @@ static void eval_args(S *s, jnode *call, jframe *f, args *A, jv *first) {
     A->nk = kd->u.d.n;
     A->kn = ja_alloc(&s->a, (A->nk + 1) * sizeof *A->kn);
     A->kv = kd->u.d.v;
-    for (size_t k = 0; k < A->nk; k++) A->kn[k] = kd->u.d.k[k]->u.s.p;
+    for (size_t k = 0; k < A->nk; k++) A->kn[k] = ja_strndup(&s->a, kd->u.d.k[k]->u.s.p, kd->u.d.k[k]->u.s.n);
 }
 
 static void assign(S *s, jframe *f, jnode *tg, jv *v) {
@@ -1615,10 +1620,10 @@ static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
     jv *a0 = arg(A, 0, NULL);
     step(s, 1);
     if (!strcmp(name, "tojson")) {
-        jopts o = {NULL, 0, ", ", ": ", 0};
+        jopts o = {NULL, 0, ", ", ": ", 0, 0};
         jv *ind = arg(A, 1, "indent");
         jv *ea = arg(A, 0, "ensure_ascii");
-        if (ea && truthy(ea)) TERR("tojson: ensure_ascii=True is not supported");
+        o.ascii = ea && truthy(ea);
         if (ind && ind->t != JV_NONE) {
             o.has_indent = 1;
             o.isep = ",";
@@ -1634,8 +1639,8 @@ static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
         if (sep && sep->t != JV_NONE) {
             if ((sep->t != JV_LIST && sep->t != JV_TUPLE) || sep->u.l.n != 2 || sep->u.l.v[0]->t != JV_STR || sep->u.l.v[1]->t != JV_STR)
                 TERR("tojson: separators must be a pair of strings");
-            o.isep = sep->u.l.v[0]->u.s.p;
-            o.ksep = sep->u.l.v[1]->u.s.p;
+            o.isep = ja_strndup(&s->a, sep->u.l.v[0]->u.s.p, sep->u.l.v[0]->u.s.n);
+            o.ksep = ja_strndup(&s->a, sep->u.l.v[1]->u.s.p, sep->u.l.v[1]->u.s.n);
         }
         jv *sk = arg(A, 3, "sort_keys");
         o.sort = sk && truthy(sk);
@@ -1838,7 +1843,7 @@ static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
         jv *meth = arg(A, 1, "method");
         if (!isnum(v)) TERR("type %s doesn't define __round__ method", tname(v));
         double x = numf(v), p10 = pow(10, (double)prec), r;
-        const char *mm = meth && meth->t == JV_STR ? meth->u.s.p : "common";
+        const char *mm = meth && meth->t == JV_STR ? ja_strndup(&s->a, meth->u.s.p, meth->u.s.n) : "common";
         if (!strcmp(mm, "common")) {
             if (v->t != JV_FLOAT && prec >= 0) return v->t == JV_BOOL ? v_int(s, v->u.b) : v;
             double y = x * p10;
@@ -1937,8 +1942,20 @@ static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
         return r;
     }
     if (!strcmp(name, "format")) return arith(s, OP_MOD, to_strv(s, v), ({ jv *t = v_list(s, 0); t->t = JV_TUPLE; for (size_t i = 0; i < A->np; i++) l_push(s, t, A->pos[i]); t; }));
-    if (!strcmp(name, "attr")) return a0 ? get_attr(s, v, to_strv(s, a0)->u.s.p) : v_undef(s, NULL);
-    if (!strcmp(name, "pprint")) return to_strv(s, v);
+    if (!strcmp(name, "attr")) {
+        if (!a0) TERR("attr filter needs a name");
+        jv *nm = to_strv(s, a0);
+        const char *an = ja_strndup(&s->a, nm->u.s.p, nm->u.s.n);
+        if (v->t == JV_UNDEF) return v_undef(s, NULL);
+        if (v->t == JV_DICT && !in_list(DICT_METHODS, an) && !in_list(DICT_UNSAFE, an)) return v_undef(s, NULL); /* attributes only */
+        return get_attr(s, v, an);
+    }
+    if (!strcmp(name, "pprint")) {
+        jsb b;
+        jsb_init(&b, &s->a, s->max_output);
+        repr(s, v, &b, 0);
+        return v_sb(s, &b);
+    }
     if (!strcmp(name, "striptags") || !strcmp(name, "urlencode") || !strcmp(name, "xmlattr") || !strcmp(name, "truncate") ||
         !strcmp(name, "filesizeformat") || !strcmp(name, "urlize") || !strcmp(name, "wordwrap") || !strcmp(name, "slice") ||
         !strcmp(name, "groupby") || !strcmp(name, "random"))

@@ -204,6 +204,8 @@ CASES = [(t, L) for t in [
     "{% for x in [1, 2] %}{% if x == 1 %}{% continue %}{% endif %}{{ x }}{% endfor %}",
     "{% for x in [3, 4] %}{% for y in [1, 2] %}{% if y == 2 %}{% break %}{% endif %}{{ x }}{{ y }}{% endfor %}{% endfor %}",
     "{{ x is nosuchtest }}",
+    "{{ 'é\\u2028😀\\x7f\\x1f\"' | tojson(ensure_ascii=true) }}|{{ {'k': 'ü'} | tojson(true, 1) }}|{{ [1, 'a'] | pprint }}|{{ 'x' | pprint }}",
+    "{{ d | attr('a') }}|{{ 'abc' | attr('upper') is callable }}|{{ 2.5 | round(method='floor') }}|{{ {'a': 1} | tojson(separators=(' ,', ':  ')) }}",
 ]] + [
     ("{{ x }}|{{ x | tojson }}|{{ x.a }}", {"x": {"a": 1.0, "b": [1, 2.5, "s"], "c": None, "d": True}}),
     ("{% for m in messages %}{{ m['role'] }}:{{ m['content'] }};{% endfor %}", {"messages": [{"role": "user", "content": "hi"}]}),
