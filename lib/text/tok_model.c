@@ -419,7 +419,37 @@ static int bpe_word(const mt_tokenizer *t, const char *s, size_t n, tk_ids *out,
     }
     if (ns == 0) return MT_OK;
     for (size_t i = 0; i < ns; i++) { sy[i].prev = (int32_t)i - 1; sy[i].next = i + 1 < ns ? (int32_t)i + 1 : -1; }
-    if (ns > 1) {
+    if (ns > 1 && ns <= 48) {
+        /* short words: keep each pair's rank and scan for the leftmost lowest rank */
+        uint32_t rank[48];
+        int32_t pid[48];
+        uint64_t v;
+        for (size_t i = 0; i < ns; i++) {
+            rank[i] = UINT32_MAX;
+            if (i + 1 < ns && pair_lookup(t, sy[i].id, sy[i + 1].id, &v)) { rank[i] = (uint32_t)(v >> 32); pid[i] = (int32_t)(uint32_t)v; }
+        }
+        for (;;) {
+            uint32_t best = UINT32_MAX;
+            int32_t bi = -1;
+            for (int32_t i = 0; i >= 0; i = sy[i].next)
+                if (rank[i] < best) { best = rank[i]; bi = i; }
+            if (bi < 0) break;
+            sym_t *a = &sy[bi];
+            int32_t j = a->next;
+            a->id = pid[bi];
+            a->len += sy[j].len;
+            sy[j].len = 0;
+            a->next = sy[j].next;
+            if (a->next >= 0) sy[a->next].prev = bi;
+            rank[bi] = UINT32_MAX;
+            if (a->next >= 0 && pair_lookup(t, a->id, sy[a->next].id, &v)) { rank[bi] = (uint32_t)(v >> 32); pid[bi] = (int32_t)(uint32_t)v; }
+            if (a->prev >= 0) {
+                int32_t q = a->prev;
+                rank[q] = UINT32_MAX;
+                if (pair_lookup(t, sy[q].id, a->id, &v)) { rank[q] = (uint32_t)(v >> 32); pid[q] = (int32_t)(uint32_t)v; }
+            }
+        }
+    } else if (ns > 1) {
         if (grow(&sc->heap, &sc->nheap, ns * 2 + 8, sizeof(mrg_t))) return MT_ENOMEM;
         mrg_t *h = sc->heap;
         size_t hn = 0;

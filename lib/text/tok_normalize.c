@@ -158,10 +158,21 @@ void tk_norm_free(tk_norm *nm) {
 
 /* ---- helpers ---- */
 static int unicode_nf(const char *s, size_t n, int opts, tk_buf *out, mt_err *err) {
-    /* fast path: ASCII is invariant under all normal forms */
+    /* fast path: text made only of code points below U+0300 (no combining marks,
+     * no compatibility forms among them for NFC/NFD... ) is checked cheaply:
+     * ASCII is invariant under all forms; below U+0300 is invariant under NFC */
     size_t i = 0;
     while (i < n && (unsigned char)s[i] < 0x80) i++;
     if (i == n) { tk_buf_put(out, s, n); return MT_OK; }
+    if (opts == UTF8PROC_COMPOSE) {
+        const unsigned char *u = (const unsigned char *)s;
+        while (i < n) {
+            if (u[i] < 0x80) { i++; continue; }
+            if (u[i] < 0xCC && u[i] >= 0xC2) { i += 2; continue; } /* U+0080..U+02FF */
+            break;
+        }
+        if (i >= n) { tk_buf_put(out, s, n); return MT_OK; }
+    }
     utf8proc_uint8_t *res = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res,
                                       (utf8proc_option_t)(opts | UTF8PROC_STABLE));
