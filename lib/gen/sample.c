@@ -477,10 +477,10 @@ int32_t mt_sampler_sample(mt_sampler *s, float *logits, size_t vocab, float *log
 
 void mt_top_logprobs(const float *logprobs, size_t vocab, size_t k, int32_t *ids, float *lps) {
     size_t have = 0;
+    if (k == 0) return;
     for (size_t i = 0; i < vocab; i++) {
         float v = logprobs[i];
         if (have == k && !(v > lps[k - 1])) continue;
-        if (k == 0) break;
         /* insert after equal values (ties: lower id first) */
         size_t j = have < k ? have++ : k - 1;
         while (j > 0 && v > lps[j - 1]) {

@@ -422,6 +422,14 @@ static void test_semantics(void) {
     mt_top_logprobs(lp, 7, 9, ids, lps);
     CHECK(ids[6] == 4 && ids[7] == -1 && ids[8] == -1 && isinf(lps[8]));
     CHECK_EQ_INT(mt_argmax(t1, 6), 1);
+    mt_top_logprobs(lp, 7, 0, NULL, NULL);   /* k = 0: nothing written */
+    /* -0.0 and +0.0 are equal for top_k (mlx's comparator): lowest ids win */
+    const float z[4] = {-0.0f, 0.0f, -0.0f, -1.0f};
+    mt_sampler_params_default(&p);
+    p.temp = 1;
+    p.top_k = 2;
+    filter_small(&p, z, 4, 0, out);
+    CHECK_EQ_INT(kept_bits(out, 4), 0x3);
 }
 
 static void test_check(void) {
