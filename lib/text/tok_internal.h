@@ -202,6 +202,7 @@ struct mt_tokenizer {
     tk_norm norm; tk_pretok pretok; tk_dec dec;
     int32_t *post_prefix; size_t npost_prefix;
     int32_t *post_suffix; size_t npost_suffix;
+    struct tk_cache *cache;    /* word -> ids cache shared by threads (sharded, locked) */
     /* during loading only: the raw document and the ranges of model.vocab / model.merges */
     const char *fj_src; size_t fj_r[4];
 };
@@ -254,6 +255,8 @@ typedef struct { void *sym; size_t nsym; void *heap; size_t nheap; double *score
 void tk_scratch_free(tk_scratch *s);
 
 int tk_model_load(mt_tokenizer *t, json_t *model, mt_err *err);
+int tk_cache_new(mt_tokenizer *t);
+void tk_cache_free(mt_tokenizer *t);
 void tk_model_free(mt_tokenizer *t);
 /* Tokenize one pre-token (model input bytes); append ids. Returns MT status. */
 int tk_model_tokenize(const mt_tokenizer *t, const char *s, size_t n, tk_ids *out, tk_scratch *sc);

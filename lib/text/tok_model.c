@@ -5,7 +5,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <pthread.h>
 #include "text/tok_internal.h"
+
+/* ---------------- word cache ----------------
+ * Direct-mapped, sharded by hash, one mutex per shard: encode calls on one
+ * tokenizer from several threads share it safely. Only short words whose
+ * result has few ids are cached. */
+#define CACHE_SHARDS 16
+#define CACHE_SLOTS 2048
+#define CACHE_WMAX 30
+#define CACHE_IMAX 8
+typedef struct { uint64_t h; uint8_t wl, ni; char w[CACHE_WMAX]; int32_t ids[CACHE_IMAX]; } centry;
+typedef struct { pthread_mutex_t mu; centry *e; } cshard;
+struct tk_cache { cshard sh[CACHE_SHARDS]; };
+
+int tk_cache_new(mt_tokenizer *t) {
+    struct tk_cache *c = calloc(1, sizeof *c);
+    if (!c) return MT_ENOMEM;
+    for (int i = 0; i < CACHE_SHARDS; i++) {
+        c->sh[i].e = calloc(CACHE_SLOTS, sizeof(centry));
+        if (!c->sh[i].e || pthread_mutex_init(&c->sh[i].mu, NULL)) {
+            for (int k = 0; k <= i; k++) free(c->sh[k].e);
+            for (int k = 0; k < i; k++) pthread_mutex_destroy(&c->sh[k].mu);
+            free(c);
+            return MT_ENOMEM;
+        }
+    }
+    t->cache = c;
+    return MT_OK;
+}
+
+void tk_cache_free(mt_tokenizer *t) {
+    struct tk_cache *c = t->cache;
+    if (!c) return;
+    for (int i = 0; i < CACHE_SHARDS; i++) { pthread_mutex_destroy(&c->sh[i].mu); free(c->sh[i].e); }
+    free(c);
+    t->cache = NULL;
+}
 
 static char *dupn(const char *s, size_t n) {
     char *p = malloc(n + 1);
@@ -596,11 +633,40 @@ static int unigram_word(const mt_tokenizer *t, const char *s, size_t n, tk_ids *
 
 int tk_model_tokenize(const mt_tokenizer *t, const char *s, size_t n, tk_ids *out, tk_scratch *sc) {
     int rc;
+    uint64_t h = 0;
+    cshard *sh = NULL;
+    size_t slot = 0, mark = out->n;
+    if (t->cache && n && n <= CACHE_WMAX) {
+        h = tk_hash_bytes(s, n) | 1;
+        sh = &t->cache->sh[h >> 60];
+        slot = (size_t)(h >> 8) & (CACHE_SLOTS - 1);
+        pthread_mutex_lock(&sh->mu);
+        centry *e = &sh->e[slot];
+        if (e->h == h && e->wl == n && memcmp(e->w, s, n) == 0) {
+            int32_t ids[CACHE_IMAX];
+            uint8_t ni = e->ni;
+            memcpy(ids, e->ids, ni * sizeof *ids);
+            pthread_mutex_unlock(&sh->mu);
+            for (uint8_t k = 0; k < ni; k++) tk_ids_push(out, ids[k]);
+            return out->oom ? MT_ENOMEM : MT_OK;
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
     switch (t->model) {
     case TK_M_BPE: rc = bpe_word(t, s, n, out, sc); break;
     case TK_M_WORDPIECE: rc = wordpiece_word(t, s, n, out, sc); break;
     default: rc = unigram_word(t, s, n, out, sc); break;
     }
     if (!rc && out->oom) rc = MT_ENOMEM;
+    if (!rc && sh && out->n - mark <= CACHE_IMAX) {
+        pthread_mutex_lock(&sh->mu);
+        centry *e = &sh->e[slot];
+        e->h = h;
+        e->wl = (uint8_t)n;
+        e->ni = (uint8_t)(out->n - mark);
+        memcpy(e->w, s, n);
+        memcpy(e->ids, out->v + mark, e->ni * sizeof *e->ids);
+        pthread_mutex_unlock(&sh->mu);
+    }
     return rc;
 }

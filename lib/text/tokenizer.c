@@ -228,6 +228,7 @@ static int load_json(mt_tokenizer *t, json_t *root, mt_err *err) {
     t->post_suffix = suf.v; t->npost_suffix = suf.n;
     if (rc) return rc;
     if (pre.oom || suf.oom) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    if (tk_cache_new(t)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     return setup_bytelevel(t, err);
 }
 
@@ -290,6 +291,7 @@ int mt_tokenizer_load(mt_tokenizer **out, const char *path, mt_err *err) {
 
 void mt_tokenizer_free(mt_tokenizer *t) {
     if (!t) return;
+    tk_cache_free(t);
     tk_model_free(t);
     tk_strtab_free(&t->tab);
     tk_strmap_free(&t->model_map);
