@@ -93,7 +93,7 @@ int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, siz
     float *logits = malloc(V * sizeof *logits);
     size_t cap = (size_t)(gp->max_tokens > 0 ? gp->max_tokens : 0) + 1;
     res->tokens = malloc(cap * sizeof *res->tokens);
-    int32_t *hist = malloc((cap + 1) * sizeof *hist);
+    int32_t *hist = malloc((cap + n_prompt) * sizeof *hist);
     textbuf tb = {0};
     if (!logits || !res->tokens || !hist) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto done; }
     if ((rc = mt_kvcache_new(&cache, m, err)) || (rc = mt_sampler_new(&smp, &gp->sp, V, err)) ||
@@ -111,9 +111,10 @@ int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, siz
     res->prefill_s = t1 - t0;
     res->finish_reason = "length";
 
-    /* history for the logits processors: last prompt token + generated tokens (mlx-lm) */
-    size_t nh = 0;
-    hist[nh++] = prompt[n_prompt - 1];
+    /* history for the logits processors: the whole prompt + generated tokens (mlx-lm 0.32
+     * generate_step concatenates every processed prompt chunk) */
+    size_t nh = n_prompt;
+    memcpy(hist, prompt, n_prompt * sizeof *hist);
     int stopped = 0, seen_text = 0;
     for (int i = 0; i < gp->max_tokens && !stopped; i++) {
         mt_sampler_process(smp, logits, V, hist, nh);

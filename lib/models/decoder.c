@@ -237,7 +237,10 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
             LIN(v, "self_attn.v_proj", kvd, H, ab);
         }
         LIN(o, "self_attn.o_proj", H, qd, ob);
-        if (hp->mlp == MT_MLP_GATED) {
+        if (m->moe_layer && m->moe_layer(m, i)) {
+            snprintf(p, sizeof p, "model.layers.%d.%s", i, m->moe_prefix);
+            MT_TRY(mt_decoder_bind_moe(m, i, p, err));
+        } else if (hp->mlp == MT_MLP_GATED) {
             LIN(gate, "mlp.gate_proj", I, H, mb);
             LIN(up, "mlp.up_proj", I, H, mb);
             LIN(down, "mlp.down_proj", H, I, mb);
@@ -266,7 +269,83 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     }
     m->max_in = H > qd ? H : qd;
     if (I > m->max_in) m->max_in = I;
+    if ((size_t)hp->moe_inter > m->max_in) m->max_in = (size_t)hp->moe_inter;
     return MT_OK;
+}
+
+/* Expert e of a stacked [E, out, in] tensor as an mt_linear view. */
+static int bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
+    char name[320];
+    snprintf(name, sizeof name, "%s.weight", path);
+    const mt_tensor_view *w = mt_safetensors_get(m->st, name);
+    if (!w) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name);
+    int quantized = 0;
+    mt_quant_params qp = {0};
+    MT_TRY(mt_config_quant_for(m->cfg, m->st, path, &quantized, &qp, err));
+    if (w->ndim != 3 || w->shape[0] != E || (size_t)w->shape[1] != out)
+        return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%d, %zu, ...]", name, E, out);
+    mt_linear base = {.out = out, .in = in};
+    size_t wrow;   /* bytes of one expert's weight */
+    const mt_tensor_view *sb[2] = {NULL, NULL};
+    if (quantized) {
+        if (qp.mode != MT_QMODE_AFFINE) return mt_seterr(err, MT_EUNSUPPORTED, "'%s': only affine quantization", path);
+        if (w->dtype != MT_U32 || (size_t)w->shape[2] != in * (size_t)qp.bits / 32 || in % (size_t)qp.group_size)
+            return mt_seterr(err, MT_EFORMAT, "tensor '%s': not %d-bit packed rows of %zu", name, qp.bits, in);
+        const char *sfx[2] = {"scales", "biases"};
+        for (int i = 0; i < 2; i++) {
+            snprintf(name, sizeof name, "%s.%s", path, sfx[i]);
+            sb[i] = mt_safetensors_get(m->st, name);
+            if (!sb[i] || sb[i]->ndim != 3 || sb[i]->shape[0] != E || (size_t)sb[i]->shape[1] != out ||
+                (size_t)sb[i]->shape[2] != in / (size_t)qp.group_size || !mt_dtype_is_float(sb[i]->dtype) ||
+                sb[i]->dtype == MT_F64)
+                return mt_seterr(err, MT_EFORMAT, "tensor '%s': missing or not [%d, %zu, %zu] floats", name, E, out,
+                                 in / (size_t)qp.group_size);
+        }
+        if (sb[0]->dtype != sb[1]->dtype) return mt_seterr(err, MT_EFORMAT, "'%s': scales and biases differ in dtype", path);
+        base.quantized = 1;
+        base.bits = qp.bits;
+        base.group_size = qp.group_size;
+        base.sdt = sb[0]->dtype;
+        wrow = out * in * (size_t)qp.bits / 8;
+    } else {
+        if ((w->dtype != MT_F32 && w->dtype != MT_F16 && w->dtype != MT_BF16) || (size_t)w->shape[2] != in)
+            return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected [%d, %zu, %zu] of F32/F16/BF16", name, E, out, in);
+        base.wdt = w->dtype;
+        wrow = out * in * mt_dtype_size(w->dtype);
+    }
+    for (int e = 0; e < E; e++) {
+        dst[e] = base;
+        dst[e].w = (const char *)w->data + (size_t)e * wrow;
+        if (quantized) {
+            size_t srow = out * (in / (size_t)qp.group_size) * mt_dtype_size(base.sdt);
+            dst[e].scales = (const char *)sb[0]->data + (size_t)e * srow;
+            dst[e].biases = (const char *)sb[1]->data + (size_t)e * srow;
+        }
+    }
+    return MT_OK;
+}
+
+int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err) {
+    mt_decoder_hp *hp = &m->hp;
+    mt_layer *L = &m->layers[layer];
+    size_t H = (size_t)hp->hidden, I = (size_t)hp->moe_inter;
+    int E = hp->n_experts;
+    if (E <= 0 || hp->top_k <= 0 || hp->top_k > E || !I)
+        return mt_seterr(err, MT_EFORMAT, "config.json: bad expert counts (%d experts, top %d, size %zu)", E, hp->top_k, I);
+    char p[320];
+    snprintf(p, sizeof p, "%s.gate", prefix);
+    MT_TRY(mt_linear_bind(&L->router, m->st, m->cfg, p, (size_t)E, H, -1, err));
+    L->exp_gate = calloc((size_t)E * 3, sizeof(mt_linear));
+    if (!L->exp_gate) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    L->exp_up = L->exp_gate + E;
+    L->exp_down = L->exp_up + E;
+    L->moe = 1;
+    snprintf(p, sizeof p, "%s.switch_mlp.gate_proj", prefix);
+    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_gate, err));
+    snprintf(p, sizeof p, "%s.switch_mlp.up_proj", prefix);
+    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_up, err));
+    snprintf(p, sizeof p, "%s.switch_mlp.down_proj", prefix);
+    return bind_stacked(m, p, E, H, I, L->exp_down, err);
 }
 
 /* ---- load / free ---- */
@@ -300,6 +379,7 @@ void mt_model_free(mt_model *m) {
             mt_layer *L = &m->layers[i];
             norm_free(&L->n1); norm_free(&L->n2); norm_free(&L->n3); norm_free(&L->n4);
             norm_free(&L->q_norm); norm_free(&L->k_norm);
+            free(L->exp_gate);
         }
     free(m->layers);
     norm_free(&m->final_norm);
@@ -391,6 +471,50 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     }
 }
 
+/* Mixture-of-experts MLP for T rows: out[T, H].  scratch: >= 2*moe_inter + n_experts + H floats.
+ * ref: mlx_lm/models/mixtral.py (top-k of the router logits, then softmax) and
+ * qwen3_moe.py (softmax, top-k, optional renormalization). */
+static void moe_forward(const mt_model *m, const mt_layer *L, const float *x, size_t T, float *out, float *scratch,
+                        float *work) {
+    const mt_decoder_hp *hp = &m->hp;
+    size_t H = (size_t)hp->hidden, I = (size_t)hp->moe_inter, E = (size_t)hp->n_experts, K = (size_t)hp->top_k;
+    float *gates = scratch, *gg = gates + E, *uu = gg + I, *y = uu + I;
+    int sel[64];
+    float sc[64];
+    for (size_t t = 0; t < T; t++) {
+        const float *xt = x + t * H;
+        mt_linear_forward(&L->router, xt, 1, gates, work, m->pool);
+        if (hp->moe_softmax_first) mt_softmax(gates, E);
+        /* top-k, highest first (ties: lower index) */
+        for (size_t k = 0; k < K; k++) {
+            int best = -1;
+            for (size_t e = 0; e < E; e++) {
+                int taken = 0;
+                for (size_t q = 0; q < k; q++) taken |= sel[q] == (int)e;
+                if (!taken && (best < 0 || gates[e] > gates[best])) best = (int)e;
+            }
+            sel[k] = best;
+            sc[k] = gates[best];
+        }
+        if (!hp->moe_softmax_first) mt_softmax(sc, K);
+        else if (hp->moe_norm_topk) {
+            float s = 0;
+            for (size_t k = 0; k < K; k++) s += sc[k];
+            for (size_t k = 0; k < K; k++) sc[k] /= s;
+        }
+        float *ot = out + t * H;
+        memset(ot, 0, H * sizeof(float));
+        for (size_t k = 0; k < K; k++) {
+            int e = sel[k];
+            mt_linear_forward(&L->exp_gate[e], xt, 1, gg, work, m->pool);
+            mt_linear_forward(&L->exp_up[e], xt, 1, uu, work, m->pool);
+            mt_swiglu(gg, uu, I);
+            mt_linear_forward(&L->exp_down[e], gg, 1, y, work, m->pool);
+            mt_axpy(ot, sc[k], y, H);
+        }
+    }
+}
+
 static void scale_rot(float *x, size_t heads, size_t hd, int rot, float s) {
     if (s == 1.0f) return;
     for (size_t h = 0; h < heads; h++)
@@ -411,6 +535,8 @@ int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, f
     size_t len = pos0 + T, qkvd = qd + 2 * kvd;
     size_t I2 = hp->mlp == MT_MLP_GATED_FUSED ? 2 * I : I;
     size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
+    size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
+    if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
     size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + nt * m->max_in + nt * len;
     float *buf = malloc(total * sizeof(float));
     if (!buf) return mt_seterr(err, MT_ENOMEM, "out of memory for activations");
@@ -468,6 +594,10 @@ int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, f
         const mt_norm *pre = hp->block == MT_BLOCK_PRE ? &L->n2 : hp->block == MT_BLOCK_SANDWICH ? &L->n3 : NULL;
         const float *min = x;
         if (pre) { norm_apply(m, pre, xn, x, T, H); min = xn; }
+        if (L->moe) {
+            moe_forward(m, L, min, T, br, g, work);
+            goto mlp_done;
+        }
         mt_linear_forward(&L->gate, min, T, g, work, m->pool);
         float *hid = g;
         if (hp->mlp == MT_MLP_GATED || hp->mlp == MT_MLP_GATED_FUSED) {
@@ -490,6 +620,7 @@ int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, f
             else mt_gelu_tanh(g, T * I);
         }
         mt_linear_forward(&L->down, hid, T, br, work, m->pool);
+    mlp_done:
         if (L->n4.w) norm_apply(m, &L->n4, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
     }

@@ -46,6 +46,10 @@ typedef struct mt_decoder_hp {
     float attn_softcap;     /* tanh soft-capping of attention scores (gemma2); 0 = none */
     float final_softcap;    /* ... of the logits; 0 = none */
     int sliding_window;     /* window of the layers marked sliding; 0 = none */
+    /* mixture of experts (layers with moe set): a router picks top_k of n_experts gated MLPs */
+    int n_experts, top_k, moe_inter;
+    int moe_softmax_first;  /* 1: softmax over all experts, then top-k (qwen3_moe); 0: top-k, then softmax (mixtral) */
+    int moe_norm_topk;      /* with softmax_first: renormalize the top-k probabilities */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
@@ -55,6 +59,9 @@ typedef struct mt_layer {
     mt_norm q_norm, k_norm;
     mt_linear q, k, v, o, qkv, gate, up, down;  /* gate = gate_up (fused) or c_fc (plain) */
     int sliding;                   /* this layer uses the sliding window */
+    int moe;                       /* MLP is a mixture of experts: router + experts[] */
+    mt_linear router;              /* [n_experts, hidden] */
+    mt_linear *exp_gate, *exp_up, *exp_down;   /* n_experts each, views into stacked tensors */
     int use_rope;
     const float *inv_freq;         /* this layer's RoPE frequencies [rot_dims/2] */
     float rope_in_scale;           /* q,k rotated features multiplied first (yarn/longrope mscale) */
@@ -72,6 +79,9 @@ typedef struct mt_model {
     mt_safetensors *st;
     mt_pool *pool;                 /* borrowed */
     size_t max_in;                 /* widest linear input: scratch sizing */
+    /* set by MoE families before mt_decoder_bind: which layers are sparse, and their module prefix */
+    int (*moe_layer)(const struct mt_model *m, int layer);
+    const char *moe_prefix;        /* e.g. "mlp" or "block_sparse_moe" */
 } mt_model;
 
 /* One sequence's cache: per layer K and V as [pos, n_kv_heads, head_dim]. */
@@ -111,6 +121,10 @@ const mt_family *mt_family_at(size_t i);
  * inv_freq). */
 int mt_decoder_read_hp(mt_model *m, mt_err *err);
 int mt_decoder_bind(mt_model *m, mt_err *err);
+/* Bind layer i's MLP as a mixture of experts: router `<prefix>.gate` and the
+ * stacked expert weights `<prefix>.switch_mlp.{gate,up,down}_proj` ([E, out, in],
+ * dense or MLX-quantized), as mlx-lm's SwitchGLU stores them. */
+int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err);
 /* RoPE frequencies for `dims` rotated features as mlx_lm's initialize_rope
  * builds them from a rope_scaling object (NULL = default); *in_scale gets the
  * factor q and k are multiplied by first (1 when none). inv_freq[dims/2]. */

@@ -4,7 +4,7 @@
 
 extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
     mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
-    mt_family_smollm3;
+    mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -19,6 +19,8 @@ static const mt_family *const families[] = {
     &mt_family_olmo2,
     &mt_family_starcoder2,
     &mt_family_smollm3,
+    &mt_family_mixtral,
+    &mt_family_qwen3_moe,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

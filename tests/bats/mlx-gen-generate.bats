@@ -22,7 +22,7 @@ setup_file() {
       echo "$d: got  $got"; echo "$d: want $want"; return 1
     fi
   done
-  [ "$n" -ge 42 ]
+  [ "$n" -ge 48 ]
 }
 
 @test "one-shot -p streams text and a newline; stats on stderr unless -q" {

@@ -55,6 +55,11 @@ FAMILIES = {
     "starcoder2-tiny": dict(BASE, model_type="starcoder2", norm_epsilon=1e-5, rope_theta=100000.0,
                             tie_word_embeddings=True),
     "smollm3-tiny": dict(BASE, model_type="smollm3", no_rope_layer_interval=2, tie_word_embeddings=False),
+    "mixtral-tiny": dict(BASE, model_type="mixtral", num_local_experts=4, num_experts_per_tok=2,
+                         tie_word_embeddings=False),
+    "qwen3moe-tiny": dict(BASE, model_type="qwen3_moe", head_dim=16, num_experts=4, num_experts_per_tok=2,
+                          decoder_sparse_step=1, mlp_only_layers=[1], moe_intermediate_size=32,
+                          norm_topk_prob=True, tie_word_embeddings=False),
 }
 MODULE = {"mistral": "llama"}  # mlx_lm.utils.MODEL_REMAPPING
 PROMPT = [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5]
