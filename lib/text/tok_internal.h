@@ -170,7 +170,7 @@ typedef struct tk_dec {
     char *suffix; size_t suffixlen;              /* BPE decoder */
 } tk_dec;
 
-enum { TK_M_BPE, TK_M_WORDPIECE, TK_M_UNIGRAM };
+enum { TK_M_BPE, TK_M_WORDPIECE, TK_M_UNIGRAM, TK_M_WORDLEVEL };
 
 struct mt_tokenizer {
     tk_strtab tab;            /* id -> token string (model vocab, then added tokens) */
@@ -221,6 +221,8 @@ int tk_norm_load(tk_norm *n, json_t *j, mt_err *err);
 void tk_norm_free(tk_norm *n);
 /* Normalize s[0..n) appending to out. */
 int tk_norm_apply(const tk_norm *nm, const char *s, size_t n, tk_buf *out, mt_err *err);
+/* Same; clears *first0 when the first char loses its original offset. */
+int tk_norm_apply_first(const tk_norm *nm, const char *s, size_t n, tk_buf *out, int *first0, mt_err *err);
 int tk_pretok_load(tk_pretok *p, json_t *j, mt_err *err);
 void tk_pretok_free(tk_pretok *p);
 /* Refine the splits in (buf, sp): writes a new buffer and split list. */

@@ -295,6 +295,12 @@ int tk_model_load(mt_tokenizer *t, json_t *m, mt_err *err) {
         }
         return MT_OK;
     }
+    if (!strcmp(ty, "WordLevel")) {
+        t->model = TK_M_WORDLEVEL;
+        MT_TRY(load_dict_vocab(t, vocab, err));
+        t->unk = unk_from(t, m);
+        return MT_OK;
+    }
     if (!strcmp(ty, "WordPiece")) {
         t->model = TK_M_WORDPIECE;
         MT_TRY(load_dict_vocab(t, vocab, err));
@@ -655,6 +661,14 @@ int tk_model_tokenize(const mt_tokenizer *t, const char *s, size_t n, tk_ids *ou
     switch (t->model) {
     case TK_M_BPE: rc = bpe_word(t, s, n, out, sc); break;
     case TK_M_WORDPIECE: rc = wordpiece_word(t, s, n, out, sc); break;
+    case TK_M_WORDLEVEL: {
+        int32_t id = vocab_get(t, s, n);
+        if (id < 0) id = t->unk;
+        if (id < 0) { rc = MT_EINVAL; break; }
+        tk_ids_push(out, id);
+        rc = MT_OK;
+        break;
+    }
     default: rc = unigram_word(t, s, n, out, sc); break;
     }
     if (!rc && out->oom) rc = MT_ENOMEM;

@@ -287,7 +287,8 @@ static int apply1(const tk_norm *nm, const char *s, size_t n, tk_buf *out, mt_er
     case TK_N_STRIPACC:
         for (size_t i = 0; i < n;) {
             uint32_t cp; int l = tk_utf8_dec(u + i, n - i, &cp);
-            if (utf8proc_category((utf8proc_int32_t)cp) != UTF8PROC_CATEGORY_MN) tk_buf_put(out, s + i, (size_t)l);
+            int k = utf8proc_category((utf8proc_int32_t)cp); /* General_Category=Mark */
+            if (k < UTF8PROC_CATEGORY_MN || k > UTF8PROC_CATEGORY_ME) tk_buf_put(out, s + i, (size_t)l);
             i += (size_t)l;
         }
         return MT_OK;
@@ -391,6 +392,58 @@ static int apply1(const tk_norm *nm, const char *s, size_t n, tk_buf *out, mt_er
     }
     }
     return mt_seterr(err, MT_EUNSUPPORTED, "tokenizer: bad normalizer");
+}
+
+/* Does the first char of s keep its original offset through nm (HF alignment
+ * semantics, used by Metaspace prepend_scheme "first")? Replacing a run of
+ * several chars aligns the new text with the run's last char; removing the
+ * first char shifts the start. */
+static int keeps_first(const tk_norm *nm, const char *s, size_t n) {
+    if (!n) return 1;
+    uint32_t cp;
+    int l = tk_utf8_dec((const unsigned char *)s, n, &cp);
+    int k = utf8proc_category((utf8proc_int32_t)cp);
+    switch (nm->type) {
+    case TK_N_STRIP: return !(nm->left && tk_is_whitespace(cp));
+    case TK_N_STRIPACC: return k < UTF8PROC_CATEGORY_MN || k > UTF8PROC_CATEGORY_ME;
+    case TK_N_BERT:
+        if (nm->clean_text && (cp == 0 || cp == 0xFFFD || (!(cp == '\t' || cp == '\n' || cp == '\r') && is_other(cp)))) return 0;
+        if (nm->strip_accents && k == UTF8PROC_CATEGORY_MN) return 0;
+        return 1;
+    case TK_N_REPLACE: {
+        size_t ms = 1, me = 0;
+        if (nm->re) {
+            pcre2_match_data *md = NULL;
+            if (tk_regex_next(nm->re, s, n, 0, &md, &ms, &me) != 1) ms = 1;
+            if (md) pcre2_match_data_free(md);
+        } else if (nm->patlen && nm->patlen <= n && memcmp(s, nm->pat, nm->patlen) == 0) {
+            ms = 0; me = nm->patlen;
+        }
+        if (ms != 0 || me == 0) return 1;
+        return nm->contentlen > 0 && me == (size_t)l;
+    }
+    default: return 1;
+    }
+}
+
+int tk_norm_apply_first(const tk_norm *nm, const char *s, size_t n, tk_buf *out, int *first0, mt_err *err) {
+    if (nm->type != TK_N_SEQ) {
+        if (first0 && !keeps_first(nm, s, n)) *first0 = 0;
+        return tk_norm_apply(nm, s, n, out, err);
+    }
+    tk_buf cur = {0}, nxt = {0};
+    tk_buf_put(&cur, s, n);
+    int rc = MT_OK;
+    for (size_t k = 0; k < nm->nsubs && !rc; k++) {
+        nxt.n = 0;
+        rc = tk_norm_apply_first(&nm->subs[k], cur.p ? cur.p : "", cur.n, &nxt, first0, err);
+        tk_buf t = cur; cur = nxt; nxt = t;
+    }
+    if (!rc) tk_buf_put(out, cur.p, cur.n);
+    int oom = cur.oom || nxt.oom || out->oom;
+    tk_buf_free(&cur); tk_buf_free(&nxt);
+    if (!rc && oom) rc = mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+    return rc;
 }
 
 int tk_norm_apply(const tk_norm *nm, const char *s, size_t n, tk_buf *out, mt_err *err) {

@@ -10,7 +10,6 @@
 
 static const char GPT2_RE[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-static const char WS_RE[] = "\\w+|[^\\w\\s]+";
 
 static char *dupn(const char *s, size_t n) {
     char *p = malloc(n + 1);
@@ -104,11 +103,7 @@ int tk_pretok_load(tk_pretok *p, json_t *j, mt_err *err) {
     }
     if (!strcmp(type, "BertPreTokenizer")) { p->type = TK_P_BERT; return MT_OK; }
     if (!strcmp(type, "WhitespaceSplit")) { p->type = TK_P_WSSPLIT; return MT_OK; }
-    if (!strcmp(type, "Whitespace")) {
-        p->type = TK_P_WHITESPACE;
-        p->re = tk_regex_compile(WS_RE, sizeof WS_RE - 1, err);
-        return p->re ? MT_OK : (err ? err->code : MT_EUNSUPPORTED);
-    }
+    if (!strcmp(type, "Whitespace")) { p->type = TK_P_WHITESPACE; return MT_OK; }
     if (!strcmp(type, "Punctuation")) {
         p->type = TK_P_PUNCT;
         if (parse_behavior(jstr(j, "behavior", NULL), &p->behavior))
@@ -317,10 +312,31 @@ static int apply1(const tk_pretok *p, tk_buf *buf, tk_splits *in, tk_splits *out
             else literal_pieces(p->pat, p->patlen, buf->p, sp, p->invert, &pc);
             if (!rc) emit_behavior(&pc, p->behavior, sp.first, sp.off, out);
             break;
-        case TK_P_WHITESPACE:
-            if (regex_pieces(p->re, buf->p, sp, 1, &pc, md)) rc = -1;
-            else emit_behavior(&pc, TK_B_REMOVED, sp.first, sp.off, out);
+        case TK_P_WHITESPACE: {
+            /* \w+|[^\w\s]+ with Rust regex classes: runs of word chars and runs of
+             * other non-space chars; whitespace is dropped */
+            const unsigned char *u = (const unsigned char *)buf->p;
+            uint32_t i = sp.off, end = sp.off + sp.len, rs = 0;
+            int cls = 0;
+            while (i <= end) {
+                int c = 0, l = 1;
+                if (i < end) {
+                    uint32_t cp;
+                    l = tk_utf8_dec(u + i, end - i, &cp);
+                    c = tk_is_whitespace(cp) ? 0 : tk_is_word(cp) ? 1 : 2;
+                } else {
+                    c = -1;
+                }
+                if (c != cls) {
+                    if (cls > 0) tk_splits_push(out, rs, i - rs, -1, (uint8_t)(sp.first && rs == sp.off));
+                    cls = c;
+                    rs = i;
+                }
+                if (i == end) break;
+                i += (uint32_t)l;
+            }
             break;
+        }
         case TK_P_WSSPLIT: split_pred(p, buf->p, sp, pred_ws, TK_B_REMOVED, &pc, out); break;
         case TK_P_PUNCT: split_pred(p, buf->p, sp, pred_bpunct, p->behavior, &pc, out); break;
         case TK_P_DIGITS:

@@ -404,7 +404,8 @@ int mt_tokenizer_encode(const mt_tokenizer *t, const char *text, size_t len, int
         tk_split r = raw.v[i];
         if (r.id >= 0) { tk_splits_push(&sp, 0, 0, r.id, 0); continue; }
         size_t off = buf.n;
-        rc = tk_norm_apply(&t->norm, text + r.off, r.len, &buf, err);
+        int first0 = r.off == 0;
+        rc = tk_norm_apply_first(&t->norm, text + r.off, r.len, &buf, &first0, err);
         if (rc) goto done;
         size_t nl = buf.n - off;
         if (!nl) continue;
@@ -413,9 +414,9 @@ int mt_tokenizer_encode(const mt_tokenizer *t, const char *text, size_t len, int
             find_added(t, &t->added_norm, buf.p + off, nl, &sub);
             for (size_t k = 0; k < sub.n; k++)
                 tk_splits_push(&sp, (uint32_t)(off + sub.v[k].off), sub.v[k].len, sub.v[k].id,
-                               (uint8_t)(r.off == 0 && sub.v[k].off == 0));
+                               (uint8_t)(first0 && sub.v[k].off == 0));
         } else {
-            tk_splits_push(&sp, (uint32_t)off, (uint32_t)nl, -1, (uint8_t)(r.off == 0));
+            tk_splits_push(&sp, (uint32_t)off, (uint32_t)nl, -1, (uint8_t)first0);
         }
     }
     if (sp.oom || sub.oom || buf.oom) { rc = mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); goto done; }

@@ -19,7 +19,8 @@ static const char *data_dir(void) {
     return d && *d ? d : DIR;
 }
 
-static const char *const NAMES[] = {"qwen3", "llama3_1", "deepseek_v3", "gptoss", "llama2", "gemma3", "minilm", "xlmr"};
+static const char *const NAMES[] = {"qwen3", "llama3_1", "deepseek_v3", "gptoss", "llama2", "gemma3", "minilm", "xlmr",
+                                    "synth_wordlevel", "synth_metaspace", "synth_gpt2"};
 
 typedef struct { char **s; size_t *n; size_t count; } corpus_t;
 
