@@ -185,7 +185,7 @@ static int fast_dict_vocab(mt_tokenizer *t, const char *p, const char *e, mt_err
         double v;
         p = tk_fj_number(tk_fj_ws(p + 1, e), e, &v);
         if (!p) break;
-        if (v < 0 || v != (double)(long long)v || v > 0x7FFFFFF0) {
+        if (!(v >= 0 && v <= 0x7FFFFFF0) || v != (double)(long long)v) {
             rc = mt_seterr(err, MT_EFORMAT, "tokenizer: vocab id for '%.40s' is not a non-negative integer", k.p ? k.p : "");
             goto out;
         }
@@ -679,7 +679,7 @@ int tk_model_tokenize(const mt_tokenizer *t, const char *s, size_t n, tk_ids *ou
         e->wl = (uint8_t)n;
         e->ni = (uint8_t)(out->n - mark);
         memcpy(e->w, s, n);
-        memcpy(e->ids, out->v + mark, e->ni * sizeof *e->ids);
+        if (e->ni) memcpy(e->ids, out->v + mark, e->ni * sizeof *e->ids);
         pthread_mutex_unlock(&sh->mu);
     }
     return rc;

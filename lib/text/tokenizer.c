@@ -77,7 +77,7 @@ static int build_added(mt_tokenizer *t, json_t *arr, mt_err *err) {
                 free(t->dec_str[id]);
                 t->dec_str[id] = malloc(nb.n + 1);
                 if (!t->dec_str[id]) { rc = mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); break; }
-                memcpy(t->dec_str[id], nb.p, nb.n);
+                if (nb.n) memcpy(t->dec_str[id], nb.p, nb.n);
                 t->dec_str[id][nb.n] = 0;
                 t->dec_len[id] = (uint32_t)nb.n;
             }
