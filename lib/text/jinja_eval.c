@@ -320,13 +320,15 @@ static void repr(S *s, jv *v, jsb *b, int depth) {
     if (depth > 200) rerr(s, MT_ELIMIT, "value nested too deeply");
     char tmp[64];
     switch (v->t) {
-    case JV_UNDEF: return;
+    case JV_UNDEF: jsb_puts(b, "Undefined"); return; /* repr(Undefined); str() of it is empty */
     case JV_NONE: jsb_puts(b, "None"); return;
     case JV_BOOL: jsb_puts(b, v->u.b ? "True" : "False"); return;
     case JV_INT: jsb_printf(b, "%lld", v->u.i); return;
     case JV_FLOAT: fmt_float(v->u.f, tmp, sizeof tmp); jsb_puts(b, tmp); return;
     case JV_STR: repr_str(b, v->u.s.p, v->u.s.n); return;
     case JV_LIST: case JV_TUPLE:
+        if (v->u.l.view == 4) { jsb_puts(b, "<generator object>"); return; }
+        if (v->u.l.view) jsb_puts(b, v->u.l.view == 1 ? "dict_items(" : v->u.l.view == 2 ? "dict_keys(" : "dict_values(");
         jsb_putc(b, v->t == JV_LIST ? '[' : '(');
         for (size_t i = 0; i < v->u.l.n; i++) {
             if (i) jsb_puts(b, ", ");
@@ -334,6 +336,7 @@ static void repr(S *s, jv *v, jsb *b, int depth) {
         }
         if (v->t == JV_TUPLE && v->u.l.n == 1) jsb_putc(b, ',');
         jsb_putc(b, v->t == JV_LIST ? ']' : ')');
+        if (v->u.l.view) jsb_putc(b, ')');
         return;
     case JV_DICT: case JV_NS:
         if (v->t == JV_NS) jsb_puts(b, "<Namespace ");
@@ -387,6 +390,7 @@ static _Noreturn void undef_err(S *s, jv *u) {
 
 /* ---------------- truth / equality / ordering ---------------- */
 static int truthy(jv *v) {
+    if ((v->t == JV_LIST) && v->u.l.view == 4) return 1; /* generator objects are always true */
     switch (v->t) {
     case JV_UNDEF: case JV_NONE: return 0;
     case JV_BOOL: return v->u.b;
@@ -412,6 +416,7 @@ static int veq_(jv *a, jv *b, int depth) {
         return numi(a) == numi(b);
     }
     if (a->t != b->t) return 0;
+    if (a->t == JV_LIST && (a->u.l.view == 4 || b->u.l.view == 4)) return a == b;
     switch (a->t) {
     case JV_UNDEF: case JV_NONE: return 1;
     case JV_STR: return a->u.s.n == b->u.s.n && memcmp(a->u.s.p, b->u.s.p, a->u.s.n) == 0;
@@ -449,7 +454,8 @@ static int vcmp_(S *s, jv *a, jv *b, int depth) {
         if (c) return c < 0 ? -1 : 1;
         return a->u.s.n < b->u.s.n ? -1 : a->u.s.n > b->u.s.n ? 1 : 0;
     }
-    if ((a->t == JV_LIST && b->t == JV_LIST) || (a->t == JV_TUPLE && b->t == JV_TUPLE)) {
+    if (((a->t == JV_LIST && b->t == JV_LIST) || (a->t == JV_TUPLE && b->t == JV_TUPLE)) && a->u.l.view != 4 &&
+        b->u.l.view != 4) {
         size_t n = a->u.l.n < b->u.l.n ? a->u.l.n : b->u.l.n;
         for (size_t i = 0; i < n; i++) {
             if (veq(a->u.l.v[i], b->u.l.v[i])) continue;
@@ -554,6 +560,7 @@ static jv *get_attr(S *s, jv *o, const char *name) {
 }
 
 static jv *get_item(S *s, jv *o, jv *k) {
+    if (o->t == JV_LIST && o->u.l.view == 4) return v_undef(s, NULL); /* generators are not subscriptable */
     switch (o->t) {
     case JV_UNDEF: undef_err(s, o);
     case JV_DICT: {
@@ -624,7 +631,15 @@ static jv *do_slice(S *s, jv *o, jv *a, jv *b, jv *c) {
 /* items for iteration */
 static jv *iter_list(S *s, jv *v) {
     switch (v->t) {
-    case JV_LIST: case JV_TUPLE: return v;
+    case JV_LIST: case JV_TUPLE:
+        if (v->u.l.view == 4) { /* a generator: yields once, raises its deferred error when consumed */
+            if (v->u.l.lazy_err) TERR("%s", v->u.l.lazy_err);
+            jv *l = v_list(s, 0);
+            if (v->u.l.cap != (size_t)-1) { l->u.l.v = v->u.l.v; l->u.l.n = v->u.l.n; l->u.l.cap = v->u.l.n; }
+            v->u.l.cap = (size_t)-1; /* consumed */
+            return l;
+        }
+        return v;
     case JV_UNDEF: return v_list(s, 0);
     case JV_DICT: {
         jv *l = v_list(s, v->u.d.n);
@@ -647,6 +662,7 @@ static jv *iter_list(S *s, jv *v) {
 }
 
 static long long vlen(S *s, jv *v) {
+    if (v->t == JV_LIST && v->u.l.view == 4) TERR("object of type 'generator' has no len()");
     switch (v->t) {
     case JV_STR: return (long long)u8len(v->u.s.p, v->u.s.n);
     case JV_LIST: case JV_TUPLE: return (long long)v->u.l.n;
@@ -663,6 +679,7 @@ static int contains(S *s, jv *hay, jv *x) {
         if (x->u.s.n == 0) return 1;
         return memmem(hay->u.s.p, hay->u.s.n, x->u.s.p, x->u.s.n) != NULL;
     case JV_LIST: case JV_TUPLE:
+        if (hay->u.l.view == 4) hay = iter_list(s, hay);
         for (size_t i = 0; i < hay->u.l.n; i++)
             if (veq(hay->u.l.v[i], x)) return 1;
         return 0;
@@ -855,6 +872,7 @@ static void json_dump(S *s, jv *v, jsb *b, const jopts *o, int level) {
         return;
     case JV_STR: json_str(b, v->u.s.p, v->u.s.n, o->ascii); return;
     case JV_LIST: case JV_TUPLE:
+        if (v->u.l.view == 4) TERR("Object of type generator is not JSON serializable");
         if (!v->u.l.n) { jsb_puts(b, "[]"); return; }
         jsb_putc(b, '[');
         for (size_t i = 0; i < v->u.l.n; i++) {
@@ -1140,6 +1158,22 @@ static jv *str_strip(S *s, jv *v, jv *chars, int left, int right) {
     return v_str_nocopy(s, p + a, b - a);
 }
 
+/* Case-map one codepoint: 'U' upper, 'L' lower, 'T' title; includes the full
+ * (one-to-many) mappings Python applies that utf8proc's simple ones lack. */
+static void put_case(jsb *b, int32_t c, char kind) {
+    if (c >= 0xD800 && c <= 0xDFFF) { u8put(b, c); return; }
+    if (kind != 'L' && (c == 0xDF || (c >= 0xFB00 && c <= 0xFB06))) {
+        static const char *const up[] = {"FF", "FI", "FL", "FFI", "FFL", "ST", "ST"};
+        static const char *const ti[] = {"Ff", "Fi", "Fl", "Ffi", "Ffl", "St", "St"};
+        unsigned k = (unsigned)(c - 0xFB00);
+        if (c == 0xDF) jsb_puts(b, kind == 'U' ? "SS" : "Ss");
+        else if (k < 7) jsb_puts(b, kind == 'U' ? up[k] : ti[k]);
+        return;
+    }
+    if (kind == 'L' && c == 0x130) { jsb_puts(b, "i\xcc\x87"); return; }
+    u8put(b, kind == 'U' ? utf8proc_toupper(c) : kind == 'L' ? utf8proc_tolower(c) : utf8proc_totitle(c));
+}
+
 static jv *str_map(S *s, jv *v, int mode) { /* 0 upper 1 lower 2 capitalize 3 swapcase 4 python title */
     jsb b;
     jsb_init(&b, &s->a, 0);
@@ -1147,21 +1181,21 @@ static jv *str_map(S *s, jv *v, int mode) { /* 0 upper 1 lower 2 capitalize 3 sw
     int first = 1, prev_cased = 0;
     while (i < v->u.s.n) {
         int32_t c = u8next(v->u.s.p, v->u.s.n, &i);
-        int32_t r = c;
+        char k = 0;
         switch (mode) {
-        case 0: r = u_upper(c); break;
-        case 1: r = u_lower(c); break;
-        case 2: r = first ? u_upper(c) : u_lower(c); break;
-        case 3: r = u_iscased_upper(c) ? u_lower(c) : u_upper(c); break;
+        case 0: k = 'U'; break;
+        case 1: k = 'L'; break;
+        case 2: k = first ? 'T' : 'L'; break;
+        case 3: k = u_iscased_upper(c) ? 'L' : u_iscased_lower(c) ? 'U' : 0; break;
         case 4: {
-            int cased = u_iscased_upper(c) || u_iscased_lower(c);
-            r = prev_cased ? u_lower(c) : u_upper(c);
-            prev_cased = cased;
+            k = prev_cased ? 'L' : 'T';
+            prev_cased = u_iscased_upper(c) || u_iscased_lower(c);
             break;
         }
         }
         first = 0;
-        u8put(&b, r);
+        if (k) put_case(&b, c, k);
+        else u8put(&b, c);
     }
     return v_sb(s, &b);
 }
@@ -1176,7 +1210,7 @@ static jv *jinja_title(S *s, jv *v) {
         int32_t c = u8next(v->u.s.p, v->u.s.n, &i);
         int sep = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || u_isspace(c);
         if (sep) { u8put(&b, c); start = 1; continue; }
-        u8put(&b, start ? u_upper(c) : u_lower(c));
+        put_case(&b, c, start ? 'U' : 'L');
         start = 0;
     }
     return v_sb(s, &b);
@@ -1545,6 +1579,7 @@ static jv *call_method(S *s, jv *self, const char *m, args *A, jframe *f) {
             for (size_t i = 0; i < self->u.d.n; i++)
                 l->u.l.v[i] = m[0] == 'i' ? v_tuple2(s, self->u.d.k[i], self->u.d.v[i]) : m[0] == 'k' ? self->u.d.k[i] : self->u.d.v[i];
             l->u.l.n = self->u.d.n;
+            l->u.l.view = m[0] == 'i' ? 1 : m[0] == 'k' ? 2 : 3;
             return l;
         }
         if (!strcmp(m, "copy")) {
@@ -1616,7 +1651,55 @@ static int cmp_sort(S *s, jv *a, jv *b, void *ctx) {
 
 static jv *seq_of(S *s, jv *v) { return iter_list(s, v); }
 
+static jv *apply_filter_(S *s, const char *name, jv *v, args *A, jframe *f);
+
+/* Jinja's map/select/reject/selectattr/rejectattr/items/unique/batch/reverse return
+ * generators: always true, no len(), consumed once, and their errors surface only
+ * when they are consumed.  The result is computed now; an error is deferred. */
+static int is_gen_filter(const char *name, jv *v) {
+    static const char *const g[] = {"map", "select", "reject", "selectattr", "rejectattr", "items", "unique", "batch", NULL};
+    if (!strcmp(name, "reverse")) return v->t != JV_STR;
+    return in_list(g, name) != NULL;
+}
 static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
+    if (!is_gen_filter(name, v)) return apply_filter_(s, name, v, A, f);
+    if (!strcmp(name, "reverse")) { /* an iterator, but its errors are immediate */
+        jv *r = apply_filter_(s, name, v, A, f);
+        jv *g = v_list(s, 0);
+        *g = *r;
+        g->t = JV_LIST;
+        g->u.l.view = 4;
+        return g;
+    }
+    jmp_buf saved;
+    memcpy(saved, s->jb, sizeof saved);
+    int rdepth = s->rdepth, depth = s->depth, line = s->line;
+    jsb *out = s->out;
+    jv *volatile r = NULL;
+    if (setjmp(s->jb) == 0) {
+        r = apply_filter_(s, name, v, A, f);
+        memcpy(s->jb, saved, sizeof saved);
+    } else {
+        memcpy(s->jb, saved, sizeof saved);
+        if (s->err->code == MT_ELIMIT || s->err->code == MT_ENOMEM) longjmp(s->jb, 1);
+        s->rdepth = rdepth;
+        s->depth = depth;
+        s->line = line;
+        s->out = out;
+        const char *m = strstr(s->err->msg, ": ");
+        r = v_list(s, 0);
+        r->u.l.lazy_err = ja_strndup(&s->a, m ? m + 2 : s->err->msg, strlen(m ? m + 2 : s->err->msg));
+        mt_clearerr(s->err);
+    }
+    if (r->t != JV_LIST || r->u.l.view == 4) return r;
+    jv *g = v_list(s, 0);
+    *g = *r;
+    g->t = JV_LIST;
+    g->u.l.view = 4;
+    return g;
+}
+
+static jv *apply_filter_(S *s, const char *name, jv *v, args *A, jframe *f) {
     jv *a0 = arg(A, 0, NULL);
     step(s, 1);
     if (!strcmp(name, "tojson")) {
@@ -1703,7 +1786,9 @@ static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
     if (!strcmp(name, "items")) {
         if (v->t == JV_UNDEF) return v_list(s, 0);
         if (v->t != JV_DICT) TERR("Can only get item pairs from a mapping.");
-        return call_method(s, v, "items", A, f);
+        jv *r = call_method(s, v, "items", A, f);
+        r->u.l.view = 0;
+        return r;
     }
     if (!strcmp(name, "dictsort")) {
         if (v->t != JV_DICT) TERR("dictsort filter needs a mapping");
@@ -1857,7 +1942,9 @@ static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
     }
     if (!strcmp(name, "indent")) {
         jv *w = arg(A, 0, "width"), *first = arg(A, 1, "first"), *blank = arg(A, 2, "blank");
-        jv *str = to_strv(s, v);
+        if (v->t == JV_UNDEF) undef_err(s, v);
+        if (v->t != JV_STR) TERR("can only concatenate %s (not \"str\") to %s", tname(v), tname(v));
+        jv *str = v;
         const char *ind = "    ";
         if (w) {
             if (w->t == JV_STR) ind = ja_strndup(&s->a, w->u.s.p, w->u.s.n);
@@ -1981,12 +2068,11 @@ static int apply_test(S *s, const char *name, jv *v, args *A, jframe *f) {
     if (!strcmp(name, "mapping")) return v->t == JV_DICT;
     if (!strcmp(name, "iterable")) return v->t == JV_STR || v->t == JV_LIST || v->t == JV_TUPLE || v->t == JV_DICT || v->t == JV_UNDEF;
     if (!strcmp(name, "sequence")) return v->t == JV_STR || v->t == JV_LIST || v->t == JV_TUPLE || v->t == JV_DICT || v->t == JV_UNDEF;
-    if (!strcmp(name, "callable")) return v->t == JV_MACRO || v->t == JV_FUNC;
+    if (!strcmp(name, "callable")) return v->t == JV_MACRO || v->t == JV_FUNC || v->t == JV_UNDEF;
     if (!strcmp(name, "escaped")) return 0;
     if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
-        if (v->t != JV_STR) TERR("'%s' object has no attribute '%s'", tname(v), name);
         args none = {0};
-        return truthy(call_method(s, v, name[0] == 'l' ? "islower" : "isupper", &none, f));
+        return truthy(call_method(s, to_strv(s, v), name[0] == 'l' ? "islower" : "isupper", &none, f));
     }
     if (!strcmp(name, "even") || !strcmp(name, "odd")) {
         if (v->t != JV_INT && v->t != JV_BOOL) {

@@ -72,7 +72,8 @@ typedef struct jv {
         long long i;
         double f;
         struct { const char *p; size_t n; } s; /* JV_STR; JV_UNDEF keeps the missing name in p (may be NULL) */
-        struct { struct jv **v; size_t n, cap; } l;                 /* LIST, TUPLE */
+        struct { struct jv **v; size_t n, cap; int view; const char *lazy_err; } l; /* LIST, TUPLE; view: 1..3 =
+                                                  dict_items/keys/values, 4 = one-shot generator (lazy_err: raised when consumed) */
         struct { struct jv **k, **v; size_t n, cap; } d;             /* DICT, NS */
         struct { const jnode *def; struct jframe *scope; struct jv *caller; } m; /* MACRO */
         struct { int id; struct jv *self; const char *name; } fn;  /* FUNC: builtin or bound method */
