@@ -1,0 +1,931 @@
+/* convert.c - mlx_lm.convert in C: plan (which tensors, which dtype, which
+ * modules quantized with which parameters), then write shards, config.json,
+ * the index, tokenizer files and a model card into a temporary folder that is
+ * renamed to the destination at the end. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "convert/convert.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <fnmatch.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/file.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "io/st_write.h"
+#include "tensor/quant.h"
+
+/* ---------------- module tree order ---------------- */
+
+/* Leaf modules of one decoder layer in mlx_lm's definition order. */
+static const char *const layer_order[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.qkv_proj", "self_attn.o_proj",
+    "self_attn.q_norm", "self_attn.k_norm", "mlp.gate_up_proj", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj",
+    "mlp.c_fc", "mlp.c_proj", "input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+    "post_feedforward_layernorm", NULL};
+/* gemma2 defines its norms in another order. */
+static const char *const layer_order_gemma2[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+    "mlp.down_proj", "mlp.up_proj", "input_layernorm", "pre_feedforward_layernorm",
+    "post_feedforward_layernorm", "post_attention_layernorm", NULL};
+
+typedef struct name_key {
+    int top;            /* 0 embed, 1 layers, 2 norm, 3 lm_head, 4 other */
+    long layer;
+    int leaf;           /* index in the layer table, 1000 = unknown */
+    const char *rest;   /* module path for unknown parts */
+    size_t rest_len;
+    int param;          /* weight, scales, biases, bias, other */
+    const char *pname;
+} name_key;
+
+static void name_key_of(const char *name, const char *model_type, name_key *k) {
+    memset(k, 0, sizeof *k);
+    const char *dot = strrchr(name, '.');
+    const char *mod_end = dot ? dot : name + strlen(name);
+    k->pname = dot ? dot + 1 : name;
+    static const char *const params[] = {"weight", "scales", "biases", "bias"};
+    k->param = 4;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(k->pname, params[i])) k->param = i;
+    k->rest = name;
+    k->rest_len = (size_t)(mod_end - name);
+    k->leaf = 1000;
+    size_t ml = k->rest_len;
+    if (ml == 18 && !strncmp(name, "model.embed_tokens", 18)) {
+        k->top = 0;
+    } else if (!strncmp(name, "model.layers.", 13) && isdigit((unsigned char)name[13])) {
+        k->top = 1;
+        char *e;
+        k->layer = strtol(name + 13, &e, 10);
+        if (*e == '.' && e < mod_end) {
+            const char *leaf = e + 1;
+            size_t ll = (size_t)(mod_end - leaf);
+            const char *const *tab =
+                model_type && !strcmp(model_type, "gemma2") ? layer_order_gemma2 : layer_order;
+            for (int i = 0; tab[i]; i++)
+                if (strlen(tab[i]) == ll && !strncmp(tab[i], leaf, ll)) k->leaf = i;
+            k->rest = leaf;
+            k->rest_len = ll;
+        }
+    } else if (ml == 10 && !strncmp(name, "model.norm", 10)) {
+        k->top = 2;
+    } else if (ml == 7 && !strncmp(name, "lm_head", 7)) {
+        k->top = 3;
+    } else {
+        k->top = 4;
+    }
+}
+
+int mt_convert_name_cmp(const char *a, const char *b, const char *model_type) {
+    name_key x, y;
+    name_key_of(a, model_type, &x);
+    name_key_of(b, model_type, &y);
+    if (x.top != y.top) return x.top < y.top ? -1 : 1;
+    if (x.layer != y.layer) return x.layer < y.layer ? -1 : 1;
+    if (x.leaf != y.leaf) return x.leaf < y.leaf ? -1 : 1;
+    size_t m = x.rest_len < y.rest_len ? x.rest_len : y.rest_len;
+    int c = strncmp(x.rest, y.rest, m);
+    if (c) return c;
+    if (x.rest_len != y.rest_len) return x.rest_len < y.rest_len ? -1 : 1;
+    if (x.param != y.param) return x.param < y.param ? -1 : 1;
+    return strcmp(x.pname, y.pname);
+}
+
+/* ---------------- plan ---------------- */
+
+enum { K_COPY, K_QW, K_QS, K_QB, K_DEQ };
+
+typedef struct out_t {
+    char *name;
+    mt_st_entry e;
+    int kind;
+    const mt_tensor_view *src;      /* source tensor (weight for K_Q*, packed weight for K_DEQ) */
+    const mt_tensor_view *sscales, *sbiases;   /* K_DEQ */
+    int bits, gs;
+    size_t rows, K;                 /* K = unpacked last-axis length */
+    int mod;                        /* module index (K_Q*) */
+} out_t;
+
+typedef struct module_q {
+    char *path;
+    int bits, gs;
+    mt_dtype sdt;                   /* scales/biases dtype */
+    /* cached scales+biases until written */
+    void *scales, *biases;
+    int pending;                    /* of scales/biases not yet written */
+} module_q;
+
+typedef struct cv {
+    const mt_convert_opts *o;
+    mt_safetensors *st;
+    mt_config *cfg;
+    const char *model_type;
+    mt_dtype target;                /* cast target; MT_DTYPE_COUNT = keep */
+    out_t *out;
+    size_t nout, capout;
+    module_q *mods;
+    size_t nmods, capmods;
+    uint64_t done, total;           /* progress */
+    const char *cur_file;
+} cv;
+
+static int push_out(cv *c, out_t *t, mt_err *err) {
+    if (c->nout == c->capout) {
+        size_t cap = c->capout ? c->capout * 2 : 256;
+        out_t *q = realloc(c->out, cap * sizeof *q);
+        if (!q) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        c->out = q, c->capout = cap;
+    }
+    t->e.name = t->name;
+    c->out[c->nout++] = *t;
+    return MT_OK;
+}
+
+static int push_mod(cv *c, const char *path, int bits, int gs, mt_dtype sdt, mt_err *err) {
+    if (c->nmods == c->capmods) {
+        size_t cap = c->capmods ? c->capmods * 2 : 64;
+        module_q *q = realloc(c->mods, cap * sizeof *q);
+        if (!q) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        c->mods = q, c->capmods = cap;
+    }
+    module_q *m = &c->mods[c->nmods++];
+    memset(m, 0, sizeof *m);
+    m->path = strdup(path);
+    m->bits = bits, m->gs = gs, m->sdt = sdt;
+    return m->path ? MT_OK : mt_seterr(err, MT_ENOMEM, "out of memory");
+}
+
+static size_t numel_of(const mt_tensor_view *t) { return mt_tensor_numel(t); }
+
+static int parse_dtype_name(const char *s, mt_dtype *out) {
+    if (!s) return 0;
+    if (!strcmp(s, "float16")) *out = MT_F16;
+    else if (!strcmp(s, "bfloat16")) *out = MT_BF16;
+    else if (!strcmp(s, "float32")) *out = MT_F32;
+    else return 0;
+    return 1;
+}
+
+/* Names dropped by the families' sanitize(). */
+static int dropped(const cv *c, const char *name, int tie) {
+    if (strstr(name, "self_attn.rotary_emb.inv_freq")) return 1;
+    if (tie && !strcmp(name, "lm_head.weight") && c->model_type) {
+        static const char *const fams[] = {"llama", "mistral", "qwen2", "qwen3", "granite", "smollm3", NULL};
+        for (int i = 0; fams[i]; i++)
+            if (!strcmp(c->model_type, fams[i])) return 1;
+    }
+    return 0;
+}
+
+/* mlx_lm.convert's mixed_quant_predicate_builder state. */
+typedef struct recipe {
+    int low, high;
+    int layer_location, num_layers;
+} recipe;
+
+static int recipe_init(recipe *r, const char *name, const char *const *names, size_t n, mt_err *err) {
+    r->high = 6;
+    if (!strcmp(name, "mixed_2_6")) r->low = 2;
+    else if (!strcmp(name, "mixed_3_4")) r->low = 3, r->high = 4;
+    else if (!strcmp(name, "mixed_3_6")) r->low = 3;
+    else if (!strcmp(name, "mixed_4_6")) r->low = 4;
+    else return mt_seterr(err, MT_EINVAL, "invalid quant recipe '%s' (mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6)", name);
+    const char *down = NULL;
+    long maxl = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!down && strstr(names[i], "down_proj")) down = names[i];
+        if (!strncmp(names[i], "model.layers.", 13) && isdigit((unsigned char)names[i][13])) {
+            long l = strtol(names[i] + 13, NULL, 10);
+            if (l > maxl) maxl = l;
+        }
+    }
+    if (!down) return mt_seterr(err, MT_EINVAL, "model does not have expected keys for mixed quant (no down_proj)");
+    int loc = 0, last = 0;
+    const char *p = down;
+    for (int idx = 0;; idx++) {
+        const char *e = strchr(p, '.');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int digits = len > 0;
+        for (size_t i = 0; i < len; i++)
+            if (!isdigit((unsigned char)p[i])) digits = 0;
+        last = idx;
+        if (digits) {
+            loc = idx;
+            break;
+        }
+        if (!e) {
+            loc = last;
+            break;
+        }
+        p = e + 1;
+    }
+    r->layer_location = loc;
+    r->num_layers = (int)(maxl + 1);
+    return MT_OK;
+}
+
+static int recipe_bits(const recipe *r, const char *path) {
+    /* index = int(path.split(".")[layer_location]) if there are enough parts, else 0 */
+    long index = 0;
+    const char *p = path;
+    int idx = 0;
+    for (;;) {
+        const char *e = strchr(p, '.');
+        if (idx == r->layer_location) {
+            index = strtol(p, NULL, 10);
+            break;
+        }
+        if (!e) break;
+        p = e + 1, idx++;
+    }
+    long nl = r->num_layers;
+    long d = index - nl / 8;
+    long mod3 = ((d % 3) + 3) % 3;
+    int more = index < nl / 8 || index >= 7 * nl / 8 || mod3 == 2;
+    if ((strstr(path, "v_proj") || strstr(path, "v_a_proj") || strstr(path, "v_b_proj")) && more) return r->high;
+    if (strstr(path, "down_proj") && more) return r->high;
+    if (strstr(path, "lm_head")) return r->high;
+    return r->low;
+}
+
+static int has_suffix(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+typedef struct sort_ctx {
+    const char *model_type;
+} sort_ctx;
+
+static int cmp_out(const void *a, const void *b, void *ctx) {
+    const sort_ctx *s = ctx;
+    return mt_convert_name_cmp(((const out_t *)a)->name, ((const out_t *)b)->name, s->model_type);
+}
+
+static int build_plan(cv *c, json_t *qblock, mt_err *err) {
+    const mt_convert_opts *o = c->o;
+    size_t n = mt_safetensors_count(c->st);
+    int tie = 0;
+    MT_TRY(mt_config_get_bool(c->cfg, "tie_word_embeddings",
+                              c->model_type && !strcmp(c->model_type, "phi3") ? 0 : 1, &tie, err));
+    /* source names after sanitize, in module order */
+    const char **names = malloc((n ? n : 1) * sizeof *names);
+    if (!names) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t nn = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = mt_safetensors_at(c->st, i)->name;
+        if (!dropped(c, nm, tie)) names[nn++] = nm;
+    }
+    int gs_top = o->group_size ? o->group_size : 64;
+    int bits_top = o->bits ? o->bits : 4;
+    recipe rc = {0};
+    int rc_on = 0, status = MT_OK;
+    pcre2_code *skip = NULL;
+    pcre2_match_data *md = NULL;
+    if (o->quantize && o->recipe) {
+        status = recipe_init(&rc, o->recipe, names, nn, err);
+        if (status) goto done;
+        rc_on = 1;
+    }
+    if (o->quantize && o->skip_regex) {
+        int ec;
+        PCRE2_SIZE eo;
+        skip = pcre2_compile((PCRE2_SPTR)o->skip_regex, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+        if (!skip) {
+            status = mt_seterr(err, MT_EINVAL, "--skip: bad regular expression at offset %zu", (size_t)eo);
+            goto done;
+        }
+        md = pcre2_match_data_create_from_pattern(skip, NULL);
+        if (!md) {
+            status = mt_seterr(err, MT_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < nn && !status; i++) {
+        const mt_tensor_view *t = mt_safetensors_get(c->st, names[i]);
+        const char *nm = t->name;
+        char path[1024];
+        out_t ot;
+        memset(&ot, 0, sizeof ot);
+        ot.src = t;
+        ot.mod = -1;
+        size_t plen = strlen(nm);
+        int is_weight = has_suffix(nm, ".weight");
+        if (is_weight) plen -= 7;
+        if (plen >= sizeof path) {
+            status = mt_seterr(err, MT_EINVAL, "tensor name too long");
+            break;
+        }
+        memcpy(path, nm, plen);
+        path[plen] = 0;
+        mt_dtype dt = t->dtype;
+        if (c->target != MT_DTYPE_COUNT && mt_dtype_is_float(dt) && dt != MT_F64) dt = c->target;
+        else if (c->target != MT_DTYPE_COUNT && dt == MT_F64) dt = c->target;
+
+        /* source already quantized? */
+        int srcq = 0;
+        if (is_weight) {
+            char sn[1100];
+            snprintf(sn, sizeof sn, "%s.scales", path);
+            srcq = mt_safetensors_get(c->st, sn) != NULL;
+        }
+        if (srcq && !o->dequantize) {
+            status = mt_seterr(err, MT_EUNSUPPORTED, "%s is already quantized (use dequantize first)", path);
+            break;
+        }
+        if (o->dequantize && (has_suffix(nm, ".scales") || has_suffix(nm, ".biases"))) {
+            char wn[1100];
+            size_t l = strlen(nm) - 7;
+            snprintf(wn, sizeof wn, "%.*s.weight", (int)l, nm);
+            if (mt_safetensors_get(c->st, wn)) continue;   /* consumed by K_DEQ */
+        }
+        if (o->dequantize && srcq) {
+            char sn[1100];
+            int quantized = 0;
+            mt_quant_params qp;
+            status = mt_config_quant_for(c->cfg, c->st, path, &quantized, &qp, err);
+            if (status) break;
+            if (!quantized || qp.mode != MT_QMODE_AFFINE) {
+                status = mt_seterr(err, MT_EUNSUPPORTED, "%s: only affine-quantized layers can be dequantized", path);
+                break;
+            }
+            snprintf(sn, sizeof sn, "%s.scales", path);
+            ot.sscales = mt_safetensors_get(c->st, sn);
+            snprintf(sn, sizeof sn, "%s.biases", path);
+            ot.sbiases = mt_safetensors_get(c->st, sn);
+            if (!ot.sbiases || t->dtype != MT_U32 || t->ndim < 2 || !mt_dtype_is_float(ot.sscales->dtype)) {
+                status = mt_seterr(err, MT_EFORMAT, "%s: malformed quantized layer", path);
+                break;
+            }
+            ot.kind = K_DEQ;
+            ot.bits = qp.bits, ot.gs = qp.group_size;
+            ot.K = (size_t)t->shape[t->ndim - 1] * 32 / (size_t)qp.bits;
+            ot.rows = numel_of(t) / (size_t)t->shape[t->ndim - 1];
+            if ((size_t)ot.sscales->shape[ot.sscales->ndim - 1] * (size_t)qp.group_size != ot.K ||
+                mt_tensor_numel(ot.sscales) != ot.rows * ot.K / (size_t)qp.group_size ||
+                mt_tensor_numel(ot.sbiases) != mt_tensor_numel(ot.sscales)) {
+                status = mt_seterr(err, MT_EFORMAT, "%s: scales do not match bits %d group %d", path, qp.bits,
+                                   qp.group_size);
+                break;
+            }
+            mt_dtype sdt = c->target != MT_DTYPE_COUNT ? c->target : ot.sscales->dtype;
+            ot.name = strdup(nm);
+            ot.e.dtype = sdt;
+            ot.e.ndim = t->ndim;
+            for (int d = 0; d < t->ndim; d++) ot.e.shape[d] = t->shape[d];
+            ot.e.shape[t->ndim - 1] = (int64_t)ot.K;
+            ot.e.nbytes = ot.rows * ot.K * mt_dtype_size(sdt);
+            status = ot.name ? push_out(c, &ot, err) : mt_seterr(err, MT_ENOMEM, "out of memory");
+            continue;
+        }
+
+        /* quantize this module? */
+        int q = 0, bits = bits_top, gs = gs_top;
+        json_t *entry = NULL;
+        if (o->quantize && is_weight && t->ndim >= 2 && mt_dtype_is_float(t->dtype) &&
+            t->shape[t->ndim - 1] % gs_top == 0) {
+            q = 1;
+            if (rc_on) {
+                bits = recipe_bits(&rc, path);
+                gs = gs_top;
+                entry = json_object();
+                json_object_set_new(entry, "group_size", o->group_size ? json_integer(o->group_size) : json_null());
+                json_object_set_new(entry, "bits", json_integer(bits));
+                json_object_set_new(entry, "mode", json_string("affine"));
+            } else if (c->model_type && !strcmp(c->model_type, "granite") &&
+                       (has_suffix(path, "self_attn.o_proj") || has_suffix(path, "mlp.down_proj") ||
+                        !strcmp(path, "lm_head"))) {
+                bits = 8, gs = 64;
+                entry = json_object();
+                json_object_set_new(entry, "group_size", json_integer(64));
+                json_object_set_new(entry, "bits", json_integer(8));
+            }
+            if (skip && pcre2_match(skip, (PCRE2_SPTR)path, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) >= 0) {
+                q = 0;
+                json_decref(entry);
+                entry = NULL;
+            }
+            if (q && t->shape[t->ndim - 1] % gs != 0) {
+                json_decref(entry);
+                status = mt_seterr(err, MT_EINVAL, "%s: last axis %lld is not a multiple of group size %d", path,
+                                   (long long)t->shape[t->ndim - 1], gs);
+                break;
+            }
+        }
+        if (!q) {
+            ot.kind = K_COPY;
+            ot.name = strdup(nm);
+            ot.e.dtype = dt;
+            ot.e.ndim = t->ndim;
+            for (int d = 0; d < t->ndim; d++) ot.e.shape[d] = t->shape[d];
+            ot.e.nbytes = numel_of(t) * mt_dtype_size(dt);
+            status = ot.name ? push_out(c, &ot, err) : mt_seterr(err, MT_ENOMEM, "out of memory");
+            continue;
+        }
+        if (entry) json_object_set_new(qblock, path, entry);
+        status = push_mod(c, path, bits, gs, dt, err);
+        if (status) break;
+        size_t K = (size_t)t->shape[t->ndim - 1];
+        size_t rows = numel_of(t) / K;
+        static const char *const sfx[3] = {"weight", "scales", "biases"};
+        for (int j = 0; j < 3 && !status; j++) {
+            out_t qt;
+            memset(&qt, 0, sizeof qt);
+            qt.kind = K_QW + j;
+            qt.src = t;
+            qt.bits = bits, qt.gs = gs;
+            qt.rows = rows, qt.K = K;
+            qt.mod = (int)c->nmods - 1;
+            size_t l = strlen(path) + 10;
+            qt.name = malloc(l);
+            if (!qt.name) {
+                status = mt_seterr(err, MT_ENOMEM, "out of memory");
+                break;
+            }
+            snprintf(qt.name, l, "%s.%s", path, sfx[j]);
+            qt.e.ndim = t->ndim;
+            for (int d = 0; d < t->ndim; d++) qt.e.shape[d] = t->shape[d];
+            if (j == 0) {
+                qt.e.dtype = MT_U32;
+                qt.e.shape[t->ndim - 1] = (int64_t)(K * (size_t)bits / 32);
+                qt.e.nbytes = rows * mt_quant_row_words(K, bits) * 4;
+            } else {
+                qt.e.dtype = dt;
+                qt.e.shape[t->ndim - 1] = (int64_t)(K / (size_t)gs);
+                qt.e.nbytes = rows * (K / (size_t)gs) * mt_dtype_size(dt);
+            }
+            status = push_out(c, &qt, err);
+        }
+    }
+    if (!status) {
+        sort_ctx sc = {c->model_type};
+        qsort_r(c->out, c->nout, sizeof *c->out, cmp_out, &sc);
+    }
+done:
+    if (md) pcre2_match_data_free(md);
+    if (skip) pcre2_code_free(skip);
+    free(names);
+    return status;
+}
+
+/* ---------------- tensor data ---------------- */
+
+#define CHUNK_ELEMS ((size_t)1 << 20)
+
+static int cast_into(void *dst, const mt_tensor_view *t, mt_dtype dt, mt_err *err) {
+    size_t n = numel_of(t);
+    if (t->dtype == dt) {
+        memcpy(dst, t->data, t->nbytes);
+        return MT_OK;
+    }
+    if (!mt_dtype_is_float(t->dtype) || (dt != MT_F32 && dt != MT_F16 && dt != MT_BF16))
+        return mt_seterr(err, MT_EUNSUPPORTED, "%s: cannot cast %s to %s", t->name, mt_dtype_name(t->dtype),
+                         mt_dtype_name(dt));
+    float *tmp = malloc((n < CHUNK_ELEMS ? n : CHUNK_ELEMS) * sizeof *tmp + 1);
+    if (!tmp) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t es = mt_dtype_size(t->dtype), ds = mt_dtype_size(dt);
+    for (size_t i = 0; i < n; i += CHUNK_ELEMS) {
+        size_t m = n - i < CHUNK_ELEMS ? n - i : CHUNK_ELEMS;
+        mt_convert_to_f32(tmp, (const char *)t->data + i * es, t->dtype, m);
+        mt_convert_from_f32((char *)dst + i * ds, tmp, dt, m);
+    }
+    free(tmp);
+    return MT_OK;
+}
+
+/* Quantize module m's source weight; any of w/scales/biases may be NULL. */
+static int quantize_module(cv *c, const out_t *t, void *w, void *scales, void *biases, mt_err *err) {
+    size_t K = t->K, rows = t->rows, G = K / (size_t)t->gs;
+    mt_dtype dt = c->mods[t->mod].sdt;   /* the (cast) weight dtype */
+    if (dt != MT_F32 && dt != MT_F16 && dt != MT_BF16)
+        return mt_seterr(err, MT_EUNSUPPORTED, "%s: cannot quantize %s weights", t->src->name, mt_dtype_name(dt));
+    size_t chunk_rows = CHUNK_ELEMS / K ? CHUNK_ELEMS / K : 1;
+    size_t wrow = mt_quant_row_words(K, t->bits), ds = mt_dtype_size(dt), es = mt_dtype_size(t->src->dtype);
+    float *x = malloc(chunk_rows * K * sizeof *x);
+    uint32_t *wb = w ? NULL : malloc(chunk_rows * wrow * 4);
+    void *sb = scales ? NULL : malloc(chunk_rows * G * ds);
+    void *bb = biases ? NULL : malloc(chunk_rows * G * ds);
+    int rc = MT_OK;
+    if (!x || (!w && !wb) || (!scales && !sb) || (!biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (size_t r = 0; r < rows && !rc; r += chunk_rows) {
+        size_t m = rows - r < chunk_rows ? rows - r : chunk_rows;
+        mt_convert_to_f32(x, (const char *)t->src->data + r * K * es, t->src->dtype, m * K);
+        uint32_t *wo = w ? (uint32_t *)w + r * wrow : wb;
+        void *so = scales ? (char *)scales + r * G * ds : sb;
+        void *bo = biases ? (char *)biases + r * G * ds : bb;
+        rc = mt_quantize_affine(wo, so, bo, dt, x, m, K, t->bits, t->gs, c->o->gpu_rules, err);
+    }
+    free(x), free(wb), free(sb), free(bb);
+    return rc;
+}
+
+static int dequant_into(cv *c, const out_t *t, void *dst, mt_err *err) {
+    (void)c;
+    size_t K = t->K, rows = t->rows, G = K / (size_t)t->gs;
+    mt_dtype sdt = t->sscales->dtype, odt = t->e.dtype;
+    size_t chunk_rows = CHUNK_ELEMS / K ? CHUNK_ELEMS / K : 1;
+    size_t wrow = mt_quant_row_words(K, t->bits), ss = mt_dtype_size(sdt), os = mt_dtype_size(odt);
+    float *x = malloc(chunk_rows * K * sizeof *x);
+    float *sf = malloc(chunk_rows * G * sizeof *sf * 2);
+    void *sc = malloc(chunk_rows * G * 2 * 4);
+    int rc = MT_OK;
+    if (!x || !sf || !sc) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (size_t r = 0; r < rows && !rc; r += chunk_rows) {
+        size_t m = rows - r < chunk_rows ? rows - r : chunk_rows;
+        const void *s = (const char *)t->sscales->data + r * G * ss;
+        const void *b = (const char *)t->sbiases->data + r * G * ss;
+        mt_dtype use = sdt;
+        if (odt != sdt) {
+            /* mlx_lm casts scales/biases to the target dtype before dequantizing */
+            mt_convert_to_f32(sf, s, sdt, m * G);
+            mt_convert_to_f32(sf + m * G, b, sdt, m * G);
+            mt_convert_from_f32(sc, sf, odt, m * G);
+            mt_convert_from_f32((char *)sc + m * G * os, sf + m * G, odt, m * G);
+            s = sc, b = (char *)sc + m * G * os, use = odt;
+        }
+        uint32_t *wcopy = malloc(m * wrow * 4);
+        if (!wcopy) {
+            rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(wcopy, (const char *)t->src->data + r * wrow * 4, m * wrow * 4);
+        rc = mt_dequantize_affine(x, wcopy, s, b, use, m, K, t->bits, t->gs, err);
+        free(wcopy);
+        if (!rc) mt_convert_from_f32((char *)dst + r * K * os, x, odt, m * K);
+    }
+    free(x), free(sf), free(sc);
+    return rc;
+}
+
+typedef struct shard_ctx {
+    cv *c;
+    size_t first;   /* index of the shard's first tensor in c->out */
+} shard_ctx;
+
+static int fill(void *user, size_t idx, void *dst, mt_err *err) {
+    shard_ctx *s = user;
+    cv *c = s->c;
+    out_t *t = &c->out[s->first + idx];
+    int rc = MT_OK;
+    switch (t->kind) {
+    case K_COPY: rc = cast_into(dst, t->src, t->e.dtype, err); break;
+    case K_DEQ: rc = dequant_into(c, t, dst, err); break;
+    case K_QW: {
+        module_q *m = &c->mods[t->mod];
+        if (!m->scales && m->pending == 0) {
+            /* compute scales/biases on the way and keep them for later */
+            size_t sz = t->rows * (t->K / (size_t)t->gs) * mt_dtype_size(m->sdt);
+            m->scales = malloc(sz ? sz : 1);
+            m->biases = malloc(sz ? sz : 1);
+            if (!m->scales || !m->biases) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            m->pending = 2;
+            rc = quantize_module(c, t, dst, m->scales, m->biases, err);
+        } else {
+            rc = quantize_module(c, t, dst, NULL, NULL, err);
+        }
+        break;
+    }
+    case K_QS:
+    case K_QB: {
+        module_q *m = &c->mods[t->mod];
+        if (!m->scales && m->pending == 0) {
+            m->scales = malloc(t->e.nbytes ? t->e.nbytes : 1);
+            m->biases = malloc(t->e.nbytes ? t->e.nbytes : 1);
+            if (!m->scales || !m->biases) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            m->pending = 2;
+            rc = quantize_module(c, t, NULL, m->scales, m->biases, err);
+            if (rc) return rc;
+        }
+        memcpy(dst, t->kind == K_QS ? m->scales : m->biases, t->e.nbytes);
+        if (t->kind == K_QS) {
+            free(m->scales);
+            m->scales = NULL;
+        } else {
+            free(m->biases);
+            m->biases = NULL;
+        }
+        m->pending--;
+        if (m->pending == 0) m->pending = -1;   /* done: never cache again */
+        break;
+    }
+    }
+    if (!rc && c->o->progress) {
+        c->done += t->e.nbytes;
+        c->o->progress(c->o->progress_user, c->cur_file, c->done, c->total);
+    }
+    return rc;
+}
+
+/* ---------------- files ---------------- */
+
+static int write_text(const char *dir, const char *name, const char *text, size_t n, mt_err *err) {
+    char *p = mt_path_join(dir, name);
+    if (!p) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    FILE *f = fopen(p, "wb");
+    int rc = MT_OK;
+    if (!f || fwrite(text, 1, n, f) != n) rc = mt_seterr(err, MT_EIO, "%s: cannot write", p);
+    if (f && fclose(f) != 0 && !rc) rc = mt_seterr(err, MT_EIO, "%s: cannot write", p);
+    free(p);
+    return rc;
+}
+
+static int copy_file(const char *src, const char *dst, mt_err *err) {
+    FILE *in = fopen(src, "rb");
+    if (!in) return mt_seterr(err, MT_EIO, "%s: cannot open", src);
+    FILE *out = fopen(dst, "wb");
+    if (!out) {
+        fclose(in);
+        return mt_seterr(err, MT_EIO, "%s: cannot create", dst);
+    }
+    char buf[65536];
+    size_t k;
+    int rc = MT_OK;
+    while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, k, out) != k) {
+            rc = mt_seterr(err, MT_EIO, "%s: write failed", dst);
+            break;
+        }
+    if (ferror(in)) rc = mt_seterr(err, MT_EIO, "%s: read failed", src);
+    fclose(in);
+    if (fclose(out) != 0 && !rc) rc = mt_seterr(err, MT_EIO, "%s: write failed", dst);
+    return rc;
+}
+
+/* Tokenizer, chat template, generation config and *.py files of the source. */
+static const char *const side_files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                         "added_tokens.json", "tokenizer.model", "vocab.json", "merges.txt",
+                                         "vocab.txt", "chat_template.jinja", "chat_template.json",
+                                         "generation_config.json", "*.tiktoken", "*.py", NULL};
+
+static int copy_side_files(const char *src, const char *dst, mt_err *err) {
+    DIR *d = opendir(src);
+    if (!d) return mt_seterr(err, MT_EIO, "%s: cannot list", src);
+    struct dirent *de;
+    int rc = MT_OK;
+    while (!rc && (de = readdir(d))) {
+        int want = 0;
+        for (int i = 0; side_files[i] && !want; i++) want = fnmatch(side_files[i], de->d_name, 0) == 0;
+        if (!want) continue;
+        char *a = mt_path_join(src, de->d_name), *b = mt_path_join(dst, de->d_name);
+        if (!a || !b) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        else if (!mt_is_dir(a)) rc = copy_file(a, b, err);
+        free(a), free(b);
+    }
+    closedir(d);
+    if (rc) return rc;
+    /* additional_chat_templates/ */
+    char *sd = mt_path_join(src, "additional_chat_templates");
+    if (!sd) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (mt_is_dir(sd)) {
+        char *dd = mt_path_join(dst, "additional_chat_templates");
+        rc = dd ? mt_mkdirs(dd, err) : mt_seterr(err, MT_ENOMEM, "out of memory");
+        DIR *e = rc ? NULL : opendir(sd);
+        while (e && !rc && (de = readdir(e))) {
+            if (fnmatch("*.jinja", de->d_name, 0)) continue;
+            char *a = mt_path_join(sd, de->d_name), *b = mt_path_join(dd, de->d_name);
+            rc = (a && b) ? copy_file(a, b, err) : mt_seterr(err, MT_ENOMEM, "out of memory");
+            free(a), free(b);
+        }
+        if (e) closedir(e);
+        free(dd);
+    }
+    free(sd);
+    return rc;
+}
+
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char *p = mt_path_join(dir, de->d_name);
+        if (!p) continue;
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_tree(p);
+        else unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* config.json as mlx_lm writes it. */
+static int write_config(cv *c, const char *dir, json_t *qblock, mt_err *err) {
+    json_t *cfg = json_deep_copy(mt_config_json(c->cfg));
+    if (!cfg) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    /* load_config: generation_config.json's eos_token_id (when truthy) wins */
+    char *gp = mt_path_join(c->o->src, "generation_config.json");
+    if (gp && mt_file_exists(gp)) {
+        json_t *g = json_load_file(gp, 0, NULL);
+        json_t *eos = g ? json_object_get(g, "eos_token_id") : NULL;
+        int truthy = eos && !json_is_null(eos) && !json_is_false(eos) &&
+                     !(json_is_integer(eos) && json_integer_value(eos) == 0) &&
+                     !(json_is_array(eos) && json_array_size(eos) == 0);
+        if (truthy) json_object_set(cfg, "eos_token_id", eos);
+        json_decref(g);
+    }
+    free(gp);
+    json_object_del(cfg, "_name_or_path");
+    json_object_del(cfg, "vision_config");
+    if (c->o->dequantize) {
+        json_object_del(cfg, "quantization");
+        json_object_del(cfg, "quantization_config");
+    }
+    if (qblock) {
+        json_object_set(cfg, "quantization", qblock);
+        json_object_set(cfg, "quantization_config", qblock);
+    } else if (json_object_get(cfg, "quantization")) {
+        json_object_set(cfg, "quantization_config", json_object_get(cfg, "quantization"));
+    }
+    char *txt;
+    size_t len;
+    int rc = mt_pyjson_dump(cfg, 1, &txt, &len, err);
+    json_decref(cfg);
+    if (rc) return rc;
+    rc = write_text(dir, "config.json", txt, len, err);
+    free(txt);
+    return rc;
+}
+
+static int model_card(const mt_convert_opts *o, const char *dir, mt_err *err) {
+    char buf[2048];
+    int n;
+    if (o->base_model)
+        n = snprintf(buf, sizeof buf,
+                     "---\nbase_model: %s\nlibrary_name: mlx\npipeline_tag: text-generation\ntags:\n- mlx\n---\n",
+                     o->base_model);
+    else
+        n = snprintf(buf, sizeof buf, "---\nlanguage: en\nlibrary_name: mlx\npipeline_tag: text-generation\ntags:\n- mlx\n---\n");
+    return write_text(dir, "README.md", buf, (size_t)n, err);
+}
+
+static int cmp_cstr(const void *a, const void *b);
+
+static int write_weights(cv *c, const char *dir, mt_err *err) {
+    uint64_t maxb = c->o->max_shard_bytes ? c->o->max_shard_bytes : ((uint64_t)5 << 30);
+    /* greedy shards in module order */
+    size_t *start = malloc((c->nout + 2) * sizeof *start);
+    if (!start) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t ns = 0;
+    uint64_t cur = 0, total = 0, params = 0;
+    for (size_t i = 0; i < c->nout; i++) {
+        if (ns == 0 || cur + c->out[i].e.nbytes > maxb) start[ns++] = i, cur = 0;
+        cur += c->out[i].e.nbytes;
+        total += c->out[i].e.nbytes;
+        const out_t *t = &c->out[i];
+        if (t->kind == K_QW) params += (uint64_t)t->rows * t->K;
+        else if (t->kind == K_QS || t->kind == K_QB) ;
+        else {
+            size_t es = mt_dtype_size(t->e.dtype);
+            params += es ? t->e.nbytes / es : 0;
+        }
+    }
+    start[ns] = c->nout;
+    c->total = total;
+    json_t *wm = json_object();
+    int rc = MT_OK;
+    for (size_t s = 0; s < ns && !rc; s++) {
+        char fname[64];
+        if (ns > 1) snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, ns);
+        else snprintf(fname, sizeof fname, "model.safetensors");
+        size_t n = start[s + 1] - start[s];
+        mt_st_entry *ents = malloc((n ? n : 1) * sizeof *ents);
+        const char **names = malloc((n ? n : 1) * sizeof *names);
+        size_t *order = malloc((n ? n : 1) * sizeof *order);
+        if (!ents || !names || !order) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n && !rc; i++) {
+            ents[i] = c->out[start[s] + i].e;
+            names[i] = ents[i].name;
+            json_object_set_new(wm, names[i], json_string(fname));
+        }
+        if (!rc) rc = mt_st_mlx_order(names, n, order, err);
+        char *path = mt_path_join(dir, fname);
+        if (!rc && !path) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        shard_ctx sc = {c, start[s]};
+        c->cur_file = fname;
+        static const char *const meta[] = {"format", "mlx"};
+        if (!rc) rc = mt_st_write(path, ents, n, order, meta, 1, fill, &sc, err);
+        free(path), free(ents), free(names), free(order);
+    }
+    free(start);
+    if (rc) {
+        json_decref(wm);
+        return rc;
+    }
+    /* index: metadata + weight_map sorted (indent 4) */
+    json_t *idx = json_object(), *md = json_object(), *sorted = json_object();
+    json_object_set_new(md, "total_size", json_integer((json_int_t)total));
+    json_object_set_new(md, "total_parameters", json_integer((json_int_t)params));
+    json_object_set_new(idx, "metadata", md);
+    size_t nk = json_object_size(wm), k = 0;
+    const char **keys = malloc((nk ? nk : 1) * sizeof *keys);
+    const char *key;
+    json_t *v;
+    if (!keys) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    else {
+        json_object_foreach(wm, key, v) keys[k++] = key;
+        qsort(keys, nk, sizeof *keys, cmp_cstr);
+        for (k = 0; k < nk; k++) json_object_set(sorted, keys[k], json_object_get(wm, keys[k]));
+        json_object_set(idx, "weight_map", sorted);
+        char *txt;
+        size_t len;
+        rc = mt_pyjson_dump(idx, 0, &txt, &len, err);
+        if (!rc) {
+            rc = write_text(dir, "model.safetensors.index.json", txt, len, err);
+            free(txt);
+        }
+    }
+    json_decref(sorted);
+    json_decref(idx);
+    json_decref(wm);
+    free(keys);
+    return rc;
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static int has_quant_block(const mt_config *cfg) {
+    return json_object_get(mt_config_json(cfg), "quantization") != NULL;
+}
+
+int mt_convert(const mt_convert_opts *o, mt_err *err) {
+    if (!o || !o->src || !o->dst) return mt_seterr(err, MT_EINVAL, "source and destination are required");
+    if (o->quantize && o->dequantize) return mt_seterr(err, MT_EINVAL, "choose either quantize or dequantize, not both");
+    if (o->quantize) {
+        mt_quant_params qp = {o->bits ? o->bits : 4, o->group_size ? o->group_size : 64, MT_QMODE_AFFINE};
+        MT_TRY(mt_quant_params_check(&qp, err));
+    }
+    struct stat sb;
+    if (lstat(o->dst, &sb) == 0)
+        return mt_seterr(err, MT_EINVAL, "cannot save to %s: it already exists", o->dst);
+    cv c;
+    memset(&c, 0, sizeof c);
+    c.o = o;
+    c.target = MT_DTYPE_COUNT;
+    int rc = mt_config_load(&c.cfg, o->src, err);
+    if (rc) return rc;
+    c.model_type = mt_config_model_type(c.cfg);
+    const char *dts = o->dtype;
+    if (dts && !parse_dtype_name(dts, &c.target)) {
+        mt_config_free(c.cfg);
+        return mt_seterr(err, MT_EINVAL, "--dtype: '%s' is not float16, bfloat16 or float32", dts);
+    }
+    if (!dts) {
+        dts = mt_config_get_str(c.cfg, "torch_dtype", NULL);
+        if (!dts && !json_object_get(mt_config_json(c.cfg), "torch_dtype"))
+            dts = mt_config_get_str(c.cfg, "text_config.dtype", NULL);
+        if (!parse_dtype_name(dts, &c.target)) c.target = MT_DTYPE_COUNT;
+    }
+    if (o->quantize && has_quant_block(c.cfg)) {
+        mt_config_free(c.cfg);
+        return mt_seterr(err, MT_EUNSUPPORTED, "%s is already quantized", o->src);
+    }
+    rc = mt_safetensors_open_dir(&c.st, o->src, err);
+    json_t *qblock = NULL;
+    if (!rc && o->quantize) {
+        qblock = json_object();
+        json_object_set_new(qblock, "group_size", json_integer(o->group_size ? o->group_size : 64));
+        json_object_set_new(qblock, "bits", json_integer(o->bits ? o->bits : 4));
+        json_object_set_new(qblock, "mode", json_string("affine"));
+    }
+    if (!rc) rc = build_plan(&c, qblock, err);
+    /* temp folder next to dst */
+    char *tmp = NULL;
+    if (!rc) {
+        size_t l = strlen(o->dst) + 32;
+        tmp = malloc(l);
+        if (!tmp) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        else {
+            snprintf(tmp, l, "%s.tmp-%ld", o->dst, (long)getpid());
+            remove_tree(tmp);
+            rc = mt_mkdirs(tmp, err);
+        }
+    }
+    if (!rc) rc = write_weights(&c, tmp, err);
+    if (!rc) rc = write_config(&c, tmp, qblock, err);
+    if (!rc) rc = copy_side_files(o->src, tmp, err);
+    if (!rc) rc = model_card(o, tmp, err);
+    if (!rc && rename(tmp, o->dst) != 0) rc = mt_seterr(err, MT_EIO, "cannot rename %s to %s", tmp, o->dst);
+    if (rc && tmp) remove_tree(tmp);
+    free(tmp);
+    json_decref(qblock);
+    for (size_t i = 0; i < c.nout; i++) free(c.out[i].name);
+    for (size_t i = 0; i < c.nmods; i++) {
+        free(c.mods[i].path);
+        free(c.mods[i].scales);
+        free(c.mods[i].biases);
+    }
+    free(c.out);
+    free(c.mods);
+    mt_safetensors_free(c.st);
+    mt_config_free(c.cfg);
+    return rc;
+}

@@ -1,0 +1,57 @@
+/* convert.h - Hugging Face / MLX checkpoint conversion as `mlx_lm.convert`
+ * does it (ml-explore/mlx-lm mlx_lm/convert.py, utils.py quantize_model,
+ * save_model, make_shards, save_config): dtype casting, affine quantization
+ * (uniform, mixed_2_6/3_4/3_6/4_6 recipes, model quant predicates),
+ * dequantization, config.json / model.safetensors.index.json written like
+ * Python's json.dump, shards of at most 5 GiB, and every safetensors file
+ * byte-identical to what mlx_lm on Linux writes (header and data order).
+ *
+ * Works tensor by tensor from the mmapped source; output goes to a
+ * temporary folder next to the destination, renamed into place at the end. */
+#ifndef MT_CONVERT_H
+#define MT_CONVERT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "io/hub.h"   /* mt_progress_fn */
+#include "tensor/dtype.h"
+
+typedef struct mt_convert_opts {
+    const char *src;            /* source model folder (float weights, or MLX-quantized for dequantize) */
+    const char *dst;            /* output folder; must not exist */
+    const char *base_model;     /* hub repo id for the model card's base_model (NULL = local source) */
+    int quantize;               /* -q */
+    int dequantize;             /* -d */
+    int bits;                   /* 0 = 4 */
+    int group_size;             /* 0 = 64 (recipes: written as null) */
+    const char *dtype;          /* "float16" | "bfloat16" | "float32" | NULL (config torch_dtype) */
+    const char *recipe;         /* NULL | "mixed_2_6" | "mixed_3_4" | "mixed_3_6" | "mixed_4_6" */
+    const char *skip_regex;     /* PCRE2 pattern: modules (paths) matching it stay float; NULL = none */
+    int gpu_rules;              /* quantize with the Metal/CUDA kernel rule */
+    uint64_t max_shard_bytes;   /* 0 = 5 GiB (mlx_lm MAX_FILE_SIZE_GB) */
+    mt_progress_fn progress;    /* bytes of output written, per file; may be NULL */
+    void *progress_user;
+} mt_convert_opts;
+
+/* Convert opts->src into opts->dst.  Errors: MT_EINVAL (destination exists,
+ * bad option, recipe on a model without down_proj), MT_EUNSUPPORTED (already
+ * quantized source for -q, non-affine mode), MT_ENOTFOUND, MT_EIO, MT_ENOMEM,
+ * plus reader errors.  On failure nothing is left at dst. */
+int mt_convert(const mt_convert_opts *o, mt_err *err);
+
+/* Serialize v like Python's json.dumps(v, indent=4) (ensure_ascii, float
+ * repr, key order kept); sort_top sorts the top-level object's keys.  *out is
+ * malloc'd.  Errors: MT_ENOMEM. */
+int mt_pyjson_dump(const json_t *v, int sort_top, char **out, size_t *len, mt_err *err);
+/* Python repr() of a finite double into buf (>= 32 bytes): "1e-05", "10000.0". */
+void mt_py_float_repr(double d, char *buf, size_t n);
+
+/* The position of a weight name in mlx_lm's module tree order (the order of
+ * tree_flatten(model.parameters())) for the dense families; a comparator for
+ * qsort over `const char *`. model_type selects family quirks (may be NULL). */
+int mt_convert_name_cmp(const char *a, const char *b, const char *model_type);
+
+#endif
