@@ -1,0 +1,412 @@
+/* bert.c - the BERT-shaped encoder: embeddings (word + position + token type,
+ * LayerNorm), post-LN layers (self-attention, GELU MLP), optional pooler and
+ * sequence-classification head; families bert, roberta and xlm-roberta.
+ * Weights that are not dense F32 (F16/BF16, MLX-quantized) are expanded to
+ * F32 once at load so every product is one BLAS call.
+ * ref: transformers models/bert/modeling_bert.py, models/roberta/modeling_roberta.py. */
+#include "models/encoder.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "models/model.h"
+#include "tensor/ops.h"
+
+static void *own(mt_encoder *e, size_t bytes) {
+    if (e->n_owned == e->cap_owned) {
+        size_t nc = e->cap_owned ? e->cap_owned * 2 : 64;
+        void **p = realloc(e->owned, nc * sizeof *p);
+        if (!p) return NULL;
+        e->owned = p;
+        e->cap_owned = nc;
+    }
+    void *b = malloc(bytes ? bytes : 1);
+    if (b) e->owned[e->n_owned++] = b;
+    return b;
+}
+
+/* Bind `name` (without prefix) and make it dense F32 when it is not. */
+static int bind_f32(mt_encoder *e, mt_linear *l, const char *name, size_t out, size_t in, int need_bias, mt_err *err) {
+    char path[320];
+    snprintf(path, sizeof path, "%s%s", e->prefix, name);
+    MT_TRY(mt_linear_bind(l, e->st, e->cfg, path, out, in, need_bias, err));
+    if (!l->quantized && l->wdt == MT_F32) return MT_OK;
+    float *w = own(e, l->out * l->in * sizeof(float));
+    if (!w) return mt_seterr(err, MT_ENOMEM, "out of memory expanding '%s'", path);
+    for (size_t r = 0; r < l->out; r++) mt_linear_row(l, r, w + r * l->in);
+    l->quantized = 0;
+    l->wdt = MT_F32;
+    l->w = w;
+    return MT_OK;
+}
+
+/* A norm / bias vector as owned float32 [n]. */
+static int vec_f32(mt_encoder *e, const char *name, size_t n, const float **out, mt_err *err) {
+    char path[320];
+    snprintf(path, sizeof path, "%s%s", e->prefix, name);
+    float *v = own(e, n * sizeof(float));
+    if (!v) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    MT_TRY(mt_safetensors_read_f32(e->st, path, v, n, 0, err));
+    *out = v;
+    return MT_OK;
+}
+
+/* LayerNorm weights are "weight"/"bias" (HF) or, in old checkpoints, "gamma"/"beta". */
+static int ln_f32(mt_encoder *e, const char *mod, size_t n, const float **w, const float **b, mt_err *err) {
+    char a[200], c[200], probe[260];
+    snprintf(probe, sizeof probe, "%s%s.weight", e->prefix, mod);
+    int old = !mt_safetensors_get(e->st, probe);
+    snprintf(a, sizeof a, "%s.%s", mod, old ? "gamma" : "weight");
+    snprintf(c, sizeof c, "%s.%s", mod, old ? "beta" : "bias");
+    MT_TRY(vec_f32(e, a, n, w, err));
+    return vec_f32(e, c, n, b, err);
+}
+
+static int read_hp(mt_encoder *e, mt_err *err) {
+    json_t *c = mt_config_json(e->cfg);
+    mt_encoder_hp *hp = &e->hp;
+    double eps = 1e-12;
+    MT_TRY(mt_cfg_int(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
+    MT_TRY(mt_cfg_int(c, "hidden_size", 0, &hp->hidden, 1, err));
+    MT_TRY(mt_cfg_int(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
+    MT_TRY(mt_cfg_int(c, "intermediate_size", 0, &hp->inter, 1, err));
+    MT_TRY(mt_cfg_int(c, "vocab_size", 0, &hp->vocab, 1, err));
+    MT_TRY(mt_cfg_int(c, "max_position_embeddings", 512, &hp->max_pos, 0, err));
+    MT_TRY(mt_cfg_int(c, "type_vocab_size", 2, &hp->type_vocab, 0, err));
+    MT_TRY(mt_cfg_num(c, "layer_norm_eps", 1e-12, &eps, 0, err));
+    hp->eps = (float)eps;
+    if (hp->n_layers < 1 || hp->hidden < 1 || hp->n_heads < 1 || hp->hidden % hp->n_heads || hp->inter < 1 ||
+        hp->vocab < 1 || hp->max_pos < 1 || hp->n_layers > 1000 || hp->hidden > 65536 || hp->inter > 1 << 20)
+        return mt_seterr(err, MT_EFORMAT, "config.json: inconsistent encoder sizes");
+    hp->head_dim = hp->hidden / hp->n_heads;
+    const char *act = mt_config_get_str(e->cfg, "hidden_act", "gelu");
+    if (!strcmp(act, "gelu")) hp->act = MT_ENC_ACT_GELU;
+    else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh") || !strcmp(act, "gelu_fast"))
+        hp->act = MT_ENC_ACT_GELU_TANH;
+    else if (!strcmp(act, "relu")) hp->act = MT_ENC_ACT_RELU;
+    else if (!strcmp(act, "silu") || !strcmp(act, "swish")) hp->act = MT_ENC_ACT_SILU;
+    else return mt_seterr(err, MT_EUNSUPPORTED, "config.json: hidden_act \"%s\" is not supported", act);
+    const char *pet = mt_config_get_str(e->cfg, "position_embedding_type", "absolute");
+    if (strcmp(pet, "absolute"))
+        return mt_seterr(err, MT_EUNSUPPORTED, "config.json: position_embedding_type \"%s\" is not supported", pet);
+    return MT_OK;
+}
+
+static int bind_all(mt_encoder *e, mt_err *err) {
+    static const char *const prefixes[] = {"", "bert.", "roberta.", "model.", "xlm_roberta.", "encoder."};
+    char probe[128];
+    size_t np = sizeof prefixes / sizeof *prefixes, i;
+    for (i = 0; i < np; i++) {
+        snprintf(probe, sizeof probe, "%sembeddings.word_embeddings.weight", prefixes[i]);
+        if (mt_safetensors_get(e->st, probe)) break;
+    }
+    if (i == np) return mt_seterr(err, MT_ENOTFOUND, "no tensor 'embeddings.word_embeddings.weight' in the weights");
+    snprintf(e->prefix, sizeof e->prefix, "%s", prefixes[i]);
+    mt_encoder_hp *hp = &e->hp;
+    size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter;
+    char path[200], ppath[220];
+    snprintf(path, sizeof path, "%sembeddings.word_embeddings", e->prefix);
+    MT_TRY(mt_linear_bind(&e->word, e->st, e->cfg, path, (size_t)hp->vocab, H, -1, err));
+    snprintf(path, sizeof path, "%sembeddings.position_embeddings", e->prefix);
+    MT_TRY(mt_linear_bind(&e->pos, e->st, e->cfg, path, (size_t)hp->max_pos, H, -1, err));
+    snprintf(path, sizeof path, "%sembeddings.token_type_embeddings", e->prefix);
+    snprintf(ppath, sizeof ppath, "%s.weight", path);
+    if (hp->type_vocab > 0 && mt_safetensors_get(e->st, ppath))
+        MT_TRY(mt_linear_bind(&e->type, e->st, e->cfg, path, (size_t)hp->type_vocab, H, -1, err));
+    else hp->type_vocab = 0;
+    MT_TRY(ln_f32(e, "embeddings.LayerNorm", H, &e->emb_ln_w, &e->emb_ln_b, err));
+    e->layers = calloc((size_t)hp->n_layers, sizeof *e->layers);
+    if (!e->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (int L = 0; L < hp->n_layers; L++) {
+        mt_enc_layer *ly = &e->layers[L];
+        mt_linear q, k, v;
+        char n[160];
+        snprintf(n, sizeof n, "encoder.layer.%d.attention.self.query", L);
+        MT_TRY(bind_f32(e, &q, n, H, H, 1, err));
+        snprintf(n, sizeof n, "encoder.layer.%d.attention.self.key", L);
+        MT_TRY(bind_f32(e, &k, n, H, H, 1, err));
+        snprintf(n, sizeof n, "encoder.layer.%d.attention.self.value", L);
+        MT_TRY(bind_f32(e, &v, n, H, H, 1, err));
+        float *w = own(e, 3 * H * H * sizeof(float)), *b = own(e, 3 * H * sizeof(float));
+        if (!w || !b) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        const mt_linear *qkv[3] = {&q, &k, &v};
+        for (int j = 0; j < 3; j++) {
+            memcpy(w + (size_t)j * H * H, qkv[j]->w, H * H * sizeof(float));
+            mt_convert_to_f32(b + (size_t)j * H, qkv[j]->bias, qkv[j]->bdt, H);
+        }
+        ly->qkv = q;
+        ly->qkv.out = 3 * H;
+        ly->qkv.w = w;
+        ly->qkv.bias = b;
+        ly->qkv.bdt = MT_F32;
+        snprintf(n, sizeof n, "encoder.layer.%d.attention.output.dense", L);
+        MT_TRY(bind_f32(e, &ly->o, n, H, H, 1, err));
+        snprintf(n, sizeof n, "encoder.layer.%d.attention.output.LayerNorm", L);
+        MT_TRY(ln_f32(e, n, H, &ly->ln1_w, &ly->ln1_b, err));
+        snprintf(n, sizeof n, "encoder.layer.%d.intermediate.dense", L);
+        MT_TRY(bind_f32(e, &ly->up, n, FF, H, 1, err));
+        snprintf(n, sizeof n, "encoder.layer.%d.output.dense", L);
+        MT_TRY(bind_f32(e, &ly->down, n, H, FF, 1, err));
+        snprintf(n, sizeof n, "encoder.layer.%d.output.LayerNorm", L);
+        MT_TRY(ln_f32(e, n, H, &ly->ln2_w, &ly->ln2_b, err));
+    }
+    /* optional heads: pooler (under the prefix), classifier (top level) */
+    snprintf(path, sizeof path, "%spooler.dense.weight", e->prefix);
+    if (mt_safetensors_get(e->st, path)) MT_TRY(bind_f32(e, &e->pooler, "pooler.dense", H, H, 1, err));
+    char saved[32];
+    memcpy(saved, e->prefix, sizeof saved);
+    e->prefix[0] = 0;
+    int rc = MT_OK;
+    if (mt_safetensors_get(e->st, "classifier.out_proj.weight")) {
+        e->cls_two_layer = 1;
+        rc = bind_f32(e, &e->cls_dense, "classifier.dense", H, H, 1, err);
+        if (!rc) rc = bind_f32(e, &e->classifier, "classifier.out_proj", 0, H, 1, err);
+    } else if (mt_safetensors_get(e->st, "classifier.weight")) {
+        rc = bind_f32(e, &e->classifier, "classifier", 0, H, 1, err);
+    }
+    memcpy(e->prefix, saved, sizeof saved);
+    return rc;
+}
+
+int mt_encoder_load(mt_encoder **out, const char *dir, mt_pool *pool, mt_err *err) {
+    *out = NULL;
+    mt_encoder *e = calloc(1, sizeof *e);
+    if (!e) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    e->pool = pool;
+    int rc = mt_config_load(&e->cfg, dir, err);
+    if (!rc) {
+        const char *mt = mt_config_model_type(e->cfg);
+        const mt_encoder_family *f = mt ? mt_encoder_family_find(mt) : NULL;
+        if (!mt) rc = mt_seterr(err, MT_EFORMAT, "config.json: no \"model_type\"");
+        else if (!f) rc = mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not a supported encoder", mt);
+        else {
+            snprintf(e->model_type, sizeof e->model_type, "%s", mt);
+            rc = mt_safetensors_open_dir(&e->st, dir, err);
+            if (!rc) rc = read_hp(e, err);
+            if (!rc) rc = f->init(e, err);
+            if (!rc) rc = bind_all(e, err);
+        }
+    }
+    if (rc) {
+        mt_encoder_free(e);
+        return rc;
+    }
+    *out = e;
+    return MT_OK;
+}
+
+void mt_encoder_free(mt_encoder *e) {
+    if (!e) return;
+    for (size_t i = 0; i < e->n_owned; i++) free(e->owned[i]);
+    free(e->owned);
+    free(e->layers);
+    mt_safetensors_free(e->st);
+    mt_config_free(e->cfg);
+    free(e);
+}
+
+/* ---- forward ---- */
+
+static inline float dot8(const float *a, const float *b, size_t n) {
+    float s[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+typedef struct attn_ctx {
+    const mt_encoder *e;
+    const float *qkv;        /* [N, 3H] */
+    float *ctx;              /* [N, H] */
+    const size_t *lens, *offs;
+    float *scratch;          /* per thread: Lmax scores */
+    size_t lmax;
+} attn_ctx;
+
+static void attn_task(void *c, size_t b, size_t end, int tid) {
+    attn_ctx *a = c;
+    const mt_encoder_hp *hp = &a->e->hp;
+    size_t H = (size_t)hp->hidden, d = (size_t)hp->head_dim, nh = (size_t)hp->n_heads;
+    float scale = 1.0f / sqrtf((float)d);
+    float *p = a->scratch + (size_t)tid * a->lmax;
+    for (size_t t = b; t < end; t++) {
+        size_t s = t / nh, h = t % nh, L = a->lens[s], off = a->offs[s];
+        const float *base = a->qkv + off * 3 * H;
+        for (size_t i = 0; i < L; i++) {
+            const float *q = base + i * 3 * H + h * d;
+            float m = -INFINITY;
+            for (size_t j = 0; j < L; j++) {
+                float v = dot8(q, base + j * 3 * H + H + h * d, d) * scale;
+                p[j] = v;
+                if (v > m) m = v;
+            }
+            float sum = 0.f;
+            for (size_t j = 0; j < L; j++) {
+                p[j] = expf(p[j] - m);
+                sum += p[j];
+            }
+            float r = 1.0f / sum;
+            float *o = a->ctx + (off + i) * H + h * d;
+            for (size_t x = 0; x < d; x++) o[x] = 0.f;
+            for (size_t j = 0; j < L; j++) {
+                const float *v = base + j * 3 * H + 2 * H + h * d;
+                float w = p[j] * r;
+                for (size_t x = 0; x < d; x++) o[x] += w * v[x];
+            }
+        }
+    }
+}
+
+typedef struct rows_ctx {
+    const mt_encoder *e;
+    float *x;                /* [N, H] in/out */
+    const float *add;        /* [N, H] residual branch */
+    const float *w, *b;
+    int act;                 /* -1: residual + LN; else activation on [N, width] */
+    size_t width;
+} rows_ctx;
+
+static void rows_task(void *c, size_t b, size_t end, int tid) {
+    (void)tid;
+    rows_ctx *r = c;
+    size_t H = (size_t)r->e->hp.hidden;
+    if (r->act < 0) {
+        for (size_t t = b; t < end; t++) {
+            float *x = r->x + t * H;
+            const float *a = r->add + t * H;
+            for (size_t i = 0; i < H; i++) x[i] += a[i];
+            mt_layernorm(x, x, r->w, r->b, H, r->e->hp.eps);
+        }
+        return;
+    }
+    for (size_t t = b; t < end; t++) {
+        float *x = r->x + t * r->width;
+        switch (r->act) {
+        case MT_ENC_ACT_GELU: mt_gelu(x, r->width); break;
+        case MT_ENC_ACT_GELU_TANH: mt_gelu_tanh(x, r->width); break;
+        case MT_ENC_ACT_SILU: mt_silu(x, r->width); break;
+        default:
+            for (size_t i = 0; i < r->width; i++) x[i] = x[i] > 0 ? x[i] : 0;
+        }
+    }
+}
+
+static void linear(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
+    mt_linear_forward(l, x, T, y, work, pool);
+}
+
+int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
+                       float *hidden, mt_err *err) {
+    const mt_encoder_hp *hp = &e->hp;
+    size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter, N = 0, lmax = 0;
+    size_t maxlen = (size_t)(hp->max_pos - hp->pos_offset);
+    for (size_t s = 0; s < nseq; s++) {
+        if (lens[s] == 0 || lens[s] > maxlen)
+            return mt_seterr(err, MT_EINVAL, "sequence of %zu tokens (the model takes 1..%zu)", lens[s], maxlen);
+        N += lens[s];
+        if (lens[s] > lmax) lmax = lens[s];
+    }
+    for (size_t t = 0; t < N; t++) {
+        if (ids[t] < 0 || ids[t] >= hp->vocab) return mt_seterr(err, MT_EINVAL, "token id %d out of range", ids[t]);
+        if (type_ids && (type_ids[t] < 0 || type_ids[t] >= (hp->type_vocab ? hp->type_vocab : 1)))
+            return mt_seterr(err, MT_EINVAL, "token type id %d out of range", type_ids[t]);
+    }
+    int nth = mt_pool_size(e->pool);
+    if (nth < 1) nth = 1;
+    size_t wmax = FF > 3 * H ? FF : 3 * H;
+    size_t *offs = malloc((nseq + 1) * sizeof *offs);
+    float *qkv = malloc(N * wmax * sizeof(float));      /* also the MLP's [N, I] */
+    float *ctx = malloc(N * H * sizeof(float));
+    float *tmp = malloc(N * H * sizeof(float));
+    float *scratch = malloc((size_t)nth * (lmax > FF ? lmax : FF) * sizeof(float));
+    float *row = malloc(H * sizeof(float));
+    if (!offs || !qkv || !ctx || !tmp || !scratch || !row) {
+        free(offs); free(qkv); free(ctx); free(tmp); free(scratch); free(row);
+        return mt_seterr(err, MT_ENOMEM, "out of memory for a batch of %zu tokens", N);
+    }
+    float *x = hidden;
+    size_t off = 0;
+    for (size_t s = 0; s < nseq; s++) {
+        offs[s] = off;
+        for (size_t i = 0; i < lens[s]; i++) {
+            float *xr = x + (off + i) * H;
+            mt_linear_row(&e->word, (size_t)ids[off + i], xr);
+            mt_linear_row(&e->pos, i + (size_t)hp->pos_offset, row);
+            for (size_t k = 0; k < H; k++) xr[k] += row[k];
+            if (hp->type_vocab) {
+                mt_linear_row(&e->type, type_ids ? (size_t)type_ids[off + i] : 0, row);
+                for (size_t k = 0; k < H; k++) xr[k] += row[k];
+            }
+            mt_layernorm(xr, xr, e->emb_ln_w, e->emb_ln_b, H, hp->eps);
+        }
+        off += lens[s];
+    }
+    offs[nseq] = N;
+    for (int L = 0; L < hp->n_layers; L++) {
+        const mt_enc_layer *ly = &e->layers[L];
+        linear(&ly->qkv, x, N, qkv, scratch, e->pool);
+        attn_ctx ac = {e, qkv, ctx, lens, offs, scratch, lmax > FF ? lmax : FF};
+        mt_pool_for(e->pool, nseq * (size_t)hp->n_heads, 1, attn_task, &ac);
+        linear(&ly->o, ctx, N, tmp, scratch, e->pool);
+        rows_ctx rc = {e, x, tmp, ly->ln1_w, ly->ln1_b, -1, H};
+        mt_pool_for(e->pool, N, 4, rows_task, &rc);
+        linear(&ly->up, x, N, qkv, scratch, e->pool);
+        rows_ctx ra = {e, qkv, NULL, NULL, NULL, hp->act, FF};
+        mt_pool_for(e->pool, N, 4, rows_task, &ra);
+        linear(&ly->down, qkv, N, tmp, scratch, e->pool);
+        rows_ctx rb = {e, x, tmp, ly->ln2_w, ly->ln2_b, -1, H};
+        mt_pool_for(e->pool, N, 4, rows_task, &rb);
+    }
+    free(offs); free(qkv); free(ctx); free(tmp); free(scratch); free(row);
+    return MT_OK;
+}
+
+size_t mt_encoder_n_labels(const mt_encoder *e) { return e->classifier.out; }
+
+int mt_encoder_classify(mt_encoder *e, const float *cls_hidden, size_t nseq, float *logits, mt_err *err) {
+    if (!e->classifier.out) return mt_seterr(err, MT_ENOTFOUND, "the model has no classification head");
+    size_t H = (size_t)e->hp.hidden;
+    float *a = malloc(nseq * H * sizeof(float)), *work = malloc(H * sizeof(float) * 64);
+    if (!a || !work) {
+        free(a); free(work);
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
+    }
+    const mt_linear *first = e->cls_two_layer ? &e->cls_dense : e->pooler.out ? &e->pooler : NULL;
+    if (first) {
+        mt_linear_forward(first, cls_hidden, nseq, a, work, NULL);
+        for (size_t i = 0; i < nseq * H; i++) a[i] = tanhf(a[i]);
+    } else {
+        memcpy(a, cls_hidden, nseq * H * sizeof(float));
+    }
+    mt_linear_forward(&e->classifier, a, nseq, logits, work, NULL);
+    free(a);
+    free(work);
+    return MT_OK;
+}
+
+/* ---- families ---- */
+
+static int bert_init(mt_encoder *e, mt_err *err) {
+    (void)err;
+    e->hp.pos_offset = 0;
+    return MT_OK;
+}
+
+/* roberta / xlm-roberta: position ids start after padding_idx (pad_token_id). */
+static int roberta_init(mt_encoder *e, mt_err *err) {
+    int pad = 1;
+    MT_TRY(mt_cfg_int(mt_config_json(e->cfg), "pad_token_id", 1, &pad, 0, err));
+    e->hp.pos_offset = pad + 1;
+    if (e->hp.pos_offset >= e->hp.max_pos)
+        return mt_seterr(err, MT_EFORMAT, "config.json: pad_token_id leaves no positions");
+    return MT_OK;
+}
+
+const mt_encoder_family mt_encoder_family_bert = {"bert", bert_init};
+const mt_encoder_family mt_encoder_family_roberta = {"roberta", roberta_init};
+const mt_encoder_family mt_encoder_family_xlm_roberta = {"xlm-roberta", roberta_init};
