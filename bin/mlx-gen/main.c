@@ -34,6 +34,10 @@ static const char usage[] =
     "      --seed N             default 0\n"
     "      --stop TEXT          stop string (repeatable); not emitted\n"
     "      --ids                add the generated token ids (\"ids\") to each answer\n"
+    "      --logprobs K         add each generated token's logprob and its top-K alternatives\n"
+    "      --batch N            decode N records together (batched products); answers keep input order\n"
+    "      --score              {\"text\"|\"ids\"} -> each token's logprob given its prefix, sum, perplexity\n"
+    "      --resume FILE        append answers to FILE, skipping ids already answered there\n"
     "  -t, --threads N          default: all cores\n"
     "      --tokenize           {\"text\"|\"prompt\"|\"messages\"} -> {\"id\",\"prompt\",\"ids\",\"n\"}\n"
     "      --detokenize         {\"ids\"} -> {\"id\",\"text\"}  (--skip-special drops special tokens)\n"
@@ -47,10 +51,8 @@ static const char usage[] =
 
 typedef struct job {
     mt_prompter *pr;
-    mt_model *model;
-    const char *model_name;
-    mt_gen_params gp;
-    int agp, skip_special, return_ids;
+    mt_gen_job gen;      /* model, defaults (gp), add_generation_prompt, return_ids */
+    int agp, skip_special;
 } job;
 
 static int tokenize_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err) {
@@ -96,24 +98,6 @@ static int detokenize_fn(void *user, json_t *rec, size_t lineno, json_t **out, m
     return *out ? MT_OK : mt_seterr(err, MT_EINVAL, "decoded text is not valid UTF-8");
 }
 
-static int generate_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err) {
-    job *j = user;
-    mt_gen_request req;
-    int32_t *ids = NULL;
-    size_t n = 0;
-    mt_gen_result res;
-    int rc = mt_gen_request_parse(&req, rec, &j->gp, j->return_ids, err);
-    if (!rc) rc = mt_prompter_encode(j->pr, req.prompt_rec, j->agp, -1, NULL, NULL, &ids, &n, err);
-    if (!rc) rc = mt_generate(j->model, j->pr->tok, ids, n, &req.gp, NULL, NULL, &res, err);
-    if (!rc) {
-        *out = mt_gen_request_answer(&req, &res, j->model_name, lineno);
-        mt_gen_result_free(&res);
-    }
-    free(ids);
-    mt_gen_request_free(&req);
-    return rc;
-}
-
 static int stream_out(void *user, const char *piece, size_t len) {
     (void)user;
     return fwrite(piece, 1, len, stdout) != len || fflush(stdout) != 0;
@@ -132,7 +116,7 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
     size_t n = 0;
     mt_gen_result res;
     int rc = mt_prompter_encode(j->pr, rec, 1, -1, NULL, NULL, &ids, &n, err);
-    if (!rc) rc = mt_generate(j->model, j->pr->tok, ids, n, &j->gp, stream_out, NULL, &res, err);
+    if (!rc) rc = mt_generate(j->gen.model, j->pr->tok, ids, n, &j->gen.defaults, stream_out, NULL, &res, err);
     if (!rc) {
         fputc('\n', stdout);
         if (!quiet)
@@ -159,7 +143,7 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
 
 int main(int argc, char **argv) {
     enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_TEMP, O_TOPP, O_TOPK,
-           O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS };
+           O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
@@ -168,27 +152,29 @@ int main(int argc, char **argv) {
         {"top-k", 1, 0, O_TOPK}, {"min-p", 1, 0, O_MINP}, {"min-tokens-to-keep", 1, 0, O_MINKEEP},
         {"xtc-probability", 1, 0, O_XTCP}, {"xtc-threshold", 1, 0, O_XTCT}, {"repetition-penalty", 1, 0, O_REP},
         {"presence-penalty", 1, 0, O_PRES}, {"frequency-penalty", 1, 0, O_FREQ}, {"seed", 1, 0, O_SEED},
-        {"stop", 1, 0, O_STOP}, {"ids", 0, 0, O_IDS}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
+        {"stop", 1, 0, O_STOP}, {"ids", 0, 0, O_IDS}, {"logprobs", 1, 0, O_LOGPROBS}, {"batch", 1, 0, O_BATCH},
+        {"score", 0, 0, O_SCORE}, {"resume", 1, 0, O_RESUME}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
-    const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL;
+    const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL, *resume = NULL;
     const char *stops[64];
-    int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, c;
+    int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, batch = 1, c;
     job j = {.agp = 1};
-    mt_gen_params_default(&j.gp);
-    mt_sampler_params *sp = &j.gp.sp;
+    mt_gen_params *gp = &j.gen.defaults;
+    mt_gen_params_default(gp);
+    mt_sampler_params *sp = &gp->sp;
     double v;
     while ((c = getopt_long(argc, argv, "m:p:n:t:qh", lo, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'm': model = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'n': bad = num_arg("--max-tokens", optarg, 0, 1 << 24, &v); j.gp.max_tokens = (int)v; break;
+        case 'n': bad = num_arg("--max-tokens", optarg, 0, 1 << 24, &v); gp->max_tokens = (int)v; break;
         case 't': bad = num_arg("--threads", optarg, 1, 256, &v); threads = (int)v; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         case O_VERSION: printf("mlx-gen %s\n", MT_VERSION); return 0;
-        case O_TOK: case O_DETOK:
-            if (mode && mode != c) { fprintf(stderr, "mlx-gen: --tokenize and --detokenize exclude each other\n"); return MT_EXIT_USAGE; }
+        case O_TOK: case O_DETOK: case O_SCORE:
+            if (mode && mode != c) { fprintf(stderr, "mlx-gen: --tokenize, --detokenize and --score exclude each other\n"); return MT_EXIT_USAGE; }
             mode = c; break;
         case O_TEXT: text_mode = 1; break;
         case O_NOGP: j.agp = 0; break;
@@ -207,19 +193,24 @@ int main(int argc, char **argv) {
         case O_PRES: bad = num_arg("--presence-penalty", optarg, -1e6, 1e6, &v); sp->presence_penalty = (float)v; break;
         case O_FREQ: bad = num_arg("--frequency-penalty", optarg, -1e6, 1e6, &v); sp->frequency_penalty = (float)v; break;
         case O_SEED: bad = num_arg("--seed", optarg, 0, 9007199254740992.0, &v); sp->seed = (uint64_t)v; break;
-        case O_IDS: j.return_ids = 1; break;
+        case O_IDS: j.gen.return_ids = 1; break;
+        case O_LOGPROBS: bad = num_arg("--logprobs", optarg, 0, 1000, &v); gp->logprobs = (int)v; break;
+        case O_BATCH: bad = num_arg("--batch", optarg, 1, 4096, &v); batch = (int)v; break;
+        case O_RESUME: resume = optarg; break;
         case O_STOP:
-            if (j.gp.n_stop == 64) { fprintf(stderr, "mlx-gen: at most 64 --stop strings\n"); return MT_EXIT_USAGE; }
-            stops[j.gp.n_stop++] = optarg; break;
+            if (gp->n_stop == 64) { fprintf(stderr, "mlx-gen: at most 64 --stop strings\n"); return MT_EXIT_USAGE; }
+            stops[gp->n_stop++] = optarg; break;
         default: bad = 1;
         }
         if (bad) { fputs("Try 'mlx-gen --help'.\n", stderr); return MT_EXIT_USAGE; }
     }
-    j.gp.stop = stops;
+    gp->stop = stops;
     if (optind < argc) { fprintf(stderr, "mlx-gen: unexpected argument '%s'\n", argv[optind]); return MT_EXIT_USAGE; }
     if (!model) { fprintf(stderr, "mlx-gen: no model: give -m MODEL (see --help)\n"); return MT_EXIT_USAGE; }
     if (prompt && (text_mode || mode == O_DETOK)) { fprintf(stderr, "mlx-gen: -p does not go with --text or --detokenize\n"); return MT_EXIT_USAGE; }
     if ((chat || system) && !prompt) { fprintf(stderr, "mlx-gen: --chat and --system go with -p\n"); return MT_EXIT_USAGE; }
+    if (resume && prompt) { fprintf(stderr, "mlx-gen: --resume goes with records on stdin, not -p\n"); return MT_EXIT_USAGE; }
+    int need_model = mode != O_TOK && mode != O_DETOK;
 
     mt_err err = {0};
     mt_hub_opts hopts = {.revision = revision};
@@ -229,19 +220,21 @@ int main(int argc, char **argv) {
     mt_pool *pool = NULL;
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_prompter_open(&j.pr, dir, &err);
-    if (!rc && !mode) rc = mt_pool_new(&pool, threads, &err);
-    if (!rc && !mode) rc = mt_model_load(&j.model, dir, pool, &err);
+    if (!rc && need_model) rc = mt_pool_new(&pool, threads, &err);
+    if (!rc && need_model) rc = mt_model_load(&j.gen.model, dir, pool, &err);
     free(dir);
-    if (!rc && !mode) {
-        j.model_name = model;
-        j.gp.eos = j.pr->eos_ids;
-        j.gp.n_eos = j.pr->n_eos;
-        j.gp.trim_first_space = j.pr->trim_first_space;
-        rc = mt_sampler_params_check(sp, (size_t)j.model->hp.vocab, &err);
+    if (!rc && need_model) {
+        j.gen.pr = j.pr;
+        j.gen.model_name = model;
+        j.gen.add_generation_prompt = j.agp;
+        gp->eos = j.pr->eos_ids;
+        gp->n_eos = j.pr->n_eos;
+        gp->trim_first_space = j.pr->trim_first_space;
+        rc = mt_sampler_params_check(sp, (size_t)j.gen.model->hp.vocab, &err);
     }
     mt_jsonl_stats st = {0};
     int fatal = rc != 0;
-    if (!rc && prompt && !mode) {
+    if (!rc && prompt && need_model && mode != O_SCORE) {
         rc = one_shot(&j, prompt, chat, system, quiet, &err);
         fatal = rc != 0;
     } else if (!rc) {
@@ -255,14 +248,30 @@ int main(int argc, char **argv) {
             if (!in) { free(pbuf); fprintf(stderr, "mlx-gen: -p: the prompt is not valid UTF-8\n"); return MT_EXIT_USAGE; }
         }
         mt_jsonl_opts o = {.prog = "mlx-gen", .text_mode = text_mode, .quiet = quiet};
-        mt_record_fn fn = mode == O_TOK ? tokenize_fn : mode == O_DETOK ? detokenize_fn : generate_fn;
-        rc = mt_jsonl_run(in, stdout, stderr, &o, fn, &j, &st, &err);
+        FILE *out = stdout;
+        mt_resume *rs = NULL;
+        size_t done_before = 0;
+        if (resume) {
+            rc = mt_resume_open(&rs, resume, &out, &done_before, &err);
+            o.skip = mt_resume_skip;
+            o.skip_user = rs;
+        }
+        if (!rc && (mode == O_TOK || mode == O_DETOK))
+            rc = mt_jsonl_run(in, out, stderr, &o, mode == O_TOK ? tokenize_fn : detokenize_fn, &j, &st, &err);
+        else if (!rc)
+            rc = mt_jsonl_run_batch(in, out, stderr, &o, mode == O_SCORE ? 1 : (size_t)batch,
+                                    mode == O_SCORE ? mt_score_handler : mt_gen_batch_handler, &j.gen, &st, &err);
+        if (resume && !rc && !quiet)
+            fprintf(stderr, "mlx-gen: %s: %zu answered before, %zu skipped, %zu new\n", resume, done_before, st.skipped,
+                    st.records);
+        if (out != stdout && out && fclose(out) != 0 && !rc) rc = mt_seterr(&err, MT_EIO, "%s: write failed", resume);
+        mt_resume_free(rs);
         fatal = rc != 0;
         if (prompt) fclose(in);
         free(pbuf);
     }
     if (fatal) fprintf(stderr, "mlx-gen: %s\n", err.msg);
-    mt_model_free(j.model);
+    mt_model_free(j.gen.model);
     mt_pool_free(pool);
     mt_prompter_free(j.pr);
     if (fclose(stdout) != 0 && !fatal) { fprintf(stderr, "mlx-gen: write error on stdout\n"); return MT_EXIT_FATAL; }

@@ -26,10 +26,14 @@ typedef struct mt_jsonl_opts {
     int text_mode;        /* --text: each line is a plain-text record */
     int quiet;            /* -q: no progress, no per-record stderr lines */
     size_t max_line;      /* bytes; 0 = 64 MiB */
+    /* optional: records for which skip(skip_user, id, rec) returns 1 are passed
+     * over silently (--resume: already answered); counted in stats.skipped */
+    int (*skip)(void *skip_user, json_t *id, json_t *rec);
+    void *skip_user;
 } mt_jsonl_opts;
 
 typedef struct mt_jsonl_stats {
-    size_t records, ok, failed;
+    size_t records, ok, failed, skipped;
 } mt_jsonl_stats;
 
 /* Runs the loop to end of input.  Returns MT_OK, or non-zero with err set on a
@@ -38,8 +42,28 @@ typedef struct mt_jsonl_stats {
 int mt_jsonl_run(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *opts,
                  mt_record_fn fn, void *user, mt_jsonl_stats *stats, mt_err *err);
 
+/* Batch handler: records recs[0..n) (borrowed) with their line numbers; fill
+ * outs[i] (ownership passes to the loop) with rcs[i] = MT_OK, or set rcs[i]
+ * and errs[i].  Records that failed to parse never reach the handler. */
+typedef void (*mt_batch_fn)(void *user, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
+                            mt_err *errs);
+
+/* As mt_jsonl_run, but hands up to `batch` records at a time to fn; answers
+ * are written in input order. */
+int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *opts, size_t batch, mt_batch_fn fn,
+                       void *user, mt_jsonl_stats *stats, mt_err *err);
+
 /* Write obj as one compact line (UTF-8, key order kept). */
 int mt_jsonl_write(FILE *out, json_t *obj, mt_err *err);
+
+/* --resume support.  mt_resume_open reads the answers already in `path` (if it
+ * exists): a line ending without a newline (a run killed mid-write) is cut off,
+ * and the ids of lines without "error" (their "custom_id" for OpenAI batch
+ * lines) become the set to skip.  Then `path` is opened for appending (*out). */
+typedef struct mt_resume mt_resume;
+int mt_resume_open(mt_resume **r, const char *path, FILE **out, size_t *n_done, mt_err *err);
+int mt_resume_skip(void *r, json_t *id, json_t *rec);   /* for mt_jsonl_opts.skip */
+void mt_resume_free(mt_resume *r);
 
 /* Exit code for a finished run: 0 all ok, 3 some failed, 1 fatal. */
 int mt_jsonl_exit_code(int rc, const mt_jsonl_stats *stats);

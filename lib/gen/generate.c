@@ -1,9 +1,11 @@
-/* generate.c - prefill in chunks, then sample token by token until an eos id,
- * a stop string or max_tokens.  Text is produced by the streaming
- * detokenizer and held back while it could still be the start of a stop
- * string, so stop strings never reach the output even across tokens. */
+/* generate.c - prefill, then sample token by token until an eos id, a stop
+ * string or max_tokens, for one sequence or several in lockstep.  Text comes
+ * from the streaming detokenizer and is held back while it could still be the
+ * start of a stop string, so stop strings never reach the output, even across
+ * tokens. */
 #include "gen/generate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,8 +27,13 @@ void mt_gen_result_free(mt_gen_result *r) {
     if (!r) return;
     free(r->text);
     free(r->tokens);
+    free(r->token_logprobs);
+    free(r->top_ids);
+    free(r->top_logprobs);
     memset(r, 0, sizeof *r);
 }
+
+/* ---- text with stop strings ---- */
 
 typedef struct textbuf {
     char *s;
@@ -48,7 +55,7 @@ static int tb_append(textbuf *b, const char *p, size_t n) {
     return 0;
 }
 
-/* Earliest full stop-string match at or after `from`; returns its offset or -1. */
+/* Earliest full stop-string match that ends after `from`; its offset or -1. */
 static long find_stop(const textbuf *b, size_t from, const mt_gen_params *gp) {
     long best = -1;
     for (size_t i = 0; i < gp->n_stop; i++) {
@@ -75,106 +82,243 @@ static size_t stop_holdback(const textbuf *b, const mt_gen_params *gp) {
     return hold;
 }
 
-static int is_eos(const mt_gen_params *gp, int32_t t) {
-    for (size_t i = 0; i < gp->n_eos; i++) if (gp->eos[i] == t) return 1;
-    return 0;
+/* ---- one sequence as a state machine ---- */
+
+typedef struct gen_seq {
+    const mt_gen_params *gp;
+    mt_gen_result *res;
+    mt_gen_text_fn on_text;
+    void *user;
+    mt_kvcache *cache;
+    mt_sampler *smp;
+    mt_detok *dt;
+    textbuf tb;
+    float *logits;       /* [V]: the next step's logits */
+    int32_t *hist;
+    size_t nh, V;
+    int seen_text, stopped, done;
+    double t_decode;
+} gen_seq;
+
+static void seq_free(gen_seq *q) {
+    free(q->tb.s);
+    free(q->hist);
+    free(q->logits);
+    mt_detok_free(q->dt);
+    mt_sampler_free(q->smp);
+    mt_kvcache_free(q->cache);
+    memset(q, 0, sizeof *q);
 }
 
-int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
-                const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err) {
+/* Allocate and prefill; leaves the logits of the last prompt token. */
+static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
+                     const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err) {
+    memset(q, 0, sizeof *q);
     memset(res, 0, sizeof *res);
+    q->gp = gp;
+    q->res = res;
+    q->on_text = on_text;
+    q->user = user;
+    q->V = (size_t)m->hp.vocab;
     if (n_prompt == 0) return mt_seterr(err, MT_EINVAL, "empty prompt");
-    size_t V = (size_t)m->hp.vocab;
-    MT_TRY(mt_sampler_params_check(&gp->sp, V, err));
-    int rc = MT_OK;
-    mt_kvcache *cache = NULL;
-    mt_sampler *smp = NULL;
-    mt_detok *dt = NULL;
-    float *logits = malloc(V * sizeof *logits);
-    size_t cap = (size_t)(gp->max_tokens > 0 ? gp->max_tokens : 0) + 1;
+    if (gp->max_tokens < 0) return mt_seterr(err, MT_EINVAL, "max_tokens must not be negative");
+    if (gp->logprobs < 0 || (size_t)gp->logprobs > q->V)
+        return mt_seterr(err, MT_EINVAL, "logprobs must be in [0, %zu]", q->V);
+    MT_TRY(mt_sampler_params_check(&gp->sp, q->V, err));
+    size_t cap = (size_t)gp->max_tokens + 1, K = (size_t)gp->logprobs;
+    q->logits = malloc(q->V * sizeof *q->logits);
+    q->hist = malloc((cap + n_prompt) * sizeof *q->hist);
     res->tokens = malloc(cap * sizeof *res->tokens);
-    int32_t *hist = malloc((cap + n_prompt) * sizeof *hist);
-    textbuf tb = {0};
-    if (!logits || !res->tokens || !hist) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto done; }
-    if ((rc = mt_kvcache_new(&cache, m, err)) || (rc = mt_sampler_new(&smp, &gp->sp, V, err)) ||
-        (rc = mt_detok_new(&dt, tok, 0, err)))
-        goto done;
-
+    res->token_logprobs = malloc(cap * sizeof *res->token_logprobs);
+    if (K) {
+        res->top_ids = malloc(cap * K * sizeof *res->top_ids);
+        res->top_logprobs = malloc(cap * K * sizeof *res->top_logprobs);
+    }
+    if (!q->logits || !q->hist || !res->tokens || !res->token_logprobs || (K && (!res->top_ids || !res->top_logprobs)))
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
+    MT_TRY(mt_kvcache_new(&q->cache, m, err));
+    MT_TRY(mt_sampler_new(&q->smp, &gp->sp, q->V, err));
+    MT_TRY(mt_detok_new(&q->dt, tok, 0, err));
     double t0 = now_s();
     size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 512;
     for (size_t off = 0; off < n_prompt; off += step) {
         size_t n = n_prompt - off < step ? n_prompt - off : step;
-        if ((rc = mt_model_forward(m, cache, prompt + off, n, logits, 0, err))) goto done;
+        MT_TRY(mt_model_forward(m, q->cache, prompt + off, n, q->logits, 0, err));
     }
     res->prompt_tokens = n_prompt;
-    double t1 = now_s();
-    res->prefill_s = t1 - t0;
+    q->t_decode = now_s();
+    res->prefill_s = q->t_decode - t0;
     res->finish_reason = "length";
-
     /* history for the logits processors: the whole prompt + generated tokens (mlx-lm 0.32
      * generate_step concatenates every processed prompt chunk) */
-    size_t nh = n_prompt;
-    memcpy(hist, prompt, n_prompt * sizeof *hist);
-    int stopped = 0, seen_text = 0;
-    for (int i = 0; i < gp->max_tokens && !stopped; i++) {
-        mt_sampler_process(smp, logits, V, hist, nh);
-        int32_t t = mt_sampler_sample(smp, logits, V, NULL);
-        if (is_eos(gp, t)) { res->finish_reason = "stop"; break; }
-        res->tokens[res->n_tokens++] = t;
-        hist[nh++] = t;
+    memcpy(q->hist, prompt, n_prompt * sizeof *q->hist);
+    q->nh = n_prompt;
+    if (gp->max_tokens == 0) q->done = 1;
+    return MT_OK;
+}
+
+static int seq_text(gen_seq *q, const char *piece, size_t pl, mt_err *err) {
+    const mt_gen_params *gp = q->gp;
+    if (gp->trim_first_space && !q->seen_text && pl) {
+        q->seen_text = 1;
+        if (piece[0] == ' ') { piece++; pl--; }
+    }
+    size_t old = q->tb.len;
+    if (tb_append(&q->tb, piece, pl)) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    long sp = gp->n_stop ? find_stop(&q->tb, old, gp) : -1;
+    if (sp >= 0) {
+        q->tb.len = (size_t)sp;
+        q->tb.s[q->tb.len] = 0;
+        q->res->finish_reason = "stop";
+        q->stopped = q->done = 1;
+    }
+    size_t safe = q->stopped ? q->tb.len : q->tb.len - stop_holdback(&q->tb, gp);
+    if (q->on_text && safe > q->tb.emitted) {
+        if (q->on_text(q->user, q->tb.s + q->tb.emitted, safe - q->tb.emitted))
+            return mt_seterr(err, MT_EIO, "output aborted");
+        q->tb.emitted = safe;
+    }
+    return MT_OK;
+}
+
+/* Sample from q->logits.  Sets *next to the token to run through the model
+ * next, or marks the sequence done. */
+static int seq_sample(gen_seq *q, int32_t *next, mt_err *err) {
+    mt_gen_result *res = q->res;
+    const mt_gen_params *gp = q->gp;
+    mt_sampler_process(q->smp, q->logits, q->V, q->hist, q->nh);
+    float lp = 0;
+    int32_t t = mt_sampler_sample(q->smp, q->logits, q->V, &lp);   /* logits now hold logprobs */
+    for (size_t i = 0; i < gp->n_eos; i++)
+        if (gp->eos[i] == t) { res->finish_reason = "stop"; q->done = 1; return MT_OK; }
+    size_t k = (size_t)gp->logprobs, n = res->n_tokens;
+    if (k) mt_top_logprobs(q->logits, q->V, k, res->top_ids + n * k, res->top_logprobs + n * k);
+    res->token_logprobs[n] = lp;
+    res->tokens[res->n_tokens++] = t;
+    q->hist[q->nh++] = t;
+    char *piece = NULL;
+    size_t pl = 0;
+    MT_TRY(mt_detok_push(q->dt, t, &piece, &pl, err));
+    int rc = seq_text(q, piece, pl, err);
+    free(piece);
+    MT_TRY(rc);
+    if ((int)res->n_tokens >= gp->max_tokens) q->done = 1;
+    *next = t;
+    return MT_OK;
+}
+
+/* Flush the detokenizer and hand the text to the result. */
+static int seq_finish(gen_seq *q, mt_err *err) {
+    mt_gen_result *res = q->res;
+    if (!q->stopped) {
         char *piece = NULL;
         size_t pl = 0;
-        if ((rc = mt_detok_push(dt, t, &piece, &pl, err))) goto done;
-        size_t old = tb.len;
+        MT_TRY(mt_detok_flush(q->dt, &piece, &pl, err));
+        size_t from = q->tb.emitted;
         const char *pp = piece;
-        if (gp->trim_first_space && !seen_text && pl) {
-            seen_text = 1;
-            if (pp[0] == ' ') { pp++; pl--; }
-        }
-        int bad = tb_append(&tb, pp, pl);
+        if (q->gp->trim_first_space && !q->seen_text && pl && pp[0] == ' ') { pp++; pl--; }
+        int bad = tb_append(&q->tb, pp, pl);
         free(piece);
-        if (bad) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto done; }
-        long sp = gp->n_stop ? find_stop(&tb, old, gp) : -1;
-        if (sp >= 0) {
-            tb.len = (size_t)sp;
-            tb.s[tb.len] = 0;
-            res->finish_reason = "stop";
-            stopped = 1;
-        }
-        size_t safe = stopped ? tb.len : tb.len - stop_holdback(&tb, gp);
-        if (on_text && safe > tb.emitted) {
-            if (on_text(user, tb.s + tb.emitted, safe - tb.emitted)) { rc = mt_seterr(err, MT_EIO, "output aborted"); goto done; }
-            tb.emitted = safe;
-        }
-        if (stopped || i + 1 == gp->max_tokens) break;
-        if ((rc = mt_model_forward(m, cache, &t, 1, logits, 0, err))) goto done;
+        if (bad) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        long sp = q->gp->n_stop ? find_stop(&q->tb, from, q->gp) : -1;
+        if (sp >= 0) { q->tb.len = (size_t)sp; q->tb.s[q->tb.len] = 0; res->finish_reason = "stop"; }
     }
-    if (!stopped) {
-        char *piece = NULL;
-        size_t pl = 0;
-        if ((rc = mt_detok_flush(dt, &piece, &pl, err))) goto done;
-        const char *pp = piece;
-        if (gp->trim_first_space && !seen_text && pl && pp[0] == ' ') { pp++; pl--; }
-        int bad = tb_append(&tb, pp, pl);
-        free(piece);
-        if (bad) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto done; }
-        long sp = gp->n_stop ? find_stop(&tb, tb.emitted, gp) : -1;
-        if (sp >= 0) { tb.len = (size_t)sp; tb.s[tb.len] = 0; res->finish_reason = "stop"; }
+    if (q->on_text && q->tb.len > q->tb.emitted && q->on_text(q->user, q->tb.s + q->tb.emitted, q->tb.len - q->tb.emitted))
+        return mt_seterr(err, MT_EIO, "output aborted");
+    if (!q->tb.s && tb_append(&q->tb, "", 0)) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    res->decode_s = now_s() - q->t_decode;
+    res->text = q->tb.s;
+    res->text_len = q->tb.len;
+    q->tb.s = NULL;
+    return MT_OK;
+}
+
+int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
+                const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err) {
+    gen_seq q;
+    int rc = seq_start(&q, m, tok, prompt, n_prompt, gp, on_text, user, res, err);
+    while (!rc && !q.done) {
+        int32_t t;
+        rc = seq_sample(&q, &t, err);
+        if (!rc && !q.done) rc = mt_model_forward(m, q.cache, &t, 1, q.logits, 0, err);
     }
-    if (on_text && tb.len > tb.emitted && on_text(user, tb.s + tb.emitted, tb.len - tb.emitted))
-        rc = mt_seterr(err, MT_EIO, "output aborted");
-    res->decode_s = now_s() - t1;
-    if (!tb.s && tb_append(&tb, "", 0)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-    res->text = tb.s;
-    res->text_len = tb.len;
-    tb.s = NULL;
-done:
-    free(tb.s);
-    free(hist);
-    free(logits);
-    mt_detok_free(dt);
-    mt_sampler_free(smp);
-    mt_kvcache_free(cache);
+    if (!rc) rc = seq_finish(&q, err);
+    seq_free(&q);
     if (rc) mt_gen_result_free(res);
+    return rc;
+}
+
+void mt_generate_batch(mt_model *m, const mt_tokenizer *tok, const int32_t *const *prompts, const size_t *n_prompts,
+                       const mt_gen_params *const *gps, size_t B, mt_gen_result *res, int *rcs, mt_err *errs) {
+    gen_seq *q = calloc(B, sizeof *q);
+    mt_kvcache **caches = malloc((B ? B : 1) * sizeof *caches);
+    int32_t *toks = malloc((B ? B : 1) * sizeof *toks);
+    size_t *idx = malloc((B ? B : 1) * sizeof *idx);
+    float *logits = malloc((B ? B : 1) * (size_t)m->hp.vocab * sizeof *logits);
+    if (!q || !caches || !toks || !idx || !logits) {
+        for (size_t b = 0; b < B; b++) rcs[b] = mt_seterr(&errs[b], MT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t b = 0; b < B; b++) {
+        rcs[b] = seq_start(&q[b], m, tok, prompts[b], n_prompts[b], gps[b], NULL, NULL, &res[b], &errs[b]);
+        if (rcs[b]) q[b].done = 1;
+    }
+    for (;;) {
+        size_t n = 0;
+        for (size_t b = 0; b < B; b++) {
+            if (rcs[b] || q[b].done) continue;
+            int32_t t;
+            rcs[b] = seq_sample(&q[b], &t, &errs[b]);
+            if (rcs[b] || q[b].done) continue;
+            caches[n] = q[b].cache;
+            toks[n] = t;
+            idx[n++] = b;
+        }
+        if (!n) break;
+        mt_err e = {0};
+        int rc = mt_model_decode_batch(m, caches, toks, n, logits, &e);
+        for (size_t i = 0; i < n; i++) {
+            if (rc) { rcs[idx[i]] = rc; errs[idx[i]] = e; continue; }
+            memcpy(q[idx[i]].logits, logits + i * (size_t)m->hp.vocab, (size_t)m->hp.vocab * sizeof *logits);
+        }
+    }
+    for (size_t b = 0; b < B; b++) {
+        if (!rcs[b]) rcs[b] = seq_finish(&q[b], &errs[b]);
+        if (rcs[b]) mt_gen_result_free(&res[b]);
+    }
+done:
+    for (size_t b = 0; q && b < B; b++) seq_free(&q[b]);
+    free(q);
+    free(caches);
+    free(toks);
+    free(idx);
+    free(logits);
+}
+
+int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err *err) {
+    if (n == 0) return mt_seterr(err, MT_EINVAL, "nothing to score");
+    size_t V = (size_t)m->hp.vocab, step = 512;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= V) return mt_seterr(err, MT_EINVAL, "token id %d outside the vocabulary (%zu)", ids[i], V);
+    logprobs[0] = 0;
+    if (n == 1) return MT_OK;
+    mt_kvcache *c = NULL;
+    float *lg = malloc(step * V * sizeof *lg);
+    if (!lg) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    int rc = mt_kvcache_new(&c, m, err);
+    for (size_t off = 0; !rc && off < n - 1; off += step) {
+        size_t T = n - 1 - off < step ? n - 1 - off : step;
+        rc = mt_model_forward(m, c, ids + off, T, lg, 1, err);
+        for (size_t t = 0; !rc && t < T; t++) {
+            const float *row = lg + t * V;
+            float mx = row[0];
+            for (size_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+            double s = 0;
+            for (size_t v = 0; v < V; v++) s += exp((double)(row[v] - mx));
+            logprobs[off + t + 1] = (float)((double)row[ids[off + t + 1]] - mx - log(s));
+        }
+    }
+    mt_kvcache_free(c);
+    free(lg);
     return rc;
 }

@@ -1,5 +1,6 @@
-/* generate.h - one sequence's generation loop: prefill, sample, stop.
- * ref: mlx_lm/generate.py (generate_step, stream_generate). */
+/* generate.h - generation loops: one sequence, or several decoding together
+ * (--batch), plus scoring (log-probabilities of given text).
+ * ref: mlx_lm/generate.py (generate_step, stream_generate), mlx_lm/perplexity.py. */
 #ifndef MT_GENERATE_H
 #define MT_GENERATE_H
 
@@ -11,19 +12,23 @@
 #include "text/tokenizer.h"
 
 typedef struct mt_gen_params {
-    int max_tokens;                 /* default 256 (mlx_lm.generate CLI: 100) */
+    int max_tokens;                 /* default 256 */
     mt_sampler_params sp;
     const char *const *stop;        /* stop strings (not emitted), may be NULL */
     size_t n_stop;
     const int32_t *eos; size_t n_eos;  /* end-of-sequence ids (not emitted) */
     int prefill_step;               /* tokens per prefill chunk, default 512 */
     int trim_first_space;           /* drop one leading space of the text (mlx-lm BPE detokenizer) */
+    int logprobs;                   /* K > 0: record the top-K alternatives of each generated token */
 } mt_gen_params;
 
 typedef struct mt_gen_result {
     char *text;                     /* malloc'd, NUL-terminated */
     size_t text_len;
     int32_t *tokens;                /* generated ids (malloc'd), eos excluded */
+    float *token_logprobs;          /* [n_tokens] log-probability of each generated token */
+    int32_t *top_ids;               /* [n_tokens * K] when logprobs = K > 0, else NULL */
+    float *top_logprobs;
     size_t n_tokens;
     const char *finish_reason;      /* "stop" or "length" (static string) */
     size_t prompt_tokens;
@@ -37,6 +42,17 @@ typedef int (*mt_gen_text_fn)(void *user, const char *piece, size_t len);
 void mt_gen_params_default(mt_gen_params *p);
 int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                 const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err);
+
+/* B sequences together: each is prefilled alone, then all decode in lockstep
+ * with batched products (mt_model_decode_batch) until each stops.  rcs[b] is
+ * MT_OK with res[b] filled, or an error with errs[b] set; one sequence's
+ * failure does not stop the others.  Greedy results equal mt_generate's up to
+ * float reassociation in the batched products. */
+void mt_generate_batch(mt_model *m, const mt_tokenizer *tok, const int32_t *const *prompts, const size_t *n_prompts,
+                       const mt_gen_params *const *gps, size_t B, mt_gen_result *res, int *rcs, mt_err *errs);
 void mt_gen_result_free(mt_gen_result *r);
+
+/* Score ids[0..n): logprobs[i] = log p(ids[i] | ids[<i]) for i >= 1 (logprobs[0] = 0). */
+int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err *err);
 
 #endif

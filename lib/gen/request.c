@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <time.h>
 
 static int get_num(json_t *o, const char *k, double *out, int *set, mt_err *err) {
@@ -62,6 +63,7 @@ int mt_gen_request_parse(mt_gen_request *req, json_t *rec, const mt_gen_params *
     mt_gen_params *gp = &req->gp;
     mt_sampler_params *sp = &gp->sp;
     MT_TRY(opt_int(o, "max_tokens", &gp->max_tokens, 0, 1 << 24, err));
+    if (!req->openai) MT_TRY(opt_int(o, "logprobs", &gp->logprobs, 0, 1000, err));
     MT_TRY(opt_int(o, "max_completion_tokens", &gp->max_tokens, 0, 1 << 24, err));
     MT_TRY(opt_float(o, "temp", &sp->temp, err));
     MT_TRY(opt_float(o, "temperature", &sp->temp, err));
@@ -146,6 +148,19 @@ json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *re
             for (size_t i = 0; i < res->n_tokens; i++) json_array_append_new(ids, json_integer(res->tokens[i]));
             json_object_set_new(a, "ids", ids);
         }
+        if (a && req->gp.logprobs > 0 && res->top_ids) {
+            size_t K = (size_t)req->gp.logprobs;
+            json_t *lps = json_array();
+            for (size_t i = 0; i < res->n_tokens; i++) {
+                json_t *top = json_array();
+                for (size_t k = 0; k < K; k++)
+                    json_array_append_new(top, json_pack("[I,f]", (json_int_t)res->top_ids[i * K + k],
+                                                         (double)res->top_logprobs[i * K + k]));
+                json_array_append_new(lps, json_pack("{s:I,s:f,s:o}", "id", (json_int_t)res->tokens[i], "logprob",
+                                                     (double)res->token_logprobs[i], "top", top));
+            }
+            json_object_set_new(a, "logprobs", lps);
+        }
         return a;
     }
     char rid[64], cid[64];
@@ -163,4 +178,90 @@ json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *re
                              (json_int_t)(res->prompt_tokens + res->n_tokens));
     return json_pack("{s:s,s:s?,s:{s:i,s:s,s:o},s:n}", "id", rid, "custom_id", req->custom_id, "response",
                      "status_code", 200, "request_id", rid, "body", body, "error");
+}
+
+void mt_gen_batch_handler(void *user, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
+                          mt_err *errs) {
+    mt_gen_job *j = user;
+    mt_gen_request *req = calloc(n, sizeof *req);
+    int32_t **ids = calloc(n, sizeof *ids);
+    size_t *nids = calloc(n, sizeof *nids), *map = calloc(n, sizeof *map);
+    const int32_t **bp = calloc(n, sizeof *bp);
+    const mt_gen_params **bg = calloc(n, sizeof *bg);
+    mt_gen_result *res = calloc(n, sizeof *res);
+    int *brc = calloc(n, sizeof *brc);
+    mt_err *berr = calloc(n, sizeof *berr);
+    if (!req || !ids || !nids || !map || !bp || !bg || !res || !brc || !berr) {
+        for (size_t i = 0; i < n; i++) rcs[i] = mt_seterr(&errs[i], MT_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t B = 0;
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = mt_gen_request_parse(&req[i], recs[i], &j->defaults, j->return_ids, &errs[i]);
+        if (!rcs[i])
+            rcs[i] = mt_prompter_encode(j->pr, req[i].prompt_rec, j->add_generation_prompt, -1, NULL, NULL, &ids[i],
+                                        &nids[i], &errs[i]);
+        if (rcs[i]) continue;
+        bp[B] = ids[i];
+        nids[B] = nids[i];
+        bg[B] = &req[i].gp;
+        map[B++] = i;
+    }
+    if (B) mt_generate_batch(j->model, j->pr->tok, bp, nids, bg, B, res, brc, berr);
+    for (size_t b = 0; b < B; b++) {
+        size_t i = map[b];
+        rcs[i] = brc[b];
+        if (brc[b]) { errs[i] = berr[b]; continue; }
+        outs[i] = mt_gen_request_answer(&req[i], &res[b], j->model_name, linenos[i]);
+        mt_gen_result_free(&res[b]);
+    }
+done:
+    for (size_t i = 0; req && i < n; i++) mt_gen_request_free(&req[i]);
+    for (size_t i = 0; ids && i < n; i++) free(ids[i]);
+    free(req); free(ids); free(nids); free(map); free(bp); free(bg); free(res); free(brc); free(berr);
+}
+
+static int score_one(mt_gen_job *j, json_t *rec, json_t **out, mt_err *err) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    json_t *a = json_object_get(rec, "ids");
+    if (a) {
+        if (!json_is_array(a) || json_array_size(a) == 0) return mt_seterr(err, MT_EINVAL, "\"ids\" must be a non-empty array");
+        n = json_array_size(a);
+        ids = malloc(n * sizeof *ids);
+        if (!ids) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            json_t *v = json_array_get(a, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= j->model->hp.vocab) {
+                free(ids);
+                return mt_seterr(err, MT_EINVAL, "\"ids\"[%zu] is not a token id", i);
+            }
+            ids[i] = (int32_t)json_integer_value(v);
+        }
+    } else {
+        MT_TRY(mt_prompter_encode(j->pr, rec, j->add_generation_prompt, -1, NULL, NULL, &ids, &n, err));
+        if (n == 0) { free(ids); return mt_seterr(err, MT_EINVAL, "the text has no tokens"); }
+    }
+    float *lp = malloc(n * sizeof *lp);
+    int rc = lp ? mt_score(j->model, ids, n, lp, err) : mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!rc) {
+        json_t *ja = json_array(), *jl = json_array();
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) json_array_append_new(ja, json_integer(ids[i]));
+        for (size_t i = 1; i < n; i++) {
+            json_array_append_new(jl, json_real(lp[i]));
+            sum += lp[i];
+        }
+        *out = json_pack("{s:I,s:o,s:o,s:f,s:f}", "n", (json_int_t)n, "ids", ja, "logprobs", jl, "sum", sum, "ppl",
+                         n > 1 ? exp(-sum / (double)(n - 1)) : 1.0);
+    }
+    free(lp);
+    free(ids);
+    return rc;
+}
+
+void mt_score_handler(void *user, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
+                      mt_err *errs) {
+    (void)linenos;
+    for (size_t i = 0; i < n; i++) rcs[i] = score_one(user, recs[i], &outs[i], &errs[i]);
 }

@@ -14,7 +14,8 @@
  * xtc_threshold, repetition_penalty, repetition_context_size, presence_penalty,
  * presence_context_size, frequency_penalty, frequency_context_size, logit_bias
  * ({"id": bias}), seed, stop (a string or a list of strings); native records
- * also take return_ids (bool). */
+ * also take return_ids (bool) and logprobs (K: the top-K alternatives of each
+ * generated token, as "logprobs": [{"id", "logprob", "top": [[id, logprob]...]}]). */
 #ifndef MT_REQUEST_H
 #define MT_REQUEST_H
 
@@ -42,5 +43,23 @@ void mt_gen_request_free(mt_gen_request *req);
 /* The output object for a finished request (line_no makes OpenAI ids unique). */
 json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *res, const char *model_name,
                               size_t line_no);
+
+/* What the JSONL handlers below need. */
+typedef struct mt_gen_job {
+    mt_model *model;
+    const mt_prompter *pr;
+    const char *model_name;
+    mt_gen_params defaults;
+    int add_generation_prompt;   /* default for "messages" records */
+    int return_ids;              /* default for "return_ids" */
+} mt_gen_job;
+
+/* mt_batch_fn for generation: the records of one batch decode together. */
+void mt_gen_batch_handler(void *job, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
+                          mt_err *errs);
+/* mt_batch_fn for --score: {"text"|"prompt"|"messages"|"ids"} -> {"n", "ids", "logprobs" (for
+ * tokens 2..n, each given its prefix), "sum", "ppl"}. */
+void mt_score_handler(void *job, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
+                      mt_err *errs);
 
 #endif

@@ -435,26 +435,27 @@ static int kv_reserve(mt_kvcache *c, size_t need, mt_err *err) {
 
 typedef struct attn_ctx {
     const mt_model *m;
-    const mt_kvcache *c;
+    mt_kvcache *const *c;  /* [T]: the cache of each row */
+    const size_t *pos;     /* [T]: the absolute position of each row */
     int layer;
     const float *q;   /* [T, n_heads*hd] (rows of stride qstride) */
     size_t qstride;
     float *out;       /* [T, n_heads*hd] */
     float *scores;    /* nthreads * len */
-    size_t T, pos0, len;
+    size_t T, len;    /* len: the longest context of any row */
 } attn_ctx;
 
 static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     attn_ctx *a = vc;
     const mt_decoder_hp *hp = &a->m->hp;
-    size_t hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = a->c->kv_dim;
+    size_t hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = a->c[0]->kv_dim;
     size_t group = (size_t)(hp->n_heads / hp->n_kv_heads);
     float *s = a->scores + (size_t)tid * a->len;
-    const float *K = a->c->k[a->layer], *Vv = a->c->v[a->layer];
     float cap = hp->attn_softcap;
     for (size_t job = b; job < e; job++) {
         size_t t = job / (size_t)hp->n_heads, h = job % (size_t)hp->n_heads, kh = h / group;
-        size_t p = a->pos0 + t;              /* absolute position of this query */
+        const float *K = a->c[t]->k[a->layer], *Vv = a->c[t]->v[a->layer];
+        size_t p = a->pos[t];                /* absolute position of this query */
         size_t j0 = 0;
         if (a->m->layers[a->layer].sliding && hp->sliding_window > 0 && p + 1 > (size_t)hp->sliding_window)
             j0 = p + 1 - (size_t)hp->sliding_window;
@@ -521,18 +522,23 @@ static void scale_rot(float *x, size_t heads, size_t hd, int rot, float s) {
         for (int i = 0; i < rot; i++) x[h * hd + (size_t)i] *= s;
 }
 
-int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *logits, int all_logits,
-                     mt_err *err) {
+/* The forward pass over T rows; row t is token tok[t] of the sequence whose
+ * cache is rc[t], at position rpos[t] (its K/V are written there).  Logits are
+ * computed for rows [first, T). */
+static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, const int32_t *tok, size_t T,
+                        float *logits, size_t first, mt_err *err) {
     const mt_decoder_hp *hp = &m->hp;
     if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
-    for (size_t t = 0; t < T; t++)
+    size_t len = 0;
+    for (size_t t = 0; t < T; t++) {
         if (tok[t] < 0 || tok[t] >= hp->vocab)
             return mt_seterr(err, MT_EINVAL, "token id %d outside the vocabulary (%d)", tok[t], hp->vocab);
-    size_t pos0 = c->len;
-    MT_TRY(kv_reserve(c, pos0 + T, err));
-    size_t H = (size_t)hp->hidden, hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = c->kv_dim;
+        MT_TRY(kv_reserve(rc[t], rpos[t] + 1, err));
+        if (rpos[t] + 1 > len) len = rpos[t] + 1;
+    }
+    size_t H = (size_t)hp->hidden, hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = rc[0]->kv_dim;
     size_t I = (size_t)hp->inter, nt = (size_t)mt_pool_size(m->pool);
-    size_t len = pos0 + T, qkvd = qd + 2 * kvd;
+    size_t qkvd = qd + 2 * kvd;
     size_t I2 = hp->mlp == MT_MLP_GATED_FUSED ? 2 * I : I;
     size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
     size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
@@ -578,13 +584,13 @@ int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, f
             if (L->use_rope) {
                 scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);
                 scale_rot(kt, (size_t)hp->n_kv_heads, hd, hp->rot_dims, L->rope_in_scale);
-                mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, L->inv_freq, (double)(pos0 + t), hp->rope_traditional);
-                mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, L->inv_freq, (double)(pos0 + t), hp->rope_traditional);
+                mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, L->inv_freq, (double)rpos[t], hp->rope_traditional);
+                mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, L->inv_freq, (double)rpos[t], hp->rope_traditional);
             }
-            memcpy(c->k[l] + (pos0 + t) * kvd, kt, kvd * sizeof(float));
-            memcpy(c->v[l] + (pos0 + t) * kvd, v + t * ks, kvd * sizeof(float));
+            memcpy(rc[t]->k[l] + rpos[t] * kvd, kt, kvd * sizeof(float));
+            memcpy(rc[t]->v[l] + rpos[t] * kvd, v + t * ks, kvd * sizeof(float));
         }
-        attn_ctx ac = {m, c, l, q, qs, att, scores, T, pos0, len};
+        attn_ctx ac = {m, rc, rpos, l, q, qs, att, scores, T, len};
         mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);
         mt_linear_forward(&L->o, att, T, br, work, m->pool);
         if (hp->block != MT_BLOCK_PRE) norm_apply(m, &L->n2, br, br, T, H);
@@ -624,9 +630,10 @@ int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, f
         if (L->n4.w) norm_apply(m, &L->n4, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
     }
-    c->len = len;
+    for (size_t t = 0; t < T; t++)
+        if (rpos[t] + 1 > rc[t]->len) rc[t]->len = rpos[t] + 1;
 
-    size_t first = all_logits ? 0 : T - 1, nl = T - first;
+    size_t nl = T - first;
     norm_apply(m, &m->final_norm, xn, x + first * H, nl, H);
     mt_linear_forward(&m->lm_head, xn, nl, logits, work, m->pool);
     size_t V = (size_t)hp->vocab;
@@ -636,4 +643,32 @@ int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, f
         for (size_t i = 0; i < nl * V; i++) logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
     free(buf);
     return MT_OK;
+}
+
+int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *logits, int all_logits,
+                     mt_err *err) {
+    if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
+    mt_kvcache **rc = malloc(T * sizeof *rc);
+    size_t *rpos = malloc(T * sizeof *rpos);
+    if (!rc || !rpos) { free(rc); free(rpos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    for (size_t t = 0; t < T; t++) { rc[t] = c; rpos[t] = c->len + t; }
+    int rc_ = forward_rows(m, rc, rpos, tok, T, logits, all_logits ? 0 : T - 1, err);
+    free(rc);
+    free(rpos);
+    return rc_;
+}
+
+int mt_model_decode_batch(mt_model *m, mt_kvcache **caches, const int32_t *tok, size_t B, float *logits,
+                          mt_err *err) {
+    if (B == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
+    size_t *rpos = malloc(B * sizeof *rpos);
+    if (!rpos) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (size_t b = 0; b < B; b++) {
+        rpos[b] = caches[b]->len;
+        for (size_t o = 0; o < b; o++)
+            if (caches[o] == caches[b]) { free(rpos); return mt_seterr(err, MT_EINVAL, "a cache appears twice in a batch"); }
+    }
+    int rc = forward_rows(m, caches, rpos, tok, B, logits, 0, err);
+    free(rpos);
+    return rc;
 }

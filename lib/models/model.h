@@ -104,6 +104,12 @@ void mt_kvcache_free(mt_kvcache *c);
 int mt_model_forward(mt_model *m, mt_kvcache *cache, const int32_t *tokens, size_t T, float *logits,
                      int all_logits, mt_err *err);
 
+/* One decoding step for B sequences at once: token tokens[b] is appended to
+ * caches[b] (all distinct); logits [B, vocab].  The linear layers run as one
+ * [B, hidden] product, attention per sequence. */
+int mt_model_decode_batch(mt_model *m, mt_kvcache **caches, const int32_t *tokens, size_t B, float *logits,
+                          mt_err *err);
+
 /* ---- for family files ---- */
 typedef int (*mt_family_init_fn)(mt_model *m, mt_err *err);
 typedef struct mt_family {

@@ -108,3 +108,55 @@ setup_file() {
   [ "$status" -eq 1 ]
   [[ "$stderr" == *'model_type "nosuchfamily" is not supported'* ]]
 }
+
+@test "--batch N gives each record the tokens it gets alone (greedy), in input order" {
+  for d in tests/data/models/llama-tiny-4bit tests/data/models/gemma3-tiny tests/data/models/qwen3moe-tiny-8bit tests/data/models/phi3-tiny; do
+    for i in $(seq 1 11); do
+      printf '{"id":%d,"prompt":"def f%d(x):","max_tokens":%d}\n' "$i" "$i" $((3 + i % 6))
+    done > "$BATS_TEST_TMPDIR/in.jsonl"
+    one=$("$GEN" -m "$d" --ids -q < "$BATS_TEST_TMPDIR/in.jsonl" | jq -c '[.id, .ids, .text]')
+    four=$("$GEN" -m "$d" --ids -q --batch 4 < "$BATS_TEST_TMPDIR/in.jsonl" | jq -c '[.id, .ids, .text]')
+    [ "$one" = "$four" ]
+    [ "$(echo "$four" | jq -s -c 'map(.[0])')" = "[1,2,3,4,5,6,7,8,9,10,11]" ]
+  done
+}
+
+@test "--score: token logprobs equal log-softmax of the mlx-lm logits (1e-3)" {
+  d=tests/data/models/llama-tiny
+  run --separate-stderr "$GEN" -m "$d" --score -q <<< "$(jq -c '{ids: .prompt}' "$d/golden.json")"
+  [ "$status" -eq 0 ]
+  echo "$output" > "$BATS_TEST_TMPDIR/ours.json"
+  jq -e --slurpfile o "$BATS_TEST_TMPDIR/ours.json" '
+    .prompt as $p | [range(0; ($p | length) - 1) as $i | .logits[$i] as $row |
+      ($row | max) as $m | (($row | map(. - $m | exp) | add | log) + $m) as $lse |
+      ($row[$p[$i + 1]] - $lse)] as $want |
+    $o[0].logprobs as $got | ($want | length) == ($got | length) and
+    ([range(0; $want | length) | (($want[.] - $got[.]) | fabs) < 1e-3] | all) and
+    (($o[0].ppl - ((-($want | add) / ($want | length)) | exp)) | fabs) / $o[0].ppl < 1e-3' "$d/golden.json"
+}
+
+@test "--logprobs K lists the chosen token and its top-K alternatives, best first" {
+  d=tests/data/models/qwen3-tiny
+  run --separate-stderr "$GEN" -m "$d" -q --logprobs 3 <<< '{"prompt":"hello","max_tokens":4}'
+  [ "$status" -eq 0 ]
+  echo "$output" | jq -e '(.logprobs | length) == 4 and all(.logprobs[]; (.top | length) == 3 and
+    .top[0][0] == .id and .top[0][1] >= .top[1][1] and .top[1][1] >= .top[2][1] and .logprob <= 0)'
+}
+
+@test "--resume: a killed run loses nothing and duplicates nothing" {
+  d=tests/data/models/llama-tiny
+  for i in $(seq 1 12); do printf '{"id":"r%d","prompt":"x%d","max_tokens":3}\n' "$i" "$i"; done > "$BATS_TEST_TMPDIR/in.jsonl"
+  out="$BATS_TEST_TMPDIR/out.jsonl"
+  head -5 "$BATS_TEST_TMPDIR/in.jsonl" | "$GEN" -m "$d" -q --resume "$out"
+  printf '%s\n' '{"id":"r7","error":"line 7: failed before"}' >> "$out"   # failed records are retried
+  printf '{"id":"r6","text":"half a li' >> "$out"          # killed in the middle of a write
+  run --separate-stderr "$GEN" -m "$d" --resume "$out" < "$BATS_TEST_TMPDIR/in.jsonl"
+  [ "$status" -eq 0 ]
+  [[ "$stderr" == *"5 answered before, 5 skipped, 7 new"* ]]
+  [ "$(jq -r 'select(.error == null) | .id' "$out" | sort | tr '\n' ' ')" = "r1 r10 r11 r12 r2 r3 r4 r5 r6 r7 r8 r9 " ]
+  [ "$(jq -c . "$out" | wc -l)" -eq 13 ]
+  [ "$(jq -r 'select(.error == null) | .id' "$out" | sort | uniq -d)" = "" ]
+  # the same answers as a fresh run
+  fresh=$("$GEN" -m "$d" -q < "$BATS_TEST_TMPDIR/in.jsonl" | jq -c '[.id, .text]' | sort)
+  [ "$(jq -c 'select(.error == null) | [.id, .text]' "$out" | sort)" = "$fresh" ]
+}
