@@ -35,6 +35,23 @@ static const char *const layer_order_gemma2[] = {
     "mlp.down_proj", "mlp.up_proj", "input_layernorm", "pre_feedforward_layernorm",
     "post_feedforward_layernorm", "post_attention_layernorm", NULL};
 
+static const char *const layer_order_mixtral[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "block_sparse_moe.gate",
+    "block_sparse_moe.switch_mlp.gate_proj", "block_sparse_moe.switch_mlp.up_proj",
+    "block_sparse_moe.switch_mlp.down_proj", "input_layernorm", "post_attention_layernorm", NULL};
+static const char *const layer_order_qwen3_moe[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "self_attn.q_norm",
+    "self_attn.k_norm", "input_layernorm", "post_attention_layernorm", "mlp.gate", "mlp.switch_mlp.gate_proj",
+    "mlp.switch_mlp.up_proj", "mlp.switch_mlp.down_proj", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj", NULL};
+
+static const char *const *layer_table(const char *model_type) {
+    if (!model_type) return layer_order;
+    if (!strcmp(model_type, "gemma2")) return layer_order_gemma2;
+    if (!strcmp(model_type, "mixtral")) return layer_order_mixtral;
+    if (!strcmp(model_type, "qwen3_moe")) return layer_order_qwen3_moe;
+    return layer_order;
+}
+
 typedef struct name_key {
     int top;            /* 0 embed, 1 layers, 2 norm, 3 lm_head, 4 other */
     long layer;
@@ -67,8 +84,7 @@ static void name_key_of(const char *name, const char *model_type, name_key *k) {
         if (*e == '.' && e < mod_end) {
             const char *leaf = e + 1;
             size_t ll = (size_t)(mod_end - leaf);
-            const char *const *tab =
-                model_type && !strcmp(model_type, "gemma2") ? layer_order_gemma2 : layer_order;
+            const char *const *tab = layer_table(model_type);
             for (int i = 0; tab[i]; i++)
                 if (strlen(tab[i]) == ll && !strncmp(tab[i], leaf, ll)) k->leaf = i;
             k->rest = leaf;
@@ -260,6 +276,16 @@ static int has_suffix(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+/* The models' own quant_predicate (used when no recipe is given): these
+ * modules get {"group_size": 64, "bits": 8}. */
+static int model_predicate_8bit(const char *model_type, const char *path) {
+    if (!model_type) return 0;
+    if (!strcmp(model_type, "granite"))
+        return has_suffix(path, "self_attn.o_proj") || has_suffix(path, "mlp.down_proj") || !strcmp(path, "lm_head");
+    if (!strcmp(model_type, "qwen3_moe")) return has_suffix(path, "mlp.gate");
+    return 0;
+}
+
 typedef struct sort_ctx {
     const char *model_type;
 } sort_ctx;
@@ -267,6 +293,11 @@ typedef struct sort_ctx {
 static int cmp_out(const void *a, const void *b, void *ctx) {
     const sort_ctx *s = ctx;
     return mt_convert_name_cmp(((const out_t *)a)->name, ((const out_t *)b)->name, s->model_type);
+}
+
+static int cmp_names(const void *a, const void *b, void *ctx) {
+    const sort_ctx *s = ctx;
+    return mt_convert_name_cmp(*(const char *const *)a, *(const char *const *)b, s->model_type);
 }
 
 static int build_plan(cv *c, json_t *qblock, mt_err *err) {
@@ -282,6 +313,10 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
     for (size_t i = 0; i < n; i++) {
         const char *nm = mt_safetensors_at(c->st, i)->name;
         if (!dropped(c, nm, tie)) names[nn++] = nm;
+    }
+    {   /* visit modules in mlx_lm's tree order, so config entries come out in its order */
+        sort_ctx sc = {c->model_type};
+        qsort_r(names, nn, sizeof *names, cmp_names, &sc);
     }
     int gs_top = o->group_size ? o->group_size : 64;
     int bits_top = o->bits ? o->bits : 4;
@@ -399,9 +434,7 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
                 json_object_set_new(entry, "group_size", o->group_size ? json_integer(o->group_size) : json_null());
                 json_object_set_new(entry, "bits", json_integer(bits));
                 json_object_set_new(entry, "mode", json_string("affine"));
-            } else if (c->model_type && !strcmp(c->model_type, "granite") &&
-                       (has_suffix(path, "self_attn.o_proj") || has_suffix(path, "mlp.down_proj") ||
-                        !strcmp(path, "lm_head"))) {
+            } else if (model_predicate_8bit(c->model_type, path)) {
                 bits = 8, gs = 64;
                 entry = json_object();
                 json_object_set_new(entry, "group_size", json_integer(64));
