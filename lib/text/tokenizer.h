@@ -1,7 +1,7 @@
 /* tokenizer.h - Hugging Face `tokenizers` (tokenizer.json) compatible encode/decode.
  *
  * Supports BPE (byte-level and SentencePiece-style with byte fallback),
- * WordPiece and Unigram models, the usual normalizers (NFC/NFD/NFKC/NFKD,
+ * WordPiece, WordLevel and Unigram models, the usual normalizers (NFC/NFD/NFKC/NFKD,
  * Lowercase, Strip, StripAccents, Replace, Prepend, BertNormalizer,
  * Precompiled, Sequence), pre-tokenizers (Split, ByteLevel, Metaspace,
  * BertPreTokenizer, Whitespace, WhitespaceSplit, Punctuation, Digits,
@@ -10,8 +10,13 @@
  * ByteFallback, Fuse, Strip, Metaspace, WordPiece, Sequence), with added
  * tokens matched like HF (special/normalized/lstrip/rstrip/single_word).
  *
- * A loaded tokenizer is immutable: encode/decode may run concurrently from
- * several threads. */
+ * The tokenizer.json "truncation" and "padding" settings are ignored (one
+ * text in, its unpadded ids out); BPE dropout and a few rare components
+ * (UnicodeScripts, FixedLength, regex Replace decoder, CTC) are rejected
+ * with MT_EUNSUPPORTED at load time.
+ *
+ * A loaded tokenizer is safe to share: encode/decode may run concurrently
+ * from several threads (its only mutable part, a word cache, is locked). */
 #ifndef MT_TOKENIZER_H
 #define MT_TOKENIZER_H
 
