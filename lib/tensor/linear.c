@@ -1,10 +1,16 @@
 /* linear.c - dense and MLX-quantized matrix products over borrowed weights.
+ * Small T (decode): SIMD kernels straight from the packed weights, threaded
+ * over output rows (kernels_q.c).  Larger T (prefill): tiles of rows are
+ * dequantized/converted to float32 in parallel, then OpenBLAS sgemm.
  * ref: mlx quantized_matmul (x @ dequantize(W)^T, dequantization in the scales' dtype). */
 #include "tensor/linear.h"
 
 #include <cblas.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "core/cpu.h"
+#include "tensor/kernels.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
 
@@ -102,40 +108,136 @@ void mt_linear_row(const mt_linear *l, size_t r, float *out) {
     }
 }
 
-typedef struct fwd_ctx {
-    const mt_linear *l;
-    const float *x;
-    size_t T;
-    float *y;
-    float *work;
-} fwd_ctx;
 
-static void fwd_rows(void *c, size_t b, size_t e, int tid) {
-    fwd_ctx *f = c;
-    const mt_linear *l = f->l;
-    float *row = f->work + (size_t)tid * l->in;
-    for (size_t r = b; r < e; r++) {
-        const float *wr;
-        if (!l->quantized && l->wdt == MT_F32) wr = (const float *)l->w + r * l->in;
-        else { mt_linear_row(l, r, row); wr = row; }
-        for (size_t t = 0; t < f->T; t++) f->y[t * l->out + r] = mt_dot(f->x + t * l->in, wr, l->in);
+/* ---- reference (plain C, single thread): dequantize a row, float dot ---- */
+
+static float dot_ref(const float *a, const float *b, size_t n) {
+    float s = 0.f;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void add_bias(const mt_linear *l, size_t T, float *y) {
+    if (!l->bias) return;
+    size_t bs = mt_dtype_size(l->bdt);
+    for (size_t r = 0; r < l->out; r++) {
+        float b;
+        mt_convert_to_f32(&b, (const char *)l->bias + r * bs, l->bdt, 1);
+        for (size_t t = 0; t < T; t++) y[t * l->out + r] += b;
     }
 }
 
+int mt_linear_forward_ref(const mt_linear *l, const float *x, size_t T, float *y) {
+    float *row = malloc((l->in ? l->in : 1) * sizeof *row);
+    if (!row) return MT_ENOMEM;
+    for (size_t r = 0; r < l->out; r++) {
+        mt_linear_row(l, r, row);
+        for (size_t t = 0; t < T; t++) y[t * l->out + r] = dot_ref(x + t * l->in, row, l->in);
+    }
+    free(row);
+    add_bias(l, T, y);
+    return MT_OK;
+}
+
+/* ---- fast paths -------------------------------------------------------- */
+
+static void qmat_of(const mt_linear *l, mt_qmat *m) {
+    m->w = l->w;
+    m->s = l->scales;
+    m->b = l->biases;
+    m->sdt = l->sdt;
+    m->K = l->in;
+    m->row_bytes = l->in * (size_t)l->bits / 8;
+    m->ng = l->in / (size_t)l->group_size;
+    m->bits = l->bits;
+    m->gs = l->group_size;
+}
+
+typedef struct kq_ctx {
+    const mt_qmat *m;
+    const mt_linear *l;
+    const float *xp, *gsum, *x;
+    size_t T;
+    float *y;
+    int level;
+} kq_ctx;
+
+static void kq_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    kq_ctx *k = c;
+    mt_kq_rows(k->level, k->m, k->xp, k->gsum, k->T, k->y, k->l->out, b, e);
+}
+
+static void kd_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    kq_ctx *k = c;
+    mt_kd_rows(k->level, k->l->w, k->l->wdt, k->l->in, k->x, k->T, k->y, k->l->out, b, e);
+}
+
+/* Tile of rows [r0, r0+n) as float32 into buf[n, in]. */
+typedef struct tile_ctx {
+    const mt_linear *l;
+    size_t r0;
+    float *buf;
+} tile_ctx;
+
+static void tile_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    tile_ctx *t = c;
+    for (size_t r = b; r < e; r++) mt_linear_row(t->l, t->r0 + r, t->buf + r * t->l->in);
+}
+
+#define TILE_FLOATS ((size_t)1 << 20) /* 4 MiB of float32 per tile */
+
+/* Returns 0, or -1 when the tile buffer could not be allocated. */
+static int forward_tiles(const mt_linear *l, const float *x, size_t T, float *y, mt_pool *pool) {
+    size_t R = TILE_FLOATS / (l->in ? l->in : 1);
+    if (R < 16) R = 16;
+    if (R > l->out) R = l->out;
+    float *buf = malloc(R * l->in * sizeof *buf);
+    if (!buf) return -1;
+    for (size_t r0 = 0; r0 < l->out; r0 += R) {
+        size_t n = l->out - r0 < R ? l->out - r0 : R;
+        tile_ctx tc = {l, r0, buf};
+        mt_pool_for(pool, n, 8, tile_job, &tc);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n, (int)l->in, 1.0f, x, (int)l->in, buf,
+                    (int)l->in, 0.0f, y + r0, (int)l->out);
+    }
+    free(buf);
+    return 0;
+}
+
+/* Largest T computed by the direct (matrix-vector) kernels; above it, tiles +
+ * sgemm (see bench/ for the measurement behind these values). */
+#define QMV_MAX_T 3
+#define DMV_MAX_T 2
+
 void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
-    if (!l->quantized && l->wdt == MT_F32 && T > 1) {
+    int level = mt_cpu_level();
+    if (!T || !l->out) return;
+    if (l->quantized) {
+        if (T > QMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { add_bias(l, T, y); return; }
+        mt_qmat m;
+        qmat_of(l, &m);
+        float gstack[1024], *xp = NULL, *gsum = NULL, *heap = NULL;
+        if (T == 1 && work && m.ng <= 1024) { xp = work; gsum = gstack; }
+        else {
+            heap = malloc(T * (m.K + m.ng) * sizeof *heap);
+            if (!heap) { mt_linear_forward_ref(l, x, T, y); return; }
+            xp = heap;
+            gsum = heap + T * m.K;
+        }
+        for (size_t t = 0; t < T; t++) mt_kq_prep(level, &m, x + t * m.K, xp + t * m.K, gsum + t * m.ng);
+        kq_ctx c = {&m, l, xp, gsum, x, T, y, level};
+        mt_pool_for(pool, l->out, 16, kq_job, &c);
+        free(heap);
+    } else if (T > 1 && l->wdt == MT_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)l->out, (int)l->in, 1.0f, x, (int)l->in,
                     (const float *)l->w, (int)l->in, 0.0f, y, (int)l->out);
     } else {
-        fwd_ctx c = {l, x, T, y, work};
-        mt_pool_for(pool, l->out, 16, fwd_rows, &c);
+        if (T > DMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { add_bias(l, T, y); return; }
+        kq_ctx c = {NULL, l, NULL, NULL, x, T, y, level};
+        mt_pool_for(pool, l->out, 16, kd_job, &c);
     }
-    if (l->bias) {
-        size_t bs = mt_dtype_size(l->bdt);
-        for (size_t r = 0; r < l->out; r++) {
-            float b;
-            mt_convert_to_f32(&b, (const char *)l->bias + r * bs, l->bdt, 1);
-            for (size_t t = 0; t < T; t++) y[t * l->out + r] += b;
-        }
-    }
+    add_bias(l, T, y);
 }

@@ -30,8 +30,18 @@ typedef struct mt_linear {
 int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg, const char *path,
                    size_t out, size_t in, int need_bias, mt_err *err);
 
-/* y[T, out] = x[T, in] W^T (+ b).  work: nthreads * in floats of scratch. */
+/* y[T, out] = x[T, in] W^T (+ b).  work: nthreads * in floats of scratch (may
+ * be NULL).  Runs the kernel path of mt_cpu_level() (core/cpu.h): quantized
+ * weights are multiplied straight from the packed codes (per group
+ * scale*sum(x*q) + bias*sum(x), float32 FMA) for small T and through
+ * dequantized tiles + sgemm for larger T.  Results equal the reference up to
+ * float reassociation (F32 scales) or the F16/BF16 rounding of scale*q that
+ * the reference's dequantization applies. */
 void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool);
+/* The plain C reference: each row dequantized exactly as mt_dequantize_affine_row
+ * (or converted), then a sequential float dot; single thread.  Returns MT_OK or
+ * MT_ENOMEM (y untouched). */
+int mt_linear_forward_ref(const mt_linear *l, const float *x, size_t T, float *y);
 /* Row r of W as float32 (embedding lookup): out[in]. */
 void mt_linear_row(const mt_linear *l, size_t r, float *out);
 

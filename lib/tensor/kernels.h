@@ -1,0 +1,48 @@
+/* kernels.h - SIMD kernels behind linear.c and ops.c, one set per CPU path
+ * (core/cpu.h): _c (portable C), _avx2 (AVX2+FMA+F16C), _avx512 (AVX-512
+ * F/BW/VL; compiled with a target attribute, called only when the CPU has it).
+ * Internal to lib/tensor: other code calls mt_linear_forward / the ops. */
+#ifndef MT_KERNELS_H
+#define MT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "tensor/dtype.h"
+
+/* A packed MLX affine matrix [rows, K]: row r has row_bytes = K*bits/8 bytes of
+ * codes at w + r*row_bytes and K/gs scales/biases of dtype sdt. */
+typedef struct mt_qmat {
+    const unsigned char *w, *s, *b;
+    mt_dtype sdt;
+    size_t K, row_bytes, ng;
+    int bits, gs;
+} mt_qmat;
+
+/* Prepared activations for the quantized matrix-vector kernels of one path:
+ * xp[K] (x, permuted to the nibble order of the path's 4-bit kernel) and
+ * gsum[K/gs] (sum of x over each group).  xp and gsum are caller buffers. */
+void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *gsum);
+/* y[t*ldy + r] = sum_i x_t[i] * W[r][i] for r in [r0, r1), t in [0, T), where
+ * x_t's prepared form is xp + t*K, gsum + t*ng.  Per group this computes
+ * scale * sum(x*q) + bias * sum(x) with scale/bias widened to float32. */
+void mt_kq_rows(int level, const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
+                size_t r0, size_t r1);
+
+/* Dense rows of dtype wdt (F32/F16/BF16), W [rows, K]:
+ * y[t*ldy + r] = dot(x + t*K, W[r]) for r in [r0, r1). */
+void mt_kd_rows(int level, const void *w, mt_dtype wdt, size_t K, const float *x, size_t T, float *y, size_t ldy,
+                size_t r0, size_t r1);
+
+/* Float vector primitives per path (n any size). */
+float mt_k_dot(int level, const float *a, const float *b, size_t n);
+void mt_k_axpy(int level, float *y, float a, const float *x, size_t n);
+float mt_k_sumsq(int level, const float *x, size_t n);
+void mt_k_scale_mul(int level, float *out, const float *x, float r, const float *w, size_t n);
+float mt_k_max(int level, const float *x, size_t n);
+/* x[i] = exp(x[i] - m); returns the sum (of the stored values). */
+float mt_k_exp_sum(int level, float *x, float m, size_t n);
+void mt_k_scale(int level, float *x, float r, size_t n);
+/* a[i] = silu(a[i]) * (b ? b[i] : 1) */
+void mt_k_swiglu(int level, float *a, const float *b, size_t n);
+
+#endif

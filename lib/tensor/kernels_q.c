@@ -1,0 +1,393 @@
+/* kernels_q.c - quantized (MLX affine) and dense matrix-vector kernels for the
+ * portable, AVX2 and AVX-512 paths.
+ *
+ * Quantized rows are never dequantized to memory: per group g of a row,
+ *   y += scale_g * sum_i(x_i * q_i) + bias_g * sum_i(x_i)
+ * with q_i converted to float in registers and FMA accumulation.  sum_i(x_i)
+ * per group is computed once per input vector (mt_kq_prep).  For 4-bit codes
+ * the byte j holds codes 2j (low nibble) and 2j+1 (high nibble); instead of
+ * interleaving nibbles, mt_kq_prep permutes x once so a block's low nibbles
+ * meet x's even elements and the high nibbles its odd ones. */
+#include "tensor/kernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+#include "core/cpu.h"
+#include "tensor/quant.h"
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
+#define SCHUNK 256 /* groups converted to float per chunk */
+
+/* ---- shared helpers ---------------------------------------------------- */
+
+static void cvt_c(float *dst, const unsigned char *src, mt_dtype t, size_t n) {
+    if (t == MT_F32) { memcpy(dst, src, n * 4); return; }
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, src + 2 * i, 2);
+        dst[i] = t == MT_F16 ? mt_f16_to_f32(h) : mt_bf16_to_f32(h);
+    }
+}
+
+static void cvt_avx2(float *dst, const unsigned char *src, mt_dtype t, size_t n) {
+    if (t == MT_F32) { memcpy(dst, src, n * 4); return; }
+    size_t i = 0;
+    if (t == MT_F16) {
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * i))));
+    } else {
+        for (; i + 8 <= n; i += 8) {
+            __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * i)));
+            _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+    }
+    if (i < n) cvt_c(dst + i, src + 2 * i, t, n - i);
+}
+
+static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 4-bit permutation: within blocks of `blk` elements, the first blk/2 slots
+ * take the even elements and the rest the odd ones. */
+static void perm4(float *xp, const float *x, size_t K, size_t blk) {
+    size_t h = blk / 2;
+    for (size_t b = 0; b < K; b += blk)
+        for (size_t k = 0; k < h; k++) {
+            xp[b + k] = x[b + 2 * k];
+            xp[b + h + k] = x[b + 2 * k + 1];
+        }
+}
+
+void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *gsum) {
+    size_t gs = (size_t)m->gs;
+    for (size_t g = 0; g < m->ng; g++) {
+        float s = 0.f;
+        for (size_t i = 0; i < gs; i++) s += x[g * gs + i];
+        gsum[g] = s;
+    }
+    if (m->bits == 4 && level == MT_CPU_AVX512) perm4(xp, x, m->K, 32);
+    else if (m->bits == 4 && level == MT_CPU_AVX2) perm4(xp, x, m->K, 16);
+    else memcpy(xp, x, m->K * sizeof *x);
+}
+
+/* ---- portable ---------------------------------------------------------- */
+
+static void kq_rows_c(const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
+                      size_t r0, size_t r1) {
+    size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), gb = gs * (size_t)m->bits / 8;
+    uint8_t codes[128];
+    float acc[16];
+    for (size_t r = r0; r < r1; r++) {
+        const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
+        for (size_t t0 = 0; t0 < T; t0 += 16) {
+            size_t tn = T - t0 < 16 ? T - t0 : 16;
+            for (size_t t = 0; t < tn; t++) acc[t] = 0.f;
+            for (size_t g = 0; g < m->ng; g++) {
+                float s, b;
+                cvt_c(&s, sp + g * ss, m->sdt, 1);
+                cvt_c(&b, bp + g * ss, m->sdt, 1);
+                mt_quant_unpack_row(codes, (const uint32_t *)(const void *)(w + g * gb), gs, m->bits);
+                for (size_t t = 0; t < tn; t++) {
+                    const float *xg = xp + (t0 + t) * m->K + g * gs;
+                    float d = 0.f;
+                    for (size_t i = 0; i < gs; i++) d += xg[i] * (float)codes[i];
+                    acc[t] += s * d + b * gsum[(t0 + t) * m->ng + g];
+                }
+            }
+            for (size_t t = 0; t < tn; t++) y[(t0 + t) * ldy + r] = acc[t];
+        }
+    }
+}
+
+/* ---- AVX2 -------------------------------------------------------------- */
+
+/* sum over groups [0, n) of s[g] * dot(x_g, q_g) for one row chunk. */
+static float q4_chunk_avx2(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs) {
+    const __m256i m15 = _mm256_set1_epi32(15);
+    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+    for (size_t g = 0; g < n; g++) {
+        const unsigned char *wg = w + g * gs / 2;
+        const float *xg = xp + g * gs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (size_t j = 0; j < gs; j += 16) {
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(wg + j / 2)));
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, m15)), _mm256_loadu_ps(xg + j), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), _mm256_loadu_ps(xg + j + 8), a1);
+        }
+        __m256 s = _mm256_broadcast_ss(sf + g);
+        t0 = _mm256_fmadd_ps(a0, s, t0);
+        t1 = _mm256_fmadd_ps(a1, s, t1);
+    }
+    return hsum256(_mm256_add_ps(t0, t1));
+}
+
+static float q8_chunk_avx2(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs) {
+    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+    for (size_t g = 0; g < n; g++) {
+        const unsigned char *wg = w + g * gs;
+        const float *xg = xp + g * gs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (size_t j = 0; j < gs; j += 16) {
+            __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(wg + j)));
+            __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(wg + j + 8)));
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), _mm256_loadu_ps(xg + j), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_loadu_ps(xg + j + 8), a1);
+        }
+        __m256 s = _mm256_broadcast_ss(sf + g);
+        t0 = _mm256_fmadd_ps(a0, s, t0);
+        t1 = _mm256_fmadd_ps(a1, s, t1);
+    }
+    return hsum256(_mm256_add_ps(t0, t1));
+}
+
+/* Other widths: unpack a group's codes to bytes, then the 8-bit loop. */
+static float qn_chunk_avx2(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs, int bits) {
+    uint8_t codes[128];
+    size_t gb = gs * (size_t)bits / 8;
+    __m256 t0 = _mm256_setzero_ps();
+    for (size_t g = 0; g < n; g++) {
+        mt_quant_unpack_row(codes, (const uint32_t *)(const void *)(w + g * gb), gs, bits);
+        const float *xg = xp + g * gs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (size_t j = 0; j < gs; j += 16) {
+            __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(codes + j)));
+            __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(codes + j + 8)));
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), _mm256_loadu_ps(xg + j), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_loadu_ps(xg + j + 8), a1);
+        }
+        t0 = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_broadcast_ss(sf + g), t0);
+    }
+    return hsum256(t0);
+}
+
+static float bias_dot_avx2(const float *bf, const float *gsum, size_t n) {
+    __m256 a = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(bf + i), _mm256_loadu_ps(gsum + i), a);
+    float s = hsum256(a);
+    for (; i < n; i++) s += bf[i] * gsum[i];
+    return s;
+}
+
+static void kq_rows_avx2(const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
+                         size_t r0, size_t r1) {
+    size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), gb = gs * (size_t)m->bits / 8;
+    float sf[SCHUNK], bf[SCHUNK];
+    for (size_t r = r0; r < r1; r++) {
+        const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
+        for (size_t t = 0; t < T; t++) y[t * ldy + r] = 0.f;
+        for (size_t c = 0; c < m->ng; c += SCHUNK) {
+            size_t n = m->ng - c < SCHUNK ? m->ng - c : SCHUNK;
+            cvt_avx2(sf, sp + c * ss, m->sdt, n);
+            cvt_avx2(bf, bp + c * ss, m->sdt, n);
+            for (size_t t = 0; t < T; t++) {
+                const float *xt = xp + t * m->K + c * gs;
+                float d;
+                if (m->bits == 4) d = q4_chunk_avx2(w + c * gb, sf, xt, n, gs);
+                else if (m->bits == 8) d = q8_chunk_avx2(w + c * gb, sf, xt, n, gs);
+                else d = qn_chunk_avx2(w + c * gb, sf, xt, n, gs, m->bits);
+                y[t * ldy + r] += d + bias_dot_avx2(bf, gsum + t * m->ng + c, n);
+            }
+        }
+    }
+}
+
+/* ---- AVX-512 ----------------------------------------------------------- */
+
+AVX512 static void cvt_512(float *dst, const unsigned char *src, mt_dtype t, size_t n) {
+    if (t == MT_F32) { memcpy(dst, src, n * 4); return; }
+    size_t i = 0;
+    if (t == MT_F16) {
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + 2 * i))));
+    } else {
+        for (; i + 16 <= n; i += 16) {
+            __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + 2 * i)));
+            _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+        }
+    }
+    if (i < n) cvt_c(dst + i, src + 2 * i, t, n - i);
+}
+
+AVX512 static float q4_chunk_512(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs) {
+    const __m512i m15 = _mm512_set1_epi32(15);
+    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
+    for (size_t g = 0; g < n; g++) {
+        const unsigned char *wg = w + g * gs / 2;
+        const float *xg = xp + g * gs;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (size_t j = 0; j < gs; j += 32) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
+            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, m15)), _mm512_loadu_ps(xg + j), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), _mm512_loadu_ps(xg + j + 16), a1);
+        }
+        __m512 s = _mm512_set1_ps(sf[g]);
+        t0 = _mm512_fmadd_ps(a0, s, t0);
+        t1 = _mm512_fmadd_ps(a1, s, t1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
+}
+
+AVX512 static float q8_chunk_512(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs) {
+    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
+    for (size_t g = 0; g < n; g++) {
+        const unsigned char *wg = w + g * gs;
+        const float *xg = xp + g * gs;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (size_t j = 0; j < gs; j += 32) {
+            __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j)));
+            __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j + 16)));
+            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v0), _mm512_loadu_ps(xg + j), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v1), _mm512_loadu_ps(xg + j + 16), a1);
+        }
+        __m512 s = _mm512_set1_ps(sf[g]);
+        t0 = _mm512_fmadd_ps(a0, s, t0);
+        t1 = _mm512_fmadd_ps(a1, s, t1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
+}
+
+AVX512 static float qn_chunk_512(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs,
+                                 int bits) {
+    uint8_t codes[128];
+    size_t gb = gs * (size_t)bits / 8;
+    __m512 t0 = _mm512_setzero_ps();
+    for (size_t g = 0; g < n; g++) {
+        mt_quant_unpack_row(codes, (const uint32_t *)(const void *)(w + g * gb), gs, bits);
+        const float *xg = xp + g * gs;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (size_t j = 0; j < gs; j += 32) {
+            __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + j)));
+            __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + j + 16)));
+            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v0), _mm512_loadu_ps(xg + j), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v1), _mm512_loadu_ps(xg + j + 16), a1);
+        }
+        t0 = _mm512_fmadd_ps(_mm512_add_ps(a0, a1), _mm512_set1_ps(sf[g]), t0);
+    }
+    return _mm512_reduce_add_ps(t0);
+}
+
+AVX512 static float bias_dot_512(const float *bf, const float *gsum, size_t n) {
+    __m512 a = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(bf + i), _mm512_loadu_ps(gsum + i), a);
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, bf + i), _mm512_maskz_loadu_ps(k, gsum + i), a);
+    }
+    return _mm512_reduce_add_ps(a);
+}
+
+AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
+                               size_t r0, size_t r1) {
+    size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), gb = gs * (size_t)m->bits / 8;
+    float sf[SCHUNK], bf[SCHUNK];
+    for (size_t r = r0; r < r1; r++) {
+        const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
+        for (size_t t = 0; t < T; t++) y[t * ldy + r] = 0.f;
+        for (size_t c = 0; c < m->ng; c += SCHUNK) {
+            size_t n = m->ng - c < SCHUNK ? m->ng - c : SCHUNK;
+            cvt_512(sf, sp + c * ss, m->sdt, n);
+            cvt_512(bf, bp + c * ss, m->sdt, n);
+            for (size_t t = 0; t < T; t++) {
+                const float *xt = xp + t * m->K + c * gs;
+                float d;
+                if (m->bits == 4) d = q4_chunk_512(w + c * gb, sf, xt, n, gs);
+                else if (m->bits == 8) d = q8_chunk_512(w + c * gb, sf, xt, n, gs);
+                else d = qn_chunk_512(w + c * gb, sf, xt, n, gs, m->bits);
+                y[t * ldy + r] += d + bias_dot_512(bf, gsum + t * m->ng + c, n);
+            }
+        }
+    }
+}
+
+void mt_kq_rows(int level, const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
+                size_t r0, size_t r1) {
+    if (level == MT_CPU_AVX512) kq_rows_512(m, xp, gsum, T, y, ldy, r0, r1);
+    else if (level == MT_CPU_AVX2) kq_rows_avx2(m, xp, gsum, T, y, ldy, r0, r1);
+    else kq_rows_c(m, xp, gsum, T, y, ldy, r0, r1);
+}
+
+/* ---- dense rows -------------------------------------------------------- */
+
+static float kd_dot_c(const unsigned char *w, mt_dtype t, const float *x, size_t K) {
+    float s = 0.f, v;
+    for (size_t i = 0; i < K; i++) {
+        cvt_c(&v, w + i * mt_dtype_size(t), t, 1);
+        s += x[i] * v;
+    }
+    return s;
+}
+
+static float kd_dot_avx2(const unsigned char *w, mt_dtype t, const float *x, size_t K) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    if (t == MT_F32) {
+        const float *f = (const float *)(const void *)w;
+        for (; i + 16 <= K; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(f + i), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(f + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        }
+    } else if (t == MT_F16) {
+        for (; i + 16 <= K; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * i))), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * i + 16))),
+                                 _mm256_loadu_ps(x + i + 8), a1);
+        }
+    } else {
+        for (; i + 16 <= K; i += 16) {
+            __m256i v0 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * i))), 16);
+            __m256i v1 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * i + 16))), 16);
+            a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(v0), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(v1), _mm256_loadu_ps(x + i + 8), a1);
+        }
+    }
+    float s = hsum256(_mm256_add_ps(a0, a1));
+    if (i < K) s += kd_dot_c(w + i * mt_dtype_size(t), t, x + i, K - i);
+    return s;
+}
+
+AVX512 static float kd_dot_512(const unsigned char *w, mt_dtype t, const float *x, size_t K) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    size_t i = 0;
+    if (t == MT_F32) {
+        const float *f = (const float *)(const void *)w;
+        for (; i + 32 <= K; i += 32) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(f + i), _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(f + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        }
+    } else if (t == MT_F16) {
+        for (; i + 32 <= K; i += 32) {
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 2 * i))), _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 2 * i + 32))),
+                                 _mm512_loadu_ps(x + i + 16), a1);
+        }
+    } else {
+        for (; i + 32 <= K; i += 32) {
+            __m512i v0 = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + 2 * i))), 16);
+            __m512i v1 = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + 2 * i + 32))), 16);
+            a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(v0), _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(v1), _mm512_loadu_ps(x + i + 16), a1);
+        }
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    if (i < K) s += kd_dot_avx2(w + i * mt_dtype_size(t), t, x + i, K - i);
+    return s;
+}
+
+void mt_kd_rows(int level, const void *w, mt_dtype wdt, size_t K, const float *x, size_t T, float *y, size_t ldy,
+                size_t r0, size_t r1) {
+    size_t rb = K * mt_dtype_size(wdt);
+    for (size_t r = r0; r < r1; r++) {
+        const unsigned char *wr = (const unsigned char *)w + r * rb;
+        for (size_t t = 0; t < T; t++) {
+            const float *xt = x + t * K;
+            y[t * ldy + r] = level == MT_CPU_AVX512 ? kd_dot_512(wr, wdt, xt, K)
+                             : level == MT_CPU_AVX2 ? kd_dot_avx2(wr, wdt, xt, K)
+                                                    : kd_dot_c(wr, wdt, xt, K);
+        }
+    }
+}

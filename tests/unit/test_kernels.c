@@ -1,0 +1,211 @@
+/* test_kernels.c - the SIMD kernels (quantized and dense matrix-vector,
+ * tiles + sgemm, vector ops) against the plain C references, on random inputs
+ * with awkward sizes, on every CPU path this machine has (portable, avx2,
+ * avx512), switched with mt_cpu_force. */
+#include <stdint.h>
+#include <stdlib.h>
+#include "check.h"
+#include "core/cpu.h"
+#include "core/pool.h"
+#include "tensor/linear.h"
+#include "tensor/ops.h"
+#include "tensor/quant.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+static float frand(float lo, float hi) { return lo + (hi - lo) * (float)(rnd() & 0xffffff) / 16777216.0f; }
+
+static void store(void *p, mt_dtype t, size_t i, float f) {
+    unsigned char *b = p;
+    if (t == MT_F32) { memcpy(b + 4 * i, &f, 4); return; }
+    uint16_t h = t == MT_F16 ? mt_f32_to_f16(f) : mt_f32_to_bf16(f);
+    memcpy(b + 2 * i, &h, 2);
+}
+static float load(const void *p, mt_dtype t, size_t i) {
+    float f;
+    mt_convert_to_f32(&f, (const unsigned char *)p + i * mt_dtype_size(t), t, 1);
+    return f;
+}
+
+/* Worst |y - ref| / bound over all outputs; <= 1 passes. */
+typedef struct qcase {
+    int bits, gs;
+    mt_dtype sdt;
+    size_t out, K, T;
+    int with_bias;
+} qcase;
+
+static int paths[3], npaths;
+
+static void run_qcase(const qcase *c, mt_pool *pool, double *worst) {
+    size_t K = c->K, out = c->out, T = c->T, ng = K / (size_t)c->gs, ss = mt_dtype_size(c->sdt);
+    size_t words = mt_quant_row_words(K, c->bits);
+    uint32_t *w = malloc(out * words * 4 + 64);
+    /* +1 byte offset: mmapped weights carry no alignment guarantee */
+    unsigned char *sbuf = malloc(out * ng * ss + 1), *bbuf = malloc(out * ng * ss + 1);
+    float *bias = malloc(out * sizeof *bias);
+    float *x = malloc(T * K * sizeof *x), *y = malloc(T * out * sizeof *y), *ref = malloc(T * out * sizeof *ref);
+    float *row = malloc(K * sizeof *row), *work = malloc(2 * K * sizeof *work);
+    for (size_t i = 0; i < out * words; i++) w[i] = rnd() ^ (rnd() << 16);
+    float qmax = (float)((1 << c->bits) - 1);
+    for (size_t i = 0; i < out * ng; i++) {
+        float s = frand(0.002f, 0.05f);
+        store(sbuf + 1, c->sdt, i, s);
+        store(bbuf + 1, c->sdt, i, -s * qmax * frand(0.3f, 0.7f));
+    }
+    for (size_t r = 0; r < out; r++) bias[r] = frand(-1, 1);
+    for (size_t i = 0; i < T * K; i++) x[i] = frand(-2, 2);
+    mt_linear l = {.out = out, .in = K, .quantized = 1, .w = w, .scales = sbuf + 1, .biases = bbuf + 1,
+                   .sdt = c->sdt, .bits = c->bits, .group_size = c->gs,
+                   .bias = c->with_bias ? bias : NULL, .bdt = MT_F32};
+    CHECK(mt_linear_forward_ref(&l, x, T, ref) == 0);
+    /* error bound: F32 scales -> reassociation only; F16/BF16: the reference
+     * rounds q*s and (q*s)+b to the scale type, the kernel does not */
+    double es = c->sdt == MT_F32 ? 0 : c->sdt == MT_F16 ? 1.0 / 1024 : 1.0 / 256;
+    double *bound = calloc(T * out, sizeof *bound);
+    uint8_t *codes = malloc(K);
+    for (size_t r = 0; r < out; r++) {
+        mt_dequantize_affine_row(row, w + r * words, sbuf + 1 + r * ng * ss, bbuf + 1 + r * ng * ss, c->sdt, K,
+                                 c->bits, c->gs, NULL);
+        mt_quant_unpack_row(codes, w + r * words, K, c->bits);
+        for (size_t t = 0; t < T; t++) {
+            double b = 1e-6;
+            for (size_t i = 0; i < K; i++) {
+                double s = load(sbuf + 1, c->sdt, r * ng + i / (size_t)c->gs);
+                double bb = load(bbuf + 1, c->sdt, r * ng + i / (size_t)c->gs);
+                double ax = fabs(x[t * K + i]);
+                b += ax * (fabs(row[i]) * 4e-6 + (fabs(codes[i] * s) + fabs(bb)) * es);
+            }
+            bound[t * out + r] = b;
+        }
+    }
+    for (int p = 0; p < npaths; p++) {
+        mt_cpu_force(paths[p]);
+        for (int pi = 0; pi < 2; pi++) {
+            mt_pool *pp = pi ? pool : NULL;
+            for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+            mt_linear_forward(&l, x, T, y, work, pp);
+            size_t bad = 0;
+            for (size_t i = 0; i < T * out; i++) {
+                double e = fabs((double)y[i] - ref[i]) / bound[i];
+                if (!(e <= 1.0)) bad++;
+                if (e > worst[p] || e != e) worst[p] = e != e ? 1e30 : e;
+            }
+            CHECK_MSG(bad == 0, "%s: bits %d gs %d %s out %zu K %zu T %zu bias %d pool %d: %zu outputs off",
+                      mt_cpu_name(paths[p]), c->bits, c->gs, mt_dtype_name(c->sdt), out, K, T, c->with_bias, pi, bad);
+        }
+    }
+    mt_cpu_force(-1);
+    free(codes);
+    free(bound);
+    free(w);
+    free(sbuf);
+    free(bbuf);
+    free(bias);
+    free(x);
+    free(y);
+    free(ref);
+    free(row);
+    free(work);
+}
+
+static void test_quantized(mt_pool *pool) {
+    static const int bits[] = {2, 3, 4, 5, 6, 8}, gss[] = {32, 64, 128};
+    static const mt_dtype sdts[] = {MT_F32, MT_F16, MT_BF16};
+    static const size_t outs[] = {1, 3, 17}, Ts[] = {1, 2, 3, 4, 5, 9};
+    double worst[3] = {0};
+    size_t n = 0;
+    for (size_t bi = 0; bi < 6; bi++)
+        for (size_t gi = 0; gi < 3; gi++)
+            for (size_t si = 0; si < 3; si++) {
+                /* sizes cycle through the combinations so every one appears */
+                qcase c = {bits[bi], gss[gi], sdts[si], outs[n % 3], (size_t)gss[gi] * (1 + n % 5), Ts[n % 6],
+                           (int)(n % 4 == 1)};
+                run_qcase(&c, pool, worst);
+                n++;
+            }
+    /* the model shapes' common case, larger: 4/8-bit, g64, 2 groups chunks */
+    qcase big[] = {{4, 64, MT_BF16, 33, 2048, 1, 0}, {8, 64, MT_F16, 19, 1536, 1, 1}, {4, 32, MT_F32, 40, 17 * 1024, 1, 0},
+                   {4, 64, MT_BF16, 70, 576, 7, 0}, {8, 128, MT_F32, 9, 1024, 12, 1}};
+    for (size_t i = 0; i < sizeof big / sizeof *big; i++) run_qcase(&big[i], pool, worst);
+    for (int p = 0; p < npaths; p++) printf("  quantized %-8s worst error / bound %.3f\n", mt_cpu_name(paths[p]), worst[p]);
+}
+
+static void test_dense(mt_pool *pool) {
+    static const mt_dtype dts[] = {MT_F32, MT_F16, MT_BF16};
+    static const size_t Ks[] = {1, 7, 33, 100, 515}, outs[] = {1, 3, 17, 64};
+    double worst = 0;
+    for (size_t di = 0; di < 3; di++)
+        for (size_t ki = 0; ki < 5; ki++)
+            for (size_t T = 1; T <= 5; T += 2) {
+                size_t K = Ks[ki], out = outs[(di + ki + T) % 4], es = mt_dtype_size(dts[di]);
+                unsigned char *w = malloc(out * K * es + 1);
+                float *x = malloc(T * K * 4), *y = malloc(T * out * 4), *ref = malloc(T * out * 4), *work = malloc(2 * K * 4);
+                float *row = malloc(K * 4);
+                for (size_t i = 0; i < out * K; i++) store(w + 1, dts[di], i, frand(-1, 1));
+                for (size_t i = 0; i < T * K; i++) x[i] = frand(-1, 1);
+                mt_linear l = {.out = out, .in = K, .wdt = dts[di], .w = w + 1};
+                CHECK(mt_linear_forward_ref(&l, x, T, ref) == 0);
+                for (int p = 0; p < npaths; p++) {
+                    mt_cpu_force(paths[p]);
+                    mt_linear_forward(&l, x, T, y, work, p ? pool : NULL);
+                    size_t bad = 0;
+                    for (size_t r = 0; r < out; r++) {
+                        mt_linear_row(&l, r, row);
+                        for (size_t t = 0; t < T; t++) {
+                            double b = 1e-6;
+                            for (size_t i = 0; i < K; i++) b += fabs(x[t * K + i] * row[i]) * 4e-6;
+                            double e = fabs((double)y[t * out + r] - ref[t * out + r]) / b;
+                            if (!(e <= 1)) bad++;
+                            if (e > worst || e != e) worst = e != e ? 1e30 : e;
+                        }
+                    }
+                    CHECK_MSG(bad == 0, "dense %s %s K %zu out %zu T %zu: %zu off", mt_cpu_name(paths[p]),
+                              mt_dtype_name(dts[di]), K, out, T, bad);
+                }
+                mt_cpu_force(-1);
+                free(w);
+                free(x);
+                free(y);
+                free(ref);
+                free(work);
+                free(row);
+            }
+    printf("  dense worst error / bound %.3f\n", worst);
+}
+
+static void test_cpu(void) {
+    int best = mt_cpu_best();
+    CHECK(best >= MT_CPU_PORTABLE && best <= MT_CPU_AVX512);
+    CHECK_EQ_INT(mt_cpu_force(MT_CPU_PORTABLE), MT_CPU_PORTABLE);
+    CHECK_EQ_INT(mt_cpu_level(), MT_CPU_PORTABLE);
+    CHECK_EQ_INT(mt_cpu_force(MT_CPU_AVX512 + 5), best);
+    mt_cpu_force(-1);
+    CHECK(mt_cpu_level() <= best);
+    CHECK_EQ_INT(mt_cpu_parse("avx2"), MT_CPU_AVX2);
+    CHECK_EQ_INT(mt_cpu_parse("avx512"), MT_CPU_AVX512);
+    CHECK_EQ_INT(mt_cpu_parse("portable"), MT_CPU_PORTABLE);
+    CHECK_EQ_INT(mt_cpu_parse("sse9"), -1);
+    CHECK_STR(mt_cpu_name(MT_CPU_AVX2), "avx2");
+}
+
+int main(void) {
+    mt_err e = {0};
+    mt_pool *pool = NULL;
+    CHECK_OK(mt_pool_new(&pool, 2, &e), &e);
+    test_cpu();
+    int best = mt_cpu_best();
+    for (int l = MT_CPU_PORTABLE; l <= best; l++) paths[npaths++] = l;
+    printf("  paths tested:");
+    for (int p = 0; p < npaths; p++) printf(" %s", mt_cpu_name(paths[p]));
+    printf("\n");
+    test_quantized(pool);
+    test_dense(pool);
+    mt_pool_free(pool);
+    return check_report("kernels");
+}
