@@ -3,6 +3,7 @@
  * every written safetensors file, config.json and index must be byte-identical.
  * Also: the libstdc++ hash/order emulation, Python float repr, the safetensors
  * header writer, the GPU quantize rule on an all-negative group, inspect. */
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,10 +102,12 @@ static int sha_file(const char *path, char out[65]) {
 }
 
 /* ---- helpers ---- */
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
 static void rm_rf(const char *dir) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "rm failed: %s\n", dir);
+    if (mt_file_exists(dir) || mt_is_dir(dir)) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void test_sha(void) {

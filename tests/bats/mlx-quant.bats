@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# mlx-quant CLI: convert byte-identical to mlx_lm.convert goldens
+# (tests/gen/gen_convert_goldens.py), the committed mlx_lm fixtures, the
+# output runs in mlx-gen, dequantize, inspect, errors and exit codes.
+
+setup_file() {
+  export MQ="$PWD/${MT_BUILD:-build}/bin/mlx-quant"
+  export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
+  export TD="$BATS_FILE_TMPDIR"
+  zstd -q -d -c tests/data/convert/goldens.txt.zst > "$TD/goldens.txt"
+}
+
+check_case() {
+  local src=$1; shift
+  local out="$TD/out-$RANDOM$RANDOM"
+  run "$MQ" convert -m "$src" -o "$out" "$@" --quiet
+  [ "$status" -eq 0 ]
+  local want
+  # the header line carries a case id: match on everything after it
+  want=$(awk -v rest="$src $*" '$1 == "case" { line = $0; sub(/^case [^ ]+ /, "", line); on = (line == rest); next }
+                                on && /^end$/ {on = 0} on && /^file / {print $2, $3}' "$TD/goldens.txt")
+  [ -n "$want" ]
+  while read -r f sha; do
+    got=$(sha256sum "$out/$f" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || { echo "$f differs"; return 1; }
+  done <<< "$want"
+}
+
+@test "convert llama q4 g32 is byte-identical to mlx_lm" {
+  check_case tests/data/models/llama-tiny -q --bits 4 --group-size 32
+}
+@test "convert qwen3 q3 g64 is byte-identical to mlx_lm" {
+  check_case tests/data/models/qwen3-tiny -q --bits 3 --group-size 64
+}
+@test "convert gemma3 mixed_3_6 is byte-identical to mlx_lm" {
+  check_case tests/data/models/gemma3-tiny -q --quant-predicate mixed_3_6
+}
+@test "convert phi3 bf16 q4 is byte-identical to mlx_lm" {
+  check_case tests/data/models/phi3-tiny -q --bits 4 --group-size 64 --dtype bfloat16
+}
+@test "dequantize starcoder2 8-bit is byte-identical to mlx_lm" {
+  check_case tests/data/models/starcoder2-tiny-8bit -d
+}
+
+@test "convert reproduces the committed mlx_lm 4-bit fixture and mlx-gen runs it alike" {
+  "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/l4" -q --bits 4 --group-size 32 --quiet
+  cmp "$TD/l4/model.safetensors" tests/data/models/llama-tiny-4bit/model.safetensors
+  [ -x "$GEN" ] || skip "mlx-gen not built"
+  a=$("$GEN" -m "$TD/l4" -p "def main():" -n 12 --ids -q 2>/dev/null | head -c 4000)
+  b=$("$GEN" -m tests/data/models/llama-tiny-4bit -p "def main():" -n 12 --ids -q 2>/dev/null | head -c 4000)
+  [ -n "$a" ]
+  [ "$a" = "$b" ]
+}
+
+@test "inspect reports bits, group size and bits per weight" {
+  run "$MQ" inspect tests/data/models/llama-tiny-4bit
+  [ "$status" -eq 0 ]
+  echo "$output" | grep -E '^model.layers.0.mlp.down_proj.weight +U32 +\[64, 16\] +4 +32 +4096 '
+  echo "$output" | grep -E '^total: 53 tensors, 93440 bytes, 123200 parameters, 6\.068 bits per weight'
+}
+
+@test "inspect --against lists per-layer error and the worst layers" {
+  run "$MQ" inspect tests/data/models/llama-tiny-4bit --against tests/data/models/llama-tiny --worst 3
+  [ "$status" -eq 0 ]
+  echo "$output" | grep -q '^worst 3 layers by relative RMS error:'
+  [ "$(echo "$output" | grep -cE '^ *[0-9]\. model')" -eq 3 ]
+  # 8-bit error is far below 4-bit error on the same layer
+  r4=$(echo "$output" | awk '$1 == "model.layers.0.mlp.down_proj" {print $6}')
+  run "$MQ" inspect tests/data/models/llama-tiny-8bit --against tests/data/models/llama-tiny
+  r8=$(echo "$output" | awk '$1 == "model.layers.0.mlp.down_proj" {print $6}')
+  awk -v a="$r4" -v b="$r8" 'BEGIN { exit !(b * 4 < a) }'
+}
+
+# The GPU rule differs only on one-signed groups and exact ties (unit test
+# test_convert covers an all-negative group); random mixed-sign weights agree.
+@test "--gpu-rules agrees with the CPU rule on mixed-sign groups" {
+  "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/g0" -q --bits 2 --group-size 32 --quiet
+  "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/g1" -q --bits 2 --group-size 32 --gpu-rules --quiet
+  cmp "$TD/g0/model.safetensors" "$TD/g1/model.safetensors"
+  run "$MQ" inspect "$TD/g1" --against tests/data/models/llama-tiny
+  [ "$status" -eq 0 ]
+}
+
+@test "existing destination is refused, nothing is written" {
+  mkdir -p "$TD/exists"
+  run "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/exists" -q --quiet
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"already exists"* ]]
+}
+
+@test "a failing conversion leaves no output and no temporary folder" {
+  run "$MQ" convert -m tests/data/models/starcoder2-tiny -o "$TD/sc" -q --quant-predicate mixed_3_6 --quiet
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"down_proj"* ]]
+  [ ! -e "$TD/sc" ]
+  ! ls "$TD" | grep -q '^sc\.tmp'
+}
+
+@test "quantizing an already quantized model is refused" {
+  run "$MQ" convert -m tests/data/models/llama-tiny-4bit -o "$TD/qq" -q --quiet
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"already quantized"* ]]
+}
+
+@test "usage errors exit 2" {
+  run "$MQ" convert -m tests/data/models/llama-tiny
+  [ "$status" -eq 2 ]
+  run "$MQ" frobnicate
+  [ "$status" -eq 2 ]
+  run "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/x" -q --mode mxfp4
+  [ "$status" -eq 2 ]
+  run "$MQ" --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"mlx-quant convert"* ]]
+}
+
+@test "--skip keeps matching modules in float" {
+  "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/sk" -q --skip 'lm_head|embed_tokens' --quiet
+  run "$MQ" inspect "$TD/sk"
+  echo "$output" | grep -E '^lm_head.weight +F32 +\[384, 64\]'
+  echo "$output" | grep -E '^model.layers.1.mlp.up_proj.weight +U32'
+}
+
+@test "bits 5 and --dtype f16 aliases work" {
+  "$MQ" convert -m tests/data/models/qwen2-tiny -o "$TD/q5" -q --bits 5 --dtype f16 --quiet
+  run "$MQ" inspect "$TD/q5"
+  echo "$output" | grep -E '^model.layers.0.self_attn.q_proj.scales +F16'
+  echo "$output" | grep -E '^model.layers.0.self_attn.q_proj.weight +U32 .* 5 +64'
+}
