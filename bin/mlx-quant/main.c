@@ -56,14 +56,14 @@ static char *resolve_model(const char *m, int quiet, mt_err *err) {
 }
 
 static int cmd_convert(int argc, char **argv, int force_deq) {
-    enum { O_BITS = 256, O_GS, O_MODE, O_DTYPE, O_PRED, O_SKIP, O_GPU, O_SHARD, O_QUIET };
+    enum { O_BITS = 256, O_GS, O_MODE, O_DTYPE, O_PRED, O_SKIP, O_GPU, O_SHARD, O_SHARDB, O_QUIET };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'},        {"hf-path", 1, 0, 'm'},     {"output", 1, 0, 'o'},
         {"mlx-path", 1, 0, 'o'},     {"quantize", 0, 0, 'q'},    {"dequantize", 0, 0, 'd'},
         {"bits", 1, 0, O_BITS},      {"q-bits", 1, 0, O_BITS},   {"group-size", 1, 0, O_GS},
         {"q-group-size", 1, 0, O_GS}, {"mode", 1, 0, O_MODE},    {"q-mode", 1, 0, O_MODE},
         {"dtype", 1, 0, O_DTYPE},    {"quant-predicate", 1, 0, O_PRED}, {"skip", 1, 0, O_SKIP},
-        {"gpu-rules", 0, 0, O_GPU},  {"max-shard-gb", 1, 0, O_SHARD}, {"quiet", 0, 0, O_QUIET},
+        {"gpu-rules", 0, 0, O_GPU},  {"max-shard-gb", 1, 0, O_SHARD}, {"max-shard-bytes", 1, 0, O_SHARDB}, {"quiet", 0, 0, O_QUIET},
         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     mt_convert_opts o = {0};
     o.dequantize = force_deq;
@@ -86,6 +86,7 @@ static int cmd_convert(int argc, char **argv, int force_deq) {
         case O_SKIP: o.skip_regex = optarg; break;
         case O_GPU: o.gpu_rules = 1; break;
         case O_SHARD: o.max_shard_bytes = (uint64_t)(atof(optarg) * (double)(1ull << 30)); break;
+        case O_SHARDB: o.max_shard_bytes = strtoull(optarg, NULL, 10); break;
         case O_QUIET: quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: return die_usage(NULL);

@@ -23,7 +23,28 @@ import subprocess
 import sys
 import tempfile
 
+import mlx_lm.utils as mlx_utils
 from mlx_lm.convert import convert
+
+_make_shards = mlx_utils.make_shards
+SHARD_BYTES = None   # set per case: a byte limit instead of mlx_lm's 5 GiB
+
+
+def make_shards_bytes(weights, max_file_size_gb=mlx_utils.MAX_FILE_SIZE_GB):
+    if SHARD_BYTES is None:
+        return _make_shards(weights, max_file_size_gb)
+    # same greedy rule as mlx_lm.utils.make_shards, with a byte limit
+    shards, size = [], 0
+    for k, v in weights.items():
+        if not shards or size + v.nbytes > SHARD_BYTES:
+            shards.append({})
+            size = 0
+        shards[-1][k] = v
+        size += v.nbytes
+    return shards
+
+
+mlx_utils.make_shards = make_shards_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = "tests/data/models"
@@ -63,6 +84,8 @@ def cli_args(kw):
         a += ["--dtype", kw["dtype"]]
     if "quant_predicate" in kw:
         a += ["--quant-predicate", kw["quant_predicate"]]
+    if SHARD_BYTES is not None:
+        a += ["--max-shard-bytes", str(SHARD_BYTES)]
     return a
 
 
@@ -113,6 +136,14 @@ def main():
                 record(out, "c%d" % k, src, dict(dequantize=True), os.path.join(tmp, "o%d" % k))
                 k += 1
                 record(out, "c%d" % k, src, dict(dequantize=True, dtype="bfloat16"), os.path.join(tmp, "o%d" % k))
+    global SHARD_BYTES
+    for fam, kw, lim in (("llama-tiny", dict(quantize=True, q_bits=4, q_group_size=32), 30000),
+                         ("qwen3-tiny", dict(), 100000),
+                         ("gemma3-tiny", dict(quantize=True, quant_predicate="mixed_2_6"), 20000)):
+        SHARD_BYTES = lim
+        k += 1
+        record(out, "c%d" % k, os.path.join(MODELS, fam), kw, os.path.join(tmp, "o%d" % k))
+    SHARD_BYTES = None
     shutil.rmtree(tmp)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
