@@ -189,6 +189,7 @@ struct mt_tokenizer {
     char *eow_suffix; size_t eow_suffix_len;
     tk_u64map merges;          /* (a<<32|b) -> (rank<<32|new) */
     int32_t byte_tok[256];     /* <0xXX> ids */
+    int32_t *cp_id;            /* BPE (not byte-level): id of each BMP char's token, -1 if none */
     int bytelevel_raw;         /* words reach BPE as raw bytes */
     int32_t bl_id[256];        /* id of the byte-level char of each byte */
     tk_strtab rawtab; tk_strmap rawmap; /* byte-level vocab decoded to raw bytes */

@@ -14,8 +14,8 @@
  * result has few ids are cached. */
 #define CACHE_SHARDS 16
 #define CACHE_SLOTS 2048
-#define CACHE_WMAX 30
-#define CACHE_IMAX 8
+#define CACHE_WMAX 62
+#define CACHE_IMAX 16
 typedef struct { uint64_t h; uint8_t wl, ni; char w[CACHE_WMAX]; int32_t ids[CACHE_IMAX]; } centry;
 typedef struct { pthread_mutex_t mu; centry *e; } cshard;
 struct tk_cache { cshard sh[CACHE_SHARDS]; };
@@ -293,6 +293,19 @@ int tk_model_load(mt_tokenizer *t, json_t *m, mt_err *err) {
             snprintf(nm, sizeof nm, "<0x%02X>", b);
             t->byte_tok[b] = vocab_get(t, nm, 6);
         }
+        /* direct table for single BMP chars (SentencePiece-style BPE looks up every char) */
+        t->cp_id = malloc(0x10000 * sizeof *t->cp_id);
+        if (!t->cp_id) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
+        tk_buf k = {0};
+        for (uint32_t c = 0; c < 0x10000; c++) {
+            t->cp_id[c] = -1;
+            if (c >= 0xD800 && c <= 0xDFFF) continue;
+            k.n = 0;
+            tk_buf_put_cp(&k, c);
+            if (k.oom) { tk_buf_free(&k); return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); }
+            t->cp_id[c] = vocab_get(t, k.p, k.n);
+        }
+        tk_buf_free(&k);
         return MT_OK;
     }
     if (!strcmp(ty, "WordLevel")) {
@@ -344,6 +357,7 @@ int tk_model_load(mt_tokenizer *t, json_t *m, mt_err *err) {
 
 void tk_model_free(mt_tokenizer *t) {
     tk_u64map_free(&t->merges);
+    free(t->cp_id);
     free(t->cont_prefix); free(t->eow_suffix);
     tk_strtab_free(&t->rawtab);
     tk_strmap_free(&t->rawmap);
@@ -430,6 +444,10 @@ static int bpe_word(const mt_tokenizer *t, const char *s, size_t n, tk_ids *out,
                 if (has_suf) tk_buf_put(&sc->key, t->eow_suffix, t->eow_suffix_len);
                 if (sc->key.oom) return MT_ENOMEM;
                 id = vocab_get(t, sc->key.p, sc->key.n);
+            } else if (l <= 3 && t->cp_id) {
+                uint32_t cp;
+                tk_utf8_dec(u + i, l, &cp);
+                id = l == (size_t)tk_utf8_len(u[i]) ? t->cp_id[cp & 0xFFFF] : vocab_get(t, s + i, l);
             } else {
                 id = vocab_get(t, s + i, l);
             }
