@@ -20,7 +20,7 @@ void mt_gen_params_default(mt_gen_params *p) {
     memset(p, 0, sizeof *p);
     p->max_tokens = 256;
     mt_sampler_params_default(&p->sp);
-    p->prefill_step = 512;
+    p->prefill_step = 2048;
 }
 
 void mt_gen_result_free(mt_gen_result *r) {
@@ -140,11 +140,14 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     MT_TRY(mt_sampler_new(&q->smp, &gp->sp, q->V, err));
     MT_TRY(mt_detok_new(&q->dt, tok, 0, err));
     double t0 = now_s();
-    size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 512;
-    for (size_t off = 0; off < n_prompt; off += step) {
-        size_t n = n_prompt - off < step ? n_prompt - off : step;
+    /* like mlx-lm's generate_step: chunks of prefill_step until one token is left, then
+     * that token alone (dynamic RoPE sees the same call lengths) */
+    size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 2048;
+    for (size_t off = 0; off + 1 < n_prompt; off += step) {
+        size_t n = n_prompt - 1 - off < step ? n_prompt - 1 - off : step;
         MT_TRY(mt_model_forward(m, q->cache, prompt + off, n, q->logits, 0, err));
     }
+    MT_TRY(mt_model_forward(m, q->cache, prompt + n_prompt - 1, 1, q->logits, 0, err));
     res->prompt_tokens = n_prompt;
     q->t_decode = now_s();
     res->prefill_s = q->t_decode - t0;

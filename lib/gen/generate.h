@@ -17,7 +17,7 @@ typedef struct mt_gen_params {
     const char *const *stop;        /* stop strings (not emitted), may be NULL */
     size_t n_stop;
     const int32_t *eos; size_t n_eos;  /* end-of-sequence ids (not emitted) */
-    int prefill_step;               /* tokens per prefill chunk, default 512 */
+    int prefill_step;               /* tokens per prefill chunk, default 2048 (mlx-lm's) */
     int trim_first_space;           /* drop one leading space of the text (mlx-lm BPE detokenizer) */
     int logprobs;                   /* K > 0: record the top-K alternatives of each generated token */
 } mt_gen_params;

@@ -93,8 +93,11 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
     double factor = 1.0;
     if (json_is_object(rs) && strcmp(type, "default") != 0 && strcmp(type, "longrope") != 0 && strcmp(type, "su") != 0)
         if (mt_cfg_num(rs, "factor", 1.0, &factor, 1, err)) return mt_preferr(err, "rope_scaling");
-    if (!strcmp(type, "default") || !strcmp(type, "linear")) {
+    if (!strcmp(type, "default") || !strcmp(type, "linear") || !strcmp(type, "dynamic")) {
+        /* "dynamic": these are the frequencies up to max_position_embeddings; past it the
+         * forward pass recomputes them per call (mlx_lm DynamicNTKScalingRoPE) */
         float scale = !strcmp(type, "linear") ? (float)(1.0 / factor) : 1.0f;
+        if (!strcmp(type, "dynamic") && factor <= 0) return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling.factor must be positive");
         for (int i = 0; i < half; i++) inv_freq[i] = scale / period[i];
     } else if (!strcmp(type, "llama3")) {
         double lo = 1, hi = 4, old = 8192;
@@ -209,8 +212,18 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     double maxp = 0, origp = 0;
     MT_TRY(mt_cfg_num(c, "max_position_embeddings", 131072, &maxp, 0, err));
     MT_TRY(mt_cfg_num(c, "original_max_position_embeddings", 4096, &origp, 0, err));
-    MT_TRY(mt_rope_freqs(m->inv_freq, &m->rope_in_scale, hp->rot_dims, hp->rope_theta,
-                         json_object_get(c, "rope_scaling"), maxp, origp, err));
+    json_t *rs = json_object_get(c, "rope_scaling");
+    MT_TRY(mt_rope_freqs(m->inv_freq, &m->rope_in_scale, hp->rot_dims, hp->rope_theta, rs, maxp, origp, err));
+    json_t *rt = json_is_object(rs) ? json_object_get(rs, "type") : NULL;
+    if (!json_is_string(rt) && json_is_object(rs)) rt = json_object_get(rs, "rope_type");
+    if (json_is_string(rt) && !strcmp(json_string_value(rt), "dynamic")) {
+        double f = 1;
+        MT_TRY(mt_cfg_num(rs, "factor", 1, &f, 1, err));
+        if (!json_is_number(json_object_get(c, "max_position_embeddings")))
+            return mt_seterr(err, MT_EFORMAT, "config.json: dynamic rope scaling needs max_position_embeddings");
+        hp->dyn_factor = (float)f;
+        hp->dyn_max_pos = (int)maxp;
+    }
 
     MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
@@ -549,6 +562,23 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     float *x = buf, *xn = x + sz_x, *br = xn + sz_x, *qkv = br + sz_x, *att = qkv + sz_q;
     float *g = att + sz_a, *u = g + sz_i, *work = u + sz_i, *scores = work + nt * m->max_in;
 
+    /* rope_scaling "dynamic": the base of each row's call, from the length its sequence
+     * reaches at the end of this call (rows of one sequence are consecutive) */
+    size_t half = (size_t)hp->rot_dims / 2;
+    float *dyn = NULL;
+    if (hp->dyn_factor > 0) {
+        dyn = malloc(T * half * sizeof *dyn);
+        if (!dyn) { free(buf); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+        for (size_t t = 0; t < T; t++) {
+            size_t end = rpos[t] + 1;
+            for (size_t u = t + 1; u < T && rc[u] == rc[t]; u++) end = rpos[u] + 1;
+            double sl = end > (size_t)hp->dyn_max_pos ? (double)end : (double)hp->dyn_max_pos;
+            double d = hp->rot_dims;
+            float base = (float)(hp->rope_theta *
+                                 pow(hp->dyn_factor * sl / hp->dyn_max_pos - (hp->dyn_factor - 1), d / (d - 2)));
+            for (size_t i = 0; i < half; i++) dyn[t * half + i] = 1.0f / powf(base, (float)(2 * i) / (float)d);
+        }
+    }
     for (size_t t = 0; t < T; t++) {
         mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
         if (hp->embed_scale != 1.0f)
@@ -584,8 +614,9 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             if (L->use_rope) {
                 scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);
                 scale_rot(kt, (size_t)hp->n_kv_heads, hd, hp->rot_dims, L->rope_in_scale);
-                mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, L->inv_freq, (double)rpos[t], hp->rope_traditional);
-                mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, L->inv_freq, (double)rpos[t], hp->rope_traditional);
+                const float *fr = dyn && L->inv_freq == m->inv_freq ? dyn + t * half : L->inv_freq;
+                mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
+                mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
             }
             memcpy(rc[t]->k[l] + rpos[t] * kvd, kt, kvd * sizeof(float));
             memcpy(rc[t]->v[l] + rpos[t] * kvd, v + t * ks, kvd * sizeof(float));
@@ -641,6 +672,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         for (size_t i = 0; i < nl * V; i++) logits[i] /= hp->logits_div;
     if (hp->final_softcap > 0)
         for (size_t i = 0; i < nl * V; i++) logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
+    free(dyn);
     free(buf);
     return MT_OK;
 }

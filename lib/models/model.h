@@ -50,6 +50,10 @@ typedef struct mt_decoder_hp {
     int n_experts, top_k, moe_inter;
     int moe_softmax_first;  /* 1: softmax over all experts, then top-k (qwen3_moe); 0: top-k, then softmax (mixtral) */
     int moe_norm_topk;      /* with softmax_first: renormalize the top-k probabilities */
+    /* rope_scaling "dynamic" (NTK): past dyn_max_pos positions the RoPE base grows with the
+     * length the sequence has at the end of each forward call (global-RoPE layers only) */
+    float dyn_factor;       /* 0 = off */
+    int dyn_max_pos;
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */

@@ -35,6 +35,8 @@ FAMILIES = {
     "qwen3-tiny": dict(BASE, model_type="qwen3", tie_word_embeddings=True, head_dim=16),
     "llama-swa": dict(BASE, model_type="llama", tie_word_embeddings=False, sliding_window=5,
                       layer_types=["sliding_attention", "full_attention"]),
+    "llama-dynrope": dict(BASE, model_type="llama", tie_word_embeddings=False, max_position_embeddings=8,
+                          rope_scaling={"type": "dynamic", "factor": 2.0}),
     "qwen2-tiny": dict(BASE, model_type="qwen2", tie_word_embeddings=False),
     "mistral-tiny": dict(BASE, model_type="mistral", tie_word_embeddings=False, rope_theta=1000000.0,
                          sliding_window=5),
