@@ -321,7 +321,7 @@ int mt_resume_open(mt_resume **out_r, const char *path, FILE **out, size_t *n_do
         int bad = ftruncate(fileno(f), good) != 0;
         fclose(f);
         if (bad) { mt_resume_free(r); return mt_seterr(err, MT_EIO, "%s: cannot cut a partial last line", path); }
-        qsort(r->keys, r->n, sizeof *r->keys, cmpstr);
+        if (r->n) qsort(r->keys, r->n, sizeof *r->keys, cmpstr);
     }
     *out = fopen(path, "a");
     if (!*out) { int e = errno; mt_resume_free(r); return mt_seterr(err, MT_EIO, "%s: %s", path, strerror(e)); }
@@ -332,6 +332,7 @@ int mt_resume_open(mt_resume **out_r, const char *path, FILE **out, size_t *n_do
 
 int mt_resume_skip(void *user, json_t *id, json_t *rec) {
     mt_resume *r = user;
+    if (!r->n) return 0;
     char *k = record_key(id, rec);
     if (!k) return 0;
     int hit = bsearch(&k, r->keys, r->n, sizeof *r->keys, cmpstr) != NULL;

@@ -160,3 +160,14 @@ setup_file() {
   fresh=$("$GEN" -m "$d" -q < "$BATS_TEST_TMPDIR/in.jsonl" | jq -c '[.id, .text]' | sort)
   [ "$(jq -c 'select(.error == null) | [.id, .text]' "$out" | sort)" = "$fresh" ]
 }
+
+@test "generation_config.json eos lists stop generation (the eos token is not emitted)" {
+  t="$BATS_TEST_TMPDIR/m"; mkdir -p "$t"; cp tests/data/models/llama-tiny/* "$t/"
+  ids=$(jq -c .cli.text "$t/golden.json")
+  third=$(echo "$ids" | jq '.[2]')
+  printf '{"eos_token_id": [383, %s]}\n' "$third" > "$t/generation_config.json"
+  run --separate-stderr "$GEN" -m "$t" --ids -q <<< "$(jq -c '{prompt: .cli.text_prompt, max_tokens: 16}' "$t/golden.json")"
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq -c .ids)" = "$(echo "$ids" | jq -c '.[0:2]')" ]
+  [ "$(echo "$output" | jq -r .finish_reason)" = stop ]
+}
