@@ -6,6 +6,8 @@
 # into "\u0100" (its byte-level alphabet character) except at the very end; we emit
 # the NUL byte, as HF decode does.  The comparison maps that character back.)
 
+bats_require_minimum_version 1.5.0
+
 setup_file() {
   export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
 }

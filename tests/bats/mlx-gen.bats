@@ -2,6 +2,8 @@
 # mlx-gen CLI: --tokenize / --detokenize against transformers goldens
 # (tests/gen/gen_mlxgen_tokenize.py), error records, exit codes, stdout/stderr.
 
+bats_require_minimum_version 1.5.0
+
 setup_file() {
   export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
   export TD="$BATS_FILE_TMPDIR"
