@@ -14,7 +14,8 @@ Each golden line is a JSON object:
 Truncation and padding are switched off (the C API encodes one unpadded text).
 Usage: python3 tests/gen/gen_tokenizer_goldens.py [name ...]
 MT_TOK_DATA=DIR overrides the data directory (stress runs: DIR/corpus.txt and
-DIR/<name>/tokenizer.json.zst); the C test honours the same variable."""
+DIR/<name>/tokenizer.json.zst); the C test honours the same variable.
+MT_TOK_ALL_ADDED=1 embeds every added token (not 40) in the extra lines."""
 import glob
 import json
 import os
@@ -40,7 +41,7 @@ def extra_lines(tok_json, seed):
     rng = random.Random(seed)
     added = [a for a in tok_json.get("added_tokens", []) if a.get("content")]
     rng.shuffle(added)
-    added = sorted(added[:40], key=lambda a: a["id"])
+    added = sorted(added if os.environ.get("MT_TOK_ALL_ADDED") else added[:40], key=lambda a: a["id"])
     out = []
     for a in added:
         c = a["content"]
