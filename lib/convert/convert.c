@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -597,6 +598,17 @@ static int dequant_into(cv *c, const out_t *t, void *dst, mt_err *err) {
     return rc;
 }
 
+/* Drop the source pages of a tensor from this process (they stay in the page
+ * cache and fault back in if read again): keeps resident memory near one
+ * tensor while streaming through a model larger than RAM. */
+static void release_pages(const void *p, size_t n) {
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0 || n == 0) return;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(ps - 1);
+    uintptr_t e = ((uintptr_t)p + n + (uintptr_t)ps - 1) & ~(uintptr_t)(ps - 1);
+    madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 typedef struct shard_ctx {
     cv *c;
     size_t first;   /* index of the shard's first tensor in c->out */
@@ -648,6 +660,11 @@ static int fill(void *user, size_t idx, void *dst, mt_err *err) {
         if (m->pending == 0) m->pending = -1;   /* done: never cache again */
         break;
     }
+    }
+    if (!rc && t->src) release_pages(t->src->data, t->src->nbytes);
+    if (!rc && t->kind == K_DEQ) {
+        release_pages(t->sscales->data, t->sscales->nbytes);
+        release_pages(t->sbiases->data, t->sbiases->nbytes);
     }
     if (!rc && c->o->progress) {
         c->done += t->e.nbytes;
