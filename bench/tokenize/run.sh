@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh - build bench_tokenize against the library and compare its encode
-# throughput with HF tokenizers (one thread) on every test tokenizer.
-# Usage: sh bench/tokenize/run.sh [reps]   (from the repository root)
+# throughput with HF tokenizers (one thread, per-line encode and encode_batch)
+# on every test tokenizer. Figures are per CPU-second of the single thread.
+# Usage: BUILD=build sh bench/tokenize/run.sh [reps]   (from the repository root)
 set -e
 REPS=${1:-3}
 BUILD=${BUILD:-build}
@@ -10,12 +11,14 @@ PKGS="jansson libpcre2-8 libutf8proc libzstd"
 cc -O3 -march=x86-64-v3 -std=c17 -D_GNU_SOURCE -Ilib $(pkg-config --cflags $PKGS) bench/tokenize/bench_tokenize.c \
    "$BUILD/libmlxtools.a" $(pkg-config --libs $PKGS) -lm -lpthread -o "$BUILD/bench_tokenize"
 CORPUS=tests/data/tokenizers/corpus.txt
-printf '%-12s %10s %10s %10s %8s %8s\n' tokenizer ours_MB/s hf_MB/s hfbatch ratio ratio_b
+printf '%-16s %9s %9s %9s %7s %7s %11s %11s\n' tokenizer ours_MB/s hf_MB/s hfbatch ratio ratio_b ours_tok/s hf_tok/s
 for d in tests/data/tokenizers/*/tokenizer.json.zst; do
   name=$(basename "$(dirname "$d")")
-  ours=$("$BUILD/bench_tokenize" "$d" $CORPUS "$REPS" | awk '{for(i=1;i<=NF;i++) if($i=="MB/s") print $(i+1)}')
+  ours=$("$BUILD/bench_tokenize" "$d" $CORPUS "$REPS")
+  omb=$(echo "$ours" | awk '{for(i=1;i<=NF;i++) if($i=="MB/s") print $(i+1)}')
+  otk=$(echo "$ours" | awk '{for(i=1;i<=NF;i++) if($i=="tokens/s") print $(i+1)}')
   hf=$(RAYON_NUM_THREADS=1 python3 bench/tokenize/hf_bench.py "$d" $CORPUS "$REPS")
-  hfs=$(echo "$hf" | awk '{print $3}'); hfb=$(echo "$hf" | awk '{print $8}')
-  printf '%-12s %10s %10s %10s %8.2f %8.2f\n' "$name" "$ours" "$hfs" "$hfb" \
-    "$(echo "$ours / $hfs" | bc -l)" "$(echo "$ours / $hfb" | bc -l)"
+  hfs=$(echo "$hf" | awk '{print $3}'); htk=$(echo "$hf" | awk '{print $5}'); hfb=$(echo "$hf" | awk '{print $8}')
+  printf '%-16s %9s %9s %9s %7.2f %7.2f %11s %11s\n' "$name" "$omb" "$hfs" "$hfb" \
+    "$(echo "$omb / $hfs" | bc -l)" "$(echo "$omb / $hfb" | bc -l)" "$otk" "$htk"
 done
