@@ -20,6 +20,7 @@ typedef struct mt_gen_params {
     int prefill_step;               /* tokens per prefill chunk, default 2048 (mlx-lm's) */
     int trim_first_space;           /* drop one leading space of the text (mlx-lm BPE detokenizer) */
     int logprobs;                   /* K > 0: record the top-K alternatives of each generated token */
+    int max_kv_size;                /* > 0: rotating KV cache of this many slots keeping the first 4 (mlx-lm) */
 } mt_gen_params;
 
 typedef struct mt_gen_result {

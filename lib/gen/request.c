@@ -64,6 +64,9 @@ int mt_gen_request_parse(mt_gen_request *req, json_t *rec, const mt_gen_params *
     mt_sampler_params *sp = &gp->sp;
     MT_TRY(opt_int(o, "max_tokens", &gp->max_tokens, 0, 1 << 24, err));
     if (!req->openai) MT_TRY(opt_int(o, "logprobs", &gp->logprobs, 0, 1000, err));
+    MT_TRY(opt_int(o, "max_kv_size", &gp->max_kv_size, 0, 1 << 30, err));
+    MT_TRY(opt_int(o, "prefill_step_size", &gp->prefill_step, 1, 1 << 30, err));
+    if (gp->max_kv_size > 0 && gp->max_kv_size <= 4) return mt_seterr(err, MT_EINVAL, "\"max_kv_size\" must exceed 4");
     MT_TRY(opt_int(o, "max_completion_tokens", &gp->max_tokens, 0, 1 << 24, err));
     MT_TRY(opt_float(o, "temp", &sp->temp, err));
     MT_TRY(opt_float(o, "temperature", &sp->temp, err));

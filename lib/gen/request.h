@@ -13,7 +13,8 @@
  * (temp), top_p, top_k, min_p, min_tokens_to_keep, xtc_probability,
  * xtc_threshold, repetition_penalty, repetition_context_size, presence_penalty,
  * presence_context_size, frequency_penalty, frequency_context_size, logit_bias
- * ({"id": bias}), seed, stop (a string or a list of strings); native records
+ * ({"id": bias}), seed, stop (a string or a list of strings), max_kv_size,
+ * prefill_step_size; native records
  * also take return_ids (bool) and logprobs (K: the top-K alternatives of each
  * generated token, as "logprobs": [{"id", "logprob", "top": [[id, logprob]...]}]). */
 #ifndef MT_REQUEST_H

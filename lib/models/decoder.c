@@ -417,7 +417,18 @@ int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
     return MT_OK;
 }
 
-void mt_kvcache_reset(mt_kvcache *c) { if (c) c->len = 0; }
+void mt_kvcache_reset(mt_kvcache *c) {
+    if (!c) return;
+    c->len = c->bufcap = c->idx = 0;
+}
+
+int mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err) {
+    if (c->len) return mt_seterr(err, MT_EINVAL, "the KV cache size can only be bounded while it is empty");
+    if (max_size <= keep) return mt_seterr(err, MT_EINVAL, "max KV size %zu must exceed the %zu kept tokens", max_size, keep);
+    c->max_size = max_size;
+    c->keep = keep;
+    return MT_OK;
+}
 
 void mt_kvcache_free(mt_kvcache *c) {
     if (!c) return;
@@ -425,6 +436,7 @@ void mt_kvcache_free(mt_kvcache *c) {
     for (int i = 0; i < c->n_layers && c->v; i++) free(c->v[i]);
     free(c->k);
     free(c->v);
+    free(c->slot_pos);
     free(c);
 }
 
@@ -440,7 +452,105 @@ static int kv_reserve(mt_kvcache *c, size_t need, mt_err *err) {
         if (!v) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
         c->v[i] = v;
     }
+    if (c->max_size) {
+        size_t *sp = realloc(c->slot_pos, cap * sizeof *sp);
+        if (!sp) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
+        c->slot_pos = sp;
+    }
     c->cap = cap;
+    return MT_OK;
+}
+
+/* Rebuild the rotating buffer from the old slots listed in `order` (n of them),
+ * in that order, in every layer. */
+static int kv_permute(mt_kvcache *c, const size_t *order, size_t n, mt_err *err) {
+    size_t kvd = c->kv_dim;
+    float *tmp = malloc((n ? n : 1) * kvd * sizeof *tmp);
+    size_t *pos = malloc((n ? n : 1) * sizeof *pos);
+    if (!tmp || !pos) { free(tmp); free(pos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    for (int l = 0; l < c->n_layers; l++)
+        for (int kv = 0; kv < 2; kv++) {
+            float *a = kv ? c->v[l] : c->k[l];
+            for (size_t i = 0; i < n; i++) memcpy(tmp + i * kvd, a + order[i] * kvd, kvd * sizeof *tmp);
+            memcpy(a, tmp, n * kvd * sizeof *tmp);
+        }
+    for (size_t i = 0; i < n; i++) pos[i] = c->slot_pos[order[i]];
+    memcpy(c->slot_pos, pos, n * sizeof *pos);
+    free(tmp);
+    free(pos);
+    return MT_OK;
+}
+
+/* Where this call's S rows of cache c go, and which slots each row attends to
+ * (slot, lo, hi per row); updates the cache's bookkeeping.  Rotating caches
+ * follow mlx_lm.models.cache.RotatingKVCache: S > 1 is _update_concat with the
+ * causal window mask of make_mask, S == 1 is _update_in_place with no mask. */
+static int kv_plan(mt_kvcache *c, size_t S, size_t *slot, size_t *lo, size_t *hi, mt_err *err) {
+    size_t off = c->len;
+    if (!c->max_size) {
+        MT_TRY(kv_reserve(c, off + S, err));
+        for (size_t i = 0; i < S; i++) { slot[i] = off + i; lo[i] = 0; hi[i] = off + i + 1; }
+        return MT_OK;
+    }
+    size_t M = c->max_size, keep = c->keep;
+    if (S > 1) {
+        size_t old = 0;
+        if (c->bufcap) {
+            /* temporal order (slicing off unused slots), then trim to max_size - 1 */
+            size_t n = 0, *order = malloc(c->bufcap * sizeof *order);
+            if (!order) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            if (c->idx == c->bufcap) for (size_t j = 0; j < c->bufcap; j++) order[n++] = j;
+            else if (c->idx < off) {
+                for (size_t j = 0; j < keep && j < c->bufcap; j++) order[n++] = j;
+                for (size_t j = c->idx; j < c->bufcap; j++) order[n++] = j;
+                for (size_t j = keep; j < c->idx; j++) order[n++] = j;
+            } else for (size_t j = 0; j < c->idx; j++) order[n++] = j;
+            long trim = (long)n - (long)M + 1;
+            if (trim > 0) {
+                size_t w = keep < n ? keep : n;
+                for (size_t j = keep + (size_t)trim; j < n; j++) order[w++] = order[j];
+                n = w;
+            }
+            int rc = kv_permute(c, order, n, err);
+            free(order);
+            MT_TRY(rc);
+            old = n;
+        }
+        MT_TRY(kv_reserve(c, old + S, err));
+        size_t offm = off < M - 1 ? off : M - 1;   /* the mask's offset (make_mask) */
+        for (size_t i = 0; i < S; i++) {
+            slot[i] = old + i;
+            c->slot_pos[old + i] = off + i;
+            size_t q = offm + i;                  /* the row's index in the buffer */
+            hi[i] = q + 1;
+            lo[i] = q + 1 > M ? q + 1 - M : 0;
+        }
+        c->bufcap = c->idx = old + S;
+        return MT_OK;
+    }
+    /* S == 1 */
+    if (!c->bufcap || (off >= c->bufcap && c->bufcap < M)) {
+        size_t grow = M - off < 256 ? M - off : 256;
+        MT_TRY(kv_reserve(c, c->bufcap + grow, err));
+        c->bufcap += grow;
+        c->idx = off;
+    }
+    if (c->bufcap > M) {
+        size_t trim = c->bufcap - M, n = 0, *order = malloc(c->bufcap * sizeof *order);
+        if (!order) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t j = 0; j < keep; j++) order[n++] = j;
+        for (size_t j = trim + keep; j < c->bufcap; j++) order[n++] = j;
+        int rc = kv_permute(c, order, n, err);
+        free(order);
+        MT_TRY(rc);
+        c->bufcap = M;
+        c->idx = M;
+    }
+    if (c->idx == M) c->idx = keep;
+    slot[0] = c->idx++;
+    c->slot_pos[slot[0]] = off;
+    lo[0] = 0;
+    hi[0] = off + 1 < c->bufcap ? off + 1 : c->bufcap;
     return MT_OK;
 }
 
@@ -450,6 +560,7 @@ typedef struct attn_ctx {
     const mt_model *m;
     mt_kvcache *const *c;  /* [T]: the cache of each row */
     const size_t *pos;     /* [T]: the absolute position of each row */
+    const size_t *lo, *hi; /* [T]: the slots [lo, hi) each row may attend to */
     int layer;
     const float *q;   /* [T, n_heads*hd] (rows of stride qstride) */
     size_t qstride;
@@ -468,20 +579,24 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     for (size_t job = b; job < e; job++) {
         size_t t = job / (size_t)hp->n_heads, h = job % (size_t)hp->n_heads, kh = h / group;
         const float *K = a->c[t]->k[a->layer], *Vv = a->c[t]->v[a->layer];
+        const mt_kvcache *kc = a->c[t];
         size_t p = a->pos[t];                /* absolute position of this query */
-        size_t j0 = 0;
-        if (a->m->layers[a->layer].sliding && hp->sliding_window > 0 && p + 1 > (size_t)hp->sliding_window)
+        size_t j0 = a->lo[t], j1 = a->hi[t];
+        int win = a->m->layers[a->layer].sliding && hp->sliding_window > 0;
+        if (win && !kc->max_size && p + 1 > (size_t)hp->sliding_window && p + 1 - (size_t)hp->sliding_window > j0)
             j0 = p + 1 - (size_t)hp->sliding_window;
         const float *qv = a->q + t * a->qstride + h * hd;
-        size_t n = p + 1 - j0;
-        for (size_t j = 0; j < n; j++) {
-            float sc = mt_dot(qv, K + (j0 + j) * kvd + kh * hd, hd) * hp->attn_scale;
-            s[j] = cap > 0 ? tanhf(sc / cap) * cap : sc;
+        for (size_t j = j0; j < j1; j++) {
+            if (win && kc->max_size && kc->slot_pos[j] + (size_t)hp->sliding_window <= p) { s[j - j0] = -INFINITY; continue; }
+            float sc = mt_dot(qv, K + j * kvd + kh * hd, hd) * hp->attn_scale;
+            s[j - j0] = cap > 0 ? tanhf(sc / cap) * cap : sc;
         }
+        size_t n = j1 - j0;
         mt_softmax(s, n);
         float *o = a->out + t * qd + h * hd;
         memset(o, 0, hd * sizeof(float));
-        for (size_t j = 0; j < n; j++) mt_axpy(o, s[j], Vv + (j0 + j) * kvd + kh * hd, hd);
+        for (size_t j = 0; j < n; j++)
+            if (s[j] != 0.0f) mt_axpy(o, s[j], Vv + (j0 + j) * kvd + kh * hd, hd);
     }
 }
 
@@ -543,11 +658,22 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     const mt_decoder_hp *hp = &m->hp;
     if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
     size_t len = 0;
-    for (size_t t = 0; t < T; t++) {
+    for (size_t t = 0; t < T; t++)
         if (tok[t] < 0 || tok[t] >= hp->vocab)
             return mt_seterr(err, MT_EINVAL, "token id %d outside the vocabulary (%d)", tok[t], hp->vocab);
-        MT_TRY(kv_reserve(rc[t], rpos[t] + 1, err));
-        if (rpos[t] + 1 > len) len = rpos[t] + 1;
+    /* slots: where each row's K/V go and which slots it attends to (rows of one cache are consecutive) */
+    size_t *slot = malloc(3 * T * sizeof *slot);
+    if (!slot) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t *lo = slot + T, *hi = lo + T;
+    for (size_t t = 0; t < T;) {
+        size_t S = 1;
+        while (t + S < T && rc[t + S] == rc[t]) S++;
+        if (rc[t]->len != rpos[t]) { free(slot); return mt_seterr(err, MT_EINVAL, "internal: rows out of order"); }
+        int r = kv_plan(rc[t], S, slot + t, lo + t, hi + t, err);
+        if (r) { free(slot); return r; }
+        rc[t]->len += S;
+        for (size_t i = 0; i < S; i++) if (hi[t + i] - lo[t + i] > len) len = hi[t + i] - lo[t + i];
+        t += S;
     }
     size_t H = (size_t)hp->hidden, hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = rc[0]->kv_dim;
     size_t I = (size_t)hp->inter, nt = (size_t)mt_pool_size(m->pool);
@@ -558,7 +684,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
     size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + nt * m->max_in + nt * len;
     float *buf = malloc(total * sizeof(float));
-    if (!buf) return mt_seterr(err, MT_ENOMEM, "out of memory for activations");
+    if (!buf) { free(slot); return mt_seterr(err, MT_ENOMEM, "out of memory for activations"); }
     float *x = buf, *xn = x + sz_x, *br = xn + sz_x, *qkv = br + sz_x, *att = qkv + sz_q;
     float *g = att + sz_a, *u = g + sz_i, *work = u + sz_i, *scores = work + nt * m->max_in;
 
@@ -568,7 +694,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     float *dyn = NULL;
     if (hp->dyn_factor > 0) {
         dyn = malloc(T * half * sizeof *dyn);
-        if (!dyn) { free(buf); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+        if (!dyn) { free(buf); free(slot); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
         for (size_t t = 0; t < T; t++) {
             size_t end = rpos[t] + 1;
             for (size_t u = t + 1; u < T && rc[u] == rc[t]; u++) end = rpos[u] + 1;
@@ -618,10 +744,10 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
                 mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
             }
-            memcpy(rc[t]->k[l] + rpos[t] * kvd, kt, kvd * sizeof(float));
-            memcpy(rc[t]->v[l] + rpos[t] * kvd, v + t * ks, kvd * sizeof(float));
+            memcpy(rc[t]->k[l] + slot[t] * kvd, kt, kvd * sizeof(float));
+            memcpy(rc[t]->v[l] + slot[t] * kvd, v + t * ks, kvd * sizeof(float));
         }
-        attn_ctx ac = {m, rc, rpos, l, q, qs, att, scores, T, len};
+        attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, T, len};
         mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);
         mt_linear_forward(&L->o, att, T, br, work, m->pool);
         if (hp->block != MT_BLOCK_PRE) norm_apply(m, &L->n2, br, br, T, H);
@@ -661,9 +787,6 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (L->n4.w) norm_apply(m, &L->n4, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
     }
-    for (size_t t = 0; t < T; t++)
-        if (rpos[t] + 1 > rc[t]->len) rc[t]->len = rpos[t] + 1;
-
     size_t nl = T - first;
     norm_apply(m, &m->final_norm, xn, x + first * H, nl, H);
     mt_linear_forward(&m->lm_head, xn, nl, logits, work, m->pool);
@@ -673,6 +796,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     if (hp->final_softcap > 0)
         for (size_t i = 0; i < nl * V; i++) logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
     free(dyn);
+    free(slot);
     free(buf);
     return MT_OK;
 }

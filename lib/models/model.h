@@ -88,12 +88,22 @@ typedef struct mt_model {
     const char *moe_prefix;        /* e.g. "mlp" or "block_sparse_moe" */
 } mt_model;
 
-/* One sequence's cache: per layer K and V as [pos, n_kv_heads, head_dim]. */
+/* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim floats,
+ * one row per slot.  Unbounded (the default): slot = position.  Bounded by
+ * mt_kvcache_set_max (--max-kv-size): mlx-lm's RotatingKVCache(max_size, keep),
+ * whose buffer, rotation, trimming and attention masks are reproduced exactly,
+ * so the same tokens come out. */
 typedef struct mt_kvcache {
     int n_layers;
     size_t kv_dim;                 /* n_kv_heads * head_dim */
-    size_t len, cap;
+    size_t len;                    /* tokens seen (mlx "offset") */
+    size_t cap;                    /* allocated slots */
     float **k, **v;
+    /* rotating mode (max_size > 0) */
+    size_t max_size, keep;
+    size_t bufcap;                 /* mlx keys.shape[2] (slots in the buffer, some maybe unfilled) */
+    size_t idx;                    /* mlx _idx: next slot to write */
+    size_t *slot_pos;              /* [cap] position held by each slot */
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
@@ -101,6 +111,9 @@ void mt_model_free(mt_model *m);
 
 int  mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err);
 void mt_kvcache_reset(mt_kvcache *c);
+/* Bound the cache to max_size slots, keeping the first `keep` tokens (mlx-lm
+ * uses keep 4 for --max-kv-size).  Only on an empty cache; max_size > keep. */
+int  mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err);
 void mt_kvcache_free(mt_kvcache *c);
 
 /* Run T tokens at positions cache->len.. and append them to the cache.

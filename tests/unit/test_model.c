@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include "check.h"
 #include "core/file.h"
+#include "gen/generate.h"
 #include "models/model.h"
+#include "text/tokenizer.h"
 
 static int argmax(const float *x, size_t n) {
     size_t b = 0;
@@ -72,6 +74,46 @@ static void run_fixture(const char *dir, mt_pool *pool, int *seen_types, size_t 
     json_decref(g);
 }
 
+/* --max-kv-size: greedy tokens with a rotating cache against mlx-lm (maxkv.json). */
+static void run_maxkv(const char *dir, mt_pool *pool) {
+    mt_err e = {0};
+    char *gp_ = mt_path_join(dir, "maxkv.json"), *tp = mt_path_join(dir, "tokenizer.json");
+    json_t *g = json_load_file(gp_, 0, NULL);
+    mt_model *m = NULL;
+    mt_tokenizer *tok = NULL;
+    CHECK(g != NULL);
+    CHECK_OK(mt_model_load(&m, dir, pool, &e), &e);
+    CHECK_OK(mt_tokenizer_load(&tok, tp, &e), &e);
+    json_t *jp = json_object_get(g, "prompt"), *cs = json_object_get(g, "cases"), *cv;
+    size_t n = json_array_size(jp), ci, ok = 0;
+    int32_t prompt[64];
+    for (size_t i = 0; i < n && i < 64; i++) prompt[i] = (int32_t)json_integer_value(json_array_get(jp, i));
+    json_array_foreach(cs, ci, cv) {
+        mt_gen_params gp;
+        mt_gen_params_default(&gp);
+        gp.max_tokens = 24;
+        gp.max_kv_size = (int)json_integer_value(json_object_get(cv, "max_kv_size"));
+        gp.prefill_step = (int)json_integer_value(json_object_get(cv, "prefill_step_size"));
+        mt_gen_result res;
+        int rc = m && tok ? mt_generate(m, tok, prompt, n, &gp, NULL, NULL, &res, &e) : -1;
+        CHECK_MSG(rc == 0, "%s: %s", dir, e.msg);
+        if (rc) continue;
+        json_t *want = json_object_get(cv, "greedy");
+        int same = res.n_tokens == json_array_size(want);
+        for (size_t i = 0; same && i < res.n_tokens; i++) same = res.tokens[i] == json_integer_value(json_array_get(want, i));
+        CHECK_MSG(same, "%s: max_kv_size %d, prefill step %d: greedy tokens differ from mlx-lm", dir, gp.max_kv_size,
+                  gp.prefill_step);
+        ok += same;
+        mt_gen_result_free(&res);
+    }
+    printf("  %-22s max-kv-size cases identical to mlx-lm: %zu/%zu\n", strrchr(dir, '/') + 1, ok, json_array_size(cs));
+    mt_tokenizer_free(tok);
+    mt_model_free(m);
+    json_decref(g);
+    free(gp_);
+    free(tp);
+}
+
 static void test_errors(mt_pool *pool) {
     mt_err e = {0};
     mt_model *m = NULL;
@@ -102,6 +144,9 @@ int main(void) {
         char *dir = mt_path_join("tests/data/models", names[i]);
         char *gp = mt_path_join(dir, "golden.json");
         if (mt_file_exists(gp)) run_fixture(dir, pool, seen, nfam);
+        free(gp);
+        gp = mt_path_join(dir, "maxkv.json");
+        if (mt_file_exists(gp)) run_maxkv(dir, pool);
         free(gp);
         free(dir);
         free(names[i]);
