@@ -8,6 +8,7 @@
 
 #include "convert/convert.h"
 #include "core/file.h"
+#include "convert/gguf.h"
 #include "convert/inspect.h"
 #include "io/hub.h"
 
@@ -16,7 +17,8 @@ static const char usage[] =
     "                 [--dtype float16|bfloat16|float32] [--quant-predicate RECIPE] [--skip REGEX]\n"
     "                 [--gpu-rules] [-d]\n"
     "       mlx-quant dequantize -m SRC -o DST [--dtype T]\n"
-    "       mlx-quant inspect DIR [--against SRC] [--worst N]\n"
+    "       mlx-quant inspect DIR [--against SRC] [--worst N] [--json]\n"
+    "       mlx-quant export-gguf -m DIR -o FILE.gguf [--type f32|f16|q8_0|q4_0|q4_1]   (llama family)\n"
     "\n"
     "convert writes what `python -m mlx_lm convert` writes, byte for byte (tensors, config.json,\n"
     "index, shards of at most 5 GiB).  SRC is a folder or a Hugging Face repo id (HF cache).\n"
@@ -149,6 +151,35 @@ static int cmd_inspect(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_gguf(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"model", 1, 0, 'm'}, {"output", 1, 0, 'o'}, {"type", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *model = NULL, *out = NULL, *ty = "f16";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:o:t:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'o': out = optarg; break;
+        case 't': ty = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: return die_usage(NULL);
+        }
+    }
+    mt_ggml_type t;
+    if (!model || !out || optind < argc) return die_usage("export-gguf needs -m DIR -o FILE");
+    if (mt_ggml_type_parse(ty, &t)) return die_usage("--type: f32, f16, q8_0, q4_0 or q4_1");
+    mt_err err = {0};
+    char *dir = resolve_model(model, 1, &err);
+    int rc = dir ? mt_export_gguf(dir, out, t, &err) : MT_EIO;
+    free(dir);
+    if (rc) {
+        fprintf(stderr, "mlx-quant: %s\n", err.msg);
+        return MT_EXIT_FATAL;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return die_usage("a subcommand is required (convert, dequantize, inspect)");
     const char *cmd = argv[1];
@@ -163,5 +194,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "dequantize")) return cmd_convert(argc - 1, argv + 1, 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export-gguf")) return cmd_gguf(argc - 1, argv + 1);
     return die_usage("unknown subcommand");
 }
