@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "convert/convert.h"
+#include "convert/gguf.h"
 #include "convert/inspect.h"
 #include "core/file.h"
 #include "io/safetensors.h"
@@ -386,12 +387,191 @@ static void test_gpu_rules(void) {
     rm_rf(tmp);
 }
 
+/* ---- GGUF export: a minimal reader, then per-tensor data vs gguf-py's quantizers ---- */
+typedef struct rd {
+    const unsigned char *p;
+    size_t n, i;
+    int bad;
+} rd;
+static uint64_t rd_u(rd *r, int bytes) {
+    uint64_t v = 0;
+    if (r->i + (size_t)bytes > r->n) {
+        r->bad = 1;
+        return 0;
+    }
+    for (int k = 0; k < bytes; k++) v |= (uint64_t)r->p[r->i + (size_t)k] << (8 * k);
+    r->i += (size_t)bytes;
+    return v;
+}
+static void rd_skip_val(rd *r, uint32_t type, int depth) {
+    static const int sz[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (r->bad || depth > 2 || type > 12) {
+        r->bad = 1;
+        return;
+    }
+    if (type == 8) {
+        uint64_t l = rd_u(r, 8);
+        if (l > r->n - r->i) r->bad = 1;
+        else r->i += (size_t)l;
+    } else if (type == 9) {
+        uint32_t et = (uint32_t)rd_u(r, 4);
+        uint64_t cnt = rd_u(r, 8);
+        for (uint64_t k = 0; k < cnt && !r->bad; k++) rd_skip_val(r, et, depth + 1);
+    } else {
+        r->i += (size_t)sz[type];
+        if (r->i > r->n) r->bad = 1;
+    }
+}
+
+static size_t ggml_bytes(uint32_t type, uint64_t ne0, uint64_t rows) {
+    switch (type) {
+    case 0: return (size_t)(ne0 * rows * 4);
+    case 1: return (size_t)(ne0 * rows * 2);
+    case 2: return (size_t)(ne0 / 32 * 18 * rows);
+    case 3: return (size_t)(ne0 / 32 * 20 * rows);
+    case 8: return (size_t)(ne0 / 32 * 34 * rows);
+    }
+    return 0;
+}
+
+/* Compare the tensors of a GGUF file with golden lines "t name type sha". */
+static int check_gguf(const char *path, char **tl, int nt) {
+    mt_mmap m;
+    if (mt_mmap_open(&m, path, NULL)) return 0;
+    rd r = {m.data, m.size, 0, 0};
+    int ok = rd_u(&r, 4) == 0x46554747u && rd_u(&r, 4) == 3;
+    uint64_t ntens = rd_u(&r, 8), nkv = rd_u(&r, 8);
+    int have_vocab = 0;
+    for (uint64_t k = 0; k < nkv && !r.bad; k++) {
+        uint64_t kl = rd_u(&r, 8);
+        if (kl > r.n - r.i) {
+            r.bad = 1;
+            break;
+        }
+        if (kl == 21 && !memcmp(r.p + r.i, "tokenizer.ggml.tokens", 21)) have_vocab = 1;
+        r.i += (size_t)kl;
+        rd_skip_val(&r, (uint32_t)rd_u(&r, 4), 0);
+    }
+    ok = ok && have_vocab && (int)ntens == nt;
+    char(*names)[128] = calloc(ntens ? ntens : 1, sizeof *names);
+    uint32_t *types = calloc(ntens ? ntens : 1, sizeof *types);
+    uint64_t *offs = calloc(ntens ? ntens : 1, sizeof *offs), *sizes = calloc(ntens ? ntens : 1, sizeof *sizes);
+    for (uint64_t t = 0; t < ntens && !r.bad && ok; t++) {
+        uint64_t l = rd_u(&r, 8);
+        if (l >= 128 || l > r.n - r.i) {
+            r.bad = 1;
+            break;
+        }
+        memcpy(names[t], r.p + r.i, (size_t)l);
+        r.i += (size_t)l;
+        uint32_t nd = (uint32_t)rd_u(&r, 4);
+        uint64_t ne0 = 1, rows = 1;
+        for (uint32_t d = 0; d < nd && d < 4; d++) {
+            uint64_t v = rd_u(&r, 8);
+            if (d == 0) ne0 = v;
+            else rows *= v;
+        }
+        types[t] = (uint32_t)rd_u(&r, 4);
+        offs[t] = rd_u(&r, 8);
+        sizes[t] = ggml_bytes(types[t], ne0, rows);
+    }
+    size_t data0 = (r.i + 31) / 32 * 32;
+    for (int g = 0; g < nt && ok && !r.bad; g++) {
+        char name[128], sha[65], h[65];
+        unsigned type;
+        if (sscanf(tl[g], "t %127s %u %64s", name, &type, sha) != 3) {
+            ok = 0;
+            break;
+        }
+        int found = 0;
+        for (uint64_t t = 0; t < ntens; t++) {
+            if (strcmp(names[t], name)) continue;
+            found = 1;
+            if (types[t] != type || data0 + offs[t] + sizes[t] > m.size) {
+                fprintf(stderr, "  %s: type %u, golden %u\n", name, types[t], type);
+                ok = 0;
+                break;
+            }
+            sha_of(m.data + data0 + offs[t], sizes[t], h);
+            if (strcmp(h, sha)) {
+                fprintf(stderr, "  %s: data differs\n", name);
+                ok = 0;
+            }
+        }
+        if (!found) ok = 0;
+    }
+    free(names), free(types), free(offs), free(sizes);
+    mt_mmap_close(&m);
+    return ok && !r.bad;
+}
+
+static void test_gguf(void) {
+    char *text;
+    size_t len;
+    if (mt_read_file("tests/data/convert/gguf_goldens.txt", &text, &len, NULL)) {
+        CHECK(0 && "gguf goldens missing");
+        return;
+    }
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "/tmp/mt-test-gguf-%ld", (long)getpid());
+    rm_rf(tmp);
+    OK(mt_mkdirs(tmp, NULL));
+    int ncase = 0, nok = 0;
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    while (line) {
+        char model[256] = "", type[16] = "", label[64] = "", stsha[65] = "";
+        int k = sscanf(line, "case %255s %15s %63s %64s", model, type, label, stsha);
+        char **tl = malloc(512 * sizeof *tl);
+        int nt = 0;
+        while ((line = strtok_r(NULL, "\n", &save)) && strcmp(line, "end"))
+            if (!strncmp(line, "t ", 2) && nt < 512) tl[nt++] = line;
+        if (k < 2) {
+            free(tl);
+            line = strtok_r(NULL, "\n", &save);
+            continue;
+        }
+        ncase++;
+        char src[512], out[600];
+        snprintf(src, sizeof src, "%s", model);
+        if (k == 4) {   /* lossless case: our own f16 q4 g32 conversion (identical to mlx_lm's) */
+            snprintf(src, sizeof src, "%s/mlx-q4", tmp);
+            mt_convert_opts o = {.src = model, .dst = src, .quantize = 1, .bits = 4, .group_size = 32, .dtype = "float16"};
+            OK(mt_convert(&o, NULL));
+            char p[600], h[65];
+            snprintf(p, sizeof p, "%s/model.safetensors", src);
+            CHECK(sha_file(p, h) == 0 && !strcmp(h, stsha));
+        }
+        mt_ggml_type t;
+        OK(mt_ggml_type_parse(type, &t));
+        snprintf(out, sizeof out, "%s/%d.gguf", tmp, ncase);
+        mt_err err = {0};
+        int rc = mt_export_gguf(src, out, t, &err);
+        if (rc) fprintf(stderr, "gguf %s %s: %s\n", model, type, err.msg);
+        int same = !rc && check_gguf(out, tl, nt);
+        if (!same) fprintf(stderr, "gguf case %s %s %s differs\n", model, type, label);
+        CHECK(same);
+        nok += same;
+        free(tl);
+        line = strtok_r(NULL, "\n", &save);
+    }
+    fprintf(stderr, "gguf goldens: %d/%d cases identical to gguf-py quantizers\n", nok, ncase);
+    CHECK(ncase >= 16);
+    /* not the llama family */
+    mt_err err = {0};
+    char out[600];
+    snprintf(out, sizeof out, "%s/x.gguf", tmp);
+    CHECK(mt_export_gguf("tests/data/models/qwen3-tiny", out, MT_GGML_F16, &err) == MT_EUNSUPPORTED);
+    rm_rf(tmp);
+    free(text);
+}
+
 int main(void) {
     test_sha();
     test_hash_order();
     test_float_repr();
     test_header();
     test_gpu_rules();
+    test_gguf();
     test_goldens();
     return check_report("convert");
 }
