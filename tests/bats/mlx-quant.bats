@@ -127,3 +127,14 @@ check_case() {
   echo "$output" | grep -E '^model.layers.0.self_attn.q_proj.scales +F16'
   echo "$output" | grep -E '^model.layers.0.self_attn.q_proj.weight +U32 .* 5 +64'
 }
+
+@test "export-gguf writes GGUF v3 for the llama family and refuses others" {
+  "$MQ" export-gguf -m tests/data/models/llama-tiny-4bit -o "$TD/l.gguf" --type q4_1
+  [ "$(head -c 4 "$TD/l.gguf")" = "GGUF" ]
+  [ "$(od -An -tu4 -j4 -N4 "$TD/l.gguf" | tr -d ' ')" = "3" ]
+  run "$MQ" export-gguf -m tests/data/models/qwen3-tiny -o "$TD/q.gguf"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"llama family"* ]]
+  run "$MQ" export-gguf -m tests/data/models/llama-tiny -o "$TD/q.gguf" --type q5_k
+  [ "$status" -eq 2 ]
+}
