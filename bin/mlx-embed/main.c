@@ -26,6 +26,7 @@ static const char usage[] =
     "      --max-seq N          truncate inputs to N tokens (default: the model's max_seq_length)\n"
     "      --batch-tokens N     tokens per forward batch (default 4096)\n"
     "      --text               stdin holds one plain-text record per line\n"
+    "      --tokens             output the token ids (\"ids\") instead of embeddings\n"
     "  -t, --threads N          default: all cores\n"
     "      --revision REV       hub revision (default main)\n"
     "  -q, --quiet              nothing on stderr but fatal errors\n"
@@ -43,6 +44,7 @@ typedef struct job {
     size_t next_row;
     int fatal;
     mt_err fatal_err;
+    int tokens_only;          /* --tokens: report the token ids, run no model */
 } job;
 
 typedef struct item {
@@ -95,6 +97,7 @@ static void embed_batch(void *user, json_t **recs, const size_t *linenos, size_t
     size_t nv = 0;
     for (size_t i = 0; i < n; i++)
         if (!it[i].rc) order[nv++] = i;
+    if (j->tokens_only) nv = 0;
     sort_items = it;
     qsort(order, nv, sizeof *order, by_len);
     /* length-sorted batches of at most batch_tokens tokens (at least one sequence) */
@@ -134,18 +137,24 @@ static void embed_batch(void *user, json_t **recs, const size_t *linenos, size_t
     free(lens);
     free(out);
     for (size_t i = 0; i < n; i++) {
-        free(it[i].ids);
         if (it[i].rc) {
+            free(it[i].ids);
             rcs[i] = it[i].rc;
             errs[i] = it[i].err;
             continue;
         }
         float *v = vec + i * D;
-        if (j->dims < D) mt_embed_normalize(v, j->dims);
         json_t *o = json_object();
-        if (j->npy) {
+        if (j->tokens_only) {
+            json_t *a = json_array();
+            for (size_t k = 0; k < it[i].n; k++) json_array_append_new(a, json_integer(it[i].ids[k]));
+            json_object_set_new(o, "ids", a);
+        } else if (j->dims < D) mt_embed_normalize(v, j->dims);
+        if (j->tokens_only) {
+        } else if (j->npy) {
             if (!j->fatal && mt_npy_append(j->npy, v, &j->fatal_err)) j->fatal = 1;
             if (j->fatal) {
+                free(it[i].ids);
                 json_decref(o);
                 rcs[i] = mt_seterr(&errs[i], MT_EIO, "%s", j->fatal_err.msg);
                 continue;
@@ -158,6 +167,7 @@ static void embed_batch(void *user, json_t **recs, const size_t *linenos, size_t
         }
         if (it[i].truncated) json_object_set_new(o, "truncated", json_true());
         outs[i] = o;
+        free(it[i].ids);
         rcs[i] = MT_OK;
     }
     free(it);
@@ -176,16 +186,16 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
     return 0;
 }
 
-enum { O_TEXT = 256, O_FORMAT, O_DIMS, O_PROMPT, O_PREFIX, O_MAXSEQ, O_BT, O_REV, O_VERSION };
+enum { O_TOKENS = 255, O_TEXT = 256, O_FORMAT, O_DIMS, O_PROMPT, O_PREFIX, O_MAXSEQ, O_BT, O_REV, O_VERSION };
 
 int main(int argc, char **argv) {
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"output", 1, 0, 'o'}, {"format", 1, 0, O_FORMAT}, {"dims", 1, 0, O_DIMS},
         {"prompt-name", 1, 0, O_PROMPT}, {"prefix", 1, 0, O_PREFIX}, {"max-seq", 1, 0, O_MAXSEQ},
-        {"batch-tokens", 1, 0, O_BT}, {"text", 0, 0, O_TEXT}, {"threads", 1, 0, 't'}, {"revision", 1, 0, O_REV},
+        {"batch-tokens", 1, 0, O_BT}, {"text", 0, 0, O_TEXT}, {"tokens", 0, 0, O_TOKENS}, {"threads", 1, 0, 't'}, {"revision", 1, 0, O_REV},
         {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     const char *model = NULL, *output = NULL, *format = "npy", *prompt_name = NULL, *prefix = NULL, *revision = NULL;
-    int quiet = 0, text_mode = 0, threads = 0, c;
+    int quiet = 0, text_mode = 0, threads = 0, tokens_only = 0, c;
     size_t dims = 0, max_seq = 0, batch_tokens = 4096;
     double v;
     while ((c = getopt_long(argc, argv, "m:o:t:qh", lo, NULL)) != -1) {
@@ -200,6 +210,7 @@ int main(int argc, char **argv) {
         case O_MAXSEQ: bad = num_arg("--max-seq", optarg, 1, 1 << 20, &v); max_seq = (size_t)v; break;
         case O_BT: bad = num_arg("--batch-tokens", optarg, 1, 1 << 24, &v); batch_tokens = (size_t)v; break;
         case O_TEXT: text_mode = 1; break;
+        case O_TOKENS: tokens_only = 1; break;
         case 't': bad = num_arg("--threads", optarg, 1, 256, &v); threads = (int)v; break;
         case O_REV: revision = optarg; break;
         case 'q': quiet = 1; break;
@@ -216,6 +227,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(format, "f16")) raw = f16 = 1;
     else if (strcmp(format, "npy")) { fprintf(stderr, "mlx-embed: --format must be npy, f32 or f16\n"); return MT_EXIT_USAGE; }
     if (strcmp(format, "npy") && !output) { fprintf(stderr, "mlx-embed: --format goes with --output\n"); return MT_EXIT_USAGE; }
+    if (tokens_only && output) { fprintf(stderr, "mlx-embed: --tokens does not go with --output\n"); return MT_EXIT_USAGE; }
     if (prompt_name && prefix) { fprintf(stderr, "mlx-embed: --prompt-name and --prefix exclude each other\n"); return MT_EXIT_USAGE; }
 
     mt_err err = {0};
@@ -223,7 +235,7 @@ int main(int argc, char **argv) {
     mt_progress_bar bar = {.f = stderr};
     if (!quiet && isatty(STDERR_FILENO)) { hopts.progress = mt_progress_bar_cb; hopts.progress_user = &bar; }
     char *dir = NULL;
-    job j = {.batch_tokens = batch_tokens};
+    job j = {.batch_tokens = batch_tokens, .tokens_only = tokens_only};
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_pool_new(&j.pool, threads, &err);
     if (!rc) openblas_set_num_threads(mt_pool_size(j.pool));

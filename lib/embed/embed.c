@@ -36,33 +36,53 @@ static json_t *load_json(const char *dir, const char *name, int *absent, mt_err 
 
 static int jbool(json_t *o, const char *k) { return json_is_true(json_object_get(o, k)); }
 
+static int mode_of(const char *s) {
+    if (!strcmp(s, "mean")) return MT_POOL_MEAN;
+    if (!strcmp(s, "cls")) return MT_POOL_CLS;
+    if (!strcmp(s, "max")) return MT_POOL_MAX;
+    if (!strcmp(s, "lasttoken")) return MT_POOL_LAST;
+    if (!strcmp(s, "weightedmean")) return MT_POOL_WEIGHTED;
+    if (!strcmp(s, "mean_sqrt_len_tokens")) return MT_POOL_MEAN_SQRT;
+    return 0;
+}
+
+static int add_mode(mt_embedder *m, int mode) {
+    for (size_t i = 0; i < m->n_pool; i++)
+        if (m->pool_modes[i] == mode) return 0;
+    if (m->n_pool == 6) return 0;
+    m->pool_modes[m->n_pool++] = mode;
+    return 0;
+}
+
 static int load_pooling(mt_embedder *m, const char *dir, mt_err *err) {
     int absent;
     json_t *c = load_json(dir, "config.json", &absent, err);
     if (!c) return absent ? mt_seterr(err, MT_ENOTFOUND, "%s/config.json: not found", dir) : err->code;
-    int p = 0;
-    if (jbool(c, "pooling_mode_cls_token")) p |= MT_POOL_CLS;
-    if (jbool(c, "pooling_mode_mean_tokens")) p |= MT_POOL_MEAN;
-    if (jbool(c, "pooling_mode_max_tokens")) p |= MT_POOL_MAX;
-    if (jbool(c, "pooling_mode_mean_sqrt_len_tokens")) p |= MT_POOL_MEAN_SQRT;
-    if (jbool(c, "pooling_mode_weightedmean_tokens")) p |= MT_POOL_WEIGHTED;
-    if (jbool(c, "pooling_mode_lasttoken")) p |= MT_POOL_LAST;
+    int rc = MT_OK;
     json_t *mode = json_object_get(c, "pooling_mode");
-    if (json_is_string(mode)) {
-        const char *s = json_string_value(mode);
-        if (!strcmp(s, "mean")) p = MT_POOL_MEAN;
-        else if (!strcmp(s, "cls")) p = MT_POOL_CLS;
-        else if (!strcmp(s, "max")) p = MT_POOL_MAX;
-        else if (!strcmp(s, "lasttoken")) p = MT_POOL_LAST;
-        else if (!strcmp(s, "weightedmean")) p = MT_POOL_WEIGHTED;
-        else if (!strcmp(s, "mean_sqrt_len_tokens")) p = MT_POOL_MEAN_SQRT;
+    if (json_is_string(mode) || json_is_array(mode)) {
+        size_t n = json_is_array(mode) ? json_array_size(mode) : 1;
+        for (size_t i = 0; i < n && !rc; i++) {
+            json_t *v = json_is_array(mode) ? json_array_get(mode, i) : mode;
+            int md = json_is_string(v) ? mode_of(json_string_value(v)) : 0;
+            if (!md) rc = mt_seterr(err, MT_EUNSUPPORTED, "%s: unknown pooling mode", dir);
+            else add_mode(m, md);
+        }
+    } else {
+        /* legacy flags, in sentence-transformers' order */
+        static const struct { const char *k; int m; } fl[] = {
+            {"pooling_mode_cls_token", MT_POOL_CLS}, {"pooling_mode_max_tokens", MT_POOL_MAX},
+            {"pooling_mode_mean_tokens", MT_POOL_MEAN}, {"pooling_mode_mean_sqrt_len_tokens", MT_POOL_MEAN_SQRT},
+            {"pooling_mode_weightedmean_tokens", MT_POOL_WEIGHTED}, {"pooling_mode_lasttoken", MT_POOL_LAST}};
+        for (size_t i = 0; i < sizeof fl / sizeof *fl; i++)
+            if (jbool(c, fl[i].k)) add_mode(m, fl[i].m);
     }
     json_t *ip = json_object_get(c, "include_prompt");
     int include_prompt = !ip || json_is_true(ip);
     json_decref(c);
-    if (!p) return mt_seterr(err, MT_EUNSUPPORTED, "%s: no pooling mode set", dir);
+    if (rc) return rc;
+    if (!m->n_pool) return mt_seterr(err, MT_EUNSUPPORTED, "%s: no pooling mode set", dir);
     if (!include_prompt) return mt_seterr(err, MT_EUNSUPPORTED, "%s: include_prompt=false is not supported", dir);
-    m->pooling = p;
     return MT_OK;
 }
 
@@ -113,6 +133,14 @@ static int load_st_config(mt_embedder *m, const char *tdir, const char *dir, siz
         m->do_lower_case = jbool(c, "do_lower_case");
         json_decref(c);
     }
+    if (!*max_seq) {
+        c = load_json(tdir, "tokenizer_config.json", &absent, err);
+        if (!c && !absent) return err->code;
+        json_t *v = json_object_get(c, "model_max_length");
+        if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 1000000)
+            *max_seq = (size_t)json_integer_value(v);
+        json_decref(c);
+    }
     c = load_json(dir, "config_sentence_transformers.json", &absent, err);
     if (!c && !absent) return err->code;
     if (c) {
@@ -138,7 +166,7 @@ static int open_impl(mt_embedder *m, const char *dir, mt_pool *pool, size_t max_
     char *tdir = NULL;
     int rc = MT_OK;
     if (!mods) {
-        m->pooling = MT_POOL_MEAN;
+        add_mode(m, MT_POOL_MEAN);
         m->normalize = 1;
     } else if (!json_is_array(mods)) {
         rc = mt_seterr(err, MT_EFORMAT, "modules.json: not an array");
@@ -171,7 +199,7 @@ static int open_impl(mt_embedder *m, const char *dir, mt_pool *pool, size_t max_
             free(sub);
             if (rc) break;
         }
-        if (!rc && !m->pooling) rc = mt_seterr(err, MT_EUNSUPPORTED, "modules.json: no Pooling module");
+        if (!rc && !m->n_pool) rc = mt_seterr(err, MT_EUNSUPPORTED, "modules.json: no Pooling module");
     }
     json_decref(mods);
     if (!rc && !tdir && !(tdir = strdup(dir))) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
@@ -203,8 +231,7 @@ static int open_impl(mt_embedder *m, const char *dir, mt_pool *pool, size_t max_
     if (!max_seq || max_seq > model_max) max_seq = model_max;
     m->max_seq = max_seq;
     size_t H = (size_t)m->enc->hp.hidden, dim = 0;
-    for (int b = 1; b <= MT_POOL_LAST; b <<= 1)
-        if (m->pooling & b) dim += H;
+    dim = m->n_pool * H;
     for (size_t i = 0; i < m->n_dense; i++) {
         if (m->dense[i].l.in != dim)
             return mt_seterr(err, MT_EFORMAT, "Dense module %zu takes %zu features, the pipeline gives %zu", i,
@@ -246,7 +273,9 @@ const char *mt_embedder_prompt(const mt_embedder *m, const char *name) {
 
 /* ---- tokenization ---- */
 
-/* Python's str.isspace() set. */
+/* Python's str.isspace() set.  (sentence-transformers 2-5 stripped texts with
+ * str.strip(); 6.x passes them as they are: texts are not stripped here, only
+ * a text that is all whitespace is refused.) */
 static int py_space(int32_t c) {
     return (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
@@ -302,10 +331,8 @@ int mt_embedder_tokenize(const mt_embedder *m, const char *prefix, const char *t
     if (!full) return mt_seterr(err, MT_ENOMEM, "out of memory");
     memcpy(full, prefix, pl);
     memcpy(full + pl, text, len);
-    size_t fl = pl + len;
-    py_strip(full, fl, &b, &e);
-    const char *s = full + b;
-    size_t sl = e - b;
+    const char *s = full;
+    size_t sl = pl + len;
     char *low = NULL;
     if (m->do_lower_case) {
         low = lower_utf8(s, sl, &sl);
@@ -376,8 +403,7 @@ void mt_embed_normalize(float *x, size_t n) {
 int mt_embedder_run(mt_embedder *m, const int32_t *ids, const size_t *lens, size_t nseq, float *out, mt_err *err) {
     size_t H = (size_t)m->enc->hp.hidden, N = 0, width = 0;
     for (size_t s = 0; s < nseq; s++) N += lens[s];
-    for (int b = 1; b <= MT_POOL_LAST; b <<= 1)
-        if (m->pooling & b) width += H;
+    width = m->n_pool * H;
     size_t wmax = width;
     for (size_t i = 0; i < m->n_dense; i++) wmax = m->dense[i].l.out > wmax ? m->dense[i].l.out : wmax;
     float *hid = malloc(N * H * sizeof(float));
@@ -387,17 +413,10 @@ int mt_embedder_run(mt_embedder *m, const int32_t *ids, const size_t *lens, size
     if (!hid || !a || !bb || !work) rc = mt_seterr(err, MT_ENOMEM, "out of memory for %zu tokens", N);
     if (!rc) rc = mt_encoder_forward(m->enc, ids, NULL, lens, nseq, hid, err);
     if (!rc) {
-        /* sentence-transformers order: cls, max, mean, mean_sqrt_len, weightedmean, lasttoken */
-        static const int order[] = {MT_POOL_CLS, MT_POOL_MAX, MT_POOL_MEAN, MT_POOL_MEAN_SQRT, MT_POOL_WEIGHTED,
-                                    MT_POOL_LAST};
         size_t off = 0;
         for (size_t s = 0; s < nseq; s++) {
-            size_t col = 0;
-            for (size_t k = 0; k < sizeof order / sizeof *order; k++)
-                if (m->pooling & order[k]) {
-                    mt_embed_pool(order[k], hid + off * H, lens[s], H, a + s * width + col);
-                    col += H;
-                }
+            for (size_t k = 0; k < m->n_pool; k++)
+                mt_embed_pool(m->pool_modes[k], hid + off * H, lens[s], H, a + s * width + k * H);
             off += lens[s];
         }
         size_t w = width;

@@ -27,12 +27,16 @@ typedef struct mt_dense {
 typedef struct mt_embedder {
     mt_encoder *enc;
     mt_tokenizer *tok;
-    int pooling;               /* OR of MT_POOL_* (sentence-transformers concatenates in this order:
-                                  cls, max, mean, mean_sqrt_len, weightedmean, lasttoken) */
+    int pool_modes[6];         /* MT_POOL_* in concatenation order (the order of the config's
+                                  "pooling_mode" list; legacy flags: cls, max, mean, mean_sqrt_len,
+                                  weightedmean, lasttoken) */
+    size_t n_pool;
     int normalize;             /* Normalize module present */
     mt_dense *dense;           /* Dense modules in order */
     size_t n_dense;
-    size_t max_seq;            /* tokens, special ones included */
+    size_t max_seq;            /* tokens, special ones included: sentence_bert_config.json
+                                  max_seq_length, else tokenizer_config.json model_max_length, capped
+                                  by the model's positions */
     size_t dim;                /* output dimension */
     int do_lower_case;
     json_t *prompts;           /* {"name": "prefix"} or NULL */
@@ -49,11 +53,11 @@ void mt_embedder_free(mt_embedder *m);
 /* The prefix text of prompt `name` (borrowed), or NULL when the folder has none. */
 const char *mt_embedder_prompt(const mt_embedder *m, const char *name);
 
-/* Tokenize like sentence-transformers: prefix + text, stripped of surrounding
- * (Python) whitespace, encoded with special tokens and truncated to max_seq
+/* Tokenize like sentence-transformers 6: prefix + text (not stripped),
+ * encoded with special tokens and truncated to max_seq
  * (the content is cut, the special tokens kept).  *ids malloc'd; *truncated
  * set when tokens were dropped.  prefix may be NULL.
- * Errors: MT_EINVAL for an empty text. */
+ * Errors: MT_EINVAL for an empty or all-whitespace text. */
 int mt_embedder_tokenize(const mt_embedder *m, const char *prefix, const char *text, size_t len, int32_t **ids,
                          size_t *n, int *truncated, mt_err *err);
 

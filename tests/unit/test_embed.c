@@ -1,0 +1,193 @@
+/* test_embed.c - encoder + sentence-transformers pipeline against goldens from
+ * tests/gen/gen_embed_fixtures.py (sentence-transformers on tiny random
+ * models): token ids exact, embeddings within 1e-4 per component, batched ==
+ * one by one; pooling modes, normalization, npy writer, error paths. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/file.h"
+#include "core/pool.h"
+#include "embed/embed.h"
+
+static json_t *load_golden(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/golden.json", dir);
+    char *buf;
+    size_t len;
+    mt_err err = {0};
+    if (mt_read_file(path, &buf, &len, &err)) return NULL;
+    json_t *g = json_loadb(buf, len, 0, NULL);
+    free(buf);
+    return g;
+}
+
+static void check_fixture(const char *name, mt_pool *pool) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/data/embed/%s", name);
+    json_t *g = load_golden(dir);
+    CHECK_MSG(g != NULL, "%s: golden", name);
+    if (!g) return;
+    mt_err err = {0};
+    mt_embedder *m = NULL;
+    CHECK_OK(mt_embedder_open(&m, dir, pool, 0, &err), &err);
+    if (!m) { json_decref(g); return; }
+    CHECK_EQ_INT(m->max_seq, json_integer_value(json_object_get(g, "max_seq_length")));
+    json_t *texts = json_object_get(g, "texts"), *gids = json_object_get(g, "ids");
+    json_t *gemb = json_object_get(g, "embeddings"), *gtr = json_object_get(g, "truncated");
+    const char *prompt = json_string_value(json_object_get(g, "prompt"));
+    const char *pname = json_string_value(json_object_get(g, "prompt_name"));
+    if (pname) CHECK_STR(mt_embedder_prompt(m, pname), prompt);
+    size_t n = json_array_size(texts), D = json_array_size(json_array_get(gemb, 0));
+    CHECK_EQ_INT(m->dim, D);
+    int32_t *all = malloc(n * m->max_seq * sizeof *all);
+    size_t *lens = calloc(n, sizeof *lens), tot = 0;
+    int ids_ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(texts, i);
+        int32_t *ids = NULL;
+        size_t k = 0;
+        int tr = -1;
+        CHECK_OK(mt_embedder_tokenize(m, prompt, json_string_value(t), json_string_length(t), &ids, &k, &tr, &err),
+                 &err);
+        json_t *gi = json_array_get(gids, i);
+        int same = k == json_array_size(gi);
+        for (size_t j = 0; same && j < k; j++) same = ids[j] == json_integer_value(json_array_get(gi, j));
+        if (!same) {
+            ids_ok = 0;
+            fprintf(stderr, "%s: text %zu: token ids differ (%zu vs %zu)\n", name, i, k, json_array_size(gi));
+        }
+        CHECK_EQ_INT(tr, json_is_true(json_array_get(gtr, i)));
+        memcpy(all + tot, ids, k * sizeof *ids);
+        lens[i] = k;
+        tot += k;
+        free(ids);
+    }
+    CHECK_MSG(ids_ok, "%s: token ids", name);
+    float *out = malloc(n * D * sizeof *out), *one = malloc(D * sizeof *one);
+    CHECK_OK(mt_embedder_run(m, all, lens, n, out, &err), &err);
+    double maxd = 0, maxd1 = 0;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *row = json_array_get(gemb, i);
+        for (size_t k = 0; k < D; k++) {
+            double d = fabs(out[i * D + k] - json_real_value(json_array_get(row, k)));
+            if (d > maxd) maxd = d;
+        }
+        /* one sequence at a time gives the same numbers as the packed batch */
+        CHECK_OK(mt_embedder_run(m, all + off, &lens[i], 1, one, &err), &err);
+        for (size_t k = 0; k < D; k++) {
+            double d = fabs(one[k] - out[i * D + k]);
+            if (d > maxd1) maxd1 = d;
+        }
+        off += lens[i];
+    }
+    CHECK_MSG(maxd <= 1e-4, "%s: max |d| %.3g vs sentence-transformers", name, maxd);
+    CHECK_MSG(maxd1 <= 1e-5, "%s: batch vs single max |d| %.3g", name, maxd1);
+    printf("%s: %zu texts, dim %zu, max |d| %.2e\n", name, n, D, maxd);
+    /* an empty text is an error; an out-of-range id is an error */
+    int32_t *ids = NULL;
+    size_t k = 0;
+    int tr = 0;
+    CHECK(mt_embedder_tokenize(m, NULL, " \t ", 3, &ids, &k, &tr, &err) == MT_EINVAL);
+    int32_t bad[2] = {0, 1 << 30};
+    size_t bl = 2;
+    CHECK(mt_embedder_run(m, bad, &bl, 1, one, &err) == MT_EINVAL);
+    free(all); free(lens); free(out); free(one);
+    mt_embedder_free(m);
+    json_decref(g);
+}
+
+static void test_pool_modes(void) {
+    float h[3 * 2] = {1, -2, 3, 4, -5, 0};
+    float o[2];
+    mt_embed_pool(MT_POOL_MEAN, h, 3, 2, o);
+    CHECK(fabsf(o[0] - (-1.0f / 3)) < 1e-6f && fabsf(o[1] - 2.0f / 3) < 1e-6f);
+    mt_embed_pool(MT_POOL_CLS, h, 3, 2, o);
+    CHECK(o[0] == 1 && o[1] == -2);
+    mt_embed_pool(MT_POOL_LAST, h, 3, 2, o);
+    CHECK(o[0] == -5 && o[1] == 0);
+    mt_embed_pool(MT_POOL_MAX, h, 3, 2, o);
+    CHECK(o[0] == 3 && o[1] == 4);
+    mt_embed_pool(MT_POOL_WEIGHTED, h, 3, 2, o);   /* weights 1, 2, 3 */
+    CHECK(fabsf(o[0] - (1 + 6 - 15) / 6.0f) < 1e-6f && fabsf(o[1] - (-2 + 8) / 6.0f) < 1e-6f);
+    mt_embed_pool(MT_POOL_MEAN_SQRT, h, 3, 2, o);
+    CHECK(fabsf(o[0] - (-1.0f / sqrtf(3))) < 1e-6f);
+    float v[3] = {3, 0, 4};
+    mt_embed_normalize(v, 3);
+    CHECK(fabsf(v[0] - 0.6f) < 1e-7f && fabsf(v[2] - 0.8f) < 1e-7f);
+    float z[2] = {0, 0};
+    mt_embed_normalize(z, 2);
+    CHECK(z[0] == 0 && z[1] == 0);
+}
+
+static void test_npy(void) {
+    char path[] = "/tmp/test_embed_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    mt_err err = {0};
+    mt_npy *w = NULL;
+    CHECK_OK(mt_npy_open(&w, path, 3, 0, 0, &err), &err);
+    float r[3] = {1.5f, -2, 0.25f};
+    for (int i = 0; i < 5; i++) CHECK_OK(mt_npy_append(w, r, &err), &err);
+    CHECK_EQ_INT(mt_npy_rows(w), 5);
+    CHECK_OK(mt_npy_close(w, &err), &err);
+    char *buf;
+    size_t len;
+    CHECK_OK(mt_read_file(path, &buf, &len, &err), &err);
+    CHECK_EQ_INT(len, 128 + 5 * 3 * 4);
+    CHECK(!memcmp(buf, "\x93NUMPY\x01\x00", 8));
+    CHECK_EQ_INT((unsigned char)buf[8] | ((unsigned char)buf[9] << 8), 118);
+    CHECK(strstr(buf + 10, "'descr': '<f4', 'fortran_order': False, 'shape': (5, 3), }") != NULL);
+    CHECK(buf[127] == '\n');
+    float back[3];
+    memcpy(back, buf + 128 + 4 * 12, sizeof back);
+    CHECK(back[0] == 1.5f && back[1] == -2 && back[2] == 0.25f);
+    free(buf);
+    /* f16 raw rows */
+    CHECK_OK(mt_npy_open(&w, path, 3, 1, 1, &err), &err);
+    CHECK_OK(mt_npy_append(w, r, &err), &err);
+    CHECK_OK(mt_npy_close(w, &err), &err);
+    CHECK_OK(mt_read_file(path, &buf, &len, &err), &err);
+    CHECK_EQ_INT(len, 6);
+    CHECK((unsigned char)buf[0] == 0x00 && (unsigned char)buf[1] == 0x3e);   /* 1.5 = 0x3e00 */
+    free(buf);
+    /* abort leaves the old file alone */
+    CHECK_OK(mt_npy_open(&w, path, 3, 0, 0, &err), &err);
+    mt_npy_abort(w);
+    CHECK_OK(mt_read_file(path, &buf, &len, &err), &err);
+    CHECK_EQ_INT(len, 6);
+    free(buf);
+    unlink(path);
+    CHECK(mt_npy_open(&w, "/nonexistent-dir/x.npy", 3, 0, 0, &err) == MT_EIO);
+}
+
+static void test_errors(void) {
+    mt_err err = {0};
+    mt_embedder *m = NULL;
+    CHECK(mt_embedder_open(&m, "tests/data/embed/no-such-model", NULL, 0, &err) != MT_OK);
+    CHECK(m == NULL);
+    mt_encoder *e = NULL;
+    CHECK(mt_encoder_load(&e, "tests/data/models/llama-tiny", NULL, &err) == MT_EUNSUPPORTED);
+    CHECK(strstr(err.msg, "llama") != NULL);
+    CHECK(mt_encoder_family_find("bert") != NULL);
+    CHECK(mt_encoder_family_find("xlm-roberta") != NULL);
+    CHECK(mt_encoder_family_find("gpt2") == NULL);
+}
+
+int main(void) {
+    mt_pool *pool = NULL;
+    mt_err err = {0};
+    CHECK_OK(mt_pool_new(&pool, 2, &err), &err);
+    test_pool_modes();
+    test_npy();
+    test_errors();
+    const char *fx[] = {"bert-tiny", "bert-cls-dense", "xlmr-tiny", "bert-tiny-8bit", "bert-tiny-4bit"};
+    for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], pool);
+    check_fixture("bert-tiny", NULL);   /* no pool: the same numbers on one thread */
+    mt_pool_free(pool);
+    return check_report("embed");
+}
