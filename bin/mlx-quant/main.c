@@ -36,6 +36,7 @@ static const char usage[] =
     "                           from zero), as mlx-community weights made on a Mac\n"
     "  -d, --dequantize         back to float\n"
     "      --max-shard-gb N     shard size limit (default 5)\n"
+    "  -t, --threads N          quantization threads (default: all cores)\n"
     "      --quiet              no progress bar\n"
     "  -h, --help  --version\n"
     "\n"
@@ -65,16 +66,17 @@ static int cmd_convert(int argc, char **argv, int force_deq) {
         {"bits", 1, 0, O_BITS},      {"q-bits", 1, 0, O_BITS},   {"group-size", 1, 0, O_GS},
         {"q-group-size", 1, 0, O_GS}, {"mode", 1, 0, O_MODE},    {"q-mode", 1, 0, O_MODE},
         {"dtype", 1, 0, O_DTYPE},    {"quant-predicate", 1, 0, O_PRED}, {"skip", 1, 0, O_SKIP},
-        {"gpu-rules", 0, 0, O_GPU},  {"max-shard-gb", 1, 0, O_SHARD}, {"max-shard-bytes", 1, 0, O_SHARDB}, {"quiet", 0, 0, O_QUIET},
+        {"gpu-rules", 0, 0, O_GPU},  {"max-shard-gb", 1, 0, O_SHARD}, {"max-shard-bytes", 1, 0, O_SHARDB}, {"quiet", 0, 0, O_QUIET}, {"threads", 1, 0, 't'},
         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     mt_convert_opts o = {0};
     o.dequantize = force_deq;
     const char *model = NULL;
     int quiet = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:o:qdh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:o:qdht:", lo, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
+        case 't': o.threads = atoi(optarg); break;
         case 'o': o.dst = optarg; break;
         case 'q': o.quantize = 1; break;
         case 'd': o.dequantize = 1; break;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "core/pool.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "io/st_write.h"
@@ -149,6 +150,7 @@ typedef struct cv {
     size_t nout, capout;
     module_q *mods;
     size_t nmods, capmods;
+    mt_pool *pool;                  /* NULL = calling thread only */
     uint64_t done, total;           /* progress */
     const char *cur_file;
 } cv;
@@ -534,29 +536,55 @@ static int cast_into(void *dst, const mt_tensor_view *t, mt_dtype dt, mt_err *er
     return MT_OK;
 }
 
-/* Quantize module m's source weight; any of w/scales/biases may be NULL. */
+typedef struct qjob {
+    const out_t *t;
+    mt_dtype dt;
+    uint32_t *w;
+    void *scales, *biases;
+    int gpu, failed;
+} qjob;
+
+static void quantize_rows(void *ctx, size_t begin, size_t end, int tid) {
+    (void)tid;
+    qjob *j = ctx;
+    const out_t *t = j->t;
+    size_t K = t->K, G = K / (size_t)t->gs;
+    size_t chunk_rows = CHUNK_ELEMS / 4 / K ? CHUNK_ELEMS / 4 / K : 1;
+    size_t wrow = mt_quant_row_words(K, t->bits), ds = mt_dtype_size(j->dt), es = mt_dtype_size(t->src->dtype);
+    float *x = malloc(chunk_rows * K * sizeof *x);
+    if (!x) {
+        j->failed = MT_ENOMEM;
+        return;
+    }
+    for (size_t r = begin; r < end; r += chunk_rows) {
+        size_t m = end - r < chunk_rows ? end - r : chunk_rows;
+        mt_convert_to_f32(x, (const char *)t->src->data + r * K * es, t->src->dtype, m * K);
+        if (mt_quantize_affine(j->w + r * wrow, (char *)j->scales + r * G * ds, (char *)j->biases + r * G * ds, j->dt, x,
+                               m, K, t->bits, t->gs, j->gpu, NULL))
+            j->failed = MT_EINVAL;
+    }
+    free(x);
+}
+
+/* Quantize module m's source weight; any of w/scales/biases may be NULL
+ * (computed into scratch and dropped).  Rows are spread over the pool. */
 static int quantize_module(cv *c, const out_t *t, void *w, void *scales, void *biases, mt_err *err) {
     size_t K = t->K, rows = t->rows, G = K / (size_t)t->gs;
     mt_dtype dt = c->mods[t->mod].sdt;   /* the (cast) weight dtype */
     if (dt != MT_F32 && dt != MT_F16 && dt != MT_BF16)
         return mt_seterr(err, MT_EUNSUPPORTED, "%s: cannot quantize %s weights", t->src->name, mt_dtype_name(dt));
-    size_t chunk_rows = CHUNK_ELEMS / K ? CHUNK_ELEMS / K : 1;
-    size_t wrow = mt_quant_row_words(K, t->bits), ds = mt_dtype_size(dt), es = mt_dtype_size(t->src->dtype);
-    float *x = malloc(chunk_rows * K * sizeof *x);
-    uint32_t *wb = w ? NULL : malloc(chunk_rows * wrow * 4);
-    void *sb = scales ? NULL : malloc(chunk_rows * G * ds);
-    void *bb = biases ? NULL : malloc(chunk_rows * G * ds);
+    size_t wbytes = rows * mt_quant_row_words(K, t->bits) * 4, sbytes = rows * G * mt_dtype_size(dt);
+    void *wb = w ? NULL : malloc(wbytes ? wbytes : 1);
+    void *sb = scales ? NULL : malloc(sbytes ? sbytes : 1);
+    void *bb = biases ? NULL : malloc(sbytes ? sbytes : 1);
     int rc = MT_OK;
-    if (!x || (!w && !wb) || (!scales && !sb) || (!biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-    for (size_t r = 0; r < rows && !rc; r += chunk_rows) {
-        size_t m = rows - r < chunk_rows ? rows - r : chunk_rows;
-        mt_convert_to_f32(x, (const char *)t->src->data + r * K * es, t->src->dtype, m * K);
-        uint32_t *wo = w ? (uint32_t *)w + r * wrow : wb;
-        void *so = scales ? (char *)scales + r * G * ds : sb;
-        void *bo = biases ? (char *)biases + r * G * ds : bb;
-        rc = mt_quantize_affine(wo, so, bo, dt, x, m, K, t->bits, t->gs, c->o->gpu_rules, err);
+    if ((!w && !wb) || (!scales && !sb) || (!biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!rc) {
+        qjob j = {t, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0};
+        mt_pool_for(c->pool, rows, 16, quantize_rows, &j);
+        if (j.failed) rc = mt_seterr(err, j.failed, "%s: quantization failed", t->src->name);
     }
-    free(x), free(wb), free(sb), free(bb);
+    free(wb), free(sb), free(bb);
     return rc;
 }
 
@@ -947,6 +975,7 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
         json_object_set_new(qblock, "mode", json_string("affine"));
     }
     if (!rc) rc = build_plan(&c, qblock, err);
+    if (!rc && o->threads != 1) rc = mt_pool_new(&c.pool, o->threads, err);
     /* temp folder next to dst */
     char *tmp = NULL;
     if (!rc) {
@@ -975,6 +1004,7 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
     }
     free(c.out);
     free(c.mods);
+    mt_pool_free(c.pool);
     mt_safetensors_free(c.st);
     mt_config_free(c.cfg);
     return rc;

@@ -32,6 +32,7 @@ typedef struct mt_convert_opts {
     const char *skip_regex;     /* PCRE2 pattern: modules (paths) matching it stay float; NULL = none */
     int gpu_rules;              /* quantize with the Metal/CUDA kernel rule */
     uint64_t max_shard_bytes;   /* 0 = 5 GiB (mlx_lm MAX_FILE_SIZE_GB) */
+    int threads;                /* quantization threads: 0 = all cores ($MT_THREADS), 1 = none */
     mt_progress_fn progress;    /* bytes of output written, per file; may be NULL */
     void *progress_user;
 } mt_convert_opts;
