@@ -693,6 +693,32 @@ static int contains(S *s, jv *hay, jv *x) {
 
 /* ---------------- arithmetic ---------------- */
 static jv *arith(S *s, int op, jv *a, jv *b) {
+    if (op == OP_MOD && a->t == JV_STR) {
+        /* printf-style formatting: %s %d %r %% only */
+        jv *vals = (b->t == JV_TUPLE) ? b : NULL;
+        size_t vi = 0;
+        jsb sb;
+        jsb_init(&sb, &s->a, s->max_output);
+        for (size_t i = 0; i < a->u.s.n; i++) {
+            char c = a->u.s.p[i];
+            if (c != '%') { jsb_putc(&sb, c); continue; }
+            if (++i >= a->u.s.n) TERR("incomplete format");
+            char f = a->u.s.p[i];
+            if (f == '%') { jsb_putc(&sb, '%'); continue; }
+            jv *x = vals ? (vi < vals->u.l.n ? vals->u.l.v[vi++] : NULL) : (vi++ == 0 ? b : NULL);
+            if (!x) TERR("not enough arguments for format string");
+            if (f == 's') str_of(s, x, &sb);
+            else if (f == 'r') repr(s, x, &sb, 0);
+            else if (f == 'd' || f == 'i') {
+                if (!isnum(x)) TERR("%%d format: a real number is required, not %s", tname(x));
+                jsb_printf(&sb, "%lld", x->t == JV_FLOAT ? (long long)x->u.f : numi(x));
+            } else TERR("unsupported format character '%c'", f);
+        }
+        /* a mapping-like argument (dict, list, Undefined: anything with __getitem__) is never 'unused' */
+        int maplike = b->t == JV_DICT || b->t == JV_LIST || b->t == JV_UNDEF;
+        if (!maplike && (vals ? vi < vals->u.l.n : vi == 0)) TERR("not all arguments converted during string formatting");
+        return v_sb(s, &sb);
+    }
     if (a->t == JV_UNDEF) undef_err(s, a);
     if (b->t == JV_UNDEF) undef_err(s, b);
     if (isnum(a) && isnum(b)) {
@@ -784,30 +810,6 @@ static jv *arith(S *s, int op, jv *a, jv *b) {
                 for (size_t j = 0; j < seq->u.l.n; j++) l_push(s, r, seq->u.l.v[j]);
             return r;
         }
-    }
-    if (op == OP_MOD && a->t == JV_STR) {
-        /* printf-style formatting: %s %d %r %% only */
-        jv *vals = (b->t == JV_TUPLE) ? b : NULL;
-        size_t vi = 0;
-        jsb sb;
-        jsb_init(&sb, &s->a, s->max_output);
-        for (size_t i = 0; i < a->u.s.n; i++) {
-            char c = a->u.s.p[i];
-            if (c != '%') { jsb_putc(&sb, c); continue; }
-            if (++i >= a->u.s.n) TERR("incomplete format");
-            char f = a->u.s.p[i];
-            if (f == '%') { jsb_putc(&sb, '%'); continue; }
-            jv *x = vals ? (vi < vals->u.l.n ? vals->u.l.v[vi++] : NULL) : (vi++ == 0 ? b : NULL);
-            if (!x) TERR("not enough arguments for format string");
-            if (f == 's') str_of(s, x, &sb);
-            else if (f == 'r') repr(s, x, &sb, 0);
-            else if (f == 'd' || f == 'i') {
-                if (!isnum(x)) TERR("%%d format: a real number is required, not %s", tname(x));
-                jsb_printf(&sb, "%lld", x->t == JV_FLOAT ? (long long)x->u.f : numi(x));
-            } else TERR("unsupported format character '%c'", f);
-        }
-        if (vals ? vi < vals->u.l.n : vi == 0) TERR("not all arguments converted during string formatting");
-        return v_sb(s, &sb);
     }
     static const char *const opn[] = {"", "+", "-", "*", "/", "//", "%", "**"};
     TERR("unsupported operand type(s) for %s: '%s' and '%s'", op <= OP_POW ? opn[op] : "?", tname(a), tname(b));
@@ -1663,8 +1665,10 @@ static int is_gen_filter(const char *name, jv *v) {
 }
 static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
     if (!is_gen_filter(name, v)) return apply_filter_(s, name, v, A, f);
-    if (!strcmp(name, "reverse")) { /* an iterator, but its errors are immediate */
+    if (!strcmp(name, "reverse")) { /* an iterator, but its errors are immediate; a generator gives a list */
+        int from_gen = v->t == JV_LIST && v->u.l.view == 4;
         jv *r = apply_filter_(s, name, v, A, f);
+        if (from_gen) return r;
         jv *g = v_list(s, 0);
         *g = *r;
         g->t = JV_LIST;
@@ -1688,6 +1692,7 @@ static jv *apply_filter(S *s, const char *name, jv *v, args *A, jframe *f) {
         s->out = out;
         const char *m = strstr(s->err->msg, ": ");
         r = v_list(s, 0);
+        r->u.l.view = 4;
         r->u.l.lazy_err = ja_strndup(&s->a, m ? m + 2 : s->err->msg, strlen(m ? m + 2 : s->err->msg));
         mt_clearerr(s->err);
     }
@@ -2055,6 +2060,10 @@ static int apply_test(S *s, const char *name, jv *v, args *A, jframe *f) {
     (void)f;
     jv *a0 = arg(A, 0, NULL);
     step(s, 1);
+    static const char *const unary[] = {"defined", "undefined", "none", "boolean", "false", "true", "integer", "float",
+        "number", "string", "mapping", "iterable", "sequence", "callable", "escaped", "lower", "upper", "even", "odd", NULL};
+    size_t given = A->np + A->nk, takes = in_list(unary, name) ? 0 : 1;
+    if (given > takes) TERR("test_%s() takes %zu positional argument%s but %zu were given", name, takes + 1, takes ? "s" : "", given + 1);
     if (!strcmp(name, "defined")) return v->t != JV_UNDEF;
     if (!strcmp(name, "undefined")) return v->t == JV_UNDEF;
     if (!strcmp(name, "none")) return v->t == JV_NONE;
@@ -2067,7 +2076,7 @@ static int apply_test(S *s, const char *name, jv *v, args *A, jframe *f) {
     if (!strcmp(name, "false")) return v->t == JV_BOOL && !v->u.b;
     if (!strcmp(name, "mapping")) return v->t == JV_DICT;
     if (!strcmp(name, "iterable")) return v->t == JV_STR || v->t == JV_LIST || v->t == JV_TUPLE || v->t == JV_DICT || v->t == JV_UNDEF;
-    if (!strcmp(name, "sequence")) return v->t == JV_STR || v->t == JV_LIST || v->t == JV_TUPLE || v->t == JV_DICT || v->t == JV_UNDEF;
+    if (!strcmp(name, "sequence")) return (v->t == JV_LIST && v->u.l.view == 4) ? 0 : v->t == JV_STR || v->t == JV_LIST || v->t == JV_TUPLE || v->t == JV_DICT || v->t == JV_UNDEF;
     if (!strcmp(name, "callable")) return v->t == JV_MACRO || v->t == JV_FUNC || v->t == JV_UNDEF;
     if (!strcmp(name, "escaped")) return 0;
     if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
