@@ -214,6 +214,9 @@ CASES = [(t, L) for t in [
     "{{ (1, 2) | indent }}",
     "{{ 3 | reverse }}",
     "{{ items | reverse | list }}|{% if [] | reverse %}rev-true{% endif %}",
+    "{{ 'o' % [1] }}|{{ 'o' % {'a': 1} }}|{{ '%s!' % missing }}|{% if [] | select | reverse %}yes{% else %}no{% endif %}|{{ 'a' is string(1) }}",
+    "{{ 'o' % 5 }}",
+    "{{ x is iterable not in [1] }}",
     "{{ d | attr('a') }}|{{ 'abc' | attr('upper') is callable }}|{{ 2.5 | round(method='floor') }}|{{ {'a': 1} | tojson(separators=(' ,', ':  ')) }}",
 ]] + [
     ("{{ x }}|{{ x | tojson }}|{{ x.a }}", {"x": {"a": 1.0, "b": [1, 2.5, "s"], "c": None, "d": True}}),
