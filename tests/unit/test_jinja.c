@@ -81,7 +81,7 @@ static void limits(void) {
     check_err("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", NULL, &steps, MT_ELIMIT,
               "step limit");
     /* long operator chains and deep literal nesting are bounded at parse time */
-    size_t cn = 3 + 2 * 5000 + 3;
+    size_t cn = 16000;
     char *chain = malloc(cn + 1), *q = chain;
     q += sprintf(q, "{{ 1");
     for (int i = 0; i < 5000; i++) q += sprintf(q, "+1");
