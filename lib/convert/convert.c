@@ -140,6 +140,15 @@ typedef struct module_q {
     int pending;                    /* of scales/biases not yet written */
 } module_q;
 
+/* An MoE expert stack built from per-expert source tensors (mlx_lm sanitize:
+ * experts.E.<proj>.weight -> switch_mlp.<proj>.weight, mx.stack over E). */
+typedef struct vstack {
+    mt_tensor_view v;               /* data = NULL until materialized */
+    char *name;
+    const mt_tensor_view **parts;
+    size_t nparts;
+} vstack;
+
 typedef struct cv {
     const mt_convert_opts *o;
     mt_safetensors *st;
@@ -151,6 +160,8 @@ typedef struct cv {
     module_q *mods;
     size_t nmods, capmods;
     mt_pool *pool;                  /* NULL = calling thread only */
+    vstack *vs;
+    size_t nvs;
     uint64_t done, total;           /* progress */
     const char *cur_file;
 } cv;
@@ -196,7 +207,8 @@ static int parse_dtype_name(const char *s, mt_dtype *out) {
 static int dropped(const cv *c, const char *name, int tie) {
     if (strstr(name, "self_attn.rotary_emb.inv_freq")) return 1;
     if (tie && !strcmp(name, "lm_head.weight") && c->model_type) {
-        static const char *const fams[] = {"llama", "mistral", "qwen2", "qwen3", "granite", "smollm3", NULL};
+        static const char *const fams[] = {"llama",   "mistral", "qwen2",   "qwen3",
+                                           "granite", "smollm3", "mixtral", "qwen3_moe", NULL};
         for (int i = 0; fams[i]; i++)
             if (!strcmp(c->model_type, fams[i])) return 1;
     }
@@ -298,6 +310,81 @@ static int cmp_out(const void *a, const void *b, void *ctx) {
     return mt_convert_name_cmp(((const out_t *)a)->name, ((const out_t *)b)->name, s->model_type);
 }
 
+/* Parse "model.layers.L.<mid>.experts.E.<proj>.weight"; fills the target
+ * name "model.layers.L.<mid>.switch_mlp.<proj'>.weight" and E. */
+static int expert_name(const char *n, char *target, size_t tn, long *e) {
+    const char *x = strstr(n, ".experts.");
+    if (strncmp(n, "model.layers.", 13) || !x || !has_suffix(n, ".weight")) return 0;
+    const char *d = x + 9;
+    char *end;
+    *e = strtol(d, &end, 10);
+    if (end == d || *end != '.') return 0;
+    const char *proj = end + 1;
+    size_t pl = strlen(proj) - 7;
+    static const char *const map[][2] = {{"w1", "gate_proj"}, {"w2", "down_proj"}, {"w3", "up_proj"},
+                                         {"gate_proj", "gate_proj"}, {"down_proj", "down_proj"},
+                                         {"up_proj", "up_proj"}};
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (strlen(map[i][0]) == pl && !strncmp(proj, map[i][0], pl)) {
+            snprintf(target, tn, "%.*s.switch_mlp.%s.weight", (int)(x - n), n, map[i][1]);
+            return 1;
+        }
+    return 0;
+}
+
+/* Group expert tensors into stacks.  Returns the number of source names
+ * consumed (flagged in used[]). */
+static int find_stacks(cv *c, const char **names, size_t nn, char *used, mt_err *err) {
+    char tgt[1024], t2[1024];
+    long e;
+    for (size_t i = 0; i < nn; i++) {
+        if (used[i] || !expert_name(names[i], tgt, sizeof tgt, &e) || e != 0) continue;
+        /* collect experts 0..E-1 of this target */
+        size_t cnt = 0;
+        for (size_t j = 0; j < nn; j++)
+            if (expert_name(names[j], t2, sizeof t2, &e) && !strcmp(t2, tgt)) cnt++;
+        vstack *nv = realloc(c->vs, (c->nvs + 1) * sizeof *nv);
+        if (!nv) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        c->vs = nv;
+        vstack *v = &c->vs[c->nvs];
+        memset(v, 0, sizeof *v);
+        v->parts = calloc(cnt, sizeof *v->parts);
+        v->name = strdup(tgt);
+        if (!v->parts || !v->name) {
+            free(v->parts), free(v->name);
+            return mt_seterr(err, MT_ENOMEM, "out of memory");
+        }
+        c->nvs++;
+        v->nparts = cnt;
+        for (size_t j = 0; j < nn; j++)
+            if (expert_name(names[j], t2, sizeof t2, &e) && !strcmp(t2, tgt)) {
+                if (e < 0 || (size_t)e >= cnt || v->parts[e])
+                    return mt_seterr(err, MT_EFORMAT, "%s: experts are not numbered 0..%zu", tgt, cnt - 1);
+                v->parts[e] = mt_safetensors_get(c->st, names[j]);
+                used[j] = 1;
+            }
+        const mt_tensor_view *p0 = v->parts[0];
+        if (p0->ndim + 1 > MT_ST_MAX_NDIM) return mt_seterr(err, MT_EFORMAT, "%s: rank too high", tgt);
+        for (size_t k = 1; k < cnt; k++)
+            if (v->parts[k]->dtype != p0->dtype || v->parts[k]->nbytes != p0->nbytes)
+                return mt_seterr(err, MT_EFORMAT, "%s: experts differ in dtype or shape", tgt);
+        v->v.name = v->name;
+        v->v.dtype = p0->dtype;
+        v->v.ndim = p0->ndim + 1;
+        v->v.shape[0] = (int64_t)cnt;
+        for (int d = 0; d < p0->ndim; d++) v->v.shape[d + 1] = p0->shape[d];
+        v->v.nbytes = p0->nbytes * cnt;
+        v->v.data = NULL;
+    }
+    return MT_OK;
+}
+
+static const mt_tensor_view *src_get(const cv *c, const char *name) {
+    for (size_t i = 0; i < c->nvs; i++)
+        if (!strcmp(c->vs[i].name, name)) return &c->vs[i].v;
+    return mt_safetensors_get(c->st, name);
+}
+
 static int cmp_names(const void *a, const void *b, void *ctx) {
     const sort_ctx *s = ctx;
     return mt_convert_name_cmp(*(const char *const *)a, *(const char *const *)b, s->model_type);
@@ -308,7 +395,11 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
     size_t n = mt_safetensors_count(c->st);
     int tie = 0;
     MT_TRY(mt_config_get_bool(c->cfg, "tie_word_embeddings",
-                              c->model_type && !strcmp(c->model_type, "phi3") ? 0 : 1, &tie, err));
+                              c->model_type && (!strcmp(c->model_type, "phi3") || !strcmp(c->model_type, "mixtral") ||
+                                                !strcmp(c->model_type, "qwen3_moe"))
+                                  ? 0
+                                  : 1,
+                              &tie, err));
     /* source names after sanitize, in module order */
     const char **names = malloc((n ? n : 1) * sizeof *names);
     if (!names) return mt_seterr(err, MT_ENOMEM, "out of memory");
@@ -316,6 +407,32 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
     for (size_t i = 0; i < n; i++) {
         const char *nm = mt_safetensors_at(c->st, i)->name;
         if (!dropped(c, nm, tie)) names[nn++] = nm;
+    }
+    {   /* MoE experts -> stacked switch_mlp tensors */
+        char *used = calloc(nn ? nn : 1, 1);
+        if (!used) {
+            free(names);
+            return mt_seterr(err, MT_ENOMEM, "out of memory");
+        }
+        int rs = find_stacks(c, names, nn, used, err);
+        size_t k = 0;
+        for (size_t i = 0; i < nn; i++)
+            if (!used[i]) names[k++] = names[i];
+        nn = k;
+        free(used);
+        if (rs) {
+            free(names);
+            return rs;
+        }
+        if (c->nvs) {
+            const char **nn2 = realloc(names, (nn + c->nvs) * sizeof *names);
+            if (!nn2) {
+                free(names);
+                return mt_seterr(err, MT_ENOMEM, "out of memory");
+            }
+            names = nn2;
+            for (size_t i = 0; i < c->nvs; i++) names[nn++] = c->vs[i].name;
+        }
     }
     {   /* visit modules in mlx_lm's tree order, so config entries come out in its order */
         sort_ctx sc = {c->model_type};
@@ -347,7 +464,7 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
         }
     }
     for (size_t i = 0; i < nn && !status; i++) {
-        const mt_tensor_view *t = mt_safetensors_get(c->st, names[i]);
+        const mt_tensor_view *t = src_get(c, names[i]);
         const char *nm = t->name;
         char path[1024];
         out_t ot;
@@ -642,10 +759,35 @@ typedef struct shard_ctx {
     size_t first;   /* index of the shard's first tensor in c->out */
 } shard_ctx;
 
+static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err);
+
+/* Stacked sources are assembled just for the tensor being written. */
 static int fill(void *user, size_t idx, void *dst, mt_err *err) {
     shard_ctx *s = user;
     cv *c = s->c;
     out_t *t = &c->out[s->first + idx];
+    vstack *v = NULL;
+    for (size_t i = 0; i < c->nvs && t->src; i++)
+        if (t->src == &c->vs[i].v) v = &c->vs[i];
+    if (!v) {
+        int rc = fill_inner(c, t, dst, err);
+        if (!rc && t->src && t->src->data) release_pages(t->src->data, t->src->nbytes);
+        return rc;
+    }
+    unsigned char *buf = malloc(v->v.nbytes ? v->v.nbytes : 1);
+    if (!buf) return mt_seterr(err, MT_ENOMEM, "out of memory (%zu bytes for '%s')", v->v.nbytes, v->name);
+    for (size_t k = 0; k < v->nparts; k++) {
+        memcpy(buf + k * v->parts[k]->nbytes, v->parts[k]->data, v->parts[k]->nbytes);
+        release_pages(v->parts[k]->data, v->parts[k]->nbytes);
+    }
+    v->v.data = buf;
+    int rc = fill_inner(c, t, dst, err);
+    v->v.data = NULL;
+    free(buf);
+    return rc;
+}
+
+static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
     int rc = MT_OK;
     switch (t->kind) {
     case K_COPY: rc = cast_into(dst, t->src, t->e.dtype, err); break;
@@ -689,7 +831,6 @@ static int fill(void *user, size_t idx, void *dst, mt_err *err) {
         break;
     }
     }
-    if (!rc && t->src) release_pages(t->src->data, t->src->nbytes);
     if (!rc && t->kind == K_DEQ) {
         release_pages(t->sscales->data, t->sscales->nbytes);
         release_pages(t->sbiases->data, t->sbiases->nbytes);
@@ -1004,6 +1145,11 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
     }
     free(c.out);
     free(c.mods);
+    for (size_t i = 0; i < c.nvs; i++) {
+        free(c.vs[i].name);
+        free(c.vs[i].parts);
+    }
+    free(c.vs);
     mt_pool_free(c.pool);
     mt_safetensors_free(c.st);
     mt_config_free(c.cfg);

@@ -55,6 +55,54 @@ FAMILIES = ["llama-tiny", "llama-tied", "mistral-tiny", "qwen2-tiny", "qwen3-tin
             "mixtral-tiny", "qwen3moe-tiny"]
 
 
+HF_DIR = "tests/data/convert/hf"
+
+
+def make_hf_models():
+    """Tiny Hugging Face checkpoints as transformers' save_pretrained writes them
+    (bf16 with a "dtype" key, tied embeddings, per-expert MoE tensors), stored as
+    config.json + model.safetensors.zst (the test decompresses them)."""
+    import torch
+    from transformers import (LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM, Qwen2Config,
+                              Qwen2ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM)
+    common = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=1, vocab_size=256, max_position_embeddings=256)
+    specs = [("llama-bf16", LlamaConfig, LlamaForCausalLM, dict(tie_word_embeddings=False), torch.bfloat16, {}),
+             ("qwen2-tied-bf16", Qwen2Config, Qwen2ForCausalLM, dict(tie_word_embeddings=True), torch.bfloat16, {}),
+             ("mixtral", MixtralConfig, MixtralForCausalLM,
+              dict(num_local_experts=4, num_experts_per_tok=2, intermediate_size=64, tie_word_embeddings=False),
+              torch.bfloat16, {}),
+             ("qwen3_moe", Qwen3MoeConfig, Qwen3MoeForCausalLM,
+              dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, decoder_sparse_step=1,
+                   head_dim=32, tie_word_embeddings=False), torch.bfloat16,
+              # mlx_lm's ModelArgs needs these keys, which transformers 5 no longer writes
+              {"num_experts": 4, "rope_theta": 10000.0})]
+    for name, C, M, extra, dt, patch in specs:
+        torch.manual_seed(0)
+        d = os.path.join(ROOT, HF_DIR, name)
+        shutil.rmtree(d, ignore_errors=True)
+        M(C(**dict(common, **extra))).to(dt).save_pretrained(d)
+        if patch:
+            with open(os.path.join(d, "config.json")) as f:
+                cfg = json.load(f)
+            cfg.update(patch)
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+        subprocess.run(["zstd", "-q", "-19", "-f", "--rm", os.path.join(d, "model.safetensors")], check=True)
+    return [os.path.join(HF_DIR, s[0]) for s in specs]
+
+
+def hf_source(src, tmp):
+    """A usable copy of a stored HF checkpoint: decompressed, plus a tokenizer for mlx_lm."""
+    d = os.path.join(tmp, "src-" + os.path.basename(src))
+    if not os.path.isdir(d):
+        shutil.copytree(os.path.join(ROOT, src), d)
+        subprocess.run(["zstd", "-q", "-d", "--rm", os.path.join(d, "model.safetensors.zst")], check=True)
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(ROOT, MODELS, "llama-tiny", f), d)
+    return d
+
+
 def cases(fam):
     for b in (2, 3, 4, 6, 8):
         for g in (32, 64, 128):
@@ -89,12 +137,12 @@ def cli_args(kw):
     return a
 
 
-def record(out, cid, src, kw, dst):
+def record(out, cid, src, kw, dst, real_src=None):
     out.append(" ".join(["case", cid, src] + cli_args(kw)))
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):
-            convert(os.path.join(ROOT, src), dst, **kw)
+            convert(real_src or os.path.join(ROOT, src), dst, **kw)
     except Exception as e:  # mlx_lm refused
         out.append("error")
         out.append("end")
@@ -144,6 +192,13 @@ def main():
         k += 1
         record(out, "c%d" % k, os.path.join(MODELS, fam), kw, os.path.join(tmp, "o%d" % k))
     SHARD_BYTES = None
+    for src in make_hf_models():
+        real = hf_source(src, tmp)
+        for kw in (dict(quantize=True, q_bits=4, q_group_size=32), dict(quantize=True, q_bits=3, q_group_size=64),
+                   dict(quantize=True, quant_predicate="mixed_3_6"), dict(dtype="float16"),
+                   dict(quantize=True, q_bits=8, q_group_size=64, dtype="float32"), dict()):
+            k += 1
+            record(out, "c%d" % k, src, kw, os.path.join(tmp, "o%d" % k), real)
     shutil.rmtree(tmp)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:

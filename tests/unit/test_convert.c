@@ -228,6 +228,30 @@ static void diagnose(const char *path, char **tlines, int nt) {
     mt_safetensors_free(st);
 }
 
+/* A stored HF checkpoint (config + model.safetensors.zst) unpacked into tmp. */
+static const char *unpack_source(const char *src, const char *tmp, char *buf, size_t n) {
+    char p[700];
+    snprintf(p, sizeof p, "%s/model.safetensors.zst", src);
+    if (!mt_file_exists(p)) return src;
+    const char *base = strrchr(src, '/');
+    snprintf(buf, n, "%s/src-%s", tmp, base ? base + 1 : src);
+    if (mt_is_dir(buf)) return buf;
+    if (mt_mkdirs(buf, NULL)) return src;
+    static const char *const files[] = {"config.json", "generation_config.json", "model.safetensors.zst"};
+    for (int i = 0; i < 3; i++) {
+        char in[700], out[700], *data;
+        size_t len;
+        snprintf(in, sizeof in, "%s/%s", src, files[i]);
+        snprintf(out, sizeof out, "%s/%s", buf, files[i]);
+        if (i == 2) out[strlen(out) - 4] = 0;   /* drop .zst: mt_read_file decompresses */
+        if (!mt_file_exists(in)) continue;
+        if (mt_read_file(in, &data, &len, NULL)) return src;
+        mt_write_file_atomic(out, data, len, NULL);
+        free(data);
+    }
+    return buf;
+}
+
 static void test_goldens(void) {
     char *text;
     size_t len;
@@ -277,7 +301,8 @@ static void test_goldens(void) {
         }
         char dst[512];
         snprintf(dst, sizeof dst, "%s/%s", tmp, g.id);
-        o.src = g.src;
+        char unpacked[600];
+        o.src = unpack_source(g.src, tmp, unpacked, sizeof unpacked);
         o.dst = dst;
         mt_clearerr(&err);
         int rc = mt_convert(&o, &err);
