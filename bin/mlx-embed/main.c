@@ -28,6 +28,7 @@ static const char usage[] =
     "      --max-seq N          truncate inputs to N tokens (default: the model's max_seq_length)\n"
     "      --batch-tokens N     tokens per forward batch (default 4096)\n"
     "      --text               stdin holds one plain-text record per line\n"
+    "      --rerank             cross-encoder: {\"id\",\"query\",\"documents\":[...]} -> {\"id\",\"scores\":[...]}\n"
     "      --tokens             output the token ids (\"ids\") instead of embeddings\n"
     "  -t, --threads N          default: all cores\n"
     "      --revision REV       hub revision (default main)\n"
@@ -195,6 +196,75 @@ static void openblas_kernels(char **argv) {
     execv("/proc/self/exe", argv);   /* returns only on failure: carry on with what we have */
 }
 
+/* --rerank: {"id", "query", "documents": [...]} -> {"id", "scores": [...]} in document order. */
+static int rerank_one(job *j, json_t *rec, json_t **out, mt_err *err) {
+    const char *q;
+    size_t ql;
+    MT_TRY(mt_json_get_string(rec, "query", &q, &ql, 1, err));
+    json_t *docs = json_object_get(rec, "documents");
+    if (!json_is_array(docs)) return mt_seterr(err, MT_EINVAL, "\"documents\" must be an array of strings");
+    size_t nd = json_array_size(docs), L = mt_encoder_n_labels(j->m->enc);
+    if (!L) return mt_seterr(err, MT_EUNSUPPORTED, "the model has no classification head (not a cross-encoder)");
+    for (size_t i = 0; i < nd; i++)
+        if (!json_is_string(json_array_get(docs, i)))
+            return mt_seterr(err, MT_EINVAL, "\"documents\"[%zu] is not a string", i);
+    int32_t **ids = calloc(nd ? nd : 1, sizeof *ids), **types = calloc(nd ? nd : 1, sizeof *types);
+    size_t *lens = calloc(nd ? nd : 1, sizeof *lens);
+    float *sc = malloc((nd ? nd : 1) * L * sizeof *sc);
+    int32_t *pi = NULL, *pt = NULL;
+    int rc = !ids || !types || !lens || !sc ? mt_seterr(err, MT_ENOMEM, "out of memory") : MT_OK;
+    int any_tr = 0;
+    for (size_t i = 0; !rc && i < nd; i++) {
+        json_t *d = json_array_get(docs, i);
+        int tr = 0;
+        rc = mt_embedder_tokenize_pair(j->m, q, ql, json_string_value(d), json_string_length(d), &ids[i], &types[i],
+                                       &lens[i], &tr, err);
+        if (rc) mt_preferr(err, "document %zu", i);
+        any_tr |= tr;
+    }
+    for (size_t s = 0; !rc && s < nd;) {
+        size_t e = s, tot = 0;
+        while (e < nd && (e == s || tot + lens[e] <= j->batch_tokens)) tot += lens[e++];
+        int32_t *a = realloc(pi, tot * sizeof *a), *b = a ? realloc(pt, tot * sizeof *b) : NULL;
+        if (a) pi = a;
+        if (b) pt = b;
+        if (!a || !b) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); break; }
+        size_t off = 0;
+        for (size_t k = s; k < e; k++) {
+            memcpy(pi + off, ids[k], lens[k] * sizeof *pi);
+            memcpy(pt + off, types[k], lens[k] * sizeof *pt);
+            off += lens[k];
+        }
+        rc = mt_embedder_score(j->m, pi, pt, lens + s, e - s, sc + s * L, err);
+        s = e;
+    }
+    if (!rc) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < nd; i++) {
+            if (L == 1) {
+                json_array_append_new(arr, json_real(sc[i]));
+            } else {
+                json_t *row = json_array();
+                for (size_t k = 0; k < L; k++) json_array_append_new(row, json_real(sc[i * L + k]));
+                json_array_append_new(arr, row);
+            }
+        }
+        *out = json_object();
+        json_object_set_new(*out, "scores", arr);
+        if (any_tr) json_object_set_new(*out, "truncated", json_true());
+    }
+    for (size_t i = 0; ids && i < nd; i++) free(ids[i]);
+    for (size_t i = 0; types && i < nd; i++) free(types[i]);
+    free(ids); free(types); free(lens); free(sc); free(pi); free(pt);
+    return rc;
+}
+
+static void rerank_batch(void *user, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
+                         mt_err *errs) {
+    (void)linenos;
+    for (size_t i = 0; i < n; i++) rcs[i] = rerank_one(user, recs[i], &outs[i], &errs[i]);
+}
+
 static int num_arg(const char *opt, const char *s, double lo, double hi, double *out) {
     char *end;
     double v = strtod(s, &end);
@@ -206,17 +276,17 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
     return 0;
 }
 
-enum { O_TOKENS = 255, O_TEXT = 256, O_FORMAT, O_DIMS, O_PROMPT, O_PREFIX, O_MAXSEQ, O_BT, O_REV, O_VERSION };
+enum { O_RERANK = 254, O_TOKENS = 255, O_TEXT = 256, O_FORMAT, O_DIMS, O_PROMPT, O_PREFIX, O_MAXSEQ, O_BT, O_REV, O_VERSION };
 
 int main(int argc, char **argv) {
     openblas_kernels(argv);
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"output", 1, 0, 'o'}, {"format", 1, 0, O_FORMAT}, {"dims", 1, 0, O_DIMS},
         {"prompt-name", 1, 0, O_PROMPT}, {"prefix", 1, 0, O_PREFIX}, {"max-seq", 1, 0, O_MAXSEQ},
-        {"batch-tokens", 1, 0, O_BT}, {"text", 0, 0, O_TEXT}, {"tokens", 0, 0, O_TOKENS}, {"threads", 1, 0, 't'}, {"revision", 1, 0, O_REV},
+        {"batch-tokens", 1, 0, O_BT}, {"text", 0, 0, O_TEXT}, {"tokens", 0, 0, O_TOKENS}, {"rerank", 0, 0, O_RERANK}, {"threads", 1, 0, 't'}, {"revision", 1, 0, O_REV},
         {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     const char *model = NULL, *output = NULL, *format = "npy", *prompt_name = NULL, *prefix = NULL, *revision = NULL;
-    int quiet = 0, text_mode = 0, threads = 0, tokens_only = 0, c;
+    int quiet = 0, text_mode = 0, threads = 0, tokens_only = 0, rerank = 0, c;
     size_t dims = 0, max_seq = 0, batch_tokens = 4096;
     double v;
     while ((c = getopt_long(argc, argv, "m:o:t:qh", lo, NULL)) != -1) {
@@ -232,6 +302,7 @@ int main(int argc, char **argv) {
         case O_BT: bad = num_arg("--batch-tokens", optarg, 1, 1 << 24, &v); batch_tokens = (size_t)v; break;
         case O_TEXT: text_mode = 1; break;
         case O_TOKENS: tokens_only = 1; break;
+        case O_RERANK: rerank = 1; break;
         case 't': bad = num_arg("--threads", optarg, 1, 256, &v); threads = (int)v; break;
         case O_REV: revision = optarg; break;
         case 'q': quiet = 1; break;
@@ -248,6 +319,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(format, "f16")) raw = f16 = 1;
     else if (strcmp(format, "npy")) { fprintf(stderr, "mlx-embed: --format must be npy, f32 or f16\n"); return MT_EXIT_USAGE; }
     if (strcmp(format, "npy") && !output) { fprintf(stderr, "mlx-embed: --format goes with --output\n"); return MT_EXIT_USAGE; }
+    if (rerank && (output || tokens_only || text_mode || dims || prompt_name || prefix)) {
+        fprintf(stderr, "mlx-embed: --rerank goes with none of --output, --tokens, --text, --dims, --prompt-name, --prefix\n");
+        return MT_EXIT_USAGE;
+    }
     if (tokens_only && output) { fprintf(stderr, "mlx-embed: --tokens does not go with --output\n"); return MT_EXIT_USAGE; }
     if (prompt_name && prefix) { fprintf(stderr, "mlx-embed: --prompt-name and --prefix exclude each other\n"); return MT_EXIT_USAGE; }
 
@@ -275,11 +350,14 @@ int main(int argc, char **argv) {
             usage_err = 1;
         }
     }
+    if (!rc && rerank && !mt_encoder_n_labels(j.m->enc))
+        rc = mt_seterr(&err, MT_EUNSUPPORTED, "--rerank: the model has no classification head (not a cross-encoder)");
     if (!rc && output) rc = mt_npy_open(&j.npy, output, j.dims, f16, raw, &err);
     mt_jsonl_stats st = {0};
     if (!rc) {
         mt_jsonl_opts o = {.prog = "mlx-embed", .text_mode = text_mode, .quiet = quiet};
-        rc = mt_jsonl_run_batch(stdin, stdout, stderr, &o, 256, embed_batch, &j, &st, &err);
+        rc = mt_jsonl_run_batch(stdin, stdout, stderr, &o, rerank ? 1 : 256, rerank ? rerank_batch : embed_batch, &j,
+                                &st, &err);
         if (!rc && j.fatal) rc = mt_seterr(&err, j.fatal_err.code, "%s", j.fatal_err.msg);
         if (j.npy) {
             if (rc) mt_npy_abort(j.npy);

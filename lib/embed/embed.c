@@ -226,6 +226,9 @@ static int open_impl(mt_embedder *m, const char *dir, mt_pool *pool, size_t max_
     if (!rc) rc = load_st_config(m, tdir, dir, &max_seq, err);
     free(tdir);
     if (rc) return rc;
+    const char *act = mt_config_get_str(m->enc->cfg, "sentence_transformers.activation_fn", NULL);
+    if (!act) act = mt_config_get_str(m->enc->cfg, "sbert_ce_default_activation_function", NULL);
+    m->score_sigmoid = act ? strstr(act, "Sigmoid") != NULL : mt_encoder_n_labels(m->enc) == 1;
     size_t model_max = (size_t)(m->enc->hp.max_pos - m->enc->hp.pos_offset);
     if (max_seq_override) max_seq = max_seq_override;
     if (!max_seq || max_seq > model_max) max_seq = model_max;
@@ -434,5 +437,103 @@ int mt_embedder_run(mt_embedder *m, const int32_t *ids, const size_t *lens, size
         }
     }
     free(hid); free(a); free(bb); free(work);
+    return rc;
+}
+
+/* ---- cross-encoders ---- */
+
+/* Encode one part with and without special tokens: the plain ids, and how many
+ * special tokens the single-sequence template puts before and after them. */
+static int encode_part(const mt_embedder *m, const char *s, size_t n, int32_t **plain, size_t *np, int32_t **full,
+                       size_t *nf, size_t *pre, mt_err *err) {
+    size_t b, e;
+    py_strip(s, n, &b, &e);
+    if (b == e) return mt_seterr(err, MT_EINVAL, "empty text");
+    MT_TRY(mt_tokenizer_encode(m->tok, s, n, 0, plain, np, err));
+    int rc = mt_tokenizer_encode(m->tok, s, n, 1, full, nf, err);
+    if (rc) { free(*plain); *plain = NULL; return rc; }
+    size_t ns = *nf - *np;
+    for (*pre = 0; *pre <= ns; (*pre)++)
+        if (!memcmp(*full + *pre, *plain, *np * sizeof **plain)) return MT_OK;
+    free(*plain); free(*full);
+    *plain = *full = NULL;
+    return mt_seterr(err, MT_EUNSUPPORTED, "cannot build a pair: the special tokens do not frame the text");
+}
+
+int mt_embedder_tokenize_pair(const mt_embedder *m, const char *a, size_t alen, const char *b, size_t blen,
+                              int32_t **ids, int32_t **types, size_t *n, int *truncated, mt_err *err) {
+    *ids = *types = NULL;
+    *n = 0;
+    *truncated = 0;
+    int32_t *pa = NULL, *fa = NULL, *pb = NULL, *fb = NULL;
+    size_t npa, nfa, npb, nfb, prea, preb;
+    MT_TRY(encode_part(m, a, alen, &pa, &npa, &fa, &nfa, &prea, err));
+    int rc = encode_part(m, b, blen, &pb, &npb, &fb, &nfb, &preb, err);
+    if (rc) { free(pa); free(fa); return rc; }
+    size_t sufa = nfa - npa - prea;
+    int roberta = m->enc->hp.pos_offset > 0;   /* <s> a </s></s> b </s> */
+    size_t nspecial = prea + sufa * (roberta ? 3 : 2);
+    if (nspecial >= m->max_seq) {
+        rc = mt_seterr(err, MT_EINVAL, "max_seq_length %zu leaves no room for the pair", m->max_seq);
+    } else {
+        /* longest_first, as HF tokenizers computes it */
+        size_t M = m->max_seq - nspecial, n1 = npa, n2 = npb;
+        if (n1 + n2 > M) {
+            *truncated = 1;
+            int swap = n1 > n2;
+            size_t s1 = swap ? n2 : n1, s2;
+            if (s1 > M) s2 = s1;
+            else s2 = M - s1 > s1 ? M - s1 : s1;
+            if (s1 + s2 > M) { s1 = M / 2; s2 = s1 + M % 2; }
+            size_t ka = swap ? s2 : s1, kb = swap ? s1 : s2;
+            n1 = npa < ka ? npa : ka;
+            n2 = npb < kb ? npb : kb;
+        }
+        size_t tot = nspecial + n1 + n2, w = 0;
+        int32_t *o = malloc(tot * sizeof *o), *t = malloc(tot * sizeof *t);
+        if (!o || !t) {
+            free(o); free(t);
+            rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        } else {
+            const int32_t *suf = fa + prea + npa;
+            memcpy(o + w, fa, prea * sizeof *o); w += prea;
+            memcpy(o + w, pa, n1 * sizeof *o); w += n1;
+            memcpy(o + w, suf, sufa * sizeof *o); w += sufa;
+            if (roberta) { memcpy(o + w, suf, sufa * sizeof *o); w += sufa; }
+            size_t first = w;
+            memcpy(o + w, pb, n2 * sizeof *o); w += n2;
+            memcpy(o + w, suf, sufa * sizeof *o); w += sufa;
+            int two = m->enc->hp.type_vocab >= 2 && !roberta;
+            for (size_t i = 0; i < w; i++) t[i] = two && i >= first ? 1 : 0;
+            *ids = o;
+            *types = t;
+            *n = w;
+        }
+    }
+    free(pa); free(fa); free(pb); free(fb);
+    return rc;
+}
+
+int mt_embedder_score(mt_embedder *m, const int32_t *ids, const int32_t *types, const size_t *lens, size_t nseq,
+                      float *scores, mt_err *err) {
+    size_t H = (size_t)m->enc->hp.hidden, N = 0, L = mt_encoder_n_labels(m->enc);
+    if (!L) return mt_seterr(err, MT_ENOTFOUND, "the model has no classification head (not a cross-encoder)");
+    for (size_t s = 0; s < nseq; s++) N += lens[s];
+    float *hid = malloc(N * H * sizeof(float)), *cls = malloc(nseq * H * sizeof(float));
+    int rc = MT_OK;
+    if (!hid || !cls) rc = mt_seterr(err, MT_ENOMEM, "out of memory for %zu tokens", N);
+    if (!rc) rc = mt_encoder_forward(m->enc, ids, types, lens, nseq, hid, err);
+    if (!rc) {
+        size_t off = 0;
+        for (size_t s = 0; s < nseq; s++) {
+            memcpy(cls + s * H, hid + off * H, H * sizeof(float));
+            off += lens[s];
+        }
+        rc = mt_encoder_classify(m->enc, cls, nseq, scores, err);
+    }
+    if (!rc && m->score_sigmoid)
+        for (size_t i = 0; i < nseq * L; i++) scores[i] = 1.0f / (1.0f + expf(-scores[i]));
+    free(hid);
+    free(cls);
     return rc;
 }

@@ -42,6 +42,8 @@ typedef struct mt_embedder {
     json_t *prompts;           /* {"name": "prefix"} or NULL */
     char *default_prompt;      /* default_prompt_name's text, or NULL */
     mt_safetensors **dense_st; /* weights of the Dense modules */
+    int score_sigmoid;         /* cross-encoder scores go through a sigmoid (config.json
+                                  sentence_transformers.activation_fn; default: 1 label) */
 } mt_embedder;
 
 /* Open the embedder of folder dir; pool borrowed (may be NULL).  max_seq > 0
@@ -60,6 +62,18 @@ const char *mt_embedder_prompt(const mt_embedder *m, const char *name);
  * Errors: MT_EINVAL for an empty or all-whitespace text. */
 int mt_embedder_tokenize(const mt_embedder *m, const char *prefix, const char *text, size_t len, int32_t **ids,
                          size_t *n, int *truncated, mt_err *err);
+
+/* Tokenize a (query, document) pair for a cross-encoder as the HF pair
+ * template does: BERT [CLS] a [SEP] b [SEP] (type ids 0 then 1), RoBERTa
+ * <s> a </s></s> b </s> (type ids 0); longest_first truncation to max_seq.
+ * *ids and *types malloc'd.  Errors: MT_EINVAL for an empty text. */
+int mt_embedder_tokenize_pair(const mt_embedder *m, const char *a, size_t alen, const char *b, size_t blen,
+                              int32_t **ids, int32_t **types, size_t *n, int *truncated, mt_err *err);
+
+/* Cross-encoder scores of packed pairs -> scores[nseq, n_labels] (after the
+ * model's activation).  Errors: MT_ENOTFOUND when the model has no classifier. */
+int mt_embedder_score(mt_embedder *m, const int32_t *ids, const int32_t *types, const size_t *lens, size_t nseq,
+                      float *scores, mt_err *err);
 
 /* Embed nseq tokenized sequences (packed ids, lens[nseq]); out[nseq, dim]. */
 int mt_embedder_run(mt_embedder *m, const int32_t *ids, const size_t *lens, size_t nseq, float *out, mt_err *err);

@@ -116,3 +116,19 @@ X
   run "$EMB" --help
   [ "$status" -eq 0 ]
 }
+
+@test "--rerank scores documents in order like CrossEncoder.predict" {
+  for n in ce-bert ce-xlmr; do
+    jq -c '{id: "q1", query, documents}' "$FX/$n/golden.json" > "$TD/rr.jsonl"
+    printf '{"id":"bad","query":"x","documents":"nope"}\n' >> "$TD/rr.jsonl"
+    run --separate-stderr "$EMB" -m "$FX/$n" -q --rerank < "$TD/rr.jsonl"
+    [ "$status" -eq 3 ]
+    echo "$output" | head -1 > "$TD/rr.out"
+    jq -n --slurpfile o "$TD/rr.out" --slurpfile g "$FX/$n/golden.json" \
+      '[range(0; $g[0].scores|length) as $i | ([$o[0].scores[$i]] | flatten) as $a | ([$g[0].scores[$i]] | flatten) as $b
+        | range(0; $a|length) as $k | ($a[$k] - $b[$k]) | if . < 0 then -. else . end] | max <= 1e-4' | grep -qx true
+    echo "$output" | tail -1 | jq -e '.id == "bad" and (.error | test("documents"))' > /dev/null
+  done
+  run "$EMB" -m "$FX/bert-tiny" --rerank < /dev/null
+  [ "$status" -eq 1 ]
+}

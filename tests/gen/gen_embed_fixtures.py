@@ -10,6 +10,9 @@ Fixtures:
   bert-tiny         BertModel, mean pooling + Normalize, max_seq_length 24
   bert-cls-dense    "bert." tensor prefix, cls+max pooling, Dense(tanh), no Normalize, prompts
   xlmr-tiny         XLMRobertaModel, Unigram tokenizer, mean_sqrt_len + lasttoken, Normalize
+  ce-bert / ce-xlmr cross-encoders (BertForSequenceClassification, 1 label, sigmoid;
+                    XLMRobertaForSequenceClassification, 2 labels); golden.json holds
+                    query, documents, pair ids and CrossEncoder.predict scores.
   bert-tiny-8bit/4bit  bert-tiny in mlx layout ("model." prefix), MLX affine-quantized
                     (group 32); golden from the dequantized weights.
 usage: tests/gen/gen_embed_fixtures.py
@@ -20,7 +23,8 @@ import torch
 import mlx.core as mx
 from safetensors.numpy import load_file, save_file
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, decoders, trainers
-from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel, PreTrainedTokenizerFast
+from transformers import (BertConfig, BertModel, BertForSequenceClassification, XLMRobertaConfig, XLMRobertaModel,
+                          XLMRobertaForSequenceClassification, PreTrainedTokenizerFast)
 from sentence_transformers import SentenceTransformer
 from sentence_transformers import models as stm
 
@@ -140,6 +144,34 @@ def quantized(src, name, bits, group=32):
     os.remove(os.path.join(d, "golden.json")) if False else None
 
 
+def cross_encoder(name, model, tok, tok_kw, max_len):
+    from sentence_transformers import CrossEncoder
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(d, safe_serialization=True)
+    names = ["input_ids", "token_type_ids", "attention_mask"] if "cls_token" in tok_kw and tok_kw["cls_token"] == "[CLS]" \
+        else ["input_ids", "attention_mask"]
+    PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_len, model_input_names=names,
+                            **tok_kw).save_pretrained(d)
+    ce = CrossEncoder(d, device="cpu")
+    ts = texts()
+    q = "what does the fox do?"
+    docs = ts
+    sc = ce.predict([(q, x) for x in docs], batch_size=4, convert_to_numpy=True)
+    tk = ce.tokenizer
+    ids = [tk(q, x, truncation=True, max_length=max_len)["input_ids"] for x in docs]
+    types = [tk(q, x, truncation=True, max_length=max_len).get("token_type_ids") for x in docs]
+    g = {"query": q, "documents": docs, "max_seq_length": max_len, "ids": ids, "types": types,
+         "scores": np.asarray(sc, dtype=np.float32).tolist()}
+    with open(os.path.join(d, "golden.json"), "w") as f:
+        json.dump(g, f, separators=(",", ":"))
+        f.write("\n")
+    for f in ("special_tokens_map.json",):
+        if os.path.exists(os.path.join(d, f)):
+            os.remove(os.path.join(d, f))
+    print(d, "labels", model.config.num_labels)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -171,6 +203,12 @@ def main():
     golden(d3)
     for bits in (8, 4):
         quantized(d, f"bert-tiny-{bits}bit", bits)
+    cb = BertForSequenceClassification(BertConfig(**dict(cfg.to_dict(), num_labels=1))).eval()
+    init_random(cb, 4)
+    cross_encoder("ce-bert", cb, wp, wp_kw, 28)
+    cx = XLMRobertaForSequenceClassification(XLMRobertaConfig(**dict(xc.to_dict(), num_labels=2))).eval()
+    init_random(cx, 5)
+    cross_encoder("ce-xlmr", cx, ug, ug_kw, 26)
 
 
 if __name__ == "__main__":

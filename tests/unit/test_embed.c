@@ -100,6 +100,67 @@ static void check_fixture(const char *name, mt_pool *pool) {
     json_decref(g);
 }
 
+static void check_cross_encoder(const char *name, mt_pool *pool) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/data/embed/%s", name);
+    json_t *g = load_golden(dir);
+    CHECK_MSG(g != NULL, "%s: golden", name);
+    if (!g) return;
+    mt_err err = {0};
+    mt_embedder *m = NULL;
+    CHECK_OK(mt_embedder_open(&m, dir, pool, 0, &err), &err);
+    if (!m) { json_decref(g); return; }
+    const char *q = json_string_value(json_object_get(g, "query"));
+    json_t *docs = json_object_get(g, "documents"), *gids = json_object_get(g, "ids");
+    json_t *gtypes = json_object_get(g, "types"), *gsc = json_object_get(g, "scores");
+    size_t n = json_array_size(docs), L = mt_encoder_n_labels(m->enc);
+    CHECK_EQ_INT(L, json_is_array(json_array_get(gsc, 0)) ? json_array_size(json_array_get(gsc, 0)) : 1);
+    int32_t *all = malloc(n * m->max_seq * sizeof *all), *alltypes = malloc(n * m->max_seq * sizeof *all);
+    size_t *lens = calloc(n, sizeof *lens), tot = 0;
+    int ids_ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = json_array_get(docs, i);
+        int32_t *ids = NULL, *types = NULL;
+        size_t k = 0;
+        int tr = 0;
+        CHECK_OK(mt_embedder_tokenize_pair(m, q, strlen(q), json_string_value(d), json_string_length(d), &ids, &types,
+                                           &k, &tr, &err), &err);
+        json_t *gi = json_array_get(gids, i), *gt = json_array_get(gtypes, i);
+        int same = k == json_array_size(gi);
+        for (size_t j = 0; same && j < k; j++) {
+            same = ids[j] == json_integer_value(json_array_get(gi, j));
+            if (json_is_array(gt)) same = same && types[j] == json_integer_value(json_array_get(gt, j));
+            else same = same && types[j] == 0;
+        }
+        if (!same) {
+            ids_ok = 0;
+            fprintf(stderr, "%s: pair %zu: ids differ (%zu vs %zu)\n", name, i, k, json_array_size(gi));
+        }
+        memcpy(all + tot, ids, k * sizeof *ids);
+        memcpy(alltypes + tot, types, k * sizeof *ids);
+        lens[i] = k;
+        tot += k;
+        free(ids);
+        free(types);
+    }
+    CHECK_MSG(ids_ok, "%s: pair ids", name);
+    float *sc = malloc(n * L * sizeof *sc);
+    CHECK_OK(mt_embedder_score(m, all, alltypes, lens, n, sc, &err), &err);
+    double maxd = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < L; k++) {
+            json_t *v = json_array_get(gsc, i);
+            double want = json_is_array(v) ? json_real_value(json_array_get(v, k)) : json_real_value(v);
+            double d = fabs(sc[i * L + k] - want);
+            if (d > maxd) maxd = d;
+        }
+    CHECK_MSG(maxd <= 1e-4, "%s: max |d| %.3g vs CrossEncoder.predict", name, maxd);
+    printf("%s: %zu pairs, %zu labels, max |d| %.2e\n", name, n, L, maxd);
+    free(all); free(alltypes); free(lens); free(sc);
+    mt_embedder_free(m);
+    json_decref(g);
+}
+
 static void test_pool_modes(void) {
     float h[3 * 2] = {1, -2, 3, 4, -5, 0};
     float o[2];
@@ -187,7 +248,9 @@ int main(void) {
     test_errors();
     const char *fx[] = {"bert-tiny", "bert-cls-dense", "xlmr-tiny", "bert-tiny-8bit", "bert-tiny-4bit"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], pool);
-    check_fixture("bert-tiny", NULL);   /* no pool: the same numbers on one thread */
+    check_fixture("bert-tiny", NULL);
+    check_cross_encoder("ce-bert", pool);
+    check_cross_encoder("ce-xlmr", pool);   /* no pool: the same numbers on one thread */
     mt_pool_free(pool);
     return check_report("embed");
 }
