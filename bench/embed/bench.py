@@ -11,13 +11,26 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_real import corpus, quantize_copy  # noqa: E402
 
 
+def cpu_now():
+    import resource
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
 def best_of(fn, reps):
-    ts = []
+    """(best wall seconds, best CPU seconds of this process and its children) over reps runs."""
+    ws, cs = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_now()
         fn()
-        ts.append(time.perf_counter() - t)
-    return min(ts)
+        ws.append(time.perf_counter() - t)
+        cs.append(cpu_now() - c)
+    return min(ws), min(cs)
+
+
+def report(res, name, n, wc):
+    res[name] = (n / wc[0], n / wc[1])
+    print(f"{name:28s} {res[name][0]:8.1f} sentences/s wall   {res[name][1]:8.1f} sentences/CPU-s", flush=True)
 
 
 def main():
@@ -35,7 +48,8 @@ def main():
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(model)
     ntok = sum(min(len(x), 256) for x in tok(texts)["input_ids"])
-    print(f"corpus: {len(texts)} texts, {ntok} tokens (mean {ntok / len(texts):.1f}), threads {a.threads}")
+    print(f"corpus: {len(texts)} texts, {ntok} tokens (mean {ntok / len(texts):.1f}), threads {a.threads}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     res = {}
     with tempfile.TemporaryDirectory() as td:
         inp = os.path.join(td, "in.jsonl")
@@ -52,13 +66,11 @@ def main():
                 with open(inp) as fi:
                     subprocess.run([a.bin, "-m", d, "-q", "-t", str(a.threads), "-o", os.path.join(td, "o.npy")],
                                    stdin=fi, stdout=subprocess.DEVNULL, check=True)
-            res[name] = len(texts) / best_of(run, a.reps)
-            print(f"{name:28s} {res[name]:8.1f} sentences/s")
+            report(res, name, len(texts), best_of(run, a.reps))
         from sentence_transformers import SentenceTransformer
         st = SentenceTransformer(model, device="cpu")
         st.encode(texts[:64])
-        res["sentence-transformers"] = len(texts) / best_of(lambda: st.encode(texts, batch_size=32), a.reps)
-        print(f"{'sentence-transformers':28s} {res['sentence-transformers']:8.1f} sentences/s")
+        report(res, "sentence-transformers", len(texts), best_of(lambda: st.encode(texts, batch_size=32), a.reps))
         try:
             import onnxruntime as ort
             from transformers import AutoModel
@@ -91,12 +103,12 @@ def main():
                         out[i] = v[j]
                 return out
             ort_run()
-            res["onnxruntime"] = len(texts) / best_of(ort_run, a.reps)
-            print(f"{'onnxruntime':28s} {res['onnxruntime']:8.1f} sentences/s")
+            report(res, "onnxruntime", len(texts), best_of(ort_run, a.reps))
         except Exception as e:  # noqa: BLE001
             print("onnxruntime: skipped:", e)
     for k in [k for k in res if k.startswith("mlx-embed")]:
-        rs = ", ".join(f"{res[k] / res[b]:.2f}x {b}" for b in ("sentence-transformers", "onnxruntime") if b in res)
+        rs = ", ".join(f"{res[k][0] / res[b][0]:.2f}x (CPU {res[k][1] / res[b][1]:.2f}x) {b}"
+                       for b in ("sentence-transformers", "onnxruntime") if b in res)
         print(f"{k}: {rs}")
 
 

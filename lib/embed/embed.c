@@ -332,7 +332,7 @@ int mt_embedder_tokenize(const mt_embedder *m, const char *prefix, const char *t
     if (b == e) return mt_seterr(err, MT_EINVAL, "empty text");
     char *full = malloc(pl + len + 1);
     if (!full) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    memcpy(full, prefix, pl);
+    if (pl) memcpy(full, prefix, pl);
     memcpy(full + pl, text, len);
     const char *s = full;
     size_t sl = pl + len;
