@@ -1098,9 +1098,11 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
         return mt_seterr(err, MT_EINVAL, "--dtype: '%s' is not float16, bfloat16 or float32", dts);
     }
     if (!dts) {
-        dts = mt_config_get_str(c.cfg, "torch_dtype", NULL);
-        if (!dts && !json_object_get(mt_config_json(c.cfg), "torch_dtype"))
-            dts = mt_config_get_str(c.cfg, "text_config.dtype", NULL);
+        /* mlx_lm: config["torch_dtype"], else (absent or null) text_config["dtype"];
+         * a top-level "dtype" key (transformers 5) is not consulted */
+        json_t *td = json_object_get(mt_config_json(c.cfg), "torch_dtype");
+        if (td && !json_is_null(td)) dts = json_string_value(td);
+        else dts = mt_config_get_str(c.cfg, "text_config.dtype", NULL);
         if (!parse_dtype_name(dts, &c.target)) c.target = MT_DTYPE_COUNT;
     }
     if (o->quantize && has_quant_block(c.cfg)) {
