@@ -7,6 +7,12 @@ made by mlx_lm.convert.  Output: tests/data/convert/gguf_goldens.txt
 
 Lines:  case <model dir> <type>   then   t <gguf name> <ggml type id> <sha256 of data>   then end
 Usage: python tests/gen/gen_gguf_goldens.py   (from the repository root)
+
+Check with llama.cpp (pip llama-cpp-python), not part of CI:
+  python tests/gen/gen_gguf_goldens.py --llama-cpp build/bin
+exports llama-tiny (f32, f16, q8_0) and an MLX f16 q4 g32 conversion (q4_1) with
+build/bin/mlx-quant, runs llama.cpp greedily on the prompt ids and prints its
+tokens next to build/bin/mlx-gen's.
 """
 import contextlib
 import hashlib
@@ -15,6 +21,7 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import tempfile
 
 import gguf
@@ -122,5 +129,41 @@ def main():
         f.write("\n".join(out) + "\n")
 
 
+def llama_cpp_check(bindir):
+    import llama_cpp
+    tmp = tempfile.mkdtemp()
+    mq, gen = os.path.join(bindir, "mlx-quant"), os.path.join(bindir, "mlx-gen")
+    src = os.path.join(ROOT, "tests/data/models/llama-tiny")
+    q4 = os.path.join(tmp, "q4")
+    subprocess.run([mq, "convert", "-m", src, "-o", q4, "-q", "--bits", "4", "--group-size", "32",
+                    "--dtype", "float16", "--quiet"], check=True)
+    rec = json.dumps({"id": 1, "prompt": "def main():", "max_tokens": 12})
+
+    def mlx_gen(model):
+        out = subprocess.run([gen, "-m", model, "--ids", "-q"], input=rec + "\n", capture_output=True, text=True,
+                             check=True).stdout
+        return json.loads(out)["ids"]
+
+    ids = json.loads(subprocess.run([gen, "-m", src, "--tokenize", "-q"], input=json.dumps(
+        {"id": 1, "text": "def main():"}) + "\n", capture_output=True, text=True, check=True).stdout)["ids"]
+    for t, model in (("f32", src), ("f16", src), ("q8_0", src), ("q4_1", q4)):
+        path = os.path.join(tmp, t + ".gguf")
+        subprocess.run([mq, "export-gguf", "-m", model, "-o", path, "--type", t], check=True)
+        llm = llama_cpp.Llama(model_path=path, n_ctx=64, verbose=False)
+        got = []
+        for tok in llm.generate(ids, temp=0.0, top_k=1, repeat_penalty=1.0):
+            got.append(tok)
+            if len(got) == 12:
+                break
+        want = mlx_gen(model)
+        same = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), len(want))
+        print("%-5s llama.cpp %s\n      mlx-gen   %s   (%d/12 leading tokens equal)" % (t, got, want, same))
+    shutil.rmtree(tmp)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--llama-cpp":
+        llama_cpp_check(sys.argv[2])
+    else:
+        main()
