@@ -216,21 +216,17 @@ void mt_encoder_free(mt_encoder *e) {
 
 /* ---- forward ---- */
 
-static inline float dot8(const float *a, const float *b, size_t n) {
-    float s[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
-    float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
+/* The element-wise loops below are only vectorized when GCC may turn float
+ * compares into blends, which -ftrapping-math (the default) forbids; nothing
+ * here reads the floating-point exception flags. */
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
 
 /* exp(x) in float, Cephes-style range reduction + polynomial (about 1 ulp),
  * written so that loops over it vectorize. */
 static inline float fexp(float x) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    x = x < -80.0f ? -80.0f : x > 88.0f ? 88.0f : x;   /* no denormal results */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round to nearest */
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -257,42 +253,79 @@ static void gelu_fast(float *x, size_t n) {
     }
 }
 
+/* p[n] = exp(p - max(p)); returns the sum. */
+static float softmax_exp(float *p, size_t n) {
+    float m = -INFINITY;
+    for (size_t j = 0; j < n; j++) m = p[j] > m ? p[j] : m;
+    for (size_t j = 0; j < n; j++) p[j] = fexp(p[j] - m);
+    float sum = 0.f;
+    for (size_t j = 0; j < n; j++) sum += p[j];
+    return sum;
+}
+
+#pragma GCC pop_options
+
 typedef struct attn_ctx {
     const mt_encoder *e;
     const float *qkv;        /* [N, 3H] */
     float *ctx;              /* [N, H] */
     const size_t *lens, *offs;
-    float *scratch;          /* per thread: Lmax scores */
+    float *scratch;          /* per thread: `lmax` floats (Kt, V, scores) */
     size_t lmax;
 } attn_ctx;
 
+/* One (sequence, head) per task.  K is gathered transposed ([d, L]) and V
+ * contiguous ([L, d]) into the thread's scratch, so that both the scores
+ * (s[0..L) += q[x] * Kt[x][0..L)) and the output (o += p[j] * V[j]) are
+ * unit-stride loops the compiler vectorizes. */
 static void attn_task(void *c, size_t b, size_t end, int tid) {
     attn_ctx *a = c;
     const mt_encoder_hp *hp = &a->e->hp;
     size_t H = (size_t)hp->hidden, d = (size_t)hp->head_dim, nh = (size_t)hp->n_heads;
     float scale = 1.0f / sqrtf((float)d);
-    float *p = a->scratch + (size_t)tid * a->lmax;
+    float *kt = a->scratch + (size_t)tid * a->lmax;
     for (size_t t = b; t < end; t++) {
         size_t s = t / nh, h = t % nh, L = a->lens[s], off = a->offs[s];
+        float *vv = kt + d * L, *p = vv + d * L;
         const float *base = a->qkv + off * 3 * H;
+        for (size_t j = 0; j < L; j++) {
+            const float *k = base + j * 3 * H + H + h * d, *v = k + H;
+            for (size_t x = 0; x < d; x++) kt[x * L + j] = k[x];
+            memcpy(vv + j * d, v, d * sizeof(float));
+        }
         for (size_t i = 0; i < L; i++) {
             const float *q = base + i * 3 * H + h * d;
-            float m = -INFINITY;
-            for (size_t j = 0; j < L; j++) {
-                float v = dot8(q, base + j * 3 * H + H + h * d, d) * scale;
-                p[j] = v;
-                if (v > m) m = v;
+            size_t j = 0;
+            for (; j + 16 <= L; j += 16) {   /* 16 scores kept in registers over x */
+                float acc[16] = {0};
+                for (size_t x = 0; x < d; x++) {
+                    float qx = q[x];
+                    const float *kr = kt + x * L + j;
+                    for (int u = 0; u < 16; u++) acc[u] = fmaf(qx, kr[u], acc[u]);
+                }
+                for (int u = 0; u < 16; u++) p[j + u] = acc[u] * scale;
             }
-            float sum = 0.f;
-            for (size_t j = 0; j < L; j++) p[j] = fexp(p[j] - m);
-            for (size_t j = 0; j < L; j++) sum += p[j];
-            float r = 1.0f / sum;
+            for (; j < L; j++) {
+                float acc = 0.f;
+                for (size_t x = 0; x < d; x++) acc = fmaf(q[x], kt[x * L + j], acc);
+                p[j] = acc * scale;
+            }
+            float r = 1.0f / softmax_exp(p, L);
             float *o = a->ctx + (off + i) * H + h * d;
-            for (size_t x = 0; x < d; x++) o[x] = 0.f;
-            for (size_t j = 0; j < L; j++) {
-                const float *v = base + j * 3 * H + 2 * H + h * d;
-                float w = p[j] * r;
-                for (size_t x = 0; x < d; x++) o[x] += w * v[x];
+            size_t x = 0;
+            for (; x + 16 <= d; x += 16) {   /* 16 outputs kept in registers over j */
+                float acc[16] = {0};
+                for (j = 0; j < L; j++) {
+                    const float *v = vv + j * d + x;
+                    float w = p[j];
+                    for (int u = 0; u < 16; u++) acc[u] = fmaf(w, v[u], acc[u]);
+                }
+                for (int u = 0; u < 16; u++) o[x + u] = acc[u] * r;
+            }
+            for (; x < d; x++) {
+                float acc = 0.f;
+                for (j = 0; j < L; j++) acc = fmaf(p[j], vv[j * d + x], acc);
+                o[x] = acc * r;
             }
         }
     }
@@ -373,7 +406,10 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
     float *qkv = malloc(N * wmax * sizeof(float));      /* also the MLP's [N, I] */
     float *ctx = malloc(N * H * sizeof(float));
     float *tmp = malloc(N * H * sizeof(float));
-    float *scratch = malloc((size_t)nth * (lmax > FF ? lmax : FF) * sizeof(float));
+    size_t per = lmax * (2 * (size_t)hp->head_dim + 1);
+    if (per < FF) per = FF;
+    if (per < H) per = H;
+    float *scratch = malloc((size_t)nth * per * sizeof(float));
     float *row = malloc(H * sizeof(float));
     if (!offs || !qkv || !ctx || !tmp || !scratch || !row) {
         free(offs); free(qkv); free(ctx); free(tmp); free(scratch); free(row);
@@ -400,7 +436,7 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
     for (int L = 0; L < hp->n_layers; L++) {
         const mt_enc_layer *ly = &e->layers[L];
         linear(&ly->qkv, x, N, qkv, scratch, e->pool);
-        attn_ctx ac = {e, qkv, ctx, lens, offs, scratch, lmax > FF ? lmax : FF};
+        attn_ctx ac = {e, qkv, ctx, lens, offs, scratch, per};
         mt_pool_for(e->pool, nseq * (size_t)hp->n_heads, 1, attn_task, &ac);
         linear(&ly->o, ctx, N, tmp, scratch, e->pool);
         rows_ctx rc = {e, x, tmp, ly->ln1_w, ly->ln1_b, -1, H};
