@@ -173,3 +173,15 @@ setup_file() {
   [ "$(echo "$output" | jq -c .ids)" = "$(echo "$ids" | jq -c '.[0:2]')" ]
   [ "$(echo "$output" | jq -r .finish_reason)" = stop ]
 }
+
+@test "sampling with a seed gives the same text at any batch size" {
+  d=tests/data/models/qwen3-tiny-4bit
+  for i in $(seq 1 7); do
+    printf '{"id":%d,"prompt":"s%d","max_tokens":12,"temperature":0.9,"top_k":50,"min_p":0.02,"seed":%d}\n' "$i" "$i" "$((i * 11))"
+  done > "$BATS_TEST_TMPDIR/in.jsonl"
+  one=$("$GEN" -m "$d" -q < "$BATS_TEST_TMPDIR/in.jsonl" | jq -c '[.id, .text]')
+  three=$("$GEN" -m "$d" -q --batch 3 < "$BATS_TEST_TMPDIR/in.jsonl" | jq -c '[.id, .text]')
+  seven=$("$GEN" -m "$d" -q --batch 7 < "$BATS_TEST_TMPDIR/in.jsonl" | jq -c '[.id, .text]')
+  [ "$one" = "$three" ]
+  [ "$one" = "$seven" ]
+}
