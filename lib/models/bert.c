@@ -293,40 +293,57 @@ static void attn_task(void *c, size_t b, size_t end, int tid) {
             for (size_t x = 0; x < d; x++) kt[x * L + j] = k[x];
             memcpy(vv + j * d, v, d * sizeof(float));
         }
-        for (size_t i = 0; i < L; i++) {
-            const float *q = base + i * 3 * H + h * d;
+        /* four queries at a time: each K^T / V load feeds four accumulators */
+        for (size_t i = 0; i < L; i += 4) {
+            const float *q[4];
+            float *pr[4];
+            for (int u = 0; u < 4; u++) {
+                size_t qi = i + (size_t)u < L ? i + (size_t)u : L - 1;
+                q[u] = base + qi * 3 * H + h * d;
+                pr[u] = p + (size_t)u * L;
+            }
             size_t j = 0;
-            for (; j + 16 <= L; j += 16) {   /* 16 scores kept in registers over x */
-                float acc[16] = {0};
+            for (; j + 16 <= L; j += 16) {
+                float acc[4][16] = {{0}};
                 for (size_t x = 0; x < d; x++) {
-                    float qx = q[x];
                     const float *kr = kt + x * L + j;
-                    for (int u = 0; u < 16; u++) acc[u] = fmaf(qx, kr[u], acc[u]);
+                    for (int u = 0; u < 4; u++) {
+                        float qx = q[u][x];
+                        for (int k = 0; k < 16; k++) acc[u][k] = fmaf(qx, kr[k], acc[u][k]);
+                    }
                 }
-                for (int u = 0; u < 16; u++) p[j + u] = acc[u] * scale;
+                for (int u = 0; u < 4; u++)
+                    for (int k = 0; k < 16; k++) pr[u][j + k] = acc[u][k] * scale;
             }
-            for (; j < L; j++) {
-                float acc = 0.f;
-                for (size_t x = 0; x < d; x++) acc = fmaf(q[x], kt[x * L + j], acc);
-                p[j] = acc * scale;
-            }
-            float r = 1.0f / softmax_exp(p, L);
-            float *o = a->ctx + (off + i) * H + h * d;
+            for (; j < L; j++)
+                for (int u = 0; u < 4; u++) {
+                    float acc = 0.f;
+                    for (size_t x = 0; x < d; x++) acc = fmaf(q[u][x], kt[x * L + j], acc);
+                    pr[u][j] = acc * scale;
+                }
+            float r[4];
+            for (int u = 0; u < 4; u++) r[u] = 1.0f / softmax_exp(pr[u], L);
             size_t x = 0;
-            for (; x + 16 <= d; x += 16) {   /* 16 outputs kept in registers over j */
-                float acc[16] = {0};
+            for (; x + 16 <= d; x += 16) {
+                float acc[4][16] = {{0}};
                 for (j = 0; j < L; j++) {
                     const float *v = vv + j * d + x;
-                    float w = p[j];
-                    for (int u = 0; u < 16; u++) acc[u] = fmaf(w, v[u], acc[u]);
+                    for (int u = 0; u < 4; u++) {
+                        float w = pr[u][j];
+                        for (int k = 0; k < 16; k++) acc[u][k] = fmaf(w, v[k], acc[u][k]);
+                    }
                 }
-                for (int u = 0; u < 16; u++) o[x + u] = acc[u] * r;
+                for (int u = 0; u < 4 && i + (size_t)u < L; u++) {
+                    float *o = a->ctx + (off + i + (size_t)u) * H + h * d + x;
+                    for (int k = 0; k < 16; k++) o[k] = acc[u][k] * r[u];
+                }
             }
-            for (; x < d; x++) {
-                float acc = 0.f;
-                for (j = 0; j < L; j++) acc = fmaf(p[j], vv[j * d + x], acc);
-                o[x] = acc * r;
-            }
+            for (; x < d; x++)
+                for (int u = 0; u < 4 && i + (size_t)u < L; u++) {
+                    float acc = 0.f;
+                    for (j = 0; j < L; j++) acc = fmaf(pr[u][j], vv[j * d + x], acc);
+                    a->ctx[(off + i + (size_t)u) * H + h * d + x] = acc * r[u];
+                }
         }
     }
 }
@@ -406,7 +423,7 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
     float *qkv = malloc(N * wmax * sizeof(float));      /* also the MLP's [N, I] */
     float *ctx = malloc(N * H * sizeof(float));
     float *tmp = malloc(N * H * sizeof(float));
-    size_t per = lmax * (2 * (size_t)hp->head_dim + 1);
+    size_t per = lmax * (2 * (size_t)hp->head_dim + 4);
     if (per < FF) per = FF;
     if (per < H) per = H;
     float *scratch = malloc((size_t)nth * per * sizeof(float));
