@@ -77,7 +77,9 @@ def main():
             hf = AutoModel.from_pretrained(model).eval()
             onnx_path = os.path.join(td, "m.onnx")
             dummy = tok(["hello world"], return_tensors="pt")
-            torch.onnx.export(hf, (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"]), onnx_path,
+            torch.onnx.export(hf, (dummy["input_ids"],), onnx_path,
+                              kwargs={"attention_mask": dummy["attention_mask"],
+                                      "token_type_ids": dummy["token_type_ids"]},
                               input_names=["input_ids", "attention_mask", "token_type_ids"],
                               output_names=["last_hidden_state"], dynamo=False,
                               dynamic_axes={k: {0: "b", 1: "s"} for k in
