@@ -1,0 +1,57 @@
+#!/bin/sh
+# bench/run.sh - the benchmark of issue 4 in one command (make bench): builds
+# the library and bench programs, makes the random-weight models if missing
+# (bench/make_models.py, bench/make_gguf.py), measures the memory bandwidth
+# (triad), then per model and format runs ours (bench_gen), llama.cpp
+# (llama-cpp-python) and mlx-lm back to back, and prints the table.
+# Environment: BUILD (build dir, default build), THREADS (2), PP (512), TG (128),
+# BATCH (8), MODELS ("llama1b qwen06b"), VARIANTS ("q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"),
+# PEERS ("llama mlx"; empty = ours only).
+set -e
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+THREADS=${THREADS:-2}
+PP=${PP:-512}
+TG=${TG:-128}
+BATCH=${BATCH:-8}
+MODELS=${MODELS:-"llama1b qwen06b"}
+VARIANTS=${VARIANTS:-"q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"}
+PEERS=${PEERS-"llama mlx"}
+PKGS="jansson libpcre2-8 libutf8proc libzstd libcurl openblas"
+
+make -j2 BUILD="$BUILD" "$BUILD/libmlxtools.a" >/dev/null
+mkdir -p bench/bin bench/out
+cc -std=c17 -D_GNU_SOURCE -O3 -march=x86-64-v3 -Ilib $(pkg-config --cflags $PKGS) bench/bench_gen.c \
+    "$BUILD/libmlxtools.a" $(pkg-config --libs $PKGS) -lm -lpthread -o bench/bin/bench_gen
+cc -O2 -march=x86-64-v3 -pthread bench/triad.c -o bench/bin/triad
+
+for m in $MODELS; do
+    for vg in $VARIANTS; do
+        v=${vg%%:*}
+        [ -f "bench/models/$m-$v/config.json" ] || python3 bench/make_models.py --models "$m" --variants "$v"
+    done
+done
+case "$PEERS" in *llama*) python3 bench/make_gguf.py --models "$(echo $MODELS | tr ' ' ,)" ;; esac
+
+out=bench/out/results.jsonl
+: >"$out"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
+bench/bin/triad "$THREADS" 256 5 | tee -a "$out"
+for m in $MODELS; do
+    for vg in $VARIANTS; do
+        v=${vg%%:*}
+        g=${vg##*:}
+        dir=bench/models/$m-$v
+        wb=$(du -b "$dir"/*.safetensors | awk '{s += $1} END {print s}')
+        echo "{\"model\":\"$m\",\"variant\":\"$v\",\"gguf\":\"$g\",\"weight_bytes\":$wb}" | tee -a "$out"
+        bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" | tee -a "$out"
+        case "$PEERS" in *llama*)
+            [ -f "bench/models/$m-$g.gguf" ] &&
+                python3 bench/peer_llama.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out" ;;
+        esac
+        case "$PEERS" in *mlx*) python3 bench/peer_mlx.py "$dir" "$PP" "$TG" | tee -a "$out" ;; esac
+    done
+done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
+echo "CPU flags: $(grep -m1 -o 'avx512[a-z_0-9]*\|avx2\|fma\|avx_vnni\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+python3 bench/table.py "$out"

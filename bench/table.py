@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""table.py - prints bench/run.sh's results (JSON lines) as a table of ours /
+llama.cpp / mlx-lm with ratios, plus the triad bandwidth and decode's share of
+the bandwidth roofline (bandwidth / bytes of weights read per token).
+
+usage: table.py RESULTS.jsonl"""
+import json
+import sys
+
+
+def fmt(v, nd=2):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def main():
+    rows, bw, cur = [], None, None
+    for line in open(sys.argv[1]):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        d = json.loads(line)
+        if "triad_gbs" in d:
+            bw = d["triad_gbs"]
+        elif "model" in d:
+            cur = dict(d)
+            rows.append(cur)
+        elif cur is not None and "engine" in d:
+            cur[d["engine"]] = d
+    print(f"memory bandwidth (STREAM triad, 2 threads): {fmt(bw)} GB/s")
+    hdr = f"{'model':<9} {'ours':<6} {'gguf':<5} {'metric':<14} {'ours':>9} {'llama.cpp':>10} {'ratio':>6} {'mlx-lm':>9} {'ratio':>6}"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        o, p, x = r.get("ours", {}), r.get("llama.cpp", {}), r.get("mlx-lm", {})
+        metrics = [("pp%s tok/s" % o.get("pp", ""), "pp_tps", 1), ("tg%s tok/s" % o.get("tg", ""), "tg_tps", 1),
+                   ("ttft s", "ttft_s", -1), ("peak RSS MB", "rss_mb", -1)]
+        for name, key, sense in metrics:
+            a, b, c = o.get(key), p.get(key), x.get(key)
+            # ratio > 1 means ours is better (for times and memory: peer / ours)
+            rb = ratio(a, b) if sense > 0 else ratio(b, a)
+            rc = ratio(a, c) if sense > 0 else ratio(c, a)
+            print(f"{r['model']:<9} {r['variant']:<6} {r['gguf']:<5} {name:<14} {fmt(a):>9} {fmt(b):>10} {fmt(rb):>6} {fmt(c):>9} {fmt(rc):>6}")
+        bt = o.get("batch_tps")
+        if bt:
+            print(f"{r['model']:<9} {r['variant']:<6} {'':<5} {'batch%d tok/s' % o.get('batch', 0):<14} {fmt(bt):>9}"
+                  f"   (x{fmt(ratio(bt, o.get('tg_tps')))} our tg)")
+        wb = r.get("weight_bytes")
+        if bw and wb and o.get("tg_tps"):
+            roof = bw * 1e9 / wb
+            share = [fmt(100 * e.get("tg_tps") / roof, 0) + "%" if e.get("tg_tps") else "-" for e in (o, p, x)]
+            print(f"{r['model']:<9} {r['variant']:<6} {'':<5} {'tg roofline':<14} {share[0]:>9} {share[1]:>10} {'':>6} {share[2]:>9}"
+                  f"   ({wb / 1e6:.0f} MB/token -> {roof:.1f} tok/s)")
+    print("ratio > 1: ours better (speed: ours/peer; time and memory: peer/ours).  "
+          "Peer GGUF: Q4_1 = MLX q4 g32 exactly (5.0 bpw), Q8_0 ~ MLX q8 g64 (8.5 bpw).")
+
+
+if __name__ == "__main__":
+    main()
