@@ -5,7 +5,7 @@
 # (triad), then per model and format runs ours (bench_gen), llama.cpp
 # (llama-cpp-python) and mlx-lm back to back, and prints the table.
 # Environment: BUILD (build dir, default build), THREADS (2), PP (512), TG (128),
-# BATCH (8), MODELS ("llama1b qwen06b"), VARIANTS ("q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"),
+# BATCH (8), MLX_PP/MLX_TG/MLX_TIMEOUT (mlx-lm sizes, default PP/TG, 300 s), MODELS ("llama1b qwen06b"), VARIANTS ("q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"),
 # PEERS ("llama mlx"; empty = ours only).
 set -e
 cd "$(dirname "$0")/.."
@@ -17,6 +17,9 @@ BATCH=${BATCH:-8}
 MODELS=${MODELS:-"llama1b qwen06b"}
 VARIANTS=${VARIANTS:-"q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"}
 PEERS=${PEERS-"llama mlx"}
+MLX_PP=${MLX_PP:-$PP}        # mlx-lm's CPU quantized matmul is slow here: allow smaller sizes
+MLX_TG=${MLX_TG:-$TG}
+MLX_TIMEOUT=${MLX_TIMEOUT:-300}
 PKGS="jansson libpcre2-8 libutf8proc libzstd libcurl openblas"
 
 make -j2 BUILD="$BUILD" "$BUILD/libmlxtools.a" >/dev/null
@@ -49,7 +52,10 @@ for m in $MODELS; do
             [ -f "bench/models/$m-$g.gguf" ] &&
                 python3 bench/peer_llama.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out" ;;
         esac
-        case "$PEERS" in *mlx*) python3 bench/peer_mlx.py "$dir" "$PP" "$TG" | tee -a "$out" ;; esac
+        case "$PEERS" in *mlx*)
+            timeout "$MLX_TIMEOUT" python3 bench/peer_mlx.py "$dir" "$MLX_PP" "$MLX_TG" | tee -a "$out" ||
+                echo "mlx-lm: no result within ${MLX_TIMEOUT}s" ;;
+        esac
     done
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"

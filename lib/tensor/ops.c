@@ -1,9 +1,13 @@
-/* ops.c - plain C float32 kernels: norms, activations, softmax, RoPE. */
+/* ops.c - float32 kernels: norms, activations, softmax, RoPE.  The *_ref
+ * functions are the plain C references; the unsuffixed ones dispatch to the
+ * SIMD path of mt_cpu_level() (kernels_v.c). */
 #include "tensor/ops.h"
 
 #include <math.h>
+#include "core/cpu.h"
+#include "tensor/kernels.h"
 
-void mt_rmsnorm(float *out, const float *x, const float *w, size_t n, float eps) {
+void mt_rmsnorm_ref(float *out, const float *x, const float *w, size_t n, float eps) {
     float ss = 0.f;
     for (size_t i = 0; i < n; i++) ss += x[i] * x[i];
     float r = 1.0f / sqrtf(ss / (float)n + eps);
@@ -26,7 +30,7 @@ void mt_layernorm(float *out, const float *x, const float *w, const float *b, si
     }
 }
 
-void mt_softmax(float *x, size_t n) {
+void mt_softmax_ref(float *x, size_t n) {
     if (!n) return;
     float m = x[0];
     for (size_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
@@ -36,7 +40,7 @@ void mt_softmax(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= r;
 }
 
-void mt_silu(float *x, size_t n) {
+void mt_silu_ref(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
@@ -51,17 +55,17 @@ void mt_gelu_tanh(float *x, size_t n) {
     }
 }
 
-void mt_swiglu(float *a, const float *b, size_t n) {
+void mt_swiglu_ref(float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
 }
 
-float mt_dot(const float *a, const float *b, size_t n) {
+float mt_dot_ref(const float *a, const float *b, size_t n) {
     float s = 0.f;
     for (size_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-void mt_axpy(float *y, float a, const float *x, size_t n) {
+void mt_axpy_ref(float *y, float a, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
@@ -80,3 +84,21 @@ void mt_rope(float *x, size_t heads, size_t head_dim, size_t rot_dims, const flo
         }
     }
 }
+
+void mt_rmsnorm(float *out, const float *x, const float *w, size_t n, float eps) {
+    int l = mt_cpu_level();
+    float r = 1.0f / sqrtf(mt_k_sumsq(l, x, n) / (float)n + eps);
+    mt_k_scale_mul(l, out, x, r, w, n);
+}
+
+void mt_softmax(float *x, size_t n) {
+    if (!n) return;
+    int l = mt_cpu_level();
+    float s = mt_k_exp_sum(l, x, mt_k_max(l, x, n), n);
+    mt_k_scale(l, x, 1.0f / s, n);
+}
+
+void mt_silu(float *x, size_t n) { mt_k_swiglu(mt_cpu_level(), x, NULL, n); }
+void mt_swiglu(float *a, const float *b, size_t n) { mt_k_swiglu(mt_cpu_level(), a, b, n); }
+float mt_dot(const float *a, const float *b, size_t n) { return mt_k_dot(mt_cpu_level(), a, b, n); }
+void mt_axpy(float *y, float a, const float *x, size_t n) { mt_k_axpy(mt_cpu_level(), y, a, x, n); }

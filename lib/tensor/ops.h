@@ -1,5 +1,6 @@
 /* ops.h - float32 building blocks of transformer forward passes (plain C
- * reference versions; SIMD variants are tested against these).
+ * versions dispatch to the SIMD path of mt_cpu_level(); *_ref are the plain C
+ * references they are tested against).
  * Shapes are given in comments as [rows, cols], row-major. */
 #ifndef MT_OPS_H
 #define MT_OPS_H
@@ -20,6 +21,15 @@ void mt_swiglu(float *a, const float *b, size_t n);
 float mt_dot(const float *a, const float *b, size_t n);
 /* y[n] += a * x[n] */
 void mt_axpy(float *y, float a, const float *x, size_t n);
+
+/* Plain C references of the SIMD-dispatched functions above (same contracts;
+ * tests compare against these). */
+void mt_rmsnorm_ref(float *out, const float *x, const float *w, size_t n, float eps);
+void mt_softmax_ref(float *x, size_t n);
+void mt_silu_ref(float *x, size_t n);
+void mt_swiglu_ref(float *a, const float *b, size_t n);
+float mt_dot_ref(const float *a, const float *b, size_t n);
+void mt_axpy_ref(float *y, float a, const float *x, size_t n);
 
 /* RoPE on one position of `heads` heads, x[heads, head_dim] in place.
  * inv_freq[rot_dims/2]: angle of pair i = pos * inv_freq[i].  Only the first

@@ -179,6 +179,57 @@ static void test_dense(mt_pool *pool) {
     printf("  dense worst error / bound %.3f\n", worst);
 }
 
+/* |a - b| <= tol * (1 + |b|) for every element */
+static size_t nbad(const float *a, const float *b, size_t n, double tol, double *worst) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]) / (1 + fabs(b[i]));
+        if (!(e <= tol)) bad++;
+        if (e > *worst || e != e) *worst = e != e ? 1e30 : e;
+    }
+    return bad;
+}
+
+static void test_ops(void) {
+    static const size_t ns[] = {1, 3, 7, 8, 9, 16, 17, 31, 64, 100, 257, 1000};
+    double worst = 0;
+    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+        size_t n = ns[ni];
+        float *x = malloc(n * 4), *w = malloc(n * 4), *b = malloc(n * 4), *r = malloc(n * 4), *o = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) { x[i] = frand(-8, 8); w[i] = frand(-2, 2); b[i] = frand(-3, 3); }
+        x[n / 2] = 60.f; /* a large logit: softmax must subtract the max */
+        if (n > 2) x[n - 1] = -95.f; /* exp clamps */
+        for (int p = 0; p < npaths; p++) {
+            mt_cpu_force(paths[p]);
+            const char *pn = mt_cpu_name(paths[p]);
+            for (int wi = 0; wi < 2; wi++) {
+                mt_rmsnorm_ref(r, x, wi ? w : NULL, n, 1e-5f);
+                mt_rmsnorm(o, x, wi ? w : NULL, n, 1e-5f);
+                CHECK_MSG(nbad(o, r, n, 2e-6, &worst) == 0, "rmsnorm %s n %zu w %d", pn, n, wi);
+            }
+            memcpy(r, x, n * 4); mt_softmax_ref(r, n);
+            memcpy(o, x, n * 4); mt_softmax(o, n);
+            CHECK_MSG(nbad(o, r, n, 2e-6, &worst) == 0, "softmax %s n %zu", pn, n);
+            memcpy(r, x, n * 4); mt_silu_ref(r, n);
+            memcpy(o, x, n * 4); mt_silu(o, n);
+            CHECK_MSG(nbad(o, r, n, 2e-6, &worst) == 0, "silu %s n %zu", pn, n);
+            memcpy(r, x, n * 4); mt_swiglu_ref(r, b, n);
+            memcpy(o, x, n * 4); mt_swiglu(o, b, n);
+            CHECK_MSG(nbad(o, r, n, 2e-6, &worst) == 0, "swiglu %s n %zu", pn, n);
+            float d0 = mt_dot_ref(x, w, n), d1 = mt_dot(x, w, n);
+            double scale = 0;
+            for (size_t i = 0; i < n; i++) scale += fabs(x[i] * w[i]);
+            CHECK_MSG(fabs(d0 - d1) <= 1e-6 * scale + 1e-6, "dot %s n %zu: %g vs %g", pn, n, d1, d0);
+            memcpy(r, b, n * 4); mt_axpy_ref(r, 0.37f, x, n);
+            memcpy(o, b, n * 4); mt_axpy(o, 0.37f, x, n);
+            CHECK_MSG(nbad(o, r, n, 1e-6, &worst) == 0, "axpy %s n %zu", pn, n);
+        }
+        mt_cpu_force(-1);
+        free(x); free(w); free(b); free(r); free(o);
+    }
+    printf("  ops worst relative error %.2e\n", worst);
+}
+
 static void test_cpu(void) {
     int best = mt_cpu_best();
     CHECK(best >= MT_CPU_PORTABLE && best <= MT_CPU_AVX512);
@@ -206,6 +257,7 @@ int main(void) {
     printf("\n");
     test_quantized(pool);
     test_dense(pool);
+    test_ops();
     mt_pool_free(pool);
     return check_report("kernels");
 }

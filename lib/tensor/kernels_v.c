@@ -1,0 +1,176 @@
+/* kernels_v.c - float32 vector primitives behind ops.c (dot, axpy, sums of
+ * squares, scaling, max, exp-and-sum, SiLU/SwiGLU) for the portable, AVX2 and
+ * AVX-512 paths.  exp is a Cephes-style polynomial (about 1 ulp on the range
+ * used), so SIMD softmax/SiLU agree with the libm-based references to ~1e-6
+ * relative. */
+#include "tensor/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include "core/cpu.h"
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hmax8(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* exp(x) for 8 lanes: x clamped to [-87.3, 88.3]. */
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* ---- dot / axpy: AVX-512 where present, else AVX2, else C -------------- */
+
+AVX512 static float dot_512(const float *a, const float *b, size_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float dot_avx2(const float *a, const float *b, size_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+float mt_k_dot(int level, const float *a, const float *b, size_t n) {
+    if (level == MT_CPU_AVX512) return dot_512(a, b, n);
+    if (level == MT_CPU_AVX2) return dot_avx2(a, b, n);
+    float s = 0.f;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+AVX512 static void axpy_512(float *y, float a, const float *x, size_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
+    }
+}
+
+void mt_k_axpy(int level, float *y, float a, const float *x, size_t n) {
+    if (level == MT_CPU_AVX512) { axpy_512(y, a, x, n); return; }
+    size_t i = 0;
+    if (level == MT_CPU_AVX2) {
+        __m256 va = _mm256_set1_ps(a);
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* ---- the rest: AVX2 code serves both SIMD paths ------------------------ */
+
+float mt_k_sumsq(int level, const float *x, size_t n) {
+    if (level != MT_CPU_PORTABLE) return mt_k_dot(level, x, x, n);
+    float s = 0.f;
+    for (size_t i = 0; i < n; i++) s += x[i] * x[i];
+    return s;
+}
+
+void mt_k_scale_mul(int level, float *out, const float *x, float r, const float *w, size_t n) {
+    size_t i = 0;
+    if (level != MT_CPU_PORTABLE) {
+        __m256 vr = _mm256_set1_ps(r);
+        if (w) for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vr), _mm256_loadu_ps(w + i)));
+        else for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vr));
+    }
+    for (; i < n; i++) out[i] = w ? x[i] * r * w[i] : x[i] * r;
+}
+
+float mt_k_max(int level, const float *x, size_t n) {
+    if (!n) return -INFINITY;
+    float m = x[0];
+    size_t i = 0;
+    if (level != MT_CPU_PORTABLE && n >= 8) {
+        __m256 vm = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+        m = hmax8(vm);
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+float mt_k_exp_sum(int level, float *x, float m, size_t n) {
+    size_t i = 0;
+    float s = 0.f;
+    if (level != MT_CPU_PORTABLE) {
+        __m256 vm = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) {
+            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+            _mm256_storeu_ps(x + i, e);
+            vs = _mm256_add_ps(vs, e);
+        }
+        s = hsum8(vs);
+    }
+    for (; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    return s;
+}
+
+void mt_k_scale(int level, float *x, float r, size_t n) {
+    size_t i = 0;
+    if (level != MT_CPU_PORTABLE) {
+        __m256 vr = _mm256_set1_ps(r);
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vr));
+    }
+    for (; i < n; i++) x[i] *= r;
+}
+
+void mt_k_swiglu(int level, float *a, const float *b, size_t n) {
+    size_t i = 0;
+    if (level != MT_CPU_PORTABLE) {
+        const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(a + i);
+            __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, v))));
+            if (b) s = _mm256_mul_ps(s, _mm256_loadu_ps(b + i));
+            _mm256_storeu_ps(a + i, s);
+        }
+    }
+    for (; i < n; i++) {
+        float s = a[i] / (1.0f + expf(-a[i]));
+        a[i] = b ? s * b[i] : s;
+    }
+}
