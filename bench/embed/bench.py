@@ -77,9 +77,16 @@ def main():
             hf = AutoModel.from_pretrained(model).eval()
             onnx_path = os.path.join(td, "m.onnx")
             dummy = tok(["hello world"], return_tensors="pt")
-            torch.onnx.export(hf, (dummy["input_ids"],), onnx_path,
-                              kwargs={"attention_mask": dummy["attention_mask"],
-                                      "token_type_ids": dummy["token_type_ids"]},
+            class Wrap(torch.nn.Module):
+                def __init__(self, m):
+                    super().__init__()
+                    self.m = m
+
+                def forward(self, ids, mask, tt):
+                    return self.m(input_ids=ids, attention_mask=mask, token_type_ids=tt).last_hidden_state
+
+            torch.onnx.export(Wrap(hf), (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"]),
+                              onnx_path,
                               input_names=["input_ids", "attention_mask", "token_type_ids"],
                               output_names=["last_hidden_state"], dynamo=False,
                               dynamic_axes={k: {0: "b", 1: "s"} for k in
