@@ -83,15 +83,13 @@ fuzz:
 	  echo "$(FUZZ_CC) $$f -> build-fuzz/$$n"; \
 	  $(FUZZ_CC) $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined $$f build-fuzz/libmlxtools.a $(LDLIBS) -o build-fuzz/$$n || exit 1; done
 
-# The README's main job: tokenize chats with the bundled Qwen3 tokenizer.
-DEMO_DIR := $(BUILD)/demo/qwen3-tokenizer
+# The README's main job: generate with the bundled trained model (models/README.md).
+# mlx-gen prints the continuation only (dropping its leading space, like mlx-lm), so the
+# prompt is echoed first.
+DEMO_PROMPT := When the system boots,
 demo: all
-	@mkdir -p $(DEMO_DIR)
-	@zstd -q -f -d tests/data/tokenizers/qwen3/tokenizer.json.zst -o $(DEMO_DIR)/tokenizer.json
-	@cp -f tests/data/tokenizers/qwen3/tokenizer_config.json $(DEMO_DIR)/
-	printf '%s\n' '{"id": 1, "messages": [{"role": "user", "content": "Hello!"}]}' \
-	  '{"id": 2, "text": "Tokenizers count bytes, words and émoji 🎉 alike."}' \
-	  | $(BUILD)/bin/mlx-gen -m $(DEMO_DIR) --tokenize
+	@printf '%s ' '$(DEMO_PROMPT)'
+	@$(BUILD)/bin/mlx-gen -m models/tinydocs-22m-4bit -p '$(DEMO_PROMPT)' -n 60 -q
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
