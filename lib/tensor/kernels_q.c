@@ -270,6 +270,62 @@ AVX512 static float qn_chunk_512(const unsigned char *w, const float *sf, const 
     return _mm512_reduce_add_ps(t0);
 }
 
+/* Four input vectors at once (x_t = xp + t*K): each block's codes are
+ * converted once and used for all four (prefill / batched decode). */
+AVX512 static void q4_chunk4_512(const unsigned char *w, const float *sf, const float *xp, size_t K, size_t n,
+                                 size_t gs, float *d) {
+    const __m512i m15 = _mm512_set1_epi32(15);
+    __m512 t0 = _mm512_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+    for (size_t g = 0; g < n; g++) {
+        const unsigned char *wg = w + g * gs / 2;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < gs; j += 32) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
+            __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, m15)), hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+            const float *xg = xp + g * gs + j;
+            a0 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xg + 16), _mm512_fmadd_ps(lo, _mm512_loadu_ps(xg), a0));
+            a1 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xg + K + 16), _mm512_fmadd_ps(lo, _mm512_loadu_ps(xg + K), a1));
+            a2 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xg + 2 * K + 16), _mm512_fmadd_ps(lo, _mm512_loadu_ps(xg + 2 * K), a2));
+            a3 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xg + 3 * K + 16), _mm512_fmadd_ps(lo, _mm512_loadu_ps(xg + 3 * K), a3));
+        }
+        __m512 s = _mm512_set1_ps(sf[g]);
+        t0 = _mm512_fmadd_ps(a0, s, t0);
+        t1 = _mm512_fmadd_ps(a1, s, t1);
+        t2 = _mm512_fmadd_ps(a2, s, t2);
+        t3 = _mm512_fmadd_ps(a3, s, t3);
+    }
+    d[0] = _mm512_reduce_add_ps(t0);
+    d[1] = _mm512_reduce_add_ps(t1);
+    d[2] = _mm512_reduce_add_ps(t2);
+    d[3] = _mm512_reduce_add_ps(t3);
+}
+
+AVX512 static void q8_chunk4_512(const unsigned char *w, const float *sf, const float *xp, size_t K, size_t n,
+                                 size_t gs, float *d) {
+    __m512 t0 = _mm512_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+    for (size_t g = 0; g < n; g++) {
+        const unsigned char *wg = w + g * gs;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < gs; j += 16) {
+            __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j))));
+            const float *xg = xp + g * gs + j;
+            a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(xg), a0);
+            a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(xg + K), a1);
+            a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(xg + 2 * K), a2);
+            a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(xg + 3 * K), a3);
+        }
+        __m512 s = _mm512_set1_ps(sf[g]);
+        t0 = _mm512_fmadd_ps(a0, s, t0);
+        t1 = _mm512_fmadd_ps(a1, s, t1);
+        t2 = _mm512_fmadd_ps(a2, s, t2);
+        t3 = _mm512_fmadd_ps(a3, s, t3);
+    }
+    d[0] = _mm512_reduce_add_ps(t0);
+    d[1] = _mm512_reduce_add_ps(t1);
+    d[2] = _mm512_reduce_add_ps(t2);
+    d[3] = _mm512_reduce_add_ps(t3);
+}
+
 AVX512 static float bias_dot_512(const float *bf, const float *gsum, size_t n) {
     __m512 a = _mm512_setzero_ps();
     size_t i = 0;
@@ -292,7 +348,17 @@ AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *g
             size_t n = m->ng - c < SCHUNK ? m->ng - c : SCHUNK;
             cvt_512(sf, sp + c * ss, m->sdt, n);
             cvt_512(bf, bp + c * ss, m->sdt, n);
-            for (size_t t = 0; t < T; t++) {
+            size_t t = 0;
+            if (m->bits == 4 || m->bits == 8)
+                for (; t + 4 <= T; t += 4) {
+                    float d4[4];
+                    const float *xt = xp + t * m->K + c * gs;
+                    if (m->bits == 4) q4_chunk4_512(w + c * gb, sf, xt, m->K, n, gs, d4);
+                    else q8_chunk4_512(w + c * gb, sf, xt, m->K, n, gs, d4);
+                    for (size_t u = 0; u < 4; u++)
+                        y[(t + u) * ldy + r] += d4[u] + bias_dot_512(bf, gsum + (t + u) * m->ng + c, n);
+                }
+            for (; t < T; t++) {
                 const float *xt = xp + t * m->K + c * gs;
                 float d;
                 if (m->bits == 4) d = q4_chunk_512(w + c * gb, sf, xt, n, gs);

@@ -209,7 +209,7 @@ static int forward_tiles(const mt_linear *l, const float *x, size_t T, float *y,
 
 /* Largest T computed by the direct (matrix-vector) kernels; above it, tiles +
  * sgemm (see bench/ for the measurement behind these values). */
-#define QMV_MAX_T 3
+#define QMV_MAX_T 8
 #define DMV_MAX_T 2
 
 void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
