@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/blas.h"
 #include "core/cpu.h"
 #include "core/jsonl.h"
 #include "embed/embed.h"
@@ -178,24 +179,6 @@ static void embed_batch(void *user, json_t **recs, const size_t *linenos, size_t
     free(vec);
 }
 
-/* OpenBLAS picks its kernels once, when it loads, from the CPU model; on
- * CPUs it does not recognise (many VMs) it falls back to the SSE3 "Prescott"
- * kernels, 2-3x slower.  Then re-run this program with OPENBLAS_CORETYPE set
- * from the features the CPU reports (nothing has been read from stdin yet). */
-static void openblas_kernels(char **argv) {
-    if (getenv("OPENBLAS_CORETYPE")) return;
-    const char *cn = openblas_get_corename();
-    if (!cn || (strcasecmp(cn, "prescott") && strcasecmp(cn, "core2") && strcasecmp(cn, "nehalem") &&
-                strcasecmp(cn, "katmai") && strcasecmp(cn, "unknown")))
-        return;
-    int lvl = mt_cpu_best();
-    const char *want = lvl >= MT_CPU_AVX512 ? "SkylakeX" : lvl >= MT_CPU_AVX2 ? "Haswell" : NULL;
-    if (!want) return;
-    setenv("OPENBLAS_CORETYPE", want, 1);
-    fflush(NULL);
-    execv("/proc/self/exe", argv);   /* returns only on failure: carry on with what we have */
-}
-
 /* --rerank: {"id", "query", "documents": [...]} -> {"id", "scores": [...]} in document order. */
 static int rerank_one(job *j, json_t *rec, json_t **out, mt_err *err) {
     const char *q;
@@ -279,7 +262,7 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
 enum { O_RERANK = 254, O_TOKENS = 255, O_TEXT = 256, O_FORMAT, O_DIMS, O_PROMPT, O_PREFIX, O_MAXSEQ, O_BT, O_REV, O_VERSION };
 
 int main(int argc, char **argv) {
-    openblas_kernels(argv);
+    mt_blas_init(argv);
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"output", 1, 0, 'o'}, {"format", 1, 0, O_FORMAT}, {"dims", 1, 0, O_DIMS},
         {"prompt-name", 1, 0, O_PROMPT}, {"prefix", 1, 0, O_PREFIX}, {"max-seq", 1, 0, O_MAXSEQ},
@@ -334,7 +317,7 @@ int main(int argc, char **argv) {
     job j = {.batch_tokens = batch_tokens, .tokens_only = tokens_only};
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_pool_new(&j.pool, threads, &err);
-    if (!rc) openblas_set_num_threads(mt_pool_size(j.pool));
+    if (!rc) mt_blas_threads(mt_pool_size(j.pool));
     if (!rc) rc = mt_embedder_open(&j.m, dir, j.pool, max_seq, &err);
     free(dir);
     int usage_err = 0;
@@ -355,7 +338,7 @@ int main(int argc, char **argv) {
     if (!rc && output) rc = mt_npy_open(&j.npy, output, j.dims, f16, raw, &err);
     mt_jsonl_stats st = {0};
     if (!rc) {
-        mt_jsonl_opts o = {.prog = "mlx-embed", .text_mode = text_mode, .quiet = quiet};
+        mt_jsonl_opts o = {.prog = "mlx-embed", .text_mode = text_mode, .quiet = quiet, .real_precision = 9};
         rc = mt_jsonl_run_batch(stdin, stdout, stderr, &o, rerank ? 1 : 256, rerank ? rerank_batch : embed_batch, &j,
                                 &st, &err);
         if (!rc && j.fatal) rc = mt_seterr(&err, j.fatal_err.code, "%s", j.fatal_err.msg);

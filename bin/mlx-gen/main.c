@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/blas.h"
 #include "core/jsonl.h"
 #include "gen/request.h"
 #include "io/hub.h"
@@ -158,6 +159,7 @@ int main(int argc, char **argv) {
         {"score", 0, 0, O_SCORE}, {"resume", 1, 0, O_RESUME}, {"max-kv-size", 1, 0, O_MAXKV},
         {"prefill-step-size", 1, 0, O_PREFILL}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
+    mt_blas_init(argv);
     const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL, *resume = NULL;
     const char *stops[64];
     int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, batch = 1, c;
@@ -226,6 +228,7 @@ int main(int argc, char **argv) {
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_prompter_open(&j.pr, dir, &err);
     if (!rc && need_model) rc = mt_pool_new(&pool, threads, &err);
+    if (!rc && need_model) mt_blas_threads(mt_pool_size(pool));
     if (!rc && need_model) rc = mt_model_load(&j.gen.model, dir, pool, &err);
     free(dir);
     if (!rc && need_model) {

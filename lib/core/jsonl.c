@@ -14,8 +14,12 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int mt_jsonl_write(FILE *out, json_t *obj, mt_err *err) {
-    char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+int mt_jsonl_write(FILE *out, json_t *obj, mt_err *err) { return mt_jsonl_write_prec(out, obj, 0, err); }
+
+int mt_jsonl_write_prec(FILE *out, json_t *obj, int real_precision, mt_err *err) {
+    size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY;
+    if (real_precision > 0 && real_precision <= 31) flags |= JSON_REAL_PRECISION(real_precision);
+    char *s = json_dumps(obj, flags);
     if (!s) return mt_seterr(err, MT_ENOMEM, "cannot encode output record");
     int bad = fputs(s, out) < 0 || fputc('\n', out) == EOF;
     free(s);
@@ -46,7 +50,7 @@ static int emit_error(FILE *out, FILE *errf, const mt_jsonl_opts *o, json_t *id,
     json_t *rec = json_object();
     json_object_set(rec, "id", id);
     json_object_set_new(rec, "error", json_string(line));
-    int rc = mt_jsonl_write(out, rec, err);
+    int rc = mt_jsonl_write_prec(out, rec, o->real_precision, err);
     json_decref(rec);
     return rc;
 }
@@ -149,7 +153,7 @@ static int flush_batch(pending *pb, size_t n, FILE *out, FILE *errf, const mt_js
                 st->ok++;
                 json_t *line_out = with_id(p->id, p->res);
                 p->res = NULL;
-                rc = mt_jsonl_write(out, line_out, err);
+                rc = mt_jsonl_write_prec(out, line_out, o->real_precision, err);
                 json_decref(line_out);
             }
         }

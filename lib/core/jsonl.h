@@ -26,6 +26,7 @@ typedef struct mt_jsonl_opts {
     int text_mode;        /* --text: each line is a plain-text record */
     int quiet;            /* -q: no progress, no per-record stderr lines */
     size_t max_line;      /* bytes; 0 = 64 MiB */
+    int real_precision;   /* significant digits of floats in the output; 0 = 17 (round-trips doubles) */
     /* optional: records for which skip(skip_user, id, rec) returns 1 are passed
      * over silently (--resume: already answered); counted in stats.skipped */
     int (*skip)(void *skip_user, json_t *id, json_t *rec);
@@ -53,8 +54,9 @@ typedef void (*mt_batch_fn)(void *user, json_t **recs, const size_t *linenos, si
 int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *opts, size_t batch, mt_batch_fn fn,
                        void *user, mt_jsonl_stats *stats, mt_err *err);
 
-/* Write obj as one compact line (UTF-8, key order kept). */
+/* Write obj as one compact line (UTF-8, key order kept); real_precision as in mt_jsonl_opts. */
 int mt_jsonl_write(FILE *out, json_t *obj, mt_err *err);
+int mt_jsonl_write_prec(FILE *out, json_t *obj, int real_precision, mt_err *err);
 
 /* --resume support.  mt_resume_open reads the answers already in `path` (if it
  * exists): a line ending without a newline (a run killed mid-write) is cut off,
