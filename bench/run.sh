@@ -53,8 +53,8 @@ for m in $MODELS; do
                 python3 bench/peer_llama.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out" ;;
         esac
         case "$PEERS" in *mlx*)
-            timeout "$MLX_TIMEOUT" python3 bench/peer_mlx.py "$dir" "$MLX_PP" "$MLX_TG" | tee -a "$out" ||
-                echo "mlx-lm: no result within ${MLX_TIMEOUT}s" ;;
+            r=$(timeout "$MLX_TIMEOUT" python3 bench/peer_mlx.py "$dir" "$MLX_PP" "$MLX_TG") || true
+            if [ -n "$r" ]; then echo "$r" | tee -a "$out"; else echo "mlx-lm: no result within ${MLX_TIMEOUT}s"; fi ;;
         esac
     done
 done
