@@ -91,6 +91,10 @@ demo: all
 	@printf '%s ' '$(DEMO_PROMPT)'
 	@$(BUILD)/bin/mlx-gen -m models/tinydocs-22m-4bit -p '$(DEMO_PROMPT)' -n 60 -q
 
+# Benchmarks against peers (llama.cpp via llama-cpp-python, mlx-lm); see bench/run.sh.
+bench: all
+	BUILD=$(BUILD) sh bench/run.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	for p in $(PROGS); do install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/bin/$$p; done
