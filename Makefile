@@ -43,6 +43,9 @@ $(LIB_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# keep every object file (the test and program objects are otherwise deleted as intermediates)
+.SECONDARY:
+
 .SECONDEXPANSION:
 $(PROG_BIN): $(BUILD)/bin/%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard bin/$$*/*.c))) $(LIB_A)
 	@mkdir -p $(dir $@)
