@@ -11,6 +11,7 @@
 
 #include "core/blas.h"
 #include "core/cpu.h"
+#include "core/cli.h"
 #include "core/jsonl.h"
 #include "embed/embed.h"
 #include "io/hub.h"
@@ -249,14 +250,7 @@ static void rerank_batch(void *user, json_t **recs, const size_t *linenos, size_
 }
 
 static int num_arg(const char *opt, const char *s, double lo, double hi, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "mlx-embed: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
-        return 1;
-    }
-    *out = v;
-    return 0;
+    return mt_cli_number(stderr, "mlx-embed", opt, s, lo, hi, out);
 }
 
 enum { O_RERANK = 254, O_TOKENS = 255, O_TEXT = 256, O_FORMAT, O_DIMS, O_PROMPT, O_PREFIX, O_MAXSEQ, O_BT, O_REV, O_VERSION };

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/blas.h"
+#include "core/cli.h"
 #include "core/jsonl.h"
 #include "gen/request.h"
 #include "io/hub.h"
@@ -134,14 +135,7 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
 }
 
 static int num_arg(const char *opt, const char *s, double lo, double hi, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || v < lo || v > hi) {
-        fprintf(stderr, "mlx-gen: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return mt_cli_number(stderr, "mlx-gen", opt, s, lo, hi, out);
 }
 
 int main(int argc, char **argv) {
