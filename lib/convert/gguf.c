@@ -1,4 +1,5 @@
 /* gguf.c - GGUF v3 export of MLX llama-family models (see gguf.h). */
+#include "core/buf.h"
 #include "convert/gguf.h"
 
 #include <jansson.h>
@@ -88,62 +89,41 @@ void mt_ggml_quantize_q4_1(uint8_t *out, const float *x, size_t n) {
 }
 
 /* ---- byte buffer ---- */
-typedef struct gbuf {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} gbuf;
-
-static void gb_put(gbuf *b, const void *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-static void gb_u32(gbuf *b, uint32_t v) {
+static void gb_u32(mt_buf *b, uint32_t v) {
     uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    gb_put(b, x, 4);
+    mt_buf_put(b, x, 4);
 }
-static void gb_u64(gbuf *b, uint64_t v) {
+static void gb_u64(mt_buf *b, uint64_t v) {
     gb_u32(b, (uint32_t)v);
     gb_u32(b, (uint32_t)(v >> 32));
 }
-static void gb_f32(gbuf *b, float f) {
+static void gb_f32(mt_buf *b, float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     gb_u32(b, u);
 }
-static void gb_str(gbuf *b, const char *s, size_t n) {
+static void gb_str(mt_buf *b, const char *s, size_t n) {
     gb_u64(b, n);
-    gb_put(b, s, n);
+    mt_buf_put(b, s, n);
 }
 
 enum { GV_U32 = 4, GV_I32 = 5, GV_F32 = 6, GV_BOOL = 7, GV_STR = 8, GV_ARR = 9 };
 
-static void kv_key(gbuf *b, const char *k, uint32_t type) {
+static void kv_key(mt_buf *b, const char *k, uint32_t type) {
     gb_str(b, k, strlen(k));
     gb_u32(b, type);
 }
-static void kv_u32(gbuf *b, size_t *nkv, const char *k, uint32_t v) {
+static void kv_u32(mt_buf *b, size_t *nkv, const char *k, uint32_t v) {
     kv_key(b, k, GV_U32);
     gb_u32(b, v);
     ++*nkv;
 }
-static void kv_f32(gbuf *b, size_t *nkv, const char *k, float v) {
+static void kv_f32(mt_buf *b, size_t *nkv, const char *k, float v) {
     kv_key(b, k, GV_F32);
     gb_f32(b, v);
     ++*nkv;
 }
-static void kv_str(gbuf *b, size_t *nkv, const char *k, const char *v) {
+static void kv_str(mt_buf *b, size_t *nkv, const char *k, const char *v) {
     kv_key(b, k, GV_STR);
     gb_str(b, v, strlen(v));
     ++*nkv;
@@ -271,7 +251,7 @@ static int encode(const gt *t, uint8_t *out, mt_err *err) {
 }
 
 /* ---- vocabulary ---- */
-static int add_vocab(gbuf *b, size_t *nkv, const char *dir, long long vocab_size, mt_config *cfg, mt_err *err) {
+static int add_vocab(mt_buf *b, size_t *nkv, const char *dir, long long vocab_size, mt_config *cfg, mt_err *err) {
     char *p = mt_path_join(dir, "tokenizer.json");
     if (!p) return mt_seterr(err, MT_ENOMEM, "out of memory");
     json_error_t je;
@@ -370,7 +350,7 @@ int mt_export_gguf(const char *dir, const char *path, mt_ggml_type type, mt_err 
     const char *mt = mt_config_model_type(cfg);
     int rc = MT_OK;
     gt *ts = NULL;
-    gbuf b = {0};
+    mt_buf b = {0};
     FILE *f = NULL;
     if (!mt || (strcmp(mt, "llama") && strcmp(mt, "mistral"))) {
         rc = mt_seterr(err, MT_EUNSUPPORTED, "export-gguf supports the llama family (model_type %s)", mt ? mt : "?");
@@ -454,7 +434,7 @@ int mt_export_gguf(const char *dir, const char *path, mt_ggml_type type, mt_err 
 
     /* header + metadata */
     size_t nkv = 0;
-    gbuf kv = {0};
+    mt_buf kv = {0};
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     kv_str(&kv, &nkv, "general.architecture", "llama");
@@ -484,7 +464,7 @@ int mt_export_gguf(const char *dir, const char *path, mt_ggml_type type, mt_err 
     gb_u32(&b, 3);
     gb_u64(&b, nt);
     gb_u64(&b, nkv);
-    gb_put(&b, kv.p, kv.n);
+    mt_buf_put(&b, kv.p, kv.n);
     free(kv.p);
     uint64_t off = 0;
     for (size_t i = 0; i < nt; i++) {
@@ -499,7 +479,7 @@ int mt_export_gguf(const char *dir, const char *path, mt_ggml_type type, mt_err 
         off += (t->nbytes + ALIGN - 1) / ALIGN * ALIGN;
     }
     static const uint8_t zeros[ALIGN] = {0};
-    if (b.n % ALIGN) gb_put(&b, zeros, ALIGN - b.n % ALIGN);
+    if (b.n % ALIGN) mt_buf_put(&b, zeros, ALIGN - b.n % ALIGN);
     if (b.oom) {
         rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         goto done;

@@ -1,6 +1,7 @@
 /* pyjson.c - JSON text exactly as Python's json.dump(obj, f, indent=4) writes
  * it (mlx_lm save_config / save_model index): ensure_ascii escapes, float
  * repr (shortest round-trip digits), ", " / ": " separators with indent. */
+#include "core/buf.h"
 #include "convert/convert.h"
 
 #include <math.h>
@@ -8,29 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct pbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} pbuf;
-
-static void pb_put(pbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void pb_str(pbuf *b, const char *s) { pb_put(b, s, strlen(s)); }
 
 void mt_py_float_repr(double d, char *buf, size_t n) {
     if (isnan(d)) {
@@ -111,28 +89,28 @@ static unsigned utf8_next(const unsigned char **pp, const unsigned char *end) {
     return c;
 }
 
-static void pb_jstr(pbuf *b, const char *s, size_t len) {
+static void pb_jstr(mt_buf *b, const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    pb_put(b, "\"", 1);
+    mt_buf_put(b, "\"", 1);
     while (p < end) {
         char tmp[16];
         unsigned c = *p;
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            pb_put(b, (const char *)p, 1);
+            mt_buf_put(b, (const char *)p, 1);
             p++;
             continue;
         }
         if (c < 0x80) {
             p++;
             switch (c) {
-            case '"': pb_str(b, "\\\""); break;
-            case '\\': pb_str(b, "\\\\"); break;
-            case '\n': pb_str(b, "\\n"); break;
-            case '\r': pb_str(b, "\\r"); break;
-            case '\t': pb_str(b, "\\t"); break;
-            case '\b': pb_str(b, "\\b"); break;
-            case '\f': pb_str(b, "\\f"); break;
-            default: snprintf(tmp, sizeof tmp, "\\u%04x", c); pb_str(b, tmp);
+            case '"': mt_buf_str(b, "\\\""); break;
+            case '\\': mt_buf_str(b, "\\\\"); break;
+            case '\n': mt_buf_str(b, "\\n"); break;
+            case '\r': mt_buf_str(b, "\\r"); break;
+            case '\t': mt_buf_str(b, "\\t"); break;
+            case '\b': mt_buf_str(b, "\\b"); break;
+            case '\f': mt_buf_str(b, "\\f"); break;
+            default: snprintf(tmp, sizeof tmp, "\\u%04x", c); mt_buf_str(b, tmp);
             }
             continue;
         }
@@ -143,25 +121,25 @@ static void pb_jstr(pbuf *b, const char *s, size_t len) {
         } else {
             snprintf(tmp, sizeof tmp, "\\u%04x", c);
         }
-        pb_str(b, tmp);
+        mt_buf_str(b, tmp);
     }
-    pb_put(b, "\"", 1);
+    mt_buf_put(b, "\"", 1);
 }
 
-static void indent(pbuf *b, int level) {
-    pb_put(b, "\n", 1);
-    for (int i = 0; i < level * 4; i++) pb_put(b, " ", 1);
+static void indent(mt_buf *b, int level) {
+    mt_buf_put(b, "\n", 1);
+    for (int i = 0; i < level * 4; i++) mt_buf_put(b, " ", 1);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-static void dump(pbuf *b, const json_t *v, int level, int sort) {
+static void dump(mt_buf *b, const json_t *v, int level, int sort) {
     char tmp[64];
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         size_t n = json_object_size(v);
         if (!n) {
-            pb_str(b, "{}");
+            mt_buf_str(b, "{}");
             return;
         }
         const char **keys = malloc(n * sizeof *keys);
@@ -174,52 +152,52 @@ static void dump(pbuf *b, const json_t *v, int level, int sort) {
         json_t *x;
         json_object_foreach((json_t *)v, k, x) keys[i++] = k;
         if (sort) qsort(keys, n, sizeof *keys, cmp_str);
-        pb_put(b, "{", 1);
+        mt_buf_put(b, "{", 1);
         for (i = 0; i < n; i++) {
-            if (i) pb_put(b, ",", 1);
+            if (i) mt_buf_put(b, ",", 1);
             indent(b, level + 1);
             pb_jstr(b, keys[i], strlen(keys[i]));
-            pb_str(b, ": ");
+            mt_buf_str(b, ": ");
             dump(b, json_object_get(v, keys[i]), level + 1, 0);
         }
         indent(b, level);
-        pb_put(b, "}", 1);
+        mt_buf_put(b, "}", 1);
         free(keys);
         return;
     }
     case JSON_ARRAY: {
         size_t n = json_array_size(v);
         if (!n) {
-            pb_str(b, "[]");
+            mt_buf_str(b, "[]");
             return;
         }
-        pb_put(b, "[", 1);
+        mt_buf_put(b, "[", 1);
         for (size_t i = 0; i < n; i++) {
-            if (i) pb_put(b, ",", 1);
+            if (i) mt_buf_put(b, ",", 1);
             indent(b, level + 1);
             dump(b, json_array_get(v, i), level + 1, 0);
         }
         indent(b, level);
-        pb_put(b, "]", 1);
+        mt_buf_put(b, "]", 1);
         return;
     }
     case JSON_STRING: pb_jstr(b, json_string_value(v), json_string_length(v)); return;
     case JSON_INTEGER:
         snprintf(tmp, sizeof tmp, "%lld", (long long)json_integer_value(v));
-        pb_str(b, tmp);
+        mt_buf_str(b, tmp);
         return;
     case JSON_REAL:
         mt_py_float_repr(json_real_value(v), tmp, sizeof tmp);
-        pb_str(b, tmp);
+        mt_buf_str(b, tmp);
         return;
-    case JSON_TRUE: pb_str(b, "true"); return;
-    case JSON_FALSE: pb_str(b, "false"); return;
-    case JSON_NULL: pb_str(b, "null"); return;
+    case JSON_TRUE: mt_buf_str(b, "true"); return;
+    case JSON_FALSE: mt_buf_str(b, "false"); return;
+    case JSON_NULL: mt_buf_str(b, "null"); return;
     }
 }
 
 int mt_pyjson_dump(const json_t *v, int sort_top, char **out, size_t *len, mt_err *err) {
-    pbuf b = {0};
+    mt_buf b = {0};
     dump(&b, v, 0, sort_top);
     if (b.oom || !b.p) {
         free(b.p);

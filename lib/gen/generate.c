@@ -4,6 +4,7 @@
  * start of a stop string, so stop strings never reach the output, even across
  * tokens. */
 #include "gen/generate.h"
+#include "core/buf.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -36,23 +37,13 @@ void mt_gen_result_free(mt_gen_result *r) {
 /* ---- text with stop strings ---- */
 
 typedef struct textbuf {
-    char *s;
-    size_t len, cap, emitted;       /* bytes [0, emitted) were handed to on_text */
+    mt_buf b;
+    size_t emitted;                 /* bytes [0, emitted) were handed to on_text */
 } textbuf;
 
-static int tb_append(textbuf *b, const char *p, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) return -1;
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = 0;
-    return 0;
+static int tb_append(textbuf *t, const char *p, size_t n) {
+    mt_buf_put(&t->b, p, n);
+    return t->b.oom ? -1 : 0;
 }
 
 /* Earliest full stop-string match that ends after `from`; its offset or -1. */
@@ -62,8 +53,8 @@ static long find_stop(const textbuf *b, size_t from, const mt_gen_params *gp) {
         size_t sl = strlen(gp->stop[i]);
         if (!sl) continue;
         size_t start = from >= sl ? from - sl + 1 : 0;   /* a match may straddle old text */
-        for (size_t o = start; o + sl <= b->len; o++)
-            if (memcmp(b->s + o, gp->stop[i], sl) == 0) {
+        for (size_t o = start; o + sl <= b->b.n; o++)
+            if (memcmp(b->b.p + o, gp->stop[i], sl) == 0) {
                 if (best < 0 || (long)o < best) best = (long)o;
                 break;
             }
@@ -77,7 +68,7 @@ static size_t stop_holdback(const textbuf *b, const mt_gen_params *gp) {
     for (size_t i = 0; i < gp->n_stop; i++) {
         size_t sl = strlen(gp->stop[i]);
         for (size_t k = sl > 1 ? sl - 1 : 0; k > hold; k--)
-            if (k <= b->len && memcmp(b->s + b->len - k, gp->stop[i], k) == 0) { hold = k; break; }
+            if (k <= b->b.n && memcmp(b->b.p + b->b.n - k, gp->stop[i], k) == 0) { hold = k; break; }
     }
     return hold;
 }
@@ -101,7 +92,7 @@ typedef struct gen_seq {
 } gen_seq;
 
 static void seq_free(gen_seq *q) {
-    free(q->tb.s);
+    free(q->tb.b.p);
     free(q->hist);
     free(q->logits);
     mt_detok_free(q->dt);
@@ -167,18 +158,18 @@ static int seq_text(gen_seq *q, const char *piece, size_t pl, mt_err *err) {
         q->seen_text = 1;
         if (piece[0] == ' ') { piece++; pl--; }
     }
-    size_t old = q->tb.len;
+    size_t old = q->tb.b.n;
     if (tb_append(&q->tb, piece, pl)) return mt_seterr(err, MT_ENOMEM, "out of memory");
     long sp = gp->n_stop ? find_stop(&q->tb, old, gp) : -1;
     if (sp >= 0) {
-        q->tb.len = (size_t)sp;
-        q->tb.s[q->tb.len] = 0;
+        q->tb.b.n = (size_t)sp;
+        q->tb.b.p[q->tb.b.n] = 0;
         q->res->finish_reason = "stop";
         q->stopped = q->done = 1;
     }
-    size_t safe = q->stopped ? q->tb.len : q->tb.len - stop_holdback(&q->tb, gp);
+    size_t safe = q->stopped ? q->tb.b.n : q->tb.b.n - stop_holdback(&q->tb, gp);
     if (q->on_text && safe > q->tb.emitted) {
-        if (q->on_text(q->user, q->tb.s + q->tb.emitted, safe - q->tb.emitted))
+        if (q->on_text(q->user, q->tb.b.p + q->tb.emitted, safe - q->tb.emitted))
             return mt_seterr(err, MT_EIO, "output aborted");
         q->tb.emitted = safe;
     }
@@ -225,15 +216,15 @@ static int seq_finish(gen_seq *q, mt_err *err) {
         free(piece);
         if (bad) return mt_seterr(err, MT_ENOMEM, "out of memory");
         long sp = q->gp->n_stop ? find_stop(&q->tb, from, q->gp) : -1;
-        if (sp >= 0) { q->tb.len = (size_t)sp; q->tb.s[q->tb.len] = 0; res->finish_reason = "stop"; }
+        if (sp >= 0) { q->tb.b.n = (size_t)sp; q->tb.b.p[q->tb.b.n] = 0; res->finish_reason = "stop"; }
     }
-    if (q->on_text && q->tb.len > q->tb.emitted && q->on_text(q->user, q->tb.s + q->tb.emitted, q->tb.len - q->tb.emitted))
+    if (q->on_text && q->tb.b.n > q->tb.emitted && q->on_text(q->user, q->tb.b.p + q->tb.emitted, q->tb.b.n - q->tb.emitted))
         return mt_seterr(err, MT_EIO, "output aborted");
-    if (!q->tb.s && tb_append(&q->tb, "", 0)) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!q->tb.b.p && tb_append(&q->tb, "", 0)) return mt_seterr(err, MT_ENOMEM, "out of memory");
     res->decode_s = now_s() - q->t_decode;
-    res->text = q->tb.s;
-    res->text_len = q->tb.len;
-    q->tb.s = NULL;
+    res->text = q->tb.b.p;
+    res->text_len = q->tb.b.n;
+    q->tb.b.p = NULL;
     return MT_OK;
 }
 

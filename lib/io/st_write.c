@@ -1,5 +1,6 @@
 /* st_write.c - safetensors writer matching mx.save_safetensors byte for byte
  * (header as nlohmann::json::dump, data in libstdc++ unordered_map order). */
+#include "core/buf.h"
 #include "io/st_write.h"
 
 #include <stdio.h>
@@ -143,53 +144,30 @@ int mt_st_mlx_order(const char *const *names, size_t n, size_t *order, mt_err *e
 
 /* ---- header JSON (nlohmann dump) ---- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
 /* A JSON string as nlohmann writes it (UTF-8 passes through). */
-static void sb_jstr(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
+static void sb_jstr(mt_buf *b, const char *s) {
+    mt_buf_put(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char tmp[8];
         switch (*p) {
-        case '"': sb_str(b, "\\\""); break;
-        case '\\': sb_str(b, "\\\\"); break;
-        case '\b': sb_str(b, "\\b"); break;
-        case '\f': sb_str(b, "\\f"); break;
-        case '\n': sb_str(b, "\\n"); break;
-        case '\r': sb_str(b, "\\r"); break;
-        case '\t': sb_str(b, "\\t"); break;
+        case '"': mt_buf_str(b, "\\\""); break;
+        case '\\': mt_buf_str(b, "\\\\"); break;
+        case '\b': mt_buf_str(b, "\\b"); break;
+        case '\f': mt_buf_str(b, "\\f"); break;
+        case '\n': mt_buf_str(b, "\\n"); break;
+        case '\r': mt_buf_str(b, "\\r"); break;
+        case '\t': mt_buf_str(b, "\\t"); break;
         default:
             if (*p < 0x20) {
                 snprintf(tmp, sizeof tmp, "\\u%04x", *p);
-                sb_str(b, tmp);
+                mt_buf_str(b, tmp);
             } else {
-                sb_put(b, (const char *)p, 1);
+                mt_buf_put(b, (const char *)p, 1);
             }
         }
     }
-    sb_put(b, "\"", 1);
+    mt_buf_put(b, "\"", 1);
 }
 
 typedef struct keyed {
@@ -212,7 +190,7 @@ int mt_st_header(const mt_st_entry *e, size_t n, const size_t *data_order, const
     size_t *begin = malloc((n ? n : 1) * sizeof *begin);
     keyed *keys = malloc((n + 1) * sizeof *keys);
     const char **kv = malloc((n_meta ? n_meta : 1) * 2 * sizeof *kv);
-    sbuf b = {0};
+    mt_buf b = {0};
     int rc = MT_OK;
     if (!begin || !keys || !kv) {
         rc = mt_seterr(err, MT_ENOMEM, "out of memory");
@@ -252,40 +230,40 @@ int mt_st_header(const mt_st_entry *e, size_t n, const size_t *data_order, const
     for (size_t i = 0; i < n_meta; i++) kv[2 * i] = meta_kv[2 * i], kv[2 * i + 1] = meta_kv[2 * i + 1];
     qsort(kv, n_meta, 2 * sizeof *kv, cmp_kv);
 
-    sb_put(&b, "{", 1);
+    mt_buf_put(&b, "{", 1);
     for (size_t k = 0; k < n + 1; k++) {
-        if (k) sb_put(&b, ",", 1);
+        if (k) mt_buf_put(&b, ",", 1);
         sb_jstr(&b, keys[k].key);
-        sb_put(&b, ":", 1);
+        mt_buf_put(&b, ":", 1);
         if (keys[k].idx < 0) {
             if (!n_meta) {
-                sb_str(&b, "null");
+                mt_buf_str(&b, "null");
                 continue;
             }
-            sb_put(&b, "{", 1);
+            mt_buf_put(&b, "{", 1);
             for (size_t j = 0; j < n_meta; j++) {
-                if (j) sb_put(&b, ",", 1);
+                if (j) mt_buf_put(&b, ",", 1);
                 sb_jstr(&b, kv[2 * j]);
-                sb_put(&b, ":", 1);
+                mt_buf_put(&b, ":", 1);
                 sb_jstr(&b, kv[2 * j + 1]);
             }
-            sb_put(&b, "}", 1);
+            mt_buf_put(&b, "}", 1);
             continue;
         }
         const mt_st_entry *t = &e[keys[k].idx];
         char tmp[96];
         snprintf(tmp, sizeof tmp, "{\"data_offsets\":[%zu,%zu],\"dtype\":", begin[keys[k].idx],
                  begin[keys[k].idx] + t->nbytes);
-        sb_str(&b, tmp);
+        mt_buf_str(&b, tmp);
         sb_jstr(&b, mt_dtype_name(t->dtype));
-        sb_str(&b, ",\"shape\":[");
+        mt_buf_str(&b, ",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             snprintf(tmp, sizeof tmp, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-            sb_str(&b, tmp);
+            mt_buf_str(&b, tmp);
         }
-        sb_str(&b, "]}");
+        mt_buf_str(&b, "]}");
     }
-    sb_put(&b, "}", 1);
+    mt_buf_put(&b, "}", 1);
     if (b.oom) {
         rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         goto done;
