@@ -600,11 +600,19 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     }
 }
 
+/* Tell the calibration observer (if any) what enters layer l's module `sub`. */
+static void observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
+    if (!m->on_linear_input) return;
+    char path[256];
+    snprintf(path, sizeof path, "model.layers.%d.%s", l, sub);
+    m->on_linear_input(m->hook_user, path, x, T, in);
+}
+
 /* Mixture-of-experts MLP for T rows: out[T, H].  scratch: >= 2*moe_inter + n_experts + H floats.
  * ref: mlx_lm/models/mixtral.py (top-k of the router logits, then softmax) and
  * qwen3_moe.py (softmax, top-k, optional renormalization). */
-static void moe_forward(const mt_model *m, const mt_layer *L, const float *x, size_t T, float *out, float *scratch,
-                        float *work) {
+static void moe_forward(const mt_model *m, int l, const mt_layer *L, const float *x, size_t T, float *out,
+                        float *scratch, float *work) {
     const mt_decoder_hp *hp = &m->hp;
     size_t H = (size_t)hp->hidden, I = (size_t)hp->moe_inter, E = (size_t)hp->n_experts, K = (size_t)hp->top_k;
     float *gates = scratch, *gg = gates + E, *uu = gg + I, *y = uu + I;
@@ -612,6 +620,9 @@ static void moe_forward(const mt_model *m, const mt_layer *L, const float *x, si
     float sc[64];
     for (size_t t = 0; t < T; t++) {
         const float *xt = x + t * H;
+        char sub[160];
+        snprintf(sub, sizeof sub, "%s.gate", m->moe_prefix);
+        observe(m, l, sub, xt, 1, H);
         mt_linear_forward(&L->router, xt, 1, gates, work, m->pool);
         if (hp->moe_softmax_first) mt_softmax(gates, E);
         /* top-k, highest first (ties: lower index) */
@@ -635,9 +646,19 @@ static void moe_forward(const mt_model *m, const mt_layer *L, const float *x, si
         memset(ot, 0, H * sizeof(float));
         for (size_t k = 0; k < K; k++) {
             int e = sel[k];
+            if (m->on_linear_input) {
+                snprintf(sub, sizeof sub, "%s.switch_mlp.gate_proj.%d", m->moe_prefix, e);
+                observe(m, l, sub, xt, 1, H);
+                snprintf(sub, sizeof sub, "%s.switch_mlp.up_proj.%d", m->moe_prefix, e);
+                observe(m, l, sub, xt, 1, H);
+            }
             mt_linear_forward(&L->exp_gate[e], xt, 1, gg, work, m->pool);
             mt_linear_forward(&L->exp_up[e], xt, 1, uu, work, m->pool);
             mt_swiglu(gg, uu, I);
+            if (m->on_linear_input) {
+                snprintf(sub, sizeof sub, "%s.switch_mlp.down_proj.%d", m->moe_prefix, e);
+                observe(m, l, sub, gg, 1, I);
+            }
             mt_linear_forward(&L->exp_down[e], gg, 1, y, work, m->pool);
             mt_axpy(ot, sc[k], y, H);
         }
@@ -719,10 +740,14 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         size_t qs;   /* row stride of q, k, v inside qkv */
         float *q, *k, *v;
         if (hp->fused_qkv) {
+            observe(m, l, "self_attn.qkv_proj", ain, T, H);
             mt_linear_forward(&L->qkv, ain, T, qkv, work, m->pool);
             qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
+            observe(m, l, "self_attn.q_proj", ain, T, H);
+            observe(m, l, "self_attn.k_proj", ain, T, H);
+            observe(m, l, "self_attn.v_proj", ain, T, H);
             mt_linear_forward(&L->q, ain, T, q, work, m->pool);
             mt_linear_forward(&L->k, ain, T, k, work, m->pool);
             mt_linear_forward(&L->v, ain, T, v, work, m->pool);
@@ -749,6 +774,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         }
         attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, T, len};
         mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);
+        observe(m, l, "self_attn.o_proj", att, T, qd);
         mt_linear_forward(&L->o, att, T, br, work, m->pool);
         if (hp->block != MT_BLOCK_PRE) norm_apply(m, &L->n2, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
@@ -758,8 +784,12 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         const float *min = x;
         if (pre) { norm_apply(m, pre, xn, x, T, H); min = xn; }
         if (L->moe) {
-            moe_forward(m, L, min, T, br, g, work);
+            moe_forward(m, l, L, min, T, br, g, work);
             goto mlp_done;
+        }
+        if (m->on_linear_input) {
+            observe(m, l, hp->mlp == MT_MLP_GATED ? "mlp.gate_proj" : hp->mlp == MT_MLP_GATED_FUSED ? "mlp.gate_up_proj" : "mlp.c_fc", min, T, H);
+            if (hp->mlp == MT_MLP_GATED) observe(m, l, "mlp.up_proj", min, T, H);
         }
         mt_linear_forward(&L->gate, min, T, g, work, m->pool);
         float *hid = g;
@@ -782,6 +812,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             else if (hp->act == MT_ACT_GELU) mt_gelu(g, T * I);
             else mt_gelu_tanh(g, T * I);
         }
+        observe(m, l, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj", hid, T, I);
         mt_linear_forward(&L->down, hid, T, br, work, m->pool);
     mlp_done:
         if (L->n4.w) norm_apply(m, &L->n4, br, br, T, H);

@@ -86,6 +86,12 @@ typedef struct mt_model {
     /* set by MoE families before mt_decoder_bind: which layers are sparse, and their module prefix */
     int (*moe_layer)(const struct mt_model *m, int layer);
     const char *moe_prefix;        /* e.g. "mlp" or "block_sparse_moe" */
+    /* optional observer (calibration): called with the input rows x[T, in] of every
+     * dense/quantized linear layer of the decoder blocks before it runs, named by its
+     * module path ("model.layers.3.mlp.down_proj"; fused modules by their own name;
+     * experts as "<prefix>.switch_mlp.<proj>.<e>"); not for the embedding or lm_head */
+    void (*on_linear_input)(void *user, const char *path, const float *x, size_t T, size_t in);
+    void *hook_user;
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim floats,

@@ -114,6 +114,38 @@ static void run_maxkv(const char *dir, mt_pool *pool) {
     free(tp);
 }
 
+/* The calibration observer sees every block linear's input, named by module path. */
+typedef struct seen_t { int calls; double sum_down; size_t rows_q; int bad; } seen_t;
+static void observer(void *user, const char *path, const float *x, size_t T, size_t in) {
+    seen_t *s = user;
+    s->calls++;
+    if (strstr(path, "layers.1.mlp.down_proj")) for (size_t i = 0; i < T * in; i++) s->sum_down += x[i];
+    if (!strcmp(path, "model.layers.0.self_attn.q_proj")) s->rows_q += T;
+    if (strncmp(path, "model.layers.", 13) != 0) s->bad++;
+}
+
+static void test_observer(mt_pool *pool) {
+    mt_err e = {0};
+    mt_model *m = NULL;
+    CHECK_OK(mt_model_load(&m, "tests/data/models/llama-tiny", pool, &e), &e);
+    if (!m) return;
+    seen_t s = {0};
+    m->on_linear_input = observer;
+    m->hook_user = &s;
+    mt_kvcache *c = NULL;
+    CHECK_OK(mt_kvcache_new(&c, m, &e), &e);
+    int32_t toks[5] = {1, 5, 9, 200, 3};
+    float *lg = malloc((size_t)m->hp.vocab * sizeof *lg);
+    CHECK_OK(mt_model_forward(m, c, toks, 5, lg, 0, &e), &e);
+    CHECK_EQ_INT(s.calls, 2 * 7);        /* q k v o gate up down, 2 layers */
+    CHECK_EQ_INT(s.rows_q, 5);
+    CHECK_EQ_INT(s.bad, 0);
+    CHECK(s.sum_down != 0.0);
+    free(lg);
+    mt_kvcache_free(c);
+    mt_model_free(m);
+}
+
 static void test_errors(mt_pool *pool) {
     mt_err e = {0};
     mt_model *m = NULL;
@@ -156,6 +188,7 @@ int main(void) {
         CHECK_MSG(seen[i], "family \"%s\" is registered but has no fixture in tests/data/models", mt_family_at(i)->model_type);
     free(seen);
     test_errors(pool);
+    test_observer(pool);
     mt_pool_free(pool);
     return check_report("model");
 }
