@@ -675,7 +675,7 @@ static void scale_rot(float *x, size_t heads, size_t hd, int rot, float s) {
  * cache is rc[t], at position rpos[t] (its K/V are written there).  Logits are
  * computed for rows [first, T). */
 static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, const int32_t *tok, size_t T,
-                        float *logits, size_t first, mt_err *err) {
+                        float *logits, float *hidden, size_t first, mt_err *err) {
     const mt_decoder_hp *hp = &m->hp;
     if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
     size_t len = 0;
@@ -819,6 +819,13 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
     }
     size_t nl = T - first;
+    if (hidden) {   /* final hidden states instead of logits */
+        norm_apply(m, &m->final_norm, hidden, x + first * H, nl, H);
+        free(dyn);
+        free(slot);
+        free(buf);
+        return MT_OK;
+    }
     norm_apply(m, &m->final_norm, xn, x + first * H, nl, H);
     mt_linear_forward(&m->lm_head, xn, nl, logits, work, m->pool);
     size_t V = (size_t)hp->vocab;
@@ -839,7 +846,7 @@ int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, f
     size_t *rpos = malloc(T * sizeof *rpos);
     if (!rc || !rpos) { free(rc); free(rpos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     for (size_t t = 0; t < T; t++) { rc[t] = c; rpos[t] = c->len + t; }
-    int rc_ = forward_rows(m, rc, rpos, tok, T, logits, all_logits ? 0 : T - 1, err);
+    int rc_ = forward_rows(m, rc, rpos, tok, T, logits, NULL, all_logits ? 0 : T - 1, err);
     free(rc);
     free(rpos);
     return rc_;
@@ -855,7 +862,19 @@ int mt_model_decode_batch(mt_model *m, mt_kvcache **caches, const int32_t *tok, 
         for (size_t o = 0; o < b; o++)
             if (caches[o] == caches[b]) { free(rpos); return mt_seterr(err, MT_EINVAL, "a cache appears twice in a batch"); }
     }
-    int rc = forward_rows(m, caches, rpos, tok, B, logits, 0, err);
+    int rc = forward_rows(m, caches, rpos, tok, B, logits, NULL, 0, err);
     free(rpos);
     return rc;
+}
+
+int mt_model_forward_hidden(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *hidden, mt_err *err) {
+    if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
+    mt_kvcache **rc = malloc(T * sizeof *rc);
+    size_t *rpos = malloc(T * sizeof *rpos);
+    if (!rc || !rpos) { free(rc); free(rpos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    for (size_t t = 0; t < T; t++) { rc[t] = c; rpos[t] = c->len + t; }
+    int r = forward_rows(m, rc, rpos, tok, T, NULL, hidden, 0, err);
+    free(rc);
+    free(rpos);
+    return r;
 }

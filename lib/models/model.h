@@ -127,6 +127,12 @@ void mt_kvcache_free(mt_kvcache *c);
 int mt_model_forward(mt_model *m, mt_kvcache *cache, const int32_t *tokens, size_t T, float *logits,
                      int all_logits, mt_err *err);
 
+/* As mt_model_forward, but writes the final hidden states (after the final
+ * norm, before the output head) of all T tokens: hidden [T, hidden_size]
+ * (decoder embedders: last-token or mean pooling on top). */
+int mt_model_forward_hidden(mt_model *m, mt_kvcache *cache, const int32_t *tokens, size_t T, float *hidden,
+                            mt_err *err);
+
 /* One decoding step for B sequences at once: token tokens[b] is appended to
  * caches[b] (all distinct); logits [B, vocab].  The linear layers run as one
  * [B, hidden] product, attention per sequence. */

@@ -141,6 +141,23 @@ static void test_observer(mt_pool *pool) {
     CHECK_EQ_INT(s.rows_q, 5);
     CHECK_EQ_INT(s.bad, 0);
     CHECK(s.sum_down != 0.0);
+    /* hidden states: the head applied to them gives the logits of the plain forward */
+    m->on_linear_input = NULL;
+    size_t H = (size_t)m->hp.hidden, V = (size_t)m->hp.vocab;
+    float *hid = malloc(5 * H * sizeof *hid), *lg2 = malloc(5 * V * sizeof *lg2), *lg5 = malloc(5 * V * sizeof *lg5);
+    mt_kvcache_reset(c);
+    CHECK_OK(mt_model_forward(m, c, toks, 5, lg5, 1, &e), &e);
+    mt_kvcache_reset(c);
+    CHECK_OK(mt_model_forward_hidden(m, c, toks, 5, hid, &e), &e);
+    CHECK_EQ_INT(c->len, 5);
+    mt_linear_forward(&m->lm_head, hid, 5, lg2, NULL, NULL);
+    double worst = 0;
+    for (size_t i = 0; i < 5 * V; i++) {
+        double d = fabs(lg2[i] - lg5[i]) / (1 + fabs(lg5[i]));
+        if (d > worst) worst = d;
+    }
+    CHECK_MSG(worst < 1e-5, "hidden states x head differ from the logits by %g", worst);
+    free(hid); free(lg2); free(lg5);
     free(lg);
     mt_kvcache_free(c);
     mt_model_free(m);
