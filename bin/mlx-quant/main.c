@@ -34,6 +34,10 @@ static const char usage[] =
     "      --skip REGEX         modules whose path matches stay unquantized\n"
     "      --gpu-rules          the Metal/CUDA quantize rule (max floored at 0, ties away\n"
     "                           from zero), as mlx-community weights made on a Mac\n"
+    "      --calibrate FILE     calibrated quantization: pick each group's clipping range\n"
+    "                           minimizing activation-weighted error over FILE (text, or\n"
+    "                           JSONL with \"text\"); same format and size\n"
+    "      --calib-tokens N     calibration tokens (default 4096)\n"
     "  -d, --dequantize         back to float\n"
     "      --max-shard-gb N     shard size limit (default 5)\n"
     "  -t, --threads N          quantization threads (default: all cores)\n"
@@ -59,7 +63,7 @@ static char *resolve_model(const char *m, int quiet, mt_err *err) {
 }
 
 static int cmd_convert(int argc, char **argv, int force_deq) {
-    enum { O_BITS = 256, O_GS, O_MODE, O_DTYPE, O_PRED, O_SKIP, O_GPU, O_SHARD, O_SHARDB, O_QUIET };
+    enum { O_BITS = 256, O_GS, O_MODE, O_DTYPE, O_PRED, O_SKIP, O_GPU, O_SHARD, O_SHARDB, O_QUIET, O_CALIB, O_CALIBN };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'},        {"hf-path", 1, 0, 'm'},     {"output", 1, 0, 'o'},
         {"mlx-path", 1, 0, 'o'},     {"quantize", 0, 0, 'q'},    {"dequantize", 0, 0, 'd'},
@@ -67,6 +71,7 @@ static int cmd_convert(int argc, char **argv, int force_deq) {
         {"q-group-size", 1, 0, O_GS}, {"mode", 1, 0, O_MODE},    {"q-mode", 1, 0, O_MODE},
         {"dtype", 1, 0, O_DTYPE},    {"quant-predicate", 1, 0, O_PRED}, {"skip", 1, 0, O_SKIP},
         {"gpu-rules", 0, 0, O_GPU},  {"max-shard-gb", 1, 0, O_SHARD}, {"max-shard-bytes", 1, 0, O_SHARDB}, {"quiet", 0, 0, O_QUIET}, {"threads", 1, 0, 't'},
+        {"calibrate", 1, 0, O_CALIB}, {"calib-tokens", 1, 0, O_CALIBN},
         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     mt_convert_opts o = {0};
     o.dequantize = force_deq;
@@ -92,6 +97,14 @@ static int cmd_convert(int argc, char **argv, int force_deq) {
         case O_SHARD: o.max_shard_bytes = (uint64_t)(atof(optarg) * (double)(1ull << 30)); break;
         case O_SHARDB: o.max_shard_bytes = strtoull(optarg, NULL, 10); break;
         case O_QUIET: quiet = 1; break;
+        case O_CALIB: o.calibrate = optarg; break;
+        case O_CALIBN: {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v <= 0) return die_usage("--calib-tokens: expected a positive number");
+            o.calib_tokens = (size_t)v;
+            break;
+        }
         case 'h': fputs(usage, stdout); return 0;
         default: return die_usage(NULL);
         }

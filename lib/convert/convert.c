@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "convert/calib.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "io/config.h"
@@ -164,6 +165,7 @@ typedef struct cv {
     size_t nvs;
     uint64_t done, total;           /* progress */
     const char *cur_file;
+    mt_calib *calib;                /* --calibrate statistics, NULL = plain */
 } cv;
 
 static int push_out(cv *c, out_t *t, mt_err *err) {
@@ -655,6 +657,7 @@ static int cast_into(void *dst, const mt_tensor_view *t, mt_dtype dt, mt_err *er
 
 typedef struct qjob {
     const out_t *t;
+    const float *moments;           /* E[x^2] [K] when calibrated, else NULL */
     mt_dtype dt;
     uint32_t *w;
     void *scales, *biases;
@@ -676,8 +679,12 @@ static void quantize_rows(void *ctx, size_t begin, size_t end, int tid) {
     for (size_t r = begin; r < end; r += chunk_rows) {
         size_t m = end - r < chunk_rows ? end - r : chunk_rows;
         mt_convert_to_f32(x, (const char *)t->src->data + r * K * es, t->src->dtype, m * K);
-        if (mt_quantize_affine(j->w + r * wrow, (char *)j->scales + r * G * ds, (char *)j->biases + r * G * ds, j->dt, x,
-                               m, K, t->bits, t->gs, j->gpu, NULL))
+        if (j->moments ? mt_calib_quantize(j->w + r * wrow, (char *)j->scales + r * G * ds,
+                                           (char *)j->biases + r * G * ds, j->dt, x, j->moments, m, K, t->bits,
+                                           t->gs, NULL)
+                       : mt_quantize_affine(j->w + r * wrow, (char *)j->scales + r * G * ds,
+                                            (char *)j->biases + r * G * ds, j->dt, x, m, K, t->bits, t->gs, j->gpu,
+                                            NULL))
             j->failed = MT_EINVAL;
     }
     free(x);
@@ -697,7 +704,8 @@ static int quantize_module(cv *c, const out_t *t, void *w, void *scales, void *b
     int rc = MT_OK;
     if ((!w && !wb) || (!scales && !sb) || (!biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) {
-        qjob j = {t, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0};
+        const float *mom = c->calib ? mt_calib_moments(c->calib, c->mods[t->mod].path, K) : NULL;
+        qjob j = {t, mom, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0};
         mt_pool_for(c->pool, rows, 16, quantize_rows, &j);
         if (j.failed) rc = mt_seterr(err, j.failed, "%s: quantization failed", t->src->name);
     }
@@ -1082,6 +1090,8 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
         mt_quant_params qp = {o->bits ? o->bits : 4, o->group_size ? o->group_size : 64, MT_QMODE_AFFINE};
         MT_TRY(mt_quant_params_check(&qp, err));
     }
+    if (o->calibrate && (!o->quantize || o->recipe || o->gpu_rules))
+        return mt_seterr(err, MT_EINVAL, "--calibrate needs -q, without --quant-predicate or --gpu-rules");
     struct stat sb;
     if (lstat(o->dst, &sb) == 0)
         return mt_seterr(err, MT_EINVAL, "cannot save to %s: it already exists", o->dst);
@@ -1119,6 +1129,7 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
     }
     if (!rc) rc = build_plan(&c, qblock, err);
     if (!rc && o->threads != 1) rc = mt_pool_new(&c.pool, o->threads, err);
+    if (!rc && o->calibrate) rc = mt_calib_collect(&c.calib, o->src, o->calibrate, o->calib_tokens, c.pool, err);
     /* temp folder next to dst */
     char *tmp = NULL;
     if (!rc) {
@@ -1152,6 +1163,7 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
         free(c.vs[i].parts);
     }
     free(c.vs);
+    mt_calib_free(c.calib);
     mt_pool_free(c.pool);
     mt_safetensors_free(c.st);
     mt_config_free(c.cfg);

@@ -33,6 +33,9 @@ typedef struct mt_convert_opts {
     int gpu_rules;              /* quantize with the Metal/CUDA kernel rule */
     uint64_t max_shard_bytes;   /* 0 = 5 GiB (mlx_lm MAX_FILE_SIZE_GB) */
     int threads;                /* quantization threads: 0 = all cores ($MT_THREADS), 1 = none */
+    const char *calibrate;      /* calibration text (plain or JSONL "text"): activation-aware
+                                 * clipping search (convert/calib.h); NULL = plain mlx_lm rule */
+    size_t calib_tokens;        /* calibration tokens, 0 = 4096 */
     mt_progress_fn progress;    /* bytes of output written, per file; may be NULL */
     void *progress_user;
 } mt_convert_opts;

@@ -275,3 +275,47 @@ int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int m
     }
     return MT_OK;
 }
+
+/* ---- affine with a chosen range (calibrated quantization) -------------- */
+
+int mt_quantize_affine_range(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x,
+                             const float *lo, const float *hi, size_t rows, size_t K, int bits, int group_size,
+                             mt_err *err) {
+    MT_TRY(check_affine(sdt, K, bits, group_size, err));
+    const float n_bins = (float)((1 << bits) - 1), eps = 1e-7f;
+    size_t g = (size_t)group_size, ng = K / g, rw = mt_quant_row_words(K, bits);
+    float v[128];
+    for (size_t r = 0; r < rows; r++) {
+        uint32_t *row = (uint32_t *)((unsigned char *)w + r * rw * 4);
+        memset(row, 0, rw * 4);
+        for (size_t gi = 0; gi < ng; gi++) {
+            const float *xs = x + r * K + gi * g;
+            float wmin = INFINITY, wmax = -INFINITY;
+            for (size_t j = 0; j < g; j++) {
+                v[j] = round_to(xs[j], sdt);
+                if (wmax < v[j]) wmax = v[j];
+                if (v[j] < wmin) wmin = v[j];
+            }
+            if (lo) wmin = lo[r * ng + gi];
+            if (hi) wmax = hi[r * ng + gi];
+            int mask = fabsf(wmin) > fabsf(wmax);
+            float scale = (wmax - wmin) / n_bins;
+            if (scale < eps) scale = eps;
+            if (!mask) scale = -scale;
+            float edge = mask ? wmin : wmax;
+            float q0 = rintf(edge / scale);
+            float bias = 0.0f;
+            if (q0 != 0.0f) { scale = edge / q0; bias = edge; }
+            for (size_t j = 0; j < g; j++) {
+                float t = rintf((v[j] - bias) / scale);
+                if (t < 0.0f) t = 0.0f;
+                if (t > n_bins) t = n_bins;
+                uint32_t q = (t == t) ? (uint32_t)t : 0u;
+                mt_quant_set_code(row, gi * g + j, bits, q);
+            }
+            store_scalar(scales, sdt, r * ng + gi, scale);
+            store_scalar(biases, sdt, r * ng + gi, bias);
+        }
+    }
+    return MT_OK;
+}

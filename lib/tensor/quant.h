@@ -80,6 +80,15 @@ int mt_dequantize_affine(float *out, const uint32_t *w, const void *scales, cons
 int mt_quantize_affine(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x,
                        size_t rows, size_t K, int bits, int group_size, int metal_rules, mt_err *err);
 
+/* As mt_quantize_affine with the CPU rule, but each group's range [min, max] is
+ * taken from lo/hi [rows, K/g] instead of the group's values (either may be
+ * NULL: the true min / max).  Codes outside the range clamp to 0 / 2^bits-1.
+ * With lo = hi = NULL the output equals mt_quantize_affine(..., 0, ...).
+ * Used by calibrated (clipping-search) quantization.  Errors as mt_quantize_affine. */
+int mt_quantize_affine_range(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x,
+                             const float *lo, const float *hi, size_t rows, size_t K, int bits, int group_size,
+                             mt_err *err);
+
 /* FP modes.  Decoding tables: */
 float mt_fp4_e2m1_to_f32(uint8_t code);   /* low 4 bits used */
 float mt_fp8_e4m3_to_f32(uint8_t b);      /* OCP E4M3FN */
