@@ -5,24 +5,11 @@
 #include <string.h>
 #include "text/tok_internal.h"
 
-static char *dupn(const char *s, size_t n) {
-    char *p = malloc(n + 1);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
-static const char *jstr(json_t *o, const char *k, size_t *n) {
-    json_t *v = json_object_get(o, k);
-    if (!json_is_string(v)) return NULL;
-    if (n) *n = json_string_length(v);
-    return json_string_value(v);
-}
 
 int tk_dec_load(tk_dec *d, json_t *j, mt_err *err) {
     memset(d, 0, sizeof *d);
     if (!j || json_is_null(j)) { d->type = TK_D_NONE; return MT_OK; }
-    const char *type = jstr(j, "type", NULL);
+    const char *type = tk_jstr(j, "type", NULL);
     if (!type) return mt_seterr(err, MT_EFORMAT, "tokenizer: decoder without type");
     size_t n;
     const char *s;
@@ -45,18 +32,18 @@ int tk_dec_load(tk_dec *d, json_t *j, mt_err *err) {
     if (!strcmp(type, "Replace")) {
         d->type = TK_D_REPLACE;
         json_t *p = json_object_get(j, "pattern");
-        s = jstr(p, "String", &n);
+        s = tk_jstr(p, "String", &n);
         if (!s) return mt_seterr(err, MT_EUNSUPPORTED, "tokenizer: Replace decoder supports String patterns only");
-        d->pat = dupn(s, n); d->patlen = n;
-        s = jstr(j, "content", &n);
+        d->pat = tk_dupn(s, n); d->patlen = n;
+        s = tk_jstr(j, "content", &n);
         if (!s) return mt_seterr(err, MT_EFORMAT, "tokenizer: Replace decoder without content");
-        d->content = dupn(s, n); d->contentlen = n;
+        d->content = tk_dupn(s, n); d->contentlen = n;
         if (!d->pat || !d->content) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
         return MT_OK;
     }
     if (!strcmp(type, "Strip")) {
         d->type = TK_D_STRIP;
-        s = jstr(j, "content", &n);
+        s = tk_jstr(j, "content", &n);
         if (!s || !n) return mt_seterr(err, MT_EFORMAT, "tokenizer: Strip decoder without content");
         tk_utf8_dec((const unsigned char *)s, n, &d->strip_cp);
         json_t *a = json_object_get(j, "start"), *b = json_object_get(j, "stop");
@@ -67,19 +54,19 @@ int tk_dec_load(tk_dec *d, json_t *j, mt_err *err) {
     }
     if (!strcmp(type, "Metaspace")) {
         d->type = TK_D_METASPACE;
-        s = jstr(j, "replacement", &n);
+        s = tk_jstr(j, "replacement", &n);
         if (!s) { s = "\xE2\x96\x81"; n = 3; }
         tk_utf8_dec((const unsigned char *)s, n, &d->repl_cp);
-        const char *ps = jstr(j, "prepend_scheme", NULL);
+        const char *ps = tk_jstr(j, "prepend_scheme", NULL);
         if (ps) d->prepend_scheme = !strcmp(ps, "first") ? 1 : !strcmp(ps, "never") ? 2 : 0;
         else d->prepend_scheme = json_is_false(json_object_get(j, "add_prefix_space")) ? 2 : 0;
         return MT_OK;
     }
     if (!strcmp(type, "WordPiece")) {
         d->type = TK_D_WORDPIECE;
-        s = jstr(j, "prefix", &n);
+        s = tk_jstr(j, "prefix", &n);
         if (!s) { s = "##"; n = 2; }
-        d->prefix = dupn(s, n); d->prefixlen = n;
+        d->prefix = tk_dupn(s, n); d->prefixlen = n;
         if (!d->prefix) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
         json_t *c = json_object_get(j, "cleanup");
         d->cleanup = json_is_boolean(c) ? json_is_true(c) : 1;
@@ -87,9 +74,9 @@ int tk_dec_load(tk_dec *d, json_t *j, mt_err *err) {
     }
     if (!strcmp(type, "BPEDecoder")) {
         d->type = TK_D_BPE;
-        s = jstr(j, "suffix", &n);
+        s = tk_jstr(j, "suffix", &n);
         if (!s) { s = "</w>"; n = 4; }
-        d->suffix = dupn(s, n); d->suffixlen = n;
+        d->suffix = tk_dupn(s, n); d->suffixlen = n;
         if (!d->suffix) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
         return MT_OK;
     }

@@ -13,6 +13,10 @@
 #include "core/err.h"
 #include "text/tokenizer.h"
 
+/* ---- small helpers ---- */
+char *tk_dupn(const char *s, size_t n);                         /* malloc'd copy + NUL; NULL on OOM */
+const char *tk_jstr(json_t *o, const char *k, size_t *n);      /* string member or NULL; *n its length */
+
 /* ---- growable byte buffer ---- */
 typedef struct { char *p; size_t n, cap; int oom; } tk_buf;
 void tk_buf_reserve(tk_buf *b, size_t extra);

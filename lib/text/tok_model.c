@@ -44,13 +44,6 @@ void tk_cache_free(mt_tokenizer *t) {
     t->cache = NULL;
 }
 
-static char *dupn(const char *s, size_t n) {
-    char *p = malloc(n + 1);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
 
 void tk_scratch_free(tk_scratch *s) {
     free(s->sym); free(s->heap); free(s->score); free(s->from); free(s->nid);
@@ -271,12 +264,12 @@ int tk_model_load(mt_tokenizer *t, json_t *m, mt_err *err) {
         t->model = TK_M_BPE;
         json_t *p = json_object_get(m, "continuing_subword_prefix");
         if (json_is_string(p) && json_string_length(p)) {
-            t->cont_prefix = dupn(json_string_value(p), json_string_length(p));
+            t->cont_prefix = tk_dupn(json_string_value(p), json_string_length(p));
             t->cont_prefix_len = json_string_length(p);
         }
         p = json_object_get(m, "end_of_word_suffix");
         if (json_is_string(p) && json_string_length(p)) {
-            t->eow_suffix = dupn(json_string_value(p), json_string_length(p));
+            t->eow_suffix = tk_dupn(json_string_value(p), json_string_length(p));
             t->eow_suffix_len = json_string_length(p);
         }
         json_t *dr = json_object_get(m, "dropout");
@@ -321,7 +314,7 @@ int tk_model_load(mt_tokenizer *t, json_t *m, mt_err *err) {
         json_t *p = json_object_get(m, "continuing_subword_prefix");
         const char *pre = json_is_string(p) ? json_string_value(p) : "##";
         size_t pl = json_is_string(p) ? json_string_length(p) : 2;
-        t->cont_prefix = dupn(pre, pl);
+        t->cont_prefix = tk_dupn(pre, pl);
         t->cont_prefix_len = pl;
         json_t *mx = json_object_get(m, "max_input_chars_per_word");
         t->wp_max_chars = json_is_integer(mx) ? (size_t)json_integer_value(mx) : 100;

@@ -7,13 +7,6 @@
 #include <utf8proc.h>
 #include "text/tok_internal.h"
 
-static char *dupn(const char *s, size_t n) {
-    char *p = malloc(n + 1);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
 
 static int b64val(int c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -38,12 +31,6 @@ static unsigned char *b64dec(const char *s, size_t n, size_t *outn) {
     return o;
 }
 
-static const char *jstr(json_t *o, const char *k, size_t *n) {
-    json_t *v = json_object_get(o, k);
-    if (!json_is_string(v)) return NULL;
-    if (n) *n = json_string_length(v);
-    return json_string_value(v);
-}
 static int jbool(json_t *o, const char *k, int def) {
     json_t *v = json_object_get(o, k);
     if (json_is_boolean(v)) return json_is_true(v);
@@ -55,11 +42,11 @@ static int load_pattern(json_t *p, char **pat, size_t *patlen, pcre2_code **re, 
     size_t n;
     const char *s;
     if (!json_is_object(p)) return mt_seterr(err, MT_EFORMAT, "tokenizer: pattern must be an object");
-    if ((s = jstr(p, "String", &n))) {
-        *pat = dupn(s, n); *patlen = n;
+    if ((s = tk_jstr(p, "String", &n))) {
+        *pat = tk_dupn(s, n); *patlen = n;
         return *pat ? MT_OK : mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     }
-    if ((s = jstr(p, "Regex", &n))) {
+    if ((s = tk_jstr(p, "Regex", &n))) {
         *re = tk_regex_compile(s, n, err);
         return *re ? MT_OK : (err ? err->code : MT_EUNSUPPORTED);
     }
@@ -69,7 +56,7 @@ static int load_pattern(json_t *p, char **pat, size_t *patlen, pcre2_code **re, 
 int tk_norm_load(tk_norm *nm, json_t *j, mt_err *err) {
     memset(nm, 0, sizeof *nm);
     if (!j || json_is_null(j)) { nm->type = TK_N_NONE; return MT_OK; }
-    const char *type = jstr(j, "type", NULL);
+    const char *type = tk_jstr(j, "type", NULL);
     if (!type) return mt_seterr(err, MT_EFORMAT, "tokenizer: normalizer without type");
     if (!strcmp(type, "Sequence")) {
         nm->type = TK_N_SEQ;
@@ -101,9 +88,9 @@ int tk_norm_load(tk_norm *nm, json_t *j, mt_err *err) {
         int rep = type[0] == 'R';
         nm->type = rep ? TK_N_REPLACE : TK_N_PREPEND;
         size_t n;
-        const char *c = jstr(j, rep ? "content" : "prepend", &n);
+        const char *c = tk_jstr(j, rep ? "content" : "prepend", &n);
         if (!c) return mt_seterr(err, MT_EFORMAT, "tokenizer: %s normalizer without content", type);
-        nm->content = dupn(c, n); nm->contentlen = n;
+        nm->content = tk_dupn(c, n); nm->contentlen = n;
         if (!nm->content) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
         if (rep) return load_pattern(json_object_get(j, "pattern"), &nm->pat, &nm->patlen, &nm->re, err);
         return MT_OK;
@@ -120,7 +107,7 @@ int tk_norm_load(tk_norm *nm, json_t *j, mt_err *err) {
     if (!strcmp(type, "Precompiled")) {
         nm->type = TK_N_PRECOMPILED;
         size_t n;
-        const char *c = jstr(j, "precompiled_charsmap", &n);
+        const char *c = tk_jstr(j, "precompiled_charsmap", &n);
         if (!c) { nm->type = TK_N_NONE; return MT_OK; } /* null charsmap: identity */
         nm->blob = b64dec(c, n, &nm->bloblen);
         if (!nm->blob) return mt_seterr(err, MT_EFORMAT, "tokenizer: bad base64 in precompiled_charsmap");

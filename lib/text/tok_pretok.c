@@ -11,19 +11,6 @@
 static const char GPT2_RE[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
-static char *dupn(const char *s, size_t n) {
-    char *p = malloc(n + 1);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
-static const char *jstr(json_t *o, const char *k, size_t *n) {
-    json_t *v = json_object_get(o, k);
-    if (!json_is_string(v)) return NULL;
-    if (n) *n = json_string_length(v);
-    return json_string_value(v);
-}
 static int jbool(json_t *o, const char *k, int def) {
     json_t *v = json_object_get(o, k);
     if (json_is_boolean(v)) return json_is_true(v);
@@ -43,7 +30,7 @@ static int parse_behavior(const char *b, int *out) {
 int tk_pretok_load(tk_pretok *p, json_t *j, mt_err *err) {
     memset(p, 0, sizeof *p);
     if (!j || json_is_null(j)) { p->type = TK_P_NONE; return MT_OK; }
-    const char *type = jstr(j, "type", NULL);
+    const char *type = tk_jstr(j, "type", NULL);
     if (!type) return mt_seterr(err, MT_EFORMAT, "tokenizer: pre_tokenizer without type");
     if (!strcmp(type, "Sequence")) {
         p->type = TK_P_SEQ;
@@ -60,19 +47,19 @@ int tk_pretok_load(tk_pretok *p, json_t *j, mt_err *err) {
     }
     if (!strcmp(type, "Split")) {
         p->type = TK_P_SPLIT;
-        if (parse_behavior(jstr(j, "behavior", NULL), &p->behavior))
+        if (parse_behavior(tk_jstr(j, "behavior", NULL), &p->behavior))
             return mt_seterr(err, MT_EUNSUPPORTED, "tokenizer: unknown Split behavior");
         p->invert = jbool(j, "invert", 0);
         json_t *pat = json_object_get(j, "pattern");
         size_t n;
         const char *s;
         if (!json_is_object(pat)) return mt_seterr(err, MT_EFORMAT, "tokenizer: Split without pattern");
-        if ((s = jstr(pat, "String", &n))) {
-            p->pat = dupn(s, n); p->patlen = n;
+        if ((s = tk_jstr(pat, "String", &n))) {
+            p->pat = tk_dupn(s, n); p->patlen = n;
             if (!p->pat) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
             return MT_OK;
         }
-        if ((s = jstr(pat, "Regex", &n))) {
+        if ((s = tk_jstr(pat, "Regex", &n))) {
             p->re = tk_regex_compile(s, n, err);
             return p->re ? MT_OK : (err ? err->code : MT_EUNSUPPORTED);
         }
@@ -91,11 +78,11 @@ int tk_pretok_load(tk_pretok *p, json_t *j, mt_err *err) {
     if (!strcmp(type, "Metaspace")) {
         p->type = TK_P_METASPACE;
         size_t n;
-        const char *r = jstr(j, "replacement", &n);
+        const char *r = tk_jstr(j, "replacement", &n);
         if (!r) { r = "\xE2\x96\x81"; n = 3; }
-        p->repl = dupn(r, n); p->repllen = n;
+        p->repl = tk_dupn(r, n); p->repllen = n;
         if (!p->repl) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
-        const char *ps = jstr(j, "prepend_scheme", NULL);
+        const char *ps = tk_jstr(j, "prepend_scheme", NULL);
         if (ps) p->prepend_scheme = !strcmp(ps, "first") ? 1 : !strcmp(ps, "never") ? 2 : 0;
         else p->prepend_scheme = jbool(j, "add_prefix_space", 1) ? 0 : 2;
         p->split = jbool(j, "split", 1);
@@ -106,7 +93,7 @@ int tk_pretok_load(tk_pretok *p, json_t *j, mt_err *err) {
     if (!strcmp(type, "Whitespace")) { p->type = TK_P_WHITESPACE; return MT_OK; }
     if (!strcmp(type, "Punctuation")) {
         p->type = TK_P_PUNCT;
-        if (parse_behavior(jstr(j, "behavior", NULL), &p->behavior))
+        if (parse_behavior(tk_jstr(j, "behavior", NULL), &p->behavior))
             return mt_seterr(err, MT_EUNSUPPORTED, "tokenizer: unknown Punctuation behavior");
         return MT_OK;
     }
@@ -118,7 +105,7 @@ int tk_pretok_load(tk_pretok *p, json_t *j, mt_err *err) {
     if (!strcmp(type, "CharDelimiterSplit")) {
         p->type = TK_P_CHARDELIM;
         size_t n;
-        const char *d = jstr(j, "delimiter", &n);
+        const char *d = tk_jstr(j, "delimiter", &n);
         if (!d || !n) return mt_seterr(err, MT_EFORMAT, "tokenizer: CharDelimiterSplit without delimiter");
         tk_utf8_dec((const unsigned char *)d, n, &p->delim);
         return MT_OK;

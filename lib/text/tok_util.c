@@ -6,6 +6,22 @@
 #include <utf8proc.h>
 #include "text/tok_internal.h"
 
+/* ---------------- small helpers ---------------- */
+char *tk_dupn(const char *s, size_t n) {
+    char *p = malloc(n + 1);
+    if (!p) return NULL;
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+const char *tk_jstr(json_t *o, const char *k, size_t *n) {
+    json_t *v = json_object_get(o, k);
+    if (!json_is_string(v)) return NULL;
+    if (n) *n = json_string_length(v);
+    return json_string_value(v);
+}
+
 /* ---------------- buffers ---------------- */
 void tk_buf_reserve(tk_buf *b, size_t extra) {
     if (b->oom) return;
