@@ -187,8 +187,11 @@ static inline void store_scalar(void *p, mt_dtype t, size_t i, float f) {
     memcpy(b + 2 * i, &h, 2);
 }
 
-int mt_quantize_affine(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x,
-                       size_t rows, size_t K, int bits, int group_size, int metal_rules, mt_err *err) {
+/* The affine quantizer; lo/hi (per group, may be NULL) replace the group's
+ * own min/max (calibrated quantization). */
+static int quantize_core(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x, const float *lo,
+                         const float *hi, size_t rows, size_t K, int bits, int group_size, int metal_rules,
+                         mt_err *err) {
     MT_TRY(check_affine(sdt, K, bits, group_size, err));
     const float n_bins = (float)((1 << bits) - 1), eps = 1e-7f;
     size_t g = (size_t)group_size, ng = K / g, rw = mt_quant_row_words(K, bits);
@@ -204,6 +207,8 @@ int mt_quantize_affine(uint32_t *w, void *scales, void *biases, mt_dtype sdt, co
                 if (wmax < v[j]) wmax = v[j];
                 if (v[j] < wmin) wmin = v[j];
             }
+            if (lo) wmin = lo[r * ng + gi];
+            if (hi) wmax = hi[r * ng + gi];
             int mask = fabsf(wmin) > fabsf(wmax);
             float scale = (wmax - wmin) / n_bins;
             if (scale < eps) scale = eps;
@@ -225,6 +230,11 @@ int mt_quantize_affine(uint32_t *w, void *scales, void *biases, mt_dtype sdt, co
         }
     }
     return MT_OK;
+}
+
+int mt_quantize_affine(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x,
+                       size_t rows, size_t K, int bits, int group_size, int metal_rules, mt_err *err) {
+    return quantize_core(w, scales, biases, sdt, x, NULL, NULL, rows, K, bits, group_size, metal_rules, err);
 }
 
 /* ---- fp modes ---------------------------------------------------------- */
@@ -281,41 +291,5 @@ int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int m
 int mt_quantize_affine_range(uint32_t *w, void *scales, void *biases, mt_dtype sdt, const float *x,
                              const float *lo, const float *hi, size_t rows, size_t K, int bits, int group_size,
                              mt_err *err) {
-    MT_TRY(check_affine(sdt, K, bits, group_size, err));
-    const float n_bins = (float)((1 << bits) - 1), eps = 1e-7f;
-    size_t g = (size_t)group_size, ng = K / g, rw = mt_quant_row_words(K, bits);
-    float v[128];
-    for (size_t r = 0; r < rows; r++) {
-        uint32_t *row = (uint32_t *)((unsigned char *)w + r * rw * 4);
-        memset(row, 0, rw * 4);
-        for (size_t gi = 0; gi < ng; gi++) {
-            const float *xs = x + r * K + gi * g;
-            float wmin = INFINITY, wmax = -INFINITY;
-            for (size_t j = 0; j < g; j++) {
-                v[j] = round_to(xs[j], sdt);
-                if (wmax < v[j]) wmax = v[j];
-                if (v[j] < wmin) wmin = v[j];
-            }
-            if (lo) wmin = lo[r * ng + gi];
-            if (hi) wmax = hi[r * ng + gi];
-            int mask = fabsf(wmin) > fabsf(wmax);
-            float scale = (wmax - wmin) / n_bins;
-            if (scale < eps) scale = eps;
-            if (!mask) scale = -scale;
-            float edge = mask ? wmin : wmax;
-            float q0 = rintf(edge / scale);
-            float bias = 0.0f;
-            if (q0 != 0.0f) { scale = edge / q0; bias = edge; }
-            for (size_t j = 0; j < g; j++) {
-                float t = rintf((v[j] - bias) / scale);
-                if (t < 0.0f) t = 0.0f;
-                if (t > n_bins) t = n_bins;
-                uint32_t q = (t == t) ? (uint32_t)t : 0u;
-                mt_quant_set_code(row, gi * g + j, bits, q);
-            }
-            store_scalar(scales, sdt, r * ng + gi, scale);
-            store_scalar(biases, sdt, r * ng + gi, bias);
-        }
-    }
-    return MT_OK;
+    return quantize_core(w, scales, biases, sdt, x, lo, hi, rows, K, bits, group_size, 0, err);
 }
