@@ -8,7 +8,7 @@ CC       ?= cc
 BUILD    ?= build
 VERSION  := 0.1.0
 
-PKGS     := jansson libpcre2-8 libutf8proc libzstd libcurl openblas
+PKGS     := jansson libpcre2-8 libutf8proc libzstd libcurl openblas sndfile soxr fftw3f zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -102,9 +102,12 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	for p in $(PROGS); do install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/bin/$$p; done
 	for m in man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
+	install -d $(DESTDIR)$(PREFIX)/share/mlx-tools
+	[ ! -d share ] || cp -R share/. $(DESTDIR)$(PREFIX)/share/mlx-tools/
 
 uninstall:
 	for p in $(PROGS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$p; done
+	rm -rf $(DESTDIR)$(PREFIX)/share/mlx-tools
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -2,7 +2,8 @@
 # Install the Debian packages the build and the tests need.  Idempotent.
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libjansson-dev libpcre2-dev libutf8proc-dev
-libzstd-dev zstd libcurl4-openssl-dev bats jq clang libclang-rt-14-dev"
+libzstd-dev zstd libcurl4-openssl-dev bats jq clang libclang-rt-14-dev
+libsndfile1-dev libsoxr-dev libfftw3-dev zlib1g-dev espeak-ng"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,0 +1,60 @@
+/* wtok.h - Whisper's tokenizer: the GPT-2 byte-level BPE (English-only models)
+ * or the multilingual one, plus the special tokens that follow the base
+ * vocabulary (openai-whisper tokenizer.py): <|endoftext|>,
+ * <|startoftranscript|>, one token per language (99, or 100 from large-v3 on),
+ * <|translate|>, <|transcribe|>, <|startoflm|>, <|startofprev|>,
+ * <|nospeech|>, <|notimestamps|>, then 1501 timestamps <|0.00|>..<|30.00|>.
+ * The base BPE comes from the model folder's tokenizer.json (Hugging Face
+ * layout) or from the bundled share/whisper/{gpt2,multilingual}.tokenizer.json.zst
+ * (mlx-community layout, which ships none); special ids are derived from
+ * n_vocab exactly as the reference does. */
+#ifndef MT_WTOK_H
+#define MT_WTOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/err.h"
+
+typedef struct mt_wtok {
+    int multilingual;
+    int n_vocab;                 /* the model's */
+    int32_t eot, sot, translate, transcribe, sot_lm, sot_prev, no_speech, no_timestamps, timestamp_begin;
+    int32_t lang_begin;          /* id of <|en|>; language i is lang_begin + i */
+    int n_langs;
+    void *bpe;                   /* mt_tokenizer * (text/tokenizer.h) */
+} mt_wtok;
+
+/* Open the tokenizer for a model with n_vocab entries whose folder is dir.
+ * multilingual = n_vocab >= 51865 (reference rule).  data_dir: where the
+ * bundled share files live (NULL = mt_wtok_data_dir()).
+ * Errors: MT_ENOTFOUND (no tokenizer.json and no bundled file), MT_EFORMAT. */
+int  mt_wtok_open(mt_wtok *t, const char *dir, int n_vocab, const char *data_dir, mt_err *err);
+void mt_wtok_close(mt_wtok *t);
+/* The bundled data folder: $MLX_TOOLS_DATA, else <exe>/../share/mlx-tools
+ * (installed), else <exe>/../../share (build tree).  Writes into buf. */
+const char *mt_wtok_data_dir(char *buf, size_t cap);
+
+/* Language code ("en", "de", ...) <-> index; -1 when unknown.  Names too
+ * ("english", "german", ...) are accepted by mt_wtok_lang_index. */
+int  mt_wtok_lang_index(const mt_wtok *t, const char *code_or_name);
+const char *mt_wtok_lang_code(int index);
+/* The start-of-transcript sequence: sot [, lang, task] [, no_timestamps];
+ * task 0 = transcribe, 1 = translate; lang < 0 leaves language and task out
+ * (English-only models).  Returns the count written to out[4]. */
+int  mt_wtok_sot_sequence(const mt_wtok *t, int lang, int task, int no_timestamps, int32_t out[4]);
+
+/* Encode text (no special tokens), as tokenizer.encode(text).  *ids malloc'ed. */
+int  mt_wtok_encode(const mt_wtok *t, const char *text, int32_t **ids, size_t *n, mt_err *err);
+/* Decode ids, dropping every id >= eot (reference: tokenizer.decode).  *text malloc'ed. */
+int  mt_wtok_decode(const mt_wtok *t, const int32_t *ids, size_t n, char **text, mt_err *err);
+/* Decode with timestamp tokens shown as "<|1.08|>" (decode_with_timestamps). */
+int  mt_wtok_decode_ts(const mt_wtok *t, const int32_t *ids, size_t n, char **text, mt_err *err);
+/* Non-speech token ids to suppress (tokenizer.non_speech_tokens), sorted;
+ * *ids malloc'ed. */
+int  mt_wtok_non_speech(const mt_wtok *t, int32_t **ids, size_t *n, mt_err *err);
+/* The ids that split_to_word_tokens needs: the bytes of each token (for
+ * unicode-boundary splitting).  Returns a pointer into the tokenizer (do not
+ * free) and its length, or NULL for a special id. */
+const char *mt_wtok_token_bytes(const mt_wtok *t, int32_t id, size_t *len);
+
+#endif
