@@ -22,6 +22,7 @@ typedef struct mt_wtok {
     int32_t lang_begin;          /* id of <|en|>; language i is lang_begin + i */
     int n_langs;
     void *bpe;                   /* mt_tokenizer * (text/tokenizer.h) */
+    void *tab;                   /* private: the bytes of every base token */
 } mt_wtok;
 
 /* Open the tokenizer for a model with n_vocab entries whose folder is dir.
@@ -38,6 +39,8 @@ const char *mt_wtok_data_dir(char *buf, size_t cap);
  * ("english", "german", ...) are accepted by mt_wtok_lang_index. */
 int  mt_wtok_lang_index(const mt_wtok *t, const char *code_or_name);
 const char *mt_wtok_lang_code(int index);
+/* The language's English name ("english", ...), NULL when index is out of range. */
+const char *mt_wtok_lang_name(int index);
 /* The start-of-transcript sequence: sot [, lang, task] [, no_timestamps];
  * task 0 = transcribe, 1 = translate; lang < 0 leaves language and task out
  * (English-only models).  Returns the count written to out[4]. */
@@ -45,16 +48,22 @@ int  mt_wtok_sot_sequence(const mt_wtok *t, int lang, int task, int no_timestamp
 
 /* Encode text (no special tokens), as tokenizer.encode(text).  *ids malloc'ed. */
 int  mt_wtok_encode(const mt_wtok *t, const char *text, int32_t **ids, size_t *n, mt_err *err);
-/* Decode ids, dropping every id >= eot (reference: tokenizer.decode).  *text malloc'ed. */
+/* Decode ids as tokenizer.decode does: timestamp ids (>= timestamp_begin) are
+ * dropped, other special ids are written as their names ("<|en|>"); the
+ * bytes are read as UTF-8 with U+FFFD for invalid sequences (Python's
+ * errors="replace").  Ids outside [0, n_vocab) are skipped.  *text malloc'ed. */
 int  mt_wtok_decode(const mt_wtok *t, const int32_t *ids, size_t n, char **text, mt_err *err);
 /* Decode with timestamp tokens shown as "<|1.08|>" (decode_with_timestamps). */
 int  mt_wtok_decode_ts(const mt_wtok *t, const int32_t *ids, size_t n, char **text, mt_err *err);
+/* Decode only the base tokens (ids < eot), the segment text of transcribe(). */
+int  mt_wtok_decode_text(const mt_wtok *t, const int32_t *ids, size_t n, char **text, mt_err *err);
 /* Non-speech token ids to suppress (tokenizer.non_speech_tokens), sorted;
  * *ids malloc'ed. */
 int  mt_wtok_non_speech(const mt_wtok *t, int32_t **ids, size_t *n, mt_err *err);
-/* The ids that split_to_word_tokens needs: the bytes of each token (for
- * unicode-boundary splitting).  Returns a pointer into the tokenizer (do not
- * free) and its length, or NULL for a special id. */
+/* The bytes of token id as tiktoken holds them (for unicode-boundary
+ * splitting): base tokens' raw bytes, special tokens' names ("<|en|>",
+ * "<|1.08|>").  Returns a pointer into the tokenizer (do not free) and its
+ * length, or NULL for an id outside [0, n_vocab). */
 const char *mt_wtok_token_bytes(const mt_wtok *t, int32_t id, size_t *len);
 
 #endif

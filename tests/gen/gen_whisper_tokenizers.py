@@ -15,7 +15,10 @@ Check: the HF `tokenizers` library must encode and decode a varied corpus
 (tests/data/tokenizers/corpus.txt plus extra whisper-flavoured lines) exactly
 like whisper.tokenizer.get_tokenizer(...).encoding.
 
-Output: share/whisper/{gpt2,multilingual}.tokenizer.json.zst
+Output: share/whisper/{gpt2,multilingual}.tokenizer.json.zst and the goldens
+of tests/unit/test_wtok.c, tests/data/stt/wtok_golden.json (special ids for
+the three vocabulary sizes, non_speech_tokens, encode / decode /
+decode_with_timestamps of sample texts, by whisper.tokenizer).
 Run:    python3 tests/gen/gen_whisper_tokenizers.py   (from the repo root)
 """
 import base64
@@ -130,6 +133,38 @@ def check(name, text):
     return True
 
 
+def goldens():
+    from whisper.tokenizer import get_tokenizer
+    out = {"vocab": [], "texts": EXTRA + [
+        " The quick brown fox jumps over the lazy dog.", " Ça va? Très bien, merci.",
+        " 東京は日本の首都です。", " 3:45 p.m. -- (laughs) [music] ♪",
+    ]}
+    for multi, nl in ((False, 99), (True, 99), (True, 100)):
+        t = get_tokenizer(multi, num_languages=nl)
+        e = {"n_vocab": t.encoding.n_vocab, "multilingual": multi, "n_langs": nl}
+        for k in ("eot", "sot", "translate", "transcribe", "sot_lm", "sot_prev", "no_speech",
+                  "no_timestamps", "timestamp_begin"):
+            e[k] = getattr(t, k)
+        e["lang_begin"] = min(t.all_language_tokens)
+        e["lang_last"] = max(t.all_language_tokens)
+        e["non_speech"] = list(t.non_speech_tokens)
+        cases = []
+        for s in out["texts"]:
+            ids = t.encoding.encode(s, disallowed_special=())
+            cases.append({"ids": ids, "dec": t.decode(ids)})
+        # decoding of special / timestamp ids and of partial UTF-8
+        ts = t.timestamp_begin
+        mixed = [t.sot, t.sot + 1, t.transcribe, ts + 54] + t.encoding.encode(" 東京 ok") + [ts + 150, t.eot]
+        e["mixed"] = {"ids": mixed, "dec": t.decode(mixed), "dec_ts": t.decode_with_timestamps(mixed)}
+        part = t.encoding.encode(" 東京")
+        e["partial"] = [{"ids": part[:k], "dec": t.decode(part[:k])} for k in range(len(part) + 1)]
+        e["cases"] = cases
+        out["vocab"].append(e)
+    os.makedirs(os.path.join(ROOT, "tests/data/stt"), exist_ok=True)
+    with open(os.path.join(ROOT, "tests/data/stt/wtok_golden.json"), "w") as f:
+        json.dump(out, f, ensure_ascii=False)
+
+
 def main():
     out = os.path.join(ROOT, "share/whisper")
     os.makedirs(out, exist_ok=True)
@@ -141,6 +176,7 @@ def main():
         subprocess.run(["zstd", "-q", "-19", "-f", "-o", path], input=text.encode("utf-8"), check=True)
         data = open(path, "rb").read()
         print(f"{name}: {len(text)} bytes json, {len(data)} zstd")
+    goldens()
     return 0 if ok else 1
 
 
