@@ -28,6 +28,29 @@ void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *g
 void mt_kq_rows(int level, const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
                 size_t r0, size_t r1);
 
+/* Scales/biases of dtype t (F32/F16/BF16) widened to float32: dst[n]. */
+void mt_k_cvt_f32(int level, float *dst, const unsigned char *src, mt_dtype t, size_t n);
+
+/* ---- int8 activations (MT_QMATH_INT8, kernels_i8.c) --------------------
+ * Each activation row is quantized per weight group g to int8, symmetric:
+ * d_g = max|x_g| / 127, q_i = round-to-nearest-even(x_i * (1/d_g)) (q = 0 when
+ * d_g = 0), and per group  y += (s_g * d_g) * sum_i(code_i * q_i) + b_g * sum_i(x_i)
+ * with the integer sum exact (VNNI vpdpbusd: codes are the u8 operand) and
+ * sum_i(x_i) the float sum of the unquantized x.  4- and 8-bit codes with
+ * groups of 32, 64 or 128 (mt_ki8_supported).
+ * Per path layout of one prepared row: q[kp] int8 (portable: natural order;
+ * SIMD: blocks of 64 code bytes, for 4 bits each block's even elements then its
+ * odd ones, zero padded), sx[nl] (portable: d per group; SIMD: d per 32-bit
+ * lane of the blocks, zero past K), gsum[ng]. */
+int mt_ki8_supported(const mt_qmat *m);
+/* The path's int8 kernel for a mt_cpu_level() value (VNNI needs the CPU flag). */
+void mt_ki8_layout(int level, const mt_qmat *m, size_t *kp, size_t *nl);
+void mt_ki8_prep(int level, const mt_qmat *m, const float *x, int8_t *q, float *sx, float *gsum);
+/* y[t*ldy + r] for t in [0, tn) (tn <= 8) and r in [r0, r1), from the prepared
+ * rows q + t*kp, sx + t*nl, gsum + t*ng. */
+void mt_ki8_rows(int level, const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp,
+                 size_t nl, size_t tn, float *y, size_t ldy, size_t r0, size_t r1);
+
 /* Dense rows of dtype wdt (F32/F16/BF16), W [rows, K]:
  * y[t*ldy + r] = dot(x + t*K, W[r]) for r in [r0, r1). */
 void mt_kd_rows(int level, const void *w, mt_dtype wdt, size_t K, const float *x, size_t T, float *y, size_t ldy,

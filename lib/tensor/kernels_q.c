@@ -61,6 +61,11 @@ static void perm4(float *xp, const float *x, size_t K, size_t blk) {
         }
 }
 
+void mt_k_cvt_f32(int level, float *dst, const unsigned char *src, mt_dtype t, size_t n) {
+    if (level == MT_CPU_PORTABLE) cvt_c(dst, src, t, n);
+    else cvt_avx2(dst, src, t, n);
+}
+
 void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *gsum) {
     size_t gs = (size_t)m->gs;
     for (size_t g = 0; g < m->ng; g++) {

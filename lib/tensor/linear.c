@@ -207,6 +207,68 @@ static int forward_tiles(const mt_linear *l, const float *x, size_t T, float *y,
     return 0;
 }
 
+/* ---- int8 activations ------------------------------------------------- */
+
+int mt_qmath_parse(const char *s) {
+    if (!s || !*s) return MT_QMATH_AUTO;
+    if (!strcmp(s, "float")) return MT_QMATH_FLOAT;
+    if (!strcmp(s, "int8")) return MT_QMATH_INT8;
+    return -1;
+}
+
+int mt_linear_qmath(const mt_linear *l) {
+    if (l->qmath == MT_QMATH_FLOAT || l->qmath == MT_QMATH_INT8) return l->qmath;
+    int q = mt_qmath_parse(getenv("MT_QMATH"));
+    return q == MT_QMATH_INT8 ? q : MT_QMATH_FLOAT;
+}
+
+typedef struct i8_ctx {
+    const mt_qmat *m;
+    const float *x;
+    int8_t *q;
+    float *sx, *gsum, *y;
+    size_t kp, nl, T, ldy;
+    int level;
+} i8_ctx;
+
+static void i8_prep_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    i8_ctx *k = c;
+    for (size_t t = b; t < e; t++)
+        mt_ki8_prep(k->level, k->m, k->x + t * k->m->K, k->q + t * k->kp, k->sx + t * k->nl, k->gsum + t * k->m->ng);
+}
+
+#define I8_ROWS 16 /* rows of a tile: their codes stay in cache across the token tiles */
+#define I8_TOK 8   /* tokens per kernel call (mt_ki8_rows) */
+
+static void i8_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    i8_ctx *k = c;
+    for (size_t r = b; r < e; r += I8_ROWS) {
+        size_t re = e - r < I8_ROWS ? e : r + I8_ROWS;
+        for (size_t t = 0; t < k->T; t += I8_TOK)
+            mt_ki8_rows(k->level, k->m, k->q + t * k->kp, k->sx + t * k->nl, k->gsum + t * k->m->ng, k->kp, k->nl,
+                        k->T - t < I8_TOK ? k->T - t : I8_TOK, k->y + t * k->ldy, k->ldy, r, re);
+    }
+}
+
+/* Returns 0, or -1 when the buffers could not be allocated. */
+static int forward_i8(const mt_linear *l, const mt_qmat *m, const float *x, size_t T, float *y, mt_pool *pool,
+                      int level) {
+    size_t kp, nl;
+    mt_ki8_layout(level, m, &kp, &nl);
+    size_t fl = T * (nl + m->ng);
+    float *fb = malloc(fl * sizeof *fb);
+    int8_t *q = malloc(T * kp + 64);
+    if (!fb || !q) { free(fb); free(q); return -1; }
+    i8_ctx c = {m, x, q, fb, fb + T * nl, y, kp, nl, T, l->out, level};
+    mt_pool_for(T > 1 ? pool : NULL, T, 4, i8_prep_job, &c);
+    mt_pool_for(pool, l->out, 16, i8_job, &c);
+    free(fb);
+    free(q);
+    return 0;
+}
+
 /* Largest T computed by the direct (matrix-vector) kernels; above it, tiles +
  * sgemm (see bench/ for the measurement behind these values). */
 #define QMV_MAX_T 8
@@ -216,9 +278,13 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
     int level = mt_cpu_level();
     if (!T || !l->out) return;
     if (l->quantized) {
-        if (T > QMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { add_bias(l, T, y); return; }
         mt_qmat m;
         qmat_of(l, &m);
+        if (mt_linear_qmath(l) == MT_QMATH_INT8 && mt_ki8_supported(&m) && forward_i8(l, &m, x, T, y, pool, level) == 0) {
+            add_bias(l, T, y);
+            return;
+        }
+        if (T > QMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { add_bias(l, T, y); return; }
         float gstack[1024], *xp = NULL, *gsum = NULL, *heap = NULL;
         if (T == 1 && work && m.ng <= 1024) { xp = work; gsum = gstack; }
         else {

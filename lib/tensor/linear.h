@@ -11,6 +11,15 @@
 #include "io/safetensors.h"
 #include "tensor/dtype.h"
 
+/* Arithmetic of quantized products (mt_linear.qmath). */
+enum {
+    MT_QMATH_AUTO = 0,  /* $MT_QMATH ("float" | "int8") when set, else float */
+    MT_QMATH_FLOAT = 1, /* exact: float32 FMA over the codes (the default) */
+    MT_QMATH_INT8 = 2   /* activations quantized per group to int8, integer dot
+                         * products (4/8-bit weights, groups 32/64/128; other
+                         * weights stay float); results differ slightly from mlx */
+};
+
 typedef struct mt_linear {
     size_t out, in;          /* W is [out, in] */
     int quantized;
@@ -21,7 +30,15 @@ typedef struct mt_linear {
     int bits, group_size;
     const void *bias;        /* optional [out] of bdt */
     mt_dtype bdt;
+    int qmath;               /* MT_QMATH_*; 0 (AUTO) after mt_linear_bind */
 } mt_linear;
+
+/* "float" -> MT_QMATH_FLOAT, "int8" -> MT_QMATH_INT8, NULL/"" -> MT_QMATH_AUTO,
+ * anything else -> -1. */
+int mt_qmath_parse(const char *s);
+/* The arithmetic mt_linear_forward uses for l: l->qmath, or for AUTO the
+ * value of $MT_QMATH (unset or invalid: float). */
+int mt_linear_qmath(const mt_linear *l);
 
 /* Bind module `path` (e.g. "model.layers.0.self_attn.q_proj"): path.weight, and
  * path.scales/biases when the config says it is quantized; path.bias when
@@ -31,7 +48,8 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
                    size_t out, size_t in, int need_bias, mt_err *err);
 
 /* y[T, out] = x[T, in] W^T (+ b).  work: nthreads * in floats of scratch (may
- * be NULL).  Runs the kernel path of mt_cpu_level() (core/cpu.h): quantized
+ * be NULL).  Runs the kernel path of mt_cpu_level() (core/cpu.h) and the
+ * arithmetic of mt_linear_qmath(l) (int8: kernels.h states the formula); float:
  * weights are multiplied straight from the packed codes (per group
  * scale*sum(x*q) + bias*sum(x), float32 FMA) for small T and through
  * dequantized tiles + sgemm for larger T.  Results equal the reference up to

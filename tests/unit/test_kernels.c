@@ -136,6 +136,161 @@ static void test_quantized(mt_pool *pool) {
     for (int p = 0; p < npaths; p++) printf("  quantized %-8s worst error / bound %.3f\n", mt_cpu_name(paths[p]), worst[p]);
 }
 
+/* ---- int8 activations (MT_QMATH_INT8) ---------------------------------- */
+
+/* The documented quantization of one group: d = max|x|/127, q = rint(x/d). */
+static float ref_quant_group(const float *x, size_t n, int8_t *q) {
+    float a = 0.f;
+    for (size_t i = 0; i < n; i++) a = fabsf(x[i]) > a ? fabsf(x[i]) : a;
+    float d = a / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+    for (size_t i = 0; i < n; i++) q[i] = (int8_t)(int)nearbyintf(x[i] * id);
+    return d;
+}
+
+static void run_i8case(const qcase *c, mt_pool *pool, double *worst_ref, double *worst_f, double *rel_f) {
+    size_t K = c->K, out = c->out, T = c->T, gs = (size_t)c->gs, ng = K / gs, ss = mt_dtype_size(c->sdt);
+    size_t words = mt_quant_row_words(K, c->bits);
+    uint32_t *w = malloc(out * words * 4);
+    unsigned char *sbuf = malloc(out * ng * ss + 1), *bbuf = malloc(out * ng * ss + 1);
+    float *bias = malloc(out * sizeof *bias), *x = malloc(T * K * sizeof *x);
+    float *y = malloc(T * out * sizeof *y), *yf = malloc(T * out * sizeof *yf), *work = malloc(2 * K * sizeof *work);
+    double *ref = malloc(T * out * sizeof *ref), *bref = malloc(T * out * sizeof *bref), *bf = malloc(T * out * sizeof *bf);
+    int8_t *q = malloc(T * K);
+    float *d = malloc(T * ng * sizeof *d);
+    uint8_t *codes = malloc(K);
+    for (size_t i = 0; i < out * words; i++) w[i] = rnd() ^ (rnd() << 16);
+    float qmax = (float)((1 << c->bits) - 1);
+    for (size_t i = 0; i < out * ng; i++) {
+        float sc = frand(0.002f, 0.05f);
+        store(sbuf + 1, c->sdt, i, sc);
+        store(bbuf + 1, c->sdt, i, -sc * qmax * frand(0.3f, 0.7f));
+    }
+    for (size_t r = 0; r < out; r++) bias[r] = frand(-1, 1);
+    for (size_t i = 0; i < T * K; i++) x[i] = frand(-2, 2) * (i % 7 == 3 ? 8.f : 1.f);
+    /* ties of the rounding (k + 0.5 with d = 1), an all-zero group, a lone outlier */
+    for (size_t i = 0; i < gs; i++) x[i] = i == 0 ? 127.f : (float)((int)(i % 9) - 4) + 0.5f;
+    if (ng > 1) for (size_t i = 0; i < gs; i++) x[gs + i] = 0.f;
+    if (T > 1) x[K + K / 2] = 300.f;
+    for (size_t t = 0; t < T; t++)
+        for (size_t g = 0; g < ng; g++) d[t * ng + g] = ref_quant_group(x + t * K + g * gs, gs, q + t * K + g * gs);
+    /* plain C reference: exact integer sums per group, then the float formula in double */
+    for (size_t r = 0; r < out; r++) {
+        mt_quant_unpack_row(codes, w + r * words, K, c->bits);
+        for (size_t t = 0; t < T; t++) {
+            double acc = c->with_bias ? bias[r] : 0, mag = 1e-6, ef = 1e-5, fmag = 0;
+            for (size_t g = 0; g < ng; g++) {
+                double sc = load(sbuf + 1, c->sdt, r * ng + g), bb = load(bbuf + 1, c->sdt, r * ng + g);
+                int64_t is = 0, cs = 0;
+                double xs = 0, xa = 0;
+                for (size_t i = 0; i < gs; i++) {
+                    is += (int64_t)codes[g * gs + i] * q[t * K + g * gs + i];
+                    cs += codes[g * gs + i];
+                    xs += x[t * K + g * gs + i];
+                    xa += fabs(x[t * K + g * gs + i]);
+                    fmag += fabs(x[t * K + g * gs + i]) * (fabs(sc * codes[g * gs + i]) + fabs(bb));
+                }
+                double v = sc * d[t * ng + g] * (double)is;
+                acc += v + bb * xs;
+                mag += fabs(v) + fabs(bb) * xa;
+                /* int8 vs float: |x - d q| <= d/2 per element */
+                ef += fabs(sc) * d[t * ng + g] * 0.5 * (double)cs;
+            }
+            ref[t * out + r] = acc;
+            bref[t * out + r] = mag * 4e-6 + (c->with_bias ? fabs(bias[r]) * 1e-7 : 0);
+            bf[t * out + r] = ef + fmag * 8e-6;
+        }
+    }
+    mt_linear l = {.out = out, .in = K, .quantized = 1, .w = w, .scales = sbuf + 1, .biases = bbuf + 1,
+                   .sdt = c->sdt, .bits = c->bits, .group_size = c->gs,
+                   .bias = c->with_bias ? bias : NULL, .bdt = MT_F32};
+    for (int p = 0; p < npaths; p++) {
+        mt_cpu_force(paths[p]);
+        l.qmath = MT_QMATH_FLOAT;
+        mt_linear_forward(&l, x, T, yf, work, pool);
+        l.qmath = MT_QMATH_INT8;
+        for (int pi = 0; pi < 2; pi++) {
+            for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+            mt_linear_forward(&l, x, T, y, work, pi ? pool : NULL);
+            size_t bad = 0, badf = 0;
+            double dmax = 0, amax = 1e-30;
+            for (size_t i = 0; i < T * out; i++) {
+                double e = fabs((double)y[i] - ref[i]) / bref[i], ef = fabs((double)y[i] - yf[i]) / bf[i];
+                dmax = fmax(dmax, fabs((double)y[i] - yf[i]));
+                amax = fmax(amax, fabs((double)yf[i]));
+                if (!(e <= 1.0)) bad++;
+                if (!(ef <= 1.0)) badf++;
+                if (e > worst_ref[p] || e != e) worst_ref[p] = e != e ? 1e30 : e;
+                if (ef > worst_f[p] || ef != ef) worst_f[p] = ef != ef ? 1e30 : ef;
+            }
+            if (dmax / amax > *rel_f) *rel_f = dmax / amax;
+            CHECK_MSG(bad == 0 && badf == 0,
+                      "int8 %s: bits %d gs %d %s out %zu K %zu T %zu bias %d pool %d: %zu off the int8 reference, "
+                      "%zu off the float path", mt_cpu_name(paths[p]), c->bits, c->gs, mt_dtype_name(c->sdt), out, K,
+                      T, c->with_bias, pi, bad, badf);
+        }
+    }
+    mt_cpu_force(-1);
+    free(w); free(sbuf); free(bbuf); free(bias); free(x); free(y); free(yf); free(work);
+    free(ref); free(bref); free(bf); free(q); free(d); free(codes);
+}
+
+static void test_int8(mt_pool *pool) {
+    static const int bits[] = {4, 8}, gss[] = {32, 64, 128};
+    static const mt_dtype sdts[] = {MT_F32, MT_F16, MT_BF16};
+    static const size_t outs[] = {1, 3, 17, 40}, Ts[] = {1, 2, 3, 5, 8, 9, 17};
+    double wr[3] = {0}, wf[3] = {0}, rel = 0;
+    size_t n = 0;
+    for (size_t bi = 0; bi < 2; bi++)
+        for (size_t gi = 0; gi < 3; gi++)
+            for (size_t si = 0; si < 3; si++)
+                for (size_t k = 0; k < 2; k++) {
+                    /* K: every tail of the 64/128-element blocks appears */
+                    qcase c = {bits[bi], gss[gi], sdts[si], outs[n % 4], (size_t)gss[gi] * (1 + (n * 3 + k) % 7),
+                               Ts[n % 7], (int)(n % 3 == 1)};
+                    run_i8case(&c, pool, wr, wf, &rel);
+                    n++;
+                }
+    qcase big[] = {{4, 64, MT_BF16, 33, 2048, 1, 0}, {8, 64, MT_F16, 19, 1536, 4, 1}, {4, 32, MT_F16, 21, 17 * 1024, 1, 0},
+                   {4, 64, MT_BF16, 37, 576, 24, 0}, {8, 128, MT_F32, 9, 1024, 12, 1}, {4, 128, MT_F16, 5, 8320, 3, 0}};
+    for (size_t i = 0; i < sizeof big / sizeof *big; i++) run_i8case(&big[i], pool, wr, wf, &rel);
+    for (int p = 0; p < npaths; p++)
+        printf("  int8 %-8s worst error / bound: vs int8 reference %.3f, vs float path %.3f\n", mt_cpu_name(paths[p]),
+               wr[p], wf[p]);
+    printf("  int8 vs float: worst max|difference| / max|float output| of a case %.2e\n", rel);
+
+    /* the switch: field, environment, and weights the int8 path does not take */
+    CHECK_EQ_INT(mt_qmath_parse("int8"), MT_QMATH_INT8);
+    CHECK_EQ_INT(mt_qmath_parse("float"), MT_QMATH_FLOAT);
+    CHECK_EQ_INT(mt_qmath_parse(""), MT_QMATH_AUTO);
+    CHECK_EQ_INT(mt_qmath_parse("int4"), -1);
+    mt_linear l = {.quantized = 1};
+    unsetenv("MT_QMATH");
+    CHECK_EQ_INT(mt_linear_qmath(&l), MT_QMATH_FLOAT);
+    setenv("MT_QMATH", "int8", 1);
+    CHECK_EQ_INT(mt_linear_qmath(&l), MT_QMATH_INT8);
+    l.qmath = MT_QMATH_FLOAT;
+    CHECK_EQ_INT(mt_linear_qmath(&l), MT_QMATH_FLOAT);
+    setenv("MT_QMATH", "bogus", 1);
+    l.qmath = MT_QMATH_AUTO;
+    CHECK_EQ_INT(mt_linear_qmath(&l), MT_QMATH_FLOAT);
+    unsetenv("MT_QMATH");
+    {   /* 3-bit weights: int8 falls back to the float path (identical results) */
+        size_t K = 96, out = 5, words = mt_quant_row_words(K, 3);
+        uint32_t *w = malloc(out * words * 4);
+        float *sc = malloc(out * 3 * 4), *bb = malloc(out * 3 * 4), *x = malloc(K * 4), y0[5], y1[5];
+        for (size_t i = 0; i < out * words; i++) w[i] = rnd();
+        for (size_t i = 0; i < out * 3; i++) { sc[i] = frand(0.01f, 0.02f); bb[i] = -0.05f; }
+        for (size_t i = 0; i < K; i++) x[i] = frand(-1, 1);
+        mt_linear l3 = {.out = out, .in = K, .quantized = 1, .w = w, .scales = sc, .biases = bb, .sdt = MT_F32,
+                        .bits = 3, .group_size = 32, .qmath = MT_QMATH_FLOAT};
+        mt_linear_forward(&l3, x, 1, y0, NULL, pool);
+        l3.qmath = MT_QMATH_INT8;
+        mt_linear_forward(&l3, x, 1, y1, NULL, pool);
+        CHECK(memcmp(y0, y1, sizeof y0) == 0);
+        free(w); free(sc); free(bb); free(x);
+    }
+}
+
 static void test_dense(mt_pool *pool) {
     static const mt_dtype dts[] = {MT_F32, MT_F16, MT_BF16};
     static const size_t Ks[] = {1, 7, 33, 100, 515}, outs[] = {1, 3, 17, 64};
@@ -256,6 +411,7 @@ int main(void) {
     for (int p = 0; p < npaths; p++) printf(" %s", mt_cpu_name(paths[p]));
     printf("\n");
     test_quantized(pool);
+    test_int8(pool);
     test_dense(pool);
     test_ops();
     mt_pool_free(pool);

@@ -1,0 +1,289 @@
+/* kernels_i8.c - int8-activation kernels for MLX affine 4/8-bit weights
+ * (MT_QMATH_INT8): activations quantized per weight group to int8, integer
+ * dot products with the weights' unsigned codes, then per group
+ * (s_g * d_g) * isum_g + b_g * sum(x_g) in float (contract in kernels.h).
+ *
+ * SIMD layout: a row's codes are read in blocks of 64 bytes (128 elements at
+ * 4 bits, 64 at 8 bits).  A 32-bit lane L of a block holds 4 code bytes, so
+ * its integer partial sum covers elements of one group; the float scale of
+ * that lane (s_g * d_g) is applied per block.  For 4 bits the block's low
+ * nibbles are its even elements and the high nibbles the odd ones; the
+ * activations are stored in that order once per row (mt_ki8_prep).
+ * Paths: AVX-512 VNNI (vpdpbusd), AVX2 (vpmaddubsw; 8-bit codes split in
+ * nibbles so the int16 pair sums cannot saturate), portable C. */
+#include "tensor/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+#include "core/cpu.h"
+#include "tensor/quant.h"
+
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,avx2")))
+#define SCHUNK 256 /* groups of scales converted per chunk */
+#define MAXT 8
+
+enum { P_C, P_AVX2, P_VNNI };
+
+static int path_of(int level) {
+    if (level == MT_CPU_AVX512 && mt_cpu_has_avx512vnni()) return P_VNNI;
+    return level == MT_CPU_PORTABLE ? P_C : P_AVX2;
+}
+
+int mt_ki8_supported(const mt_qmat *m) {
+    return (m->bits == 4 || m->bits == 8) && (m->gs == 32 || m->gs == 64 || m->gs == 128) && m->K % 32 == 0;
+}
+
+static size_t blk_elems(int bits) { return bits == 4 ? 128 : 64; }
+
+void mt_ki8_layout(int level, const mt_qmat *m, size_t *kp, size_t *nl) {
+    if (path_of(level) == P_C) {
+        *kp = m->K;
+        *nl = m->ng;
+        return;
+    }
+    size_t be = blk_elems(m->bits), nb = (m->K + be - 1) / be;
+    *kp = nb * be;
+    *nl = nb * 16;
+}
+
+/* ---- activation quantization ------------------------------------------- */
+
+static float group_scale(const float *x, size_t n, float *sum) {
+    float a = 0.f, s = 0.f;
+    for (size_t i = 0; i < n; i++) {
+        float v = fabsf(x[i]);
+        a = v > a ? v : a;
+        s += x[i];
+    }
+    *sum = s;
+    return a / 127.f;
+}
+
+static inline int8_t q8(float x, float id) { return (int8_t)(int)nearbyintf(x * id); }
+
+void mt_ki8_prep(int level, const mt_qmat *m, const float *x, int8_t *q, float *sx, float *gsum) {
+    size_t gs = (size_t)m->gs, K = m->K;
+    if (path_of(level) == P_C) {
+        for (size_t g = 0; g < m->ng; g++) {
+            float d = group_scale(x + g * gs, gs, &gsum[g]), id = d != 0.f ? 1.f / d : 0.f;
+            for (size_t i = 0; i < gs; i++) q[g * gs + i] = q8(x[g * gs + i], id);
+            sx[g] = d;
+        }
+        return;
+    }
+    size_t kp, nl;
+    mt_ki8_layout(level, m, &kp, &nl);
+    size_t w = blk_elems(m->bits) / 16; /* elements per lane */
+    memset(q + K, 0, kp - K);
+    for (size_t l = K / w; l < nl; l++) sx[l] = 0.f;
+    for (size_t g = 0; g < m->ng; g++) {
+        const float *xg = x + g * gs;
+        float d = group_scale(xg, gs, &gsum[g]), id = d != 0.f ? 1.f / d : 0.f;
+        for (size_t l = g * gs / w; l < (g + 1) * gs / w; l++) sx[l] = d;
+        if (m->bits == 8) {
+            for (size_t i = 0; i < gs; i++) q[g * gs + i] = q8(xg[i], id);
+        } else {
+            for (size_t i = 0; i < gs; i++) {
+                size_t e = g * gs + i, b = e / 128, j = e % 128;
+                q[b * 128 + (j & 1) * 64 + j / 2] = q8(xg[i], id);
+            }
+        }
+    }
+    /* a partial last 4-bit block: its odd half starts at 64, zero the gaps */
+    if (m->bits == 4 && K % 128) {
+        size_t b = K / 128, h = (K % 128) / 2;
+        memset(q + b * 128 + h, 0, 64 - h);
+        memset(q + b * 128 + 64 + h, 0, 64 - h);
+    }
+}
+
+/* ---- portable ---------------------------------------------------------- */
+
+static void i8_rows_c(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp, size_t nl,
+                      size_t tn, float *y, size_t ldy, size_t r0, size_t r1) {
+    size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), gb = gs * (size_t)m->bits / 8;
+    uint8_t codes[128];
+    for (size_t r = r0; r < r1; r++) {
+        const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
+        float acc[MAXT] = {0};
+        for (size_t g = 0; g < m->ng; g++) {
+            float s, b;
+            mt_k_cvt_f32(MT_CPU_PORTABLE, &s, sp + g * ss, m->sdt, 1);
+            mt_k_cvt_f32(MT_CPU_PORTABLE, &b, bp + g * ss, m->sdt, 1);
+            mt_quant_unpack_row(codes, (const uint32_t *)(const void *)(w + g * gb), gs, m->bits);
+            for (size_t t = 0; t < tn; t++) {
+                const int8_t *qg = q + t * kp + g * gs;
+                int32_t is = 0;
+                for (size_t i = 0; i < gs; i++) is += (int32_t)codes[i] * qg[i];
+                acc[t] += (s * sx[t * nl + g]) * (float)is + b * gsum[t * m->ng + g];
+            }
+        }
+        for (size_t t = 0; t < tn; t++) y[t * ldy + r] = acc[t];
+    }
+}
+
+/* ---- shared by the SIMD paths ------------------------------------------ */
+
+/* Scale lane L of a block -> group offset within the block's first group. */
+static inline int lane_group(size_t L, size_t be, size_t gs) { return (int)(L * (be / 16) / gs); }
+
+static float bias_dot_c(const float *bf, const float *gsum, size_t n) {
+    float s = 0.f;
+    for (size_t i = 0; i < n; i++) s += bf[i] * gsum[i];
+    return s;
+}
+
+/* ---- AVX2 -------------------------------------------------------------- */
+
+static inline __m256i load_half(const unsigned char *p, size_t avail) {
+    if (avail >= 32) return _mm256_loadu_si256((const __m256i *)p);
+    return _mm256_inserti128_si256(_mm256_setzero_si256(), _mm_loadu_si128((const __m128i *)p), 0);
+}
+
+static void i8_rows_avx2(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp, size_t nl,
+                         size_t tn, float *y, size_t ldy, size_t r0, size_t r1) {
+    size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), be = blk_elems(m->bits);
+    size_t nb = (m->K + be - 1) / be, cb = SCHUNK * gs / be; /* blocks per chunk */
+    float sf[SCHUNK + 8], bf[SCHUNK];
+    memset(sf, 0, sizeof sf);
+    __m256i idx[2];
+    for (int h = 0; h < 2; h++) {
+        int v[8];
+        for (int L = 0; L < 8; L++) v[L] = lane_group((size_t)(h * 8 + L), be, gs);
+        idx[h] = _mm256_loadu_si256((const __m256i *)v);
+    }
+    const __m256i m15 = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
+    for (size_t r = r0; r < r1; r++) {
+        const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
+        __m256 f[MAXT];
+        float bacc[MAXT];
+        for (size_t t = 0; t < tn; t++) { f[t] = _mm256_setzero_ps(); bacc[t] = 0.f; }
+        for (size_t b0 = 0; b0 < nb; b0 += cb) {
+            size_t b1 = nb - b0 < cb ? nb : b0 + cb, g0 = b0 * be / gs, g1 = (b1 * be + gs - 1) / gs;
+            if (g1 > m->ng) g1 = m->ng;
+            mt_k_cvt_f32(MT_CPU_AVX2, sf, sp + g0 * ss, m->sdt, g1 - g0);
+            mt_k_cvt_f32(MT_CPU_AVX2, bf, bp + g0 * ss, m->sdt, g1 - g0);
+            for (size_t b = b0; b < b1; b++) {
+                size_t avail = m->row_bytes - b * 64;
+                const float *sfb = sf + (b * be / gs - g0);
+                for (size_t h = 0; h < 2 && avail > h * 32; h++) {
+                    __m256i c = load_half(w + b * 64 + h * 32, avail - h * 32);
+                    __m256 swe = _mm256_permutevar8x32_ps(_mm256_loadu_ps(sfb), idx[h]);
+                    __m256i lo = _mm256_and_si256(c, m15), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m15);
+                    for (size_t t = 0; t < tn; t++) {
+                        const int8_t *qb = q + t * kp + b * be + h * 32;
+                        __m256i i32;
+                        if (m->bits == 4) {
+                            __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)qb)),
+                                                         _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(qb + 64))));
+                            i32 = _mm256_madd_epi16(p, one);
+                        } else {
+                            __m256i x = _mm256_loadu_si256((const __m256i *)qb);
+                            i32 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, x), one),
+                                                   _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x), sixteen));
+                        }
+                        __m256 d = _mm256_mul_ps(_mm256_cvtepi32_ps(i32), _mm256_loadu_ps(sx + t * nl + b * 16 + h * 8));
+                        f[t] = _mm256_fmadd_ps(d, swe, f[t]);
+                    }
+                }
+            }
+            for (size_t t = 0; t < tn; t++) bacc[t] += bias_dot_c(bf, gsum + t * m->ng + g0, g1 - g0);
+        }
+        for (size_t t = 0; t < tn; t++) {
+            __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(f[t]), _mm256_extractf128_ps(f[t], 1));
+            s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+            y[t * ldy + r] = _mm_cvtss_f32(s4) + bacc[t];
+        }
+    }
+}
+
+/* ---- AVX-512 VNNI ------------------------------------------------------ */
+
+VNNI static inline float bias_dot_512(const float *bf, const float *gsum, size_t n) {
+    __m512 a = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(bf + i), _mm512_loadu_ps(gsum + i), a);
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, bf + i), _mm512_maskz_loadu_ps(k, gsum + i), a);
+    }
+    return _mm512_reduce_add_ps(a);
+}
+
+/* One row, TN tokens (a compile-time constant after inlining). */
+VNNI static inline __attribute__((always_inline)) void
+i8_row_512(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp, size_t nl, const size_t TN,
+           float *y, size_t ldy, size_t r, float *sf, float *bf, __m512i idx) {
+    size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), be = blk_elems(m->bits);
+    size_t nb = (m->K + be - 1) / be, cb = SCHUNK * gs / be;
+    const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
+    const __m512i m15 = _mm512_set1_epi8(15);
+    __m512 f[MAXT];
+    float bacc[MAXT];
+    for (size_t t = 0; t < TN; t++) { f[t] = _mm512_setzero_ps(); bacc[t] = 0.f; }
+    for (size_t b0 = 0; b0 < nb; b0 += cb) {
+        size_t b1 = nb - b0 < cb ? nb : b0 + cb, g0 = b0 * be / gs, g1 = (b1 * be + gs - 1) / gs;
+        if (g1 > m->ng) g1 = m->ng;
+        mt_k_cvt_f32(MT_CPU_AVX2, sf, sp + g0 * ss, m->sdt, g1 - g0);
+        mt_k_cvt_f32(MT_CPU_AVX2, bf, bp + g0 * ss, m->sdt, g1 - g0);
+        for (size_t b = b0; b < b1; b++) {
+            size_t avail = m->row_bytes - b * 64;
+            __m512i c = avail >= 64 ? _mm512_loadu_si512((const void *)(w + b * 64))
+                                    : _mm512_maskz_loadu_epi8((__mmask64)((1ull << avail) - 1), w + b * 64);
+            __m512 swe = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(sf + (b * be / gs - g0)));
+            if (m->bits == 4) {
+                __m512i lo = _mm512_and_si512(c, m15), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m15);
+                for (size_t t = 0; t < TN; t++) {
+                    const int8_t *qb = q + t * kp + b * 128;
+                    __m512i i32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512((const void *)qb));
+                    i32 = _mm512_dpbusd_epi32(i32, hi, _mm512_loadu_si512((const void *)(qb + 64)));
+                    __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(i32), _mm512_loadu_ps(sx + t * nl + b * 16));
+                    f[t] = _mm512_fmadd_ps(d, swe, f[t]);
+                }
+            } else {
+                for (size_t t = 0; t < TN; t++) {
+                    const int8_t *qb = q + t * kp + b * 64;
+                    __m512i i32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_loadu_si512((const void *)qb));
+                    __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(i32), _mm512_loadu_ps(sx + t * nl + b * 16));
+                    f[t] = _mm512_fmadd_ps(d, swe, f[t]);
+                }
+            }
+        }
+        for (size_t t = 0; t < TN; t++) bacc[t] += bias_dot_512(bf, gsum + t * m->ng + g0, g1 - g0);
+    }
+    for (size_t t = 0; t < TN; t++) y[t * ldy + r] = _mm512_reduce_add_ps(f[t]) + bacc[t];
+}
+
+VNNI static void i8_rows_512(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp,
+                             size_t nl, size_t tn, float *y, size_t ldy, size_t r0, size_t r1) {
+    size_t gs = (size_t)m->gs, be = blk_elems(m->bits);
+    float sf[SCHUNK + 16], bf[SCHUNK];
+    memset(sf, 0, sizeof sf);
+    int v[16];
+    for (int L = 0; L < 16; L++) v[L] = lane_group((size_t)L, be, gs);
+    __m512i idx = _mm512_loadu_si512((const void *)v);
+    for (size_t r = r0; r < r1; r++) {
+        switch (tn) {
+        case 1: i8_row_512(m, q, sx, gsum, kp, nl, 1, y, ldy, r, sf, bf, idx); break;
+        case 2: i8_row_512(m, q, sx, gsum, kp, nl, 2, y, ldy, r, sf, bf, idx); break;
+        case 3: i8_row_512(m, q, sx, gsum, kp, nl, 3, y, ldy, r, sf, bf, idx); break;
+        case 4: i8_row_512(m, q, sx, gsum, kp, nl, 4, y, ldy, r, sf, bf, idx); break;
+        case 5: i8_row_512(m, q, sx, gsum, kp, nl, 5, y, ldy, r, sf, bf, idx); break;
+        case 6: i8_row_512(m, q, sx, gsum, kp, nl, 6, y, ldy, r, sf, bf, idx); break;
+        case 7: i8_row_512(m, q, sx, gsum, kp, nl, 7, y, ldy, r, sf, bf, idx); break;
+        default: i8_row_512(m, q, sx, gsum, kp, nl, 8, y, ldy, r, sf, bf, idx); break;
+        }
+    }
+}
+
+void mt_ki8_rows(int level, const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp,
+                 size_t nl, size_t tn, float *y, size_t ldy, size_t r0, size_t r1) {
+    if (tn > MAXT) tn = MAXT;
+    switch (path_of(level)) {
+    case P_VNNI: i8_rows_512(m, q, sx, gsum, kp, nl, tn, y, ldy, r0, r1); break;
+    case P_AVX2: i8_rows_avx2(m, q, sx, gsum, kp, nl, tn, y, ldy, r0, r1); break;
+    default: i8_rows_c(m, q, sx, gsum, kp, nl, tn, y, ldy, r0, r1); break;
+    }
+}
