@@ -1,8 +1,9 @@
 /* bert.c - the BERT-shaped encoder: embeddings (word + position + token type,
  * LayerNorm), post-LN layers (self-attention, GELU MLP), optional pooler and
- * sequence-classification head; families bert, roberta and xlm-roberta.
- * Weights that are not dense F32 (F16/BF16, MLX-quantized) are expanded to
- * F32 once at load so every product is one BLAS call.
+ * sequence-classification head; families bert, roberta and xlm-roberta; and
+ * the helpers the other encoder families share (binding, attention, linear).
+ * F16/BF16 weights are expanded to F32 once at load so every product is one
+ * BLAS call; MLX-quantized weights stay packed (mt_linear_forward).
  * ref: transformers models/bert/modeling_bert.py, models/roberta/modeling_roberta.py. */
 #include "models/encoder.h"
 
@@ -14,7 +15,7 @@
 #include "models/model.h"
 #include "tensor/ops.h"
 
-static void *own(mt_encoder *e, size_t bytes) {
+void *mt_enc_own(mt_encoder *e, size_t bytes) {
     if (e->n_owned == e->cap_owned) {
         size_t nc = e->cap_owned ? e->cap_owned * 2 : 64;
         void **p = realloc(e->owned, nc * sizeof *p);
@@ -27,8 +28,9 @@ static void *own(mt_encoder *e, size_t bytes) {
     return b;
 }
 
-/* Bind `name` (without prefix) and make it dense F32 when it is not. */
-static int bind_f32(mt_encoder *e, mt_linear *l, const char *name, size_t out, size_t in, int need_bias, mt_err *err) {
+static void *own(mt_encoder *e, size_t bytes) { return mt_enc_own(e, bytes); }
+
+int mt_enc_bind(mt_encoder *e, mt_linear *l, const char *name, size_t out, size_t in, int need_bias, mt_err *err) {
     char path[320];
     snprintf(path, sizeof path, "%s%s", e->prefix, name);
     MT_TRY(mt_linear_bind(l, e->st, e->cfg, path, out, in, need_bias, err));
@@ -39,25 +41,85 @@ static int bind_f32(mt_encoder *e, mt_linear *l, const char *name, size_t out, s
         l->bias = b;
         l->bdt = MT_F32;
     }
-    if (!l->quantized && l->wdt == MT_F32) return MT_OK;
+    if (l->quantized || l->wdt == MT_F32) return MT_OK;   /* packed codes run as they are */
     float *w = own(e, l->out * l->in * sizeof(float));
     if (!w) return mt_seterr(err, MT_ENOMEM, "out of memory expanding '%s'", path);
     for (size_t r = 0; r < l->out; r++) mt_linear_row(l, r, w + r * l->in);
-    l->quantized = 0;
     l->wdt = MT_F32;
     l->w = w;
     return MT_OK;
 }
 
-/* A norm / bias vector as owned float32 [n]. */
-static int vec_f32(mt_encoder *e, const char *name, size_t n, const float **out, mt_err *err) {
+static int bind_f32(mt_encoder *e, mt_linear *l, const char *name, size_t out, size_t in, int need_bias, mt_err *err) {
+    return mt_enc_bind(e, l, name, out, in, need_bias, err);
+}
+
+static size_t dtype_size(mt_dtype t) { return t == MT_F32 ? 4 : 2; }
+
+int mt_enc_stack(mt_encoder *e, mt_linear *dst, const mt_linear *parts, int n, mt_err *err) {
+    const mt_linear *p0 = &parts[0];
+    size_t out = 0, wrow, srow = 0;
+    int any_bias = 0;
+    for (int i = 0; i < n; i++) {
+        const mt_linear *p = &parts[i];
+        if (p->in != p0->in || p->quantized != p0->quantized || p->wdt != p0->wdt ||
+            (p->quantized && (p->bits != p0->bits || p->group_size != p0->group_size || p->sdt != p0->sdt)))
+            return mt_seterr(err, MT_EFORMAT, "projections to fuse differ in shape or storage");
+        out += p->out;
+        any_bias |= p->bias != NULL;
+    }
+    *dst = *p0;
+    dst->out = out;
+    if (p0->quantized) {
+        wrow = p0->in * (size_t)p0->bits / 32 * 4;
+        srow = p0->in / (size_t)p0->group_size * dtype_size(p0->sdt);
+    } else {
+        wrow = p0->in * dtype_size(p0->wdt);
+    }
+    char *w = own(e, out * wrow), *sc = NULL, *bi = NULL;
+    float *b = any_bias ? own(e, out * sizeof(float)) : NULL;
+    if (p0->quantized) {
+        sc = own(e, out * srow);
+        bi = own(e, out * srow);
+    }
+    if (!w || (any_bias && !b) || (p0->quantized && (!sc || !bi))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t r = 0;
+    for (int i = 0; i < n; i++) {
+        const mt_linear *p = &parts[i];
+        memcpy(w + r * wrow, p->w, p->out * wrow);
+        if (p0->quantized) {
+            memcpy(sc + r * srow, p->scales, p->out * srow);
+            memcpy(bi + r * srow, p->biases, p->out * srow);
+        }
+        if (b) {
+            if (p->bias) mt_convert_to_f32(b + r, p->bias, p->bdt, p->out);
+            else memset(b + r, 0, p->out * sizeof(float));
+        }
+        r += p->out;
+    }
+    dst->w = w;
+    dst->scales = sc;
+    dst->biases = bi;
+    dst->bias = b;
+    dst->bdt = MT_F32;
+    return MT_OK;
+}
+
+int mt_enc_vec(mt_encoder *e, const char *name, size_t n, int optional, const float **out, mt_err *err) {
     char path[320];
     snprintf(path, sizeof path, "%s%s", e->prefix, name);
+    *out = NULL;
+    if (optional && !mt_safetensors_get(e->st, path)) return MT_OK;
     float *v = own(e, n * sizeof(float));
     if (!v) return mt_seterr(err, MT_ENOMEM, "out of memory");
     MT_TRY(mt_safetensors_read_f32(e->st, path, v, n, 0, err));
     *out = v;
     return MT_OK;
+}
+
+/* A norm / bias vector as owned float32 [n]. */
+static int vec_f32(mt_encoder *e, const char *name, size_t n, const float **out, mt_err *err) {
+    return mt_enc_vec(e, name, n, 0, out, err);
 }
 
 /* LayerNorm weights are "weight"/"bias" (HF) or, in old checkpoints, "gamma"/"beta". */
@@ -136,18 +198,8 @@ static int bind_all(mt_encoder *e, mt_err *err) {
         MT_TRY(bind_f32(e, &k, n, H, H, 1, err));
         snprintf(n, sizeof n, "encoder.layer.%d.attention.self.value", L);
         MT_TRY(bind_f32(e, &v, n, H, H, 1, err));
-        float *w = own(e, 3 * H * H * sizeof(float)), *b = own(e, 3 * H * sizeof(float));
-        if (!w || !b) return mt_seterr(err, MT_ENOMEM, "out of memory");
-        const mt_linear *qkv[3] = {&q, &k, &v};
-        for (int j = 0; j < 3; j++) {
-            memcpy(w + (size_t)j * H * H, qkv[j]->w, H * H * sizeof(float));
-            mt_convert_to_f32(b + (size_t)j * H, qkv[j]->bias, qkv[j]->bdt, H);
-        }
-        ly->qkv = q;
-        ly->qkv.out = 3 * H;
-        ly->qkv.w = w;
-        ly->qkv.bias = b;
-        ly->qkv.bdt = MT_F32;
+        const mt_linear parts[3] = {q, k, v};
+        MT_TRY(mt_enc_stack(e, &ly->qkv, parts, 3, err));
         snprintf(n, sizeof n, "encoder.layer.%d.attention.output.dense", L);
         MT_TRY(bind_f32(e, &ly->o, n, H, H, 1, err));
         snprintf(n, sizeof n, "encoder.layer.%d.attention.output.LayerNorm", L);
@@ -191,9 +243,13 @@ int mt_encoder_load(mt_encoder **out, const char *dir, mt_pool *pool, mt_err *er
         else {
             snprintf(e->model_type, sizeof e->model_type, "%s", mt);
             rc = mt_safetensors_open_dir(&e->st, dir, err);
-            if (!rc) rc = read_hp(e, err);
-            if (!rc) rc = f->init(e, err);
-            if (!rc) rc = bind_all(e, err);
+            if (f->load) {
+                if (!rc) rc = f->load(e, err);
+            } else {
+                if (!rc) rc = read_hp(e, err);
+                if (!rc) rc = f->init(e, err);
+                if (!rc) rc = bind_all(e, err);
+            }
         }
     }
     if (rc) {
@@ -272,12 +328,14 @@ typedef struct attn_ctx {
     const size_t *lens, *offs;
     float *scratch;          /* per thread: `lmax` floats (Kt, V, scores) */
     size_t lmax;
+    int window;
 } attn_ctx;
 
 /* One (sequence, head) per task.  K is gathered transposed ([d, L]) and V
  * contiguous ([L, d]) into the thread's scratch, so that both the scores
  * (s[0..L) += q[x] * Kt[x][0..L)) and the output (o += p[j] * V[j]) are
- * unit-stride loops the compiler vectorizes. */
+ * unit-stride loops the compiler vectorizes.  Keys outside a sliding window
+ * get a score of -inf (their weight underflows to < 1e-34). */
 static void attn_task(void *c, size_t b, size_t end, int tid) {
     attn_ctx *a = c;
     const mt_encoder_hp *hp = &a->e->hp;
@@ -321,6 +379,12 @@ static void attn_task(void *c, size_t b, size_t end, int tid) {
                     for (size_t x = 0; x < d; x++) acc = fmaf(q[u][x], kt[x * L + j], acc);
                     pr[u][j] = acc * scale;
                 }
+            if (a->window > 0)
+                for (int u = 0; u < 4; u++) {
+                    size_t qi = i + (size_t)u < L ? i + (size_t)u : L - 1, w = (size_t)a->window;
+                    for (j = 0; j < L; j++)
+                        if ((j > qi ? j - qi : qi - j) > w) pr[u][j] = -INFINITY;
+                }
             float r[4];
             for (int u = 0; u < 4; u++) r[u] = 1.0f / softmax_exp(pr[u], L);
             size_t x = 0;
@@ -348,6 +412,42 @@ static void attn_task(void *c, size_t b, size_t end, int tid) {
     }
 }
 
+int mt_enc_attention(const mt_encoder *e, const float *qkv, float *ctx, const size_t *lens, size_t nseq, int window,
+                     mt_err *err) {
+    size_t lmax = 0;
+    for (size_t s = 0; s < nseq; s++) lmax = lens[s] > lmax ? lens[s] : lmax;
+    int nth = mt_pool_size(e->pool);
+    if (nth < 1) nth = 1;
+    size_t per = lmax * (2 * (size_t)e->hp.head_dim + 4);
+    size_t *offs = malloc((nseq + 1) * sizeof *offs);
+    float *scratch = malloc((size_t)nth * per * sizeof(float));
+    if (!offs || !scratch) {
+        free(offs);
+        free(scratch);
+        return mt_seterr(err, MT_ENOMEM, "out of memory for attention");
+    }
+    size_t off = 0;
+    for (size_t s = 0; s < nseq; s++) {
+        offs[s] = off;
+        off += lens[s];
+    }
+    attn_ctx ac = {e, qkv, ctx, lens, offs, scratch, per, window};
+    mt_pool_for(e->pool, nseq * (size_t)e->hp.n_heads, 1, attn_task, &ac);
+    free(offs);
+    free(scratch);
+    return MT_OK;
+}
+
+void mt_enc_act(int act, float *x, size_t n) {
+    switch (act) {
+    case MT_ENC_ACT_GELU: gelu_fast(x, n); break;
+    case MT_ENC_ACT_GELU_TANH: mt_gelu_tanh(x, n); break;
+    case MT_ENC_ACT_SILU: mt_silu(x, n); break;
+    default:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+    }
+}
+
 typedef struct rows_ctx {
     const mt_encoder *e;
     float *x;                /* [N, H] in/out */
@@ -370,23 +470,14 @@ static void rows_task(void *c, size_t b, size_t end, int tid) {
         }
         return;
     }
-    for (size_t t = b; t < end; t++) {
-        float *x = r->x + t * r->width;
-        switch (r->act) {
-        case MT_ENC_ACT_GELU: gelu_fast(x, r->width); break;
-        case MT_ENC_ACT_GELU_TANH: mt_gelu_tanh(x, r->width); break;
-        case MT_ENC_ACT_SILU: mt_silu(x, r->width); break;
-        default:
-            for (size_t i = 0; i < r->width; i++) x[i] = x[i] > 0 ? x[i] : 0;
-        }
-    }
+    for (size_t t = b; t < end; t++) mt_enc_act(r->act, r->x + t * r->width, r->width);
 }
 
-/* y[T, out] = x W^T + b for the F32 weights bind_f32 leaves: the bias rows
- * are laid down first and the product accumulated onto them in one call. */
-static void linear(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
+/* y[T, out] = x W^T + b: F32 weights as one sgemm with the bias rows laid
+ * down first; packed / other weights through mt_linear_forward. */
+void mt_enc_linear(const mt_encoder *e, const mt_linear *l, const float *x, size_t T, float *y, float *work) {
     if (l->quantized || l->wdt != MT_F32 || (l->bias && l->bdt != MT_F32) || T < 2) {
-        mt_linear_forward(l, x, T, y, work, pool);
+        mt_linear_forward(l, x, T, y, work, e->pool);
         return;
     }
     float beta = 0.0f;
@@ -402,14 +493,14 @@ static void linear(const mt_linear *l, const float *x, size_t T, float *y, float
 
 int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
                        float *hidden, mt_err *err) {
+    if (e->rotary) return mt_enc_rope_forward(e, ids, type_ids, lens, nseq, hidden, err);
     const mt_encoder_hp *hp = &e->hp;
-    size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter, N = 0, lmax = 0;
+    size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter, N = 0;
     size_t maxlen = (size_t)(hp->max_pos - hp->pos_offset);
     for (size_t s = 0; s < nseq; s++) {
         if (lens[s] == 0 || lens[s] > maxlen)
             return mt_seterr(err, MT_EINVAL, "sequence of %zu tokens (the model takes 1..%zu)", lens[s], maxlen);
         N += lens[s];
-        if (lens[s] > lmax) lmax = lens[s];
     }
     for (size_t t = 0; t < N; t++) {
         if (ids[t] < 0 || ids[t] >= hp->vocab) return mt_seterr(err, MT_EINVAL, "token id %d out of range", ids[t]);
@@ -419,23 +510,19 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
     int nth = mt_pool_size(e->pool);
     if (nth < 1) nth = 1;
     size_t wmax = FF > 3 * H ? FF : 3 * H;
-    size_t *offs = malloc((nseq + 1) * sizeof *offs);
     float *qkv = malloc(N * wmax * sizeof(float));      /* also the MLP's [N, I] */
     float *ctx = malloc(N * H * sizeof(float));
     float *tmp = malloc(N * H * sizeof(float));
-    size_t per = lmax * (2 * (size_t)hp->head_dim + 4);
-    if (per < FF) per = FF;
-    if (per < H) per = H;
+    size_t per = FF > H ? FF : H;
     float *scratch = malloc((size_t)nth * per * sizeof(float));
     float *row = malloc(H * sizeof(float));
-    if (!offs || !qkv || !ctx || !tmp || !scratch || !row) {
-        free(offs); free(qkv); free(ctx); free(tmp); free(scratch); free(row);
+    if (!qkv || !ctx || !tmp || !scratch || !row) {
+        free(qkv); free(ctx); free(tmp); free(scratch); free(row);
         return mt_seterr(err, MT_ENOMEM, "out of memory for a batch of %zu tokens", N);
     }
     float *x = hidden;
     size_t off = 0;
     for (size_t s = 0; s < nseq; s++) {
-        offs[s] = off;
         for (size_t i = 0; i < lens[s]; i++) {
             float *xr = x + (off + i) * H;
             mt_linear_row(&e->word, (size_t)ids[off + i], xr);
@@ -449,24 +536,24 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
         }
         off += lens[s];
     }
-    offs[nseq] = N;
-    for (int L = 0; L < hp->n_layers; L++) {
+    int rc = MT_OK;
+    for (int L = 0; L < hp->n_layers && !rc; L++) {
         const mt_enc_layer *ly = &e->layers[L];
-        linear(&ly->qkv, x, N, qkv, scratch, e->pool);
-        attn_ctx ac = {e, qkv, ctx, lens, offs, scratch, per};
-        mt_pool_for(e->pool, nseq * (size_t)hp->n_heads, 1, attn_task, &ac);
-        linear(&ly->o, ctx, N, tmp, scratch, e->pool);
-        rows_ctx rc = {e, x, tmp, ly->ln1_w, ly->ln1_b, -1, H};
-        mt_pool_for(e->pool, N, 4, rows_task, &rc);
-        linear(&ly->up, x, N, qkv, scratch, e->pool);
+        mt_enc_linear(e, &ly->qkv, x, N, qkv, scratch);
+        rc = mt_enc_attention(e, qkv, ctx, lens, nseq, 0, err);
+        if (rc) break;
+        mt_enc_linear(e, &ly->o, ctx, N, tmp, scratch);
+        rows_ctx rc1 = {e, x, tmp, ly->ln1_w, ly->ln1_b, -1, H};
+        mt_pool_for(e->pool, N, 4, rows_task, &rc1);
+        mt_enc_linear(e, &ly->up, x, N, qkv, scratch);
         rows_ctx ra = {e, qkv, NULL, NULL, NULL, hp->act, FF};
         mt_pool_for(e->pool, N, 4, rows_task, &ra);
-        linear(&ly->down, qkv, N, tmp, scratch, e->pool);
+        mt_enc_linear(e, &ly->down, qkv, N, tmp, scratch);
         rows_ctx rb = {e, x, tmp, ly->ln2_w, ly->ln2_b, -1, H};
         mt_pool_for(e->pool, N, 4, rows_task, &rb);
     }
-    free(offs); free(qkv); free(ctx); free(tmp); free(scratch); free(row);
-    return MT_OK;
+    free(qkv); free(ctx); free(tmp); free(scratch); free(row);
+    return rc;
 }
 
 size_t mt_encoder_n_labels(const mt_encoder *e) { return e->classifier.out; }
@@ -510,6 +597,6 @@ static int roberta_init(mt_encoder *e, mt_err *err) {
     return MT_OK;
 }
 
-const mt_encoder_family mt_encoder_family_bert = {"bert", bert_init};
-const mt_encoder_family mt_encoder_family_roberta = {"roberta", roberta_init};
-const mt_encoder_family mt_encoder_family_xlm_roberta = {"xlm-roberta", roberta_init};
+const mt_encoder_family mt_encoder_family_bert = {"bert", bert_init, NULL};
+const mt_encoder_family mt_encoder_family_roberta = {"roberta", roberta_init, NULL};
+const mt_encoder_family mt_encoder_family_xlm_roberta = {"xlm-roberta", roberta_init, NULL};

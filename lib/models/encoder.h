@@ -1,10 +1,12 @@
-/* encoder.h - bidirectional (BERT-shaped) text encoders: bert, roberta,
- * xlm-roberta.  mt_encoder_load() opens a model folder, picks the family from
+/* encoder.h - bidirectional text encoders: bert, roberta, xlm-roberta
+ * (BERT-shaped, lib/models/bert.c) and the rotary families nomic_bert and
+ * modernbert (lib/models/rope_enc.c).  mt_encoder_load() opens a model folder, picks the family from
  * config.json "model_type" through the encoder registry (lib/models/encoders.c),
  * binds the weights (HF names with or without a "bert."/"roberta."/"model."
  * prefix, dense F32/F16/BF16 or MLX affine-quantized) and runs a packed batch
  * of sequences to their last hidden states.
- * ref: transformers models/bert/modeling_bert.py, models/xlm_roberta. */
+ * ref: transformers models/bert/modeling_bert.py, models/xlm_roberta,
+ * models/nomic_bert, models/modernbert. */
 #ifndef MT_ENCODER_H
 #define MT_ENCODER_H
 
@@ -23,21 +25,31 @@ typedef struct mt_encoder_hp {
     float eps;
     int act;            /* MT_ENC_ACT_* */
     int pos_offset;     /* first position id: 0 (bert), padding_idx + 1 (roberta family) */
+    /* rotary families */
+    int pre_norm;       /* 1: x += attn(n1(x)); x += mlp(n2(x)) (+ final norm); 0: BERT post-norm */
+    int gated;          /* MLP is act(a) * b with [a; b] = gate_up(x) (SwiGLU / GeGLU) */
 } mt_encoder_hp;
 
 typedef struct mt_enc_layer {
-    mt_linear qkv;      /* fused [3*hidden, hidden], F32 owned */
-    mt_linear o, up, down;
-    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;   /* attention.output.LayerNorm, output.LayerNorm */
+    mt_linear qkv;      /* fused [3*hidden, hidden] (rows q, k, v) */
+    mt_linear o, up, down;   /* gated MLP: up is the fused [2*inter, hidden] (rows a, then b) */
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;   /* attention.output.LayerNorm, output.LayerNorm
+                                                     (pre-norm: attention / MLP input norms; ln1_w NULL
+                                                     = identity; a NULL bias = none) */
+    const float *inv_freq;   /* RoPE frequencies [head_dim/2] (rotary families), else NULL */
+    int window;              /* bidirectional sliding window: |i - j| <= window; 0 = global */
 } mt_enc_layer;
 
 typedef struct mt_encoder {
     char model_type[64];
     char prefix[32];             /* tensor-name prefix found in the checkpoint ("", "bert.", ...) */
     mt_encoder_hp hp;
+    int rotary;                  /* 1: a rotary family (forward in rope_enc.c) */
     mt_linear word, pos, type;   /* embedding tables (rows read with mt_linear_row) */
     const float *emb_ln_w, *emb_ln_b;
     mt_enc_layer *layers;
+    const float *final_w, *final_b;   /* final norm of pre-norm families (NULL: none) */
+    float *inv_freq, *inv_freq_local; /* RoPE tables (rotary families) */
     mt_linear pooler;            /* pooler.dense when present (out == 0 otherwise) */
     mt_linear classifier;        /* classifier (sequence classification heads); out == 0 when absent */
     int cls_two_layer;           /* roberta-style head: classifier.dense + classifier.out_proj */
@@ -76,8 +88,33 @@ size_t mt_encoder_n_labels(const mt_encoder *e);
 typedef int (*mt_encoder_init_fn)(mt_encoder *e, mt_err *err);
 typedef struct mt_encoder_family {
     const char *model_type;
-    mt_encoder_init_fn init;
+    mt_encoder_init_fn init;   /* BERT-shaped: adjusts hp after the common read */
+    mt_encoder_init_fn load;   /* non-NULL: reads hp and binds everything itself (the
+                                  common BERT reader and binder are skipped) */
 } mt_encoder_family;
 const mt_encoder_family *mt_encoder_family_find(const char *model_type);
+
+/* Helpers of the family files (lib/models/bert.c). */
+/* A buffer freed with the encoder (NULL when out of memory). */
+void *mt_enc_own(mt_encoder *e, size_t bytes);
+/* Bind e->prefix + name as a linear [out, in] (0 = from the file) for the
+ * forward: dense F32 stays mapped, F16/BF16 are expanded to F32, MLX-quantized
+ * matrices stay packed; a bias becomes F32. */
+int mt_enc_bind(mt_encoder *e, mt_linear *l, const char *name, size_t out, size_t in, int need_bias, mt_err *err);
+/* Rows of parts[0..n) stacked into one linear (same in, same storage kind). */
+int mt_enc_stack(mt_encoder *e, mt_linear *dst, const mt_linear *parts, int n, mt_err *err);
+/* e->prefix + name as owned float32 [n]; *out NULL (and MT_OK) when optional and absent. */
+int mt_enc_vec(mt_encoder *e, const char *name, size_t n, int optional, const float **out, mt_err *err);
+/* y[T, out] = x W^T + b (one sgemm for F32 weights). */
+void mt_enc_linear(const mt_encoder *e, const mt_linear *l, const float *x, size_t T, float *y, float *work);
+/* Self-attention of packed sequences over the fused qkv rows [N, 3H] -> ctx
+ * [N, H]; window > 0 limits keys to |i - j| <= window. */
+int mt_enc_attention(const mt_encoder *e, const float *qkv, float *ctx, const size_t *lens, size_t nseq, int window,
+                     mt_err *err);
+/* In place activation (MT_ENC_ACT_*) of x[n]. */
+void mt_enc_act(int act, float *x, size_t n);
+/* Forward of the rotary families (lib/models/rope_enc.c). */
+int mt_enc_rope_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
+                        float *hidden, mt_err *err);
 
 #endif

@@ -2,12 +2,15 @@
 #include <string.h>
 #include "models/encoder.h"
 
-extern const mt_encoder_family mt_encoder_family_bert, mt_encoder_family_roberta, mt_encoder_family_xlm_roberta;
+extern const mt_encoder_family mt_encoder_family_bert, mt_encoder_family_roberta, mt_encoder_family_xlm_roberta,
+    mt_encoder_family_nomic_bert, mt_encoder_family_modernbert;
 
 static const mt_encoder_family *const families[] = {
     &mt_encoder_family_bert,
     &mt_encoder_family_roberta,
     &mt_encoder_family_xlm_roberta,
+    &mt_encoder_family_nomic_bert,
+    &mt_encoder_family_modernbert,
 };
 
 const mt_encoder_family *mt_encoder_family_find(const char *model_type) {

@@ -1,7 +1,9 @@
 /* test_embed.c - encoder + sentence-transformers pipeline against goldens from
  * tests/gen/gen_embed_fixtures.py (sentence-transformers on tiny random
  * models): token ids exact, embeddings within 1e-4 per component, batched ==
- * one by one; pooling modes, normalization, npy writer, error paths. */
+ * one by one; pooling modes, normalization, npy writer, error paths.
+ * Families: bert, xlm-roberta, nomic_bert (both checkpoint layouts),
+ * modernbert (tests/gen/gen_embed_fixtures2.py). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +239,8 @@ static void test_errors(void) {
     CHECK(mt_encoder_family_find("bert") != NULL);
     CHECK(mt_encoder_family_find("xlm-roberta") != NULL);
     CHECK(mt_encoder_family_find("gpt2") == NULL);
+    CHECK(mt_encoder_family_find("nomic_bert") != NULL);
+    CHECK(mt_encoder_family_find("modernbert") != NULL);
 }
 
 int main(void) {
@@ -246,7 +250,8 @@ int main(void) {
     test_pool_modes();
     test_npy();
     test_errors();
-    const char *fx[] = {"bert-tiny", "bert-cls-dense", "xlmr-tiny", "bert-tiny-8bit", "bert-tiny-4bit"};
+    const char *fx[] = {"bert-tiny",  "bert-cls-dense", "xlmr-tiny",      "bert-tiny-8bit",
+                        "bert-tiny-4bit", "nomic-tiny", "nomic-tiny-alt", "modernbert-tiny"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], pool);
     check_fixture("bert-tiny", NULL);
     check_cross_encoder("ce-bert", pool);
