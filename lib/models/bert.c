@@ -242,6 +242,7 @@ int mt_encoder_load(mt_encoder **out, const char *dir, mt_pool *pool, mt_err *er
         else if (!f) rc = mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not a supported encoder", mt);
         else {
             snprintf(e->model_type, sizeof e->model_type, "%s", mt);
+            e->dir = dir;
             rc = mt_safetensors_open_dir(&e->st, dir, err);
             if (f->load) {
                 if (!rc) rc = f->load(e, err);
@@ -252,6 +253,7 @@ int mt_encoder_load(mt_encoder **out, const char *dir, mt_pool *pool, mt_err *er
             }
         }
     }
+    e->dir = NULL;
     if (rc) {
         mt_encoder_free(e);
         return rc;
@@ -265,6 +267,7 @@ void mt_encoder_free(mt_encoder *e) {
     for (size_t i = 0; i < e->n_owned; i++) free(e->owned[i]);
     free(e->owned);
     free(e->layers);
+    mt_model_free(e->dec);
     mt_safetensors_free(e->st);
     mt_config_free(e->cfg);
     free(e);
@@ -494,6 +497,13 @@ void mt_enc_linear(const mt_encoder *e, const mt_linear *l, const float *x, size
 int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
                        float *hidden, mt_err *err) {
     if (e->rotary) return mt_enc_rope_forward(e, ids, type_ids, lens, nseq, hidden, err);
+    if (e->dec) {
+        if (type_ids)
+            for (size_t t = 0, n = 0; t < nseq; n += lens[t], t++)
+                for (size_t i = 0; i < lens[t]; i++)
+                    if (type_ids[n + i]) return mt_seterr(err, MT_EINVAL, "token type id %d out of range", type_ids[n + i]);
+        return mt_enc_dec_forward(e, ids, lens, nseq, hidden, err);
+    }
     const mt_encoder_hp *hp = &e->hp;
     size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter, N = 0;
     size_t maxlen = (size_t)(hp->max_pos - hp->pos_offset);

@@ -45,6 +45,8 @@ typedef struct mt_encoder {
     char prefix[32];             /* tensor-name prefix found in the checkpoint ("", "bert.", ...) */
     mt_encoder_hp hp;
     int rotary;                  /* 1: a rotary family (forward in rope_enc.c) */
+    struct mt_model *dec;        /* decoder embedders (dec_enc.c): the causal decoder, else NULL */
+    const char *dir;             /* the model folder, during mt_encoder_load only */
     mt_linear word, pos, type;   /* embedding tables (rows read with mt_linear_row) */
     const float *emb_ln_w, *emb_ln_b;
     mt_enc_layer *layers;
@@ -113,6 +115,9 @@ int mt_enc_attention(const mt_encoder *e, const float *qkv, float *ctx, const si
                      mt_err *err);
 /* In place activation (MT_ENC_ACT_*) of x[n]. */
 void mt_enc_act(int act, float *x, size_t n);
+/* Forward of the decoder embedders (lib/models/dec_enc.c): final hidden states
+ * of each sequence through the causal decoder, positions from 0. */
+int mt_enc_dec_forward(mt_encoder *e, const int32_t *ids, const size_t *lens, size_t nseq, float *hidden, mt_err *err);
 /* Forward of the rotary families (lib/models/rope_enc.c). */
 int mt_enc_rope_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
                         float *hidden, mt_err *err);

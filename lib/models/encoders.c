@@ -3,7 +3,7 @@
 #include "models/encoder.h"
 
 extern const mt_encoder_family mt_encoder_family_bert, mt_encoder_family_roberta, mt_encoder_family_xlm_roberta,
-    mt_encoder_family_nomic_bert, mt_encoder_family_modernbert;
+    mt_encoder_family_nomic_bert, mt_encoder_family_modernbert, mt_encoder_family_qwen3;
 
 static const mt_encoder_family *const families[] = {
     &mt_encoder_family_bert,
@@ -11,6 +11,7 @@ static const mt_encoder_family *const families[] = {
     &mt_encoder_family_xlm_roberta,
     &mt_encoder_family_nomic_bert,
     &mt_encoder_family_modernbert,
+    &mt_encoder_family_qwen3,
 };
 
 const mt_encoder_family *mt_encoder_family_find(const char *model_type) {

@@ -13,13 +13,16 @@ folder + golden: texts, ids, truncated, embeddings from SentenceTransformer.enco
   modernbert-tiny  transformers ModernBertModel (pre-norm, global/local layers with a
                    sliding window of 8 tokens, two RoPE bases, GeGLU, bias-free norms,
                    final norm), cls + mean pooling, Dense, Normalize
-usage: tests/gen/gen_embed_fixtures2.py [name...]
+  qwen3-tiny       transformers Qwen3Model (causal decoder, GQA, q/k norms), EOS appended,
+                   lasttoken pooling + Normalize, an instruction prompt "query" (Qwen3-Embedding)
+usage: tests/gen/gen_embed_fixtures2.py [nomic|modernbert|qwen3 ...]
 """
 import json, os, shutil, sys
 import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
-from transformers import NomicBertConfig, NomicBertModel, ModernBertConfig, ModernBertModel
+from tokenizers import processors
+from transformers import NomicBertConfig, NomicBertModel, ModernBertConfig, ModernBertModel, Qwen3Config, Qwen3Model
 from sentence_transformers import models as stm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -97,12 +100,38 @@ def modernbert():
     g1.golden(d)
 
 
+def qwen3():
+    """Qwen3-Embedding shape: causal Qwen3Model, EOS appended by the tokenizer,
+    last-token pooling, Normalize, an instruction prompt for queries."""
+    wp, wp_kw = g1.wordpiece_tok()
+    wp.post_processor = processors.TemplateProcessing(single="$A [SEP]", pair="$A [SEP] $B [SEP]",
+                                                      special_tokens=[("[SEP]", 3)])
+    cfg = Qwen3Config(vocab_size=wp.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=8, intermediate_size=48, max_position_embeddings=128,
+                      rms_norm_eps=1e-6, tie_word_embeddings=True, pad_token_id=0, eos_token_id=3,
+                      rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+    m = Qwen3Model(cfg).eval()
+    init_random(m, 13)
+    d = g1.build("qwen3-tiny", m, wp, wp_kw, lambda h: [stm.Pooling(h, "lasttoken"), stm.Normalize()], 48,
+                 prompts={"query": "Instruct: find\nQuery:",
+                          "document": ""})
+    g1.golden(d, prompt_name="query")
+    # as the published checkpoints: "model." names (Qwen3ForCausalLM with tied embeddings) and a
+    # top-level rope_theta; the reference loads both forms to the same weights
+    p = os.path.join(d, "model.safetensors")
+    w = load_file(p)
+    save_file({"model." + k: v for k, v in w.items()}, p, metadata={"format": "pt"})
+    c = json.load(open(os.path.join(d, "config.json")))
+    c["rope_theta"] = 1000000.0
+    json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=1)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
-    todo = sys.argv[1:] or ["nomic", "modernbert"]
+    todo = sys.argv[1:] or ["nomic", "modernbert", "qwen3"]
     for t in todo:
-        {"nomic": nomic, "modernbert": modernbert}[t]()
+        {"nomic": nomic, "modernbert": modernbert, "qwen3": qwen3}[t]()
 
 
 if __name__ == "__main__":
