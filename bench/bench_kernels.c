@@ -1,7 +1,9 @@
 /* bench_kernels.c - times mt_linear_forward on MLX-quantized random matrices
- * of the benchmark models' shapes, per CPU path and per T (tokens), and
- * prints effective weight bandwidth (GB/s of packed weights read) as JSON
- * lines.  usage: bench_kernels [threads=2] [reps=20] */
+ * of the benchmark models' shapes, float arithmetic vs int8 activations
+ * (MT_QMATH_INT8), alternating the two within each repetition, and prints the
+ * median times (process CPU time unless $BENCH_WALL is set) and effective
+ * weight bandwidth (GB/s of packed weights read) as JSON lines.
+ * usage: bench_kernels [threads=2] [reps=9] [bits=4] [gs=64] [T list=1,8,64,512] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,51 +13,74 @@
 #include "tensor/linear.h"
 #include "tensor/quant.h"
 
+/* CPU time of the process (all threads): steadier than wall time on a shared
+ * machine; $BENCH_WALL=1 switches to wall time. */
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(getenv("BENCH_WALL") ? CLOCK_MONOTONIC : CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmpd(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
-    int reps = argc > 2 ? atoi(argv[2]) : 20;
+    int reps = argc > 2 ? atoi(argv[2]) : 9;
+    int bits = argc > 3 ? atoi(argv[3]) : 4;
+    size_t gs = argc > 4 ? (size_t)atol(argv[4]) : 64;
+    size_t Ts[16], nT = 0;
+    char tl[256];
+    snprintf(tl, sizeof tl, "%s", argc > 5 ? argv[5] : "1,8,64,512");
+    for (char *s = strtok(tl, ","); s && nT < 16; s = strtok(NULL, ",")) Ts[nT++] = (size_t)atol(s);
+    if (reps < 1 || reps > 99) reps = 9;
     mt_pool *pool = NULL;
     if (mt_pool_new(&pool, threads, NULL)) return 1;
-    static const size_t shapes[][2] = {{8192, 2048}, {2048, 8192}, {3072, 1024}};
-    static const int bits[] = {4, 8};
-    static const size_t Ts[] = {1, 2, 3, 4, 8, 16};
-    for (size_t si = 0; si < 3; si++)
-        for (size_t bi = 0; bi < 2; bi++) {
-            size_t out = shapes[si][0], K = shapes[si][1], gs = 64, ng = K / gs;
-            size_t wb = out * K * (size_t)bits[bi] / 8;
-            unsigned char *w = malloc(wb);
-            uint16_t *s = malloc(out * ng * 2), *b = malloc(out * ng * 2);
-            for (size_t i = 0; i < wb; i++) w[i] = (unsigned char)(i * 2654435761u >> 13);
-            for (size_t i = 0; i < out * ng; i++) { s[i] = mt_f32_to_f16(0.01f); b[i] = mt_f32_to_f16(-0.08f); }
-            float *x = malloc(16 * K * 4), *y = malloc(16 * out * 4), *work = malloc((size_t)threads * K * 4);
-            for (size_t i = 0; i < 16 * K; i++) x[i] = (float)((int)(i % 17) - 8) * 0.1f;
-            mt_linear l = {.out = out, .in = K, .quantized = 1, .w = w, .scales = s, .biases = b, .sdt = MT_F16,
-                           .bits = bits[bi], .group_size = (int)gs};
-            for (int p = MT_CPU_PORTABLE; p <= mt_cpu_best(); p++) {
-                mt_cpu_force(p);
-                for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
-                    size_t T = Ts[ti];
-                    if (p == MT_CPU_PORTABLE && T > 1) continue;
-                    int r = p == MT_CPU_PORTABLE ? 3 : reps;
+    /* llama-3.2-1B: q/o, k/v, gate/up, down; qwen3-0.6B: gate/up */
+    static const size_t shapes[][2] = {{2048, 2048}, {512, 2048}, {8192, 2048}, {2048, 8192}, {3072, 1024}};
+    size_t Tmax = 1;
+    for (size_t i = 0; i < nT; i++) Tmax = Ts[i] > Tmax ? Ts[i] : Tmax;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        size_t out = shapes[si][0], K = shapes[si][1], ng = K / gs;
+        size_t wb = out * K * (size_t)bits / 8;
+        unsigned char *w = malloc(wb);
+        uint16_t *s = malloc(out * ng * 2), *b = malloc(out * ng * 2);
+        for (size_t i = 0; i < wb; i++) w[i] = (unsigned char)(i * 2654435761u >> 13);
+        for (size_t i = 0; i < out * ng; i++) {
+            s[i] = mt_f32_to_bf16(0.01f + 0.001f * (float)(i % 7));
+            b[i] = mt_f32_to_bf16(-0.08f);
+        }
+        float *x = malloc(Tmax * K * 4), *y = malloc(Tmax * out * 4), *work = malloc((size_t)threads * K * 4);
+        for (size_t i = 0; i < Tmax * K; i++) x[i] = (float)((int)(i % 17) - 8) * 0.1f;
+        mt_linear l = {.out = out, .in = K, .quantized = 1, .w = w, .scales = s, .biases = b, .sdt = MT_BF16,
+                       .bits = bits, .group_size = (int)gs};
+        for (size_t ti = 0; ti < nT; ti++) {
+            size_t T = Ts[ti];
+            double tf[99], ti8[99];
+            int r = T >= 256 ? (reps + 2) / 3 : reps;
+            for (int k = 0; k < r; k++) {
+                for (int mode = 0; mode < 2; mode++) {
+                    l.qmath = mode ? MT_QMATH_INT8 : MT_QMATH_FLOAT;
+                    int inner = T == 1 ? 20 : T <= 8 ? 5 : 1;
                     mt_linear_forward(&l, x, T, y, work, pool);
                     double t0 = now();
-                    for (int k = 0; k < r; k++) mt_linear_forward(&l, x, T, y, work, pool);
-                    double dt = (now() - t0) / r;
-                    printf("{\"out\":%zu,\"in\":%zu,\"bits\":%d,\"path\":\"%s\",\"T\":%zu,\"ms\":%.3f,"
-                           "\"ms_per_token\":%.3f,\"weight_gbs\":%.2f}\n",
-                           out, K, bits[bi], mt_cpu_name(p), T, dt * 1e3, dt * 1e3 / (double)T, (double)wb / dt / 1e9);
-                    fflush(stdout);
+                    for (int u = 0; u < inner; u++) mt_linear_forward(&l, x, T, y, work, pool);
+                    (mode ? ti8 : tf)[k] = (now() - t0) / inner;
                 }
             }
-            mt_cpu_force(-1);
-            free(w); free(s); free(b); free(x); free(y); free(work);
+            qsort(tf, (size_t)r, sizeof *tf, cmpd);
+            qsort(ti8, (size_t)r, sizeof *ti8, cmpd);
+            double mf = tf[r / 2], mi = ti8[r / 2];
+            printf("{\"out\":%zu,\"in\":%zu,\"bits\":%d,\"gs\":%zu,\"path\":\"%s\",\"T\":%zu,\"float_ms\":%.3f,"
+                   "\"int8_ms\":%.3f,\"speedup\":%.2f,\"float_gbs\":%.2f,\"int8_gbs\":%.2f}\n",
+                   out, K, bits, gs, mt_cpu_name(mt_cpu_level()), T, mf * 1e3, mi * 1e3, mf / mi, (double)wb / mf / 1e9,
+                   (double)wb / mi / 1e9);
+            fflush(stdout);
         }
+        free(w); free(s); free(b); free(x); free(y); free(work);
+    }
     mt_pool_free(pool);
     return 0;
 }

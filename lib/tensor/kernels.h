@@ -51,6 +51,17 @@ void mt_ki8_prep(int level, const mt_qmat *m, const float *x, int8_t *q, float *
 void mt_ki8_rows(int level, const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp,
                  size_t nl, size_t tn, float *y, size_t ldy, size_t r0, size_t r1);
 
+/* Tiles of 16 rows x many tokens (AVX-512 VNNI only: mt_ki8_tiles_ok).  Rows
+ * are prepared with mt_ki8_prep_tiles: q[K] (natural order; for 4 bits each 8
+ * elements as their 4 even then 4 odd ones), sx[ng] (d per group), gsum[ng].
+ * Computes y[t*ldy + r] for t in [0, T), r in [r0, r1); scratch: a caller
+ * buffer of mt_ki8_tiles_scratch(m) bytes (one per thread). */
+int mt_ki8_tiles_ok(int level, const mt_qmat *m);
+size_t mt_ki8_tiles_scratch(const mt_qmat *m);
+void mt_ki8_prep_tiles(const mt_qmat *m, const float *x, int8_t *q, float *sx, float *gsum);
+void mt_ki8_tiles(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t T, float *y,
+                  size_t ldy, size_t r0, size_t r1, void *scratch);
+
 /* Dense rows of dtype wdt (F32/F16/BF16), W [rows, K]:
  * y[t*ldy + r] = dot(x + t*K, W[r]) for r in [r0, r1). */
 void mt_kd_rows(int level, const void *w, mt_dtype wdt, size_t K, const float *x, size_t T, float *y, size_t ldy,

@@ -287,3 +287,137 @@ void mt_ki8_rows(int level, const mt_qmat *m, const int8_t *q, const float *sx, 
     default: i8_rows_c(m, q, sx, gsum, kp, nl, tn, y, ldy, r0, r1); break;
     }
 }
+
+/* ---- AVX-512 VNNI tiles: 16 rows x many tokens (prefill, batches) ------
+ * The 16 rows' codes are interleaved by 32-bit word once per tile (word j of
+ * row i at buf[j*16 + i]), so one vector holds the same 4 code bytes of 16
+ * rows and vpdpbusd against a broadcast word of x yields 16 rows' partial
+ * sums.  A sub-group (up to 64 elements) lives in 16 registers (4-bit: low and
+ * high nibbles of 8 words) and serves up to 8 tokens; its integer sums are
+ * exact per group, scaled once per group and token. */
+
+int mt_ki8_tiles_ok(int level, const mt_qmat *m) { return path_of(level) == P_VNNI && mt_ki8_supported(m); }
+
+size_t mt_ki8_tiles_scratch(const mt_qmat *m) { return 16 * m->row_bytes + 2 * 16 * m->ng * sizeof(float) + 64; }
+
+void mt_ki8_prep_tiles(const mt_qmat *m, const float *x, int8_t *q, float *sx, float *gsum) {
+    size_t gs = (size_t)m->gs;
+    for (size_t g = 0; g < m->ng; g++) {
+        const float *xg = x + g * gs;
+        float d = group_scale(xg, gs, &gsum[g]), id = d != 0.f ? 1.f / d : 0.f;
+        sx[g] = d;
+        int8_t *qg = q + g * gs;
+        if (m->bits == 8) {
+            for (size_t i = 0; i < gs; i++) qg[i] = q8(xg[i], id);
+        } else {
+            /* per 8 elements: the 4 even ones (low nibbles), then the 4 odd ones */
+            for (size_t i = 0; i < gs; i++) qg[(i & ~(size_t)7) + (i & 1) * 4 + (i & 7) / 2] = q8(xg[i], id);
+        }
+    }
+}
+
+VNNI static void tile_repack(const mt_qmat *m, size_t r0, size_t nr, uint32_t *buf, float *swe, float *bwe) {
+    size_t nw = m->row_bytes / 4, ss = mt_dtype_size(m->sdt);
+    for (size_t i = 0; i < 16; i++) {
+        if (i < nr) {
+            const unsigned char *w = m->w + (r0 + i) * m->row_bytes;
+            for (size_t j = 0; j < nw; j++) memcpy(&buf[j * 16 + i], w + 4 * j, 4);
+        } else {
+            for (size_t j = 0; j < nw; j++) buf[j * 16 + i] = 0;
+        }
+    }
+    float tmp[SCHUNK];
+    for (size_t i = 0; i < 16; i++)
+        for (size_t g0 = 0; g0 < m->ng; g0 += SCHUNK) {
+            size_t n = m->ng - g0 < SCHUNK ? m->ng - g0 : SCHUNK;
+            for (int k = 0; k < 2; k++) {
+                if (i < nr) {
+                    const unsigned char *src = (k ? m->b : m->s) + ((r0 + i) * m->ng + g0) * ss;
+                    mt_k_cvt_f32(MT_CPU_AVX2, tmp, src, m->sdt, n);
+                } else {
+                    memset(tmp, 0, n * sizeof *tmp);
+                }
+                float *dst = k ? bwe : swe;
+                for (size_t g = 0; g < n; g++) dst[(g0 + g) * 16 + i] = tmp[g];
+            }
+        }
+}
+
+static inline int32_t word_at(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* NW words per sub-group (4-bit: 8 words = 64 elements; 8-bit: 16 = 64). */
+VNNI static inline __attribute__((always_inline)) void
+tile_tokens(const mt_qmat *m, const uint32_t *buf, const float *swe, const float *bwe, const int8_t *q,
+            const float *sx, const float *gsum, size_t kp, size_t tn, float *y, size_t ldy, size_t r0, size_t nr,
+            const int BITS, const size_t SGW) {
+    size_t gs = (size_t)m->gs, ng = m->ng, gw = gs * (size_t)BITS / 32; /* words per group */
+    const __m512i m15 = _mm512_set1_epi8(15);
+    __m512 f[MAXT];
+    for (size_t t = 0; t < tn; t++) f[t] = _mm512_setzero_ps();
+    for (size_t g = 0; g < ng; g++) {
+        __m512 sw = _mm512_loadu_ps(swe + g * 16), bw = _mm512_loadu_ps(bwe + g * 16);
+        for (size_t s0 = 0; s0 < gw; s0 += SGW) {
+            const uint32_t *wb = buf + (g * gw + s0) * 16;
+            __m512i c[16];
+            if (BITS == 4) {
+                for (size_t j = 0; j < SGW; j++) {
+                    __m512i v = _mm512_loadu_si512((const void *)(wb + j * 16));
+                    c[2 * j] = _mm512_and_si512(v, m15);
+                    c[2 * j + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
+                }
+            } else {
+                for (size_t j = 0; j < SGW; j++) c[j] = _mm512_loadu_si512((const void *)(wb + j * 16));
+            }
+            /* element offset of the sub-group in the token's row */
+            size_t e0 = g * gs + s0 * 32 / (size_t)BITS;
+            for (size_t t = 0; t < tn; t++) {
+                const int8_t *qt = q + t * kp + e0;
+                __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+                if (BITS == 4) {
+                    for (size_t j = 0; j < SGW; j++) {
+                        a0 = _mm512_dpbusd_epi32(a0, c[2 * j], _mm512_set1_epi32(word_at(qt + 8 * j)));
+                        a1 = _mm512_dpbusd_epi32(a1, c[2 * j + 1], _mm512_set1_epi32(word_at(qt + 8 * j + 4)));
+                    }
+                } else {
+                    for (size_t j = 0; j < SGW; j += 2) {
+                        a0 = _mm512_dpbusd_epi32(a0, c[j], _mm512_set1_epi32(word_at(qt + 4 * j)));
+                        a1 = _mm512_dpbusd_epi32(a1, c[j + 1], _mm512_set1_epi32(word_at(qt + 4 * j + 4)));
+                    }
+                }
+                __m512 cs = _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * ng + g]));
+                f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)), cs, f[t]);
+            }
+        }
+        for (size_t t = 0; t < tn; t++) f[t] = _mm512_fmadd_ps(bw, _mm512_set1_ps(gsum[t * ng + g]), f[t]);
+    }
+    __mmask16 k = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    for (size_t t = 0; t < tn; t++) _mm512_mask_storeu_ps(y + t * ldy + r0, k, f[t]);
+}
+
+VNNI void mt_ki8_tiles(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t T, float *y,
+                       size_t ldy, size_t r0, size_t r1, void *scratch) {
+    uint32_t *buf = (uint32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float *swe = (float *)(buf + 16 * (m->row_bytes / 4)), *bwe = swe + 16 * m->ng;
+    size_t gw = (size_t)m->gs * (size_t)m->bits / 32;
+    for (size_t r = r0; r < r1; r += 16) {
+        size_t nr = r1 - r < 16 ? r1 - r : 16;
+        tile_repack(m, r, nr, buf, swe, bwe);
+        for (size_t t0 = 0; t0 < T; t0 += MAXT) {
+            size_t tn = T - t0 < MAXT ? T - t0 : MAXT;
+            const int8_t *qt = q + t0 * m->K;
+            const float *st = sx + t0 * m->ng, *gt = gsum + t0 * m->ng;
+            float *yt = y + t0 * ldy;
+            if (m->bits == 4) {
+                if (gw >= 8) tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, tn, yt, ldy, r, nr, 4, 8);
+                else tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, tn, yt, ldy, r, nr, 4, 4);
+            } else {
+                if (gw >= 16) tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, tn, yt, ldy, r, nr, 8, 16);
+                else tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, tn, yt, ldy, r, nr, 8, 8);
+            }
+        }
+    }
+}

@@ -228,18 +228,32 @@ typedef struct i8_ctx {
     int8_t *q;
     float *sx, *gsum, *y;
     size_t kp, nl, T, ldy;
-    int level;
+    int level, tiles, failed;
 } i8_ctx;
 
 static void i8_prep_job(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     i8_ctx *k = c;
-    for (size_t t = b; t < e; t++)
-        mt_ki8_prep(k->level, k->m, k->x + t * k->m->K, k->q + t * k->kp, k->sx + t * k->nl, k->gsum + t * k->m->ng);
+    for (size_t t = b; t < e; t++) {
+        if (k->tiles) mt_ki8_prep_tiles(k->m, k->x + t * k->m->K, k->q + t * k->kp, k->sx + t * k->nl, k->gsum + t * k->m->ng);
+        else mt_ki8_prep(k->level, k->m, k->x + t * k->m->K, k->q + t * k->kp, k->sx + t * k->nl, k->gsum + t * k->m->ng);
+    }
+}
+
+/* rows [16b, 16e) in tiles of 16 (AVX-512 VNNI) */
+static void i8_tiles_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    i8_ctx *k = c;
+    void *scratch = malloc(mt_ki8_tiles_scratch(k->m));
+    size_t out = k->ldy, r1 = 16 * e < out ? 16 * e : out;
+    if (scratch) mt_ki8_tiles(k->m, k->q, k->sx, k->gsum, k->T, k->y, k->ldy, 16 * b, r1, scratch);
+    else k->failed = 1;
+    free(scratch);
 }
 
 #define I8_ROWS 16 /* rows of a tile: their codes stay in cache across the token tiles */
 #define I8_TOK 8   /* tokens per kernel call (mt_ki8_rows) */
+#define I8_TILES_MIN_T 9 /* from this T on, the 16-row tiles (VNNI) */
 
 static void i8_job(void *c, size_t b, size_t e, int tid) {
     (void)tid;
@@ -256,17 +270,20 @@ static void i8_job(void *c, size_t b, size_t e, int tid) {
 static int forward_i8(const mt_linear *l, const mt_qmat *m, const float *x, size_t T, float *y, mt_pool *pool,
                       int level) {
     size_t kp, nl;
-    mt_ki8_layout(level, m, &kp, &nl);
+    int tiles = T >= I8_TILES_MIN_T && mt_ki8_tiles_ok(level, m);
+    if (tiles) { kp = m->K; nl = m->ng; }
+    else mt_ki8_layout(level, m, &kp, &nl);
     size_t fl = T * (nl + m->ng);
     float *fb = malloc(fl * sizeof *fb);
     int8_t *q = malloc(T * kp + 64);
     if (!fb || !q) { free(fb); free(q); return -1; }
-    i8_ctx c = {m, x, q, fb, fb + T * nl, y, kp, nl, T, l->out, level};
+    i8_ctx c = {m, x, q, fb, fb + T * nl, y, kp, nl, T, l->out, level, tiles, 0};
     mt_pool_for(T > 1 ? pool : NULL, T, 4, i8_prep_job, &c);
-    mt_pool_for(pool, l->out, 16, i8_job, &c);
+    if (tiles) mt_pool_for(pool, (l->out + 15) / 16, 1, i8_tiles_job, &c);
+    else mt_pool_for(pool, l->out, 16, i8_job, &c);
     free(fb);
     free(q);
-    return 0;
+    return c.failed ? -1 : 0;
 }
 
 /* Largest T computed by the direct (matrix-vector) kernels; above it, tiles +
