@@ -22,9 +22,12 @@ typedef struct mt_audio {
 enum { MT_PCM_S16LE = 0, MT_PCM_F32LE = 1 };
 
 /* Read an audio file and convert it to mono at `rate` Hz (e.g. 16000).
- * On success *a owns pcm (free with mt_audio_clear).  Errors: MT_ENOTFOUND
- * (missing file), MT_EIO (unreadable), MT_EFORMAT (not audio / corrupt /
- * empty: "no samples"), MT_ENOMEM.  The message names the file. */
+ * On success *a owns pcm (free with mt_audio_clear); on failure *a is empty.
+ * Errors: MT_ENOTFOUND (missing file), MT_EIO (unreadable, a directory),
+ * MT_EFORMAT (not audio / corrupt / empty: "no samples"), MT_EUNSUPPORTED
+ * (a rate outside 1000..1000000 Hz), MT_ELIMIT (more than 24 h of audio),
+ * MT_ENOMEM.  The message names the file.  Non-finite decoded samples are
+ * replaced by 0. */
 int  mt_audio_load(mt_audio *a, const char *path, int rate, mt_err *err);
 /* Read raw interleaved PCM from f until EOF: `channels` channels at src_rate,
  * format MT_PCM_*; averaged to mono and resampled to `rate`.  A trailing
@@ -33,8 +36,10 @@ int  mt_audio_read_raw(mt_audio *a, FILE *f, int src_rate, int channels, int for
 /* Decode a file held in memory (as mt_audio_load does for a path); used by
  * the fuzz target.  name is only used in messages. */
 int  mt_audio_load_mem(mt_audio *a, const void *data, size_t len, const char *name, int rate, mt_err *err);
-/* Resample mono float in[n] from rate `from` to `to` (libsoxr, HQ).  *out is
- * malloc'ed (caller frees).  from == to copies. */
+/* Resample mono float in[n] from rate `from` to `to` (libsoxr, HQ, linear
+ * phase, delay compensated; about n * to / from samples).  *out is malloc'ed
+ * (caller frees).  from == to copies.  Errors: MT_EINVAL (n == 0),
+ * MT_EUNSUPPORTED (rates outside 1000..1000000), MT_ELIMIT, MT_ENOMEM. */
 int  mt_audio_resample(const float *in, size_t n, int from, int to, float **out, size_t *n_out, mt_err *err);
 void mt_audio_clear(mt_audio *a);   /* frees pcm, zeroes *a; accepts an empty one */
 

