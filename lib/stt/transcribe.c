@@ -57,19 +57,24 @@ void mt_stt_result_free(mt_stt_result *r)
 
 int mt_stt_detect_language(mt_whisper *w, const mt_wtok *tok, const float *xa, double *probs, mt_err *err)
 {
-    if (!tok->multilingual)
-        return mt_seterr(err, MT_EINVAL, "this model doesn't have language tokens so it can't perform lang id");
+    if (!tok->multilingual) {
+        mt_seterr(err, MT_EINVAL, "this model doesn't have language tokens so it can't perform lang id");
+        return -1;
+    }
     const mt_whisper_hp *hp = mt_whisper_hparams(w);
     int V = hp->n_vocab;
     float *logits = malloc((size_t)V * sizeof *logits);
-    if (!logits) return mt_seterr(err, MT_ENOMEM, "transcribe: out of memory");
+    if (!logits) {
+        mt_seterr(err, MT_ENOMEM, "transcribe: out of memory");
+        return -1;
+    }
     mt_whisper_dec *d = NULL;
     int rc = mt_whisper_dec_new(&d, w, xa, 1, err);
     if (!rc) rc = mt_whisper_dec_step(d, &tok->sot, 1, 0, logits, err);
     mt_whisper_dec_free(d);
     if (rc) {
         free(logits);
-        return rc;
+        return -1;
     }
     const float *x = logits + tok->lang_begin;
     int best = 0;
@@ -264,8 +269,13 @@ int mt_stt_transcribe(mt_whisper *w, const mt_wtok *tok, const float *audio, siz
         else {
             mt_mel_window(mel, n_mels, n_frames, 0, MT_WHISPER_NFRAMES, win);
             if ((rc = mt_whisper_encode(w, win, xa, err))) goto done;
-            int best = mt_stt_detect_language(w, tok, xa, NULL, err);
-            if (best < 0) { rc = err ? err->code : MT_EINVAL; goto done; }
+            mt_err e2 = {0};
+            int best = mt_stt_detect_language(w, tok, xa, NULL, &e2);
+            if (best < 0) {
+                rc = e2.code ? e2.code : MT_EINVAL;
+                if (err) *err = e2;
+                goto done;
+            }
             lang = best;
         }
     }
@@ -314,6 +324,11 @@ int mt_stt_transcribe(mt_whisper *w, const mt_wtok *tok, const float *audio, siz
         long segment_size = MT_WHISPER_NFRAMES;
         if (content_frames - seek < segment_size) segment_size = content_frames - seek;
         if (ce - seek < segment_size) segment_size = ce - seek;
+        if (segment_size <= 0) {   /* a clip that ends after the audio: nothing left to decode in it */
+            clip_idx++;
+            if (clip_idx < n_pairs) seek = pts[2 * clip_idx];
+            continue;
+        }
         double segment_duration = (double)segment_size * MT_WHISPER_HOP / MT_WHISPER_RATE;
         if (seek < 0 || (size_t)seek > n_frames) { rc = mt_seterr(err, MT_EINVAL, "clip timestamps out of range"); goto done; }
         mt_mel_window(mel, n_mels, n_frames, (size_t)seek, segment_size > 0 ? (size_t)segment_size : 0, win);

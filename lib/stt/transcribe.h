@@ -68,10 +68,10 @@ typedef struct mt_stt_opts {
     const char *append_punctuations;    /* default "\"'.。,，!！?？:：”)]}、" */
     double clip_timestamps[MT_STT_MAX_CLIPS];   /* start,end,start,end... seconds */
     int n_clip;                     /* 0 = whole file */
-    double hallucination_silence_threshold;    /* <= 0 disables (default) */
-    int vad;                        /* 1: skip silence (energy VAD sets clip_timestamps) */
+    double hallucination_silence_threshold;    /* <= 0 disables (default); needs word_timestamps */
+    int vad;                        /* 1: skip silence (energy VAD sets clip_timestamps; no speech = no segments) */
     double vad_threshold_db;        /* default -45 dBFS */
-    uint64_t seed;                  /* sampling at temperature > 0 */
+    uint64_t seed;                  /* sampling at temperature > 0 (our xoshiro256** stream, not torch's) */
 } mt_stt_opts;
 
 void mt_stt_opts_default(mt_stt_opts *o);
@@ -84,7 +84,8 @@ int  mt_stt_transcribe(mt_whisper *w, const mt_wtok *tok, const float *audio, si
 void mt_stt_result_free(mt_stt_result *r);   /* accepts a zeroed one */
 
 /* Language detection on one encoded window (decoding.detect_language):
- * probs[n_langs] (softmax over the language tokens); returns the best index. */
+ * probs[n_langs] (softmax over the language tokens; may be NULL); returns the
+ * best index, or -1 with err filled (English-only model: MT_EINVAL; MT_ENOMEM). */
 int  mt_stt_detect_language(mt_whisper *w, const mt_wtok *tok, const float *xa, double *probs, mt_err *err);
 
 /* zlib compression ratio of text, as the reference computes it
