@@ -2,13 +2,17 @@
  * line: load time, load-to-first-token, prefill tokens/s on an N-token prompt,
  * decode tokens/s over M greedy tokens, decode tokens/s summed over B
  * concurrent sequences, peak RSS.  The prompt is deterministic pseudo-random
- * token ids (the same ones bench/peer_*.py feed the peers).
+ * token ids (the same ones bench/peer_*.py feed the peers).  Also the process
+ * CPU seconds of prefill and decode (pp_cpu_s, tg_cpu_s).  $MT_QMATH=int8
+ * selects the int8-activation kernels (reported as "qmath").
  *
  * usage: bench_gen MODEL_DIR [threads=2] [pp=512] [tg=128] [batch=8] */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "core/blas.h"
 #include "core/cpu.h"
 #include "core/pool.h"
 #include "models/model.h"
@@ -16,6 +20,14 @@
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU time of the whole process (all threads): on a shared machine tokens per
+ * CPU-second are steadier than per wall-second. */
+static double cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -44,6 +56,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_gen MODEL_DIR [threads=2] [pp=512] [tg=128] [batch=8]\n");
         return 2;
     }
+    mt_blas_init(argv); /* OpenBLAS kernels for this CPU, as the programs do */
     int threads = argc > 2 ? atoi(argv[2]) : 2;
     size_t pp = argc > 3 ? (size_t)atol(argv[3]) : 512, tg = argc > 4 ? (size_t)atol(argv[4]) : 128;
     size_t B = argc > 5 ? (size_t)atol(argv[5]) : 8;
@@ -51,6 +64,7 @@ int main(int argc, char **argv) {
     mt_pool *pool = NULL;
     double t0 = now();
     if (mt_pool_new(&pool, threads, &e)) return die(&e);
+    mt_blas_threads(mt_pool_size(pool));
     mt_model *m = NULL;
     if (mt_model_load(&m, argv[1], pool, &e)) return die(&e);
     double t_load = now() - t0;
@@ -68,17 +82,18 @@ int main(int argc, char **argv) {
     (void)first;
     /* pp: prefill of the pp-token prompt into an empty cache */
     mt_kvcache_reset(c);
-    double t1 = now();
+    double t1 = now(), c1 = cpu();
     if (mt_model_forward(m, c, ids, pp, logits, 0, &e)) return die(&e);
-    double t_pp = now() - t1;
+    double t_pp = now() - t1, c_pp = cpu() - c1;
     /* tg: greedy decoding after the prompt */
     int32_t tok = argmax(logits, V);
     t1 = now();
+    c1 = cpu();
     for (size_t i = 0; i < tg; i++) {
         if (mt_model_forward(m, c, &tok, 1, logits, 0, &e)) return die(&e);
         tok = argmax(logits, V);
     }
-    double t_tg = now() - t1;
+    double t_tg = now() - t1, c_tg = cpu() - c1;
     /* batched decode: B sequences, each after its own 16-token prompt, tg/4 steps */
     double bt_tps = 0;
     if (B > 0) {
@@ -102,9 +117,11 @@ int main(int argc, char **argv) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"engine\":\"ours\",\"path\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"ttft_s\":%.3f,\"pp\":%zu,"
-           "\"pp_tps\":%.2f,\"tg\":%zu,\"tg_tps\":%.3f,\"batch\":%zu,\"batch_tps\":%.3f,\"rss_mb\":%.1f}\n",
-           mt_cpu_name(mt_cpu_level()), threads, t_load, t_first, pp, (double)pp / t_pp, tg, (double)tg / t_tg, B,
+    const char *qm = getenv("MT_QMATH");
+    printf("{\"engine\":\"ours\",\"qmath\":\"%s\",\"path\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"ttft_s\":%.3f,\"pp\":%zu,"
+           "\"pp_tps\":%.2f,\"pp_cpu_s\":%.3f,\"tg\":%zu,\"tg_tps\":%.3f,\"tg_cpu_s\":%.3f,\"batch\":%zu,\"batch_tps\":%.3f,\"rss_mb\":%.1f}\n",
+           qm && !strcmp(qm, "int8") ? "int8" : "float", mt_cpu_name(mt_cpu_level()), threads, t_load, t_first, pp,
+           (double)pp / t_pp, c_pp, tg, (double)tg / t_tg, c_tg, B,
            bt_tps, (double)ru.ru_maxrss / 1024.0);
     mt_kvcache_free(c);
     mt_model_free(m);

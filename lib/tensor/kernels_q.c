@@ -78,6 +78,14 @@ void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *g
     else memcpy(xp, x, m->K * sizeof *x);
 }
 
+/* Groups per chunk of the SIMD row kernels: the chunk's x for 4 tokens (1
+ * token: 32 KiB of x) stays in L1 while the caller's block of rows runs over
+ * it (loops: chunk, row). */
+static size_t chunk_groups(const mt_qmat *m, size_t T) {
+    size_t cg = (T == 1 ? 8192 : 2048) / (size_t)m->gs;
+    return cg < 1 ? 1 : cg > SCHUNK ? SCHUNK : cg;
+}
+
 /* ---- portable ---------------------------------------------------------- */
 
 static void kq_rows_c(const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
@@ -181,11 +189,12 @@ static void kq_rows_avx2(const mt_qmat *m, const float *xp, const float *gsum, s
                          size_t r0, size_t r1) {
     size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), gb = gs * (size_t)m->bits / 8;
     float sf[SCHUNK], bf[SCHUNK];
-    for (size_t r = r0; r < r1; r++) {
-        const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
-        for (size_t t = 0; t < T; t++) y[t * ldy + r] = 0.f;
-        for (size_t c = 0; c < m->ng; c += SCHUNK) {
-            size_t n = m->ng - c < SCHUNK ? m->ng - c : SCHUNK;
+    size_t cg = chunk_groups(m, T);
+    for (size_t c = 0; c < m->ng; c += cg) {
+        size_t n = m->ng - c < cg ? m->ng - c : cg;
+        for (size_t r = r0; r < r1; r++) {
+            const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
+            if (c == 0) for (size_t t = 0; t < T; t++) y[t * ldy + r] = 0.f;
             cvt_avx2(sf, sp + c * ss, m->sdt, n);
             cvt_avx2(bf, bp + c * ss, m->sdt, n);
             for (size_t t = 0; t < T; t++) {
@@ -346,11 +355,12 @@ AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *g
                                size_t r0, size_t r1) {
     size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), gb = gs * (size_t)m->bits / 8;
     float sf[SCHUNK], bf[SCHUNK];
-    for (size_t r = r0; r < r1; r++) {
-        const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
-        for (size_t t = 0; t < T; t++) y[t * ldy + r] = 0.f;
-        for (size_t c = 0; c < m->ng; c += SCHUNK) {
-            size_t n = m->ng - c < SCHUNK ? m->ng - c : SCHUNK;
+    size_t cg = chunk_groups(m, T);
+    for (size_t c = 0; c < m->ng; c += cg) {
+        size_t n = m->ng - c < cg ? m->ng - c : cg;
+        for (size_t r = r0; r < r1; r++) {
+            const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
+            if (c == 0) for (size_t t = 0; t < T; t++) y[t * ldy + r] = 0.f;
             cvt_512(sf, sp + c * ss, m->sdt, n);
             cvt_512(bf, bp + c * ss, m->sdt, n);
             size_t t = 0;

@@ -165,7 +165,15 @@ typedef struct kq_ctx {
 static void kq_job(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     kq_ctx *k = c;
-    mt_kq_rows(k->level, k->m, k->xp, k->gsum, k->T, k->y, k->l->out, b, e);
+    /* blocks of 16 rows x 4 tokens: a block's codes stay in cache across the
+     * token sets, a chunk of 4 tokens' x stays in L1 across the rows */
+    const mt_qmat *m = k->m;
+    for (size_t r = b; r < e; r += 16) {
+        size_t re = e - r < 16 ? e : r + 16;
+        for (size_t t = 0; t < k->T; t += 4)
+            mt_kq_rows(k->level, m, k->xp + t * m->K, k->gsum + t * m->ng, k->T - t < 4 ? k->T - t : 4,
+                       k->y + t * k->l->out, k->l->out, r, re);
+    }
 }
 
 static void kd_job(void *c, size_t b, size_t e, int tid) {

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""ab_table.py - medians of bench/ab.sh's alternating runs: per model, ours
+(float kernels), ours (int8 activations) and llama.cpp; prefill and decode
+tokens/s by wall clock and per CPU-second (process CPU time, all threads),
+ratios to llama.cpp, and decode's share of the bandwidth roofline (triad
+bandwidth / weight bytes per token; the higher of the triad runs).
+
+usage: ab_table.py AB.jsonl"""
+import json
+import statistics
+import sys
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(v, nd=2):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def main():
+    runs, bw, cur, loads = {}, [], None, []
+    for line in open(sys.argv[1]):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        d = json.loads(line)
+        if "triad_gbs" in d:
+            bw.append(d["triad_gbs"])
+        elif "load" in d:
+            loads.append(d["load"])
+        elif "model" in d:
+            cur = d
+            runs.setdefault(d["model"], {"meta": d})
+        elif cur is not None and "engine" in d:
+            key = d["engine"] if d["engine"] != "ours" else "ours-" + d.get("qmath", "float")
+            runs[cur["model"]].setdefault(key, []).append(d)
+    bwm = max(bw) if bw else None
+    print(f"memory bandwidth (STREAM triad): {fmt(bwm)} GB/s (runs: {', '.join(fmt(b) for b in bw)}); load: {' -> '.join(loads)}")
+    engines = ["ours-float", "ours-int8", "llama.cpp"]
+    hdr = f"{'model':<15} {'metric':<16}" + "".join(f"{e:>12}" for e in engines) + f"{'f/llama':>9}{'i8/llama':>9}{'i8/f':>7}"
+    print(hdr)
+    print("-" * len(hdr))
+    for m, r in runs.items():
+        meta = r["meta"]
+        n = min(len(r.get(e, [])) for e in engines if e in r)
+        def metric(e, f):
+            return med([f(d) for d in r.get(e, [])])
+        rows = [("pp tok/s (wall)", lambda d: d.get("pp_tps")),
+                ("pp tok/CPU-s", lambda d: d["pp"] / d["pp_cpu_s"] if d.get("pp_cpu_s") else None),
+                ("tg tok/s (wall)", lambda d: d.get("tg_tps")),
+                ("tg tok/CPU-s", lambda d: d["tg"] / d["tg_cpu_s"] if d.get("tg_cpu_s") else None)]
+        for name, f in rows:
+            v = [metric(e, f) for e in engines]
+            rat = [v[0] / v[2] if v[0] and v[2] else None, v[1] / v[2] if v[1] and v[2] else None,
+                   v[1] / v[0] if v[0] and v[1] else None]
+            print(f"{m:<15} {name:<16}" + "".join(f"{fmt(x):>12}" for x in v) + "".join(f"{fmt(x):>9}" for x in rat[:2]) + f"{fmt(rat[2]):>7}")
+        bt = [metric(e, lambda d: d.get("batch_tps") or None) for e in engines[:2]]
+        if any(bt):
+            tg = [metric(e, lambda d: d.get("tg_tps")) for e in engines[:2]]
+            print(f"{m:<15} {'batch tok/s':<16}" + "".join(f"{fmt(x):>12}" for x in bt) +
+                  f"   (x{fmt(bt[0] / tg[0] if bt[0] and tg[0] else None)}, x{fmt(bt[1] / tg[1] if bt[1] and tg[1] else None)} own tg)")
+        wb = meta.get("weight_bytes")
+        if bwm and wb:
+            roof = bwm * 1e9 / wb
+            sh = [metric(e, lambda d: d.get("tg_tps")) for e in engines]
+            print(f"{m:<15} {'tg roofline':<16}" + "".join(f"{fmt(100 * s / roof, 0) + '%' if s else '-':>12}" for s in sh) +
+                  f"   ({wb / 1e6:.0f} MB/token -> {roof:.1f} tok/s; {n} runs each)")
+    print("ratios > 1: the first named is faster.  GGUF Q4_1 = MLX q4 g32 exactly (5.0 bpw); MLX q4 g64 is 4.5 bpw.")
+
+
+if __name__ == "__main__":
+    main()
