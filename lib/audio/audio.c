@@ -123,10 +123,12 @@ static int decode_sf(mt_audio *a, SNDFILE *sf, const SF_INFO *info, const char *
     int ch = info->channels;
     monobuf b = {0};
     b.max = (size_t)(MAX_SECONDS * info->samplerate);
-    if (info->frames > 0 && (uint64_t)info->frames > (uint64_t)b.max)
+    /* SF_COUNT_MAX means "unknown length" (a stream); the cap then applies while reading */
+    int known = info->frames > 0 && info->frames != SF_COUNT_MAX;
+    if (known && (uint64_t)info->frames > (uint64_t)b.max)
         return mt_seterr(err, MT_ELIMIT, "%s: longer than %.0f h of audio (%.0f s, refused)", name,
                          MAX_SECONDS / 3600.0, (double)info->frames / info->samplerate);
-    if (info->frames > 0) {
+    if (known) {
         size_t want = (size_t)info->frames;
         if (want > ((size_t)1 << 24)) want = (size_t)1 << 24;   /* do not trust the header beyond 16M up front */
         int rc = mono_reserve(&b, want, name, info->samplerate, err);
