@@ -4,11 +4,15 @@
 pywhispercpp) and ours (build/bin/mlx-stt), all on Whisper tiny.en, 2 threads.
 
 Each run appends one JSON line {engine, settings, audio_s, wall_s, load_s,
-rtf, wer, text} to the results file; `table` prints them.  RTF here is audio
+cpu_s, rtf, wer, loadavg, text} to the results file; `table` prints them.  RTF here is audio
 seconds per wall second (higher is faster); wall_s is the transcription alone
 for the Python peers (model load reported apart as load_s) and the whole
 process for mlx-stt (load included).  WER uses openai-whisper's
-EnglishTextNormalizer on both sides when available.
+EnglishTextNormalizer on both sides when available.  loadavg (the 1-minute
+load average when the run started) tells whether other work shared the CPUs:
+wall times taken at a load above the CPU count are not comparable.
+
+Threads: 2, or $BENCH_THREADS.
 
 Usage:
   peers.py run fw --compute int8|float32 --beam 1|5
@@ -22,12 +26,13 @@ import argparse
 import json
 import os
 import re
+import resource
 import shlex
 import subprocess
 import sys
 import time
 
-THREADS = 2
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 AUDIO_DIR = os.environ.get("BENCH_AUDIO_DIR", "/work/models-local/bench-audio")
 WAV = os.path.join(AUDIO_DIR, "speech5min.wav")
 REF = os.path.join(AUDIO_DIR, "speech5min.txt")
@@ -71,11 +76,11 @@ def run_fw(args):
     model = WhisperModel(str(mnm.get_model_path()), device="cpu", compute_type=args.compute, cpu_threads=THREADS,
                          num_workers=1)
     load = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     segs, _ = model.transcribe(WAV, beam_size=args.beam, language="en", vad_filter=False)
     text = " ".join(s.text.strip() for s in segs)   # the generator runs the decode
-    wall = time.perf_counter() - t0
-    return "faster-whisper", f"ct2 {args.compute} beam={args.beam}", wall, load, text
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return "faster-whisper", f"ct2 {args.compute} beam={args.beam} t={THREADS}", wall, load, cpu, text
 
 
 def run_wcpp(args):
@@ -90,12 +95,12 @@ def run_wcpp(args):
     model = Model(args.model, n_threads=THREADS, params_sampling_strategy=strategy, language="en",
                   print_progress=False, print_realtime=False, redirect_whispercpp_logs_to=None, **kw)
     load = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     segs = model.transcribe(np.ascontiguousarray(x))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     text = " ".join(s.text.strip() for s in segs)
     name = os.path.basename(args.model)
-    return "whisper.cpp", f"{name} beam={args.beam}", wall, load, text
+    return "whisper.cpp", f"{name} beam={args.beam} t={THREADS}", wall, load, cpu, text
 
 
 def run_ours(args):
@@ -115,32 +120,38 @@ def run_ours(args):
             print("ours: mlx-stt --help lists no beam option; running its default", file=sys.stderr)
     cmd += shlex.split(os.environ.get("OURS_ARGS", "")) + [WAV]
     env = dict(os.environ, MT_THREADS=str(THREADS))
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if p.returncode != 0:
         print(f"ours: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}", file=sys.stderr)
         return None
-    return "mlx-stt (ours)", f"{os.path.basename(args.model.rstrip('/'))} beam={args.beam}", wall, 0.0, p.stdout
+    return "mlx-stt (ours)", f"{os.path.basename(args.model.rstrip('/'))} beam={args.beam} t={THREADS}", wall, 0.0, cpu, p.stdout
 
 
 def cmd_run(args):
     if not os.path.exists(WAV):
         sys.exit(f"{WAV}: missing; run bench/stt/make_audio.py first")
     fn = {"fw": run_fw, "wcpp": run_wcpp, "ours": run_ours}[args.engine]
+    load1 = os.getloadavg()[0]
     r = fn(args)
     if r is None:
         return
-    engine, settings, wall, load, text = r
+    engine, settings, wall, load, cpu, text = r
     with open(REF) as f:
         ref = f.read()
     secs = audio_seconds()
     rec = {"engine": engine, "settings": settings, "beam": args.beam, "audio_s": round(secs, 2),
-           "wall_s": round(wall, 3), "load_s": round(load, 3), "rtf": round(secs / wall, 2),
+           "wall_s": round(wall, 3), "load_s": round(load, 3), "cpu_s": round(cpu, 2), "rtf": round(secs / wall, 2),
+           "loadavg": round(load1, 2), "nproc": os.cpu_count(),
            "wer": round(wer(ref, text), 4), "text": text}
     with open(RESULTS, "a") as f:
         f.write(json.dumps(rec) + "\n")
-    print(f"{engine:16s} {settings:32s} wall {wall:7.2f} s  RTF {secs / wall:6.1f}x  WER {rec['wer'] * 100:5.1f}%")
+    print(f"{engine:16s} {settings:32s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  RTF {secs / wall:6.1f}x  "
+          f"WER {rec['wer'] * 100:5.1f}%  (load average {load1:.1f} on {os.cpu_count()} CPUs)")
 
 
 def cmd_table(_args):
@@ -150,14 +161,18 @@ def cmd_table(_args):
     for line in open(RESULTS):
         r = json.loads(line)
         rows[(r["engine"], r["settings"])] = r   # the latest run of each
-    ours = {r["beam"]: r for r in rows.values() if r["engine"].startswith("mlx-stt")}
-    print(f"{'engine':16s} {'settings':34s} {'wall s':>8s} {'load s':>7s} {'RTF':>7s} {'WER':>6s} {'ratio':>7s}")
+    ours = {}
+    for r in rows.values():   # ours at each beam setting (the first model dir listed wins)
+        if r["engine"].startswith("mlx-stt"):
+            ours.setdefault(r["beam"], r)
+    print(f"{'engine':16s} {'settings':34s} {'wall s':>8s} {'cpu s':>8s} {'load s':>7s} {'RTF':>7s} {'WER':>6s} "
+          f"{'ratio':>7s} {'loadavg':>7s}")
     for r in sorted(rows.values(), key=lambda r: (r["engine"], r["settings"])):
         o = ours.get(r["beam"])
         # ratio vs ours: how many times longer the peer takes than ours at the same beam setting
         ratio = f"{r['wall_s'] / o['wall_s']:.2f}" if o else "-"
-        print(f"{r['engine']:16s} {r['settings']:34s} {r['wall_s']:8.2f} {r['load_s']:7.2f} {r['rtf']:6.1f}x "
-              f"{r['wer'] * 100:5.1f}% {ratio:>7s}")
+        print(f"{r['engine']:16s} {r['settings']:34s} {r['wall_s']:8.2f} {r.get('cpu_s', float('nan')):8.2f} "
+              f"{r['load_s']:7.2f} {r['rtf']:6.1f}x {r['wer'] * 100:5.1f}% {ratio:>7s} {r.get('loadavg', 0):7.1f}")
     if not ours:
         print("(no mlx-stt rows yet: the ratio column needs build/bin/mlx-stt)")
     else:

@@ -20,7 +20,8 @@ HF_MODEL=${HF_MODEL:-$MODELS/whisper-tiny.en-hf}
 OURS_MODEL=${OURS_MODEL:-$HF_MODEL}
 MLX_STT=${MLX_STT:-build/bin/mlx-stt}
 export OMP_NUM_THREADS=2
-P="python3 bench/stt/peers.py"
+# each run is capped (PEER_TIMEOUT seconds, default 600)
+P="timeout ${PEER_TIMEOUT:-600} python3 bench/stt/peers.py"
 
 [ -f "$BENCH_AUDIO_DIR/speech5min.wav" ] || python3 bench/stt/make_audio.py
 
@@ -38,9 +39,9 @@ ggml() {   # ggml() TYPE -> path of the whisper.cpp model, converted once
 
 if [ "$what" = peers ] || [ "$what" = all ]; then
   for beam in 1 5; do
-    for ct in int8 float32; do $P run fw --compute $ct --beam $beam; done
+    for ct in int8 float32; do $P run fw --compute $ct --beam $beam || echo "fw $ct beam $beam: failed or timed out"; done
     for t in f16 q8_0; do
-      m=$(ggml $t) && $P run wcpp --model "$m" --beam $beam
+      m=$(ggml $t) && { $P run wcpp --model "$m" --beam $beam || echo "whisper.cpp $t beam $beam: failed or timed out"; }
     done
   done
 fi
@@ -51,4 +52,4 @@ if [ "$what" = ours ] || [ "$what" = all ]; then
     echo "ours: $MLX_STT does not exist yet (make it first): skipped; the table has no ratio column values"
   fi
 fi
-$P table
+python3 bench/stt/peers.py table
