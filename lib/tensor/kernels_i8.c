@@ -22,6 +22,7 @@
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,avx2")))
 #define SCHUNK 256 /* groups of scales converted per chunk */
 #define MAXT 8
+#define PF_AHEAD 1024 /* bytes of codes prefetched ahead in the row kernel */
 
 enum { P_C, P_AVX2, P_VNNI };
 
@@ -230,6 +231,7 @@ i8_row_512(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum
         mt_k_cvt_f32(MT_CPU_AVX2, bf, bp + g0 * ss, m->sdt, g1 - g0);
         for (size_t b = b0; b < b1; b++) {
             size_t avail = m->row_bytes - b * 64;
+            _mm_prefetch((const char *)(w + b * 64 + PF_AHEAD), _MM_HINT_T0);
             __m512i c = avail >= 64 ? _mm512_loadu_si512((const void *)(w + b * 64))
                                     : _mm512_maskz_loadu_epi8((__mmask64)((1ull << avail) - 1), w + b * 64);
             __m512 swe = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(sf + (b * be / gs - g0)));
