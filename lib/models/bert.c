@@ -312,17 +312,124 @@ static void gelu_fast(float *x, size_t n) {
     }
 }
 
-/* p[n] = exp(p - max(p)); returns the sum. */
+/* p[n] = exp(p - max(p)); returns the sum (max and sum over 8 lanes, so
+ * that both loops vectorize). */
 static float softmax_exp(float *p, size_t n) {
+    float mv[8], sv[8] = {0};
+    size_t j = 0;
+    for (int k = 0; k < 8; k++) mv[k] = -INFINITY;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) mv[k] = p[j + k] > mv[k] ? p[j + k] : mv[k];
     float m = -INFINITY;
-    for (size_t j = 0; j < n; j++) m = p[j] > m ? p[j] : m;
-    for (size_t j = 0; j < n; j++) p[j] = fexp(p[j] - m);
+    for (int k = 0; k < 8; k++) m = mv[k] > m ? mv[k] : m;
+    for (; j < n; j++) m = p[j] > m ? p[j] : m;
+    for (j = 0; j < n; j++) p[j] = fexp(p[j] - m);
+    for (j = 0; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) sv[k] += p[j + k];
     float sum = 0.f;
-    for (size_t j = 0; j < n; j++) sum += p[j];
+    for (; j < n; j++) sum += p[j];
+    for (int k = 0; k < 8; k++) sum += sv[k];
     return sum;
 }
 
 #pragma GCC pop_options
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+/* pr[u][j] = scale * q[u] . k_j for 4 queries, keys from kt [d, L] (16 keys per
+ * step, 8 accumulators in registers). */
+static void scores4(const float *const q[4], const float *kt, size_t L, size_t d, float scale, float *const pr[4]) {
+    size_t j = 0;
+    __m256 sc = _mm256_set1_ps(scale);
+    for (; j + 16 <= L; j += 16) {
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (size_t x = 0; x < d; x++) {
+            const float *kr = kt + x * L + j;
+            __m256 k0 = _mm256_loadu_ps(kr), k1 = _mm256_loadu_ps(kr + 8), b;
+            b = _mm256_broadcast_ss(q[0] + x);
+            a00 = _mm256_fmadd_ps(b, k0, a00);
+            a01 = _mm256_fmadd_ps(b, k1, a01);
+            b = _mm256_broadcast_ss(q[1] + x);
+            a10 = _mm256_fmadd_ps(b, k0, a10);
+            a11 = _mm256_fmadd_ps(b, k1, a11);
+            b = _mm256_broadcast_ss(q[2] + x);
+            a20 = _mm256_fmadd_ps(b, k0, a20);
+            a21 = _mm256_fmadd_ps(b, k1, a21);
+            b = _mm256_broadcast_ss(q[3] + x);
+            a30 = _mm256_fmadd_ps(b, k0, a30);
+            a31 = _mm256_fmadd_ps(b, k1, a31);
+        }
+        _mm256_storeu_ps(pr[0] + j, _mm256_mul_ps(a00, sc));
+        _mm256_storeu_ps(pr[0] + j + 8, _mm256_mul_ps(a01, sc));
+        _mm256_storeu_ps(pr[1] + j, _mm256_mul_ps(a10, sc));
+        _mm256_storeu_ps(pr[1] + j + 8, _mm256_mul_ps(a11, sc));
+        _mm256_storeu_ps(pr[2] + j, _mm256_mul_ps(a20, sc));
+        _mm256_storeu_ps(pr[2] + j + 8, _mm256_mul_ps(a21, sc));
+        _mm256_storeu_ps(pr[3] + j, _mm256_mul_ps(a30, sc));
+        _mm256_storeu_ps(pr[3] + j + 8, _mm256_mul_ps(a31, sc));
+    }
+    for (; j + 8 <= L; j += 8) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t x = 0; x < d; x++) {
+            __m256 k0 = _mm256_loadu_ps(kt + x * L + j);
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q[0] + x), k0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q[1] + x), k0, a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(q[2] + x), k0, a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(q[3] + x), k0, a3);
+        }
+        _mm256_storeu_ps(pr[0] + j, _mm256_mul_ps(a0, sc));
+        _mm256_storeu_ps(pr[1] + j, _mm256_mul_ps(a1, sc));
+        _mm256_storeu_ps(pr[2] + j, _mm256_mul_ps(a2, sc));
+        _mm256_storeu_ps(pr[3] + j, _mm256_mul_ps(a3, sc));
+    }
+    for (; j < L; j++)
+        for (int u = 0; u < 4; u++) {
+            float acc = 0.f;
+            for (size_t x = 0; x < d; x++) acc = fmaf(q[u][x], kt[x * L + j], acc);
+            pr[u][j] = acc * scale;
+        }
+}
+
+/* o[u][0..d) = r[u] * sum_j pr[u][j] v_j for 4 queries (o[u] NULL: skipped),
+ * v from vv [L, d], 16 features per step. */
+static void pv4(const float *const pr[4], const float *vv, size_t L, size_t d, const float r[4], float *const o[4]) {
+    size_t x = 0;
+    for (; x + 16 <= d; x += 16) {
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (size_t j = 0; j < L; j++) {
+            const float *v = vv + j * d + x;
+            __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), b;
+            b = _mm256_broadcast_ss(pr[0] + j);
+            a00 = _mm256_fmadd_ps(b, v0, a00);
+            a01 = _mm256_fmadd_ps(b, v1, a01);
+            b = _mm256_broadcast_ss(pr[1] + j);
+            a10 = _mm256_fmadd_ps(b, v0, a10);
+            a11 = _mm256_fmadd_ps(b, v1, a11);
+            b = _mm256_broadcast_ss(pr[2] + j);
+            a20 = _mm256_fmadd_ps(b, v0, a20);
+            a21 = _mm256_fmadd_ps(b, v1, a21);
+            b = _mm256_broadcast_ss(pr[3] + j);
+            a30 = _mm256_fmadd_ps(b, v0, a30);
+            a31 = _mm256_fmadd_ps(b, v1, a31);
+        }
+        __m256 acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
+        for (int u = 0; u < 4; u++)
+            if (o[u]) {
+                __m256 ru = _mm256_set1_ps(r[u]);
+                _mm256_storeu_ps(o[u] + x, _mm256_mul_ps(acc[2 * u], ru));
+                _mm256_storeu_ps(o[u] + x + 8, _mm256_mul_ps(acc[2 * u + 1], ru));
+            }
+    }
+    for (; x < d; x++)
+        for (int u = 0; u < 4; u++)
+            if (o[u]) {
+                float acc = 0.f;
+                for (size_t j = 0; j < L; j++) acc = fmaf(pr[u][j], vv[j * d + x], acc);
+                o[u][x] = acc * r[u];
+            }
+}
+#define MT_ENC_AVX2 1
+#endif
 
 typedef struct attn_ctx {
     const mt_encoder *e;
@@ -364,6 +471,10 @@ static void attn_task(void *c, size_t b, size_t end, int tid) {
                 pr[u] = p + (size_t)u * L;
             }
             size_t j = 0;
+#ifdef MT_ENC_AVX2
+            scores4(q, kt, L, d, scale, pr);
+#else
+            size_t j = 0;
             for (; j + 16 <= L; j += 16) {
                 float acc[4][16] = {{0}};
                 for (size_t x = 0; x < d; x++) {
@@ -382,6 +493,7 @@ static void attn_task(void *c, size_t b, size_t end, int tid) {
                     for (size_t x = 0; x < d; x++) acc = fmaf(q[u][x], kt[x * L + j], acc);
                     pr[u][j] = acc * scale;
                 }
+#endif
             if (a->window > 0)
                 for (int u = 0; u < 4; u++) {
                     size_t qi = i + (size_t)u < L ? i + (size_t)u : L - 1, w = (size_t)a->window;
@@ -390,6 +502,12 @@ static void attn_task(void *c, size_t b, size_t end, int tid) {
                 }
             float r[4];
             for (int u = 0; u < 4; u++) r[u] = 1.0f / softmax_exp(pr[u], L);
+#ifdef MT_ENC_AVX2
+            float *o[4];
+            for (int u = 0; u < 4; u++) o[u] = i + (size_t)u < L ? a->ctx + (off + i + (size_t)u) * H + h * d : NULL;
+            pv4((const float *const *)pr, vv, L, d, r, o);
+            (void)j;
+#else
             size_t x = 0;
             for (; x + 16 <= d; x += 16) {
                 float acc[4][16] = {{0}};
@@ -411,6 +529,7 @@ static void attn_task(void *c, size_t b, size_t end, int tid) {
                     for (j = 0; j < L; j++) acc = fmaf(pr[u][j], vv[j * d + x], acc);
                     a->ctx[(off + i + (size_t)u) * H + h * d + x] = acc * r[u];
                 }
+#endif
         }
     }
 }
@@ -476,22 +595,134 @@ static void rows_task(void *c, size_t b, size_t end, int tid) {
     for (size_t t = b; t < end; t++) mt_enc_act(r->act, r->x + t * r->width, r->width);
 }
 
-/* y[T, out] = x W^T + b: F32 weights as one sgemm with the bias rows laid
- * down first; packed / other weights through mt_linear_forward. */
-void mt_enc_linear(const mt_encoder *e, const mt_linear *l, const float *x, size_t T, float *y, float *work) {
+/* y[T, out] = x W^T + b on the calling thread: F32 weights as one sgemm with
+ * the bias rows laid down first; packed / other weights through
+ * mt_linear_forward (pool may be NULL). */
+static void linear_rows(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
     if (l->quantized || l->wdt != MT_F32 || (l->bias && l->bdt != MT_F32) || T < 2) {
-        mt_linear_forward(l, x, T, y, work, e->pool);
+        mt_linear_forward(l, x, T, y, work, pool);
         return;
     }
     float beta = 0.0f;
     if (l->bias) {
-        float *b0 = y;
-        mt_convert_to_f32(b0, l->bias, l->bdt, l->out);
-        for (size_t t = 1; t < T; t++) memcpy(y + t * l->out, b0, l->out * sizeof(float));
+        for (size_t t = 0; t < T; t++) memcpy(y + t * l->out, l->bias, l->out * sizeof(float));
         beta = 1.0f;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)l->out, (int)l->in, 1.0f, x, (int)l->in,
                 (const float *)l->w, (int)l->in, beta, y, (int)l->out);
+}
+
+/* Whether the products may be split over the pool's threads: only when
+ * OpenBLAS itself runs one thread (programs set that with mt_blas_threads(1);
+ * then each pool thread calls sgemm on its own rows, and no BLAS thread spins
+ * while the pool works). */
+static int split_rows(const mt_encoder *e) { return mt_pool_size(e->pool) > 1 && openblas_get_num_threads() == 1; }
+
+typedef struct lin_ctx {
+    const mt_linear *l;
+    const float *x;
+    float *y;
+} lin_ctx;
+
+static void lin_task(void *c, size_t b, size_t end, int tid) {
+    (void)tid;
+    lin_ctx *k = c;
+    linear_rows(k->l, k->x + b * k->l->in, end - b, k->y + b * k->l->out, NULL, NULL);
+}
+
+void mt_enc_linear(const mt_encoder *e, const mt_linear *l, const float *x, size_t T, float *y, float *work) {
+    if (T >= 32 && split_rows(e)) {
+        lin_ctx k = {l, x, y};
+        mt_pool_for(e->pool, T, 16, lin_task, &k);
+        return;
+    }
+    linear_rows(l, x, T, y, work, e->pool);
+}
+
+/* ---- quantized layers: dequantized per batch ---- */
+
+#define VIEW_MIN_T 64
+
+size_t mt_enc_view_floats(const mt_encoder *e) {
+    size_t best = 0;
+    for (int L = 0; L < e->hp.n_layers; L++) {
+        const mt_enc_layer *ly = &e->layers[L];
+        const mt_linear *ls[4] = {&ly->qkv, &ly->o, &ly->up, &ly->down};
+        size_t n = 0;
+        for (int i = 0; i < 4; i++)
+            if (ls[i]->quantized) n += ls[i]->out * ls[i]->in;
+        best = n > best ? n : best;
+    }
+    return best;
+}
+
+typedef struct deq_ctx {
+    const mt_linear *l;
+    float *w;
+} deq_ctx;
+
+static void deq_task(void *c, size_t b, size_t end, int tid) {
+    (void)tid;
+    deq_ctx *k = c;
+    for (size_t r = b; r < end; r++) mt_linear_row(k->l, r, k->w + r * k->l->in);
+}
+
+const mt_enc_layer *mt_enc_layer_view(const mt_encoder *e, const mt_enc_layer *ly, size_t T, mt_enc_layer *tmp,
+                                      float *buf) {
+    if (!buf || T < VIEW_MIN_T) return ly;
+    *tmp = *ly;
+    mt_linear *ls[4] = {&tmp->qkv, &tmp->o, &tmp->up, &tmp->down};
+    int any = 0;
+    for (int i = 0; i < 4; i++) {
+        mt_linear *l = ls[i];
+        if (!l->quantized) continue;
+        deq_ctx k = {l, buf};
+        mt_pool_for(e->pool, l->out, 16, deq_task, &k);
+        l->quantized = 0;
+        l->wdt = MT_F32;
+        l->w = buf;
+        l->scales = l->biases = NULL;
+        buf += l->out * l->in;
+        any = 1;
+    }
+    return any ? tmp : ly;
+}
+
+/* The rest of a BERT layer after attention, for rows [b, end) in blocks of
+ * TAIL_ROWS: x = LN1(x + ctx Wo^T + bo); x = LN2(x + act(x Wu^T + bu) Wd^T + bd).
+ * The [rows, inter] activations stay in the thread's buffer (cache). */
+#define TAIL_ROWS 256
+typedef struct tail_ctx {
+    const mt_encoder *e;
+    const mt_enc_layer *ly;
+    float *x;
+    const float *ctx;
+    float *buf;              /* per thread: TAIL_ROWS * (inter + hidden) */
+} tail_ctx;
+
+static void tail_task(void *c, size_t b, size_t end, int tid) {
+    tail_ctx *k = c;
+    const mt_encoder_hp *hp = &k->e->hp;
+    size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter;
+    float *u = k->buf + (size_t)tid * TAIL_ROWS * (FF + H), *o = u + TAIL_ROWS * FF;
+    for (size_t r = b; r < end; r += TAIL_ROWS) {
+        size_t n = end - r < TAIL_ROWS ? end - r : TAIL_ROWS;
+        float *x = k->x + r * H;
+        linear_rows(&k->ly->o, k->ctx + r * H, n, o, NULL, NULL);
+        for (size_t t = 0; t < n; t++) {
+            float *xr = x + t * H;
+            for (size_t i = 0; i < H; i++) xr[i] += o[t * H + i];
+            mt_layernorm(xr, xr, k->ly->ln1_w, k->ly->ln1_b, H, hp->eps);
+        }
+        linear_rows(&k->ly->up, x, n, u, NULL, NULL);
+        mt_enc_act(hp->act, u, n * FF);
+        linear_rows(&k->ly->down, u, n, o, NULL, NULL);
+        for (size_t t = 0; t < n; t++) {
+            float *xr = x + t * H;
+            for (size_t i = 0; i < H; i++) xr[i] += o[t * H + i];
+            mt_layernorm(xr, xr, k->ly->ln2_w, k->ly->ln2_b, H, hp->eps);
+        }
+    }
 }
 
 int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
@@ -547,11 +778,23 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
         off += lens[s];
     }
     int rc = MT_OK;
+    /* one thread, or OpenBLAS single-threaded: the layer tail runs fused per row block */
+    int fused = (mt_pool_size(e->pool) <= 1 || openblas_get_num_threads() == 1) && !getenv("NOFUSE");
+    float *tbuf = fused ? malloc((size_t)nth * TAIL_ROWS * (FF + H) * sizeof(float)) : NULL;
+    if (fused && !tbuf) rc = mt_seterr(err, MT_ENOMEM, "out of memory for a batch of %zu tokens", N);
+    size_t nview = N >= VIEW_MIN_T ? mt_enc_view_floats(e) : 0;
+    float *vbuf = nview ? malloc(nview * sizeof(float)) : NULL;   /* NULL: packed kernels */
     for (int L = 0; L < hp->n_layers && !rc; L++) {
-        const mt_enc_layer *ly = &e->layers[L];
+        mt_enc_layer view;
+        const mt_enc_layer *ly = mt_enc_layer_view(e, &e->layers[L], N, &view, vbuf);
         mt_enc_linear(e, &ly->qkv, x, N, qkv, scratch);
         rc = mt_enc_attention(e, qkv, ctx, lens, nseq, 0, err);
         if (rc) break;
+        if (fused) {
+            tail_ctx tc = {e, ly, x, ctx, tbuf};
+            mt_pool_for(e->pool, N, TAIL_ROWS, tail_task, &tc);
+            continue;
+        }
         mt_enc_linear(e, &ly->o, ctx, N, tmp, scratch);
         rows_ctx rc1 = {e, x, tmp, ly->ln1_w, ly->ln1_b, -1, H};
         mt_pool_for(e->pool, N, 4, rows_task, &rc1);
@@ -562,6 +805,8 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
         rows_ctx rb = {e, x, tmp, ly->ln2_w, ly->ln2_b, -1, H};
         mt_pool_for(e->pool, N, 4, rows_task, &rb);
     }
+    free(tbuf);
+    free(vbuf);
     free(qkv); free(ctx); free(tmp); free(scratch); free(row);
     return rc;
 }

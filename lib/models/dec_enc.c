@@ -1,10 +1,13 @@
-/* dec_enc.c - decoder embedders: a causal decoder of lib/models (model.h)
- * whose final hidden states (after the final norm) are pooled by the
- * sentence-transformers pipeline (last token for Qwen3-Embedding).  Each
+/* dec_enc.c - decoder embedders: a decoder of lib/models (model.h) whose
+ * final hidden states (after the final norm) are pooled by the
+ * sentence-transformers pipeline: qwen3 (Qwen3-Embedding: causal, last
+ * token) and gemma3_text (EmbeddingGemma: use_bidirectional_attention, mean
+ * pooling, Dense layers).  Each
  * sequence runs on its own from position 0, which is what the reference
  * computes for a padded batch: left padding only shifts every position by the
  * same amount, which RoPE attention does not see, and right padding is masked.
- * ref: transformers models/qwen3/modeling_qwen3.py (Qwen3Model);
+ * ref: transformers models/qwen3/modeling_qwen3.py (Qwen3Model),
+ * models/gemma3/modeling_gemma3.py (Gemma3TextModel, bidirectional masks);
  * sentence_transformers Pooling lasttoken. */
 #include "models/encoder.h"
 
@@ -60,3 +63,5 @@ static int no_init(mt_encoder *e, mt_err *err) {
 }
 
 const mt_encoder_family mt_encoder_family_qwen3 = {"qwen3", no_init, dec_load};
+/* EmbeddingGemma: gemma3_text with use_bidirectional_attention (model.h) */
+const mt_encoder_family mt_encoder_family_gemma3_text = {"gemma3_text", no_init, dec_load};

@@ -66,6 +66,7 @@ int mt_decoder_read_hp(mt_model *m, mt_err *err) {
     hp->rope_theta = (float)theta;
     MT_TRY(mt_cfg_bool(c, "rope_traditional", 0, &hp->rope_traditional, err));
     MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 1, &hp->tie_embeddings, err));
+    MT_TRY(mt_cfg_bool(c, "use_bidirectional_attention", 0, &hp->bidirectional, err));
     MT_TRY(mt_cfg_bool(c, "attention_bias", 0, &hp->attn_bias, err));
     MT_TRY(mt_cfg_bool(c, "mlp_bias", 0, &hp->mlp_bias, err));
     hp->o_bias = hp->attn_bias;
@@ -583,6 +584,12 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
         size_t p = a->pos[t];                /* absolute position of this query */
         size_t j0 = a->lo[t], j1 = a->hi[t];
         int win = a->m->layers[a->layer].sliding && hp->sliding_window > 0;
+        if (win && hp->bidirectional && !kc->max_size) {
+            size_t w = (size_t)hp->sliding_window / 2 + 1;   /* |p - j| < w */
+            if (p + 1 > w && p + 1 - w > j0) j0 = p + 1 - w;
+            if (p + w < j1) j1 = p + w;
+            win = 0;
+        }
         if (win && !kc->max_size && p + 1 > (size_t)hp->sliding_window && p + 1 - (size_t)hp->sliding_window > j0)
             j0 = p + 1 - (size_t)hp->sliding_window;
         const float *qv = a->q + t * a->qstride + h * hd;
@@ -692,6 +699,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (rc[t]->len != rpos[t]) { free(slot); return mt_seterr(err, MT_EINVAL, "internal: rows out of order"); }
         int r = kv_plan(rc[t], S, slot + t, lo + t, hi + t, err);
         if (r) { free(slot); return r; }
+        if (hp->bidirectional && !rc[t]->max_size)   /* every row sees the whole call */
+            for (size_t i = 0; i < S; i++) hi[t + i] = rc[t]->len + S;
         rc[t]->len += S;
         for (size_t i = 0; i < S; i++) if (hi[t + i] - lo[t + i] > len) len = hi[t + i] - lo[t + i];
         t += S;

@@ -113,6 +113,14 @@ void mt_enc_linear(const mt_encoder *e, const mt_linear *l, const float *x, size
  * [N, H]; window > 0 limits keys to |i - j| <= window. */
 int mt_enc_attention(const mt_encoder *e, const float *qkv, float *ctx, const size_t *lens, size_t nseq, int window,
                      mt_err *err);
+/* Quantized layers for a batch of T rows: with T >= 64, a copy of layer ly
+ * whose MLX-quantized linears are dequantized into buf (float32, this batch
+ * only; the encoder keeps the packed codes) so the products run as sgemm;
+ * else (or when nothing is quantized) ly itself.  buf holds
+ * mt_enc_view_floats(e) floats; 0 = no view is ever needed. */
+const mt_enc_layer *mt_enc_layer_view(const mt_encoder *e, const mt_enc_layer *ly, size_t T, mt_enc_layer *tmp,
+                                      float *buf);
+size_t mt_enc_view_floats(const mt_encoder *e);
 /* In place activation (MT_ENC_ACT_*) of x[n]. */
 void mt_enc_act(int act, float *x, size_t n);
 /* Forward of the decoder embedders (lib/models/dec_enc.c): final hidden states

@@ -3,7 +3,8 @@
 #include "models/encoder.h"
 
 extern const mt_encoder_family mt_encoder_family_bert, mt_encoder_family_roberta, mt_encoder_family_xlm_roberta,
-    mt_encoder_family_nomic_bert, mt_encoder_family_modernbert, mt_encoder_family_qwen3;
+    mt_encoder_family_nomic_bert, mt_encoder_family_modernbert, mt_encoder_family_qwen3,
+    mt_encoder_family_gemma3_text;
 
 static const mt_encoder_family *const families[] = {
     &mt_encoder_family_bert,
@@ -12,6 +13,7 @@ static const mt_encoder_family *const families[] = {
     &mt_encoder_family_nomic_bert,
     &mt_encoder_family_modernbert,
     &mt_encoder_family_qwen3,
+    &mt_encoder_family_gemma3_text,
 };
 
 const mt_encoder_family *mt_encoder_family_find(const char *model_type) {

@@ -46,6 +46,11 @@ typedef struct mt_decoder_hp {
     float attn_softcap;     /* tanh soft-capping of attention scores (gemma2); 0 = none */
     float final_softcap;    /* ... of the logits; 0 = none */
     int sliding_window;     /* window of the layers marked sliding; 0 = none */
+    int bidirectional;      /* config use_bidirectional_attention (embedding models such as
+                               EmbeddingGemma): the rows of one forward call on an unbounded cache
+                               attend to every row of that call too (not only earlier ones), and
+                               sliding layers to |i - j| < sliding_window / 2 + 1 (transformers'
+                               bidirectional window); 0 (default) = causal */
     /* mixture of experts (layers with moe set): a router picks top_k of n_experts gated MLPs */
     int n_experts, top_k, moe_inter;
     int moe_softmax_first;  /* 1: softmax over all experts, then top-k (qwen3_moe); 0: top-k, then softmax (mixtral) */

@@ -400,8 +400,11 @@ int mt_enc_rope_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_i
             mt_layernorm(xr, xr, e->emb_ln_w, e->emb_ln_b, H, hp->eps);
         }
     int rc = MT_OK;
+    size_t nview = mt_enc_view_floats(e);
+    float *vbuf = nview && N >= 64 ? malloc(nview * sizeof(float)) : NULL;   /* NULL: packed kernels */
     for (int L = 0; L < hp->n_layers && !rc; L++) {
-        const mt_enc_layer *ly = &e->layers[L];
+        mt_enc_layer view;
+        const mt_enc_layer *ly = mt_enc_layer_view(e, &e->layers[L], N, &view, vbuf);
         const float *in = x;
         if (hp->pre_norm && ly->ln1_w) {
             norm_ctx nc = {e, x, NULL, tmp, ly->ln1_w, ly->ln1_b};
@@ -434,6 +437,7 @@ int mt_enc_rope_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_i
         norm_ctx nc = {e, x, NULL, NULL, e->final_w, e->final_b};
         mt_pool_for(e->pool, N, 8, norm_task, &nc);
     }
+    free(vbuf);
     free(big); free(g); free(ctx); free(tmp); free(work); free(row); free(pos);
     return rc;
 }

@@ -15,14 +15,18 @@ folder + golden: texts, ids, truncated, embeddings from SentenceTransformer.enco
                    final norm), cls + mean pooling, Dense, Normalize
   qwen3-tiny       transformers Qwen3Model (causal decoder, GQA, q/k norms), EOS appended,
                    lasttoken pooling + Normalize, an instruction prompt "query" (Qwen3-Embedding)
-usage: tests/gen/gen_embed_fixtures2.py [nomic|modernbert|qwen3 ...]
+  gemma3-tiny      transformers Gemma3TextModel with use_bidirectional_attention (EmbeddingGemma:
+                   sliding + full layers, two RoPE bases, q/k norms), mean pooling, two bias-free
+                   Dense layers, Normalize, prompts
+usage: tests/gen/gen_embed_fixtures2.py [nomic|modernbert|qwen3|gemma3 ...]
 """
 import json, os, shutil, sys
 import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 from tokenizers import processors
-from transformers import NomicBertConfig, NomicBertModel, ModernBertConfig, ModernBertModel, Qwen3Config, Qwen3Model
+from transformers import (NomicBertConfig, NomicBertModel, ModernBertConfig, ModernBertModel, Qwen3Config, Qwen3Model,
+                          Gemma3TextConfig, Gemma3TextModel)
 from sentence_transformers import models as stm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -126,12 +130,47 @@ def qwen3():
     json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=1)
 
 
+def gemma3():
+    """EmbeddingGemma shape: Gemma3TextModel with use_bidirectional_attention (every token
+    sees the whole text; sliding layers |i - j| < sliding_window / 2 + 1), mean pooling,
+    two bias-free Dense layers, Normalize, prompts.  hidden 64: sqrt(hidden) = 8 is exact
+    in bfloat16, so the embedding scale is the same whether rounded (mlx-lm) or not."""
+    wp, wp_kw = g1.wordpiece_tok()
+    cfg = Gemma3TextConfig(vocab_size=wp.get_vocab_size(), hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                           num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
+                           rms_norm_eps=1e-6, sliding_window=8, query_pre_attn_scalar=16,
+                           layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                           use_bidirectional_attention=True, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+                           hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
+                           rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                                            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})
+    m = Gemma3TextModel(cfg).eval()
+    init_random(m, 14)
+    d = g1.build("gemma3-tiny", m, wp, wp_kw,
+                 lambda h: [stm.Pooling(h, "mean"),
+                            stm.Dense(h, 96, bias=False, activation_function=torch.nn.Identity()),
+                            stm.Dense(96, h, bias=False, activation_function=torch.nn.Identity()),
+                            stm.Normalize()], 48,
+                 prompts={"query": "task: search result | query: ", "document": "title: none | text: "})
+    g1.golden(d, prompt_name="query")
+    # as the published EmbeddingGemma checkpoint: "model." names and the flat config keys
+    # (rope_theta, rope_local_base_freq, sliding_window_pattern) next to transformers' own
+    p = os.path.join(d, "model.safetensors")
+    w = load_file(p)
+    save_file({("model." + k if not k.startswith("model.") else k): v for k, v in w.items()}, p,
+              metadata={"format": "pt"})
+    c = json.load(open(os.path.join(d, "config.json")))
+    c.update({"rope_theta": 1000000.0, "rope_local_base_freq": 10000.0, "sliding_window_pattern": 2})
+    json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=1)
+    print("layer_types", c.get("layer_types"), "sliding_window", c.get("sliding_window"))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
-    todo = sys.argv[1:] or ["nomic", "modernbert", "qwen3"]
+    todo = sys.argv[1:] or ["nomic", "modernbert", "qwen3", "gemma3"]
     for t in todo:
-        {"nomic": nomic, "modernbert": modernbert, "qwen3": qwen3}[t]()
+        {"nomic": nomic, "modernbert": modernbert, "qwen3": qwen3, "gemma3": gemma3}[t]()
 
 
 if __name__ == "__main__":

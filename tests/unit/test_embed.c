@@ -3,7 +3,8 @@
  * models): token ids exact, embeddings within 1e-4 per component, batched ==
  * one by one; pooling modes, normalization, npy writer, error paths.
  * Families: bert, xlm-roberta, nomic_bert (both checkpoint layouts),
- * modernbert, qwen3 decoder embedder (tests/gen/gen_embed_fixtures2.py). */
+ * modernbert, decoder embedders qwen3 and gemma3_text (bidirectional)
+ * (tests/gen/gen_embed_fixtures2.py). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,7 @@ static void test_errors(void) {
     CHECK(mt_encoder_family_find("nomic_bert") != NULL);
     CHECK(mt_encoder_family_find("modernbert") != NULL);
     CHECK(mt_encoder_family_find("qwen3") != NULL);
+    CHECK(mt_encoder_family_find("gemma3_text") != NULL);
 }
 
 int main(void) {
@@ -252,7 +254,8 @@ int main(void) {
     test_npy();
     test_errors();
     const char *fx[] = {"bert-tiny",  "bert-cls-dense", "xlmr-tiny",      "bert-tiny-8bit",
-                        "bert-tiny-4bit", "nomic-tiny", "nomic-tiny-alt", "modernbert-tiny", "qwen3-tiny"};
+                        "bert-tiny-4bit", "nomic-tiny", "nomic-tiny-alt", "modernbert-tiny", "qwen3-tiny",
+                        "gemma3-tiny"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], pool);
     check_fixture("bert-tiny", NULL);
     check_cross_encoder("ce-bert", pool);
