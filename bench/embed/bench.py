@@ -2,6 +2,8 @@
 """Sentences/s of all-MiniLM-L6-v2 on a mixed-length corpus: mlx-embed (float,
 MLX 8-bit, MLX 4-bit) vs sentence-transformers (torch CPU) and onnxruntime
 (the same model exported with torch.onnx), all with the same thread count.
+The contenders run in interleaved rounds (best of --reps each), so that the
+load of a shared machine affects them alike.
 
 usage: python bench/embed/bench.py [--bin build/bin/mlx-embed] [--threads 2] [--n 2000]"""
 import argparse, json, os, subprocess, sys, tempfile, time
@@ -33,6 +35,18 @@ def report(res, name, n, wc):
     print(f"{name:28s} {res[name][0]:8.1f} sentences/s wall   {res[name][1]:8.1f} sentences/CPU-s", flush=True)
 
 
+def interleaved(runners, reps):
+    """Best (wall, CPU) of each runner over reps rounds; each round runs every runner once in
+    turn, so that a load change on a shared machine touches all of them alike."""
+    best = {name: [float("inf"), float("inf")] for name, _ in runners}
+    for _ in range(reps):
+        for name, fn in runners:
+            w, c = best_of(fn, 1)
+            best[name][0] = min(best[name][0], w)
+            best[name][1] = min(best[name][1], c)
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/bin/mlx-embed")
@@ -61,16 +75,17 @@ def main():
             d = os.path.join(td, f"q{bits}")
             quantize_copy(model, d, bits)
             forms.append((f"mlx-embed {bits}-bit", d))
+        runners = []
         for name, d in forms:
-            def run():
+            def run(d=d):
                 with open(inp) as fi:
                     subprocess.run([a.bin, "-m", d, "-q", "-t", str(a.threads), "-o", os.path.join(td, "o.npy")],
                                    stdin=fi, stdout=subprocess.DEVNULL, check=True)
-            report(res, name, len(texts), best_of(run, a.reps))
+            runners.append((name, run))
         from sentence_transformers import SentenceTransformer
         st = SentenceTransformer(model, device="cpu")
         st.encode(texts[:64])
-        report(res, "sentence-transformers", len(texts), best_of(lambda: st.encode(texts, batch_size=32), a.reps))
+        runners.append(("sentence-transformers", lambda: st.encode(texts, batch_size=32)))
         try:
             import onnxruntime as ort
             from transformers import AutoModel
@@ -112,9 +127,11 @@ def main():
                         out[i] = v[j]
                 return out
             ort_run()
-            report(res, "onnxruntime", len(texts), best_of(ort_run, a.reps))
+            runners.append(("onnxruntime", ort_run))
         except Exception as e:  # noqa: BLE001
             print("onnxruntime: skipped:", e)
+        for name, wc in interleaved(runners, a.reps).items():
+            report(res, name, len(texts), wc)
     for k in [k for k in res if k.startswith("mlx-embed")]:
         rs = ", ".join(f"{res[k][0] / res[b][0]:.2f}x (CPU {res[k][1] / res[b][1]:.2f}x) {b}"
                        for b in ("sentence-transformers", "onnxruntime") if b in res)

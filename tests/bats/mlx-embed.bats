@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# mlx-embed CLI on the tiny fixtures of tests/gen/gen_embed_fixtures.py:
+# mlx-embed CLI on the tiny fixtures of tests/gen/gen_embed_fixtures.py and
+# gen_embed_fixtures2.py:
 # embeddings vs the sentence-transformers goldens, --output npy, --dims,
 # prompts, error records, exit codes.
 
@@ -29,6 +30,21 @@ maxdiff() {
     echo "$n: $d"
     jq -n --argjson d "$d" '$d <= 1e-4' | grep -qx true
     # ids in input order, "truncated" where the golden says so
+    diff <(jq -c '[.id, (.truncated // false)]' "$TD/out-$n.jsonl") \
+         <(jq -c '.truncated | to_entries[] | [.key, .value]' "$FX/$n/golden.json")
+  done
+}
+
+@test "newer families match sentence-transformers within 1e-4 (nomic_bert, modernbert, qwen3, gemma3)" {
+  for n in nomic-tiny nomic-tiny-alt modernbert-tiny qwen3-tiny gemma3-tiny; do
+    jq -c '.texts | to_entries[] | {id: .key, text: .value}' "$FX/$n/golden.json" > "$TD/in-$n.jsonl"
+    pn=$(jq -r '.prompt_name // empty' "$FX/$n/golden.json")
+    run --separate-stderr "$EMB" -m "$FX/$n" -q -t 2 ${pn:+--prompt-name "$pn"} < "$TD/in-$n.jsonl"
+    [ "$status" -eq 0 ]
+    echo "$output" > "$TD/out-$n.jsonl"
+    d=$(maxdiff "$TD/out-$n.jsonl" "$FX/$n/golden.json")
+    echo "$n: $d"
+    jq -n --argjson d "$d" '$d <= 1e-4' | grep -qx true
     diff <(jq -c '[.id, (.truncated // false)]' "$TD/out-$n.jsonl") \
          <(jq -c '.truncated | to_entries[] | [.key, .value]' "$FX/$n/golden.json")
   done
