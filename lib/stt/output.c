@@ -514,6 +514,25 @@ static void write_json(mt_buf *o, const mt_stt_result *r, const mt_stt_write_opt
 
 /* ---- jansson layout (JSONL) ---- */
 
+/* A JSON string of s; invalid UTF-8 bytes become U+FFFD. */
+static json_t *jstr(const char *s) {
+    if (!s) s = "";
+    json_t *j = json_string(s);
+    if (j) return j;
+    size_t n = strlen(s);
+    mt_buf b = {0};
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t l = u8_next((const unsigned char *)s + i, n - i, &cp);
+        if (cp == 0xFFFD && l == 1) mt_buf_str(&b, "\xEF\xBF\xBD");
+        else mt_buf_put(&b, s + i, l);
+        i += l;
+    }
+    j = b.oom ? NULL : json_string(b.p ? b.p : "");
+    mt_buf_free(&b);
+    return j;
+}
+
 json_t *mt_stt_result_json_ex(const mt_stt_result *r, const mt_stt_write_opts *opts) {
     int words = has_words(r, opts);
     json_t *segs = json_array();
@@ -526,7 +545,7 @@ json_t *mt_stt_result_json_ex(const mt_stt_result *r, const mt_stt_write_opts *o
         json_object_set_new(o, "seek", json_integer(s->seek));
         json_object_set_new(o, "start", json_real(s->start));
         json_object_set_new(o, "end", json_real(s->end));
-        json_object_set_new(o, "text", json_string(s->text ? s->text : ""));
+        json_object_set_new(o, "text", jstr(s->text));
         json_object_set_new(o, "tokens", tok);
         json_object_set_new(o, "temperature", json_real(s->temperature));
         json_object_set_new(o, "avg_logprob", json_real(s->avg_logprob));
@@ -535,8 +554,7 @@ json_t *mt_stt_result_json_ex(const mt_stt_result *r, const mt_stt_write_opts *o
         if (words || seg_cleared(s)) {
             json_t *wa = json_array();
             for (size_t w = 0; wa && w < s->n_words; w++)
-                json_array_append_new(wa, json_pack("{s:s,s:f,s:f,s:f}", "word",
-                                                    s->words[w].word ? s->words[w].word : "", "start",
+                json_array_append_new(wa, json_pack("{s:o,s:f,s:f,s:f}", "word", jstr(s->words[w].word), "start",
                                                     s->words[w].start, "end", s->words[w].end, "probability",
                                                     s->words[w].probability));
             json_object_set_new(o, "words", wa);
@@ -549,9 +567,9 @@ json_t *mt_stt_result_json_ex(const mt_stt_result *r, const mt_stt_write_opts *o
         json_decref(segs);
         return NULL;
     }
-    json_object_set_new(o, "text", json_string(r->text ? r->text : ""));
+    json_object_set_new(o, "text", jstr(r->text));
     json_object_set_new(o, "segments", segs);
-    json_object_set_new(o, "language", json_string(r->language));
+    json_object_set_new(o, "language", jstr(r->language));
     return o;
 }
 

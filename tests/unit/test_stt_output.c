@@ -172,13 +172,25 @@ static void test_jsonl_and_file(void) {
     CHECK(jo && !json_object_get(json_array_get(json_object_get(jo, "segments"), 0), "words"));
     json_decref(jo);
 
+    /* invalid UTF-8 becomes U+FFFD (JSONL and json) */
+    char bad_text[] = " a\xff b";
+    s.text = bad_text;
+    s.n_words = 0;
+    r.text = bad_text;
+    CHECK_OK(mt_stt_render(MT_STT_JSONL, &r, &o, &out, &n, &err), &err);
+    CHECK(strstr(out, "\"text\":\" a\xEF\xBF\xBD b\",\"segments\"") == out + 1);
+    free(out);
+    CHECK_OK(mt_stt_render(MT_STT_JSON, &r, &o, &out, &n, &err), &err);
+    CHECK(strstr(out, "{\"text\": \" a\\ufffd b\", \"segments\"") == out);
+    free(out);
+
     char tmpl[] = "/tmp/test_stt_outputXXXXXX";
     CHECK(mkdtemp(tmpl) != NULL);
     char *path = mt_path_join(tmpl, "a.srt");
     CHECK_OK(mt_stt_write_file(path, MT_STT_SRT, &r, &err), &err);
     char *got;
     CHECK_OK(mt_read_file(path, &got, &n, &err), &err);
-    CHECK_STR(got, "1\n00:00:00,500 --> 00:00:00,900\nhi\n\n");
+    CHECK_STR(got, "1\n00:00:00,000 --> 00:00:01,000\na\xff b\n\n");   /* text formats keep the bytes */
     free(got);
     char *bad = mt_path_join(tmpl, "no/such/dir/a.srt");
     CHECK(mt_stt_write_file(bad, MT_STT_TXT, &r, &err) != 0);
