@@ -302,7 +302,34 @@ int mt_ki8_tiles_ok(int level, const mt_qmat *m) { return path_of(level) == P_VN
 
 size_t mt_ki8_tiles_scratch(const mt_qmat *m) { return 16 * m->row_bytes + 2 * 16 * m->ng * sizeof(float) + 64; }
 
+/* The same quantization with AVX-512 (cvtps_epi32 rounds to nearest even,
+ * as nearbyintf does in the default rounding mode). */
+VNNI static void prep_tiles_512(const mt_qmat *m, const float *x, int8_t *q, float *sx, float *gsum) {
+    size_t gs = (size_t)m->gs;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m128i perm = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    for (size_t g = 0; g < m->ng; g++) {
+        const float *xg = x + g * gs;
+        __m512 a = _mm512_setzero_ps(), su = _mm512_setzero_ps();
+        for (size_t i = 0; i < gs; i += 16) {
+            __m512 v = _mm512_loadu_ps(xg + i);
+            a = _mm512_max_ps(a, _mm512_andnot_ps(sign, v));
+            su = _mm512_add_ps(su, v);
+        }
+        float d = _mm512_reduce_max_ps(a) / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+        sx[g] = d;
+        gsum[g] = _mm512_reduce_add_ps(su);
+        __m512 vid = _mm512_set1_ps(id);
+        for (size_t i = 0; i < gs; i += 16) {
+            __m128i b = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + i), vid)));
+            if (m->bits == 4) b = _mm_shuffle_epi8(b, perm);
+            _mm_storeu_si128((__m128i *)(q + g * gs + i), b);
+        }
+    }
+}
+
 void mt_ki8_prep_tiles(const mt_qmat *m, const float *x, int8_t *q, float *sx, float *gsum) {
+    if (mt_cpu_has_avx512vnni()) { prep_tiles_512(m, x, q, sx, gsum); return; }
     size_t gs = (size_t)m->gs;
     for (size_t g = 0; g < m->ng; g++) {
         const float *xg = x + g * gs;
