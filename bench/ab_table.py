@@ -57,11 +57,15 @@ def main():
             rat = [v[0] / v[2] if v[0] and v[2] else None, v[1] / v[2] if v[1] and v[2] else None,
                    v[1] / v[0] if v[0] and v[1] else None]
             print(f"{m:<15} {name:<16}" + "".join(f"{fmt(x):>12}" for x in v) + "".join(f"{fmt(x):>9}" for x in rat[:2]) + f"{fmt(rat[2]):>7}")
-        bt = [metric(e, lambda d: d.get("batch_tps") or None) for e in engines[:2]]
-        if any(bt):
-            tg = [metric(e, lambda d: d.get("tg_tps")) for e in engines[:2]]
-            print(f"{m:<15} {'batch tok/s':<16}" + "".join(f"{fmt(x):>12}" for x in bt) +
-                  f"   (x{fmt(bt[0] / tg[0] if bt[0] and tg[0] else None)}, x{fmt(bt[1] / tg[1] if bt[1] and tg[1] else None)} own tg)")
+        for name, bf, tf in [("batch tok/s", lambda d: d.get("batch_tps") or None, lambda d: d.get("tg_tps")),
+                             ("batch tok/CPU-s",
+                              lambda d: max(d["tg"] // 4, 1) * d["batch"] / d["batch_cpu_s"] if d.get("batch_cpu_s") else None,
+                              lambda d: d["tg"] / d["tg_cpu_s"] if d.get("tg_cpu_s") else None)]:
+            bt = [metric(e, bf) for e in engines[:2]]
+            tg = [metric(e, tf) for e in engines[:2]]
+            if any(bt):
+                print(f"{m:<15} {name:<16}" + "".join(f"{fmt(x):>12}" for x in bt) +
+                      f"   (x{fmt(bt[0] / tg[0] if bt[0] and tg[0] else None)}, x{fmt(bt[1] / tg[1] if bt[1] and tg[1] else None)} own tg)")
         wb = meta.get("weight_bytes")
         if bwm and wb:
             roof = bwm * 1e9 / wb

@@ -6,7 +6,8 @@
 # (llama-cpp-python) and mlx-lm back to back, and prints the table.
 # Environment: BUILD (build dir, default build), THREADS (2), PP (512), TG (128),
 # BATCH (8), MLX_PP/MLX_TG/MLX_TIMEOUT (mlx-lm sizes, default PP/TG, 300 s), MODELS ("llama1b qwen06b"), VARIANTS ("q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"),
-# PEERS ("llama mlx"; empty = ours only).
+# PEERS ("llama mlx"; empty = ours only), INT8 (1: ours again with MT_QMATH=int8).
+# bench/ab.sh runs float / int8 / llama.cpp alternating over several rounds.
 set -e
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -17,6 +18,7 @@ BATCH=${BATCH:-8}
 MODELS=${MODELS:-"llama1b qwen06b"}
 VARIANTS=${VARIANTS:-"q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"}
 PEERS=${PEERS-"llama mlx"}
+INT8=${INT8:-1}
 MLX_PP=${MLX_PP:-$PP}        # mlx-lm's CPU quantized matmul is slow here: allow smaller sizes
 MLX_TG=${MLX_TG:-$TG}
 MLX_TIMEOUT=${MLX_TIMEOUT:-300}
@@ -48,6 +50,7 @@ for m in $MODELS; do
         wb=$(du -b "$dir"/*.safetensors | awk '{s += $1} END {print s}')
         echo "{\"model\":\"$m\",\"variant\":\"$v\",\"gguf\":\"$g\",\"weight_bytes\":$wb}" | tee -a "$out"
         bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" | tee -a "$out"
+        [ "$INT8" = 1 ] && MT_QMATH=int8 bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" | tee -a "$out"
         case "$PEERS" in *llama*)
             [ -f "bench/models/$m-$g.gguf" ] &&
                 python3 bench/peer_llama.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out" ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """table.py - prints bench/run.sh's results (JSON lines) as a table of ours /
 llama.cpp / mlx-lm with ratios, plus the triad bandwidth and decode's share of
-the bandwidth roofline (bandwidth / bytes of weights read per token).
+the bandwidth roofline (bandwidth / bytes of weights read per token).  Runs of
+ours with MT_QMATH=int8 (int8 activations) get their own rows.
 
 usage: table.py RESULTS.jsonl"""
 import json
@@ -29,7 +30,8 @@ def main():
             cur = dict(d)
             rows.append(cur)
         elif cur is not None and "engine" in d:
-            cur[d["engine"]] = d
+            key = "ours-int8" if d["engine"] == "ours" and d.get("qmath") == "int8" else d["engine"]
+            cur[key] = d
     print(f"memory bandwidth (STREAM triad, 2 threads): {fmt(bw)} GB/s")
     hdr = f"{'model':<9} {'ours':<6} {'gguf':<5} {'metric':<14} {'ours':>9} {'llama.cpp':>10} {'ratio':>6} {'mlx-lm':>9} {'ratio':>6}"
     print(hdr)
@@ -44,6 +46,12 @@ def main():
             rb = ratio(a, b) if sense > 0 else ratio(b, a)
             rc = ratio(a, c) if sense > 0 else ratio(c, a)
             print(f"{r['model']:<9} {r['variant']:<6} {r['gguf']:<5} {name:<14} {fmt(a):>9} {fmt(b):>10} {fmt(rb):>6} {fmt(c):>9} {fmt(rc):>6}")
+        i8 = r.get("ours-int8")
+        if i8:
+            for name, key in [("pp%s tok/s" % i8.get("pp", ""), "pp_tps"), ("tg%s tok/s" % i8.get("tg", ""), "tg_tps")]:
+                a, b = i8.get(key), p.get(key)
+                print(f"{r['model']:<9} {'int8':<6} {r['gguf']:<5} {name:<14} {fmt(a):>9} {fmt(b):>10} {fmt(ratio(a, b)):>6}"
+                      f"   (MT_QMATH=int8: x{fmt(ratio(a, o.get(key)))} ours float)")
         bt = o.get("batch_tps")
         if bt:
             print(f"{r['model']:<9} {r['variant']:<6} {'':<5} {'batch%d tok/s' % o.get('batch', 0):<14} {fmt(bt):>9}"
