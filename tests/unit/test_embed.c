@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/blas.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "embed/embed.h"
@@ -258,6 +259,11 @@ int main(void) {
                         "gemma3-tiny"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], pool);
     check_fixture("bert-tiny", NULL);
+    /* single-threaded OpenBLAS (as mlx-embed sets it): products split over the pool,
+     * fused layer tail, quantized layers dequantized per batch */
+    mt_blas_threads(1);
+    const char *fx1[] = {"bert-tiny", "bert-tiny-4bit", "modernbert-tiny", "nomic-tiny"};
+    for (size_t i = 0; i < sizeof fx1 / sizeof *fx1; i++) check_fixture(fx1[i], pool);
     check_cross_encoder("ce-bert", pool);
     check_cross_encoder("ce-xlmr", pool);   /* no pool: the same numbers on one thread */
     mt_pool_free(pool);
