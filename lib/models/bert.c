@@ -688,43 +688,6 @@ const mt_enc_layer *mt_enc_layer_view(const mt_encoder *e, const mt_enc_layer *l
     return any ? tmp : ly;
 }
 
-/* The rest of a BERT layer after attention, for rows [b, end) in blocks of
- * TAIL_ROWS: x = LN1(x + ctx Wo^T + bo); x = LN2(x + act(x Wu^T + bu) Wd^T + bd).
- * The [rows, inter] activations stay in the thread's buffer (cache). */
-#define TAIL_ROWS 256
-typedef struct tail_ctx {
-    const mt_encoder *e;
-    const mt_enc_layer *ly;
-    float *x;
-    const float *ctx;
-    float *buf;              /* per thread: TAIL_ROWS * (inter + hidden) */
-} tail_ctx;
-
-static void tail_task(void *c, size_t b, size_t end, int tid) {
-    tail_ctx *k = c;
-    const mt_encoder_hp *hp = &k->e->hp;
-    size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter;
-    float *u = k->buf + (size_t)tid * TAIL_ROWS * (FF + H), *o = u + TAIL_ROWS * FF;
-    for (size_t r = b; r < end; r += TAIL_ROWS) {
-        size_t n = end - r < TAIL_ROWS ? end - r : TAIL_ROWS;
-        float *x = k->x + r * H;
-        linear_rows(&k->ly->o, k->ctx + r * H, n, o, NULL, NULL);
-        for (size_t t = 0; t < n; t++) {
-            float *xr = x + t * H;
-            for (size_t i = 0; i < H; i++) xr[i] += o[t * H + i];
-            mt_layernorm(xr, xr, k->ly->ln1_w, k->ly->ln1_b, H, hp->eps);
-        }
-        linear_rows(&k->ly->up, x, n, u, NULL, NULL);
-        mt_enc_act(hp->act, u, n * FF);
-        linear_rows(&k->ly->down, u, n, o, NULL, NULL);
-        for (size_t t = 0; t < n; t++) {
-            float *xr = x + t * H;
-            for (size_t i = 0; i < H; i++) xr[i] += o[t * H + i];
-            mt_layernorm(xr, xr, k->ly->ln2_w, k->ly->ln2_b, H, hp->eps);
-        }
-    }
-}
-
 int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
                        float *hidden, mt_err *err) {
     if (e->rotary) return mt_enc_rope_forward(e, ids, type_ids, lens, nseq, hidden, err);
@@ -778,10 +741,6 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
         off += lens[s];
     }
     int rc = MT_OK;
-    /* one thread, or OpenBLAS single-threaded: the layer tail runs fused per row block */
-    int fused = (mt_pool_size(e->pool) <= 1 || openblas_get_num_threads() == 1) && !getenv("NOFUSE");
-    float *tbuf = fused ? malloc((size_t)nth * TAIL_ROWS * (FF + H) * sizeof(float)) : NULL;
-    if (fused && !tbuf) rc = mt_seterr(err, MT_ENOMEM, "out of memory for a batch of %zu tokens", N);
     size_t nview = N >= VIEW_MIN_T ? mt_enc_view_floats(e) : 0;
     float *vbuf = nview ? malloc(nview * sizeof(float)) : NULL;   /* NULL: packed kernels */
     for (int L = 0; L < hp->n_layers && !rc; L++) {
@@ -790,11 +749,6 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
         mt_enc_linear(e, &ly->qkv, x, N, qkv, scratch);
         rc = mt_enc_attention(e, qkv, ctx, lens, nseq, 0, err);
         if (rc) break;
-        if (fused) {
-            tail_ctx tc = {e, ly, x, ctx, tbuf};
-            mt_pool_for(e->pool, N, TAIL_ROWS, tail_task, &tc);
-            continue;
-        }
         mt_enc_linear(e, &ly->o, ctx, N, tmp, scratch);
         rows_ctx rc1 = {e, x, tmp, ly->ln1_w, ly->ln1_b, -1, H};
         mt_pool_for(e->pool, N, 4, rows_task, &rc1);
@@ -805,7 +759,6 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
         rows_ctx rb = {e, x, tmp, ly->ln2_w, ly->ln2_b, -1, H};
         mt_pool_for(e->pool, N, 4, rows_task, &rb);
     }
-    free(tbuf);
     free(vbuf);
     free(qkv); free(ctx); free(tmp); free(scratch); free(row);
     return rc;

@@ -260,7 +260,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], pool);
     check_fixture("bert-tiny", NULL);
     /* single-threaded OpenBLAS (as mlx-embed sets it): products split over the pool,
-     * fused layer tail, quantized layers dequantized per batch */
+     * quantized layers dequantized per batch */
     mt_blas_threads(1);
     const char *fx1[] = {"bert-tiny", "bert-tiny-4bit", "modernbert-tiny", "nomic-tiny"};
     for (size_t i = 0; i < sizeof fx1 / sizeof *fx1; i++) check_fixture(fx1[i], pool);
