@@ -295,8 +295,11 @@ static int forward_i8(const mt_linear *l, const mt_qmat *m, const float *x, size
 }
 
 /* Largest T computed by the direct (matrix-vector) kernels; above it, tiles +
- * sgemm (see bench/ for the measurement behind these values). */
-#define QMV_MAX_T 8
+ * sgemm (bench/bench_kernels, CPU time, 1 thread: the direct kernels win up to
+ * T = 24 on the benchmark shapes, 1.5-2.5x at T = 12-16, even at 32). */
+#ifndef QMV_MAX_T
+#define QMV_MAX_T 24
+#endif
 #define DMV_MAX_T 2
 
 void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {

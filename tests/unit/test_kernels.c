@@ -131,7 +131,9 @@ static void test_quantized(mt_pool *pool) {
             }
     /* the model shapes' common case, larger: 4/8-bit, g64, 2 groups chunks */
     qcase big[] = {{4, 64, MT_BF16, 33, 2048, 1, 0}, {8, 64, MT_F16, 19, 1536, 1, 1}, {4, 32, MT_F32, 40, 17 * 1024, 1, 0},
-                   {4, 64, MT_BF16, 70, 576, 7, 0}, {8, 128, MT_F32, 9, 1024, 12, 1}};
+                   {4, 64, MT_BF16, 70, 576, 7, 0}, {8, 128, MT_F32, 9, 1024, 12, 1},
+                   /* past the direct kernels' T: dequantized tiles + sgemm */
+                   {4, 64, MT_BF16, 21, 640, 30, 1}, {8, 32, MT_F16, 5, 96, 40, 0}};
     for (size_t i = 0; i < sizeof big / sizeof *big; i++) run_qcase(&big[i], pool, worst);
     for (int p = 0; p < npaths; p++) printf("  quantized %-8s worst error / bound %.3f\n", mt_cpu_name(paths[p]), worst[p]);
 }
