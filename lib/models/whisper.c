@@ -821,6 +821,44 @@ static void datt_task(void *c, size_t b, size_t e, int tid) {
     }
 }
 
+typedef struct dlin_ctx {
+    const mt_linear *l;
+    const float *x;
+    float *y;
+    size_t T;
+} dlin_ctx;
+
+static void dlin_task(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    dlin_ctx *k = c;
+    const mt_linear *l = k->l;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)k->T, (int)(e - b), (int)l->in, 1.0f, k->x, (int)l->in,
+                (const float *)l->w + b * l->in, (int)l->in, 0.0f, k->y + b, (int)l->out);
+}
+
+/* Decoder products (few rows).  mt_linear_forward runs F32 weights with
+ * several rows as one sgemm; when OpenBLAS runs one thread, the output
+ * columns are split over the pool instead. */
+static void dec_linear(const mt_whisper *w, const mt_linear *l, const float *x, size_t T, float *y, float *work) {
+    if (T > 1 && !l->quantized && l->wdt == MT_F32 && split_mode(w)) {
+        dlin_ctx k = {l, x, y, T};
+        mt_pool_for(w->pool, l->out, 64, dlin_task, &k);
+        if (l->bias) {
+            float *b = malloc(l->out * sizeof *b);
+            if (b) {
+                mt_convert_to_f32(b, l->bias, l->bdt, l->out);
+                for (size_t t = 0; t < T; t++)
+                    for (size_t i = 0; i < l->out; i++) y[t * l->out + i] += b[i];
+                free(b);
+            } else {
+                mt_linear_forward(l, x, T, y, work, w->pool);
+            }
+        }
+        return;
+    }
+    mt_linear_forward(l, x, T, y, work, w->pool);
+}
+
 static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_positions, float *logits, float *cap,
                     mt_err *err) {
     mt_whisper *w = dd->w;
@@ -853,9 +891,9 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
     for (int L = 0; L < hp->n_text_layer; L++) {
         const block_t *b = &w->dec[L];
         rows_op(w->pool, ROW_LN, x, h, NULL, &b->self.ln, R, d);
-        mt_linear_forward(&b->self.q, h, R, q, work, w->pool);
-        mt_linear_forward(&b->self.k, h, R, k, work, w->pool);
-        mt_linear_forward(&b->self.v, h, R, v, work, w->pool);
+        dec_linear(w, &b->self.q, h, R, q, work);
+        dec_linear(w, &b->self.k, h, R, k, work);
+        dec_linear(w, &b->self.v, h, R, v, work);
         for (size_t r = 0; r < R; r++) {
             size_t s = r / (size_t)n_tok, pos = (size_t)dd->len + r % (size_t)n_tok;
             float *dst = dd->kv[s] + pos * row + (size_t)L * 2 * d;
@@ -864,16 +902,16 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
         }
         datt_ctx a = {dd, q, att, scr, scr_n, n_tok, L, 0, H, hd, d, (float)(1.0 / sqrt((double)hd)), NULL, n_tok};
         mt_pool_for(w->pool, R * H, 1, datt_task, &a);
-        mt_linear_forward(&b->self.o, att, R, h, work, w->pool);
+        dec_linear(w, &b->self.o, att, R, h, work);
         rows_op(w->pool, ROW_ADD_LN, x, att, h, &b->cross.ln, R, d);   /* x += o; att = LN(x) */
-        mt_linear_forward(&b->cross.q, att, R, q, work, w->pool);
+        dec_linear(w, &b->cross.q, att, R, q, work);
         datt_ctx c = {dd, q, att, scr, scr_n, n_tok, L, 1, H, hd, d, (float)pow((double)hd, -0.25), cap, n_tok};
         mt_pool_for(w->pool, R * H, 1, datt_task, &c);
-        mt_linear_forward(&b->cross.o, att, R, h, work, w->pool);
+        dec_linear(w, &b->cross.o, att, R, h, work);
         rows_op(w->pool, ROW_ADD_LN, x, att, h, &b->mlp_ln, R, d);
-        mt_linear_forward(&b->fc1, att, R, m, work, w->pool);
+        dec_linear(w, &b->fc1, att, R, m, work);
         rows_op(w->pool, ROW_GELU, m, NULL, NULL, NULL, R, 4 * d);
-        mt_linear_forward(&b->fc2, m, R, h, work, w->pool);
+        dec_linear(w, &b->fc2, m, R, h, work);
         rows_op(w->pool, ROW_ADD, x, NULL, h, NULL, R, d);
     }
     dd->len += n_tok;
@@ -885,7 +923,7 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
                 memmove(x + s * d, x + (s * (size_t)n_tok + (size_t)n_tok - 1) * d, d * sizeof(float));
         }
         rows_op(w->pool, ROW_LN, x, h, NULL, &w->dec_ln, nrow, d);
-        mt_linear_forward(&w->tok, h, nrow, logits, work, w->pool);
+        dec_linear(w, &w->tok, h, nrow, logits, work);
     }
     free(mem);
     return MT_OK;

@@ -11,10 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "check.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "models/whisper.h"
+#include "tensor/dtype.h"
 
 #define DIR "tests/data/whisper/"
 
@@ -51,7 +54,8 @@ static size_t argmax(const float *x, size_t n) {
     return b;
 }
 
-static void check_fixture(const char *name, mt_pool *pool) {
+/* name: golden folder under tests/data/whisper; dir: the model (NULL = the same folder). */
+static void check_fixture(const char *name, const char *dir, mt_pool *pool) {
     char path[512];
     mt_err err = {0};
     snprintf(path, sizeof path, DIR "%s/golden/meta.json", name);
@@ -59,7 +63,8 @@ static void check_fixture(const char *name, mt_pool *pool) {
     json_t *meta = json_load_file(path, 0, &je);
     CHECK_MSG(meta != NULL, "%s: %s", path, je.text);
     if (!meta) return;
-    snprintf(path, sizeof path, DIR "%s", name);
+    if (dir) snprintf(path, sizeof path, "%s", dir);
+    else snprintf(path, sizeof path, DIR "%s", name);
     mt_whisper *w = NULL;
     CHECK_OK(mt_whisper_load(&w, path, pool, &err), &err);
     if (!w) { json_decref(meta); return; }
@@ -268,6 +273,70 @@ static int broken_copy(char *tmpdir, void (*edit)(json_t *hdr)) {
     return rc;
 }
 
+/* A float32 copy of tiny-ml-mlx (every F16 tensor widened; exact). */
+static int f32_copy(char *tmpdir) {
+    strcpy(tmpdir, "/tmp/test_whisper_XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    char *buf = NULL, *cfg = NULL;
+    size_t len = 0, clen = 0;
+    if (mt_read_file(DIR "tiny-ml-mlx/weights.safetensors", &buf, &len, NULL)) return -1;
+    if (mt_read_file(DIR "tiny-ml-mlx/config.json", &cfg, &clen, NULL)) { free(buf); return -1; }
+    uint64_t hl;
+    memcpy(&hl, buf, 8);
+    const char *data = buf + 8 + hl;
+    json_error_t je;
+    json_t *h = json_loadb(buf + 8, (size_t)hl, 0, &je);
+    size_t total = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(h, key, v) {
+        if (!strcmp(key, "__metadata__")) continue;
+        size_t b = (size_t)json_integer_value(json_array_get(json_object_get(v, "data_offsets"), 0));
+        size_t e = (size_t)json_integer_value(json_array_get(json_object_get(v, "data_offsets"), 1));
+        total += strcmp(json_string_value(json_object_get(v, "dtype")), "F16") ? e - b : 2 * (e - b);
+    }
+    char *out = malloc(total ? total : 1);
+    size_t off = 0;
+    json_object_foreach(h, key, v) {
+        if (!strcmp(key, "__metadata__")) continue;
+        json_t *o = json_object_get(v, "data_offsets");
+        size_t b = (size_t)json_integer_value(json_array_get(o, 0)), e = (size_t)json_integer_value(json_array_get(o, 1));
+        size_t n = e - b;
+        if (!strcmp(json_string_value(json_object_get(v, "dtype")), "F16")) {
+            float *f = malloc(n * 2);
+            mt_convert_to_f32(f, data + b, MT_F16, n / 2);
+            memcpy(out + off, f, n * 2);
+            free(f);
+            n *= 2;
+            json_object_set_new(v, "dtype", json_string("F32"));
+        } else {
+            memcpy(out + off, data + b, n);
+        }
+        json_object_set_new(v, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + n)));
+        off += n;
+    }
+    char *hs = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    uint64_t nh = strlen(hs);
+    char p[600];
+    snprintf(p, sizeof p, "%s/weights.safetensors", tmpdir);
+    FILE *f = fopen(p, "wb");
+    int rc = -1;
+    if (f) {
+        fwrite(&nh, 8, 1, f);
+        fwrite(hs, 1, (size_t)nh, f);
+        fwrite(out, 1, total, f);
+        rc = fclose(f);
+    }
+    snprintf(p, sizeof p, "%s/config.json", tmpdir);
+    if (!rc) rc = mt_write_file_atomic(p, cfg, clen, NULL);
+    free(hs);
+    free(out);
+    free(buf);
+    free(cfg);
+    return rc;
+}
+
 static void rm_copy(const char *tmpdir) {
     char p[600];
     snprintf(p, sizeof p, "%s/weights.safetensors", tmpdir);
@@ -313,9 +382,19 @@ int main(void) {
     mt_pool *pool = NULL;
     mt_err err = {0};
     CHECK_OK(mt_pool_new(&pool, 2, &err), &err);
+    /* OpenBLAS on one thread: the products are split over the pool */
+    openblas_set_num_threads(1);
     const char *fx[] = {"tiny-ml-mlx", "tiny-ml-mlx-q4", "tiny-en-hf", "tiny-v3-mlx-q4"};
-    for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], pool);
-    check_fixture("tiny-ml-mlx", NULL);   /* single-threaded path */
+    for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], NULL, pool);
+    check_fixture("tiny-ml-mlx", NULL, NULL);   /* single-threaded path */
+    char tmp[64];
+    CHECK(f32_copy(tmp) == 0);
+    check_fixture("tiny-ml-mlx", tmp, pool);    /* F32 weights */
+    /* OpenBLAS threads, heads in sequence */
+    openblas_set_num_threads(2);
+    check_fixture("tiny-ml-mlx", tmp, pool);
+    check_fixture("tiny-ml-mlx-q4", NULL, pool);
+    rm_copy(tmp);
     check_reorder(pool);
     check_errors();
     mt_pool_free(pool);
