@@ -10,8 +10,15 @@
  *     "model.encoder.layers.0.self_attn.q_proj.weight" names, conv weights
  *     [out, in, k]; alignment heads from generation_config.json.
  * Dense F32/F16/BF16 weights are borrowed from the mmap; quantized Linear /
- * Embedding weights run through mt_linear.  The output projection is tied to
- * the token embedding.  All computation is float32. */
+ * Embedding weights run through mt_linear (the encoder's 1500-row products
+ * dequantize scale * q + bias in float32 as mx.quantized_matmul does).  The
+ * output projection is tied to the token embedding.  All computation is
+ * float32.
+ * Threads: with a pool of several threads and OpenBLAS on one thread
+ * (mt_blas_threads(1), recommended) the big products and the encoder's
+ * attention are split over the pool; otherwise OpenBLAS's own threads run
+ * them.  One model may serve several decoders, but calls that share a pool
+ * must not run concurrently (mt_pool_for is not reentrant). */
 #ifndef MT_WHISPER_H
 #define MT_WHISPER_H
 
@@ -36,8 +43,10 @@ const mt_whisper_hp *mt_whisper_hparams(const mt_whisper *w);
 /* The folder the model was loaded from (tokenizer files are looked up there). */
 const char *mt_whisper_dir(const mt_whisper *w);
 /* Alignment heads for word timestamps as (layer, head) pairs: config.json /
- * generation_config.json "alignment_heads" when present, otherwise all heads
- * of the last half of the decoder layers (openai-whisper's default). */
+ * generation_config.json "alignment_heads" when present, else the
+ * "alignment_heads" tensor ([n, 2] I64/I32) that mlx-whisper's convert stores
+ * in the weights, otherwise all heads of the last half of the decoder layers
+ * (openai-whisper's default).  *pairs is borrowed (valid until free). */
 size_t mt_whisper_alignment_heads(const mt_whisper *w, const int (**pairs)[2]);
 
 /* Encoder: mel[n_mels, 2 * n_audio_ctx] (one 30-s window, row-major as
