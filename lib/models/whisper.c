@@ -16,7 +16,10 @@
 #include <string.h>
 #include "core/file.h"
 #include "io/config.h"
+#include "core/cpu.h"
 #include "io/safetensors.h"
+#include "models/encoder.h"   /* mt_enc_act: vectorizable erf GELU */
+#include "tensor/kernels.h"
 #include "tensor/linear.h"
 #include "tensor/ops.h"
 
@@ -446,7 +449,7 @@ static void rows_task(void *c, size_t b, size_t e, int tid) {
         float *x = r->x + t * n;
         switch (r->op) {
         case ROW_LN: mt_layernorm(r->y + t * n, x, r->ln->w, r->ln->b, n, LN_EPS); break;
-        case ROW_GELU: mt_gelu(x, n); break;
+        case ROW_GELU: mt_enc_act(MT_ENC_ACT_GELU, x, n); break;   /* erf GELU, |erf error| <= 1.5e-7 */
         case ROW_ADD: {
             const float *a = r->a + t * n;
             for (size_t i = 0; i < n; i++) x[i] += a[i];
@@ -839,21 +842,44 @@ static void dlin_task(void *c, size_t b, size_t e, int tid) {
 /* Decoder products (few rows).  mt_linear_forward runs F32 weights with
  * several rows as one sgemm; when OpenBLAS runs one thread, the output
  * columns are split over the pool instead. */
+typedef struct kd_ctx {
+    const mt_linear *l;
+    const float *x;
+    float *y;
+    size_t T;
+    int level;
+} kd_ctx;
+
+static void kd_task(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    kd_ctx *k = c;
+    mt_kd_rows(k->level, k->l->w, k->l->wdt, k->l->in, k->x, k->T, k->y, k->l->out, b, e);
+}
+
+static void add_bias_rows(const mt_linear *l, size_t T, float *y) {
+    if (!l->bias) return;
+    float b[4096];
+    for (size_t r0 = 0; r0 < l->out; r0 += 4096) {
+        size_t n = l->out - r0 < 4096 ? l->out - r0 : 4096;
+        mt_convert_to_f32(b, (const char *)l->bias + r0 * mt_dtype_size(l->bdt), l->bdt, n);
+        for (size_t t = 0; t < T; t++)
+            for (size_t i = 0; i < n; i++) y[t * l->out + r0 + i] += b[i];
+    }
+}
+
 static void dec_linear(const mt_whisper *w, const mt_linear *l, const float *x, size_t T, float *y, float *work) {
+    if (T > 2 && T <= 16 && !l->quantized && l->wdt != MT_F32) {
+        /* a few rows (beams) over F16/BF16 weights: one pass over W, not
+         * a float32 copy of it (mt_linear_forward's path for T > 2) */
+        kd_ctx k = {l, x, y, T, mt_cpu_level()};
+        mt_pool_for(w->pool, l->out, 16, kd_task, &k);
+        add_bias_rows(l, T, y);
+        return;
+    }
     if (T > 1 && !l->quantized && l->wdt == MT_F32 && split_mode(w)) {
         dlin_ctx k = {l, x, y, T};
         mt_pool_for(w->pool, l->out, 64, dlin_task, &k);
-        if (l->bias) {
-            float *b = malloc(l->out * sizeof *b);
-            if (b) {
-                mt_convert_to_f32(b, l->bias, l->bdt, l->out);
-                for (size_t t = 0; t < T; t++)
-                    for (size_t i = 0; i < l->out; i++) y[t * l->out + i] += b[i];
-                free(b);
-            } else {
-                mt_linear_forward(l, x, T, y, work, w->pool);
-            }
-        }
+        add_bias_rows(l, T, y);
         return;
     }
     mt_linear_forward(l, x, T, y, work, w->pool);
