@@ -807,13 +807,13 @@ static void datt_task(void *c, size_t b, size_t e, int tid) {
         if (a->cross) {
             const float *K = dd->xk + (size_t)a->layer * Ta * d + h * hd;
             const float *V = dd->xv + (size_t)a->layer * Ta * d + h * hd;
-            for (size_t j = 0; j < Ta; j++) S[j] = a->s2 * mt_dot(q, K + j * d, hd);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)Ta, (int)hd, a->s2, K, (int)d, q, 1, 0.0f, S, 1);
             if (a->cap) {
                 int ci = dd->cap_map[(size_t)a->layer * a->H + h];
                 if (ci >= 0) memcpy(a->cap + ((size_t)ci * (size_t)a->n_cap_tok + t) * Ta, S, Ta * sizeof(float));
             }
             mt_softmax(S, Ta);
-            for (size_t j = 0; j < Ta; j++) mt_axpy(o, S[j], V + j * d, hd);
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)Ta, (int)hd, 1.0f, V, (int)d, S, 1, 0.0f, o, 1);
         } else {
             size_t n = (size_t)dd->len + t + 1;
             const float *base = dd->kv[s] + ((size_t)a->layer * 2) * d + h * hd;
@@ -932,7 +932,8 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
         rows_op(w->pool, ROW_ADD_LN, x, att, h, &b->cross.ln, R, d);   /* x += o; att = LN(x) */
         dec_linear(w, &b->cross.q, att, R, q, work);
         datt_ctx c = {dd, q, att, scr, scr_n, n_tok, L, 1, H, hd, d, (float)pow((double)hd, -0.25), cap, n_tok};
-        mt_pool_for(w->pool, R * H, 1, datt_task, &c);
+        if (split_mode(w) || nthreads_of(w->pool) == 1) mt_pool_for(w->pool, R * H, 1, datt_task, &c);
+        else datt_task(&c, 0, R * H, 0);   /* sgemv on OpenBLAS's threads */
         dec_linear(w, &b->cross.o, att, R, h, work);
         rows_op(w->pool, ROW_ADD_LN, x, att, h, &b->mlp_ln, R, d);
         dec_linear(w, &b->fc1, att, R, m, work);
