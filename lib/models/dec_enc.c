@@ -11,7 +11,9 @@
  * sentence_transformers Pooling lasttoken. */
 #include "models/encoder.h"
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "models/model.h"
 
 static int dec_load(mt_encoder *e, mt_err *err) {
@@ -30,6 +32,10 @@ static int dec_load(mt_encoder *e, mt_err *err) {
     hp->max_pos = maxp;
     hp->type_vocab = 0;
     hp->pos_offset = 0;
+    /* Gemma scales the embeddings by sqrt(hidden): mlx-lm rounds the factor to
+     * bfloat16, transformers keeps it in the weights' dtype; sentence-transformers
+     * runs float32, so the unrounded factor is the reference here. */
+    if (!strcmp(e->model_type, "gemma3_text")) e->dec->hp.embed_scale = sqrtf((float)d->hidden);
     return MT_OK;
 }
 

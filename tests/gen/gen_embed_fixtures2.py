@@ -136,7 +136,7 @@ def gemma3():
     two bias-free Dense layers, Normalize, prompts.  hidden 64: sqrt(hidden) = 8 is exact
     in bfloat16, so the embedding scale is the same whether rounded (mlx-lm) or not."""
     wp, wp_kw = g1.wordpiece_tok()
-    cfg = Gemma3TextConfig(vocab_size=wp.get_vocab_size(), hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+    cfg = Gemma3TextConfig(vocab_size=wp.get_vocab_size(), hidden_size=48, intermediate_size=96, num_hidden_layers=3,
                            num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
                            rms_norm_eps=1e-6, sliding_window=8, query_pre_attn_scalar=16,
                            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
