@@ -322,7 +322,7 @@ static int load_inner(mt_whisper *w, const char *dir, mt_err *err) {
     int d = hp->n_audio_state;
     if (hp->n_text_state != d)
         return mt_seterr(err, MT_EUNSUPPORTED, "n_text_state %d != n_audio_state %d", hp->n_text_state, d);
-    if (d % hp->n_audio_head || d % hp->n_text_head || d % 2)
+    if (d % hp->n_audio_head || d % hp->n_text_head || d % 2 || d < 4)
         return mt_seterr(err, MT_EFORMAT, "state size %d is not divisible by the head count", d);
 
     int rc = mt_safetensors_open_dir(&w->st, dir, err);
@@ -961,27 +961,43 @@ int mt_whisper_dec_step(mt_whisper_dec *d, const int32_t *ids, int n_tok, int al
     return dec_step(d, ids, n_tok, all_positions, logits, NULL, err);
 }
 
+/* Run ids from an empty cache (a scratch single-sequence decoder sharing the
+ * projected audio xk/xv), capturing the alignment heads' pre-softmax q.k. */
+static int cross_qk_run(mt_whisper *w, float *xk, float *xv, const int32_t *ids, int n_tok, float *qk, float *logits,
+                        mt_err *err) {
+    size_t nh = (size_t)w->hp.n_text_layer * (size_t)w->hp.n_text_head;
+    float *kv0 = NULL;
+    mt_whisper_dec tmp = {0};
+    tmp.w = w;
+    tmp.n_seq = 1;
+    tmp.kv = &kv0;
+    tmp.xk = xk;
+    tmp.xv = xv;
+    tmp.cap_map = malloc(nh * sizeof *tmp.cap_map);
+    if (!tmp.cap_map) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nh; i++) tmp.cap_map[i] = -1;
+    for (size_t i = 0; i < w->n_align; i++)
+        tmp.cap_map[(size_t)w->align[i][0] * (size_t)w->hp.n_text_head + (size_t)w->align[i][1]] = (int)i;
+    int rc = dec_step(&tmp, ids, n_tok, 1, logits, qk, err);
+    size_t per = (size_t)n_tok * (size_t)w->hp.n_audio_ctx;
+    for (size_t i = 0; !rc && qk && i < w->n_align; i++) {   /* a head listed twice */
+        int src = tmp.cap_map[(size_t)w->align[i][0] * (size_t)w->hp.n_text_head + (size_t)w->align[i][1]];
+        if ((size_t)src != i) memcpy(qk + i * per, qk + (size_t)src * per, per * sizeof(float));
+    }
+    free(tmp.cap_map);
+    free(kv0);
+    return rc;
+}
+
 int mt_whisper_cross_qk(mt_whisper *w, const float *xa, const int32_t *ids, int n_tok, float *qk, float *logits,
                         mt_err *err) {
     mt_whisper_dec *d = NULL;
     MT_TRY(mt_whisper_dec_new(&d, w, xa, 1, err));
-    size_t nh = (size_t)w->hp.n_text_layer * (size_t)w->hp.n_text_head;
-    d->cap_map = malloc(nh * sizeof *d->cap_map);
-    if (!d->cap_map) {
-        mt_whisper_dec_free(d);
-        return mt_seterr(err, MT_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < nh; i++) d->cap_map[i] = -1;
-    for (size_t i = 0; i < w->n_align; i++)
-        d->cap_map[(size_t)w->align[i][0] * (size_t)w->hp.n_text_head + (size_t)w->align[i][1]] = (int)i;
-    int rc = dec_step(d, ids, n_tok, 1, logits, qk, err);
-    size_t per = (size_t)n_tok * (size_t)w->hp.n_audio_ctx;
-    for (size_t i = 0; !rc && qk && i < w->n_align; i++) {   /* a head listed twice */
-        int src = d->cap_map[(size_t)w->align[i][0] * (size_t)w->hp.n_text_head + (size_t)w->align[i][1]];
-        if ((size_t)src != i) memcpy(qk + i * per, qk + (size_t)src * per, per * sizeof(float));
-    }
-    free(d->cap_map);
-    d->cap_map = NULL;
+    int rc = cross_qk_run(w, d->xk, d->xv, ids, n_tok, qk, logits, err);
     mt_whisper_dec_free(d);
     return rc;
+}
+
+int mt_whisper_dec_cross_qk(mt_whisper_dec *d, const int32_t *ids, int n_tok, float *qk, float *logits, mt_err *err) {
+    return cross_qk_run(d->w, d->xk, d->xv, ids, n_tok, qk, logits, err);
 }

@@ -85,5 +85,10 @@ int  mt_whisper_dec_reorder(mt_whisper_dec *d, const int *src, mt_err *err);
  * order; logits[n_tok, n_vocab] too when non-NULL.  Errors: as dec_step. */
 int mt_whisper_cross_qk(mt_whisper *w, const float *xa, const int32_t *ids, int n_tok, float *qk, float *logits,
                         mt_err *err);
+/* The same over the audio a decoder already projected (saves re-projecting
+ * xa's cross-attention K/V); d's own sequences and caches are left as they
+ * are.  Errors: as dec_step. */
+int mt_whisper_dec_cross_qk(mt_whisper_dec *d, const int32_t *ids, int n_tok, float *qk, float *logits,
+                            mt_err *err);
 
 #endif

@@ -164,6 +164,13 @@ static void check_fixture(const char *name, const char *dir, mt_pool *pool) {
     CHECK_EQ_INT(mt_whisper_dec_len(dec), T);
     CHECK_MSG(e_inc < 1e-4, "%s: incremental vs one-shot %.3g", name, e_inc);
 
+    /* cross q.k over the decoder's projected audio: same result, caches untouched */
+    float *qk2 = malloc(nq * sizeof *qk2);
+    CHECK_OK(mt_whisper_dec_cross_qk(dec, ids, T, qk2, NULL, &err), &err);
+    CHECK(rel_err(qk2, qk, nq) < 1e-5);
+    CHECK_EQ_INT(mt_whisper_dec_len(dec), T);
+    free(qk2);
+
     /* reset: back to length 0, same logits again */
     mt_whisper_dec_reset(dec);
     CHECK_EQ_INT(mt_whisper_dec_len(dec), 0);
