@@ -265,6 +265,8 @@ def save_hf(sd, dims, align, path, tok_json, suppress, multilingual=False, dtype
     gen = {k: v for k, v in gen.items() if v is not None}
     with open(os.path.join(path, "generation_config.json"), "w") as f:
         json.dump(gen, f, indent=2)
+    from transformers import WhisperFeatureExtractor
+    WhisperFeatureExtractor(feature_size=dims["n_mels"]).save_pretrained(path)   # preprocessor_config.json
     write_hf_tokenizer_files(path, tok_json)
 
 
