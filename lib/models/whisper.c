@@ -511,7 +511,13 @@ typedef struct deq_ctx {
 static void deq_task(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     deq_ctx *k = c;
-    for (size_t r = b; r < e; r++) deq_row_exact(k->l, r, k->w + r * k->l->in);
+    const mt_linear *l = k->l;
+    if (!l->quantized) {
+        mt_convert_to_f32(k->w + b * l->in, (const char *)l->w + b * l->in * mt_dtype_size(l->wdt), l->wdt,
+                          (e - b) * l->in);
+        return;
+    }
+    for (size_t r = b; r < e; r++) deq_row_exact(l, r, k->w + r * l->in);
 }
 
 static void gemm(const mt_whisper *w, const float *A, size_t M, size_t K, const float *B, const float *bias, size_t N,
@@ -519,7 +525,8 @@ static void gemm(const mt_whisper *w, const float *A, size_t M, size_t K, const 
 
 /* y[T, out] = x W^T + b for many rows (the encoder and the cross K/V). */
 static void big_linear(const mt_whisper *w, const mt_linear *l, const float *x, size_t T, float *y) {
-    if (T >= 64 && l->quantized && 32 % l->bits == 0) {
+    /* W as float32 once per call (converted over the pool), then sgemm */
+    if (T >= 64 && (l->quantized ? 32 % l->bits == 0 : l->wdt != MT_F32)) {
         float *wf = malloc(l->out * l->in * sizeof *wf), *bf = calloc(l->out, sizeof *bf);
         if (wf && bf) {
             deq_ctx k = {l, wf};
