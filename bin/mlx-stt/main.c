@@ -1,0 +1,316 @@
+/* mlx-stt - Whisper speech-to-text as a Unix filter.
+ *   files:  mlx-stt -m MODEL [-f srt] [-o DIR] FILE...     transcript per file (stdout or DIR)
+ *   batch:  mlx-stt -m MODEL < records.jsonl               {"id","audio"} -> {"id","text","segments",...}
+ *   raw:    mlx-stt -m MODEL --raw --rate 16000 --format s16le < pcm */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "audio/mel.h"
+#include "core/blas.h"
+#include "core/cli.h"
+#include "core/file.h"
+#include "core/jsonl.h"
+#include "io/hub.h"
+#include "stt.h"
+
+static const char usage[] =
+    "usage: mlx-stt -m MODEL [options] FILE...           transcribe audio files\n"
+    "       mlx-stt -m MODEL [options] < records.jsonl   {\"id\",\"audio\"[,\"language\",\"task\",\"prompt\"]} per line\n"
+    "       mlx-stt -m MODEL --raw --rate R --format s16le|f32le [--channels C] < pcm\n"
+    "\n"
+    "MODEL is a Whisper folder (mlx-community or Hugging Face layout) or a Hugging Face repo id.\n"
+    "Audio: WAV, FLAC, OGG/Vorbis/Opus, MP3 (libsndfile), any rate and channel count.\n"
+    "\n"
+    "  -f, --output-format F    txt, srt, vtt, tsv, json or jsonl (default: txt for files and --raw,\n"
+    "                           jsonl for records on stdin)\n"
+    "  -o, --output-dir DIR     write DIR/<input basename>.<format> per input (atomic)\n"
+    "      --text               stdin holds one audio path per line\n"
+    "      --resume FILE        records: append answers to FILE, skipping ids already answered there\n"
+    "      --raw --rate R --format s16le|f32le [--channels C]   raw PCM on stdin\n"
+    "      --language L         spoken language (code or name; default: detect, English-only models: en)\n"
+    "      --task T             transcribe (default) or translate (to English)\n"
+    "      --temperature T      default 0\n"
+    "      --temperature-increment-on-fallback D   default 0.2 (none: no fallback)\n"
+    "      --best-of N          candidates when sampling (default 5)\n"
+    "      --beam-size N        beam search at temperature 0 (default: greedy)\n"
+    "      --patience P  --length-penalty A\n"
+    "      --compression-ratio-threshold X  (2.4)  --logprob-threshold X  (-1.0)\n"
+    "      --no-speech-threshold X  (0.6)          (each accepts none)\n"
+    "      --initial-prompt TEXT  --condition-on-previous-text true|false\n"
+    "      --suppress-tokens LIST  default -1   --without-timestamps\n"
+    "      --word-timestamps    word-level timing (and the word options below)\n"
+    "      --prepend-punctuations S  --append-punctuations S\n"
+    "      --highlight-words  --max-line-width N  --max-line-count N  --max-words-per-line N\n"
+    "      --clip-timestamps LIST  start,end,... seconds to transcribe\n"
+    "      --hallucination-silence-threshold S\n"
+    "      --vad [--vad-threshold DB]   skip silence found by an energy detector (default -45 dBFS)\n"
+    "      --seed N             sampling seed (default 0)\n"
+    "  -t, --threads N          default: all cores\n"
+    "      --revision REV       hub revision (default main)\n"
+    "  -q, --quiet              nothing on stderr but errors\n"
+    "  -h, --help  --version\n"
+    "\n"
+    "Exit status: 0 all inputs done, 3 some inputs failed, 2 usage error, 1 fatal error.\n";
+
+#define PROG "mlx-stt"
+
+static int num_arg(const char *opt, const char *s, double lo, double hi, double *out) {
+    return mt_cli_number(stderr, PROG, opt, s, lo, hi, out);
+}
+
+static int is_none(const char *s) { return !strcmp(s, "none") || !strcmp(s, "None"); }
+
+/* "0,10.5,20" -> values; 1 (message printed) when malformed. */
+static int parse_list(const char *opt, const char *s, double *v, int cap, int *n) {
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !(x >= 0) || !isfinite(x) || *n == cap) {
+            fprintf(stderr, PROG ": %s: '%s' is not a list of at most %d non-negative numbers\n", opt, s, cap);
+            return 1;
+        }
+        v[(*n)++] = x;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int parse_bool(const char *opt, const char *s, int *out) {
+    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "1")) *out = 1;
+    else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "0")) *out = 0;
+    else {
+        fprintf(stderr, PROG ": %s: '%s' is not true or false\n", opt, s);
+        return 1;
+    }
+    return 0;
+}
+
+enum { O_TEXT = 256, O_RESUME, O_RAW, O_RATE, O_FORMAT, O_CHANNELS, O_LANG, O_TASK, O_TEMP, O_TINC, O_BEST, O_BEAM,
+       O_PAT, O_LP, O_CRT, O_LPT, O_NST, O_PROMPT, O_COND, O_SUPP, O_NOTS, O_WORDS, O_PREP, O_APP, O_HL, O_MLW, O_MLC,
+       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION };
+
+int main(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"model", 1, 0, 'm'}, {"output-format", 1, 0, 'f'}, {"output-dir", 1, 0, 'o'}, {"threads", 1, 0, 't'},
+        {"text", 0, 0, O_TEXT}, {"resume", 1, 0, O_RESUME}, {"raw", 0, 0, O_RAW}, {"rate", 1, 0, O_RATE},
+        {"format", 1, 0, O_FORMAT}, {"channels", 1, 0, O_CHANNELS}, {"language", 1, 0, O_LANG},
+        {"task", 1, 0, O_TASK}, {"temperature", 1, 0, O_TEMP}, {"temperature-increment-on-fallback", 1, 0, O_TINC},
+        {"best-of", 1, 0, O_BEST}, {"beam-size", 1, 0, O_BEAM}, {"patience", 1, 0, O_PAT},
+        {"length-penalty", 1, 0, O_LP}, {"compression-ratio-threshold", 1, 0, O_CRT},
+        {"logprob-threshold", 1, 0, O_LPT}, {"no-speech-threshold", 1, 0, O_NST}, {"initial-prompt", 1, 0, O_PROMPT},
+        {"condition-on-previous-text", 1, 0, O_COND}, {"suppress-tokens", 1, 0, O_SUPP},
+        {"without-timestamps", 0, 0, O_NOTS}, {"word-timestamps", 0, 0, O_WORDS},
+        {"prepend-punctuations", 1, 0, O_PREP}, {"append-punctuations", 1, 0, O_APP},
+        {"highlight-words", 0, 0, O_HL}, {"max-line-width", 1, 0, O_MLW}, {"max-line-count", 1, 0, O_MLC},
+        {"max-words-per-line", 1, 0, O_MWPL}, {"clip-timestamps", 1, 0, O_CLIP},
+        {"hallucination-silence-threshold", 1, 0, O_HST}, {"vad", 0, 0, O_VAD}, {"vad-threshold", 1, 0, O_VADT},
+        {"seed", 1, 0, O_SEED}, {"revision", 1, 0, O_REV}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
+        {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
+    mt_blas_init(argv);
+    stt_job j = {.vad_db = -45, .wo = {.word_timestamps = 0}};
+    mt_stt_opts *o = &j.base;
+    mt_stt_opts_default(o);
+    const char *model = NULL, *format = NULL, *resume = NULL, *revision = NULL, *pcm = NULL, *lang = NULL;
+    int text_mode = 0, raw = 0, rate = 0, channels = 1, threads = 0, c;
+    double temp = 0, tinc = 0.2, v;
+    int have_tinc = 1;
+    opterr = 0;   /* our own one-line messages, named mlx-stt whatever argv[0] is */
+    while ((c = getopt_long(argc, argv, ":m:f:o:t:qh", lo, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'f': format = optarg; break;
+        case 'o': j.outdir = optarg; break;
+        case 't': bad = num_arg("--threads", optarg, 1, 256, &v); threads = (int)v; break;
+        case 'q': j.quiet = 1; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case O_VERSION: printf(PROG " %s\n", MT_VERSION); return 0;
+        case O_TEXT: text_mode = 1; break;
+        case O_RESUME: resume = optarg; break;
+        case O_RAW: raw = 1; break;
+        case O_RATE: bad = num_arg("--rate", optarg, 1000, 768000, &v); rate = (int)v; break;
+        case O_FORMAT: pcm = optarg; break;
+        case O_CHANNELS: bad = num_arg("--channels", optarg, 1, 64, &v); channels = (int)v; break;
+        case O_LANG: lang = optarg; break;
+        case O_TASK:
+            if (!strcmp(optarg, "transcribe")) o->task = 0;
+            else if (!strcmp(optarg, "translate")) o->task = 1;
+            else { fprintf(stderr, PROG ": --task must be transcribe or translate\n"); bad = 1; }
+            break;
+        case O_TEMP: bad = num_arg("--temperature", optarg, 0, 100, &temp); break;
+        case O_TINC:
+            if (is_none(optarg)) have_tinc = 0;
+            else { bad = num_arg("--temperature-increment-on-fallback", optarg, 1e-3, 100, &tinc); have_tinc = 1; }
+            break;
+        case O_BEST: bad = num_arg("--best-of", optarg, 1, 64, &v); o->best_of = (int)v; break;
+        case O_BEAM: bad = num_arg("--beam-size", optarg, 1, 64, &v); o->beam_size = (int)v; break;
+        case O_PAT: bad = num_arg("--patience", optarg, 1e-6, 100, &o->patience); break;
+        case O_LP: bad = num_arg("--length-penalty", optarg, 0, 100, &o->length_penalty); break;
+        case O_CRT:
+            if (is_none(optarg)) o->compression_ratio_threshold = 0;
+            else bad = num_arg("--compression-ratio-threshold", optarg, 1e-6, 1e6, &o->compression_ratio_threshold);
+            break;
+        case O_LPT:
+            if (is_none(optarg)) o->logprob_threshold = NAN;
+            else bad = num_arg("--logprob-threshold", optarg, -1e6, 1e6, &o->logprob_threshold);
+            break;
+        case O_NST:
+            if (is_none(optarg)) o->no_speech_threshold = NAN;
+            else bad = num_arg("--no-speech-threshold", optarg, 0, 1, &o->no_speech_threshold);
+            break;
+        case O_PROMPT: o->initial_prompt = optarg; break;
+        case O_COND: bad = parse_bool("--condition-on-previous-text", optarg, &o->condition_on_previous_text); break;
+        case O_SUPP: o->suppress_tokens = optarg; break;
+        case O_NOTS: o->without_timestamps = 1; break;
+        case O_WORDS: o->word_timestamps = 1; break;
+        case O_PREP: o->prepend_punctuations = optarg; break;
+        case O_APP: o->append_punctuations = optarg; break;
+        case O_HL: j.wo.highlight_words = 1; break;
+        case O_MLW: bad = num_arg("--max-line-width", optarg, 1, 1e6, &v); j.wo.max_line_width = (int)v; break;
+        case O_MLC: bad = num_arg("--max-line-count", optarg, 1, 1e6, &v); j.wo.max_line_count = (int)v; break;
+        case O_MWPL: bad = num_arg("--max-words-per-line", optarg, 1, 1e6, &v); j.wo.max_words_per_line = (int)v; break;
+        case O_CLIP: bad = parse_list("--clip-timestamps", optarg, o->clip_timestamps, MT_STT_MAX_CLIPS - 1, &o->n_clip); break;
+        case O_HST: bad = num_arg("--hallucination-silence-threshold", optarg, 0, 1e6, &o->hallucination_silence_threshold); break;
+        case O_VAD: j.vad = 1; break;
+        case O_VADT: bad = num_arg("--vad-threshold", optarg, -200, 0, &j.vad_db); break;
+        case O_SEED: bad = num_arg("--seed", optarg, 0, 9007199254740992.0, &v); o->seed = (uint64_t)v; break;
+        case O_REV: revision = optarg; break;
+        case ':': fprintf(stderr, PROG ": option '%s' needs a value\n", argv[optind - 1]); bad = 1; break;
+        default:
+            if (optopt && optopt < 256) fprintf(stderr, PROG ": unknown option '-%c'\n", optopt);
+            else fprintf(stderr, PROG ": unknown option '%s'\n", argv[optind - 1]);
+            bad = 1;
+        }
+        if (bad) { fputs("Try 'mlx-stt --help'.\n", stderr); return MT_EXIT_USAGE; }
+    }
+#define USAGE(...) do { fprintf(stderr, PROG ": " __VA_ARGS__); fputc('\n', stderr); return MT_EXIT_USAGE; } while (0)
+    int nfiles = argc - optind;
+    if (!model) USAGE("no model: give -m MODEL (see --help)");
+    int fmt = format ? mt_stt_format_parse(format) : -1;
+    if (format && fmt < 0) USAGE("-f must be txt, srt, vtt, tsv, json or jsonl");
+    int records = !nfiles && !raw;
+    if (fmt < 0) fmt = records ? MT_STT_JSONL : MT_STT_TXT;
+    j.fmt = (mt_stt_format)fmt;
+    if (raw && nfiles) USAGE("--raw reads stdin: no FILE arguments");
+    if (raw && (!rate || !pcm)) USAGE("--raw needs --rate R and --format s16le|f32le");
+    if (!raw && (rate || pcm || channels != 1)) USAGE("--rate, --format and --channels go with --raw");
+    if (pcm && strcmp(pcm, "s16le") && strcmp(pcm, "f32le")) USAGE("--format must be s16le or f32le");
+    if (raw && j.outdir) USAGE("--raw writes to stdout: no -o");
+    if ((text_mode || resume) && !records) USAGE("--text and --resume go with records on stdin (no FILE, no --raw)");
+    if (records && j.outdir && fmt == MT_STT_JSONL) USAGE("-o with records on stdin needs -f txt|srt|vtt|tsv|json");
+    if (records && !j.outdir && fmt != MT_STT_JSONL) USAGE("-f %s with records on stdin needs -o DIR", format);
+    if (!o->word_timestamps && (j.wo.highlight_words || j.wo.max_line_width || j.wo.max_line_count || j.wo.max_words_per_line))
+        USAGE("--highlight-words, --max-line-width, --max-line-count and --max-words-per-line need --word-timestamps");
+    if (j.vad && o->n_clip) USAGE("--vad and --clip-timestamps exclude each other");
+    if (o->n_clip) {
+        for (int i = 1; i < o->n_clip; i++)
+            if (o->clip_timestamps[i] < o->clip_timestamps[i - 1]) USAGE("--clip-timestamps must not decrease");
+        if (o->n_clip == 1 && o->clip_timestamps[0] == 0) o->n_clip = 0;   /* "0": the whole file */
+    }
+    if (o->suppress_tokens) {
+        for (const char *p = o->suppress_tokens; *p; p++)
+            if (!strchr("0123456789,- ", *p)) USAGE("--suppress-tokens must be comma-separated token ids");
+    }
+    /* temperatures: np.arange(T, 1.0 + 1e-6, D) as the reference CLI, or [T] */
+    o->n_temperatures = 0;
+    if (have_tinc) {
+        double cnt = ceil((1.0 + 1e-6 - temp) / tinc);
+        if (cnt > MT_STT_MAX_TEMPS) USAGE("--temperature-increment-on-fallback %g gives more than %d temperatures", tinc, MT_STT_MAX_TEMPS);
+        for (int i = 0; i < (int)cnt; i++) o->temperatures[o->n_temperatures++] = temp + i * tinc;
+    }
+    if (!o->n_temperatures) o->temperatures[o->n_temperatures++] = temp;
+    j.wo.word_timestamps = o->word_timestamps;
+
+    mt_err err = {0};
+    mt_hub_opts hopts = {.revision = revision};
+    mt_progress_bar bar = {.f = stderr};
+    if (!j.quiet && isatty(STDERR_FILENO)) { hopts.progress = mt_progress_bar_cb; hopts.progress_user = &bar; }
+    char *dir = NULL;
+    mt_pool *pool = NULL;
+    int usage_err = 0, tok_open = 0;
+    int rc = mt_hub_resolve(model, &hopts, &dir, &err);
+    if (!rc) rc = mt_pool_new(&pool, threads, &err);
+    if (!rc) mt_blas_threads(mt_pool_size(pool));
+    if (!rc) rc = mt_whisper_load(&j.w, dir, pool, &err);
+    if (!rc) rc = mt_wtok_open(&j.tok, dir, mt_whisper_hparams(j.w)->n_vocab, NULL, &err);
+    tok_open = !rc;
+    free(dir);
+    if (!rc && lang) {
+        if (mt_wtok_lang_index(&j.tok, lang) < 0) {
+            rc = mt_seterr(&err, MT_EUSAGE, "--language: unknown language '%s'", lang);
+            usage_err = 1;
+        } else if (!j.tok.multilingual && strcmp(lang, "en") && strcasecmp(lang, "english")) {
+            if (!j.quiet) fprintf(stderr, PROG ": %s is an English-only model; using English instead of '%s'\n", model, lang);
+        }
+        o->language = lang;
+    }
+    if (!rc && o->task == 1 && !j.tok.multilingual) {
+        rc = mt_seterr(&err, MT_EUSAGE, "--task translate: %s is an English-only model", model);
+        usage_err = 1;
+    }
+    if (!rc && j.outdir) rc = mt_mkdirs(j.outdir, &err);
+    int status = MT_EXIT_OK;
+    if (!rc && raw) {
+        mt_audio a = {0};
+        mt_stt_result res;
+        double t0 = stt_now();
+        mt_err e = {0};
+        int r2 = mt_audio_read_raw(&a, stdin, rate, channels, strcmp(pcm, "s16le") ? MT_PCM_F32LE : MT_PCM_S16LE,
+                                   MT_WHISPER_RATE, &e);
+        if (!r2) r2 = stt_run(&j, &a, o, &res, &e);
+        double dur = (double)a.n / MT_WHISPER_RATE;
+        mt_audio_clear(&a);
+        if (r2) {
+            fprintf(stderr, PROG ": stdin: %s\n", e.msg);
+            status = MT_EXIT_PARTIAL;
+        } else {
+            if (j.fmt == MT_STT_JSONL) {
+                json_t *r = stt_record(&j, &res, dur > 0 ? (stt_now() - t0) / dur : 0, NULL);
+                rc = mt_jsonl_write_prec(stdout, r, 15, &err);
+                json_decref(r);
+            } else {
+                rc = mt_stt_write_ex(stdout, j.fmt, &res, &j.wo, &err);
+                if (!rc && j.fmt == MT_STT_JSON) fputc('\n', stdout);
+            }
+            mt_stt_result_free(&res);
+        }
+    } else if (!rc && nfiles) {
+        int failed = stt_files(&j, argv + optind, nfiles, &err);
+        if (failed < 0) rc = err.code ? err.code : MT_EIO;
+        else if (failed) status = MT_EXIT_PARTIAL;
+    } else if (!rc) {
+        mt_jsonl_opts jo = {.prog = PROG, .text_mode = text_mode, .quiet = j.quiet, .real_precision = 15};
+        FILE *out = stdout;
+        mt_resume *rs = NULL;
+        size_t done_before = 0;
+        if (resume) {
+            rc = mt_resume_open(&rs, resume, &out, &done_before, &err);
+            jo.skip = mt_resume_skip;
+            jo.skip_user = rs;
+        }
+        mt_jsonl_stats st = {0};
+        if (!rc) rc = mt_jsonl_run(stdin, out, stderr, &jo, stt_record_fn, &j, &st, &err);
+        if (resume && !rc && !j.quiet)
+            fprintf(stderr, PROG ": %s: %zu answered before, %zu skipped, %zu new\n", resume, done_before, st.skipped,
+                    st.records);
+        if (out != stdout && out && fclose(out) != 0 && !rc) rc = mt_seterr(&err, MT_EIO, "%s: write failed", resume);
+        mt_resume_free(rs);
+        if (!rc) status = mt_jsonl_exit_code(0, &st);
+    }
+    if (tok_open) mt_wtok_close(&j.tok);
+    mt_whisper_free(j.w);
+    mt_pool_free(pool);
+    if (rc) {
+        fprintf(stderr, PROG ": %s\n", err.msg[0] ? err.msg : mt_strstatus(rc));
+        return usage_err ? MT_EXIT_USAGE : MT_EXIT_FATAL;
+    }
+    if (fclose(stdout) != 0) { fprintf(stderr, PROG ": write error on stdout\n"); return MT_EXIT_FATAL; }
+    return status;
+}

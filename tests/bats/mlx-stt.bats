@@ -1,0 +1,220 @@
+#!/usr/bin/env bats
+# mlx-stt CLI on the tiny random Whisper fixtures (tests/data/whisper) and the
+# audio files of tests/data/audio: every output format, -o DIR, error records
+# and exit codes, --raw, --text, --resume, --vad, usage errors.  The writers
+# themselves are checked byte for byte against openai-whisper in
+# tests/unit/test_stt_output.c.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  export STT="$PWD/${MT_BUILD:-build}/bin/mlx-stt"
+  export PCM="$PWD/${MT_BUILD:-build}/tools/stt_pcm"
+  export TD="$BATS_FILE_TMPDIR"
+  export A="$PWD/tests/data/audio"
+  export EN="$PWD/tests/data/whisper/tiny-en-hf"
+  export ML="$PWD/tests/data/whisper/tiny-ml-mlx"
+  export Q4="$PWD/tests/data/whisper/tiny-ml-mlx-q4"
+  export WAV="$A/speech_s16_mono_16k.wav"
+  # the same transcript without the timing field
+  "$STT" --temperature-increment-on-fallback none -t 2 -m "$EN" -q -f jsonl "$WAV" | jq -c 'del(.rtf, .id)' > "$TD/wav.jsonl"
+}
+
+# Decoding at temperature 0 only: the random models fail every threshold, and
+# the reference's fallback (5 samples at each of 5 more temperatures) would
+# make each run ~20x slower.
+stt() { "$STT" --temperature-increment-on-fallback none -t 2 "$@"; }
+
+# Strip the fields that vary between runs.
+stable() { jq -c 'del(.rtf) | del(.id)'; }
+
+@test "txt, srt, vtt, tsv, json and jsonl describe the same segments" {
+  n=$(jq '.segments | length' "$TD/wav.jsonl")
+  [ "$(jq -r .language "$TD/wav.jsonl")" = en ]
+  jq -e '.duration == 1.3' "$TD/wav.jsonl"
+  run --separate-stderr stt -m "$EN" -q -f txt "$WAV"
+  [ "$status" -eq 0 ]
+  [ "$(printf '%s' "$output" | grep -c '')" -eq "$n" ] || [ "$n" -eq 0 ]
+  run --separate-stderr stt -m "$EN" -q -f srt "$WAV"
+  [ "$status" -eq 0 ]
+  [ "$(printf '%s\n' "$output" | grep -c -- ' --> ')" -eq "$n" ]
+  [ "$(printf '%s\n' "$output" | grep -- ' --> ' | grep -Ecvx '[0-9]{2}:[0-9]{2}:[0-9]{2},[0-9]{3} --> [0-9]{2}:[0-9]{2}:[0-9]{2},[0-9]{3}')" -eq 0 ]
+  [ "$n" -eq 0 ] || [ "${lines[0]}" = 1 ]
+  run --separate-stderr stt -m "$EN" -q -f vtt "$WAV"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = WEBVTT ]
+  [ "$(printf '%s\n' "$output" | grep -c -- ' --> ')" -eq "$n" ]
+  run --separate-stderr stt -m "$EN" -q -f tsv "$WAV"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "$(printf 'start\tend\ttext')" ]
+  # integer milliseconds = round(1000 * start)
+  [ "$n" -eq 0 ] || [ "$(printf '%s\n' "$output" | sed -n 2p | cut -f1)" = "$(jq '.segments[0].start * 1000 | round' "$TD/wav.jsonl")" ]
+  run --separate-stderr stt -m "$EN" -q -f json "$WAV"
+  [ "$status" -eq 0 ]
+  # openai-whisper's json: text, segments, language; same content as the jsonl record
+  [ "$(printf '%s' "$output" | jq -c 'keys_unsorted')" = '["text","segments","language"]' ]
+  # (floats: json has 17 significant digits, jsonl 15)
+  sel='[.segments[] | {id, seek, start, end, text, tokens, temperature}]'
+  diff <(printf '%s' "$output" | jq -c "$sel") <(jq -c "$sel" "$TD/wav.jsonl")
+  printf '%s' "$output" | jq -e --slurpfile r "$TD/wav.jsonl" \
+    '[.segments, $r[0].segments] | transpose | all((.[0].avg_logprob - .[1].avg_logprob) | fabs < 1e-9)' 
+  [ "$(printf '%s' "$output" | jq -r .text)" = "$(jq -r .text "$TD/wav.jsonl")" ]
+}
+
+@test "the jsonl record: id, text, language, segments, duration, rtf" {
+  run --separate-stderr stt -m "$EN" -q -f jsonl "$WAV" "$A/speech_22k.flac"
+  [ "$status" -eq 0 ]
+  [ "${#lines[@]}" -eq 2 ]
+  [ "$(echo "${lines[0]}" | jq -c 'keys_unsorted')" = '["id","text","language","segments","duration","rtf"]' ]
+  [ "$(echo "${lines[0]}" | jq -r .id)" = "$WAV" ]
+  echo "${lines[1]}" | jq -e '.rtf > 0 and .duration == 1.3'
+  echo "${lines[0]}" | jq -e '.segments | all(has("id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob"))'
+}
+
+@test "-o DIR writes one file per input, named after it, equal to the stdout transcript" {
+  run --separate-stderr stt -m "$EN" -q -f srt -o "$TD/out" "$WAV" "$A/speech_22k.flac" "$A/speech_16k.mp3"
+  [ "$status" -eq 0 ]
+  [ -z "$output" ]
+  [ "$(ls "$TD/out" | tr '\n' ' ')" = "speech_16k.srt speech_22k.srt speech_s16_mono_16k.srt " ]
+  diff "$TD/out/speech_s16_mono_16k.srt" <(stt -m "$EN" -q -f srt "$WAV")
+  for f in vtt json; do
+    stt -m "$EN" -q -f $f -o "$TD/o-$f" "$WAV"
+    [ -f "$TD/o-$f/speech_s16_mono_16k.$f" ]
+    [ "$(ls -A "$TD/o-$f" | wc -l)" -eq 1 ]   # no temp files left
+  done
+}
+
+@test "a corrupt, empty or missing file among good ones: reported, skipped, exit 3" {
+  run --separate-stderr stt -m "$EN" -f txt -o "$TD/mixed" "$WAV" "$A/corrupt.flac" "$TD/nope.wav" "$A/empty.wav" "$A/speech_22k.ogg"
+  [ "$status" -eq 3 ]
+  [ "$(echo "$stderr" | wc -l)" -eq 3 ]
+  echo "$stderr" | grep -q "^mlx-stt: .*corrupt.flac"
+  echo "$stderr" | grep -q "^mlx-stt: .*nope.wav"
+  echo "$stderr" | grep -q "^mlx-stt: .*empty.wav"
+  [ "$(ls "$TD/mixed" | tr '\n' ' ')" = "speech_22k.txt speech_s16_mono_16k.txt " ]
+  # jsonl: an error record per bad file, in order
+  run --separate-stderr stt -m "$EN" -q -f jsonl "$A/truncated.wav" "$WAV" "$A/text.wav"
+  [ "$status" -eq 3 ]
+  [ "$(echo "$output" | jq -c '[.id, has("error")]' | tr -d '\n')" = "[\"$A/truncated.wav\",true][\"$WAV\",false][\"$A/text.wav\",true]" ]
+}
+
+@test "records on stdin: {id, audio}, error records, --text, exit 3" {
+  printf '{"id":"a","audio":"%s"}\n{"id":"b","audio":"%s/corrupt.flac"}\n{"id":"c"}\n\n{"id":"d","audio":"%s","task":"transcribe","prompt":"Hello."}\n' \
+    "$WAV" "$A" "$A/speech_22k.flac" > "$TD/recs.jsonl"
+  run --separate-stderr stt -m "$EN" < "$TD/recs.jsonl"
+  [ "$status" -eq 3 ]
+  [ "$(echo "$output" | jq -r '.id' | tr '\n' ' ')" = "a b c d " ]
+  [ "$(echo "$output" | jq -c 'has("error")' | tr '\n' ' ')" = "false true true false " ]
+  echo "$output" | sed -n 2p | jq -e '.error | test("^line 2: .*corrupt.flac")'
+  diff <(echo "$output" | head -n 1 | stable) "$TD/wav.jsonl"
+  [ "$(echo "$stderr" | grep -c '^mlx-stt: line')" -eq 2 ]
+  # --text: one path per line, ids are line numbers
+  printf '%s\n%s\n' "$WAV" "$TD/missing.wav" | { run --separate-stderr stt -m "$EN" -q --text; [ "$status" -eq 3 ]; \
+    [ "$(echo "$output" | jq -c '[.id, has("error")]' | tr -d '\n')" = '[1,false][2,true]' ]; }
+}
+
+@test "--resume skips what is answered and appends the rest" {
+  printf '{"id":1,"audio":"%s"}\n{"id":2,"audio":"%s"}\n' "$WAV" "$A/speech_22k.ogg" > "$TD/r.jsonl"
+  head -n 1 "$TD/r.jsonl" | stt -m "$EN" -q > "$TD/ans.jsonl"
+  run --separate-stderr stt -m "$EN" --resume "$TD/ans.jsonl" < "$TD/r.jsonl"
+  [ "$status" -eq 0 ]
+  [ "$(jq -r .id "$TD/ans.jsonl" | tr '\n' ' ')" = "1 2 " ]
+  echo "$stderr" | grep -q '1 answered before, 1 skipped'
+}
+
+@test "--raw s16le and f32le give the file's transcript" {
+  tail -c +45 "$WAV" > "$TD/s16.raw"
+  run --separate-stderr stt -m "$EN" -q --raw --rate 16000 --format s16le -f jsonl < "$TD/s16.raw"
+  [ "$status" -eq 0 ]
+  diff <(echo "$output" | stable) "$TD/wav.jsonl"
+  "$PCM" f32 < "$TD/s16.raw" > "$TD/f32.raw"
+  run --separate-stderr stt -m "$EN" -q --raw --rate 16000 --format f32le -f jsonl < "$TD/f32.raw"
+  [ "$status" -eq 0 ]
+  diff <(echo "$output" | stable) "$TD/wav.jsonl"
+  # stereo interleaved at 8 kHz is accepted; a partial frame is an input error (3)
+  run --separate-stderr stt -m "$EN" -q --raw --rate 8000 --channels 2 --format s16le < "$TD/s16.raw"
+  [ "$status" -eq 0 ]
+  printf 'abc' | { run --separate-stderr stt -m "$EN" -q --raw --rate 16000 --format s16le; [ "$status" -eq 3 ]; \
+    echo "$stderr" | grep -q '^mlx-stt: stdin: '; }
+}
+
+@test "--vad: silence gives an empty transcript; speech between silences is transcribed" {
+  "$PCM" silence 3 16000 > "$TD/silence.wav"
+  run --separate-stderr stt -m "$EN" -q --vad -f jsonl "$TD/silence.wav"
+  [ "$status" -eq 0 ]
+  echo "$output" | jq -e '.text == "" and (.segments | length) == 0 and .duration == 3'
+  tail -c +45 "$WAV" | "$PCM" pad 5 > "$TD/padded.raw"
+  run --separate-stderr stt -m "$EN" -q --vad --raw --rate 16000 --format s16le -f jsonl < "$TD/padded.raw"
+  [ "$status" -eq 0 ]
+  echo "$output" | jq -e '.duration > 11'
+}
+
+@test "multilingual model: --language and --task translate; quantized model runs" {
+  run --separate-stderr stt -m "$ML" -q --language de --task translate -f jsonl "$WAV"
+  [ "$status" -eq 0 ]
+  echo "$output" | jq -e '.language == "de"'
+  run --separate-stderr stt -m "$ML" -q -f jsonl "$WAV"
+  [ "$status" -eq 0 ]
+  echo "$output" | jq -e '.language | length > 0'
+  run --separate-stderr stt -m "$Q4" -q --language en -f txt "$WAV"
+  [ "$status" -eq 0 ]
+}
+
+# Run the CLI on gen_stt_goldens.py's synthetic audio with the reference's
+# greedy settings (temperature 0, no fallback, no thresholds) and compare text,
+# language, segments (ids, seeks, times, tokens) and words with openai-whisper's.
+check_golden() {
+  local name=$1 model=$2
+  shift 2
+  run --separate-stderr "$STT" -m "$model" -t 2 -q -f jsonl --temperature 0 --temperature-increment-on-fallback none \
+      --compression-ratio-threshold none --logprob-threshold none --no-speech-threshold none "$@" "$TD/synth.wav"
+  echo "$name: $status $stderr"
+  [ "$status" -eq 0 ]
+  local sel='{text, language, segments: [.segments[] | {id, seek, start, end, text, tokens, temperature,
+              words: ((.words // []) | map({word, start, end}))}]}'
+  diff <(echo "$output" | jq -c "$sel") <(jq -c --arg n "$name" ".cases[] | select(.name == \$n) | $sel" "$GOLD")
+}
+
+@test "transcripts of the random models match openai-whisper (options reach the decoder)" {
+  export GOLD=tests/data/stt/transcribe_golden.json
+  [ -f "$GOLD" ] || skip "no $GOLD"
+  "$PCM" synth 45 12345 > "$TD/synth.wav"
+  check_golden greedy_ts "$ML" --language en
+  check_golden prompt "$ML" --language en --initial-prompt "  Hello there, this is a test.  "
+  check_golden words "$ML" --language en --word-timestamps
+  check_golden clips "$ML" --language en --clip-timestamps 3.5,20,31
+  check_golden translate "$ML" --language de --task translate
+  check_golden en_greedy "$EN"
+  check_golden en_beam "$EN" --beam-size 2 --without-timestamps
+  check_golden detect "$ML"
+}
+
+@test "usage errors: one line, exit 2" {
+  for args in "-f docx $WAV" "--raw $WAV" "--raw --rate 16000" "--raw --rate 16000 --format s24le" \
+              "--rate 16000 $WAV" "--task summarize $WAV" "--temperature hot $WAV" "--max-line-width 20 $WAV" \
+              "--vad --clip-timestamps 0,5 $WAV" "--clip-timestamps 5,x $WAV" "--resume x.jsonl $WAV" \
+              "-f srt" "-o $TD/x -f jsonl" "--condition-on-previous-text maybe $WAV" "--beam-size 0 $WAV" \
+              "--language klingon $WAV" "--task translate $WAV" "--temperature-increment-on-fallback 0.01 $WAV" \
+              "--bogus $WAV"; do
+    run --separate-stderr "$STT" -m "$EN" $args < /dev/null
+    echo "$args -> $status: $stderr"
+    [ "$status" -eq 2 ]
+    [ -z "$output" ]
+    [ "$(echo "$stderr" | grep -cv "^Try 'mlx-stt --help'")" -eq 1 ]
+    echo "$stderr" | head -n 1 | grep -q '^mlx-stt: '
+  done
+  run --separate-stderr "$STT" "$WAV"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "mlx-stt: no model: give -m MODEL (see --help)" ]
+}
+
+@test "a missing model is fatal (exit 1); --help and --version" {
+  run --separate-stderr "$STT" -m "$TD/no-model" "$WAV"
+  [ "$status" -eq 1 ]
+  [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  run "$STT" --help
+  [ "$status" -eq 0 ]
+  echo "$output" | grep -q -- '--word-timestamps'
+  run "$STT" --version
+  [ "$output" = "mlx-stt 0.1.0" ]
+}
