@@ -14,18 +14,21 @@ Only temperature-0 decodes go into the goldens (sampling is not expected to
 match); the C test checks separately that fallback to a higher temperature
 happens when the thresholds force it.
 
-Output: tests/data/stt/transcribe_golden.json
+Output: tests/data/stt/transcribe_golden.json.zst
+Arguments: case names to run only those (the output then holds only them).
+STT_FIX / STT_OUT: another fixture folder / output path (debugging).
 Run:    python3 tests/gen/gen_stt_goldens.py   (from the repo root)
 """
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIX = os.path.join(ROOT, "tests/data/whisper")
-OUT = os.path.join(ROOT, "tests/data/stt/transcribe_golden.json")
+FIX = os.environ.get("STT_FIX", os.path.join(ROOT, "tests/data/whisper"))
+OUT = os.environ.get("STT_OUT", os.path.join(ROOT, "tests/data/stt/transcribe_golden.json.zst"))
 
 SECONDS = 45
 # on/off pattern of the "voiced" square-wave bursts, one entry per second
@@ -85,7 +88,8 @@ def model_from_hf(path):
         n_vocab=cfg["vocab_size"], n_text_ctx=cfg["max_target_positions"], n_text_state=cfg["d_model"],
         n_text_head=cfg["decoder_attention_heads"], n_text_layer=cfg["decoder_layers"])
     m = Whisper(dims)
-    w = load_file(os.path.join(path, "model.safetensors"))
+    from safetensors.torch import load_file as load_torch
+    w = {k: v.float().numpy() for k, v in load_torch(os.path.join(path, "model.safetensors")).items()}
     ren = [("model.encoder.embed_positions.weight", "encoder.positional_embedding"),
            ("model.decoder.embed_positions.weight", "decoder.positional_embedding"),
            ("model.decoder.embed_tokens.", "decoder.token_embedding."),
@@ -132,6 +136,8 @@ CASES = [
     ("detect", "tiny-ml-mlx", dict()),
     ("translate", "tiny-ml-mlx", dict(language="de", task="translate")),
     ("zh_words", "tiny-ml-mlx", dict(language="zh", word_timestamps=True)),
+    ("halluc", "tiny-ml-mlx", dict(language="en", word_timestamps=True, hallucination_silence_threshold=1.0)),
+    ("suppress", "tiny-ml-mlx", dict(language="en", suppress_tokens="", suppress_blank=False, max_initial_timestamp=0.5)),
     ("en_greedy", "tiny-en-hf", dict()),
     ("en_words", "tiny-en-hf", dict(word_timestamps=True)),
     ("en_beam", "tiny-en-hf", dict(beam_size=2, without_timestamps=True)),
@@ -155,6 +161,10 @@ def main():
              " ".join(str(i) for i in range(200))]
     out["compression"] = [[t, compression_ratio(t)] for t in texts]
     only = sys.argv[1:]
+    if only and os.path.exists(OUT):   # regenerate some cases, keep the others
+        raw = subprocess.run(["zstd", "-dc", OUT], capture_output=True, check=True).stdout if OUT.endswith(".zst") \
+            else open(OUT, "rb").read()
+        out["cases"] = json.loads(raw)["cases"]
     for name, mname, kw in CASES:
         if only and name not in only:
             continue
@@ -185,13 +195,23 @@ def main():
             top = sorted(probs.items(), key=lambda kv: -kv[1])[:5]
             case["lang_probs"] = {k: float(v) for k, v in probs.items()}
             print(f"  detect: top {top}")
-        out["cases"].append(case)
+        out["cases"] = [c for c in out["cases"] if c["name"] != name] + [case]
+        out["cases"].sort(key=lambda c: [n for n, _, _ in CASES].index(c["name"]))
+        write(out)
         print(f"{name}: {len(case['segments'])} segments, {sum(len(s['tokens']) for s in case['segments'])} tokens, "
               f"lang {r['language']}, text {r['text'][:60]!r}")
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
-        json.dump(out, f, ensure_ascii=False, indent=None)
+    write(out)
     print(f"wrote {OUT} ({os.path.getsize(OUT)} bytes)")
+
+
+def write(out):
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    data = json.dumps(out, ensure_ascii=False).encode("utf-8")
+    if OUT.endswith(".zst"):
+        subprocess.run(["zstd", "-q", "-19", "-f", "-o", OUT], input=data, check=True)
+    else:
+        with open(OUT, "wb") as f:
+            f.write(data)
 
 
 if __name__ == "__main__":
