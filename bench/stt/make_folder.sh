@@ -2,13 +2,14 @@
 # Build the mlx-stt acceptance folder: 49 short English recordings made with
 # espeak-ng (several voices and speeds, varied sentences) stored as WAV (16-bit
 # and float, mono and stereo, 16 / 22.05 / 44.1 / 48 kHz), FLAC, OGG/Vorbis
-# and MP3, plus one corrupt file; truth.tsv lists file -> spoken text.
+# and MP3, plus one corrupt file; DIR.truth.tsv (beside the folder) lists
+# file -> spoken text.
 #   bench/stt/make_folder.sh [DIR]      (default /work/models-local/stt-folder)
 # Needs espeak-ng and python3 with numpy, scipy and soundfile.
 set -eu
 DIR=${1:-/work/models-local/stt-folder}
 mkdir -p "$DIR"
-rm -f "$DIR"/*.wav "$DIR"/*.flac "$DIR"/*.ogg "$DIR"/*.mp3 "$DIR"/truth.tsv
+rm -f "$DIR"/*.wav "$DIR"/*.flac "$DIR"/*.ogg "$DIR"/*.mp3 "$DIR"/truth.tsv "$DIR.truth.tsv"
 exec python3 - "$DIR" <<'PY'
 import os, subprocess, sys, tempfile
 import numpy as np, soundfile as sf
@@ -95,7 +96,7 @@ with tempfile.TemporaryDirectory() as tmp:
 rng = np.random.default_rng(7)
 with open(os.path.join(out, "clip49_corrupt.flac"), "wb") as f:
     f.write(b"fLaC" + rng.integers(0, 256, 6000, dtype=np.uint8).tobytes())
-with open(os.path.join(out, "truth.tsv"), "w") as f:
+with open(out.rstrip("/") + ".truth.tsv", "w") as f:
     for n, t in truth:
         f.write(f"{n}\t{t}\n")
 print(f"{len(truth)} recordings + 1 corrupt file in {out}")
