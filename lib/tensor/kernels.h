@@ -43,7 +43,9 @@ void mt_k_cvt_f32(int level, float *dst, const unsigned char *src, mt_dtype t, s
  * odd ones, zero padded), sx[nl] (portable: d per group; SIMD: d per 32-bit
  * lane of the blocks, zero past K), gsum[ng]. */
 int mt_ki8_supported(const mt_qmat *m);
-/* The path's int8 kernel for a mt_cpu_level() value (VNNI needs the CPU flag). */
+/* level: a mt_cpu_level() value; AVX512 runs the VNNI kernel where the CPU has
+ * AVX512-VNNI, else the AVX2 one (same SIMD layout).  mt_ki8_layout gives the
+ * per-row sizes kp (bytes of q) and nl (floats of sx) of that path. */
 void mt_ki8_layout(int level, const mt_qmat *m, size_t *kp, size_t *nl);
 void mt_ki8_prep(int level, const mt_qmat *m, const float *x, int8_t *q, float *sx, float *gsum);
 /* y[t*ldy + r] for t in [0, tn) (tn <= 8) and r in [r0, r1), from the prepared
