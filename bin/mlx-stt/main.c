@@ -273,7 +273,7 @@ int main(int argc, char **argv) {
         } else {
             if (j.fmt == MT_STT_JSONL) {
                 json_t *r = stt_record(&j, &res, dur > 0 ? (stt_now() - t0) / dur : 0, NULL);
-                rc = mt_jsonl_write_prec(stdout, r, 15, &err);
+                rc = mt_jsonl_write_prec(stdout, r, STT_REAL_PREC, &err);
                 json_decref(r);
             } else {
                 rc = mt_stt_write_ex(stdout, j.fmt, &res, &j.wo, &err);
@@ -286,7 +286,7 @@ int main(int argc, char **argv) {
         if (failed < 0) rc = err.code ? err.code : MT_EIO;
         else if (failed) status = MT_EXIT_PARTIAL;
     } else if (!rc) {
-        mt_jsonl_opts jo = {.prog = PROG, .text_mode = text_mode, .quiet = j.quiet, .real_precision = 15};
+        mt_jsonl_opts jo = {.prog = PROG, .text_mode = text_mode, .quiet = j.quiet, .real_precision = STT_REAL_PREC};
         FILE *out = stdout;
         mt_resume *rs = NULL;
         size_t done_before = 0;

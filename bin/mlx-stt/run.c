@@ -151,7 +151,7 @@ int stt_files(stt_job *j, char **paths, int n, mt_err *err) {
             failed++;
             if (j->fmt == MT_STT_JSONL && !j->outdir) {
                 json_t *r = json_pack("{s:s,s:s}", "id", paths[i], "error", e.msg);
-                if (r && mt_jsonl_write_prec(stdout, r, 15, err)) {
+                if (r && mt_jsonl_write_prec(stdout, r, STT_REAL_PREC, err)) {
                     json_decref(r);
                     return -1;
                 }
@@ -167,7 +167,7 @@ int stt_files(stt_job *j, char **paths, int n, mt_err *err) {
                 json_t *r = stt_record(j, &res, rtf, NULL), *line = json_object();
                 json_object_set_new(line, "id", json_string(paths[i]));
                 json_object_update(line, r);
-                wrc = mt_jsonl_write_prec(stdout, line, 15, err);
+                wrc = mt_jsonl_write_prec(stdout, line, STT_REAL_PREC, err);
                 json_decref(r);
                 json_decref(line);
             } else if (!j->outdir) {

@@ -579,7 +579,7 @@ static void write_jsonl(mt_buf *o, const mt_stt_result *r, const mt_stt_write_op
     json_t *j = mt_stt_result_json_ex(r, opts);
     if (!j) { o->oom = 1; return; }
     json_object_set_new(j, "duration", json_real(r->duration));
-    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
     json_decref(j);
     if (!s) { o->oom = 1; return; }
     mt_buf_str(o, s);
