@@ -1,6 +1,9 @@
-/* encoder.h - bidirectional text encoders: bert, roberta, xlm-roberta
- * (BERT-shaped, lib/models/bert.c) and the rotary families nomic_bert and
- * modernbert (lib/models/rope_enc.c).  mt_encoder_load() opens a model folder, picks the family from
+/* encoder.h - text encoders for embeddings: bert, roberta, xlm-roberta
+ * (BERT-shaped, lib/models/bert.c), the rotary families nomic_bert and
+ * modernbert (lib/models/rope_enc.c), and decoder embedders qwen3
+ * (Qwen3-Embedding, causal) and gemma3_text (EmbeddingGemma, bidirectional)
+ * over the decoder of model.h (lib/models/dec_enc.c).
+ * mt_encoder_load() opens a model folder, picks the family from
  * config.json "model_type" through the encoder registry (lib/models/encoders.c),
  * binds the weights (HF names with or without a "bert."/"roberta."/"model."
  * prefix, dense F32/F16/BF16 or MLX affine-quantized) and runs a packed batch
@@ -45,7 +48,7 @@ typedef struct mt_encoder {
     char prefix[32];             /* tensor-name prefix found in the checkpoint ("", "bert.", ...) */
     mt_encoder_hp hp;
     int rotary;                  /* 1: a rotary family (forward in rope_enc.c) */
-    struct mt_model *dec;        /* decoder embedders (dec_enc.c): the causal decoder, else NULL */
+    struct mt_model *dec;        /* decoder embedders (dec_enc.c): the decoder, else NULL */
     const char *dir;             /* the model folder, during mt_encoder_load only */
     mt_linear word, pos, type;   /* embedding tables (rows read with mt_linear_row) */
     const float *emb_ln_w, *emb_ln_b;
@@ -107,7 +110,8 @@ int mt_enc_bind(mt_encoder *e, mt_linear *l, const char *name, size_t out, size_
 int mt_enc_stack(mt_encoder *e, mt_linear *dst, const mt_linear *parts, int n, mt_err *err);
 /* e->prefix + name as owned float32 [n]; *out NULL (and MT_OK) when optional and absent. */
 int mt_enc_vec(mt_encoder *e, const char *name, size_t n, int optional, const float **out, mt_err *err);
-/* y[T, out] = x W^T + b (one sgemm for F32 weights). */
+/* y[T, out] = x W^T + b (one sgemm for F32 weights; with a pool and
+ * single-threaded OpenBLAS, the rows are split over the pool's threads). */
 void mt_enc_linear(const mt_encoder *e, const mt_linear *l, const float *x, size_t T, float *y, float *work);
 /* Self-attention of packed sequences over the fused qkv rows [N, 3H] -> ctx
  * [N, H]; window > 0 limits keys to |i - j| <= window. */
@@ -124,7 +128,8 @@ size_t mt_enc_view_floats(const mt_encoder *e);
 /* In place activation (MT_ENC_ACT_*) of x[n]. */
 void mt_enc_act(int act, float *x, size_t n);
 /* Forward of the decoder embedders (lib/models/dec_enc.c): final hidden states
- * of each sequence through the causal decoder, positions from 0. */
+ * of each sequence through the decoder (causal, or bidirectional when its
+ * config says use_bidirectional_attention), positions from 0. */
 int mt_enc_dec_forward(mt_encoder *e, const int32_t *ids, const size_t *lens, size_t nseq, float *hidden, mt_err *err);
 /* Forward of the rotary families (lib/models/rope_enc.c). */
 int mt_enc_rope_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
