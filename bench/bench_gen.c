@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
     if (mt_model_load(&m, argv[1], pool, &e)) return die(&e);
     double t_load = now() - t0;
     size_t V = (size_t)m->hp.vocab;
-    size_t np = pp > 16 ? pp : 16;
+    size_t np = pp > 16 + B ? pp : 16 + B; /* the batch prompts start at ids + b */
     int32_t *ids = malloc(np * sizeof *ids);
     float *logits = malloc((B > 1 ? B : 1) * V * sizeof *logits);
     prompt_ids(ids, np);
