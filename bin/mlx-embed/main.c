@@ -311,8 +311,10 @@ int main(int argc, char **argv) {
     job j = {.batch_tokens = batch_tokens, .tokens_only = tokens_only};
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_pool_new(&j.pool, threads, &err);
-    if (!rc) mt_blas_threads(1);   /* the encoder splits its products over the pool itself */
     if (!rc) rc = mt_embedder_open(&j.m, dir, j.pool, max_seq, &err);
+    /* encoders split their products over the pool themselves (single-threaded
+     * OpenBLAS per pool thread); decoder embedders let OpenBLAS thread */
+    if (!rc) mt_blas_threads(j.m->enc->dec ? mt_pool_size(j.pool) : 1);
     free(dir);
     int usage_err = 0;
     if (!rc) {
