@@ -230,6 +230,40 @@ static void test_npy(void) {
     CHECK(mt_npy_open(&w, "/nonexistent-dir/x.npy", 3, 0, 0, &err) == MT_EIO);
 }
 
+/* A copy of fixture `name` whose config.json gets key = json value; loading it
+ * must fail with `want` (and a message naming `word`). */
+static void check_bad_config(const char *name, const char *key, const char *json, int want, const char *word) {
+    char dir[] = "/tmp/test_embed_cfg_XXXXXX", src[512], dst[600], cwd[400];
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(src, sizeof src, "%s/tests/data/embed/%s/model.safetensors", cwd, name);
+    snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
+    CHECK(symlink(src, dst) == 0);
+    snprintf(src, sizeof src, "tests/data/embed/%s/config.json", name);
+    char *buf;
+    size_t len;
+    mt_err err = {0};
+    CHECK_OK(mt_read_file(src, &buf, &len, &err), &err);
+    json_t *c = json_loadb(buf, len, 0, NULL);
+    free(buf);
+    json_object_set_new(c, key, json_loads(json, JSON_DECODE_ANY, NULL));
+    char *out = json_dumps(c, 0);
+    json_decref(c);
+    snprintf(dst, sizeof dst, "%s/config.json", dir);
+    CHECK_OK(mt_write_file_atomic(dst, out, strlen(out), &err), &err);
+    free(out);
+    mt_encoder *e = NULL;
+    int rc = mt_encoder_load(&e, dir, NULL, &err);
+    CHECK_MSG(rc == want, "%s with %s=%s: status %d, want %d (%s)", name, key, json, rc, want, err.msg);
+    CHECK_MSG(strstr(err.msg, word) != NULL, "message '%s' names '%s'", err.msg, word);
+    CHECK(e == NULL);
+    mt_encoder_free(e);
+    unlink(dst);
+    snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
+    unlink(dst);
+    rmdir(dir);
+}
+
 static void test_errors(void) {
     mt_err err = {0};
     mt_embedder *m = NULL;
@@ -245,6 +279,13 @@ static void test_errors(void) {
     CHECK(mt_encoder_family_find("modernbert") != NULL);
     CHECK(mt_encoder_family_find("qwen3") != NULL);
     CHECK(mt_encoder_family_find("gemma3_text") != NULL);
+    /* configurations whose math is not implemented are refused, not approximated */
+    check_bad_config("nomic-tiny-alt", "rotary_emb_interleaved", "true", MT_EUNSUPPORTED, "interleaved");
+    check_bad_config("nomic-tiny-alt", "rotary_emb_fraction", "0.5", MT_EUNSUPPORTED, "partial");
+    check_bad_config("nomic-tiny-alt", "activation_function", "\"tanh\"", MT_EUNSUPPORTED, "tanh");
+    check_bad_config("modernbert-tiny", "layer_types", "[\"full_attention\"]", MT_EFORMAT, "layer_types");
+    check_bad_config("modernbert-tiny", "local_attention", "0", MT_EFORMAT, "local_attention");
+    check_bad_config("nomic-tiny", "hidden_size", "33", MT_EFORMAT, "sizes");
 }
 
 int main(void) {
