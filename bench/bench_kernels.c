@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/blas.h"
 #include "core/cpu.h"
 #include "core/pool.h"
 #include "tensor/linear.h"
@@ -27,6 +28,7 @@ static int cmpd(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    mt_blas_init(argv); /* OpenBLAS kernels for this CPU, as the programs do */
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     int reps = argc > 2 ? atoi(argv[2]) : 9;
     int bits = argc > 3 ? atoi(argv[3]) : 4;
@@ -38,6 +40,7 @@ int main(int argc, char **argv) {
     if (reps < 1 || reps > 99) reps = 9;
     mt_pool *pool = NULL;
     if (mt_pool_new(&pool, threads, NULL)) return 1;
+    mt_blas_threads(threads);
     /* llama-3.2-1B: q/o, k/v, gate/up, down; qwen3-0.6B: gate/up */
     static const size_t shapes[][2] = {{2048, 2048}, {512, 2048}, {8192, 2048}, {2048, 8192}, {3072, 1024}};
     size_t Tmax = 1;
