@@ -26,8 +26,8 @@ static const char usage[] =
     "MODEL is a Whisper folder (mlx-community or Hugging Face layout) or a Hugging Face repo id.\n"
     "Audio: WAV, FLAC, OGG/Vorbis/Opus, MP3 (libsndfile), any rate and channel count.\n"
     "\n"
-    "  -f, --output-format F    txt, srt, vtt, tsv, json or jsonl (default: txt for files and --raw,\n"
-    "                           jsonl for records on stdin)\n"
+    "  -f, --output-format F    txt, srt, vtt, tsv, json, jsonl, or all (txt+vtt+srt+tsv+json, with -o)\n"
+    "                           (default: txt for files and --raw, jsonl for records on stdin)\n"
     "  -o, --output-dir DIR     write DIR/<input basename>.<format> per input (atomic)\n"
     "      --text               stdin holds one audio path per line\n"
     "      --resume FILE        records: append answers to FILE, skipping ids already answered there\n"
@@ -193,8 +193,10 @@ int main(int argc, char **argv) {
 #define USAGE(...) do { fprintf(stderr, PROG ": " __VA_ARGS__); fputc('\n', stderr); return MT_EXIT_USAGE; } while (0)
     int nfiles = argc - optind;
     if (!model) USAGE("no model: give -m MODEL (see --help)");
-    int fmt = format ? mt_stt_format_parse(format) : -1;
-    if (format && fmt < 0) USAGE("-f must be txt, srt, vtt, tsv, json or jsonl");
+    j.all = format && !strcmp(format, "all");
+    int fmt = j.all ? MT_STT_JSON : format ? mt_stt_format_parse(format) : -1;
+    if (format && fmt < 0) USAGE("-f must be txt, srt, vtt, tsv, json, jsonl or all");
+    if (j.all && !j.outdir) USAGE("-f all writes files: give -o DIR");
     int records = !nfiles && !raw;
     if (fmt < 0) fmt = records ? MT_STT_JSONL : MT_STT_TXT;
     j.fmt = (mt_stt_format)fmt;

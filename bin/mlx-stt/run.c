@@ -73,10 +73,14 @@ int stt_file(stt_job *j, const char *path, mt_stt_opts *o, mt_stt_result *res, d
     int rc = stt_run(j, &a, o, res, err);
     double dur = a.rate > 0 ? (double)a.n / a.rate : 0;
     mt_audio_clear(&a);
-    if (!rc && j->outdir) {
-        *out_path = out_name(j->outdir, path, mt_stt_format_ext(j->fmt));
+    /* -f all: txt, vtt, srt, tsv, then json (whose path is reported) */
+    static const mt_stt_format every[] = {MT_STT_TXT, MT_STT_VTT, MT_STT_SRT, MT_STT_TSV, MT_STT_JSON};
+    for (int k = j->all ? 0 : 4; !rc && j->outdir && k < 5; k++) {
+        mt_stt_format f = j->all ? every[k] : j->fmt;
+        free(*out_path);
+        *out_path = out_name(j->outdir, path, mt_stt_format_ext(f));
         if (!*out_path) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-        else rc = mt_stt_write_file_ex(*out_path, j->fmt, res, &j->wo, err);
+        else rc = mt_stt_write_file_ex(*out_path, f, res, &j->wo, err);
     }
     if (rc) {
         mt_stt_result_free(res);

@@ -25,6 +25,7 @@ typedef struct stt_job {
     mt_stt_opts base;        /* the command line's decoding options */
     mt_stt_write_opts wo;
     mt_stt_format fmt;
+    int all;                 /* -f all: every file format (with -o) */
     const char *outdir;      /* -o DIR, or NULL */
     int vad;
     double vad_db;
