@@ -239,7 +239,7 @@ int main(int argc, char **argv) {
     int usage_err = 0, tok_open = 0;
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_pool_new(&pool, threads, &err);
-    if (!rc) mt_blas_threads(mt_pool_size(pool));
+    if (!rc) mt_blas_threads(1); /* the model splits its products over the pool itself */
     if (!rc) rc = mt_whisper_load(&j.w, dir, pool, &err);
     if (!rc) rc = mt_wtok_open(&j.tok, dir, mt_whisper_hparams(j.w)->n_vocab, NULL, &err);
     tok_open = !rc;
