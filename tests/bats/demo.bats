@@ -53,3 +53,16 @@ setup_file() {
   echo "models/: $total bytes"
   [ "$total" -lt 40000000 ]
 }
+
+@test "--int8 selects the int8 kernels: same as MT_QMATH=int8, different logprobs from the float path" {
+  rec='{"id":1,"text":"When the system boots, the kernel loads the modules it needs."}'
+  f=$(echo "$rec" | "$GEN" -m models/tinydocs-22m-4bit --score -q -t 2 | jq -c .logprobs)
+  a=$(echo "$rec" | "$GEN" -m models/tinydocs-22m-4bit --score --int8 -q -t 2 | jq -c .logprobs)
+  b=$(echo "$rec" | MT_QMATH=int8 "$GEN" -m models/tinydocs-22m-4bit --score -q -t 2 | jq -c .logprobs)
+  [ "$f" != null ] && [ -n "$f" ]
+  [ "$a" = "$b" ]
+  [ "$a" != "$f" ]
+  # close to the float path all the same: mean |difference| of the token logprobs below 0.2
+  d=$(jq -n --argjson f "$f" --argjson a "$a" '[range(0; $f|length) | (($f[.] - $a[.])|fabs)] | add / length')
+  awk -v d="$d" 'BEGIN { exit !(d < 0.2) }'
+}
