@@ -54,6 +54,9 @@ struct mt_whisper {
     block_t *enc, *dec;
     ln_t ln_post, dec_ln;
     mt_linear tok;              /* [n_vocab, d]: embedding rows and the tied output */
+    mt_linear tok_out;          /* the tied output as products see it (tok, or its F32-scales copy) */
+    float **owned;              /* F32 copies of quantized scales/biases (int8 arithmetic) */
+    size_t n_owned;
     int (*align)[2];
     size_t n_align;
 };
@@ -276,6 +279,51 @@ static int load_alignment(mt_whisper *w, mt_err *err) {
     return MT_OK;
 }
 
+/* With int8 arithmetic (mt_linear_qmath) the row kernels widen F16/BF16
+ * scales and biases row by row at every product; an F32 copy made once here
+ * gives them the same float32 values without that work (the int8 formula uses
+ * the widened values either way, so results are unchanged).  The embedding
+ * lookup keeps the original (w->tok: mx.dequantize rounding). */
+static int widen_one(mt_whisper *w, mt_linear *l, mt_err *err) {
+    if (!l->quantized || l->sdt == MT_F32 || mt_linear_qmath(l) != MT_QMATH_INT8) return MT_OK;
+    size_t n = l->out * (l->in / (size_t)l->group_size);
+    float **no = realloc(w->owned, (w->n_owned + 2) * sizeof *no);
+    if (!no) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    w->owned = no;
+    float *sc = malloc(n * sizeof *sc), *bi = malloc(n * sizeof *bi);
+    if (!sc || !bi) { free(sc); free(bi); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    w->owned[w->n_owned++] = sc;
+    w->owned[w->n_owned++] = bi;
+    mt_convert_to_f32(sc, l->scales, l->sdt, n);
+    mt_convert_to_f32(bi, l->biases, l->sdt, n);
+    l->scales = sc;
+    l->biases = bi;
+    l->sdt = MT_F32;
+    return MT_OK;
+}
+
+static int widen_attn(mt_whisper *w, attn_t *a, mt_err *err) {
+    MT_TRY(widen_one(w, &a->q, err));
+    MT_TRY(widen_one(w, &a->k, err));
+    MT_TRY(widen_one(w, &a->v, err));
+    return widen_one(w, &a->o, err);
+}
+
+static int widen_scales(mt_whisper *w, mt_err *err) {
+    for (int i = 0; i < w->hp.n_audio_layer; i++) {
+        MT_TRY(widen_attn(w, &w->enc[i].self, err));
+        MT_TRY(widen_one(w, &w->enc[i].fc1, err));
+        MT_TRY(widen_one(w, &w->enc[i].fc2, err));
+    }
+    for (int i = 0; i < w->hp.n_text_layer; i++) {
+        MT_TRY(widen_attn(w, &w->dec[i].self, err));
+        MT_TRY(widen_attn(w, &w->dec[i].cross, err));
+        MT_TRY(widen_one(w, &w->dec[i].fc1, err));
+        MT_TRY(widen_one(w, &w->dec[i].fc2, err));
+    }
+    return widen_one(w, &w->tok_out, err);
+}
+
 static int load_inner(mt_whisper *w, const char *dir, mt_err *err) {
     MT_TRY(mt_config_load(&w->cfg, dir, err));
     const mt_config *c = w->cfg;
@@ -375,6 +423,8 @@ static int load_inner(mt_whisper *w, const char *dir, mt_err *err) {
     for (int i = 0; i < hp->n_text_layer; i++) MT_TRY(bind_block(w, &w->dec[i], &nm, mlp1, mlp2, 1, i, d, err));
     snprintf(p, sizeof p, "%s%s", nm.pre, nm.dec_ln);
     MT_TRY(bind_ln(w, &w->dec_ln, p, d, err));
+    w->tok_out = w->tok;
+    MT_TRY(widen_scales(w, err));
     return load_alignment(w, err);
 }
 
@@ -416,6 +466,8 @@ void mt_whisper_free(mt_whisper *w) {
     free(w->conv1_w); free(w->conv1_b); free(w->conv2_w); free(w->conv2_b);
     free(w->enc_pos); free(w->dec_pos);
     free(w->align);
+    for (size_t i = 0; i < w->n_owned; i++) free(w->owned[i]);
+    free(w->owned);
     mt_safetensors_free(w->st);
     mt_config_free(w->cfg);
     free(w->dir);
@@ -522,9 +574,19 @@ static void deq_task(void *c, size_t b, size_t e, int tid) {
 
 static void gemm(const mt_whisper *w, const float *A, size_t M, size_t K, const float *B, const float *bias, size_t N,
                  float *C);
+static void add_bias_rows(const mt_linear *l, size_t T, float *y);
 
 /* y[T, out] = x W^T + b for many rows (the encoder and the cross K/V). */
 static void big_linear(const mt_whisper *w, const mt_linear *l, const float *x, size_t T, float *y) {
+    /* int8 arithmetic selected (MT_QMATH_INT8): the integer tile kernels,
+     * split over the pool by mt_linear_forward itself */
+    if (l->quantized && mt_linear_qmath(l) == MT_QMATH_INT8) {
+        mt_linear nb = *l;   /* the bias added here, row by row */
+        nb.bias = NULL;
+        mt_linear_forward(&nb, x, T, y, NULL, w->pool);
+        add_bias_rows(l, T, y);
+        return;
+    }
     /* W as float32 once per call (converted over the pool), then sgemm */
     if (T >= 64 && (l->quantized ? 32 % l->bits == 0 : l->wdt != MT_F32)) {
         float *wf = malloc(l->out * l->in * sizeof *wf), *bf = calloc(l->out, sizeof *bf);
@@ -831,6 +893,38 @@ static void datt_task(void *c, size_t b, size_t e, int tid) {
     }
 }
 
+/* Cross-attention of several rows (beams, prompt tokens) at once: per task a
+ * head and a block of up to XATT_ROWS rows, S = Q_h K_h^T and O_h = P V_h as
+ * sgemm, so that the head's K/V are read once for all the rows (the per-row
+ * sgemv of datt_task reads them once per row). */
+#define XATT_ROWS 32
+
+static void xatt_task(void *c, size_t b, size_t e, int tid) {
+    datt_ctx *a = c;
+    const mt_whisper_dec *dd = a->dd;
+    size_t d = a->d, hd = a->hd, Ta = (size_t)dd->w->hp.n_audio_ctx;
+    size_t R = (size_t)dd->n_seq * (size_t)a->n_tok, nblk = (R + XATT_ROWS - 1) / XATT_ROWS;
+    float *S = a->scr + (size_t)tid * a->scr_n;
+    for (size_t task = b; task < e; task++) {
+        size_t h = task / nblk, r0 = (task % nblk) * XATT_ROWS, nr = R - r0 < XATT_ROWS ? R - r0 : XATT_ROWS;
+        const float *K = dd->xk + (size_t)a->layer * Ta * d + h * hd;
+        const float *V = dd->xv + (size_t)a->layer * Ta * d + h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)Ta, (int)hd, a->s2, a->q + r0 * d + h * hd,
+                    (int)d, K, (int)d, 0.0f, S, (int)Ta);
+        int ci = a->cap ? dd->cap_map[(size_t)a->layer * a->H + h] : -1;
+        for (size_t i = 0; i < nr; i++) {
+            float *Si = S + i * Ta;
+            if (ci >= 0) {
+                size_t t = (r0 + i) % (size_t)a->n_tok;
+                memcpy(a->cap + ((size_t)ci * (size_t)a->n_cap_tok + t) * Ta, Si, Ta * sizeof(float));
+            }
+            mt_softmax(Si, Ta);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)hd, (int)Ta, 1.0f, S, (int)Ta, V, (int)d,
+                    0.0f, a->o + r0 * d + h * hd, (int)d);
+    }
+}
+
 typedef struct dlin_ctx {
     const mt_linear *l;
     const float *x;
@@ -908,6 +1002,7 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
     MT_TRY(grow(dd, dd->len + n_tok, err));
     size_t nt = (size_t)nthreads_of(w->pool), Ta = (size_t)hp->n_audio_ctx;
     size_t scr_n = Ta > (size_t)hp->n_text_ctx ? Ta : (size_t)hp->n_text_ctx;
+    if (R > 1) scr_n = (R < XATT_ROWS ? R : XATT_ROWS) * Ta > scr_n ? (R < XATT_ROWS ? R : XATT_ROWS) * Ta : scr_n;
     size_t work_n = nt * 4 * d;
     float *mem = malloc((R * d * 6 + R * 4 * d + nt * scr_n + work_n) * sizeof(float));
     if (!mem) return mt_seterr(err, MT_ENOMEM, "out of memory in the whisper decoder");
@@ -939,8 +1034,15 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
         rows_op(w->pool, ROW_ADD_LN, x, att, h, &b->cross.ln, R, d);   /* x += o; att = LN(x) */
         dec_linear(w, &b->cross.q, att, R, q, work);
         datt_ctx c = {dd, q, att, scr, scr_n, n_tok, L, 1, H, hd, d, (float)pow((double)hd, -0.25), cap, n_tok};
-        if (split_mode(w) || nthreads_of(w->pool) == 1) mt_pool_for(w->pool, R * H, 1, datt_task, &c);
-        else datt_task(&c, 0, R * H, 0);   /* sgemv on OpenBLAS's threads */
+        if (R > 1) {
+            size_t ntask = H * ((R + XATT_ROWS - 1) / XATT_ROWS);
+            if (split_mode(w) || nthreads_of(w->pool) == 1) mt_pool_for(w->pool, ntask, 1, xatt_task, &c);
+            else xatt_task(&c, 0, ntask, 0);   /* sgemm on OpenBLAS's threads */
+        } else if (split_mode(w) || nthreads_of(w->pool) == 1) {
+            mt_pool_for(w->pool, R * H, 1, datt_task, &c);
+        } else {
+            datt_task(&c, 0, R * H, 0);   /* sgemv on OpenBLAS's threads */
+        }
         dec_linear(w, &b->cross.o, att, R, h, work);
         rows_op(w->pool, ROW_ADD_LN, x, att, h, &b->mlp_ln, R, d);
         dec_linear(w, &b->fc1, att, R, m, work);
@@ -957,7 +1059,7 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
                 memmove(x + s * d, x + (s * (size_t)n_tok + (size_t)n_tok - 1) * d, d * sizeof(float));
         }
         rows_op(w->pool, ROW_LN, x, h, NULL, &w->dec_ln, nrow, d);
-        dec_linear(w, &w->tok, h, nrow, logits, work);
+        dec_linear(w, &w->tok_out, h, nrow, logits, work);
     }
     free(mem);
     return MT_OK;
