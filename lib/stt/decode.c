@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "stt/stt_int.h"
 
@@ -160,29 +163,41 @@ int stt_suppress_tokens(const mt_wtok *tok, const char *spec, int32_t **out, siz
 
 /* ---- numerics ------------------------------------------------------------ */
 
+/* log(sum(exp(x))) over x[n] (-inf when every entry is -inf); masked
+ * entries are skipped, the terms are float32 exponentials summed in double */
+/* the largest of x[n] (-inf for n == 0); no NaN expected */
+static float vmax(const float *x, int n)
+{
+    float m = -INFINITY;
+    int i = 0;
+#if defined(__AVX2__)
+    if (n >= 8) {
+        __m256 v = _mm256_set1_ps(-INFINITY);
+        for (; i + 8 <= n; i += 8) v = _mm256_max_ps(v, _mm256_loadu_ps(x + i));
+        float t[8];
+        _mm256_storeu_ps(t, v);
+        for (int k = 0; k < 8; k++) if (t[k] > m) m = t[k];
+    }
+#endif
+    for (; i < n; i++) if (x[i] > m) m = x[i];
+    return m;
+}
+
+static double lse_f(const float *x, int n)
+{
+    float m = vmax(x, n);
+    if (m == -INFINITY) return -INFINITY;
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        if (x[i] != -INFINITY) s += expf(x[i] - m);
+    return (double)m + log(s);
+}
+
 /* log_softmax of x[n] into lp[n] (float32 results) */
 static void log_softmax(const float *x, int n, float *lp)
 {
-    float m = -INFINITY;
-    for (int i = 0; i < n; i++) if (x[i] > m) m = x[i];
-    if (m == -INFINITY) {
-        for (int i = 0; i < n; i++) lp[i] = NAN;
-        return;
-    }
-    double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)x[i] - m);
-    double lse = (double)m + log(s);
+    double lse = lse_f(x, n);
     for (int i = 0; i < n; i++) lp[i] = (float)((double)x[i] - lse);
-}
-
-static double logsumexp_f(const float *x, int n)
-{
-    float m = -INFINITY;
-    for (int i = 0; i < n; i++) if (x[i] > m) m = x[i];
-    if (m == -INFINITY) return -INFINITY;
-    double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)x[i] - m);
-    return (float)((double)m + log(s));
 }
 
 /* ---- logit filters ------------------------------------------------------- */
@@ -227,12 +242,14 @@ static void apply_filters(const task *t, float *x, const int32_t *seq, int len)
         if (t->mit_index >= 0)
             for (int i = tb + t->mit_index + 1; i < V; i++) x[i] = -INFINITY;
     }
-    float *lp = t->scratch;
-    log_softmax(x, V, lp);
-    double ts_lp = logsumexp_f(lp + tb, V - tb);
-    float max_text = -INFINITY;
-    for (int i = 0; i < tb; i++) if (lp[i] > max_text) max_text = lp[i];
-    if (ts_lp > (double)max_text)
+    /* logsumexp of the timestamps' log-probabilities against the best text
+     * token's (float32 log-probabilities, like the reference's log_softmax) */
+    double lse = lse_f(x, V);
+    if (lse == -INFINITY) return;
+    float ts_lp = (float)(lse_f(x + tb, V - tb) - lse);
+    float mx = vmax(x, tb);
+    float max_text = (float)((double)mx - lse);
+    if (ts_lp > max_text)
         for (int i = 0; i < tb; i++) x[i] = -INFINITY;
 }
 
@@ -252,9 +269,9 @@ typedef struct cand {
 
 static int argmax_first(const float *x, int n)
 {
-    int b = 0;
-    for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
-    return b;
+    float m = vmax(x, n);
+    for (int i = 0; i < n; i++) if (x[i] == m) return i;
+    return 0;
 }
 
 static int sample_cat(const float *x, int n, double temp, uint64_t *rng)
@@ -381,8 +398,8 @@ int stt_decode_window(mt_whisper *w, const mt_wtok *tok, const float *xa, const 
                 float *x = logits + (size_t)g * V;
                 int32_t *seq = toks + (size_t)g * cap;
                 int nxt = o->temperature == 0 ? argmax_first(x, V) : sample_cat(x, V, o->temperature, o->rng);
-                log_softmax(x, V, lp);
-                if (seq[len - 1] != tok->eot) sum_lp[g] = (float)(sum_lp[g] + lp[nxt]);
+                float lpn = (float)((double)x[nxt] - lse_f(x, V));
+                if (seq[len - 1] != tok->eot) sum_lp[g] = (float)(sum_lp[g] + lpn);
                 else nxt = tok->eot;
                 seq[len] = nxt;
                 if (nxt != tok->eot) completed = 0;

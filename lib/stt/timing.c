@@ -18,12 +18,6 @@ typedef struct wt {          /* WordTiming */
 
 static const char PUNCTUATION[] = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";   /* string.punctuation */
 
-static int cmpf(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 static int cmpd(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -273,9 +267,13 @@ static int find_alignment(mt_whisper *w, const mt_wtok *tok, int lang, int task,
                 if (s >= F) s = 2 * (F - 1) - s;
                 row[f] = x[s];
             }
-            for (int f = 0; f < F; f++) {
-                memcpy(tmp, row + f, 7 * sizeof *tmp);
-                qsort(tmp, 7, sizeof *tmp, cmpf);
+            for (int f = 0; f < F; f++) {   /* median of 7: insertion sort */
+                for (int a = 0; a < 7; a++) {
+                    float v = row[f + a];
+                    int b = a;
+                    while (b > 0 && tmp[b - 1] > v) { tmp[b] = tmp[b - 1]; b--; }
+                    tmp[b] = v;
+                }
                 mrow[f] += tmp[3];
             }
         }
