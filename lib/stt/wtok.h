@@ -4,10 +4,11 @@
  * <|startoftranscript|>, one token per language (99, or 100 from large-v3 on),
  * <|translate|>, <|transcribe|>, <|startoflm|>, <|startofprev|>,
  * <|nospeech|>, <|notimestamps|>, then 1501 timestamps <|0.00|>..<|30.00|>.
- * The base BPE comes from the model folder's tokenizer.json (Hugging Face
- * layout) or from the bundled share/whisper/{gpt2,multilingual}.tokenizer.json.zst
- * (mlx-community layout, which ships none); special ids are derived from
- * n_vocab exactly as the reference does. */
+ * The base BPE comes from the bundled
+ * share/whisper/{gpt2,multilingual}.tokenizer.json.zst (made from tiktoken's
+ * files by tests/gen/gen_whisper_tokenizers.py, checked equal to tiktoken), or
+ * from the model folder's tokenizer.json when no bundled file is found;
+ * special ids are derived from n_vocab exactly as the reference does. */
 #ifndef MT_WTOK_H
 #define MT_WTOK_H
 
@@ -25,10 +26,12 @@ typedef struct mt_wtok {
     void *tab;                   /* private: the bytes of every base token */
 } mt_wtok;
 
-/* Open the tokenizer for a model with n_vocab entries whose folder is dir.
- * multilingual = n_vocab >= 51865 (reference rule).  data_dir: where the
- * bundled share files live (NULL = mt_wtok_data_dir()).
- * Errors: MT_ENOTFOUND (no tokenizer.json and no bundled file), MT_EFORMAT. */
+/* Open the tokenizer for a model with n_vocab entries whose folder is dir
+ * (may be NULL).  multilingual = n_vocab >= 51865 (reference rule);
+ * n_langs = n_vocab - 51765 - multilingual.  data_dir: where the bundled share
+ * files live (NULL = mt_wtok_data_dir()).  Close with mt_wtok_close.
+ * Errors: MT_ENOTFOUND (no tokenizer.json and no bundled file), MT_EFORMAT
+ * (a vocabulary size the special tokens do not fit), MT_ENOMEM. */
 int  mt_wtok_open(mt_wtok *t, const char *dir, int n_vocab, const char *data_dir, mt_err *err);
 void mt_wtok_close(mt_wtok *t);
 /* The bundled data folder: $MLX_TOOLS_DATA, else <exe>/../share/mlx-tools
