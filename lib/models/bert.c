@@ -278,8 +278,10 @@ void mt_encoder_free(mt_encoder *e) {
 /* The element-wise loops below are only vectorized when GCC may turn float
  * compares into blends, which -ftrapping-math (the default) forbids; nothing
  * here reads the floating-point exception flags. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("no-trapping-math")
+#endif
 
 /* exp(x) in float, Cephes-style range reduction + polynomial (about 1 ulp),
  * written so that loops over it vectorize. */
@@ -332,7 +334,9 @@ static float softmax_exp(float *p, size_t n) {
     return sum;
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
+#endif
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
