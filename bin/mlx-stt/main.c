@@ -51,6 +51,7 @@ static const char usage[] =
     "      --vad [--vad-threshold DB]   skip silence found by an energy detector (default -45 dBFS)\n"
     "      --seed N             sampling seed (default 0)\n"
     "  -t, --threads N          default: all cores\n"
+    "      --int8               quantized models: int8 activations, integer dot products (faster, not exact)\n"
     "      --revision REV       hub revision (default main)\n"
     "  -q, --quiet              nothing on stderr but errors\n"
     "  -h, --help  --version\n"
@@ -94,7 +95,7 @@ static int parse_bool(const char *opt, const char *s, int *out) {
 
 enum { O_TEXT = 256, O_RESUME, O_RAW, O_RATE, O_FORMAT, O_CHANNELS, O_LANG, O_TASK, O_TEMP, O_TINC, O_BEST, O_BEAM,
        O_PAT, O_LP, O_CRT, O_LPT, O_NST, O_PROMPT, O_COND, O_SUPP, O_NOTS, O_WORDS, O_PREP, O_APP, O_HL, O_MLW, O_MLC,
-       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION };
+       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8 };
 
 int main(int argc, char **argv) {
     static const struct option lo[] = {
@@ -112,13 +113,13 @@ int main(int argc, char **argv) {
         {"max-words-per-line", 1, 0, O_MWPL}, {"clip-timestamps", 1, 0, O_CLIP},
         {"hallucination-silence-threshold", 1, 0, O_HST}, {"vad", 0, 0, O_VAD}, {"vad-threshold", 1, 0, O_VADT},
         {"seed", 1, 0, O_SEED}, {"revision", 1, 0, O_REV}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
+        {"version", 0, 0, O_VERSION}, {"int8", 0, 0, O_INT8}, {0, 0, 0, 0}};
     mt_blas_init(argv);
     stt_job j = {.vad_db = -45, .wo = {.word_timestamps = 0}};
     mt_stt_opts *o = &j.base;
     mt_stt_opts_default(o);
     const char *model = NULL, *format = NULL, *resume = NULL, *revision = NULL, *pcm = NULL, *lang = NULL;
-    int text_mode = 0, raw = 0, rate = 0, channels = 1, threads = 0, c;
+    int text_mode = 0, raw = 0, rate = 0, channels = 1, threads = 0, int8 = 0, c;
     double temp = 0, tinc = 0.2, v;
     int have_tinc = 1;
     opterr = 0;   /* our own one-line messages, named mlx-stt whatever argv[0] is */
@@ -132,6 +133,7 @@ int main(int argc, char **argv) {
         case 'q': j.quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         case O_VERSION: printf(PROG " %s\n", MT_VERSION); return 0;
+        case O_INT8: int8 = 1; break;
         case O_TEXT: text_mode = 1; break;
         case O_RESUME: resume = optarg; break;
         case O_RAW: raw = 1; break;
@@ -240,6 +242,9 @@ int main(int argc, char **argv) {
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_pool_new(&pool, threads, &err);
     if (!rc) mt_blas_threads(1); /* the model splits its products over the pool itself */
+    /* --int8: the quantized linears' arithmetic (mt_linear_qmath reads it;
+     * set before loading: the model prepares its int8 path at load) */
+    if (!rc && int8 && setenv("MT_QMATH", "int8", 1)) rc = mt_seterr(&err, MT_ENOMEM, "out of memory");
     if (!rc) rc = mt_whisper_load(&j.w, dir, pool, &err);
     if (!rc) rc = mt_wtok_open(&j.tok, dir, mt_whisper_hparams(j.w)->n_vocab, NULL, &err);
     tok_open = !rc;
