@@ -129,7 +129,9 @@ def run_ours(args):
     if p.returncode != 0:
         print(f"ours: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}", file=sys.stderr)
         return None
-    return "mlx-stt (ours)", f"{os.path.basename(args.model.rstrip('/'))} beam={args.beam} t={THREADS}", wall, 0.0, cpu, p.stdout
+    extra = os.environ.get("OURS_ARGS", "").strip()
+    settings = f"{os.path.basename(args.model.rstrip('/'))}{' ' + extra if extra else ''} beam={args.beam} t={THREADS}"
+    return "mlx-stt (ours)", settings, wall, 0.0, cpu, p.stdout
 
 
 def cmd_run(args):

@@ -968,22 +968,32 @@ static void add_bias_rows(const mt_linear *l, size_t T, float *y) {
     }
 }
 
+/* Decoder work below this many multiply-adds runs on the calling thread: a
+ * pool dispatch (condition-variable wake-up of the other threads) costs more
+ * CPU time than splitting a 384 x 384 product saves; the tied output
+ * projection and the cross-attention are split over the pool. */
+#ifndef DEC_SPLIT_MIN
+#define DEC_SPLIT_MIN ((size_t)1 << 21)
+#endif
+static size_t dec_split_min(void) { return DEC_SPLIT_MIN; }
+
 static void dec_linear(const mt_whisper *w, const mt_linear *l, const float *x, size_t T, float *y, float *work) {
+    mt_pool *pool = l->out * l->in * T >= dec_split_min() ? w->pool : NULL;
     if (T > 2 && T <= 16 && !l->quantized && l->wdt != MT_F32) {
         /* a few rows (beams) over F16/BF16 weights: one pass over W, not
          * a float32 copy of it (mt_linear_forward's path for T > 2) */
         kd_ctx k = {l, x, y, T, mt_cpu_level()};
-        mt_pool_for(w->pool, l->out, 16, kd_task, &k);
+        mt_pool_for(pool, l->out, 16, kd_task, &k);
         add_bias_rows(l, T, y);
         return;
     }
-    if (T > 1 && !l->quantized && l->wdt == MT_F32 && split_mode(w)) {
+    if (T > 1 && !l->quantized && l->wdt == MT_F32 && pool && split_mode(w)) {
         dlin_ctx k = {l, x, y, T};
         mt_pool_for(w->pool, l->out, 64, dlin_task, &k);
         add_bias_rows(l, T, y);
         return;
     }
-    mt_linear_forward(l, x, T, y, work, w->pool);
+    mt_linear_forward(l, x, T, y, work, pool);
 }
 
 static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_positions, float *logits, float *cap,
@@ -1029,7 +1039,8 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
             memcpy(dst + d, v + r * d, d * sizeof(float));
         }
         datt_ctx a = {dd, q, att, scr, scr_n, n_tok, L, 0, H, hd, d, (float)(1.0 / sqrt((double)hd)), NULL, n_tok};
-        mt_pool_for(w->pool, R * H, 1, datt_task, &a);
+        mt_pool_for(R * d * ((size_t)dd->len + (size_t)n_tok) >= dec_split_min() ? w->pool : NULL, R * H, 1,
+                    datt_task, &a);
         dec_linear(w, &b->self.o, att, R, h, work);
         rows_op(w->pool, ROW_ADD_LN, x, att, h, &b->cross.ln, R, d);   /* x += o; att = LN(x) */
         dec_linear(w, &b->cross.q, att, R, q, work);
