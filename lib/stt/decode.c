@@ -183,12 +183,47 @@ static float vmax(const float *x, int n)
     return m;
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* expf of 8 lanes (Cephes-style: 2^n * p(r), r = x - n ln2; about 1 ulp) */
+static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f)), _mm256_set1_ps(-87.3365447505531f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+#endif
+
 static double lse_f(const float *x, int n)
 {
     float m = vmax(x, n);
     if (m == -INFINITY) return -INFINITY;
     double s = 0;
-    for (int i = 0; i < n; i++)
+    int i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 vm = _mm256_set1_ps(m), ninf = _mm256_set1_ps(-INFINITY);
+    __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(v, ninf, _CMP_EQ_OQ), exp8(_mm256_sub_ps(v, vm)));
+        acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double t[4];
+    _mm256_storeu_pd(t, _mm256_add_pd(acc0, acc1));
+    s = (t[0] + t[1]) + (t[2] + t[3]);
+#endif
+    for (; i < n; i++)
         if (x[i] != -INFINITY) s += expf(x[i] - m);
     return (double)m + log(s);
 }
@@ -211,7 +246,9 @@ typedef struct task {
     float *scratch;
 } task;
 
-static void apply_filters(const task *t, float *x, const int32_t *seq, int len)
+/* Applies the filters to x; returns log(sum(exp(x))) of the filtered x when
+ * the timestamp rule computed it, NAN otherwise. */
+static double apply_filters(const task *t, float *x, const int32_t *seq, int len)
 {
     const mt_wtok *tok = t->tok;
     const stt_dec_opts *o = t->o;
@@ -220,7 +257,7 @@ static void apply_filters(const task *t, float *x, const int32_t *seq, int len)
         for (int i = 0; i < t->n_blank; i++) x[t->blank[i]] = -INFINITY;
     for (size_t i = 0; i < o->n_suppress; i++)
         if (o->suppress[i] >= 0 && o->suppress[i] < V) x[o->suppress[i]] = -INFINITY;
-    if (o->without_timestamps) return;
+    if (o->without_timestamps) return NAN;
 
     x[tok->no_timestamps] = -INFINITY;
     const int32_t *s = seq + t->sample_begin;
@@ -245,12 +282,16 @@ static void apply_filters(const task *t, float *x, const int32_t *seq, int len)
     /* logsumexp of the timestamps' log-probabilities against the best text
      * token's (float32 log-probabilities, like the reference's log_softmax) */
     double lse = lse_f(x, V);
-    if (lse == -INFINITY) return;
-    float ts_lp = (float)(lse_f(x + tb, V - tb) - lse);
+    if (lse == -INFINITY) return lse;
+    double lse_ts = lse_f(x + tb, V - tb);
+    float ts_lp = (float)(lse_ts - lse);
     float mx = vmax(x, tb);
     float max_text = (float)((double)mx - lse);
-    if (ts_lp > max_text)
+    if (ts_lp > max_text) {
         for (int i = 0; i < tb; i++) x[i] = -INFINITY;
+        return lse_ts;   /* only the timestamps are left */
+    }
+    return lse;
 }
 
 /* ---- the decoding loop ----------------------------------------------------- */
@@ -357,12 +398,13 @@ int stt_decode_window(mt_whisper *w, const mt_wtok *tok, const float *xa, const 
     float *sum_lp = calloc((size_t)G, sizeof *sum_lp), *nsum = calloc((size_t)G, sizeof *nsum);
     int32_t *feed = malloc((size_t)G * cap * sizeof *feed);
     int *src = malloc((size_t)G * sizeof *src);
+    double *glse = malloc((size_t)G * sizeof *glse);
     cand *cands = malloc((size_t)G * (G + 1) * sizeof *cands);
     int *canon = malloc((size_t)G * sizeof *canon);
     fin_seq *fin = calloc((size_t)(max_cand + G + 1), sizeof *fin);
     int n_fin = 0;
     fin_seq *newfin = calloc((size_t)(G + 1), sizeof *newfin);
-    if (!toks || !ntoks || !logits || !lp || !t.scratch || !sum_lp || !nsum || !feed || !src || !cands || !canon || !fin || !newfin) {
+    if (!toks || !ntoks || !logits || !lp || !t.scratch || !sum_lp || !nsum || !feed || !src || !cands || !canon || !fin || !newfin || !glse) {
         rc = mt_seterr(err, MT_ENOMEM, "transcribe: out of memory");
         goto done;
     }
@@ -389,7 +431,7 @@ int stt_decode_window(mt_whisper *w, const mt_wtok *tok, const float *xa, const 
             for (int g = 0; g < G; g++) feed[g] = toks[(size_t)g * cap + len - 1];
             if ((rc = mt_whisper_dec_step(d, feed, 1, 0, logits, err))) goto done;
         }
-        for (int g = 0; g < G; g++) apply_filters(&t, logits + (size_t)g * V, toks + (size_t)g * cap, len);
+        for (int g = 0; g < G; g++) glse[g] = apply_filters(&t, logits + (size_t)g * V, toks + (size_t)g * cap, len);
 
         int completed = 0;
         if (!beam) {
@@ -398,7 +440,8 @@ int stt_decode_window(mt_whisper *w, const mt_wtok *tok, const float *xa, const 
                 float *x = logits + (size_t)g * V;
                 int32_t *seq = toks + (size_t)g * cap;
                 int nxt = o->temperature == 0 ? argmax_first(x, V) : sample_cat(x, V, o->temperature, o->rng);
-                float lpn = (float)((double)x[nxt] - lse_f(x, V));
+                double lse = isnan(glse[g]) ? lse_f(x, V) : glse[g];
+                float lpn = (float)((double)x[nxt] - lse);
                 if (seq[len - 1] != tok->eot) sum_lp[g] = (float)(sum_lp[g] + lpn);
                 else nxt = tok->eot;
                 seq[len] = nxt;
@@ -578,6 +621,7 @@ done:
     free(nsum);
     free(feed);
     free(src);
+    free(glse);
     free(cands);
     free(canon);
     return rc;
