@@ -204,7 +204,7 @@ static inline __m256 exp8(__m256 x)
 }
 #endif
 
-static double lse_f(const float *x, int n)
+double stt_lse_f(const float *x, int n)
 {
     float m = vmax(x, n);
     if (m == -INFINITY) return -INFINITY;
@@ -231,7 +231,7 @@ static double lse_f(const float *x, int n)
 /* log_softmax of x[n] into lp[n] (float32 results) */
 static void log_softmax(const float *x, int n, float *lp)
 {
-    double lse = lse_f(x, n);
+    double lse = stt_lse_f(x, n);
     for (int i = 0; i < n; i++) lp[i] = (float)((double)x[i] - lse);
 }
 
@@ -281,9 +281,9 @@ static double apply_filters(const task *t, float *x, const int32_t *seq, int len
     }
     /* logsumexp of the timestamps' log-probabilities against the best text
      * token's (float32 log-probabilities, like the reference's log_softmax) */
-    double lse = lse_f(x, V);
+    double lse = stt_lse_f(x, V);
     if (lse == -INFINITY) return lse;
-    double lse_ts = lse_f(x + tb, V - tb);
+    double lse_ts = stt_lse_f(x + tb, V - tb);
     float ts_lp = (float)(lse_ts - lse);
     float mx = vmax(x, tb);
     float max_text = (float)((double)mx - lse);
@@ -440,7 +440,7 @@ int stt_decode_window(mt_whisper *w, const mt_wtok *tok, const float *xa, const 
                 float *x = logits + (size_t)g * V;
                 int32_t *seq = toks + (size_t)g * cap;
                 int nxt = o->temperature == 0 ? argmax_first(x, V) : sample_cat(x, V, o->temperature, o->rng);
-                double lse = isnan(glse[g]) ? lse_f(x, V) : glse[g];
+                double lse = isnan(glse[g]) ? stt_lse_f(x, V) : glse[g];
                 float lpn = (float)((double)x[nxt] - lse);
                 if (seq[len - 1] != tok->eot) sum_lp[g] = (float)(sum_lp[g] + lpn);
                 else nxt = tok->eot;

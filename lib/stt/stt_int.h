@@ -48,6 +48,9 @@ char *stt_py_strip(const char *s);
 double stt_round2(double x);
 double stt_round_half_even(double x);
 
+/* log(sum(exp(x[0..n)))), -inf entries skipped (-inf when all are) */
+double   stt_lse_f(const float *x, int n);
+
 /* xoshiro256** */
 void     stt_rng_seed(uint64_t s[4], uint64_t seed);
 double   stt_rng_uniform(uint64_t s[4]);

@@ -224,22 +224,15 @@ static int find_alignment(mt_whisper *w, const mt_wtok *tok, int lang, int task,
     }
     for (int i = 0; i < nt; i++) {   /* softmax over the text vocabulary */
         const float *x = logits + (size_t)(L + i) * V;
-        float m = -INFINITY;
-        for (int k = 0; k < tok->eot; k++) if (x[k] > m) m = x[k];
-        double s = 0;
-        for (int k = 0; k < tok->eot; k++) s += exp((double)x[k] - m);
-        probs[i] = (double)(float)(exp((double)x[text[i]] - m) / s);
+        probs[i] = (double)(float)exp((double)x[text[i]] - stt_lse_f(x, tok->eot));
     }
     for (int h = 0; h < H; h++) {
         /* softmax over frames */
         for (int t = 0; t < T; t++) {
             const float *q = qk + ((size_t)h * T + t) * A;
             float *o = wts + (size_t)t * F;
-            float m = -INFINITY;
-            for (int f = 0; f < F; f++) if (q[f] > m) m = q[f];
-            double s = 0;
-            for (int f = 0; f < F; f++) s += exp((double)q[f] - m);
-            for (int f = 0; f < F; f++) o[f] = (float)(exp((double)q[f] - m) / s);
+            double lse = stt_lse_f(q, F);
+            for (int f = 0; f < F; f++) o[f] = expf((float)((double)q[f] - lse));
         }
         /* (w - mean) / std over tokens, population std */
         for (int f = 0; f < F; f++) {
