@@ -10,6 +10,10 @@
 #include "models/whisper.h"
 
 #include <cblas.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define XS_SIMD 1
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -758,6 +762,7 @@ struct mt_whisper_dec {
     int n_seq, len, cap;
     float **kv;              /* per sequence [cap][n_layer][2][d] (K, V) */
     float *xk, *xv;          /* cross K (pre-scaled by hd^-1/4) and V: [n_layer][Ta][d] */
+    float *xkt;              /* the same K per head transposed: [n_layer][n_head][hd][Ta] (XS_SIMD) */
     int *cap_map;            /* cross-qk capture: [n_layer * n_head] -> alignment index or -1 */
 };
 
@@ -772,17 +777,30 @@ int mt_whisper_dec_new(mt_whisper_dec **out, mt_whisper *w, const float *xa, int
     dd->n_seq = n_seq;
     dd->kv = calloc((size_t)n_seq, sizeof *dd->kv);
     dd->xk = malloc(NL * Ta * d * sizeof(float));
+#ifdef XS_SIMD
+    dd->xkt = malloc(NL * Ta * d * sizeof(float));
+    if (!dd->xkt) {
+        mt_whisper_dec_free(dd);
+        return mt_seterr(err, MT_ENOMEM, "out of memory for the whisper decoder");
+    }
+#endif
     dd->xv = malloc(NL * Ta * d * sizeof(float));
     if (!dd->kv || !dd->xk || !dd->xv) {
         mt_whisper_dec_free(dd);
         return mt_seterr(err, MT_ENOMEM, "out of memory for the whisper decoder");
     }
-    float s = (float)pow((double)(d / (size_t)hp->n_text_head), -0.25);
+    size_t hd = d / (size_t)hp->n_text_head;
+    float s = (float)pow((double)hd, -0.25);
     for (size_t L = 0; L < NL; L++) {
         float *K = dd->xk + L * Ta * d, *V = dd->xv + L * Ta * d;
         big_linear(w, &w->dec[L].cross.k, xa, Ta, K);
         big_linear(w, &w->dec[L].cross.v, xa, Ta, V);
         for (size_t i = 0; i < Ta * d; i++) K[i] *= s;
+        if (dd->xkt) {   /* [h][i][j] = K[j][h * hd + i] */
+            float *KT = dd->xkt + L * Ta * d;
+            for (size_t j = 0; j < Ta; j++)
+                for (size_t c = 0; c < d; c++) KT[((c / hd) * hd + c % hd) * Ta + j] = K[j * d + c];
+        }
     }
     *out = dd;
     return MT_OK;
@@ -794,6 +812,7 @@ void mt_whisper_dec_free(mt_whisper_dec *d) {
         for (int i = 0; i < d->n_seq; i++) free(d->kv[i]);
     free(d->kv);
     free(d->xk);
+    free(d->xkt);
     free(d->xv);
     free(d);
 }
@@ -925,6 +944,91 @@ static void xatt_task(void *c, size_t b, size_t e, int tid) {
     }
 }
 
+#ifdef XS_SIMD
+/* Cross-attention of 2..XS_MAX rows (beams) for one head, AVX2: scores from
+ * the transposed K (8 audio positions per vector, one accumulator per row, no
+ * horizontal sums), then P V with 16 output lanes per pass; K and V are read
+ * once for all the rows and nothing is packed (sgemm copies both per call). */
+#define XS_MAX 6
+#define XS_IB 8
+
+static inline __attribute__((always_inline)) void xs_head(const float *KT, const float *V, const float *q,
+                                                           float *o, float *S, size_t Ta, size_t hd, size_t d,
+                                                           float s2, size_t NR, const datt_ctx *a, int ci) {
+    /* S accumulates over blocks of XS_IB rows of KT (XS_IB sequential streams) */
+    size_t Tv = Ta / 8 * 8;
+    memset(S, 0, NR * Ta * sizeof(float));
+    for (size_t i0 = 0; i0 < hd; i0 += XS_IB) {
+        size_t ib = hd - i0 < XS_IB ? hd - i0 : XS_IB;
+        for (size_t j = 0; j < Tv; j += 8) {
+            __m256 acc[XS_MAX];
+            for (size_t r = 0; r < NR; r++) acc[r] = _mm256_loadu_ps(S + r * Ta + j);
+            for (size_t i = i0; i < i0 + ib; i++) {
+                __m256 kv = _mm256_loadu_ps(KT + i * Ta + j);
+                for (size_t r = 0; r < NR; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(q + r * d + i), kv, acc[r]);
+            }
+            for (size_t r = 0; r < NR; r++) _mm256_storeu_ps(S + r * Ta + j, acc[r]);
+        }
+        for (size_t j = Tv; j < Ta; j++)
+            for (size_t r = 0; r < NR; r++)
+                for (size_t i = i0; i < i0 + ib; i++) S[r * Ta + j] += q[r * d + i] * KT[i * Ta + j];
+    }
+    for (size_t r = 0; r < NR; r++)
+        for (size_t j = 0; j < Ta; j++) S[r * Ta + j] *= s2;
+    for (size_t r = 0; r < NR; r++) {
+        if (ci >= 0) {
+            size_t t = r % (size_t)a->n_tok;
+            memcpy(a->cap + ((size_t)ci * (size_t)a->n_cap_tok + t) * Ta, S + r * Ta, Ta * sizeof(float));
+        }
+        mt_softmax(S + r * Ta, Ta);
+    }
+    size_t c = 0;
+    for (; c + 16 <= hd; c += 16) {
+        __m256 a0[XS_MAX], a1[XS_MAX];
+        for (size_t r = 0; r < NR; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+        for (size_t jj = 0; jj < Ta; jj++) {
+            __m256 v0 = _mm256_loadu_ps(V + jj * d + c), v1 = _mm256_loadu_ps(V + jj * d + c + 8);
+            for (size_t r = 0; r < NR; r++) {
+                __m256 p = _mm256_broadcast_ss(S + r * Ta + jj);
+                a0[r] = _mm256_fmadd_ps(p, v0, a0[r]);
+                a1[r] = _mm256_fmadd_ps(p, v1, a1[r]);
+            }
+        }
+        for (size_t r = 0; r < NR; r++) {
+            _mm256_storeu_ps(o + r * d + c, a0[r]);
+            _mm256_storeu_ps(o + r * d + c + 8, a1[r]);
+        }
+    }
+    for (; c < hd; c++)
+        for (size_t r = 0; r < NR; r++) {
+            float acc = 0.0f;
+            for (size_t jj = 0; jj < Ta; jj++) acc += S[r * Ta + jj] * V[jj * d + c];
+            o[r * d + c] = acc;
+        }
+}
+
+static void xs_task(void *c, size_t b, size_t e, int tid) {
+    datt_ctx *a = c;
+    const mt_whisper_dec *dd = a->dd;
+    size_t d = a->d, hd = a->hd, Ta = (size_t)dd->w->hp.n_audio_ctx, R = (size_t)dd->n_seq * (size_t)a->n_tok;
+    float *S = a->scr + (size_t)tid * a->scr_n;
+    for (size_t h = b; h < e; h++) {
+        const float *KT = dd->xkt + ((size_t)a->layer * a->H + h) * hd * Ta;
+        const float *V = dd->xv + (size_t)a->layer * Ta * d + h * hd;
+        const float *q = a->q + h * hd;
+        float *o = a->o + h * hd;
+        int ci = a->cap ? dd->cap_map[(size_t)a->layer * a->H + h] : -1;
+        switch (R) {   /* constant row counts: the accumulators stay in registers */
+        case 2: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 2, a, ci); break;
+        case 3: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 3, a, ci); break;
+        case 4: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 4, a, ci); break;
+        case 5: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 5, a, ci); break;
+        default: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 6, a, ci); break;
+        }
+    }
+}
+#endif
+
 typedef struct dlin_ctx {
     const mt_linear *l;
     const float *x;
@@ -1012,6 +1116,7 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
     MT_TRY(grow(dd, dd->len + n_tok, err));
     size_t nt = (size_t)nthreads_of(w->pool), Ta = (size_t)hp->n_audio_ctx;
     size_t scr_n = Ta > (size_t)hp->n_text_ctx ? Ta : (size_t)hp->n_text_ctx;
+    if (R > 1 && R <= 8 && R * Ta > scr_n) scr_n = R * Ta;   /* xs_task: all rows of a head */
     if (R > 1) scr_n = (R < XATT_ROWS ? R : XATT_ROWS) * Ta > scr_n ? (R < XATT_ROWS ? R : XATT_ROWS) * Ta : scr_n;
     size_t work_n = nt * 4 * d;
     float *mem = malloc((R * d * 6 + R * 4 * d + nt * scr_n + work_n) * sizeof(float));
@@ -1045,6 +1150,11 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
         rows_op(w->pool, ROW_ADD_LN, x, att, h, &b->cross.ln, R, d);   /* x += o; att = LN(x) */
         dec_linear(w, &b->cross.q, att, R, q, work);
         datt_ctx c = {dd, q, att, scr, scr_n, n_tok, L, 1, H, hd, d, (float)pow((double)hd, -0.25), cap, n_tok};
+#ifdef XS_SIMD
+        if (R > 1 && R <= XS_MAX && dd->xkt) {
+            mt_pool_for(w->pool, H, 1, xs_task, &c);
+        } else
+#endif
         if (R > 1) {
             size_t ntask = H * ((R + XATT_ROWS - 1) / XATT_ROWS);
             if (split_mode(w) || nthreads_of(w->pool) == 1) mt_pool_for(w->pool, ntask, 1, xatt_task, &c);
@@ -1083,7 +1193,7 @@ int mt_whisper_dec_step(mt_whisper_dec *d, const int32_t *ids, int n_tok, int al
 
 /* Run ids from an empty cache (a scratch single-sequence decoder sharing the
  * projected audio xk/xv), capturing the alignment heads' pre-softmax q.k. */
-static int cross_qk_run(mt_whisper *w, float *xk, float *xv, const int32_t *ids, int n_tok, float *qk, float *logits,
+static int cross_qk_run(mt_whisper *w, float *xk, float *xv, float *xkt, const int32_t *ids, int n_tok, float *qk, float *logits,
                         mt_err *err) {
     size_t nh = (size_t)w->hp.n_text_layer * (size_t)w->hp.n_text_head;
     float *kv0 = NULL;
@@ -1093,6 +1203,7 @@ static int cross_qk_run(mt_whisper *w, float *xk, float *xv, const int32_t *ids,
     tmp.kv = &kv0;
     tmp.xk = xk;
     tmp.xv = xv;
+    tmp.xkt = xkt;
     tmp.cap_map = malloc(nh * sizeof *tmp.cap_map);
     if (!tmp.cap_map) return mt_seterr(err, MT_ENOMEM, "out of memory");
     for (size_t i = 0; i < nh; i++) tmp.cap_map[i] = -1;
@@ -1113,11 +1224,11 @@ int mt_whisper_cross_qk(mt_whisper *w, const float *xa, const int32_t *ids, int 
                         mt_err *err) {
     mt_whisper_dec *d = NULL;
     MT_TRY(mt_whisper_dec_new(&d, w, xa, 1, err));
-    int rc = cross_qk_run(w, d->xk, d->xv, ids, n_tok, qk, logits, err);
+    int rc = cross_qk_run(w, d->xk, d->xv, d->xkt, ids, n_tok, qk, logits, err);
     mt_whisper_dec_free(d);
     return rc;
 }
 
 int mt_whisper_dec_cross_qk(mt_whisper_dec *d, const int32_t *ids, int n_tok, float *qk, float *logits, mt_err *err) {
-    return cross_qk_run(d->w, d->xk, d->xv, ids, n_tok, qk, logits, err);
+    return cross_qk_run(d->w, d->xk, d->xv, d->xkt, ids, n_tok, qk, logits, err);
 }
