@@ -315,18 +315,17 @@ static int argmax_first(const float *x, int n)
     return 0;
 }
 
-static int sample_cat(const float *x, int n, double temp, uint64_t *rng)
+/* Categorical(logits = x / temp).sample() with our own stream; scratch[n] */
+static int sample_cat(const float *x, int n, double temp, uint64_t *rng, float *scratch)
 {
-    float m = -INFINITY;
-    for (int i = 0; i < n; i++) if (x[i] > m) m = x[i];
-    if (m == -INFINITY) return 0;
-    double s = 0;
-    for (int i = 0; i < n; i++) if (x[i] != -INFINITY) s += exp(((double)x[i] - m) / temp);
-    double u = stt_rng_uniform(rng) * s, c = 0;
+    for (int i = 0; i < n; i++) scratch[i] = x[i] == -INFINITY ? -INFINITY : (float)(x[i] / temp);
+    double lse = stt_lse_f(scratch, n);
+    if (lse == -INFINITY) return 0;
+    double u = stt_rng_uniform(rng), c = 0;
     int lastok = 0;
     for (int i = 0; i < n; i++) {
-        if (x[i] == -INFINITY) continue;
-        c += exp(((double)x[i] - m) / temp);
+        if (scratch[i] == -INFINITY) continue;
+        c += expf((float)((double)scratch[i] - lse));
         lastok = i;
         if (u < c) return i;
     }
@@ -439,7 +438,7 @@ int stt_decode_window(mt_whisper *w, const mt_wtok *tok, const float *xa, const 
             for (int g = 0; g < G; g++) {
                 float *x = logits + (size_t)g * V;
                 int32_t *seq = toks + (size_t)g * cap;
-                int nxt = o->temperature == 0 ? argmax_first(x, V) : sample_cat(x, V, o->temperature, o->rng);
+                int nxt = o->temperature == 0 ? argmax_first(x, V) : sample_cat(x, V, o->temperature, o->rng, t.scratch);
                 double lse = isnan(glse[g]) ? stt_lse_f(x, V) : glse[g];
                 float lpn = (float)((double)x[nxt] - lse);
                 if (seq[len - 1] != tok->eot) sum_lp[g] = (float)(sum_lp[g] + lpn);
