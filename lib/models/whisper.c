@@ -1007,6 +1007,9 @@ static inline __attribute__((always_inline)) void xs_head(const float *KT, const
         }
 }
 
+/* One row (greedy) keeps the sgemv path: no faster here, and the default
+ * greedy results stay as they were. */
+static size_t xs_min(void) { return 2; }
 static void xs_task(void *c, size_t b, size_t e, int tid) {
     datt_ctx *a = c;
     const mt_whisper_dec *dd = a->dd;
@@ -1019,6 +1022,7 @@ static void xs_task(void *c, size_t b, size_t e, int tid) {
         float *o = a->o + h * hd;
         int ci = a->cap ? dd->cap_map[(size_t)a->layer * a->H + h] : -1;
         switch (R) {   /* constant row counts: the accumulators stay in registers */
+        case 1: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 1, a, ci); break;
         case 2: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 2, a, ci); break;
         case 3: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 3, a, ci); break;
         case 4: xs_head(KT, V, q, o, S, Ta, hd, d, a->s2, 4, a, ci); break;
@@ -1151,7 +1155,7 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
         dec_linear(w, &b->cross.q, att, R, q, work);
         datt_ctx c = {dd, q, att, scr, scr_n, n_tok, L, 1, H, hd, d, (float)pow((double)hd, -0.25), cap, n_tok};
 #ifdef XS_SIMD
-        if (R > 1 && R <= XS_MAX && dd->xkt) {
+        if (R >= xs_min() && R <= XS_MAX && dd->xkt) {
             mt_pool_for(w->pool, H, 1, xs_task, &c);
         } else
 #endif
