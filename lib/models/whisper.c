@@ -28,7 +28,9 @@
 #include "tensor/ops.h"
 
 #define LN_EPS 1e-5f
+#ifndef ATT_ROWS
 #define ATT_ROWS 128     /* encoder attention: query rows per task */
+#endif
 
 typedef struct ln_t {
     float *w, *b;        /* owned [n] */
@@ -580,15 +582,29 @@ static void gemm(const mt_whisper *w, const float *A, size_t M, size_t K, const 
                  float *C);
 static void add_bias_rows(const mt_linear *l, size_t T, float *y);
 
+typedef struct bias_ctx {
+    const mt_linear *l;
+    float *y;
+} bias_ctx;
+
+static void bias_task(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    bias_ctx *k = c;
+    add_bias_rows(k->l, e - b, k->y + b * k->l->out);
+}
+
 /* y[T, out] = x W^T + b for many rows (the encoder and the cross K/V). */
 static void big_linear(const mt_whisper *w, const mt_linear *l, const float *x, size_t T, float *y) {
     /* int8 arithmetic selected (MT_QMATH_INT8): the integer tile kernels,
      * split over the pool by mt_linear_forward itself */
     if (l->quantized && mt_linear_qmath(l) == MT_QMATH_INT8) {
-        mt_linear nb = *l;   /* the bias added here, row by row */
+        mt_linear nb = *l;   /* the bias added here, row by row over the pool */
         nb.bias = NULL;
         mt_linear_forward(&nb, x, T, y, NULL, w->pool);
-        add_bias_rows(l, T, y);
+        if (l->bias) {
+            bias_ctx bc = {l, y};
+            mt_pool_for(w->pool, T, 64, bias_task, &bc);
+        }
         return;
     }
     /* W as float32 once per call (converted over the pool), then sgemm */
