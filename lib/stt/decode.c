@@ -15,6 +15,9 @@
 #endif
 
 #include "stt/stt_int.h"
+#include "core/cpu.h"
+#include "tensor/kernels.h"
+#include "tensor/simd_exp.h"
 
 /* ---- small utilities ---------------------------------------------------- */
 
@@ -165,48 +168,9 @@ int stt_suppress_tokens(const mt_wtok *tok, const char *spec, int32_t **out, siz
 
 /* log(sum(exp(x))) over x[n] (-inf when every entry is -inf); masked
  * entries are skipped, the terms are float32 exponentials summed in double */
-/* the largest of x[n] (-inf for n == 0); no NaN expected */
-static float vmax(const float *x, int n)
-{
-    float m = -INFINITY;
-    int i = 0;
-#if defined(__AVX2__)
-    if (n >= 8) {
-        __m256 v = _mm256_set1_ps(-INFINITY);
-        for (; i + 8 <= n; i += 8) v = _mm256_max_ps(v, _mm256_loadu_ps(x + i));
-        float t[8];
-        _mm256_storeu_ps(t, v);
-        for (int k = 0; k < 8; k++) if (t[k] > m) m = t[k];
-    }
-#endif
-    for (; i < n; i++) if (x[i] > m) m = x[i];
-    return m;
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-/* expf of 8 lanes (Cephes-style: 2^n * p(r), r = x - n ln2; about 1 ulp) */
-static inline __m256 exp8(__m256 x)
-{
-    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f)), _mm256_set1_ps(-87.3365447505531f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-#endif
-
 double stt_lse_f(const float *x, int n)
 {
-    float m = vmax(x, n);
+    float m = mt_k_max(mt_cpu_level(), x, (size_t)n);
     if (m == -INFINITY) return -INFINITY;
     double s = 0;
     int i = 0;
@@ -215,7 +179,7 @@ double stt_lse_f(const float *x, int n)
     __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(v, ninf, _CMP_EQ_OQ), exp8(_mm256_sub_ps(v, vm)));
+        __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(v, ninf, _CMP_EQ_OQ), mt_exp8_avx2(_mm256_sub_ps(v, vm)));
         acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
@@ -285,7 +249,7 @@ static double apply_filters(const task *t, float *x, const int32_t *seq, int len
     if (lse == -INFINITY) return lse;
     double lse_ts = stt_lse_f(x + tb, V - tb);
     float ts_lp = (float)(lse_ts - lse);
-    float mx = vmax(x, tb);
+    float mx = mt_k_max(mt_cpu_level(), x, (size_t)tb);
     float max_text = (float)((double)mx - lse);
     if (ts_lp > max_text) {
         for (int i = 0; i < tb; i++) x[i] = -INFINITY;
@@ -310,7 +274,7 @@ typedef struct cand {
 
 static int argmax_first(const float *x, int n)
 {
-    float m = vmax(x, n);
+    float m = mt_k_max(mt_cpu_level(), x, (size_t)n);
     for (int i = 0; i < n; i++) if (x[i] == m) return i;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include "core/cpu.h"
+#include "tensor/simd_exp.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
 
@@ -23,24 +24,6 @@ static inline float hmax8(__m256 v) {
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-/* exp(x) for 8 lanes: x clamped to [-87.3, 88.3]. */
-static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
 /* ---- dot / axpy: AVX-512 where present, else AVX2, else C -------------- */
@@ -139,7 +122,7 @@ float mt_k_exp_sum(int level, float *x, float m, size_t n) {
     if (level != MT_CPU_PORTABLE) {
         __m256 vm = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
         for (; i + 8 <= n; i += 8) {
-            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+            __m256 e = mt_exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
             _mm256_storeu_ps(x + i, e);
             vs = _mm256_add_ps(vs, e);
         }
@@ -164,7 +147,7 @@ void mt_k_swiglu(int level, float *a, const float *b, size_t n) {
         const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
         for (; i + 8 <= n; i += 8) {
             __m256 v = _mm256_loadu_ps(a + i);
-            __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, v))));
+            __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, mt_exp8_avx2(_mm256_sub_ps(zero, v))));
             if (b) s = _mm256_mul_ps(s, _mm256_loadu_ps(b + i));
             _mm256_storeu_ps(a + i, s);
         }
