@@ -692,6 +692,24 @@ const mt_enc_layer *mt_enc_layer_view(const mt_encoder *e, const mt_enc_layer *l
     return any ? tmp : ly;
 }
 
+int mt_enc_check_input(const mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens,
+                       size_t nseq, size_t maxlen, size_t *ntok, mt_err *err) {
+    const mt_encoder_hp *hp = &e->hp;
+    size_t N = 0;
+    for (size_t s = 0; s < nseq; s++) {
+        if (lens[s] == 0 || lens[s] > maxlen)
+            return mt_seterr(err, MT_EINVAL, "sequence of %zu tokens (the model takes 1..%zu)", lens[s], maxlen);
+        N += lens[s];
+    }
+    for (size_t t = 0; t < N; t++) {
+        if (ids[t] < 0 || ids[t] >= hp->vocab) return mt_seterr(err, MT_EINVAL, "token id %d out of range", ids[t]);
+        if (type_ids && (type_ids[t] < 0 || type_ids[t] >= (hp->type_vocab ? hp->type_vocab : 1)))
+            return mt_seterr(err, MT_EINVAL, "token type id %d out of range", type_ids[t]);
+    }
+    *ntok = N;
+    return MT_OK;
+}
+
 int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
                        float *hidden, mt_err *err) {
     if (e->rotary) return mt_enc_rope_forward(e, ids, type_ids, lens, nseq, hidden, err);
@@ -704,17 +722,8 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
     }
     const mt_encoder_hp *hp = &e->hp;
     size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter, N = 0;
-    size_t maxlen = (size_t)(hp->max_pos - hp->pos_offset);
-    for (size_t s = 0; s < nseq; s++) {
-        if (lens[s] == 0 || lens[s] > maxlen)
-            return mt_seterr(err, MT_EINVAL, "sequence of %zu tokens (the model takes 1..%zu)", lens[s], maxlen);
-        N += lens[s];
-    }
-    for (size_t t = 0; t < N; t++) {
-        if (ids[t] < 0 || ids[t] >= hp->vocab) return mt_seterr(err, MT_EINVAL, "token id %d out of range", ids[t]);
-        if (type_ids && (type_ids[t] < 0 || type_ids[t] >= (hp->type_vocab ? hp->type_vocab : 1)))
-            return mt_seterr(err, MT_EINVAL, "token type id %d out of range", type_ids[t]);
-    }
+    int rc = mt_enc_check_input(e, ids, type_ids, lens, nseq, (size_t)(hp->max_pos - hp->pos_offset), &N, err);
+    if (rc) return rc;
     int nth = mt_pool_size(e->pool);
     if (nth < 1) nth = 1;
     size_t wmax = FF > 3 * H ? FF : 3 * H;
@@ -744,7 +753,7 @@ int mt_encoder_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_id
         }
         off += lens[s];
     }
-    int rc = MT_OK;
+    rc = MT_OK;
     size_t nview = N >= VIEW_MIN_T ? mt_enc_view_floats(e) : 0;
     float *vbuf = nview ? malloc(nview * sizeof(float)) : NULL;   /* NULL: packed kernels */
     for (int L = 0; L < hp->n_layers && !rc; L++) {

@@ -127,6 +127,11 @@ const mt_enc_layer *mt_enc_layer_view(const mt_encoder *e, const mt_enc_layer *l
 size_t mt_enc_view_floats(const mt_encoder *e);
 /* In place activation (MT_ENC_ACT_*) of x[n]. */
 void mt_enc_act(int act, float *x, size_t n);
+/* Check a packed batch before a forward: every length in 1..maxlen, every id
+ * below the vocabulary, every type id below type_vocab (1 when the model has
+ * none).  *ntok = sum(lens).  Errors: MT_EINVAL with the offending value. */
+int mt_enc_check_input(const mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens,
+                       size_t nseq, size_t maxlen, size_t *ntok, mt_err *err);
 /* Forward of the decoder embedders (lib/models/dec_enc.c): final hidden states
  * of each sequence through the decoder (causal, or bidirectional when its
  * config says use_bidirectional_attention), positions from 0. */

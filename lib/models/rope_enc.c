@@ -363,17 +363,9 @@ static void glu_task(void *c, size_t b, size_t end, int tid) {
 int mt_enc_rope_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_ids, const size_t *lens, size_t nseq,
                         float *hidden, mt_err *err) {
     const mt_encoder_hp *hp = &e->hp;
-    size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter, N = 0, maxlen = (size_t)hp->max_pos;
-    for (size_t s = 0; s < nseq; s++) {
-        if (lens[s] == 0 || lens[s] > maxlen)
-            return mt_seterr(err, MT_EINVAL, "sequence of %zu tokens (the model takes 1..%zu)", lens[s], maxlen);
-        N += lens[s];
-    }
-    for (size_t t = 0; t < N; t++) {
-        if (ids[t] < 0 || ids[t] >= hp->vocab) return mt_seterr(err, MT_EINVAL, "token id %d out of range", ids[t]);
-        if (type_ids && (type_ids[t] < 0 || type_ids[t] >= (hp->type_vocab ? hp->type_vocab : 1)))
-            return mt_seterr(err, MT_EINVAL, "token type id %d out of range", type_ids[t]);
-    }
+    size_t H = (size_t)hp->hidden, FF = (size_t)hp->inter, N = 0;
+    int rc = mt_enc_check_input(e, ids, type_ids, lens, nseq, (size_t)hp->max_pos, &N, err);
+    if (rc) return rc;
     int nth = mt_pool_size(e->pool);
     if (nth < 1) nth = 1;
     size_t wide = 2 * FF > 3 * H ? 2 * FF : 3 * H, per = FF > H ? FF : H;
@@ -399,7 +391,7 @@ int mt_enc_rope_forward(mt_encoder *e, const int32_t *ids, const int32_t *type_i
             }
             mt_layernorm(xr, xr, e->emb_ln_w, e->emb_ln_b, H, hp->eps);
         }
-    int rc = MT_OK;
+    rc = MT_OK;
     size_t nview = mt_enc_view_floats(e);
     float *vbuf = nview && N >= 64 ? malloc(nview * sizeof(float)) : NULL;   /* NULL: packed kernels */
     for (int L = 0; L < hp->n_layers && !rc; L++) {
