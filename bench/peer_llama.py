@@ -14,13 +14,7 @@ import time
 
 import numpy as np
 
-
-def prompt_ids(n):
-    x, out = 42, []
-    for _ in range(n):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        out.append(1000 + x % 20000)
-    return out
+from prompt_ids import prompt_ids
 
 
 def main():
