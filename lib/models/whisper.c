@@ -580,7 +580,6 @@ static void deq_task(void *c, size_t b, size_t e, int tid) {
 
 static void gemm(const mt_whisper *w, const float *A, size_t M, size_t K, const float *B, const float *bias, size_t N,
                  float *C);
-static void add_bias_rows(const mt_linear *l, size_t T, float *y);
 
 typedef struct bias_ctx {
     const mt_linear *l;
@@ -590,7 +589,7 @@ typedef struct bias_ctx {
 static void bias_task(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     bias_ctx *k = c;
-    add_bias_rows(k->l, e - b, k->y + b * k->l->out);
+    mt_linear_add_bias(k->l, e - b, k->y + b * k->l->out);
 }
 
 /* y[T, out] = x W^T + b for many rows (the encoder and the cross K/V). */
@@ -1081,17 +1080,6 @@ static void kd_task(void *c, size_t b, size_t e, int tid) {
     mt_kd_rows(k->level, k->l->w, k->l->wdt, k->l->in, k->x, k->T, k->y, k->l->out, b, e);
 }
 
-static void add_bias_rows(const mt_linear *l, size_t T, float *y) {
-    if (!l->bias) return;
-    float b[4096];
-    for (size_t r0 = 0; r0 < l->out; r0 += 4096) {
-        size_t n = l->out - r0 < 4096 ? l->out - r0 : 4096;
-        mt_convert_to_f32(b, (const char *)l->bias + r0 * mt_dtype_size(l->bdt), l->bdt, n);
-        for (size_t t = 0; t < T; t++)
-            for (size_t i = 0; i < n; i++) y[t * l->out + r0 + i] += b[i];
-    }
-}
-
 /* Decoder work below this many multiply-adds runs on the calling thread: a
  * pool dispatch (condition-variable wake-up of the other threads) costs more
  * CPU time than splitting a 384 x 384 product saves; the tied output
@@ -1108,13 +1096,13 @@ static void dec_linear(const mt_whisper *w, const mt_linear *l, const float *x, 
          * a float32 copy of it (mt_linear_forward's path for T > 2) */
         kd_ctx k = {l, x, y, T, mt_cpu_level()};
         mt_pool_for(pool, l->out, 16, kd_task, &k);
-        add_bias_rows(l, T, y);
+        mt_linear_add_bias(l, T, y);
         return;
     }
     if (T > 1 && !l->quantized && l->wdt == MT_F32 && pool && split_mode(w)) {
         dlin_ctx k = {l, x, y, T};
         mt_pool_for(w->pool, l->out, 64, dlin_task, &k);
-        add_bias_rows(l, T, y);
+        mt_linear_add_bias(l, T, y);
         return;
     }
     mt_linear_forward(l, x, T, y, work, pool);

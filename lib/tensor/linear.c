@@ -117,13 +117,14 @@ static float dot_ref(const float *a, const float *b, size_t n) {
     return s;
 }
 
-static void add_bias(const mt_linear *l, size_t T, float *y) {
+void mt_linear_add_bias(const mt_linear *l, size_t T, float *y) {
     if (!l->bias) return;
-    size_t bs = mt_dtype_size(l->bdt);
-    for (size_t r = 0; r < l->out; r++) {
-        float b;
-        mt_convert_to_f32(&b, (const char *)l->bias + r * bs, l->bdt, 1);
-        for (size_t t = 0; t < T; t++) y[t * l->out + r] += b;
+    float b[4096];
+    for (size_t r0 = 0; r0 < l->out; r0 += 4096) {   /* bias converted in chunks, y walked row by row */
+        size_t n = l->out - r0 < 4096 ? l->out - r0 : 4096;
+        mt_convert_to_f32(b, (const char *)l->bias + r0 * mt_dtype_size(l->bdt), l->bdt, n);
+        for (size_t t = 0; t < T; t++)
+            for (size_t i = 0; i < n; i++) y[t * l->out + r0 + i] += b[i];
     }
 }
 
@@ -135,7 +136,7 @@ int mt_linear_forward_ref(const mt_linear *l, const float *x, size_t T, float *y
         for (size_t t = 0; t < T; t++) y[t * l->out + r] = dot_ref(x + t * l->in, row, l->in);
     }
     free(row);
-    add_bias(l, T, y);
+    mt_linear_add_bias(l, T, y);
     return MT_OK;
 }
 
@@ -309,10 +310,10 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
         mt_qmat m;
         qmat_of(l, &m);
         if (mt_linear_qmath(l) == MT_QMATH_INT8 && mt_ki8_supported(&m) && forward_i8(l, &m, x, T, y, pool, level) == 0) {
-            add_bias(l, T, y);
+            mt_linear_add_bias(l, T, y);
             return;
         }
-        if (T > QMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { add_bias(l, T, y); return; }
+        if (T > QMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { mt_linear_add_bias(l, T, y); return; }
         float gstack[1024], *xp = NULL, *gsum = NULL, *heap = NULL;
         if (T == 1 && work && m.ng <= 1024) { xp = work; gsum = gstack; }
         else {
@@ -329,9 +330,9 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)l->out, (int)l->in, 1.0f, x, (int)l->in,
                     (const float *)l->w, (int)l->in, 0.0f, y, (int)l->out);
     } else {
-        if (T > DMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { add_bias(l, T, y); return; }
+        if (T > DMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { mt_linear_add_bias(l, T, y); return; }
         kq_ctx c = {NULL, l, NULL, NULL, x, T, y, level};
         mt_pool_for(pool, l->out, 16, kd_job, &c);
     }
-    add_bias(l, T, y);
+    mt_linear_add_bias(l, T, y);
 }

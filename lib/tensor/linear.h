@@ -60,6 +60,8 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
  * (or converted), then a sequential float dot; single thread.  Returns MT_OK or
  * MT_ENOMEM (y untouched). */
 int mt_linear_forward_ref(const mt_linear *l, const float *x, size_t T, float *y);
+/* y[T, out] += b (nothing when the linear has no bias). */
+void mt_linear_add_bias(const mt_linear *l, size_t T, float *y);
 /* Row r of W as float32 (embedding lookup): out[in]. */
 void mt_linear_row(const mt_linear *l, size_t r, float *out);
 
