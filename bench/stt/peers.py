@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """peers.py - speech-to-text speed and accuracy on the benchmark recording
 (bench/stt/make_audio.py): faster-whisper (CTranslate2), whisper.cpp (through
-pywhispercpp) and ours (build/bin/mlx-stt), all on Whisper tiny.en, 2 threads.
+pywhispercpp, or a natively built whisper-cli binary named by $WHISPER_CLI:
+the pip wheel is a generic build, many times slower) and ours
+(build/bin/mlx-stt), all on Whisper tiny.en, 2 threads.
 
 Each run appends one JSON line {engine, settings, audio_s, wall_s, load_s,
 cpu_s, rtf, wer, loadavg, text} to the results file; `table` prints them.  RTF here is audio
 seconds per wall second (higher is faster); wall_s is the transcription alone
 for the Python peers (model load reported apart as load_s) and the whole
-process for mlx-stt (load included).  WER uses openai-whisper's
+process for mlx-stt and whisper-cli (load included).  Each row has a
+precision class (float: f16/f32 weights and arithmetic; int8: 8-bit weights
+with int8 arithmetic) and the table compares each peer with ours in the same
+class at the same beam size.  WER uses openai-whisper's
 EnglishTextNormalizer on both sides when available.  loadavg (the 1-minute
 load average when the run started) tells whether other work shared the CPUs:
 wall times taken at a load above the CPU count are not comparable.
@@ -17,6 +22,7 @@ Threads: 2, or $BENCH_THREADS.
 Usage:
   peers.py run fw --compute int8|float32 --beam 1|5
   peers.py run wcpp --model ggml.bin --beam 1|5
+  peers.py run wcli --model ggml.bin --beam 1|5 [--bin $WHISPER_CLI]
   peers.py run ours --model DIR --beam 1|5 [--bin build/bin/mlx-stt]
   peers.py table
 Paths: $BENCH_AUDIO_DIR (default /work/models-local/bench-audio) holds
@@ -103,6 +109,39 @@ def run_wcpp(args):
     return "whisper.cpp", f"{name} beam={args.beam} t={THREADS}", wall, load, cpu, text
 
 
+def run_wcli(args):
+    """whisper.cpp's own CLI (built natively; path in --bin or $WHISPER_CLI), timed as a whole process."""
+    import tempfile
+    exe = args.bin if args.bin != "build/bin/mlx-stt" else os.environ.get("WHISPER_CLI", "")
+    if not exe or not os.path.exists(exe):
+        print("wcli: set WHISPER_CLI to a whisper-cli binary (or pass --bin): skipped", file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory() as td:
+        stem = os.path.join(td, "out")
+        cmd = [exe, "-m", args.model, "-t", str(THREADS), "-l", "en", "-bs", str(args.beam),
+               "-bo", str(max(args.beam, 1) if args.beam > 1 else 1), "-np", "-otxt", "-of", stem, "-f", WAV]
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if p.returncode != 0:
+            print(f"wcli: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}", file=sys.stderr)
+            return None
+        with open(stem + ".txt") as f:
+            text = " ".join(line.strip() for line in f)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    name = os.path.basename(args.model)
+    return "whisper-cli", f"{name} beam={args.beam} t={THREADS}", wall, 0.0, cpu, text
+
+
+def precision(engine, settings):
+    """'int8' for 8-bit weights with integer arithmetic, else 'float'."""
+    if engine.startswith("mlx-stt"):
+        return "int8" if "--int8" in settings else "float"
+    return "int8" if ("int8" in settings or "q8_0" in settings) else "float"
+
+
 def run_ours(args):
     if not os.path.exists(args.bin):
         print(f"ours: {args.bin} does not exist yet (build mlx-stt first): skipped", file=sys.stderr)
@@ -137,7 +176,7 @@ def run_ours(args):
 def cmd_run(args):
     if not os.path.exists(WAV):
         sys.exit(f"{WAV}: missing; run bench/stt/make_audio.py first")
-    fn = {"fw": run_fw, "wcpp": run_wcpp, "ours": run_ours}[args.engine]
+    fn = {"fw": run_fw, "wcpp": run_wcpp, "wcli": run_wcli, "ours": run_ours}[args.engine]
     load1 = os.getloadavg()[0]
     r = fn(args)
     if r is None:
@@ -146,7 +185,7 @@ def cmd_run(args):
     with open(REF) as f:
         ref = f.read()
     secs = audio_seconds()
-    rec = {"engine": engine, "settings": settings, "beam": args.beam, "audio_s": round(secs, 2),
+    rec = {"engine": engine, "settings": settings, "beam": args.beam, "prec": precision(engine, settings), "audio_s": round(secs, 2),
            "wall_s": round(wall, 3), "load_s": round(load, 3), "cpu_s": round(cpu, 2), "rtf": round(secs / wall, 2),
            "loadavg": round(load1, 2), "nproc": os.cpu_count(),
            "wer": round(wer(ref, text), 4), "text": text}
@@ -164,28 +203,30 @@ def cmd_table(_args):
         r = json.loads(line)
         rows[(r["engine"], r["settings"])] = r   # the latest run of each
     ours = {}
-    for r in rows.values():   # ours at each beam setting (the first model dir listed wins)
-        if r["engine"].startswith("mlx-stt"):
-            ours.setdefault(r["beam"], r)
-    print(f"{'engine':16s} {'settings':34s} {'wall s':>8s} {'cpu s':>8s} {'load s':>7s} {'RTF':>7s} {'WER':>6s} "
-          f"{'ratio':>7s} {'loadavg':>7s}")
-    for r in sorted(rows.values(), key=lambda r: (r["engine"], r["settings"])):
-        o = ours.get(r["beam"])
+    for r in rows.values():   # ours at each (beam, precision) setting: the fastest row
+        r.setdefault("prec", precision(r["engine"], r["settings"]))
+        key = (r["beam"], r["prec"])
+        if r["engine"].startswith("mlx-stt") and (key not in ours or r["wall_s"] < ours[key]["wall_s"]):
+            ours[key] = r
+    print(f"{'engine':16s} {'settings':34s} {'prec':>5s} {'wall s':>8s} {'cpu s':>8s} {'load s':>7s} {'RTF':>7s} "
+          f"{'WER':>6s} {'ratio':>7s} {'loadavg':>7s}")
+    for r in sorted(rows.values(), key=lambda r: (r["beam"], r["prec"], r["engine"], r["settings"])):
+        o = ours.get((r["beam"], r["prec"]))
         # ratio vs ours: how many times longer the peer takes than ours at the same beam setting
         ratio = f"{r['wall_s'] / o['wall_s']:.2f}" if o else "-"
-        print(f"{r['engine']:16s} {r['settings']:34s} {r['wall_s']:8.2f} {r.get('cpu_s', float('nan')):8.2f} "
+        print(f"{r['engine']:16s} {r['settings']:34s} {r['prec']:>5s} {r['wall_s']:8.2f} {r.get('cpu_s', float('nan')):8.2f} "
               f"{r['load_s']:7.2f} {r['rtf']:6.1f}x {r['wer'] * 100:5.1f}% {ratio:>7s} {r.get('loadavg', 0):7.1f}")
     if not ours:
         print("(no mlx-stt rows yet: the ratio column needs build/bin/mlx-stt)")
     else:
-        print("ratio = peer wall / ours wall at the same beam setting (> 1: ours is faster)")
+        print("ratio = peer wall / ours wall at the same beam size and precision class (> 1: ours is faster)")
 
 
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("engine", choices=["fw", "wcpp", "ours"])
+    r.add_argument("engine", choices=["fw", "wcpp", "wcli", "ours"])
     r.add_argument("--beam", type=int, default=5)
     r.add_argument("--compute", default="int8")
     r.add_argument("--model", default="")

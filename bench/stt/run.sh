@@ -9,8 +9,12 @@
 # Environment: BENCH_AUDIO_DIR (recording + results, default
 # /work/models-local/bench-audio), MODELS (default /work/models-local),
 # HF_MODEL (HF-layout Whisper dir, default $MODELS/whisper-tiny.en-hf),
-# OURS_MODEL (the -m folder for mlx-stt, default $HF_MODEL), MLX_STT
-# (default build/bin/mlx-stt), OURS_ARGS (extra mlx-stt flags).
+# OURS_MODEL (the -m folder for mlx-stt, default $HF_MODEL), OURS_Q8_MODEL
+# (an MLX 8-bit folder run with --int8, default $MODELS/whisper-tiny.en-mlx-q8,
+# skipped when missing), MLX_STT (default build/bin/mlx-stt), OURS_ARGS
+# (extra mlx-stt flags), WHISPER_CLI (a natively built whisper.cpp
+# whisper-cli: used instead of the pywhispercpp wheel, which is a generic
+# build many times slower; WCPP=1 runs the wheel as well).
 set -eu
 cd "$(dirname "$0")/../.."
 what=${1:-all}
@@ -41,13 +45,23 @@ if [ "$what" = peers ] || [ "$what" = all ]; then
   for beam in 1 5; do
     for ct in int8 float32; do $P run fw --compute $ct --beam $beam || echo "fw $ct beam $beam: failed or timed out"; done
     for t in f16 q8_0; do
-      m=$(ggml $t) && { $P run wcpp --model "$m" --beam $beam || echo "whisper.cpp $t beam $beam: failed or timed out"; }
+      m=$(ggml $t) || continue
+      if [ -n "${WHISPER_CLI:-}" ]; then
+        $P run wcli --model "$m" --beam $beam --bin "$WHISPER_CLI" || echo "whisper-cli $t beam $beam: failed or timed out"
+      fi
+      if [ -z "${WHISPER_CLI:-}" ] || [ "${WCPP:-0}" = 1 ]; then
+        $P run wcpp --model "$m" --beam $beam || echo "whisper.cpp $t beam $beam: failed or timed out"
+      fi
     done
   done
 fi
 if [ "$what" = ours ] || [ "$what" = all ]; then
   if [ -x "$MLX_STT" ]; then
-    for beam in 1 5; do $P run ours --bin "$MLX_STT" --model "$OURS_MODEL" --beam $beam; done
+    Q8=${OURS_Q8_MODEL:-$MODELS/whisper-tiny.en-mlx-q8}
+    for beam in 1 5; do
+      $P run ours --bin "$MLX_STT" --model "$OURS_MODEL" --beam $beam
+      [ -d "$Q8" ] && OURS_ARGS="${OURS_ARGS:-} --int8" $P run ours --bin "$MLX_STT" --model "$Q8" --beam $beam
+    done
   else
     echo "ours: $MLX_STT does not exist yet (make it first): skipped; the table has no ratio column values"
   fi
