@@ -129,8 +129,44 @@ static void pool_fn(void *c, size_t b, size_t e, int tid) {
     for (size_t i = b; i < e; i++) { pc->sum[tid] += (long long)i; pc->hits[i]++; }
 }
 
+/* tid 1 is slow: the caller's wait outlasts a short spin and must sleep */
+static void slow_fn(void *c, size_t b, size_t e, int tid) {
+    if (tid == 1) usleep(3000);
+    pool_fn(c, b, e, tid);
+}
+
+/* Every index once, per-thread sums adding up, with MT_SPIN_US = 0 (always
+ * sleep), short (workers fall asleep between jobs, the caller sleeps while a
+ * slow worker finishes) and the default. */
+static void test_pool_spin(const char *spin) {
+    mt_err e = {0};
+    if (spin) setenv("MT_SPIN_US", spin, 1);
+    else unsetenv("MT_SPIN_US");
+    for (int nt = 2; nt <= 3; nt++) {
+        mt_pool *p;
+        CHECK_OK(mt_pool_new(&p, nt, &e), &e);
+        int bad = 0;
+        for (int rep = 0; rep < 6; rep++) {
+            size_t n = 64;
+            long long sum[4] = {0};
+            int hits[64] = {0};
+            pool_ctx c = {sum, hits};
+            mt_pool_for(p, n, 1, rep % 2 ? slow_fn : pool_fn, &c);
+            for (size_t i = 0; i < n; i++) bad += hits[i] != 1;
+            bad += sum[0] + sum[1] + sum[2] + sum[3] != 64 * 63 / 2;
+            if (rep == 2) usleep(2000);   /* longer than a 50 us spin: workers sleep */
+        }
+        CHECK_EQ_INT(bad, 0);
+        mt_pool_free(p);
+    }
+    unsetenv("MT_SPIN_US");
+}
+
 static void test_pool(void) {
     mt_err e = {0};
+    test_pool_spin("0");
+    test_pool_spin("50");
+    test_pool_spin(NULL);
     for (int nt = 1; nt <= 4; nt++) {
         mt_pool *p;
         CHECK_OK(mt_pool_new(&p, nt, &e), &e);
