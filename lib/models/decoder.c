@@ -593,6 +593,11 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
         if (win && !kc->max_size && p + 1 > (size_t)hp->sliding_window && p + 1 - (size_t)hp->sliding_window > j0)
             j0 = p + 1 - (size_t)hp->sliding_window;
         const float *qv = a->q + t * a->qstride + h * hd;
+        if (!(win && kc->max_size)) {   /* a plain run of positions: the fused kernel */
+            mt_attn_head(qv, K + j0 * kvd + kh * hd, Vv + j0 * kvd + kh * hd, kvd, j1 - j0, hd, hp->attn_scale, cap,
+                         a->out + t * qd + h * hd, s);
+            continue;
+        }
         for (size_t j = j0; j < j1; j++) {
             if (win && kc->max_size && kc->slot_pos[j] + (size_t)hp->sliding_window <= p) { s[j - j0] = -INFINITY; continue; }
             float sc = mt_dot(qv, K + j * kvd + kh * hd, hd) * hp->attn_scale;

@@ -22,6 +22,13 @@ float mt_dot(const float *a, const float *b, size_t n);
 /* y[n] += a * x[n] */
 void mt_axpy(float *y, float a, const float *x, size_t n);
 
+/* One attention head over n cached positions: s_j = scale * dot(q, K_j),
+ * soft-capped (cap * tanh(s_j / cap)) when cap > 0, p = softmax(s),
+ * out[hd] = sum_j p_j V_j, where K_j = K + j*kvs and V_j = V + j*kvs
+ * (kvs: floats between positions).  scratch: n floats.  n = 0 gives zeros. */
+void mt_attn_head(const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd, float scale,
+                  float cap, float *out, float *scratch);
+
 /* Plain C references of the SIMD-dispatched functions above (same contracts;
  * tests compare against these). */
 void mt_rmsnorm_ref(float *out, const float *x, const float *w, size_t n, float eps);

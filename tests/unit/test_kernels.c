@@ -387,6 +387,54 @@ static void test_ops(void) {
     printf("  ops worst relative error %.2e\n", worst);
 }
 
+/* mt_attn_head against a double-precision reference: head sizes that take
+ * each path's SIMD loop (and its tails) or its C fallback, runs of positions
+ * from 0 to 300 with a row stride wider than the head, soft-capping on/off. */
+static void test_attn(void) {
+    static const size_t hds[] = {8, 24, 64, 80, 96, 128, 256, 36};
+    static const size_t ns[] = {0, 1, 2, 3, 17, 64, 301};
+    double worst = 0;
+    for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+            for (int capped = 0; capped < 2; capped++) {
+                size_t hd = hds[hi], n = ns[ni], kvs = hd * 3 + 5;
+                float *K = malloc((n * kvs + 1) * 4), *V = malloc((n * kvs + 1) * 4), *q = malloc(hd * 4);
+                float *o = malloc(hd * 4), *s = malloc((n + 1) * 4);
+                double *ref = calloc(hd, sizeof *ref), *sc = malloc((n + 1) * sizeof *sc);
+                for (size_t i = 0; i < n * kvs; i++) { K[i] = frand(-1, 1); V[i] = frand(-2, 2); }
+                for (size_t i = 0; i < hd; i++) q[i] = frand(-3, 3);
+                float scale = 1.0f / sqrtf((float)hd), cap = capped ? 5.0f : 0.0f;
+                double m = -1e300, sum = 0;
+                for (size_t j = 0; j < n; j++) {
+                    double d = 0;
+                    for (size_t i = 0; i < hd; i++) d += (double)q[i] * K[j * kvs + i];
+                    d *= scale;
+                    if (cap > 0) d = tanh(d / cap) * cap;
+                    sc[j] = d;
+                    m = d > m ? d : m;
+                }
+                for (size_t j = 0; j < n; j++) { sc[j] = exp(sc[j] - m); sum += sc[j]; }
+                for (size_t j = 0; j < n; j++)
+                    for (size_t i = 0; i < hd; i++) ref[i] += sc[j] / sum * V[j * kvs + i];
+                for (int p = 0; p < npaths; p++) {
+                    mt_cpu_force(paths[p]);
+                    for (size_t i = 0; i < hd; i++) o[i] = 1e30f;   /* every output must be written */
+                    mt_attn_head(q, K, V, kvs, n, hd, scale, cap, o, s);
+                    double e = 0;
+                    for (size_t i = 0; i < hd; i++) {
+                        double d = fabs(o[i] - ref[i]) / (fabs(ref[i]) + 0.05);
+                        e = d > e || d != d ? d : e;
+                    }
+                    worst = e > worst ? e : worst;
+                    CHECK_MSG(e < 2e-5, "attn %s hd %zu n %zu cap %d: error %g", mt_cpu_name(paths[p]), hd, n,
+                              capped, e);
+                }
+                mt_cpu_force(-1);
+                free(K); free(V); free(q); free(o); free(s); free(ref); free(sc);
+            }
+    printf("  attn_head worst relative error %.2e\n", worst);
+}
+
 static void test_cpu(void) {
     int best = mt_cpu_best();
     CHECK(best >= MT_CPU_PORTABLE && best <= MT_CPU_AVX512);
@@ -416,6 +464,7 @@ int main(void) {
     test_int8(pool);
     test_dense(pool);
     test_ops();
+    test_attn();
     mt_pool_free(pool);
     return check_report("kernels");
 }

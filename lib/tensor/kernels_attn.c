@@ -1,0 +1,137 @@
+/* kernels_attn.c - one query head attending over a run of cached positions
+ * (decode and prefill rows of the decoders): scores, optional soft-capping,
+ * softmax and the probability-weighted sum of values, in one pass per phase
+ * with no per-position calls.  Portable, AVX2 and AVX-512 paths. */
+#include "tensor/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+#include "core/cpu.h"
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+static void cap_scores(float *s, size_t n, float cap) {
+    if (cap > 0)
+        for (size_t j = 0; j < n; j++) s[j] = tanhf(s[j] / cap) * cap;
+}
+
+/* ---- portable ---------------------------------------------------------- */
+
+static void attn_c(const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd, float scale,
+                   float cap, float *out, float *s) {
+    for (size_t j = 0; j < n; j++) {
+        const float *k = K + j * kvs;
+        float d = 0.f;
+        for (size_t i = 0; i < hd; i++) d += q[i] * k[i];
+        s[j] = d * scale;
+    }
+    cap_scores(s, n, cap);
+    float m = -INFINITY, sum = 0.f;
+    for (size_t j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
+    for (size_t j = 0; j < n; j++) { s[j] = expf(s[j] - m); sum += s[j]; }
+    float r = 1.0f / sum;
+    for (size_t i = 0; i < hd; i++) out[i] = 0.f;
+    for (size_t j = 0; j < n; j++) {
+        float p = s[j] * r;
+        const float *v = V + j * kvs;
+        for (size_t i = 0; i < hd; i++) out[i] += p * v[i];
+    }
+}
+
+/* ---- AVX2 (hd % 8 == 0) -------------------------------------------------- */
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static void attn_avx2(const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd,
+                           float scale, float cap, float *out, float *s) {
+    for (size_t j = 0; j < n; j++) {
+        const float *k = K + j * kvs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(k + i + 8), a1);
+        }
+        if (i < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+        s[j] = hsum8(_mm256_add_ps(a0, a1)) * scale;
+    }
+    cap_scores(s, n, cap);
+    int l = MT_CPU_AVX2;
+    float sum = mt_k_exp_sum(l, s, mt_k_max(l, s, n), n), r = 1.0f / sum;
+    for (size_t d0 = 0; d0 < hd; d0 += 32) {   /* 4 accumulators of 8 */
+        size_t nb = hd - d0 < 32 ? (hd - d0) / 8 : 4;
+        __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        const float *v = V + d0;
+        for (size_t j = 0; j < n; j++, v += kvs) {
+            __m256 p = _mm256_set1_ps(s[j]);
+            o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v), o0);
+            if (nb > 1) o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8), o1);
+            if (nb > 2) o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 16), o2);
+            if (nb > 3) o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 24), o3);
+        }
+        __m256 rr = _mm256_set1_ps(r);
+        _mm256_storeu_ps(out + d0, _mm256_mul_ps(o0, rr));
+        if (nb > 1) _mm256_storeu_ps(out + d0 + 8, _mm256_mul_ps(o1, rr));
+        if (nb > 2) _mm256_storeu_ps(out + d0 + 16, _mm256_mul_ps(o2, rr));
+        if (nb > 3) _mm256_storeu_ps(out + d0 + 24, _mm256_mul_ps(o3, rr));
+    }
+}
+
+/* ---- AVX-512 (hd % 16 == 0) ------------------------------------------------ */
+
+AVX512 static void attn_512(const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd,
+                            float scale, float cap, float *out, float *s) {
+    size_t j = 0;
+    for (; j + 2 <= n; j += 2) {   /* two positions per pass: two independent chains */
+        const float *k0 = K + j * kvs, *k1 = k0 + kvs;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (size_t i = 0; i < hd; i += 16) {
+            __m512 qi = _mm512_loadu_ps(q + i);
+            a0 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(k0 + i), a0);
+            a1 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(k1 + i), a1);
+        }
+        s[j] = _mm512_reduce_add_ps(a0) * scale;
+        s[j + 1] = _mm512_reduce_add_ps(a1) * scale;
+    }
+    if (j < n) {
+        const float *k0 = K + j * kvs;
+        __m512 a0 = _mm512_setzero_ps();
+        for (size_t i = 0; i < hd; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(k0 + i), a0);
+        s[j] = _mm512_reduce_add_ps(a0) * scale;
+    }
+    cap_scores(s, n, cap);
+    int l = MT_CPU_AVX512;
+    float sum = mt_k_exp_sum(l, s, mt_k_max(l, s, n), n), r = 1.0f / sum;
+    for (size_t d0 = 0; d0 < hd; d0 += 64) {   /* 4 accumulators of 16 */
+        size_t nb = hd - d0 < 64 ? (hd - d0) / 16 : 4;
+        __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        const float *v = V + d0;
+        for (size_t jj = 0; jj < n; jj++, v += kvs) {
+            __m512 p = _mm512_set1_ps(s[jj]);
+            o0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(v), o0);
+            if (nb > 1) o1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 16), o1);
+            if (nb > 2) o2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 32), o2);
+            if (nb > 3) o3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 48), o3);
+        }
+        __m512 rr = _mm512_set1_ps(r);
+        _mm512_storeu_ps(out + d0, _mm512_mul_ps(o0, rr));
+        if (nb > 1) _mm512_storeu_ps(out + d0 + 16, _mm512_mul_ps(o1, rr));
+        if (nb > 2) _mm512_storeu_ps(out + d0 + 32, _mm512_mul_ps(o2, rr));
+        if (nb > 3) _mm512_storeu_ps(out + d0 + 48, _mm512_mul_ps(o3, rr));
+    }
+}
+
+void mt_k_attn_head(int level, const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd,
+                    float scale, float cap, float *out, float *scratch) {
+    if (!n) { memset(out, 0, hd * sizeof *out); return; }
+    if (level == MT_CPU_AVX512 && hd % 16 == 0) attn_512(q, K, V, kvs, n, hd, scale, cap, out, scratch);
+    else if (level >= MT_CPU_AVX2 && hd % 8 == 0) attn_avx2(q, K, V, kvs, n, hd, scale, cap, out, scratch);
+    else attn_c(q, K, V, kvs, n, hd, scale, cap, out, scratch);
+}
