@@ -4,7 +4,8 @@
  * concurrent sequences, peak RSS.  The prompt is deterministic pseudo-random
  * token ids (the same ones bench/peer_*.py feed the peers).  Also the process
  * CPU seconds of prefill and decode (pp_cpu_s, tg_cpu_s).  $MT_QMATH=int8
- * selects the int8-activation kernels (reported as "qmath").
+ * selects the int8-activation kernels (reported as "qmath"); $MT_KV=f16 stores
+ * the KV caches as float16 (reported as "kv").
  *
  * usage: bench_gen MODEL_DIR [threads=2] [pp=512] [tg=128] [batch=8] */
 #include <stdio.h>
@@ -74,7 +75,9 @@ int main(int argc, char **argv) {
     float *logits = malloc((B > 1 ? B : 1) * V * sizeof *logits);
     prompt_ids(ids, np);
     mt_kvcache *c = NULL;
-    if (mt_kvcache_new(&c, m, &e)) return die(&e);
+    const char *kvt = getenv("MT_KV");
+    int kv16 = kvt && !strcmp(kvt, "f16");
+    if (mt_kvcache_new(&c, m, &e) || mt_kvcache_set_f16(c, kv16, &e)) return die(&e);
     /* load-to-first-token: a 16-token prompt right after loading */
     if (mt_model_forward(m, c, ids, 16, logits, 0, &e)) return die(&e);
     int32_t first = argmax(logits, V);
@@ -100,7 +103,7 @@ int main(int argc, char **argv) {
         mt_kvcache **cs = calloc(B, sizeof *cs);
         int32_t *toks = malloc(B * sizeof *toks);
         for (size_t b = 0; b < B; b++) {
-            if (mt_kvcache_new(&cs[b], m, &e)) return die(&e);
+            if (mt_kvcache_new(&cs[b], m, &e) || mt_kvcache_set_f16(cs[b], kv16, &e)) return die(&e);
             if (mt_model_forward(m, cs[b], ids + b, 16, logits, 0, &e)) return die(&e);
             toks[b] = argmax(logits, V);
         }
@@ -120,9 +123,9 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const char *qm = getenv("MT_QMATH");
-    printf("{\"engine\":\"ours\",\"qmath\":\"%s\",\"path\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"ttft_s\":%.3f,\"pp\":%zu,"
+    printf("{\"engine\":\"ours\",\"kv\":\"%s\",\"qmath\":\"%s\",\"path\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"ttft_s\":%.3f,\"pp\":%zu,"
            "\"pp_tps\":%.2f,\"pp_cpu_s\":%.3f,\"tg\":%zu,\"tg_tps\":%.3f,\"tg_cpu_s\":%.3f,\"batch\":%zu,\"batch_tps\":%.3f,\"batch_cpu_s\":%.3f,\"rss_mb\":%.1f}\n",
-           qm && !strcmp(qm, "int8") ? "int8" : "float", mt_cpu_name(mt_cpu_level()), threads, t_load, t_first, pp,
+           kv16 ? "f16" : "f32", qm && !strcmp(qm, "int8") ? "int8" : "float", mt_cpu_name(mt_cpu_level()), threads, t_load, t_first, pp,
            (double)pp / t_pp, c_pp, tg, (double)tg / t_tg, c_tg, B,
            bt_tps, bt_cpu, (double)ru.ru_maxrss / 1024.0);
     mt_kvcache_free(c);

@@ -42,6 +42,8 @@ static const char usage[] =
     "      --resume FILE        append answers to FILE, skipping ids already answered there\n"
     "      --max-kv-size N      bound the KV cache to N tokens (rotating, keeps the first 4)\n"
     "      --prefill-step-size N  prompt tokens per forward pass (default 2048)\n"
+    "      --kv-type f32|f16    how the KV cache stores keys/values (default f32; f16 halves its\n"
+    "                           memory and the bytes attention reads per token, like llama.cpp's default)\n"
     "      --int8               int8 activations with integer dot products for quantized weights\n"
     "                           (faster; logits differ from mlx by a few percent; = MT_QMATH=int8)\n"
     "  -t, --threads N          default: all cores\n"
@@ -142,7 +144,7 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
 
 int main(int argc, char **argv) {
     enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_TEMP, O_TOPP, O_TOPK,
-           O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8 };
+           O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
@@ -153,7 +155,7 @@ int main(int argc, char **argv) {
         {"presence-penalty", 1, 0, O_PRES}, {"frequency-penalty", 1, 0, O_FREQ}, {"seed", 1, 0, O_SEED},
         {"stop", 1, 0, O_STOP}, {"ids", 0, 0, O_IDS}, {"logprobs", 1, 0, O_LOGPROBS}, {"batch", 1, 0, O_BATCH},
         {"score", 0, 0, O_SCORE}, {"resume", 1, 0, O_RESUME}, {"max-kv-size", 1, 0, O_MAXKV},
-        {"prefill-step-size", 1, 0, O_PREFILL}, {"int8", 0, 0, O_INT8}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
+        {"prefill-step-size", 1, 0, O_PREFILL}, {"int8", 0, 0, O_INT8}, {"kv-type", 1, 0, O_KVTYPE}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
     mt_blas_init(argv);
     const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL, *resume = NULL;
@@ -201,6 +203,11 @@ int main(int argc, char **argv) {
         /* the kernels read MT_QMATH (tensor/linear.h): setting it here selects the int8 path for
          * every quantized matrix of this process */
         case O_INT8: setenv("MT_QMATH", "int8", 1); break;
+        case O_KVTYPE:
+            if (!strcmp(optarg, "f16")) gp->kv_f16 = 1;
+            else if (!strcmp(optarg, "f32")) gp->kv_f16 = 0;
+            else { fprintf(stderr, "mlx-gen: --kv-type: '%s' is not f32 or f16\n", optarg); bad = 1; }
+            break;
         case O_MAXKV: bad = num_arg("--max-kv-size", optarg, 5, 1 << 30, &v); gp->max_kv_size = (int)v; break;
         case O_PREFILL: bad = num_arg("--prefill-step-size", optarg, 1, 1 << 30, &v); gp->prefill_step = (int)v; break;
         case O_STOP:

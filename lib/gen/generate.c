@@ -128,6 +128,7 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     if (!q->logits || !q->hist || !res->tokens || !res->token_logprobs || (K && (!res->top_ids || !res->top_logprobs)))
         return mt_seterr(err, MT_ENOMEM, "out of memory");
     MT_TRY(mt_kvcache_new(&q->cache, m, err));
+    if (gp->kv_f16) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
     if (gp->max_kv_size > 0) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
     MT_TRY(mt_sampler_new(&q->smp, &gp->sp, q->V, err));
     MT_TRY(mt_detok_new(&q->dt, tok, 0, err));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tensor/dtype.h"
 #include "tensor/ops.h"
 
 /* ---- config access ---- */
@@ -201,7 +202,8 @@ static void norm_apply(const mt_model *m, const mt_norm *nm, float *out, const f
 int mt_decoder_bind(mt_model *m, mt_err *err) {
     mt_decoder_hp *hp = &m->hp;
     json_t *c = mt_config_json(m->cfg);
-    if (!hp->head_dim || hp->head_dim % 2) return mt_seterr(err, MT_EFORMAT, "config.json: head_dim must be even and positive");
+    if (!hp->head_dim || hp->head_dim % 2 || hp->head_dim > 1024)
+        return mt_seterr(err, MT_EFORMAT, "config.json: head_dim %d must be even, positive and at most 1024", hp->head_dim);
     if (hp->rot_dims <= 0 || hp->rot_dims > hp->head_dim || hp->rot_dims % 2)
         return mt_seterr(err, MT_EFORMAT, "config.json: rotary dimensions %d do not fit head_dim %d", hp->rot_dims, hp->head_dim);
     if (hp->attn_scale == 0) hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
@@ -431,6 +433,18 @@ int mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err)
     return MT_OK;
 }
 
+int mt_kvcache_set_f16(mt_kvcache *c, int on, mt_err *err) {
+    if (c->len) return mt_seterr(err, MT_EINVAL, "the KV cache type can only be set while the cache is empty");
+    for (int i = 0; i < c->n_layers; i++) {
+        free(c->k[i]);
+        free(c->v[i]);
+        c->k[i] = c->v[i] = NULL;
+    }
+    c->cap = c->bufcap = c->idx = 0;
+    c->f16 = on ? 1 : 0;
+    return MT_OK;
+}
+
 void mt_kvcache_free(mt_kvcache *c) {
     if (!c) return;
     for (int i = 0; i < c->n_layers && c->k; i++) free(c->k[i]);
@@ -445,11 +459,12 @@ static int kv_reserve(mt_kvcache *c, size_t need, mt_err *err) {
     if (need <= c->cap) return MT_OK;
     size_t cap = c->cap ? c->cap : 256;
     while (cap < need) cap *= 2;
+    size_t es = c->f16 ? 2 : 4;
     for (int i = 0; i < c->n_layers; i++) {
-        float *k = realloc(c->k[i], cap * c->kv_dim * sizeof(float));
+        void *k = realloc(c->k[i], cap * c->kv_dim * es);
         if (!k) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
         c->k[i] = k;
-        float *v = realloc(c->v[i], cap * c->kv_dim * sizeof(float));
+        void *v = realloc(c->v[i], cap * c->kv_dim * es);
         if (!v) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
         c->v[i] = v;
     }
@@ -465,15 +480,15 @@ static int kv_reserve(mt_kvcache *c, size_t need, mt_err *err) {
 /* Rebuild the rotating buffer from the old slots listed in `order` (n of them),
  * in that order, in every layer. */
 static int kv_permute(mt_kvcache *c, const size_t *order, size_t n, mt_err *err) {
-    size_t kvd = c->kv_dim;
-    float *tmp = malloc((n ? n : 1) * kvd * sizeof *tmp);
+    size_t rb = c->kv_dim * (c->f16 ? 2 : 4);   /* bytes per slot */
+    char *tmp = malloc((n ? n : 1) * rb);
     size_t *pos = malloc((n ? n : 1) * sizeof *pos);
     if (!tmp || !pos) { free(tmp); free(pos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     for (int l = 0; l < c->n_layers; l++)
         for (int kv = 0; kv < 2; kv++) {
-            float *a = kv ? c->v[l] : c->k[l];
-            for (size_t i = 0; i < n; i++) memcpy(tmp + i * kvd, a + order[i] * kvd, kvd * sizeof *tmp);
-            memcpy(a, tmp, n * kvd * sizeof *tmp);
+            char *a = kv ? c->v[l] : c->k[l];
+            for (size_t i = 0; i < n; i++) memcpy(tmp + i * rb, a + order[i] * rb, rb);
+            memcpy(a, tmp, n * rb);
         }
     for (size_t i = 0; i < n; i++) pos[i] = c->slot_pos[order[i]];
     memcpy(c->slot_pos, pos, n * sizeof *pos);
@@ -570,6 +585,12 @@ typedef struct attn_ctx {
     size_t T, len;    /* len: the longest context of any row */
 } attn_ctx;
 
+/* n cached values from element i of a layer's K or V buffer, as float32 */
+static void kv_row(const mt_kvcache *c, const void *buf, size_t i, size_t n, float *out) {
+    if (c->f16) mt_convert_to_f32(out, (const uint16_t *)buf + i, MT_F16, n);
+    else memcpy(out, (const float *)buf + i, n * sizeof *out);
+}
+
 static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     attn_ctx *a = vc;
     const mt_decoder_hp *hp = &a->m->hp;
@@ -579,8 +600,9 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     float cap = hp->attn_softcap;
     for (size_t job = b; job < e; job++) {
         size_t t = job / (size_t)hp->n_heads, h = job % (size_t)hp->n_heads, kh = h / group;
-        const float *K = a->c[t]->k[a->layer], *Vv = a->c[t]->v[a->layer];
         const mt_kvcache *kc = a->c[t];
+        const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
+        size_t es = kc->f16 ? 2 : 4;
         size_t p = a->pos[t];                /* absolute position of this query */
         size_t j0 = a->lo[t], j1 = a->hi[t];
         int win = a->m->layers[a->layer].sliding && hp->sliding_window > 0;
@@ -593,14 +615,18 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
         if (win && !kc->max_size && p + 1 > (size_t)hp->sliding_window && p + 1 - (size_t)hp->sliding_window > j0)
             j0 = p + 1 - (size_t)hp->sliding_window;
         const float *qv = a->q + t * a->qstride + h * hd;
+        size_t off = (j0 * kvd + kh * hd) * es;
         if (!(win && kc->max_size)) {   /* a plain run of positions: the fused kernel */
-            mt_attn_head(qv, K + j0 * kvd + kh * hd, Vv + j0 * kvd + kh * hd, kvd, j1 - j0, hd, hp->attn_scale, cap,
-                         a->out + t * qd + h * hd, s);
+            mt_attn_head(qv, (const char *)K + off, (const char *)Vv + off, kc->f16, kvd, j1 - j0, hd,
+                         hp->attn_scale, cap, a->out + t * qd + h * hd, s);
             continue;
         }
+        /* rotating cache with a sliding window: some slots are masked */
+        float row[1024];   /* head_dim <= 1024 (checked at load) */
         for (size_t j = j0; j < j1; j++) {
-            if (win && kc->max_size && kc->slot_pos[j] + (size_t)hp->sliding_window <= p) { s[j - j0] = -INFINITY; continue; }
-            float sc = mt_dot(qv, K + j * kvd + kh * hd, hd) * hp->attn_scale;
+            if (kc->slot_pos[j] + (size_t)hp->sliding_window <= p) { s[j - j0] = -INFINITY; continue; }
+            kv_row(kc, K, j * kvd + kh * hd, hd, row);
+            float sc = mt_dot(qv, row, hd) * hp->attn_scale;
             s[j - j0] = cap > 0 ? tanhf(sc / cap) * cap : sc;
         }
         size_t n = j1 - j0;
@@ -608,7 +634,10 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
         float *o = a->out + t * qd + h * hd;
         memset(o, 0, hd * sizeof(float));
         for (size_t j = 0; j < n; j++)
-            if (s[j] != 0.0f) mt_axpy(o, s[j], Vv + (j0 + j) * kvd + kh * hd, hd);
+            if (s[j] != 0.0f) {
+                kv_row(kc, Vv, (j0 + j) * kvd + kh * hd, hd, row);
+                mt_axpy(o, s[j], row, hd);
+            }
     }
 }
 
@@ -783,8 +812,13 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
                 mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
             }
-            memcpy(rc[t]->k[l] + slot[t] * kvd, kt, kvd * sizeof(float));
-            memcpy(rc[t]->v[l] + slot[t] * kvd, v + t * ks, kvd * sizeof(float));
+            if (rc[t]->f16) {
+                mt_convert_from_f32((uint16_t *)rc[t]->k[l] + slot[t] * kvd, kt, MT_F16, kvd);
+                mt_convert_from_f32((uint16_t *)rc[t]->v[l] + slot[t] * kvd, v + t * ks, MT_F16, kvd);
+            } else {
+                memcpy((float *)rc[t]->k[l] + slot[t] * kvd, kt, kvd * sizeof(float));
+                memcpy((float *)rc[t]->v[l] + slot[t] * kvd, v + t * ks, kvd * sizeof(float));
+            }
         }
         attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, T, len};
         mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);

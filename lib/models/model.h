@@ -99,8 +99,8 @@ typedef struct mt_model {
     void *hook_user;
 } mt_model;
 
-/* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim floats,
- * one row per slot.  Unbounded (the default): slot = position.  Bounded by
+/* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim
+ * float32 values (or IEEE float16 after mt_kvcache_set_f16), one row per slot.  Unbounded (the default): slot = position.  Bounded by
  * mt_kvcache_set_max (--max-kv-size): mlx-lm's RotatingKVCache(max_size, keep),
  * whose buffer, rotation, trimming and attention masks are reproduced exactly,
  * so the same tokens come out. */
@@ -109,7 +109,8 @@ typedef struct mt_kvcache {
     size_t kv_dim;                 /* n_kv_heads * head_dim */
     size_t len;                    /* tokens seen (mlx "offset") */
     size_t cap;                    /* allocated slots */
-    float **k, **v;
+    void **k, **v;                 /* [n_layers] rows of float32, or uint16_t float16 when f16 */
+    int f16;
     /* rotating mode (max_size > 0) */
     size_t max_size, keep;
     size_t bufcap;                 /* mlx keys.shape[2] (slots in the buffer, some maybe unfilled) */
@@ -125,6 +126,10 @@ void mt_kvcache_reset(mt_kvcache *c);
 /* Bound the cache to max_size slots, keeping the first `keep` tokens (mlx-lm
  * uses keep 4 for --max-kv-size).  Only on an empty cache; max_size > keep. */
 int  mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err);
+/* Store keys/values as float16 (on = 1; halves the cache's memory and the bytes
+ * attention reads per token; values round to float16 as llama.cpp's default
+ * f16 cache does) or float32 (on = 0, the default).  Only on an empty cache. */
+int  mt_kvcache_set_f16(mt_kvcache *c, int on, mt_err *err);
 void mt_kvcache_free(mt_kvcache *c);
 
 /* Run T tokens at positions cache->len.. and append them to the cache.

@@ -80,9 +80,10 @@ float mt_k_exp_sum(int level, float *x, float m, size_t n);
 void mt_k_scale(int level, float *x, float r, size_t n);
 /* One attention head over n positions (kernels_attn.c): s_j = scale * q.K_j
  * (then cap * tanh(s_j / cap) when cap > 0), p = softmax(s),
- * out[hd] = sum_j p_j V_j; K_j = K + j*kvs, V_j = V + j*kvs; scratch[n]. */
-void mt_k_attn_head(int level, const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd,
-                    float scale, float cap, float *out, float *scratch);
+ * out[hd] = sum_j p_j V_j; K_j, V_j start kvs elements apart, float32 or
+ * (kv_f16) float16; scratch[n]. */
+void mt_k_attn_head(int level, const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
+                    size_t hd, float scale, float cap, float *out, float *scratch);
 /* a[i] = silu(a[i]) * (b ? b[i] : 1) */
 void mt_k_swiglu(int level, float *a, const float *b, size_t n);
 

@@ -1,16 +1,19 @@
 /* kernels_attn.c - one query head attending over a run of cached positions
  * (decode and prefill rows of the decoders): scores, optional soft-capping,
  * softmax and the probability-weighted sum of values, in one pass per phase
- * with no per-position calls.  Portable, AVX2 and AVX-512 paths. */
+ * with no per-position calls.  Keys/values stored as float32 or float16
+ * (widened in registers).  Portable, AVX2 and AVX-512 paths. */
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
 #include "core/cpu.h"
+#include "tensor/dtype.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define INL inline __attribute__((always_inline))
 
 static void cap_scores(float *s, size_t n, float cap) {
     if (cap > 0)
@@ -19,12 +22,15 @@ static void cap_scores(float *s, size_t n, float cap) {
 
 /* ---- portable ---------------------------------------------------------- */
 
-static void attn_c(const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd, float scale,
-                   float cap, float *out, float *s) {
+static float ld_c(const void *p, size_t i, int f16) {
+    return f16 ? mt_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+static void attn_c(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd, float scale,
+                   float cap, float *out, float *s, int f16) {
     for (size_t j = 0; j < n; j++) {
-        const float *k = K + j * kvs;
         float d = 0.f;
-        for (size_t i = 0; i < hd; i++) d += q[i] * k[i];
+        for (size_t i = 0; i < hd; i++) d += q[i] * ld_c(K, j * kvs + i, f16);
         s[j] = d * scale;
     }
     cap_scores(s, n, cap);
@@ -35,8 +41,7 @@ static void attn_c(const float *q, const float *K, const float *V, size_t kvs, s
     for (size_t i = 0; i < hd; i++) out[i] = 0.f;
     for (size_t j = 0; j < n; j++) {
         float p = s[j] * r;
-        const float *v = V + j * kvs;
-        for (size_t i = 0; i < hd; i++) out[i] += p * v[i];
+        for (size_t i = 0; i < hd; i++) out[i] += p * ld_c(V, j * kvs + i, f16);
     }
 }
 
@@ -49,17 +54,24 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-AVX2 static void attn_avx2(const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd,
-                           float scale, float cap, float *out, float *s) {
+/* 8 keys/values from element i of row p (float32 or float16) */
+AVX2 static INL __m256 ld8(const void *p, size_t i, int f16) {
+    if (f16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_loadu_ps((const float *)p + i);
+}
+
+AVX2 static INL void attn_avx2_t(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
+                                 float scale, float cap, float *out, float *s, int f16) {
+    size_t es = f16 ? 2 : 4;
     for (size_t j = 0; j < n; j++) {
-        const float *k = K + j * kvs;
+        const void *k = (const char *)K + j * kvs * es;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         size_t i = 0;
         for (; i + 16 <= hd; i += 16) {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(k + i + 8), a1);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld8(k, i, f16), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), ld8(k, i + 8, f16), a1);
         }
-        if (i < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+        if (i < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld8(k, i, f16), a0);
         s[j] = hsum8(_mm256_add_ps(a0, a1)) * scale;
     }
     cap_scores(s, n, cap);
@@ -68,13 +80,13 @@ AVX2 static void attn_avx2(const float *q, const float *K, const float *V, size_
     for (size_t d0 = 0; d0 < hd; d0 += 32) {   /* 4 accumulators of 8 */
         size_t nb = hd - d0 < 32 ? (hd - d0) / 8 : 4;
         __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
-        const float *v = V + d0;
-        for (size_t j = 0; j < n; j++, v += kvs) {
+        for (size_t j = 0; j < n; j++) {
+            const void *v = (const char *)V + j * kvs * es;
             __m256 p = _mm256_set1_ps(s[j]);
-            o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v), o0);
-            if (nb > 1) o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8), o1);
-            if (nb > 2) o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 16), o2);
-            if (nb > 3) o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 24), o3);
+            o0 = _mm256_fmadd_ps(p, ld8(v, d0, f16), o0);
+            if (nb > 1) o1 = _mm256_fmadd_ps(p, ld8(v, d0 + 8, f16), o1);
+            if (nb > 2) o2 = _mm256_fmadd_ps(p, ld8(v, d0 + 16, f16), o2);
+            if (nb > 3) o3 = _mm256_fmadd_ps(p, ld8(v, d0 + 24, f16), o3);
         }
         __m256 rr = _mm256_set1_ps(r);
         _mm256_storeu_ps(out + d0, _mm256_mul_ps(o0, rr));
@@ -86,24 +98,29 @@ AVX2 static void attn_avx2(const float *q, const float *K, const float *V, size_
 
 /* ---- AVX-512 (hd % 16 == 0) ------------------------------------------------ */
 
-AVX512 static void attn_512(const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd,
-                            float scale, float cap, float *out, float *s) {
-    size_t j = 0;
+AVX512 static INL __m512 ld16(const void *p, size_t i, int f16) {
+    if (f16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+    return _mm512_loadu_ps((const float *)p + i);
+}
+
+AVX512 static INL void attn_512_t(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
+                                  float scale, float cap, float *out, float *s, int f16) {
+    size_t es = f16 ? 2 : 4, j = 0;
     for (; j + 2 <= n; j += 2) {   /* two positions per pass: two independent chains */
-        const float *k0 = K + j * kvs, *k1 = k0 + kvs;
+        const void *k0 = (const char *)K + j * kvs * es, *k1 = (const char *)k0 + kvs * es;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (size_t i = 0; i < hd; i += 16) {
             __m512 qi = _mm512_loadu_ps(q + i);
-            a0 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(k0 + i), a0);
-            a1 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(k1 + i), a1);
+            a0 = _mm512_fmadd_ps(qi, ld16(k0, i, f16), a0);
+            a1 = _mm512_fmadd_ps(qi, ld16(k1, i, f16), a1);
         }
         s[j] = _mm512_reduce_add_ps(a0) * scale;
         s[j + 1] = _mm512_reduce_add_ps(a1) * scale;
     }
     if (j < n) {
-        const float *k0 = K + j * kvs;
+        const void *k0 = (const char *)K + j * kvs * es;
         __m512 a0 = _mm512_setzero_ps();
-        for (size_t i = 0; i < hd; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(k0 + i), a0);
+        for (size_t i = 0; i < hd; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), ld16(k0, i, f16), a0);
         s[j] = _mm512_reduce_add_ps(a0) * scale;
     }
     cap_scores(s, n, cap);
@@ -112,13 +129,13 @@ AVX512 static void attn_512(const float *q, const float *K, const float *V, size
     for (size_t d0 = 0; d0 < hd; d0 += 64) {   /* 4 accumulators of 16 */
         size_t nb = hd - d0 < 64 ? (hd - d0) / 16 : 4;
         __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
-        const float *v = V + d0;
-        for (size_t jj = 0; jj < n; jj++, v += kvs) {
+        for (size_t jj = 0; jj < n; jj++) {
+            const void *v = (const char *)V + jj * kvs * es;
             __m512 p = _mm512_set1_ps(s[jj]);
-            o0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(v), o0);
-            if (nb > 1) o1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 16), o1);
-            if (nb > 2) o2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 32), o2);
-            if (nb > 3) o3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 48), o3);
+            o0 = _mm512_fmadd_ps(p, ld16(v, d0, f16), o0);
+            if (nb > 1) o1 = _mm512_fmadd_ps(p, ld16(v, d0 + 16, f16), o1);
+            if (nb > 2) o2 = _mm512_fmadd_ps(p, ld16(v, d0 + 32, f16), o2);
+            if (nb > 3) o3 = _mm512_fmadd_ps(p, ld16(v, d0 + 48, f16), o3);
         }
         __m512 rr = _mm512_set1_ps(r);
         _mm512_storeu_ps(out + d0, _mm512_mul_ps(o0, rr));
@@ -128,10 +145,30 @@ AVX512 static void attn_512(const float *q, const float *K, const float *V, size
     }
 }
 
-void mt_k_attn_head(int level, const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd,
-                    float scale, float cap, float *out, float *scratch) {
+/* one instance per storage type */
+AVX2 static void attn_avx2_f32(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
+                               float scale, float cap, float *out, float *s) {
+    attn_avx2_t(q, K, V, kvs, n, hd, scale, cap, out, s, 0);
+}
+AVX2 static void attn_avx2_f16(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
+                               float scale, float cap, float *out, float *s) {
+    attn_avx2_t(q, K, V, kvs, n, hd, scale, cap, out, s, 1);
+}
+AVX512 static void attn_512_f32(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
+                                float scale, float cap, float *out, float *s) {
+    attn_512_t(q, K, V, kvs, n, hd, scale, cap, out, s, 0);
+}
+AVX512 static void attn_512_f16(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
+                                float scale, float cap, float *out, float *s) {
+    attn_512_t(q, K, V, kvs, n, hd, scale, cap, out, s, 1);
+}
+
+void mt_k_attn_head(int level, const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
+                    size_t hd, float scale, float cap, float *out, float *scratch) {
     if (!n) { memset(out, 0, hd * sizeof *out); return; }
-    if (level == MT_CPU_AVX512 && hd % 16 == 0) attn_512(q, K, V, kvs, n, hd, scale, cap, out, scratch);
-    else if (level >= MT_CPU_AVX2 && hd % 8 == 0) attn_avx2(q, K, V, kvs, n, hd, scale, cap, out, scratch);
-    else attn_c(q, K, V, kvs, n, hd, scale, cap, out, scratch);
+    if (level == MT_CPU_AVX512 && hd % 16 == 0)
+        (kv_f16 ? attn_512_f16 : attn_512_f32)(q, K, V, kvs, n, hd, scale, cap, out, scratch);
+    else if (level >= MT_CPU_AVX2 && hd % 8 == 0)
+        (kv_f16 ? attn_avx2_f16 : attn_avx2_f32)(q, K, V, kvs, n, hd, scale, cap, out, scratch);
+    else attn_c(q, K, V, kvs, n, hd, scale, cap, out, scratch, kv_f16);
 }

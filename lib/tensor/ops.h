@@ -25,9 +25,10 @@ void mt_axpy(float *y, float a, const float *x, size_t n);
 /* One attention head over n cached positions: s_j = scale * dot(q, K_j),
  * soft-capped (cap * tanh(s_j / cap)) when cap > 0, p = softmax(s),
  * out[hd] = sum_j p_j V_j, where K_j = K + j*kvs and V_j = V + j*kvs
- * (kvs: floats between positions).  scratch: n floats.  n = 0 gives zeros. */
-void mt_attn_head(const float *q, const float *K, const float *V, size_t kvs, size_t n, size_t hd, float scale,
-                  float cap, float *out, float *scratch);
+ * (kvs: elements between positions), K and V float32 or, with kv_f16,
+ * IEEE float16.  scratch: n floats.  n = 0 gives zeros. */
+void mt_attn_head(const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n, size_t hd,
+                  float scale, float cap, float *out, float *scratch);
 
 /* Plain C references of the SIMD-dispatched functions above (same contracts;
  * tests compare against these). */

@@ -387,21 +387,31 @@ static void test_ops(void) {
     printf("  ops worst relative error %.2e\n", worst);
 }
 
-/* mt_attn_head against a double-precision reference: head sizes that take
- * each path's SIMD loop (and its tails) or its C fallback, runs of positions
- * from 0 to 300 with a row stride wider than the head, soft-capping on/off. */
+/* mt_attn_head against a double-precision reference, keys/values stored as
+ * float32 and as float16 (the reference then uses the rounded values): head
+ * sizes that take each path's SIMD loop (and its tails) or its C fallback,
+ * runs of 0 to 301 positions with a row stride wider than the head,
+ * soft-capping on and off. */
 static void test_attn(void) {
     static const size_t hds[] = {8, 24, 64, 80, 96, 128, 256, 36};
     static const size_t ns[] = {0, 1, 2, 3, 17, 64, 301};
     double worst = 0;
     for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++)
         for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
-            for (int capped = 0; capped < 2; capped++) {
-                size_t hd = hds[hi], n = ns[ni], kvs = hd * 3 + 5;
-                float *K = malloc((n * kvs + 1) * 4), *V = malloc((n * kvs + 1) * 4), *q = malloc(hd * 4);
+            for (int mode = 0; mode < 4; mode++) {
+                int capped = mode & 1, f16 = mode >> 1;
+                size_t hd = hds[hi], n = ns[ni], kvs = hd * 3 + 5, nk = n * kvs + 1;
+                float *K = malloc(nk * 4), *V = malloc(nk * 4), *q = malloc(hd * 4);
+                uint16_t *Kh = malloc(nk * 2), *Vh = malloc(nk * 2);
                 float *o = malloc(hd * 4), *s = malloc((n + 1) * 4);
                 double *ref = calloc(hd, sizeof *ref), *sc = malloc((n + 1) * sizeof *sc);
-                for (size_t i = 0; i < n * kvs; i++) { K[i] = frand(-1, 1); V[i] = frand(-2, 2); }
+                for (size_t i = 0; i < nk; i++) {
+                    K[i] = frand(-1, 1);
+                    V[i] = frand(-2, 2);
+                    Kh[i] = mt_f32_to_f16(K[i]);
+                    Vh[i] = mt_f32_to_f16(V[i]);
+                    if (f16) { K[i] = mt_f16_to_f32(Kh[i]); V[i] = mt_f16_to_f32(Vh[i]); }
+                }
                 for (size_t i = 0; i < hd; i++) q[i] = frand(-3, 3);
                 float scale = 1.0f / sqrtf((float)hd), cap = capped ? 5.0f : 0.0f;
                 double m = -1e300, sum = 0;
@@ -419,18 +429,19 @@ static void test_attn(void) {
                 for (int p = 0; p < npaths; p++) {
                     mt_cpu_force(paths[p]);
                     for (size_t i = 0; i < hd; i++) o[i] = 1e30f;   /* every output must be written */
-                    mt_attn_head(q, K, V, kvs, n, hd, scale, cap, o, s);
+                    mt_attn_head(q, f16 ? (const void *)Kh : K, f16 ? (const void *)Vh : V, f16, kvs, n, hd, scale,
+                                 cap, o, s);
                     double e = 0;
                     for (size_t i = 0; i < hd; i++) {
                         double d = fabs(o[i] - ref[i]) / (fabs(ref[i]) + 0.05);
                         e = d > e || d != d ? d : e;
                     }
                     worst = e > worst ? e : worst;
-                    CHECK_MSG(e < 2e-5, "attn %s hd %zu n %zu cap %d: error %g", mt_cpu_name(paths[p]), hd, n,
-                              capped, e);
+                    CHECK_MSG(e < 2e-5, "attn %s hd %zu n %zu cap %d f16 %d: error %g", mt_cpu_name(paths[p]), hd, n,
+                              capped, f16, e);
                 }
                 mt_cpu_force(-1);
-                free(K); free(V); free(q); free(o); free(s); free(ref); free(sc);
+                free(K); free(V); free(Kh); free(Vh); free(q); free(o); free(s); free(ref); free(sc);
             }
     printf("  attn_head worst relative error %.2e\n", worst);
 }

@@ -48,6 +48,24 @@ static void run_fixture(const char *dir, mt_pool *pool, int *seen_types, size_t 
             if (d > 1e-3) bad++;
         }
     CHECK_MSG(bad == 0, "%s: %zu logits off, worst relative error %.3g", dir, bad, worst);
+    /* the same with keys/values cached as float16: within float16 rounding */
+    double worst16 = 0;
+    mt_kvcache_free(c);
+    CHECK_OK(mt_kvcache_new(&c, m, &e), &e);
+    CHECK_OK(mt_kvcache_set_f16(c, 1, &e), &e);
+    CHECK_OK(mt_model_forward(m, c, prompt, T, logits, 1, &e), &e);
+    CHECK(c->f16 == 1 && c->len == T);
+    CHECK(mt_kvcache_set_f16(c, 0, NULL) != 0);   /* not on a filled cache */
+    for (size_t t = 0; t < T; t++)
+        for (size_t v = 0; v < V; v++) {
+            double ref = json_number_value(json_array_get(json_array_get(jl, t), v));
+            double d = fabs(logits[t * V + v] - ref) / (1 + fabs(ref));
+            if (d > worst16) worst16 = d;
+        }
+    /* random tiny models have huge attention scores, so float16 rounding of K
+     * moves their logits by up to ~0.4 (relative): only gross errors here;
+     * test_kv_f16 bounds it tightly on a trained model */
+    CHECK_MSG(worst16 < 1.0, "%s: f16 KV cache: worst relative logit error %.3g", dir, worst16);
     /* greedy decoding as mlx-lm's generate_step runs it: the prompt but its last token,
      * then the last token alone, then one token at a time (dynamic RoPE depends on it) */
     mt_kvcache_free(c);
@@ -66,7 +84,8 @@ static void run_fixture(const char *dir, mt_pool *pool, int *seen_types, size_t 
         }
     }
     CHECK_MSG(same == ng, "%s: greedy tokens agree for %zu of %zu", dir, same, ng);
-    printf("  %-22s logits max rel err %.2e, greedy %zu/%zu\n", strrchr(dir, '/') + 1, worst, same, ng);
+    printf("  %-22s logits max rel err %.2e (f16 KV %.2e), greedy %zu/%zu\n", strrchr(dir, '/') + 1, worst, worst16,
+           same, ng);
     mt_kvcache_free(c);
     free(logits);
     free(prompt);
@@ -85,7 +104,7 @@ static void run_maxkv(const char *dir, mt_pool *pool) {
     CHECK_OK(mt_model_load(&m, dir, pool, &e), &e);
     CHECK_OK(mt_tokenizer_load(&tok, tp, &e), &e);
     json_t *jp = json_object_get(g, "prompt"), *cs = json_object_get(g, "cases"), *cv;
-    size_t n = json_array_size(jp), ci, ok = 0;
+    size_t n = json_array_size(jp), ci, ok = 0, ok16 = 0;
     int32_t prompt[64];
     for (size_t i = 0; i < n && i < 64; i++) prompt[i] = (int32_t)json_integer_value(json_array_get(jp, i));
     json_array_foreach(cs, ci, cv) {
@@ -104,9 +123,21 @@ static void run_maxkv(const char *dir, mt_pool *pool) {
         CHECK_MSG(same, "%s: max_kv_size %d, prefill step %d: greedy tokens differ from mlx-lm", dir, gp.max_kv_size,
                   gp.prefill_step);
         ok += same;
+        /* a float16 cache through the same rotations (and the masked sliding-window path) */
+        mt_gen_result r16;
+        gp.kv_f16 = 1;
+        rc = mt_generate(m, tok, prompt, n, &gp, NULL, NULL, &r16, &e);
+        CHECK_MSG(rc == 0, "%s: f16: %s", dir, e.msg);
+        if (!rc) {
+            size_t agree = 0;
+            while (agree < r16.n_tokens && agree < res.n_tokens && r16.tokens[agree] == res.tokens[agree]) agree++;
+            ok16 += agree == res.n_tokens && r16.n_tokens == res.n_tokens;
+            mt_gen_result_free(&r16);
+        }
         mt_gen_result_free(&res);
     }
-    printf("  %-22s max-kv-size cases identical to mlx-lm: %zu/%zu\n", strrchr(dir, '/') + 1, ok, json_array_size(cs));
+    printf("  %-22s max-kv-size cases identical to mlx-lm: %zu/%zu (f16 KV: %zu)\n", strrchr(dir, '/') + 1, ok,
+           json_array_size(cs), ok16);
     mt_tokenizer_free(tok);
     mt_model_free(m);
     json_decref(g);
@@ -163,6 +194,45 @@ static void test_observer(mt_pool *pool) {
     mt_model_free(m);
 }
 
+/* float16 KV cache on the bundled trained model: logits of a 200-token
+ * forward and 48 greedy tokens against the float32 cache. */
+static void test_kv_f16(mt_pool *pool) {
+    mt_err e = {0};
+    mt_model *m = NULL;
+    CHECK_OK(mt_model_load(&m, "models/tinydocs-5m-4bit", pool, &e), &e);
+    if (!m) return;
+    size_t T = 200, V = (size_t)m->hp.vocab;
+    int32_t toks[200];
+    for (size_t i = 0; i < T; i++) toks[i] = (int32_t)(3 + (i * 7919u + 13u) % (V - 3));
+    float *a = malloc(T * V * sizeof *a), *b = malloc(T * V * sizeof *b);
+    mt_kvcache *c32 = NULL, *c16 = NULL;
+    CHECK_OK(mt_kvcache_new(&c32, m, &e), &e);
+    CHECK_OK(mt_kvcache_new(&c16, m, &e), &e);
+    CHECK_OK(mt_kvcache_set_f16(c16, 1, &e), &e);
+    CHECK_OK(mt_model_forward(m, c32, toks, T, a, 1, &e), &e);
+    CHECK_OK(mt_model_forward(m, c16, toks, T, b, 1, &e), &e);
+    double worst = 0;
+    for (size_t i = 0; i < T * V; i++) {
+        double d = fabs(a[i] - b[i]) / (1 + fabs(a[i]));
+        worst = d > worst || d != d ? d : worst;
+    }
+    CHECK_MSG(worst < 1e-2 && worst > 0, "f16 KV cache: worst relative logit difference %.3g", worst);
+    int t32 = argmax(a + (T - 1) * V, V), t16 = argmax(b + (T - 1) * V, V), same = 0;
+    for (int i = 0; i < 48 && t32 == t16; i++, same++) {
+        CHECK_OK(mt_model_forward(m, c32, &t32, 1, a, 0, &e), &e);
+        CHECK_OK(mt_model_forward(m, c16, &t16, 1, b, 0, &e), &e);
+        t32 = argmax(a, V);
+        t16 = argmax(b, V);
+    }
+    CHECK_MSG(same == 48, "f16 KV cache: greedy tokens agree for %d of 48", same);
+    printf("  tinydocs-5m-4bit f16 KV: logits max rel diff %.2e, greedy %d/48\n", worst, same);
+    mt_kvcache_free(c32);
+    mt_kvcache_free(c16);
+    free(a);
+    free(b);
+    mt_model_free(m);
+}
+
 static void test_errors(mt_pool *pool) {
     mt_err e = {0};
     mt_model *m = NULL;
@@ -206,6 +276,7 @@ int main(void) {
     free(seen);
     test_errors(pool);
     test_observer(pool);
+    test_kv_f16(pool);
     mt_pool_free(pool);
     return check_report("model");
 }
