@@ -66,3 +66,13 @@ setup_file() {
   d=$(jq -n --argjson f "$f" --argjson a "$a" '[range(0; $f|length) | (($f[.] - $a[.])|fabs)] | add / length')
   awk -v d="$d" 'BEGIN { exit !(d < 0.2) }'
 }
+
+@test "--kv-type f16 generates the same greedy text as the float32 cache; a bad type is a usage error" {
+  p='When the system boots,'
+  a=$("$GEN" -m models/tinydocs-22m-4bit -p "$p" -n 40 -q -t 2)
+  b=$("$GEN" -m models/tinydocs-22m-4bit -p "$p" -n 40 -q -t 2 --kv-type f16)
+  [ -n "$a" ]
+  [ "$a" = "$b" ]
+  run -2 "$GEN" -m models/tinydocs-22m-4bit -p "$p" --kv-type q4
+  [[ "$output" == *"--kv-type: 'q4' is not f32 or f16"* ]]
+}
