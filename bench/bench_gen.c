@@ -4,8 +4,9 @@
  * concurrent sequences, peak RSS.  The prompt is deterministic pseudo-random
  * token ids (the same ones bench/peer_*.py feed the peers).  Also the process
  * CPU seconds of prefill and decode (pp_cpu_s, tg_cpu_s).  $MT_QMATH=int8
- * selects the int8-activation kernels (reported as "qmath"); $MT_KV=f16 stores
- * the KV caches as float16 (reported as "kv").
+ * selects the int8-activation kernels (reported as "qmath"); $MT_KV=f16|f32
+ * sets the KV caches' type, by default as mlx-gen's --kv-type auto (reported
+ * as "kv").
  *
  * usage: bench_gen MODEL_DIR [threads=2] [pp=512] [tg=128] [batch=8] */
 #include <stdio.h>
@@ -76,7 +77,7 @@ int main(int argc, char **argv) {
     prompt_ids(ids, np);
     mt_kvcache *c = NULL;
     const char *kvt = getenv("MT_KV");
-    int kv16 = kvt && !strcmp(kvt, "f16");
+    int kv16 = kvt && !strcmp(kvt, "f16") ? 1 : kvt && !strcmp(kvt, "f32") ? 0 : mt_model_kv_f16(m);
     if (mt_kvcache_new(&c, m, &e) || mt_kvcache_set_f16(c, kv16, &e)) return die(&e);
     /* load-to-first-token: a 16-token prompt right after loading */
     if (mt_model_forward(m, c, ids, 16, logits, 0, &e)) return die(&e);

@@ -42,8 +42,9 @@ static const char usage[] =
     "      --resume FILE        append answers to FILE, skipping ids already answered there\n"
     "      --max-kv-size N      bound the KV cache to N tokens (rotating, keeps the first 4)\n"
     "      --prefill-step-size N  prompt tokens per forward pass (default 2048)\n"
-    "      --kv-type f32|f16    how the KV cache stores keys/values (default f32; f16 halves its\n"
-    "                           memory and the bytes attention reads per token, like llama.cpp's default)\n"
+    "      --kv-type T          how the KV cache stores keys/values: f16, f32, or auto (default:\n"
+    "                           f16 for models with 16-bit weights, as mlx-lm caches in the model's\n"
+    "                           dtype and llama.cpp in f16; f32 for float32 models)\n"
     "      --int8               int8 activations with integer dot products for quantized weights\n"
     "                           (faster; logits differ from mlx by a few percent; = MT_QMATH=int8)\n"
     "  -t, --threads N          default: all cores\n"
@@ -206,7 +207,8 @@ int main(int argc, char **argv) {
         case O_KVTYPE:
             if (!strcmp(optarg, "f16")) gp->kv_f16 = 1;
             else if (!strcmp(optarg, "f32")) gp->kv_f16 = 0;
-            else { fprintf(stderr, "mlx-gen: --kv-type: '%s' is not f32 or f16\n", optarg); bad = 1; }
+            else if (!strcmp(optarg, "auto")) gp->kv_f16 = -1;
+            else { fprintf(stderr, "mlx-gen: --kv-type: '%s' is not f16, f32 or auto\n", optarg); bad = 1; }
             break;
         case O_MAXKV: bad = num_arg("--max-kv-size", optarg, 5, 1 << 30, &v); gp->max_kv_size = (int)v; break;
         case O_PREFILL: bad = num_arg("--prefill-step-size", optarg, 1, 1 << 30, &v); gp->prefill_step = (int)v; break;

@@ -22,6 +22,7 @@ void mt_gen_params_default(mt_gen_params *p) {
     p->max_tokens = 256;
     mt_sampler_params_default(&p->sp);
     p->prefill_step = 2048;
+    p->kv_f16 = -1;
 }
 
 void mt_gen_result_free(mt_gen_result *r) {
@@ -128,7 +129,7 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     if (!q->logits || !q->hist || !res->tokens || !res->token_logprobs || (K && (!res->top_ids || !res->top_logprobs)))
         return mt_seterr(err, MT_ENOMEM, "out of memory");
     MT_TRY(mt_kvcache_new(&q->cache, m, err));
-    if (gp->kv_f16) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
+    if (gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m))) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
     if (gp->max_kv_size > 0) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
     MT_TRY(mt_sampler_new(&q->smp, &gp->sp, q->V, err));
     MT_TRY(mt_detok_new(&q->dt, tok, 0, err));

@@ -21,7 +21,8 @@ typedef struct mt_gen_params {
     int trim_first_space;           /* drop one leading space of the text (mlx-lm BPE detokenizer) */
     int logprobs;                   /* K > 0: record the top-K alternatives of each generated token */
     int max_kv_size;                /* > 0: rotating KV cache of this many slots keeping the first 4 (mlx-lm) */
-    int kv_f16;                     /* 1: keys/values cached as float16 (mt_kvcache_set_f16) */
+    int kv_f16;                     /* keys/values cached as float16 (1), float32 (0) or, -1 (the
+                                       default), as the model's weights: mt_model_kv_f16 */
 } mt_gen_params;
 
 typedef struct mt_gen_result {

@@ -433,6 +433,11 @@ int mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err)
     return MT_OK;
 }
 
+int mt_model_kv_f16(const mt_model *m) {
+    mt_dtype t = m->embed.quantized ? m->embed.sdt : m->embed.wdt;
+    return t == MT_F16 || t == MT_BF16;
+}
+
 int mt_kvcache_set_f16(mt_kvcache *c, int on, mt_err *err) {
     if (c->len) return mt_seterr(err, MT_EINVAL, "the KV cache type can only be set while the cache is empty");
     for (int i = 0; i < c->n_layers; i++) {

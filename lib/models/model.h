@@ -130,6 +130,10 @@ int  mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err
  * attention reads per token; values round to float16 as llama.cpp's default
  * f16 cache does) or float32 (on = 0, the default).  Only on an empty cache. */
 int  mt_kvcache_set_f16(mt_kvcache *c, int on, mt_err *err);
+/* 1 when the model's unquantized tensors are 16-bit (F16/BF16: mlx-lm then
+ * computes and caches keys/values in 16 bits, so a float16 cache is the
+ * default), 0 for float32 models (float32 cache). */
+int  mt_model_kv_f16(const mt_model *m);
 void mt_kvcache_free(mt_kvcache *c);
 
 /* Run T tokens at positions cache->len.. and append them to the cache.

@@ -67,12 +67,14 @@ setup_file() {
   awk -v d="$d" 'BEGIN { exit !(d < 0.2) }'
 }
 
-@test "--kv-type f16 generates the same greedy text as the float32 cache; a bad type is a usage error" {
+@test "--kv-type f16, f32 and auto generate the same greedy text; a bad type is a usage error" {
   p='When the system boots,'
-  a=$("$GEN" -m models/tinydocs-22m-4bit -p "$p" -n 40 -q -t 2)
+  a=$("$GEN" -m models/tinydocs-22m-4bit -p "$p" -n 40 -q -t 2 --kv-type f32)
   b=$("$GEN" -m models/tinydocs-22m-4bit -p "$p" -n 40 -q -t 2 --kv-type f16)
+  c=$("$GEN" -m models/tinydocs-22m-4bit -p "$p" -n 40 -q -t 2)
   [ -n "$a" ]
   [ "$a" = "$b" ]
+  [ "$a" = "$c" ]
   run -2 "$GEN" -m models/tinydocs-22m-4bit -p "$p" --kv-type q4
-  [[ "$output" == *"--kv-type: 'q4' is not f32 or f16"* ]]
+  [[ "$output" == *"--kv-type: 'q4' is not f16, f32 or auto"* ]]
 }
