@@ -22,7 +22,7 @@
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,avx2")))
 #define SCHUNK 256 /* groups of scales converted per chunk */
 #define MAXT 8
-#define PF_AHEAD 1024 /* bytes of codes prefetched ahead in the row kernel */
+#define PF_AHEAD 8192 /* bytes of codes prefetched ahead in the row kernel (2 threads streaming: 8 KiB best, 1 KiB 15% slower) */
 
 enum { P_C, P_AVX2, P_VNNI };
 
