@@ -168,6 +168,7 @@ static void i8_rows_avx2(const mt_qmat *m, const int8_t *q, const float *sx, con
             for (size_t b = b0; b < b1; b++) {
                 size_t avail = m->row_bytes - b * 64;
                 const float *sfb = sf + (b * be / gs - g0);
+                _mm_prefetch((const char *)(w + b * 64 + PF_AHEAD), _MM_HINT_T0);
                 for (size_t h = 0; h < 2 && avail > h * 32; h++) {
                     __m256i c = load_half(w + b * 64 + h * 32, avail - h * 32);
                     __m256 swe = _mm256_permutevar8x32_ps(_mm256_loadu_ps(sfb), idx[h]);

@@ -125,6 +125,7 @@ static float q4_chunk_avx2(const unsigned char *w, const float *sf, const float 
     for (size_t g = 0; g < n; g++) {
         const unsigned char *wg = w + g * gs / 2;
         const float *xg = xp + g * gs;
+        _mm_prefetch((const char *)wg + QPF_AHEAD, _MM_HINT_T0);
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         for (size_t j = 0; j < gs; j += 16) {
             __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(wg + j / 2)));
@@ -142,6 +143,7 @@ static float q8_chunk_avx2(const unsigned char *w, const float *sf, const float 
     __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
     for (size_t g = 0; g < n; g++) {
         const unsigned char *wg = w + g * gs;
+        _mm_prefetch((const char *)wg + QPF_AHEAD, _MM_HINT_T0);
         const float *xg = xp + g * gs;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         for (size_t j = 0; j < gs; j += 16) {
