@@ -5,8 +5,9 @@
 # run by run for REPS rounds, then bench/ab_table.py prints medians (wall and
 # CPU-time tokens/s) and decode's share of the bandwidth roofline.
 # Environment: BUILD (build), THREADS (2), PP (512), TG (128), BATCH (0),
-# REPS (3), PAIRS ("llama1b-q4g32:Q4_1 llama1b-q4g64:Q4_1 qwen06b-q4g64:Q4_1"),
-# PEER (1: run llama.cpp), OUT (bench/out/ab.jsonl).
+# REPS (3), PAIRS ("llama1b-q4g64:Q4_0 qwen06b-q4g64:Q4_0 llama1b-q4g32:Q4_1"),
+# PEER (1: run llama.cpp: llama-cpp-python, or $LLAMA_BENCH, a natively built
+# llama-bench, through bench/peer_llamabench.py), OUT (bench/out/ab.jsonl).
 set -e
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -15,7 +16,7 @@ PP=${PP:-512}
 TG=${TG:-128}
 BATCH=${BATCH:-0}
 REPS=${REPS:-3}
-PAIRS=${PAIRS:-"llama1b-q4g32:Q4_1 llama1b-q4g64:Q4_1 qwen06b-q4g64:Q4_1"}
+PAIRS=${PAIRS:-"llama1b-q4g64:Q4_0 qwen06b-q4g64:Q4_0 llama1b-q4g32:Q4_1"}
 PEER=${PEER:-1}
 OUT=${OUT:-bench/out/ab.jsonl}
 PKGS="jansson libpcre2-8 libutf8proc libzstd libcurl openblas"
@@ -40,7 +41,11 @@ for r in $(seq "$REPS"); do
             MT_QMATH=$q bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" >>"$OUT"
         done
         if [ "$PEER" = 1 ] && [ -f "bench/models/${m%%-*}-$g.gguf" ]; then
-            python3 bench/peer_llama.py "bench/models/${m%%-*}-$g.gguf" "$THREADS" "$PP" "$TG" >>"$OUT"
+            if [ -n "${LLAMA_BENCH:-}" ]; then
+                python3 bench/peer_llamabench.py "bench/models/${m%%-*}-$g.gguf" "$THREADS" "$PP" "$TG" 1 >>"$OUT"
+            else
+                python3 bench/peer_llama.py "bench/models/${m%%-*}-$g.gguf" "$THREADS" "$PP" "$TG" >>"$OUT"
+            fi
         fi
         tail -3 "$OUT" >&2
     done

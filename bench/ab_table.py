@@ -72,7 +72,7 @@ def main():
             sh = [metric(e, lambda d: d.get("tg_tps")) for e in engines]
             print(f"{m:<15} {'tg roofline':<16}" + "".join(f"{fmt(100 * s / roof, 0) + '%' if s else '-':>12}" for s in sh) +
                   f"   ({wb / 1e6:.0f} MB/token -> {roof:.1f} tok/s; {n} runs each)")
-    print("ratios > 1: the first named is faster.  GGUF Q4_1 = MLX q4 g32 exactly (5.0 bpw); MLX q4 g64 is 4.5 bpw.")
+    print("ratios > 1: the first named is faster.  GGUF Q4_0 ~ MLX q4 g64 (4.5 bpw); Q4_1 = MLX q4 g32 exactly (5.0 bpw).")
 
 
 if __name__ == "__main__":

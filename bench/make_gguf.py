@@ -6,6 +6,8 @@ llama.cpp, from the same weights:
                    byte j = code j | code j+16 << 4); 5.0 bits per weight
   <name>-q8g64  -> <name>-Q8_0.gguf  requantized from the dequantized MLX 8-bit
                    weights (8.5 bits per weight, like MLX q8 g64)
+  <name>-q4g64  -> <name>-Q4_0.gguf  requantized from the dequantized MLX 4-bit
+                   group-64 weights (4.5 bits per weight, like MLX q4 g64)
 Norm weights are F32.  Llama q/k rows are permuted as llama.cpp's converter does
 (rope pairs (i, i+d/2) -> (2i, 2i+1)); permuting whole rows keeps them lossless.
 
@@ -97,7 +99,8 @@ def convert(mdir, out, qtype):
     w.add_rope_freq_base(cfg["rope_theta"])
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_vocab_size(cfg["vocab_size"])
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_1 if qtype == "Q4_1" else gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_file_type({"Q4_1": gguf.LlamaFileType.MOSTLY_Q4_1, "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+                     "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[qtype])
     tokenizer_meta(w, mdir, cfg["vocab_size"], "llama-bpe" if arch == "llama" else "qwen2")
     w.add_bos_token_id(cfg["bos_token_id"])
     w.add_eos_token_id(cfg["eos_token_id"])
@@ -124,8 +127,8 @@ def convert(mdir, out, qtype):
             f = np.array(mx.dequantize(wq, s, b, group_size=q["group_size"], bits=q["bits"]).astype(mx.float32))
             if perm is not None:
                 f = f[perm]
-            data = gguf.quants.quantize(f, gguf.GGMLQuantizationType.Q8_0)
-            w.add_tensor(name, data, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            gt = gguf.GGMLQuantizationType.Q4_0 if qtype == "Q4_0" else gguf.GGMLQuantizationType.Q8_0
+            w.add_tensor(name, gguf.quants.quantize(f, gt), raw_dtype=gt)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -137,11 +140,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default=os.path.join(os.path.dirname(__file__), "models"))
     ap.add_argument("--models", default="llama1b,qwen06b")
-    ap.add_argument("--types", default="Q4_1,Q8_0")
+    ap.add_argument("--types", default="Q4_1,Q4_0,Q8_0")
     a = ap.parse_args()
     for name in a.models.split(","):
         for qt in a.types.split(","):
-            src = os.path.join(a.dir, f"{name}-{'q4g32' if qt == 'Q4_1' else 'q8g64'}")
+            src = os.path.join(a.dir, f"{name}-{ {'Q4_1': 'q4g32', 'Q4_0': 'q4g64', 'Q8_0': 'q8g64'}[qt]}")
             out = os.path.join(a.dir, f"{name}-{qt}.gguf")
             if os.path.exists(out):
                 print("exists:", out)

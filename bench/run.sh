@@ -3,9 +3,11 @@
 # the library and bench programs, makes the random-weight models if missing
 # (bench/make_models.py, bench/make_gguf.py), measures the memory bandwidth
 # (triad), then per model and format runs ours (bench_gen), llama.cpp
-# (llama-cpp-python) and mlx-lm back to back, and prints the table.
+# (llama-cpp-python, or with $LLAMA_BENCH a natively built llama-bench binary,
+# bench/peer_llamabench.py) and mlx-lm back to back, and prints the table.
 # Environment: BUILD (build dir, default build), THREADS (2), PP (512), TG (128),
-# BATCH (8), MLX_PP/MLX_TG/MLX_TIMEOUT (mlx-lm sizes, default PP/TG, 300 s), MODELS ("llama1b qwen06b"), VARIANTS ("q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"),
+# BATCH (8), MLX_PP/MLX_TG/MLX_TIMEOUT (mlx-lm sizes, default PP/TG, 300 s), MODELS ("llama1b qwen06b"), VARIANTS ("q4g64:Q4_0 q4g32:Q4_1 q8g64:Q8_0": MLX q4 g64 and GGUF Q4_0 are both
+# 4.5 bits per weight, q4 g32 is exactly Q4_1, q8 g64 ~ Q8_0),
 # PEERS ("llama mlx"; empty = ours only), INT8 (1: ours again with MT_QMATH=int8).
 # bench/ab.sh runs float / int8 / llama.cpp alternating over several rounds.
 set -e
@@ -16,7 +18,7 @@ PP=${PP:-512}
 TG=${TG:-128}
 BATCH=${BATCH:-8}
 MODELS=${MODELS:-"llama1b qwen06b"}
-VARIANTS=${VARIANTS:-"q4g64:Q4_1 q4g32:Q4_1 q8g64:Q8_0"}
+VARIANTS=${VARIANTS:-"q4g64:Q4_0 q4g32:Q4_1 q8g64:Q8_0"}
 PEERS=${PEERS-"llama mlx"}
 INT8=${INT8:-1}
 MLX_PP=${MLX_PP:-$PP}        # mlx-lm's CPU quantized matmul is slow here: allow smaller sizes
@@ -52,8 +54,12 @@ for m in $MODELS; do
         bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" | tee -a "$out"
         [ "$INT8" = 1 ] && MT_QMATH=int8 bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" | tee -a "$out"
         case "$PEERS" in *llama*)
-            [ -f "bench/models/$m-$g.gguf" ] &&
-                python3 bench/peer_llama.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out" ;;
+            if [ ! -f "bench/models/$m-$g.gguf" ]; then :
+            elif [ -n "${LLAMA_BENCH:-}" ]; then
+                python3 bench/peer_llamabench.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out"
+            else
+                python3 bench/peer_llama.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out"
+            fi ;;
         esac
         case "$PEERS" in *mlx*)
             r=$(timeout "$MLX_TIMEOUT" python3 bench/peer_mlx.py "$dir" "$MLX_PP" "$MLX_TG") || true

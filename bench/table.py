@@ -63,7 +63,8 @@ def main():
             print(f"{r['model']:<9} {r['variant']:<6} {'':<5} {'tg roofline':<14} {share[0]:>9} {share[1]:>10} {'':>6} {share[2]:>9}"
                   f"   ({wb / 1e6:.0f} MB/token -> {roof:.1f} tok/s)")
     print("ratio > 1: ours better (speed: ours/peer; time and memory: peer/ours).  "
-          "Peer GGUF: Q4_1 = MLX q4 g32 exactly (5.0 bpw), Q8_0 ~ MLX q8 g64 (8.5 bpw).")
+          "Peer GGUF: Q4_0 ~ MLX q4 g64 (4.5 bpw), Q4_1 = MLX q4 g32 exactly (5.0 bpw), "
+          "Q8_0 ~ MLX q8 g64 (8.5 bpw).")
 
 
 if __name__ == "__main__":
