@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
     mt_pool *pool = NULL;
     double t0 = now();
     if (mt_pool_new(&pool, threads, &e)) return die(&e);
-    mt_blas_threads(mt_pool_size(pool));
+    mt_blas_threads(1); /* as mlx-gen: products split over the pool */
     mt_model *m = NULL;
     if (mt_model_load(&m, argv[1], pool, &e)) return die(&e);
     double t_load = now() - t0;

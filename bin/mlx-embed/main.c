@@ -312,9 +312,9 @@ int main(int argc, char **argv) {
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_pool_new(&j.pool, threads, &err);
     if (!rc) rc = mt_embedder_open(&j.m, dir, j.pool, max_seq, &err);
-    /* encoders split their products over the pool themselves (single-threaded
-     * OpenBLAS per pool thread); decoder embedders let OpenBLAS thread */
-    if (!rc) mt_blas_threads(j.m->enc->dec ? mt_pool_size(j.pool) : 1);
+    /* encoders split their products over the pool themselves, and decoder
+     * embedders through tensor/linear.c: single-threaded OpenBLAS per pool thread */
+    if (!rc) mt_blas_threads(1);
     free(dir);
     int usage_err = 0;
     if (!rc) {

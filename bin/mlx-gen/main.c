@@ -236,7 +236,7 @@ int main(int argc, char **argv) {
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_prompter_open(&j.pr, dir, &err);
     if (!rc && need_model) rc = mt_pool_new(&pool, threads, &err);
-    if (!rc && need_model) mt_blas_threads(mt_pool_size(pool));
+    if (!rc && need_model) mt_blas_threads(1); /* products are split over the pool (tensor/linear.c) */
     if (!rc && need_model) rc = mt_model_load(&j.gen.model, dir, pool, &err);
     free(dir);
     if (!rc && need_model) {

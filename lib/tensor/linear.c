@@ -198,8 +198,51 @@ static void tile_job(void *c, size_t b, size_t e, int tid) {
 
 #define TILE_FLOATS ((size_t)1 << 20) /* 4 MiB of float32 per tile */
 
+/* Rows [b, e) of W per thread: each converts its own tiles and multiplies
+ * them with a one-thread sgemm (no barrier between conversion and product,
+ * no OpenBLAS threads competing with the pool's). */
+typedef struct tiles_ctx {
+    const mt_linear *l;
+    const float *x;
+    size_t T, R;
+    float *y;
+    int failed;
+} tiles_ctx;
+
+static void tiles_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    tiles_ctx *k = c;
+    const mt_linear *l = k->l;
+    float *buf = malloc(k->R * l->in * sizeof *buf);
+    if (!buf) { k->failed = 1; return; }
+    for (size_t r0 = b; r0 < e; r0 += k->R) {
+        size_t n = e - r0 < k->R ? e - r0 : k->R;
+        for (size_t r = 0; r < n; r++) mt_linear_row(l, r0 + r, buf + r * l->in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)k->T, (int)n, (int)l->in, 1.0f, k->x, (int)l->in,
+                    buf, (int)l->in, 0.0f, k->y + r0, (int)l->out);
+    }
+    free(buf);
+}
+
+static void f32_rows_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    tiles_ctx *k = c;
+    const mt_linear *l = k->l;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)k->T, (int)(e - b), (int)l->in, 1.0f, k->x, (int)l->in,
+                (const float *)l->w + b * l->in, (int)l->in, 0.0f, k->y + b, (int)l->out);
+}
+
+#define SPLIT_TILE_FLOATS ((size_t)1 << 21) /* 8 MiB of float32 per thread's tile (pp512 bench: 2^18..2^21 -> best at 2^21) */
+
 /* Returns 0, or -1 when the tile buffer could not be allocated. */
 static int forward_tiles(const mt_linear *l, const float *x, size_t T, float *y, mt_pool *pool) {
+    if (mt_pool_size(pool) > 1 && openblas_get_num_threads() == 1) {
+        size_t R = SPLIT_TILE_FLOATS / (l->in ? l->in : 1);
+        if (R < 16) R = 16;
+        tiles_ctx k = {l, x, T, R, y, 0};
+        mt_pool_for(pool, l->out, 16, tiles_job, &k);
+        if (!k.failed) return 0;
+    }
     size_t R = TILE_FLOATS / (l->in ? l->in : 1);
     if (R < 16) R = 16;
     if (R > l->out) R = l->out;
@@ -326,6 +369,9 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
         kq_ctx c = {&m, l, xp, gsum, x, T, y, level};
         mt_pool_for(pool, l->out, 16, kq_job, &c);
         free(heap);
+    } else if (T > 1 && l->wdt == MT_F32 && mt_pool_size(pool) > 1 && openblas_get_num_threads() == 1) {
+        tiles_ctx k = {l, x, T, 0, y, 0};   /* rows of W split over the pool, one-thread sgemm each */
+        mt_pool_for(pool, l->out, 16, f32_rows_job, &k);
     } else if (T > 1 && l->wdt == MT_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)l->out, (int)l->in, 1.0f, x, (int)l->in,
                     (const float *)l->w, (int)l->in, 0.0f, y, (int)l->out);
