@@ -136,9 +136,17 @@ int mt_convert_from_f32(void *dst, const float *src, mt_dtype t, size_t n) {
     unsigned char *d = dst;
     switch (t) {
     case MT_F32: memcpy(dst, src, n * 4); return MT_OK;
-    case MT_F16:
-        for (size_t i = 0; i < n; i++) { uint16_t h = mt_f32_to_f16(src[i]); memcpy(d + 2 * i, &h, 2); }
+    case MT_F16: {
+        size_t i = 0;
+#ifdef __F16C__
+        /* F16C rounds to nearest even and maps inf/NaN/subnormals as mt_f32_to_f16 does */
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128((__m128i *)(void *)(d + 2 * i),
+                             _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+        for (; i < n; i++) { uint16_t h = mt_f32_to_f16(src[i]); memcpy(d + 2 * i, &h, 2); }
         return MT_OK;
+    }
     case MT_BF16:
         for (size_t i = 0; i < n; i++) { uint16_t h = mt_f32_to_bf16(src[i]); memcpy(d + 2 * i, &h, 2); }
         return MT_OK;
