@@ -232,7 +232,7 @@ static void f32_rows_job(void *c, size_t b, size_t e, int tid) {
                 (const float *)l->w + b * l->in, (int)l->in, 0.0f, k->y + b, (int)l->out);
 }
 
-#define SPLIT_TILE_FLOATS ((size_t)1 << 21) /* 8 MiB of float32 per thread's tile (pp512 bench: 2^18..2^21 -> best at 2^21) */
+#define SPLIT_TILE_FLOATS ((size_t)1 << 20) /* 4 MiB of float32 per thread's tile (pp512: 2^21 is ~3% faster, 2^18 ~10% slower; peak RSS counts the tiles) */
 
 /* Returns 0, or -1 when the tile buffer could not be allocated. */
 static int forward_tiles(const mt_linear *l, const float *x, size_t T, float *y, mt_pool *pool) {
