@@ -39,7 +39,7 @@ def main():
     for r in rows:
         o, p, x = r.get("ours", {}), r.get("llama.cpp", {}), r.get("mlx-lm", {})
         metrics = [("pp%s tok/s" % o.get("pp", ""), "pp_tps", 1), ("tg%s tok/s" % o.get("tg", ""), "tg_tps", 1),
-                   ("ttft s", "ttft_s", -1), ("peak RSS MB", "rss_mb", -1)]
+                   ("ttft s", "ttft_s", -1), ("peak RSS MiB", "rss_mb", -1)]
         for name, key, sense in metrics:
             a, b, c = o.get(key), p.get(key), x.get(key)
             # ratio > 1 means ours is better (for times and memory: peer / ours)
@@ -57,6 +57,10 @@ def main():
             print(f"{r['model']:<9} {r['variant']:<6} {'':<5} {'batch%d tok/s' % o.get('batch', 0):<14} {fmt(bt):>9}"
                   f"   (x{fmt(ratio(bt, o.get('tg_tps')))} our tg)")
         wb = r.get("weight_bytes")
+        if wb and o.get("rss_mb") and o.get("kv_mb") is not None:
+            need = wb + o["kv_mb"] * 1048576
+            print(f"{r['model']:<9} {r['variant']:<6} {'':<5} {'RSS/(w+KV)':<14} {o['rss_mb'] * 1048576 / need:>9.3f}"
+                  f"   (weights {wb / 1e6:.0f} MB + KV {o['kv_mb'] * 1.048576:.0f} MB; target <= 1.1)")
         if bw and wb and o.get("tg_tps"):
             roof = bw * 1e9 / wb
             share = [fmt(100 * e.get("tg_tps") / roof, 0) + "%" if e.get("tg_tps") else "-" for e in (o, p, x)]
