@@ -25,3 +25,5 @@ void mt_blas_init(char **argv) {
 void mt_blas_threads(int n) {
     if (n > 0) openblas_set_num_threads(n);
 }
+
+int mt_blas_pool_splits(const mt_pool *p) { return mt_pool_size(p) > 1 && openblas_get_num_threads() == 1; }

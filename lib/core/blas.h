@@ -10,8 +10,14 @@
 #ifndef MT_BLAS_H
 #define MT_BLAS_H
 
+#include "core/pool.h"
+
 void mt_blas_init(char **argv);
 /* The number of threads OpenBLAS uses for one call (match the pool's). */
 void mt_blas_threads(int n);
+/* 1 when callers should split their products over pool p themselves (one
+ * one-thread sgemm per pool thread): p has several threads and OpenBLAS runs
+ * one (mt_blas_threads(1)); 0 when OpenBLAS threads each call itself. */
+int mt_blas_pool_splits(const mt_pool *p);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/blas.h"
 #include "models/model.h"
 #include "tensor/ops.h"
 
@@ -620,7 +621,7 @@ static void linear_rows(const mt_linear *l, const float *x, size_t T, float *y, 
  * OpenBLAS itself runs one thread (programs set that with mt_blas_threads(1);
  * then each pool thread calls sgemm on its own rows, and no BLAS thread spins
  * while the pool works). */
-static int split_rows(const mt_encoder *e) { return mt_pool_size(e->pool) > 1 && openblas_get_num_threads() == 1; }
+static int split_rows(const mt_encoder *e) { return mt_blas_pool_splits(e->pool); }
 
 typedef struct lin_ctx {
     const mt_linear *l;

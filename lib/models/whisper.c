@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/blas.h"
 #include "core/file.h"
 #include "io/config.h"
 #include "core/cpu.h"
@@ -69,11 +70,10 @@ struct mt_whisper {
 
 /* ------------------------------------------------------------------ helpers */
 
-static int nthreads_of(const mt_pool *p) { return p ? mt_pool_size(p) : 1; }
 
 /* Whether the big products may be split over the pool's threads: only when
  * OpenBLAS itself runs one thread (each pool thread then runs its own sgemm). */
-static int split_mode(const mt_whisper *w) { return nthreads_of(w->pool) > 1 && openblas_get_num_threads() == 1; }
+static int split_mode(const mt_whisper *w) { return mt_blas_pool_splits(w->pool); }
 
 /* Read tensor `name` (any float dtype, shape checked) into a new float32 array. */
 static int read_f32(const mt_whisper *w, const char *name, int ndim, const int64_t *shape, float **out, mt_err *err) {
@@ -623,7 +623,7 @@ static void big_linear(const mt_whisper *w, const mt_linear *l, const float *x, 
     }
     if (T >= 64 && split_mode(w)) {
         lin_ctx k = {l, x, y};
-        size_t nt = (size_t)nthreads_of(w->pool);
+        size_t nt = (size_t)mt_pool_size(w->pool);
         mt_pool_for(w->pool, T, (T + nt - 1) / nt, lin_task, &k);
         return;
     }
@@ -652,7 +652,7 @@ static void gemm(const mt_whisper *w, const float *A, size_t M, size_t K, const 
                  float *C) {
     gemm_ctx g = {A, B, bias, C, K, N};
     if (split_mode(w)) {
-        size_t nt = (size_t)nthreads_of(w->pool);
+        size_t nt = (size_t)mt_pool_size(w->pool);
         mt_pool_for(w->pool, M, (M + nt - 1) / nt, gemm_task, &g);
     } else {
         gemm_rows(&g, 0, M);
@@ -718,7 +718,7 @@ static void enc_attention(const mt_whisper *w, const float *q, const float *k, c
 int mt_whisper_encode(mt_whisper *w, const float *mel, float *xa, mt_err *err) {
     const mt_whisper_hp *hp = &w->hp;
     size_t nm = (size_t)hp->n_mels, Ta = (size_t)hp->n_audio_ctx, T1 = 2 * Ta, d = (size_t)hp->n_audio_state;
-    size_t nt = (size_t)nthreads_of(w->pool);
+    size_t nt = (size_t)mt_pool_size(w->pool);
     size_t ncol = 3 * (nm > d ? nm : d);
     size_t n_x = Ta * d, n_big = T1 * ncol > 4 * Ta * d ? T1 * ncol : 4 * Ta * d;
     size_t n_c1 = T1 * d > 3 * Ta * d ? T1 * d : 3 * Ta * d;
@@ -1123,7 +1123,7 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
             return mt_seterr(err, MT_EINVAL, "whisper decoder: token id %d outside the vocabulary (%zu)", (int)ids[r],
                              V);
     MT_TRY(grow(dd, dd->len + n_tok, err));
-    size_t nt = (size_t)nthreads_of(w->pool), Ta = (size_t)hp->n_audio_ctx;
+    size_t nt = (size_t)mt_pool_size(w->pool), Ta = (size_t)hp->n_audio_ctx;
     size_t scr_n = Ta > (size_t)hp->n_text_ctx ? Ta : (size_t)hp->n_text_ctx;
     if (R > 1 && R <= 8 && R * Ta > scr_n) scr_n = R * Ta;   /* xs_task: all rows of a head */
     if (R > 1) scr_n = (R < XATT_ROWS ? R : XATT_ROWS) * Ta > scr_n ? (R < XATT_ROWS ? R : XATT_ROWS) * Ta : scr_n;
@@ -1166,9 +1166,9 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
 #endif
         if (R > 1) {
             size_t ntask = H * ((R + XATT_ROWS - 1) / XATT_ROWS);
-            if (split_mode(w) || nthreads_of(w->pool) == 1) mt_pool_for(w->pool, ntask, 1, xatt_task, &c);
+            if (split_mode(w) || mt_pool_size(w->pool) == 1) mt_pool_for(w->pool, ntask, 1, xatt_task, &c);
             else xatt_task(&c, 0, ntask, 0);   /* sgemm on OpenBLAS's threads */
-        } else if (split_mode(w) || nthreads_of(w->pool) == 1) {
+        } else if (split_mode(w) || mt_pool_size(w->pool) == 1) {
             mt_pool_for(w->pool, R * H, 1, datt_task, &c);
         } else {
             datt_task(&c, 0, R * H, 0);   /* sgemv on OpenBLAS's threads */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/blas.h"
 #include "core/cpu.h"
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
@@ -236,7 +237,7 @@ static void f32_rows_job(void *c, size_t b, size_t e, int tid) {
 
 /* Returns 0, or -1 when the tile buffer could not be allocated. */
 static int forward_tiles(const mt_linear *l, const float *x, size_t T, float *y, mt_pool *pool) {
-    if (mt_pool_size(pool) > 1 && openblas_get_num_threads() == 1) {
+    if (mt_blas_pool_splits(pool)) {
         size_t R = SPLIT_TILE_FLOATS / (l->in ? l->in : 1);
         if (R < 16) R = 16;
         tiles_ctx k = {l, x, T, R, y, 0};
@@ -369,7 +370,7 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
         kq_ctx c = {&m, l, xp, gsum, x, T, y, level};
         mt_pool_for(pool, l->out, 16, kq_job, &c);
         free(heap);
-    } else if (T > 1 && l->wdt == MT_F32 && mt_pool_size(pool) > 1 && openblas_get_num_threads() == 1) {
+    } else if (T > 1 && l->wdt == MT_F32 && mt_blas_pool_splits(pool)) {
         tiles_ctx k = {l, x, T, 0, y, 0};   /* rows of W split over the pool, one-thread sgemm each */
         mt_pool_for(pool, l->out, 16, f32_rows_job, &k);
     } else if (T > 1 && l->wdt == MT_F32) {
