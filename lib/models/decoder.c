@@ -433,6 +433,9 @@ int mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err)
     return MT_OK;
 }
 
+/* the element type of a cache's K/V rows */
+static mt_dtype kv_dtype(const mt_kvcache *c) { return c->f16 ? MT_F16 : MT_F32; }
+
 int mt_model_kv_f16(const mt_model *m) {
     mt_dtype t = m->embed.quantized ? m->embed.sdt : m->embed.wdt;
     return t == MT_F16 || t == MT_BF16;
@@ -464,7 +467,7 @@ static int kv_reserve(mt_kvcache *c, size_t need, mt_err *err) {
     if (need <= c->cap) return MT_OK;
     size_t cap = c->cap ? c->cap : 256;
     while (cap < need) cap *= 2;
-    size_t es = c->f16 ? 2 : 4;
+    size_t es = mt_dtype_size(kv_dtype(c));
     for (int i = 0; i < c->n_layers; i++) {
         void *k = realloc(c->k[i], cap * c->kv_dim * es);
         if (!k) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
@@ -485,7 +488,7 @@ static int kv_reserve(mt_kvcache *c, size_t need, mt_err *err) {
 /* Rebuild the rotating buffer from the old slots listed in `order` (n of them),
  * in that order, in every layer. */
 static int kv_permute(mt_kvcache *c, const size_t *order, size_t n, mt_err *err) {
-    size_t rb = c->kv_dim * (c->f16 ? 2 : 4);   /* bytes per slot */
+    size_t rb = c->kv_dim * mt_dtype_size(kv_dtype(c));   /* bytes per slot */
     char *tmp = malloc((n ? n : 1) * rb);
     size_t *pos = malloc((n ? n : 1) * sizeof *pos);
     if (!tmp || !pos) { free(tmp); free(pos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
@@ -592,8 +595,8 @@ typedef struct attn_ctx {
 
 /* n cached values from element i of a layer's K or V buffer, as float32 */
 static void kv_row(const mt_kvcache *c, const void *buf, size_t i, size_t n, float *out) {
-    if (c->f16) mt_convert_to_f32(out, (const uint16_t *)buf + i, MT_F16, n);
-    else memcpy(out, (const float *)buf + i, n * sizeof *out);
+    mt_dtype t = kv_dtype(c);
+    mt_convert_to_f32(out, (const char *)buf + i * mt_dtype_size(t), t, n);
 }
 
 static void attn_heads(void *vc, size_t b, size_t e, int tid) {
@@ -607,7 +610,7 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
         size_t t = job / (size_t)hp->n_heads, h = job % (size_t)hp->n_heads, kh = h / group;
         const mt_kvcache *kc = a->c[t];
         const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
-        size_t es = kc->f16 ? 2 : 4;
+        size_t es = mt_dtype_size(kv_dtype(kc));
         size_t p = a->pos[t];                /* absolute position of this query */
         size_t j0 = a->lo[t], j1 = a->hi[t];
         int win = a->m->layers[a->layer].sliding && hp->sliding_window > 0;
@@ -817,13 +820,10 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
                 mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
             }
-            if (rc[t]->f16) {
-                mt_convert_from_f32((uint16_t *)rc[t]->k[l] + slot[t] * kvd, kt, MT_F16, kvd);
-                mt_convert_from_f32((uint16_t *)rc[t]->v[l] + slot[t] * kvd, v + t * ks, MT_F16, kvd);
-            } else {
-                memcpy((float *)rc[t]->k[l] + slot[t] * kvd, kt, kvd * sizeof(float));
-                memcpy((float *)rc[t]->v[l] + slot[t] * kvd, v + t * ks, kvd * sizeof(float));
-            }
+            mt_dtype kt_t = kv_dtype(rc[t]);
+            size_t at = slot[t] * kvd * mt_dtype_size(kt_t);   /* byte offset of the slot */
+            mt_convert_from_f32((char *)rc[t]->k[l] + at, kt, kt_t, kvd);
+            mt_convert_from_f32((char *)rc[t]->v[l] + at, v + t * ks, kt_t, kvd);
         }
         attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, T, len};
         mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);
