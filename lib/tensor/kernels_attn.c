@@ -10,14 +10,18 @@
 #include <string.h>
 #include "core/cpu.h"
 #include "tensor/dtype.h"
+#include "tensor/simd_sum.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INL inline __attribute__((always_inline))
 
-static void cap_scores(float *s, size_t n, float cap) {
+/* Soft-cap the scores (cap > 0), replace them by exp(s - max) and return
+ * 1 / their sum: the values are weighted unnormalised and scaled once. */
+static float exp_scores(int level, float *s, size_t n, float cap) {
     if (cap > 0)
         for (size_t j = 0; j < n; j++) s[j] = tanhf(s[j] / cap) * cap;
+    return 1.0f / mt_k_exp_sum(level, s, mt_k_max(level, s, n), n);
 }
 
 /* ---- portable ---------------------------------------------------------- */
@@ -33,11 +37,7 @@ static void attn_c(const float *q, const void *K, const void *V, size_t kvs, siz
         for (size_t i = 0; i < hd; i++) d += q[i] * ld_c(K, j * kvs + i, f16);
         s[j] = d * scale;
     }
-    cap_scores(s, n, cap);
-    float m = -INFINITY, sum = 0.f;
-    for (size_t j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
-    for (size_t j = 0; j < n; j++) { s[j] = expf(s[j] - m); sum += s[j]; }
-    float r = 1.0f / sum;
+    float r = exp_scores(MT_CPU_PORTABLE, s, n, cap);
     for (size_t i = 0; i < hd; i++) out[i] = 0.f;
     for (size_t j = 0; j < n; j++) {
         float p = s[j] * r;
@@ -46,13 +46,6 @@ static void attn_c(const float *q, const void *K, const void *V, size_t kvs, siz
 }
 
 /* ---- AVX2 (hd % 8 == 0) -------------------------------------------------- */
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* 8 keys/values from element i of row p (float32 or float16) */
 AVX2 static INL __m256 ld8(const void *p, size_t i, int f16) {
@@ -72,11 +65,9 @@ AVX2 static INL void attn_avx2_t(const float *q, const void *K, const void *V, s
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), ld8(k, i + 8, f16), a1);
         }
         if (i < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld8(k, i, f16), a0);
-        s[j] = hsum8(_mm256_add_ps(a0, a1)) * scale;
+        s[j] = mt_hsum8(_mm256_add_ps(a0, a1)) * scale;
     }
-    cap_scores(s, n, cap);
-    int l = MT_CPU_AVX2;
-    float sum = mt_k_exp_sum(l, s, mt_k_max(l, s, n), n), r = 1.0f / sum;
+    float r = exp_scores(MT_CPU_AVX2, s, n, cap);
     for (size_t d0 = 0; d0 < hd; d0 += 32) {   /* 4 accumulators of 8 */
         size_t nb = hd - d0 < 32 ? (hd - d0) / 8 : 4;
         __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
@@ -153,9 +144,7 @@ AVX512 static INL void attn_512_t(const float *q, const void *K, const void *V, 
         for (size_t i = 0; i < hd; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), ld16(k0, i, f16), a0);
         s[j] = _mm512_reduce_add_ps(a0) * scale;
     }
-    cap_scores(s, n, cap);
-    int l = MT_CPU_AVX512;
-    float sum = mt_k_exp_sum(l, s, mt_k_max(l, s, n), n), r = 1.0f / sum;
+    float r = exp_scores(MT_CPU_AVX512, s, n, cap);
     for (size_t d0 = 0; d0 < hd; d0 += 64) {   /* 4 accumulators of 16 */
         size_t nb = hd - d0 < 64 ? (hd - d0) / 16 : 4;
         __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;

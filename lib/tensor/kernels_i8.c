@@ -18,6 +18,7 @@
 #include <string.h>
 #include "core/cpu.h"
 #include "tensor/quant.h"
+#include "tensor/simd_sum.h"
 
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,avx2")))
 #define SCHUNK 256 /* groups of scales converted per chunk */
@@ -192,12 +193,7 @@ static void i8_rows_avx2(const mt_qmat *m, const int8_t *q, const float *sx, con
             }
             for (size_t t = 0; t < tn; t++) bacc[t] += bias_dot_c(bf, gsum + t * m->ng + g0, g1 - g0);
         }
-        for (size_t t = 0; t < tn; t++) {
-            __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(f[t]), _mm256_extractf128_ps(f[t], 1));
-            s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-            s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-            y[t * ldy + r] = _mm_cvtss_f32(s4) + bacc[t];
-        }
+        for (size_t t = 0; t < tn; t++) y[t * ldy + r] = mt_hsum8(f[t]) + bacc[t];
     }
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include "core/cpu.h"
 #include "tensor/quant.h"
+#include "tensor/simd_sum.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
 #define SCHUNK 256 /* groups converted to float per chunk */
@@ -42,13 +43,6 @@ static void cvt_avx2(float *dst, const unsigned char *src, mt_dtype t, size_t n)
         }
     }
     if (i < n) cvt_c(dst + i, src + 2 * i, t, n - i);
-}
-
-static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* 4-bit permutation: within blocks of `blk` elements, the first blk/2 slots
@@ -136,7 +130,7 @@ static float q4_chunk_avx2(const unsigned char *w, const float *sf, const float 
         t0 = _mm256_fmadd_ps(a0, s, t0);
         t1 = _mm256_fmadd_ps(a1, s, t1);
     }
-    return hsum256(_mm256_add_ps(t0, t1));
+    return mt_hsum8(_mm256_add_ps(t0, t1));
 }
 
 static float q8_chunk_avx2(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs) {
@@ -156,7 +150,7 @@ static float q8_chunk_avx2(const unsigned char *w, const float *sf, const float 
         t0 = _mm256_fmadd_ps(a0, s, t0);
         t1 = _mm256_fmadd_ps(a1, s, t1);
     }
-    return hsum256(_mm256_add_ps(t0, t1));
+    return mt_hsum8(_mm256_add_ps(t0, t1));
 }
 
 /* Other widths: unpack a group's codes to bytes, then the 8-bit loop. */
@@ -176,14 +170,14 @@ static float qn_chunk_avx2(const unsigned char *w, const float *sf, const float 
         }
         t0 = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_broadcast_ss(sf + g), t0);
     }
-    return hsum256(t0);
+    return mt_hsum8(t0);
 }
 
 static float bias_dot_avx2(const float *bf, const float *gsum, size_t n) {
     __m256 a = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 8 <= n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(bf + i), _mm256_loadu_ps(gsum + i), a);
-    float s = hsum256(a);
+    float s = mt_hsum8(a);
     for (; i < n; i++) s += bf[i] * gsum[i];
     return s;
 }
@@ -431,7 +425,7 @@ static float kd_dot_avx2(const unsigned char *w, mt_dtype t, const float *x, siz
             a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(v1), _mm256_loadu_ps(x + i + 8), a1);
         }
     }
-    float s = hsum256(_mm256_add_ps(a0, a1));
+    float s = mt_hsum8(_mm256_add_ps(a0, a1));
     if (i < K) s += kd_dot_c(w + i * mt_dtype_size(t), t, x + i, K - i);
     return s;
 }

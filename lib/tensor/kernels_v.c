@@ -9,15 +9,9 @@
 #include <math.h>
 #include "core/cpu.h"
 #include "tensor/simd_exp.h"
+#include "tensor/simd_sum.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static inline float hmax8(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -50,7 +44,7 @@ static float dot_avx2(const float *a, const float *b, size_t n) {
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
-    float s = hsum8(_mm256_add_ps(s0, s1));
+    float s = mt_hsum8(_mm256_add_ps(s0, s1));
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
@@ -126,7 +120,7 @@ float mt_k_exp_sum(int level, float *x, float m, size_t n) {
             _mm256_storeu_ps(x + i, e);
             vs = _mm256_add_ps(vs, e);
         }
-        s = hsum8(vs);
+        s = mt_hsum8(vs);
     }
     for (; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
     return s;
