@@ -235,114 +235,59 @@ VNNI static inline __attribute__((always_inline)) void cvt_512(float *dst, const
     }
 }
 
-/* One row, TN tokens (a compile-time constant after inlining). */
+/* NR rows (1, or 2: each token's activations are then loaded once for both),
+ * TN tokens; both compile-time constants after inlining.  sf/bf hold NR
+ * rows' widened scales/biases, SCHUNK + 16 and SCHUNK floats apart. */
 VNNI static inline __attribute__((always_inline)) void
 i8_row_512(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp, size_t nl, const size_t TN,
-           float *y, size_t ldy, size_t r, float *sf, float *bf, __m512i idx) {
+           const size_t NR, float *y, size_t ldy, size_t r, float *sf, float *bf, __m512i idx) {
     size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), be = blk_elems(m->bits);
     size_t nb = (m->K + be - 1) / be, cb = SCHUNK * gs / be;
     const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
     const __m512i m15 = _mm512_set1_epi8(15);
-    __m512 f[MAXT];
-    float bacc[MAXT];
-    for (size_t t = 0; t < TN; t++) { f[t] = _mm512_setzero_ps(); bacc[t] = 0.f; }
+    __m512 f[2][MAXT];
+    float bacc[2][MAXT];
+    for (size_t i = 0; i < NR; i++)
+        for (size_t t = 0; t < TN; t++) { f[i][t] = _mm512_setzero_ps(); bacc[i][t] = 0.f; }
     for (size_t b0 = 0; b0 < nb; b0 += cb) {
         size_t b1 = nb - b0 < cb ? nb : b0 + cb, g0 = b0 * be / gs, g1 = (b1 * be + gs - 1) / gs;
         if (g1 > m->ng) g1 = m->ng;
-        cvt_512(sf, sp + g0 * ss, m->sdt, g1 - g0);
-        cvt_512(bf, bp + g0 * ss, m->sdt, g1 - g0);
+        for (size_t i = 0; i < NR; i++) {
+            cvt_512(sf + i * (SCHUNK + 16), sp + (i * m->ng + g0) * ss, m->sdt, g1 - g0);
+            cvt_512(bf + i * SCHUNK, bp + (i * m->ng + g0) * ss, m->sdt, g1 - g0);
+        }
         for (size_t b = b0; b < b1; b++) {
             size_t avail = m->row_bytes - b * 64;
-            _mm_prefetch((const char *)(w + b * 64 + PF_AHEAD), _MM_HINT_T0);
-            __m512i c = avail >= 64 ? _mm512_loadu_si512((const void *)(w + b * 64))
-                                    : _mm512_maskz_loadu_epi8((__mmask64)((1ull << avail) - 1), w + b * 64);
-            __m512 swe = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(sf + (b * be / gs - g0)));
-            if (m->bits == 4) {
-                __m512i lo = _mm512_and_si512(c, m15), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m15);
-                for (size_t t = 0; t < TN; t++) {
-                    const int8_t *qb = q + t * kp + b * 128;
-                    __m512i i32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512((const void *)qb));
-                    i32 = _mm512_dpbusd_epi32(i32, hi, _mm512_loadu_si512((const void *)(qb + 64)));
-                    __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(i32), _mm512_loadu_ps(sx + t * nl + b * 16));
-                    f[t] = _mm512_fmadd_ps(d, swe, f[t]);
+            __m512i lo[2], hi[2];
+            __m512 swe[2];
+            for (size_t i = 0; i < NR; i++) {
+                const unsigned char *wb = w + i * m->row_bytes + b * 64;
+                _mm_prefetch((const char *)(wb + PF_AHEAD), _MM_HINT_T0);
+                lo[i] = avail >= 64 ? _mm512_loadu_si512((const void *)wb)   /* 8 bits: the codes; 4: split below */
+                                    : _mm512_maskz_loadu_epi8((__mmask64)((1ull << avail) - 1), wb);
+                swe[i] = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(sf + i * (SCHUNK + 16) + (b * be / gs - g0)));
+                if (m->bits == 4) {
+                    hi[i] = _mm512_and_si512(_mm512_srli_epi16(lo[i], 4), m15);
+                    lo[i] = _mm512_and_si512(lo[i], m15);
                 }
-            } else {
-                for (size_t t = 0; t < TN; t++) {
-                    const int8_t *qb = q + t * kp + b * 64;
-                    __m512i i32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_loadu_si512((const void *)qb));
-                    __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(i32), _mm512_loadu_ps(sx + t * nl + b * 16));
-                    f[t] = _mm512_fmadd_ps(d, swe, f[t]);
+            }
+            for (size_t t = 0; t < TN; t++) {
+                const int8_t *qb = q + t * kp + b * (m->bits == 4 ? 128 : 64);
+                __m512i xl = _mm512_loadu_si512((const void *)qb);
+                __m512i xh = m->bits == 4 ? _mm512_loadu_si512((const void *)(qb + 64)) : xl;
+                __m512 d = _mm512_loadu_ps(sx + t * nl + b * 16);
+                for (size_t i = 0; i < NR; i++) {
+                    __m512i i32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[i], xl);
+                    if (m->bits == 4) i32 = _mm512_dpbusd_epi32(i32, hi[i], xh);
+                    f[i][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(i32), d), swe[i], f[i][t]);
                 }
             }
         }
-        for (size_t t = 0; t < TN; t++) bacc[t] += bias_dot_512(bf, gsum + t * m->ng + g0, g1 - g0);
+        for (size_t i = 0; i < NR; i++)
+            for (size_t t = 0; t < TN; t++) bacc[i][t] += bias_dot_512(bf + i * SCHUNK, gsum + t * m->ng + g0, g1 - g0);
     }
-    for (size_t t = 0; t < TN; t++) y[t * ldy + r] = _mm512_reduce_add_ps(f[t]) + bacc[t];
-}
-
-/* Two rows, TN tokens: each token's activations are loaded once for both
- * rows (batched decode reads 3 activation vectors per block and token). */
-VNNI static inline __attribute__((always_inline)) void
-i8_row2_512(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp, size_t nl,
-            const size_t TN, float *y, size_t ldy, size_t r, float *sf, float *bf, __m512i idx) {
-    size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), be = blk_elems(m->bits);
-    size_t nb = (m->K + be - 1) / be, cb = SCHUNK * gs / be;
-    const unsigned char *w0 = m->w + r * m->row_bytes, *w1 = w0 + m->row_bytes;
-    const unsigned char *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
-    float *sf1 = sf + SCHUNK + 16, *bf1 = bf + SCHUNK;
-    const __m512i m15 = _mm512_set1_epi8(15);
-    __m512 f0[MAXT], f1[MAXT];
-    float b0acc[MAXT], b1acc[MAXT];
-    for (size_t t = 0; t < TN; t++) { f0[t] = f1[t] = _mm512_setzero_ps(); b0acc[t] = b1acc[t] = 0.f; }
-    for (size_t c0 = 0; c0 < nb; c0 += cb) {
-        size_t c1 = nb - c0 < cb ? nb : c0 + cb, g0 = c0 * be / gs, g1 = (c1 * be + gs - 1) / gs;
-        if (g1 > m->ng) g1 = m->ng;
-        cvt_512(sf, sp + g0 * ss, m->sdt, g1 - g0);
-        cvt_512(bf, bp + g0 * ss, m->sdt, g1 - g0);
-        cvt_512(sf1, sp + (m->ng + g0) * ss, m->sdt, g1 - g0);
-        cvt_512(bf1, bp + (m->ng + g0) * ss, m->sdt, g1 - g0);
-        for (size_t b = c0; b < c1; b++) {
-            size_t avail = m->row_bytes - b * 64;
-            _mm_prefetch((const char *)(w0 + b * 64 + PF_AHEAD), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + b * 64 + PF_AHEAD), _MM_HINT_T0);
-            __mmask64 km = avail >= 64 ? ~(__mmask64)0 : (__mmask64)((1ull << avail) - 1);
-            __m512i a = _mm512_maskz_loadu_epi8(km, w0 + b * 64), c = _mm512_maskz_loadu_epi8(km, w1 + b * 64);
-            size_t so = b * be / gs - g0;
-            __m512 s0 = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(sf + so));
-            __m512 s1 = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(sf1 + so));
-            if (m->bits == 4) {
-                __m512i alo = _mm512_and_si512(a, m15), ahi = _mm512_and_si512(_mm512_srli_epi16(a, 4), m15);
-                __m512i clo = _mm512_and_si512(c, m15), chi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m15);
-                for (size_t t = 0; t < TN; t++) {
-                    const int8_t *qb = q + t * kp + b * 128;
-                    __m512i xl = _mm512_loadu_si512((const void *)qb), xh = _mm512_loadu_si512((const void *)(qb + 64));
-                    __m512 d = _mm512_loadu_ps(sx + t * nl + b * 16);
-                    __m512i i0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), alo, xl), ahi, xh);
-                    __m512i i1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), clo, xl), chi, xh);
-                    f0[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(i0), d), s0, f0[t]);
-                    f1[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(i1), d), s1, f1[t]);
-                }
-            } else {
-                for (size_t t = 0; t < TN; t++) {
-                    const int8_t *qb = q + t * kp + b * 64;
-                    __m512i x = _mm512_loadu_si512((const void *)qb);
-                    __m512 d = _mm512_loadu_ps(sx + t * nl + b * 16);
-                    __m512i i0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a, x);
-                    __m512i i1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, x);
-                    f0[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(i0), d), s0, f0[t]);
-                    f1[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(i1), d), s1, f1[t]);
-                }
-            }
-        }
-        for (size_t t = 0; t < TN; t++) {
-            b0acc[t] += bias_dot_512(bf, gsum + t * m->ng + g0, g1 - g0);
-            b1acc[t] += bias_dot_512(bf1, gsum + t * m->ng + g0, g1 - g0);
-        }
-    }
-    for (size_t t = 0; t < TN; t++) {
-        y[t * ldy + r] = _mm512_reduce_add_ps(f0[t]) + b0acc[t];
-        y[t * ldy + r + 1] = _mm512_reduce_add_ps(f1[t]) + b1acc[t];
-    }
+    for (size_t i = 0; i < NR; i++)
+        for (size_t t = 0; t < TN; t++) y[t * ldy + r + i] = _mm512_reduce_add_ps(f[i][t]) + bacc[i][t];
 }
 
 VNNI static void i8_rows_512(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum, size_t kp,
@@ -357,23 +302,23 @@ VNNI static void i8_rows_512(const mt_qmat *m, const int8_t *q, const float *sx,
     if (tn >= 4)   /* several tokens: row pairs share the activation loads */
         for (; r + 2 <= r1; r += 2) {
             switch (tn) {
-            case 4: i8_row2_512(m, q, sx, gsum, kp, nl, 4, y, ldy, r, sf, bf, idx); break;
-            case 5: i8_row2_512(m, q, sx, gsum, kp, nl, 5, y, ldy, r, sf, bf, idx); break;
-            case 6: i8_row2_512(m, q, sx, gsum, kp, nl, 6, y, ldy, r, sf, bf, idx); break;
-            case 7: i8_row2_512(m, q, sx, gsum, kp, nl, 7, y, ldy, r, sf, bf, idx); break;
-            default: i8_row2_512(m, q, sx, gsum, kp, nl, 8, y, ldy, r, sf, bf, idx); break;
+            case 4: i8_row_512(m, q, sx, gsum, kp, nl, 4, 2, y, ldy, r, sf, bf, idx); break;
+            case 5: i8_row_512(m, q, sx, gsum, kp, nl, 5, 2, y, ldy, r, sf, bf, idx); break;
+            case 6: i8_row_512(m, q, sx, gsum, kp, nl, 6, 2, y, ldy, r, sf, bf, idx); break;
+            case 7: i8_row_512(m, q, sx, gsum, kp, nl, 7, 2, y, ldy, r, sf, bf, idx); break;
+            default: i8_row_512(m, q, sx, gsum, kp, nl, 8, 2, y, ldy, r, sf, bf, idx); break;
             }
         }
     for (; r < r1; r++) {
         switch (tn) {
-        case 1: i8_row_512(m, q, sx, gsum, kp, nl, 1, y, ldy, r, sf, bf, idx); break;
-        case 2: i8_row_512(m, q, sx, gsum, kp, nl, 2, y, ldy, r, sf, bf, idx); break;
-        case 3: i8_row_512(m, q, sx, gsum, kp, nl, 3, y, ldy, r, sf, bf, idx); break;
-        case 4: i8_row_512(m, q, sx, gsum, kp, nl, 4, y, ldy, r, sf, bf, idx); break;
-        case 5: i8_row_512(m, q, sx, gsum, kp, nl, 5, y, ldy, r, sf, bf, idx); break;
-        case 6: i8_row_512(m, q, sx, gsum, kp, nl, 6, y, ldy, r, sf, bf, idx); break;
-        case 7: i8_row_512(m, q, sx, gsum, kp, nl, 7, y, ldy, r, sf, bf, idx); break;
-        default: i8_row_512(m, q, sx, gsum, kp, nl, 8, y, ldy, r, sf, bf, idx); break;
+        case 1: i8_row_512(m, q, sx, gsum, kp, nl, 1, 1, y, ldy, r, sf, bf, idx); break;
+        case 2: i8_row_512(m, q, sx, gsum, kp, nl, 2, 1, y, ldy, r, sf, bf, idx); break;
+        case 3: i8_row_512(m, q, sx, gsum, kp, nl, 3, 1, y, ldy, r, sf, bf, idx); break;
+        case 4: i8_row_512(m, q, sx, gsum, kp, nl, 4, 1, y, ldy, r, sf, bf, idx); break;
+        case 5: i8_row_512(m, q, sx, gsum, kp, nl, 5, 1, y, ldy, r, sf, bf, idx); break;
+        case 6: i8_row_512(m, q, sx, gsum, kp, nl, 6, 1, y, ldy, r, sf, bf, idx); break;
+        case 7: i8_row_512(m, q, sx, gsum, kp, nl, 7, 1, y, ldy, r, sf, bf, idx); break;
+        default: i8_row_512(m, q, sx, gsum, kp, nl, 8, 1, y, ldy, r, sf, bf, idx); break;
         }
     }
 }
