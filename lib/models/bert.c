@@ -341,37 +341,33 @@ static float softmax_exp(float *p, size_t n) {
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+/* The 4 x 16 register block both products below use:
+ * acc[2u..2u+1] = sum_k a[u][k] * b[k * ldb + 0..16) for u < 4. */
+static inline void mk4x16(const float *const a[4], const float *b, size_t ldb, size_t K, __m256 acc[8]) {
+    for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+    for (size_t k = 0; k < K; k++) {
+        const float *br = b + k * ldb;
+        __m256 b0 = _mm256_loadu_ps(br), b1 = _mm256_loadu_ps(br + 8);
+        for (int u = 0; u < 4; u++) {
+            __m256 au = _mm256_broadcast_ss(a[u] + k);
+            acc[2 * u] = _mm256_fmadd_ps(au, b0, acc[2 * u]);
+            acc[2 * u + 1] = _mm256_fmadd_ps(au, b1, acc[2 * u + 1]);
+        }
+    }
+}
+
 /* pr[u][j] = scale * q[u] . k_j for 4 queries, keys from kt [d, L] (16 keys per
  * step, 8 accumulators in registers). */
 static void scores4(const float *const q[4], const float *kt, size_t L, size_t d, float scale, float *const pr[4]) {
     size_t j = 0;
     __m256 sc = _mm256_set1_ps(scale);
     for (; j + 16 <= L; j += 16) {
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        for (size_t x = 0; x < d; x++) {
-            const float *kr = kt + x * L + j;
-            __m256 k0 = _mm256_loadu_ps(kr), k1 = _mm256_loadu_ps(kr + 8), b;
-            b = _mm256_broadcast_ss(q[0] + x);
-            a00 = _mm256_fmadd_ps(b, k0, a00);
-            a01 = _mm256_fmadd_ps(b, k1, a01);
-            b = _mm256_broadcast_ss(q[1] + x);
-            a10 = _mm256_fmadd_ps(b, k0, a10);
-            a11 = _mm256_fmadd_ps(b, k1, a11);
-            b = _mm256_broadcast_ss(q[2] + x);
-            a20 = _mm256_fmadd_ps(b, k0, a20);
-            a21 = _mm256_fmadd_ps(b, k1, a21);
-            b = _mm256_broadcast_ss(q[3] + x);
-            a30 = _mm256_fmadd_ps(b, k0, a30);
-            a31 = _mm256_fmadd_ps(b, k1, a31);
+        __m256 acc[8];
+        mk4x16(q, kt + j, L, d, acc);
+        for (int u = 0; u < 4; u++) {
+            _mm256_storeu_ps(pr[u] + j, _mm256_mul_ps(acc[2 * u], sc));
+            _mm256_storeu_ps(pr[u] + j + 8, _mm256_mul_ps(acc[2 * u + 1], sc));
         }
-        _mm256_storeu_ps(pr[0] + j, _mm256_mul_ps(a00, sc));
-        _mm256_storeu_ps(pr[0] + j + 8, _mm256_mul_ps(a01, sc));
-        _mm256_storeu_ps(pr[1] + j, _mm256_mul_ps(a10, sc));
-        _mm256_storeu_ps(pr[1] + j + 8, _mm256_mul_ps(a11, sc));
-        _mm256_storeu_ps(pr[2] + j, _mm256_mul_ps(a20, sc));
-        _mm256_storeu_ps(pr[2] + j + 8, _mm256_mul_ps(a21, sc));
-        _mm256_storeu_ps(pr[3] + j, _mm256_mul_ps(a30, sc));
-        _mm256_storeu_ps(pr[3] + j + 8, _mm256_mul_ps(a31, sc));
     }
     for (; j + 8 <= L; j += 8) {
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -400,24 +396,8 @@ static void scores4(const float *const q[4], const float *kt, size_t L, size_t d
 static void pv4(const float *const pr[4], const float *vv, size_t L, size_t d, const float r[4], float *const o[4]) {
     size_t x = 0;
     for (; x + 16 <= d; x += 16) {
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        for (size_t j = 0; j < L; j++) {
-            const float *v = vv + j * d + x;
-            __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), b;
-            b = _mm256_broadcast_ss(pr[0] + j);
-            a00 = _mm256_fmadd_ps(b, v0, a00);
-            a01 = _mm256_fmadd_ps(b, v1, a01);
-            b = _mm256_broadcast_ss(pr[1] + j);
-            a10 = _mm256_fmadd_ps(b, v0, a10);
-            a11 = _mm256_fmadd_ps(b, v1, a11);
-            b = _mm256_broadcast_ss(pr[2] + j);
-            a20 = _mm256_fmadd_ps(b, v0, a20);
-            a21 = _mm256_fmadd_ps(b, v1, a21);
-            b = _mm256_broadcast_ss(pr[3] + j);
-            a30 = _mm256_fmadd_ps(b, v0, a30);
-            a31 = _mm256_fmadd_ps(b, v1, a31);
-        }
-        __m256 acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
+        __m256 acc[8];
+        mk4x16(pr, vv + x, d, L, acc);
         for (int u = 0; u < 4; u++)
             if (o[u]) {
                 __m256 ru = _mm256_set1_ps(r[u]);
