@@ -1048,21 +1048,6 @@ static void xs_task(void *c, size_t b, size_t e, int tid) {
 }
 #endif
 
-typedef struct dlin_ctx {
-    const mt_linear *l;
-    const float *x;
-    float *y;
-    size_t T;
-} dlin_ctx;
-
-static void dlin_task(void *c, size_t b, size_t e, int tid) {
-    (void)tid;
-    dlin_ctx *k = c;
-    const mt_linear *l = k->l;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)k->T, (int)(e - b), (int)l->in, 1.0f, k->x, (int)l->in,
-                (const float *)l->w + b * l->in, (int)l->in, 0.0f, k->y + b, (int)l->out);
-}
-
 /* Decoder products (few rows).  mt_linear_forward runs F32 weights with
  * several rows as one sgemm; when OpenBLAS runs one thread, the output
  * columns are split over the pool instead. */
@@ -1097,12 +1082,6 @@ static void dec_linear(const mt_whisper *w, const mt_linear *l, const float *x, 
          * a float32 copy of it (mt_linear_forward's path for T > 2) */
         kd_ctx k = {l, x, y, T, mt_cpu_level()};
         mt_pool_for(pool, l->out, 16, kd_task, &k);
-        mt_linear_add_bias(l, T, y);
-        return;
-    }
-    if (T > 1 && !l->quantized && l->wdt == MT_F32 && pool && split_mode(w)) {
-        dlin_ctx k = {l, x, y, T};
-        mt_pool_for(w->pool, l->out, 64, dlin_task, &k);
         mt_linear_add_bias(l, T, y);
         return;
     }
