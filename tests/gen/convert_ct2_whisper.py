@@ -92,6 +92,16 @@ def ct2_to_openai(v):
     def nlayers(side):
         return len({k.split("/")[1] for k in v
                     if k.startswith(side + "/layer_") and k.split("/")[1][6:].isdigit()})
+
+    def self_attn(q, p):   # CT2's fused qkv (no key bias) -> openai-whisper's attn.* and attn_ln
+        w = v[p + "self_attention/linear_0/weight"]
+        bb = v[p + "self_attention/linear_0/bias"]
+        lin(q + "attn.query", w[:d], bb[:d])
+        lin(q + "attn.key", w[d:2 * d])
+        lin(q + "attn.value", w[2 * d:], bb[2 * d:])
+        lin(q + "attn.out", v[p + "self_attention/linear_1/weight"], v[p + "self_attention/linear_1/bias"])
+        ln(q + "attn_ln", p + "self_attention/layer_norm")
+
     n_enc = nlayers("encoder")
     n_dec = nlayers("decoder")
     d = v["encoder/conv1/weight"].shape[0]
@@ -104,13 +114,7 @@ def ct2_to_openai(v):
     for i in range(n_enc):
         p = "encoder/layer_%d/" % i
         q = "encoder.blocks.%d." % i
-        w = v[p + "self_attention/linear_0/weight"]
-        bb = v[p + "self_attention/linear_0/bias"]
-        lin(q + "attn.query", w[:d], bb[:d])
-        lin(q + "attn.key", w[d:2 * d])
-        lin(q + "attn.value", w[2 * d:], bb[2 * d:])
-        lin(q + "attn.out", v[p + "self_attention/linear_1/weight"], v[p + "self_attention/linear_1/bias"])
-        ln(q + "attn_ln", p + "self_attention/layer_norm")
+        self_attn(q, p)
         lin(q + "mlp.0", v[p + "ffn/linear_0/weight"], v[p + "ffn/linear_0/bias"])
         lin(q + "mlp.2", v[p + "ffn/linear_1/weight"], v[p + "ffn/linear_1/bias"])
         ln(q + "mlp_ln", p + "ffn/layer_norm")
@@ -120,13 +124,7 @@ def ct2_to_openai(v):
     for i in range(n_dec):
         p = "decoder/layer_%d/" % i
         q = "decoder.blocks.%d." % i
-        w = v[p + "self_attention/linear_0/weight"]
-        bb = v[p + "self_attention/linear_0/bias"]
-        lin(q + "attn.query", w[:d], bb[:d])
-        lin(q + "attn.key", w[d:2 * d])
-        lin(q + "attn.value", w[2 * d:], bb[2 * d:])
-        lin(q + "attn.out", v[p + "self_attention/linear_1/weight"], v[p + "self_attention/linear_1/bias"])
-        ln(q + "attn_ln", p + "self_attention/layer_norm")
+        self_attn(q, p)
         lin(q + "cross_attn.query", v[p + "attention/linear_0/weight"], v[p + "attention/linear_0/bias"])
         w = v[p + "attention/linear_1/weight"]
         bb = v[p + "attention/linear_1/bias"]
