@@ -245,36 +245,52 @@ static void check_reorder(mt_pool *pool) {
     mt_whisper_free(w);
 }
 
-/* A copy of tiny-ml-mlx whose safetensors header is edited by `edit`. */
-static int broken_copy(char *tmpdir, void (*edit)(json_t *hdr)) {
+/* tiny-ml-mlx read for a modified copy in a new temporary folder tmpdir: the
+ * weights file (buf, len), its parsed header (*hdr) and length (*hl), the
+ * config (cfg, clen).  Returns 0 or -1. */
+static int read_fixture(char *tmpdir, char **buf, size_t *len, json_t **hdr, uint64_t *hl, char **cfg, size_t *clen) {
     strcpy(tmpdir, "/tmp/test_whisper_XXXXXX");
     if (!mkdtemp(tmpdir)) return -1;
-    char *buf = NULL, *cfg = NULL;
-    size_t len = 0, clen = 0;
-    if (mt_read_file(DIR "tiny-ml-mlx/weights.safetensors", &buf, &len, NULL)) return -1;
-    if (mt_read_file(DIR "tiny-ml-mlx/config.json", &cfg, &clen, NULL)) { free(buf); return -1; }
-    uint64_t hl;
-    memcpy(&hl, buf, 8);
+    if (mt_read_file(DIR "tiny-ml-mlx/weights.safetensors", buf, len, NULL)) return -1;
+    if (mt_read_file(DIR "tiny-ml-mlx/config.json", cfg, clen, NULL)) { free(*buf); return -1; }
+    memcpy(hl, *buf, 8);
     json_error_t je;
-    json_t *h = json_loadb(buf + 8, (size_t)hl, 0, &je);
-    edit(h);
-    char *hs = json_dumps(h, JSON_COMPACT);
-    json_decref(h);
-    size_t nhl = strlen(hs);
-    uint64_t nh = nhl;
+    *hdr = json_loadb(*buf + 8, (size_t)*hl, 0, &je);
+    return 0;
+}
+
+/* Writes tmpdir/weights.safetensors (header hdr, then data[dlen]) and
+ * tmpdir/config.json.  Returns 0 or -1. */
+static int write_copy(const char *tmpdir, const json_t *hdr, const char *data, size_t dlen, const char *cfg,
+                      size_t clen) {
+    char *hs = json_dumps(hdr, JSON_COMPACT);
+    uint64_t nh = strlen(hs);
     char p[600];
     snprintf(p, sizeof p, "%s/weights.safetensors", tmpdir);
     FILE *f = fopen(p, "wb");
     int rc = -1;
     if (f) {
         fwrite(&nh, 8, 1, f);
-        fwrite(hs, 1, nhl, f);
-        fwrite(buf + 8 + hl, 1, len - 8 - (size_t)hl, f);
+        fwrite(hs, 1, (size_t)nh, f);
+        fwrite(data, 1, dlen, f);
         rc = fclose(f);
     }
     snprintf(p, sizeof p, "%s/config.json", tmpdir);
     if (!rc) rc = mt_write_file_atomic(p, cfg, clen, NULL);
     free(hs);
+    return rc;
+}
+
+/* A copy of tiny-ml-mlx whose safetensors header is edited by `edit`. */
+static int broken_copy(char *tmpdir, void (*edit)(json_t *hdr)) {
+    char *buf = NULL, *cfg = NULL;
+    size_t len = 0, clen = 0;
+    json_t *h;
+    uint64_t hl;
+    if (read_fixture(tmpdir, &buf, &len, &h, &hl, &cfg, &clen)) return -1;
+    edit(h);
+    int rc = write_copy(tmpdir, h, buf + 8 + hl, len - 8 - (size_t)hl, cfg, clen);
+    json_decref(h);
     free(buf);
     free(cfg);
     return rc;
@@ -282,17 +298,12 @@ static int broken_copy(char *tmpdir, void (*edit)(json_t *hdr)) {
 
 /* A float32 copy of tiny-ml-mlx (every F16 tensor widened; exact). */
 static int f32_copy(char *tmpdir) {
-    strcpy(tmpdir, "/tmp/test_whisper_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
     char *buf = NULL, *cfg = NULL;
     size_t len = 0, clen = 0;
-    if (mt_read_file(DIR "tiny-ml-mlx/weights.safetensors", &buf, &len, NULL)) return -1;
-    if (mt_read_file(DIR "tiny-ml-mlx/config.json", &cfg, &clen, NULL)) { free(buf); return -1; }
+    json_t *h;
     uint64_t hl;
-    memcpy(&hl, buf, 8);
+    if (read_fixture(tmpdir, &buf, &len, &h, &hl, &cfg, &clen)) return -1;
     const char *data = buf + 8 + hl;
-    json_error_t je;
-    json_t *h = json_loadb(buf + 8, (size_t)hl, 0, &je);
     size_t total = 0;
     const char *key;
     json_t *v;
@@ -322,22 +333,8 @@ static int f32_copy(char *tmpdir) {
         json_object_set_new(v, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + n)));
         off += n;
     }
-    char *hs = json_dumps(h, JSON_COMPACT);
+    int rc = write_copy(tmpdir, h, out, total, cfg, clen);
     json_decref(h);
-    uint64_t nh = strlen(hs);
-    char p[600];
-    snprintf(p, sizeof p, "%s/weights.safetensors", tmpdir);
-    FILE *f = fopen(p, "wb");
-    int rc = -1;
-    if (f) {
-        fwrite(&nh, 8, 1, f);
-        fwrite(hs, 1, (size_t)nh, f);
-        fwrite(out, 1, total, f);
-        rc = fclose(f);
-    }
-    snprintf(p, sizeof p, "%s/config.json", tmpdir);
-    if (!rc) rc = mt_write_file_atomic(p, cfg, clen, NULL);
-    free(hs);
     free(out);
     free(buf);
     free(cfg);
