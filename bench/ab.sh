@@ -19,13 +19,8 @@ REPS=${REPS:-3}
 PAIRS=${PAIRS:-"llama1b-q4g64:Q4_0 qwen06b-q4g64:Q4_0 llama1b-q4g32:Q4_1"}
 PEER=${PEER:-1}
 OUT=${OUT:-bench/out/ab.jsonl}
-PKGS="jansson libpcre2-8 libutf8proc libzstd libcurl openblas"
-
-make -j2 BUILD="$BUILD" "$BUILD/libmlxtools.a" >/dev/null
-mkdir -p bench/bin bench/out
-cc -std=c17 -D_GNU_SOURCE -O3 -march=x86-64-v3 -Ilib $(pkg-config --cflags $PKGS) bench/bench_gen.c \
-    "$BUILD/libmlxtools.a" $(pkg-config --libs $PKGS) -lm -lpthread -o bench/bin/bench_gen
-cc -O2 -march=x86-64-v3 -pthread bench/triad.c -o bench/bin/triad
+. bench/common.sh
+build_bench
 
 : >"$OUT"
 echo "{\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$OUT"
@@ -41,11 +36,7 @@ for r in $(seq "$REPS"); do
             MT_QMATH=$q bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" >>"$OUT"
         done
         if [ "$PEER" = 1 ] && [ -f "bench/models/${m%%-*}-$g.gguf" ]; then
-            if [ -n "${LLAMA_BENCH:-}" ]; then
-                python3 bench/peer_llamabench.py "bench/models/${m%%-*}-$g.gguf" "$THREADS" "$PP" "$TG" 1 >>"$OUT"
-            else
-                python3 bench/peer_llama.py "bench/models/${m%%-*}-$g.gguf" "$THREADS" "$PP" "$TG" >>"$OUT"
-            fi
+            llama_peer "bench/models/${m%%-*}-$g.gguf" "$THREADS" "$PP" "$TG" 1 >>"$OUT"
         fi
         tail -3 "$OUT" >&2
     done

@@ -24,13 +24,8 @@ INT8=${INT8:-1}
 MLX_PP=${MLX_PP:-$PP}        # mlx-lm's CPU quantized matmul is slow here: allow smaller sizes
 MLX_TG=${MLX_TG:-$TG}
 MLX_TIMEOUT=${MLX_TIMEOUT:-300}
-PKGS="jansson libpcre2-8 libutf8proc libzstd libcurl openblas"
-
-make -j2 BUILD="$BUILD" "$BUILD/libmlxtools.a" >/dev/null
-mkdir -p bench/bin bench/out
-cc -std=c17 -D_GNU_SOURCE -O3 -march=x86-64-v3 -Ilib $(pkg-config --cflags $PKGS) bench/bench_gen.c \
-    "$BUILD/libmlxtools.a" $(pkg-config --libs $PKGS) -lm -lpthread -o bench/bin/bench_gen
-cc -O2 -march=x86-64-v3 -pthread bench/triad.c -o bench/bin/triad
+. bench/common.sh
+build_bench
 
 for m in $MODELS; do
     for vg in $VARIANTS; do
@@ -54,12 +49,8 @@ for m in $MODELS; do
         bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" | tee -a "$out"
         [ "$INT8" = 1 ] && MT_QMATH=int8 bench/bin/bench_gen "$dir" "$THREADS" "$PP" "$TG" "$BATCH" | tee -a "$out"
         case "$PEERS" in *llama*)
-            if [ ! -f "bench/models/$m-$g.gguf" ]; then :
-            elif [ -n "${LLAMA_BENCH:-}" ]; then
-                python3 bench/peer_llamabench.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out"
-            else
-                python3 bench/peer_llama.py "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" | tee -a "$out"
-            fi ;;
+            [ -f "bench/models/$m-$g.gguf" ] &&
+                llama_peer "bench/models/$m-$g.gguf" "$THREADS" "$PP" "$TG" 2 | tee -a "$out" ;;
         esac
         case "$PEERS" in *mlx*)
             r=$(timeout "$MLX_TIMEOUT" python3 bench/peer_mlx.py "$dir" "$MLX_PP" "$MLX_TG") || true
