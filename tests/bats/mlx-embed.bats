@@ -20,34 +20,28 @@ maxdiff() {
       | ($o[$i].embedding[$k] - $g[0].embeddings[$i][$k]) | if . < 0 then -. else . end] | max'
 }
 
+# fixture N embedded through the CLI (with the golden's prompt name, if any):
+# within 1e-4 of the golden, ids in input order, "truncated" where the golden says so
+check_fixture() {
+  local n=$1 pn d
+  jq -c '.texts | to_entries[] | {id: .key, text: .value}' "$FX/$n/golden.json" > "$TD/in-$n.jsonl"
+  pn=$(jq -r '.prompt_name // empty' "$FX/$n/golden.json")
+  run --separate-stderr "$EMB" -m "$FX/$n" -q -t 2 ${pn:+--prompt-name "$pn"} < "$TD/in-$n.jsonl"
+  [ "$status" -eq 0 ]
+  echo "$output" > "$TD/out-$n.jsonl"
+  d=$(maxdiff "$TD/out-$n.jsonl" "$FX/$n/golden.json")
+  echo "$n: $d"
+  jq -n --argjson d "$d" '$d <= 1e-4' | grep -qx true
+  diff <(jq -c '[.id, (.truncated // false)]' "$TD/out-$n.jsonl") \
+       <(jq -c '.truncated | to_entries[] | [.key, .value]' "$FX/$n/golden.json")
+}
+
 @test "embeddings match sentence-transformers within 1e-4 (float, 8-bit, 4-bit, xlm-roberta)" {
-  for n in bert-tiny bert-tiny-8bit bert-tiny-4bit xlmr-tiny; do
-    jq -c '.texts | to_entries[] | {id: .key, text: .value}' "$FX/$n/golden.json" > "$TD/in-$n.jsonl"
-    run --separate-stderr "$EMB" -m "$FX/$n" -q -t 2 < "$TD/in-$n.jsonl"
-    [ "$status" -eq 0 ]
-    echo "$output" > "$TD/out-$n.jsonl"
-    d=$(maxdiff "$TD/out-$n.jsonl" "$FX/$n/golden.json")
-    echo "$n: $d"
-    jq -n --argjson d "$d" '$d <= 1e-4' | grep -qx true
-    # ids in input order, "truncated" where the golden says so
-    diff <(jq -c '[.id, (.truncated // false)]' "$TD/out-$n.jsonl") \
-         <(jq -c '.truncated | to_entries[] | [.key, .value]' "$FX/$n/golden.json")
-  done
+  for n in bert-tiny bert-tiny-8bit bert-tiny-4bit xlmr-tiny; do check_fixture "$n"; done
 }
 
 @test "newer families match sentence-transformers within 1e-4 (nomic_bert, modernbert, qwen3, gemma3)" {
-  for n in nomic-tiny nomic-tiny-alt modernbert-tiny qwen3-tiny gemma3-tiny; do
-    jq -c '.texts | to_entries[] | {id: .key, text: .value}' "$FX/$n/golden.json" > "$TD/in-$n.jsonl"
-    pn=$(jq -r '.prompt_name // empty' "$FX/$n/golden.json")
-    run --separate-stderr "$EMB" -m "$FX/$n" -q -t 2 ${pn:+--prompt-name "$pn"} < "$TD/in-$n.jsonl"
-    [ "$status" -eq 0 ]
-    echo "$output" > "$TD/out-$n.jsonl"
-    d=$(maxdiff "$TD/out-$n.jsonl" "$FX/$n/golden.json")
-    echo "$n: $d"
-    jq -n --argjson d "$d" '$d <= 1e-4' | grep -qx true
-    diff <(jq -c '[.id, (.truncated // false)]' "$TD/out-$n.jsonl") \
-         <(jq -c '.truncated | to_entries[] | [.key, .value]' "$FX/$n/golden.json")
-  done
+  for n in nomic-tiny nomic-tiny-alt modernbert-tiny qwen3-tiny gemma3-tiny; do check_fixture "$n"; done
 }
 
 @test "--prompt-name query prepends the model's prompt" {
