@@ -17,6 +17,7 @@
 #include "core/blas.h"
 #include "core/cpu.h"
 #include "core/pool.h"
+#include "gen/sample.h"
 #include "models/model.h"
 
 static double now(void) {
@@ -40,12 +41,6 @@ static void prompt_ids(int32_t *ids, size_t n) {
         x = (x * 1103515245u + 12345u) & 0x7fffffffu;
         ids[i] = (int32_t)(1000 + x % 20000);
     }
-}
-
-static int32_t argmax(const float *x, size_t n) {
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++) if (x[i] > x[b]) b = i;
-    return (int32_t)b;
 }
 
 static int die(const mt_err *e) {
@@ -81,7 +76,7 @@ int main(int argc, char **argv) {
     if (mt_kvcache_new(&c, m, &e) || mt_kvcache_set_f16(c, kv16, &e)) return die(&e);
     /* load-to-first-token: a 16-token prompt right after loading */
     if (mt_model_forward(m, c, ids, 16, logits, 0, &e)) return die(&e);
-    int32_t first = argmax(logits, V);
+    int32_t first = mt_argmax(logits, V);
     double t_first = now() - t0;
     (void)first;
     /* pp: prefill of the pp-token prompt into an empty cache */
@@ -90,12 +85,12 @@ int main(int argc, char **argv) {
     if (mt_model_forward(m, c, ids, pp, logits, 0, &e)) return die(&e);
     double t_pp = now() - t1, c_pp = cpu() - c1;
     /* tg: greedy decoding after the prompt */
-    int32_t tok = argmax(logits, V);
+    int32_t tok = mt_argmax(logits, V);
     t1 = now();
     c1 = cpu();
     for (size_t i = 0; i < tg; i++) {
         if (mt_model_forward(m, c, &tok, 1, logits, 0, &e)) return die(&e);
-        tok = argmax(logits, V);
+        tok = mt_argmax(logits, V);
     }
     double t_tg = now() - t1, c_tg = cpu() - c1;
     /* batched decode: B sequences, each after its own 16-token prompt, tg/4 steps */
@@ -106,14 +101,14 @@ int main(int argc, char **argv) {
         for (size_t b = 0; b < B; b++) {
             if (mt_kvcache_new(&cs[b], m, &e) || mt_kvcache_set_f16(cs[b], kv16, &e)) return die(&e);
             if (mt_model_forward(m, cs[b], ids + b, 16, logits, 0, &e)) return die(&e);
-            toks[b] = argmax(logits, V);
+            toks[b] = mt_argmax(logits, V);
         }
         size_t steps = tg / 4 ? tg / 4 : 1;
         t1 = now();
         c1 = cpu();
         for (size_t s = 0; s < steps; s++) {
             if (mt_model_decode_batch(m, cs, toks, B, logits, &e)) return die(&e);
-            for (size_t b = 0; b < B; b++) toks[b] = argmax(logits + b * V, V);
+            for (size_t b = 0; b < B; b++) toks[b] = mt_argmax(logits + b * V, V);
         }
         bt_tps = (double)(steps * B) / (now() - t1);
         bt_cpu = cpu() - c1;

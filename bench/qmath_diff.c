@@ -11,13 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "core/pool.h"
+#include "gen/sample.h"
 #include "models/model.h"
-
-static int32_t argmax(const float *x, size_t n) {
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++) if (x[i] > x[b]) b = i;
-    return (int32_t)b;
-}
 
 static int die(const mt_err *e) {
     fprintf(stderr, "qmath_diff: %s\n", e->msg);
@@ -34,7 +29,7 @@ static int run(mt_model *m, const int32_t *prompt, size_t np, size_t steps, cons
     if (mt_kvcache_new(&c, m, e)) return 1;
     int rc = mt_model_forward(m, c, prompt, np, lg, 0, e);
     for (size_t i = 0; !rc && i < steps; i++) {
-        toks[i] = forced ? forced[i] : argmax(lg + i * V, V);
+        toks[i] = forced ? forced[i] : mt_argmax(lg + i * V, V);
         rc = mt_model_forward(m, c, &toks[i], 1, lg + (i + 1) * V, 0, e);
     }
     mt_kvcache_free(c);
@@ -75,7 +70,7 @@ int main(int argc, char **argv) {
         double r = d / (s > 0 ? s : 1);
         worst = fmax(worst, r);
         mean += r / (double)(steps + 1);
-        agree_forced += argmax(a, V) == argmax(b, V);
+        agree_forced += mt_argmax(a, V) == mt_argmax(b, V);
     }
     printf("{\"model\":\"%s\",\"steps\":%zu,\"max_rel_logit_diff\":%.4g,\"mean_rel_logit_diff\":%.4g,"
            "\"argmax_agree_forced\":\"%zu/%zu\",\"greedy_agree_free\":\"%zu/%zu\"}\n",

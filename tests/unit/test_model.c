@@ -9,12 +9,7 @@
 #include "gen/generate.h"
 #include "models/model.h"
 #include "text/tokenizer.h"
-
-static int argmax(const float *x, size_t n) {
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++) if (x[i] > x[b]) b = i;
-    return (int)b;
-}
+#include "gen/sample.h"
 
 static void run_fixture(const char *dir, mt_pool *pool, int *seen_types, size_t nfam) {
     mt_err e = {0};
@@ -72,7 +67,7 @@ static void run_fixture(const char *dir, mt_pool *pool, int *seen_types, size_t 
     CHECK_OK(mt_kvcache_new(&c, m, &e), &e);
     if (T > 1) CHECK_OK(mt_model_forward(m, c, prompt, T - 1, logits, 0, &e), &e);
     CHECK_OK(mt_model_forward(m, c, prompt + T - 1, 1, logits + (T - 1) * V, 0, &e), &e);
-    int first = argmax(logits + (T - 1) * V, V);
+    int first = mt_argmax(logits + (T - 1) * V, V);
     size_t ng = json_array_size(jg), same = 0;
     int32_t tok = first;
     for (size_t i = 0; i < ng; i++) {
@@ -80,7 +75,7 @@ static void run_fixture(const char *dir, mt_pool *pool, int *seen_types, size_t 
         else break;
         if (i + 1 < ng) {
             CHECK_OK(mt_model_forward(m, c, &tok, 1, logits, 0, &e), &e);
-            tok = argmax(logits, V);
+            tok = mt_argmax(logits, V);
         }
     }
     CHECK_MSG(same == ng, "%s: greedy tokens agree for %zu of %zu", dir, same, ng);
@@ -217,12 +212,13 @@ static void test_kv_f16(mt_pool *pool) {
         worst = d > worst || d != d ? d : worst;
     }
     CHECK_MSG(worst < 1e-2 && worst > 0, "f16 KV cache: worst relative logit difference %.3g", worst);
-    int t32 = argmax(a + (T - 1) * V, V), t16 = argmax(b + (T - 1) * V, V), same = 0;
+    int32_t t32 = mt_argmax(a + (T - 1) * V, V), t16 = mt_argmax(b + (T - 1) * V, V);
+    int same = 0;
     for (int i = 0; i < 48 && t32 == t16; i++, same++) {
         CHECK_OK(mt_model_forward(m, c32, &t32, 1, a, 0, &e), &e);
         CHECK_OK(mt_model_forward(m, c16, &t16, 1, b, 0, &e), &e);
-        t32 = argmax(a, V);
-        t16 = argmax(b, V);
+        t32 = mt_argmax(a, V);
+        t16 = mt_argmax(b, V);
     }
     CHECK_MSG(same == 48, "f16 KV cache: greedy tokens agree for %d of 48", same);
     printf("  tinydocs-5m-4bit f16 KV: logits max rel diff %.2e, greedy %d/48\n", worst, same);

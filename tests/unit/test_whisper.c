@@ -14,6 +14,7 @@
 #include <cblas.h>
 
 #include "check.h"
+#include "gen/sample.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "models/whisper.h"
@@ -45,13 +46,6 @@ static double rel_err(const float *a, const float *b, size_t n) {
         if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
     }
     return mb > 0 ? md / mb : md;
-}
-
-static size_t argmax(const float *x, size_t n) {
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
 }
 
 /* name: golden folder under tests/data/whisper; dir: the model (NULL = the same folder). */
@@ -131,7 +125,7 @@ static void check_fixture(const char *name, const char *dir, mt_pool *pool) {
     for (int t = 0; t < T; t++) {
         size_t ref = (size_t)json_integer_value(json_array_get(jm, (size_t)t));
         const float *row = lg + (size_t)t * V;
-        size_t am = argmax(row, V);
+        size_t am = (size_t)mt_argmax(row, V);
         CHECK_MSG(am == ref || row[ref] >= row[am] - 1e-3f * fabsf(row[am]), "%s: pos %d argmax %zu, ref %zu", name,
                   t, am, ref);
     }
