@@ -1051,20 +1051,6 @@ static void xs_task(void *c, size_t b, size_t e, int tid) {
 /* Decoder products (few rows).  mt_linear_forward runs F32 weights with
  * several rows as one sgemm; when OpenBLAS runs one thread, the output
  * columns are split over the pool instead. */
-typedef struct kd_ctx {
-    const mt_linear *l;
-    const float *x;
-    float *y;
-    size_t T;
-    int level;
-} kd_ctx;
-
-static void kd_task(void *c, size_t b, size_t e, int tid) {
-    (void)tid;
-    kd_ctx *k = c;
-    mt_kd_rows(k->level, k->l->w, k->l->wdt, k->l->in, k->x, k->T, k->y, k->l->out, b, e);
-}
-
 /* Decoder work below this many multiply-adds runs on the calling thread.
  * With the pool's spinning workers a dispatch costs about a microsecond, so
  * even a 384 x 384 product is worth splitting (tiny.en on 5 min of audio,
@@ -1077,14 +1063,6 @@ static size_t dec_split_min(void) { return DEC_SPLIT_MIN; }
 
 static void dec_linear(const mt_whisper *w, const mt_linear *l, const float *x, size_t T, float *y, float *work) {
     mt_pool *pool = l->out * l->in * T >= dec_split_min() ? w->pool : NULL;
-    if (T > 2 && T <= 16 && !l->quantized && l->wdt != MT_F32) {
-        /* a few rows (beams) over F16/BF16 weights: one pass over W, not
-         * a float32 copy of it (mt_linear_forward's path for T > 2) */
-        kd_ctx k = {l, x, y, T, mt_cpu_level()};
-        mt_pool_for(pool, l->out, 16, kd_task, &k);
-        mt_linear_add_bias(l, T, y);
-        return;
-    }
     mt_linear_forward(l, x, T, y, work, pool);
 }
 
