@@ -9,6 +9,7 @@ model loads, so none is given.  The KV cache is llama.cpp's default (f16).
 
 usage: peer_llamabench.py MODEL.gguf [threads=2] [pp=512] [tg=128] [reps=2] [--bin PATH]
 """
+import argparse
 import json
 import os
 import resource
@@ -17,19 +18,17 @@ import sys
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--bin")]
-    exe = os.environ.get("LLAMA_BENCH", "")
-    for i, a in enumerate(sys.argv):
-        if a == "--bin" and i + 1 < len(sys.argv):
-            exe = sys.argv[i + 1]
-            args = [x for x in args if x != exe]
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("threads", nargs="?", type=int, default=2)
+    ap.add_argument("pp", nargs="?", type=int, default=512)
+    ap.add_argument("tg", nargs="?", type=int, default=128)
+    ap.add_argument("reps", nargs="?", type=int, default=2)
+    ap.add_argument("--bin", default=os.environ.get("LLAMA_BENCH", ""))
+    a = ap.parse_args()
+    exe, path, threads, pp, tg, reps = a.bin, a.model, a.threads, a.pp, a.tg, a.reps
     if not exe or not os.path.exists(exe):
         sys.exit("peer_llamabench: set LLAMA_BENCH to a llama-bench binary")
-    path = args[0]
-    threads = int(args[1]) if len(args) > 1 else 2
-    pp = int(args[2]) if len(args) > 2 else 512
-    tg = int(args[3]) if len(args) > 3 else 128
-    reps = int(args[4]) if len(args) > 4 else 2
     res = {}
     for name, extra in (("pp", ["-p", str(pp), "-n", "0"]), ("tg", ["-p", "0", "-n", str(tg), "-d", str(pp)])):
         p = subprocess.run([exe, "-m", path, "-t", str(threads), "-r", str(reps), "-o", "jsonl"] + extra,
