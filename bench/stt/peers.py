@@ -109,6 +109,20 @@ def run_wcpp(args):
     return "whisper.cpp", f"{name} beam={args.beam} t={THREADS}", wall, load, cpu, text
 
 
+def run_timed(tag, cmd, env=None):
+    """Runs cmd as a child process: (CompletedProcess, wall s, CPU s of the child), or None after a
+    stderr line when it fails."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        print(f"{tag}: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    return p, wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
 def run_wcli(args):
     """whisper.cpp's own CLI (built natively; path in --bin or $WHISPER_CLI), timed as a whole process."""
     import tempfile
@@ -119,18 +133,13 @@ def run_wcli(args):
     with tempfile.TemporaryDirectory() as td:
         stem = os.path.join(td, "out")
         cmd = [exe, "-m", args.model, "-t", str(THREADS), "-l", "en", "-bs", str(args.beam),
-               "-bo", str(max(args.beam, 1) if args.beam > 1 else 1), "-np", "-otxt", "-of", stem, "-f", WAV]
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if p.returncode != 0:
-            print(f"wcli: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}", file=sys.stderr)
+               "-bo", str(max(args.beam, 1)), "-np", "-otxt", "-of", stem, "-f", WAV]
+        r = run_timed("wcli", cmd)
+        if r is None:
             return None
+        _, wall, cpu = r
         with open(stem + ".txt") as f:
             text = " ".join(line.strip() for line in f)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     name = os.path.basename(args.model)
     return "whisper-cli", f"{name} beam={args.beam} t={THREADS}", wall, 0.0, cpu, text
 
@@ -158,16 +167,10 @@ def run_ours(args):
         else:
             print("ours: mlx-stt --help lists no beam option; running its default", file=sys.stderr)
     cmd += shlex.split(os.environ.get("OURS_ARGS", "")) + [WAV]
-    env = dict(os.environ, MT_THREADS=str(THREADS))
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    if p.returncode != 0:
-        print(f"ours: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}", file=sys.stderr)
+    r = run_timed("ours", cmd, env=dict(os.environ, MT_THREADS=str(THREADS)))
+    if r is None:
         return None
+    p, wall, cpu = r
     extra = os.environ.get("OURS_ARGS", "").strip()
     settings = f"{os.path.basename(args.model.rstrip('/'))}{' ' + extra if extra else ''} beam={args.beam} t={THREADS}"
     return "mlx-stt (ours)", settings, wall, 0.0, cpu, p.stdout
