@@ -77,7 +77,7 @@ void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *g
  * token: 32 KiB of x) stays in L1 while the caller's block of rows runs over
  * it (loops: chunk, row). */
 static size_t chunk_groups(const mt_qmat *m, size_t T) {
-    size_t cg = (T == 1 ? 8192 : 2048) / (size_t)m->gs;
+    size_t cg = (T == 1 ? 8192 : T <= 4 ? 2048 : 1024) / (size_t)m->gs;
     return cg < 1 ? 1 : cg > SCHUNK ? SCHUNK : cg;
 }
 
@@ -223,8 +223,13 @@ AVX512 static void cvt_512(float *dst, const unsigned char *src, mt_dtype t, siz
     if (i < n) cvt_c(dst + i, src + 2 * i, t, n - i);
 }
 
+/* 4-bit codes to float by table lookup: vpermps reads only an index's low 4
+ * bits, so a byte's low nibble needs no mask and its high one a shift (one
+ * p5 µop each instead of mask + convert on p0). */
+#define LUT16() _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f, 14.f, 15.f)
+
 AVX512 static float q4_chunk_512(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs) {
-    const __m512i m15 = _mm512_set1_epi32(15);
+    const __m512 lut = LUT16();
     __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
     for (size_t g = 0; g < n; g++) {
         const unsigned char *wg = w + g * gs / 2;
@@ -233,8 +238,8 @@ AVX512 static float q4_chunk_512(const unsigned char *w, const float *sf, const 
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (size_t j = 0; j < gs; j += 32) {
             __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
-            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, m15)), _mm512_loadu_ps(xg + j), a0);
-            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), _mm512_loadu_ps(xg + j + 16), a1);
+            a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, lut), _mm512_loadu_ps(xg + j), a0);
+            a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut), _mm512_loadu_ps(xg + j + 16), a1);
         }
         __m512 s = _mm512_set1_ps(sf[g]);
         t0 = _mm512_fmadd_ps(a0, s, t0);
@@ -350,11 +355,137 @@ AVX512 static float bias_dot_512(const float *bf, const float *gsum, size_t n) {
     return _mm512_reduce_add_ps(a);
 }
 
+/* Scales or biases g0..g0+m of a row (m <= 16) widened to float32 lanes; the
+ * masked load reads nothing past them. */
+AVX512 static inline __m512 sb16_512(const unsigned char *p, mt_dtype t, __mmask16 k) {
+    if (t == MT_F32) return _mm512_maskz_loadu_ps(k, p);
+    __m256i h = _mm256_maskz_loadu_epi16(k, p);
+    if (t == MT_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* One token, one row of 4- or 8-bit codes, groups [0, n) of GS (a multiple
+ * of 32, a compile-time constant in each instance):
+ *   sum_g s_g * dot(x_g, q_g) + b_g * gsum_g
+ * Scales and biases are widened 16 groups at a time, the bias terms summed in
+ * lanes beside the products, one horizontal sum per row. */
+AVX512 static inline __attribute__((always_inline)) float qrow1_512(const unsigned char *w, const unsigned char *sp,
+                                                                    const unsigned char *bp, mt_dtype sdt,
+                                                                    const float *xp, const float *gsum, size_t n,
+                                                                    const size_t GS, const int BITS) {
+    const __m512 lut = LUT16();
+    const size_t ss = mt_dtype_size(sdt), GB = GS * (size_t)BITS / 8;
+    __m512 t0 = _mm512_setzero_ps(), t1 = t0, tb = t0;
+    float sfa[16];
+    for (size_t g0 = 0; g0 < n; g0 += 16) {
+        size_t m = n - g0 < 16 ? n - g0 : 16;
+        __mmask16 k = (__mmask16)(m == 16 ? 0xFFFFu : (1u << m) - 1);
+        _mm512_storeu_ps(sfa, sb16_512(sp + g0 * ss, sdt, k));
+        tb = _mm512_fmadd_ps(sb16_512(bp + g0 * ss, sdt, k), _mm512_maskz_loadu_ps(k, gsum + g0), tb);
+        const unsigned char *wg = w + g0 * GB;
+        const float *xg = xp + g0 * GS;
+        for (size_t g = 0; g < m; g++, wg += GB, xg += GS) {
+            if (GB >= 64 || (g % (64 / GB)) == 0) _mm_prefetch((const char *)wg + QPF_AHEAD, _MM_HINT_T0);
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+            for (size_t j = 0; j < GS; j += 32) {
+                if (BITS == 4) {
+                    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
+                    a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, lut), _mm512_loadu_ps(xg + j), a0);
+                    a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut),
+                                         _mm512_loadu_ps(xg + j + 16), a1);
+                } else {
+                    __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j)));
+                    __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j + 16)));
+                    a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v0), _mm512_loadu_ps(xg + j), a0);
+                    a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v1), _mm512_loadu_ps(xg + j + 16), a1);
+                }
+            }
+            __m512 s = _mm512_set1_ps(sfa[g]);
+            t0 = _mm512_fmadd_ps(a0, s, t0);
+            t1 = _mm512_fmadd_ps(a1, s, t1);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(t0, t1), tb));
+}
+
+AVX512 static float qrow1_dispatch_512(const mt_qmat *m, size_t r, size_t c, size_t n, const float *xp,
+                                       const float *gsum) {
+    size_t ss = mt_dtype_size(m->sdt), gs = (size_t)m->gs, gb = gs * (size_t)m->bits / 8;
+    const unsigned char *w = m->w + r * m->row_bytes + c * gb, *sp = m->s + (r * m->ng + c) * ss,
+                        *bp = m->b + (r * m->ng + c) * ss;
+    const float *x = xp + c * gs, *gm = gsum + c;
+#define QROW1(G, B) \
+    if (gs == G && m->bits == B) return qrow1_512(w, sp, bp, m->sdt, x, gm, n, G, B)
+    QROW1(64, 4);
+    QROW1(32, 4);
+    QROW1(128, 4);
+    QROW1(64, 8);
+    QROW1(32, 8);
+    QROW1(128, 8);
+#undef QROW1
+    return -1.f; /* not reached: callers check qrow1_ok */
+}
+
+static int qrow1_ok(const mt_qmat *m) {
+    return (m->bits == 4 || m->bits == 8) && (m->gs == 32 || m->gs == 64 || m->gs == 128);
+}
+
+/* T (1..8) tokens, one row of 4-bit codes, groups [0, n) of gs (a multiple of
+ * 32): d[t] = sum_g dot(x_t,g, s_g * q + b_g).  Each group's 16 possible
+ * weights s_g * k + b_g are made once (one FMA) and looked up by code, so per
+ * 32 weights the row costs 1 load + 1 shift + 2 lookups, shared by the T
+ * tokens' 2T FMAs. */
+AVX512 static inline __attribute__((always_inline)) void q4tab_512(const unsigned char *w, const float *sf,
+                                                                   const float *bf, const float *xp, size_t K,
+                                                                   size_t n, size_t gs, float *d, const size_t T) {
+    const __m512 iota = LUT16();
+    __m512 lo[8], hi[8];
+    for (size_t t = 0; t < T; t++) lo[t] = hi[t] = _mm512_setzero_ps();
+    for (size_t g = 0; g < n; g++) {
+        const unsigned char *wg = w + g * gs / 2;
+        const float *xg = xp + g * gs;
+        __m512 tab = _mm512_fmadd_ps(iota, _mm512_set1_ps(sf[g]), _mm512_set1_ps(bf[g]));
+        for (size_t j = 0; j < gs; j += 32) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
+            __m512 wl = _mm512_permutexvar_ps(v, tab), wh = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tab);
+            for (size_t t = 0; t < T; t++) {
+                lo[t] = _mm512_fmadd_ps(wl, _mm512_loadu_ps(xg + t * K + j), lo[t]);
+                hi[t] = _mm512_fmadd_ps(wh, _mm512_loadu_ps(xg + t * K + j + 16), hi[t]);
+            }
+        }
+    }
+    for (size_t t = 0; t < T; t++) d[t] = _mm512_reduce_add_ps(_mm512_add_ps(lo[t], hi[t]));
+}
+
+AVX512 static void q4tab_dispatch_512(const unsigned char *w, const float *sf, const float *bf, const float *xp,
+                                      size_t K, size_t n, size_t gs, float *d, size_t T) {
+    switch (T) {
+    case 1: q4tab_512(w, sf, bf, xp, K, n, gs, d, 1); break;
+    case 2: q4tab_512(w, sf, bf, xp, K, n, gs, d, 2); break;
+    case 3: q4tab_512(w, sf, bf, xp, K, n, gs, d, 3); break;
+    case 4: q4tab_512(w, sf, bf, xp, K, n, gs, d, 4); break;
+    case 5: q4tab_512(w, sf, bf, xp, K, n, gs, d, 5); break;
+    case 6: q4tab_512(w, sf, bf, xp, K, n, gs, d, 6); break;
+    case 7: q4tab_512(w, sf, bf, xp, K, n, gs, d, 7); break;
+    default: q4tab_512(w, sf, bf, xp, K, n, gs, d, 8); break;
+    }
+}
+
 AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
                                size_t r0, size_t r1) {
     size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), gb = gs * (size_t)m->bits / 8;
     float sf[SCHUNK], bf[SCHUNK];
     size_t cg = chunk_groups(m, T);
+    if (T == 1 && qrow1_ok(m)) {
+        for (size_t c = 0; c < m->ng; c += cg) {
+            size_t n = m->ng - c < cg ? m->ng - c : cg;
+            for (size_t r = r0; r < r1; r++) {
+                float d = qrow1_dispatch_512(m, r, c, n, xp, gsum);
+                y[r] = c == 0 ? d : y[r] + d;
+            }
+        }
+        return;
+    }
     for (size_t c = 0; c < m->ng; c += cg) {
         size_t n = m->ng - c < cg ? m->ng - c : cg;
         for (size_t r = r0; r < r1; r++) {
@@ -363,7 +494,15 @@ AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *g
             cvt_512(sf, sp + c * ss, m->sdt, n);
             cvt_512(bf, bp + c * ss, m->sdt, n);
             size_t t = 0;
-            if (m->bits == 4 || m->bits == 8)
+            if (m->bits == 4 && gs % 32 == 0) {
+                for (; t < T; t += 8) {
+                    float d8[8];
+                    size_t tn = T - t < 8 ? T - t : 8;
+                    q4tab_dispatch_512(w + c * gb, sf, bf, xp + t * m->K + c * gs, m->K, n, gs, d8, tn);
+                    for (size_t u = 0; u < tn; u++) y[(t + u) * ldy + r] += d8[u];
+                }
+            }
+            if (m->bits == 8)
                 for (; t + 4 <= T; t += 4) {
                     float d4[4];
                     const float *xt = xp + t * m->K + c * gs;

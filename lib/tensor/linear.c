@@ -167,13 +167,13 @@ typedef struct kq_ctx {
 static void kq_job(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     kq_ctx *k = c;
-    /* blocks of 16 rows x 4 tokens: a block's codes stay in cache across the
-     * token sets, a chunk of 4 tokens' x stays in L1 across the rows */
+    /* blocks of 16 rows x 8 tokens: a block's codes stay in cache across the
+     * token sets, a chunk of 8 tokens' x stays in L1 across the rows */
     const mt_qmat *m = k->m;
     for (size_t r = b; r < e; r += 16) {
         size_t re = e - r < 16 ? e : r + 16;
-        for (size_t t = 0; t < k->T; t += 4)
-            mt_kq_rows(k->level, m, k->xp + t * m->K, k->gsum + t * m->ng, k->T - t < 4 ? k->T - t : 4,
+        for (size_t t = 0; t < k->T; t += 8)
+            mt_kq_rows(k->level, m, k->xp + t * m->K, k->gsum + t * m->ng, k->T - t < 8 ? k->T - t : 8,
                        k->y + t * k->l->out, k->l->out, r, re);
     }
 }

@@ -132,6 +132,13 @@ static void test_quantized(mt_pool *pool) {
     /* the model shapes' common case, larger: 4/8-bit, g64, 2 groups chunks */
     qcase big[] = {{4, 64, MT_BF16, 33, 2048, 1, 0}, {8, 64, MT_F16, 19, 1536, 1, 1}, {4, 32, MT_F32, 40, 17 * 1024, 1, 0},
                    {4, 64, MT_BF16, 70, 576, 7, 0}, {8, 128, MT_F32, 9, 1024, 12, 1},
+                   /* batched 4-bit table kernel: 6-8 tokens, token sets of 8 plus a tail, chunks of
+                    * 1024 elements, group counts off the 16-lane scale blocks; one-token rows over
+                    * two chunks */
+                   {4, 64, MT_F16, 21, 64 * 37, 8, 1}, {4, 32, MT_BF16, 18, 32 * 45, 6, 0},
+                   {4, 128, MT_F32, 5, 128 * 11, 16, 0}, {4, 64, MT_BF16, 3, 64 * 20, 13, 0},
+                   {4, 64, MT_BF16, 4, 64 * 7, 7, 1}, {8, 64, MT_BF16, 7, 64 * 19, 1, 0},
+                   {8, 32, MT_F16, 5, 32 * 300, 1, 0}, {4, 128, MT_BF16, 3, 128 * 70, 1, 1},
                    /* past the direct kernels' T: dequantized tiles + sgemm */
                    {4, 64, MT_BF16, 21, 640, 30, 1}, {8, 32, MT_F16, 5, 96, 40, 0}};
     for (size_t i = 0; i < sizeof big / sizeof *big; i++) run_qcase(&big[i], pool, worst);
