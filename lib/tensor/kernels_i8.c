@@ -388,31 +388,72 @@ void mt_ki8_prep_tiles(const mt_qmat *m, const float *x, int8_t *q, float *sx, f
     }
 }
 
-VNNI static void tile_repack(const mt_qmat *m, size_t r0, size_t nr, uint32_t *buf, float *swe, float *bwe) {
-    size_t nw = m->row_bytes / 4, ss = mt_dtype_size(m->sdt);
-    for (size_t i = 0; i < 16; i++) {
-        if (i < nr) {
-            const unsigned char *w = m->w + (r0 + i) * m->row_bytes;
-            for (size_t j = 0; j < nw; j++) memcpy(&buf[j * 16 + i], w + 4 * j, 4);
-        } else {
-            for (size_t j = 0; j < nw; j++) buf[j * 16 + i] = 0;
+/* 16x16 transpose of 32-bit elements: r[i] lane j -> r[j] lane i. */
+VNNI static inline __attribute__((always_inline)) void tr16(__m512i r[16]) {
+    __m512i a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* b[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k */
+    for (int i = 0; i < 4; i++) {
+        b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        __m512i c0 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x88), c1 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xDD);
+        __m512i c2 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0x88), c3 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xDD);
+        r[k] = _mm512_shuffle_i32x4(c0, c2, 0x88);
+        r[8 + k] = _mm512_shuffle_i32x4(c0, c2, 0xDD);
+        r[4 + k] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+        r[12 + k] = _mm512_shuffle_i32x4(c1, c3, 0xDD);
+    }
+}
+
+static inline __mmask16 mask16(size_t n) { return (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1); }
+
+/* Scales or biases [g0, g0 + popcount(k)) of one row widened to float32. */
+VNNI static inline __m512 sb16(const unsigned char *p, mt_dtype t, __mmask16 k) {
+    if (t == MT_F32) return _mm512_maskz_loadu_ps(k, p);
+    __m256i h = _mm256_maskz_loadu_epi16(k, p);
+    if (t == MT_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Rows [r0, r0 + nr) (nr <= 16) into the tile layout: word j of row i at
+ * buf[j*16 + i], scale/bias of group g at swe/bwe[g*16 + i], rows past nr
+ * zero; 16 words (or groups) of the 16 rows per register transpose.  The next
+ * tile's rows, below rend, are prefetched meanwhile: they arrive while this
+ * tile is multiplied. */
+VNNI static void tile_repack(const mt_qmat *m, size_t r0, size_t nr, size_t rend, uint32_t *buf, float *swe,
+                             float *bwe) {
+    size_t nw = m->row_bytes / 4, ss = mt_dtype_size(m->sdt), npf = rend - r0 - nr < 16 ? rend - r0 - nr : 16;
+    __m512i v[16];
+    for (size_t j0 = 0; j0 < nw; j0 += 16) {
+        size_t nj = nw - j0 < 16 ? nw - j0 : 16;
+        __mmask16 k = mask16(nj);
+        for (size_t i = 0; i < 16; i++)
+            v[i] = i < nr ? _mm512_maskz_loadu_epi32(k, m->w + (r0 + i) * m->row_bytes + 4 * j0) : _mm512_setzero_si512();
+        for (size_t i = 0; i < npf; i++)
+            _mm_prefetch((const char *)(m->w + (r0 + nr + i) * m->row_bytes + 4 * j0), _MM_HINT_T0);
+        tr16(v);
+        for (size_t j = 0; j < nj; j++) _mm512_store_si512((void *)(buf + (j0 + j) * 16), v[j]);
+    }
+    for (int sb = 0; sb < 2; sb++) {
+        const unsigned char *src = sb ? m->b : m->s;
+        float *dst = sb ? bwe : swe;
+        for (size_t g0 = 0; g0 < m->ng; g0 += 16) {
+            size_t n = m->ng - g0 < 16 ? m->ng - g0 : 16;
+            __mmask16 k = mask16(n);
+            for (size_t i = 0; i < 16; i++)
+                v[i] = i < nr ? _mm512_castps_si512(sb16(src + ((r0 + i) * m->ng + g0) * ss, m->sdt, k))
+                              : _mm512_setzero_si512();
+            tr16(v);
+            for (size_t g = 0; g < n; g++) _mm512_storeu_ps(dst + (g0 + g) * 16, _mm512_castsi512_ps(v[g]));
         }
     }
-    float tmp[SCHUNK];
-    for (size_t i = 0; i < 16; i++)
-        for (size_t g0 = 0; g0 < m->ng; g0 += SCHUNK) {
-            size_t n = m->ng - g0 < SCHUNK ? m->ng - g0 : SCHUNK;
-            for (int k = 0; k < 2; k++) {
-                if (i < nr) {
-                    const unsigned char *src = (k ? m->b : m->s) + ((r0 + i) * m->ng + g0) * ss;
-                    mt_k_cvt_f32(MT_CPU_AVX2, tmp, src, m->sdt, n);
-                } else {
-                    memset(tmp, 0, n * sizeof *tmp);
-                }
-                float *dst = k ? bwe : swe;
-                for (size_t g = 0; g < n; g++) dst[(g0 + g) * 16 + i] = tmp[g];
-            }
-        }
 }
 
 static inline int32_t word_at(const int8_t *p) {
@@ -424,7 +465,7 @@ static inline int32_t word_at(const int8_t *p) {
 /* NW words per sub-group (4-bit: 8 words = 64 elements; 8-bit: 16 = 64). */
 VNNI static inline __attribute__((always_inline)) void
 tile_tokens(const mt_qmat *m, const uint32_t *buf, const float *swe, const float *bwe, const int8_t *q,
-            const float *sx, const float *gsum, size_t kp, size_t tn, float *y, size_t ldy, size_t r0, size_t nr,
+            const float *sx, const float *gsum, size_t kp, const size_t tn, float *y, size_t ldy, size_t r0, size_t nr,
             const int BITS, const size_t SGW) {
     size_t gs = (size_t)m->gs, ng = m->ng, gw = gs * (size_t)BITS / 32; /* words per group */
     const __m512i m15 = _mm512_set1_epi8(15);
@@ -446,6 +487,7 @@ tile_tokens(const mt_qmat *m, const uint32_t *buf, const float *swe, const float
             }
             /* element offset of the sub-group in the token's row */
             size_t e0 = g * gs + s0 * 32 / (size_t)BITS;
+            _Pragma("GCC unroll 8")
             for (size_t t = 0; t < tn; t++) {
                 const int8_t *qt = q + t * kp + e0;
                 __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
@@ -477,19 +519,34 @@ VNNI void mt_ki8_tiles(const mt_qmat *m, const int8_t *q, const float *sx, const
     size_t gw = (size_t)m->gs * (size_t)m->bits / 32;
     for (size_t r = r0; r < r1; r += 16) {
         size_t nr = r1 - r < 16 ? r1 - r : 16;
-        tile_repack(m, r, nr, buf, swe, bwe);
+        tile_repack(m, r, nr, r1, buf, swe, bwe);
         for (size_t t0 = 0; t0 < T; t0 += MAXT) {
             size_t tn = T - t0 < MAXT ? T - t0 : MAXT;
             const int8_t *qt = q + t0 * m->K;
             const float *st = sx + t0 * m->ng, *gt = gsum + t0 * m->ng;
             float *yt = y + t0 * ldy;
+            /* one instance per token count, so the tokens' sums stay in registers */
+#define TT(N, B, S) tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, N, yt, ldy, r, nr, B, S)
+#define TT_N(B, S)                                                                                   \
+    switch (tn) {                                                                                    \
+    case 1: TT(1, B, S); break;                                                                      \
+    case 2: TT(2, B, S); break;                                                                      \
+    case 3: TT(3, B, S); break;                                                                      \
+    case 4: TT(4, B, S); break;                                                                      \
+    case 5: TT(5, B, S); break;                                                                      \
+    case 6: TT(6, B, S); break;                                                                      \
+    case 7: TT(7, B, S); break;                                                                      \
+    default: TT(8, B, S); break;                                                                     \
+    }
             if (m->bits == 4) {
-                if (gw >= 8) tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, tn, yt, ldy, r, nr, 4, 8);
-                else tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, tn, yt, ldy, r, nr, 4, 4);
+                if (gw >= 8) { TT_N(4, 8) }
+                else { TT_N(4, 4) }
             } else {
-                if (gw >= 16) tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, tn, yt, ldy, r, nr, 8, 16);
-                else tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, tn, yt, ldy, r, nr, 8, 8);
+                if (gw >= 16) { TT_N(8, 16) }
+                else { TT_N(8, 8) }
             }
+#undef TT_N
+#undef TT
         }
     }
 }

