@@ -23,8 +23,10 @@ typedef struct mt_qmat {
  * gsum[K/gs] (sum of x over each group).  xp and gsum are caller buffers. */
 void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *gsum);
 /* y[t*ldy + r] = sum_i x_t[i] * W[r][i] for r in [r0, r1), t in [0, T), where
- * x_t's prepared form is xp + t*K, gsum + t*ng.  Per group this computes
- * scale * sum(x*q) + bias * sum(x) with scale/bias widened to float32. */
+ * x_t's prepared form is xp + t*K (64-byte aligned), gsum + t*ng.  Per group
+ * this computes scale * sum(x*q) + bias * sum(x) with scale/bias widened to
+ * float32; the AVX-512 4-bit kernel for several tokens (or groups other than
+ * 32/64/128) computes sum(x * (scale*q + bias)) instead. */
 void mt_kq_rows(int level, const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
                 size_t r0, size_t r1);
 

@@ -7,7 +7,14 @@
  * per group is computed once per input vector (mt_kq_prep).  For 4-bit codes
  * the byte j holds codes 2j (low nibble) and 2j+1 (high nibble); instead of
  * interleaving nibbles, mt_kq_prep permutes x once so a block's low nibbles
- * meet x's even elements and the high nibbles its odd ones. */
+ * meet x's even elements and the high nibbles its odd ones.
+ *
+ * AVX-512, 4 bits: codes become floats by vpermps lookup in a 16-entry table
+ * (the index's low 4 bits select, so the low nibble needs no mask).  For one
+ * token the table is 0..15 (the form above); for several tokens it holds the
+ * group's dequantized weights s_g * k + b_g, made once per group and row and
+ * shared by all tokens, so per token only the FMAs remain (rows in pairs,
+ * tokens in sets of 8, each x vector loaded once for both rows). */
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
@@ -73,9 +80,9 @@ void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *g
     else memcpy(xp, x, m->K * sizeof *x);
 }
 
-/* Groups per chunk of the SIMD row kernels: the chunk's x for 4 tokens (1
- * token: 32 KiB of x) stays in L1 while the caller's block of rows runs over
- * it (loops: chunk, row). */
+/* Groups per chunk of the SIMD row kernels: the chunk's x (1 token: 32 KiB,
+ * 2-4 tokens: 8 KiB each, 5-8 tokens: 4 KiB each) stays in L1 while the
+ * caller's block of rows runs over it (loops: chunk, row). */
 static size_t chunk_groups(const mt_qmat *m, size_t T) {
     size_t cg = (T == 1 ? 8192 : T <= 4 ? 2048 : 1024) / (size_t)m->gs;
     return cg < 1 ? 1 : cg > SCHUNK ? SCHUNK : cg;
@@ -228,26 +235,6 @@ AVX512 static void cvt_512(float *dst, const unsigned char *src, mt_dtype t, siz
  * p5 µop each instead of mask + convert on p0). */
 #define LUT16() _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f, 14.f, 15.f)
 
-AVX512 static float q4_chunk_512(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs) {
-    const __m512 lut = LUT16();
-    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
-    for (size_t g = 0; g < n; g++) {
-        const unsigned char *wg = w + g * gs / 2;
-        _mm_prefetch((const char *)wg + QPF_AHEAD, _MM_HINT_T0);
-        const float *xg = xp + g * gs;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (size_t j = 0; j < gs; j += 32) {
-            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
-            a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, lut), _mm512_loadu_ps(xg + j), a0);
-            a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut), _mm512_loadu_ps(xg + j + 16), a1);
-        }
-        __m512 s = _mm512_set1_ps(sf[g]);
-        t0 = _mm512_fmadd_ps(a0, s, t0);
-        t1 = _mm512_fmadd_ps(a1, s, t1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
-}
-
 AVX512 static float q8_chunk_512(const unsigned char *w, const float *sf, const float *xp, size_t n, size_t gs) {
     __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
     for (size_t g = 0; g < n; g++) {
@@ -286,36 +273,6 @@ AVX512 static float qn_chunk_512(const unsigned char *w, const float *sf, const 
         t0 = _mm512_fmadd_ps(_mm512_add_ps(a0, a1), _mm512_set1_ps(sf[g]), t0);
     }
     return _mm512_reduce_add_ps(t0);
-}
-
-/* Four input vectors at once (x_t = xp + t*K): each block's codes are
- * converted once and used for all four (prefill / batched decode). */
-AVX512 static void q4_chunk4_512(const unsigned char *w, const float *sf, const float *xp, size_t K, size_t n,
-                                 size_t gs, float *d) {
-    const __m512i m15 = _mm512_set1_epi32(15);
-    __m512 t0 = _mm512_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
-    for (size_t g = 0; g < n; g++) {
-        const unsigned char *wg = w + g * gs / 2;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t j = 0; j < gs; j += 32) {
-            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
-            __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, m15)), hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
-            const float *xg = xp + g * gs + j;
-            a0 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xg + 16), _mm512_fmadd_ps(lo, _mm512_loadu_ps(xg), a0));
-            a1 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xg + K + 16), _mm512_fmadd_ps(lo, _mm512_loadu_ps(xg + K), a1));
-            a2 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xg + 2 * K + 16), _mm512_fmadd_ps(lo, _mm512_loadu_ps(xg + 2 * K), a2));
-            a3 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xg + 3 * K + 16), _mm512_fmadd_ps(lo, _mm512_loadu_ps(xg + 3 * K), a3));
-        }
-        __m512 s = _mm512_set1_ps(sf[g]);
-        t0 = _mm512_fmadd_ps(a0, s, t0);
-        t1 = _mm512_fmadd_ps(a1, s, t1);
-        t2 = _mm512_fmadd_ps(a2, s, t2);
-        t3 = _mm512_fmadd_ps(a3, s, t3);
-    }
-    d[0] = _mm512_reduce_add_ps(t0);
-    d[1] = _mm512_reduce_add_ps(t1);
-    d[2] = _mm512_reduce_add_ps(t2);
-    d[3] = _mm512_reduce_add_ps(t3);
 }
 
 AVX512 static void q8_chunk4_512(const unsigned char *w, const float *sf, const float *xp, size_t K, size_t n,
@@ -430,44 +387,98 @@ static int qrow1_ok(const mt_qmat *m) {
     return (m->bits == 4 || m->bits == 8) && (m->gs == 32 || m->gs == 64 || m->gs == 128);
 }
 
-/* T (1..8) tokens, one row of 4-bit codes, groups [0, n) of gs (a multiple of
- * 32): d[t] = sum_g dot(x_t,g, s_g * q + b_g).  Each group's 16 possible
- * weights s_g * k + b_g are made once (one FMA) and looked up by code, so per
- * 32 weights the row costs 1 load + 1 shift + 2 lookups, shared by the T
- * tokens' 2T FMAs. */
-AVX512 static inline __attribute__((always_inline)) void q4tab_512(const unsigned char *w, const float *sf,
-                                                                   const float *bf, const float *xp, size_t K,
-                                                                   size_t n, size_t gs, float *d, const size_t T) {
+/* The 8 horizontal sums of a[0..7], in one pass of shuffles: [sum a0, ..., sum a7]. */
+AVX512 static inline __m256 hsum8x_512(const __m512 a[8]) {
+    __m512 b[4], c[2];
+    for (int i = 0; i < 4; i++)   /* 128-bit lanes: a2i.(L0+L2), a2i.(L1+L3), a2i+1.(L0+L2), a2i+1.(L1+L3) */
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+    for (int i = 0; i < 2; i++)   /* lane L: 4 partial sums of a[4i + L] */
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xDD));
+    __m512 g = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], 0x44), _mm512_shuffle_ps(c[0], c[1], 0xEE));
+    g = _mm512_add_ps(g, _mm512_permute_ps(g, 0xB1)); /* lane L: a[L] twice, a[4 + L] twice */
+    return _mm512_castps512_ps256(
+        _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0), g));
+}
+
+/* Two rows (codes w and w + rb; float scales/biases sf/bf and sf/bf + n) x T
+ * (1..8) tokens of 4-bit codes, groups [0, n) of gs (a multiple of 32):
+ * d[t] and d[8 + t] = sum_g dot(x_t,g, s_g * q + b_g).  Each group's 16
+ * possible weights s_g * k + b_g are made once (one FMA) and looked up by
+ * code, so per 32 weights a row costs 1 load + 1 shift + 2 lookups, shared by
+ * the tokens' FMAs; each token's x is loaded once for both rows. */
+AVX512 static inline __attribute__((always_inline)) void q4tab2_512(const unsigned char *w, size_t rb, const float *sf,
+                                                                    const float *bf, const float *xp, size_t K,
+                                                                    size_t n, size_t gs, float *d, const size_t T) {
     const __m512 iota = LUT16();
-    __m512 lo[8], hi[8];
-    for (size_t t = 0; t < T; t++) lo[t] = hi[t] = _mm512_setzero_ps();
+    __m512 a0[8], a1[8];
+    for (size_t t = 0; t < 8; t++) a0[t] = a1[t] = _mm512_setzero_ps();
     for (size_t g = 0; g < n; g++) {
         const unsigned char *wg = w + g * gs / 2;
         const float *xg = xp + g * gs;
-        __m512 tab = _mm512_fmadd_ps(iota, _mm512_set1_ps(sf[g]), _mm512_set1_ps(bf[g]));
+        __m512 tab0 = _mm512_fmadd_ps(iota, _mm512_set1_ps(sf[g]), _mm512_set1_ps(bf[g]));
+        __m512 tab1 = _mm512_fmadd_ps(iota, _mm512_set1_ps(sf[n + g]), _mm512_set1_ps(bf[n + g]));
         for (size_t j = 0; j < gs; j += 32) {
-            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
-            __m512 wl = _mm512_permutexvar_ps(v, tab), wh = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tab);
+            __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + j / 2)));
+            __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wg + rb + j / 2)));
+            __m512 l0 = _mm512_permutexvar_ps(v0, tab0), h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), tab0);
+            __m512 l1 = _mm512_permutexvar_ps(v1, tab1), h1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), tab1);
             for (size_t t = 0; t < T; t++) {
-                lo[t] = _mm512_fmadd_ps(wl, _mm512_loadu_ps(xg + t * K + j), lo[t]);
-                hi[t] = _mm512_fmadd_ps(wh, _mm512_loadu_ps(xg + t * K + j + 16), hi[t]);
+                __m512 xl = _mm512_load_ps(xg + t * K + j), xh = _mm512_load_ps(xg + t * K + j + 16);
+                a0[t] = _mm512_fmadd_ps(h0, xh, _mm512_fmadd_ps(l0, xl, a0[t]));
+                a1[t] = _mm512_fmadd_ps(h1, xh, _mm512_fmadd_ps(l1, xl, a1[t]));
             }
         }
     }
-    for (size_t t = 0; t < T; t++) d[t] = _mm512_reduce_add_ps(_mm512_add_ps(lo[t], hi[t]));
+    _mm256_storeu_ps(d, hsum8x_512(a0));
+    _mm256_storeu_ps(d + 8, hsum8x_512(a1));
 }
 
-AVX512 static void q4tab_dispatch_512(const unsigned char *w, const float *sf, const float *bf, const float *xp,
-                                      size_t K, size_t n, size_t gs, float *d, size_t T) {
-    switch (T) {
-    case 1: q4tab_512(w, sf, bf, xp, K, n, gs, d, 1); break;
-    case 2: q4tab_512(w, sf, bf, xp, K, n, gs, d, 2); break;
-    case 3: q4tab_512(w, sf, bf, xp, K, n, gs, d, 3); break;
-    case 4: q4tab_512(w, sf, bf, xp, K, n, gs, d, 4); break;
-    case 5: q4tab_512(w, sf, bf, xp, K, n, gs, d, 5); break;
-    case 6: q4tab_512(w, sf, bf, xp, K, n, gs, d, 6); break;
-    case 7: q4tab_512(w, sf, bf, xp, K, n, gs, d, 7); break;
-    default: q4tab_512(w, sf, bf, xp, K, n, gs, d, 8); break;
+/* Rows [r0, r1) x T tokens (T >= 1, any) of 4-bit codes with gs % 32 == 0:
+ * y[t*ldy + r] = sum over groups of dot(x_t,g, s_g * q + b_g), rows in pairs,
+ * tokens in sets of 8, x in chunks that stay in L1.  xp is 64-byte aligned
+ * with K % 16 == 0 (mt_linear_forward). */
+AVX512 static void q4tab_rows_512(const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0,
+                                  size_t r1) {
+    size_t gs = (size_t)m->gs, ss = mt_dtype_size(m->sdt), gb = gs / 2;
+    size_t cg = chunk_groups(m, T);
+    float sf[2 * SCHUNK], bf[2 * SCHUNK], d[16];
+    for (size_t c = 0; c < m->ng; c += cg) {
+        size_t n = m->ng - c < cg ? m->ng - c : cg;
+        for (size_t r = r0; r < r1; r += 2) {
+            size_t r2 = r + 1 < r1 ? r + 1 : r; /* an odd last row runs twice */
+            for (int i = 0; i < 2; i++) {
+                size_t ri = i ? r2 : r;
+                const unsigned char *sp = m->s + (ri * m->ng + c) * ss, *bp = m->b + (ri * m->ng + c) * ss;
+                for (size_t g0 = 0; g0 < n; g0 += 16) {
+                    __mmask16 k = (__mmask16)(n - g0 >= 16 ? 0xFFFFu : (1u << (n - g0)) - 1);
+                    _mm512_mask_storeu_ps(sf + i * n + g0, k, sb16_512(sp + g0 * ss, m->sdt, k));
+                    _mm512_mask_storeu_ps(bf + i * n + g0, k, sb16_512(bp + g0 * ss, m->sdt, k));
+                }
+            }
+            const unsigned char *w = m->w + r * m->row_bytes + c * gb;
+            size_t rb = (r2 - r) * m->row_bytes;
+            for (size_t t = 0; t < T; t += 8) {
+                size_t tn = T - t < 8 ? T - t : 8;
+                const float *xt = xp + t * m->K + c * gs;
+                switch (tn) {
+                case 1: q4tab2_512(w, rb, sf, bf, xt, m->K, n, gs, d, 1); break;
+                case 2: q4tab2_512(w, rb, sf, bf, xt, m->K, n, gs, d, 2); break;
+                case 3: q4tab2_512(w, rb, sf, bf, xt, m->K, n, gs, d, 3); break;
+                case 4: q4tab2_512(w, rb, sf, bf, xt, m->K, n, gs, d, 4); break;
+                case 5: q4tab2_512(w, rb, sf, bf, xt, m->K, n, gs, d, 5); break;
+                case 6: q4tab2_512(w, rb, sf, bf, xt, m->K, n, gs, d, 6); break;
+                case 7: q4tab2_512(w, rb, sf, bf, xt, m->K, n, gs, d, 7); break;
+                default: q4tab2_512(w, rb, sf, bf, xt, m->K, n, gs, d, 8); break;
+                }
+                for (size_t u = 0; u < tn; u++) {
+                    float *yr = y + (t + u) * ldy;
+                    yr[r] = c ? yr[r] + d[u] : d[u];
+                    if (r2 != r) yr[r2] = c ? yr[r2] + d[8 + u] : d[8 + u];
+                }
+            }
+        }
     }
 }
 
@@ -486,6 +497,10 @@ AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *g
         }
         return;
     }
+    if (m->bits == 4 && gs % 32 == 0) {
+        q4tab_rows_512(m, xp, T, y, ldy, r0, r1);
+        return;
+    }
     for (size_t c = 0; c < m->ng; c += cg) {
         size_t n = m->ng - c < cg ? m->ng - c : cg;
         for (size_t r = r0; r < r1; r++) {
@@ -494,28 +509,18 @@ AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *g
             cvt_512(sf, sp + c * ss, m->sdt, n);
             cvt_512(bf, bp + c * ss, m->sdt, n);
             size_t t = 0;
-            if (m->bits == 4 && gs % 32 == 0) {
-                for (; t < T; t += 8) {
-                    float d8[8];
-                    size_t tn = T - t < 8 ? T - t : 8;
-                    q4tab_dispatch_512(w + c * gb, sf, bf, xp + t * m->K + c * gs, m->K, n, gs, d8, tn);
-                    for (size_t u = 0; u < tn; u++) y[(t + u) * ldy + r] += d8[u];
-                }
-            }
             if (m->bits == 8)
                 for (; t + 4 <= T; t += 4) {
                     float d4[4];
                     const float *xt = xp + t * m->K + c * gs;
-                    if (m->bits == 4) q4_chunk4_512(w + c * gb, sf, xt, m->K, n, gs, d4);
-                    else q8_chunk4_512(w + c * gb, sf, xt, m->K, n, gs, d4);
+                    q8_chunk4_512(w + c * gb, sf, xt, m->K, n, gs, d4);
                     for (size_t u = 0; u < 4; u++)
                         y[(t + u) * ldy + r] += d4[u] + bias_dot_512(bf, gsum + (t + u) * m->ng + c, n);
                 }
             for (; t < T; t++) {
                 const float *xt = xp + t * m->K + c * gs;
                 float d;
-                if (m->bits == 4) d = q4_chunk_512(w + c * gb, sf, xt, n, gs);
-                else if (m->bits == 8) d = q8_chunk_512(w + c * gb, sf, xt, n, gs);
+                if (m->bits == 8) d = q8_chunk_512(w + c * gb, sf, xt, n, gs);
                 else d = qn_chunk_512(w + c * gb, sf, xt, n, gs, m->bits);
                 y[t * ldy + r] += d + bias_dot_512(bf, gsum + t * m->ng + c, n);
             }
