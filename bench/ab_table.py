@@ -3,7 +3,8 @@
 (float kernels), ours (int8 activations) and llama.cpp; prefill and decode
 tokens/s by wall clock and per CPU-second (process CPU time, all threads),
 ratios to llama.cpp, and decode's share of the bandwidth roofline (triad
-bandwidth / weight bytes per token; the higher of the triad runs).
+bandwidth / bytes read per decoded token: weights plus the cached keys and
+values attended to; the higher of the triad runs).
 
 usage: ab_table.py AB.jsonl"""
 import json
@@ -18,6 +19,16 @@ def med(xs):
 
 def fmt(v, nd=2):
     return "-" if v is None else f"{v:.{nd}f}"
+
+
+def tg_kv_bytes(runs):
+    """Bytes of cached keys/values a decode step reads, averaged over the tg
+    run: it attends to pp .. pp + tg - 1 earlier positions (the same for every
+    engine: same model dimensions, float16 caches)."""
+    for d in runs:
+        if d.get("kv_pos_bytes") and d.get("pp") is not None and d.get("tg"):
+            return d["kv_pos_bytes"] * (d["pp"] + (d["tg"] - 1) / 2)
+    return 0
 
 
 def main():
@@ -68,10 +79,11 @@ def main():
                       f"   (x{fmt(bt[0] / tg[0] if bt[0] and tg[0] else None)}, x{fmt(bt[1] / tg[1] if bt[1] and tg[1] else None)} own tg)")
         wb = meta.get("weight_bytes")
         if bwm and wb:
-            roof = bwm * 1e9 / wb
+            kvb = tg_kv_bytes(r.get("ours-float", []) + r.get("ours-int8", []))
+            roof = bwm * 1e9 / (wb + kvb)
             sh = [metric(e, lambda d: d.get("tg_tps")) for e in engines]
             print(f"{m:<15} {'tg roofline':<16}" + "".join(f"{fmt(100 * s / roof, 0) + '%' if s else '-':>12}" for s in sh) +
-                  f"   ({wb / 1e6:.0f} MB/token -> {roof:.1f} tok/s; {n} runs each)")
+                  f"   ({wb / 1e6:.0f} MB weights + {kvb / 1e6:.0f} MB KV per token -> {roof:.1f} tok/s; {n} runs each)")
     print("ratios > 1: the first named is faster.  GGUF Q4_0 ~ MLX q4 g64 (4.5 bpw); Q4_1 = MLX q4 g32 exactly (5.0 bpw).")
 
 

@@ -122,12 +122,15 @@ int main(int argc, char **argv) {
     size_t kv_tokens = pp + tg + (B > 0 ? B * (16 + (tg / 4 ? tg / 4 : 1)) : 0);
     double kv_bytes = (double)kv_tokens * (double)m->hp.n_layers * (double)m->hp.n_kv_heads *
                       (double)m->hp.head_dim * 2.0 * (kv16 ? 2.0 : 4.0);
+    /* keys + values of one cached position (all layers): decode reads them for
+     * every position it attends to, on top of the weights */
+    double kv_pos = (double)m->hp.n_layers * (double)m->hp.n_kv_heads * (double)m->hp.head_dim * 2.0 * (kv16 ? 2.0 : 4.0);
     const char *qm = getenv("MT_QMATH");
     printf("{\"engine\":\"ours\",\"kv\":\"%s\",\"qmath\":\"%s\",\"path\":\"%s\",\"threads\":%d,\"load_s\":%.3f,\"ttft_s\":%.3f,\"pp\":%zu,"
-           "\"pp_tps\":%.2f,\"pp_cpu_s\":%.3f,\"tg\":%zu,\"tg_tps\":%.3f,\"tg_cpu_s\":%.3f,\"batch\":%zu,\"batch_tps\":%.3f,\"batch_cpu_s\":%.3f,\"rss_mb\":%.1f,\"kv_mb\":%.1f}\n",
+           "\"pp_tps\":%.2f,\"pp_cpu_s\":%.3f,\"tg\":%zu,\"tg_tps\":%.3f,\"tg_cpu_s\":%.3f,\"batch\":%zu,\"batch_tps\":%.3f,\"batch_cpu_s\":%.3f,\"rss_mb\":%.1f,\"kv_mb\":%.1f,\"kv_pos_bytes\":%.0f}\n",
            kv16 ? "f16" : "f32", qm && !strcmp(qm, "int8") ? "int8" : "float", mt_cpu_name(mt_cpu_level()), threads, t_load, t_first, pp,
            (double)pp / t_pp, c_pp, tg, (double)tg / t_tg, c_tg, B,
-           bt_tps, bt_cpu, (double)ru.ru_maxrss / 1024.0, kv_bytes / 1048576.0);
+           bt_tps, bt_cpu, (double)ru.ru_maxrss / 1024.0, kv_bytes / 1048576.0, kv_pos);
     mt_kvcache_free(c);
     mt_model_free(m);
     mt_pool_free(pool);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """table.py - prints bench/run.sh's results (JSON lines) as a table of ours /
 llama.cpp / mlx-lm with ratios, plus the triad bandwidth and decode's share of
-the bandwidth roofline (bandwidth / bytes of weights read per token).  Runs of
+the bandwidth roofline (bandwidth / bytes read per decoded token: weights plus
+the cached keys and values attended to).  Runs of
 ours with MT_QMATH=int8 (int8 activations) get their own rows.
 
 usage: table.py RESULTS.jsonl"""
@@ -62,10 +63,13 @@ def main():
             print(f"{r['model']:<9} {r['variant']:<6} {'':<5} {'RSS/(w+KV)':<14} {o['rss_mb'] * 1048576 / need:>9.3f}"
                   f"   (weights {wb / 1e6:.0f} MB + KV {o['kv_mb'] * 1.048576:.0f} MB; target <= 1.1)")
         if bw and wb and o.get("tg_tps"):
-            roof = bw * 1e9 / wb
+            # bytes read per decoded token: the weights, plus the cached keys and
+            # values of the pp .. pp + tg - 1 positions attended to (mean)
+            kvb = o.get("kv_pos_bytes", 0) * (o.get("pp", 0) + (o.get("tg", 1) - 1) / 2)
+            roof = bw * 1e9 / (wb + kvb)
             share = [fmt(100 * e.get("tg_tps") / roof, 0) + "%" if e.get("tg_tps") else "-" for e in (o, p, x)]
             print(f"{r['model']:<9} {r['variant']:<6} {'':<5} {'tg roofline':<14} {share[0]:>9} {share[1]:>10} {'':>6} {share[2]:>9}"
-                  f"   ({wb / 1e6:.0f} MB/token -> {roof:.1f} tok/s)")
+                  f"   ({wb / 1e6:.0f} MB weights + {kvb / 1e6:.0f} MB KV per token -> {roof:.1f} tok/s)")
     print("ratio > 1: ours better (speed: ours/peer; time and memory: peer/ours).  "
           "Peer GGUF: Q4_0 ~ MLX q4 g64 (4.5 bpw), Q4_1 = MLX q4 g32 exactly (5.0 bpw), "
           "Q8_0 ~ MLX q8 g64 (8.5 bpw).")
