@@ -145,25 +145,23 @@ AVX512 static INL void attn_512_t(const float *q, const void *K, const void *V, 
         s[j] = _mm512_reduce_add_ps(a0) * scale;
     }
     float r = exp_scores(MT_CPU_AVX512, s, n, cap);
-    for (size_t d0 = 0; d0 < hd; d0 += 64) {   /* 4 accumulators of 16 */
-        size_t nb = hd - d0 < 64 ? (hd - d0) / 16 : 4;
-        __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+    /* values: up to 8 accumulators of 16 (head_dim 128 in one pass over the
+     * rows; 8 independent FMA chains hide the FMA latency) */
+    for (size_t d0 = 0; d0 < hd; d0 += 128) {
+        size_t nb = hd - d0 < 128 ? (hd - d0) / 16 : 8;
+        __m512 o[8];
+        for (int b = 0; b < 8; b++) o[b] = _mm512_setzero_ps();
         for (size_t jj = 0; jj < n; jj++) {
             const void *v = (const char *)V + jj * kvs * es;
             if (f16)
                 for (size_t off = 0; off < nb * 16 * es; off += 64)
-                    _mm_prefetch((const char *)v + 8 * kvs * es + d0 * es + off, _MM_HINT_T0);
+                    _mm_prefetch((const char *)v + 16 * kvs * es + d0 * es + off, _MM_HINT_T0);
             __m512 p = _mm512_set1_ps(s[jj]);
-            o0 = _mm512_fmadd_ps(p, ld16(v, d0, f16), o0);
-            if (nb > 1) o1 = _mm512_fmadd_ps(p, ld16(v, d0 + 16, f16), o1);
-            if (nb > 2) o2 = _mm512_fmadd_ps(p, ld16(v, d0 + 32, f16), o2);
-            if (nb > 3) o3 = _mm512_fmadd_ps(p, ld16(v, d0 + 48, f16), o3);
+            for (size_t b = 0; b < 8; b++)
+                if (b < nb) o[b] = _mm512_fmadd_ps(p, ld16(v, d0 + 16 * b, f16), o[b]);
         }
         __m512 rr = _mm512_set1_ps(r);
-        _mm512_storeu_ps(out + d0, _mm512_mul_ps(o0, rr));
-        if (nb > 1) _mm512_storeu_ps(out + d0 + 16, _mm512_mul_ps(o1, rr));
-        if (nb > 2) _mm512_storeu_ps(out + d0 + 32, _mm512_mul_ps(o2, rr));
-        if (nb > 3) _mm512_storeu_ps(out + d0 + 48, _mm512_mul_ps(o3, rr));
+        for (size_t b = 0; b < nb; b++) _mm512_storeu_ps(out + d0 + 16 * b, _mm512_mul_ps(o[b], rr));
     }
 }
 
