@@ -18,6 +18,7 @@
 #include <string.h>
 #include "core/cpu.h"
 #include "tensor/quant.h"
+#include "tensor/simd512.h"
 #include "tensor/simd_sum.h"
 
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,avx2")))
@@ -199,42 +200,6 @@ static void i8_rows_avx2(const mt_qmat *m, const int8_t *q, const float *sx, con
 
 /* ---- AVX-512 VNNI ------------------------------------------------------ */
 
-VNNI static inline float bias_dot_512(const float *bf, const float *gsum, size_t n) {
-    __m512 a = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(bf + i), _mm512_loadu_ps(gsum + i), a);
-    if (i < n) {
-        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, bf + i), _mm512_maskz_loadu_ps(k, gsum + i), a);
-    }
-    return _mm512_reduce_add_ps(a);
-}
-
-/* n scales/biases of dtype t widened to float32, inline (a row of a small
- * matrix has only a few dozen groups: a call per row cost ~8% of decode). */
-VNNI static inline __attribute__((always_inline)) void cvt_512(float *dst, const unsigned char *src, mt_dtype t,
-                                                               size_t n) {
-    size_t i = 0;
-    if (t == MT_F32) { memcpy(dst, src, n * 4); return; }
-    if (t == MT_F16) {
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + 2 * i))));
-        if (i < n) {
-            __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-            _mm512_mask_storeu_ps(dst + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, src + 2 * i)));
-        }
-    } else {
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                          _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + 2 * i))), 16)));
-        if (i < n) {
-            __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-            _mm512_mask_storeu_ps(dst + i, k, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                                  _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, src + 2 * i)), 16)));
-        }
-    }
-}
-
 /* NR rows (1, or 2: each token's activations are then loaded once for both),
  * TN tokens; both compile-time constants after inlining.  sf/bf hold NR
  * rows' widened scales/biases, SCHUNK + 16 and SCHUNK floats apart. */
@@ -253,8 +218,8 @@ i8_row_512(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum
         size_t b1 = nb - b0 < cb ? nb : b0 + cb, g0 = b0 * be / gs, g1 = (b1 * be + gs - 1) / gs;
         if (g1 > m->ng) g1 = m->ng;
         for (size_t i = 0; i < NR; i++) {
-            cvt_512(sf + i * (SCHUNK + 16), sp + (i * m->ng + g0) * ss, m->sdt, g1 - g0);
-            cvt_512(bf + i * SCHUNK, bp + (i * m->ng + g0) * ss, m->sdt, g1 - g0);
+            mt_cvt_sb_512(sf + i * (SCHUNK + 16), sp + (i * m->ng + g0) * ss, m->sdt, g1 - g0);
+            mt_cvt_sb_512(bf + i * SCHUNK, bp + (i * m->ng + g0) * ss, m->sdt, g1 - g0);
         }
         for (size_t b = b0; b < b1; b++) {
             size_t avail = m->row_bytes - b * 64;
@@ -284,7 +249,7 @@ i8_row_512(const mt_qmat *m, const int8_t *q, const float *sx, const float *gsum
             }
         }
         for (size_t i = 0; i < NR; i++)
-            for (size_t t = 0; t < TN; t++) bacc[i][t] += bias_dot_512(bf + i * SCHUNK, gsum + t * m->ng + g0, g1 - g0);
+            for (size_t t = 0; t < TN; t++) bacc[i][t] += mt_bias_dot_512(bf + i * SCHUNK, gsum + t * m->ng + g0, g1 - g0);
     }
     for (size_t i = 0; i < NR; i++)
         for (size_t t = 0; t < TN; t++) y[t * ldy + r + i] = _mm512_reduce_add_ps(f[i][t]) + bacc[i][t];
@@ -412,16 +377,6 @@ VNNI static inline __attribute__((always_inline)) void tr16(__m512i r[16]) {
     }
 }
 
-static inline __mmask16 mask16(size_t n) { return (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1); }
-
-/* Scales or biases [g0, g0 + popcount(k)) of one row widened to float32. */
-VNNI static inline __m512 sb16(const unsigned char *p, mt_dtype t, __mmask16 k) {
-    if (t == MT_F32) return _mm512_maskz_loadu_ps(k, p);
-    __m256i h = _mm256_maskz_loadu_epi16(k, p);
-    if (t == MT_F16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 /* Rows [r0, r0 + nr) (nr <= 16) into the tile layout: word j of row i at
  * buf[j*16 + i], scale/bias of group g at swe/bwe[g*16 + i], rows past nr
  * zero; 16 words (or groups) of the 16 rows per register transpose.  The next
@@ -433,7 +388,7 @@ VNNI static void tile_repack(const mt_qmat *m, size_t r0, size_t nr, size_t rend
     __m512i v[16];
     for (size_t j0 = 0; j0 < nw; j0 += 16) {
         size_t nj = nw - j0 < 16 ? nw - j0 : 16;
-        __mmask16 k = mask16(nj);
+        __mmask16 k = mt_mask16(nj);
         for (size_t i = 0; i < 16; i++)
             v[i] = i < nr ? _mm512_maskz_loadu_epi32(k, m->w + (r0 + i) * m->row_bytes + 4 * j0) : _mm512_setzero_si512();
         for (size_t i = 0; i < npf; i++)
@@ -446,9 +401,9 @@ VNNI static void tile_repack(const mt_qmat *m, size_t r0, size_t nr, size_t rend
         float *dst = sb ? bwe : swe;
         for (size_t g0 = 0; g0 < m->ng; g0 += 16) {
             size_t n = m->ng - g0 < 16 ? m->ng - g0 : 16;
-            __mmask16 k = mask16(n);
+            __mmask16 k = mt_mask16(n);
             for (size_t i = 0; i < 16; i++)
-                v[i] = i < nr ? _mm512_castps_si512(sb16(src + ((r0 + i) * m->ng + g0) * ss, m->sdt, k))
+                v[i] = i < nr ? _mm512_castps_si512(mt_sb16_512(src + ((r0 + i) * m->ng + g0) * ss, m->sdt, k))
                               : _mm512_setzero_si512();
             tr16(v);
             for (size_t g = 0; g < n; g++) _mm512_storeu_ps(dst + (g0 + g) * 16, _mm512_castsi512_ps(v[g]));
@@ -508,7 +463,7 @@ tile_tokens(const mt_qmat *m, const uint32_t *buf, const float *swe, const float
         }
         for (size_t t = 0; t < tn; t++) f[t] = _mm512_fmadd_ps(bw, _mm512_set1_ps(gsum[t * ng + g]), f[t]);
     }
-    __mmask16 k = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __mmask16 k = mt_mask16(nr);
     for (size_t t = 0; t < tn; t++) _mm512_mask_storeu_ps(y + t * ldy + r0, k, f[t]);
 }
 

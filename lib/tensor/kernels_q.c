@@ -21,6 +21,7 @@
 #include <string.h>
 #include "core/cpu.h"
 #include "tensor/quant.h"
+#include "tensor/simd512.h"
 #include "tensor/simd_sum.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
@@ -215,21 +216,6 @@ static void kq_rows_avx2(const mt_qmat *m, const float *xp, const float *gsum, s
 
 /* ---- AVX-512 ----------------------------------------------------------- */
 
-AVX512 static void cvt_512(float *dst, const unsigned char *src, mt_dtype t, size_t n) {
-    if (t == MT_F32) { memcpy(dst, src, n * 4); return; }
-    size_t i = 0;
-    if (t == MT_F16) {
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + 2 * i))));
-    } else {
-        for (; i + 16 <= n; i += 16) {
-            __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + 2 * i)));
-            _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
-        }
-    }
-    if (i < n) cvt_c(dst + i, src + 2 * i, t, n - i);
-}
-
 /* 4-bit codes to float by table lookup: vpermps reads only an index's low 4
  * bits, so a byte's low nibble needs no mask and its high one a shift (one
  * p5 µop each instead of mask + convert on p0). */
@@ -301,26 +287,6 @@ AVX512 static void q8_chunk4_512(const unsigned char *w, const float *sf, const 
     d[3] = _mm512_reduce_add_ps(t3);
 }
 
-AVX512 static float bias_dot_512(const float *bf, const float *gsum, size_t n) {
-    __m512 a = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(bf + i), _mm512_loadu_ps(gsum + i), a);
-    if (i < n) {
-        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, bf + i), _mm512_maskz_loadu_ps(k, gsum + i), a);
-    }
-    return _mm512_reduce_add_ps(a);
-}
-
-/* Scales or biases g0..g0+m of a row (m <= 16) widened to float32 lanes; the
- * masked load reads nothing past them. */
-AVX512 static inline __m512 sb16_512(const unsigned char *p, mt_dtype t, __mmask16 k) {
-    if (t == MT_F32) return _mm512_maskz_loadu_ps(k, p);
-    __m256i h = _mm256_maskz_loadu_epi16(k, p);
-    if (t == MT_F16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 /* One token, one row of 4- or 8-bit codes, groups [0, n) of GS (a multiple
  * of 32, a compile-time constant in each instance):
  *   sum_g s_g * dot(x_g, q_g) + b_g * gsum_g
@@ -336,9 +302,9 @@ AVX512 static inline __attribute__((always_inline)) float qrow1_512(const unsign
     float sfa[16];
     for (size_t g0 = 0; g0 < n; g0 += 16) {
         size_t m = n - g0 < 16 ? n - g0 : 16;
-        __mmask16 k = (__mmask16)(m == 16 ? 0xFFFFu : (1u << m) - 1);
-        _mm512_storeu_ps(sfa, sb16_512(sp + g0 * ss, sdt, k));
-        tb = _mm512_fmadd_ps(sb16_512(bp + g0 * ss, sdt, k), _mm512_maskz_loadu_ps(k, gsum + g0), tb);
+        __mmask16 k = mt_mask16(m);
+        _mm512_storeu_ps(sfa, mt_sb16_512(sp + g0 * ss, sdt, k));
+        tb = _mm512_fmadd_ps(mt_sb16_512(bp + g0 * ss, sdt, k), _mm512_maskz_loadu_ps(k, gsum + g0), tb);
         const unsigned char *wg = w + g0 * GB;
         const float *xg = xp + g0 * GS;
         for (size_t g = 0; g < m; g++, wg += GB, xg += GS) {
@@ -452,9 +418,9 @@ AVX512 static void q4tab_rows_512(const mt_qmat *m, const float *xp, size_t T, f
                 size_t ri = i ? r2 : r;
                 const unsigned char *sp = m->s + (ri * m->ng + c) * ss, *bp = m->b + (ri * m->ng + c) * ss;
                 for (size_t g0 = 0; g0 < n; g0 += 16) {
-                    __mmask16 k = (__mmask16)(n - g0 >= 16 ? 0xFFFFu : (1u << (n - g0)) - 1);
-                    _mm512_mask_storeu_ps(sf + i * n + g0, k, sb16_512(sp + g0 * ss, m->sdt, k));
-                    _mm512_mask_storeu_ps(bf + i * n + g0, k, sb16_512(bp + g0 * ss, m->sdt, k));
+                    __mmask16 k = mt_mask16(n - g0);
+                    _mm512_mask_storeu_ps(sf + i * n + g0, k, mt_sb16_512(sp + g0 * ss, m->sdt, k));
+                    _mm512_mask_storeu_ps(bf + i * n + g0, k, mt_sb16_512(bp + g0 * ss, m->sdt, k));
                 }
             }
             const unsigned char *w = m->w + r * m->row_bytes + c * gb;
@@ -506,8 +472,8 @@ AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *g
         for (size_t r = r0; r < r1; r++) {
             const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng * ss, *bp = m->b + r * m->ng * ss;
             if (c == 0) for (size_t t = 0; t < T; t++) y[t * ldy + r] = 0.f;
-            cvt_512(sf, sp + c * ss, m->sdt, n);
-            cvt_512(bf, bp + c * ss, m->sdt, n);
+            mt_cvt_sb_512(sf, sp + c * ss, m->sdt, n);
+            mt_cvt_sb_512(bf, bp + c * ss, m->sdt, n);
             size_t t = 0;
             if (m->bits == 8)
                 for (; t + 4 <= T; t += 4) {
@@ -515,14 +481,14 @@ AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *g
                     const float *xt = xp + t * m->K + c * gs;
                     q8_chunk4_512(w + c * gb, sf, xt, m->K, n, gs, d4);
                     for (size_t u = 0; u < 4; u++)
-                        y[(t + u) * ldy + r] += d4[u] + bias_dot_512(bf, gsum + (t + u) * m->ng + c, n);
+                        y[(t + u) * ldy + r] += d4[u] + mt_bias_dot_512(bf, gsum + (t + u) * m->ng + c, n);
                 }
             for (; t < T; t++) {
                 const float *xt = xp + t * m->K + c * gs;
                 float d;
                 if (m->bits == 8) d = q8_chunk_512(w + c * gb, sf, xt, n, gs);
                 else d = qn_chunk_512(w + c * gb, sf, xt, n, gs, m->bits);
-                y[t * ldy + r] += d + bias_dot_512(bf, gsum + t * m->ng + c, n);
+                y[t * ldy + r] += d + mt_bias_dot_512(bf, gsum + t * m->ng + c, n);
             }
         }
     }
