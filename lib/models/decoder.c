@@ -754,11 +754,11 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
     size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
     if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
-    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + nt * m->max_in + nt * len;
+    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len;
     float *buf = malloc(total * sizeof(float));
     if (!buf) { free(slot); return mt_seterr(err, MT_ENOMEM, "out of memory for activations"); }
     float *x = buf, *xn = x + sz_x, *br = xn + sz_x, *qkv = br + sz_x, *att = qkv + sz_q;
-    float *g = att + sz_a, *u = g + sz_i, *work = u + sz_i, *scores = work + nt * m->max_in;
+    float *g = att + sz_a, *u = g + sz_i, *work = mt_linear_work_align(u + sz_i), *scores = work + nt * m->max_in;
 
     /* rope_scaling "dynamic": the base of each row's call, from the length its sequence
      * reaches at the end of this call (rows of one sequence are consecutive) */

@@ -1084,11 +1084,11 @@ static int dec_step(mt_whisper_dec *dd, const int32_t *ids, int n_tok, int all_p
     size_t scr_n = Ta > (size_t)hp->n_text_ctx ? Ta : (size_t)hp->n_text_ctx;
     if (R > 1 && R <= 8 && R * Ta > scr_n) scr_n = R * Ta;   /* xs_task: all rows of a head */
     if (R > 1) scr_n = (R < XATT_ROWS ? R : XATT_ROWS) * Ta > scr_n ? (R < XATT_ROWS ? R : XATT_ROWS) * Ta : scr_n;
-    size_t work_n = nt * 4 * d;
+    size_t work_n = nt * 4 * d + MT_LINEAR_WORK_SLACK;
     float *mem = malloc((R * d * 6 + R * 4 * d + nt * scr_n + work_n) * sizeof(float));
     if (!mem) return mt_seterr(err, MT_ENOMEM, "out of memory in the whisper decoder");
     float *x = mem, *h = x + R * d, *q = h + R * d, *k = q + R * d, *v = k + R * d, *att = v + R * d;
-    float *m = att + R * d, *scr = m + R * 4 * d, *work = scr + nt * scr_n;
+    float *m = att + R * d, *scr = m + R * 4 * d, *work = mt_linear_work_align(scr + nt * scr_n);
     size_t row = kv_row(dd);
     for (size_t r = 0; r < R; r++) {
         size_t pos = (size_t)dd->len + r % (size_t)n_tok;

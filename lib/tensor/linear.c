@@ -369,7 +369,7 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
         /* xp 64-byte aligned: the kernels' 64-byte loads of it then never
          * straddle two cache lines (measured 1.6x at 8 tokens) */
         float gstack[1024], *xp = NULL, *gsum = NULL, *heap = NULL;
-        if (T == 1 && work && m.ng <= 1024 && !((uintptr_t)work & 63)) { xp = work; gsum = gstack; }
+        if (T == 1 && work && m.ng <= 1024 && mt_linear_work_align(work) == work) { xp = work; gsum = gstack; }
         else {
             size_t nx = (T * m.K + 15) & ~(size_t)15;
             heap = aligned_alloc(64, (nx + T * m.ng + 15) / 16 * 16 * sizeof *heap);

@@ -48,7 +48,8 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
                    size_t out, size_t in, int need_bias, mt_err *err);
 
 /* y[T, out] = x[T, in] W^T (+ b).  work: nthreads * in floats of scratch (may
- * be NULL).  Runs the kernel path of mt_cpu_level() (core/cpu.h) and the
+ * be NULL); a one-row product uses it when it is 64-byte aligned
+ * (mt_linear_work_align), else a buffer of its own.  Runs the kernel path of mt_cpu_level() (core/cpu.h) and the
  * arithmetic of mt_linear_qmath(l) (int8: kernels.h states the formula); float:
  * weights are multiplied straight from the packed codes (per group
  * scale*sum(x*q) + bias*sum(x), float32 FMA) for small T and through
@@ -56,6 +57,11 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
  * float reassociation (F32 scales) or the F16/BF16 rounding of scale*q that
  * the reference's dequantization applies. */
 void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool);
+
+/* p rounded up to 64 bytes, for mt_linear_forward's work: reserve
+ * MT_LINEAR_WORK_SLACK more floats than the work itself needs. */
+#define MT_LINEAR_WORK_SLACK 16
+static inline float *mt_linear_work_align(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 /* The plain C reference: each row dequantized exactly as mt_dequantize_affine_row
  * (or converted), then a sequential float dot; single thread.  Returns MT_OK or
  * MT_ENOMEM (y untouched). */
