@@ -379,20 +379,17 @@ VNNI static inline __attribute__((always_inline)) void tr16(__m512i r[16]) {
 
 /* Rows [r0, r0 + nr) (nr <= 16) into the tile layout: word j of row i at
  * buf[j*16 + i], scale/bias of group g at swe/bwe[g*16 + i], rows past nr
- * zero; 16 words (or groups) of the 16 rows per register transpose.  The next
- * tile's rows, below rend, are prefetched meanwhile: they arrive while this
- * tile is multiplied. */
-VNNI static void tile_repack(const mt_qmat *m, size_t r0, size_t nr, size_t rend, uint32_t *buf, float *swe,
+ * zero; 16 words (or groups) of the 16 rows per register transpose.  The
+ * previous tile's tile_tokens prefetched these rows while it computed. */
+VNNI static void tile_repack(const mt_qmat *m, size_t r0, size_t nr, uint32_t *buf, float *swe,
                              float *bwe) {
-    size_t nw = m->row_bytes / 4, ss = mt_dtype_size(m->sdt), npf = rend - r0 - nr < 16 ? rend - r0 - nr : 16;
+    size_t nw = m->row_bytes / 4, ss = mt_dtype_size(m->sdt);
     __m512i v[16];
     for (size_t j0 = 0; j0 < nw; j0 += 16) {
         size_t nj = nw - j0 < 16 ? nw - j0 : 16;
         __mmask16 k = mt_mask16(nj);
         for (size_t i = 0; i < 16; i++)
             v[i] = i < nr ? _mm512_maskz_loadu_epi32(k, m->w + (r0 + i) * m->row_bytes + 4 * j0) : _mm512_setzero_si512();
-        for (size_t i = 0; i < npf; i++)
-            _mm_prefetch((const char *)(m->w + (r0 + nr + i) * m->row_bytes + 4 * j0), _MM_HINT_T0);
         tr16(v);
         for (size_t j = 0; j < nj; j++) _mm512_store_si512((void *)(buf + (j0 + j) * 16), v[j]);
     }
@@ -417,51 +414,63 @@ static inline int32_t word_at(const int8_t *p) {
     return v;
 }
 
-/* NW words per sub-group (4-bit: 8 words = 64 elements; 8-bit: 16 = 64). */
+/* SGW words of codes per sub-group (4-bit: 4 words = 32 elements, in 8
+ * registers of low and high nibbles; 8-bit: 8 words = 32 elements).  The
+ * tokens' integer sums run as independent chains, interleaved code register
+ * by code register (vpdpbusd has a latency of several cycles: one chain per
+ * token, two when there are at most 4 tokens, keep the VNNI units busy), and
+ * are scaled once per group and token. */
 VNNI static inline __attribute__((always_inline)) void
 tile_tokens(const mt_qmat *m, const uint32_t *buf, const float *swe, const float *bwe, const int8_t *q,
             const float *sx, const float *gsum, size_t kp, const size_t tn, float *y, size_t ldy, size_t r0, size_t nr,
-            const int BITS, const size_t SGW) {
+            size_t npf, const int BITS, const size_t SGW) {
     size_t gs = (size_t)m->gs, ng = m->ng, gw = gs * (size_t)BITS / 32; /* words per group */
+    size_t gb = gw * 4, ss = mt_dtype_size(m->sdt), rb = m->row_bytes;
+    const unsigned char *pw = m->w + (r0 + 16) * rb, *ps = m->s + (r0 + 16) * ng * ss, *pb = m->b + (r0 + 16) * ng * ss;
     const __m512i m15 = _mm512_set1_epi8(15);
+    const size_t NA = tn <= 4 ? 2 : 1; /* integer chains per token */
     __m512 f[MAXT];
+    __m512i a[2 * MAXT];
     for (size_t t = 0; t < tn; t++) f[t] = _mm512_setzero_ps();
     for (size_t g = 0; g < ng; g++) {
-        __m512 sw = _mm512_loadu_ps(swe + g * 16), bw = _mm512_loadu_ps(bwe + g * 16);
+        /* the next tile's codes, scales and biases of this group: they
+         * arrive while this tile computes, and tile_repack finds them in cache */
+        if (npf && ((g * gb) & 63) < gb)
+            for (size_t i = 0; i < npf; i++) _mm_prefetch((const char *)pw + i * rb + g * gb, _MM_HINT_T0);
+        if (npf && ((g * ss) & 63) < ss)
+            for (size_t i = 0; i < npf; i++) {
+                _mm_prefetch((const char *)ps + (i * ng + g) * ss, _MM_HINT_T0);
+                _mm_prefetch((const char *)pb + (i * ng + g) * ss, _MM_HINT_T0);
+            }
+        for (size_t t = 0; t < NA * tn; t++) a[t] = _mm512_setzero_si512();
         for (size_t s0 = 0; s0 < gw; s0 += SGW) {
             const uint32_t *wb = buf + (g * gw + s0) * 16;
-            __m512i c[16];
+            __m512i c[8];
+            /* element offset of the sub-group in the tokens' rows */
+            const int8_t *qs = q + g * gs + s0 * 32 / (size_t)BITS;
             if (BITS == 4) {
                 for (size_t j = 0; j < SGW; j++) {
-                    __m512i v = _mm512_loadu_si512((const void *)(wb + j * 16));
+                    __m512i v = _mm512_load_si512((const void *)(wb + j * 16));
                     c[2 * j] = _mm512_and_si512(v, m15);
                     c[2 * j + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
                 }
             } else {
-                for (size_t j = 0; j < SGW; j++) c[j] = _mm512_loadu_si512((const void *)(wb + j * 16));
+                for (size_t j = 0; j < SGW; j++) c[j] = _mm512_load_si512((const void *)(wb + j * 16));
             }
-            /* element offset of the sub-group in the token's row */
-            size_t e0 = g * gs + s0 * 32 / (size_t)BITS;
-            _Pragma("GCC unroll 8")
-            for (size_t t = 0; t < tn; t++) {
-                const int8_t *qt = q + t * kp + e0;
-                __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
-                if (BITS == 4) {
-                    for (size_t j = 0; j < SGW; j++) {
-                        a0 = _mm512_dpbusd_epi32(a0, c[2 * j], _mm512_set1_epi32(word_at(qt + 8 * j)));
-                        a1 = _mm512_dpbusd_epi32(a1, c[2 * j + 1], _mm512_set1_epi32(word_at(qt + 8 * j + 4)));
-                    }
-                } else {
-                    for (size_t j = 0; j < SGW; j += 2) {
-                        a0 = _mm512_dpbusd_epi32(a0, c[j], _mm512_set1_epi32(word_at(qt + 4 * j)));
-                        a1 = _mm512_dpbusd_epi32(a1, c[j + 1], _mm512_set1_epi32(word_at(qt + 4 * j + 4)));
-                    }
+            /* c[i] pairs with the token's word at byte 4i (4-bit: the prep
+             * put each 8 elements' 4 even ones, then the 4 odd ones) */
+            for (size_t i = 0; i < 8; i++)
+                _Pragma("GCC unroll 8") for (size_t t = 0; t < tn; t++) {
+                    size_t ai = NA == 2 ? 2 * t + (i & 1) : t;
+                    a[ai] = _mm512_dpbusd_epi32(a[ai], c[i], _mm512_set1_epi32(word_at(qs + t * kp + 4 * i)));
                 }
-                __m512 cs = _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * ng + g]));
-                f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)), cs, f[t]);
-            }
         }
-        for (size_t t = 0; t < tn; t++) f[t] = _mm512_fmadd_ps(bw, _mm512_set1_ps(gsum[t * ng + g]), f[t]);
+        __m512 sw = _mm512_load_ps(swe + g * 16), bw = _mm512_load_ps(bwe + g * 16);
+        for (size_t t = 0; t < tn; t++) {
+            __m512i ai = NA == 2 ? _mm512_add_epi32(a[2 * t], a[2 * t + 1]) : a[t];
+            f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * ng + g])), f[t]);
+            f[t] = _mm512_fmadd_ps(bw, _mm512_set1_ps(gsum[t * ng + g]), f[t]);
+        }
     }
     __mmask16 k = mt_mask16(nr);
     for (size_t t = 0; t < tn; t++) _mm512_mask_storeu_ps(y + t * ldy + r0, k, f[t]);
@@ -471,17 +480,17 @@ VNNI void mt_ki8_tiles(const mt_qmat *m, const int8_t *q, const float *sx, const
                        size_t ldy, size_t r0, size_t r1, void *scratch) {
     uint32_t *buf = (uint32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *swe = (float *)(buf + 16 * (m->row_bytes / 4)), *bwe = swe + 16 * m->ng;
-    size_t gw = (size_t)m->gs * (size_t)m->bits / 32;
     for (size_t r = r0; r < r1; r += 16) {
         size_t nr = r1 - r < 16 ? r1 - r : 16;
-        tile_repack(m, r, nr, r1, buf, swe, bwe);
+        size_t npf = r1 - r - nr < 16 ? r1 - r - nr : 16; /* rows of the next tile */
+        tile_repack(m, r, nr, buf, swe, bwe);
         for (size_t t0 = 0; t0 < T; t0 += MAXT) {
             size_t tn = T - t0 < MAXT ? T - t0 : MAXT;
             const int8_t *qt = q + t0 * m->K;
             const float *st = sx + t0 * m->ng, *gt = gsum + t0 * m->ng;
             float *yt = y + t0 * ldy;
             /* one instance per token count, so the tokens' sums stay in registers */
-#define TT(N, B, S) tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, N, yt, ldy, r, nr, B, S)
+#define TT(N, B, S) tile_tokens(m, buf, swe, bwe, qt, st, gt, m->K, N, yt, ldy, r, nr, t0 ? 0 : npf, B, S)
 #define TT_N(B, S)                                                                                   \
     switch (tn) {                                                                                    \
     case 1: TT(1, B, S); break;                                                                      \
@@ -493,13 +502,8 @@ VNNI void mt_ki8_tiles(const mt_qmat *m, const int8_t *q, const float *sx, const
     case 7: TT(7, B, S); break;                                                                      \
     default: TT(8, B, S); break;                                                                     \
     }
-            if (m->bits == 4) {
-                if (gw >= 8) { TT_N(4, 8) }
-                else { TT_N(4, 4) }
-            } else {
-                if (gw >= 16) { TT_N(8, 16) }
-                else { TT_N(8, 8) }
-            }
+            if (m->bits == 4) { TT_N(4, 4) }
+            else { TT_N(8, 8) }
 #undef TT_N
 #undef TT
         }
