@@ -7,11 +7,15 @@
 #include "models/model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/blas.h"
 #include "tensor/dtype.h"
 #include "tensor/ops.h"
+
+#define ATTN_ROWS_MIN 16 /* default mt_model.attn_block_min (prefill of 16+ rows: sgemm blocks win) */
 
 /* ---- config access ---- */
 
@@ -371,6 +375,7 @@ int mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err) {
     mt_model *m = calloc(1, sizeof *m);
     if (!m) return mt_seterr(err, MT_ENOMEM, "out of memory");
     m->pool = pool;
+    m->attn_block_min = ATTN_ROWS_MIN;
     int rc = mt_config_load(&m->cfg, dir, err);
     if (rc) goto fail;
     const char *mt = mt_config_model_type(m->cfg);
@@ -599,6 +604,26 @@ static void kv_row(const mt_kvcache *c, const void *buf, size_t i, size_t n, flo
     mt_convert_to_f32(out, (const char *)buf + i * mt_dtype_size(t), t, n);
 }
 
+/* The slots [*j0, *j1) row t attends to; returns 1 when some of them must
+ * still be masked one by one (a rotating cache under a sliding window). */
+static int row_span(const attn_ctx *a, size_t t, size_t *j0, size_t *j1) {
+    const mt_decoder_hp *hp = &a->m->hp;
+    const mt_kvcache *kc = a->c[t];
+    size_t p = a->pos[t];                /* absolute position of this query */
+    *j0 = a->lo[t];
+    *j1 = a->hi[t];
+    int win = a->m->layers[a->layer].sliding && hp->sliding_window > 0;
+    if (win && hp->bidirectional && !kc->max_size) {
+        size_t w = (size_t)hp->sliding_window / 2 + 1;   /* |p - j| < w */
+        if (p + 1 > w && p + 1 - w > *j0) *j0 = p + 1 - w;
+        if (p + w < *j1) *j1 = p + w;
+        win = 0;
+    }
+    if (win && !kc->max_size && p + 1 > (size_t)hp->sliding_window && p + 1 - (size_t)hp->sliding_window > *j0)
+        *j0 = p + 1 - (size_t)hp->sliding_window;
+    return win && kc->max_size;
+}
+
 static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     attn_ctx *a = vc;
     const mt_decoder_hp *hp = &a->m->hp;
@@ -611,20 +636,11 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
         const mt_kvcache *kc = a->c[t];
         const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
         size_t es = mt_dtype_size(kv_dtype(kc));
-        size_t p = a->pos[t];                /* absolute position of this query */
-        size_t j0 = a->lo[t], j1 = a->hi[t];
-        int win = a->m->layers[a->layer].sliding && hp->sliding_window > 0;
-        if (win && hp->bidirectional && !kc->max_size) {
-            size_t w = (size_t)hp->sliding_window / 2 + 1;   /* |p - j| < w */
-            if (p + 1 > w && p + 1 - w > j0) j0 = p + 1 - w;
-            if (p + w < j1) j1 = p + w;
-            win = 0;
-        }
-        if (win && !kc->max_size && p + 1 > (size_t)hp->sliding_window && p + 1 - (size_t)hp->sliding_window > j0)
-            j0 = p + 1 - (size_t)hp->sliding_window;
+        size_t p = a->pos[t], j0, j1;
+        int win = row_span(a, t, &j0, &j1);
         const float *qv = a->q + t * a->qstride + h * hd;
         size_t off = (j0 * kvd + kh * hd) * es;
-        if (!(win && kc->max_size)) {   /* a plain run of positions: the fused kernel */
+        if (!win) {   /* a plain run of positions: the fused kernel */
             mt_attn_head(qv, (const char *)K + off, (const char *)Vv + off, kc->f16, kvd, j1 - j0, hd,
                          hp->attn_scale, cap, a->out + t * qd + h * hd, s);
             continue;
@@ -647,6 +663,63 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
                 mt_axpy(o, s[j], row, hd);
             }
     }
+}
+
+#define ATTN_ROWS_BLK 64 /* query rows per block */
+
+/* Jobs (kv head, block of ATTN_ROWS_BLK rows) of a call whose rows all
+ * belong to one cache and need no slot-by-slot masking (attn_blocks_ok): the
+ * group of query heads sharing the kv head, over the span of slots the
+ * block's rows see, as matrix products (mt_attn_rows). */
+static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
+    attn_ctx *a = vc;
+    const mt_decoder_hp *hp = &a->m->hp;
+    size_t hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = a->c[0]->kv_dim;
+    size_t group = (size_t)(hp->n_heads / hp->n_kv_heads), nb = (a->T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK;
+    const mt_kvcache *kc = a->c[0];
+    size_t es = mt_dtype_size(kv_dtype(kc));
+    for (size_t job = b; job < e; job++) {
+        size_t kh = job / nb, t0 = job % nb * ATTN_ROWS_BLK, R = a->T - t0 < ATTN_ROWS_BLK ? a->T - t0 : ATTN_ROWS_BLK;
+        size_t lo[ATTN_ROWS_BLK], hi[ATTN_ROWS_BLK], J0 = SIZE_MAX, J1 = 0;
+        for (size_t i = 0; i < R; i++) {
+            row_span(a, t0 + i, &lo[i], &hi[i]);
+            if (hi[i] < lo[i]) hi[i] = lo[i];
+            if (lo[i] < J0) J0 = lo[i];
+            if (hi[i] > J1) J1 = hi[i];
+        }
+        if (J1 < J0) J1 = J0;
+        for (size_t i = 0; i < R; i++) { lo[i] -= J0; hi[i] -= J0; }
+        size_t n = J1 - J0, off = (J0 * kvd + kh * hd) * es;
+        const float *Q = a->q + t0 * a->qstride + kh * group * hd;
+        float *out = a->out + t0 * qd + kh * group * hd;
+        float *scratch = malloc(mt_attn_rows_scratch(R, n, hd) * sizeof *scratch);
+        if (scratch) {
+            mt_attn_rows(Q, a->qstride, group, R, (const char *)kc->k[a->layer] + off, (const char *)kc->v[a->layer] + off,
+                         kc->f16, kvd, n, hd, lo, hi, hp->attn_scale, hp->attn_softcap, out, qd, scratch);
+            free(scratch);
+            continue;
+        }
+        float *s = a->scores + (size_t)tid * a->len;   /* no memory for the block: row by row */
+        for (size_t h = 0; h < group; h++)
+            for (size_t i = 0; i < R; i++) {
+                size_t o2 = off + lo[i] * kvd * es;
+                mt_attn_head(Q + i * a->qstride + h * hd, (const char *)kc->k[a->layer] + o2,
+                             (const char *)kc->v[a->layer] + o2, kc->f16, kvd, hi[i] - lo[i], hd, hp->attn_scale,
+                             hp->attn_softcap, out + i * qd + h * hd, s);
+            }
+    }
+}
+
+/* 1 when attn_blocks can run this call: enough rows, all of one cache, no
+ * slot-by-slot masking, and sgemm may be called from the pool's threads. */
+static int attn_blocks_ok(const attn_ctx *a) {
+    if (a->T < a->m->attn_block_min || a->c[0] != a->c[a->T - 1]) return 0;
+    if (mt_pool_size(a->m->pool) > 1 && !mt_blas_pool_splits(a->m->pool)) return 0;
+    for (size_t t = 0; t < a->T; t++) {
+        size_t j0, j1;
+        if (row_span(a, t, &j0, &j1)) return 0;
+    }
+    return 1;
 }
 
 /* Tell the calibration observer (if any) what enters layer l's module `sub`. */
@@ -826,7 +899,9 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             mt_convert_from_f32((char *)rc[t]->v[l] + at, v + t * ks, kt_t, kvd);
         }
         attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, T, len};
-        mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);
+        if (attn_blocks_ok(&ac))
+            mt_pool_for(m->pool, (size_t)hp->n_kv_heads * ((T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
+        else mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);
         observe(m, l, "self_attn.o_proj", att, T, qd);
         mt_linear_forward(&L->o, att, T, br, work, m->pool);
         if (hp->block != MT_BLOCK_PRE) norm_apply(m, &L->n2, br, br, T, H);

@@ -88,6 +88,8 @@ typedef struct mt_model {
     mt_safetensors *st;
     mt_pool *pool;                 /* borrowed */
     size_t max_in;                 /* widest linear input: scratch sizing */
+    size_t attn_block_min;         /* rows of one sequence from which attention runs in blocks
+                                      as matrix products (default 16; SIZE_MAX: row by row) */
     /* set by MoE families before mt_decoder_bind: which layers are sparse, and their module prefix */
     int (*moe_layer)(const struct mt_model *m, int layer);
     const char *moe_prefix;        /* e.g. "mlp" or "block_sparse_moe" */

@@ -30,6 +30,19 @@ void mt_axpy(float *y, float a, const float *x, size_t n);
 void mt_attn_head(const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n, size_t hd,
                   float scale, float cap, float *out, float *scratch);
 
+/* R consecutive query rows of nh heads that share one K/V head, as two
+ * matrix products (prefill): for head h and row i (q = Q + i*ldq + h*hd),
+ * s_j = scale * dot(q, K_j) for j in [lo[i], hi[i]) (clamped to [0, n); no
+ * other keys), soft-capped when cap > 0, p = softmax(s), out + i*ldo + h*hd
+ * = sum_j p_j V_j; K_j = K + j*kvs, V_j likewise (float32, or float16 with
+ * kv_f16).  A row with no keys gets zeros.  Calls cblas_sgemm: from pool
+ * threads only when OpenBLAS runs one thread (mt_blas_pool_splits).
+ * scratch: mt_attn_rows_scratch(R, n, hd) floats. */
+size_t mt_attn_rows_scratch(size_t R, size_t n, size_t hd);
+void mt_attn_rows(const float *Q, size_t ldq, size_t nh, size_t R, const void *K, const void *V, int kv_f16,
+                  size_t kvs, size_t n, size_t hd, const size_t *lo, const size_t *hi, float scale, float cap,
+                  float *out, size_t ldo, float *scratch);
+
 /* Plain C references of the SIMD-dispatched functions above (same contracts;
  * tests compare against these). */
 void mt_rmsnorm_ref(float *out, const float *x, const float *w, size_t n, float eps);

@@ -453,6 +453,61 @@ static void test_attn(void) {
     printf("  attn_head worst relative error %.2e\n", worst);
 }
 
+/* mt_attn_rows (a block of query rows of nh heads as matrix products)
+ * against mt_attn_head run row by row and head by head over the same keys:
+ * causal spans, windows, rows with no keys, spans past n, soft-capping,
+ * float32 and float16 keys/values, awkward head sizes. */
+static void test_attn_rows(void) {
+    static const size_t hds[] = {8, 36, 64, 128};
+    double worst = 0;
+    for (size_t hi_ = 0; hi_ < sizeof hds / sizeof *hds; hi_++)
+        for (int mode = 0; mode < 8; mode++) {
+            int capped = mode & 1, f16 = (mode >> 1) & 1, windowed = mode >> 2;
+            size_t hd = hds[hi_], nh = 1 + (size_t)mode % 3, R = 5 + 13 * (size_t)(mode % 4), n = R + 3 * (size_t)mode;
+            size_t kvs = hd * 2 + 3, nk = n * kvs + hd, ldq = nh * hd + 7, ldo = nh * hd + 2;
+            float *K = malloc(nk * 4), *V = malloc(nk * 4), *Q = malloc(R * ldq * 4);
+            uint16_t *Kh = malloc(nk * 2), *Vh = malloc(nk * 2);
+            float *o = malloc(R * ldo * 4), *ref = malloc(hd * 4), *s = malloc((n + 1) * 4);
+            float *scratch = malloc(mt_attn_rows_scratch(R, n, hd) * 4);
+            size_t lo[64], hi[64];
+            for (size_t i = 0; i < nk; i++) {
+                K[i] = frand(-1, 1);
+                V[i] = frand(-2, 2);
+                Kh[i] = mt_f32_to_f16(K[i]);
+                Vh[i] = mt_f32_to_f16(V[i]);
+            }
+            for (size_t i = 0; i < R * ldq; i++) Q[i] = frand(-3, 3);
+            for (size_t i = 0; i < R; i++) {   /* row i is position n - R + i */
+                hi[i] = n - R + i + 1;
+                lo[i] = windowed && hi[i] > 6 ? hi[i] - 6 : 0;
+                if (i == 2) lo[i] = hi[i];        /* no keys */
+                if (i == 3 && windowed) hi[i] = n + 9;  /* clamped to n */
+            }
+            float scale = 1.0f / sqrtf((float)hd), cap = capped ? 5.0f : 0.0f;
+            for (size_t i = 0; i < R * ldo; i++) o[i] = 1e30f;
+            mt_attn_rows(Q, ldq, nh, R, f16 ? (const void *)Kh : K, f16 ? (const void *)Vh : V, f16, kvs, n, hd, lo, hi,
+                         scale, cap, o, ldo, scratch);
+            double e = 0;
+            for (size_t h = 0; h < nh; h++)
+                for (size_t i = 0; i < R; i++) {
+                    size_t a = lo[i], b = hi[i] < n ? hi[i] : n;
+                    size_t es = f16 ? 2 : 4;
+                    const char *Kb = (const char *)(f16 ? (const void *)Kh : K) + a * kvs * es;
+                    const char *Vb = (const char *)(f16 ? (const void *)Vh : V) + a * kvs * es;
+                    mt_attn_head(Q + i * ldq + h * hd, Kb, Vb, f16, kvs, b > a ? b - a : 0, hd, scale, cap, ref, s);
+                    for (size_t d = 0; d < hd; d++) {
+                        double x = fabs(o[i * ldo + h * hd + d] - ref[d]) / (fabs(ref[d]) + 0.05);
+                        e = x > e || x != x ? x : e;
+                    }
+                }
+            worst = e > worst ? e : worst;
+            CHECK_MSG(e < 2e-5, "attn_rows hd %zu nh %zu R %zu n %zu cap %d f16 %d window %d: error %g", hd, nh, R, n,
+                      capped, f16, windowed, e);
+            free(K); free(V); free(Q); free(Kh); free(Vh); free(o); free(ref); free(s); free(scratch);
+        }
+    printf("  attn_rows worst relative error against attn_head %.2e\n", worst);
+}
+
 static void test_cpu(void) {
     int best = mt_cpu_best();
     CHECK(best >= MT_CPU_PORTABLE && best <= MT_CPU_AVX512);
@@ -483,6 +538,7 @@ int main(void) {
     test_dense(pool);
     test_ops();
     test_attn();
+    test_attn_rows();
     mt_pool_free(pool);
     return check_report("kernels");
 }
