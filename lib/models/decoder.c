@@ -594,7 +594,8 @@ typedef struct attn_ctx {
     const float *q;   /* [T, n_heads*hd] (rows of stride qstride) */
     size_t qstride;
     float *out;       /* [T, n_heads*hd] */
-    float *scores;    /* nthreads * len */
+    float *scores;    /* nthreads * len * group */
+    size_t gsz;       /* query heads per attn_heads job (a divisor of the group) */
     size_t T, len;    /* len: the longest context of any row */
 } attn_ctx;
 
@@ -624,44 +625,47 @@ static int row_span(const attn_ctx *a, size_t t, size_t *j0, size_t *j1) {
     return win && kc->max_size;
 }
 
+/* Jobs (row t, set of a->gsz query heads sharing one kv head). */
 static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     attn_ctx *a = vc;
     const mt_decoder_hp *hp = &a->m->hp;
     size_t hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = a->c[0]->kv_dim;
-    size_t group = (size_t)(hp->n_heads / hp->n_kv_heads);
-    float *s = a->scores + (size_t)tid * a->len;
+    size_t group = (size_t)(hp->n_heads / hp->n_kv_heads), sets = (size_t)hp->n_heads / a->gsz;
+    float *s = a->scores + (size_t)tid * a->len * group;
     float cap = hp->attn_softcap;
     for (size_t job = b; job < e; job++) {
-        size_t t = job / (size_t)hp->n_heads, h = job % (size_t)hp->n_heads, kh = h / group;
+        size_t t = job / sets, h0 = job % sets * a->gsz, kh = h0 / group;
         const mt_kvcache *kc = a->c[t];
         const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
         size_t es = mt_dtype_size(kv_dtype(kc));
         size_t p = a->pos[t], j0, j1;
         int win = row_span(a, t, &j0, &j1);
-        const float *qv = a->q + t * a->qstride + h * hd;
         size_t off = (j0 * kvd + kh * hd) * es;
-        if (!win) {   /* a plain run of positions: the fused kernel */
-            mt_attn_head(qv, (const char *)K + off, (const char *)Vv + off, kc->f16, kvd, j1 - j0, hd,
-                         hp->attn_scale, cap, a->out + t * qd + h * hd, s);
+        if (!win) {   /* a plain run of positions: the fused kernel, each row read once for the set */
+            mt_attn_group(a->q + t * a->qstride + h0 * hd, a->gsz, (const char *)K + off, (const char *)Vv + off,
+                          kc->f16, kvd, j1 - j0, hd, hp->attn_scale, cap, a->out + t * qd + h0 * hd, s);
             continue;
         }
-        /* rotating cache with a sliding window: some slots are masked */
-        float row[1024];   /* head_dim <= 1024 (checked at load) */
-        for (size_t j = j0; j < j1; j++) {
-            if (kc->slot_pos[j] + (size_t)hp->sliding_window <= p) { s[j - j0] = -INFINITY; continue; }
-            kv_row(kc, K, j * kvd + kh * hd, hd, row);
-            float sc = mt_dot(qv, row, hd) * hp->attn_scale;
-            s[j - j0] = cap > 0 ? tanhf(sc / cap) * cap : sc;
-        }
-        size_t n = j1 - j0;
-        mt_softmax(s, n);
-        float *o = a->out + t * qd + h * hd;
-        memset(o, 0, hd * sizeof(float));
-        for (size_t j = 0; j < n; j++)
-            if (s[j] != 0.0f) {
-                kv_row(kc, Vv, (j0 + j) * kvd + kh * hd, hd, row);
-                mt_axpy(o, s[j], row, hd);
+        for (size_t h = h0; h < h0 + a->gsz; h++) {
+            const float *qv = a->q + t * a->qstride + h * hd;
+            /* rotating cache with a sliding window: some slots are masked */
+            float row[1024];   /* head_dim <= 1024 (checked at load) */
+            for (size_t j = j0; j < j1; j++) {
+                if (kc->slot_pos[j] + (size_t)hp->sliding_window <= p) { s[j - j0] = -INFINITY; continue; }
+                kv_row(kc, K, j * kvd + kh * hd, hd, row);
+                float sc = mt_dot(qv, row, hd) * hp->attn_scale;
+                s[j - j0] = cap > 0 ? tanhf(sc / cap) * cap : sc;
             }
+            size_t n = j1 - j0;
+            mt_softmax(s, n);
+            float *o = a->out + t * qd + h * hd;
+            memset(o, 0, hd * sizeof(float));
+            for (size_t j = 0; j < n; j++)
+                if (s[j] != 0.0f) {
+                    kv_row(kc, Vv, (j0 + j) * kvd + kh * hd, hd, row);
+                    mt_axpy(o, s[j], row, hd);
+                }
+        }
     }
 }
 
@@ -827,7 +831,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
     size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
     if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
-    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len;
+    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);
     float *buf = malloc(total * sizeof(float));
     if (!buf) { free(slot); return mt_seterr(err, MT_ENOMEM, "out of memory for activations"); }
     float *x = buf, *xn = x + sz_x, *br = xn + sz_x, *qkv = br + sz_x, *att = qkv + sz_q;
@@ -898,10 +902,14 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             mt_convert_from_f32((char *)rc[t]->k[l] + at, kt, kt_t, kvd);
             mt_convert_from_f32((char *)rc[t]->v[l] + at, v + t * ks, kt_t, kvd);
         }
-        attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, T, len};
+        /* query heads per job: the kv head's whole group, halved while that
+         * leaves fewer than two jobs per thread */
+        size_t gsz = (size_t)(hp->n_heads / hp->n_kv_heads);
+        while (gsz % 2 == 0 && T * (size_t)hp->n_heads / gsz < 2 * nt) gsz /= 2;
+        attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, gsz, T, len};
         if (attn_blocks_ok(&ac))
             mt_pool_for(m->pool, (size_t)hp->n_kv_heads * ((T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
-        else mt_pool_for(m->pool, T * (size_t)hp->n_heads, 1, attn_heads, &ac);
+        else mt_pool_for(m->pool, T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
         observe(m, l, "self_attn.o_proj", att, T, qd);
         mt_linear_forward(&L->o, att, T, br, work, m->pool);
         if (hp->block != MT_BLOCK_PRE) norm_apply(m, &L->n2, br, br, T, H);

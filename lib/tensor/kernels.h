@@ -86,6 +86,9 @@ void mt_k_scale(int level, float *x, float r, size_t n);
  * (kv_f16) float16; scratch[n]. */
 void mt_k_attn_head(int level, const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
                     size_t hd, float scale, float cap, float *out, float *scratch);
+/* nh heads (q + h*hd -> out + h*hd) over the same K/V; scratch[nh * n]. */
+void mt_k_attn_group(int level, const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs,
+                     size_t n, size_t hd, float scale, float cap, float *out, float *scratch);
 /* a[i] = silu(a[i]) * (b ? b[i] : 1) */
 void mt_k_swiglu(int level, float *a, const float *b, size_t n);
 

@@ -183,6 +183,90 @@ AVX512 static void attn_512_f16(const float *q, const void *K, const void *V, si
     attn_512_t(q, K, V, kvs, n, hd, scale, cap, out, s, 1);
 }
 
+/* G query heads (1, 2, 4 or 8, a compile-time constant after inlining) that
+ * share one key/value head, head_dim % 16 == 0: each cached row is loaded
+ * and widened once for all G heads.  Scores: blocks of 16/G positions x G
+ * heads fill the 16 accumulators of one tree reduction; values: each row's
+ * slice of 256/G dimensions feeds G heads' accumulators (16 in all). */
+AVX512 static INL void attn_group_512_t(const float *q, size_t G, const void *K, const void *V, size_t kvs, size_t n,
+                                        size_t hd, float scale, float cap, float *out, float *s, int f16) {
+    size_t es = f16 ? 2 : 4, P = 16 / G, j = 0;
+    const __m512 vscale = _mm512_set1_ps(scale);
+    float sums[16];
+    for (; j + P <= n; j += P) {
+        const char *kb = (const char *)K + j * kvs * es;
+        __m512 a[16];
+        for (int u = 0; u < 16; u++) a[u] = _mm512_setzero_ps();
+        for (size_t i = 0; i < hd; i += 16) {
+            for (size_t p = 0; p < P; p++) {
+                if (f16) _mm_prefetch(kb + (p + 2 * P) * kvs * es + i * es, _MM_HINT_T0);
+                __m512 k = ld16(kb + p * kvs * es, i, f16);
+                for (size_t h = 0; h < G; h++) a[p * G + h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * hd + i), k, a[p * G + h]);
+            }
+        }
+        _mm512_storeu_ps(sums, _mm512_mul_ps(reduce16(a), vscale));
+        for (size_t p = 0; p < P; p++)
+            for (size_t h = 0; h < G; h++) s[h * n + j + p] = sums[p * G + h];
+    }
+    for (; j < n; j++) {   /* the last positions, one at a time */
+        const void *k0 = (const char *)K + j * kvs * es;
+        for (size_t h = 0; h < G; h++) {
+            __m512 a0 = _mm512_setzero_ps();
+            for (size_t i = 0; i < hd; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * hd + i), ld16(k0, i, f16), a0);
+            s[h * n + j] = _mm512_reduce_add_ps(a0) * scale;
+        }
+    }
+    float r[8];
+    for (size_t h = 0; h < G; h++) r[h] = exp_scores(MT_CPU_AVX512, s + h * n, n, cap);
+    size_t dc = 256 / G; /* dimensions per pass: G heads x dc/16 accumulators = 16 */
+    for (size_t d0 = 0; d0 < hd; d0 += dc) {
+        size_t nb = hd - d0 < dc ? (hd - d0) / 16 : dc / 16;
+        __m512 o[16];
+        for (int b = 0; b < 16; b++) o[b] = _mm512_setzero_ps();
+        for (size_t jj = 0; jj < n; jj++) {
+            const void *v = (const char *)V + jj * kvs * es;
+            if (f16)
+                for (size_t off = 0; off < nb * 16 * es; off += 64)
+                    _mm_prefetch((const char *)v + 16 * kvs * es + d0 * es + off, _MM_HINT_T0);
+            for (size_t b = 0; b < dc / 16; b++)
+                if (b < nb) {
+                    __m512 vv = ld16(v, d0 + 16 * b, f16);
+                    for (size_t h = 0; h < G; h++)
+                        o[h * (dc / 16) + b] = _mm512_fmadd_ps(_mm512_set1_ps(s[h * n + jj]), vv, o[h * (dc / 16) + b]);
+                }
+        }
+        for (size_t h = 0; h < G; h++) {
+            __m512 rr = _mm512_set1_ps(r[h]);
+            for (size_t b = 0; b < nb; b++)
+                _mm512_storeu_ps(out + h * hd + d0 + 16 * b, _mm512_mul_ps(o[h * (dc / 16) + b], rr));
+        }
+    }
+}
+
+#define GROUP_INST(G)                                                                                                   \
+    AVX512 static void attn_group_512_##G(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd, \
+                                          float scale, float cap, float *out, float *s, int f16) {                     \
+        if (f16) attn_group_512_t(q, G, K, V, kvs, n, hd, scale, cap, out, s, 1);                                      \
+        else attn_group_512_t(q, G, K, V, kvs, n, hd, scale, cap, out, s, 0);                                         \
+    }
+GROUP_INST(2)
+GROUP_INST(4)
+GROUP_INST(8)
+#undef GROUP_INST
+
+void mt_k_attn_group(int level, const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs,
+                     size_t n, size_t hd, float scale, float cap, float *out, float *scratch) {
+    size_t h = 0;
+    if (n && level == MT_CPU_AVX512 && hd % 16 == 0)
+        while (nh - h >= 2) {   /* heads in sets of 8, 4, 2 */
+            size_t g = nh - h >= 8 ? 8 : nh - h >= 4 ? 4 : 2;
+            (g == 8 ? attn_group_512_8 : g == 4 ? attn_group_512_4 : attn_group_512_2)(
+                q + h * hd, K, V, kvs, n, hd, scale, cap, out + h * hd, scratch, kv_f16);
+            h += g;
+        }
+    for (; h < nh; h++) mt_k_attn_head(level, q + h * hd, K, V, kv_f16, kvs, n, hd, scale, cap, out + h * hd, scratch);
+}
+
 void mt_k_attn_head(int level, const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
                     size_t hd, float scale, float cap, float *out, float *scratch) {
     if (!n) { memset(out, 0, hd * sizeof *out); return; }

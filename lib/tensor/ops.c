@@ -104,5 +104,9 @@ void mt_attn_head(const float *q, const void *K, const void *V, int kv_f16, size
                   float scale, float cap, float *out, float *scratch) {
     mt_k_attn_head(mt_cpu_level(), q, K, V, kv_f16, kvs, n, hd, scale, cap, out, scratch);
 }
+void mt_attn_group(const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
+                   size_t hd, float scale, float cap, float *out, float *scratch) {
+    mt_k_attn_group(mt_cpu_level(), q, nh, K, V, kv_f16, kvs, n, hd, scale, cap, out, scratch);
+}
 float mt_dot(const float *a, const float *b, size_t n) { return mt_k_dot(mt_cpu_level(), a, b, n); }
 void mt_axpy(float *y, float a, const float *x, size_t n) { mt_k_axpy(mt_cpu_level(), y, a, x, n); }

@@ -30,6 +30,12 @@ void mt_axpy(float *y, float a, const float *x, size_t n);
 void mt_attn_head(const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n, size_t hd,
                   float scale, float cap, float *out, float *scratch);
 
+/* mt_attn_head for nh query heads that share K and V (grouped-query
+ * attention): head h reads q + h*hd and writes out + h*hd; each cached row is
+ * read once for all of them.  scratch: nh * n floats. */
+void mt_attn_group(const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
+                   size_t hd, float scale, float cap, float *out, float *scratch);
+
 /* R consecutive query rows of nh heads that share one K/V head, as two
  * matrix products (prefill): for head h and row i (q = Q + i*ldq + h*hd),
  * s_j = scale * dot(q, K_j) for j in [lo[i], hi[i]) (clamped to [0, n); no

@@ -453,6 +453,52 @@ static void test_attn(void) {
     printf("  attn_head worst relative error %.2e\n", worst);
 }
 
+/* mt_attn_group (query heads sharing K/V, each row read once for all) against
+ * mt_attn_head head by head, on every path: 1-9 heads (sets of 8/4/2 and a
+ * single rest), position counts around the blocks of 16/G, caps, f16. */
+static void test_attn_group(void) {
+    static const size_t hds[] = {16, 48, 128, 256, 24};
+    static const size_t ns[] = {0, 1, 7, 9, 16, 33, 300};
+    double worst = 0;
+    for (size_t hi_ = 0; hi_ < sizeof hds / sizeof *hds; hi_++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+            for (size_t nh = 1; nh <= 9; nh++) {
+                int mode = (int)((nh + ni + hi_) % 4), capped = mode & 1, f16 = mode >> 1;
+                size_t hd = hds[hi_], n = ns[ni], kvs = hd * 2 + 16, nk = n * kvs + hd;
+                float *K = malloc(nk * 4), *V = malloc(nk * 4), *q = malloc(nh * hd * 4), *o = malloc(nh * hd * 4);
+                float *ref = malloc(hd * 4), *s = malloc((nh * n + 1) * 4);
+                uint16_t *Kh = malloc(nk * 2), *Vh = malloc(nk * 2);
+                for (size_t i = 0; i < nk; i++) {
+                    K[i] = frand(-1, 1);
+                    V[i] = frand(-2, 2);
+                    Kh[i] = mt_f32_to_f16(K[i]);
+                    Vh[i] = mt_f32_to_f16(V[i]);
+                }
+                for (size_t i = 0; i < nh * hd; i++) q[i] = frand(-3, 3);
+                const void *Kp = f16 ? (const void *)Kh : K, *Vp = f16 ? (const void *)Vh : V;
+                float scale = 1.0f / sqrtf((float)hd), cap = capped ? 5.0f : 0.0f;
+                for (int p = 0; p < npaths; p++) {
+                    mt_cpu_force(paths[p]);
+                    for (size_t i = 0; i < nh * hd; i++) o[i] = 1e30f;
+                    mt_attn_group(q, nh, Kp, Vp, f16, kvs, n, hd, scale, cap, o, s);
+                    double e = 0;
+                    for (size_t h = 0; h < nh; h++) {
+                        mt_attn_head(q + h * hd, Kp, Vp, f16, kvs, n, hd, scale, cap, ref, s);
+                        for (size_t d = 0; d < hd; d++) {
+                            double x = fabs(o[h * hd + d] - ref[d]) / (fabs(ref[d]) + 0.05);
+                            e = x > e || x != x ? x : e;
+                        }
+                    }
+                    worst = e > worst ? e : worst;
+                    CHECK_MSG(e < 2e-5, "attn_group %s hd %zu n %zu heads %zu cap %d f16 %d: error %g",
+                              mt_cpu_name(paths[p]), hd, n, nh, capped, f16, e);
+                }
+                mt_cpu_force(-1);
+                free(K); free(V); free(q); free(o); free(ref); free(s); free(Kh); free(Vh);
+            }
+    printf("  attn_group worst relative error against attn_head %.2e\n", worst);
+}
+
 /* mt_attn_rows (a block of query rows of nh heads as matrix products)
  * against mt_attn_head run row by row and head by head over the same keys:
  * causal spans, windows, rows with no keys, spans past n, soft-capping,
@@ -539,6 +585,7 @@ int main(void) {
     test_ops();
     test_attn();
     test_attn_rows();
+    test_attn_group();
     mt_pool_free(pool);
     return check_report("kernels");
 }
