@@ -10,17 +10,13 @@
 #include <immintrin.h>
 #endif
 
-static const struct { const char *name; size_t size; } dtype_tab[MT_DTYPE_COUNT] = {
-    [MT_F32] = {"F32", 4},   [MT_F16] = {"F16", 2},   [MT_BF16] = {"BF16", 2},
-    [MT_U32] = {"U32", 4},   [MT_U8] = {"U8", 1},     [MT_I8] = {"I8", 1},
-    [MT_I32] = {"I32", 4},   [MT_I64] = {"I64", 8},   [MT_BOOL] = {"BOOL", 1},
-    [MT_U16] = {"U16", 2},   [MT_I16] = {"I16", 2},   [MT_U64] = {"U64", 8},
-    [MT_F64] = {"F64", 8},   [MT_F8_E4M3] = {"F8_E4M3", 1}, [MT_F8_E8M0] = {"F8_E8M0", 1},
+static const struct { const char *name; } dtype_tab[MT_DTYPE_COUNT] = {
+    [MT_F32] = {"F32"},   [MT_F16] = {"F16"},   [MT_BF16] = {"BF16"},
+    [MT_U32] = {"U32"},   [MT_U8] = {"U8"},     [MT_I8] = {"I8"},
+    [MT_I32] = {"I32"},   [MT_I64] = {"I64"},   [MT_BOOL] = {"BOOL"},
+    [MT_U16] = {"U16"},   [MT_I16] = {"I16"},   [MT_U64] = {"U64"},
+    [MT_F64] = {"F64"},   [MT_F8_E4M3] = {"F8_E4M3"}, [MT_F8_E8M0] = {"F8_E8M0"},
 };
-
-size_t mt_dtype_size(mt_dtype t) {
-    return ((unsigned)t < MT_DTYPE_COUNT) ? dtype_tab[t].size : 0;
-}
 
 const char *mt_dtype_name(mt_dtype t) {
     return ((unsigned)t < MT_DTYPE_COUNT) ? dtype_tab[t].name : "?";

@@ -17,8 +17,17 @@ typedef enum {
     MT_DTYPE_COUNT
 } mt_dtype;
 
-/* Bytes per element; 0 for an out-of-range value. */
-size_t mt_dtype_size(mt_dtype t);
+/* Bytes per element; 0 for an out-of-range value.  Inline: the kernels ask
+ * for it per matrix row. */
+static inline size_t mt_dtype_size(mt_dtype t) {
+    switch (t) {
+    case MT_F32: case MT_U32: case MT_I32: return 4;
+    case MT_F16: case MT_BF16: case MT_U16: case MT_I16: return 2;
+    case MT_U8: case MT_I8: case MT_BOOL: case MT_F8_E4M3: case MT_F8_E8M0: return 1;
+    case MT_I64: case MT_U64: case MT_F64: return 8;
+    default: return 0;
+    }
+}
 /* The safetensors spelling ("F32", "BF16", "BOOL", ...); "?" for an out-of-range value. */
 const char *mt_dtype_name(mt_dtype t);
 /* Parse a safetensors dtype string (exact, case-sensitive). Returns 0 and sets

@@ -86,6 +86,13 @@ static void test_f16(void) {
     CHECK(mt_dtype_parse("bf16", &t) != 0);
     CHECK(mt_dtype_parse("F8_E4M3", &t) == 0 && mt_dtype_size(t) == 1);
     CHECK_STR(mt_dtype_name(MT_I64), "I64");
+    /* bytes per element of every safetensors type (the table is inline in dtype.h) */
+    static const struct { const char *name; size_t size; } sz[] = {
+        {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"U32", 4}, {"U8", 1}, {"I8", 1}, {"I32", 4}, {"I64", 8},
+        {"BOOL", 1}, {"U16", 2}, {"I16", 2}, {"U64", 8}, {"F64", 8}, {"F8_E4M3", 1}, {"F8_E8M0", 1}};
+    for (size_t i = 0; i < sizeof sz / sizeof *sz; i++)
+        CHECK_MSG(mt_dtype_parse(sz[i].name, &t) == 0 && mt_dtype_size(t) == sz[i].size, "%s", sz[i].name);
+    CHECK(mt_dtype_size(MT_DTYPE_COUNT) == 0);
     CHECK_EQ_INT(mt_dtype_size(MT_I64), 8);
     CHECK_EQ_INT(mt_dtype_size(MT_BOOL), 1);
     unsigned char e4[3] = {0x38, 0xfe, 0x01}, e8[3] = {127, 130, 0};
