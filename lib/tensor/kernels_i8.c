@@ -264,16 +264,20 @@ VNNI static void i8_rows_512(const mt_qmat *m, const int8_t *q, const float *sx,
     for (int L = 0; L < 16; L++) v[L] = lane_group((size_t)L, be, gs);
     __m512i idx = _mm512_loadu_si512((const void *)v);
     size_t r = r0;
-    if (tn >= 4)   /* several tokens: row pairs share the activation loads */
-        for (; r + 2 <= r1; r += 2) {
-            switch (tn) {
-            case 4: i8_row_512(m, q, sx, gsum, kp, nl, 4, 2, y, ldy, r, sf, bf, idx); break;
-            case 5: i8_row_512(m, q, sx, gsum, kp, nl, 5, 2, y, ldy, r, sf, bf, idx); break;
-            case 6: i8_row_512(m, q, sx, gsum, kp, nl, 6, 2, y, ldy, r, sf, bf, idx); break;
-            case 7: i8_row_512(m, q, sx, gsum, kp, nl, 7, 2, y, ldy, r, sf, bf, idx); break;
-            default: i8_row_512(m, q, sx, gsum, kp, nl, 8, 2, y, ldy, r, sf, bf, idx); break;
-            }
+    /* rows in pairs: they share the activation loads and the loop (one token,
+     * cache-resident, 1 thread: 10.5-14.4 -> 13.2-18.8 GB/s) */
+    for (; r + 2 <= r1; r += 2) {
+        switch (tn) {
+        case 1: i8_row_512(m, q, sx, gsum, kp, nl, 1, 2, y, ldy, r, sf, bf, idx); break;
+        case 2: i8_row_512(m, q, sx, gsum, kp, nl, 2, 2, y, ldy, r, sf, bf, idx); break;
+        case 3: i8_row_512(m, q, sx, gsum, kp, nl, 3, 2, y, ldy, r, sf, bf, idx); break;
+        case 4: i8_row_512(m, q, sx, gsum, kp, nl, 4, 2, y, ldy, r, sf, bf, idx); break;
+        case 5: i8_row_512(m, q, sx, gsum, kp, nl, 5, 2, y, ldy, r, sf, bf, idx); break;
+        case 6: i8_row_512(m, q, sx, gsum, kp, nl, 6, 2, y, ldy, r, sf, bf, idx); break;
+        case 7: i8_row_512(m, q, sx, gsum, kp, nl, 7, 2, y, ldy, r, sf, bf, idx); break;
+        default: i8_row_512(m, q, sx, gsum, kp, nl, 8, 2, y, ldy, r, sf, bf, idx); break;
         }
+    }
     for (; r < r1; r++) {
         switch (tn) {
         case 1: i8_row_512(m, q, sx, gsum, kp, nl, 1, 1, y, ldy, r, sf, bf, idx); break;
