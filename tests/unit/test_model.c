@@ -252,7 +252,28 @@ static void test_kv_f16(mt_pool *pool) {
     /* > 0: the two paths sum in different orders, so the blocks did run */
     CHECK_MSG(wb < 1e-4 && wb > 0, "%zu-token prefill, attention in blocks vs row by row: worst relative logit difference %.3g",
               T, wb);
-    printf("  tinydocs-5m-4bit %zu-token prefill: attention in blocks vs row by row: max rel diff %.2e\n", T, wb);
+    /* a second prompt chunk onto a cache that already holds 120 tokens
+     * (mlx-gen's prefill steps, prompt caches): blocks vs rows again */
+    double wc = 0;
+    float *ca = malloc(2 * (T - 120) * V * sizeof *ca), *cb = ca + (T - 120) * V;
+    for (int rows = 0; rows < 2; rows++) {
+        mt_kvcache *cc = NULL;
+        CHECK_OK(mt_kvcache_new(&cc, m, &e), &e);
+        m->attn_block_min = rows ? SIZE_MAX : 16;
+        CHECK_OK(mt_model_forward(m, cc, toks, 120, rows ? cb : ca, 0, &e), &e);
+        CHECK_OK(mt_model_forward(m, cc, toks + 120, T - 120, rows ? cb : ca, 1, &e), &e);
+        CHECK(cc->len == T);
+        mt_kvcache_free(cc);
+    }
+    m->attn_block_min = 16;
+    for (size_t i = 0; i < (T - 120) * V; i++) {
+        double d = fabs(ca[i] - cb[i]) / (1 + fabs(ca[i]));
+        wc = d > wc || d != d ? d : wc;
+    }
+    free(ca);
+    CHECK_MSG(wc < 1e-4 && wc > 0, "prefill onto 120 cached tokens, blocks vs rows: worst relative logit difference %.3g", wc);
+    printf("  tinydocs-5m-4bit %zu-token prefill: attention in blocks vs row by row: max rel diff %.2e (onto 120 cached: %.2e)\n",
+           T, wb, wc);
     CHECK_OK(mt_model_forward(m, c16, toks, T, b, 1, &e), &e);
     double worst = 0;
     for (size_t i = 0; i < T * V; i++) {
