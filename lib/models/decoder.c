@@ -670,6 +670,9 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
 }
 
 #define ATTN_ROWS_BLK 64 /* query rows per block */
+#ifndef ATTN_ROWS_SCRATCH_MAX   /* floats of block scratch per job (64 MiB: a span of ~55K slots at head_dim 128) */
+#define ATTN_ROWS_SCRATCH_MAX ((size_t)16 << 20)
+#endif
 
 /* Jobs (kv head, block of ATTN_ROWS_BLK rows) of a call whose rows all
  * belong to one cache and need no slot-by-slot masking (attn_blocks_ok): the
@@ -696,14 +699,17 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
         size_t n = J1 - J0, off = (J0 * kvd + kh * hd) * es;
         const float *Q = a->q + t0 * a->qstride + kh * group * hd;
         float *out = a->out + t0 * qd + kh * group * hd;
-        float *scratch = malloc(mt_attn_rows_scratch(R, n, hd) * sizeof *scratch);
+        /* very long spans (the scratch holds the block's scores and the span's
+         * widened K/V) go row by row instead of taking over 64 MiB per thread */
+        size_t need = mt_attn_rows_scratch(R, n, hd);
+        float *scratch = need <= ATTN_ROWS_SCRATCH_MAX ? malloc(need * sizeof *scratch) : NULL;
         if (scratch) {
             mt_attn_rows(Q, a->qstride, group, R, (const char *)kc->k[a->layer] + off, (const char *)kc->v[a->layer] + off,
                          kc->f16, kvd, n, hd, lo, hi, hp->attn_scale, hp->attn_softcap, out, qd, scratch);
             free(scratch);
             continue;
         }
-        float *s = a->scores + (size_t)tid * a->len;   /* no memory for the block: row by row */
+        float *s = a->scores + (size_t)tid * a->len;   /* no (or too much) memory for the block: row by row */
         for (size_t h = 0; h < group; h++)
             for (size_t i = 0; i < R; i++) {
                 size_t o2 = off + lo[i] * kvd * es;
