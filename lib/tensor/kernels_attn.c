@@ -108,63 +108,6 @@ AVX512 static INL __m512 reduce16(__m512 *a) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x88), _mm512_shuffle_f32x4(v0, v1, 0xDD));
 }
 
-AVX512 static INL void attn_512_t(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
-                                  float scale, float cap, float *out, float *s, int f16) {
-    size_t es = f16 ? 2 : 4, j = 0;
-    const __m512 vscale = _mm512_set1_ps(scale);
-    for (; j + 16 <= n; j += 16) {   /* 16 positions: 16 accumulators, one tree reduction */
-        const char *kb = (const char *)K + j * kvs * es;
-        __m512 a[16];
-        for (int u = 0; u < 16; u++) a[u] = _mm512_setzero_ps();
-        for (size_t i = 0; i < hd; i += 16) {
-            __m512 qi = _mm512_loadu_ps(q + i);
-            for (int u = 0; u < 16; u++) {
-                /* float16 rows: fetch the next block's ahead of use (float32
-                 * ones measured slower with it: too many prefetches) */
-                if (f16) _mm_prefetch(kb + ((size_t)u + 16) * kvs * es + i * es, _MM_HINT_T0);
-                a[u] = _mm512_fmadd_ps(qi, ld16(kb + (size_t)u * kvs * es, i, f16), a[u]);
-            }
-        }
-        _mm512_storeu_ps(s + j, _mm512_mul_ps(reduce16(a), vscale));
-    }
-    for (; j + 2 <= n; j += 2) {   /* two positions per pass: two independent chains */
-        const void *k0 = (const char *)K + j * kvs * es, *k1 = (const char *)k0 + kvs * es;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (size_t i = 0; i < hd; i += 16) {
-            __m512 qi = _mm512_loadu_ps(q + i);
-            a0 = _mm512_fmadd_ps(qi, ld16(k0, i, f16), a0);
-            a1 = _mm512_fmadd_ps(qi, ld16(k1, i, f16), a1);
-        }
-        s[j] = _mm512_reduce_add_ps(a0) * scale;
-        s[j + 1] = _mm512_reduce_add_ps(a1) * scale;
-    }
-    if (j < n) {
-        const void *k0 = (const char *)K + j * kvs * es;
-        __m512 a0 = _mm512_setzero_ps();
-        for (size_t i = 0; i < hd; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), ld16(k0, i, f16), a0);
-        s[j] = _mm512_reduce_add_ps(a0) * scale;
-    }
-    float r = exp_scores(MT_CPU_AVX512, s, n, cap);
-    /* values: up to 8 accumulators of 16 (head_dim 128 in one pass over the
-     * rows; 8 independent FMA chains hide the FMA latency) */
-    for (size_t d0 = 0; d0 < hd; d0 += 128) {
-        size_t nb = hd - d0 < 128 ? (hd - d0) / 16 : 8;
-        __m512 o[8];
-        for (int b = 0; b < 8; b++) o[b] = _mm512_setzero_ps();
-        for (size_t jj = 0; jj < n; jj++) {
-            const void *v = (const char *)V + jj * kvs * es;
-            if (f16)
-                for (size_t off = 0; off < nb * 16 * es; off += 64)
-                    _mm_prefetch((const char *)v + 16 * kvs * es + d0 * es + off, _MM_HINT_T0);
-            __m512 p = _mm512_set1_ps(s[jj]);
-            for (size_t b = 0; b < 8; b++)
-                if (b < nb) o[b] = _mm512_fmadd_ps(p, ld16(v, d0 + 16 * b, f16), o[b]);
-        }
-        __m512 rr = _mm512_set1_ps(r);
-        for (size_t b = 0; b < nb; b++) _mm512_storeu_ps(out + d0 + 16 * b, _mm512_mul_ps(o[b], rr));
-    }
-}
-
 /* one instance per storage type */
 AVX2 static void attn_avx2_f32(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
                                float scale, float cap, float *out, float *s) {
@@ -174,23 +117,17 @@ AVX2 static void attn_avx2_f16(const float *q, const void *K, const void *V, siz
                                float scale, float cap, float *out, float *s) {
     attn_avx2_t(q, K, V, kvs, n, hd, scale, cap, out, s, 1);
 }
-AVX512 static void attn_512_f32(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
-                                float scale, float cap, float *out, float *s) {
-    attn_512_t(q, K, V, kvs, n, hd, scale, cap, out, s, 0);
-}
-AVX512 static void attn_512_f16(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
-                                float scale, float cap, float *out, float *s) {
-    attn_512_t(q, K, V, kvs, n, hd, scale, cap, out, s, 1);
-}
 
 /* G query heads (1, 2, 4 or 8, a compile-time constant after inlining) that
  * share one key/value head, head_dim % 16 == 0: each cached row is loaded
- * and widened once for all G heads.  Scores: blocks of 16/G positions x G
+ * and widened once for all G heads (G = 1: mt_attn_head).  Scores: blocks of 16/G positions x G
  * heads fill the 16 accumulators of one tree reduction; values: each row's
  * slice of 256/G dimensions feeds G heads' accumulators (16 in all). */
 AVX512 static INL void attn_group_512_t(const float *q, size_t G, const void *K, const void *V, size_t kvs, size_t n,
                                         size_t hd, float scale, float cap, float *out, float *s, int f16) {
-    size_t es = f16 ? 2 : 4, P = 16 / G, j = 0;
+    /* P positions per block; float16 rows are prefetched PF positions ahead
+     * (float32 ones measured slower with it: too many prefetches) */
+    size_t es = f16 ? 2 : 4, P = 16 / G, PF = G == 1 ? P : 2 * P, j = 0;
     const __m512 vscale = _mm512_set1_ps(scale);
     float sums[16];
     for (; j + P <= n; j += P) {
@@ -199,7 +136,7 @@ AVX512 static INL void attn_group_512_t(const float *q, size_t G, const void *K,
         for (int u = 0; u < 16; u++) a[u] = _mm512_setzero_ps();
         for (size_t i = 0; i < hd; i += 16) {
             for (size_t p = 0; p < P; p++) {
-                if (f16) _mm_prefetch(kb + (p + 2 * P) * kvs * es + i * es, _MM_HINT_T0);
+                if (f16) _mm_prefetch(kb + (p + PF) * kvs * es + i * es, _MM_HINT_T0);
                 __m512 k = ld16(kb + p * kvs * es, i, f16);
                 for (size_t h = 0; h < G; h++) a[p * G + h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * hd + i), k, a[p * G + h]);
             }
@@ -249,6 +186,7 @@ AVX512 static INL void attn_group_512_t(const float *q, size_t G, const void *K,
         if (f16) attn_group_512_t(q, G, K, V, kvs, n, hd, scale, cap, out, s, 1);                                      \
         else attn_group_512_t(q, G, K, V, kvs, n, hd, scale, cap, out, s, 0);                                         \
     }
+GROUP_INST(1)
 GROUP_INST(2)
 GROUP_INST(4)
 GROUP_INST(8)
@@ -271,7 +209,7 @@ void mt_k_attn_head(int level, const float *q, const void *K, const void *V, int
                     size_t hd, float scale, float cap, float *out, float *scratch) {
     if (!n) { memset(out, 0, hd * sizeof *out); return; }
     if (level == MT_CPU_AVX512 && hd % 16 == 0)
-        (kv_f16 ? attn_512_f16 : attn_512_f32)(q, K, V, kvs, n, hd, scale, cap, out, scratch);
+        attn_group_512_1(q, K, V, kvs, n, hd, scale, cap, out, scratch, kv_f16);
     else if (level >= MT_CPU_AVX2 && hd % 8 == 0)
         (kv_f16 ? attn_avx2_f16 : attn_avx2_f32)(q, K, V, kvs, n, hd, scale, cap, out, scratch);
     else attn_c(q, K, V, kvs, n, hd, scale, cap, out, scratch, kv_f16);
