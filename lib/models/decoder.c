@@ -709,7 +709,8 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
             free(scratch);
             continue;
         }
-        float *s = a->scores + (size_t)tid * a->len;   /* no (or too much) memory for the block: row by row */
+        /* no (or too much) memory for the block: row by row, in this thread's scores (as attn_heads) */
+        float *s = a->scores + (size_t)tid * a->len * group;
         for (size_t h = 0; h < group; h++)
             for (size_t i = 0; i < R; i++) {
                 size_t o2 = off + lo[i] * kvd * es;

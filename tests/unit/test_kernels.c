@@ -394,6 +394,19 @@ static void test_ops(void) {
     printf("  ops worst relative error %.2e\n", worst);
 }
 
+/* nk random keys in [-1, 1] and values in [-2, 2], and their float16 forms;
+ * with round, K and V hold the float16 values widened back (what a float16
+ * cache gives the kernels, for a reference computed from K and V). */
+static void rand_kv(float *K, float *V, uint16_t *Kh, uint16_t *Vh, size_t nk, int round) {
+    for (size_t i = 0; i < nk; i++) {
+        K[i] = frand(-1, 1);
+        V[i] = frand(-2, 2);
+        Kh[i] = mt_f32_to_f16(K[i]);
+        Vh[i] = mt_f32_to_f16(V[i]);
+        if (round) { K[i] = mt_f16_to_f32(Kh[i]); V[i] = mt_f16_to_f32(Vh[i]); }
+    }
+}
+
 /* mt_attn_head against a double-precision reference, keys/values stored as
  * float32 and as float16 (the reference then uses the rounded values): head
  * sizes that take each path's SIMD loop (and its tails) or its C fallback,
@@ -412,13 +425,7 @@ static void test_attn(void) {
                 uint16_t *Kh = malloc(nk * 2), *Vh = malloc(nk * 2);
                 float *o = malloc(hd * 4), *s = malloc((n + 1) * 4);
                 double *ref = calloc(hd, sizeof *ref), *sc = malloc((n + 1) * sizeof *sc);
-                for (size_t i = 0; i < nk; i++) {
-                    K[i] = frand(-1, 1);
-                    V[i] = frand(-2, 2);
-                    Kh[i] = mt_f32_to_f16(K[i]);
-                    Vh[i] = mt_f32_to_f16(V[i]);
-                    if (f16) { K[i] = mt_f16_to_f32(Kh[i]); V[i] = mt_f16_to_f32(Vh[i]); }
-                }
+                rand_kv(K, V, Kh, Vh, nk, f16);
                 for (size_t i = 0; i < hd; i++) q[i] = frand(-3, 3);
                 float scale = 1.0f / sqrtf((float)hd), cap = capped ? 5.0f : 0.0f;
                 double m = -1e300, sum = 0;
@@ -468,12 +475,7 @@ static void test_attn_group(void) {
                 float *K = malloc(nk * 4), *V = malloc(nk * 4), *q = malloc(nh * hd * 4), *o = malloc(nh * hd * 4);
                 float *ref = malloc(hd * 4), *s = malloc((nh * n + 1) * 4);
                 uint16_t *Kh = malloc(nk * 2), *Vh = malloc(nk * 2);
-                for (size_t i = 0; i < nk; i++) {
-                    K[i] = frand(-1, 1);
-                    V[i] = frand(-2, 2);
-                    Kh[i] = mt_f32_to_f16(K[i]);
-                    Vh[i] = mt_f32_to_f16(V[i]);
-                }
+                rand_kv(K, V, Kh, Vh, nk, 0);
                 for (size_t i = 0; i < nh * hd; i++) q[i] = frand(-3, 3);
                 const void *Kp = f16 ? (const void *)Kh : K, *Vp = f16 ? (const void *)Vh : V;
                 float scale = 1.0f / sqrtf((float)hd), cap = capped ? 5.0f : 0.0f;
@@ -516,12 +518,7 @@ static void test_attn_rows(void) {
             float *o = malloc(R * ldo * 4), *ref = malloc(hd * 4), *s = malloc((n + 1) * 4);
             float *scratch = malloc(mt_attn_rows_scratch(R, n, hd) * 4);
             size_t lo[64], hi[64];
-            for (size_t i = 0; i < nk; i++) {
-                K[i] = frand(-1, 1);
-                V[i] = frand(-2, 2);
-                Kh[i] = mt_f32_to_f16(K[i]);
-                Vh[i] = mt_f32_to_f16(V[i]);
-            }
+            rand_kv(K, V, Kh, Vh, nk, 0);
             for (size_t i = 0; i < R * ldq; i++) Q[i] = frand(-3, 3);
             for (size_t i = 0; i < R; i++) {   /* row i is position n - R + i */
                 hi[i] = n - R + i + 1;
