@@ -9,16 +9,18 @@ BUILD    ?= build
 VERSION  := 0.1.0
 
 PKGS     := jansson libpcre2-8 libutf8proc libzstd libcurl openblas sndfile soxr fftw3f zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Evaluated on first use, once (not when the Makefile is parsed): `make deps all`
+# installs the packages before any compile or link asks pkg-config for their flags.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
 
 OPT      ?= -O3
 ARCH     ?= -march=x86-64-v3
-CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib -DMT_VERSION=\"$(VERSION)\" \
+CFLAGS_BASE = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib -DMT_VERSION=\"$(VERSION)\" \
                $(PKG_CFLAGS) -fno-strict-aliasing
 CFLAGS   ?= $(OPT) $(ARCH) -g
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lm -lpthread
+LDLIBS    = $(PKG_LIBS) -lm -lpthread
 
 LIB_SRC  := $(shell find lib -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -35,7 +37,10 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
 
-$(BUILD)/obj/%.o: %.c
+# `make -j deps all`: nothing compiles before the packages are in.
+DEPS_FIRST := $(filter deps,$(MAKECMDGOALS))
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
