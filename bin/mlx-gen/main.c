@@ -278,10 +278,13 @@ int main(int argc, char **argv) {
             rc = mt_jsonl_run_batch(in, out, stderr, &o, mode == O_SCORE ? 1 : (size_t)batch,
                                     mode == O_SCORE ? mt_score_handler : mt_gen_batch_handler, &j.gen, &st, &err);
         if (resume && !rc && !quiet)
-            fprintf(stderr, "mlx-gen: %s: %zu answered before, %zu skipped, %zu new\n", resume, done_before, st.skipped,
-                    st.records);
-        if (out != stdout && out && fclose(out) != 0 && !rc) rc = mt_seterr(&err, MT_EIO, "%s: write failed", resume);
-        mt_resume_free(rs);
+            fprintf(stderr, "mlx-gen: %s: %zu answered before, %zu skipped, %zu run, %zu duplicate ids\n", resume,
+                    done_before, st.skipped, st.records, st.duplicates);
+        if (rs) {
+            mt_err cerr = {0};
+            int crc = mt_resume_close(rs, out, &cerr);
+            if (crc && !rc) { rc = crc; err = cerr; }
+        }
         fatal = rc != 0;
         if (prompt) fclose(in);
         free(pbuf);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 static double now_s(void) {
     struct timespec ts;
@@ -42,24 +43,106 @@ static json_t *with_id(json_t *id, json_t *body) {
     return o;
 }
 
-static int emit_error(FILE *out, FILE *errf, const mt_jsonl_opts *o, json_t *id, size_t lineno,
-                      const char *msg, mt_err *err) {
-    char line[700];
-    snprintf(line, sizeof line, "line %zu: %s", lineno, msg);
-    if (!o->quiet && errf) fprintf(errf, "%s: %s\n", o->prog ? o->prog : "mlx-tools", line);
-    json_t *rec = json_object();
-    json_object_set(rec, "id", id);
-    json_object_set_new(rec, "error", json_string(line));
-    int rc = mt_jsonl_write_prec(out, rec, o->real_precision, err);
-    json_decref(rec);
+json_t *mt_json_string_lossy(const char *s, size_t n) {
+    json_t *j = json_stringn(s, n);
+    if (j) return j;
+    char *b = malloc(n * 3 + 1), *o = b;
+    if (!b) return NULL;
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+    size_t i = 0;
+    while (i < n) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(p + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k > 0 && cp != 0) {
+            memcpy(o, s + i, (size_t)k);
+            o += k;
+            i += (size_t)k;
+        } else if (k > 0) {               /* NUL: kept as a JSON \u0000 by jansson */
+            *o++ = 0;
+            i += (size_t)k;
+        } else {                          /* one invalid byte -> U+FFFD */
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    j = json_stringn(b, (size_t)(o - b));
+    free(b);
+    return j;
+}
+
+/* OpenAI Batch API request lines are answered in the Batch API's shapes. */
+static int is_openai_line(json_t *rec) {
+    return json_is_object(rec) && (json_is_string(json_object_get(rec, "custom_id")) ||
+                                   json_is_object(json_object_get(rec, "body")));
+}
+
+static const char *error_code_name(int code) {
+    switch (code) {
+    case MT_EINVAL: case MT_EFORMAT: case MT_EUSAGE: return "invalid_request";
+    case MT_ELIMIT: return "limit_exceeded";
+    case MT_ENOTFOUND: return "not_found";
+    case MT_EUNSUPPORTED: return "unsupported";
+    default: return "server_error";
+    }
+}
+
+json_t *mt_jsonl_error_record(json_t *id, json_t *rec, size_t lineno, int code, const char *msg) {
+    if (!msg || !*msg) msg = mt_strstatus(code ? code : MT_EINVAL);
+    size_t n = strlen(msg);
+    char *line = malloc(n + 32);
+    if (!line) return NULL;
+    int k = lineno ? snprintf(line, n + 32, "line %zu: %s", lineno, msg) : snprintf(line, n + 32, "%s", msg);
+    json_t *text = mt_json_string_lossy(line, k > 0 ? (size_t)k : 0);
+    free(line);
+    if (!text) return NULL;
+    json_t *o = json_object();
+    if (is_openai_line(rec)) {
+        char rid[48];
+        snprintf(rid, sizeof rid, "batch_req_%zu", lineno);
+        json_t *cid = json_object_get(rec, "custom_id");
+        json_object_set_new(o, "id", json_string(rid));
+        json_object_set(o, "custom_id", json_is_string(cid) ? cid : json_null());
+        json_object_set_new(o, "response", json_null());
+        json_object_set_new(o, "error", json_pack("{s:s,s:o}", "code", error_code_name(code), "message", text));
+    } else {
+        json_object_set(o, "id", id ? id : json_null());
+        json_object_set_new(o, "error", text);
+    }
+    return o;
+}
+
+typedef struct progress progress;
+static void progress_clear(progress *p, FILE *errf);
+
+static int emit_error(FILE *out, FILE *errf, const mt_jsonl_opts *o, progress *pg, json_t *id, json_t *rec,
+                      size_t lineno, int code, const char *msg, mt_err *err) {
+    json_t *er = mt_jsonl_error_record(id, rec, lineno, code, msg);
+    if (!er) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!o->quiet && errf) {
+        json_t *e = json_object_get(er, "error");
+        const char *t = json_is_object(e) ? json_string_value(json_object_get(e, "message")) : json_string_value(e);
+        progress_clear(pg, errf);
+        fprintf(errf, "%s: %s\n", o->prog ? o->prog : "mlx-tools", t ? t : "error");
+    }
+    int rc = mt_jsonl_write_prec(out, er, o->real_precision, err);
+    json_decref(er);
     return rc;
 }
 
-typedef struct progress {
-    int on;
+struct progress {
+    int on, drawn;   /* drawn: a progress line without its newline is on the terminal */
     double t0, last;
     long long total_bytes;
-} progress;
+};
+
+/* Before anything else goes to the terminal: erase a progress line drawn there. */
+static void progress_clear(progress *p, FILE *errf) {
+    if (p && p->on && p->drawn) {
+        fputs("\r\033[K", errf);
+        p->drawn = 0;
+    }
+}
 
 static void progress_draw(progress *p, FILE *errf, const mt_jsonl_stats *s, long long pos, int final) {
     if (!p->on) return;
@@ -75,6 +158,7 @@ static void progress_draw(progress *p, FILE *errf, const mt_jsonl_stats *s, long
     }
     fprintf(errf, "\r%zu records (%zu failed) %.1f rec/s%s\033[K%s", s->records, s->failed, rate, eta,
             final ? "\n" : "");
+    p->drawn = !final;
     fflush(errf);
 }
 
@@ -111,8 +195,8 @@ static void parse_record(pending *p, const char *line, size_t len, const mt_json
 }
 
 /* Run the handler on the parsed records of a batch, then write every answer in order. */
-static int flush_batch(pending *pb, size_t n, FILE *out, FILE *errf, const mt_jsonl_opts *o, mt_batch_fn fn,
-                       void *user, mt_jsonl_stats *st, mt_err *err) {
+static int flush_batch(pending *pb, size_t n, FILE *out, FILE *errf, const mt_jsonl_opts *o, progress *pg,
+                       mt_batch_fn fn, void *user, mt_jsonl_stats *st, mt_err *err) {
     json_t *recs[n ? n : 1], *outs[n ? n : 1];
     size_t lines[n ? n : 1], map[n ? n : 1], k = 0;
     int rcs[n ? n : 1];
@@ -148,7 +232,7 @@ static int flush_batch(pending *pb, size_t n, FILE *out, FILE *errf, const mt_js
         if (!rc) {
             if (p->rc) {
                 st->failed++;
-                rc = emit_error(out, errf, o, p->id, p->lineno, p->e.msg[0] ? p->e.msg : mt_strstatus(p->rc), err);
+                rc = emit_error(out, errf, o, pg, p->id, p->rec, p->lineno, p->rc, p->e.msg, err);
             } else {
                 st->ok++;
                 json_t *line_out = with_id(p->id, p->res);
@@ -193,22 +277,35 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, 
         }
         pb[n].lineno = lineno;
         parse_record(&pb[n], line, len, o, max_line);
-        if (o->skip && !pb[n].rc && o->skip(o->skip_user, pb[n].id, pb[n].rec)) {
-            st.skipped++;
-            json_decref(pb[n].rec);
-            json_decref(pb[n].id);
-            memset(&pb[n], 0, sizeof pb[n]);
-            continue;
+        if (o->skip) {
+            mt_err why = {0};
+            int s = o->skip(o->skip_user, pb[n].id, pb[n].rec, lineno, &why);
+            if (s == MT_SKIP_DUPLICATE) {
+                st.failed++;
+                st.duplicates++;
+                if (!o->quiet && errf) {
+                    progress_clear(&pg, errf);
+                    fprintf(errf, "%s: line %zu: %s\n", o->prog ? o->prog : "mlx-tools", lineno, why.msg);
+                }
+            } else if (s == MT_SKIP_ANSWERED) {
+                st.skipped++;
+            }
+            if (s) {
+                json_decref(pb[n].rec);
+                json_decref(pb[n].id);
+                memset(&pb[n], 0, sizeof pb[n]);
+                continue;
+            }
         }
         st.records++;
         n++;
         if (n == batch) {
-            rc = flush_batch(pb, n, out, errf, o, fn, user, &st, err);
+            rc = flush_batch(pb, n, out, errf, o, &pg, fn, user, &st, err);
             n = 0;
             if (pg.on) progress_draw(&pg, errf, &st, (long long)ftello(in), 0);
         }
     }
-    if (!rc && n) rc = flush_batch(pb, n, out, errf, o, fn, user, &st, err);
+    if (!rc && n) rc = flush_batch(pb, n, out, errf, o, &pg, fn, user, &st, err);
     free(line);
     free(pb);
     if (!rc && ferror(in)) rc = mt_seterr(err, MT_EIO, "read error on input");
@@ -274,79 +371,4 @@ int mt_json_get_number(json_t *rec, const char *key, double *out, mt_err *err) {
     if (!json_is_number(v)) return mt_seterr(err, MT_EINVAL, "\"%s\" must be a number", key);
     *out = json_number_value(v);
     return MT_OK;
-}
-
-/* ---- --resume ---- */
-
-struct mt_resume {
-    char **keys;      /* sorted JSON encodings of answered ids */
-    size_t n;
-};
-
-static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The key of a record: its custom_id (OpenAI lines) or its id, JSON-encoded. */
-static char *record_key(json_t *id, json_t *rec) {
-    json_t *cid = rec ? json_object_get(rec, "custom_id") : NULL;
-    json_t *k = json_is_string(cid) ? cid : id;
-    return k ? json_dumps(k, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS) : NULL;
-}
-
-int mt_resume_open(mt_resume **out_r, const char *path, FILE **out, size_t *n_done, mt_err *err) {
-    *out_r = NULL;
-    *out = NULL;
-    mt_resume *r = calloc(1, sizeof *r);
-    if (!r) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    FILE *f = fopen(path, "r+");
-    if (f) {
-        char *line = NULL;
-        size_t cap = 0, cap_keys = 0;
-        off_t good = 0;
-        ssize_t got;
-        while ((got = getline(&line, &cap, f)) >= 0) {
-            if (line[got - 1] != '\n') break;      /* partial last line: cut below */
-            good += got;
-            json_t *j = json_loadb(line, (size_t)got, 0, NULL);
-            if (json_is_object(j) && !json_object_get(j, "error") && json_object_get(j, "id")) {
-                char *k = record_key(json_object_get(j, "id"), j);
-                if (k) {
-                    if (r->n == cap_keys) {
-                        cap_keys = cap_keys ? cap_keys * 2 : 256;
-                        char **nk = realloc(r->keys, cap_keys * sizeof *nk);
-                        if (!nk) { free(k); json_decref(j); break; }
-                        r->keys = nk;
-                    }
-                    r->keys[r->n++] = k;
-                }
-            }
-            json_decref(j);
-        }
-        free(line);
-        int bad = ftruncate(fileno(f), good) != 0;
-        fclose(f);
-        if (bad) { mt_resume_free(r); return mt_seterr(err, MT_EIO, "%s: cannot cut a partial last line", path); }
-        if (r->n) qsort(r->keys, r->n, sizeof *r->keys, cmpstr);
-    }
-    *out = fopen(path, "a");
-    if (!*out) { int e = errno; mt_resume_free(r); return mt_seterr(err, MT_EIO, "%s: %s", path, strerror(e)); }
-    if (n_done) *n_done = r->n;
-    *out_r = r;
-    return MT_OK;
-}
-
-int mt_resume_skip(void *user, json_t *id, json_t *rec) {
-    mt_resume *r = user;
-    if (!r->n) return 0;
-    char *k = record_key(id, rec);
-    if (!k) return 0;
-    int hit = bsearch(&k, r->keys, r->n, sizeof *r->keys, cmpstr) != NULL;
-    free(k);
-    return hit;
-}
-
-void mt_resume_free(mt_resume *r) {
-    if (!r) return;
-    for (size_t i = 0; i < r->n; i++) free(r->keys[i]);
-    free(r->keys);
-    free(r);
 }

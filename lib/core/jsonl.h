@@ -27,14 +27,19 @@ typedef struct mt_jsonl_opts {
     int quiet;            /* -q: no progress, no per-record stderr lines */
     size_t max_line;      /* bytes; 0 = 64 MiB */
     int real_precision;   /* significant digits of floats in the output; 0 = 17 (round-trips doubles) */
-    /* optional: records for which skip(skip_user, id, rec) returns 1 are passed
-     * over silently (--resume: already answered); counted in stats.skipped */
-    int (*skip)(void *skip_user, json_t *id, json_t *rec);
+    /* optional (--resume): called for every record in input order (rec is NULL
+     * for a line that failed to parse); returns MT_SKIP_RUN, MT_SKIP_ANSWERED
+     * (passed over silently, counted in stats.skipped) or MT_SKIP_DUPLICATE (its
+     * key was already seen in this input: not run, nothing written, "line N:
+     * <why>" on the error stream, counted in stats.failed and stats.duplicates) */
+    int (*skip)(void *skip_user, json_t *id, json_t *rec, size_t lineno, mt_err *why);
     void *skip_user;
 } mt_jsonl_opts;
 
+enum { MT_SKIP_RUN = 0, MT_SKIP_ANSWERED = 1, MT_SKIP_DUPLICATE = 2 };
+
 typedef struct mt_jsonl_stats {
-    size_t records, ok, failed, skipped;
+    size_t records, ok, failed, skipped, duplicates;
 } mt_jsonl_stats;
 
 /* Runs the loop to end of input.  Returns MT_OK, or non-zero with err set on a
@@ -58,14 +63,45 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *opt
 int mt_jsonl_write(FILE *out, json_t *obj, mt_err *err);
 int mt_jsonl_write_prec(FILE *out, json_t *obj, int real_precision, mt_err *err);
 
-/* --resume support.  mt_resume_open reads the answers already in `path` (if it
- * exists): a line ending without a newline (a run killed mid-write) is cut off,
- * and the ids of lines without "error" (their "custom_id" for OpenAI batch
- * lines) become the set to skip.  Then `path` is opened for appending (*out). */
+/* The one builder of error records: {"id": id, "error": "line N: msg"} (no
+ * "line N: " when lineno is 0), or, for an OpenAI Batch API request line (rec
+ * has "custom_id" or "body"), the Batch API's failed-request shape
+ *   {"id": "batch_req_N", "custom_id": ..., "response": null,
+ *    "error": {"code": "invalid_request"|..., "message": "line N: msg"}}.
+ * The message is made valid UTF-8 (invalid bytes become U+FFFD), so the
+ * "error" field is always there.  id and rec are borrowed (either may be NULL);
+ * returns a new object, NULL only when out of memory. */
+json_t *mt_jsonl_error_record(json_t *id, json_t *rec, size_t lineno, int code, const char *msg);
+
+/* A JSON string from bytes that may not be UTF-8 (file names, messages):
+ * invalid bytes become U+FFFD.  New reference; NULL only when out of memory. */
+json_t *mt_json_string_lossy(const char *s, size_t n);
+
+/* --resume FILE: answers accumulate in FILE across runs, one line per record.
+ *
+ * The rule, the same for every program and for native and OpenAI lines:
+ *  - a record's key is its "custom_id" (OpenAI lines) or its "id";
+ *  - a line of FILE answers its key when its "error" is absent or null; an
+ *    error line does not, so that record runs again;
+ *  - mt_resume_open locks FILE (a second run on the same FILE fails at once),
+ *    refuses a FILE that is this process's standard input, cuts a partial last
+ *    line (a run killed mid-write), and refuses a FILE holding a line that is
+ *    not a JSON object with an id;
+ *  - records run in input order and their lines are appended as they finish,
+ *    so a killed run loses nothing finished;
+ *  - a key seen twice in the input: the later record is reported and not run;
+ *  - mt_resume_close (after the run) rewrites FILE atomically to one line per
+ *    key: an answer if there is one, else the latest error; keys of this input
+ *    in input order, then keys FILE holds that this input lacks, in file order.
+ * mt_resume_open sets *out to the append stream and *n_done to the number of
+ * keys already answered. */
 typedef struct mt_resume mt_resume;
 int mt_resume_open(mt_resume **r, const char *path, FILE **out, size_t *n_done, mt_err *err);
-int mt_resume_skip(void *r, json_t *id, json_t *rec);   /* for mt_jsonl_opts.skip */
-void mt_resume_free(mt_resume *r);
+int mt_resume_skip(void *r, json_t *id, json_t *rec, size_t lineno, mt_err *why);   /* for mt_jsonl_opts.skip */
+/* Closes out (the stream mt_resume_open gave), compacts FILE as above, releases
+ * the lock and frees r (also on failure).  r may be NULL (then out is closed). */
+int mt_resume_close(mt_resume *r, FILE *out, mt_err *err);
+void mt_resume_free(mt_resume *r);   /* without compaction (closes the lock) */
 
 /* Exit code for a finished run: 0 all ok, 3 some failed, 1 fatal. */
 int mt_jsonl_exit_code(int rc, const mt_jsonl_stats *stats);
