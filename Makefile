@@ -33,7 +33,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check unit bats asan install uninstall clean fuzz bench demo whisper-tiny-en
+.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en
 
 all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
 
@@ -90,6 +90,11 @@ fuzz:
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  echo "$(FUZZ_CC) $$f -> build-fuzz/$$n"; \
 	  $(FUZZ_CC) $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined $$f build-fuzz/libmlxtools.a $(LDLIBS) -o build-fuzz/$$n || exit 1; done
+
+# make fuzz-long FUZZ_SECONDS=600: every target for that long, one after another (tools/fuzz_all.sh)
+FUZZ_SECONDS ?= 600
+fuzz-long:
+	sh tools/fuzz_all.sh $(FUZZ_SECONDS)
 
 # The README's main job: generate with the bundled trained model (models/README.md).
 # mlx-gen prints the continuation only (dropping its leading space, like mlx-lm), so the
