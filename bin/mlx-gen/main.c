@@ -11,6 +11,7 @@
 #include "core/blas.h"
 #include "core/cli.h"
 #include "core/jsonl.h"
+#include "core/sig.h"
 #include "gen/request.h"
 #include "io/hub.h"
 #include "models/model.h"
@@ -159,6 +160,7 @@ int main(int argc, char **argv) {
         {"prefill-step-size", 1, 0, O_PREFILL}, {"int8", 0, 0, O_INT8}, {"kv-type", 1, 0, O_KVTYPE}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
     mt_blas_init(argv);
+    mt_sig_install("mlx-gen");   /* SIGINT/SIGTERM: temp files removed, exit 128+N; SIGBUS on a cut model file: a message */
     const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL, *resume = NULL;
     const char *stops[64];
     int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, batch = 1, c;

@@ -3,6 +3,7 @@
  * encodings of a record's custom_id or id, held in one open-addressing table;
  * the answers themselves stay in FILE and are addressed by offset. */
 #include "core/jsonl.h"
+#include "core/sig.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,8 @@ struct mt_resume {
     size_t n_order, cap_order;
     size_t n_answered;
     size_t file_seq;      /* mt_resume_close: keys met so far in FILE */
+    off_t *odd_off;       /* mt_resume_close: lines of FILE with no key, kept at the end */
+    size_t *odd_len, n_odd, cap_odd;
 };
 
 static uint64_t hash_str(const char *s) {
@@ -119,7 +122,7 @@ static int open_line(mt_resume *r, const char *line, size_t len, off_t off, size
     size_t i = 0;
     while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
     if (i == len) return MT_OK;
-    json_t *j = json_loadb(line, len, 0, NULL);
+    json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
     json_t *id = json_object_get(j, "id");
     if (!json_is_object(j) || (!id && !json_is_string(json_object_get(j, "custom_id")))) {
         json_decref(j);
@@ -212,11 +215,25 @@ int mt_resume_skip(void *user, json_t *id, json_t *rec, size_t lineno, mt_err *w
  * the table (lines appended by this run are all in it already) are added. */
 static int close_line(mt_resume *r, const char *line, size_t len, off_t off, size_t lineno, mt_err *err) {
     (void)lineno;
-    json_t *j = json_loadb(line, len, 0, NULL);
+    json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
     json_t *id = json_object_get(j, "id");
     if (!json_is_object(j) || (!id && !json_is_string(json_object_get(j, "custom_id")))) {
         json_decref(j);
-        return MT_OK;   /* blank: dropped (open refused anything else) */
+        size_t i = 0;
+        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
+        if (i == len) return MT_OK;   /* blank: dropped */
+        if (r->n_odd == r->cap_odd) {  /* not ours (open refused such files): kept, never lost */
+            size_t nc = r->cap_odd ? r->cap_odd * 2 : 16;
+            off_t *no = realloc(r->odd_off, nc * sizeof *no);
+            if (no) r->odd_off = no;
+            size_t *nl = no ? realloc(r->odd_len, nc * sizeof *nl) : NULL;
+            if (!no || !nl) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            r->odd_len = nl;
+            r->cap_odd = nc;
+        }
+        r->odd_off[r->n_odd] = off;
+        r->odd_len[r->n_odd++] = len + 1;
+        return MT_OK;
     }
     int fresh, ok = line_answers(j);
     size_t s = slot_of(r, record_key(id, j), &fresh);
@@ -259,6 +276,7 @@ static int copy_line(int from, int to, const rkey *e, char **buf, size_t *cap) {
 static int compact(mt_resume *r, mt_err *err) {
     off_t good;
     r->file_seq = 0;
+    r->n_odd = 0;
     MT_TRY(scan_lines(r, close_line, &good, err));
     size_t plen = strlen(r->path);
     char *tmp = malloc(plen + 32);
@@ -269,6 +287,7 @@ static int compact(mt_resume *r, mt_err *err) {
         return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", r->path, (long)getpid());
+    mt_sig_tmp_add(tmp, 0);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int rc = MT_OK;
     if (fd < 0) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
@@ -284,6 +303,10 @@ static int compact(mt_resume *r, mt_err *err) {
     if (!rc && n_rest) qsort(rest, n_rest, sizeof *rest, cmp_file_order);
     for (size_t i = 0; !rc && i < n_rest; i++)
         if (copy_line(r->fd, fd, rest[i], &buf, &cap)) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
+    for (size_t i = 0; !rc && i < r->n_odd; i++) {
+        rkey odd = {.off = r->odd_off[i], .len = r->odd_len[i]};
+        if (copy_line(r->fd, fd, &odd, &buf, &cap)) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
+    }
     struct stat st;
     if (!rc && fstat(r->fd, &st) == 0 && fchmod(fd, st.st_mode & 07777) != 0)
         rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
@@ -291,6 +314,7 @@ static int compact(mt_resume *r, mt_err *err) {
     if (fd >= 0 && close(fd) != 0 && !rc) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
     if (!rc && rename(tmp, r->path) != 0) rc = mt_seterr(err, MT_EIO, "%s: %s", r->path, strerror(errno));
     if (rc && fd >= 0) unlink(tmp);
+    mt_sig_tmp_remove(tmp);
     free(buf);
     free(rest);
     free(tmp);
@@ -311,6 +335,8 @@ void mt_resume_free(mt_resume *r) {
     for (size_t i = 0; i < r->cap; i++) free(r->tab[i].key);
     free(r->tab);
     free(r->order);
+    free(r->odd_off);
+    free(r->odd_len);
     free(r->path);
     free(r);
 }

@@ -99,11 +99,11 @@ static void test_resume(void) {
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     /* a previous, killed run: answers out of order, an error line, a partial line */
-    const char *prev = "{\"id\":3,\"v\":\"c\"}\n{\"id\":1,\"error\":\"line 1: old\"}\n{\"id\":99,\"v\":\"other input\"}\n"
+    const char *prev = "{\"id\":3,\"v\":\"c\\u0000\"}\n{\"id\":1,\"error\":\"line 1: old\"}\n{\"id\":99,\"v\":\"other input\"}\n"
                        "{\"id\":2,\"v\":\"b\"}\n{\"id\":4,\"v\":\"half";
     CHECK(write(fd, prev, strlen(prev)) == (ssize_t)strlen(prev));
     close(fd);
-    const char *input = "{\"id\":1,\"v\":\"a\"}\n{\"id\":2,\"v\":\"b\"}\n{\"id\":3,\"v\":\"c\"}\n"
+    const char *input = "{\"id\":1,\"v\":\"a\"}\n{\"id\":2,\"v\":\"b\"}\n{\"id\":3,\"v\":\"c\\u0000\"}\n"
                         "{\"id\":4,\"v\":\"d\"}\n{\"id\":5,\"fail\":true}\n{\"id\":2,\"v\":\"dup\"}\n";
     int calls = 0;
     mt_jsonl_stats st = {0};
@@ -116,7 +116,7 @@ static void test_resume(void) {
     size_t n = 0;
     mt_err e;
     CHECK_OK(mt_read_file(path, &got, &n, &e), &e);
-    CHECK_STR(got, "{\"id\":1,\"v\":\"a\"}\n{\"id\":2,\"v\":\"b\"}\n{\"id\":3,\"v\":\"c\"}\n{\"id\":4,\"v\":\"d\"}\n"
+    CHECK_STR(got, "{\"id\":1,\"v\":\"a\"}\n{\"id\":2,\"v\":\"b\"}\n{\"id\":3,\"v\":\"c\\u0000\"}\n{\"id\":4,\"v\":\"d\"}\n"
                    "{\"id\":5,\"error\":\"line 5: asked to fail\"}\n{\"id\":99,\"v\":\"other input\"}\n");
     free(got);
     /* again: only the failing record runs, and the file keeps one line per id */
@@ -124,7 +124,7 @@ static void test_resume(void) {
     CHECK_EQ_INT(run_resume(path, input, &calls, &st), 0);
     CHECK_EQ_INT(calls, 1);
     CHECK_OK(mt_read_file(path, &got, &n, &e), &e);
-    CHECK_STR(got, "{\"id\":1,\"v\":\"a\"}\n{\"id\":2,\"v\":\"b\"}\n{\"id\":3,\"v\":\"c\"}\n{\"id\":4,\"v\":\"d\"}\n"
+    CHECK_STR(got, "{\"id\":1,\"v\":\"a\"}\n{\"id\":2,\"v\":\"b\"}\n{\"id\":3,\"v\":\"c\\u0000\"}\n{\"id\":4,\"v\":\"d\"}\n"
                    "{\"id\":5,\"error\":\"line 5: asked to fail\"}\n{\"id\":99,\"v\":\"other input\"}\n");
     free(got);
     /* a second opener of the same file is refused while the first holds it */
