@@ -32,6 +32,7 @@ static const char usage[] =
     "      --text               stdin holds one audio path per line\n"
     "      --resume FILE        records: append answers to FILE, skipping ids already answered there\n"
     "      --raw --rate R --format s16le|f32le [--channels C]   raw PCM on stdin\n"
+    "      --max-duration S     --raw: refuse input longer than S seconds (default 7200)\n"
     "      --language L         spoken language (code or name; default: detect, English-only models: en)\n"
     "      --task T             transcribe (default) or translate (to English)\n"
     "      --temperature T      default 0\n"
@@ -56,7 +57,8 @@ static const char usage[] =
     "  -q, --quiet              nothing on stderr but errors\n"
     "  -h, --help  --version\n"
     "\n"
-    "Exit status: 0 all inputs done, 3 some inputs failed, 2 usage error, 1 fatal error.\n";
+    "Exit status: 0 all inputs done, 3 some inputs failed, 2 usage error, 1 fatal error,\n"
+    "130 interrupted (SIGINT), 141 standard output closed (SIGPIPE).\n";
 
 #define PROG "mlx-stt"
 
@@ -95,7 +97,7 @@ static int parse_bool(const char *opt, const char *s, int *out) {
 
 enum { O_TEXT = 256, O_RESUME, O_RAW, O_RATE, O_FORMAT, O_CHANNELS, O_LANG, O_TASK, O_TEMP, O_TINC, O_BEST, O_BEAM,
        O_PAT, O_LP, O_CRT, O_LPT, O_NST, O_PROMPT, O_COND, O_SUPP, O_NOTS, O_WORDS, O_PREP, O_APP, O_HL, O_MLW, O_MLC,
-       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8 };
+       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8, O_MAXDUR };
 
 int main(int argc, char **argv) {
     static const struct option lo[] = {
@@ -113,15 +115,14 @@ int main(int argc, char **argv) {
         {"max-words-per-line", 1, 0, O_MWPL}, {"clip-timestamps", 1, 0, O_CLIP},
         {"hallucination-silence-threshold", 1, 0, O_HST}, {"vad", 0, 0, O_VAD}, {"vad-threshold", 1, 0, O_VADT},
         {"seed", 1, 0, O_SEED}, {"revision", 1, 0, O_REV}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, O_VERSION}, {"int8", 0, 0, O_INT8}, {0, 0, 0, 0}};
+        {"version", 0, 0, O_VERSION}, {"int8", 0, 0, O_INT8}, {"max-duration", 1, 0, O_MAXDUR}, {0, 0, 0, 0}};
     mt_blas_init(argv);
     stt_job j = {.vad_db = -45, .wo = {.word_timestamps = 0}};
     mt_stt_opts *o = &j.base;
     mt_stt_opts_default(o);
     const char *model = NULL, *format = NULL, *resume = NULL, *revision = NULL, *pcm = NULL, *lang = NULL;
     int text_mode = 0, raw = 0, rate = 0, channels = 1, threads = 0, int8 = 0, c;
-    double temp = 0, tinc = 0.2, v;
-    int have_tinc = 1;
+    double temp = 0, tinc = 0.2, v, max_s = 0;
     opterr = 0;   /* our own one-line messages, named mlx-stt whatever argv[0] is */
     while ((c = getopt_long(argc, argv, ":m:f:o:t:qh", lo, NULL)) != -1) {
         int bad = 0;
@@ -148,8 +149,8 @@ int main(int argc, char **argv) {
             break;
         case O_TEMP: bad = num_arg("--temperature", optarg, 0, 100, &temp); break;
         case O_TINC:
-            if (is_none(optarg)) have_tinc = 0;
-            else { bad = num_arg("--temperature-increment-on-fallback", optarg, 1e-3, 100, &tinc); have_tinc = 1; }
+            if (is_none(optarg)) tinc = 0;
+            else bad = num_arg("--temperature-increment-on-fallback", optarg, 1e-3, 100, &tinc);
             break;
         case O_BEST: bad = num_arg("--best-of", optarg, 1, 64, &v); o->best_of = (int)v; break;
         case O_BEAM: bad = num_arg("--beam-size", optarg, 1, 64, &v); o->beam_size = (int)v; break;
@@ -184,6 +185,7 @@ int main(int argc, char **argv) {
         case O_VADT: bad = num_arg("--vad-threshold", optarg, -200, 0, &j.vad_db); break;
         case O_SEED: bad = num_arg("--seed", optarg, 0, 9007199254740992.0, &v); o->seed = (uint64_t)v; break;
         case O_REV: revision = optarg; break;
+        case O_MAXDUR: bad = num_arg("--max-duration", optarg, 1, 86400, &max_s); break;
         case ':': fprintf(stderr, PROG ": option '%s' needs a value\n", argv[optind - 1]); bad = 1; break;
         default:
             if (optopt && optopt < 256) fprintf(stderr, PROG ": unknown option '-%c'\n", optopt);
@@ -204,7 +206,7 @@ int main(int argc, char **argv) {
     j.fmt = (mt_stt_format)fmt;
     if (raw && nfiles) USAGE("--raw reads stdin: no FILE arguments");
     if (raw && (!rate || !pcm)) USAGE("--raw needs --rate R and --format s16le|f32le");
-    if (!raw && (rate || pcm || channels != 1)) USAGE("--rate, --format and --channels go with --raw");
+    if (!raw && (rate || pcm || channels != 1 || max_s)) USAGE("--rate, --format, --channels and --max-duration go with --raw");
     if (pcm && strcmp(pcm, "s16le") && strcmp(pcm, "f32le")) USAGE("--format must be s16le or f32le");
     if (raw && j.outdir) USAGE("--raw writes to stdout: no -o");
     if ((text_mode || resume) && !records) USAGE("--text and --resume go with records on stdin (no FILE, no --raw)");
@@ -222,20 +224,15 @@ int main(int argc, char **argv) {
         for (const char *p = o->suppress_tokens; *p; p++)
             if (!strchr("0123456789,- ", *p)) USAGE("--suppress-tokens must be comma-separated token ids");
     }
-    /* temperatures: np.arange(T, 1.0 + 1e-6, D) as the reference CLI, or [T] */
-    o->n_temperatures = 0;
-    if (have_tinc) {
-        double cnt = ceil((1.0 + 1e-6 - temp) / tinc);
-        if (cnt > MT_STT_MAX_TEMPS) USAGE("--temperature-increment-on-fallback %g gives more than %d temperatures", tinc, MT_STT_MAX_TEMPS);
-        for (int i = 0; i < (int)cnt; i++) o->temperatures[o->n_temperatures++] = temp + i * tinc;
-    }
-    if (!o->n_temperatures) o->temperatures[o->n_temperatures++] = temp;
-    j.wo.word_timestamps = o->word_timestamps;
-
     mt_err err = {0};
+    if (mt_stt_set_temperatures(o, temp, tinc, &err)) USAGE("--temperature-increment-on-fallback: %s", err.msg);
+    j.wo.word_timestamps = o->word_timestamps;
+    /* -o: a folder, and one output name per input, before any work */
+    if (stt_check_outputs(&j, argv + optind, nfiles, &err)) USAGE("%s", err.msg);
     mt_hub_opts hopts = {.revision = revision};
     mt_progress_bar bar = {.f = stderr};
-    if (!j.quiet && isatty(STDERR_FILENO)) { hopts.progress = mt_progress_bar_cb; hopts.progress_user = &bar; }
+    j.progress = !j.quiet && isatty(STDERR_FILENO);
+    if (j.progress) { hopts.progress = mt_progress_bar_cb; hopts.progress_user = &bar; }
     char *dir = NULL;
     mt_pool *pool = NULL;
     int usage_err = 0, tok_open = 0;
@@ -262,54 +259,17 @@ int main(int argc, char **argv) {
         rc = mt_seterr(&err, MT_EUSAGE, "--task translate: %s is an English-only model", model);
         usage_err = 1;
     }
-    if (!rc && j.outdir) rc = mt_mkdirs(j.outdir, &err);
+    if (!rc && j.outdir) rc = stt_make_outdir(j.outdir, &err);
     int status = MT_EXIT_OK;
     if (!rc && raw) {
-        mt_audio a = {0};
-        mt_stt_result res;
-        double t0 = stt_now();
-        mt_err e = {0};
-        int r2 = mt_audio_read_raw(&a, stdin, rate, channels, strcmp(pcm, "s16le") ? MT_PCM_F32LE : MT_PCM_S16LE,
-                                   MT_WHISPER_RATE, &e);
-        if (!r2) r2 = stt_run(&j, &a, o, &res, &e);
-        double dur = (double)a.n / MT_WHISPER_RATE;
-        mt_audio_clear(&a);
-        if (r2) {
-            fprintf(stderr, PROG ": stdin: %s\n", e.msg);
-            status = MT_EXIT_PARTIAL;
-        } else {
-            if (j.fmt == MT_STT_JSONL) {
-                json_t *r = stt_record(&j, &res, dur > 0 ? (stt_now() - t0) / dur : 0, NULL);
-                rc = mt_jsonl_write_prec(stdout, r, STT_REAL_PREC, &err);
-                json_decref(r);
-            } else {
-                rc = mt_stt_write_ex(stdout, j.fmt, &res, &j.wo, &err);
-                if (!rc && j.fmt == MT_STT_JSON) fputc('\n', stdout);
-            }
-            mt_stt_result_free(&res);
-        }
+        rc = stt_raw(&j, rate, channels, strcmp(pcm, "s16le") ? MT_PCM_F32LE : MT_PCM_S16LE,
+                     max_s ? max_s : STT_RAW_MAX_DEFAULT, &status, &err);
     } else if (!rc && nfiles) {
         int failed = stt_files(&j, argv + optind, nfiles, &err);
         if (failed < 0) rc = err.code ? err.code : MT_EIO;
         else if (failed) status = MT_EXIT_PARTIAL;
     } else if (!rc) {
-        mt_jsonl_opts jo = {.prog = PROG, .text_mode = text_mode, .quiet = j.quiet, .real_precision = STT_REAL_PREC};
-        FILE *out = stdout;
-        mt_resume *rs = NULL;
-        size_t done_before = 0;
-        if (resume) {
-            rc = mt_resume_open(&rs, resume, &out, &done_before, &err);
-            jo.skip = mt_resume_skip;
-            jo.skip_user = rs;
-        }
-        mt_jsonl_stats st = {0};
-        if (!rc) rc = mt_jsonl_run(stdin, out, stderr, &jo, stt_record_fn, &j, &st, &err);
-        if (resume && !rc && !j.quiet)
-            fprintf(stderr, PROG ": %s: %zu answered before, %zu skipped, %zu new\n", resume, done_before, st.skipped,
-                    st.records);
-        if (out != stdout && out && fclose(out) != 0 && !rc) rc = mt_seterr(&err, MT_EIO, "%s: write failed", resume);
-        mt_resume_free(rs);
-        if (!rc) status = mt_jsonl_exit_code(0, &st);
+        rc = stt_records(&j, text_mode, resume, &status, &err);
     }
     if (tok_open) mt_wtok_close(&j.tok);
     mt_whisper_free(j.w);

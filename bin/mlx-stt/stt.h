@@ -1,5 +1,5 @@
 /* stt.h - what the parts of mlx-stt share: the loaded model, the decoding
- * defaults and the output choices. */
+ * defaults, the output choices and the progress line. */
 #ifndef MLX_STT_H
 #define MLX_STT_H
 
@@ -19,6 +19,9 @@
  * every case without 17-digit noise (1.3799999999999999). */
 #define STT_REAL_PREC 16
 
+/* --raw: the default --max-duration (seconds) */
+#define STT_RAW_MAX_DEFAULT 7200.0
+
 typedef struct stt_job {
     mt_whisper *w;
     mt_wtok tok;
@@ -30,11 +33,20 @@ typedef struct stt_job {
     int vad;
     double vad_db;
     int quiet;
+    /* the progress line on stderr (a terminal and not -q) */
+    int progress;            /* 1: draw it */
+    int drawn;               /* a progress line without its newline is on stderr */
+    char prefix[32];         /* drawn before the input's name ("3/10 " in file mode) */
+    const char *label;       /* the input being transcribed (its last path component, or "stdin") */
+    json_t *written;         /* records with -o: the output paths written in this run (a set) */
 } stt_job;
 
+/* Erase a progress line drawn on stderr (before any other line goes there). */
+void stt_progress_clear(stt_job *j);
+
 /* Transcribe one loaded audio with options o (per-input copy of base):
- * applies --vad and the English-only language rule.  *secs gets the
- * processing time. */
+ * applies --vad and the English-only language rule, and draws the progress
+ * within the input (j->label) when j->progress is on. */
 int stt_run(stt_job *j, const mt_audio *a, mt_stt_opts *o, mt_stt_result *res, mt_err *err);
 
 /* Load path, transcribe it, and (with -o) write DIR/<basename>.<ext>.
@@ -42,15 +54,35 @@ int stt_run(stt_job *j, const mt_audio *a, mt_stt_opts *o, mt_stt_result *res, m
 int stt_file(stt_job *j, const char *path, mt_stt_opts *o, mt_stt_result *res, double *rtf, char **out_path,
              mt_err *err);
 
-/* The JSONL answer {"text","language","segments","duration","rtf"[,"output"]}. */
+/* The JSONL answer {"text","language","segments","duration","rtf"[,"output"]};
+ * out_path is made valid UTF-8 (invalid bytes become U+FFFD).  NULL on OOM. */
 json_t *stt_record(stt_job *j, const mt_stt_result *res, double rtf, const char *out_path);
 
 /* The JSONL loop handler: {"id","audio"|"text","language"?,"task"?,"prompt"?}. */
 int stt_record_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err);
 
-/* File mode: every path in turn; returns the number that failed, or -1 on a
- * fatal write error (err set). */
+/* Before any work: the -o DIR and the inputs' output names.  A DIR that exists
+ * and is not a folder, or two inputs whose outputs would have the same name, is
+ * a usage error (MT_EUSAGE, err naming the folder or both inputs). */
+int stt_check_outputs(const stt_job *j, char *const *paths, int n, mt_err *err);
+
+/* mkdir -p dir, then check that files can be made in it (MT_EIO otherwise). */
+int stt_make_outdir(const char *dir, mt_err *err);
+
+/* File mode: every path in turn; answers go out (stdout) whole and flushed one
+ * input at a time.  Returns the number that failed, or -1 on a fatal write
+ * error (err set). */
 int stt_files(stt_job *j, char **paths, int n, mt_err *err);
+
+/* --raw: read PCM from stdin (refused past max_s seconds), transcribe, write
+ * to stdout.  Returns MT_OK or a fatal error (err set); *status gets 0, or 3
+ * when the input was refused or could not be transcribed (reported). */
+int stt_raw(stt_job *j, int rate, int channels, int format, double max_s, int *status, mt_err *err);
+
+/* Records on stdin (--text: one path per line), answers to stdout, or with
+ * resume appended to that file (compacted at the end).  Returns MT_OK or a
+ * fatal error; *status gets the exit status of the records (0 or 3). */
+int stt_records(stt_job *j, int text_mode, const char *resume, int *status, mt_err *err);
 
 double stt_now(void);
 

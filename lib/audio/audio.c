@@ -34,16 +34,21 @@ static int check_rate(int r, const char *what, const char *name, mt_err *err) {
     return MT_OK;
 }
 
-/* A growable mono buffer with the 24-hour cap. */
+/* A growable mono buffer with a cap of max samples (max_s seconds: 24 h, or
+ * the raw reader's own limit). */
 typedef struct {
     float *p;
     size_t n, cap, max;
+    double max_s;
 } monobuf;
 
 static int mono_reserve(monobuf *b, size_t extra, const char *name, int src_rate, mt_err *err) {
-    if (extra > b->max - b->n)
-        return mt_seterr(err, MT_ELIMIT, "%s: longer than %.0f h of audio at %d Hz (refused)", name,
-                         MAX_SECONDS / 3600.0, src_rate);
+    if (extra > b->max - b->n) {
+        if (b->max_s >= 3600 && fmod(b->max_s, 3600) == 0)
+            return mt_seterr(err, MT_ELIMIT, "%s: longer than %.0f h of audio at %d Hz (refused)", name,
+                             b->max_s / 3600.0, src_rate);
+        return mt_seterr(err, MT_ELIMIT, "%s: longer than %g s of audio at %d Hz (refused)", name, b->max_s, src_rate);
+    }
     if (b->n + extra <= b->cap) return MT_OK;
     size_t nc = b->cap ? b->cap : 65536;
     while (nc < b->n + extra) nc = nc > SIZE_MAX / 2 ? SIZE_MAX : nc * 2;
@@ -121,8 +126,7 @@ static int decode_sf(mt_audio *a, SNDFILE *sf, const SF_INFO *info, const char *
         return mt_seterr(err, MT_EUNSUPPORTED, "%s: unsupported sample rate %d Hz (allowed %d..%d)", name,
                          info->samplerate, MIN_RATE, MAX_RATE);
     int ch = info->channels;
-    monobuf b = {0};
-    b.max = (size_t)(MAX_SECONDS * info->samplerate);
+    monobuf b = {.max = (size_t)(MAX_SECONDS * info->samplerate), .max_s = MAX_SECONDS};
     /* SF_COUNT_MAX means "unknown length" (a stream); the cap then applies while reading */
     int known = info->frames > 0 && info->frames != SF_COUNT_MAX;
     if (known && (uint64_t)info->frames > (uint64_t)b.max)
@@ -273,11 +277,15 @@ static float rd_f32(const unsigned char *p) {
     return isfinite(f) ? f : 0.0f;
 }
 
-int mt_audio_read_raw(mt_audio *a, FILE *f, int src_rate, int channels, int format, int rate, mt_err *err) {
+int mt_audio_read_raw(mt_audio *a, FILE *f, int src_rate, int channels, int format, int rate, double max_seconds,
+                      mt_err *err) {
     memset(a, 0, sizeof *a);
     const char *name = "raw PCM input";
     MT_TRY(check_rate(src_rate, "input", name, err));
     MT_TRY(check_rate(rate, "output", name, err));
+    if (!(max_seconds >= 0)) return mt_seterr(err, MT_EINVAL, "%s: bad duration limit %g s", name, max_seconds);
+    if (max_seconds == 0 || max_seconds > MAX_SECONDS) max_seconds = MAX_SECONDS;
+    size_t max_frames = (size_t)(max_seconds * src_rate);
     if (channels < 1 || channels > MAX_CHANNELS)
         return mt_seterr(err, MT_EINVAL, "%s: bad channel count %d (allowed 1..%d)", name, channels, MAX_CHANNELS);
     if (format != MT_PCM_S16LE && format != MT_PCM_F32LE)
@@ -287,8 +295,7 @@ int mt_audio_read_raw(mt_audio *a, FILE *f, int src_rate, int channels, int form
     size_t cap = fsz * CHUNK_FRAMES;
     unsigned char *buf = malloc(cap);
     if (!buf) return mt_seterr(err, MT_ENOMEM, "%s: out of memory", name);
-    monobuf b = {0};
-    b.max = (size_t)(MAX_SECONDS * src_rate);
+    monobuf b = {.max = max_frames ? max_frames : 1, .max_s = max_seconds};
     size_t have = 0;   /* bytes in buf (a partial frame carried over at most) */
     int rc = MT_OK;
     for (;;) {

@@ -31,8 +31,14 @@ enum { MT_PCM_S16LE = 0, MT_PCM_F32LE = 1 };
 int  mt_audio_load(mt_audio *a, const char *path, int rate, mt_err *err);
 /* Read raw interleaved PCM from f until EOF: `channels` channels at src_rate,
  * format MT_PCM_*; averaged to mono and resampled to `rate`.  A trailing
- * partial frame is an MT_EFORMAT error; zero frames is MT_EFORMAT ("no samples"). */
-int  mt_audio_read_raw(mt_audio *a, FILE *f, int src_rate, int channels, int format, int rate, mt_err *err);
+ * partial frame is an MT_EFORMAT error; zero frames is MT_EFORMAT ("no samples").
+ * max_seconds (0: 24 h, the most) bounds the input: the frame that passes
+ * max_seconds * src_rate frames ends the read at once with MT_ELIMIT ("longer
+ * than ... (refused)"), having read at most one more chunk of 4096 frames and
+ * buffered no more than the limit, so an endless stream costs little.
+ * MT_EINVAL for a negative or NaN limit. */
+int  mt_audio_read_raw(mt_audio *a, FILE *f, int src_rate, int channels, int format, int rate, double max_seconds,
+                       mt_err *err);
 /* Decode a file held in memory (as mt_audio_load does for a path); used by
  * the fuzz target.  name is only used in messages. */
 int  mt_audio_load_mem(mt_audio *a, const void *data, size_t len, const char *name, int rate, mt_err *err);

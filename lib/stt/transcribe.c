@@ -37,6 +37,21 @@ void mt_stt_opts_default(mt_stt_opts *o)
     o->vad_threshold_db = -45;
 }
 
+int mt_stt_set_temperatures(mt_stt_opts *o, double t0, double inc, mt_err *err)
+{
+    int n = 0;
+    if (inc > 0) {
+        double cnt = ceil((1.0 + 1e-6 - t0) / inc);
+        if (cnt > MT_STT_MAX_TEMPS)
+            return mt_seterr(err, MT_EINVAL, "a temperature increment of %g gives more than %d temperatures", inc,
+                             MT_STT_MAX_TEMPS);
+        for (int i = 0; i < (int)cnt; i++) o->temperatures[n++] = t0 + i * inc;
+    }
+    if (!n) o->temperatures[n++] = t0;
+    o->n_temperatures = n;
+    return MT_OK;
+}
+
 static void seg_clear(mt_stt_segment *s)
 {
     free(s->text);
@@ -331,6 +346,8 @@ int mt_stt_transcribe(mt_whisper *w, const mt_wtok *tok, const float *audio, siz
         }
         double segment_duration = (double)segment_size * MT_WHISPER_HOP / MT_WHISPER_RATE;
         if (seek < 0 || (size_t)seek > n_frames) { rc = mt_seterr(err, MT_EINVAL, "clip timestamps out of range"); goto done; }
+        if (o->progress) o->progress(o->progress_user, time_offset < res->duration ? time_offset : res->duration,
+                                     res->duration);
         mt_mel_window(mel, n_mels, n_frames, (size_t)seek, segment_size > 0 ? (size_t)segment_size : 0, win);
         if ((rc = mt_whisper_encode(w, win, xa, err))) goto done;
 
@@ -479,6 +496,7 @@ int mt_stt_transcribe(mt_whisper *w, const mt_wtok *tok, const float *audio, siz
     res->n_segs = all.n;
     all.v = NULL;
     all.n = 0;
+    if (o->progress) o->progress(o->progress_user, res->duration, res->duration);
 
 done:
     for (size_t i = 0; i < all.n; i++) seg_clear(&all.v[i]);

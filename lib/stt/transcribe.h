@@ -45,6 +45,14 @@ typedef struct mt_stt_result {
 #define MT_STT_MAX_TEMPS 16
 #define MT_STT_MAX_CLIPS 256
 
+/* Progress within one input: called from mt_stt_transcribe's thread before
+ * each 30-s window is decoded, with the position reached (seconds from the
+ * start of the audio; it grows, though clip timestamps and the no-speech skip
+ * may jump it forward) and the audio's duration, then once with pos == total
+ * when the transcript is done (not after a failure).  It must not print in
+ * the library's name or call back into the transcriber; it may do nothing. */
+typedef void (*mt_stt_progress_fn)(void *user, double pos, double total);
+
 typedef struct mt_stt_opts {
     int task;                       /* 0 transcribe, 1 translate */
     const char *language;           /* NULL = detect (multilingual models) */
@@ -72,9 +80,18 @@ typedef struct mt_stt_opts {
     int vad;                        /* 1: skip silence (energy VAD sets clip_timestamps; no speech = no segments) */
     double vad_threshold_db;        /* default -45 dBFS */
     uint64_t seed;                  /* sampling at temperature > 0 (our xoshiro256** stream, not torch's) */
+    mt_stt_progress_fn progress;    /* NULL (default): no progress calls */
+    void *progress_user;
 } mt_stt_opts;
 
 void mt_stt_opts_default(mt_stt_opts *o);
+
+/* The reference command line's temperature schedule into o->temperatures:
+ * np.arange(t0, 1.0 + 1e-6, inc) for inc > 0 (0, 0.2, ... 1.0 for 0 and 0.2),
+ * or [t0] when inc <= 0 (no fallback) or the range is empty (t0 > 1).
+ * MT_EINVAL ("a temperature increment of X gives more than 16 temperatures")
+ * when the schedule does not fit; o is then unchanged. */
+int mt_stt_set_temperatures(mt_stt_opts *o, double t0, double inc, mt_err *err);
 
 /* Transcribe audio[n] (mono, 16 kHz).  res is filled (free with
  * mt_stt_result_free).  Errors: MT_EINVAL (bad option: unknown language,

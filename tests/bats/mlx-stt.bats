@@ -138,6 +138,18 @@ stable() { jq -c 'del(.rtf) | del(.id)'; }
   echo "$stderr" | grep -q '1 answered before, 1 skipped'
 }
 
+@test "--resume: an error line is retried and replaced; the file ends with one line per id, in input order" {
+  T=$BATS_TEST_TMPDIR
+  printf '{"id":"b","audio":"%s"}\n{"id":"a","audio":"%s"}\n' "$T/later.wav" "$WAV" > "$T/r.jsonl"
+  run --separate-stderr stt -m "$EN" -q --resume "$T/ans.jsonl" < "$T/r.jsonl"
+  [ "$status" -eq 3 ]
+  [ "$(jq -c '[.id, has("error")]' "$T/ans.jsonl" | tr -d '\n')" = '["b",true]["a",false]' ]
+  cp "$A/speech_22k.flac" "$T/later.wav"
+  run --separate-stderr stt -m "$EN" -q --resume "$T/ans.jsonl" < "$T/r.jsonl"
+  [ "$status" -eq 0 ]
+  [ "$(jq -c '[.id, has("error")]' "$T/ans.jsonl" | tr -d '\n')" = '["b",false]["a",false]' ]
+}
+
 @test "--raw s16le and f32le give the file's transcript" {
   tail -c +45 "$WAV" > "$TD/s16.raw"
   run --separate-stderr stt -m "$EN" -q --raw --rate 16000 --format s16le -f jsonl < "$TD/s16.raw"
@@ -163,6 +175,135 @@ stable() { jq -c 'del(.rtf) | del(.id)'; }
   run --separate-stderr stt -m "$EN" -q --vad --raw --rate 16000 --format s16le -f jsonl < "$TD/padded.raw"
   [ "$status" -eq 0 ]
   echo "$output" | jq -e '.duration > 11'
+}
+
+@test "--raw: input longer than --max-duration (default 2 h) is refused as soon as it passes the limit" {
+  run --separate-stderr timeout 30 "$STT" -m "$EN" -q --raw --rate 16000 --format s16le --max-duration 5 < /dev/zero
+  [ "$status" -eq 3 ]
+  [ -z "$output" ]
+  [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  echo "$stderr" | grep -q '^mlx-stt: stdin: .*longer than 5 s of audio.*--max-duration'
+  # the default limit (at 1 kHz: 14 MB of input before it is refused)
+  run --separate-stderr timeout 60 "$STT" -m "$EN" -q --raw --rate 1000 --format s16le < /dev/zero
+  [ "$status" -eq 3 ]
+  [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  echo "$stderr" | grep -q '^mlx-stt: stdin: .*longer than 2 h of audio at 1000 Hz'
+  # under the limit: transcribed
+  tail -c +45 "$WAV" > "$BATS_TEST_TMPDIR/s16.raw"
+  run --separate-stderr "$STT" -m "$EN" -q --temperature-increment-on-fallback none --raw --rate 16000 \
+      --format s16le --max-duration 2 -f jsonl < "$BATS_TEST_TMPDIR/s16.raw"
+  [ "$status" -eq 0 ]
+  diff <(echo "$output" | stable) "$TD/wav.jsonl"
+}
+
+@test "files: each finished answer is on the output, whole and flushed, before the next input is read" {
+  T=$BATS_TEST_TMPDIR
+  mkfifo "$T/never.wav"   # opening it blocks: the run stays on the second input until killed
+  for f in jsonl srt; do
+    "$STT" -m "$EN" -q -t 2 --temperature-increment-on-fallback none -f $f "$WAV" "$T/never.wav" > "$T/out.$f" 2> "$T/err.$f" &
+    pid=$!
+    for i in $(seq 150); do [ -s "$T/out.$f" ] && break; sleep 0.2; done
+    sleep 0.2
+    kill -TERM $pid
+    wait $pid && st=0 || st=$?
+    [ "$st" -eq 143 ]
+    [ -s "$T/out.$f" ]
+    [ "$(tail -c 1 "$T/out.$f" | od -An -c | tr -d ' ')" = '\n' ]
+  done
+  [ "$(wc -l < "$T/out.jsonl")" -eq 1 ]
+  diff <(stable < "$T/out.jsonl") "$TD/wav.jsonl"
+  [ "$(jq -r .id "$T/out.jsonl")" = "$WAV" ]
+  cmp "$T/out.srt" "$TD/all/speech_s16_mono_16k.srt"
+}
+
+@test "-o DIR: inputs that would write the same file are refused before any work (exit 2)" {
+  T=$BATS_TEST_TMPDIR
+  mkdir "$T/d1" "$T/d2"
+  cp "$WAV" "$T/d1/rec.wav"; cp "$WAV" "$T/d2/rec.wav"; cp "$A/speech_22k.flac" "$T/d2/rec.flac"
+  run --separate-stderr stt -m "$EN" -f srt -o "$T/out" "$T/d1/rec.wav" "$T/d2/rec.wav"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "mlx-stt: -o $T/out: '$T/d1/rec.wav' and '$T/d2/rec.wav' would both write $T/out/rec.srt" ]
+  [ ! -e "$T/out" ]
+  # before the model is even looked at; the same with other extensions, -f all, one path twice
+  run --separate-stderr "$STT" -m "$T/no-model" -f all -o "$T/out" "$WAV" "$T/d1/rec.wav" "$T/d2/rec.flac"
+  [ "$status" -eq 2 ]
+  echo "$stderr" | grep -q "^mlx-stt: -o $T/out: '$T/d1/rec.wav' and '$T/d2/rec.flac' would both write $T/out/rec.json$"
+  run --separate-stderr stt -m "$EN" -f txt -o "$T/out" "$WAV" "$WAV"
+  [ "$status" -eq 2 ]
+  # records on stdin: the second record of a name is an error record; the first one's file stays
+  printf '{"id":1,"audio":"%s"}\n{"id":2,"audio":"%s"}\n' "$T/d1/rec.wav" "$T/d2/rec.flac" |
+    { run --separate-stderr stt -m "$EN" -f srt -o "$T/out"; [ "$status" -eq 3 ];
+      [ "$(echo "$output" | jq -c '[.id, has("error")]' | tr -d '\n')" = '[1,false][2,true]' ];
+      echo "$output" | sed -n 2p | jq -e '.error | test("^line 2: .*rec.srt was already written")'; }
+  cmp "$T/out/rec.srt" "$TD/all/speech_s16_mono_16k.srt"
+}
+
+@test "-o naming an existing file (or a path through one) is a usage error before any work" {
+  T=$BATS_TEST_TMPDIR
+  echo keep > "$T/file"
+  for o in "$T/file" "$T/file/sub"; do
+    run --separate-stderr stt -m "$EN" -f srt -o "$o" "$WAV" "$A/speech_22k.flac"
+    [ "$status" -eq 2 ]
+    [ -z "$output" ]
+    [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+    echo "$stderr" | grep -q "^mlx-stt: -o $o: "
+    printf '{"audio":"%s"}\n' "$WAV" | { run --separate-stderr stt -m "$EN" -f srt -o "$o"; [ "$status" -eq 2 ]; }
+  done
+  [ "$(cat "$T/file")" = keep ]
+}
+
+@test "file names that are not UTF-8: one record each, with an id (invalid bytes as U+FFFD)" {
+  T=$BATS_TEST_TMPDIR
+  good=$(printf 'caf\351.wav'); gone=$(printf 'gone\377.wav')
+  cp "$WAV" "$T/$good"
+  run --separate-stderr stt -m "$EN" -q -f jsonl "$T/$good" "$T/$gone" "$WAV"
+  [ "$status" -eq 3 ]
+  [ "${#lines[@]}" -eq 3 ]
+  [ "$(echo "${lines[0]}" | jq -r .id)" = "$T/$(printf 'caf\357\277\275.wav')" ]
+  diff <(echo "${lines[0]}" | stable) "$TD/wav.jsonl"
+  [ "$(echo "${lines[1]}" | jq -r .id)" = "$T/$(printf 'gone\357\277\275.wav')" ]
+  echo "${lines[1]}" | jq -e '.error | test("no such file")'
+  [ "$(echo "${lines[2]}" | jq -r .id)" = "$WAV" ]
+  # -o keeps the name's bytes for the file itself
+  run --separate-stderr stt -m "$EN" -q -f txt -o "$T/o" "$T/$good"
+  [ "$status" -eq 0 ]
+  [ -f "$T/o/$(printf 'caf\351.txt')" ]
+}
+
+@test "on a terminal: progress within each file on its own line; error lines never share it" {
+  command -v script > /dev/null || skip "no script(1)"
+  T=$BATS_TEST_TMPDIR
+  # script(1) gives the program a terminal; stdout goes to a file, stderr is the terminal
+  script -qec "'$STT' -m '$EN' -t 2 --temperature-increment-on-fallback none -f jsonl '$WAV' '$T/nope.wav' '$A/speech_22k.flac' > '$T/out.jsonl'" "$T/tty.log" > /dev/null && st=0 || st=$?
+  [ "$st" -eq 3 ]
+  [ "$(wc -l < "$T/out.jsonl")" -eq 3 ]
+  # what the terminal shows: per line, the text after the last carriage return
+  sed 's/\r$//' "$T/tty.log" | awk -F'\r' '{ print $NF }' | sed 's/\x1b\[K//g' > "$T/screen"
+  cat "$T/screen"
+  grep -a -q "speech_s16_mono_16k.wav 0:0[01] / 0:01" "$T/tty.log"
+  grep -a -q "3/3 speech_22k.flac 0:0[01] / 0:01" "$T/tty.log"
+  grep -a -qx "mlx-stt: $T/nope.wav: no such file" "$T/screen"
+  grep -a -q "^3/3 files (1 failed)" "$T/screen"
+  # the last line drawn is ended by a newline
+  grep -a -q $'\r3/3 files (1 failed)[^\r]*\033\\[K\r$' "$T/tty.log"
+  # records: the loop's own lines start clean too
+  printf '{"id":1,"audio":"%s"}\n{"id":2,"audio":"%s"}\n' "$WAV" "$T/nope.wav" > "$T/r.jsonl"
+  script -qec "'$STT' -m '$EN' -t 2 --temperature-increment-on-fallback none < '$T/r.jsonl' > '$T/out2.jsonl'" "$T/tty2.log" > /dev/null || true
+  grep -a -q "speech_s16_mono_16k.wav 0:0[01] / 0:01" "$T/tty2.log"
+  sed 's/\r$//' "$T/tty2.log" | awk -F'\r' '{ print $NF }' | sed 's/\x1b\[K//g' > "$T/screen2"
+  grep -a -qx "mlx-stt: line 2: $T/nope.wav: no such file" "$T/screen2"
+  # -q: nothing drawn
+  script -qec "'$STT' -m '$EN' -q -t 2 --temperature-increment-on-fallback none '$WAV' > /dev/null" "$T/tty3.log" > /dev/null
+  ! grep -a -q " / 0:01" "$T/tty3.log"
+}
+
+@test "the man page names every option of --help and the exit statuses" {
+  run "$STT" --help
+  for opt in $(echo "$output" | grep -o -- '--[a-z0-9-]*' | sort -u); do
+    grep -q -- "$(echo "$opt" | sed 's/-/\\\\-/g')" man/mlx-stt.1 || { echo "man page lacks $opt"; false; }
+  done
+  for st in 0 1 2 3 130 141; do sed -n '/^\.SH EXIT STATUS/,/^\.SH ENV/p' man/mlx-stt.1 | grep -qx "\.B $st"; done
+  grep -q 'U+FFFD' man/mlx-stt.1
 }
 
 @test "multilingual model: --language and --task translate; quantized model runs" {
@@ -236,7 +377,7 @@ check_golden() {
               "--vad --clip-timestamps 0,5 $WAV" "--clip-timestamps 5,x $WAV" "--resume x.jsonl $WAV" \
               "-f srt" "-o $TD/x -f jsonl" "--condition-on-previous-text maybe $WAV" "--beam-size 0 $WAV" \
               "--language klingon $WAV" "--task translate $WAV" "--temperature-increment-on-fallback 0.01 $WAV" \
-              "--bogus $WAV"; do
+              "--bogus $WAV" "--max-duration 10 $WAV" "--raw --rate 16000 --format s16le --max-duration 0"; do
     run --separate-stderr "$STT" -m "$EN" $args < /dev/null
     echo "$args -> $status: $stderr"
     [ "$status" -eq 2 ]

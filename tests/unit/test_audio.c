@@ -1,8 +1,8 @@
 /* test_audio.c - lib/audio: file decoding (WAV/FLAC/OGG/MP3) against what
- * soundfile decodes, error messages for missing/broken/empty files, raw PCM,
- * soxr resampling of a sine, the Slaney mel filters against whisper's
- * mel_filters.npz and log_mel_spectrogram against openai-whisper goldens
- * (tests/gen/gen_audio_goldens.py). */
+ * soundfile decodes, error messages for missing/broken/empty files, raw PCM
+ * and its duration limit, soxr resampling of a sine, the Slaney mel filters
+ * against whisper's mel_filters.npz and log_mel_spectrogram against
+ * openai-whisper goldens (tests/gen/gen_audio_goldens.py). */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -290,7 +290,7 @@ static void test_raw(void) {
     /* s16le stereo 16 kHz: (1000, -3000), (32767, 32767), (-32768, 0) */
     const unsigned char s16[] = {0xe8, 0x03, 0x48, 0xf4, 0xff, 0x7f, 0xff, 0x7f, 0x00, 0x80, 0x00, 0x00};
     FILE *f = mem_stream(s16, sizeof s16);
-    CHECK_OK(mt_audio_read_raw(&a, f, 16000, 2, MT_PCM_S16LE, 16000, &err), &err);
+    CHECK_OK(mt_audio_read_raw(&a, f, 16000, 2, MT_PCM_S16LE, 16000, 0, &err), &err);
     fclose(f);
     CHECK(a.n == 3 && a.src_channels == 2 && a.rate == 16000);
     if (a.n == 3) {
@@ -304,41 +304,88 @@ static void test_raw(void) {
     memcpy(s16p, s16, 12);
     s16p[12] = 1, s16p[13] = 2, s16p[14] = 3;
     f = mem_stream(s16p, sizeof s16p);
-    int rc = mt_audio_read_raw(&a, f, 16000, 2, MT_PCM_S16LE, 16000, &err);
+    int rc = mt_audio_read_raw(&a, f, 16000, 2, MT_PCM_S16LE, 16000, 0, &err);
     fclose(f);
     CHECK_MSG(rc == MT_EFORMAT && strstr(err.msg, "partial frame"), "rc %d: %s", rc, err.msg);
     CHECK(a.pcm == NULL);
     /* f32le mono */
     const float fv[4] = {0.5f, -0.25f, 1.5f, 0.0f};
     f = mem_stream(fv, sizeof fv);
-    CHECK_OK(mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_F32LE, 16000, &err), &err);
+    CHECK_OK(mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_F32LE, 16000, 0, &err), &err);
     fclose(f);
     CHECK(a.n == 4 && a.pcm && a.pcm[0] == 0.5f && a.pcm[1] == -0.25f && a.pcm[2] == 1.5f);
     mt_audio_clear(&a);
     /* f32 with a partial frame (2 of 4 bytes) */
     f = mem_stream(fv, 6);
-    CHECK(mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_F32LE, 16000, &err) == MT_EFORMAT);
+    CHECK(mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_F32LE, 16000, 0, &err) == MT_EFORMAT);
     fclose(f);
     /* empty input, bad arguments */
     f = mem_stream(NULL, 0);
-    rc = mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_S16LE, 16000, &err);
+    rc = mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_S16LE, 16000, 0, &err);
     CHECK_MSG(rc == MT_EFORMAT && strstr(err.msg, "no samples"), "rc %d: %s", rc, err.msg);
     rewind(f);
-    CHECK(mt_audio_read_raw(&a, f, 16000, 0, MT_PCM_S16LE, 16000, &err) == MT_EINVAL);
-    CHECK(mt_audio_read_raw(&a, f, 16000, 1, 7, 16000, &err) == MT_EINVAL);
-    CHECK(mt_audio_read_raw(&a, f, 0, 1, MT_PCM_S16LE, 16000, &err) == MT_EUNSUPPORTED);
+    CHECK(mt_audio_read_raw(&a, f, 16000, 0, MT_PCM_S16LE, 16000, 0, &err) == MT_EINVAL);
+    CHECK(mt_audio_read_raw(&a, f, 16000, 1, 7, 16000, 0, &err) == MT_EINVAL);
+    CHECK(mt_audio_read_raw(&a, f, 0, 1, MT_PCM_S16LE, 16000, 0, &err) == MT_EUNSUPPORTED);
     fclose(f);
     /* raw at 48 kHz resampled to 16 kHz: a third of the samples */
     size_t n48 = 4800;
     int16_t *pcm = malloc(n48 * sizeof *pcm);
     for (size_t i = 0; i < n48; i++) pcm[i] = (int16_t)lrint(16000.0 * sin(2 * M_PI * 440.0 * (double)i / 48000.0));
     f = mem_stream(pcm, n48 * sizeof *pcm);
-    CHECK_OK(mt_audio_read_raw(&a, f, 48000, 1, MT_PCM_S16LE, 16000, &err), &err);
+    CHECK_OK(mt_audio_read_raw(&a, f, 48000, 1, MT_PCM_S16LE, 16000, 0, &err), &err);
     fclose(f);
     CHECK_EQ_INT(a.n, 1600);
     CHECK_EQ_INT(a.src_rate, 48000);
     mt_audio_clear(&a);
     free(pcm);
+}
+
+/* An endless stream of zero bytes (like /dev/zero) that counts what it hands out. */
+static ssize_t zero_read(void *cookie, char *buf, size_t size) {
+    memset(buf, 0, size);
+    *(size_t *)cookie += size;
+    return (ssize_t)size;
+}
+
+/* The raw reader's duration limit: exactly the limit is accepted, one frame
+ * more is refused, and an endless input is refused as soon as it passes the
+ * limit (not after buffering the 24-h maximum). */
+static void test_raw_limit(void) {
+    mt_err err;
+    mt_audio a;
+    size_t n = 16001;
+    int16_t *z = calloc(n, sizeof *z);
+    FILE *f = mem_stream(z, 16000 * sizeof *z);
+    CHECK_OK(mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_S16LE, 16000, 1.0, &err), &err);
+    CHECK_EQ_INT(a.n, 16000);
+    mt_audio_clear(&a);
+    fclose(f);
+    f = mem_stream(z, n * sizeof *z);
+    int rc = mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_S16LE, 16000, 1.0, &err);
+    CHECK_MSG(rc == MT_ELIMIT && strstr(err.msg, "longer than 1 s of audio") && !strchr(err.msg, '\n'), "rc %d: %s",
+              rc, err.msg);
+    CHECK(a.pcm == NULL && a.n == 0);
+    fclose(f);
+    free(z);
+    size_t given = 0;
+    f = fopencookie(&given, "r", (cookie_io_functions_t){.read = zero_read});
+    rc = mt_audio_read_raw(&a, f, 48000, 2, MT_PCM_F32LE, 16000, 10.0, &err);
+    CHECK_MSG(rc == MT_ELIMIT && strstr(err.msg, "longer than 10 s"), "rc %d: %s", rc, err.msg);
+    /* 10 s of 48-kHz stereo float is 3.84 MB; allow one read chunk and stdio's buffer beyond it */
+    CHECK_MSG(given <= (size_t)(480000 + 4096) * 8 + 65536, "read %zu bytes", given);
+    fclose(f);
+    /* the default (0) and hours are named in hours */
+    given = 0;
+    f = fopencookie(&given, "r", (cookie_io_functions_t){.read = zero_read});
+    rc = mt_audio_read_raw(&a, f, 1000, 1, MT_PCM_S16LE, 1000, 3600, &err);
+    CHECK_MSG(rc == MT_ELIMIT && strstr(err.msg, "longer than 1 h of audio at 1000 Hz (refused)"), "rc %d: %s", rc,
+              err.msg);
+    fclose(f);
+    f = mem_stream(NULL, 0);
+    CHECK(mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_S16LE, 16000, -1, &err) == MT_EINVAL);
+    CHECK(mt_audio_read_raw(&a, f, 16000, 1, MT_PCM_S16LE, 16000, NAN, &err) == MT_EINVAL);
+    fclose(f);
 }
 
 static void test_resample(void) {
@@ -387,6 +434,7 @@ int main(void) {
     test_files();
     test_errors();
     test_raw();
+    test_raw_limit();
     test_resample();
     mt_pool_free(pool);
     json_decref(G);

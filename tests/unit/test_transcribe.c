@@ -6,7 +6,8 @@
  * initial prompt, condition_on_previous_text off, word timestamps,
  * clip_timestamps, language detection, translate; plus temperature fallback
  * (forced by an impossible log-probability threshold), compression ratios,
- * option errors, the VAD option and a quantized model. */
+ * option errors, the VAD option and a quantized model; the progress callback,
+ * the temperature schedule, output file names and the same-name check. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "core/blas.h"
 #include "core/file.h"
 #include "models/whisper.h"
+#include "stt/outname.h"
 #include "stt/transcribe.h"
 #include "stt/wtok.h"
 
@@ -109,6 +111,63 @@ static void set_opts(mt_stt_opts *o, const json_t *kw)
     }
 }
 
+typedef struct progress_log {
+    int n;
+    double pos[64], total[64];
+} progress_log;
+
+static void progress_cb(void *user, double pos, double total)
+{
+    progress_log *pl = user;
+    if (pl->n < 64) {
+        pl->pos[pl->n] = pos;
+        pl->total[pl->n++] = total;
+    }
+}
+
+/* the reference CLI's temperature schedule */
+static void test_temperatures(void)
+{
+    mt_stt_opts o;
+    mt_err err;
+    mt_stt_opts_default(&o);
+    CHECK_OK(mt_stt_set_temperatures(&o, 0, 0.2, &err), &err);
+    CHECK_EQ_INT(o.n_temperatures, 6);
+    CHECK(fabs(o.temperatures[5] - 1.0) < 1e-12 && fabs(o.temperatures[1] - 0.2) < 1e-12);
+    CHECK_OK(mt_stt_set_temperatures(&o, 0.5, 0, &err), &err);
+    CHECK(o.n_temperatures == 1 && o.temperatures[0] == 0.5);
+    CHECK_OK(mt_stt_set_temperatures(&o, 1.5, 0.2, &err), &err);
+    CHECK(o.n_temperatures == 1 && o.temperatures[0] == 1.5);
+    CHECK(mt_stt_set_temperatures(&o, 0, 0.01, &err) == MT_EINVAL && strstr(err.msg, "more than 16"));
+    CHECK(o.n_temperatures == 1 && o.temperatures[0] == 1.5);
+}
+
+/* output names (openai-whisper's) and the same-name check of the file mode */
+static void test_outnames(void)
+{
+    char *p = mt_stt_output_path("out", "d1/rec.take2.wav", "srt");
+    CHECK_STR(p, "out/rec.take2.srt");
+    free(p);
+    p = mt_stt_output_path("out/", ".hidden", "txt");
+    CHECK_STR(p, "out/.hidden.txt");
+    free(p);
+    p = mt_stt_output_path("out", "a/..wav", "txt");
+    CHECK_STR(p, "out/..wav.txt");
+    free(p);
+    mt_err err;
+    size_t a, b;
+    const char *ok[] = {"d1/rec.wav", "d2/rec2.wav", "rec.a.wav", ".wav"};
+    CHECK_OK(mt_stt_output_collision("out", ok, 4, "srt", &a, &b, &err), &err);
+    CHECK(a == 4 && b == 4);
+    const char *bad[] = {"x.wav", "d1/rec.wav", "y.wav", "z.mp3", "d2/rec.flac", "y.ogg", "rec"};
+    CHECK(mt_stt_output_collision("out", bad, 7, "srt", &a, &b, &err) == MT_EINVAL);
+    CHECK_MSG(a == 1 && b == 4, "%zu %zu", a, b);
+    CHECK_STR(err.msg, "'d1/rec.wav' and 'd2/rec.flac' would both write out/rec.srt");
+    const char *twice[] = {"a.wav", "b.wav", "a.wav"};
+    CHECK(mt_stt_output_collision("o", twice, 3, "txt", &a, &b, &err) == MT_EINVAL && a == 0 && b == 2);
+    CHECK_OK(mt_stt_output_collision("o", twice, 1, "txt", &a, &b, &err), &err);
+}
+
 #define NEAR(a, b, what) CHECK_MSG(fabs((double)(a) - (double)(b)) <= TOL || (isnan(a) && isnan(b)), \
                                    "%s %s: %.6f != %.6f", name, what, (double)(a), (double)(b))
 
@@ -158,6 +217,8 @@ int main(int argc, char **argv)
     mt_err err = {0};
     /* compression ratio, as zlib.compress(text.encode()) */
     CHECK(mt_stt_compression_ratio("") == 0.0);
+    test_temperatures();
+    test_outnames();
     json_error_t je;
     const char *gp = getenv("MT_STT_GOLDEN");
     char *gbuf = NULL;
@@ -269,6 +330,23 @@ int main(int argc, char **argv)
         o.task = 1;
         mt_stt_result r;
         CHECK(mt_stt_transcribe(m->w, &m->tok, audio, n, &o, &r, &err) == MT_EINVAL);
+        /* progress: from 0, growing, window by window, ending at the duration */
+        mt_stt_opts_default(&o);
+        o.n_temperatures = 1;
+        progress_log pl = {0};
+        o.progress = progress_cb;
+        o.progress_user = &pl;
+        CHECK_OK(mt_stt_transcribe(m->w, &m->tok, audio, n, &o, &r, &err), &err);
+        double dur = (double)n / 16000;
+        CHECK_MSG(pl.n >= 3 && n > 16000 * 30, "%d progress calls for %.1f s", pl.n, dur);
+        CHECK(pl.n > 0 && pl.pos[0] == 0);
+        CHECK(pl.n > 0 && pl.pos[pl.n - 1] == dur);
+        for (int i = 0; i < pl.n; i++) {
+            CHECK(pl.total[i] == dur && pl.pos[i] <= dur);
+            if (i) CHECK_MSG(pl.pos[i] >= pl.pos[i - 1] && pl.pos[i] - pl.pos[i - 1] <= 30.0, "%g then %g",
+                             pl.pos[i - 1], pl.pos[i]);
+        }
+        mt_stt_result_free(&r);
     }
     static const char *const quant[] = {"tiny-ml-mlx-q4", "tiny-v3-mlx-q4"};   /* quantized weights run through */
     for (int qi = 0; qi < 2 && !only; qi++) {
