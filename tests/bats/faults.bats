@@ -137,3 +137,37 @@ no_leftovers() {
   [ "$rc" -eq 1 ]
   grep -q "$(basename "$st"): the file changed or was truncated while mapped" "$T/err.txt"
 }
+
+@test "mlx-stt records: kill -9 at random points, then --resume: the answers equal an uninterrupted run" {
+  A="$PWD/tests/data/audio"
+  EN="$PWD/tests/data/whisper/tiny-en-hf"
+  for i in $(seq 1 36); do
+    case $((i % 3)) in 0) f=speech_s16_mono_16k.wav ;; 1) f=speech_22k.ogg ;; 2) f=speech_22k.flac ;; esac
+    printf '{"id":"a%d","audio":"%s"}\n' "$i" "$A/$f"
+  done > "$T/in.jsonl"
+  printf '{"id":"missing","audio":"%s"}\n' "$T/nope.wav" >> "$T/in.jsonl"
+  "$STT" --temperature-increment-on-fallback none -t 2 -m "$EN" -q < "$T/in.jsonl" > "$T/ref.jsonl" || [ $? -eq 3 ]
+  ROUNDS=5 STEP_MIN=2 STEP_RAND=6 FAULT_SEED=3 kill_resume_rounds "$STT" --temperature-increment-on-fallback none -t 2 -m "$EN"
+  [ "$KILLED" -ge 4 ]
+  [ "$(strip_timing "$T/out.jsonl")" = "$(strip_timing "$T/ref.jsonl")" ]
+  no_leftovers "$T"
+}
+
+@test "mlx-stt FILE...: a full disk is one fatal error; SIGINT leaves no temporary files in -o DIR" {
+  A="$PWD/tests/data/audio"
+  EN="$PWD/tests/data/whisper/tiny-en-hf"
+  run --separate-stderr bash -c '"$0" --temperature-increment-on-fallback none -m "$1" -f jsonl "$2" "$2" "$2" > /dev/full' \
+    "$STT" "$EN" "$A/speech_s16_mono_16k.wav"
+  [ "$status" -eq 1 ]
+  [ "$(echo "$stderr" | grep -c .)" -eq 1 ]
+  mkdir -p "$T/wavs" "$T/subs"
+  for i in $(seq 1 60); do ln -s "$A/speech_22k.flac" "$T/wavs/r$i.flac"; done
+  env --default-signal=INT "$STT" --temperature-increment-on-fallback none -t 2 -m "$EN" -q -f srt -o "$T/subs" "$T"/wavs/*.flac &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null && [ "$(ls "$T/subs" | wc -l)" -lt 3 ]; do sleep 0.01; done
+  kill -INT "$pid"
+  rc=0; wait "$pid" || rc=$?
+  [ "$rc" -eq 130 ]
+  no_leftovers "$T/subs"
+  for f in "$T"/subs/*.srt; do [ -s "$f" ]; done
+}
