@@ -1,15 +1,21 @@
-/* file.c - file helpers: whole reads (with .zst), atomic writes, mmap. */
+/* file.c - file helpers: whole reads (with .zst), atomic writes, temporary
+ * files and folders (registered with core/sig for removal on a fatal signal),
+ * mmap (registered with core/sig for the SIGBUS report). */
 #include "core/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
+#include "core/sig.h"
 
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -88,34 +94,129 @@ int mt_read_file(const char *path, char **out, size_t *len, mt_err *err) {
     return mt_read_file_max(path, (size_t)1 << 40, out, len, err);
 }
 
-int mt_write_file_atomic(const char *path, const void *data, size_t n, mt_err *err) {
+/* Six random characters for a temporary name (getrandom, else clock and pid). */
+static void rand_suffix(char *out, unsigned attempt) {
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[6];
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        unsigned long long x = (unsigned long long)ts.tv_nsec * 6364136223846793005ull ^
+                               (unsigned long long)getpid() << 20 ^ attempt * 1442695040888963407ull;
+        for (int i = 0; i < 6; i++, x >>= 8) r[i] = (unsigned char)(x ^ (x >> 37));
+    }
+    for (int i = 0; i < 6; i++) out[i] = al[r[i] % (sizeof al - 1)];
+    out[6] = 0;
+}
+
+int mt_tmp_open(const char *path, char **tmp, int *fd, mt_err *err) {
+    *tmp = NULL;
+    *fd = -1;
     size_t pl = strlen(path);
-    char *tmp = malloc(pl + 32);
-    if (!tmp) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    snprintf(tmp, pl + 32, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) { int e = errno; free(tmp); return mt_seterr(err, MT_EIO, "%s: %s", path, strerror(e)); }
-    const char *p = data;
-    size_t left = n;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            int e = errno; close(fd); unlink(tmp); free(tmp);
-            return mt_seterr(err, MT_EIO, "%s: write: %s", path, strerror(e));
-        }
-        p += w; left -= (size_t)w;
+    char *t = malloc(pl + 16);
+    if (!t) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    int f = -1, e = EEXIST;
+    for (unsigned attempt = 0; f < 0 && e == EEXIST && attempt < 100; attempt++) {
+        memcpy(t, path, pl);
+        memcpy(t + pl, ".tmp.", 5);
+        rand_suffix(t + pl + 5, attempt);
+        f = open(t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (f < 0) e = errno;
     }
-    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno; unlink(tmp); free(tmp);
-        return mt_seterr(err, MT_EIO, "%s: %s", path, strerror(e));
+    if (f < 0) {
+        free(t);
+        return mt_seterr(err, MT_EIO, "%s: cannot create a temporary file next to it: %s", path, strerror(e));
     }
+    mt_sig_tmp_add(t, 0);
+    *tmp = t;
+    *fd = f;
+    return MT_OK;
+}
+
+int mt_tmp_commit(const char *tmp, const char *path, mt_err *err) {
     if (rename(tmp, path) != 0) {
-        int e = errno; unlink(tmp); free(tmp);
+        int e = errno;
+        mt_tmp_discard(tmp);
         return mt_seterr(err, MT_EIO, "%s: rename: %s", path, strerror(e));
     }
-    free(tmp);
+    mt_sig_tmp_remove(tmp);
     return MT_OK;
+}
+
+void mt_tmp_discard(const char *tmp) {
+    if (!tmp) return;
+    struct stat st;
+    if (lstat(tmp, &st) == 0 && S_ISDIR(st.st_mode)) mt_remove_tree(tmp);
+    else unlink(tmp);
+    mt_sig_tmp_remove(tmp);
+}
+
+int mt_tmpdir_make(const char *path, char **tmp, mt_err *err) {
+    *tmp = NULL;
+    size_t l = strlen(path) + 32;
+    char *t = malloc(l);
+    if (!t) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    snprintf(t, l, "%s.tmp-%ld", path, (long)getpid());
+    mt_remove_tree(t);   /* a stale one of an earlier process with this pid */
+    if (mkdir(t, 0777) != 0) {
+        int e = errno;
+        int rc = mt_seterr(err, MT_EIO, "mkdir %s: %s", t, strerror(e));
+        free(t);
+        return rc;
+    }
+    mt_sig_tmp_add(t, 1);
+    *tmp = t;
+    return MT_OK;
+}
+
+void mt_remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        unlink(dir);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char *p = mt_path_join(dir, de->d_name);
+        if (!p) continue;
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) mt_remove_tree(p);
+        else unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int mt_write_fd_all(int fd, const void *data, size_t n) {
+    const char *p = data;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        if (w == 0) { errno = EIO; return -1; }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int mt_write_file_atomic(const char *path, const void *data, size_t n, mt_err *err) {
+    char *tmp;
+    int fd;
+    MT_TRY(mt_tmp_open(path, &tmp, &fd, err));
+    int rc = MT_OK;
+    if (mt_write_fd_all(fd, data, n) != 0) {
+        rc = mt_seterr(err, MT_EIO, "%s: write: %s", path, strerror(errno));
+        close(fd);
+    } else if (fsync(fd) != 0 || close(fd) != 0) {
+        rc = mt_seterr(err, MT_EIO, "%s: %s", path, strerror(errno));
+    }
+    if (rc) mt_tmp_discard(tmp);
+    else rc = mt_tmp_commit(tmp, path, err);
+    free(tmp);
+    return rc;
 }
 
 int mt_file_exists(const char *path) {
@@ -135,7 +236,7 @@ int mt_mkdirs(const char *path, mt_err *err) {
         if (*s == '/' || *s == 0) {
             char c = *s;
             *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
                 int e = errno;
                 int rc = mt_seterr(err, MT_EIO, "mkdir %s: %s", p, strerror(e));
                 free(p);
@@ -175,10 +276,14 @@ int mt_mmap_open(mt_mmap *m, const char *path, mt_err *err) {
     if (p == MAP_FAILED) return mt_seterr(err, MT_EIO, "%s: mmap: %s", path, strerror(errno));
     m->data = p;
     m->size = (size_t)st.st_size;
+    mt_sig_map_add(p, m->size, path);
     return MT_OK;
 }
 
 void mt_mmap_close(mt_mmap *m) {
-    if (m && m->data) munmap((void *)m->data, m->size);
+    if (m && m->data) {
+        mt_sig_map_remove(m->data);
+        munmap((void *)m->data, m->size);
+    }
     if (m) { m->data = NULL; m->size = 0; }
 }

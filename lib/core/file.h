@@ -14,17 +14,37 @@ int mt_read_file_max(const char *path, size_t max, char **out, size_t *len, mt_e
 /* Decompress a zstd frame held in memory. */
 int mt_zstd_decompress(const void *src, size_t n, size_t max, char **out, size_t *len, mt_err *err);
 
-/* Write data to path atomically: a temp file in the same directory, fsync, rename. */
+/* Write data to path atomically: a temp file in the same directory, fsync, rename.
+ * The file gets the mode open(O_CREAT, 0666) gives under the umask. */
 int mt_write_file_atomic(const char *path, const void *data, size_t n, mt_err *err);
+
+/* Temporary files and folders for writers that rename into place.  Both are
+ * registered with core/sig, so a fatal signal removes them.
+ * mt_tmp_open: create "PATH.tmp.XXXXXX" next to path (O_EXCL, mode 0666 under
+ * the umask, like any new file), open read-write on *fd; *tmp malloc'd.
+ * mt_tmpdir_make: create the folder "PATH.tmp-PID" (mode 0777 under the umask;
+ * a stale one of that name is removed first); *tmp malloc'd.
+ * mt_tmp_commit: rename tmp (file or folder) to path and unregister it; when the
+ * rename fails, tmp is discarded.  mt_tmp_discard: remove tmp (a folder with
+ * everything in it) and unregister it; accepts NULL.  Neither frees tmp. */
+int mt_tmp_open(const char *path, char **tmp, int *fd, mt_err *err);
+int mt_tmpdir_make(const char *path, char **tmp, mt_err *err);
+int mt_tmp_commit(const char *tmp, const char *path, mt_err *err);
+void mt_tmp_discard(const char *tmp);
+/* rm -r (best effort; a non-folder is unlinked). */
+void mt_remove_tree(const char *dir);
+/* write(2) all n bytes, retrying on EINTR; 0, or -1 with errno set. */
+int mt_write_fd_all(int fd, const void *data, size_t n);
 
 int mt_file_exists(const char *path);
 int mt_is_dir(const char *path);
-/* mkdir -p */
+/* mkdir -p (new folders get mode 0777 under the umask) */
 int mt_mkdirs(const char *path, mt_err *err);
 /* Join a and b with '/' into a malloc'd string (NULL on OOM). */
 char *mt_path_join(const char *a, const char *b);
 
-/* A read-only memory map of a whole file. */
+/* A read-only memory map of a whole file, registered with core/sig while open
+ * (a SIGBUS in it - the file was truncated - is reported by name). */
 typedef struct mt_mmap {
     const unsigned char *data;
     size_t size;

@@ -7,6 +7,11 @@
 #include "core/file.h"
 #include "core/jsonl.h"
 #include "core/pool.h"
+#include "core/sig.h"
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 /* Handler: echoes "text" upper-cased as "out"; fails on text "bad". */
 static int upper_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err) {
@@ -194,7 +199,115 @@ static void test_pool(void) {
     mt_pool_free(NULL);
 }
 
+/* ---- core/sig and the modes of written files ---- */
+
+static int mode_of(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/* New files and folders get 0666 / 0777 under the umask, like open(2) and mkdir(1). */
+static void test_file_modes(void) {
+    mt_err e = {0};
+    char dir[] = "/tmp/mt_test_modes_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    mode_t old = umask(027);
+    char *sub = mt_path_join(dir, "a/b"), *f = mt_path_join(dir, "a/f.txt"), *tmp = NULL;
+    CHECK_OK(mt_mkdirs(sub, &e), &e);
+    CHECK_EQ_INT(mode_of(sub), 0750);
+    CHECK_OK(mt_write_file_atomic(f, "x", 1, &e), &e);
+    CHECK_EQ_INT(mode_of(f), 0640);
+    int fd = -1;
+    CHECK_OK(mt_tmp_open(f, &tmp, &fd, &e), &e);
+    CHECK(fd >= 0 && tmp && strncmp(tmp, f, strlen(f)) == 0 && strstr(tmp, ".tmp.") != NULL);
+    CHECK_EQ_INT(mode_of(tmp), 0640);
+    if (fd >= 0) close(fd);
+    mt_tmp_discard(tmp);
+    CHECK(access(tmp, F_OK) != 0);
+    free(tmp);
+    umask(old);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    free(sub); free(f);
+}
+
+/* SIGINT/SIGTERM remove the registered temporary file and folder (with what is
+ * inside) and the process still ends by the signal; committed files stay. */
+static void test_sig_cleanup(int sig) {
+    mt_err e = {0};
+    char dir[] = "/tmp/mt_test_sig_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *f = mt_path_join(dir, "out.npy"), *kept = mt_path_join(dir, "kept.txt"), *d = mt_path_join(dir, "model");
+    char *ftmp = NULL, *dtmp = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd;
+        if (mt_sig_install("test") || mt_tmp_open(f, &ftmp, &fd, &e) || mt_tmpdir_make(d, &dtmp, &e)) _exit(90);
+        if (mt_write_file_atomic(kept, "k", 1, &e)) _exit(91);
+        char *sub = mt_path_join(dtmp, "x/y/z"), *leaf = mt_path_join(sub, "w.safetensors");
+        if (mt_mkdirs(sub, &e) || mt_write_file_atomic(leaf, "w", 1, &e)) _exit(92);
+        for (int i = 0; i < 300; i++) {   /* more entries than one getdents64 buffer */
+            char name[64];
+            snprintf(name, sizeof name, "%s/file-with-a-longish-name-%03d", dtmp, i);
+            int k = open(name, O_CREAT | O_WRONLY, 0644);
+            if (k < 0) _exit(93);
+            close(k);
+        }
+        raise(sig);
+        _exit(94);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == sig, "status %#x", status);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test \"$(ls -A %s)\" = kept.txt", dir);
+    CHECK_MSG(system(cmd) == 0, "left in %s:", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    free(f); free(kept); free(d);
+}
+
+/* A mapped file truncated under the process: one line naming it, exit 1. */
+static void test_sig_bus(void) {
+    char dir[] = "/tmp/mt_test_bus_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *f = mt_path_join(dir, "model.safetensors"), *errp = mt_path_join(dir, "stderr");
+    char page[65536];
+    memset(page, 7, sizeof page);
+    mt_err e = {0};
+    CHECK_OK(mt_write_file_atomic(f, page, sizeof page, &e), &e);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(errp, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 2) < 0) _exit(90);
+        mt_mmap m;
+        if (mt_sig_install("mlx-test") || mt_mmap_open(&m, f, &e)) _exit(91);
+        if (truncate(f, 0) != 0) _exit(92);
+        volatile unsigned char c = m.data[40000];
+        (void)c;
+        _exit(93);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %#x", status);
+    char *msg = NULL, want[512];
+    size_t n = 0;
+    CHECK_OK(mt_read_file(errp, &msg, &n, &e), &e);
+    snprintf(want, sizeof want, "mlx-test: %s: the file changed or was truncated while mapped (SIGBUS)\n", f);
+    CHECK_STR(msg, want);
+    free(msg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    free(f); free(errp);
+}
+
 int main(void) {
+    test_file_modes();
+    test_sig_cleanup(SIGINT);
+    test_sig_cleanup(SIGTERM);
+    test_sig_bus();
     test_pool();
     test_err();
     test_files();
