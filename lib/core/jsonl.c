@@ -2,6 +2,7 @@
 #include "core/jsonl.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -133,7 +134,10 @@ static int emit_error(FILE *out, FILE *errf, const mt_jsonl_opts *o, progress *p
 struct progress {
     int on, drawn;   /* drawn: a progress line without its newline is on the terminal */
     double t0, last;
-    long long total_bytes;
+    long long total_bytes, pos;
+    FILE *errf;
+    const mt_jsonl_stats *st;
+    char note[200];  /* progress inside the records being handled (mt_jsonl_tick_note) */
 };
 
 /* Before anything else goes to the terminal: erase a progress line drawn there. */
@@ -156,10 +160,26 @@ static void progress_draw(progress *p, FILE *errf, const mt_jsonl_stats *s, long
         double left = (double)(p->total_bytes - pos) / ((double)pos / el);
         snprintf(eta, sizeof eta, " ETA %02d:%02d", (int)(left / 60), (int)left % 60);
     }
-    fprintf(errf, "\r%zu records (%zu failed) %.1f rec/s%s\033[K%s", s->records, s->failed, rate, eta,
-            final ? "\n" : "");
+    fprintf(errf, "\r%zu records (%zu failed) %.1f rec/s%s%s%s\033[K%s", s->records, s->failed, rate, eta,
+            p->note[0] && !final ? " | " : "", final ? "" : p->note, final ? "\n" : "");
     p->drawn = !final;
     fflush(errf);
+}
+
+static void tick_fn(void *ctx, const char *text) {
+    progress *p = ctx;
+    snprintf(p->note, sizeof p->note, "%s", text);
+    progress_draw(p, p->errf, p->st, p->pos, 0);
+}
+
+void mt_jsonl_tick_note(const mt_jsonl_tick *t, const char *fmt, ...) {
+    if (!t || !t->fn) return;
+    char buf[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    t->fn(t->ctx, buf);
 }
 
 /* One input record waiting for its answer. */
@@ -260,6 +280,9 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, 
     pg.t0 = pg.last = now_s();
     struct stat sb;
     if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode)) pg.total_bytes = sb.st_size;
+    pg.errf = errf;
+    pg.st = &st;
+    if (o->tick) *o->tick = (mt_jsonl_tick){pg.on ? tick_fn : NULL, &pg};
     pending *pb = calloc(batch, sizeof *pb);
     if (!pb) return mt_seterr(err, MT_ENOMEM, "out of memory");
     char *line = NULL;
@@ -300,9 +323,11 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, 
         st.records++;
         n++;
         if (n == batch) {
+            if (pg.on) pg.pos = (long long)ftello(in);
             rc = flush_batch(pb, n, out, errf, o, &pg, fn, user, &st, err);
             n = 0;
-            if (pg.on) progress_draw(&pg, errf, &st, (long long)ftello(in), 0);
+            pg.note[0] = 0;
+            if (pg.on) progress_draw(&pg, errf, &st, pg.pos, 0);
         }
     }
     if (!rc && n) rc = flush_batch(pb, n, out, errf, o, &pg, fn, user, &st, err);
@@ -311,6 +336,7 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, 
     if (!rc && ferror(in)) rc = mt_seterr(err, MT_EIO, "read error on input");
     if (!rc && fflush(out) != 0) rc = mt_seterr(err, MT_EIO, "write to output failed");
     progress_draw(&pg, errf, &st, 0, 1);
+    if (o->tick) *o->tick = (mt_jsonl_tick){NULL, NULL};
     if (stats) *stats = st;
     return rc;
 }

@@ -21,6 +21,16 @@
  * return non-zero with err set.  rec is borrowed. */
 typedef int (*mt_record_fn)(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err);
 
+/* Progress inside long records: a handler given the loop's tick (through its
+ * own context) calls mt_jsonl_tick_note(tick, "line 5: 812 tokens") as it goes;
+ * the note is shown after the record counts on the progress line (at most
+ * every 0.25 s) while progress is drawn, and is a no-op otherwise. */
+typedef struct mt_jsonl_tick {
+    void (*fn)(void *ctx, const char *text);
+    void *ctx;
+} mt_jsonl_tick;
+void mt_jsonl_tick_note(const mt_jsonl_tick *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 typedef struct mt_jsonl_opts {
     const char *prog;     /* program name for stderr lines */
     int text_mode;        /* --text: each line is a plain-text record */
@@ -34,6 +44,9 @@ typedef struct mt_jsonl_opts {
      * <why>" on the error stream, counted in stats.failed and stats.duplicates) */
     int (*skip)(void *skip_user, json_t *id, json_t *rec, size_t lineno, mt_err *why);
     void *skip_user;
+    /* optional: set by the loop while it runs (fn NULL when no progress is drawn)
+     * and cleared when it returns */
+    mt_jsonl_tick *tick;
 } mt_jsonl_opts;
 
 enum { MT_SKIP_RUN = 0, MT_SKIP_ANSWERED = 1, MT_SKIP_DUPLICATE = 2 };
