@@ -1,15 +1,24 @@
 #!/bin/sh
 # Install the Debian packages the build and the tests need.  Idempotent.
+#   sh tools/deps.sh            the build's and the tests' packages
+#   sh tools/deps.sh PKG...     just these packages (for the tools/ scripts)
+# Runs apt-get as root, or through sudo for another user; says what it installs.
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libjansson-dev libpcre2-dev libutf8proc-dev
 libzstd-dev zstd libcurl4-openssl-dev bats jq clang libclang-rt-14-dev
 libsndfile1-dev libsoxr-dev libfftw3-dev zlib1g-dev espeak-ng"
+[ $# -gt 0 ] && PKGS="$*"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && { echo "deps: all installed"; exit 0; }
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-echo "deps: installing$missing"
+[ -z "$missing" ] && { echo "deps: all installed ($(echo $PKGS))"; exit 0; }
+command -v apt-get >/dev/null || { echo "deps: apt-get not found: install$missing by hand" >&2; exit 1; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: installing$missing needs root or sudo" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "deps: installing$missing${SUDO:+ (with sudo)}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
