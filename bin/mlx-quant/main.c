@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "convert/convert.h"
+#include "core/cli.h"
 #include "core/file.h"
+#include "core/sig.h"
 #include "convert/gguf.h"
 #include "convert/inspect.h"
 #include "io/hub.h"
@@ -40,11 +42,11 @@ static const char usage[] =
     "      --calib-tokens N     calibration tokens (default 4096)\n"
     "  -d, --dequantize         back to float\n"
     "      --max-shard-gb N     shard size limit (default 5)\n"
-    "  -t, --threads N          quantization threads (default: all cores)\n"
+    "  -t, --threads N          quantization threads, 1-256 (default: all cores)\n"
     "      --quiet              no progress bar\n"
     "  -h, --help  --version\n"
     "\n"
-    "Exit status: 0 ok, 1 error, 2 usage error.\n";
+    "Exit status: 0 ok, 1 error, 2 usage error, 130 interrupted (temporary output removed).\n";
 
 static int die_usage(const char *msg) {
     if (msg) fprintf(stderr, "mlx-quant: %s\n", msg);
@@ -81,7 +83,12 @@ static int cmd_convert(int argc, char **argv, int force_deq) {
     while ((c = getopt_long(argc, argv, "m:o:qdht:", lo, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 't': o.threads = atoi(optarg); break;
+        case 't': {
+            double v;
+            if (mt_cli_number(stderr, "mlx-quant", "--threads", optarg, 1, 256, &v)) return die_usage(NULL);
+            o.threads = (int)v;
+            break;
+        }
         case 'o': o.dst = optarg; break;
         case 'q': o.quantize = 1; break;
         case 'd': o.dequantize = 1; break;
@@ -196,6 +203,7 @@ static int cmd_gguf(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    mt_sig_install("mlx-quant");
     if (argc < 2) return die_usage("a subcommand is required (convert, dequantize, inspect)");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {

@@ -927,23 +927,6 @@ static int copy_side_files(const char *src, const char *dst, mt_err *err) {
     return rc;
 }
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char *p = mt_path_join(dir, de->d_name);
-        if (!p) continue;
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_tree(p);
-        else unlink(p);
-        free(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* config.json as mlx_lm writes it. */
 static int write_config(cv *c, const char *dir, json_t *qblock, mt_err *err) {
     json_t *cfg = json_deep_copy(mt_config_json(c->cfg));
@@ -1130,24 +1113,15 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
     if (!rc) rc = build_plan(&c, qblock, err);
     if (!rc && o->threads != 1) rc = mt_pool_new(&c.pool, o->threads, err);
     if (!rc && o->calibrate) rc = mt_calib_collect(&c.calib, o->src, o->calibrate, o->calib_tokens, c.pool, err);
-    /* temp folder next to dst */
+    /* temp folder next to dst (removed on failure and, through core/sig, on a fatal signal) */
     char *tmp = NULL;
-    if (!rc) {
-        size_t l = strlen(o->dst) + 32;
-        tmp = malloc(l);
-        if (!tmp) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-        else {
-            snprintf(tmp, l, "%s.tmp-%ld", o->dst, (long)getpid());
-            remove_tree(tmp);
-            rc = mt_mkdirs(tmp, err);
-        }
-    }
+    if (!rc) rc = mt_tmpdir_make(o->dst, &tmp, err);
     if (!rc) rc = write_weights(&c, tmp, err);
     if (!rc) rc = write_config(&c, tmp, qblock, err);
     if (!rc) rc = copy_side_files(o->src, tmp, err);
     if (!rc) rc = model_card(o, tmp, err);
-    if (!rc && rename(tmp, o->dst) != 0) rc = mt_seterr(err, MT_EIO, "cannot rename %s to %s", tmp, o->dst);
-    if (rc && tmp) remove_tree(tmp);
+    if (!rc) rc = mt_tmp_commit(tmp, o->dst, err);
+    else mt_tmp_discard(tmp);
     free(tmp);
     json_decref(qblock);
     for (size_t i = 0; i < c.nout; i++) free(c.out[i].name);

