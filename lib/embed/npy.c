@@ -1,13 +1,17 @@
 /* npy.c - a float matrix streamed to a .npy file (format 1.0) or raw rows:
  * written to a temporary file in the target's folder, header rewritten with
- * the final row count, fsync'd and renamed into place on close.
+ * the final row count, fsync'd and renamed into place on close.  The temporary
+ * file is registered with core/sig (removed on a fatal signal) and the result
+ * has the mode of any new file (0666 under the umask).
  * ref: numpy/lib/format.py (magic, header dict, 64-byte alignment). */
 #include "embed/embed.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/file.h"
 #include "tensor/dtype.h"
 
 #define NPY_HDR 128   /* magic + version + length + dict, padded: room for any row count */
@@ -19,6 +23,10 @@ struct mt_npy {
     int f16, raw;
     void *buf;
 };
+
+static int write_failed(mt_npy *w, mt_err *err) {
+    return mt_seterr(err, MT_EIO, "%s: write failed: %s", w->path, strerror(errno ? errno : EIO));
+}
 
 static int write_header(mt_npy *w, mt_err *err) {
     char h[NPY_HDR];
@@ -34,7 +42,7 @@ static int write_header(mt_npy *w, mt_err *err) {
     memcpy(h + 10, d, (size_t)n);
     h[NPY_HDR - 1] = '\n';
     if (fseeko(w->f, 0, SEEK_SET) || fwrite(h, 1, sizeof h, w->f) != sizeof h || fseeko(w->f, 0, SEEK_END))
-        return mt_seterr(err, MT_EIO, "%s: write failed", w->tmp);
+        return write_failed(w, err);
     return MT_OK;
 }
 
@@ -46,29 +54,25 @@ int mt_npy_open(mt_npy **out, const char *path, size_t cols, int dtype_f16, int 
     w->f16 = dtype_f16;
     w->raw = raw;
     w->path = strdup(path);
-    size_t pl = strlen(path);
-    w->tmp = malloc(pl + 16);
     w->buf = malloc(cols * 4 + 4);
-    if (!w->path || !w->tmp || !w->buf) {
+    if (!w->path || !w->buf) {
         mt_npy_abort(w);
         return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
-    snprintf(w->tmp, pl + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(w->tmp);
-    if (fd < 0) {
-        w->tmp[0] = 0;
+    int fd, rc = mt_tmp_open(path, &w->tmp, &fd, err);
+    if (rc) {
         mt_npy_abort(w);
-        return mt_seterr(err, MT_EIO, "%s: cannot create a temporary file next to it", path);
+        return rc;
     }
     w->f = fdopen(fd, "w+b");
     if (!w->f) {
         close(fd);
         mt_npy_abort(w);
-        return mt_seterr(err, MT_EIO, "%s: cannot open", path);
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
-    if (!raw) {
-        int rc = write_header(w, err);
-        if (rc) { mt_npy_abort(w); return rc; }
+    if (!raw && (rc = write_header(w, err))) {
+        mt_npy_abort(w);
+        return rc;
     }
     *out = w;
     return MT_OK;
@@ -82,7 +86,8 @@ int mt_npy_append(mt_npy *w, const float *row, mt_err *err) {
         src = w->buf;
         bytes = w->cols * 2;
     }
-    if (fwrite(src, 1, bytes, w->f) != bytes) return mt_seterr(err, MT_EIO, "%s: write failed", w->tmp);
+    errno = 0;
+    if (fwrite(src, 1, bytes, w->f) != bytes) return write_failed(w, err);
     w->rows++;
     return MT_OK;
 }
@@ -90,15 +95,18 @@ int mt_npy_append(mt_npy *w, const float *row, mt_err *err) {
 size_t mt_npy_rows(const mt_npy *w) { return w->rows; }
 
 int mt_npy_close(mt_npy *w, mt_err *err) {
+    errno = 0;
     int rc = w->raw ? MT_OK : write_header(w, err);
-    if (!rc && (fflush(w->f) || fsync(fileno(w->f)))) rc = mt_seterr(err, MT_EIO, "%s: write failed", w->tmp);
+    if (!rc && (fflush(w->f) || fsync(fileno(w->f)))) rc = write_failed(w, err);
     if (!rc) {
         int bad = fclose(w->f);
         w->f = NULL;
-        if (bad) rc = mt_seterr(err, MT_EIO, "%s: write failed", w->tmp);
+        if (bad) rc = write_failed(w, err);
     }
-    if (!rc && rename(w->tmp, w->path)) rc = mt_seterr(err, MT_EIO, "%s: cannot rename into place", w->path);
-    if (!rc) w->tmp[0] = 0;
+    if (!rc && !(rc = mt_tmp_commit(w->tmp, w->path, err))) {
+        free(w->tmp);
+        w->tmp = NULL;
+    }
     mt_npy_abort(w);
     return rc;
 }
@@ -106,7 +114,7 @@ int mt_npy_close(mt_npy *w, mt_err *err) {
 void mt_npy_abort(mt_npy *w) {
     if (!w) return;
     if (w->f) fclose(w->f);
-    if (w->tmp && w->tmp[0]) unlink(w->tmp);
+    mt_tmp_discard(w->tmp);
     free(w->tmp);
     free(w->path);
     free(w->buf);

@@ -142,3 +142,130 @@ X
   run "$EMB" -m "$FX/bert-tiny" --rerank < /dev/null
   [ "$status" -eq 1 ]
 }
+
+# copy of fixture $1 in folder $2 whose word-embedding row of token $3 is NaN
+nan_fixture() {
+  cp -r "$FX/$1" "$2"
+  local f="$2/model.safetensors" hl off h
+  hl=$(head -c 8 "$f" | od -An -tu8 | tr -d ' ')
+  off=$(dd if="$f" bs=1 skip=8 count="$hl" 2>/dev/null |
+        jq 'to_entries[] | select(.key | endswith("word_embeddings.weight")) | .value.data_offsets[0]')
+  h=$(jq .hidden_size "$2/config.json")
+  printf '\000\000\300\177' | dd of="$f" bs=1 seek=$((8 + hl + off + $3 * h * 4)) conv=notrunc 2>/dev/null
+}
+
+teardown() {
+  if [ -n "${MNT:-}" ]; then umount "$MNT" 2>/dev/null || true; MNT=; fi
+}
+
+@test "non-finite embeddings (NaN weights) fail their record with an error record, exit 3" {
+  # token 50 ('h') gets a NaN embedding row: texts with an h fail, the others do not
+  nan_fixture bert-tiny "$TD/nan-bert" 50
+  printf '{"id":"a","text":"good morning"}\n{"id":"b","text":"hello world"}\n{"id":"c","text":"a cat"}\n' > "$TD/nan.jsonl"
+  run --separate-stderr "$EMB" -m "$TD/nan-bert" < "$TD/nan.jsonl"
+  [ "$status" -eq 3 ]
+  diff <(echo "$output" | jq -c '[.id, (.embedding | length), .error]') - <<'X'
+["a",32,null]
+["b",0,"line 2: model produced non-finite values (corrupt weights?)"]
+["c",32,null]
+X
+  [[ "$stderr" == *"mlx-embed: line 2: model produced non-finite values (corrupt weights?)"* ]]
+  # --output: no NaN row in the matrix, rows stay consecutive
+  run --separate-stderr "$EMB" -m "$TD/nan-bert" -q -o "$TD/nan.npy" --format f32 < "$TD/nan.jsonl"
+  [ "$status" -eq 3 ]
+  [ "$(echo "$output" | jq -c '[.id, .row]' | tr '\n' ' ')" = '["a",0] ["b",null] ["c",1] ' ]
+  [ "$(stat -c %s "$TD/nan.npy")" -eq $((2 * 32 * 4)) ]
+  # --rerank: a pair holding the token gives NaN scores
+  nan_fixture ce-bert "$TD/nan-ce" 50
+  printf '{"id":"q1","query":"good","documents":["morning","cat"]}\n{"id":"q2","query":"hi","documents":["x"]}\n' > "$TD/nanr.jsonl"
+  run --separate-stderr "$EMB" -m "$TD/nan-ce" -q --rerank < "$TD/nanr.jsonl"
+  [ "$status" -eq 3 ]
+  echo "$output" | head -1 | jq -e '.id == "q1" and (.scores | length) == 2' > /dev/null
+  echo "$output" | tail -1 | jq -e '.id == "q2" and (.error | test("non-finite"))' > /dev/null
+}
+
+@test "--output files get the mode of any new file (0666 under the umask)" {
+  (umask 002 && "$EMB" -m "$FX/bert-tiny" -q -o "$TD/m.npy" < "$TD/in.jsonl" > /dev/null)
+  [ "$(stat -c %a "$TD/m.npy")" = 664 ]
+  (umask 077 && "$EMB" -m "$FX/bert-tiny" -q -o "$TD/m2.npy" < "$TD/in.jsonl" > /dev/null)
+  [ "$(stat -c %a "$TD/m2.npy")" = 600 ]
+}
+
+@test "a full disk is fatal at once: one line naming the file, exit 1, nothing left behind" {
+  for i in $(seq 1 3000); do echo "{\"id\":$i,\"text\":\"text number $i\"}"; done > "$TD/big.jsonl"
+  # the JSONL answers on a full device
+  run --separate-stderr sh -c '"$0" -m "$1" < "$2" > /dev/full' "$EMB" "$FX/bert-tiny" "$TD/big.jsonl"
+  [ "$status" -eq 1 ]
+  [ "$stderr" = "mlx-embed: standard output: write failed: No space left on device" ]
+  # the matrix on a full filesystem (a 64 KiB tmpfs; needs root)
+  mkdir -p "$TD/full"
+  mount -t tmpfs -o size=64k tmpfs "$TD/full" 2>/dev/null || skip "cannot mount a tmpfs here"
+  MNT="$TD/full"
+  run --separate-stderr "$EMB" -m "$FX/bert-tiny" -o "$TD/full/v.npy" < "$TD/big.jsonl"
+  [ "$status" -eq 1 ]
+  [ "$stderr" = "mlx-embed: $TD/full/v.npy: write failed: No space left on device" ]
+  [ -z "$(ls -A "$TD/full")" ]
+  [ "$(echo "$output" | grep -c error)" -eq 0 ]
+}
+
+@test "SIGINT: exit 130 and no temporary file left; a closed stdout pipe: 141, none left either" {
+  for i in $(seq 1 600); do echo "{\"id\":$i,\"text\":\"text number $i\"}"; done > "$TD/mid.jsonl"
+  mkdir -p "$TD/int"
+  mkfifo "$TD/int/in"
+  # env: SIGINT back to its default (background jobs of a non-interactive shell ignore it)
+  env --default-signal=INT "$EMB" -m "$FX/bert-tiny" -q -o "$TD/int/v.npy" < "$TD/int/in" > "$TD/int.out" &
+  pid=$!
+  exec 8> "$TD/int/in"
+  cat "$TD/mid.jsonl" >&8   # the run waits for more input
+  for i in $(seq 100); do [ "$(wc -l < "$TD/int.out")" -ge 512 ] && break; sleep 0.05; done
+  started=0; ls "$TD"/int/v.npy.tmp.* && started=1
+  kill -INT "$pid"
+  st=0; wait "$pid" || st=$?
+  exec 8>&-
+  [ "$started" -eq 1 ]
+  [ "$st" -eq 130 ]
+  [ "$(ls -A "$TD/int")" = in ]
+  # stdout closed early: SIGPIPE ends the run, the temporary file goes too
+  for i in 1 2 3 4 5 6; do cat "$TD/mid.jsonl"; done > "$TD/pipe.jsonl"
+  set +e
+  "$EMB" -m "$FX/bert-tiny" -q -o "$TD/int/p.npy" < "$TD/pipe.jsonl" | head -c 1 > /dev/null
+  st=${PIPESTATUS[0]}
+  set -e
+  [ "$st" -eq 141 ]
+  [ "$(ls -A "$TD/int")" = in ]
+}
+
+@test "--resume FILE: answers accumulate, ids answered before are skipped, the file ends in input order" {
+  head -3 "$TD/in.jsonl" > "$TD/r1.jsonl"
+  run --separate-stderr "$EMB" -m "$FX/bert-tiny" -q --resume "$TD/ans.jsonl" < "$TD/r1.jsonl"
+  [ "$status" -eq 0 ]
+  [ -z "$output" ]
+  [ "$(wc -l < "$TD/ans.jsonl")" -eq 3 ]
+  # a failing record, then the whole input
+  printf '{"id":"x","text":""}\n' >> "$TD/ans-in.jsonl"
+  cat "$TD/in.jsonl" "$TD/ans-in.jsonl" > "$TD/r2.jsonl"
+  run --separate-stderr "$EMB" -m "$FX/bert-tiny" --resume "$TD/ans.jsonl" < "$TD/r2.jsonl"
+  [ "$status" -eq 3 ]
+  [[ "$stderr" == *"3 answered before, 3 skipped"* ]]
+  n=$(wc -l < "$TD/in.jsonl")
+  diff <(jq -c '.id' "$TD/ans.jsonl") <( (seq 0 $((n - 1)); echo '"x"') )
+  # the first answers are those of the first run, kept as they were
+  "$EMB" -m "$FX/bert-tiny" -q < "$TD/r1.jsonl" > "$TD/plain.jsonl"
+  diff <(head -n 3 "$TD/ans.jsonl") "$TD/plain.jsonl"
+  run "$EMB" -m "$FX/bert-tiny" --resume "$TD/ans.jsonl" -o "$TD/r.npy" < /dev/null
+  [ "$status" -eq 2 ]
+}
+
+@test "man pages: mlx-embed(1) documents --rerank, --resume and the exit statuses; mlx-gen(1) every variable the code reads" {
+  page=$(MANWIDTH=200 man -l man/mlx-embed.1 2>/dev/null) || page=$(cat man/mlx-embed.1)
+  for w in -rerank -resume scores query documents non-finite 130 141 SIGPIPE; do
+    [[ "$page" == *"$w"* ]] || { echo "mlx-embed(1) lacks $w"; return 1; }
+  done
+  # every environment variable the shared library reads is in mlx-gen(1)'s ENVIRONMENT
+  env_sec=$(sed -n '/^\.SH ENVIRONMENT/,/^\.SH /p' man/mlx-gen.1)
+  [ -n "$env_sec" ]
+  for v in $(grep -ohE '(getenv|env_nonempty|env_true|env_seconds)\("[A-Z_]+"' lib/io/hub.c lib/core/pool.c \
+               lib/core/cpu.c lib/core/blas.c lib/tensor/linear.c | sed -E 's/.*"([A-Z_]+)"/\1/' | sort -u); do
+    [[ "$env_sec" == *"$v"* ]] || { echo "mlx-gen(1) ENVIRONMENT lacks $v"; return 1; }
+  done
+}

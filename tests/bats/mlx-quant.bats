@@ -209,3 +209,10 @@ X
   grep -q '^-m pip install -q numpy$' "$TD/stub-own/pip.log"
   [ ! -e "$TD/stub-own/apt.log" ]
 }
+
+@test "mlx-quant(1) documents --threads and the exit status of an interrupted conversion" {
+  grep -q '^\.BI \\-t ", " \\-\\-threads' man/mlx-quant.1
+  grep -q '130 interrupted' man/mlx-quant.1
+  run "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/t0" -t 0
+  [ "$status" -eq 2 ]
+}

@@ -15,6 +15,8 @@
 #include "core/file.h"
 #include "core/pool.h"
 #include "embed/embed.h"
+#include "embed/job.h"
+#include <sys/stat.h>
 
 static json_t *load_golden(const char *dir) {
     char path[512];
@@ -288,6 +290,58 @@ static void test_errors(void) {
     check_bad_config("nomic-tiny", "hidden_size", "33", MT_EFORMAT, "sizes");
 }
 
+/* The record handlers of lib/embed/job.c: answers in input order, "row" with a
+ * matrix, error records for bad texts, non-finite vectors refused, and after a
+ * fatal matrix error every record fails without running the model.  The .npy
+ * gets the mode of a new file under the umask. */
+static void test_job(mt_pool *pool) {
+    mt_err err = {0};
+    mt_embed_job j = {.pool = pool, .batch_tokens = 4096};
+    CHECK_OK(mt_embedder_open(&j.m, "tests/data/embed/bert-tiny", pool, 0, &err), &err);
+    if (!j.m) return;
+    CHECK_OK(mt_embed_job_init(&j, NULL, NULL, 8, &err), &err);
+    CHECK_EQ_INT(j.dims, 8);
+    CHECK_EQ_INT(mt_embed_job_init(&j, "nope", NULL, 0, &err), MT_EUSAGE);
+    CHECK_EQ_INT(mt_embed_job_init(&j, NULL, NULL, 33, &err), MT_EUSAGE);
+    CHECK_OK(mt_embed_job_init(&j, NULL, NULL, 0, &err), &err);
+    float ok[3] = {1, 2, 3}, bad[3] = {1, NAN, 3}, inf[3] = {INFINITY, 0, 0};
+    CHECK_OK(mt_embed_check_finite(ok, 3, &err), &err);
+    CHECK_EQ_INT(mt_embed_check_finite(bad, 3, &err), MT_EFORMAT);
+    CHECK_STR(err.msg, "model produced non-finite values (corrupt weights?)");
+    CHECK_EQ_INT(mt_embed_check_finite(inf, 3, &err), MT_EFORMAT);
+    json_t *recs[3] = {json_pack("{s:s}", "text", "hello world"), json_pack("{s:s}", "text", ""),
+                       json_pack("{s:s}", "text", "a longer text than the first one")};
+    json_t *outs[3] = {0};
+    int rcs[3];
+    mt_err errs[3] = {0};
+    size_t lines[3] = {1, 2, 3};
+    char path[] = "/tmp/test_embed_job_XXXXXX";
+    CHECK(mkdtemp(path) != NULL);
+    char *npy = mt_path_join(path, "v.npy");
+    mode_t old = umask(027);
+    CHECK_OK(mt_npy_open(&j.npy, npy, j.dims, 0, 0, &err), &err);
+    umask(old);
+    mt_embed_batch(&j, recs, lines, 3, outs, rcs, errs);
+    CHECK(rcs[0] == MT_OK && rcs[1] == MT_EINVAL && rcs[2] == MT_OK);
+    CHECK_EQ_INT(json_integer_value(json_object_get(outs[0], "row")), 0);
+    CHECK_EQ_INT(json_integer_value(json_object_get(outs[2], "row")), 1);
+    for (int i = 0; i < 3; i++) json_decref(outs[i]), outs[i] = NULL;
+    CHECK_OK(mt_npy_close(j.npy, &err), &err);
+    j.npy = NULL;
+    struct stat st;
+    CHECK(stat(npy, &st) == 0 && (st.st_mode & 0777) == 0640 && st.st_size == 128 + 2 * 32 * 4);
+    j.fatal = 1;
+    mt_seterr(&j.fatal_err, MT_EIO, "v.npy: write failed: No space left on device");
+    mt_embed_batch(&j, recs, lines, 3, outs, rcs, errs);
+    CHECK(rcs[0] == MT_EIO && rcs[2] == MT_EIO && !outs[0] && !outs[2]);
+    CHECK_STR(errs[2].msg, "v.npy: write failed: No space left on device");
+    for (int i = 0; i < 3; i++) json_decref(recs[i]);
+    unlink(npy);
+    rmdir(path);
+    free(npy);
+    mt_embedder_free(j.m);
+}
+
 int main(void) {
     mt_pool *pool = NULL;
     mt_err err = {0};
@@ -295,6 +349,7 @@ int main(void) {
     test_pool_modes();
     test_npy();
     test_errors();
+    test_job(pool);
     const char *fx[] = {"bert-tiny",  "bert-cls-dense", "xlmr-tiny",      "bert-tiny-8bit",
                         "bert-tiny-4bit", "nomic-tiny", "nomic-tiny-alt", "modernbert-tiny", "qwen3-tiny",
                         "gemma3-tiny"};
