@@ -182,6 +182,12 @@ struct mt_tokenizer {
     tk_strmap added_map;      /* added tokens (content) */
     size_t nids;              /* max id + 1 */
     size_t model_nvocab;
+    /* ids must be below this (set while loading, before any id-sized table grows):
+     * tk_id_limit() of the file's vocab entries and added tokens, so an id of 1e9
+     * in a small file is refused instead of sizing tables by it */
+    size_t id_limit;
+    size_t model_nvocab_decl; /* entries of model.vocab (for id_limit) */
+    size_t n_added_decl;      /* entries of added_tokens (for id_limit) */
     uint8_t *flags;           /* per id: 1 model, 2 added, 4 special */
     /* decode strings for added tokens (normalized form when it differs) */
     char **dec_str; uint32_t *dec_len;
@@ -261,6 +267,15 @@ typedef struct { void *sym; size_t nsym; void *heap; size_t nheap; double *score
                  tk_buf key; } tk_scratch;
 void tk_scratch_free(tk_scratch *s);
 
+/* The bound on token ids for a file of n_vocab vocabulary entries and n_added
+ * added tokens: real tokenizers number their tokens 0..n-1 (ids < n_vocab +
+ * n_added); twice that plus 1024 leaves room for sparse numberings while
+ * keeping every id-indexed table proportional to the file's size. */
+static inline size_t tk_id_limit(size_t n_vocab, size_t n_added) {
+    size_t n = n_vocab + n_added;
+    return n > 0x3FFFFF00 ? 0x7FFFFFF0 : 2 * n + 1024;
+}
+
 int tk_model_load(mt_tokenizer *t, json_t *model, mt_err *err);
 int tk_cache_new(mt_tokenizer *t);
 void tk_cache_free(mt_tokenizer *t);
@@ -274,6 +289,9 @@ const char *tk_fj_string(const char *p, const char *e, tk_buf *out);
 const char *tk_fj_skip(const char *p, const char *e);
 const char *tk_fj_number(const char *p, const char *e, double *v);
 int tk_fj_locate(const char *s, size_t n, size_t r[4]);
+/* Members of the object or array at p (after whitespace), counted without decoding
+ * them; stops at the first malformed member (the real parse reports it). */
+size_t tk_fj_count(const char *p, const char *e);
 
 /* regex helper: compile with UTF|UCP and JIT */
 pcre2_code *tk_regex_compile(const char *pat, size_t n, mt_err *err);

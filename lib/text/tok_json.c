@@ -169,3 +169,27 @@ const char *tk_fj_number(const char *p, const char *e, double *v) {
     if (*end) return NULL;
     return p;
 }
+
+size_t tk_fj_count(const char *p, const char *e) {
+    p = tk_fj_ws(p, e);
+    if (p >= e || (*p != '{' && *p != '[')) return 0;
+    int obj = *p == '{';
+    size_t n = 0;
+    p = tk_fj_ws(p + 1, e);
+    if (p < e && (*p == '}' || *p == ']')) return 0;
+    for (;;) {
+        if (obj) {
+            p = tk_fj_skip(p, e);   /* the key */
+            if (!p) return n;
+            p = tk_fj_ws(p, e);
+            if (p >= e || *p != ':') return n;
+            p++;
+        }
+        p = tk_fj_skip(p, e);
+        if (!p) return n;
+        n++;
+        p = tk_fj_ws(p, e);
+        if (p >= e || *p != ',') return n;
+        p++;
+    }
+}

@@ -52,7 +52,11 @@ void tk_scratch_free(tk_scratch *s) {
 }
 
 static int add_vocab(mt_tokenizer *t, const char *s, size_t n, size_t id, mt_err *err) {
-    if (id > 0x7FFFFFF0) return mt_seterr(err, MT_EFORMAT, "tokenizer: vocab id %zu out of range", id);
+    if (id >= t->id_limit)
+        return mt_seterr(err, MT_EFORMAT,
+                         "tokenizer: vocab token '%.*s' has id %zu; a file of %zu vocab entries and %zu added "
+                         "tokens takes ids below %zu",
+                         (int)(n < 40 ? n : 40), s, id, t->model_nvocab_decl, t->n_added_decl, t->id_limit);
     if (tk_strtab_set(&t->tab, id, s, n)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     if (tk_strmap_put(&t->model_map, &t->tab, s, n, (int32_t)id)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     if (id + 1 > t->model_nvocab) t->model_nvocab = id + 1;
@@ -179,7 +183,8 @@ static int fast_dict_vocab(mt_tokenizer *t, const char *p, const char *e, mt_err
         p = tk_fj_number(tk_fj_ws(p + 1, e), e, &v);
         if (!p) break;
         if (!(v >= 0 && v <= 0x7FFFFFF0) || v != (double)(long long)v) {
-            rc = mt_seterr(err, MT_EFORMAT, "tokenizer: vocab id for '%.40s' is not a non-negative integer", k.p ? k.p : "");
+            rc = mt_seterr(err, MT_EFORMAT, "tokenizer: vocab id for '%.*s' is not a non-negative integer",
+                           (int)(k.n < 40 ? k.n : 40), k.p ? k.p : "");
             goto out;
         }
         if ((rc = add_vocab(t, k.p ? k.p : "", k.n, (size_t)v, err))) goto out;
@@ -195,9 +200,20 @@ out:
     return rc;
 }
 
+/* Bound the ids before any entry is stored (tables are indexed by id). */
+static void set_id_limit(mt_tokenizer *t, size_t n_vocab) {
+    t->model_nvocab_decl = n_vocab;
+    t->id_limit = tk_id_limit(n_vocab, t->n_added_decl);
+}
+
 static int load_dict_vocab(mt_tokenizer *t, json_t *vocab, mt_err *err) {
-    if (t->fj_r[1] > t->fj_r[0]) return fast_dict_vocab(t, t->fj_src + t->fj_r[0], t->fj_src + t->fj_r[1], err);
+    if (t->fj_r[1] > t->fj_r[0]) {
+        const char *p = t->fj_src + t->fj_r[0], *e = t->fj_src + t->fj_r[1];
+        set_id_limit(t, tk_fj_count(p, e));
+        return fast_dict_vocab(t, p, e, err);
+    }
     if (!json_is_object(vocab)) return mt_seterr(err, MT_EFORMAT, "tokenizer: model.vocab must be an object");
+    set_id_limit(t, json_object_size(vocab));
     if (tk_strmap_init(&t->model_map, json_object_size(vocab) + 16)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     const char *k;
     json_t *v;
@@ -222,6 +238,7 @@ static int32_t unk_from(mt_tokenizer *t, json_t *m) {
 static int unigram_vocab(mt_tokenizer *t, json_t *vocab, mt_err *err) {
     if (!json_is_array(vocab)) return mt_seterr(err, MT_EFORMAT, "tokenizer: Unigram vocab must be an array");
     size_t n = json_array_size(vocab);
+    set_id_limit(t, n);
     if (tk_strmap_init(&t->model_map, n + 16) || tk_trie_init(&t->uni_trie))
         return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     t->scores = malloc((n ? n : 1) * sizeof *t->scores);

@@ -16,6 +16,11 @@ static int add_added(mt_tokenizer *t, json_t *a, mt_err *err) {
     size_t id = (size_t)json_integer_value(jid);
     const char *c = json_string_value(jc);
     size_t n = json_string_length(jc);
+    if (id >= t->id_limit)
+        return mt_seterr(err, MT_EFORMAT,
+                         "tokenizer: added token '%.40s' has id %zu; a file of %zu vocab entries and %zu added "
+                         "tokens takes ids below %zu",
+                         c, id, t->model_nvocab_decl, t->n_added_decl, t->id_limit);
     if (!n) return MT_OK;
     uint32_t ol;
     const char *old = tk_strtab_get(&t->tab, id, &ol);
@@ -37,6 +42,7 @@ static int add_added(mt_tokenizer *t, json_t *a, mt_err *err) {
 
 static int build_added(mt_tokenizer *t, json_t *arr, mt_err *err) {
     size_t na = json_array_size(arr);
+    if (!t->id_limit) t->id_limit = tk_id_limit(t->model_nvocab_decl, na);
     if (tk_strmap_init(&t->added_map, na + 16)) return mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory");
     for (size_t i = 0; i < na; i++) {
         json_t *a = json_array_get(arr, i);
@@ -214,11 +220,12 @@ static int load_json(mt_tokenizer *t, json_t *root, mt_err *err) {
     if (!json_is_object(root)) return mt_seterr(err, MT_EFORMAT, "tokenizer: top level is not an object");
     json_t *tr = json_object_get(root, "truncation"), *pd = json_object_get(root, "padding");
     (void)tr; (void)pd; /* truncation/padding do not apply to single unbatched encodes here */
+    json_t *added = json_object_get(root, "added_tokens");
+    t->n_added_decl = json_array_size(added);   /* bounds the ids (tk_id_limit) */
     MT_TRY(tk_model_load(t, json_object_get(root, "model"), err));
     MT_TRY(tk_norm_load(&t->norm, json_object_get(root, "normalizer"), err));
     MT_TRY(tk_pretok_load(&t->pretok, json_object_get(root, "pre_tokenizer"), err));
     MT_TRY(tk_dec_load(&t->dec, json_object_get(root, "decoder"), err));
-    json_t *added = json_object_get(root, "added_tokens");
     if (added && !json_is_array(added) && !json_is_null(added))
         return mt_seterr(err, MT_EFORMAT, "tokenizer: added_tokens must be an array");
     MT_TRY(build_added(t, added, err));

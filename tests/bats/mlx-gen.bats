@@ -107,3 +107,19 @@ check_tok() {
   run --separate-stderr bash -c "'$GEN' -m '$TD/qwen3' --tokenize <<< '{\"text\":\"x\"}' > /dev/full"
   [ "$status" -eq 1 ]
 }
+
+# ---- refusing what would hang, allocate without bound or answer garbage ----
+
+@test "a tokenizer.json id far beyond the file's tokens is refused at load, naming the token and id" {
+  t="$BATS_TEST_TMPDIR/tok"; mkdir -p "$t"
+  cp tests/data/models/tiny-tokenizer/tokenizer_config.json "$t/"
+  jq '.added_tokens[2].id = 1000000000' tests/data/models/tiny-tokenizer/tokenizer.json > "$t/tokenizer.json"
+  # 1 GB of address space: sizing the id tables by 1e9 would fail for memory instead
+  run --separate-stderr bash -c "ulimit -v 1000000; '$GEN' -m '$t' --tokenize -p x"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == *"added token '<|eos|>' has id 1000000000; "*"takes ids below "* ]]
+  jq '.model.vocab["a"] = 1000000000' tests/data/models/tiny-tokenizer/tokenizer.json > "$t/tokenizer.json"
+  run --separate-stderr bash -c "ulimit -v 1000000; '$GEN' -m '$t' --tokenize -p x"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == *"vocab token 'a' has id 1000000000"* ]]
+}

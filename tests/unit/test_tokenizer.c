@@ -216,6 +216,46 @@ static void test_malformed(void) {
     }
 }
 
+/* An id far beyond what the file defines (1e9 in a file of a few tokens) is refused at
+ * load, naming the token and the id, instead of sizing the id tables by it (gigabytes). */
+static void test_id_bounds(void) {
+    static const struct { const char *doc, *want; } bad[] = {
+        /* added token: jansson path */
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []},"
+         " \"added_tokens\": [{\"id\": 1000000000, \"content\": \"<big>\", \"special\": true}]}",
+         "added token '<big>' has id 1000000000"},
+        /* vocab entry written 1e9: the direct vocab scanner */
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"huge\": 1e9}, \"merges\": []}}",
+         "vocab token 'huge' has id 1000000000"},
+        /* vocab entry after the merges (read through jansson) */
+        {"{\"model\": {\"type\": \"WordLevel\", \"merges\": [], \"vocab\": {\"a\": 0, \"huge\": 1000000000},"
+         " \"unk_token\": \"a\"}}",
+         "vocab token 'huge' has id 1000000000"},
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"x\": 2000000}, \"unk_token\": \"[UNK]\"}}",
+         "vocab token 'x' has id 2000000"},
+        /* an added token with empty content is still an id */
+        {"{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]},"
+         " \"added_tokens\": [{\"id\": 1000000000, \"content\": \"\"}]}",
+         "has id 1000000000"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mt_tokenizer *t = (mt_tokenizer *)1; mt_err e = {0};
+        int rc = mt_tokenizer_load_mem(&t, bad[i].doc, strlen(bad[i].doc), &e);
+        CHECK_MSG(rc == MT_EFORMAT && t == NULL, "id bound #%zu: rc %d (%s)", i, rc, e.msg);
+        CHECK_MSG(strstr(e.msg, bad[i].want) && strstr(e.msg, "ids below"), "id bound #%zu: '%s'", i, e.msg);
+    }
+    /* within the bound: sparse ids (a hole before the added tokens) still load */
+    const char *ok = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 5}, \"merges\": []},"
+                     " \"added_tokens\": [{\"id\": 1000, \"content\": \"<x>\", \"special\": true}]}";
+    mt_tokenizer *t = NULL; mt_err e = {0};
+    CHECK_OK(mt_tokenizer_load_mem(&t, ok, strlen(ok), &e), &e);
+    if (t) {
+        CHECK_EQ_INT(mt_tokenizer_vocab_size(t), 1001);
+        CHECK_EQ_INT(mt_tokenizer_token_to_id(t, "<x>"), 1000);
+        mt_tokenizer_free(t);
+    }
+}
+
 /* the fuzz seeds must load; ids as produced by HF tokenizers 0.23.3 for the same string */
 static void test_seeds(void) {
     static const char text[] = "Hello  world!\n<s>[CLS] caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 123 \xF0\x9F\x98\x80 <|im_start|>x";
@@ -271,6 +311,7 @@ int main(int argc, char **argv) {
     CHECK(load_corpus(&c) == 0);
     CHECK(c.count >= 2000 || getenv("MT_TOK_DATA"));
     test_malformed();
+    test_id_bounds();
     test_seeds();
     if (argc > 1) {
         for (int i = 1; i < argc; i++) run_golden(argv[i], &c);
