@@ -46,17 +46,13 @@ typedef struct prog {
     int rerank;
 } prog;
 
-/* The loop's handler: the library's; then a failed write of the matrix ends the
- * run at once (temporary file removed, one line on stderr, exit 1) rather than
- * failing every later record. */
+/* The loop's handler: the library's.  A failed write of the matrix fails the
+ * batch with MT_EFATAL, which ends the loop at once (then the temporary file
+ * is removed below, one line on stderr, exit 1). */
 static void batch_fn(void *user, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
                      mt_err *errs) {
     prog *p = user;
     (p->rerank ? mt_rerank_batch : mt_embed_batch)(&p->job, recs, linenos, n, outs, rcs, errs);
-    if (!p->job.fatal) return;
-    mt_npy_abort(p->job.npy);
-    fprintf(stderr, "mlx-embed: %s\n", p->job.fatal_err.msg);
-    exit(MT_EXIT_FATAL);
 }
 
 static int num_arg(const char *opt, const char *s, double lo, double hi, double *out) {

@@ -72,6 +72,7 @@ const char *mt_strstatus(int code) {
     case MT_ELIMIT: return "limit exceeded";
     case MT_ENET: return "network error";
     case MT_EUSAGE: return "usage error";
+    case MT_EFATAL: return "fatal error";
     default: return "error";
     }
 }

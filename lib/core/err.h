@@ -20,6 +20,8 @@ enum mt_status {
     MT_ELIMIT,       /* a safety limit was hit (template loops, sizes) */
     MT_ENET,         /* network / download failure */
     MT_EUSAGE,       /* command-line usage error */
+    MT_EFATAL,       /* a record handler's verdict that the run cannot go on (its output
+                      * cannot be written): the record loop stops at once (core/jsonl.h) */
 };
 
 typedef struct mt_err {

@@ -247,6 +247,8 @@ static int flush_batch(pending *pb, size_t n, FILE *out, FILE *errf, const mt_js
     }
     free(errs);
     int rc = MT_OK;
+    for (size_t i = 0; i < n && !rc; i++)   /* a handler said the run cannot go on: nothing more is written */
+        if (pb[i].rc == MT_EFATAL) rc = mt_seterr(err, MT_EFATAL, "%s", pb[i].e.msg[0] ? pb[i].e.msg : "fatal error");
     for (size_t i = 0; i < n; i++) {
         pending *p = &pb[i];
         if (!rc) {

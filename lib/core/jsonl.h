@@ -18,7 +18,10 @@
 #include "core/err.h"
 
 /* Handler: fill *out with a new object (ownership passes to the loop) or
- * return non-zero with err set.  rec is borrowed. */
+ * return non-zero with err set.  rec is borrowed.  MT_EFATAL (for any record
+ * of a batch) ends the run: that batch's answers are not written and the loop
+ * returns MT_EFATAL with the record's message (e.g. the output file cannot be
+ * written: going on would only fail every later record). */
 typedef int (*mt_record_fn)(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *err);
 
 /* Progress inside long records: a handler given the loop's tick (through its

@@ -108,7 +108,7 @@ static int answer(mt_embed_job *j, const item *it, float *v, json_t **out, mt_er
             if (mt_npy_append(j->npy, v, &j->fatal_err)) {
                 j->fatal = 1;
                 json_decref(o);
-                return mt_seterr(err, j->fatal_err.code, "%s", j->fatal_err.msg);
+                return mt_seterr(err, MT_EFATAL, "%s", j->fatal_err.msg);
             }
             json_object_set_new(o, "row", json_integer((json_int_t)j->next_row++));
         } else {
@@ -128,7 +128,7 @@ void mt_embed_batch(void *user, json_t **recs, const size_t *linenos, size_t n, 
     mt_embed_job *j = user;
     size_t D = j->m->dim;
     if (j->fatal) {
-        for (size_t i = 0; i < n; i++) rcs[i] = mt_seterr(&errs[i], j->fatal_err.code, "%s", j->fatal_err.msg);
+        for (size_t i = 0; i < n; i++) rcs[i] = mt_seterr(&errs[i], MT_EFATAL, "%s", j->fatal_err.msg);
         return;
     }
     item *it = calloc(n, sizeof *it);
@@ -151,7 +151,7 @@ void mt_embed_batch(void *user, json_t **recs, const size_t *linenos, size_t n, 
         embed_sorted(j, it, order, nv, vec);
     }
     for (size_t i = 0; i < n; i++) {
-        if (!it[i].rc && j->fatal) it[i].rc = mt_seterr(&it[i].err, j->fatal_err.code, "%s", j->fatal_err.msg);
+        if (!it[i].rc && j->fatal) it[i].rc = mt_seterr(&it[i].err, MT_EFATAL, "%s", j->fatal_err.msg);
         if (!it[i].rc) it[i].rc = answer(j, &it[i], vec + i * D, &outs[i], &it[i].err);
         rcs[i] = it[i].rc;
         if (rcs[i]) errs[i] = it[i].err;

@@ -6,8 +6,8 @@
  * A record whose vector or scores hold a NaN or an infinity fails with
  * "model produced non-finite values (corrupt weights?)"; the run goes on.
  * A failure to write the matrix is fatal: the handler sets job->fatal and
- * job->fatal_err, fails the records of that batch and of any later batch
- * without running the model; the caller is expected to stop at once. */
+ * job->fatal_err and fails the records of that batch (and of any later batch,
+ * without running the model) with MT_EFATAL, which ends the record loop. */
 #ifndef MT_EMBED_JOB_H
 #define MT_EMBED_JOB_H
 

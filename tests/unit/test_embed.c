@@ -341,7 +341,7 @@ static void test_job(mt_pool *pool) {
     j.fatal = 1;
     mt_seterr(&j.fatal_err, MT_EIO, "v.npy: write failed: No space left on device");
     mt_embed_batch(&j, recs, lines, 3, outs, rcs, errs);
-    CHECK(rcs[0] == MT_EIO && rcs[2] == MT_EIO && !outs[0] && !outs[2]);
+    CHECK(rcs[0] == MT_EFATAL && rcs[2] == MT_EFATAL && !outs[0] && !outs[2]);   /* ends the record loop */
     CHECK_STR(errs[2].msg, "v.npy: write failed: No space left on device");
     for (int i = 0; i < 3; i++) json_decref(recs[i]);
     unlink(npy);

@@ -139,7 +139,42 @@ static void test_resume(void) {
     unlink(path);
 }
 
+/* A handler's MT_EFATAL ends the loop: that batch's answers are not written. */
+static void fatal_batch(void *user, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
+                        mt_err *errs) {
+    int *batches = user;
+    (*batches)++;
+    for (size_t i = 0; i < n; i++) {
+        if (json_is_true(json_object_get(recs[i], "disk_full")))
+            rcs[i] = mt_seterr(&errs[i], MT_EFATAL, "out.npy: write failed: No space left on device (line %zu)", linenos[i]);
+        else
+            outs[i] = json_pack("{s:b}", "ok", 1);
+    }
+}
+
+static void test_fatal(void) {
+    const char *input = "{\"id\":1}\n{\"id\":2}\n{\"id\":3,\"disk_full\":true}\n{\"id\":4}\n{\"id\":5}\n";
+    FILE *in = fmemopen((void *)input, strlen(input), "r");
+    char *obuf = NULL;
+    size_t olen = 0;
+    FILE *out = open_memstream(&obuf, &olen);
+    int batches = 0;
+    mt_jsonl_opts o = {.prog = "t", .quiet = 1};
+    mt_jsonl_stats st;
+    mt_err e = {0};
+    int rc = mt_jsonl_run_batch(in, out, NULL, &o, 2, fatal_batch, &batches, &st, &e);
+    fclose(in);
+    fclose(out);
+    CHECK_EQ_INT(rc, MT_EFATAL);
+    CHECK_EQ_INT(batches, 2);               /* the third batch never ran */
+    CHECK_STR(e.msg, "out.npy: write failed: No space left on device (line 3)");
+    CHECK_STR(obuf, "{\"id\":1,\"ok\":true}\n{\"id\":2,\"ok\":true}\n");
+    CHECK_EQ_INT(mt_jsonl_exit_code(rc, &st), MT_EXIT_FATAL);
+    free(obuf);
+}
+
 int main(void) {
+    test_fatal();
     test_err_clip();
     test_error_record();
     test_resume();
