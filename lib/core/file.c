@@ -112,6 +112,10 @@ static void rand_suffix(char *out, unsigned attempt) {
 int mt_tmp_open(const char *path, char **tmp, int *fd, mt_err *err) {
     *tmp = NULL;
     *fd = -1;
+    struct stat st;   /* a rename over a device or a folder would replace it: refused */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return mt_seterr(err, MT_EUSAGE, "%s: exists and is not a regular file (the output is written to a "
+                         "temporary file renamed into place)", path);
     size_t pl = strlen(path);
     char *t = malloc(pl + 16);
     if (!t) return mt_seterr(err, MT_ENOMEM, "out of memory");

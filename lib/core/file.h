@@ -22,6 +22,8 @@ int mt_write_file_atomic(const char *path, const void *data, size_t n, mt_err *e
  * registered with core/sig, so a fatal signal removes them.
  * mt_tmp_open: create "PATH.tmp.XXXXXX" next to path (O_EXCL, mode 0666 under
  * the umask, like any new file), open read-write on *fd; *tmp malloc'd.
+ * MT_EUSAGE when path exists and is not a regular file (/dev/full, a folder):
+ * the rename would replace it.
  * mt_tmpdir_make: create the folder "PATH.tmp-PID" (mode 0777 under the umask;
  * a stale one of that name is removed first); *tmp malloc'd.
  * mt_tmp_commit: rename tmp (file or folder) to path and unregister it; when the

@@ -171,3 +171,38 @@ no_leftovers() {
   no_leftovers "$T/subs"
   for f in "$T"/subs/*.srt; do [ -s "$f" ]; done
 }
+
+@test "mlx-embed: kill -9 at random points, then --resume: the answers equal an uninterrupted run" {
+  for i in $(seq 1 6000); do
+    printf '{"id":"e%d","text":"document %d is about pipes and %d filters"}\n' "$i" "$i" "$((i * 7))"
+  done > "$T/in.jsonl"
+  printf '%s\n' '{"id":"empty","text":""}' '{"id":"nontext","text":5}' >> "$T/in.jsonl"
+  "$EMBED" -m tests/data/embed/bert-tiny -q < "$T/in.jsonl" > "$T/ref.jsonl" || [ $? -eq 3 ]
+  ROUNDS=5 STEP_MIN=100 STEP_RAND=900 FAULT_SEED=11 kill_resume_rounds "$EMBED" -m tests/data/embed/bert-tiny
+  [ "$KILLED" -ge 4 ]
+  cmp "$T/out.jsonl" "$T/ref.jsonl"
+  no_leftovers "$T"
+}
+
+@test "mlx-embed: a full disk, a device as -o, and SIGINT leave no temporary file and no half-written matrix" {
+  for i in $(seq 1 6000); do printf '{"id":%d,"text":"text %d"}\n' "$i" "$i"; done > "$T/in.jsonl"
+  # a full standard output: one fatal error at the first failed write
+  run --separate-stderr bash -c '"$0" -m tests/data/embed/bert-tiny < "$1" > /dev/full' "$EMBED" "$T/in.jsonl"
+  [ "$status" -eq 1 ]
+  [ "$(echo "$stderr" | grep -c .)" -eq 1 ]
+  # -o naming a device: refused before any work (a rename into place would replace the device)
+  run --separate-stderr "$EMBED" -m tests/data/embed/bert-tiny -o /dev/full < "$T/in.jsonl"
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"/dev/full: exists and is not a regular file"* ]]
+  [ -c /dev/full ]
+  ! ls /dev | grep -q 'full.tmp' 
+  mkdir -p "$T/o"
+  env --default-signal=INT "$EMBED" -m tests/data/embed/bert-tiny -q -o "$T/o/m.npy" < "$T/in.jsonl" > "$T/o/rows.jsonl" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null && [ "$(lines_of "$T/o/rows.jsonl")" -lt 300 ]; do sleep 0.01; done
+  kill -INT "$pid"
+  rc=0; wait "$pid" || rc=$?
+  [ "$rc" -eq 130 ]
+  [ ! -e "$T/o/m.npy" ]
+  no_leftovers "$T/o"
+}
