@@ -3,7 +3,7 @@
 # (make fuzz-long).  FUZZ_ONLY="jsonl resume" limits it to those targets.
 set -e
 secs=${1:-60}
-make fuzz >/dev/null
+[ -n "$FUZZ_NO_BUILD" ] || make fuzz >/dev/null   # FUZZ_NO_BUILD=1: use the built targets
 for src in tests/fuzz/fuzz_*.c; do
   if [ -n "$FUZZ_ONLY" ]; then case " $FUZZ_ONLY " in *" $(basename "$src" .c | sed 's/^fuzz_//') "*) ;; *) continue ;; esac; fi
   n=$(basename "$src" .c); short=${n#fuzz_}
