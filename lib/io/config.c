@@ -13,25 +13,32 @@
 struct mt_config {
     json_t *root;
     char *label;
+    char *nan_key;   /* dotted path of the first NaN of the file, or NULL */
 };
 
 void mt_config_free(mt_config *c) {
     if (!c) return;
     json_decref(c->root);
     free(c->label);
+    free(c->nan_key);
     free(c);
 }
 
+/* What NaN becomes in the second parse that finds where the NaNs were. */
+#define NAN_MARK "@NaN@"
+
 /* Python's json module writes NaN, Infinity and -Infinity, which are not JSON.
- * Outside strings, rewrite them to null / +-DBL_MAX.  Returns a malloc'd,
- * NUL-terminated copy, or NULL when there was nothing to rewrite (or no memory). */
-static char *rewrite_nonfinite(const char *t, size_t n) {
-    static const struct { const char *tok, *rep; } subs[] = {
-        {"-Infinity", "-1.7976931348623157e308"}, {"Infinity", "1.7976931348623157e308"}, {"NaN", "null"}};
+ * Outside strings, rewrite them to +-DBL_MAX and NaN to nan_rep ("null").
+ * Returns a malloc'd, NUL-terminated copy, or NULL when there was nothing to
+ * rewrite (or no memory); *had_nan tells whether a NaN was rewritten. */
+static char *rewrite_nonfinite(const char *t, size_t n, const char *nan_rep, int *had_nan) {
+    const struct { const char *tok, *rep; } subs[] = {
+        {"-Infinity", "-1.7976931348623157e308"}, {"Infinity", "1.7976931348623157e308"}, {"NaN", nan_rep}};
     char *o = malloc(3 * n + 1);   /* every replacement grows its token by less than 3x */
     if (!o) return NULL;
     size_t w = 0;
     int in_str = 0, changed = 0;
+    *had_nan = 0;
     for (size_t i = 0; i < n; i++) {
         char ch = t[i];
         if (in_str) {
@@ -49,6 +56,7 @@ static char *rewrite_nonfinite(const char *t, size_t n) {
                 w += rl;
                 i += tl - 1;
                 changed = 1;
+                if (k == 2) *had_nan = 1;
                 break;
             }
         }
@@ -85,27 +93,70 @@ static void reintegerize(json_t *j) {
     }
 }
 
+/* Walk the document (a) and its parse with NaN written as NAN_MARK (b) side by side:
+ * the first node null in a and the mark in b was a NaN.  Its dotted path goes to
+ * path[0..cap); returns 1 when found. */
+static int find_nan(json_t *a, json_t *b, char *path, size_t len, size_t cap) {
+    if (json_is_null(a) && json_is_string(b) && !strcmp(json_string_value(b), NAN_MARK)) return 1;
+    const char *k;
+    json_t *v;
+    size_t i;
+    if (json_is_object(a) && json_is_object(b)) {
+        json_object_foreach(a, k, v) {
+            int n = snprintf(path + len, cap - len, "%s%s", len ? "." : "", k);
+            size_t nl = n < 0 ? len : len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
+            if (find_nan(v, json_object_get(b, k), path, nl, cap)) return 1;
+            path[len] = 0;
+        }
+    } else if (json_is_array(a) && json_is_array(b)) {
+        json_array_foreach(a, i, v) {
+            int n = snprintf(path + len, cap - len, "%s%zu", len ? "." : "", i);
+            size_t nl = n < 0 ? len : len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
+            if (find_nan(v, json_array_get(b, i), path, nl, cap)) return 1;
+            path[len] = 0;
+        }
+    }
+    return 0;
+}
+
 int mt_config_parse(mt_config **out, const char *text, size_t len, const char *label, mt_err *err) {
     *out = NULL;
     if (!label) label = "config.json";
     json_error_t je;
     const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
     json_t *root = json_loadb(text, len, flags, &je);
+    char *nan_key = NULL;
     if (!root) {
         /* lenient retry for what Python's json writes: NaN/Infinity, integers beyond 64 bits */
         json_error_t je2;
-        char *fixed = rewrite_nonfinite(text, len);
+        int had_nan = 0;
+        char *fixed = rewrite_nonfinite(text, len, "null", &had_nan);
         const char *t2 = fixed ? fixed : text;
         size_t n2 = fixed ? strlen(fixed) : len;
+        size_t used = flags;
         if (fixed || strstr(je.text, "too big")) {
             root = json_loadb(t2, n2, flags, &je2);
             if (!root && strstr(je2.text, "too big")) {
-                root = json_loadb(t2, n2, flags | JSON_DECODE_INT_AS_REAL, &je2);
+                used = flags | JSON_DECODE_INT_AS_REAL;
+                root = json_loadb(t2, n2, used, &je2);
                 if (root) reintegerize(root);
             }
         }
         free(fixed);
         if (!root) return mt_seterr(err, MT_EFORMAT, "%s: invalid JSON at line %d: %s", label, je.line, je.text);
+        if (had_nan) {   /* where were the NaNs?  parse once more with NaN as a mark */
+            char *marked = rewrite_nonfinite(text, len, "\"" NAN_MARK "\"", &had_nan);
+            json_t *mroot = marked ? json_loadb(marked, strlen(marked), used, &je2) : NULL;
+            char path[256] = "";
+            if (!mroot || !find_nan(root, mroot, path, 0, sizeof path)) snprintf(path, sizeof path, "?");
+            nan_key = strdup(path);
+            json_decref(mroot);
+            free(marked);
+            if (!nan_key) {
+                json_decref(root);
+                return mt_seterr(err, MT_ENOMEM, "out of memory");
+            }
+        }
     }
     if (!json_is_object(root)) {
         json_decref(root);
@@ -114,13 +165,17 @@ int mt_config_parse(mt_config **out, const char *text, size_t len, const char *l
     mt_config *c = calloc(1, sizeof *c);
     if (!c || !(c->label = strdup(label))) {
         free(c);
+        free(nan_key);
         json_decref(root);
         return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
     c->root = root;
+    c->nan_key = nan_key;
     *out = c;
     return MT_OK;
 }
+
+const char *mt_config_nan_key(const mt_config *c) { return c ? c->nan_key : NULL; }
 
 int mt_config_load(mt_config **out, const char *dir_or_file, mt_err *err) {
     *out = NULL;

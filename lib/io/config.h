@@ -21,6 +21,10 @@ int mt_config_load(mt_config **out, const char *dir_or_file, mt_err *err);
  * +-Infinity (read as +-DBL_MAX) and integers beyond 64 bits (read as reals). */
 int mt_config_parse(mt_config **out, const char *text, size_t len, const char *label, mt_err *err);
 void mt_config_free(mt_config *c);   /* accepts NULL */
+/* The dotted path ("rms_norm_eps", "rope_scaling.factor", "a.3") of the first
+ * value the file wrote as NaN (which reads as null), or NULL when there is none.
+ * Model loaders refuse such a config rather than take a default for it. */
+const char *mt_config_nan_key(const mt_config *c);
 
 /* The whole document (borrowed, valid until mt_config_free). */
 json_t *mt_config_json(const mt_config *c);

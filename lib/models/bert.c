@@ -138,17 +138,20 @@ static int read_hp(mt_encoder *e, mt_err *err) {
     json_t *c = mt_config_json(e->cfg);
     mt_encoder_hp *hp = &e->hp;
     double eps = 1e-12;
-    MT_TRY(mt_cfg_int(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
-    MT_TRY(mt_cfg_int(c, "hidden_size", 0, &hp->hidden, 1, err));
-    MT_TRY(mt_cfg_int(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
-    MT_TRY(mt_cfg_int(c, "intermediate_size", 0, &hp->inter, 1, err));
-    MT_TRY(mt_cfg_int(c, "vocab_size", 0, &hp->vocab, 1, err));
-    MT_TRY(mt_cfg_int(c, "max_position_embeddings", 512, &hp->max_pos, 0, err));
+    MT_TRY(mt_cfg_check_nan(e->cfg, err));
+    MT_TRY(mt_cfg_count(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
+    MT_TRY(mt_cfg_count(c, "hidden_size", 0, &hp->hidden, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
+    MT_TRY(mt_cfg_count(c, "intermediate_size", 0, &hp->inter, 1, err));
+    MT_TRY(mt_cfg_count(c, "vocab_size", 0, &hp->vocab, 1, err));
+    MT_TRY(mt_cfg_count(c, "max_position_embeddings", 512, &hp->max_pos, 0, err));
     MT_TRY(mt_cfg_int(c, "type_vocab_size", 2, &hp->type_vocab, 0, err));
-    MT_TRY(mt_cfg_num(c, "layer_norm_eps", 1e-12, &eps, 0, err));
+    MT_TRY(mt_cfg_real(c, "layer_norm_eps", 1e-12, &eps, 0, MT_CFG_NONNEG, err));
     hp->eps = (float)eps;
-    if (hp->n_layers < 1 || hp->hidden < 1 || hp->n_heads < 1 || hp->hidden % hp->n_heads || hp->inter < 1 ||
-        hp->vocab < 1 || hp->max_pos < 1 || hp->n_layers > 1000 || hp->hidden > 65536 || hp->inter > 1 << 20)
+    if (hp->hidden % hp->n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
+                         hp->hidden, hp->n_heads);
+    if (hp->n_layers > 1000 || hp->hidden > 65536 || hp->inter > 1 << 20)
         return mt_seterr(err, MT_EFORMAT, "config.json: inconsistent encoder sizes");
     hp->head_dim = hp->hidden / hp->n_heads;
     const char *act = mt_config_get_str(e->cfg, "hidden_act", "gelu");

@@ -21,8 +21,7 @@ static int dec_load(mt_encoder *e, mt_err *err) {
     const mt_decoder_hp *d = &e->dec->hp;
     mt_encoder_hp *hp = &e->hp;
     int maxp = 32768;
-    MT_TRY(mt_cfg_int(mt_config_json(e->cfg), "max_position_embeddings", 32768, &maxp, 0, err));
-    if (maxp < 1) return mt_seterr(err, MT_EFORMAT, "config.json: bad max_position_embeddings");
+    MT_TRY(mt_cfg_count(mt_config_json(e->cfg), "max_position_embeddings", 32768, &maxp, 0, err));
     hp->n_layers = d->n_layers;
     hp->hidden = d->hidden;
     hp->n_heads = d->n_heads;

@@ -6,12 +6,14 @@
  *      granite.py, starcoder2.py, phi3.py, smollm3.py, rope_utils.py. */
 #include "models/model.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/blas.h"
+#include "core/file.h"
 #include "tensor/dtype.h"
 #include "tensor/ops.h"
 
@@ -40,6 +42,91 @@ int mt_cfg_int(json_t *c, const char *key, int def, int *out, int required, mt_e
     return MT_OK;
 }
 
+/* A number of object `obj` (NULL: the top level; named in messages as obj.key)
+ * in the range `kind` asks for. */
+static int real_in(json_t *c, const char *obj, const char *key, double def, double *out, int required, int kind,
+                   mt_err *err) {
+    json_t *v = json_object_get(c, key);
+    const char *dot = obj ? "." : "";
+    if (!obj) obj = "";
+    if (!v || json_is_null(v)) {
+        if (required) return mt_seterr(err, MT_EFORMAT, "config.json: missing \"%s%s%s\"", obj, dot, key);
+        *out = def;
+        return MT_OK;
+    }
+    if (!json_is_number(v)) return mt_seterr(err, MT_EFORMAT, "config.json: \"%s%s%s\" must be a number", obj, dot, key);
+    double d = json_number_value(v);
+    /* +-Infinity reads as +-DBL_MAX (mt_config_parse): out of float range is not finite */
+    int ok = fabs(d) <= FLT_MAX && (kind == MT_CFG_FINITE || (kind == MT_CFG_NONNEG ? d >= 0 : d > 0));
+    if (!ok)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"%s%s%s\" must be a %s number (got %g)", obj, dot, key,
+                         kind == MT_CFG_FINITE ? "finite" : kind == MT_CFG_NONNEG ? "finite, non-negative" : "finite, positive",
+                         d);
+    *out = d;
+    return MT_OK;
+}
+
+int mt_cfg_real(json_t *c, const char *key, double def, double *out, int required, int kind, mt_err *err) {
+    return real_in(c, NULL, key, def, out, required, kind, err);
+}
+
+int mt_cfg_count(json_t *c, const char *key, int def, int *out, int required, mt_err *err) {
+    json_t *v = json_object_get(c, key);
+    double d = def;
+    if (v && !json_is_null(v)) {
+        if (!json_is_number(v)) return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" must be a number", key);
+        d = json_number_value(v);
+    } else if (required) {
+        return mt_seterr(err, MT_EFORMAT, "config.json: missing \"%s\"", key);
+    }
+    if (d != floor(d) || d < 1 || d > 1e9)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" must be a positive integer (got %g)", key, d);
+    *out = (int)d;
+    return MT_OK;
+}
+
+int mt_cfg_check_nan(const mt_config *cfg, mt_err *err) {
+    const char *k = mt_config_nan_key(cfg);
+    return k ? mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" is NaN", k) : MT_OK;
+}
+
+/* eos_token_id of a config (an id or a list of ids) as the prompter reads it
+ * (text/prompter.c): 1 when present, and every id must be in [0, vocab). */
+static int eos_in(json_t *v, const char *file, const char *key, int vocab, int *present, mt_err *err) {
+    *present = json_is_integer(v) || (json_is_array(v) && json_array_size(v) > 0);
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    for (size_t i = 0; *present && i < n; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        if (json_is_integer(e) && (json_integer_value(e) < 0 || json_integer_value(e) >= vocab))
+            return mt_seterr(err, MT_EFORMAT, "%s: \"%s\" %lld is outside the vocabulary [0, %d)", file, key,
+                             (long long)json_integer_value(e), vocab);
+    }
+    return MT_OK;
+}
+
+/* The end-of-sequence ids generation stops at: generation_config.json's, else
+ * config.json's (or its text_config's), as the prompter picks them. */
+static int check_eos(mt_model *m, const char *dir, mt_err *err) {
+    int present = 0, vocab = m->hp.vocab;
+    char *gp = mt_is_dir(dir) ? mt_path_join(dir, "generation_config.json") : NULL;
+    if (gp && mt_file_exists(gp)) {
+        mt_config *g = NULL;
+        int rc = mt_config_load(&g, gp, err);
+        if (!rc) rc = eos_in(mt_config_get(g, "eos_token_id"), "generation_config.json", "eos_token_id", vocab,
+                             &present, err);
+        mt_config_free(g);
+        if (rc) { free(gp); return rc; }
+    }
+    free(gp);
+    if (present) return MT_OK;
+    json_t *c = mt_config_json(m->cfg);
+    MT_TRY(eos_in(json_object_get(c, "eos_token_id"), "config.json", "eos_token_id", vocab, &present, err));
+    if (!present)
+        MT_TRY(eos_in(json_object_get(json_object_get(c, "text_config"), "eos_token_id"), "config.json",
+                      "text_config.eos_token_id", vocab, &present, err));
+    return MT_OK;
+}
+
 int mt_cfg_bool(json_t *c, const char *key, int def, int *out, mt_err *err) {
     json_t *v = json_object_get(c, key);
     if (!v || json_is_null(v)) { *out = def; return MT_OK; }
@@ -52,21 +139,25 @@ int mt_decoder_read_hp(mt_model *m, mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
     mt_decoder_hp *hp = &m->hp;
     memset(hp, 0, sizeof *hp);
-    double eps = 0, theta = 0;
-    MT_TRY(mt_cfg_int(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
-    MT_TRY(mt_cfg_int(c, "hidden_size", 0, &hp->hidden, 1, err));
-    MT_TRY(mt_cfg_int(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
-    MT_TRY(mt_cfg_int(c, "num_key_value_heads", hp->n_heads, &hp->n_kv_heads, 0, err));
-    MT_TRY(mt_cfg_int(c, "intermediate_size", 0, &hp->inter, 1, err));
-    MT_TRY(mt_cfg_int(c, "vocab_size", 0, &hp->vocab, 1, err));
-    if (!hp->n_layers || !hp->hidden || !hp->n_heads || !hp->n_kv_heads || !hp->vocab || !hp->inter)
-        return mt_seterr(err, MT_EFORMAT, "config.json: layer, head, size and vocabulary counts must be positive");
+    double eps = 0, theta = 0, maxp = 0, origp = 0;
+    MT_TRY(mt_cfg_check_nan(m->cfg, err));
+    MT_TRY(mt_cfg_count(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
+    MT_TRY(mt_cfg_count(c, "hidden_size", 0, &hp->hidden, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_key_value_heads", hp->n_heads, &hp->n_kv_heads, 0, err));
+    MT_TRY(mt_cfg_count(c, "intermediate_size", 0, &hp->inter, 1, err));
+    MT_TRY(mt_cfg_count(c, "vocab_size", 0, &hp->vocab, 1, err));
     if (hp->n_heads % hp->n_kv_heads)
         return mt_seterr(err, MT_EFORMAT, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
                          hp->n_heads, hp->n_kv_heads);
-    MT_TRY(mt_cfg_int(c, "head_dim", hp->hidden / hp->n_heads, &hp->head_dim, 0, err));
-    MT_TRY(mt_cfg_num(c, "rms_norm_eps", 1e-6, &eps, 0, err));
-    MT_TRY(mt_cfg_num(c, "rope_theta", 10000.0, &theta, 0, err));
+    if (hp->hidden < hp->n_heads && !json_is_number(json_object_get(c, "head_dim")))
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is less than num_attention_heads %d and no \"head_dim\" is given",
+                         hp->hidden, hp->n_heads);
+    MT_TRY(mt_cfg_count(c, "head_dim", hp->hidden / hp->n_heads, &hp->head_dim, 0, err));
+    MT_TRY(mt_cfg_real(c, "rms_norm_eps", 1e-6, &eps, 0, MT_CFG_NONNEG, err));
+    MT_TRY(mt_cfg_real(c, "rope_theta", 10000.0, &theta, 0, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_real(c, "max_position_embeddings", 0, &maxp, 0, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_real(c, "original_max_position_embeddings", 4096, &origp, 0, MT_CFG_POS, err));
     hp->norm_eps = (float)eps;
     hp->rope_theta = (float)theta;
     MT_TRY(mt_cfg_bool(c, "rope_traditional", 0, &hp->rope_traditional, err));
@@ -97,19 +188,20 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
         if (json_is_string(t)) type = json_string_value(t);
     }
     double factor = 1.0;
+    if (!(base > 0) || !isfinite(base))
+        return mt_seterr(err, MT_EFORMAT, "config.json: RoPE base %g must be a finite, positive number", (double)base);
     if (json_is_object(rs) && strcmp(type, "default") != 0 && strcmp(type, "longrope") != 0 && strcmp(type, "su") != 0)
-        if (mt_cfg_num(rs, "factor", 1.0, &factor, 1, err)) return mt_preferr(err, "rope_scaling");
+        MT_TRY(real_in(rs, "rope_scaling", "factor", 1.0, &factor, 1, MT_CFG_POS, err));
     if (!strcmp(type, "default") || !strcmp(type, "linear") || !strcmp(type, "dynamic")) {
         /* "dynamic": these are the frequencies up to max_position_embeddings; past it the
          * forward pass recomputes them per call (mlx_lm DynamicNTKScalingRoPE) */
         float scale = !strcmp(type, "linear") ? (float)(1.0 / factor) : 1.0f;
-        if (!strcmp(type, "dynamic") && factor <= 0) return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling.factor must be positive");
         for (int i = 0; i < half; i++) inv_freq[i] = scale / period[i];
     } else if (!strcmp(type, "llama3")) {
         double lo = 1, hi = 4, old = 8192;
-        MT_TRY(mt_cfg_num(rs, "low_freq_factor", 1.0, &lo, 0, err));
-        MT_TRY(mt_cfg_num(rs, "high_freq_factor", 4.0, &hi, 0, err));
-        MT_TRY(mt_cfg_num(rs, "original_max_position_embeddings", 8192, &old, 0, err));
+        MT_TRY(real_in(rs, "rope_scaling", "low_freq_factor", 1.0, &lo, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, "rope_scaling", "high_freq_factor", 4.0, &hi, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, "rope_scaling", "original_max_position_embeddings", 8192, &old, 0, MT_CFG_POS, err));
         float lo_wl = (float)(old / lo), hi_wl = (float)(old / hi);
         for (int i = 0; i < half; i++) {
             float f = period[i], wl = 2.0f * (float)M_PI * f;
@@ -122,11 +214,11 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
         }
     } else if (!strcmp(type, "yarn") || !strcmp(type, "deepseek_yarn")) {
         double orig = 4096, bf = 32, bs = 1, ms = 1, msad = 0;
-        MT_TRY(mt_cfg_num(rs, "original_max_position_embeddings", 4096, &orig, 0, err));
-        MT_TRY(mt_cfg_num(rs, "beta_fast", 32, &bf, 0, err));
-        MT_TRY(mt_cfg_num(rs, "beta_slow", 1, &bs, 0, err));
-        MT_TRY(mt_cfg_num(rs, "mscale", 1, &ms, 0, err));
-        MT_TRY(mt_cfg_num(rs, "mscale_all_dim", 0, &msad, 0, err));
+        MT_TRY(real_in(rs, "rope_scaling", "original_max_position_embeddings", 4096, &orig, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, "rope_scaling", "beta_fast", 32, &bf, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, "rope_scaling", "beta_slow", 1, &bs, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, "rope_scaling", "mscale", 1, &ms, 0, MT_CFG_FINITE, err));
+        MT_TRY(real_in(rs, "rope_scaling", "mscale_all_dim", 0, &msad, 0, MT_CFG_FINITE, err));
         double lb = log(base);
         double low = floor((d * log(orig / (bf * 2 * M_PI))) / (2 * lb));
         double high = ceil((d * log(orig / (bs * 2 * M_PI))) / (2 * lb));
@@ -155,10 +247,12 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
                 if (!json_is_number(e)) return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling.long_factor must hold numbers");
                 f = json_number_value(e);
             } else if (json_is_number(lf)) f = json_number_value(lf);
+            if (!(f > 0) || f > FLT_MAX)
+                return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_scaling.long_factor\" must hold finite, positive numbers (got %g)", f);
             inv_freq[i] = 1.0f / ((float)f * period[i]);
         }
         double lms = 0;
-        MT_TRY(mt_cfg_num(rs, "long_mscale", 0, &lms, 0, err));
+        MT_TRY(real_in(rs, "rope_scaling", "long_mscale", 0, &lms, 0, MT_CFG_FINITE, err));
         double fac = max_pos / orig_max_pos;
         *in_scale = lms != 0 ? (float)lms : fac <= 1.0 ? 1.0f : (float)sqrt(1 + log(fac) / log(orig_max_pos));
     } else {
@@ -217,15 +311,15 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     m->inv_freq = malloc((size_t)hp->rot_dims / 2 * sizeof(float));
     if (!m->inv_freq) return mt_seterr(err, MT_ENOMEM, "out of memory");
     double maxp = 0, origp = 0;
-    MT_TRY(mt_cfg_num(c, "max_position_embeddings", 131072, &maxp, 0, err));
-    MT_TRY(mt_cfg_num(c, "original_max_position_embeddings", 4096, &origp, 0, err));
+    MT_TRY(mt_cfg_real(c, "max_position_embeddings", 131072, &maxp, 0, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_real(c, "original_max_position_embeddings", 4096, &origp, 0, MT_CFG_POS, err));
     json_t *rs = json_object_get(c, "rope_scaling");
     MT_TRY(mt_rope_freqs(m->inv_freq, &m->rope_in_scale, hp->rot_dims, hp->rope_theta, rs, maxp, origp, err));
     json_t *rt = json_is_object(rs) ? json_object_get(rs, "type") : NULL;
     if (!json_is_string(rt) && json_is_object(rs)) rt = json_object_get(rs, "rope_type");
     if (json_is_string(rt) && !strcmp(json_string_value(rt), "dynamic")) {
         double f = 1;
-        MT_TRY(mt_cfg_num(rs, "factor", 1, &f, 1, err));
+        MT_TRY(real_in(rs, "rope_scaling", "factor", 1, &f, 1, MT_CFG_POS, err));
         if (!json_is_number(json_object_get(c, "max_position_embeddings")))
             return mt_seterr(err, MT_EFORMAT, "config.json: dynamic rope scaling needs max_position_embeddings");
         hp->dyn_factor = (float)f;
@@ -385,6 +479,7 @@ int mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err) {
     if (!fam) { rc = mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not supported", mt); goto fail; }
     if ((rc = mt_safetensors_open_dir(&m->st, dir, err))) goto fail;
     if ((rc = fam->init(m, err))) goto fail;
+    if ((rc = check_eos(m, dir, err))) goto fail;
     *out = m;
     return MT_OK;
 fail:

@@ -28,9 +28,9 @@ static int gemma2_init(mt_model *m, mt_err *err) {
     MT_TRY(gemma_common(m, err));
     json_t *c = mt_config_json(m->cfg);
     double qpas = 144, acap = 50, fcap = 30;
-    MT_TRY(mt_cfg_num(c, "query_pre_attn_scalar", 144.0, &qpas, 0, err));
-    MT_TRY(mt_cfg_num(c, "attn_logit_softcapping", 50.0, &acap, 0, err));
-    MT_TRY(mt_cfg_num(c, "final_logit_softcapping", 30.0, &fcap, 0, err));
+    MT_TRY(mt_cfg_real(c, "query_pre_attn_scalar", 144.0, &qpas, 0, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_real(c, "attn_logit_softcapping", 50.0, &acap, 0, MT_CFG_NONNEG, err));
+    MT_TRY(mt_cfg_real(c, "final_logit_softcapping", 30.0, &fcap, 0, MT_CFG_NONNEG, err));
     m->hp.act = MT_ACT_GELU_TANH;
     m->hp.block = MT_BLOCK_SANDWICH;
     m->hp.attn_scale = (float)(1.0 / sqrt(qpas));
@@ -43,11 +43,11 @@ static int gemma3_init(mt_model *m, mt_err *err) {
     MT_TRY(gemma_common(m, err));
     json_t *c = mt_config_json(m->cfg);
     double qpas = 256, local = 10000, theta = 1e6;
-    MT_TRY(mt_cfg_num(c, "rope_theta", 1e6, &theta, 0, err));
+    MT_TRY(mt_cfg_real(c, "rope_theta", 1e6, &theta, 0, MT_CFG_POS, err));
     m->hp.rope_theta = (float)theta;
     int window = 512, pattern = 6;
-    MT_TRY(mt_cfg_num(c, "query_pre_attn_scalar", 256.0, &qpas, 0, err));
-    MT_TRY(mt_cfg_num(c, "rope_local_base_freq", 10000.0, &local, 0, err));
+    MT_TRY(mt_cfg_real(c, "query_pre_attn_scalar", 256.0, &qpas, 0, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_real(c, "rope_local_base_freq", 10000.0, &local, 0, MT_CFG_POS, err));
     MT_TRY(mt_cfg_int(c, "sliding_window", 512, &window, 0, err));
     MT_TRY(mt_cfg_int(c, "sliding_window_pattern", 6, &pattern, 0, err));
     if (pattern < 1) return mt_seterr(err, MT_EFORMAT, "config.json: sliding_window_pattern must be positive");

@@ -185,5 +185,14 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int dims, float base, json_t
 int mt_cfg_num(json_t *c, const char *key, double def, double *out, int required, mt_err *err);
 int mt_cfg_int(json_t *c, const char *key, int def, int *out, int required, mt_err *err);
 int mt_cfg_bool(json_t *c, const char *key, int def, int *out, mt_err *err);
+/* Checked hyper-parameters (the default too), refused at load with a message naming
+ * config.json and the key: mt_cfg_count an integer in [1, 1e9]; mt_cfg_real a number
+ * within float range that is also >= 0 (MT_CFG_NONNEG: norm epsilons, soft-caps) or
+ * > 0 (MT_CFG_POS: RoPE bases, position counts, scales). */
+enum { MT_CFG_FINITE = 0, MT_CFG_NONNEG, MT_CFG_POS };
+int mt_cfg_count(json_t *c, const char *key, int def, int *out, int required, mt_err *err);
+int mt_cfg_real(json_t *c, const char *key, double def, double *out, int required, int kind, mt_err *err);
+/* Refuse a config.json that holds a NaN (mt_config_nan_key), naming its key. */
+int mt_cfg_check_nan(const mt_config *cfg, mt_err *err);
 
 #endif

@@ -12,10 +12,13 @@ static int all_layers(const mt_model *m, int layer) { (void)m; (void)layer; retu
 static int mixtral_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     json_t *c = mt_config_json(m->cfg);
-    MT_TRY(mt_cfg_int(c, "num_local_experts", 0, &m->hp.n_experts, 1, err));
-    MT_TRY(mt_cfg_int(c, "num_experts_per_tok", 0, &m->hp.top_k, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_local_experts", 0, &m->hp.n_experts, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_experts_per_tok", 0, &m->hp.top_k, 1, err));
     MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
     if (m->hp.top_k > 64) return mt_seterr(err, MT_EUNSUPPORTED, "config.json: more than 64 experts per token");
+    if (m->hp.top_k > m->hp.n_experts)
+        return mt_seterr(err, MT_EFORMAT, "config.json: num_experts_per_tok %d exceeds num_local_experts %d",
+                         m->hp.top_k, m->hp.n_experts);
     m->hp.moe_inter = m->hp.inter;
     m->moe_layer = all_layers;
     m->moe_prefix = "block_sparse_moe";
@@ -38,9 +41,12 @@ static int qwen3_moe_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     json_t *c = mt_config_json(m->cfg);
     int step = 1;
-    MT_TRY(mt_cfg_int(c, "num_experts", 0, &m->hp.n_experts, 1, err));
-    MT_TRY(mt_cfg_int(c, "num_experts_per_tok", 0, &m->hp.top_k, 1, err));
-    MT_TRY(mt_cfg_int(c, "moe_intermediate_size", 0, &m->hp.moe_inter, 1, err));
+    MT_TRY(mt_cfg_int(c, "num_experts", 0, &m->hp.n_experts, 1, err));   /* 0: every layer dense */
+    MT_TRY(mt_cfg_count(c, "num_experts_per_tok", 0, &m->hp.top_k, 1, err));
+    MT_TRY(mt_cfg_count(c, "moe_intermediate_size", 0, &m->hp.moe_inter, 1, err));
+    if (m->hp.n_experts > 0 && m->hp.top_k > m->hp.n_experts)
+        return mt_seterr(err, MT_EFORMAT, "config.json: num_experts_per_tok %d exceeds num_experts %d", m->hp.top_k,
+                         m->hp.n_experts);
     MT_TRY(mt_cfg_int(c, "decoder_sparse_step", 1, &step, 1, err));
     MT_TRY(mt_cfg_bool(c, "norm_topk_prob", 0, &m->hp.moe_norm_topk, err));
     json_t *only = json_object_get(c, "mlp_only_layers");

@@ -13,7 +13,7 @@ static int phi3_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     json_t *c = mt_config_json(m->cfg);
     double prf = 1.0;
-    MT_TRY(mt_cfg_num(c, "partial_rotary_factor", 1.0, &prf, 0, err));
+    MT_TRY(mt_cfg_real(c, "partial_rotary_factor", 1.0, &prf, 0, MT_CFG_POS, err));
     MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
     m->hp.head_dim = m->hp.hidden / m->hp.n_heads;   /* phi3 ignores a head_dim key */
     m->hp.rot_dims = (int)(m->hp.head_dim * prf);
@@ -33,11 +33,11 @@ static int granite_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     json_t *c = mt_config_json(m->cfg);
     double em = 1, rm = 1, am = 1, ls = 1;
-    MT_TRY(mt_cfg_num(c, "embedding_multiplier", 1, &em, 1, err));
-    MT_TRY(mt_cfg_num(c, "residual_multiplier", 1, &rm, 1, err));
-    MT_TRY(mt_cfg_num(c, "attention_multiplier", 1, &am, 1, err));
-    MT_TRY(mt_cfg_num(c, "logits_scaling", 1, &ls, 1, err));
-    if (ls == 0) return mt_seterr(err, MT_EFORMAT, "config.json: logits_scaling must not be 0");
+    MT_TRY(mt_cfg_real(c, "embedding_multiplier", 1, &em, 1, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "residual_multiplier", 1, &rm, 1, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "attention_multiplier", 1, &am, 1, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "logits_scaling", 1, &ls, 1, MT_CFG_FINITE, err));
+    if (ls == 0) return mt_seterr(err, MT_EFORMAT, "config.json: \"logits_scaling\" must not be 0");
     m->hp.embed_scale = (float)em;
     m->hp.residual_scale = (float)rm;
     m->hp.attn_scale = (float)am;
@@ -55,9 +55,9 @@ static int olmo2_init(mt_model *m, mt_err *err) {
 static int starcoder2_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     double eps = 1e-5, theta = 100000;
-    MT_TRY(mt_cfg_num(mt_config_json(m->cfg), "rope_theta", 100000, &theta, 0, err));
+    MT_TRY(mt_cfg_real(mt_config_json(m->cfg), "rope_theta", 100000, &theta, 0, MT_CFG_POS, err));
     m->hp.rope_theta = (float)theta;
-    MT_TRY(mt_cfg_num(mt_config_json(m->cfg), "norm_epsilon", 1e-5, &eps, 0, err));
+    MT_TRY(mt_cfg_real(mt_config_json(m->cfg), "norm_epsilon", 1e-5, &eps, 0, MT_CFG_NONNEG, err));
     m->hp.norm_eps = (float)eps;
     m->hp.norm_type = MT_NORM_LAYER;
     m->hp.mlp = MT_MLP_PLAIN;

@@ -11,6 +11,7 @@
  * masking_utils.py (sliding_window_bidirectional_overlay: |q - k| <= window). */
 #include "models/encoder.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,27 +21,32 @@
 
 /* ---- config helpers ---- */
 
-/* The first of keys[] present in the config (integer), else def / required error. */
-static int cfg_int_any(json_t *c, const char *const *keys, int def, int *out, int required, mt_err *err) {
+/* The first of keys[] present in the config: a count (positive integer, see
+ * mt_cfg_count) or, with count 0, a non-negative integer; else def / required error. */
+static int cfg_int_any(json_t *c, const char *const *keys, int def, int *out, int required, int count, mt_err *err) {
     for (const char *const *k = keys; *k; k++)
         if (json_object_get(c, *k) && !json_is_null(json_object_get(c, *k)))
-            return mt_cfg_int(c, *k, def, out, 1, err);
+            return count ? mt_cfg_count(c, *k, def, out, 1, err) : mt_cfg_int(c, *k, def, out, 1, err);
     if (required) return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" is missing", keys[0]);
     *out = def;
     return MT_OK;
 }
 
-static int cfg_num_any(json_t *c, const char *const *keys, double def, double *out, mt_err *err) {
+/* The first of keys[] present: a number in range `kind` (mt_cfg_real). */
+static int cfg_num_any(json_t *c, const char *const *keys, double def, double *out, int kind, mt_err *err) {
     for (const char *const *k = keys; *k; k++)
-        if (json_object_get(c, *k) && !json_is_null(json_object_get(c, *k))) return mt_cfg_num(c, *k, def, out, 1, err);
+        if (json_object_get(c, *k) && !json_is_null(json_object_get(c, *k)))
+            return mt_cfg_real(c, *k, def, out, 1, kind, err);
     *out = def;
     return MT_OK;
 }
 
 static int check_sizes(mt_encoder_hp *hp, mt_err *err) {
-    if (hp->n_layers < 1 || hp->hidden < 1 || hp->n_heads < 1 || hp->hidden % hp->n_heads || hp->inter < 1 ||
-        hp->vocab < 1 || hp->max_pos < 1 || hp->n_layers > 1000 || hp->hidden > 65536 || hp->inter > 1 << 20 ||
-        (hp->hidden / hp->n_heads) % 2 || hp->type_vocab < 0 || hp->type_vocab > 1 << 20)
+    if (hp->hidden % hp->n_heads || (hp->hidden / hp->n_heads) % 2)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not an even multiple of num_attention_heads %d",
+                         hp->hidden, hp->n_heads);
+    if (hp->n_layers > 1000 || hp->hidden > 65536 || hp->inter > 1 << 20 || hp->type_vocab < 0 ||
+        hp->type_vocab > 1 << 20)
         return mt_seterr(err, MT_EFORMAT, "config.json: inconsistent encoder sizes");
     hp->head_dim = hp->hidden / hp->n_heads;
     return MT_OK;
@@ -72,6 +78,9 @@ static int rope_params_theta(json_t *c, const char *sub, double *theta, int *fou
     if (json_is_number(t)) {
         *theta = json_number_value(t);
         *found = 1;
+        if (!(*theta > 0) || *theta > FLT_MAX)
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_parameters%s%s.rope_theta\" must be a finite, positive number (got %g)",
+                             sub ? "." : "", sub ? sub : "", *theta);
     }
     return MT_OK;
 }
@@ -126,16 +135,17 @@ static int nomic_load(mt_encoder *e, mt_err *err) {
                              *const k_t[] = {"type_vocab_size", NULL},
                              *const k_eps[] = {"layer_norm_eps", "layer_norm_epsilon", NULL},
                              *const k_th[] = {"rope_theta", "rotary_emb_base", NULL};
-    MT_TRY(cfg_int_any(c, k_h, 0, &hp->hidden, 1, err));
-    MT_TRY(cfg_int_any(c, k_l, 0, &hp->n_layers, 1, err));
-    MT_TRY(cfg_int_any(c, k_nh, 0, &hp->n_heads, 1, err));
-    MT_TRY(cfg_int_any(c, k_ff, 4 * hp->hidden, &hp->inter, 0, err));
-    MT_TRY(cfg_int_any(c, k_v, 0, &hp->vocab, 1, err));
-    MT_TRY(cfg_int_any(c, k_p, 2048, &hp->max_pos, 0, err));
-    MT_TRY(cfg_int_any(c, k_t, 2, &hp->type_vocab, 0, err));
+    MT_TRY(mt_cfg_check_nan(e->cfg, err));
+    MT_TRY(cfg_int_any(c, k_h, 0, &hp->hidden, 1, 1, err));
+    MT_TRY(cfg_int_any(c, k_l, 0, &hp->n_layers, 1, 1, err));
+    MT_TRY(cfg_int_any(c, k_nh, 0, &hp->n_heads, 1, 1, err));
+    MT_TRY(cfg_int_any(c, k_ff, 4 * hp->hidden, &hp->inter, 0, 1, err));
+    MT_TRY(cfg_int_any(c, k_v, 0, &hp->vocab, 1, 1, err));
+    MT_TRY(cfg_int_any(c, k_p, 2048, &hp->max_pos, 0, 1, err));
+    MT_TRY(cfg_int_any(c, k_t, 2, &hp->type_vocab, 0, 0, err));
     double eps, theta;
-    MT_TRY(cfg_num_any(c, k_eps, 1e-12, &eps, err));
-    MT_TRY(cfg_num_any(c, k_th, 1000.0, &theta, err));
+    MT_TRY(cfg_num_any(c, k_eps, 1e-12, &eps, MT_CFG_NONNEG, err));
+    MT_TRY(cfg_num_any(c, k_th, 1000.0, &theta, MT_CFG_POS, err));
     int found;
     double t2;
     MT_TRY(rope_params_theta(c, NULL, &t2, &found, err));
@@ -222,15 +232,16 @@ static int nomic_load(mt_encoder *e, mt_err *err) {
 static int modernbert_load(mt_encoder *e, mt_err *err) {
     json_t *c = mt_config_json(e->cfg);
     mt_encoder_hp *hp = &e->hp;
-    MT_TRY(mt_cfg_int(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
-    MT_TRY(mt_cfg_int(c, "hidden_size", 0, &hp->hidden, 1, err));
-    MT_TRY(mt_cfg_int(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
-    MT_TRY(mt_cfg_int(c, "intermediate_size", 0, &hp->inter, 1, err));
-    MT_TRY(mt_cfg_int(c, "vocab_size", 0, &hp->vocab, 1, err));
-    MT_TRY(mt_cfg_int(c, "max_position_embeddings", 8192, &hp->max_pos, 0, err));
+    MT_TRY(mt_cfg_check_nan(e->cfg, err));
+    MT_TRY(mt_cfg_count(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
+    MT_TRY(mt_cfg_count(c, "hidden_size", 0, &hp->hidden, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
+    MT_TRY(mt_cfg_count(c, "intermediate_size", 0, &hp->inter, 1, err));
+    MT_TRY(mt_cfg_count(c, "vocab_size", 0, &hp->vocab, 1, err));
+    MT_TRY(mt_cfg_count(c, "max_position_embeddings", 8192, &hp->max_pos, 0, err));
     hp->type_vocab = 0;
     double eps = 1e-5;
-    MT_TRY(mt_cfg_num(c, "norm_eps", 1e-5, &eps, 0, err));
+    MT_TRY(mt_cfg_real(c, "norm_eps", 1e-5, &eps, 0, MT_CFG_NONNEG, err));
     hp->eps = (float)eps;
     MT_TRY(check_sizes(hp, err));
     MT_TRY(act_of(mt_config_get_str(e->cfg, "hidden_activation", "gelu"), &hp->act, err));
@@ -240,10 +251,10 @@ static int modernbert_load(mt_encoder *e, mt_err *err) {
     if (local < 2 || every < 1) return mt_seterr(err, MT_EFORMAT, "config.json: bad local_attention");
     double gtheta = 160000.0, ltheta = 10000.0;
     int found;
-    MT_TRY(mt_cfg_num(c, "global_rope_theta", gtheta, &gtheta, 0, err));
+    MT_TRY(mt_cfg_real(c, "global_rope_theta", gtheta, &gtheta, 0, MT_CFG_POS, err));
     json_t *lt = json_object_get(c, "local_rope_theta");
     if (lt && json_is_null(lt)) ltheta = gtheta;   /* older configs: null = the global base */
-    else MT_TRY(mt_cfg_num(c, "local_rope_theta", ltheta, &ltheta, 0, err));
+    else MT_TRY(mt_cfg_real(c, "local_rope_theta", ltheta, &ltheta, 0, MT_CFG_POS, err));
     double t;
     MT_TRY(rope_params_theta(c, "full_attention", &t, &found, err));
     if (found) gtheta = t;

@@ -227,7 +227,25 @@ static void test_python_json(void) {
     CHECK_OK(mt_config_get_float(c, "nested.v.1", 0, &d, &err), &err);
     CHECK(d == 2.5);
     CHECK(json_is_null(mt_config_get(c, "nested.v.2")));
+    /* where the first NaN was: model loaders refuse such a config, naming the key */
+    CHECK_STR(mt_config_nan_key(c), "eps");
     mt_config_free(c);
+    static const struct { const char *text, *key; } nans[] = {
+        {"{\"a\": 1, \"b\": {\"c\": [1, NaN]}, \"d\": NaN}", "b.c.1"},
+        {"{\"rope_scaling\": {\"type\": \"linear\", \"factor\": NaN}}", "rope_scaling.factor"},
+        {"{\"s\": \"NaN\", \"t\": \"@NaN@\", \"big\": 100000000000000000000000, \"x\": NaN}", "x"},
+        {"{\"s\": \"NaN\", \"i\": Infinity}", NULL},
+        {"{\"eps\": 1e-5}", NULL},
+    };
+    for (size_t i = 0; i < sizeof nans / sizeof *nans; i++) {
+        mt_err err2 = {0};
+        c = NULL;
+        CHECK_OK(mt_config_parse(&c, nans[i].text, strlen(nans[i].text), NULL, &err2), &err2);
+        if (!c) continue;
+        if (nans[i].key) CHECK_STR(mt_config_nan_key(c), nans[i].key);
+        else CHECK_MSG(mt_config_nan_key(c) == NULL, "#%zu: '%s'", i, mt_config_nan_key(c));
+        mt_config_free(c);
+    }
 }
 
 int main(void) {

@@ -5,10 +5,12 @@
 #include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "check.h"
 #include "core/blas.h"
 #include "core/file.h"
 #include "gen/generate.h"
+#include "models/encoder.h"
 #include "models/model.h"
 #include "text/tokenizer.h"
 #include "gen/sample.h"
@@ -298,6 +300,166 @@ static void test_kv_f16(mt_pool *pool) {
     mt_model_free(m);
 }
 
+/* ---- nonsense hyper-parameters are refused at load, naming config.json and the key ---- */
+
+/* A copy of model folder src (files symlinked) whose `file` (config.json or
+ * generation_config.json) has key set to the JSON text val (NaN / Infinity as
+ * Python's json writes them allowed).  Returns the malloc'd folder, or NULL. */
+static char *variant(const char *src, const char *file, const char *key, const char *val) {
+    char tmpl[] = "/tmp/mt_validate_XXXXXX";
+    if (!mkdtemp(tmpl)) return NULL;
+    char *dir = strdup(tmpl);
+    DIR *d = opendir(src);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.' || !strcmp(de->d_name, file)) continue;
+        char *from = mt_path_join(src, de->d_name), *to = mt_path_join(dir, de->d_name);
+        char *abs = realpath(from, NULL);
+        if (!abs || symlink(abs, to)) fprintf(stderr, "variant: cannot link %s\n", from);
+        free(abs);
+        free(from);
+        free(to);
+    }
+    if (d) closedir(d);
+    char *sp = mt_path_join(src, file), *dp = mt_path_join(dir, file);
+    json_t *j = mt_file_exists(sp) ? json_load_file(sp, 0, NULL) : json_object();
+    json_object_set_new(j, key, json_string("@@VALUE@@"));
+    char *text = json_dumps(j, JSON_INDENT(1));
+    char *at = text ? strstr(text, "\"@@VALUE@@\"") : NULL;
+    FILE *f = fopen(dp, "w");
+    if (f && at) fprintf(f, "%.*s%s%s", (int)(at - text), text, val, at + strlen("\"@@VALUE@@\""));
+    if (f) fclose(f);
+    free(text);
+    json_decref(j);
+    free(sp);
+    free(dp);
+    return dir;
+}
+
+static void variant_free(char *dir) {
+    if (!dir) return;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char *p = mt_path_join(dir, de->d_name);
+        unlink(p);
+        free(p);
+    }
+    if (d) closedir(d);
+    rmdir(dir);
+    free(dir);
+}
+
+static void test_config_checks(mt_pool *pool) {
+    static const struct { const char *src, *file, *key, *val, *want; } cases[] = {
+#define L "tests/data/models/llama-tiny"
+#define C "config.json"
+        {L, C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-negative number (got -1)"},
+        {L, C, "rms_norm_eps", "NaN", "config.json: \"rms_norm_eps\" is NaN"},
+        {L, C, "rms_norm_eps", "Infinity", "config.json: \"rms_norm_eps\" must be a finite, non-negative number"},
+        {L, C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive number (got 0)"},
+        {L, C, "rope_theta", "-10000", "config.json: \"rope_theta\" must be a finite, positive number"},
+        {L, C, "rope_theta", "NaN", "config.json: \"rope_theta\" is NaN"},
+        {L, C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must be a finite, positive number"},
+        {L, C, "max_position_embeddings", "-512", "config.json: \"max_position_embeddings\" must be a finite, positive"},
+        {L, C, "num_hidden_layers", "0", "config.json: \"num_hidden_layers\" must be a positive integer (got 0)"},
+        {L, C, "hidden_size", "-64", "config.json: \"hidden_size\" must be a positive integer (got -64)"},
+        {L, C, "num_attention_heads", "0", "config.json: \"num_attention_heads\" must be a positive integer"},
+        {L, C, "num_key_value_heads", "0", "config.json: \"num_key_value_heads\" must be a positive integer"},
+        {L, C, "num_key_value_heads", "3", "config.json: num_attention_heads 4 is not a multiple of num_key_value_heads 3"},
+        {L, C, "vocab_size", "0", "config.json: \"vocab_size\" must be a positive integer"},
+        {L, C, "intermediate_size", "-128", "config.json: \"intermediate_size\" must be a positive integer"},
+        {L, C, "head_dim", "0", "config.json: \"head_dim\" must be a positive integer"},
+        {L, C, "head_dim", "-16", "config.json: \"head_dim\" must be a positive integer"},
+        {L, C, "eos_token_id", "384", "config.json: \"eos_token_id\" 384 is outside the vocabulary [0, 384)"},
+        {L, C, "eos_token_id", "[2, -1]", "config.json: \"eos_token_id\" -1 is outside the vocabulary [0, 384)"},
+        {L, "generation_config.json", "eos_token_id", "[2, 1000]",
+         "generation_config.json: \"eos_token_id\" 1000 is outside the vocabulary [0, 384)"},
+        {L, C, "rope_scaling", "{\"type\": \"linear\", \"factor\": 0}",
+         "config.json: \"rope_scaling.factor\" must be a finite, positive number (got 0)"},
+        {L, C, "rope_scaling", "{\"type\": \"dynamic\", \"factor\": -2}", "config.json: \"rope_scaling.factor\" must be"},
+        {L, C, "rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": -1}",
+         "config.json: \"rope_scaling.low_freq_factor\" must be a finite, positive number"},
+        {L, C, "rope_scaling", "{\"type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 0}",
+         "config.json: \"rope_scaling.original_max_position_embeddings\" must be"},
+        {L, C, "rope_scaling", "{\"type\": \"linear\", \"factor\": NaN}", "config.json: \"rope_scaling.factor\" is NaN"},
+#undef L
+        {"tests/data/models/gemma3-tiny", C, "rope_local_base_freq", "0", "config.json: \"rope_local_base_freq\" must be"},
+        {"tests/data/models/gemma3-tiny", C, "query_pre_attn_scalar", "-1", "config.json: \"query_pre_attn_scalar\" must be"},
+        {"tests/data/models/gemma2-tiny", C, "final_logit_softcapping", "-30", "config.json: \"final_logit_softcapping\" must"},
+        {"tests/data/models/starcoder2-tiny", C, "norm_epsilon", "-1e-05", "config.json: \"norm_epsilon\" must be a finite, non-neg"},
+        {"tests/data/models/starcoder2-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
+        {"tests/data/models/phi3-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
+        {"tests/data/models/mixtral-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        /* decoder embedders load through the same code */
+        {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
+        {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
+        /* encoders: the same checks */
+        {"tests/data/embed/bert-tiny", C, "layer_norm_eps", "-1", "config.json: \"layer_norm_eps\" must be a finite, non-neg"},
+        {"tests/data/embed/bert-tiny", C, "layer_norm_eps", "NaN", "config.json: \"layer_norm_eps\" is NaN"},
+        {"tests/data/embed/bert-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must be a pos"},
+        {"tests/data/embed/bert-tiny", C, "num_attention_heads", "0", "config.json: \"num_attention_heads\" must be a positive"},
+        {"tests/data/embed/bert-tiny", C, "hidden_size", "30", "config.json: hidden_size 30 is not a multiple of num_attention_heads 4"},
+        {"tests/data/embed/nomic-tiny", C, "layer_norm_eps", "-1", "config.json: \"layer_norm_eps\" must be a finite, non-neg"},
+        {"tests/data/embed/nomic-tiny", C, "rope_parameters", "{\"rope_theta\": 0, \"rope_type\": \"default\"}",
+         "config.json: \"rope_parameters.rope_theta\" must be a finite, positive number (got 0)"},
+        {"tests/data/embed/nomic-tiny", C, "rotary_emb_base", "-1000", "config.json: \"rotary_emb_base\" must be"},
+        {"tests/data/embed/nomic-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must be"},
+        {"tests/data/embed/modernbert-tiny", C, "norm_eps", "-1", "config.json: \"norm_eps\" must be a finite, non-negative"},
+        {"tests/data/embed/modernbert-tiny", C, "global_rope_theta", "0", "config.json: \"global_rope_theta\" must be"},
+        {"tests/data/embed/modernbert-tiny", C, "rope_parameters",
+         "{\"full_attention\": {\"rope_theta\": -1, \"rope_type\": \"default\"}}",
+         "config.json: \"rope_parameters.full_attention.rope_theta\" must be"},
+#undef C
+    };
+    size_t refused = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *dir = variant(cases[i].src, cases[i].file, cases[i].key, cases[i].val);
+        CHECK(dir != NULL);
+        if (!dir) continue;
+        mt_err e = {0};
+        int rc;
+        if (strstr(cases[i].src, "/embed/")) {
+            mt_encoder *enc = NULL;
+            rc = mt_encoder_load(&enc, dir, pool, &e);
+            mt_encoder_free(enc);
+        } else {
+            mt_model *m = NULL;
+            rc = mt_model_load(&m, dir, pool, &e);
+            mt_model_free(m);
+        }
+        CHECK_MSG(rc == MT_EFORMAT && strstr(e.msg, cases[i].want), "%s %s: %s = %s: rc %d, '%s' (want '%s')",
+                  cases[i].src, cases[i].file, cases[i].key, cases[i].val, rc, e.msg, cases[i].want);
+        refused += rc == MT_EFORMAT;
+        variant_free(dir);
+    }
+    /* the same folders with sane values still load */
+    static const struct { const char *src, *key, *val; } fine[] = {
+        {"tests/data/models/llama-tiny", "rms_norm_eps", "0"},
+        {"tests/data/models/llama-tiny", "eos_token_id", "[2, 383]"},
+        {"tests/data/models/llama-tiny", "rope_scaling", "{\"type\": \"linear\", \"factor\": 2}"},
+        {"tests/data/embed/bert-tiny", "layer_norm_eps", "1e-5"},
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        char *dir = variant(fine[i].src, "config.json", fine[i].key, fine[i].val);
+        mt_err e = {0};
+        int rc;
+        if (strstr(fine[i].src, "/embed/")) {
+            mt_encoder *enc = NULL;
+            rc = mt_encoder_load(&enc, dir, pool, &e);
+            mt_encoder_free(enc);
+        } else {
+            mt_model *m = NULL;
+            rc = mt_model_load(&m, dir, pool, &e);
+            mt_model_free(m);
+        }
+        CHECK_MSG(rc == 0, "%s: %s = %s: %s", fine[i].src, fine[i].key, fine[i].val, e.msg);
+        variant_free(dir);
+    }
+    printf("  config checks: %zu of %zu nonsense configs refused\n", refused, sizeof cases / sizeof *cases);
+}
+
 static void test_errors(mt_pool *pool) {
     mt_err e = {0};
     mt_model *m = NULL;
@@ -341,6 +503,7 @@ int main(void) {
         CHECK_MSG(seen[i], "family \"%s\" is registered but has no fixture in tests/data/models", mt_family_at(i)->model_type);
     free(seen);
     test_errors(pool);
+    test_config_checks(pool);
     test_observer(pool);
     test_kv_f16(pool);
     mt_pool_free(pool);
