@@ -12,6 +12,7 @@
 #    process: a one-line error naming the file, exit 1, never a crash.
 
 bats_require_minimum_version 1.5.0
+load helpers
 
 setup() {
   B=${MT_BUILD:-build}
@@ -37,7 +38,7 @@ kill_resume_rounds() {
     target=$(( $(lines_of "$T/out.jsonl") + ${STEP_MIN:-5} + RANDOM % ${STEP_RAND:-40} ))
     "$@" -q --resume "$T/out.jsonl" < "$T/in.jsonl" 2>/dev/null &
     pid=$!
-    while kill -0 "$pid" 2>/dev/null && [ "$(lines_of "$T/out.jsonl")" -lt "$target" ]; do sleep 0.01; done
+    local_t0=$SECONDS; while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - local_t0)) -lt 60 ] && [ "$(lines_of "$T/out.jsonl")" -lt "$target" ]; do sleep 0.01; done
     if kill -9 "$pid" 2>/dev/null; then KILLED=$((KILLED + 1)); fi
     wait "$pid" 2>/dev/null || true
   done
@@ -73,9 +74,9 @@ no_leftovers() {
   # (a background job of a non-interactive shell starts with SIGINT ignored: restore it)
   env --default-signal=INT "$GEN" -m "$M" -q --resume "$T/out.jsonl" < "$T/in.jsonl" &
   pid=$!
-  while kill -0 "$pid" 2>/dev/null && [ "$(lines_of "$T/out.jsonl")" -lt 20 ]; do sleep 0.01; done
+  local_t0=$SECONDS; while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - local_t0)) -lt 60 ] && [ "$(lines_of "$T/out.jsonl")" -lt 20 ]; do sleep 0.01; done
   kill -INT "$pid"
-  rc=0; wait "$pid" || rc=$?
+  wait_bounded "$pid"; rc=$WAIT_STATUS
   [ "$rc" -eq 130 ]
   [ -z "$(tail -c 1 "$T/out.jsonl" | tr -d '\n')" ]      # ends with a newline: no cut line
   jq -e . "$T/out.jsonl" > /dev/null
@@ -132,7 +133,7 @@ no_leftovers() {
   truncate -s 4096 "$st"
   echo '{"id":2,"prompt":"b","max_tokens":2}' >&7
   exec 7>&-
-  rc=0; wait "$pid" || rc=$?
+  wait_bounded "$pid"; rc=$WAIT_STATUS
   cat "$T/err.txt"
   [ "$rc" -eq 1 ]
   grep -q "$(basename "$st"): the file changed or was truncated while mapped" "$T/err.txt"
@@ -164,9 +165,9 @@ no_leftovers() {
   for i in $(seq 1 60); do ln -s "$A/speech_22k.flac" "$T/wavs/r$i.flac"; done
   env --default-signal=INT "$STT" --temperature-increment-on-fallback none -t 2 -m "$EN" -q -f srt -o "$T/subs" "$T"/wavs/*.flac &
   pid=$!
-  while kill -0 "$pid" 2>/dev/null && [ "$(ls "$T/subs" | wc -l)" -lt 3 ]; do sleep 0.01; done
+  local_t0=$SECONDS; while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - local_t0)) -lt 60 ] && [ "$(ls "$T/subs" | wc -l)" -lt 3 ]; do sleep 0.01; done
   kill -INT "$pid"
-  rc=0; wait "$pid" || rc=$?
+  wait_bounded "$pid"; rc=$WAIT_STATUS
   [ "$rc" -eq 130 ]
   no_leftovers "$T/subs"
   for f in "$T"/subs/*.srt; do [ -s "$f" ]; done
@@ -199,9 +200,9 @@ no_leftovers() {
   mkdir -p "$T/o"
   env --default-signal=INT "$EMBED" -m tests/data/embed/bert-tiny -q -o "$T/o/m.npy" < "$T/in.jsonl" > "$T/o/rows.jsonl" &
   pid=$!
-  while kill -0 "$pid" 2>/dev/null && [ "$(lines_of "$T/o/rows.jsonl")" -lt 300 ]; do sleep 0.01; done
+  local_t0=$SECONDS; while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - local_t0)) -lt 60 ] && [ "$(lines_of "$T/o/rows.jsonl")" -lt 300 ]; do sleep 0.01; done
   kill -INT "$pid"
-  rc=0; wait "$pid" || rc=$?
+  wait_bounded "$pid"; rc=$WAIT_STATUS
   [ "$rc" -eq 130 ]
   [ ! -e "$T/o/m.npy" ]
   no_leftovers "$T/o"

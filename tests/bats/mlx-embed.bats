@@ -5,6 +5,7 @@
 # prompts, error records, exit codes.
 
 bats_require_minimum_version 1.5.0
+load helpers
 
 setup_file() {
   export EMB="$PWD/${MT_BUILD:-build}/bin/mlx-embed"
@@ -220,7 +221,7 @@ X
   for i in $(seq 100); do [ "$(wc -l < "$TD/int.out")" -ge 512 ] && break; sleep 0.05; done
   started=0; ls "$TD"/int/v.npy.tmp.* && started=1
   kill -INT "$pid"
-  st=0; wait "$pid" || st=$?
+  wait_bounded "$pid"; st=$WAIT_STATUS
   exec 8>&-
   [ "$started" -eq 1 ]
   [ "$st" -eq 130 ]

@@ -3,6 +3,8 @@
 # (tests/gen/gen_convert_goldens.py), the committed mlx_lm fixtures, the
 # output runs in mlx-gen, dequantize, inspect, errors and exit codes.
 
+load helpers
+
 setup_file() {
   export MQ="$PWD/${MT_BUILD:-build}/bin/mlx-quant"
   export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
@@ -162,7 +164,7 @@ check_case() {
   for i in $(seq 200); do ls "$TD"/sig/out.tmp-*/config.json > /dev/null 2>&1 && break; sleep 0.05; done
   started=0; ls "$TD"/sig/out.tmp-*/model.safetensors && started=1
   kill -INT "$pid"
-  st=0; wait "$pid" || st=$?
+  wait_bounded "$pid"; st=$WAIT_STATUS
   [ "$started" -eq 1 ]
   [ "$st" -eq 130 ]
   [ "$(ls -A "$TD/sig")" = src ]

@@ -6,6 +6,7 @@
 # tests/unit/test_stt_output.c.
 
 bats_require_minimum_version 1.5.0
+load helpers
 
 setup_file() {
   export STT="$PWD/${MT_BUILD:-build}/bin/mlx-stt"
@@ -205,7 +206,7 @@ stable() { jq -c 'del(.rtf) | del(.id)'; }
     for i in $(seq 150); do [ -s "$T/out.$f" ] && break; sleep 0.2; done
     sleep 0.2
     kill -TERM $pid
-    wait $pid && st=0 || st=$?
+    wait_bounded "$pid"; st=$WAIT_STATUS
     [ "$st" -eq 143 ]
     [ -s "$T/out.$f" ]
     [ "$(tail -c 1 "$T/out.$f" | od -An -c | tr -d ' ')" = '\n' ]
@@ -214,6 +215,33 @@ stable() { jq -c 'del(.rtf) | del(.id)'; }
   diff <(stable < "$T/out.jsonl") "$TD/wav.jsonl"
   [ "$(jq -r .id "$T/out.jsonl")" = "$WAV" ]
   cmp "$T/out.srt" "$TD/all/speech_s16_mono_16k.srt"
+}
+
+@test "SIGINT: exit 130, finished answers kept for --resume; a closed stdout pipe: 141" {
+  T=$BATS_TEST_TMPDIR
+  mkfifo "$T/in"
+  # env: SIGINT back to its default (background jobs of a non-interactive shell ignore it)
+  env --default-signal=INT "$STT" -m "$EN" -q -t 2 --temperature-increment-on-fallback none \
+      --resume "$T/ans.jsonl" < "$T/in" &
+  pid=$!
+  exec 8> "$T/in"
+  printf '{"id":1,"audio":"%s"}\n' "$WAV" >&8   # the run waits for more input
+  for i in $(seq 150); do [ -s "$T/ans.jsonl" ] && break; sleep 0.2; done
+  kill -INT "$pid"
+  wait_bounded "$pid"; st=$WAIT_STATUS
+  exec 8>&-
+  [ "$st" -eq 130 ]
+  [ "$(jq -r .id "$T/ans.jsonl")" = 1 ]
+  printf '{"id":1,"audio":"%s"}\n{"id":2,"audio":"%s"}\n' "$WAV" "$A/speech_22k.flac" > "$T/r.jsonl"
+  run --separate-stderr stt -m "$EN" --resume "$T/ans.jsonl" < "$T/r.jsonl"
+  [ "$status" -eq 0 ]
+  echo "$stderr" | grep -q '1 answered before, 1 skipped, 1 new'
+  [ "$(jq -r .id "$T/ans.jsonl" | tr '\n' ' ')" = "1 2 " ]
+  set +e
+  stt -m "$EN" -q -f jsonl "$WAV" "$WAV" "$WAV" | head -c 1 > /dev/null
+  st=${PIPESTATUS[0]}
+  set -e
+  [ "$st" -eq 141 ]
 }
 
 @test "-o DIR: inputs that would write the same file are refused before any work (exit 2)" {

@@ -5,6 +5,7 @@
 # and OpenAI lines, reports duplicate ids, locks its file, refuses its input.
 
 bats_require_minimum_version 1.5.0
+load helpers
 
 setup() {
   B=${MT_BUILD:-build}
@@ -107,7 +108,8 @@ long_nonascii() { python3 -c 'print("é" * 300)' 2>/dev/null || printf 'é%.0s' 
   [[ "$stderr" == *"another run is using this file"* ]]
   tail -n +2 "$T/in.jsonl" >&7
   exec 7>&-
-  wait "$pid"
+  wait_bounded "$pid"
+  [ "$WAIT_STATUS" -eq 0 ]
   [ "$(jq -r .id "$T/out.jsonl" | tr '\n' ' ')" = "$(seq 1 40 | tr '\n' ' ')" ]
 }
 
