@@ -74,6 +74,29 @@ static size_t stop_holdback(const textbuf *b, const mt_gen_params *gp) {
     return hold;
 }
 
+/* ---- non-finite logits ---- */
+
+/* 1 when x[0..n) holds a NaN or an infinity (exponent bits all ones); one pass the
+ * compiler vectorizes, cheap next to the forward pass that made the row. */
+static int has_nonfinite(const float *x, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, x + i, sizeof b);
+        bad |= (~b & 0x7F800000u) == 0;
+    }
+    return bad != 0;
+}
+
+/* Corrupt weights (a NaN scale), or a config that slipped through, give NaN
+ * logits: the sampler would then pick garbage (or nothing) and call it an answer.
+ * n_tokens: tokens the model has seen, the last of which gave this row. */
+static int check_logits(const float *row, size_t V, size_t n_tokens, mt_err *err) {
+    if (!has_nonfinite(row, V)) return MT_OK;
+    return mt_seterr(err, MT_EFORMAT, "model produced non-finite logits at token %zu (corrupt weights or config?)",
+                     n_tokens);
+}
+
 /* ---- one sequence as a state machine ---- */
 
 typedef struct gen_seq {
@@ -183,6 +206,7 @@ static int seq_text(gen_seq *q, const char *piece, size_t pl, mt_err *err) {
 static int seq_sample(gen_seq *q, int32_t *next, mt_err *err) {
     mt_gen_result *res = q->res;
     const mt_gen_params *gp = q->gp;
+    MT_TRY(check_logits(q->logits, q->V, q->nh, err));
     mt_sampler_process(q->smp, q->logits, q->V, q->hist, q->nh);
     float lp = 0;
     int32_t t = mt_sampler_sample(q->smp, q->logits, q->V, &lp);   /* logits now hold logprobs */
@@ -308,6 +332,7 @@ int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err 
         rc = mt_model_forward(m, c, ids + off, T, lg, 1, err);
         for (size_t t = 0; !rc && t < T; t++) {
             const float *row = lg + t * V;
+            if ((rc = check_logits(row, V, off + t + 1, err))) break;
             float mx = row[0];
             for (size_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
             double s = 0;

@@ -255,8 +255,11 @@ static int score_one(mt_gen_job *j, json_t *rec, json_t **out, mt_err *err) {
             json_array_append_new(jl, json_real(lp[i]));
             sum += lp[i];
         }
-        *out = json_pack("{s:I,s:o,s:o,s:f,s:f}", "n", (json_int_t)n, "ids", ja, "logprobs", jl, "sum", sum, "ppl",
-                         n > 1 ? exp(-sum / (double)(n - 1)) : 1.0);
+        /* the logits were finite (mt_score checks), but exp can still overflow: JSON has no inf */
+        double ppl = n > 1 ? exp(-sum / (double)(n - 1)) : 1.0;
+        *out = json_pack("{s:I,s:o,s:o,s:f,s:o}", "n", (json_int_t)n, "ids", ja, "logprobs", jl, "sum", sum, "ppl",
+                         isfinite(ppl) ? json_real(ppl) : json_null());
+        if (!*out) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     }
     free(lp);
     free(ids);

@@ -59,7 +59,8 @@ typedef struct mt_gen_job {
 void mt_gen_batch_handler(void *job, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
                           mt_err *errs);
 /* mt_batch_fn for --score: {"text"|"prompt"|"messages"|"ids"} -> {"n", "ids", "logprobs" (for
- * tokens 2..n, each given its prefix), "sum", "ppl"}. */
+ * tokens 2..n, each given its prefix), "sum", "ppl" (null past a double)}; non-finite logits fail the
+ * record ("model produced non-finite logits at token N ..."). */
 void mt_score_handler(void *job, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
                       mt_err *errs);
 

@@ -140,3 +140,42 @@ check_tok() {
   [ "$status" -eq 1 ]
   [[ "$stderr" == *"config.json"*"NaN"* ]]
 }
+
+# A copy of llama-tiny-4bit (untied lm_head) whose embedding scales for the token of "q"
+# are NaN: a prompt holding "q" gives NaN logits, other prompts are untouched.
+nan_model() {
+  local t=$1 f=$1/model.safetensors id hl begin cols
+  mkdir -p "$t"; cp tests/data/models/llama-tiny-4bit/* "$t/"
+  id=$(jq '.model.vocab["q"]' "$t/tokenizer.json")
+  hl=$(od -An -tu8 -N8 "$f" | tr -d ' ')
+  begin=$(dd if="$f" bs=1 skip=8 count="$hl" 2>/dev/null | jq '.["model.embed_tokens.scales"].data_offsets[0]')
+  cols=$(dd if="$f" bs=1 skip=8 count="$hl" 2>/dev/null | jq '.["model.embed_tokens.scales"].shape[1]')
+  for c in $(seq 0 $((cols - 1))); do
+    printf '\000\000\300\177' | dd of="$f" bs=1 seek=$((8 + hl + begin + (id * cols + c) * 4)) conv=notrunc 2>/dev/null
+  done
+}
+
+@test "NaN logits (a NaN quantization scale) fail that record with a clear error; the others are answered" {
+  t="$BATS_TEST_TMPDIR/nan"; nan_model "$t"
+  printf '%s\n' '{"id":1,"prompt":"hello","max_tokens":4}' '{"id":2,"prompt":"q","max_tokens":4}' \
+    '{"id":3,"prompt":"hello","max_tokens":4}' > "$BATS_TEST_TMPDIR/in.jsonl"
+  want=$("$GEN" -m tests/data/models/llama-tiny-4bit -q --ids <<< '{"prompt":"hello","max_tokens":4}' | jq -c .ids)
+  for b in 1 3; do
+    run --separate-stderr "$GEN" -m "$t" -q --ids --batch $b < "$BATS_TEST_TMPDIR/in.jsonl"
+    [ "$status" -eq 3 ]
+    [ "$(echo "$output" | wc -l)" -eq 3 ]
+    [ "$(echo "$output" | sed -n 2p | jq -r .error)" = \
+      "line 2: model produced non-finite logits at token 2 (corrupt weights or config?)" ]
+    [ "$(echo "$output" | sed -n 1p | jq -c .ids)" = "$want" ]
+    [ "$(echo "$output" | sed -n 3p | jq -c .ids)" = "$want" ]
+  done
+  # --score: the same error, not "handler gave no object"
+  run --separate-stderr "$GEN" -m "$t" -q --score <<< $'{"text":"q q"}\n{"text":"hello"}'
+  [ "$status" -eq 3 ]
+  echo "$output" | sed -n 1p | jq -e '.error | test("^line 1: model produced non-finite logits at token 2 ")'
+  echo "$output" | sed -n 2p | jq -e '.ppl > 0'
+  # one prompt on the command line: a fatal one-line error, not an empty answer
+  run --separate-stderr "$GEN" -m "$t" -p q -n 4
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == *"model produced non-finite logits"* ]]
+}

@@ -460,6 +460,114 @@ static void test_config_checks(mt_pool *pool) {
     printf("  config checks: %zu of %zu nonsense configs refused\n", refused, sizeof cases / sizeof *cases);
 }
 
+/* ---- NaN in the weights: the affected record fails, the others do not ---- */
+
+/* Copy of src with row `row` of tensor `name` (F32, 2-D) set to NaN (the rest symlinked). */
+static char *nan_variant(const char *src, const char *name, int row) {
+    char *dir = variant(src, "generation_config.json", "unused", "0");
+    if (!dir) return NULL;
+    char *sp = mt_path_join(src, "model.safetensors"), *dp = mt_path_join(dir, "model.safetensors");
+    char *buf = NULL;
+    size_t len = 0;
+    mt_err e = {0};
+    int ok = 0;
+    unlink(dp);
+    if (!mt_read_file(sp, &buf, &len, &e) && len >= 8) {
+        uint64_t hl;
+        memcpy(&hl, buf, 8);
+        json_t *h = hl <= len - 8 ? json_loadb(buf + 8, (size_t)hl, 0, NULL) : NULL;
+        json_t *t = json_object_get(h, name);
+        json_t *sh = json_object_get(t, "shape");
+        size_t begin = (size_t)json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+        size_t cols = (size_t)json_integer_value(json_array_get(sh, 1));
+        const char *dt = json_string_value(json_object_get(t, "dtype"));
+        if (dt && !strcmp(dt, "F32") && json_array_size(sh) == 2) {
+            size_t at = 8 + (size_t)hl + begin + (size_t)row * cols * 4;
+            float nan = NAN;
+            for (size_t c = 0; c < cols && at + 4 * c + 4 <= len; c++) memcpy(buf + at + 4 * c, &nan, 4);
+            FILE *f = fopen(dp, "wb");
+            ok = f && fwrite(buf, 1, len, f) == len;
+            if (f) fclose(f);
+        }
+        json_decref(h);
+    }
+    free(buf);
+    free(sp);
+    free(dp);
+    if (!ok) { variant_free(dir); return NULL; }
+    return dir;
+}
+
+static void test_nonfinite(mt_pool *pool) {
+    const char *src = "tests/data/models/llama-tiny-4bit";   /* untied lm_head: one token's embedding goes NaN */
+    mt_err e = {0};
+    mt_model *m = NULL;
+    mt_tokenizer *tok = NULL;
+    char *tp = mt_path_join(src, "tokenizer.json");
+    CHECK_OK(mt_model_load(&m, src, pool, &e), &e);
+    CHECK_OK(mt_tokenizer_load(&tok, tp, &e), &e);
+    free(tp);
+    if (!m || !tok) { mt_model_free(m); mt_tokenizer_free(tok); return; }
+    int32_t clean[4] = {1, 50, 60, 70};
+    mt_gen_params gp;
+    mt_gen_params_default(&gp);
+    gp.max_tokens = 8;
+    mt_gen_result ref;
+    CHECK_OK(mt_generate(m, tok, clean, 4, &gp, NULL, NULL, &ref, &e), &e);
+    /* a token neither in the clean prompt nor in what it generates */
+    int32_t bad = 100;
+    for (int again = 1; again;) {
+        again = 0;
+        for (size_t i = 0; i < ref.n_tokens; i++) if (ref.tokens[i] == bad) { bad++; again = 1; }
+    }
+    mt_model_free(m);
+    m = NULL;
+    char *dir = nan_variant(src, "model.embed_tokens.scales", bad);
+    CHECK(dir != NULL);
+    if (dir) CHECK_OK(mt_model_load(&m, dir, pool, &e), &e);
+    if (!m) { mt_gen_result_free(&ref); mt_tokenizer_free(tok); variant_free(dir); return; }
+    const char *want = "model produced non-finite logits at token ";
+    int32_t poisoned[4] = {1, 50, bad, 70};
+    mt_gen_result res;
+    /* alone */
+    int rc = mt_generate(m, tok, poisoned, 4, &gp, NULL, NULL, &res, &e);
+    CHECK_MSG(rc == MT_EFORMAT && strstr(e.msg, "model produced non-finite logits at token 4 (corrupt weights or config?)"),
+              "rc %d '%s'", rc, e.msg);
+    if (!rc) mt_gen_result_free(&res);
+    rc = mt_generate(m, tok, clean, 4, &gp, NULL, NULL, &res, &e);
+    CHECK_OK(rc, &e);
+    if (!rc) {
+        CHECK(res.n_tokens == ref.n_tokens && !memcmp(res.tokens, ref.tokens, res.n_tokens * sizeof *res.tokens));
+        mt_gen_result_free(&res);
+    }
+    /* in a batch: only the poisoned record fails */
+    const int32_t *prompts[3] = {clean, poisoned, clean};
+    size_t lens[3] = {4, 4, 4};
+    const mt_gen_params *gps[3] = {&gp, &gp, &gp};
+    mt_gen_result br[3];
+    int rcs[3];
+    mt_err errs[3];
+    memset(errs, 0, sizeof errs);
+    mt_generate_batch(m, tok, prompts, lens, gps, 3, br, rcs, errs);
+    CHECK_MSG(rcs[1] == MT_EFORMAT && strstr(errs[1].msg, want), "batch: rc %d '%s'", rcs[1], errs[1].msg);
+    for (int b = 0; b < 3; b += 2) {
+        CHECK_MSG(rcs[b] == 0, "batch %d: %s", b, errs[b].msg);
+        if (rcs[b]) continue;
+        CHECK(br[b].n_tokens == ref.n_tokens && !memcmp(br[b].tokens, ref.tokens, ref.n_tokens * sizeof *ref.tokens));
+        mt_gen_result_free(&br[b]);
+    }
+    /* scoring: the first row past the poisoned token is refused, a clean text is scored */
+    float lp[4];
+    rc = mt_score(m, poisoned, 4, lp, &e);
+    CHECK_MSG(rc == MT_EFORMAT && strstr(e.msg, "model produced non-finite logits at token 3 "), "score: rc %d '%s'", rc, e.msg);
+    CHECK_OK(mt_score(m, clean, 4, lp, &e), &e);
+    CHECK(isfinite(lp[1]) && isfinite(lp[2]) && isfinite(lp[3]));
+    mt_gen_result_free(&ref);
+    mt_model_free(m);
+    mt_tokenizer_free(tok);
+    variant_free(dir);
+}
+
 static void test_errors(mt_pool *pool) {
     mt_err e = {0};
     mt_model *m = NULL;
@@ -504,6 +612,7 @@ int main(void) {
     free(seen);
     test_errors(pool);
     test_config_checks(pool);
+    test_nonfinite(pool);
     test_observer(pool);
     test_kv_f16(pool);
     mt_pool_free(pool);
