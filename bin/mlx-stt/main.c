@@ -15,6 +15,7 @@
 #include "core/cli.h"
 #include "core/file.h"
 #include "core/jsonl.h"
+#include "core/sig.h"
 #include "io/hub.h"
 #include "stt.h"
 
@@ -229,6 +230,7 @@ int main(int argc, char **argv) {
     j.wo.word_timestamps = o->word_timestamps;
     /* -o: a folder, and one output name per input, before any work */
     if (stt_check_outputs(&j, argv + optind, nfiles, &err)) USAGE("%s", err.msg);
+    mt_sig_install(PROG);   /* SIGINT/SIGTERM/SIGHUP/SIGPIPE: temp files removed, exit 128+N */
     mt_hub_opts hopts = {.revision = revision};
     mt_progress_bar bar = {.f = stderr};
     j.progress = !j.quiet && isatty(STDERR_FILENO);
