@@ -243,6 +243,7 @@ static void test_sig_cleanup(int sig) {
     pid_t pid = fork();
     if (pid == 0) {
         int fd;
+        signal(sig, SIG_DFL);   /* a run started in the background may inherit it ignored (kept by mt_sig_install) */
         if (mt_sig_install("test") || mt_tmp_open(f, &ftmp, &fd, &e) || mt_tmpdir_make(d, &dtmp, &e)) _exit(90);
         if (mt_write_file_atomic(kept, "k", 1, &e)) _exit(91);
         char *sub = mt_path_join(dtmp, "x/y/z"), *leaf = mt_path_join(sub, "w.safetensors");
