@@ -125,7 +125,8 @@ static void seq_free(gen_seq *q) {
     memset(q, 0, sizeof *q);
 }
 
-/* Allocate and prefill; leaves the logits of the last prompt token. */
+/* Allocate and prefill; leaves the logits of the last prompt token.  A prompt longer than
+ * the model's context (m->ctx_len) is refused first. */
 static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                      const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err) {
     memset(q, 0, sizeof *q);
@@ -136,6 +137,11 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     q->user = user;
     q->V = (size_t)m->hp.vocab;
     if (n_prompt == 0) return mt_seterr(err, MT_EINVAL, "empty prompt");
+    /* before any work: a prompt past the model's context would only crawl (prefill is
+     * quadratic) towards an answer the model was never trained to give */
+    if (m->ctx_len && n_prompt > m->ctx_len)
+        return mt_seterr(err, MT_EINVAL, "prompt is %zu tokens; the model's context is %zu (%s)", n_prompt, m->ctx_len,
+                         m->ctx_why);
     if (gp->max_tokens < 0) return mt_seterr(err, MT_EINVAL, "max_tokens must not be negative");
     if (gp->logprobs < 0 || (size_t)gp->logprobs > q->V)
         return mt_seterr(err, MT_EINVAL, "logprobs must be in [0, %zu]", q->V);
@@ -318,6 +324,8 @@ done:
 
 int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err *err) {
     if (n == 0) return mt_seterr(err, MT_EINVAL, "nothing to score");
+    if (m->ctx_len && n > m->ctx_len)
+        return mt_seterr(err, MT_EINVAL, "input is %zu tokens; the model's context is %zu (%s)", n, m->ctx_len, m->ctx_why);
     size_t V = (size_t)m->hp.vocab, step = 512;
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (size_t)ids[i] >= V) return mt_seterr(err, MT_EINVAL, "token id %d outside the vocabulary (%zu)", ids[i], V);

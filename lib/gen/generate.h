@@ -43,6 +43,12 @@ typedef struct mt_gen_result {
 typedef int (*mt_gen_text_fn)(void *user, const char *piece, size_t len);
 
 void mt_gen_params_default(mt_gen_params *p);
+/* Errors of a sequence (mt_generate, and per sequence in mt_generate_batch):
+ * MT_EINVAL for a prompt longer than the model's context (m->ctx_len; refused
+ * before any forward pass: "prompt is N tokens; the model's context is C (...)");
+ * generation itself may run past the context.  MT_EFORMAT when the logits to
+ * sample from hold a NaN or an infinity ("model produced non-finite logits at
+ * token N ..."). */
 int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                 const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err);
 
@@ -55,7 +61,8 @@ void mt_generate_batch(mt_model *m, const mt_tokenizer *tok, const int32_t *cons
                        const mt_gen_params *const *gps, size_t B, mt_gen_result *res, int *rcs, mt_err *errs);
 void mt_gen_result_free(mt_gen_result *r);
 
-/* Score ids[0..n): logprobs[i] = log p(ids[i] | ids[<i]) for i >= 1 (logprobs[0] = 0). */
+/* Score ids[0..n): logprobs[i] = log p(ids[i] | ids[<i]) for i >= 1 (logprobs[0] = 0).
+ * n past the model's context and non-finite logits are errors, as for mt_generate. */
 int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err *err);
 
 #endif

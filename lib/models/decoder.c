@@ -297,6 +297,44 @@ static void norm_apply(const mt_model *m, const mt_norm *nm, float *out, const f
     }
 }
 
+/* m->ctx_len: max_position_embeddings when the config has it; a linear or yarn
+ * rope_scaling factor > 1 stretches it (yarn: from its original_max_position_embeddings),
+ * as vLLM's max_model_len; llama3 and longrope configs give the stretched length as
+ * max_position_embeddings already.  Dynamic NTK scaling grows the RoPE base with the
+ * length, for any length (mlx-lm's DynamicNTKScalingRoPE): no limit. */
+static int context_len(mt_model *m, json_t *c, json_t *rs, mt_err *err) {
+    m->ctx_len = 0;
+    m->ctx_why[0] = 0;
+    double maxp = 0;
+    if (!json_is_number(json_object_get(c, "max_position_embeddings"))) return MT_OK;
+    MT_TRY(mt_cfg_real(c, "max_position_embeddings", 0, &maxp, 1, MT_CFG_POS, err));
+    double ctx = maxp;
+    snprintf(m->ctx_why, sizeof m->ctx_why, "max_position_embeddings");
+    const char *type = NULL;
+    if (json_is_object(rs)) {
+        type = json_string_value(json_object_get(rs, "type"));
+        if (!type) type = json_string_value(json_object_get(rs, "rope_type"));
+    }
+    if (type && !strcmp(type, "dynamic")) {
+        m->ctx_why[0] = 0;
+        return MT_OK;
+    }
+    double f = 1;
+    if (type && (!strcmp(type, "linear") || !strcmp(type, "yarn")) &&
+        json_is_number(json_object_get(rs, "factor")) && (f = json_number_value(json_object_get(rs, "factor"))) > 1) {
+        double base = maxp;
+        if (!strcmp(type, "yarn")) MT_TRY(real_in(rs, "rope_scaling", "original_max_position_embeddings", maxp, &base, 0, MT_CFG_POS, err));
+        if (base * f > ctx) {
+            ctx = base * f;
+            snprintf(m->ctx_why, sizeof m->ctx_why, "%s %.0f x rope_scaling factor %g",
+                     !strcmp(type, "yarn") && base != maxp ? "original_max_position_embeddings" : "max_position_embeddings",
+                     base, f);
+        }
+    }
+    m->ctx_len = ctx >= (double)SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)ctx;
+    return MT_OK;
+}
+
 int mt_decoder_bind(mt_model *m, mt_err *err) {
     mt_decoder_hp *hp = &m->hp;
     json_t *c = mt_config_json(m->cfg);
@@ -325,6 +363,8 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         hp->dyn_factor = (float)f;
         hp->dyn_max_pos = (int)maxp;
     }
+
+    MT_TRY(context_len(m, c, rs, err));
 
     MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;

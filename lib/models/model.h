@@ -90,6 +90,11 @@ typedef struct mt_model {
     size_t max_in;                 /* widest linear input: scratch sizing */
     size_t attn_block_min;         /* rows of one sequence from which attention runs in blocks
                                       as matrix products (default 16; SIZE_MAX: row by row) */
+    size_t ctx_len;                /* the longest prompt the model takes: max_position_embeddings,
+                                      stretched by a linear / yarn rope_scaling factor (as vLLM
+                                      derives max_model_len); 0 = none (no max_position_embeddings,
+                                      or dynamic NTK scaling, which serves any length) */
+    char ctx_why[96];              /* where ctx_len comes from, for messages */
     /* set by MoE families before mt_decoder_bind: which layers are sparse, and their module prefix */
     int (*moe_layer)(const struct mt_model *m, int layer);
     const char *moe_prefix;        /* e.g. "mlp" or "block_sparse_moe" */

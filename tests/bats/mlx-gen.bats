@@ -179,3 +179,24 @@ nan_model() {
   [ "$status" -eq 1 ]
   [[ "$stderr" == *"model produced non-finite logits"* ]]
 }
+
+@test "a prompt longer than the model's context is refused at once; the records behind it are answered" {
+  d=tests/data/models/llama-tiny   # max_position_embeddings 512
+  jq -cn '{id: 1, prompt: ("a " * 100000)}, {id: 2, prompt: "hello", max_tokens: 3}' > "$BATS_TEST_TMPDIR/in.jsonl"
+  for b in 1 2; do
+    run --separate-stderr timeout 60 "$GEN" -m "$d" -q --batch $b < "$BATS_TEST_TMPDIR/in.jsonl"
+    [ "$status" -eq 3 ]
+    [ "$(echo "$output" | sed -n 1p | jq -r .error)" = \
+      "line 1: prompt is 100002 tokens; the model's context is 512 (max_position_embeddings)" ]
+    [ "$(echo "$output" | sed -n 2p | jq -r .completion_tokens)" = 3 ]
+  done
+  run --separate-stderr timeout 60 "$GEN" -m "$d" -q --score < "$BATS_TEST_TMPDIR/in.jsonl"
+  [ "$status" -eq 3 ]
+  [ "$(echo "$output" | sed -n 1p | jq -r .error)" = \
+    "line 1: input is 100002 tokens; the model's context is 512 (max_position_embeddings)" ]
+  echo "$output" | sed -n 2p | jq -e '.ppl > 0'
+  # generation itself is not capped by the context (mlx-lm does not cap it either)
+  run --separate-stderr "$GEN" -m "$d" -q <<< "$(jq -cn '{prompt: ("a " * 500), max_tokens: 20}')"
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq '.prompt_tokens + .completion_tokens')" -gt 512 ]
+}

@@ -568,6 +568,80 @@ static void test_nonfinite(mt_pool *pool) {
     variant_free(dir);
 }
 
+/* ---- a prompt longer than the model's context is refused before any work ---- */
+
+static void test_context(mt_pool *pool) {
+    const char *src = "tests/data/models/llama-tiny";   /* max_position_embeddings 512 */
+    mt_err e = {0};
+    mt_model *m = NULL;
+    mt_tokenizer *tok = NULL;
+    char *tp = mt_path_join(src, "tokenizer.json");
+    CHECK_OK(mt_model_load(&m, src, pool, &e), &e);
+    CHECK_OK(mt_tokenizer_load(&tok, tp, &e), &e);
+    free(tp);
+    if (!m || !tok) { mt_model_free(m); mt_tokenizer_free(tok); return; }
+    CHECK_EQ_INT(m->ctx_len, 512);
+    enum { N = 513 };
+    int32_t ids[N];
+    for (size_t i = 0; i < N; i++) ids[i] = (int32_t)(3 + (i * 7919u) % 380u);
+    mt_gen_params gp;
+    mt_gen_params_default(&gp);
+    gp.max_tokens = 4;
+    gp.prefill_step = 1;   /* were the prompt run, this would take a while */
+    mt_gen_result res;
+    int rc = mt_generate(m, tok, ids, N, &gp, NULL, NULL, &res, &e);
+    CHECK_MSG(rc == MT_EINVAL && !strcmp(e.msg, "prompt is 513 tokens; the model's context is 512 (max_position_embeddings)"),
+              "rc %d '%s'", rc, e.msg);
+    if (!rc) mt_gen_result_free(&res);
+    /* a prompt that fits: generation may run past the context (not capped) */
+    gp.prefill_step = 2048;
+    rc = mt_generate(m, tok, ids, N - 1, &gp, NULL, NULL, &res, &e);
+    CHECK_OK(rc, &e);
+    if (!rc) { CHECK_EQ_INT(res.n_tokens, 4); mt_gen_result_free(&res); }
+    /* in a batch: only the long one fails */
+    const int32_t *prompts[2] = {ids, ids};
+    size_t lens[2] = {N, 8};
+    const mt_gen_params *gps[2] = {&gp, &gp};
+    mt_gen_result br[2];
+    int rcs[2];
+    mt_err errs[2];
+    memset(errs, 0, sizeof errs);
+    mt_generate_batch(m, tok, prompts, lens, gps, 2, br, rcs, errs);
+    CHECK_MSG(rcs[0] == MT_EINVAL && strstr(errs[0].msg, "prompt is 513 tokens"), "batch: '%s'", errs[0].msg);
+    CHECK_MSG(rcs[1] == 0, "batch: %s", errs[1].msg);
+    if (!rcs[1]) mt_gen_result_free(&br[1]);
+    float *lp = malloc(N * sizeof *lp);
+    rc = mt_score(m, ids, N, lp, &e);
+    CHECK_MSG(rc == MT_EINVAL && !strcmp(e.msg, "input is 513 tokens; the model's context is 512 (max_position_embeddings)"),
+              "score: rc %d '%s'", rc, e.msg);
+    CHECK_OK(mt_score(m, ids, 64, lp, &e), &e);
+    free(lp);
+    mt_model_free(m);
+    mt_tokenizer_free(tok);
+    /* where the context comes from */
+    static const struct { const char *key, *val; size_t ctx; const char *why; } cases[] = {
+        {"rope_scaling", "{\"type\": \"linear\", \"factor\": 4}", 2048, "max_position_embeddings 512 x rope_scaling factor 4"},
+        {"rope_scaling", "{\"type\": \"dynamic\", \"factor\": 2}", 0, ""},   /* NTK: any length */
+        {"rope_scaling", "{\"type\": \"yarn\", \"factor\": 8, \"original_max_position_embeddings\": 128}", 1024,
+         "original_max_position_embeddings 128 x rope_scaling factor 8"},
+        {"rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": 8, \"original_max_position_embeddings\": 64}", 512,
+         "max_position_embeddings"},
+        {"rope_scaling", "{\"type\": \"linear\", \"factor\": 0.5}", 512, "max_position_embeddings"},
+        {"max_position_embeddings", "null", 0, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *dir = variant(src, "config.json", cases[i].key, cases[i].val);
+        m = NULL;
+        if (dir) CHECK_OK(mt_model_load(&m, dir, pool, &e), &e);
+        if (m) {
+            CHECK_MSG(m->ctx_len == cases[i].ctx && !strcmp(m->ctx_why, cases[i].why), "%s: ctx %zu (%s)", cases[i].val,
+                      m->ctx_len, m->ctx_why);
+            mt_model_free(m);
+        }
+        variant_free(dir);
+    }
+}
+
 static void test_errors(mt_pool *pool) {
     mt_err e = {0};
     mt_model *m = NULL;
@@ -613,6 +687,7 @@ int main(void) {
     test_errors(pool);
     test_config_checks(pool);
     test_nonfinite(pool);
+    test_context(pool);
     test_observer(pool);
     test_kv_f16(pool);
     mt_pool_free(pool);
