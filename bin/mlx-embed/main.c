@@ -136,26 +136,17 @@ int main(int argc, char **argv) {
     mt_jsonl_stats st = {0};
     FILE *out = stdout;
     mt_resume *rs = NULL;
-    size_t done_before = 0;
-    if (!rc && resume) rc = mt_resume_open(&rs, resume, &out, &done_before, &err);
+    mt_jsonl_opts o = {.prog = "mlx-embed", .text_mode = text_mode, .quiet = quiet, .real_precision = 9};
+    if (!rc) rc = mt_resume_begin(&rs, resume, &o, &out, &err);
     if (!rc) {
-        mt_jsonl_opts o = {.prog = "mlx-embed", .text_mode = text_mode, .quiet = quiet, .real_precision = 9,
-                           .skip = rs ? mt_resume_skip : NULL, .skip_user = rs};
         rc = mt_jsonl_run_batch(stdin, out, stderr, &o, rerank ? 1 : 256, batch_fn, &p, &st, &err);
         int e = errno;
         if (rc == MT_EIO && ferror(out))
             mt_seterr(&err, MT_EIO, "%s: write failed: %s", resume ? resume : "standard output", strerror(e ? e : EIO));
-        if (resume && !rc && !quiet)
-            fprintf(stderr, "mlx-embed: %s: %zu answered before, %zu skipped, %zu run, %zu duplicate ids\n", resume,
-                    done_before, st.skipped, st.records, st.duplicates);
         if (p.job.npy && rc) mt_npy_abort(p.job.npy);
         else if (p.job.npy) rc = mt_npy_close(p.job.npy, &err);
     }
-    if (rs) {
-        mt_err cerr = {0};
-        int crc = mt_resume_close(rs, out, &cerr);
-        if (crc && !rc) { rc = crc; err = cerr; }
-    }
+    rc = mt_resume_end(rs, out, rc, &o, &st, stderr, &err);
     mt_embedder_free(p.job.m);
     mt_pool_free(p.job.pool);
     if (!rc && fflush(stdout) != 0)

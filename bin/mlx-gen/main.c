@@ -265,28 +265,18 @@ int main(int argc, char **argv) {
             in = pbuf ? fmemopen(pbuf, strlen(pbuf), "r") : NULL;
             if (!in) { free(pbuf); fprintf(stderr, "mlx-gen: -p: the prompt is not valid UTF-8\n"); return MT_EXIT_USAGE; }
         }
-        mt_jsonl_opts o = {.prog = "mlx-gen", .text_mode = text_mode, .quiet = quiet};
+        mt_jsonl_tick tick = {0};   /* progress inside long records (tokens generated) */
+        mt_jsonl_opts o = {.prog = "mlx-gen", .text_mode = text_mode, .quiet = quiet, .tick = &tick};
+        gp->tick = &tick;
         FILE *out = stdout;
         mt_resume *rs = NULL;
-        size_t done_before = 0;
-        if (resume) {
-            rc = mt_resume_open(&rs, resume, &out, &done_before, &err);
-            o.skip = mt_resume_skip;
-            o.skip_user = rs;
-        }
+        rc = mt_resume_begin(&rs, resume, &o, &out, &err);
         if (!rc && (mode == O_TOK || mode == O_DETOK))
             rc = mt_jsonl_run(in, out, stderr, &o, mode == O_TOK ? tokenize_fn : detokenize_fn, &j, &st, &err);
         else if (!rc)
             rc = mt_jsonl_run_batch(in, out, stderr, &o, mode == O_SCORE ? 1 : (size_t)batch,
                                     mode == O_SCORE ? mt_score_handler : mt_gen_batch_handler, &j.gen, &st, &err);
-        if (resume && !rc && !quiet)
-            fprintf(stderr, "mlx-gen: %s: %zu answered before, %zu skipped, %zu run, %zu duplicate ids\n", resume,
-                    done_before, st.skipped, st.records, st.duplicates);
-        if (rs) {
-            mt_err cerr = {0};
-            int crc = mt_resume_close(rs, out, &cerr);
-            if (crc && !rc) { rc = crc; err = cerr; }
-        }
+        rc = mt_resume_end(rs, out, rc, &o, &st, stderr, &err);
         fatal = rc != 0;
         if (prompt) fclose(in);
         free(pbuf);

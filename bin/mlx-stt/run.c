@@ -369,12 +369,7 @@ int stt_records(stt_job *j, int text_mode, const char *resume, int *status, mt_e
     mt_jsonl_opts jo = {.prog = PROG, .text_mode = text_mode, .quiet = j->quiet, .real_precision = STT_REAL_PREC};
     FILE *out = stdout;
     mt_resume *rs = NULL;
-    size_t done_before = 0;
-    if (resume) {
-        MT_TRY(mt_resume_open(&rs, resume, &out, &done_before, err));
-        jo.skip = mt_resume_skip;
-        jo.skip_user = rs;
-    }
+    MT_TRY(mt_resume_begin(&rs, resume, &jo, &out, err));
     if (j->outdir && !(j->written = json_object())) {
         if (rs) mt_resume_close(rs, out, NULL);
         return mt_seterr(err, MT_ENOMEM, "out of memory");
@@ -383,17 +378,7 @@ int stt_records(stt_job *j, int text_mode, const char *resume, int *status, mt_e
     int rc = mt_jsonl_run(stdin, out, stderr, &jo, stt_record_fn, j, &st, err);
     json_decref(j->written);
     j->written = NULL;
-    if (resume && !rc && !j->quiet)
-        fprintf(stderr, PROG ": %s: %zu answered before, %zu skipped, %zu new\n", resume, done_before, st.skipped,
-                st.records);
-    if (resume) {
-        mt_err ce = {0};
-        int crc = mt_resume_close(rs, out, &ce);
-        if (crc && !rc) {
-            *err = ce;
-            rc = crc;
-        }
-    }
+    rc = mt_resume_end(rs, out, rc, &jo, &st, stderr, err);
     *status = mt_jsonl_exit_code(0, &st);
     return rc;
 }

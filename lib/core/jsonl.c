@@ -25,7 +25,7 @@ int mt_jsonl_write_prec(FILE *out, json_t *obj, int real_precision, mt_err *err)
     if (!s) return mt_seterr(err, MT_ENOMEM, "cannot encode output record");
     int bad = fputs(s, out) < 0 || fputc('\n', out) == EOF;
     free(s);
-    if (bad) return mt_seterr(err, MT_EIO, "write to output failed");
+    if (bad) return mt_seterr(err, MT_EIO, "write to output failed: %s", strerror(errno));
     return MT_OK;
 }
 
@@ -268,7 +268,7 @@ static int flush_batch(pending *pb, size_t n, FILE *out, FILE *errf, const mt_js
         json_decref(p->id);
         memset(p, 0, sizeof *p);
     }
-    if (!rc && fflush(out) != 0) rc = mt_seterr(err, MT_EIO, "write to output failed");
+    if (!rc && fflush(out) != 0) rc = mt_seterr(err, MT_EIO, "write to output failed: %s", strerror(errno));
     return rc;
 }
 
@@ -336,7 +336,7 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, 
     free(line);
     free(pb);
     if (!rc && ferror(in)) rc = mt_seterr(err, MT_EIO, "read error on input");
-    if (!rc && fflush(out) != 0) rc = mt_seterr(err, MT_EIO, "write to output failed");
+    if (!rc && fflush(out) != 0) rc = mt_seterr(err, MT_EIO, "write to output failed: %s", strerror(errno));
     progress_draw(&pg, errf, &st, 0, 1);
     if (o->tick) *o->tick = (mt_jsonl_tick){NULL, NULL};
     if (stats) *stats = st;

@@ -119,6 +119,16 @@ int mt_resume_skip(void *r, json_t *id, json_t *rec, size_t lineno, mt_err *why)
 int mt_resume_close(mt_resume *r, FILE *out, mt_err *err);
 void mt_resume_free(mt_resume *r);   /* without compaction (closes the lock) */
 
+/* The programs' --resume glue.  mt_resume_begin: path NULL sets *r = NULL and
+ * *out = stdout; else opens path (mt_resume_open) and points o->skip at it.
+ * mt_resume_end, after the run whose status is rc: unless o->quiet, one line
+ * "PROG: PATH: N answered before, N skipped, N run, N duplicate ids" on errf,
+ * then mt_resume_close.  Returns rc, or the close's failure (err set) when rc
+ * was MT_OK; r NULL returns rc. */
+int mt_resume_begin(mt_resume **r, const char *path, mt_jsonl_opts *o, FILE **out, mt_err *err);
+int mt_resume_end(mt_resume *r, FILE *out, int rc, const mt_jsonl_opts *o, const mt_jsonl_stats *st, FILE *errf,
+                  mt_err *err);
+
 /* Exit code for a finished run: 0 all ok, 3 some failed, 1 fatal. */
 int mt_jsonl_exit_code(int rc, const mt_jsonl_stats *stats);
 

@@ -340,3 +340,28 @@ void mt_resume_free(mt_resume *r) {
     free(r->path);
     free(r);
 }
+
+int mt_resume_begin(mt_resume **r, const char *path, mt_jsonl_opts *o, FILE **out, mt_err *err) {
+    *r = NULL;
+    *out = stdout;
+    if (!path) return MT_OK;
+    MT_TRY(mt_resume_open(r, path, out, NULL, err));
+    o->skip = mt_resume_skip;
+    o->skip_user = *r;
+    return MT_OK;
+}
+
+int mt_resume_end(mt_resume *r, FILE *out, int rc, const mt_jsonl_opts *o, const mt_jsonl_stats *st, FILE *errf,
+                  mt_err *err) {
+    if (!r) return rc;
+    if (!rc && !o->quiet && errf)
+        fprintf(errf, "%s: %s: %zu answered before, %zu skipped, %zu run, %zu duplicate ids\n",
+                o->prog ? o->prog : "mlx-tools", r->path, r->n_answered, st->skipped, st->records, st->duplicates);
+    mt_err ce = {0};
+    int crc = mt_resume_close(r, out, &ce);
+    if (crc && !rc) {
+        if (err) *err = ce;
+        rc = crc;
+    }
+    return rc;
+}

@@ -168,6 +168,8 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 2048;
     for (size_t off = 0; off + 1 < n_prompt; off += step) {
         size_t n = n_prompt - 1 - off < step ? n_prompt - 1 - off : step;
+        if (gp->tick && gp->tick->fn && n_prompt > step)
+            mt_jsonl_tick_note(gp->tick, "prompt %zu / %zu tokens", off, n_prompt);
         MT_TRY(mt_model_forward(m, q->cache, prompt + off, n, q->logits, 0, err));
     }
     MT_TRY(mt_model_forward(m, q->cache, prompt + n_prompt - 1, 1, q->logits, 0, err));
@@ -267,6 +269,7 @@ int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, siz
     while (!rc && !q.done) {
         int32_t t;
         rc = seq_sample(&q, &t, err);
+        if (gp->tick && gp->tick->fn) mt_jsonl_tick_note(gp->tick, "%zu tokens generated", res->n_tokens);
         if (!rc && !q.done) rc = mt_model_forward(m, q.cache, &t, 1, q.logits, 0, err);
     }
     if (!rc) rc = seq_finish(&q, err);
@@ -302,6 +305,12 @@ void mt_generate_batch(mt_model *m, const mt_tokenizer *tok, const int32_t *cons
             idx[n++] = b;
         }
         if (!n) break;
+        const mt_jsonl_tick *tick = gps[idx[0]]->tick;
+        if (tick && tick->fn) {
+            size_t total = 0;
+            for (size_t b = 0; b < B; b++) total += res[b].n_tokens;
+            mt_jsonl_tick_note(tick, "%zu of %zu sequences decoding, %zu tokens generated", n, B, total);
+        }
         mt_err e = {0};
         int rc = mt_model_decode_batch(m, caches, toks, n, logits, &e);
         for (size_t i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core/err.h"
+#include "core/jsonl.h"
 #include "gen/sample.h"
 #include "models/model.h"
 #include "text/tokenizer.h"
@@ -23,6 +24,8 @@ typedef struct mt_gen_params {
     int max_kv_size;                /* > 0: rotating KV cache of this many slots keeping the first 4 (mlx-lm) */
     int kv_f16;                     /* keys/values cached as float16 (1), float32 (0) or, -1 (the
                                        default), as the model's weights: mt_model_kv_f16 */
+    const mt_jsonl_tick *tick;      /* optional: progress notes (prompt tokens prefilled, tokens
+                                       generated) for the record loop's progress line */
 } mt_gen_params;
 
 typedef struct mt_gen_result {

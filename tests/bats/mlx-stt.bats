@@ -235,7 +235,7 @@ stable() { jq -c 'del(.rtf) | del(.id)'; }
   printf '{"id":1,"audio":"%s"}\n{"id":2,"audio":"%s"}\n' "$WAV" "$A/speech_22k.flac" > "$T/r.jsonl"
   run --separate-stderr stt -m "$EN" --resume "$T/ans.jsonl" < "$T/r.jsonl"
   [ "$status" -eq 0 ]
-  echo "$stderr" | grep -q '1 answered before, 1 skipped, 1 new'
+  echo "$stderr" | grep -q '1 answered before, 1 skipped, 1 run'
   [ "$(jq -r .id "$T/ans.jsonl" | tr '\n' ' ')" = "1 2 " ]
   set +e
   stt -m "$EN" -q -f jsonl "$WAV" "$WAV" "$WAV" | head -c 1 > /dev/null

@@ -123,3 +123,15 @@ long_nonascii() { python3 -c 'print("é" * 300)' 2>/dev/null || printf 'é%.0s' 
   grep -aq $'\r\033\[Kmlx-gen: line 2: invalid JSON' "$T/tty.txt"
   [ "$(jq -r .id "$T/out.jsonl" | tr '\n' ' ')" = "1 2 3 " ]
 }
+
+@test "progress inside a long record on a terminal: tokens generated, on the progress line only" {
+  command -v script >/dev/null || skip "script(1) not installed"
+  # a long generation (the loop notes each token; the line is redrawn at most every 0.25 s)
+  printf '%s\n' '{"id":1,"prompt":"x","max_tokens":2500}' > "$T/in.jsonl"
+  script -qec "$GEN -m $M --kv-type f32 < $T/in.jsonl > $T/out.jsonl" /dev/null > "$T/tty.txt" || true
+  grep -aq 'tokens generated' "$T/tty.txt"
+  jq -e '.completion_tokens > 0' "$T/out.jsonl"
+  # -q: nothing at all
+  script -qec "$GEN -m $M -q < $T/in.jsonl > $T/out2.jsonl" /dev/null > "$T/tty2.txt" || true
+  [ ! -s "$T/tty2.txt" ]
+}
