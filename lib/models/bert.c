@@ -134,17 +134,23 @@ static int ln_f32(mt_encoder *e, const char *mod, size_t n, const float **w, con
     return vec_f32(e, c, n, b, err);
 }
 
-static int read_hp(mt_encoder *e, mt_err *err) {
+int mt_enc_read_sizes(mt_encoder *e, int max_pos_default, mt_err *err) {
     json_t *c = mt_config_json(e->cfg);
     mt_encoder_hp *hp = &e->hp;
-    double eps = 1e-12;
     MT_TRY(mt_cfg_check_nan(e->cfg, err));
     MT_TRY(mt_cfg_count(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
     MT_TRY(mt_cfg_count(c, "hidden_size", 0, &hp->hidden, 1, err));
     MT_TRY(mt_cfg_count(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
     MT_TRY(mt_cfg_count(c, "intermediate_size", 0, &hp->inter, 1, err));
     MT_TRY(mt_cfg_count(c, "vocab_size", 0, &hp->vocab, 1, err));
-    MT_TRY(mt_cfg_count(c, "max_position_embeddings", 512, &hp->max_pos, 0, err));
+    return mt_cfg_count(c, "max_position_embeddings", max_pos_default, &hp->max_pos, 0, err);
+}
+
+static int read_hp(mt_encoder *e, mt_err *err) {
+    json_t *c = mt_config_json(e->cfg);
+    mt_encoder_hp *hp = &e->hp;
+    double eps = 1e-12;
+    MT_TRY(mt_enc_read_sizes(e, 512, err));
     MT_TRY(mt_cfg_int(c, "type_vocab_size", 2, &hp->type_vocab, 0, err));
     MT_TRY(mt_cfg_real(c, "layer_norm_eps", 1e-12, &eps, 0, MT_CFG_NONNEG, err));
     hp->eps = (float)eps;

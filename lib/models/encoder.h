@@ -102,6 +102,10 @@ const mt_encoder_family *mt_encoder_family_find(const char *model_type);
 /* Helpers of the family files (lib/models/bert.c). */
 /* A buffer freed with the encoder (NULL when out of memory). */
 void *mt_enc_own(mt_encoder *e, size_t bytes);
+/* The sizes every encoder's config.json gives, checked (no NaN anywhere;
+ * positive counts): n_layers, hidden, n_heads, inter, vocab, and max_pos
+ * (max_position_embeddings, default max_pos_default). */
+int mt_enc_read_sizes(mt_encoder *e, int max_pos_default, mt_err *err);
 /* Bind e->prefix + name as a linear [out, in] (0 = from the file) for the
  * forward: dense F32 stays mapped, F16/BF16 are expanded to F32, MLX-quantized
  * matrices stay packed; a bias becomes F32. */

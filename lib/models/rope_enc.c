@@ -232,13 +232,7 @@ static int nomic_load(mt_encoder *e, mt_err *err) {
 static int modernbert_load(mt_encoder *e, mt_err *err) {
     json_t *c = mt_config_json(e->cfg);
     mt_encoder_hp *hp = &e->hp;
-    MT_TRY(mt_cfg_check_nan(e->cfg, err));
-    MT_TRY(mt_cfg_count(c, "num_hidden_layers", 0, &hp->n_layers, 1, err));
-    MT_TRY(mt_cfg_count(c, "hidden_size", 0, &hp->hidden, 1, err));
-    MT_TRY(mt_cfg_count(c, "num_attention_heads", 0, &hp->n_heads, 1, err));
-    MT_TRY(mt_cfg_count(c, "intermediate_size", 0, &hp->inter, 1, err));
-    MT_TRY(mt_cfg_count(c, "vocab_size", 0, &hp->vocab, 1, err));
-    MT_TRY(mt_cfg_count(c, "max_position_embeddings", 8192, &hp->max_pos, 0, err));
+    MT_TRY(mt_enc_read_sizes(e, 8192, err));
     hp->type_vocab = 0;
     double eps = 1e-5;
     MT_TRY(mt_cfg_real(c, "norm_eps", 1e-5, &eps, 0, MT_CFG_NONNEG, err));

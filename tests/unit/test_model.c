@@ -302,6 +302,22 @@ static void test_kv_f16(mt_pool *pool) {
 
 /* ---- nonsense hyper-parameters are refused at load, naming config.json and the key ---- */
 
+
+/* Load the folder dir (a changed copy of src: an encoder under tests/data/embed/,
+ * else a decoder) and free what loaded; returns the load's status. */
+static int load_and_free(const char *src, const char *dir, mt_pool *pool, mt_err *e) {
+    if (strstr(src, "/embed/")) {
+        mt_encoder *enc = NULL;
+        int rc = mt_encoder_load(&enc, dir, pool, e);
+        mt_encoder_free(enc);
+        return rc;
+    }
+    mt_model *m = NULL;
+    int rc = mt_model_load(&m, dir, pool, e);
+    mt_model_free(m);
+    return rc;
+}
+
 /* A copy of model folder src (files symlinked) whose `file` (config.json or
  * generation_config.json) has key set to the JSON text val (NaN / Infinity as
  * Python's json writes them allowed).  Returns the malloc'd folder, or NULL. */
@@ -419,16 +435,7 @@ static void test_config_checks(mt_pool *pool) {
         CHECK(dir != NULL);
         if (!dir) continue;
         mt_err e = {0};
-        int rc;
-        if (strstr(cases[i].src, "/embed/")) {
-            mt_encoder *enc = NULL;
-            rc = mt_encoder_load(&enc, dir, pool, &e);
-            mt_encoder_free(enc);
-        } else {
-            mt_model *m = NULL;
-            rc = mt_model_load(&m, dir, pool, &e);
-            mt_model_free(m);
-        }
+        int rc = load_and_free(cases[i].src, dir, pool, &e);
         CHECK_MSG(rc == MT_EFORMAT && strstr(e.msg, cases[i].want), "%s %s: %s = %s: rc %d, '%s' (want '%s')",
                   cases[i].src, cases[i].file, cases[i].key, cases[i].val, rc, e.msg, cases[i].want);
         refused += rc == MT_EFORMAT;
@@ -444,16 +451,7 @@ static void test_config_checks(mt_pool *pool) {
     for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
         char *dir = variant(fine[i].src, "config.json", fine[i].key, fine[i].val);
         mt_err e = {0};
-        int rc;
-        if (strstr(fine[i].src, "/embed/")) {
-            mt_encoder *enc = NULL;
-            rc = mt_encoder_load(&enc, dir, pool, &e);
-            mt_encoder_free(enc);
-        } else {
-            mt_model *m = NULL;
-            rc = mt_model_load(&m, dir, pool, &e);
-            mt_model_free(m);
-        }
+        int rc = load_and_free(fine[i].src, dir, pool, &e);
         CHECK_MSG(rc == 0, "%s: %s = %s: %s", fine[i].src, fine[i].key, fine[i].val, e.msg);
         variant_free(dir);
     }
