@@ -50,8 +50,9 @@ no_leftovers() {
 }
 
 @test "mlx-gen: kill -9 at random points, then --resume: the answers equal an uninterrupted run" {
-  for i in $(seq 1 400); do printf '{"id":"g%d","prompt":"record %d says","max_tokens":24}\n' "$i" "$i"; done > "$T/in.jsonl"
-  printf '%s\n' '{"id":"bad","prompt":"x","top_k":-1}' >> "$T/in.jsonl"    # an error record stays one line
+  # a failing record first: every round runs it again, and it must still end as one line
+  printf '%s\n' '{"id":"bad","prompt":"x","top_k":-1}' > "$T/in.jsonl"
+  for i in $(seq 1 400); do printf '{"id":"g%d","prompt":"record %d says","max_tokens":24}\n' "$i" "$i"; done >> "$T/in.jsonl"
   "$GEN" -m "$M" -q < "$T/in.jsonl" > "$T/ref.jsonl" || [ $? -eq 3 ]
   kill_resume_rounds "$GEN" -m "$M"
   [ "$KILLED" -ge 5 ]                              # the rounds were cut mid-run
@@ -142,11 +143,11 @@ no_leftovers() {
 @test "mlx-stt records: kill -9 at random points, then --resume: the answers equal an uninterrupted run" {
   A="$PWD/tests/data/audio"
   EN="$PWD/tests/data/whisper/tiny-en-hf"
+  printf '{"id":"missing","audio":"%s"}\n' "$T/nope.wav" > "$T/in.jsonl"   # fails on every round
   for i in $(seq 1 36); do
     case $((i % 3)) in 0) f=speech_s16_mono_16k.wav ;; 1) f=speech_22k.ogg ;; 2) f=speech_22k.flac ;; esac
     printf '{"id":"a%d","audio":"%s"}\n' "$i" "$A/$f"
-  done > "$T/in.jsonl"
-  printf '{"id":"missing","audio":"%s"}\n' "$T/nope.wav" >> "$T/in.jsonl"
+  done >> "$T/in.jsonl"
   "$STT" --temperature-increment-on-fallback none -t 2 -m "$EN" -q < "$T/in.jsonl" > "$T/ref.jsonl" || [ $? -eq 3 ]
   ROUNDS=5 STEP_MIN=2 STEP_RAND=6 FAULT_SEED=3 kill_resume_rounds "$STT" --temperature-increment-on-fallback none -t 2 -m "$EN"
   [ "$KILLED" -ge 4 ]
@@ -177,7 +178,7 @@ no_leftovers() {
   for i in $(seq 1 6000); do
     printf '{"id":"e%d","text":"document %d is about pipes and %d filters"}\n' "$i" "$i" "$((i * 7))"
   done > "$T/in.jsonl"
-  printf '%s\n' '{"id":"empty","text":""}' '{"id":"nontext","text":5}' >> "$T/in.jsonl"
+  printf '%s\n' '{"id":"nontext","text":5}' | cat - "$T/in.jsonl" > "$T/in2.jsonl" && mv "$T/in2.jsonl" "$T/in.jsonl"
   "$EMBED" -m tests/data/embed/bert-tiny -q < "$T/in.jsonl" > "$T/ref.jsonl" || [ $? -eq 3 ]
   ROUNDS=5 STEP_MIN=100 STEP_RAND=900 FAULT_SEED=11 kill_resume_rounds "$EMBED" -m tests/data/embed/bert-tiny
   [ "$KILLED" -ge 4 ]
