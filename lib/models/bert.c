@@ -306,7 +306,9 @@ static inline float fexp(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    /* unsigned shift: a NaN x (corrupt weights) gives a garbage scale but p is NaN, so
+     * NaN comes out (for the caller to detect) and no undefined shift happens */
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float sc;
     memcpy(&sc, &bits, sizeof sc);
     return p * sc;
