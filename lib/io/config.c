@@ -160,6 +160,7 @@ int mt_config_parse(mt_config **out, const char *text, size_t len, const char *l
     }
     if (!json_is_object(root)) {
         json_decref(root);
+        free(nan_key);
         return mt_seterr(err, MT_EFORMAT, "%s: not a JSON object", label);
     }
     mt_config *c = calloc(1, sizeof *c);
