@@ -7,6 +7,7 @@
 #include "models/model.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -166,16 +167,72 @@ int mt_decoder_read_hp(mt_model *m, mt_err *err) {
     MT_TRY(mt_cfg_bool(c, "attention_bias", 0, &hp->attn_bias, err));
     MT_TRY(mt_cfg_bool(c, "mlp_bias", 0, &hp->mlp_bias, err));
     hp->o_bias = hp->attn_bias;
+    m->rope_scaling = json_object_get(c, "rope_scaling");
+    m->rope_scaling_key = "rope_scaling";
     hp->rot_dims = hp->head_dim;
     hp->attn_scale = 0;   /* bind: head_dim^-0.5 unless the family set one */
     hp->embed_scale = hp->residual_scale = hp->logits_div = 1.0f;
     return MT_OK;
 }
 
+/* mlx-lm 0.32's ModelArgs: BaseModelArgs.from_dict keeps only the fields a family declares.
+ * Only qwen3 declares rope_parameters (its __post_init__: rope_theta, when None, from
+ * rope_parameters["rope_theta"]; rope_scaling, when None, = rope_parameters; then no
+ * rope_theta raises); granite and qwen3_moe declare rope_theta without a default. */
+int mt_decoder_rope_source(mt_model *m, int how, double def, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    json_t *rt = json_object_get(c, "rope_theta"), *rp = json_object_get(c, "rope_parameters");
+    int top = rt && !json_is_null(rt);
+    double theta = def;
+    if (top) MT_TRY(mt_cfg_real(c, "rope_theta", def, &theta, 1, MT_CFG_POS, err));
+    if (how == MT_ROPE_PARAMS && rp && !json_is_null(rp)) {
+        if (!json_is_object(rp)) return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_parameters\" must be an object");
+        if (json_object_size(rp) > 0) {
+            json_t *pt = json_object_get(rp, "rope_theta");
+            if (!top && pt && !json_is_null(pt)) {
+                MT_TRY(real_in(rp, "rope_parameters", "rope_theta", 0, &theta, 1, MT_CFG_POS, err));
+                top = 1;
+            }
+            json_t *rs = json_object_get(c, "rope_scaling");
+            if (!rs || json_is_null(rs)) {
+                m->rope_scaling = rp;
+                m->rope_scaling_key = "rope_parameters";
+            }
+        }
+    }
+    if (!top && how != MT_ROPE_TOP) {
+        if (how == MT_ROPE_PARAMS)
+            return mt_seterr(err, MT_EFORMAT, "config.json: no \"rope_theta\", at the top level or in \"rope_parameters\"");
+        return mt_seterr(err, MT_EFORMAT, "config.json: missing \"rope_theta\"%s", json_is_object(rp)
+                         ? " (mlx-lm reads it only at the top level for this model_type, not from the "
+                           "transformers-5 \"rope_parameters\")" : "");
+    }
+    m->hp.rope_theta = (float)theta;
+    return MT_OK;
+}
+
+int mt_decoder_layer_types(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    json_t *lt = json_object_get(c, "layer_types"), *sw = json_object_get(c, "sliding_window");
+    if (lt && !json_is_null(lt) && (!json_is_array(lt) || json_array_size(lt) != (size_t)m->hp.n_layers))
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"layer_types\" must list %d layers", m->hp.n_layers);
+    for (int i = 0; json_is_array(lt) && i < m->hp.n_layers; i++) {
+        json_t *t = json_array_get(lt, (size_t)i);
+        if (!json_is_string(t)) return mt_seterr(err, MT_EFORMAT, "config.json: \"layer_types\"[%d] is not a string", i);
+        m->layers[i].sliding = !strcmp(json_string_value(t), "sliding_attention");
+        if (m->layers[i].sliding && !(json_is_integer(sw) && json_integer_value(sw) > 0))
+            return mt_seterr(err, MT_EFORMAT, "config.json: sliding layers need a positive \"sliding_window\"");
+    }
+    if (json_is_integer(sw) && json_integer_value(sw) > 0 && json_integer_value(sw) <= INT_MAX)
+        m->hp.sliding_window = (int)json_integer_value(sw);
+    return MT_OK;
+}
+
 /* ---- RoPE ---- */
 
-int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *rs, double max_pos,
-                  double orig_max_pos, mt_err *err) {
+/* mt_rope_freqs with rs named rsk in messages */
+static int rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *rs, const char *rsk,
+                      double max_pos, double orig_max_pos, mt_err *err) {
     int half = d / 2;
     *in_scale = 1.0f;
     /* periods ("freqs" in mlx_lm): base^(2i/d) in float32, like mx.arange(0, d, 2) / d */
@@ -191,7 +248,7 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
     if (!(base > 0) || !isfinite(base))
         return mt_seterr(err, MT_EFORMAT, "config.json: RoPE base %g must be a finite, positive number", (double)base);
     if (json_is_object(rs) && strcmp(type, "default") != 0 && strcmp(type, "longrope") != 0 && strcmp(type, "su") != 0)
-        MT_TRY(real_in(rs, "rope_scaling", "factor", 1.0, &factor, 1, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, rsk, "factor", 1.0, &factor, 1, MT_CFG_POS, err));
     if (!strcmp(type, "default") || !strcmp(type, "linear") || !strcmp(type, "dynamic")) {
         /* "dynamic": these are the frequencies up to max_position_embeddings; past it the
          * forward pass recomputes them per call (mlx_lm DynamicNTKScalingRoPE) */
@@ -199,9 +256,9 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
         for (int i = 0; i < half; i++) inv_freq[i] = scale / period[i];
     } else if (!strcmp(type, "llama3")) {
         double lo = 1, hi = 4, old = 8192;
-        MT_TRY(real_in(rs, "rope_scaling", "low_freq_factor", 1.0, &lo, 0, MT_CFG_POS, err));
-        MT_TRY(real_in(rs, "rope_scaling", "high_freq_factor", 4.0, &hi, 0, MT_CFG_POS, err));
-        MT_TRY(real_in(rs, "rope_scaling", "original_max_position_embeddings", 8192, &old, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, rsk, "low_freq_factor", 1.0, &lo, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, rsk, "high_freq_factor", 4.0, &hi, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, rsk, "original_max_position_embeddings", 8192, &old, 0, MT_CFG_POS, err));
         float lo_wl = (float)(old / lo), hi_wl = (float)(old / hi);
         for (int i = 0; i < half; i++) {
             float f = period[i], wl = 2.0f * (float)M_PI * f;
@@ -214,11 +271,11 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
         }
     } else if (!strcmp(type, "yarn") || !strcmp(type, "deepseek_yarn")) {
         double orig = 4096, bf = 32, bs = 1, ms = 1, msad = 0;
-        MT_TRY(real_in(rs, "rope_scaling", "original_max_position_embeddings", 4096, &orig, 0, MT_CFG_POS, err));
-        MT_TRY(real_in(rs, "rope_scaling", "beta_fast", 32, &bf, 0, MT_CFG_POS, err));
-        MT_TRY(real_in(rs, "rope_scaling", "beta_slow", 1, &bs, 0, MT_CFG_POS, err));
-        MT_TRY(real_in(rs, "rope_scaling", "mscale", 1, &ms, 0, MT_CFG_FINITE, err));
-        MT_TRY(real_in(rs, "rope_scaling", "mscale_all_dim", 0, &msad, 0, MT_CFG_FINITE, err));
+        MT_TRY(real_in(rs, rsk, "original_max_position_embeddings", 4096, &orig, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, rsk, "beta_fast", 32, &bf, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, rsk, "beta_slow", 1, &bs, 0, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, rsk, "mscale", 1, &ms, 0, MT_CFG_FINITE, err));
+        MT_TRY(real_in(rs, rsk, "mscale_all_dim", 0, &msad, 0, MT_CFG_FINITE, err));
         double lb = log(base);
         double low = floor((d * log(orig / (bf * 2 * M_PI))) / (2 * lb));
         double high = ceil((d * log(orig / (bs * 2 * M_PI))) / (2 * lb));
@@ -242,23 +299,28 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
             double f = 1.0;
             if (json_is_array(lf)) {
                 if (json_array_size(lf) != (size_t)half)
-                    return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling.long_factor must have %d entries", half);
+                    return mt_seterr(err, MT_EFORMAT, "config.json: %s.long_factor must have %d entries", rsk, half);
                 json_t *e = json_array_get(lf, (size_t)i);
-                if (!json_is_number(e)) return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling.long_factor must hold numbers");
+                if (!json_is_number(e)) return mt_seterr(err, MT_EFORMAT, "config.json: %s.long_factor must hold numbers", rsk);
                 f = json_number_value(e);
             } else if (json_is_number(lf)) f = json_number_value(lf);
             if (!(f > 0) || f > FLT_MAX)
-                return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_scaling.long_factor\" must hold finite, positive numbers (got %g)", f);
+                return mt_seterr(err, MT_EFORMAT, "config.json: \"%s.long_factor\" must hold finite, positive numbers (got %g)", rsk, f);
             inv_freq[i] = 1.0f / ((float)f * period[i]);
         }
         double lms = 0;
-        MT_TRY(real_in(rs, "rope_scaling", "long_mscale", 0, &lms, 0, MT_CFG_FINITE, err));
+        MT_TRY(real_in(rs, rsk, "long_mscale", 0, &lms, 0, MT_CFG_FINITE, err));
         double fac = max_pos / orig_max_pos;
         *in_scale = lms != 0 ? (float)lms : fac <= 1.0 ? 1.0f : (float)sqrt(1 + log(fac) / log(orig_max_pos));
     } else {
-        return mt_seterr(err, MT_EUNSUPPORTED, "config.json: rope_scaling type \"%s\" is not supported yet", type);
+        return mt_seterr(err, MT_EUNSUPPORTED, "config.json: %s type \"%s\" is not supported yet", rsk, type);
     }
     return MT_OK;
+}
+
+int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *rs, double max_pos,
+                  double orig_max_pos, mt_err *err) {
+    return rope_freqs(inv_freq, in_scale, d, base, rs, "rope_scaling", max_pos, orig_max_pos, err);
 }
 
 /* ---- tensor binding ---- */
@@ -323,12 +385,12 @@ static int context_len(mt_model *m, json_t *c, json_t *rs, mt_err *err) {
     if (type && (!strcmp(type, "linear") || !strcmp(type, "yarn")) &&
         json_is_number(json_object_get(rs, "factor")) && (f = json_number_value(json_object_get(rs, "factor"))) > 1) {
         double base = maxp;
-        if (!strcmp(type, "yarn")) MT_TRY(real_in(rs, "rope_scaling", "original_max_position_embeddings", maxp, &base, 0, MT_CFG_POS, err));
+        if (!strcmp(type, "yarn")) MT_TRY(real_in(rs, m->rope_scaling_key, "original_max_position_embeddings", maxp, &base, 0, MT_CFG_POS, err));
         if (base * f > ctx) {
             ctx = base * f;
-            snprintf(m->ctx_why, sizeof m->ctx_why, "%s %.0f x rope_scaling factor %g",
+            snprintf(m->ctx_why, sizeof m->ctx_why, "%s %.0f x %s factor %g",
                      !strcmp(type, "yarn") && base != maxp ? "original_max_position_embeddings" : "max_position_embeddings",
-                     base, f);
+                     base, m->rope_scaling_key, f);
         }
     }
     m->ctx_len = ctx >= (double)SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)ctx;
@@ -351,13 +413,14 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     double maxp = 0, origp = 0;
     MT_TRY(mt_cfg_real(c, "max_position_embeddings", 131072, &maxp, 0, MT_CFG_POS, err));
     MT_TRY(mt_cfg_real(c, "original_max_position_embeddings", 4096, &origp, 0, MT_CFG_POS, err));
-    json_t *rs = json_object_get(c, "rope_scaling");
-    MT_TRY(mt_rope_freqs(m->inv_freq, &m->rope_in_scale, hp->rot_dims, hp->rope_theta, rs, maxp, origp, err));
+    json_t *rs = m->rope_scaling;
+    MT_TRY(rope_freqs(m->inv_freq, &m->rope_in_scale, hp->rot_dims, hp->rope_theta, rs, m->rope_scaling_key, maxp,
+                      origp, err));
     json_t *rt = json_is_object(rs) ? json_object_get(rs, "type") : NULL;
     if (!json_is_string(rt) && json_is_object(rs)) rt = json_object_get(rs, "rope_type");
     if (json_is_string(rt) && !strcmp(json_string_value(rt), "dynamic")) {
         double f = 1;
-        MT_TRY(real_in(rs, "rope_scaling", "factor", 1, &f, 1, MT_CFG_POS, err));
+        MT_TRY(real_in(rs, m->rope_scaling_key, "factor", 1, &f, 1, MT_CFG_POS, err));
         if (!json_is_number(json_object_get(c, "max_position_embeddings")))
             return mt_seterr(err, MT_EFORMAT, "config.json: dynamic rope scaling needs max_position_embeddings");
         hp->dyn_factor = (float)f;

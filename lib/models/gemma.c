@@ -42,15 +42,24 @@ static int gemma2_init(mt_model *m, mt_err *err) {
 static int gemma3_init(mt_model *m, mt_err *err) {
     MT_TRY(gemma_common(m, err));
     json_t *c = mt_config_json(m->cfg);
-    double qpas = 256, local = 10000, theta = 1e6;
-    MT_TRY(mt_cfg_real(c, "rope_theta", 1e6, &theta, 0, MT_CFG_POS, err));
-    m->hp.rope_theta = (float)theta;
+    double qpas = 256, local = 10000;
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 1e6, err));   /* mlx-lm's gemma3_text default base */
     int window = 512, pattern = 6;
     MT_TRY(mt_cfg_real(c, "query_pre_attn_scalar", 256.0, &qpas, 0, MT_CFG_POS, err));
     MT_TRY(mt_cfg_real(c, "rope_local_base_freq", 10000.0, &local, 0, MT_CFG_POS, err));
     MT_TRY(mt_cfg_int(c, "sliding_window", 512, &window, 0, err));
     MT_TRY(mt_cfg_int(c, "sliding_window_pattern", 6, &pattern, 0, err));
     if (pattern < 1) return mt_seterr(err, MT_EFORMAT, "config.json: sliding_window_pattern must be positive");
+    /* mlx-lm takes the global layers' mask from layer pattern - 1, which must exist (a
+     * transformers-5 config writes the pattern as "_sliding_window_pattern", which mlx-lm
+     * does not read: its default 6 applies) */
+    if (pattern > m->hp.n_layers && json_is_number(json_object_get(c, "sliding_window_pattern")))
+        return mt_seterr(err, MT_EFORMAT, "config.json: sliding_window_pattern %d exceeds num_hidden_layers %d "
+                         "(mlx-lm cannot run such a model)", pattern, m->hp.n_layers);
+    if (pattern > m->hp.n_layers)
+        return mt_seterr(err, MT_EFORMAT, "config.json: no \"sliding_window_pattern\": mlx-lm's default 6 exceeds "
+                         "num_hidden_layers %d (it does not read the transformers-5 \"_sliding_window_pattern\" or "
+                         "\"layer_types\")", m->hp.n_layers);
     /* the embedding scale is rounded to bfloat16 first, as mlx-lm does */
     m->hp.embed_scale = mt_bf16_to_f32(mt_f32_to_bf16(sqrtf((float)m->hp.hidden)));
     m->hp.tie_embeddings = 1;   /* unless lm_head.weight exists (bind checks) */

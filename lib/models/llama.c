@@ -4,37 +4,23 @@
  * ref: mlx_lm/models/llama.py, qwen2.py, qwen3.py. */
 #include "models/model.h"
 
-#include <jansson.h>
-#include <string.h>
-
-/* Sliding-window attention applies only to layers that "layer_types" marks
- * "sliding_attention" (as in mlx-lm; a bare "sliding_window" changes nothing). */
+/* Sliding-window layers: mt_decoder_layer_types (layer_types + sliding_window, as in mlx-lm). */
 static int llama_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
-    json_t *c = mt_config_json(m->cfg);
-    json_t *lt = json_object_get(c, "layer_types"), *sw = json_object_get(c, "sliding_window");
-    if (lt && !json_is_null(lt) && (!json_is_array(lt) || json_array_size(lt) != (size_t)m->hp.n_layers))
-        return mt_seterr(err, MT_EFORMAT, "config.json: \"layer_types\" must list %d layers", m->hp.n_layers);
     MT_TRY(mt_decoder_bind(m, err));
-    for (int i = 0; json_is_array(lt) && i < m->hp.n_layers; i++) {
-        json_t *t = json_array_get(lt, (size_t)i);
-        if (!json_is_string(t)) return mt_seterr(err, MT_EFORMAT, "config.json: \"layer_types\"[%d] is not a string", i);
-        m->layers[i].sliding = !strcmp(json_string_value(t), "sliding_attention");
-        if (m->layers[i].sliding && !(json_is_integer(sw) && json_integer_value(sw) > 0))
-            return mt_seterr(err, MT_EFORMAT, "config.json: sliding layers need a positive \"sliding_window\"");
-    }
-    if (json_is_integer(sw) && json_integer_value(sw) > 0) m->hp.sliding_window = (int)json_integer_value(sw);
-    return MT_OK;
+    return mt_decoder_layer_types(m, err);
 }
 
 static int qwen2_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 1e6, err));   /* mlx-lm's qwen2 default base */
     m->hp.attn_bias = 1;
     return mt_decoder_bind(m, err);
 }
 
 static int qwen3_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_PARAMS, 0, err));   /* reads transformers-5 rope_parameters */
     m->hp.qk_norm = 1;
     return mt_decoder_bind(m, err);
 }

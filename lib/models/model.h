@@ -95,6 +95,10 @@ typedef struct mt_model {
                                       derives max_model_len); 0 = none (no max_position_embeddings,
                                       or dynamic NTK scaling, which serves any length) */
     char ctx_why[96];              /* where ctx_len comes from, for messages */
+    json_t *rope_scaling;          /* borrowed from cfg: the scaling object the RoPE tables are built
+                                      from (config "rope_scaling", or "rope_parameters" per
+                                      mt_decoder_rope_source); NULL = plain RoPE */
+    const char *rope_scaling_key;  /* its key, for messages */
     /* set by MoE families before mt_decoder_bind: which layers are sparse, and their module prefix */
     int (*moe_layer)(const struct mt_model *m, int layer);
     const char *moe_prefix;        /* e.g. "mlp" or "block_sparse_moe" */
@@ -177,6 +181,24 @@ const mt_family *mt_family_at(size_t i);
  * inv_freq). */
 int mt_decoder_read_hp(mt_model *m, mt_err *err);
 int mt_decoder_bind(mt_model *m, mt_err *err);
+/* Where the family's mlx-lm model (0.32) takes the RoPE base (hp.rope_theta) and scaling
+ * (m->rope_scaling) from; call after read_hp.  transformers >= 5 writes both under
+ * "rope_parameters" instead of "rope_theta" / "rope_scaling", and mlx-lm reads that only
+ * where its ModelArgs says so:
+ *   MT_ROPE_TOP       top-level "rope_theta" (else def, mlx-lm's default for the family) and
+ *                     "rope_scaling" only; "rope_parameters" is not read (read_hp does this
+ *                     with def 10000, llama's default)
+ *   MT_ROPE_REQUIRED  the same, but without "rope_theta" the config is refused, as mlx-lm's
+ *                     ModelArgs (no default) refuses it (granite, qwen3_moe)
+ *   MT_ROPE_PARAMS    qwen3: a non-empty "rope_parameters" fills what the top level lacks (the
+ *                     base from its rope_theta; the scaling is the object itself, its rope_type
+ *                     naming the kind); no base anywhere is refused */
+enum { MT_ROPE_TOP = 0, MT_ROPE_REQUIRED, MT_ROPE_PARAMS };
+int mt_decoder_rope_source(mt_model *m, int how, double def, mt_err *err);
+/* Sliding-window layers as mlx-lm's llama model reads them (llama, mistral, smollm3): a layer
+ * slides when "layer_types" marks it "sliding_attention", over "sliding_window" positions (a
+ * bare sliding_window changes nothing).  After bind. */
+int mt_decoder_layer_types(mt_model *m, mt_err *err);
 /* Bind layer i's MLP as a mixture of experts: router `<prefix>.gate` and the
  * stacked expert weights `<prefix>.switch_mlp.{gate,up,down}_proj` ([E, out, in],
  * dense or MLX-quantized), as mlx-lm's SwitchGLU stores them. */

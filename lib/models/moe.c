@@ -11,6 +11,7 @@ static int all_layers(const mt_model *m, int layer) { (void)m; (void)layer; retu
 
 static int mixtral_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 1e6, err));   /* mlx-lm's mixtral default base */
     json_t *c = mt_config_json(m->cfg);
     MT_TRY(mt_cfg_count(c, "num_local_experts", 0, &m->hp.n_experts, 1, err));
     MT_TRY(mt_cfg_count(c, "num_experts_per_tok", 0, &m->hp.top_k, 1, err));
@@ -41,7 +42,14 @@ static int qwen3_moe_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     json_t *c = mt_config_json(m->cfg);
     int step = 1;
+    /* mlx-lm's ModelArgs requires num_experts and rope_theta; transformers >= 5 writes them as
+     * num_local_experts and rope_parameters.rope_theta, which it does not read: refused alike */
+    json_t *ne = json_object_get(c, "num_experts");
+    if ((!ne || json_is_null(ne)) && json_object_get(c, "num_local_experts"))
+        return mt_seterr(err, MT_EFORMAT, "config.json: missing \"num_experts\" (mlx-lm's qwen3_moe does not read the "
+                         "transformers-5 \"num_local_experts\")");
     MT_TRY(mt_cfg_int(c, "num_experts", 0, &m->hp.n_experts, 1, err));   /* 0: every layer dense */
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
     MT_TRY(mt_cfg_count(c, "num_experts_per_tok", 0, &m->hp.top_k, 1, err));
     MT_TRY(mt_cfg_count(c, "moe_intermediate_size", 0, &m->hp.moe_inter, 1, err));
     if (m->hp.n_experts > 0 && m->hp.top_k > m->hp.n_experts)

@@ -3,7 +3,7 @@
  *   granite    embedding / residual / attention multipliers, logits divided by logits_scaling
  *   olmo2      norms after each branch, q/k RMSNorm over the whole projection
  *   starcoder2 LayerNorm with bias, biases everywhere, plain GELU MLP (c_fc, c_proj)
- *   smollm3    llama with RoPE left out of every no_rope_layer_interval-th layer
+ *   smollm3    llama (sliding layers too) with RoPE left out of every no_rope_layer_interval-th layer
  * ref: mlx_lm/models/phi3.py, granite.py, olmo2.py, starcoder2.py, smollm3.py. */
 #include <math.h>
 #include <string.h>
@@ -20,17 +20,18 @@ static int phi3_init(mt_model *m, mt_err *err) {
     m->hp.fused_qkv = 1;
     m->hp.mlp = MT_MLP_GATED_FUSED;
     m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
-    json_t *rs = json_object_get(c, "rope_scaling");
+    json_t *rs = m->rope_scaling;
     if (json_is_object(rs)) {   /* mlx-lm keeps only longrope, su and linear */
         json_t *t = json_object_get(rs, "type");
         const char *ty = json_is_string(t) ? json_string_value(t) : "";
-        if (strcmp(ty, "longrope") && strcmp(ty, "su") && strcmp(ty, "linear")) json_object_del(c, "rope_scaling");
+        if (strcmp(ty, "longrope") && strcmp(ty, "su") && strcmp(ty, "linear")) m->rope_scaling = NULL;
     }
     return mt_decoder_bind(m, err);
 }
 
 static int granite_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));   /* mlx-lm: rope_theta has no default */
     json_t *c = mt_config_json(m->cfg);
     double em = 1, rm = 1, am = 1, ls = 1;
     MT_TRY(mt_cfg_real(c, "embedding_multiplier", 1, &em, 1, MT_CFG_FINITE, err));
@@ -54,9 +55,8 @@ static int olmo2_init(mt_model *m, mt_err *err) {
 
 static int starcoder2_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
-    double eps = 1e-5, theta = 100000;
-    MT_TRY(mt_cfg_real(mt_config_json(m->cfg), "rope_theta", 100000, &theta, 0, MT_CFG_POS, err));
-    m->hp.rope_theta = (float)theta;
+    double eps = 1e-5;
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 100000, err));   /* mlx-lm's starcoder2 default base */
     MT_TRY(mt_cfg_real(mt_config_json(m->cfg), "norm_epsilon", 1e-5, &eps, 0, MT_CFG_NONNEG, err));
     m->hp.norm_eps = (float)eps;
     m->hp.norm_type = MT_NORM_LAYER;
@@ -76,6 +76,7 @@ static int smollm3_init(mt_model *m, mt_err *err) {
         return mt_seterr(err, MT_EFORMAT, "config.json: \"no_rope_layers\" must list %d layers", m->hp.n_layers);
     if (!json_is_array(nl) && interval < 1) return mt_seterr(err, MT_EFORMAT, "config.json: no_rope_layer_interval must be positive");
     MT_TRY(mt_decoder_bind(m, err));
+    MT_TRY(mt_decoder_layer_types(m, err));   /* mlx-lm runs smollm3 on its llama model */
     for (int i = 0; i < m->hp.n_layers; i++) {
         if (json_is_array(nl)) {
             json_t *e = json_array_get(nl, (size_t)i);

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Configs written by transformers >= 5 for the tiny decoder fixtures, and what mlx-lm makes of them.
+
+transformers 5 writes config.json differently from transformers 4: rope_theta and rope_scaling
+move under "rope_parameters" (gemma3_text: one entry per layer type, rope_local_base_freq
+becoming rope_parameters.sliding_attention.rope_theta), qwen3_moe's num_experts becomes
+num_local_experts, and layer_types / sliding_window / head_dim appear where the class has them.
+mlx_lm.convert copies config.json as it finds it, so MLX folders made from repositories saved
+with transformers 5 carry that form.  Each case below takes a fixture of
+tests/data/models/ (tests/gen/gen_llm_fixtures.py), lets transformers 5 itself rewrite its
+config.json (AutoConfig.from_pretrained + save_pretrained, as a repository re-saved with
+transformers 5 has it; `edit` changes the transformers-4 config first, `after` the written one),
+and runs mlx-lm on the fixture's weights with that config:
+  - mlx-lm refuses it: "mlx_lm_error" (its message);
+  - same logits as the fixture's golden.json (max |diff| <= 1e-6 * (1 + |x|)): "same_as_fixture";
+  - else "rows" (two prompt positions, the middle one and the last) with their "logits" (7
+    significant digits), "greedy" (32 tokens from generate_step at temperature 0) and "margins"
+    (the top-1/top-2 logit gap of each greedy step: the weights were not chosen for these
+    configs, so some steps are near ties that float rounding may flip, and the test compares
+    the tokens up to the first such step).
+Writes tests/data/tf5/golden.json; tests/unit/test_config5.c builds each folder at test time
+(the fixture's files linked, config.json from here) and checks mlx-gen against it.
+
+usage: tests/gen/gen_tf5_configs.py   (needs transformers >= 5, mlx, mlx-lm 0.32)
+"""
+import copy, json, os, pathlib, shutil, sys, tempfile
+import mlx.core as mx
+import mlx_lm
+import transformers
+from transformers import AutoConfig
+from mlx_lm.utils import load_model
+from mlx_lm.generate import generate_step
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODELS = os.path.join(ROOT, "tests", "data", "models")
+OUT = os.path.join(ROOT, "tests", "data", "tf5")
+
+
+def drop(*keys):
+    def f(c):
+        for k in keys:
+            c.pop(k, None)
+    return f
+
+
+def setv(**kv):
+    return lambda c: c.update(kv)
+
+
+# name: (fixture, edit of the transformers-4 config or None, edit of the written config or None, why)
+CASES = {
+    "llama": ("llama-tiny", None, None, "theta 10000 moves to rope_parameters; mlx-lm's llama default is 10000"),
+    "llama-llama3": ("llama-tied", None, None, "llama3 scaling moves to rope_parameters: mlx-lm's llama ignores it"),
+    "llama-dynamic": ("llama-dynrope", None, None, "dynamic scaling moves to rope_parameters: ignored"),
+    "llama-swa": ("llama-swa", None, None, "layer_types / sliding_window stay top-level"),
+    "mistral": ("mistral-tiny", None, None, "theta 1e6 moves to rope_parameters: mlx-lm (llama) uses 10000"),
+    "qwen2": ("qwen2-tiny", None, None, "theta 10000 moves to rope_parameters: mlx-lm's qwen2 default is 1e6"),
+    "qwen3": ("qwen3-tiny", None, None, "mlx-lm's qwen3 reads rope_parameters.rope_theta (10000)"),
+    "qwen3-theta1e6": ("qwen3-tiny", setv(rope_theta=1000000.0), None,
+                       "only rope_parameters.rope_theta = 1e6: must not run as 10000"),
+    "qwen3-yarn": ("qwen3-tiny", setv(rope_theta=1000000.0, rope_scaling={
+        "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}), None,
+                   "mlx-lm's qwen3 takes rope_parameters as the scaling config (yarn)"),
+    "qwen3-noparams": ("qwen3-tiny", None, drop("rope_parameters"),
+                       "no rope_theta anywhere: mlx-lm's qwen3 refuses"),
+    "qwen3_moe": ("qwen3moe-tiny", None, None,
+                  "num_experts -> num_local_experts, rope_theta -> rope_parameters: mlx-lm's qwen3_moe requires both"),
+    "mixtral": ("mixtral-tiny", None, None, "theta 10000 moves to rope_parameters: mlx-lm's mixtral default is 1e6"),
+    "gemma": ("gemma-tiny", None, None, "theta 10000 moves: mlx-lm's gemma default is 10000"),
+    "gemma2": ("gemma2-tiny", None, None, "layer_types and sliding_window 4096 appear: mlx-lm's gemma2 ignores them"),
+    "gemma3_text": ("gemma3-tiny", None, None,
+                    "rope_theta / rope_local_base_freq / rope_scaling move to rope_parameters.{full,sliding}_attention"),
+    "gemma3_text-native": ("gemma3-tiny", None, drop("sliding_window_pattern"),
+                           "as Gemma3TextConfig writes it when built anew: _sliding_window_pattern only (mlx-lm: 6)"),
+    "phi3": ("phi3-tiny", None, None, "longrope moves to rope_parameters: mlx-lm's phi3 runs plain RoPE"),
+    "granite": ("granite-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's granite requires it"),
+    "olmo2": ("olmo2-tiny", None, None, "theta 10000 moves: mlx-lm's olmo2 default is 10000"),
+    "starcoder2": ("starcoder2-tiny", None, None, "theta 1e5 moves: mlx-lm's starcoder2 default is 1e5"),
+    "smollm3": ("smollm3-tiny", None, None, "layer_types and no_rope_layers appear"),
+    "smollm3-swa": ("smollm3-tiny", setv(use_sliding_window=True, sliding_window=5), None,
+                    "layer_types marks the no-RoPE layers sliding: mlx-lm (llama's model) uses the window"),
+}
+
+
+def tf5_config(cfg):
+    """config.json as transformers 5 writes the transformers-4 config cfg."""
+    d, o = tempfile.mkdtemp(), tempfile.mkdtemp()
+    try:
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+        AutoConfig.from_pretrained(d).save_pretrained(o)
+        return json.load(open(os.path.join(o, "config.json")))
+    finally:
+        shutil.rmtree(d)
+        shutil.rmtree(o)
+
+
+def run(folder, prompt):
+    model, _ = load_model(pathlib.Path(folder))
+    logits = model(mx.array([prompt]))[0].astype(mx.float32)
+    toks, margins = [], []
+    for t, lp in generate_step(mx.array(prompt), model, max_tokens=32, sampler=lambda lp: mx.argmax(lp, axis=-1)):
+        toks.append(int(t))
+        top = mx.sort(lp.reshape(-1))[-2:]
+        margins.append(float(f"{float(top[1] - top[0]):.4g}"))
+    return logits.tolist(), toks, margins
+
+
+def main():
+    if int(transformers.__version__.split(".")[0]) < 5:
+        sys.exit(f"transformers >= 5 is needed (have {transformers.__version__})")
+    out = {"transformers": transformers.__version__, "mlx_lm": mlx_lm.__version__, "cases": {}}
+    for name, (fixture, edit, after, why) in CASES.items():
+        src = os.path.join(MODELS, fixture)
+        cfg = json.load(open(os.path.join(src, "config.json")))
+        if edit:
+            edit(cfg)
+        new = tf5_config(cfg)
+        new.pop("transformers_version", None)
+        if after:
+            after(new)
+        gold = json.load(open(os.path.join(src, "golden.json")))
+        case = {"fixture": fixture, "why": why, "config": new}
+        tmp = tempfile.mkdtemp()
+        try:
+            for f in os.listdir(src):
+                if f not in ("config.json", "golden.json", "maxkv.json"):
+                    os.symlink(os.path.join(src, f), os.path.join(tmp, f))
+            json.dump(new, open(os.path.join(tmp, "config.json"), "w"), indent=2)
+            try:
+                logits, toks, margins = run(tmp, gold["prompt"])
+            except Exception as e:  # what mlx-lm says when it cannot load the folder
+                case["mlx_lm_error"] = f"{type(e).__name__}: {e}"
+                logits = None
+        finally:
+            shutil.rmtree(tmp)
+        if logits is not None:
+            ref = gold["logits"]
+            worst = max(abs(a - b) / (1 + abs(b)) for ra, rb in zip(logits, ref) for a, b in zip(ra, rb))
+            case["max_rel_diff_to_fixture"] = worst
+            if worst <= 1e-6 and toks == gold["greedy"]:
+                case["same_as_fixture"] = True
+            else:
+                rows = [len(logits) // 2, len(logits) - 1]
+                case["rows"] = rows
+                case["logits"] = [[float(f"{x:.7g}") for x in logits[r]] for r in rows]
+                case["greedy"] = toks
+                case["margins"] = margins
+        out["cases"][name] = case
+        state = case.get("mlx_lm_error") or ("same as fixture" if case.get("same_as_fixture") else
+                                              f"differs (max rel {case['max_rel_diff_to_fixture']:.3g}, "
+                                              f"min margin {min(case['margins']):.3g})")
+        print(f"{name:20s} {state}")
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "golden.json"), "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
