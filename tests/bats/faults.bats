@@ -186,18 +186,20 @@ no_leftovers() {
   no_leftovers "$T"
 }
 
-@test "mlx-embed: a full disk, a device as -o, and SIGINT leave no temporary file and no half-written matrix" {
+@test "mlx-embed: a full disk, a non-file as -o, and SIGINT leave no temporary file and no half-written matrix" {
   for i in $(seq 1 6000); do printf '{"id":%d,"text":"text %d"}\n' "$i" "$i"; done > "$T/in.jsonl"
   # a full standard output: one fatal error at the first failed write
   run --separate-stderr bash -c '"$0" -m tests/data/embed/bert-tiny < "$1" > /dev/full' "$EMBED" "$T/in.jsonl"
   [ "$status" -eq 1 ]
   [ "$(echo "$stderr" | grep -c .)" -eq 1 ]
-  # -o naming a device: refused before any work (a rename into place would replace the device)
-  run --separate-stderr "$EMBED" -m tests/data/embed/bert-tiny -o /dev/full < "$T/in.jsonl"
+  # -o naming something that is not a regular file (a FIFO here; a device such as /dev/full
+  # likewise): refused before any work, since a rename into place would replace it
+  mkfifo "$T/fifo.npy"
+  run --separate-stderr "$EMBED" -m tests/data/embed/bert-tiny -o "$T/fifo.npy" < "$T/in.jsonl"
   [ "$status" -eq 2 ]
-  [[ "$stderr" == *"/dev/full: exists and is not a regular file"* ]]
-  [ -c /dev/full ]
-  ! ls /dev | grep -q 'full.tmp' 
+  [[ "$stderr" == *"fifo.npy: exists and is not a regular file"* ]]
+  [ -p "$T/fifo.npy" ]
+  ! ls "$T" | grep -q 'fifo.npy.tmp' 
   mkdir -p "$T/o"
   env --default-signal=INT "$EMBED" -m tests/data/embed/bert-tiny -q -o "$T/o/m.npy" < "$T/in.jsonl" > "$T/o/rows.jsonl" &
   pid=$!
