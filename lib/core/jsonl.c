@@ -279,7 +279,8 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, 
     if (batch == 0) batch = 1;
     progress pg = {0};
     pg.on = !o->quiet && errf && isatty(fileno(errf));
-    pg.t0 = pg.last = now_s();
+    pg.t0 = now_s();
+    pg.last = pg.t0 - 1;   /* the first update draws at once, later ones at most every 0.25 s */
     struct stat sb;
     if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode)) pg.total_bytes = sb.st_size;
     pg.errf = errf;
