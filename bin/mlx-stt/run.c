@@ -35,6 +35,10 @@ static void progress_cb(void *user, double pos, double total) {
     char a[32], b[32];
     clock_fmt(pos, a, sizeof a);
     clock_fmt(total, b, sizeof b);
+    if (j->tick) {   /* records: one progress line, the loop's, which it erases before error lines */
+        mt_jsonl_tick_note(j->tick, "%s %s / %s", j->label ? j->label : "", a, b);
+        return;
+    }
     fprintf(stderr, "\r%s%s %s / %s\033[K", j->prefix, j->label ? j->label : "", a, b);
     fflush(stderr);
     j->drawn = 1;
@@ -227,9 +231,7 @@ int stt_record_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *
     mt_stt_result res;
     double rtf = 0;
     char *op = NULL;
-    j->prefix[0] = 0;
     int rc = stt_file(j, path, &o, &res, &rtf, &op, err);   /* frees res and op when it fails */
-    stt_progress_clear(j);   /* the loop's own lines (progress, errors) start on a clean line */
     if (!rc && want && json_object_set_new_nocheck(j->written, want, json_true())) {
         mt_stt_result_free(&res);
         free(op);
@@ -374,8 +376,12 @@ int stt_records(stt_job *j, int text_mode, const char *resume, int *status, mt_e
         if (rs) mt_resume_close(rs, out, NULL);
         return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
+    mt_jsonl_tick tick = {0};
+    jo.tick = &tick;
+    j->tick = &tick;
     mt_jsonl_stats st = {0};
     int rc = mt_jsonl_run(stdin, out, stderr, &jo, stt_record_fn, j, &st, err);
+    j->tick = NULL;
     json_decref(j->written);
     j->written = NULL;
     rc = mt_resume_end(rs, out, rc, &jo, &st, stderr, err);

@@ -8,6 +8,7 @@
 
 #include "audio/audio.h"
 #include "core/err.h"
+#include "core/jsonl.h"
 #include "core/pool.h"
 #include "models/whisper.h"
 #include "stt/output.h"
@@ -38,6 +39,7 @@ typedef struct stt_job {
     int drawn;               /* a progress line without its newline is on stderr */
     char prefix[32];         /* drawn before the input's name ("3/10 " in file mode) */
     const char *label;       /* the input being transcribed (its last path component, or "stdin") */
+    const mt_jsonl_tick *tick;  /* records mode: the position goes on the record loop's progress line */
     json_t *written;         /* records with -o: the output paths written in this run (a set) */
 } stt_job;
 

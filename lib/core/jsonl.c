@@ -54,12 +54,9 @@ json_t *mt_json_string_lossy(const char *s, size_t n) {
     while (i < n) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t k = utf8proc_iterate(p + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k > 0 && cp != 0) {
+        if (k > 0) {                      /* a valid character (NUL too: jansson writes \u0000) */
             memcpy(o, s + i, (size_t)k);
             o += k;
-            i += (size_t)k;
-        } else if (k > 0) {               /* NUL: kept as a JSON \u0000 by jansson */
-            *o++ = 0;
             i += (size_t)k;
         } else {                          /* one invalid byte -> U+FFFD */
             memcpy(o, "\xEF\xBF\xBD", 3);
