@@ -33,8 +33,8 @@ struct mt_resume {
     size_t n_order, cap_order;
     size_t n_answered;
     size_t file_seq;      /* mt_resume_close: keys met so far in FILE */
-    off_t *odd_off;       /* mt_resume_close: lines of FILE with no key, kept at the end */
-    size_t *odd_len, n_odd, cap_odd;
+    rkey *odd;            /* mt_resume_close: lines of FILE with no key (off, len), kept at the end */
+    size_t n_odd, cap_odd;
 };
 
 static uint64_t hash_str(const char *s) {
@@ -117,24 +117,42 @@ static int scan_lines(mt_resume *r, line_fn fn, off_t *good, mt_err *err) {
     return rc;
 }
 
-static int open_line(mt_resume *r, const char *line, size_t len, off_t off, size_t lineno, mt_err *err) {
-    (void)off;
+enum { LINE_BLANK, LINE_ANSWER, LINE_OTHER };
+
+/* What a line of FILE is: blank, an answer line (a JSON object with an id or a
+ * custom_id: then *slot is its key's slot, inserted when new, and *ok whether
+ * it answers the key) or anything else.  -1 when out of memory (err set). */
+static int classify(mt_resume *r, const char *line, size_t len, size_t *slot, int *ok, mt_err *err) {
     size_t i = 0;
     while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
-    if (i == len) return MT_OK;
+    if (i == len) return LINE_BLANK;
     json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
     json_t *id = json_object_get(j, "id");
     if (!json_is_object(j) || (!id && !json_is_string(json_object_get(j, "custom_id")))) {
         json_decref(j);
+        return LINE_OTHER;
+    }
+    int fresh;
+    *ok = line_answers(j);
+    *slot = slot_of(r, record_key(id, j), &fresh);
+    json_decref(j);
+    if (*slot == SIZE_MAX) {
+        mt_seterr(err, MT_ENOMEM, "out of memory");
+        return -1;
+    }
+    return LINE_ANSWER;
+}
+
+static int open_line(mt_resume *r, const char *line, size_t len, off_t off, size_t lineno, mt_err *err) {
+    (void)off;
+    size_t s;
+    int ok, kind = classify(r, line, len, &s, &ok, err);
+    if (kind < 0) return MT_ENOMEM;
+    if (kind == LINE_OTHER)
         return mt_seterr(err, MT_EINVAL,
                          "%s line %zu: not an answer line (a JSON object with an \"id\"); not resuming into it",
                          r->path, lineno);
-    }
-    int fresh, ok = line_answers(j);
-    size_t s = slot_of(r, record_key(id, j), &fresh);
-    json_decref(j);
-    if (s == SIZE_MAX) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    if (ok && !r->tab[s].answered) {
+    if (kind == LINE_ANSWER && ok && !r->tab[s].answered) {
         r->tab[s].answered = 1;
         r->n_answered++;
     }
@@ -215,30 +233,21 @@ int mt_resume_skip(void *user, json_t *id, json_t *rec, size_t lineno, mt_err *w
  * the table (lines appended by this run are all in it already) are added. */
 static int close_line(mt_resume *r, const char *line, size_t len, off_t off, size_t lineno, mt_err *err) {
     (void)lineno;
-    json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
-    json_t *id = json_object_get(j, "id");
-    if (!json_is_object(j) || (!id && !json_is_string(json_object_get(j, "custom_id")))) {
-        json_decref(j);
-        size_t i = 0;
-        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
-        if (i == len) return MT_OK;   /* blank: dropped */
-        if (r->n_odd == r->cap_odd) {  /* not ours (open refused such files): kept, never lost */
+    size_t s;
+    int ok, kind = classify(r, line, len, &s, &ok, err);
+    if (kind < 0) return MT_ENOMEM;
+    if (kind == LINE_BLANK) return MT_OK;   /* dropped */
+    if (kind == LINE_OTHER) {               /* not ours (open refused such files): kept, never lost */
+        if (r->n_odd == r->cap_odd) {
             size_t nc = r->cap_odd ? r->cap_odd * 2 : 16;
-            off_t *no = realloc(r->odd_off, nc * sizeof *no);
-            if (no) r->odd_off = no;
-            size_t *nl = no ? realloc(r->odd_len, nc * sizeof *nl) : NULL;
-            if (!no || !nl) return mt_seterr(err, MT_ENOMEM, "out of memory");
-            r->odd_len = nl;
+            rkey *no = realloc(r->odd, nc * sizeof *no);
+            if (!no) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            r->odd = no;
             r->cap_odd = nc;
         }
-        r->odd_off[r->n_odd] = off;
-        r->odd_len[r->n_odd++] = len + 1;
+        r->odd[r->n_odd++] = (rkey){.off = off, .len = len + 1};
         return MT_OK;
     }
-    int fresh, ok = line_answers(j);
-    size_t s = slot_of(r, record_key(id, j), &fresh);
-    json_decref(j);
-    if (s == SIZE_MAX) return mt_seterr(err, MT_ENOMEM, "out of memory");
     rkey *e = &r->tab[s];
     if (!e->file_order) e->file_order = ++r->file_seq;
     if (ok || e->win < 2) {   /* an answer beats any error; a later line beats an earlier one of its kind */
@@ -303,10 +312,8 @@ static int compact(mt_resume *r, mt_err *err) {
     if (!rc && n_rest) qsort(rest, n_rest, sizeof *rest, cmp_file_order);
     for (size_t i = 0; !rc && i < n_rest; i++)
         if (copy_line(r->fd, fd, rest[i], &buf, &cap)) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
-    for (size_t i = 0; !rc && i < r->n_odd; i++) {
-        rkey odd = {.off = r->odd_off[i], .len = r->odd_len[i]};
-        if (copy_line(r->fd, fd, &odd, &buf, &cap)) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
-    }
+    for (size_t i = 0; !rc && i < r->n_odd; i++)
+        if (copy_line(r->fd, fd, &r->odd[i], &buf, &cap)) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
     struct stat st;
     if (!rc && fstat(r->fd, &st) == 0 && fchmod(fd, st.st_mode & 07777) != 0)
         rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
@@ -335,8 +342,7 @@ void mt_resume_free(mt_resume *r) {
     for (size_t i = 0; i < r->cap; i++) free(r->tab[i].key);
     free(r->tab);
     free(r->order);
-    free(r->odd_off);
-    free(r->odd_len);
+    free(r->odd);
     free(r->path);
     free(r);
 }
