@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include "check.h"
+#include "fixture_copy.h"
 #include "core/blas.h"
 #include "core/file.h"
 #include "gen/sample.h"
@@ -27,42 +28,16 @@ static const struct { const char *name, *msg; } refused[] = {
     {"gemma3_text-native", "mlx-lm's default 6 exceeds num_hidden_layers 2"},
 };
 
+/* A copy of fixture src whose config.json is config (the other files linked). */
 static char *make_folder(const char *src, json_t *config) {
-    char tmpl[] = "/tmp/mt_config5_XXXXXX";
-    if (!mkdtemp(tmpl)) return NULL;
-    char *dir = strdup(tmpl);
-    DIR *d = opendir(src);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.' || !strcmp(de->d_name, "config.json") || !strcmp(de->d_name, "golden.json") ||
-            !strcmp(de->d_name, "maxkv.json"))
-            continue;
-        char *from = mt_path_join(src, de->d_name), *to = mt_path_join(dir, de->d_name);
-        char *abs = realpath(from, NULL);
-        CHECK_MSG(abs && symlink(abs, to) == 0, "cannot link %s", from);
-        free(abs);
-        free(from);
-        free(to);
-    }
-    if (d) closedir(d);
+    static const char *const skip[] = {"config.json", "golden.json", "maxkv.json", NULL};
+    char *dir = fixture_copy(src, "mt_config5", skip);
+    CHECK_MSG(dir != NULL, "cannot copy %s", src);
+    if (!dir) return NULL;
     char *cp = mt_path_join(dir, "config.json");
     CHECK(json_dump_file(config, cp, JSON_INDENT(2)) == 0);
     free(cp);
     return dir;
-}
-
-static void remove_folder(char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char *p = mt_path_join(dir, de->d_name);
-        unlink(p);
-        free(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-    free(dir);
 }
 
 /* Worst relative difference of logits row `row` ([V]) from the JSON row ref. */
@@ -101,13 +76,13 @@ static void run_case(const char *name, json_t *cs, mt_pool *pool) {
                   rc ? e.msg : "");
         printf("  %-20s refused: %s\n", name, rc ? e.msg : "(loaded)");
         mt_model_free(m);
-        remove_folder(dir);
+        fixture_copy_free(dir);
         json_decref(fg);
         return;
     }
     CHECK_MSG(want == NULL, "%s: expected a refusal, but mlx-lm runs it", name);
     CHECK_MSG(rc == 0, "%s: %s", name, e.msg);
-    if (rc) { remove_folder(dir); json_decref(fg); return; }
+    if (rc) { fixture_copy_free(dir); json_decref(fg); return; }
     int same = json_is_true(json_object_get(cs, "same_as_fixture"));
     json_t *jp = json_object_get(fg, "prompt");
     size_t T = json_array_size(jp), V = (size_t)m->hp.vocab;
@@ -161,7 +136,7 @@ static void run_case(const char *name, json_t *cs, mt_pool *pool) {
     free(logits);
     free(prompt);
     mt_model_free(m);
-    remove_folder(dir);
+    fixture_copy_free(dir);
     json_decref(fg);
 }
 

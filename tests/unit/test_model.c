@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include "check.h"
+#include "fixture_copy.h"
 #include "core/blas.h"
 #include "core/file.h"
 #include "gen/generate.h"
@@ -322,21 +323,9 @@ static int load_and_free(const char *src, const char *dir, mt_pool *pool, mt_err
  * generation_config.json) has key set to the JSON text val (NaN / Infinity as
  * Python's json writes them allowed).  Returns the malloc'd folder, or NULL. */
 static char *variant(const char *src, const char *file, const char *key, const char *val) {
-    char tmpl[] = "/tmp/mt_validate_XXXXXX";
-    if (!mkdtemp(tmpl)) return NULL;
-    char *dir = strdup(tmpl);
-    DIR *d = opendir(src);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.' || !strcmp(de->d_name, file)) continue;
-        char *from = mt_path_join(src, de->d_name), *to = mt_path_join(dir, de->d_name);
-        char *abs = realpath(from, NULL);
-        if (!abs || symlink(abs, to)) fprintf(stderr, "variant: cannot link %s\n", from);
-        free(abs);
-        free(from);
-        free(to);
-    }
-    if (d) closedir(d);
+    const char *const skip[] = {file, NULL};
+    char *dir = fixture_copy(src, "mt_validate", skip);
+    if (!dir) return NULL;
     char *sp = mt_path_join(src, file), *dp = mt_path_join(dir, file);
     json_t *j = mt_file_exists(sp) ? json_load_file(sp, 0, NULL) : json_object();
     json_object_set_new(j, key, json_string("@@VALUE@@"));
@@ -352,20 +341,6 @@ static char *variant(const char *src, const char *file, const char *key, const c
     return dir;
 }
 
-static void variant_free(char *dir) {
-    if (!dir) return;
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char *p = mt_path_join(dir, de->d_name);
-        unlink(p);
-        free(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-    free(dir);
-}
 
 static void test_config_checks(mt_pool *pool) {
     static const struct { const char *src, *file, *key, *val, *want; } cases[] = {
@@ -439,7 +414,7 @@ static void test_config_checks(mt_pool *pool) {
         CHECK_MSG(rc == MT_EFORMAT && strstr(e.msg, cases[i].want), "%s %s: %s = %s: rc %d, '%s' (want '%s')",
                   cases[i].src, cases[i].file, cases[i].key, cases[i].val, rc, e.msg, cases[i].want);
         refused += rc == MT_EFORMAT;
-        variant_free(dir);
+        fixture_copy_free(dir);
     }
     /* the same folders with sane values still load */
     static const struct { const char *src, *key, *val; } fine[] = {
@@ -450,10 +425,12 @@ static void test_config_checks(mt_pool *pool) {
     };
     for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
         char *dir = variant(fine[i].src, "config.json", fine[i].key, fine[i].val);
+        CHECK(dir != NULL);
+        if (!dir) continue;
         mt_err e = {0};
         int rc = load_and_free(fine[i].src, dir, pool, &e);
         CHECK_MSG(rc == 0, "%s: %s = %s: %s", fine[i].src, fine[i].key, fine[i].val, e.msg);
-        variant_free(dir);
+        fixture_copy_free(dir);
     }
     printf("  config checks: %zu of %zu nonsense configs refused\n", refused, sizeof cases / sizeof *cases);
 }
@@ -492,8 +469,23 @@ static char *nan_variant(const char *src, const char *name, int row) {
     free(buf);
     free(sp);
     free(dp);
-    if (!ok) { variant_free(dir); return NULL; }
+    if (!ok) { fixture_copy_free(dir); return NULL; }
     return dir;
+}
+
+/* Load the model folder src and its tokenizer.json (checked); 0 when either failed (both freed). */
+static int load_model_tok(const char *src, mt_pool *pool, mt_model **m, mt_tokenizer **tok) {
+    mt_err e = {0};
+    char *tp = mt_path_join(src, "tokenizer.json");
+    CHECK_OK(mt_model_load(m, src, pool, &e), &e);
+    CHECK_OK(mt_tokenizer_load(tok, tp, &e), &e);
+    free(tp);
+    if (*m && *tok) return 1;
+    mt_model_free(*m);
+    mt_tokenizer_free(*tok);
+    *m = NULL;
+    *tok = NULL;
+    return 0;
 }
 
 static void test_nonfinite(mt_pool *pool) {
@@ -501,11 +493,7 @@ static void test_nonfinite(mt_pool *pool) {
     mt_err e = {0};
     mt_model *m = NULL;
     mt_tokenizer *tok = NULL;
-    char *tp = mt_path_join(src, "tokenizer.json");
-    CHECK_OK(mt_model_load(&m, src, pool, &e), &e);
-    CHECK_OK(mt_tokenizer_load(&tok, tp, &e), &e);
-    free(tp);
-    if (!m || !tok) { mt_model_free(m); mt_tokenizer_free(tok); return; }
+    if (!load_model_tok(src, pool, &m, &tok)) return;
     int32_t clean[4] = {1, 50, 60, 70};
     mt_gen_params gp;
     mt_gen_params_default(&gp);
@@ -523,7 +511,7 @@ static void test_nonfinite(mt_pool *pool) {
     char *dir = nan_variant(src, "model.embed_tokens.scales", bad);
     CHECK(dir != NULL);
     if (dir) CHECK_OK(mt_model_load(&m, dir, pool, &e), &e);
-    if (!m) { mt_gen_result_free(&ref); mt_tokenizer_free(tok); variant_free(dir); return; }
+    if (!m) { mt_gen_result_free(&ref); mt_tokenizer_free(tok); fixture_copy_free(dir); return; }
     const char *want = "model produced non-finite logits at token ";
     int32_t poisoned[4] = {1, 50, bad, 70};
     mt_gen_result res;
@@ -563,7 +551,7 @@ static void test_nonfinite(mt_pool *pool) {
     mt_gen_result_free(&ref);
     mt_model_free(m);
     mt_tokenizer_free(tok);
-    variant_free(dir);
+    fixture_copy_free(dir);
 }
 
 /* ---- a prompt longer than the model's context is refused before any work ---- */
@@ -573,11 +561,7 @@ static void test_context(mt_pool *pool) {
     mt_err e = {0};
     mt_model *m = NULL;
     mt_tokenizer *tok = NULL;
-    char *tp = mt_path_join(src, "tokenizer.json");
-    CHECK_OK(mt_model_load(&m, src, pool, &e), &e);
-    CHECK_OK(mt_tokenizer_load(&tok, tp, &e), &e);
-    free(tp);
-    if (!m || !tok) { mt_model_free(m); mt_tokenizer_free(tok); return; }
+    if (!load_model_tok(src, pool, &m, &tok)) return;
     CHECK_EQ_INT(m->ctx_len, 512);
     enum { N = 513 };
     int32_t ids[N];
@@ -629,6 +613,7 @@ static void test_context(mt_pool *pool) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *dir = variant(src, "config.json", cases[i].key, cases[i].val);
+        CHECK(dir != NULL);
         m = NULL;
         if (dir) CHECK_OK(mt_model_load(&m, dir, pool, &e), &e);
         if (m) {
@@ -636,7 +621,7 @@ static void test_context(mt_pool *pool) {
                       m->ctx_len, m->ctx_why);
             mt_model_free(m);
         }
-        variant_free(dir);
+        fixture_copy_free(dir);
     }
 }
 
