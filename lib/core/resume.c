@@ -3,7 +3,7 @@
  * encodings of a record's custom_id or id, held in one open-addressing table;
  * the answers themselves stay in FILE and are addressed by offset. */
 #include "core/jsonl.h"
-#include "core/sig.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -271,15 +271,7 @@ static int copy_line(int from, int to, const rkey *e, char **buf, size_t *cap) {
         *cap = e->len;
     }
     if (pread(from, *buf, e->len, e->off) != (ssize_t)e->len) return -1;
-    for (size_t done = 0; done < e->len;) {
-        ssize_t w = write(to, *buf + done, e->len - done);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        done += (size_t)w;
-    }
-    return 0;
+    return mt_write_fd_all(to, *buf, e->len);
 }
 
 static int compact(mt_resume *r, mt_err *err) {
@@ -287,19 +279,11 @@ static int compact(mt_resume *r, mt_err *err) {
     r->file_seq = 0;
     r->n_odd = 0;
     MT_TRY(scan_lines(r, close_line, &good, err));
-    size_t plen = strlen(r->path);
-    char *tmp = malloc(plen + 32);
     rkey **rest = malloc((r->n ? r->n : 1) * sizeof *rest);
-    if (!tmp || !rest) {
-        free(tmp);
-        free(rest);
-        return mt_seterr(err, MT_ENOMEM, "out of memory");
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", r->path, (long)getpid());
-    mt_sig_tmp_add(tmp, 0);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int rc = MT_OK;
-    if (fd < 0) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
+    if (!rest) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    char *tmp = NULL;
+    int fd = -1;
+    int rc = mt_tmp_open(r->path, &tmp, &fd, err);   /* registered for removal on a fatal signal */
     char *buf = NULL;
     size_t cap = 0, n_rest = 0;
     for (size_t k = 0; !rc && k < r->n_order; k++) {
@@ -319,9 +303,8 @@ static int compact(mt_resume *r, mt_err *err) {
         rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
     if (!rc && fsync(fd) != 0) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
     if (fd >= 0 && close(fd) != 0 && !rc) rc = mt_seterr(err, MT_EIO, "%s: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, r->path) != 0) rc = mt_seterr(err, MT_EIO, "%s: %s", r->path, strerror(errno));
-    if (rc && fd >= 0) unlink(tmp);
-    mt_sig_tmp_remove(tmp);
+    if (!rc) rc = mt_tmp_commit(tmp, r->path, err);
+    else mt_tmp_discard(tmp);
     free(buf);
     free(rest);
     free(tmp);
