@@ -5,6 +5,7 @@
  * ref: mlx_lm/models/llama.py, qwen3.py, gemma2.py, gemma3_text.py, olmo2.py,
  *      granite.py, starcoder2.py, phi3.py, smollm3.py, rope_utils.py. */
 #include "models/model.h"
+#include "models/kvcache_int.h"
 
 #include <float.h>
 #include <limits.h>
@@ -609,178 +610,6 @@ void mt_model_free(mt_model *m) {
     free(m);
 }
 
-/* ---- KV cache ---- */
-
-int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
-    mt_kvcache *c = calloc(1, sizeof *c);
-    if (!c) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    c->n_layers = m->hp.n_layers;
-    c->kv_dim = (size_t)m->hp.n_kv_heads * m->hp.head_dim;
-    c->k = calloc((size_t)c->n_layers, sizeof *c->k);
-    c->v = calloc((size_t)c->n_layers, sizeof *c->v);
-    if (!c->k || !c->v) { mt_kvcache_free(c); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
-    *out = c;
-    return MT_OK;
-}
-
-void mt_kvcache_reset(mt_kvcache *c) {
-    if (!c) return;
-    c->len = c->bufcap = c->idx = 0;
-}
-
-int mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err) {
-    if (c->len) return mt_seterr(err, MT_EINVAL, "the KV cache size can only be bounded while it is empty");
-    if (max_size <= keep) return mt_seterr(err, MT_EINVAL, "max KV size %zu must exceed the %zu kept tokens", max_size, keep);
-    c->max_size = max_size;
-    c->keep = keep;
-    return MT_OK;
-}
-
-/* the element type of a cache's K/V rows */
-static mt_dtype kv_dtype(const mt_kvcache *c) { return c->f16 ? MT_F16 : MT_F32; }
-
-int mt_model_kv_f16(const mt_model *m) {
-    mt_dtype t = m->embed.quantized ? m->embed.sdt : m->embed.wdt;
-    return t == MT_F16 || t == MT_BF16;
-}
-
-int mt_kvcache_set_f16(mt_kvcache *c, int on, mt_err *err) {
-    if (c->len) return mt_seterr(err, MT_EINVAL, "the KV cache type can only be set while the cache is empty");
-    for (int i = 0; i < c->n_layers; i++) {
-        free(c->k[i]);
-        free(c->v[i]);
-        c->k[i] = c->v[i] = NULL;
-    }
-    c->cap = c->bufcap = c->idx = 0;
-    c->f16 = on ? 1 : 0;
-    return MT_OK;
-}
-
-void mt_kvcache_free(mt_kvcache *c) {
-    if (!c) return;
-    for (int i = 0; i < c->n_layers && c->k; i++) free(c->k[i]);
-    for (int i = 0; i < c->n_layers && c->v; i++) free(c->v[i]);
-    free(c->k);
-    free(c->v);
-    free(c->slot_pos);
-    free(c);
-}
-
-static int kv_reserve(mt_kvcache *c, size_t need, mt_err *err) {
-    if (need <= c->cap) return MT_OK;
-    size_t cap = c->cap ? c->cap : 256;
-    while (cap < need) cap *= 2;
-    size_t es = mt_dtype_size(kv_dtype(c));
-    for (int i = 0; i < c->n_layers; i++) {
-        void *k = realloc(c->k[i], cap * c->kv_dim * es);
-        if (!k) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
-        c->k[i] = k;
-        void *v = realloc(c->v[i], cap * c->kv_dim * es);
-        if (!v) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
-        c->v[i] = v;
-    }
-    if (c->max_size) {
-        size_t *sp = realloc(c->slot_pos, cap * sizeof *sp);
-        if (!sp) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
-        c->slot_pos = sp;
-    }
-    c->cap = cap;
-    return MT_OK;
-}
-
-/* Rebuild the rotating buffer from the old slots listed in `order` (n of them),
- * in that order, in every layer. */
-static int kv_permute(mt_kvcache *c, const size_t *order, size_t n, mt_err *err) {
-    size_t rb = c->kv_dim * mt_dtype_size(kv_dtype(c));   /* bytes per slot */
-    char *tmp = malloc((n ? n : 1) * rb);
-    size_t *pos = malloc((n ? n : 1) * sizeof *pos);
-    if (!tmp || !pos) { free(tmp); free(pos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
-    for (int l = 0; l < c->n_layers; l++)
-        for (int kv = 0; kv < 2; kv++) {
-            char *a = kv ? c->v[l] : c->k[l];
-            for (size_t i = 0; i < n; i++) memcpy(tmp + i * rb, a + order[i] * rb, rb);
-            memcpy(a, tmp, n * rb);
-        }
-    for (size_t i = 0; i < n; i++) pos[i] = c->slot_pos[order[i]];
-    memcpy(c->slot_pos, pos, n * sizeof *pos);
-    free(tmp);
-    free(pos);
-    return MT_OK;
-}
-
-/* Where this call's S rows of cache c go, and which slots each row attends to
- * (slot, lo, hi per row); updates the cache's bookkeeping.  Rotating caches
- * follow mlx_lm.models.cache.RotatingKVCache: S > 1 is _update_concat with the
- * causal window mask of make_mask, S == 1 is _update_in_place with no mask. */
-static int kv_plan(mt_kvcache *c, size_t S, size_t *slot, size_t *lo, size_t *hi, mt_err *err) {
-    size_t off = c->len;
-    if (!c->max_size) {
-        MT_TRY(kv_reserve(c, off + S, err));
-        for (size_t i = 0; i < S; i++) { slot[i] = off + i; lo[i] = 0; hi[i] = off + i + 1; }
-        return MT_OK;
-    }
-    size_t M = c->max_size, keep = c->keep;
-    if (S > 1) {
-        size_t old = 0;
-        if (c->bufcap) {
-            /* temporal order (slicing off unused slots), then trim to max_size - 1 */
-            size_t n = 0, *order = malloc(c->bufcap * sizeof *order);
-            if (!order) return mt_seterr(err, MT_ENOMEM, "out of memory");
-            if (c->idx == c->bufcap) for (size_t j = 0; j < c->bufcap; j++) order[n++] = j;
-            else if (c->idx < off) {
-                for (size_t j = 0; j < keep && j < c->bufcap; j++) order[n++] = j;
-                for (size_t j = c->idx; j < c->bufcap; j++) order[n++] = j;
-                for (size_t j = keep; j < c->idx; j++) order[n++] = j;
-            } else for (size_t j = 0; j < c->idx; j++) order[n++] = j;
-            long trim = (long)n - (long)M + 1;
-            if (trim > 0) {
-                size_t w = keep < n ? keep : n;
-                for (size_t j = keep + (size_t)trim; j < n; j++) order[w++] = order[j];
-                n = w;
-            }
-            int rc = kv_permute(c, order, n, err);
-            free(order);
-            MT_TRY(rc);
-            old = n;
-        }
-        MT_TRY(kv_reserve(c, old + S, err));
-        size_t offm = off < M - 1 ? off : M - 1;   /* the mask's offset (make_mask) */
-        for (size_t i = 0; i < S; i++) {
-            slot[i] = old + i;
-            c->slot_pos[old + i] = off + i;
-            size_t q = offm + i;                  /* the row's index in the buffer */
-            hi[i] = q + 1;
-            lo[i] = q + 1 > M ? q + 1 - M : 0;
-        }
-        c->bufcap = c->idx = old + S;
-        return MT_OK;
-    }
-    /* S == 1 */
-    if (!c->bufcap || (off >= c->bufcap && c->bufcap < M)) {
-        size_t grow = M - off < 256 ? M - off : 256;
-        MT_TRY(kv_reserve(c, c->bufcap + grow, err));
-        c->bufcap += grow;
-        c->idx = off;
-    }
-    if (c->bufcap > M) {
-        size_t trim = c->bufcap - M, n = 0, *order = malloc(c->bufcap * sizeof *order);
-        if (!order) return mt_seterr(err, MT_ENOMEM, "out of memory");
-        for (size_t j = 0; j < keep; j++) order[n++] = j;
-        for (size_t j = trim + keep; j < c->bufcap; j++) order[n++] = j;
-        int rc = kv_permute(c, order, n, err);
-        free(order);
-        MT_TRY(rc);
-        c->bufcap = M;
-        c->idx = M;
-    }
-    if (c->idx == M) c->idx = keep;
-    slot[0] = c->idx++;
-    c->slot_pos[slot[0]] = off;
-    lo[0] = 0;
-    hi[0] = off + 1 < c->bufcap ? off + 1 : c->bufcap;
-    return MT_OK;
-}
-
 /* ---- forward ---- */
 
 typedef struct attn_ctx {
@@ -799,7 +628,7 @@ typedef struct attn_ctx {
 
 /* n cached values from element i of a layer's K or V buffer, as float32 */
 static void kv_row(const mt_kvcache *c, const void *buf, size_t i, size_t n, float *out) {
-    mt_dtype t = kv_dtype(c);
+    mt_dtype t = mt_kv_dtype(c);
     mt_convert_to_f32(out, (const char *)buf + i * mt_dtype_size(t), t, n);
 }
 
@@ -835,7 +664,7 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
         size_t t = job / sets, h0 = job % sets * a->gsz, kh = h0 / group;
         const mt_kvcache *kc = a->c[t];
         const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
-        size_t es = mt_dtype_size(kv_dtype(kc));
+        size_t es = mt_dtype_size(mt_kv_dtype(kc));
         size_t p = a->pos[t], j0, j1;
         int win = row_span(a, t, &j0, &j1);
         size_t off = (j0 * kvd + kh * hd) * es;
@@ -882,7 +711,7 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
     size_t hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = a->c[0]->kv_dim;
     size_t group = (size_t)(hp->n_heads / hp->n_kv_heads), nb = (a->T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK;
     const mt_kvcache *kc = a->c[0];
-    size_t es = mt_dtype_size(kv_dtype(kc));
+    size_t es = mt_dtype_size(mt_kv_dtype(kc));
     for (size_t job = b; job < e; job++) {
         size_t kh = job / nb, t0 = job % nb * ATTN_ROWS_BLK, R = a->T - t0 < ATTN_ROWS_BLK ? a->T - t0 : ATTN_ROWS_BLK;
         size_t lo[ATTN_ROWS_BLK], hi[ATTN_ROWS_BLK], J0 = SIZE_MAX, J1 = 0;
@@ -1021,7 +850,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         size_t S = 1;
         while (t + S < T && rc[t + S] == rc[t]) S++;
         if (rc[t]->len != rpos[t]) { free(slot); return mt_seterr(err, MT_EINVAL, "internal: rows out of order"); }
-        int r = kv_plan(rc[t], S, slot + t, lo + t, hi + t, err);
+        int r = mt_kv_plan(rc[t], S, slot + t, lo + t, hi + t, err);
         if (r) { free(slot); return r; }
         if (hp->bidirectional && !rc[t]->max_size)   /* every row sees the whole call */
             for (size_t i = 0; i < S; i++) hi[t + i] = rc[t]->len + S;
@@ -1102,7 +931,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
                 mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
             }
-            mt_dtype kt_t = kv_dtype(rc[t]);
+            mt_dtype kt_t = mt_kv_dtype(rc[t]);
             size_t at = slot[t] * kvd * mt_dtype_size(kt_t);   /* byte offset of the slot */
             mt_convert_from_f32((char *)rc[t]->k[l] + at, kt, kt_t, kvd);
             mt_convert_from_f32((char *)rc[t]->v[l] + at, v + t * ks, kt_t, kvd);

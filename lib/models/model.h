@@ -146,6 +146,24 @@ int  mt_kvcache_set_f16(mt_kvcache *c, int on, mt_err *err);
  * default), 0 for float32 models (float32 cache). */
 int  mt_model_kv_f16(const mt_model *m);
 void mt_kvcache_free(mt_kvcache *c);
+/* A deep copy of src (its mode, rows and bookkeeping): a snapshot to continue from. */
+int  mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err);
+/* mlx-lm's trim: drop the last n tokens (at most len); returns how many were dropped.  A
+ * rotating cache that has wrapped (len >= max_size) is not trimmable and returns 0. */
+int    mt_kvcache_trimmable(const mt_kvcache *c);
+size_t mt_kvcache_trim(mt_kvcache *c, size_t n);
+/* The slots that hold state (what mlx-lm's `state` returns): len for an unbounded cache,
+ * min(len, buffer length) for a rotating one. */
+size_t mt_kvcache_slots(const mt_kvcache *c);
+/* Bytes of K/V state (2 * layers * slots * kv_dim * element size). */
+size_t mt_kvcache_bytes(const mt_kvcache *c);
+/* Restoring a saved state: mt_kvcache_reserve makes room for n slots (contents undefined),
+ * the caller writes the rows of slots [0, nslots) into k[l]/v[l], then mt_kvcache_restore
+ * sets offset (tokens seen) and, for a rotating cache (after mt_kvcache_set_max), the
+ * buffer length nslots and next write slot idx (mlx's keys.shape[2] and _idx); the slot
+ * positions follow from the ring.  An inconsistent state is MT_EFORMAT. */
+int  mt_kvcache_reserve(mt_kvcache *c, size_t n, mt_err *err);
+int  mt_kvcache_restore(mt_kvcache *c, size_t offset, size_t nslots, size_t idx, mt_err *err);
 
 /* Run T tokens at positions cache->len.. and append them to the cache.
  * logits: [T, vocab] when all_logits, else [vocab] for the last token only. */
