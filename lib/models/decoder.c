@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/blas.h"
+#include "core/cpu.h"
 #include "core/file.h"
 #include "tensor/dtype.h"
+#include "tensor/kernels.h"
 #include "tensor/ops.h"
 
 #define ATTN_ROWS_MIN 16 /* default mt_model.attn_block_min (prefill of 16+ rows: sgemm blocks win) */
@@ -652,6 +654,26 @@ static int row_span(const attn_ctx *a, size_t t, size_t *j0, size_t *j1) {
     return win && kc->max_size;
 }
 
+/* The packed rows of kv head kh in layer l of a quantized cache, from slot j0 on. */
+static void kvq_span(const mt_kvcache *c, int l, size_t kh, size_t j0, mt_kvq_span *sp) {
+    size_t H = (size_t)c->n_kv_heads, nw = mt_kvcache_qwords(c);
+    int turbo = c->qscheme == MT_KVQ_TURBO;
+    size_t ns = turbo ? 1 : (size_t)(c->head_dim / c->qgroup);
+    size_t w = (j0 * H + kh) * nw, o = (j0 * H + kh) * ns;
+    sp->kw = c->kq[l] + w;
+    sp->vw = c->vq[l] + w;
+    sp->ks = c->ks[l] + o;
+    sp->vs = c->vs[l] + o;
+    sp->kb = turbo ? NULL : c->kb[l] + o;
+    sp->vb = turbo ? NULL : c->vb[l] + o;
+    sp->wstride = H * nw;
+    sp->sstride = H * ns;
+    sp->bits = c->qbits;
+    sp->group = c->qgroup;
+    sp->cb = turbo ? c->tcb : NULL;
+    sp->sign = turbo ? c->tsign : NULL;
+}
+
 /* Jobs (row t, set of a->gsz query heads sharing one kv head). */
 static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     attn_ctx *a = vc;
@@ -663,10 +685,17 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     for (size_t job = b; job < e; job++) {
         size_t t = job / sets, h0 = job % sets * a->gsz, kh = h0 / group;
         const mt_kvcache *kc = a->c[t];
-        const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
-        size_t es = mt_dtype_size(mt_kv_dtype(kc));
         size_t p = a->pos[t], j0, j1;
         int win = row_span(a, t, &j0, &j1);
+        if (kc->quantized) {   /* packed rows (unbounded caches only: no slot masking) */
+            mt_kvq_span sp;
+            kvq_span(kc, a->layer, kh, j0, &sp);
+            mt_k_attn_kvq(mt_cpu_level(), a->q + t * a->qstride + h0 * hd, a->gsz, &sp, j1 - j0, hd, hp->attn_scale,
+                          cap, a->out + t * qd + h0 * hd, s);
+            continue;
+        }
+        const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
+        size_t es = mt_dtype_size(mt_kv_dtype(kc));
         size_t off = (j0 * kvd + kh * hd) * es;
         if (!win) {   /* a plain run of positions: the fused kernel, each row read once for the set */
             mt_attn_group(a->q + t * a->qstride + h0 * hd, a->gsz, (const char *)K + off, (const char *)Vv + off,
@@ -751,7 +780,7 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
 /* 1 when attn_blocks can run this call: enough rows, all of one cache, no
  * slot-by-slot masking, and sgemm may be called from the pool's threads. */
 static int attn_blocks_ok(const attn_ctx *a) {
-    if (a->T < a->m->attn_block_min || a->c[0] != a->c[a->T - 1]) return 0;
+    if (a->T < a->m->attn_block_min || a->c[0] != a->c[a->T - 1] || a->c[0]->quantized) return 0;
     if (mt_pool_size(a->m->pool) > 1 && !mt_blas_pool_splits(a->m->pool)) return 0;
     for (size_t t = 0; t < a->T; t++) {
         size_t j0, j1;
@@ -931,10 +960,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
                 mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
             }
-            mt_dtype kt_t = mt_kv_dtype(rc[t]);
-            size_t at = slot[t] * kvd * mt_dtype_size(kt_t);   /* byte offset of the slot */
-            mt_convert_from_f32((char *)rc[t]->k[l] + at, kt, kt_t, kvd);
-            mt_convert_from_f32((char *)rc[t]->v[l] + at, v + t * ks, kt_t, kvd);
+            mt_kv_write(rc[t], l, slot[t], kt, v + t * ks);
         }
         /* query heads per job: the kv head's whole group, halved while that
          * leaves fewer than two jobs per thread */
@@ -988,6 +1014,12 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (L->n4.w) norm_apply(m, &L->n4, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
     }
+    /* mlx-lm's maybe_quantize_kv_cache after the model call */
+    for (size_t t = 0; t < T; t++)
+        if (t == 0 || rc[t] != rc[t - 1]) {
+            int r = mt_kv_maybe_quantize(rc[t], err);
+            if (r) { free(dyn); free(slot); free(buf); return r; }
+        }
     size_t nl = T - first;
     if (hidden) {   /* final hidden states instead of logits */
         norm_apply(m, &m->final_norm, hidden, x + first * H, nl, H);

@@ -114,10 +114,33 @@ typedef struct mt_model {
  * float32 values (or IEEE float16 after mt_kvcache_set_f16), one row per slot.  Unbounded (the default): slot = position.  Bounded by
  * mt_kvcache_set_max (--max-kv-size): mlx-lm's RotatingKVCache(max_size, keep),
  * whose buffer, rotation, trimming and attention masks are reproduced exactly,
- * so the same tokens come out. */
+ * so the same tokens come out.
+ *
+ * Quantized (mt_kvcache_set_quant, mlx-lm's QuantizedKVCache; or mt_kvcache_set_turbo):
+ * the cache holds float rows until the end of the first forward call (mt_model_forward,
+ * mt_model_forward_hidden, mt_model_decode_batch) after which len >= qstart; then every
+ * row is quantized (quantized = 1, the float k/v arrays are freed) and every later row is
+ * quantized as it is written.  Packed layout, per layer l, slot-major like the float rows
+ * (slot = position; unbounded caches only):
+ *   MT_KVQ_AFFINE  kq[l] / vq[l]: per slot, n_kv_heads rows of head_dim*qbits/32 uint32
+ *                  words, each exactly as mx.quantize packs one row of head_dim values
+ *                  (LSB-first bitstream, code i at stream bits [i*bits, (i+1)*bits));
+ *                  ks/kb/vs/vb[l]: per slot, n_kv_heads * (head_dim/qgroup) float32 scales
+ *                  and biases (mlx's scales/biases of the head's row, group by group).  When
+ *                  f16 is set (mlx: keys of a 16-bit model, scales in float16) every scale
+ *                  and bias is a float16 value held as float32 (exactly representable).
+ *                  Slot s, head h of layer l: kq[l] + (s*n_kv_heads + h) * head_dim*qbits/32,
+ *                  ks[l] + (s*n_kv_heads + h) * (head_dim/qgroup).
+ *   MT_KVQ_TURBO   kq[l] / vq[l]: per slot, n_kv_heads rows of turbo_words(head_dim, qbits) =
+ *                  ceil(head_dim*qbits/32) words: the codebook indices of the rotated unit
+ *                  row, packed as above (a bitstream; the last word zero-padded);
+ *                  ks[l] / vs[l]: per slot, n_kv_heads float32 L2 norms of the rows;
+ *                  kb / vb are NULL.  Not an mlx format (mlx-lm cannot read it). */
+enum { MT_KVQ_NONE = 0, MT_KVQ_AFFINE = 1, MT_KVQ_TURBO = 2 };
 typedef struct mt_kvcache {
     int n_layers;
     size_t kv_dim;                 /* n_kv_heads * head_dim */
+    int n_kv_heads, head_dim;
     size_t len;                    /* tokens seen (mlx "offset") */
     size_t cap;                    /* allocated slots */
     void **k, **v;                 /* [n_layers] rows of float32, or uint16_t float16 when f16 */
@@ -127,6 +150,19 @@ typedef struct mt_kvcache {
     size_t bufcap;                 /* mlx keys.shape[2] (slots in the buffer, some maybe unfilled) */
     size_t idx;                    /* mlx _idx: next slot to write */
     size_t *slot_pos;              /* [cap] position held by each slot */
+    size_t mlx_rows;               /* unbounded: the rows mlx-lm's KVCache buffer would have after the
+                                      same calls (step-256 growth); files store that many */
+    /* quantization (see above) */
+    int qbits, qgroup;             /* qgroup: affine only (0 for turbo) */
+    size_t qstart;                 /* mlx-lm's quantized_kv_start */
+    int qscheme;                   /* MT_KVQ_NONE, MT_KVQ_AFFINE, MT_KVQ_TURBO */
+    int quantized;                 /* 1 once converted: rows live in kq/ks/kb/vq/vs/vb */
+    uint32_t **kq, **vq;           /* [n_layers] packed rows, [cap] slots each */
+    float **ks, **kb, **vs, **vb;  /* [n_layers] scales / biases (turbo: norms in ks, vs) */
+    /* turbo: the rotation's signs [head_dim] (+-1) and the Lloyd-Max codebook
+     * (2^qbits centroids, ascending) with its 2^qbits - 1 decision boundaries */
+    float *tsign;
+    float tcb[16], tbound[15];
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
@@ -155,15 +191,38 @@ size_t mt_kvcache_trim(mt_kvcache *c, size_t n);
 /* The slots that hold state (what mlx-lm's `state` returns): len for an unbounded cache,
  * min(len, buffer length) for a rotating one. */
 size_t mt_kvcache_slots(const mt_kvcache *c);
-/* Bytes of K/V state (2 * layers * slots * kv_dim * element size). */
+/* Bytes of K/V state (2 * layers * slots * kv_dim * element size; quantized: the packed
+ * words plus the scales and biases as mlx stores them, 2 bytes each when f16, else 4;
+ * turbo: the words plus a 4-byte norm per head row). */
 size_t mt_kvcache_bytes(const mt_kvcache *c);
 /* Restoring a saved state: mt_kvcache_reserve makes room for n slots (contents undefined),
- * the caller writes the rows of slots [0, nslots) into k[l]/v[l], then mt_kvcache_restore
+ * the caller writes the rows of slots [0, nslots) into k[l]/v[l] (quantized caches: into
+ * kq/ks/kb/vq/vs/vb[l], see mt_kvcache_mark_quantized), then mt_kvcache_restore
  * sets offset (tokens seen) and, for a rotating cache (after mt_kvcache_set_max), the
  * buffer length nslots and next write slot idx (mlx's keys.shape[2] and _idx); the slot
  * positions follow from the ring.  An inconsistent state is MT_EFORMAT. */
 int  mt_kvcache_reserve(mt_kvcache *c, size_t n, mt_err *err);
 int  mt_kvcache_restore(mt_kvcache *c, size_t offset, size_t nslots, size_t idx, mt_err *err);
+/* KV quantization as mlx-lm's generate_step(kv_bits=bits, kv_group_size=group,
+ * quantized_kv_start=start): affine (MT_KVQ_AFFINE), bits 2, 3, 4, 5, 6 or 8, group 32,
+ * 64 or 128 dividing head_dim.  Only on an empty, unbounded cache (mlx-lm's
+ * RotatingKVCache cannot be quantized).  Attention then runs on the packed rows as
+ * mlx-lm's quantized_scaled_dot_product_attention: scores (q*scale).deq(K) in float32,
+ * softmax, p.deq(V). */
+int  mt_kvcache_set_quant(mt_kvcache *c, int bits, int group, size_t start, mt_err *err);
+/* The rotation + scalar scheme (MT_KVQ_TURBO), bits 3 or 4, from the first forward
+ * call on (qstart 0): per token and kv head the row's L2 norm and the indices of its
+ * unit vector, rotated by a randomized Hadamard transform (fixed signs; head_dim split
+ * into descending power-of-two blocks), in a Lloyd-Max codebook for one coordinate of
+ * a random unit vector in head_dim dimensions.  No QJL residual.  Only on an empty,
+ * unbounded cache. */
+int  mt_kvcache_set_turbo(mt_kvcache *c, int bits, mt_err *err);
+/* For a reader of saved quantized state: after mt_kvcache_set_quant (or _set_turbo) on
+ * an empty cache, store packed rows from now on (quantized = 1); then mt_kvcache_reserve
+ * allocates kq/ks/kb/vq/vs/vb, the caller fills slots [0, n) and calls mt_kvcache_restore. */
+int  mt_kvcache_mark_quantized(mt_kvcache *c, mt_err *err);
+/* uint32 words of one packed head row (affine and turbo) */
+size_t mt_kvcache_qwords(const mt_kvcache *c);
 
 /* Run T tokens at positions cache->len.. and append them to the cache.
  * logits: [T, vocab] when all_logits, else [vocab] for the last token only. */

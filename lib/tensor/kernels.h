@@ -89,6 +89,32 @@ void mt_k_attn_head(int level, const float *q, const void *K, const void *V, int
 /* nh heads (q + h*hd -> out + h*hd) over the same K/V; scratch[nh * n]. */
 void mt_k_attn_group(int level, const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs,
                      size_t n, size_t hd, float scale, float cap, float *out, float *scratch);
+/* ---- attention over a quantized KV cache (kernels_kvq.c) ----------------
+ * The packed rows of one kv head over n consecutive slots: row j's K codes at
+ * kw + j*wstride words (V: vw), its scales/biases at ks/kb + j*sstride (V: vs/vb).
+ * Affine (cb NULL): codes packed as mx.quantize (bits 2..8), group scales and
+ * biases as float32.  Turbo (cb non-NULL): codes are indices into cb (16 floats,
+ * the first 2^bits used), ks/vs hold each row's norm (kb/vb unused), and sign
+ * [hd] the rotation's signs (mt_kvt_rotate). */
+typedef struct mt_kvq_span {
+    const uint32_t *kw, *vw;
+    const float *ks, *kb, *vs, *vb;
+    size_t wstride, sstride;
+    int bits, group;
+    const float *cb, *sign;
+} mt_kvq_span;
+/* nh query heads (q + h*hd -> out + h*hd) over n packed rows, hd <= 1024:
+ * affine: s_j = sum_g scale_g * (q*sc).w_g + bias_g * sum(q*sc)_g (sc the attention
+ * scale), then the soft-cap (cap > 0), softmax, out = sum_j p_j deq(V_j);
+ * turbo: q rotated, s_j = sc * norm_j * (Hq).cb[idx_j], out = H^-1 sum_j p_j norm_j cb[idx_j].
+ * scratch[min(nh, 8) * n]. */
+void mt_k_attn_kvq(int level, const float *q, size_t nh, const mt_kvq_span *sp, size_t n, size_t hd, float scale,
+                   float cap, float *out, float *scratch);
+/* The randomized Hadamard transform of the turbo scheme, in place: x = H diag(sign) x,
+ * H block-diagonal over descending power-of-two blocks of hd (96 = 64 + 32), each a
+ * Walsh-Hadamard matrix / sqrt(block); unrotate is its inverse (diag(sign) H x). */
+void mt_kvt_rotate(float *x, const float *sign, size_t hd);
+void mt_kvt_unrotate(float *x, const float *sign, size_t hd);
 /* a[i] = silu(a[i]) * (b ? b[i] : 1) */
 void mt_k_swiglu(int level, float *a, const float *b, size_t n);
 

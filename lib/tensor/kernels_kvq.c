@@ -1,0 +1,241 @@
+/* kernels_kvq.c - attention over a quantized KV cache, straight from the
+ * packed rows (no dequantized copy of the cache):
+ *   affine (mlx-lm's QuantizedKVCache, quantized_scaled_dot_product_attention):
+ *     per group g of a key row  s_j += scale_g * sum_i (q_i*sc) w_i + bias_g * sum_i (q_i*sc)
+ *     (q multiplied by the attention scale first, as mlx-lm does), softmax in float32, and per
+ *     value row  out_i += (p_j*scale_g) w_i, with p_j*bias_g summed per group and added once;
+ *   turbo (rotation + Lloyd-Max codebook): the query heads are rotated once, s_j =
+ *     scale * norm_j * sum_i (Hq)_i c[idx_i]; values accumulate p_j*norm_j*c[idx] in the
+ *     rotated domain and the sum is rotated back once.
+ * Codes are unpacked per row to bytes (8-bit rows are read in place) and widened to
+ * float in registers (turbo: a table lookup, vpermps).  Portable, AVX2 and AVX-512 paths. */
+#include "tensor/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+#include "core/cpu.h"
+#include "tensor/quant.h"
+#include "tensor/simd_sum.h"
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define INL inline __attribute__((always_inline))
+
+#define HMAX 8      /* query heads per pass */
+#define HD_MAX 1024 /* head_dim bound (checked at model load) */
+
+/* ---- the randomized Hadamard transform ---------------------------------- */
+
+/* head_dim as descending power-of-two blocks (96 = 64 + 32); each block an
+ * in-place fast Walsh-Hadamard transform scaled by 1/sqrt(block) */
+static void fwht_blocks(float *x, size_t hd) {
+    size_t off = 0;
+    while (off < hd) {
+        size_t b = 1;
+        while (b * 2 <= hd - off) b *= 2;
+        float *y = x + off;
+        for (size_t len = 1; len < b; len *= 2)
+            for (size_t i = 0; i < b; i += 2 * len)
+                for (size_t j = i; j < i + len; j++) {
+                    float u = y[j], v = y[j + len];
+                    y[j] = u + v;
+                    y[j + len] = u - v;
+                }
+        float r = 1.0f / sqrtf((float)b);
+        for (size_t i = 0; i < b; i++) y[i] *= r;
+        off += b;
+    }
+}
+
+void mt_kvt_rotate(float *x, const float *sign, size_t hd) {
+    for (size_t i = 0; i < hd; i++) x[i] *= sign[i];
+    fwht_blocks(x, hd);
+}
+
+void mt_kvt_unrotate(float *x, const float *sign, size_t hd) {
+    fwht_blocks(x, hd);   /* the normalized transform is its own inverse */
+    for (size_t i = 0; i < hd; i++) x[i] *= sign[i];
+}
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+/* Soft-cap (cap > 0), exp(s - max) in place; returns 1 / the sum. */
+static float exp_scores(int level, float *s, size_t n, float cap) {
+    if (cap > 0)
+        for (size_t j = 0; j < n; j++) s[j] = tanhf(s[j] / cap) * cap;
+    return 1.0f / mt_k_exp_sum(level, s, mt_k_max(level, s, n), n);
+}
+
+/* the codes of packed row w as bytes: 8-bit rows in place, others unpacked into buf */
+static INL const uint8_t *row_codes(const uint32_t *w, int bits, size_t hd, uint8_t *buf) {
+    if (bits == 8) return (const uint8_t *)w;
+    mt_quant_unpack_row(buf, w, hd, bits);
+    return buf;
+}
+
+/* ---- per-path primitives: dot / axpy of floats with codes widened (tab NULL:
+ * the code's value; else tab[code], a 16-float table) ---- */
+
+static INL float dot_c(const float *q, const uint8_t *c, size_t n, const float *tab) {
+    float s = 0.f;
+    if (tab) for (size_t i = 0; i < n; i++) s += q[i] * tab[c[i]];
+    else for (size_t i = 0; i < n; i++) s += q[i] * (float)c[i];
+    return s;
+}
+
+static INL void axpy_c(float *o, float a, const uint8_t *c, size_t n, const float *tab) {
+    if (tab) for (size_t i = 0; i < n; i++) o[i] += a * tab[c[i]];
+    else for (size_t i = 0; i < n; i++) o[i] += a * (float)c[i];
+}
+
+AVX2 static INL __m256 ld8c(const uint8_t *c, const float *tab) {
+    __m256i i = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)c));
+    if (!tab) return _mm256_cvtepi32_ps(i);
+    __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab), i);
+    __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab + 8), i);
+    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)));   /* bit 3 */
+}
+
+AVX2 static INL float dot_avx2(const float *q, const uint8_t *c, size_t n, const float *tab) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld8c(c + i, tab), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), ld8c(c + i + 8, tab), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld8c(c + i, tab), a0);
+    float s = mt_hsum8(_mm256_add_ps(a0, a1));
+    if (i < n) s += dot_c(q + i, c + i, n - i, tab);
+    return s;
+}
+
+AVX2 static INL void axpy_avx2(float *o, float a, const uint8_t *c, size_t n, const float *tab) {
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(va, ld8c(c + i, tab), _mm256_loadu_ps(o + i)));
+    if (i < n) axpy_c(o + i, a, c + i, n - i, tab);
+}
+
+AVX512 static INL __m512 ld16c(const uint8_t *c, const float *tab) {
+    __m512i i = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)c));
+    if (!tab) return _mm512_cvtepi32_ps(i);
+    return _mm512_permutexvar_ps(i, _mm512_loadu_ps(tab));
+}
+
+AVX512 static INL float dot_512(const float *q, const uint8_t *c, size_t n, const float *tab) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), ld16c(c + i, tab), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), ld16c(c + i + 16, tab), a1);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), ld16c(c + i, tab), a0);
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    if (i < n) s += dot_c(q + i, c + i, n - i, tab);
+    return s;
+}
+
+AVX512 static INL void axpy_512(float *o, float a, const uint8_t *c, size_t n, const float *tab) {
+    __m512 va = _mm512_set1_ps(a);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(o + i, _mm512_fmadd_ps(va, ld16c(c + i, tab), _mm512_loadu_ps(o + i)));
+    if (i < n) axpy_c(o + i, a, c + i, n - i, tab);
+}
+
+/* ---- the kernels, one instance per path -------------------------------------- */
+
+/* affine: H (<= HMAX) heads q[H][hd] over n packed rows; s: scratch [H * n] */
+#define KVQ_AFFINE(SUF, ATTR, DOT, AXPY, LEVEL)                                                                        \
+    ATTR static void kvq_affine_##SUF(const float *q, size_t H, const mt_kvq_span *sp, size_t n, size_t hd,           \
+                                      float scale, float cap, float *out, float *s) {                                  \
+        size_t G = (size_t)sp->group, ng = hd / G;                                                                    \
+        float qs[HMAX * HD_MAX], qsum[HMAX * (HD_MAX / 32)], bsum[HMAX * (HD_MAX / 32)], r[HMAX];                     \
+        uint8_t buf[HD_MAX];                                                                                          \
+        for (size_t h = 0; h < H; h++)                                                                                \
+            for (size_t g = 0; g < ng; g++) {                                                                         \
+                float t = 0.f;                                                                                        \
+                for (size_t i = g * G; i < (g + 1) * G; i++) t += (qs[h * hd + i] = q[h * hd + i] * scale);            \
+                qsum[h * ng + g] = t;                                                                                 \
+            }                                                                                                         \
+        for (size_t j = 0; j < n; j++) {                                                                              \
+            const uint8_t *c = row_codes(sp->kw + j * sp->wstride, sp->bits, hd, buf);                                \
+            const float *sc = sp->ks + j * sp->sstride, *bi = sp->kb + j * sp->sstride;                               \
+            for (size_t h = 0; h < H; h++) {                                                                          \
+                float acc = 0.f;                                                                                      \
+                for (size_t g = 0; g < ng; g++)                                                                       \
+                    acc += sc[g] * DOT(qs + h * hd + g * G, c + g * G, G, NULL) + bi[g] * qsum[h * ng + g];           \
+                s[h * n + j] = acc;                                                                                   \
+            }                                                                                                         \
+        }                                                                                                             \
+        for (size_t h = 0; h < H; h++) r[h] = exp_scores(LEVEL, s + h * n, n, cap);                                   \
+        memset(out, 0, H * hd * sizeof *out);                                                                         \
+        memset(bsum, 0, H * ng * sizeof *bsum);                                                                       \
+        for (size_t j = 0; j < n; j++) {                                                                              \
+            const uint8_t *c = row_codes(sp->vw + j * sp->wstride, sp->bits, hd, buf);                                \
+            const float *sc = sp->vs + j * sp->sstride, *bi = sp->vb + j * sp->sstride;                               \
+            for (size_t h = 0; h < H; h++) {                                                                          \
+                float p = s[h * n + j];                                                                               \
+                for (size_t g = 0; g < ng; g++) {                                                                     \
+                    AXPY(out + h * hd + g * G, p * sc[g], c + g * G, G, NULL);                                        \
+                    bsum[h * ng + g] += p * bi[g];                                                                    \
+                }                                                                                                     \
+            }                                                                                                         \
+        }                                                                                                             \
+        for (size_t h = 0; h < H; h++)                                                                                \
+            for (size_t i = 0; i < hd; i++) out[h * hd + i] = (out[h * hd + i] + bsum[h * ng + i / G]) * r[h];       \
+    }
+
+/* turbo: H heads of rotated queries qr[H][hd]; out in the rotated domain */
+#define KVQ_TURBO(SUF, ATTR, DOT, AXPY, LEVEL)                                                                         \
+    ATTR static void kvq_turbo_##SUF(const float *qr, size_t H, const mt_kvq_span *sp, size_t n, size_t hd,           \
+                                     float scale, float cap, float *out, float *s) {                                   \
+        float r[HMAX];                                                                                                \
+        uint8_t buf[HD_MAX];                                                                                          \
+        for (size_t j = 0; j < n; j++) {                                                                              \
+            mt_quant_unpack_row(buf, sp->kw + j * sp->wstride, hd, sp->bits);                                         \
+            float nm = sp->ks[j * sp->sstride] * scale;                                                               \
+            for (size_t h = 0; h < H; h++) s[h * n + j] = nm * DOT(qr + h * hd, buf, hd, sp->cb);                      \
+        }                                                                                                             \
+        for (size_t h = 0; h < H; h++) r[h] = exp_scores(LEVEL, s + h * n, n, cap);                                   \
+        memset(out, 0, H * hd * sizeof *out);                                                                         \
+        for (size_t j = 0; j < n; j++) {                                                                              \
+            mt_quant_unpack_row(buf, sp->vw + j * sp->wstride, hd, sp->bits);                                         \
+            float nm = sp->vs[j * sp->sstride];                                                                       \
+            for (size_t h = 0; h < H; h++) AXPY(out + h * hd, s[h * n + j] * nm, buf, hd, sp->cb);                    \
+        }                                                                                                             \
+        for (size_t h = 0; h < H; h++)                                                                                \
+            for (size_t i = 0; i < hd; i++) out[h * hd + i] *= r[h];                                                  \
+    }
+
+KVQ_AFFINE(c, , dot_c, axpy_c, MT_CPU_PORTABLE)
+KVQ_AFFINE(avx2, AVX2, dot_avx2, axpy_avx2, MT_CPU_AVX2)
+KVQ_AFFINE(512, AVX512, dot_512, axpy_512, MT_CPU_AVX512)
+KVQ_TURBO(c, , dot_c, axpy_c, MT_CPU_PORTABLE)
+KVQ_TURBO(avx2, AVX2, dot_avx2, axpy_avx2, MT_CPU_AVX2)
+KVQ_TURBO(512, AVX512, dot_512, axpy_512, MT_CPU_AVX512)
+#undef KVQ_AFFINE
+#undef KVQ_TURBO
+
+void mt_k_attn_kvq(int level, const float *q, size_t nh, const mt_kvq_span *sp, size_t n, size_t hd, float scale,
+                   float cap, float *out, float *scratch) {
+    if (!n) { memset(out, 0, nh * hd * sizeof *out); return; }
+    for (size_t h = 0; h < nh; h += HMAX) {
+        size_t H = nh - h < HMAX ? nh - h : HMAX;
+        const float *qh = q + h * hd;
+        float *oh = out + h * hd;
+        if (sp->cb) {
+            float qr[HMAX * HD_MAX];
+            for (size_t i = 0; i < H; i++) {
+                memcpy(qr + i * hd, qh + i * hd, hd * sizeof *qr);
+                mt_kvt_rotate(qr + i * hd, sp->sign, hd);
+            }
+            if (level == MT_CPU_AVX512) kvq_turbo_512(qr, H, sp, n, hd, scale, cap, oh, scratch);
+            else if (level == MT_CPU_AVX2) kvq_turbo_avx2(qr, H, sp, n, hd, scale, cap, oh, scratch);
+            else kvq_turbo_c(qr, H, sp, n, hd, scale, cap, oh, scratch);
+            for (size_t i = 0; i < H; i++) mt_kvt_unrotate(oh + i * hd, sp->sign, hd);
+        } else if (level == MT_CPU_AVX512) kvq_affine_512(qh, H, sp, n, hd, scale, cap, oh, scratch);
+        else if (level == MT_CPU_AVX2) kvq_affine_avx2(qh, H, sp, n, hd, scale, cap, oh, scratch);
+        else kvq_affine_c(qh, H, sp, n, hd, scale, cap, oh, scratch);
+    }
+}
