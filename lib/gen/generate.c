@@ -5,6 +5,7 @@
  * tokens. */
 #include "gen/generate.h"
 #include "core/buf.h"
+#include "kv/prefix.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ void mt_gen_result_free(mt_gen_result *r) {
     free(r->token_logprobs);
     free(r->top_ids);
     free(r->top_logprobs);
+    mt_kvcache_free(r->prompt_cache);
+    free(r->prompt_ids);
     memset(r, 0, sizeof *r);
 }
 
@@ -113,6 +116,7 @@ typedef struct gen_seq {
     size_t nh, V;
     int seen_text, stopped, done;
     double t_decode;
+    int32_t *joined;     /* prefix ids + prompt, when continuing from known ids */
 } gen_seq;
 
 static void seq_free(gen_seq *q) {
@@ -122,7 +126,79 @@ static void seq_free(gen_seq *q) {
     mt_detok_free(q->dt);
     mt_sampler_free(q->smp);
     mt_kvcache_free(q->cache);
+    free(q->joined);
     memset(q, 0, sizeof *q);
+}
+
+/* --kv-bits on a new cache: mlx-lm's QuantizedKVCache from kv_start tokens on */
+static int mt_gen_kv_quant(mt_kvcache *c, const mt_gen_params *gp, mt_err *err) {
+    (void)c;
+    (void)gp;
+    return mt_seterr(err, MT_EINVAL, "KV quantization is not available in this build");
+}
+
+/* The cache a sequence starts from and the tokens still to compute.  Without saved state:
+ * a new cache, all of the prompt.  With gp->prefix: a copy of it, and the prompt follows
+ * it (the full ids are its tokens + the prompt when known).  With gp->store: the stored
+ * snapshot sharing the longest prefix with the full ids, when it saves more.  At least one
+ * token is always computed (for its logits): a prompt that adds nothing to the prefix
+ * re-runs the prefix's last token. */
+static int seq_cache(gen_seq *q, mt_model *m, const int32_t *prompt, size_t n_prompt, int32_t **joined,
+                     const int32_t **full, size_t *nfull, size_t *have, mt_err *err) {
+    const mt_gen_params *gp = q->gp;
+    *joined = NULL;
+    if (!gp->prefix) {
+        MT_TRY(mt_kvcache_new(&q->cache, m, err));
+        if (gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m))) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
+        if (gp->max_kv_size > 0) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
+        if (gp->kv_bits > 0) MT_TRY(mt_gen_kv_quant(q->cache, gp, err));
+        *full = prompt;
+        *nfull = n_prompt;
+        *have = 0;
+    } else {
+        size_t P = gp->prefix->len;
+        if (gp->max_kv_size > 0 && !gp->prefix->max_size && P > (size_t)gp->max_kv_size)
+            return mt_seterr(err, MT_EINVAL, "the prompt cache holds %zu tokens, more than --max-kv-size %d", P,
+                             gp->max_kv_size);
+        if (m->ctx_len && P + n_prompt > m->ctx_len)
+            return mt_seterr(err, MT_EINVAL, "the cached prefix (%zu tokens) and the prompt (%zu) exceed the model's "
+                             "context of %zu (%s)", P, n_prompt, m->ctx_len, m->ctx_why);
+        MT_TRY(mt_kvcache_copy(&q->cache, gp->prefix, err));
+        if (gp->prefix_tokens) {
+            *joined = malloc((P + n_prompt + 1) * sizeof **joined);
+            if (!*joined) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            memcpy(*joined, gp->prefix_tokens, P * sizeof **joined);
+            memcpy(*joined + P, prompt, n_prompt * sizeof *prompt);
+            *full = *joined;
+            *nfull = P + n_prompt;
+            *have = P;
+        } else {
+            *full = prompt;   /* the prefix's ids are unknown: only the prompt can be indexed */
+            *nfull = n_prompt;
+            *have = 0;
+            if (!n_prompt)
+                return mt_seterr(err, MT_EINVAL, "the record adds no tokens to the cached prefix, whose token ids the "
+                                 "file does not hold (written by mlx-lm)");
+            return MT_OK;
+        }
+        if (*have == *nfull) {   /* nothing new: recompute the last cached token for its logits */
+            if (!P || mt_kvcache_trim(q->cache, 1) != 1)
+                return mt_seterr(err, MT_EINVAL, "the record adds no tokens to the cached prefix, and the cache cannot "
+                                 "be rolled back one token (a rotating cache that has wrapped)");
+            *have = P - 1;
+        }
+    }
+    if (gp->store && *nfull > 1) {
+        mt_kvcache *c;
+        size_t used;
+        MT_TRY(mt_prefix_store_take(gp->store, *full, *nfull, *have, &c, &used, err));
+        if (c) {
+            mt_kvcache_free(q->cache);
+            q->cache = c;
+            *have = used;
+        }
+    }
+    return MT_OK;
 }
 
 /* Allocate and prefill; leaves the logits of the last prompt token.  A prompt longer than
@@ -136,7 +212,8 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     q->on_text = on_text;
     q->user = user;
     q->V = (size_t)m->hp.vocab;
-    if (n_prompt == 0) return mt_seterr(err, MT_EINVAL, "empty prompt");
+    if (n_prompt == 0 && !(gp->prefix && gp->prefix_tokens && gp->prefix->len))
+        return mt_seterr(err, MT_EINVAL, "empty prompt");
     /* before any work: a prompt past the model's context would only crawl (prefill is
      * quadratic) towards an answer the model was never trained to give */
     if (m->ctx_len && n_prompt > m->ctx_len)
@@ -157,29 +234,43 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     }
     if (!q->logits || !q->hist || !res->tokens || !res->token_logprobs || (K && (!res->top_ids || !res->top_logprobs)))
         return mt_seterr(err, MT_ENOMEM, "out of memory");
-    MT_TRY(mt_kvcache_new(&q->cache, m, err));
-    if (gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m))) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
-    if (gp->max_kv_size > 0) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
     MT_TRY(mt_sampler_new(&q->smp, &gp->sp, q->V, err));
     MT_TRY(mt_detok_new(&q->dt, tok, 0, err));
     double t0 = now_s();
+    /* the tokens to compute: full[have..nfull) after the state the cache starts from */
+    const int32_t *full = prompt;
+    size_t nfull = n_prompt, have = 0;
+    int32_t *joined = NULL;
+    MT_TRY(seq_cache(q, m, prompt, n_prompt, &joined, &full, &nfull, &have, err));
+    q->joined = joined;
     /* like mlx-lm's generate_step: chunks of prefill_step until one token is left, then
      * that token alone (dynamic RoPE sees the same call lengths) */
     size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 2048;
-    for (size_t off = 0; off + 1 < n_prompt; off += step) {
-        size_t n = n_prompt - 1 - off < step ? n_prompt - 1 - off : step;
-        if (gp->tick && gp->tick->fn && n_prompt > step)
-            mt_jsonl_tick_note(gp->tick, "prompt %zu / %zu tokens", off, n_prompt);
-        MT_TRY(mt_model_forward(m, q->cache, prompt + off, n, q->logits, 0, err));
+    for (size_t off = have; off + 1 < nfull; off += step) {
+        size_t n = nfull - 1 - off < step ? nfull - 1 - off : step;
+        if (gp->tick && gp->tick->fn && nfull - have > step)
+            mt_jsonl_tick_note(gp->tick, "prompt %zu / %zu tokens", off, nfull);
+        MT_TRY(mt_model_forward(m, q->cache, full + off, n, q->logits, 0, err));
     }
-    MT_TRY(mt_model_forward(m, q->cache, prompt + n_prompt - 1, 1, q->logits, 0, err));
-    res->prompt_tokens = n_prompt;
+    MT_TRY(mt_model_forward(m, q->cache, full + nfull - 1, 1, q->logits, 0, err));
+    res->prompt_tokens = gp->prefix ? gp->prefix->len + n_prompt : n_prompt;
+    res->cached_tokens = have;
+    if (gp->store && full) MT_TRY(mt_prefix_store_put(gp->store, full, nfull, q->cache, err));
+    if (gp->snapshot) {
+        MT_TRY(mt_kvcache_copy(&res->prompt_cache, q->cache, err));
+        if (full) {
+            res->prompt_ids = malloc(nfull * sizeof *res->prompt_ids);
+            if (!res->prompt_ids) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            memcpy(res->prompt_ids, full, nfull * sizeof *full);
+            res->n_prompt_ids = nfull;
+        }
+    }
     q->t_decode = now_s();
     res->prefill_s = q->t_decode - t0;
     res->finish_reason = "length";
     /* history for the logits processors: the whole prompt + generated tokens (mlx-lm 0.32
      * generate_step concatenates every processed prompt chunk) */
-    memcpy(q->hist, prompt, n_prompt * sizeof *q->hist);
+    if (n_prompt) memcpy(q->hist, prompt, n_prompt * sizeof *q->hist);
     q->nh = n_prompt;
     if (gp->max_tokens == 0) q->done = 1;
     return MT_OK;

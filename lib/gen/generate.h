@@ -26,6 +26,15 @@ typedef struct mt_gen_params {
                                        default), as the model's weights: mt_model_kv_f16 */
     const mt_jsonl_tick *tick;      /* optional: progress notes (prompt tokens prefilled, tokens
                                        generated) for the record loop's progress line */
+    /* continuing from saved state (kv/kvfile.h, kv/prefix.h) */
+    const mt_kvcache *prefix;       /* optional: start from a copy of this cache (a loaded prompt
+                                       cache); the prompt given is what follows it, and the cache's
+                                       own mode (f16, rotating, quantized) is kept */
+    const int32_t *prefix_tokens;   /* the ids it holds (NULL: unknown, as in mlx-lm's files) */
+    struct mt_prefix_store *store;  /* optional: shared-prefix reuse across sequences */
+    int kv_bits, kv_group_size;     /* KV quantization (mlx-lm's QuantizedKVCache): bits 0 = none */
+    int kv_start;                   /* mlx-lm's quantized_kv_start */
+    int snapshot;                   /* 1: res->prompt_cache gets a copy of the cache after the prompt */
 } mt_gen_params;
 
 typedef struct mt_gen_result {
@@ -37,8 +46,12 @@ typedef struct mt_gen_result {
     float *top_logprobs;
     size_t n_tokens;
     const char *finish_reason;      /* "stop" or "length" (static string) */
-    size_t prompt_tokens;
+    size_t prompt_tokens;           /* all of them, the cached ones included */
+    size_t cached_tokens;           /* of those, how many came from saved state (not computed) */
     double prefill_s, decode_s;
+    mt_kvcache *prompt_cache;       /* gp->snapshot: the cache after the prompt (owned) */
+    int32_t *prompt_ids;            /* gp->snapshot: the ids it holds (owned), or NULL if unknown */
+    size_t n_prompt_ids;
 } mt_gen_result;
 
 /* Called with each new piece of text as soon as it is final (UTF-8 complete,
