@@ -132,9 +132,9 @@ static void seq_free(gen_seq *q) {
 
 /* --kv-bits on a new cache: mlx-lm's QuantizedKVCache from kv_start tokens on */
 static int mt_gen_kv_quant(mt_kvcache *c, const mt_gen_params *gp, mt_err *err) {
-    (void)c;
-    (void)gp;
-    return mt_seterr(err, MT_EINVAL, "KV quantization is not available in this build");
+    if (gp->kv_bits == 3) return mt_kvcache_set_turbo(c, 3, err);   /* rotation + Lloyd-Max codebook */
+    return mt_kvcache_set_quant(c, gp->kv_bits, gp->kv_group_size > 0 ? gp->kv_group_size : 64,
+                                gp->kv_start > 0 ? (size_t)gp->kv_start : 0, err);
 }
 
 /* The cache a sequence starts from and the tokens still to compute.  Without saved state:
@@ -163,6 +163,12 @@ static int seq_cache(gen_seq *q, mt_model *m, const int32_t *prompt, size_t n_pr
         if (m->ctx_len && P + n_prompt > m->ctx_len)
             return mt_seterr(err, MT_EINVAL, "the cached prefix (%zu tokens) and the prompt (%zu) exceed the model's "
                              "context of %zu (%s)", P, n_prompt, m->ctx_len, m->ctx_why);
+        if (gp->kv_bits > 0 && (gp->prefix->qscheme == MT_KVQ_NONE || gp->kv_bits != gp->prefix->qbits ||
+                                (gp->prefix->qscheme == MT_KVQ_AFFINE && gp->kv_group_size > 0 &&
+                                 gp->kv_group_size != gp->prefix->qgroup)))
+            return mt_seterr(err, MT_EINVAL, "--kv-bits %d / --kv-group-size %d differ from the prompt cache's KV (%s)",
+                             gp->kv_bits, gp->kv_group_size > 0 ? gp->kv_group_size : 64,
+                             gp->prefix->qscheme == MT_KVQ_NONE ? "not quantized" : "quantized otherwise");
         MT_TRY(mt_kvcache_copy(&q->cache, gp->prefix, err));
         if (gp->prefix_tokens) {
             *joined = malloc((P + n_prompt + 1) * sizeof **joined);

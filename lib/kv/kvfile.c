@@ -673,6 +673,11 @@ static int sink_put(sink *s, const void *p, size_t n, int end, mt_err *err) {
 }
 
 static int serialize_to(const mt_kvcache *c, const mt_kvmeta *meta, sink *s, mt_err *err) {
+    if (c->quantized && c->qscheme != MT_KVQ_AFFINE)
+        return mt_seterr(err, MT_EINVAL, "a %d-bit rotated (turbo) KV cache has no mlx-lm layout and cannot be saved; "
+                         "use --kv-bits 8 or 4", c->qbits);
+    mt_kvmeta m2;
+    if (meta && meta->kv_heads < 1) { m2 = *meta; m2.kv_heads = c->n_kv_heads; meta = &m2; }
     if (!meta || meta->kv_heads < 1 || c->kv_dim % (size_t)meta->kv_heads)
         return mt_seterr(err, MT_EINVAL, "internal: the cache's KV head count is not given");
     plan p;
