@@ -131,11 +131,13 @@ typedef struct mt_model {
  *                  and bias is a float16 value held as float32 (exactly representable).
  *                  Slot s, head h of layer l: kq[l] + (s*n_kv_heads + h) * head_dim*qbits/32,
  *                  ks[l] + (s*n_kv_heads + h) * (head_dim/qgroup).
- *   MT_KVQ_TURBO   kq[l] / vq[l]: per slot, n_kv_heads rows of turbo_words(head_dim, qbits) =
+ *   MT_KVQ_TURBO   kq[l] / vq[l]: per slot, n_kv_heads rows of mt_kvcache_qwords(c) =
  *                  ceil(head_dim*qbits/32) words: the codebook indices of the rotated unit
  *                  row, packed as above (a bitstream; the last word zero-padded);
  *                  ks[l] / vs[l]: per slot, n_kv_heads float32 L2 norms of the rows;
- *                  kb / vb are NULL.  Not an mlx format (mlx-lm cannot read it). */
+ *                  kb / vb are NULL.  Decoding also needs tsign and tcb, which
+ *                  mt_kvcache_set_turbo derives from (head_dim, qbits) alone (fixed seed).
+ *                  Not an mlx format (mlx-lm cannot read it). */
 enum { MT_KVQ_NONE = 0, MT_KVQ_AFFINE = 1, MT_KVQ_TURBO = 2 };
 typedef struct mt_kvcache {
     int n_layers;

@@ -428,6 +428,53 @@ static void test_state(mt_model *m, int turbo) {
     mt_kvcache_free(r);
 }
 
+/* mt_model_decode_batch over a quantized, a float and a pending cache (its start reached by
+ * the batch step itself) against each alone; mt_model_forward_hidden converts too */
+static void test_batch(mt_model *m) {
+    mt_err e = {0};
+    size_t V = (size_t)m->hp.vocab;
+    int32_t p[12];
+    for (int i = 0; i < 12; i++) p[i] = (int32_t)(5 + i * 23);
+    mt_kvcache *c[3] = {0}, *s[3] = {0};
+    float *lb = malloc(3 * V * sizeof *lb), *ls = malloc(V * sizeof *ls);
+    for (int k = 0; k < 3; k++) {
+        CHECK_OK(mt_kvcache_new(&c[k], m, &e), &e);
+        CHECK_OK(mt_kvcache_new(&s[k], m, &e), &e);
+        if (k != 1) {
+            CHECK_OK(mt_kvcache_set_quant(c[k], k ? 8 : 4, 32, k ? 13 : 0, &e), &e);
+            CHECK_OK(mt_kvcache_set_quant(s[k], k ? 8 : 4, 32, k ? 13 : 0, &e), &e);
+        }
+        CHECK_OK(mt_model_forward(m, c[k], p, 12 - (size_t)k, lb, 0, &e), &e);
+        CHECK_OK(mt_model_forward(m, s[k], p, 12 - (size_t)k, lb, 0, &e), &e);
+    }
+    CHECK(c[0]->quantized == 1 && c[1]->quantized == 0 && c[2]->quantized == 0);
+    double w = 0;
+    int same = 1;
+    for (int step = 0; step < 3; step++) {
+        int32_t t[3] = {7 + step, 70 + step, 170 + step};
+        CHECK_OK(mt_model_decode_batch(m, c, t, 3, lb, &e), &e);
+        for (int k = 0; k < 3; k++) {
+            CHECK_OK(mt_model_forward(m, s[k], &t[k], 1, ls, 0, &e), &e);
+            for (size_t i = 0; i < V; i++) w = fmax(w, fabs(lb[k * V + i] - ls[i]) / (1 + fabs(ls[i])));
+            same &= mt_argmax(lb + k * V, V) == mt_argmax(ls, V);
+        }
+        if (step == 0) CHECK_EQ_INT(c[2]->quantized, 0);   /* len 11 + 1 = 12 < 13 */
+    }
+    CHECK_EQ_INT(c[2]->quantized, 1);
+    CHECK_MSG(w < 1e-4 && same, "decode_batch over quantized caches: rel diff %.3g, same argmax %d", w, same);
+    for (int k = 0; k < 3; k++) { mt_kvcache_free(c[k]); mt_kvcache_free(s[k]); }
+    mt_kvcache *h = NULL;
+    float *hid = malloc(12 * (size_t)m->hp.hidden * sizeof *hid);
+    CHECK_OK(mt_kvcache_new(&h, m, &e), &e);
+    CHECK_OK(mt_kvcache_set_quant(h, 4, 64, 12, &e), &e);
+    CHECK_OK(mt_model_forward_hidden(m, h, p, 12, hid, &e), &e);
+    CHECK_EQ_INT(h->quantized, 1);
+    mt_kvcache_free(h);
+    free(hid);
+    free(lb);
+    free(ls);
+}
+
 /* ---- quality on the bundled trained model ---- */
 
 typedef struct { double cos_mean, cos_min; int top1, n, greedy; } quality;
@@ -536,6 +583,7 @@ int main(void) {
         test_pack(m);
         test_state(m, 0);
         test_state(m, 1);
+        test_batch(m);
         mt_model_free(m);
     }
     test_goldens(pool);
