@@ -2,6 +2,7 @@
  * and the matching answer objects. */
 #include "gen/request.h"
 #include "core/jsonl.h"
+#include "gen/pcache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,12 +141,13 @@ json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *re
                               size_t line_no) {
     json_t *text = json_stringn(res->text, res->text_len);
     if (!text) text = json_string("");   /* never: the detokenizer emits valid UTF-8 */
-    double ptps = res->prefill_s > 0 ? res->prompt_tokens / res->prefill_s : 0;
+    double ptps = res->prefill_s > 0 ? (res->prompt_tokens - res->cached_tokens) / res->prefill_s : 0;
     double dtps = res->decode_s > 0 ? res->n_tokens / res->decode_s : 0;
     if (!req->openai) {
         json_t *a = json_pack("{s:o,s:s,s:I,s:I,s:f,s:f}", "text", text, "finish_reason", res->finish_reason,
                               "prompt_tokens", (json_int_t)res->prompt_tokens, "completion_tokens",
                               (json_int_t)res->n_tokens, "prefill_tps", ptps, "decode_tps", dtps);
+        if (a && res->cached_tokens) json_object_set_new(a, "cached_tokens", json_integer((json_int_t)res->cached_tokens));
         if (a && req->return_ids) {
             json_t *ids = json_array();
             for (size_t i = 0; i < res->n_tokens; i++) json_array_append_new(ids, json_integer(res->tokens[i]));
@@ -179,8 +181,75 @@ json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *re
                              "usage", "prompt_tokens", (json_int_t)res->prompt_tokens, "completion_tokens",
                              (json_int_t)res->n_tokens, "total_tokens",
                              (json_int_t)(res->prompt_tokens + res->n_tokens));
+    if (body && res->cached_tokens)
+        json_object_set_new(json_object_get(body, "usage"), "prompt_tokens_details",
+                            json_pack("{s:I}", "cached_tokens", (json_int_t)res->cached_tokens));
     return json_pack("{s:s,s:s?,s:{s:i,s:s,s:o},s:n}", "id", rid, "custom_id", req->custom_id, "response",
                      "status_code", 200, "request_id", rid, "body", body, "error");
+}
+
+/* A record's id as a file name for --save-prompt-cache FOLDER: "<id>.kv.zst". */
+static int save_name(const mt_gen_job *j, json_t *rec, size_t lineno, char **out, mt_err *err) {
+    json_t *id = json_object_get(rec, "custom_id");
+    if (!id) id = json_object_get(rec, "id");
+    char buf[64];
+    const char *s = buf;
+    if (json_is_string(id)) s = json_string_value(id);
+    else if (json_is_integer(id)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(id));
+    else snprintf(buf, sizeof buf, "%zu", lineno);
+    if (!*s || !strcmp(s, ".") || !strcmp(s, "..") || strchr(s, '/') || strlen(s) > 200)
+        return mt_seterr(err, MT_EINVAL, "id \"%.60s\" cannot name a file in %s", s, j->save_cache);
+    size_t n = strlen(j->save_cache) + strlen(s) + 16;
+    *out = malloc(n);
+    if (!*out) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t dl = strlen(j->save_cache);
+    snprintf(*out, n, "%s%s%s.kv.zst", j->save_cache, dl && j->save_cache[dl - 1] == '/' ? "" : "/", s);
+    return MT_OK;
+}
+
+/* The ids to run for record i, the cache they follow, and where to save its state. */
+int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_request *req, int32_t **ids, size_t *n,
+                          char **save, mt_err *err) {
+    *save = NULL;
+    json_t *o = req->prompt_rec;
+    json_t *pc = json_object_get(o, "prompt_cache"), *sc = json_object_get(o, "save_prompt_cache");
+    if (pc && !json_is_null(pc) && !json_is_string(pc)) return mt_seterr(err, MT_EINVAL, "\"prompt_cache\" must be a file name");
+    if (sc && !json_is_null(sc) && !json_is_string(sc)) return mt_seterr(err, MT_EINVAL, "\"save_prompt_cache\" must be a file name");
+    const char *path = json_is_string(pc) ? json_string_value(pc) : j->prompt_cache;
+    if ((path || json_is_string(sc) || j->save_cache) && !j->caches)
+        return mt_seterr(err, MT_EINVAL, "prompt caches are not available in this mode");
+    if (path) {
+        const mt_kvfile *f;
+        const mt_kvcache *c;
+        MT_TRY(mt_gen_caches_get(j->caches, path, &f, &c, err));
+        const mt_gen_params *g = &req->gp;
+        if (g->kv_bits > 0 && (c->qscheme == MT_KVQ_NONE || g->kv_bits != c->qbits ||
+                               (c->qscheme == MT_KVQ_AFFINE && g->kv_group_size > 0 && g->kv_group_size != c->qgroup)))
+            return mt_seterr(err, MT_EINVAL, "%s: its KV cache is %s, not --kv-bits %d --kv-group-size %d", path,
+                             c->qscheme == MT_KVQ_NONE ? "not quantized" : "quantized otherwise", g->kv_bits,
+                             g->kv_group_size > 0 ? g->kv_group_size : 64);
+        MT_TRY(mt_gen_caches_encode(j->pr, f, o, j->add_generation_prompt, ids, n, err));
+        req->gp.prefix = c;
+        req->gp.prefix_tokens = f->tokens;
+    } else
+        MT_TRY(mt_prompter_encode(j->pr, o, j->add_generation_prompt, -1, NULL, NULL, ids, n, err));
+    if (json_is_string(sc)) {
+        if (!(*save = strdup(json_string_value(sc)))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    } else if (j->save_cache && j->save_dir) {
+        MT_TRY(save_name(j, rec, lineno, save, err));
+    } else if (j->save_cache) {
+        if (j->saved++) return mt_seterr(err, MT_EINVAL, "--save-prompt-cache %s takes one record; give a folder (ending "
+                                         "in /) for one file per record", j->save_cache);
+        if (!(*save = strdup(j->save_cache))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    }
+    if (*save) req->gp.snapshot = 1;
+    return MT_OK;
+}
+
+int mt_gen_record_save(mt_gen_job *j, const char *path, const mt_gen_result *res, mt_err *err) {
+    if (!res->prompt_cache) return mt_seterr(err, MT_EINVAL, "internal: no state to save");
+    return mt_gen_caches_save(j->caches, j->pr, path, res->prompt_cache, res->prompt_ids, res->n_prompt_ids,
+                              j->save_level, err);
 }
 
 void mt_gen_batch_handler(void *user, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
@@ -188,22 +257,21 @@ void mt_gen_batch_handler(void *user, json_t **recs, const size_t *linenos, size
     mt_gen_job *j = user;
     mt_gen_request *req = calloc(n, sizeof *req);
     int32_t **ids = calloc(n, sizeof *ids);
+    char **save = calloc(n, sizeof *save);
     size_t *nids = calloc(n, sizeof *nids), *map = calloc(n, sizeof *map);
     const int32_t **bp = calloc(n, sizeof *bp);
     const mt_gen_params **bg = calloc(n, sizeof *bg);
     mt_gen_result *res = calloc(n, sizeof *res);
     int *brc = calloc(n, sizeof *brc);
     mt_err *berr = calloc(n, sizeof *berr);
-    if (!req || !ids || !nids || !map || !bp || !bg || !res || !brc || !berr) {
+    if (!req || !ids || !save || !nids || !map || !bp || !bg || !res || !brc || !berr) {
         for (size_t i = 0; i < n; i++) rcs[i] = mt_seterr(&errs[i], MT_ENOMEM, "out of memory");
         goto done;
     }
     size_t B = 0;
     for (size_t i = 0; i < n; i++) {
         rcs[i] = mt_gen_request_parse(&req[i], recs[i], &j->defaults, j->return_ids, &errs[i]);
-        if (!rcs[i])
-            rcs[i] = mt_prompter_encode(j->pr, req[i].prompt_rec, j->add_generation_prompt, -1, NULL, NULL, &ids[i],
-                                        &nids[i], &errs[i]);
+        if (!rcs[i]) rcs[i] = mt_gen_record_prepare(j, recs[i], linenos[i], &req[i], &ids[i], &nids[i], &save[i], &errs[i]);
         if (rcs[i]) continue;
         bp[B] = ids[i];
         nids[B] = nids[i];
@@ -215,13 +283,16 @@ void mt_gen_batch_handler(void *user, json_t **recs, const size_t *linenos, size
         size_t i = map[b];
         rcs[i] = brc[b];
         if (brc[b]) { errs[i] = berr[b]; continue; }
-        outs[i] = mt_gen_request_answer(&req[i], &res[b], j->model_name, linenos[i]);
+        if (save[i]) rcs[i] = mt_gen_record_save(j, save[i], &res[b], &errs[i]);
+        if (!rcs[i]) outs[i] = mt_gen_request_answer(&req[i], &res[b], j->model_name, linenos[i]);
+        if (outs[i] && save[i] && !req[i].openai) json_object_set_new(outs[i], "prompt_cache_file", json_string(save[i]));
         mt_gen_result_free(&res[b]);
     }
 done:
     for (size_t i = 0; req && i < n; i++) mt_gen_request_free(&req[i]);
     for (size_t i = 0; ids && i < n; i++) free(ids[i]);
-    free(req); free(ids); free(nids); free(map); free(bp); free(bg); free(res); free(brc); free(berr);
+    for (size_t i = 0; save && i < n; i++) free(save[i]);
+    free(req); free(ids); free(save); free(nids); free(map); free(bp); free(bg); free(res); free(brc); free(berr);
 }
 
 static int score_one(mt_gen_job *j, json_t *rec, json_t **out, mt_err *err) {

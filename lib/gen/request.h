@@ -14,7 +14,8 @@
  * xtc_threshold, repetition_penalty, repetition_context_size, presence_penalty,
  * presence_context_size, frequency_penalty, frequency_context_size, logit_bias
  * ({"id": bias}), seed, stop (a string or a list of strings), max_kv_size,
- * prefill_step_size; native records
+ * prefill_step_size, prompt_cache (a KV-state file to continue from), save_prompt_cache (where
+ * to write the KV state after the prompt); native records
  * also take return_ids (bool) and logprobs (K: the top-K alternatives of each
  * generated token, as "logprobs": [{"id", "logprob", "top": [[id, logprob]...]}]). */
 #ifndef MT_REQUEST_H
@@ -53,7 +54,23 @@ typedef struct mt_gen_job {
     mt_gen_params defaults;
     int add_generation_prompt;   /* default for "messages" records */
     int return_ids;              /* default for "return_ids" */
+    /* prompt caches (gen/pcache.h): records may name "prompt_cache" / "save_prompt_cache" */
+    struct mt_gen_caches *caches;      /* NULL: those fields are refused */
+    const char *prompt_cache;          /* --prompt-cache FILE: the default "prompt_cache" */
+    const char *save_cache;            /* --save-prompt-cache: a file (one record) or, with save_dir, a
+                                          folder of <id>.kv.zst files */
+    int save_dir;
+    int save_level;                    /* zstd level of saved caches (default 3) */
+    size_t saved;                      /* records saved to save_cache (a file takes one) */
 } mt_gen_job;
+
+/* What a record runs: its ids (after the cached prefix of its "prompt_cache" or the job's
+ * --prompt-cache, set in req->gp.prefix), and in *save (malloc'd, or NULL) where its state
+ * goes ("save_prompt_cache" or the job's --save-prompt-cache; req->gp.snapshot set). */
+int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_request *req, int32_t **ids, size_t *n,
+                          char **save, mt_err *err);
+/* Write a finished record's state after its prompt to path. */
+int mt_gen_record_save(mt_gen_job *j, const char *path, const mt_gen_result *res, mt_err *err);
 
 /* mt_batch_fn for generation: the records of one batch decode together. */
 void mt_gen_batch_handler(void *job, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
