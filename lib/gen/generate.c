@@ -174,7 +174,7 @@ static int seq_cache(gen_seq *q, mt_model *m, const int32_t *prompt, size_t n_pr
             *joined = malloc((P + n_prompt + 1) * sizeof **joined);
             if (!*joined) return mt_seterr(err, MT_ENOMEM, "out of memory");
             memcpy(*joined, gp->prefix_tokens, P * sizeof **joined);
-            memcpy(*joined + P, prompt, n_prompt * sizeof *prompt);
+            if (n_prompt) memcpy(*joined + P, prompt, n_prompt * sizeof *prompt);
             *full = *joined;
             *nfull = P + n_prompt;
             *have = P;

@@ -23,7 +23,7 @@ setup() {
   T="$BATS_TEST_TMPDIR"
 }
 
-strip_timing() { jq -c 'del(.prefill_tps, .decode_tps, .rtf, .seconds, .elapsed)' "$1"; }
+strip_timing() { jq -c 'del(.prefill_tps, .decode_tps, .cached_tokens, .rtf, .seconds, .elapsed)' "$1"; }
 
 # kill_resume_rounds PROG_CMD... : runs "$@ --resume $T/out.jsonl < $T/in.jsonl" in the
 # background and kills it with SIGKILL once a random number (STEP_MIN..STEP_MIN+STEP_RAND-1)
