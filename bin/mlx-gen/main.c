@@ -10,9 +10,12 @@
 
 #include "core/blas.h"
 #include "core/cli.h"
+#include "core/file.h"
 #include "core/jsonl.h"
 #include "core/sig.h"
+#include "gen/pcache.h"
 #include "gen/request.h"
+#include "kv/prefix.h"
 #include "io/hub.h"
 #include "models/model.h"
 #include "text/prompter.h"
@@ -43,6 +46,15 @@ static const char usage[] =
     "      --resume FILE        append answers to FILE, skipping ids already answered there\n"
     "      --max-kv-size N      bound the KV cache to N tokens (rotating, keeps the first 4)\n"
     "      --prefill-step-size N  prompt tokens per forward pass (default 2048)\n"
+    "      --prompt-cache FILE  continue every record from this KV-state file (mlx-kvpack build, or\n"
+    "                           mlx_lm.cache_prompt's .safetensors); per record: \"prompt_cache\"\n"
+    "      --save-prompt-cache PATH  write the KV state after each prompt: to PATH (one record), or\n"
+    "                           with PATH ending in / to PATH<id>.kv.zst; per record: \"save_prompt_cache\"\n"
+    "      --prefix-cache-mb N  reuse the KV state of shared prompt prefixes across records, keeping\n"
+    "                           up to N MB of snapshots (default 512; 0 = off)\n"
+    "      --kv-bits B          quantize the KV cache: 8 or 4 (mlx-lm's QuantizedKVCache), or 3\n"
+    "                           (rotation + Lloyd-Max codebook); --kv-group-size N (64),\n"
+    "                           --quantized-kv-start N (5000, as mlx_lm.generate; 3 bits: 0)\n"
     "      --kv-type T          how the KV cache stores keys/values: f16, f32, or auto (default:\n"
     "                           f16 for models with 16-bit weights, as mlx-lm caches in the model's\n"
     "                           dtype and llama.cpp in f16; f32 for float32 models)\n"
@@ -125,8 +137,18 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
     int32_t *ids = NULL;
     size_t n = 0;
     mt_gen_result res;
-    int rc = mt_prompter_encode(j->pr, rec, 1, -1, NULL, NULL, &ids, &n, err);
-    if (!rc) rc = mt_generate(j->gen.model, j->pr->tok, ids, n, &j->gen.defaults, stream_out, NULL, &res, err);
+    mt_gen_request req = {.gp = j->gen.defaults, .prompt_rec = rec};
+    char *save = NULL;
+    int agp = j->gen.add_generation_prompt;
+    j->gen.add_generation_prompt = 1;
+    int rc = mt_gen_record_prepare(&j->gen, rec, 1, &req, &ids, &n, &save, err);
+    j->gen.add_generation_prompt = agp;
+    if (!rc) rc = mt_generate(j->gen.model, j->pr->tok, ids, n, &req.gp, stream_out, NULL, &res, err);
+    if (!rc && save) {
+        rc = mt_gen_record_save(&j->gen, save, &res, err);
+        if (rc) mt_gen_result_free(&res);
+    }
+    free(save);
     if (!rc) {
         fputc('\n', stdout);
         if (!quiet)
@@ -146,7 +168,8 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
 
 int main(int argc, char **argv) {
     enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_TEMP, O_TOPP, O_TOPK,
-           O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE };
+           O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE,
+           O_PCACHE, O_SAVECACHE, O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
@@ -157,13 +180,16 @@ int main(int argc, char **argv) {
         {"presence-penalty", 1, 0, O_PRES}, {"frequency-penalty", 1, 0, O_FREQ}, {"seed", 1, 0, O_SEED},
         {"stop", 1, 0, O_STOP}, {"ids", 0, 0, O_IDS}, {"logprobs", 1, 0, O_LOGPROBS}, {"batch", 1, 0, O_BATCH},
         {"score", 0, 0, O_SCORE}, {"resume", 1, 0, O_RESUME}, {"max-kv-size", 1, 0, O_MAXKV},
-        {"prefill-step-size", 1, 0, O_PREFILL}, {"int8", 0, 0, O_INT8}, {"kv-type", 1, 0, O_KVTYPE}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
+        {"prefill-step-size", 1, 0, O_PREFILL}, {"int8", 0, 0, O_INT8}, {"kv-type", 1, 0, O_KVTYPE},
+        {"prompt-cache", 1, 0, O_PCACHE}, {"save-prompt-cache", 1, 0, O_SAVECACHE}, {"prefix-cache-mb", 1, 0, O_PREFIXMB},
+        {"kv-bits", 1, 0, O_KVBITS}, {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
     mt_blas_init(argv);
     mt_sig_install("mlx-gen");   /* SIGINT/SIGTERM: temp files removed, exit 128+N; SIGBUS on a cut model file: a message */
     const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL, *resume = NULL;
     const char *stops[64];
-    int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, batch = 1, c;
+    int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, batch = 1, c, kv_start = -1;
+    double prefix_mb = 512;
     job j = {.agp = 1};
     mt_gen_params *gp = &j.gen.defaults;
     mt_gen_params_default(gp);
@@ -212,6 +238,23 @@ int main(int argc, char **argv) {
             else if (!strcmp(optarg, "auto")) gp->kv_f16 = -1;
             else { fprintf(stderr, "mlx-gen: --kv-type: '%s' is not f16, f32 or auto\n", optarg); bad = 1; }
             break;
+        case O_PCACHE: j.gen.prompt_cache = optarg; break;
+        case O_SAVECACHE: j.gen.save_cache = optarg; break;
+        case O_PREFIXMB: bad = num_arg("--prefix-cache-mb", optarg, 0, 1 << 24, &prefix_mb); break;
+        case O_KVBITS:
+            bad = num_arg("--kv-bits", optarg, 2, 8, &v);
+            gp->kv_bits = (int)v;
+            if (!bad && (v != 8 && v != 4 && v != 3 && v != 2 && v != 5 && v != 6)) {
+                fprintf(stderr, "mlx-gen: --kv-bits: %s is not 8, 6, 5, 4, 3 or 2\n", optarg);
+                bad = 1;
+            }
+            break;
+        case O_KVGROUP:
+            bad = num_arg("--kv-group-size", optarg, 32, 128, &v);
+            gp->kv_group_size = (int)v;
+            if (!bad && v != 32 && v != 64 && v != 128) { fprintf(stderr, "mlx-gen: --kv-group-size: %s is not 32, 64 or 128\n", optarg); bad = 1; }
+            break;
+        case O_KVSTART: bad = num_arg("--quantized-kv-start", optarg, 0, 1 << 30, &v); kv_start = (int)v; break;
         case O_MAXKV: bad = num_arg("--max-kv-size", optarg, 5, 1 << 30, &v); gp->max_kv_size = (int)v; break;
         case O_PREFILL: bad = num_arg("--prefill-step-size", optarg, 1, 1 << 30, &v); gp->prefill_step = (int)v; break;
         case O_STOP:
@@ -222,6 +265,16 @@ int main(int argc, char **argv) {
         if (bad) { fputs("Try 'mlx-gen --help'.\n", stderr); return MT_EXIT_USAGE; }
     }
     gp->stop = stops;
+    gp->kv_start = kv_start >= 0 ? kv_start : 5000;   /* mlx_lm.generate's default */
+    if (gp->kv_bits > 0 && gp->max_kv_size > 0) {
+        fprintf(stderr, "mlx-gen: --kv-bits does not go with --max-kv-size (a rotating cache cannot be quantized, as in mlx-lm)\n");
+        return MT_EXIT_USAGE;
+    }
+    if (j.gen.save_cache) {
+        size_t sl = strlen(j.gen.save_cache);
+        j.gen.save_dir = sl && j.gen.save_cache[sl - 1] == '/';
+    }
+    j.gen.save_level = 3;
     if (optind < argc) { fprintf(stderr, "mlx-gen: unexpected argument '%s'\n", argv[optind]); return MT_EXIT_USAGE; }
     if (!model) { fprintf(stderr, "mlx-gen: no model: give -m MODEL (see --help)\n"); return MT_EXIT_USAGE; }
     if (prompt && (text_mode || mode == O_DETOK)) { fprintf(stderr, "mlx-gen: -p does not go with --text or --detokenize\n"); return MT_EXIT_USAGE; }
@@ -240,7 +293,14 @@ int main(int argc, char **argv) {
     if (!rc && need_model) rc = mt_pool_new(&pool, threads, &err);
     if (!rc && need_model) mt_blas_threads(1); /* products are split over the pool (tensor/linear.c) */
     if (!rc && need_model) rc = mt_model_load(&j.gen.model, dir, pool, &err);
+    if (!rc && need_model && mode != O_SCORE) rc = mt_gen_caches_new(&j.gen.caches, j.gen.model, dir, model, &err);
+    if (!rc && j.gen.save_dir) rc = mt_mkdirs(j.gen.save_cache, &err);
     free(dir);
+    mt_prefix_store *store = NULL;
+    if (!rc && need_model && mode != O_SCORE && !prompt && prefix_mb > 0) {
+        rc = mt_prefix_store_new(&store, (size_t)(prefix_mb * 1e6), &err);
+        gp->store = store;
+    }
     if (!rc && need_model) {
         j.gen.pr = j.pr;
         j.gen.model_name = model;
@@ -282,6 +342,8 @@ int main(int argc, char **argv) {
         free(pbuf);
     }
     if (fatal) fprintf(stderr, "mlx-gen: %s\n", err.msg);
+    mt_prefix_store_free(store);
+    mt_gen_caches_free(j.gen.caches);
     mt_model_free(j.gen.model);
     mt_pool_free(pool);
     mt_prompter_free(j.pr);
