@@ -218,6 +218,19 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
     const char *path = json_is_string(pc) ? json_string_value(pc) : j->prompt_cache;
     if ((path || json_is_string(sc) || j->save_cache) && !j->caches)
         return mt_seterr(err, MT_EINVAL, "prompt caches are not available in this mode");
+    json_t *ia = json_object_get(o, "ids");
+    if (ia && !json_is_null(ia)) {   /* token ids given: no tokenizer, no template */
+        if (!json_is_array(ia)) return mt_seterr(err, MT_EINVAL, "\"ids\" must be an array of token ids");
+        *n = json_array_size(ia);
+        *ids = malloc((*n ? *n : 1) * sizeof **ids);
+        if (!*ids) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < *n; i++) {
+            json_t *v = json_array_get(ia, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= j->model->hp.vocab)
+                return mt_seterr(err, MT_EINVAL, "\"ids\"[%zu] is not a token id (0..%d)", i, j->model->hp.vocab - 1);
+            (*ids)[i] = (int32_t)json_integer_value(v);
+        }
+    }
     if (path) {
         const mt_kvfile *f;
         const mt_kvcache *c;
@@ -228,10 +241,10 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
             return mt_seterr(err, MT_EINVAL, "%s: its KV cache is %s, not --kv-bits %d --kv-group-size %d", path,
                              c->qscheme == MT_KVQ_NONE ? "not quantized" : "quantized otherwise", g->kv_bits,
                              g->kv_group_size > 0 ? g->kv_group_size : 64);
-        MT_TRY(mt_gen_caches_encode(j->pr, f, o, j->add_generation_prompt, ids, n, err));
+        if (!*ids) MT_TRY(mt_gen_caches_encode(j->pr, f, o, j->add_generation_prompt, ids, n, err));
         req->gp.prefix = c;
         req->gp.prefix_tokens = f->tokens;
-    } else
+    } else if (!*ids)
         MT_TRY(mt_prompter_encode(j->pr, o, j->add_generation_prompt, -1, NULL, NULL, ids, n, err));
     if (json_is_string(sc)) {
         if (!(*save = strdup(json_string_value(sc)))) return mt_seterr(err, MT_ENOMEM, "out of memory");

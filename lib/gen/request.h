@@ -14,7 +14,8 @@
  * xtc_threshold, repetition_penalty, repetition_context_size, presence_penalty,
  * presence_context_size, frequency_penalty, frequency_context_size, logit_bias
  * ({"id": bias}), seed, stop (a string or a list of strings), max_kv_size,
- * prefill_step_size, prompt_cache (a KV-state file to continue from), save_prompt_cache (where
+ * prefill_step_size, ids (token ids instead of text: no tokenizer, no template),
+ * prompt_cache (a KV-state file to continue from), save_prompt_cache (where
  * to write the KV state after the prompt); native records
  * also take return_ids (bool) and logprobs (K: the top-K alternatives of each
  * generated token, as "logprobs": [{"id", "logprob", "top": [[id, logprob]...]}]). */
