@@ -445,7 +445,8 @@ int mt_kvfile_to_cache(const mt_kvfile *f, const mt_model *m, mt_kvcache **out, 
         }
     }
     if (!rc) rc = mt_kvcache_restore(c, L0->offset, nslots, rot ? L0->idx : L0->offset, err);
-    if (!rc && !rot && !quant && L0->cls == MT_KVC_PLAIN) c->mlx_rows = (size_t)L0->t[0]->shape[2];
+    for (int l = 0; !rc && !rot && !quant && l < f->n_layers; l++)   /* mlx's buffer rows: kept for writing back */
+        if (f->layers[l].cls == MT_KVC_PLAIN) { c->mlx_rows = (size_t)f->layers[l].t[0]->shape[2]; break; }
     if (rc) {
         mt_kvcache_free(c);
         return mt_preferr(err, "%s", f->label);

@@ -152,6 +152,78 @@ static void test_golden_case(json_t *cs, mt_pool *pool) {
     mt_tokenizer_free(tok);
 }
 
+/* Our files that mlx-lm loaded and continued (tests/data/kv/ours, gen_kv_ours.sh): they read
+ * back and re-serialize to the same bytes, and a cache built today has the same header, so
+ * what mlx-lm checked is what the writer still writes. */
+static void test_ours_case(json_t *cs, json_t *chk, mt_pool *pool) {
+    const char *name = json_string_value(json_object_get(cs, "case"));
+    const char *dir = json_string_value(json_object_get(cs, "model"));
+    json_t *r = json_object_get(json_object_get(chk, "cases"), name);
+    if (!r) r = json_object_get(chk, name);
+    CHECK_MSG(r && json_is_true(json_object_get(r, "loaded")), "%s: mlx-lm did not load our file", name);
+    CHECK_MSG(r && json_is_true(json_object_get(r, "resave_identical")), "%s: mlx-lm re-saves our file differently", name);
+    /* mlx continues our file as it continues its own, except on the bfloat16 model whose KV we
+     * computed in float32 (its 4-bit caches then flip near-tied tokens) */
+    if (!strstr(dir, "bf16"))
+        CHECK_MSG(r && json_is_true(json_object_get(r, "continued_eq_golden")), "%s: mlx-lm continues our file differently", name);
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/kv/ours/%s.kv.zst", name);
+    mt_model *m = NULL;
+    mt_tokenizer *tok = NULL;
+    if (!load(dir, pool, &m, &tok)) return;
+    mt_err e = {0};
+    mt_kvfile *f = NULL;
+    mt_kvcache *c = NULL;
+    CHECK_OK(mt_kvfile_read(path, &f, &e), &e);
+    if (f) CHECK_OK(mt_kvfile_to_cache(f, m, &c, &e), &e);
+    int window[64] = {0};
+    mt_model_kv_windows(m, window);
+    if (c) {
+        mt_kvmeta meta = {.kv_heads = f->kv_heads, .model = f->model, .fingerprint = f->fingerprint, .tokens = f->tokens,
+                          .n_tokens = f->n_tokens, .text = f->text, .text_len = f->text ? strlen(f->text) : 0,
+                          .window = window};
+        char *b = NULL;
+        size_t n = 0;
+        CHECK_OK(mt_kvfile_serialize(c, &meta, &b, &n, &e), &e);
+        CHECK_MSG(b && n == f->len && !memcmp(b, f->buf, n), "%s: our file does not re-serialize to its own bytes", name);
+        free(b);
+    }
+    /* built today with the case's settings: the header mlx-lm read */
+    size_t np;
+    int32_t *prefix = ids_of(json_object_get(cs, "prefix"), &np);
+    mt_gen_params gp;
+    mt_gen_params_default(&gp);
+    gp.max_tokens = 0;
+    gp.snapshot = 1;
+    if (json_is_integer(json_object_get(cs, "max_kv_size"))) gp.max_kv_size = (int)json_integer_value(json_object_get(cs, "max_kv_size"));
+    if (json_is_integer(json_object_get(cs, "kv_bits"))) {
+        gp.kv_bits = (int)json_integer_value(json_object_get(cs, "kv_bits"));
+        gp.kv_group_size = (int)json_integer_value(json_object_get(cs, "kv_group_size"));
+    }
+    mt_gen_result r0;
+    if (c && mt_generate(m, tok, prefix, np, &gp, NULL, NULL, &r0, &e) == 0) {
+        mt_kvmeta a = {.kv_heads = f->kv_heads, .model = f->model, .window = window, .mlx_only = 1};
+        char *b1 = NULL, *b2 = NULL;
+        size_t n1 = 0, n2 = 0;
+        CHECK_OK(mt_kvfile_serialize(c, &a, &b1, &n1, &e), &e);
+        CHECK_OK(mt_kvfile_serialize(r0.prompt_cache, &a, &b2, &n2, &e), &e);
+        if (b1 && b2) {
+            size_t h1 = 0, h2 = 0;
+            for (int i = 7; i >= 0; i--) { h1 = h1 << 8 | (unsigned char)b1[i]; h2 = h2 << 8 | (unsigned char)b2[i]; }
+            CHECK_MSG(h1 == h2 && n1 == n2 && !memcmp(b1, b2, 8 + h1), "%s: a cache built today has another header", name);
+        }
+        free(b1);
+        free(b2);
+        mt_gen_result_free(&r0);
+    } else
+        CHECK_MSG(0, "%s: %s", name, e.msg);
+    free(prefix);
+    mt_kvcache_free(c);
+    mt_kvfile_free(f);
+    mt_model_free(m);
+    mt_tokenizer_free(tok);
+}
+
 /* A prefix written with its ids and continued equals generating from the whole prompt. */
 static void test_roundtrip(mt_pool *pool) {
     const char *dirs[] = {"tests/data/models/llama-tiny", "tests/data/models/qwen3-tiny-4bit",
@@ -361,6 +433,10 @@ int main(void) {
     json_t *cs;
     size_t i;
     json_array_foreach(json_object_get(g, "cases"), i, cs) test_golden_case(cs, pool);
+    json_t *chk = json_load_file("tests/data/kv/ours/mlx_check.json", 0, &je);
+    CHECK(chk != NULL);
+    if (chk) json_array_foreach(json_object_get(g, "cases"), i, cs) test_ours_case(cs, chk, pool);
+    json_decref(chk);
     json_decref(g);
     test_roundtrip(pool);
     test_bad_files();
