@@ -275,6 +275,8 @@ int main(int argc, char **argv) {
         j.gen.save_dir = sl && j.gen.save_cache[sl - 1] == '/';
     }
     j.gen.save_level = 3;
+    /* --score keeps its float32 cache unless --kv-type or --kv-bits says otherwise */
+    j.gen.score_kv_f16 = gp->kv_f16 >= 0 ? gp->kv_f16 : -1;
     if (optind < argc) { fprintf(stderr, "mlx-gen: unexpected argument '%s'\n", argv[optind]); return MT_EXIT_USAGE; }
     if (!model) { fprintf(stderr, "mlx-gen: no model: give -m MODEL (see --help)\n"); return MT_EXIT_USAGE; }
     if (prompt && (text_mode || mode == O_DETOK)) { fprintf(stderr, "mlx-gen: -p does not go with --text or --detokenize\n"); return MT_EXIT_USAGE; }

@@ -429,6 +429,11 @@ done:
 }
 
 int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err *err) {
+    return mt_score_kv(m, ids, n, 0, 0, -1, logprobs, err);
+}
+
+int mt_score_kv(mt_model *m, const int32_t *ids, size_t n, int kv_bits, int kv_group, int kv_f16, float *logprobs,
+                mt_err *err) {
     if (n == 0) return mt_seterr(err, MT_EINVAL, "nothing to score");
     if (m->ctx_len && n > m->ctx_len)
         return mt_seterr(err, MT_EINVAL, "input is %zu tokens; the model's context is %zu (%s)", n, m->ctx_len, m->ctx_why);
@@ -441,6 +446,12 @@ int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err 
     float *lg = malloc(step * V * sizeof *lg);
     if (!lg) return mt_seterr(err, MT_ENOMEM, "out of memory");
     int rc = mt_kvcache_new(&c, m, err);
+    if (!rc && (kv_f16 > 0 || (kv_f16 < 0 && kv_bits > 0 && mt_model_kv_f16(m)))) rc = mt_kvcache_set_f16(c, 1, err);
+    /* quantized KV: every row quantized as it is written, so every position attends to
+     * quantized keys and values (as llama.cpp's quantized caches do) */
+    if (!rc && kv_bits == 3) rc = mt_kvcache_set_turbo(c, 3, err);
+    else if (!rc && kv_bits > 0) rc = mt_kvcache_set_quant(c, kv_bits, kv_group > 0 ? kv_group : 64, 0, err);
+    if (!rc && kv_bits > 0) rc = mt_kvcache_mark_quantized(c, err);
     for (size_t off = 0; !rc && off < n - 1; off += step) {
         size_t T = n - 1 - off < step ? n - 1 - off : step;
         rc = mt_model_forward(m, c, ids + off, T, lg, 1, err);

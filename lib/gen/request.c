@@ -330,7 +330,8 @@ static int score_one(mt_gen_job *j, json_t *rec, json_t **out, mt_err *err) {
         if (n == 0) { free(ids); return mt_seterr(err, MT_EINVAL, "the text has no tokens"); }
     }
     float *lp = malloc(n * sizeof *lp);
-    int rc = lp ? mt_score(j->model, ids, n, lp, err) : mt_seterr(err, MT_ENOMEM, "out of memory");
+    int rc = lp ? mt_score_kv(j->model, ids, n, j->defaults.kv_bits, j->defaults.kv_group_size, j->score_kv_f16, lp, err)
+                : mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) {
         json_t *ja = json_array(), *jl = json_array();
         double sum = 0;

@@ -63,6 +63,7 @@ typedef struct mt_gen_job {
     int save_dir;
     int save_level;                    /* zstd level of saved caches (default 3) */
     size_t saved;                      /* records saved to save_cache (a file takes one) */
+    int score_kv_f16;                  /* --score: KV rows f16 (1), f32 (0), or -1: f32 (quantized: the model's) */
 } mt_gen_job;
 
 /* What a record runs: its ids (after the cached prefix of its "prompt_cache" or the job's
