@@ -50,6 +50,7 @@ static const char usage[] =
     "                           mlx_lm.cache_prompt's .safetensors); per record: \"prompt_cache\"\n"
     "      --save-prompt-cache PATH  write the KV state after each prompt: to PATH (one record), or\n"
     "                           with PATH ending in / to PATH<id>.kv.zst; per record: \"save_prompt_cache\"\n"
+    "      --save-after-generation  save the state after generation (prompt + answer) instead\n"
     "      --prefix-cache-mb N  reuse the KV state of shared prompt prefixes across records, keeping\n"
     "                           up to N MB of snapshots (default 512; 0 = off)\n"
     "      --kv-bits B          quantize the KV cache: 8 or 4 (mlx-lm's QuantizedKVCache), or 3\n"
@@ -169,7 +170,7 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
 int main(int argc, char **argv) {
     enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_TEMP, O_TOPP, O_TOPK,
            O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE,
-           O_PCACHE, O_SAVECACHE, O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART };
+           O_PCACHE, O_SAVECACHE, O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
@@ -181,7 +182,7 @@ int main(int argc, char **argv) {
         {"stop", 1, 0, O_STOP}, {"ids", 0, 0, O_IDS}, {"logprobs", 1, 0, O_LOGPROBS}, {"batch", 1, 0, O_BATCH},
         {"score", 0, 0, O_SCORE}, {"resume", 1, 0, O_RESUME}, {"max-kv-size", 1, 0, O_MAXKV},
         {"prefill-step-size", 1, 0, O_PREFILL}, {"int8", 0, 0, O_INT8}, {"kv-type", 1, 0, O_KVTYPE},
-        {"prompt-cache", 1, 0, O_PCACHE}, {"save-prompt-cache", 1, 0, O_SAVECACHE}, {"prefix-cache-mb", 1, 0, O_PREFIXMB},
+        {"prompt-cache", 1, 0, O_PCACHE}, {"save-prompt-cache", 1, 0, O_SAVECACHE}, {"save-after-generation", 0, 0, O_SAVEAFTER}, {"prefix-cache-mb", 1, 0, O_PREFIXMB},
         {"kv-bits", 1, 0, O_KVBITS}, {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
     mt_blas_init(argv);
@@ -240,6 +241,7 @@ int main(int argc, char **argv) {
             break;
         case O_PCACHE: j.gen.prompt_cache = optarg; break;
         case O_SAVECACHE: j.gen.save_cache = optarg; break;
+        case O_SAVEAFTER: j.gen.save_after_generation = 1; break;
         case O_PREFIXMB: bad = num_arg("--prefix-cache-mb", optarg, 0, 1 << 24, &prefix_mb); break;
         case O_KVBITS:
             bad = num_arg("--kv-bits", optarg, 2, 8, &v);

@@ -117,6 +117,8 @@ typedef struct gen_seq {
     int seen_text, stopped, done;
     double t_decode;
     int32_t *joined;     /* prefix ids + prompt, when continuing from known ids */
+    const int32_t *full; /* the ids the cache holds after the prompt (NULL: unknown), nfull of them */
+    size_t nfull;
 } gen_seq;
 
 static void seq_free(gen_seq *q) {
@@ -249,6 +251,8 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     int32_t *joined = NULL;
     MT_TRY(seq_cache(q, m, prompt, n_prompt, &joined, &full, &nfull, &have, err));
     q->joined = joined;
+    q->full = full;
+    q->nfull = nfull;
     /* like mlx-lm's generate_step: chunks of prefill_step until one token is left, then
      * that token alone (dynamic RoPE sees the same call lengths) */
     size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 2048;
@@ -262,7 +266,7 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     res->prompt_tokens = gp->prefix ? gp->prefix->len + n_prompt : n_prompt;
     res->cached_tokens = have;
     if (gp->store && full) MT_TRY(mt_prefix_store_put(gp->store, full, nfull, q->cache, err));
-    if (gp->snapshot) {
+    if (gp->snapshot == 1) {
         MT_TRY(mt_kvcache_copy(&res->prompt_cache, q->cache, err));
         if (full) {
             res->prompt_ids = malloc(nfull * sizeof *res->prompt_ids);
@@ -353,6 +357,18 @@ static int seq_finish(gen_seq *q, mt_err *err) {
         return mt_seterr(err, MT_EIO, "output aborted");
     if (!q->tb.b.p && tb_append(&q->tb, "", 0)) return mt_seterr(err, MT_ENOMEM, "out of memory");
     res->decode_s = now_s() - q->t_decode;
+    if (q->gp->snapshot == 2) {   /* the state after generation: the prompt and every generated token fed back */
+        size_t fed = q->cache->len - q->nfull;
+        if (fed > res->n_tokens) fed = res->n_tokens;
+        MT_TRY(mt_kvcache_copy(&res->prompt_cache, q->cache, err));
+        if (q->full) {
+            res->prompt_ids = malloc((q->nfull + fed + 1) * sizeof *res->prompt_ids);
+            if (!res->prompt_ids) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            memcpy(res->prompt_ids, q->full, q->nfull * sizeof *q->full);
+            if (fed) memcpy(res->prompt_ids + q->nfull, res->tokens, fed * sizeof *res->tokens);
+            res->n_prompt_ids = q->nfull + fed;
+        }
+    }
     res->text = q->tb.b.p;
     res->text_len = q->tb.b.n;
     q->tb.b.p = NULL;

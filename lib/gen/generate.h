@@ -34,7 +34,8 @@ typedef struct mt_gen_params {
     struct mt_prefix_store *store;  /* optional: shared-prefix reuse across sequences */
     int kv_bits, kv_group_size;     /* KV quantization (mlx-lm's QuantizedKVCache): bits 0 = none */
     int kv_start;                   /* mlx-lm's quantized_kv_start */
-    int snapshot;                   /* 1: res->prompt_cache gets a copy of the cache after the prompt */
+    int snapshot;                   /* res->prompt_cache gets a copy of the cache: 1 after the prompt,
+                                       2 after generation (prompt + generated tokens fed back) */
 } mt_gen_params;
 
 typedef struct mt_gen_result {
@@ -49,7 +50,7 @@ typedef struct mt_gen_result {
     size_t prompt_tokens;           /* all of them, the cached ones included */
     size_t cached_tokens;           /* of those, how many came from saved state (not computed) */
     double prefill_s, decode_s;
-    mt_kvcache *prompt_cache;       /* gp->snapshot: the cache after the prompt (owned) */
+    mt_kvcache *prompt_cache;       /* gp->snapshot: the cache after the prompt or generation (owned) */
     int32_t *prompt_ids;            /* gp->snapshot: the ids it holds (owned), or NULL if unknown */
     size_t n_prompt_ids;
 } mt_gen_result;

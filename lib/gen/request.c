@@ -236,6 +236,9 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
         const mt_kvcache *c;
         MT_TRY(mt_gen_caches_get(j->caches, path, &f, &c, err));
         const mt_gen_params *g = &req->gp;
+        if (g->max_kv_size > 0 && !c->max_size && c->len > (size_t)g->max_kv_size)
+            return mt_seterr(err, MT_EINVAL, "%s holds %zu tokens, more than --max-kv-size %d", path, c->len,
+                             g->max_kv_size);
         if (g->kv_bits > 0 && (c->qscheme == MT_KVQ_NONE || g->kv_bits != c->qbits ||
                                (c->qscheme == MT_KVQ_AFFINE && g->kv_group_size > 0 && g->kv_group_size != c->qgroup)))
             return mt_seterr(err, MT_EINVAL, "%s: its KV cache is %s, not --kv-bits %d --kv-group-size %d", path,
@@ -255,7 +258,15 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
                                          "in /) for one file per record", j->save_cache);
         if (!(*save = strdup(j->save_cache))) return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
-    if (*save) req->gp.snapshot = 1;
+    if (*save) {
+        json_t *af = json_object_get(o, "save_prompt_cache_after");
+        const char *after = json_is_string(af) ? json_string_value(af) : j->save_after_generation ? "generation" : "prompt";
+        if (af && !json_is_null(af) && !json_is_string(af))
+            return mt_seterr(err, MT_EINVAL, "\"save_prompt_cache_after\" must be \"prompt\" or \"generation\"");
+        if (!strcmp(after, "prompt")) req->gp.snapshot = 1;
+        else if (!strcmp(after, "generation")) req->gp.snapshot = 2;
+        else return mt_seterr(err, MT_EINVAL, "\"save_prompt_cache_after\" must be \"prompt\" or \"generation\"");
+    }
     return MT_OK;
 }
 

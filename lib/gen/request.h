@@ -16,7 +16,8 @@
  * ({"id": bias}), seed, stop (a string or a list of strings), max_kv_size,
  * prefill_step_size, ids (token ids instead of text: no tokenizer, no template),
  * prompt_cache (a KV-state file to continue from), save_prompt_cache (where
- * to write the KV state after the prompt); native records
+ * to write the KV state after the prompt), save_prompt_cache_after ("prompt" or "generation":
+ * the prompt and the generated tokens); native records
  * also take return_ids (bool) and logprobs (K: the top-K alternatives of each
  * generated token, as "logprobs": [{"id", "logprob", "top": [[id, logprob]...]}]). */
 #ifndef MT_REQUEST_H
@@ -62,6 +63,7 @@ typedef struct mt_gen_job {
                                           folder of <id>.kv.zst files */
     int save_dir;
     int save_level;                    /* zstd level of saved caches (default 3) */
+    int save_after_generation;         /* default "save_prompt_cache_after": 1 "generation", 0 "prompt" */
     size_t saved;                      /* records saved to save_cache (a file takes one) */
     int score_kv_f16;                  /* --score: KV rows f16 (1), f32 (0), or -1: f32 (quantized: the model's) */
 } mt_gen_job;
