@@ -22,7 +22,8 @@
 void mt_kvfile_free(mt_kvfile *f) {
     if (!f) return;
     free(f->label);
-    free(f->buf);
+    free(f->owned);
+    if (f->map.data) mt_mmap_close(&f->map);
     free(f->tv);
     json_decref(f->meta);
     json_decref(f->ours);
@@ -211,14 +212,18 @@ static int parse_ours(mt_kvfile *f, mt_err *err) {
     return MT_OK;
 }
 
-/* takes ownership of buf */
-static int parse_owned(char *buf, size_t n, const char *label, mt_kvfile **out, mt_err *err) {
+/* buf: owned (freed here) unless map is given, whose bytes it is (closed here on failure) */
+static int parse_owned(char *owned, const char *buf, size_t n, const mt_mmap *map, const char *label, mt_kvfile **out,
+                       mt_err *err) {
     mt_kvfile *f = calloc(1, sizeof *f);
     if (!f || !(f->label = strdup(label))) {
-        free(buf);
+        free(owned);
+        if (map) { mt_mmap m2 = *map; mt_mmap_close(&m2); }
         free(f);
         return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
+    f->owned = owned;
+    if (map) f->map = *map;
     f->buf = buf;
     f->len = n;
     int rc = mt_safetensors_parse_header(buf, n, label, &f->tv, &f->nt, &f->meta, err);
@@ -286,7 +291,7 @@ int mt_kvfile_parse(const void *data, size_t n, const char *label, mt_kvfile **o
         memcpy(buf, data, n);
         len = n;
     }
-    MT_TRY(parse_owned(buf, len, label, out, err));
+    MT_TRY(parse_owned(buf, buf, len, NULL, label, out, err));
     (*out)->compressed = compressed;
     (*out)->file_bytes = n;
     return MT_OK;
@@ -301,13 +306,9 @@ int mt_kvfile_read(const char *path, mt_kvfile **out, mt_err *err) {
         mt_mmap_close(&mm);
         return rc;
     }
-    /* plain: one copy of the bytes (the map may go away; the views point into buf) */
-    char *buf = malloc(mm.size ? mm.size : 1);
-    if (!buf) { mt_mmap_close(&mm); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
-    memcpy(buf, mm.data, mm.size);
+    /* plain: parsed in place; the map lives as long as the file object */
     size_t n = mm.size;
-    mt_mmap_close(&mm);
-    MT_TRY(parse_owned(buf, n, path, out, err));
+    MT_TRY(parse_owned(NULL, (const char *)mm.data, n, &mm, path, out, err));
     (*out)->file_bytes = n;
     return MT_OK;
 }

@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "core/err.h"
+#include "core/file.h"
 #include "io/safetensors.h"
 #include "models/model.h"
 
@@ -51,7 +52,7 @@ typedef struct mt_kvfile_layer {
 typedef struct mt_kvfile {
     char *label;                    /* the path, for messages */
     int layout;                     /* 2: mlx-lm >= 0.32.2 (scalars as tensors), 1: older (meta_state strings) */
-    char *buf;                      /* the safetensors bytes (decompressed) */
+    const char *buf;                /* the safetensors bytes (decompressed, or the plain file's map) */
     size_t len;
     size_t file_bytes;              /* bytes on disk (compressed or not) */
     int compressed;                 /* 1 when the file was a zstd frame */
@@ -67,6 +68,8 @@ typedef struct mt_kvfile {
     const char *fingerprint, *text, *version, *kv_type;   /* from ours, or NULL */
     int32_t *tokens;                /* from ours, or NULL */
     size_t n_tokens;
+    char *owned;                    /* buf when allocated here */
+    mt_mmap map;                    /* a plain file stays mapped (no copy) while f lives */
 } mt_kvfile;
 
 /* Read and validate a file (plain or zstd).  Every inconsistency is MT_EFORMAT with a
