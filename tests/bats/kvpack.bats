@@ -61,6 +61,8 @@ EOF
 @test "a two-stage Makefile pipeline answers as a one-stage run, and make does not rebuild the cache" {
   P="$T/p"
   write_pipeline "$P"
+  # README.md shows this very Makefile
+  sed -n '/^```make$/,/^```$/p' README.md | sed '1d;$d' | diff - "$P/Makefile"
   run --separate-stderr env LC_ALL=C PATH="$B/bin:$PATH" make -C "$P" MODEL="$M4"
   [ "$status" -eq 0 ]
   [ -s "$P/cache/system.kv.zst" ]
@@ -389,4 +391,23 @@ run_readonly() {
   echo '{"id":"p","prompt":"hello"}' | "$KV" build -q -m "$L" --plain -o "$T/out/" > /dev/null
   [ -s "$T/out/p.safetensors" ]
   [ ! -e "$T/out/p.kv.zst" ]
+}
+
+@test "a cache saved with --kv-bits 8 (still float: under --quantized-kv-start) is continued with the same options" {
+  skip "refused: 'its KV cache is not quantized, not --kv-bits 8 --kv-group-size 64' (mlx-lm quantizes it past the start)"
+  run --separate-stderr "$GEN" -q -m "$M4" --kv-bits 8 --save-prompt-cache "$T/k8.kv.zst" <<< '{"prompt":"Debian is","max_tokens":2}'
+  [ "$status" -eq 0 ]
+  run --separate-stderr "$GEN" -q -m "$M4" --kv-bits 8 --prompt-cache "$T/k8.kv.zst" <<< '{"prompt":" a","max_tokens":2}'
+  [ "$status" -eq 0 ]
+}
+
+@test "the man pages document every mlx-kvpack option and mlx-gen's prompt-cache options" {
+  for o in $("$KV" --help | grep -o -- '--[a-z][a-z-]*' | sort -u) -m -o -n -t -q; do
+    grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" man/mlx-kvpack.1 || { echo "mlx-kvpack.1 lacks $o"; false; }
+  done
+  for c in build inspect verify quantize dequantize trim pack unpack; do grep -q "^\.B $c\$" man/mlx-kvpack.1; done
+  for o in --prompt-cache --save-prompt-cache --prefix-cache-mb --kv-bits --kv-group-size --quantized-kv-start \
+           prompt_cache save_prompt_cache cached_tokens prompt_cache_file; do
+    grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" man/mlx-gen.1 || { echo "mlx-gen.1 lacks $o"; false; }
+  done
 }
