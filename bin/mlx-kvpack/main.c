@@ -17,6 +17,7 @@
 #include "gen/pcache.h"
 #include "gen/request.h"
 #include "io/hub.h"
+#include "kv/prefix.h"
 #include "kv/kvtool.h"
 #include "text/prompter.h"
 
@@ -251,6 +252,13 @@ int main(int argc, char **argv) {
         goto done;
     }
     {
+        mt_prefix_store *store = NULL;   /* records sharing a prefix compute it once */
+        if (mt_prefix_store_new(&store, (size_t)512 << 20, &err)) {
+            fprintf(stderr, "mlx-kvpack build: %s\n", err.msg);
+            rc = MT_EXIT_FATAL;
+            goto done;
+        }
+        gp->store = store;
         mt_jsonl_tick tick = {0};
         mt_jsonl_opts o = {.prog = "mlx-kvpack", .text_mode = text_mode, .quiet = quiet, .tick = &tick};
         gp->tick = &tick;
@@ -261,6 +269,7 @@ int main(int argc, char **argv) {
             rc = MT_EXIT_FATAL;
         } else
             rc = mt_jsonl_exit_code(0, &st);
+        mt_prefix_store_free(store);
     }
 done:
     mt_gen_caches_free(k.gen.caches);

@@ -139,6 +139,32 @@ static int mt_gen_kv_quant(mt_kvcache *c, const mt_gen_params *gp, mt_err *err) 
                                 gp->kv_start > 0 ? (size_t)gp->kv_start : 0, err);
 }
 
+/* Snapshots serve only plain unbounded float caches whose every token id is known (a
+ * rotating or quantized cache's state depends on how it got there; a prefix without ids
+ * cannot be matched). */
+static int store_ok(const gen_seq *q) {
+    const mt_gen_params *gp = q->gp;
+    return gp->store && (!gp->prefix || gp->prefix_tokens) && q->cache && !q->cache->max_size &&
+           q->cache->qscheme == MT_KVQ_NONE;
+}
+
+/* --kv-bits on a float prompt cache: as mlx-lm, it stays float and is quantized at the end of
+ * the first forward call that leaves it holding kv_start tokens or more */
+static int float_prefix_quant(mt_kvcache *c, const mt_gen_params *gp, mt_err *err) {
+    int b = gp->kv_bits, g = gp->kv_group_size > 0 ? gp->kv_group_size : 64;
+    if (b == 3) return mt_seterr(err, MT_EINVAL, "--kv-bits 3 (the rotation scheme) cannot continue a float prompt cache");
+    if (b != 2 && b != 4 && b != 5 && b != 6 && b != 8)
+        return mt_seterr(err, MT_EINVAL, "--kv-bits %d: KV quantization takes 2, 4, 5, 6 or 8 bits", b);
+    if (c->max_size) return mt_seterr(err, MT_EINVAL, "--kv-bits: a rotating prompt cache cannot be quantized (as in mlx-lm)");
+    if (c->head_dim % g) return mt_seterr(err, MT_EINVAL, "--kv-group-size %d does not divide head_dim %d", g, c->head_dim);
+    c->qscheme = MT_KVQ_AFFINE;
+    c->qbits = b;
+    c->qgroup = g;
+    c->qstart = gp->kv_start > 0 ? (size_t)gp->kv_start : 0;
+    c->quantized = 0;
+    return MT_OK;
+}
+
 /* The cache a sequence starts from and the tokens still to compute.  Without saved state:
  * a new cache, all of the prompt.  With gp->prefix: a copy of it, and the prompt follows
  * it (the full ids are its tokens + the prompt when known).  With gp->store: the stored
@@ -165,13 +191,12 @@ static int seq_cache(gen_seq *q, mt_model *m, const int32_t *prompt, size_t n_pr
         if (m->ctx_len && P + n_prompt > m->ctx_len)
             return mt_seterr(err, MT_EINVAL, "the cached prefix (%zu tokens) and the prompt (%zu) exceed the model's "
                              "context of %zu (%s)", P, n_prompt, m->ctx_len, m->ctx_why);
-        if (gp->kv_bits > 0 && (gp->prefix->qscheme == MT_KVQ_NONE || gp->kv_bits != gp->prefix->qbits ||
-                                (gp->prefix->qscheme == MT_KVQ_AFFINE && gp->kv_group_size > 0 &&
-                                 gp->kv_group_size != gp->prefix->qgroup)))
-            return mt_seterr(err, MT_EINVAL, "--kv-bits %d / --kv-group-size %d differ from the prompt cache's KV (%s)",
-                             gp->kv_bits, gp->kv_group_size > 0 ? gp->kv_group_size : 64,
-                             gp->prefix->qscheme == MT_KVQ_NONE ? "not quantized" : "quantized otherwise");
-        MT_TRY(mt_kvcache_copy(&q->cache, gp->prefix, err));
+        const mt_kvcache *pc = gp->prefix;
+        if (gp->kv_bits > 0 && pc->qscheme != MT_KVQ_NONE &&
+            (gp->kv_bits != pc->qbits || (pc->qscheme == MT_KVQ_AFFINE && gp->kv_group_size > 0 && gp->kv_group_size != pc->qgroup)))
+            return mt_seterr(err, MT_EINVAL, "--kv-bits %d differs from the prompt cache's %d-bit KV", gp->kv_bits, pc->qbits);
+        MT_TRY(mt_kvcache_copy(&q->cache, pc, err));
+        if (gp->kv_bits > 0 && pc->qscheme == MT_KVQ_NONE) MT_TRY(float_prefix_quant(q->cache, gp, err));
         if (gp->prefix_tokens) {
             *joined = malloc((P + n_prompt + 1) * sizeof **joined);
             if (!*joined) return mt_seterr(err, MT_ENOMEM, "out of memory");
@@ -196,10 +221,10 @@ static int seq_cache(gen_seq *q, mt_model *m, const int32_t *prompt, size_t n_pr
             *have = P - 1;
         }
     }
-    if (gp->store && *nfull > 1) {
+    if (store_ok(q) && *nfull > 1) {
         mt_kvcache *c;
         size_t used;
-        MT_TRY(mt_prefix_store_take(gp->store, *full, *nfull, *have, &c, &used, err));
+        MT_TRY(mt_prefix_store_take(gp->store, (uint32_t)q->cache->f16, *full, *nfull, *have, &c, &used, err));
         if (c) {
             mt_kvcache_free(q->cache);
             q->cache = c;
@@ -264,8 +289,8 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     }
     MT_TRY(mt_model_forward(m, q->cache, full + nfull - 1, 1, q->logits, 0, err));
     res->prompt_tokens = gp->prefix ? gp->prefix->len + n_prompt : n_prompt;
-    res->cached_tokens = have;
-    if (gp->store && full) MT_TRY(mt_prefix_store_put(gp->store, full, nfull, q->cache, err));
+    res->cached_tokens = res->prompt_tokens - (nfull - have);   /* what was not computed */
+    if (store_ok(q) && full) MT_TRY(mt_prefix_store_put(gp->store, (uint32_t)q->cache->f16, full, nfull, q->cache, err));
     if (gp->snapshot == 1) {
         MT_TRY(mt_kvcache_copy(&res->prompt_cache, q->cache, err));
         if (full) {

@@ -203,7 +203,8 @@ static int save_name(const mt_gen_job *j, json_t *rec, size_t lineno, char **out
     *out = malloc(n);
     if (!*out) return mt_seterr(err, MT_ENOMEM, "out of memory");
     size_t dl = strlen(j->save_cache);
-    snprintf(*out, n, "%s%s%s.kv.zst", j->save_cache, dl && j->save_cache[dl - 1] == '/' ? "" : "/", s);
+    snprintf(*out, n, "%s%s%s%s", j->save_cache, dl && j->save_cache[dl - 1] == '/' ? "" : "/", s,
+             j->save_level < 0 ? ".safetensors" : ".kv.zst");
     return MT_OK;
 }
 
@@ -239,11 +240,11 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
         if (g->max_kv_size > 0 && !c->max_size && c->len > (size_t)g->max_kv_size)
             return mt_seterr(err, MT_EINVAL, "%s holds %zu tokens, more than --max-kv-size %d", path, c->len,
                              g->max_kv_size);
-        if (g->kv_bits > 0 && (c->qscheme == MT_KVQ_NONE || g->kv_bits != c->qbits ||
-                               (c->qscheme == MT_KVQ_AFFINE && g->kv_group_size > 0 && g->kv_group_size != c->qgroup)))
-            return mt_seterr(err, MT_EINVAL, "%s: its KV cache is %s, not --kv-bits %d --kv-group-size %d", path,
-                             c->qscheme == MT_KVQ_NONE ? "not quantized" : "quantized otherwise", g->kv_bits,
-                             g->kv_group_size > 0 ? g->kv_group_size : 64);
+        if (g->kv_bits > 0 && c->qscheme != MT_KVQ_NONE &&
+            (g->kv_bits != c->qbits || (c->qscheme == MT_KVQ_AFFINE && g->kv_group_size > 0 && g->kv_group_size != c->qgroup)))
+            return mt_seterr(err, MT_EINVAL, "%s: its KV cache is quantized to %d bits in groups of %d, which --kv-bits %d "
+                             "--kv-group-size %d does not match", path, c->qbits, c->qgroup, g->kv_bits,
+                             g->kv_group_size > 0 ? g->kv_group_size : c->qgroup);
         if (!*ids) MT_TRY(mt_gen_caches_encode(j->pr, f, o, j->add_generation_prompt, ids, n, err));
         req->gp.prefix = c;
         req->gp.prefix_tokens = f->tokens;

@@ -497,7 +497,7 @@ static int fill_tensor(void *user, size_t idx, void *dst, mt_err *err) {
 }
 
 const char *mt_kvcache_type_name(const mt_kvcache *c, char *buf, size_t n) {
-    if (kvfile_quantized(c)) return kvfile_quant_name(c, buf, n);
+    if (c->quantized) return kvfile_quant_name(c, buf, n);   /* affine or rotation; a cache not yet converted is float */
     return c->f16 ? "f16" : "f32";
 }
 
@@ -538,7 +538,7 @@ static int build_plan(const mt_kvcache *c, const mt_kvmeta *mt, plan *p, mt_err 
     p->e = calloc(cap, sizeof *p->e);
     p->x = calloc(cap, sizeof *p->x);
     p->names = calloc(cap, sizeof *p->names);
-    size_t kvcap = (size_t)L * 8 + 8;
+    size_t kvcap = (size_t)L * 10 + 8;   /* per layer: the class and up to 4 scalars (2 entries each) */
     p->kv = calloc(2 * kvcap, sizeof *p->kv);
     if (!p->e || !p->x || !p->names || !p->kv) return mt_seterr(err, MT_ENOMEM, "out of memory");
     int rc = MT_OK;

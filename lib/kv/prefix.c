@@ -5,6 +5,7 @@
 #include <string.h>
 
 typedef struct entry {
+    uint32_t tag;
     int32_t *ids;
     size_t n, bytes;
     mt_kvcache *c;
@@ -46,13 +47,14 @@ static size_t common(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
     return i;
 }
 
-int mt_prefix_store_take(mt_prefix_store *s, const int32_t *ids, size_t n, size_t min_len, mt_kvcache **out,
-                         size_t *used, mt_err *err) {
+int mt_prefix_store_take(mt_prefix_store *s, uint32_t tag, const int32_t *ids, size_t n, size_t min_len,
+                         mt_kvcache **out, size_t *used, mt_err *err) {
     *out = NULL;
     *used = 0;
     if (n < 2) return MT_OK;
     size_t best = 0, bi = 0;
     for (size_t i = 0; i < s->n; i++) {
+        if (s->e[i].tag != tag) continue;
         size_t cp = common(s->e[i].ids, s->e[i].n, ids, n);
         if (cp > n - 1) cp = n - 1;
         if (cp < s->e[i].n && !mt_kvcache_trimmable(s->e[i].c)) continue;   /* would need a trim it cannot take */
@@ -75,13 +77,19 @@ int mt_prefix_store_take(mt_prefix_store *s, const int32_t *ids, size_t n, size_
     return MT_OK;
 }
 
-int mt_prefix_store_put(mt_prefix_store *s, const int32_t *ids, size_t n, const mt_kvcache *c, mt_err *err) {
+int mt_prefix_store_put(mt_prefix_store *s, uint32_t tag, const int32_t *ids, size_t n, const mt_kvcache *c,
+                        mt_err *err) {
     size_t bytes = mt_kvcache_bytes(c) + n * sizeof *ids;
     if (!n || bytes > s->max_bytes) return MT_OK;
     for (size_t i = 0; i < s->n; i++)   /* the same tokens again: refresh */
-        if (s->e[i].n == n && !memcmp(s->e[i].ids, ids, n * sizeof *ids)) { s->e[i].used = ++s->clock; return MT_OK; }
+        if (s->e[i].tag == tag && s->e[i].n == n && !memcmp(s->e[i].ids, ids, n * sizeof *ids)) {
+            s->e[i].used = ++s->clock;
+            return MT_OK;
+        }
     for (size_t i = s->n; i-- > 0;)     /* strict prefixes of the new one are redundant when it can be trimmed */
-        if (s->e[i].n < n && mt_kvcache_trimmable(c) && common(s->e[i].ids, s->e[i].n, ids, n) == s->e[i].n) drop(s, i);
+        if (s->e[i].tag == tag && s->e[i].n < n && mt_kvcache_trimmable(c) &&
+            common(s->e[i].ids, s->e[i].n, ids, n) == s->e[i].n)
+            drop(s, i);
     while (s->n && s->st.bytes + bytes > s->max_bytes) {
         size_t lru = 0;
         for (size_t i = 1; i < s->n; i++)
@@ -103,6 +111,7 @@ int mt_prefix_store_put(mt_prefix_store *s, const int32_t *ids, size_t n, const 
     int rc = mt_kvcache_copy(&e->c, c, err);
     if (rc) { free(e->ids); return rc; }
     memcpy(e->ids, ids, n * sizeof *ids);
+    e->tag = tag;
     e->n = n;
     e->bytes = bytes;
     e->used = ++s->clock;

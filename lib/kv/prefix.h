@@ -14,7 +14,9 @@
 
 typedef struct mt_prefix_store mt_prefix_store;
 
-/* max_bytes: the bound on the snapshots' KV bytes (0: store nothing). */
+/* max_bytes: the bound on the snapshots' KV bytes (0: store nothing).  A snapshot is found
+ * only under the tag it was stored with (callers tag the cache's mode: snapshots of caches
+ * that store keys and values differently never stand in for each other). */
 int  mt_prefix_store_new(mt_prefix_store **out, size_t max_bytes, mt_err *err);
 void mt_prefix_store_free(mt_prefix_store *s);
 
@@ -23,12 +25,13 @@ void mt_prefix_store_free(mt_prefix_store *s);
  * its logits) and to the common part.  *used gets the tokens it holds (0 and *out NULL
  * when nothing helps: no snapshot shares min_len + 1 tokens or more).  Snapshots that
  * would need trimming but cannot be trimmed (a wrapped rotating cache) are skipped. */
-int mt_prefix_store_take(mt_prefix_store *s, const int32_t *ids, size_t n, size_t min_len, mt_kvcache **out,
-                         size_t *used, mt_err *err);
+int mt_prefix_store_take(mt_prefix_store *s, uint32_t tag, const int32_t *ids, size_t n, size_t min_len,
+                         mt_kvcache **out, size_t *used, mt_err *err);
 /* Store a copy of cache c, which holds ids[0..n).  Stored snapshots that are a strict prefix
  * of ids are dropped (the new one serves them); then least recently used ones are evicted
  * until the bound holds.  A snapshot larger than the bound is not stored. */
-int mt_prefix_store_put(mt_prefix_store *s, const int32_t *ids, size_t n, const mt_kvcache *c, mt_err *err);
+int mt_prefix_store_put(mt_prefix_store *s, uint32_t tag, const int32_t *ids, size_t n, const mt_kvcache *c,
+                        mt_err *err);
 
 /* counters for reports */
 typedef struct mt_prefix_stats {

@@ -299,7 +299,6 @@ EOF
 }
 
 @test "a cache longer than max_kv_size names its file" {
-  skip "the message does not name the cache file yet: 'the prompt cache holds 7 tokens, more than --max-kv-size 6'"
   echo '{"id":"p","prompt":"Be brief."}' | "$KV" build -q -m "$H" -o "$T/" > /dev/null
   run --separate-stderr "$GEN" -m "$H" --max-kv-size 6 --prompt-cache "$T/p.kv.zst" <<< '{"id":1,"prompt":" x"}'
   [ "$status" -eq 3 ]
@@ -360,12 +359,11 @@ run_readonly() {
     run --separate-stderr "$KV" verify -m "$M4" $(ls -d "$T"/out/*.kv.zst)
     [ "$status" -eq 0 ]
     [ "$(echo "$output" | jq -s 'map(select(.ok and .tokens > 10)) | length')" -eq "$n" ]
-    if [ $sig = TERM ]; then [ -z "$(find "$T/out" -type f ! -name '*.kv.zst' -size +0)" ]; fi
+    if [ $sig = TERM ]; then [ -z "$(find "$T/out" -type f ! -name '*.kv.zst')" ]; fi
   done
 }
 
 @test "shared-prefix reuse never hands a record the state computed from another record's prompt cache" {
-  skip "snapshots are matched by token ids only: a record without a cache continues a quantized cache's BOS snapshot"
   echo '{"id":"p","prompt":"Be brief."}' | "$KV" build -q -m "$H" -o "$T/" > /dev/null
   "$KV" quantize --kv-bits 4 --kv-group-size 32 "$T/p.kv.zst" -o "$T/q4.kv.zst" > /dev/null
   jq -nc --arg p "$T/q4.kv.zst" '{id: "c", prompt: " x", prompt_cache: $p, max_tokens: 4},
@@ -376,7 +374,6 @@ run_readonly() {
 }
 
 @test "a rotating cache (--max-kv-size) of a model with 8 layers is saved" {
-  skip "crashes: kvfile.c build_plan's metadata array (L * 8 + 8 entries) overflows for RotatingKVCache layers"
   echo '{"id":"rot","prompt":"hello there my friend how are you"}' > "$T/in.jsonl"
   run --separate-stderr "$KV" build -q -m "$M4" --max-kv-size 6 -o "$T/out/" < "$T/in.jsonl"
   [ "$status" -eq 0 ]
@@ -387,14 +384,12 @@ run_readonly() {
 }
 
 @test "build --plain -o DIR/ names its plain safetensors files .safetensors" {
-  skip "they are named <id>.kv.zst although they are not zstd frames"
   echo '{"id":"p","prompt":"hello"}' | "$KV" build -q -m "$L" --plain -o "$T/out/" > /dev/null
   [ -s "$T/out/p.safetensors" ]
   [ ! -e "$T/out/p.kv.zst" ]
 }
 
 @test "a cache saved with --kv-bits 8 (still float: under --quantized-kv-start) is continued with the same options" {
-  skip "refused: 'its KV cache is not quantized, not --kv-bits 8 --kv-group-size 64' (mlx-lm quantizes it past the start)"
   run --separate-stderr "$GEN" -q -m "$M4" --kv-bits 8 --save-prompt-cache "$T/k8.kv.zst" <<< '{"prompt":"Debian is","max_tokens":2}'
   [ "$status" -eq 0 ]
   run --separate-stderr "$GEN" -q -m "$M4" --kv-bits 8 --prompt-cache "$T/k8.kv.zst" <<< '{"prompt":" a","max_tokens":2}'

@@ -432,14 +432,16 @@ static void test_prefix_store(mt_pool *pool) {
     CHECK_OK(mt_model_forward(m, c, a, 30, lg, 0, &e), &e);
     size_t one = mt_kvcache_bytes(c) + 30 * sizeof(int32_t);
     CHECK_OK(mt_prefix_store_new(&s, one + one / 2, &e), &e);
-    CHECK_OK(mt_prefix_store_put(s, a, 30, c, &e), &e);
-    CHECK_OK(mt_prefix_store_put(s, b, 30, c, &e), &e);
+    CHECK_OK(mt_prefix_store_put(s, 0, a, 30, c, &e), &e);
+    CHECK_OK(mt_prefix_store_put(s, 0, b, 30, c, &e), &e);
     mt_prefix_store_stats(s, &st);
     CHECK_EQ_INT(st.entries, 1);
     CHECK_EQ_INT(st.evictions, 1);
     mt_kvcache *got = NULL;
     size_t used = 0;
-    CHECK_OK(mt_prefix_store_take(s, a, 30, 0, &got, &used, &e), &e);
+    CHECK_OK(mt_prefix_store_take(s, 1, a, 30, 0, &got, &used, &e), &e);
+    CHECK(got == NULL && used == 0);   /* another tag (another KV mode): nothing */
+    CHECK_OK(mt_prefix_store_take(s, 0, a, 30, 0, &got, &used, &e), &e);
     CHECK_EQ_INT(used, 20);   /* only b's snapshot is left; trimmed to the common 20 */
     CHECK(got && got->len == 20);
     mt_kvcache_free(got);
