@@ -370,6 +370,62 @@ int mt_model_kv_windows(const mt_model *m, int *window) {
     return any;
 }
 
+/* placing the file's rows into the cache, layer by layer (over the model's pool when given) */
+typedef struct place_ctx {
+    const mt_kvfile *f;
+    mt_kvcache *c;
+    int rot, quant;
+    mt_dtype dt;
+    int rc;          /* the first failure (quantized layers only) */
+} place_ctx;
+
+static void place_layers(void *vctx, size_t b, size_t e, int tid) {
+    (void)tid;
+    place_ctx *x = vctx;
+    const mt_kvfile *f = x->f;
+    mt_kvcache *c = x->c;
+    int rot = x->rot, quant = x->quant;
+    mt_dtype dt = x->dt;
+    size_t H = (size_t)f->kv_heads, D = (size_t)f->head_dim, rb = H * D * mt_dtype_size(dt);
+    for (int l = (int)b; l < (int)e; l++) {
+        const mt_kvfile_layer *ly = &f->layers[l];
+        if (quant) {
+            mt_err le = {0};
+            if (kvfile_quant_layer(c, f, l, &le) && !x->rc) x->rc = MT_EFORMAT;
+        }
+        else if (rot || ly->cls == MT_KVC_PLAIN) {
+            unpack_heads(c->k[l], dt, ly->t[0], ly->slots, 0, H, D);
+            unpack_heads(c->v[l], dt, ly->t[1], ly->slots, 0, H, D);
+            if (rot && ly->slots > ly->offset) {   /* unfilled slots: zeros, as mlx's buffer */
+                memset((char *)c->k[l] + ly->offset * rb, 0, (ly->slots - ly->offset) * rb);
+                memset((char *)c->v[l] + ly->offset * rb, 0, (ly->slots - ly->offset) * rb);
+            }
+        } else {
+            /* expand a sliding layer's ring: zeros where the window no longer reaches */
+            memset(c->k[l], 0, ly->offset * rb);
+            memset(c->v[l], 0, ly->offset * rb);
+            for (size_t j = 0; j < ly->slots; j++) {
+                size_t p = ring_pos(j, ly->offset, ly->slots, ly->idx, ly->keep);
+                if (p == SIZE_MAX) continue;
+                mt_tensor_view k1 = *ly->t[0], v1 = *ly->t[1];
+                /* row j alone: a view starting at row j with the tensor's stride kept */
+                size_t es = mt_dtype_size(k1.dtype);
+                for (size_t h = 0; h < H; h++) {
+                    const char *kr = (const char *)k1.data + ((h * (size_t)k1.shape[2] + j) * D) * es;
+                    const char *vr = (const char *)v1.data + ((h * (size_t)v1.shape[2] + j) * D) * es;
+                    char *ko = (char *)c->k[l] + (p * H + h) * D * mt_dtype_size(dt);
+                    char *vo = (char *)c->v[l] + (p * H + h) * D * mt_dtype_size(dt);
+                    float tmp[4096];
+                    mt_convert_to_f32(tmp, kr, k1.dtype, D);
+                    mt_convert_from_f32(ko, tmp, dt, D);
+                    mt_convert_to_f32(tmp, vr, v1.dtype, D);
+                    mt_convert_from_f32(vo, tmp, dt, D);
+                }
+            }
+        }
+    }
+}
+
 int mt_kvfile_to_cache(const mt_kvfile *f, const mt_model *m, mt_kvcache **out, mt_err *err) {
     const mt_kvfile_layer *L0 = &f->layers[0];
     int rot = all_rotating(f);
@@ -410,40 +466,11 @@ int mt_kvfile_to_cache(const mt_kvfile *f, const mt_model *m, mt_kvcache **out, 
     if (!rc && quant) rc = kvfile_quant_begin(c, f, err);
     size_t nslots = rot ? L0->slots : L0->offset;
     if (!rc) rc = mt_kvcache_reserve(c, nslots ? nslots : 1, err);
-    size_t H = (size_t)f->kv_heads, D = (size_t)f->head_dim, rb = H * D * mt_dtype_size(dt);
-    for (int l = 0; !rc && l < f->n_layers; l++) {
-        const mt_kvfile_layer *ly = &f->layers[l];
-        if (quant) rc = kvfile_quant_layer(c, f, l, err);
-        else if (rot || ly->cls == MT_KVC_PLAIN) {
-            unpack_heads(c->k[l], dt, ly->t[0], ly->slots, 0, H, D);
-            unpack_heads(c->v[l], dt, ly->t[1], ly->slots, 0, H, D);
-            if (rot && ly->slots > ly->offset) {   /* unfilled slots: zeros, as mlx's buffer */
-                memset((char *)c->k[l] + ly->offset * rb, 0, (ly->slots - ly->offset) * rb);
-                memset((char *)c->v[l] + ly->offset * rb, 0, (ly->slots - ly->offset) * rb);
-            }
-        } else {
-            /* expand a sliding layer's ring: zeros where the window no longer reaches */
-            memset(c->k[l], 0, ly->offset * rb);
-            memset(c->v[l], 0, ly->offset * rb);
-            for (size_t j = 0; j < ly->slots; j++) {
-                size_t p = ring_pos(j, ly->offset, ly->slots, ly->idx, ly->keep);
-                if (p == SIZE_MAX) continue;
-                mt_tensor_view k1 = *ly->t[0], v1 = *ly->t[1];
-                /* row j alone: a view starting at row j with the tensor's stride kept */
-                size_t es = mt_dtype_size(k1.dtype);
-                for (size_t h = 0; h < H; h++) {
-                    const char *kr = (const char *)k1.data + ((h * (size_t)k1.shape[2] + j) * D) * es;
-                    const char *vr = (const char *)v1.data + ((h * (size_t)v1.shape[2] + j) * D) * es;
-                    char *ko = (char *)c->k[l] + (p * H + h) * D * mt_dtype_size(dt);
-                    char *vo = (char *)c->v[l] + (p * H + h) * D * mt_dtype_size(dt);
-                    float tmp[4096];
-                    mt_convert_to_f32(tmp, kr, k1.dtype, D);
-                    mt_convert_from_f32(ko, tmp, dt, D);
-                    mt_convert_to_f32(tmp, vr, v1.dtype, D);
-                    mt_convert_from_f32(vo, tmp, dt, D);
-                }
-            }
-        }
+    place_ctx px = {f, c, rot, quant, dt, MT_OK};
+    if (!rc) {
+        if (m && m->pool) mt_pool_for(m->pool, (size_t)f->n_layers, 1, place_layers, &px);
+        else place_layers(&px, 0, (size_t)f->n_layers, 0);
+        if (px.rc) rc = mt_seterr(err, MT_EFORMAT, "packed rows of an unexpected width");
     }
     if (!rc) rc = mt_kvcache_restore(c, L0->offset, nslots, rot ? L0->idx : L0->offset, err);
     for (int l = 0; !rc && !rot && !quant && l < f->n_layers; l++)   /* mlx's buffer rows: kept for writing back */
