@@ -7,8 +7,9 @@
  *   turbo (rotation + Lloyd-Max codebook): the query heads are rotated once, s_j =
  *     scale * norm_j * sum_i (Hq)_i c[idx_i]; values accumulate p_j*norm_j*c[idx] in the
  *     rotated domain and the sum is rotated back once.
- * Codes are unpacked per row to bytes (8-bit rows are read in place) and widened to
- * float in registers (turbo: a table lookup, vpermps).  Portable, AVX2 and AVX-512 paths. */
+ * Affine rows are widened to floats once per row (4- and 8-bit with SIMD), shared by the
+ * query heads of a pass; turbo codes are unpacked to bytes and looked up in registers
+ * (vpermps).  Portable, AVX2 and AVX-512 paths. */
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
@@ -23,6 +24,17 @@
 #define INL inline __attribute__((always_inline))
 
 #define HMAX 8      /* query heads per pass */
+#define KVQ_PF 16   /* rows prefetched ahead: a head's rows are strided by the other heads' (memory-bound) */
+
+/* prefetch packed row j + KVQ_PF of a span (words, then its scales and biases) */
+static INL void kvq_prefetch(const uint32_t *w, const float *sc, const float *bi, size_t j, size_t n, size_t wstride,
+                             size_t sstride, size_t rowbytes) {
+    if (j + KVQ_PF >= n) return;
+    const char *pw = (const char *)(w + (j + KVQ_PF) * wstride);
+    for (size_t o = 0; o < rowbytes; o += 64) _mm_prefetch(pw + o, _MM_HINT_T0);
+    _mm_prefetch((const char *)(sc + (j + KVQ_PF) * sstride), _MM_HINT_T0);
+    if (bi) _mm_prefetch((const char *)(bi + (j + KVQ_PF) * sstride), _MM_HINT_T0);
+}
 #define HD_MAX 1024 /* head_dim bound (checked at model load) */
 
 /* ---- the randomized Hadamard transform ---------------------------------- */
@@ -143,14 +155,106 @@ AVX512 static INL void axpy_512(float *o, float a, const uint8_t *c, size_t n, c
     if (i < n) axpy_c(o + i, a, c + i, n - i, tab);
 }
 
+/* ---- codes of a packed row widened to floats once per row (shared by every query head
+ * of the pass); then plain float dot / axpy with the same accumulation order as the
+ * code-widening versions above ---- */
+
+static INL void unpack_f_c(float *wf, const uint32_t *w, int bits, size_t hd, uint8_t *buf) {
+    const uint8_t *c = row_codes(w, bits, hd, buf);
+    for (size_t i = 0; i < hd; i++) wf[i] = (float)c[i];
+}
+
+static INL float dotf_c(const float *q, const float *w, size_t n) {
+    float s = 0.f;
+    for (size_t i = 0; i < n; i++) s += q[i] * w[i];
+    return s;
+}
+
+static INL void axpyf_c(float *o, float a, const float *w, size_t n) {
+    for (size_t i = 0; i < n; i++) o[i] += a * w[i];
+}
+
+/* 16 codes of a 4-bit row (8 bytes, low nibble first) as 16 bytes in order */
+AVX2 static INL __m128i nib16(const uint8_t *b) {
+    __m128i v = _mm_loadl_epi64((const __m128i *)b), m = _mm_set1_epi8(15);
+    __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+    return _mm_unpacklo_epi8(lo, hi);
+}
+
+AVX2 static INL void unpack_f_avx2(float *wf, const uint32_t *w, int bits, size_t hd, uint8_t *buf) {
+    const uint8_t *b = (const uint8_t *)w;
+    size_t i = 0;
+    if (bits == 8)
+        for (; i + 8 <= hd; i += 8)
+            _mm256_storeu_ps(wf + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + i)))));
+    else if (bits == 4)
+        for (; i + 16 <= hd; i += 16) {
+            __m128i c = nib16(b + i / 2);
+            _mm256_storeu_ps(wf + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c)));
+            _mm256_storeu_ps(wf + i + 8, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(c, 8))));
+        }
+    if (i < hd) unpack_f_c(wf, w, bits, hd, buf);   /* other widths, or a tail: all of it, simply */
+}
+
+AVX2 static INL float dotf_avx2(const float *q, const float *w, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(w + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(w + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(w + i), a0);
+    float s = mt_hsum8(_mm256_add_ps(a0, a1));
+    if (i < n) s += dotf_c(q + i, w + i, n - i);
+    return s;
+}
+
+AVX2 static INL void axpyf_avx2(float *o, float a, const float *w, size_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(w + i), _mm256_loadu_ps(o + i)));
+    if (i < n) axpyf_c(o + i, a, w + i, n - i);
+}
+
+AVX512 static INL void unpack_f_512(float *wf, const uint32_t *w, int bits, size_t hd, uint8_t *buf) {
+    const uint8_t *b = (const uint8_t *)w;
+    size_t i = 0;
+    if (bits == 8)
+        for (; i + 16 <= hd; i += 16)
+            _mm512_storeu_ps(wf + i, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + i)))));
+    else if (bits == 4)
+        for (; i + 16 <= hd; i += 16) _mm512_storeu_ps(wf + i, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(nib16(b + i / 2))));
+    if (i < hd) unpack_f_c(wf, w, bits, hd, buf);
+}
+
+AVX512 static INL float dotf_512(const float *q, const float *w, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(w + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_loadu_ps(w + i + 16), a1);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(w + i), a0);
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    if (i < n) s += dotf_c(q + i, w + i, n - i);
+    return s;
+}
+
+AVX512 static INL void axpyf_512(float *o, float a, const float *w, size_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(o + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(w + i), _mm512_loadu_ps(o + i)));
+    if (i < n) axpyf_c(o + i, a, w + i, n - i);
+}
+
 /* ---- the kernels, one instance per path -------------------------------------- */
 
 /* affine: H (<= HMAX) heads q[H][hd] over n packed rows; s: scratch [H * n] */
-#define KVQ_AFFINE(SUF, ATTR, DOT, AXPY, LEVEL)                                                                        \
+#define KVQ_AFFINE(SUF, ATTR, UNPACK, DOTF, AXPYF, LEVEL)                                                             \
     ATTR static void kvq_affine_##SUF(const float *q, size_t H, const mt_kvq_span *sp, size_t n, size_t hd,           \
                                       float scale, float cap, float *out, float *s) {                                  \
         size_t G = (size_t)sp->group, ng = hd / G;                                                                    \
-        float qs[HMAX * HD_MAX], qsum[HMAX * (HD_MAX / 32)], bsum[HMAX * (HD_MAX / 32)], r[HMAX];                     \
+        float qs[HMAX * HD_MAX], qsum[HMAX * (HD_MAX / 32)], bsum[HMAX * (HD_MAX / 32)], r[HMAX], wf[HD_MAX];         \
         uint8_t buf[HD_MAX];                                                                                          \
         for (size_t h = 0; h < H; h++)                                                                                \
             for (size_t g = 0; g < ng; g++) {                                                                         \
@@ -158,13 +262,15 @@ AVX512 static INL void axpy_512(float *o, float a, const uint8_t *c, size_t n, c
                 for (size_t i = g * G; i < (g + 1) * G; i++) t += (qs[h * hd + i] = q[h * hd + i] * scale);            \
                 qsum[h * ng + g] = t;                                                                                 \
             }                                                                                                         \
+        size_t rowbytes = hd * (size_t)sp->bits / 8;                                                                  \
         for (size_t j = 0; j < n; j++) {                                                                              \
-            const uint8_t *c = row_codes(sp->kw + j * sp->wstride, sp->bits, hd, buf);                                \
+            kvq_prefetch(sp->kw, sp->ks, sp->kb, j, n, sp->wstride, sp->sstride, rowbytes);                           \
+            UNPACK(wf, sp->kw + j * sp->wstride, sp->bits, hd, buf);                                                  \
             const float *sc = sp->ks + j * sp->sstride, *bi = sp->kb + j * sp->sstride;                               \
             for (size_t h = 0; h < H; h++) {                                                                          \
                 float acc = 0.f;                                                                                      \
                 for (size_t g = 0; g < ng; g++)                                                                       \
-                    acc += sc[g] * DOT(qs + h * hd + g * G, c + g * G, G, NULL) + bi[g] * qsum[h * ng + g];           \
+                    acc += sc[g] * DOTF(qs + h * hd + g * G, wf + g * G, G) + bi[g] * qsum[h * ng + g];               \
                 s[h * n + j] = acc;                                                                                   \
             }                                                                                                         \
         }                                                                                                             \
@@ -172,12 +278,13 @@ AVX512 static INL void axpy_512(float *o, float a, const uint8_t *c, size_t n, c
         memset(out, 0, H * hd * sizeof *out);                                                                         \
         memset(bsum, 0, H * ng * sizeof *bsum);                                                                       \
         for (size_t j = 0; j < n; j++) {                                                                              \
-            const uint8_t *c = row_codes(sp->vw + j * sp->wstride, sp->bits, hd, buf);                                \
+            kvq_prefetch(sp->vw, sp->vs, sp->vb, j, n, sp->wstride, sp->sstride, rowbytes);                           \
+            UNPACK(wf, sp->vw + j * sp->wstride, sp->bits, hd, buf);                                                  \
             const float *sc = sp->vs + j * sp->sstride, *bi = sp->vb + j * sp->sstride;                               \
             for (size_t h = 0; h < H; h++) {                                                                          \
                 float p = s[h * n + j];                                                                               \
                 for (size_t g = 0; g < ng; g++) {                                                                     \
-                    AXPY(out + h * hd + g * G, p * sc[g], c + g * G, G, NULL);                                        \
+                    AXPYF(out + h * hd + g * G, p * sc[g], wf + g * G, G);                                            \
                     bsum[h * ng + g] += p * bi[g];                                                                    \
                 }                                                                                                     \
             }                                                                                                         \
@@ -192,7 +299,9 @@ AVX512 static INL void axpy_512(float *o, float a, const uint8_t *c, size_t n, c
                                      float scale, float cap, float *out, float *s) {                                   \
         float r[HMAX];                                                                                                \
         uint8_t buf[HD_MAX];                                                                                          \
+        size_t rowbytes = (hd * (size_t)sp->bits + 7) / 8;                                                            \
         for (size_t j = 0; j < n; j++) {                                                                              \
+            kvq_prefetch(sp->kw, sp->ks, NULL, j, n, sp->wstride, sp->sstride, rowbytes);                             \
             mt_quant_unpack_row(buf, sp->kw + j * sp->wstride, hd, sp->bits);                                         \
             float nm = sp->ks[j * sp->sstride] * scale;                                                               \
             for (size_t h = 0; h < H; h++) s[h * n + j] = nm * DOT(qr + h * hd, buf, hd, sp->cb);                      \
@@ -200,6 +309,7 @@ AVX512 static INL void axpy_512(float *o, float a, const uint8_t *c, size_t n, c
         for (size_t h = 0; h < H; h++) r[h] = exp_scores(LEVEL, s + h * n, n, cap);                                   \
         memset(out, 0, H * hd * sizeof *out);                                                                         \
         for (size_t j = 0; j < n; j++) {                                                                              \
+            kvq_prefetch(sp->vw, sp->vs, NULL, j, n, sp->wstride, sp->sstride, rowbytes);                             \
             mt_quant_unpack_row(buf, sp->vw + j * sp->wstride, hd, sp->bits);                                         \
             float nm = sp->vs[j * sp->sstride];                                                                       \
             for (size_t h = 0; h < H; h++) AXPY(out + h * hd, s[h * n + j] * nm, buf, hd, sp->cb);                    \
@@ -208,9 +318,9 @@ AVX512 static INL void axpy_512(float *o, float a, const uint8_t *c, size_t n, c
             for (size_t i = 0; i < hd; i++) out[h * hd + i] *= r[h];                                                  \
     }
 
-KVQ_AFFINE(c, , dot_c, axpy_c, MT_CPU_PORTABLE)
-KVQ_AFFINE(avx2, AVX2, dot_avx2, axpy_avx2, MT_CPU_AVX2)
-KVQ_AFFINE(512, AVX512, dot_512, axpy_512, MT_CPU_AVX512)
+KVQ_AFFINE(c, , unpack_f_c, dotf_c, axpyf_c, MT_CPU_PORTABLE)
+KVQ_AFFINE(avx2, AVX2, unpack_f_avx2, dotf_avx2, axpyf_avx2, MT_CPU_AVX2)
+KVQ_AFFINE(512, AVX512, unpack_f_512, dotf_512, axpyf_512, MT_CPU_AVX512)
 KVQ_TURBO(c, , dot_c, axpy_c, MT_CPU_PORTABLE)
 KVQ_TURBO(avx2, AVX2, dot_avx2, axpy_avx2, MT_CPU_AVX2)
 KVQ_TURBO(512, AVX512, dot_512, axpy_512, MT_CPU_AVX512)
