@@ -32,6 +32,7 @@ static INL void kvq_prefetch(const uint32_t *w, const float *sc, const float *bi
     if (j + KVQ_PF >= n) return;
     const char *pw = (const char *)(w + (j + KVQ_PF) * wstride);
     for (size_t o = 0; o < rowbytes; o += 64) _mm_prefetch(pw + o, _MM_HINT_T0);
+    _mm_prefetch(pw + rowbytes - 1, _MM_HINT_T0);   /* rows need not start on a cache line */
     _mm_prefetch((const char *)(sc + (j + KVQ_PF) * sstride), _MM_HINT_T0);
     if (bi) _mm_prefetch((const char *)(bi + (j + KVQ_PF) * sstride), _MM_HINT_T0);
 }
