@@ -401,8 +401,26 @@ run_readonly() {
     grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" man/mlx-kvpack.1 || { echo "mlx-kvpack.1 lacks $o"; false; }
   done
   for c in build inspect verify quantize dequantize trim pack unpack; do grep -q "^\.B $c\$" man/mlx-kvpack.1; done
-  for o in --prompt-cache --save-prompt-cache --prefix-cache-mb --kv-bits --kv-group-size --quantized-kv-start \
+  for o in --prompt-cache --save-prompt-cache --save-after-generation --prefix-cache-mb --kv-bits --kv-group-size --quantized-kv-start save_prompt_cache_after \
            prompt_cache save_prompt_cache cached_tokens prompt_cache_file; do
     grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" man/mlx-gen.1 || { echo "mlx-gen.1 lacks $o"; false; }
   done
+}
+
+@test "--save-after-generation keeps the prompt and the answer: the next turn continues it as a one-stage run" {
+  run --separate-stderr "$GEN" -q -m "$M4" --save-after-generation --save-prompt-cache "$T/g.kv.zst" \
+      <<< '{"id":1,"ids":[1,450,3301,1226,1185],"max_tokens":4,"return_ids":true}'
+  [ "$status" -eq 0 ]
+  ans=$output
+  [ "$(echo "$ans" | jq -r .finish_reason)" = length ]
+  # the last generated token was never fed back: prompt 5 + 3 generated
+  "$KV" inspect "$T/g.kv.zst" | jq -e '.tokens == 8 and .ids'
+  # the next turn after the cached conversation equals the whole sequence run at once
+  gen=$(echo "$ans" | jq -c '.ids[0:3]')
+  whole=$(jq -nc --argjson g "$gen" '{id: 2, ids: ([1,450,3301,1226,1185] + $g + [13, 450]), max_tokens: 6}')
+  a=$(echo "$whole" | "$GEN" -q -m "$M4" --prefix-cache-mb 0 | strip | jq -c 'del(.prompt_tokens)')
+  b=$(jq -nc '{id: 2, ids: [13, 450], max_tokens: 6}' | "$GEN" -q -m "$M4" --prompt-cache "$T/g.kv.zst" | strip |
+      jq -c 'del(.prompt_tokens)')
+  [ "$a" = "$b" ]
+  [ "$(echo "$ans" | "$GEN" -q -m "$M4" --prompt-cache "$T/g.kv.zst" <<< '{"id":3,"ids":[13],"max_tokens":2}' | jq .cached_tokens)" -eq 8 ]
 }
