@@ -133,8 +133,19 @@ static void seq_free(gen_seq *q) {
 }
 
 /* --kv-bits on a new cache: mlx-lm's QuantizedKVCache from kv_start tokens on */
-static int mt_gen_kv_quant(mt_kvcache *c, const mt_gen_params *gp, mt_err *err) {
+/* mlx-lm caches sliding-window layers (gemma3, llama's layer_types) as RotatingKVCache, which
+ * has no quantized form: its --kv-bits raises there */
+static int sliding_refusal(const mt_model *m, int bits, mt_err *err) {
+    for (int l = 0; l < m->hp.n_layers; l++)
+        if (m->layers[l].sliding && m->hp.sliding_window > 0)
+            return mt_seterr(err, MT_EINVAL, "--kv-bits %d: this model has sliding-window layers, which mlx-lm keeps in a "
+                             "RotatingKVCache that cannot be quantized (--kv-bits 3 works)", bits);
+    return MT_OK;
+}
+
+static int mt_gen_kv_quant(const mt_model *m, mt_kvcache *c, const mt_gen_params *gp, mt_err *err) {
     if (gp->kv_bits == 3) return mt_kvcache_set_turbo(c, 3, err);   /* rotation + Lloyd-Max codebook */
+    MT_TRY(sliding_refusal(m, gp->kv_bits, err));
     return mt_kvcache_set_quant(c, gp->kv_bits, gp->kv_group_size > 0 ? gp->kv_group_size : 64,
                                 gp->kv_start > 0 ? (size_t)gp->kv_start : 0, err);
 }
@@ -179,7 +190,7 @@ static int seq_cache(gen_seq *q, mt_model *m, const int32_t *prompt, size_t n_pr
         MT_TRY(mt_kvcache_new(&q->cache, m, err));
         if (gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m))) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
         if (gp->max_kv_size > 0) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
-        if (gp->kv_bits > 0) MT_TRY(mt_gen_kv_quant(q->cache, gp, err));
+        if (gp->kv_bits > 0) MT_TRY(mt_gen_kv_quant(m, q->cache, gp, err));
         *full = prompt;
         *nfull = n_prompt;
         *have = 0;
@@ -196,7 +207,10 @@ static int seq_cache(gen_seq *q, mt_model *m, const int32_t *prompt, size_t n_pr
             (gp->kv_bits != pc->qbits || (pc->qscheme == MT_KVQ_AFFINE && gp->kv_group_size > 0 && gp->kv_group_size != pc->qgroup)))
             return mt_seterr(err, MT_EINVAL, "--kv-bits %d differs from the prompt cache's %d-bit KV", gp->kv_bits, pc->qbits);
         MT_TRY(mt_kvcache_copy(&q->cache, pc, err));
-        if (gp->kv_bits > 0 && pc->qscheme == MT_KVQ_NONE) MT_TRY(float_prefix_quant(q->cache, gp, err));
+        if (gp->kv_bits > 0 && pc->qscheme == MT_KVQ_NONE) {
+            MT_TRY(sliding_refusal(m, gp->kv_bits, err));
+            MT_TRY(float_prefix_quant(q->cache, gp, err));
+        }
         if (gp->prefix_tokens) {
             *joined = malloc((P + n_prompt + 1) * sizeof **joined);
             if (!*joined) return mt_seterr(err, MT_ENOMEM, "out of memory");

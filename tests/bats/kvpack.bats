@@ -424,3 +424,12 @@ run_readonly() {
   [ "$a" = "$b" ]
   [ "$(echo "$ans" | "$GEN" -q -m "$M4" --prompt-cache "$T/g.kv.zst" <<< '{"id":3,"ids":[13],"max_tokens":2}' | jq .cached_tokens)" -eq 8 ]
 }
+
+@test "--kv-bits 8 on a model with sliding-window layers is refused as mlx-lm refuses it; --kv-bits 3 runs" {
+  run --separate-stderr "$GEN" -q -m tests/data/models/gemma3-tiny --kv-bits 8 --quantized-kv-start 0 <<< '{"id":1,"ids":[1,2,3],"max_tokens":2}'
+  [ "$status" -eq 3 ]
+  echo "$output" | jq -e '.error | test("sliding-window layers")'
+  run --separate-stderr "$GEN" -q -m tests/data/models/gemma3-tiny --kv-bits 3 <<< '{"id":1,"ids":[1,2,3],"max_tokens":2}'
+  [ "$status" -eq 0 ]
+  echo "$output" | jq -e '.completion_tokens == 2'
+}
