@@ -7,9 +7,9 @@
  *   turbo (rotation + Lloyd-Max codebook): the query heads are rotated once, s_j =
  *     scale * norm_j * sum_i (Hq)_i c[idx_i]; values accumulate p_j*norm_j*c[idx] in the
  *     rotated domain and the sum is rotated back once.
- * Affine rows are widened to floats once per row (4- and 8-bit with SIMD), shared by the
- * query heads of a pass; turbo codes are unpacked to bytes and looked up in registers
- * (vpermps).  Portable, AVX2 and AVX-512 paths. */
+ * Every packed row is widened to floats once (affine 4- and 8-bit with SIMD; turbo codes
+ * through the codebook with vpermps), shared by the query heads of a pass, then float dot /
+ * axpy.  Portable, AVX2 and AVX-512 paths. */
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
@@ -18,6 +18,7 @@
 #include "core/cpu.h"
 #include "tensor/quant.h"
 #include "tensor/simd_sum.h"
+#include "tensor/simd_vec.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -87,92 +88,14 @@ static INL const uint8_t *row_codes(const uint32_t *w, int bits, size_t hd, uint
     return buf;
 }
 
-/* ---- per-path primitives: dot / axpy of floats with codes widened (tab NULL:
- * the code's value; else tab[code], a 16-float table) ---- */
+/* ---- a packed row widened to floats once per row, shared by every query head of the
+ * pass (affine: the codes' values; turbo, tab != NULL: the codebook's), then float dot /
+ * axpy (tensor/simd_vec.h) ---- */
 
-static INL float dot_c(const float *q, const uint8_t *c, size_t n, const float *tab) {
-    float s = 0.f;
-    if (tab) for (size_t i = 0; i < n; i++) s += q[i] * tab[c[i]];
-    else for (size_t i = 0; i < n; i++) s += q[i] * (float)c[i];
-    return s;
-}
-
-static INL void axpy_c(float *o, float a, const uint8_t *c, size_t n, const float *tab) {
-    if (tab) for (size_t i = 0; i < n; i++) o[i] += a * tab[c[i]];
-    else for (size_t i = 0; i < n; i++) o[i] += a * (float)c[i];
-}
-
-AVX2 static INL __m256 ld8c(const uint8_t *c, const float *tab) {
-    __m256i i = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)c));
-    if (!tab) return _mm256_cvtepi32_ps(i);
-    __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab), i);
-    __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab + 8), i);
-    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)));   /* bit 3 */
-}
-
-AVX2 static INL float dot_avx2(const float *q, const uint8_t *c, size_t n, const float *tab) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld8c(c + i, tab), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), ld8c(c + i + 8, tab), a1);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld8c(c + i, tab), a0);
-    float s = mt_hsum8(_mm256_add_ps(a0, a1));
-    if (i < n) s += dot_c(q + i, c + i, n - i, tab);
-    return s;
-}
-
-AVX2 static INL void axpy_avx2(float *o, float a, const uint8_t *c, size_t n, const float *tab) {
-    __m256 va = _mm256_set1_ps(a);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(va, ld8c(c + i, tab), _mm256_loadu_ps(o + i)));
-    if (i < n) axpy_c(o + i, a, c + i, n - i, tab);
-}
-
-AVX512 static INL __m512 ld16c(const uint8_t *c, const float *tab) {
-    __m512i i = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)c));
-    if (!tab) return _mm512_cvtepi32_ps(i);
-    return _mm512_permutexvar_ps(i, _mm512_loadu_ps(tab));
-}
-
-AVX512 static INL float dot_512(const float *q, const uint8_t *c, size_t n, const float *tab) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), ld16c(c + i, tab), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), ld16c(c + i + 16, tab), a1);
-    }
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), ld16c(c + i, tab), a0);
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    if (i < n) s += dot_c(q + i, c + i, n - i, tab);
-    return s;
-}
-
-AVX512 static INL void axpy_512(float *o, float a, const uint8_t *c, size_t n, const float *tab) {
-    __m512 va = _mm512_set1_ps(a);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(o + i, _mm512_fmadd_ps(va, ld16c(c + i, tab), _mm512_loadu_ps(o + i)));
-    if (i < n) axpy_c(o + i, a, c + i, n - i, tab);
-}
-
-/* ---- codes of a packed row widened to floats once per row (shared by every query head
- * of the pass); then plain float dot / axpy with the same accumulation order as the
- * code-widening versions above ---- */
-
-static INL void unpack_f_c(float *wf, const uint32_t *w, int bits, size_t hd, uint8_t *buf) {
+static INL void unpack_f_c(float *wf, const uint32_t *w, int bits, size_t hd, const float *tab, uint8_t *buf) {
     const uint8_t *c = row_codes(w, bits, hd, buf);
-    for (size_t i = 0; i < hd; i++) wf[i] = (float)c[i];
-}
-
-static INL float dotf_c(const float *q, const float *w, size_t n) {
-    float s = 0.f;
-    for (size_t i = 0; i < n; i++) s += q[i] * w[i];
-    return s;
-}
-
-static INL void axpyf_c(float *o, float a, const float *w, size_t n) {
-    for (size_t i = 0; i < n; i++) o[i] += a * w[i];
+    if (tab) for (size_t i = 0; i < hd; i++) wf[i] = tab[c[i]];
+    else for (size_t i = 0; i < hd; i++) wf[i] = (float)c[i];
 }
 
 /* 16 codes of a 4-bit row (8 bytes, low nibble first) as 16 bytes in order */
@@ -182,70 +105,52 @@ AVX2 static INL __m128i nib16(const uint8_t *b) {
     return _mm_unpacklo_epi8(lo, hi);
 }
 
-AVX2 static INL void unpack_f_avx2(float *wf, const uint32_t *w, int bits, size_t hd, uint8_t *buf) {
+/* 8 codes (bytes) as floats: their values, or tab[code] (tab: 16 floats) */
+AVX2 static INL __m256 ld8c(const uint8_t *c, const float *tab) {
+    __m256i i = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)c));
+    if (!tab) return _mm256_cvtepi32_ps(i);
+    __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab), i);
+    __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab + 8), i);
+    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)));   /* bit 3 */
+}
+
+AVX2 static INL void unpack_f_avx2(float *wf, const uint32_t *w, int bits, size_t hd, const float *tab, uint8_t *buf) {
     const uint8_t *b = (const uint8_t *)w;
     size_t i = 0;
+    if (tab) {   /* turbo: codes to bytes, then through the codebook */
+        const uint8_t *c = row_codes(w, bits, hd, buf);
+        for (; i + 8 <= hd; i += 8) _mm256_storeu_ps(wf + i, ld8c(c + i, tab));
+        for (; i < hd; i++) wf[i] = tab[c[i]];
+        return;
+    }
     if (bits == 8)
-        for (; i + 8 <= hd; i += 8)
-            _mm256_storeu_ps(wf + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + i)))));
+        for (; i + 8 <= hd; i += 8) _mm256_storeu_ps(wf + i, ld8c(b + i, NULL));
     else if (bits == 4)
         for (; i + 16 <= hd; i += 16) {
             __m128i c = nib16(b + i / 2);
             _mm256_storeu_ps(wf + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c)));
             _mm256_storeu_ps(wf + i + 8, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(c, 8))));
         }
-    if (i < hd) unpack_f_c(wf, w, bits, hd, buf);   /* other widths, or a tail: all of it, simply */
+    if (i < hd) unpack_f_c(wf, w, bits, hd, NULL, buf);   /* other widths, or a tail: all of it, simply */
 }
 
-AVX2 static INL float dotf_avx2(const float *q, const float *w, size_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(w + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(w + i + 8), a1);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(w + i), a0);
-    float s = mt_hsum8(_mm256_add_ps(a0, a1));
-    if (i < n) s += dotf_c(q + i, w + i, n - i);
-    return s;
-}
-
-AVX2 static INL void axpyf_avx2(float *o, float a, const float *w, size_t n) {
-    __m256 va = _mm256_set1_ps(a);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(w + i), _mm256_loadu_ps(o + i)));
-    if (i < n) axpyf_c(o + i, a, w + i, n - i);
-}
-
-AVX512 static INL void unpack_f_512(float *wf, const uint32_t *w, int bits, size_t hd, uint8_t *buf) {
+AVX512 static INL void unpack_f_512(float *wf, const uint32_t *w, int bits, size_t hd, const float *tab, uint8_t *buf) {
     const uint8_t *b = (const uint8_t *)w;
     size_t i = 0;
+    if (tab) {
+        const uint8_t *c = row_codes(w, bits, hd, buf);
+        __m512 t = _mm512_loadu_ps(tab);
+        for (; i + 16 <= hd; i += 16)
+            _mm512_storeu_ps(wf + i, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + i))), t));
+        for (; i < hd; i++) wf[i] = tab[c[i]];
+        return;
+    }
     if (bits == 8)
         for (; i + 16 <= hd; i += 16)
             _mm512_storeu_ps(wf + i, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + i)))));
     else if (bits == 4)
         for (; i + 16 <= hd; i += 16) _mm512_storeu_ps(wf + i, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(nib16(b + i / 2))));
-    if (i < hd) unpack_f_c(wf, w, bits, hd, buf);
-}
-
-AVX512 static INL float dotf_512(const float *q, const float *w, size_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(w + i), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_loadu_ps(w + i + 16), a1);
-    }
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(w + i), a0);
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    if (i < n) s += dotf_c(q + i, w + i, n - i);
-    return s;
-}
-
-AVX512 static INL void axpyf_512(float *o, float a, const float *w, size_t n) {
-    __m512 va = _mm512_set1_ps(a);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(o + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(w + i), _mm512_loadu_ps(o + i)));
-    if (i < n) axpyf_c(o + i, a, w + i, n - i);
+    if (i < hd) unpack_f_c(wf, w, bits, hd, NULL, buf);
 }
 
 /* ---- the kernels, one instance per path -------------------------------------- */
@@ -266,7 +171,7 @@ AVX512 static INL void axpyf_512(float *o, float a, const float *w, size_t n) {
         size_t rowbytes = hd * (size_t)sp->bits / 8;                                                                  \
         for (size_t j = 0; j < n; j++) {                                                                              \
             kvq_prefetch(sp->kw, sp->ks, sp->kb, j, n, sp->wstride, sp->sstride, rowbytes);                           \
-            UNPACK(wf, sp->kw + j * sp->wstride, sp->bits, hd, buf);                                                  \
+            UNPACK(wf, sp->kw + j * sp->wstride, sp->bits, hd, NULL, buf);                                            \
             const float *sc = sp->ks + j * sp->sstride, *bi = sp->kb + j * sp->sstride;                               \
             for (size_t h = 0; h < H; h++) {                                                                          \
                 float acc = 0.f;                                                                                      \
@@ -280,7 +185,7 @@ AVX512 static INL void axpyf_512(float *o, float a, const float *w, size_t n) {
         memset(bsum, 0, H * ng * sizeof *bsum);                                                                       \
         for (size_t j = 0; j < n; j++) {                                                                              \
             kvq_prefetch(sp->vw, sp->vs, sp->vb, j, n, sp->wstride, sp->sstride, rowbytes);                           \
-            UNPACK(wf, sp->vw + j * sp->wstride, sp->bits, hd, buf);                                                  \
+            UNPACK(wf, sp->vw + j * sp->wstride, sp->bits, hd, NULL, buf);                                            \
             const float *sc = sp->vs + j * sp->sstride, *bi = sp->vb + j * sp->sstride;                               \
             for (size_t h = 0; h < H; h++) {                                                                          \
                 float p = s[h * n + j];                                                                               \
@@ -295,36 +200,36 @@ AVX512 static INL void axpyf_512(float *o, float a, const float *w, size_t n) {
     }
 
 /* turbo: H heads of rotated queries qr[H][hd]; out in the rotated domain */
-#define KVQ_TURBO(SUF, ATTR, DOT, AXPY, LEVEL)                                                                         \
+#define KVQ_TURBO(SUF, ATTR, UNPACK, DOTF, AXPYF, LEVEL)                                                              \
     ATTR static void kvq_turbo_##SUF(const float *qr, size_t H, const mt_kvq_span *sp, size_t n, size_t hd,           \
                                      float scale, float cap, float *out, float *s) {                                   \
-        float r[HMAX];                                                                                                \
+        float r[HMAX], wf[HD_MAX];                                                                                    \
         uint8_t buf[HD_MAX];                                                                                          \
         size_t rowbytes = (hd * (size_t)sp->bits + 7) / 8;                                                            \
         for (size_t j = 0; j < n; j++) {                                                                              \
             kvq_prefetch(sp->kw, sp->ks, NULL, j, n, sp->wstride, sp->sstride, rowbytes);                             \
-            mt_quant_unpack_row(buf, sp->kw + j * sp->wstride, hd, sp->bits);                                         \
+            UNPACK(wf, sp->kw + j * sp->wstride, sp->bits, hd, sp->cb, buf);                                          \
             float nm = sp->ks[j * sp->sstride] * scale;                                                               \
-            for (size_t h = 0; h < H; h++) s[h * n + j] = nm * DOT(qr + h * hd, buf, hd, sp->cb);                      \
+            for (size_t h = 0; h < H; h++) s[h * n + j] = nm * DOTF(qr + h * hd, wf, hd);                             \
         }                                                                                                             \
         for (size_t h = 0; h < H; h++) r[h] = exp_scores(LEVEL, s + h * n, n, cap);                                   \
         memset(out, 0, H * hd * sizeof *out);                                                                         \
         for (size_t j = 0; j < n; j++) {                                                                              \
             kvq_prefetch(sp->vw, sp->vs, NULL, j, n, sp->wstride, sp->sstride, rowbytes);                             \
-            mt_quant_unpack_row(buf, sp->vw + j * sp->wstride, hd, sp->bits);                                         \
+            UNPACK(wf, sp->vw + j * sp->wstride, sp->bits, hd, sp->cb, buf);                                          \
             float nm = sp->vs[j * sp->sstride];                                                                       \
-            for (size_t h = 0; h < H; h++) AXPY(out + h * hd, s[h * n + j] * nm, buf, hd, sp->cb);                    \
+            for (size_t h = 0; h < H; h++) AXPYF(out + h * hd, s[h * n + j] * nm, wf, hd);                            \
         }                                                                                                             \
         for (size_t h = 0; h < H; h++)                                                                                \
             for (size_t i = 0; i < hd; i++) out[h * hd + i] *= r[h];                                                  \
     }
 
-KVQ_AFFINE(c, , unpack_f_c, dotf_c, axpyf_c, MT_CPU_PORTABLE)
-KVQ_AFFINE(avx2, AVX2, unpack_f_avx2, dotf_avx2, axpyf_avx2, MT_CPU_AVX2)
-KVQ_AFFINE(512, AVX512, unpack_f_512, dotf_512, axpyf_512, MT_CPU_AVX512)
-KVQ_TURBO(c, , dot_c, axpy_c, MT_CPU_PORTABLE)
-KVQ_TURBO(avx2, AVX2, dot_avx2, axpy_avx2, MT_CPU_AVX2)
-KVQ_TURBO(512, AVX512, dot_512, axpy_512, MT_CPU_AVX512)
+KVQ_AFFINE(c, , unpack_f_c, mt_vdot_c, mt_vaxpy_c, MT_CPU_PORTABLE)
+KVQ_AFFINE(avx2, AVX2, unpack_f_avx2, mt_vdot_avx2, mt_vaxpy_avx2, MT_CPU_AVX2)
+KVQ_AFFINE(512, AVX512, unpack_f_512, mt_vdot_512, mt_vaxpy_512, MT_CPU_AVX512)
+KVQ_TURBO(c, , unpack_f_c, mt_vdot_c, mt_vaxpy_c, MT_CPU_PORTABLE)
+KVQ_TURBO(avx2, AVX2, unpack_f_avx2, mt_vdot_avx2, mt_vaxpy_avx2, MT_CPU_AVX2)
+KVQ_TURBO(512, AVX512, unpack_f_512, mt_vdot_512, mt_vaxpy_512, MT_CPU_AVX512)
 #undef KVQ_AFFINE
 #undef KVQ_TURBO
 

@@ -10,6 +10,7 @@
 #include "core/cpu.h"
 #include "tensor/simd_exp.h"
 #include "tensor/simd_sum.h"
+#include "tensor/simd_vec.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
 
@@ -22,59 +23,16 @@ static inline float hmax8(__m256 v) {
 
 /* ---- dot / axpy: AVX-512 where present, else AVX2, else C -------------- */
 
-AVX512 static float dot_512(const float *a, const float *b, size_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
-    }
-    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-    if (i < n) {
-        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), s1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-}
-
-static float dot_avx2(const float *a, const float *b, size_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    float s = mt_hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 float mt_k_dot(int level, const float *a, const float *b, size_t n) {
-    if (level == MT_CPU_AVX512) return dot_512(a, b, n);
-    if (level == MT_CPU_AVX2) return dot_avx2(a, b, n);
-    float s = 0.f;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-AVX512 static void axpy_512(float *y, float a, const float *x, size_t n) {
-    __m512 va = _mm512_set1_ps(a);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-    if (i < n) {
-        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
-    }
+    if (level == MT_CPU_AVX512) return mt_vdot_512(a, b, n);
+    if (level == MT_CPU_AVX2) return mt_vdot_avx2(a, b, n);
+    return mt_vdot_c(a, b, n);
 }
 
 void mt_k_axpy(int level, float *y, float a, const float *x, size_t n) {
-    if (level == MT_CPU_AVX512) { axpy_512(y, a, x, n); return; }
-    size_t i = 0;
-    if (level == MT_CPU_AVX2) {
-        __m256 va = _mm256_set1_ps(a);
-        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    }
-    for (; i < n; i++) y[i] += a * x[i];
+    if (level == MT_CPU_AVX512) mt_vaxpy_512(y, a, x, n);
+    else if (level == MT_CPU_AVX2) mt_vaxpy_avx2(y, a, x, n);
+    else mt_vaxpy_c(y, a, x, n);
 }
 
 /* ---- the rest: AVX2 code serves both SIMD paths ------------------------ */
