@@ -5,8 +5,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,13 +122,8 @@ int mt_tmp_open(const char *path, char **tmp, int *fd, mt_err *err) {
     int f = -1, e = EEXIST;
     /* the fatal signals wait while the file is created and registered: a signal in between
      * would leave it behind */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    sigset_t old;
+    mt_sig_hold(&old);
     for (unsigned attempt = 0; f < 0 && e == EEXIST && attempt < 100; attempt++) {
         memcpy(t, path, pl);
         memcpy(t + pl, ".tmp.", 5);
@@ -139,7 +132,7 @@ int mt_tmp_open(const char *path, char **tmp, int *fd, mt_err *err) {
         if (f < 0) e = errno;
     }
     if (f >= 0) mt_sig_tmp_add(t, 0);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    mt_sig_release(&old);
     if (f < 0) {
         free(t);
         return mt_seterr(err, MT_EIO, "%s: cannot create a temporary file next to it: %s", path, strerror(e));
@@ -174,16 +167,11 @@ int mt_tmpdir_make(const char *path, char **tmp, mt_err *err) {
     if (!t) return mt_seterr(err, MT_ENOMEM, "out of memory");
     snprintf(t, l, "%s.tmp-%ld", path, (long)getpid());
     mt_remove_tree(t);   /* a stale one of an earlier process with this pid */
-    sigset_t block, old;   /* made and registered with the fatal signals held (as mt_tmp_open) */
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    sigset_t old;   /* made and registered with the fatal signals held (as mt_tmp_open) */
+    mt_sig_hold(&old);
     int made = mkdir(t, 0777) == 0, e = errno;
     if (made) mt_sig_tmp_add(t, 1);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    mt_sig_release(&old);
     if (!made) {
         int rc = mt_seterr(err, MT_EIO, "mkdir %s: %s", t, strerror(e));
         free(t);

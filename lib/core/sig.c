@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -43,6 +44,15 @@ static char prog_name[64] = "mlx-tools";
 static atomic_int installed, handling;
 
 static const int cleanup_sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+
+void mt_sig_hold(sigset_t *old) {
+    sigset_t block;
+    sigemptyset(&block);
+    for (size_t i = 0; i < sizeof cleanup_sigs / sizeof *cleanup_sigs; i++) sigaddset(&block, cleanup_sigs[i]);
+    pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
+void mt_sig_release(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
 
 /* ---- registries ---- */
 

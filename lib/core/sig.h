@@ -26,6 +26,7 @@
 #ifndef MT_SIG_H
 #define MT_SIG_H
 
+#include <signal.h>
 #include <stddef.h>
 
 /* Install the handlers (idempotent); prog names the program in the SIGBUS
@@ -37,6 +38,12 @@ int mt_sig_install(const char *prog);
  * or after removing it yourself. */
 int mt_sig_tmp_add(const char *path, int is_dir);
 void mt_sig_tmp_remove(const char *path);
+
+/* Hold the signals whose handler removes the temporary paths (SIGINT, SIGTERM, SIGHUP,
+ * SIGPIPE) in this thread, *old getting the mask to give back to mt_sig_release: what runs in
+ * between (creating a temporary path and registering it) is not split by one. */
+void mt_sig_hold(sigset_t *old);
+void mt_sig_release(const sigset_t *old);
 
 /* Register / unregister the mapping [addr, addr + len) of file path
  * (unregister before munmap). */
