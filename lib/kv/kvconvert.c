@@ -8,12 +8,7 @@
 #include "tensor/quant.h"
 
 static int empty_like(const mt_kvcache *c, int f16, mt_kvcache **out, mt_err *err) {
-    mt_model geo;
-    memset(&geo, 0, sizeof geo);
-    geo.hp.n_layers = c->n_layers;
-    geo.hp.n_kv_heads = c->n_kv_heads;
-    geo.hp.head_dim = c->head_dim;
-    MT_TRY(mt_kvcache_new(out, &geo, err));
+    MT_TRY(mt_kvcache_new_geom(out, c->n_layers, c->n_kv_heads, c->head_dim, err));
     int rc = f16 ? mt_kvcache_set_f16(*out, 1, err) : MT_OK;
     if (rc) { mt_kvcache_free(*out); *out = NULL; }
     return rc;

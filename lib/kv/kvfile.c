@@ -315,17 +315,18 @@ int mt_kvfile_read(const char *path, mt_kvfile **out, mt_err *err) {
 
 /* ---- file -> cache ---- */
 
-/* rows [0, n) of a [1, H, T, D] tensor -> cache slots [slot0, slot0 + n) (rows of H*D, type dt) */
-static void unpack_heads(void *dst, mt_dtype dt, const mt_tensor_view *t, size_t n, size_t slot0, size_t H, size_t D) {
+/* rows [row0, row0 + n) of a [1, H, T, D] tensor, every head -> cache slots [slot0, slot0 + n)
+ * (rows of H*D, type dt); head by head, so the file is read in order */
+static void place_rows(void *dst, mt_dtype dt, const mt_tensor_view *t, size_t row0, size_t n, size_t slot0, size_t H,
+                       size_t D) {
     size_t es = mt_dtype_size(t->dtype), ed = mt_dtype_size(dt), T = (size_t)t->shape[2];
     float tmp[4096];
-    const char *src = t->data;
     for (size_t h = 0; h < H; h++)
-        for (size_t s = 0; s < n; s++) {
-            const char *row = src + ((h * T + s) * D) * es;
-            char *o = (char *)dst + ((slot0 + s) * H + h) * D * ed;
-            if (t->dtype == dt) { memcpy(o, row, D * es); continue; }
-            mt_convert_to_f32(tmp, row, t->dtype, D);
+        for (size_t r = 0; r < n; r++) {
+            const char *src = (const char *)t->data + (h * T + row0 + r) * D * es;
+            char *o = (char *)dst + ((slot0 + r) * H + h) * D * ed;
+            if (t->dtype == dt) { memcpy(o, src, D * es); continue; }
+            mt_convert_to_f32(tmp, src, t->dtype, D);
             mt_convert_from_f32(o, tmp, dt, D);
         }
 }
@@ -394,8 +395,8 @@ static void place_layers(void *vctx, size_t b, size_t e, int tid) {
             if (kvfile_quant_layer(c, f, l, &le) && !x->rc) x->rc = MT_EFORMAT;
         }
         else if (rot || ly->cls == MT_KVC_PLAIN) {
-            unpack_heads(c->k[l], dt, ly->t[0], ly->slots, 0, H, D);
-            unpack_heads(c->v[l], dt, ly->t[1], ly->slots, 0, H, D);
+            place_rows(c->k[l], dt, ly->t[0], 0, ly->slots, 0, H, D);
+            place_rows(c->v[l], dt, ly->t[1], 0, ly->slots, 0, H, D);
             if (rot && ly->slots > ly->offset) {   /* unfilled slots: zeros, as mlx's buffer */
                 memset((char *)c->k[l] + ly->offset * rb, 0, (ly->slots - ly->offset) * rb);
                 memset((char *)c->v[l] + ly->offset * rb, 0, (ly->slots - ly->offset) * rb);
@@ -407,20 +408,8 @@ static void place_layers(void *vctx, size_t b, size_t e, int tid) {
             for (size_t j = 0; j < ly->slots; j++) {
                 size_t p = ring_pos(j, ly->offset, ly->slots, ly->idx, ly->keep);
                 if (p == SIZE_MAX) continue;
-                mt_tensor_view k1 = *ly->t[0], v1 = *ly->t[1];
-                /* row j alone: a view starting at row j with the tensor's stride kept */
-                size_t es = mt_dtype_size(k1.dtype);
-                for (size_t h = 0; h < H; h++) {
-                    const char *kr = (const char *)k1.data + ((h * (size_t)k1.shape[2] + j) * D) * es;
-                    const char *vr = (const char *)v1.data + ((h * (size_t)v1.shape[2] + j) * D) * es;
-                    char *ko = (char *)c->k[l] + (p * H + h) * D * mt_dtype_size(dt);
-                    char *vo = (char *)c->v[l] + (p * H + h) * D * mt_dtype_size(dt);
-                    float tmp[4096];
-                    mt_convert_to_f32(tmp, kr, k1.dtype, D);
-                    mt_convert_from_f32(ko, tmp, dt, D);
-                    mt_convert_to_f32(tmp, vr, v1.dtype, D);
-                    mt_convert_from_f32(vo, tmp, dt, D);
-                }
+                place_rows(c->k[l], dt, ly->t[0], j, 1, p, H, D);
+                place_rows(c->v[l], dt, ly->t[1], j, 1, p, H, D);
             }
         }
     }
@@ -451,13 +440,8 @@ int mt_kvfile_to_cache(const mt_kvfile *f, const mt_model *m, mt_kvcache **out, 
             return mt_seterr(err, MT_EINVAL, "%s: layer %d is a rotating cache of %zu tokens, but the model's layer %d "
                              "is not a sliding-window layer of that size", f->label, l, ly->max_size, l);
     }
-    mt_model geo;   /* mt_kvcache_new reads only the geometry */
-    memset(&geo, 0, sizeof geo);
-    geo.hp.n_layers = f->n_layers;
-    geo.hp.n_kv_heads = f->kv_heads;
-    geo.hp.head_dim = f->head_dim;
     mt_kvcache *c;
-    MT_TRY(mt_kvcache_new(&c, &geo, err));
+    MT_TRY(mt_kvcache_new_geom(&c, f->n_layers, f->kv_heads, f->head_dim, err));
     int rc = MT_OK;
     int f16 = f->dtype == MT_F16, quant = L0->cls == MT_KVC_QUANTIZED;
     mt_dtype dt = f16 ? MT_F16 : MT_F32;

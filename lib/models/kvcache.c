@@ -48,16 +48,20 @@ static void kv_free_rows(mt_kvcache *c) {
     c->cap = c->bufcap = c->idx = 0;
 }
 
-int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
+int mt_kvcache_new_geom(mt_kvcache **out, int n_layers, int n_kv_heads, int head_dim, mt_err *err) {
     mt_kvcache *c = calloc(1, sizeof *c);
     if (!c) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    c->n_layers = m->hp.n_layers;
-    c->kv_dim = (size_t)m->hp.n_kv_heads * m->hp.head_dim;
-    c->n_kv_heads = m->hp.n_kv_heads;
-    c->head_dim = m->hp.head_dim;
+    c->n_layers = n_layers;
+    c->kv_dim = (size_t)n_kv_heads * (size_t)head_dim;
+    c->n_kv_heads = n_kv_heads;
+    c->head_dim = head_dim;
     if (kv_alloc_arrays(c)) { mt_kvcache_free(c); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     *out = c;
     return MT_OK;
+}
+
+int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
+    return mt_kvcache_new_geom(out, m->hp.n_layers, m->hp.n_kv_heads, m->hp.head_dim, err);
 }
 
 void mt_kvcache_reset(mt_kvcache *c) {

@@ -171,6 +171,8 @@ int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
 void mt_model_free(mt_model *m);
 
 int  mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err);
+/* The same from the geometry alone (a cache read from a file without its model). */
+int  mt_kvcache_new_geom(mt_kvcache **out, int n_layers, int n_kv_heads, int head_dim, mt_err *err);
 void mt_kvcache_reset(mt_kvcache *c);
 /* Bound the cache to max_size slots, keeping the first `keep` tokens (mlx-lm
  * uses keep 4 for --max-kv-size).  Only on an empty cache; max_size > keep. */
