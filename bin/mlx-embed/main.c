@@ -33,6 +33,8 @@ static const char usage[] =
     "      --rerank             cross-encoder: {\"id\",\"query\",\"documents\":[...]} -> {\"id\",\"scores\":[...]}\n"
     "      --tokens             output the token ids (\"ids\") instead of embeddings\n"
     "      --resume FILE        append the answers to FILE, skipping ids already answered there\n"
+    "      --shard K/N          handle only the records at positions K, K+N, K+2N, ... (0-based;\n"
+    "                           N processes with K = 0..N-1 split one input, see mlx-tools-cluster(7))\n"
     "  -t, --threads N          default: all cores\n"
     "      --revision REV       hub revision (default main)\n"
     "  -q, --quiet              nothing on stderr but fatal errors\n"
@@ -65,7 +67,7 @@ static int usage_error(const char *msg) {
 }
 
 enum { O_RERANK = 254, O_TOKENS = 255, O_TEXT = 256, O_FORMAT, O_DIMS, O_PROMPT, O_PREFIX, O_MAXSEQ, O_BT, O_REV,
-       O_RESUME, O_VERSION };
+       O_RESUME, O_SHARD, O_VERSION };
 
 int main(int argc, char **argv) {
     mt_blas_init(argv);
@@ -75,11 +77,11 @@ int main(int argc, char **argv) {
         {"prompt-name", 1, 0, O_PROMPT}, {"prefix", 1, 0, O_PREFIX}, {"max-seq", 1, 0, O_MAXSEQ},
         {"batch-tokens", 1, 0, O_BT}, {"text", 0, 0, O_TEXT}, {"tokens", 0, 0, O_TOKENS}, {"rerank", 0, 0, O_RERANK},
         {"threads", 1, 0, 't'}, {"revision", 1, 0, O_REV}, {"resume", 1, 0, O_RESUME},
-        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
+        {"shard", 1, 0, O_SHARD}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     const char *model = NULL, *output = NULL, *format = "npy", *prompt_name = NULL, *prefix = NULL, *revision = NULL,
                *resume = NULL;
     int quiet = 0, text_mode = 0, threads = 0, tokens_only = 0, rerank = 0, c;
-    size_t dims = 0, max_seq = 0, batch_tokens = 4096;
+    size_t dims = 0, max_seq = 0, batch_tokens = 4096, shard_k = 0, shard_n = 0;
     double v;
     while ((c = getopt_long(argc, argv, "m:o:t:qh", lo, NULL)) != -1) {
         int bad = 0;
@@ -98,6 +100,7 @@ int main(int argc, char **argv) {
         case 't': bad = num_arg("--threads", optarg, 1, 256, &v); threads = (int)v; break;
         case O_REV: revision = optarg; break;
         case O_RESUME: resume = optarg; break;
+        case O_SHARD: bad = mt_cli_shard(stderr, "mlx-embed", optarg, &shard_k, &shard_n); break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         case O_VERSION: printf("mlx-embed %s\n", MT_VERSION); return 0;
@@ -136,7 +139,8 @@ int main(int argc, char **argv) {
     mt_jsonl_stats st = {0};
     FILE *out = stdout;
     mt_resume *rs = NULL;
-    mt_jsonl_opts o = {.prog = "mlx-embed", .text_mode = text_mode, .quiet = quiet, .real_precision = 9};
+    mt_jsonl_opts o = {.prog = "mlx-embed", .text_mode = text_mode, .quiet = quiet, .real_precision = 9,
+                       .shard_k = shard_k, .shard_n = shard_n};
     if (!rc) rc = mt_resume_begin(&rs, resume, &o, &out, &err);
     if (!rc) {
         rc = mt_jsonl_run_batch(stdin, out, stderr, &o, rerank ? 1 : 256, batch_fn, &p, &st, &err);

@@ -44,6 +44,13 @@ static const char usage[] =
     "      --batch N            decode N records together (batched products); answers keep input order\n"
     "      --score              {\"text\"|\"ids\"} -> each token's logprob given its prefix, sum, perplexity\n"
     "      --resume FILE        append answers to FILE, skipping ids already answered there\n"
+    "      --shard K/N          handle only the records at positions K, K+N, K+2N, ... (0-based;\n"
+    "                           N processes with K = 0..N-1 split one input, see mlx-tools-cluster(7))\n"
+    "      --reproducible       answers that depend on their record alone, so runs and merged shards\n"
+    "                           compare byte for byte: no prefill_tps, decode_tps, cached_tokens\n"
+    "                           (OpenAI lines: created), no prefix reuse across records (a prefix\n"
+    "                           computed in other chunks differs in the last float bits); with\n"
+    "                           --batch N > 1 answers still depend on the batch's composition\n"
     "      --max-kv-size N      bound the KV cache to N tokens (rotating, keeps the first 4)\n"
     "      --prefill-step-size N  prompt tokens per forward pass (default 2048)\n"
     "      --prompt-cache FILE  continue every record from this KV-state file (mlx-kvpack build, or\n"
@@ -170,7 +177,7 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
 int main(int argc, char **argv) {
     enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_TEMP, O_TOPP, O_TOPK,
            O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE,
-           O_PCACHE, O_SAVECACHE, O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER };
+           O_PCACHE, O_SAVECACHE, O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
@@ -183,7 +190,8 @@ int main(int argc, char **argv) {
         {"score", 0, 0, O_SCORE}, {"resume", 1, 0, O_RESUME}, {"max-kv-size", 1, 0, O_MAXKV},
         {"prefill-step-size", 1, 0, O_PREFILL}, {"int8", 0, 0, O_INT8}, {"kv-type", 1, 0, O_KVTYPE},
         {"prompt-cache", 1, 0, O_PCACHE}, {"save-prompt-cache", 1, 0, O_SAVECACHE}, {"save-after-generation", 0, 0, O_SAVEAFTER}, {"prefix-cache-mb", 1, 0, O_PREFIXMB},
-        {"kv-bits", 1, 0, O_KVBITS}, {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
+        {"kv-bits", 1, 0, O_KVBITS}, {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART},
+        {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
     mt_blas_init(argv);
     mt_sig_install("mlx-gen");   /* SIGINT/SIGTERM: temp files removed, exit 128+N; SIGBUS on a cut model file: a message */
@@ -191,6 +199,7 @@ int main(int argc, char **argv) {
     const char *stops[64];
     int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, batch = 1, c, kv_start = -1;
     double prefix_mb = 512;
+    size_t shard_k = 0, shard_n = 0;
     job j = {.agp = 1};
     mt_gen_params *gp = &j.gen.defaults;
     mt_gen_params_default(gp);
@@ -230,6 +239,8 @@ int main(int argc, char **argv) {
         case O_LOGPROBS: bad = num_arg("--logprobs", optarg, 0, 1000, &v); gp->logprobs = (int)v; break;
         case O_BATCH: bad = num_arg("--batch", optarg, 1, 4096, &v); batch = (int)v; break;
         case O_RESUME: resume = optarg; break;
+        case O_SHARD: bad = mt_cli_shard(stderr, "mlx-gen", optarg, &shard_k, &shard_n); break;
+        case O_REPRO: j.gen.reproducible = 1; break;
         /* the kernels read MT_QMATH (tensor/linear.h): setting it here selects the int8 path for
          * every quantized matrix of this process */
         case O_INT8: setenv("MT_QMATH", "int8", 1); break;
@@ -283,7 +294,7 @@ int main(int argc, char **argv) {
     if (!model) { fprintf(stderr, "mlx-gen: no model: give -m MODEL (see --help)\n"); return MT_EXIT_USAGE; }
     if (prompt && (text_mode || mode == O_DETOK)) { fprintf(stderr, "mlx-gen: -p does not go with --text or --detokenize\n"); return MT_EXIT_USAGE; }
     if ((chat || system) && !prompt) { fprintf(stderr, "mlx-gen: --chat and --system go with -p\n"); return MT_EXIT_USAGE; }
-    if (resume && prompt) { fprintf(stderr, "mlx-gen: --resume goes with records on stdin, not -p\n"); return MT_EXIT_USAGE; }
+    if ((resume || shard_n) && prompt) { fprintf(stderr, "mlx-gen: --resume and --shard go with records on stdin, not -p\n"); return MT_EXIT_USAGE; }
     int need_model = mode != O_TOK && mode != O_DETOK;
 
     mt_err err = {0};
@@ -301,7 +312,7 @@ int main(int argc, char **argv) {
     if (!rc && j.gen.save_dir) rc = mt_mkdirs(j.gen.save_cache, &err);
     free(dir);
     mt_prefix_store *store = NULL;
-    if (!rc && need_model && mode != O_SCORE && !prompt && prefix_mb > 0) {
+    if (!rc && need_model && mode != O_SCORE && !prompt && prefix_mb > 0 && !j.gen.reproducible) {
         rc = mt_prefix_store_new(&store, (size_t)(prefix_mb * 1e6), &err);
         gp->store = store;
     }
@@ -330,7 +341,8 @@ int main(int argc, char **argv) {
             if (!in) { free(pbuf); fprintf(stderr, "mlx-gen: -p: the prompt is not valid UTF-8\n"); return MT_EXIT_USAGE; }
         }
         mt_jsonl_tick tick = {0};   /* progress inside long records (tokens generated) */
-        mt_jsonl_opts o = {.prog = "mlx-gen", .text_mode = text_mode, .quiet = quiet, .tick = &tick};
+        mt_jsonl_opts o = {.prog = "mlx-gen", .text_mode = text_mode, .quiet = quiet, .tick = &tick,
+                           .shard_k = shard_k, .shard_n = shard_n};
         gp->tick = &tick;
         FILE *out = stdout;
         mt_resume *rs = NULL;

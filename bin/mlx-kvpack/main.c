@@ -48,6 +48,10 @@ static const char usage[] =
     "      --text               build: stdin holds one plain-text prompt per line\n"
     "      --add-generation-prompt  build: render \"messages\" with the generation prompt (default off:\n"
     "                           the cache then ends where the next turn starts)\n"
+    "      --shard K/N          build, inspect, verify: only the records (files) at positions K, K+N,\n"
+    "                           K+2N, ... (0-based; see mlx-tools-cluster(7))\n"
+    "      --reproducible       build: files and lines that depend on their record alone (no\n"
+    "                           cached_tokens, prefill_s, prefix reuse across records)\n"
     "  -t, --threads N  -q, --quiet  -h, --help  --version\n"
     "\n"
     "Exit status: 0 all done, 3 some records/files failed, 2 usage error, 1 fatal error.\n";
@@ -55,6 +59,7 @@ static const char usage[] =
 typedef struct kjob {
     mt_gen_job gen;
     const char *out;
+    int reproducible;
 } kjob;
 
 /* build: one record -> one file */
@@ -78,8 +83,10 @@ static int build_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err
             if (*out) {
                 json_object_del(*out, "file");
                 json_object_set_new(*out, "file", json_string(save));
-                json_object_set_new(*out, "cached_tokens", json_integer((json_int_t)res.cached_tokens));
-                json_object_set_new(*out, "prefill_s", json_real(res.prefill_s));
+                if (!k->reproducible) {
+                    json_object_set_new(*out, "cached_tokens", json_integer((json_int_t)res.cached_tokens));
+                    json_object_set_new(*out, "prefill_s", json_real(res.prefill_s));
+                }
             }
         }
         mt_kvfile_free(f);
@@ -100,13 +107,15 @@ static int emit(json_t *o) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_VERSION = 256, O_PCACHE, O_KVBITS, O_KVGROUP, O_MAXKV, O_KVTYPE, O_LEVEL, O_PLAIN, O_TEXT, O_AGP };
+    enum { O_VERSION = 256, O_PCACHE, O_KVBITS, O_KVGROUP, O_MAXKV, O_KVTYPE, O_LEVEL, O_PLAIN, O_TEXT, O_AGP, O_SHARD,
+           O_REPRO };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"output", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION}, {"prompt-cache", 1, 0, O_PCACHE},
         {"kv-bits", 1, 0, O_KVBITS}, {"kv-group-size", 1, 0, O_KVGROUP}, {"max-kv-size", 1, 0, O_MAXKV},
         {"kv-type", 1, 0, O_KVTYPE}, {"level", 1, 0, O_LEVEL}, {"plain", 0, 0, O_PLAIN}, {"text", 0, 0, O_TEXT},
-        {"add-generation-prompt", 0, 0, O_AGP}, {0, 0, 0, 0}};
+        {"add-generation-prompt", 0, 0, O_AGP}, {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO},
+        {0, 0, 0, 0}};
     mt_blas_init(argv);
     mt_sig_install("mlx-kvpack");
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -128,6 +137,7 @@ int main(int argc, char **argv) {
     mt_gen_params_default(gp);
     mt_kvop op = {.group = 64, .level = 3};
     int have_n = 0;
+    size_t shard_k = 0, shard_n = 0;
     optind = 2;
     while ((c = getopt_long(argc, argv, "m:o:t:n:qh", lo, NULL)) != -1) {
         switch (c) {
@@ -163,6 +173,8 @@ int main(int argc, char **argv) {
         case O_PLAIN: level = -1; break;
         case O_TEXT: text_mode = 1; break;
         case O_AGP: k.gen.add_generation_prompt = 1; break;
+        case O_SHARD: bad = mt_cli_shard(stderr, "mlx-kvpack", optarg, &shard_k, &shard_n); break;
+        case O_REPRO: k.reproducible = 1; break;
         default: bad = 1;
         }
         if (bad) { fputs("Try 'mlx-kvpack --help'.\n", stderr); return MT_EXIT_USAGE; }
@@ -176,6 +188,8 @@ int main(int argc, char **argv) {
     if (one_in && nfiles != 1) { fprintf(stderr, "mlx-kvpack %s: give one input file\n", name); return MT_EXIT_USAGE; }
     if ((ci == 1 || ci == 7) && nfiles < 1) { fprintf(stderr, "mlx-kvpack %s: give one or more files\n", name); return MT_EXIT_USAGE; }
     if (ci == 0 && nfiles) { fprintf(stderr, "mlx-kvpack build: records come on stdin, not as arguments\n"); return MT_EXIT_USAGE; }
+    if (shard_n && one_in) { fprintf(stderr, "mlx-kvpack %s: --shard goes with build, inspect and verify\n", name); return MT_EXIT_USAGE; }
+    if (k.reproducible && ci) { fprintf(stderr, "mlx-kvpack %s: --reproducible goes with build\n", name); return MT_EXIT_USAGE; }
     if (ci == 2 && !op.bits) { fprintf(stderr, "mlx-kvpack quantize: give --kv-bits 8 or 4\n"); return MT_EXIT_USAGE; }
     if (ci == 2 && op.bits == 3) { fprintf(stderr, "mlx-kvpack quantize: 3-bit rotated caches have no mlx-lm layout; use 8 or 4\n"); return MT_EXIT_USAGE; }
     if (ci == 4 && !have_n) { fprintf(stderr, "mlx-kvpack trim: give -n N\n"); return MT_EXIT_USAGE; }
@@ -214,6 +228,7 @@ int main(int argc, char **argv) {
     }
     if (ci == 1 || ci == 7) {
         for (int i = optind; i < argc; i++) {
+            if (!mt_shard_mine((size_t)(i - optind), shard_k, shard_n)) continue;
             mt_kvfile *f = NULL;
             const mt_kvfile *vf;
             const mt_kvcache *vc;
@@ -252,15 +267,18 @@ int main(int argc, char **argv) {
         goto done;
     }
     {
-        mt_prefix_store *store = NULL;   /* records sharing a prefix compute it once */
-        if (mt_prefix_store_new(&store, (size_t)512 << 20, &err)) {
+        /* records sharing a prefix compute it once (not with --reproducible: a prefix
+         * computed in other chunks differs in the last float bits) */
+        mt_prefix_store *store = NULL;
+        if (!k.reproducible && mt_prefix_store_new(&store, (size_t)512 << 20, &err)) {
             fprintf(stderr, "mlx-kvpack build: %s\n", err.msg);
             rc = MT_EXIT_FATAL;
             goto done;
         }
         gp->store = store;
         mt_jsonl_tick tick = {0};
-        mt_jsonl_opts o = {.prog = "mlx-kvpack", .text_mode = text_mode, .quiet = quiet, .tick = &tick};
+        mt_jsonl_opts o = {.prog = "mlx-kvpack", .text_mode = text_mode, .quiet = quiet, .tick = &tick,
+                           .shard_k = shard_k, .shard_n = shard_n};
         gp->tick = &tick;
         mt_jsonl_stats st = {0};
         rc = mt_jsonl_run(stdin, stdout, stderr, &o, build_fn, &k, &st, &err);

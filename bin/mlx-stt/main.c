@@ -32,6 +32,9 @@ static const char usage[] =
     "  -o, --output-dir DIR     write DIR/<input basename>.<format> per input (atomic)\n"
     "      --text               stdin holds one audio path per line\n"
     "      --resume FILE        records: append answers to FILE, skipping ids already answered there\n"
+    "      --shard K/N          only the records (or FILEs) at positions K, K+N, K+2N, ... (0-based;\n"
+    "                           N processes with K = 0..N-1 split one job, see mlx-tools-cluster(7))\n"
+    "      --reproducible       JSONL answers without \"rtf\" (it depends on the run)\n"
     "      --raw --rate R --format s16le|f32le [--channels C]   raw PCM on stdin\n"
     "      --max-duration S     --raw: refuse input longer than S seconds (default 7200)\n"
     "      --language L         spoken language (code or name; default: detect, English-only models: en)\n"
@@ -98,7 +101,7 @@ static int parse_bool(const char *opt, const char *s, int *out) {
 
 enum { O_TEXT = 256, O_RESUME, O_RAW, O_RATE, O_FORMAT, O_CHANNELS, O_LANG, O_TASK, O_TEMP, O_TINC, O_BEST, O_BEAM,
        O_PAT, O_LP, O_CRT, O_LPT, O_NST, O_PROMPT, O_COND, O_SUPP, O_NOTS, O_WORDS, O_PREP, O_APP, O_HL, O_MLW, O_MLC,
-       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8, O_MAXDUR };
+       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8, O_MAXDUR, O_SHARD, O_REPRO };
 
 int main(int argc, char **argv) {
     static const struct option lo[] = {
@@ -116,7 +119,8 @@ int main(int argc, char **argv) {
         {"max-words-per-line", 1, 0, O_MWPL}, {"clip-timestamps", 1, 0, O_CLIP},
         {"hallucination-silence-threshold", 1, 0, O_HST}, {"vad", 0, 0, O_VAD}, {"vad-threshold", 1, 0, O_VADT},
         {"seed", 1, 0, O_SEED}, {"revision", 1, 0, O_REV}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, O_VERSION}, {"int8", 0, 0, O_INT8}, {"max-duration", 1, 0, O_MAXDUR}, {0, 0, 0, 0}};
+        {"version", 0, 0, O_VERSION}, {"int8", 0, 0, O_INT8}, {"max-duration", 1, 0, O_MAXDUR},
+        {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO}, {0, 0, 0, 0}};
     mt_blas_init(argv);
     stt_job j = {.vad_db = -45, .wo = {.word_timestamps = 0}};
     mt_stt_opts *o = &j.base;
@@ -138,6 +142,8 @@ int main(int argc, char **argv) {
         case O_INT8: int8 = 1; break;
         case O_TEXT: text_mode = 1; break;
         case O_RESUME: resume = optarg; break;
+        case O_SHARD: bad = mt_cli_shard(stderr, PROG, optarg, &j.shard_k, &j.shard_n); break;
+        case O_REPRO: j.reproducible = 1; break;
         case O_RAW: raw = 1; break;
         case O_RATE: bad = num_arg("--rate", optarg, 1000, 768000, &v); rate = (int)v; break;
         case O_FORMAT: pcm = optarg; break;
@@ -210,6 +216,7 @@ int main(int argc, char **argv) {
     if (!raw && (rate || pcm || channels != 1 || max_s)) USAGE("--rate, --format, --channels and --max-duration go with --raw");
     if (pcm && strcmp(pcm, "s16le") && strcmp(pcm, "f32le")) USAGE("--format must be s16le or f32le");
     if (raw && j.outdir) USAGE("--raw writes to stdout: no -o");
+    if (raw && j.shard_n) USAGE("--shard goes with FILEs or records on stdin, not --raw");
     if ((text_mode || resume) && !records) USAGE("--text and --resume go with records on stdin (no FILE, no --raw)");
     if (records && j.outdir && fmt == MT_STT_JSONL) USAGE("-o with records on stdin needs -f txt|srt|vtt|tsv|json");
     if (records && !j.outdir && fmt != MT_STT_JSONL) USAGE("-f %s with records on stdin needs -o DIR", format);
@@ -267,7 +274,11 @@ int main(int argc, char **argv) {
         rc = stt_raw(&j, rate, channels, strcmp(pcm, "s16le") ? MT_PCM_F32LE : MT_PCM_S16LE,
                      max_s ? max_s : STT_RAW_MAX_DEFAULT, &status, &err);
     } else if (!rc && nfiles) {
-        int failed = stt_files(&j, argv + optind, nfiles, &err);
+        /* --shard: the FILEs at positions K, K+N, ... (argv is ours to reorder) */
+        int mine = 0;
+        for (int i = 0; i < nfiles; i++)
+            if (mt_shard_mine((size_t)i, j.shard_k, j.shard_n)) argv[optind + mine++] = argv[optind + i];
+        int failed = stt_files(&j, argv + optind, mine, &err);
         if (failed < 0) rc = err.code ? err.code : MT_EIO;
         else if (failed) status = MT_EXIT_PARTIAL;
     } else if (!rc) {

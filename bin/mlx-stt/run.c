@@ -181,7 +181,7 @@ json_t *stt_record(stt_job *j, const mt_stt_result *res, double rtf, const char 
     json_object_set(o, "language", json_object_get(r, "language"));
     json_object_set(o, "segments", json_object_get(r, "segments"));
     json_object_set_new(o, "duration", json_real(res->duration));
-    json_object_set_new(o, "rtf", json_real(rtf));
+    if (!j->reproducible) json_object_set_new(o, "rtf", json_real(rtf));
     json_decref(r);
     if (out_path) {
         json_t *p = mt_json_string_lossy(out_path, strlen(out_path));
@@ -368,7 +368,8 @@ int stt_raw(stt_job *j, int rate, int channels, int format, double max_s, int *s
 }
 
 int stt_records(stt_job *j, int text_mode, const char *resume, int *status, mt_err *err) {
-    mt_jsonl_opts jo = {.prog = PROG, .text_mode = text_mode, .quiet = j->quiet, .real_precision = STT_REAL_PREC};
+    mt_jsonl_opts jo = {.prog = PROG, .text_mode = text_mode, .quiet = j->quiet, .real_precision = STT_REAL_PREC,
+                        .shard_k = j->shard_k, .shard_n = j->shard_n};
     FILE *out = stdout;
     mt_resume *rs = NULL;
     MT_TRY(mt_resume_begin(&rs, resume, &jo, &out, err));

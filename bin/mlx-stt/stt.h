@@ -41,6 +41,8 @@ typedef struct stt_job {
     const char *label;       /* the input being transcribed (its last path component, or "stdin") */
     const mt_jsonl_tick *tick;  /* records mode: the position goes on the record loop's progress line */
     json_t *written;         /* records with -o: the output paths written in this run (a set) */
+    size_t shard_k, shard_n; /* --shard K/N (shard_n 0: off) */
+    int reproducible;        /* --reproducible: no "rtf" in JSONL answers */
 } stt_job;
 
 /* Erase a progress line drawn on stderr (before any other line goes there). */

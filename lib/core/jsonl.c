@@ -286,7 +286,7 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, 
     pending *pb = calloc(batch, sizeof *pb);
     if (!pb) return mt_seterr(err, MT_ENOMEM, "out of memory");
     char *line = NULL;
-    size_t cap = 0, lineno = 0, n = 0;
+    size_t cap = 0, lineno = 0, n = 0, pos = 0;
     ssize_t got;
     int rc = MT_OK;
     while (!rc && (got = getline(&line, &cap, in)) >= 0) {
@@ -297,6 +297,10 @@ int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, 
             size_t i = 0;
             while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
             if (i == len) continue;
+        }
+        if (o->shard_n > 1 && pos++ % o->shard_n != o->shard_k) {
+            st.other_shards++;
+            continue;
         }
         pb[n].lineno = lineno;
         parse_record(&pb[n], line, len, o, max_line);

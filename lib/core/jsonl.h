@@ -50,12 +50,18 @@ typedef struct mt_jsonl_opts {
     /* optional: set by the loop while it runs (fn NULL when no progress is drawn)
      * and cleared when it returns */
     mt_jsonl_tick *tick;
+    /* --shard K/N (shard_n 0 = off): only the records whose 0-based position
+     * among the input's records (non-blank lines; every line in text mode) is
+     * K mod N are handled; the others are passed over unparsed, write nothing
+     * and are counted in stats.other_shards.  Line numbers (and so default
+     * ids) stay those of the whole input. */
+    size_t shard_k, shard_n;
 } mt_jsonl_opts;
 
 enum { MT_SKIP_RUN = 0, MT_SKIP_ANSWERED = 1, MT_SKIP_DUPLICATE = 2 };
 
 typedef struct mt_jsonl_stats {
-    size_t records, ok, failed, skipped, duplicates;
+    size_t records, ok, failed, skipped, duplicates, other_shards;
 } mt_jsonl_stats;
 
 /* Runs the loop to end of input.  Returns MT_OK, or non-zero with err set on a

@@ -340,12 +340,23 @@ int mt_resume_begin(mt_resume **r, const char *path, mt_jsonl_opts *o, FILE **ou
     return MT_OK;
 }
 
+/* ", shard K/N (M records of other shards passed over)" when sharded */
+typedef struct { char s[96]; } note_buf;
+static note_buf shard_note(const mt_jsonl_opts *o, const mt_jsonl_stats *st) {
+    note_buf b = {""};
+    if (o->shard_n > 1)
+        snprintf(b.s, sizeof b.s, ", shard %zu/%zu (%zu records of other shards passed over)", o->shard_k, o->shard_n,
+                 st->other_shards);
+    return b;
+}
+
 int mt_resume_end(mt_resume *r, FILE *out, int rc, const mt_jsonl_opts *o, const mt_jsonl_stats *st, FILE *errf,
                   mt_err *err) {
     if (!r) return rc;
     if (!rc && !o->quiet && errf)
-        fprintf(errf, "%s: %s: %zu answered before, %zu skipped, %zu run, %zu duplicate ids\n",
-                o->prog ? o->prog : "mlx-tools", r->path, r->n_answered, st->skipped, st->records, st->duplicates);
+        fprintf(errf, "%s: %s: %zu answered before, %zu skipped, %zu run, %zu duplicate ids%s\n",
+                o->prog ? o->prog : "mlx-tools", r->path, r->n_answered, st->skipped, st->records, st->duplicates,
+                shard_note(o, st).s);
     mt_err ce = {0};
     int crc = mt_resume_close(r, out, &ce);
     if (crc && !rc) {

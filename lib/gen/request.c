@@ -144,10 +144,14 @@ json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *re
     double ptps = res->prefill_s > 0 ? (res->prompt_tokens - res->cached_tokens) / res->prefill_s : 0;
     double dtps = res->decode_s > 0 ? res->n_tokens / res->decode_s : 0;
     if (!req->openai) {
-        json_t *a = json_pack("{s:o,s:s,s:I,s:I,s:f,s:f}", "text", text, "finish_reason", res->finish_reason,
+        json_t *a = json_pack("{s:o,s:s,s:I,s:I}", "text", text, "finish_reason", res->finish_reason,
                               "prompt_tokens", (json_int_t)res->prompt_tokens, "completion_tokens",
-                              (json_int_t)res->n_tokens, "prefill_tps", ptps, "decode_tps", dtps);
-        if (a && res->cached_tokens) json_object_set_new(a, "cached_tokens", json_integer((json_int_t)res->cached_tokens));
+                              (json_int_t)res->n_tokens);
+        if (a && !req->reproducible) {
+            json_object_set_new(a, "prefill_tps", json_real(ptps));
+            json_object_set_new(a, "decode_tps", json_real(dtps));
+        }
+        if (a && res->cached_tokens && !req->reproducible) json_object_set_new(a, "cached_tokens", json_integer((json_int_t)res->cached_tokens));
         if (a && req->return_ids) {
             json_t *ids = json_array();
             for (size_t i = 0; i < res->n_tokens; i++) json_array_append_new(ids, json_integer(res->tokens[i]));
@@ -181,7 +185,8 @@ json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *re
                              "usage", "prompt_tokens", (json_int_t)res->prompt_tokens, "completion_tokens",
                              (json_int_t)res->n_tokens, "total_tokens",
                              (json_int_t)(res->prompt_tokens + res->n_tokens));
-    if (body && res->cached_tokens)
+    if (body && req->reproducible) json_object_del(body, "created");
+    if (body && res->cached_tokens && !req->reproducible)
         json_object_set_new(json_object_get(body, "usage"), "prompt_tokens_details",
                             json_pack("{s:I}", "cached_tokens", (json_int_t)res->cached_tokens));
     return json_pack("{s:s,s:s?,s:{s:i,s:s,s:o},s:n}", "id", rid, "custom_id", req->custom_id, "response",
@@ -296,6 +301,7 @@ void mt_gen_batch_handler(void *user, json_t **recs, const size_t *linenos, size
     size_t B = 0;
     for (size_t i = 0; i < n; i++) {
         rcs[i] = mt_gen_request_parse(&req[i], recs[i], &j->defaults, j->return_ids, &errs[i]);
+        req[i].reproducible = j->reproducible;
         if (!rcs[i]) rcs[i] = mt_gen_record_prepare(j, recs[i], linenos[i], &req[i], &ids[i], &nids[i], &save[i], &errs[i]);
         if (rcs[i]) continue;
         bp[B] = ids[i];

@@ -3,7 +3,8 @@
  * Two record forms:
  *   native:  {"id", "prompt"|"text"|"messages", options...}  ->
  *            {"id", "text", "finish_reason", "prompt_tokens", "completion_tokens",
- *             "prefill_tps", "decode_tps"}
+ *             "prefill_tps", "decode_tps"[, "cached_tokens"]} (the last three left out
+ *            when req.reproducible)
  *   OpenAI Batch API request lines: {"custom_id", "method", "url": "/v1/chat/completions"
  *            (or "/v1/completions"), "body": {"messages"|"prompt", options...}}  ->
  *            the Batch API output line {"id", "custom_id", "response": {"status_code",
@@ -33,6 +34,8 @@ typedef struct mt_gen_request {
     int openai;                /* 1 chat, 2 completions, 0 native */
     int return_ids;            /* native: add "ids" (the generated token ids) to the answer */
     const char *custom_id;     /* borrowed */
+    int reproducible;          /* leave out what depends on the run, not the record: prefill_tps,
+                                  decode_tps, cached_tokens (OpenAI: created, prompt_tokens_details) */
     /* owned storage behind gp's pointers */
     char **stop;
     int32_t *bias_ids;
@@ -65,6 +68,8 @@ typedef struct mt_gen_job {
     int save_level;                    /* zstd level of saved caches (default 3) */
     int save_after_generation;         /* default "save_prompt_cache_after": 1 "generation", 0 "prompt" */
     size_t saved;                      /* records saved to save_cache (a file takes one) */
+    int reproducible;                  /* --reproducible: answers without run-dependent fields
+                                          (mt_gen_request.reproducible) */
     int score_kv_f16;                  /* --score: KV rows f16 (1), f32 (0), or -1: f32 (quantized: the model's) */
 } mt_gen_job;
 
