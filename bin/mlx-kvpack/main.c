@@ -50,6 +50,7 @@ static const char usage[] =
     "                           the cache then ends where the next turn starts)\n"
     "      --shard K/N          build, inspect, verify: only the records (files) at positions K, K+N,\n"
     "                           K+2N, ... (0-based; see mlx-tools-cluster(7))\n"
+    "      --resume FILE        build: the answer lines go to FILE; a rerun skips the records answered there\n"
     "      --reproducible       build: files and lines that depend on their record alone (no\n"
     "                           cached_tokens, prefill_s, prefix reuse across records)\n"
     "  -t, --threads N  -q, --quiet  -h, --help  --version\n"
@@ -108,14 +109,14 @@ static int emit(json_t *o) {
 
 int main(int argc, char **argv) {
     enum { O_VERSION = 256, O_PCACHE, O_KVBITS, O_KVGROUP, O_MAXKV, O_KVTYPE, O_LEVEL, O_PLAIN, O_TEXT, O_AGP, O_SHARD,
-           O_REPRO };
+           O_REPRO, O_RESUME };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"output", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION}, {"prompt-cache", 1, 0, O_PCACHE},
         {"kv-bits", 1, 0, O_KVBITS}, {"kv-group-size", 1, 0, O_KVGROUP}, {"max-kv-size", 1, 0, O_MAXKV},
         {"kv-type", 1, 0, O_KVTYPE}, {"level", 1, 0, O_LEVEL}, {"plain", 0, 0, O_PLAIN}, {"text", 0, 0, O_TEXT},
         {"add-generation-prompt", 0, 0, O_AGP}, {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO},
-        {0, 0, 0, 0}};
+        {"resume", 1, 0, O_RESUME}, {0, 0, 0, 0}};
     mt_blas_init(argv);
     mt_sig_install("mlx-kvpack");
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -129,7 +130,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 8; i++)
         if (!strcmp(cmd, cmds[i])) ci = i;
     if (ci < 0) { fprintf(stderr, "mlx-kvpack: unknown command '%s' (see --help)\n", cmd); return MT_EXIT_USAGE; }
-    const char *model = NULL, *out = NULL;
+    const char *model = NULL, *out = NULL, *resume = NULL;
     int threads = 0, quiet = 0, level = 3, text_mode = 0, c, bad = 0;
     double v;
     kjob k = {0};
@@ -175,6 +176,7 @@ int main(int argc, char **argv) {
         case O_AGP: k.gen.add_generation_prompt = 1; break;
         case O_SHARD: bad = mt_cli_shard(stderr, "mlx-kvpack", optarg, &shard_k, &shard_n); break;
         case O_REPRO: k.reproducible = 1; break;
+        case O_RESUME: resume = optarg; break;
         default: bad = 1;
         }
         if (bad) { fputs("Try 'mlx-kvpack --help'.\n", stderr); return MT_EXIT_USAGE; }
@@ -189,6 +191,7 @@ int main(int argc, char **argv) {
     if ((ci == 1 || ci == 7) && nfiles < 1) { fprintf(stderr, "mlx-kvpack %s: give one or more files\n", name); return MT_EXIT_USAGE; }
     if (ci == 0 && nfiles) { fprintf(stderr, "mlx-kvpack build: records come on stdin, not as arguments\n"); return MT_EXIT_USAGE; }
     if (shard_n && one_in) { fprintf(stderr, "mlx-kvpack %s: --shard goes with build, inspect and verify\n", name); return MT_EXIT_USAGE; }
+    if (resume && ci) { fprintf(stderr, "mlx-kvpack %s: --resume goes with build\n", name); return MT_EXIT_USAGE; }
     if (k.reproducible && ci) { fprintf(stderr, "mlx-kvpack %s: --reproducible goes with build\n", name); return MT_EXIT_USAGE; }
     if (ci == 2 && !op.bits) { fprintf(stderr, "mlx-kvpack quantize: give --kv-bits 8 or 4\n"); return MT_EXIT_USAGE; }
     if (ci == 2 && op.bits == 3) { fprintf(stderr, "mlx-kvpack quantize: 3-bit rotated caches have no mlx-lm layout; use 8 or 4\n"); return MT_EXIT_USAGE; }
@@ -281,7 +284,11 @@ int main(int argc, char **argv) {
                            .shard_k = shard_k, .shard_n = shard_n};
         gp->tick = &tick;
         mt_jsonl_stats st = {0};
-        rc = mt_jsonl_run(stdin, stdout, stderr, &o, build_fn, &k, &st, &err);
+        FILE *jout = stdout;
+        mt_resume *rs = NULL;
+        rc = mt_resume_begin(&rs, resume, &o, &jout, &err);
+        if (!rc) rc = mt_jsonl_run(stdin, jout, stderr, &o, build_fn, &k, &st, &err);
+        rc = mt_resume_end(rs, jout, rc, &o, &st, stderr, &err);
         if (rc) {
             fprintf(stderr, "mlx-kvpack build: %s\n", err.msg);
             rc = MT_EXIT_FATAL;

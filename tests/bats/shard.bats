@@ -135,7 +135,7 @@ rr() { local o=$1; shift; paste -d '\n' "$@" | sed '/^$/d' > "$o"; }
   [ "$status" -eq 2 ]
 }
 
-@test "mlx-kvpack: build and inspect take --shard; shards write disjoint files" {
+@test "mlx-kvpack: build and inspect take --shard; shards write disjoint files; build --resume" {
   printf '{"id":"a","prompt":"one"}\n{"id":"b","prompt":"two"}\n{"id":"c","prompt":"three"}\n' > "$T/in.jsonl"
   "$KV" build -m "$L" -o "$T/all/" -q --reproducible < "$T/in.jsonl" > "$T/all.jsonl"
   ! grep -q 'prefill_s\|cached_tokens' "$T/all.jsonl"
@@ -149,6 +149,16 @@ rr() { local o=$1; shift; paste -d '\n' "$@" | sed '/^$/d' > "$o"; }
   run "$KV" inspect --shard 1/2 "$T"/all/a.kv.zst "$T"/all/b.kv.zst "$T"/all/c.kv.zst
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq -r .file)" = "$T/all/b.kv.zst" ]
+  # build --resume with --shard: a rerun builds nothing
+  run --separate-stderr "$KV" build -m "$L" -o "$T/r/" --reproducible --shard 0/2 --resume "$T/r.jsonl" < "$T/in.jsonl"
+  [[ "$stderr" == *"0 answered before, 0 skipped, 2 run, 0 duplicate ids, shard 0/2 (1 records of other shards passed over)"* ]]
+  rm "$T/r/a.kv.zst"
+  run --separate-stderr "$KV" build -m "$L" -o "$T/r/" --reproducible --shard 0/2 --resume "$T/r.jsonl" < "$T/in.jsonl"
+  [[ "$stderr" == *"2 answered before, 2 skipped, 0 run"* ]]
+  [ ! -e "$T/r/a.kv.zst" ]
+  [ "$(jq -r .id "$T/r.jsonl" | tr '\n' ' ')" = "a c " ]
+  run "$KV" pack --resume "$T/r.jsonl" "$T/all/a.kv.zst" -o "$T/x.kv.zst"
+  [ "$status" -eq 2 ]
   run "$KV" pack --shard 0/2 "$T/all/a.kv.zst" -o "$T/x.kv.zst"
   [ "$status" -eq 2 ]
 }
