@@ -660,7 +660,7 @@ typedef struct deq_ctx {
 static void deq_task(void *c, size_t b, size_t end, int tid) {
     (void)tid;
     deq_ctx *k = c;
-    for (size_t r = b; r < end; r++) mt_linear_row(k->l, r, k->w + r * k->l->in);
+    for (size_t r = b; r < end; r++) mt_linear_row_f32(k->l, r, k->w + r * k->l->in);
 }
 
 const mt_enc_layer *mt_enc_layer_view(const mt_encoder *e, const mt_enc_layer *ly, size_t T, mt_enc_layer *tmp,

@@ -539,28 +539,6 @@ static void lin_task(void *c, size_t b, size_t e, int tid) {
     mt_linear_forward(k->l, k->x + b * k->l->in, e - b, k->y + b * k->l->out, NULL, NULL);
 }
 
-/* Row r of a quantized W as float32 with scale * q + bias in float32 (what
- * mx.quantized_matmul computes; mt_linear_row rounds like mx.dequantize). */
-static void deq_row_exact(const mt_linear *l, size_t r, float *out) {
-    size_t K = l->in, gs = (size_t)l->group_size, ng = K / gs, bits = (size_t)l->bits;
-    size_t words = K * bits / 32, per = 32 / bits, ss = mt_dtype_size(l->sdt);
-    const uint32_t *wp = (const uint32_t *)l->w + r * words;
-    float sc[1024], bi[1024];
-    for (size_t g0 = 0; g0 < ng; g0 += 1024) {
-        size_t n = ng - g0 < 1024 ? ng - g0 : 1024;
-        mt_convert_to_f32(sc, (const char *)l->scales + (r * ng + g0) * ss, l->sdt, n);
-        mt_convert_to_f32(bi, (const char *)l->biases + (r * ng + g0) * ss, l->sdt, n);
-        uint32_t mask = (1u << bits) - 1u;
-        for (size_t g = 0; g < n; g++)
-            for (size_t i = 0; i < gs; i++) {
-                size_t k = (g0 + g) * gs + i;
-                uint32_t word;
-                memcpy(&word, wp + k / per, 4);
-                out[k] = sc[g] * (float)((word >> ((k % per) * bits)) & mask) + bi[g];
-            }
-    }
-}
-
 typedef struct deq_ctx {
     const mt_linear *l;
     float *w;
@@ -575,7 +553,7 @@ static void deq_task(void *c, size_t b, size_t e, int tid) {
                           (e - b) * l->in);
         return;
     }
-    for (size_t r = b; r < e; r++) deq_row_exact(l, r, k->w + r * l->in);
+    for (size_t r = b; r < e; r++) mt_linear_row_f32(l, r, k->w + r * l->in);
 }
 
 static void gemm(const mt_whisper *w, const float *A, size_t M, size_t K, const float *B, const float *bias, size_t N,

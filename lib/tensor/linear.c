@@ -110,6 +110,17 @@ void mt_linear_row(const mt_linear *l, size_t r, float *out) {
     }
 }
 
+void mt_linear_row_f32(const mt_linear *l, size_t r, float *out) {
+    if (!l->quantized) {
+        mt_linear_row(l, r, out);
+        return;
+    }
+    size_t words = mt_quant_row_words(l->in, l->bits), groups = l->in / (size_t)l->group_size;
+    size_t ss = mt_dtype_size(l->sdt);
+    mt_dequantize_affine_row_f32(out, (const uint32_t *)l->w + r * words, (const char *)l->scales + r * groups * ss,
+                                 (const char *)l->biases + r * groups * ss, l->sdt, l->in, l->bits, l->group_size,
+                                 NULL);
+}
 
 /* ---- reference (plain C, single thread): dequantize a row, float dot ---- */
 
@@ -134,7 +145,7 @@ int mt_linear_forward_ref(const mt_linear *l, const float *x, size_t T, float *y
     float *row = malloc((l->in ? l->in : 1) * sizeof *row);
     if (!row) return MT_ENOMEM;
     for (size_t r = 0; r < l->out; r++) {
-        mt_linear_row(l, r, row);
+        mt_linear_row_f32(l, r, row);
         for (size_t t = 0; t < T; t++) y[t * l->out + r] = dot_ref(x + t * l->in, row, l->in);
     }
     free(row);
@@ -195,7 +206,7 @@ typedef struct tile_ctx {
 static void tile_job(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     tile_ctx *t = c;
-    for (size_t r = b; r < e; r++) mt_linear_row(t->l, t->r0 + r, t->buf + r * t->l->in);
+    for (size_t r = b; r < e; r++) mt_linear_row_f32(t->l, t->r0 + r, t->buf + r * t->l->in);
 }
 
 #define TILE_FLOATS ((size_t)1 << 20) /* 4 MiB of float32 per tile */
@@ -219,7 +230,7 @@ static void tiles_job(void *c, size_t b, size_t e, int tid) {
     if (!buf) { k->failed = 1; return; }
     for (size_t r0 = b; r0 < e; r0 += k->R) {
         size_t n = e - r0 < k->R ? e - r0 : k->R;
-        for (size_t r = 0; r < n; r++) mt_linear_row(l, r0 + r, buf + r * l->in);
+        for (size_t r = 0; r < n; r++) mt_linear_row_f32(l, r0 + r, buf + r * l->in);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)k->T, (int)n, (int)l->in, 1.0f, k->x, (int)l->in,
                     buf, (int)l->in, 0.0f, k->y + r0, (int)l->out);
     }

@@ -62,13 +62,19 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
  * MT_LINEAR_WORK_SLACK more floats than the work itself needs. */
 #define MT_LINEAR_WORK_SLACK 16
 static inline float *mt_linear_work_align(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
-/* The plain C reference: each row dequantized exactly as mt_dequantize_affine_row
- * (or converted), then a sequential float dot; single thread.  Returns MT_OK or
+/* The plain C reference: each row as mt_linear_row_f32 gives it (or converted),
+ * then a sequential float dot; single thread.  Returns MT_OK or
  * MT_ENOMEM (y untouched). */
 int mt_linear_forward_ref(const mt_linear *l, const float *x, size_t T, float *y);
 /* y[T, out] += b (nothing when the linear has no bias). */
 void mt_linear_add_bias(const mt_linear *l, size_t T, float *y);
-/* Row r of W as float32 (embedding lookup): out[in]. */
+/* Row r of W as float32 (embedding lookup): out[in]; a quantized row is
+ * rounded to the scales' dtype as mx.dequantize rounds it. */
 void mt_linear_row(const mt_linear *l, size_t r, float *out);
+/* Row r of W as float32 for a product: a quantized row as scale * q + bias in
+ * float32, unrounded, as mx.quantized_matmul multiplies by it.  Every product
+ * path uses this rule (the direct kernels, the tiles, the reference), so a
+ * row's result does not depend on how many rows are multiplied at once. */
+void mt_linear_row_f32(const mt_linear *l, size_t r, float *out);
 
 #endif

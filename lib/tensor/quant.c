@@ -165,6 +165,19 @@ int mt_dequantize_affine_row(float *out, const uint32_t *w, const void *scales, 
     return MT_OK;
 }
 
+int mt_dequantize_affine_row_f32(float *out, const uint32_t *w, const void *scales, const void *biases,
+                                 mt_dtype sdt, size_t K, int bits, int group_size, mt_err *err) {
+    MT_TRY(check_affine(sdt, K, bits, group_size, err));
+    uint8_t codes[128];
+    size_t g = (size_t)group_size, gw = g * (size_t)bits / 32;
+    const unsigned char *wb = (const unsigned char *)w;
+    for (size_t gi = 0; gi < K / g; gi++) {
+        mt_quant_unpack_row(codes, (const uint32_t *)(wb + gi * gw * 4), g, bits);
+        dq_group(out + gi * g, codes, g, load_scalar(scales, sdt, gi), load_scalar(biases, sdt, gi), MT_F32);
+    }
+    return MT_OK;
+}
+
 int mt_dequantize_affine(float *out, const uint32_t *w, const void *scales, const void *biases,
                          mt_dtype sdt, size_t rows, size_t K, int bits, int group_size, mt_err *err) {
     MT_TRY(check_affine(sdt, K, bits, group_size, err));

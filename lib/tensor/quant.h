@@ -62,6 +62,12 @@ static inline size_t mt_quant_row_words(size_t K, int bits) { return K * (size_t
  * plus bias rounded to sdt - exactly mlx.core.dequantize, widened to float32. */
 int mt_dequantize_affine_row(float *out, const uint32_t *w, const void *scales, const void *biases,
                              mt_dtype sdt, size_t K, int bits, int group_size, mt_err *err);
+/* As mt_dequantize_affine_row, but each value is scale * q + bias computed in
+ * float32 and not rounded to sdt: the weight mx.quantized_matmul multiplies by
+ * (on every path, whatever the number of rows; mx.dequantize, and so
+ * QuantizedEmbedding, rounds as mt_dequantize_affine_row does). */
+int mt_dequantize_affine_row_f32(float *out, const uint32_t *w, const void *scales, const void *biases,
+                                 mt_dtype sdt, size_t K, int bits, int group_size, mt_err *err);
 /* Same for `rows` consecutive rows: w [rows, K*bits/32], scales/biases [rows, K/g],
  * out float32 [rows, K].  Errors: MT_EINVAL for a bad dtype, bits, group size or
  * K not a multiple of group_size (out untouched). */

@@ -202,3 +202,19 @@ nan_model() {
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq '.prompt_tokens + .completion_tokens')" -gt 512 ]
 }
+
+@test "16-bit scales: a prefix scores the same in a short record (direct kernels) and a long one (tiles)" {
+  # one rule on every product path: s*q + b in float32, unrounded, as mx.quantized_matmul
+  # (before, products of more than 24 rows used weights rounded to the scales' dtype)
+  QUANT="$PWD/${MT_BUILD:-build}/bin/mlx-quant"
+  d="$BATS_TEST_TMPDIR/bf6"
+  "$QUANT" convert -m tests/data/models/llama-tiny -o "$d" -q --bits 6 --group-size 32 --dtype bfloat16 --quiet
+  words="the quick brown fox jumps over the lazy dog and then runs far away into the deep dark forest"
+  printf '{"id":"short","text":"the quick"}\n{"id":"long","text":"%s"}\n' "$words" > "$BATS_TEST_TMPDIR/in.jsonl"
+  run --separate-stderr "$GEN" -m "$d" --score -q < "$BATS_TEST_TMPDIR/in.jsonl"
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq -s '.[0].n < 24 and .[1].n > 24')" = true ]
+  # the short record's logprobs are the long one's first ones, to float summation order
+  echo "$output" | jq -se '.[0].logprobs as $a | .[1].logprobs[:($a | length)] as $b
+    | [range($a | length) | ($a[.] - $b[.]) | fabs] | max < 1e-4'
+}
