@@ -6,12 +6,23 @@
  * tens to hundreds of microseconds (on virtual machines the idle CPU itself
  * must be woken), which on a 2-core machine made the second thread nearly
  * useless for matrix-vector products.  The spin time is bounded ($MT_SPIN_US,
- * default 1000 microseconds; 0 = always sleep), so an idle pool costs no CPU. */
+ * default 1000 microseconds; 0 = always sleep), so an idle pool costs no CPU.
+ *
+ * A job's chunks are claimed, not assigned: the caller and the workers take
+ * the next unclaimed chunk from one atomic word until none is left, so a
+ * worker that the scheduler has not run yet (more busy threads than cores:
+ * several processes per host, a neighbour's build) delays nothing; its chunks
+ * are done by whoever is running.  With every thread on a core each takes one
+ * chunk, as a fixed split would.  The claim word holds the job's generation
+ * with the next chunk index, and the job's description lives in one of two
+ * slots (by generation parity), so a worker that wakes after its job ended
+ * fails its claim and never runs a stale or half-written job. */
 #include "core/pool.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,20 +36,30 @@
 #define SPIN_US_DEFAULT 1000
 #define YIELD_AFTER_NS 50000 /* spinning longer than this also yields the CPU */
 
+/* One job's description, written by the caller before the job is posted and
+ * left alone until two jobs later (fields atomic: a late worker may read them
+ * while they are rewritten, and then fails its claim). */
+typedef struct pool_job {
+    _Atomic(mt_pool_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_size_t total, chunk, nchunks;
+    atomic_size_t done;    /* chunks finished */
+} pool_job;
+
+#define CLAIM_IDX_BITS 16  /* chunk index in the claim word's low bits (<= 256 chunks) */
+
 struct mt_pool {
     int n;                 /* threads including the caller */
     pthread_t *th;
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     atomic_ulong gen;      /* bumped for each job (and at quit) */
-    atomic_int pending;    /* workers still running the current job */
+    _Atomic uint64_t claim; /* (generation << CLAIM_IDX_BITS) | next chunk to claim */
+    pool_job jobs[2];      /* the job of generation g is jobs[g & 1] */
     atomic_int quit;
     int sleepers;          /* workers in pthread_cond_wait (under mu) */
     int caller_sleeps;     /* the caller waits on `done` (under mu) */
     long spin_ns;
-    mt_pool_fn fn;
-    void *ctx;
-    size_t total, chunk;
 };
 
 typedef struct { mt_pool *p; int tid; } worker_arg;
@@ -69,16 +90,35 @@ static int new_job(const mt_pool *p, unsigned long seen) {
     return atomic_load_explicit(&p->gen, memory_order_acquire) != seen;
 }
 
-static int all_done(const mt_pool *p, unsigned long unused) {
-    (void)unused;
-    return atomic_load_explicit(&p->pending, memory_order_acquire) == 0;
+/* cond for the caller of job g: every chunk finished */
+static int all_done(const mt_pool *p, unsigned long g) {
+    const pool_job *j = &p->jobs[g & 1];
+    return atomic_load_explicit(&j->done, memory_order_acquire) ==
+           atomic_load_explicit(&j->nchunks, memory_order_relaxed);
 }
 
-static void run_chunk(mt_pool *p, int tid) {
-    size_t b = (size_t)tid * p->chunk;
-    if (b >= p->total) return;
-    size_t e = b + p->chunk > p->total ? p->total : b + p->chunk;
-    p->fn(p->ctx, b, e, tid);
+/* Claim and run chunks of job g until none is left (or g has ended).
+ * Returns 1 when this thread finished the job's last chunk. */
+static int run_chunks(mt_pool *p, unsigned long g, int tid) {
+    pool_job *j = &p->jobs[g & 1];
+    const uint64_t tag = (uint64_t)g << CLAIM_IDX_BITS, mask = ((uint64_t)1 << CLAIM_IDX_BITS) - 1;
+    int last = 0;
+    for (;;) {
+        /* read the description first: a successful claim below proves job g
+         * was still running, so what was read is job g's (see the top) */
+        mt_pool_fn fn = atomic_load_explicit(&j->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&j->ctx, memory_order_relaxed);
+        size_t total = atomic_load_explicit(&j->total, memory_order_relaxed);
+        size_t chunk = atomic_load_explicit(&j->chunk, memory_order_relaxed);
+        size_t nchunks = atomic_load_explicit(&j->nchunks, memory_order_relaxed);
+        uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+        if ((c & ~mask) != tag || (c & mask) >= nchunks) return last;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        size_t b = (size_t)(c & mask) * chunk, e = b + chunk > total ? total : b + chunk;
+        fn(ctx, b, e, tid);
+        last = atomic_fetch_add_explicit(&j->done, 1, memory_order_acq_rel) + 1 == nchunks;
+    }
 }
 
 static void *worker(void *arg) {
@@ -97,9 +137,8 @@ static void *worker(void *arg) {
         }
         seen = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (atomic_load_explicit(&p->quit, memory_order_relaxed)) break;
-        run_chunk(p, tid);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&p->mu);   /* the last one out wakes a sleeping caller */
+        if (run_chunks(p, seen, tid)) {
+            pthread_mutex_lock(&p->mu);   /* the last chunk's finisher wakes a sleeping caller */
             if (p->caller_sleeps) pthread_cond_signal(&p->done);
             pthread_mutex_unlock(&p->mu);
         }
@@ -133,7 +172,15 @@ int mt_pool_new(mt_pool **out, int nthreads, mt_err *err) {
     if (us > 1000000) us = 1000000;
     p->spin_ns = us * 1000L;
     atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->claim, 0);
+    for (int i = 0; i < 2; i++) {
+        atomic_init(&p->jobs[i].fn, NULL);
+        atomic_init(&p->jobs[i].ctx, NULL);
+        atomic_init(&p->jobs[i].total, 0);
+        atomic_init(&p->jobs[i].chunk, 0);
+        atomic_init(&p->jobs[i].nchunks, 0);
+        atomic_init(&p->jobs[i].done, 0);
+    }
     atomic_init(&p->quit, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
@@ -180,17 +227,23 @@ void mt_pool_for(mt_pool *p, size_t n, size_t grain, mt_pool_fn fn, void *ctx) {
         return;
     }
     size_t nt = (size_t)p->n < maxchunks ? (size_t)p->n : maxchunks;
-    p->fn = fn;
-    p->ctx = ctx;
-    p->total = n;
-    p->chunk = (n + nt - 1) / nt;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    post(p);
-    run_chunk(p, 0);
-    if (!spin_until(p, all_done, 0)) {
+    size_t chunk = (n + nt - 1) / nt;
+    /* the caller is the only writer of gen, claim and the job slots */
+    unsigned long g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    pool_job *j = &p->jobs[g & 1];
+    atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&j->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&j->total, n, memory_order_relaxed);
+    atomic_store_explicit(&j->chunk, chunk, memory_order_relaxed);
+    atomic_store_explicit(&j->nchunks, (n + chunk - 1) / chunk, memory_order_relaxed);
+    atomic_store_explicit(&j->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->claim, (uint64_t)g << CLAIM_IDX_BITS, memory_order_release);
+    post(p);   /* gen = g */
+    run_chunks(p, g, 0);
+    if (!spin_until(p, all_done, g)) {
         pthread_mutex_lock(&p->mu);
         p->caller_sleeps = 1;
-        while (!all_done(p, 0)) pthread_cond_wait(&p->done, &p->mu);
+        while (!all_done(p, g)) pthread_cond_wait(&p->done, &p->mu);
         p->caller_sleeps = 0;
         pthread_mutex_unlock(&p->mu);
     }

@@ -61,7 +61,8 @@ no_leftovers() {
 }
 
 @test "mlx-gen --batch 4: kill -9 at random points, then --resume: the same answers" {
-  for i in $(seq 1 400); do printf '{"id":%d,"prompt":"batch %d","max_tokens":20}\n' "$i" "$i"; done > "$T/in.jsonl"
+  # enough records that a run outlasts the polling below even when the machine is busy
+  for i in $(seq 1 1500); do printf '{"id":%d,"prompt":"batch %d","max_tokens":20}\n' "$i" "$i"; done > "$T/in.jsonl"
   "$GEN" -m "$M" -q --batch 4 < "$T/in.jsonl" > "$T/ref.jsonl"
   FAULT_SEED=7 kill_resume_rounds "$GEN" -m "$M" --batch 4
   [ "$KILLED" -ge 5 ]

@@ -7,6 +7,7 @@
 #include "core/file.h"
 #include "core/jsonl.h"
 #include "core/pool.h"
+#include <stdatomic.h>
 #include "core/sig.h"
 #include <fcntl.h>
 #include <signal.h>
@@ -167,8 +168,41 @@ static void test_pool_spin(const char *spin) {
     unsetenv("MT_SPIN_US");
 }
 
+/* More threads than cores, thousands of short jobs: chunks are claimed by
+ * whoever runs, so check that every index is done once, that a tid is never
+ * used by two threads at once (callers keep per-tid scratch) and in range. */
+typedef struct { int *hits; atomic_int *busy; atomic_int bad; int nt; } claim_ctx;
+static void claim_fn(void *c, size_t b, size_t e, int tid) {
+    claim_ctx *k = c;
+    if (tid < 0 || tid >= k->nt) { atomic_fetch_add(&k->bad, 1); return; }
+    if (atomic_exchange(&k->busy[tid], 1)) atomic_fetch_add(&k->bad, 1);
+    for (size_t i = b; i < e; i++) k->hits[i]++;
+    atomic_store(&k->busy[tid], 0);
+}
+
+static void test_pool_oversubscribed(void) {
+    mt_err e = {0};
+    int nt = 12;
+    mt_pool *p;
+    CHECK_OK(mt_pool_new(&p, nt, &e), &e);
+    atomic_int busy[12];
+    for (int i = 0; i < nt; i++) atomic_init(&busy[i], 0);
+    int wrong = 0;
+    for (int rep = 0; rep < 3000; rep++) {
+        size_t n = 1 + (size_t)(rep * 7919) % 97;
+        int hits[97] = {0};
+        claim_ctx k = {hits, busy, 0, nt};
+        mt_pool_for(p, n, 1 + (size_t)rep % 3, claim_fn, &k);
+        for (size_t i = 0; i < n; i++) wrong += hits[i] != 1;
+        wrong += atomic_load(&k.bad);
+    }
+    CHECK_EQ_INT(wrong, 0);
+    mt_pool_free(p);
+}
+
 static void test_pool(void) {
     mt_err e = {0};
+    test_pool_oversubscribed();
     test_pool_spin("0");
     test_pool_spin("50");
     test_pool_spin(NULL);
