@@ -12,6 +12,7 @@
 #include <pcre2.h>
 #include "core/err.h"
 #include "text/tokenizer.h"
+#include "text/unicode_hf.h"
 
 /* ---- small helpers ---- */
 char *tk_dupn(const char *s, size_t n);                         /* malloc'd copy + NUL; NULL on OOM */
@@ -52,12 +53,10 @@ int tk_utf8_valid(const unsigned char *s, size_t n);
 /* Length of a valid UTF-8 sequence starting at s (<= n), or 0 if invalid/incomplete. */
 int tk_utf8_seq_ok(const unsigned char *s, size_t n);
 
-/* Unicode predicates (Rust semantics) */
+/* Unicode predicates, in the versions HF tokenizers uses (text/unicode_hf.h) */
 int tk_is_whitespace(uint32_t cp);   /* char::is_whitespace (White_Space) */
-int tk_is_alnum(uint32_t cp);        /* char::is_alphanumeric */
-int tk_is_word(uint32_t cp);         /* regex \w */
-int tk_is_punct(uint32_t cp);        /* Unicode P* */
-int tk_is_bert_punct(uint32_t cp);   /* ASCII punct or P* */
+static inline int tk_is_word(uint32_t cp) { return tk_hf_is_word(cp); }        /* regex crate \w */
+static inline int tk_is_bert_punct(uint32_t cp) { return tk_hf_is_punct(cp); } /* ASCII punct or P* */
 
 /* ---- hash maps ---- */
 static inline uint64_t tk_hash_bytes(const void *p, size_t n) {

@@ -144,22 +144,9 @@ void tk_norm_free(tk_norm *nm) {
 }
 
 /* ---- helpers ---- */
-static int unicode_nf(const char *s, size_t n, int opts, tk_buf *out, mt_err *err) {
-    /* fast path: text made only of code points below U+0300 (no combining marks,
-     * no compatibility forms among them for NFC/NFD... ) is checked cheaply:
-     * ASCII is invariant under all forms; below U+0300 is invariant under NFC */
-    size_t i = 0;
-    while (i < n && (unsigned char)s[i] < 0x80) i++;
-    if (i == n) { tk_buf_put(out, s, n); return MT_OK; }
-    if (opts == UTF8PROC_COMPOSE) {
-        const unsigned char *u = (const unsigned char *)s;
-        while (i < n) {
-            if (u[i] < 0x80) { i++; continue; }
-            if (u[i] < 0xCC && u[i] >= 0xC2) { i += 2; continue; } /* U+0080..U+02FF */
-            break;
-        }
-        if (i >= n) { tk_buf_put(out, s, n); return MT_OK; }
-    }
+/* utf8proc_map of s[0..n) (n may be 0) appended to out */
+static int nf_map(const char *s, size_t n, int opts, tk_buf *out, mt_err *err) {
+    if (!n) return MT_OK;
     utf8proc_uint8_t *res = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res,
                                       (utf8proc_option_t)(opts | UTF8PROC_STABLE));
@@ -168,11 +155,47 @@ static int unicode_nf(const char *s, size_t n, int opts, tk_buf *out, mt_err *er
     free(res);
     return MT_OK;
 }
+/* A normal form as HF tokenizers computes it (unicode-normalization-alignments,
+ * Unicode 9.0). utf8proc's tables are of a later version; a code point not
+ * assigned in 9.0 is inert there (a starter that neither decomposes nor
+ * composes), so the text is cut at those, the runs between them normalized by
+ * utf8proc (whose data for code points assigned in 9.0 is the same, by
+ * Unicode's stability policy) and the inert code points copied as they are. */
+static int unicode_nf(const char *s, size_t n, int opts, tk_buf *out, mt_err *err) {
+    /* fast path: text made only of code points below U+0300 (no combining marks,
+     * no compatibility forms among them for NFC/NFD... ) is checked cheaply:
+     * ASCII is invariant under all forms; below U+0300 is invariant under NFC */
+    size_t i = 0;
+    while (i < n && (unsigned char)s[i] < 0x80) i++;
+    if (i == n) { tk_buf_put(out, s, n); return MT_OK; }
+    const unsigned char *u = (const unsigned char *)s;
+    if (opts == UTF8PROC_COMPOSE) {
+        while (i < n) {
+            if (u[i] < 0x80) { i++; continue; }
+            if (u[i] < 0xCC && u[i] >= 0xC2) { i += 2; continue; } /* U+0080..U+02FF */
+            break;
+        }
+        if (i >= n) { tk_buf_put(out, s, n); return MT_OK; }
+    }
+    size_t run = 0;
+    for (i = 0; i < n;) {
+        if (u[i] < 0x80) { i++; continue; }
+        uint32_t cp;
+        int l = tk_utf8_dec(u + i, n - i, &cp);
+        if (tk_hf_norm_inert(cp)) {
+            MT_TRY(nf_map(s + run, i - run, opts, out, err));
+            tk_buf_put(out, s + i, (size_t)l);
+            run = i + (size_t)l;
+        }
+        i += (size_t)l;
+    }
+    return nf_map(s + run, n - run, opts, out, err);
+}
 
 static void lower_cp(tk_buf *out, uint32_t cp) {
     if (cp < 0x80) { tk_buf_putc(out, (char)((cp >= 'A' && cp <= 'Z') ? cp + 32 : cp)); return; }
     if (cp == 0x130) { tk_buf_put(out, "i\xCC\x87", 3); return; }
-    tk_buf_put_cp(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp));
+    tk_buf_put_cp(out, tk_hf_lower(cp));
 }
 
 static int is_chinese(uint32_t c) {
@@ -180,12 +203,8 @@ static int is_chinese(uint32_t c) {
            (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
-static int is_other(uint32_t c) {
-    int k = utf8proc_category((utf8proc_int32_t)c);
-    /* like the unicode_categories crate HF uses: Cc, Cf, Co, Cs (unassigned Cn is not "other") */
-    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CO ||
-           k == UTF8PROC_CATEGORY_CS;
-}
+/* the unicode_categories crate's is_other: Cc, Cf, Co, Cs (unassigned Cn is not "other") */
+static int is_other(uint32_t c) { return tk_hf_is_other(c); }
 
 /* Precompiled: first (shortest) prefix match value, or -1 */
 static long pc_first(const tk_norm *nm, const unsigned char *k, size_t n) {
@@ -219,6 +238,18 @@ static int pc_transform(const tk_norm *nm, const char *s, size_t n, tk_buf *out)
     tk_buf_put(out, p, m);
     return 1;
 }
+/* A grapheme cluster boundary between c1 and c2: utf8proc's rules, with GB9 (no
+ * break before Extend / SpacingMark / ZWJ unless after a control) applied to
+ * the characters that only the later Unicode version of HF tokenizers' segmenter
+ * knows as extending. */
+static int grapheme_break(uint32_t c1, uint32_t c2, utf8proc_int32_t *state) {
+    int brk = utf8proc_grapheme_break_stateful((utf8proc_int32_t)c1, (utf8proc_int32_t)c2, state);
+    if (brk && tk_hf_grapheme_extend(c2)) {
+        int k = utf8proc_get_property((utf8proc_int32_t)c1)->boundclass;
+        if (k != UTF8PROC_BOUNDCLASS_CR && k != UTF8PROC_BOUNDCLASS_LF && k != UTF8PROC_BOUNDCLASS_CONTROL) brk = 0;
+    }
+    return brk;
+}
 static void precompiled(const tk_norm *nm, const char *s, size_t n, tk_buf *out) {
     size_t i = 0;
     while (i < n) {
@@ -229,7 +260,7 @@ static void precompiled(const tk_norm *nm, const char *s, size_t n, tk_buf *out)
         while (j < n) {
             uint32_t c2;
             int l = tk_utf8_dec((const unsigned char *)s + j, n - j, &c2);
-            if (utf8proc_grapheme_break_stateful((utf8proc_int32_t)c1, (utf8proc_int32_t)c2, &state)) break;
+            if (grapheme_break(c1, c2, &state)) break;
             c1 = c2;
             j += (size_t)l;
         }
@@ -274,8 +305,7 @@ static int apply1(const tk_norm *nm, const char *s, size_t n, tk_buf *out, mt_er
     case TK_N_STRIPACC:
         for (size_t i = 0; i < n;) {
             uint32_t cp; int l = tk_utf8_dec(u + i, n - i, &cp);
-            int k = utf8proc_category((utf8proc_int32_t)cp); /* General_Category=Mark */
-            if (k < UTF8PROC_CATEGORY_MN || k > UTF8PROC_CATEGORY_ME) tk_buf_put(out, s + i, (size_t)l);
+            if (!tk_hf_is_mark(cp)) tk_buf_put(out, s + i, (size_t)l); /* General_Category=Mark */
             i += (size_t)l;
         }
         return MT_OK;
@@ -345,7 +375,7 @@ static int apply1(const tk_norm *nm, const char *s, size_t n, tk_buf *out, mt_er
             if (rc) { tk_buf_free(&a); tk_buf_free(&d); return rc; }
             for (size_t i = 0; i < d.n;) {
                 uint32_t cp; int l = tk_utf8_dec((const unsigned char *)d.p + i, d.n - i, &cp);
-                if (utf8proc_category((utf8proc_int32_t)cp) != UTF8PROC_CATEGORY_MN) tk_buf_put(&b, d.p + i, (size_t)l);
+                if (!tk_hf_is_mn_strip(cp)) tk_buf_put(&b, d.p + i, (size_t)l);
                 i += (size_t)l;
             }
             tk_buf_free(&d);
@@ -389,13 +419,12 @@ static int keeps_first(const tk_norm *nm, const char *s, size_t n) {
     if (!n) return 1;
     uint32_t cp;
     int l = tk_utf8_dec((const unsigned char *)s, n, &cp);
-    int k = utf8proc_category((utf8proc_int32_t)cp);
     switch (nm->type) {
     case TK_N_STRIP: return !(nm->left && tk_is_whitespace(cp));
-    case TK_N_STRIPACC: return k < UTF8PROC_CATEGORY_MN || k > UTF8PROC_CATEGORY_ME;
+    case TK_N_STRIPACC: return !tk_hf_is_mark(cp);
     case TK_N_BERT:
         if (nm->clean_text && (cp == 0 || cp == 0xFFFD || (!(cp == '\t' || cp == '\n' || cp == '\r') && is_other(cp)))) return 0;
-        if (nm->strip_accents && k == UTF8PROC_CATEGORY_MN) return 0;
+        if (nm->strip_accents && tk_hf_is_mn_strip(cp)) return 0;
         return 1;
     case TK_N_REPLACE: {
         size_t ms = 1, me = 0;

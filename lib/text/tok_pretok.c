@@ -5,7 +5,6 @@
  * buffer; components that rewrite text append the new text to that buffer. */
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 #include "text/tok_internal.h"
 
 static const char GPT2_RE[] =
@@ -259,12 +258,7 @@ static int literal_pieces(const char *pat, size_t plen, const char *buf, tk_spli
 
 static int pred_ws(const tk_pretok *p, uint32_t c) { (void)p; return tk_is_whitespace(c); }
 static int pred_bpunct(const tk_pretok *p, uint32_t c) { (void)p; return tk_is_bert_punct(c); }
-static int pred_digit(const tk_pretok *p, uint32_t c) {
-    (void)p;
-    if (c < 0x80) return c >= '0' && c <= '9';
-    int k = utf8proc_category((utf8proc_int32_t)c);
-    return k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO;
-}
+static int pred_digit(const tk_pretok *p, uint32_t c) { (void)p; return tk_hf_is_numeric(c); }
 static int pred_delim(const tk_pretok *p, uint32_t c) { return c == p->delim; }
 
 static int apply1(const tk_pretok *p, tk_buf *buf, tk_splits *in, tk_splits *out, pcre2_match_data **md,

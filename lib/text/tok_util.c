@@ -3,7 +3,6 @@
  * trie, the GPT-2 byte-level alphabet and PCRE2 regex helpers. */
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 #include "text/tok_internal.h"
 
 /* ---------------- small helpers ---------------- */
@@ -121,35 +120,6 @@ int tk_is_whitespace(uint32_t c) {
     return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
            c == 0x205F || c == 0x3000;
-}
-static int cat_of(uint32_t c) { return utf8proc_category((utf8proc_int32_t)c); }
-int tk_is_alnum(uint32_t c) {
-    if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
-    int k = cat_of(c);
-    return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) ||
-           (k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO);
-}
-/* Rust regex \w: Alphabetic | Mark | Decimal_Number | Connector_Punctuation | Join_Control
- * (Alphabetic approximated as letters, Nl and the letter-like symbols below) */
-int tk_is_word(uint32_t c) {
-    if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') || c == '_';
-    if (c == 0x200C || c == 0x200D) return 1;
-    if ((c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) ||
-        (c >= 0x1F170 && c <= 0x1F189))
-        return 1;
-    int k = cat_of(c);
-    return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) ||
-           (k >= UTF8PROC_CATEGORY_MN && k <= UTF8PROC_CATEGORY_ME) || k == UTF8PROC_CATEGORY_ND ||
-           k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_PC;
-}
-int tk_is_punct(uint32_t c) {
-    int k = cat_of(c);
-    return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
-}
-int tk_is_bert_punct(uint32_t c) {
-    if (c < 0x80) return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
-                         (c >= 123 && c <= 126);
-    return tk_is_punct(c);
 }
 
 /* ---------------- byte-level alphabet ---------------- */
@@ -285,20 +255,90 @@ int tk_trie_add(tk_trie *t, const char *s, size_t n, int32_t v) {
 }
 
 /* ---------------- regex ---------------- */
-/* Oniguruma's (and Rust's) \s is exactly the Unicode White_Space set; PCRE2's
- * UCP \s differs (e.g. U+180E), so \s and \S are spelled out. */
+/* tokenizer.json regexes are Oniguruma's; PCRE2 compiles them after these
+ * rewrites, which give the classes Oniguruma's members:
+ * - \s and \S: Oniguruma's (and Rust's) \s is exactly the Unicode White_Space
+ *   set; PCRE2's UCP \s differs (e.g. U+180E), so they are spelled out;
+ * - \p{X} / \pX (general categories), \d, \w and their negations: Oniguruma's
+ *   tables are of a later Unicode version than PCRE2's (unicode_hf.h), so the
+ *   code points it has beyond PCRE2 are added as ranges (and the few it lacks
+ *   excluded with a lookahead). Inside a bracket class the additions join the
+ *   class; a negated escape (\P{X}, \D, \W) inside brackets is left to PCRE2,
+ *   as are names not in the table (scripts, long names). */
 #define WS_SET "\\t\\n\\x0B\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
-static int rewrite_ws(const char *pat, size_t n, tk_buf *o) {
+
+static void put_ranges(tk_buf *o, const tk_urange *r, size_t n) {
+    char t[40];
+    for (size_t i = 0; i < n; i++) {
+        int k = r[i].lo == r[i].hi ? snprintf(t, sizeof t, "\\x{%X}", r[i].lo)
+                                   : snprintf(t, sizeof t, "\\x{%X}-\\x{%X}", r[i].lo, r[i].hi);
+        tk_buf_put(o, t, (size_t)k);
+    }
+}
+/* the items of class k inside brackets (Oniguruma's members, less k->del) */
+static void put_items(tk_buf *o, const tk_uclass *k) {
+    tk_buf_put(o, k->base, strlen(k->base));
+    put_ranges(o, k->add, k->nadd);
+}
+/* k (or its complement when neg) as a stand-alone atom */
+static void put_atom(tk_buf *o, const tk_uclass *k, int neg) {
+    if (!k->ndel) {
+        tk_buf_put(o, neg ? "[^" : "[", neg ? 2 : 1);
+        put_items(o, k);
+        tk_buf_putc(o, ']');
+    } else if (!neg) {
+        tk_buf_put(o, "(?:(?![", 7);
+        put_ranges(o, k->del, k->ndel);
+        tk_buf_put(o, "])[", 3);
+        put_items(o, k);
+        tk_buf_put(o, "])", 2);
+    } else {
+        tk_buf_put(o, "(?:[^", 5);
+        put_items(o, k);
+        tk_buf_put(o, "]|[", 3);
+        put_ranges(o, k->del, k->ndel);
+        tk_buf_put(o, "])", 2);
+    }
+}
+/* The class named by the escape at pat[i] == '\\' (\p{X}, \pX, \P.., \d, \D,
+ * \w, \W): its table entry, *neg, and *len, the escape's length; NULL if none. */
+static const tk_uclass *escape_class(const char *pat, size_t n, size_t i, int *neg, size_t *len) {
+    char d = pat[i + 1];
+    if (d == 'd' || d == 'D' || d == 'w' || d == 'W') {
+        *neg = d == 'D' || d == 'W';
+        *len = 2;
+        char nm = (char)(d | 32);
+        return tk_hf_regex_class(&nm, 1);
+    }
+    if ((d != 'p' && d != 'P') || i + 2 >= n) return NULL;
+    *neg = d == 'P';
+    if (pat[i + 2] != '{') { *len = 3; return tk_hf_regex_class(pat + i + 2, 1); }
+    const char *e = memchr(pat + i + 3, '}', n - (i + 3));
+    if (!e) return NULL;
+    size_t nl = (size_t)(e - (pat + i + 3));
+    *len = nl + 4;
+    if (nl && pat[i + 3] == '^') return NULL; /* \p{^X}: left to PCRE2 */
+    return tk_hf_regex_class(pat + i + 3, nl);
+}
+static int rewrite_classes(const char *pat, size_t n, tk_buf *o) {
     int in_class = 0;
     for (size_t i = 0; i < n; i++) {
         char c = pat[i];
         if (c == '\\' && i + 1 < n) {
             char d = pat[i + 1];
+            int neg = 0;
+            size_t len = 0;
+            const tk_uclass *k;
             if (d == 's') {
                 if (in_class) tk_buf_put(o, WS_SET, sizeof WS_SET - 1);
                 else { tk_buf_putc(o, '['); tk_buf_put(o, WS_SET, sizeof WS_SET - 1); tk_buf_putc(o, ']'); }
             } else if (d == 'S' && !in_class) {
                 tk_buf_put(o, "[^", 2); tk_buf_put(o, WS_SET, sizeof WS_SET - 1); tk_buf_putc(o, ']');
+            } else if ((k = escape_class(pat, n, i, &neg, &len)) && !(in_class && neg)) {
+                if (in_class) put_items(o, k);
+                else put_atom(o, k, neg);
+                i += len - 1;
+                continue;
             } else {
                 tk_buf_putc(o, c); tk_buf_putc(o, d);
             }
@@ -317,11 +357,10 @@ static int rewrite_ws(const char *pat, size_t n, tk_buf *o) {
     }
     return o->oom ? -1 : 0;
 }
-
 pcre2_code *tk_regex_compile(const char *pat, size_t n, mt_err *err) {
     int ec; PCRE2_SIZE eo;
     tk_buf rw = {0};
-    if (rewrite_ws(pat, n, &rw)) { tk_buf_free(&rw); mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); return NULL; }
+    if (rewrite_classes(pat, n, &rw)) { tk_buf_free(&rw); mt_seterr(err, MT_ENOMEM, "tokenizer: out of memory"); return NULL; }
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)(rw.p ? rw.p : ""), rw.n, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
     tk_buf_free(&rw);
     if (!re) {
