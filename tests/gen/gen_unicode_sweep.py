@@ -9,7 +9,8 @@ Unicode property each visible in the ids: a normalizer over an identity
 byte-level BPE (ids = the UTF-8 bytes of the normalized text; the normal forms
 between a combining class 240 and a class 1 mark, so that a non-zero class
 shows), or a pre-tokenizer / regex Split over a WordLevel vocabulary {x, [UNK]}
-(the split shows). tests/unit/test_unicode_sweep.c runs lib/text/tokenizer over
+(the split shows); and probe_xlmr_graphemes, xlmr after U+00AA (the grapheme
+clusters of its charsmap show). tests/unit/test_unicode_sweep.c runs lib/text/tokenizer over
 the same inputs and compares id for id.
 
 The sweep checks the Unicode tables the tokenizer consults (general categories
@@ -28,9 +29,7 @@ File layout (one zstd frame):
   for each position i varint(zigzag(ids[i] - prev[i])) (prev[i] = 0 past the
   previous list's end). Varints are LEB128 (7 bits a byte, low first).
 Usage: python3 tests/gen/gen_unicode_sweep.py [name ...]   (default: all)"""
-import base64
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -119,19 +118,16 @@ MARKS = ("x\u0345", "\u0334x")  # combining classes 240 and 1 around c
 
 
 def probes(real):
-    """name -> (tokenizer, pre, post)"""
+    """name -> (tokenizer or the name of a real one, pre, post)"""
     pt = pre_tokenizers
     out = {}
     for f in ("NFD", "NFKD", "NFC", "NFKC"):
         out["nf_" + f.lower()] = (byte_probe(getattr(normalizers, f)()),) + MARKS
     out["lowercase"] = (byte_probe(normalizers.Lowercase()), "x", "x")
-    # the SentencePiece charsmap of xlmr after U+00AA (mapped to "a"): a grapheme
+    # xlmr itself after U+00AA, which its SentencePiece charsmap maps to "a": a grapheme
     # cluster shorter than 6 bytes that starts with a mapped character is replaced
     # whole, so the cluster rules show for code points of up to 3 bytes
-    xlmr = json.loads(zread(os.path.join(DATA, "xlmr", "tokenizer.json.zst")))
-    pc = [n for n in xlmr["normalizer"]["normalizers"] if n["type"] == "Precompiled"][0]
-    out["precompiled"] = (byte_probe(normalizers.Precompiled(base64.b64decode(pc["precompiled_charsmap"]))),
-                          "\u00aa", "x")
+    out["xlmr_graphemes"] = ("xlmr", "\u00aa", "x")
     out["strip_accents"] = (byte_probe(normalizers.StripAccents()), "x", "x")
     out["bert_normalizer"] = (byte_probe(normalizers.BertNormalizer()), "x", "x")
     out["punctuation"] = (split_probe(pt.Punctuation()), "x", "x")
@@ -175,7 +171,11 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     cps = code_points()
     for name in names:
-        if name.startswith("probe_"):
+        if name.startswith("probe_") and isinstance(pr[name[6:]][0], str):
+            real_name, pre, post = pr[name[6:]]
+            json_rel = "%s/tokenizer.json.zst" % real_name
+            tok = Tokenizer.from_str(zread(os.path.join(DATA, json_rel)).decode("utf-8"))
+        elif name.startswith("probe_"):
             tok, pre, post = pr[name[6:]]
             json_rel = "unicode/%s.json.zst" % name
             zwrite(os.path.join(DATA, json_rel), tok.to_str().encode("utf-8"))
