@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "core/sig.h"
 #include "convert/gguf.h"
+#include "convert/gguf_import.h"
 #include "convert/inspect.h"
 #include "io/hub.h"
 
@@ -19,8 +20,9 @@ static const char usage[] =
     "                 [--dtype float16|bfloat16|float32] [--quant-predicate RECIPE] [--skip REGEX]\n"
     "                 [--gpu-rules] [-d]\n"
     "       mlx-quant dequantize -m SRC -o DST [--dtype T]\n"
-    "       mlx-quant inspect DIR [--against SRC] [--worst N] [--json]\n"
+    "       mlx-quant inspect DIR [--against SRC|FILE.gguf] [--worst N] [--json]\n"
     "       mlx-quant export-gguf -m DIR -o FILE.gguf [--type f32|f16|q8_0|q4_0|q4_1]   (llama family)\n"
+    "       mlx-quant import-gguf -i FILE.gguf -o DIR [--dtype T] [-q [--bits B] [--group-size G]]\n"
     "\n"
     "convert writes what `python -m mlx_lm convert` writes, byte for byte (tensors, config.json,\n"
     "index, shards of at most 5 GiB).  SRC is a folder or a Hugging Face repo id (HF cache).\n"
@@ -162,8 +164,12 @@ static int cmd_inspect(int argc, char **argv) {
     if (optind + 1 != argc) return die_usage("inspect needs exactly one DIR");
     mt_err err = {0};
     char *dir = resolve_model(argv[optind], 1, &err), *src = NULL;
-    if (dir && against) src = resolve_model(against, 1, &err);
-    int rc = (!dir || (against && !src)) ? MT_EIO : mt_inspect(stdout, dir, src, worst, json, &err);
+    /* a GGUF file: how the folder holds its tensors (import-gguf) */
+    int gguf = against && mt_file_exists(against) && !mt_is_dir(against);
+    if (dir && against && !gguf) src = resolve_model(against, 1, &err);
+    int rc = !dir || (against && !gguf && !src) ? MT_EIO
+             : gguf                             ? mt_inspect_gguf(stdout, dir, against, json, &err)
+                                                : mt_inspect(stdout, dir, src, worst, json, &err);
     free(dir);
     free(src);
     if (rc) {
@@ -202,9 +208,60 @@ static int cmd_gguf(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_import(int argc, char **argv) {
+    enum { O_BITS = 256, O_GS, O_DTYPE, O_QUIET };
+    static const struct option lo[] = {
+        {"input", 1, 0, 'i'},      {"output", 1, 0, 'o'},     {"quantize", 0, 0, 'q'}, {"bits", 1, 0, O_BITS},
+        {"q-bits", 1, 0, O_BITS},  {"group-size", 1, 0, O_GS}, {"q-group-size", 1, 0, O_GS},
+        {"dtype", 1, 0, O_DTYPE},  {"threads", 1, 0, 't'},    {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    mt_import_gguf_opts o = {0};
+    int quiet = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:o:qt:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'i': o.src = optarg; break;
+        case 'o': o.dst = optarg; break;
+        case 'q': o.quantize = 1; break;
+        case O_BITS: o.bits = atoi(optarg); break;
+        case O_GS: o.group_size = atoi(optarg); break;
+        case O_DTYPE: o.dtype = optarg; break;
+        case O_QUIET: quiet = 1; break;
+        case 't': {
+            double v;
+            if (mt_cli_number(stderr, "mlx-quant", "--threads", optarg, 1, 256, &v)) return die_usage(NULL);
+            o.threads = (int)v;
+            break;
+        }
+        case 'h': fputs(usage, stdout); return 0;
+        default: return die_usage(NULL);
+        }
+    }
+    if (optind < argc) return die_usage("unexpected argument");
+    if (!o.src || !o.dst) return die_usage("import-gguf needs -i FILE.gguf -o DIR");
+    if ((o.bits || o.group_size) && !o.quantize) return die_usage("--bits and --group-size need -q");
+    if (o.dtype) {
+        if (!strcmp(o.dtype, "f16") || !strcmp(o.dtype, "fp16")) o.dtype = "float16";
+        else if (!strcmp(o.dtype, "bf16")) o.dtype = "bfloat16";
+        else if (!strcmp(o.dtype, "f32") || !strcmp(o.dtype, "fp32")) o.dtype = "float32";
+        if (strcmp(o.dtype, "float16") && strcmp(o.dtype, "bfloat16") && strcmp(o.dtype, "float32"))
+            return die_usage("--dtype: float16, bfloat16 or float32");
+    }
+    mt_progress_bar bar = {0};
+    bar.f = stderr;
+    if (!quiet && isatty(2)) o.progress = mt_progress_bar_cb, o.progress_user = &bar;
+    mt_err err = {0};
+    int rc = mt_import_gguf(&o, &err);
+    if (rc) {
+        fprintf(stderr, "mlx-quant: %s\n", err.msg);
+        return rc == MT_EUSAGE ? MT_EXIT_USAGE : MT_EXIT_FATAL;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     mt_sig_install("mlx-quant");
-    if (argc < 2) return die_usage("a subcommand is required (convert, dequantize, inspect)");
+    if (argc < 2) return die_usage("a subcommand is required (convert, dequantize, inspect, export-gguf, import-gguf)");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         fputs(usage, stdout);
@@ -218,5 +275,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dequantize")) return cmd_convert(argc - 1, argv + 1, 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "export-gguf")) return cmd_gguf(argc - 1, argv + 1);
+    if (!strcmp(cmd, "import-gguf")) return cmd_import(argc - 1, argv + 1);
     return die_usage("unknown subcommand");
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert/gguf_import.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "tensor/quant.h"
@@ -227,6 +228,120 @@ int mt_inspect(FILE *out, const char *dir, const char *against, int worst, int j
     free(tv), free(le), free(paths);
     mt_safetensors_free(st);
     mt_safetensors_free(ref);
+    mt_config_free(cfg);
+    return rc;
+}
+
+/* ---------------- against a GGUF file ---------------- */
+
+int mt_inspect_gguf(FILE *out, const char *dir, const char *gguf, int json, mt_err *err) {
+    mt_safetensors *st = NULL;
+    mt_config *cfg = NULL;
+    mt_gguf *g = NULL;
+    int rc = mt_safetensors_open_dir(&st, dir, err);
+    if (!rc) rc = mt_config_load(&cfg, dir, err);
+    if (!rc) rc = mt_gguf_open(&g, gguf, err);
+    size_t n = st ? mt_safetensors_count(st) : 0, nexact = 0, ncmp = 0;
+    const mt_tensor_view **tv = malloc((n ? n : 1) * sizeof *tv);
+    if (!rc && !tv) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) tv[i] = mt_safetensors_at(st, i);
+    if (!rc) qsort(tv, n, sizeof *tv, cmp_name);
+    if (!rc && !json) fprintf(out, "%-56s %-14s %-8s %12s\n", "tensor", "stored", "gguf", "max_abs");
+    for (size_t i = 0; i < n && !rc; i++) {
+        const mt_tensor_view *t = tv[i];
+        size_t l = strlen(t->name);
+        if (l > 7 && (!strcmp(t->name + l - 7, ".scales") || !strcmp(t->name + l - 7, ".biases"))) continue;
+        char path[1024], stored[32];
+        int q = quant_path(st, t->name, path, sizeof path);
+        float *mine = NULL, *ref = NULL;
+        size_t m = 0, rn = 0;
+        if (q) {
+            int isq = 0;
+            mt_quant_params qp;
+            if ((rc = mt_config_quant_for(cfg, st, path, &isq, &qp, err))) break;
+            if (!isq || qp.mode != MT_QMODE_AFFINE) {
+                rc = mt_seterr(err, MT_EUNSUPPORTED, "%s: only affine quantization is inspected", path);
+                break;
+            }
+            char nm[1100];
+            snprintf(nm, sizeof nm, "%s.scales", path);
+            const mt_tensor_view *s = mt_safetensors_get(st, nm);
+            snprintf(nm, sizeof nm, "%s.biases", path);
+            const mt_tensor_view *b = mt_safetensors_get(st, nm);
+            if (!s || !b || t->dtype != MT_U32 || t->ndim < 1) {
+                rc = mt_seterr(err, MT_EFORMAT, "%s: incomplete quantized layer", path);
+                break;
+            }
+            size_t K = (size_t)t->shape[t->ndim - 1] * 32 / (size_t)qp.bits, rows = mt_tensor_numel(t) / (size_t)t->shape[t->ndim - 1];
+            size_t G = K / (size_t)qp.group_size, es = mt_dtype_size(s->dtype);
+            if (mt_tensor_numel(s) != rows * G || mt_tensor_numel(b) != rows * G) {
+                rc = mt_seterr(err, MT_EFORMAT, "%s: scales do not match bits %d group %d", path, qp.bits, qp.group_size);
+                break;
+            }
+            m = rows * K;
+            mine = malloc(m * sizeof *mine + 1);
+            uint32_t *row = malloc(K * (size_t)qp.bits / 8 + 4);
+            if (!mine || !row) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+            for (size_t r = 0; r < rows && !rc; r++) {
+                memcpy(row, (const uint8_t *)t->data + r * K * (size_t)qp.bits / 8, K * (size_t)qp.bits / 8);
+                rc = mt_dequantize_affine_row_f32(mine + r * K, row, (const uint8_t *)s->data + r * G * es,
+                                                  (const uint8_t *)b->data + r * G * es, s->dtype, K, qp.bits, qp.group_size, err);
+            }
+            free(row);
+            snprintf(stored, sizeof stored, "%d-bit g%d", qp.bits, qp.group_size);
+        } else {
+            m = mt_tensor_numel(t);
+            mine = malloc(m * sizeof *mine + 1);
+            if (!mine) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+            else mt_convert_to_f32(mine, t->data, t->dtype, m);
+            snprintf(stored, sizeof stored, "%s", mt_dtype_name(t->dtype));
+        }
+        if (rc) {
+            free(mine);
+            break;
+        }
+        const mt_gguf_tensor *src = NULL;
+        mt_err e2 = {0};
+        int r2 = mt_gguf_hf_tensor(g, t->name, &ref, &rn, &src, &e2);
+        if (r2 == MT_ENOTFOUND) {
+            if (json) fprintf(out, "{\"tensor\": \"%s\", \"stored\": \"%s\", \"gguf\": null}\n", t->name, stored);
+            else fprintf(out, "%-56s %-14s %-8s %12s\n", t->name, stored, "-", "not in GGUF");
+            free(mine);
+            ncmp++;
+            continue;
+        }
+        if (r2) {
+            free(mine);
+            rc = r2;
+            *err = e2;
+            break;
+        }
+        double mx = 0;
+        int exact = rn == m;
+        if (rn != m) mx = INFINITY;
+        for (size_t k = 0; k < m && rn == m; k++) {
+            if (mine[k] == ref[k] || (isnan(mine[k]) && isnan(ref[k]))) continue;
+            exact = 0;
+            double d = fabs((double)mine[k] - (double)ref[k]);
+            if (!(d <= mx)) mx = d;
+        }
+        ncmp++;
+        nexact += exact;
+        const char *gt = mt_ggml_type_name(src->type);
+        if (json)
+            fprintf(out, "{\"tensor\": \"%s\", \"stored\": \"%s\", \"gguf\": \"%s\", \"max_abs\": %.6g, \"exact\": %s}\n",
+                    t->name, stored, gt, mx, exact ? "true" : "false");
+        else if (exact) fprintf(out, "%-56s %-14s %-8s %12s\n", t->name, stored, gt, "exact");
+        else fprintf(out, "%-56s %-14s %-8s %12.6g\n", t->name, stored, gt, mx);
+        free(mine), free(ref);
+    }
+    if (!rc) {
+        if (json) fprintf(out, "{\"lossless\": %zu, \"tensors\": %zu}\n", nexact, ncmp);
+        else fprintf(out, "lossless: %zu of %zu tensors hold the GGUF's values exactly\n", nexact, ncmp);
+    }
+    free(tv);
+    mt_gguf_free(g);
+    mt_safetensors_free(st);
     mt_config_free(cfg);
     return rc;
 }

@@ -24,4 +24,13 @@ void mt_qerr_compute(const float *deq, const float *ref, size_t n, mt_qerr *e);
  * Errors: those of the readers; MT_EFORMAT for inconsistent quantized layers. */
 int mt_inspect(FILE *out, const char *dir, const char *against, int worst, int json, mt_err *err);
 
+/* How dir (made by import-gguf) holds the tensors of the GGUF file at gguf:
+ * per tensor, how it is stored, the GGUF type and the largest difference
+ * between the floats MLX computes from dir (s*q + b in float32 for affine
+ * layers, the stored value for dense ones) and ggml's dequantization of the
+ * GGUF tensor (q/k rows un-permuted); then "lossless: N of M tensors hold the
+ * GGUF's values exactly" (JSON lines with json).  A dir tensor with no GGUF
+ * counterpart, or the reverse, is listed as such.  Errors: the readers'. */
+int mt_inspect_gguf(FILE *out, const char *dir, const char *gguf, int json, mt_err *err);
+
 #endif

@@ -1,0 +1,709 @@
+/* gguf_import.c - GGUF -> mlx-community folder (see gguf_import.h): the
+ * architecture table (GGUF names -> HF names, what convert_hf_to_gguf.py did
+ * that must be undone), config.json from the metadata, the tensor plan and
+ * the writer. */
+#include "convert/gguf_import.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "convert/convert.h"
+#include "core/file.h"
+#include "io/st_write.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
+
+/* ---------------- architectures ---------------- */
+
+/* GGUF tensor name inside a block (blk.N.<gg>) -> HF module path inside a layer. */
+typedef struct lname {
+    const char *gg, *hf;
+} lname;
+
+static const lname llama_layer[] = {
+    {"attn_norm", "input_layernorm"},         {"ffn_norm", "post_attention_layernorm"},
+    {"attn_q", "self_attn.q_proj"},           {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},           {"attn_output", "self_attn.o_proj"},
+    {"attn_q_norm", "self_attn.q_norm"},      {"attn_k_norm", "self_attn.k_norm"},
+    {"ffn_gate", "mlp.gate_proj"},            {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},            {NULL, NULL}};
+
+typedef struct arch {
+    const char *gguf;         /* general.architecture */
+    const char *model_type;   /* config.json model_type */
+    const char *hf_class;     /* config.json architectures[0] */
+    int permute_qk;           /* convert_hf_to_gguf permuted q/k rows (LlamaModel.permute) */
+    const lname *layer;
+} arch;
+
+static const arch arches[] = {
+    {"llama", "llama", "LlamaForCausalLM", 1, llama_layer},
+};
+
+/* HF name of a GGUF tensor name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight");
+ * 0 when the name is not one of the architecture's. */
+static int hf_name(const arch *a, const char *gg, char *out, size_t n) {
+    const char *dot = strrchr(gg, '.');
+    if (!dot || (strcmp(dot, ".weight") && strcmp(dot, ".bias"))) return 0;
+    size_t base = (size_t)(dot - gg);
+    static const lname top[] = {{"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++)
+        if (strlen(top[i].gg) == base && !strncmp(gg, top[i].gg, base)) return snprintf(out, n, "%s%s", top[i].hf, dot), 1;
+    unsigned layer;
+    int off = 0;
+    if (sscanf(gg, "blk.%u.%n", &layer, &off) != 1 || off <= 0 || (size_t)off >= base) return 0;
+    for (const lname *l = a->layer; l->gg; l++)
+        if (strlen(l->gg) == base - (size_t)off && !strncmp(gg + off, l->gg, base - (size_t)off))
+            return snprintf(out, n, "model.layers.%u.%s%s", layer, l->hf, dot), 1;
+    return 0;
+}
+
+/* ---------------- metadata ---------------- */
+
+double mt_gguf_f32_decimal(float f) {
+    if (!isfinite(f)) return f;
+    char buf[48];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return f;
+}
+
+typedef struct hp {
+    const mt_gguf *g;
+    const char *arch;
+    mt_err *err;
+} hp;
+
+/* {arch}.key as an integer; def when absent (def < 0: required). */
+static int hp_int(hp *h, const char *key, int64_t def, int64_t *out) {
+    char k[256];
+    snprintf(k, sizeof k, "%s.%s", h->arch, key);
+    const mt_gguf_kv *kv = mt_gguf_find(h->g, k);
+    if (!kv) {
+        if (def < 0) return mt_seterr(h->err, MT_EFORMAT, "GGUF: %s is missing", k);
+        *out = def;
+        return MT_OK;
+    }
+    if (kv->type == MT_GV_ARR)
+        return mt_seterr(h->err, MT_EUNSUPPORTED, "GGUF: %s varies per layer, which is not supported", k);
+    return mt_gguf_int(kv, out, h->err);
+}
+
+static int hp_float(hp *h, const char *key, double def, double *out, int *present) {
+    char k[256];
+    snprintf(k, sizeof k, "%s.%s", h->arch, key);
+    const mt_gguf_kv *kv = mt_gguf_find(h->g, k);
+    if (present) *present = kv != NULL;
+    if (!kv) {
+        *out = def;
+        return MT_OK;
+    }
+    MT_TRY(mt_gguf_float(kv, out, h->err));
+    if (kv->type == MT_GV_F32) *out = mt_gguf_f32_decimal((float)*out);
+    return MT_OK;
+}
+
+static json_t *jnum(double d) { return json_real(d); }
+
+/* config.json of a llama-like decoder from the GGUF hyper-parameters. */
+static int make_config(const mt_gguf *g, const arch *a, size_t vocab, int tied, int attn_bias, int mlp_bias,
+                       json_t **out, mt_err *err) {
+    hp h = {g, a->gguf, err};
+    int64_t L, H, I, NH, NKV, ctx, kl = 0, rot = 0, swa = 0;
+    double eps, theta, factor;
+    int has_scale;
+    MT_TRY(hp_int(&h, "block_count", -1, &L));
+    MT_TRY(hp_int(&h, "embedding_length", -1, &H));
+    MT_TRY(hp_int(&h, "feed_forward_length", -1, &I));
+    MT_TRY(hp_int(&h, "attention.head_count", -1, &NH));
+    MT_TRY(hp_int(&h, "attention.head_count_kv", NH, &NKV));
+    MT_TRY(hp_int(&h, "context_length", 2048, &ctx));
+    MT_TRY(hp_int(&h, "attention.key_length", 0, &kl));
+    MT_TRY(hp_int(&h, "rope.dimension_count", 0, &rot));
+    MT_TRY(hp_int(&h, "attention.sliding_window", 0, &swa));
+    MT_TRY(hp_float(&h, "attention.layer_norm_rms_epsilon", 1e-5, &eps, NULL));
+    MT_TRY(hp_float(&h, "rope.freq_base", 10000.0, &theta, NULL));
+    if (L <= 0 || H <= 0 || I <= 0 || NH <= 0 || NKV <= 0 || H % NH || NH % NKV || L > 100000 || H > (1 << 20))
+        return mt_seterr(err, MT_EFORMAT, "GGUF: inconsistent dimensions (blocks %lld, width %lld, heads %lld/%lld)",
+                         (long long)L, (long long)H, (long long)NH, (long long)NKV);
+    int64_t hd = kl ? kl : H / NH;
+    if (rot && rot != hd)
+        return mt_seterr(err, MT_EUNSUPPORTED, "GGUF: partial rotary embeddings (%lld of %lld dimensions) are not supported for %s",
+                         (long long)rot, (long long)hd, a->gguf);
+    json_t *c = json_object();
+    json_object_set_new(c, "architectures", json_pack("[s]", a->hf_class));
+    json_object_set_new(c, "model_type", json_string(a->model_type));
+    json_object_set_new(c, "hidden_size", json_integer(H));
+    json_object_set_new(c, "intermediate_size", json_integer(I));
+    json_object_set_new(c, "num_hidden_layers", json_integer(L));
+    json_object_set_new(c, "num_attention_heads", json_integer(NH));
+    json_object_set_new(c, "num_key_value_heads", json_integer(NKV));
+    if (kl) json_object_set_new(c, "head_dim", json_integer(kl));
+    json_object_set_new(c, "max_position_embeddings", json_integer(ctx));
+    json_object_set_new(c, "rms_norm_eps", jnum(eps));
+    json_object_set_new(c, "rope_theta", jnum(theta));
+    json_object_set_new(c, "vocab_size", json_integer((json_int_t)vocab));
+    json_object_set_new(c, "tie_word_embeddings", json_boolean(tied));
+    json_object_set_new(c, "hidden_act", json_string("silu"));
+    json_object_set_new(c, "attention_bias", json_boolean(attn_bias));
+    json_object_set_new(c, "mlp_bias", json_boolean(mlp_bias));
+    if (swa) json_object_set_new(c, "sliding_window", json_integer(swa));
+    /* rope scaling */
+    char k[256];
+    snprintf(k, sizeof k, "%s.rope.scaling.type", a->gguf);
+    const char *st = NULL;
+    size_t sl = 0;
+    mt_gguf_str(mt_gguf_find(g, k), &st, &sl, NULL);
+    if (hp_float(&h, "rope.scaling.factor", 0, &factor, &has_scale)) goto fail;
+    if (!st && has_scale && factor > 0) st = "linear", sl = 6;
+    if (st && !(sl == 4 && !memcmp(st, "none", 4))) {
+        if (sl == 6 && !memcmp(st, "linear", 6)) {
+            json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:o}", "type", "linear", "factor", jnum(factor)));
+        } else if (sl == 4 && !memcmp(st, "yarn", 4)) {
+            int64_t orig;
+            if (hp_int(&h, "rope.scaling.original_context_length", ctx, &orig)) goto fail;
+            json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:o, s:I}", "type", "yarn", "factor", jnum(factor),
+                                                             "original_max_position_embeddings", (json_int_t)orig));
+        } else {
+            json_decref(c);
+            return mt_seterr(err, MT_EUNSUPPORTED, "GGUF: rope scaling '%.*s' is not supported", (int)(sl > 32 ? 32 : sl), st);
+        }
+    }
+    /* special token ids as the HF config carries them */
+    static const struct {
+        const char *gk, *ck;
+    } ids[] = {{"tokenizer.ggml.bos_token_id", "bos_token_id"},
+               {"tokenizer.ggml.eos_token_id", "eos_token_id"},
+               {"tokenizer.ggml.padding_token_id", "pad_token_id"}};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        int64_t v;
+        if (!mt_gguf_int(mt_gguf_find(g, ids[i].gk), &v, NULL) && v >= 0) json_object_set_new(c, ids[i].ck, json_integer(v));
+    }
+    *out = c;
+    return MT_OK;
+fail:
+    json_decref(c);
+    return err ? err->code : MT_EFORMAT;
+}
+
+/* ---------------- plan ---------------- */
+
+enum { K_DENSE, K_AW, K_AS, K_AB };
+
+typedef struct ot {
+    char *name;
+    mt_st_entry e;
+    int kind;
+    const mt_gguf_tensor *src;
+    mt_dtype dt;               /* K_DENSE output type */
+    size_t rows, K;            /* source rows (elements / ne[0]) and row length */
+    int bits;                  /* K_A*: 4, 5 or 8 */
+    int heads;                 /* undo the q/k permutation with this many heads (0 = none) */
+} ot;
+
+typedef struct im {
+    const mt_import_gguf_opts *o;
+    mt_gguf *g;
+    const arch *a;
+    ot *out;
+    size_t nout;
+    /* one converted tensor kept for its three entries */
+    const mt_gguf_tensor *cached;
+    uint32_t *cw;
+    uint16_t *cs, *cb;
+    uint64_t done, total;
+} im;
+
+/* Source row of HF row r of a permuted q/k tensor: HF rows (h, j, i) are
+ * GGUF rows (h, i, j), j in {0, 1} (convert_hf_to_gguf's permute). */
+static size_t src_row(const ot *t, size_t r) {
+    if (!t->heads) return r;
+    size_t per = t->rows / (size_t)t->heads, half = per / 2, h = r / per, k = r % per;
+    return h * per + (k % half) * 2 + k / half;
+}
+
+static const char *dtype_str(mt_dtype d) {
+    return d == MT_F32 ? "float32" : d == MT_BF16 ? "bfloat16" : "float16";
+}
+
+static int push(im *c, size_t *cap, const ot *t, mt_err *err) {
+    if (c->nout == *cap) {
+        size_t n = *cap ? *cap * 2 : 256;
+        ot *q = realloc(c->out, n * sizeof *q);
+        if (!q) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        c->out = q, *cap = n;
+    }
+    c->out[c->nout++] = *t;
+    return MT_OK;
+}
+
+static int cmp_ot(const void *a, const void *b, void *ctx) {
+    return mt_convert_name_cmp(((const ot *)a)->name, ((const ot *)b)->name, ctx);
+}
+
+/* ---------------- fill ---------------- */
+
+static int fill_dense(const ot *t, uint8_t *dst, mt_err *err) {
+    const mt_gguf_tensor *s = t->src;
+    size_t es = mt_dtype_size(t->dt), K = t->K;
+    uint32_t st = s->type;
+    size_t src_es = st == MT_GT_F32 ? 4 : (st == MT_GT_F16 || st == MT_GT_BF16) ? 2 : 0;
+    int same = (st == MT_GT_F32 && t->dt == MT_F32) || (st == MT_GT_F16 && t->dt == MT_F16) || (st == MT_GT_BF16 && t->dt == MT_BF16);
+    size_t rowb = s->nbytes / (t->rows ? t->rows : 1);
+    if (s->ndim == 1 && t->heads) {
+        /* a permuted bias: its elements are the rows */
+        float *x = malloc(K * sizeof *x + 1);
+        if (!x) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        int rc = mt_ggml_dequantize(st, s->data, x, K, err);
+        ot row = *t;
+        row.rows = K;
+        for (size_t r = 0; r < K && !rc; r++) mt_convert_from_f32(dst + r * es, x + src_row(&row, r), t->dt, 1);
+        free(x);
+        return rc;
+    }
+    float *x = same ? NULL : malloc(K * sizeof *x + 1);
+    if (!same && !x) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    int rc = MT_OK;
+    for (size_t r = 0; r < t->rows && !rc; r++) {
+        const uint8_t *sp = s->data + src_row(t, r) * rowb;
+        if (same) memcpy(dst + r * K * es, sp, K * src_es);
+        else if (!(rc = mt_ggml_dequantize(st, sp, x, K, err))) mt_convert_from_f32(dst + r * K * es, x, t->dt, K);
+    }
+    free(x);
+    return rc;
+}
+
+static int convert_affine(im *c, const ot *t, mt_err *err) {
+    if (c->cached == t->src) return MT_OK;
+    free(c->cw), free(c->cs), free(c->cb);
+    c->cached = NULL;
+    size_t words = t->K * (size_t)t->bits / 32, G = t->K / 32;
+    c->cw = malloc(t->rows * words * 4 + 4);
+    c->cs = malloc(t->rows * G * 2 + 2);
+    c->cb = malloc(t->rows * G * 2 + 2);
+    if (!c->cw || !c->cs || !c->cb) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t rowb = t->src->nbytes / t->rows;
+    for (size_t r = 0; r < t->rows; r++)
+        if (!mt_ggml_to_affine(t->src->type, t->src->data + src_row(t, r) * rowb, 1, t->K, c->cw + r * words,
+                               c->cs + r * G, c->cb + r * G))
+            return mt_seterr(err, MT_EFORMAT, "%s: not exactly representable (checked before)", t->src->name);
+    c->cached = t->src;
+    return MT_OK;
+}
+
+typedef struct shard_ctx {
+    im *c;
+    size_t first;
+} shard_ctx;
+
+static int fill(void *user, size_t idx, void *dst, mt_err *err) {
+    shard_ctx *sc = user;
+    im *c = sc->c;
+    const ot *t = &c->out[sc->first + idx];
+    int rc;
+    switch (t->kind) {
+    case K_DENSE: rc = fill_dense(t, dst, err); break;
+    case K_AW:
+        if (!(rc = convert_affine(c, t, err))) memcpy(dst, c->cw, t->e.nbytes);
+        break;
+    case K_AS:
+        if (!(rc = convert_affine(c, t, err))) memcpy(dst, c->cs, t->e.nbytes);
+        break;
+    default:
+        if (!(rc = convert_affine(c, t, err))) memcpy(dst, c->cb, t->e.nbytes);
+        break;
+    }
+    if (rc) return mt_preferr(err, "%s", t->src->name);
+    c->done += t->e.nbytes;
+    if (c->o->progress) c->o->progress(c->o->progress_user, "model.safetensors", c->done, c->total);
+    return MT_OK;
+}
+
+/* ---------------- files ---------------- */
+
+static int write_text(const char *dir, const char *name, const char *text, size_t n, mt_err *err) {
+    char *p = mt_path_join(dir, name);
+    if (!p) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    FILE *f = fopen(p, "wb");
+    int rc = MT_OK;
+    if (!f || fwrite(text, 1, n, f) != n) rc = mt_seterr(err, MT_EIO, "%s: cannot write", p);
+    if (f && fclose(f) != 0 && !rc) rc = mt_seterr(err, MT_EIO, "%s: cannot write", p);
+    free(p);
+    return rc;
+}
+
+static int write_json(const char *dir, const char *name, json_t *j, int py, mt_err *err) {
+    char *txt = NULL;
+    size_t len = 0;
+    int rc = MT_OK;
+    if (py) rc = mt_pyjson_dump(j, 1, &txt, &len, err);
+    else {
+        txt = json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+        if (!txt) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        else len = strlen(txt);
+    }
+    if (!rc) rc = write_text(dir, name, txt, len, err);
+    free(txt);
+    return rc;
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static int write_weights(im *c, const char *dir, mt_err *err) {
+    const uint64_t maxb = (uint64_t)5 << 30;
+    size_t *start = malloc((c->nout + 2) * sizeof *start);
+    if (!start) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t ns = 0;
+    uint64_t cur = 0, total = 0, params = 0;
+    for (size_t i = 0; i < c->nout; i++) {
+        const ot *t = &c->out[i];
+        if (ns == 0 || cur + t->e.nbytes > maxb) start[ns++] = i, cur = 0;
+        cur += t->e.nbytes;
+        total += t->e.nbytes;
+        if (t->kind == K_AW) params += (uint64_t)t->rows * t->K;
+        else if (t->kind == K_DENSE) params += t->e.nbytes / mt_dtype_size(t->e.dtype);
+    }
+    start[ns] = c->nout;
+    c->total = total;
+    json_t *wm = json_object();
+    int rc = MT_OK;
+    for (size_t s = 0; s < ns && !rc; s++) {
+        char fname[64];
+        if (ns > 1) snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, ns);
+        else snprintf(fname, sizeof fname, "model.safetensors");
+        size_t n = start[s + 1] - start[s];
+        mt_st_entry *ents = malloc((n ? n : 1) * sizeof *ents);
+        const char **names = malloc((n ? n : 1) * sizeof *names);
+        size_t *order = malloc((n ? n : 1) * sizeof *order);
+        if (!ents || !names || !order) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n && !rc; i++) {
+            ents[i] = c->out[start[s] + i].e;
+            names[i] = ents[i].name;
+            json_object_set_new(wm, names[i], json_string(fname));
+        }
+        if (!rc) rc = mt_st_mlx_order(names, n, order, err);
+        char *path = mt_path_join(dir, fname);
+        if (!rc && !path) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        shard_ctx sc = {c, start[s]};
+        static const char *const meta[] = {"format", "mlx"};
+        if (!rc) rc = mt_st_write(path, ents, n, order, meta, 1, fill, &sc, err);
+        free(path), free(ents), free(names), free(order);
+    }
+    free(start);
+    if (!rc) {
+        json_t *idx = json_object(), *sorted = json_object();
+        json_object_set_new(idx, "metadata", json_pack("{s:I, s:I}", "total_size", (json_int_t)total, "total_parameters", (json_int_t)params));
+        size_t nk = json_object_size(wm), k = 0;
+        const char **keys = malloc((nk ? nk : 1) * sizeof *keys);
+        const char *key;
+        json_t *v;
+        if (!keys) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        else {
+            json_object_foreach(wm, key, v) keys[k++] = key;
+            qsort(keys, nk, sizeof *keys, cmp_cstr);
+            for (k = 0; k < nk; k++) json_object_set(sorted, keys[k], json_object_get(wm, keys[k]));
+            json_object_set(idx, "weight_map", sorted);
+            char *txt;
+            size_t len;
+            rc = mt_pyjson_dump(idx, 0, &txt, &len, err);
+            if (!rc) {
+                rc = write_text(dir, "model.safetensors.index.json", txt, len, err);
+                free(txt);
+            }
+        }
+        free(keys);
+        json_decref(sorted);
+        json_decref(idx);
+    }
+    json_decref(wm);
+    return rc;
+}
+
+static int model_card(const mt_gguf *g, const char *src, const char *dir, mt_err *err) {
+    const char *lic = NULL, *base = strrchr(src, '/');
+    size_t ll = 0;
+    base = base ? base + 1 : src;
+    mt_gguf_str(mt_gguf_find(g, "general.license"), &lic, &ll, NULL);
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "---\n%s%.*s%slibrary_name: mlx\npipeline_tag: text-generation\ntags:\n- mlx\n---\n\n"
+                     "Imported from the GGUF file `%s` with `mlx-quant import-gguf`.\n",
+                     lic ? "license: " : "", lic && ll < 64 ? (int)ll : 0, lic ? lic : "", lic ? "\n" : "", base);
+    if (n < 0 || (size_t)n >= sizeof buf) n = (int)strlen(buf);
+    return write_text(dir, "README.md", buf, (size_t)n, err);
+}
+
+/* The architecture entry of g; MT_EUNSUPPORTED naming it (and the supported
+ * ones) when the table has none. */
+static int arch_of(const mt_gguf *g, const char *label, const arch **out, mt_err *err) {
+    const char *an;
+    size_t al;
+    int rc = mt_gguf_str(mt_gguf_find(g, "general.architecture"), &an, &al, err);
+    if (rc == MT_ENOTFOUND) return mt_seterr(err, MT_EFORMAT, "%s: general.architecture is missing", label);
+    if (rc) return rc;
+    for (size_t i = 0; i < sizeof arches / sizeof *arches; i++)
+        if (strlen(arches[i].gguf) == al && !memcmp(arches[i].gguf, an, al)) {
+            *out = &arches[i];
+            return MT_OK;
+        }
+    char list[256] = "";
+    for (size_t i = 0; i < sizeof arches / sizeof *arches; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", arches[i].gguf);
+    return mt_seterr(err, MT_EUNSUPPORTED, "%s: GGUF architecture '%.*s' is not supported (supported: %s)", label,
+                     (int)(al > 64 ? 64 : al), an, list);
+}
+
+/* Heads to un-permute GGUF tensor s with (0 = none). */
+static int64_t perm_heads(const mt_gguf *g, const arch *a, const mt_gguf_tensor *s) {
+    if (!a->permute_qk) return 0;
+    int is_q = strstr(s->name, ".attn_q.") != NULL, is_k = strstr(s->name, ".attn_k.") != NULL;
+    if (!is_q && !is_k) return 0;
+    int64_t NH = 0, NKV = 0;
+    char k[256];
+    snprintf(k, sizeof k, "%s.attention.head_count", a->gguf);
+    mt_gguf_int(mt_gguf_find(g, k), &NH, NULL);
+    snprintf(k, sizeof k, "%s.attention.head_count_kv", a->gguf);
+    if (mt_gguf_int(mt_gguf_find(g, k), &NKV, NULL)) NKV = NH;
+    return is_q ? NH : NKV;
+}
+
+int mt_gguf_hf_tensor(const mt_gguf *g, const char *hf, float **out, size_t *n, const mt_gguf_tensor **src,
+                      mt_err *err) {
+    const arch *a;
+    *out = NULL;
+    MT_TRY(arch_of(g, "GGUF", &a, err));
+    const mt_gguf_tensor *s = NULL;
+    for (size_t i = 0; i < mt_gguf_tensor_count(g) && !s; i++) {
+        char name[300];
+        const mt_gguf_tensor *t = mt_gguf_tensor_at(g, i);
+        if (hf_name(a, t->name, name, sizeof name) && !strcmp(name, hf)) s = t;
+    }
+    if (!s) return mt_seterr(err, MT_ENOTFOUND, "GGUF: no tensor for %s", hf);
+    if (src) *src = s;
+    size_t ne = (size_t)s->nelem, K = (size_t)s->ne[0];
+    float *x = malloc(ne * sizeof *x + 1), *y = NULL;
+    if (!x) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    int rc = mt_ggml_dequantize(s->type, s->data, x, ne, err);
+    int64_t heads = perm_heads(g, a, s);
+    if (!rc && heads > 0) {
+        ot t = {0};
+        t.heads = (int)heads;
+        size_t unit = s->ndim == 1 ? 1 : K;
+        t.rows = ne / unit;
+        if (t.rows % (2 * (size_t)heads)) rc = mt_seterr(err, MT_EFORMAT, "GGUF: %s: rows do not split into %lld heads", s->name, (long long)heads);
+        else if (!(y = malloc(ne * sizeof *y + 1))) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t r = 0; !rc && r < t.rows; r++) memcpy(y + r * unit, x + src_row(&t, r) * unit, unit * sizeof *y);
+        if (!rc) {
+            free(x);
+            x = y;
+        }
+    }
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    *out = x;
+    *n = ne;
+    return MT_OK;
+}
+
+/* ---------------- import ---------------- */
+
+static int parse_dtype(const char *s, mt_dtype *d) {
+    if (!s) return 0;
+    if (!strcmp(s, "float16")) *d = MT_F16;
+    else if (!strcmp(s, "bfloat16")) *d = MT_BF16;
+    else if (!strcmp(s, "float32")) *d = MT_F32;
+    else return 0;
+    return 1;
+}
+
+static int plan(im *c, mt_dtype dense, int force_dtype, int all_dense, json_t *qblock, int *tied, int *attn_bias,
+                int *mlp_bias, size_t *vocab, mt_err *err) {
+    const mt_gguf *g = c->g;
+    size_t cap = 0, nt = mt_gguf_tensor_count(g);
+    int bits_count[9] = {0};
+    *tied = 1, *attn_bias = 0, *mlp_bias = 0, *vocab = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const mt_gguf_tensor *s = mt_gguf_tensor_at(g, i);
+        char name[300];
+        if (!strcmp(s->name, "rope_freqs.weight"))
+            return mt_seterr(err, MT_EUNSUPPORTED, "GGUF: tensor rope_freqs.weight (llama 3 rope scaling) is not supported yet");
+        if (!hf_name(c->a, s->name, name, sizeof name))
+            return mt_seterr(err, MT_EUNSUPPORTED, "GGUF: tensor '%s' has no Hugging Face name for architecture %s", s->name,
+                             c->a->gguf);
+        const char *tn = mt_ggml_type_name(s->type);
+        if (!mt_ggml_can_dequantize(s->type))
+            return mt_seterr(err, MT_EUNSUPPORTED, "GGUF: tensor '%s' has type %s, which is not supported", s->name, tn ? tn : "?");
+        if (!strcmp(name, "lm_head.weight")) *tied = 0;
+        if (strstr(name, "self_attn.") && strstr(name, ".bias")) *attn_bias = 1;
+        if (strstr(name, "mlp.") && strstr(name, ".bias")) *mlp_bias = 1;
+        if (!strcmp(name, "model.embed_tokens.weight")) *vocab = (size_t)(s->ndim >= 2 ? s->ne[1] : 0);
+        ot t = {0};
+        t.src = s;
+        t.K = (size_t)s->ne[0];
+        t.rows = t.K ? (size_t)(s->nelem / s->ne[0]) : 0;
+        int64_t heads = perm_heads(g, c->a, s);
+        if (heads) {
+            t.heads = (int)heads;
+            size_t units = s->ndim == 1 ? t.K : t.rows;
+            if (t.heads <= 0 || units % (2 * (size_t)t.heads))
+                return mt_seterr(err, MT_EFORMAT, "GGUF: tensor '%s': %zu rows do not split into %d heads", s->name, units, t.heads);
+        }
+        int bits = all_dense ? 0 : mt_ggml_affine_bits(s->type);
+        if (bits && s->ndim >= 2 && mt_ggml_affine_exact(s->type, s->data, s->nbytes / mt_ggml_block_bytes(s->type))) {
+            /* lossless MLX affine group 32 */
+            size_t l = strlen(name) - 7;   /* without ".weight" */
+            if (strcmp(name + l, ".weight"))
+                return mt_seterr(err, MT_EUNSUPPORTED, "GGUF: quantized tensor '%s' is not a weight", s->name);
+            static const char *const suf[] = {".weight", ".scales", ".biases"};
+            for (int p = 0; p < 3; p++) {
+                ot e = t;
+                e.kind = K_AW + p;
+                e.bits = bits;
+                e.name = malloc(l + 9);
+                if (!e.name) return mt_seterr(err, MT_ENOMEM, "out of memory");
+                memcpy(e.name, name, l);
+                strcpy(e.name + l, suf[p]);
+                e.e.dtype = p ? MT_F16 : MT_U32;
+                e.e.ndim = s->ndim;
+                for (int d = 0; d < s->ndim; d++) e.e.shape[d] = (int64_t)s->ne[s->ndim - 1 - d];
+                e.e.shape[s->ndim - 1] = (int64_t)(p ? t.K / 32 : t.K * (size_t)bits / 32);
+                e.e.nbytes = t.rows * (p ? t.K / 32 * 2 : t.K * (size_t)bits / 8);
+                int rc = push(c, &cap, &e, err);
+                if (rc) {
+                    free(e.name);
+                    return rc;
+                }
+            }
+            bits_count[bits]++;
+            name[l] = 0;
+            json_object_set_new(qblock, name, json_pack("{s:i, s:i, s:s}", "group_size", 32, "bits", bits, "mode", "affine"));
+            continue;
+        }
+        t.kind = K_DENSE;
+        t.dt = dense;
+        if (!force_dtype) {
+            if (s->type == MT_GT_F32) t.dt = MT_F32;
+            else if (s->type == MT_GT_F16) t.dt = MT_F16;
+            else if (s->type == MT_GT_BF16) t.dt = MT_BF16;
+        }
+        t.name = strdup(name);
+        if (!t.name) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        t.e.dtype = t.dt;
+        t.e.ndim = s->ndim;
+        for (int d = 0; d < s->ndim; d++) t.e.shape[d] = (int64_t)s->ne[s->ndim - 1 - d];
+        t.e.nbytes = (size_t)s->nelem * mt_dtype_size(t.dt);
+        int rc = push(c, &cap, &t, err);
+        if (rc) {
+            free(t.name);
+            return rc;
+        }
+    }
+    if (!*vocab) return mt_seterr(err, MT_EFORMAT, "GGUF: no token_embd.weight tensor");
+    /* the most common width is the default; the others stay as per-module entries */
+    int top = 0;
+    for (int b = 1; b <= 8; b++)
+        if (bits_count[b] > bits_count[top]) top = b;
+    if (top) {
+        json_t *q = json_pack("{s:i, s:i, s:s}", "group_size", 32, "bits", top, "mode", "affine");
+        const char *key;
+        json_t *v;
+        json_object_foreach(qblock, key, v)
+            if (json_integer_value(json_object_get(v, "bits")) != top) json_object_set(q, key, v);
+        json_object_clear(qblock);
+        json_object_update(qblock, q);
+        json_decref(q);
+    }
+    qsort_r(c->out, c->nout, sizeof *c->out, cmp_ot, (void *)c->a->model_type);
+    for (size_t i = 0; i < c->nout; i++) c->out[i].e.name = c->out[i].name;
+    return MT_OK;
+}
+
+/* Write the folder (no quantization step) into dir. */
+static int import_into(im *c, const char *dir, mt_dtype dense, int force_dtype, int all_dense, mt_err *err) {
+    json_t *qblock = json_object(), *cfg = NULL, *tok = NULL, *tcfg = NULL;
+    int tied, ab, mb;
+    size_t vocab;
+    int rc = plan(c, dense, force_dtype, all_dense, qblock, &tied, &ab, &mb, &vocab, err);
+    if (!rc) rc = make_config(c->g, c->a, vocab, tied, ab, mb, &cfg, err);
+    if (!rc) rc = mt_gguf_tokenizer_files(c->g, &tok, &tcfg, err);
+    if (!rc) {
+        int64_t ctx;
+        char k[256];
+        snprintf(k, sizeof k, "%s.context_length", c->a->gguf);
+        if (!mt_gguf_int(mt_gguf_find(c->g, k), &ctx, NULL)) json_object_set_new(tcfg, "model_max_length", json_integer(ctx));
+        json_object_set_new(cfg, "torch_dtype", json_string(dtype_str(dense)));
+        if (json_object_size(qblock)) {
+            json_object_set(cfg, "quantization", qblock);
+            json_object_set(cfg, "quantization_config", qblock);
+        }
+    }
+    if (!rc) rc = write_weights(c, dir, err);
+    if (!rc) rc = write_json(dir, "config.json", cfg, 1, err);
+    if (!rc) rc = write_json(dir, "tokenizer.json", tok, 0, err);
+    if (!rc) rc = write_json(dir, "tokenizer_config.json", tcfg, 0, err);
+    if (!rc) rc = model_card(c->g, c->o->src, dir, err);
+    json_decref(qblock), json_decref(cfg), json_decref(tok), json_decref(tcfg);
+    return rc;
+}
+
+int mt_import_gguf(const mt_import_gguf_opts *o, mt_err *err) {
+    if (!o || !o->src || !o->dst) return mt_seterr(err, MT_EINVAL, "source and destination are required");
+    struct stat sb;
+    if (lstat(o->dst, &sb) == 0) return mt_seterr(err, MT_EINVAL, "cannot save to %s: it already exists", o->dst);
+    mt_dtype dense = MT_F32;
+    int force = 0;
+    if (o->dtype && !(force = parse_dtype(o->dtype, &dense)))
+        return mt_seterr(err, MT_EINVAL, "--dtype: '%s' is not float16, bfloat16 or float32", o->dtype);
+    if (o->quantize) {
+        mt_quant_params qp = {o->bits ? o->bits : 4, o->group_size ? o->group_size : 64, MT_QMODE_AFFINE};
+        MT_TRY(mt_quant_params_check(&qp, err));
+    }
+    im c;
+    memset(&c, 0, sizeof c);
+    c.o = o;
+    MT_TRY(mt_gguf_open(&c.g, o->src, err));
+    int rc = arch_of(c.g, o->src, &c.a, err);
+    if (!rc && !force) {
+        /* the float type of the file */
+        int bf = 0, half = 0;
+        for (size_t i = 0; i < mt_gguf_tensor_count(c.g); i++) {
+            uint32_t t = mt_gguf_tensor_at(c.g, i)->type;
+            if (t == MT_GT_BF16) bf = 1;
+            else if (t != MT_GT_F32) half = 1;
+        }
+        dense = bf ? MT_BF16 : half ? MT_F16 : MT_F32;
+    }
+    char *tmp = NULL, *ftmp = NULL, *fbase = NULL;
+    if (!rc && !o->quantize) {
+        rc = mt_tmpdir_make(o->dst, &tmp, err);
+        if (!rc) rc = import_into(&c, tmp, dense, force, 0, err);
+        if (!rc) rc = mt_tmp_commit(tmp, o->dst, err);
+        else mt_tmp_discard(tmp);
+    } else if (!rc) {
+        /* a float folder first, then mlx-quant convert -q from it */
+        fbase = malloc(strlen(o->dst) + 8);
+        if (!fbase) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        else sprintf(fbase, "%s.float", o->dst);
+        if (!rc) rc = mt_tmpdir_make(fbase, &ftmp, err);
+        if (!rc) rc = import_into(&c, ftmp, dense, 1, 1, err);
+        if (!rc) {
+            mt_convert_opts co = {0};
+            co.src = ftmp, co.dst = o->dst, co.quantize = 1, co.bits = o->bits, co.group_size = o->group_size;
+            co.threads = o->threads, co.progress = o->progress, co.progress_user = o->progress_user;
+            rc = mt_convert(&co, err);
+        }
+        if (ftmp) mt_tmp_discard(ftmp);
+    }
+    free(tmp), free(ftmp), free(fbase);
+    for (size_t i = 0; i < c.nout; i++) free(c.out[i].name);
+    free(c.out);
+    free(c.cw), free(c.cs), free(c.cb);
+    mt_gguf_free(c.g);
+    return rc;
+}

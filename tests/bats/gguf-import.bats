@@ -1,0 +1,138 @@
+#!/usr/bin/env bats
+# mlx-quant import-gguf: the folder it writes (tests/data/gguf, made with llama.cpp's
+# ggml by tests/gen/gen_gguf_import_fixtures.py), inspect --against the GGUF file, the
+# round trip with export-gguf, and refused input: unsupported architecture or tensor
+# type named, truncated or lying files, usage errors.  Real models: real-models.bats.
+
+load helpers
+
+setup_file() {
+  export MQ="$PWD/${MT_BUILD:-build}/bin/mlx-quant"
+  export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
+  export TD="$BATS_FILE_TMPDIR"
+  export TINY=tests/data/gguf/tiny-mixed.gguf
+}
+
+@test "import-gguf: 32-element blocks become MLX affine group 32, K-quants the file's float type" {
+  run "$MQ" import-gguf -i "$TINY" -o "$TD/tiny"
+  [ "$status" -eq 0 ]
+  [ -z "$output" ]
+  for f in config.json model.safetensors model.safetensors.index.json tokenizer.json tokenizer_config.json README.md; do
+    [ -f "$TD/tiny/$f" ]
+  done
+  run "$MQ" inspect "$TD/tiny"
+  echo "$output" | grep -E '^model.layers.0.self_attn.q_proj.weight +U32 .* 4 +32'
+  echo "$output" | grep -E '^model.layers.0.self_attn.v_proj.weight +U32 .* 5 +32'
+  echo "$output" | grep -E '^model.embed_tokens.weight +U32 .* 8 +32'
+  echo "$output" | grep -E '^model.layers.0.mlp.gate_proj.weight +BF16'
+  echo "$output" | grep -E '^model.layers.1.self_attn.o_proj.weight +F32'
+  jq -e '.quantization."model.layers.0.self_attn.v_proj" == {"group_size": 32, "bits": 5, "mode": "affine"}' "$TD/tiny/config.json"
+  jq -e '.tie_word_embeddings == false and .vocab_size == 384 and .rms_norm_eps == 1e-05' "$TD/tiny/config.json"
+  jq -e '.add_bos_token == true and .bos_token == "<|bos|>" and (.chat_template | length) > 0' "$TD/tiny/tokenizer_config.json"
+}
+
+@test "inspect --against FILE.gguf: which tensors hold the GGUF's values exactly" {
+  [ -d "$TD/tiny" ] || "$MQ" import-gguf -i "$TINY" -o "$TD/tiny"
+  run "$MQ" inspect "$TD/tiny" --against "$TINY"
+  [ "$status" -eq 0 ]
+  echo "$output" | grep -E '^model.layers.0.self_attn.q_proj.weight +4-bit g32 +Q4_0 +exact$'
+  echo "$output" | grep -E '^model.layers.0.mlp.down_proj.weight +BF16 +Q2_K +[0-9.e-]+$'
+  [ "${lines[-1]}" = "lossless: 15 of 21 tensors hold the GGUF's values exactly" ]
+  # K-quants dequantized to float32 are exact too
+  "$MQ" import-gguf -i "$TINY" -o "$TD/tiny32" --dtype f32
+  run "$MQ" inspect "$TD/tiny32" --against "$TINY" --json
+  [ "${lines[-1]}" = '{"lossless": 21, "tensors": 21}' ]
+}
+
+@test "the imported folder generates with mlx-gen, and the chat template comes along" {
+  [ -d "$TD/tiny" ] || "$MQ" import-gguf -i "$TINY" -o "$TD/tiny"
+  run "$GEN" -m "$TD/tiny" -p "def main" -n 8 --temp 0 -q
+  [ "$status" -eq 0 ]
+  echo '{"id": 1, "messages": [{"role": "user", "content": "hi"}]}' | "$GEN" -m "$TD/tiny" --tokenize > "$TD/tok.jsonl"
+  jq -e '.prompt == "<|bos|>user\nhi<|eos|>\n<|bos|>assistant\n"' "$TD/tok.jsonl"
+}
+
+@test "round trip: export-gguf f32 then import-gguf gives back llama-tiny's weights" {
+  "$MQ" export-gguf -m tests/data/models/llama-tiny -o "$TD/rt.gguf" --type f32
+  "$MQ" import-gguf -i "$TD/rt.gguf" -o "$TD/rt"
+  run "$MQ" inspect "$TD/rt" --against "$TD/rt.gguf"
+  [ "${lines[-1]}" = "lossless: 21 of 21 tensors hold the GGUF's values exactly" ]
+  # the same floats as the source folder, tensor by tensor
+  for t in model.layers.1.self_attn.q_proj.weight model.layers.0.self_attn.k_proj.weight lm_head.weight; do
+    a=$("$MQ" inspect "$TD/rt" --json | jq -r --arg t "$t" 'select(.tensor == $t) | .shape')
+    b=$("$MQ" inspect tests/data/models/llama-tiny --json | jq -r --arg t "$t" 'select(.tensor == $t) | .shape')
+    [ "$a" = "$b" ]
+  done
+  ids='{"id": 1, "ids": [1, 17, 200, 45, 99, 3, 250], "max_tokens": 6, "temperature": 0}'
+  a=$(echo "$ids" | "$GEN" -m "$TD/rt" -q --logprobs 1 | jq -c '[.text, .finish_reason, .logprobs]')
+  b=$(echo "$ids" | "$GEN" -m tests/data/models/llama-tiny -q --logprobs 1 | jq -c '[.text, .finish_reason, .logprobs]')
+  [ "$a" = "$b" ]
+  [ "$(echo "$a" | jq -r '.[1]')" = length ]
+}
+
+@test "-q: everything dequantized, then quantized as convert -q does" {
+  run "$MQ" import-gguf -i "$TINY" -o "$TD/tq" -q --bits 8 --group-size 64
+  [ "$status" -eq 0 ]
+  jq -e '.quantization == {"group_size": 64, "bits": 8, "mode": "affine"}' "$TD/tq/config.json"
+  jq -e '.torch_dtype == "bfloat16"' "$TD/tq/config.json"
+  ! ls "$TD" | grep -q 'tq\.float'
+}
+
+@test "usage errors exit 2; an existing output folder is refused" {
+  run "$MQ" import-gguf -o "$TD/x"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"import-gguf needs -i FILE.gguf -o DIR"* ]]
+  run "$MQ" import-gguf -i "$TINY" -o "$TD/x" --bits 4
+  [ "$status" -eq 2 ]
+  run "$MQ" import-gguf -i "$TINY" -o "$TD/x" --dtype float8
+  [ "$status" -eq 2 ]
+  mkdir -p "$TD/exists"
+  run "$MQ" import-gguf -i "$TINY" -o "$TD/exists"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"already exists"* ]]
+}
+
+@test "an unsupported architecture or tensor type is named" {
+  run "$MQ" import-gguf -i tests/data/gguf/arch-mamba.gguf -o "$TD/m"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama)"* ]]
+  run "$MQ" import-gguf -i tests/data/gguf/type-iq4nl.gguf -o "$TD/m"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"tensor 'token_embd.weight' has type IQ4_NL, which is not supported"* ]]
+  [ ! -e "$TD/m" ]
+  ! ls "$TD" | grep -q '^m\.tmp'
+}
+
+@test "truncated or lying GGUF files are refused with a clear error, leaving nothing" {
+  head -c 900000 "$TINY" > "$TD/trunc.gguf"
+  run "$MQ" import-gguf -i "$TD/trunc.gguf" -o "$TD/t1"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"runs past the end of the file"* ]]
+  head -c 5000 "$TINY" > "$TD/trunc2.gguf"
+  run "$MQ" import-gguf -i "$TD/trunc2.gguf" -o "$TD/t1"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"tokenizer.ggml.token_type: array of 384 elements runs past the end of the file"* ]]
+  head -c 8000 "$TINY" > "$TD/trunc3.gguf"
+  run "$MQ" import-gguf -i "$TD/trunc3.gguf" -o "$TD/t1"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"truncated: metadata key at byte 7979 needs 27 bytes, 21 left"* ]]
+  # tensor count (bytes 8-15) far beyond what the file can hold
+  cp "$TINY" "$TD/lie1.gguf"
+  printf '\377\377\377\377\377\377\000\000' | dd of="$TD/lie1.gguf" bs=1 seek=8 conv=notrunc 2>/dev/null
+  run "$MQ" import-gguf -i "$TD/lie1.gguf" -o "$TD/t1"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"tensor count 281474976710655 is more than the file can hold"* ]]
+  # the first key's length (bytes 24-31) past the end of the file
+  cp "$TINY" "$TD/lie2.gguf"
+  printf '\000\000\000\000\000\001\000\000' | dd of="$TD/lie2.gguf" bs=1 seek=24 conv=notrunc 2>/dev/null
+  run "$MQ" import-gguf -i "$TD/lie2.gguf" -o "$TD/t1"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"truncated: metadata key"* ]]
+  run "$MQ" import-gguf -i tests/data/models/llama-tiny/model.safetensors -o "$TD/t1"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"not a GGUF file"* ]]
+  run "$MQ" import-gguf -i "$TD/nonexistent.gguf" -o "$TD/t1"
+  [ "$status" -eq 1 ]
+  [ ! -e "$TD/t1" ]
+  ! ls "$TD" | grep -q '^t1\.tmp'
+}

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Fixtures for mlx-quant import-gguf, made with llama.cpp's own ggml (the libggml-base
+that llama-cpp-python ships, through ctypes: ggml_quantize_chunk and dequantize_row_*)
+and gguf-py's GGUFWriter.  Output in tests/data/gguf/:
+
+  blocks.gguf      one (2, 256) tensor per ggml type the importer reads (F32 F16 BF16 Q4_0
+                   Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K) quantized by ggml from
+                   random floats, each followed by "<name>.ref": ggml's dequantization (F32);
+                   plus q4_0_big, a Q4_0 tensor whose bias -8d overflows float16
+  tiny-mixed.gguf  a 2-layer llama (hidden 256, 4 heads / 2 kv heads, vocab 384: the
+                   tokenizer of tests/data/models/llama-tiny) written as
+                   convert_hf_to_gguf.py would (q/k rows permuted), one ggml type per tensor
+  tiny-mixed.ref   what import-gguf must produce from it: per HF tensor name, the FNV-1a 64
+                   of the float32 values MLX computes from our output (s*q + b for affine
+                   layers; the stored value for dense ones), from ggml's dequantization
+                   un-permuted (rounded to bfloat16 where the importer stores bfloat16);
+                   then "tok <ids...> <text>" lines: tokenizers' encoding of strings with
+                   llama-tiny's tokenizer.json, which the rebuilt tokenizer must repeat
+  arch-mamba.gguf  a valid GGUF of an architecture the importer does not know
+  type-iq4nl.gguf  a llama GGUF with one IQ4_NL tensor
+
+Usage: /work/venv-mlx/bin/python tests/gen/gen_gguf_import_fixtures.py  (repository root)
+"""
+import ctypes
+import glob
+import json
+import os
+import struct
+
+import gguf
+import numpy as np
+from tokenizers import Tokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests/data/gguf")
+T = gguf.GGMLQuantizationType
+
+_lib = glob.glob(os.path.join(os.path.dirname(__import__("llama_cpp").__file__), "lib", "libggml-base.so"))[0]
+GGML = ctypes.CDLL(_lib)
+GGML.ggml_quantize_chunk.restype = ctypes.c_size_t
+GGML.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                     ctypes.c_int64, ctypes.c_void_p]
+GGML.ggml_row_size.restype = ctypes.c_size_t
+GGML.ggml_row_size.argtypes = [ctypes.c_int, ctypes.c_int64]
+
+
+def ggml_quantize(x, t):
+    """rows of float32 -> ggml blocks (uint8 [rows, row_bytes])"""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    rows, n = x.shape
+    rb = GGML.ggml_row_size(int(t), n)
+    out = np.zeros((rows, rb), dtype=np.uint8)
+    GGML.ggml_quantize_chunk(int(t), x.ctypes.data, out.ctypes.data, 0, rows, n, None)
+    return out
+
+
+def ggml_dequantize(q, t, n):
+    """ggml blocks [rows, row_bytes] -> float32 [rows, n] with ggml's dequantize_row_<type>"""
+    fn = getattr(GGML, "dequantize_row_" + {T.Q2_K: "q2_K", T.Q3_K: "q3_K", T.Q4_K: "q4_K", T.Q5_K: "q5_K",
+                                            T.Q6_K: "q6_K"}.get(t, t.name.lower()))
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    q = np.ascontiguousarray(q)
+    y = np.zeros((q.shape[0], n), dtype=np.float32)
+    for r in range(q.shape[0]):
+        fn(q[r].ctypes.data, y[r].ctypes.data, n)
+    # gguf-py's numpy port must agree (it is the other reference)
+    assert np.array_equal(gguf.quants.dequantize(q, t).reshape(y.shape), y, equal_nan=True), t
+    return y
+
+
+def encode(x, t):
+    """float32 rows -> (raw bytes array for GGUFWriter, dequantized float32 rows)"""
+    if t == T.F32:
+        return x.astype(np.float32), x.astype(np.float32)
+    if t == T.F16:
+        h = x.astype(np.float16)
+        return h, h.astype(np.float32)
+    if t == T.BF16:
+        b = (x.astype(np.float32).view(np.uint32) + 0x7FFF + ((x.astype(np.float32).view(np.uint32) >> 16) & 1)) >> 16
+        b = b.astype(np.uint16)
+        return b.view(np.uint8).reshape(x.shape[0], -1), (b.astype(np.uint32) << 16).view(np.float32)
+    q = ggml_quantize(x, t)
+    return q, ggml_dequantize(q, t, x.shape[1])
+
+
+def add(w, name, x, t):
+    raw, deq = encode(x, t)
+    if t in (T.F32, T.F16):
+        w.add_tensor(name, raw)
+    else:
+        w.add_tensor(name, raw, raw_dtype=t)
+    return deq
+
+
+def fnv64_fast(a):
+    """FNV-1a 64 over the float32 bytes, little-endian, row-major; -0 counted as +0 (ggml's
+    0 * d is -0 for d < 0 where MLX's q*d + (-q*d) is +0)"""
+    data = (np.ascontiguousarray(a, dtype=np.float32) + np.float32(0)).tobytes()
+    h = 0xCBF29CE484222325
+    p = 0x100000001B3
+    m = 0xFFFFFFFFFFFFFFFF
+    for b in data:
+        h = ((h ^ b) * p) & m
+    return h
+
+
+def blocks():
+    rng = np.random.default_rng(7)
+    w = gguf.GGUFWriter(os.path.join(OUT, "blocks.gguf"), "blocks")
+    for t in (T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K):
+        x = (rng.standard_normal((2, 256)) * rng.uniform(0.01, 3.0, (2, 1))).astype(np.float32)
+        x[1, :40] += 0.7   # groups with an offset (min/max asymmetry)
+        deq = add(w, t.name.lower(), x, t)
+        w.add_tensor(t.name.lower() + ".ref", deq.astype(np.float32))
+    # Q4_0 with d = 9000: (q-8)*d stays in float16 range for q >= 1, but -8d does not
+    q = np.zeros((1, 18), dtype=np.uint8)
+    q[0, 0:2] = np.frombuffer(np.float16(9000).tobytes(), dtype=np.uint8)
+    q[0, 2:] = 0x99
+    w.add_tensor("q4_0_big", q, raw_dtype=T.Q4_0)
+    w.add_tensor("q4_0_big.ref", ggml_dequantize(q, T.Q4_0, 32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+# ---- tiny llama ----
+H, I, L, NH, NKV, V = 256, 256, 2, 4, 2, 384
+TYPES = [  # per layer: q, k, v, o, gate, up, down
+    (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q4_K, T.Q5_K, T.Q2_K),
+    (T.F16, T.BF16, T.Q8_0, T.F32, T.Q3_K, T.Q6_K, T.Q8_0),
+]
+
+
+def permute(w, n_head, n_head_kv):
+    """convert_hf_to_gguf.py LlamaModel.permute"""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def unpermute(w, n_head):
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def tiny():
+    rng = np.random.default_rng(11)
+    tokjs = json.load(open(os.path.join(ROOT, "tests/data/models/llama-tiny/tokenizer.json")))
+    vocab = sorted(tokjs["model"]["vocab"].items(), key=lambda kv: kv[1])
+    assert [i for _, i in vocab] == list(range(V))
+    added = {a["id"]: a for a in tokjs["added_tokens"]}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tokjs["model"]["merges"]]
+
+    w = gguf.GGUFWriter(os.path.join(OUT, "tiny-mixed.gguf"), "llama")
+    w.add_name("tiny mixed")
+    w.add_block_count(L)
+    w.add_context_length(512)
+    w.add_embedding_length(H)
+    w.add_feed_forward_length(I)
+    w.add_head_count(NH)
+    w.add_head_count_kv(NKV)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_dimension_count(H // NH)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list([t for t, _ in vocab])
+    w.add_token_types([3 if i in added else 1 for i in range(V)])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_pad_token_id(0)
+    w.add_add_bos_token(True)
+    w.add_chat_template("{% for m in messages %}<|bos|>{{ m['role'] }}\n{{ m['content'] }}<|eos|>\n{% endfor %}"
+                        "{% if add_generation_prompt %}<|bos|>assistant\n{% endif %}")
+
+    ref = {}   # HF name -> float32 values MLX will compute from the import
+    def dense_bf16(a):
+        # the file has a BF16 tensor, so its float type is bfloat16: K-quants are stored as
+        # bfloat16 (round to nearest even)
+        u = a.astype(np.float32).view(np.uint32)
+        u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+        return u.astype(np.uint32).view(np.float32)
+
+    def put(gname, hfname, x, t, nh=None):
+        xx = permute(x, NH, nh) if nh else x
+        deq = add(w, gname, xx, t)
+        if nh:
+            deq = unpermute(deq, NH if nh == NH else NKV)
+        # K-quants become tensors of the file's float type; F32/F16/BF16 are kept as they are
+        lossless = t in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.F32, T.F16, T.BF16)
+        ref[hfname] = deq if lossless else dense_bf16(deq)
+
+    put("token_embd.weight", "model.embed_tokens.weight", rng.standard_normal((V, H)).astype(np.float32) * 0.5, T.Q8_0)
+    for l in range(L):
+        p = f"model.layers.{l}."
+        tq, tk, tv, to, tg, tu, td = TYPES[l]
+        s = 1.0 / np.sqrt(H)
+        put(f"blk.{l}.attn_norm.weight", p + "input_layernorm.weight", 1 + 0.1 * rng.standard_normal(H).astype(np.float32), T.F32)
+        put(f"blk.{l}.attn_q.weight", p + "self_attn.q_proj.weight", rng.standard_normal((H, H)).astype(np.float32) * 3 * s, tq, NH)
+        put(f"blk.{l}.attn_k.weight", p + "self_attn.k_proj.weight", rng.standard_normal((NKV * H // NH, H)).astype(np.float32) * 3 * s, tk, NKV)
+        put(f"blk.{l}.attn_v.weight", p + "self_attn.v_proj.weight", rng.standard_normal((NKV * H // NH, H)).astype(np.float32) * s, tv)
+        put(f"blk.{l}.attn_output.weight", p + "self_attn.o_proj.weight", rng.standard_normal((H, H)).astype(np.float32) * s, to)
+        put(f"blk.{l}.ffn_norm.weight", p + "post_attention_layernorm.weight", 1 + 0.1 * rng.standard_normal(H).astype(np.float32), T.F32)
+        put(f"blk.{l}.ffn_gate.weight", p + "mlp.gate_proj.weight", rng.standard_normal((I, H)).astype(np.float32) * s, tg)
+        put(f"blk.{l}.ffn_up.weight", p + "mlp.up_proj.weight", rng.standard_normal((I, H)).astype(np.float32) * s, tu)
+        put(f"blk.{l}.ffn_down.weight", p + "mlp.down_proj.weight", rng.standard_normal((H, I)).astype(np.float32) * s, td)
+    put("output_norm.weight", "model.norm.weight", 1 + 0.1 * rng.standard_normal(H).astype(np.float32), T.F32)
+    put("output.weight", "lm_head.weight", rng.standard_normal((V, H)).astype(np.float32) * 0.2, T.Q6_K)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    tok = Tokenizer.from_file(os.path.join(ROOT, "tests/data/models/llama-tiny/tokenizer.json"))
+    with open(os.path.join(OUT, "tiny-mixed.ref"), "w") as f:
+        for k in sorted(ref):
+            f.write(f"t {k} {fnv64_fast(ref[k]):016x}\n")
+        for s in ["def main():\n    return 0", "Hello world, 123!", "  spaces   and\ttabs\n\n", "héllo ünïcode ✓",
+                  "<|bos|>user\nhi<|eos|>", "import os.path as p; x = {'a': [1, 2]}"]:
+            ids = tok.encode(s, add_special_tokens=False).ids
+            f.write("tok " + ",".join(map(str, ids)) + " " + json.dumps(s) + "\n")
+
+
+def small(path, arch, tensors):
+    w = gguf.GGUFWriter(path, arch)
+    w.add_block_count(1)
+    for name, raw, shape, t in tensors:
+        w.add_tensor(name, raw, raw_dtype=t)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def bad():
+    x = np.ones((1, 32), dtype=np.float32)
+    small(os.path.join(OUT, "arch-mamba.gguf"), "mamba", [("token_embd.weight", x, None, None)])
+    iq = np.zeros((1, 18), dtype=np.uint8)
+    small(os.path.join(OUT, "type-iq4nl.gguf"), "llama", [("token_embd.weight", iq, [1, 32], T.IQ4_NL)])
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    blocks()
+    tiny()
+    bad()
+    for f in sorted(os.listdir(OUT)):
+        print(f, os.path.getsize(os.path.join(OUT, f)))
