@@ -66,6 +66,9 @@ static const char usage[] =
     "      --kv-type T          how the KV cache stores keys/values: f16, f32, or auto (default:\n"
     "                           f16 for models with 16-bit weights, as mlx-lm caches in the model's\n"
     "                           dtype and llama.cpp in f16; f32 for float32 models)\n"
+    "      --numerics f32|mlx   arithmetic of 16-bit models: f32 (default; float32 activations, more\n"
+    "                           accurate) or mlx (mlx-lm's: rounded to the model's dtype where mlx\n"
+    "                           rounds, bit for bit on mlx's CPU backend; see mlx-gen(1))\n"
     "      --int8               int8 activations with integer dot products for quantized weights\n"
     "                           (faster; logits differ from mlx by a few percent; = MT_QMATH=int8)\n"
     "  -t, --threads N          default: all cores\n"
@@ -177,7 +180,7 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
 int main(int argc, char **argv) {
     enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_TEMP, O_TOPP, O_TOPK,
            O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP, O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE,
-           O_PCACHE, O_SAVECACHE, O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO };
+           O_PCACHE, O_SAVECACHE, O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
@@ -191,13 +194,14 @@ int main(int argc, char **argv) {
         {"prefill-step-size", 1, 0, O_PREFILL}, {"int8", 0, 0, O_INT8}, {"kv-type", 1, 0, O_KVTYPE},
         {"prompt-cache", 1, 0, O_PCACHE}, {"save-prompt-cache", 1, 0, O_SAVECACHE}, {"save-after-generation", 0, 0, O_SAVEAFTER}, {"prefix-cache-mb", 1, 0, O_PREFIXMB},
         {"kv-bits", 1, 0, O_KVBITS}, {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART},
-        {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
+        {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO}, {"numerics", 1, 0, O_NUMERICS}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
     mt_blas_init(argv);
     mt_sig_install("mlx-gen");   /* SIGINT/SIGTERM: temp files removed, exit 128+N; SIGBUS on a cut model file: a message */
     const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL, *resume = NULL;
     const char *stops[64];
-    int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, batch = 1, c, kv_start = -1;
+    int mode = 0, quiet = 0, text_mode = 0, chat = 0, threads = 0, batch = 1, c, kv_start = -1, int8 = 0;
+    int numerics = MT_NUMERICS_F32;
     double prefix_mb = 512;
     size_t shard_k = 0, shard_n = 0;
     job j = {.agp = 1};
@@ -243,7 +247,13 @@ int main(int argc, char **argv) {
         case O_REPRO: j.gen.reproducible = 1; break;
         /* the kernels read MT_QMATH (tensor/linear.h): setting it here selects the int8 path for
          * every quantized matrix of this process */
-        case O_INT8: setenv("MT_QMATH", "int8", 1); break;
+        case O_INT8: setenv("MT_QMATH", "int8", 1); int8 = 1; break;
+        case O_NUMERICS:
+            if ((numerics = mt_numerics_parse(optarg)) < 0) {
+                fprintf(stderr, "mlx-gen: --numerics: '%s' is not f32 or mlx\n", optarg);
+                bad = 1;
+            }
+            break;
         case O_KVTYPE:
             if (!strcmp(optarg, "f16")) gp->kv_f16 = 1;
             else if (!strcmp(optarg, "f32")) gp->kv_f16 = 0;
@@ -283,6 +293,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mlx-gen: --kv-bits does not go with --max-kv-size (a rotating cache cannot be quantized, as in mlx-lm)\n");
         return MT_EXIT_USAGE;
     }
+    if (int8 && numerics == MT_NUMERICS_MLX) {
+        fprintf(stderr, "mlx-gen: --int8 does not go with --numerics mlx (mlx computes in the model's dtype)\n");
+        return MT_EXIT_USAGE;
+    }
     if (j.gen.save_cache) {
         size_t sl = strlen(j.gen.save_cache);
         j.gen.save_dir = sl && j.gen.save_cache[sl - 1] == '/';
@@ -308,6 +322,7 @@ int main(int argc, char **argv) {
     if (!rc && need_model) rc = mt_pool_new(&pool, threads, &err);
     if (!rc && need_model) mt_blas_threads(1); /* products are split over the pool (tensor/linear.c) */
     if (!rc && need_model) rc = mt_model_load(&j.gen.model, dir, pool, &err);
+    if (!rc && need_model) rc = mt_model_set_numerics(j.gen.model, numerics, &err);
     if (!rc && need_model && mode != O_SCORE) rc = mt_gen_caches_new(&j.gen.caches, j.gen.model, dir, model, &err);
     if (!rc && j.gen.save_dir) rc = mt_mkdirs(j.gen.save_cache, &err);
     free(dir);

@@ -43,6 +43,7 @@ static const char usage[] =
     "      --kv-bits B          build, quantize: 8 or 4 (QuantizedKVCache); --kv-group-size N (64)\n"
     "      --max-kv-size N      build: a rotating cache of N tokens keeping the first 4 (mlx-lm)\n"
     "      --kv-type T          build: f16, f32 or auto (default: the model's dtype, as mlx-lm)\n"
+    "      --numerics f32|mlx   build: the arithmetic of 16-bit models, as mlx-gen --numerics\n"
     "      --level L            zstd level (default 3); --plain writes plain safetensors\n"
     "  -n N                     trim: tokens to drop from the end\n"
     "      --text               build: stdin holds one plain-text prompt per line\n"
@@ -109,14 +110,14 @@ static int emit(json_t *o) {
 
 int main(int argc, char **argv) {
     enum { O_VERSION = 256, O_PCACHE, O_KVBITS, O_KVGROUP, O_MAXKV, O_KVTYPE, O_LEVEL, O_PLAIN, O_TEXT, O_AGP, O_SHARD,
-           O_REPRO, O_RESUME };
+           O_REPRO, O_RESUME, O_NUMERICS };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"output", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'}, {"version", 0, 0, O_VERSION}, {"prompt-cache", 1, 0, O_PCACHE},
         {"kv-bits", 1, 0, O_KVBITS}, {"kv-group-size", 1, 0, O_KVGROUP}, {"max-kv-size", 1, 0, O_MAXKV},
         {"kv-type", 1, 0, O_KVTYPE}, {"level", 1, 0, O_LEVEL}, {"plain", 0, 0, O_PLAIN}, {"text", 0, 0, O_TEXT},
         {"add-generation-prompt", 0, 0, O_AGP}, {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO},
-        {"resume", 1, 0, O_RESUME}, {0, 0, 0, 0}};
+        {"resume", 1, 0, O_RESUME}, {"numerics", 1, 0, O_NUMERICS}, {0, 0, 0, 0}};
     mt_blas_init(argv);
     mt_sig_install("mlx-kvpack");
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -131,7 +132,7 @@ int main(int argc, char **argv) {
         if (!strcmp(cmd, cmds[i])) ci = i;
     if (ci < 0) { fprintf(stderr, "mlx-kvpack: unknown command '%s' (see --help)\n", cmd); return MT_EXIT_USAGE; }
     const char *model = NULL, *out = NULL, *resume = NULL;
-    int threads = 0, quiet = 0, level = 3, text_mode = 0, c, bad = 0;
+    int threads = 0, quiet = 0, level = 3, text_mode = 0, c, bad = 0, numerics = -1;
     double v;
     kjob k = {0};
     mt_gen_params *gp = &k.gen.defaults;
@@ -177,6 +178,12 @@ int main(int argc, char **argv) {
         case O_SHARD: bad = mt_cli_shard(stderr, "mlx-kvpack", optarg, &shard_k, &shard_n); break;
         case O_REPRO: k.reproducible = 1; break;
         case O_RESUME: resume = optarg; break;
+        case O_NUMERICS:
+            if ((numerics = mt_numerics_parse(optarg)) < 0) {
+                fprintf(stderr, "mlx-kvpack: --numerics: '%s' is not f32 or mlx\n", optarg);
+                bad = 1;
+            }
+            break;
         default: bad = 1;
         }
         if (bad) { fputs("Try 'mlx-kvpack --help'.\n", stderr); return MT_EXIT_USAGE; }
@@ -193,6 +200,7 @@ int main(int argc, char **argv) {
     if (shard_n && one_in) { fprintf(stderr, "mlx-kvpack %s: --shard goes with build, inspect and verify\n", name); return MT_EXIT_USAGE; }
     if (resume && ci) { fprintf(stderr, "mlx-kvpack %s: --resume goes with build\n", name); return MT_EXIT_USAGE; }
     if (k.reproducible && ci) { fprintf(stderr, "mlx-kvpack %s: --reproducible goes with build\n", name); return MT_EXIT_USAGE; }
+    if (numerics >= 0 && ci) { fprintf(stderr, "mlx-kvpack %s: --numerics goes with build\n", name); return MT_EXIT_USAGE; }
     if (ci == 2 && !op.bits) { fprintf(stderr, "mlx-kvpack quantize: give --kv-bits 8 or 4\n"); return MT_EXIT_USAGE; }
     if (ci == 2 && op.bits == 3) { fprintf(stderr, "mlx-kvpack quantize: 3-bit rotated caches have no mlx-lm layout; use 8 or 4\n"); return MT_EXIT_USAGE; }
     if (ci == 4 && !have_n) { fprintf(stderr, "mlx-kvpack trim: give -n N\n"); return MT_EXIT_USAGE; }
@@ -221,6 +229,7 @@ int main(int argc, char **argv) {
         rc = mt_pool_new(&pool, threads, &err);
         if (!rc) mt_blas_threads(1);
         if (!rc) rc = mt_model_load(&k.gen.model, dir, pool, &err);
+        if (!rc && numerics > 0) rc = mt_model_set_numerics(k.gen.model, numerics, &err);
         if (!rc) rc = mt_gen_caches_new(&k.gen.caches, k.gen.model, dir, model, &err);
     }
     free(dir);

@@ -281,7 +281,9 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     }
     if (!q->logits || !q->hist || !res->tokens || !res->token_logprobs || (K && (!res->top_ids || !res->top_logprobs)))
         return mt_seterr(err, MT_ENOMEM, "out of memory");
-    MT_TRY(mt_sampler_new(&q->smp, &gp->sp, q->V, err));
+    mt_sampler_params sp = gp->sp;
+    sp.logits_dt = mt_model_logits_dtype(m);   /* mlx's numerics: log-probabilities in the model's dtype */
+    MT_TRY(mt_sampler_new(&q->smp, &sp, q->V, err));
     MT_TRY(mt_detok_new(&q->dt, tok, 0, err));
     double t0 = now_s();
     /* the tokens to compute: full[have..nfull) after the state the cache starts from */
@@ -501,7 +503,8 @@ int mt_score_kv(mt_model *m, const int32_t *ids, size_t n, int kv_bits, int kv_g
     float *lg = malloc(step * V * sizeof *lg);
     if (!lg) return mt_seterr(err, MT_ENOMEM, "out of memory");
     int rc = mt_kvcache_new(&c, m, err);
-    if (!rc && (kv_f16 > 0 || (kv_f16 < 0 && kv_bits > 0 && mt_model_kv_f16(m)))) rc = mt_kvcache_set_f16(c, 1, err);
+    if (!rc && (kv_f16 > 0 || (kv_f16 < 0 && (kv_bits > 0 || mt_model_mlx(m)) && mt_model_kv_f16(m))))
+        rc = mt_kvcache_set_f16(c, 1, err);
     /* quantized KV: every row quantized as it is written, so every position attends to
      * quantized keys and values (as llama.cpp's quantized caches do) */
     if (!rc && kv_bits == 3) rc = mt_kvcache_set_turbo(c, 3, err);

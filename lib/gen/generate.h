@@ -83,7 +83,8 @@ void mt_gen_result_free(mt_gen_result *r);
 int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err *err);
 /* The same with a quantized KV cache (kv_bits 8, 6, 5, 4, 2 affine in groups of kv_group; 3:
  * the rotation scheme; 0: float) whose every row is quantized as it is written, and the float
- * rows' type kv_f16 (1 f16, 0 f32, -1: f32 unless quantizing a 16-bit model; mt_score: f32). */
+ * rows' type kv_f16 (1 f16, 0 f32, -1: f32 unless quantizing a 16-bit model or running a float16
+ * model with mlx's numerics (mt_model_kv_f16); mt_score: -1). */
 int mt_score_kv(mt_model *m, const int32_t *ids, size_t n, int kv_bits, int kv_group, int kv_f16, float *logprobs,
                 mt_err *err);
 

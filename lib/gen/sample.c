@@ -7,6 +7,7 @@
  * selections (top_k, min_tokens_to_keep) follow the total order that mlx's
  * argpartition uses: (value, index) lexicographic. */
 #include "gen/sample.h"
+#include "tensor/mlxnum.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -420,7 +421,12 @@ int32_t mt_sampler_sample(mt_sampler *s, float *logits, size_t vocab, float *log
     float mx = -INFINITY;
     for (size_t i = 0; i < n; i++)
         if (logits[i] > mx) mx = logits[i];
-    if (isfinite(mx)) {
+    mt_dtype lt = s->p.logits_dt;
+    if (isfinite(mx) && (lt == MT_F16 || lt == MT_BF16)) {   /* in the logits' 16-bit type, as mlx-lm */
+        mt_mlx_round(logits, n, lt);   /* logits processors may have left float32 values */
+        float lse = mt_mlx_logsumexp(logits, n, lt);
+        for (size_t i = 0; i < n; i++) logits[i] = mt_round_to(logits[i] - lse, lt);
+    } else if (isfinite(mx)) {
         /* a sequential float32 sum: on x86 this matches mlx's CPU logsumexp
          * to ~1e-7 even for large vocabularies (a double sum would be more
          * accurate but differ from mlx by up to ~1e-4) */

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "tensor/dtype.h"
 
 typedef struct mt_sampler_params {
     float temp;                 /* 0 = greedy argmax (all other sampling options ignored); >= 0 */
@@ -35,6 +36,11 @@ typedef struct mt_sampler_params {
     float frequency_penalty;   int frequency_context_size;    /* 0 = off; context default 20 */
     /* A context size of 0 means the whole history (Python's tokens[-0:]); negative sizes are rejected. */
     uint64_t seed;
+    /* The type of the logits' values (mt_model_logits_dtype): F32 (the default), or F16/BF16 for a
+     * model run with mlx's numerics, whose log-probabilities are then computed as mlx-lm's are:
+     * logits - logsumexp(logits) in that type (mlx's float32 logsumexp, rounded; each difference
+     * rounded), so greedy picks the first of the ids that this rounding ties. */
+    mt_dtype logits_dt;
 } mt_sampler_params;
 
 /* Fill *p with mlx-lm's defaults (greedy, every filter and processor off,

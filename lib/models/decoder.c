@@ -5,6 +5,7 @@
  * ref: mlx_lm/models/llama.py, qwen3.py, gemma2.py, gemma3_text.py, olmo2.py,
  *      granite.py, starcoder2.py, phi3.py, smollm3.py, rope_utils.py. */
 #include "models/model.h"
+#include "models/decoder_int.h"
 #include "models/kvcache_int.h"
 
 #include <float.h>
@@ -607,6 +608,8 @@ void mt_model_free(mt_model *m) {
     norm_free(&m->final_norm);
     free(m->inv_freq);
     free(m->inv_freq_local);
+    free(m->mlx_inv_freq);
+    free(m->mlx_inv_freq_local);
     mt_safetensors_free(m->st);
     mt_config_free(m->cfg);
     free(m);
@@ -634,15 +637,12 @@ static void kv_row(const mt_kvcache *c, const void *buf, size_t i, size_t n, flo
     mt_convert_to_f32(out, (const char *)buf + i * mt_dtype_size(t), t, n);
 }
 
-/* The slots [*j0, *j1) row t attends to; returns 1 when some of them must
- * still be masked one by one (a rotating cache under a sliding window). */
-static int row_span(const attn_ctx *a, size_t t, size_t *j0, size_t *j1) {
-    const mt_decoder_hp *hp = &a->m->hp;
-    const mt_kvcache *kc = a->c[t];
-    size_t p = a->pos[t];                /* absolute position of this query */
-    *j0 = a->lo[t];
-    *j1 = a->hi[t];
-    int win = a->m->layers[a->layer].sliding && hp->sliding_window > 0;
+int mt_dec_row_span(const mt_model *m, int layer, const mt_kvcache *kc, size_t p, size_t lo, size_t hi,
+                    size_t *j0, size_t *j1) {
+    const mt_decoder_hp *hp = &m->hp;
+    *j0 = lo;
+    *j1 = hi;
+    int win = m->layers[layer].sliding && hp->sliding_window > 0;
     if (win && hp->bidirectional && !kc->max_size) {
         size_t w = (size_t)hp->sliding_window / 2 + 1;   /* |p - j| < w */
         if (p + 1 > w && p + 1 - w > *j0) *j0 = p + 1 - w;
@@ -652,6 +652,11 @@ static int row_span(const attn_ctx *a, size_t t, size_t *j0, size_t *j1) {
     if (win && !kc->max_size && p + 1 > (size_t)hp->sliding_window && p + 1 - (size_t)hp->sliding_window > *j0)
         *j0 = p + 1 - (size_t)hp->sliding_window;
     return win && kc->max_size;
+}
+
+/* The slots [*j0, *j1) row t attends to (mt_dec_row_span). */
+static int row_span(const attn_ctx *a, size_t t, size_t *j0, size_t *j1) {
+    return mt_dec_row_span(a->m, a->layer, a->c[t], a->pos[t], a->lo[t], a->hi[t], j0, j1);
 }
 
 /* The packed rows of kv head kh in layer l of a quantized cache, from slot j0 on. */
@@ -860,6 +865,13 @@ static void scale_rot(float *x, size_t heads, size_t hd, int rot, float s) {
         for (int i = 0; i < rot; i++) x[h * hd + (size_t)i] *= s;
 }
 
+float mt_dec_dyn_base(const mt_model *m, size_t end) {
+    const mt_decoder_hp *hp = &m->hp;
+    double sl = end > (size_t)hp->dyn_max_pos ? (double)end : (double)hp->dyn_max_pos;
+    double d = hp->rot_dims;
+    return (float)(hp->rope_theta * pow(hp->dyn_factor * sl / hp->dyn_max_pos - (hp->dyn_factor - 1), d / (d - 2)));
+}
+
 /* The forward pass over T rows; row t is token tok[t] of the sequence whose
  * cache is rc[t], at position rpos[t] (its K/V are written there).  Logits are
  * computed for rows [first, T). */
@@ -887,6 +899,12 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         for (size_t i = 0; i < S; i++) if (hi[t + i] - lo[t + i] > len) len = hi[t + i] - lo[t + i];
         t += S;
     }
+    if (mt_model_mlx(m)) {
+        mt_dec_rows rows = {rc, rpos, slot, lo, hi, tok, T, len, first};
+        int r = mt_dec_forward_mlx(m, &rows, logits, hidden, err);
+        free(slot);
+        return r;
+    }
     size_t H = (size_t)hp->hidden, hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd, kvd = rc[0]->kv_dim;
     size_t I = (size_t)hp->inter, nt = (size_t)mt_pool_size(m->pool);
     size_t qkvd = qd + 2 * kvd;
@@ -910,11 +928,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         for (size_t t = 0; t < T; t++) {
             size_t end = rpos[t] + 1;
             for (size_t u = t + 1; u < T && rc[u] == rc[t]; u++) end = rpos[u] + 1;
-            double sl = end > (size_t)hp->dyn_max_pos ? (double)end : (double)hp->dyn_max_pos;
-            double d = hp->rot_dims;
-            float base = (float)(hp->rope_theta *
-                                 pow(hp->dyn_factor * sl / hp->dyn_max_pos - (hp->dyn_factor - 1), d / (d - 2)));
-            for (size_t i = 0; i < half; i++) dyn[t * half + i] = 1.0f / powf(base, (float)(2 * i) / (float)d);
+            float base = mt_dec_dyn_base(m, end), d = (float)hp->rot_dims;
+            for (size_t i = 0; i < half; i++) dyn[t * half + i] = 1.0f / powf(base, (float)(2 * i) / d);
         }
     }
     for (size_t t = 0; t < T; t++) {

@@ -68,6 +68,8 @@ static int gemma3_init(mt_model *m, mt_err *err) {
     m->hp.qk_norm = MT_QKNORM_HEAD;
     m->hp.attn_scale = (float)(1.0 / sqrt(qpas));
     m->hp.sliding_window = window;
+    m->hp.clip_residual = 1;
+    m->rope_local_base = (float)local;
     MT_TRY(mt_decoder_bind(m, err));
     int half = m->hp.rot_dims / 2;
     m->inv_freq_local = malloc((size_t)half * sizeof(float));

@@ -59,6 +59,8 @@ typedef struct mt_decoder_hp {
      * length the sequence has at the end of each forward call (global-RoPE layers only) */
     float dyn_factor;       /* 0 = off */
     int dyn_max_pos;
+    int clip_residual;      /* gemma3_text: a float16 model's residual sums are clipped to +-65504
+                               (mlx-lm's clip_residual; only the mlx numerics see it) */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
@@ -105,9 +107,18 @@ typedef struct mt_model {
     /* optional observer (calibration): called with the input rows x[T, in] of every
      * dense/quantized linear layer of the decoder blocks before it runs, named by its
      * module path ("model.layers.3.mlp.down_proj"; fused modules by their own name;
-     * experts as "<prefix>.switch_mlp.<proj>.<e>"); not for the embedding or lm_head */
+     * experts as "<prefix>.switch_mlp.<proj>.<e>"); not for the embedding or lm_head; not called
+     * with mlx's numerics (mt_model_set_numerics) */
     void (*on_linear_input)(void *user, const char *path, const float *x, size_t T, size_t in);
     void *hook_user;
+    /* arithmetic of the forward pass (mt_model_set_numerics) */
+    int numerics;                  /* MT_NUMERICS_F32 (default) or MT_NUMERICS_MLX */
+    mt_dtype act_dt;               /* the type mlx-lm computes this model in: the embedding's (its
+                                      scales' when quantized) if F16/BF16, else F32 */
+    float *mlx_inv_freq, *mlx_inv_freq_local;  /* MLX numerics: RoPE frequencies as mx.fast.rope derives
+                                      them from a base (NULL: the layer's own table, 1/freqs) */
+    float rope_pos_scale;          /* MLX numerics: positions times this (linear rope_scaling) */
+    float rope_local_base;         /* gemma3_text: the sliding layers' RoPE base */
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim
@@ -170,6 +181,26 @@ typedef struct mt_kvcache {
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
 void mt_model_free(mt_model *m);
 
+/* The arithmetic of the forward pass.
+ *   MT_NUMERICS_F32  (the default) every activation in float32 (more accurate than mlx-lm
+ *                    for 16-bit models; the same as it for float32 models up to summation order)
+ *   MT_NUMERICS_MLX  a 16-bit model (act_dt F16/BF16) computes as mlx-lm does on mlx's CPU
+ *                    backend: activations rounded to the model's dtype after every op where mlx
+ *                    rounds, mlx's accumulation types and orders, its exp/sin/cos/erf, logits of
+ *                    the dtype (tensor/mlxnum.h, models/decoder_mlx.c).  For a float32 model it
+ *                    changes nothing.
+ * The KV cache keeps whatever type it was given (MLX numerics: float16 for float16 models; a
+ * bfloat16 model's values are exact in a float32 cache).  Only while no forward pass runs. */
+enum { MT_NUMERICS_F32 = 0, MT_NUMERICS_MLX = 1 };
+/* "f32" -> MT_NUMERICS_F32, "mlx" -> MT_NUMERICS_MLX, else -1 */
+int  mt_numerics_parse(const char *s);
+int  mt_model_set_numerics(mt_model *m, int numerics, mt_err *err);
+/* 1 when the forward pass runs with mlx's 16-bit numerics (MLX numerics on a 16-bit model) */
+int  mt_model_mlx(const mt_model *m);
+/* The type the logits' values have: act_dt with mlx's numerics, else F32 (a sampler rounds
+ * its log-probabilities to it as mlx-lm's do). */
+mt_dtype mt_model_logits_dtype(const mt_model *m);
+
 int  mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err);
 /* The same from the geometry alone (a cache read from a file without its model). */
 int  mt_kvcache_new_geom(mt_kvcache **out, int n_layers, int n_kv_heads, int head_dim, mt_err *err);
@@ -183,7 +214,9 @@ int  mt_kvcache_set_max(mt_kvcache *c, size_t max_size, size_t keep, mt_err *err
 int  mt_kvcache_set_f16(mt_kvcache *c, int on, mt_err *err);
 /* 1 when the model's unquantized tensors are 16-bit (F16/BF16: mlx-lm then
  * computes and caches keys/values in 16 bits, so a float16 cache is the
- * default), 0 for float32 models (float32 cache). */
+ * default), 0 for float32 models (float32 cache).  With mlx's numerics: 1 for
+ * float16 models only (a bfloat16 model's keys and values, already bfloat16
+ * values, are exact in a float32 cache, not always in a float16 one). */
 int  mt_model_kv_f16(const mt_model *m);
 void mt_kvcache_free(mt_kvcache *c);
 /* A deep copy of src (its mode, rows and bookkeeping): a snapshot to continue from. */

@@ -77,4 +77,14 @@ void mt_linear_row(const mt_linear *l, size_t r, float *out);
  * row's result does not depend on how many rows are multiplied at once. */
 void mt_linear_row_f32(const mt_linear *l, size_t r, float *out);
 
+/* y[T, out] = x[T, in] W^T (+ b) as mlx's CPU kernels compute it for activations
+ * x of type t (F16/BF16; values of that type): dense weights as simd_gemm (a
+ * float32 sum in order of the inputs, rounded once, a bias added before the
+ * rounding as addmm), quantized ones as _qmm_t (every product and partial sum
+ * rounded to t, the bias a separate rounded add); y holds values of type t.
+ * work: mt_pool_size(pool) * MT_LINEAR_MLX_WORK(in) floats (tensor/mlxnum.h). */
+#define MT_LINEAR_MLX_ROWS 32
+#define MT_LINEAR_MLX_WORK(in) ((size_t)(in) * (MT_LINEAR_MLX_ROWS + 8))
+void mt_linear_forward_mlx(const mt_linear *l, const float *x, size_t T, float *y, mt_dtype t, float *work,
+                           mt_pool *pool);
 #endif

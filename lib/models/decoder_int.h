@@ -1,0 +1,33 @@
+/* decoder_int.h - what the decoder's two forward passes share (models/ only):
+ * decoder.c (float32 activations) and decoder_mlx.c (mlx's 16-bit numerics). */
+#ifndef MT_DECODER_INT_H
+#define MT_DECODER_INT_H
+
+#include "models/model.h"
+
+/* The rows of one forward call as decoder.c plans them: row t is token tok[t] of
+ * the sequence whose cache is rc[t], at position rpos[t]; its K/V go to slot[t]
+ * and it attends to slots [lo[t], hi[t]) (len: the widest span); logits (or
+ * final hidden states) are wanted for rows [first, T). */
+typedef struct mt_dec_rows {
+    mt_kvcache *const *rc;
+    const size_t *rpos, *slot, *lo, *hi;
+    const int32_t *tok;
+    size_t T, len, first;
+} mt_dec_rows;
+
+/* The slots [*j0, *j1) a query at position pos attends to in layer `layer`,
+ * from its planned [lo, hi); returns 1 when some of them must still be masked
+ * one by one (a rotating cache under a sliding window: slot j is masked when
+ * c->slot_pos[j] + sliding_window <= pos). */
+int mt_dec_row_span(const mt_model *m, int layer, const mt_kvcache *c, size_t pos, size_t lo, size_t hi,
+                    size_t *j0, size_t *j1);
+/* rope_scaling "dynamic": the RoPE base of a forward call after which its
+ * sequence holds `end` tokens (mlx_lm DynamicNTKScalingRoPE). */
+float mt_dec_dyn_base(const mt_model *m, size_t end);
+/* The forward pass with mlx's numerics (decoder_mlx.c): logits [T - first,
+ * vocab] of the model's dtype, or with hidden != NULL the final hidden states
+ * of those rows instead. */
+int mt_dec_forward_mlx(mt_model *m, const mt_dec_rows *r, float *logits, float *hidden, mt_err *err);
+
+#endif
