@@ -23,7 +23,9 @@ base64, and "ref": the logits of the same weights in float32
 arithmetic (every float parameter cast to float32; a quantized embedding's rows still
 dequantized in the 16-bit type, as the model defines them), float32 words, base64: the
 accuracy reference of both modes.  A form mlx-lm cannot run records its error instead ("mlx_error":
-mlx's CPU gather_mm is float32 only, so a dense 16-bit mixture of experts fails).  Plus "ops": single ops on random 16-bit inputs (exp, sin, cos,
+mlx's CPU gather_mm is float32 only, so a dense 16-bit mixture of experts fails).  Four forms
+(ROTATING) add "rotating": greedy ids with generate_step's max_kv_size (MAX_KV), a
+RotatingKVCache that the prompts and the generation outgrow.  Plus "ops": single ops on random 16-bit inputs (exp, sin, cos,
 erf in float32; the others in the dtype), inputs and outputs as base64 words, for the
 unit test of tensor/mlxnum.c.
 
@@ -51,6 +53,11 @@ OUT = os.path.join(ROOT, "tests", "data", "numerics")
 LENGTHS = (6, 13, 24, 40)
 N = 24
 FORMS = [("bfloat16", 0), ("float16", 0), ("bfloat16", 4), ("float16", 4)]
+# forms also run with a RotatingKVCache (generate_step's max_kv_size: families that build no
+# cache of their own, unlike llama and gemma3_text) of these sizes, which the prompts outgrow
+ROTATING = {("qwen3-tiny", "bfloat16", 0), ("qwen2-tiny", "float16", 4), ("phi3-tiny", "bfloat16", 4),
+            ("starcoder2-tiny", "bfloat16", 0)}
+MAX_KV = (8, 16)
 # models run as they are: prompts of text (encoded with tokenizers), or None: random ids
 REAL = [("models/tinydocs-22m-4bit", ["The apt command installs packages", "To configure the network on Debian,",
                                       "A systemd unit file has sections", "Debian releases are named after"]),
@@ -199,6 +206,12 @@ def main():
                 ent["runs"] = run_model(dst, prompts)
             except RuntimeError as e:   # mlx's CPU GatherMM is float32 only: no dense 16-bit MoE
                 ent["mlx_error"] = str(e)
+            if (name, dtype, bits) in ROTATING:
+                model, _ = load_model(__import__("pathlib").Path(dst))
+                ent["rotating"] = [{"prompt": p, "max_kv_size": mk, "tokens": [
+                    int(t) for t, _ in generate_step(mx.array(p), model, max_tokens=N, max_kv_size=mk,
+                                                     sampler=lambda lp: mx.argmax(lp, axis=-1))]}
+                    for p in prompts[:3] for mk in MAX_KV]
             g["tiny"].append(ent)
             print(name, dtype, bits, flush=True)
     from tokenizers import Tokenizer

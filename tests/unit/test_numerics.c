@@ -314,6 +314,7 @@ typedef struct totals {
     tally f32, f32kv32, mlx;   /* f32 numerics (default f16 KV), f32 numerics + f32 KV, mlx numerics */
     kvfx kv;                   /* the worst f16-KV effect */
     size_t kv_same, kv_runs;   /* greedy runs the f16 cache leaves unchanged (f32 numerics) */
+    size_t rot_same, rot_runs; /* mlx numerics with a rotating cache (max_kv_size) */
 } totals;
 
 /* Runs one 16-bit model in the three configurations and prints its line. */
@@ -377,6 +378,29 @@ static void test_tiny(json_t *g, mt_pool *pool, totals *tt) {
         CHECK_OK(mt_tokenizer_load(&tok, tp, &e), &e);
         free(tp);
         if (m && tok) one_model(m, tok, json_object_get(ent, "runs"), label, tt);
+        json_t *rot = json_object_get(ent, "rotating"), *r;
+        size_t ri;
+        if (m && tok) CHECK_OK(mt_model_set_numerics(m, MT_NUMERICS_MLX, &e), &e);
+        json_array_foreach(rot, ri, r) {   /* --max-kv-size: mlx-lm's RotatingKVCache, wrapped */
+            json_t *jp = json_object_get(r, "prompt"), *jt = json_object_get(r, "tokens");
+            int32_t prompt[64];
+            size_t T = json_array_size(jp);
+            for (size_t k = 0; k < T && k < 64; k++) prompt[k] = (int32_t)json_integer_value(json_array_get(jp, k));
+            mt_gen_params gp;
+            mt_gen_params_default(&gp);
+            gp.max_tokens = (int)json_array_size(jt);
+            gp.max_kv_size = (int)json_integer_value(json_object_get(r, "max_kv_size"));
+            mt_gen_result res;
+            int rc2 = m && tok ? mt_generate(m, tok, prompt, T, &gp, NULL, NULL, &res, &e) : -1;
+            CHECK_MSG(rc2 == 0, "%s: %s", label, e.msg);
+            if (rc2) continue;
+            int same = res.n_tokens == json_array_size(jt);
+            for (size_t k = 0; same && k < res.n_tokens; k++) same = res.tokens[k] == json_integer_value(json_array_get(jt, k));
+            CHECK_MSG(same, "%s: max_kv_size %d, prompt %zu: greedy tokens differ from mlx-lm's", label, gp.max_kv_size, ri / 2);
+            tt->rot_same += same;
+            tt->rot_runs++;
+            mt_gen_result_free(&res);
+        }
         mt_tokenizer_free(tok);
         mt_model_free(m);
         rmtree(dst);
@@ -464,6 +488,9 @@ int main(void) {
     }
     /* what mlx-gen(1) states (NUMERICS, --kv-type), with room for other CPUs' float32 sums */
     CHECK(tiny.mlx.runs >= 248 && tiny.mlx.same_tokens == tiny.mlx.runs && tiny.mlx.same_logits == tiny.mlx.logits);
+    printf("  mlx numerics with --max-kv-size (a wrapped RotatingKVCache): %zu/%zu greedy runs identical to mlx-lm\n",
+           tiny.rot_same, tiny.rot_runs);
+    CHECK(tiny.rot_runs == 24 && tiny.rot_same == tiny.rot_runs);
     CHECK(real.mlx.runs == 12 && real.mlx.same_tokens == real.mlx.runs && real.mlx.same_logits == real.mlx.logits);
     CHECK_MSG(tiny.f32.same_tokens < tiny.f32.runs, "f32 numerics gave mlx-lm's tokens everywhere");
     CHECK_MSG(tiny.f32kv32.refrel < 2e-5 && real.f32kv32.refrel < 2e-5, "f32 numerics: %.3g, %.3g of the largest logit "
