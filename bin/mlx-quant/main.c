@@ -14,6 +14,7 @@
 #include "convert/gguf_import.h"
 #include "convert/inspect.h"
 #include "io/hub.h"
+#include "batch.h"
 
 static const char usage[] =
     "usage: mlx-quant convert -m SRC -o DST [-q] [--bits B] [--group-size G] [--mode affine]\n"
@@ -23,6 +24,8 @@ static const char usage[] =
     "       mlx-quant inspect DIR [--against SRC|FILE.gguf] [--worst N] [--json]\n"
     "       mlx-quant export-gguf -m DIR -o FILE.gguf [--type f32|f16|q8_0|q4_0|q4_1]   (llama family)\n"
     "       mlx-quant import-gguf -i FILE.gguf -o DIR [--dtype T] [-q [--bits B] [--group-size G]]\n"
+    "       mlx-quant batch [--resume FILE] [--shard K/N] < jobs.jsonl   (one convert per record;\n"
+    "                 see mlx-quant batch --help)\n"
     "\n"
     "convert writes what `python -m mlx_lm convert` writes, byte for byte (tensors, config.json,\n"
     "index, shards of at most 5 GiB).  SRC is a folder or a Hugging Face repo id (HF cache).\n"
@@ -276,5 +279,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "export-gguf")) return cmd_gguf(argc - 1, argv + 1);
     if (!strcmp(cmd, "import-gguf")) return cmd_import(argc - 1, argv + 1);
+    if (!strcmp(cmd, "batch")) return cmd_batch(argc - 1, argv + 1);
     return die_usage("unknown subcommand");
 }
