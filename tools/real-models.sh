@@ -60,15 +60,17 @@ EOF
   mv "$3.part" "$3"
 }
 
-# import GGUF NAME: local-models/NAME from the GGUF file (replaced whole at the end)
+# import GGUF NAME [OPTIONS]: local-models/NAME from the GGUF file (replaced whole at the end)
 import_gguf() {
   out=local-models/$2
+  src=$1
+  shift 2
   rm -rf "$out.new"
   t0=$(date +%s)
-  if "$MQ" import-gguf -i "$1" -o "$out.new" --quiet; then
+  if "$MQ" import-gguf -i "$src" -o "$out.new" --quiet "$@"; then
     rm -rf "$out"
     mv "$out.new" "$out"
-    say "$out: imported from $(basename "$1") in $(( $(date +%s) - t0 )) s ($(du -sh "$out" | cut -f1))"
+    say "$out: imported from $(basename "$src") in $(( $(date +%s) - t0 )) s ($(du -sh "$out" | cut -f1))"
   else
     rm -rf "$out.new"
     return 1
@@ -116,6 +118,10 @@ if want gemma3; then
       "$GG/GEMMA_TERMS.html"
     say "Gemma 3 270M is under the Gemma Terms of Use ($GG/GEMMA_TERMS.html): use it locally, never commit it"
   fi
-  import_gguf "$g" gemma-3-270m || say "gemma-3-270m: not imported (the message above says why); the GGUF file is in $GG"
+  # float32: the K-quant tensors hold the GGUF's values exactly and the scales are float32,
+  # so mlx-lm computes in float32 too (with float16 scales it keeps Gemma's residual stream
+  # in float16, clipped, which mlx-gen does not do)
+  import_gguf "$g" gemma-3-270m --dtype float32 ||
+    say "gemma-3-270m: not imported (the message above says why); the GGUF file is in $GG"
 fi
 exit 0

@@ -1,6 +1,7 @@
 /* gguf.c - GGUF v3 export of MLX llama-family models (see gguf.h). */
 #include "core/buf.h"
 #include "convert/gguf.h"
+#include "convert/gguf_import.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -292,7 +293,8 @@ static int add_vocab(mt_buf *b, size_t *nkv, const char *dir, long long vocab_si
         }
     }
     kv_str(b, nkv, "tokenizer.ggml.model", "gpt2");
-    kv_str(b, nkv, "tokenizer.ggml.pre", "default");
+    /* the pre-tokenizer llama.cpp knows by name (import-gguf maps it back) */
+    kv_str(b, nkv, "tokenizer.ggml.pre", mt_gguf_pre_name(json_object_get(tj, "pre_tokenizer")));
     kv_key(b, "tokenizer.ggml.tokens", GV_ARR);
     gb_u32(b, GV_STR);
     gb_u64(b, nv);
@@ -339,6 +341,13 @@ static int add_vocab(mt_buf *b, size_t *nkv, const char *dir, long long vocab_si
     if (json_is_integer(bo)) bos = json_integer_value(bo);
     if (bos >= 0) kv_u32(b, nkv, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     if (eos >= 0) kv_u32(b, nkv, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    /* a TemplateProcessing post-processor that starts with a special token adds BOS */
+    json_t *pp = json_object_get(tj, "post_processor"), *first = json_array_get(json_object_get(pp, "single"), 0);
+    const char *ppt = json_string_value(json_object_get(pp, "type"));
+    int add_bos = bos >= 0 && ppt && !strcmp(ppt, "TemplateProcessing") && json_object_get(first, "SpecialToken") != NULL;
+    kv_key(b, "tokenizer.ggml.add_bos_token", GV_BOOL);
+    mt_buf_put(b, add_bos ? "\1" : "\0", 1);
+    ++*nkv;
     free(tok), free(type);
 done:
     json_decref(tj);

@@ -31,16 +31,38 @@ static const lname llama_layer[] = {
     {"ffn_gate", "mlp.gate_proj"},            {"ffn_up", "mlp.up_proj"},
     {"ffn_down", "mlp.down_proj"},            {NULL, NULL}};
 
-typedef struct arch {
+/* gemma3: four norms per block, per-head q/k norms */
+static const lname gemma3_layer[] = {
+    {"attn_norm", "input_layernorm"},          {"post_attention_norm", "post_attention_layernorm"},
+    {"ffn_norm", "pre_feedforward_layernorm"}, {"post_ffw_norm", "post_feedforward_layernorm"},
+    {"attn_q", "self_attn.q_proj"},            {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},            {"attn_output", "self_attn.o_proj"},
+    {"attn_q_norm", "self_attn.q_norm"},       {"attn_k_norm", "self_attn.k_norm"},
+    {"ffn_gate", "mlp.gate_proj"},             {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},             {NULL, NULL}};
+
+typedef struct arch arch;
+typedef int (*config_fn)(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
+
+struct arch {
     const char *gguf;         /* general.architecture */
     const char *model_type;   /* config.json model_type */
     const char *hf_class;     /* config.json architectures[0] */
     int permute_qk;           /* convert_hf_to_gguf permuted q/k rows (LlamaModel.permute) */
+    float norm_shift;         /* convert_hf_to_gguf added this to every *norm.weight (Gemma's 1 + w) */
+    const char *act;          /* config.json hidden activation */
+    const char *end_of_turn;  /* a token llama.cpp stops at (end of generation) that the HF
+                               * config lists among eos_token_id, or NULL */
     const lname *layer;
-} arch;
+    config_fn extra;          /* family keys of config.json, or NULL */
+};
+
+static int gemma3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 
 static const arch arches[] = {
-    {"llama", "llama", "LlamaForCausalLM", 1, llama_layer},
+    {"llama", "llama", "LlamaForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, NULL},
+    {"gemma3", "gemma3_text", "Gemma3ForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", gemma3_layer,
+     gemma3_config},
 };
 
 /* HF name of a GGUF tensor name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight");
@@ -149,7 +171,7 @@ static int make_config(const mt_gguf *g, const arch *a, size_t vocab, int tied, 
     json_object_set_new(c, "rope_theta", jnum(theta));
     json_object_set_new(c, "vocab_size", json_integer((json_int_t)vocab));
     json_object_set_new(c, "tie_word_embeddings", json_boolean(tied));
-    json_object_set_new(c, "hidden_act", json_string("silu"));
+    json_object_set_new(c, "hidden_act", json_string(a->act));
     json_object_set_new(c, "attention_bias", json_boolean(attn_bias));
     json_object_set_new(c, "mlp_bias", json_boolean(mlp_bias));
     if (swa) json_object_set_new(c, "sliding_window", json_integer(swa));
@@ -184,11 +206,53 @@ static int make_config(const mt_gguf *g, const arch *a, size_t vocab, int tied, 
         int64_t v;
         if (!mt_gguf_int(mt_gguf_find(g, ids[i].gk), &v, NULL) && v >= 0) json_object_set_new(c, ids[i].ck, json_integer(v));
     }
+    /* eos_token_id: the GGUF's eos, its eot, and the family's end-of-turn token, as a list
+     * when more than one (the HF configs of chat families list them) */
+    json_t *eos = json_array();
+    int64_t v;
+    if (!mt_gguf_int(mt_gguf_find(g, "tokenizer.ggml.eos_token_id"), &v, NULL) && v >= 0) json_array_append_new(eos, json_integer(v));
+    int64_t eot = -1;
+    if (mt_gguf_int(mt_gguf_find(g, "tokenizer.ggml.eot_token_id"), &eot, NULL)) eot = -1;
+    const mt_gguf_kv *tk = mt_gguf_find(g, "tokenizer.ggml.tokens");
+    for (uint64_t i = 0; eot < 0 && a->end_of_turn && tk && i < tk->n; i++) {
+        const char *ts;
+        size_t tl;
+        if (!mt_gguf_arr_str(tk, i, &ts, &tl) && tl == strlen(a->end_of_turn) && !memcmp(ts, a->end_of_turn, tl)) eot = (int64_t)i;
+    }
+    if (eot >= 0 && !(json_array_size(eos) && json_integer_value(json_array_get(eos, 0)) == eot))
+        json_array_append_new(eos, json_integer(eot));
+    if (json_array_size(eos) > 1) json_object_set(c, "eos_token_id", eos);
+    json_decref(eos);
+    if (a->extra && a->extra(g, a, c, err)) {
+        json_decref(c);
+        return err ? err->code : MT_EFORMAT;
+    }
     *out = c;
     return MT_OK;
 fail:
     json_decref(c);
     return err ? err->code : MT_EFORMAT;
+}
+
+/* Gemma 3 (llama.cpp's LLM_ARCH_GEMMA3): sliding-window layers every 6 but the last
+ * (llama.cpp's fixed swa pattern), local RoPE base 10000, attention scaled by
+ * head_dim^-1/2 except for the 27B model (62 blocks: hidden/heads). */
+static int gemma3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
+    (void)g, (void)err;
+    json_int_t hd = json_integer_value(json_object_get(c, "head_dim"));
+    json_int_t H = json_integer_value(json_object_get(c, "hidden_size")), NH = json_integer_value(json_object_get(c, "num_attention_heads"));
+    if (!hd) hd = H / NH, json_object_set_new(c, "head_dim", json_integer(hd));
+    json_int_t L = json_integer_value(json_object_get(c, "num_hidden_layers"));
+    json_object_set_new(c, "query_pre_attn_scalar", json_integer(L == 62 ? H / NH : hd));
+    json_object_set_new(c, "rope_local_base_freq", json_real(10000.0));
+    json_object_set_new(c, "sliding_window_pattern", json_integer(6));
+    if (!json_object_get(c, "sliding_window")) json_object_set_new(c, "sliding_window", json_integer(512));
+    json_object_del(c, "mlp_bias");
+    json_object_del(c, "hidden_act");
+    json_object_set_new(c, "hidden_activation", json_string(a->act));
+    json_object_set_new(c, "final_logit_softcapping", json_null());
+    json_object_set_new(c, "attn_logit_softcapping", json_null());
+    return MT_OK;
 }
 
 /* ---------------- plan ---------------- */
@@ -203,7 +267,9 @@ typedef struct ot {
     mt_dtype dt;               /* K_DENSE output type */
     size_t rows, K;            /* source rows (elements / ne[0]) and row length */
     int bits;                  /* K_A*: 4, 5 or 8 */
+    mt_dtype sdt;              /* K_A*: scales / biases F16, or F32 under --dtype float32 (same values) */
     int heads;                 /* undo the q/k permutation with this many heads (0 = none) */
+    float shift;               /* subtracted from every value (Gemma norms: 1) */
 } ot;
 
 typedef struct im {
@@ -253,7 +319,8 @@ static int fill_dense(const ot *t, uint8_t *dst, mt_err *err) {
     size_t es = mt_dtype_size(t->dt), K = t->K;
     uint32_t st = s->type;
     size_t src_es = st == MT_GT_F32 ? 4 : (st == MT_GT_F16 || st == MT_GT_BF16) ? 2 : 0;
-    int same = (st == MT_GT_F32 && t->dt == MT_F32) || (st == MT_GT_F16 && t->dt == MT_F16) || (st == MT_GT_BF16 && t->dt == MT_BF16);
+    int same = !t->shift && ((st == MT_GT_F32 && t->dt == MT_F32) || (st == MT_GT_F16 && t->dt == MT_F16) ||
+                             (st == MT_GT_BF16 && t->dt == MT_BF16));
     size_t rowb = s->nbytes / (t->rows ? t->rows : 1);
     if (s->ndim == 1 && t->heads) {
         /* a permuted bias: its elements are the rows */
@@ -272,7 +339,11 @@ static int fill_dense(const ot *t, uint8_t *dst, mt_err *err) {
     for (size_t r = 0; r < t->rows && !rc; r++) {
         const uint8_t *sp = s->data + src_row(t, r) * rowb;
         if (same) memcpy(dst + r * K * es, sp, K * src_es);
-        else if (!(rc = mt_ggml_dequantize(st, sp, x, K, err))) mt_convert_from_f32(dst + r * K * es, x, t->dt, K);
+        else if (!(rc = mt_ggml_dequantize(st, sp, x, K, err))) {
+            if (t->shift)
+                for (size_t k = 0; k < K; k++) x[k] -= t->shift;
+            mt_convert_from_f32(dst + r * K * es, x, t->dt, K);
+        }
     }
     free(x);
     return rc;
@@ -284,14 +355,22 @@ static int convert_affine(im *c, const ot *t, mt_err *err) {
     c->cached = NULL;
     size_t words = t->K * (size_t)t->bits / 32, G = t->K / 32;
     c->cw = malloc(t->rows * words * 4 + 4);
-    c->cs = malloc(t->rows * G * 2 + 2);
-    c->cb = malloc(t->rows * G * 2 + 2);
+    c->cs = malloc(t->rows * G * 4 + 4);
+    c->cb = malloc(t->rows * G * 4 + 4);
     if (!c->cw || !c->cs || !c->cb) return mt_seterr(err, MT_ENOMEM, "out of memory");
     size_t rowb = t->src->nbytes / t->rows;
     for (size_t r = 0; r < t->rows; r++)
         if (!mt_ggml_to_affine(t->src->type, t->src->data + src_row(t, r) * rowb, 1, t->K, c->cw + r * words,
                                c->cs + r * G, c->cb + r * G))
             return mt_seterr(err, MT_EFORMAT, "%s: not exactly representable (checked before)", t->src->name);
+    if (t->sdt == MT_F32) {
+        /* widen in place, from the end (float16 values are float32 values) */
+        float *fs = (float *)c->cs, *fb = (float *)c->cb;
+        for (size_t i = t->rows * G; i-- > 0;) {
+            float a = mt_f16_to_f32(c->cs[i]), b = mt_f16_to_f32(c->cb[i]);
+            fs[i] = a, fb[i] = b;
+        }
+    }
     c->cached = t->src;
     return MT_OK;
 }
@@ -488,6 +567,9 @@ int mt_gguf_hf_tensor(const mt_gguf *g, const char *hf, float **out, size_t *n, 
     float *x = malloc(ne * sizeof *x + 1), *y = NULL;
     if (!x) return mt_seterr(err, MT_ENOMEM, "out of memory");
     int rc = mt_ggml_dequantize(s->type, s->data, x, ne, err);
+    size_t nl = strlen(s->name);
+    if (!rc && a->norm_shift != 0 && nl >= 11 && !strcmp(s->name + nl - 11, "norm.weight"))
+        for (size_t i = 0; i < ne; i++) x[i] -= a->norm_shift;
     int64_t heads = perm_heads(g, a, s);
     if (!rc && heads > 0) {
         ot t = {0};
@@ -569,11 +651,12 @@ static int plan(im *c, mt_dtype dense, int force_dtype, int all_dense, json_t *q
                 if (!e.name) return mt_seterr(err, MT_ENOMEM, "out of memory");
                 memcpy(e.name, name, l);
                 strcpy(e.name + l, suf[p]);
-                e.e.dtype = p ? MT_F16 : MT_U32;
+                e.sdt = force_dtype && dense == MT_F32 ? MT_F32 : MT_F16;
+                e.e.dtype = p ? e.sdt : MT_U32;
                 e.e.ndim = s->ndim;
                 for (int d = 0; d < s->ndim; d++) e.e.shape[d] = (int64_t)s->ne[s->ndim - 1 - d];
                 e.e.shape[s->ndim - 1] = (int64_t)(p ? t.K / 32 : t.K * (size_t)bits / 32);
-                e.e.nbytes = t.rows * (p ? t.K / 32 * 2 : t.K * (size_t)bits / 8);
+                e.e.nbytes = t.rows * (p ? t.K / 32 * mt_dtype_size(e.sdt) : t.K * (size_t)bits / 8);
                 int rc = push(c, &cap, &e, err);
                 if (rc) {
                     free(e.name);
@@ -587,6 +670,8 @@ static int plan(im *c, mt_dtype dense, int force_dtype, int all_dense, json_t *q
         }
         t.kind = K_DENSE;
         t.dt = dense;
+        size_t nl = strlen(s->name);
+        if (c->a->norm_shift != 0 && nl >= 11 && !strcmp(s->name + nl - 11, "norm.weight")) t.shift = c->a->norm_shift;
         if (!force_dtype) {
             if (s->type == MT_GT_F32) t.dt = MT_F32;
             else if (s->type == MT_GT_F16) t.dt = MT_F16;

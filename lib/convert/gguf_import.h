@@ -1,5 +1,5 @@
 /* gguf_import.h - a GGUF file (llama.cpp's format) back to an mlx-community
- * model folder: the round trip of export-gguf.
+ * model folder: the round trip of export-gguf.  Architectures: llama, gemma3.
  *
  * Tensors are renamed to the Hugging Face / MLX names (llama.cpp's q/k row
  * permutation undone on weights, scales and biases alike); the 32-element
@@ -30,9 +30,10 @@ typedef struct mt_import_gguf_opts {
     const char *src;          /* the .gguf file */
     const char *dst;          /* output folder; must not exist */
     const char *dtype;        /* "float16" | "bfloat16" | "float32": dense outputs (dequantized
-                               * tensors; with it, float tensors are cast too); NULL = bfloat16
-                               * if the file has BF16 tensors, else float16 if it has F16 or
-                               * quantized ones, else float32 */
+                               * tensors; with it, float tensors are cast too; "float32" also
+                               * stores affine scales/biases as float32, same values); NULL =
+                               * bfloat16 if the file has BF16 tensors, else float16 if it has
+                               * F16 or quantized ones, else float32 */
     int quantize;             /* dequantize everything, then quantize like mlx-quant convert -q */
     int bits, group_size;     /* with quantize: 0 = 4 / 64 */
     int threads;              /* quantization threads (mt_convert), 0 = all cores */
@@ -52,6 +53,12 @@ int mt_import_gguf(const mt_import_gguf_opts *o, mt_err *err);
  * (tokenizer model or pre-tokenizer not handled), MT_EFORMAT (missing or
  * inconsistent tokenizer.ggml.* keys), MT_ENOMEM. */
 int mt_gguf_tokenizer_files(const mt_gguf *g, json_t **tok, json_t **cfg, mt_err *err);
+
+/* The tokenizer.ggml.pre name llama.cpp knows for a tokenizer.json pre_tokenizer
+ * (the inverse of what import-gguf writes): "gpt-2" (ByteLevel with its regex),
+ * "smollm" (individual Digits + ByteLevel), "llama-bpe" / "qwen2" (their Split
+ * regex + ByteLevel without regex), else "default". */
+const char *mt_gguf_pre_name(const json_t *pre_tokenizer);
 
 /* The values import-gguf stores as the HF tensor hf_name (".weight" or
  * ".bias" name), float32 in HF layout: the GGUF tensor dequantized as ggml

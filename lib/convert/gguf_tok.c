@@ -89,6 +89,32 @@ static json_t *pre_tokenizer(const struct pre *p) {
     }
 }
 
+/* a ByteLevel entry as HF writes it; use_regex absent means true */
+static int is_bytelevel(const json_t *j, int use_regex) {
+    const json_t *u = json_object_get(j, "use_regex");
+    return json_is_string(json_object_get(j, "type")) && !strcmp(json_string_value(json_object_get(j, "type")), "ByteLevel") &&
+           (u ? json_is_true(u) : 1) == use_regex;
+}
+
+const char *mt_gguf_pre_name(const json_t *pt) {
+    if (is_bytelevel(pt, 1)) return "gpt-2";
+    const char *type = json_string_value(json_object_get(pt, "type"));
+    const json_t *seq = json_object_get(pt, "pretokenizers");
+    if (!type || strcmp(type, "Sequence") || json_array_size(seq) != 2) return "default";
+    const json_t *a = json_array_get(seq, 0), *b = json_array_get(seq, 1);
+    const char *at = json_string_value(json_object_get(a, "type"));
+    if (at && !strcmp(at, "Digits") && json_is_true(json_object_get(a, "individual_digits")) && is_bytelevel(b, 1))
+        return "smollm";
+    const char *rx = json_string_value(json_object_get(json_object_get(a, "pattern"), "Regex"));
+    const char *beh = json_string_value(json_object_get(a, "behavior"));
+    if (at && !strcmp(at, "Split") && rx && beh && !strcmp(beh, "Isolated") && !json_is_true(json_object_get(a, "invert")) &&
+        is_bytelevel(b, 0)) {
+        if (!strcmp(rx, RX_LLAMA3)) return "llama-bpe";
+        if (!strcmp(rx, RX_QWEN2)) return "qwen2";
+    }
+    return "default";
+}
+
 /* ---------------- shared ---------------- */
 
 typedef struct vocab {

@@ -68,6 +68,14 @@ setup_file() {
   b=$(echo "$ids" | "$GEN" -m tests/data/models/llama-tiny -q --logprobs 1 | jq -c '[.text, .finish_reason, .logprobs]')
   [ "$a" = "$b" ]
   [ "$(echo "$a" | jq -r '.[1]')" = length ]
+  # the tokenizer comes back too: export-gguf names llama-tiny's ByteLevel pre-tokenizer
+  # "gpt-2" and its BOS-adding post-processor add_bos_token
+  for m in "$TD/rt" tests/data/models/llama-tiny; do
+    printf '%s\n' '{"text": "def main():\n    return 0  # 123 héllo"}' '{"text": "x = [1, 2]"}' | "$GEN" -m "$m" --tokenize -q | jq -c .ids
+  done > "$TD/rt.ids"
+  [ "$(sed -n 1p "$TD/rt.ids")" = "$(sed -n 3p "$TD/rt.ids")" ]
+  [ "$(sed -n 2p "$TD/rt.ids")" = "$(sed -n 4p "$TD/rt.ids")" ]
+  [ "$(sed -n 1p "$TD/rt.ids" | jq '.[0]')" = 1 ]
 }
 
 @test "-q: everything dequantized, then quantized as convert -q does" {
@@ -95,7 +103,7 @@ setup_file() {
 @test "an unsupported architecture or tensor type is named" {
   run "$MQ" import-gguf -i tests/data/gguf/arch-mamba.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama)"* ]]
+  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, gemma3)"* ]]
   run "$MQ" import-gguf -i tests/data/gguf/type-iq4nl.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
   [[ "$output" == *"tensor 'token_embd.weight' has type IQ4_NL, which is not supported"* ]]

@@ -102,3 +102,34 @@ check_corpus() {
   [ "$output" = "Q: What is the capital of France?
 A: The capital of France is Paris." ]
 }
+
+@test "Gemma 3 270M: the GGUF file is the one the goldens were made from" {
+  need gemma3 gemma-3-270m gemma-3-270m-q4_k_m.gguf
+  [ "$(sha256sum local-models/gguf/gemma-3-270m-q4_k_m.gguf | cut -d' ' -f1)" = \
+    "$(jq -r .gguf_sha256 tests/data/real/gemma3/golden.json)" ]
+}
+
+@test "Gemma 3 270M (imported with --dtype float32): every tensor holds the GGUF's values" {
+  need gemma3 gemma-3-270m gemma-3-270m-q4_k_m.gguf
+  run "$MQ" inspect local-models/gemma-3-270m --against local-models/gguf/gemma-3-270m-q4_k_m.gguf
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = "lossless: 236 of 236 tensors hold the GGUF's values exactly" ]
+  jq -e '.model_type == "gemma3_text" and .eos_token_id == [1, 106] and .query_pre_attn_scalar == 256' \
+    local-models/gemma-3-270m/config.json
+}
+
+@test "Gemma 3 270M: greedy tokens and logprobs of 5 prompts (2 of them chats in Gemma's turn format) equal mlx-lm's" {
+  need gemma3 gemma-3-270m gemma-3-270m-q4_k_m.gguf
+  check_prompts gemma3 gemma-3-270m
+  check_cases gemma3 gemma-3-270m
+}
+
+@test "Gemma 3 270M: on an F32 copy of the GGUF, llama.cpp's greedy tokens were mlx-lm's (golden)" {
+  need gemma3 gemma-3-270m gemma-3-270m-q4_k_m.gguf
+  jq -e '[.cases[] | .llama_cpp_f32_ids == .ids] | all' tests/data/real/gemma3/golden.json
+}
+
+@test "Gemma 3 270M: the rebuilt SentencePiece tokenizer encodes the corpus as llama.cpp does" {
+  need gemma3 gemma-3-270m gemma-3-270m-q4_k_m.gguf
+  check_corpus gemma3 gemma-3-270m
+}

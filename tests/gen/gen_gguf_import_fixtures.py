@@ -16,6 +16,12 @@ and gguf-py's GGUFWriter.  Output in tests/data/gguf/:
                    un-permuted (rounded to bfloat16 where the importer stores bfloat16);
                    then "tok <ids...> <text>" lines: tokenizers' encoding of strings with
                    llama-tiny's tokenizer.json, which the rebuilt tokenizer must repeat
+  tiny-gemma3.gguf a 1-layer gemma3 (hidden 128, 4 heads / 1 kv head of 32) with a small
+                   SentencePiece vocabulary (scores, byte tokens, control and user-defined
+                   tokens), its norms stored as 1 + w as convert_hf_to_gguf.py writes them
+  tiny-gemma3.ref  as tiny-mixed.ref (the norms' reference is w: the GGUF value minus 1),
+                   the "tok" lines being llama.cpp's own tokenization of the GGUF vocabulary
+                   (llama_tokenize through llama-cpp-python, BOS added, specials parsed)
   arch-mamba.gguf  a valid GGUF of an architecture the importer does not know
   type-iq4nl.gguf  a llama GGUF with one IQ4_NL tensor
 
@@ -223,6 +229,92 @@ def tiny():
             f.write("tok " + ",".join(map(str, ids)) + " " + json.dumps(s) + "\n")
 
 
+def tiny_gemma3():
+    rng = np.random.default_rng(5)
+    H, I, NH, NKV, HD = 128, 128, 4, 1, 32
+    # vocabulary: specials, byte tokens, "▁" pieces and their merges with descending scores
+    toks, types, scores = [], [], []
+    def tok(t, ty=1, sc=0.0):
+        toks.append(t); types.append(ty); scores.append(sc)
+    for t in ["<pad>", "<eos>", "<bos>", "<unk>"]:
+        tok(t, 3, -1000.0)
+    tok("<start_of_turn>", 3, -1000.0)
+    tok("<end_of_turn>", 3, -1000.0)
+    tok("\n\n", 4, 0.0)
+    for b in range(256):
+        tok(f"<0x{b:02X}>", 6, 0.0)
+    pieces = ["▁", "e", "t", "a", "o", "n", "i", "h", "s", "r", "d", "l", "u", "c", "m", "w", "f", "g", "y", "p",
+              "b", ",", ".", "\n", "T", "I", "é", "1", "2",
+              "▁t", "he", "▁the", "in", "▁a", "er", "on", "re", "▁s", "at", "en", "▁w", "nd", "▁the▁", "is", "▁o",
+              "or", "es", "▁c", "an", "▁i", "ou", "▁th", "▁an", "▁and", "ing", "▁in", "▁is", "▁of", "▁to", "ll",
+              "▁wor", "▁worl", "▁world", "▁h", "▁he", "▁hel", "▁hell", "▁hello", "el", "lo", "wor", "ld"]
+    for i, t in enumerate(pieces):
+        tok(t, 1, -float(i))
+    V = len(toks)
+    w = gguf.GGUFWriter(os.path.join(OUT, "tiny-gemma3.gguf"), "gemma3")
+    w.add_block_count(1)
+    w.add_context_length(256)
+    w.add_embedding_length(H)
+    w.add_feed_forward_length(I)
+    w.add_head_count(NH)
+    w.add_head_count_kv(NKV)
+    w.add_key_length(HD)
+    w.add_value_length(HD)
+    w.add_rope_freq_base(1000000.0)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_sliding_window(64)
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(toks)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(2)
+    w.add_eos_token_id(1)
+    w.add_unk_token_id(3)
+    w.add_pad_token_id(0)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    w.add_add_space_prefix(False)
+    ref = {}
+
+    def put(gname, hfname, x, t, norm=False):
+        xx = x + 1 if norm else x    # Gemma3Model.modify_tensors: norm weights + 1
+        deq = add(w, gname, xx.astype(np.float32), t)
+        ref[hfname] = deq - 1 if norm else deq
+
+    s = 1.0 / np.sqrt(H)
+    put("token_embd.weight", "model.embed_tokens.weight", rng.standard_normal((V, H)).astype(np.float32) * 0.5, T.Q8_0)
+    p = "model.layers.0."
+    put("blk.0.attn_norm.weight", p + "input_layernorm.weight", 0.1 * rng.standard_normal(H), T.F32, True)
+    put("blk.0.post_attention_norm.weight", p + "post_attention_layernorm.weight", 0.1 * rng.standard_normal(H), T.F32, True)
+    put("blk.0.ffn_norm.weight", p + "pre_feedforward_layernorm.weight", 0.1 * rng.standard_normal(H), T.F32, True)
+    put("blk.0.post_ffw_norm.weight", p + "post_feedforward_layernorm.weight", 0.1 * rng.standard_normal(H), T.F32, True)
+    put("blk.0.attn_q_norm.weight", p + "self_attn.q_norm.weight", 0.1 * rng.standard_normal(HD), T.F32, True)
+    put("blk.0.attn_k_norm.weight", p + "self_attn.k_norm.weight", 0.1 * rng.standard_normal(HD), T.F32, True)
+    put("blk.0.attn_q.weight", p + "self_attn.q_proj.weight", rng.standard_normal((NH * HD, H)) * s, T.Q5_0)
+    put("blk.0.attn_k.weight", p + "self_attn.k_proj.weight", rng.standard_normal((NKV * HD, H)) * s, T.Q5_0)
+    put("blk.0.attn_v.weight", p + "self_attn.v_proj.weight", rng.standard_normal((NKV * HD, H)) * s, T.Q8_0)
+    put("blk.0.attn_output.weight", p + "self_attn.o_proj.weight", rng.standard_normal((H, NH * HD)) * s, T.Q4_1)
+    put("blk.0.ffn_gate.weight", p + "mlp.gate_proj.weight", rng.standard_normal((I, H)) * s, T.Q5_0)
+    put("blk.0.ffn_up.weight", p + "mlp.up_proj.weight", rng.standard_normal((I, H)) * s, T.Q5_0)
+    put("blk.0.ffn_down.weight", p + "mlp.down_proj.weight", rng.standard_normal((H, I)) * s, T.F16)
+    put("output_norm.weight", "model.norm.weight", 0.1 * rng.standard_normal(H), T.F32, True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    from llama_cpp import Llama
+    llm = Llama(model_path=os.path.join(OUT, "tiny-gemma3.gguf"), vocab_only=True, verbose=False)
+    with open(os.path.join(OUT, "tiny-gemma3.ref"), "w") as f:
+        for k in sorted(ref):
+            f.write(f"t {k} {fnv64_fast(ref[k]):016x}\n")
+        for text in ["hello world", "the cat is on the mat, and the dog.", "  two  spaces\n\nand lines\n",
+                     "héllo wörld ✓ 漢字", "<start_of_turn>user\nhello<end_of_turn>\n<start_of_turn>model\n", "Tt1.2"]:
+            ids = llm.tokenize(text.encode(), add_bos=True, special=True)
+            f.write("tok " + ",".join(map(str, ids)) + " " + json.dumps(text) + "\n")
+
+
 def small(path, arch, tensors):
     w = gguf.GGUFWriter(path, arch)
     w.add_block_count(1)
@@ -245,6 +337,7 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     blocks()
     tiny()
+    tiny_gemma3()
     bad()
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(os.path.join(OUT, f)))

@@ -4,7 +4,9 @@ import-gguf (local-models/, never committed).  For each model:
 
   mlx-lm 0.32 on the imported folder: greedy 64 tokens and the log-probability of each
   chosen token for 3 text prompts and 2 chats (prompt ids: HF `tokenizers` on the imported
-  tokenizer.json for the text prompts, transformers' apply_chat_template for the chats);
+  tokenizer.json for the text prompts, transformers' apply_chat_template for the chats; a
+  GGUF without a chat template (Gemma 3 270M is a base model) gets its chats as text in
+  Gemma's turn format);
   llama.cpp (llama-cpp-python) on the original GGUF file: greedy tokens from the same
   prompt ids and the number of leading tokens on which it agrees with mlx-lm; mlx-lm's
   tokens fed to llama.cpp (teacher forcing): at each position whether llama.cpp's top
@@ -13,7 +15,8 @@ import-gguf (local-models/, never committed).  For each model:
   near-ties can go the other way); the same on an F32 copy of the GGUF (every tensor
   dequantized by ggml, metadata unchanged), where llama.cpp computes in float;
   the tokenizer: every line of tests/data/tokenizers/corpus.txt encoded by llama.cpp with
-  the GGUF's own vocabulary (no BOS, special tokens parsed) and by `tokenizers` with the
+  the GGUF's own vocabulary (special tokens parsed; BOS added as mlx-lm adds it: when the
+  tokenizer adds one and the line does not start with it) and by `tokenizers` with the
   rebuilt tokenizer.json; the ids are llama.cpp's, and the count of lines where the two
   differ is recorded (0 means the rebuilt tokenizer encodes as the GGUF does).
 
@@ -62,6 +65,10 @@ def mlx_lm_cases(folder):
     raw = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     cases = []
     for kind, x in [("prompt", p) for p in PROMPTS] + [("messages", c) for c in CHATS]:
+        chat = None
+        if kind == "messages" and not tok.chat_template:
+            # no template in the GGUF (a base model): the chat in the family's turn format, as text
+            chat, kind, x = x, "prompt", gemma_turns(x)
         if kind == "prompt":
             bos = tok.bos_token
             ids = raw.encode(x, add_special_tokens=not (bos and x.startswith(bos))).ids
@@ -83,7 +90,22 @@ def mlx_lm_cases(folder):
         print(f"  mlx-lm {kind}: {len(out)} tokens in {time.time() - t0:.1f} s: {text[:60]!r}", file=sys.stderr)
         cases.append({kind: x, "prompt_ids": list(map(int, ids)), "ids": out, "logprobs": lps, "text": text,
                       "finish_reason": finish})
+        if chat:
+            cases[-1]["chat"] = chat
     return cases
+
+
+def gemma_turns(messages):
+    """Gemma's chat format (its published template): the system message starts the first user turn"""
+    out, sys_text = "", ""
+    for m in messages:
+        if m["role"] == "system":
+            sys_text = m["content"] + "\n\n"
+            continue
+        role = "model" if m["role"] == "assistant" else m["role"]
+        out += f"<start_of_turn>{role}\n{sys_text}{m['content']}<end_of_turn>\n"
+        sys_text = ""
+    return out + "<start_of_turn>model\n"
 
 
 def llama_cpp_ids(gguf, prompt_ids):
@@ -152,10 +174,14 @@ def corpus(folder, gguf):
     lines = [json.loads(l) for l in open(os.path.join(ROOT, "tests/data/tokenizers/corpus.txt"), encoding="utf-8")]
     llm = Llama(model_path=gguf, vocab_only=True, verbose=False)
     hf = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    tc = json.load(open(os.path.join(folder, "tokenizer_config.json")))
+    bos = tc.get("bos_token") if tc.get("add_bos_token") else None
     ids, bad = [], []
     for i, s in enumerate(lines):
-        a = llm.tokenize(s.encode("utf-8"), add_bos=False, special=True)
-        b = hf.encode(s, add_special_tokens=False).ids
+        # BOS as mlx-lm (and mlx-gen) add it: when the tokenizer adds one and the text does not start with it
+        add = bool(bos) and not s.startswith(bos)
+        a = llm.tokenize(s.encode("utf-8"), add_bos=add, special=True)
+        b = hf.encode(s, add_special_tokens=add).ids
         ids.append(a)
         if a != b:
             bad.append(i)

@@ -6,7 +6,9 @@
  *    lengths, offsets, types: refused with a message, never a crash;
  *  - tiny-mixed.gguf imported: every tensor equals ggml's dequantization,
  *    un-permuted (FNV-1a of the floats MLX computes from our output), the
- *    config, and the rebuilt tokenizer encodes as the original tokenizer.json. */
+ *    config, and the rebuilt tokenizer encodes as the original tokenizer.json;
+ *  - tiny-gemma3.gguf: norms back from llama.cpp's 1 + w, the gemma3 config, and the
+ *    SentencePiece vocabulary rebuilt as a tokenizer.json that encodes as llama.cpp. */
 #include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -18,6 +20,7 @@
 #include "check.h"
 #include "convert/gguf_import.h"
 #include "convert/gguf_read.h"
+#include "convert/inspect.h"
 #include "core/buf.h"
 #include "core/file.h"
 #include "io/safetensors.h"
@@ -229,34 +232,15 @@ static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *w) {
     return remove(p);
 }
 
-static void test_import(void) {
-    char dir[] = "/tmp/test_gguf_XXXXXX";
-    if (!mkdtemp(dir)) return;
-    char out[300];
-    snprintf(out, sizeof out, "%s/m", dir);
-    mt_import_gguf_opts o = {0};
-    o.src = DATA "tiny-mixed.gguf";
-    o.dst = out;
+/* Compare the folder out with a .ref file: "t NAME FNV" tensor lines and "tok IDS TEXT"
+ * lines (add_special: encode with the post-processor, as llama.cpp with BOS).  Counts in
+ * *nt, *nk. */
+static void check_ref(const char *out, const char *ref, json_t *q, int add_special, int *nt, int *nk) {
     mt_err err = {0};
-    CHECK_OK(mt_import_gguf(&o, &err), &err);
-    /* a second run refuses the existing folder */
-    CHECK(mt_import_gguf(&o, &err) == MT_EINVAL && strstr(err.msg, "already exists"));
-
     char p[400];
-    snprintf(p, sizeof p, "%s/config.json", out);
-    json_t *cfg = json_load_file(p, 0, NULL);
-    CHECK(cfg != NULL);
-    CHECK_STR(json_string_value(json_object_get(cfg, "model_type")), "llama");
-    CHECK_EQ_INT(json_integer_value(json_object_get(cfg, "vocab_size")), 384);
-    CHECK_EQ_INT(json_integer_value(json_object_get(cfg, "num_key_value_heads")), 2);
-    CHECK(json_is_false(json_object_get(cfg, "tie_word_embeddings")));
-    CHECK(json_real_value(json_object_get(cfg, "rms_norm_eps")) == 1e-5);
-    json_t *q = json_object_get(cfg, "quantization");
-    CHECK_EQ_INT(json_integer_value(json_object_get(q, "group_size")), 32);
-
     mt_safetensors *st = NULL;
     CHECK_OK(mt_safetensors_open_dir(&st, out, &err), &err);
-    FILE *f = fopen(DATA "tiny-mixed.ref", "r");
+    FILE *f = fopen(ref, "r");
     CHECK(f != NULL);
     char line[4096];
     int ntensors = 0, ntok = 0;
@@ -301,7 +285,7 @@ static void test_import(void) {
             *sp = 0;
             int32_t *ids = NULL;
             size_t nid = 0;
-            CHECK_OK(mt_tokenizer_encode(tk, json_string_value(js), json_string_length(js), 0, &ids, &nid, &err), &err);
+            CHECK_OK(mt_tokenizer_encode(tk, json_string_value(js), json_string_length(js), add_special, &ids, &nid, &err), &err);
             char got[2048] = "";
             for (size_t i = 0; i < nid; i++)
                 snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d", i ? "," : "", ids[i]);
@@ -311,6 +295,42 @@ static void test_import(void) {
             ntok++;
         }
     }
+    if (f) fclose(f);
+    mt_tokenizer_free(tk);
+    mt_safetensors_free(st);
+    *nt = ntensors, *nk = ntok;
+}
+
+static void test_import(void) {
+    char dir[] = "/tmp/test_gguf_XXXXXX";
+    if (!mkdtemp(dir)) return;
+    char out[300];
+    snprintf(out, sizeof out, "%s/m", dir);
+    mt_import_gguf_opts o = {0};
+    o.src = DATA "tiny-mixed.gguf";
+    o.dst = out;
+    mt_err err = {0};
+    CHECK_OK(mt_import_gguf(&o, &err), &err);
+    /* a second run refuses the existing folder */
+    CHECK(mt_import_gguf(&o, &err) == MT_EINVAL && strstr(err.msg, "already exists"));
+
+    char p[400];
+    snprintf(p, sizeof p, "%s/config.json", out);
+    json_t *cfg = json_load_file(p, 0, NULL);
+    CHECK(cfg != NULL);
+    CHECK_STR(json_string_value(json_object_get(cfg, "model_type")), "llama");
+    CHECK_EQ_INT(json_integer_value(json_object_get(cfg, "vocab_size")), 384);
+    CHECK_EQ_INT(json_integer_value(json_object_get(cfg, "num_key_value_heads")), 2);
+    CHECK(json_is_false(json_object_get(cfg, "tie_word_embeddings")));
+    CHECK(json_real_value(json_object_get(cfg, "rms_norm_eps")) == 1e-5);
+    json_t *q = json_object_get(cfg, "quantization");
+    CHECK_EQ_INT(json_integer_value(json_object_get(q, "group_size")), 32);
+
+    int ntensors = 0, ntok = 0;
+    check_ref(out, DATA "tiny-mixed.ref", q, 0, &ntensors, &ntok);
+    mt_tokenizer *tk = NULL;
+    snprintf(p, sizeof p, "%s/tokenizer.json", out);
+    CHECK_OK(mt_tokenizer_load(&tk, p, &err), &err);
     CHECK_EQ_INT(ntensors, 21);
     CHECK_EQ_INT(ntok, 6);
     /* the rebuilt tokenizer adds BOS as the GGUF asks (tokenizer.ggml.add_bos_token) */
@@ -318,9 +338,7 @@ static void test_import(void) {
     size_t nid = 0;
     if (tk && !mt_tokenizer_encode(tk, "hi", 2, 1, &ids, &nid, &err)) CHECK(nid >= 1 && ids[0] == 1);
     free(ids);
-    if (f) fclose(f);
     mt_tokenizer_free(tk);
-    mt_safetensors_free(st);
     json_decref(cfg);
 
     /* -q: dequantized, then quantized like convert (4-bit, group 64) */
@@ -340,6 +358,48 @@ static void test_import(void) {
     nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void test_import_gemma3(void) {
+    char dir[] = "/tmp/test_gguf_XXXXXX";
+    if (!mkdtemp(dir)) return;
+    char out[300], p[400];
+    snprintf(out, sizeof out, "%s/g", dir);
+    mt_import_gguf_opts o = {0};
+    o.src = DATA "tiny-gemma3.gguf";
+    o.dst = out;
+    mt_err err = {0};
+    CHECK_OK(mt_import_gguf(&o, &err), &err);
+    snprintf(p, sizeof p, "%s/config.json", out);
+    json_t *cfg = json_load_file(p, 0, NULL);
+    CHECK_STR(json_string_value(json_object_get(cfg, "model_type")), "gemma3_text");
+    CHECK_EQ_INT(json_integer_value(json_object_get(cfg, "head_dim")), 32);
+    CHECK_EQ_INT(json_integer_value(json_object_get(cfg, "query_pre_attn_scalar")), 32);
+    CHECK_EQ_INT(json_integer_value(json_object_get(cfg, "sliding_window")), 64);
+    CHECK_EQ_INT(json_integer_value(json_object_get(cfg, "sliding_window_pattern")), 6);
+    CHECK(json_real_value(json_object_get(cfg, "rms_norm_eps")) == 1e-6);
+    CHECK(json_is_true(json_object_get(cfg, "tie_word_embeddings")));
+    CHECK_STR(json_string_value(json_object_get(cfg, "hidden_activation")), "gelu_pytorch_tanh");
+    /* eos: <eos> and <end_of_turn> */
+    json_t *eos = json_object_get(cfg, "eos_token_id");
+    CHECK(json_array_size(eos) == 2 && json_integer_value(json_array_get(eos, 0)) == 1 &&
+          json_integer_value(json_array_get(eos, 1)) == 5);
+    int nt = 0, nk = 0;
+    check_ref(out, DATA "tiny-gemma3.ref", json_object_get(cfg, "quantization"), 1, &nt, &nk);
+    CHECK_EQ_INT(nt, 15);
+    CHECK_EQ_INT(nk, 6);
+    json_decref(cfg);
+    /* the same against the GGUF through inspect: every tensor exact */
+    char rep[400];
+    snprintf(rep, sizeof rep, "%s/inspect.txt", dir);
+    FILE *f = fopen(rep, "w");
+    CHECK_OK(mt_inspect_gguf(f, out, DATA "tiny-gemma3.gguf", 0, &err), &err);
+    fclose(f);
+    char *txt = NULL;
+    size_t len = 0;
+    if (!mt_read_file(rep, &txt, &len, &err)) CHECK(strstr(txt, "lossless: 15 of 15 tensors") != NULL);
+    free(txt);
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_refused(void) {
     char dir[] = "/tmp/test_gguf_XXXXXX";
     if (!mkdtemp(dir)) return;
@@ -349,7 +409,7 @@ static void test_refused(void) {
     o.dst = out;
     mt_err err = {0};
     o.src = DATA "arch-mamba.gguf";
-    CHECK(mt_import_gguf(&o, &err) == MT_EUNSUPPORTED && strstr(err.msg, "architecture 'mamba'"));
+    CHECK(mt_import_gguf(&o, &err) == MT_EUNSUPPORTED && strstr(err.msg, "architecture 'mamba' is not supported (supported: llama, gemma3)"));
     o.src = DATA "type-iq4nl.gguf";
     CHECK(mt_import_gguf(&o, &err) == MT_EUNSUPPORTED && strstr(err.msg, "IQ4_NL"));
     CHECK(!mt_file_exists(out));
@@ -360,6 +420,7 @@ int main(void) {
     test_blocks();
     test_damaged();
     test_import();
+    test_import_gemma3();
     test_refused();
     return check_report("test_gguf");
 }
