@@ -52,9 +52,11 @@ no_leftovers() {
 @test "mlx-gen: kill -9 at random points, then --resume: the answers equal an uninterrupted run" {
   # a failing record first: every round runs it again, and it must still end as one line
   printf '%s\n' '{"id":"bad","prompt":"x","top_k":-1}' > "$T/in.jsonl"
-  for i in $(seq 1 400); do printf '{"id":"g%d","prompt":"record %d says","max_tokens":24}\n' "$i" "$i"; done >> "$T/in.jsonl"
-  "$GEN" -m "$M" -q < "$T/in.jsonl" > "$T/ref.jsonl" || [ $? -eq 3 ]
-  kill_resume_rounds "$GEN" -m "$M"
+  # enough records, and one thread (a core left to the polling below), that a run outlasts
+  # the polling even on a busy machine
+  for i in $(seq 1 1200); do printf '{"id":"g%d","prompt":"record %d says","max_tokens":24}\n' "$i" "$i"; done >> "$T/in.jsonl"
+  "$GEN" -m "$M" -q -t 1 < "$T/in.jsonl" > "$T/ref.jsonl" || [ $? -eq 3 ]
+  kill_resume_rounds "$GEN" -m "$M" -t 1
   [ "$KILLED" -ge 5 ]                              # the rounds were cut mid-run
   [ "$(strip_timing "$T/out.jsonl")" = "$(strip_timing "$T/ref.jsonl")" ]
   no_leftovers "$T"
@@ -63,8 +65,8 @@ no_leftovers() {
 @test "mlx-gen --batch 4: kill -9 at random points, then --resume: the same answers" {
   # enough records that a run outlasts the polling below even when the machine is busy
   for i in $(seq 1 1500); do printf '{"id":%d,"prompt":"batch %d","max_tokens":20}\n' "$i" "$i"; done > "$T/in.jsonl"
-  "$GEN" -m "$M" -q --batch 4 < "$T/in.jsonl" > "$T/ref.jsonl"
-  FAULT_SEED=7 kill_resume_rounds "$GEN" -m "$M" --batch 4
+  "$GEN" -m "$M" -q -t 1 --batch 4 < "$T/in.jsonl" > "$T/ref.jsonl"
+  FAULT_SEED=7 kill_resume_rounds "$GEN" -m "$M" -t 1 --batch 4
   [ "$KILLED" -ge 5 ]
   [ "$(strip_timing "$T/out.jsonl")" = "$(strip_timing "$T/ref.jsonl")" ]
   no_leftovers "$T"
