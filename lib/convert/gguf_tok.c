@@ -378,7 +378,7 @@ static int spm_json(const mt_gguf *g, const vocab *v, json_t **out, int *add_bos
     }
     json_t *mj = json_array();
     if (!rc) {
-        qsort(ms, nm, sizeof *ms, cmp_mrg);
+        if (nm) qsort(ms, nm, sizeof *ms, cmp_mrg);
         for (size_t i = 0; i < nm; i++)
             json_array_append_new(mj, json_pack("[s#, s#]", v->s[ms[i].a], (int)v->len[ms[i].a], v->s[ms[i].b], (int)v->len[ms[i].b]));
     }
