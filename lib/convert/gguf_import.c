@@ -57,10 +57,15 @@ struct arch {
     config_fn extra;          /* family keys of config.json, or NULL */
 };
 
+static int gemma2_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 static int gemma3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 
 static const arch arches[] = {
     {"llama", "llama", "LlamaForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, NULL},
+    {"qwen2", "qwen2", "Qwen2ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL},
+    {"qwen3", "qwen3", "Qwen3ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL},
+    {"gemma2", "gemma2", "Gemma2ForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", gemma3_layer,
+     gemma2_config},
     {"gemma3", "gemma3_text", "Gemma3ForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", gemma3_layer,
      gemma3_config},
 };
@@ -165,15 +170,18 @@ static int make_config(const mt_gguf *g, const arch *a, size_t vocab, int tied, 
     json_object_set_new(c, "num_hidden_layers", json_integer(L));
     json_object_set_new(c, "num_attention_heads", json_integer(NH));
     json_object_set_new(c, "num_key_value_heads", json_integer(NKV));
-    if (kl) json_object_set_new(c, "head_dim", json_integer(kl));
+    json_object_set_new(c, "head_dim", json_integer(hd));
     json_object_set_new(c, "max_position_embeddings", json_integer(ctx));
     json_object_set_new(c, "rms_norm_eps", jnum(eps));
     json_object_set_new(c, "rope_theta", jnum(theta));
     json_object_set_new(c, "vocab_size", json_integer((json_int_t)vocab));
     json_object_set_new(c, "tie_word_embeddings", json_boolean(tied));
     json_object_set_new(c, "hidden_act", json_string(a->act));
-    json_object_set_new(c, "attention_bias", json_boolean(attn_bias));
-    json_object_set_new(c, "mlp_bias", json_boolean(mlp_bias));
+    if (a->permute_qk) {
+        /* llama's switches (qwen2 has its q/k/v biases always, the others none) */
+        json_object_set_new(c, "attention_bias", json_boolean(attn_bias));
+        json_object_set_new(c, "mlp_bias", json_boolean(mlp_bias));
+    }
     if (swa) json_object_set_new(c, "sliding_window", json_integer(swa));
     /* rope scaling */
     char k[256];
@@ -234,22 +242,51 @@ fail:
     return err ? err->code : MT_EFORMAT;
 }
 
+/* What Gemma 2 and 3 share: head_dim, the attention scale (llama.cpp: head_dim^-1/2,
+ * but hidden/heads for the 27B models, big_blocks layers), the HF activation key. */
+static void gemma_common(const arch *a, json_t *c, json_int_t big_blocks) {
+    json_int_t hd = json_integer_value(json_object_get(c, "head_dim"));
+    json_int_t H = json_integer_value(json_object_get(c, "hidden_size")), NH = json_integer_value(json_object_get(c, "num_attention_heads"));
+    if (!hd) hd = H / NH, json_object_set_new(c, "head_dim", json_integer(hd));
+    json_int_t L = json_integer_value(json_object_get(c, "num_hidden_layers"));
+    json_object_set_new(c, "query_pre_attn_scalar", json_integer(L == big_blocks ? H / NH : hd));
+    json_object_del(c, "hidden_act");
+    json_object_set_new(c, "hidden_activation", json_string(a->act));
+}
+
+/* Gemma 2 (LLM_ARCH_GEMMA2): logit soft-capping from the GGUF (HF's defaults 50 / 30 when
+ * absent), sliding window 4096 on every other layer (llama.cpp's fixed pattern; mlx-lm
+ * does not window gemma2). */
+static int gemma2_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
+    gemma_common(a, c, 46);
+    static const struct {
+        const char *k;
+        double def;
+    } caps[] = {{"attn_logit_softcapping", 50.0}, {"final_logit_softcapping", 30.0}};
+    for (int i = 0; i < 2; i++) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.%s", a->gguf, caps[i].k);
+        double v = caps[i].def;
+        const mt_gguf_kv *kv = mt_gguf_find(g, k);
+        if (kv) {
+            MT_TRY(mt_gguf_float(kv, &v, err));
+            if (kv->type == MT_GV_F32) v = mt_gguf_f32_decimal((float)v);
+        }
+        json_object_set_new(c, caps[i].k, json_real(v));
+    }
+    if (!json_object_get(c, "sliding_window")) json_object_set_new(c, "sliding_window", json_integer(4096));
+    return MT_OK;
+}
+
 /* Gemma 3 (llama.cpp's LLM_ARCH_GEMMA3): sliding-window layers every 6 but the last
  * (llama.cpp's fixed swa pattern), local RoPE base 10000, attention scaled by
  * head_dim^-1/2 except for the 27B model (62 blocks: hidden/heads). */
 static int gemma3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
     (void)g, (void)err;
-    json_int_t hd = json_integer_value(json_object_get(c, "head_dim"));
-    json_int_t H = json_integer_value(json_object_get(c, "hidden_size")), NH = json_integer_value(json_object_get(c, "num_attention_heads"));
-    if (!hd) hd = H / NH, json_object_set_new(c, "head_dim", json_integer(hd));
-    json_int_t L = json_integer_value(json_object_get(c, "num_hidden_layers"));
-    json_object_set_new(c, "query_pre_attn_scalar", json_integer(L == 62 ? H / NH : hd));
+    gemma_common(a, c, 62);
     json_object_set_new(c, "rope_local_base_freq", json_real(10000.0));
     json_object_set_new(c, "sliding_window_pattern", json_integer(6));
     if (!json_object_get(c, "sliding_window")) json_object_set_new(c, "sliding_window", json_integer(512));
-    json_object_del(c, "mlp_bias");
-    json_object_del(c, "hidden_act");
-    json_object_set_new(c, "hidden_activation", json_string(a->act));
     json_object_set_new(c, "final_logit_softcapping", json_null());
     json_object_set_new(c, "attn_logit_softcapping", json_null());
     return MT_OK;

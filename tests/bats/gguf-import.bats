@@ -78,6 +78,28 @@ setup_file() {
   [ "$(sed -n 1p "$TD/rt.ids" | jq '.[0]')" = 1 ]
 }
 
+@test "qwen2, qwen3, gemma2: the GGUF of each float32 fixture imports back to the fixture" {
+  # tests/data/gguf/<fixture>.gguf: the fixture as convert_hf_to_gguf.py writes it (llama.cpp
+  # reproduces the fixture's golden tokens on it); its import must generate exactly as the fixture
+  ids='{"id": 1, "ids": [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5], "max_tokens": 12, "temperature": 0}'
+  for m in qwen2-tiny qwen3-tiny gemma2-tiny; do
+    "$MQ" import-gguf -i "tests/data/gguf/$m.gguf" -o "$TD/fx-$m"
+    run "$MQ" inspect "$TD/fx-$m" --against "tests/data/gguf/$m.gguf"
+    [[ "${lines[-1]}" == "lossless: "*" tensors hold the GGUF's values exactly" ]]
+    n=$(echo "${lines[-1]}" | awk '{print $2, $4}')
+    [ "${n% *}" = "${n#* }" ]
+    for k in model_type hidden_size num_hidden_layers num_key_value_heads head_dim rms_norm_eps rope_theta \
+             tie_word_embeddings vocab_size attn_logit_softcapping final_logit_softcapping query_pre_attn_scalar; do
+      a=$(jq -c --arg k "$k" '.[$k]' "$TD/fx-$m/config.json")
+      b=$(jq -c --arg k "$k" '.[$k]' "tests/data/models/$m/config.json")
+      [ "$b" = null ] || [ "$a" = "$b" ] || { echo "$m: $k $a, fixture $b"; return 1; }
+    done
+    a=$(echo "$ids" | "$GEN" -m "$TD/fx-$m" -q --logprobs 3 | jq -c '[.text, .logprobs]')
+    b=$(echo "$ids" | "$GEN" -m "tests/data/models/$m" -q --logprobs 3 | jq -c '[.text, .logprobs]')
+    [ "$a" = "$b" ] || { echo "$m: generation differs"; return 1; }
+  done
+}
+
 @test "-q: everything dequantized, then quantized as convert -q does" {
   run "$MQ" import-gguf -i "$TINY" -o "$TD/tq" -q --bits 8 --group-size 64
   [ "$status" -eq 0 ]
@@ -103,7 +125,7 @@ setup_file() {
 @test "an unsupported architecture or tensor type is named" {
   run "$MQ" import-gguf -i tests/data/gguf/arch-mamba.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, gemma3)"* ]]
+  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma2, gemma3)"* ]]
   run "$MQ" import-gguf -i tests/data/gguf/type-iq4nl.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
   [[ "$output" == *"tensor 'token_embd.weight' has type IQ4_NL, which is not supported"* ]]

@@ -22,6 +22,12 @@ and gguf-py's GGUFWriter.  Output in tests/data/gguf/:
   tiny-gemma3.ref  as tiny-mixed.ref (the norms' reference is w: the GGUF value minus 1),
                    the "tok" lines being llama.cpp's own tokenization of the GGUF vocabulary
                    (llama_tokenize through llama-cpp-python, BOS added, specials parsed)
+  <fixture>.gguf   for qwen2-tiny, qwen3-tiny and gemma2-tiny of tests/data/models: the
+                   float32 fixture written as convert_hf_to_gguf.py writes that family
+                   (GGUF names, Gemma norms + 1, the family's metadata keys, llama-tiny's
+                   vocabulary), F32 so that its import must give back the fixture exactly;
+                   checked here by running llama.cpp on it: its greedy tokens for the
+                   fixture's prompt equal the fixture's golden (mlx-lm's)
   arch-mamba.gguf  a valid GGUF of an architecture the importer does not know
   type-iq4nl.gguf  a llama GGUF with one IQ4_NL tensor
 
@@ -315,6 +321,99 @@ def tiny_gemma3():
             f.write("tok " + ",".join(map(str, ids)) + " " + json.dumps(text) + "\n")
 
 
+def st_load(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    h = json.loads(raw[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__":
+            continue
+        b, e = v["data_offsets"]
+        assert v["dtype"] == "F32", (path, k)
+        out[k] = np.frombuffer(raw[8 + n + b:8 + n + e], dtype=np.float32).reshape(v["shape"])
+    return out
+
+
+# HF module -> GGUF (gguf-py tensor_mapping.py), per family
+LAYER_GG = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+            "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
+            "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+            "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+GEMMA_GG = dict(LAYER_GG, post_attention_layernorm="post_attention_norm", pre_feedforward_layernorm="ffn_norm",
+                post_feedforward_layernorm="post_ffw_norm")
+
+
+def gguf_of_fixture(name, arch):
+    src = os.path.join(ROOT, "tests/data/models", name)
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    ws = st_load(os.path.join(src, "model.safetensors"))
+    gemma = arch.startswith("gemma")
+    table = GEMMA_GG if gemma else LAYER_GG
+    path = os.path.join(OUT, name + ".gguf")
+    w = gguf.GGUFWriter(path, arch)
+    H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    w.add_name(name)
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(H)
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(NH)
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    hd = cfg.get("head_dim", H // NH)
+    w.add_key_length(hd)
+    w.add_value_length(hd)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    if arch == "gemma2":
+        w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
+        w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
+        w.add_sliding_window(4096)
+    tokjs = json.load(open(os.path.join(src, "tokenizer.json")))
+    vocab = sorted(tokjs["model"]["vocab"].items(), key=lambda kv: kv[1])
+    added = {a["id"] for a in tokjs["added_tokens"]}
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list([t for t, _ in vocab])
+    w.add_token_types([3 if i in added else 1 for i in range(len(vocab))])
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tokjs["model"]["merges"]])
+    w.add_bos_token_id(cfg["bos_token_id"])
+    w.add_eos_token_id(cfg["eos_token_id"])
+    w.add_add_bos_token(True)
+    for k in sorted(ws, key=lambda k: (k.count("layers"), k)):
+        x = ws[k]
+        mod, par = k.rsplit(".", 1)
+        if mod == "model.embed_tokens":
+            g = "token_embd"
+        elif mod == "model.norm":
+            g = "output_norm"
+        elif mod == "lm_head":
+            g = "output"
+        else:
+            _, _, l, rest = mod.split(".", 3)
+            g = f"blk.{l}.{table[rest]}"
+        if gemma and mod.endswith("norm"):
+            x = x + np.float32(1)   # Gemma2Model/Gemma3Model.modify_tensors
+        w.add_tensor(f"{g}.{par}", np.ascontiguousarray(x, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    # llama.cpp runs it as the fixture: greedy tokens of the fixture's prompt
+    from llama_cpp import Llama
+    gold = json.load(open(os.path.join(src, "golden.json")))
+    llm = Llama(model_path=path, n_ctx=256, n_threads=2, verbose=False, logits_all=True)
+    llm.eval(gold["prompt"])
+    got = [int(np.argmax(llm.scores[len(gold["prompt"]) - 1]))]
+    for _ in range(len(gold["greedy"]) - 1):
+        llm.eval([got[-1]])
+        got.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+    agree = next((i for i, (a, b) in enumerate(zip(got, gold["greedy"])) if a != b), len(got))
+    print(f"{name}: llama.cpp greedy agrees with the fixture golden on {agree}/{len(got)} tokens")
+    assert agree >= 8, name
+
+
 def small(path, arch, tensors):
     w = gguf.GGUFWriter(path, arch)
     w.add_block_count(1)
@@ -338,6 +437,8 @@ if __name__ == "__main__":
     blocks()
     tiny()
     tiny_gemma3()
+    for name, arch in (("qwen2-tiny", "qwen2"), ("qwen3-tiny", "qwen3"), ("gemma2-tiny", "gemma2")):
+        gguf_of_fixture(name, arch)
     bad()
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(os.path.join(OUT, f)))
