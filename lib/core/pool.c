@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -43,7 +44,7 @@ typedef struct pool_job {
     _Atomic(mt_pool_fn) fn;
     _Atomic(void *) ctx;
     atomic_size_t total, chunk, nchunks;
-    atomic_size_t done;    /* chunks finished */
+    _Alignas(64) atomic_size_t done;   /* chunks finished (own cache line: both threads add to it) */
 } pool_job;
 
 #define CLAIM_IDX_BITS 16  /* chunk index in the claim word's low bits (<= 256 chunks) */
@@ -53,9 +54,11 @@ struct mt_pool {
     pthread_t *th;
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    atomic_ulong gen;      /* bumped for each job (and at quit) */
-    _Atomic uint64_t claim; /* (generation << CLAIM_IDX_BITS) | next chunk to claim */
-    pool_job jobs[2];      /* the job of generation g is jobs[g & 1] */
+    /* each on its own cache line: idle workers spin reading gen while the
+     * running threads claim chunks and count finished ones */
+    _Alignas(64) atomic_ulong gen;      /* bumped for each job (and at quit) */
+    _Alignas(64) _Atomic uint64_t claim; /* (generation << CLAIM_IDX_BITS) | next chunk to claim */
+    _Alignas(64) pool_job jobs[2];      /* the job of generation g is jobs[g & 1] */
     atomic_int quit;
     int sleepers;          /* workers in pthread_cond_wait (under mu) */
     int caller_sleeps;     /* the caller waits on `done` (under mu) */
@@ -163,8 +166,11 @@ int mt_pool_new(mt_pool **out, int nthreads, mt_err *err) {
         if (nthreads <= 0) nthreads = 1;
     }
     if (nthreads > 256) nthreads = 256;
-    mt_pool *p = calloc(1, sizeof *p);
+    /* over-aligned (cache-line members): aligned_alloc, not calloc */
+    size_t psz = (sizeof(mt_pool) + 63) & ~(size_t)63;
+    mt_pool *p = aligned_alloc(64, psz);
     if (!p) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    memset(p, 0, psz);
     p->n = nthreads;
     const char *sp = getenv("MT_SPIN_US");
     long us = sp && *sp ? atol(sp) : SPIN_US_DEFAULT;
