@@ -852,7 +852,7 @@ static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
 
 /* ---------------- files ---------------- */
 
-static int write_text(const char *dir, const char *name, const char *text, size_t n, mt_err *err) {
+int mt_convert_write_text(const char *dir, const char *name, const char *text, size_t n, mt_err *err) {
     char *p = mt_path_join(dir, name);
     if (!p) return mt_seterr(err, MT_ENOMEM, "out of memory");
     FILE *f = fopen(p, "wb");
@@ -960,7 +960,7 @@ static int write_config(cv *c, const char *dir, json_t *qblock, mt_err *err) {
     int rc = mt_pyjson_dump(cfg, 1, &txt, &len, err);
     json_decref(cfg);
     if (rc) return rc;
-    rc = write_text(dir, "config.json", txt, len, err);
+    rc = mt_convert_write_text(dir, "config.json", txt, len, err);
     free(txt);
     return rc;
 }
@@ -974,7 +974,7 @@ static int model_card(const mt_convert_opts *o, const char *dir, mt_err *err) {
                      o->base_model);
     else
         n = snprintf(buf, sizeof buf, "---\nlanguage: en\nlibrary_name: mlx\npipeline_tag: text-generation\ntags:\n- mlx\n---\n");
-    return write_text(dir, "README.md", buf, (size_t)n, err);
+    return mt_convert_write_text(dir, "README.md", buf, (size_t)n, err);
 }
 
 static int cmp_cstr(const void *a, const void *b);
@@ -1049,7 +1049,7 @@ static int write_weights(cv *c, const char *dir, mt_err *err) {
         size_t len;
         rc = mt_pyjson_dump(idx, 0, &txt, &len, err);
         if (!rc) {
-            rc = write_text(dir, "model.safetensors.index.json", txt, len, err);
+            rc = mt_convert_write_text(dir, "model.safetensors.index.json", txt, len, err);
             free(txt);
         }
     }

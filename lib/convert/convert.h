@@ -46,6 +46,10 @@ typedef struct mt_convert_opts {
  * plus reader errors.  On failure nothing is left at dst. */
 int mt_convert(const mt_convert_opts *o, mt_err *err);
 
+/* Write text (n bytes) to dir/name inside an output folder being made (the
+ * folder is renamed into place whole, so the file itself is written plainly). */
+int mt_convert_write_text(const char *dir, const char *name, const char *text, size_t n, mt_err *err);
+
 /* Serialize v like Python's json.dumps(v, indent=4) (ensure_ascii, float
  * repr, key order kept); sort_top sorts the top-level object's keys.  *out is
  * malloc'd.  Errors: MT_ENOMEM. */

@@ -442,17 +442,6 @@ static int fill(void *user, size_t idx, void *dst, mt_err *err) {
 
 /* ---------------- files ---------------- */
 
-static int write_text(const char *dir, const char *name, const char *text, size_t n, mt_err *err) {
-    char *p = mt_path_join(dir, name);
-    if (!p) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    FILE *f = fopen(p, "wb");
-    int rc = MT_OK;
-    if (!f || fwrite(text, 1, n, f) != n) rc = mt_seterr(err, MT_EIO, "%s: cannot write", p);
-    if (f && fclose(f) != 0 && !rc) rc = mt_seterr(err, MT_EIO, "%s: cannot write", p);
-    free(p);
-    return rc;
-}
-
 static int write_json(const char *dir, const char *name, json_t *j, int py, mt_err *err) {
     char *txt = NULL;
     size_t len = 0;
@@ -463,7 +452,7 @@ static int write_json(const char *dir, const char *name, json_t *j, int py, mt_e
         if (!txt) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         else len = strlen(txt);
     }
-    if (!rc) rc = write_text(dir, name, txt, len, err);
+    if (!rc) rc = mt_convert_write_text(dir, name, txt, len, err);
     free(txt);
     return rc;
 }
@@ -528,7 +517,7 @@ static int write_weights(im *c, const char *dir, mt_err *err) {
             size_t len;
             rc = mt_pyjson_dump(idx, 0, &txt, &len, err);
             if (!rc) {
-                rc = write_text(dir, "model.safetensors.index.json", txt, len, err);
+                rc = mt_convert_write_text(dir, "model.safetensors.index.json", txt, len, err);
                 free(txt);
             }
         }
@@ -550,7 +539,7 @@ static int model_card(const mt_gguf *g, const char *src, const char *dir, mt_err
                      "Imported from the GGUF file `%s` with `mlx-quant import-gguf`.\n",
                      lic ? "license: " : "", lic && ll < 64 ? (int)ll : 0, lic ? lic : "", lic ? "\n" : "", base);
     if (n < 0 || (size_t)n >= sizeof buf) n = (int)strlen(buf);
-    return write_text(dir, "README.md", buf, (size_t)n, err);
+    return mt_convert_write_text(dir, "README.md", buf, (size_t)n, err);
 }
 
 /* The architecture entry of g; MT_EUNSUPPORTED naming it (and the supported
