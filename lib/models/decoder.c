@@ -819,17 +819,7 @@ static void moe_forward(const mt_model *m, int l, const mt_layer *L, const float
         observe(m, l, sub, xt, 1, H);
         mt_linear_forward(&L->router, xt, 1, gates, work, m->pool);
         if (hp->moe_softmax_first) mt_softmax(gates, E);
-        /* top-k, highest first (ties: lower index) */
-        for (size_t k = 0; k < K; k++) {
-            int best = -1;
-            for (size_t e = 0; e < E; e++) {
-                int taken = 0;
-                for (size_t q = 0; q < k; q++) taken |= sel[q] == (int)e;
-                if (!taken && (best < 0 || gates[e] > gates[best])) best = (int)e;
-            }
-            sel[k] = best;
-            sc[k] = gates[best];
-        }
+        mt_dec_topk(gates, E, K, sel, sc);
         if (!hp->moe_softmax_first) mt_softmax(sc, K);
         else if (hp->moe_norm_topk) {
             float s = 0;

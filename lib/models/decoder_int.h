@@ -30,4 +30,20 @@ float mt_dec_dyn_base(const mt_model *m, size_t end);
  * of those rows instead. */
 int mt_dec_forward_mlx(mt_model *m, const mt_dec_rows *r, float *logits, float *hidden, mt_err *err);
 
+/* The router's k highest scores of n, highest first (ties: the lower index, as
+ * mx.argpartition of the negated scores then the stable order mlx-lm gets):
+ * sel[i] the expert, sc[i] its score; k <= n. */
+static inline void mt_dec_topk(const float *gates, size_t n, size_t k, int *sel, float *sc) {
+    for (size_t i = 0; i < k; i++) {
+        int best = -1;
+        for (size_t e = 0; e < n; e++) {
+            int taken = 0;
+            for (size_t q = 0; q < i; q++) taken |= sel[q] == (int)e;
+            if (!taken && (best < 0 || gates[e] > gates[best])) best = (int)e;
+        }
+        sel[i] = best;
+        sc[i] = gates[best];
+    }
+}
+
 #endif

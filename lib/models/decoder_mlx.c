@@ -190,16 +190,7 @@ static void moe(fwd *f, const mt_layer *L, const float *x, size_t T, float *out,
         const float *xt = x + r * H;
         lin(f, &L->router, xt, 1, gates);
         if (hp->moe_softmax_first) mt_mlx_softmax(gates, E, t);
-        for (size_t k = 0; k < K; k++) {   /* top-k, highest first (ties: lower index) */
-            int best = -1;
-            for (size_t e = 0; e < E; e++) {
-                int taken = 0;
-                for (size_t q = 0; q < k; q++) taken |= sel[q] == (int)e;
-                if (!taken && (best < 0 || gates[e] > gates[best])) best = (int)e;
-            }
-            sel[k] = best;
-            sc[k] = gates[best];
-        }
+        mt_dec_topk(gates, E, K, sel, sc);
         if (!hp->moe_softmax_first) mt_mlx_softmax(sc, K, t);
         else if (hp->moe_norm_topk) {   /* scores / sum(scores), the sum in the dtype */
             float s = 0;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include "core/cpu.h"
 #include "tensor/mlxnum.h"
+#include "tensor/simd_tr.h"
 
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -52,33 +53,6 @@ static inline __m256 round8(__m256 v, mt_dtype t) {
     }
     return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
-
-static inline __m256 load_dt8(const void *p, mt_dtype dt) {
-    if (dt == MT_F32) return _mm256_loadu_ps(p);
-    __m128i h = _mm_loadu_si128(p);
-    if (dt == MT_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-/* 8 rows of 8 floats -> 8 columns (r[i] = column i) */
-static inline void tr8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 #endif
 
 /* Row n of W as float32 into out[K]: dense widened, quantized as mx.dequantize rounds it
@@ -96,7 +70,7 @@ static void w_row(const mt_linear *l, size_t n, size_t k0, size_t k1, float *out
     if (level >= MT_CPU_AVX2 && !l->quantized) {
         const char *w = (const char *)l->w + n * K * mt_dtype_size(l->wdt);
         size_t k = k0;
-        for (; k + 8 <= k1; k += 8) _mm256_storeu_ps(out + k - k0, load_dt8(w + k * mt_dtype_size(l->wdt), l->wdt));
+        for (; k + 8 <= k1; k += 8) _mm256_storeu_ps(out + k - k0, mt_load_dt8(w + k * mt_dtype_size(l->wdt), l->wdt));
         if (k < k1) mt_convert_to_f32(out + k - k0, w + k * mt_dtype_size(l->wdt), l->wdt, k1 - k);
         return;
     }
@@ -151,7 +125,7 @@ static void build_tile(const mt_linear *l, size_t n0, size_t k0, size_t k1, floa
         for (; level >= MT_CPU_AVX2 && k + 8 <= K; k += 8) {
             __m256 v[8];
             for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(rows + (size_t)r * K + k);
-            tr8(v);
+            mt_tr8(v);
             for (int i = 0; i < 8; i++) _mm256_storeu_ps(wt + (k + (size_t)i) * R + h, v[i]);
         }
 #endif

@@ -7,17 +7,10 @@
 #include <math.h>
 #include <stdint.h>
 #include "core/cpu.h"
+#include "tensor/simd_tr.h"
 
 #ifdef __AVX2__
 #include <immintrin.h>
-
-/* 8 values of kdt as float32 */
-static inline __m256 load8(const void *p, mt_dtype kdt) {
-    if (kdt == MT_F32) return _mm256_loadu_ps(p);
-    __m128i h = _mm_loadu_si128(p);
-    if (kdt == MT_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
 
 /* s[0..8) = q . K_j for the 8 rows K_j = K + j*kvs (elements of kdt), each a float32 sum in
  * order of d (lanes are rows; 8x8 blocks transposed in registers); hd a multiple of 8 */
@@ -26,21 +19,10 @@ static void dots8(const float *q, const void *K, mt_dtype kdt, size_t kvs, size_
     __m256 acc = _mm256_setzero_ps();
     for (size_t d = 0; d < hd; d += 8) {
         __m256 r[8];
-        for (int j = 0; j < 8; j++) r[j] = load8((const char *)K + ((size_t)j * kvs + d) * es, kdt);
-        __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-        __m256 c[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
-                       _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
-                       _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
-                       _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+        for (int j = 0; j < 8; j++) r[j] = mt_load_dt8((const char *)K + ((size_t)j * kvs + d) * es, kdt);
+        mt_tr8(r);
         for (int i = 0; i < 8; i++)   /* exact products: FMA = multiply + add */
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(q[d + (size_t)i]), c[i], acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(q[d + (size_t)i]), r[i], acc);
     }
     _mm256_storeu_ps(s, acc);
 }
