@@ -163,8 +163,6 @@ typedef struct cv {
     mt_pool *pool;                  /* NULL = calling thread only */
     vstack *vs;
     size_t nvs;
-    uint64_t done, total;           /* progress */
-    const char *cur_file;
     mt_calib *calib;                /* --calibrate statistics, NULL = plain */
 } cv;
 
@@ -762,18 +760,12 @@ static void release_pages(const void *p, size_t n) {
     madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-typedef struct shard_ctx {
-    cv *c;
-    size_t first;   /* index of the shard's first tensor in c->out */
-} shard_ctx;
-
 static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err);
 
 /* Stacked sources are assembled just for the tensor being written. */
 static int fill(void *user, size_t idx, void *dst, mt_err *err) {
-    shard_ctx *s = user;
-    cv *c = s->c;
-    out_t *t = &c->out[s->first + idx];
+    cv *c = user;
+    out_t *t = &c->out[idx];
     vstack *v = NULL;
     for (size_t i = 0; i < c->nvs && t->src; i++)
         if (t->src == &c->vs[i].v) v = &c->vs[i];
@@ -842,10 +834,6 @@ static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
     if (!rc && t->kind == K_DEQ) {
         release_pages(t->sscales->data, t->sscales->nbytes);
         release_pages(t->sbiases->data, t->sbiases->nbytes);
-    }
-    if (!rc && c->o->progress) {
-        c->done += t->e.nbytes;
-        c->o->progress(c->o->progress_user, c->cur_file, c->done, c->total);
     }
     return rc;
 }
@@ -977,68 +965,34 @@ static int model_card(const mt_convert_opts *o, const char *dir, mt_err *err) {
     return mt_convert_write_text(dir, "README.md", buf, (size_t)n, err);
 }
 
-static int cmp_cstr(const void *a, const void *b);
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-static int write_weights(cv *c, const char *dir, mt_err *err) {
-    uint64_t maxb = c->o->max_shard_bytes ? c->o->max_shard_bytes : ((uint64_t)5 << 30);
-    /* greedy shards in module order */
-    size_t *start = malloc((c->nout + 2) * sizeof *start);
-    if (!start) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    size_t ns = 0;
-    uint64_t cur = 0, total = 0, params = 0;
-    for (size_t i = 0; i < c->nout; i++) {
-        if (ns == 0 || cur + c->out[i].e.nbytes > maxb) start[ns++] = i, cur = 0;
-        cur += c->out[i].e.nbytes;
-        total += c->out[i].e.nbytes;
-        const out_t *t = &c->out[i];
-        if (t->kind == K_QW) params += (uint64_t)t->rows * t->K;
-        else if (t->kind == K_QS || t->kind == K_QB) ;
-        else {
-            size_t es = mt_dtype_size(t->e.dtype);
-            params += es ? t->e.nbytes / es : 0;
-        }
-    }
-    start[ns] = c->nout;
-    c->total = total;
-    json_t *wm = json_object();
-    int rc = MT_OK;
-    for (size_t s = 0; s < ns && !rc; s++) {
-        char fname[64];
-        if (ns > 1) snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, ns);
-        else snprintf(fname, sizeof fname, "model.safetensors");
-        size_t n = start[s + 1] - start[s];
-        mt_st_entry *ents = malloc((n ? n : 1) * sizeof *ents);
-        const char **names = malloc((n ? n : 1) * sizeof *names);
-        size_t *order = malloc((n ? n : 1) * sizeof *order);
-        if (!ents || !names || !order) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n && !rc; i++) {
-            ents[i] = c->out[start[s] + i].e;
-            names[i] = ents[i].name;
-            json_object_set_new(wm, names[i], json_string(fname));
-        }
-        if (!rc) rc = mt_st_mlx_order(names, n, order, err);
-        char *path = mt_path_join(dir, fname);
-        if (!rc && !path) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-        shard_ctx sc = {c, start[s]};
-        c->cur_file = fname;
-        static const char *const meta[] = {"format", "mlx"};
-        if (!rc) rc = mt_st_write(path, ents, n, order, meta, 1, fill, &sc, err);
-        free(path), free(ents), free(names), free(order);
-    }
-    free(start);
-    if (rc) {
-        json_decref(wm);
-        return rc;
-    }
-    /* index: metadata + weight_map sorted (indent 4) */
-    json_t *idx = json_object(), *md = json_object(), *sorted = json_object();
-    json_object_set_new(md, "total_size", json_integer((json_int_t)total));
-    json_object_set_new(md, "total_parameters", json_integer((json_int_t)params));
-    json_object_set_new(idx, "metadata", md);
+typedef struct shard_ctx {
+    const mt_convert_weights *w;
+    size_t first;        /* index of the shard's first tensor in w->e */
+    const char *file;
+    uint64_t done, total;
+} shard_ctx;
+
+static int shard_fill(void *user, size_t idx, void *dst, mt_err *err) {
+    shard_ctx *s = user;
+    const mt_convert_weights *w = s->w;
+    MT_TRY(w->fill(w->user, s->first + idx, dst, err));
+    s->done += w->e[s->first + idx].nbytes;
+    if (w->progress) w->progress(w->progress_user, s->file, s->done, s->total);
+    return MT_OK;
+}
+
+/* model.safetensors.index.json: metadata, then the weight map sorted by name. */
+static int write_index(const char *dir, json_t *wm, uint64_t total, uint64_t params, mt_err *err) {
+    json_t *idx = json_object(), *sorted = json_object();
+    json_object_set_new(idx, "metadata", json_pack("{s:I, s:I}", "total_size", (json_int_t)total, "total_parameters",
+                                                   (json_int_t)params));
     size_t nk = json_object_size(wm), k = 0;
     const char **keys = malloc((nk ? nk : 1) * sizeof *keys);
     const char *key;
     json_t *v;
+    int rc = MT_OK;
     if (!keys) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     else {
         json_object_foreach(wm, key, v) keys[k++] = key;
@@ -1053,14 +1007,74 @@ static int write_weights(cv *c, const char *dir, mt_err *err) {
             free(txt);
         }
     }
+    free(keys);
     json_decref(sorted);
     json_decref(idx);
-    json_decref(wm);
-    free(keys);
     return rc;
 }
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+int mt_convert_write_weights(const char *dir, const mt_convert_weights *w, mt_err *err) {
+    uint64_t maxb = w->max_shard_bytes ? w->max_shard_bytes : ((uint64_t)5 << 30);
+    /* greedy shards in module order */
+    size_t *start = malloc((w->n + 2) * sizeof *start);
+    if (!start) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t ns = 0;
+    uint64_t cur = 0, total = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (ns == 0 || cur + w->e[i].nbytes > maxb) start[ns++] = i, cur = 0;
+        cur += w->e[i].nbytes;
+        total += w->e[i].nbytes;
+    }
+    start[ns] = w->n;
+    json_t *wm = json_object();
+    shard_ctx sc = {w, 0, NULL, 0, total};
+    int rc = MT_OK;
+    for (size_t s = 0; s < ns && !rc; s++) {
+        char fname[64];
+        if (ns > 1) snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, ns);
+        else snprintf(fname, sizeof fname, "model.safetensors");
+        size_t n = start[s + 1] - start[s];
+        const mt_st_entry *ents = w->e + start[s];
+        const char **names = malloc((n ? n : 1) * sizeof *names);
+        size_t *order = malloc((n ? n : 1) * sizeof *order);
+        if (!names || !order) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n && !rc; i++) {
+            names[i] = ents[i].name;
+            json_object_set_new(wm, names[i], json_string(fname));
+        }
+        if (!rc) rc = mt_st_mlx_order(names, n, order, err);
+        char *path = mt_path_join(dir, fname);
+        if (!rc && !path) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        sc.first = start[s], sc.file = fname;
+        static const char *const meta[] = {"format", "mlx"};
+        if (!rc) rc = mt_st_write(path, ents, n, order, meta, 1, shard_fill, &sc, err);
+        free(path), free(names), free(order);
+    }
+    free(start);
+    if (!rc) rc = write_index(dir, wm, total, w->params, err);
+    json_decref(wm);
+    return rc;
+}
+
+/* The plan's tensors through mt_convert_write_weights. */
+static int write_weights(cv *c, const char *dir, mt_err *err) {
+    mt_st_entry *ents = malloc((c->nout ? c->nout : 1) * sizeof *ents);
+    if (!ents) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    uint64_t params = 0;
+    for (size_t i = 0; i < c->nout; i++) {
+        const out_t *t = &c->out[i];
+        ents[i] = t->e;
+        if (t->kind == K_QW) params += (uint64_t)t->rows * t->K;
+        else if (t->kind != K_QS && t->kind != K_QB) {
+            size_t es = mt_dtype_size(t->e.dtype);
+            params += es ? t->e.nbytes / es : 0;
+        }
+    }
+    mt_convert_weights w = {ents, c->nout, params, c->o->max_shard_bytes, fill, c, c->o->progress, c->o->progress_user};
+    int rc = mt_convert_write_weights(dir, &w, err);
+    free(ents);
+    return rc;
+}
 
 static int has_quant_block(const mt_config *cfg) {
     return json_object_get(mt_config_json(cfg), "quantization") != NULL;

@@ -17,6 +17,7 @@
 
 #include "core/err.h"
 #include "io/hub.h"   /* mt_progress_fn */
+#include "io/st_write.h"
 #include "tensor/dtype.h"
 
 typedef struct mt_convert_opts {
@@ -49,6 +50,31 @@ int mt_convert(const mt_convert_opts *o, mt_err *err);
 /* Write text (n bytes) to dir/name inside an output folder being made (the
  * folder is renamed into place whole, so the file itself is written plainly). */
 int mt_convert_write_text(const char *dir, const char *name, const char *text, size_t n, mt_err *err);
+
+/* Produce tensor idx's bytes (idx indexes mt_convert_weights.e) into dst.
+ * Return 0 or an mt status. */
+typedef int (*mt_convert_fill_fn)(void *user, size_t idx, void *dst, mt_err *err);
+
+/* The weights of an output folder, for mt_convert_write_weights. */
+typedef struct mt_convert_weights {
+    const mt_st_entry *e;       /* the tensors, in module order (mt_convert_name_cmp) */
+    size_t n;
+    uint64_t params;            /* the index's total_parameters */
+    uint64_t max_shard_bytes;   /* 0 = 5 GiB */
+    mt_convert_fill_fn fill;    /* called once per tensor, in each shard's data order */
+    void *user;
+    mt_progress_fn progress;    /* (file, bytes written so far, total bytes) after each
+                                 * tensor; may be NULL */
+    void *progress_user;
+} mt_convert_weights;
+
+/* Write w's tensors into dir as mlx_lm's save_model does: greedy shards in
+ * module order of at most max_shard_bytes ("model.safetensors", or
+ * "model-0000K-of-0000N.safetensors"), each laid out as MLX on Linux writes it
+ * with {"format": "mlx"}, and model.safetensors.index.json (total_size,
+ * total_parameters, the weight map sorted).  Errors: MT_ENOMEM, MT_EIO, and
+ * those of fill. */
+int mt_convert_write_weights(const char *dir, const mt_convert_weights *w, mt_err *err);
 
 /* Serialize v like Python's json.dumps(v, indent=4) (ensure_ascii, float
  * repr, key order kept); sort_top sorts the top-level object's keys.  *out is

@@ -319,7 +319,6 @@ typedef struct im {
     const mt_gguf_tensor *cached;
     uint32_t *cw;
     uint16_t *cs, *cb;
-    uint64_t done, total;
 } im;
 
 /* Source row of HF row r of a permuted q/k tensor: HF rows (h, j, i) are
@@ -412,15 +411,9 @@ static int convert_affine(im *c, const ot *t, mt_err *err) {
     return MT_OK;
 }
 
-typedef struct shard_ctx {
-    im *c;
-    size_t first;
-} shard_ctx;
-
 static int fill(void *user, size_t idx, void *dst, mt_err *err) {
-    shard_ctx *sc = user;
-    im *c = sc->c;
-    const ot *t = &c->out[sc->first + idx];
+    im *c = user;
+    const ot *t = &c->out[idx];
     int rc;
     switch (t->kind) {
     case K_DENSE: rc = fill_dense(t, dst, err); break;
@@ -434,10 +427,7 @@ static int fill(void *user, size_t idx, void *dst, mt_err *err) {
         if (!(rc = convert_affine(c, t, err))) memcpy(dst, c->cb, t->e.nbytes);
         break;
     }
-    if (rc) return mt_preferr(err, "%s", t->src->name);
-    c->done += t->e.nbytes;
-    if (c->o->progress) c->o->progress(c->o->progress_user, "model.safetensors", c->done, c->total);
-    return MT_OK;
+    return rc ? mt_preferr(err, "%s", t->src->name) : MT_OK;
 }
 
 /* ---------------- files ---------------- */
@@ -457,75 +447,20 @@ static int write_json(const char *dir, const char *name, json_t *j, int py, mt_e
     return rc;
 }
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
+/* The plan's tensors through convert's writer. */
 static int write_weights(im *c, const char *dir, mt_err *err) {
-    const uint64_t maxb = (uint64_t)5 << 30;
-    size_t *start = malloc((c->nout + 2) * sizeof *start);
-    if (!start) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    size_t ns = 0;
-    uint64_t cur = 0, total = 0, params = 0;
+    mt_st_entry *ents = malloc((c->nout ? c->nout : 1) * sizeof *ents);
+    if (!ents) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    uint64_t params = 0;
     for (size_t i = 0; i < c->nout; i++) {
         const ot *t = &c->out[i];
-        if (ns == 0 || cur + t->e.nbytes > maxb) start[ns++] = i, cur = 0;
-        cur += t->e.nbytes;
-        total += t->e.nbytes;
+        ents[i] = t->e;
         if (t->kind == K_AW) params += (uint64_t)t->rows * t->K;
         else if (t->kind == K_DENSE) params += t->e.nbytes / mt_dtype_size(t->e.dtype);
     }
-    start[ns] = c->nout;
-    c->total = total;
-    json_t *wm = json_object();
-    int rc = MT_OK;
-    for (size_t s = 0; s < ns && !rc; s++) {
-        char fname[64];
-        if (ns > 1) snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, ns);
-        else snprintf(fname, sizeof fname, "model.safetensors");
-        size_t n = start[s + 1] - start[s];
-        mt_st_entry *ents = malloc((n ? n : 1) * sizeof *ents);
-        const char **names = malloc((n ? n : 1) * sizeof *names);
-        size_t *order = malloc((n ? n : 1) * sizeof *order);
-        if (!ents || !names || !order) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n && !rc; i++) {
-            ents[i] = c->out[start[s] + i].e;
-            names[i] = ents[i].name;
-            json_object_set_new(wm, names[i], json_string(fname));
-        }
-        if (!rc) rc = mt_st_mlx_order(names, n, order, err);
-        char *path = mt_path_join(dir, fname);
-        if (!rc && !path) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-        shard_ctx sc = {c, start[s]};
-        static const char *const meta[] = {"format", "mlx"};
-        if (!rc) rc = mt_st_write(path, ents, n, order, meta, 1, fill, &sc, err);
-        free(path), free(ents), free(names), free(order);
-    }
-    free(start);
-    if (!rc) {
-        json_t *idx = json_object(), *sorted = json_object();
-        json_object_set_new(idx, "metadata", json_pack("{s:I, s:I}", "total_size", (json_int_t)total, "total_parameters", (json_int_t)params));
-        size_t nk = json_object_size(wm), k = 0;
-        const char **keys = malloc((nk ? nk : 1) * sizeof *keys);
-        const char *key;
-        json_t *v;
-        if (!keys) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-        else {
-            json_object_foreach(wm, key, v) keys[k++] = key;
-            qsort(keys, nk, sizeof *keys, cmp_cstr);
-            for (k = 0; k < nk; k++) json_object_set(sorted, keys[k], json_object_get(wm, keys[k]));
-            json_object_set(idx, "weight_map", sorted);
-            char *txt;
-            size_t len;
-            rc = mt_pyjson_dump(idx, 0, &txt, &len, err);
-            if (!rc) {
-                rc = mt_convert_write_text(dir, "model.safetensors.index.json", txt, len, err);
-                free(txt);
-            }
-        }
-        free(keys);
-        json_decref(sorted);
-        json_decref(idx);
-    }
-    json_decref(wm);
+    mt_convert_weights w = {ents, c->nout, params, 0, fill, c, c->o->progress, c->o->progress_user};
+    int rc = mt_convert_write_weights(dir, &w, err);
+    free(ents);
     return rc;
 }
 
