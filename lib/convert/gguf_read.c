@@ -102,6 +102,33 @@ static int rd_str(rd *r, const uint8_t **s, uint64_t *len, const char *what) {
     return MT_OK;
 }
 
+/* A metadata key or tensor name (what: "metadata key" / "tensor name", the i-th):
+ * a string of 1 to max bytes without NUL, appended NUL-terminated to g->names
+ * (*nlen bytes used of *ncap, grown as needed); *off receives its offset there. */
+static int rd_name(rd *r, mt_gguf *g, size_t *ncap, size_t *nlen, uint64_t max, const char *what, uint64_t i,
+                   size_t *off) {
+    const uint8_t *s;
+    uint64_t len;
+    MT_TRY(rd_str(r, &s, &len, what));
+    if (len == 0 || len > max)
+        return mt_seterr(r->err, MT_EFORMAT, "%s: %s %llu has length %llu (1 to %llu allowed)", r->label, what,
+                         (unsigned long long)i, (unsigned long long)len, (unsigned long long)max);
+    if (memchr(s, 0, (size_t)len))
+        return mt_seterr(r->err, MT_EFORMAT, "%s: %s %llu contains a NUL byte", r->label, what, (unsigned long long)i);
+    if (*nlen + len + 1 > *ncap) {
+        size_t nc = *ncap;
+        while (*nlen + len + 1 > nc) nc *= 2;
+        char *q = realloc(g->names, nc);
+        if (!q) return mt_seterr(r->err, MT_ENOMEM, "out of memory");
+        g->names = q, *ncap = nc;
+    }
+    memcpy(g->names + *nlen, s, (size_t)len);
+    g->names[*nlen + len] = 0;
+    *off = *nlen;
+    *nlen += (size_t)len + 1;
+    return MT_OK;
+}
+
 static size_t scalar_size(uint32_t t) {
     switch (t) {
     case MT_GV_U8: case MT_GV_I8: case MT_GV_BOOL: return 1;
@@ -174,21 +201,7 @@ static int parse(mt_gguf *g, const char *label, mt_err *err) {
 #define TRY(x) do { if ((rc = (x))) goto out; } while (0)
     for (uint64_t i = 0; i < nkv; i++) {
         mt_gguf_kv *kv = &g->kv[i];
-        const uint8_t *ks;
-        uint64_t kl;
-        TRY(rd_str(&r, &ks, &kl, "metadata key"));
-        if (kl == 0 || kl > 65535) FAIL(MT_EFORMAT, "%s: metadata key %llu has length %llu", label, (unsigned long long)i, (unsigned long long)kl);
-        if (memchr(ks, 0, (size_t)kl)) FAIL(MT_EFORMAT, "%s: metadata key %llu contains a NUL byte", label, (unsigned long long)i);
-        if (nlen + kl + 1 > ncap) {
-            while (nlen + kl + 1 > ncap) ncap *= 2;
-            char *q = realloc(g->names, ncap);
-            if (!q) FAIL(MT_ENOMEM, "out of memory");
-            g->names = q;
-        }
-        memcpy(g->names + nlen, ks, (size_t)kl);
-        g->names[nlen + kl] = 0;
-        koff[i] = nlen;
-        nlen += (size_t)kl + 1;
+        TRY(rd_name(&r, g, &ncap, &nlen, 65535, "metadata key", i, &koff[i]));
         const char *key = g->names + koff[i];
         TRY(rd_u32(&r, &kv->type, key));
         kv->n = 1;
@@ -241,21 +254,7 @@ static int parse(mt_gguf *g, const char *label, mt_err *err) {
 
     for (uint64_t i = 0; i < nt; i++) {
         mt_gguf_tensor *t = &g->t[i];
-        const uint8_t *ns;
-        uint64_t nl;
-        TRY(rd_str(&r, &ns, &nl, "tensor name"));
-        if (nl == 0 || nl > 1024) FAIL(MT_EFORMAT, "%s: tensor %llu has a name of length %llu", label, (unsigned long long)i, (unsigned long long)nl);
-        if (memchr(ns, 0, (size_t)nl)) FAIL(MT_EFORMAT, "%s: tensor %llu: name contains a NUL byte", label, (unsigned long long)i);
-        if (nlen + nl + 1 > ncap) {
-            while (nlen + nl + 1 > ncap) ncap *= 2;
-            char *q = realloc(g->names, ncap);
-            if (!q) FAIL(MT_ENOMEM, "out of memory");
-            g->names = q;
-        }
-        memcpy(g->names + nlen, ns, (size_t)nl);
-        g->names[nlen + nl] = 0;
-        koff[nkv + i] = nlen;
-        nlen += (size_t)nl + 1;
+        TRY(rd_name(&r, g, &ncap, &nlen, 1024, "tensor name", i, &koff[nkv + i]));
         const char *name = g->names + koff[nkv + i];
         uint32_t nd;
         TRY(rd_u32(&r, &nd, name));
