@@ -41,6 +41,20 @@ static const lname gemma3_layer[] = {
     {"ffn_gate", "mlp.gate_proj"},             {"ffn_up", "mlp.up_proj"},
     {"ffn_down", "mlp.down_proj"},             {NULL, NULL}};
 
+/* phi3: fused q/k/v and gate/up projections, kept fused (mlx-lm's phi3 loads them so) */
+static const lname phi3_layer[] = {
+    {"attn_norm", "input_layernorm"},         {"ffn_norm", "post_attention_layernorm"},
+    {"attn_qkv", "self_attn.qkv_proj"},       {"attn_output", "self_attn.o_proj"},
+    {"ffn_up", "mlp.gate_up_proj"},           {"ffn_down", "mlp.down_proj"},
+    {NULL, NULL}};
+
+/* arch.flags */
+enum {
+    F_BIAS_KEYS = 1,     /* config.json carries llama's attention_bias / mlp_bias */
+    F_PARTIAL_ROPE = 2,  /* rope.dimension_count below head_dim: partial_rotary_factor */
+    F_ROPE_FACTORS = 4,  /* rope_factors_long/short tensors: config.json's longrope rope_scaling */
+};
+
 typedef struct arch arch;
 typedef int (*config_fn)(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 
@@ -55,19 +69,23 @@ struct arch {
                                * config lists among eos_token_id, or NULL */
     const lname *layer;
     config_fn extra;          /* family keys of config.json, or NULL */
+    unsigned flags;           /* F_* */
 };
 
 static int gemma2_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 static int gemma3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
+static int phi3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 
 static const arch arches[] = {
-    {"llama", "llama", "LlamaForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, NULL},
-    {"qwen2", "qwen2", "Qwen2ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL},
-    {"qwen3", "qwen3", "Qwen3ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL},
+    {"llama", "llama", "LlamaForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, NULL, F_BIAS_KEYS},
+    {"qwen2", "qwen2", "Qwen2ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL, 0},
+    {"qwen3", "qwen3", "Qwen3ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL, 0},
     {"gemma2", "gemma2", "Gemma2ForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", gemma3_layer,
-     gemma2_config},
+     gemma2_config, 0},
     {"gemma3", "gemma3_text", "Gemma3ForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", gemma3_layer,
-     gemma3_config},
+     gemma3_config, 0},
+    {"phi3", "phi3", "Phi3ForCausalLM", 0, 0.0f, "silu", "<|end|>", phi3_layer, phi3_config,
+     F_PARTIAL_ROPE | F_ROPE_FACTORS},
 };
 
 /* HF name of a GGUF tensor name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight");
@@ -159,7 +177,7 @@ static int make_config(const mt_gguf *g, const arch *a, size_t vocab, int tied, 
         return mt_seterr(err, MT_EFORMAT, "GGUF: inconsistent dimensions (blocks %lld, width %lld, heads %lld/%lld)",
                          (long long)L, (long long)H, (long long)NH, (long long)NKV);
     int64_t hd = kl ? kl : H / NH;
-    if (rot && rot != hd)
+    if (rot && rot != hd && (!(a->flags & F_PARTIAL_ROPE) || rot > hd || rot % 2))
         return mt_seterr(err, MT_EUNSUPPORTED, "GGUF: partial rotary embeddings (%lld of %lld dimensions) are not supported for %s",
                          (long long)rot, (long long)hd, a->gguf);
     json_t *c = json_object();
@@ -177,7 +195,7 @@ static int make_config(const mt_gguf *g, const arch *a, size_t vocab, int tied, 
     json_object_set_new(c, "vocab_size", json_integer((json_int_t)vocab));
     json_object_set_new(c, "tie_word_embeddings", json_boolean(tied));
     json_object_set_new(c, "hidden_act", json_string(a->act));
-    if (a->permute_qk) {
+    if (a->flags & F_BIAS_KEYS) {
         /* llama's switches (qwen2 has its q/k/v biases always, the others none) */
         json_object_set_new(c, "attention_bias", json_boolean(attn_bias));
         json_object_set_new(c, "mlp_bias", json_boolean(mlp_bias));
@@ -191,6 +209,8 @@ static int make_config(const mt_gguf *g, const arch *a, size_t vocab, int tied, 
     mt_gguf_str(mt_gguf_find(g, k), &st, &sl, NULL);
     if (hp_float(&h, "rope.scaling.factor", 0, &factor, &has_scale)) goto fail;
     if (!st && has_scale && factor > 0) st = "linear", sl = 6;
+    if (st && (a->flags & F_ROPE_FACTORS) && ((sl == 8 && !memcmp(st, "longrope", 8)) || (sl == 2 && !memcmp(st, "su", 2))))
+        st = NULL;   /* the family's config function reads the factors */
     if (st && !(sl == 4 && !memcmp(st, "none", 4))) {
         if (sl == 6 && !memcmp(st, "linear", 6)) {
             json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:o}", "type", "linear", "factor", jnum(factor)));
@@ -290,6 +310,49 @@ static int gemma3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err
     json_object_set_new(c, "final_logit_softcapping", json_null());
     json_object_set_new(c, "attn_logit_softcapping", json_null());
     return MT_OK;
+}
+
+/* A 1-D float tensor of g as a JSON list of its values (shortest decimals); *out = NULL
+ * when g has no tensor name. */
+static int float_list(const mt_gguf *g, const char *name, json_t **out, mt_err *err) {
+    *out = NULL;
+    const mt_gguf_tensor *t = mt_gguf_tensor_get(g, name);
+    if (!t) return MT_OK;
+    if (t->ndim != 1 || t->nelem > 65536 || !mt_ggml_can_dequantize(t->type))
+        return mt_seterr(err, MT_EFORMAT, "GGUF: %s must be a float vector of at most 65536 elements", name);
+    float *x = malloc((size_t)t->nelem * sizeof *x + 1);
+    if (!x) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    int rc = mt_ggml_dequantize(t->type, t->data, x, (size_t)t->nelem, err);
+    json_t *l = json_array();
+    for (uint64_t i = 0; !rc && i < t->nelem; i++) json_array_append_new(l, json_real(mt_gguf_f32_decimal(x[i])));
+    free(x);
+    if (rc) json_decref(l);
+    else *out = l;
+    return rc;
+}
+
+/* Phi-3 (llama.cpp's LLM_ARCH_PHI3, convert_hf_to_gguf's Phi3MiniModel): partial rotary
+ * embeddings (rope.dimension_count of head_dim), the original context, and LongRoPE
+ * (Phi-3 128k, Phi-3.5): convert_hf_to_gguf writes no scaling type for phi3, only the
+ * rope_factors_long / rope_factors_short tensors, which become rope_scaling again. */
+static int phi3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
+    hp h = {g, a->gguf, err};
+    int64_t rot, orig;
+    json_int_t hd = json_integer_value(json_object_get(c, "head_dim"));
+    MT_TRY(hp_int(&h, "rope.dimension_count", 0, &rot));
+    if (rot && rot != hd) json_object_set_new(c, "partial_rotary_factor", json_real((double)rot / (double)hd));
+    MT_TRY(hp_int(&h, "rope.scaling.original_context_length", 0, &orig));
+    if (orig > 0) json_object_set_new(c, "original_max_position_embeddings", json_integer(orig));
+    json_t *lf, *sf;
+    MT_TRY(float_list(g, "rope_factors_long.weight", &lf, err));
+    int rc = float_list(g, "rope_factors_short.weight", &sf, err);
+    if (!rc && (!lf) != (!sf))
+        rc = mt_seterr(err, MT_EFORMAT, "GGUF: rope_factors_long and rope_factors_short come together");
+    if (!rc && lf)
+        json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:O, s:O}", "type", "longrope", "long_factor", lf,
+                                                         "short_factor", sf));
+    json_decref(lf), json_decref(sf);
+    return rc;
 }
 
 /* ---------------- plan ---------------- */
@@ -574,6 +637,9 @@ static int plan(im *c, mt_dtype dense, int force_dtype, int all_dense, json_t *q
     for (size_t i = 0; i < nt; i++) {
         const mt_gguf_tensor *s = mt_gguf_tensor_at(g, i);
         char name[300];
+        if ((c->a->flags & F_ROPE_FACTORS) &&
+            (!strcmp(s->name, "rope_factors_long.weight") || !strcmp(s->name, "rope_factors_short.weight")))
+            continue;   /* config.json's rope_scaling */
         if (!strcmp(s->name, "rope_freqs.weight"))
             return mt_seterr(err, MT_EUNSUPPORTED, "GGUF: tensor rope_freqs.weight (llama 3 rope scaling) is not supported yet");
         if (!hf_name(c->a, s->name, name, sizeof name))

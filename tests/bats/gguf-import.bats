@@ -78,26 +78,44 @@ setup_file() {
   [ "$(sed -n 1p "$TD/rt.ids" | jq '.[0]')" = 1 ]
 }
 
-@test "qwen2, qwen3, gemma2: the GGUF of each float32 fixture imports back to the fixture" {
-  # tests/data/gguf/<fixture>.gguf: the fixture as convert_hf_to_gguf.py writes it (llama.cpp
-  # reproduces the fixture's golden tokens on it); its import must generate exactly as the fixture
-  ids='{"id": 1, "ids": [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5], "max_tokens": 12, "temperature": 0}'
-  for m in qwen2-tiny qwen3-tiny gemma2-tiny; do
-    "$MQ" import-gguf -i "tests/data/gguf/$m.gguf" -o "$TD/fx-$m"
-    run "$MQ" inspect "$TD/fx-$m" --against "tests/data/gguf/$m.gguf"
-    [[ "${lines[-1]}" == "lossless: "*" tensors hold the GGUF's values exactly" ]]
-    n=$(echo "${lines[-1]}" | awk '{print $2, $4}')
-    [ "${n% *}" = "${n#* }" ]
-    for k in model_type hidden_size num_hidden_layers num_key_value_heads head_dim rms_norm_eps rope_theta \
-             tie_word_embeddings vocab_size attn_logit_softcapping final_logit_softcapping query_pre_attn_scalar; do
-      a=$(jq -c --arg k "$k" '.[$k]' "$TD/fx-$m/config.json")
-      b=$(jq -c --arg k "$k" '.[$k]' "tests/data/models/$m/config.json")
-      [ "$b" = null ] || [ "$a" = "$b" ] || { echo "$m: $k $a, fixture $b"; return 1; }
-    done
-    a=$(echo "$ids" | "$GEN" -m "$TD/fx-$m" -q --logprobs 3 | jq -c '[.text, .logprobs]')
-    b=$(echo "$ids" | "$GEN" -m "tests/data/models/$m" -q --logprobs 3 | jq -c '[.text, .logprobs]')
-    [ "$a" = "$b" ] || { echo "$m: generation differs"; return 1; }
+# fixture_import NAME [same]: tests/data/gguf/NAME.gguf is the float32 fixture tests/data/models/NAME
+# as convert_hf_to_gguf.py writes it (llama.cpp reproduces the fixture's golden tokens on it); its
+# import holds the GGUF's values exactly, has the fixture's config keys, and generates exactly as the
+# fixture (text and top-3 logprobs); "same": model.safetensors is the fixture's byte for byte (no
+# norm went through Gemma's 1 + w)
+fixture_import() {
+  local m=$1 k a b
+  local ids='{"id": 1, "ids": [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5], "max_tokens": 12, "temperature": 0}'
+  "$MQ" import-gguf -i "tests/data/gguf/$m.gguf" -o "$TD/fx-$m"
+  run "$MQ" inspect "$TD/fx-$m" --against "tests/data/gguf/$m.gguf"
+  [[ "${lines[-1]}" == "lossless: "*" tensors hold the GGUF's values exactly" ]]
+  n=$(echo "${lines[-1]}" | awk '{print $2, $4}')
+  [ "${n% *}" = "${n#* }" ]
+  for k in model_type hidden_size intermediate_size num_hidden_layers num_attention_heads num_key_value_heads \
+           head_dim rms_norm_eps rope_theta max_position_embeddings tie_word_embeddings vocab_size \
+           attn_logit_softcapping final_logit_softcapping query_pre_attn_scalar partial_rotary_factor \
+           original_max_position_embeddings rope_scaling; do
+    a=$(jq -S -c --arg k "$k" '.[$k]' "$TD/fx-$m/config.json")
+    b=$(jq -S -c --arg k "$k" '.[$k]' "tests/data/models/$m/config.json")
+    [ "$b" = null ] || [ "$a" = "$b" ] || { echo "$m: $k $a, fixture $b"; return 1; }
   done
+  if [ "${2:-}" = same ]; then
+    cmp "$TD/fx-$m/model.safetensors" "tests/data/models/$m/model.safetensors"
+  fi
+  a=$(echo "$ids" | "$GEN" -m "$TD/fx-$m" -q --logprobs 3 | jq -c '[.text, .logprobs]')
+  b=$(echo "$ids" | "$GEN" -m "tests/data/models/$m" -q --logprobs 3 | jq -c '[.text, .logprobs]')
+  [ "$a" = "$b" ] || { echo "$m: generation differs"; return 1; }
+}
+
+@test "qwen2, qwen3, gemma2: the GGUF of each float32 fixture imports back to the fixture" {
+  fixture_import qwen2-tiny same
+  fixture_import qwen3-tiny same
+  fixture_import gemma2-tiny
+}
+
+@test "phi3: fused qkv_proj / gate_up_proj, partial rotary, LongRoPE from rope_factors_long/short" {
+  fixture_import phi3-tiny same
+  jq -e '.rope_scaling.type == "longrope" and .partial_rotary_factor == 0.5' "$TD/fx-phi3-tiny/config.json"
 }
 
 @test "-q: everything dequantized, then quantized as convert -q does" {
@@ -125,7 +143,7 @@ setup_file() {
 @test "an unsupported architecture or tensor type is named" {
   run "$MQ" import-gguf -i tests/data/gguf/arch-mamba.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma2, gemma3)"* ]]
+  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)"* ]]
   run "$MQ" import-gguf -i tests/data/gguf/type-iq4nl.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
   [[ "$output" == *"tensor 'token_embd.weight' has type IQ4_NL, which is not supported"* ]]

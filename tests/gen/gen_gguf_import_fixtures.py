@@ -22,22 +22,26 @@ and gguf-py's GGUFWriter.  Output in tests/data/gguf/:
   tiny-gemma3.ref  as tiny-mixed.ref (the norms' reference is w: the GGUF value minus 1),
                    the "tok" lines being llama.cpp's own tokenization of the GGUF vocabulary
                    (llama_tokenize through llama-cpp-python, BOS added, specials parsed)
-  <fixture>.gguf   for qwen2-tiny, qwen3-tiny and gemma2-tiny of tests/data/models: the
-                   float32 fixture written as convert_hf_to_gguf.py writes that family
-                   (GGUF names, Gemma norms + 1, the family's metadata keys, llama-tiny's
-                   vocabulary), F32 so that its import must give back the fixture exactly;
-                   checked here by running llama.cpp on it: its greedy tokens for the
-                   fixture's prompt equal the fixture's golden (mlx-lm's)
+  <fixture>.gguf   for qwen2-tiny, qwen3-tiny, gemma2-tiny and phi3-tiny of tests/data/models:
+                   the float32 fixture written as convert_hf_to_gguf.py writes that family
+                   (GGUF names, Gemma norms + 1, the family's metadata keys and extra
+                   tensors, the fixture's byte-level BPE vocabulary as a "gpt2" one), F32 so
+                   that its import must give back the fixture exactly; checked here by
+                   running llama.cpp on it: its greedy tokens for the fixture's prompt equal
+                   the fixture's golden (mlx-lm's)
   arch-mamba.gguf  a valid GGUF of an architecture the importer does not know
   type-iq4nl.gguf  a llama GGUF with one IQ4_NL tensor
 
-Usage: /work/venv-mlx/bin/python tests/gen/gen_gguf_import_fixtures.py  (repository root)
+Usage: /work/venv-mlx/bin/python tests/gen/gen_gguf_import_fixtures.py [FIXTURE...]  (repository root;
+       naming fixtures of tests/data/models makes only their GGUF files)
 """
 import ctypes
 import glob
 import json
+import math
 import os
 import struct
+import sys
 
 import gguf
 import numpy as np
@@ -344,16 +348,13 @@ GEMMA_GG = dict(LAYER_GG, post_attention_layernorm="post_attention_norm", pre_fe
                 post_feedforward_layernorm="post_ffw_norm")
 
 
-def gguf_of_fixture(name, arch):
-    src = os.path.join(ROOT, "tests/data/models", name)
-    cfg = json.load(open(os.path.join(src, "config.json")))
-    ws = st_load(os.path.join(src, "model.safetensors"))
-    gemma = arch.startswith("gemma")
-    table = GEMMA_GG if gemma else LAYER_GG
-    path = os.path.join(OUT, name + ".gguf")
-    w = gguf.GGUFWriter(path, arch)
+PHI3_GG = {"self_attn.qkv_proj": "attn_qkv", "self_attn.o_proj": "attn_output", "mlp.gate_up_proj": "ffn_up",
+           "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+
+
+def params_common(w, cfg, arch):
+    """what TextModel.set_gguf_parameters writes for the llama-like fixtures (qwen2, qwen3, gemma2)"""
     H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
-    w.add_name(name)
     w.add_block_count(cfg["num_hidden_layers"])
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(H)
@@ -370,6 +371,71 @@ def gguf_of_fixture(name, arch):
         w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
         w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
         w.add_sliding_window(4096)
+    return []
+
+
+def params_phi3(w, cfg, arch):
+    """Phi3MiniModel.set_gguf_parameters and generate_extra_tensors: no scaling type, the
+    original context, rope dimensions from partial_rotary_factor, sliding window 0 when
+    absent; LongRoPE as the attention factor and the rope_factors_long/short tensors"""
+    H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    rs = cfg.get("rope_scaling") or {}
+    orig = cfg.get("original_max_position_embeddings", rs.get("original_max_position_embeddings"))
+    rope_dims = int(cfg.get("partial_rotary_factor", 1.0) * H) // NH
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_rope_scaling_orig_ctx_len(orig)
+    w.add_embedding_length(H)
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_head_count(NH)
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_dimension_count(rope_dims)
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    w.add_sliding_window(cfg.get("sliding_window") or 0)
+    if not rs.get("long_factor"):
+        return []
+    scale = cfg["max_position_embeddings"] / orig
+    assert rs["type"] in ("su", "longrope")
+    w.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1.0 else 1.0)
+    assert len(rs["long_factor"]) == len(rs["short_factor"]) == rope_dims // 2
+    return [("rope_factors_long.weight", np.array(rs["long_factor"], dtype=np.float32)),
+            ("rope_factors_short.weight", np.array(rs["short_factor"], dtype=np.float32))]
+
+
+# arch -> (parameters, HF layer module -> GGUF name, norms stored as 1 + w)
+FAMILIES = {
+    "qwen2": (params_common, LAYER_GG, False),
+    "qwen3": (params_common, LAYER_GG, False),
+    "gemma2": (params_common, GEMMA_GG, True),
+    "phi3": (params_phi3, PHI3_GG, False),
+}
+
+
+def llama_cpp_greedy(path, prompt, n, n_ctx=256):
+    """llama.cpp's greedy continuation of prompt (token ids) on the GGUF at path"""
+    from llama_cpp import Llama
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=2, verbose=False, logits_all=True)
+    llm.eval(prompt)
+    got = [int(np.argmax(llm.scores[len(prompt) - 1]))]
+    for _ in range(n - 1):
+        llm.eval([got[-1]])
+        got.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+    return got
+
+
+def gguf_of_fixture(name, arch):
+    src = os.path.join(ROOT, "tests/data/models", name)
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    ws = st_load(os.path.join(src, "model.safetensors"))
+    params, table, norm_plus_one = FAMILIES[arch]
+    path = os.path.join(OUT, name + ".gguf")
+    w = gguf.GGUFWriter(path, arch)
+    # llama.cpp gives a model named "phi3" Phi-3's token attributes, looking up Phi-3's "</s>",
+    # which the fixture's vocabulary does not have
+    w.add_name("tiny fixture" if arch == "phi3" else name)
+    extra = params(w, cfg, arch)
     tokjs = json.load(open(os.path.join(src, "tokenizer.json")))
     vocab = sorted(tokjs["model"]["vocab"].items(), key=lambda kv: kv[1])
     added = {a["id"] for a in tokjs["added_tokens"]}
@@ -381,6 +447,8 @@ def gguf_of_fixture(name, arch):
     w.add_bos_token_id(cfg["bos_token_id"])
     w.add_eos_token_id(cfg["eos_token_id"])
     w.add_add_bos_token(True)
+    for g, x in extra:   # generate_extra_tensors come first
+        w.add_tensor(g, x)
     for k in sorted(ws, key=lambda k: (k.count("layers"), k)):
         x = ws[k]
         mod, par = k.rsplit(".", 1)
@@ -393,22 +461,19 @@ def gguf_of_fixture(name, arch):
         else:
             _, _, l, rest = mod.split(".", 3)
             g = f"blk.{l}.{table[rest]}"
-        if gemma and mod.endswith("norm"):
-            x = x + np.float32(1)   # Gemma2Model/Gemma3Model.modify_tensors
+        if norm_plus_one and mod.endswith("norm"):
+            x = x + np.float32(1)   # Gemma*Model.modify_tensors
         w.add_tensor(f"{g}.{par}", np.ascontiguousarray(x, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     # llama.cpp runs it as the fixture: greedy tokens of the fixture's prompt
-    from llama_cpp import Llama
     gold = json.load(open(os.path.join(src, "golden.json")))
-    llm = Llama(model_path=path, n_ctx=256, n_threads=2, verbose=False, logits_all=True)
-    llm.eval(gold["prompt"])
-    got = [int(np.argmax(llm.scores[len(gold["prompt"]) - 1]))]
-    for _ in range(len(gold["greedy"]) - 1):
-        llm.eval([got[-1]])
-        got.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+    # mlx-lm's SuScaledRoPE always rotates with the long factors; llama.cpp takes them when its
+    # context exceeds the original one
+    n_ctx = 2 * cfg.get("original_max_position_embeddings", 256) if arch == "phi3" else 256
+    got = llama_cpp_greedy(path, gold["prompt"], len(gold["greedy"]), n_ctx)
     agree = next((i for i, (a, b) in enumerate(zip(got, gold["greedy"])) if a != b), len(got))
     print(f"{name}: llama.cpp greedy agrees with the fixture golden on {agree}/{len(got)} tokens")
     assert agree >= 8, name
@@ -432,13 +497,20 @@ def bad():
     small(os.path.join(OUT, "type-iq4nl.gguf"), "llama", [("token_embd.weight", iq, [1, 32], T.IQ4_NL)])
 
 
+# tests/data/models fixture -> general.architecture of its GGUF
+FIXTURES = {"qwen2-tiny": "qwen2", "qwen3-tiny": "qwen3", "gemma2-tiny": "gemma2", "phi3-tiny": "phi3"}
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    blocks()
-    tiny()
-    tiny_gemma3()
-    for name, arch in (("qwen2-tiny", "qwen2"), ("qwen3-tiny", "qwen3"), ("gemma2-tiny", "gemma2")):
-        gguf_of_fixture(name, arch)
-    bad()
+    only = sys.argv[1:]   # fixture names: make just their GGUF files
+    if not only:
+        blocks()
+        tiny()
+        tiny_gemma3()
+    for name, arch in FIXTURES.items():
+        if not only or name in only:
+            gguf_of_fixture(name, arch)
+    if not only:
+        bad()
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(os.path.join(OUT, f)))
