@@ -80,6 +80,7 @@ static const arch arches[] = {
     {"llama", "llama", "LlamaForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, NULL, F_BIAS_KEYS},
     {"qwen2", "qwen2", "Qwen2ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL, 0},
     {"qwen3", "qwen3", "Qwen3ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL, 0},
+    {"gemma", "gemma", "GemmaForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", llama_layer, NULL, 0},
     {"gemma2", "gemma2", "Gemma2ForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", gemma3_layer,
      gemma2_config, 0},
     {"gemma3", "gemma3_text", "Gemma3ForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", gemma3_layer,

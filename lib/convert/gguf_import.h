@@ -1,6 +1,6 @@
 /* gguf_import.h - a GGUF file (llama.cpp's format) back to an mlx-community
  * model folder: the round trip of export-gguf.  Architectures: llama, qwen2, qwen3,
- * gemma2, gemma3, phi3.
+ * gemma, gemma2, gemma3, phi3.
  *
  * Tensors are renamed to the Hugging Face / MLX names (llama.cpp's q/k row
  * permutation undone on weights, scales and biases alike); the 32-element

@@ -118,6 +118,11 @@ fixture_import() {
   jq -e '.rope_scaling.type == "longrope" and .partial_rotary_factor == 0.5' "$TD/fx-phi3-tiny/config.json"
 }
 
+@test "gemma: norms back from 1 + w, no RoPE base in the file (llama.cpp's 10000), tied output" {
+  fixture_import gemma-tiny
+  jq -e '.tie_word_embeddings == true and .rope_theta == 10000.0' "$TD/fx-gemma-tiny/config.json"
+}
+
 @test "-q: everything dequantized, then quantized as convert -q does" {
   run "$MQ" import-gguf -i "$TINY" -o "$TD/tq" -q --bits 8 --group-size 64
   [ "$status" -eq 0 ]
@@ -143,7 +148,7 @@ fixture_import() {
 @test "an unsupported architecture or tensor type is named" {
   run "$MQ" import-gguf -i tests/data/gguf/arch-mamba.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)"* ]]
+  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3)"* ]]
   run "$MQ" import-gguf -i tests/data/gguf/type-iq4nl.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
   [[ "$output" == *"tensor 'token_embd.weight' has type IQ4_NL, which is not supported"* ]]

@@ -22,7 +22,8 @@ and gguf-py's GGUFWriter.  Output in tests/data/gguf/:
   tiny-gemma3.ref  as tiny-mixed.ref (the norms' reference is w: the GGUF value minus 1),
                    the "tok" lines being llama.cpp's own tokenization of the GGUF vocabulary
                    (llama_tokenize through llama-cpp-python, BOS added, specials parsed)
-  <fixture>.gguf   for qwen2-tiny, qwen3-tiny, gemma2-tiny and phi3-tiny of tests/data/models:
+  <fixture>.gguf   for qwen2-tiny, qwen3-tiny, gemma2-tiny, phi3-tiny and gemma-tiny of
+                   tests/data/models:
                    the float32 fixture written as convert_hf_to_gguf.py writes that family
                    (GGUF names, Gemma norms + 1, the family's metadata keys and extra
                    tensors, the fixture's byte-level BPE vocabulary as a "gpt2" one), F32 so
@@ -404,10 +405,29 @@ def params_phi3(w, cfg, arch):
             ("rope_factors_short.weight", np.array(rs["short_factor"], dtype=np.float32))]
 
 
+def params_gemma(w, cfg, arch):
+    """GemmaModel.set_gguf_parameters: no RoPE base (llama.cpp's 10000). Its set_vocab also
+    sets CodeGemma's FIM and end-of-turn ids (67-70, 107), which name Gemma's own tokens: left
+    out here, where ids 67-107 are other tokens of the fixture's vocabulary"""
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg.get("num_key_value_heads", cfg["num_attention_heads"]))
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_key_length(cfg["head_dim"])
+    w.add_value_length(cfg["head_dim"])
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    assert cfg.get("rope_theta", 10000.0) == 10000.0
+    return []
+
+
 # arch -> (parameters, HF layer module -> GGUF name, norms stored as 1 + w)
 FAMILIES = {
     "qwen2": (params_common, LAYER_GG, False),
     "qwen3": (params_common, LAYER_GG, False),
+    "gemma": (params_gemma, LAYER_GG, True),
     "gemma2": (params_common, GEMMA_GG, True),
     "phi3": (params_phi3, PHI3_GG, False),
 }
@@ -498,7 +518,7 @@ def bad():
 
 
 # tests/data/models fixture -> general.architecture of its GGUF
-FIXTURES = {"qwen2-tiny": "qwen2", "qwen3-tiny": "qwen3", "gemma2-tiny": "gemma2", "phi3-tiny": "phi3"}
+FIXTURES = {"qwen2-tiny": "qwen2", "qwen3-tiny": "qwen3", "gemma2-tiny": "gemma2", "phi3-tiny": "phi3", "gemma-tiny": "gemma"}
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
