@@ -48,11 +48,36 @@ static const lname phi3_layer[] = {
     {"ffn_up", "mlp.gate_up_proj"},           {"ffn_down", "mlp.down_proj"},
     {NULL, NULL}};
 
+/* Mixture-of-experts layers: the router and the experts stacked [experts, out, in], which is
+ * mlx-lm's SwitchGLU layout (switch_mlp) as it is; qwen3moe's dense layers (mlp_only_layers)
+ * keep ffn_gate / ffn_up / ffn_down. */
+static const lname qwen3moe_layer[] = {
+    {"attn_norm", "input_layernorm"},         {"ffn_norm", "post_attention_layernorm"},
+    {"attn_q", "self_attn.q_proj"},           {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},           {"attn_output", "self_attn.o_proj"},
+    {"attn_q_norm", "self_attn.q_norm"},      {"attn_k_norm", "self_attn.k_norm"},
+    {"ffn_gate_inp", "mlp.gate"},             {"ffn_gate_exps", "mlp.switch_mlp.gate_proj"},
+    {"ffn_up_exps", "mlp.switch_mlp.up_proj"}, {"ffn_down_exps", "mlp.switch_mlp.down_proj"},
+    {"ffn_gate", "mlp.gate_proj"},            {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},            {NULL, NULL}};
+
+/* mixtral: llama.cpp's llama architecture with experts */
+static const lname mixtral_layer[] = {
+    {"attn_norm", "input_layernorm"},         {"ffn_norm", "post_attention_layernorm"},
+    {"attn_q", "self_attn.q_proj"},           {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},           {"attn_output", "self_attn.o_proj"},
+    {"ffn_gate_inp", "block_sparse_moe.gate"},
+    {"ffn_gate_exps", "block_sparse_moe.switch_mlp.gate_proj"},
+    {"ffn_up_exps", "block_sparse_moe.switch_mlp.up_proj"},
+    {"ffn_down_exps", "block_sparse_moe.switch_mlp.down_proj"},
+    {NULL, NULL}};
+
 /* arch.flags */
 enum {
     F_BIAS_KEYS = 1,     /* config.json carries llama's attention_bias / mlp_bias */
     F_PARTIAL_ROPE = 2,  /* rope.dimension_count below head_dim: partial_rotary_factor */
     F_ROPE_FACTORS = 4,  /* rope_factors_long/short tensors: config.json's longrope rope_scaling */
+    F_EXPERTS = 8,       /* the entry for files whose {arch}.expert_count is positive */
 };
 
 typedef struct arch arch;
@@ -75,9 +100,12 @@ struct arch {
 static int gemma2_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 static int gemma3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 static int phi3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
+static int qwen3moe_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
+static int mixtral_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 
 static const arch arches[] = {
     {"llama", "llama", "LlamaForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, NULL, F_BIAS_KEYS},
+    {"llama", "mixtral", "MixtralForCausalLM", 1, 0.0f, "silu", NULL, mixtral_layer, mixtral_config, F_EXPERTS},
     {"qwen2", "qwen2", "Qwen2ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL, 0},
     {"qwen3", "qwen3", "Qwen3ForCausalLM", 0, 0.0f, "silu", NULL, llama_layer, NULL, 0},
     {"gemma", "gemma", "GemmaForCausalLM", 0, 1.0f, "gelu_pytorch_tanh", "<end_of_turn>", llama_layer, NULL, 0},
@@ -87,6 +115,7 @@ static const arch arches[] = {
      gemma3_config, 0},
     {"phi3", "phi3", "Phi3ForCausalLM", 0, 0.0f, "silu", "<|end|>", phi3_layer, phi3_config,
      F_PARTIAL_ROPE | F_ROPE_FACTORS},
+    {"qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM", 0, 0.0f, "silu", NULL, qwen3moe_layer, qwen3moe_config, F_EXPERTS},
 };
 
 /* HF name of a GGUF tensor name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight");
@@ -356,6 +385,53 @@ static int phi3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) 
     return rc;
 }
 
+/* The expert counts of a mixture-of-experts file into config.json's keys ne_key / "num_experts_per_tok". */
+static int expert_counts(const mt_gguf *g, const arch *a, json_t *c, const char *ne_key, mt_err *err) {
+    hp h = {g, a->gguf, err};
+    int64_t ne, used;
+    MT_TRY(hp_int(&h, "expert_count", -1, &ne));
+    MT_TRY(hp_int(&h, "expert_used_count", -1, &used));
+    if (ne <= 0 || used <= 0 || used > ne || ne > 65536)
+        return mt_seterr(err, MT_EFORMAT, "GGUF: %lld experts, %lld used per token", (long long)ne, (long long)used);
+    json_object_set_new(c, ne_key, json_integer(ne));
+    json_object_set_new(c, "num_experts_per_tok", json_integer(used));
+    return MT_OK;
+}
+
+/* Mixtral (llama.cpp's llama with experts): the expert counts; the router's top-k softmax
+ * is the same in both. */
+static int mixtral_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
+    return expert_counts(g, a, c, "num_local_experts", err);
+}
+
+/* Qwen3-MoE (LLM_ARCH_QWEN3MOE): the expert counts and width (from the expert tensors when
+ * the file has no expert_feed_forward_length); top-k weights renormalized (llama.cpp always
+ * does for qwen3moe); the layers without a router are mlp_only_layers. */
+static int qwen3moe_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
+    hp h = {g, a->gguf, err};
+    int64_t L = json_integer_value(json_object_get(c, "num_hidden_layers")), ef;
+    MT_TRY(expert_counts(g, a, c, "num_experts", err));
+    MT_TRY(hp_int(&h, "expert_feed_forward_length", 0, &ef));
+    json_t *only = json_array();
+    for (int64_t l = 0; l < L; l++) {
+        char k[64];
+        snprintf(k, sizeof k, "blk.%lld.ffn_gate_inp.weight", (long long)l);
+        if (!mt_gguf_tensor_get(g, k)) json_array_append_new(only, json_integer(l));
+        snprintf(k, sizeof k, "blk.%lld.ffn_gate_exps.weight", (long long)l);
+        const mt_gguf_tensor *t = mt_gguf_tensor_get(g, k);
+        if (!ef && t && t->ndim == 3) ef = (int64_t)t->ne[1];
+    }
+    if (ef <= 0) {
+        json_decref(only);
+        return mt_seterr(err, MT_EFORMAT, "GGUF: %s.expert_feed_forward_length is missing", a->gguf);
+    }
+    json_object_set_new(c, "moe_intermediate_size", json_integer(ef));
+    json_object_set_new(c, "norm_topk_prob", json_true());
+    json_object_set_new(c, "decoder_sparse_step", json_integer(1));
+    json_object_set_new(c, "mlp_only_layers", only);
+    return MT_OK;
+}
+
 /* ---------------- plan ---------------- */
 
 enum { K_DENSE, K_AW, K_AS, K_AB };
@@ -549,14 +625,27 @@ static int arch_of(const mt_gguf *g, const char *label, const arch **out, mt_err
     int rc = mt_gguf_str(mt_gguf_find(g, "general.architecture"), &an, &al, err);
     if (rc == MT_ENOTFOUND) return mt_seterr(err, MT_EFORMAT, "%s: general.architecture is missing", label);
     if (rc) return rc;
-    for (size_t i = 0; i < sizeof arches / sizeof *arches; i++)
-        if (strlen(arches[i].gguf) == al && !memcmp(arches[i].gguf, an, al)) {
-            *out = &arches[i];
-            return MT_OK;
-        }
+    /* one name may have two entries, told apart by its expert count (llama: mixtral) */
+    char k[96];
+    int64_t ne = 0;
+    snprintf(k, sizeof k, "%.*s.expert_count", (int)(al > 64 ? 64 : al), an);
+    if (mt_gguf_int(mt_gguf_find(g, k), &ne, NULL)) ne = 0;
+    const arch *pick = NULL;
+    for (size_t i = 0; i < sizeof arches / sizeof *arches; i++) {
+        const arch *e = &arches[i];
+        if (strlen(e->gguf) != al || memcmp(e->gguf, an, al)) continue;
+        int fits = (ne > 0) == !!(e->flags & F_EXPERTS);
+        if (!pick || fits) pick = e;
+        if (fits) break;
+    }
+    if (pick) {
+        *out = pick;
+        return MT_OK;
+    }
     char list[256] = "";
     for (size_t i = 0; i < sizeof arches / sizeof *arches; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", arches[i].gguf);
+        if (!i || strcmp(arches[i].gguf, arches[i - 1].gguf))
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", arches[i].gguf);
     return mt_seterr(err, MT_EUNSUPPORTED, "%s: GGUF architecture '%.*s' is not supported (supported: %s)", label,
                      (int)(al > 64 ? 64 : al), an, list);
 }

@@ -123,6 +123,17 @@ fixture_import() {
   jq -e '.tie_word_embeddings == true and .rope_theta == 10000.0' "$TD/fx-gemma-tiny/config.json"
 }
 
+@test "mixtral (llama with experts) and qwen3moe: stacked experts become switch_mlp, the router gate" {
+  fixture_import mixtral-tiny same
+  fixture_import qwen3moe-tiny same
+  jq -e '.num_local_experts == 4 and .num_experts_per_tok == 2' "$TD/fx-mixtral-tiny/config.json"
+  jq -e '.num_experts == 4 and .moe_intermediate_size == 32 and .norm_topk_prob and .mlp_only_layers == [1]' \
+    "$TD/fx-qwen3moe-tiny/config.json"
+  # a llama file without experts stays llama
+  "$MQ" import-gguf -i "$TINY" -o "$TD/tiny-l"
+  jq -e '.model_type == "llama" and .architectures == ["LlamaForCausalLM"]' "$TD/tiny-l/config.json"
+}
+
 @test "-q: everything dequantized, then quantized as convert -q does" {
   run "$MQ" import-gguf -i "$TINY" -o "$TD/tq" -q --bits 8 --group-size 64
   [ "$status" -eq 0 ]
@@ -148,7 +159,7 @@ fixture_import() {
 @test "an unsupported architecture or tensor type is named" {
   run "$MQ" import-gguf -i tests/data/gguf/arch-mamba.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3)"* ]]
+  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe)"* ]]
   run "$MQ" import-gguf -i tests/data/gguf/type-iq4nl.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
   [[ "$output" == *"tensor 'token_embd.weight' has type IQ4_NL, which is not supported"* ]]

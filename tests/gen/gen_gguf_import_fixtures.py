@@ -22,14 +22,15 @@ and gguf-py's GGUFWriter.  Output in tests/data/gguf/:
   tiny-gemma3.ref  as tiny-mixed.ref (the norms' reference is w: the GGUF value minus 1),
                    the "tok" lines being llama.cpp's own tokenization of the GGUF vocabulary
                    (llama_tokenize through llama-cpp-python, BOS added, specials parsed)
-  <fixture>.gguf   for qwen2-tiny, qwen3-tiny, gemma2-tiny, phi3-tiny and gemma-tiny of
-                   tests/data/models:
+  <fixture>.gguf   for qwen2-tiny, qwen3-tiny, gemma2-tiny, phi3-tiny, gemma-tiny, mixtral-tiny
+                   and qwen3moe-tiny of tests/data/models:
                    the float32 fixture written as convert_hf_to_gguf.py writes that family
                    (GGUF names, Gemma norms + 1, the family's metadata keys and extra
                    tensors, the fixture's byte-level BPE vocabulary as a "gpt2" one), F32 so
                    that its import must give back the fixture exactly; checked here by
                    running llama.cpp on it: its greedy tokens for the fixture's prompt equal
-                   the fixture's golden (mlx-lm's)
+                   the fixture's golden (mlx-lm's); qwen3moe-tiny's dense layer 1 is beyond
+                   llama.cpp's qwen3moe, so there llama.cpp and mlx-lm run its first layer
   arch-mamba.gguf  a valid GGUF of an architecture the importer does not know
   type-iq4nl.gguf  a llama GGUF with one IQ4_NL tensor
 
@@ -353,8 +354,9 @@ PHI3_GG = {"self_attn.qkv_proj": "attn_qkv", "self_attn.o_proj": "attn_output", 
            "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
 
 
-def params_common(w, cfg, arch):
-    """what TextModel.set_gguf_parameters writes for the llama-like fixtures (qwen2, qwen3, gemma2)"""
+def params_text(w, cfg, arch, head_dim=False):
+    """TextModel.set_gguf_parameters for the fixtures' keys, in its order (head_dim: write
+    key/value_length even when config.json has no head_dim, as the first fixtures did)"""
     H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
     w.add_block_count(cfg["num_hidden_layers"])
     w.add_context_length(cfg["max_position_embeddings"])
@@ -362,16 +364,48 @@ def params_common(w, cfg, arch):
     w.add_feed_forward_length(cfg["intermediate_size"])
     w.add_head_count(NH)
     w.add_head_count_kv(cfg["num_key_value_heads"])
-    w.add_rope_freq_base(cfg["rope_theta"])
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    hd = cfg.get("head_dim", H // NH)
-    w.add_key_length(hd)
-    w.add_value_length(hd)
+    assert not cfg.get("rope_scaling")
+    if "rope_theta" in cfg:
+        w.add_rope_freq_base(cfg["rope_theta"])
+    if "rms_norm_eps" in cfg:
+        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    if "norm_epsilon" in cfg:
+        w.add_layer_norm_eps(cfg["norm_epsilon"])
+    if (ne := cfg.get("num_local_experts", cfg.get("num_experts"))) is not None:
+        w.add_expert_count(ne)
+    if "num_experts_per_tok" in cfg:
+        w.add_expert_used_count(cfg["num_experts_per_tok"])
+    if "head_dim" in cfg or head_dim:
+        hd = cfg.get("head_dim", H // NH)
+        w.add_key_length(hd)
+        w.add_value_length(hd)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+
+def params_common(w, cfg, arch):
+    """qwen2, qwen3 (Qwen2Model/Qwen3Model: TextModel's), gemma2 (Gemma2Model: its soft-capping
+    and llama.cpp's window)"""
+    params_text(w, cfg, arch, head_dim=True)
     if arch == "gemma2":
         w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
         w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
         w.add_sliding_window(4096)
+    return []
+
+
+def params_llama(w, cfg, arch):
+    """LlamaModel.set_gguf_parameters (mixtral too): TextModel's, the vocabulary size, rope
+    dimensions"""
+    params_text(w, cfg, arch)
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_rope_dimension_count(cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"]))
+    return []
+
+
+def params_qwen3moe(w, cfg, arch):
+    """Qwen2MoeModel.set_gguf_parameters: TextModel's, the experts' width"""
+    params_text(w, cfg, arch)
+    w.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
     return []
 
 
@@ -423,13 +457,22 @@ def params_gemma(w, cfg, arch):
     return []
 
 
-# arch -> (parameters, HF layer module -> GGUF name, norms stored as 1 + w)
+QWEN3MOE_GG = dict(LAYER_GG, **{"mlp.gate": "ffn_gate_inp", "mlp.switch_mlp.gate_proj": "ffn_gate_exps",
+                                 "mlp.switch_mlp.up_proj": "ffn_up_exps", "mlp.switch_mlp.down_proj": "ffn_down_exps"})
+MIXTRAL_GG = dict(LAYER_GG, **{"block_sparse_moe.gate": "ffn_gate_inp",
+                               "block_sparse_moe.switch_mlp.gate_proj": "ffn_gate_exps",
+                               "block_sparse_moe.switch_mlp.up_proj": "ffn_up_exps",
+                               "block_sparse_moe.switch_mlp.down_proj": "ffn_down_exps"})
+
+# arch -> (parameters, HF layer module -> GGUF name, norms stored as 1 + w, q/k rows permuted)
 FAMILIES = {
-    "qwen2": (params_common, LAYER_GG, False),
-    "qwen3": (params_common, LAYER_GG, False),
-    "gemma": (params_gemma, LAYER_GG, True),
-    "gemma2": (params_common, GEMMA_GG, True),
-    "phi3": (params_phi3, PHI3_GG, False),
+    "qwen2": (params_common, LAYER_GG, False, False),
+    "qwen3": (params_common, LAYER_GG, False, False),
+    "gemma": (params_gemma, LAYER_GG, True, False),
+    "gemma2": (params_common, GEMMA_GG, True, False),
+    "phi3": (params_phi3, PHI3_GG, False, False),
+    "qwen3moe": (params_qwen3moe, QWEN3MOE_GG, False, False),
+    "mixtral": (params_llama, MIXTRAL_GG, False, True),   # written as llama, with experts
 }
 
 
@@ -445,12 +488,18 @@ def llama_cpp_greedy(path, prompt, n, n_ctx=256):
     return got
 
 
-def gguf_of_fixture(name, arch):
+def gguf_of_fixture(name, family, path=None, layers=None, check=True):
+    """the fixture's GGUF at path (default tests/data/gguf/<name>.gguf); layers: keep only
+    the first so many blocks"""
     src = os.path.join(ROOT, "tests/data/models", name)
     cfg = json.load(open(os.path.join(src, "config.json")))
     ws = st_load(os.path.join(src, "model.safetensors"))
-    params, table, norm_plus_one = FAMILIES[arch]
-    path = os.path.join(OUT, name + ".gguf")
+    if layers is not None:
+        cfg["num_hidden_layers"] = layers
+        ws = {k: v for k, v in ws.items() if not k.startswith("model.layers.") or int(k.split(".")[2]) < layers}
+    params, table, norm_plus_one, permuted = FAMILIES[family]
+    arch = "llama" if family == "mixtral" else family
+    path = path or os.path.join(OUT, name + ".gguf")
     w = gguf.GGUFWriter(path, arch)
     # llama.cpp gives a model named "phi3" Phi-3's token attributes, looking up Phi-3's "</s>",
     # which the fixture's vocabulary does not have
@@ -483,11 +532,15 @@ def gguf_of_fixture(name, arch):
             g = f"blk.{l}.{table[rest]}"
         if norm_plus_one and mod.endswith("norm"):
             x = x + np.float32(1)   # Gemma*Model.modify_tensors
+        if permuted and mod.endswith((".q_proj", ".k_proj")):   # LlamaModel.modify_tensors
+            x = permute(x, cfg["num_attention_heads"], cfg["num_key_value_heads"] if mod.endswith(".k_proj") else None)
         w.add_tensor(f"{g}.{par}", np.ascontiguousarray(x, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+    if not check:
+        return
     # llama.cpp runs it as the fixture: greedy tokens of the fixture's prompt
     gold = json.load(open(os.path.join(src, "golden.json")))
     # mlx-lm's SuScaledRoPE always rotates with the long factors; llama.cpp takes them when its
@@ -496,6 +549,46 @@ def gguf_of_fixture(name, arch):
     got = llama_cpp_greedy(path, gold["prompt"], len(gold["greedy"]), n_ctx)
     agree = next((i for i, (a, b) in enumerate(zip(got, gold["greedy"])) if a != b), len(got))
     print(f"{name}: llama.cpp greedy agrees with the fixture golden on {agree}/{len(got)} tokens")
+    assert agree >= 8, name
+
+
+def mlx_lm_greedy(model_dir, prompt, n):
+    """mlx-lm's greedy continuation of prompt (token ids) with the model folder model_dir"""
+    import mlx.core as mx
+    from mlx_lm import load
+    model, _ = load(model_dir)
+    ids = list(prompt)
+    for _ in range(n):
+        ids.append(int(mx.argmax(model(mx.array([ids]))[0, -1]).item()))
+    return ids[len(prompt):]
+
+
+def check_first_layers(name, family, layers):
+    """llama.cpp against mlx-lm on the fixture cut to its first layers (for a fixture whose
+    other layers llama.cpp cannot run): the same greedy tokens"""
+    import shutil
+    import tempfile
+    import mlx.core as mx
+    src = os.path.join(ROOT, "tests/data/models", name)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = json.load(open(os.path.join(src, "config.json")))
+        cfg["num_hidden_layers"] = layers
+        if "mlp_only_layers" in cfg:
+            cfg["mlp_only_layers"] = [l for l in cfg["mlp_only_layers"] if l < layers]
+        json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"))
+        ws = st_load(os.path.join(src, "model.safetensors"))
+        mx.save_safetensors(os.path.join(tmp, "model.safetensors"),
+                            {k: mx.array(v) for k, v in ws.items()
+                             if not k.startswith("model.layers.") or int(k.split(".")[2]) < layers})
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(src, f), tmp)
+        path = os.path.join(tmp, "cut.gguf")
+        gguf_of_fixture(name, family, path=path, layers=layers, check=False)
+        prompt = json.load(open(os.path.join(src, "golden.json")))["prompt"]
+        want = mlx_lm_greedy(tmp, prompt, 32)
+        got = llama_cpp_greedy(path, prompt, 32)
+    agree = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), len(got))
+    print(f"{name}, first {layers} layer(s): llama.cpp greedy agrees with mlx-lm's on {agree}/{len(got)} tokens")
     assert agree >= 8, name
 
 
@@ -518,7 +611,8 @@ def bad():
 
 
 # tests/data/models fixture -> general.architecture of its GGUF
-FIXTURES = {"qwen2-tiny": "qwen2", "qwen3-tiny": "qwen3", "gemma2-tiny": "gemma2", "phi3-tiny": "phi3", "gemma-tiny": "gemma"}
+FIXTURES = {"qwen2-tiny": "qwen2", "qwen3-tiny": "qwen3", "gemma2-tiny": "gemma2", "phi3-tiny": "phi3", "gemma-tiny": "gemma",
+            "mixtral-tiny": "mixtral", "qwen3moe-tiny": "qwen3moe"}
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
@@ -527,9 +621,17 @@ if __name__ == "__main__":
         blocks()
         tiny()
         tiny_gemma3()
-    for name, arch in FIXTURES.items():
-        if not only or name in only:
-            gguf_of_fixture(name, arch)
+    for name, family in FIXTURES.items():
+        if only and name not in only:
+            continue
+        if name == "qwen3moe-tiny":
+            # layer 1 is dense (mlp_only_layers), which llama.cpp's qwen3moe cannot hold (it
+            # has no ffn_gate/up/down: convert_hf_to_gguf.py would not map them); the file
+            # names them as the dense families do, and llama.cpp checks the sparse layer 0
+            gguf_of_fixture(name, family, check=False)
+            check_first_layers(name, family, 1)
+        else:
+            gguf_of_fixture(name, family)
     if not only:
         bad()
     for f in sorted(os.listdir(OUT)):
