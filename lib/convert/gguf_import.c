@@ -48,6 +48,23 @@ static const lname phi3_layer[] = {
     {"ffn_up", "mlp.gate_up_proj"},           {"ffn_down", "mlp.down_proj"},
     {NULL, NULL}};
 
+/* starcoder2: LayerNorms with biases, a plain GELU MLP */
+static const lname starcoder2_layer[] = {
+    {"attn_norm", "input_layernorm"},         {"ffn_norm", "post_attention_layernorm"},
+    {"attn_q", "self_attn.q_proj"},           {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},           {"attn_output", "self_attn.o_proj"},
+    {"ffn_up", "mlp.c_fc"},                   {"ffn_down", "mlp.c_proj"},
+    {NULL, NULL}};
+
+/* olmo2: norms after each branch, q/k norms over the whole projection */
+static const lname olmo2_layer[] = {
+    {"post_attention_norm", "post_attention_layernorm"}, {"post_ffw_norm", "post_feedforward_layernorm"},
+    {"attn_q", "self_attn.q_proj"},           {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},           {"attn_output", "self_attn.o_proj"},
+    {"attn_q_norm", "self_attn.q_norm"},      {"attn_k_norm", "self_attn.k_norm"},
+    {"ffn_gate", "mlp.gate_proj"},            {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},            {NULL, NULL}};
+
 /* Mixture-of-experts layers: the router and the experts stacked [experts, out, in], which is
  * mlx-lm's SwitchGLU layout (switch_mlp) as it is; qwen3moe's dense layers (mlp_only_layers)
  * keep ffn_gate / ffn_up / ffn_down. */
@@ -102,6 +119,8 @@ static int gemma3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err
 static int phi3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 static int qwen3moe_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 static int mixtral_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
+static int starcoder2_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
+static int granite_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 
 static const arch arches[] = {
     {"llama", "llama", "LlamaForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, NULL, F_BIAS_KEYS},
@@ -116,6 +135,10 @@ static const arch arches[] = {
     {"phi3", "phi3", "Phi3ForCausalLM", 0, 0.0f, "silu", "<|end|>", phi3_layer, phi3_config,
      F_PARTIAL_ROPE | F_ROPE_FACTORS},
     {"qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM", 0, 0.0f, "silu", NULL, qwen3moe_layer, qwen3moe_config, F_EXPERTS},
+    {"starcoder2", "starcoder2", "Starcoder2ForCausalLM", 0, 0.0f, "gelu_pytorch_tanh", NULL, starcoder2_layer,
+     starcoder2_config, 0},
+    {"olmo2", "olmo2", "Olmo2ForCausalLM", 0, 0.0f, "silu", NULL, olmo2_layer, NULL, 0},
+    {"granite", "granite", "GraniteForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, granite_config, F_BIAS_KEYS},
 };
 
 /* HF name of a GGUF tensor name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight");
@@ -292,6 +315,15 @@ fail:
     return err ? err->code : MT_EFORMAT;
 }
 
+/* A float hyper-parameter {arch}.key (def when absent) as config.json's ck. */
+static int set_float(const mt_gguf *g, const arch *a, json_t *c, const char *key, double def, const char *ck, mt_err *err) {
+    hp h = {g, a->gguf, err};
+    double v;
+    MT_TRY(hp_float(&h, key, def, &v, NULL));
+    json_object_set_new(c, ck, json_real(v));
+    return MT_OK;
+}
+
 /* What Gemma 2 and 3 share: head_dim, the attention scale (llama.cpp: head_dim^-1/2,
  * but hidden/heads for the 27B models, big_blocks layers), the HF activation key. */
 static void gemma_common(const arch *a, json_t *c, json_int_t big_blocks) {
@@ -309,21 +341,8 @@ static void gemma_common(const arch *a, json_t *c, json_int_t big_blocks) {
  * does not window gemma2). */
 static int gemma2_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
     gemma_common(a, c, 46);
-    static const struct {
-        const char *k;
-        double def;
-    } caps[] = {{"attn_logit_softcapping", 50.0}, {"final_logit_softcapping", 30.0}};
-    for (int i = 0; i < 2; i++) {
-        char k[128];
-        snprintf(k, sizeof k, "%s.%s", a->gguf, caps[i].k);
-        double v = caps[i].def;
-        const mt_gguf_kv *kv = mt_gguf_find(g, k);
-        if (kv) {
-            MT_TRY(mt_gguf_float(kv, &v, err));
-            if (kv->type == MT_GV_F32) v = mt_gguf_f32_decimal((float)v);
-        }
-        json_object_set_new(c, caps[i].k, json_real(v));
-    }
+    MT_TRY(set_float(g, a, c, "attn_logit_softcapping", 50.0, "attn_logit_softcapping", err));
+    MT_TRY(set_float(g, a, c, "final_logit_softcapping", 30.0, "final_logit_softcapping", err));
     if (!json_object_get(c, "sliding_window")) json_object_set_new(c, "sliding_window", json_integer(4096));
     return MT_OK;
 }
@@ -430,6 +449,20 @@ static int qwen3moe_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *e
     json_object_set_new(c, "decoder_sparse_step", json_integer(1));
     json_object_set_new(c, "mlp_only_layers", only);
     return MT_OK;
+}
+
+/* StarCoder2 (LLM_ARCH_STARCODER2): LayerNorm epsilon (HF's norm_epsilon). */
+static int starcoder2_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
+    return set_float(g, a, c, "attention.layer_norm_epsilon", 1e-5, "norm_epsilon", err);
+}
+
+/* Granite (LLM_ARCH_GRANITE, convert_hf_to_gguf's GraniteModel): the multipliers, written
+ * only when set (HF's default 1 otherwise). */
+static int granite_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
+    MT_TRY(set_float(g, a, c, "attention.scale", 1.0, "attention_multiplier", err));
+    MT_TRY(set_float(g, a, c, "embedding_scale", 1.0, "embedding_multiplier", err));
+    MT_TRY(set_float(g, a, c, "residual_scale", 1.0, "residual_multiplier", err));
+    return set_float(g, a, c, "logit_scale", 1.0, "logits_scaling", err);
 }
 
 /* ---------------- plan ---------------- */

@@ -134,6 +134,16 @@ fixture_import() {
   jq -e '.model_type == "llama" and .architectures == ["LlamaForCausalLM"]' "$TD/tiny-l/config.json"
 }
 
+@test "starcoder2, olmo2, granite: LayerNorm biases and c_fc/c_proj, post-branch norms, multipliers" {
+  fixture_import starcoder2-tiny same
+  fixture_import olmo2-tiny same
+  fixture_import granite-tiny same
+  jq -e '.norm_epsilon == 1e-05 and .tie_word_embeddings' "$TD/fx-starcoder2-tiny/config.json"
+  for k in attention_multiplier embedding_multiplier residual_multiplier logits_scaling; do
+    [ "$(jq -c ".$k" "$TD/fx-granite-tiny/config.json")" = "$(jq -c ".$k" tests/data/models/granite-tiny/config.json)" ]
+  done
+}
+
 @test "-q: everything dequantized, then quantized as convert -q does" {
   run "$MQ" import-gguf -i "$TINY" -o "$TD/tq" -q --bits 8 --group-size 64
   [ "$status" -eq 0 ]
@@ -159,7 +169,7 @@ fixture_import() {
 @test "an unsupported architecture or tensor type is named" {
   run "$MQ" import-gguf -i tests/data/gguf/arch-mamba.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe)"* ]]
+  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe, starcoder2, olmo2, granite)"* ]]
   run "$MQ" import-gguf -i tests/data/gguf/type-iq4nl.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
   [[ "$output" == *"tensor 'token_embd.weight' has type IQ4_NL, which is not supported"* ]]

@@ -22,8 +22,9 @@ and gguf-py's GGUFWriter.  Output in tests/data/gguf/:
   tiny-gemma3.ref  as tiny-mixed.ref (the norms' reference is w: the GGUF value minus 1),
                    the "tok" lines being llama.cpp's own tokenization of the GGUF vocabulary
                    (llama_tokenize through llama-cpp-python, BOS added, specials parsed)
-  <fixture>.gguf   for qwen2-tiny, qwen3-tiny, gemma2-tiny, phi3-tiny, gemma-tiny, mixtral-tiny
-                   and qwen3moe-tiny of tests/data/models:
+  <fixture>.gguf   for qwen2-tiny, qwen3-tiny, gemma2-tiny, phi3-tiny, gemma-tiny, mixtral-tiny,
+                   qwen3moe-tiny, starcoder2-tiny, olmo2-tiny and granite-tiny of
+                   tests/data/models:
                    the float32 fixture written as convert_hf_to_gguf.py writes that family
                    (GGUF names, Gemma norms + 1, the family's metadata keys and extra
                    tensors, the fixture's byte-level BPE vocabulary as a "gpt2" one), F32 so
@@ -402,6 +403,28 @@ def params_llama(w, cfg, arch):
     return []
 
 
+def params_textmodel(w, cfg, arch):
+    """TextModel.set_gguf_parameters as it is (starcoder2, olmo2)"""
+    params_text(w, cfg, arch)
+    return []
+
+
+def params_granite(w, cfg, arch):
+    """GraniteModel.set_gguf_parameters: LlamaModel's (no head_dim) and the multipliers, each
+    written when set"""
+    assert "head_dim" not in cfg
+    params_llama(w, cfg, arch)
+    if cfg.get("attention_multiplier"):
+        w.add_attention_scale(cfg["attention_multiplier"])
+    if cfg.get("embedding_multiplier"):
+        w.add_embedding_scale(cfg["embedding_multiplier"])
+    if cfg.get("residual_multiplier"):
+        w.add_residual_scale(cfg["residual_multiplier"])
+    if cfg.get("logits_scaling"):
+        w.add_logit_scale(cfg["logits_scaling"])
+    return []
+
+
 def params_qwen3moe(w, cfg, arch):
     """Qwen2MoeModel.set_gguf_parameters: TextModel's, the experts' width"""
     params_text(w, cfg, arch)
@@ -464,6 +487,10 @@ MIXTRAL_GG = dict(LAYER_GG, **{"block_sparse_moe.gate": "ffn_gate_inp",
                                "block_sparse_moe.switch_mlp.up_proj": "ffn_up_exps",
                                "block_sparse_moe.switch_mlp.down_proj": "ffn_down_exps"})
 
+STARCODER2_GG = dict(LAYER_GG, **{"mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"})
+OLMO2_GG = dict(LAYER_GG, post_attention_layernorm="post_attention_norm",
+                post_feedforward_layernorm="post_ffw_norm")
+
 # arch -> (parameters, HF layer module -> GGUF name, norms stored as 1 + w, q/k rows permuted)
 FAMILIES = {
     "qwen2": (params_common, LAYER_GG, False, False),
@@ -473,6 +500,9 @@ FAMILIES = {
     "phi3": (params_phi3, PHI3_GG, False, False),
     "qwen3moe": (params_qwen3moe, QWEN3MOE_GG, False, False),
     "mixtral": (params_llama, MIXTRAL_GG, False, True),   # written as llama, with experts
+    "starcoder2": (params_textmodel, STARCODER2_GG, False, False),
+    "olmo2": (params_textmodel, OLMO2_GG, False, False),
+    "granite": (params_granite, LAYER_GG, False, True),
 }
 
 
@@ -612,7 +642,8 @@ def bad():
 
 # tests/data/models fixture -> general.architecture of its GGUF
 FIXTURES = {"qwen2-tiny": "qwen2", "qwen3-tiny": "qwen3", "gemma2-tiny": "gemma2", "phi3-tiny": "phi3", "gemma-tiny": "gemma",
-            "mixtral-tiny": "mixtral", "qwen3moe-tiny": "qwen3moe"}
+            "mixtral-tiny": "mixtral", "qwen3moe-tiny": "qwen3moe", "starcoder2-tiny": "starcoder2",
+            "olmo2-tiny": "olmo2", "granite-tiny": "granite"}
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
