@@ -121,6 +121,7 @@ static int qwen3moe_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *e
 static int mixtral_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 static int starcoder2_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 static int granite_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
+static int smollm3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err);
 
 static const arch arches[] = {
     {"llama", "llama", "LlamaForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, NULL, F_BIAS_KEYS},
@@ -139,6 +140,7 @@ static const arch arches[] = {
      starcoder2_config, 0},
     {"olmo2", "olmo2", "Olmo2ForCausalLM", 0, 0.0f, "silu", NULL, olmo2_layer, NULL, 0},
     {"granite", "granite", "GraniteForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, granite_config, F_BIAS_KEYS},
+    {"smollm3", "smollm3", "SmolLM3ForCausalLM", 1, 0.0f, "silu", NULL, llama_layer, smollm3_config, F_BIAS_KEYS},
 };
 
 /* HF name of a GGUF tensor name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight");
@@ -463,6 +465,14 @@ static int granite_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *er
     MT_TRY(set_float(g, a, c, "embedding_scale", 1.0, "embedding_multiplier", err));
     MT_TRY(set_float(g, a, c, "residual_scale", 1.0, "residual_multiplier", err));
     return set_float(g, a, c, "logit_scale", 1.0, "logits_scaling", err);
+}
+
+/* SmolLM3 (LLM_ARCH_SMOLLM3): llama.cpp leaves RoPE out of every 4th layer, a fixed step
+ * the file does not carry (HF's no_rope_layer_interval default, the released models'). */
+static int smollm3_config(const mt_gguf *g, const arch *a, json_t *c, mt_err *err) {
+    (void)g, (void)a, (void)err;
+    json_object_set_new(c, "no_rope_layer_interval", json_integer(4));
+    return MT_OK;
 }
 
 /* ---------------- plan ---------------- */

@@ -1,7 +1,7 @@
 /* gguf_import.h - a GGUF file (llama.cpp's format) back to an mlx-community
  * model folder: the round trip of export-gguf.  Architectures: llama (with experts:
  * mixtral), qwen2, qwen3, qwen3moe, gemma, gemma2, gemma3, phi3, starcoder2, olmo2,
- * granite.
+ * granite, smollm3.
  *
  * Tensors are renamed to the Hugging Face / MLX names (llama.cpp's q/k row
  * permutation undone on weights, scales and biases alike); the 32-element

@@ -78,13 +78,14 @@ setup_file() {
   [ "$(sed -n 1p "$TD/rt.ids" | jq '.[0]')" = 1 ]
 }
 
-# fixture_import NAME [same]: tests/data/gguf/NAME.gguf is the float32 fixture tests/data/models/NAME
-# as convert_hf_to_gguf.py writes it (llama.cpp reproduces the fixture's golden tokens on it); its
-# import holds the GGUF's values exactly, has the fixture's config keys, and generates exactly as the
-# fixture (text and top-3 logprobs); "same": model.safetensors is the fixture's byte for byte (no
-# norm went through Gemma's 1 + w)
+# fixture_import NAME [same [REF]]: tests/data/gguf/NAME.gguf is the float32 fixture
+# tests/data/models/NAME as convert_hf_to_gguf.py writes it (llama.cpp reproduces the fixture's
+# golden tokens on it); its import holds the GGUF's values exactly, has the fixture's config keys,
+# and generates exactly as the fixture (text and top-3 logprobs); "same": model.safetensors is the
+# fixture's byte for byte (no norm went through Gemma's 1 + w); REF: the folder to compare config
+# and generation with instead of the fixture
 fixture_import() {
-  local m=$1 k a b
+  local m=$1 ref=${3:-tests/data/models/$1} k a b
   local ids='{"id": 1, "ids": [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5], "max_tokens": 12, "temperature": 0}'
   "$MQ" import-gguf -i "tests/data/gguf/$m.gguf" -o "$TD/fx-$m"
   run "$MQ" inspect "$TD/fx-$m" --against "tests/data/gguf/$m.gguf"
@@ -94,16 +95,16 @@ fixture_import() {
   for k in model_type hidden_size intermediate_size num_hidden_layers num_attention_heads num_key_value_heads \
            head_dim rms_norm_eps rope_theta max_position_embeddings tie_word_embeddings vocab_size \
            attn_logit_softcapping final_logit_softcapping query_pre_attn_scalar partial_rotary_factor \
-           original_max_position_embeddings rope_scaling; do
+           original_max_position_embeddings rope_scaling no_rope_layer_interval; do
     a=$(jq -S -c --arg k "$k" '.[$k]' "$TD/fx-$m/config.json")
-    b=$(jq -S -c --arg k "$k" '.[$k]' "tests/data/models/$m/config.json")
+    b=$(jq -S -c --arg k "$k" '.[$k]' "$ref/config.json")
     [ "$b" = null ] || [ "$a" = "$b" ] || { echo "$m: $k $a, fixture $b"; return 1; }
   done
   if [ "${2:-}" = same ]; then
     cmp "$TD/fx-$m/model.safetensors" "tests/data/models/$m/model.safetensors"
   fi
   a=$(echo "$ids" | "$GEN" -m "$TD/fx-$m" -q --logprobs 3 | jq -c '[.text, .logprobs]')
-  b=$(echo "$ids" | "$GEN" -m "tests/data/models/$m" -q --logprobs 3 | jq -c '[.text, .logprobs]')
+  b=$(echo "$ids" | "$GEN" -m "$ref" -q --logprobs 3 | jq -c '[.text, .logprobs]')
   [ "$a" = "$b" ] || { echo "$m: generation differs"; return 1; }
 }
 
@@ -144,6 +145,14 @@ fixture_import() {
   done
 }
 
+@test "smollm3: llama.cpp's fixed RoPE-less step (every 4th layer), the rest as llama's" {
+  # the GGUF has no key for the fixture's no_rope_layer_interval 2: the import generates as the
+  # fixture does with llama.cpp's 4 (tests/gen checks llama.cpp against mlx-lm so)
+  cp -r tests/data/models/smollm3-tiny "$TD/smollm3-every4"
+  jq '.no_rope_layer_interval = 4' tests/data/models/smollm3-tiny/config.json > "$TD/smollm3-every4/config.json"
+  fixture_import smollm3-tiny same "$TD/smollm3-every4"
+}
+
 @test "-q: everything dequantized, then quantized as convert -q does" {
   run "$MQ" import-gguf -i "$TINY" -o "$TD/tq" -q --bits 8 --group-size 64
   [ "$status" -eq 0 ]
@@ -169,7 +178,7 @@ fixture_import() {
 @test "an unsupported architecture or tensor type is named" {
   run "$MQ" import-gguf -i tests/data/gguf/arch-mamba.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe, starcoder2, olmo2, granite)"* ]]
+  [[ "$output" == *"GGUF architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe, starcoder2, olmo2, granite, smollm3)"* ]]
   run "$MQ" import-gguf -i tests/data/gguf/type-iq4nl.gguf -o "$TD/m"
   [ "$status" -eq 1 ]
   [[ "$output" == *"tensor 'token_embd.weight' has type IQ4_NL, which is not supported"* ]]

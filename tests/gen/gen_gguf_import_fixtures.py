@@ -23,15 +23,18 @@ and gguf-py's GGUFWriter.  Output in tests/data/gguf/:
                    the "tok" lines being llama.cpp's own tokenization of the GGUF vocabulary
                    (llama_tokenize through llama-cpp-python, BOS added, specials parsed)
   <fixture>.gguf   for qwen2-tiny, qwen3-tiny, gemma2-tiny, phi3-tiny, gemma-tiny, mixtral-tiny,
-                   qwen3moe-tiny, starcoder2-tiny, olmo2-tiny and granite-tiny of
+                   qwen3moe-tiny, starcoder2-tiny, olmo2-tiny, granite-tiny and smollm3-tiny of
                    tests/data/models:
                    the float32 fixture written as convert_hf_to_gguf.py writes that family
                    (GGUF names, Gemma norms + 1, the family's metadata keys and extra
                    tensors, the fixture's byte-level BPE vocabulary as a "gpt2" one), F32 so
                    that its import must give back the fixture exactly; checked here by
                    running llama.cpp on it: its greedy tokens for the fixture's prompt equal
-                   the fixture's golden (mlx-lm's); qwen3moe-tiny's dense layer 1 is beyond
-                   llama.cpp's qwen3moe, so there llama.cpp and mlx-lm run its first layer
+                   the fixture's golden (mlx-lm's); where the golden cannot apply, llama.cpp
+                   agrees with mlx-lm on the fixture as the GGUF describes it: qwen3moe-tiny's
+                   dense layer 1 is beyond llama.cpp's qwen3moe (its first layer is compared),
+                   smollm3-tiny's RoPE-less layer interval 2 is not in the format (llama.cpp
+                   fixes it at 4)
   arch-mamba.gguf  a valid GGUF of an architecture the importer does not know
   type-iq4nl.gguf  a llama GGUF with one IQ4_NL tensor
 
@@ -503,6 +506,7 @@ FAMILIES = {
     "starcoder2": (params_textmodel, STARCODER2_GG, False, False),
     "olmo2": (params_textmodel, OLMO2_GG, False, False),
     "granite": (params_granite, LAYER_GG, False, True),
+    "smollm3": (params_llama, LAYER_GG, False, True),   # SmolLM3Model: LlamaModel's
 }
 
 
@@ -593,33 +597,42 @@ def mlx_lm_greedy(model_dir, prompt, n):
     return ids[len(prompt):]
 
 
-def check_first_layers(name, family, layers):
-    """llama.cpp against mlx-lm on the fixture cut to its first layers (for a fixture whose
-    other layers llama.cpp cannot run): the same greedy tokens"""
+def check_as_read(name, family, what, edit, layers=None):
+    """llama.cpp against mlx-lm where the fixture's golden cannot apply: mlx-lm runs the fixture
+    with config.json edited (edit(cfg)) to what the GGUF tells llama.cpp, cut to its first
+    layers if given (the GGUF too); both must give the same greedy tokens"""
     import shutil
     import tempfile
     import mlx.core as mx
     src = os.path.join(ROOT, "tests/data/models", name)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = json.load(open(os.path.join(src, "config.json")))
-        cfg["num_hidden_layers"] = layers
-        if "mlp_only_layers" in cfg:
-            cfg["mlp_only_layers"] = [l for l in cfg["mlp_only_layers"] if l < layers]
-        json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"))
         ws = st_load(os.path.join(src, "model.safetensors"))
-        mx.save_safetensors(os.path.join(tmp, "model.safetensors"),
-                            {k: mx.array(v) for k, v in ws.items()
-                             if not k.startswith("model.layers.") or int(k.split(".")[2]) < layers})
+        path = os.path.join(OUT, name + ".gguf")
+        if layers is not None:
+            cfg["num_hidden_layers"] = layers
+            ws = {k: v for k, v in ws.items() if not k.startswith("model.layers.") or int(k.split(".")[2]) < layers}
+            path = os.path.join(tmp, "cut.gguf")
+            gguf_of_fixture(name, family, path=path, layers=layers, check=False)
+        edit(cfg)
+        json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"))
+        mx.save_safetensors(os.path.join(tmp, "model.safetensors"), {k: mx.array(v) for k, v in ws.items()})
         for f in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copy(os.path.join(src, f), tmp)
-        path = os.path.join(tmp, "cut.gguf")
-        gguf_of_fixture(name, family, path=path, layers=layers, check=False)
         prompt = json.load(open(os.path.join(src, "golden.json")))["prompt"]
         want = mlx_lm_greedy(tmp, prompt, 32)
         got = llama_cpp_greedy(path, prompt, 32)
     agree = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), len(got))
-    print(f"{name}, first {layers} layer(s): llama.cpp greedy agrees with mlx-lm's on {agree}/{len(got)} tokens")
+    print(f"{name}, {what}: llama.cpp greedy agrees with mlx-lm's on {agree}/{len(got)} tokens")
     assert agree >= 8, name
+
+
+def no_rope_every_4(cfg):
+    cfg["no_rope_layer_interval"] = 4
+
+
+def dense_layers_cut(cfg):
+    cfg["mlp_only_layers"] = [l for l in cfg.get("mlp_only_layers", []) if l < cfg["num_hidden_layers"]]
 
 
 def small(path, arch, tensors):
@@ -643,7 +656,7 @@ def bad():
 # tests/data/models fixture -> general.architecture of its GGUF
 FIXTURES = {"qwen2-tiny": "qwen2", "qwen3-tiny": "qwen3", "gemma2-tiny": "gemma2", "phi3-tiny": "phi3", "gemma-tiny": "gemma",
             "mixtral-tiny": "mixtral", "qwen3moe-tiny": "qwen3moe", "starcoder2-tiny": "starcoder2",
-            "olmo2-tiny": "olmo2", "granite-tiny": "granite"}
+            "olmo2-tiny": "olmo2", "granite-tiny": "granite", "smollm3-tiny": "smollm3"}
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
@@ -660,7 +673,12 @@ if __name__ == "__main__":
             # has no ffn_gate/up/down: convert_hf_to_gguf.py would not map them); the file
             # names them as the dense families do, and llama.cpp checks the sparse layer 0
             gguf_of_fixture(name, family, check=False)
-            check_first_layers(name, family, 1)
+            check_as_read(name, family, "its first layer", dense_layers_cut, layers=1)
+        elif name == "smollm3-tiny":
+            # llama.cpp's smollm3 leaves RoPE out of every 4th layer, fixed (the GGUF has no key
+            # for it); the fixture's interval 2 does not come through
+            gguf_of_fixture(name, family, check=False)
+            check_as_read(name, family, "RoPE left out every 4th layer", no_rope_every_4)
         else:
             gguf_of_fixture(name, family)
     if not only:

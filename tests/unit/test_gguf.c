@@ -409,7 +409,7 @@ static void test_refused(void) {
     o.dst = out;
     mt_err err = {0};
     o.src = DATA "arch-mamba.gguf";
-    CHECK(mt_import_gguf(&o, &err) == MT_EUNSUPPORTED && strstr(err.msg, "architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe, starcoder2, olmo2, granite)"));
+    CHECK(mt_import_gguf(&o, &err) == MT_EUNSUPPORTED && strstr(err.msg, "architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe, starcoder2, olmo2, granite, smollm3)"));
     o.src = DATA "type-iq4nl.gguf";
     CHECK(mt_import_gguf(&o, &err) == MT_EUNSUPPORTED && strstr(err.msg, "IQ4_NL"));
     CHECK(!mt_file_exists(out));
