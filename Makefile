@@ -33,7 +33,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en real-models demo-chat
+.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en real-models demo-chat llama-cpp
 
 all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
 
@@ -126,6 +126,13 @@ whisper-tiny-en:
 # Benchmarks against peers (llama.cpp via llama-cpp-python, mlx-lm); see bench/run.sh.
 bench: all
 	BUILD=$(BUILD) sh bench/run.sh
+
+# llama.cpp's own llama-bench, llama-perplexity and llama-completion, built natively (Release,
+# GGML_NATIVE=ON, static) from the llama.cpp of the llama-cpp-python sdist on PyPI into
+# bench/bin/ (tools/build-llama-cpp.sh; bench/bin/llama-cpp.txt records commit, compiler and
+# flags).  bench/run.sh and bench/ab.sh measure llama.cpp with that llama-bench when present.
+llama-cpp:
+	sh tools/build-llama-cpp.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

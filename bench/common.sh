@@ -12,6 +12,16 @@ build_bench() {
     cc -O2 -march=x86-64-v3 -pthread bench/triad.c -o bench/bin/triad
 }
 
+# The llama.cpp peer is llama.cpp's own llama-bench, built natively by
+# tools/build-llama-cpp.sh (make llama-cpp; its commit, compiler and cmake flags
+# are in bench/bin/llama-cpp.txt): LLAMA_BENCH defaults to bench/bin/llama-bench
+# when that is there.  LLAMA_BENCH=/path/to/llama-bench names another build;
+# LLAMA_BENCH= (set, empty) measures through llama-cpp-python instead.
+if [ -z "${LLAMA_BENCH+set}" ] && [ -x bench/bin/llama-bench ]; then
+    LLAMA_BENCH=bench/bin/llama-bench
+fi
+[ -z "${LLAMA_BENCH:-}" ] || export LLAMA_BENCH
+
 # llama_peer GGUF THREADS PP TG REPS: one JSON line from llama.cpp, through a
 # native llama-bench when $LLAMA_BENCH is set (REPS repetitions), else
 # through llama-cpp-python.
