@@ -17,11 +17,13 @@ import-gguf (local-models/, never committed).  For each model:
   the tokenizer: every line of tests/data/tokenizers/corpus.txt encoded by llama.cpp with
   the GGUF's own vocabulary (special tokens parsed; BOS added as mlx-lm adds it: when the
   tokenizer adds one and the line does not start with it) and by `tokenizers` with the
-  rebuilt tokenizer.json; the ids are llama.cpp's, and the count of lines where the two
-  differ is recorded (0 means the rebuilt tokenizer encodes as the GGUF does).
+  rebuilt tokenizer.json; the ids are llama.cpp's, and the lines where the two differ are
+  recorded with tokenizers' ids for them (none means the rebuilt tokenizer encodes as the
+  GGUF does).
 
 Output, small and weight-free: tests/data/real/<name>/golden.json and corpus_ids.jsonl.zst.
-Usage (after `make real-models`): /work/venv-mlx/bin/python tests/gen/gen_real_goldens.py [name ...]
+Usage (after `make real-models`; qwen25coder after `make real-models REAL_MODELS=all`):
+  /work/venv-mlx/bin/python tests/gen/gen_real_goldens.py [name ...]
 """
 import hashlib
 import json
@@ -34,6 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MODELS = {
     "smollm2": ("local-models/SmolLM2-135M-Instruct", "local-models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf"),
     "gemma3": ("local-models/gemma-3-270m", "local-models/gguf/gemma-3-270m-q4_k_m.gguf"),
+    "qwen25coder": ("local-models/Qwen2.5-Coder-0.5B-Instruct",
+                    "local-models/gguf/qwen2.5-coder-0.5b-instruct-awq-q4_k_m.gguf"),
 }
 MAX_TOKENS = 64
 PROMPTS = [
@@ -176,7 +180,7 @@ def corpus(folder, gguf):
     hf = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     tc = json.load(open(os.path.join(folder, "tokenizer_config.json")))
     bos = tc.get("bos_token") if tc.get("add_bos_token") else None
-    ids, bad = [], []
+    ids, bad, theirs = [], [], {}
     for i, s in enumerate(lines):
         # BOS as mlx-lm (and mlx-gen) add it: when the tokenizer adds one and the text does not start with it
         add = bool(bos) and not s.startswith(bos)
@@ -185,7 +189,8 @@ def corpus(folder, gguf):
         ids.append(a)
         if a != b:
             bad.append(i)
-    return lines, ids, bad
+            theirs[str(i)] = b
+    return lines, ids, bad, theirs
 
 
 def main():
@@ -217,7 +222,7 @@ def main():
                           file=sys.stderr)
         finally:
             os.unlink(f32)
-        lines, ids, bad = corpus(folder, gguf)
+        lines, ids, bad, theirs = corpus(folder, gguf)
         print(f"  corpus: {len(lines)} lines, {len(bad)} differ between llama.cpp and tokenizers", file=sys.stderr)
         out = os.path.join(ROOT, "tests/data/real", name)
         os.makedirs(out, exist_ok=True)
@@ -225,6 +230,8 @@ def main():
              "mlx": mx.__version__, "mlx_lm": mlx_lm.__version__,
              "llama_cpp": __import__("llama_cpp").__version__, "max_tokens": MAX_TOKENS, "cases": cases,
              "corpus": {"lines": len(lines), "tokenizers_vs_llama_cpp_differ": bad}}
+        if bad:
+            g["corpus"]["tokenizers_ids"] = theirs
         with open(os.path.join(out, "golden.json"), "w") as f:
             json.dump(g, f, indent=1, ensure_ascii=False)
             f.write("\n")
