@@ -133,3 +133,63 @@ A: The capital of France is Paris." ]
   need gemma3 gemma-3-270m gemma-3-270m-q4_k_m.gguf
   check_corpus gemma3 gemma-3-270m
 }
+
+# Qwen2.5-Coder-0.5B-Instruct comes only with REAL_MODELS=all (491 MB GGUF, 901 MB imported)
+need_all() {
+  [ -d "local-models/$2" ] && [ -f "local-models/gguf/$3" ] || skip "skipped: run make real-models REAL_MODELS=all"
+  [ -f "tests/data/real/$1/golden.json" ]
+}
+
+QWEN_GGUF=qwen2.5-coder-0.5b-instruct-awq-q4_k_m.gguf
+
+@test "Qwen2.5-Coder-0.5B-Instruct: the GGUF file is the one the goldens were made from" {
+  need_all qwen25coder Qwen2.5-Coder-0.5B-Instruct "$QWEN_GGUF"
+  [ "$(sha256sum "local-models/gguf/$QWEN_GGUF" | cut -d' ' -f1)" = \
+    "$(jq -r .gguf_sha256 tests/data/real/qwen25coder/golden.json)" ]
+}
+
+@test "Qwen2.5-Coder-0.5B-Instruct (imported with --dtype float32): every tensor holds the GGUF's values" {
+  need_all qwen25coder Qwen2.5-Coder-0.5B-Instruct "$QWEN_GGUF"
+  run "$MQ" inspect local-models/Qwen2.5-Coder-0.5B-Instruct --against "local-models/gguf/$QWEN_GGUF"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = "lossless: 291 of 291 tensors hold the GGUF's values exactly" ]
+  jq -e '.model_type == "qwen2" and .eos_token_id == 151645 and .tie_word_embeddings == false
+    and .rope_theta == 1000000 and .num_key_value_heads == 2' local-models/Qwen2.5-Coder-0.5B-Instruct/config.json
+}
+
+@test "Qwen2.5-Coder-0.5B-Instruct: greedy tokens and logprobs of 3 prompts and 2 chats equal mlx-lm's" {
+  need_all qwen25coder Qwen2.5-Coder-0.5B-Instruct "$QWEN_GGUF"
+  check_prompts qwen25coder Qwen2.5-Coder-0.5B-Instruct
+  check_cases qwen25coder Qwen2.5-Coder-0.5B-Instruct
+}
+
+@test "Qwen2.5-Coder-0.5B-Instruct: on an F32 copy of the GGUF, llama.cpp's greedy tokens were mlx-lm's (golden)" {
+  need_all qwen25coder Qwen2.5-Coder-0.5B-Instruct "$QWEN_GGUF"
+  jq -e '[.cases[] | .llama_cpp_f32_ids == .ids] | all' tests/data/real/qwen25coder/golden.json
+}
+
+# check_corpus_known NAME DIR TEXT: the corpus as llama.cpp encodes it, except on the lines the
+# golden lists (each must contain TEXT), where the ids are those `tokenizers` gives with the
+# rebuilt tokenizer.json
+check_corpus_known() {
+  local name=$1 dir=$2 text=$3 g="tests/data/real/$1/golden.json"
+  jq -e -s --argjson bad "$(jq -c .corpus.tokenizers_vs_llama_cpp_differ "$g")" --arg t "$text" \
+    '[$bad[] as $i | .[$i] | contains($t)] | all' tests/data/tokenizers/corpus.txt
+  jq -c '{id: input_line_number, text: .}' tests/data/tokenizers/corpus.txt \
+    | "$GEN" -m "local-models/$dir" --tokenize -q | jq -c .ids > "$TD/$name.ours"
+  zstd -q -d -c "tests/data/real/$name/corpus_ids.jsonl.zst" | jq -c .ids > "$TD/$name.want"
+  [ "$(wc -l < "$TD/$name.want")" -eq 2617 ]
+  [ "$(wc -l < "$TD/$name.ours")" -eq 2617 ]
+  # the listed lines get tokenizers' ids instead of llama.cpp's
+  jq -c -n --slurpfile g "$g" '[inputs] | to_entries[] | $g[0].corpus.tokenizers_ids[.key | tostring] // .value' \
+    "$TD/$name.want" > "$TD/$name.want2"
+  cmp "$TD/$name.ours" "$TD/$name.want2"
+}
+
+@test "Qwen2.5-Coder-0.5B-Instruct: the rebuilt tokenizer encodes the corpus as llama.cpp does, but for its </s> rule" {
+  # llama.cpp makes any token spelled </s> an end-of-generation control token (a list in
+  # llama-vocab.cpp), so it splits "</s>" out of text as token 128247; the GGUF marks that
+  # token normal, and the rebuilt tokenizer.json encodes the text as any other: "</", "s", ">"
+  need_all qwen25coder Qwen2.5-Coder-0.5B-Instruct "$QWEN_GGUF"
+  check_corpus_known qwen25coder Qwen2.5-Coder-0.5B-Instruct "</s>"
+}
