@@ -1,0 +1,350 @@
+/* conv1d.c - 1-D (transposed) convolution as im2col + sgemm over the pool,
+ * weight-norm folding.  See conv1d.h for the formulas and layouts.
+ * ref: mlx_audio/tts/models/kokoro/istftnet.py (ConvWeighted, weight_norm). */
+#include "tensor/conv1d.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONV_COLS_FLOATS (1u << 18)   /* im2col tile budget: 1 MiB per thread */
+#define CONV_ROW_BLOCK 256            /* output rows per job */
+
+/* ------------------------------------------------------------------ set-up */
+
+void mt_weight_norm_fold(float *w, const float *v, const float *g, size_t n0, size_t inner) {
+    for (size_t i = 0; i < n0; i++) {
+        const float *vi = v + i * inner;
+        double ss = 0.0;
+        for (size_t j = 0; j < inner; j++) ss += (double)vi[j] * vi[j];
+        float d = sqrtf((float)ss) + 1e-7f;   /* norm + 1e-7, as mlx-audio */
+        float gi = g[i];
+        float *wi = w + i * inner;
+        for (size_t j = 0; j < inner; j++) wi[j] = (vi[j] / d) * gi;
+    }
+}
+
+static int check_shape(const mt_conv1d_shape *s, mt_err *err) {
+    if (!s || s->c_in < 1 || s->c_out < 1 || s->k < 1 || s->stride < 1 || s->dilation < 1 || s->groups < 1 ||
+        s->pad < 0 || s->out_pad < 0)
+        return mt_seterr(err, MT_EINVAL, "conv1d: shape field out of range");
+    if (s->c_in % s->groups || s->c_out % s->groups)
+        return mt_seterr(err, MT_EINVAL, "conv1d: channels %d -> %d not divisible by groups %d", s->c_in, s->c_out,
+                         s->groups);
+    if ((size_t)s->c_out * (size_t)s->k * (size_t)(s->c_in / s->groups) > (SIZE_MAX / 8) / sizeof(float))
+        return mt_seterr(err, MT_EINVAL, "conv1d: weight too large");
+    return MT_OK;
+}
+
+static int init_common(mt_conv1d *c, const mt_conv1d_shape *s, const float *b, mt_err *err) {
+    memset(c, 0, sizeof *c);
+    MT_TRY(check_shape(s, err));
+    c->s = *s;
+    size_t n = (size_t)s->c_out * (size_t)s->k * (size_t)(s->c_in / s->groups);
+    c->w = malloc(n * sizeof(float));
+    if (b) c->b = malloc((size_t)s->c_out * sizeof(float));
+    if (!c->w || (b && !c->b)) {
+        mt_conv1d_free(c);
+        return mt_seterr(err, MT_ENOMEM, "conv1d: out of memory");
+    }
+    if (b) memcpy(c->b, b, (size_t)s->c_out * sizeof(float));
+    return MT_OK;
+}
+
+/* Copy src (in layout) into c->w ([c_out, k, cg]). */
+static void copy_layout(mt_conv1d *c, const float *src, int layout) {
+    const mt_conv1d_shape *s = &c->s;
+    size_t k = (size_t)s->k, cg = (size_t)(s->c_in / s->groups);
+    if (layout == MT_CONV_W_OKI) {
+        memcpy(c->w, src, (size_t)s->c_out * k * cg * sizeof(float));
+        return;
+    }
+    /* [c_in, k, c_out] -> [c_out, k, c_in]: w[o, j, i] = src[i, j, o] */
+    size_t ci = (size_t)s->c_in, co = (size_t)s->c_out;
+    for (size_t o = 0; o < co; o++)
+        for (size_t j = 0; j < k; j++)
+            for (size_t i = 0; i < ci; i++) c->w[(o * k + j) * ci + i] = src[(i * k + j) * co + o];
+}
+
+static int check_layout(const mt_conv1d_shape *s, int layout, mt_err *err) {
+    if (layout != MT_CONV_W_OKI && layout != MT_CONV_W_IKO)
+        return mt_seterr(err, MT_EINVAL, "conv1d: unknown weight layout %d", layout);
+    if (layout == MT_CONV_W_IKO && s && s->groups != 1)
+        return mt_seterr(err, MT_EINVAL, "conv1d: the [in, k, out] weight layout needs groups 1");
+    return MT_OK;
+}
+
+int mt_conv1d_init(mt_conv1d *c, const mt_conv1d_shape *s, const float *w, int layout, const float *b,
+                   mt_err *err) {
+    if (!c) return mt_seterr(err, MT_EINVAL, "conv1d: no conv");
+    memset(c, 0, sizeof *c);
+    MT_TRY(check_layout(s, layout, err));
+    if (!w) return mt_seterr(err, MT_EINVAL, "conv1d: no weight");
+    MT_TRY(init_common(c, s, b, err));
+    copy_layout(c, w, layout);
+    return MT_OK;
+}
+
+int mt_conv1d_init_wn(mt_conv1d *c, const mt_conv1d_shape *s, const float *v, const float *g, int layout,
+                      const float *b, mt_err *err) {
+    if (!c) return mt_seterr(err, MT_EINVAL, "conv1d: no conv");
+    memset(c, 0, sizeof *c);
+    MT_TRY(check_layout(s, layout, err));
+    if (!v || !g) return mt_seterr(err, MT_EINVAL, "conv1d: no weight_v / weight_g");
+    MT_TRY(init_common(c, s, b, err));
+    size_t n0 = (size_t)(layout == MT_CONV_W_OKI ? s->c_out : s->c_in);
+    size_t inner = (size_t)s->c_out * (size_t)s->k * (size_t)(s->c_in / s->groups) / n0;
+    float *tmp = malloc(n0 * inner * sizeof(float));
+    if (!tmp) {
+        mt_conv1d_free(c);
+        return mt_seterr(err, MT_ENOMEM, "conv1d: out of memory");
+    }
+    mt_weight_norm_fold(tmp, v, g, n0, inner);
+    copy_layout(c, tmp, layout);
+    free(tmp);
+    return MT_OK;
+}
+
+void mt_conv1d_free(mt_conv1d *c) {
+    if (!c) return;
+    free(c->w);
+    free(c->b);
+    c->w = c->b = NULL;
+}
+
+size_t mt_conv1d_out_len(const mt_conv1d_shape *s, size_t T) {
+    if (!s || T == 0) return 0;
+    size_t span = (size_t)s->dilation * (size_t)(s->k - 1);
+    if (s->transposed) {
+        size_t full = (T - 1) * (size_t)s->stride + span + (size_t)s->out_pad + 1;
+        return full > 2 * (size_t)s->pad ? full - 2 * (size_t)s->pad : 0;
+    }
+    size_t padded = T + 2 * (size_t)s->pad;
+    if (padded < span + 1) return 0;
+    return (padded - span - 1) / (size_t)s->stride + 1;
+}
+
+/* ------------------------------------------------------------------ reference */
+
+int mt_conv1d_forward_ref(const mt_conv1d *c, const float *x, size_t T, float *y, mt_err *err) {
+    const mt_conv1d_shape *s = &c->s;
+    size_t To = mt_conv1d_out_len(s, T);
+    if (!To) return mt_seterr(err, MT_EINVAL, "conv1d: input of %zu samples too short", T);
+    int cg = s->c_in / s->groups, og = s->c_out / s->groups, k = s->k;
+    for (int o = 0; o < s->c_out; o++) {
+        float b = c->b ? c->b[o] : 0.0f;
+        for (size_t t = 0; t < To; t++) y[(size_t)o * To + t] = b;
+    }
+    for (int o = 0; o < s->c_out; o++) {
+        int g = o / og;
+        float *yo = y + (size_t)o * To;
+        for (int j = 0; j < k; j++)
+            for (int cc = 0; cc < cg; cc++) {
+                float w = c->w[((size_t)o * k + j) * cg + cc];
+                const float *xc = x + (size_t)(g * cg + cc) * T;
+                if (!s->transposed) {
+                    for (size_t t = 0; t < To; t++) {
+                        long long p = (long long)t * s->stride + (long long)j * s->dilation - s->pad;
+                        if (p >= 0 && p < (long long)T) yo[t] += w * xc[p];
+                    }
+                } else {
+                    for (size_t i = 0; i < T; i++) {
+                        long long p = (long long)i * s->stride + (long long)j * s->dilation - s->pad;
+                        if (p >= 0 && p < (long long)To) yo[p] += w * xc[i];
+                    }
+                }
+            }
+    }
+    return MT_OK;
+}
+
+/* ------------------------------------------------------------------ fast path */
+
+typedef struct conv_job {
+    const mt_conv1d *c;
+    const float *x;
+    float *y;
+    size_t T, To;
+    size_t tile, ntiles, rb, nrb;   /* time tile, tiles, rows per block, row blocks per group */
+    float **scratch;            /* per thread */
+} conv_job;
+
+/* cols[(j*cg + cc) * nt + u] = x[g*cg + cc, (t0+u)*stride + j*dil - pad] (0 outside) */
+static void im2col(const conv_job *J, int g, size_t t0, size_t nt, float *cols) {
+    const mt_conv1d_shape *s = &J->c->s;
+    int cg = s->c_in / s->groups;
+    for (int j = 0; j < s->k; j++)
+        for (int cc = 0; cc < cg; cc++) {
+            const float *xc = J->x + (size_t)(g * cg + cc) * J->T;
+            float *dst = cols + ((size_t)j * cg + cc) * nt;
+            long long p0 = (long long)t0 * s->stride + (long long)j * s->dilation - s->pad;
+            if (s->stride == 1 && p0 >= 0 && p0 + (long long)nt <= (long long)J->T) {
+                memcpy(dst, xc + p0, nt * sizeof(float));
+                continue;
+            }
+            for (size_t u = 0; u < nt; u++) {
+                long long p = p0 + (long long)u * s->stride;
+                dst[u] = (p >= 0 && p < (long long)J->T) ? xc[p] : 0.0f;
+            }
+        }
+}
+
+static void conv_run(void *ctx, size_t begin, size_t end, int tid) {
+    const conv_job *J = ctx;
+    const mt_conv1d_shape *s = &J->c->s;
+    int cg = s->c_in / s->groups, og = s->c_out / s->groups;
+    size_t K = (size_t)s->k * (size_t)cg;
+    float *cols = J->scratch[tid];
+    long long built = -1;   /* (g, tile) whose columns are in cols */
+    for (size_t jb = begin; jb < end; jb++) {
+        size_t g = jb / (J->ntiles * J->nrb), r = jb % (J->ntiles * J->nrb);
+        size_t ti = r / J->nrb, rb = r % J->nrb;
+        size_t t0 = ti * J->tile, nt = J->To - t0 < J->tile ? J->To - t0 : J->tile;
+        long long key = (long long)(g * J->ntiles + ti);
+        if (key != built) {
+            im2col(J, (int)g, t0, nt, cols);
+            built = key;
+        }
+        size_t r0 = rb * J->rb, r1 = r0 + J->rb < (size_t)og ? r0 + J->rb : (size_t)og;
+        size_t o0 = g * (size_t)og + r0;
+        float *yc = J->y + o0 * J->To + t0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)nt, (int)K, 1.0f,
+                    J->c->w + o0 * K, (int)K, cols, (int)nt, 0.0f, yc, (int)J->To);
+        if (J->c->b)
+            for (size_t o = r0; o < r1; o++) {
+                float b = J->c->b[g * (size_t)og + o];
+                float *yr = yc + (o - r0) * J->To;
+                for (size_t u = 0; u < nt; u++) yr[u] += b;
+            }
+    }
+}
+
+/* Depthwise (one input, one output channel per group), both kinds: channel by channel. */
+static void dw_run(void *ctx, size_t begin, size_t end, int tid) {
+    (void)tid;
+    const conv_job *J = ctx;
+    const mt_conv1d_shape *s = &J->c->s;
+    for (size_t o = begin; o < end; o++) {
+        const float *xc = J->x + o * J->T, *w = J->c->w + o * (size_t)s->k;
+        float *yo = J->y + o * J->To;
+        float b = J->c->b ? J->c->b[o] : 0.0f;
+        if (!s->transposed) {
+            for (size_t t = 0; t < J->To; t++) {
+                float acc = 0.0f;
+                long long p0 = (long long)t * s->stride - s->pad;
+                for (int j = 0; j < s->k; j++) {
+                    long long p = p0 + (long long)j * s->dilation;
+                    if (p >= 0 && p < (long long)J->T) acc += w[j] * xc[p];
+                }
+                yo[t] = acc + b;
+            }
+        } else {
+            for (size_t t = 0; t < J->To; t++) yo[t] = 0.0f;
+            for (size_t i = 0; i < J->T; i++)
+                for (int j = 0; j < s->k; j++) {
+                    long long p = (long long)i * s->stride + (long long)j * s->dilation - s->pad;
+                    if (p >= 0 && p < (long long)J->To) yo[p] += w[j] * xc[i];
+                }
+            for (size_t t = 0; t < J->To; t++) yo[t] += b;
+        }
+    }
+}
+
+/* Transposed, general: a job is (group, block of output rows); the products
+ * Z[(o, j), i] = sum_c w[o, j, c] x[c, i] for a tile of inputs, then Z is
+ * added into y at i*stride + j*dil - pad. */
+static void convt_run(void *ctx, size_t begin, size_t end, int tid) {
+    const conv_job *J = ctx;
+    const mt_conv1d_shape *s = &J->c->s;
+    int cg = s->c_in / s->groups, og = s->c_out / s->groups, k = s->k;
+    float *Z = J->scratch[tid];
+    for (size_t jb = begin; jb < end; jb++) {
+        size_t g = jb / J->nrb, rb = jb % J->nrb;
+        size_t r0 = rb * J->rb, r1 = r0 + J->rb < (size_t)og ? r0 + J->rb : (size_t)og;
+        size_t o0 = g * (size_t)og + r0, M = (r1 - r0) * (size_t)k;
+        for (size_t o = o0; o < o0 + (r1 - r0); o++) {
+            float b = J->c->b ? J->c->b[o] : 0.0f;
+            for (size_t t = 0; t < J->To; t++) J->y[o * J->To + t] = b;
+        }
+        for (size_t i0 = 0; i0 < J->T; i0 += J->tile) {
+            size_t nt = J->T - i0 < J->tile ? J->T - i0 : J->tile;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)nt, cg, 1.0f,
+                        J->c->w + o0 * (size_t)k * (size_t)cg, cg, J->x + g * (size_t)cg * J->T + i0, (int)J->T,
+                        0.0f, Z, (int)nt);
+            for (size_t o = 0; o < r1 - r0; o++) {
+                float *yo = J->y + (o0 + o) * J->To;
+                for (int j = 0; j < k; j++) {
+                    const float *z = Z + (o * (size_t)k + (size_t)j) * nt;
+                    long long p0 = (long long)i0 * s->stride + (long long)j * s->dilation - s->pad;
+                    for (size_t u = 0; u < nt; u++) {
+                        long long p = p0 + (long long)u * s->stride;
+                        if (p >= 0 && p < (long long)J->To) yo[p] += z[u];
+                    }
+                }
+            }
+        }
+    }
+}
+
+int mt_conv1d_forward(const mt_conv1d *c, const float *x, size_t T, float *y, mt_pool *pool, mt_err *err) {
+    if (!c || !c->w || !x || !y) return mt_seterr(err, MT_EINVAL, "conv1d: missing argument");
+    const mt_conv1d_shape *s = &c->s;
+    size_t To = mt_conv1d_out_len(s, T);
+    if (!To) return mt_seterr(err, MT_EINVAL, "conv1d: input of %zu samples too short", T);
+    if (T > (size_t)INT32_MAX || To > (size_t)INT32_MAX)
+        return mt_seterr(err, MT_EINVAL, "conv1d: input of %zu samples too long", T);
+    int cg = s->c_in / s->groups, og = s->c_out / s->groups;
+    conv_job J = {.c = c, .x = x, .y = y, .T = T, .To = To};
+    if (cg == 1 && og == 1) {
+        mt_pool_for(pool, (size_t)s->c_out, 1, dw_run, &J);
+        return MT_OK;
+    }
+    int nth = pool ? mt_pool_size(pool) : 1;
+    if (nth < 1) nth = 1;
+    size_t per_row, njobs;
+    J.rb = CONV_ROW_BLOCK;
+    if (s->transposed) {   /* the rows are the only split: two blocks per thread */
+        size_t per = ((size_t)og * (size_t)s->groups + 2 * (size_t)nth - 1) / (2 * (size_t)nth);
+        if (per < 8) per = 8;
+        if (per < J.rb) J.rb = per;
+    }
+    J.nrb = ((size_t)og + J.rb - 1) / J.rb;
+    if (!s->transposed) {
+        size_t K = (size_t)s->k * (size_t)cg;
+        size_t tile = CONV_COLS_FLOATS / K;
+        if (tile < 16) tile = 16;
+        if (tile > 1024) tile = 1024;
+        /* enough tiles for every thread when the rows alone would not split */
+        size_t want = (size_t)nth * 2 / (J.nrb * (size_t)s->groups);
+        if (want > 1 && To / want >= 64 && To / want < tile) tile = (To + want - 1) / want;
+        if (tile > To) tile = To;
+        J.tile = tile;
+        J.ntiles = (To + tile - 1) / tile;
+        per_row = K;
+        njobs = (size_t)s->groups * J.ntiles * J.nrb;
+    } else {
+        size_t M = ((size_t)og < J.rb ? (size_t)og : J.rb) * (size_t)s->k;
+        size_t tile = CONV_COLS_FLOATS / M;
+        if (tile < 16) tile = 16;
+        if (tile > 1024) tile = 1024;
+        if (tile > T) tile = T;
+        J.tile = tile;
+        per_row = M;
+        njobs = (size_t)s->groups * J.nrb;
+    }
+    float **scratch = calloc((size_t)nth, sizeof *scratch);
+    int rc = MT_OK;
+    if (!scratch) return mt_seterr(err, MT_ENOMEM, "conv1d: out of memory");
+    for (int i = 0; i < nth && !rc; i++)
+        if (!(scratch[i] = malloc(per_row * J.tile * sizeof(float))))
+            rc = mt_seterr(err, MT_ENOMEM, "conv1d: out of memory (%zu floats of scratch)", per_row * J.tile);
+    if (!rc) {
+        J.scratch = scratch;
+        mt_pool_for(pool, njobs, 1, s->transposed ? convt_run : conv_run, &J);
+    }
+    for (int i = 0; i < nth; i++) free(scratch[i]);
+    free(scratch);
+    return rc;
+}

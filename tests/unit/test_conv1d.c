@@ -1,0 +1,106 @@
+/* test_conv1d.c - tensor/conv1d against mlx-audio's ConvWeighted / nn.Conv1d /
+ * mx.conv_transpose1d (tests/data/tts_ops/conv1d.safetensors), the fast path
+ * against the reference loops, with and without the pool, and the errors. */
+#include <stdlib.h>
+#include <string.h>
+#include "core/pool.h"
+#include "tensor/conv1d.h"
+#include "tts_ops_golden.h"
+
+static const char *CASES[] = {"k3",     "dil3",   "dil5k11", "s2",   "s2odd", "groups2", "dw",   "pw_nobias",
+                              "long",   "big_k",  "noise0",  "noise1", "ups0",  "ups1",    "pool", "tdil",
+                              "tgrp"};
+
+static void run_case(const mt_safetensors *st, const char *cs, mt_pool *pool) {
+    size_t nhp = 0, nx = 0, ny = 0;
+    float *hp = gold(st, cs, "hp", &nhp), *x = gold(st, cs, "x", &nx), *yr = gold(st, cs, "y", &ny);
+    float *v = gold(st, cs, "v", NULL), *g = gold(st, cs, "g", NULL), *w = gold(st, cs, "w", NULL);
+    float *b = gold(st, cs, "b", NULL);
+    CHECK_MSG(hp && nhp == 9 && x && yr && (w || (v && g)), "%s: golden tensors missing", cs);
+    if (!(hp && nhp == 9 && x && yr && (w || (v && g)))) goto done;
+    mt_conv1d_shape s = {.c_in = (int)hp[0], .c_out = (int)hp[1], .k = (int)hp[2], .stride = (int)hp[3],
+                         .pad = (int)hp[4], .dilation = (int)hp[5], .groups = (int)hp[6],
+                         .transposed = (int)hp[7], .out_pad = (int)hp[8]};
+    int layout = MT_CONV_W_OKI;
+    if (!strncmp(cs, "ups", 3)) {   /* stored [c_x, k, c_x/2]: the conv's c_in is hp[0] */
+        layout = MT_CONV_W_IKO;
+    }
+    int pool_slice = !strcmp(cs, "pool");   /* AdainResBlk1d.pool: output [:, 1:] */
+    mt_conv1d c;
+    mt_err e = {0};
+    int rc = w ? mt_conv1d_init(&c, &s, w, layout, b, &e) : mt_conv1d_init_wn(&c, &s, v, g, layout, b, &e);
+    CHECK_OK(rc, &e);
+    if (rc) goto done;
+    size_t T = nx / (size_t)s.c_in, To = mt_conv1d_out_len(&s, T);
+    CHECK_EQ_INT(To * (size_t)s.c_out, ny + (pool_slice ? (size_t)s.c_out : 0));
+    float *y = calloc(To * (size_t)s.c_out, sizeof(float)), *y2 = calloc(To * (size_t)s.c_out, sizeof(float));
+    if (y && y2 && To * (size_t)s.c_out == ny + (pool_slice ? (size_t)s.c_out : 0)) {
+        CHECK_OK(mt_conv1d_forward(&c, x, T, y, pool, &e), &e);
+        CHECK_OK(mt_conv1d_forward_ref(&c, x, T, y2, &e), &e);
+        if (pool_slice) {   /* drop the first sample of each channel */
+            for (int o = 0; o < s.c_out; o++) {
+                memmove(y + (size_t)o * (To - 1), y + (size_t)o * To + 1, (To - 1) * sizeof(float));
+                memmove(y2 + (size_t)o * (To - 1), y2 + (size_t)o * To + 1, (To - 1) * sizeof(float));
+            }
+        }
+        char label[64];
+        snprintf(label, sizeof label, "%s%s", cs, pool ? " (pool)" : "");
+        check_close(label, y, yr, ny);
+        snprintf(label, sizeof label, "%s fast vs ref", cs);
+        double d = max_err(y, y2, ny);
+        CHECK_MSG(d <= 1e-5, "%s: %g", label, d);
+    }
+    free(y);
+    free(y2);
+    mt_conv1d_free(&c);
+done:
+    free(hp); free(x); free(yr); free(v); free(g); free(w); free(b);
+}
+
+static void test_errors(void) {
+    mt_conv1d c;
+    mt_err e = {0};
+    float w[12] = {0};
+    mt_conv1d_shape s = {.c_in = 3, .c_out = 2, .k = 2, .stride = 1, .dilation = 1, .groups = 2};
+    CHECK_EQ_INT(mt_conv1d_init(&c, &s, w, MT_CONV_W_OKI, NULL, &e), MT_EINVAL);   /* 3 % 2 */
+    mt_conv1d_free(&c);
+    s.groups = 1;
+    s.stride = 0;
+    CHECK_EQ_INT(mt_conv1d_init(&c, &s, w, MT_CONV_W_OKI, NULL, &e), MT_EINVAL);
+    s.stride = 1;
+    CHECK_OK(mt_conv1d_init(&c, &s, w, MT_CONV_W_OKI, NULL, &e), &e);
+    float x[3] = {0}, y[4];
+    CHECK_EQ_INT(mt_conv1d_forward(&c, x, 1, y, NULL, &e), MT_EINVAL);   /* T=1 < k=2 */
+    CHECK(strstr(e.msg, "too short") != NULL);
+    CHECK_EQ_INT(mt_conv1d_out_len(&c.s, 1), 0);
+    mt_conv1d_free(&c);
+    mt_conv1d_free(NULL);
+    s.groups = 1;
+    s.transposed = 1;
+    s.stride = 3;
+    s.pad = 1;
+    CHECK_EQ_INT(mt_conv1d_out_len(&s, 4), (4 - 1) * 3 - 2 + 1 + 1);
+    /* weight norm: g * v / (|v| + 1e-7) */
+    float v[4] = {3, 4, 0, 0}, gg[2] = {2, 5}, out[4];
+    mt_weight_norm_fold(out, v, gg, 2, 2);
+    CHECK(fabsf(out[0] - 1.2f) < 1e-6f && fabsf(out[1] - 1.6f) < 1e-6f && out[2] == 0.0f);
+}
+
+int main(void) {
+    mt_err e = {0};
+    mt_safetensors *st = NULL;
+    int rc = mt_safetensors_open(&st, "tests/data/tts_ops/conv1d.safetensors", &e);
+    CHECK_OK(rc, &e);
+    mt_pool *pool = NULL;
+    CHECK_OK(mt_pool_new(&pool, 2, &e), &e);
+    if (!rc) {
+        for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) {
+            run_case(st, CASES[i], NULL);
+            run_case(st, CASES[i], pool);
+        }
+    }
+    test_errors();
+    mt_pool_free(pool);
+    mt_safetensors_free(st);
+    return check_report("test_conv1d");
+}
