@@ -1,0 +1,82 @@
+/* norm_ada.c - AdaIN1d, AdaLayerNorm, snake and leaky ReLU (see norm_ada.h).
+ * Statistics are accumulated in double; the rest is float32 elementwise.
+ * ref: mlx_audio/tts/models/kokoro/istftnet.py, modules.py. */
+#include "tensor/norm_ada.h"
+
+#include <math.h>
+
+void mt_ada_style(float *h, const float *W, const float *b, const float *s, size_t S, size_t n_out) {
+    for (size_t o = 0; o < n_out; o++) {
+        const float *w = W + o * S;
+        double acc = 0.0;
+        for (size_t i = 0; i < S; i++) acc += (double)w[i] * s[i];
+        h[o] = (float)acc + (b ? b[o] : 0.0f);
+    }
+}
+
+/* y[n] = (1 + g) * (x - mean) / sqrt(var + eps) + b over one strided run of n values */
+static void norm_run(float *y, const float *x, size_t n, size_t stride, const float *g, const float *b,
+                     size_t gbstride, float eps) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += x[i * stride];
+    float mean = (float)(sum / (double)n);
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)x[i * stride] - mean;
+        ss += d * d;
+    }
+    float den = sqrtf((float)(ss / (double)n) + eps);
+    for (size_t i = 0; i < n; i++) {
+        float xh = (x[i * stride] - mean) / den;
+        y[i * stride] = (1.0f + g[i * gbstride]) * xh + b[i * gbstride];
+    }
+}
+
+typedef struct ada_job {
+    float *y;
+    const float *x, *gb;
+    size_t C, T;
+    float eps;
+} ada_job;
+
+static void adain_run(void *ctx, size_t begin, size_t end, int tid) {
+    (void)tid;
+    const ada_job *J = ctx;
+    for (size_t c = begin; c < end; c++)
+        norm_run(J->y + c * J->T, J->x + c * J->T, J->T, 1, J->gb + c, J->gb + J->C + c, 0, J->eps);
+}
+
+void mt_adain1d(float *y, const float *x, const float *gb, size_t C, size_t T, float eps, mt_pool *pool) {
+    if (!T || !C) return;
+    ada_job J = {y, x, gb, C, T, eps};
+    mt_pool_for(pool, C, T >= 4096 ? 1 : 4096 / T + 1, adain_run, &J);
+}
+
+static void adaln_run(void *ctx, size_t begin, size_t end, int tid) {
+    (void)tid;
+    const ada_job *J = ctx;
+    for (size_t t = begin; t < end; t++)
+        norm_run(J->y + t * J->C, J->x + t * J->C, J->C, 1, J->gb, J->gb + J->C, 1, J->eps);
+}
+
+void mt_ada_layernorm(float *y, const float *x, const float *gb, size_t T, size_t C, float eps, mt_pool *pool) {
+    if (!T || !C) return;
+    ada_job J = {y, x, gb, C, T, eps};
+    mt_pool_for(pool, T, C >= 4096 ? 1 : 4096 / C + 1, adaln_run, &J);
+}
+
+void mt_snake(float *x, const float *alpha, size_t C, size_t T) {
+    for (size_t c = 0; c < C; c++) {
+        float a = alpha[c], inv = 1.0f / a;
+        float *xc = x + c * T;
+        for (size_t t = 0; t < T; t++) {
+            float s = sinf(a * xc[t]);
+            xc[t] = xc[t] + inv * (s * s);
+        }
+    }
+}
+
+void mt_leaky_relu(float *x, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++)
+        if (x[i] < 0.0f) x[i] *= slope;
+}
