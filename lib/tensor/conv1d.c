@@ -56,23 +56,27 @@ static int init_common(mt_conv1d *c, const mt_conv1d_shape *s, const float *b, m
 /* Copy src (in layout) into c->w ([c_out, k, cg]). */
 static void copy_layout(mt_conv1d *c, const float *src, int layout) {
     const mt_conv1d_shape *s = &c->s;
-    size_t k = (size_t)s->k, cg = (size_t)(s->c_in / s->groups);
+    size_t k = (size_t)s->k, cg = (size_t)(s->c_in / s->groups), co = (size_t)s->c_out;
     if (layout == MT_CONV_W_OKI) {
-        memcpy(c->w, src, (size_t)s->c_out * k * cg * sizeof(float));
+        memcpy(c->w, src, co * k * cg * sizeof(float));
         return;
     }
-    /* [c_in, k, c_out] -> [c_out, k, c_in]: w[o, j, i] = src[i, j, o] */
-    size_t ci = (size_t)s->c_in, co = (size_t)s->c_out;
     for (size_t o = 0; o < co; o++)
         for (size_t j = 0; j < k; j++)
-            for (size_t i = 0; i < ci; i++) c->w[(o * k + j) * ci + i] = src[(i * k + j) * co + o];
+            for (size_t i = 0; i < cg; i++) {
+                size_t at;
+                if (layout == MT_CONV_W_IKO) at = (i * k + j) * co + o;        /* [c_in, k, c_out] */
+                else if (layout == MT_CONV_W_OIK) at = (o * cg + i) * k + j;   /* [c_out, cg, k] */
+                else at = (i * co + o) * k + j;                                /* [c_in, c_out, k] */
+                c->w[(o * k + j) * cg + i] = src[at];
+            }
 }
 
 static int check_layout(const mt_conv1d_shape *s, int layout, mt_err *err) {
-    if (layout != MT_CONV_W_OKI && layout != MT_CONV_W_IKO)
+    if (layout < MT_CONV_W_OKI || layout > MT_CONV_W_IOK)
         return mt_seterr(err, MT_EINVAL, "conv1d: unknown weight layout %d", layout);
-    if (layout == MT_CONV_W_IKO && s && s->groups != 1)
-        return mt_seterr(err, MT_EINVAL, "conv1d: the [in, k, out] weight layout needs groups 1");
+    if ((layout == MT_CONV_W_IKO || layout == MT_CONV_W_IOK) && s && s->groups != 1)
+        return mt_seterr(err, MT_EINVAL, "conv1d: the [in, ..., out] weight layouts need groups 1");
     return MT_OK;
 }
 
@@ -94,7 +98,7 @@ int mt_conv1d_init_wn(mt_conv1d *c, const mt_conv1d_shape *s, const float *v, co
     MT_TRY(check_layout(s, layout, err));
     if (!v || !g) return mt_seterr(err, MT_EINVAL, "conv1d: no weight_v / weight_g");
     MT_TRY(init_common(c, s, b, err));
-    size_t n0 = (size_t)(layout == MT_CONV_W_OKI ? s->c_out : s->c_in);
+    size_t n0 = (size_t)(layout == MT_CONV_W_OKI || layout == MT_CONV_W_OIK ? s->c_out : s->c_in);
     size_t inner = (size_t)s->c_out * (size_t)s->k * (size_t)(s->c_in / s->groups) / n0;
     float *tmp = malloc(n0 * inner * sizeof(float));
     if (!tmp) {

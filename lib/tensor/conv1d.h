@@ -37,11 +37,18 @@ typedef struct mt_conv1d {
     float *b;   /* [c_out] or NULL, owned */
 } mt_conv1d;
 
-/* Weight layouts mt_conv1d_init accepts. */
+/* Weight layouts mt_conv1d_init accepts.  Kokoro's PyTorch checkpoint keeps
+ * torch's layouts (conv [out, in/groups, k], ConvTranspose1d [in, out, k]);
+ * mlx-audio's sanitize turns the conv kernels into [out, k, in] (weight_v is
+ * transposed unless its shape already reads as [out, k, in] by its heuristic:
+ * dim 0 the largest and dims 1 and 2 equal), the `ups` kernels into
+ * [in, k, out], and noise_convs / F0_proj / N_proj plain weights likewise. */
 enum {
-    MT_CONV_W_OKI = 0,   /* [c_out, k, c_in/groups]: mlx's (sanitized checkpoints) */
-    MT_CONV_W_IKO = 1,   /* [c_in, k, c_out]: Kokoro's `ups` weight_v as stored, which
-                          * mlx-audio reverses (weight.T) before conv_transpose1d; groups 1 */
+    MT_CONV_W_OKI = 0,   /* [c_out, k, c_in/groups]: mlx's (sanitized) */
+    MT_CONV_W_IKO = 1,   /* [c_in, k, c_out]: a sanitized `ups` weight_v, which mlx-audio
+                          * reverses (weight.T) before conv_transpose1d; groups 1 */
+    MT_CONV_W_OIK = 2,   /* [c_out, c_in/groups, k]: torch's Conv1d */
+    MT_CONV_W_IOK = 3,   /* [c_in, c_out, k]: torch's ConvTranspose1d; groups 1 */
 };
 
 /* Weight norm as mlx-audio computes it (weight_norm(v, g, dim=0)):
@@ -51,12 +58,13 @@ void mt_weight_norm_fold(float *w, const float *v, const float *g, size_t n0, si
 
 /* Copy w (in `layout`, float32) and b (c_out floats, or NULL for none) into c.
  * Errors: MT_EINVAL (a shape field out of range, c_in or c_out not divisible
- * by groups, MT_CONV_W_IKO with groups > 1), MT_ENOMEM.  On error c is left
+ * by groups, IKO / IOK with groups > 1), MT_ENOMEM.  On error c is left
  * empty (mt_conv1d_free is safe). */
 int mt_conv1d_init(mt_conv1d *c, const mt_conv1d_shape *s, const float *w, int layout, const float *b,
                    mt_err *err);
 /* Weight-normed init: v in `layout` with g [n0] over its first axis (c_out
- * for MT_CONV_W_OKI, c_in for MT_CONV_W_IKO); folds then copies. */
+ * for OKI / OIK, c_in for IKO / IOK: weight norm's dim 0 in any of them);
+ * folds then copies. */
 int mt_conv1d_init_wn(mt_conv1d *c, const mt_conv1d_shape *s, const float *v, const float *g, int layout,
                       const float *b, mt_err *err);
 /* Releases the weights; c itself is the caller's.  Accepts NULL. */

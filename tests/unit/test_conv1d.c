@@ -52,6 +52,29 @@ static void run_case(const mt_safetensors *st, const char *cs, mt_pool *pool) {
     }
     free(y);
     free(y2);
+    /* the same weights in torch's layout ([out, in/groups, k]; ConvTranspose1d
+     * [in, out, k]) give the same kernel */
+    if (!pool) {
+        const float *src = w ? w : v;
+        size_t n0 = layout == MT_CONV_W_IKO ? (size_t)s.c_in : (size_t)s.c_out;
+        size_t mid = (size_t)s.k, last = (size_t)s.c_out * (size_t)s.k * (size_t)(s.c_in / s.groups) / n0 / mid;
+        float *t = malloc(n0 * mid * last * sizeof(float));
+        if (t) {
+            for (size_t a = 0; a < n0; a++)   /* [n0, k, last] -> [n0, last, k] */
+                for (size_t j = 0; j < mid; j++)
+                    for (size_t l = 0; l < last; l++) t[(a * last + l) * mid + j] = src[(a * mid + j) * last + l];
+            int tl = layout == MT_CONV_W_IKO ? MT_CONV_W_IOK : MT_CONV_W_OIK;
+            mt_conv1d c2;
+            rc = w ? mt_conv1d_init(&c2, &s, t, tl, b, &e) : mt_conv1d_init_wn(&c2, &s, t, g, tl, b, &e);
+            CHECK_OK(rc, &e);
+            if (!rc) {
+                size_t nw = (size_t)s.c_out * (size_t)s.k * (size_t)(s.c_in / s.groups);
+                CHECK_MSG(memcmp(c.w, c2.w, nw * sizeof(float)) == 0, "%s: torch layout gives another kernel", cs);
+            }
+            mt_conv1d_free(&c2);
+            free(t);
+        }
+    }
     mt_conv1d_free(&c);
 done:
     free(hp); free(x); free(yr); free(v); free(g); free(w); free(b);
