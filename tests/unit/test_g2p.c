@@ -3,6 +3,7 @@
  * Kokoro languages, kokoro-onnx's batching of long texts, and the error paths
  * (goldens: tests/gen/gen_g2p_goldens.py -> tests/data/g2p/golden.json). */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,30 @@ static void check_split(const char *ph, size_t len, size_t max, const json_t *wa
         CHECK(cps(c.s[i]) <= max && c.len[i] > 0 && c.len[i] == strlen(c.s[i]));
     }
     mt_g2p_chunks_free(&c);
+}
+
+/* Threads phonemizing en-us and en-gb lines at once, switching voices call by call. */
+typedef struct job {
+    mt_g2p *g[2];
+    char **lines;
+    const json_t *gold[2];
+    size_t first, n;
+    int bad;
+} job;
+
+static void *run_job(void *arg) {
+    job *j = arg;
+    for (size_t i = j->first; i < j->first + j->n; i++) {
+        int l = (int)(i & 1);
+        char *out = NULL;
+        size_t len;
+        mt_err e;
+        if (mt_g2p_phonemize(j->g[l], j->lines[i], strlen(j->lines[i]), &out, &len, &e) ||
+            strcmp(out, json_string_value(json_array_get(j->gold[l], i))))
+            j->bad++;
+        free(out);
+    }
+    return NULL;
 }
 
 int main(void) {
@@ -149,6 +174,22 @@ int main(void) {
         mt_g2p_chunks_free(&c);
         free(p);
         free(big);
+    }
+
+    /* concurrent use: 4 threads, voices alternating */
+    if (open[0] && open[1] && nl >= 200) {
+        const json_t *ph = json_object_get(g, "phonemes");
+        job jobs[4];
+        pthread_t th[4];
+        for (int k = 0; k < 4; k++) {
+            jobs[k] = (job){{open[0], open[1]}, lines, {json_object_get(ph, "en-us"), json_object_get(ph, "en-gb")},
+                            (size_t)k * 50, 50, 0};
+            CHECK(pthread_create(&th[k], NULL, run_job, &jobs[k]) == 0);
+        }
+        for (int k = 0; k < 4; k++) {
+            pthread_join(th[k], NULL);
+            CHECK_MSG(jobs[k].bad == 0, "thread %d: %d lines differ", k, jobs[k].bad);
+        }
     }
 
     /* errors and edges */
