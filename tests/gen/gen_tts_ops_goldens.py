@@ -13,6 +13,8 @@ one float32 safetensors file to tests/data/tts_ops/:
                        names (weight_ih_l0, ..., _reverse) as Kokoro's checkpoint has them
   norm.safetensors     AdaIN1d, AdaLayerNorm, snake (AdaINResBlock1's), leaky ReLU
   istft.safetensors    MLXSTFT.transform (magnitude, phase) and MLXSTFT.inverse
+  blocks.safetensors   AdaINResBlock1 and AdainResBlk1d (with and without upsampling), the
+                       ops composed as Kokoro's generator and decoder compose them
   source.safetensors   Generator.f0_upsamp + SourceModuleHnNSF with its random draws recorded
                        (uniform initial phases, the normal noise) so C can inject them
 
@@ -292,6 +294,63 @@ def source_cases():
     save("source.safetensors", d)
 
 
+# ---------------------------------------------------------------- composed blocks
+def wn_conv(d, pre, c):
+    """random weight-normed weights for ConvWeighted c, recorded under pre"""
+    c.weight_v = rnd(*c.weight_v.shape, scale=0.5)
+    c.weight_g = mx.array(f32(rng.uniform(0.5, 2.0, c.weight_g.shape)))
+    d[pre + ".v"] = c.weight_v
+    d[pre + ".g"] = c.weight_g
+    if c.bias is not None:
+        c.bias = rnd(*c.bias.shape, scale=0.3)
+        d[pre + ".b"] = c.bias
+
+
+def adain(d, pre, m):
+    m.fc.weight = rnd(*m.fc.weight.shape, scale=0.3)
+    m.fc.bias = rnd(*m.fc.bias.shape, scale=0.3)
+    d[pre + ".fc_w"] = m.fc.weight
+    d[pre + ".fc_b"] = m.fc.bias
+
+
+def block_cases():
+    d = {}
+    S, C, T = 8, 6, 29
+    m = K.AdaINResBlock1(C, 3, (1, 3, 5), S)
+    for i in range(3):
+        wn_conv(d, f"res1.convs1.{i}", m.convs1[i])
+        wn_conv(d, f"res1.convs2.{i}", m.convs2[i])
+        adain(d, f"res1.adain1.{i}", m.adain1[i])
+        adain(d, f"res1.adain2.{i}", m.adain2[i])
+        m.alpha1[i] = mx.array(f32(rng.uniform(0.5, 2.0, (1, C, 1))))
+        m.alpha2[i] = mx.array(f32(rng.uniform(0.5, 2.0, (1, C, 1))))
+        d[f"res1.alpha1.{i}"] = m.alpha1[i].reshape(-1)
+        d[f"res1.alpha2.{i}"] = m.alpha2[i].reshape(-1)
+    x = rnd(1, C, T)
+    s = rnd(1, S)
+    d["res1.hp"] = [S, C, T, 3]
+    d["res1.x"] = x[0]
+    d["res1.s"] = s[0]
+    d["res1.y"] = m(x, s)[0]
+    for name, cin, cout, upsample, T in (("blk_up", 6, 4, True, 13), ("blk", 5, 5, False, 17)):
+        m = K.AdainResBlk1d(cin, cout, S, upsample="half" if upsample else "none")
+        wn_conv(d, name + ".conv1", m.conv1)
+        wn_conv(d, name + ".conv2", m.conv2)
+        adain(d, name + ".norm1", m.norm1)
+        adain(d, name + ".norm2", m.norm2)
+        if m.learned_sc:
+            wn_conv(d, name + ".conv1x1", m.conv1x1)
+        if upsample:
+            wn_conv(d, name + ".pool", m.pool)
+        x = rnd(1, cin, T)
+        s = rnd(1, S)
+        d[name + ".hp"] = [S, cin, cout, int(upsample), T]
+        d[name + ".x"] = x[0]
+        d[name + ".s"] = s[0]
+        d[name + ".y"] = m(x, s)[0]
+    save("blocks.safetensors", d)
+
+
 def main():
     mx.set_default_device(mx.cpu)
     conv_cases()
@@ -299,6 +358,7 @@ def main():
     norm_cases()
     istft_cases()
     source_cases()
+    block_cases()
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print("total", total, "bytes")
     return 0
