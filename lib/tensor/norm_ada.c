@@ -65,18 +65,31 @@ void mt_ada_layernorm(float *y, const float *x, const float *gb, size_t T, size_
     mt_pool_for(pool, T, C >= 4096 ? 1 : 4096 / C + 1, adaln_run, &J);
 }
 
-void mt_snake(float *x, const float *alpha, size_t C, size_t T) {
-    for (size_t c = 0; c < C; c++) {
-        float a = alpha[c], inv = 1.0f / a;
-        float *xc = x + c * T;
-        for (size_t t = 0; t < T; t++) {
+typedef struct snake_job {
+    float *x;
+    const float *alpha;
+    size_t T;
+} snake_job;
+
+static void snake_run(void *ctx, size_t begin, size_t end, int tid) {
+    (void)tid;
+    const snake_job *J = ctx;
+    for (size_t c = begin; c < end; c++) {
+        float a = J->alpha[c], inv = 1.0f / a;
+        float *xc = J->x + c * J->T;
+        for (size_t t = 0; t < J->T; t++) {
             float s = sinf(a * xc[t]);
             xc[t] = xc[t] + inv * (s * s);
         }
     }
 }
 
+void mt_snake(float *x, const float *alpha, size_t C, size_t T, mt_pool *pool) {
+    if (!C || !T) return;
+    snake_job J = {x, alpha, T};
+    mt_pool_for(pool, C, T >= 2048 ? 1 : 2048 / T + 1, snake_run, &J);
+}
+
 void mt_leaky_relu(float *x, size_t n, float slope) {
-    for (size_t i = 0; i < n; i++)
-        if (x[i] < 0.0f) x[i] *= slope;
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? x[i] * slope : x[i];   /* vectorizes */
 }

@@ -27,8 +27,8 @@ void mt_adain1d(float *y, const float *x, const float *gb, size_t C, size_t T, f
 void mt_ada_layernorm(float *y, const float *x, const float *gb, size_t T, size_t C, float eps, mt_pool *pool);
 
 /* Snake of AdaINResBlock1, in place: x [C, T], x += sin(a_c x)^2 / a_c with
- * a_c = alpha[c] (alpha != 0, as trained). */
-void mt_snake(float *x, const float *alpha, size_t C, size_t T);
+ * a_c = alpha[c] (alpha != 0, as trained); channels split over pool (may be NULL). */
+void mt_snake(float *x, const float *alpha, size_t C, size_t T, mt_pool *pool);
 
 /* Leaky ReLU in place: x < 0 (and not NaN) becomes slope * x. */
 void mt_leaky_relu(float *x, size_t n, float slope);

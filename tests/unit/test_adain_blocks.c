@@ -49,7 +49,7 @@ static void snake(const char *what, float *x, size_t C, size_t T) {
     size_t n = 0;
     float *al = gold(ST, "res1", what, &n);
     if (al && n == C)
-        mt_snake(x, al, C, T);
+        mt_snake(x, al, C, T, POOL);
     else
         FAILED++;
     free(al);

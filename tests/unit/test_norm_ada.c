@@ -44,7 +44,7 @@ static void run_act(const mt_safetensors *st) {
     float *a = gold(st, "snake", "alpha", &na);
     CHECK(hp && x && yr && a && nhp == 2 && nx == ny && na == (size_t)hp[0]);
     if (hp && x && yr && a && nx == ny && na * (size_t)hp[1] == nx) {
-        mt_snake(x, a, na, (size_t)hp[1]);
+        mt_snake(x, a, na, (size_t)hp[1], NULL);
         check_close("snake", x, yr, ny);
     }
     free(hp); free(x); free(yr); free(a);
