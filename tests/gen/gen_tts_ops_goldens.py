@@ -216,11 +216,14 @@ def norm_cases():
 # ---------------------------------------------------------------- STFT / iSTFT
 def istft_cases():
     d = {}
-    for name, nfft, hop, L in (("k20", 20, 5, 300), ("k16h4", 16, 4, 97)):
-        st = K.MLXSTFT(filter_length=nfft, hop_length=hop, win_length=nfft)
+    global rng
+    for name, nfft, hop, win, L in (("k20", 20, 5, 20, 300), ("k16h4", 16, 4, 16, 97), ("k16w12", 16, 4, 12, 64)):
+        if win != nfft:                            # added later: its own stream, the others' draws unchanged
+            saved, rng = rng, np.random.default_rng(99)
+        st = K.MLXSTFT(filter_length=nfft, hop_length=hop, win_length=win)
         x = rnd(1, L, scale=0.3)
         mag, ph = st.transform(x)                  # [1, nb, frames]
-        d[name + ".hp"] = [nfft, hop, L]
+        d[name + ".hp"] = [nfft, hop, L, win]
         d[name + ".x"] = x[0]
         d[name + ".mag"] = mag[0]
         d[name + ".phase"] = ph[0]
@@ -235,6 +238,8 @@ def istft_cases():
         d[name + ".iy"] = y[0, 0]
         # round trip
         d[name + ".rt"] = st.inverse(mag, ph)[0, 0]
+        if win != nfft:
+            rng = saved
     save("istft.safetensors", d)
 
 

@@ -22,11 +22,11 @@ static void run_case(const mt_safetensors *st, const char *cs, mt_pool *pool) {
     float *hp = gold(st, cs, "hp", &nhp), *x = gold(st, cs, "x", &nx), *mr = gold(st, cs, "mag", &nm);
     float *pr = gold(st, cs, "phase", NULL), *im = gold(st, cs, "imag", NULL), *ip = gold(st, cs, "iphase", NULL);
     float *iy = gold(st, cs, "iy", &niy), *rt = gold(st, cs, "rt", &nrt);
-    int ok = hp && nhp == 3 && x && mr && pr && im && ip && iy && rt;
+    int ok = hp && nhp == 4 && x && mr && pr && im && ip && iy && rt;
     CHECK_MSG(ok, "%s: golden tensors missing", cs);
     mt_stft *s = NULL;
     mt_err e = {0};
-    if (ok) CHECK_OK(mt_stft_new(&s, (int)hp[0], (int)hp[1], (int)hp[0], NULL, &e), &e);
+    if (ok) CHECK_OK(mt_stft_new(&s, (int)hp[0], (int)hp[1], (int)hp[3], NULL, &e), &e);
     if (ok && s) {
         size_t L = (size_t)hp[2], F = mt_stft_frames(s, L), nb = (size_t)mt_stft_bins(s);
         CHECK_EQ_INT(nb * F, nm);
@@ -106,6 +106,7 @@ int main(void) {
         for (int p = 0; p < 2; p++) {
             run_case(st, "k20", p ? pool : NULL);
             run_case(st, "k16h4", p ? pool : NULL);
+            run_case(st, "k16w12", p ? pool : NULL);   /* window shorter than n_fft */
         }
     test_errors();
     mt_pool_free(pool);
