@@ -52,8 +52,8 @@ static void run_case(const mt_safetensors *st, const char *cs, mt_pool *pool) {
                 }
                 if (!(d <= worst)) worst = d;
             }
-            printf("  %-28s n=%-7zu max err %.3g (%zu real negative bins +pi, mlx -pi)\n",
-                   pool ? "stft phase (pool)" : "stft phase", nm, worst, flips);
+            snprintf(label, sizeof label, "%s stft phase%s", cs, pool ? " (pool)" : "");
+            printf("  %-28s n=%-7zu max err %.3g (%zu real negative bins +pi, mlx -pi)\n", label, nm, worst, flips);
             CHECK_MSG(worst <= TTS_TOL, "%s phase: %g", cs, worst);
             CHECK(flips <= 20);
             double pe = phase_err(ph, pr, nm);
