@@ -70,6 +70,12 @@ int mt_model_set_numerics(mt_model *m, int numerics, mt_err *err) {
         return mt_seterr(err, MT_EINVAL, "unknown numerics %d", numerics);
     mt_dtype t = m->embed.quantized ? m->embed.sdt : m->embed.wdt;
     m->act_dt = t == MT_F16 || t == MT_BF16 ? t : MT_F32;
+    /* mlx promotes mixed types: with float32 norm weights (a GGUF import keeps the file's
+     * F32 norms beside 16-bit scales) every norm's output is float32, so are the products
+     * of float32 rows, and from the first block on the residual stream; what is left of
+     * the 16-bit type is the embedding rows, which the float32 path rounds as mlx does */
+    const mt_tensor_view *nw = m->st ? mt_safetensors_get(m->st, "model.norm.weight") : NULL;
+    if (nw && nw->dtype == MT_F32) m->act_dt = MT_F32;
     m->numerics = numerics;
     if (numerics != MT_NUMERICS_MLX) return MT_OK;
     /* nn.RoPE(base, scale) for default, linear and dynamic scaling: frequencies from the base

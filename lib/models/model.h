@@ -114,7 +114,8 @@ typedef struct mt_model {
     /* arithmetic of the forward pass (mt_model_set_numerics) */
     int numerics;                  /* MT_NUMERICS_F32 (default) or MT_NUMERICS_MLX */
     mt_dtype act_dt;               /* the type mlx-lm computes this model in: the embedding's (its
-                                      scales' when quantized) if F16/BF16, else F32 */
+                                      scales' when quantized) if F16/BF16, else F32; F32 too when
+                                      the norm weights are float32 (mlx's type promotion) */
     float *mlx_inv_freq, *mlx_inv_freq_local;  /* MLX numerics: RoPE frequencies as mx.fast.rope derives
                                       them from a base (NULL: the layer's own table, 1/freqs) */
     float rope_pos_scale;          /* MLX numerics: positions times this (linear rope_scaling) */
