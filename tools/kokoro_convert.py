@@ -24,7 +24,7 @@ N, F0_proj, N_proj and shared sit directly under `/encoder/`) and `decoder.decod
 
 How each weight is recovered
 ----------------------------
-- ConvInteger (84 weight-norm convs, noise_convs, F0_proj, N_proj): uint8 weight with a
+- ConvInteger (83 weight-norm convs, the 2 noise_convs, F0_proj, N_proj): uint8 weight with a
   scalar scale and zero point, W = (q - zp) * scale.  The zero point is the node's 4th
   input (the quantiser merged equal zero points, so names do not pair up); the scale is
   found by following the node's output (Add of the int32 bias, Cast) to the Mul by the
@@ -41,7 +41,7 @@ How each weight is recovered
   the fused SkipLayerNormalization, ffn.bias of FastGelu), text-encoder gamma/beta,
   Snake alphas, m_source.l_linear (MatMul B[9, 1], transposed), the ConvTranspose
   weights (generator.ups.0/1, the depthwise `pool` of F0.1, N.1, decode.3) and
-  generator.conv_post.
+  generator.conv_post (with the 83 above: the 89 weight-norm convs of the model).
 
 Weight norm: the export folds every weight-norm conv to W = g * v / ||v|| (the ONNX
 tensor is named after the Mul that computed it, e.g. `/decoder/decoder/encode/Mul_output_0`).
@@ -61,13 +61,26 @@ default) refuses a folder without them; the safetensors metadata says so.  Left
 over in the ONNX and not written: stft.istft.stft.inverse_basis / window_sum (the
 export's conv-based iSTFT basis; hexgrad's checkpoint and mlx-audio have none), the
 precomputed 1/alpha of every Snake (Reciprocal_*), integer shape constants.
-The AdaIN InstanceNorm affine weights (norm.weight / norm.bias) are absent from the
-ONNX graph and from mlx-audio's tree: hexgrad builds them as 1 / 0 and the checkpoint
-does not set them, so nothing is lost.
+AdaIN's InstanceNorm affine (norm.weight / norm.bias, which hexgrad's code creates as
+1 / 0): the export's instance norm is ReduceMean / Sub / Sqrt / Div with no per-channel
+Mul or Add after it, and mlx-audio's tree has no such tensors, so there is nothing to
+carry over.
 
-The weights are int8-quantised values made float again: the same numbers
-onnxruntime multiplies by, not hexgrad's float checkpoint (per-tensor int8 for
-the convs, per-column for the linears: relative weight error ~1e-2).
+The weights are the int8 values made float again: exactly the numbers onnxruntime
+multiplies by (per tensor, 256 levels, for the convs; per output column for the
+linears; per direction for the LSTMs), not hexgrad's float checkpoint, which no PyPI
+package ships.
+
+Checked (tests/gen/gen_kokoro_real_check.py, mlx-audio 0.6.2 on this folder against
+onnxruntime 1.32.0 on the int8 ONNX, voice jf_alpha, 3 English sentences given as
+phonemes, random source draws zeroed on the mlx-audio side as the export has none):
+mlx-audio loads the folder with its default (strict) loader, all 548 tensors with the
+right shapes; faster-whisper tiny.en transcribes mlx-audio's audio as the input text
+in all three; durations: see that script's report (the ONNX quantises activations to
+int8 at run time, so a float duration near .5 can round the other way).  The export's
+own iSTFT returns 1.5 times torch.istft (mlx-audio equals torch.istft on the same
+magnitude and phase), so kokoro-onnx's audio is 3.5 dB louder than hexgrad's and
+mlx-audio's; compare after dividing it by 1.5.
 """
 import argparse
 import json
