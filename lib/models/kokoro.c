@@ -159,7 +159,7 @@ int mt_kokoro_voice_load(const mt_kokoro *k, const char *dir, const char *name, 
     int rc = MT_OK;
     size_t w = 2 * (size_t)k->S;
     if (!t) rc = mt_seterr(err, MT_ENOTFOUND, "%s: tensor 'voice' not found", path);
-    else if (t->shape[t->ndim - 1] != (int64_t)w || t->ndim < 1 || t->ndim > 3 || (t->ndim == 3 && t->shape[1] != 1) ||
+    else if (t->ndim < 1 || t->ndim > 3 || t->shape[t->ndim - 1] != (int64_t)w || (t->ndim == 3 && t->shape[1] != 1) ||
              mt_tensor_numel(t) == 0)
         rc = mt_seterr(err, MT_EFORMAT, "%s: 'voice' is not [rows, 1, %zu]", path, w);
     if (!rc) {

@@ -60,6 +60,9 @@ int kk_albert_load(kk_loader *L, const mt_config *cfg, kk_albert *a) {
         return mt_seterr(L->err, MT_EFORMAT, "bert: hidden size %d not divisible by %d heads", a->H, a->heads);
     MT_TRY(kk_read(L, "bert.embeddings.word_embeddings.weight", 2, (int64_t[]){a->V, a->E}, &a->word));
     MT_TRY(kk_read(L, "bert.embeddings.position_embeddings.weight", 2, (int64_t[]){a->ctx, a->E}, &a->pos));
+    const mt_tensor_view *tt = kk_view(L, "bert.embeddings.token_type_embeddings.weight");
+    if (tt && tt->ndim == 2 && tt->shape[0] < 1)
+        return mt_seterr(L->err, MT_EFORMAT, "tensor 'bert.embeddings.token_type_embeddings.weight': no rows");
     MT_TRY(kk_read(L, "bert.embeddings.token_type_embeddings.weight", 2, (int64_t[]){-1, a->E}, &a->type));
     MT_TRY(kk_ln_load(L, "bert.embeddings.LayerNorm.weight", "bert.embeddings.LayerNorm.bias", a->E, &a->emb_ln));
     MT_TRY(kk_linear_load(L, "bert.encoder.embedding_hidden_mapping_in", a->E, a->H, 1, &a->map));

@@ -59,7 +59,7 @@ static void cmp(const char *label, const float *got, const mt_safetensors *g, co
 }
 
 static void test_case(const mt_kokoro *k, const mt_safetensors *g, int c, const float *pack, size_t rows) {
-    char cs[8];
+    char cs[16];
     snprintf(cs, sizeof cs, "%d", c);
     mt_err e = {0};
     size_t nref = 0, n = 0;
@@ -176,6 +176,61 @@ static char *replace(const char *s, size_t n, const char *from, const char *to, 
     return o;
 }
 
+/* Every tensor of rank 2 or 3 in turn with its shape reversed in the header (same numel,
+ * same header length): the load fails with one line (or succeeds when the reversed shape is
+ * the same), never crashes. */
+static void test_shape_sweep(mt_pool *pool, const char *w, size_t nw) {
+    const char *skip[] = {"kokoro-tiny.safetensors", NULL};
+    char *dir = fixture_copy(DIR, "kokoro_sweep", skip);
+    CHECK(dir != NULL);
+    if (!dir || nw < 8) {
+        fixture_copy_free(dir);
+        return;
+    }
+    uint64_t hl = 0;
+    memcpy(&hl, w, 8);
+    char *buf = malloc(nw), *path = mt_path_join(dir, "kokoro-tiny.safetensors");
+    size_t tried = 0, refused = 0, bad_msg = 0;
+    const char *h = w + 8, *end = w + 8 + (hl < nw - 8 ? hl : nw - 8);
+    for (const char *p = h; buf && path && (p = memmem(p, (size_t)(end - p), "\"shape\":[", 9)); p += 9) {
+        const char *a = p + 9, *b = memchr(a, ']', (size_t)(end - a));
+        if (!b || !memchr(a, ',', (size_t)(b - a))) continue;
+        /* reverse the comma-separated numbers between a and b */
+        char nums[64], out[64];
+        size_t L = (size_t)(b - a);
+        if (L >= sizeof nums) continue;
+        memcpy(nums, a, L);
+        nums[L] = 0;
+        char *parts[4];
+        int np = 0;
+        for (char *t = strtok(nums, ","); t && np < 4; t = strtok(NULL, ",")) parts[np++] = t;
+        size_t o = 0;
+        for (int i = np - 1; i >= 0; i--) o += (size_t)snprintf(out + o, sizeof out - o, "%s%s", parts[i], i ? "," : "");
+        if (o != L || !memcmp(out, a, L)) continue;
+        memcpy(buf, w, nw);
+        memcpy(buf + (a - w), out, L);
+        FILE *f = fopen(path, "wb");
+        if (!f) break;
+        fwrite(buf, 1, nw, f);
+        fclose(f);
+        mt_kokoro *k = NULL;
+        mt_err e = {0};
+        tried++;
+        if (mt_kokoro_load(dir, pool, &k, &e)) {
+            refused++;
+            if (!e.msg[0] || strchr(e.msg, '\n')) bad_msg++;
+        }
+        mt_kokoro_free(k);
+    }
+    printf("  shape sweep: %zu tensors reversed, %zu refused, %zu without a one-line message\n", tried, refused, bad_msg);
+    CHECK(tried > 100);
+    CHECK_EQ_INT(refused, tried);
+    CHECK_EQ_INT(bad_msg, 0);
+    free(buf);
+    free(path);
+    fixture_copy_free(dir);
+}
+
 static void test_corrupt(mt_pool *pool) {
     mt_err e = {0};
     char *cfg = NULL, *w = NULL;
@@ -203,6 +258,7 @@ static void test_corrupt(mt_pool *pool) {
     if (w2) corrupt(pool, "a kernel of the wrong shape", "kokoro-tiny.safetensors", w2, n2);
     free(w2);
     corrupt(pool, "weights truncated", "kokoro-tiny.safetensors", w, nw / 2);
+    test_shape_sweep(pool, w, nw);
 out:
     free(cfg);
     free(w);
