@@ -60,7 +60,8 @@ typedef struct mt_kokoro_trace {
 void mt_kokoro_trace_free(mt_kokoro_trace *t);   /* frees the arrays; accepts NULL */
 
 /* Load a folder.  pool (may be NULL: one thread) is borrowed for every later call and must
- * outlive *out.  Errors: MT_ENOTFOUND (config.json, weights or a tensor missing),
+ * outlive *out.  The model is read-only after loading, but the pool is not reentrant: run
+ * one call at a time per pool (a model loaded with a NULL pool may be shared by threads).  Errors: MT_ENOTFOUND (config.json, weights or a tensor missing),
  * MT_EFORMAT (a shape or config value that does not fit), MT_EUNSUPPORTED (quantized or
  * non-float weights), MT_ENOMEM. */
 int mt_kokoro_load(const char *dir, mt_pool *pool, mt_kokoro **out, mt_err *err);
