@@ -72,23 +72,27 @@ linears; per direction for the LSTMs), not hexgrad's float checkpoint, which no 
 package ships.
 
 Checked (tests/gen/gen_kokoro_real_check.py, mlx-audio 0.6.2 on this folder against
-onnxruntime 1.32.0 on the int8 ONNX, voice jf_alpha, 3 English sentences given as
-phonemes, random source draws zeroed on the mlx-audio side as the export has none):
-mlx-audio loads the folder with its default (strict) loader, all 548 tensors with the
-right shapes; faster-whisper tiny.en transcribes mlx-audio's audio as the input text
-in all three ("Hello world, this is a test." / "The quick brown fox jumps over the lazy
-dog." / "How are you today?", the same as for the ONNX audio).  Durations: equal for all
-50 tokens of the second sentence; in the other two one token each rounds the other way
-(a space, 1.530 frames in mlx-audio against 1.467 in onnxruntime; 'A', 18.394 against
-18.620): the ONNX quantises activations to int8 at run time (mean |float duration
-difference| 0.017 to 0.034 frames).  Where the frames agree: F0 SNR 44.2 dB (mean
-|difference| 0.89 Hz), energy 43.1 dB, log magnitude before the iSTFT 26.4 dB,
-magnitude-spectrogram SNR of the waveforms 16.0 dB; the sample-by-sample waveform SNR
-is -2.5 dB, because the harmonic source integrates F0 (9 harmonics), so a small F0
-difference shifts the phase more and more along the utterance.  The export's own iSTFT
-returns 1.5 times torch.istft (mlx-audio equals torch.istft on the same magnitude and
-phase), so kokoro-onnx's audio is 3.5 dB louder than hexgrad's and mlx-audio's;
-compare after dividing it by 1.5.
+onnxruntime 1.32.0, voice jf_alpha, 3 English sentences given as phonemes, mlx-audio's
+random source draws zeroed as the export has none): mlx-audio loads the folder with its
+default (strict) loader, all 548 tensors with the right shapes.
+- Against the same ONNX graph made float (each int8 op replaced by its float op on the
+  dequantized weights, the export's own wiring, no name mapping): per-token durations
+  equal in all 3 sentences (largest float difference 0.004 frames); F0 SNR 75 to 85 dB,
+  energy 78 to 87 dB; log magnitude before the iSTFT 34 to 35 dB, waveform SNR 11 to
+  22 dB (the rest is where mlx-audio's decoder differs from the export's, e.g. exact
+  GELU against the export's tanh form, the zero-padded ReflectionPad, the source STFT).
+- Against the int8 graph (activations quantized at run time): durations equal in 1 of 3
+  sentences; in the others one token rounds the other way (a space, 1.530 frames in
+  mlx-audio against 1.467; 'A', 18.394 against 18.620).  Where the frames agree: F0 SNR
+  44 dB, energy 43 dB, log magnitude 26 dB, magnitude-spectrogram SNR 16 dB; the
+  waveform SNR is -2.5 dB because the harmonic source integrates F0 (9 harmonics), so a
+  0.9-Hz mean F0 difference shifts the phase more and more along the utterance.
+- faster-whisper tiny.en transcribes mlx-audio's audio as the input text in all 3
+  ("Hello world, this is a test." / "The quick brown fox jumps over the lazy dog." /
+  "How are you today?"), as it does the ONNX audio.
+The export's own iSTFT returns 1.5 times torch.istft (mlx-audio equals torch.istft on
+the same magnitude and phase), so kokoro-onnx's audio is 3.5 dB louder than hexgrad's and
+mlx-audio's; compare after dividing it by 1.5.
 """
 import argparse
 import json

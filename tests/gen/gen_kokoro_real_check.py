@@ -4,7 +4,10 @@
 Loads local-models/Kokoro-82M with mlx-audio (`mlx_audio.tts.utils.load`, the loader users
 call), synthesizes 3 short sentences from given phonemes (no G2P in the loop) with one voice,
 runs the int8 ONNX file the folder was converted from (onnxruntime, the session kokoro-onnx
-opens) on the same token ids and style row, and reports per sentence:
+opens) on the same token ids and style row, and the same graph made float (float_graph: each
+int8 op replaced by its float op on the dequantized weights, the export's own wiring, so it
+tells mapping errors apart from the int8-activation noise), and reports per sentence and
+graph:
 
   - the per-token durations of both (equal or not; the float durations before rounding and
     their largest difference),
@@ -84,11 +87,89 @@ def coverage(model_dir):
     }
 
 
-def onnx_session(path):
+def float_graph(m):
+    """The same graph with float weights and float activations: every int8 op (MatMulInteger,
+    ConvInteger, DynamicQuantizeLSTM, the dequantized embedding Gathers) replaced by its float
+    op on (q - zero_point) * scale, the values kokoro_convert.py writes.  It keeps the
+    export's own wiring (no name mapping), so mlx-audio on the folder against this graph
+    shows mapping errors without the int8-activation noise."""
+    from onnx import helper, numpy_helper
+
+    g = m.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    prod = {o: n for n in g.node for o in n.output}
+    cons = {}
+    for n in g.node:
+        for i in n.input:
+            cons.setdefault(i, []).append(n)
+    new_inits, drop, repl = [], set(), {}
+
+    def const(name, a):
+        new_inits.append(numpy_helper.from_array(np.ascontiguousarray(a, dtype=np.float32), name))
+        return name
+
+    def chain(n):
+        """Nodes from an integer op's output to the Mul by the scales: (nodes, output, w_scale)."""
+        nodes, x = [], n.output[0]
+        while True:
+            c = cons[x][0]
+            nodes.append(c)
+            if c.op_type == "Mul":
+                p = prod[[i for i in c.input if i != x][0]]
+                return nodes, c.output[0], inits[[i for i in p.input if i in inits][0]]
+            x = c.output[0]
+
+    for n in g.node:
+        if n.op_type in ("MatMulInteger", "ConvInteger") and n.input[1] in inits:
+            nodes, out, ws = chain(n)
+            q, zp = inits[n.input[1]].astype(np.float32), inits[n.input[3]].astype(np.float32)
+            if n.op_type == "ConvInteger" and ws.size > 1:
+                ws, zp = ws.reshape(-1, 1, 1), zp.reshape(-1, 1, 1)
+            w = const(n.input[1] + "_float", (q - zp) * ws)
+            x = prod[n.input[0]].input[0]                     # DynamicQuantizeLinear's input
+            if n.op_type == "MatMulInteger":
+                new = helper.make_node("MatMul", [x, w], [out], name=n.name + "_float")
+            else:
+                ins = [x, w]
+                add = [c for c in nodes if c.op_type == "Add"]
+                if add:                                       # int32 bias: use the float one
+                    ins.append(add[0].name.replace("_quantizedbias_add", ""))
+                new = helper.make_node("Conv", ins, [out], name=n.name + "_float")
+                new.attribute.extend(n.attribute)
+            repl[id(n)] = new
+            drop.update(id(c) for c in nodes)
+        elif n.op_type == "DynamicQuantizeLSTM":
+            W, R = inits[n.input[1]].astype(np.float32), inits[n.input[2]].astype(np.float32)
+            ws, wz = inits[n.input[8]], inits[n.input[9]].astype(np.float32)
+            rs, rz = inits[n.input[10]], inits[n.input[11]].astype(np.float32)
+            Wf = ((W - wz[:, None, None]) * ws[:, None, None]).transpose(0, 2, 1)
+            Rf = ((R - rz[:, None, None]) * rs[:, None, None]).transpose(0, 2, 1)
+            ins = [n.input[0], const(n.input[1] + "_float", Wf), const(n.input[2] + "_float", Rf)] + list(n.input[3:7])
+            new = helper.make_node("LSTM", ins, list(n.output), name=n.name + "_float")
+            new.attribute.extend(n.attribute)
+            repl[id(n)] = new
+        elif n.op_type == "Gather" and n.input[0] in inits and inits[n.input[0]].ndim == 2:
+            dq = cons[n.output[0]][0]
+            zp = inits[dq.input[2]].astype(np.float32) if len(dq.input) > 2 and dq.input[2] else 0
+            t = const(n.input[0] + "_float", (inits[n.input[0]].astype(np.float32) - zp) * inits[dq.input[1]])
+            new = helper.make_node("Gather", [t, n.input[1]], list(dq.output), name=n.name + "_float")
+            new.attribute.extend(n.attribute)
+            repl[id(n)] = new
+            drop.add(id(dq))
+    nodes = [repl.get(id(n), n) for n in g.node if id(n) not in drop]
+    del g.node[:]
+    g.node.extend(nodes)
+    g.initializer.extend(new_inits)
+    return m
+
+
+def onnx_session(path, as_float=False):
     import onnx
     import onnxruntime as ort
 
     m = onnx.load(path)
+    if as_float:
+        m = float_graph(m)
     have = {o.name for o in m.graph.output}
     # expose the durations: /encoder/Div (float, after / speed) and /encoder/Clip (rounded)
     for name in EXTRA_OUTPUTS:
@@ -96,6 +177,7 @@ def onnx_session(path):
             m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
+    so.log_severity_level = 3          # the float graph leaves the int8 tensors unused
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
@@ -173,7 +255,7 @@ def main():
     model.predictor.F0Ntrain = f0n_rec
     model.decoder.generator.stft.inverse = inverse_rec
     pack = mx.load(f"{args.model}/voices/{args.voice}.safetensors")["voice"]
-    sess = onnx_session(args.onnx)
+    sessions = {"int8": onnx_session(args.onnx), "float": onnx_session(args.onnx, as_float=True)}
     whisper = None
     if args.whisper:
         from faster_whisper import WhisperModel
@@ -193,51 +275,54 @@ def main():
         a_mlx = np.array(out.audio, dtype=np.float32).reshape(-1)
         dur_mlx = np.array(out.pred_dur, dtype=np.int64)
         fdur_mlx = mlx_durations(model, ps, ref_s)
-        t0 = time.time()
-        a_onnx, fdur_onnx, dur_onnx, f0_onnx, n_onnx, spec_onnx, phase_onnx = sess.run(None, {
-            "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
-            "style": np.array(ref_s, dtype=np.float32).reshape(1, 256),
-            "speed": np.array([1.0], dtype=np.float32)})
-        t_onnx = time.time() - t0
-        a_onnx = a_onnx.reshape(-1)
-        dur_onnx = dur_onnx.reshape(-1).astype(np.int64)
-        fdur_onnx = fdur_onnx.reshape(-1)
-        same = dur_mlx.shape == dur_onnx.shape and bool(np.all(dur_mlx == dur_onnx))
-        r = {
-            "text": text, "phonemes": ps, "tokens": len(ids) + 2,
-            "durations_equal": same,
-            "durations_mlx": dur_mlx.tolist(), "durations_onnx": dur_onnx.tolist(),
-            "tokens_differing": int(np.sum(dur_mlx != dur_onnx)) if dur_mlx.shape == dur_onnx.shape else None,
-            "float_duration_max_abs_diff": round(float(np.max(np.abs(fdur_mlx - fdur_onnx))), 4),
-            "differing": [{"token": int(j), "phoneme": (["<pad>"] + list(ps) + ["<pad>"])[j],
-                           "mlx": round(float(fdur_mlx[j]), 4), "onnx": round(float(fdur_onnx[j]), 4)}
-                          for j in np.nonzero(dur_mlx != dur_onnx)[0]] if dur_mlx.shape == dur_onnx.shape else None,
-            "frames_mlx": int(dur_mlx.sum()), "frames_onnx": int(dur_onnx.sum()),
-            "samples_mlx": int(a_mlx.size), "samples_onnx": int(a_onnx.size),
-            "peak_mlx": float(np.abs(a_mlx).max()), "peak_onnx": float(np.abs(a_onnx).max()),
-            "seconds_mlx": round(t_mlx, 1), "seconds_onnx": round(t_onnx, 1),
-        }
-        if same:
-            # same frames: compare the curves and the audio (ONNX audio / its iSTFT gain)
-            ref = a_onnx / ONNX_ISTFT_GAIN
-            g = float(np.dot(a_mlx, ref) / np.dot(ref, ref))
-            A, B = mag_spec(a_mlx), mag_spec(ref)
-            la, lb = np.log(np.array(seen["spec"]).ravel()), np.log(spec_onnx.ravel())
-            r.update({
-                "snr_f0_db": snr_db(f0_onnx, np.array(seen["F0"])),
-                "snr_energy_db": snr_db(n_onnx, np.array(seen["N"])),
-                "f0_hz_mean_abs_diff": round(float(np.mean(np.abs(
-                    np.array(seen["F0"]).ravel() - f0_onnx.ravel()))), 2),
-                "snr_log_magnitude_db": snr_db(lb, la),
-                "snr_waveform_db": snr_db(ref, a_mlx),
-                "waveform_gain_mlx_over_onnx": round(g, 4),
-                "snr_spectrogram_magnitude_db": snr_db(B, A),
-                "log_spectral_distance_db": round(float(np.mean(np.sqrt(np.mean(
-                    (20 * np.log10(A + 1e-5) - 20 * np.log10(B + 1e-5)) ** 2, axis=1)))), 2),
-            })
+        r = {"text": text, "phonemes": ps, "tokens": len(ids) + 2,
+             "frames_mlx": int(dur_mlx.sum()), "samples_mlx": int(a_mlx.size),
+             "peak_mlx": round(float(np.abs(a_mlx).max()), 4), "seconds_mlx": round(t_mlx, 1)}
+        audio = {"mlx": a_mlx}
+        for kind, sess in sessions.items():
+            t0 = time.time()
+            a_onnx, fdur_onnx, dur_onnx, f0_onnx, n_onnx, spec_onnx, phase_onnx = sess.run(None, {
+                "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
+                "style": np.array(ref_s, dtype=np.float32).reshape(1, 256),
+                "speed": np.array([1.0], dtype=np.float32)})
+            t_onnx = time.time() - t0
+            a_onnx = a_onnx.reshape(-1)
+            audio[f"onnx_{kind}"] = a_onnx
+            dur_onnx = dur_onnx.reshape(-1).astype(np.int64)
+            fdur_onnx = fdur_onnx.reshape(-1)
+            same = dur_mlx.shape == dur_onnx.shape and bool(np.all(dur_mlx == dur_onnx))
+            c = {
+                "durations_equal": same,
+                "durations_onnx": dur_onnx.tolist(),
+                "float_duration_max_abs_diff": round(float(np.max(np.abs(fdur_mlx - fdur_onnx))), 4),
+                "differing": [{"token": int(j), "phoneme": (["<pad>"] + list(ps) + ["<pad>"])[j],
+                               "mlx": round(float(fdur_mlx[j]), 4), "onnx": round(float(fdur_onnx[j]), 4)}
+                              for j in np.nonzero(dur_mlx != dur_onnx)[0]],
+                "frames_onnx": int(dur_onnx.sum()), "samples_onnx": int(a_onnx.size),
+                "peak_onnx_over_1.5": round(float(np.abs(a_onnx).max() / ONNX_ISTFT_GAIN), 4),
+                "seconds_onnx": round(t_onnx, 1),
+            }
+            if same:
+                # same frames: compare the curves and the audio (ONNX audio / its iSTFT gain)
+                ref = a_onnx / ONNX_ISTFT_GAIN
+                A, B = mag_spec(a_mlx), mag_spec(ref)
+                la, lb = np.log(np.array(seen["spec"]).ravel()), np.log(spec_onnx.ravel())
+                c.update({
+                    "snr_f0_db": snr_db(f0_onnx, np.array(seen["F0"])),
+                    "snr_energy_db": snr_db(n_onnx, np.array(seen["N"])),
+                    "f0_hz_mean_abs_diff": round(float(np.mean(np.abs(
+                        np.array(seen["F0"]).ravel() - f0_onnx.ravel()))), 3),
+                    "snr_log_magnitude_db": snr_db(lb, la),
+                    "snr_waveform_db": snr_db(ref, a_mlx),
+                    "snr_spectrogram_magnitude_db": snr_db(B, A),
+                    "log_spectral_distance_db": round(float(np.mean(np.sqrt(np.mean(
+                        (20 * np.log10(A + 1e-5) - 20 * np.log10(B + 1e-5)) ** 2, axis=1)))), 2),
+                })
+            r[f"onnx_{kind}"] = c
+        r["durations_mlx"] = dur_mlx.tolist()
         for k in ("F0", "N", "spec", "phase"):
             seen.pop(k, None)
-        for tag, a in (("mlx", a_mlx), ("onnx", a_onnx)):
+        for tag, a in audio.items():
             path = f"{args.wav}{i}_{tag}.wav" if args.wav else os.path.join(tmpdir, f"{i}_{tag}.wav")
             write_wav(path, a)
             if whisper is not None:      # faster-whisper reads the file and resamples it to 16 kHz
@@ -245,7 +330,8 @@ def main():
                                              temperature=0.0, condition_on_previous_text=False)
                 r[f"whisper_{tag}"] = "".join(s.text for s in segs).strip()
         report["sentences"].append(r)
-        short = {k: v for k, v in r.items() if k not in ("durations_mlx", "durations_onnx")}
+        short = {k: ({kk: vv for kk, vv in v.items() if kk != "durations_onnx"} if isinstance(v, dict) else v)
+                 for k, v in r.items() if k != "durations_mlx"}
         print(json.dumps(short, ensure_ascii=False), flush=True)
 
     if args.json:
