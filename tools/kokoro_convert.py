@@ -79,8 +79,9 @@ default (strict) loader, all 548 tensors with the right shapes.
   dequantized weights, the export's own wiring, no name mapping): per-token durations
   equal in all 3 sentences (largest float difference 0.004 frames); F0 SNR 75 to 85 dB,
   energy 78 to 87 dB; log magnitude before the iSTFT 34 to 35 dB, waveform SNR 11 to
-  22 dB (the rest is where mlx-audio's decoder differs from the export's, e.g. exact
-  GELU against the export's tanh form, the zero-padded ReflectionPad, the source STFT).
+  22 dB.  The rest is not traced further; the two implementations differ in places
+  (mlx-audio's exact GELU in ALBERT against the export's tanh form, its zero-padded
+  ReflectionPad, its own STFT of the harmonic source).
 - Against the int8 graph (activations quantized at run time): durations equal in 1 of 3
   sentences; in the others one token rounds the other way (a space, 1.530 frames in
   mlx-audio against 1.467; 'A', 18.394 against 18.620).  Where the frames agree: F0 SNR
