@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
     const char *model = NULL, *output = NULL, *prompt = NULL, *format = NULL, *raw = NULL, *resume = NULL,
                *revision = NULL;
     mt_tts_job j = {.voice = "af_heart", .lang = "en-us", .speed = 1, .opts = {.random = 1}};
-    int quiet = 0, text_mode = 0, threads = 0, c;
+    int quiet = 0, text_mode = 0, threads = 0, voice_given = 0, c;
     size_t shard_k = 0, shard_n = 0;
     double v;
     while ((c = getopt_long(argc, argv, "m:o:p:t:qh", lo, NULL)) != -1) {
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
         case 'p': prompt = optarg; break;
         case O_FORMAT: format = optarg; break;
         case O_RAW: raw = optarg; break;
-        case O_VOICE: j.voice = optarg; break;
+        case O_VOICE: j.voice = optarg; voice_given = 1; break;
         case O_SPEED:
             bad = mt_cli_number(stderr, PROG, "--speed", optarg, MT_TTS_SPEED_MIN, MT_TTS_SPEED_MAX, &j.speed);
             break;
@@ -139,6 +139,11 @@ int main(int argc, char **argv) {
         char m[sizeof err.msg];
         memcpy(m, err.msg, sizeof m);
         rc = mt_seterr(&err, MT_EUSAGE, "--lang: %s", m);
+    }
+    if (!rc && voice_given && (rc = mt_tts_job_voice(&j, j.voice, &err))) {   /* the default is loaded when used */
+        char m[sizeof err.msg];
+        memcpy(m, err.msg, sizeof m);
+        rc = mt_seterr(&err, rc == MT_ENOMEM ? rc : MT_EUSAGE, "--voice: %s", m);
     }
     if (!rc && j.out_dir) rc = mt_mkdirs(j.out_dir, &err);
 

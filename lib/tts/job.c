@@ -37,7 +37,7 @@ int mt_tts_job_lang(mt_tts_job *j, const char *lang, mt_g2p **g, mt_err *err) {
     return MT_OK;
 }
 
-static int job_voice(mt_tts_job *j, const char *spec, mt_err *err) {
+int mt_tts_job_voice(mt_tts_job *j, const char *spec, mt_err *err) {
     if (j->voice_spec && !strcmp(j->voice_spec, spec)) return MT_OK;
     float *p = NULL;
     size_t r = 0;
@@ -91,7 +91,7 @@ int mt_tts_record(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *
     if (ph_in && all_space(ph_in)) return mt_seterr(err, MT_EINVAL, "empty phonemes");
     if (!(speed >= MT_TTS_SPEED_MIN && speed <= MT_TTS_SPEED_MAX))
         return mt_seterr(err, MT_EINVAL, "speed %g is outside [%g, %g]", speed, MT_TTS_SPEED_MIN, MT_TTS_SPEED_MAX);
-    MT_TRY(job_voice(j, voice, err));
+    MT_TRY(mt_tts_job_voice(j, voice, err));
     char *ph = NULL;
     size_t phl = 0;
     if (text) {

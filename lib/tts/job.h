@@ -48,6 +48,10 @@ int mt_tts_record(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *
  * Errors as mt_g2p_open. */
 int mt_tts_job_lang(mt_tts_job *j, const char *lang, mt_g2p **g, mt_err *err);
 
+/* Makes voice spec `spec` the job's current voice (mt_tts_voice; kept until another spec
+ * is asked for).  Errors as mt_tts_voice. */
+int mt_tts_job_voice(mt_tts_job *j, const char *spec, mt_err *err);
+
 void mt_tts_job_clear(mt_tts_job *j);
 
 #endif

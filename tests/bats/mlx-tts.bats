@@ -122,7 +122,7 @@ npy() {
   npy "$TD/zero64.npy" '(64, 1, 256)' $((64 * 256))
   run -0 tts -o "$TD/v5" --deterministic --voice "af_tiny:1,$TD/zero64.npy:1" <<< "$r"
   ! cmp -s "$TD/v1/v.wav" "$TD/v5/v.wav"
-  run -0 tts -o "$TD/v6" --deterministic --voice nope <<< "{\"id\":\"v\",\"phonemes\":\"hˈaɪ\",\"voice\":\"$TD/zero.npy\"}"
+  run -0 "$TTS" -m "$M" -o "$TD/v6" --deterministic <<< "{\"id\":\"v\",\"phonemes\":\"hˈaɪ\",\"voice\":\"$TD/zero.npy\"}"
 }
 
 @test "--seed changes the noise; --deterministic and a fixed seed repeat" {
@@ -170,6 +170,13 @@ EOF
   run -2 tts -o "$TD/bad" --lang xx-nowhere < /dev/null
   [[ "$output" == *"--lang: unknown lang 'xx-nowhere'"* ]]
   run -2 tts -o "$TD/bad" --speed 3 < /dev/null
+  run -2 "$TTS" -m "$M" -o "$TD/bad" --voice nobody < /dev/null
+  [[ "$output" == *"--voice: unknown voice 'nobody'"* ]]
+  run -2 "$TTS" -m "$M" -o "$TD/bad" --voice "$TD/bad.npy" < /dev/null
+  # the default voice (af_heart, absent here) fails only the records that use it
+  run -3 "$TTS" -m "$M" -o "$TD/bad" -q <<< '{"id":"x","text":"hi"}'
+  [[ "$output" == *"unknown voice 'af_heart'"* ]]
+  run -0 "$TTS" -m "$M" -o "$TD/bad" -q <<< '{"id":"x","text":"hi","voice":"af_tiny"}'
 }
 
 @test "a corrupt or missing model folder: one line, exit 1" {
