@@ -259,6 +259,12 @@ EOF
   [[ "$output" == *"--voice"* ]]
 }
 
+@test "the man page has every option of --help" {
+  for o in $("$TTS" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+    grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" man/mlx-tts.1 || { echo "mlx-tts.1 lacks $o"; false; }
+  done
+}
+
 @test "real Kokoro-82M: a sentence" {
   [ -f "$REAL/config.json" ] || skip "skipped: run make kokoro"
   v=$(ls "$REAL/voices" | head -n 1); v=${v%.safetensors}
