@@ -104,6 +104,12 @@ npy() {
   # the first record's samples come first: the same as its WAV's data
   tts -o "$TD/rw" --deterministic -q <<< '{"id":"a","phonemes":"həlˈoʊ wˈɜːld!"}' > /dev/null
   cmp <(head -c $((2 * s0)) "$TD/raw.s16") <(tail -c +45 "$TD/rw/a.wav")
+  # the reader goes away: SIGPIPE, exit 141
+  for i in $(seq 30); do echo '{"phonemes":"həlˈoʊ wˈɜːld!"}'; done > "$TD/pipe.jsonl"
+  run bash -c 'set -o pipefail; "$0" -m "$1" --voice af_tiny -t 2 --raw s16le < "$2" | head -c 100 > /dev/null' "$TTS" "$M" "$TD/pipe.jsonl"
+  [ "$status" -eq 141 ]
+  # -p with --raw
+  [ "$(tts -p "Hi there" --raw f32le | wc -c)" -gt 0 ]
   run -2 tts --raw s24le < /dev/null
   run -2 tts --raw s16le -o "$TD/x" < /dev/null
 }
