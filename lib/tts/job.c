@@ -1,6 +1,7 @@
 /* job.c - mlx-tts's record handler (see job.h). */
 #include "tts/job.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,6 +67,38 @@ static char *id_stem(json_t *id, size_t lineno) {
     return r;
 }
 
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Adds path to the run's set of written files; MT_EINVAL when it is there already. */
+static int claim_name(mt_tts_job *j, const char *path, mt_err *err) {
+    if (2 * (j->n_names + 1) > j->cap_names) {
+        size_t cap = j->cap_names ? 2 * j->cap_names : 64;
+        char **t = calloc(cap, sizeof *t);
+        if (!t) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < j->cap_names; i++) {
+            if (!j->names[i]) continue;
+            size_t h = (size_t)name_hash(j->names[i]) & (cap - 1);
+            while (t[h]) h = (h + 1) & (cap - 1);
+            t[h] = j->names[i];
+        }
+        free(j->names);
+        j->names = t;
+        j->cap_names = cap;
+    }
+    size_t h = (size_t)name_hash(path) & (j->cap_names - 1);
+    for (; j->names[h]; h = (h + 1) & (j->cap_names - 1))
+        if (!strcmp(j->names[h], path))
+            return mt_seterr(err, MT_EINVAL, "%s was already written by an earlier record of this run (same id, or "
+                             "ids that give the same file name)", path);
+    if (!(j->names[h] = strdup(path))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    j->n_names++;
+    return MT_OK;
+}
+
 static int all_space(const char *s) {
     for (; *s; s++)
         if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') return 0;
@@ -127,7 +160,7 @@ int mt_tts_record(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *
             free(stem);
         }
         if (!path) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-        else rc = mt_tts_write_file(path, j->format, wav, n, rate, err);
+        else if (!(rc = claim_name(j, path, err))) rc = mt_tts_write_file(path, j->format, wav, n, rate, err);
     }
     free(wav);
     if (!rc) {
@@ -149,6 +182,10 @@ void mt_tts_job_clear(mt_tts_job *j) {
     free(j->voice_spec);
     free(j->pack);
     for (size_t i = 0; i < j->n_g2p; i++) { mt_g2p_free(j->g2p[i]); free(j->g2p_lang[i]); }
+    for (size_t i = 0; i < j->cap_names; i++) free(j->names[i]);
+    free(j->names);
+    j->names = NULL;
+    j->n_names = j->cap_names = 0;
     j->voice_spec = NULL;
     j->pack = NULL;
     j->n_g2p = 0;

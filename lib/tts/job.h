@@ -5,7 +5,8 @@
  * Per-record failures (the record's message, the batch goes on): empty text, text with
  * nothing to speak, both or neither of text and phonemes, an unknown voice or lang, a
  * voice of the wrong shape, a speed outside [MT_TTS_SPEED_MIN, MT_TTS_SPEED_MAX], an
- * audio file that cannot be written.  A raw PCM stream that cannot be written is
+ * audio file that cannot be written, an id whose file name an earlier record of the run
+ * already wrote (ids "a b" and "a_b", or one id twice: the first file is kept).  A raw PCM stream that cannot be written is
  * MT_EFATAL (the run stops). */
 #ifndef MT_TTS_JOB_H
 #define MT_TTS_JOB_H
@@ -39,6 +40,8 @@ typedef struct mt_tts_job {
     size_t n_g2p;
     char *g2p_lang[MT_TTS_MAX_LANGS];
     mt_g2p *g2p[MT_TTS_MAX_LANGS];
+    char **names;             /* the files written in this run (open-addressing set) */
+    size_t n_names, cap_names;
 } mt_tts_job;
 
 /* An mt_record_fn (core/jsonl.h); user is an mt_tts_job. */

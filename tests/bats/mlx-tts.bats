@@ -84,6 +84,12 @@ npy() {
   [ -f "$TD/ids/.._a_b_c.wav" ] || [ -f "$TD/ids/_._a_b_c.wav" ]
   [ "$(ls "$TD/ids" | wc -l)" -eq 1 ]
   [ ! -e "$TD/a b" ]
+  # two ids that give one file name, or one id twice: the later record fails, the first file stays
+  printf '%s\n' '{"id":"a b","phonemes":"hˈaɪ"}' '{"id":"a_b","phonemes":"həlˈoʊ"}' '{"id":"a b","phonemes":"hˈaɪ"}' > "$TD/dup.jsonl"
+  run -3 --separate-stderr tts -o "$TD/dup" --reproducible < "$TD/dup.jsonl"
+  [ "$(jq -r 'select(.error) | .id' <<< "$output" | tr '\n' ' ')" = "a_b a b " ]
+  [[ "${lines[1]}" == *"already written by an earlier record"* ]]
+  [ "$(jq -r .samples <<< "${lines[0]}")" -eq $(( ($(stat -c %s "$TD/dup/a_b.wav") - 44) / 2 )) ]
 }
 
 @test "--format flac and ogg" {
