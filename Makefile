@@ -78,7 +78,7 @@ bats: all
 	BUILD=$(BUILD) ONLY=bats sh tests/run.sh
 
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 \
+	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" $(MAKE) BUILD=build-asan OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" check
 

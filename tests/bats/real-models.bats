@@ -98,6 +98,7 @@ check_corpus() {
   need smollm2 SmolLM2-135M-Instruct SmolLM2-135M-Instruct.Q4_1.gguf
   local b=${MT_BUILD:-build}
   run make -s -o "$b/bin/mlx-gen" BUILD="$b" demo-chat
+  echo "$output"
   [ "$status" -eq 0 ]
   [ "$output" = "Q: What is the capital of France?
 A: The capital of France is Paris." ]
