@@ -97,7 +97,7 @@ check_corpus() {
 @test "SmolLM2-135M-Instruct: make demo-chat answers" {
   need smollm2 SmolLM2-135M-Instruct SmolLM2-135M-Instruct.Q4_1.gguf
   local b=${MT_BUILD:-build}
-  run make -s -o "$b/bin/mlx-gen" BUILD="$b" demo-chat
+  run make -s --no-print-directory -o "$b/bin/mlx-gen" BUILD="$b" demo-chat
   echo "$output"
   [ "$status" -eq 0 ]
   [ "$output" = "Q: What is the capital of France?
