@@ -243,6 +243,19 @@ static json_t *template_post(const vocab *v, int bos, int eos, mt_err *err) {
 
 /* ---------------- byte-level BPE ("gpt2") ---------------- */
 
+/* The model's "vocab" object into vj: piece -> id, the first id of a piece kept, pieces
+ * with an embedded NUL left out (a JSON key cannot hold one). */
+static int vocab_json(const vocab *v, json_t *vj, mt_err *err) {
+    for (size_t i = 0; i < v->n; i++) {
+        json_t *s = tok_str(v, i, err);
+        if (!s) return MT_EFORMAT;
+        if (!json_object_get(vj, json_string_value(s)) && strlen(json_string_value(s)) == v->len[i])
+            json_object_set_new(vj, json_string_value(s), json_integer((json_int_t)i));
+        json_decref(s);
+    }
+    return MT_OK;
+}
+
 static int bpe_json(const mt_gguf *g, const vocab *v, json_t **out, int *add_bos, mt_err *err) {
     const char *pre = "default";
     size_t plen = 7;
@@ -258,16 +271,7 @@ static int bpe_json(const mt_gguf *g, const vocab *v, json_t **out, int *add_bos
     if (!mk || mk->type != MT_GV_ARR || mk->arr_type != MT_GV_STR)
         return mt_seterr(err, MT_EFORMAT, "GGUF: a BPE vocabulary without tokenizer.ggml.merges");
     json_t *vj = json_object(), *mj = json_array();
-    int rc = MT_OK;
-    for (size_t i = 0; i < v->n && !rc; i++) {
-        json_t *s = tok_str(v, i, err);
-        if (!s) rc = MT_EFORMAT;
-        else {
-            if (!json_object_get(vj, json_string_value(s)) && strlen(json_string_value(s)) == v->len[i])
-                json_object_set_new(vj, json_string_value(s), json_integer((json_int_t)i));
-            json_decref(s);
-        }
-    }
+    int rc = vocab_json(v, vj, err);
     for (uint64_t i = 0; i < mk->n && !rc; i++) {
         const char *m;
         size_t ml;
@@ -336,16 +340,7 @@ static int spm_json(const mt_gguf *g, const vocab *v, json_t **out, int *add_bos
     (void)g;
     if (!v->score) return mt_seterr(err, MT_EFORMAT, "GGUF: a SentencePiece vocabulary without tokenizer.ggml.scores");
     json_t *vj = json_object();
-    int rc = MT_OK;
-    for (size_t i = 0; i < v->n && !rc; i++) {
-        json_t *s = tok_str(v, i, err);
-        if (!s) rc = MT_EFORMAT;
-        else {
-            if (!json_object_get(vj, json_string_value(s)) && strlen(json_string_value(s)) == v->len[i])
-                json_object_set_new(vj, json_string_value(s), json_integer((json_int_t)i));
-            json_decref(s);
-        }
-    }
+    int rc = vocab_json(v, vj, err);
     /* merges: for every normal piece, every split into two pieces */
     mrg *ms = NULL;
     size_t nm = 0, cap = 0;
