@@ -5,9 +5,9 @@ from mlx-audio 0.6.2 (run with /work/venv-tts/bin/python from the repository roo
 Writes
   tests/data/snac-tiny/       config.json (the 24 kHz layout with reduced widths),
                               model.safetensors, golden.safetensors (codes -> waveform)
-  tests/data/orpheus-tiny/    config.json, model.safetensors (float16), tokenizer.json,
-                              tokenizer_config.json, golden.json (prompt ids, greedy ids,
-                              codes), golden.safetensors (end-to-end waveform)
+  tests/data/orpheus-tiny/    model/ (config.json, model.safetensors (float16), tokenizer.json,
+                              tokenizer_config.json), golden.json (prompt ids, greedy ids,
+                              first-step logits at probe ids), golden.safetensors (waveforms)
 
 The SNAC noise blocks are zeroed for every golden (mlx-audio draws mx.random.normal
 there; our deterministic mode leaves the noise out).  The LLM's embedding is shaped
@@ -28,7 +28,8 @@ from mlx.utils import tree_flatten
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAC_DIR = ROOT / "tests/data/snac-tiny"
-ORPH_DIR = ROOT / "tests/data/orpheus-tiny"
+ORPH_DIR = ROOT / "tests/data/orpheus-tiny/model"
+GOLD_DIR = ROOT / "tests/data/orpheus-tiny"
 
 SNAC_CFG = {
     "sampling_rate": 24000, "encoder_dim": 2, "encoder_rates": [2, 4, 8, 8],
@@ -100,6 +101,22 @@ def make_tokenizer(d):
         specials[128256 + i] = f"<custom_token_{i}>"
     for i, s in specials.items():   # in the model's vocabulary, so the gapped ids hold
         j["model"]["vocab"][s] = i
+    # Unreachable filler entries (no merge makes them): readers bound a file's ids by its
+    # entry count (mlx-tools: 2n + 1024), and the specials sit at 128000..128265.
+    vocab = j["model"]["vocab"]
+    alpha = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    nid = max(i for i in vocab.values() if i < BOS) + 1
+    need = (128266 - 1024) // 2 + 1 - len(vocab) - len(specials)
+    for a in alpha:
+        for b in alpha:
+            for c in alpha:
+                if need <= 0:
+                    break
+                k = a + b + c
+                if k not in vocab:
+                    vocab[k] = nid
+                    nid += 1
+                    need -= 1
     j["added_tokens"] = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
                           "normalized": False, "special": True} for i, s in sorted(specials.items())]
     j["post_processor"] = {
@@ -111,7 +128,7 @@ def make_tokenizer(d):
                  {"Sequence": {"id": "B", "type_id": 1}}],
         "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [BOS],
                                                  "tokens": ["<|begin_of_text|>"]}}}
-    (d / "tokenizer.json").write_text(json.dumps(j, ensure_ascii=False))
+    (d / "tokenizer.json").write_text(json.dumps(j, ensure_ascii=False, separators=(",", ":")))
     (d / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|begin_of_text|>",
         "eos_token": "<|eot_id|>", "model_max_length": 131072}, indent=2))
@@ -235,7 +252,7 @@ if __name__ == "__main__":
                              "probe_logits": [float(x) for x in np.array(logits)[probe]]})
         for j, wv in enumerate(r["wavs"]):
             tensors[f"run{i}.wav{j}"] = mx.array(wv.astype(np.float32))
-    (ORPH_DIR / "golden.json").write_text(json.dumps(gold) + "\n")
-    mx.save_safetensors(str(ORPH_DIR / "golden.safetensors"), tensors)
+    (GOLD_DIR / "golden.json").write_text(json.dumps(gold) + "\n")
+    mx.save_safetensors(str(GOLD_DIR / "golden.safetensors"), tensors)
     for r in gold["runs"]:
         print(r["voice"], r["text"][:20], [len(s) for s in r["sequences"]], r["sequences"][0][len(r["prompt_ids"]):][:30])
