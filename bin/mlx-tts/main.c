@@ -1,4 +1,4 @@
-/* mlx-tts - text to speech with Kokoro-82M, as a Unix filter.
+/* mlx-tts - text to speech with Kokoro-82M or Orpheus (+ SNAC), as a Unix filter.
  *   mlx-tts -m MODEL -o DIR < records.jsonl     DIR/<id>.wav per record, {"id","file",...} per record
  *   mlx-tts -m MODEL -p TEXT -o out.wav          one text
  *   mlx-tts -m MODEL --raw s16le < in.jsonl | aplay -r 24000 -f S16_LE */
@@ -27,7 +27,8 @@ static const char usage[] =
     "\n"
     "Records {\"id\", \"text\" | \"phonemes\", \"voice\", \"speed\", \"lang\"} (or plain lines with --text)\n"
     "-> DIR/<id>.wav and {\"id\", \"file\", \"seconds\", \"samples\", \"sample_rate\", \"phonemes\", \"rtf\"}.\n"
-    "MODEL is a Kokoro folder (config.json, *.safetensors, voices/) or a Hugging Face repo id.\n"
+    "MODEL is a Kokoro folder (config.json, *.safetensors, voices/), an Orpheus folder (model_type\n"
+    "llama; its SNAC codec in snac_24khz/, snac/, codec/ or --codec) or a Hugging Face repo id.\n"
     "\n"
     "  -o, --output DIR         one audio file per record in DIR (created), named by id (atomic);\n"
     "                           with -p: the file itself\n"
@@ -40,7 +41,11 @@ static const char usage[] =
     "      --speed X            speaking rate in [0.5, 2] (default 1)\n"
     "      --lang L             espeak-ng language (default en-us)\n"
     "      --seed N             seed of the harmonic source's noise (default 0)\n"
-    "      --deterministic      no noise at all in the harmonic source (zero phases)\n"
+    "      --deterministic      no noise at all in the harmonic source (zero phases); Orpheus:\n"
+    "                           greedy decoding and no codec noise\n"
+    "      --codec DIR          Orpheus: the SNAC 24 kHz codec folder\n"
+    "      --temp X, --top-p X  Orpheus sampling (default 0.6, 0.8; repetition penalty 1.3)\n"
+    "      --max-tokens N       Orpheus: tokens per line of text (default 1200)\n"
     "      --text               stdin holds one plain-text record per line\n"
     "      --reproducible       JSONL answers without \"rtf\" (it depends on the run)\n"
     "      --resume FILE        append the answers to FILE, skipping ids already answered there\n"
@@ -59,7 +64,7 @@ static int usage_error(const char *msg) {
 }
 
 enum { O_FORMAT = 256, O_RAW, O_VOICE, O_SPEED, O_LANG, O_SEED, O_DET, O_TEXT, O_REPRO, O_RESUME, O_SHARD, O_REV,
-       O_VERSION };
+       O_VERSION, O_CODEC, O_TEMP, O_TOPP, O_MAXTOK };
 
 int main(int argc, char **argv) {
     mt_blas_init(argv);
@@ -69,12 +74,14 @@ int main(int argc, char **argv) {
         {"seed", 1, 0, O_SEED}, {"deterministic", 0, 0, O_DET}, {"text", 0, 0, O_TEXT},
         {"reproducible", 0, 0, O_REPRO}, {"resume", 1, 0, O_RESUME}, {"shard", 1, 0, O_SHARD},
         {"threads", 1, 0, 't'}, {"revision", 1, 0, O_REV}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
+        {"version", 0, 0, O_VERSION}, {"codec", 1, 0, O_CODEC}, {"temp", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP},
+        {"max-tokens", 1, 0, O_MAXTOK}, {0, 0, 0, 0}};
     const char *model = NULL, *output = NULL, *prompt = NULL, *format = NULL, *raw = NULL, *resume = NULL,
-               *revision = NULL;
+               *revision = NULL, *codec = NULL;
     mt_tts_job j = {.voice = "af_heart", .lang = "en-us", .speed = 1, .opts = {.random = 1}};
     int quiet = 0, text_mode = 0, threads = 0, voice_given = 0, c;
     size_t shard_k = 0, shard_n = 0;
+    mt_orpheus_opts_default(&j.oopts);
     double v;
     while ((c = getopt_long(argc, argv, "m:o:p:t:qh", lo, NULL)) != -1) {
         int bad = 0;
@@ -98,6 +105,11 @@ int main(int argc, char **argv) {
         case O_SHARD: bad = mt_cli_shard(stderr, PROG, optarg, &shard_k, &shard_n); break;
         case 't': bad = mt_cli_number(stderr, PROG, "--threads", optarg, 1, 256, &v); threads = (int)v; break;
         case O_REV: revision = optarg; break;
+        case O_CODEC: codec = optarg; break;
+        case O_TEMP: bad = mt_cli_number(stderr, PROG, "--temp", optarg, 0, 100, &v); j.oopts.temp = (float)v; break;
+        case O_TOPP: bad = mt_cli_number(stderr, PROG, "--top-p", optarg, 0, 1, &v); j.oopts.top_p = (float)v; break;
+        case O_MAXTOK: bad = mt_cli_number(stderr, PROG, "--max-tokens", optarg, 1, 1e6, &v);
+            j.oopts.max_tokens = (int)v; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         case O_VERSION: printf(PROG " %s\n", MT_VERSION); return 0;
@@ -128,19 +140,33 @@ int main(int argc, char **argv) {
     char *dir = NULL;
     mt_pool *pool = NULL;
     mt_kokoro *k = NULL;
+    mt_orpheus *orph = NULL;
     mt_g2p *g = NULL;
+    int family = MT_TTS_KOKORO;
     int rc = mt_hub_resolve(model, &hopts, &dir, &err);
     if (!rc) rc = mt_pool_new(&pool, threads, &err);
     if (!rc) mt_blas_threads(1);   /* the model splits its products over the pool itself */
-    if (!rc) rc = mt_kokoro_load(dir, pool, &k, &err);
+    if (!rc) rc = mt_tts_family(dir, &family, &err);
+    if (!rc && family == MT_TTS_ORPHEUS) {
+        j.oopts.seed = j.opts.seed;
+        j.oopts.snac = (mt_snac_opts){.noise = j.opts.random, .seed = j.opts.seed};
+        if (!j.opts.random) j.oopts.temp = 0;
+        if (!voice_given) j.voice = NULL;   /* no "voice: " prefix */
+        rc = mt_orpheus_load(&orph, dir, codec, pool, &err);
+        j.orph = orph;
+    } else if (!rc && codec) {
+        rc = mt_seterr(&err, MT_EUSAGE, "--codec is for Orpheus models; %s is a Kokoro folder", model);
+    } else if (!rc) {
+        rc = mt_kokoro_load(dir, pool, &k, &err);
+    }
     j.k = k;
     j.dir = dir;
-    if (!rc && (rc = mt_tts_job_lang(&j, j.lang, &g, &err))) {
+    if (!rc && !orph && (rc = mt_tts_job_lang(&j, j.lang, &g, &err))) {
         char m[sizeof err.msg];
         memcpy(m, err.msg, sizeof m);
         rc = mt_seterr(&err, MT_EUSAGE, "--lang: %s", m);
     }
-    if (!rc && voice_given && (rc = mt_tts_job_voice(&j, j.voice, &err))) {   /* the default is loaded when used */
+    if (!rc && !orph && voice_given && (rc = mt_tts_job_voice(&j, j.voice, &err))) {   /* the default is loaded when used */
         char m[sizeof err.msg];
         memcpy(m, err.msg, sizeof m);
         rc = mt_seterr(&err, rc == MT_ENOMEM ? rc : MT_EUSAGE, "--voice: %s", m);
@@ -176,6 +202,7 @@ int main(int argc, char **argv) {
     if (raw && !resume && jsonl != stdout && jsonl) fclose(jsonl);
     mt_tts_job_clear(&j);
     mt_kokoro_free(k);
+    mt_orpheus_free(orph);
     mt_pool_free(pool);
     free(dir);
     if (!rc && fflush(stdout) != 0)

@@ -122,25 +122,29 @@ int mt_tts_record(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *
     if (!text && !ph_in) return mt_seterr(err, MT_EINVAL, "no \"text\" (or \"phonemes\")");
     if (text && all_space(text)) return mt_seterr(err, MT_EINVAL, "empty text");
     if (ph_in && all_space(ph_in)) return mt_seterr(err, MT_EINVAL, "empty phonemes");
+    if (j->orph && ph_in) return mt_seterr(err, MT_EINVAL, "Orpheus speaks \"text\"; \"phonemes\" are for Kokoro");
+    if (j->orph && speed != 1) return mt_seterr(err, MT_EINVAL, "Orpheus has no speed; \"speed\" is for Kokoro");
     if (!(speed >= MT_TTS_SPEED_MIN && speed <= MT_TTS_SPEED_MAX))
         return mt_seterr(err, MT_EINVAL, "speed %g is outside [%g, %g]", speed, MT_TTS_SPEED_MIN, MT_TTS_SPEED_MAX);
-    MT_TRY(mt_tts_job_voice(j, voice, err));
+    if (!j->orph) MT_TRY(mt_tts_job_voice(j, voice, err));
     char *ph = NULL;
     size_t phl = 0;
-    if (text) {
+    if (!j->orph && text) {   /* Kokoro: phonemes from the text */
         mt_g2p *g = NULL;
         MT_TRY(mt_tts_job_lang(j, lang, &g, err));
         MT_TRY(mt_g2p_phonemize(g, text, tlen, &ph, &phl, err));
         if (!mt_tts_speakable(ph)) { free(ph); return mt_seterr(err, MT_EINVAL, "the text has nothing to speak"); }
-    } else {
+    } else if (!j->orph) {
         if (!(ph = strdup(ph_in))) return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
     double t0 = now_s();
     float *wav = NULL;
     size_t n = 0;
-    int rc = mt_tts_synth(j->k, ph, j->pack, j->rows, (float)speed, &j->opts, &wav, &n, err);
+    int rc = j->orph ? mt_orpheus_synth(j->orph, text, voice, &j->oopts, &wav, &n, err)
+                     : mt_tts_synth(j->k, ph, j->pack, j->rows, (float)speed, &j->opts, &wav, &n, err);
+    if (!rc && !n) rc = mt_seterr(err, MT_EINVAL, "the model generated no audio codes (raise --max-tokens?)");
     double dt = now_s() - t0;
-    int rate = mt_kokoro_sample_rate(j->k);
+    int rate = j->orph ? mt_orpheus_sample_rate(j->orph) : mt_kokoro_sample_rate(j->k);
     char *path = NULL;
     if (!rc && j->raw) {
         rc = mt_tts_write_pcm(j->raw, j->raw_s16, wav, n, err);
@@ -169,7 +173,7 @@ int mt_tts_record(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *
         json_object_set_new(o, "seconds", json_real((double)n / rate));
         json_object_set_new(o, "samples", json_integer((json_int_t)n));
         json_object_set_new(o, "sample_rate", json_integer(rate));
-        json_object_set_new(o, "phonemes", mt_json_string_lossy(ph, strlen(ph)));
+        if (ph) json_object_set_new(o, "phonemes", mt_json_string_lossy(ph, strlen(ph)));
         if (!j->reproducible) json_object_set_new(o, "rtf", json_real(n ? dt * rate / (double)n : 0));
         *out = o;
     }

@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "models/kokoro.h"
 #include "text/g2p.h"
+#include "tts/orpheus.h"
 
 #define MT_TTS_MAX_LANGS 16
 
@@ -33,6 +34,9 @@ typedef struct mt_tts_job {
     FILE *raw;                /* when set: PCM there instead of files */
     int raw_s16;              /* 1 s16le, 0 f32le */
     int reproducible;         /* no "rtf" in the answers */
+    mt_orpheus *orph;         /* when set, an Orpheus model instead of k: "text" records only, no
+                               * "speed" or "lang"; voice NULL = none; "phonemes" is not answered */
+    mt_orpheus_opts oopts;
     /* caches, owned (mt_tts_job_clear frees them) */
     char *voice_spec;
     float *pack;

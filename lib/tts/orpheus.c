@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "gen/generate.h"
-#include "io/config.h"
 #include "tts/orpheus.h"
 
 void mt_orpheus_opts_default(mt_orpheus_opts *o) {
@@ -18,15 +17,6 @@ void mt_orpheus_opts_default(mt_orpheus_opts *o) {
     o->repetition_context_size = 20;
     o->max_tokens = 1200;
     o->kv_f16 = -1;
-}
-
-int mt_orpheus_is(const char *dir) {
-    mt_config *cfg = NULL;
-    if (mt_config_load(&cfg, dir, NULL)) return 0;
-    const char *t = mt_config_model_type(cfg);
-    int yes = t && (!strcmp(t, "llama") || !strcmp(t, "orpheus"));
-    mt_config_free(cfg);
-    return yes;
 }
 
 static int has_config(const char *dir) {
@@ -169,6 +159,15 @@ int mt_orpheus_decode(const mt_orpheus *o, const int32_t *codes, size_t n, const
     if (I->n_books != 3 || I->strides[0] != 4 || I->strides[1] != 2 || I->strides[2] != 1)
         return mt_seterr(err, MT_EUNSUPPORTED, "the codec is not SNAC's 3-codebook 24 kHz layout (vq_strides [4, 2, 1])");
     size_t F = n / 7;
+    for (size_t i = 0; i < n; i++) {   /* slot j of a frame holds ids AUDIO0 + j*4096 + [0, codebook_size) */
+        int32_t v = codes[i] - (int32_t)(i % 7) * MT_ORPHEUS_BOOK;
+        if (v < 0 || v >= I->codebook_size)
+            return mt_seterr(err, MT_EINVAL,
+                             "token %d at frame %zu, slot %zu is not an audio token of that slot (ids %d..%d)",
+                             codes[i] + MT_ORPHEUS_AUDIO0, i / 7, i % 7,
+                             MT_ORPHEUS_AUDIO0 + (int)(i % 7) * MT_ORPHEUS_BOOK,
+                             MT_ORPHEUS_AUDIO0 + (int)(i % 7) * MT_ORPHEUS_BOOK + I->codebook_size - 1);
+    }
     int32_t *b = malloc(7 * F * sizeof *b);
     if (!b) return mt_seterr(err, MT_ENOMEM, "out of memory");
     int32_t *l0 = b, *l1 = b + F, *l2 = b + 3 * F;

@@ -16,7 +16,8 @@
  *
  * Differences from mlx-audio, by design: sampling draws from our own generator (gen/sample.h);
  * the stop token is never part of the codes (mlx-audio appends a tokenizer-eos stop to the ids
- * it decodes); the SNAC noise blocks are off by default (mlx-audio draws mx.random.normal);
+ * it decodes); the SNAC noise blocks are off in mt_orpheus_opts_default (mlx-audio draws
+ * mx.random.normal; mlx-tts turns them on, seeded, unless --deterministic);
  * codes outside a codebook are an error (mlx reads past the codebook).
  *
  * The codec folder: `codec_dir`, else the first of <dir>/snac_24khz, <dir>/snac, <dir>/codec
@@ -61,10 +62,6 @@ typedef struct mt_orpheus_opts {
 } mt_orpheus_opts;
 
 void mt_orpheus_opts_default(mt_orpheus_opts *o);
-
-/* Whether folder dir holds an Orpheus model: config.json's model_type is "llama" (mlx-audio's
- * name for it) or "orpheus". */
-int mt_orpheus_is(const char *dir);
 
 /* Loads the decoder, the tokenizer and the codec (see above).  pool is borrowed.  Errors:
  * as mt_model_load, mt_prompter_open, mt_snac_load (prefixed with the folder); MT_ENOTFOUND

@@ -10,7 +10,22 @@
 #include <sndfile.h>
 
 #include "core/file.h"
+#include "io/config.h"
 #include "text/g2p.h"
+
+int mt_tts_family(const char *dir, int *family, mt_err *err) {
+    mt_config *cfg = NULL;
+    *family = MT_TTS_KOKORO;
+    MT_TRY(mt_config_load(&cfg, dir, err));
+    const char *t = mt_config_model_type(cfg);
+    int rc = MT_OK;
+    if (t && (!strcmp(t, "llama") || !strcmp(t, "orpheus"))) *family = MT_TTS_ORPHEUS;
+    else if (t && strcmp(t, "kokoro"))
+        rc = mt_seterr(err, MT_EUNSUPPORTED, "%s: model_type '%s' is not a speech model mlx-tts runs (kokoro; llama or "
+                       "orpheus: Orpheus)", dir, t);
+    mt_config_free(cfg);
+    return rc;
+}
 
 /* A float32 little-endian C-order .npy of 1 to 3 dimensions: [rows, 1, W], [rows, W] or [W]. */
 static int npy_voice(const char *path, size_t W, float **pack, size_t *rows, mt_err *err) {

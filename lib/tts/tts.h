@@ -22,6 +22,13 @@
 #include "core/err.h"
 #include "models/kokoro.h"
 
+/* The TTS family of a model folder, from config.json's model_type as mlx-audio picks its
+ * module: "kokoro" (or none) -> Kokoro (models/kokoro.h), "llama" or "orpheus" -> Orpheus
+ * (tts/orpheus.h).  Errors: MT_ENOTFOUND / MT_EFORMAT (config.json missing or malformed),
+ * MT_EUNSUPPORTED (another model_type). */
+enum { MT_TTS_KOKORO = 0, MT_TTS_ORPHEUS = 1 };
+int mt_tts_family(const char *dir, int *family, mt_err *err);
+
 /* kokoro-onnx's bound on the speed factor. */
 #define MT_TTS_SPEED_MIN 0.5
 #define MT_TTS_SPEED_MAX 2.0

@@ -14,6 +14,7 @@
 #include "core/pool.h"
 #include "io/safetensors.h"
 #include "tts/orpheus.h"
+#include "tts/tts.h"
 
 #define DIR "tests/data/orpheus-tiny/model"
 #define GOLD "tests/data/orpheus-tiny"
@@ -186,7 +187,13 @@ int main(void) {
     mt_orpheus *o2 = NULL;
     CHECK(mt_orpheus_load(&o2, DIR, NULL, pool, &e) == MT_ENOTFOUND && !o2);
     CHECK(strstr(e.msg, "--codec") != NULL);
-    CHECK(mt_orpheus_is(DIR) && !mt_orpheus_is(CODEC));
+    int fam = -1;
+    CHECK_OK(mt_tts_family(DIR, &fam, &e), &e);
+    CHECK_EQ_INT(fam, MT_TTS_ORPHEUS);
+    CHECK_OK(mt_tts_family("tests/data/kokoro-tiny/model", &fam, &e), &e);
+    CHECK_EQ_INT(fam, MT_TTS_KOKORO);
+    CHECK(mt_tts_family("tests/data/models/gemma-tiny", &fam, &e) == MT_EUNSUPPORTED);
+    CHECK(strstr(e.msg, "'gemma'") != NULL);
     mt_safetensors_free(g);
     mt_orpheus_free(o);
     mt_pool_free(pool);
