@@ -7,7 +7,8 @@ Writes
                               model.safetensors, golden.safetensors (codes -> waveform)
   tests/data/orpheus-tiny/    model/ (config.json, model.safetensors (float16), tokenizer.json,
                               tokenizer_config.json), golden.json (prompt ids, greedy ids,
-                              first-step logits at probe ids), golden.safetensors (waveforms)
+                              first-step logits at probe ids, the waveforms' names per
+                              segment), golden.safetensors (the distinct waveforms)
 
 The SNAC noise blocks are zeroed for every golden (mlx-audio draws mx.random.normal
 there; our deterministic mode leaves the noise out).  The LLM's embedding is shaped
@@ -250,9 +251,16 @@ if __name__ == "__main__":
         gold["runs"].append({"voice": r["voice"], "text": r["text"], "prompt_ids": r["prompt_ids"],
                              "sequences": segs,
                              "probe_logits": [float(x) for x in np.array(logits)[probe]]})
-        for j, wv in enumerate(r["wavs"]):
-            tensors[f"run{i}.wav{j}"] = mx.array(wv.astype(np.float32))
+        names = []
+        for wv in r["wavs"]:   # segments' waveforms, each stored once (the greedy cycle repeats them)
+            wv = wv.astype(np.float32)
+            name = next((k for k, v in tensors.items() if v.shape == wv.shape and np.array_equal(v, wv)), None)
+            if name is None:
+                name = f"wav{len(tensors)}"
+                tensors[name] = wv
+            names.append(name)
+        gold["runs"][-1]["wavs"] = names
     (GOLD_DIR / "golden.json").write_text(json.dumps(gold) + "\n")
-    mx.save_safetensors(str(GOLD_DIR / "golden.safetensors"), tensors)
+    mx.save_safetensors(str(GOLD_DIR / "golden.safetensors"), {k: mx.array(v) for k, v in tensors.items()})
     for r in gold["runs"]:
         print(r["voice"], r["text"][:20], [len(s) for s in r["sequences"]], r["sequences"][0][len(r["prompt_ids"]):][:30])

@@ -98,10 +98,9 @@ static void run_case(mt_orpheus *o, json_t *run, json_t *probe, const mt_safeten
     size_t len = 0, want = 0;
     CHECK_OK(mt_orpheus_synth(o, text, voice, &op, &wav, &len, &e), &e);
     float *ref = NULL;
-    for (size_t k = 0;; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "run%d.wav%zu", ri, k);
-        const mt_tensor_view *v = mt_safetensors_get(g, nm);
+    json_t *names = json_object_get(run, "wavs");
+    for (size_t k = 0; k < json_array_size(names); k++) {
+        const mt_tensor_view *v = mt_safetensors_get(g, json_string_value(json_array_get(names, k)));
         if (!v) break;
         size_t m = mt_tensor_numel(v);
         float *r2 = realloc(ref, (want + m) * sizeof *ref);
