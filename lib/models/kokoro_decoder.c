@@ -17,6 +17,7 @@
 #include "audio/istft.h"
 #include "audio/sinegen.h"
 #include "models/kokoro_int.h"
+#include "tensor/mlxnum.h"
 #include "tensor/norm_ada.h"
 
 /* An array of at most cap integers in [lo, hi] at config key; *n its length. */
@@ -278,8 +279,8 @@ static int generator(const mt_kokoro *k, float *x, size_t T, const float *F0, si
         if (!y) rc = mt_seterr(err, MT_ENOMEM, "kokoro: out of memory");
         if (!rc) rc = mt_conv1d_forward(&k->conv_post, cur, T, y, k->pool, err);
         if (!rc) {
-            for (size_t j = 0; j < bins * T; j++) y[j] = expf(y[j]);
-            for (size_t j = bins * T; j < P * T; j++) y[j] = sinf(y[j]);
+            for (size_t j = 0; j < bins * T; j++) y[j] = mt_mlx_exp(y[j]);   /* mlx's exp and sin */
+            mt_mlx_sin_n(y + bins * T, y + bins * T, (P - bins) * T);
             rc = mt_stft_new(&st, k->n_fft, k->hop, k->n_fft, NULL, err);
         }
         if (!rc) {

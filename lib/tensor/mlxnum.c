@@ -84,6 +84,44 @@ static float sincos1(float in, int sine) {
 float mt_mlx_sin(float x) { return sincos1(x, 1); }
 float mt_mlx_cos(float x) { return sincos1(x, 0); }
 
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* sincos1's sine with bit selects instead of branches, so that the loop vectorizes; the
+ * same operations in the same order, so each lane equals mt_mlx_sin (test_numerics checks
+ * it).  |x| > 2^23, infinities and NaN go to libm afterwards, as in sincos1. */
+void mt_mlx_sin_n(const float *x, float *y, size_t n) {
+    uint32_t big = 0;
+    for (size_t i = 0; i < n; i++) {
+        float in = x[i];
+        uint32_t ab = f2u(in) & 0x7fffffffu, out = ab > 0x4b000000u;
+        big |= out;
+        float a = u2f(ab & (out - 1u));
+        uint32_t j = ((uint32_t)(int32_t)(a * 1.27323954473516f) + 1) & ~1u;
+        float q = (float)(int32_t)j;
+        float r = fmaf(q, -0.78515625f, a);
+        r = fmaf(q, -2.4187564849853515625e-4f, r);
+        r = fmaf(q, -3.77489497744594108e-8f, r);
+        uint32_t neg = (uint32_t)(in < 0.0f) ^ ((j >> 2) & 1u);
+        float z = r * r;
+        float y1 = fmaf(z, 2.443315711809948e-5f, -1.388731625493765e-3f);
+        float y2 = fmaf(z, -1.9515295891e-4f, 8.3321608736e-3f);
+        y1 = fmaf(y1, z, 4.166664568298827e-2f);
+        y2 = fmaf(y2, z, -1.6666654611e-1f);
+        y1 = y1 * z;
+        y2 = y2 * z;
+        y1 = y1 * z;
+        y2 = fmaf(r, y2, r);
+        y1 = fmaf(z, -0.5f, y1);
+        y1 = y1 + 1.0f;
+        uint32_t m = 0u - ((j >> 1) & 1u);
+        y[i] = u2f(((f2u(y1) & m) | (f2u(y2) & ~m)) ^ (neg << 31));
+    }
+    if (big)
+        for (size_t i = 0; i < n; i++)
+            if (!(fabsf(x[i]) <= 8388608.0f)) y[i] = sinf(x[i]);
+}
+
 float mt_mlx_erf(float v) {
     float t = 1.0f / fmaf(0.3275911f, fabsf(v), 1.0f);
     float r = fmaf(1.061405429f, t, -1.453152027f);

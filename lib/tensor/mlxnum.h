@@ -36,6 +36,8 @@ float mt_mlx_exp(float x);
 float mt_mlx_sin(float x);
 float mt_mlx_cos(float x);
 float mt_mlx_erf(float x);
+/* y[i] = mt_mlx_sin(x[i]), vectorized (y may be x). */
+void mt_mlx_sin_n(const float *x, float *y, size_t n);
 
 /* f rounded to t (nearest even; F32: f). */
 static inline float mt_round_to(float f, mt_dtype t) {
