@@ -4,6 +4,7 @@
  *   mlx-tts -m MODEL --raw s16le < in.jsonl | aplay -r 24000 -f S16_LE */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,10 @@ enum { O_FORMAT = 256, O_RAW, O_VOICE, O_SPEED, O_LANG, O_SEED, O_DET, O_TEXT, O
 
 int main(int argc, char **argv) {
     mt_blas_init(argv);
+    /* a synthesis mallocs and frees its activations layer by layer (megabytes each): keep
+     * them in the heap for reuse instead of fresh mmaps, each page faulted in again */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"output", 1, 0, 'o'}, {"prompt", 1, 0, 'p'}, {"format", 1, 0, O_FORMAT},
         {"raw", 1, 0, O_RAW}, {"voice", 1, 0, O_VOICE}, {"speed", 1, 0, O_SPEED}, {"lang", 1, 0, O_LANG},
