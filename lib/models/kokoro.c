@@ -78,7 +78,8 @@ int mt_kokoro_load(const char *dir, mt_pool *pool, mt_kokoro **out, mt_err *err)
         rc = mt_seterr(err, MT_EFORMAT, "config.json: hidden_dim must be even and text_encoder_kernel_size odd");
     if (!rc) rc = load_vocab(cfg, k, err);
     if (!rc) rc = mt_safetensors_open_dir(&st, dir, err);
-    kk_loader L = {st, err};
+    kk_loader L;
+    kk_loader_init(&L, st, cfg, err);
     if (!rc) rc = kk_albert_load(&L, cfg, &k->bert);
     if (!rc && k->bert.V != k->n_token)
         rc = mt_seterr(err, MT_EFORMAT, "bert: %d word embeddings, config n_token %d", k->bert.V, k->n_token);

@@ -3,11 +3,17 @@
  *
  * A folder holds config.json (mlx-audio's ModelConfig keys: plbert, istftnet, hidden_dim,
  * style_dim, n_layer, max_dur, n_token, text_encoder_kernel_size, vocab), every root-level
- * *.safetensors (the checkpoint's names: bert.*, bert_encoder.*, predictor.*,
- * text_encoder.*, decoder.*; PyTorch layouts, read as mlx-audio's sanitize reads them) and
- * voices/<name>.safetensors (one tensor "voice" [rows, 1, 2*style_dim]).  Every width is
+ * *.safetensors (bert.*, bert_encoder.*, predictor.*, text_encoder.*, decoder.*) and
+ * voices/<name>.safetensors (one tensor "voice" [rows, 1, 2*style_dim]).  The weights load in
+ * the three forms mlx-audio's sanitize accepts, told apart per tensor by name and shape: the
+ * checkpoint's PyTorch names and layouts; mlx-audio's sanitized parameters as its convert saves
+ * them (mlx-community/Kokoro-82M-bf16: LSTM Wx_/Wh_forward..., LayerNorm weight/bias, conv
+ * kernels [out, k, in]); and those MLX-quantized (-4bit, -6bit, -8bit: Linear/Embedding
+ * weights as affine uint32 words + .scales + .biases, bits and group size from config.json's
+ * "quantization", per-layer entries included), dequantized to float32 at load.  Every width is
  * taken from the tensors' shapes and checked against the others at load; a folder whose
- * shapes disagree is refused with a one-line message.
+ * shapes disagree, or a quantized tensor without its scales/biases, of the wrong shape or of
+ * unsupported bits, is refused with a one-line message.
  *
  * The forward pass, for ids [T] (the phonemes' ids wrapped in 0 pads) and a style row
  * ref_s [2*style_dim] (ref_s[:S] drives the decoder, ref_s[S:] the predictor):
@@ -62,8 +68,9 @@ void mt_kokoro_trace_free(mt_kokoro_trace *t);   /* frees the arrays; accepts NU
 /* Load a folder.  pool (may be NULL: one thread) is borrowed for every later call and must
  * outlive *out.  The model is read-only after loading, but the pool is not reentrant: run
  * one call at a time per pool (a model loaded with a NULL pool may be shared by threads).  Errors: MT_ENOTFOUND (config.json, weights or a tensor missing),
- * MT_EFORMAT (a shape or config value that does not fit), MT_EUNSUPPORTED (quantized or
- * non-float weights), MT_ENOMEM. */
+ * MT_EFORMAT (a shape or config value that does not fit, a quantized tensor without its
+ * scales/biases or not covered by config.json), MT_EUNSUPPORTED (non-float weights, a
+ * quantization that is not affine or of unsupported bits / group size), MT_ENOMEM. */
 int mt_kokoro_load(const char *dir, mt_pool *pool, mt_kokoro **out, mt_err *err);
 void mt_kokoro_free(mt_kokoro *k);   /* accepts NULL */
 

@@ -93,24 +93,37 @@ struct mt_kokoro {
 };
 
 /* ---- loading helpers (kokoro_load.c) */
+#define KK_QVIEWS 8
 typedef struct kk_loader {
     const mt_safetensors *st;
     mt_err *err;
+    const mt_config *cfg;   /* its "quantization" block says how packed tensors are quantized */
+    int packed;             /* some tensor has .scales/.biases (mlx-audio's has_packed_quantized_weights) */
+    mt_tensor_view qv[KK_QVIEWS];   /* kk_view's answers for packed tensors (a ring) */
+    int qv_next;
 } kk_loader;
+
+/* A loader over st (may be NULL) and cfg, both borrowed. */
+void kk_loader_init(kk_loader *L, const mt_safetensors *st, const mt_config *cfg, mt_err *err);
 
 /* snprintf for tensor and config names (a name cut at n - 1 bytes is simply not found). */
 void kk_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Dims of tensor `name` (NULL when absent). */
+/* Dims of tensor `name` (NULL when absent).  For an MLX-quantized tensor (uint32 words with
+ * .scales beside) the view's shape is the dequantized one, [rows, words * 32 / bits]; such a
+ * view stays valid for the next KK_QVIEWS - 1 calls. */
 const mt_tensor_view *kk_view(kk_loader *L, const char *name);
 /* A malloc'd float32 copy of `name`, checked to have ndim dims equal to dims (entries < 0:
- * any).  Errors: MT_ENOTFOUND, MT_EFORMAT, MT_EUNSUPPORTED, MT_ENOMEM. */
+ * any); an MLX-quantized `name` (X.weight with X.scales, X.biases) is dequantized in float32.
+ * Errors: MT_ENOTFOUND, MT_EFORMAT, MT_EUNSUPPORTED, MT_ENOMEM. */
 int kk_read(kk_loader *L, const char *name, int ndim, const int64_t *dims, float **out);
 int kk_linear_load(kk_loader *L, const char *pre, int in, int out, int bias, kk_linear *l);
 int kk_ln_load(kk_loader *L, const char *wname, const char *bname, int n, kk_ln *l);
 int kk_lstm_load(kk_loader *L, const char *pre, int in, int hidden, mt_lstm *l);
-/* Weight-normed conv pre.weight_v/weight_g/bias with shape s (layout chosen as mlx-audio's
- * sanitize does); bias optional when has_bias = 0. */
+/* Weight-normed conv pre.weight_v/weight_g/bias with shape s, the kernel in PyTorch's layout or
+ * mlx's (told apart by shape, as mlx-audio's sanitize does); bias optional when has_bias = 0. */
 int kk_wconv_load(kk_loader *L, const char *pre, const mt_conv1d_shape *s, int has_bias, mt_conv1d *c);
+/* Plain conv pre.weight/bias (F0_proj, N_proj, noise_convs), either layout. */
+int kk_plain_conv_load(kk_loader *L, const char *pre, const mt_conv1d_shape *s, mt_conv1d *c);
 int kk_resblk_load(kk_loader *L, const char *pre, int din, int dout, int S, int up, kk_resblk *b);
 int kk_res1_load(kk_loader *L, const char *pre, int C, int k, const int dil[3], int S, kk_res1 *b);
 void kk_linear_free(kk_linear *l);
@@ -143,7 +156,6 @@ int kk_decoder_fwd(const mt_kokoro *k, const float *asr, const float *F0, const 
                    const float *style, const mt_kokoro_opts *opts, float **audio, size_t *n, float *gen_x,
                    mt_err *err);
 /* ---- predictor and text encoder (kokoro_prosody.c) */
-int kk_plain_conv_load(kk_loader *L, const char *pre, const mt_conv1d_shape *s, mt_conv1d *c);
 int kk_prosody_load(kk_loader *L, mt_kokoro *k);
 void kk_prosody_free(mt_kokoro *k);
 /* d [T, H+S] (duration encoder output) and dur [T] from benc [T, H] and the prosody style s [S]. */

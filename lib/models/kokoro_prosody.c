@@ -14,23 +14,6 @@
 #include "models/kokoro_int.h"
 #include "tensor/norm_ada.h"
 
-static int plain_conv_load(kk_loader *L, const char *pre, const mt_conv1d_shape *s, mt_conv1d *c) {
-    char nw[256], nb[256];
-    float *w = NULL, *b = NULL;
-    kk_fmt(nw, sizeof nw, "%s.weight", pre);
-    kk_fmt(nb, sizeof nb, "%s.bias", pre);
-    /* stored as PyTorch's Conv1d [out, in, k]; mlx-audio's sanitize always transposes these */
-    int rc = kk_read(L, nw, 3, (int64_t[]){s->c_out, s->c_in / s->groups, s->k}, &w);
-    if (!rc) rc = kk_read(L, nb, 1, (int64_t[]){s->c_out}, &b);
-    if (!rc && (rc = mt_conv1d_init(c, s, w, MT_CONV_W_OIK, b, L->err))) mt_preferr(L->err, "%s", pre);
-    free(w); free(b);
-    return rc;
-}
-
-int kk_plain_conv_load(kk_loader *L, const char *pre, const mt_conv1d_shape *s, mt_conv1d *c) {
-    return plain_conv_load(L, pre, s, c);
-}
-
 int kk_prosody_load(kk_loader *L, mt_kokoro *k) {
     int H = k->H, S = k->S, h2 = H / 2;
     char nm[160];
@@ -54,7 +37,7 @@ int kk_prosody_load(kk_loader *L, mt_kokoro *k) {
         MT_TRY(kk_resblk_load(L, nm, h2, h2, S, 0, &blk[2]));
         mt_conv1d_shape ps = {h2, 1, 1, 1, 0, 1, 1, 0, 0};
         kk_fmt(nm, sizeof nm, "predictor.%s_proj", br[b]);
-        MT_TRY(plain_conv_load(L, nm, &ps, b ? &k->n_proj : &k->f0_proj));
+        MT_TRY(kk_plain_conv_load(L, nm, &ps, b ? &k->n_proj : &k->f0_proj));
     }
     /* text encoder */
     MT_TRY(kk_read(L, "text_encoder.embedding.weight", 2, (int64_t[]){k->n_token, H}, &k->emb));
