@@ -8,7 +8,7 @@ CC       ?= cc
 BUILD    ?= build
 VERSION  := 0.1.0
 
-PKGS     := jansson libpcre2-8 libutf8proc libzstd libcurl openblas sndfile soxr fftw3f zlib espeak-ng
+PKGS     := jansson libpcre2-8 libutf8proc libzstd libcurl openblas sndfile soxr fftw3f zlib espeak-ng libpng libjpeg
 # Evaluated on first use, once (not when the Makefile is parsed): `make deps all`
 # installs the packages before any compile or link asks pkg-config for their flags.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)

@@ -6,7 +6,7 @@
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libjansson-dev libpcre2-dev libutf8proc-dev
 libzstd-dev zstd libcurl4-openssl-dev bats jq clang libclang-rt-14-dev
-libsndfile1-dev libsoxr-dev libfftw3-dev zlib1g-dev espeak-ng libespeak-ng-dev
+libsndfile1-dev libsoxr-dev libfftw3-dev zlib1g-dev espeak-ng libespeak-ng-dev libpng-dev libjpeg-dev
 openssh-server openssh-client parallel rsync iproute2 python3 python3-pip"
 [ $# -gt 0 ] && PKGS="$*"
 missing=""
