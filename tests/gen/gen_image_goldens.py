@@ -11,12 +11,15 @@ Writes tests/data/image/:
   * goldens.json + goldens.bin.zst: for each image what
     `ImageOps.exif_transpose(Image.open(f)).convert("RGB")` gives (mlx-vlm's load_image);
     `Image.resize((w, h), filter, reducing_gap=None)` of some of them for every filter
-    and several target sizes (down, up, extreme ratios, one axis only, same size); and
+    and several target sizes (down, up, extreme ratios, one axis only, same size), plus
+    60 random sizes and filters; the same for a few cases under Pillow <= 12 (whose pass
+    order differs) when $PIL12_PYTHON (default /work/venv-vlm12/bin/python) exists; and
     the HF PIL-backend rescale (float64 x 1/255 -> float32) + normalize (float32) of one
     resized image, CHW.  goldens.bin holds the raw bytes; the JSON gives offsets.
 
 Run from the repository root: /work/venv-vlm/bin/python tests/gen/gen_image_goldens.py
-Needs: pillow, numpy, zstd (the command).
+Needs: pillow 13, numpy, zstd (the command); optionally a second Python with pillow<13.
+The larger JPEGs (large_*) keep only an FNV-1a 64 hash of their decoded bytes.
 """
 import io
 import json
@@ -43,6 +46,23 @@ def content(w, h, ch=3):
         planes.append(p)
     a = np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
     return a if ch > 1 else a[..., 0]
+
+
+def smooth(w, h):
+    """A photo-like smooth image (compresses well): large files stay small on disk."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    a = np.stack([128 + 110 * np.sin(x / 23 + c) * np.cos(y / 17 - c) + 10 * np.sin(x * y / 300)
+                  for c in range(3)], -1)
+    return np.clip(a, 0, 255).astype(np.uint8)
+
+
+def fnv1a64(b):
+    """FNV-1a 64 over bytes: the decode goldens of the larger images store only this."""
+    h = 0xCBF29CE484222325
+    for byte in b:
+        h ^= byte
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
 
 
 def png_chunk(t, data):
@@ -142,6 +162,9 @@ def make_images():
     save(base, "baseline444_64x48.jpg", quality=95, subsampling=0)
     save(Image.fromarray(content(37, 23)), "progressive_37x23.jpg", quality=85, progressive=True)
     save(Image.fromarray(content(3, 7)), "tiny_3x7.jpg", quality=90)
+    save(Image.fromarray(content(27, 14)), "sub422_27x14.jpg", quality=90, subsampling=1)
+    save(Image.fromarray(smooth(320, 240)), "large_320x240.jpg", quality=80)
+    save(Image.fromarray(smooth(301, 203)), "large_prog_301x203.jpg", quality=75, progressive=True)
     save(Image.fromarray(content(31, 18, 1), "L"), "grey_31x18.jpg", quality=90)
     save(Image.fromarray(content(16, 12, 4), "CMYK"), "cmyk_16x12.jpg", quality=90)
     eximg = Image.fromarray(content(13, 7))
@@ -172,6 +195,23 @@ def make_bombs():
     open(os.path.join(OUT, "bomb_60000x60000.jpg"), "wb").write(bytes(b))
 
 
+PIL12_CASES = [(src, w, h, f) for (src, w, h) in
+               [("rgb_64x48.png", 301, 2), ("rgb_64x48.png", 20, 6), ("rgb_3x7.png", 2, 3),
+                ("rgb_3x7.png", 40, 5), ("progressive_37x23.jpg", 200, 3), ("rgb_64x48.png", 16, 12)]
+               for f in range(1, 6)]
+
+
+def pil12_resizes():
+    """Run under a Python with Pillow <= 12: the PIL12_CASES resizes, raw, after a version line."""
+    import sys
+    import PIL
+    out = sys.stdout.buffer
+    out.write(PIL.__version__.encode() + b"\n")
+    for (src, w, h, filt) in PIL12_CASES:
+        im = ImageOps.exif_transpose(Image.open(os.path.join(OUT, src))).convert("RGB")
+        out.write(np.asarray(im.resize((w, h), filt, reducing_gap=None)).tobytes())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
@@ -193,8 +233,12 @@ def main():
         rgb = ImageOps.exif_transpose(im).convert("RGB")
         arr = np.asarray(rgb)
         decoded[name] = rgb
-        gold["decode"].append({"file": name, "pil_mode": mode, "w": rgb.width, "h": rgb.height,
-                               "offset": put(arr.tobytes())})
+        entry = {"file": name, "pil_mode": mode, "w": rgb.width, "h": rgb.height}
+        if name.startswith("large_"):
+            entry["fnv1a64"] = fnv1a64(arr.tobytes())
+        else:
+            entry["offset"] = put(arr.tobytes())
+        gold["decode"].append(entry)
 
     main_targets = [(16, 12), (7, 5), (1, 1), (80, 61), (64, 1), (1, 48), (3, 200), (64, 20), (30, 48),
                     (5, 300), (301, 2)]
@@ -210,6 +254,28 @@ def main():
                 r = im.resize((w, h), filt, reducing_gap=None)
                 gold["resize"].append({"src": src, "filter": filt, "w": w, "h": h,
                                        "offset": put(np.asarray(r).tobytes())})
+
+    # random sizes (small outputs) with random filters, from the 64x48 image
+    for _ in range(60):
+        w, h = int(rng.integers(1, 60)), int(rng.integers(1, 40))
+        filt = int(rng.integers(0, 6))
+        r = decoded["rgb_64x48.png"].resize((w, h), filt, reducing_gap=None)
+        gold["resize"].append({"src": "rgb_64x48.png", "filter": filt, "w": w, "h": h,
+                               "offset": put(np.asarray(r).tobytes())})
+
+    # Pillow <= 12 (horizontal pass always first), if a Python with it is at hand
+    py12 = os.environ.get("PIL12_PYTHON", "/work/venv-vlm12/bin/python")
+    gold["resize_pil12"] = []
+    if os.path.exists(py12):
+        raw = subprocess.run([py12, __file__, "--pil12"], check=True, capture_output=True).stdout
+        ver, rest = raw.split(b"\n", 1)
+        gold["pil12_version"] = ver.decode()
+        pos = 0
+        for (src, w, h, filt) in PIL12_CASES:
+            n = w * h * 3
+            gold["resize_pil12"].append({"src": src, "filter": filt, "w": w, "h": h,
+                                         "offset": put(rest[pos:pos + n])})
+            pos += n
 
     # HF PIL backend: resize (uint8) -> rescale float64*scale -> float32 -> normalize float32 (CHW)
     clip_mean, clip_std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
@@ -237,4 +303,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    if sys.argv[1:] == ["--pil12"]:
+        pil12_resizes()
+    else:
+        main()
