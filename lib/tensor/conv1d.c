@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tensor/linear.h"
+#include "tensor/quant.h"
 
 #define CONV_COLS_FLOATS (1u << 18)   /* im2col tile budget: 1 MiB per thread */
 #define CONV_ROW_BLOCK 256            /* output rows per job */
@@ -39,7 +41,7 @@ static int check_shape(const mt_conv1d_shape *s, mt_err *err) {
 }
 
 static int init_common(mt_conv1d *c, const mt_conv1d_shape *s, const float *b, mt_err *err) {
-    memset(c, 0, sizeof *c);
+    memset(c, 0, sizeof *c);   /* (i8 = NULL) */
     MT_TRY(check_shape(s, err));
     c->s = *s;
     size_t n = (size_t)s->c_out * (size_t)s->k * (size_t)(s->c_in / s->groups);
@@ -111,11 +113,27 @@ int mt_conv1d_init_wn(mt_conv1d *c, const mt_conv1d_shape *s, const float *v, co
     return MT_OK;
 }
 
+struct mt_conv1d_i8 {
+    mt_linear lin;        /* [c_out, k*c_in] as 8-bit codes, F32 scales/biases, qmath int8 */
+    uint32_t *codes;
+    float *scales, *biases;
+};
+
+static void i8_free(mt_conv1d_i8 *q) {
+    if (!q) return;
+    free(q->codes);
+    free(q->scales);
+    free(q->biases);
+    free(q);
+}
+
 void mt_conv1d_free(mt_conv1d *c) {
     if (!c) return;
     free(c->w);
     free(c->b);
+    i8_free(c->i8);
     c->w = c->b = NULL;
+    c->i8 = NULL;
 }
 
 size_t mt_conv1d_out_len(const mt_conv1d_shape *s, size_t T) {
@@ -292,6 +310,110 @@ static void convt_run(void *ctx, size_t begin, size_t end, int tid) {
     }
 }
 
+/* ------------------------------------------------------------------ int8 form */
+
+int mt_conv1d_int8(mt_conv1d *c, int *done, mt_err *err) {
+    int dummy;
+    if (!done) done = &dummy;
+    *done = 0;
+    if (!c || !c->w) return mt_seterr(err, MT_EINVAL, "conv1d: missing argument");
+    const mt_conv1d_shape *s = &c->s;
+    size_t K = (size_t)s->k * (size_t)s->c_in, O = (size_t)s->c_out;
+    *done = c->i8 != NULL;
+    if (c->i8 || s->transposed || s->groups != 1 || K % 32) return MT_OK;
+    int gs = K % 64 ? 32 : 64;
+    mt_conv1d_i8 *q = calloc(1, sizeof *q);
+    if (!q) return mt_seterr(err, MT_ENOMEM, "conv1d: out of memory");
+    q->codes = malloc(O * (K / 4) * sizeof(uint32_t));
+    q->scales = malloc(O * (K / (size_t)gs) * sizeof(float));
+    q->biases = malloc(O * (K / (size_t)gs) * sizeof(float));
+    if (!q->codes || !q->scales || !q->biases) {
+        i8_free(q);
+        return mt_seterr(err, MT_ENOMEM, "conv1d: out of memory");
+    }
+    /* the weights [c_out, k, c_in] are already the rows [c_out, k*c_in] of the product */
+    int rc = mt_quantize_affine(q->codes, q->scales, q->biases, MT_F32, c->w, O, K, 8, gs, 0, err);
+    if (rc) {
+        i8_free(q);
+        return rc;
+    }
+    q->lin = (mt_linear){.out = O, .in = K, .quantized = 1, .w = q->codes, .scales = q->scales,
+                         .biases = q->biases, .sdt = MT_F32, .bits = 8, .group_size = gs, .qmath = MT_QMATH_INT8};
+    c->i8 = q;
+    *done = 1;
+    return MT_OK;
+}
+
+#define I8_TILE 1024   /* output samples per product */
+
+typedef struct i8_job {
+    const mt_conv1d *c;
+    const float *x;    /* [c_in, T] */
+    float *xT;         /* [T, c_in] */
+    float *cols;       /* [nt, k*c_in] */
+    float *yT;         /* [nt, c_out] */
+    float *y;          /* [c_out, To] */
+    size_t T, To, t0, nt;
+} i8_job;
+
+static void i8_transpose(void *ctx, size_t begin, size_t end, int tid) {   /* rows of xT */
+    (void)tid;
+    const i8_job *J = ctx;
+    size_t C = (size_t)J->c->s.c_in;
+    for (size_t t = begin; t < end; t++)
+        for (size_t ch = 0; ch < C; ch++) J->xT[t * C + ch] = J->x[ch * J->T + t];
+}
+
+static void i8_cols(void *ctx, size_t begin, size_t end, int tid) {   /* rows of cols */
+    (void)tid;
+    const i8_job *J = ctx;
+    const mt_conv1d_shape *s = &J->c->s;
+    size_t C = (size_t)s->c_in, K = (size_t)s->k * C;
+    for (size_t u = begin; u < end; u++) {
+        long long p0 = (long long)(J->t0 + u) * s->stride - s->pad;
+        for (int j = 0; j < s->k; j++) {
+            long long p = p0 + (long long)j * s->dilation;
+            float *dst = J->cols + u * K + (size_t)j * C;
+            if (p >= 0 && p < (long long)J->T) memcpy(dst, J->xT + (size_t)p * C, C * sizeof(float));
+            else memset(dst, 0, C * sizeof(float));
+        }
+    }
+}
+
+static void i8_out(void *ctx, size_t begin, size_t end, int tid) {   /* rows of y */
+    (void)tid;
+    const i8_job *J = ctx;
+    size_t O = (size_t)J->c->s.c_out;
+    for (size_t o = begin; o < end; o++) {
+        float b = J->c->b ? J->c->b[o] : 0.0f, *yo = J->y + o * J->To + J->t0;
+        for (size_t u = 0; u < J->nt; u++) yo[u] = J->yT[u * O + o] + b;
+    }
+}
+
+static int forward_i8(const mt_conv1d *c, const float *x, size_t T, size_t To, float *y, mt_pool *pool,
+                      mt_err *err) {
+    const mt_conv1d_shape *s = &c->s;
+    size_t C = (size_t)s->c_in, K = (size_t)s->k * C, O = (size_t)s->c_out;
+    size_t tile = To < I8_TILE ? To : I8_TILE;
+    i8_job J = {.c = c, .x = x, .y = y, .T = T, .To = To};
+    J.xT = malloc(T * C * sizeof(float));
+    J.cols = malloc(tile * K * sizeof(float));
+    J.yT = malloc(tile * O * sizeof(float));
+    if (!J.xT || !J.cols || !J.yT) {
+        free(J.xT); free(J.cols); free(J.yT);
+        return mt_seterr(err, MT_ENOMEM, "conv1d: out of memory (int8 buffers)");
+    }
+    mt_pool_for(pool, T, 64, i8_transpose, &J);
+    for (J.t0 = 0; J.t0 < To; J.t0 += tile) {
+        J.nt = To - J.t0 < tile ? To - J.t0 : tile;
+        mt_pool_for(pool, J.nt, 16, i8_cols, &J);
+        mt_linear_forward(&c->i8->lin, J.cols, J.nt, J.yT, NULL, pool);
+        mt_pool_for(pool, O, 8, i8_out, &J);
+    }
+    free(J.xT); free(J.cols); free(J.yT);
+    return MT_OK;
+}
+
 int mt_conv1d_forward(const mt_conv1d *c, const float *x, size_t T, float *y, mt_pool *pool, mt_err *err) {
     if (!c || !c->w || !x || !y) return mt_seterr(err, MT_EINVAL, "conv1d: missing argument");
     const mt_conv1d_shape *s = &c->s;
@@ -299,6 +421,7 @@ int mt_conv1d_forward(const mt_conv1d *c, const float *x, size_t T, float *y, mt
     if (!To) return mt_seterr(err, MT_EINVAL, "conv1d: input of %zu samples too short", T);
     if (T > (size_t)INT32_MAX || To > (size_t)INT32_MAX)
         return mt_seterr(err, MT_EINVAL, "conv1d: input of %zu samples too long", T);
+    if (c->i8) return forward_i8(c, x, T, To, y, pool, err);
     int cg = s->c_in / s->groups, og = s->c_out / s->groups;
     conv_job J = {.c = c, .x = x, .y = y, .T = T, .To = To};
     if (cg == 1 && og == 1) {

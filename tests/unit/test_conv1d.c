@@ -1,6 +1,8 @@
 /* test_conv1d.c - tensor/conv1d against mlx-audio's ConvWeighted / nn.Conv1d /
  * mx.conv_transpose1d (tests/data/tts_ops/conv1d.safetensors), the fast path
  * against the reference loops, with and without the pool, and the errors. */
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/pool.h"
@@ -109,6 +111,59 @@ static void test_errors(void) {
     CHECK(fabsf(out[0] - 1.2f) < 1e-6f && fabsf(out[1] - 1.6f) < 1e-6f && out[2] == 0.0f);
 }
 
+/* The int8 form against the float conv on seeded random weights and inputs: which shapes
+ * convert, SNR >= 35 dB (printed) with and without the pool, a converted conv equal to
+ * itself run twice, a non-qualifying one unchanged. */
+static void test_int8(mt_pool *pool) {
+    static const struct { int cin, cout, k, stride, pad, dil, groups, transposed, expect; } C[] = {
+        {64, 48, 3, 1, 1, 1, 1, 0, 1},     /* K = 192: groups of 64 */
+        {32, 40, 3, 1, 3, 3, 1, 0, 1},     /* K = 96: groups of 32, dilated */
+        {128, 64, 11, 1, 25, 5, 1, 0, 1},  /* K = 1408, dilation 5 */
+        {96, 32, 4, 2, 1, 1, 1, 0, 1},     /* stride 2 */
+        {10, 16, 3, 1, 1, 1, 1, 0, 0},     /* K = 30: not a multiple of 32 */
+        {64, 64, 3, 1, 1, 1, 2, 0, 0},     /* groups */
+        {64, 32, 4, 2, 1, 1, 1, 1, 0},     /* transposed */
+    };
+    uint64_t seed = 12345;
+    for (size_t ci = 0; ci < sizeof C / sizeof *C; ci++) {
+        mt_conv1d_shape sh = {C[ci].cin, C[ci].cout, C[ci].k, C[ci].stride, C[ci].pad, C[ci].dil, C[ci].groups,
+                              C[ci].transposed, 0};
+        size_t nw = (size_t)C[ci].cout * C[ci].k * (C[ci].cin / C[ci].groups), T = 700;
+        size_t To = mt_conv1d_out_len(&sh, T);
+        float *w = malloc(nw * sizeof *w), *b = malloc(C[ci].cout * sizeof *b);
+        float *x = malloc((size_t)C[ci].cin * T * sizeof *x), *y0 = malloc((size_t)C[ci].cout * To * sizeof(float));
+        float *y1 = malloc((size_t)C[ci].cout * To * sizeof(float)), *y2 = malloc((size_t)C[ci].cout * To * sizeof(float));
+        for (size_t i = 0; i < nw; i++) w[i] = (float)(((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 40) / 16777216.0 - 0.5);
+        for (int i = 0; i < C[ci].cout; i++) b[i] = 0.01f * (float)i;
+        for (size_t i = 0; i < (size_t)C[ci].cin * T; i++) x[i] = (float)sin(0.37 * (double)i) + 0.1f * (float)(i % 7);
+        mt_conv1d c;
+        mt_err e = {0};
+        int done = -1;
+        CHECK_OK(mt_conv1d_init(&c, &sh, w, MT_CONV_W_OKI, b, &e), &e);
+        CHECK_OK(mt_conv1d_forward(&c, x, T, y0, pool, &e), &e);
+        CHECK_OK(mt_conv1d_int8(&c, &done, &e), &e);
+        CHECK_MSG(done == C[ci].expect, "int8 case %zu: converted %d, expected %d", ci, done, C[ci].expect);
+        CHECK_OK(mt_conv1d_forward(&c, x, T, y1, pool, &e), &e);
+        CHECK_OK(mt_conv1d_forward(&c, x, T, y2, NULL, &e), &e);
+        double sig = 0, err = 0;
+        for (size_t i = 0; i < (size_t)C[ci].cout * To; i++) {
+            double d = (double)y1[i] - y0[i];
+            sig += (double)y0[i] * y0[i];
+            err += d * d;
+        }
+        double snr = err > 0 ? 10 * log10(sig / err) : INFINITY;
+        if (done) {
+            printf("  int8 case %zu (K %d): SNR %.1f dB against float\n", ci, C[ci].k * C[ci].cin, snr);
+            CHECK_MSG(snr >= 35.0 && snr < 200.0, "int8 case %zu: SNR %.1f dB", ci, snr);
+        } else {
+            CHECK_MSG(!memcmp(y0, y1, (size_t)C[ci].cout * To * sizeof(float)), "int8 case %zu: a conv that stays float changed", ci);
+        }
+        CHECK_MSG(!memcmp(y1, y2, (size_t)C[ci].cout * To * sizeof(float)), "int8 case %zu: pool and no pool differ", ci);
+        mt_conv1d_free(&c);
+        free(w); free(b); free(x); free(y0); free(y1); free(y2);
+    }
+}
+
 int main(void) {
     mt_err e = {0};
     mt_safetensors *st = NULL;
@@ -123,6 +178,7 @@ int main(void) {
         }
     }
     test_errors();
+    test_int8(pool);
     mt_pool_free(pool);
     mt_safetensors_free(st);
     return check_report("test_conv1d");
