@@ -47,6 +47,8 @@ static const char usage[] =
     "      --codec DIR          Orpheus: the SNAC 24 kHz codec folder\n"
     "      --temp X, --top-p X  Orpheus sampling (default 0.6, 0.8; repetition penalty 1.3)\n"
     "      --max-tokens N       Orpheus: tokens per line of text (default 1200)\n"
+    "      --int8               Kokoro: the decoder's convolutions in int8 (about 1.5x faster;\n"
+    "                           close to, not equal to, the float output)\n"
     "      --text               stdin holds one plain-text record per line\n"
     "      --reproducible       JSONL answers without \"rtf\" (it depends on the run)\n"
     "      --resume FILE        append the answers to FILE, skipping ids already answered there\n"
@@ -65,7 +67,7 @@ static int usage_error(const char *msg) {
 }
 
 enum { O_FORMAT = 256, O_RAW, O_VOICE, O_SPEED, O_LANG, O_SEED, O_DET, O_TEXT, O_REPRO, O_RESUME, O_SHARD, O_REV,
-       O_VERSION, O_CODEC, O_TEMP, O_TOPP, O_MAXTOK };
+       O_VERSION, O_CODEC, O_TEMP, O_TOPP, O_MAXTOK, O_INT8 };
 
 int main(int argc, char **argv) {
     mt_blas_init(argv);
@@ -80,11 +82,11 @@ int main(int argc, char **argv) {
         {"reproducible", 0, 0, O_REPRO}, {"resume", 1, 0, O_RESUME}, {"shard", 1, 0, O_SHARD},
         {"threads", 1, 0, 't'}, {"revision", 1, 0, O_REV}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {"codec", 1, 0, O_CODEC}, {"temp", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP},
-        {"max-tokens", 1, 0, O_MAXTOK}, {0, 0, 0, 0}};
+        {"max-tokens", 1, 0, O_MAXTOK}, {"int8", 0, 0, O_INT8}, {0, 0, 0, 0}};
     const char *model = NULL, *output = NULL, *prompt = NULL, *format = NULL, *raw = NULL, *resume = NULL,
                *revision = NULL, *codec = NULL;
     mt_tts_job j = {.voice = "af_heart", .lang = "en-us", .speed = 1, .opts = {.random = 1}};
-    int quiet = 0, text_mode = 0, threads = 0, voice_given = 0, c;
+    int quiet = 0, text_mode = 0, threads = 0, voice_given = 0, int8 = 0, c;
     size_t shard_k = 0, shard_n = 0;
     mt_orpheus_opts_default(&j.oopts);
     double v;
@@ -104,6 +106,7 @@ int main(int argc, char **argv) {
         case O_SEED: bad = mt_cli_number(stderr, PROG, "--seed", optarg, 0, 9007199254740991.0, &v);
             j.opts.seed = (uint64_t)v; break;
         case O_DET: j.opts.random = 0; break;
+        case O_INT8: int8 = 1; break;
         case O_TEXT: text_mode = 1; break;
         case O_REPRO: j.reproducible = 1; break;
         case O_RESUME: resume = optarg; break;
@@ -163,7 +166,9 @@ int main(int argc, char **argv) {
         rc = mt_seterr(&err, MT_EUSAGE, "--codec is for Orpheus models; %s is a Kokoro folder", model);
     } else if (!rc) {
         rc = mt_kokoro_load(dir, pool, &k, &err);
+        if (!rc && int8) rc = mt_kokoro_int8(k, NULL, &err);
     }
+    if (!rc && int8 && orph) rc = mt_seterr(&err, MT_EUSAGE, "--int8 is for Kokoro models; %s is an Orpheus folder", model);
     j.k = k;
     j.dir = dir;
     if (!rc && !orph && (rc = mt_tts_job_lang(&j, j.lang, &g, &err))) {

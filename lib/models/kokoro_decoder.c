@@ -339,3 +339,36 @@ done:
     free(F0); free(N); free(ar); free(xa); free(xb);
     return rc;
 }
+
+/* ---- the int8 form */
+
+static int conv_i8(mt_conv1d *c, int *n, mt_err *err) {
+    int done = 0;
+    MT_TRY(mt_conv1d_int8(c, &done, err));
+    *n += done;
+    return MT_OK;
+}
+
+static int res1_i8(kk_res1 *r, int *n, mt_err *err) {
+    for (int i = 0; i < 3; i++) {
+        MT_TRY(conv_i8(&r->c1[i], n, err));
+        MT_TRY(conv_i8(&r->c2[i], n, err));
+    }
+    return MT_OK;
+}
+
+/* The generator's AdaINResBlock1 convs (the resblocks and the noise branches' blocks:
+ * nearly all of a synthesis's products).  The decoder's 1024-channel blocks, the noise
+ * convs and conv_post stay float: int8 there costs 9 dB more (waveform SNR against the
+ * float output 18-19 dB instead of 27-28 on the real Kokoro-82M) for 4% more speed. */
+int mt_kokoro_int8(mt_kokoro *k, int *count, mt_err *err) {
+    if (!k) return mt_seterr(err, MT_EINVAL, "kokoro: missing model");
+    int n = 0;
+    if (count) *count = 0;
+    for (int u = 0; u < k->n_ups; u++) {
+        MT_TRY(res1_i8(&k->noise_res[u], &n, err));
+        for (int j = 0; j < k->n_kern; j++) MT_TRY(res1_i8(&k->resblocks[u * k->n_kern + j], &n, err));
+    }
+    if (count) *count = n;
+    return MT_OK;
+}

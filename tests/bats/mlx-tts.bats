@@ -286,3 +286,14 @@ EOF
   # not silence: some 16-bit sample beyond +-1000
   od -An -td2 -v -j 44 "$TD/real/s.wav" | tr -s ' ' '\n' | awk 'NF && ($1 > 1000 || $1 < -1000) { f = 1 } END { exit !f }'
 }
+
+@test "--int8: the same durations and lengths, a different waveform; Orpheus folders refuse it" {
+  echo '{"id":"a","phonemes":"həlˈoʊ wˈɜːld!"}' > "$TD/i8.jsonl"
+  tts --deterministic --reproducible -o "$TD/f32" < "$TD/i8.jsonl" > "$TD/f32.out"
+  tts --deterministic --reproducible --int8 -o "$TD/i8" < "$TD/i8.jsonl" > "$TD/i8.out"
+  [ "$(sed 's|/f32/|/x/|' "$TD/f32.out")" = "$(sed 's|/i8/|/x/|' "$TD/i8.out")" ]
+  ! cmp -s "$TD/f32/a.wav" "$TD/i8/a.wav"
+  run "$TTS" -m "$PWD/tests/data/orpheus-tiny/model" --codec "$PWD/tests/data/snac-tiny" -p hi -o "$TD/x.wav" --int8
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--int8 is for Kokoro models"* ]]
+}

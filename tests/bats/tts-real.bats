@@ -3,8 +3,8 @@
 # (make whisper-tiny-en): the 50 sentences of tests/data/tts/roundtrip.txt, spoken with the
 # voice jf_alpha and transcribed, come back with a word error rate of at most 10%
 # (tests/tools/wer.awk: lower case, punctuation dropped; the figure and every differing
-# line are printed with --verbose-run / on failure).  Skipped with a message when either
-# folder is missing.  (Exactness against mlx-audio on these weights: test_kokoro_real.)
+# line are printed with --verbose-run / on failure), with the float path and with --int8.
+# Skipped with a message when either folder is missing.  (Exactness against mlx-audio on these weights: test_kokoro_real.)
 
 setup_file() {
   export TTS="$PWD/${MT_BUILD:-build}/bin/mlx-tts"
@@ -17,20 +17,31 @@ need() {
   [ -f local-models/whisper-tiny.en-mlx/config.json ] || skip "skipped: run make whisper-tiny-en"
 }
 
-@test "round trip: 50 sentences spoken by mlx-tts, transcribed by mlx-stt tiny.en, WER <= 10%" {
-  need
-  "$TTS" -m local-models/Kokoro-82M --voice jf_alpha --text -o "$TD/rt" --reproducible -q \
-    < tests/data/tts/roundtrip.txt > "$TD/rt.jsonl"
-  [ "$(wc -l < "$TD/rt.jsonl")" -eq 50 ]
-  [ "$(jq -r .file "$TD/rt.jsonl" | wc -l)" -eq 50 ]
-  "$STT" -m local-models/whisper-tiny.en-mlx -f txt -o "$TD/txt" -q $(jq -r .file "$TD/rt.jsonl")
-  for i in $(seq 1 50); do tr '\n' ' ' < "$TD/txt/$i.txt"; echo; done > "$TD/hyp.txt"
-  run awk -f tests/tools/wer.awk tests/data/tts/roundtrip.txt "$TD/hyp.txt"
+# round_trip DIR [mlx-tts flags]: speak, transcribe, check WER <= 10%
+round_trip() {
+  local d="$TD/$1"; shift
+  "$TTS" -m local-models/Kokoro-82M --voice jf_alpha --text -o "$d" --reproducible -q "$@" \
+    < tests/data/tts/roundtrip.txt > "$d.jsonl"
+  [ "$(wc -l < "$d.jsonl")" -eq 50 ]
+  [ "$(jq -r .file "$d.jsonl" | wc -l)" -eq 50 ]
+  "$STT" -m local-models/whisper-tiny.en-mlx -f txt -o "$d.txt" -q $(jq -r .file "$d.jsonl")
+  for i in $(seq 1 50); do tr '\n' ' ' < "$d.txt/$i.txt"; echo; done > "$d.hyp"
+  run awk -f tests/tools/wer.awk tests/data/tts/roundtrip.txt "$d.hyp"
   echo "$output"
   [ "$status" -eq 0 ]
   wer=$(echo "$output" | sed -n 's/^WER \([0-9.]*\)%.*/\1/p')
   [ -n "$wer" ]
   awk -v w="$wer" 'BEGIN { exit !(w <= 10) }'
+}
+
+@test "round trip: 50 sentences spoken by mlx-tts, transcribed by mlx-stt tiny.en, WER <= 10%" {
+  need
+  round_trip float
+}
+
+@test "round trip with --int8: WER <= 10%" {
+  need
+  round_trip int8 --int8
 }
 
 @test "wer.awk: counts substitutions, insertions and deletions, and refuses unequal line counts" {

@@ -95,6 +95,29 @@ out:
     free(ids); free(wav); free(durr); free(aud);
 }
 
+/* mt_kokoro_int8: the first sentence again with the generator's convs in int8: the same
+ * durations and length, waveform SNR against the float output >= 20 dB (about 28) */
+static void test_int8(mt_kokoro *k, const char *phon, const float *pack, size_t rows) {
+    char *ps = strndup(phon, strcspn(phon, "\n"));
+    int *ids = NULL, n8 = 0;
+    size_t n = 0, l0 = 0, l1 = 0;
+    float *w0 = NULL, *w1 = NULL;
+    mt_err e = {0};
+    mt_kokoro_opts o = {0, 0, det_draws, NULL};
+    const float *row = mt_kokoro_voice_row(k, pack, rows, n_codepoints(ps));
+    CHECK_OK(mt_kokoro_ids(k, ps, &ids, &n, &e), &e);
+    CHECK_OK(mt_kokoro_synth(k, ids, n, row, 1.0f, &o, &w0, &l0, NULL, &e), &e);
+    CHECK_OK(mt_kokoro_int8(k, &n8, &e), &e);
+    CHECK_OK(mt_kokoro_synth(k, ids, n, row, 1.0f, &o, &w1, &l1, NULL, &e), &e);
+    CHECK_MSG(n8 > 0 && w0 && w1 && l0 == l1, "int8: %d convs converted, %zu and %zu samples", n8, l0, l1);
+    if (w0 && w1 && l0 == l1) {
+        double snr = snr_db(w1, w0, l0);
+        printf("  int8 (%d convs): sentence 0 at SNR %.1f dB against the float output\n", n8, snr);
+        CHECK_MSG(snr >= 20.0 && snr < 60.0, "int8: SNR %.1f dB", snr);
+    }
+    free(ps); free(ids); free(w0); free(w1);
+}
+
 int main(void) {
     unused_helpers();
     if (!mt_file_exists(DIR "/config.json")) {
@@ -116,13 +139,15 @@ int main(void) {
     CHECK_MSG(voice && phon, "goldens without voice/phonemes metadata");
     if (k && voice && phon) {
         CHECK_OK(mt_kokoro_voice_load(k, DIR, voice, &pack, &rows, &e), &e);
-        char *all = strdup(phon), *save = NULL;
+        char *all = strdup(phon), *save = NULL, *all2 = strdup(phon);
         int c = 0;
         for (char *ps = strtok_r(all, "\n", &save); ps && pack; ps = strtok_r(NULL, "\n", &save)) sentence(k, g, c++, ps, pack, rows);
         CHECK_MSG(c >= 4, "%d sentences in the goldens", c);
         double snr = err_all > 0 ? 10 * log10(sig_all / err_all) : INFINITY;
         printf("  all sentences: waveform SNR %.1f dB against mlx-audio\n", snr);
         CHECK_MSG(snr >= 40.0, "waveform SNR over all sentences %.1f dB < 40", snr);
+        test_int8(k, all2, pack, rows);
+        free(all2);
         free(all);
     }
     free(pack);
