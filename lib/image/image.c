@@ -61,30 +61,69 @@ static uint32_t rd32(const uint8_t *p, int be) {
               : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
-int mt_exif_orientation(const uint8_t *t, size_t n) {
-    if (!t || n < 8) return 1;
+/* The orientation tag of IFD0: -1 when absent (or the block is malformed), 0 when
+ * present but not a single integer (Pillow then has a tuple or a float, which
+ * transposes nothing), else its value.  The last entry wins, as in a dict. */
+static long exif_tag(const uint8_t *t, size_t n, int strip) {
+    /* Pillow's Exif.load drops up to two leading "Exif\0\0" headers; a PNG eXIf
+     * chunk reaches it with one prepended, so only one of its own goes */
+    for (int k = 0; k < strip && t && n >= 6 && memcmp(t, "Exif\0\0", 6) == 0; k++) {
+        t += 6;
+        n -= 6;
+    }
+    if (!t || n < 8) return -1;
     int be;
     if (t[0] == 'I' && t[1] == 'I') be = 0;
     else if (t[0] == 'M' && t[1] == 'M') be = 1;
-    else return 1;
-    if (rd16(t + 2, be) != 42) return 1;
+    else return -1;
+    if (rd16(t + 2, be) != 42) return -1;
     uint32_t ifd = rd32(t + 4, be);
-    if (ifd > n || n - ifd < 2) return 1;
+    if (ifd > n || n - ifd < 2) return -1;
     unsigned cnt = rd16(t + ifd, be);
+    long found = -1;
     for (unsigned i = 0; i < cnt; i++) {
         size_t e = (size_t)ifd + 2 + (size_t)i * 12;
-        if (e + 12 > n) return 1;
+        if (e + 12 > n) break;
         if (rd16(t + e, be) != 0x0112) continue;
         unsigned type = rd16(t + e + 2, be);
         uint32_t count = rd32(t + e + 4, be);
-        unsigned v;
-        if (count != 1) return 1;
-        if (type == 3) v = rd16(t + e + 8, be);          /* SHORT */
-        else if (type == 4) v = rd32(t + e + 8, be);     /* LONG */
-        else return 1;
-        return v >= 1 && v <= 8 ? (int)v : 1;
+        const uint8_t *v = t + e + 8;
+        if (count != 1) found = 0;
+        else if (type == 1 || type == 7) found = v[0];                 /* BYTE, UNDEFINED */
+        else if (type == 6) found = (int8_t)v[0];                      /* SBYTE */
+        else if (type == 3) found = rd16(v, be);                       /* SHORT */
+        else if (type == 8) found = (int16_t)rd16(v, be);              /* SSHORT */
+        else if (type == 4) found = (long)rd32(v, be);                 /* LONG */
+        else if (type == 9) found = (long)(int32_t)rd32(v, be);        /* SLONG */
+        else found = 0;
+        if (found < 0) found = 0;
     }
-    return 1;
+    return found;
+}
+
+int mt_exif_orientation(const uint8_t *t, size_t n) {
+    long v = exif_tag(t, n, 2);
+    return v >= 1 && v <= 8 ? (int)v : 1;
+}
+
+/* Pillow's XMP fallback: the first `tiff:Orientation="D` or `tiff:Orientation>D`. */
+static long xmp_tag(const uint8_t *x, size_t n) {
+    static const char key[] = "tiff:Orientation";
+    size_t kl = sizeof key - 1;
+    for (size_t i = 0; x && i + kl < n; i++) {
+        if (x[i] != 't' || memcmp(x + i, key, kl) != 0) continue;
+        size_t j = i + kl;
+        if (j + 2 < n && x[j] == '=' && x[j + 1] == '"' && x[j + 2] >= '0' && x[j + 2] <= '9') return x[j + 2] - '0';
+        if (j + 1 < n && x[j] == '>' && x[j + 1] >= '0' && x[j + 1] <= '9') return x[j + 1] - '0';
+    }
+    return -1;
+}
+
+/* The orientation exif_transpose applies: EXIF's tag, else XMP's; 1 = none. */
+static int resolve_orientation(const uint8_t *exif, size_t en, int strip, const uint8_t *xmp, size_t xn) {
+    long v = exif_tag(exif, en, strip);
+    if (v < 0) v = xmp_tag(xmp, xn);
+    return v >= 2 && v <= 8 ? (int)v : 1;
 }
 
 int mt_image_orient(mt_image *img, int o, mt_err *err) {
@@ -119,7 +158,8 @@ int mt_image_orient(mt_image *img, int o, mt_err *err) {
 /* ------------------------------------------------------------------ PNG */
 
 typedef struct png_ctx {
-    jmp_buf jb;
+    jmp_buf jb, jb_end;
+    jmp_buf *jbp;          /* where errors go: jb, or jb_end while reading the trailing chunks */
     char msg[200];
     const uint8_t *data;
     size_t n, pos;
@@ -131,7 +171,7 @@ typedef struct png_ctx {
 static void png_err_cb(png_structp png, png_const_charp msg) {
     png_ctx *c = png_get_error_ptr(png);
     snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "error");
-    longjmp(c->jb, 1);
+    longjmp(*c->jbp, 1);
 }
 
 static void png_warn_cb(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
@@ -141,6 +181,87 @@ static void png_read_cb(png_structp png, png_bytep dst, size_t len) {
     if (len > c->n - c->pos) png_error(png, "file is truncated");
     memcpy(dst, c->data + c->pos, len);
     c->pos += len;
+}
+
+/* Hex digits of ImageMagick's "Raw profile type exif" text ("\nexif\n   LEN\nHEX..."):
+ * Pillow joins the lines after the third and reads them with bytes.fromhex.
+ * Returns a malloc'd buffer, or NULL if the text is not that. */
+static uint8_t *raw_profile_exif(const char *s, size_t n, size_t *out_n) {
+    size_t i = 0;
+    for (int nl = 0; nl < 3 && i < n; i++)
+        if (s[i] == '\n') nl++;
+    uint8_t *b = malloc(n / 2 + 1);
+    size_t o = 0;
+    int hi = -1;
+    for (; b && i < n; i++) {
+        char ch = s[i];
+        if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f') {
+            if (hi >= 0) break;   /* fromhex refuses whitespace inside a byte */
+            continue;
+        }
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        if (v < 0) break;
+        if (hi < 0) hi = v;
+        else {
+            b[o++] = (uint8_t)(hi << 4 | v);
+            hi = -1;
+        }
+    }
+    if (!b || i < n || hi >= 0) {   /* not all valid hex: Pillow would fail; we ignore it */
+        free(b);
+        return NULL;
+    }
+    *out_n = o;
+    return b;
+}
+
+/* The last eXIf chunk's data (Pillow keeps the last; libpng refuses an eXIf that
+ * starts with "Exif\0\0", which Pillow reads), found by walking the chunks. */
+static void png_find_exif(const uint8_t *d, size_t n, const uint8_t **out, size_t *out_n) {
+    size_t pos = 8;
+    while (n >= 12 && pos <= n - 12) {
+        uint32_t len = (uint32_t)d[pos] << 24 | (uint32_t)d[pos + 1] << 16 | (uint32_t)d[pos + 2] << 8 | d[pos + 3];
+        const uint8_t *type = d + pos + 4;
+        if (len > n - pos - 12) break;
+        if (memcmp(type, "eXIf", 4) == 0) {
+            *out = d + pos + 8;
+            *out_n = len;
+        }
+        if (memcmp(type, "IEND", 4) == 0) break;
+        pos += (size_t)len + 12;
+    }
+}
+
+/* The orientation Pillow's PngImageFile.getexif finds: it loads the whole file
+ * first, so chunks after IDAT count.  The trailing chunks are read with errors
+ * ignored (the pixels are complete; Pillow tolerates a damaged tail too). */
+static void png_orientation(png_ctx *c, png_structp png, png_infop info, int *orient) {
+    c->jbp = &c->jb_end;
+    if (!setjmp(c->jb_end)) png_read_end(png, info);
+    c->jbp = &c->jb;
+    const uint8_t *exif = NULL, *xmp = NULL;
+    size_t en = 0, xn = 0;
+    uint8_t *raw = NULL;
+    png_find_exif(c->data, c->n, &exif, &en);
+    int exif_chunk = exif != NULL;
+    png_textp text = NULL;
+    int ntext = 0;
+    png_get_text(png, info, &text, &ntext);
+    for (int i = 0; i < ntext; i++) {
+        size_t len = text[i].compression > 0 ? text[i].itxt_length : text[i].text_length;
+        if (!text[i].key || !text[i].text) continue;
+        if (!exif_chunk && strcmp(text[i].key, "Raw profile type exif") == 0) {   /* the last one counts */
+            free(raw);
+            raw = raw_profile_exif(text[i].text, len, &en);
+            exif = raw;
+        } else if (strcmp(text[i].key, "XML:com.adobe.xmp") == 0) {
+            xmp = (const uint8_t *)text[i].text;
+            xn = len;
+        }
+    }
+    *orient = resolve_orientation(exif, en, exif_chunk ? 1 : 2, xmp, xn);
+    free(raw);
 }
 
 /* The body runs between setjmp and the cleanup; c holds everything that must
@@ -163,19 +284,13 @@ static int png_decode_body(png_ctx *c, png_structp png, png_infop info, const mt
     size_t rowbytes = png_get_rowbytes(png, info);
     if (ch < 1 || ch > 4 || (obd != 8 && obd != 16) || rowbytes < (size_t)w * ch * (obd / 8))
         return mt_seterr(err, MT_EUNSUPPORTED, "PNG: unsupported layout (%d channels, %d bits)", ch, obd);
-    if (*orient == 0) {
-#ifdef PNG_eXIf_SUPPORTED
-        png_bytep exif = NULL;
-        png_uint_32 nexif = 0;
-        if (png_get_eXIf_1(png, info, &nexif, &exif) && exif) *orient = mt_exif_orientation(exif, nexif);
-#endif
-    }
     c->rows = malloc(rowbytes * h);
     c->rowp = malloc(sizeof *c->rowp * h);
     c->out.rgb = malloc((size_t)w * h * 3);
     if (!c->rows || !c->rowp || !c->out.rgb) return mt_seterr(err, MT_ENOMEM, "PNG: out of memory for %ux%u", w, h);
     for (png_uint_32 y = 0; y < h; y++) c->rowp[y] = c->rows + rowbytes * y;
     png_read_image(png, c->rowp);
+    if (*orient == 0) png_orientation(c, png, info, orient);
     c->out.w = (int)w;
     c->out.h = (int)h;
     int bps = obd / 8;   /* bytes per sample */
@@ -206,6 +321,7 @@ static int png_decode(mt_image *img, const uint8_t *data, size_t n, const mt_ima
     if (!c) return mt_seterr(err, MT_ENOMEM, "PNG: out of memory");
     c->data = data;
     c->n = n;
+    c->jbp = &c->jb;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, png_err_cb, png_warn_cb);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     int rc;
@@ -259,6 +375,39 @@ static uint8_t muldiv255(int a, int b) {
 
 static uint8_t clip8i(int v) { return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v; }
 
+/* Pillow's JpegImagePlugin: APP1 "Exif\0\0" blocks are concatenated (the first
+ * whole, later ones without their 6-byte header); the last APP1 XMP packet is
+ * kept for the fallback. */
+static int jpg_orientation(struct jpeg_decompress_struct *ci, int *orient, mt_err *err) {
+    static const char xmp_id[] = "http://ns.adobe.com/xap/1.0/";   /* followed by a NUL */
+    size_t total = 0;
+    const uint8_t *xmp = NULL;
+    size_t xn = 0;
+    for (jpeg_saved_marker_ptr m = ci->marker_list; m; m = m->next) {
+        if (m->marker != JPEG_APP0 + 1) continue;
+        if (m->data_length >= 6 && memcmp(m->data, "Exif\0\0", 6) == 0) total += m->data_length - (total ? 6 : 0);
+        else if (m->data_length >= sizeof xmp_id && memcmp(m->data, xmp_id, sizeof xmp_id) == 0) {
+            xmp = m->data + sizeof xmp_id;
+            xn = m->data_length - sizeof xmp_id;
+        }
+    }
+    uint8_t *exif = NULL;
+    if (total) {
+        exif = malloc(total);
+        if (!exif) return mt_seterr(err, MT_ENOMEM, "JPEG: out of memory");
+        size_t o = 0;
+        for (jpeg_saved_marker_ptr m = ci->marker_list; m; m = m->next) {
+            if (m->marker != JPEG_APP0 + 1 || m->data_length < 6 || memcmp(m->data, "Exif\0\0", 6) != 0) continue;
+            size_t skip = o ? 6 : 0;   /* the first block whole, later ones without their header */
+            memcpy(exif + o, m->data + skip, m->data_length - skip);
+            o += m->data_length - skip;
+        }
+    }
+    *orient = resolve_orientation(exif, total, 2, xmp, xn);
+    free(exif);
+    return MT_OK;
+}
+
 static int jpg_decode_body(jpg_ctx *c, struct jpeg_decompress_struct *ci, const uint8_t *data, size_t n,
                            const mt_image_opts *o, int *orient, mt_err *err) {
     jpeg_mem_src(ci, data, (unsigned long)n);
@@ -274,14 +423,7 @@ static int jpg_decode_body(jpg_ctx *c, struct jpeg_decompress_struct *ci, const 
         return mt_seterr(err, MT_EUNSUPPORTED, "JPEG: unsupported colour space (%d components)",
                          ci->num_components);
     }
-    if (*orient == 0) {   /* the first APP1 "Exif\0\0" block, as Pillow keeps it */
-        for (jpeg_saved_marker_ptr m = ci->marker_list; m; m = m->next) {
-            if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && memcmp(m->data, "Exif\0\0", 6) == 0) {
-                *orient = mt_exif_orientation(m->data + 6, m->data_length - 6);
-                break;
-            }
-        }
-    }
+    if (*orient == 0) MT_TRY(jpg_orientation(ci, orient, err));
     jpeg_start_decompress(ci);
     unsigned w = ci->output_width, h = ci->output_height;
     int nc = ci->output_components;

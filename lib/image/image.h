@@ -9,7 +9,10 @@
  *     Pillow opens as I;16 and clips to 255 when converting (v > 255 -> 255);
  *   - CMYK / YCCK JPEGs are converted with Pillow's cmyk2rgb formula (Adobe
  *     inverted CMYK undone first);
- *   - the EXIF orientation tag (JPEG APP1 "Exif", PNG eXIf) is applied.
+ *   - the orientation exif_transpose applies: the EXIF tag (JPEG: the APP1
+ *     "Exif" blocks concatenated; PNG: the eXIf chunk, before or after IDAT, else
+ *     ImageMagick's "Raw profile type exif" text), else XMP's tiff:Orientation
+ *     (JPEG APP1 XMP, PNG "XML:com.adobe.xmp" text).
  * Decompression bombs are refused from the header, before any pixel is
  * decoded: more than opts->max_pixels pixels is MT_ELIMIT.  Truncated or
  * corrupt data is MT_EFORMAT with a one-line message.  Like Pillow, a PNG
@@ -70,7 +73,8 @@ int mt_base64_payload(const char *s, size_t n, uint64_t max_bytes, uint8_t **out
 void mt_image_clear(mt_image *img);
 
 /* The EXIF orientation (1..8) found in a TIFF-structured EXIF block (starting at
- * the "II*\0" / "MM\0*" header), or 1 when absent or malformed. */
+ * the "II*\0" / "MM\0*" header, or at an "Exif\0\0" prefix), or 1 when absent,
+ * out of range or malformed. */
 int mt_exif_orientation(const uint8_t *tiff, size_t n);
 
 /* Apply an EXIF orientation (2..8) in place as ImageOps.exif_transpose does

@@ -174,7 +174,42 @@ def make_images():
         save(eximg, f"exif{o}_13x7.jpg", quality=90, exif=ex.tobytes())
     ex = Image.Exif()
     ex[0x0112] = 6
-    save(eximg, "exif6_13x7.png", exif=ex.tobytes())   # an eXIf chunk
+    save(eximg, "exif6_13x7.png", exif=ex.tobytes())   # an eXIf chunk before IDAT
+    # the other places Pillow's exif_transpose finds an orientation
+    def xmp(attr, o):
+        t = (f'<tiff:Orientation>{o}</tiff:Orientation>' if not attr else f'tiff:Orientation="{o}"')
+        return (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" ' + (t.encode() if attr else b'>' + t.encode())
+                + (b'/>' if attr else b'</rdf:Description>') + b'</rdf:RDF></x:xmpmeta>')
+    save(eximg, "xmp6_13x7.jpg", quality=90, xmp=xmp(True, 6))
+    ex = Image.Exif()
+    ex[0x0110] = "camera"   # EXIF without an orientation: XMP's counts
+    save(eximg, "exifnoorient_xmp8_13x7.jpg", quality=90, exif=ex.tobytes(), xmp=xmp(False, 8))
+    ex = Image.Exif()
+    ex[0x0112] = 1          # EXIF says 1: XMP's 6 is ignored
+    save(eximg, "exif1_xmp6_13x7.jpg", quality=90, exif=ex.tobytes(), xmp=xmp(True, 6))
+    from PIL import PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp(False, 7).decode())
+    save(eximg, "xmp7_13x7.png", pnginfo=info)
+    ex = Image.Exif()
+    ex[0x0112] = 3
+    raw = b"Exif\0\0" + ex.tobytes()
+    hx = raw.hex()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif",
+                  f"\nexif\n{len(raw):8d}\n" + "\n".join(hx[i:i + 72] for i in range(0, len(hx), 72)) + "\n", zip=True)
+    save(eximg, "rawprofile3_13x7.png", pnginfo=info)
+    # an eXIf chunk after IDAT (Pillow loads the file before reading EXIF), holding the
+    # "Exif\\0\\0" header old Pillow versions wrote there (Pillow reads it; libpng refuses it)
+    buf = io.BytesIO()
+    eximg.save(buf, "PNG")
+    b = buf.getvalue()
+    ex = Image.Exif()
+    ex[0x0112] = 5
+    iend = b.rindex(b"IEND") - 4
+    open(os.path.join(OUT, "exif5_late_13x7.png"), "wb").write(b[:iend] + png_chunk(b"eXIf", ex.tobytes()) + b[iend:])
+    files.append("exif5_late_13x7.png")
     return files
 
 
