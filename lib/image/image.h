@@ -16,8 +16,10 @@
  * Decompression bombs are refused from the header, before any pixel is
  * decoded: more than opts->max_pixels pixels is MT_ELIMIT.  Truncated or
  * corrupt data is MT_EFORMAT with a one-line message.  Like Pillow, a PNG
- * whose pixel data is complete but whose trailing chunks (IEND) are missing
- * still decodes; a JPEG must have all its scan data.
+ * whose image data is complete but whose trailing chunks (IEND) are missing
+ * still decodes, and a JPEG without its EOI marker is refused.  We are stricter
+ * in one place: a PNG cut inside the last IDAT chunk's zlib checksum or CRC is
+ * refused, where Pillow decodes it if every row came out. */
  *
  * Ownership: mt_image.rgb is malloc'd by the decoder; mt_image_clear frees it.
  * On failure the mt_image is left empty ({0}).  The library never prints.
