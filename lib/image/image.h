@@ -19,7 +19,7 @@
  * whose image data is complete but whose trailing chunks (IEND) are missing
  * still decodes, and a JPEG without its EOI marker is refused.  We are stricter
  * in one place: a PNG cut inside the last IDAT chunk's zlib checksum or CRC is
- * refused, where Pillow decodes it if every row came out. */
+ * refused, where Pillow decodes it if every row came out.
  *
  * Ownership: mt_image.rgb is malloc'd by the decoder; mt_image_clear frees it.
  * On failure the mt_image is left empty ({0}).  The library never prints.
