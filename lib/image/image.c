@@ -8,6 +8,7 @@
 #include "image/image.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,9 @@ static uint64_t max_bytes_of(const mt_image_opts *o) {
 static int check_size(uint64_t w, uint64_t h, const mt_image_opts *o, const char *fmt, mt_err *err) {
     if (w == 0 || h == 0) return mt_seterr(err, MT_EFORMAT, "%s: image has zero width or height", fmt);
     uint64_t lim = max_pixels_of(o);
-    if (w > INT_MAX || h > INT_MAX || w * h > lim)
+    /* w, h < 2^31, so w*h cannot wrap; the SIZE_MAX bound keeps every buffer size
+     * (up to 8 bytes a pixel) exact whatever limit the caller sets */
+    if (w > INT_MAX || h > INT_MAX || w * h > lim || w * h > SIZE_MAX / 16)
         return mt_seterr(err, MT_ELIMIT,
                          "%s: %llux%llu image has more than %llu pixels (possible decompression bomb)", fmt,
                          (unsigned long long)w, (unsigned long long)h, (unsigned long long)lim);
