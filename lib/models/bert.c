@@ -614,23 +614,52 @@ static void linear_rows(const mt_linear *l, const float *x, size_t T, float *y, 
  * while the pool works). */
 static int split_rows(const mt_encoder *e) { return mt_blas_pool_splits(e->pool); }
 
+/* Float32 products run in blocks of ENC_ROWS rows, the last block padded with zero rows:
+ * OpenBLAS computes a row of a block the same way wherever the block sits, but the rows of
+ * a short or ragged product (its edge kernels) by other code, in another order.  With
+ * fixed blocks a token's result does not depend on how many tokens share its batch, so
+ * a record's vector is the same bytes in any batch (--resume, shards, --batch-tokens). */
+#define ENC_ROWS 64
+
 typedef struct lin_ctx {
     const mt_linear *l;
     const float *x;
     float *y;
+    size_t T;
+    int failed;
 } lin_ctx;
 
 static void lin_task(void *c, size_t b, size_t end, int tid) {
     (void)tid;
     lin_ctx *k = c;
-    linear_rows(k->l, k->x + b * k->l->in, end - b, k->y + b * k->l->out, NULL, NULL);
+    const mt_linear *l = k->l;
+    for (size_t blk = b; blk < end; blk++) {
+        size_t r0 = blk * ENC_ROWS, n = k->T - r0 < ENC_ROWS ? k->T - r0 : ENC_ROWS;
+        if (n == ENC_ROWS) {
+            linear_rows(l, k->x + r0 * l->in, n, k->y + r0 * l->out, NULL, NULL);
+            continue;
+        }
+        float *xp = calloc(ENC_ROWS * (l->in + l->out), sizeof(float));
+        if (!xp) {
+            k->failed = 1;
+            continue;
+        }
+        float *yp = xp + ENC_ROWS * l->in;
+        memcpy(xp, k->x + r0 * l->in, n * l->in * sizeof(float));
+        linear_rows(l, xp, ENC_ROWS, yp, NULL, NULL);
+        memcpy(k->y + r0 * l->out, yp, n * l->out * sizeof(float));
+        free(xp);
+    }
 }
 
 void mt_enc_linear(const mt_encoder *e, const mt_linear *l, const float *x, size_t T, float *y, float *work) {
-    if (T >= 32 && split_rows(e)) {
-        lin_ctx k = {l, x, y};
-        mt_pool_for(e->pool, T, 16, lin_task, &k);
-        return;
+    int f32 = !l->quantized && l->wdt == MT_F32 && !(l->bias && l->bdt != MT_F32);
+    if (f32 && T >= 2) {
+        lin_ctx k = {l, x, y, T, 0};
+        size_t nb = (T + ENC_ROWS - 1) / ENC_ROWS;
+        mt_pool_for(split_rows(e) ? e->pool : NULL, nb, 1, lin_task, &k);
+        if (!k.failed) return;
+        /* out of memory for a padded block: the whole product at once (not batch-invariant) */
     }
     linear_rows(l, x, T, y, work, e->pool);
 }

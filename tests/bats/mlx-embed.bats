@@ -270,3 +270,14 @@ X
     [[ "$env_sec" == *"$v"* ]] || { echo "mlx-gen(1) ENVIRONMENT lacks $v"; return 1; }
   done
 }
+
+@test "a record's vector is the same bytes in any batch: alone, at the end of a long run, any --batch-tokens or thread count" {
+  for i in $(seq 1 400); do printf '{"id":"e%d","text":"document %d is about pipes and %d filters"}\n' "$i" "$i" "$((i * 7))"; done > "$TD/bi.jsonl"
+  "$EMB" -m "$FX/bert-tiny" -q < "$TD/bi.jsonl" > "$TD/bi.ref"
+  for n in 1 2 3 7; do
+    tail -n "$n" "$TD/bi.jsonl" | "$EMB" -m "$FX/bert-tiny" -q > "$TD/bi.$n"
+    tail -n "$n" "$TD/bi.ref" | cmp - "$TD/bi.$n"
+  done
+  "$EMB" -m "$FX/bert-tiny" -q -t 1 < "$TD/bi.jsonl" | cmp - "$TD/bi.ref"
+  "$EMB" -m "$FX/bert-tiny" -q --batch-tokens 37 < "$TD/bi.jsonl" | cmp - "$TD/bi.ref"
+}
