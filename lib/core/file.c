@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,13 @@ char *mt_path_join(const char *a, const char *b) {
     if (la && a[la - 1] != '/') r[o++] = '/';
     memcpy(r + o, b, lb + 1);
     return r;
+}
+
+void mt_mmap_drop(const void *p, size_t n) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (!p || pg <= 0) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), e = ((uintptr_t)p + n) & ~((uintptr_t)pg - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 int mt_mmap_open(mt_mmap *m, const char *path, mt_err *err) {

@@ -53,5 +53,9 @@ typedef struct mt_mmap {
 } mt_mmap;
 int mt_mmap_open(mt_mmap *m, const char *path, mt_err *err);
 void mt_mmap_close(mt_mmap *m);
+/* A loader done with bytes [p, p + n) of such a map (a tensor it copied): the pages wholly
+ * inside are dropped from the process's memory (read again from the file if touched), so
+ * that loading does not hold the file and its copy at once.  Anything else: no effect. */
+void mt_mmap_drop(const void *p, size_t n);
 
 #endif

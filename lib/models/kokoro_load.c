@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/file.h"
 #include "models/kokoro_int.h"
 #include "tensor/quant.h"
 
@@ -182,6 +183,7 @@ int kk_read(kk_loader *L, const char *name, int ndim, const int64_t *dims, float
         free(p);
         return rc;
     }
+    mt_mmap_drop(t->data, t->nbytes);   /* the file's pages, now copied (peak RSS: the copy only) */
     *out = p;
     return MT_OK;
 }

@@ -98,7 +98,25 @@ static void test_files(void) {
     mt_mmap m;
     CHECK_OK(mt_mmap_open(&m, f, &e), &e);
     CHECK(m.size == 5 && memcmp(m.data, "hello", 5) == 0);
+    mt_mmap_drop(m.data, m.size);   /* no whole page inside: nothing happens */
+    CHECK(memcmp(m.data, "hello", 5) == 0);
     mt_mmap_close(&m);
+    {   /* pages dropped from a map read back from the file */
+        size_t big = 3 * 65536 + 123;
+        char *bb = malloc(big);
+        for (size_t i = 0; i < big; i++) bb[i] = (char)(i * 7 + 1);
+        char *fb = mt_path_join(p, "big.bin");
+        CHECK_OK(mt_write_file_atomic(fb, bb, big, &e), &e);
+        mt_mmap mb;
+        CHECK_OK(mt_mmap_open(&mb, fb, &e), &e);
+        CHECK(mb.size == big && memcmp(mb.data, bb, big) == 0);
+        mt_mmap_drop(mb.data + 100, big - 200);
+        mt_mmap_drop(NULL, 10);
+        CHECK_MSG(memcmp(mb.data, bb, big) == 0, "a dropped map reads back the file");
+        mt_mmap_close(&mb);
+        free(fb);
+        free(bb);
+    }
     /* zstd round trip through a .zst file */
     const char *msg = "compressed text, compressed text, compressed text";
     char cbuf[256];
