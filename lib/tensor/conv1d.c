@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/cpu.h"
+#include "tensor/kernels.h"
 #include "tensor/linear.h"
 #include "tensor/quant.h"
 
@@ -390,8 +392,125 @@ static void i8_out(void *ctx, size_t begin, size_t end, int tid) {   /* rows of 
     }
 }
 
+/* The fast form, where the VNNI tiles run and a weight group lies within one tap (gs
+ * divides c_in): each input sample's channels are quantized once (per group, as the
+ * tiles' preparation would quantize them in every im2col row that holds them: the same
+ * codes, scales and sums), then the rows of a tile are assembled from those int8 codes. */
+typedef struct i8q_job {
+    const mt_conv1d *c;
+    mt_qmat m, min;         /* the weights [c_out, k*c_in]; one input sample [c_in] */
+    const float *xT;        /* [T, c_in] */
+    int8_t *xq;             /* [T, c_in] */
+    float *xs, *xg;         /* [T, c_in/gs] scales and sums */
+    int8_t *q;              /* [nt, K] */
+    float *sx, *gsum;       /* [nt, ng] */
+    float *yT, *y;
+    size_t T, To, t0, nt;
+    int failed;
+} i8q_job;
+
+static void i8q_prep(void *ctx, size_t begin, size_t end, int tid) {   /* input samples */
+    (void)tid;
+    i8q_job *J = ctx;
+    size_t C = (size_t)J->c->s.c_in, gi = J->min.ng;
+    for (size_t t = begin; t < end; t++)
+        mt_ki8_prep_tiles(&J->min, J->xT + t * C, J->xq + t * C, J->xs + t * gi, J->xg + t * gi);
+}
+
+static void i8q_rows(void *ctx, size_t begin, size_t end, int tid) {   /* rows of the tile */
+    (void)tid;
+    i8q_job *J = ctx;
+    const mt_conv1d_shape *s = &J->c->s;
+    size_t C = (size_t)s->c_in, K = J->m.K, gi = J->min.ng, ng = J->m.ng;
+    for (size_t u = begin; u < end; u++) {
+        long long p0 = (long long)(J->t0 + u) * s->stride - s->pad;
+        for (int j = 0; j < s->k; j++) {
+            long long p = p0 + (long long)j * s->dilation;
+            int8_t *q = J->q + u * K + (size_t)j * C;
+            float *sx = J->sx + u * ng + (size_t)j * gi, *gs = J->gsum + u * ng + (size_t)j * gi;
+            if (p >= 0 && p < (long long)J->T) {
+                memcpy(q, J->xq + (size_t)p * C, C);
+                memcpy(sx, J->xs + (size_t)p * gi, gi * sizeof(float));
+                memcpy(gs, J->xg + (size_t)p * gi, gi * sizeof(float));
+            } else {   /* padding: zeros quantize to zero codes, scale 0, sum 0 */
+                memset(q, 0, C);
+                memset(sx, 0, gi * sizeof(float));
+                memset(gs, 0, gi * sizeof(float));
+            }
+        }
+    }
+}
+
+static void i8q_tiles(void *ctx, size_t begin, size_t end, int tid) {   /* 16-row tiles of the weights */
+    (void)tid;
+    i8q_job *J = ctx;
+    size_t O = (size_t)J->c->s.c_out, r1 = 16 * end < O ? 16 * end : O;
+    void *scratch = malloc(mt_ki8_tiles_scratch(&J->m));
+    if (scratch) mt_ki8_tiles(&J->m, J->q, J->sx, J->gsum, J->nt, J->yT, O, 16 * begin, r1, scratch);
+    else J->failed = 1;
+    free(scratch);
+}
+
+static void i8q_out(void *ctx, size_t begin, size_t end, int tid) {   /* rows of y */
+    (void)tid;
+    i8q_job *J = ctx;
+    size_t O = (size_t)J->c->s.c_out;
+    for (size_t o = begin; o < end; o++) {
+        float b = J->c->b ? J->c->b[o] : 0.0f, *yo = J->y + o * J->To + J->t0;
+        for (size_t u = 0; u < J->nt; u++) yo[u] = J->yT[u * O + o] + b;
+    }
+}
+
+/* Returns MT_OK, 1 when this form does not apply (the caller takes the other), or an error. */
+static int forward_i8q(const mt_conv1d *c, const float *x, size_t T, size_t To, float *y, mt_pool *pool,
+                       mt_err *err) {
+    const mt_conv1d_shape *s = &c->s;
+    const mt_linear *l = &c->i8->lin;
+    size_t C = (size_t)s->c_in, O = (size_t)s->c_out, gs = (size_t)l->group_size;
+    i8q_job J = {.c = c, .T = T, .To = To, .y = y};
+    J.m = (mt_qmat){(const unsigned char *)l->w, (const unsigned char *)l->scales, (const unsigned char *)l->biases,
+                    l->sdt, l->in, l->in, l->in / gs, 8, (int)gs};
+    J.min = J.m;
+    J.min.K = C;
+    J.min.row_bytes = C;
+    J.min.ng = C / gs;
+    if (C % gs || !mt_ki8_tiles_ok(mt_cpu_level(), &J.m) || !mt_ki8_supported(&J.min)) return 1;
+    size_t tile = To < I8_TILE ? To : I8_TILE, K = l->in, ng = J.m.ng, gi = J.min.ng;
+    float *xT = malloc(T * C * sizeof(float));
+    J.xq = malloc(T * C + 64);
+    J.xs = malloc(2 * T * gi * sizeof(float));
+    J.q = malloc(tile * K + 64);
+    J.sx = malloc(2 * tile * ng * sizeof(float));
+    J.yT = malloc(tile * O * sizeof(float));
+    int rc = MT_OK;
+    if (!xT || !J.xq || !J.xs || !J.q || !J.sx || !J.yT) {
+        rc = mt_seterr(err, MT_ENOMEM, "conv1d: out of memory (int8 buffers)");
+        goto out;
+    }
+    J.xg = J.xs + T * gi;
+    J.gsum = J.sx + tile * ng;
+    J.xT = xT;
+    i8_job tj = {.c = c, .x = x, .xT = xT, .T = T};
+    mt_pool_for(pool, T, 64, i8_transpose, &tj);
+    mt_pool_for(pool, T, 16, i8q_prep, &J);
+    for (J.t0 = 0; J.t0 < To && !J.failed; J.t0 += tile) {
+        J.nt = To - J.t0 < tile ? To - J.t0 : tile;
+        mt_pool_for(pool, J.nt, 16, i8q_rows, &J);
+        mt_pool_for(pool, (O + 15) / 16, 1, i8q_tiles, &J);
+        mt_pool_for(pool, O, 8, i8q_out, &J);
+    }
+    if (J.failed) rc = mt_seterr(err, MT_ENOMEM, "conv1d: out of memory (int8 scratch)");
+out:
+    free(xT); free(J.xq); free(J.xs); free(J.q); free(J.sx); free(J.yT);
+    return rc;
+}
+
 static int forward_i8(const mt_conv1d *c, const float *x, size_t T, size_t To, float *y, mt_pool *pool,
                       mt_err *err) {
+    if (!getenv("MT_CONV_I8_SLOW")) {
+        int r = forward_i8q(c, x, T, To, y, pool, err);
+        if (r != 1) return r;
+    }
     const mt_conv1d_shape *s = &c->s;
     size_t C = (size_t)s->c_in, K = (size_t)s->k * C, O = (size_t)s->c_out;
     size_t tile = To < I8_TILE ? To : I8_TILE;

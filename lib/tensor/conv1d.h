@@ -81,7 +81,10 @@ void mt_conv1d_free(mt_conv1d *c);
  * to, the float ones.  Only plain convs qualify (groups 1, not transposed, k*c_in a
  * multiple of 32): *done (may be NULL) is set to 1 when c now has its int8 form, 0 when
  * c does not qualify (left as it is).  Errors: MT_EINVAL, MT_ENOMEM.  The float weights
- * stay (mt_conv1d_forward_ref uses them). */
+ * stay (mt_conv1d_forward_ref uses them).  Where the VNNI tiles run and the weight groups
+ * lie within one tap, each input sample is quantized once and the tiles' rows assembled
+ * from its codes (the same bytes as quantizing im2col rows); MT_CONV_I8_SLOW=1 in the
+ * environment forces the im2col form, so that tests can compare the two. */
 int mt_conv1d_int8(mt_conv1d *c, int *done, mt_err *err);
 
 /* Output length for an input of T samples; 0 when the input is too short. */
