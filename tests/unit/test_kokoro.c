@@ -13,39 +13,13 @@
 #include "core/pool.h"
 #include "fixture_copy.h"
 #include "models/kokoro.h"
+#include "kokoro_golden.h"
 #include "tts_ops_golden.h"
 
 #define DIR "tests/data/kokoro-tiny/model"
 #define GOLD "tests/data/kokoro-tiny/goldens.safetensors"
 
 static const char *const PHON[3] = {"həlˈoʊ wˈɜːld!", "ðɪs ɪz ə tˈɛst.", "kəkˈɔɹoʊ, ʃˈɔɹt"};
-
-/* The stand-ins gen_kokoro_fixtures.py gives mlx-audio for its random draws. */
-static int det_draws(void *user, size_t L, int H, float *phase_ini, float *noise) {
-    (void)user;
-    for (int h = 0; h < H; h++) phase_ini[h] = (float)(h / 10.0);
-    for (size_t i = 0; i < L * (size_t)H; i++) {
-        uint32_t u = (uint32_t)i * 2654435761u;
-        noise[i] = ((float)(u >> 8) / 16777216.0f - 0.5f) * 3.4641016f;
-    }
-    return 0;
-}
-
-static double snr_db(const float *got, const float *ref, size_t n) {
-    double sig = 0, noise = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)got[i] - ref[i];
-        sig += (double)ref[i] * ref[i];
-        noise += d * d;
-    }
-    return noise > 0 ? 10 * log10(sig / noise) : INFINITY;
-}
-
-static size_t n_codepoints(const char *s) {
-    size_t n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
 
 static void cmp(const char *label, const float *got, const mt_safetensors *g, const char *cs, const char *what,
                 size_t n) {

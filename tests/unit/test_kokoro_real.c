@@ -20,40 +20,11 @@
 #include "core/file.h"
 #include "core/pool.h"
 #include "models/kokoro.h"
+#include "kokoro_golden.h"
 #include "tts_ops_golden.h"
-
-/* (max_err and check_close are the header's; this test compares by SNR) */
-static void unused_helpers(void) { (void)check_close; }
 
 #define DIR "local-models/Kokoro-82M"
 #define GOLD "tests/data/real/kokoro/goldens.safetensors"
-
-/* gen_kokoro_real_goldens.py's stand-ins for mlx-audio's draws (as test_kokoro.c's) */
-static int det_draws(void *user, size_t L, int H, float *phase_ini, float *noise) {
-    (void)user;
-    for (int h = 0; h < H; h++) phase_ini[h] = (float)(h / 10.0);
-    for (size_t i = 0; i < L * (size_t)H; i++) {
-        uint32_t u = (uint32_t)i * 2654435761u;
-        noise[i] = ((float)(u >> 8) / 16777216.0f - 0.5f) * 3.4641016f;
-    }
-    return 0;
-}
-
-static double snr_db(const float *got, const float *ref, size_t n) {
-    double sig = 0, noise = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)got[i] - ref[i];
-        sig += (double)ref[i] * ref[i];
-        noise += d * d;
-    }
-    return noise > 0 ? 10 * log10(sig / noise) : INFINITY;
-}
-
-static size_t n_codepoints(const char *s) {
-    size_t n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
 
 static double sig_all, err_all;
 
@@ -119,7 +90,6 @@ static void test_int8(mt_kokoro *k, const char *phon, const float *pack, size_t 
 }
 
 int main(void) {
-    unused_helpers();
     if (!mt_file_exists(DIR "/config.json")) {
         printf("test_kokoro_real: skipped: %s missing (run make kokoro)\n", DIR);
         return 0;

@@ -11,7 +11,7 @@
 #define TTS_TOL 1e-4
 
 /* A malloc'd float32 copy of tensor `cs.what` (NULL when absent); *n its numel. */
-static float *gold(const mt_safetensors *st, const char *cs, const char *what, size_t *n) {
+static inline float *gold(const mt_safetensors *st, const char *cs, const char *what, size_t *n) {
     char name[128];
     snprintf(name, sizeof name, "%s.%s", cs, what);
     const mt_tensor_view *t = mt_safetensors_get(st, name);
@@ -28,7 +28,7 @@ static float *gold(const mt_safetensors *st, const char *cs, const char *what, s
 }
 
 /* Worst relative-or-absolute error of got against ref (n values). */
-static double max_err(const float *got, const float *ref, size_t n) {
+static inline double max_err(const float *got, const float *ref, size_t n) {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
         double r = ref[i], d = fabs((double)got[i] - r) / (fabs(r) > 1.0 ? fabs(r) : 1.0);
@@ -38,7 +38,7 @@ static double max_err(const float *got, const float *ref, size_t n) {
 }
 
 /* Check and report one comparison; returns the error. */
-static double check_close(const char *label, const float *got, const float *ref, size_t n) {
+static inline double check_close(const char *label, const float *got, const float *ref, size_t n) {
     double e = max_err(got, ref, n);
     printf("  %-28s n=%-7zu max err %.3g\n", label, n, e);
     CHECK_MSG(e <= TTS_TOL, "%s: max err %g > %g", label, e, TTS_TOL);
