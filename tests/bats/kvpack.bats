@@ -63,7 +63,7 @@ EOF
   write_pipeline "$P"
   # README.md shows this very Makefile
   sed -n '/^```make$/,/^```$/p' README.md | sed '1d;$d' | diff - "$P/Makefile"
-  run --separate-stderr env LC_ALL=C PATH="$B/bin:$PATH" make -C "$P" MODEL="$M4"
+  run --separate-stderr env -u MAKEFLAGS -u MFLAGS LC_ALL=C PATH="$B/bin:$PATH" make -C "$P" MODEL="$M4"
   [ "$status" -eq 0 ]
   [ -s "$P/cache/system.kv.zst" ]
   [ -s "$P/cache/manual.kv.zst" ]
@@ -82,13 +82,15 @@ EOF
   echo "$output" | jq -e --arg s "$SYS" '.text == "<|im_start|>system\n" + $s + "<|im_end|>\n" and .tokens > 0'
   # a second make finds everything up to date and rebuilds nothing
   touch "$T/mark"
-  run env LC_ALL=C PATH="$B/bin:$PATH" make -C "$P" MODEL="$M4"
+  # (the outer make's MAKEFLAGS are dropped: an inherited -s hides "Nothing to be done")
+  run env -u MAKEFLAGS -u MFLAGS LC_ALL=C PATH="$B/bin:$PATH" make -C "$P" MODEL="$M4"
   [ "$status" -eq 0 ]
-  [[ "$output" == *"Nothing to be done"* ]]
+  [[ "$output" == *"Nothing to be done"* ]] || { echo "$output"; false; }
+  env -u MAKEFLAGS -u MFLAGS PATH="$B/bin:$PATH" make -q -C "$P" MODEL="$M4"
   [ -z "$(find "$P" -newer "$T/mark" -type f)" ]
   # a changed prefix rebuilds its cache and the answers that use it, nothing else
   touch "$P/prefixes/manual.jsonl"
-  run env LC_ALL=C PATH="$B/bin:$PATH" make -n -C "$P" MODEL="$M4"
+  run env -u MAKEFLAGS -u MFLAGS LC_ALL=C PATH="$B/bin:$PATH" make -n -C "$P" MODEL="$M4"
   [[ "$output" == *"-o cache/manual.kv.zst"* ]]
   [[ "$output" == *"docs.jsonl > doc-answers.jsonl"* ]]
   [[ "$output" != *"cache/system.kv.zst <"* ]]
