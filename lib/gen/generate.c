@@ -155,7 +155,7 @@ static int mt_gen_kv_quant(const mt_model *m, mt_kvcache *c, const mt_gen_params
  * cannot be matched). */
 static int store_ok(const gen_seq *q) {
     const mt_gen_params *gp = q->gp;
-    return gp->store && (!gp->prefix || gp->prefix_tokens) && q->cache && !q->cache->max_size &&
+    return gp->store && !gp->inject && (!gp->prefix || gp->prefix_tokens) && q->cache && !q->cache->max_size &&
            q->cache->qscheme == MT_KVQ_NONE;
 }
 
@@ -297,13 +297,25 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
     /* like mlx-lm's generate_step: chunks of prefill_step until one token is left, then
      * that token alone (dynamic RoPE sees the same call lengths) */
     size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 2048;
+    mt_embed_inject inj, *ip = NULL;
+    if (gp->inject) {   /* the rows of image tokens the cached part holds are used already */
+        size_t want = 0, done = 0;
+        for (size_t i = 0; i < nfull; i++) want += full[i] == gp->inject->token_id;
+        for (size_t i = 0; i < have; i++) done += full[i] == gp->inject->token_id;
+        if (want != gp->inject->n)
+            return mt_seterr(err, MT_EINVAL, "the prompt has %zu image tokens, the images give %zu", want,
+                             gp->inject->n);
+        inj = *gp->inject;
+        inj.next = done;
+        ip = &inj;
+    }
     for (size_t off = have; off + 1 < nfull; off += step) {
         size_t n = nfull - 1 - off < step ? nfull - 1 - off : step;
         if (gp->tick && gp->tick->fn && nfull - have > step)
             mt_jsonl_tick_note(gp->tick, "prompt %zu / %zu tokens", off, nfull);
-        MT_TRY(mt_model_forward(m, q->cache, full + off, n, q->logits, 0, err));
+        MT_TRY(mt_model_forward_inject(m, q->cache, full + off, n, q->logits, 0, ip, err));
     }
-    MT_TRY(mt_model_forward(m, q->cache, full + nfull - 1, 1, q->logits, 0, err));
+    MT_TRY(mt_model_forward_inject(m, q->cache, full + nfull - 1, 1, q->logits, 0, ip, err));
     res->prompt_tokens = gp->prefix ? gp->prefix->len + n_prompt : n_prompt;
     res->cached_tokens = res->prompt_tokens - (nfull - have);   /* what was not computed */
     if (store_ok(q) && full) MT_TRY(mt_prefix_store_put(gp->store, (uint32_t)q->cache->f16, full, nfull, q->cache, err));

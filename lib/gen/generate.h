@@ -36,6 +36,11 @@ typedef struct mt_gen_params {
     int kv_start;                   /* mlx-lm's quantized_kv_start */
     int snapshot;                   /* res->prompt_cache gets a copy of the cache: 1 after the prompt,
                                        2 after generation (prompt + generated tokens fed back) */
+    const mt_embed_inject *inject;  /* optional (multimodal models): rows replacing the embeddings of
+                                       every inject->token_id in the prompt (a cached prefix's
+                                       included: they are counted, not recomputed); their number
+                                       must equal the count (MT_EINVAL otherwise); inject->next is
+                                       ignored.  No shared-prefix reuse (store) with it. */
 } mt_gen_params;
 
 typedef struct mt_gen_result {

@@ -571,28 +571,99 @@ int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err)
 
 /* ---- load / free ---- */
 
-int mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err) {
-    *out = NULL;
-    mt_model *m = calloc(1, sizeof *m);
-    if (!m) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    m->pool = pool;
-    m->attn_block_min = ATTN_ROWS_MIN;
-    int rc = mt_config_load(&m->cfg, dir, err);
-    if (rc) goto fail;
+/* the family's init and the checks after it, on m->cfg and m->st */
+static int model_init(mt_model *m, const char *dir, mt_err *err) {
     const char *mt = mt_config_model_type(m->cfg);
-    if (!mt) { rc = mt_seterr(err, MT_EFORMAT, "config.json: no \"model_type\""); goto fail; }
+    if (!mt) return mt_seterr(err, MT_EFORMAT, "config.json: no \"model_type\"");
     snprintf(m->model_type, sizeof m->model_type, "%s", mt);
     const mt_family *fam = mt_family_find(mt);
-    if (!fam) { rc = mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not supported", mt); goto fail; }
-    if ((rc = mt_safetensors_open_dir(&m->st, dir, err))) goto fail;
-    if ((rc = fam->init(m, err))) goto fail;
-    if ((rc = check_eos(m, dir, err))) goto fail;
+    if (!fam) return mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not supported", mt);
+    MT_TRY(fam->init(m, err));
+    return check_eos(m, dir, err);
+}
+
+static mt_model *model_new(mt_pool *pool) {
+    mt_model *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->pool = pool;
+    m->attn_block_min = ATTN_ROWS_MIN;
+    return m;
+}
+
+int mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err) {
+    *out = NULL;
+    mt_model *m = model_new(pool);
+    if (!m) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    int rc = mt_config_load(&m->cfg, dir, err);
+    if (!rc && !mt_config_model_type(m->cfg)) rc = mt_seterr(err, MT_EFORMAT, "config.json: no \"model_type\"");
+    if (!rc && !mt_family_find(mt_config_model_type(m->cfg)))
+        rc = mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not supported", mt_config_model_type(m->cfg));
+    if (!rc) rc = mt_safetensors_open_dir(&m->st, dir, err);
+    if (!rc) rc = model_init(m, dir, err);
+    if (rc) {
+        mt_preferr(err, "%s", dir);
+        mt_model_free(m);
+        return rc;
+    }
     *out = m;
     return MT_OK;
-fail:
-    mt_preferr(err, "%s", dir);
-    mt_model_free(m);
+}
+
+/* The text config of a multimodal folder as a config of its own: the cfg_key object, plus
+ * the top level's quantization (its per-module keys under prefix, stripped of it) and
+ * eos_token_id when the object lacks them. */
+static int text_config(mt_config **out, json_t *top, const char *cfg_key, const char *prefix,
+                       const char *def_type, mt_err *err) {
+    json_t *sub = json_object_get(top, cfg_key);
+    if (!json_is_object(sub)) return mt_seterr(err, MT_EFORMAT, "config.json: no \"%s\" object", cfg_key);
+    json_t *c = json_deep_copy(sub);
+    if (!c) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!json_object_get(c, "model_type") && def_type) json_object_set_new(c, "model_type", json_string(def_type));
+    static const char *const qkeys[] = {"quantization", "quantization_config"};
+    for (int k = 0; k < 2; k++) {
+        json_t *q = json_object_get(top, qkeys[k]);
+        if (!json_is_object(q) || json_object_get(c, qkeys[k])) continue;
+        json_t *nq = json_object();
+        const char *key;
+        json_t *v;
+        size_t pl = strlen(prefix);
+        json_object_foreach(q, key, v) {
+            if (!json_is_object(v) && !json_is_boolean(v)) json_object_set(nq, key, v);   /* bits, group_size, mode */
+            else if (!strncmp(key, prefix, pl)) json_object_set(nq, key + pl, v);
+        }
+        json_object_set_new(c, qkeys[k], nq);
+    }
+    json_t *eos = json_object_get(top, "eos_token_id");
+    if (eos && !json_object_get(c, "eos_token_id")) json_object_set(c, "eos_token_id", eos);
+    char *text = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    if (!text) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    char label[96];
+    snprintf(label, sizeof label, "config.json %.40s", cfg_key);
+    int rc = mt_config_parse(out, text, strlen(text), label, err);
+    free(text);
     return rc;
+}
+
+int mt_model_load_text(mt_model **out, const char *dir, const char *cfg_key, const char *prefix,
+                       const char *def_type, mt_pool *pool, mt_err *err) {
+    *out = NULL;
+    mt_config *top = NULL;
+    mt_model *m = model_new(pool);
+    int rc = m ? MT_OK : mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!rc) rc = mt_config_load(&top, dir, err);
+    if (!rc) rc = text_config(&m->cfg, mt_config_json(top), cfg_key, prefix, def_type, err);
+    if (!rc) rc = mt_safetensors_open_dir(&m->st, dir, err);
+    if (!rc) rc = mt_safetensors_set_prefix(m->st, prefix, err);
+    if (!rc) rc = model_init(m, dir, err);
+    mt_config_free(top);
+    if (rc) {
+        mt_preferr(err, "%s", dir);
+        mt_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return MT_OK;
 }
 
 void mt_model_free(mt_model *m) {
@@ -865,14 +936,34 @@ float mt_dec_dyn_base(const mt_model *m, size_t end) {
 /* The forward pass over T rows; row t is token tok[t] of the sequence whose
  * cache is rc[t], at position rpos[t] (its K/V are written there).  Logits are
  * computed for rows [first, T). */
+void mt_dec_inject(mt_embed_inject *inj, const int32_t *tok, size_t T, float *x, size_t H) {
+    if (!inj) return;
+    for (size_t t = 0; t < T; t++)
+        if (tok[t] == inj->token_id && inj->next < inj->n) {
+            memcpy(x + t * H, inj->rows + inj->next * H, H * sizeof *x);
+            inj->next++;
+        }
+}
+
+int mt_dec_inject_check(const mt_embed_inject *inj, const int32_t *tok, size_t T, mt_err *err) {
+    if (!inj) return MT_OK;
+    size_t k = 0;
+    for (size_t t = 0; t < T; t++) k += tok[t] == inj->token_id;
+    if (inj->next > inj->n || k > inj->n - inj->next)
+        return mt_seterr(err, MT_EINVAL, "the prompt has more image tokens (id %d) than the images give rows (%zu)",
+                         (int)inj->token_id, inj->n);
+    return MT_OK;
+}
+
 static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, const int32_t *tok, size_t T,
-                        float *logits, float *hidden, size_t first, mt_err *err) {
+                        float *logits, float *hidden, size_t first, mt_embed_inject *inj, mt_err *err) {
     const mt_decoder_hp *hp = &m->hp;
     if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
     size_t len = 0;
     for (size_t t = 0; t < T; t++)
         if (tok[t] < 0 || tok[t] >= hp->vocab)
             return mt_seterr(err, MT_EINVAL, "token id %d outside the vocabulary (%d)", tok[t], hp->vocab);
+    MT_TRY(mt_dec_inject_check(inj, tok, T, err));
     /* slots: where each row's K/V go and which slots it attends to (rows of one cache are consecutive) */
     size_t *slot = malloc(3 * T * sizeof *slot);
     if (!slot) return mt_seterr(err, MT_ENOMEM, "out of memory");
@@ -890,7 +981,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         t += S;
     }
     if (mt_model_mlx(m)) {
-        mt_dec_rows rows = {rc, rpos, slot, lo, hi, tok, T, len, first};
+        mt_dec_rows rows = {rc, rpos, slot, lo, hi, tok, T, len, first, inj};
         int r = mt_dec_forward_mlx(m, &rows, logits, hidden, err);
         free(slot);
         return r;
@@ -922,11 +1013,10 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             for (size_t i = 0; i < half; i++) dyn[t * half + i] = 1.0f / powf(base, (float)(2 * i) / d);
         }
     }
-    for (size_t t = 0; t < T; t++) {
-        mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
-        if (hp->embed_scale != 1.0f)
-            for (size_t i = 0; i < H; i++) x[t * H + i] *= hp->embed_scale;
-    }
+    for (size_t t = 0; t < T; t++) mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
+    mt_dec_inject(inj, tok, T, x, H);
+    if (hp->embed_scale != 1.0f)
+        for (size_t i = 0; i < T * H; i++) x[i] *= hp->embed_scale;
 
     for (int l = 0; l < hp->n_layers; l++) {
         mt_layer *L = &m->layers[l];
@@ -1048,12 +1138,17 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
 
 int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *logits, int all_logits,
                      mt_err *err) {
+    return mt_model_forward_inject(m, c, tok, T, logits, all_logits, NULL, err);
+}
+
+int mt_model_forward_inject(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *logits, int all_logits,
+                            mt_embed_inject *inj, mt_err *err) {
     if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
     mt_kvcache **rc = malloc(T * sizeof *rc);
     size_t *rpos = malloc(T * sizeof *rpos);
     if (!rc || !rpos) { free(rc); free(rpos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     for (size_t t = 0; t < T; t++) { rc[t] = c; rpos[t] = c->len + t; }
-    int rc_ = forward_rows(m, rc, rpos, tok, T, logits, NULL, all_logits ? 0 : T - 1, err);
+    int rc_ = forward_rows(m, rc, rpos, tok, T, logits, NULL, all_logits ? 0 : T - 1, inj, err);
     free(rc);
     free(rpos);
     return rc_;
@@ -1069,7 +1164,7 @@ int mt_model_decode_batch(mt_model *m, mt_kvcache **caches, const int32_t *tok, 
         for (size_t o = 0; o < b; o++)
             if (caches[o] == caches[b]) { free(rpos); return mt_seterr(err, MT_EINVAL, "a cache appears twice in a batch"); }
     }
-    int rc = forward_rows(m, caches, rpos, tok, B, logits, NULL, 0, err);
+    int rc = forward_rows(m, caches, rpos, tok, B, logits, NULL, 0, NULL, err);
     free(rpos);
     return rc;
 }
@@ -1080,7 +1175,7 @@ int mt_model_forward_hidden(mt_model *m, mt_kvcache *c, const int32_t *tok, size
     size_t *rpos = malloc(T * sizeof *rpos);
     if (!rc || !rpos) { free(rc); free(rpos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     for (size_t t = 0; t < T; t++) { rc[t] = c; rpos[t] = c->len + t; }
-    int r = forward_rows(m, rc, rpos, tok, T, NULL, hidden, 0, err);
+    int r = forward_rows(m, rc, rpos, tok, T, NULL, hidden, 0, NULL, err);
     free(rc);
     free(rpos);
     return r;

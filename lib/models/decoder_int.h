@@ -14,7 +14,15 @@ typedef struct mt_dec_rows {
     const size_t *rpos, *slot, *lo, *hi;
     const int32_t *tok;
     size_t T, len, first;
+    mt_embed_inject *inj;          /* rows replacing some embeddings (multimodal prompts), or NULL */
 } mt_dec_rows;
+
+/* The embeddings x[T, hidden] of a call's rows with inj applied: the k-th row whose token is
+ * inj->token_id (k counted from inj->next) becomes inj->rows[k]; advances inj->next.  The
+ * caller checked there are enough rows (mt_dec_inject_check). */
+void mt_dec_inject(mt_embed_inject *inj, const int32_t *tok, size_t T, float *x, size_t H);
+/* MT_EINVAL when the rows' tokens hold more inj->token_id than inj has rows left. */
+int  mt_dec_inject_check(const mt_embed_inject *inj, const int32_t *tok, size_t T, mt_err *err);
 
 /* The slots [*j0, *j1) a query at position pos attends to in layer `layer`,
  * from its planned [lo, hi); returns 1 when some of them must still be masked

@@ -246,6 +246,10 @@ int mt_dec_forward_mlx(mt_model *m, const mt_dec_rows *r, float *logits, float *
         }
 
     for (size_t i = 0; i < T; i++) mt_linear_row(&m->embed, (size_t)r->tok[i], x + i * H);
+    if (r->inj) {   /* the features land in an array of the embeddings' type (the gathered rows are already) */
+        mt_dec_inject(r->inj, r->tok, T, x, H);
+        mt_mlx_round(x, sz_x, t);
+    }
     if (hp->embed_scale != 1.0f) mt_mlx_mul_s(x, sz_x, hp->embed_scale, t);
 
     for (int l = 0; l < hp->n_layers; l++) {

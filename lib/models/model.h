@@ -180,6 +180,12 @@ typedef struct mt_kvcache {
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
+/* The text decoder of a multimodal folder: config.json's cfg_key object (e.g. "text_config";
+ * model_type def_type when it names none) is its config, with the top level's quantization
+ * and eos_token_id; its tensors are those named prefix + the usual name (e.g.
+ * "language_model." + "model.layers.0..."). */
+int  mt_model_load_text(mt_model **out, const char *dir, const char *cfg_key, const char *prefix,
+                        const char *def_type, mt_pool *pool, mt_err *err);
 void mt_model_free(mt_model *m);
 
 /* The arithmetic of the forward pass.
@@ -262,10 +268,25 @@ int  mt_kvcache_mark_quantized(mt_kvcache *c, mt_err *err);
 /* uint32 words of one packed head row (affine and turbo) */
 size_t mt_kvcache_qwords(const mt_kvcache *c);
 
+/* Rows that replace token embeddings in a prompt (a multimodal model's image features):
+ * the k-th occurrence of token_id in the prompt gets rows[k * hidden .. (k + 1) * hidden),
+ * before the family's embedding scale (gemma multiplies them too).  next counts the rows
+ * used so far; each forward call advances it. */
+typedef struct mt_embed_inject {
+    int32_t token_id;
+    const float *rows;   /* [n, hidden] */
+    size_t n, next;
+} mt_embed_inject;
+
 /* Run T tokens at positions cache->len.. and append them to the cache.
  * logits: [T, vocab] when all_logits, else [vocab] for the last token only. */
 int mt_model_forward(mt_model *m, mt_kvcache *cache, const int32_t *tokens, size_t T, float *logits,
                      int all_logits, mt_err *err);
+
+/* mt_model_forward with inj (may be NULL) applied to the embeddings.  More occurrences of
+ * inj->token_id than rows left is MT_EINVAL before anything runs. */
+int mt_model_forward_inject(mt_model *m, mt_kvcache *cache, const int32_t *tokens, size_t T, float *logits,
+                            int all_logits, mt_embed_inject *inj, mt_err *err);
 
 /* As mt_model_forward, but writes the final hidden states (after the final
  * norm, before the output head) of all T tokens: hidden [T, hidden_size]
