@@ -185,7 +185,7 @@ struct mt_safetensors {
     size_t count;
     uint32_t *hash;         /* index+1 into all, 0 = empty; hcap slots (power of 2) */
     size_t hcap;
-    char prefix[64];        /* prepended to the names asked for (mt_safetensors_set_prefix) */
+    char strip[64], prefix[64];   /* names asked for: strip removed, prefix prepended (mt_safetensors_set_prefix) */
 };
 
 static uint64_t hash_str(const char *s) {
@@ -415,17 +415,21 @@ int mt_safetensors_open_dir(mt_safetensors **out, const char *dir, mt_err *err) 
     return rc;
 }
 
-int mt_safetensors_set_prefix(mt_safetensors *st, const char *prefix, mt_err *err) {
-    if (strlen(prefix) >= sizeof st->prefix)
+int mt_safetensors_set_prefix(mt_safetensors *st, const char *strip, const char *prefix, mt_err *err) {
+    if (!strip) strip = "";
+    if (strlen(prefix) >= sizeof st->prefix || strlen(strip) >= sizeof st->strip)
         return mt_seterr(err, MT_EINVAL, "tensor-name prefix '%.80s' is too long", prefix);
     snprintf(st->prefix, sizeof st->prefix, "%s", prefix);
+    snprintf(st->strip, sizeof st->strip, "%s", strip);
     return MT_OK;
 }
 
 const mt_tensor_view *mt_safetensors_get(const mt_safetensors *st, const char *name) {
     if (!st || !name || !st->hcap) return NULL;
     char full[1024];
-    if (st->prefix[0]) {
+    if (st->prefix[0] || st->strip[0]) {
+        size_t sl = strlen(st->strip);
+        if (sl && !strncmp(name, st->strip, sl)) name += sl;
         int n = snprintf(full, sizeof full, "%s%s", st->prefix, name);
         if (n < 0 || (size_t)n >= sizeof full) return NULL;
         name = full;

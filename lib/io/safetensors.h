@@ -59,10 +59,12 @@ int mt_safetensors_open_mem(mt_safetensors **out, const void *buf, size_t n, con
 
 /* Tensor by name (O(1) hash lookup); NULL if absent.  Borrowed, valid until free. */
 const mt_tensor_view *mt_safetensors_get(const mt_safetensors *st, const char *name);
-/* From now on mt_safetensors_get (and the readers on top of it) look up prefix + name: a
- * multimodal folder's text decoder reads "language_model.model.layers..." as "model.layers...".
- * The listing (mt_safetensors_at) keeps the stored names.  MT_EINVAL past 63 bytes. */
-int mt_safetensors_set_prefix(mt_safetensors *st, const char *prefix, mt_err *err);
+/* From now on mt_safetensors_get (and the readers on top of it) look up prefix + name, name
+ * without a leading strip (NULL or "": none): a multimodal folder's text decoder reads
+ * "language_model.layers.0..." when asked for "model.layers.0..." (strip "model.", prefix
+ * "language_model.").  The listing (mt_safetensors_at) keeps the stored names.  MT_EINVAL
+ * past 63 bytes. */
+int mt_safetensors_set_prefix(mt_safetensors *st, const char *strip, const char *prefix, mt_err *err);
 /* All tensors: files in order, each file's tensors in header order. */
 size_t mt_safetensors_count(const mt_safetensors *st);
 const mt_tensor_view *mt_safetensors_at(const mt_safetensors *st, size_t i);

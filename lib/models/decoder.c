@@ -609,27 +609,44 @@ int mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err) {
     return MT_OK;
 }
 
-/* The text config of a multimodal folder as a config of its own: the cfg_key object, plus
- * the top level's quantization (its per-module keys under prefix, stripped of it) and
- * eos_token_id when the object lacks them. */
-static int text_config(mt_config **out, json_t *top, const char *cfg_key, const char *prefix,
-                       const char *def_type, mt_err *err) {
-    json_t *sub = json_object_get(top, cfg_key);
-    if (!json_is_object(sub)) return mt_seterr(err, MT_EFORMAT, "config.json: no \"%s\" object", cfg_key);
+/* The text config of a multimodal folder as a config of its own (mt_text_spec). */
+static int text_config(mt_config **out, json_t *top, const mt_text_spec *sp, mt_err *err) {
+    json_t *sub = json_object_get(top, sp->cfg_key);
+    if (!json_is_object(sub)) return mt_seterr(err, MT_EFORMAT, "config.json: no \"%s\" object", sp->cfg_key);
     json_t *c = json_deep_copy(sub);
     if (!c) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    if (!json_object_get(c, "model_type") && def_type) json_object_set_new(c, "model_type", json_string(def_type));
+    if (sp->defaults) {
+        json_error_t je;
+        json_t *d = json_loads(sp->defaults, 0, &je);
+        if (!json_is_object(d)) {
+            json_decref(d);
+            json_decref(c);
+            return mt_seterr(err, MT_EINVAL, "internal: bad text-config defaults");
+        }
+        json_object_update_missing(c, d);
+        json_decref(d);
+    }
+    if (sp->head_dim_from_hidden) {
+        json_t *h = json_object_get(c, "hidden_size"), *n = json_object_get(c, "num_attention_heads");
+        if (json_is_integer(h) && json_is_integer(n) && json_integer_value(n) > 0)
+            json_object_set_new(c, "head_dim", json_integer(json_integer_value(h) / json_integer_value(n)));
+    }
     static const char *const qkeys[] = {"quantization", "quantization_config"};
+    size_t al = strlen(sp->add);
     for (int k = 0; k < 2; k++) {
         json_t *q = json_object_get(top, qkeys[k]);
         if (!json_is_object(q) || json_object_get(c, qkeys[k])) continue;
         json_t *nq = json_object();
         const char *key;
         json_t *v;
-        size_t pl = strlen(prefix);
         json_object_foreach(q, key, v) {
             if (!json_is_object(v) && !json_is_boolean(v)) json_object_set(nq, key, v);   /* bits, group_size, mode */
-            else if (!strncmp(key, prefix, pl)) json_object_set(nq, key + pl, v);
+            else if (!strncmp(key, sp->add, al)) {
+                char nk[512];
+                int n = snprintf(nk, sizeof nk, "%s%s", strncmp(key + al, "lm_head", 7) ? (sp->strip ? sp->strip : "") : "",
+                                 key + al);
+                if (n > 0 && (size_t)n < sizeof nk) json_object_set(nq, nk, v);
+            }
         }
         json_object_set_new(c, qkeys[k], nq);
     }
@@ -639,22 +656,21 @@ static int text_config(mt_config **out, json_t *top, const char *cfg_key, const 
     json_decref(c);
     if (!text) return mt_seterr(err, MT_ENOMEM, "out of memory");
     char label[96];
-    snprintf(label, sizeof label, "config.json %.40s", cfg_key);
+    snprintf(label, sizeof label, "config.json %.40s", sp->cfg_key);
     int rc = mt_config_parse(out, text, strlen(text), label, err);
     free(text);
     return rc;
 }
 
-int mt_model_load_text(mt_model **out, const char *dir, const char *cfg_key, const char *prefix,
-                       const char *def_type, mt_pool *pool, mt_err *err) {
+int mt_model_load_text(mt_model **out, const char *dir, const mt_text_spec *spec, mt_pool *pool, mt_err *err) {
     *out = NULL;
     mt_config *top = NULL;
     mt_model *m = model_new(pool);
     int rc = m ? MT_OK : mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) rc = mt_config_load(&top, dir, err);
-    if (!rc) rc = text_config(&m->cfg, mt_config_json(top), cfg_key, prefix, def_type, err);
+    if (!rc) rc = text_config(&m->cfg, mt_config_json(top), spec, err);
     if (!rc) rc = mt_safetensors_open_dir(&m->st, dir, err);
-    if (!rc) rc = mt_safetensors_set_prefix(m->st, prefix, err);
+    if (!rc) rc = mt_safetensors_set_prefix(m->st, spec->strip, spec->add, err);
     if (!rc) rc = model_init(m, dir, err);
     mt_config_free(top);
     if (rc) {

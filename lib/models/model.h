@@ -180,12 +180,18 @@ typedef struct mt_kvcache {
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
-/* The text decoder of a multimodal folder: config.json's cfg_key object (e.g. "text_config";
- * model_type def_type when it names none) is its config, with the top level's quantization
- * and eos_token_id; its tensors are those named prefix + the usual name (e.g.
- * "language_model." + "model.layers.0..."). */
-int  mt_model_load_text(mt_model **out, const char *dir, const char *cfg_key, const char *prefix,
-                        const char *def_type, mt_pool *pool, mt_err *err);
+/* The text decoder of a multimodal folder (mt_model_load_text). */
+typedef struct mt_text_spec {
+    const char *cfg_key;       /* config.json's object holding the text config ("text_config") */
+    const char *strip, *add;   /* tensor names: "model.X" asked for is add + X when strip is "model."
+                                  (mt_safetensors_set_prefix) */
+    const char *defaults;      /* JSON object: keys set when the text config lacks them (the reference's
+                                  own defaults, e.g. {"model_type": "llama", "rope_theta": 1e6}), or NULL */
+    int head_dim_from_hidden;  /* 1: head_dim = hidden_size / num_attention_heads whatever the config says */
+} mt_text_spec;
+/* Its config is the cfg_key object with the defaults, the top level's quantization (per-module
+ * keys renamed the same way) and eos_token_id. */
+int  mt_model_load_text(mt_model **out, const char *dir, const mt_text_spec *spec, mt_pool *pool, mt_err *err);
 void mt_model_free(mt_model *m);
 
 /* The arithmetic of the forward pass.

@@ -1,0 +1,57 @@
+/* vlm.h - a vision-language model folder: vision tower + connector in front
+ * of a text decoder of model.h (the same decoder families mlx-gen runs).
+ *
+ * mt_vlm_load() reads config.json; its model_type picks the family through
+ * the VLM registry (lib/models/vlm.c).  The family binds its vision tower and
+ * connector, and loads the text decoder with mt_model_load_text.  Encoding an
+ * image gives the rows that replace its image tokens' embeddings (what the
+ * reference scatters into the sequence), ready for mt_gen_params.inject.
+ * ref: mlx_vlm/models/<family>/<family>.py (get_input_embeddings) */
+#ifndef MT_VLM_H
+#define MT_VLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/err.h"
+#include "core/pool.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "models/model.h"
+
+typedef struct mt_vlm mt_vlm;
+
+typedef struct mt_vlm_family {
+    const char *model_type;
+    int  (*init)(mt_vlm *v, mt_err *err);
+    /* n preprocessed images (C x h x w float32 each, channels first) -> rows[n_tokens, text hidden] */
+    int  (*encode)(mt_vlm *v, const float *pixels, size_t n, int h, int w, float *rows, mt_err *err);
+    /* how many rows encode gives for n images of h x w */
+    size_t (*n_rows)(const mt_vlm *v, size_t n, int h, int w);
+    void (*free)(mt_vlm *v);
+} mt_vlm_family;
+
+struct mt_vlm {
+    char model_type[64];
+    char dir[4096];
+    const mt_vlm_family *fam;
+    mt_model *lm;              /* the text decoder (owned) */
+    int32_t image_token_id;    /* the token whose embeddings the image rows replace */
+    size_t text_hidden;
+    mt_config *cfg;            /* the folder's config.json (owned) */
+    mt_safetensors *st;        /* its tensors, plain names (owned; the decoder has its own view) */
+    mt_pool *pool;             /* borrowed */
+    void *state;               /* the family's */
+};
+
+/* 1 when config.json's model_type is a VLM family we run (dir a folder). */
+const mt_vlm_family *mt_vlm_family_find(const char *model_type);
+size_t mt_vlm_family_count(void);
+const mt_vlm_family *mt_vlm_family_at(size_t i);
+
+int  mt_vlm_load(mt_vlm **out, const char *dir, mt_pool *pool, mt_err *err);
+void mt_vlm_free(mt_vlm *v);
+
+/* rows for n images of C x h x w; *rows malloc'd [*n_rows, text_hidden] */
+int mt_vlm_encode(mt_vlm *v, const float *pixels, size_t n, int h, int w, float **rows, size_t *n_rows, mt_err *err);
+
+#endif
