@@ -6,7 +6,8 @@ Writes tests/data/vlm-proc/:
     (SmolVLM-256M, Idefics3-8B, Gemma 3, PaliGemma-224, llava-1.5, Qwen2-VL, Qwen2.5-VL)
     and small variants (odd sizes, other filters, no splitting, the 4096 cap, pan & scan,
     center crop with padding, min/max pixel branches and their precedence);
-  * a few extra test images (wide / tall / banker's-rounding sizes / extreme aspect);
+  * a few extra test images (wide / tall / banker's-rounding sizes / extreme aspect, PNGs with
+    tRNS colour keys);
   * goldens.json + goldens.bin.zst: for every (config, image) case what the reference
     gives: the 8-bit images before rescale (bytes for small ones, FNV-1a 64 hashes for
     large ones), the float tensors (bytes for small cases, else their sum), the split
@@ -146,7 +147,8 @@ CONFIGS = {
 # (config, image file, store: "full" bytes or "hash")
 IMAGES_SMALL = ["rgb_64x48.png", "rgba_33x17.png", "palette_23x9.png", "grey_20x13.png", "rgb_3x7.png",
                 "rgb_7x3.png", "rgb_1x1.png", "progressive_37x23.jpg", "tiny_3x7.jpg", "exif6_13x7.jpg",
-                "interlaced_rgb_29x19.png", "palette_trns_17x5.png", "greyalpha_19x11.png"]
+                "interlaced_rgb_29x19.png", "palette_trns_17x5.png", "greyalpha_19x11.png", "grey2_13x5.png",
+                "grey16_11x9.png", "rgb16_10x7.png", "cmyk_16x12.jpg", "sub422_27x14.jpg"]
 EXTRA = ["wide_800x300.jpg", "tall_61x200.png", "banker_70x42.png", "banker_98x14.png", "long_1000x10.png",
          "extreme_1100x5.png", "square_50x50.png"]
 
@@ -163,6 +165,8 @@ def cases():
     for f in ["rgb_64x48.png", "rgb_3x7.png", "large_320x240.jpg", "large_prog_301x203.jpg", "tall_61x200.png"]:
         out += [("smolvlm256m", f), ("idefics3_8b", f), ("gemma3", f), ("paligemma224", f), ("llava15", f),
                 ("qwen2vl", f), ("qwen25vl", f)]
+    for f in TRNS:
+        out += [(c, f) for c in ("idefics3_nosplit", "gemma3_small", "paligemma_small", "llava_small", "qwen2vl")]
     out += [("gemma3_pas_default", "wide_800x300.jpg"), ("gemma3_pas_default", "rgb_64x48.png"),
             ("idefics3_cap", "rgb_7x3.png"), ("idefics3_cap", "rgb_3x7.png"), ("smolvlm256m", "wide_800x300.jpg")]
     seen, uniq = set(), []
@@ -190,6 +194,23 @@ def make_images():
             im.save(path, quality=88)
         else:
             im.save(path, optimize=True)
+
+
+TRNS = ["trns_l8_9x6.png", "trns_rgb8_9x6.png", "trns_psimple_9x6.png", "trns_pmulti_9x6.png", "trns_bilevel_9x6.png",
+        "trns_i16_9x6.png"]
+
+
+def make_trns_images():
+    """PNGs with a tRNS chunk: transformers' convert_to_rgb whitens the colour key some of them keep."""
+    a = rng.integers(0, 4, (6, 9)).astype(np.uint8) * 60
+    Image.fromarray(a, "L").save(os.path.join(OUT, TRNS[0]), transparency=60)
+    Image.fromarray(np.stack([a, a // 2, 255 - a], -1), "RGB").save(os.path.join(OUT, TRNS[1]), transparency=(60, 30, 195))
+    p = Image.fromarray(a // 60, "P")
+    p.putpalette([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120])
+    p.save(os.path.join(OUT, TRNS[2]), transparency=2)
+    p.save(os.path.join(OUT, TRNS[3]), transparency=bytes([255, 128, 0, 255]))
+    Image.fromarray(a > 60).save(os.path.join(OUT, TRNS[4]), transparency=1)
+    Image.fromarray(a.astype(np.uint16) * 257).save(os.path.join(OUT, TRNS[5]), transparency=60 * 257)
 
 
 def load(path):
@@ -326,6 +347,7 @@ def main():
         shutil.rmtree(os.path.join(OUT, "cfg"))
     os.makedirs(OUT, exist_ok=True)
     make_images()
+    make_trns_images()
     for name, (mt, pre, pc) in CONFIGS.items():
         os.makedirs(cfg_dir(name))
         if pre is not None:
@@ -347,7 +369,7 @@ def main():
     f32_kept = {}
     for cfg, f in cases():
         mt = CONFIGS[cfg][0]
-        path = os.path.join(OUT if f in EXTRA else IMG, f)
+        path = os.path.join(OUT if f in EXTRA + TRNS else IMG, f)
         img = load(path)
         case = {"cfg": cfg, "model_type": mt, "image": path}
         try:

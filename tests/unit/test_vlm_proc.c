@@ -264,6 +264,50 @@ static void test_defaults_and_errors(void) {
     CHECK_EQ_INT(mt_vlm_proc_defaults(&p, NULL, &err), MT_EINVAL);
 }
 
+/* the PNG colour keys transformers' convert_to_rgb whitens */
+static void test_color_key(void) {
+    const struct {
+        const char *file;
+        int has;
+        unsigned char key[3];
+    } cases[] = {
+        {DIR "trns_l8_9x6.png", 1, {60, 60, 60}},      {DIR "trns_rgb8_9x6.png", 1, {60, 30, 195}},
+        {DIR "trns_psimple_9x6.png", 1, {70, 80, 90}}, {DIR "trns_pmulti_9x6.png", 0, {0, 0, 0}},
+        {DIR "trns_bilevel_9x6.png", 0, {0, 0, 0}},    {DIR "trns_i16_9x6.png", 0, {0, 0, 0}},
+        {"tests/data/image/palette_trns_17x5.png", 1, {124, 147, 121}},
+        {"tests/data/image/rgba_33x17.png", 0, {0, 0, 0}}, {"tests/data/image/tiny_3x7.jpg", 0, {0, 0, 0}},
+    };
+    mt_err err = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *buf = NULL;
+        size_t n = 0;
+        CHECK_OK(mt_read_file(cases[i].file, &buf, &n, &err), &err);
+        unsigned char key[3] = {0, 0, 0};
+        int has = mt_vlm_color_key(buf, n, key);
+        CHECK_MSG(has == cases[i].has && (!has || memcmp(key, cases[i].key, 3) == 0), "%s: %d (%d,%d,%d)",
+                  cases[i].file, has, key[0], key[1], key[2]);
+        for (size_t k = 0; k < n; k++) mt_vlm_color_key(buf, k, key);   /* every prefix: no overread */
+        free(buf);
+    }
+    CHECK(mt_vlm_color_key(NULL, 0, (unsigned char[3]){0}) == 0);
+    /* a config with do_convert_rgb false keeps the key's pixels; NULL settings too */
+    mt_vlm_proc p;
+    mt_image a, b;
+    CHECK_OK(mt_vlm_proc_defaults(&p, "llava", &err), &err);
+    CHECK_OK(mt_vlm_image_load(&p, &a, DIR "trns_rgb8_9x6.png", NULL, &err), &err);
+    CHECK_OK(mt_vlm_image_load(NULL, &b, DIR "trns_rgb8_9x6.png", NULL, &err), &err);
+    int white = 0, keyed = 0;
+    for (int i = 0; a.rgb && b.rgb && i < a.w * a.h; i++) {
+        white += a.rgb[3 * i] == 255 && a.rgb[3 * i + 1] == 255 && a.rgb[3 * i + 2] == 255;
+        keyed += b.rgb[3 * i] == 60 && b.rgb[3 * i + 1] == 30 && b.rgb[3 * i + 2] == 195;
+    }
+    CHECK(keyed > 0 && white == keyed);
+    mt_image_clear(&a);
+    mt_image_clear(&b);
+    CHECK_EQ_INT(mt_vlm_image_load(&p, &a, DIR "no-such.png", NULL, &err), MT_ENOTFOUND);
+    CHECK(a.rgb == NULL && strstr(err.msg, "no-such.png"));
+}
+
 /* malformed config files */
 static void test_bad_configs(void) {
     const char *base = "build-proc-test-vlm-proc.tmp";
@@ -313,6 +357,7 @@ int main(void) {
     test_load();
     test_defaults_and_errors();
     test_bad_configs();
+    test_color_key();
     json_decref(g);
     free(js);
     free(gold_bin);
