@@ -389,11 +389,14 @@ def main():
             case["u8"] = put(u8.tobytes())
         else:
             case["u8_fnv"] = [fnv1a64(u8[i].tobytes()) for i in range(n)]
-        if f32.nbytes <= 48 * 1024 and f32_kept.get(cfg, 0) < 4:   # a few float tensors per config in full
+        limit = 80 * 1024 if mt.startswith("qwen") else 48 * 1024
+        if f32.nbytes <= limit and f32_kept.get(cfg, 0) < 4:   # a few float tensors per config in full
             f32_kept[cfg] = f32_kept.get(cfg, 0) + 1
             case["f32"] = put(f32.tobytes())
         case["f32_sum"] = float(f32.astype(np.float64).sum())
         case["f32_abs"] = float(np.abs(f32.astype(np.float64)).sum())
+        flat = f32.astype(np.float64).ravel()   # order-sensitive: element k weighted 1 + (k mod 7919) / 7919
+        case["f32_wsum"] = float((flat * (1 + (np.arange(flat.size) % 7919) / 7919.0)).sum())
         case["text"] = put(text.encode())
         case["text_fnv"] = fnv1a64(text.encode())
         gold["cases"].append(case)
