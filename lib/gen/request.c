@@ -134,6 +134,7 @@ void mt_gen_request_free(mt_gen_request *req) {
     free(req->stop);
     free(req->bias_ids);
     free(req->bias_vals);
+    free(req->inject);   /* one block: the struct, then its rows */
     memset(req, 0, sizeof *req);
 }
 
@@ -237,6 +238,8 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
             (*ids)[i] = (int32_t)json_integer_value(v);
         }
     }
+    if (path && j->media)
+        return mt_seterr(err, MT_EINVAL, "prompt caches do not go with images yet (--prompt-cache / \"prompt_cache\")");
     if (path) {
         const mt_kvfile *f;
         const mt_kvcache *c;
@@ -253,6 +256,9 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
         if (!*ids) MT_TRY(mt_gen_caches_encode(j->pr, f, o, j->add_generation_prompt, ids, n, err));
         req->gp.prefix = c;
         req->gp.prefix_tokens = f->tokens;
+    } else if (!*ids && j->media) {
+        MT_TRY(j->media(j->media_user, j->pr, o, j->add_generation_prompt, ids, n, &req->inject, err));
+        req->gp.inject = req->inject;
     } else if (!*ids)
         MT_TRY(mt_prompter_encode(j->pr, o, j->add_generation_prompt, -1, NULL, NULL, ids, n, err));
     if (json_is_string(sc)) {

@@ -37,6 +37,7 @@ typedef struct mt_gen_request {
     int reproducible;          /* leave out what depends on the run, not the record: prefill_tps,
                                   decode_tps, cached_tokens (OpenAI: created, prompt_tokens_details) */
     /* owned storage behind gp's pointers */
+    mt_embed_inject *inject;   /* image rows (multimodal jobs): one malloc'd block, the rows after the struct */
     char **stop;
     int32_t *bias_ids;
     float *bias_vals;
@@ -71,6 +72,12 @@ typedef struct mt_gen_job {
     int reproducible;                  /* --reproducible: answers without run-dependent fields
                                           (mt_gen_request.reproducible) */
     int score_kv_f16;                  /* --score: KV rows f16 (1), f32 (0), or -1: f32 (quantized: the model's) */
+    /* multimodal models (gen/vlm_job.h): turns a record holding images into its ids and the rows
+     * of its image tokens (*inj one malloc'd block, its rows after it; NULL for a record without images);
+     * NULL: text only.  Prompt caches do not combine with images. */
+    int (*media)(void *user, const mt_prompter *pr, json_t *rec, int agp, int32_t **ids, size_t *n,
+                 mt_embed_inject **inj, mt_err *err);
+    void *media_user;
 } mt_gen_job;
 
 /* What a record runs: its ids (after the cached prefix of its "prompt_cache" or the job's

@@ -4,7 +4,8 @@
  * As mlx-vlm 0.7 runs it:
  *   - tensors: vision_model.*, connector.modality_projection.proj.weight (no bias),
  *     language_model.{embed_tokens, layers.N.*, norm, lm_head} (no "model." level);
- *   - the tower's MLP uses GELU with erf, its post_layernorm LayerNorm's default
+ *   - the tower's MLP uses nn.GELU(approx="precise"), which in mlx is the tanh
+ *     approximation (not erf), its post_layernorm LayerNorm's default
  *     epsilon 1e-5 (not the config's), positions bucketed from the patch grid;
  *   - the text model: head_dim = hidden_size / num_attention_heads, rope_theta
  *     default 1e6, no rope scaling;
@@ -46,7 +47,7 @@ static int id3_init(mt_vlm *v, mt_err *err) {
     if (ti && !json_is_integer(ti)) return mt_seterr(err, MT_EFORMAT, "config.json: \"image_token_id\" must be an integer");
     if (ti) tok = (int)json_integer_value(ti);
     v->image_token_id = tok;
-    mt_vit_spec vs = {"vision_model.", MT_ENC_ACT_GELU, 1e-5f};
+    mt_vit_spec vs = {"vision_model.", MT_ENC_ACT_GELU_TANH, 1e-5f};
     MT_TRY(mt_vit_load(&s->vit, json_object_get(c, "vision_config"), v->cfg, v->st, &vs, v->pool, err));
     const mt_vit_info *vi = mt_vit_info_of(s->vit);
     int nps = vi->image_size / vi->patch;
@@ -101,5 +102,10 @@ static int id3_encode(mt_vlm *v, const float *pixels, size_t n, int h, int w, fl
     return rc;
 }
 
-const mt_vlm_family mt_vlm_family_idefics3 = {"idefics3", id3_init, id3_encode, id3_rows, id3_free};
-const mt_vlm_family mt_vlm_family_smolvlm = {"smolvlm", id3_init, id3_encode, id3_rows, id3_free};
+static int id3_tower(mt_vlm *v, const float *pixels, size_t n, int h, int w, float *out, mt_err *err) {
+    idefics3 *s = v->state;
+    return mt_vit_forward(s->vit, pixels, n, h, w, out, err);
+}
+
+const mt_vlm_family mt_vlm_family_idefics3 = {"idefics3", "<image>", 1, id3_init, id3_encode, id3_tower, id3_rows, id3_free};
+const mt_vlm_family mt_vlm_family_smolvlm = {"smolvlm", "<image>", 1, id3_init, id3_encode, id3_tower, id3_rows, id3_free};

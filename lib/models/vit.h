@@ -27,7 +27,8 @@ typedef struct mt_vit mt_vit;
 
 typedef struct mt_vit_spec {
     const char *prefix;       /* tensor names, e.g. "vision_model." */
-    int act;                  /* MT_ENC_ACT_* of the MLP (mlx-vlm's idefics3: GELU with erf) */
+    int act;                  /* MT_ENC_ACT_* of the MLP (mlx-vlm's idefics3: GELU_TANH, which is
+                                 what mlx's nn.GELU(approx="precise") computes) */
     float post_eps;           /* post_layernorm epsilon (mlx-vlm's idefics3: LayerNorm's default 1e-5);
                                  0 = the config's layer_norm_eps */
 } mt_vit_spec;

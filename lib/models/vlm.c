@@ -77,3 +77,7 @@ int mt_vlm_encode(mt_vlm *v, const float *pixels, size_t n, int h, int w, float 
     *n_rows = nr;
     return MT_OK;
 }
+
+int mt_vlm_tower(mt_vlm *v, const float *pixels, size_t n, int h, int w, float *out, mt_err *err) {
+    return v->fam->tower(v, pixels, n, h, w, out, err);
+}

@@ -22,9 +22,14 @@ typedef struct mt_vlm mt_vlm;
 
 typedef struct mt_vlm_family {
     const char *model_type;
+    const char *placeholder;   /* what the chat template writes for an image ("<image>") */
+    int image_first;           /* a prompt's images go before its text in the user message (mlx-vlm's
+                                  LIST_WITH_IMAGE_FIRST), else after (LIST_WITH_IMAGE) */
     int  (*init)(mt_vlm *v, mt_err *err);
     /* n preprocessed images (C x h x w float32 each, channels first) -> rows[n_tokens, text hidden] */
     int  (*encode)(mt_vlm *v, const float *pixels, size_t n, int h, int w, float *rows, mt_err *err);
+    /* the vision tower's last hidden states alone (before the connector): out[n, patches, vision hidden] */
+    int  (*tower)(mt_vlm *v, const float *pixels, size_t n, int h, int w, float *out, mt_err *err);
     /* how many rows encode gives for n images of h x w */
     size_t (*n_rows)(const mt_vlm *v, size_t n, int h, int w);
     void (*free)(mt_vlm *v);
@@ -53,5 +58,8 @@ void mt_vlm_free(mt_vlm *v);
 
 /* rows for n images of C x h x w; *rows malloc'd [*n_rows, text_hidden] */
 int mt_vlm_encode(mt_vlm *v, const float *pixels, size_t n, int h, int w, float **rows, size_t *n_rows, mt_err *err);
+
+/* The tower alone (tests, tools): out sized as the family's tower gives. */
+int mt_vlm_tower(mt_vlm *v, const float *pixels, size_t n, int h, int w, float *out, mt_err *err);
 
 #endif

@@ -16,12 +16,16 @@
 #include "check.h"
 #include "core/pool.h"
 #include "gen/generate.h"
+#include "gen/vlm_job.h"
+#include "text/prompter.h"
 #include "io/safetensors.h"
 #include "models/vit.h"
 #include "models/vlm.h"
 #include "text/tokenizer.h"
 
 #define VDIR "tests/data/vlm"
+
+static double worst_logit, worst_rows, worst_tower;   /* reported at the end */
 
 static const float *gold_f32(const mt_safetensors *g, const char *name, size_t *n) {
     const mt_tensor_view *t = mt_safetensors_get(g, name);
@@ -68,6 +72,7 @@ static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *
         double d = fabs((double)lg[i] - l0[i]) / (1 + fabs((double)l0[i]));
         worst = d > worst ? d : worst;
     }
+    worst_logit = worst > worst_logit ? worst : worst_logit;
     CHECK_MSG(worst < 1e-3, "%s case %d: logits0 off by %.3g (relative to 1+|l|)", folder, ci, worst);
     mt_kvcache_free(c);
     free(lg);
@@ -94,6 +99,85 @@ static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *
     mt_gen_result_free(&res);
 }
 
+/* max |a - b| / max |b| */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        d = e > d ? e : d;
+        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* the whole record path: images + prompt -> ids and rows, as mlx-vlm prepares them */
+static void record_side(mt_vlm *v, mt_vlm_job *job, const mt_prompter *pr, const mt_safetensors *g, json_t *cs,
+                        const char *folder, int ci) {
+    mt_err e = {0};
+    char nm[64];
+    json_t *rec = json_object(), *ims = json_array(), *gi = json_object_get(cs, "images");
+    for (size_t i = 0; i < json_array_size(gi); i++) {
+        char p[256];
+        snprintf(p, sizeof p, VDIR "/%s", json_string_value(json_array_get(gi, i)));
+        json_array_append_new(ims, json_string(p));
+    }
+    json_object_set_new(rec, "image", ims);
+    json_object_set(rec, "prompt", json_object_get(cs, "prompt"));
+    int32_t *ids = NULL;
+    size_t n = 0, nids = 0, nf = 0;
+    mt_embed_inject *inj = NULL;
+    CHECK_OK(mt_vlm_job_record(job, pr, rec, 1, &ids, &n, &inj, &e), &e);
+    snprintf(nm, sizeof nm, "c%d.input_ids", ci);
+    const int32_t *want = gold_i32(g, nm, &nids);
+    int same = ids && want && n == nids;
+    for (size_t i = 0; same && i < n; i++) same = ids[i] == want[i];
+    CHECK_MSG(same, "%s case %d: input ids differ (%zu vs %zu)", folder, ci, n, nids);
+    snprintf(nm, sizeof nm, "c%d.features", ci);
+    const float *feat = gold_f32(g, nm, &nf);
+    CHECK_MSG(inj && feat && inj->n * v->text_hidden == nf, "%s case %d: %zu image rows", folder, ci, inj ? inj->n : 0);
+    if (inj && feat && inj->n * v->text_hidden == nf) {
+        double r = rel_err(inj->rows, feat, nf);
+        worst_rows = r > worst_rows ? r : worst_rows;
+        CHECK_MSG(r < 1e-4, "%s case %d: image rows off by %.3g relative", folder, ci, r);
+    }
+    free(inj);
+    free(ids);
+    /* the tower alone, where the goldens hold its output */
+    snprintf(nm, sizeof nm, "c%d.vision_out", ci);
+    size_t nvo = 0;
+    const float *vo = gold_f32(g, nm, &nvo);
+    if (vo) {
+        mt_vlm_proc proc;
+        mt_image img = {0};
+        mt_vlm_pixels px = {0};
+        CHECK_OK(mt_vlm_proc_load(&proc, v->dir, v->model_type, &e), &e);
+        CHECK_OK(mt_image_load(&img, json_string_value(json_array_get(ims, 0)), NULL, &e), &e);
+        CHECK_OK(mt_vlm_preprocess(&proc, &img, &px, &e), &e);
+        snprintf(nm, sizeof nm, "c%d.pixel_sum", ci);
+        const mt_tensor_view *ps = mt_safetensors_get(g, nm);
+        int ok = ps && px.data && (int)mt_tensor_numel(ps) == px.n;
+        for (int t = 0; ok && t < px.n; t++) {
+            double sum = 0;
+            for (size_t i = 0; i < (size_t)3 * px.h * px.w; i++) sum += px.data[(size_t)t * 3 * px.h * px.w + i];
+            ok = fabs(sum - ((const double *)ps->data)[t]) <= 1e-6 * (1 + fabs(sum));
+        }
+        CHECK_MSG(ok, "%s case %d: pixel sums differ", folder, ci);
+        float *out = px.data ? malloc(nvo * sizeof *out) : NULL;
+        struct mt_vit *vit = NULL;
+        (void)vit;
+        if (out && (size_t)px.n * 1024 * 64 == nvo) {
+            CHECK_OK(mt_vlm_tower(v, px.data, (size_t)px.n, px.h, px.w, out, &e), &e);
+            double r = rel_err(out, vo, nvo);
+            worst_tower = r > worst_tower ? r : worst_tower;
+            CHECK_MSG(r < 1e-4, "%s case %d: vision tower off by %.3g relative", folder, ci, r);
+        }
+        free(out);
+        mt_vlm_pixels_free(&px);
+        mt_image_clear(&img);
+    }
+    json_decref(rec);
+}
+
 static void folder_cases(const char *folder, mt_pool *pool) {
     mt_err e = {0};
     char dir[256], path[320];
@@ -114,6 +198,24 @@ static void folder_cases(const char *folder, mt_pool *pool) {
         if (!mt_safetensors_get(g, nm)) break;
         text_side(v, tok, g, folder, ci);
     }
+    mt_prompter *pr = NULL;
+    mt_vlm_job *job = NULL;
+    CHECK_OK(mt_prompter_open(&pr, dir, &e), &e);
+    CHECK_OK(mt_vlm_job_new(&job, v, 64, &e), &e);
+    snprintf(path, sizeof path, "%s/goldens.json", dir);
+    json_t *gj = json_load_file(path, 0, NULL);
+    json_t *cases = json_object_get(gj, "cases");
+    CHECK(json_array_size(cases) == 4);
+    for (size_t ci = 0; pr && job && g && ci < json_array_size(cases); ci++)
+        record_side(v, job, pr, g, json_array_get(cases, ci), folder, (int)ci);
+    /* the portrait of case 2 comes again in case 3: encoded once */
+    size_t enc = 0, reused = 0;
+    if (job) mt_vlm_job_counts(job, &enc, &reused);
+    CHECK_EQ_INT(enc, 4);
+    CHECK_EQ_INT(reused, 1);
+    json_decref(gj);
+    mt_vlm_job_free(job);
+    mt_prompter_free(pr);
     mt_safetensors_free(g);
     mt_tokenizer_free(tok);
     mt_vlm_free(v);
@@ -144,5 +246,7 @@ int main(void) {
     folder_cases("smolvlm-tiny-q4", pool);
     folder_cases("smolvlm-tiny-q8", pool);
     mt_pool_free(pool);
+    printf("vlm: worst vs mlx-vlm: tower %.2g, image rows %.2g (max |diff| / max |ref|), first logits %.2g "
+           "(|diff| / (1 + |ref|))\n", worst_tower, worst_rows, worst_logit);
     return check_report("vlm");
 }

@@ -1,0 +1,397 @@
+/* vlm_job.c - a record's images into its prompt and image rows (vlm_job.h).
+ * ref: mlx_vlm/prompt_utils.py (apply_chat_template, MessageFormat), mlx_vlm/utils.py
+ * (load_image), mlx_vlm/generate (prepare_inputs). */
+#include "gen/vlm_job.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+
+typedef struct cached {
+    uint64_t key;
+    int w, h;
+    float *rows;
+    size_t n_rows;
+    uint64_t used;      /* last use (a counter) */
+} cached;
+
+struct mt_vlm_job {
+    mt_vlm *vlm;
+    mt_vlm_proc proc;
+    mt_image_opts iopts;
+    const void *stdin_data;
+    size_t stdin_n;
+    cached *c;
+    size_t nc, cap, bytes, max_bytes;
+    uint64_t clock;
+    size_t encoded, reused;
+};
+
+int mt_vlm_job_new(mt_vlm_job **out, mt_vlm *v, double cache_mb, mt_err *err) {
+    *out = NULL;
+    mt_vlm_job *j = calloc(1, sizeof *j);
+    if (!j) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    j->vlm = v;
+    j->max_bytes = cache_mb > 0 ? (size_t)(cache_mb * 1e6) : 0;
+    int rc = mt_vlm_proc_load(&j->proc, v->dir, v->model_type, err);
+    if (rc) {
+        mt_preferr(err, "%s", v->dir);
+        free(j);
+        return rc;
+    }
+    *out = j;
+    return MT_OK;
+}
+
+void mt_vlm_job_free(mt_vlm_job *j) {
+    if (!j) return;
+    for (size_t i = 0; i < j->nc; i++) free(j->c[i].rows);
+    free(j->c);
+    free(j);
+}
+
+void mt_vlm_job_set_stdin_image(mt_vlm_job *j, const void *data, size_t n) {
+    j->stdin_data = data;
+    j->stdin_n = n;
+}
+
+void mt_vlm_job_set_image_opts(mt_vlm_job *j, const mt_image_opts *o) { j->iopts = *o; }
+
+void mt_vlm_job_counts(const mt_vlm_job *j, size_t *encoded, size_t *reused) {
+    *encoded = j->encoded;
+    *reused = j->reused;
+}
+
+/* ---- the record's images and messages ---- */
+
+typedef struct imglist {
+    char **src;          /* copies of the record's strings */
+    size_t n, cap;
+} imglist;
+
+static int img_push(imglist *l, const char *s, mt_err *err) {
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 8;
+        char **p = realloc(l->src, nc * sizeof *p);
+        if (!p) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        l->src = p;
+        l->cap = nc;
+    }
+    if (!(l->src[l->n] = strdup(s))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    l->n++;
+    return MT_OK;
+}
+
+static void img_free(imglist *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->src[i]);
+    free(l->src);
+}
+
+/* the image a content part names, or NULL when the part is no image (*bad: an image part
+ * without a usable string) */
+static const char *part_image(json_t *part, int *bad) {
+    *bad = 0;
+    const char *type = json_string_value(json_object_get(part, "type"));
+    if (!type) return NULL;
+    json_t *v = NULL;
+    if (!strcmp(type, "image_url") || !strcmp(type, "input_image")) {
+        v = json_object_get(part, "image_url");
+        if (json_is_object(v)) v = json_object_get(v, "url");
+    } else if (!strcmp(type, "image")) {
+        v = json_object_get(part, "image");
+        if (!v) v = json_object_get(part, "url");
+        if (!v) v = json_object_get(part, "path");
+    } else {
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        *bad = 1;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* content of a message as a list of parts (a string becomes one text part) */
+static json_t *as_parts(json_t *content) {
+    if (json_is_array(content)) return json_deep_copy(content);
+    json_t *a = json_array();
+    if (json_is_string(content)) json_array_append_new(a, json_pack("{s:s,s:O}", "type", "text", "text", content));
+    return a;
+}
+
+/* an image part of the template's messages, remembering its source until collected */
+static json_t *img_part(const char *src) { return json_pack("{s:s,s:s}", "type", "image", "_src", src); }
+
+/* Build the messages the template renders (image parts as {"type": "image"}) and collect
+ * the images in the order the template meets them. */
+static int build_messages(const mt_vlm_job *j, json_t *rec, json_t **msgs_out, imglist *imgs, mt_err *err) {
+    *msgs_out = NULL;
+    json_t *im = json_object_get(rec, "image");
+    if (!im) im = json_object_get(rec, "images");
+    if (im && !json_is_string(im) && !json_is_array(im))
+        return mt_seterr(err, MT_EINVAL, "\"image\" must be a file name, a data URL or a list of them");
+    size_t n_top = json_is_array(im) ? json_array_size(im) : im ? 1 : 0;
+    json_t *top = json_array();   /* the top-level images as parts */
+    for (size_t k = 0; k < n_top; k++) {
+        json_t *v = json_is_array(im) ? json_array_get(im, k) : im;
+        if (!json_is_string(v)) {
+            json_decref(top);
+            return mt_seterr(err, MT_EINVAL, "\"image\" must hold strings (file names or data URLs)");
+        }
+        json_array_append_new(top, img_part(json_string_value(v)));
+    }
+    json_t *msgs = json_object_get(rec, "messages");
+    json_t *out = NULL;
+    int first = j->vlm->fam->image_first, rc = MT_OK;
+    if (msgs) {
+        if (!json_is_array(msgs)) { json_decref(top); return mt_seterr(err, MT_EINVAL, "\"messages\" must be an array"); }
+        out = json_array();
+        size_t last_user = (size_t)-1;
+        for (size_t i = 0; i < json_array_size(msgs); i++) {
+            const char *role = json_string_value(json_object_get(json_array_get(msgs, i), "role"));
+            if (role && !strcmp(role, "user")) last_user = i;
+        }
+        if (n_top && last_user == (size_t)-1)
+            rc = mt_seterr(err, MT_EINVAL, "\"image\" given but \"messages\" has no user message to attach it to");
+        for (size_t i = 0; !rc && i < json_array_size(msgs); i++) {
+            json_t *m0 = json_array_get(msgs, i);
+            if (!json_is_object(m0)) { rc = mt_seterr(err, MT_EINVAL, "\"messages\"[%zu] is not an object", i); break; }
+            json_t *m = json_deep_copy(m0), *content = json_object_get(m, "content");
+            json_array_append_new(out, m);
+            if (json_is_array(content)) {
+                json_t *parts = json_array();
+                for (size_t k = 0; k < json_array_size(content); k++) {
+                    json_t *p = json_array_get(content, k);
+                    int bad = 0;
+                    const char *src = json_is_object(p) ? part_image(p, &bad) : NULL;
+                    if (bad) {
+                        rc = mt_seterr(err, MT_EINVAL, "\"messages\"[%zu] content part %zu: an image part needs its url or "
+                                       "file name as a string", i, k);
+                        break;
+                    }
+                    json_array_append_new(parts, src ? img_part(src) : json_incref(p));
+                }
+                json_object_set_new(m, "content", parts);
+            }
+            if (!rc && i == last_user && n_top) {
+                json_t *parts = as_parts(json_object_get(m, "content")), *imgp = json_deep_copy(top);
+                if (first) { json_array_extend(imgp, parts); json_decref(parts); parts = imgp; }
+                else { json_array_extend(parts, imgp); json_decref(imgp); }
+                json_object_set_new(m, "content", parts);
+            }
+        }
+    } else {
+        json_t *p = json_object_get(rec, "prompt");
+        if (!p) p = json_object_get(rec, "text");
+        if (!p) rc = mt_seterr(err, MT_EINVAL, "record has no \"prompt\" or \"messages\"");
+        else if (!json_is_string(p)) rc = mt_seterr(err, MT_EINVAL, "\"prompt\" must be a string");
+        else {
+            json_t *parts = json_deep_copy(top), *text = json_pack("{s:s,s:O}", "type", "text", "text", p);
+            if (first) json_array_append_new(parts, text);
+            else json_array_insert_new(parts, 0, text);
+            out = json_pack("[{s:s,s:o}]", "role", "user", "content", parts);
+        }
+    }
+    json_decref(top);
+    /* collect the sources in rendering order, and drop the marks */
+    for (size_t i = 0; !rc && i < json_array_size(out); i++) {
+        json_t *c = json_object_get(json_array_get(out, i), "content");
+        for (size_t k = 0; !rc && json_is_array(c) && k < json_array_size(c); k++) {
+            json_t *p = json_array_get(c, k), *s = json_object_get(p, "_src");
+            if (!s) continue;
+            rc = img_push(imgs, json_string_value(s), err);
+            json_object_del(p, "_src");
+        }
+    }
+    if (rc) {
+        json_decref(out);
+        return rc;
+    }
+    *msgs_out = out;
+    return MT_OK;
+}
+
+/* ---- images ---- */
+
+static uint64_t fnv(const uint8_t *p, size_t n, uint64_t h) {
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static int load_image(const mt_vlm_job *j, const char *src, mt_image *img, mt_err *err) {
+    if (!strcmp(src, "-")) {
+        if (!j->stdin_data) return mt_seterr(err, MT_EINVAL, "\"-\" names the image given on stdin, and there is none");
+        return mt_image_decode(img, j->stdin_data, j->stdin_n, &j->iopts, err);
+    }
+    if (!strncmp(src, "http://", 7) || !strncmp(src, "https://", 8))
+        return mt_seterr(err, MT_EUNSUPPORTED, "images are not fetched from URLs; download it and give the file");
+    if (!strncmp(src, "data:", 5)) return mt_image_load_base64(img, src, strlen(src), &j->iopts, err);
+    if (!strncmp(src, "file://", 7)) src += 7;
+    int rc = mt_image_load(img, src, &j->iopts, err);
+    /* a long string without a path separator that is no file: a bare base64 image */
+    if (rc == MT_ENOTFOUND && strlen(src) > 256 && !strchr(src, '/')) {
+        mt_clearerr(err);
+        rc = mt_image_load_base64(img, src, strlen(src), &j->iopts, err);
+    }
+    return rc;
+}
+
+static cached *cache_find(mt_vlm_job *j, uint64_t key, int w, int h) {
+    for (size_t i = 0; i < j->nc; i++)
+        if (j->c[i].key == key && j->c[i].w == w && j->c[i].h == h) {
+            j->c[i].used = ++j->clock;
+            return &j->c[i];
+        }
+    return NULL;
+}
+
+static void cache_put(mt_vlm_job *j, uint64_t key, int w, int h, const float *rows, size_t n_rows) {
+    size_t bytes = n_rows * j->vlm->text_hidden * sizeof(float);
+    if (!j->max_bytes || bytes > j->max_bytes) return;
+    while (j->nc && j->bytes + bytes > j->max_bytes) {   /* evict the least recently used */
+        size_t o = 0;
+        for (size_t i = 1; i < j->nc; i++)
+            if (j->c[i].used < j->c[o].used) o = i;
+        j->bytes -= j->c[o].n_rows * j->vlm->text_hidden * sizeof(float);
+        free(j->c[o].rows);
+        j->c[o] = j->c[--j->nc];
+    }
+    if (j->nc == j->cap) {
+        size_t nc = j->cap ? 2 * j->cap : 16;
+        cached *p = realloc(j->c, nc * sizeof *p);
+        if (!p) return;
+        j->c = p;
+        j->cap = nc;
+    }
+    float *copy = malloc(bytes);
+    if (!copy) return;
+    memcpy(copy, rows, bytes);
+    j->c[j->nc++] = (cached){key, w, h, copy, n_rows, ++j->clock};
+    j->bytes += bytes;
+}
+
+/* one image: its prompt text, and its rows appended to *rows */
+static int one_image(mt_vlm_job *j, const char *src, size_t idx, char **text, float **rows, size_t *nrows,
+                     size_t *cap, mt_err *err) {
+    mt_image img = {0};
+    mt_vlm_pixels px = {0};
+    float *r = NULL;
+    size_t nr = 0;
+    int rc = load_image(j, src, &img, err);
+    if (!rc) rc = mt_vlm_preprocess(&j->proc, &img, &px, err);
+    if (!rc) rc = mt_vlm_image_text(&j->proc, &px, text, err);
+    if (!rc) {
+        uint64_t key = fnv(img.rgb, (size_t)img.w * (size_t)img.h * 3, 1469598103934665603ull);
+        cached *c = cache_find(j, key, img.w, img.h);
+        if (c) {
+            r = c->rows;
+            nr = c->n_rows;
+            j->reused++;
+        } else {
+            rc = mt_vlm_encode(j->vlm, px.data, (size_t)px.n, px.h, px.w, &r, &nr, err);
+            if (!rc) {
+                j->encoded++;
+                cache_put(j, key, img.w, img.h, r, nr);
+            }
+        }
+        long want = mt_vlm_image_tokens(&j->proc, &px);
+        if (!rc && want != (long)nr)
+            rc = mt_seterr(err, MT_EFORMAT, "the processor gives %ld image tokens, the model %zu rows", want, nr);
+        size_t H = j->vlm->text_hidden;
+        if (!rc && *nrows + nr > *cap) {
+            size_t nc = (*nrows + nr) * 2;
+            float *p = realloc(*rows, nc * H * sizeof *p);
+            if (!p) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+            else { *rows = p; *cap = nc; }
+        }
+        if (!rc) {
+            memcpy(*rows + *nrows * H, r, nr * H * sizeof *r);
+            *nrows += nr;
+        }
+        if (!c) free(r);
+    }
+    mt_vlm_pixels_free(&px);
+    mt_image_clear(&img);
+    if (rc) {
+        const char *name = strncmp(src, "data:", 5) && strlen(src) < 200 ? src : "inline data";
+        mt_preferr(err, "image %zu (%s)", idx + 1, name);
+    }
+    return rc;
+}
+
+int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, int32_t **ids, size_t *n,
+                      mt_embed_inject **inj, mt_err *err) {
+    mt_vlm_job *j = user;
+    *ids = NULL;
+    *n = 0;
+    *inj = NULL;
+    imglist imgs = {0};
+    json_t *msgs = NULL;
+    char *text = NULL, *full = NULL;
+    float *rows = NULL;
+    size_t nrows = 0, cap = 0, len = 0;
+    int rc = build_messages(j, rec, &msgs, &imgs, err);
+    if (!rc) {
+        json_t *r2 = json_deep_copy(rec);
+        json_object_del(r2, "prompt");
+        json_object_del(r2, "text");
+        json_object_set(r2, "messages", msgs);
+        int add_special = 0;
+        rc = mt_prompter_render(pr, r2, agp, -1, &text, &len, &add_special, err);
+        json_decref(r2);
+    }
+    /* each placeholder, in order, becomes its image's text */
+    mt_buf b = {0};
+    const char *ph = j->vlm->fam->placeholder;
+    size_t pl = strlen(ph), k = 0;
+    for (const char *s = text; !rc && s;) {
+        const char *hit = strstr(s, ph);
+        if (!hit) {
+            mt_buf_str(&b, s);
+            break;
+        }
+        mt_buf_put(&b, s, (size_t)(hit - s));
+        if (k >= imgs.n) {
+            rc = mt_seterr(err, MT_EINVAL, "the prompt has more image places (%s) than the record's %zu images", ph, imgs.n);
+            break;
+        }
+        char *it = NULL;
+        rc = one_image(j, imgs.src[k], k, &it, &rows, &nrows, &cap, err);
+        if (!rc) mt_buf_str(&b, it);
+        free(it);
+        k++;
+        s = hit + pl;
+    }
+    if (!rc && k < imgs.n)
+        rc = mt_seterr(err, MT_EINVAL, "the record has %zu images but the prompt places %zu (the chat template "
+                       "writes %s for each image part)", imgs.n, k, ph);
+    mt_buf_put(&b, "", 1);
+    if (!rc && b.oom) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!rc) full = b.p, b.p = NULL;
+    mt_buf_free(&b);
+    if (!rc) rc = mt_tokenizer_encode(pr->tok, full, strlen(full), 0, ids, n, err);
+    if (!rc && nrows) {
+        size_t H = j->vlm->text_hidden;
+        mt_embed_inject *x = malloc(sizeof *x + nrows * H * sizeof(float));
+        if (!x) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        else {
+            float *dst = (float *)(x + 1);
+            memcpy(dst, rows, nrows * H * sizeof(float));
+            *x = (mt_embed_inject){j->vlm->image_token_id, dst, nrows, 0};
+            *inj = x;
+        }
+    }
+    if (rc) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    free(rows);
+    free(full);
+    free(text);
+    img_free(&imgs);
+    json_decref(msgs);
+    return rc;
+}
