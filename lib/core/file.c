@@ -60,6 +60,32 @@ int mt_zstd_decompress(const void *src, size_t n, size_t max, char **out, size_t
     return MT_OK;
 }
 
+int mt_read_stream(FILE *f, const char *name, size_t max, void **out, size_t *len, mt_err *err) {
+    *out = NULL;
+    *len = 0;
+    size_t n = 0, cap = 1 << 16;
+    char *buf = malloc(cap + 1);
+    if (!buf) return mt_seterr(err, MT_ENOMEM, "%s: out of memory", name);
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) { free(buf); return mt_seterr(err, MT_ELIMIT, "%s: larger than %zu bytes", name, max); }
+            char *p = realloc(buf, 2 * cap + 1);
+            if (!p) { free(buf); return mt_seterr(err, MT_ENOMEM, "%s: out of memory", name); }
+            buf = p;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(f)) { free(buf); return mt_seterr(err, MT_EIO, "%s: read error", name); }
+    if (n > max) { free(buf); return mt_seterr(err, MT_ELIMIT, "%s: larger than %zu bytes", name, max); }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return MT_OK;
+}
+
 int mt_read_file_max(const char *path, size_t max, char **out, size_t *len, mt_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return mt_seterr(err, errno == ENOENT ? MT_ENOTFOUND : MT_EIO, "%s: %s", path, strerror(errno));

@@ -4,6 +4,7 @@
 #define MT_FILE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "core/err.h"
 
 /* Read a whole file; *out is NUL-terminated (not counted in *len).
@@ -11,6 +12,9 @@
 int mt_read_file(const char *path, char **out, size_t *len, mt_err *err);
 /* Same, capped: fails with MT_ELIMIT if the (decompressed) size exceeds max. */
 int mt_read_file_max(const char *path, size_t max, char **out, size_t *len, mt_err *err);
+/* Read a stream (a pipe, stdin) to its end: *out malloc'd (NUL-terminated, the NUL not
+ * counted); more than max bytes is MT_ELIMIT.  name labels the messages. */
+int mt_read_stream(FILE *f, const char *name, size_t max, void **out, size_t *len, mt_err *err);
 /* Decompress a zstd frame held in memory. */
 int mt_zstd_decompress(const void *src, size_t n, size_t max, char **out, size_t *len, mt_err *err);
 

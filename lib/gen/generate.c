@@ -503,7 +503,22 @@ int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err 
 
 int mt_score_kv(mt_model *m, const int32_t *ids, size_t n, int kv_bits, int kv_group, int kv_f16, float *logprobs,
                 mt_err *err) {
+    return mt_score_inject(m, ids, n, kv_bits, kv_group, kv_f16, NULL, logprobs, err);
+}
+
+int mt_score_inject(mt_model *m, const int32_t *ids, size_t n, int kv_bits, int kv_group, int kv_f16,
+                    const mt_embed_inject *inject, float *logprobs, mt_err *err) {
     if (n == 0) return mt_seterr(err, MT_EINVAL, "nothing to score");
+    mt_embed_inject inj, *ip = NULL;
+    if (inject) {   /* the last id is only scored, never run */
+        size_t k = 0;
+        for (size_t i = 0; i + 1 < n; i++) k += ids[i] == inject->token_id;
+        if (k != inject->n)
+            return mt_seterr(err, MT_EINVAL, "the input has %zu image tokens, the images give %zu", k, inject->n);
+        inj = *inject;
+        inj.next = 0;
+        ip = &inj;
+    }
     if (m->ctx_len && n > m->ctx_len)
         return mt_seterr(err, MT_EINVAL, "input is %zu tokens; the model's context is %zu (%s)", n, m->ctx_len, m->ctx_why);
     size_t V = (size_t)m->hp.vocab, step = 512;
@@ -524,7 +539,7 @@ int mt_score_kv(mt_model *m, const int32_t *ids, size_t n, int kv_bits, int kv_g
     if (!rc && kv_bits > 0) rc = mt_kvcache_mark_quantized(c, err);
     for (size_t off = 0; !rc && off < n - 1; off += step) {
         size_t T = n - 1 - off < step ? n - 1 - off : step;
-        rc = mt_model_forward(m, c, ids + off, T, lg, 1, err);
+        rc = mt_model_forward_inject(m, c, ids + off, T, lg, 1, ip, err);
         for (size_t t = 0; !rc && t < T; t++) {
             const float *row = lg + t * V;
             if ((rc = check_logits(row, V, off + t + 1, err))) break;

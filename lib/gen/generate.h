@@ -92,5 +92,8 @@ int mt_score(mt_model *m, const int32_t *ids, size_t n, float *logprobs, mt_err 
  * model with mlx's numerics (mt_model_kv_f16); mt_score: -1). */
 int mt_score_kv(mt_model *m, const int32_t *ids, size_t n, int kv_bits, int kv_group, int kv_f16, float *logprobs,
                 mt_err *err);
+/* The same with image rows for inject->token_id in ids[0..n-1) (their number must match). */
+int mt_score_inject(mt_model *m, const int32_t *ids, size_t n, int kv_bits, int kv_group, int kv_f16,
+                    const mt_embed_inject *inject, float *logprobs, mt_err *err);
 
 #endif

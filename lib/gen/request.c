@@ -335,6 +335,7 @@ done:
 static int score_one(mt_gen_job *j, json_t *rec, json_t **out, mt_err *err) {
     int32_t *ids = NULL;
     size_t n = 0;
+    mt_embed_inject *inj = NULL;
     json_t *a = json_object_get(rec, "ids");
     if (a) {
         if (!json_is_array(a) || json_array_size(a) == 0) return mt_seterr(err, MT_EINVAL, "\"ids\" must be a non-empty array");
@@ -349,13 +350,18 @@ static int score_one(mt_gen_job *j, json_t *rec, json_t **out, mt_err *err) {
             }
             ids[i] = (int32_t)json_integer_value(v);
         }
+    } else if (j->media) {
+        MT_TRY(j->media(j->media_user, j->pr, rec, j->add_generation_prompt, &ids, &n, &inj, err));
+        if (n == 0) { free(ids); free(inj); return mt_seterr(err, MT_EINVAL, "the text has no tokens"); }
     } else {
         MT_TRY(mt_prompter_encode(j->pr, rec, j->add_generation_prompt, -1, NULL, NULL, &ids, &n, err));
         if (n == 0) { free(ids); return mt_seterr(err, MT_EINVAL, "the text has no tokens"); }
     }
     float *lp = malloc(n * sizeof *lp);
-    int rc = lp ? mt_score_kv(j->model, ids, n, j->defaults.kv_bits, j->defaults.kv_group_size, j->score_kv_f16, lp, err)
+    int rc = lp ? mt_score_inject(j->model, ids, n, j->defaults.kv_bits, j->defaults.kv_group_size, j->score_kv_f16, inj,
+                                  lp, err)
                 : mt_seterr(err, MT_ENOMEM, "out of memory");
+    free(inj);
     if (!rc) {
         json_t *ja = json_array(), *jl = json_array();
         double sum = 0;
