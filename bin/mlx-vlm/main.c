@@ -181,7 +181,7 @@ int main(int argc, char **argv) {
         g.defaults = go.gp;
         g.defaults.eos = pr->eos_ids;
         g.defaults.n_eos = pr->n_eos;
-        g.defaults.trim_first_space = pr->trim_first_space;
+        g.defaults.trim_first_space = 0;   /* mlx-vlm's BPE detokenizer keeps a leading space (trim_space=False) */
         g.add_generation_prompt = agp;
         g.return_ids = go.return_ids;
         g.reproducible = go.reproducible;
