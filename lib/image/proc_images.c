@@ -146,7 +146,8 @@ static int make_idefics3(const mt_vlm_proc *p, const mt_image *img, mt_vlm_image
     int rc = MT_OK, T = p->tile;
     if (p->do_resize) {
         int h = 0, w = 0;
-        idefics3_resize_size(img->h, img->w, p->longest_edge, &h, &w);
+        if (p->longest_edge) idefics3_resize_size(img->h, img->w, p->longest_edge, &h, &w);
+        else h = p->height, w = p->width;
         MT_TRY(mt_image_resize(&a, img, w, h, p->resample, err));
         cur = &a;
     }

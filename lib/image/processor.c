@@ -95,7 +95,8 @@ int mt_vlm_proc_check(const mt_vlm_proc *p, mt_err *err) {
     switch (p->kind) {
     case MT_PROC_IDEFICS3:
         if (!SIDE_OK(p->tile)) BAD("max_image_size.longest_edge %d out of range", p->tile);
-        if (p->do_resize && !SIDE_OK(p->longest_edge)) BAD("size.longest_edge %d out of range", p->longest_edge);
+        if (p->do_resize && !(p->longest_edge ? SIDE_OK(p->longest_edge) : SIDE_OK(p->height) && SIDE_OK(p->width)))
+            BAD("size.longest_edge %d out of range", p->longest_edge);
         break;
     case MT_PROC_SIGLIP:
     case MT_PROC_CLIP:
@@ -258,9 +259,15 @@ static int load_hf(mt_vlm_proc *p, json_t *d, json_t *pc, mt_err *err) {
         /* (mlx-vlm's SmolVLMProcessor also passes processor_config.json's image_processor.size
          * on; transformers already took the whole nested dict then, so nothing changes) */
         MT_TRY(read_size(d, "size", 0, &h, &w, NULL, &le, err));
-        if (jget(d, "size") && !le && p->do_resize)
-            return mt_seterr(err, MT_EUNSUPPORTED, "image processor config: idefics3 'size' without longest_edge");
-        if (le) p->longest_edge = le;
+        if (le) {
+            p->longest_edge = le;
+        } else if (h && w) {   /* {height, width}: a plain resize to that size */
+            p->longest_edge = 0;
+            p->height = h;
+            p->width = w;
+        } else if (jget(d, "size") && p->do_resize) {
+            return mt_seterr(err, MT_EUNSUPPORTED, "image processor config: idefics3 'size' needs longest_edge or height and width");
+        }
         int tile = 0;
         json_t *m = jget(d, "max_image_size");
         if (m && !json_is_object(m)) return mt_seterr(err, MT_EFORMAT, "image processor config: 'max_image_size' must be a dict");

@@ -59,10 +59,10 @@ typedef struct mt_vlm_proc {
     double rescale, mean[3], std[3];
     int image_seq_len;             /* tokens per image (idefics3 tile, gemma3, paligemma); 0 = computed */
     /* MT_PROC_IDEFICS3 */
-    int longest_edge;              /* size.longest_edge */
+    int longest_edge;              /* size.longest_edge; 0: size is {height, width} (resized to exactly that) */
     int tile;                      /* max_image_size.longest_edge */
     int do_image_splitting;
-    /* MT_PROC_SIGLIP: target size; MT_PROC_CLIP: shortest_edge + crop */
+    /* MT_PROC_SIGLIP (and IDEFICS3 without longest_edge): target size; MT_PROC_CLIP: shortest_edge + crop */
     int height, width;
     int shortest_edge;
     int do_center_crop, crop_h, crop_w;

@@ -125,6 +125,7 @@ CONFIGS = {
     "idefics3_small": ("idefics3", idefics3_pre(100, 30), {"image_seq_len": 3}),
     "idefics3_odd_bicubic": ("idefics3", idefics3_pre(77, 19, resample=3), {"image_seq_len": 2}),
     "idefics3_nosplit": ("idefics3", idefics3_pre(90, 24, resample=2, do_image_splitting=False), {"image_seq_len": 5}),
+    "idefics3_hw": ("idefics3", idefics3_pre(0, 20, size={"height": 50, "width": 37}), {"image_seq_len": 2}),
     "idefics3_cap": ("idefics3", idefics3_pre(5000, 48, do_image_splitting=False), None),
     # smolvlm: settings nested in processor_config.json win over preprocessor_config.json
     "smolvlm2_nested": ("smolvlm", idefics3_pre(999, 333, image_processor_type="SmolVLMImageProcessor"),
@@ -167,6 +168,7 @@ def cases():
                 ("qwen2vl", f), ("qwen25vl", f)]
     for f in TRNS:
         out += [(c, f) for c in ("idefics3_nosplit", "gemma3_small", "paligemma_small", "llava_small", "qwen2vl")]
+    out += [("idefics3_hw", f) for f in ("rgb_64x48.png", "rgb_3x7.png", "tall_61x200.png")]
     out += [("gemma3_pas_default", "wide_800x300.jpg"), ("gemma3_pas_default", "rgb_64x48.png"),
             ("idefics3_cap", "rgb_7x3.png"), ("idefics3_cap", "rgb_3x7.png"), ("smolvlm256m", "wide_800x300.jpg")]
     seen, uniq = set(), []
