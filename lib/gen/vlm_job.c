@@ -379,7 +379,7 @@ int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, i
         else {
             float *dst = (float *)(x + 1);
             memcpy(dst, rows, nrows * H * sizeof(float));
-            *x = (mt_embed_inject){j->vlm->image_token_id, dst, nrows, 0};
+            *x = (mt_embed_inject){j->vlm->image_token_id, dst, nrows, 0, NULL, 0, 0};
             *inj = x;
         }
     }

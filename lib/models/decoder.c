@@ -251,9 +251,11 @@ static int rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_
     double factor = 1.0;
     if (!(base > 0) || !isfinite(base))
         return mt_seterr(err, MT_EFORMAT, "config.json: RoPE base %g must be a finite, positive number", (double)base);
-    if (json_is_object(rs) && strcmp(type, "default") != 0 && strcmp(type, "longrope") != 0 && strcmp(type, "su") != 0)
+    if (json_is_object(rs) && strcmp(type, "default") != 0 && strcmp(type, "longrope") != 0 && strcmp(type, "su") != 0 &&
+        strcmp(type, "mrope") != 0)
         MT_TRY(real_in(rs, rsk, "factor", 1.0, &factor, 1, MT_CFG_POS, err));
-    if (!strcmp(type, "default") || !strcmp(type, "linear") || !strcmp(type, "dynamic")) {
+    /* "mrope" (qwen2_vl): the default frequencies; mt_decoder_bind reads its sections */
+    if (!strcmp(type, "default") || !strcmp(type, "linear") || !strcmp(type, "dynamic") || !strcmp(type, "mrope")) {
         /* "dynamic": these are the frequencies up to max_position_embeddings; past it the
          * forward pass recomputes them per call (mlx_lm DynamicNTKScalingRoPE) */
         float scale = !strcmp(type, "linear") ? (float)(1.0 / factor) : 1.0f;
@@ -432,6 +434,20 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     }
 
     MT_TRY(context_len(m, c, rs, err));
+    /* M-RoPE: mlx-vlm's qwen2_vl / qwen2_5_vl text models take "mrope_section" (3 counts) from
+     * rope_scaling whatever its type says (rope_utils.py _chunked_position_selector) */
+    json_t *ms = json_is_object(rs) ? json_object_get(rs, "mrope_section") : NULL;
+    if (ms) {
+        if (!json_is_array(ms) || json_array_size(ms) != 3)
+            return mt_seterr(err, MT_EFORMAT, "config.json: %s.mrope_section must hold 3 counts", m->rope_scaling_key);
+        for (int i = 0; i < 3; i++) {
+            json_t *e = json_array_get(ms, (size_t)i);
+            if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > hp->rot_dims)
+                return mt_seterr(err, MT_EFORMAT, "config.json: %s.mrope_section must hold counts within 0..%d",
+                                 m->rope_scaling_key, hp->rot_dims);
+            m->mrope[i] = (int)json_integer_value(e);
+        }
+    }
 
     MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
@@ -611,19 +627,27 @@ int mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err) {
 
 /* The text config of a multimodal folder as a config of its own (mt_text_spec). */
 static int text_config(mt_config **out, json_t *top, const mt_text_spec *sp, mt_err *err) {
-    json_t *sub = json_object_get(top, sp->cfg_key);
+    json_t *sub = sp->cfg_key ? json_object_get(top, sp->cfg_key) : top;
     if (!json_is_object(sub)) return mt_seterr(err, MT_EFORMAT, "config.json: no \"%s\" object", sp->cfg_key);
     json_t *c = json_deep_copy(sub);
     if (!c) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    if (sp->defaults) {
+    if (!sp->cfg_key) {   /* the quantization keys come back below, renamed for the decoder */
+        json_object_del(c, "vision_config");
+        json_object_del(c, "quantization");
+        json_object_del(c, "quantization_config");
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *src = k ? sp->force : sp->defaults;
+        if (!src) continue;
         json_error_t je;
-        json_t *d = json_loads(sp->defaults, 0, &je);
+        json_t *d = json_loads(src, 0, &je);
         if (!json_is_object(d)) {
             json_decref(d);
             json_decref(c);
             return mt_seterr(err, MT_EINVAL, "internal: bad text-config defaults");
         }
-        json_object_update_missing(c, d);
+        if (k) json_object_update(c, d);
+        else json_object_update_missing(c, d);
         json_decref(d);
     }
     if (sp->head_dim_from_hidden) {
@@ -656,7 +680,7 @@ static int text_config(mt_config **out, json_t *top, const mt_text_spec *sp, mt_
     json_decref(c);
     if (!text) return mt_seterr(err, MT_ENOMEM, "out of memory");
     char label[96];
-    snprintf(label, sizeof label, "config.json %.40s", sp->cfg_key);
+    snprintf(label, sizeof label, "config.json %.40s", sp->cfg_key ? sp->cfg_key : "(text keys)");
     int rc = mt_config_parse(out, text, strlen(text), label, err);
     free(text);
     return rc;
@@ -949,6 +973,26 @@ float mt_dec_dyn_base(const mt_model *m, size_t end) {
     return (float)(hp->rope_theta * pow(hp->dyn_factor * sl / hp->dyn_max_pos - (hp->dyn_factor - 1), d / (d - 2)));
 }
 
+int mt_dec_rope_pos(const mt_model *m, const mt_embed_inject *inj, const mt_kvcache *c, size_t p, const float *fr,
+                    float *ang, double *pos) {
+    *pos = (double)p;
+    if (!m->mrope[0] && !m->mrope[1] && !m->mrope[2]) return 0;
+    if (!inj || !inj->pos3 || p >= inj->n_pos) {
+        *pos = (double)((long)p + c->pos_delta);
+        return 0;
+    }
+    const int32_t *q = inj->pos3 + 3 * p;
+    *pos = (double)q[0];
+    if (q[0] == q[1] && q[0] == q[2]) return 0;
+    /* mlx-vlm: angle_i = float32(position of section(i)) * inv_freq_i, the sections in order
+     * (t, h, w); frequencies past them take t */
+    int half = m->hp.rot_dims / 2, i = 0;
+    for (int s = 0; s < 3; s++)
+        for (int k = 0; k < m->mrope[s] && i < half; k++, i++) ang[i] = (float)q[s] * fr[i];
+    for (; i < half; i++) ang[i] = (float)q[0] * fr[i];
+    return 1;
+}
+
 /* The forward pass over T rows; row t is token tok[t] of the sequence whose
  * cache is rc[t], at position rpos[t] (its K/V are written there).  Logits are
  * computed for rows [first, T). */
@@ -994,6 +1038,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             for (size_t i = 0; i < S; i++) hi[t + i] = rc[t]->len + S;
         rc[t]->len += S;
         for (size_t i = 0; i < S; i++) if (hi[t + i] - lo[t + i] > len) len = hi[t + i] - lo[t + i];
+        if (inj && inj->pos3) rc[t]->pos_delta = inj->rope_delta;   /* M-RoPE: the decode steps' offset */
         t += S;
     }
     if (mt_model_mlx(m)) {
@@ -1068,8 +1113,12 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);
                 scale_rot(kt, (size_t)hp->n_kv_heads, hd, hp->rot_dims, L->rope_in_scale);
                 const float *fr = dyn && L->inv_freq == m->inv_freq ? dyn + t * half : L->inv_freq;
-                mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
-                mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, (double)rpos[t], hp->rope_traditional);
+                /* M-RoPE: the row's position, or its angles as frequencies at position 1 (1.0f * a == a) */
+                float ang[512];
+                double pos;
+                if (mt_dec_rope_pos(m, inj, rc[t], rpos[t], fr, ang, &pos)) { fr = ang; pos = 1.0; }
+                mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, pos, hp->rope_traditional);
+                mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, pos, hp->rope_traditional);
             }
             mt_kv_write(rc[t], l, slot[t], kt, v + t * ks);
         }

@@ -23,6 +23,13 @@ typedef struct mt_dec_rows {
 void mt_dec_inject(mt_embed_inject *inj, const int32_t *tok, size_t T, float *x, size_t H);
 /* MT_EINVAL when the rows' tokens hold more inj->token_id than inj has rows left. */
 int  mt_dec_inject_check(const mt_embed_inject *inj, const int32_t *tok, size_t T, mt_err *err);
+/* M-RoPE (m->mrope set): the RoPE position of the row at cache position p of cache c with the
+ * frequencies fr[rot_dims/2].  *pos = p for models without M-RoPE; a row in inj's position table
+ * with t == h == w gets *pos = t; a row past it p + c->pos_delta.  A row whose t, h, w differ
+ * gets its angles in ang[rot_dims/2] and 1 is returned: rotate with frequencies ang at
+ * position 1 (the same float products mlx-vlm's apply_multimodal_rotary_pos_emb takes). */
+int  mt_dec_rope_pos(const mt_model *m, const mt_embed_inject *inj, const mt_kvcache *c, size_t p, const float *fr,
+                     float *ang, double *pos);
 
 /* The slots [*j0, *j1) a query at position pos attends to in layer `layer`,
  * from its planned [lo, hi); returns 1 when some of them must still be masked

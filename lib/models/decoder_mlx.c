@@ -282,7 +282,11 @@ int mt_dec_forward_mlx(mt_model *m, const mt_dec_rows *r, float *logits, float *
             }
             if (L->use_rope) {
                 const float *fi = hp->dyn_factor > 0 && !local ? inv + i * half : fr;
-                float pos = (float)r->rpos[i] * pscale;
+                float ang[512];   /* M-RoPE: the row's angles at position 1 (mt_dec_rope_pos) */
+                double mp;
+                int sel = mt_dec_rope_pos(m, r->inj, r->rc[i], r->rpos[i], fi, ang, &mp);
+                if (sel) fi = ang;
+                float pos = sel ? 1.0f : (float)mp * pscale;
                 scale_rot(qt, nh, hd, hp->rot_dims, L->rope_in_scale, t);
                 scale_rot(kt, (size_t)hp->n_kv_heads, hd, hp->rot_dims, L->rope_in_scale, t);
                 mt_mlx_rope(qt, nh, hd, (size_t)hp->rot_dims, fi, pos, hp->rope_traditional, t);

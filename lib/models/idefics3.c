@@ -54,7 +54,7 @@ static int id3_init(mt_vlm *v, mt_err *err) {
     if (nps % s->r)
         return mt_seterr(err, MT_EFORMAT, "config.json: scale_factor %d does not divide the %d patches per side", s->r, nps);
     mt_text_spec ts = {"text_config", "model.", "language_model.",
-                       "{\"model_type\": \"llama\", \"rope_theta\": 1000000.0, \"tie_word_embeddings\": false}", 1};
+                       "{\"model_type\": \"llama\", \"rope_theta\": 1000000.0, \"tie_word_embeddings\": false}", 1, NULL};
     MT_TRY(mt_model_load_text(&v->lm, v->dir, &ts, v->pool, err));
     size_t in = (size_t)vi->hidden * (size_t)(s->r * s->r);
     return mt_linear_bind(&s->proj, v->st, v->cfg, "connector.modality_projection.proj", (size_t)v->lm->hp.hidden, in,

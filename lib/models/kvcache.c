@@ -67,6 +67,7 @@ int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
 void mt_kvcache_reset(mt_kvcache *c) {
     if (!c) return;
     c->len = c->bufcap = c->idx = c->mlx_rows = 0;
+    c->pos_delta = 0;
     if (c->quantized) {   /* a new sequence starts as float rows again (a new mlx-lm cache) */
         kv_free_rows(c);
         c->quantized = 0;
@@ -324,6 +325,7 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
     c->qstart = src->qstart;
     c->qscheme = src->qscheme;
     c->quantized = src->quantized;
+    c->pos_delta = src->pos_delta;
     memcpy(c->tcb, src->tcb, sizeof c->tcb);
     memcpy(c->tbound, src->tbound, sizeof c->tbound);
     size_t n = src->max_size ? src->bufcap : src->len;

@@ -120,6 +120,11 @@ typedef struct mt_model {
                                       them from a base (NULL: the layer's own table, 1/freqs) */
     float rope_pos_scale;          /* MLX numerics: positions times this (linear rope_scaling) */
     float rope_local_base;         /* gemma3_text: the sliding layers' RoPE base */
+    int mrope[3];                  /* M-RoPE (qwen2_vl, qwen2_5_vl: rope_scaling "mrope_section"): how many
+                                      of the rot_dims/2 frequencies, in order, take a row's t, h and w
+                                      position (the rest take t); all 0 = plain RoPE.  The positions
+                                      come from mt_embed_inject.pos3 (prompt rows) or the cache's
+                                      pos_delta (later rows); see mt_dec_rope_pos */
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim
@@ -166,6 +171,10 @@ typedef struct mt_kvcache {
     size_t *slot_pos;              /* [cap] position held by each slot */
     size_t mlx_rows;               /* unbounded: the rows mlx-lm's KVCache buffer would have after the
                                       same calls (step-256 growth); files store that many */
+    long pos_delta;                /* M-RoPE's rope_delta: a row at cache position p with no entry in a
+                                      prompt's position table is rotated as position p + pos_delta
+                                      (set by a forward call with mt_embed_inject.pos3; 0 otherwise;
+                                      copied by mt_kvcache_copy, cleared by mt_kvcache_reset) */
     /* quantization (see above) */
     int qbits, qgroup;             /* qgroup: affine only (0 for turbo) */
     size_t qstart;                 /* mlx-lm's quantized_kv_start */
@@ -182,12 +191,15 @@ typedef struct mt_kvcache {
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
 /* The text decoder of a multimodal folder (mt_model_load_text). */
 typedef struct mt_text_spec {
-    const char *cfg_key;       /* config.json's object holding the text config ("text_config") */
+    const char *cfg_key;       /* config.json's object holding the text config ("text_config"); NULL: the
+                                  top level less "vision_config" (mlx-vlm's qwen2_vl ModelConfig.from_dict) */
     const char *strip, *add;   /* tensor names: "model.X" asked for is add + X when strip is "model."
                                   (mt_safetensors_set_prefix) */
     const char *defaults;      /* JSON object: keys set when the text config lacks them (the reference's
                                   own defaults, e.g. {"model_type": "llama", "rope_theta": 1e6}), or NULL */
     int head_dim_from_hidden;  /* 1: head_dim = hidden_size / num_attention_heads whatever the config says */
+    const char *force;         /* JSON object: keys set whatever the text config says (e.g. the decoder
+                                  family's {"model_type": "qwen2"}), or NULL */
 } mt_text_spec;
 /* Its config is the cfg_key object with the defaults, the top level's quantization (per-module
  * keys renamed the same way) and eos_token_id. */
@@ -282,6 +294,13 @@ typedef struct mt_embed_inject {
     int32_t token_id;
     const float *rows;   /* [n, hidden] */
     size_t n, next;
+    /* M-RoPE (models with mt_model.mrope): the prompt's (t, h, w) positions, pos3[3 * p + 0..2] for
+     * the row at cache position p < n_pos, as mlx-vlm's get_rope_index gives them; rows past the
+     * table are at p + rope_delta (for every section), and every forward call with a table sets its
+     * caches' pos_delta to rope_delta so the decode steps after it follow.  NULL = plain positions. */
+    const int32_t *pos3;
+    size_t n_pos;
+    long rope_delta;
 } mt_embed_inject;
 
 /* Run T tokens at positions cache->len.. and append them to the cache.

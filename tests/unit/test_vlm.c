@@ -64,7 +64,7 @@ static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *
     mt_kvcache *c = NULL;
     float *lg = malloc(V * sizeof *lg);
     CHECK_OK(mt_kvcache_new(&c, v->lm, &e), &e);
-    mt_embed_inject inj = {v->image_token_id, feat, nf / H, 0};
+    mt_embed_inject inj = {v->image_token_id, feat, nf / H, 0, NULL, 0, 0};
     CHECK_OK(mt_model_forward_inject(v->lm, c, ids, nids, lg, 0, &inj, &e), &e);
     CHECK_EQ_INT(inj.next, nf / H);
     double worst = 0;
@@ -91,7 +91,7 @@ static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *
     CHECK_MSG(same, "%s case %d: greedy tokens differ (%zu vs %zu)", folder, ci, res.n_tokens, nt);
     mt_gen_result_free(&res);
     /* one row short: refused before anything runs */
-    mt_embed_inject few = {v->image_token_id, feat, nf / H - 1, 0};
+    mt_embed_inject few = {v->image_token_id, feat, nf / H - 1, 0, NULL, 0, 0};
     gp.inject = &few;
     int rc = mt_generate(v->lm, tok, ids, nids, &gp, NULL, NULL, &res, &e);
     CHECK_MSG(rc == MT_EINVAL && strstr(e.msg, "image tokens"), "%s case %d: a missing row gave %d: %s", folder, ci, rc,
