@@ -78,11 +78,11 @@ def gemma3_pre(size, **kw):
     return d
 
 
-def siglip_pre(size, seq, **kw):
+def siglip_pre(side, seq, **kw):
     d = {"do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
          "image_processor_type": "SiglipImageProcessor", "image_seq_length": seq, "image_std": [0.5, 0.5, 0.5],
          "processor_class": "PaliGemmaProcessor", "resample": 3, "rescale_factor": R255,
-         "size": {"height": size, "width": size}}
+         "size": {"height": side, "width": side}}
     d.update(kw)
     return d
 
@@ -126,6 +126,11 @@ CONFIGS = {
     "idefics3_odd_bicubic": ("idefics3", idefics3_pre(77, 19, resample=3), {"image_seq_len": 2}),
     "idefics3_nosplit": ("idefics3", idefics3_pre(90, 24, resample=2, do_image_splitting=False), {"image_seq_len": 5}),
     "idefics3_hw": ("idefics3", idefics3_pre(0, 20, size={"height": 50, "width": 37}), {"image_seq_len": 2}),
+    "idefics3_noresize": ("idefics3", idefics3_pre(64, 16, do_resize=False, do_rescale=False), {"image_seq_len": 1}),
+    "llava_nocrop": ("llava", clip_pre(18, 20, 20, do_center_crop=False, do_normalize=False), LLAVA_PC),
+    "paligemma_short": ("paligemma", siglip_pre(0, 7, size={"shortest_edge": 20}, rescale_factor=0.5,
+                                               image_mean=[0.1, 0.2, 0.3], image_std=0.7), None),
+    "qwen_norm_off": ("qwen2_vl", qwen_pre(do_normalize=False, rescale_factor=0.01), None),
     "idefics3_cap": ("idefics3", idefics3_pre(5000, 48, do_image_splitting=False), None),
     # smolvlm: settings nested in processor_config.json win over preprocessor_config.json
     "smolvlm2_nested": ("smolvlm", idefics3_pre(999, 333, image_processor_type="SmolVLMImageProcessor"),
@@ -169,6 +174,8 @@ def cases():
     for f in TRNS:
         out += [(c, f) for c in ("idefics3_nosplit", "gemma3_small", "paligemma_small", "llava_small", "qwen2vl")]
     out += [("idefics3_hw", f) for f in ("rgb_64x48.png", "rgb_3x7.png", "tall_61x200.png")]
+    for c in ("idefics3_noresize", "llava_nocrop", "paligemma_short", "qwen_norm_off"):
+        out += [(c, f) for f in ("rgb_64x48.png", "rgb_3x7.png", "rgb_7x3.png", "tall_61x200.png", "progressive_37x23.jpg")]
     out += [("gemma3_pas_default", "wide_800x300.jpg"), ("gemma3_pas_default", "rgb_64x48.png"),
             ("idefics3_cap", "rgb_7x3.png"), ("idefics3_cap", "rgb_3x7.png"), ("smolvlm256m", "wide_800x300.jpg")]
     seen, uniq = set(), []
