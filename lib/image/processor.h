@@ -91,7 +91,10 @@ int mt_vlm_proc_defaults(mt_vlm_proc *p, const char *model_type, mt_err *err);
  *  - Qwen: preprocessor_config.json updated key by key with processor_config.json's
  *    "image_processor"; size.shortest_edge / longest_edge give min / max_pixels, and
  *    explicit min_pixels / max_pixels win.
- * JSON null counts as absent.  Errors: MT_ENOTFOUND (no image processor config),
+ * JSON null counts as absent, except do_convert_rgb (None: no conversion).  Where
+ * the reference would fail on a missing key we take a value instead: PaliGemma
+ * without image_seq_length gets (height/14)·(width/14); LLaVA without patch_size 14.
+ * Errors: MT_ENOTFOUND (no image processor config),
  * MT_EFORMAT (bad JSON or a value of the wrong type / out of range), MT_EUNSUPPORTED. */
 int mt_vlm_proc_load(mt_vlm_proc *p, const char *dir, const char *model_type, mt_err *err);
 
@@ -157,7 +160,9 @@ long mt_vlm_image_tokens(const mt_vlm_proc *p, const mt_vlm_pixels *px);
  *   gemma3: "\n\n<start_of_image>" + "<image_soft_token>"xN + "<end_of_image>\n\n"; with
  *     pan & scan crops: "Here is the original image " + that + " and here are some crops
  *     to help you see better " + that x n_crops joined by " ";
- *   paligemma, llava: "<image>" x N (PaliGemma's <bos> and final "\n" are the prompt's). */
+ *   paligemma, llava: "<image>" x N (PaliGemma's <bos> and final "\n" are the prompt's).
+ * The placeholder is "<image>" (idefics3, paligemma, llava), "<|image_pad|>" between the
+ * template's vision markers (qwen) or "<start_of_image>" (gemma3). */
 int mt_vlm_image_text(const mt_vlm_proc *p, const mt_vlm_pixels *px, char **out, mt_err *err);
 
 #endif
