@@ -133,11 +133,13 @@ static void check_case(json_t *c, stats *st) {
     }
     size_t have = p.kind == MT_PROC_QWEN2VL ? px.n_patches * px.patch_dim : (size_t)px.n * 3 * px.h * px.w;
     if (have == nf) {
-        const float *want = (const float *)gold_at(json_object_get(c, "f32"), nf * sizeof(float));
+        const uint8_t *want = gold_at(json_object_get(c, "f32"), nf * sizeof(float));   /* not aligned */
         if (want) {
             double md = 0;
             for (size_t k = 0; k < nf; k++) {
-                double d = fabs((double)px.data[k] - (double)want[k]);
+                float wk;
+                memcpy(&wk, want + k * sizeof wk, sizeof wk);
+                double d = fabs((double)px.data[k] - (double)wk);
                 if (d > md || d != d) md = d != d ? INFINITY : d;
             }
             CHECK_MSG(md <= 1e-6, "%s %s: float max abs difference %g", cfg, path, md);
