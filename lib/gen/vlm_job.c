@@ -220,20 +220,32 @@ static uint64_t fnv(const uint8_t *p, size_t n, uint64_t h) {
     return h;
 }
 
+/* the image as mlx-vlm's load_image + the processor's convert_to_rgb give it
+ * (mt_vlm_image_decode: a PNG's transparent colour key turns white where the reference does so) */
 static int load_image(const mt_vlm_job *j, const char *src, mt_image *img, mt_err *err) {
     if (!strcmp(src, "-")) {
         if (!j->stdin_data) return mt_seterr(err, MT_EINVAL, "\"-\" names the image given on stdin, and there is none");
-        return mt_image_decode(img, j->stdin_data, j->stdin_n, &j->iopts, err);
+        return mt_vlm_image_decode(&j->proc, img, j->stdin_data, j->stdin_n, &j->iopts, err);
     }
     if (!strncmp(src, "http://", 7) || !strncmp(src, "https://", 8))
         return mt_seterr(err, MT_EUNSUPPORTED, "images are not fetched from URLs; download it and give the file");
-    if (!strncmp(src, "data:", 5)) return mt_image_load_base64(img, src, strlen(src), &j->iopts, err);
     if (!strncmp(src, "file://", 7)) src += 7;
-    int rc = mt_image_load(img, src, &j->iopts, err);
-    /* a long string without a path separator that is no file: a bare base64 image */
-    if (rc == MT_ENOTFOUND && strlen(src) > 256 && !strchr(src, '/')) {
-        mt_clearerr(err);
-        rc = mt_image_load_base64(img, src, strlen(src), &j->iopts, err);
+    int b64 = !strncmp(src, "data:", 5);
+    int rc = MT_OK;
+    if (!b64) {
+        rc = mt_vlm_image_load(&j->proc, img, src, &j->iopts, err);
+        /* a long string without a path separator that is no file: a bare base64 image */
+        if (rc == MT_ENOTFOUND && strlen(src) > 256 && !strchr(src, '/')) {
+            mt_clearerr(err);
+            b64 = 1;
+        }
+    }
+    if (b64) {
+        uint8_t *bytes = NULL;
+        size_t n = 0;
+        rc = mt_base64_payload(src, strlen(src), j->iopts.max_bytes, &bytes, &n, err);
+        if (!rc) rc = mt_vlm_image_decode(&j->proc, img, bytes, n, &j->iopts, err);
+        free(bytes);
     }
     return rc;
 }

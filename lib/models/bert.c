@@ -326,6 +326,17 @@ static void gelu_fast(float *x, size_t n) {
     }
 }
 
+/* GELU, tanh form (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), with tanh from fexp:
+ * tanh|y| = (1 - e) / (1 + e), e = exp(-2|y|); within 2e-7 of tanhf, and the loop vectorizes
+ * (tanhf per element was a sixth of a SigLIP tower's time). */
+static void gelu_tanh_fast(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], y = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+        float a = fabsf(y), e = fexp(-2.0f * a), t = (1.0f - e) / (1.0f + e);
+        x[i] = 0.5f * v * (1.0f + (y < 0 ? -t : t));
+    }
+}
+
 /* p[n] = exp(p - max(p)); returns the sum (max and sum over 8 lanes, so
  * that both loops vectorize). */
 static float softmax_exp(float *p, size_t n) {
@@ -559,7 +570,7 @@ int mt_enc_attention(const mt_encoder *e, const float *qkv, float *ctx, const si
 void mt_enc_act(int act, float *x, size_t n) {
     switch (act) {
     case MT_ENC_ACT_GELU: gelu_fast(x, n); break;
-    case MT_ENC_ACT_GELU_TANH: mt_gelu_tanh(x, n); break;
+    case MT_ENC_ACT_GELU_TANH: gelu_tanh_fast(x, n); break;
     case MT_ENC_ACT_SILU: mt_silu(x, n); break;
     default:
         for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
