@@ -511,7 +511,7 @@ def run_case(model, processor, ci, case, want_vision, timing=False):
     return t, meta, tm
 
 
-def goldens_for(folder, label, vision_case0, timing=False):
+def goldens_for(folder, label, vision_case0, timing=False, case_ids=None):
     import mlx.core as mx
     import mlx_vlm
     import transformers
@@ -520,6 +520,8 @@ def goldens_for(folder, label, vision_case0, timing=False):
     model, processor = load(folder)
     tensors, metas, timings = {}, [], []
     for ci, case in enumerate(CASES):
+        if case_ids is not None and ci not in case_ids:
+            continue
         t, m, tm = run_case(model, processor, ci, case, want_vision=(vision_case0 and ci == 0), timing=timing)
         tensors.update(t)
         metas.append(m)
@@ -575,6 +577,9 @@ def main():
     ap.add_argument("--full", action="store_true",
                     help="also build the full-depth SmolVLM-256M-shaped random model under local-models/")
     ap.add_argument("--only-full", action="store_true", help="skip the tiny folders")
+    ap.add_argument("--full-cases", default="0",
+                    help="comma-separated case numbers for the full-depth goldens (default 0: its 9 tiles of "
+                         "the 12-layer 768-wide tower take minutes on 2 CPU cores; 'all' for c0..c3)")
     args = ap.parse_args()
     os.chdir(ROOT)
     tmp = tempfile.mkdtemp(prefix="gen_vlm_idefics3_")
@@ -591,9 +596,10 @@ def main():
             f32 = os.path.join(FULL_DIR, "smolvlm-256m-random")
             q4 = os.path.join(FULL_DIR, "smolvlm-256m-random-q4")
             build(f32, [(q4, 4)], base_vocab=49152, n_reserved=88, full=True, tmp=os.path.join(tmp, "full"))
+            ids = list(range(len(CASES))) if args.full_cases == "all" else [int(x) for x in args.full_cases.split(",")]
             for p in (f32, q4):
-                tms = goldens_for(p, os.path.basename(p), vision_case0=False, timing=True)
-                for ci, tm in enumerate(tms):
+                tms = goldens_for(p, os.path.basename(p), vision_case0=False, timing=True, case_ids=ids)
+                for ci, tm in zip(ids, tms):
                     print(f"TIMING {os.path.basename(p)} c{ci}: image encode+embed {tm['embed_s']:.3f} s, "
                           f"prompt {tm['prompt_tokens']} tok {tm['prompt_tps']:.2f} tok/s, "
                           f"generation {tm['generation_tokens']} tok {tm['generation_tps']:.2f} tok/s, "
