@@ -286,7 +286,7 @@ static void cache_put(mt_vlm_job *j, uint64_t key, int w, int h, const float *ro
 
 /* one image: its prompt text, and its rows appended to *rows */
 static int one_image(mt_vlm_job *j, const char *src, size_t idx, char **text, float **rows, size_t *nrows,
-                     size_t *cap, mt_err *err) {
+                     size_t *cap, int *grid, mt_err *err) {
     mt_image img = {0};
     mt_vlm_pixels px = {0};
     float *r = NULL;
@@ -294,6 +294,12 @@ static int one_image(mt_vlm_job *j, const char *src, size_t idx, char **text, fl
     int rc = load_image(j, src, &img, err);
     if (!rc) rc = mt_vlm_preprocess(&j->proc, &img, &px, err);
     if (!rc) rc = mt_vlm_image_text(&j->proc, &px, text, err);
+    if (!rc) {   /* the merged grid (t, h, w) for M-RoPE */
+        int mg = j->proc.merge > 0 ? j->proc.merge : 1;
+        grid[0] = px.grid_t;
+        grid[1] = px.grid_h / mg;
+        grid[2] = px.grid_w / mg;
+    }
     if (!rc) {
         uint64_t key = fnv(img.rgb, (size_t)img.w * (size_t)img.h * 3, 1469598103934665603ull);
         cached *c = cache_find(j, key, img.w, img.h);
@@ -333,6 +339,43 @@ static int one_image(mt_vlm_job *j, const char *src, size_t idx, char **text, fl
     return rc;
 }
 
+/* M-RoPE positions as mlx-vlm's get_rope_index (qwen2_vl/language.py) gives them for one
+ * sequence: text runs t = h = w = running index; the k-th image (counted as a <|vision_start|>
+ * followed by the image token), from the first image token at or after the previous image's
+ * end, gets t = s + ti, h = s + row, w = s + col over its merged grid (grids[3k..3k+2]),
+ * s = (max position so far) + 1; text after it resumes at max + 1.  pos[3 * i + axis];
+ * *delta = max + 1 - n (mlx-vlm's rope_deltas). */
+static void mrope_positions(const mt_vlm *v, const int32_t *ids, size_t n, const int *grids, size_t ngrid,
+                            int32_t *pos, long *delta) {
+    size_t nimg = 0;
+    for (size_t i = 0; i + 1 < n; i++) nimg += ids[i] == v->vision_start_id && ids[i + 1] == v->image_token_id;
+    if (nimg > ngrid) nimg = ngrid;
+    size_t st = 0;
+    long next = 0;   /* the next text position: max + 1 */
+    for (size_t k = 0; k < nimg; k++) {
+        size_t ed = st;
+        while (ed < n && ids[ed] != v->image_token_id) ed++;
+        if (ed >= n) break;   /* no image token left (mlx-vlm's list.index would raise) */
+        for (size_t i = st; i < ed; i++, next++) pos[3 * i] = pos[3 * i + 1] = pos[3 * i + 2] = (int32_t)next;
+        const int *g = grids + 3 * k;
+        long s0 = next, gm = g[0];
+        gm = g[1] > gm ? g[1] : gm;
+        gm = g[2] > gm ? g[2] : gm;
+        size_t cnt = (size_t)g[0] * (size_t)g[1] * (size_t)g[2], i = ed;
+        for (int t = 0; t < g[0]; t++)
+            for (int y = 0; y < g[1]; y++)
+                for (int x = 0; x < g[2] && i < n; x++, i++) {
+                    pos[3 * i] = (int32_t)(s0 + t);
+                    pos[3 * i + 1] = (int32_t)(s0 + y);
+                    pos[3 * i + 2] = (int32_t)(s0 + x);
+                }
+        next = s0 + (gm > 0 ? gm : 1);
+        st = ed + cnt;
+    }
+    for (size_t i = st; i < n; i++, next++) pos[3 * i] = pos[3 * i + 1] = pos[3 * i + 2] = (int32_t)next;
+    *delta = next - (long)n;
+}
+
 int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, int32_t **ids, size_t *n,
                       mt_embed_inject **inj, mt_err *err) {
     mt_vlm_job *j = user;
@@ -343,8 +386,10 @@ int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, i
     json_t *msgs = NULL;
     char *text = NULL, *full = NULL;
     float *rows = NULL;
+    int *grids = NULL;
     size_t nrows = 0, cap = 0, len = 0;
     int rc = build_messages(j, rec, &msgs, &imgs, err);
+    if (!rc && imgs.n && !(grids = calloc(3 * imgs.n, sizeof *grids))) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) {
         json_t *r2 = json_deep_copy(rec);
         json_object_del(r2, "prompt");
@@ -370,7 +415,7 @@ int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, i
             break;
         }
         char *it = NULL;
-        rc = one_image(j, imgs.src[k], k, &it, &rows, &nrows, &cap, err);
+        rc = one_image(j, imgs.src[k], k, &it, &rows, &nrows, &cap, grids + 3 * k, err);
         if (!rc) mt_buf_str(&b, it);
         free(it);
         k++;
@@ -385,13 +430,21 @@ int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, i
     mt_buf_free(&b);
     if (!rc) rc = mt_tokenizer_encode(pr->tok, full, strlen(full), 0, ids, n, err);
     if (!rc && nrows) {
-        size_t H = j->vlm->text_hidden;
-        mt_embed_inject *x = malloc(sizeof *x + nrows * H * sizeof(float));
+        /* one block: the struct, the rows, then (M-RoPE models) the prompt's positions */
+        const int *ms = j->vlm->lm->mrope;
+        size_t H = j->vlm->text_hidden, np = ms[0] || ms[1] || ms[2] ? *n : 0;
+        mt_embed_inject *x = malloc(sizeof *x + nrows * H * sizeof(float) + 3 * np * sizeof(int32_t));
         if (!x) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         else {
             float *dst = (float *)(x + 1);
             memcpy(dst, rows, nrows * H * sizeof(float));
             *x = (mt_embed_inject){j->vlm->image_token_id, dst, nrows, 0, NULL, 0, 0};
+            if (np) {
+                int32_t *pos = (int32_t *)(dst + nrows * H);
+                mrope_positions(j->vlm, *ids, np, grids, imgs.n, pos, &x->rope_delta);
+                x->pos3 = pos;
+                x->n_pos = np;
+            }
             *inj = x;
         }
     }
@@ -401,6 +454,7 @@ int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, i
         *n = 0;
     }
     free(rows);
+    free(grids);
     free(full);
     free(text);
     img_free(&imgs);

@@ -41,6 +41,8 @@ struct mt_vlm {
     const mt_vlm_family *fam;
     mt_model *lm;              /* the text decoder (owned) */
     int32_t image_token_id;    /* the token whose embeddings the image rows replace */
+    int32_t vision_start_id;   /* M-RoPE families (the text decoder's mrope set): the token that opens
+                                  an image (<|vision_start|>), which get_rope_index looks for */
     size_t text_hidden;
     mt_config *cfg;            /* the folder's config.json (owned) */
     mt_safetensors *st;        /* its tensors, plain names (owned; the decoder has its own view) */
