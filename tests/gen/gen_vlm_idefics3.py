@@ -75,11 +75,9 @@ def build_tokenizer(base_vocab, n_reserved):
     real SmolVLM vocab, so <end_of_utterance> = 49279 there)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+    # only the committed corpus (a file other workers edit, e.g. README.md, would
+    # change the merges); BpeTrainer is deterministic for a fixed corpus
     lines = [json.loads(l) for l in open(CORPUS, encoding="utf-8")]
-    for name in ("README.md",):
-        p = os.path.join(ROOT, name)
-        if os.path.exists(p):
-            lines += open(p, encoding="utf-8").read().splitlines()
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
@@ -409,18 +407,40 @@ def run_case(model, processor, ci, case, want_vision, timing=False):
     assert pv_flat.shape[0] == sum(tiles), (pv_flat.shape, tiles)
     assert np.array(pam).all(), "unexpected pixel padding"
 
-    t0 = time.perf_counter()
-    emb = model.get_input_embeddings(input_ids, pixel_values, mask=inputs.get("attention_mask"), **extra).inputs_embeds
-    mx.eval(emb)
-    t_embed = time.perf_counter() - t0
+    # the real thing: mlx_vlm.generate, with model.get_input_embeddings wrapped
+    # to capture the merged embeddings it computes (and time the image encode)
+    captured = {}
+    orig = model.get_input_embeddings
+
+    def capture(*a, **k):
+        t0 = time.perf_counter()
+        r = orig(*a, **k)
+        mx.eval(r.inputs_embeds)
+        captured["t"] = time.perf_counter() - t0
+        captured["emb"] = r.inputs_embeds
+        captured["ids"] = np.array(a[0] if a else k["input_ids"]).reshape(-1)
+        return r
+
+    object.__setattr__(model, "get_input_embeddings", capture)
+    try:
+        t0 = time.perf_counter()
+        res = generate(model, processor, templated, image=paths, max_tokens=MAX_TOKENS, temperature=0.0,
+                       verbose=timing)
+        t_gen = time.perf_counter() - t0
+    finally:
+        object.__delattr__(model, "get_input_embeddings")
+    assert captured["ids"].tolist() == ids.tolist()
+    emb = captured["emb"]
+    t_embed = captured["t"]
     emb_np = np.array(emb[0])
     img_pos = ids == cfg.image_token_index
     features = emb_np[img_pos].astype(np.float32)
     assert features.shape[0] == 64 * sum(tiles)
 
-    vout = vision_tower_out(model, pixel_values, pam)
-    feat2 = np.array(model.connector(vout).reshape(-1, cfg.text_config.hidden_size))
-    assert np.array_equal(feat2, features), np.abs(feat2 - features).max()
+    if want_vision:  # (skipped otherwise: the full-size tower is slow on CPU)
+        vout = vision_tower_out(model, pixel_values, pam)
+        feat2 = np.array(model.connector(vout).reshape(-1, cfg.text_config.hidden_size))
+        assert np.array_equal(feat2, features), np.abs(feat2 - features).max()
 
     # prefill as generate_step does it: all but the last token (prefill_step_size
     # 2048 > prompt), then the last token alone with logits_to_keep=1
@@ -446,11 +466,6 @@ def run_case(model, processor, ci, case, want_vision, timing=False):
         o = lm(mx.array([[t]]), cache=c)
         lg = np.array(o.logits[0, -1])
 
-    # the real thing
-    t0 = time.perf_counter()
-    res = generate(model, processor, templated, image=paths, max_tokens=MAX_TOKENS, temperature=0.0,
-                   verbose=timing)
-    t_gen = time.perf_counter() - t0
     tok_ids = [int(t) for t in res.token_ids]
     stopped = res.finish_reason == "stop"
     if stopped:
@@ -496,7 +511,7 @@ def run_case(model, processor, ci, case, want_vision, timing=False):
     return t, meta, tm
 
 
-def goldens_for(folder, label, vision_case0, timing=False):
+def goldens_for(folder, label, vision_case0, timing=False, case_ids=None):
     import mlx.core as mx
     import mlx_vlm
     import transformers
@@ -505,6 +520,8 @@ def goldens_for(folder, label, vision_case0, timing=False):
     model, processor = load(folder)
     tensors, metas, timings = {}, [], []
     for ci, case in enumerate(CASES):
+        if case_ids is not None and ci not in case_ids:
+            continue
         t, m, tm = run_case(model, processor, ci, case, want_vision=(vision_case0 and ci == 0), timing=timing)
         tensors.update(t)
         metas.append(m)
@@ -560,6 +577,9 @@ def main():
     ap.add_argument("--full", action="store_true",
                     help="also build the full-depth SmolVLM-256M-shaped random model under local-models/")
     ap.add_argument("--only-full", action="store_true", help="skip the tiny folders")
+    ap.add_argument("--full-cases", default="0",
+                    help="comma-separated case numbers for the full-depth goldens (default 0: its 9 tiles of "
+                         "the 12-layer 768-wide tower take minutes on 2 CPU cores; 'all' for c0..c3)")
     args = ap.parse_args()
     os.chdir(ROOT)
     tmp = tempfile.mkdtemp(prefix="gen_vlm_idefics3_")
@@ -576,9 +596,10 @@ def main():
             f32 = os.path.join(FULL_DIR, "smolvlm-256m-random")
             q4 = os.path.join(FULL_DIR, "smolvlm-256m-random-q4")
             build(f32, [(q4, 4)], base_vocab=49152, n_reserved=88, full=True, tmp=os.path.join(tmp, "full"))
+            ids = list(range(len(CASES))) if args.full_cases == "all" else [int(x) for x in args.full_cases.split(",")]
             for p in (f32, q4):
-                tms = goldens_for(p, os.path.basename(p), vision_case0=False, timing=True)
-                for ci, tm in enumerate(tms):
+                tms = goldens_for(p, os.path.basename(p), vision_case0=False, timing=True, case_ids=ids)
+                for ci, tm in zip(ids, tms):
                     print(f"TIMING {os.path.basename(p)} c{ci}: image encode+embed {tm['embed_s']:.3f} s, "
                           f"prompt {tm['prompt_tokens']} tok {tm['prompt_tps']:.2f} tok/s, "
                           f"generation {tm['generation_tokens']} tok {tm['generation_tps']:.2f} tok/s, "
