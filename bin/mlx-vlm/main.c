@@ -55,18 +55,18 @@ static int stream_out(void *user, const char *piece, size_t len) {
 /* -p with --image: one answer, streamed. */
 static int one_shot(mt_gen_job *g, const char *prompt, const char *const *images, size_t n_images, const char *system,
                     int quiet, mt_err *err) {
-    json_t *content = json_array();
-    for (size_t i = 0; i < n_images; i++)
-        json_array_append_new(content, json_pack("{s:s,s:s}", "type", "image", "image", images[i]));
-    json_t *text = json_pack("{s:s,s:s}", "type", "text", "text", prompt);
+    /* the images as the record's "image": vlm_job puts them before or after the text as the
+     * family's mlx-vlm message format does (Qwen2-VL: after) */
+    json_t *imgs = json_array();
+    for (size_t i = 0; i < n_images; i++) json_array_append_new(imgs, json_string(images[i]));
+    json_t *text = json_string(prompt);
     if (!text) {
-        json_decref(content);
+        json_decref(imgs);
         return mt_seterr(err, MT_EUSAGE, "the prompt is not valid UTF-8");
     }
-    json_array_append_new(content, text);
-    json_t *rec = json_pack("{s:[]}", "messages"), *msgs = json_object_get(rec, "messages");
+    json_t *rec = json_pack("{s:[],s:o}", "messages", "image", imgs), *msgs = json_object_get(rec, "messages");
     if (system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", system));
-    json_array_append_new(msgs, json_pack("{s:s,s:o}", "role", "user", "content", content));
+    json_array_append_new(msgs, json_pack("{s:s,s:o}", "role", "user", "content", text));
     int32_t *ids = NULL;
     size_t n = 0;
     mt_gen_result res;

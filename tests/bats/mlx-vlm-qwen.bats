@@ -1,0 +1,51 @@
+#!/usr/bin/env bats
+# mlx-vlm on the tiny Qwen2-VL / Qwen2.5-VL folders of tests/data/vlm (random weights made with
+# mlx-vlm 0.7.10, goldens.json from tests/gen/gen_vlm_qwen2vl.py): the answers' ids equal
+# mlx_vlm.generate's greedy tokens (M-RoPE positions in the prompt, cache position + rope_delta
+# in the decode steps), float and 4/8-bit, one image or two.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+  B=${MT_BUILD:-build}
+  case $B in /*) ;; *) B="$PWD/$B" ;; esac
+  VLM="$B/bin/mlx-vlm"
+  D=tests/data/vlm
+  T="$BATS_TEST_TMPDIR"
+}
+
+golden_record() {
+  jq -c --arg d "$D" --argjson c "$2" '.cases[$c] | {id: ("c" + (.case | tostring)), image: [.images[] | $d + "/" + .],
+    prompt, max_tokens: 32, return_ids: true}' "$1/goldens.json"
+}
+golden_tokens() { jq -c --argjson c "$2" '.cases[$c].tokens' "$1/goldens.json"; }
+
+check_folders() {
+  for f in "$@"; do
+    for c in 0 1 2 3; do golden_record "$D/$f" $c; done > "$T/in.jsonl"
+    run --separate-stderr "$VLM" -q -m "$D/$f" < "$T/in.jsonl"
+    [ "$status" -eq 0 ] || { echo "$f: $stderr"; false; }
+    [ -z "$stderr" ]
+    for c in 0 1 2 3; do
+      got=$(echo "$output" | sed -n "$((c + 1))p" | jq -c .ids)
+      [ "$got" = "$(golden_tokens "$D/$f" $c)" ] || { echo "$f case $c: $got"; false; }
+    done
+  done
+}
+
+@test "qwen2_vl: the greedy tokens of mlx_vlm.generate on every golden case, float and 4/8-bit" {
+  check_folders qwen2-vl-tiny qwen2-vl-tiny-q4 qwen2-vl-tiny-q8
+}
+
+@test "qwen2_5_vl (window attention): the greedy tokens of mlx_vlm.generate, float and 4/8-bit" {
+  check_folders qwen2.5-vl-tiny qwen2.5-vl-tiny-q4 qwen2.5-vl-tiny-q8
+}
+
+@test "one-shot -p --image streams the golden text (Qwen2-VL puts the image after the prompt)" {
+  M="$D/qwen2-vl-tiny"
+  want=$(jq -r '.cases[2].text' "$M/goldens.json")
+  run --separate-stderr "$VLM" -q -m "$M" --image "$D/images/portrait_exif6.jpg" -p "Describe this image." -n 32
+  [ "$status" -eq 0 ]
+  [ "$output" = "$want" ]
+}
