@@ -428,7 +428,7 @@ int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, i
     if (!rc && b.oom) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) full = b.p, b.p = NULL;
     mt_buf_free(&b);
-    if (!rc) rc = mt_tokenizer_encode(pr->tok, full, strlen(full), 0, ids, n, err);
+    if (!rc) rc = mt_tokenizer_encode(pr->tok, full, strlen(full), j->vlm->add_special, ids, n, err);
     if (!rc && nrows) {
         /* one block: the struct, the rows, then (M-RoPE models) the prompt's positions */
         const int *ms = j->vlm->lm->mrope;

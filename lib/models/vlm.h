@@ -41,6 +41,10 @@ struct mt_vlm {
     const mt_vlm_family *fam;
     mt_model *lm;              /* the text decoder (owned) */
     int32_t image_token_id;    /* the token whose embeddings the image rows replace */
+    int add_special;           /* the prompt is tokenized with the tokenizer's special tokens (its
+                                  post-processor, e.g. <bos>): mlx-vlm's should_add_special_tokens,
+                                  true but for gemma3 with a processor chat template, which mlx-vlm's
+                                  Gemma3Processor never has (so a Gemma 3 prompt starts <bos><bos>) */
     int32_t vision_start_id;   /* M-RoPE families (the text decoder's mrope set): the token that opens
                                   an image (<|vision_start|>), which get_rope_index looks for */
     size_t text_hidden;
