@@ -269,8 +269,10 @@ int mt_dec_forward_mlx(mt_model *m, const mt_dec_rows *r, float *logits, float *
         }
         size_t ks = hp->fused_qkv ? qkvd : kvd;
         int local = m->inv_freq_local && L->inv_freq == m->inv_freq_local;
-        const float *fr = local ? m->mlx_inv_freq_local : m->mlx_inv_freq ? m->mlx_inv_freq : L->inv_freq;
-        float pscale = local || !m->mlx_inv_freq ? 1.0f : m->rope_pos_scale;
+        /* M-RoPE (mlx-vlm's MRoPERotaryEmbedding): 1 / base ** (arange(0, d, 2) / d), the layer's table */
+        int mrope = m->mrope[0] || m->mrope[1] || m->mrope[2];
+        const float *fr = local ? m->mlx_inv_freq_local : m->mlx_inv_freq && !mrope ? m->mlx_inv_freq : L->inv_freq;
+        float pscale = local || !m->mlx_inv_freq || mrope ? 1.0f : m->rope_pos_scale;
         for (size_t i = 0; i < T; i++) {
             float *qt = q + i * qs, *kt = k + i * ks;
             if (hp->qk_norm == MT_QKNORM_HEAD) {

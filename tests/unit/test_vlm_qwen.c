@@ -9,14 +9,17 @@
  *   - M-RoPE on the tiny qwen2 text model with sections forced: a position table whose t, h, w
  *     agree gives the plain positions' logits bit for bit; sections that hand every frequency
  *     to one axis give that axis' plain positions; a decode step after a table runs at
- *     cache position + rope_delta (as the same row inside a longer table does). */
+ *     cache position + rope_delta (as the same row inside a longer table does); the same with
+ *     mlx's float16 numerics (decoder_mlx.c) on a float16 copy. */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "check.h"
+#include "convert/convert.h"
 #include "core/pool.h"
 #include "gen/generate.h"
 #include "gen/vlm_job.h"
@@ -244,11 +247,48 @@ static void mrope(mt_pool *pool) {
     mt_model_free(m);
 }
 
+/* mlx's 16-bit numerics: M-RoPE rows take the layer's 1 / base^(2i/d) table (mlx-vlm's
+ * MRoPERotaryEmbedding), the same angles whether t, h, w agree or not */
+static void mrope_mlx(mt_pool *pool) {
+    mt_err e = {0};
+    char tmpl[] = "/tmp/mt_vlm_qwen_XXXXXX", dst[300];
+    char *root = mkdtemp(tmpl);
+    CHECK(root != NULL);
+    if (!root) return;
+    snprintf(dst, sizeof dst, "%s/f16", root);
+    mt_convert_opts o = {.src = "tests/data/models/qwen2-tiny", .dst = dst, .dtype = "float16", .threads = 1};
+    CHECK_OK(mt_convert(&o, &e), &e);
+    mt_model *m = NULL;
+    CHECK_OK(mt_model_load(&m, dst, pool, &e), &e);
+    if (m) {
+        CHECK_OK(mt_model_set_numerics(m, MT_NUMERICS_MLX, &e), &e);
+        CHECK(mt_model_mlx(m));
+        size_t V = (size_t)m->hp.vocab, half = (size_t)m->hp.rot_dims / 2;
+        enum { N = 10 };
+        int32_t ids[N], pos[3 * N];
+        for (int i = 0; i < N; i++) ids[i] = (int32_t)(3 + 11 * i) % m->hp.vocab;
+        float *a = malloc(V * sizeof *a), *b = malloc(V * sizeof *b);
+        m->mrope[0] = (int)half;
+        for (int i = 0; i < 3 * N; i++) pos[i] = i / 3;
+        run(m, ids, N, pos, N, 0, a);
+        for (int i = 0; i < N; i++) pos[3 * i + 1] = pos[3 * i + 2] = 2 * i + 7;
+        run(m, ids, N, pos, N, 0, b);
+        CHECK_MSG(same(a, b, V), "M-RoPE (mlx numerics): sections on t alone do not give t's positions");
+        free(a);
+        free(b);
+        mt_model_free(m);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     mt_pool *pool = NULL;
     mt_err e = {0};
     CHECK_OK(mt_pool_new(&pool, 2, &e), &e);
     mrope(pool);
+    mrope_mlx(pool);
     static const char *const folders[] = {"qwen2-vl-tiny", "qwen2-vl-tiny-q4", "qwen2-vl-tiny-q8",
                                           "qwen2.5-vl-tiny", "qwen2.5-vl-tiny-q4", "qwen2.5-vl-tiny-q8"};
     for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++) folder_cases(folders[i], pool);
