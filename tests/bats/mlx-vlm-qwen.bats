@@ -49,3 +49,15 @@ check_folders() {
   [ "$status" -eq 0 ]
   [ "$output" = "$want" ]
 }
+
+@test "--batch 2 decodes the sequences together, each at its own rope_delta" {
+  for f in qwen2-vl-tiny qwen2.5-vl-tiny; do
+    for c in 0 1 2 3; do golden_record "$D/$f" $c; done > "$T/in.jsonl"
+    run --separate-stderr "$VLM" -q -m "$D/$f" --batch 2 < "$T/in.jsonl"
+    [ "$status" -eq 0 ]
+    for c in 0 1 2 3; do
+      got=$(echo "$output" | jq -c --arg i "c$c" 'select(.id == $i) | .ids')
+      [ "$got" = "$(golden_tokens "$D/$f" $c)" ] || { echo "$f case $c: $got"; false; }
+    done
+  done
+}
