@@ -21,7 +21,9 @@
  *     concatenated, mlp.0 -> GELU (nn.GELU(): exact erf) -> mlp.2 -> text hidden;
  *   - text model: the top-level config keys less vision_config (ModelConfig.from_dict), a
  *     qwen2 decoder (q/k/v biases, head_dim = hidden / heads), M-RoPE sections from
- *     rope_scaling.mrope_section (decoder.c), positions from get_rope_index (gen/vlm_job.c).
+ *     rope_scaling.mrope_section (decoder.c; without one, rope_utils' default [24, 20, 20],
+ *     which is also what a transformers-5 "rope_parameters" gets, since TextConfig has no such
+ *     field), positions from get_rope_index (gen/vlm_job.c).
  * ref: mlx_vlm/models/qwen2_vl/{qwen2_vl,vision,language,config}.py,
  *      mlx_vlm/models/qwen2_5_vl/{vision,config}.py, mlx_vlm/models/rope_utils.py */
 #include <math.h>
@@ -212,6 +214,11 @@ static int qvl_init(mt_vlm *v, mt_err *err) {
                                             "\"max_position_embeddings\": 40960, \"num_key_value_heads\": 8}",
                        .head_dim_from_hidden = 1, .force = "{\"model_type\": \"qwen2\"}"};
     MT_TRY(mt_model_load_text(&v->lm, v->dir, &ts, v->pool, err));
+    int *ms = v->lm->mrope;
+    if (!ms[0] && !ms[1] && !ms[2]) {   /* no rope_scaling.mrope_section: get_mrope_section's default */
+        ms[0] = 24;
+        ms[1] = ms[2] = 20;
+    }
     if (out_h != v->lm->hp.hidden)
         return mt_seterr(err, MT_EFORMAT, "config.json: the merger's output width %d is not the text hidden size %d",
                          out_h, v->lm->hp.hidden);
