@@ -61,3 +61,13 @@ check_folders() {
     done
   done
 }
+
+@test "a text-only record runs with plain positions (mlx_vlm.generate's tokens, recorded here)" {
+  # HF_HUB_OFFLINE=1 mlx_vlm.generate(model, processor, apply_chat_template(processor, config,
+  #   "Tell me a story about a cat.", num_images=0), max_tokens=32, temperature=0.0)
+  want1='[69,98,140,231,179,296,385,35,250,305,155,370,48,150,316,262,159,254,247,209,375,59,341,411,75,377,358,298,289,40,268,370]'
+  want2='[257,60,342,60,342,60,342,60,342,60,342,60,342,60,342,60,342,60,342,60,342,60,342,36,320,273,353,54,161,107,349,13]'
+  rec='{"id":"t","prompt":"Tell me a story about a cat.","max_tokens":32,"return_ids":true}'
+  [ "$(echo "$rec" | "$VLM" -q -m "$D/qwen2-vl-tiny" | jq -c .ids)" = "$want1" ]
+  [ "$(echo "$rec" | "$VLM" -q -m "$D/qwen2.5-vl-tiny-q4" | jq -c .ids)" = "$want2" ]
+}
