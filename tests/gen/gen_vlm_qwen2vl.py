@@ -105,7 +105,9 @@ def write_tokenizer_files(tok, out):
     json.dump({"chat_template": CHAT_TEMPLATE}, open(os.path.join(out, "chat_template.json"), "w"), indent=2)
 
 
-def hf_config(kind):
+def hf_config(kind, heads=False):
+    """heads: the real checkpoints' head sizes (vision head_dim 80, text head_dim 128 with
+    mrope_section [16, 24, 24]) and max_pixels 448^2, widths otherwise small (local-models/)."""
     ids = {s: BASE_VOCAB + i for i, s in enumerate(SPECIALS)}
     text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                 num_key_value_heads=1, rms_norm_eps=1e-6, rope_theta=1000000.0, max_position_embeddings=32768,
@@ -124,19 +126,27 @@ def hf_config(kind):
                       spatial_patch_size=14, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1, 3],
                       tokens_per_second=2, model_type="qwen2_5_vl")
         arch = "Qwen2_5_VLForConditionalGeneration"
+    if heads:
+        text.update(hidden_size=256, num_attention_heads=2, intermediate_size=512,
+                    rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]})
+        if kind == "qwen2_vl":
+            vision.update(depth=4, embed_dim=160, hidden_size=256)
+        else:
+            vision.update(depth=8, hidden_size=160, intermediate_size=432, out_hidden_size=256,
+                          fullatt_block_indexes=[3, 7])
     return dict(architectures=[arch], model_type=kind, vision_config=vision,
                 image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                 vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
                 vision_token_id=ids["<|vision_pad|>"], **text)
 
 
-def preprocessor_config(kind):
+def preprocessor_config(kind, heads=False):
     return {
         "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True,
         "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
         "image_processor_type": "Qwen2VLImageProcessor", "merge_size": 2, "patch_size": 14,
         "temporal_patch_size": 2, "resample": 3, "rescale_factor": 1 / 255,
-        "min_pixels": 3136, "max_pixels": 50176,
+        "min_pixels": 3136, "max_pixels": 448 * 448 if heads else 50176,
         "processor_class": "Qwen2VLProcessor" if kind == "qwen2_vl" else "Qwen2_5_VLProcessor",
     }
 
@@ -195,11 +205,11 @@ def to_hf_names(weights):
     return hf
 
 
-def build(kind, outs, tmp):
+def build(kind, outs, tmp, heads=False):
     from safetensors.numpy import save_file
     from mlx_vlm.convert import convert
     tok = build_tokenizer()
-    config = hf_config(kind)
+    config = hf_config(kind, heads)
     model = make_mlx_model(json.loads(json.dumps(config)))
     weights = random_weights(model, SEED + (0 if kind == "qwen2_vl" else 1))
     del model
@@ -207,7 +217,7 @@ def build(kind, outs, tmp):
     os.makedirs(hf, exist_ok=True)
     write_tokenizer_files(tok, hf)
     json.dump(config, open(os.path.join(hf, "config.json"), "w"), indent=2)
-    json.dump(preprocessor_config(kind), open(os.path.join(hf, "preprocessor_config.json"), "w"), indent=2)
+    json.dump(preprocessor_config(kind, heads), open(os.path.join(hf, "preprocessor_config.json"), "w"), indent=2)
     json.dump({"processor_class": preprocessor_config(kind)["processor_class"]},
               open(os.path.join(hf, "processor_config.json"), "w"), indent=2)
     json.dump({"bos_token_id": BASE_VOCAB, "eos_token_id": [BASE_VOCAB + 2, BASE_VOCAB], "pad_token_id": BASE_VOCAB},
@@ -351,9 +361,16 @@ def goldens_for(folder, label):
 def main():
     os.chdir(ROOT)
     tmp = tempfile.mkdtemp(prefix="gen_vlm_qwen2vl_")
+    heads = "--heads" in sys.argv   # real head sizes, larger images: local-models/ (not committed)
+    kinds = [a for a in sys.argv[1:] if not a.startswith("--")]
     try:
         for kind, base in (("qwen2_vl", "qwen2-vl-tiny"), ("qwen2_5_vl", "qwen2.5-vl-tiny")):
-            if len(sys.argv) > 1 and kind not in sys.argv[1:]:
+            if kinds and kind not in kinds:
+                continue
+            if heads:
+                p = os.path.join(ROOT, "local-models", base.replace("tiny", "heads"))
+                build(kind, [(p, None)], tmp, heads=True)
+                goldens_for(p, os.path.basename(p))
                 continue
             names = [base, base + "-q4", base + "-q8"]
             paths = [os.path.join(DATA, n) for n in names]
