@@ -92,7 +92,8 @@ static int g3_init(mt_vlm *v, mt_err *err) {
     v->add_special = 1;   /* mlx-vlm: the template's <bos> and the tokenizer's (see vlm.h) */
     s->divisor = sqrtf((float)hs);   /* python float hs**0.5, used as a float32 scalar */
     mt_vit_spec vs = {.prefix = "vision_tower.vision_model.", .act = MT_ENC_ACT_GELU_TANH, .post_eps = 1e-5f};
-    MT_TRY(mt_vit_load(&s->vit, json_object_get(c, "vision_config"), v->cfg, v->st, &vs, v->pool, err));
+    mt_vit_opts vo = {.plain_pos = 1};   /* np.arange position ids, whatever the grid */
+    MT_TRY(mt_vit_load_opts(&s->vit, json_object_get(c, "vision_config"), v->cfg, v->st, &vs, &vo, v->pool, err));
     const mt_vit_info *vi = mt_vit_info_of(s->vit);
     s->norm_eps = vi->eps;
     s->pps = vi->image_size / vi->patch;

@@ -19,6 +19,10 @@ struct mt_vit {
     float *patch_w;        /* [D, p*p*C] in (ky, kx, c) order */
     const float *patch_b;  /* [D] */
     const float *post_w, *post_b;
+    mt_vit_opts o;         /* CLIP / output options (all zero: SigLIP) */
+    const float *cls;      /* clip: embeddings.class_embedding [D] */
+    const float *pre_w, *pre_b;
+    int n_run;             /* layers run (all, or up to the hidden state o.layer picks) */
 };
 
 const mt_vit_info *mt_vit_info_of(const mt_vit *v) { return &v->info; }
@@ -70,7 +74,7 @@ static int bind_patch(mt_vit *v, mt_err *err) {
     }
     free(raw);
     MT_TRY(rc);
-    return mt_enc_vec(e, "embeddings.patch_embedding.bias", D, 0, &v->patch_b, err);
+    return mt_enc_vec(e, "embeddings.patch_embedding.bias", D, v->o.clip, &v->patch_b, err);   /* clip: none */
 }
 
 static int ln(mt_encoder *e, const char *mod, size_t n, const float **w, const float **b, mt_err *err) {
@@ -83,11 +87,23 @@ static int ln(mt_encoder *e, const char *mod, size_t n, const float **w, const f
 
 int mt_vit_load(mt_vit **out, json_t *vcfg, const mt_config *cfg, mt_safetensors *st, const mt_vit_spec *spec,
                 mt_pool *pool, mt_err *err) {
+    return mt_vit_load_opts(out, vcfg, cfg, st, spec, NULL, pool, err);
+}
+
+size_t mt_vit_rows(const mt_vit *v, int h, int w) {
+    return (size_t)(h / v->info.patch) * (size_t)(w / v->info.patch) + (size_t)(v->o.clip && v->o.keep_cls);
+}
+
+#define VIT_ACT_QUICK_GELU 100   /* act_task's own: x * sigmoid(1.702 x) */
+
+int mt_vit_load_opts(mt_vit **out, json_t *vcfg, const mt_config *cfg, mt_safetensors *st, const mt_vit_spec *spec,
+                     const mt_vit_opts *opts, mt_pool *pool, mt_err *err) {
     *out = NULL;
     if (!json_is_object(vcfg)) return mt_seterr(err, MT_EFORMAT, "config.json: no \"vision_config\" object");
     mt_vit *v = calloc(1, sizeof *v);
     if (!v) return mt_seterr(err, MT_ENOMEM, "out of memory");
     mt_encoder *e = &v->e;
+    if (opts) v->o = *opts;
     e->st = st;
     e->cfg = (mt_config *)cfg;
     e->pool = pool;
@@ -110,21 +126,31 @@ int mt_vit_load(mt_vit **out, json_t *vcfg, const mt_config *cfg, mt_safetensors
         goto fail;
     }
     v->post_eps = spec->post_eps > 0 ? spec->post_eps : in->eps;
+    v->n_run = v->o.layer < 0 ? in->n_layers + 1 + v->o.layer : in->n_layers;
+    if (v->n_run < 0 || v->o.layer > 0) {
+        rc = mt_seterr(err, MT_EFORMAT, "config.json: vision feature layer %d is not one of the tower's %d hidden states",
+                       v->o.layer, in->n_layers + 1);
+        goto fail;
+    }
     mt_encoder_hp *hp = &e->hp;
-    hp->n_layers = in->n_layers;
+    hp->n_layers = v->n_run;
     hp->hidden = in->hidden;
     hp->n_heads = in->n_heads;
     hp->head_dim = in->hidden / in->n_heads;
     hp->inter = in->inter;
     hp->eps = in->eps;
-    hp->act = spec->act;
+    hp->act = v->o.quick_gelu ? VIT_ACT_QUICK_GELU : spec->act;
     hp->pre_norm = 1;
     size_t D = (size_t)in->hidden, F = (size_t)in->inter, nps = (size_t)(in->image_size / in->patch);
     if ((rc = bind_patch(v, err))) goto fail;
-    if ((rc = mt_enc_bind(e, &e->pos, "embeddings.position_embedding", nps * nps, D, -1, err))) goto fail;
-    e->layers = calloc((size_t)in->n_layers, sizeof *e->layers);
+    if ((rc = mt_enc_bind(e, &e->pos, "embeddings.position_embedding", nps * nps + (size_t)v->o.clip, D, -1, err)))
+        goto fail;
+    if (v->o.clip && ((rc = mt_enc_vec(e, "embeddings.class_embedding", D, 0, &v->cls, err)) ||
+                      (rc = ln(e, "pre_layrnorm", D, &v->pre_w, &v->pre_b, err))))
+        goto fail;
+    e->layers = calloc((size_t)(v->n_run > 0 ? v->n_run : 1), sizeof *e->layers);
     if (!e->layers) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); goto fail; }
-    for (int l = 0; l < in->n_layers; l++) {
+    for (int l = 0; l < v->n_run; l++) {
         mt_enc_layer *L = &e->layers[l];
         char b[160];
         mt_linear q, k, vv;
@@ -142,7 +168,7 @@ int mt_vit_load(mt_vit **out, json_t *vcfg, const mt_config *cfg, mt_safetensors
         mt_linear parts[3] = {q, k, vv};
         if ((rc = mt_enc_stack(e, &L->qkv, parts, 3, err))) goto fail;
     }
-    if ((rc = ln(e, "post_layernorm", D, &v->post_w, &v->post_b, err))) goto fail;
+    if (!v->o.layer && (rc = ln(e, "post_layernorm", D, &v->post_w, &v->post_b, err))) goto fail;
     *out = v;
     return MT_OK;
 fail:
@@ -214,6 +240,10 @@ typedef struct act_ctx {
 static void act_task(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     act_ctx *k = c;
+    if (k->act == VIT_ACT_QUICK_GELU) {   /* mlx: x * sigmoid(1.702 * x) */
+        for (size_t i = b * k->width; i < e * k->width; i++) k->x[i] = k->x[i] / (1.0f + expf(-1.702f * k->x[i]));
+        return;
+    }
     for (size_t t = b; t < e; t++) mt_enc_act(k->act, k->x + t * k->width, k->width);
 }
 
@@ -229,10 +259,12 @@ int mt_vit_forward(mt_vit *v, const float *pixels, size_t n, int h, int w, float
     const mt_vit_info *in = &v->info;
     mt_encoder *e = &v->e;
     int p = in->patch, C = in->channels;
-    if (n == 0 || h <= 0 || w <= 0 || h % p || w % p || h > in->image_size || w > in->image_size)
+    if (n == 0 || h <= 0 || w <= 0 || h % p || w % p || h > in->image_size || w > in->image_size ||
+        (v->o.clip && (h != in->image_size || w != in->image_size)))
         return mt_seterr(err, MT_EINVAL, "vision tower: a %dx%d image is not a multiple of the %d-pixel patch within %d",
                          w, h, p, in->image_size);
-    size_t nh = (size_t)(h / p), nw = (size_t)(w / p), np = nh * nw, N = n * np;
+    size_t cl = (size_t)v->o.clip;   /* the class token's row before each image's patches */
+    size_t nh = (size_t)(h / p), nw = (size_t)(w / p), np = nh * nw, S = np + cl, N = n * S;
     size_t D = (size_t)in->hidden, F = (size_t)in->inter, K = (size_t)(p * p * C);
     int nth = mt_pool_size(e->pool);
     if (nth < 1) nth = 1;
@@ -241,10 +273,11 @@ int mt_vit_forward(mt_vit *v, const float *pixels, size_t n, int h, int w, float
     float *big = malloc(N * (wide > K ? wide : K) * sizeof(float));
     float *ctx = malloc(N * D * sizeof(float)), *tmp = malloc(N * D * sizeof(float));
     float *work = malloc((size_t)nth * per * sizeof(float)), *row = malloc(D * sizeof(float));
-    int *pid = malloc(np * sizeof *pid);
+    int *pid = malloc(S * sizeof *pid);
     size_t *lens = malloc(n * sizeof *lens);
+    float *xb = cl ? malloc(N * D * sizeof(float)) : NULL;   /* clip: rows with the class token */
     int rc = MT_OK;
-    if (!big || !ctx || !tmp || !work || !row || !pid || !lens) {
+    if (!big || !ctx || !tmp || !work || !row || !pid || !lens || (cl && !xb)) {
         rc = mt_seterr(err, MT_ENOMEM, "out of memory for %zu image patches", N);
         goto done;
     }
@@ -261,20 +294,35 @@ int mt_vit_forward(mt_vit *v, const float *pixels, size_t n, int h, int w, float
     pl.wdt = MT_F32;
     pl.bias = v->patch_b;
     pl.bdt = MT_F32;
-    float *x = out;
-    mt_enc_linear(e, &pl, big, N, x, work);
-    mt_vit_position_ids(in->image_size / p, (int)nh, (int)nw, pid);
+    float *x = cl ? xb : out;
+    if (cl) {
+        mt_enc_linear(e, &pl, big, n * np, ctx, work);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(x + i * S * D, v->cls, D * sizeof *x);
+            memcpy(x + (i * S + 1) * D, ctx + i * np * D, np * D * sizeof *x);
+        }
+    } else {
+        mt_enc_linear(e, &pl, big, N, x, work);
+    }
+    if (cl || v->o.plain_pos)
+        for (size_t t = 0; t < S; t++) pid[t] = (int)t;
+    else
+        mt_vit_position_ids(in->image_size / p, (int)nh, (int)nw, pid);
     for (size_t i = 0; i < n; i++) {
-        lens[i] = np;
-        for (size_t t = 0; t < np; t++) {
+        lens[i] = S;
+        for (size_t t = 0; t < S; t++) {
             mt_linear_row(&e->pos, (size_t)pid[t], row);
-            float *xr = x + (i * np + t) * D;
+            float *xr = x + (i * S + t) * D;
             for (size_t k = 0; k < D; k++) xr[k] += row[k];
         }
     }
+    if (cl) {
+        norm_ctx pre = {v, x, NULL, x, v->pre_w, v->pre_b, v->o.pre_eps > 0 ? v->o.pre_eps : 1e-5f};
+        mt_pool_for(e->pool, N, 8, norm_task, &pre);
+    }
     size_t nview = mt_enc_view_floats(e);
     float *vbuf = nview && N >= 64 ? malloc(nview * sizeof(float)) : NULL;   /* NULL: packed kernels */
-    for (int L = 0; L < in->n_layers && !rc; L++) {
+    for (int L = 0; L < v->n_run && !rc; L++) {
         mt_enc_layer view;
         const mt_enc_layer *ly = mt_enc_layer_view(e, &e->layers[L], N, &view, vbuf);
         norm_ctx n1 = {v, x, NULL, tmp, ly->ln1_w, ly->ln1_b, in->eps};
@@ -293,11 +341,15 @@ int mt_vit_forward(mt_vit *v, const float *pixels, size_t n, int h, int w, float
         mt_pool_for(e->pool, N, 8, norm_task, &n3);
     }
     free(vbuf);
-    if (!rc) {
+    if (!rc && !v->o.layer) {
         norm_ctx pn = {v, x, NULL, x, v->post_w, v->post_b, v->post_eps};
         mt_pool_for(e->pool, N, 8, norm_task, &pn);
     }
+    if (!rc && cl) {   /* each image's rows, the class token's first unless dropped */
+        size_t keep = v->o.keep_cls ? S : np, skip = S - keep;
+        for (size_t i = 0; i < n; i++) memcpy(out + i * keep * D, x + (i * S + skip) * D, keep * D * sizeof *out);
+    }
 done:
-    free(big); free(ctx); free(tmp); free(work); free(row); free(pid); free(lens);
+    free(big); free(ctx); free(tmp); free(work); free(row); free(pid); free(lens); free(xb);
     return rc;
 }

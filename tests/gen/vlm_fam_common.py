@@ -255,13 +255,32 @@ def run_case(model, processor, ci, case, vision_fn=None):
     return t, meta
 
 
-def goldens_for(folder, label, cases, generator, vision_fn=None, tensors_doc=None):
+def drop_text_kwargs(processor):
+    """mlx-vlm 0.7.10's LlavaProcessor.__call__ hands all its kwargs (padding, padding_side,
+    add_special_tokens) to the image processor as well, and transformers 5.25's typed kwargs
+    check refuses them (TypeError ... unexpected keyword argument 'padding'), so
+    mlx_vlm.generate cannot run a LLaVA folder in this environment at all.  Older transformers
+    ignored unknown image kwargs; this wrapper does the same (the image processor never used
+    them), and nothing else changes."""
+    ip = processor.image_processor
+    orig = ip.__class__.__call__
+
+    def call(self, images, *args, **kw):
+        for k in ("padding", "padding_side", "add_special_tokens", "truncation", "max_length"):
+            kw.pop(k, None)
+        return orig(self, images, *args, **kw)
+    ip.__class__ = type(ip.__class__.__name__, (ip.__class__,), {"__call__": call})
+
+
+def goldens_for(folder, label, cases, generator, vision_fn=None, tensors_doc=None, patch_processor=None):
     import mlx.core as mx
     import mlx_vlm
     import transformers
     from mlx_vlm import load
     from safetensors.numpy import save_file
     model, processor = load(folder)
+    if patch_processor:
+        patch_processor(processor)
     tensors, metas = {}, []
     for ci, case in enumerate(cases):
         t, m = run_case(model, processor, ci, case, vision_fn if ci == 0 else None)
