@@ -309,13 +309,19 @@ static int seq_start(gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int
         inj.next = done;
         ip = &inj;
     }
-    for (size_t off = have; off + 1 < nfull; off += step) {
-        size_t n = nfull - 1 - off < step ? nfull - 1 - off : step;
-        if (gp->tick && gp->tick->fn && nfull - have > step)
-            mt_jsonl_tick_note(gp->tick, "prompt %zu / %zu tokens", off, nfull);
-        MT_TRY(mt_model_forward_inject(m, q->cache, full + off, n, q->logits, 0, ip, err));
+    if (m->hp.bidirectional && !q->cache->max_size) {
+        /* a bidirectional prompt (PaliGemma) in one call: mlx-vlm's chunked_prefill_policy
+         * refuses chunks there, since every prompt row sees every other */
+        MT_TRY(mt_model_forward_inject(m, q->cache, full + have, nfull - have, q->logits, 0, ip, err));
+    } else {
+        for (size_t off = have; off + 1 < nfull; off += step) {
+            size_t n = nfull - 1 - off < step ? nfull - 1 - off : step;
+            if (gp->tick && gp->tick->fn && nfull - have > step)
+                mt_jsonl_tick_note(gp->tick, "prompt %zu / %zu tokens", off, nfull);
+            MT_TRY(mt_model_forward_inject(m, q->cache, full + off, n, q->logits, 0, ip, err));
+        }
+        MT_TRY(mt_model_forward_inject(m, q->cache, full + nfull - 1, 1, q->logits, 0, ip, err));
     }
-    MT_TRY(mt_model_forward_inject(m, q->cache, full + nfull - 1, 1, q->logits, 0, ip, err));
     res->prompt_tokens = gp->prefix ? gp->prefix->len + n_prompt : n_prompt;
     res->cached_tokens = res->prompt_tokens - (nfull - have);   /* what was not computed */
     if (store_ok(q) && full) MT_TRY(mt_prefix_store_put(gp->store, (uint32_t)q->cache->f16, full, nfull, q->cache, err));

@@ -376,6 +376,71 @@ static void mrope_positions(const mt_vlm *v, const int32_t *ids, size_t n, const
     *delta = next - (long)n;
 }
 
+/* mlx-vlm's PROMPT_WITH_IMAGE_TOKEN prompt (PaliGemma): no chat template, the placeholder once
+ * per image, then the text of the last message (its text parts joined by " ", stripped, as
+ * extract_text_from_content does) or of "prompt". */
+static int image_token_prompt(const mt_vlm_job *j, json_t *rec, json_t *msgs, size_t n_images, char **out,
+                              mt_err *err) {
+    mt_buf b = {0};
+    for (size_t i = 0; i < n_images; i++) mt_buf_str(&b, j->vlm->fam->placeholder);
+    json_t *p = json_object_get(rec, "prompt");
+    if (!p) p = json_object_get(rec, "text");
+    if (json_is_string(p)) {
+        mt_buf_str(&b, json_string_value(p));
+    } else {
+        json_t *c = json_object_get(json_array_get(msgs, json_array_size(msgs) - 1), "content");
+        if (json_is_string(c)) {
+            mt_buf_str(&b, json_string_value(c));
+        } else {
+            mt_buf t = {0};
+            for (size_t k = 0; k < json_array_size(c); k++) {
+                json_t *part = json_array_get(c, k);
+                const char *ty = json_string_value(json_object_get(part, "type"));
+                if (!ty || (strcmp(ty, "text") && strcmp(ty, "input_text") && strcmp(ty, "output_text"))) continue;
+                const char *s = json_string_value(json_object_get(part, "text"));
+                if (!s || !*s) s = json_string_value(json_object_get(part, "content"));
+                if (!s || !*s) continue;
+                if (t.n) mt_buf_str(&t, " ");
+                mt_buf_str(&t, s);
+            }
+            const char *s = t.p ? t.p : "", *e = s + t.n;   /* Python's str.strip() of ASCII whitespace */
+            while (s < e && strchr(" \t\n\r\f\v", *s)) s++;
+            while (e > s && strchr(" \t\n\r\f\v", e[-1])) e--;
+            mt_buf_put(&b, s, (size_t)(e - s));
+            mt_buf_free(&t);
+        }
+    }
+    mt_buf_put(&b, "", 1);
+    if (b.oom) {
+        mt_buf_free(&b);
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
+    }
+    *out = b.p;
+    return MT_OK;
+}
+
+/* PaliGemmaProcessor: the bos token right after the last image token, "\n" at the end */
+static int image_token_finish(const mt_vlm_job *j, const mt_prompter *pr, char **full, mt_err *err) {
+    const char *bos = pr->bos_token;
+    if (!bos && pr->bos_id >= 0) bos = mt_tokenizer_id_to_token(pr->tok, pr->bos_id);
+    if (!bos) return mt_seterr(err, MT_EFORMAT, "the tokenizer has no bos token (the PaliGemma prompt needs one)");
+    const char *tok = j->vlm->fam->placeholder, *last = NULL;
+    for (const char *s = *full; tok && *tok && (s = strstr(s, tok)); s++) last = s;
+    size_t at = last ? (size_t)(last - *full) + strlen(tok) : 0;
+    mt_buf b = {0};
+    mt_buf_put(&b, *full, at);
+    mt_buf_str(&b, bos);
+    mt_buf_str(&b, *full + at);
+    mt_buf_put(&b, "\n", 2);
+    if (b.oom) {
+        mt_buf_free(&b);
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
+    }
+    free(*full);
+    *full = b.p;
+    return MT_OK;
+}
+
 int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, int32_t **ids, size_t *n,
                       mt_embed_inject **inj, mt_err *err) {
     mt_vlm_job *j = user;
@@ -390,7 +455,12 @@ int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, i
     size_t nrows = 0, cap = 0, len = 0;
     int rc = build_messages(j, rec, &msgs, &imgs, err);
     if (!rc && imgs.n && !(grids = calloc(3 * imgs.n, sizeof *grids))) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
-    if (!rc) {
+    if (!rc && j->vlm->image_token_prompt && imgs.n > 1)
+        rc = mt_seterr(err, MT_EINVAL, "%s takes one image per prompt in mlx-vlm (this record has %zu)",
+                       j->vlm->model_type, imgs.n);
+    if (!rc && j->vlm->image_token_prompt) {
+        rc = image_token_prompt(j, rec, msgs, imgs.n, &text, err);
+    } else if (!rc) {
         json_t *r2 = json_deep_copy(rec);
         json_object_del(r2, "prompt");
         json_object_del(r2, "text");
@@ -428,6 +498,7 @@ int mt_vlm_job_record(void *user, const mt_prompter *pr, json_t *rec, int agp, i
     if (!rc && b.oom) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) full = b.p, b.p = NULL;
     mt_buf_free(&b);
+    if (!rc && j->vlm->image_token_prompt) rc = image_token_finish(j, pr, &full, err);
     if (!rc) rc = mt_tokenizer_encode(pr->tok, full, strlen(full), j->vlm->add_special, ids, n, err);
     if (!rc && nrows) {
         /* one block: the struct, the rows, then (M-RoPE models) the prompt's positions */

@@ -45,6 +45,10 @@ struct mt_vlm {
                                   post-processor, e.g. <bos>): mlx-vlm's should_add_special_tokens,
                                   true but for gemma3 with a processor chat template, which mlx-vlm's
                                   Gemma3Processor never has (so a Gemma 3 prompt starts <bos><bos>) */
+    int image_token_prompt;    /* mlx-vlm's PROMPT_WITH_IMAGE_TOKEN (PaliGemma): no chat template; the
+                                  prompt is the placeholder per image + the text, and after expansion
+                                  the bos token goes right after the last image token and "\n" at the
+                                  end (PaliGemmaProcessor); one image per record */
     int32_t vision_start_id;   /* M-RoPE families (the text decoder's mrope set): the token that opens
                                   an image (<|vision_start|>), which get_rope_index looks for */
     size_t text_hidden;
