@@ -6,7 +6,6 @@
 
 extern const mt_vlm_family mt_vlm_family_idefics3, mt_vlm_family_smolvlm, mt_vlm_family_qwen2_vl, mt_vlm_family_qwen2_5_vl;
 extern const mt_vlm_family mt_vlm_family_gemma3, mt_vlm_family_llava, mt_vlm_family_paligemma;
-extern const mt_vlm_family mt_vlm_family_gemma3, mt_vlm_family_llava;
 
 static const mt_vlm_family *const FAMILIES[] = {
     &mt_vlm_family_idefics3,
