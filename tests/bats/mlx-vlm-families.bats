@@ -37,6 +37,10 @@ check_folders() {
   check_folders gemma3-tiny gemma3-tiny-q4 gemma3-tiny-q8
 }
 
+@test "gemma3 with pan & scan (the image, then its crops, each 256 tokens): mlx_vlm.generate's greedy tokens" {
+  check_folders gemma3-tiny-pas
+}
+
 @test "llava: the greedy tokens of mlx_vlm.generate on every golden case (one image, two), float and 4/8-bit" {
   check_folders llava-tiny llava-tiny-q4 llava-tiny-q8
 }

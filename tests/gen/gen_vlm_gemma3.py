@@ -12,10 +12,13 @@ global layers, rope_local_base_freq 1e4, rope_theta 1e6) with sliding_window 128
 sliding_window_pattern 2 (layer 0 sliding, layer 1 global) so that the window acts on the
 ~290-token prompts.  As in the real config there is no top-level hidden_size: mlx-vlm
 divides the image features by sqrt(2048) (its ModelConfig default), not sqrt(text hidden).
+gemma3-tiny-pas: the float folder again (weights symlinked) with pan & scan on (min crop 256,
+at most 4 crops, ratio 1.2): the gradient gets 2 crops, the portrait 3, the small images none.
 Tokenizer: byte-level BPE, 0 <pad> 1 <eos> 2 <bos> 3 <unk>, BPE to 400, then 400
 <start_of_turn> 401 <end_of_turn> 402 <start_of_image> 403 <end_of_image> 404
 <image_soft_token>; a "<bos> $A" post-processor (unused: mlx-vlm tokenizes Gemma 3 prompts
 without special tokens, the template writes <bos>); Gemma 3's chat template; eos [1, 401]."""
+import json
 import os
 import shutil
 import sys
@@ -78,6 +81,30 @@ def vision(model, pv):
     return out
 
 
+PAS = {"do_pan_and_scan": True, "pan_and_scan_min_crop_size": 256, "pan_and_scan_max_num_crops": 4,
+       "pan_and_scan_min_ratio_to_activate": 1.2}
+
+
+def pan_and_scan_folder(src, dst):
+    """gemma3-tiny-pas: gemma3-tiny's files with pan & scan on (Gemma 3's usual crop settings) in
+    both image processor configs; the weights are symlinks to gemma3-tiny's."""
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    os.makedirs(dst)
+    for f in sorted(os.listdir(src)):
+        if f.startswith("goldens"):
+            continue
+        if f.startswith("model.safetensors"):
+            os.symlink(os.path.join("..", os.path.basename(src), f), os.path.join(dst, f))
+        else:
+            shutil.copy(os.path.join(src, f), os.path.join(dst, f))
+    for f, nested in (("preprocessor_config.json", False), ("processor_config.json", True)):
+        p = os.path.join(dst, f)
+        d = json.load(open(p))
+        (d["image_processor"] if nested else d).update(PAS)
+        json.dump(d, open(p, "w"), indent=2)
+
+
 def main():
     os.chdir(C.ROOT)
     tmp = tempfile.mkdtemp(prefix="gen_vlm_gemma3_")
@@ -117,7 +144,12 @@ def main():
         }
         for p, n in zip(paths, names):
             C.goldens_for(p, n, CASES, "tests/gen/gen_vlm_gemma3.py", vision if n == names[0] else None, doc)
-        C.check_sizes(paths)
+        pas = os.path.join(C.DATA, "gemma3-tiny-pas")
+        pan_and_scan_folder(paths[0], pas)
+        doc = dict(doc, **{"cI.pixel_shape": "int32 [4] = [images + crops, 3, 448, 448]",
+                           "cI.pixel_sum": "float64 [images + crops] (each image, then its crops)"})
+        C.goldens_for(pas, "gemma3-tiny-pas", CASES, "tests/gen/gen_vlm_gemma3.py", None, doc)
+        C.check_sizes(paths + [pas])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -24,13 +24,12 @@ MAX_TOKENS = 32
 # --------------------------------------------------------------------------- tokenizer
 def build_tokenizer(front, back, n_base, bos=None):
     """Byte-level BPE (Digits(individual) + ByteLevel(no prefix space), ByteLevel decoder)
-    trained on the test corpus: `front` specials take ids 0.., the BPE vocab fills up to
+    trained on tests/data/tokenizers/corpus.txt alone (byte-identical output across runs): `front` specials take ids 0.., the BPE vocab fills up to
     n_base, `back` specials follow (n_base..).  bos: a TemplateProcessing "<bos> $A"
     post-processor with that token (what Gemma / Llama tokenizers add with
     add_special_tokens=True)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    lines = [json.loads(l) for l in open(CORPUS, encoding="utf-8")]
-    lines += open(os.path.join(ROOT, "README.md"), encoding="utf-8").read().splitlines()
+    lines = [json.loads(l) for l in open(CORPUS, encoding="utf-8")]   # only the fixed corpus: same merges every run
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),

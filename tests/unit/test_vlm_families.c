@@ -1,6 +1,7 @@
 /* test_vlm_families.c - the Gemma 3, LLaVA and PaliGemma families of models/vlm.h
  * against mlx-vlm 0.7.10 on the tiny random-weight folders tests/data/vlm/<family>-tiny
- * {,-q4,-q8} (tests/gen/gen_vlm_<family>.py), case by case (goldens.json):
+ * {,-q4,-q8} (tests/gen/gen_vlm_<family>.py) and gemma3-tiny-pas (pan & scan crops), case by case
+ * (goldens.json):
  *   - the record path (mt_vlm_job_record: chat template, placeholder expansion,
  *     tokenization, image encoding): input ids identical, image rows within 1e-4
  *     relative (max |diff| / max |ref|), pixel sums of every image;
@@ -218,9 +219,9 @@ static void folder_cases(const char *folder, mt_pool *pool, worst *w) {
 }
 
 static void family(const char *name, mt_pool *pool) {
-    static const char *const suffix[] = {"", "-q4", "-q8"};
+    static const char *const suffix[] = {"", "-q4", "-q8", "-pas"};   /* -pas: gemma3's pan & scan folder */
     worst w = {0, 0, 0};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3 + !strcmp(name, "gemma3"); i++) {
         char f[96];
         snprintf(f, sizeof f, "%s-tiny%s", name, suffix[i]);
         folder_cases(f, pool, &w);
