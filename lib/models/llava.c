@@ -89,6 +89,11 @@ static int llava_init(mt_vlm *v, mt_err *err) {
     int rc = mt_vit_load_opts(&s->vit, vcd, v->cfg, v->st, &vs, &vo, v->pool, err);
     json_decref(vcd);
     MT_TRY(rc);
+    json_t *tc = json_object_get(c, "text_config");
+    const char *tmt = json_is_object(tc) ? json_string_value(json_object_get(tc, "model_type")) : NULL;
+    if (tmt && strcmp(tmt, "llama") && strcmp(tmt, "qwen2"))
+        return mt_seterr(err, MT_EUNSUPPORTED, "config.json: a llava text model of type \"%s\" (mlx-vlm's llava "
+                         "takes llama or qwen2)", tmt);
     mt_text_spec ts = {.cfg_key = "text_config", .strip = "", .add = "language_model.", .defaults = LLAVA_TEXT_DEFAULTS,
                        .head_dim_from_hidden = 1};
     MT_TRY(mt_model_load_text(&v->lm, v->dir, &ts, v->pool, err));

@@ -25,6 +25,8 @@
  *     "<image>" x image_seq_length + <bos> + text + "\n", tokenized without adding <bos>
  *     (the processor sets add_bos_token False); mlx-vlm's vision tower keeps only the first
  *     image of a batch, so one image per record (vlm_job refuses more).
+ * Refused: a text model other than gemma (PaliGemma 2's gemma2 runs other attention code in
+ * mlx-vlm, not checked here).
  * Not matched: text tokens equal to config.pad_token_id (default 0) get a zero embedding
  * in mlx-vlm; here they keep theirs.
  * ref: mlx_vlm/models/paligemma/paligemma.py (PaliGemmaMultiModalProjector,
@@ -79,6 +81,12 @@ static int pg_init(mt_vlm *v, mt_err *err) {
                                        "max_position_embeddings", "hidden_activation"};
     for (size_t i = 0; i < sizeof lift / sizeof lift[0]; i++)
         if (json_object_get(c, lift[i])) json_object_set(defs, lift[i], json_object_get(c, lift[i]));
+    const char *tmt = t ? json_string_value(json_object_get(t, "model_type")) : NULL;
+    if (tmt && strcmp(tmt, "gemma")) {
+        json_decref(defs);
+        return mt_seterr(err, MT_EUNSUPPORTED, "config.json: a paligemma text model of type \"%s\" (PaliGemma 2's "
+                         "gemma2 is not checked against mlx-vlm here; gemma is)", tmt);
+    }
     json_t *heads = t ? json_object_get(t, "num_attention_heads") : NULL;
     if (!json_is_integer(heads)) heads = json_object_get(defs, "num_attention_heads");
     if (!json_object_get(defs, "num_key_value_heads")) json_object_set(defs, "num_key_value_heads", heads);
