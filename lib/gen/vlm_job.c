@@ -4,8 +4,10 @@
 #include "gen/vlm_job.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 
@@ -284,15 +286,24 @@ static void cache_put(mt_vlm_job *j, uint64_t key, int w, int h, const float *ro
     j->bytes += bytes;
 }
 
-/* one image: its prompt text, and its rows appended to *rows */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* one image: its prompt text, and its rows appended to *rows.  MT_VLM_TIMING=1 prints its tiles,
+ * image tokens and load+preprocessing and encoding times on stderr (bench/vlm/run.sh). */
 static int one_image(mt_vlm_job *j, const char *src, size_t idx, char **text, float **rows, size_t *nrows,
                      size_t *cap, int *grid, mt_err *err) {
     mt_image img = {0};
     mt_vlm_pixels px = {0};
     float *r = NULL;
     size_t nr = 0;
+    double t0 = now_s(), t1, t2;
     int rc = load_image(j, src, &img, err);
     if (!rc) rc = mt_vlm_preprocess(&j->proc, &img, &px, err);
+    t1 = t2 = now_s();
     if (!rc) rc = mt_vlm_image_text(&j->proc, &px, text, err);
     if (!rc) {   /* the merged grid (t, h, w) for M-RoPE */
         int mg = j->proc.merge > 0 ? j->proc.merge : 1;
@@ -309,12 +320,17 @@ static int one_image(mt_vlm_job *j, const char *src, size_t idx, char **text, fl
             j->reused++;
         } else {
             rc = mt_vlm_encode(j->vlm, px.data, (size_t)px.n, px.h, px.w, &r, &nr, err);
+            t2 = now_s();
             if (!rc) {
                 j->encoded++;
                 cache_put(j, key, img.w, img.h, r, nr);
             }
         }
         long want = mt_vlm_image_tokens(&j->proc, &px);
+        const char *tm = getenv("MT_VLM_TIMING");
+        if (!rc && tm && *tm && strcmp(tm, "0"))
+            fprintf(stderr, "mlx-vlm: image %zu: %d tiles of %dx%d, %zu tokens, loaded+preprocessed %.3f s, encoded %.3f s%s\n",
+                    idx + 1, px.n, px.w, px.h, nr, t1 - t0, t2 - t1, c ? " (cached)" : "");
         if (!rc && want != (long)nr)
             rc = mt_seterr(err, MT_EFORMAT, "the processor gives %ld image tokens, the model %zu rows", want, nr);
         size_t H = j->vlm->text_hidden;
