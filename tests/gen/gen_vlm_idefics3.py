@@ -580,8 +580,17 @@ def main():
     ap.add_argument("--full-cases", default="0",
                     help="comma-separated case numbers for the full-depth goldens (default 0: its 9 tiles of "
                          "the 12-layer 768-wide tower take minutes on 2 CPU cores; 'all' for c0..c3)")
+    ap.add_argument("--goldens-for", metavar="FOLDER",
+                    help="only (re)compute the goldens of an existing full-depth folder (with --full-cases)")
     args = ap.parse_args()
     os.chdir(ROOT)
+    if args.goldens_for:
+        ids = list(range(len(CASES))) if args.full_cases == "all" else [int(x) for x in args.full_cases.split(",")]
+        tms = goldens_for(args.goldens_for, os.path.basename(os.path.normpath(args.goldens_for)), vision_case0=False,
+                          timing=True, case_ids=ids)
+        for ci, tm in zip(ids, tms):
+            print(f"TIMING {args.goldens_for} c{ci}: {tm}")
+        return
     tmp = tempfile.mkdtemp(prefix="gen_vlm_idefics3_")
     try:
         if not args.only_full:
