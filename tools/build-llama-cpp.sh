@@ -9,6 +9,8 @@
 #   llama-bench        what bench/run.sh and bench/ab.sh run when present (bench/common.sh)
 #   llama-perplexity   perplexity on a text file
 #   llama-completion   text generation (this version's llama-cli needs the server build)
+#   llama-mtmd-cli     image + text -> text (tools/mtmd, with --mmproj): bench/vlm/run.sh
+#   llama-quantize     GGUF quantization (bench/vlm/ makes its Q4_0 text models with it)
 #
 # bench/bin/llama-cpp.txt records the llama.cpp commit and version, the compiler, the CPU
 # (-march=native binaries run on this CPU only) and the cmake flags.  A rerun with the
@@ -26,7 +28,7 @@ SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 # The sdist's vendor/llama.cpp (its CHANGELOG: "update llama.cpp to ggml-org/llama.cpp@0c1e57098";
 # the sdist's .git/modules/vendor/llama.cpp/HEAD has the full hash, checked below).
 COMMIT=0c1e57098
-TARGETS="llama-bench llama-perplexity llama-completion"
+TARGETS="llama-bench llama-perplexity llama-completion llama-mtmd-cli llama-quantize"
 # LLAMA_CURL is gone from this llama.cpp (deprecated and ignored); LLAMA_OPENSSL=OFF is its
 # successor: no HTTPS model downloads.  The tests, examples, server and unified app are not
 # configured (the targets above need none of them).
@@ -99,8 +101,10 @@ full=$(cat "$head_file")
 case "$full" in "$COMMIT"*) ;; *) die "$SDIST vendors llama.cpp $full, expected $COMMIT" ;; esac
 version=$(sed -n 's/^set(LLAMA_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\))$/\2/p' "$SRC/vendor/llama.cpp/CMakeLists.txt" | paste -sd. -)
 
-# A fresh build tree when the flags, compiler or CPU changed; otherwise cmake builds what changed.
-if [ ! -f "$BLD/.key" ] || [ "$(cat "$BLD/.key")" != "$key" ]; then rm -rf "$BLD"; fi
+# A fresh build tree when the flags, compiler or CPU changed; otherwise cmake builds what changed
+# (a new target list alone keeps the tree: cmake builds only the new targets).
+no_targets() { sed '/^targets: /d'; }
+if [ ! -f "$BLD/.key" ] || [ "$(no_targets <"$BLD/.key")" != "$(echo "$key" | no_targets)" ]; then rm -rf "$BLD"; fi
 mkdir -p "$BLD"
 start=$(date +%s)
 say "configuring llama.cpp $COMMIT (version $version)"
