@@ -17,7 +17,7 @@ print()
 by = {}
 for r in rows:
     by.setdefault(r["engine"], []).append(r)
-NAMES = {"ours": "ours: mlx-tools mlx-vlm (C)", "llama": "llama.cpp llama-mtmd-cli (Q4_0 + f16 mmproj)",
+NAMES = {"ours": "ours: mlx-tools mlx-vlm (C)", "ours-int8": "ours, --int8 (int8 activations)", "llama": "llama.cpp llama-mtmd-cli (Q4_0 + f16 mmproj)",
          "llama-f32": "llama.cpp llama-mtmd-cli (Q4_0 + f32 mmproj)", "mlx-vlm": "mlx-vlm 0.7.10 (Python, mlx CPU)"}
 
 
@@ -57,14 +57,16 @@ for e, rs in by.items():
 for n in notes:
     print()
     print(n)
-if "ours" in stats:
+bases = [b for b in ("ours", "ours-int8") if b in stats]
+if bases:
     print()
-    print("| ours vs | image encode (speed-up: peer time / ours) | prompt tok/s (ours / peer) | generation tok/s (ours / peer) |")
+    print("| ours vs peer | image encode (speed-up: peer time / ours) | prompt tok/s (ours / peer) | generation tok/s (ours / peer) |")
     print("|---|---|---|---|")
-    oe, op, og = stats["ours"]
-    for e, (pe, pp, pg) in stats.items():
-        if e == "ours":
-            continue
-        ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "-"
-        print(f"| {NAMES.get(e, e)} | {ratio(pe[0], oe[0]) if pe and oe else '-'} | {ratio(op[0], pp[0]) if op and pp else '-'} "
-              f"| {ratio(og[0], pg[0]) if og and pg else '-'} |")
+    ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "-"
+    for b in bases:
+        oe, op, og = stats[b]
+        for e, (pe, pp, pg) in stats.items():
+            if e.startswith("ours"):
+                continue
+            print(f"| {'ours' if b == 'ours' else 'ours --int8'} vs {NAMES.get(e, e)} | {ratio(pe[0], oe[0]) if pe and oe else '-'} "
+                  f"| {ratio(op[0], pp[0]) if op and pp else '-'} | {ratio(og[0], pg[0]) if og and pg else '-'} |")
