@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "vlm_golden.h"
 #include "core/pool.h"
 #include "gen/generate.h"
 #include "gen/vlm_job.h"
@@ -27,20 +28,6 @@
 
 static double worst_logit, worst_rows, worst_tower;   /* reported at the end */
 static int32_t gold_eos = 439;                         /* the folder's eos (goldens.json) */
-
-static const float *gold_f32(const mt_safetensors *g, const char *name, size_t *n) {
-    const mt_tensor_view *t = mt_safetensors_get(g, name);
-    if (!t || t->dtype != MT_F32) return NULL;
-    *n = mt_tensor_numel(t);
-    return (const float *)t->data;
-}
-
-static const int32_t *gold_i32(const mt_safetensors *g, const char *name, size_t *n) {
-    const mt_tensor_view *t = mt_safetensors_get(g, name);
-    if (!t || t->dtype != MT_I32) return NULL;
-    *n = mt_tensor_numel(t);
-    return (const int32_t *)t->data;
-}
 
 static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *g, const char *folder, int ci) {
     mt_err e = {0};
@@ -98,17 +85,6 @@ static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *
     CHECK_MSG(rc == MT_EINVAL && strstr(e.msg, "image tokens"), "%s case %d: a missing row gave %d: %s", folder, ci, rc,
               e.msg);
     mt_gen_result_free(&res);
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        d = e > d ? e : d;
-        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
-    }
-    return m > 0 ? d / m : d;
 }
 
 /* the whole record path: images + prompt -> ids and rows, as mlx-vlm prepares them */

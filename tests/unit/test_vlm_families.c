@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "vlm_golden.h"
 #include "core/pool.h"
 #include "gen/generate.h"
 #include "gen/vlm_job.h"
@@ -27,31 +28,6 @@
 #define VDIR "tests/data/vlm"
 
 typedef struct worst { double logit, rows, tower; } worst;
-
-static const float *gold_f32(const mt_safetensors *g, const char *name, size_t *n) {
-    const mt_tensor_view *t = mt_safetensors_get(g, name);
-    if (!t || t->dtype != MT_F32) return NULL;
-    *n = mt_tensor_numel(t);
-    return (const float *)t->data;
-}
-
-static const int32_t *gold_i32(const mt_safetensors *g, const char *name, size_t *n) {
-    const mt_tensor_view *t = mt_safetensors_get(g, name);
-    if (!t || t->dtype != MT_I32) return NULL;
-    *n = mt_tensor_numel(t);
-    return (const int32_t *)t->data;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        d = e > d ? e : d;
-        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
-    }
-    return m > 0 ? d / m : d;
-}
 
 static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *g, const int32_t *eos, size_t n_eos,
                       const char *folder, int ci, worst *w) {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
+#include "vlm_golden.h"
 #include "convert/convert.h"
 #include "core/pool.h"
 #include "gen/generate.h"
@@ -40,17 +41,6 @@ static const void *gold(const mt_safetensors *g, int ci, const char *what, mt_dt
     if (!t || t->dtype != dt) return NULL;
     *n = mt_tensor_numel(t);
     return t->data;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        d = e > d ? e : d;
-        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
-    }
-    return m > 0 ? d / m : d;
 }
 
 /* logits0 and the greedy tokens with inj over ids */
