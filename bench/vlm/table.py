@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench/vlm/table.py OUT.jsonl [HEAD.txt] - the markdown table of bench/vlm/run.sh: per engine
-the median (min-max) over its rounds, then the ratios of ours to each peer (from medians)."""
+the median (min-max) over its quiet rounds (over all of them, marked 0/N, when none ran
+quiet), then the ratios of ours to each peer (from medians)."""
 import json
 import statistics
 import sys
@@ -14,9 +15,12 @@ title = {"smolvlm": "SmolVLM-256M shape (SigLIP-B/16-512 + SmolLM2-135M)",
          "qwen25vl3b": "Qwen2.5-VL-3B shape (bench/vlm/make_qwen.py)"}.get(shape, shape)
 print(f"{title}, random weights, 4-bit; image 640x480 (bench/models/vlm/photo.png); {cpu}")
 print()
-by = {}
+by, total = {}, {}
 for r in rows:
+    total[r["engine"]] = total.get(r["engine"], 0) + 1
     by.setdefault(r["engine"], []).append(r)
+# medians over an engine's quiet runs when it has any (its contended runs are only counted)
+by = {e: ([r for r in rs if r.get("quiet")] or rs) for e, rs in by.items()}
 NAMES = {"ours": "ours: mlx-tools mlx-vlm (C)", "ours-int8": "ours, --int8 (int8 activations)", "llama": "llama.cpp llama-mtmd-cli (Q4_0 + f16 mmproj)",
          "llama-f32": "llama.cpp llama-mtmd-cli (Q4_0 + f32 mmproj)", "mlx-vlm": "mlx-vlm 0.7.10 (Python, mlx CPU)"}
 
@@ -46,7 +50,7 @@ for e, rs in by.items():
     print(f"| {NAMES.get(e, e)} | {tiles} | {rs[0].get('image_tokens') or '-'} | {rs[0].get('prompt_tokens')} "
           f"| {fmt(enc)} | {fmt(per)} | {fmt(p, 1)} | {fmt(g, 1)} | {rs[0].get('gen_tokens')} "
           f"| {max(r['peak_rss_mb'] for r in rs if r.get('peak_rss_mb'))} | {fmt(med(rs, 'wall_s'), 1)} "
-          f"| {sum(bool(r['quiet']) for r in rs)}/{len(rs)} |")
+          f"| {sum(bool(r['quiet']) for r in rs)}/{total[e]} |")
 notes = []
 for e, rs in by.items():
     r = rs[0]
@@ -68,5 +72,6 @@ if bases:
         for e, (pe, pp, pg) in stats.items():
             if e.startswith("ours"):
                 continue
-            print(f"| {'ours' if b == 'ours' else 'ours --int8'} vs {NAMES.get(e, e)} | {ratio(pe[0], oe[0]) if pe and oe else '-'} "
+            c = " (contended runs)" if not any(r.get("quiet") for r in by[e] + by[b]) else ""
+            print(f"| {'ours' if b == 'ours' else 'ours --int8'} vs {NAMES.get(e, e)}{c} | {ratio(pe[0], oe[0]) if pe and oe else '-'} "
                   f"| {ratio(op[0], pp[0]) if op and pp else '-'} | {ratio(og[0], pg[0]) if og and pg else '-'} |")
