@@ -72,6 +72,6 @@ if bases:
         for e, (pe, pp, pg) in stats.items():
             if e.startswith("ours"):
                 continue
-            c = " (contended runs)" if not any(r.get("quiet") for r in by[e] + by[b]) else ""
+            c = " (contended runs)" if not all(any(r.get("quiet") for r in by[x]) for x in (e, b)) else ""
             print(f"| {'ours' if b == 'ours' else 'ours --int8'} vs {NAMES.get(e, e)}{c} | {ratio(pe[0], oe[0]) if pe and oe else '-'} "
                   f"| {ratio(op[0], pp[0]) if op and pp else '-'} | {ratio(og[0], pg[0]) if og and pg else '-'} |")
