@@ -24,13 +24,17 @@
 # marked contended.  Engines alternate within a round; ROUNDS rounds; the table gives the
 # median and the range per engine, and the ratios of ours to each peer.
 #
-#   sh bench/vlm/run.sh      environment: SHAPE (smolvlm, or qwen25vl3b: bench/vlm/make_qwen.py), ROUNDS (3), THREADS (2), TG (128), ENGINES ("ours
-#                            llama mlxvlm"), LLAMA_F32 (0), BUILD (build), OUT (bench/out/vlm.jsonl),
-#                            MLXVLM_PY (/work/venv-mlxvlm/bin/python), MLXVLM_FULL / _TILES / _PREFILL /
-#                            _GEN (below), ROUND1_ONLY (engines run in the first round only, e.g.
-#                            "mlxvlm llama-f32"), QUIET_WAIT (120: seconds the gate waits at most), TORCH_PY (python with torch,
-#                            for the GGUF conversion: /work/venv-mlx/bin/python), LABEL (a note
-#                            printed with the table, e.g. "dry run under load")
+#   sh bench/vlm/run.sh   environment:
+#     SHAPE        smolvlm (default), or qwen25vl3b (bench/vlm/make_qwen.py: a 7.5 GB float16
+#                  HF folder, 3.3 GB MLX q4, 1.9 + 1.3 GB GGUF; without mlx-vlm, see below)
+#     ENGINES      "ours llama mlxvlm"; also ours-int8 (ours with --int8) and llama-f32
+#                  (LLAMA_F32=1 adds it: an f32 mmproj)
+#     ROUNDS (3), ROUND1_ONLY (engines run in the first round only, e.g. "mlxvlm ours-int8"),
+#     THREADS (2), TG (128), QUIET_WAIT (120: the most seconds the gate waits), MAX_PRESSURE,
+#     MAX_STALL, MLXVLM_FULL / MLXVLM_TILES / MLXVLM_PREFILL / MLXVLM_GEN (below), BUILD (build),
+#     OUT (bench/out/vlm-SHAPE.jsonl), MLXVLM_PY (/work/venv-mlxvlm/bin/python), TORCH_PY (a
+#     python with torch for the GGUF conversion: /work/venv-mlx/bin/python), LABEL (a note
+#     printed with the table, e.g. "dry run under load")
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -91,10 +95,12 @@ LLAMA_FLAGS="-n $TG --temp 0 --ignore-eos -t $THREADS -c 4096 --perf -lv 4"
 # engine NAME: one JSON line on stdout (bench/vlm/peers.py)
 engine() {
   case $1 in
-    ours)
+    ours|ours-int8)
+      flag=; [ "$1" = ours-int8 ] && flag=--int8
+      # shellcheck disable=SC2086
       MT_VLM_TIMING=1 /usr/bin/time -f %M -o "$tmp/rss" "$BUILD/bin/mlx-vlm" -m $MLX --image $IMG \
-        -p "$PROMPT" -n "$TG" -t "$THREADS" > "$tmp/o.txt" 2> "$tmp/o.log"
-      "$MPY" bench/vlm/peers.py parse-ours "$tmp/o.log" "$(cat "$tmp/rss")" ;;
+        -p "$PROMPT" -n "$TG" -t "$THREADS" $flag > "$tmp/o.txt" 2> "$tmp/o.log"
+      "$MPY" bench/vlm/peers.py parse-ours "$tmp/o.log" "$(cat "$tmp/rss")" --label "$1" ;;
     llama|llama-f32)
       mm=f16; [ "$1" = llama-f32 ] && mm=f32
       # shellcheck disable=SC2086
