@@ -31,18 +31,13 @@ static int32_t gold_eos = 439;                         /* the folder's eos (gold
 
 static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *g, const char *folder, int ci) {
     mt_err e = {0};
-    char nm[64];
-    size_t nids = 0, nf = 0, nl = 0, nt = 0;
-    snprintf(nm, sizeof nm, "c%d.input_ids", ci);
-    const int32_t *ids = gold_i32(g, nm, &nids);
-    snprintf(nm, sizeof nm, "c%d.features", ci);
-    const float *feat = gold_f32(g, nm, &nf);
-    snprintf(nm, sizeof nm, "c%d.logits0", ci);
-    const float *l0 = gold_f32(g, nm, &nl);
-    snprintf(nm, sizeof nm, "c%d.tokens", ci);
-    const int32_t *toks = gold_i32(g, nm, &nt);
-    CHECK_MSG(ids && feat && l0 && toks, "%s case %d: goldens missing", folder, ci);
-    if (!ids || !feat || !l0 || !toks) return;
+    vlm_case k;
+    int have = vlm_case_read(g, ci, &k);
+    CHECK_MSG(have, "%s case %d: goldens missing", folder, ci);
+    if (!have) return;
+    const int32_t *ids = k.ids, *toks = k.toks;
+    const float *feat = k.feat, *l0 = k.l0;
+    size_t nids = k.nids, nf = k.nf, nl = k.nl, nt = k.nt;
     size_t H = v->text_hidden, V = (size_t)v->lm->hp.vocab;
     CHECK_EQ_INT(nl, V);
     size_t nimg = 0;
@@ -55,11 +50,7 @@ static void text_side(mt_vlm *v, const mt_tokenizer *tok, const mt_safetensors *
     mt_embed_inject inj = {v->image_token_id, feat, nf / H, 0, NULL, 0, 0};
     CHECK_OK(mt_model_forward_inject(v->lm, c, ids, nids, lg, 0, &inj, &e), &e);
     CHECK_EQ_INT(inj.next, nf / H);
-    double worst = 0;
-    for (size_t i = 0; i < V; i++) {
-        double d = fabs((double)lg[i] - l0[i]) / (1 + fabs((double)l0[i]));
-        worst = d > worst ? d : worst;
-    }
+    double worst = logit_err(lg, l0, V);
     worst_logit = worst > worst_logit ? worst : worst_logit;
     CHECK_MSG(worst < 1e-3, "%s case %d: logits0 off by %.3g (relative to 1+|l|)", folder, ci, worst);
     mt_kvcache_free(c);
@@ -92,14 +83,7 @@ static void record_side(mt_vlm *v, mt_vlm_job *job, const mt_prompter *pr, const
                         const char *folder, int ci) {
     mt_err e = {0};
     char nm[64];
-    json_t *rec = json_object(), *ims = json_array(), *gi = json_object_get(cs, "images");
-    for (size_t i = 0; i < json_array_size(gi); i++) {
-        char p[256];
-        snprintf(p, sizeof p, VDIR "/%s", json_string_value(json_array_get(gi, i)));
-        json_array_append_new(ims, json_string(p));
-    }
-    json_object_set_new(rec, "image", ims);
-    json_object_set(rec, "prompt", json_object_get(cs, "prompt"));
+    json_t *rec = vlm_case_record(cs, VDIR), *ims = json_object_get(rec, "image");
     int32_t *ids = NULL;
     size_t n = 0, nids = 0, nf = 0;
     mt_embed_inject *inj = NULL;
