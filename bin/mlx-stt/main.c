@@ -1,4 +1,5 @@
-/* mlx-stt - Whisper speech-to-text as a Unix filter.
+/* mlx-stt - speech-to-text as a Unix filter (Whisper, and the recognisers of
+ * stt/asr.h: Parakeet, Wav2Vec2/HuBERT, Moonshine, Voxtral, Qwen3-ASR).
  *   files:  mlx-stt -m MODEL [-f srt] [-o DIR] FILE...     transcript per file (stdout or DIR)
  *   batch:  mlx-stt -m MODEL < records.jsonl               {"id","audio"} -> {"id","text","segments",...}
  *   raw:    mlx-stt -m MODEL --raw --rate 16000 --format s16le < pcm */
@@ -24,7 +25,9 @@ static const char usage[] =
     "       mlx-stt -m MODEL [options] < records.jsonl   {\"id\",\"audio\"[,\"language\",\"task\",\"prompt\"]} per line\n"
     "       mlx-stt -m MODEL --raw --rate R --format s16le|f32le [--channels C] < pcm\n"
     "\n"
-    "MODEL is a Whisper folder (mlx-community or Hugging Face layout) or a Hugging Face repo id.\n"
+    "MODEL is a speech-recognition folder (mlx-community or Hugging Face layout) or a Hugging Face repo\n"
+    "id: Whisper, or a model_type listed by --list-models (Parakeet, Wav2Vec2/HuBERT CTC, Moonshine,\n"
+    "Voxtral, Qwen3-ASR), chosen by its config.json.  Options marked W are Whisper's decoding options.\n"
     "Audio: WAV, FLAC, OGG/Vorbis/Opus, MP3 (libsndfile), any rate and channel count.\n"
     "\n"
     "  -f, --output-format F    txt, srt, vtt, tsv, json, jsonl, or all (txt+vtt+srt+tsv+json, with -o)\n"
@@ -39,22 +42,23 @@ static const char usage[] =
     "      --max-duration S     --raw: refuse input longer than S seconds (default 7200)\n"
     "      --language L         spoken language (code or name; default: detect, English-only models: en)\n"
     "      --task T             transcribe (default) or translate (to English)\n"
-    "      --temperature T      default 0\n"
-    "      --temperature-increment-on-fallback D   default 0.2 (none: no fallback)\n"
-    "      --best-of N          candidates when sampling (default 5)\n"
-    "      --beam-size N        beam search at temperature 0 (default: greedy)\n"
-    "      --patience P  --length-penalty A\n"
-    "      --compression-ratio-threshold X  (2.4)  --logprob-threshold X  (-1.0)\n"
-    "      --no-speech-threshold X  (0.6)          (each accepts none)\n"
-    "      --initial-prompt TEXT  --condition-on-previous-text true|false\n"
-    "      --suppress-tokens LIST  default -1   --without-timestamps\n"
+    "  W   --temperature T      default 0\n"
+    "  W   --temperature-increment-on-fallback D   default 0.2 (none: no fallback)\n"
+    "  W   --best-of N          candidates when sampling (default 5)\n"
+    "  W   --beam-size N        beam search at temperature 0 (default: greedy)\n"
+    "  W   --patience P  --length-penalty A\n"
+    "  W   --compression-ratio-threshold X  (2.4)  --logprob-threshold X  (-1.0)\n"
+    "  W   --no-speech-threshold X  (0.6)          (each accepts none)\n"
+    "  W   --initial-prompt TEXT  --condition-on-previous-text true|false\n"
+    "  W   --suppress-tokens LIST  default -1   --without-timestamps\n"
     "      --word-timestamps    word-level timing (and the word options below)\n"
-    "      --prepend-punctuations S  --append-punctuations S\n"
+    "  W   --prepend-punctuations S  --append-punctuations S\n"
     "      --highlight-words  --max-line-width N  --max-line-count N  --max-words-per-line N\n"
     "      --clip-timestamps LIST  start,end,... seconds to transcribe\n"
-    "      --hallucination-silence-threshold S\n"
+    "  W   --hallucination-silence-threshold S\n"
     "      --vad [--vad-threshold DB]   skip silence found by an energy detector (default -45 dBFS)\n"
-    "      --seed N             sampling seed (default 0)\n"
+    "  W   --seed N             sampling seed (default 0)\n"
+    "      --list-models        the model types mlx-stt runs and what each supports\n"
     "  -t, --threads N          default: all cores\n"
     "      --int8               quantized models: int8 activations, integer dot products (faster, not exact)\n"
     "      --revision REV       hub revision (default main)\n"
@@ -101,7 +105,23 @@ static int parse_bool(const char *opt, const char *s, int *out) {
 
 enum { O_TEXT = 256, O_RESUME, O_RAW, O_RATE, O_FORMAT, O_CHANNELS, O_LANG, O_TASK, O_TEMP, O_TINC, O_BEST, O_BEAM,
        O_PAT, O_LP, O_CRT, O_LPT, O_NST, O_PROMPT, O_COND, O_SUPP, O_NOTS, O_WORDS, O_PREP, O_APP, O_HL, O_MLW, O_MLC,
-       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8, O_MAXDUR, O_SHARD, O_REPRO };
+       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8, O_MAXDUR, O_SHARD, O_REPRO, O_LIST };
+
+/* Whisper's decoding options: refused with the other recognisers. */
+static const int whisper_only[] = {O_TEMP, O_TINC, O_BEST, O_BEAM, O_PAT, O_LP, O_CRT, O_LPT, O_NST, O_PROMPT,
+                                   O_COND, O_SUPP, O_NOTS, O_PREP, O_APP, O_HST, O_SEED};
+
+static void list_models(void) {
+    printf("%-14s %-10s %-5s %-9s %s\n", "model_type", "timestamps", "words", "languages", "translate");
+    printf("%-14s %-10s %-5s %-9s %s\n", "whisper", "segments", "yes", "99", "yes");
+    size_t n;
+    const mt_asr_family *const *fs = mt_asr_families(&n);
+    for (size_t i = 0; i < n; i++)
+        for (const char *const *t = fs[i]->model_types; t && *t; t++)
+            printf("%-14s %-10s %-5s %-9s %s\n", *t, fs[i]->caps & MT_ASR_SEGMENTS ? "segments" : "none",
+                   fs[i]->caps & MT_ASR_WORDS ? "yes" : "no", fs[i]->caps & MT_ASR_LANGUAGE ? "option" : "model's",
+                   fs[i]->caps & MT_ASR_TRANSLATE ? "yes" : "no");
+}
 
 int main(int argc, char **argv) {
     static const struct option lo[] = {
@@ -120,12 +140,13 @@ int main(int argc, char **argv) {
         {"hallucination-silence-threshold", 1, 0, O_HST}, {"vad", 0, 0, O_VAD}, {"vad-threshold", 1, 0, O_VADT},
         {"seed", 1, 0, O_SEED}, {"revision", 1, 0, O_REV}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {"int8", 0, 0, O_INT8}, {"max-duration", 1, 0, O_MAXDUR},
-        {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO}, {0, 0, 0, 0}};
+        {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO}, {"list-models", 0, 0, O_LIST}, {0, 0, 0, 0}};
     mt_blas_init(argv);
     stt_job j = {.vad_db = -45, .wo = {.word_timestamps = 0}};
     mt_stt_opts *o = &j.base;
     mt_stt_opts_default(o);
     const char *model = NULL, *format = NULL, *resume = NULL, *revision = NULL, *pcm = NULL, *lang = NULL;
+    const char *wonly = NULL;   /* a Whisper-only option given (its name) */
     int text_mode = 0, raw = 0, rate = 0, channels = 1, threads = 0, int8 = 0, c;
     double temp = 0, tinc = 0.2, v, max_s = 0;
     opterr = 0;   /* our own one-line messages, named mlx-stt whatever argv[0] is */
@@ -139,6 +160,7 @@ int main(int argc, char **argv) {
         case 'q': j.quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         case O_VERSION: printf(PROG " %s\n", MT_VERSION); return 0;
+        case O_LIST: list_models(); return 0;
         case O_INT8: int8 = 1; break;
         case O_TEXT: text_mode = 1; break;
         case O_RESUME: resume = optarg; break;
@@ -200,6 +222,9 @@ int main(int argc, char **argv) {
             bad = 1;
         }
         if (bad) { fputs("Try 'mlx-stt --help'.\n", stderr); return MT_EXIT_USAGE; }
+        for (size_t i = 0; i < sizeof whisper_only / sizeof *whisper_only; i++)
+            for (const struct option *p = lo; p->name && c == whisper_only[i]; p++)
+                if (p->val == c) wonly = p->name;
     }
 #define USAGE(...) do { fprintf(stderr, PROG ": " __VA_ARGS__); fputc('\n', stderr); return MT_EXIT_USAGE; } while (0)
     int nfiles = argc - optind;
@@ -251,11 +276,31 @@ int main(int argc, char **argv) {
     /* --int8: the quantized linears' arithmetic (mt_linear_qmath reads it;
      * set before loading: the model prepares its int8 path at load) */
     if (!rc && int8 && setenv("MT_QMATH", "int8", 1)) rc = mt_seterr(&err, MT_ENOMEM, "out of memory");
-    if (!rc) rc = mt_whisper_load(&j.w, dir, pool, &err);
-    if (!rc) rc = mt_wtok_open(&j.tok, dir, mt_whisper_hparams(j.w)->n_vocab, NULL, &err);
-    tok_open = !rc;
+    const mt_asr_family *fam = NULL;
+    if (!rc) rc = mt_asr_detect(dir, &fam, &err);
+    if (!rc && fam) {
+        /* a recogniser other than Whisper: only the options it can honour */
+        j.caps = fam->caps;
+        usage_err = 1;
+        if (wonly) rc = mt_seterr(&err, MT_EUSAGE, "--%s is a Whisper option; %s is a %s model", wonly, model, fam->name);
+        else if (lang && !(fam->caps & MT_ASR_LANGUAGE))
+            rc = mt_seterr(&err, MT_EUSAGE, "--language: %s models take no language (%s)", fam->name, model);
+        else if (o->task == 1 && !(fam->caps & MT_ASR_TRANSLATE))
+            rc = mt_seterr(&err, MT_EUSAGE, "--task translate: %s models only transcribe (%s)", fam->name, model);
+        else if (o->word_timestamps && !(fam->caps & MT_ASR_WORDS))
+            rc = mt_seterr(&err, MT_EUSAGE, "--word-timestamps: %s models give no word times (%s)", fam->name, model);
+        else
+            usage_err = 0;
+        if (!rc) rc = mt_asr_load(&j.asr, dir, pool, &err);
+        o->language = lang;
+        j.wo.plain_segments = 1;
+    } else if (!rc) {
+        rc = mt_whisper_load(&j.w, dir, pool, &err);
+        if (!rc) rc = mt_wtok_open(&j.tok, dir, mt_whisper_hparams(j.w)->n_vocab, NULL, &err);
+        tok_open = !rc;
+    }
     free(dir);
-    if (!rc && lang) {
+    if (!rc && lang && !fam) {
         if (mt_wtok_lang_index(&j.tok, lang) < 0) {
             rc = mt_seterr(&err, MT_EUSAGE, "--language: unknown language '%s'", lang);
             usage_err = 1;
@@ -264,7 +309,7 @@ int main(int argc, char **argv) {
         }
         o->language = lang;
     }
-    if (!rc && o->task == 1 && !j.tok.multilingual) {
+    if (!rc && !fam && o->task == 1 && !j.tok.multilingual) {
         rc = mt_seterr(&err, MT_EUSAGE, "--task translate: %s is an English-only model", model);
         usage_err = 1;
     }
@@ -286,6 +331,7 @@ int main(int argc, char **argv) {
     }
     if (tok_open) mt_wtok_close(&j.tok);
     mt_whisper_free(j.w);
+    mt_asr_free(j.asr);
     mt_pool_free(pool);
     if (rc) {
         fprintf(stderr, PROG ": %s\n", err.msg[0] ? err.msg : mt_strstatus(rc));

@@ -109,10 +109,20 @@ static int put_transcript(stt_job *j, FILE *out, const mt_stt_result *res, mt_er
 
 /* ---- one input ---- */
 
+/* A recogniser other than Whisper: the options it takes, the clips (--vad). */
+static int asr_run(stt_job *j, const mt_audio *a, const mt_stt_opts *o, mt_stt_result *res, mt_err *err) {
+    mt_asr_opts ao = {.language = o->language, .task = o->task, .word_timestamps = o->word_timestamps};
+    if (j->progress) {
+        ao.progress = progress_cb;
+        ao.progress_user = j;
+    }
+    return mt_asr_transcribe_clips(j->asr, a->pcm, a->n, o->clip_timestamps, o->n_clip, &ao, res, err);
+}
+
 int stt_run(stt_job *j, const mt_audio *a, mt_stt_opts *o, mt_stt_result *res, mt_err *err) {
     memset(res, 0, sizeof *res);
     /* English-only models transcribe English whatever --language says (the reference CLI) */
-    if (!j->tok.multilingual) o->language = "en";
+    if (!j->asr && !j->tok.multilingual) o->language = "en";
     double dur = a->rate > 0 ? (double)a->n / a->rate : 0;
     if (j->vad) {
         int nc = 0;
@@ -130,6 +140,11 @@ int stt_run(stt_job *j, const mt_audio *a, mt_stt_opts *o, mt_stt_result *res, m
     }
     /* an odd clip list ends at the end of the audio (reference) */
     if (o->n_clip % 2 == 1 && o->n_clip < MT_STT_MAX_CLIPS) o->clip_timestamps[o->n_clip++] = dur;
+    if (j->asr) {
+        int rc = asr_run(j, a, o, res, err);
+        if (!rc && res->duration <= 0) res->duration = dur;
+        return rc;
+    }
     if (j->progress) {
         o->progress = progress_cb;
         o->progress_user = j;
@@ -206,10 +221,18 @@ int stt_record_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err *
     MT_TRY(mt_json_get_string(rec, "task", &task, NULL, 0, err));
     MT_TRY(mt_json_get_string(rec, "prompt", &prompt, NULL, 0, err));
     mt_stt_opts o = j->base;
-    if (lang) {
+    if (lang && j->asr) {
+        if (!(j->caps & MT_ASR_LANGUAGE))
+            return mt_seterr(err, MT_EINVAL, "\"language\": %s models take no language",
+                             mt_asr_family_of(j->asr)->name);
+        o.language = lang;
+    } else if (lang) {
         if (mt_wtok_lang_index(&j->tok, lang) < 0) return mt_seterr(err, MT_EINVAL, "unknown \"language\" '%s'", lang);
         o.language = lang;
     }
+    if (prompt && j->asr)
+        return mt_seterr(err, MT_EINVAL, "\"prompt\" is a Whisper option (%s models take none)",
+                         mt_asr_family_of(j->asr)->name);
     if (task) {
         if (!strcmp(task, "transcribe")) o.task = 0;
         else if (!strcmp(task, "translate")) o.task = 1;

@@ -11,6 +11,7 @@
 #include "core/jsonl.h"
 #include "core/pool.h"
 #include "models/whisper.h"
+#include "stt/asr.h"
 #include "stt/output.h"
 #include "stt/transcribe.h"
 #include "stt/wtok.h"
@@ -24,8 +25,10 @@
 #define STT_RAW_MAX_DEFAULT 7200.0
 
 typedef struct stt_job {
-    mt_whisper *w;
+    mt_whisper *w;           /* a Whisper folder ... */
     mt_wtok tok;
+    mt_asr *asr;             /* ... or another recogniser (stt/asr.h); exactly one is set */
+    unsigned caps;           /* asr: its family's MT_ASR_* */
     mt_stt_opts base;        /* the command line's decoding options */
     mt_stt_write_opts wo;
     mt_stt_format fmt;

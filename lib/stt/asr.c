@@ -139,3 +139,84 @@ size_t mt_ctc_greedy(const float *logits, size_t T, size_t V, int blank, int32_t
     }
     return k;
 }
+
+/* ---- transcription of clips (voice activity regions) ---- */
+
+typedef struct clip_progress {
+    mt_stt_progress_fn fn;
+    void *user;
+    double offset, total;
+} clip_progress;
+
+static void clip_progress_cb(void *user, double pos, double total) {
+    (void)total;
+    clip_progress *c = user;
+    c->fn(c->user, c->offset + pos, c->total);
+}
+
+/* Append src's segments to dst, times shifted by off seconds; src is emptied. */
+static int append_shifted(mt_stt_result *dst, mt_stt_result *src, double off, mt_err *err) {
+    if (!src->n_segs) return MT_OK;
+    mt_stt_segment *s = realloc(dst->segs, (dst->n_segs + src->n_segs) * sizeof *s);
+    if (!s) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    dst->segs = s;
+    for (size_t i = 0; i < src->n_segs; i++) {
+        mt_stt_segment *g = &s[dst->n_segs];
+        *g = src->segs[i];
+        g->id = (int)dst->n_segs;
+        g->start += off;
+        g->end += off;
+        for (size_t w = 0; w < g->n_words; w++) {
+            g->words[w].start += off;
+            g->words[w].end += off;
+        }
+        dst->n_segs++;
+    }
+    free(src->segs);
+    src->segs = NULL;
+    src->n_segs = 0;
+    return MT_OK;
+}
+
+static int append_text(mt_stt_result *dst, const char *t, mt_err *err) {
+    if (!t || !*t) return MT_OK;
+    size_t a = dst->text ? strlen(dst->text) : 0, b = strlen(t);
+    char *s = realloc(dst->text, a + b + 2);
+    if (!s) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (a) s[a++] = ' ';
+    memcpy(s + a, t, b + 1);
+    dst->text = s;
+    return MT_OK;
+}
+
+int mt_asr_transcribe_clips(mt_asr *a, const float *audio, size_t n, const double *clips, int n_clip,
+                            const mt_asr_opts *o, mt_stt_result *res, mt_err *err) {
+    if (n_clip <= 0) return mt_asr_transcribe(a, audio, n, o, res, err);
+    memset(res, 0, sizeof *res);
+    const double rate = 16000.0, dur = (double)n / rate;
+    clip_progress cp = {.fn = o->progress, .user = o->progress_user, .total = dur};
+    int rc = MT_OK;
+    for (int k = 0; !rc && k < n_clip; k += 2) {
+        double t0 = clips[k], t1 = k + 1 < n_clip ? clips[k + 1] : dur;
+        size_t i0 = (size_t)(t0 * rate), i1 = (size_t)(t1 * rate);
+        if (i1 > n) i1 = n;
+        if (i0 >= i1) continue;
+        mt_asr_opts oc = *o;
+        if (o->progress) {
+            cp.offset = (double)i0 / rate;
+            oc.progress = clip_progress_cb;
+            oc.progress_user = &cp;
+        }
+        mt_stt_result part;
+        rc = mt_asr_transcribe(a, audio + i0, i1 - i0, &oc, &part, err);
+        if (!rc) {
+            if (!res->language[0]) memcpy(res->language, part.language, sizeof res->language);
+            rc = append_text(res, part.text, err);
+        }
+        if (!rc) rc = append_shifted(res, &part, (double)i0 / rate, err);
+        mt_stt_result_free(&part);
+    }
+    if (!rc && !res->text && !(res->text = calloc(1, 1))) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    res->duration = dur;
+    return rc;
+}

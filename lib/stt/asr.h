@@ -68,6 +68,13 @@ const mt_asr_family *mt_asr_family_of(const mt_asr *a);
 int  mt_asr_transcribe(mt_asr *a, const float *audio, size_t n, const mt_asr_opts *o, mt_stt_result *res,
                        mt_err *err);
 
+/* The same over the clips start,end,start,end... (seconds; an odd count ends
+ * at the end of the audio): each clip transcribed alone, its segments' and
+ * words' times moved to the whole audio's clock, texts joined by a space.
+ * n_clip 0: the whole audio. */
+int  mt_asr_transcribe_clips(mt_asr *a, const float *audio, size_t n, const double *clips, int n_clip,
+                             const mt_asr_opts *o, mt_stt_result *res, mt_err *err);
+
 /* ---- shared decoding helpers ---- */
 
 /* Greedy CTC over logits[T][V]: the arg-max per frame (first index on ties,

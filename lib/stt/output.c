@@ -465,7 +465,7 @@ static void key(mt_buf *o, const char *k, int first) {
 }
 
 static void write_json(mt_buf *o, const mt_stt_result *r, const mt_stt_write_opts *opts) {
-    int words = has_words(r, opts);
+    int words = has_words(r, opts), plain = opts && opts->plain_segments;
     mt_buf_str(o, "{");
     key(o, "text", 1);
     py_str(o, r->text ? r->text : "");
@@ -475,21 +475,23 @@ static void write_json(mt_buf *o, const mt_stt_result *r, const mt_stt_write_opt
         const mt_stt_segment *s = &r->segs[i];
         mt_buf_str(o, i ? ", {" : "{");
         key(o, "id", 1); py_int(o, s->id);
-        key(o, "seek", 0); py_int(o, s->seek);
+        if (!plain) { key(o, "seek", 0); py_int(o, s->seek); }
         key(o, "start", 0); py_float(o, s->start);
         key(o, "end", 0); py_float(o, s->end);
         key(o, "text", 0); py_str(o, s->text ? s->text : "");
-        key(o, "tokens", 0);
-        mt_buf_str(o, "[");
-        for (size_t t = 0; t < s->n_tokens; t++) {
-            if (t) mt_buf_str(o, ", ");
-            py_int(o, s->tokens[t]);
+        if (!plain) {
+            key(o, "tokens", 0);
+            mt_buf_str(o, "[");
+            for (size_t t = 0; t < s->n_tokens; t++) {
+                if (t) mt_buf_str(o, ", ");
+                py_int(o, s->tokens[t]);
+            }
+            mt_buf_str(o, "]");
+            key(o, "temperature", 0); py_float(o, s->temperature);
+            key(o, "avg_logprob", 0); py_float(o, s->avg_logprob);
+            key(o, "compression_ratio", 0); py_float(o, s->compression_ratio);
+            key(o, "no_speech_prob", 0); py_float(o, s->no_speech_prob);
         }
-        mt_buf_str(o, "]");
-        key(o, "temperature", 0); py_float(o, s->temperature);
-        key(o, "avg_logprob", 0); py_float(o, s->avg_logprob);
-        key(o, "compression_ratio", 0); py_float(o, s->compression_ratio);
-        key(o, "no_speech_prob", 0); py_float(o, s->no_speech_prob);
         if (words || seg_cleared(s)) {
             key(o, "words", 0);
             mt_buf_str(o, "[");
@@ -499,7 +501,7 @@ static void write_json(mt_buf *o, const mt_stt_result *r, const mt_stt_write_opt
                 key(o, "word", 1); py_str(o, s->words[w].word ? s->words[w].word : "");
                 key(o, "start", 0); py_float(o, s->words[w].start);
                 key(o, "end", 0); py_float(o, s->words[w].end);
-                key(o, "probability", 0); py_float(o, s->words[w].probability);
+                if (!plain) { key(o, "probability", 0); py_float(o, s->words[w].probability); }
                 mt_buf_str(o, "}");
             }
             mt_buf_str(o, "]");
@@ -534,29 +536,33 @@ static json_t *jstr(const char *s) {
 }
 
 json_t *mt_stt_result_json_ex(const mt_stt_result *r, const mt_stt_write_opts *opts) {
-    int words = has_words(r, opts);
+    int words = has_words(r, opts), plain = opts && opts->plain_segments;
     json_t *segs = json_array();
     for (size_t i = 0; segs && i < r->n_segs; i++) {
         const mt_stt_segment *s = &r->segs[i];
-        json_t *tok = json_array();
-        for (size_t t = 0; tok && t < s->n_tokens; t++) json_array_append_new(tok, json_integer(s->tokens[t]));
         json_t *o = json_object();
         json_object_set_new(o, "id", json_integer(s->id));
-        json_object_set_new(o, "seek", json_integer(s->seek));
+        if (!plain) json_object_set_new(o, "seek", json_integer(s->seek));
         json_object_set_new(o, "start", json_real(s->start));
         json_object_set_new(o, "end", json_real(s->end));
         json_object_set_new(o, "text", jstr(s->text));
-        json_object_set_new(o, "tokens", tok);
-        json_object_set_new(o, "temperature", json_real(s->temperature));
-        json_object_set_new(o, "avg_logprob", json_real(s->avg_logprob));
-        json_object_set_new(o, "compression_ratio", json_real(s->compression_ratio));
-        json_object_set_new(o, "no_speech_prob", json_real(s->no_speech_prob));
+        if (!plain) {
+            json_t *tok = json_array();
+            for (size_t t = 0; tok && t < s->n_tokens; t++) json_array_append_new(tok, json_integer(s->tokens[t]));
+            json_object_set_new(o, "tokens", tok);
+            json_object_set_new(o, "temperature", json_real(s->temperature));
+            json_object_set_new(o, "avg_logprob", json_real(s->avg_logprob));
+            json_object_set_new(o, "compression_ratio", json_real(s->compression_ratio));
+            json_object_set_new(o, "no_speech_prob", json_real(s->no_speech_prob));
+        }
         if (words || seg_cleared(s)) {
             json_t *wa = json_array();
             for (size_t w = 0; wa && w < s->n_words; w++)
-                json_array_append_new(wa, json_pack("{s:o,s:f,s:f,s:f}", "word", jstr(s->words[w].word), "start",
-                                                    s->words[w].start, "end", s->words[w].end, "probability",
-                                                    s->words[w].probability));
+                json_array_append_new(wa, plain ? json_pack("{s:o,s:f,s:f}", "word", jstr(s->words[w].word), "start",
+                                                            s->words[w].start, "end", s->words[w].end)
+                                                : json_pack("{s:o,s:f,s:f,s:f}", "word", jstr(s->words[w].word),
+                                                            "start", s->words[w].start, "end", s->words[w].end,
+                                                            "probability", s->words[w].probability));
             json_object_set_new(o, "words", wa);
         }
         json_array_append_new(segs, o);

@@ -30,6 +30,10 @@ typedef struct mt_stt_write_opts {
     int max_line_count;      /* > 0: lines per subtitle (with max_line_width) */
     int highlight_words;     /* underline each word as it is spoken (srt, vtt) */
     int max_words_per_line;  /* > 0: words per subtitle line (without max_line_width) */
+    /* 1: json / jsonl segments carry only id, start, end, text (and words
+     * without probability): the recognisers other than Whisper (stt/asr.h)
+     * have no seek, tokens, temperature or log-probabilities to report. */
+    int plain_segments;
 } mt_stt_write_opts;
 
 /* Write res in format f to out.  Errors: MT_EIO, MT_ENOMEM. */

@@ -428,3 +428,19 @@ check_golden() {
   run "$STT" --version
   [ "$output" = "mlx-stt 0.1.0" ]
 }
+
+@test "a folder of another model type: one line naming it and the types mlx-stt runs, exit 1" {
+  mkdir -p "$TD/llm"
+  echo '{"model_type": "llama", "hidden_size": 8}' > "$TD/llm/config.json"
+  run --separate-stderr "$STT" -m "$TD/llm" "$WAV"
+  [ "$status" -eq 1 ]
+  [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  echo "$stderr" | grep -q "model_type 'llama' is not a speech recogniser mlx-stt runs (it runs: whisper"
+  echo '{"hidden_size": 8}' > "$TD/llm/config.json"
+  run --separate-stderr "$STT" -m "$TD/llm" "$WAV"
+  [ "$status" -eq 1 ]
+  echo "$stderr" | grep -q "names no model_type and is not a Whisper config"
+  run "$STT" --list-models
+  [ "$status" -eq 0 ]
+  echo "$output" | grep -q '^whisper '
+}
