@@ -626,8 +626,16 @@ int mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err) {
 }
 
 /* The text config of a multimodal folder as a config of its own (mt_text_spec). */
+/* key, or "a.b" for the object b inside the object a (qwen3_asr: "thinker_config.text_config") */
+static json_t *cfg_sub(json_t *top, const char *key) {
+    const char *dot = strchr(key, '.');
+    if (!dot) return json_object_get(top, key);
+    json_t *o = json_object_getn(top, key, (size_t)(dot - key));
+    return json_is_object(o) ? cfg_sub(o, dot + 1) : NULL;
+}
+
 static int text_config(mt_config **out, json_t *top, const mt_text_spec *sp, mt_err *err) {
-    json_t *sub = sp->cfg_key ? json_object_get(top, sp->cfg_key) : top;
+    json_t *sub = sp->cfg_key ? cfg_sub(top, sp->cfg_key) : top;
     if (!json_is_object(sub)) return mt_seterr(err, MT_EFORMAT, "config.json: no \"%s\" object", sp->cfg_key);
     json_t *c = json_deep_copy(sub);
     if (!c) return mt_seterr(err, MT_ENOMEM, "out of memory");
