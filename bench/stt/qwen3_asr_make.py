@@ -81,7 +81,7 @@ def tokenizer(out):
     fill = [f"<|reserved_{i}|>" for i in range(n, 151669)]
     tok.add_special_tokens([AddedToken(s, normalized=False, special=True) for s in fill])
     names = ["<|audio_start|>", "<|audio_end|>", "<tts_pad>", "<tts_text_bos>", "<tts_text_eod>",
-             "<tts_text_bos_single>", "<|audio_pad|>"]
+             "<tts_text_bos_single>", "<|reserved_151675|>", "<|audio_pad|>"]
     tok.add_special_tokens([AddedToken(s, normalized=False, special=True) for s in names])
     assert tok.token_to_id("<|audio_pad|>") == 151676
     tok.add_tokens([AddedToken("<asr_text>", normalized=False, special=False)])

@@ -16,7 +16,8 @@
  *   - prompt: "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n<|audio_start|>" + one
  *     <|audio_pad|> per encoder row + "<|audio_end|><|im_end|>\n<|im_start|>assistant\n", then
  *     "language X<asr_text>" when a language is given (X as support_languages spells it,
- *     matched without case), tokenized by tokenizer.json; the pad tokens' embeddings replaced
+ *     matched without case; an ISO code of the eleven languages becomes its name, which the
+ *     reference does not do), tokenized by tokenizer.json; the pad tokens' embeddings replaced
  *     by the encoder rows (models/model.h mt_embed_inject);
  *   - decoder: the shared qwen3 decoder (thinker_config.text_config, or text_config; mlx-audio's
  *     TextConfig defaults; RoPE plain, whatever rope_scaling says, as mlx-audio's nn.RoPE);
@@ -494,6 +495,25 @@ done:
 
 /* ---- prompt and decoding ---- */
 
+/* The language as the prompt names it: a support_languages entry matched without case (the
+ * reference), else an ISO 639 code of the model card's languages as its English name (mlx-stt's
+ * --language takes codes; the reference would pass "en" through as is), else as given. */
+static const char *qa_language(const mt_qwen3_asr *q, const char *language) {
+    static const char *const codes[][2] = {{"zh", "Chinese"}, {"yue", "Cantonese"}, {"en", "English"},
+                                           {"de", "German"},  {"es", "Spanish"},    {"fr", "French"},
+                                           {"it", "Italian"}, {"pt", "Portuguese"}, {"ru", "Russian"},
+                                           {"ko", "Korean"},  {"ja", "Japanese"}};
+    for (size_t i = 0; i < q->n_langs; i++)
+        if (!strcasecmp(q->langs[i], language)) return q->langs[i];
+    for (size_t c = 0; c < sizeof codes / sizeof *codes; c++)
+        if (!strcasecmp(codes[c][0], language)) {
+            for (size_t i = 0; i < q->n_langs; i++)
+                if (!strcasecmp(q->langs[i], codes[c][1])) return q->langs[i];
+            return codes[c][1];
+        }
+    return language;
+}
+
 int mt_qwen3_asr_prompt(mt_qwen3_asr *q, size_t n_audio, const char *language, int32_t **ids, size_t *n,
                         mt_err *err) {
     *ids = NULL;
@@ -504,8 +524,7 @@ int mt_qwen3_asr_prompt(mt_qwen3_asr *q, size_t n_audio, const char *language, i
     const char *lang = language;
     if (language) {
         if (strlen(language) > 200) return mt_seterr(err, MT_EINVAL, "language '%.40s...' is too long", language);
-        for (size_t i = 0; i < q->n_langs; i++)
-            if (!strcasecmp(q->langs[i], language)) lang = q->langs[i];
+        lang = qa_language(q, language);
     }
     size_t cap = sizeof head + n_audio * (sizeof pad - 1) + sizeof tail + (lang ? strlen(lang) + 32 : 0);
     char *p = malloc(cap);

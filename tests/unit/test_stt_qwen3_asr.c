@@ -347,6 +347,16 @@ static void check_errors(void) {
         float z[100] = {0};
         CHECK(mt_qwen3_asr_features(q, z, 100, &mel, &T, &err) == MT_EINVAL && !mel);
         CHECK(mt_qwen3_asr_encode(q, z, 0, &enc, &N, &err) == MT_EINVAL && !enc);
+        /* language codes become the names the prompt uses */
+        int32_t *p1 = NULL, *p2 = NULL, *p3 = NULL;
+        size_t n1 = 0, n2 = 0, n3 = 0;
+        CHECK_OK(mt_qwen3_asr_prompt(q, 3, "en", &p1, &n1, &err), &err);
+        CHECK_OK(mt_qwen3_asr_prompt(q, 3, "ENGLISH", &p2, &n2, &err), &err);
+        CHECK_OK(mt_qwen3_asr_prompt(q, 3, NULL, &p3, &n3, &err), &err);
+        CHECK(p1 && p2 && n1 == n2 && !memcmp(p1, p2, n1 * sizeof *p1) && n3 < n1);
+        free(p1);
+        free(p2);
+        free(p3);
         size_t *st = NULL, nc = 0;
         CHECK(mt_qwen3_asr_split(z, 100, 0, &st, &nc, &err) == MT_EINVAL && !st);
         CHECK_OK(mt_qwen3_asr_split(z, 0, 1200, &st, &nc, &err), &err);
