@@ -59,6 +59,8 @@ static const char usage[] =
     "      --vad [--vad-threshold DB]   skip silence found by an energy detector (default -45 dBFS)\n"
     "  W   --seed N             sampling seed (default 0)\n"
     "      --list-models        the model types mlx-stt runs and what each supports\n"
+    "      --chunk-length S     not Whisper: long audio in windows of S seconds (default: the family's)\n"
+    "      --max-tokens N       decoders other than Whisper's: tokens at most (default: the family's)\n"
     "  -t, --threads N          default: all cores\n"
     "      --int8               quantized models: int8 activations, integer dot products (faster, not exact)\n"
     "      --revision REV       hub revision (default main)\n"
@@ -105,7 +107,7 @@ static int parse_bool(const char *opt, const char *s, int *out) {
 
 enum { O_TEXT = 256, O_RESUME, O_RAW, O_RATE, O_FORMAT, O_CHANNELS, O_LANG, O_TASK, O_TEMP, O_TINC, O_BEST, O_BEAM,
        O_PAT, O_LP, O_CRT, O_LPT, O_NST, O_PROMPT, O_COND, O_SUPP, O_NOTS, O_WORDS, O_PREP, O_APP, O_HL, O_MLW, O_MLC,
-       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8, O_MAXDUR, O_SHARD, O_REPRO, O_LIST };
+       O_MWPL, O_CLIP, O_HST, O_VAD, O_VADT, O_SEED, O_REV, O_VERSION, O_INT8, O_MAXDUR, O_SHARD, O_REPRO, O_LIST, O_CHUNK, O_MAXTOK };
 
 /* Whisper's decoding options: refused with the other recognisers. */
 static const int whisper_only[] = {O_TEMP, O_TINC, O_BEST, O_BEAM, O_PAT, O_LP, O_CRT, O_LPT, O_NST, O_PROMPT,
@@ -140,7 +142,8 @@ int main(int argc, char **argv) {
         {"hallucination-silence-threshold", 1, 0, O_HST}, {"vad", 0, 0, O_VAD}, {"vad-threshold", 1, 0, O_VADT},
         {"seed", 1, 0, O_SEED}, {"revision", 1, 0, O_REV}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {"int8", 0, 0, O_INT8}, {"max-duration", 1, 0, O_MAXDUR},
-        {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO}, {"list-models", 0, 0, O_LIST}, {0, 0, 0, 0}};
+        {"shard", 1, 0, O_SHARD}, {"reproducible", 0, 0, O_REPRO}, {"list-models", 0, 0, O_LIST},
+        {"chunk-length", 1, 0, O_CHUNK}, {"max-tokens", 1, 0, O_MAXTOK}, {0, 0, 0, 0}};
     mt_blas_init(argv);
     stt_job j = {.vad_db = -45, .wo = {.word_timestamps = 0}};
     mt_stt_opts *o = &j.base;
@@ -161,6 +164,8 @@ int main(int argc, char **argv) {
         case 'h': fputs(usage, stdout); return 0;
         case O_VERSION: printf(PROG " %s\n", MT_VERSION); return 0;
         case O_LIST: list_models(); return 0;
+        case O_CHUNK: bad = num_arg("--chunk-length", optarg, 0.5, 86400, &j.chunk_s); break;
+        case O_MAXTOK: bad = num_arg("--max-tokens", optarg, 1, 1e7, &v); j.max_tokens = (int)v; break;
         case O_INT8: int8 = 1; break;
         case O_TEXT: text_mode = 1; break;
         case O_RESUME: resume = optarg; break;
@@ -294,6 +299,10 @@ int main(int argc, char **argv) {
         if (!rc) rc = mt_asr_load(&j.asr, dir, pool, &err);
         o->language = lang;
         j.wo.plain_segments = 1;
+    } else if (!rc && (j.chunk_s || j.max_tokens)) {
+        rc = mt_seterr(&err, MT_EUSAGE, "--%s is not a Whisper option (Whisper decodes 30-s windows)",
+                       j.chunk_s ? "chunk-length" : "max-tokens");
+        usage_err = 1;
     } else if (!rc) {
         rc = mt_whisper_load(&j.w, dir, pool, &err);
         if (!rc) rc = mt_wtok_open(&j.tok, dir, mt_whisper_hparams(j.w)->n_vocab, NULL, &err);

@@ -111,7 +111,8 @@ static int put_transcript(stt_job *j, FILE *out, const mt_stt_result *res, mt_er
 
 /* A recogniser other than Whisper: the options it takes, the clips (--vad). */
 static int asr_run(stt_job *j, const mt_audio *a, const mt_stt_opts *o, mt_stt_result *res, mt_err *err) {
-    mt_asr_opts ao = {.language = o->language, .task = o->task, .word_timestamps = o->word_timestamps};
+    mt_asr_opts ao = {.language = o->language, .task = o->task, .word_timestamps = o->word_timestamps,
+                      .max_tokens = j->max_tokens, .chunk_s = j->chunk_s};
     if (j->progress) {
         ao.progress = progress_cb;
         ao.progress_user = j;

@@ -29,6 +29,8 @@ typedef struct stt_job {
     mt_wtok tok;
     mt_asr *asr;             /* ... or another recogniser (stt/asr.h); exactly one is set */
     unsigned caps;           /* asr: its family's MT_ASR_* */
+    int max_tokens;          /* asr: --max-tokens (0: the family's default) */
+    double chunk_s;          /* asr: --chunk-length (0: the family's default) */
     mt_stt_opts base;        /* the command line's decoding options */
     mt_stt_write_opts wo;
     mt_stt_format fmt;

@@ -5,28 +5,23 @@
 
 #include "stt/asr.h"
 
-/* Each family file defines one of these.  Weak references: a family whose
- * file is not in the build is simply absent from the registry. */
-extern const mt_asr_family mt_asr_parakeet __attribute__((weak));
-extern const mt_asr_family mt_asr_wav2vec2 __attribute__((weak));
-extern const mt_asr_family mt_asr_moonshine __attribute__((weak));
-extern const mt_asr_family mt_asr_voxtral __attribute__((weak));
-extern const mt_asr_family mt_asr_qwen3_asr __attribute__((weak));
+/* Each family file defines one of these; the table below is the registry
+ * (its references are what pull the family into a program linked against the
+ * static library). */
+extern const mt_asr_family mt_asr_qwen3_asr;
 
 struct mt_asr {
     const mt_asr_family *fam;
     void *self;
 };
 
+static const mt_asr_family *const families[] = {
+    &mt_asr_qwen3_asr,
+};
+
 const mt_asr_family *const *mt_asr_families(size_t *n) {
-    static const mt_asr_family *list[8];
-    const mt_asr_family *all[] = {&mt_asr_parakeet, &mt_asr_wav2vec2, &mt_asr_moonshine, &mt_asr_voxtral,
-                                  &mt_asr_qwen3_asr};
-    size_t k = 0;
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-        if (all[i]) list[k++] = all[i];
-    *n = k;
-    return list;
+    *n = sizeof families / sizeof *families;
+    return families;
 }
 
 static int takes(const mt_asr_family *f, const char *mt) {

@@ -30,7 +30,8 @@ typedef struct mt_asr_opts {
     int task;                      /* 0 transcribe, 1 translate (only with MT_ASR_TRANSLATE) */
     int word_timestamps;           /* fill segments' words (only with MT_ASR_WORDS) */
     double chunk_s;                /* long audio: window length in seconds (0: the family's default) */
-    int max_tokens;                /* decoders: tokens per window at most (0: the family's default) */
+    int max_tokens;                /* decoders: tokens at most, per window or per input as the family's
+                                    * reference counts them (0: the family's default) */
     mt_stt_progress_fn progress;   /* as in mt_stt_opts; may be NULL */
     void *progress_user;
 } mt_asr_opts;
