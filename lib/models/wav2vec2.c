@@ -513,13 +513,13 @@ static void transpose(const float *x, size_t R, size_t C, float *y) {   /* y[C, 
 /* the conv stack: feats[n] -> out[T, C] (frames first) */
 static int conv_stack(mt_w2v *w, const float *feats, size_t n, float *out, mt_err *err) {
     mt_pool *pool = w->e.pool;
-    size_t T = n, maxsz = 0;
+    size_t T = n, maxsz[2] = {1, 1};   /* even layers write a, odd ones b */
     for (int i = 0; i < w->n_conv; i++) {
         T = mt_conv1d_out_len(&w->conv[i].c.s, T);
         size_t sz = T * (size_t)w->conv[i].c.s.c_out;
-        maxsz = sz > maxsz ? sz : maxsz;
+        maxsz[i % 2] = sz > maxsz[i % 2] ? sz : maxsz[i % 2];
     }
-    float *a = malloc(maxsz * sizeof *a), *b = malloc(maxsz * sizeof *b);
+    float *a = malloc(maxsz[0] * sizeof *a), *b = malloc(maxsz[1] * sizeof *b);
     int rc = MT_OK;
     if (!a || !b) {
         rc = mt_seterr(err, MT_ENOMEM, "out of memory for the feature encoder (%zu samples)", n);
@@ -801,32 +801,105 @@ static int fam_load(void **self, const char *dir, const mt_config *cfg, mt_pool 
     return MT_OK;
 }
 
+/* Audio longer than this runs in windows (below) unless chunk_s says otherwise:
+ * the whole-clip forward holds about 1.5 x 4 x conv_dim[0] / stride[0] bytes
+ * per sample in the first conv layers (~10 MB a second for wav2vec2-base). */
+#define W2V_WHOLE_MAX_S 120.0
+#define W2V_AUTO_CHUNK_S 30.0
+
+/* Python's round(): half to even */
+static double round_even(double x) {
+    double r = floor(x + 0.5);
+    if (r - x == 0.5 && fmod(r, 2.0) != 0) r -= 1.0;
+    return r;
+}
+
+/* The frames' logits of audio[n] in windows, as transformers' ASR pipeline
+ * runs a CTC model with chunk_length_s = chunk_s and stride_length_s =
+ * chunk_s / 6: windows of chunk_len samples every chunk_len - 2 stride, each
+ * normalized and run on its own; of each window's frames those outside its
+ * left / right stride (none at the audio's ends) are kept, in order.
+ * *lg (malloc'd) [*T, vocab]. */
+static int run_chunked(mt_w2v *w, const float *audio, size_t n, double chunk_s, const mt_asr_opts *o, float **lg,
+                       size_t *Tout, mt_err *err) {
+    double ratio = w->info.ratio, dur = (double)n / W2V_RATE;
+    size_t V = (size_t)w->info.vocab;
+    size_t clen = (size_t)(round_even(chunk_s * W2V_RATE / ratio) * ratio);
+    size_t st = (size_t)(round_even(chunk_s / 6 * W2V_RATE / ratio) * ratio);
+    if (clen < 2 * st + (size_t)w->info.ratio || !mt_w2v_frames(w, clen))
+        return mt_seterr(err, MT_EINVAL, "chunk length %g s is too short for this model", chunk_s);
+    size_t step = clen - 2 * st, cap = 0, T = 0;
+    float *out = NULL, *f = malloc(clen * sizeof *f), *cl = malloc(mt_w2v_frames(w, clen) * V * sizeof *cl);
+    int rc = MT_OK;
+    if (!f || !cl) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (size_t s0 = 0; !rc && s0 < n; s0 += step) {
+        size_t end = s0 + clen < n ? s0 + clen : n, len = end - s0;
+        int last = s0 + clen >= n;
+        size_t sl = s0 ? st : 0, sr = last ? 0 : st;
+        if (len > sl) {
+            if (o->progress) o->progress(o->progress_user, (double)s0 / W2V_RATE, dur);
+            size_t Tc = mt_w2v_frames(w, len);
+            /* rescale_stride: the kept frames [left, token_n - right) */
+            long tn = (long)round_even((double)len / ratio);
+            long left = (long)round_even((double)sl / (double)len * (double)tn);
+            long right = tn - (long)round_even((double)sr / (double)len * (double)tn);
+            if (right > (long)Tc) right = (long)Tc;
+            if (Tc && right > left) {
+                mt_w2v_features(w, audio + s0, len, f);
+                if ((rc = mt_w2v_forward(w, f, len, NULL, NULL, cl, err))) break;
+                size_t keep = (size_t)(right - left);
+                if (T + keep > cap) {
+                    size_t nc = (T + keep) * 2;
+                    float *p = realloc(out, nc * V * sizeof *p);
+                    if (!p) { rc = mt_seterr(err, MT_ENOMEM, "out of memory"); break; }
+                    out = p;
+                    cap = nc;
+                }
+                memcpy(out + T * V, cl + (size_t)left * V, keep * V * sizeof *out);
+                T += keep;
+            }
+        }
+        if (last) break;
+    }
+    free(f);
+    free(cl);
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    *lg = out;
+    *Tout = T;
+    return MT_OK;
+}
+
 static int fam_transcribe(void *self, const float *audio, size_t n, const mt_asr_opts *o, mt_stt_result *res,
                           mt_err *err) {
     mt_w2v *w = self;
     double dur = (double)n / W2V_RATE;
-    size_t T = mt_w2v_frames(w, n);
-    if (!T) {   /* shorter than one frame: nothing to recognise */
-        if (!(res->text = strdup(""))) return mt_seterr(err, MT_ENOMEM, "out of memory");
-        res->duration = dur;
-        return MT_OK;
-    }
-    if (o->progress) o->progress(o->progress_user, 0, dur);
-    size_t V = (size_t)w->info.vocab;
-    float *f = malloc(n * sizeof *f), *lg = malloc(T * V * sizeof *lg);
-    int32_t *ids = malloc(3 * T * sizeof *ids), *first = ids + T, *last = ids + 2 * T;
+    size_t V = (size_t)w->info.vocab, T = 0;
+    double chunk = o->chunk_s > 0 ? o->chunk_s : dur > W2V_WHOLE_MAX_S ? W2V_AUTO_CHUNK_S : 0;
+    float *lg = NULL;
     int rc = MT_OK;
-    if (!f || !lg || !ids) rc = mt_seterr(err, MT_ENOMEM, "out of memory for %zu samples", n);
-    if (!rc) {
-        mt_w2v_features(w, audio, n, f);
-        rc = mt_w2v_forward(w, f, n, NULL, NULL, lg, err);
+    if (o->progress) o->progress(o->progress_user, 0, dur);
+    if (chunk > 0 && chunk < dur) {
+        MT_TRY(run_chunked(w, audio, n, chunk, o, &lg, &T, err));
+    } else if ((T = mt_w2v_frames(w, n))) {   /* the whole clip, as mlx-audio runs it */
+        float *f = malloc(n * sizeof *f);
+        lg = malloc(T * V * sizeof *lg);
+        if (!f || !lg) rc = mt_seterr(err, MT_ENOMEM, "out of memory for %zu samples", n);
+        if (!rc) {
+            mt_w2v_features(w, audio, n, f);
+            rc = mt_w2v_forward(w, f, n, NULL, NULL, lg, err);
+        }
+        free(f);
     }
-    if (!rc) {
-        size_t k = mt_ctc_greedy(lg, T, V, w->info.blank, ids, first, last);
-        rc = mt_w2v_decode(w, ids, first, last, k, lg, dur, o->word_timestamps, res, err);
+    int32_t *ids = rc ? NULL : malloc(3 * (T ? T : 1) * sizeof *ids);
+    if (!rc && !ids) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!rc) {   /* T == 0 (shorter than one frame): an empty transcript */
+        size_t k = mt_ctc_greedy(lg, T, V, w->info.blank, ids, ids + T, ids + 2 * T);
+        rc = mt_w2v_decode(w, ids, ids + T, ids + 2 * T, k, lg, dur, o->word_timestamps, res, err);
     }
     if (!rc && o->progress) o->progress(o->progress_user, dur, dur);
-    free(f);
     free(lg);
     free(ids);
     return rc;

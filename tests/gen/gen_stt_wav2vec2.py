@@ -299,9 +299,35 @@ def make_hubert(name, cfg, seed):
     json.dump(meta, open(os.path.join(gdir, "meta.json"), "w"), indent=1)
 
 
+PIPE_CHUNK_S = 2.0
+
+
+def pipeline_goldens():
+    """transformers' ASR pipeline (torch CPU) on the long clip: whole, and in
+    windows of PIPE_CHUNK_S (stride chunk / 6) with word timestamps"""
+    from transformers import pipeline
+    for name in ("w2v-base", "w2v-stable", "hubert"):
+        d = os.path.join(OUT, name)
+        pipe = pipeline("automatic-speech-recognition", model=d, device="cpu")
+        long = dict(clips())["long"]
+        whole = pipe(long.copy(), return_timestamps="word")
+        ch = pipe(long.copy(), chunk_length_s=PIPE_CHUNK_S, return_timestamps="word")
+        words = [{"word": c["text"], "start": float(c["timestamp"][0]), "end": float(c["timestamp"][1])}
+                 for c in ch["chunks"]]
+        out = {"reference": "transformers 5.25 pipeline('automatic-speech-recognition'), torch float32 CPU",
+               "clip": "long", "whole_text": whole["text"], "chunk_s": PIPE_CHUNK_S, "text": ch["text"],
+               "words": words}
+        json.dump(out, open(os.path.join(d, "golden", "pipeline.json"), "w"), indent=1)
+        print(f"{name} pipeline: whole {whole['text'][:50]!r} chunked {ch['text'][:50]!r}, {len(words)} words")
+
+
 def main():
     if "--hubert" in sys.argv:
         make_hubert("hubert", HUBERT, 31)
+        pipeline_goldens()
+        return
+    if "--pipeline" in sys.argv:
+        pipeline_goldens()
         return
     os.makedirs(OUT, exist_ok=True)
     make_mlx_folder("w2v-base", BASE, 11)

@@ -189,6 +189,39 @@ static void check_folder(const char *fold, mt_pool *pool, const clip *clips, int
         free(hid);
         free(lg);
     }
+    /* long audio in windows: transformers' ASR pipeline with chunk_length_s */
+    snprintf(path, sizeof path, DIR "%s/golden/pipeline.json", fold);
+    json_t *pj = json_load_file(path, 0, &je);
+    if (!strcmp(fold, "w2v-base-q4")) {
+        CHECK(pj == NULL);
+    } else {
+        CHECK_MSG(pj != NULL, "%s: %s", path, je.text);
+    }
+    if (pj) {
+        mt_asr_opts o = {0};
+        o.word_timestamps = 1;
+        o.chunk_s = json_real_value(json_object_get(pj, "chunk_s"));
+        mt_stt_result r;
+        CHECK_OK(mt_asr_transcribe(asr, clips[2].x, clips[2].n, &o, &r, &err), &err);
+        CHECK_STR(r.text, json_string_value(json_object_get(pj, "text")));
+        json_t *jw = json_object_get(pj, "words");
+        size_t nw = r.n_segs ? r.segs[0].n_words : 0;
+        CHECK_EQ_INT(nw, json_array_size(jw));
+        for (size_t i = 0; i < nw && i < json_array_size(jw); i++) {
+            json_t *g = json_array_get(jw, i);
+            CHECK_STR(r.segs[0].words[i].word, json_string_value(json_object_get(g, "word")));
+            CHECK(fabs(r.segs[0].words[i].start - json_real_value(json_object_get(g, "start"))) < 1e-9);
+            CHECK(fabs(r.segs[0].words[i].end - json_real_value(json_object_get(g, "end"))) < 1e-9);
+        }
+        printf("  %s long in %.1f-s windows: %zu words, text \"%.40s...\"\n", fold, o.chunk_s, nw, r.text ? r.text : "");
+        mt_stt_result_free(&r);
+        /* the whole clip: the same text as transformers' pipeline without windows */
+        o.chunk_s = 0;
+        CHECK_OK(mt_asr_transcribe(asr, clips[2].x, clips[2].n, &o, &r, &err), &err);
+        CHECK_STR(r.text, json_string_value(json_object_get(pj, "whole_text")));
+        mt_stt_result_free(&r);
+        json_decref(pj);
+    }
     /* without word timestamps: no words; translate is refused */
     mt_asr_opts o = {0};
     mt_stt_result r;
