@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audio/audio.h"
 #include "check.h"
+#include "core/blas.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "fixture_copy.h"
@@ -351,7 +353,53 @@ static void check_errors(mt_pool *pool) {
     }
 }
 
-int main(void) {
+/* test_stt_wav2vec2 --time DIR FILE [THREADS]: one timed transcription for
+ * bench/stt/wav2vec2.sh until mlx-stt runs these folders; prints one JSON
+ * line (load_s, wall_s: transcription after loading, audio_s, text). */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int time_one(const char *dir, const char *file, int threads) {
+    mt_pool *pool = NULL;
+    mt_err err = {0};
+    mt_audio a = {0};
+    mt_asr *asr = NULL;
+    mt_stt_result r = {0};
+    double t0 = now_s(), t1 = 0, t2 = 0;
+    mt_blas_threads(1);
+    int rc = mt_pool_new(&pool, threads, &err);
+    if (!rc) rc = mt_asr_load(&asr, dir, pool, &err);
+    t1 = now_s();
+    if (!rc) rc = mt_audio_load(&a, file, 16000, &err);
+    double t_audio = now_s() - t1;
+    mt_asr_opts o = {0};
+    if (!rc) {
+        t1 = now_s();
+        rc = mt_asr_transcribe(asr, a.pcm, a.n, &o, &r, &err);
+        t2 = now_s();
+    }
+    if (rc) {
+        fprintf(stderr, "test_stt_wav2vec2 --time: %s\n", err.msg);
+    } else {
+        json_t *j = json_pack("{s:f, s:f, s:f, s:f, s:s}", "load_s", t1 - t0 - t_audio, "decode_audio_s", t_audio,
+                              "wall_s", t2 - t1, "audio_s", (double)a.n / 16000, "text", r.text);
+        char *s = json_dumps(j, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    }
+    mt_stt_result_free(&r);
+    mt_asr_free(asr);
+    mt_audio_clear(&a);
+    mt_pool_free(pool);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 4 && !strcmp(argv[1], "--time")) return time_one(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 2);
     mt_pool *pool = NULL;
     mt_err err = {0};
     CHECK_OK(mt_pool_new(&pool, 2, &err), &err);
