@@ -67,7 +67,7 @@ struct mt_w2v {
     int n_tok;
     char *pad, *delim, *unk;
     int lower, cleanup;
-    int stage;                        /* loading: 0 config, 1 weights, 2 tokenizer (for messages) */
+    int stage;                        /* loading: 0 config, 1 opening, 2 tensors, 3 tokenizer (messages) */
 };
 
 /* ---------------------------------------------------------------- small parallel tasks */
@@ -197,14 +197,27 @@ static int read_shaped(mt_w2v *w, const char *name, int ndim, const int64_t *sha
     return MT_OK;
 }
 
-static int load_convs(mt_w2v *w, json_t *c, int n, const char *norm, int bias, mt_err *err) {
+typedef struct conv_cfg {
+    int n, kind, bias;
     int dim[W2V_MAX_CONV], ker[W2V_MAX_CONV], str[W2V_MAX_CONV];
-    MT_TRY(cfg_int_array(c, "conv_dim", dim, n, err));
-    MT_TRY(cfg_int_array(c, "conv_kernel", ker, n, err));
-    MT_TRY(cfg_int_array(c, "conv_stride", str, n, err));
-    int kind = !strcmp(norm, "group") ? NORM_GROUP : !strcmp(norm, "layer") ? NORM_LAYER : -1;
-    if (kind < 0)
+} conv_cfg;
+
+static int read_conv_cfg(json_t *c, conv_cfg *cc, const char *norm, mt_err *err) {
+    MT_TRY(cfg_int_array(c, "conv_dim", cc->dim, cc->n, err));
+    MT_TRY(cfg_int_array(c, "conv_kernel", cc->ker, cc->n, err));
+    MT_TRY(cfg_int_array(c, "conv_stride", cc->str, cc->n, err));
+    cc->kind = !strcmp(norm, "group") ? NORM_GROUP : !strcmp(norm, "layer") ? NORM_LAYER : -1;
+    if (cc->kind < 0)
         return mt_seterr(err, MT_EFORMAT, "config.json: feat_extract_norm '%s' is not 'group' or 'layer'", norm);
+    long long ratio = 1;
+    for (int i = 0; i < cc->n; i++) ratio *= cc->str[i];
+    if (ratio > 1 << 20) return mt_seterr(err, MT_EFORMAT, "config.json: the conv strides multiply to %lld", ratio);
+    return MT_OK;
+}
+
+static int load_convs(mt_w2v *w, const conv_cfg *cc, mt_err *err) {
+    int n = cc->n, kind = cc->kind, bias = cc->bias;
+    const int *dim = cc->dim, *ker = cc->ker, *str = cc->str;
     long long ratio = 1;
     for (int i = 0; i < n; i++) {
         w2v_conv *cv = &w->conv[i];
@@ -226,7 +239,6 @@ static int load_convs(mt_w2v *w, json_t *c, int n, const char *norm, int bias, m
         }
         ratio *= str[i];
     }
-    if (ratio > 1 << 20) return mt_seterr(err, MT_EFORMAT, "config.json: the conv strides multiply to %lld", ratio);
     w->info.ratio = (int)ratio;
     w->info.conv_out = dim[n - 1];
     w->n_conv = n;
@@ -403,17 +415,21 @@ static int load_body(mt_w2v *w, const char *dir, const mt_config *cfg, mt_err *e
     hp->act = MT_ENC_ACT_GELU;
     hp->pre_norm = stable;
 
+    conv_cfg cc = {.n = nconv, .bias = bias};
+    MT_TRY(read_conv_cfg(c, &cc, mt_config_get_str(cfg, "feat_extract_norm", "group"), err));
+
+    w->stage = 1;   /* the messages of the open name the file */
     MT_TRY(mt_safetensors_open_dir(&e->st, dir, err));
-    w->stage = 1;
+    w->stage = 2;
     /* the base model's prefix: transformers' ("wav2vec2." / "hubert."), or none */
-    static const char *const pre[] = {"wav2vec2.", "hubert.", "data2vec_audio.", ""};
+    static const char *const pre[] = {"wav2vec2.", "hubert.", ""};
     for (size_t i = 0; i < sizeof pre / sizeof *pre; i++) {
         char probe[200];
         snprintf(probe, sizeof probe, "%sfeature_projection.projection.weight", pre[i]);
         snprintf(e->prefix, sizeof e->prefix, "%s", pre[i]);
         if (mt_safetensors_get(e->st, probe)) break;
     }
-    MT_TRY(load_convs(w, c, nconv, mt_config_get_str(cfg, "feat_extract_norm", "group"), bias, err));
+    MT_TRY(load_convs(w, &cc, err));
     size_t C = (size_t)w->info.conv_out;
     if (fpln) MT_TRY(ln_pair(w, "feature_projection.layer_norm", C, &w->fp_ln_w, &w->fp_ln_b, err));
     MT_TRY(mt_enc_bind(e, &w->proj, "feature_projection.projection", (size_t)H, C, 1, err));
@@ -443,7 +459,7 @@ static int load_body(mt_w2v *w, const char *dir, const mt_config *cfg, mt_err *e
     int rc = mt_enc_bind(e, &w->head, "lm_head", (size_t)V, (size_t)H, 1, err);
     snprintf(e->prefix, sizeof e->prefix, "%s", saved);
     MT_TRY(rc);
-    w->stage = 2;
+    w->stage = 3;
     MT_TRY(load_tokenizer(w, dir, V, err));
     if (w->info.blank >= V)
         return mt_seterr(err, MT_EFORMAT, "vocab.json: the pad token '%s' (id %d) is beyond vocab_size %d", w->pad,
@@ -469,8 +485,8 @@ int mt_w2v_load(mt_w2v **out, const char *dir, const mt_config *cfg, mt_pool *po
     int rc = load_body(w, dir, cfg, err);
     w->e.cfg = NULL;
     if (rc) {   /* name the file: tokenizer messages have their path already */
-        if (w->stage == 1 && mt_safetensors_nfiles(w->e.st) == 1) mt_preferr(err, "%s", mt_safetensors_file(w->e.st, 0));
-        else if (w->stage == 1) mt_preferr(err, "%s: weights", dir);
+        if (w->stage == 2 && mt_safetensors_nfiles(w->e.st) == 1) mt_preferr(err, "%s", mt_safetensors_file(w->e.st, 0));
+        else if (w->stage == 2) mt_preferr(err, "%s: weights", dir);
         else if (w->stage == 0) mt_preferr(err, "%s", dir);
         mt_w2v_free(w);
         return rc;
