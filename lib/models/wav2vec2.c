@@ -773,6 +773,8 @@ int mt_w2v_decode(const mt_w2v *w, const int32_t *ids, const int32_t *first, con
             size_t j = i, wl = 0, wc = 0;
             char *word = NULL;
             while (j < nch && !is_space_char(ch[j].s)) j++;
+            /* Whisper's convention, which the subtitle writers join words by: a leading space */
+            if (append(&word, &wl, &wc, " ", 1)) goto oom;
             for (size_t q = i; q < j; q++)
                 if (append(&word, &wl, &wc, ch[q].s, strlen(ch[q].s))) {
                     free(word);

@@ -56,7 +56,8 @@ int mt_w2v_forward(mt_w2v *w, const float *feats, size_t n, float *conv, float *
  * run, as mt_ctc_greedy gives them) as Wav2Vec2CTCTokenizer.decode decodes
  * the frames' arg-max ids (tokens grouped, pad dropped, the word delimiter as
  * a space, stripped), and fill res: text, one segment [0, duration] with that
- * text and, when words is set, its words (start/end = the CTC offsets *
+ * text and, when words is set, its words (each with a leading space, as
+ * Whisper's words are and the subtitle writers expect; start/end = the CTC offsets *
  * ratio / 16000 s, as the ASR pipeline's word timestamps; a word's
  * probability is the mean arg-max softmax probability of its frames, from
  * logits[frames, vocab], or 0 when logits is NULL).  res is zeroed by the
