@@ -124,7 +124,7 @@ static void gnorm_task(void *c, size_t b, size_t e, int tid) {
     }
 }
 
-/* LayerNorm over the channels of each frame (t in [b, e)), then GELU */
+/* LayerNorm over the channels of each frame (t in [b, e)), then GELU on those frames */
 static void lnorm_task(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     cnorm_ctx *k = c;
@@ -139,11 +139,10 @@ static void lnorm_task(void *c, size_t b, size_t e, int tid) {
         float inv = 1.0f / sqrtf((float)(ss / (double)k->C) + k->eps);
         for (size_t ch = 0; ch < k->C; ch++) {
             float *v = &k->x[ch * k->T + t];
-            float y = (*v - mean) * inv * k->w[ch] + k->b[ch];
-            mt_enc_act(MT_ENC_ACT_GELU, &y, 1);
-            *v = y;
+            *v = (*v - mean) * inv * k->w[ch] + k->b[ch];
         }
     }
+    for (size_t ch = 0; ch < k->C; ch++) mt_enc_act(MT_ENC_ACT_GELU, k->x + ch * k->T + b, e - b);
 }
 
 static void gelu_task(void *c, size_t b, size_t e, int tid) {

@@ -34,7 +34,14 @@ Clips (rebuilt by the C test the same way): the committed speech wav
 clip of the speech four times with noise between (long audio: no chunking in
 mlx-audio, so the whole clip is one forward pass).
 
-Run: /work/venv-tts/bin/python tests/gen/gen_stt_wav2vec2.py   (repo root)
+golden/pipeline.json (w2v-base, w2v-stable, hubert): transformers' ASR pipeline
+(torch CPU) on the long clip, whole and with chunk_length_s = 2 (stride 1/6
+of it) and word timestamps: the reference of our windowed long-audio path
+(mlx-audio does not chunk).  Its whole-clip text equals mlx-audio's on every
+folder (the second peer agrees).
+
+Run: /work/venv-tts/bin/python tests/gen/gen_stt_wav2vec2.py   (repo root;
+     --pipeline with /work/venv-mlx/bin/python redoes only pipeline.json)
 """
 import json
 import os
