@@ -1,8 +1,7 @@
 #!/usr/bin/env bats
 # mlx-stt on the tiny Wav2Vec2 / HuBERT CTC folders (tests/data/wav2vec2): the
 # transcript and word timestamps of the goldens (tests/gen/gen_stt_wav2vec2.py),
-# the output formats, and the options these models refuse.  Skipped while the
-# mlx-stt binary does not list the family (its object must be linked in).
+# the output formats, and the options these models refuse.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -12,10 +11,6 @@ setup_file() {
   export D="$PWD/tests/data/wav2vec2"
   export WAV="$PWD/tests/data/audio/speech_s16_mono_16k.wav"
   export TD="$BATS_FILE_TMPDIR"
-}
-
-setup() {
-  "$STT" --list-models 2>/dev/null | grep -q '^wav2vec2 ' || skip "mlx-stt does not list the wav2vec2 family"
 }
 
 @test "the transcript is the golden text (float, 4-bit, hubert)" {
@@ -46,4 +41,19 @@ setup() {
   [ "${#lines[@]}" -eq 1 ]
   run "$STT" -t 2 -m "$D/hubert" --task translate "$WAV"
   [ "$status" -ne 0 ]
+}
+
+@test "--clip-timestamps: each region transcribed alone, its times on the file's clock" {
+  W="$PWD/tests/data/audio/speech_s16_mono_16k.wav"
+  M="$PWD/tests/data/wav2vec2/w2v-base"
+  run -0 "$STT" -q -m "$M" -f json --word-timestamps --clip-timestamps 0.2,0.9 "$W"
+  clip=$output
+  # the same 0.7 s as raw PCM (the WAV's 44-byte header, then 0.2 s = 6400 bytes in)
+  run -0 bash -c "tail -c +6445 '$W' | head -c 22400 | '$STT' -q -m '$M' --raw --rate 16000 --format s16le -f json --word-timestamps"
+  raw=$output
+  [ "$(jq .text <<< "$clip")" = "$(jq .text <<< "$raw")" ]
+  jq -e --argjson r "$raw" '.segments[0].start == 0.2 and
+      ([.segments[0].words[].start] | length) == ([$r.segments[0].words[].start] | length) and
+      ([.segments[0].words[].start] | all(. >= 0.2)) and
+      (.segments[0].words[0].start - 0.2 - $r.segments[0].words[0].start | fabs) < 1e-9' <<< "$clip"
 }
