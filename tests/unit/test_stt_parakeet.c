@@ -295,6 +295,14 @@ static void check_registry(const clips *c, mt_pool *pool) {
         CHECK(r.n_segs > 0 && r.segs[0].n_words == 0);
         json_decref(gj);
         mt_stt_result_free(&r);
+        /* no audio, and less than one hop of it */
+        o.chunk_s = 0;
+        CHECK_OK(mt_asr_transcribe(a, c->speech.pcm, 0, &o, &r, &err), &err);
+        CHECK(r.text && r.text[0] == 0 && r.n_segs == 0);
+        mt_stt_result_free(&r);
+        CHECK_OK(mt_asr_transcribe(a, c->speech.pcm + 8000, 100, &o, &r, &err), &err);
+        CHECK(r.text != NULL);
+        mt_stt_result_free(&r);
         /* translate is refused */
         o.task = 1;
         CHECK(mt_asr_transcribe(a, c->speech.pcm, c->speech.n, &o, &r, &err) == MT_EINVAL);
