@@ -32,6 +32,9 @@ merge runs.  Goldens per folder and clip: golden/<clip>.json.zst (token ids,
 text, sentences with token times), for the float folders the encoder output
 (<clip>.enc.f32.zst, [T', d_model]), and in tdt/ the features
 (<clip>.feat.f32.zst, [T, n_mels]; every folder has the same preprocessor).
+mel/: features of the short clip under other preprocessor settings
+(MEL_VARIANTS: windows, global normalisation, no pre-emphasis, pad_to,
+another rate and guard).
 
 Run from the repo root: /work/venv-tts/bin/python tests/gen/gen_stt_parakeet.py
 """
@@ -241,9 +244,36 @@ def goldens(name, clips, float_dumps):
     print(name, summary)
 
 
+# Feature extractor variants (window, normalisation, pre-emphasis, padding,
+# rate, guard) on the short clip: mel/<name>.f32.zst [T, features] and
+# mel/variants.json (the preprocessor settings of each).
+MEL_VARIANTS = {
+    "hamming_global": {"sample_rate": 16000, "normalize": "all_features", "window_size": 0.02,
+                       "window_stride": 0.01, "window": "hamming", "features": 64, "n_fft": 512, "dither": 0.0},
+    "blackman_pad": {"sample_rate": 16000, "normalize": "per_feature", "window_size": 0.025,
+                     "window_stride": 0.01, "window": "blackman", "features": 40, "n_fft": 400, "dither": 0.0,
+                     "preemph": 0.0, "pad_to": 48000, "pad_value": 0.0},
+    "bartlett_8k": {"sample_rate": 8000, "normalize": "per_feature", "window_size": 0.025,
+                    "window_stride": 0.01, "window": "bartlett", "features": 80, "n_fft": 256, "dither": 0.0,
+                    "log_zero_guard_value": 1e-05},
+}
+
+
+def mel_variants(audio):
+    from mlx_audio.stt.models.parakeet.audio import PreprocessArgs, log_mel_spectrogram
+    md = os.path.join(OUT, "mel")
+    os.makedirs(md, exist_ok=True)
+    for name, pa in MEL_VARIANTS.items():
+        mel = log_mel_spectrogram(mx.array(audio), PreprocessArgs(**pa))
+        zstd_f32(os.path.join(md, name + ".f32.zst"), mel[0])
+    with open(os.path.join(md, "variants.json"), "w") as f:
+        json.dump(MEL_VARIANTS, f, indent=1)
+
+
 def main():
     mx.random.seed(0)
     clips = make_audio()
+    mel_variants(clips["short"])
     for name, cfg, seed in (("tdt", transducer_config(True), 1), ("rnnt", transducer_config(False), 2),
                             ("ctc", ctc_config(), 3)):
         model = Model(ModelConfig.from_dict(cfg))

@@ -424,12 +424,67 @@ static void check_merge(void) {
     free(o);
 }
 
+/* The feature extractor under other preprocessor settings. */
+static void check_mel_variants(const clips *c) {
+    json_error_t je;
+    json_t *vs = json_load_file(DIR "mel/variants.json", 0, &je);
+    CHECK_MSG(vs != NULL, "variants.json: %s", je.text);
+    const char *name;
+    json_t *v;
+    json_object_foreach(vs, name, v) {
+        mt_nemo_mel_cfg mc;
+        memset(&mc, 0, sizeof mc);
+        mc.sample_rate = (int)json_integer_value(json_object_get(v, "sample_rate"));
+        mc.window_size = json_number_value(json_object_get(v, "window_size"));
+        mc.window_stride = json_number_value(json_object_get(v, "window_stride"));
+        mc.n_fft = (int)json_integer_value(json_object_get(v, "n_fft"));
+        mc.features = (int)json_integer_value(json_object_get(v, "features"));
+        snprintf(mc.window, sizeof mc.window, "%s", json_string_value(json_object_get(v, "window")));
+        mc.per_feature = !strcmp(json_string_value(json_object_get(v, "normalize")), "per_feature");
+        json_t *x = json_object_get(v, "preemph");
+        mc.preemph = x ? json_number_value(x) : 0.97;
+        x = json_object_get(v, "log_zero_guard_value");
+        mc.log_guard = x ? json_number_value(x) : ldexp(1.0, -24);
+        mc.pad_to = (long)json_integer_value(json_object_get(v, "pad_to"));
+        mc.pad_value = json_number_value(json_object_get(v, "pad_value"));
+        mt_err err = {0};
+        mt_nemo_mel *m = NULL;
+        CHECK_OK(mt_nemo_mel_new(&m, &mc, &err), &err);
+        if (!m) continue;
+        float *f = NULL;
+        size_t T = 0, ng = 0;
+        CHECK_OK(mt_nemo_mel_compute(m, c->shrt.pcm, c->shrt.n, &f, &T, &err), &err);
+        char path[512];
+        snprintf(path, sizeof path, DIR "mel/%s.f32.zst", name);
+        float *g = read_f32(path, &ng);
+        CHECK_MSG(g && f && ng == T * (size_t)mc.features, "%s: %zu values, golden %zu", name,
+                  T * (size_t)mc.features, ng);
+        if (g && f && ng == T * (size_t)mc.features) {
+            double e = max_abs(f, g, ng);
+            CHECK_MSG(e < 1e-4, "%s: features max abs err %.3g", name, e);
+        }
+        free(g);
+        free(f);
+        mt_nemo_mel_free(m);
+    }
+    json_decref(vs);
+    /* bad settings */
+    mt_nemo_mel_cfg bad = {16000, 0.05, 0.01, 512, 80, "hann", 1, 0.97, 1e-5, 0, 0};
+    mt_err err = {0};
+    mt_nemo_mel *m = NULL;
+    CHECK(mt_nemo_mel_new(&m, &bad, &err) == MT_EINVAL && !m);   /* 800-sample window > n_fft 512 */
+    bad.window_size = 0.025;
+    bad.features = 300;
+    CHECK(mt_nemo_mel_new(&m, &bad, &err) == MT_EINVAL && !m);
+}
+
 int main(void) {
     mt_err err = {0};
     mt_pool *pool = NULL;
     CHECK_OK(mt_pool_new(&pool, 2, &err), &err);
     clips c;
     CHECK(load_clips(&c) == 0);
+    check_mel_variants(&c);
     check_folder("tdt", &c, pool, 1);
     check_folder("rnnt", &c, pool, 1);
     check_folder("ctc", &c, pool, 1);
