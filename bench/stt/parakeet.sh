@@ -30,9 +30,9 @@
 # - mlx's CPU backend uses its own thread pool and may use more cores), the
 # same 16-kHz WAV, mlx-audio's default long-audio chunking for Parakeet
 # (chunk_duration 30 s, overlap 2 s: the CLI default), the model loaded
-# before timing (mlx-audio: load_model outside the timed generate; ours: a
-# run on a 1-s clip is subtracted, so the RTF is the transcription's; each
-# the faster of two runs after an untimed one).
+# before timing (mlx-audio: load_model outside the timed generate, after a
+# 1-s warm-up; ours: the "rtf" of mlx-stt's JSONL answer, the lower of two
+# runs after an untimed one).
 #
 # Environment: BENCH_DIR (folders and audio, default /work/models-local/
 # bench-parakeet; never committed), AUDIO (a 16-kHz mono WAV; default: 60 s
@@ -166,16 +166,14 @@ PY
 # seconds of audio in a WAV
 dur() { "$PY" -c "import wave,sys; w=wave.open(sys.argv[1]); print(w.getnframes()/w.getframerate())" "$1"; }
 
-# ours: wall seconds of one mlx-stt run (model load included)
+# ours: the "rtf" mlx-stt reports in its JSONL answer (transcription time per
+# second of audio, the model already loaded); the lower of two runs after an
+# untimed one that brings the weights into the page cache
 ours_once() {  # ours_once MODEL WAV [flags]
   m=$1; a=$2; shift 2
-  s=$(date +%s.%N)
-  "$MLX_STT" -q -t 2 -m "$m" "$@" "$a" >/dev/null
-  e=$(date +%s.%N)
-  echo "$e - $s" | bc -l
+  "$MLX_STT" -q -t 2 -m "$m" -f jsonl "$@" "$a" | sed -n 's/.*"rtf":\([0-9.eE+-]*\).*/\1/p'
 }
-# the faster of two runs, after one untimed run that brings the weights into the page cache
-ours_time() {
+ours_rtf() {
   ours_once "$@" >/dev/null
   x=$(ours_once "$@"); y=$(ours_once "$@")
   if [ "$(echo "$x < $y" | bc -l)" = 1 ]; then echo "$x"; else echo "$y"; fi
@@ -206,22 +204,15 @@ fi
 if [ "$what" = run ] || [ "$what" = all ]; then
   [ -x "$MLX_STT" ] || { echo "no $MLX_STT: make first" >&2; exit 1; }
   D=$(dur "$AUDIO")
-  ONE="$BENCH_DIR/one_second.wav"
-  "$PY" -c "import wave,sys; r=wave.open(sys.argv[1]); w=wave.open(sys.argv[2],'wb'); w.setparams(r.getparams()); w.writeframes(r.readframes(16000)); w.close()" "$AUDIO" "$ONE"
   echo "audio: $AUDIO ($D s); threads: 2"
-  base=$(ours_time "$PK_MODEL" "$ONE")
-  full=$(ours_time "$PK_MODEL" "$AUDIO")
-  ours=$(echo "($full - $base) / ($D - 1)" | bc -l)
+  ours=$(ours_rtf "$PK_MODEL" "$AUDIO")
   set -- $(ref_rtf "$PK_MODEL" "$AUDIO")
   ref=$1
-  printf 'parakeet  ours (mlx-stt)      RTF %.4f   (%.2f s total, %.2f s for 1 s: load)\n' "$ours" "$full" "$base"
+  printf 'parakeet  ours (mlx-stt)      RTF %.4f\n' "$ours"
   printf 'parakeet  mlx-audio generate  RTF %.4f   (%s tokens)\n' "$ref" "$2"
   printf 'parakeet  speed-up over mlx-audio: %.2fx\n' "$(echo "$ref / $ours" | bc -l)"
   if [ "${SKIP_WHISPER:-0}" != 1 ]; then
-    wf="--temperature-increment-on-fallback none"
-    wb=$(ours_time "$WH_MODEL" "$ONE" $wf)
-    wfull=$(ours_time "$WH_MODEL" "$AUDIO" $wf)
-    wr=$(echo "($wfull - $wb) / ($D - 1)" | bc -l)
+    wr=$(ours_rtf "$WH_MODEL" "$AUDIO" --temperature-increment-on-fallback none)
     printf 'whisper-base shapes, ours  RTF %.4f   (random weights: 224 tokens per window, an upper bound)\n' "$wr"
     printf 'parakeet-0.6b / whisper-base (ours): %.2fx the time per second of audio\n' "$(echo "$ours / $wr" | bc -l)"
   fi
