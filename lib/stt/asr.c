@@ -8,6 +8,7 @@
 /* Each family file defines one of these; the table below is the registry
  * (its references are what pull the family into a program linked against the
  * static library). */
+extern const mt_asr_family mt_asr_parakeet;
 extern const mt_asr_family mt_asr_wav2vec2;
 extern const mt_asr_family mt_asr_qwen3_asr;
 
@@ -17,6 +18,7 @@ struct mt_asr {
 };
 
 static const mt_asr_family *const families[] = {
+    &mt_asr_parakeet,
     &mt_asr_wav2vec2,
     &mt_asr_qwen3_asr,
 };
