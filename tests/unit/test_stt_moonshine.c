@@ -1,0 +1,351 @@
+/* test_stt_moonshine.c - the Moonshine family (lib/models/moonshine.c)
+ * against mlx-audio 0.6.2 (tests/gen/gen_stt_moonshine.py): the conv front
+ * end (features, 1e-4 absolute) and the encoder output (1e-3 relative to
+ * its largest value) of the float model, the greedy token ids of every chunk
+ * (identical) and the text for the float and 4-bit folders on speech,
+ * espeak-ng speech, noise and a long clip cut into chunks; the family through
+ * stt/asr.h (detection, transcript, segments); and the error paths (missing
+ * tensor, bad config, too-short audio). */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "audio/audio.h"
+#include "core/file.h"
+#include "core/pool.h"
+#include "io/config.h"
+#include "models/moonshine.h"
+#include "stt/asr.h"
+
+#define DIR "tests/data/moonshine/"
+
+static float *read_f32(const char *path, size_t *n) {
+    char *buf = NULL;
+    size_t len = 0;
+    mt_err err = {0};
+    if (mt_read_file(path, &buf, &len, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return NULL;
+    }
+    *n = len / sizeof(float);
+    float *f = malloc(len ? len : 1);
+    if (f) memcpy(f, buf, len);
+    free(buf);
+    return f;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double md = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= md)) md = d;
+    }
+    return md;
+}
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double mb = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
+    double md = max_abs_diff(a, b, n);
+    return mb > 0 ? md / mb : md;
+}
+
+typedef struct clip {
+    const char *name;
+    float *pcm;
+    size_t n;
+} clip;
+
+static int load_wav(const char *path, clip *c) {
+    mt_audio a = {0};
+    mt_err err = {0};
+    int rc = mt_audio_load(&a, path, 16000, &err);
+    CHECK_OK(rc, &err);
+    if (rc) return rc;
+    c->pcm = a.pcm;
+    c->n = a.n;
+    return 0;
+}
+
+/* espeak, 0.4 s zeros, speech, 0.25 s zeros, noise, espeak (long_clip() of the generator) */
+static void make_long(clip *c, const clip *sp, const clip *es, const clip *no) {
+    size_t z1 = 6400, z2 = 4000;
+    c->n = es->n + z1 + sp->n + z2 + no->n + es->n;
+    c->pcm = calloc(c->n, sizeof(float));
+    float *p = c->pcm;
+    memcpy(p, es->pcm, es->n * sizeof(float));
+    p += es->n + z1;
+    memcpy(p, sp->pcm, sp->n * sizeof(float));
+    p += sp->n + z2;
+    memcpy(p, no->pcm, no->n * sizeof(float));
+    p += no->n;
+    memcpy(p, es->pcm, es->n * sizeof(float));
+}
+
+static void check_stages(mt_moonshine *m, const clip *c) {
+    char path[256];
+    mt_err err = {0};
+    size_t d = (size_t)mt_moonshine_hidden(m);
+    float *feat = NULL, *enc = NULL;
+    size_t T = 0, T2 = 0, ng = 0;
+    CHECK_OK(mt_moonshine_features(m, c->pcm, c->n, &feat, &T, &err), &err);
+    snprintf(path, sizeof path, DIR "golden/feat_%s.f32.zst", c->name);
+    float *g = read_f32(path, &ng);
+    CHECK(g != NULL);
+    if (feat && g) {
+        CHECK_EQ_INT(T * d, ng);
+        if (T * d == ng) {
+            double e = max_abs_diff(feat, g, ng);
+            if (getenv("MOONSHINE_VERBOSE")) printf("%s features: max |diff| %.3g\n", c->name, e);
+            CHECK_MSG(e <= 1e-4, "%s features: max |diff| %.3g", c->name, e);
+        }
+    }
+    free(g);
+    CHECK_OK(mt_moonshine_encode(m, c->pcm, c->n, &enc, &T2, &err), &err);
+    CHECK_EQ_INT(T2, T);
+    snprintf(path, sizeof path, DIR "golden/enc_%s.f32.zst", c->name);
+    g = read_f32(path, &ng);
+    CHECK(g != NULL);
+    if (enc && g) {
+        CHECK_EQ_INT(T2 * d, ng);
+        if (T2 * d == ng) {
+            double e = rel_err(enc, g, ng);
+            if (getenv("MOONSHINE_VERBOSE")) printf("%s encoder: relative error %.3g\n", c->name, e);
+            CHECK_MSG(e <= 1e-3, "%s encoder: relative error %.3g", c->name, e);
+        }
+    }
+    free(g);
+    free(feat);
+    free(enc);
+}
+
+/* token ids of every chunk, chunk bounds, text: directly and through mt_asr */
+static void check_decode(mt_moonshine *m, mt_asr *asr, json_t *jc, const clip *c) {
+    mt_err err = {0};
+    double chunk_s = json_real_value(json_object_get(jc, "chunk_s"));
+    int max_tokens = (int)json_integer_value(json_object_get(jc, "max_tokens"));
+    json_t *jb = json_object_get(jc, "bounds"), *jids = json_object_get(jc, "ids"),
+           *jtexts = json_object_get(jc, "texts");
+    size_t *b = NULL, nb = 0;
+    CHECK_OK(mt_moonshine_chunks(c->pcm, c->n, chunk_s, &b, &nb, &err), &err);
+    CHECK_EQ_INT(nb, json_array_size(jb));
+    size_t nseg_expected = 0;
+    for (size_t k = 0; k < nb && k < json_array_size(jb); k++) {
+        size_t s = b[2 * k], e = b[2 * k + 1];
+        CHECK_EQ_INT(s, json_integer_value(json_array_get(json_array_get(jb, k), 0)));
+        CHECK_EQ_INT(e, json_integer_value(json_array_get(json_array_get(jb, k), 1)));
+        json_t *want = json_array_get(jids, k);
+        int32_t *ids = malloc((size_t)max_tokens * sizeof *ids);
+        size_t n = 0;
+        if (e - s >= MT_MOONSHINE_MIN_SAMPLES) {
+            float *enc = NULL;
+            size_t T = 0;
+            CHECK_OK(mt_moonshine_encode(m, c->pcm + s, e - s, &enc, &T, &err), &err);
+            if (enc) CHECK_OK(mt_moonshine_decode(m, enc, T, max_tokens, ids, &n, &err), &err);
+            free(enc);
+        }
+        CHECK_EQ_INT(n, json_array_size(want));
+        int same = n == json_array_size(want);
+        for (size_t i = 0; same && i < n; i++) same = ids[i] == json_integer_value(json_array_get(want, i));
+        CHECK_MSG(same, "%s chunk %zu: token ids differ", c->name, k);
+        char *text = NULL;
+        CHECK_OK(mt_moonshine_detok(m, ids, n, &text, &err), &err);
+        CHECK_STR(text, json_string_value(json_array_get(jtexts, k)));
+        if (text && *text) nseg_expected++;
+        free(text);
+        free(ids);
+    }
+    /* the family: the same transcript, one segment per chunk with text */
+    mt_asr_opts o = {0};
+    o.chunk_s = chunk_s;
+    o.max_tokens = max_tokens;
+    mt_stt_result r;
+    CHECK_OK(mt_asr_transcribe(asr, c->pcm, c->n, &o, &r, &err), &err);
+    CHECK_STR(r.text, json_string_value(json_object_get(jc, "text")));
+    CHECK_EQ_INT(r.n_segs, nseg_expected);
+    CHECK(fabs(r.duration - (double)c->n / 16000) < 1e-9);
+    for (size_t i = 0; i < r.n_segs; i++) {
+        CHECK_EQ_INT(r.segs[i].id, (long long)i);
+        CHECK(r.segs[i].end > r.segs[i].start);
+        CHECK(r.segs[i].text && *r.segs[i].text);
+    }
+    if (nb && r.n_segs) {
+        CHECK(r.segs[r.n_segs - 1].end <= r.duration + 1e-9);
+    }
+    mt_stt_result_free(&r);
+    free(b);
+}
+
+static void check_model(const char *name, json_t *gold, clip *clips, size_t nclips, int stages, mt_pool *pool) {
+    char dir[256];
+    snprintf(dir, sizeof dir, DIR "%s", name);
+    mt_err err = {0};
+    const mt_asr_family *fam = NULL;
+    CHECK_OK(mt_asr_detect(dir, &fam, &err), &err);
+    CHECK(fam != NULL && !strcmp(fam->name, "moonshine"));
+    mt_asr *asr = NULL;
+    CHECK_OK(mt_asr_load(&asr, dir, pool, &err), &err);
+    mt_config *cfg = NULL;
+    CHECK_OK(mt_config_load(&cfg, dir, &err), &err);
+    mt_moonshine *m = NULL;
+    if (cfg) CHECK_OK(mt_moonshine_load(&m, dir, cfg, pool, &err), &err);
+    mt_config_free(cfg);
+    json_t *jm = json_object_get(gold, name);
+    CHECK(jm != NULL);
+    if (m && asr && jm) {
+        CHECK_EQ_INT(mt_moonshine_hidden(m), json_integer_value(json_object_get(gold, "hidden_size")));
+        for (size_t i = 0; i < nclips; i++) {
+            if (stages && strcmp(clips[i].name, "long")) check_stages(m, &clips[i]);
+            json_t *jc = json_object_get(jm, clips[i].name);
+            CHECK_MSG(jc != NULL, "%s: no golden for %s", name, clips[i].name);
+            if (jc) check_decode(m, asr, jc, &clips[i]);
+        }
+        /* options the family cannot honour */
+        mt_asr_opts o = {0};
+        mt_stt_result r;
+        o.task = 1;
+        CHECK(mt_asr_transcribe(asr, clips[0].pcm, clips[0].n, &o, &r, &err) == MT_EINVAL);
+        mt_stt_result_free(&r);
+        o.task = 0;
+        o.word_timestamps = 1;
+        CHECK(mt_asr_transcribe(asr, clips[0].pcm, clips[0].n, &o, &r, &err) == MT_EINVAL);
+        mt_stt_result_free(&r);
+        /* too short for the front end: an empty transcript, not an error */
+        o.word_timestamps = 0;
+        CHECK_OK(mt_asr_transcribe(asr, clips[0].pcm, 500, &o, &r, &err), &err);
+        CHECK(r.text && !*r.text && r.n_segs == 0);
+        mt_stt_result_free(&r);
+        float *f = NULL;
+        size_t T = 0;
+        CHECK(mt_moonshine_features(m, clips[0].pcm, 894, &f, &T, &err) == MT_EINVAL);
+        CHECK_OK(mt_moonshine_features(m, clips[0].pcm, 895, &f, &T, &err), &err);
+        CHECK_EQ_INT(T, 1);
+        free(f);
+    }
+    mt_moonshine_free(m);
+    mt_asr_free(asr);
+}
+
+/* ---- error paths on copies of the float folder ---- */
+
+static int copy_file(const char *src, const char *dst) {
+    char *buf = NULL;
+    size_t n = 0;
+    mt_err err = {0};
+    if (mt_read_file(src, &buf, &n, &err)) return -1;
+    FILE *f = fopen(dst, "wb");
+    int ok = f && fwrite(buf, 1, n, f) == n;
+    if (f) fclose(f);
+    free(buf);
+    return ok ? 0 : -1;
+}
+
+static char *folder_with_config(const char *tmp, const char *cfg_edit_key, const char *cfg_edit_val) {
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s/m", tmp);
+    mkdir(dir, 0755);
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    copy_file(DIR "tiny/model.safetensors", p);
+    snprintf(p, sizeof p, "%s/tokenizer.json.zst", dir);
+    copy_file(DIR "tiny/tokenizer.json.zst", p);
+    json_error_t je;
+    json_t *c = json_load_file(DIR "tiny/config.json", 0, &je);
+    if (cfg_edit_key) {
+        json_t *v = json_loads(cfg_edit_val, JSON_DECODE_ANY, &je);
+        json_object_set_new(c, cfg_edit_key, v);
+    }
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    json_dump_file(c, p, JSON_INDENT(1));
+    json_decref(c);
+    return dir;
+}
+
+static void expect_load_error(const char *dir, const char *needle, mt_pool *pool) {
+    mt_err err = {0};
+    mt_asr *a = NULL;
+    int rc = mt_asr_load(&a, dir, pool, &err);
+    CHECK_MSG(rc != 0, "%s: loaded", needle);
+    CHECK_MSG(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
+    if (getenv("MOONSHINE_VERBOSE")) printf("error: %s\n", err.msg);
+    CHECK(strchr(err.msg, '\n') == NULL);
+    mt_asr_free(a);
+}
+
+static void check_errors(mt_pool *pool) {
+    char tmp[] = "/tmp/test_moonshine_XXXXXX";
+    if (!mkdtemp(tmp)) { CHECK(0); return; }
+    char *dir = folder_with_config(tmp, "hidden_size", "63");
+    expect_load_error(dir, "hidden_size 63 is not divisible", pool);
+    dir = folder_with_config(tmp, "hidden_size", "\"wide\"");
+    expect_load_error(dir, "'hidden_size' must be an integer", pool);
+    dir = folder_with_config(tmp, "decoder_num_key_value_heads", "3");
+    expect_load_error(dir, "not a multiple of the key/value heads", pool);
+    dir = folder_with_config(tmp, "partial_rotary_factor", "2.5");
+    expect_load_error(dir, "partial_rotary_factor", pool);
+    dir = folder_with_config(tmp, "vocab_size", "600");
+    expect_load_error(dir, "decoder.embed_tokens", pool);
+    dir = folder_with_config(tmp, "decoder_num_hidden_layers", "3");
+    expect_load_error(dir, "model.decoder.layers.2", pool);
+    dir = folder_with_config(tmp, "tie_word_embeddings", "false");
+    expect_load_error(dir, "proj_out", pool);
+    /* every message names the folder */
+    dir = folder_with_config(tmp, "intermediate_size", "-4");
+    expect_load_error(dir, dir, pool);
+    /* no tokenizer */
+    dir = folder_with_config(tmp, NULL, NULL);
+    char p[600];
+    snprintf(p, sizeof p, "%s/tokenizer.json.zst", dir);
+    unlink(p);
+    expect_load_error(dir, "tokenizer.json", pool);
+    /* a truncated weights file */
+    dir = folder_with_config(tmp, NULL, NULL);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    if (truncate(p, 1000) == 0) expect_load_error(dir, "model.safetensors", pool);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/tokenizer.json.zst", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    rmdir(dir);
+    rmdir(tmp);
+    /* bad chunk length */
+    size_t *b = NULL, nb = 0;
+    mt_err err = {0};
+    float z[4] = {0};
+    CHECK(mt_moonshine_chunks(z, 4, 0.5, &b, &nb, &err) == MT_EINVAL);
+    CHECK_OK(mt_moonshine_chunks(z, 4, 30, &b, &nb, &err), &err);
+    CHECK(nb == 1 && b[0] == 0 && b[1] == 4);
+    free(b);
+}
+
+int main(void) {
+    mt_pool *pool = NULL;
+    mt_err err = {0};
+    CHECK_OK(mt_pool_new(&pool, 2, &err), &err);
+    json_error_t je;
+    json_t *gold = json_load_file(DIR "golden/goldens.json", 0, &je);
+    CHECK_MSG(gold != NULL, "%s", je.text);
+    clip c[4] = {{"speech", NULL, 0}, {"espeak", NULL, 0}, {"noise", NULL, 0}, {"long", NULL, 0}};
+    int ok = !load_wav("tests/data/audio/speech_s16_mono_16k.wav", &c[0]) &&
+             !load_wav(DIR "clips/espeak.wav", &c[1]) && !load_wav(DIR "clips/noise.wav", &c[2]);
+    if (ok && gold) {
+        make_long(&c[3], &c[0], &c[1], &c[2]);
+        check_model("tiny", gold, c, 4, 1, pool);
+        check_model("tiny-q4", gold, c, 4, 0, pool);
+        /* one thread gives the same ids */
+        check_model("tiny", gold, c, 4, 0, NULL);
+    }
+    check_errors(pool);
+    for (int i = 0; i < 4; i++) free(c[i].pcm);
+    json_decref(gold);
+    mt_pool_free(pool);
+    return check_report("test_stt_moonshine");
+}
