@@ -36,7 +36,8 @@ Clips (16-kHz mono s16 WAV; samples / 32768 on both sides):
           moonshine.c); mlx-audio runs on each chunk.
 
 Goldens (tests/data/moonshine/golden/): goldens.json (per model and clip: the
-token ids of each chunk, the text, the chunk bounds, max_tokens), and for the
+token ids of each chunk, the text, the chunk bounds, max_tokens; "cli": the
+text of generate() with its defaults for tests/bats/stt_moonshine.bats), and for the
 first chunk of speech / espeak / noise the conv front-end output
 (feat_<clip>.f32.zst, [frames, hidden]) and the encoder output
 (enc_<clip>.f32.zst) of the float model.
@@ -307,6 +308,12 @@ def run_model(path, clips, gold_dir, dump):
     return res
 
 
+def cli_text(path, x):
+    out = load_model(path).generate(mx.array(x))   # max_tokens: generate's default (200)
+    print("cli", path.split("/")[-1], out.generation_tokens, repr(out.text[:60]))
+    return out.text
+
+
 def greedy_ids(m, audio, max_tokens):
     """Model.generate's loop (temperature 0), returning the ids instead of the text"""
     enc = m.encoder(audio)
@@ -345,6 +352,9 @@ def main():
         "hidden_size": CONFIG["hidden_size"],
         "tiny": run_model(ftmp, clips, gdir, True),
         "tiny-q4": run_model(qtmp, clips, gdir, False),
+        # mlx-stt's defaults (one 30-s chunk, 200 tokens): tests/bats/stt_moonshine.bats
+        "cli": {name: cli_text(d, clips[c]) for name, d, c in
+                (("tiny-espeak", ftmp, "espeak"), ("tiny-q4-speech", qtmp, "speech"))},
     }
     with open(os.path.join(gdir, "goldens.json"), "w") as f:
         json.dump(gold, f, indent=1)
