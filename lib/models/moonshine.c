@@ -563,14 +563,31 @@ static int dec_state_new(mt_moonshine *m, dec_state *st, const float *enc, size_
     return MT_OK;
 }
 
-/* attention of one query row over n keys (grouped heads share a key head) */
-static void attend(const side_t *s, const float *q, const float *K, const float *V, size_t n, float *out,
-                   float *scr) {
+/* attention of one query row over n keys (grouped heads share a key head),
+ * the key heads split over the pool */
+typedef struct datt_ctx {
+    const side_t *s;
+    const float *q, *K, *V;
+    size_t n;
+    float *out, *scr;
+} datt_ctx;
+
+static void datt_task(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    const datt_ctx *a = c;
+    const side_t *s = a->s;
     size_t grp = (size_t)(s->heads / s->kv), hd = (size_t)s->hd, kvs = (size_t)(s->kv * s->hd);
     float scale = 1.0f / sqrtf((float)s->hd);
-    for (size_t g = 0; g < (size_t)s->kv; g++)
-        mt_attn_group(q + g * grp * hd, grp, K + g * hd, V + g * hd, 0, kvs, n, hd, scale, 0.0f,
-                      out + g * grp * hd, scr);
+    for (size_t g = b; g < e; g++)
+        mt_attn_group(a->q + g * grp * hd, grp, a->K + g * hd, a->V + g * hd, 0, kvs, a->n, hd, scale, 0.0f,
+                      a->out + g * grp * hd, a->scr + g * grp * a->n);
+}
+
+static void attend(mt_pool *pool, const side_t *s, const float *q, const float *K, const float *V, size_t n,
+                   float *out, float *scr) {
+    datt_ctx a = {s, q, K, V, n, out, scr};
+    if (n * (size_t)s->heads * (size_t)s->hd >= 8192) mt_pool_for(pool, (size_t)s->kv, 1, datt_task, &a);
+    else datt_task(&a, 0, (size_t)s->kv, 0);
 }
 
 /* One decoder step for token tok at position pos; st->logits filled. */
@@ -588,13 +605,13 @@ static void dec_step(mt_moonshine *m, dec_state *st, int32_t tok, size_t pos, si
         mt_rope(st->k, (size_t)s->kv, (size_t)s->hd, (size_t)s->rot, s->inv_freq, (double)pos, 1);
         memcpy(st->sk[l] + pos * kvo, st->k, kvo * sizeof(float));
         memcpy(st->sv[l] + pos * kvo, st->v, kvo * sizeof(float));
-        attend(s, st->q, st->sk[l], st->sv[l], pos + 1, st->att, st->scr);
+        attend(m->pool, s, st->q, st->sk[l], st->sv[l], pos + 1, st->att, st->scr);
         mt_linear_forward(&L->sa.o, st->att, 1, st->o, st->work, m->pool);
         for (size_t i = 0; i < d; i++) st->x[i] += st->o[i];
 
         mt_layernorm(st->h, st->x, L->ln2, NULL, d, LN_EPS);
         mt_linear_forward(&L->ca.q, st->h, 1, st->q, st->work, m->pool);
-        attend(s, st->q, st->ck[l], st->cv[l], S, st->att, st->scr);
+        attend(m->pool, s, st->q, st->ck[l], st->cv[l], S, st->att, st->scr);
         mt_linear_forward(&L->ca.o, st->att, 1, st->o, st->work, m->pool);
         for (size_t i = 0; i < d; i++) st->x[i] += st->o[i];
 
