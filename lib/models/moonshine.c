@@ -48,6 +48,7 @@
 #define CUT_FRAME 320         /* 20 ms: frames of the long-audio cut search */
 #define DEF_CHUNK_S 30.0
 #define DEF_MAX_TOKENS 200    /* Model.generate's default */
+#define MAX_MAX_TOKENS 65536  /* the KV caches are sized for the whole chunk up front */
 
 typedef struct attn_t {
     mt_linear q, k, v, o;
@@ -733,6 +734,9 @@ static int fam_transcribe(void *self, const float *audio, size_t n, const mt_asr
     mt_moonshine *m = self;
     double chunk_s = o && o->chunk_s > 0 ? o->chunk_s : DEF_CHUNK_S;
     int max_tokens = o && o->max_tokens > 0 ? o->max_tokens : DEF_MAX_TOKENS;
+    if (max_tokens > MAX_MAX_TOKENS)
+        return mt_seterr(err, MT_EINVAL, "moonshine: at most %d tokens per chunk (asked for %d)", MAX_MAX_TOKENS,
+                         max_tokens);
     double total = (double)n / SR;
     res->duration = total;
     size_t *b = NULL, nb = 0;

@@ -219,8 +219,16 @@ static void check_model(const char *name, json_t *gold, clip *clips, size_t ncli
         o.word_timestamps = 1;
         CHECK(mt_asr_transcribe(asr, clips[0].pcm, clips[0].n, &o, &r, &err) == MT_EINVAL);
         mt_stt_result_free(&r);
-        /* too short for the front end: an empty transcript, not an error */
         o.word_timestamps = 0;
+        o.max_tokens = 70000;
+        CHECK(mt_asr_transcribe(asr, clips[0].pcm, clips[0].n, &o, &r, &err) == MT_EINVAL);
+        mt_stt_result_free(&r);
+        o.max_tokens = 0;
+        o.chunk_s = 0.5;
+        CHECK(mt_asr_transcribe(asr, clips[0].pcm, clips[0].n, &o, &r, &err) == MT_EINVAL);
+        mt_stt_result_free(&r);
+        o.chunk_s = 0;
+        /* too short for the front end: an empty transcript, not an error */
         CHECK_OK(mt_asr_transcribe(asr, clips[0].pcm, 500, &o, &r, &err), &err);
         CHECK(r.text && !*r.text && r.n_segs == 0);
         mt_stt_result_free(&r);
