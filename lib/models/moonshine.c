@@ -786,8 +786,8 @@ static const char *const MOONSHINE_TYPES[] = {"moonshine", NULL};
 const mt_asr_family mt_asr_moonshine = {
     .name = "moonshine",
     .model_types = MOONSHINE_TYPES,
-    .caps = 0,
-    .summary = "Moonshine (Useful Sensors): raw-audio conv front end, encoder-decoder; greedy, no timestamps",
+    .caps = MT_ASR_SEGMENTS,   /* coarse: a segment per chunk (<= 30 s), its bounds; no word times */
+    .summary = "Moonshine (Useful Sensors): raw-audio encoder-decoder, greedy; a segment per chunk of <= 30 s",
     .claims = NULL,
     .load = fam_load,
     .transcribe = fam_transcribe,
