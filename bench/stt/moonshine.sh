@@ -49,6 +49,7 @@ fi
 TOK="$ONNX/moonshine_onnx/assets/tokenizer.json"
 AUDIO=${AUDIO:-$ONNX/moonshine_onnx/assets/beckett.wav}
 [ -x "$MLX_STT" ] || { echo "no $MLX_STT: build it first (make)" >&2; exit 1; }
+"$MLX_STT" --list-models | grep -q '^moonshine ' || { echo "$MLX_STT does not run moonshine folders" >&2; exit 1; }
 
 pin="taskset -c 0,1"
 command -v taskset >/dev/null 2>&1 || pin=""
