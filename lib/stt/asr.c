@@ -10,6 +10,7 @@
  * static library). */
 extern const mt_asr_family mt_asr_parakeet;
 extern const mt_asr_family mt_asr_wav2vec2;
+extern const mt_asr_family mt_asr_moonshine;
 extern const mt_asr_family mt_asr_qwen3_asr;
 
 struct mt_asr {
@@ -20,6 +21,7 @@ struct mt_asr {
 static const mt_asr_family *const families[] = {
     &mt_asr_parakeet,
     &mt_asr_wav2vec2,
+    &mt_asr_moonshine,
     &mt_asr_qwen3_asr,
 };
 

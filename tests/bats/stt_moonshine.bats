@@ -15,10 +15,6 @@ setup_file() {
   export TD="$BATS_FILE_TMPDIR"
 }
 
-setup() {
-  "$STT" --list-models | grep -q '^moonshine ' || skip "the moonshine family is not linked into mlx-stt"
-}
-
 @test "moonshine: txt transcript equals mlx-audio's (float folder)" {
   run -0 "$STT" -t 2 -q -m "$D/tiny" "$D/clips/espeak.wav"
   [ "$output" = "$(jq -r '.cli["tiny-espeak"]' "$G")" ]
