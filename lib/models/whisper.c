@@ -451,6 +451,62 @@ int mt_whisper_load(mt_whisper **out, const char *dir, mt_pool *pool, mt_err *er
     return MT_OK;
 }
 
+/* The encoder alone under a tensor-name prefix (mt_whisper_load_encoder). */
+static int load_encoder_inner(mt_whisper *w, const char *dir, const char *prefix, mt_err *err) {
+    MT_TRY(mt_config_load(&w->cfg, dir, err));
+    mt_whisper_hp *hp = &w->hp;
+    int d = hp->n_audio_state;
+    if (hp->n_mels < 1 || hp->n_audio_ctx < 1 || hp->n_audio_layer < 0 || hp->n_audio_head < 1 || d < 4 ||
+        d % 2 || d % hp->n_audio_head || hp->n_audio_ctx > (1 << 20) || d > (1 << 16) || hp->n_mels > 1024)
+        return mt_seterr(err, MT_EFORMAT, "audio encoder: sizes out of range (d_model %d, heads %d, mels %d)", d,
+                         hp->n_audio_head, hp->n_mels);
+    MT_TRY(mt_safetensors_open_dir(&w->st, dir, err));
+    names_t nm = HF_NAMES;
+    nm.pre = prefix;
+    nm.enc_blk = "%slayers.%d.";
+    nm.conv1 = "conv1";
+    nm.conv2 = "conv2";
+    nm.enc_pos = "embed_positions.weight";
+    nm.ln_post = "layer_norm";
+    char p[320];
+    for (int c = 0; c < 2; c++) {
+        snprintf(p, sizeof p, "%s%s.weight", prefix, c ? nm.conv2 : nm.conv1);
+        const mt_tensor_view *t = mt_safetensors_get(w->st, p);
+        int in = c ? d : hp->n_mels;
+        int mlx = t && t->ndim == 3 && t->shape[1] == 3 && t->shape[2] == in;   /* [out, k, in] */
+        snprintf(p, sizeof p, "%s%s", prefix, c ? nm.conv2 : nm.conv1);
+        MT_TRY(bind_conv(w, p, mlx, d, in, c ? &w->conv2_w : &w->conv1_w, c ? &w->conv2_b : &w->conv1_b, err));
+    }
+    int64_t ps[2] = {hp->n_audio_ctx, d};
+    snprintf(p, sizeof p, "%s%s", prefix, nm.enc_pos);
+    MT_TRY(read_f32(w, p, 2, ps, &w->enc_pos, err));
+    w->enc = calloc((size_t)(hp->n_audio_layer ? hp->n_audio_layer : 1), sizeof *w->enc);
+    if (!w->enc) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (int i = 0; i < hp->n_audio_layer; i++) MT_TRY(bind_block(w, &w->enc[i], &nm, nm.fc1, nm.fc2, 0, i, d, err));
+    snprintf(p, sizeof p, "%s%s", prefix, nm.ln_post);
+    MT_TRY(bind_ln(w, &w->ln_post, p, d, err));
+    return widen_scales(w, err);
+}
+
+int mt_whisper_load_encoder(mt_whisper **out, const char *dir, const char *prefix, const mt_whisper_hp *hp,
+                            mt_pool *pool, mt_err *err) {
+    *out = NULL;
+    mt_whisper *w = calloc(1, sizeof *w);
+    if (!w) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    w->pool = pool;
+    w->hp = (mt_whisper_hp){.n_mels = hp->n_mels, .n_audio_ctx = hp->n_audio_ctx, .n_audio_state = hp->n_audio_state,
+                            .n_audio_head = hp->n_audio_head, .n_audio_layer = hp->n_audio_layer};
+    w->dir = strdup(dir);
+    if (!w->dir) { free(w); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    int rc = load_encoder_inner(w, dir, prefix, err);
+    if (rc) {
+        mt_whisper_free(w);
+        return rc;
+    }
+    *out = w;
+    return MT_OK;
+}
+
 static void free_ln(ln_t *l) { free(l->w); free(l->b); }
 
 static void free_blocks(block_t *b, int n) {

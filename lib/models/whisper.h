@@ -49,6 +49,19 @@ const char *mt_whisper_dir(const mt_whisper *w);
  * (openai-whisper's default).  *pairs is borrowed (valid until free). */
 size_t mt_whisper_alignment_heads(const mt_whisper *w, const int (**pairs)[2]);
 
+/* Only a Whisper-style audio encoder, as a multimodal model embeds one
+ * (Voxtral's "audio_tower."): transformers' WhisperEncoder names under prefix
+ * ("<prefix>conv1", "<prefix>conv2", "<prefix>embed_positions.weight",
+ * "<prefix>layers.<i>.self_attn.{q,k,v,out}_proj", "...self_attn_layer_norm",
+ * "...fc1", "...fc2", "...final_layer_norm", "<prefix>layer_norm") in the
+ * safetensors of folder dir; conv weights in either layout (told apart by
+ * shape); quantization from dir's config.json.  hp gives n_mels, n_audio_ctx,
+ * n_audio_state, n_audio_head, n_audio_layer (the text fields are ignored; the
+ * MLP is 4 x n_audio_state wide).  Only mt_whisper_encode, mt_whisper_hparams
+ * and mt_whisper_free apply to the result.  Errors: as mt_whisper_load. */
+int mt_whisper_load_encoder(mt_whisper **out, const char *dir, const char *prefix, const mt_whisper_hp *hp,
+                            mt_pool *pool, mt_err *err);
+
 /* Encoder: mel[n_mels, 2 * n_audio_ctx] (one 30-s window, row-major as
  * mt_mel_window gives it) -> xa[n_audio_ctx, n_audio_state].
  * Errors: MT_ENOMEM. */
