@@ -21,7 +21,8 @@ Folders written (tests/data/voxtral/):
              byte-level BPE of 256 bytes + merges learned on a small corpus,
              100 special tokens), preprocessor_config.json
   tiny-q4/   the same converted by mlx_audio.convert (quantize, group 64,
-             4 bits; the audio tower stays float as model_quant_predicate says)
+             4 bits; the audio tower stays float as model_quant_predicate says),
+             its two conv weights then stored in PyTorch's [out, in, k] order
   goldens.json + *.f32.zst (raw little-endian float32, zstd)
 Clips: tests/data/audio/speech_s16_mono_16k.wav, an espeak-ng clip
 (voxtral/clip_espeak.wav), seeded noise (made in the C test too: the LCG
@@ -270,6 +271,25 @@ def run_folder(fdir, clips, gold, tag, store_arrays):
     gold[tag] = cases
 
 
+ENCODE_TEXTS = ["lang:en", "lang:fr", "lang:de", "lang:zh", "Hello world, 1234 and 56!",
+                "  leading spaces\n\nand newlines\r\n", "She sells sea shells.  Voxtral's tokens: don't stop",
+                "caf\u00e9 na\u00efve \u00fcber \u65e5\u672c\u8a9e \U0001F600 emoji", "tabs\tand/slashes//\n",
+                "MixedCASE words ALLCAPS camelCase", ""]
+
+
+def tokenizer_cases(path):
+    """mistral-common's own encoding of a few texts (Tekkenizer.encode, no BOS/EOS) and its
+    KEEP-policy decoding of ids with specials and broken UTF-8."""
+    from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+    tk = Tekkenizer.from_file(path)
+    enc = [{"text": t, "ids": tk.encode(t, bos=False, eos=False)} for t in ENCODE_TEXTS]
+    seqs = [[1, 3, 24, 25, 4, 34], [100 + 0xC3, 3, 100 + 0x61, 100 + 0xE2, 100 + 0x82], [100 + 0xF0, 100 + 0x9F],
+            [2, 11, 99, 150, 151, 152], []]
+    dec = [{"ids": q, "text": tk.decode(q, special_token_policy=SpecialTokenPolicy.KEEP)} for q in seqs]
+    return {"encode": enc, "decode": dec}
+
+
 def main():
     import mlx.core as mx
     os.makedirs(OUT, exist_ok=True)
@@ -292,6 +312,14 @@ def main():
 
     from mlx_audio.convert import convert
     convert(fdir, qdir, quantize=True, q_group_size=64, q_bits=4, model_domain="stt")
+    # the q4 folder keeps its conv weights in the Hugging Face / PyTorch order [out, in, k]
+    # (as the published checkpoint has them; mlx-audio's sanitize transposes them on load),
+    # so the tests cover both layouts
+    qw = os.path.join(qdir, "model.safetensors")
+    w = mx.load(qw)
+    for k in ("audio_tower.conv1.weight", "audio_tower.conv2.weight"):
+        w[k] = mx.array(np.ascontiguousarray(np.array(w[k]).transpose(0, 2, 1)))
+    mx.save_safetensors(qw, w, metadata={"format": "mlx"})
 
     # clips
     esp = os.path.join(OUT, "clip_espeak.wav")
@@ -306,7 +334,8 @@ def main():
     write_s16(longp, np.resize(sp, n_long))
     clips = [("speech", SPEECH, "en"), ("espeak", esp, "en"), ("noise", noise, "fr"), ("long", longp, "en")]
     gold = {"reference": "mlx-audio 0.6.2 (transformers 5.25 VoxtralProcessor, mistral_common 1.13.1)",
-            "max_tokens": MAX_TOKENS, "noise": {"n": 40000, "seed": 99}, "long": {"n": n_long, "tile": SPEECH}}
+            "max_tokens": MAX_TOKENS, "tekken": tokenizer_cases(os.path.join(fdir, "tekken.json")),
+            "noise": {"n": 40000, "seed": 99}, "long": {"n": n_long, "tile": SPEECH}}
     run_folder(fdir, clips, gold, "f32", True)
     run_folder(qdir, clips, gold, "q4", False)
     for c in gold["f32"] + gold["q4"]:

@@ -332,6 +332,39 @@ static void check_tekken(void) {
     }
 }
 
+/* mistral-common's own encodings and KEEP decodings (goldens.json "tekken"). */
+static void check_tekken_goldens(const json_t *gold) {
+    mt_tekken *t = NULL;
+    mt_err err = {0};
+    CHECK_OK(mt_tekken_load(&t, DIR "tiny/tekken.json", &err), &err);
+    if (!t) return;
+    json_t *tk = json_object_get(gold, "tekken"), *enc = json_object_get(tk, "encode"), *dec = json_object_get(tk, "decode");
+    CHECK(json_array_size(enc) >= 10 && json_array_size(dec) >= 4);
+    for (size_t i = 0; i < json_array_size(enc); i++) {
+        json_t *c = json_array_get(enc, i);
+        const char *s = json_string_value(json_object_get(c, "text"));
+        int32_t *ids = NULL, *g = NULL;
+        size_t n = 0, ng = 0;
+        CHECK_OK(mt_tekken_encode(t, s, strlen(s), &ids, &n, &err), &err);
+        ids_from(json_object_get(c, "ids"), &g, &ng);
+        CHECK_MSG(same_ids(ids, n, g, ng), "encode \"%s\": %zu vs %zu ids", s, n, ng);
+        free(ids);
+        free(g);
+    }
+    for (size_t i = 0; i < json_array_size(dec); i++) {
+        json_t *c = json_array_get(dec, i);
+        int32_t *g = NULL;
+        size_t ng = 0;
+        char *s = NULL;
+        ids_from(json_object_get(c, "ids"), &g, &ng);
+        CHECK_OK(mt_tekken_decode(t, g, ng, &s, &err), &err);
+        CHECK_STR(s, json_string_value(json_object_get(c, "text")));
+        free(s);
+        free(g);
+    }
+    mt_tekken_free(t);
+}
+
 /* A folder with one file replaced. */
 static char *variant(const char *file, const char *content) {
     const char *skip[] = {file, NULL};
@@ -410,6 +443,7 @@ int main(void) {
     CHECK_MSG(gold != NULL, "goldens.json: %s", je.text);
     if (gold) {
         check_tekken();
+        check_tekken_goldens(gold);
         check_folder("f32", DIR "tiny", gold, pool);
         check_folder("q4", DIR "tiny-q4", gold, pool);
         check_family(gold, pool);
