@@ -9,7 +9,8 @@
  * global max over all of it) is cut into 3000-frame chunks, each encoded on
  * its own; all chunks' rows go into one prompt, decoded greedily.
  * The pieces are public for the tests; the family value mt_asr_voxtral
- * (stt/asr.h) runs them.
+ * (stt/asr.h) runs them.  One model serves one call at a time (the mel
+ * context and the pool are not reentrant).
  * ref: mlx_audio/stt/models/voxtral/voxtral.py, transformers
  * models/voxtral/processing_voxtral.py, mistral_common instruct.py. */
 #ifndef MT_VOXTRAL_H
@@ -21,6 +22,10 @@
 #include "core/pool.h"
 
 typedef struct mt_voxtral mt_voxtral;
+
+/* The speech-recogniser family (stt/asr.h), model_type "voxtral". */
+struct mt_asr_family;
+extern const struct mt_asr_family mt_asr_voxtral;
 
 typedef struct mt_voxtral_info {
     int n_mels, n_frames;        /* features of one chunk: [n_mels, n_frames] (3000) */
