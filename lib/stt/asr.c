@@ -11,6 +11,7 @@
 extern const mt_asr_family mt_asr_parakeet;
 extern const mt_asr_family mt_asr_wav2vec2;
 extern const mt_asr_family mt_asr_moonshine;
+extern const mt_asr_family mt_asr_voxtral;
 extern const mt_asr_family mt_asr_qwen3_asr;
 
 struct mt_asr {
@@ -22,6 +23,7 @@ static const mt_asr_family *const families[] = {
     &mt_asr_parakeet,
     &mt_asr_wav2vec2,
     &mt_asr_moonshine,
+    &mt_asr_voxtral,
     &mt_asr_qwen3_asr,
 };
 

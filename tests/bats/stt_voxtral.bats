@@ -17,11 +17,6 @@ setup_file() {
   export TD="$BATS_FILE_TMPDIR"
 }
 
-setup() {
-  if "$STT" -q -m "$D/tiny" --max-tokens 1 "$W" 2>&1 | grep -q "not a speech recogniser"; then
-    skip "mt_asr_voxtral is not in the registry"
-  fi
-}
 
 # golden TAG NAME FIELD
 golden() { jq -c --arg t "$1" --arg n "$2" ".[\$t][] | select(.name == \$n) | $3" "$G"; }
