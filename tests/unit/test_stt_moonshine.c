@@ -483,5 +483,5 @@ int main(void) {
     for (int i = 0; i < 4; i++) free(c[i].pcm);
     json_decref(gold);
     mt_pool_free(pool);
-    return check_report("test_stt_moonshine");
+    return check_report("stt_moonshine");
 }

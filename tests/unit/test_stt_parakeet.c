@@ -494,5 +494,5 @@ int main(void) {
     check_errors();
     free_clips(&c);
     mt_pool_free(pool);
-    return check_report("test_stt_parakeet");
+    return check_report("stt_parakeet");
 }

@@ -466,5 +466,5 @@ int main(void) {
     }
     json_decref(gold);
     mt_pool_free(pool);
-    return check_report("test_stt_voxtral");
+    return check_report("stt_voxtral");
 }

@@ -406,7 +406,7 @@ int main(int argc, char **argv) {
     mt_err err = {0};
     CHECK_OK(mt_pool_new(&pool, 2, &err), &err);
     clip clips[3];
-    if (make_clips(clips)) return check_report("test_stt_wav2vec2");
+    if (make_clips(clips)) return check_report("stt_wav2vec2");
     const char *folders[] = {"w2v-base", "w2v-stable", "w2v-base-q4", "hubert"};
     for (size_t i = 0; i < sizeof folders / sizeof *folders; i++) {
         printf("%s\n", folders[i]);
@@ -419,5 +419,5 @@ int main(int argc, char **argv) {
     check_errors(pool);
     for (int i = 0; i < 3; i++) free(clips[i].x);
     mt_pool_free(pool);
-    return check_report("test_stt_wav2vec2");
+    return check_report("stt_wav2vec2");
 }
