@@ -25,14 +25,13 @@ struct mt_mel {
     fftwf_plan plan;       /* r2c of size 400, executed with per-thread buffers */
 };
 
-/* librosa's Slaney mel scale (htk=False) */
-static double hz_to_mel(double f) {
+double mt_mel_hz_to_slaney(double f) {
     const double f_sp = 200.0 / 3.0, min_log_hz = 1000.0, min_log_mel = min_log_hz / f_sp;
     const double logstep = log(6.4) / 27.0;
     if (f >= min_log_hz) return min_log_mel + log(f / min_log_hz) / logstep;
     return f / f_sp;
 }
-static double mel_to_hz(double m) {
+double mt_mel_slaney_to_hz(double m) {
     const double f_sp = 200.0 / 3.0, min_log_hz = 1000.0, min_log_mel = min_log_hz / f_sp;
     const double logstep = log(6.4) / 27.0;
     if (m >= min_log_mel) return min_log_hz * exp(logstep * (m - min_log_mel));
@@ -45,11 +44,11 @@ static int make_filters(mt_mel *m, mt_err *err) {
     const double sr = MT_WHISPER_RATE, fmax = sr / 2.0;
     double *mel_f = malloc((size_t)(nm + 2) * sizeof(double));
     if (!mel_f) return mt_seterr(err, MT_ENOMEM, "mel filters: out of memory");
-    double mmin = hz_to_mel(0.0), mmax = hz_to_mel(fmax);
+    double mmin = mt_mel_hz_to_slaney(0.0), mmax = mt_mel_hz_to_slaney(fmax);
     for (int i = 0; i < nm + 2; i++) {
         /* np.linspace: start + i * step, the last point exactly stop */
         double mel = i == nm + 1 ? mmax : mmin + (double)i * ((mmax - mmin) / (double)(nm + 1));
-        mel_f[i] = mel_to_hz(mel);
+        mel_f[i] = mt_mel_slaney_to_hz(mel);
     }
     for (int i = 0; i < nm; i++) {
         double fd0 = mel_f[i + 1] - mel_f[i], fd1 = mel_f[i + 2] - mel_f[i + 1];

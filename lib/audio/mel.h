@@ -20,6 +20,12 @@
 
 typedef struct mt_mel mt_mel;   /* filters + FFT plans; not shared between threads */
 
+/* librosa's Slaney mel scale (htk=False): Hz -> mel and back; every mel
+ * front end here (Whisper's, NeMo's in audio/nemo_mel.h) builds its filter
+ * bank on it. */
+double mt_mel_hz_to_slaney(double hz);
+double mt_mel_slaney_to_hz(double mel);
+
 /* n_mels: 80 or 128.  Errors: MT_EINVAL (other n_mels), MT_ENOMEM. */
 int  mt_mel_new(mt_mel **out, int n_mels, mt_err *err);
 void mt_mel_free(mt_mel *m);   /* accepts NULL */

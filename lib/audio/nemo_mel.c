@@ -1,6 +1,7 @@
 /* nemo_mel.c - NeMo / Parakeet log-mel features (see nemo_mel.h).
  * ref: mlx_audio/stt/models/parakeet/audio.py (log_mel_spectrogram),
  *      mlx_audio/dsp.py (stft, mel_filters, window functions). */
+#include "audio/mel.h"
 #include "audio/nemo_mel.h"
 
 #include <fftw3.h>   /* before cblas.h, which may bring in complex.h */
@@ -23,29 +24,14 @@ struct mt_nemo_mel {
     fftwf_plan plan;
 };
 
-/* librosa's Slaney mel scale, as mlx_audio.dsp.mel_filters writes it. */
-static double hz_to_mel(double f) {
-    const double f_sp = 200.0 / 3, min_log_hz = 1000.0, min_log_mel = min_log_hz / f_sp;
-    const double logstep = log(6.4) / 27.0;
-    if (f >= min_log_hz) return min_log_mel + log(f / min_log_hz) / logstep;
-    return f / f_sp;
-}
-
-static double mel_to_hz(double m) {
-    const double f_sp = 200.0 / 3, min_log_hz = 1000.0, min_log_mel = min_log_hz / f_sp;
-    const double logstep = log(6.4) / 27.0;
-    if (m >= min_log_mel) return min_log_hz * exp(logstep * (m - min_log_mel));
-    return f_sp * m;
-}
-
 /* Triangular filters with the Slaney area norm over 0 .. rate/2 (the
  * reference builds them in float32; double here, rounded once). */
 static int make_filters(mt_nemo_mel *m, mt_err *err) {
     int nm = m->c.features, nb = m->nbins;
     double *fp = malloc(sizeof(double) * (size_t)(nm + 2));
     if (!fp) return mt_seterr(err, MT_ENOMEM, "nemo mel: out of memory");
-    double m_lo = hz_to_mel(0.0), m_hi = hz_to_mel(m->c.sample_rate / 2.0);
-    for (int i = 0; i < nm + 2; i++) fp[i] = mel_to_hz(m_lo + (m_hi - m_lo) * i / (nm + 1));
+    double m_lo = mt_mel_hz_to_slaney(0.0), m_hi = mt_mel_hz_to_slaney(m->c.sample_rate / 2.0);
+    for (int i = 0; i < nm + 2; i++) fp[i] = mt_mel_slaney_to_hz(m_lo + (m_hi - m_lo) * i / (nm + 1));
     double nyq = (double)(m->c.sample_rate / 2);
     for (int k = 0; k < nb; k++) {
         double f = nb > 1 ? nyq * k / (nb - 1) : 0.0;
