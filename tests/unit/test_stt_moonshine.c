@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "golden_f32.h"
 #include "audio/audio.h"
 #include "core/file.h"
 #include "core/pool.h"
@@ -26,38 +27,6 @@
 #include "stt/asr.h"
 
 #define DIR "tests/data/moonshine/"
-
-static float *read_f32(const char *path, size_t *n) {
-    char *buf = NULL;
-    size_t len = 0;
-    mt_err err = {0};
-    if (mt_read_file(path, &buf, &len, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return NULL;
-    }
-    *n = len / sizeof(float);
-    float *f = malloc(len ? len : 1);
-    if (f) memcpy(f, buf, len);
-    free(buf);
-    return f;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double md = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;
-    }
-    return md;
-}
-
-static double rel_err(const float *a, const float *b, size_t n) {
-    double mb = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    double md = max_abs_diff(a, b, n);
-    return mb > 0 ? md / mb : md;
-}
 
 /* The family through the registry when asr.c lists it (mt_asr_load,
  * mt_asr_transcribe), else through its mt_asr_family value directly: the
@@ -142,12 +111,12 @@ static void check_stages(mt_moonshine *m, const clip *c) {
     size_t T = 0, T2 = 0, ng = 0;
     CHECK_OK(mt_moonshine_features(m, c->pcm, c->n, &feat, &T, &err), &err);
     snprintf(path, sizeof path, DIR "golden/feat_%s.f32.zst", c->name);
-    float *g = read_f32(path, &ng);
+    float *g = gold_read_f32(path, &ng);
     CHECK(g != NULL);
     if (feat && g) {
         CHECK_EQ_INT(T * d, ng);
         if (T * d == ng) {
-            double e = max_abs_diff(feat, g, ng);
+            double e = max_abs(feat, g, ng);
             if (getenv("MOONSHINE_VERBOSE")) printf("%s features: max |diff| %.3g\n", c->name, e);
             CHECK_MSG(e <= 1e-4, "%s features: max |diff| %.3g", c->name, e);
         }
@@ -156,7 +125,7 @@ static void check_stages(mt_moonshine *m, const clip *c) {
     CHECK_OK(mt_moonshine_encode(m, c->pcm, c->n, &enc, &T2, &err), &err);
     CHECK_EQ_INT(T2, T);
     snprintf(path, sizeof path, DIR "golden/enc_%s.f32.zst", c->name);
-    g = read_f32(path, &ng);
+    g = gold_read_f32(path, &ng);
     CHECK(g != NULL);
     if (enc && g) {
         CHECK_EQ_INT(T2 * d, ng);

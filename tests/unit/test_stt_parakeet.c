@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "golden_f32.h"
 #include "audio/audio.h"
 #include "audio/nemo_mel.h"
 #include "core/file.h"
@@ -25,21 +26,6 @@
 #include "stt/parakeet_asr.h"
 
 #define DIR "tests/data/stt/parakeet/"
-
-static float *read_f32(const char *path, size_t *n) {
-    char *buf = NULL;
-    size_t len = 0;
-    mt_err err = {0};
-    if (mt_read_file(path, &buf, &len, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return NULL;
-    }
-    *n = len / sizeof(float);
-    float *f = malloc(len ? len : 1);
-    if (f) memcpy(f, buf, len);
-    free(buf);
-    return f;
-}
 
 static json_t *read_json(const char *path) {
     char *buf = NULL;
@@ -53,26 +39,6 @@ static json_t *read_json(const char *path) {
     json_t *j = json_loadb(buf, len, 0, &je);
     free(buf);
     return j;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
-
-static double max_abs(const float *a, const float *b, size_t n) {
-    double md = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;
-    }
-    return md;
 }
 
 typedef struct clips {
@@ -193,7 +159,7 @@ static void check_folder(const char *name, const clips *c, mt_pool *pool, int fl
         size_t T = 0, Tn = 0, ng = 0;
         CHECK_OK(mt_parakeet_features(m, cs[i].a, cs[i].n, &feat, &T, &err), &err);
         snprintf(path, sizeof path, DIR "tdt/golden/%s.feat.f32.zst", cs[i].clip);
-        float *g = read_f32(path, &ng);
+        float *g = gold_read_f32(path, &ng);
         CHECK_MSG(g && ng == T * nm, "%s: %zu feature values, golden %zu", tag, T * nm, ng);
         if (g && ng == T * nm) {
             double e = max_abs(feat, g, ng);
@@ -203,7 +169,7 @@ static void check_folder(const char *name, const clips *c, mt_pool *pool, int fl
         CHECK_OK(mt_parakeet_encode(m, feat, T, &enc, &Tn, &err), &err);
         if (float_dumps) {
             snprintf(path, sizeof path, DIR "%s/golden/%s.enc.f32.zst", name, cs[i].clip);
-            g = read_f32(path, &ng);
+            g = gold_read_f32(path, &ng);
             CHECK_MSG(g && ng == Tn * d, "%s: %zu encoder values, golden %zu", tag, Tn * d, ng);
             if (g && ng == Tn * d) {
                 double e = rel_err(enc, g, ng);
@@ -456,7 +422,7 @@ static void check_mel_variants(const clips *c) {
         CHECK_OK(mt_nemo_mel_compute(m, c->shrt.pcm, c->shrt.n, &f, &T, &err), &err);
         char path[512];
         snprintf(path, sizeof path, DIR "mel/%s.f32.zst", name);
-        float *g = read_f32(path, &ng);
+        float *g = gold_read_f32(path, &ng);
         CHECK_MSG(g && f && ng == T * (size_t)mc.features, "%s: %zu values, golden %zu", name,
                   T * (size_t)mc.features, ng);
         if (g && f && ng == T * (size_t)mc.features) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "golden_f32.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "models/qwen3_asr.h"
@@ -32,14 +33,7 @@ static void *read_all(const char *path, size_t *len) {
 static float *read_f32(const char *rel, size_t *n) {
     char path[512];
     snprintf(path, sizeof path, DIR "%s", rel);
-    size_t len = 0;
-    char *b = read_all(path, &len);
-    if (!b) return NULL;
-    *n = len / sizeof(float);
-    float *f = malloc(len ? len : 1);
-    memcpy(f, b, len);
-    free(b);
-    return f;
+    return gold_read_f32(path, n);
 }
 
 static float *read_clip(const char *rel, size_t *n) {
@@ -57,23 +51,6 @@ static float *read_clip(const char *rel, size_t *n) {
     }
     free(b);
     return f;
-}
-
-static double max_abs(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
-
-static double rel_err(const float *a, const float *b, size_t n) {
-    double mb = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    double md = max_abs(a, b, n);
-    return mb > 0 ? md / mb : md;
 }
 
 static const char *jstr(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }

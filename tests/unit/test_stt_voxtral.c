@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "golden_f32.h"
 #include "fixture_copy.h"
 #include "audio/audio.h"
 #include "core/file.h"
@@ -24,40 +25,10 @@
 #define DIR "tests/data/voxtral/"
 
 static float *read_f32(const char *name, size_t *n) {
-    char path[512], *buf = NULL;
-    size_t len = 0;
-    mt_err err = {0};
+    char path[512];
     if (!name) return NULL;   /* the case stores no such array */
     snprintf(path, sizeof path, DIR "%s", name);
-    if (mt_read_file(path, &buf, &len, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return NULL;
-    }
-    *n = len / sizeof(float);
-    float *f = malloc(len ? len : 1);
-    if (f) memcpy(f, buf, len);
-    free(buf);
-    return f;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
-
-static double max_abs(const float *a, const float *b, size_t n) {
-    double md = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;
-    }
-    return md;
+    return gold_read_f32(path, n);
 }
 
 /* The clip of a golden case: a file, or the LCG noise / tiled speech the

@@ -16,6 +16,7 @@
 
 #include "audio/audio.h"
 #include "check.h"
+#include "golden_f32.h"
 #include "core/blas.h"
 #include "core/file.h"
 #include "core/pool.h"
@@ -24,33 +25,6 @@
 #include "stt/asr.h"
 
 #define DIR "tests/data/wav2vec2/"
-
-static float *read_f32(const char *path, size_t *n) {
-    char *buf = NULL;
-    size_t len = 0;
-    mt_err err = {0};
-    *n = 0;
-    if (mt_read_file(path, &buf, &len, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return NULL;
-    }
-    *n = len / sizeof(float);
-    float *f = malloc(len ? len : 1);
-    if (f) memcpy(f, buf, len);
-    free(buf);
-    return f;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
 
 /* the generator's LCG noise: int samples in [-amp, amp] / 32768 */
 static void lcg_noise(float *out, size_t n, uint32_t seed, int amp) {
@@ -96,7 +70,7 @@ static void check_tensor(const char *what, const char *fold, const char *cname, 
     char path[512];
     size_t ng = 0;
     snprintf(path, sizeof path, DIR "%s/golden/%s.%s.f32.zst", fold, cname, what);
-    float *g = read_f32(path, &ng);
+    float *g = gold_read_f32(path, &ng);
     size_t want = stride > 1 ? (n + stride - 1) / stride : n;
     CHECK_MSG(g && ng == want, "%s: %zu values, expected %zu", path, ng, want);
     if (!g || ng != want) { free(g); return; }

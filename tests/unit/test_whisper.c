@@ -14,6 +14,7 @@
 #include <cblas.h>
 
 #include "check.h"
+#include "golden_f32.h"
 #include "gen/sample.h"
 #include "core/file.h"
 #include "core/pool.h"
@@ -21,32 +22,6 @@
 #include "tensor/dtype.h"
 
 #define DIR "tests/data/whisper/"
-
-static float *read_f32(const char *path, size_t *n) {
-    char *buf = NULL;
-    size_t len = 0;
-    mt_err err = {0};
-    if (mt_read_file(path, &buf, &len, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return NULL;
-    }
-    *n = len / sizeof(float);
-    float *f = malloc(len ? len : 1);
-    if (f) memcpy(f, buf, len);
-    free(buf);
-    return f;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;   /* NaN propagates */
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
 
 /* name: golden folder under tests/data/whisper; dir: the model (NULL = the same folder). */
 static void check_fixture(const char *name, const char *dir, mt_pool *pool) {
@@ -83,14 +58,14 @@ static void check_fixture(const char *name, const char *dir, mt_pool *pool) {
     /* encoder */
     size_t Ta = (size_t)hp->n_audio_ctx, d = (size_t)hp->n_audio_state, V = (size_t)hp->n_vocab, nmel = 0;
     snprintf(path, sizeof path, DIR "%s", json_string_value(json_object_get(meta, "mel")));
-    float *mel = read_f32(path, &nmel);
+    float *mel = gold_read_f32(path, &nmel);
     CHECK_EQ_INT(nmel, (size_t)hp->n_mels * 2 * Ta);
     float *xa = malloc(Ta * d * sizeof *xa);
     CHECK_OK(mt_whisper_encode(w, mel, xa, &err), &err);
     json_t *jr = json_object_get(meta, "enc_rows");
     size_t nr = json_array_size(jr), ng = 0;
     snprintf(path, sizeof path, DIR "%s/golden/enc_rows.f32.zst", name);
-    float *g = read_f32(path, &ng);
+    float *g = gold_read_f32(path, &ng);
     CHECK_EQ_INT(ng, nr * d);
     float *sub = malloc(nr * d * sizeof *sub);
     for (size_t i = 0; i < nr; i++)
@@ -113,7 +88,7 @@ static void check_fixture(const char *name, const char *dir, mt_pool *pool) {
     size_t nc = 1000 + (V - 50200);
     float *gl = NULL, *cols = malloc((size_t)T * nc * sizeof *cols);
     snprintf(path, sizeof path, DIR "%s/golden/logits.f32.zst", name);
-    gl = read_f32(path, &ng);
+    gl = gold_read_f32(path, &ng);
     CHECK_EQ_INT(ng, (size_t)T * nc);
     for (int t = 0; t < T; t++) {
         memcpy(cols + (size_t)t * nc, lg + (size_t)t * V, 1000 * sizeof(float));
@@ -132,7 +107,7 @@ static void check_fixture(const char *name, const char *dir, mt_pool *pool) {
     free(cols);
     free(gl);
     snprintf(path, sizeof path, DIR "%s/golden/cross_qk.f32.zst", name);
-    g = read_f32(path, &ng);
+    g = gold_read_f32(path, &ng);
     CHECK_EQ_INT(ng, nq);
     double e_qk = rel_err(qk, g, nq);
     CHECK_MSG(e_qk < 1e-3, "%s: cross qk rel err %.3g", name, e_qk);
