@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# mlx-stt on the tiny Wav2Vec2 / HuBERT CTC folders (tests/data/wav2vec2): the
+# mlx-stt on the tiny Wav2Vec2 / HuBERT CTC folders (tests/data/stt/wav2vec2): the
 # transcript and word timestamps of the goldens (tests/gen/gen_stt_wav2vec2.py),
 # the output formats, and the options these models refuse.
 
@@ -8,7 +8,7 @@ load helpers
 
 setup_file() {
   export STT="$PWD/${MT_BUILD:-build}/bin/mlx-stt"
-  export D="$PWD/tests/data/wav2vec2"
+  export D="$PWD/tests/data/stt/wav2vec2"
   export WAV="$PWD/tests/data/audio/speech_s16_mono_16k.wav"
   export TD="$BATS_FILE_TMPDIR"
 }
@@ -45,7 +45,7 @@ setup_file() {
 
 @test "--clip-timestamps: each region transcribed alone, its times on the file's clock" {
   W="$PWD/tests/data/audio/speech_s16_mono_16k.wav"
-  M="$PWD/tests/data/wav2vec2/w2v-base"
+  M="$PWD/tests/data/stt/wav2vec2/w2v-base"
   run -0 "$STT" -q -m "$M" -f json --word-timestamps --clip-timestamps 0.2,0.9 "$W"
   clip=$output
   # the same 0.7 s as raw PCM (the WAV's 44-byte header, then 0.2 s = 6400 bytes in)

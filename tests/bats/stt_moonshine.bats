@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# mlx-stt on the tiny random Moonshine folders (tests/data/moonshine): the
+# mlx-stt on the tiny random Moonshine folders (tests/data/stt/moonshine): the
 # transcript of mlx-audio's generate() with its defaults (goldens.json "cli",
 # tests/gen/gen_stt_moonshine.py), the one segment spanning the clip, the
 # options Moonshine refuses, and a broken folder.  The stages and token ids
@@ -10,7 +10,7 @@ load helpers
 
 setup_file() {
   export STT="$PWD/${MT_BUILD:-build}/bin/mlx-stt"
-  export D="$PWD/tests/data/moonshine"
+  export D="$PWD/tests/data/stt/moonshine"
   export G="$D/golden/goldens.json"
   export TD="$BATS_FILE_TMPDIR"
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# mlx-stt on the tiny random Voxtral folders (tests/data/voxtral): the text of
+# mlx-stt on the tiny random Voxtral folders (tests/data/stt/voxtral): the text of
 # mlx-audio's generate() for the same clip (goldens.json,
 # tests/gen/gen_stt_voxtral.py) through files, --raw and records; long audio
 # in one prompt and in --chunk-length windows; the options Voxtral refuses.
@@ -11,7 +11,7 @@ load helpers
 
 setup_file() {
   export STT="$PWD/${MT_BUILD:-build}/bin/mlx-stt"
-  export D="$PWD/tests/data/voxtral"
+  export D="$PWD/tests/data/stt/voxtral"
   export G="$D/goldens.json"
   export W="$PWD/tests/data/audio/speech_s16_mono_16k.wav"
   export TD="$BATS_FILE_TMPDIR"

@@ -6,11 +6,11 @@ Reference: mlx-audio 0.6.2 (mlx_audio/stt/models/moonshine), mlx 0.32.4, run
 from /work/venv-tts.  The model is mlx-audio's Model with random weights
 (seeded), written in the layout mlx-audio loads:
 
-  tests/data/moonshine/tiny     float32, the transformers layout that
+  tests/data/stt/moonshine/tiny     float32, the transformers layout that
                                 UsefulSensors/moonshine-* publish ("model."
                                 prefix, torch Conv1d weights [out, in, k]),
                                 tied output (tie_word_embeddings true)
-  tests/data/moonshine/tiny-q4  the same model through mlx-audio's convert
+  tests/data/stt/moonshine/tiny-q4  the same model through mlx-audio's convert
                                 quantization (nn.quantize, group 64, 4 bits,
                                 every Linear / Embedding whose input width is
                                 a multiple of 64), saved as convert saves it
@@ -35,7 +35,7 @@ Clips (16-kHz mono s16 WAV; samples / 32768 on both sides):
           20-ms frame of each window's last third (chunks(), mirrored in
           moonshine.c); mlx-audio runs on each chunk.
 
-Goldens (tests/data/moonshine/golden/): goldens.json (per model and clip: the
+Goldens (tests/data/stt/moonshine/golden/): goldens.json (per model and clip: the
 token ids of each chunk, the text, the chunk bounds, max_tokens; "cli": the
 text of generate() with its defaults for tests/bats/stt_moonshine.bats), and for the
 first chunk of speech / espeak / noise the conv front-end output
@@ -64,7 +64,7 @@ from mlx_audio.stt.models.moonshine.config import ModelConfig
 from mlx_audio.stt.utils import load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = os.path.join(ROOT, "tests/data/moonshine")
+OUT = os.path.join(ROOT, "tests/data/stt/moonshine")
 ONNX = os.environ.get("MOONSHINE_ONNX", "/tmp/moon")
 TOKJSON = os.path.join(ONNX, "moonshine_onnx/assets/tokenizer.json")
 

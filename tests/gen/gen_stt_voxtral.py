@@ -14,7 +14,7 @@ Environment: /work/venv-voxtral (mlx-audio 0.6.2, transformers 5.25, torch and
 mlx from /work/venv-tts and /work/venv-mlx through a .pth file, plus
 mistral_common 1.13.1, soundfile and soxr installed there).
 
-Folders written (tests/data/voxtral/):
+Folders written (tests/data/stt/voxtral/):
   tiny/      config.json (the real Voxtral-Mini-3B-2507 keys, widths scaled
              down), model.safetensors (float32, mlx-audio's parameter names
              and layout), tekken.json (mistral-common's format: a synthetic
@@ -41,7 +41,7 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = os.path.join(ROOT, "tests/data/voxtral")
+OUT = os.path.join(ROOT, "tests/data/stt/voxtral")
 SPEECH = os.path.join(ROOT, "tests/data/audio/speech_s16_mono_16k.wav")
 MAX_TOKENS = 24
 N_SPECIAL = 100

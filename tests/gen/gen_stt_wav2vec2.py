@@ -18,7 +18,7 @@ References:
     the per-frame arg-max ids (output_char_offsets / output_word_offsets), as
     the ASR pipeline does; times = offset * prod(conv_stride) / 16000.
 
-Folders (tests/data/wav2vec2/): the weights are written as transformers saves
+Folders (tests/data/stt/wav2vec2/): the weights are written as transformers saves
 them (torch conv layouts [out, in, k], "wav2vec2." / "hubert." prefixes,
 lm_head), which is the layout mlx-audio's sanitize expects:
   w2v-base    post-LN encoder, group-norm first conv, no conv bias, even
@@ -53,7 +53,7 @@ import wave
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = os.path.join(ROOT, "tests/data/wav2vec2")
+OUT = os.path.join(ROOT, "tests/data/stt/wav2vec2")
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", "E", "T", "A", "O", "N", "I", "H", "S", "R", "D", "L", "U",
          "M", "W", "C", "F", "G", "Y", "P", "B", "V", "K", "'", "X", "J", "Q", "Z"]

@@ -26,7 +26,7 @@
 #include "models/moonshine.h"
 #include "stt/asr.h"
 
-#define DIR "tests/data/moonshine/"
+#define DIR "tests/data/stt/moonshine/"
 
 /* The family through the registry when asr.c lists it (mt_asr_load,
  * mt_asr_transcribe), else through its mt_asr_family value directly: the

@@ -1,6 +1,6 @@
 /* test_stt_voxtral.c - Voxtral (models/voxtral.h, the mt_asr_voxtral family)
  * against goldens from mlx-audio 0.6.2 (tests/gen/gen_stt_voxtral.py) on the
- * tiny random-weight folders tests/data/voxtral/tiny (float32) and tiny-q4
+ * tiny random-weight folders tests/data/stt/voxtral/tiny (float32) and tiny-q4
  * (mlx-audio's 4-bit convert): prompt ids, features, encoder and projector
  * outputs, first-step logits, greedy ids and text, the family's result; the
  * tekken tokenizer; and the error paths (missing tensor, bad config, missing
@@ -22,7 +22,7 @@
 #include "stt/asr.h"
 #include "text/tekken.h"
 
-#define DIR "tests/data/voxtral/"
+#define DIR "tests/data/stt/voxtral/"
 
 static float *read_f32(const char *name, size_t *n) {
     char path[512];

@@ -24,7 +24,7 @@
 #include "models/wav2vec2.h"
 #include "stt/asr.h"
 
-#define DIR "tests/data/wav2vec2/"
+#define DIR "tests/data/stt/wav2vec2/"
 
 /* the generator's LCG noise: int samples in [-amp, amp] / 32768 */
 static void lcg_noise(float *out, size_t n, uint32_t seed, int amp) {
