@@ -91,7 +91,7 @@ static void test_int8(mt_kokoro *k, const char *phon, const float *pack, size_t 
 
 int main(void) {
     if (!mt_file_exists(DIR "/config.json")) {
-        printf("test_kokoro_real: skipped: %s missing (run make kokoro)\n", DIR);
+        printf("kokoro_real: skipped: %s missing (run make kokoro or make real-models)\n", DIR);
         return 0;
     }
     mt_err e = {0};
