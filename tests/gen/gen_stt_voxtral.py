@@ -335,7 +335,7 @@ def main():
     clips = [("speech", SPEECH, "en"), ("espeak", esp, "en"), ("noise", noise, "fr"), ("long", longp, "en")]
     gold = {"reference": "mlx-audio 0.6.2 (transformers 5.25 VoxtralProcessor, mistral_common 1.13.1)",
             "max_tokens": MAX_TOKENS, "tekken": tokenizer_cases(os.path.join(fdir, "tekken.json")),
-            "noise": {"n": 40000, "seed": 99}, "long": {"n": n_long, "tile": SPEECH}}
+            "noise": {"n": 40000, "seed": 99}, "long": {"n": n_long, "tile": os.path.relpath(SPEECH, ROOT)}}
     run_folder(fdir, clips, gold, "f32", True)
     run_folder(qdir, clips, gold, "q4", False)
     for c in gold["f32"] + gold["q4"]:
