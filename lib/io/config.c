@@ -237,6 +237,16 @@ int mt_config_get_int(const mt_config *c, const char *key, long long def, long l
     return mt_seterr(err, MT_EFORMAT, "%s: '%s' must be an integer", c->label, key);
 }
 
+int mt_config_get_int_in(const mt_config *c, const char *key, long long def, long long lo, long long hi, int *out,
+                         mt_err *err) {
+    long long v = def;
+    MT_TRY(mt_config_get_int(c, key, def, &v, err));
+    if (v < lo || v > hi)
+        return mt_seterr(err, MT_EFORMAT, "config.json: '%s' = %lld is out of range (%lld..%lld)", key, v, lo, hi);
+    *out = (int)v;
+    return MT_OK;
+}
+
 int mt_config_get_float(const mt_config *c, const char *key, double def, double *out, mt_err *err) {
     json_t *v = mt_config_get(c, key);
     if (!v || json_is_null(v)) { *out = def; return MT_OK; }

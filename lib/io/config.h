@@ -42,6 +42,10 @@ json_t *mt_config_get(const mt_config *c, const char *key);
 int mt_config_get_int(const mt_config *c, const char *key, long long def, long long *out, mt_err *err);
 int mt_config_get_float(const mt_config *c, const char *key, double def, double *out, mt_err *err);
 int mt_config_get_bool(const mt_config *c, const char *key, int def, int *out, mt_err *err);
+/* get_int into an int that must lie in lo..hi (the default too): MT_EFORMAT
+ * "config.json: 'key' = V is out of range (lo..hi)" otherwise. */
+int mt_config_get_int_in(const mt_config *c, const char *key, long long def, long long lo, long long hi, int *out,
+                         mt_err *err);
 /* String value (borrowed), or def when absent / null / not a string. */
 const char *mt_config_get_str(const mt_config *c, const char *key, const char *def);
 

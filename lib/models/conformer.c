@@ -111,28 +111,18 @@ static int bind_pointwise(mt_linear *l, const mt_safetensors *st, const char *pa
     return MT_OK;
 }
 
-static int get_pos_int(const mt_config *cfg, const char *key, long long def, long long lo, long long hi, int *out,
-                       mt_err *err) {
-    long long v;
-    MT_TRY(mt_config_get_int(cfg, key, def, &v, err));
-    if (v < lo || v > hi)
-        return mt_seterr(err, MT_EFORMAT, "config.json: '%s' = %lld is out of range (%lld..%lld)", key, v, lo, hi);
-    *out = (int)v;
-    return MT_OK;
-}
-
 int mt_conformer_read_cfg(const mt_config *cfg, mt_conformer_cfg *c, mt_err *err) {
     memset(c, 0, sizeof *c);
     if (!mt_config_get(cfg, "encoder")) return mt_seterr(err, MT_EFORMAT, "config.json: no 'encoder' object");
-    MT_TRY(get_pos_int(cfg, "encoder.feat_in", -1, 1, 4096, &c->feat_in, err));
-    MT_TRY(get_pos_int(cfg, "encoder.n_layers", -1, 0, 1024, &c->n_layers, err));
-    MT_TRY(get_pos_int(cfg, "encoder.d_model", -1, 2, 65536, &c->d_model, err));
-    MT_TRY(get_pos_int(cfg, "encoder.n_heads", -1, 1, 1024, &c->n_heads, err));
-    MT_TRY(get_pos_int(cfg, "encoder.ff_expansion_factor", -1, 1, 64, &c->ff_expansion, err));
-    MT_TRY(get_pos_int(cfg, "encoder.subsampling_factor", -1, 1, 256, &c->subsampling_factor, err));
-    MT_TRY(get_pos_int(cfg, "encoder.conv_kernel_size", -1, 1, 1025, &c->conv_kernel, err));
+    MT_TRY(mt_config_get_int_in(cfg, "encoder.feat_in", -1, 1, 4096, &c->feat_in, err));
+    MT_TRY(mt_config_get_int_in(cfg, "encoder.n_layers", -1, 0, 1024, &c->n_layers, err));
+    MT_TRY(mt_config_get_int_in(cfg, "encoder.d_model", -1, 2, 65536, &c->d_model, err));
+    MT_TRY(mt_config_get_int_in(cfg, "encoder.n_heads", -1, 1, 1024, &c->n_heads, err));
+    MT_TRY(mt_config_get_int_in(cfg, "encoder.ff_expansion_factor", -1, 1, 64, &c->ff_expansion, err));
+    MT_TRY(mt_config_get_int_in(cfg, "encoder.subsampling_factor", -1, 1, 256, &c->subsampling_factor, err));
+    MT_TRY(mt_config_get_int_in(cfg, "encoder.conv_kernel_size", -1, 1, 1025, &c->conv_kernel, err));
     if (c->subsampling_factor > 1)
-        MT_TRY(get_pos_int(cfg, "encoder.subsampling_conv_channels", -1, 1, 65536, &c->sub_channels, err));
+        MT_TRY(mt_config_get_int_in(cfg, "encoder.subsampling_conv_channels", -1, 1, 65536, &c->sub_channels, err));
     MT_TRY(mt_config_get_bool(cfg, "encoder.use_bias", 1, &c->use_bias, err));
     MT_TRY(mt_config_get_bool(cfg, "encoder.xscaling", 0, &c->xscaling, err));
     if (c->d_model % c->n_heads || c->d_model % 2)

@@ -88,16 +88,6 @@ typedef struct binder {
     const char *pre;          /* "model." (transformers layout) or "" */
 } binder;
 
-static int cfg_int(const mt_config *c, const char *key, long long def, long long lo, long long hi, int *out,
-                   mt_err *err) {
-    long long v;
-    MT_TRY(mt_config_get_int(c, key, def, &v, err));
-    if (v < lo || v > hi)
-        return mt_seterr(err, MT_EFORMAT, "config.json: '%s' = %lld is out of range (%lld..%lld)", key, v, lo, hi);
-    *out = (int)v;
-    return MT_OK;
-}
-
 static int read_vec(const binder *b, const char *name, size_t n, float **out, mt_err *err) {
     int64_t s[1] = {(int64_t)n};
     const mt_tensor_view *t;
@@ -242,18 +232,18 @@ static int bind_all(mt_moonshine *m, const mt_config *c, int attn_bias, mt_err *
 
 static int load_inner(mt_moonshine *m, const mt_config *c, mt_err *err) {
     /* the defaults are mlx-audio's ModelConfig's */
-    MT_TRY(cfg_int(c, "hidden_size", 288, 2, 1 << 16, &m->d, err));
-    MT_TRY(cfg_int(c, "intermediate_size", 1152, 1, 1 << 18, &m->inter, err));
-    MT_TRY(cfg_int(c, "encoder_num_hidden_layers", 6, 0, 1024, &m->n_enc, err));
-    MT_TRY(cfg_int(c, "decoder_num_hidden_layers", 6, 0, 1024, &m->n_dec, err));
-    MT_TRY(cfg_int(c, "vocab_size", 32768, 1, 1 << 24, &m->vocab, err));
+    MT_TRY(mt_config_get_int_in(c, "hidden_size", 288, 2, 1 << 16, &m->d, err));
+    MT_TRY(mt_config_get_int_in(c, "intermediate_size", 1152, 1, 1 << 18, &m->inter, err));
+    MT_TRY(mt_config_get_int_in(c, "encoder_num_hidden_layers", 6, 0, 1024, &m->n_enc, err));
+    MT_TRY(mt_config_get_int_in(c, "decoder_num_hidden_layers", 6, 0, 1024, &m->n_dec, err));
+    MT_TRY(mt_config_get_int_in(c, "vocab_size", 32768, 1, 1 << 24, &m->vocab, err));
     int eh = 0, dh = 0, ekv = 0, dkv = 0;
-    MT_TRY(cfg_int(c, "encoder_num_attention_heads", 8, 1, 4096, &eh, err));
-    MT_TRY(cfg_int(c, "decoder_num_attention_heads", 8, 1, 4096, &dh, err));
-    MT_TRY(cfg_int(c, "encoder_num_key_value_heads", eh, 1, 4096, &ekv, err));
-    MT_TRY(cfg_int(c, "decoder_num_key_value_heads", dh, 1, 4096, &dkv, err));
-    MT_TRY(cfg_int(c, "decoder_start_token_id", 1, 0, m->vocab - 1, &m->start_id, err));
-    MT_TRY(cfg_int(c, "eos_token_id", 2, -1, 1 << 30, &m->eos_id, err));
+    MT_TRY(mt_config_get_int_in(c, "encoder_num_attention_heads", 8, 1, 4096, &eh, err));
+    MT_TRY(mt_config_get_int_in(c, "decoder_num_attention_heads", 8, 1, 4096, &dh, err));
+    MT_TRY(mt_config_get_int_in(c, "encoder_num_key_value_heads", eh, 1, 4096, &ekv, err));
+    MT_TRY(mt_config_get_int_in(c, "decoder_num_key_value_heads", dh, 1, 4096, &dkv, err));
+    MT_TRY(mt_config_get_int_in(c, "decoder_start_token_id", 1, 0, m->vocab - 1, &m->start_id, err));
+    MT_TRY(mt_config_get_int_in(c, "eos_token_id", 2, -1, 1 << 30, &m->eos_id, err));
     double prf, theta;
     MT_TRY(mt_config_get_float(c, "partial_rotary_factor", 0.9, &prf, err));
     MT_TRY(mt_config_get_float(c, "rope_theta", 10000.0, &theta, err));

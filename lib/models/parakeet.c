@@ -105,16 +105,6 @@ static int read_vocab(mt_parakeet *m, const mt_config *cfg, const char *key, mt_
     return MT_OK;
 }
 
-static int cfg_int(const mt_config *cfg, const char *key, long long def, long long lo, long long hi, int *out,
-                   mt_err *err) {
-    long long v;
-    MT_TRY(mt_config_get_int(cfg, key, def, &v, err));
-    if (v < lo || v > hi)
-        return mt_seterr(err, MT_EFORMAT, "config.json: '%s' = %lld is out of range (%lld..%lld)", key, v, lo, hi);
-    *out = (int)v;
-    return MT_OK;
-}
-
 static int need(const mt_config *cfg, const char *key, mt_err *err) {
     if (!mt_config_get(cfg, key)) return mt_seterr(err, MT_EFORMAT, "config.json: '%s' is missing", key);
     return MT_OK;
@@ -127,11 +117,11 @@ static int read_preprocessor(mt_parakeet *m, const mt_config *cfg, mt_err *err) 
     for (size_t i = 0; i < sizeof req / sizeof *req; i++) MT_TRY(need(cfg, req[i], err));
     mt_nemo_mel_cfg c;
     memset(&c, 0, sizeof c);
-    MT_TRY(cfg_int(cfg, "preprocessor.sample_rate", 16000, 1000, 1000000, &c.sample_rate, err));
+    MT_TRY(mt_config_get_int_in(cfg, "preprocessor.sample_rate", 16000, 1000, 1000000, &c.sample_rate, err));
     MT_TRY(mt_config_get_float(cfg, "preprocessor.window_size", 0.025, &c.window_size, err));
     MT_TRY(mt_config_get_float(cfg, "preprocessor.window_stride", 0.01, &c.window_stride, err));
-    MT_TRY(cfg_int(cfg, "preprocessor.n_fft", 512, 2, 65536, &c.n_fft, err));
-    MT_TRY(cfg_int(cfg, "preprocessor.features", 80, 1, 4096, &c.features, err));
+    MT_TRY(mt_config_get_int_in(cfg, "preprocessor.n_fft", 512, 2, 65536, &c.n_fft, err));
+    MT_TRY(mt_config_get_int_in(cfg, "preprocessor.features", 80, 1, 4096, &c.features, err));
     snprintf(c.window, sizeof c.window, "%s", mt_config_get_str(cfg, "preprocessor.window", "hann"));
     c.per_feature = !strcmp(mt_config_get_str(cfg, "preprocessor.normalize", ""), "per_feature");
     MT_TRY(mt_config_get_float(cfg, "preprocessor.preemph", 0.97, &c.preemph, err));
@@ -187,20 +177,20 @@ static int read_f32(const mt_safetensors *st, const char *name, int ndim, const 
 static int load_transducer(mt_parakeet *m, const mt_config *cfg, mt_err *err) {
     MT_TRY(read_vocab(m, cfg, "joint.vocabulary", err));
     int vocab_size = 0, blank_as_pad = 0, H = 0, J = 0, jenc = 0, jpred = 0, ncls = 0, extra = 0;
-    MT_TRY(cfg_int(cfg, "decoder.vocab_size", -1, 1, 1000000, &vocab_size, err));
+    MT_TRY(mt_config_get_int_in(cfg, "decoder.vocab_size", -1, 1, 1000000, &vocab_size, err));
     MT_TRY(mt_config_get_bool(cfg, "decoder.blank_as_pad", 0, &blank_as_pad, err));
-    MT_TRY(cfg_int(cfg, "decoder.prednet.pred_hidden", -1, 1, 65536, &m->P, err));
-    MT_TRY(cfg_int(cfg, "decoder.prednet.pred_rnn_layers", -1, 1, PK_MAX_LSTM, &m->n_lstm, err));
+    MT_TRY(mt_config_get_int_in(cfg, "decoder.prednet.pred_hidden", -1, 1, 65536, &m->P, err));
+    MT_TRY(mt_config_get_int_in(cfg, "decoder.prednet.pred_rnn_layers", -1, 1, PK_MAX_LSTM, &m->n_lstm, err));
     json_t *rh = mt_config_get(cfg, "decoder.prednet.rnn_hidden_size");
     if (rh && !json_is_null(rh) && json_integer_value(rh) != 0)
-        MT_TRY(cfg_int(cfg, "decoder.prednet.rnn_hidden_size", -1, 1, 65536, &H, err));
+        MT_TRY(mt_config_get_int_in(cfg, "decoder.prednet.rnn_hidden_size", -1, 1, 65536, &H, err));
     else
         H = m->P;
-    MT_TRY(cfg_int(cfg, "joint.jointnet.joint_hidden", -1, 1, 65536, &J, err));
-    MT_TRY(cfg_int(cfg, "joint.jointnet.encoder_hidden", -1, 1, 65536, &jenc, err));
-    MT_TRY(cfg_int(cfg, "joint.jointnet.pred_hidden", -1, 1, 65536, &jpred, err));
-    MT_TRY(cfg_int(cfg, "joint.num_classes", -1, 1, 1000000, &ncls, err));
-    MT_TRY(cfg_int(cfg, "joint.num_extra_outputs", 0, 0, PK_MAX_DUR, &extra, err));
+    MT_TRY(mt_config_get_int_in(cfg, "joint.jointnet.joint_hidden", -1, 1, 65536, &J, err));
+    MT_TRY(mt_config_get_int_in(cfg, "joint.jointnet.encoder_hidden", -1, 1, 65536, &jenc, err));
+    MT_TRY(mt_config_get_int_in(cfg, "joint.jointnet.pred_hidden", -1, 1, 65536, &jpred, err));
+    MT_TRY(mt_config_get_int_in(cfg, "joint.num_classes", -1, 1, 1000000, &ncls, err));
+    MT_TRY(mt_config_get_int_in(cfg, "joint.num_extra_outputs", 0, 0, PK_MAX_DUR, &extra, err));
     const char *act = mt_config_get_str(cfg, "joint.jointnet.activation", "");
     if (!strcmp(act, "relu")) m->act = ACT_RELU;
     else if (!strcmp(act, "sigmoid")) m->act = ACT_SIGMOID;
@@ -217,7 +207,7 @@ static int load_transducer(mt_parakeet *m, const mt_config *cfg, mt_err *err) {
         return mt_seterr(err, MT_EFORMAT, "config.json: %zu pieces do not fit joint.num_classes %d", m->V, ncls);
     m->max_symbols = -1;
     json_t *ms = mt_config_get(cfg, "decoding.greedy.max_symbols");
-    if (ms && !json_is_null(ms)) MT_TRY(cfg_int(cfg, "decoding.greedy.max_symbols", 0, 0, 1 << 20, &m->max_symbols, err));
+    if (ms && !json_is_null(ms)) MT_TRY(mt_config_get_int_in(cfg, "decoding.greedy.max_symbols", 0, 0, 1 << 20, &m->max_symbols, err));
     if (m->kind == MT_PK_TDT) {
         json_t *d = mt_config_get(cfg, "decoding.durations");
         size_t nd = json_array_size(d);
@@ -265,8 +255,8 @@ static int load_transducer(mt_parakeet *m, const mt_config *cfg, mt_err *err) {
 static int load_ctc(mt_parakeet *m, const mt_config *cfg, mt_err *err) {
     MT_TRY(read_vocab(m, cfg, "decoder.vocabulary", err));
     int feat_in = 0, ncls = 0;
-    MT_TRY(cfg_int(cfg, "decoder.feat_in", -1, 1, 65536, &feat_in, err));
-    MT_TRY(cfg_int(cfg, "decoder.num_classes", -1, -1, 1000000, &ncls, err));
+    MT_TRY(mt_config_get_int_in(cfg, "decoder.feat_in", -1, 1, 65536, &feat_in, err));
+    MT_TRY(mt_config_get_int_in(cfg, "decoder.num_classes", -1, -1, 1000000, &ncls, err));
     if (feat_in != m->ec.d_model)
         return mt_seterr(err, MT_EFORMAT, "config.json: decoder.feat_in %d != encoder.d_model %d", feat_in,
                          m->ec.d_model);

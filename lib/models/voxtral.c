@@ -50,16 +50,6 @@ struct mt_voxtral {
 
 /* ------------------------------------------------------------------ loading */
 
-static int cfg_int(const mt_config *c, const char *key, long long def, long long lo, long long hi, int *out,
-                   mt_err *err) {
-    long long v;
-    MT_TRY(mt_config_get_int(c, key, def, &v, err));
-    if (v < lo || v > hi)
-        return mt_seterr(err, MT_EFORMAT, "config.json: '%s' = %lld out of range [%lld, %lld]", key, v, lo, hi);
-    *out = (int)v;
-    return MT_OK;
-}
-
 static int special(mt_voxtral *v, const char *name, int32_t *id, mt_err *err) {
     *id = mt_tekken_special(v->tok, name);
     if (*id < 0) return mt_seterr(err, MT_EFORMAT, "tekken.json: no special token %s", name);
@@ -71,15 +61,15 @@ static int load_inner(mt_voxtral *v, const char *dir, mt_err *err) {
     const mt_config *c = v->cfg;
     mt_whisper_hp hp = {0};
     int ffn = 0;
-    MT_TRY(cfg_int(c, "audio_config.num_mel_bins", 128, 1, 1024, &hp.n_mels, err));
-    MT_TRY(cfg_int(c, "audio_config.max_source_positions", 1500, 1, 1 << 20, &hp.n_audio_ctx, err));
-    MT_TRY(cfg_int(c, "audio_config.d_model", 1280, 4, 1 << 16, &hp.n_audio_state, err));
-    MT_TRY(cfg_int(c, "audio_config.encoder_attention_heads", 20, 1, 1 << 12, &hp.n_audio_head, err));
-    MT_TRY(cfg_int(c, "audio_config.encoder_layers", 32, 0, 1 << 10, &hp.n_audio_layer, err));
-    MT_TRY(cfg_int(c, "audio_config.encoder_ffn_dim", 5120, 1, 1 << 20, &ffn, err));
-    MT_TRY(cfg_int(c, "audio_config.intermediate_size", 5120, 1, 1 << 20, &v->inter, err));
+    MT_TRY(mt_config_get_int_in(c, "audio_config.num_mel_bins", 128, 1, 1024, &hp.n_mels, err));
+    MT_TRY(mt_config_get_int_in(c, "audio_config.max_source_positions", 1500, 1, 1 << 20, &hp.n_audio_ctx, err));
+    MT_TRY(mt_config_get_int_in(c, "audio_config.d_model", 1280, 4, 1 << 16, &hp.n_audio_state, err));
+    MT_TRY(mt_config_get_int_in(c, "audio_config.encoder_attention_heads", 20, 1, 1 << 12, &hp.n_audio_head, err));
+    MT_TRY(mt_config_get_int_in(c, "audio_config.encoder_layers", 32, 0, 1 << 10, &hp.n_audio_layer, err));
+    MT_TRY(mt_config_get_int_in(c, "audio_config.encoder_ffn_dim", 5120, 1, 1 << 20, &ffn, err));
+    MT_TRY(mt_config_get_int_in(c, "audio_config.intermediate_size", 5120, 1, 1 << 20, &v->inter, err));
     int atok = 0;
-    MT_TRY(cfg_int(c, "audio_token_id", 24, 0, 1 << 30, &atok, err));
+    MT_TRY(mt_config_get_int_in(c, "audio_token_id", 24, 0, 1 << 30, &atok, err));
     int d = hp.n_audio_state;
     if (ffn != 4 * d)
         return mt_seterr(err, MT_EUNSUPPORTED, "config.json: audio_config.encoder_ffn_dim %d is not 4 x d_model %d",
