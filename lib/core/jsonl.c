@@ -183,7 +183,7 @@ void mt_jsonl_tick_note(const mt_jsonl_tick *t, const char *fmt, ...) {
 typedef struct pending {
     json_t *id, *rec, *res;
     size_t lineno;
-    int rc;
+    int rc, done;
     mt_err e;
 } pending;
 
@@ -211,138 +211,250 @@ static void parse_record(pending *p, const char *line, size_t len, const mt_json
     }
 }
 
-/* Run the handler on the parsed records of a batch, then write every answer in order. */
-static int flush_batch(pending *pb, size_t n, FILE *out, FILE *errf, const mt_jsonl_opts *o, progress *pg,
-                       mt_batch_fn fn, void *user, mt_jsonl_stats *st, mt_err *err) {
-    json_t *recs[n ? n : 1], *outs[n ? n : 1];
-    size_t lines[n ? n : 1], map[n ? n : 1], k = 0;
-    int rcs[n ? n : 1];
-    mt_err *errs = calloc(n ? n : 1, sizeof *errs);
-    if (!errs) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (!pb[i].rc) {
-            recs[k] = pb[i].rec;
-            lines[k] = pb[i].lineno;
-            outs[k] = NULL;
-            rcs[k] = MT_OK;
-            map[k++] = i;
-        }
-    if (k) fn(user, recs, lines, k, outs, rcs, errs);
-    for (size_t j = 0; j < k; j++) {
-        pending *p = &pb[map[j]];
-        p->rc = rcs[j];
-        p->e = errs[j];
-        p->res = outs[j];
-        if (!p->rc && !json_is_object(p->res)) {
-            json_decref(p->res);
-            p->res = NULL;
-            p->rc = mt_seterr(&p->e, MT_EINVAL, "internal: handler gave no object");
-        } else if (p->rc) {
-            json_decref(p->res);
-            p->res = NULL;
-        }
+/* ---- the record stream: records start and finish in any order; answers leave in input order ---- */
+
+struct mt_jsonl_stream {
+    FILE *in, *out, *errf;
+    const mt_jsonl_opts *o;
+    size_t max_line;
+    progress pg;
+    mt_jsonl_stats st;
+    char *line;
+    size_t cap, lineno, pos;
+    pending *q;        /* ring of records read and not yet written: q[(head + i) % qcap] has ticket base + i */
+    size_t qcap, head, count, base;
+    int eof;
+    int rc;            /* fatal (a write failed, a handler said so): nothing more is read or written */
+    mt_err err;
+};
+
+static pending *ring_at(mt_jsonl_stream *s, size_t ticket) { return &s->q[(s->head + (ticket - s->base)) % s->qcap]; }
+
+static void pending_clear(pending *p) {
+    json_decref(p->res);
+    json_decref(p->rec);
+    json_decref(p->id);
+    memset(p, 0, sizeof *p);
+}
+
+/* A new slot at the tail of the ring (grown as needed), or NULL when out of memory. */
+static pending *ring_push(mt_jsonl_stream *s) {
+    if (s->count == s->qcap) {
+        size_t nc = s->qcap ? s->qcap * 2 : 16;
+        pending *nq = calloc(nc, sizeof *nq);
+        if (!nq) return NULL;
+        for (size_t i = 0; i < s->count; i++) nq[i] = s->q[(s->head + i) % s->qcap];
+        free(s->q);
+        s->q = nq;
+        s->qcap = nc;
+        s->head = 0;
     }
-    free(errs);
-    int rc = MT_OK;
-    for (size_t i = 0; i < n && !rc; i++)   /* a handler said the run cannot go on: nothing more is written */
-        if (pb[i].rc == MT_EFATAL) rc = mt_seterr(err, MT_EFATAL, "%s", pb[i].e.msg[0] ? pb[i].e.msg : "fatal error");
-    for (size_t i = 0; i < n; i++) {
-        pending *p = &pb[i];
-        if (!rc) {
-            if (p->rc) {
-                st->failed++;
-                rc = emit_error(out, errf, o, pg, p->id, p->rec, p->lineno, p->rc, p->e.msg, err);
-            } else {
-                st->ok++;
-                json_t *line_out = with_id(p->id, p->res);
-                p->res = NULL;
-                rc = mt_jsonl_write_prec(out, line_out, o->real_precision, err);
-                json_decref(line_out);
+    pending *p = &s->q[(s->head + s->count++) % s->qcap];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+/* Write the finished records at the head of the ring. */
+static int stream_flush(mt_jsonl_stream *s) {
+    const mt_jsonl_opts *o = s->o;
+    int wrote = 0;
+    while (!s->rc && s->count && s->q[s->head].done) {
+        pending *p = &s->q[s->head];
+        int rc;
+        if (p->rc) {
+            s->st.failed++;
+            rc = emit_error(s->out, s->errf, o, &s->pg, p->id, p->rec, p->lineno, p->rc, p->e.msg, &s->err);
+        } else {
+            s->st.ok++;
+            json_t *line_out = with_id(p->id, p->res);
+            p->res = NULL;
+            rc = mt_jsonl_write_prec(s->out, line_out, o->real_precision, &s->err);
+            json_decref(line_out);
+        }
+        if (rc) s->rc = rc;
+        pending_clear(p);
+        s->head = (s->head + 1) % s->qcap;
+        s->count--;
+        s->base++;
+        wrote = 1;
+    }
+    if (wrote && !s->rc && fflush(s->out) != 0)
+        s->rc = mt_seterr(&s->err, MT_EIO, "write to output failed: %s", strerror(errno));
+    if (wrote && s->pg.on) progress_draw(&s->pg, s->errf, &s->st, s->pg.pos, 0);
+    return s->rc;
+}
+
+int mt_jsonl_next(mt_jsonl_stream *s, json_t **rec, size_t *lineno, size_t *ticket) {
+    const mt_jsonl_opts *o = s->o;
+    ssize_t got;
+    while (!s->rc && !s->eof) {
+        if ((got = getline(&s->line, &s->cap, s->in)) < 0) {
+            s->eof = 1;
+            break;
+        }
+        s->lineno++;
+        size_t len = (size_t)got;
+        while (len && (s->line[len - 1] == '\n' || s->line[len - 1] == '\r')) len--;
+        if (!o->text_mode) {
+            size_t i = 0;
+            while (i < len && (s->line[i] == ' ' || s->line[i] == '\t')) i++;
+            if (i == len) continue;
+        }
+        if (o->shard_n > 1 && s->pos++ % o->shard_n != o->shard_k) {
+            s->st.other_shards++;
+            continue;
+        }
+        pending *p = ring_push(s);
+        if (!p) {
+            s->rc = mt_seterr(&s->err, MT_ENOMEM, "out of memory");
+            break;
+        }
+        p->lineno = s->lineno;
+        parse_record(p, s->line, len, o, s->max_line);
+        if (o->skip) {
+            mt_err why = {0};
+            int k = o->skip(o->skip_user, p->id, p->rec, s->lineno, &why);
+            if (k == MT_SKIP_DUPLICATE) {
+                s->st.failed++;
+                s->st.duplicates++;
+                if (!o->quiet && s->errf) {
+                    progress_clear(&s->pg, s->errf);
+                    fprintf(s->errf, "%s: line %zu: %s\n", o->prog ? o->prog : "mlx-tools", s->lineno, why.msg);
+                }
+            } else if (k == MT_SKIP_ANSWERED) {
+                s->st.skipped++;
+            }
+            if (k) {   /* the newest slot: taken back */
+                pending_clear(p);
+                s->count--;
+                continue;
             }
         }
-        json_decref(p->res);
-        json_decref(p->rec);
-        json_decref(p->id);
-        memset(p, 0, sizeof *p);
+        s->st.records++;
+        if (s->pg.on) s->pg.pos = (long long)ftello(s->in);
+        if (p->rc) {   /* unparsable: answered with its error in its turn */
+            p->done = 1;
+            stream_flush(s);
+            continue;
+        }
+        *rec = p->rec;
+        *lineno = p->lineno;
+        *ticket = s->base + s->count - 1;
+        return 1;
     }
+    return 0;
+}
+
+int mt_jsonl_done(mt_jsonl_stream *s, size_t ticket, json_t *out, int rc, const mt_err *e) {
+    if (ticket < s->base || ticket - s->base >= s->count || ring_at(s, ticket)->done) {
+        json_decref(out);
+        if (!s->rc) s->rc = mt_seterr(&s->err, MT_EFATAL, "internal: record %zu answered twice", ticket);
+        return s->rc;
+    }
+    pending *p = ring_at(s, ticket);
+    p->done = 1;
+    p->rc = rc;
+    if (rc) {
+        json_decref(out);
+        if (e) p->e = *e;
+        if (!p->e.msg[0]) mt_seterr(&p->e, rc, "%s", mt_strstatus(rc));
+        if (rc == MT_EFATAL && !s->rc) {   /* the run cannot go on: nothing more is written */
+            s->rc = MT_EFATAL;
+            mt_seterr(&s->err, MT_EFATAL, "%s", p->e.msg);
+        }
+    } else if (!json_is_object(out)) {
+        json_decref(out);
+        p->rc = mt_seterr(&p->e, MT_EINVAL, "internal: handler gave no object");
+    } else {
+        p->res = out;
+    }
+    return stream_flush(s);
+}
+
+int mt_jsonl_run_stream(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, mt_stream_fn fn, void *user,
+                        mt_jsonl_stats *stats, mt_err *err) {
+    mt_jsonl_stream s = {.in = in, .out = out, .errf = errf, .o = o};
+    s.max_line = o->max_line ? o->max_line : ((size_t)64 << 20);
+    s.pg.on = !o->quiet && errf && isatty(fileno(errf));
+    s.pg.t0 = now_s();
+    s.pg.last = s.pg.t0 - 1;   /* the first update draws at once, later ones at most every 0.25 s */
+    struct stat sb;
+    if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode)) s.pg.total_bytes = sb.st_size;
+    s.pg.errf = errf;
+    s.pg.st = &s.st;
+    if (o->tick) *o->tick = (mt_jsonl_tick){s.pg.on ? tick_fn : NULL, &s.pg};
+    mt_err herr = {0};
+    int hrc = fn(user, &s, &herr);
+    if (!s.rc && hrc) {
+        s.rc = hrc;
+        s.err = herr;
+    }
+    if (!s.rc && s.count)   /* a handler that returned with records unanswered */
+        s.rc = mt_seterr(&s.err, MT_EFATAL, "internal: %zu records left unanswered", s.count);
+    while (s.count) {
+        pending_clear(&s.q[s.head]);
+        s.head = (s.head + 1) % s.qcap;
+        s.count--;
+    }
+    free(s.q);
+    free(s.line);
+    int rc = s.rc;
+    if (rc) *err = s.err;
+    if (!rc && ferror(in)) rc = mt_seterr(err, MT_EIO, "read error on input");
     if (!rc && fflush(out) != 0) rc = mt_seterr(err, MT_EIO, "write to output failed: %s", strerror(errno));
+    s.pg.note[0] = 0;
+    progress_draw(&s.pg, errf, &s.st, 0, 1);
+    if (o->tick) *o->tick = (mt_jsonl_tick){NULL, NULL};
+    if (stats) *stats = s.st;
+    return rc;
+}
+
+/* mt_jsonl_run_batch: up to `batch` records pulled from the stream, handled together, answered. */
+typedef struct batch_ctx {
+    mt_batch_fn fn;
+    void *user;
+    size_t batch;
+} batch_ctx;
+
+static int batch_adapter(void *user, mt_jsonl_stream *s, mt_err *err) {
+    batch_ctx *c = user;
+    size_t B = c->batch;
+    json_t **recs = calloc(B, sizeof *recs), **outs = calloc(B, sizeof *outs);
+    size_t *lines = calloc(B, sizeof *lines), *tickets = calloc(B, sizeof *tickets);
+    int *rcs = calloc(B, sizeof *rcs);
+    mt_err *errs = calloc(B, sizeof *errs);
+    int rc = MT_OK;
+    if (!recs || !outs || !lines || !tickets || !rcs || !errs) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    while (!rc) {
+        size_t n = 0;
+        while (n < B && mt_jsonl_next(s, &recs[n], &lines[n], &tickets[n])) n++;
+        if (!n) break;
+        for (size_t i = 0; i < n; i++) {
+            outs[i] = NULL;
+            rcs[i] = MT_OK;
+            errs[i] = (mt_err){0};
+        }
+        c->fn(c->user, recs, lines, n, outs, rcs, errs);
+        /* a fatal record first: then none of the batch's answers is written */
+        for (size_t i = 0; i < n; i++)
+            if (rcs[i] == MT_EFATAL) {
+                mt_jsonl_done(s, tickets[i], outs[i], rcs[i], &errs[i]);
+                outs[i] = NULL;
+                rcs[i] = -1;
+            }
+        for (size_t i = 0; i < n; i++)
+            if (rcs[i] != -1) mt_jsonl_done(s, tickets[i], outs[i], rcs[i], &errs[i]);
+        s->pg.note[0] = 0;
+        if (s->rc) break;
+    }
+    free(recs); free(outs); free(lines); free(tickets); free(rcs); free(errs);
     return rc;
 }
 
 int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *o, size_t batch, mt_batch_fn fn,
                        void *user, mt_jsonl_stats *stats, mt_err *err) {
-    mt_jsonl_stats st = {0};
-    size_t max_line = o->max_line ? o->max_line : ((size_t)64 << 20);
-    if (batch == 0) batch = 1;
-    progress pg = {0};
-    pg.on = !o->quiet && errf && isatty(fileno(errf));
-    pg.t0 = now_s();
-    pg.last = pg.t0 - 1;   /* the first update draws at once, later ones at most every 0.25 s */
-    struct stat sb;
-    if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode)) pg.total_bytes = sb.st_size;
-    pg.errf = errf;
-    pg.st = &st;
-    if (o->tick) *o->tick = (mt_jsonl_tick){pg.on ? tick_fn : NULL, &pg};
-    pending *pb = calloc(batch, sizeof *pb);
-    if (!pb) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    char *line = NULL;
-    size_t cap = 0, lineno = 0, n = 0, pos = 0;
-    ssize_t got;
-    int rc = MT_OK;
-    while (!rc && (got = getline(&line, &cap, in)) >= 0) {
-        lineno++;
-        size_t len = (size_t)got;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-        if (!o->text_mode) {
-            size_t i = 0;
-            while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
-            if (i == len) continue;
-        }
-        if (o->shard_n > 1 && pos++ % o->shard_n != o->shard_k) {
-            st.other_shards++;
-            continue;
-        }
-        pb[n].lineno = lineno;
-        parse_record(&pb[n], line, len, o, max_line);
-        if (o->skip) {
-            mt_err why = {0};
-            int s = o->skip(o->skip_user, pb[n].id, pb[n].rec, lineno, &why);
-            if (s == MT_SKIP_DUPLICATE) {
-                st.failed++;
-                st.duplicates++;
-                if (!o->quiet && errf) {
-                    progress_clear(&pg, errf);
-                    fprintf(errf, "%s: line %zu: %s\n", o->prog ? o->prog : "mlx-tools", lineno, why.msg);
-                }
-            } else if (s == MT_SKIP_ANSWERED) {
-                st.skipped++;
-            }
-            if (s) {
-                json_decref(pb[n].rec);
-                json_decref(pb[n].id);
-                memset(&pb[n], 0, sizeof pb[n]);
-                continue;
-            }
-        }
-        st.records++;
-        n++;
-        if (n == batch) {
-            if (pg.on) pg.pos = (long long)ftello(in);
-            rc = flush_batch(pb, n, out, errf, o, &pg, fn, user, &st, err);
-            n = 0;
-            pg.note[0] = 0;
-            if (pg.on) progress_draw(&pg, errf, &st, pg.pos, 0);
-        }
-    }
-    if (!rc && n) rc = flush_batch(pb, n, out, errf, o, &pg, fn, user, &st, err);
-    free(line);
-    free(pb);
-    if (!rc && ferror(in)) rc = mt_seterr(err, MT_EIO, "read error on input");
-    if (!rc && fflush(out) != 0) rc = mt_seterr(err, MT_EIO, "write to output failed: %s", strerror(errno));
-    progress_draw(&pg, errf, &st, 0, 1);
-    if (o->tick) *o->tick = (mt_jsonl_tick){NULL, NULL};
-    if (stats) *stats = st;
-    return rc;
+    batch_ctx c = {fn, user, batch ? batch : 1};
+    return mt_jsonl_run_stream(in, out, errf, o, batch_adapter, &c, stats, err);
 }
 
 /* mt_jsonl_run: batches of one through a per-record adapter. */

@@ -81,6 +81,26 @@ typedef void (*mt_batch_fn)(void *user, json_t **recs, const size_t *linenos, si
 int mt_jsonl_run_batch(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *opts, size_t batch, mt_batch_fn fn,
                        void *user, mt_jsonl_stats *stats, mt_err *err);
 
+/* Continuous handlers (generation with continuous batching): the handler runs its own
+ * schedule, pulling records from the stream as it has room and answering each when it is
+ * finished, in any order; the loop writes the answers in input order as soon as every earlier
+ * record is answered (and flushes the output then).
+ *   mt_jsonl_next: 1 with the next record to start (*rec borrowed until it is answered), its
+ *     line number and its ticket; 0 at the end of input or after a fatal error.  Records that
+ *     fail to parse, are skipped (--resume) or belong to other shards never reach the handler.
+ *   mt_jsonl_done: the answer for ticket: out (stolen) with rc MT_OK, or rc and e (e may be
+ *     NULL).  MT_EFATAL ends the run: nothing more is written (answers held back for earlier
+ *     records included).  Returns MT_OK, or non-zero when the run cannot go on (the handler
+ *     should then return; the loop reports why).
+ * The handler returns MT_OK after answering every record it started, or non-zero with err set
+ * (fatal). */
+typedef struct mt_jsonl_stream mt_jsonl_stream;
+int mt_jsonl_next(mt_jsonl_stream *s, json_t **rec, size_t *lineno, size_t *ticket);
+int mt_jsonl_done(mt_jsonl_stream *s, size_t ticket, json_t *out, int rc, const mt_err *e);
+typedef int (*mt_stream_fn)(void *user, mt_jsonl_stream *s, mt_err *err);
+int mt_jsonl_run_stream(FILE *in, FILE *out, FILE *errf, const mt_jsonl_opts *opts, mt_stream_fn fn, void *user,
+                        mt_jsonl_stats *stats, mt_err *err);
+
 /* Write obj as one compact line (UTF-8, key order kept); real_precision as in mt_jsonl_opts. */
 int mt_jsonl_write(FILE *out, json_t *obj, mt_err *err);
 int mt_jsonl_write_prec(FILE *out, json_t *obj, int real_precision, mt_err *err);
