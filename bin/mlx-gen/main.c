@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
     }
     free(lo);
     if (mt_genopts_finish(&go, stderr, "mlx-gen")) return MT_EXIT_USAGE;
-    int batch = go.batch, numerics = go.numerics, threads = go.threads;
+    int numerics = go.numerics, threads = go.threads;
     double prefix_mb = go.prefix_mb;
     const char *resume = go.resume;
     size_t shard_k = go.shard_k, shard_n = go.shard_n;
@@ -241,6 +241,7 @@ int main(int argc, char **argv) {
         gp->eos = j.pr->eos_ids;
         gp->n_eos = j.pr->n_eos;
         gp->trim_first_space = j.pr->trim_first_space;
+        j.gen.batch = mt_genopts_batch(&go, j.gen.model);
         rc = mt_sampler_params_check(sp, (size_t)j.gen.model->hp.vocab, &err);
     }
     mt_jsonl_stats st = {0};
@@ -267,9 +268,16 @@ int main(int argc, char **argv) {
         rc = mt_resume_begin(&rs, resume, &o, &out, &err);
         if (!rc && (mode == O_TOK || mode == O_DETOK))
             rc = mt_jsonl_run(in, out, stderr, &o, mode == O_TOK ? tokenize_fn : detokenize_fn, &j, &st, &err);
-        else if (!rc)
-            rc = mt_jsonl_run_batch(in, out, stderr, &o, mode == O_SCORE_MODE ? 1 : (size_t)batch,
-                                    mode == O_SCORE_MODE ? mt_score_handler : mt_gen_batch_handler, &j.gen, &st, &err);
+        else if (!rc && mode == O_SCORE_MODE)
+            rc = mt_jsonl_run_batch(in, out, stderr, &o, 1, mt_score_handler, &j.gen, &st, &err);
+        else if (!rc && go.lockstep)
+            rc = mt_jsonl_run_batch(in, out, stderr, &o, j.gen.batch, mt_gen_batch_handler, &j.gen, &st, &err);
+        else if (!rc) {
+            rc = mt_jsonl_run_stream(in, out, stderr, &o, mt_gen_stream_handler, &j.gen, &st, &err);
+            if (!quiet && j.gen.batch > 1 && j.gen.decode_steps)
+                fprintf(stderr, "mlx-gen: %zu decode steps, mean batch %.2f of %zu\n", j.gen.decode_steps,
+                        (double)j.gen.decode_rows / (double)j.gen.decode_steps, j.gen.batch);
+        }
         rc = mt_resume_end(rs, out, rc, &o, &st, stderr, &err);
         fatal = rc != 0;
         if (prompt) fclose(in);

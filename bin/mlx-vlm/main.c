@@ -208,9 +208,13 @@ int main(int argc, char **argv) {
         FILE *out = stdout;
         mt_resume *rs = NULL;
         rc = mt_resume_begin(&rs, go.resume, &o, &out, &err);
-        if (!rc)
-            rc = mt_jsonl_run_batch(stdin, out, stderr, &o, go.score ? 1 : (size_t)go.batch,
-                                    go.score ? mt_score_handler : mt_gen_batch_handler, &g, &st, &err);
+        g.batch = mt_genopts_batch(&go, vlm->lm);
+        if (!rc && go.score)
+            rc = mt_jsonl_run_batch(stdin, out, stderr, &o, 1, mt_score_handler, &g, &st, &err);
+        else if (!rc && go.lockstep)
+            rc = mt_jsonl_run_batch(stdin, out, stderr, &o, g.batch, mt_gen_batch_handler, &g, &st, &err);
+        else if (!rc)
+            rc = mt_jsonl_run_stream(stdin, out, stderr, &o, mt_gen_stream_handler, &g, &st, &err);
         rc = mt_resume_end(rs, out, rc, &o, &st, stderr, &err);
         fatal = rc != 0;
         if (!quiet && !fatal && vj) {

@@ -8,6 +8,8 @@
 #ifndef MT_CPU_H
 #define MT_CPU_H
 
+#include <stddef.h>
+
 enum { MT_CPU_PORTABLE = 0, MT_CPU_AVX2 = 1, MT_CPU_AVX512 = 2 };
 
 /* The best path this CPU supports (ignores MT_CPU and mt_cpu_force). */
@@ -25,5 +27,9 @@ int mt_cpu_parse(const char *s);
 /* Feature flags of the CPU (for reports): 1 when present. */
 int mt_cpu_has_avx512vnni(void);
 int mt_cpu_has_avx512bf16(void);
+
+/* MemAvailable of /proc/meminfo in bytes (memory that can be had without swapping); 0 when
+ * unknown. */
+size_t mt_mem_available(void);
 
 #endif

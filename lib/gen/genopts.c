@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "core/cli.h"
+#include "core/cpu.h"
+#include "gen/request.h"
 #include "models/model.h"
 
 const char mt_genopts_usage[] =
@@ -17,7 +19,11 @@ const char mt_genopts_usage[] =
     "      --stop TEXT          stop string (repeatable); not emitted\n"
     "      --ids                add the generated token ids (\"ids\") to each answer\n"
     "      --logprobs K         add each generated token's logprob and its top-K alternatives\n"
-    "      --batch N            decode N records together (batched products); answers keep input order\n"
+    "      --batch N|auto       decode up to N records together (batched products), continuously: a\n"
+    "                           finished record's slot takes the next record at once; answers keep\n"
+    "                           input order.  auto: 16, fewer when their KV caches would not fit\n"
+    "      --lockstep           the older schedule: N records start together and the next N wait\n"
+    "                           for the slowest (for comparison)\n"
     "      --score              {\"text\"|\"ids\"} -> each token's logprob given its prefix, sum, perplexity\n"
     "      --resume FILE        append answers to FILE, skipping ids already answered there\n"
     "      --shard K/N          handle only the records at positions K, K+N, K+2N, ... (0-based;\n"
@@ -51,7 +57,7 @@ const char mt_genopts_usage[] =
 
 enum { O_TEMP = 1000, O_TOPP, O_TOPK, O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP,
        O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE, O_PCACHE, O_SAVECACHE,
-       O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS };
+       O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS, O_LOCKSTEP };
 
 static const struct option LONG[] = {
     {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
@@ -64,7 +70,7 @@ static const struct option LONG[] = {
     {"prompt-cache", 1, 0, O_PCACHE}, {"save-prompt-cache", 1, 0, O_SAVECACHE},
     {"save-after-generation", 0, 0, O_SAVEAFTER}, {"prefix-cache-mb", 1, 0, O_PREFIXMB}, {"kv-bits", 1, 0, O_KVBITS},
     {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART}, {"shard", 1, 0, O_SHARD},
-    {"reproducible", 0, 0, O_REPRO}, {"numerics", 1, 0, O_NUMERICS},
+    {"reproducible", 0, 0, O_REPRO}, {"numerics", 1, 0, O_NUMERICS}, {"lockstep", 0, 0, O_LOCKSTEP},
 };
 
 const struct option *mt_genopts_long(size_t *n) {
@@ -113,7 +119,14 @@ int mt_genopts_parse(mt_genopts *o, int c, const char *arg, FILE *errf, const ch
     case O_SEED: NUM("--seed", 0, 9007199254740992.0); sp->seed = (uint64_t)v; break;
     case O_IDS: o->return_ids = 1; break;
     case O_LOGPROBS: NUM("--logprobs", 0, 1000); gp->logprobs = (int)v; break;
-    case O_BATCH: NUM("--batch", 1, 4096); o->batch = (int)v; break;
+    case O_BATCH:
+        if (!strcmp(arg, "auto")) o->batch = 0;
+        else {
+            NUM("--batch", 1, 4096);
+            o->batch = (int)v;
+        }
+        break;
+    case O_LOCKSTEP: o->lockstep = 1; break;
     case O_SCORE: o->score = 1; break;
     case O_RESUME: o->resume = arg; break;
     case O_SHARD: bad = mt_cli_shard(errf, prog, arg, &o->shard_k, &o->shard_n); break;
@@ -180,4 +193,9 @@ int mt_genopts_finish(mt_genopts *o, FILE *errf, const char *prog) {
         return 1;
     }
     return 0;
+}
+
+size_t mt_genopts_batch(const mt_genopts *o, const mt_model *m) {
+    if (o->batch > 0) return (size_t)o->batch;
+    return mt_gen_batch_auto(m, &o->gp, mt_mem_available());
 }

@@ -16,7 +16,8 @@
 typedef struct mt_genopts {
     mt_gen_params gp;            /* defaults for every record (mt_gen_params_default first) */
     const char *stops[64];
-    int batch;                   /* --batch N (1) */
+    int batch;                   /* --batch N (1); 0: auto (mt_gen_batch_auto) */
+    int lockstep;                /* --lockstep: mt_gen_batch_handler instead of the continuous one */
     int score;                   /* --score */
     int int8;                    /* --int8 (MT_QMATH=int8 set in the environment) */
     int numerics;                /* --numerics (MT_NUMERICS_F32) */
@@ -49,5 +50,8 @@ int mt_genopts_parse(mt_genopts *o, int c, const char *arg, FILE *errf, const ch
 /* Checks across options, and the derived defaults (gp.stop, gp.kv_start); 0 or 1 after a
  * message. */
 int mt_genopts_finish(mt_genopts *o, FILE *errf, const char *prog);
+/* The sequences to decode together: --batch N, or for --batch auto mt_gen_batch_auto with the
+ * memory available now. */
+size_t mt_genopts_batch(const mt_genopts *o, const mt_model *m);
 
 #endif

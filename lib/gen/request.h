@@ -78,6 +78,9 @@ typedef struct mt_gen_job {
     int (*media)(void *user, const mt_prompter *pr, json_t *rec, int agp, int32_t **ids, size_t *n,
                  mt_embed_inject **inj, mt_err *err);
     void *media_user;
+    size_t batch;                      /* mt_gen_stream_handler: sequences decoding together (0: 1) */
+    size_t decode_steps, decode_rows;  /* mt_gen_stream_handler counts its batched decode steps and the
+                                          sequences they advanced (mean batch = rows / steps) */
 } mt_gen_job;
 
 /* What a record runs: its ids (after the cached prefix of its "prompt_cache" or the job's
@@ -91,6 +94,12 @@ int mt_gen_record_save(mt_gen_job *j, const char *path, const mt_gen_result *res
 /* mt_batch_fn for generation: the records of one batch decode together. */
 void mt_gen_batch_handler(void *job, json_t **recs, const size_t *linenos, size_t n, json_t **outs, int *rcs,
                           mt_err *errs);
+/* mt_stream_fn for generation with continuous batching (gen/cbatch.c): up to j->batch records
+ * decode together, and a finished record's slot takes the next record at once. */
+int mt_gen_stream_handler(void *job, mt_jsonl_stream *s, mt_err *err);
+/* --batch auto: 16, or fewer when that many KV caches of full-length sequences (prompt + max_tokens,
+ * within the model's context) would not fit in half of mem_available bytes (0: unknown); >= 1. */
+size_t mt_gen_batch_auto(const mt_model *m, const mt_gen_params *gp, size_t mem_available);
 /* mt_batch_fn for --score: {"text"|"prompt"|"messages"|"ids"} -> {"n", "ids", "logprobs" (for
  * tokens 2..n, each given its prefix), "sum", "ppl" (null past a double)}; non-finite logits fail the
  * record ("model produced non-finite logits at token N ..."). */

@@ -173,7 +173,62 @@ static void test_fatal(void) {
     free(obuf);
 }
 
+/* The stream: a handler with 2 slots answers the later of two records first; answers still
+ * leave in input order, and a line that fails to parse keeps its place. */
+typedef struct stream_ctx {
+    size_t max_held;     /* most records started and not answered at once */
+    size_t written_when_first_done;
+    char **obuf;
+    FILE *out;
+} stream_ctx;
+
+static int reverse_pairs(void *user, mt_jsonl_stream *s, mt_err *err) {
+    (void)err;
+    stream_ctx *c = user;
+    for (;;) {
+        json_t *r[2];
+        size_t ln[2], tk[2], n = 0;
+        while (n < 2 && mt_jsonl_next(s, &r[n], &ln[n], &tk[n])) n++;
+        if (!n) return MT_OK;
+        if (n > c->max_held) c->max_held = n;
+        for (size_t i = n; i-- > 0;) {   /* the later record first */
+            json_t *o = json_pack("{s:I}", "line", (json_int_t)ln[i]);
+            if (i == 1 && !c->written_when_first_done) {
+                fflush(c->out);
+                c->written_when_first_done = 1 + (*c->obuf ? strlen(*c->obuf) : 0);
+            }
+            if (mt_jsonl_done(s, tk[i], o, MT_OK, NULL)) return MT_OK;
+        }
+    }
+}
+
+static void test_stream(void) {
+    const char *input = "{\"id\":\"a\"}\n{\"id\":\"b\"}\nnot json\n\n{\"id\":\"c\"}\n{\"id\":\"d\"}\n{\"id\":\"e\"}\n";
+    FILE *in = fmemopen((void *)input, strlen(input), "r");
+    char *obuf = NULL;
+    size_t olen = 0;
+    FILE *out = open_memstream(&obuf, &olen);
+    stream_ctx c = {.obuf = &obuf, .out = out};
+    mt_jsonl_opts o = {.prog = "t", .quiet = 1};
+    mt_jsonl_stats st;
+    mt_err e = {0};
+    int rc = mt_jsonl_run_stream(in, out, NULL, &o, reverse_pairs, &c, &st, &e);
+    fclose(in);
+    fclose(out);
+    CHECK_EQ_INT(rc, MT_OK);
+    CHECK_EQ_INT(c.max_held, 2);
+    CHECK_EQ_INT(c.written_when_first_done, 1);   /* b answered first: nothing written before a */
+    CHECK_STR(obuf, "{\"id\":\"a\",\"line\":1}\n{\"id\":\"b\",\"line\":2}\n{\"id\":3,\"error\":\"line 3: invalid JSON at "
+                    "column 3: '[' or '{' expected near 'not'\"}\n{\"id\":\"c\",\"line\":5}\n{\"id\":\"d\",\"line\":6}\n"
+                    "{\"id\":\"e\",\"line\":7}\n");
+    CHECK_EQ_INT(st.records, 6);
+    CHECK_EQ_INT(st.ok, 5);
+    CHECK_EQ_INT(st.failed, 1);
+    free(obuf);
+}
+
 int main(void) {
+    test_stream();
     test_fatal();
     test_err_clip();
     test_error_record();
