@@ -242,6 +242,7 @@ int main(int argc, char **argv) {
         gp->n_eos = j.pr->n_eos;
         gp->trim_first_space = j.pr->trim_first_space;
         j.gen.batch = mt_genopts_batch(&go, j.gen.model);
+        j.gen.model->batch_invariant = go.batch_invariant;
         rc = mt_sampler_params_check(sp, (size_t)j.gen.model->hp.vocab, &err);
     }
     mt_jsonl_stats st = {0};

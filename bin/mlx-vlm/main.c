@@ -209,6 +209,7 @@ int main(int argc, char **argv) {
         mt_resume *rs = NULL;
         rc = mt_resume_begin(&rs, go.resume, &o, &out, &err);
         g.batch = mt_genopts_batch(&go, vlm->lm);
+        vlm->lm->batch_invariant = go.batch_invariant;
         if (!rc && go.score)
             rc = mt_jsonl_run_batch(stdin, out, stderr, &o, 1, mt_score_handler, &g, &st, &err);
         else if (!rc && go.lockstep)

@@ -1,7 +1,8 @@
 /* cbatch.c - continuous batching for generation jobs.
  *
- * Up to B records decode together.  Each step: free slots take the next records
- * (each is prefilled alone and samples its first token at once), every running
+ * Up to B records decode together.  Each step: free slots take the next records,
+ * newcomers run one chunk of their prompt (prefill_step tokens; a short prompt
+ * is then done and samples its first token in the same step), every running
  * sequence samples its next token, the finished ones are answered (the record
  * loop writes answers in input order), and the others advance by one batched
  * decode step (mt_model_decode_batch).  A slot never waits for its neighbours:
@@ -37,7 +38,7 @@ static void slot_clear(slot *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* Parse, prepare and prefill a record into slot s. */
+/* Parse and prepare a record into slot s (its prefill runs in the main loop). */
 static int slot_start(mt_gen_job *j, slot *s, json_t *rec, size_t lineno, size_t ticket, mt_err *err) {
     memset(s, 0, sizeof *s);
     s->rec = rec;
@@ -47,7 +48,7 @@ static int slot_start(mt_gen_job *j, slot *s, json_t *rec, size_t lineno, size_t
     s->req.reproducible = j->reproducible;
     MT_TRY(mt_gen_record_prepare(j, rec, lineno, &s->req, &s->ids, &s->n_ids, &s->save, err));
     s->started = 1;
-    MT_TRY(mt_gen_seq_start(&s->q, j->model, j->pr->tok, s->ids, s->n_ids, &s->req.gp, NULL, NULL, &s->res, err));
+    MT_TRY(mt_gen_seq_begin(&s->q, j->model, j->pr->tok, s->ids, s->n_ids, &s->req.gp, NULL, NULL, &s->res, err));
     s->used = 1;
     return MT_OK;
 }
@@ -98,11 +99,21 @@ int mt_gen_stream_handler(void *job, mt_jsonl_stream *st, mt_err *err) {
             }
         }
         if (rc) break;
+        /* newcomers prefill one chunk of their prompt per step (prefill_step tokens), so a long
+         * prompt does not hold up the others' decoding for long */
+        for (size_t b = 0; b < B && !rc; b++) {
+            slot *s = &sl[b];
+            if (!s->used || s->q.prefilled) continue;
+            mt_err e = {0};
+            int r = mt_gen_seq_prefill(&s->q, &e);
+            if (r) rc = slot_answer(j, st, s, r, &e);
+        }
+        if (rc) break;
         /* every running sequence picks its next token; finished ones are answered */
         size_t n = 0;
         for (size_t b = 0; b < B && !rc; b++) {
             slot *s = &sl[b];
-            if (!s->used) continue;
+            if (!s->used || !s->q.prefilled) continue;
             mt_err e = {0};
             int32_t t = 0;
             int r = s->q.done ? MT_OK : mt_gen_seq_sample(&s->q, &t, &e);
@@ -117,7 +128,9 @@ int mt_gen_stream_handler(void *job, mt_jsonl_stream *st, mt_err *err) {
         }
         if (rc) break;
         if (!n) {
-            if (eof) break;
+            int any = 0;
+            for (size_t b = 0; b < B; b++) any |= sl[b].used;
+            if (eof && !any) break;
             continue;
         }
         const mt_jsonl_tick *tick = j->defaults.tick;

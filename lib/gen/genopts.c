@@ -22,6 +22,9 @@ const char mt_genopts_usage[] =
     "      --batch N|auto       decode up to N records together (batched products), continuously: a\n"
     "                           finished record's slot takes the next record at once; answers keep\n"
     "                           input order.  auto: 16, fewer when their KV caches would not fit\n"
+    "      --batch-invariant    with --batch, each record's tokens computed exactly as alone, so its\n"
+    "                           answer never depends on its neighbours (greedy or seeded; implied\n"
+    "                           by --reproducible); batched decode takes about 1.4x longer\n"
     "      --lockstep           the older schedule: N records start together and the next N wait\n"
     "                           for the slowest (for comparison)\n"
     "      --score              {\"text\"|\"ids\"} -> each token's logprob given its prefix, sum, perplexity\n"
@@ -31,8 +34,8 @@ const char mt_genopts_usage[] =
     "      --reproducible       answers that depend on their record alone, so runs and merged shards\n"
     "                           compare byte for byte: no prefill_tps, decode_tps, cached_tokens\n"
     "                           (OpenAI lines: created), no prefix reuse across records (a prefix\n"
-    "                           computed in other chunks differs in the last float bits); with\n"
-    "                           --batch N > 1 answers still depend on the batch's composition\n"
+    "                           computed in other chunks differs in the last float bits), and\n"
+    "                           --batch-invariant\n"
     "      --max-kv-size N      bound the KV cache to N tokens (rotating, keeps the first 4)\n"
     "      --prefill-step-size N  prompt tokens per forward pass (default 2048)\n"
     "      --prompt-cache FILE  continue every record from this KV-state file (mlx-kvpack build, or\n"
@@ -57,7 +60,7 @@ const char mt_genopts_usage[] =
 
 enum { O_TEMP = 1000, O_TOPP, O_TOPK, O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP,
        O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE, O_PCACHE, O_SAVECACHE,
-       O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS, O_LOCKSTEP };
+       O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS, O_LOCKSTEP, O_BINV };
 
 static const struct option LONG[] = {
     {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
@@ -71,6 +74,7 @@ static const struct option LONG[] = {
     {"save-after-generation", 0, 0, O_SAVEAFTER}, {"prefix-cache-mb", 1, 0, O_PREFIXMB}, {"kv-bits", 1, 0, O_KVBITS},
     {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART}, {"shard", 1, 0, O_SHARD},
     {"reproducible", 0, 0, O_REPRO}, {"numerics", 1, 0, O_NUMERICS}, {"lockstep", 0, 0, O_LOCKSTEP},
+    {"batch-invariant", 0, 0, O_BINV},
 };
 
 const struct option *mt_genopts_long(size_t *n) {
@@ -127,10 +131,11 @@ int mt_genopts_parse(mt_genopts *o, int c, const char *arg, FILE *errf, const ch
         }
         break;
     case O_LOCKSTEP: o->lockstep = 1; break;
+    case O_BINV: o->batch_invariant = 1; break;
     case O_SCORE: o->score = 1; break;
     case O_RESUME: o->resume = arg; break;
     case O_SHARD: bad = mt_cli_shard(errf, prog, arg, &o->shard_k, &o->shard_n); break;
-    case O_REPRO: o->reproducible = 1; break;
+    case O_REPRO: o->reproducible = o->batch_invariant = 1; break;
     /* the kernels read MT_QMATH (tensor/linear.h): setting it here selects the int8 path for
      * every quantized matrix of this process */
     case O_INT8: setenv("MT_QMATH", "int8", 1); o->int8 = 1; break;

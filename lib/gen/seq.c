@@ -205,7 +205,7 @@ static int seq_cache(mt_gen_seq *q, mt_model *m, const int32_t *prompt, size_t n
 
 /* Allocate and prefill; leaves the logits of the last prompt token.  A prompt longer than
  * the model's context (m->ctx_len) is refused first. */
-int mt_gen_seq_start(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
+int mt_gen_seq_begin(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                      const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err) {
     memset(q, 0, sizeof *q);
     memset(res, 0, sizeof *res);
@@ -240,19 +240,30 @@ int mt_gen_seq_start(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const 
     sp.logits_dt = mt_model_logits_dtype(m);   /* mlx's numerics: log-probabilities in the model's dtype */
     MT_TRY(mt_sampler_new(&q->smp, &sp, q->V, err));
     MT_TRY(mt_detok_new(&q->dt, tok, 0, err));
-    double t0 = now_s();
-    /* the tokens to compute: full[have..nfull) after the state the cache starts from */
-    const int32_t *full = prompt;
-    size_t nfull = n_prompt, have = 0;
+    q->m = m;
+    q->t0 = now_s();
+    q->prompt = prompt;
+    q->n_prompt = n_prompt;
+    /* history for the logits processors: the whole prompt + generated tokens (mlx-lm 0.32
+     * generate_step concatenates every processed prompt chunk) */
+    if (n_prompt) memcpy(q->hist, prompt, n_prompt * sizeof *q->hist);
+    q->nh = n_prompt;
+    return MT_OK;
+}
+
+/* The first prefill step: the cache to start from (a shared prefix stored by a sequence
+ * prefilled before is found here, not at _begin) and the tokens still to compute. */
+static int seq_first(mt_gen_seq *q, mt_err *err) {
+    const mt_gen_params *gp = q->gp;
+    const int32_t *full = q->prompt;
+    size_t nfull = q->n_prompt, have = 0;
     int32_t *joined = NULL;
-    MT_TRY(seq_cache(q, m, prompt, n_prompt, &joined, &full, &nfull, &have, err));
+    int rc = seq_cache(q, q->m, q->prompt, q->n_prompt, &joined, &full, &nfull, &have, err);
     q->joined = joined;
+    MT_TRY(rc);
     q->full = full;
     q->nfull = nfull;
-    /* like mlx-lm's generate_step: chunks of prefill_step until one token is left, then
-     * that token alone (dynamic RoPE sees the same call lengths) */
-    size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 2048;
-    mt_embed_inject inj, *ip = NULL;
+    q->pf_have = q->pf_off = have;
     if (gp->inject) {   /* the rows of image tokens the cached part holds are used already */
         size_t want = 0, done = 0;
         for (size_t i = 0; i < nfull; i++) want += full[i] == gp->inject->token_id;
@@ -260,24 +271,43 @@ int mt_gen_seq_start(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const 
         if (want != gp->inject->n)
             return mt_seterr(err, MT_EINVAL, "the prompt has %zu image tokens, the images give %zu", want,
                              gp->inject->n);
-        inj = *gp->inject;
-        inj.next = done;
-        ip = &inj;
+        q->pf_inj = *gp->inject;
+        q->pf_inj.next = done;
     }
+    q->cache_ready = 1;
+    return MT_OK;
+}
+
+int mt_gen_seq_prefill(mt_gen_seq *q, mt_err *err) {
+    if (q->prefilled) return MT_OK;
+    if (!q->cache_ready) MT_TRY(seq_first(q, err));
+    mt_model *m = q->m;
+    const mt_gen_params *gp = q->gp;
+    mt_gen_result *res = q->res;
+    const int32_t *full = q->full;
+    size_t nfull = q->nfull, have = q->pf_have, off = q->pf_off;
+    mt_embed_inject *ip = gp->inject ? &q->pf_inj : NULL;
+    /* like mlx-lm's generate_step: chunks of prefill_step until one token is left, then
+     * that token alone (dynamic RoPE sees the same call lengths) */
+    size_t step = gp->prefill_step > 0 ? (size_t)gp->prefill_step : 2048;
     if (m->hp.bidirectional && !q->cache->max_size) {
         /* a bidirectional prompt (PaliGemma) in one call: mlx-vlm's chunked_prefill_policy
          * refuses chunks there, since every prompt row sees every other */
         MT_TRY(mt_model_forward_inject(m, q->cache, full + have, nfull - have, q->logits, 0, ip, err));
     } else {
-        for (size_t off = have; off + 1 < nfull; off += step) {
+        if (off + 1 < nfull) {
             size_t n = nfull - 1 - off < step ? nfull - 1 - off : step;
             if (gp->tick && gp->tick->fn && nfull - have > step)
                 mt_jsonl_tick_note(gp->tick, "prompt %zu / %zu tokens", off, nfull);
             MT_TRY(mt_model_forward_inject(m, q->cache, full + off, n, q->logits, 0, ip, err));
+            q->pf_off = off += n;
+            if (off + 1 < nfull) return MT_OK;   /* more chunks to come */
         }
+        /* the last token alone, in the same step as the last chunk */
         MT_TRY(mt_model_forward_inject(m, q->cache, full + nfull - 1, 1, q->logits, 0, ip, err));
     }
-    res->prompt_tokens = gp->prefix ? gp->prefix->len + n_prompt : n_prompt;
+    q->prefilled = 1;
+    res->prompt_tokens = gp->prefix ? gp->prefix->len + q->n_prompt : q->n_prompt;
     res->cached_tokens = res->prompt_tokens - (nfull - have);   /* what was not computed */
     if (store_ok(q) && full) MT_TRY(mt_prefix_store_put(gp->store, (uint32_t)q->cache->f16, full, nfull, q->cache, err));
     if (gp->snapshot == 1) {
@@ -290,13 +320,16 @@ int mt_gen_seq_start(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const 
         }
     }
     q->t_decode = now_s();
-    res->prefill_s = q->t_decode - t0;
+    res->prefill_s = q->t_decode - q->t0;
     res->finish_reason = "length";
-    /* history for the logits processors: the whole prompt + generated tokens (mlx-lm 0.32
-     * generate_step concatenates every processed prompt chunk) */
-    if (n_prompt) memcpy(q->hist, prompt, n_prompt * sizeof *q->hist);
-    q->nh = n_prompt;
     if (gp->max_tokens == 0) q->done = 1;
+    return MT_OK;
+}
+
+int mt_gen_seq_start(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
+                     const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err) {
+    MT_TRY(mt_gen_seq_begin(q, m, tok, prompt, n_prompt, gp, on_text, user, res, err));
+    while (!q->prefilled) MT_TRY(mt_gen_seq_prefill(q, err));
     return MT_OK;
 }
 

@@ -39,8 +39,24 @@ typedef struct mt_gen_seq {
     int32_t *joined;     /* prefix ids + prompt, when continuing from known ids */
     const int32_t *full; /* the ids the cache holds after the prompt (NULL: unknown), nfull of them */
     size_t nfull;
+    /* prefill in steps (mt_gen_seq_begin, then mt_gen_seq_prefill until prefilled) */
+    mt_model *m;
+    const int32_t *prompt;              /* borrowed from the caller until prefilled */
+    int cache_ready;                    /* the first prefill step chose the cache */
+    size_t n_prompt, pf_have, pf_off;   /* full[pf_have..nfull) to compute; full[pf_off..) still to do */
+    mt_embed_inject pf_inj;             /* gp->inject's rows, advancing */
+    int prefilled;
+    double t0;
 } mt_gen_seq;
 
+/* mt_gen_seq_start in steps, so that a scheduler can interleave a long prompt with other
+ * sequences' decode steps: _begin checks and allocates (no forward pass, the prompt stays
+ * borrowed); each _prefill runs one chunk of the prompt (the chunks mt_gen_seq_start runs, so
+ * results are the same; the last chunk with the last token), until q->prefilled.  The first
+ * step picks the cache, so a shared prefix stored by a sequence prefilled before it is found. */
+int mt_gen_seq_begin(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
+                     const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err);
+int mt_gen_seq_prefill(mt_gen_seq *q, mt_err *err);
 int mt_gen_seq_start(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                      const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err);
 int mt_gen_seq_sample(mt_gen_seq *q, int32_t *next, mt_err *err);

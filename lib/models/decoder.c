@@ -1023,8 +1023,15 @@ int mt_dec_inject_check(const mt_embed_inject *inj, const int32_t *tok, size_t T
     return MT_OK;
 }
 
+/* Rows of independent sequences (mt_model_decode_batch) each computed as alone: an answer
+ * does not depend on the sequences decoding beside it. */
+static void lin_rows(int rows1, const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
+    if (rows1) mt_linear_forward_rows1(l, x, T, y, work, pool);
+    else mt_linear_forward(l, x, T, y, work, pool);
+}
+
 static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, const int32_t *tok, size_t T,
-                        float *logits, float *hidden, size_t first, mt_embed_inject *inj, mt_err *err) {
+                        float *logits, float *hidden, size_t first, mt_embed_inject *inj, int rows1, mt_err *err) {
     const mt_decoder_hp *hp = &m->hp;
     if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
     size_t len = 0;
@@ -1050,7 +1057,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         t += S;
     }
     if (mt_model_mlx(m)) {
-        mt_dec_rows rows = {rc, rpos, slot, lo, hi, tok, T, len, first, inj};
+        mt_dec_rows rows = {rc, rpos, slot, lo, hi, tok, T, len, first, inj, rows1};
         int r = mt_dec_forward_mlx(m, &rows, logits, hidden, err);
         free(slot);
         return r;
@@ -1096,16 +1103,16 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         float *q, *k, *v;
         if (hp->fused_qkv) {
             observe(m, l, "self_attn.qkv_proj", ain, T, H);
-            mt_linear_forward(&L->qkv, ain, T, qkv, work, m->pool);
+            lin_rows(rows1, &L->qkv, ain, T, qkv, work, m->pool);
             qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
             observe(m, l, "self_attn.q_proj", ain, T, H);
             observe(m, l, "self_attn.k_proj", ain, T, H);
             observe(m, l, "self_attn.v_proj", ain, T, H);
-            mt_linear_forward(&L->q, ain, T, q, work, m->pool);
-            mt_linear_forward(&L->k, ain, T, k, work, m->pool);
-            mt_linear_forward(&L->v, ain, T, v, work, m->pool);
+            lin_rows(rows1, &L->q, ain, T, q, work, m->pool);
+            lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
+            lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
         }
         size_t ks = hp->fused_qkv ? qkvd : kvd;
         for (size_t t = 0; t < T; t++) {
@@ -1133,13 +1140,14 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         /* query heads per job: the kv head's whole group, halved while that
          * leaves fewer than two jobs per thread */
         size_t gsz = (size_t)(hp->n_heads / hp->n_kv_heads);
-        while (gsz % 2 == 0 && T * (size_t)hp->n_heads / gsz < 2 * nt) gsz /= 2;
+        /* (rows of independent sequences: the grouping a row gets alone, so its sums do not change) */
+        while (gsz % 2 == 0 && (rows1 ? 1 : T) * (size_t)hp->n_heads / gsz < 2 * nt) gsz /= 2;
         attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, gsz, T, len};
         if (attn_blocks_ok(&ac))
             mt_pool_for(m->pool, (size_t)hp->n_kv_heads * ((T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
         else mt_pool_for(m->pool, T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
         observe(m, l, "self_attn.o_proj", att, T, qd);
-        mt_linear_forward(&L->o, att, T, br, work, m->pool);
+        lin_rows(rows1, &L->o, att, T, br, work, m->pool);
         if (hp->block != MT_BLOCK_PRE) norm_apply(m, &L->n2, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
 
@@ -1155,11 +1163,11 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             observe(m, l, hp->mlp == MT_MLP_GATED ? "mlp.gate_proj" : hp->mlp == MT_MLP_GATED_FUSED ? "mlp.gate_up_proj" : "mlp.c_fc", min, T, H);
             if (hp->mlp == MT_MLP_GATED) observe(m, l, "mlp.up_proj", min, T, H);
         }
-        mt_linear_forward(&L->gate, min, T, g, work, m->pool);
+        lin_rows(rows1, &L->gate, min, T, g, work, m->pool);
         float *hid = g;
         if (hp->mlp == MT_MLP_GATED || hp->mlp == MT_MLP_GATED_FUSED) {
             float *gg = g, *uu = u;
-            if (hp->mlp == MT_MLP_GATED) mt_linear_forward(&L->up, min, T, u, work, m->pool);
+            if (hp->mlp == MT_MLP_GATED) lin_rows(rows1, &L->up, min, T, u, work, m->pool);
             else {   /* gate_up rows: [gate | up]; compact the gates into u */
                 for (size_t t = 0; t < T; t++) memcpy(u + t * I, g + t * 2 * I, I * sizeof(float));
                 for (size_t t = 0; t < T; t++) memmove(g + t * I, g + t * 2 * I + I, I * sizeof(float));
@@ -1177,7 +1185,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             else mt_gelu_tanh(g, T * I);
         }
         observe(m, l, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj", hid, T, I);
-        mt_linear_forward(&L->down, hid, T, br, work, m->pool);
+        lin_rows(rows1, &L->down, hid, T, br, work, m->pool);
     mlp_done:
         if (L->n4.w) norm_apply(m, &L->n4, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
@@ -1197,7 +1205,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         return MT_OK;
     }
     norm_apply(m, &m->final_norm, xn, x + first * H, nl, H);
-    mt_linear_forward(&m->lm_head, xn, nl, logits, work, m->pool);
+    lin_rows(rows1, &m->lm_head, xn, nl, logits, work, m->pool);
     size_t V = (size_t)hp->vocab;
     if (hp->logits_div != 1.0f)
         for (size_t i = 0; i < nl * V; i++) logits[i] /= hp->logits_div;
@@ -1221,7 +1229,7 @@ int mt_model_forward_inject(mt_model *m, mt_kvcache *c, const int32_t *tok, size
     size_t *rpos = malloc(T * sizeof *rpos);
     if (!rc || !rpos) { free(rc); free(rpos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     for (size_t t = 0; t < T; t++) { rc[t] = c; rpos[t] = c->len + t; }
-    int rc_ = forward_rows(m, rc, rpos, tok, T, logits, NULL, all_logits ? 0 : T - 1, inj, err);
+    int rc_ = forward_rows(m, rc, rpos, tok, T, logits, NULL, all_logits ? 0 : T - 1, inj, 0, err);
     free(rc);
     free(rpos);
     return rc_;
@@ -1237,7 +1245,7 @@ int mt_model_decode_batch(mt_model *m, mt_kvcache **caches, const int32_t *tok, 
         for (size_t o = 0; o < b; o++)
             if (caches[o] == caches[b]) { free(rpos); return mt_seterr(err, MT_EINVAL, "a cache appears twice in a batch"); }
     }
-    int rc = forward_rows(m, caches, rpos, tok, B, logits, NULL, 0, NULL, err);
+    int rc = forward_rows(m, caches, rpos, tok, B, logits, NULL, 0, NULL, m->batch_invariant != 0, err);
     free(rpos);
     return rc;
 }
@@ -1248,7 +1256,7 @@ int mt_model_forward_hidden(mt_model *m, mt_kvcache *c, const int32_t *tok, size
     size_t *rpos = malloc(T * sizeof *rpos);
     if (!rc || !rpos) { free(rc); free(rpos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     for (size_t t = 0; t < T; t++) { rc[t] = c; rpos[t] = c->len + t; }
-    int r = forward_rows(m, rc, rpos, tok, T, NULL, hidden, 0, NULL, err);
+    int r = forward_rows(m, rc, rpos, tok, T, NULL, hidden, 0, NULL, 0, err);
     free(rc);
     free(rpos);
     return r;

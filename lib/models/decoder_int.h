@@ -15,6 +15,7 @@ typedef struct mt_dec_rows {
     const int32_t *tok;
     size_t T, len, first;
     mt_embed_inject *inj;          /* rows replacing some embeddings (multimodal prompts), or NULL */
+    int rows1;                     /* rows of independent sequences: each computed as alone */
 } mt_dec_rows;
 
 /* The embeddings x[T, hidden] of a call's rows with inj applied: the k-th row whose token is

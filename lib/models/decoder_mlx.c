@@ -113,7 +113,9 @@ typedef struct fwd {
 } fwd;
 
 static void lin(fwd *f, const mt_linear *l, const float *x, size_t T, float *y) {
-    mt_linear_forward_mlx(l, x, T, y, f->t, f->work, f->m->pool);
+    if (f->r->rows1)   /* independent sequences: each row as alone */
+        for (size_t t = 0; t < T; t++) mt_linear_forward_mlx(l, x + t * l->in, 1, y + t * l->out, f->t, f->work, f->m->pool);
+    else mt_linear_forward_mlx(l, x, T, y, f->t, f->work, f->m->pool);
 }
 
 static void norm(const fwd *f, const mt_norm *nm, float *out, const float *x, size_t rows, size_t n) {

@@ -125,6 +125,11 @@ typedef struct mt_model {
                                       position (the rest take t); all 0 = plain RoPE.  The positions
                                       come from mt_embed_inject.pos3 (prompt rows) or the cache's
                                       pos_delta (later rows); see mt_dec_rope_pos */
+    int batch_invariant;           /* mt_model_decode_batch computes each sequence's row exactly as a
+                                      batch of one would (mt_linear_forward_rows1, the attention's
+                                      head grouping of one row): an answer never depends on the
+                                      sequences decoding beside it, at about 1.4x the time of the
+                                      shared multi-row kernels at 8 rows (set it directly; 0 default) */
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim

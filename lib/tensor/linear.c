@@ -405,3 +405,65 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
     }
     mt_linear_add_bias(l, T, y);
 }
+
+/* ---- rows computed as alone ---- */
+
+/* Each of the T rows as mt_linear_forward computes it for T = 1, so that a row's result does
+ * not depend on the rows batched with it (continuous batching: an answer must not depend on
+ * its neighbours).  The weights are still read from memory once for all rows: the rows run
+ * one after another over each block of 16 weight rows while it is in cache.  Only the
+ * per-token work that the multi-token kernels share (unpacking the codes once for 8 tokens)
+ * is repeated. */
+static void kq1_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    kq_ctx *k = c;
+    const mt_qmat *m = k->m;
+    for (size_t r = b; r < e; r += 16) {
+        size_t re = e - r < 16 ? e : r + 16;
+        for (size_t t = 0; t < k->T; t++)
+            mt_kq_rows(k->level, m, k->xp + t * m->K, k->gsum + t * m->ng, 1, k->y + t * k->l->out, k->l->out, r, re);
+    }
+}
+
+static void kd1_job(void *c, size_t b, size_t e, int tid) {
+    (void)tid;
+    kq_ctx *k = c;
+    for (size_t r = b; r < e; r += 16) {
+        size_t re = e - r < 16 ? e : r + 16;
+        for (size_t t = 0; t < k->T; t++)
+            mt_kd_rows(k->level, k->l->w, k->l->wdt, k->l->in, k->x + t * k->l->in, 1, k->y + t * k->l->out,
+                       k->l->out, r, re);
+    }
+}
+
+void mt_linear_forward_rows1(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
+    int level = mt_cpu_level();
+    if (T <= 1 || !l->out) {
+        mt_linear_forward(l, x, T, y, work, pool);
+        return;
+    }
+    if (l->quantized) {
+        mt_qmat m;
+        qmat_of(l, &m);
+        if (mt_linear_qmath(l) == MT_QMATH_INT8 && mt_ki8_supported(&m)) {   /* --int8: one call per row */
+            for (size_t t = 0; t < T; t++) mt_linear_forward(l, x + t * l->in, 1, y + t * l->out, work, pool);
+            return;
+        }
+        size_t nx = (T * m.K + 15) & ~(size_t)15;
+        float *heap = aligned_alloc(64, (nx + T * m.ng + 15) / 16 * 16 * sizeof *heap);
+        if (!heap) {
+            for (size_t t = 0; t < T; t++) mt_linear_forward(l, x + t * l->in, 1, y + t * l->out, work, pool);
+            return;
+        }
+        float *xp = heap, *gsum = heap + nx;
+        for (size_t t = 0; t < T; t++) mt_kq_prep(level, &m, x + t * m.K, xp + t * m.K, gsum + t * m.ng);
+        kq_ctx c = {&m, l, xp, gsum, x, T, y, level};
+        mt_pool_for(pool, l->out, 16, kq1_job, &c);
+        free(heap);
+    } else {
+        kq_ctx c = {NULL, l, NULL, NULL, x, T, y, level};
+        mt_pool_for(pool, l->out, 16, kd1_job, &c);
+    }
+    mt_linear_add_bias(l, T, y);
+}
+

@@ -57,6 +57,10 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
  * float reassociation (F32 scales) or the F16/BF16 rounding of scale*q that
  * the reference's dequantization applies. */
 void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool);
+/* The same with every row computed exactly as mt_linear_forward computes it for T = 1 (bit for
+ * bit), whatever T: a row's result does not depend on the rows beside it.  The weights are
+ * still streamed once for all rows.  Batched decoding of independent sequences uses it. */
+void mt_linear_forward_rows1(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool);
 
 /* p rounded up to 64 bytes, for mt_linear_forward's work: reserve
  * MT_LINEAR_WORK_SLACK more floats than the work itself needs. */

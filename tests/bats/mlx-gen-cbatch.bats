@@ -37,6 +37,16 @@ PY
   ! cmp -s "$BATS_TEST_TMPDIR/b1" "$BATS_TEST_TMPDIR/greedy"
 }
 
+@test "--batch-invariant: every log-probability bit for bit as alone; the shared kernels differ in the last bits" {
+  jq -c '. + {logprobs: 2}' "$RECS" > "$BATS_TEST_TMPDIR/lp"
+  "$GEN" -m "$M" -q -t 2 --batch 1 < "$BATS_TEST_TMPDIR/lp" | jq -c '[.id, .text, .logprobs]' > "$BATS_TEST_TMPDIR/one"
+  "$GEN" -m "$M" -q -t 2 --batch 6 --batch-invariant < "$BATS_TEST_TMPDIR/lp" | jq -c '[.id, .text, .logprobs]' > "$BATS_TEST_TMPDIR/inv"
+  "$GEN" -m "$M" -q -t 2 --batch 6 < "$BATS_TEST_TMPDIR/lp" | jq -c '[.id, .text, .logprobs]' > "$BATS_TEST_TMPDIR/fast"
+  cmp "$BATS_TEST_TMPDIR/one" "$BATS_TEST_TMPDIR/inv"
+  # (the test would be empty if the fast kernels were invariant too: then this flag could go)
+  ! cmp -s "$BATS_TEST_TMPDIR/one" "$BATS_TEST_TMPDIR/fast"
+}
+
 @test "the same answers as the lockstep schedule, in fewer decode steps" {
   {
     echo '{"id":"long","prompt":"The configuration file","max_tokens":60}'
