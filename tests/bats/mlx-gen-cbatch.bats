@@ -82,25 +82,35 @@ PY
   [ "$(echo "$output" | grep -v error)" = "$(cat "$BATS_TEST_TMPDIR/alone")" ]
 }
 
-@test "every fixture family: --batch 4 equals --batch 1 (rotating and sliding caches included)" {
+@test "every fixture family: --batch 4 --reproducible equals --batch 1 bit for bit (logprobs, seeds, rotating caches)" {
   python3 -c '
 import json, random
-random.seed(2)
+random.seed(3)
 for i in range(8):
-    print(json.dumps({"id": i, "prompt": "hello world " * random.randint(1, 12), "max_tokens": random.randint(1, 20)}))
+    r = {"id": i, "prompt": "hello world " * random.randint(1, 12), "max_tokens": random.randint(1, 20), "logprobs": 1}
+    if i % 2: r.update(temperature=1.0, seed=i)
+    print(json.dumps(r))
 ' > "$BATS_TEST_TMPDIR/r"
   n=0
   for d in tests/data/models/*/; do
     [ -f "$d/config.json" ] || continue
     n=$((n + 1))
-    a=$("$GEN" -m "$d" -q --reproducible --ids -t 2 --batch 1 < "$BATS_TEST_TMPDIR/r")
-    b=$("$GEN" -m "$d" -q --reproducible --ids -t 2 --batch 4 < "$BATS_TEST_TMPDIR/r")
+    a=$("$GEN" -m "$d" -q --reproducible -t 2 --batch 1 < "$BATS_TEST_TMPDIR/r")
+    b=$("$GEN" -m "$d" -q --reproducible -t 2 --batch 4 < "$BATS_TEST_TMPDIR/r")
     [ "$a" = "$b" ] || { echo "$d differs"; return 1; }
-    b=$("$GEN" -m "$d" -q --reproducible --ids -t 2 --batch 3 --max-kv-size 16 < "$BATS_TEST_TMPDIR/r")
-    a=$("$GEN" -m "$d" -q --reproducible --ids -t 2 --batch 1 --max-kv-size 16 < "$BATS_TEST_TMPDIR/r")
+    b=$("$GEN" -m "$d" -q --reproducible -t 2 --batch 3 --max-kv-size 16 < "$BATS_TEST_TMPDIR/r")
+    a=$("$GEN" -m "$d" -q --reproducible -t 2 --batch 1 --max-kv-size 16 < "$BATS_TEST_TMPDIR/r")
     [ "$a" = "$b" ] || { echo "$d differs with --max-kv-size"; return 1; }
   done
   [ "$n" -ge 48 ]
+  # the AVX2 and portable kernels too, on float, 4-bit and 8-bit weights
+  for lvl in avx2 portable; do
+    for d in tests/data/models/qwen3-tiny*/ tests/data/models/gemma3-tiny*/; do
+      a=$(MT_CPU=$lvl "$GEN" -m "$d" -q --reproducible -t 2 --batch 1 < "$BATS_TEST_TMPDIR/r")
+      b=$(MT_CPU=$lvl "$GEN" -m "$d" -q --reproducible -t 2 --batch 4 < "$BATS_TEST_TMPDIR/r")
+      [ "$a" = "$b" ] || { echo "$d differs at $lvl"; return 1; }
+    done
+  done
 }
 
 @test "--batch takes a positive number or auto" {
