@@ -112,10 +112,10 @@ typedef struct fwd {
     float *att;             /* [T, n_heads * head_dim] */
 } fwd;
 
+/* (mlx's numerics compute every row alike whatever the batch, as mlx does: mt_dec_rows.rows1
+ * needs nothing more here) */
 static void lin(fwd *f, const mt_linear *l, const float *x, size_t T, float *y) {
-    if (f->r->rows1)   /* independent sequences: each row as alone */
-        for (size_t t = 0; t < T; t++) mt_linear_forward_mlx(l, x + t * l->in, 1, y + t * l->out, f->t, f->work, f->m->pool);
-    else mt_linear_forward_mlx(l, x, T, y, f->t, f->work, f->m->pool);
+    mt_linear_forward_mlx(l, x, T, y, f->t, f->work, f->m->pool);
 }
 
 static void norm(const fwd *f, const mt_norm *nm, float *out, const float *x, size_t rows, size_t n) {
