@@ -172,8 +172,10 @@ static int advance_cp(const mt_grammar *g, const uint32_t *in, uint32_t cp, gm_v
 }
 
 /* keep the stacks whose top class meets [lo, hi]; the set stays sorted */
-static int filter_partial(const mt_grammar *g, const uint32_t *in, uint32_t partial, uint32_t left, gm_vec *out) {
+static int filter_partial(const mt_grammar *g, const uint32_t *in, uint32_t partial, uint32_t left, uint32_t min,
+                          gm_vec *out) {
     uint32_t lo = partial << (6 * left), hi = lo | ((1u << (6 * left)) - 1);
+    if (lo < min) lo = min;                    /* the shortest form of a code point only */
     if (hi > 0x10FFFF) hi = 0x10FFFF;
     out->n = 0;
     MT_TRY(gm_vec_reserve(out, gm_state_len(in)));
@@ -203,9 +205,9 @@ int gm_state_byte(const mt_grammar *g, const uint32_t *in, unsigned char b, gm_v
     uint32_t partial = in[0], left = in[1];
     if (!left) {
         if (b < 0x80) return advance_cp(g, in, b, out, s);
-        if (b >= 0xC2 && b <= 0xDF) return filter_partial(g, in, b & 0x1Fu, 1, out);
-        if (b >= 0xE0 && b <= 0xEF) return filter_partial(g, in, b & 0x0Fu, 2, out);
-        if (b >= 0xF0 && b <= 0xF4) return filter_partial(g, in, b & 0x07u, 3, out);
+        if (b >= 0xC2 && b <= 0xDF) return filter_partial(g, in, b & 0x1Fu, 1, 0x80, out);
+        if (b >= 0xE0 && b <= 0xEF) return filter_partial(g, in, b & 0x0Fu, 2, 0x800, out);
+        if (b >= 0xF0 && b <= 0xF4) return filter_partial(g, in, b & 0x07u, 3, 0x10000, out);
         set_dead(out);
         return out->oom ? MT_ENOMEM : MT_OK;
     }
@@ -220,7 +222,7 @@ int gm_state_byte(const mt_grammar *g, const uint32_t *in, unsigned char b, gm_v
             set_dead(out);
             return out->oom ? MT_ENOMEM : MT_OK;
         }
-        return filter_partial(g, in, partial, left, out);
+        return filter_partial(g, in, partial, left, 0, out);
     }
     return advance_cp(g, in, partial, out, s);
 }

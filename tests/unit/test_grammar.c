@@ -13,7 +13,7 @@
 
 #include "check.h"
 #include "gen/grammar.h"
-/* constrain.h: next commit */
+#include "gen/constrain.h"
 #include "text/tokenizer.h"
 
 /* ---- parse errors ---- */
@@ -174,6 +174,222 @@ static void test_limits(void) {
     mt_grammar_free(g);
 }
 
+/* ---- token level ---- */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static uint64_t rnd(void) {
+    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* bounded grammars: every random walk can end within a few dozen tokens */
+static const char *const WALK_GRAMMARS[] = {
+    "root ::= \"{\" ws \"\\\"name\\\"\" ws \":\" ws str ws \",\" ws \"\\\"age\\\"\" ws \":\" ws [0-9]{1,3} ws \"}\"\n"
+    "str ::= \"\\\"\" [a-zA-Z ]{0,12} \"\\\"\"\nws ::= [ \\n]?\n",
+    "root ::= (\"yes\" | \"no\" | \"maybe\") (\", \" (\"yes\" | \"no\")){0,3} \".\"",
+    "root ::= [0-9]{1,4} ([+*-] [0-9]{1,4}){0,4} \"=\"",
+    "root ::= \"caf\\u00e9 \" [\\u00e0-\\u00ff\\u4e00-\\u4e2f]{1,4} \" \\U0001F600\"",
+    "root ::= [a-z]{2,6} (\"\\n\" [a-z]{2,6}){0,2}",
+};
+
+typedef struct { int walks, completed, checked_all, checked_sample; } walk_stats;
+
+/* one random walk choosing only allowed tokens; checks mask == allows(), allowed / disallowed
+ * tokens against a fresh copy's accept(), and that an ended walk's text matches */
+static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tokvocab *v, size_t V, int full_check,
+                        walk_stats *ws) {
+    mt_err err = {0};
+    mt_constraint *c = NULL;
+    CHECK_OK(mt_constraint_new(&c, gt, &err), &err);
+    if (!c) return;
+    float *logits = malloc(V * sizeof *logits);
+    int32_t *allowed = malloc(V * sizeof *allowed);
+    char *text = malloc(1 << 16);
+    size_t tn = 0;
+    ws->walks++;
+    for (int step = 0; step < 200; step++) {
+        for (size_t t = 0; t < V; t++) logits[t] = (float)(t % 7);
+        int rc = mt_constraint_mask(c, logits, V, &err);
+        CHECK_MSG(rc == MT_OK, "mask: %s", err.msg);
+        if (rc) break;
+        size_t na = 0;
+        int mism = 0, eos_ok = 0;
+        for (size_t t = 0; t < V; t++) {
+            int a = !isinf(logits[t]);
+            if (a && logits[t] != (float)(t % 7)) mism++;           /* allowed logits untouched */
+            if (a != mt_constraint_allows(c, (int32_t)t)) mism++;
+            if (!a) continue;
+            size_t n;
+            if (mt_tokvocab_bytes(v, (int32_t)t, &n)) allowed[na++] = (int32_t)t;
+            else eos_ok = 1;
+        }
+        CHECK_MSG(mism == 0, "step %d: %d tokens where mask and allows() differ", step, mism);
+        CHECK_EQ_INT(eos_ok, mt_constraint_can_end(c));
+        /* each allowed token (all of them at the first steps, else a sample) is accepted by a
+         * copy, and a sample of disallowed ones is refused */
+        size_t nchk = full_check || step < 2 ? V : 600;
+        int bad = 0;
+        for (size_t k = 0; k < nchk; k++) {
+            int32_t t = nchk == V ? (int32_t)k : (int32_t)(rnd() % V);
+            mt_constraint *d = NULL;
+            if (mt_constraint_copy(&d, c, &err)) { bad++; break; }
+            int ok = mt_constraint_accept(d, t, &err) == MT_OK;
+            if (ok != !isinf(logits[t])) bad++;
+            mt_constraint_free(d);
+        }
+        if (nchk == V) ws->checked_all++; else ws->checked_sample++;
+        CHECK_MSG(bad == 0, "step %d: %d tokens where mask and accept() differ", step, bad);
+        if (eos_ok && (!na || rnd() % 4 == 0 || step > 40)) {
+            int32_t eos = -1;
+            for (size_t t = 0; t < V && eos < 0; t++)
+                if (!isinf(logits[t]) && !mt_tokvocab_bytes(v, (int32_t)t, NULL)) eos = (int32_t)t;
+            CHECK_OK(mt_constraint_accept(c, eos, &err), &err);
+            CHECK(mt_constraint_ended(c));
+            ws->completed++;
+            CHECK_MSG(mt_grammar_match(g, text, tn) == 1, "walk text \"%.*s\" does not match", (int)tn, text);
+            /* after eos only eos */
+            for (size_t t = 0; t < V; t++) logits[t] = 1.0f;
+            CHECK_OK(mt_constraint_mask(c, logits, V, &err), &err);
+            CHECK(isinf(logits[eos == 0 ? 1 : 0]) && !isinf(logits[eos]));
+            break;
+        }
+        CHECK_MSG(na > 0, "step %d: nothing allowed and cannot end", step);
+        if (!na) break;
+        int32_t t = allowed[rnd() % na];
+        size_t n;
+        const char *b = mt_tokvocab_bytes(v, t, &n);
+        if (tn + n < (1 << 16)) { memcpy(text + tn, b, n); tn += n; }
+        CHECK_OK(mt_constraint_accept(c, t, &err), &err);
+    }
+    free(logits); free(allowed); free(text);
+    mt_constraint_free(c);
+}
+
+static void token_level(const char *name, const char *path, const char *const *eos_names, size_t pad,
+                        const char *space_tok, const char *nl_tok) {
+    mt_err err = {0};
+    mt_tokenizer *tok = NULL;
+    if (mt_tokenizer_load(&tok, path, &err) != MT_OK) {
+        printf("test_grammar: %s tokenizer missing (%s): token-level tests skipped\n", name, err.msg);
+        return;
+    }
+    size_t ntok = mt_tokenizer_vocab_size(tok), V = ntok + pad;
+    int32_t eos[4]; size_t neos = 0;
+    for (size_t i = 0; eos_names[i]; i++) {
+        int32_t id = mt_tokenizer_token_to_id(tok, eos_names[i]);
+        CHECK_MSG(id >= 0, "%s: no token %s", name, eos_names[i]);
+        if (id >= 0) eos[neos++] = id;
+    }
+    /* token bytes */
+    char buf[64];
+    const char *p;
+    int32_t sid = mt_tokenizer_token_to_id(tok, space_tok), nid = mt_tokenizer_token_to_id(tok, nl_tok);
+    CHECK_MSG(sid >= 0 && mt_tokenizer_token_bytes(tok, sid, buf, sizeof buf, &p) == 1 && p[0] == ' ',
+              "%s: '%s' is not a space", name, space_tok);
+    CHECK_MSG(nid >= 0 && mt_tokenizer_token_bytes(tok, nid, buf, sizeof buf, &p) == 1 && p[0] == '\n',
+              "%s: '%s' is not a newline", name, nl_tok);
+    CHECK_EQ_INT(mt_tokenizer_token_bytes(tok, eos[0], buf, sizeof buf, &p), 0);
+    CHECK_EQ_INT(mt_tokenizer_token_bytes(tok, (int32_t)ntok, buf, sizeof buf, &p), -1);
+    CHECK_EQ_INT(mt_tokenizer_token_bytes(tok, -1, buf, sizeof buf, &p), -1);
+    /* snprintf-like: a short buffer gets the length and a prefix */
+    int32_t hello = mt_tokenizer_token_to_id(tok, "hello");
+    if (hello >= 0) {
+        CHECK_EQ_INT(mt_tokenizer_token_bytes(tok, hello, buf, 2, &p), 5);
+        CHECK(p == buf && buf[0] == 'h' && buf[1] == 'e');
+    }
+    mt_tokvocab *v = NULL;
+    CHECK_OK(mt_tokvocab_new(&v, tok, V, eos, neos, &err), &err);
+    int32_t bad_eos = (int32_t)V;
+    mt_tokvocab *v2 = NULL;
+    CHECK(mt_tokvocab_new(&v2, tok, V, &bad_eos, 1, &err) == MT_EINVAL && !v2);
+    mt_tokenizer_free(tok);                      /* the vocabulary does not need it any more */
+    if (!v) return;
+    CHECK_EQ_INT(mt_tokvocab_size(v), V);
+    for (size_t i = 0; i < sizeof WALK_GRAMMARS / sizeof *WALK_GRAMMARS; i++) {
+        mt_grammar *g = NULL;
+        CHECK_OK(mt_grammar_parse(&g, WALK_GRAMMARS[i], strlen(WALK_GRAMMARS[i]), NULL, &err), &err);
+        if (!g) continue;
+        mt_grammar_tokens *gt = NULL;
+        CHECK_OK(mt_grammar_tokens_new(&gt, g, v, &err), &err);
+        walk_stats ws = {0};
+        for (int w = 0; gt && w < 6; w++) random_walk(g, gt, v, V, 0, &ws);
+        CHECK_MSG(ws.completed >= 4, "%s grammar %zu: %d of %d walks completed", name, i, ws.completed, ws.walks);
+        mt_grammar_tokens_stats st;
+        mt_grammar_tokens_stats_get(gt, &st);
+        CHECK(st.hits > 0 && st.misses > 0);
+        printf("test_grammar: %s grammar %zu: %d walks (%d ended), %llu masks computed, %llu from cache\n", name, i,
+               ws.walks, ws.completed, (unsigned long long)st.misses, (unsigned long long)st.hits);
+        /* a cache that holds one mask at a time gives the same answers */
+        mt_grammar_tokens_free(gt);
+        gt = NULL;
+        if (i == 0 && !mt_grammar_tokens_new(&gt, g, v, &err)) {
+            mt_grammar_tokens_set_cache(gt, 1);
+            walk_stats w2 = {0};
+            random_walk(g, gt, v, V, 0, &w2);
+            mt_grammar_tokens_stats_get(gt, &st);
+            CHECK_MSG(st.clears > 0 && st.entries == 1, "clears %llu entries %zu", (unsigned long long)st.clears,
+                      st.entries);
+            mt_grammar_tokens_free(gt);
+        }
+        mt_grammar_free(g);
+    }
+    /* the JSON grammar: unbounded strings; consistency checks along a walk */
+    mt_grammar *g = NULL;
+    CHECK_OK(mt_grammar_parse(&g, JSON_GBNF, strlen(JSON_GBNF), NULL, &err), &err);
+    mt_grammar_tokens *gt = NULL;
+    if (g) CHECK_OK(mt_grammar_tokens_new(&gt, g, v, &err), &err);
+    if (gt) {
+        walk_stats ws = {0};
+        random_walk(g, gt, v, V, 0, &ws);
+        /* accept refuses a token that is not allowed, naming it */
+        mt_constraint *c = NULL;
+        CHECK_OK(mt_constraint_new(&c, gt, &err), &err);
+        int32_t t = -1;
+        for (size_t k = 0; k < V && t < 0; k++) {
+            size_t n;
+            const char *b = mt_tokvocab_bytes(v, (int32_t)k, &n);
+            if (b && n == 1 && b[0] == '}') t = (int32_t)k;
+        }
+        CHECK(t >= 0 && !mt_constraint_allows(c, t));
+        char want[32];
+        snprintf(want, sizeof want, "token %d", (int)t);
+        CHECK(mt_constraint_accept(c, t, &err) == MT_EINVAL && strstr(err.msg, want));
+        CHECK(mt_constraint_accept(c, eos[0], &err) == MT_EINVAL);   /* cannot end before a value */
+        CHECK(!mt_constraint_allows(c, (int32_t)V - 1));              /* padded rows never */
+        mt_constraint_free(c);
+    }
+    mt_grammar_tokens_free(gt);
+    mt_grammar_free(g);
+    /* a grammar the vocabulary cannot spell: nothing allowed is an error, not an empty mask */
+    const char *nospell = "root ::= [\\U0010FFF0-\\U0010FFFF]";
+    g = NULL; gt = NULL;
+    CHECK_OK(mt_grammar_parse(&g, nospell, strlen(nospell), NULL, &err), &err);
+    if (g && !mt_grammar_tokens_new(&gt, g, v, &err)) {
+        mt_constraint *c = NULL;
+        if (!mt_constraint_new(&c, gt, &err)) {
+            float *l = calloc(V, sizeof *l);
+            int rc = mt_constraint_mask(c, l, V, &err);
+            /* byte-level vocabularies can spell it byte by byte; SentencePiece byte fallback too */
+            size_t na = 0;
+            for (size_t k = 0; k < V; k++) na += !isinf(l[k]);
+            CHECK(rc == MT_EINVAL ? strstr(err.msg, "no token") != NULL : na > 0);
+            free(l);
+        }
+        mt_constraint_free(c);
+    }
+    mt_grammar_tokens_free(gt);
+    mt_grammar_free(g);
+    mt_tokvocab_free(v);
+}
+
+static void test_tokens(void) {
+    static const char *const tiny_eos[] = {"<|endoftext|>", NULL};
+    token_level("tinydocs (byte-level BPE)", "models/tinydocs-22m-4bit/tokenizer.json", tiny_eos, 64,
+                "\xc4\xa0", "\xc4\x8a");
+    static const char *const gemma_eos[] = {"<eos>", "<end_of_turn>", NULL};
+    token_level("gemma3 (SentencePiece)", "tests/data/tokenizers/gemma3/tokenizer.json.zst", gemma_eos, 0,
+                "\xe2\x96\x81", "<0x0A>");
+}
+
 /* the fuzz seeds parse (the JSON one is JSON_GBNF above) */
 static void test_seeds(void) {
     static const struct { const char *file, *yes, *no; } seeds[] = {
@@ -206,5 +422,6 @@ int main(void) {
     test_errors();
     test_match();
     test_limits();
+    test_tokens();
     return check_report("test_grammar");
 }
