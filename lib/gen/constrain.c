@@ -176,8 +176,13 @@ struct mt_grammar_tokens {
     size_t bytes, limit;
     uint64_t generation;            /* bumped when the cache is emptied */
     gm_scratch s;
-    gm_vec *lv; size_t nlv;         /* walk: the state at each trie depth */
-    gm_vec tmp;
+    uint32_t *lv; size_t nlv;       /* walk: the state id at each trie depth */
+    gm_vec tmp, next;
+    /* states met by the walks, interned: words pool[off[i] .. off[i+1]); trans[i] (NULL until
+     * needed) maps a byte to the next state's id, TR_UNKNOWN or TR_DEAD.  Emptied between
+     * walks when it grows past its bound. */
+    gm_vec pool; size_t *off; uint32_t **trans; size_t nstates, capstates;
+    uint32_t *ids; size_t idmask;   /* hash -> state id + 1 (0 empty) */
     mt_grammar_tokens_stats st;
 };
 
@@ -243,6 +248,81 @@ static int cache_put(mt_grammar_tokens *gt, centry *e) {
     return MT_OK;
 }
 
+/* ---- interned states and their byte transitions ---- */
+enum { TR_UNKNOWN = 0xFFFFFFFFu, TR_DEAD = 0xFFFFFFFEu };
+enum { MAX_STATES = 1 << 16 };
+
+static void states_clear(mt_grammar_tokens *gt) {
+    for (size_t i = 0; i < gt->nstates; i++) free(gt->trans[i]);
+    gt->nstates = 0;
+    gt->pool.n = 0;
+    if (gt->ids) memset(gt->ids, 0, (gt->idmask + 1) * sizeof *gt->ids);
+}
+
+/* the id of state st (added when new); MT_OK / MT_ENOMEM */
+static int state_id(mt_grammar_tokens *gt, const uint32_t *st, uint32_t *id) {
+    size_t n = gm_state_len(st);
+    uint64_t h = hash_words(st, n);
+    if (!gt->ids || (gt->nstates + 1) * 2 > gt->idmask + 1) {      /* grow the id table */
+        size_t nm = gt->ids ? (gt->idmask + 1) * 2 : 1024;
+        uint32_t *ni = calloc(nm, sizeof *ni);
+        if (!ni) return MT_ENOMEM;
+        for (size_t i = 0; i < gt->nstates; i++) {
+            const uint32_t *w = gt->pool.p + gt->off[i];
+            size_t j = hash_words(w, gt->off[i + 1] - gt->off[i]) & (nm - 1);
+            while (ni[j]) j = (j + 1) & (nm - 1);
+            ni[j] = (uint32_t)i + 1;
+        }
+        free(gt->ids);
+        gt->ids = ni; gt->idmask = nm - 1;
+    }
+    size_t j = h & gt->idmask;
+    for (; gt->ids[j]; j = (j + 1) & gt->idmask) {
+        uint32_t k = gt->ids[j] - 1;
+        if (gt->off[k + 1] - gt->off[k] == n && !memcmp(gt->pool.p + gt->off[k], st, n * sizeof *st)) {
+            *id = k;
+            return MT_OK;
+        }
+    }
+    if (gt->nstates + 2 > gt->capstates) {
+        size_t nc = gt->capstates ? gt->capstates * 2 : 256;
+        size_t *no = realloc(gt->off, (nc + 1) * sizeof *no);
+        if (!no) return MT_ENOMEM;
+        gt->off = no;
+        uint32_t **nt = realloc(gt->trans, nc * sizeof *nt);
+        if (!nt) return MT_ENOMEM;
+        gt->trans = nt;
+        gt->capstates = nc;
+    }
+    MT_TRY(gm_vec_reserve(&gt->pool, n));
+    if (!gt->nstates) gt->off[0] = 0;
+    memcpy(gt->pool.p + gt->pool.n, st, n * sizeof *st);
+    gt->pool.n += n;
+    gt->trans[gt->nstates] = NULL;
+    gt->off[gt->nstates + 1] = gt->pool.n;
+    gt->ids[j] = (uint32_t)gt->nstates + 1;
+    *id = (uint32_t)gt->nstates++;
+    return MT_OK;
+}
+
+/* the state after byte b from state id, as an id or TR_DEAD */
+static int state_step(mt_grammar_tokens *gt, uint32_t id, unsigned char b, uint32_t *out) {
+    uint32_t *tr = gt->trans[id];
+    if (tr && tr[b] != TR_UNKNOWN) { *out = tr[b]; return MT_OK; }
+    if (!tr) {
+        tr = malloc(256 * sizeof *tr);
+        if (!tr) return MT_ENOMEM;
+        memset(tr, 0xFF, 256 * sizeof *tr);
+        gt->trans[id] = tr;
+    }
+    MT_TRY(gm_state_byte(gt->g, gt->pool.p + gt->off[id], b, &gt->next, &gt->s));
+    uint32_t nid = TR_DEAD;
+    if (!gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
+    gt->trans[id][b] = nid;     /* (state_id may have moved the pool, not the tables) */
+    *out = nid;
+    return MT_OK;
+}
+
 int mt_grammar_tokens_new(mt_grammar_tokens **out, const mt_grammar *g, const mt_tokvocab *v, mt_err *err) {
     if (!out || !g || !v) return mt_seterr(err, MT_EINVAL, "constrain: bad arguments");
     mt_grammar_tokens *gt = calloc(1, sizeof *gt);
@@ -263,8 +343,10 @@ void mt_grammar_tokens_free(mt_grammar_tokens *gt) {
     if (!gt) return;
     if (gt->slots) cache_clear(gt);
     free(gt->slots);
-    for (size_t i = 0; gt->lv && i < gt->nlv; i++) gm_vec_free(&gt->lv[i]);
     free(gt->lv);
+    states_clear(gt);
+    gm_vec_free(&gt->pool); free(gt->off); free(gt->trans); free(gt->ids);
+    gm_vec_free(&gt->next);
     gm_vec_free(&gt->tmp);
     gm_scratch_free(&gt->s);
     free(gt);
@@ -305,15 +387,15 @@ static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **ou
     memcpy(e->key, st, n * sizeof *st);
     e->keylen = n; e->hash = h;
     int rc = MT_OK;
-    gm_vec *lv = gt->lv;
-    lv[0].n = 0;
-    if (!(rc = gm_vec_reserve(&lv[0], n))) { memcpy(lv[0].p, st, n * sizeof *st); lv[0].n = n; }
+    uint32_t *lv = gt->lv;
+    if (gt->nstates > MAX_STATES || gt->pool.n > ((size_t)16 << 20)) states_clear(gt);
+    rc = state_id(gt, st, &lv[0]);
     uint64_t nodes = 0;
     for (size_t i = 1; i < v->nnodes && !rc;) {
         size_t d = v->depth[i];
         nodes++;
-        if ((rc = gm_state_byte(gt->g, lv[d - 1].p, v->byte[i], &lv[d], &gt->s))) break;
-        if (gm_state_dead(lv[d].p)) { i = v->skip[i]; continue; }
+        if ((rc = state_step(gt, lv[d - 1], v->byte[i], &lv[d]))) break;
+        if (lv[d] == TR_DEAD) { i = v->skip[i]; continue; }
         for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
             int32_t t = v->toks[k];
             e->bits[(size_t)t >> 6] |= 1ULL << (t & 63);
