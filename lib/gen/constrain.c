@@ -74,7 +74,7 @@ int mt_tokvocab_new(mt_tokvocab **out, const mt_tokenizer *tok, size_t model_voc
     v->bytes = malloc(cap);
     buf = malloc(bufcap);
     if (!v->off || !v->is_eos || !v->eos || !v->bytes || !buf) goto oom;
-    memcpy(v->eos, eos, n_eos * sizeof *eos);
+    if (n_eos) memcpy(v->eos, eos, n_eos * sizeof *eos);
     v->n_eos = n_eos;
     for (size_t i = 0; i < n_eos; i++) v->is_eos[eos[i]] = 1;
     /* token bytes */
@@ -183,6 +183,8 @@ struct mt_grammar_tokens {
      * walks when it grows past its bound. */
     gm_vec pool; size_t *off; uint32_t **trans; size_t nstates, capstates;
     uint32_t *ids; size_t idmask;   /* hash -> state id + 1 (0 empty) */
+    /* code-point steps memoized by (stacks of the source state, selected stacks) */
+    struct selmemo { uint64_t h, sel; uint32_t src, dst; } *memo; size_t memomask, nmemo;
     mt_grammar_tokens_stats st;
 };
 
@@ -193,6 +195,11 @@ struct mt_constraint {
     const centry *e; uint64_t egen;  /* the cache entry of cur, when known */
     float *eos_save;                 /* the eos logits while masking */
 };
+
+static uint64_t tk_mix(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb3fe1a85ec53ULL; x ^= x >> 33;
+    return x;
+}
 
 static uint64_t hash_words(const uint32_t *w, size_t n) {
     uint64_t h = 0xcbf29ce484222325ULL ^ (n * 0x9E3779B97F4A7C15ULL);
@@ -257,6 +264,8 @@ static void states_clear(mt_grammar_tokens *gt) {
     gt->nstates = 0;
     gt->pool.n = 0;
     if (gt->ids) memset(gt->ids, 0, (gt->idmask + 1) * sizeof *gt->ids);
+    if (gt->memo) memset(gt->memo, 0xFF, (gt->memomask + 1) * sizeof *gt->memo);
+    gt->nmemo = 0;
 }
 
 /* the id of state st (added when new); MT_OK / MT_ENOMEM */
@@ -305,6 +314,46 @@ static int state_id(mt_grammar_tokens *gt, const uint32_t *st, uint32_t *id) {
     return MT_OK;
 }
 
+/* the state after a code point that selects the stacks sel of state id (memoized over all
+ * states with the same stacks, whatever their partial UTF-8 bits) */
+static int step_sel(mt_grammar_tokens *gt, uint32_t id, uint64_t sel, uint32_t *out) {
+    const uint32_t *st = gt->pool.p + gt->off[id];
+    size_t n = gt->off[id + 1] - gt->off[id];
+    uint64_t h = hash_words(st + 2, n - 2);
+    if (!gt->memo || (gt->nmemo + 1) * 2 > gt->memomask + 1) {
+        size_t nm = gt->memo ? (gt->memomask + 1) * 2 : 4096;
+        struct selmemo *m = malloc(nm * sizeof *m);
+        if (!m) return MT_ENOMEM;
+        memset(m, 0xFF, nm * sizeof *m);
+        for (size_t i = 0; gt->memo && i <= gt->memomask; i++) {
+            if (gt->memo[i].src == UINT32_MAX) continue;
+            size_t j = (gt->memo[i].h ^ tk_mix(gt->memo[i].sel)) & (nm - 1);
+            while (m[j].src != UINT32_MAX) j = (j + 1) & (nm - 1);
+            m[j] = gt->memo[i];
+        }
+        free(gt->memo);
+        gt->memo = m; gt->memomask = nm - 1;
+    }
+    size_t j = (h ^ tk_mix(sel)) & gt->memomask;
+    for (; gt->memo[j].src != UINT32_MAX; j = (j + 1) & gt->memomask) {
+        const struct selmemo *e = &gt->memo[j];
+        if (e->h != h || e->sel != sel) continue;
+        size_t sn = gt->off[e->src + 1] - gt->off[e->src];
+        if (sn == n && !memcmp(gt->pool.p + gt->off[e->src] + 2, st + 2, (n - 2) * sizeof *st)) {
+            *out = e->dst;
+            return MT_OK;
+        }
+    }
+    gt->st.steps++;
+    MT_TRY(gm_state_advance_sel(gt->g, st, sel, &gt->next, &gt->s));
+    uint32_t nid = TR_DEAD;
+    if (!gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
+    gt->memo[j] = (struct selmemo){h, sel, id, nid};
+    gt->nmemo++;
+    *out = nid;
+    return MT_OK;
+}
+
 /* the state after byte b from state id, as an id or TR_DEAD */
 static int state_step(mt_grammar_tokens *gt, uint32_t id, unsigned char b, uint32_t *out) {
     uint32_t *tr = gt->trans[id];
@@ -315,8 +364,17 @@ static int state_step(mt_grammar_tokens *gt, uint32_t id, unsigned char b, uint3
         memset(tr, 0xFF, 256 * sizeof *tr);
         gt->trans[id] = tr;
     }
-    MT_TRY(gm_state_byte(gt->g, gt->pool.p + gt->off[id], b, &gt->next, &gt->s));
-    uint32_t nid = TR_DEAD;
+    const uint32_t *st = gt->pool.p + gt->off[id];
+    uint32_t cp, nid = TR_DEAD;
+    uint64_t sel;
+    if (gm_state_byte_cp(st, b, &cp) && gm_state_cp_sel(gt->g, st, cp, &sel)) {
+        if (sel) MT_TRY(step_sel(gt, id, sel, &nid));
+        gt->trans[id][b] = nid;
+        *out = nid;
+        return MT_OK;
+    }
+    gt->st.steps++;
+    MT_TRY(gm_state_byte(gt->g, st, b, &gt->next, &gt->s));
     if (!gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
     gt->trans[id][b] = nid;     /* (state_id may have moved the pool, not the tables) */
     *out = nid;
@@ -345,7 +403,7 @@ void mt_grammar_tokens_free(mt_grammar_tokens *gt) {
     free(gt->slots);
     free(gt->lv);
     states_clear(gt);
-    gm_vec_free(&gt->pool); free(gt->off); free(gt->trans); free(gt->ids);
+    gm_vec_free(&gt->pool); free(gt->off); free(gt->trans); free(gt->ids); free(gt->memo);
     gm_vec_free(&gt->next);
     gm_vec_free(&gt->tmp);
     gm_scratch_free(&gt->s);

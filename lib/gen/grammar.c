@@ -548,7 +548,8 @@ int mt_grammar_parse(mt_grammar **out, const char *src, size_t n, const char *ro
                 g->rules[i].nalt = (uint32_t)p.rules[i].nalts;
                 for (size_t a = 0; a < p.rules[i].nalts; a++) {
                     g->alts[g->nalts++] = (uint32_t)g->nelems;
-                    memcpy(g->elems + g->nelems, p.rules[i].alts[a].e, p.rules[i].alts[a].n * sizeof *g->elems);
+                    if (p.rules[i].alts[a].n)
+                        memcpy(g->elems + g->nelems, p.rules[i].alts[a].e, p.rules[i].alts[a].n * sizeof *g->elems);
                     g->nelems += p.rules[i].alts[a].n;
                     g->elems[g->nelems].type = GM_END; g->elems[g->nelems].v = 0;
                     g->nelems++;
