@@ -196,7 +196,7 @@ typedef struct { int walks, completed, checked_all, checked_sample; } walk_stats
 /* one random walk choosing only allowed tokens; checks mask == allows(), allowed / disallowed
  * tokens against a fresh copy's accept(), and that an ended walk's text matches */
 static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tokvocab *v, size_t V, int full_check,
-                        walk_stats *ws) {
+                        const mt_tokenizer *tok, walk_stats *ws) {
     mt_err err = {0};
     mt_constraint *c = NULL;
     CHECK_OK(mt_constraint_new(&c, gt, &err), &err);
@@ -204,7 +204,8 @@ static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tok
     float *logits = malloc(V * sizeof *logits);
     int32_t *allowed = malloc(V * sizeof *allowed);
     char *text = malloc(1 << 16);
-    size_t tn = 0;
+    int32_t ids[256];
+    size_t tn = 0, nids = 0;
     ws->walks++;
     for (int step = 0; step < 200; step++) {
         for (size_t t = 0; t < V; t++) logits[t] = (float)(t % 7);
@@ -246,6 +247,13 @@ static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tok
             CHECK(mt_constraint_ended(c));
             ws->completed++;
             CHECK_MSG(mt_grammar_match(g, text, tn) == 1, "walk text \"%.*s\" does not match", (int)tn, text);
+            /* the token bytes are what the tokenizer decodes the ids to */
+            char *dec = NULL;
+            size_t dn = 0;
+            CHECK_OK(mt_tokenizer_decode(tok, ids, nids, 1, &dec, &dn, &err), &err);
+            CHECK_MSG(dec && dn == tn && !memcmp(dec, text, tn), "decoded \"%s\" != walk text \"%.*s\"",
+                      dec ? dec : "", (int)tn, text);
+            free(dec);
             /* after eos only eos */
             for (size_t t = 0; t < V; t++) logits[t] = 1.0f;
             CHECK_OK(mt_constraint_mask(c, logits, V, &err), &err);
@@ -258,6 +266,7 @@ static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tok
         size_t n;
         const char *b = mt_tokvocab_bytes(v, t, &n);
         if (tn + n < (1 << 16)) { memcpy(text + tn, b, n); tn += n; }
+        if (nids < 256) ids[nids++] = t;
         CHECK_OK(mt_constraint_accept(c, t, &err), &err);
     }
     free(logits); free(allowed); free(text);
@@ -301,8 +310,7 @@ static void token_level(const char *name, const char *path, const char *const *e
     int32_t bad_eos = (int32_t)V;
     mt_tokvocab *v2 = NULL;
     CHECK(mt_tokvocab_new(&v2, tok, V, &bad_eos, 1, &err) == MT_EINVAL && !v2);
-    mt_tokenizer_free(tok);                      /* the vocabulary does not need it any more */
-    if (!v) return;
+    if (!v) { mt_tokenizer_free(tok); return; }
     CHECK_EQ_INT(mt_tokvocab_size(v), V);
     for (size_t i = 0; i < sizeof WALK_GRAMMARS / sizeof *WALK_GRAMMARS; i++) {
         mt_grammar *g = NULL;
@@ -311,7 +319,7 @@ static void token_level(const char *name, const char *path, const char *const *e
         mt_grammar_tokens *gt = NULL;
         CHECK_OK(mt_grammar_tokens_new(&gt, g, v, &err), &err);
         walk_stats ws = {0};
-        for (int w = 0; gt && w < 6; w++) random_walk(g, gt, v, V, 0, &ws);
+        for (int w = 0; gt && w < 6; w++) random_walk(g, gt, v, V, 0, tok, &ws);
         CHECK_MSG(ws.completed >= 4, "%s grammar %zu: %d of %d walks completed", name, i, ws.completed, ws.walks);
         mt_grammar_tokens_stats st;
         mt_grammar_tokens_stats_get(gt, &st);
@@ -324,7 +332,7 @@ static void token_level(const char *name, const char *path, const char *const *e
         if (i == 0 && !mt_grammar_tokens_new(&gt, g, v, &err)) {
             mt_grammar_tokens_set_cache(gt, 1);
             walk_stats w2 = {0};
-            random_walk(g, gt, v, V, 0, &w2);
+            random_walk(g, gt, v, V, 0, tok, &w2);
             mt_grammar_tokens_stats_get(gt, &st);
             CHECK_MSG(st.clears > 0 && st.entries == 1, "clears %llu entries %zu", (unsigned long long)st.clears,
                       st.entries);
@@ -339,7 +347,7 @@ static void token_level(const char *name, const char *path, const char *const *e
     if (g) CHECK_OK(mt_grammar_tokens_new(&gt, g, v, &err), &err);
     if (gt) {
         walk_stats ws = {0};
-        random_walk(g, gt, v, V, 0, &ws);
+        random_walk(g, gt, v, V, 0, tok, &ws);
         /* accept refuses a token that is not allowed, naming it */
         mt_constraint *c = NULL;
         CHECK_OK(mt_constraint_new(&c, gt, &err), &err);
@@ -379,6 +387,7 @@ static void token_level(const char *name, const char *path, const char *const *e
     mt_grammar_tokens_free(gt);
     mt_grammar_free(g);
     mt_tokvocab_free(v);
+    mt_tokenizer_free(tok);
 }
 
 static void test_tokens(void) {
