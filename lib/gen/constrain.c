@@ -345,9 +345,11 @@ static int step_sel(mt_grammar_tokens *gt, uint32_t id, uint64_t sel, uint32_t *
         }
     }
     gt->st.steps++;
-    MT_TRY(gm_state_advance_sel(gt->g, st, sel, &gt->next, &gt->s));
-    uint32_t nid = TR_DEAD;
-    if (!gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
+    int rc = gm_state_advance_sel(gt->g, st, sel, &gt->next, &gt->s);
+    if (rc && rc != MT_ELIMIT) return rc;
+    uint32_t nid = TR_DEAD;           /* over the matcher's limits: pruned like a rejected byte */
+    if (!rc && !gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
+    if (rc) gt->st.limited++;
     gt->memo[j] = (struct selmemo){h, sel, id, nid};
     gt->nmemo++;
     *out = nid;
@@ -374,8 +376,10 @@ static int state_step(mt_grammar_tokens *gt, uint32_t id, unsigned char b, uint3
         return MT_OK;
     }
     gt->st.steps++;
-    MT_TRY(gm_state_byte(gt->g, st, b, &gt->next, &gt->s));
-    if (!gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
+    int rc = gm_state_byte(gt->g, st, b, &gt->next, &gt->s);
+    if (rc && rc != MT_ELIMIT) return rc;
+    if (!rc && !gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
+    if (rc) gt->st.limited++;
     gt->trans[id][b] = nid;     /* (state_id may have moved the pool, not the tables) */
     *out = nid;
     return MT_OK;
@@ -566,7 +570,7 @@ int mt_constraint_allows(mt_constraint *c, int32_t t) {
     if (c->ended) return 0;
     if (c->e && c->egen == c->gt->generation) return (int)(c->e->bits[(size_t)t >> 6] >> (t & 63) & 1);
     int alive = 0;
-    if (walk_token(c, t, &alive)) return 0;
+    if (walk_token(c, t, &alive)) return 0;    /* over the limits too: as the mask prunes it */
     return alive;
 }
 

@@ -172,6 +172,13 @@ static void test_limits(void) {
     CHECK_OK(mt_grammar_parse(&g, src, strlen(src), NULL, &err), &err);
     CHECK(mt_grammar_match(g, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 46) == 1);
     mt_grammar_free(g);
+    /* 2^n parse stacks after n "a": within the limit it matches, past it the answer is no */
+    src = "root ::= r\nr ::= \"a\" r \"b\" | \"a\" r \"c\" | \"\"";
+    CHECK_OK(mt_grammar_parse(&g, src, strlen(src), NULL, &err), &err);
+    CHECK(mt_grammar_match(g, "aaaaaaaaaabcbcbcbcbc", 20) == 1);
+    CHECK(mt_grammar_match(g, "aaaaaaaaaabcbcbcbcb", 19) == 0);
+    CHECK(mt_grammar_match(g, "aaaaaaaaaaaaaabbbbbbbbbbbbbb", 28) == 0);
+    mt_grammar_free(g);
 }
 
 /* ---- token level ---- */
@@ -363,6 +370,42 @@ static void token_level(const char *name, const char *path, const char *const *e
         CHECK(mt_constraint_accept(c, t, &err) == MT_EINVAL && strstr(err.msg, want));
         CHECK(mt_constraint_accept(c, eos[0], &err) == MT_EINVAL);   /* cannot end before a value */
         CHECK(!mt_constraint_allows(c, (int32_t)V - 1));              /* padded rows never */
+        mt_constraint_free(c);
+    }
+    mt_grammar_tokens_free(gt);
+    mt_grammar_free(g);
+    /* exponential ambiguity: each "a" doubles the parse stacks; a token that would take the
+     * matcher over MT_GRAMMAR_MAX_STACKS is not allowed (pruned), and accept says why */
+    const char *amb = "root ::= r\nr ::= \"a\" r \"b\" | \"a\" r \"c\" | \"\"";
+    g = NULL; gt = NULL;
+    CHECK_OK(mt_grammar_parse(&g, amb, strlen(amb), NULL, &err), &err);
+    if (g && !mt_grammar_tokens_new(&gt, g, v, &err)) {
+        int32_t ta = -1;
+        for (size_t k = 0; k < V && ta < 0; k++) {
+            size_t n;
+            const char *b = mt_tokvocab_bytes(v, (int32_t)k, &n);
+            if (b && n == 1 && b[0] == 'a') ta = (int32_t)k;
+        }
+        mt_constraint *c = NULL;
+        CHECK_OK(mt_constraint_new(&c, gt, &err), &err);
+        float *l = malloc(V * sizeof *l);
+        int na = 0, rc = MT_OK;
+        while (c && ta >= 0 && na < 40) {
+            for (size_t k = 0; k < V; k++) l[k] = 0.0f;
+            if ((rc = mt_constraint_mask(c, l, V, &err))) break;
+            if (isinf(l[ta])) break;
+            CHECK(mt_constraint_allows(c, ta));
+            if ((rc = mt_constraint_accept(c, ta, &err))) break;
+            na++;
+        }
+        CHECK_MSG(rc == MT_OK, "%s", err.msg);
+        CHECK_MSG(na >= 10 && na <= 13, "%d a's allowed", na);
+        CHECK(c && !mt_constraint_allows(c, ta));
+        CHECK(c && mt_constraint_accept(c, ta, &err) == MT_ELIMIT && strstr(err.msg, "too ambiguous"));
+        mt_grammar_tokens_stats st;
+        mt_grammar_tokens_stats_get(gt, &st);
+        CHECK(st.limited > 0);
+        free(l);
         mt_constraint_free(c);
     }
     mt_grammar_tokens_free(gt);
