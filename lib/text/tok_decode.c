@@ -309,3 +309,99 @@ int tk_dec_run(const mt_tokenizer *t, const char **toks, const uint32_t *lens, s
     tl_free(&in); tl_free(&o);
     return oom ? MT_ENOMEM : MT_OK;
 }
+
+/* ---- the bytes of one token ----
+ * The decoder chain applied to one token as if it stood in the middle of a text:
+ * Metaspace and WordPiece treat it as a following token (a leading space is kept),
+ * and a Strip that runs after Fuse (it then trims the start of the whole text only)
+ * is skipped. */
+static void tb_apply(const tk_dec *d, tk_buf *in, tk_buf *out, int *fused) {
+    const char *s = in->p ? in->p : "";
+    size_t n = in->n;
+    out->n = 0;
+    switch (d->type) {
+    case TK_D_SEQ: {
+        tk_buf a = {0}, b = {0};
+        tk_buf_put(&a, s, n);
+        for (size_t k = 0; k < d->nsubs; k++) {
+            tb_apply(&d->subs[k], &a, &b, fused);
+            tk_buf t = a; a = b; b = t;
+        }
+        tk_buf_put(out, a.p, a.n);
+        if (a.oom || b.oom) out->oom = 1;
+        tk_buf_free(&a); tk_buf_free(&b);
+        return;
+    }
+    case TK_D_BYTELEVEL: {
+        size_t mark = out->n;
+        for (size_t k = 0; k < n;) {
+            uint32_t cp;
+            k += (size_t)tk_utf8_dec((const unsigned char *)s + k, n - k, &cp);
+            int c = tk_cp2byte(cp);
+            if (c < 0) { out->n = mark; tk_buf_put(out, s, n); return; }
+            tk_buf_putc(out, (char)c);
+        }
+        return;
+    }
+    case TK_D_REPLACE: replace_all(out, s, n, d->pat, d->patlen, d->content, d->contentlen); return;
+    case TK_D_BYTEFALLBACK:
+        if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' && hexv(s[3]) >= 0 && hexv(s[4]) >= 0)
+            tk_buf_putc(out, (char)(hexv(s[3]) * 16 + hexv(s[4])));
+        else
+            tk_buf_put(out, s, n);
+        return;
+    case TK_D_FUSE: *fused = 1; tk_buf_put(out, s, n); return;
+    case TK_D_STRIP:
+        if (*fused) { tk_buf_put(out, s, n); return; }
+        {
+            tlist one = {0}, res = {0};
+            tl_begin(&one); tk_buf_put(&one.b, s, n); tl_end(&one);
+            dec1(d, &one, &res);
+            if (res.n) tk_buf_put(out, TS(&res, 0), res.len[0]);
+            if (one.oom || one.b.oom || res.oom || res.b.oom) out->oom = 1;
+            tl_free(&one); tl_free(&res);
+        }
+        return;
+    case TK_D_METASPACE:
+        for (size_t k = 0; k < n;) {
+            uint32_t cp;
+            int l = tk_utf8_dec((const unsigned char *)s + k, n - k, &cp);
+            if (cp == d->repl_cp) tk_buf_putc(out, ' ');
+            else tk_buf_put(out, s + k, (size_t)l);
+            k += (size_t)l;
+        }
+        return;
+    case TK_D_WORDPIECE:
+        if (n >= d->prefixlen && memcmp(s, d->prefix, d->prefixlen) == 0) tk_buf_put(out, s + d->prefixlen, n - d->prefixlen);
+        else { tk_buf_putc(out, ' '); tk_buf_put(out, s, n); }
+        return;
+    case TK_D_BPE: replace_all(out, s, n, d->suffix, d->suffixlen, " ", 1); return;
+    default: tk_buf_put(out, s, n); return;
+    }
+}
+
+int mt_tokenizer_token_bytes(const mt_tokenizer *t, int32_t id, char *buf, size_t cap, const char **out) {
+    if (out) *out = buf;
+    if (!t || id < 0 || (size_t)id >= t->nids || !t->flags[id]) return -1;
+    if (t->flags[id] & 4) return 0;
+    uint32_t len = 0;
+    const char *s;
+    if (t->flags[id] & 2) {                  /* added, not special: its text as decode writes it */
+        s = t->dec_str[id] ? t->dec_str[id] : tk_strtab_get(&t->tab, (size_t)id, &len);
+        if (t->dec_str[id]) len = t->dec_len[id];
+        if (!s) return -1;
+        if (out) *out = s;
+        return (int)len;
+    }
+    s = tk_strtab_get(&t->tab, (size_t)id, &len);
+    if (!s) return -1;
+    tk_buf in = {0}, res = {0};
+    tk_buf_put(&in, s, len);
+    int fused = 0;
+    if (t->dec.type == TK_D_NONE) tk_buf_put(&res, s, len);
+    else tb_apply(&t->dec, &in, &res, &fused);
+    int r = in.oom || res.oom ? -1 : (int)res.n;
+    if (r > 0 && buf) memcpy(buf, res.p, (size_t)r < cap ? (size_t)r : cap);
+    tk_buf_free(&in); tk_buf_free(&res);
+    return r;
+}

@@ -50,6 +50,15 @@ int32_t     mt_tokenizer_token_to_id(const mt_tokenizer *t, const char *token);
 const char *mt_tokenizer_id_to_token(const mt_tokenizer *t, int32_t id);
 /* Number of ids (max id + 1), incl. added tokens. */
 size_t      mt_tokenizer_vocab_size(const mt_tokenizer *t);
+/* The raw bytes token id stands for in generated text, for constrained decoding: the
+ * decoder chain applied to the token alone as a token in the middle of a text (byte-level
+ * characters mapped back to bytes, "<0xHH>" byte-fallback tokens to their byte, the
+ * SentencePiece "\u2581" to a space); an added token that is not special gives its text;
+ * a special token gives 0 bytes.  The bytes may be a partial UTF-8 sequence.  *out (may
+ * be NULL) points into the tokenizer or into buf, which gets at most cap bytes.  Returns
+ * the length (like snprintf: when it exceeds cap, call again with a larger buf), or -1
+ * for an id outside the vocabulary or unused (or out of memory). */
+int         mt_tokenizer_token_bytes(const mt_tokenizer *t, int32_t id, char *buf, size_t cap, const char **out);
 /* 1 if id is an added token marked special. */
 int         mt_tokenizer_is_special(const mt_tokenizer *t, int32_t id);
 

@@ -1,0 +1,487 @@
+/* constrain.c - token-level grammar constraint: the vocabulary's token bytes in a trie,
+ * allowed-token bitsets computed by walking that trie from a matcher state (a subtree is
+ * skipped as soon as its prefix is rejected), and a bounded cache of those bitsets keyed
+ * by the canonical matcher state (grammar_int.h), shared by the sequences of a loop. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen/constrain.h"
+#include "gen/grammar_int.h"
+
+/* ---------------- vocabulary ---------------- */
+struct mt_tokvocab {
+    size_t nvocab;               /* model_vocab */
+    char *bytes; size_t *off;    /* token t: bytes[off[t] .. off[t+1]) */
+    uint8_t *is_eos;             /* per id */
+    int32_t *eos; size_t n_eos;
+    /* the trie in preorder: node 0 is the root; node i has byte[i] at depth[i], its
+     * subtree is [i, skip[i]); the tokens ending at it are toks[tok_off[i] .. tok_off[i+1]) */
+    size_t nnodes;
+    uint8_t *byte; uint16_t *depth; uint32_t *skip, *tok_off; int32_t *toks;
+    size_t maxdepth;
+};
+
+size_t mt_tokvocab_size(const mt_tokvocab *v) { return v ? v->nvocab : 0; }
+
+const char *mt_tokvocab_bytes(const mt_tokvocab *v, int32_t t, size_t *n) {
+    if (!v || t < 0 || (size_t)t >= v->nvocab || v->off[t] == v->off[t + 1]) { if (n) *n = 0; return NULL; }
+    if (n) *n = v->off[t + 1] - v->off[t];
+    return v->bytes + v->off[t];
+}
+
+void mt_tokvocab_free(mt_tokvocab *v) {
+    if (!v) return;
+    free(v->bytes); free(v->off); free(v->is_eos); free(v->eos);
+    free(v->byte); free(v->depth); free(v->skip); free(v->tok_off); free(v->toks);
+    free(v);
+}
+
+static int cmp_tok(const void *a, const void *b, void *ctx) {
+    const mt_tokvocab *v = ctx;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    size_t nx = v->off[x + 1] - v->off[x], ny = v->off[y + 1] - v->off[y];
+    int c = memcmp(v->bytes + v->off[x], v->bytes + v->off[y], nx < ny ? nx : ny);
+    if (c) return c;
+    if (nx != ny) return nx < ny ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+enum { TV_MAX_TOKEN = 65535 };       /* bytes of one token (the trie's depth type) */
+
+int mt_tokvocab_new(mt_tokvocab **out, const mt_tokenizer *tok, size_t model_vocab, const int32_t *eos, size_t n_eos,
+                    mt_err *err) {
+    if (!out || !tok || (!eos && n_eos)) return mt_seterr(err, MT_EINVAL, "constrain: bad arguments");
+    *out = NULL;
+    size_t ntok = mt_tokenizer_vocab_size(tok);
+    if (!model_vocab) model_vocab = ntok;
+    if (model_vocab > (size_t)INT32_MAX - 1) return mt_seterr(err, MT_EINVAL, "constrain: vocabulary too large");
+    for (size_t i = 0; i < n_eos; i++)
+        if (eos[i] < 0 || (size_t)eos[i] >= model_vocab)
+            return mt_seterr(err, MT_EINVAL, "constrain: eos id %d outside the vocabulary (%zu)", (int)eos[i],
+                             model_vocab);
+    mt_tokvocab *v = calloc(1, sizeof *v);
+    int32_t *order = NULL, *stack = NULL;
+    char *buf = NULL;
+    size_t bufcap = 256, cap = 1 << 20, n = 0;
+    int rc = MT_OK;
+    if (!v) return mt_seterr(err, MT_ENOMEM, "constrain: out of memory");
+    v->nvocab = model_vocab;
+    v->off = calloc(model_vocab + 1, sizeof *v->off);
+    v->is_eos = calloc(model_vocab ? model_vocab : 1, 1);
+    v->eos = malloc((n_eos ? n_eos : 1) * sizeof *v->eos);
+    v->bytes = malloc(cap);
+    buf = malloc(bufcap);
+    if (!v->off || !v->is_eos || !v->eos || !v->bytes || !buf) goto oom;
+    memcpy(v->eos, eos, n_eos * sizeof *eos);
+    v->n_eos = n_eos;
+    for (size_t i = 0; i < n_eos; i++) v->is_eos[eos[i]] = 1;
+    /* token bytes */
+    for (size_t t = 0; t < model_vocab; t++) {
+        v->off[t] = n;
+        if (t >= ntok || v->is_eos[t]) continue;
+        const char *p = NULL;
+        int len = mt_tokenizer_token_bytes(tok, (int32_t)t, buf, bufcap, &p);
+        if (len > 0 && p == buf && (size_t)len > bufcap) {
+            while (bufcap < (size_t)len) bufcap *= 2;
+            char *q = realloc(buf, bufcap);
+            if (!q) goto oom;
+            buf = q;
+            len = mt_tokenizer_token_bytes(tok, (int32_t)t, buf, bufcap, &p);
+        }
+        if (len <= 0) continue;
+        if (len > TV_MAX_TOKEN) continue;     /* never allowed */
+        if (n + (size_t)len > cap) {
+            while (n + (size_t)len > cap) cap *= 2;
+            char *q = realloc(v->bytes, cap);
+            if (!q) goto oom;
+            v->bytes = q;
+        }
+        memcpy(v->bytes + n, p, (size_t)len);
+        n += (size_t)len;
+    }
+    v->off[model_vocab] = n;
+    /* trie: tokens with bytes in lexicographic order, one node per new byte */
+    size_t nt = 0;
+    order = malloc((model_vocab ? model_vocab : 1) * sizeof *order);
+    if (!order) goto oom;
+    for (size_t t = 0; t < model_vocab; t++)
+        if (v->off[t + 1] > v->off[t]) order[nt++] = (int32_t)t;
+    qsort_r(order, nt, sizeof *order, cmp_tok, v);
+    size_t maxn = n + 1;
+    v->byte = malloc(maxn); v->depth = malloc(maxn * sizeof *v->depth);
+    v->skip = malloc(maxn * sizeof *v->skip); v->tok_off = calloc(maxn + 1, sizeof *v->tok_off);
+    v->toks = malloc((nt ? nt : 1) * sizeof *v->toks);
+    stack = malloc((TV_MAX_TOKEN + 2) * sizeof *stack);    /* open node at each depth */
+    if (!v->byte || !v->depth || !v->skip || !v->tok_off || !v->toks || !stack) goto oom;
+    size_t nn = 1, sd = 1;       /* nodes, open path length (stack[0] = root) */
+    v->byte[0] = 0; v->depth[0] = 0; stack[0] = 0;
+    const char *prev = NULL; size_t prevn = 0;
+    uint32_t *cnt = v->tok_off + 1;      /* counts per node, turned into offsets below */
+    int32_t *endnode = malloc((nt ? nt : 1) * sizeof *endnode);
+    if (!endnode) goto oom;
+    for (size_t k = 0; k < nt; k++) {
+        int32_t t = order[k];
+        const char *s = v->bytes + v->off[t];
+        size_t len = v->off[t + 1] - v->off[t], lcp = 0;
+        while (prev && lcp < len && lcp < prevn && s[lcp] == prev[lcp]) lcp++;
+        /* close the open nodes deeper than the common prefix */
+        while (sd > lcp + 1) { sd--; v->skip[stack[sd]] = (uint32_t)nn; }
+        for (size_t d = lcp; d < len; d++) {
+            v->byte[nn] = (uint8_t)s[d]; v->depth[nn] = (uint16_t)(d + 1);
+            stack[sd++] = (int32_t)nn;
+            nn++;
+        }
+        endnode[k] = stack[len];
+        cnt[stack[len]]++;
+        if (len > v->maxdepth) v->maxdepth = len;
+        prev = s; prevn = len;
+    }
+    while (sd > 0) { sd--; v->skip[stack[sd]] = (uint32_t)nn; }
+    v->nnodes = nn;
+    for (size_t i = 0; i < nn; i++) v->tok_off[i + 1] += v->tok_off[i];
+    {
+        uint32_t *fill = calloc(nn ? nn : 1, sizeof *fill);
+        if (!fill) { free(endnode); goto oom; }
+        for (size_t k = 0; k < nt; k++) {
+            int32_t e = endnode[k];
+            v->toks[v->tok_off[e] + fill[e]++] = order[k];
+        }
+        free(fill);
+    }
+    free(endnode);
+    free(order); free(stack); free(buf);
+    *out = v;
+    return rc;
+oom:
+    free(order); free(stack); free(buf);
+    mt_tokvocab_free(v);
+    return mt_seterr(err, MT_ENOMEM, "constrain: out of memory");
+}
+
+/* ---------------- the mask cache ---------------- */
+typedef struct centry {
+    uint64_t hash;
+    uint32_t *key; size_t keylen;   /* the state words */
+    uint64_t *bits;                 /* allowed tokens (eos not included) */
+    size_t nallowed;
+} centry;
+
+struct mt_grammar_tokens {
+    const mt_grammar *g;
+    const mt_tokvocab *v;
+    size_t nwords;                  /* uint64 words per bitset */
+    centry **slots; size_t mask, count;
+    size_t bytes, limit;
+    uint64_t generation;            /* bumped when the cache is emptied */
+    gm_scratch s;
+    gm_vec *lv; size_t nlv;         /* walk: the state at each trie depth */
+    gm_vec tmp;
+    mt_grammar_tokens_stats st;
+};
+
+struct mt_constraint {
+    mt_grammar_tokens *gt;
+    gm_vec cur, nxt;
+    int ended;
+    const centry *e; uint64_t egen;  /* the cache entry of cur, when known */
+    float *eos_save;                 /* the eos logits while masking */
+};
+
+static uint64_t hash_words(const uint32_t *w, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ (n * 0x9E3779B97F4A7C15ULL);
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ w[i]) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    return h ^ (h >> 32);
+}
+
+static void cache_clear(mt_grammar_tokens *gt) {
+    for (size_t i = 0; i <= gt->mask; i++) {
+        centry *e = gt->slots[i];
+        if (!e) continue;
+        free(e->key); free(e->bits); free(e);
+        gt->slots[i] = NULL;
+    }
+    gt->count = 0;
+    gt->bytes = 0;
+    gt->generation++;
+}
+
+static centry *cache_find(const mt_grammar_tokens *gt, const uint32_t *key, size_t n, uint64_t h) {
+    for (size_t i = h & gt->mask;; i = (i + 1) & gt->mask) {
+        centry *e = gt->slots[i];
+        if (!e) return NULL;
+        if (e->hash == h && e->keylen == n && !memcmp(e->key, key, n * sizeof *key)) return e;
+    }
+}
+
+static int cache_put(mt_grammar_tokens *gt, centry *e) {
+    size_t sz = sizeof *e + e->keylen * 4 + gt->nwords * 8;
+    if (gt->count && gt->bytes + sz > gt->limit) { cache_clear(gt); gt->st.clears++; }
+    if ((gt->count + 1) * 2 > gt->mask + 1) {
+        size_t nm = (gt->mask + 1) * 2;
+        centry **ns = calloc(nm, sizeof *ns);
+        if (!ns) return MT_ENOMEM;
+        for (size_t i = 0; i <= gt->mask; i++) {
+            centry *x = gt->slots[i];
+            if (!x) continue;
+            size_t j = x->hash & (nm - 1);
+            while (ns[j]) j = (j + 1) & (nm - 1);
+            ns[j] = x;
+        }
+        free(gt->slots);
+        gt->slots = ns; gt->mask = nm - 1;
+    }
+    size_t j = e->hash & gt->mask;
+    while (gt->slots[j]) j = (j + 1) & gt->mask;
+    gt->slots[j] = e;
+    gt->count++;
+    gt->bytes += sz;
+    return MT_OK;
+}
+
+int mt_grammar_tokens_new(mt_grammar_tokens **out, const mt_grammar *g, const mt_tokvocab *v, mt_err *err) {
+    if (!out || !g || !v) return mt_seterr(err, MT_EINVAL, "constrain: bad arguments");
+    mt_grammar_tokens *gt = calloc(1, sizeof *gt);
+    if (!gt) return mt_seterr(err, MT_ENOMEM, "constrain: out of memory");
+    gt->g = g; gt->v = v;
+    gt->nwords = (v->nvocab + 63) / 64;
+    gt->limit = (size_t)256 << 20;
+    gt->mask = 63;
+    gt->slots = calloc(gt->mask + 1, sizeof *gt->slots);
+    gt->nlv = v->maxdepth + 1;
+    gt->lv = calloc(gt->nlv, sizeof *gt->lv);
+    if (!gt->slots || !gt->lv) { mt_grammar_tokens_free(gt); return mt_seterr(err, MT_ENOMEM, "constrain: out of memory"); }
+    *out = gt;
+    return MT_OK;
+}
+
+void mt_grammar_tokens_free(mt_grammar_tokens *gt) {
+    if (!gt) return;
+    if (gt->slots) cache_clear(gt);
+    free(gt->slots);
+    for (size_t i = 0; gt->lv && i < gt->nlv; i++) gm_vec_free(&gt->lv[i]);
+    free(gt->lv);
+    gm_vec_free(&gt->tmp);
+    gm_scratch_free(&gt->s);
+    free(gt);
+}
+
+void mt_grammar_tokens_set_cache(mt_grammar_tokens *gt, size_t cache_bytes) {
+    if (gt) gt->limit = cache_bytes;
+}
+
+void mt_grammar_tokens_stats_get(const mt_grammar_tokens *gt, mt_grammar_tokens_stats *st) {
+    if (!gt || !st) return;
+    *st = gt->st;
+    st->entries = gt->count;
+    st->bytes = gt->bytes;
+}
+
+static int limit_err(mt_err *err, int rc) {
+    if (rc == MT_ELIMIT)
+        return mt_seterr(err, MT_ELIMIT, "grammar: too ambiguous or too deeply nested for the matcher "
+                         "(over %d parse stacks or depth %d)", MT_GRAMMAR_MAX_STACKS, MT_GRAMMAR_MAX_DEPTH);
+    if (rc == MT_ENOMEM) return mt_seterr(err, MT_ENOMEM, "grammar: out of memory");
+    return rc;
+}
+
+/* the bitset of tokens allowed from state st (cached) */
+static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **out, mt_err *err) {
+    size_t n = gm_state_len(st);
+    uint64_t h = hash_words(st, n);
+    centry *e = cache_find(gt, st, n, h);
+    if (e) { gt->st.hits++; *out = e; return MT_OK; }
+    gt->st.misses++;
+    const mt_tokvocab *v = gt->v;
+    e = calloc(1, sizeof *e);
+    if (!e || !(e->key = malloc(n * sizeof *e->key)) || !(e->bits = calloc(gt->nwords ? gt->nwords : 1, 8))) {
+        if (e) { free(e->key); free(e); }
+        return mt_seterr(err, MT_ENOMEM, "grammar: out of memory");
+    }
+    memcpy(e->key, st, n * sizeof *st);
+    e->keylen = n; e->hash = h;
+    int rc = MT_OK;
+    gm_vec *lv = gt->lv;
+    lv[0].n = 0;
+    if (!(rc = gm_vec_reserve(&lv[0], n))) { memcpy(lv[0].p, st, n * sizeof *st); lv[0].n = n; }
+    uint64_t nodes = 0;
+    for (size_t i = 1; i < v->nnodes && !rc;) {
+        size_t d = v->depth[i];
+        nodes++;
+        if ((rc = gm_state_byte(gt->g, lv[d - 1].p, v->byte[i], &lv[d], &gt->s))) break;
+        if (gm_state_dead(lv[d].p)) { i = v->skip[i]; continue; }
+        for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
+            int32_t t = v->toks[k];
+            e->bits[(size_t)t >> 6] |= 1ULL << (t & 63);
+            e->nallowed++;
+        }
+        i++;
+    }
+    gt->st.nodes += nodes;
+    if (!rc) rc = cache_put(gt, e);
+    if (rc) { free(e->key); free(e->bits); free(e); return limit_err(err, rc); }
+    *out = e;
+    return MT_OK;
+}
+
+/* ---------------- constraint ---------------- */
+int mt_constraint_new(mt_constraint **out, mt_grammar_tokens *gt, mt_err *err) {
+    if (!out || !gt) return mt_seterr(err, MT_EINVAL, "constrain: bad arguments");
+    mt_constraint *c = calloc(1, sizeof *c);
+    if (!c) return mt_seterr(err, MT_ENOMEM, "constrain: out of memory");
+    c->gt = gt;
+    c->eos_save = malloc((gt->v->n_eos ? gt->v->n_eos : 1) * sizeof *c->eos_save);
+    if (!c->eos_save) { free(c); return mt_seterr(err, MT_ENOMEM, "constrain: out of memory"); }
+    int rc = gm_state_init(gt->g, &c->cur, &gt->s);
+    if (rc) { mt_constraint_free(c); return limit_err(err, rc); }
+    *out = c;
+    return MT_OK;
+}
+
+void mt_constraint_free(mt_constraint *c) {
+    if (!c) return;
+    gm_vec_free(&c->cur); gm_vec_free(&c->nxt);
+    free(c->eos_save);
+    free(c);
+}
+
+int mt_constraint_can_end(const mt_constraint *c) { return c && (c->ended || gm_state_can_end(c->cur.p)); }
+int mt_constraint_ended(const mt_constraint *c) { return c && c->ended; }
+
+static int cur_entry(mt_constraint *c, const centry **e, mt_err *err) {
+    if (c->e && c->egen == c->gt->generation) { *e = c->e; c->gt->st.hits++; return MT_OK; }
+    MT_TRY(mask_for(c->gt, c->cur.p, e, err));
+    c->e = *e; c->egen = c->gt->generation;
+    return MT_OK;
+}
+
+int mt_constraint_mask(mt_constraint *c, float *logits, size_t V, mt_err *err) {
+    if (!c || (!logits && V)) return mt_seterr(err, MT_EINVAL, "constrain: bad arguments");
+    const mt_tokvocab *v = c->gt->v;
+    int can_end = mt_constraint_can_end(c);
+    if (c->ended) {
+        for (size_t t = 0; t < V; t++)
+            if (t >= v->nvocab || !v->is_eos[t]) logits[t] = -INFINITY;
+        return MT_OK;
+    }
+    const centry *e = NULL;
+    MT_TRY(cur_entry(c, &e, err));
+    int any_eos = 0;
+    for (size_t i = 0; i < v->n_eos && can_end; i++) any_eos |= (size_t)v->eos[i] < V;
+    if (!e->nallowed && !any_eos)
+        return mt_seterr(err, MT_EINVAL, "grammar: no token of the vocabulary can continue the text here");
+    for (size_t i = 0; i < v->n_eos; i++) c->eos_save[i] = (size_t)v->eos[i] < V ? logits[v->eos[i]] : 0.0f;
+    size_t lim = V < v->nvocab ? V : v->nvocab;
+    size_t full = lim / 64;
+    for (size_t w = 0; w < full; w++) {
+        uint64_t b = e->bits[w];
+        if (b == ~0ULL) continue;
+        float *l = logits + w * 64;
+        if (!b) { for (int k = 0; k < 64; k++) l[k] = -INFINITY; continue; }
+        for (uint64_t z = ~b; z; z &= z - 1) l[__builtin_ctzll(z)] = -INFINITY;
+    }
+    for (size_t t = full * 64; t < lim; t++)
+        if (!(e->bits[t >> 6] >> (t & 63) & 1)) logits[t] = -INFINITY;
+    for (size_t t = lim; t < V; t++) logits[t] = -INFINITY;
+    if (can_end) {
+        /* eos ids have no bytes (bit clear): masked above, given back their logits */
+        for (size_t i = 0; i < v->n_eos; i++)
+            if ((size_t)v->eos[i] < V) logits[v->eos[i]] = c->eos_save[i];
+    }
+    return MT_OK;
+}
+
+/* the state after the bytes of token t into c->nxt; 1 if alive */
+static int walk_token(mt_constraint *c, int32_t t, int *alive) {
+    size_t n;
+    const char *b = mt_tokvocab_bytes(c->gt->v, t, &n);
+    *alive = 0;
+    if (!b) return MT_OK;
+    gm_vec *a = &c->gt->tmp, *z = &c->nxt;
+    a->n = 0;
+    size_t sl = gm_state_len(c->cur.p);
+    MT_TRY(gm_vec_reserve(a, sl));
+    memcpy(a->p, c->cur.p, sl * sizeof *a->p);
+    a->n = sl;
+    for (size_t i = 0; i < n; i++) {
+        MT_TRY(gm_state_byte(c->gt->g, a->p, (unsigned char)b[i], z, &c->gt->s));
+        if (gm_state_dead(z->p)) return MT_OK;
+        gm_vec tt = *a; *a = *z; *z = tt;
+    }
+    /* the final state is in a (the shared tmp): move it into nxt */
+    gm_vec tt = *a; *a = *z; *z = tt;
+    *alive = 1;
+    return MT_OK;
+}
+
+int mt_constraint_allows(mt_constraint *c, int32_t t) {
+    if (!c) return 0;
+    const mt_tokvocab *v = c->gt->v;
+    if (t < 0 || (size_t)t >= v->nvocab) return 0;
+    if (v->is_eos[t]) return mt_constraint_can_end(c);
+    if (c->ended) return 0;
+    if (c->e && c->egen == c->gt->generation) return (int)(c->e->bits[(size_t)t >> 6] >> (t & 63) & 1);
+    int alive = 0;
+    if (walk_token(c, t, &alive)) return 0;
+    return alive;
+}
+
+static void describe(const mt_tokvocab *v, int32_t t, char *out, size_t cap) {
+    size_t n, k = 0;
+    const char *b = mt_tokvocab_bytes(v, t, &n);
+    out[0] = 0;
+    for (size_t i = 0; b && i < n && k + 5 < cap; i++) {
+        unsigned char ch = (unsigned char)b[i];
+        if (ch >= 0x20 && ch < 0x7F && ch != '"' && ch != '\\') out[k++] = (char)ch;
+        else k += (size_t)snprintf(out + k, cap - k, "\\x%02X", ch);
+    }
+    out[k < cap ? k : cap - 1] = 0;
+}
+
+int mt_constraint_accept(mt_constraint *c, int32_t t, mt_err *err) {
+    if (!c) return mt_seterr(err, MT_EINVAL, "constrain: bad arguments");
+    const mt_tokvocab *v = c->gt->v;
+    if (t < 0 || (size_t)t >= v->nvocab)
+        return mt_seterr(err, MT_EINVAL, "grammar: token %d is outside the vocabulary (%zu)", (int)t, v->nvocab);
+    if (c->ended) return mt_seterr(err, MT_EINVAL, "grammar: token %d after the end of the text", (int)t);
+    if (v->is_eos[t]) {
+        if (!gm_state_can_end(c->cur.p))
+            return mt_seterr(err, MT_EINVAL, "grammar: end of text (token %d) before the grammar is complete", (int)t);
+        c->ended = 1;
+        return MT_OK;
+    }
+    int alive = 0;
+    int rc = walk_token(c, t, &alive);
+    if (rc) return limit_err(err, rc);
+    if (!alive) {
+        char d[96];
+        describe(v, t, d, sizeof d);
+        return mt_seterr(err, MT_EINVAL, "grammar: token %d (\"%s\") is not allowed here", (int)t, d);
+    }
+    gm_vec tt = c->cur; c->cur = c->nxt; c->nxt = tt;
+    c->e = NULL;
+    return MT_OK;
+}
+
+int mt_constraint_copy(mt_constraint **dst, const mt_constraint *src, mt_err *err) {
+    if (!dst || !src) return mt_seterr(err, MT_EINVAL, "constrain: bad arguments");
+    mt_constraint *c = calloc(1, sizeof *c);
+    if (!c) return mt_seterr(err, MT_ENOMEM, "constrain: out of memory");
+    c->gt = src->gt;
+    c->ended = src->ended;
+    c->e = src->e; c->egen = src->egen;
+    c->eos_save = malloc((src->gt->v->n_eos ? src->gt->v->n_eos : 1) * sizeof *c->eos_save);
+    size_t sl = gm_state_len(src->cur.p);
+    if (!c->eos_save || gm_vec_reserve(&c->cur, sl)) {
+        mt_constraint_free(c);
+        return mt_seterr(err, MT_ENOMEM, "constrain: out of memory");
+    }
+    memcpy(c->cur.p, src->cur.p, sl * sizeof *c->cur.p);
+    c->cur.n = sl;
+    *dst = c;
+    return MT_OK;
+}
