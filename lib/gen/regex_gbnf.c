@@ -325,7 +325,7 @@ done:
     return rc;
 }
 
-static int rx_alt(rx *p, mt_buf *o, int top);
+static int rx_alt(rx *p, mt_buf *o, int top, int *nullable);
 
 static int rx_num(rx *p, size_t *v) {
     size_t start = p->i, x = 0;
@@ -338,7 +338,9 @@ static int rx_num(rx *p, size_t *v) {
     return p->i > start;
 }
 
-/* A quantifier at p->i, if any: *kind 0 none, else writes its GBNF suffix to q. */
+/* A quantifier at p->i, if any: *kind 0 none, else Q_ANY and maybe Q_ZERO (it allows
+ * no repetition) and Q_MANY (no upper bound); writes its GBNF suffix to q. */
+enum { Q_ANY = 1, Q_ZERO = 2, Q_MANY = 4 };
 static int rx_quant(rx *p, char *q, size_t qcap, int *kind) {
     *kind = 0;
     if (p->i >= p->n) return MT_OK;
@@ -346,7 +348,7 @@ static int rx_quant(rx *p, char *q, size_t qcap, int *kind) {
     if (c == '*' || c == '+' || c == '?') {
         p->i++;
         snprintf(q, qcap, "%c", c);
-        *kind = 1;
+        *kind = Q_ANY | (c != '+' ? Q_ZERO : 0) | (c != '?' ? Q_MANY : 0);
     } else if (c == '{') {
         size_t save = p->i, m = 0, n = 0;
         p->i++;
@@ -361,7 +363,7 @@ static int rx_quant(rx *p, char *q, size_t qcap, int *kind) {
         if (!comma) snprintf(q, qcap, "{%zu}", m);
         else if (!has_n) snprintf(q, qcap, "{%zu,}", m);
         else snprintf(q, qcap, "{%zu,%zu}", m, n);
-        *kind = 1;
+        *kind = Q_ANY | (m == 0 ? Q_ZERO : 0) | (comma && !has_n ? Q_MANY : 0);
     } else {
         return MT_OK;
     }
@@ -380,7 +382,8 @@ static void put_any_star(mt_buf *o, int json) {
 
 /* One alternative: a sequence of quantified atoms.  top: at the pattern's top level,
  * where ^ may open it and $ may close it. */
-static int rx_seq(rx *p, mt_buf *o, int top) {
+static int rx_seq(rx *p, mt_buf *o, int top, int *nullable) {
+    *nullable = 1;
     mt_buf lit = {0}; /* a pending run of unquantified literal characters */
     int rc = MT_OK, items = 0, anch_start = 0, anch_end = 0;
     if (top && p->i < p->n && p->s[p->i] == '^') { p->i++; anch_start = 1; }
@@ -389,7 +392,7 @@ static int rx_seq(rx *p, mt_buf *o, int top) {
         unsigned char c = p->s[p->i];
         mt_buf atom = {0};
         cset set = {0};
-        int is_lit = 0, is_set = 0;
+        int is_lit = 0, is_set = 0, group_null = 0;
         uint32_t cp = 0;
         if (c == '^') { rc = rx_fail(p, MT_EUNSUPPORTED, "anchor ^ not at the start of the pattern"); goto atom_done; }
         if (c == '$') {
@@ -433,7 +436,7 @@ static int rx_seq(rx *p, mt_buf *o, int top) {
             }
             if (++p->depth > RE_MAX_NEST) { rc = rx_fail(p, MT_ELIMIT, "groups nested over %d deep", RE_MAX_NEST); goto atom_done; }
             mt_buf_str(&atom, "( ");
-            if ((rc = rx_alt(p, &atom, 0))) goto atom_done;
+            if ((rc = rx_alt(p, &atom, 0, &group_null))) goto atom_done;
             p->depth--;
             if (p->i >= p->n || p->s[p->i] != ')') { rc = rx_fail(p, MT_EINVAL, "missing )"); goto atom_done; }
             p->i++;
@@ -459,6 +462,12 @@ static int rx_seq(rx *p, mt_buf *o, int top) {
         char q[48];
         int quant;
         if ((rc = rx_quant(p, q, sizeof q, &quant))) goto atom_done;
+        if (group_null && (quant & Q_MANY)) {
+            rc = rx_fail(p, MT_EUNSUPPORTED, "a repeated group that can match the empty string (as in (a?)*)");
+            goto atom_done;
+        }
+        if (!group_null && !(quant & Q_ZERO) && !is_lit && !is_set) *nullable = 0;
+        if (is_lit || is_set) *nullable &= !!(quant & Q_ZERO);
         if (is_lit && !quant) {
             put_lit_cp(&lit, cp, p->json);
             goto atom_done;
@@ -513,12 +522,15 @@ static int rx_seq(rx *p, mt_buf *o, int top) {
     return rc;
 }
 
-static int rx_alt(rx *p, mt_buf *o, int top) {
-    MT_TRY(rx_seq(p, o, top));
+static int rx_alt(rx *p, mt_buf *o, int top, int *nullable) {
+    int nul;
+    MT_TRY(rx_seq(p, o, top, &nul));
+    *nullable = nul;
     while (p->i < p->n && p->s[p->i] == '|') {
         p->i++;
         mt_buf_str(o, " | ");
-        MT_TRY(rx_seq(p, o, top));
+        MT_TRY(rx_seq(p, o, top, &nul));
+        *nullable |= nul;
     }
     return MT_OK;
 }
@@ -527,7 +539,8 @@ int mt_regex_gbnf_expr(const char *re, size_t n, int json_content, mt_buf *out, 
     if (!re && n) return mt_seterr(err, MT_EINVAL, "regex: NULL pattern");
     rx p = {(const unsigned char *)re, n, 0, json_content ? 1 : 0, 0, err};
     mt_buf_str(out, "( ");
-    MT_TRY(rx_alt(&p, out, 1));
+    int nullable;
+    MT_TRY(rx_alt(&p, out, 1, &nullable));
     if (p.i < p.n) return rx_fail(&p, MT_EINVAL, "unbalanced )");
     mt_buf_str(out, " )");
     if (out->oom) return mt_seterr(err, MT_ENOMEM, "regex: out of memory");
