@@ -1065,7 +1065,7 @@ static void put_shared(mt_buf *b, unsigned need) {
     if (need & N_CHAR) mt_buf_str(b, "char ::= " MT_JSON_CHAR_GBNF "\n");
     if (need & N_NUMBER)
         mt_buf_str(b, "number ::= \"-\"? ( \"0\" | [1-9] [0-9]* ) ( \".\" [0-9]+ )? ( [eE] [-+]? [0-9]+ )?\n");
-    if (need & N_INTEGER) mt_buf_str(b, "integer ::= \"-\"? ( \"0\" | [1-9] [0-9]* )\n");
+    if (need & N_INTEGER) mt_buf_str(b, "integer ::= \"0\" | \"-\"? [1-9] [0-9]*\n");
     if (need & N_WS) mt_buf_str(b, "ws ::= ( \" \" | \"\\n\" [ \\t]{0,20} )?\n");
 }
 
