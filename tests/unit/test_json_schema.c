@@ -3,6 +3,7 @@
  * tests/data/schema/ (made by tests/gen/gen_schema_cases.py: documents labelled by
  * Python's jsonschema, strings by re.fullmatch), plus the refusals: every unsupported
  * keyword or regex construct is an error whose message names it. */
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,47 @@ static void test_limits(void) {
     CHECK(mt_regex_to_gbnf("a{5000}", 7, &g, &e) == MT_ELIMIT && !g);
 }
 
+/* The fuzz seeds (tests/fuzz/seeds/json_schema/): each schema*.json converts to GBNF
+ * that parses, each regex*.txt too. */
+static void test_seeds(void) {
+    const char *dir = "tests/fuzz/seeds/json_schema";
+    DIR *d = opendir(dir);
+    CHECK_MSG(d != NULL, "cannot open %s", dir);
+    if (!d) return;
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d))) {
+        char path[512];
+        int is_schema = !strncmp(de->d_name, "schema", 6), is_regex = !strncmp(de->d_name, "regex", 5);
+        if (!is_schema && !is_regex) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        mt_err e = {0};
+        char *g = NULL;
+        int rc;
+        if (is_schema) {
+            json_error_t je;
+            json_t *j = json_load_file(path, 0, &je);
+            CHECK_MSG(j != NULL, "%s: %s", path, je.text);
+            rc = json_object_get(j, "json_schema") ? mt_response_format_gbnf(j, &g, &e) : mt_json_schema_to_gbnf(j, &g, &e);
+            json_decref(j);
+        } else {
+            char buf[4096];
+            FILE *f = fopen(path, "rb");
+            size_t len = f ? fread(buf, 1, sizeof buf, f) : 0;
+            if (f) fclose(f);
+            rc = mt_regex_to_gbnf(buf, len, &g, &e);
+        }
+        CHECK_MSG(rc == MT_OK, "%s: %s", path, e.msg);
+        mt_grammar *gr = NULL;
+        if (g) CHECK_OK(mt_grammar_parse(&gr, g, strlen(g), NULL, &e), &e);
+        mt_grammar_free(gr);
+        free(g);
+        n++;
+    }
+    closedir(d);
+    CHECK(n >= 10);
+}
+
 int main(void) {
     json_error_t je;
     json_t *cases = json_load_file(DATA "cases.json", 0, &je);
@@ -227,6 +269,7 @@ int main(void) {
     test_response_format();
     test_pattern_in_json();
     test_limits();
+    test_seeds();
     json_decref(cases);
     json_decref(regex);
     return check_report("test_json_schema");
