@@ -988,15 +988,17 @@ static int gen_object(sc *c, json_t *s, mt_buf *o) {
         if (in_list(ANNOTATIONS, k) || in_list(KEYWORDS, k)) continue;
         return fail(c, MT_EUNSUPPORTED, "unsupported keyword \"%s\"", k);
     }
-    if (json_object_get(s, "$ref")) {
-        json_object_foreach(s, k, v) {
-            if (in_list(ANNOTATIONS, k) || !strcmp(k, "$ref")) continue;
-            return fail(c, MT_EUNSUPPORTED, "\"$ref\" beside \"%s\" is not supported (use allOf)", k);
-        }
-        return ref_term(c, s, o);
-    }
     json_t *any = json_object_get(s, "anyOf"), *one = json_object_get(s, "oneOf"), *all = json_object_get(s, "allOf");
-    if (all) {
+    if (json_object_get(s, "$ref") && constraint_count(s, "$ref") == 0) return ref_term(c, s, o);
+    /* {"allOf": [X]} with annotations beside it is X (a reference stays a rule) */
+    if (all && json_array_size(all) == 1 && constraint_count(s, "allOf") == 0) {
+        size_t save = path_pushs(c, "allOf");
+        path_pushs(c, "0");
+        int rc = gen(c, json_array_get(all, 0), o);
+        path_pop(c, save);
+        return rc;
+    }
+    if (all || json_object_get(s, "$ref")) {
         /* every keyword of s and of each part merged into one schema */
         json_t *m = json_object();
         if (!m) return fail(c, MT_ENOMEM, "out of memory");

@@ -153,7 +153,14 @@ def sample(schema, root, depth=0):
     if schema is True or schema == {}:
         return rng.choice([1, "x", None, True, [1, 2], {"k": "v"}, 2.5])
     if "$ref" in schema:
-        return sample(ref_resolve(root, schema["$ref"]), root, depth + 1)
+        merged = dict(ref_resolve(root, schema["$ref"]))
+        merged.update({k: v for k, v in schema.items() if k != "$ref"})
+        return sample(merged, root, depth + 1)
+    if "allOf" in schema:
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        for part in schema["allOf"]:
+            merged.update(part)
+        return sample(merged, root, depth + 1)
     for kw in ("anyOf", "oneOf"):
         if kw in schema:
             alt = rng.choice(schema[kw]) if depth < 4 else schema[kw][-1]
@@ -374,6 +381,17 @@ case("ref_recursive", {"$defs": {"node": {"type": "object", "properties": {
     "required": ["value"]}}, "$ref": "#/$defs/node"},
     [{"value": 1}, {"value": 1, "children": [{"value": 2, "children": [{"value": 3}]}]},
      {"value": 1, "children": [{"children": []}]}, {"value": "1"}])
+case("ref_siblings", {"$defs": {"s": {"type": "string", "minLength": 1}}, "$ref": "#/$defs/s", "maxLength": 3},
+     ["", "a", "abc", "abcd", 1])
+case("pydantic_style", {"$defs": {
+    "Color": {"enum": ["red", "green"], "title": "Color", "type": "string"},
+    "Item": {"properties": {"name": {"title": "Name", "type": "string"},
+                            "color": {"allOf": [{"$ref": "#/$defs/Color"}], "default": "red"},
+                            "sub": {"anyOf": [{"$ref": "#/$defs/Item"}, {"type": "null"}], "default": None}},
+             "required": ["name"], "title": "Item", "type": "object"}},
+    "$ref": "#/$defs/Item", "title": "Root"},
+    [{"name": "a"}, {"name": "a", "color": "red"}, {"name": "a", "color": "blue"},
+     {"name": "a", "sub": {"name": "b", "sub": None}}, {"name": "a", "sub": {"color": "red"}}])
 case("definitions", {"definitions": {"pos": {"type": "integer", "minimum": 1}},
                      "type": "array", "items": {"$ref": "#/definitions/pos"}}, [[1, 2], [0], [], [1, -1]])
 case("additional_schema", {"type": "object", "properties": {"id": {"type": "integer"}, "idx": {"type": "string"}},
