@@ -16,6 +16,7 @@
 #include "gen/genopts.h"
 #include "gen/pcache.h"
 #include "gen/request.h"
+#include "gen/structured.h"
 #include "kv/prefix.h"
 #include "io/hub.h"
 #include "models/model.h"
@@ -131,6 +132,7 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
         mt_gen_result_free(&res);
     }
     free(ids);
+    mt_gen_request_free(&req);
     json_decref(rec);
     return rc;
 }
@@ -242,6 +244,11 @@ int main(int argc, char **argv) {
         gp->n_eos = j.pr->n_eos;
         gp->trim_first_space = j.pr->trim_first_space;
         j.gen.batch = mt_genopts_batch(&go, j.gen.model);
+        if (!rc && mode != O_SCORE_MODE)
+            rc = mt_gen_grammars_new(&j.gen.grammars, j.pr->tok, (size_t)j.gen.model->hp.vocab, j.pr->eos_ids, j.pr->n_eos,
+                                     &err);
+        if (!rc && mode != O_SCORE_MODE)
+            rc = mt_gen_grammars_set_default(j.gen.grammars, go.schema_file, go.regex, go.grammar_file, &err);
         j.gen.model->batch_invariant = go.batch_invariant;
         rc = mt_sampler_params_check(sp, (size_t)j.gen.model->hp.vocab, &err);
     }
@@ -285,6 +292,9 @@ int main(int argc, char **argv) {
         free(pbuf);
     }
     if (fatal) fprintf(stderr, "mlx-gen: %s\n", err.msg);
+    char gsum[400];
+    if (!quiet && mt_gen_structured_summary(&j.gen, gsum, sizeof gsum)) fprintf(stderr, "mlx-gen: %s\n", gsum);
+    mt_gen_grammars_free(j.gen.grammars);
     mt_prefix_store_free(store);
     mt_gen_caches_free(j.gen.caches);
     mt_model_free(j.gen.model);

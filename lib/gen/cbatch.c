@@ -58,6 +58,7 @@ static int slot_start(mt_gen_job *j, slot *s, json_t *rec, size_t lineno, size_t
 static int slot_answer(mt_gen_job *j, mt_jsonl_stream *st, slot *s, int rc, mt_err *e) {
     json_t *out = NULL;
     if (!rc) rc = mt_gen_seq_finish(&s->q, e);
+    if (!rc) mt_gen_record_tally(j, &s->req, &s->res);
     if (!rc && s->save) rc = mt_gen_record_save(j, s->save, &s->res, e);
     if (!rc) {
         out = mt_gen_request_answer(&s->req, &s->res, j->model_name, s->lineno);

@@ -41,6 +41,9 @@ typedef struct mt_gen_params {
                                        included: they are counted, not recomputed); their number
                                        must equal the count (MT_EINVAL otherwise); inject->next is
                                        ignored.  No shared-prefix reuse (store) with it. */
+    struct mt_grammar_tokens *grammar; /* optional (structured output, gen/constrain.h): only tokens
+                                       that keep the text a prefix of a sentence of this grammar are
+                                       sampled, and eos only where it can end */
 } mt_gen_params;
 
 typedef struct mt_gen_result {
@@ -52,9 +55,11 @@ typedef struct mt_gen_result {
     float *top_logprobs;
     size_t n_tokens;
     const char *finish_reason;      /* "stop" or "length" (static string) */
+    int eos;                        /* it stopped at an end-of-sequence id */
     size_t prompt_tokens;           /* all of them, the cached ones included */
     size_t cached_tokens;           /* of those, how many came from saved state (not computed) */
     double prefill_s, decode_s;
+    double grammar_s;               /* gp->grammar: time spent masking logits (in decode_s) */
     mt_kvcache *prompt_cache;       /* gp->snapshot: the cache after the prompt or generation (owned) */
     int32_t *prompt_ids;            /* gp->snapshot: the ids it holds (owned), or NULL if unknown */
     size_t n_prompt_ids;

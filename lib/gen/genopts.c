@@ -25,6 +25,12 @@ const char mt_genopts_usage[] =
     "      --batch-invariant    with --batch, each record's tokens computed exactly as alone, so its\n"
     "                           answer never depends on its neighbours (greedy or seeded; implied\n"
     "                           by --reproducible); batched decode takes about 1.4x longer\n"
+    "      --json-schema FILE   structured output: every answer is a JSON document valid under this\n"
+    "                           schema (or an OpenAI response_format object); per record:\n"
+    "                           \"response_format\" (json_schema / json_object / text), \"json_schema\"\n"
+    "      --regex RE           every answer matches RE whole; per record: \"regex\"\n"
+    "      --grammar FILE       every answer is a sentence of this GBNF grammar (llama.cpp's syntax);\n"
+    "                           per record: \"grammar\" (GBNF text)\n"
     "      --lockstep           the older schedule: N records start together and the next N wait\n"
     "                           for the slowest (for comparison)\n"
     "      --score              {\"text\"|\"ids\"} -> each token's logprob given its prefix, sum, perplexity\n"
@@ -60,7 +66,7 @@ const char mt_genopts_usage[] =
 
 enum { O_TEMP = 1000, O_TOPP, O_TOPK, O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP,
        O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE, O_PCACHE, O_SAVECACHE,
-       O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS, O_LOCKSTEP, O_BINV };
+       O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS, O_LOCKSTEP, O_BINV, O_JSCHEMA, O_REGEX, O_GRAMMAR };
 
 static const struct option LONG[] = {
     {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
@@ -74,7 +80,8 @@ static const struct option LONG[] = {
     {"save-after-generation", 0, 0, O_SAVEAFTER}, {"prefix-cache-mb", 1, 0, O_PREFIXMB}, {"kv-bits", 1, 0, O_KVBITS},
     {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART}, {"shard", 1, 0, O_SHARD},
     {"reproducible", 0, 0, O_REPRO}, {"numerics", 1, 0, O_NUMERICS}, {"lockstep", 0, 0, O_LOCKSTEP},
-    {"batch-invariant", 0, 0, O_BINV},
+    {"batch-invariant", 0, 0, O_BINV}, {"json-schema", 1, 0, O_JSCHEMA}, {"regex", 1, 0, O_REGEX},
+    {"grammar", 1, 0, O_GRAMMAR},
 };
 
 const struct option *mt_genopts_long(size_t *n) {
@@ -132,6 +139,9 @@ int mt_genopts_parse(mt_genopts *o, int c, const char *arg, FILE *errf, const ch
         break;
     case O_LOCKSTEP: o->lockstep = 1; break;
     case O_BINV: o->batch_invariant = 1; break;
+    case O_JSCHEMA: o->schema_file = arg; break;
+    case O_REGEX: o->regex = arg; break;
+    case O_GRAMMAR: o->grammar_file = arg; break;
     case O_SCORE: o->score = 1; break;
     case O_RESUME: o->resume = arg; break;
     case O_SHARD: bad = mt_cli_shard(errf, prog, arg, &o->shard_k, &o->shard_n); break;

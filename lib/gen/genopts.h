@@ -18,7 +18,8 @@ typedef struct mt_genopts {
     const char *stops[64];
     int batch;                   /* --batch N (1); 0: auto (mt_gen_batch_auto) */
     int batch_invariant;         /* --batch-invariant (and --reproducible): mt_model.batch_invariant */
-    int lockstep;                /* --lockstep: mt_gen_batch_handler instead of the continuous one */
+    int lockstep;
+    const char *schema_file, *regex, *grammar_file;   /* --json-schema, --regex, --grammar */                /* --lockstep: mt_gen_batch_handler instead of the continuous one */
     int score;                   /* --score */
     int int8;                    /* --int8 (MT_QMATH=int8 set in the environment) */
     int numerics;                /* --numerics (MT_NUMERICS_F32) */

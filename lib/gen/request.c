@@ -3,6 +3,7 @@
 #include "gen/request.h"
 #include "core/jsonl.h"
 #include "gen/pcache.h"
+#include "gen/structured.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,7 @@ void mt_gen_request_free(mt_gen_request *req) {
     free(req->bias_ids);
     free(req->bias_vals);
     free(req->inject);   /* one block: the struct, then its rows */
+    mt_gen_grammars_release(req->grammars, req->gp.grammar);
     memset(req, 0, sizeof *req);
 }
 
@@ -219,6 +221,14 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
                           char **save, mt_err *err) {
     *save = NULL;
     json_t *o = req->prompt_rec;
+    if (j->grammars) {
+        MT_TRY(mt_gen_grammars_for(j->grammars, o, &req->gp.grammar, err));
+        req->grammars = j->grammars;
+    } else if (json_object_get(o, "response_format") || json_object_get(o, "json_schema") || json_object_get(o, "regex") ||
+               json_object_get(o, "grammar")) {
+        return mt_seterr(err, MT_EINVAL, "structured output (\"response_format\", \"json_schema\", \"regex\", \"grammar\") is "
+                         "not available in this mode");
+    }
     json_t *pc = json_object_get(o, "prompt_cache"), *sc = json_object_get(o, "save_prompt_cache");
     if (pc && !json_is_null(pc) && !json_is_string(pc)) return mt_seterr(err, MT_EINVAL, "\"prompt_cache\" must be a file name");
     if (sc && !json_is_null(sc) && !json_is_string(sc)) return mt_seterr(err, MT_EINVAL, "\"save_prompt_cache\" must be a file name");
@@ -282,6 +292,19 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
     return MT_OK;
 }
 
+void mt_gen_record_tally(mt_gen_job *j, const mt_gen_request *req, const mt_gen_result *res) {
+    if (!req->gp.grammar) return;
+    j->gram_answers++;
+    j->gram_tokens += res->n_tokens;
+    j->gram_s += res->grammar_s;
+    j->gram_decode_s += res->decode_s;
+    /* ended by the model's eos, which the grammar allows only where it can end */
+    if (res->eos) {
+        j->gram_ended++;
+        j->gram_valid += mt_gen_grammar_valid(j->grammars, req->gp.grammar, res->text, res->text_len);
+    }
+}
+
 int mt_gen_record_save(mt_gen_job *j, const char *path, const mt_gen_result *res, mt_err *err) {
     if (!res->prompt_cache) return mt_seterr(err, MT_EINVAL, "internal: no state to save");
     return mt_gen_caches_save(j->caches, j->pr, path, res->prompt_cache, res->prompt_ids, res->n_prompt_ids,
@@ -320,6 +343,7 @@ void mt_gen_batch_handler(void *user, json_t **recs, const size_t *linenos, size
         size_t i = map[b];
         rcs[i] = brc[b];
         if (brc[b]) { errs[i] = berr[b]; continue; }
+        mt_gen_record_tally(j, &req[i], &res[b]);
         if (save[i]) rcs[i] = mt_gen_record_save(j, save[i], &res[b], &errs[i]);
         if (!rcs[i]) outs[i] = mt_gen_request_answer(&req[i], &res[b], j->model_name, linenos[i]);
         if (outs[i] && save[i] && !req[i].openai) json_object_set_new(outs[i], "prompt_cache_file", json_string(save[i]));

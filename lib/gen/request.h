@@ -41,6 +41,7 @@ typedef struct mt_gen_request {
     char **stop;
     int32_t *bias_ids;
     float *bias_vals;
+    struct mt_gen_grammars *grammars;  /* holds gp.grammar (released with the request) */
 } mt_gen_request;
 
 /* Fill req from rec over the defaults (copied).  rec stays borrowed. */
@@ -79,6 +80,10 @@ typedef struct mt_gen_job {
                  mt_embed_inject **inj, mt_err *err);
     void *media_user;
     size_t batch;                      /* mt_gen_stream_handler: sequences decoding together (0: 1) */
+    struct mt_gen_grammars *grammars;  /* structured output (gen/structured.h); NULL: refused */
+    size_t gram_answers, gram_ended, gram_valid, gram_tokens;   /* answers under a grammar, those it
+                                          ended (eos), those the automaton accepts, their tokens */
+    double gram_s, gram_decode_s;      /* time masking, and those answers' decode time */
     size_t decode_steps, decode_rows;  /* mt_gen_stream_handler counts its batched decode steps and the
                                           sequences they advanced (mean batch = rows / steps) */
 } mt_gen_job;
@@ -88,6 +93,8 @@ typedef struct mt_gen_job {
  * goes ("save_prompt_cache" or the job's --save-prompt-cache; req->gp.snapshot set). */
 int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_request *req, int32_t **ids, size_t *n,
                           char **save, mt_err *err);
+/* Count a finished record's structured-output figures into the job (j->gram_*). */
+void mt_gen_record_tally(mt_gen_job *j, const mt_gen_request *req, const mt_gen_result *res);
 /* Write a finished record's state after its prompt to path. */
 int mt_gen_record_save(mt_gen_job *j, const char *path, const mt_gen_result *res, mt_err *err);
 

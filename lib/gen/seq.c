@@ -3,6 +3,7 @@
  * and the result.  mt_generate, the batch schedulers and speculative decoding
  * all drive it (gen/seq.h). */
 #include "gen/seq.h"
+#include "gen/constrain.h"
 #include "core/buf.h"
 #include "kv/prefix.h"
 
@@ -82,6 +83,7 @@ void mt_gen_seq_free(mt_gen_seq *q) {
     free(q->logits);
     mt_detok_free(q->dt);
     mt_sampler_free(q->smp);
+    mt_constraint_free(q->con);
     mt_kvcache_free(q->cache);
     free(q->joined);
     memset(q, 0, sizeof *q);
@@ -240,6 +242,7 @@ int mt_gen_seq_begin(mt_gen_seq *q, mt_model *m, const mt_tokenizer *tok, const 
     sp.logits_dt = mt_model_logits_dtype(m);   /* mlx's numerics: log-probabilities in the model's dtype */
     MT_TRY(mt_sampler_new(&q->smp, &sp, q->V, err));
     MT_TRY(mt_detok_new(&q->dt, tok, 0, err));
+    if (gp->grammar) MT_TRY(mt_constraint_new(&q->con, gp->grammar, err));
     q->m = m;
     q->t0 = now_s();
     q->prompt = prompt;
@@ -360,14 +363,21 @@ static int seq_text(mt_gen_seq *q, const char *piece, size_t pl, mt_err *err) {
 int mt_gen_seq_process(mt_gen_seq *q, mt_err *err) {
     MT_TRY(mt_gen_check_logits(q->logits, q->V, q->nh, err));
     mt_sampler_process(q->smp, q->logits, q->V, q->hist, q->nh);
+    if (q->con) {   /* structured output: what the grammar does not allow gets -inf */
+        double t0 = now_s();
+        int rc = mt_constraint_mask(q->con, q->logits, q->V, err);
+        q->res->grammar_s += now_s() - t0;
+        MT_TRY(rc);
+    }
     return MT_OK;
 }
 
 int mt_gen_seq_accept(mt_gen_seq *q, int32_t t, float lp, int32_t *next, mt_err *err) {
     mt_gen_result *res = q->res;
     const mt_gen_params *gp = q->gp;
+    if (q->con) MT_TRY(mt_constraint_accept(q->con, t, err));
     for (size_t i = 0; i < gp->n_eos; i++)
-        if (gp->eos[i] == t) { res->finish_reason = "stop"; q->done = 1; return MT_OK; }
+        if (gp->eos[i] == t) { res->finish_reason = "stop"; res->eos = 1; q->done = 1; return MT_OK; }
     size_t k = (size_t)gp->logprobs, n = res->n_tokens;
     if (k) mt_top_logprobs(q->logits, q->V, k, res->top_ids + n * k, res->top_logprobs + n * k);
     res->token_logprobs[n] = lp;

@@ -47,6 +47,7 @@ typedef struct mt_gen_seq {
     mt_embed_inject pf_inj;             /* gp->inject's rows, advancing */
     int prefilled;
     double t0;
+    struct mt_constraint *con;          /* gp->grammar: this sequence's position in it */
 } mt_gen_seq;
 
 /* mt_gen_seq_start in steps, so that a scheduler can interleave a long prompt with other
