@@ -250,7 +250,7 @@ int main(int argc, char **argv) {
         if (!rc && mode != O_SCORE_MODE)
             rc = mt_gen_grammars_set_default(j.gen.grammars, go.schema_file, go.regex, go.grammar_file, &err);
         j.gen.model->batch_invariant = go.batch_invariant;
-        rc = mt_sampler_params_check(sp, (size_t)j.gen.model->hp.vocab, &err);
+        if (!rc) rc = mt_sampler_params_check(sp, (size_t)j.gen.model->hp.vocab, &err);
     }
     mt_jsonl_stats st = {0};
     int fatal = rc != 0;

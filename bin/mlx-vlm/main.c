@@ -17,6 +17,7 @@
 #include "gen/genopts.h"
 #include "gen/pcache.h"
 #include "gen/request.h"
+#include "gen/structured.h"
 #include "gen/vlm_job.h"
 #include "io/hub.h"
 #include "kv/prefix.h"
@@ -194,6 +195,9 @@ int main(int argc, char **argv) {
             g.defaults.store = store;
         }
         if (!rc) rc = mt_sampler_params_check(&g.defaults.sp, (size_t)vlm->lm->hp.vocab, &err);
+        if (!rc && !go.score)   /* structured output (gen/structured.h) */
+            rc = mt_gen_grammars_new(&g.grammars, pr->tok, (size_t)vlm->lm->hp.vocab, pr->eos_ids, pr->n_eos, &err);
+        if (!rc && !go.score) rc = mt_gen_grammars_set_default(g.grammars, go.schema_file, go.regex, go.grammar_file, &err);
     }
     mt_jsonl_stats st = {0};
     int fatal = rc != 0;
@@ -225,6 +229,9 @@ int main(int argc, char **argv) {
         }
     }
     if (fatal) fprintf(stderr, "mlx-vlm: %s\n", err.msg);
+    char gsum[400];
+    if (!quiet && mt_gen_structured_summary(&g, gsum, sizeof gsum)) fprintf(stderr, "mlx-vlm: %s\n", gsum);
+    mt_gen_grammars_free(g.grammars);
     mt_prefix_store_free(store);
     mt_vlm_job_free(vj);
     mt_vlm_free(vlm);

@@ -73,6 +73,7 @@ int mt_gen_grammars_set_default(mt_gen_grammars *g, const char *schema_file, con
     if (schema_file) {
         json_error_t je;
         json_t *s = json_load_file(schema_file, JSON_REJECT_DUPLICATES, &je);
+        if (!s && je.line < 1) return mt_seterr(err, MT_EINVAL, "--json-schema %s: %s", schema_file, je.text);
         if (!s) return mt_seterr(err, MT_EINVAL, "--json-schema %s: line %d: %s", schema_file, je.line, je.text);
         /* a whole response_format object, or the "json_schema" member of one, or a bare schema */
         json_t *inner = json_object_get(s, "json_schema");
@@ -85,11 +86,11 @@ int mt_gen_grammars_set_default(mt_gen_grammars *g, const char *schema_file, con
         else
             rc = mt_json_schema_to_gbnf(s, &text, err);
         json_decref(s);
-        if (rc) return mt_preferr(err, "--json-schema %s: ", schema_file);
+        if (rc) return mt_preferr(err, "--json-schema %s", schema_file);
     } else if (regex) {
-        MT_TRY(mt_regex_to_gbnf(regex, strlen(regex), &text, err) ? mt_preferr(err, "--regex: ") : MT_OK);
+        MT_TRY(mt_regex_to_gbnf(regex, strlen(regex), &text, err) ? mt_preferr(err, "--regex") : MT_OK);
     } else if (grammar_file) {
-        MT_TRY(mt_read_file(grammar_file, &text, &n, err) ? mt_preferr(err, "--grammar %s: ", grammar_file) : MT_OK);
+        MT_TRY(mt_read_file(grammar_file, &text, &n, err) ? mt_preferr(err, "--grammar %s", grammar_file) : MT_OK);
         if (memchr(text, 0, n)) {
             free(text);
             return mt_seterr(err, MT_EINVAL, "--grammar %s: the file holds a NUL byte", grammar_file);
@@ -100,7 +101,7 @@ int mt_gen_grammars_set_default(mt_gen_grammars *g, const char *schema_file, con
     if (!text) return MT_OK;
     mt_grammar_tokens *gt;   /* compile now: a bad grammar stops the run before any record */
     int rc = mt_gen_grammars_for(g, NULL, &gt, err);
-    if (rc && grammar_file) return mt_preferr(err, "--grammar %s: ", grammar_file);
+    if (rc && grammar_file) return mt_preferr(err, "--grammar %s", grammar_file);
     mt_gen_grammars_release(g, gt);
     return rc;
 }
@@ -171,14 +172,14 @@ int mt_gen_grammars_for(mt_gen_grammars *g, json_t *rec, mt_grammar_tokens **gt,
         return mt_seterr(err, MT_EINVAL, "\"response_format\", \"json_schema\", \"regex\" and \"grammar\" exclude each other");
     if (rf) {
         if (!json_is_object(rf)) return mt_seterr(err, MT_EINVAL, "\"response_format\" must be an object");
-        MT_TRY(mt_response_format_gbnf(rf, &text, err) ? mt_preferr(err, "\"response_format\": ") : MT_OK);
+        MT_TRY(mt_response_format_gbnf(rf, &text, err) ? mt_preferr(err, "\"response_format\"") : MT_OK);
         if (!text) return MT_OK;   /* {"type": "text"} */
     } else if (js) {
         if (!json_is_object(js) && !json_is_boolean(js)) return mt_seterr(err, MT_EINVAL, "\"json_schema\" must be a schema (an object)");
-        MT_TRY(mt_json_schema_to_gbnf(js, &text, err) ? mt_preferr(err, "\"json_schema\": ") : MT_OK);
+        MT_TRY(mt_json_schema_to_gbnf(js, &text, err) ? mt_preferr(err, "\"json_schema\"") : MT_OK);
     } else if (re) {
         if (!json_is_string(re)) return mt_seterr(err, MT_EINVAL, "\"regex\" must be a string");
-        MT_TRY(mt_regex_to_gbnf(json_string_value(re), json_string_length(re), &text, err) ? mt_preferr(err, "\"regex\": ") : MT_OK);
+        MT_TRY(mt_regex_to_gbnf(json_string_value(re), json_string_length(re), &text, err) ? mt_preferr(err, "\"regex\"") : MT_OK);
     } else if (gr) {
         if (!json_is_string(gr)) return mt_seterr(err, MT_EINVAL, "\"grammar\" must be GBNF text (a string)");
         if (memchr(json_string_value(gr), 0, json_string_length(gr))) return mt_seterr(err, MT_EINVAL, "\"grammar\" holds a NUL character");
@@ -189,7 +190,7 @@ int mt_gen_grammars_for(mt_gen_grammars *g, json_t *rec, mt_grammar_tokens **gt,
         return MT_OK;
     }
     int rc = compile(g, text, gt, err);
-    if (rc && gr) return mt_preferr(err, "\"grammar\": ");
+    if (rc && gr) return mt_preferr(err, "\"grammar\"");
     return rc;
 }
 
