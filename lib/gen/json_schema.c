@@ -1066,8 +1066,8 @@ static void put_shared(mt_buf *b, unsigned need) {
     if (need & N_STRING) mt_buf_str(b, "string ::= \"\\\"\" char* \"\\\"\"\n");
     if (need & N_CHAR) mt_buf_str(b, "char ::= " MT_JSON_CHAR_GBNF "\n");
     if (need & N_NUMBER)
-        mt_buf_str(b, "number ::= \"-\"? ( \"0\" | [1-9] [0-9]* ) ( \".\" [0-9]+ )? ( [eE] [-+]? [0-9]+ )?\n");
-    if (need & N_INTEGER) mt_buf_str(b, "integer ::= \"0\" | \"-\"? [1-9] [0-9]*\n");
+        mt_buf_str(b, "number ::= \"-\"? ( \"0\" | [1-9] [0-9]{0,15} ) ( \".\" [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?\n");
+    if (need & N_INTEGER) mt_buf_str(b, "integer ::= \"0\" | \"-\"? [1-9] [0-9]{0,15}\n");
     if (need & N_WS) mt_buf_str(b, "ws ::= ( \" \" | \"\\n\" [ \\t]{0,20} )?\n");
 }
 

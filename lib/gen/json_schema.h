@@ -15,7 +15,8 @@
  * order, each of which may be left out, then any additional properties); strings hold
  * raw UTF-8 with the escapes \" \\ \b \f \n \r \t and \u00xx (lower-case hex) for the
  * other control characters only; integers without a leading zero, a '+', or "-0";
- * numbers in JSON's own syntax.
+ * numbers in JSON's own syntax with at most 16 integer digits, 16 fraction digits and a
+ * 3-digit exponent (integers: 16 digits), so that an answer cannot run away in digits.
  *
  * Schema subset: type (one or a list), properties, required, additionalProperties
  * (false when absent beside "properties", true when there are none; true or a schema
