@@ -41,6 +41,11 @@ typedef struct mt_gen_params {
                                        included: they are counted, not recomputed); their number
                                        must equal the count (MT_EINVAL otherwise); inject->next is
                                        ignored.  No shared-prefix reuse (store) with it. */
+    /* speculative decoding (gen/speculative.h): on when draft && num_draft > 0, or prompt_lookup > 0 */
+    mt_model *draft;                /* optional: a small model with the same vocabulary proposing tokens */
+    int num_draft;                  /* tokens the draft proposes per round (1..64; 0 = off) */
+    int prompt_lookup;              /* N > 0: up to N tokens copied from an n-gram match in the tokens
+                                       so far (no draft model needed; tried before the draft) */
 } mt_gen_params;
 
 typedef struct mt_gen_result {
@@ -58,6 +63,8 @@ typedef struct mt_gen_result {
     mt_kvcache *prompt_cache;       /* gp->snapshot: the cache after the prompt or generation (owned) */
     int32_t *prompt_ids;            /* gp->snapshot: the ids it holds (owned), or NULL if unknown */
     size_t n_prompt_ids;
+    size_t draft_tokens;            /* speculative decoding: tokens proposed (draft or lookup) */
+    size_t accepted_tokens;         /* ... and of those, accepted by the model */
 } mt_gen_result;
 
 /* Called with each new piece of text as soon as it is final (UTF-8 complete,
