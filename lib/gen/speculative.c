@@ -108,6 +108,7 @@ struct mt_spec {
     mt_sampler *dsmp;         /* the draft's processors and greedy choice (the target's parameters) */
     mt_sampler *conv, *dconv; /* temp 0: logits -> log-probabilities exactly as the samplers compute them */
     int K, N, greedy;
+    size_t lk;                /* lookup's budget: N, halved after rejections, doubled after full acceptance */
     int pending;              /* the last recorded token has not been fed to the model */
     int32_t last;
     int32_t *prop;            /* [max(K, N)] this round's proposals */
@@ -195,6 +196,7 @@ int mt_spec_new(mt_spec **out, mt_gen_seq *q, mt_model *target, mt_err *err) {
     size_t V = q->V, M = (size_t)(K > N ? K : N);
     s->K = K;
     s->N = N;
+    s->lk = (size_t)N;
     float inv = gp->sp.temp > 0 ? (float)(1.0 / (double)gp->sp.temp) : 0;
     s->greedy = gp->sp.temp == 0 || !isfinite(inv);
     mt_spec_rng_seed(&s->rng, gp->sp.seed);
@@ -263,7 +265,7 @@ static int draft_propose(mt_spec *s, mt_gen_seq *q, size_t k, mt_err *err) {
         MT_TRY(mt_gen_check_logits(s->w, V, s->dlen, err));
         mt_sampler_process(s->dsmp, s->w, V, s->dhist, q->nh + j);
         int32_t d;
-        if (s->greedy) d = mt_sampler_sample(s->dsmp, s->w, V, NULL);
+        if (s->greedy) d = mt_argmax(s->w, V);   /* a proposal: the model's own rounding decides */
         else {
             float *pd = s->dprobs + j * V;
             mt_sampler_sample(s->dconv, s->w, V, NULL);   /* -> log-probabilities */
@@ -294,7 +296,7 @@ int mt_spec_step(mt_spec *s, mt_gen_seq *q, mt_model *target, mt_err *err) {
     size_t left = (size_t)gp->max_tokens - res->n_tokens, k = 0;
     s->one_hot = 0;
     if (left > 1 && s->N) {
-        k = mt_spec_lookup(q->hist, q->nh, 3, s->prop, left - 1 < (size_t)s->N ? left - 1 : (size_t)s->N);
+        k = mt_spec_lookup(q->hist, q->nh, 3, s->prop, left - 1 < s->lk ? left - 1 : s->lk);
         s->one_hot = k > 0;
     }
     if (left > 1 && !k && s->K) {
@@ -335,6 +337,11 @@ int mt_spec_step(mt_spec *s, mt_gen_seq *q, mt_model *target, mt_err *err) {
         MT_TRY(mt_gen_seq_accept(q, t, lp, &next, err));
         if (kept) { s->accepted++; res->accepted_tokens++; }
         if (q->done || !kept) { keep = i + 1; s->last = t; break; }
+    }
+    if (s->one_hot) {   /* a copy that breaks off early will likely break off early again */
+        size_t kept = keep - 1;
+        s->lk = kept == k ? (s->lk * 2 < (size_t)s->N ? s->lk * 2 : (size_t)s->N) : (kept + 1 > s->lk / 2 ? kept + 1 : s->lk / 2);
+        if (!s->lk) s->lk = 1;
     }
     if (keep < k + 1 && mt_kvcache_trim(q->cache, k + 1 - keep) != k + 1 - keep)
         return mt_seterr(err, MT_EINVAL, "speculative decoding: the KV cache could not be rolled back");
