@@ -39,8 +39,9 @@ static const char usage_fmt[] =
     "      --text               stdin holds one plain-text prompt per line\n"
     "      --no-generation-prompt  default add_generation_prompt=false for messages\n"
     "      --draft-model DIR    speculative decoding: a small model with the same tokenizer proposes\n"
-    "                           --num-draft-tokens tokens, the model checks them in one pass (greedy\n"
-    "                           text unchanged; sampling keeps the model's distribution)\n"
+    "                           --num-draft-tokens K tokens (1..64, default 3; per record:\n"
+    "                           \"num_draft_tokens\", 0 = off), the model checks them in one pass\n"
+    "                           (greedy text unchanged; sampling keeps the model's distribution)\n"
     "      --revision REV       hub revision (default main)\n"
     "  -q, --quiet              nothing on stderr but fatal errors\n"
     "  -h, --help  --version\n"
@@ -141,19 +142,20 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
 static void print_usage(FILE *f) { fprintf(f, usage_fmt, mt_genopts_usage); }
 
 int main(int argc, char **argv) {
-    enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_SCORE_MODE, O_DRAFT };
+    enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_SCORE_MODE, O_DRAFT, O_NDRAFT };
     static const struct option own[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
         {"no-generation-prompt", 0, 0, O_NOGP}, {"skip-special", 0, 0, O_SKIP}, {"revision", 1, 0, O_REV},
         {"chat", 0, 0, O_CHAT}, {"system", 1, 0, O_SYSTEM}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, O_VERSION}, {"draft-model", 1, 0, O_DRAFT}};
+        {"version", 0, 0, O_VERSION}, {"draft-model", 1, 0, O_DRAFT},
+        {"num-draft-tokens", 1, 0, O_NDRAFT}};
     mt_blas_init(argv);
     mt_sig_install("mlx-gen");   /* SIGINT/SIGTERM: temp files removed, exit 128+N; SIGBUS on a cut model file: a message */
     struct option *lo = mt_genopts_table(own, sizeof own / sizeof own[0]);
     if (!lo) { fprintf(stderr, "mlx-gen: out of memory\n"); return MT_EXIT_FATAL; }
     const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL, *draft = NULL;
-    int mode = 0, quiet = 0, text_mode = 0, chat = 0, c;
+    int mode = 0, quiet = 0, text_mode = 0, chat = 0, c, ndraft = 0;
     job j = {.agp = 1};
     mt_genopts go;
     mt_genopts_init(&go);
@@ -177,6 +179,12 @@ int main(int argc, char **argv) {
         case O_CHAT: chat = 1; break;
         case O_SYSTEM: system = optarg; break;
         case O_DRAFT: draft = optarg; break;
+        case O_NDRAFT: {
+            double v = 0;
+            bad = mt_cli_number(stderr, "mlx-gen", "--num-draft-tokens", optarg, 1, 64, &v);
+            ndraft = (int)v;
+            break;
+        }
         default: {
             int r = mt_genopts_parse(&go, c, optarg, stderr, "mlx-gen");
             bad = r <= 0;
@@ -217,12 +225,12 @@ int main(int argc, char **argv) {
     if ((chat || system) && !prompt) { fprintf(stderr, "mlx-gen: --chat and --system go with -p\n"); return MT_EXIT_USAGE; }
     if ((resume || shard_n) && prompt) { fprintf(stderr, "mlx-gen: --resume and --shard go with records on stdin, not -p\n"); return MT_EXIT_USAGE; }
     int need_model = mode != O_TOK && mode != O_DETOK;
-    if (go.num_draft_given && !draft) { fprintf(stderr, "mlx-gen: --num-draft-tokens goes with --draft-model\n"); return MT_EXIT_USAGE; }
+    if (ndraft && !draft) { fprintf(stderr, "mlx-gen: --num-draft-tokens goes with --draft-model\n"); return MT_EXIT_USAGE; }
     if (draft && gp->max_kv_size > 0) {
         fprintf(stderr, "mlx-gen: --draft-model does not go with --max-kv-size (a rotating cache cannot always be rolled back)\n");
         return MT_EXIT_USAGE;
     }
-    if (draft && !go.num_draft_given) gp->num_draft = 3;   /* mlx_lm.generate's default */
+    if (draft) gp->num_draft = ndraft ? ndraft : 3;   /* mlx_lm.generate's default */
 
     mt_err err = {0};
     mt_hub_opts hopts = {.revision = revision};

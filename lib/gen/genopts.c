@@ -47,8 +47,6 @@ const char mt_genopts_usage[] =
     "                           rounds, bit for bit on mlx's CPU backend; see mlx-gen(1))\n"
     "      --int8               int8 activations with integer dot products for quantized weights\n"
     "                           (faster; logits differ from mlx by a few percent; = MT_QMATH=int8)\n"
-    "      --num-draft-tokens K  speculative decoding: tokens the draft model proposes per round\n"
-    "                           (1..64, default 3; per record: \"num_draft_tokens\", 0 = off)\n"
     "      --prompt-lookup N    speculative decoding without a draft: up to N tokens copied from an\n"
     "                           earlier match of the last 3..1 tokens (1..64; \"prompt_lookup\")\n"
     "  -t, --threads N          default: all cores\n";
@@ -56,7 +54,7 @@ const char mt_genopts_usage[] =
 enum { O_TEMP = 1000, O_TOPP, O_TOPK, O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP,
        O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE, O_PCACHE, O_SAVECACHE,
        O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS,
-       O_NDRAFT, O_LOOKUP };
+       O_LOOKUP };
 
 static const struct option LONG[] = {
     {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
@@ -70,7 +68,7 @@ static const struct option LONG[] = {
     {"save-after-generation", 0, 0, O_SAVEAFTER}, {"prefix-cache-mb", 1, 0, O_PREFIXMB}, {"kv-bits", 1, 0, O_KVBITS},
     {"kv-group-size", 1, 0, O_KVGROUP}, {"quantized-kv-start", 1, 0, O_KVSTART}, {"shard", 1, 0, O_SHARD},
     {"reproducible", 0, 0, O_REPRO}, {"numerics", 1, 0, O_NUMERICS},
-    {"num-draft-tokens", 1, 0, O_NDRAFT}, {"prompt-lookup", 1, 0, O_LOOKUP},
+    {"prompt-lookup", 1, 0, O_LOOKUP},
 };
 
 const struct option *mt_genopts_long(size_t *n) {
@@ -162,7 +160,6 @@ int mt_genopts_parse(mt_genopts *o, int c, const char *arg, FILE *errf, const ch
     case O_KVSTART: NUM("--quantized-kv-start", 0, 1 << 30); o->kv_start = (int)v; break;
     case O_MAXKV: NUM("--max-kv-size", 5, 1 << 30); gp->max_kv_size = (int)v; break;
     case O_PREFILL: NUM("--prefill-step-size", 1, 1 << 30); gp->prefill_step = (int)v; break;
-    case O_NDRAFT: NUM("--num-draft-tokens", 1, 64); gp->num_draft = (int)v; o->num_draft_given = 1; break;
     case O_LOOKUP: NUM("--prompt-lookup", 1, 64); gp->prompt_lookup = (int)v; break;
     case O_STOP:
         if (gp->n_stop == 64) { fprintf(errf, "%s: at most 64 --stop strings\n", prog); return -1; }
@@ -183,8 +180,8 @@ int mt_genopts_finish(mt_genopts *o, FILE *errf, const char *prog) {
                 prog);
         return 1;
     }
-    if ((gp->prompt_lookup > 0 || o->num_draft_given) && gp->max_kv_size > 0) {
-        fprintf(errf, "%s: speculative decoding (--num-draft-tokens, --prompt-lookup) does not go with --max-kv-size "
+    if (gp->prompt_lookup > 0 && gp->max_kv_size > 0) {
+        fprintf(errf, "%s: --prompt-lookup does not go with --max-kv-size "
                 "(a rotating cache cannot always be rolled back)\n", prog);
         return 1;
     }

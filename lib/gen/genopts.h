@@ -30,7 +30,6 @@ typedef struct mt_genopts {
     const char *save_cache;      /* --save-prompt-cache PATH */
     int save_after_generation;   /* --save-after-generation */
     int threads;                 /* -t N (0: all cores) */
-    int num_draft_given;         /* --num-draft-tokens K given (gp.num_draft = K) */
 } mt_genopts;
 
 /* The usage lines of the shared options. */
