@@ -16,6 +16,7 @@
 #include "gen/genopts.h"
 #include "gen/pcache.h"
 #include "gen/request.h"
+#include "gen/speculative.h"
 #include "kv/prefix.h"
 #include "io/hub.h"
 #include "models/model.h"
@@ -132,6 +133,9 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
             fprintf(stderr, "Prompt: %zu tokens, %.3f tokens-per-sec\nGeneration: %zu tokens, %.3f tokens-per-sec\n",
                     res.prompt_tokens, res.prefill_s > 0 ? res.prompt_tokens / res.prefill_s : 0, res.n_tokens,
                     res.decode_s > 0 ? res.n_tokens / res.decode_s : 0);
+        if (!quiet && mt_spec_wanted(&req.gp))
+            fprintf(stderr, "Speculative: %zu of %zu proposed tokens accepted (%.1f%%)\n", res.accepted_tokens,
+                    res.draft_tokens, res.draft_tokens ? 100.0 * res.accepted_tokens / res.draft_tokens : 0.0);
         mt_gen_result_free(&res);
     }
     free(ids);

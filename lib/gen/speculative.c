@@ -187,7 +187,7 @@ int mt_spec_new(mt_spec **out, mt_gen_seq *q, mt_model *target, mt_err *err) {
     if (K && gp->draft->hp.vocab != target->hp.vocab)
         return mt_seterr(err, MT_EINVAL, "the draft model's vocabulary (%d tokens) differs from the model's (%d): "
                          "speculative decoding needs the same tokenizer", gp->draft->hp.vocab, target->hp.vocab);
-    if (K && !q->full)
+    if (K && (!q->full || (gp->prefix && !gp->prefix_tokens)))
         return mt_seterr(err, MT_EINVAL, "the draft model needs the prompt cache's token ids, which its file does not "
                          "hold (written by mlx-lm)");
     mt_spec *s = calloc(1, sizeof *s);

@@ -24,7 +24,7 @@ setup_file() {
   run --separate-stderr "$GEN" -m "$M" --draft-model "$D" -p "$P" -n 48 -t 2   # default K 3, stats on stderr
   [ "$status" -eq 0 ]
   [ "$output" = "$want" ]
-  [[ "$stderr" == *"Generation: 48 tokens"* ]]
+  [[ "$stderr" == *"Generation: 48 tokens"*"Speculative: "*" proposed tokens accepted"* ]]
   want=$("$GEN" -m "$M" -p "$R" -n 40 -q -t 2)
   run --separate-stderr "$GEN" -m "$M" --prompt-lookup 6 -p "$R" -n 40 -q -t 2
   [ "$status" -eq 0 ]

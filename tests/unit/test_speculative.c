@@ -303,6 +303,56 @@ static void test_kvbits(pair *P) {
     mt_gen_result_free(&plain);
 }
 
+/* Continuing from a prompt cache (its ids known: the draft prefills them; unknown: lookup only),
+ * and the state after generation (snapshot 2) as the plain loop leaves it. */
+static void test_prefix(pair *P) {
+    mt_err e = {0};
+    const char *head = "The apt command installs packages.", *tail = " To install a package";
+    int32_t *hi = NULL, *ti = NULL;
+    size_t nh = 0, nt = 0;
+    if (mt_tokenizer_encode(P->tok, head, strlen(head), 1, &hi, &nh, &e) ||
+        mt_tokenizer_encode(P->tok, tail, strlen(tail), 0, &ti, &nt, &e)) { CHECK_MSG(0, "%s", e.msg); free(hi); return; }
+    mt_kvcache *pc = NULL;
+    float *lg = malloc((size_t)P->m->hp.vocab * sizeof *lg);
+    CHECK_OK(mt_kvcache_new(&pc, P->m, &e), &e);
+    if (pc && lg) CHECK_OK(mt_model_forward(P->m, pc, hi, nh, lg, 0, &e), &e);
+    mt_gen_params gp;
+    mt_gen_params_default(&gp);
+    gp.eos = &P->eos;
+    gp.n_eos = 1;
+    gp.max_tokens = 24;
+    gp.prefix = pc;
+    gp.prefix_tokens = hi;
+    gp.snapshot = 2;
+    mt_gen_result plain, r;
+    if (pc && !mt_generate(P->m, P->tok, ti, nt, &gp, NULL, NULL, &plain, &e)) {
+        for (int mode = 0; mode < 3; mode++) {
+            mt_gen_params g = gp;
+            if (mode == 0) { g.draft = P->d; g.num_draft = 3; }
+            else if (mode == 1) g.prompt_lookup = 4;
+            else { g.prefix_tokens = NULL; g.prompt_lookup = 4; }   /* ids unknown: lookup still works */
+            if (mt_generate(P->m, P->tok, ti, nt, &g, NULL, NULL, &r, &e)) { CHECK_MSG(0, "mode %d: %s", mode, e.msg); continue; }
+            same(&r, &plain, 0, mode == 0 ? "prefix, draft" : "prefix, lookup");
+            CHECK(r.prompt_cache && plain.prompt_cache && r.prompt_cache->len == plain.prompt_cache->len);
+            if (mode < 2) {
+                CHECK(r.n_prompt_ids == plain.n_prompt_ids &&
+                      !memcmp(r.prompt_ids, plain.prompt_ids, r.n_prompt_ids * sizeof *r.prompt_ids));
+            }
+            mt_gen_result_free(&r);
+        }
+        gp.prefix_tokens = NULL;   /* the draft needs the ids */
+        gp.draft = P->d;
+        gp.num_draft = 2;
+        CHECK_EQ_INT(mt_generate(P->m, P->tok, ti, nt, &gp, NULL, NULL, &r, &e), MT_EINVAL);
+        CHECK(strstr(e.msg, "token ids") != NULL);
+        mt_gen_result_free(&plain);
+    } else CHECK_MSG(0, "%s", e.msg);
+    mt_kvcache_free(pc);
+    free(lg);
+    free(hi);
+    free(ti);
+}
+
 static void test_refusals(pair *P, mt_pool *pool) {
     mt_err e = {0};
     mt_gen_params gp;
@@ -343,6 +393,7 @@ int main(void) {
         test_acceptance(&P);
         test_sampling(&P);
         test_kvbits(&P);
+        test_prefix(&P);
         test_refusals(&P, pool);
     }
     mt_tokenizer_free(P.tok);
