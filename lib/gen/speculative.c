@@ -109,6 +109,8 @@ struct mt_spec {
     mt_sampler *conv, *dconv; /* temp 0: logits -> log-probabilities exactly as the samplers compute them */
     int K, N, greedy;
     size_t lk;                /* lookup's budget: N, halved after rejections, doubled after full acceptance */
+    int miss, cool;           /* lookup: single proposals rejected in a row lead to plain rounds (cool: left
+                                 to skip; miss: the length of the last such pause, doubled each time) */
     int pending;              /* the last recorded token has not been fed to the model */
     int32_t last;
     int32_t *prop;            /* [max(K, N)] this round's proposals */
@@ -295,7 +297,8 @@ int mt_spec_step(mt_spec *s, mt_gen_seq *q, mt_model *target, mt_err *err) {
     /* k proposals and one token of the model's own fit in what max_tokens leaves */
     size_t left = (size_t)gp->max_tokens - res->n_tokens, k = 0;
     s->one_hot = 0;
-    if (left > 1 && s->N) {
+    if (s->cool) s->cool--;
+    else if (left > 1 && s->N) {
         k = mt_spec_lookup(q->hist, q->nh, 3, s->prop, left - 1 < s->lk ? left - 1 : s->lk);
         s->one_hot = k > 0;
     }
@@ -342,6 +345,9 @@ int mt_spec_step(mt_spec *s, mt_gen_seq *q, mt_model *target, mt_err *err) {
         size_t kept = keep - 1;
         s->lk = kept == k ? (s->lk * 2 < (size_t)s->N ? s->lk * 2 : (size_t)s->N) : (kept + 1 > s->lk / 2 ? kept + 1 : s->lk / 2);
         if (!s->lk) s->lk = 1;
+        /* a lone proposal rejected: the text is not copying now; pause lookup for 1, 2, 4 .. 16 rounds */
+        if (!kept && k == 1) s->cool = s->miss = s->miss ? (s->miss < 16 ? s->miss * 2 : 16) : 1;
+        else if (kept) s->miss = 0;
     }
     if (keep < k + 1 && mt_kvcache_trim(q->cache, k + 1 - keep) != k + 1 - keep)
         return mt_seterr(err, MT_EINVAL, "speculative decoding: the KV cache could not be rolled back");
