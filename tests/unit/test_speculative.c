@@ -275,6 +275,57 @@ static void test_sampling(pair *P) {
     mt_gen_result_free(&a);
 }
 
+/* End to end: the first two tokens' joint distribution (top_k 3: at most 9 cells; the second one
+ * goes through the rejection rule against the draft's proposal) over many seeds, with and
+ * without the draft, by a two-sample chi-square. */
+static void test_sampled_distribution(pair *P) {
+    enum { RUNS = 400 };
+    mt_err e = {0};
+    size_t cnt[2][9] = {{0}};
+    int32_t first[3] = {-1, -1, -1}, second[3] = {-1, -1, -1};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    const char *prompt = "The file";
+    if (mt_tokenizer_encode(P->tok, prompt, strlen(prompt), 1, &ids, &n, &e)) { CHECK_MSG(0, "%s", e.msg); return; }
+    int ok = 1;
+    for (int mode = 0; mode < 2 && ok; mode++)
+        for (int r = 0; r < RUNS && ok; r++) {
+            mt_gen_params gp;
+            mt_gen_params_default(&gp);
+            gp.max_tokens = 3;   /* t1 plain, then a round proposing one token */
+            gp.sp.temp = 1.0f;
+            gp.sp.top_k = 3;
+            gp.sp.seed = (uint64_t)r * 2 + 1;
+            if (mode) { gp.draft = P->d; gp.num_draft = 2; }
+            mt_gen_result res;
+            if (mt_generate(P->m, P->tok, ids, n, &gp, NULL, NULL, &res, &e)) { CHECK_MSG(0, "%s", e.msg); ok = 0; break; }
+            if (res.n_tokens < 2) { mt_gen_result_free(&res); continue; }
+            /* map each position's token to its index among the (at most 3) seen there */
+            int a = -1, b = -1;
+            for (int i = 0; i < 3 && a < 0; i++) {
+                if (first[i] < 0) first[i] = res.tokens[0];
+                if (first[i] == res.tokens[0]) a = i;
+            }
+            for (int i = 0; i < 3 && b < 0; i++) {
+                if (second[i] < 0) second[i] = res.tokens[1];
+                if (second[i] == res.tokens[1]) b = i;
+            }
+            mt_gen_result_free(&res);
+            if (a < 0 || b < 0) continue;   /* top_k 3 after different first tokens: a rare 4th second token */
+            cnt[mode][a * 3 + b]++;
+        }
+    free(ids);
+    if (!ok) return;
+    double x2 = 0;
+    int cells = 0;
+    for (int c = 0; c < 9; c++) {
+        double s = (double)cnt[0][c] + (double)cnt[1][c], d = (double)cnt[0][c] - (double)cnt[1][c];
+        if (s > 0) { x2 += d * d / s; cells++; }
+    }
+    /* at most 8 degrees of freedom: P(chi2 > 45) ~ 4e-7; the seeds are fixed */
+    CHECK_MSG(x2 < 45 && cells >= 2, "two-sample chi2 %.1f over %d cells", x2, cells);
+}
+
 /* Quantized KV caches trim; the text stays the plain loop's. */
 static void test_kvbits(pair *P) {
     mt_err e = {0};
@@ -392,6 +443,7 @@ int main(void) {
         test_greedy(&P);
         test_acceptance(&P);
         test_sampling(&P);
+        test_sampled_distribution(&P);
         test_kvbits(&P);
         test_prefix(&P);
         test_refusals(&P, pool);
