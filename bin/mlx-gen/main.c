@@ -143,6 +143,29 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
     return rc;
 }
 
+/* --draft-model: its tokenizer must be the model's (same size, same ids for a probe text), or its
+ * proposals would be other tokens than they seem. */
+static int same_tokenizer(const mt_prompter *pr, const char *ddir, const char *name, mt_err *err) {
+    static const char probe[] = "Hello, World! The 3 files in /etc are\n\tdef f(x): return x * 2  # ok";
+    mt_prompter *dp = NULL;
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    int rc = mt_prompter_open(&dp, ddir, err);
+    if (!rc && mt_tokenizer_vocab_size(dp->tok) != mt_tokenizer_vocab_size(pr->tok))
+        rc = mt_seterr(err, MT_EINVAL, "--draft-model %s: its tokenizer has %zu tokens, the model's %zu; speculative "
+                       "decoding needs the same tokenizer", name, mt_tokenizer_vocab_size(dp->tok),
+                       mt_tokenizer_vocab_size(pr->tok));
+    if (!rc) rc = mt_tokenizer_encode(pr->tok, probe, sizeof probe - 1, 0, &a, &na, err);
+    if (!rc) rc = mt_tokenizer_encode(dp->tok, probe, sizeof probe - 1, 0, &b, &nb, err);
+    if (!rc && (na != nb || memcmp(a, b, na * sizeof *a)))
+        rc = mt_seterr(err, MT_EINVAL, "--draft-model %s: its tokenizer splits text differently from the model's; "
+                       "speculative decoding needs the same tokenizer", name);
+    free(a);
+    free(b);
+    mt_prompter_free(dp);
+    return rc;
+}
+
 static void print_usage(FILE *f) { fprintf(f, usage_fmt, mt_genopts_usage); }
 
 int main(int argc, char **argv) {
@@ -258,6 +281,7 @@ int main(int argc, char **argv) {
             rc = mt_seterr(&err, MT_EINVAL, "--draft-model %s: its vocabulary (%d tokens) differs from the model's (%d); "
                            "speculative decoding needs the same tokenizer", draft, draft_m->hp.vocab,
                            j.gen.model->hp.vocab);
+        if (!rc) rc = same_tokenizer(j.pr, ddir, draft, &err);
         free(ddir);
         gp->draft = draft_m;
     }

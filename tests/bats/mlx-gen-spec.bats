@@ -75,6 +75,12 @@ setup_file() {
   [ "$status" -eq 1 ]
   [ "$(echo "$stderr" | wc -l)" -eq 1 ]
   [[ "$stderr" == "mlx-gen: --draft-model"*"vocabulary"* ]]
+  t="$BATS_TEST_TMPDIR/draft"; cp -r "$D" "$t"   # same size, other splits: no merges
+  jq '.model.merges = []' "$D/tokenizer.json" > "$t/tokenizer.json"
+  run --separate-stderr "$GEN" -m "$M" --draft-model "$t" -p hi -n 4
+  [ "$status" -eq 1 ]
+  [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  [[ "$stderr" == *"tokenizer splits text differently"* ]]
   for k in 0 65 x; do
     run --separate-stderr "$GEN" -m "$M" --draft-model "$D" --num-draft-tokens "$k" -p hi
     [ "$status" -eq 2 ]
