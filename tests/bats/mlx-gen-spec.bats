@@ -103,3 +103,14 @@ setup_file() {
   echo "$output" | sed -n 3p | jq -e '.error | test("prompt_lookup")'
   echo "$output" | sed -n 4p | jq -e '.error | test("rotating")'
 }
+
+@test "--help and the man page name the options" {
+  run "$GEN" --help
+  [ "$status" -eq 0 ]
+  for o in --draft-model --num-draft-tokens --prompt-lookup num_draft_tokens prompt_lookup; do
+    [[ "$output" == *"$o"* ]]
+  done
+  for o in --draft-model --num-draft-tokens --prompt-lookup num_draft_tokens prompt_lookup draft_tokens accepted_tokens; do
+    grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" man/mlx-gen.1 || { echo "mlx-gen.1 lacks $o"; false; }
+  done
+}
