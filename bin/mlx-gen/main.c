@@ -253,10 +253,6 @@ int main(int argc, char **argv) {
     if ((resume || shard_n) && prompt) { fprintf(stderr, "mlx-gen: --resume and --shard go with records on stdin, not -p\n"); return MT_EXIT_USAGE; }
     int need_model = mode != O_TOK && mode != O_DETOK;
     if (ndraft && !draft) { fprintf(stderr, "mlx-gen: --num-draft-tokens goes with --draft-model\n"); return MT_EXIT_USAGE; }
-    if (draft && gp->max_kv_size > 0) {
-        fprintf(stderr, "mlx-gen: --draft-model does not go with --max-kv-size (a rotating cache cannot always be rolled back)\n");
-        return MT_EXIT_USAGE;
-    }
     if (draft) gp->num_draft = ndraft ? ndraft : 3;   /* mlx_lm.generate's default */
 
     mt_err err = {0};

@@ -180,11 +180,6 @@ int mt_genopts_finish(mt_genopts *o, FILE *errf, const char *prog) {
                 prog);
         return 1;
     }
-    if (gp->prompt_lookup > 0 && gp->max_kv_size > 0) {
-        fprintf(errf, "%s: --prompt-lookup does not go with --max-kv-size "
-                "(a rotating cache cannot always be rolled back)\n", prog);
-        return 1;
-    }
     if (o->int8 && o->numerics == MT_NUMERICS_MLX) {
         fprintf(errf, "%s: --int8 does not go with --numerics mlx (mlx computes in the model's dtype)\n", prog);
         return 1;

@@ -182,9 +182,9 @@ int mt_spec_new(mt_spec **out, mt_gen_seq *q, mt_model *target, mt_err *err) {
         return mt_seterr(err, MT_EINVAL, "prompt_lookup must be in [0, %d]", MT_SPEC_MAX_DRAFT);
     int K = gp->draft && gp->num_draft > 0 ? gp->num_draft : 0, N = gp->prompt_lookup;
     if (!K && !N) return mt_seterr(err, MT_EINVAL, "internal: speculative decoding without a draft or prompt lookup");
-    if (q->cache->max_size)
-        return mt_seterr(err, MT_EINVAL, "speculative decoding cannot roll back a rotating KV cache (--max-kv-size): "
-                         "leave out one of them");
+    if (!mt_kvcache_trimmable(q->cache))
+        return mt_seterr(err, MT_EINVAL, "speculative decoding: the rotating KV cache (--max-kv-size %zu) is full after "
+                         "the prompt and cannot be rolled back", q->cache->max_size);
     if (gp->inject) return mt_seterr(err, MT_EINVAL, "speculative decoding does not go with images");
     if (K && gp->draft->hp.vocab != target->hp.vocab)
         return mt_seterr(err, MT_EINVAL, "the draft model's vocabulary (%d tokens) differs from the model's (%d): "
@@ -294,16 +294,18 @@ int mt_spec_step(mt_spec *s, mt_gen_seq *q, mt_model *target, mt_err *err) {
         if (!q->done) { s->pending = 1; s->last = t; }
         return MT_OK;
     }
-    /* k proposals and one token of the model's own fit in what max_tokens leaves */
-    size_t left = (size_t)gp->max_tokens - res->n_tokens, k = 0;
+    /* k proposals and one token of the model's own fit in what max_tokens leaves; a rotating
+     * cache must not fill in the pass (it could not be rolled back): once it would, plain rounds */
+    size_t kmax = (size_t)gp->max_tokens - res->n_tokens - 1, k = 0, len = q->cache->len, ms = q->cache->max_size;
+    if (ms && kmax > (ms >= len + 2 ? ms - len - 2 : 0)) kmax = ms >= len + 2 ? ms - len - 2 : 0;
     s->one_hot = 0;
     if (s->cool) s->cool--;
-    else if (left > 1 && s->N) {
-        k = mt_spec_lookup(q->hist, q->nh, 3, s->prop, left - 1 < s->lk ? left - 1 : s->lk);
+    else if (kmax && s->N) {
+        k = mt_spec_lookup(q->hist, q->nh, 3, s->prop, kmax < s->lk ? kmax : s->lk);
         s->one_hot = k > 0;
     }
-    if (left > 1 && !k && s->K) {
-        k = left - 1 < (size_t)s->K ? left - 1 : (size_t)s->K;
+    if (kmax && !k && s->K) {
+        k = kmax < (size_t)s->K ? kmax : (size_t)s->K;
         MT_TRY(draft_propose(s, q, k, err));
     }
     /* the pending token and the proposals in one pass */

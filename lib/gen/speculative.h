@@ -20,7 +20,9 @@
  * Caches.  Between rounds the model's cache holds every recorded token but the
  * last, which leads the next round's forward pass (as after the plain loop);
  * rejected rows are trimmed, and so are the draft's.  A rotating cache
- * (--max-kv-size) cannot always be trimmed: refused.  Quantized caches trim. */
+ * (--max-kv-size) can be rolled back until it fills: rounds propose only what
+ * keeps it from filling, then the rest are plain steps (one token a pass, as
+ * the plain loop's).  Quantized caches trim. */
 #ifndef MT_SPECULATIVE_H
 #define MT_SPECULATIVE_H
 
@@ -37,7 +39,7 @@ int mt_spec_wanted(const mt_gen_params *gp);
 /* After mt_gen_seq_start(q, target, ...) (q not done): set up speculation for q and
  * prefill the draft model on the ids the target's cache holds.  MT_EINVAL, one line,
  * for what cannot speculate: a draft whose vocabulary differs from the model's, a
- * count outside [0, MT_SPEC_MAX_DRAFT], a rotating cache, images, a prompt cache
+ * count outside [0, MT_SPEC_MAX_DRAFT], a rotating cache already full, images, a prompt cache
  * whose ids are unknown (draft only). */
 int mt_spec_new(mt_spec **s, mt_gen_seq *q, mt_model *target, mt_err *err);
 /* One round: propose, verify in one forward pass of the model, record >= 1 token in

@@ -62,6 +62,13 @@ setup_file() {
   echo "$output" | jq -e '.draft_tokens > 0 and .accepted_tokens > 0'
 }
 
+@test "--max-kv-size: speculation until the rotating cache fills, then plain steps; the same text" {
+  want=$("$GEN" -m "$M" -p "$P" -n 64 -q -t 2 --max-kv-size 32)
+  run --separate-stderr "$GEN" -m "$M" --draft-model "$D" --max-kv-size 32 -p "$P" -n 64 -q -t 2
+  [ "$status" -eq 0 ]
+  [ "$output" = "$want" ]
+}
+
 @test "sampling with a draft: valid answers, seeded runs repeat" {
   in=$(jq -cn --arg p "$P" '{prompt: $p, max_tokens: 32, temperature: 0.8, top_p: 0.95, seed: 3}')
   a=$(echo "$in" | "$GEN" -m "$M" --draft-model "$D" -q -t 2 --ids | jq -c .ids)
@@ -91,11 +98,12 @@ setup_file() {
   [[ "$stderr" == *"--num-draft-tokens goes with --draft-model"* ]]
   run --separate-stderr "$GEN" -m "$M" --prompt-lookup 0 -p hi
   [ "$status" -eq 2 ]
-  run --separate-stderr "$GEN" -m "$M" --draft-model "$D" --max-kv-size 64 -p hi
-  [ "$status" -eq 2 ]
+  run --separate-stderr "$GEN" -m "$M" --draft-model "$D" --max-kv-size 6 -p "$P"   # the prompt fills the cache
+  [ "$status" -eq 1 ]
   [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  [[ "$stderr" == *"rotating KV cache"* ]]
   printf '%s\n' '{"id":1,"prompt":"hi","num_draft_tokens":2,"max_tokens":2}' '{"id":2,"prompt":"hi","num_draft_tokens":99}' \
-    '{"id":3,"prompt":"hi","prompt_lookup":-1}' '{"id":4,"prompt":"hi","prompt_lookup":2,"max_kv_size":16}' > "$BATS_TEST_TMPDIR/in.jsonl"
+    '{"id":3,"prompt":"hi","prompt_lookup":-1}' "{\"id\":4,\"prompt\":\"$P\",\"prompt_lookup\":2,\"max_kv_size\":6}" > "$BATS_TEST_TMPDIR/in.jsonl"
   run --separate-stderr "$GEN" -m "$M" -q -t 2 < "$BATS_TEST_TMPDIR/in.jsonl"
   [ "$status" -eq 3 ]
   echo "$output" | sed -n 1p | jq -e '.error | test("needs a draft model")'

@@ -354,6 +354,32 @@ static void test_kvbits(pair *P) {
     mt_gen_result_free(&plain);
 }
 
+/* A rotating cache: rounds stop short of filling it, then plain steps; the text is the plain
+ * loop's across the wrap. */
+static void test_rotating(pair *P) {
+    mt_err e = {0};
+    for (size_t pi = 0; pi < 2; pi++) {
+        mt_gen_params gp;
+        mt_gen_params_default(&gp);
+        gp.eos = &P->eos;
+        gp.n_eos = 1;
+        gp.max_tokens = 48;
+        gp.max_kv_size = 40;
+        mt_gen_result plain, r;
+        if (gen(P, PROMPTS[pi], &gp, &plain, &e)) { CHECK_MSG(0, "%s", e.msg); continue; }
+        for (int mode = 0; mode < 2; mode++) {
+            mt_gen_params g = gp;
+            if (mode == 0) { g.draft = P->d; g.num_draft = 4; }
+            else g.prompt_lookup = 4;
+            if (gen(P, PROMPTS[pi], &g, &r, &e)) { CHECK_MSG(0, "rotating: %s", e.msg); continue; }
+            same(&r, &plain, 0, mode ? "rotating, lookup" : "rotating, draft");
+            if (mode == 0) CHECK(r.draft_tokens > 0);
+            mt_gen_result_free(&r);
+        }
+        mt_gen_result_free(&plain);
+    }
+}
+
 /* Continuing from a prompt cache (its ids known: the draft prefills them; unknown: lookup only),
  * and the state after generation (snapshot 2) as the plain loop leaves it. */
 static void test_prefix(pair *P) {
@@ -411,7 +437,7 @@ static void test_refusals(pair *P, mt_pool *pool) {
     gp.max_tokens = 8;
     gp.draft = P->d;
     gp.num_draft = 2;
-    gp.max_kv_size = 64;
+    gp.max_kv_size = 6;   /* the prompt fills it: nothing can be rolled back */
     mt_gen_result r;
     CHECK_EQ_INT(gen(P, PROMPTS[0], &gp, &r, &e), MT_EINVAL);
     CHECK(strstr(e.msg, "rotating") != NULL);
@@ -446,6 +472,7 @@ int main(void) {
         test_sampled_distribution(&P);
         test_kvbits(&P);
         test_prefix(&P);
+        test_rotating(&P);
         test_refusals(&P, pool);
     }
     mt_tokenizer_free(P.tok);
