@@ -185,7 +185,7 @@ int mt_spec_new(mt_spec **out, mt_gen_seq *q, mt_model *target, mt_err *err) {
     if (!mt_kvcache_trimmable(q->cache))
         return mt_seterr(err, MT_EINVAL, "speculative decoding: the rotating KV cache (--max-kv-size %zu) is full after "
                          "the prompt and cannot be rolled back", q->cache->max_size);
-    if (gp->inject) return mt_seterr(err, MT_EINVAL, "speculative decoding does not go with images");
+    if (K && gp->inject) return mt_seterr(err, MT_EINVAL, "a draft model does not go with images");
     if (K && gp->draft->hp.vocab != target->hp.vocab)
         return mt_seterr(err, MT_EINVAL, "the draft model's vocabulary (%d tokens) differs from the model's (%d): "
                          "speculative decoding needs the same tokenizer", gp->draft->hp.vocab, target->hp.vocab);

@@ -39,8 +39,9 @@ int mt_spec_wanted(const mt_gen_params *gp);
 /* After mt_gen_seq_start(q, target, ...) (q not done): set up speculation for q and
  * prefill the draft model on the ids the target's cache holds.  MT_EINVAL, one line,
  * for what cannot speculate: a draft whose vocabulary differs from the model's, a
- * count outside [0, MT_SPEC_MAX_DRAFT], a rotating cache already full, images, a prompt cache
- * whose ids are unknown (draft only). */
+ * count outside [0, MT_SPEC_MAX_DRAFT], a rotating cache already full, and for a draft model:
+ * images (prompt lookup takes them: the prompt's image rows are in the cache, the rounds
+ * run plain tokens), a prompt cache whose ids are unknown. */
 int mt_spec_new(mt_spec **s, mt_gen_seq *q, mt_model *target, mt_err *err);
 /* One round: propose, verify in one forward pass of the model, record >= 1 token in
  * q, trim both caches.  On return q->done, or ready for the next round.  The counts

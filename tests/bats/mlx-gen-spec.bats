@@ -122,3 +122,17 @@ setup_file() {
     grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" man/mlx-gen.1 || { echo "mlx-gen.1 lacks $o"; false; }
   done
 }
+
+@test "mlx-vlm --prompt-lookup: image records give the plain greedy tokens (M-RoPE, gemma3, llava, paligemma)" {
+  VLM="$(dirname "$GEN")/mlx-vlm"
+  V=tests/data/vlm
+  for f in qwen2-vl-tiny qwen2.5-vl-tiny-q4 gemma3-tiny llava-tiny paligemma-tiny-q8 smolvlm-tiny; do
+    jq -c --arg d "$V" '.cases[] | {id: ("c" + (.case | tostring)), image: [.images[] | $d + "/" + .], prompt,
+      max_tokens: 32, return_ids: true}' "$V/$f/goldens.json" > "$BATS_TEST_TMPDIR/v.jsonl"
+    want=$("$VLM" -q -m "$V/$f" < "$BATS_TEST_TMPDIR/v.jsonl" | jq -c .ids)
+    run --separate-stderr "$VLM" -q -m "$V/$f" --prompt-lookup 4 < "$BATS_TEST_TMPDIR/v.jsonl"
+    [ "$status" -eq 0 ]
+    [ "$(echo "$output" | jq -c .ids)" = "$want" ] || { echo "$f differs"; false; }
+    echo "$output" | jq -e -s 'map(.accepted_tokens) | add > 0'
+  done
+}
