@@ -17,6 +17,7 @@
 #include "gen/pcache.h"
 #include "gen/request.h"
 #include "gen/structured.h"
+#include "gen/speculative.h"
 #include "kv/prefix.h"
 #include "io/hub.h"
 #include "models/model.h"
@@ -39,6 +40,10 @@ static const char usage_fmt[] =
     "      --detokenize         {\"ids\"} -> {\"id\",\"text\"}  (--skip-special drops special tokens)\n"
     "      --text               stdin holds one plain-text prompt per line\n"
     "      --no-generation-prompt  default add_generation_prompt=false for messages\n"
+    "      --draft-model DIR    speculative decoding: a small model with the same tokenizer proposes\n"
+    "                           --num-draft-tokens K tokens (1..64, default 3; per record:\n"
+    "                           \"num_draft_tokens\", 0 = off), the model checks them in one pass\n"
+    "                           (greedy text unchanged; sampling keeps the model's distribution)\n"
     "      --revision REV       hub revision (default main)\n"
     "  -q, --quiet              nothing on stderr but fatal errors\n"
     "  -h, --help  --version\n"
@@ -129,6 +134,9 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
             fprintf(stderr, "Prompt: %zu tokens, %.3f tokens-per-sec\nGeneration: %zu tokens, %.3f tokens-per-sec\n",
                     res.prompt_tokens, res.prefill_s > 0 ? res.prompt_tokens / res.prefill_s : 0, res.n_tokens,
                     res.decode_s > 0 ? res.n_tokens / res.decode_s : 0);
+        if (!quiet && mt_spec_wanted(&req.gp))
+            fprintf(stderr, "Speculative: %zu of %zu proposed tokens accepted (%.1f%%)\n", res.accepted_tokens,
+                    res.draft_tokens, res.draft_tokens ? 100.0 * res.accepted_tokens / res.draft_tokens : 0.0);
         mt_gen_result_free(&res);
     }
     free(ids);
@@ -137,22 +145,46 @@ static int one_shot(job *j, const char *prompt, int chat, const char *system, in
     return rc;
 }
 
+/* --draft-model: its tokenizer must be the model's (same size, same ids for a probe text), or its
+ * proposals would be other tokens than they seem. */
+static int same_tokenizer(const mt_prompter *pr, const char *ddir, const char *name, mt_err *err) {
+    static const char probe[] = "Hello, World! The 3 files in /etc are\n\tdef f(x): return x * 2  # ok";
+    mt_prompter *dp = NULL;
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    int rc = mt_prompter_open(&dp, ddir, err);
+    if (!rc && mt_tokenizer_vocab_size(dp->tok) != mt_tokenizer_vocab_size(pr->tok))
+        rc = mt_seterr(err, MT_EINVAL, "--draft-model %s: its tokenizer has %zu tokens, the model's %zu; speculative "
+                       "decoding needs the same tokenizer", name, mt_tokenizer_vocab_size(dp->tok),
+                       mt_tokenizer_vocab_size(pr->tok));
+    if (!rc) rc = mt_tokenizer_encode(pr->tok, probe, sizeof probe - 1, 0, &a, &na, err);
+    if (!rc) rc = mt_tokenizer_encode(dp->tok, probe, sizeof probe - 1, 0, &b, &nb, err);
+    if (!rc && (na != nb || memcmp(a, b, na * sizeof *a)))
+        rc = mt_seterr(err, MT_EINVAL, "--draft-model %s: its tokenizer splits text differently from the model's; "
+                       "speculative decoding needs the same tokenizer", name);
+    free(a);
+    free(b);
+    mt_prompter_free(dp);
+    return rc;
+}
+
 static void print_usage(FILE *f) { fprintf(f, usage_fmt, mt_genopts_usage); }
 
 int main(int argc, char **argv) {
-    enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_SCORE_MODE };
+    enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_SCORE_MODE, O_DRAFT, O_NDRAFT };
     static const struct option own[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
         {"no-generation-prompt", 0, 0, O_NOGP}, {"skip-special", 0, 0, O_SKIP}, {"revision", 1, 0, O_REV},
         {"chat", 0, 0, O_CHAT}, {"system", 1, 0, O_SYSTEM}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, O_VERSION}};
+        {"version", 0, 0, O_VERSION}, {"draft-model", 1, 0, O_DRAFT},
+        {"num-draft-tokens", 1, 0, O_NDRAFT}};
     mt_blas_init(argv);
     mt_sig_install("mlx-gen");   /* SIGINT/SIGTERM: temp files removed, exit 128+N; SIGBUS on a cut model file: a message */
     struct option *lo = mt_genopts_table(own, sizeof own / sizeof own[0]);
     if (!lo) { fprintf(stderr, "mlx-gen: out of memory\n"); return MT_EXIT_FATAL; }
-    const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL;
-    int mode = 0, quiet = 0, text_mode = 0, chat = 0, c;
+    const char *model = NULL, *prompt = NULL, *revision = NULL, *system = NULL, *draft = NULL;
+    int mode = 0, quiet = 0, text_mode = 0, chat = 0, c, ndraft = 0;
     job j = {.agp = 1};
     mt_genopts go;
     mt_genopts_init(&go);
@@ -175,6 +207,13 @@ int main(int argc, char **argv) {
         case O_REV: revision = optarg; break;
         case O_CHAT: chat = 1; break;
         case O_SYSTEM: system = optarg; break;
+        case O_DRAFT: draft = optarg; break;
+        case O_NDRAFT: {
+            double v = 0;
+            bad = mt_cli_number(stderr, "mlx-gen", "--num-draft-tokens", optarg, 1, 64, &v);
+            ndraft = (int)v;
+            break;
+        }
         default: {
             int r = mt_genopts_parse(&go, c, optarg, stderr, "mlx-gen");
             bad = r <= 0;
@@ -215,6 +254,8 @@ int main(int argc, char **argv) {
     if ((chat || system) && !prompt) { fprintf(stderr, "mlx-gen: --chat and --system go with -p\n"); return MT_EXIT_USAGE; }
     if ((resume || shard_n) && prompt) { fprintf(stderr, "mlx-gen: --resume and --shard go with records on stdin, not -p\n"); return MT_EXIT_USAGE; }
     int need_model = mode != O_TOK && mode != O_DETOK;
+    if (ndraft && !draft) { fprintf(stderr, "mlx-gen: --num-draft-tokens goes with --draft-model\n"); return MT_EXIT_USAGE; }
+    if (draft) gp->num_draft = ndraft ? ndraft : 3;   /* mlx_lm.generate's default */
 
     mt_err err = {0};
     mt_hub_opts hopts = {.revision = revision};
@@ -228,6 +269,20 @@ int main(int argc, char **argv) {
     if (!rc && need_model) mt_blas_threads(1); /* products are split over the pool (tensor/linear.c) */
     if (!rc && need_model) rc = mt_model_load(&j.gen.model, dir, pool, &err);
     if (!rc && need_model) rc = mt_model_set_numerics(j.gen.model, numerics, &err);
+    mt_model *draft_m = NULL;
+    if (!rc && need_model && draft && mode != O_SCORE_MODE) {
+        char *ddir = NULL;
+        rc = mt_hub_resolve(draft, &hopts, &ddir, &err);
+        if (!rc) rc = mt_model_load(&draft_m, ddir, pool, &err);
+        if (!rc) rc = mt_model_set_numerics(draft_m, numerics, &err);
+        if (!rc && draft_m->hp.vocab != j.gen.model->hp.vocab)
+            rc = mt_seterr(&err, MT_EINVAL, "--draft-model %s: its vocabulary (%d tokens) differs from the model's (%d); "
+                           "speculative decoding needs the same tokenizer", draft, draft_m->hp.vocab,
+                           j.gen.model->hp.vocab);
+        if (!rc) rc = same_tokenizer(j.pr, ddir, draft, &err);
+        free(ddir);
+        gp->draft = draft_m;
+    }
     if (!rc && need_model && mode != O_SCORE_MODE) rc = mt_gen_caches_new(&j.gen.caches, j.gen.model, dir, model, &err);
     if (!rc && j.gen.save_dir) rc = mt_mkdirs(j.gen.save_cache, &err);
     free(dir);
@@ -298,6 +353,7 @@ int main(int argc, char **argv) {
     mt_prefix_store_free(store);
     mt_gen_caches_free(j.gen.caches);
     mt_model_free(j.gen.model);
+    mt_model_free(draft_m);
     mt_pool_free(pool);
     mt_prompter_free(j.pr);
     if (fclose(stdout) != 0 && !fatal) { fprintf(stderr, "mlx-gen: write error on stdout\n"); return MT_EXIT_FATAL; }

@@ -7,11 +7,14 @@
  * loop writes answers in input order), and the others advance by one batched
  * decode step (mt_model_decode_batch).  A slot never waits for its neighbours:
  * a short answer frees its slot for the next record while long ones go on.
+ * A sequence that speculates (gen/speculative.h) runs its own rounds (draft,
+ * one verifying pass) in its turn instead of joining the batched step.
  * Each sequence owns its cache and sampler, so an answer does not depend on
  * its neighbours (greedy: up to the batched products' float reassociation;
  * seeded sampling: its own random stream). */
 #include "gen/request.h"
 #include "gen/seq.h"
+#include "gen/speculative.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +30,11 @@ typedef struct slot {
     mt_gen_result res;
     mt_gen_seq q;
     int started;             /* q was started (mt_gen_seq_free needed) */
+    mt_spec *spec;           /* speculative decoding: this sequence runs its own rounds */
 } slot;
 
 static void slot_clear(slot *s) {
+    mt_spec_free(s->spec);
     if (s->started) mt_gen_seq_free(&s->q);
     mt_gen_result_free(&s->res);
     mt_gen_request_free(&s->req);
@@ -107,6 +112,9 @@ int mt_gen_stream_handler(void *job, mt_jsonl_stream *st, mt_err *err) {
             if (!s->used || s->q.prefilled) continue;
             mt_err e = {0};
             int r = mt_gen_seq_prefill(&s->q, &e);
+            /* speculative decoding (not with a grammar): the sequence then runs its own rounds */
+            if (!r && s->q.prefilled && !s->q.done && mt_spec_wanted(&s->req.gp) && !s->req.gp.grammar)
+                r = mt_spec_new(&s->spec, &s->q, j->model, &e);
             if (r) rc = slot_answer(j, st, s, r, &e);
         }
         if (rc) break;
@@ -117,6 +125,13 @@ int mt_gen_stream_handler(void *job, mt_jsonl_stream *st, mt_err *err) {
             if (!s->used || !s->q.prefilled) continue;
             mt_err e = {0};
             int32_t t = 0;
+            if (s->spec && !s->q.done) {   /* a speculative round: its own forward passes */
+                size_t before = s->res.n_tokens;
+                int r = mt_spec_step(s->spec, &s->q, j->model, &e);
+                generated += s->res.n_tokens - before;
+                if (r || s->q.done) rc = slot_answer(j, st, s, r, &e);
+                continue;
+            }
             int r = s->q.done ? MT_OK : mt_gen_seq_sample(&s->q, &t, &e);
             if (r || s->q.done) {
                 rc = slot_answer(j, st, s, r, &e);

@@ -3,6 +3,7 @@
  * until an eos id, a stop string or max_tokens); and scoring. */
 #include "gen/generate.h"
 #include "gen/seq.h"
+#include "gen/speculative.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -32,14 +33,18 @@ void mt_gen_result_free(mt_gen_result *r) {
 int mt_generate(mt_model *m, const mt_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                 const mt_gen_params *gp, mt_gen_text_fn on_text, void *user, mt_gen_result *res, mt_err *err) {
     mt_gen_seq q;
+    mt_spec *s = NULL;   /* speculative decoding (gen/speculative.h) */
     int rc = mt_gen_seq_start(&q, m, tok, prompt, n_prompt, gp, on_text, user, res, err);
+    if (!rc && !q.done && mt_spec_wanted(gp) && !gp->grammar) rc = mt_spec_new(&s, &q, m, err);
     while (!rc && !q.done) {
         int32_t t;
-        rc = mt_gen_seq_sample(&q, &t, err);
+        if (s) rc = mt_spec_step(s, &q, m, err);
+        else rc = mt_gen_seq_sample(&q, &t, err);
         if (gp->tick && gp->tick->fn) mt_jsonl_tick_note(gp->tick, "%zu tokens generated", res->n_tokens);
-        if (!rc && !q.done) rc = mt_model_forward(m, q.cache, &t, 1, q.logits, 0, err);
+        if (!s && !rc && !q.done) rc = mt_model_forward(m, q.cache, &t, 1, q.logits, 0, err);
     }
     if (!rc) rc = mt_gen_seq_finish(&q, err);
+    mt_spec_free(s);
     mt_gen_seq_free(&q);
     if (rc) mt_gen_result_free(res);
     return rc;

@@ -44,6 +44,11 @@ typedef struct mt_gen_params {
     struct mt_grammar_tokens *grammar; /* optional (structured output, gen/constrain.h): only tokens
                                        that keep the text a prefix of a sentence of this grammar are
                                        sampled, and eos only where it can end */
+    /* speculative decoding (gen/speculative.h): on when draft && num_draft > 0, or prompt_lookup > 0 */
+    mt_model *draft;                /* optional: a small model with the same vocabulary proposing tokens */
+    int num_draft;                  /* tokens the draft proposes per round (1..64; 0 = off) */
+    int prompt_lookup;              /* N > 0: up to N tokens copied from an n-gram match in the tokens
+                                       so far (no draft model needed; tried before the draft) */
 } mt_gen_params;
 
 typedef struct mt_gen_result {
@@ -63,6 +68,8 @@ typedef struct mt_gen_result {
     mt_kvcache *prompt_cache;       /* gp->snapshot: the cache after the prompt or generation (owned) */
     int32_t *prompt_ids;            /* gp->snapshot: the ids it holds (owned), or NULL if unknown */
     size_t n_prompt_ids;
+    size_t draft_tokens;            /* speculative decoding: tokens proposed (draft or lookup) */
+    size_t accepted_tokens;         /* ... and of those, accepted by the model */
 } mt_gen_result;
 
 /* Called with each new piece of text as soon as it is final (UTF-8 complete,

@@ -62,11 +62,13 @@ const char mt_genopts_usage[] =
     "                           rounds, bit for bit on mlx's CPU backend; see mlx-gen(1))\n"
     "      --int8               int8 activations with integer dot products for quantized weights\n"
     "                           (faster; logits differ from mlx by a few percent; = MT_QMATH=int8)\n"
+    "      --prompt-lookup N    speculative decoding without a draft: up to N tokens copied from an\n"
+    "                           earlier match of the last 3..1 tokens (1..64; \"prompt_lookup\")\n"
     "  -t, --threads N          default: all cores\n";
 
 enum { O_TEMP = 1000, O_TOPP, O_TOPK, O_MINP, O_MINKEEP, O_XTCP, O_XTCT, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP,
        O_IDS, O_LOGPROBS, O_BATCH, O_SCORE, O_RESUME, O_MAXKV, O_PREFILL, O_INT8, O_KVTYPE, O_PCACHE, O_SAVECACHE,
-       O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS, O_LOCKSTEP, O_BINV, O_JSCHEMA, O_REGEX, O_GRAMMAR };
+       O_PREFIXMB, O_KVBITS, O_KVGROUP, O_KVSTART, O_SAVEAFTER, O_SHARD, O_REPRO, O_NUMERICS, O_LOCKSTEP, O_BINV, O_JSCHEMA, O_REGEX, O_GRAMMAR, O_LOOKUP };
 
 static const struct option LONG[] = {
     {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
@@ -82,6 +84,7 @@ static const struct option LONG[] = {
     {"reproducible", 0, 0, O_REPRO}, {"numerics", 1, 0, O_NUMERICS}, {"lockstep", 0, 0, O_LOCKSTEP},
     {"batch-invariant", 0, 0, O_BINV}, {"json-schema", 1, 0, O_JSCHEMA}, {"regex", 1, 0, O_REGEX},
     {"grammar", 1, 0, O_GRAMMAR},
+    {"prompt-lookup", 1, 0, O_LOOKUP},
 };
 
 const struct option *mt_genopts_long(size_t *n) {
@@ -184,6 +187,7 @@ int mt_genopts_parse(mt_genopts *o, int c, const char *arg, FILE *errf, const ch
     case O_KVSTART: NUM("--quantized-kv-start", 0, 1 << 30); o->kv_start = (int)v; break;
     case O_MAXKV: NUM("--max-kv-size", 5, 1 << 30); gp->max_kv_size = (int)v; break;
     case O_PREFILL: NUM("--prefill-step-size", 1, 1 << 30); gp->prefill_step = (int)v; break;
+    case O_LOOKUP: NUM("--prompt-lookup", 1, 64); gp->prompt_lookup = (int)v; break;
     case O_STOP:
         if (gp->n_stop == 64) { fprintf(errf, "%s: at most 64 --stop strings\n", prog); return -1; }
         o->stops[gp->n_stop++] = arg;

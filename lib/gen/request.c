@@ -4,6 +4,7 @@
 #include "core/jsonl.h"
 #include "gen/pcache.h"
 #include "gen/structured.h"
+#include "gen/speculative.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,11 @@ int mt_gen_request_parse(mt_gen_request *req, json_t *rec, const mt_gen_params *
     MT_TRY(opt_int(o, "presence_context_size", &sp->presence_context_size, 0, 1 << 30, err));
     MT_TRY(opt_float(o, "frequency_penalty", &sp->frequency_penalty, err));
     MT_TRY(opt_int(o, "frequency_context_size", &sp->frequency_context_size, 0, 1 << 30, err));
+    /* speculative decoding (gen/speculative.h): 0 = off for this record */
+    MT_TRY(opt_int(o, "num_draft_tokens", &gp->num_draft, 0, MT_SPEC_MAX_DRAFT, err));
+    MT_TRY(opt_int(o, "prompt_lookup", &gp->prompt_lookup, 0, MT_SPEC_MAX_DRAFT, err));
+    if (gp->num_draft > 0 && !gp->draft && json_object_get(o, "num_draft_tokens"))
+        return mt_seterr(err, MT_EINVAL, "\"num_draft_tokens\" needs a draft model (--draft-model)");
     json_t *seed = json_object_get(o, "seed");
     if (seed && !json_is_null(seed)) {
         if (!json_is_integer(seed)) return mt_seterr(err, MT_EINVAL, "\"seed\" must be an integer");
@@ -155,6 +161,10 @@ json_t *mt_gen_request_answer(const mt_gen_request *req, const mt_gen_result *re
             json_object_set_new(a, "decode_tps", json_real(dtps));
         }
         if (a && res->cached_tokens && !req->reproducible) json_object_set_new(a, "cached_tokens", json_integer((json_int_t)res->cached_tokens));
+        if (a && mt_spec_wanted(&req->gp) && !req->reproducible) {
+            json_object_set_new(a, "draft_tokens", json_integer((json_int_t)res->draft_tokens));
+            json_object_set_new(a, "accepted_tokens", json_integer((json_int_t)res->accepted_tokens));
+        }
         if (a && req->return_ids) {
             json_t *ids = json_array();
             for (size_t i = 0; i < res->n_tokens; i++) json_array_append_new(ids, json_integer(res->tokens[i]));
@@ -333,6 +343,16 @@ void mt_gen_batch_handler(void *user, json_t **recs, const size_t *linenos, size
         req[i].reproducible = j->reproducible;
         if (!rcs[i]) rcs[i] = mt_gen_record_prepare(j, recs[i], linenos[i], &req[i], &ids[i], &nids[i], &save[i], &errs[i]);
         if (rcs[i]) continue;
+        if (mt_spec_wanted(&req[i].gp)) {   /* speculative records run alone (gen/speculative.h) */
+            mt_gen_result r;
+            rcs[i] = mt_generate(j->model, j->pr->tok, ids[i], nids[i], &req[i].gp, NULL, NULL, &r, &errs[i]);
+            if (rcs[i]) continue;
+            if (save[i]) rcs[i] = mt_gen_record_save(j, save[i], &r, &errs[i]);
+            if (!rcs[i]) outs[i] = mt_gen_request_answer(&req[i], &r, j->model_name, linenos[i]);
+            if (outs[i] && save[i] && !req[i].openai) json_object_set_new(outs[i], "prompt_cache_file", json_string(save[i]));
+            mt_gen_result_free(&r);
+            continue;
+        }
         bp[B] = ids[i];
         nids[B] = nids[i];
         bg[B] = &req[i].gp;

@@ -18,7 +18,9 @@
  * prefill_step_size, ids (token ids instead of text: no tokenizer, no template),
  * prompt_cache (a KV-state file to continue from), save_prompt_cache (where
  * to write the KV state after the prompt), save_prompt_cache_after ("prompt" or "generation":
- * the prompt and the generated tokens); native records
+ * the prompt and the generated tokens), num_draft_tokens and prompt_lookup (speculative
+ * decoding, gen/speculative.h; 0 = off; native answers then add draft_tokens and
+ * accepted_tokens unless reproducible); native records
  * also take return_ids (bool) and logprobs (K: the top-K alternatives of each
  * generated token, as "logprobs": [{"id", "logprob", "top": [[id, logprob]...]}]). */
 #ifndef MT_REQUEST_H
