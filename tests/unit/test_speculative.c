@@ -384,7 +384,8 @@ static void test_rotating(pair *P) {
  * and the state after generation (snapshot 2) as the plain loop leaves it. */
 static void test_prefix(pair *P) {
     mt_err e = {0};
-    const char *head = "The apt command installs packages.", *tail = " To install a package";
+    const char *head = "The apt command installs packages. To install a package, run apt install and the name of "
+                       "the package. To install a package from a file, give its path.", *tail = " To install a package";
     int32_t *hi = NULL, *ti = NULL;
     size_t nh = 0, nt = 0;
     if (mt_tokenizer_encode(P->tok, head, strlen(head), 1, &hi, &nh, &e) ||
@@ -417,6 +418,15 @@ static void test_prefix(pair *P) {
             }
             mt_gen_result_free(&r);
         }
+        /* lookup sees the cached prefix: the head goes on after the phrase the prompt ends with */
+        mt_gen_params g = gp;
+        g.max_tokens = 3;   /* one plain token, then one round proposing at most one */
+        g.prompt_lookup = 4;
+        g.snapshot = 0;
+        if (!mt_generate(P->m, P->tok, ti, nt, &g, NULL, NULL, &r, &e)) {
+            CHECK_MSG(r.draft_tokens == 1, "lookup over the prefix proposed %zu", r.draft_tokens);
+            mt_gen_result_free(&r);
+        } else CHECK_MSG(0, "%s", e.msg);
         gp.prefix_tokens = NULL;   /* the draft needs the ids */
         gp.draft = P->d;
         gp.num_draft = 2;
