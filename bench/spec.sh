@@ -86,7 +86,7 @@ if [ "$PEER" = 1 ]; then
         jq -r '.prompt | @base64' "$OUT/cont.jsonl" | while IFS= read -r p; do
             if [ "$k" = 0 ]; then set -- ; else set -- --draft-model "$D" --num-draft-tokens "$k"; fi
             p=$(printf '%s' "$p" | base64 -d)
-            MLX_DEVICE=cpu "$MLX_PY" -m mlx_lm generate --model "$M" --prompt "$p" --max-tokens "$N" --temp 0 \
+            "$MLX_PY" -m mlx_lm generate --model "$M" --prompt "$p" --max-tokens "$N" --temp 0 \
                 --ignore-chat-template "$@" 2>&1 | sed -n 's/^Generation: .*, \([0-9.]*\) tokens-per-sec/\1/p'
         done | awk -v k="$k" '{s += $1; n++} END {if (n) printf "mlx-lm %s\t%.1f (mean of %d)\n", k ? "draft-k" k : "target", s / n, n}'
     done

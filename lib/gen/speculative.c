@@ -109,6 +109,9 @@ struct mt_spec {
     mt_sampler *conv, *dconv; /* temp 0: logits -> log-probabilities exactly as the samplers compute them */
     int K, N, greedy;
     size_t lk;                /* lookup's budget: N, halved after rejections, doubled after full acceptance */
+    int32_t *seq;             /* lookup's text: the ids the cache holds after the prompt (a cached prefix's
+                                 included), then the generated ones; NULL: q->hist */
+    size_t nseq, nfull;
     int miss, cool;           /* lookup: single proposals rejected in a row lead to plain rounds (cool: left
                                  to skip; miss: the length of the last such pause, doubled each time) */
     int pending;              /* the last recorded token has not been fed to the model */
@@ -142,6 +145,7 @@ void mt_spec_free(mt_spec *s) {
     free(s->w);
     free(s->dhist);
     free(s->feed);
+    free(s->seq);
     free(s);
 }
 
@@ -211,6 +215,12 @@ int mt_spec_new(mt_spec **out, mt_gen_seq *q, mt_model *target, mt_err *err) {
     mt_sampler_params_default(&cp);
     cp.logits_dt = mt_model_logits_dtype(target);
     MT_TRY(mt_sampler_new(&s->conv, &cp, V, err));
+    if (N && gp->prefix && gp->prefix_tokens && q->full) {   /* lookup also sees the cached prefix */
+        s->seq = malloc((q->nfull + (size_t)gp->max_tokens + 1) * sizeof *s->seq);
+        if (!s->seq) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        memcpy(s->seq, q->full, q->nfull * sizeof *s->seq);
+        s->nseq = s->nfull = q->nfull;
+    }
     if (!K) return MT_OK;
     double t0 = now_s();
     s->draft = gp->draft;
@@ -301,7 +311,14 @@ int mt_spec_step(mt_spec *s, mt_gen_seq *q, mt_model *target, mt_err *err) {
     s->one_hot = 0;
     if (s->cool) s->cool--;
     else if (kmax && s->N) {
-        k = mt_spec_lookup(q->hist, q->nh, 3, s->prop, kmax < s->lk ? kmax : s->lk);
+        const int32_t *ids = q->hist;
+        size_t n = q->nh;
+        if (s->seq) {
+            for (; s->nseq < s->nfull + res->n_tokens; s->nseq++) s->seq[s->nseq] = res->tokens[s->nseq - s->nfull];
+            ids = s->seq;
+            n = s->nseq;
+        }
+        k = mt_spec_lookup(ids, n, 3, s->prop, kmax < s->lk ? kmax : s->lk);
         s->one_hot = k > 0;
     }
     if (kmax && !k && s->K) {

@@ -3,9 +3,10 @@
  * lookup's matches, and whole generations on the bundled pair
  * (models/tinydocs-22m-4bit with models/tinydocs-5m-4bit as draft): greedy
  * speculative output against the plain loop token for token (K 1, 2, 4, 8; with
- * penalties and logprobs, max_tokens cut inside a round, stop strings; prompt
- * lookup the same), sampling with the model as its own draft (nearly every
- * proposal kept), and the refusals. */
+ * penalties and logprobs, max_tokens cut inside a round, stop strings, an eos id;
+ * prompt lookup the same; rotating and quantized caches, prompt caches),
+ * sampling (the model as its own draft keeps nearly every proposal; the first
+ * tokens' distribution with and without a draft), and the refusals. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -220,6 +221,35 @@ static void test_greedy(pair *P) {
     }
 }
 
+/* An eos id inside an accepted run ends the answer there (not emitted), as in the plain loop:
+ * the eos is a token the unconstrained answer has at position 5..12. */
+static void test_eos(pair *P) {
+    mt_err e = {0};
+    for (size_t pi = 0; pi < 3; pi++) {
+        mt_gen_params gp;
+        mt_gen_params_default(&gp);
+        gp.max_tokens = 32;
+        mt_gen_result free_run, plain, r;
+        if (gen(P, PROMPTS[pi], &gp, &free_run, &e)) { CHECK_MSG(0, "%s", e.msg); continue; }
+        int32_t eos = free_run.tokens[5 + pi * 3];
+        mt_gen_result_free(&free_run);
+        gp.eos = &eos;
+        gp.n_eos = 1;
+        if (gen(P, PROMPTS[pi], &gp, &plain, &e)) { CHECK_MSG(0, "%s", e.msg); continue; }
+        CHECK_STR(plain.finish_reason, "stop");
+        for (int k = 2; k <= 8; k *= 2)
+            for (int mode = 0; mode < 2; mode++) {
+                mt_gen_params g = gp;
+                if (mode == 0) { g.draft = P->d; g.num_draft = k; }
+                else g.prompt_lookup = k;
+                if (gen(P, PROMPTS[pi], &g, &r, &e)) { CHECK_MSG(0, "%s", e.msg); continue; }
+                same(&r, &plain, 0, mode ? "eos, lookup" : "eos, draft");
+                mt_gen_result_free(&r);
+            }
+        mt_gen_result_free(&plain);
+    }
+}
+
 /* Prompt lookup on a copying job keeps most of its proposals; the draft keeps some. */
 static void test_acceptance(pair *P) {
     mt_err e = {0};
@@ -384,7 +414,8 @@ static void test_rotating(pair *P) {
  * and the state after generation (snapshot 2) as the plain loop leaves it. */
 static void test_prefix(pair *P) {
     mt_err e = {0};
-    const char *head = "The apt command installs packages.", *tail = " To install a package";
+    const char *head = "The apt command installs packages. To install a package, run apt install and the name of "
+                       "the package. To install a package from a file, give its path.", *tail = " To install a package";
     int32_t *hi = NULL, *ti = NULL;
     size_t nh = 0, nt = 0;
     if (mt_tokenizer_encode(P->tok, head, strlen(head), 1, &hi, &nh, &e) ||
@@ -417,6 +448,15 @@ static void test_prefix(pair *P) {
             }
             mt_gen_result_free(&r);
         }
+        /* lookup sees the cached prefix: the head goes on after the phrase the prompt ends with */
+        mt_gen_params g = gp;
+        g.max_tokens = 3;   /* one plain token, then one round proposing at most one */
+        g.prompt_lookup = 4;
+        g.snapshot = 0;
+        if (!mt_generate(P->m, P->tok, ti, nt, &g, NULL, NULL, &r, &e)) {
+            CHECK_MSG(r.draft_tokens == 1, "lookup over the prefix proposed %zu", r.draft_tokens);
+            mt_gen_result_free(&r);
+        } else CHECK_MSG(0, "%s", e.msg);
         gp.prefix_tokens = NULL;   /* the draft needs the ids */
         gp.draft = P->d;
         gp.num_draft = 2;
@@ -467,6 +507,7 @@ int main(void) {
     CHECK_OK(mt_tokenizer_load(&P.tok, "models/tinydocs-22m-4bit/tokenizer.json", &e), &e);
     if (P.m && P.d && P.tok) {
         test_greedy(&P);
+        test_eos(&P);
         test_acceptance(&P);
         test_sampling(&P);
         test_sampled_distribution(&P);
