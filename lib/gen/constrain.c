@@ -257,7 +257,12 @@ static int cache_put(mt_grammar_tokens *gt, centry *e) {
 
 /* ---- interned states and their byte transitions ---- */
 enum { TR_UNKNOWN = 0xFFFFFFFFu, TR_DEAD = 0xFFFFFFFEu };
-enum { MAX_STATES = 1 << 16 };
+#ifndef MT_CONSTRAIN_MAX_STATES          /* a build may lower it to exercise the resets */
+#define MT_CONSTRAIN_MAX_STATES (1 << 15)
+#endif
+/* bounds on the interned states (~100 MB at most): emptied before a walk past them, and
+ * during a walk past twice them */
+enum { MAX_STATES = MT_CONSTRAIN_MAX_STATES, MAX_POOL_WORDS = 1 << 23, MAX_MEMO = 1 << 20 };
 
 static void states_clear(mt_grammar_tokens *gt) {
     for (size_t i = 0; i < gt->nstates; i++) free(gt->trans[i]);
@@ -433,6 +438,29 @@ static int limit_err(mt_err *err, int rc) {
     return rc;
 }
 
+/* empty the interned states in the middle of a walk, keeping those of the path lv[0 .. d) */
+static int rebase(mt_grammar_tokens *gt, uint32_t *lv, size_t d) {
+    gm_vec keep = {0};
+    int rc = MT_OK;
+    for (size_t k = 0; k < d && !rc; k++) {
+        size_t n = gt->off[lv[k] + 1] - gt->off[lv[k]];
+        if (!(rc = gm_vec_reserve(&keep, n))) {
+            memcpy(keep.p + keep.n, gt->pool.p + gt->off[lv[k]], n * sizeof *keep.p);
+            keep.n += n;
+        }
+    }
+    if (!rc) {
+        states_clear(gt);
+        size_t at = 0;
+        for (size_t k = 0; k < d && !rc; k++) {
+            rc = state_id(gt, keep.p + at, &lv[k]);
+            at += gm_state_len(keep.p + at);
+        }
+    }
+    gm_vec_free(&keep);
+    return rc;
+}
+
 /* the bitset of tokens allowed from state st (cached) */
 static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **out, mt_err *err) {
     size_t n = gm_state_len(st);
@@ -450,12 +478,15 @@ static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **ou
     e->keylen = n; e->hash = h;
     int rc = MT_OK;
     uint32_t *lv = gt->lv;
-    if (gt->nstates > MAX_STATES || gt->pool.n > ((size_t)16 << 20)) states_clear(gt);
+    if (gt->nstates > MAX_STATES || gt->pool.n > MAX_POOL_WORDS || gt->nmemo > MAX_MEMO) states_clear(gt);
     rc = state_id(gt, st, &lv[0]);
     uint64_t nodes = 0;
     for (size_t i = 1; i < v->nnodes && !rc;) {
         size_t d = v->depth[i];
         nodes++;
+        if (gt->nstates >= 2 * MAX_STATES || gt->pool.n >= 2 * MAX_POOL_WORDS || gt->nmemo >= 2 * MAX_MEMO) {
+            if ((rc = rebase(gt, lv, d))) break;
+        }
         if ((rc = state_step(gt, lv[d - 1], v->byte[i], &lv[d]))) break;
         if (lv[d] == TR_DEAD) { i = v->skip[i]; continue; }
         for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
