@@ -433,7 +433,41 @@ static void token_level(const char *name, const char *path, const char *const *e
     mt_tokenizer_free(tok);
 }
 
+/* mt_tokenizer_token_bytes over whole texts: the concatenated bytes of the encoded ids are the
+ * text (a SentencePiece tokenizer's leading space aside, which its decoder strips) */
+static void test_token_bytes(void) {
+    static const char *const files[] = {"qwen3", "llama2", "llama3_1", "gemma3", "deepseek_v3"};
+    static const char text[] = "Hello world, {\"a\": [1, 2.5]}\n\tcaf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 x  y";
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/data/tokenizers/%s/tokenizer.json.zst", files[k]);
+        mt_tokenizer *tok = NULL;
+        mt_err err = {0};
+        if (mt_tokenizer_load(&tok, path, &err)) {
+            printf("test_grammar: %s missing (%s): skipped\n", path, err.msg);
+            continue;
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_OK(mt_tokenizer_encode(tok, text, sizeof text - 1, 0, &ids, &n, &err), &err);
+        char out[1024], buf[256];
+        size_t on = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *p = NULL;
+            int len = mt_tokenizer_token_bytes(tok, ids[i], buf, sizeof buf, &p);
+            CHECK_MSG(len >= 0 && (size_t)len <= sizeof buf, "%s: token %d: %d", files[k], (int)ids[i], len);
+            if (len > 0 && on + (size_t)len < sizeof out) { memcpy(out + on, p, (size_t)len); on += (size_t)len; }
+        }
+        const char *o = out;
+        if (on == sizeof text && out[0] == ' ') { o++; on--; }
+        CHECK_MSG(on == sizeof text - 1 && !memcmp(o, text, on), "%s: token bytes give \"%.*s\"", files[k], (int)on, o);
+        free(ids);
+        mt_tokenizer_free(tok);
+    }
+}
+
 static void test_tokens(void) {
+    test_token_bytes();
     static const char *const tiny_eos[] = {"<|endoftext|>", NULL};
     token_level("tinydocs (byte-level BPE)", "models/tinydocs-22m-4bit/tokenizer.json", tiny_eos, 64,
                 "\xc4\xa0", "\xc4\x8a");
