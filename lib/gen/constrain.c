@@ -481,21 +481,28 @@ static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **ou
     if (gt->nstates > MAX_STATES || gt->pool.n > MAX_POOL_WORDS || gt->nmemo > MAX_MEMO) states_clear(gt);
     rc = state_id(gt, st, &lv[0]);
     uint64_t nodes = 0;
+    size_t nallowed = 0;
+    uint64_t *bits = e->bits;
     for (size_t i = 1; i < v->nnodes && !rc;) {
         size_t d = v->depth[i];
         nodes++;
-        if (gt->nstates >= 2 * MAX_STATES || gt->pool.n >= 2 * MAX_POOL_WORDS || gt->nmemo >= 2 * MAX_MEMO) {
-            if ((rc = rebase(gt, lv, d))) break;
+        const uint32_t *tr = gt->trans[lv[d - 1]];
+        uint32_t to = tr ? tr[v->byte[i]] : TR_UNKNOWN;
+        if (to == TR_UNKNOWN) {                /* a step not taken before: may add states */
+            if (gt->nstates >= 2 * MAX_STATES || gt->pool.n >= 2 * MAX_POOL_WORDS || gt->nmemo >= 2 * MAX_MEMO)
+                if ((rc = rebase(gt, lv, d))) break;
+            if ((rc = state_step(gt, lv[d - 1], v->byte[i], &to))) break;
         }
-        if ((rc = state_step(gt, lv[d - 1], v->byte[i], &lv[d]))) break;
-        if (lv[d] == TR_DEAD) { i = v->skip[i]; continue; }
+        if (to == TR_DEAD) { i = v->skip[i]; continue; }
+        lv[d] = to;
         for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
-            int32_t t = v->toks[k];
-            e->bits[(size_t)t >> 6] |= 1ULL << (t & 63);
-            e->nallowed++;
+            uint32_t t = (uint32_t)v->toks[k];
+            bits[t >> 6] |= 1ULL << (t & 63);
         }
+        nallowed += v->tok_off[i + 1] - v->tok_off[i];
         i++;
     }
+    e->nallowed = nallowed;
     gt->st.nodes += nodes;
     if (!rc) rc = cache_put(gt, e);
     if (rc) { free(e->key); free(e->bits); free(e); return limit_err(err, rc); }
