@@ -319,6 +319,8 @@ static void token_level(const char *name, const char *path, const char *const *e
     CHECK(mt_tokvocab_new(&v2, tok, V, &bad_eos, 1, &err) == MT_EINVAL && !v2);
     if (!v) { mt_tokenizer_free(tok); return; }
     CHECK_EQ_INT(mt_tokvocab_size(v), V);
+    int tot_walks = 0, tot_ended = 0;
+    unsigned long long tot_miss = 0, tot_hit = 0;
     for (size_t i = 0; i < sizeof WALK_GRAMMARS / sizeof *WALK_GRAMMARS; i++) {
         mt_grammar *g = NULL;
         CHECK_OK(mt_grammar_parse(&g, WALK_GRAMMARS[i], strlen(WALK_GRAMMARS[i]), NULL, &err), &err);
@@ -331,8 +333,7 @@ static void token_level(const char *name, const char *path, const char *const *e
         mt_grammar_tokens_stats st;
         mt_grammar_tokens_stats_get(gt, &st);
         CHECK(st.hits > 0 && st.misses > 0);
-        printf("test_grammar: %s grammar %zu: %d walks (%d ended), %llu masks computed, %llu from cache\n", name, i,
-               ws.walks, ws.completed, (unsigned long long)st.misses, (unsigned long long)st.hits);
+        tot_walks += ws.walks; tot_ended += ws.completed; tot_miss += st.misses; tot_hit += st.hits;
         /* a cache that holds one mask at a time gives the same answers */
         mt_grammar_tokens_free(gt);
         gt = NULL;
@@ -347,6 +348,8 @@ static void token_level(const char *name, const char *path, const char *const *e
         }
         mt_grammar_free(g);
     }
+    printf("test_grammar: %s: %d random walks (%d ended), %llu masks computed, %llu from the cache\n", name,
+           tot_walks, tot_ended, tot_miss, tot_hit);
     /* the JSON grammar: unbounded strings; consistency checks along a walk */
     mt_grammar *g = NULL;
     CHECK_OK(mt_grammar_parse(&g, JSON_GBNF, strlen(JSON_GBNF), NULL, &err), &err);
