@@ -8,7 +8,9 @@
  *                      by the matcher state, shared by the sequences of one generation loop;
  *   mt_constraint      once per sequence: its position in the grammar.
  * A mask on a cache miss walks the trie from the current matcher state, pruning a subtree
- * as soon as its prefix is rejected; on a hit it is a copy of V bits onto the logits.
+ * as soon as its prefix is rejected (the part of it that does not depend on the enclosing
+ * context, e.g. the inside of a string, is shared by every state that differs only there);
+ * on a hit it is a copy of V bits onto the logits.
  * Nothing here locks: a mt_grammar_tokens and its constraints are used by one thread. */
 #ifndef MT_CONSTRAIN_H
 #define MT_CONSTRAIN_H
