@@ -530,7 +530,9 @@ static void entry_free(centry *e) {
 }
 
 /* The shared form of state st: the longest bottom run common to all its stacks (each top kept)
- * replaced by the GM_CTX element, into *out; 0 when there is none (nothing to share). */
+ * replaced by the GM_CTX element, into *out; 0 when there is none (nothing to share), and for
+ * stacks over half the depth limit (the shorter shared stacks could pass a token that the
+ * real ones take over the limit). */
 static int shared_form(const mt_grammar *g, const uint32_t *st, gm_vec *out) {
     uint32_t ns = st[2];
     if (!ns) return 0;
@@ -538,7 +540,7 @@ static int shared_form(const mt_grammar *g, const uint32_t *st, gm_vec *out) {
     const uint32_t *first = st + 4;
     for (uint32_t i = 0; i < ns; i++) {
         uint32_t d = st[k];
-        if (!d) return 0;
+        if (!d || d > MT_GRAMMAR_MAX_DEPTH / 2) return 0;
         size_t m = d - 1, c = 0;
         if (m > L) m = L;
         while (c < m && st[k + 1 + c] == first[c]) c++;
