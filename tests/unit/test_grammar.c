@@ -319,6 +319,8 @@ static void token_level(const char *name, const char *path, const char *const *e
     CHECK(mt_tokvocab_new(&v2, tok, V, &bad_eos, 1, &err) == MT_EINVAL && !v2);
     if (!v) { mt_tokenizer_free(tok); return; }
     CHECK_EQ_INT(mt_tokvocab_size(v), V);
+    int tot_walks = 0, tot_ended = 0;
+    unsigned long long tot_miss = 0, tot_hit = 0;
     for (size_t i = 0; i < sizeof WALK_GRAMMARS / sizeof *WALK_GRAMMARS; i++) {
         mt_grammar *g = NULL;
         CHECK_OK(mt_grammar_parse(&g, WALK_GRAMMARS[i], strlen(WALK_GRAMMARS[i]), NULL, &err), &err);
@@ -331,8 +333,7 @@ static void token_level(const char *name, const char *path, const char *const *e
         mt_grammar_tokens_stats st;
         mt_grammar_tokens_stats_get(gt, &st);
         CHECK(st.hits > 0 && st.misses > 0);
-        printf("test_grammar: %s grammar %zu: %d walks (%d ended), %llu masks computed, %llu from cache\n", name, i,
-               ws.walks, ws.completed, (unsigned long long)st.misses, (unsigned long long)st.hits);
+        tot_walks += ws.walks; tot_ended += ws.completed; tot_miss += st.misses; tot_hit += st.hits;
         /* a cache that holds one mask at a time gives the same answers */
         mt_grammar_tokens_free(gt);
         gt = NULL;
@@ -347,6 +348,8 @@ static void token_level(const char *name, const char *path, const char *const *e
         }
         mt_grammar_free(g);
     }
+    printf("test_grammar: %s: %d random walks (%d ended), %llu masks computed, %llu from the cache\n", name,
+           tot_walks, tot_ended, tot_miss, tot_hit);
     /* the JSON grammar: unbounded strings; consistency checks along a walk */
     mt_grammar *g = NULL;
     CHECK_OK(mt_grammar_parse(&g, JSON_GBNF, strlen(JSON_GBNF), NULL, &err), &err);
@@ -371,6 +374,42 @@ static void token_level(const char *name, const char *path, const char *const *e
         CHECK(mt_constraint_accept(c, eos[0], &err) == MT_EINVAL);   /* cannot end before a value */
         CHECK(!mt_constraint_allows(c, (int32_t)V - 1));              /* padded rows never */
         mt_constraint_free(c);
+        {
+            /* a document's own tokens through the constraint: each allowed, and the mask checked
+             * against accept() on copies (every token for small vocabularies, else a sample) at
+             * every step; strings in several contexts share their masks */
+            static const char doc[] = "{\"a\": [1, \"x y\", {\"b\": \"caf\xc3\xa9 \\\"q\\\"\"}], \"c\": \"d\", "
+                                      "\"e\": -2.5e3, \"f\": [\"\", \"\xe4\xb8\xad\"]}";
+            CHECK(mt_grammar_match(g, doc, sizeof doc - 1));
+            int32_t *ids = NULL;
+            size_t nid = 0;
+            CHECK_OK(mt_tokenizer_encode(tok, doc, sizeof doc - 1, 0, &ids, &nid, &err), &err);
+            mt_constraint *dc = NULL;
+            CHECK_OK(mt_constraint_new(&dc, gt, &err), &err);
+            float *l = malloc(V * sizeof *l);
+            int bad = 0;
+            for (size_t i = 0; dc && i < nid; i++) {
+                for (size_t k = 0; k < V; k++) l[k] = 0.0f;
+                CHECK_OK(mt_constraint_mask(dc, l, V, &err), &err);
+                CHECK_MSG(!isinf(l[ids[i]]), "document token %zu (%d) masked", i, (int)ids[i]);
+                size_t nchk = V <= 10000 ? V : 3000;
+                for (size_t k = 0; k < nchk; k++) {
+                    int32_t t = nchk == V ? (int32_t)k : (int32_t)(rnd() % V);
+                    mt_constraint *d = NULL;
+                    if (mt_constraint_copy(&d, dc, &err)) { bad++; break; }
+                    if ((mt_constraint_accept(d, t, &err) == MT_OK) != !isinf(l[t])) bad++;
+                    mt_constraint_free(d);
+                }
+                CHECK_OK(mt_constraint_accept(dc, ids[i], &err), &err);
+        }
+        CHECK_MSG(bad == 0, "%d tokens where mask and accept() differ along the document", bad);
+        CHECK(dc && mt_constraint_can_end(dc));
+        mt_grammar_tokens_stats st;
+        mt_grammar_tokens_stats_get(gt, &st);
+        CHECK(st.shared > 0);
+        mt_constraint_free(dc);
+        free(l); free(ids);
+        }
     }
     mt_grammar_tokens_free(gt);
     mt_grammar_free(g);
@@ -433,7 +472,41 @@ static void token_level(const char *name, const char *path, const char *const *e
     mt_tokenizer_free(tok);
 }
 
+/* mt_tokenizer_token_bytes over whole texts: the concatenated bytes of the encoded ids are the
+ * text (a SentencePiece tokenizer's leading space aside, which its decoder strips) */
+static void test_token_bytes(void) {
+    static const char *const files[] = {"qwen3", "llama2", "llama3_1", "gemma3", "deepseek_v3"};
+    static const char text[] = "Hello world, {\"a\": [1, 2.5]}\n\tcaf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 x  y";
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/data/tokenizers/%s/tokenizer.json.zst", files[k]);
+        mt_tokenizer *tok = NULL;
+        mt_err err = {0};
+        if (mt_tokenizer_load(&tok, path, &err)) {
+            printf("test_grammar: %s missing (%s): skipped\n", path, err.msg);
+            continue;
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_OK(mt_tokenizer_encode(tok, text, sizeof text - 1, 0, &ids, &n, &err), &err);
+        char out[1024], buf[256];
+        size_t on = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *p = NULL;
+            int len = mt_tokenizer_token_bytes(tok, ids[i], buf, sizeof buf, &p);
+            CHECK_MSG(len >= 0 && (size_t)len <= sizeof buf, "%s: token %d: %d", files[k], (int)ids[i], len);
+            if (len > 0 && on + (size_t)len < sizeof out) { memcpy(out + on, p, (size_t)len); on += (size_t)len; }
+        }
+        const char *o = out;
+        if (on == sizeof text && out[0] == ' ') { o++; on--; }
+        CHECK_MSG(on == sizeof text - 1 && !memcmp(o, text, on), "%s: token bytes give \"%.*s\"", files[k], (int)on, o);
+        free(ids);
+        mt_tokenizer_free(tok);
+    }
+}
+
 static void test_tokens(void) {
+    test_token_bytes();
     static const char *const tiny_eos[] = {"<|endoftext|>", NULL};
     token_level("tinydocs (byte-level BPE)", "models/tinydocs-22m-4bit/tokenizer.json", tiny_eos, 64,
                 "\xc4\xa0", "\xc4\x8a");
