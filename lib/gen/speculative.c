@@ -335,7 +335,7 @@ int mt_spec_step(mt_spec *s, mt_gen_seq *q, mt_model *target, mt_err *err) {
     }
     batch[0] = s->last;
     memcpy(batch + 1, s->prop, k * sizeof *batch);
-    MT_TRY(mt_model_forward(target, q->cache, batch, k + 1, s->rows, 1, err));
+    MT_TRY(mt_model_verify(target, q->cache, batch, k + 1, s->rows, err));
     s->proposed += k;
     res->draft_tokens += k;
     size_t keep = k + 1;   /* rows of this pass the cache keeps */

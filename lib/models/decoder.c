@@ -1143,7 +1143,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         /* (rows of independent sequences: the grouping a row gets alone, so its sums do not change) */
         while (gsz % 2 == 0 && (rows1 ? 1 : T) * (size_t)hp->n_heads / gsz < 2 * nt) gsz /= 2;
         attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, gsz, T, len};
-        if (attn_blocks_ok(&ac))
+        if (!rows1 && attn_blocks_ok(&ac))
             mt_pool_for(m->pool, (size_t)hp->n_kv_heads * ((T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
         else mt_pool_for(m->pool, T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
         observe(m, l, "self_attn.o_proj", att, T, qd);
@@ -1233,6 +1233,18 @@ int mt_model_forward_inject(mt_model *m, mt_kvcache *c, const int32_t *tok, size
     free(rc);
     free(rpos);
     return rc_;
+}
+
+int mt_model_verify(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *logits, mt_err *err) {
+    if (T == 0) return mt_seterr(err, MT_EINVAL, "no tokens to run");
+    mt_kvcache **rc = malloc(T * sizeof *rc);
+    size_t *rpos = malloc(T * sizeof *rpos);
+    if (!rc || !rpos) { free(rc); free(rpos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    for (size_t t = 0; t < T; t++) { rc[t] = c; rpos[t] = c->len + t; }
+    int r = forward_rows(m, rc, rpos, tok, T, logits, NULL, 0, NULL, m->batch_invariant != 0, err);
+    free(rc);
+    free(rpos);
+    return r;
 }
 
 int mt_model_decode_batch(mt_model *m, mt_kvcache **caches, const int32_t *tok, size_t B, float *logits,

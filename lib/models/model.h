@@ -327,6 +327,11 @@ int mt_model_forward_hidden(mt_model *m, mt_kvcache *cache, const int32_t *token
 /* One decoding step for B sequences at once: token tokens[b] is appended to
  * caches[b] (all distinct); logits [B, vocab].  The linear layers run as one
  * [B, hidden] product, attention per sequence. */
+/* Speculative decoding's verifying pass: tok[0..T) after the cache's tokens, the logits of every
+ * row (T * vocab).  With m->batch_invariant each row is computed exactly as a decode step of
+ * that one token would compute it (bit for bit), so greedy speculation gives the plain loop's
+ * tokens; otherwise as mt_model_forward with all logits (the multi-row kernels). */
+int mt_model_verify(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *logits, mt_err *err);
 int mt_model_decode_batch(mt_model *m, mt_kvcache **caches, const int32_t *tokens, size_t B, float *logits,
                           mt_err *err);
 

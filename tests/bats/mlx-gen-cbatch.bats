@@ -120,3 +120,14 @@ for i in range(8):
   [ "$status" -eq 2 ]
   [[ "$stderr" == *"--batch"* ]]
 }
+
+@test "speculative decoding under --reproducible: tokens and log-probabilities bit for bit the plain loop's" {
+  jq -c '{id, prompt, max_tokens: 40, logprobs: 1}' "$RECS" > "$BATS_TEST_TMPDIR/in"
+  "$GEN" -m "$M" -q -t 2 --reproducible < "$BATS_TEST_TMPDIR/in" | jq -c '[.id, .text, .logprobs]' > "$BATS_TEST_TMPDIR/plain"
+  "$GEN" -m "$M" -q -t 2 --reproducible --batch 4 --draft-model "$PWD/models/tinydocs-5m-4bit" --num-draft-tokens 3 \
+    < "$BATS_TEST_TMPDIR/in" | jq -c '[.id, .text, .logprobs]' > "$BATS_TEST_TMPDIR/draft"
+  "$GEN" -m "$M" -q -t 2 --reproducible --prompt-lookup 6 < "$BATS_TEST_TMPDIR/in" | jq -c '[.id, .text, .logprobs]' \
+    > "$BATS_TEST_TMPDIR/lookup"
+  cmp "$BATS_TEST_TMPDIR/plain" "$BATS_TEST_TMPDIR/draft"
+  cmp "$BATS_TEST_TMPDIR/plain" "$BATS_TEST_TMPDIR/lookup"
+}
