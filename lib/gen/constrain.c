@@ -74,7 +74,7 @@ int mt_tokvocab_new(mt_tokvocab **out, const mt_tokenizer *tok, size_t model_voc
     v->bytes = malloc(cap);
     buf = malloc(bufcap);
     if (!v->off || !v->is_eos || !v->eos || !v->bytes || !buf) goto oom;
-    memcpy(v->eos, eos, n_eos * sizeof *eos);
+    if (n_eos) memcpy(v->eos, eos, n_eos * sizeof *eos);
     v->n_eos = n_eos;
     for (size_t i = 0; i < n_eos; i++) v->is_eos[eos[i]] = 1;
     /* token bytes */
@@ -176,8 +176,15 @@ struct mt_grammar_tokens {
     size_t bytes, limit;
     uint64_t generation;            /* bumped when the cache is emptied */
     gm_scratch s;
-    gm_vec *lv; size_t nlv;         /* walk: the state at each trie depth */
-    gm_vec tmp;
+    uint32_t *lv; size_t nlv;       /* walk: the state id at each trie depth */
+    gm_vec tmp, next;
+    /* states met by the walks, interned: words pool[off[i] .. off[i+1]); trans[i] (NULL until
+     * needed) maps a byte to the next state's id, TR_UNKNOWN or TR_DEAD.  Emptied between
+     * walks when it grows past its bound. */
+    gm_vec pool; size_t *off; uint32_t **trans; size_t nstates, capstates;
+    uint32_t *ids; size_t idmask;   /* hash -> state id + 1 (0 empty) */
+    /* code-point steps memoized by (stacks of the source state, selected stacks) */
+    struct selmemo { uint64_t h, sel; uint32_t src, dst; } *memo; size_t memomask, nmemo;
     mt_grammar_tokens_stats st;
 };
 
@@ -188,6 +195,11 @@ struct mt_constraint {
     const centry *e; uint64_t egen;  /* the cache entry of cur, when known */
     float *eos_save;                 /* the eos logits while masking */
 };
+
+static uint64_t tk_mix(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb3fe1a85ec53ULL; x ^= x >> 33;
+    return x;
+}
 
 static uint64_t hash_words(const uint32_t *w, size_t n) {
     uint64_t h = 0xcbf29ce484222325ULL ^ (n * 0x9E3779B97F4A7C15ULL);
@@ -243,6 +255,141 @@ static int cache_put(mt_grammar_tokens *gt, centry *e) {
     return MT_OK;
 }
 
+/* ---- interned states and their byte transitions ---- */
+enum { TR_UNKNOWN = 0xFFFFFFFFu, TR_DEAD = 0xFFFFFFFEu };
+#ifndef MT_CONSTRAIN_MAX_STATES          /* a build may lower it to exercise the resets */
+#define MT_CONSTRAIN_MAX_STATES (1 << 15)
+#endif
+/* bounds on the interned states (~100 MB at most): emptied before a walk past them, and
+ * during a walk past twice them */
+enum { MAX_STATES = MT_CONSTRAIN_MAX_STATES, MAX_POOL_WORDS = 1 << 23, MAX_MEMO = 1 << 20 };
+
+static void states_clear(mt_grammar_tokens *gt) {
+    for (size_t i = 0; i < gt->nstates; i++) free(gt->trans[i]);
+    gt->nstates = 0;
+    gt->pool.n = 0;
+    if (gt->ids) memset(gt->ids, 0, (gt->idmask + 1) * sizeof *gt->ids);
+    if (gt->memo) memset(gt->memo, 0xFF, (gt->memomask + 1) * sizeof *gt->memo);
+    gt->nmemo = 0;
+}
+
+/* the id of state st (added when new); MT_OK / MT_ENOMEM */
+static int state_id(mt_grammar_tokens *gt, const uint32_t *st, uint32_t *id) {
+    size_t n = gm_state_len(st);
+    uint64_t h = hash_words(st, n);
+    if (!gt->ids || (gt->nstates + 1) * 2 > gt->idmask + 1) {      /* grow the id table */
+        size_t nm = gt->ids ? (gt->idmask + 1) * 2 : 1024;
+        uint32_t *ni = calloc(nm, sizeof *ni);
+        if (!ni) return MT_ENOMEM;
+        for (size_t i = 0; i < gt->nstates; i++) {
+            const uint32_t *w = gt->pool.p + gt->off[i];
+            size_t j = hash_words(w, gt->off[i + 1] - gt->off[i]) & (nm - 1);
+            while (ni[j]) j = (j + 1) & (nm - 1);
+            ni[j] = (uint32_t)i + 1;
+        }
+        free(gt->ids);
+        gt->ids = ni; gt->idmask = nm - 1;
+    }
+    size_t j = h & gt->idmask;
+    for (; gt->ids[j]; j = (j + 1) & gt->idmask) {
+        uint32_t k = gt->ids[j] - 1;
+        if (gt->off[k + 1] - gt->off[k] == n && !memcmp(gt->pool.p + gt->off[k], st, n * sizeof *st)) {
+            *id = k;
+            return MT_OK;
+        }
+    }
+    if (gt->nstates + 2 > gt->capstates) {
+        size_t nc = gt->capstates ? gt->capstates * 2 : 256;
+        size_t *no = realloc(gt->off, (nc + 1) * sizeof *no);
+        if (!no) return MT_ENOMEM;
+        gt->off = no;
+        uint32_t **nt = realloc(gt->trans, nc * sizeof *nt);
+        if (!nt) return MT_ENOMEM;
+        gt->trans = nt;
+        gt->capstates = nc;
+    }
+    MT_TRY(gm_vec_reserve(&gt->pool, n));
+    if (!gt->nstates) gt->off[0] = 0;
+    memcpy(gt->pool.p + gt->pool.n, st, n * sizeof *st);
+    gt->pool.n += n;
+    gt->trans[gt->nstates] = NULL;
+    gt->off[gt->nstates + 1] = gt->pool.n;
+    gt->ids[j] = (uint32_t)gt->nstates + 1;
+    *id = (uint32_t)gt->nstates++;
+    return MT_OK;
+}
+
+/* the state after a code point that selects the stacks sel of state id (memoized over all
+ * states with the same stacks, whatever their partial UTF-8 bits) */
+static int step_sel(mt_grammar_tokens *gt, uint32_t id, uint64_t sel, uint32_t *out) {
+    const uint32_t *st = gt->pool.p + gt->off[id];
+    size_t n = gt->off[id + 1] - gt->off[id];
+    uint64_t h = hash_words(st + 2, n - 2);
+    if (!gt->memo || (gt->nmemo + 1) * 2 > gt->memomask + 1) {
+        size_t nm = gt->memo ? (gt->memomask + 1) * 2 : 4096;
+        struct selmemo *m = malloc(nm * sizeof *m);
+        if (!m) return MT_ENOMEM;
+        memset(m, 0xFF, nm * sizeof *m);
+        for (size_t i = 0; gt->memo && i <= gt->memomask; i++) {
+            if (gt->memo[i].src == UINT32_MAX) continue;
+            size_t j = (gt->memo[i].h ^ tk_mix(gt->memo[i].sel)) & (nm - 1);
+            while (m[j].src != UINT32_MAX) j = (j + 1) & (nm - 1);
+            m[j] = gt->memo[i];
+        }
+        free(gt->memo);
+        gt->memo = m; gt->memomask = nm - 1;
+    }
+    size_t j = (h ^ tk_mix(sel)) & gt->memomask;
+    for (; gt->memo[j].src != UINT32_MAX; j = (j + 1) & gt->memomask) {
+        const struct selmemo *e = &gt->memo[j];
+        if (e->h != h || e->sel != sel) continue;
+        size_t sn = gt->off[e->src + 1] - gt->off[e->src];
+        if (sn == n && !memcmp(gt->pool.p + gt->off[e->src] + 2, st + 2, (n - 2) * sizeof *st)) {
+            *out = e->dst;
+            return MT_OK;
+        }
+    }
+    gt->st.steps++;
+    int rc = gm_state_advance_sel(gt->g, st, sel, &gt->next, &gt->s);
+    if (rc && rc != MT_ELIMIT) return rc;
+    uint32_t nid = TR_DEAD;           /* over the matcher's limits: pruned like a rejected byte */
+    if (!rc && !gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
+    if (rc) gt->st.limited++;
+    gt->memo[j] = (struct selmemo){h, sel, id, nid};
+    gt->nmemo++;
+    *out = nid;
+    return MT_OK;
+}
+
+/* the state after byte b from state id, as an id or TR_DEAD */
+static int state_step(mt_grammar_tokens *gt, uint32_t id, unsigned char b, uint32_t *out) {
+    uint32_t *tr = gt->trans[id];
+    if (tr && tr[b] != TR_UNKNOWN) { *out = tr[b]; return MT_OK; }
+    if (!tr) {
+        tr = malloc(256 * sizeof *tr);
+        if (!tr) return MT_ENOMEM;
+        memset(tr, 0xFF, 256 * sizeof *tr);
+        gt->trans[id] = tr;
+    }
+    const uint32_t *st = gt->pool.p + gt->off[id];
+    uint32_t cp, nid = TR_DEAD;
+    uint64_t sel;
+    if (gm_state_byte_cp(st, b, &cp) && gm_state_cp_sel(gt->g, st, cp, &sel)) {
+        if (sel) MT_TRY(step_sel(gt, id, sel, &nid));
+        gt->trans[id][b] = nid;
+        *out = nid;
+        return MT_OK;
+    }
+    gt->st.steps++;
+    int rc = gm_state_byte(gt->g, st, b, &gt->next, &gt->s);
+    if (rc && rc != MT_ELIMIT) return rc;
+    if (!rc && !gm_state_dead(gt->next.p)) MT_TRY(state_id(gt, gt->next.p, &nid));
+    if (rc) gt->st.limited++;
+    gt->trans[id][b] = nid;     /* (state_id may have moved the pool, not the tables) */
+    *out = nid;
+    return MT_OK;
+}
+
 int mt_grammar_tokens_new(mt_grammar_tokens **out, const mt_grammar *g, const mt_tokvocab *v, mt_err *err) {
     if (!out || !g || !v) return mt_seterr(err, MT_EINVAL, "constrain: bad arguments");
     mt_grammar_tokens *gt = calloc(1, sizeof *gt);
@@ -263,8 +410,10 @@ void mt_grammar_tokens_free(mt_grammar_tokens *gt) {
     if (!gt) return;
     if (gt->slots) cache_clear(gt);
     free(gt->slots);
-    for (size_t i = 0; gt->lv && i < gt->nlv; i++) gm_vec_free(&gt->lv[i]);
     free(gt->lv);
+    states_clear(gt);
+    gm_vec_free(&gt->pool); free(gt->off); free(gt->trans); free(gt->ids); free(gt->memo);
+    gm_vec_free(&gt->next);
     gm_vec_free(&gt->tmp);
     gm_scratch_free(&gt->s);
     free(gt);
@@ -289,6 +438,29 @@ static int limit_err(mt_err *err, int rc) {
     return rc;
 }
 
+/* empty the interned states in the middle of a walk, keeping those of the path lv[0 .. d) */
+static int rebase(mt_grammar_tokens *gt, uint32_t *lv, size_t d) {
+    gm_vec keep = {0};
+    int rc = MT_OK;
+    for (size_t k = 0; k < d && !rc; k++) {
+        size_t n = gt->off[lv[k] + 1] - gt->off[lv[k]];
+        if (!(rc = gm_vec_reserve(&keep, n))) {
+            memcpy(keep.p + keep.n, gt->pool.p + gt->off[lv[k]], n * sizeof *keep.p);
+            keep.n += n;
+        }
+    }
+    if (!rc) {
+        states_clear(gt);
+        size_t at = 0;
+        for (size_t k = 0; k < d && !rc; k++) {
+            rc = state_id(gt, keep.p + at, &lv[k]);
+            at += gm_state_len(keep.p + at);
+        }
+    }
+    gm_vec_free(&keep);
+    return rc;
+}
+
 /* the bitset of tokens allowed from state st (cached) */
 static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **out, mt_err *err) {
     size_t n = gm_state_len(st);
@@ -305,22 +477,32 @@ static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **ou
     memcpy(e->key, st, n * sizeof *st);
     e->keylen = n; e->hash = h;
     int rc = MT_OK;
-    gm_vec *lv = gt->lv;
-    lv[0].n = 0;
-    if (!(rc = gm_vec_reserve(&lv[0], n))) { memcpy(lv[0].p, st, n * sizeof *st); lv[0].n = n; }
+    uint32_t *lv = gt->lv;
+    if (gt->nstates > MAX_STATES || gt->pool.n > MAX_POOL_WORDS || gt->nmemo > MAX_MEMO) states_clear(gt);
+    rc = state_id(gt, st, &lv[0]);
     uint64_t nodes = 0;
+    size_t nallowed = 0;
+    uint64_t *bits = e->bits;
     for (size_t i = 1; i < v->nnodes && !rc;) {
         size_t d = v->depth[i];
         nodes++;
-        if ((rc = gm_state_byte(gt->g, lv[d - 1].p, v->byte[i], &lv[d], &gt->s))) break;
-        if (gm_state_dead(lv[d].p)) { i = v->skip[i]; continue; }
-        for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
-            int32_t t = v->toks[k];
-            e->bits[(size_t)t >> 6] |= 1ULL << (t & 63);
-            e->nallowed++;
+        const uint32_t *tr = gt->trans[lv[d - 1]];
+        uint32_t to = tr ? tr[v->byte[i]] : TR_UNKNOWN;
+        if (to == TR_UNKNOWN) {                /* a step not taken before: may add states */
+            if (gt->nstates >= 2 * MAX_STATES || gt->pool.n >= 2 * MAX_POOL_WORDS || gt->nmemo >= 2 * MAX_MEMO)
+                if ((rc = rebase(gt, lv, d))) break;
+            if ((rc = state_step(gt, lv[d - 1], v->byte[i], &to))) break;
         }
+        if (to == TR_DEAD) { i = v->skip[i]; continue; }
+        lv[d] = to;
+        for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
+            uint32_t t = (uint32_t)v->toks[k];
+            bits[t >> 6] |= 1ULL << (t & 63);
+        }
+        nallowed += v->tok_off[i + 1] - v->tok_off[i];
         i++;
     }
+    e->nallowed = nallowed;
     gt->st.nodes += nodes;
     if (!rc) rc = cache_put(gt, e);
     if (rc) { free(e->key); free(e->bits); free(e); return limit_err(err, rc); }
@@ -426,7 +608,7 @@ int mt_constraint_allows(mt_constraint *c, int32_t t) {
     if (c->ended) return 0;
     if (c->e && c->egen == c->gt->generation) return (int)(c->e->bits[(size_t)t >> 6] >> (t & 63) & 1);
     int alive = 0;
-    if (walk_token(c, t, &alive)) return 0;
+    if (walk_token(c, t, &alive)) return 0;    /* over the limits too: as the mask prunes it */
     return alive;
 }
 

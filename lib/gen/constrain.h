@@ -46,8 +46,11 @@ void mt_grammar_tokens_free(mt_grammar_tokens *gt);            /* NULL ok; after
 /* Bound on the mask cache in bytes (default 256 MiB; at least one mask is always kept). */
 void mt_grammar_tokens_set_cache(mt_grammar_tokens *gt, size_t cache_bytes);
 /* Counters since creation: masks computed by a trie walk (misses), masks served from the
- * cache (hits), trie nodes visited by the walks, times the cache was emptied. */
-typedef struct { uint64_t misses, hits, nodes, clears; size_t entries, bytes; } mt_grammar_tokens_stats;
+ * cache (hits), trie nodes visited by the walks, matcher steps they computed (the other
+ * nodes reused a memoized transition), steps that went over the matcher's limits (a token
+ * whose bytes would need more parse stacks than MT_GRAMMAR_MAX_STACKS, or deeper ones, is
+ * not allowed), times the cache was emptied; entries and bytes held now. */
+typedef struct { uint64_t misses, hits, nodes, steps, limited, clears; size_t entries, bytes; } mt_grammar_tokens_stats;
 void mt_grammar_tokens_stats_get(const mt_grammar_tokens *gt, mt_grammar_tokens_stats *st);
 
 /* One sequence's position in the grammar.  Uses gt (which must outlive it). */
@@ -56,9 +59,10 @@ int  mt_constraint_new(mt_constraint **c, mt_grammar_tokens *gt, mt_err *err);
 void mt_constraint_free(mt_constraint *c);                     /* NULL ok */
 /* Set logits[t] = -INFINITY for every token t in [0, V) the grammar does not allow next (eos
  * allowed only when the grammar can end here; ids at or above the vocabulary never).  After
- * an eos was accepted only eos stays allowed.  MT_EINVAL if nothing at all is allowed
- * (cannot happen for a well-formed grammar whose characters the vocabulary can spell);
- * MT_ELIMIT when the grammar is too ambiguous for the matcher's limits; MT_ENOMEM. */
+ * an eos was accepted only eos stays allowed.  A token whose bytes take the matcher over its
+ * limits (MT_GRAMMAR_MAX_STACKS / _DEPTH: a pathologically ambiguous or deep grammar) is not
+ * allowed.  MT_EINVAL if nothing at all is allowed (cannot happen for a well-formed grammar
+ * whose characters the vocabulary can spell, within those limits); MT_ENOMEM. */
 int  mt_constraint_mask(mt_constraint *c, float *logits, size_t V, mt_err *err);
 int  mt_constraint_allows(mt_constraint *c, int32_t t);      /* 1/0, same rule as the mask */
 /* Advance by token t (must be allowed; MT_EINVAL naming the token otherwise).  An eos id

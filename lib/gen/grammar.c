@@ -28,6 +28,7 @@ typedef struct {
     gm_class *classes; size_t nclasses, capclasses;
     size_t total;              /* elements so far (limit) */
     size_t cur_rule;           /* named rule being parsed (for generated rule names) */
+    uint32_t *names; size_t namemask, nnames;   /* named rules: hash slots of id + 1 (0 empty) */
     int depth;                 /* group nesting */
     mt_err *err;
 } parser;
@@ -82,13 +83,37 @@ static int rule_new(parser *p, const char *name, size_t len, size_t off, int gen
     return MT_OK;
 }
 
+static uint64_t name_hash(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    return h ^ (h >> 31);
+}
+
+/* the named rule called name (created, undefined, when new) */
 static int rule_find(parser *p, const char *name, size_t len, size_t off, size_t *id) {
-    for (size_t i = 0; i < p->nrules; i++)
-        if (!p->rules[i].generated && strlen(p->rules[i].name) == len && !memcmp(p->rules[i].name, name, len)) {
-            *id = i;
-            return MT_OK;
+    if ((p->nnames + 1) * 2 > (p->names ? p->namemask + 1 : 0)) {
+        size_t nm = p->names ? (p->namemask + 1) * 2 : 64;
+        uint32_t *ns = calloc(nm, sizeof *ns);
+        if (!ns) return oom(p);
+        for (size_t i = 0; p->names && i <= p->namemask; i++) {
+            if (!p->names[i]) continue;
+            const char *nmx = p->rules[p->names[i] - 1].name;
+            size_t j = name_hash(nmx, strlen(nmx)) & (nm - 1);
+            while (ns[j]) j = (j + 1) & (nm - 1);
+            ns[j] = p->names[i];
         }
-    return rule_new(p, name, len, off, 0, id);
+        free(p->names);
+        p->names = ns; p->namemask = nm - 1;
+    }
+    size_t j = name_hash(name, len) & p->namemask;
+    for (; p->names[j]; j = (j + 1) & p->namemask) {
+        const char *nmx = p->rules[p->names[j] - 1].name;
+        if (strlen(nmx) == len && !memcmp(nmx, name, len)) { *id = p->names[j] - 1; return MT_OK; }
+    }
+    MT_TRY(rule_new(p, name, len, off, 0, id));
+    p->names[j] = (uint32_t)*id + 1;
+    p->nnames++;
+    return MT_OK;
 }
 
 static int rule_alt(parser *p, size_t id, pseq **out) {
@@ -494,7 +519,7 @@ static void parser_free(parser *p) {
         free(p->rules[i].alts);
         free(p->rules[i].name);
     }
-    free(p->rules); free(p->ranges); free(p->classes);
+    free(p->rules); free(p->ranges); free(p->classes); free(p->names);
 }
 
 void mt_grammar_free(mt_grammar *g) {
@@ -522,8 +547,9 @@ int mt_grammar_parse(mt_grammar **out, const char *src, size_t n, const char *ro
         }
     size_t rootid = 0;
     if (!rc) {
-        size_t i = 0;
-        while (i < p.nrules && (p.rules[i].generated || strcmp(p.rules[i].name, root))) i++;
+        size_t i = p.nrules, rl = strlen(root);
+        for (size_t j = p.names ? name_hash(root, rl) & p.namemask : 0; p.names && p.names[j]; j = (j + 1) & p.namemask)
+            if (!strcmp(p.rules[p.names[j] - 1].name, root)) { i = p.names[j] - 1; break; }
         if (i == p.nrules)
             rc = mt_seterr(err, MT_EINVAL, "grammar: line %d:1: no rule named '%.64s' (the start rule)",
                            1, root);
@@ -548,7 +574,8 @@ int mt_grammar_parse(mt_grammar **out, const char *src, size_t n, const char *ro
                 g->rules[i].nalt = (uint32_t)p.rules[i].nalts;
                 for (size_t a = 0; a < p.rules[i].nalts; a++) {
                     g->alts[g->nalts++] = (uint32_t)g->nelems;
-                    memcpy(g->elems + g->nelems, p.rules[i].alts[a].e, p.rules[i].alts[a].n * sizeof *g->elems);
+                    if (p.rules[i].alts[a].n)
+                        memcpy(g->elems + g->nelems, p.rules[i].alts[a].e, p.rules[i].alts[a].n * sizeof *g->elems);
                     g->nelems += p.rules[i].alts[a].n;
                     g->elems[g->nelems].type = GM_END; g->elems[g->nelems].v = 0;
                     g->nelems++;

@@ -58,6 +58,14 @@ int gm_state_byte(const mt_grammar *g, const uint32_t *in, unsigned char b, gm_v
 static inline int gm_state_dead(const uint32_t *st) { return st[2] == 0; }
 /* 1 if the input so far is a complete sentence */
 int gm_state_can_end(const uint32_t *st);
+/* Code-point steps by stack selection: the result of a code point depends only on which
+ * stacks' top classes contain it, so callers may memoize it by that set.
+ * gm_state_byte_cp: 1 when byte b completes a code point from st (*cp), 0 otherwise (then
+ * use gm_state_byte).  gm_state_cp_sel: the set (bit i = stack i) for cp; 0 if st has over
+ * 64 stacks.  gm_state_advance_sel: gm_state_byte's result for any code point with set sel. */
+int gm_state_byte_cp(const uint32_t *st, unsigned char b, uint32_t *cp);
+int gm_state_cp_sel(const mt_grammar *g, const uint32_t *st, uint32_t cp, uint64_t *sel);
+int gm_state_advance_sel(const mt_grammar *g, const uint32_t *st, uint64_t sel, gm_vec *out, gm_scratch *s);
 /* words of a state */
 size_t gm_state_len(const uint32_t *st);
 

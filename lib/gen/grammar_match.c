@@ -75,7 +75,7 @@ int gm_state_can_end(const uint32_t *st) {
 static int push_work(gm_vec *w, const uint32_t *st, size_t d, int has_extra, uint32_t extra) {
     if (d + (size_t)has_extra > MT_GRAMMAR_MAX_DEPTH) return MT_ELIMIT;
     MT_TRY(gm_vec_reserve(w, d + 2));
-    memcpy(w->p + w->n, st, d * sizeof *st);
+    if (d) memcpy(w->p + w->n, st, d * sizeof *st);
     w->n += d;
     if (has_extra) { w->p[w->n++] = extra; d++; }
     w->p[w->n++] = (uint32_t)d;
@@ -155,20 +155,49 @@ int gm_state_init(const mt_grammar *g, gm_vec *out, gm_scratch *s) {
     return canon(s, ns, 0, 0, out);
 }
 
-static int advance_cp(const mt_grammar *g, const uint32_t *in, uint32_t cp, gm_vec *out, gm_scratch *s) {
+/* advance the stacks selected by sel (bit i: stack i; NULL: those whose top contains cp) */
+static int advance_sel(const mt_grammar *g, const uint32_t *in, uint32_t cp, const uint64_t *sel, gm_vec *out,
+                       gm_scratch *s) {
     s->work.n = s->stage.n = 0;
     size_t k = 3;
     for (uint32_t i = 0; i < in[2]; i++) {
         uint32_t d = in[k];
         const uint32_t *st = in + k + 1;
-        if (d && gm_class_has(g, g->elems[st[d - 1]].v, cp)) {
-            MT_TRY(push_work(&s->work, st, d - 1, 1, st[d - 1] + 1));
-        }
+        int take = sel ? (int)(*sel >> i & 1) : d && gm_class_has(g, g->elems[st[d - 1]].v, cp);
+        if (take && d) MT_TRY(push_work(&s->work, st, d - 1, 1, st[d - 1] + 1));
         k += 1 + d;
     }
     size_t ns = 0;
     MT_TRY(run_work(g, s, &ns));
     return canon(s, ns, 0, 0, out);
+}
+
+static int advance_cp(const mt_grammar *g, const uint32_t *in, uint32_t cp, gm_vec *out, gm_scratch *s) {
+    return advance_sel(g, in, cp, NULL, out, s);
+}
+
+int gm_state_byte_cp(const uint32_t *st, unsigned char b, uint32_t *cp) {
+    if (!st[1]) { *cp = b; return b < 0x80; }
+    if (st[1] != 1 || (b & 0xC0) != 0x80) return 0;
+    *cp = (st[0] << 6) | (b & 0x3Fu);      /* prefixes were checked as they came */
+    return 1;
+}
+
+int gm_state_cp_sel(const mt_grammar *g, const uint32_t *st, uint32_t cp, uint64_t *sel) {
+    if (st[2] > 64) return 0;
+    uint64_t m = 0;
+    size_t k = 3;
+    for (uint32_t i = 0; i < st[2]; i++) {
+        uint32_t d = st[k];
+        if (d && gm_class_has(g, g->elems[st[k + d]].v, cp)) m |= 1ULL << i;
+        k += 1 + d;
+    }
+    *sel = m;
+    return 1;
+}
+
+int gm_state_advance_sel(const mt_grammar *g, const uint32_t *st, uint64_t sel, gm_vec *out, gm_scratch *s) {
+    return advance_sel(g, st, 0, &sel, out, s);
 }
 
 /* keep the stacks whose top class meets [lo, hi]; the set stays sorted */

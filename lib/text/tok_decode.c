@@ -385,15 +385,8 @@ int mt_tokenizer_token_bytes(const mt_tokenizer *t, int32_t id, char *buf, size_
     if (!t || id < 0 || (size_t)id >= t->nids || !t->flags[id]) return -1;
     if (t->flags[id] & 4) return 0;
     uint32_t len = 0;
-    const char *s;
-    if (t->flags[id] & 2) {                  /* added, not special: its text as decode writes it */
-        s = t->dec_str[id] ? t->dec_str[id] : tk_strtab_get(&t->tab, (size_t)id, &len);
-        if (t->dec_str[id]) len = t->dec_len[id];
-        if (!s) return -1;
-        if (out) *out = s;
-        return (int)len;
-    }
-    s = tk_strtab_get(&t->tab, (size_t)id, &len);
+    const char *s = tk_strtab_get(&t->tab, (size_t)id, &len);
+    if (t->dec_str[id]) { s = t->dec_str[id]; len = t->dec_len[id]; }   /* as decode takes it */
     if (!s) return -1;
     tk_buf in = {0}, res = {0};
     tk_buf_put(&in, s, len);

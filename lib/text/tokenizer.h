@@ -53,7 +53,7 @@ size_t      mt_tokenizer_vocab_size(const mt_tokenizer *t);
 /* The raw bytes token id stands for in generated text, for constrained decoding: the
  * decoder chain applied to the token alone as a token in the middle of a text (byte-level
  * characters mapped back to bytes, "<0xHH>" byte-fallback tokens to their byte, the
- * SentencePiece "\u2581" to a space); an added token that is not special gives its text;
+ * SentencePiece "\u2581" to a space), as mt_tokenizer_decode writes it after other tokens;
  * a special token gives 0 bytes.  The bytes may be a partial UTF-8 sequence.  *out (may
  * be NULL) points into the tokenizer or into buf, which gets at most cap bytes.  Returns
  * the length (like snprintf: when it exceeds cap, call again with a larger buf), or -1

@@ -172,6 +172,13 @@ static void test_limits(void) {
     CHECK_OK(mt_grammar_parse(&g, src, strlen(src), NULL, &err), &err);
     CHECK(mt_grammar_match(g, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 46) == 1);
     mt_grammar_free(g);
+    /* 2^n parse stacks after n "a": within the limit it matches, past it the answer is no */
+    src = "root ::= r\nr ::= \"a\" r \"b\" | \"a\" r \"c\" | \"\"";
+    CHECK_OK(mt_grammar_parse(&g, src, strlen(src), NULL, &err), &err);
+    CHECK(mt_grammar_match(g, "aaaaaaaaaabcbcbcbcbc", 20) == 1);
+    CHECK(mt_grammar_match(g, "aaaaaaaaaabcbcbcbcb", 19) == 0);
+    CHECK(mt_grammar_match(g, "aaaaaaaaaaaaaabbbbbbbbbbbbbb", 28) == 0);
+    mt_grammar_free(g);
 }
 
 /* ---- token level ---- */
@@ -196,7 +203,7 @@ typedef struct { int walks, completed, checked_all, checked_sample; } walk_stats
 /* one random walk choosing only allowed tokens; checks mask == allows(), allowed / disallowed
  * tokens against a fresh copy's accept(), and that an ended walk's text matches */
 static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tokvocab *v, size_t V, int full_check,
-                        walk_stats *ws) {
+                        const mt_tokenizer *tok, walk_stats *ws) {
     mt_err err = {0};
     mt_constraint *c = NULL;
     CHECK_OK(mt_constraint_new(&c, gt, &err), &err);
@@ -204,7 +211,8 @@ static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tok
     float *logits = malloc(V * sizeof *logits);
     int32_t *allowed = malloc(V * sizeof *allowed);
     char *text = malloc(1 << 16);
-    size_t tn = 0;
+    int32_t ids[256];
+    size_t tn = 0, nids = 0;
     ws->walks++;
     for (int step = 0; step < 200; step++) {
         for (size_t t = 0; t < V; t++) logits[t] = (float)(t % 7);
@@ -246,6 +254,13 @@ static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tok
             CHECK(mt_constraint_ended(c));
             ws->completed++;
             CHECK_MSG(mt_grammar_match(g, text, tn) == 1, "walk text \"%.*s\" does not match", (int)tn, text);
+            /* the token bytes are what the tokenizer decodes the ids to */
+            char *dec = NULL;
+            size_t dn = 0;
+            CHECK_OK(mt_tokenizer_decode(tok, ids, nids, 1, &dec, &dn, &err), &err);
+            CHECK_MSG(dec && dn == tn && !memcmp(dec, text, tn), "decoded \"%s\" != walk text \"%.*s\"",
+                      dec ? dec : "", (int)tn, text);
+            free(dec);
             /* after eos only eos */
             for (size_t t = 0; t < V; t++) logits[t] = 1.0f;
             CHECK_OK(mt_constraint_mask(c, logits, V, &err), &err);
@@ -258,6 +273,7 @@ static void random_walk(const mt_grammar *g, mt_grammar_tokens *gt, const mt_tok
         size_t n;
         const char *b = mt_tokvocab_bytes(v, t, &n);
         if (tn + n < (1 << 16)) { memcpy(text + tn, b, n); tn += n; }
+        if (nids < 256) ids[nids++] = t;
         CHECK_OK(mt_constraint_accept(c, t, &err), &err);
     }
     free(logits); free(allowed); free(text);
@@ -301,9 +317,10 @@ static void token_level(const char *name, const char *path, const char *const *e
     int32_t bad_eos = (int32_t)V;
     mt_tokvocab *v2 = NULL;
     CHECK(mt_tokvocab_new(&v2, tok, V, &bad_eos, 1, &err) == MT_EINVAL && !v2);
-    mt_tokenizer_free(tok);                      /* the vocabulary does not need it any more */
-    if (!v) return;
+    if (!v) { mt_tokenizer_free(tok); return; }
     CHECK_EQ_INT(mt_tokvocab_size(v), V);
+    int tot_walks = 0, tot_ended = 0;
+    unsigned long long tot_miss = 0, tot_hit = 0;
     for (size_t i = 0; i < sizeof WALK_GRAMMARS / sizeof *WALK_GRAMMARS; i++) {
         mt_grammar *g = NULL;
         CHECK_OK(mt_grammar_parse(&g, WALK_GRAMMARS[i], strlen(WALK_GRAMMARS[i]), NULL, &err), &err);
@@ -311,20 +328,19 @@ static void token_level(const char *name, const char *path, const char *const *e
         mt_grammar_tokens *gt = NULL;
         CHECK_OK(mt_grammar_tokens_new(&gt, g, v, &err), &err);
         walk_stats ws = {0};
-        for (int w = 0; gt && w < 6; w++) random_walk(g, gt, v, V, 0, &ws);
+        for (int w = 0; gt && w < 6; w++) random_walk(g, gt, v, V, 0, tok, &ws);
         CHECK_MSG(ws.completed >= 4, "%s grammar %zu: %d of %d walks completed", name, i, ws.completed, ws.walks);
         mt_grammar_tokens_stats st;
         mt_grammar_tokens_stats_get(gt, &st);
         CHECK(st.hits > 0 && st.misses > 0);
-        printf("test_grammar: %s grammar %zu: %d walks (%d ended), %llu masks computed, %llu from cache\n", name, i,
-               ws.walks, ws.completed, (unsigned long long)st.misses, (unsigned long long)st.hits);
+        tot_walks += ws.walks; tot_ended += ws.completed; tot_miss += st.misses; tot_hit += st.hits;
         /* a cache that holds one mask at a time gives the same answers */
         mt_grammar_tokens_free(gt);
         gt = NULL;
         if (i == 0 && !mt_grammar_tokens_new(&gt, g, v, &err)) {
             mt_grammar_tokens_set_cache(gt, 1);
             walk_stats w2 = {0};
-            random_walk(g, gt, v, V, 0, &w2);
+            random_walk(g, gt, v, V, 0, tok, &w2);
             mt_grammar_tokens_stats_get(gt, &st);
             CHECK_MSG(st.clears > 0 && st.entries == 1, "clears %llu entries %zu", (unsigned long long)st.clears,
                       st.entries);
@@ -332,6 +348,8 @@ static void token_level(const char *name, const char *path, const char *const *e
         }
         mt_grammar_free(g);
     }
+    printf("test_grammar: %s: %d random walks (%d ended), %llu masks computed, %llu from the cache\n", name,
+           tot_walks, tot_ended, tot_miss, tot_hit);
     /* the JSON grammar: unbounded strings; consistency checks along a walk */
     mt_grammar *g = NULL;
     CHECK_OK(mt_grammar_parse(&g, JSON_GBNF, strlen(JSON_GBNF), NULL, &err), &err);
@@ -339,7 +357,7 @@ static void token_level(const char *name, const char *path, const char *const *e
     if (g) CHECK_OK(mt_grammar_tokens_new(&gt, g, v, &err), &err);
     if (gt) {
         walk_stats ws = {0};
-        random_walk(g, gt, v, V, 0, &ws);
+        random_walk(g, gt, v, V, 0, tok, &ws);
         /* accept refuses a token that is not allowed, naming it */
         mt_constraint *c = NULL;
         CHECK_OK(mt_constraint_new(&c, gt, &err), &err);
@@ -355,6 +373,42 @@ static void token_level(const char *name, const char *path, const char *const *e
         CHECK(mt_constraint_accept(c, t, &err) == MT_EINVAL && strstr(err.msg, want));
         CHECK(mt_constraint_accept(c, eos[0], &err) == MT_EINVAL);   /* cannot end before a value */
         CHECK(!mt_constraint_allows(c, (int32_t)V - 1));              /* padded rows never */
+        mt_constraint_free(c);
+    }
+    mt_grammar_tokens_free(gt);
+    mt_grammar_free(g);
+    /* exponential ambiguity: each "a" doubles the parse stacks; a token that would take the
+     * matcher over MT_GRAMMAR_MAX_STACKS is not allowed (pruned), and accept says why */
+    const char *amb = "root ::= r\nr ::= \"a\" r \"b\" | \"a\" r \"c\" | \"\"";
+    g = NULL; gt = NULL;
+    CHECK_OK(mt_grammar_parse(&g, amb, strlen(amb), NULL, &err), &err);
+    if (g && !mt_grammar_tokens_new(&gt, g, v, &err)) {
+        int32_t ta = -1;
+        for (size_t k = 0; k < V && ta < 0; k++) {
+            size_t n;
+            const char *b = mt_tokvocab_bytes(v, (int32_t)k, &n);
+            if (b && n == 1 && b[0] == 'a') ta = (int32_t)k;
+        }
+        mt_constraint *c = NULL;
+        CHECK_OK(mt_constraint_new(&c, gt, &err), &err);
+        float *l = malloc(V * sizeof *l);
+        int na = 0, rc = MT_OK;
+        while (c && ta >= 0 && na < 40) {
+            for (size_t k = 0; k < V; k++) l[k] = 0.0f;
+            if ((rc = mt_constraint_mask(c, l, V, &err))) break;
+            if (isinf(l[ta])) break;
+            CHECK(mt_constraint_allows(c, ta));
+            if ((rc = mt_constraint_accept(c, ta, &err))) break;
+            na++;
+        }
+        CHECK_MSG(rc == MT_OK, "%s", err.msg);
+        CHECK_MSG(na >= 10 && na <= 13, "%d a's allowed", na);
+        CHECK(c && !mt_constraint_allows(c, ta));
+        CHECK(c && mt_constraint_accept(c, ta, &err) == MT_ELIMIT && strstr(err.msg, "too ambiguous"));
+        mt_grammar_tokens_stats st;
+        mt_grammar_tokens_stats_get(gt, &st);
+        CHECK(st.limited > 0);
+        free(l);
         mt_constraint_free(c);
     }
     mt_grammar_tokens_free(gt);
@@ -379,9 +433,44 @@ static void token_level(const char *name, const char *path, const char *const *e
     mt_grammar_tokens_free(gt);
     mt_grammar_free(g);
     mt_tokvocab_free(v);
+    mt_tokenizer_free(tok);
+}
+
+/* mt_tokenizer_token_bytes over whole texts: the concatenated bytes of the encoded ids are the
+ * text (a SentencePiece tokenizer's leading space aside, which its decoder strips) */
+static void test_token_bytes(void) {
+    static const char *const files[] = {"qwen3", "llama2", "llama3_1", "gemma3", "deepseek_v3"};
+    static const char text[] = "Hello world, {\"a\": [1, 2.5]}\n\tcaf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 x  y";
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/data/tokenizers/%s/tokenizer.json.zst", files[k]);
+        mt_tokenizer *tok = NULL;
+        mt_err err = {0};
+        if (mt_tokenizer_load(&tok, path, &err)) {
+            printf("test_grammar: %s missing (%s): skipped\n", path, err.msg);
+            continue;
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_OK(mt_tokenizer_encode(tok, text, sizeof text - 1, 0, &ids, &n, &err), &err);
+        char out[1024], buf[256];
+        size_t on = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *p = NULL;
+            int len = mt_tokenizer_token_bytes(tok, ids[i], buf, sizeof buf, &p);
+            CHECK_MSG(len >= 0 && (size_t)len <= sizeof buf, "%s: token %d: %d", files[k], (int)ids[i], len);
+            if (len > 0 && on + (size_t)len < sizeof out) { memcpy(out + on, p, (size_t)len); on += (size_t)len; }
+        }
+        const char *o = out;
+        if (on == sizeof text && out[0] == ' ') { o++; on--; }
+        CHECK_MSG(on == sizeof text - 1 && !memcmp(o, text, on), "%s: token bytes give \"%.*s\"", files[k], (int)on, o);
+        free(ids);
+        mt_tokenizer_free(tok);
+    }
 }
 
 static void test_tokens(void) {
+    test_token_bytes();
     static const char *const tiny_eos[] = {"<|endoftext|>", NULL};
     token_level("tinydocs (byte-level BPE)", "models/tinydocs-22m-4bit/tokenizer.json", tiny_eos, 64,
                 "\xc4\xa0", "\xc4\x8a");
