@@ -32,8 +32,9 @@
  * 'T'/'Z', uuid, and email as the conservative local@domain.tld form
  * [A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+; other formats refused; format or
  * pattern beside min/maxLength refused), minLength / maxLength (in code points),
- * minimum / maximum / exclusiveMinimum / exclusiveMaximum for integers (exact, any
- * range within +-1e18; refused for "number").  Annotations (title, description,
+ * minimum / maximum / exclusiveMinimum / exclusiveMaximum (exact: for integers any
+ * bounds within +-1e18; for "number" whole-number bounds within +-1e18, the numbers
+ * then written without an exponent; other number bounds refused).  Annotations (title, description,
  * $schema, $id, $comment, examples, default, deprecated, readOnly, writeOnly) are
  * ignored.  A schema without "type" accepts every type, each with the keywords that
  * apply to it. */

@@ -183,7 +183,12 @@ def sample(schema, root, depth=0):
         hi = schema.get("maximum", schema.get("exclusiveMaximum", 10**6 + 1) - 1)
         return rng.choice([lo, hi, rng.randint(lo, hi), rng.randint(lo, hi)])
     if t == "number":
-        return rng.choice([0, -3, 2.5, 1e-7, -1.25e20, 3.0, 123456789])
+        bounds = [schema[k] for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if k in schema]
+        if not bounds:
+            return rng.choice([0, -3, 2.5, 1e-7, -1.25e20, 3.0, 123456789])
+        lo = schema.get("minimum", schema.get("exclusiveMinimum", -1000))
+        hi = schema.get("maximum", schema.get("exclusiveMaximum", 1000))
+        return rng.choice([lo, hi, round(rng.uniform(lo, hi), 3), round(rng.uniform(lo, hi), 1), float(lo), rng.randint(lo, hi)])
     if t == "string":
         if "format" in schema:
             return FORMATS[schema["format"]]()
@@ -327,6 +332,11 @@ case("int_range", {"type": "integer", "minimum": -42, "maximum": 1234},
 case("int_excl", {"type": "integer", "exclusiveMinimum": 7, "exclusiveMaximum": 70}, [7, 8, 9, 10, 69, 70, 71, 100])
 case("int_min_only", {"type": "integer", "minimum": 95}, [94, 95, 99, 100, 1000, 10**12, -95, 0])
 case("int_max_only", {"type": "integer", "maximum": -3}, [-3, -2, 0, -4, -10, -1000, 3])
+case("number_range", {"type": "number", "minimum": 0, "maximum": 1}, [0, 0.5, 1, 1.5, -0.25, 0.999, 2, 1.0],
+     [("1.000", True), ("0.0", True), ("1.001", True), ("1e-1", False), ("-0", False), ("-0.0", False), ("00.5", False)])
+case("number_excl", {"type": "number", "exclusiveMinimum": -2, "exclusiveMaximum": 3},
+     [-2, -1.99, -2.01, 0, 2.999, 3, -0.5, 10, -2.0, 3.0], [("-2.000", True), ("-1.000001", True), ("2.9999999", True)])
+case("number_min", {"type": "number", "minimum": -5}, [-5, -5.5, -4.99, 0, 1000000.0, 3.25, -6], [("-5.00", True)])
 case("enum", {"enum": ["red", "green", 3, None, [1, {"a": True}], "qu\"ote"]},
      ["red", "blue", 3, 4, None, [1, {"a": True}], [1], "qu\"ote"], [('[1, {"a": true}]', True)])
 case("const", {"const": {"k": [1, 2], "s": "v"}}, [{"k": [1, 2], "s": "v"}, {"k": [1], "s": "v"}],
@@ -423,7 +433,8 @@ REFUSED = [
     ({"type": "object", "dependentRequired": {"a": ["b"]}}, "\"dependentRequired\""),
     ({"type": "object", "unevaluatedProperties": False}, "\"unevaluatedProperties\""),
     ({"type": "number", "multipleOf": 2}, "\"multipleOf\""),
-    ({"type": "number", "minimum": 0}, "\"minimum\" on type number"),
+    ({"type": "number", "minimum": 0.5}, "\"minimum\" 0.5 on type number"),
+    ({"type": "number", "minimum": 2, "exclusiveMaximum": 2}, "nothing validates"),
     ({"type": "string", "format": "hostname"}, "format \"hostname\""),
     ({"type": "string", "pattern": "(a)\\1"}, "backreference"),
     ({"type": "string", "pattern": "a(?=b)"}, "lookahead"),
