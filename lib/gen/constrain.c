@@ -19,7 +19,7 @@ struct mt_tokvocab {
     /* the trie in preorder: node 0 is the root; node i has byte[i] at depth[i], its
      * subtree is [i, skip[i]); the tokens ending at it are toks[tok_off[i] .. tok_off[i+1]) */
     size_t nnodes;
-    uint8_t *byte; uint16_t *depth; uint32_t *skip, *tok_off; int32_t *toks;
+    uint8_t *byte; uint16_t *depth; uint32_t *skip, *tok_off, *parent; int32_t *toks;
     size_t maxdepth;
 };
 
@@ -34,7 +34,7 @@ const char *mt_tokvocab_bytes(const mt_tokvocab *v, int32_t t, size_t *n) {
 void mt_tokvocab_free(mt_tokvocab *v) {
     if (!v) return;
     free(v->bytes); free(v->off); free(v->is_eos); free(v->eos);
-    free(v->byte); free(v->depth); free(v->skip); free(v->tok_off); free(v->toks);
+    free(v->byte); free(v->depth); free(v->skip); free(v->tok_off); free(v->toks); free(v->parent);
     free(v);
 }
 
@@ -110,13 +110,13 @@ int mt_tokvocab_new(mt_tokvocab **out, const mt_tokenizer *tok, size_t model_voc
         if (v->off[t + 1] > v->off[t]) order[nt++] = (int32_t)t;
     qsort_r(order, nt, sizeof *order, cmp_tok, v);
     size_t maxn = n + 1;
-    v->byte = malloc(maxn); v->depth = malloc(maxn * sizeof *v->depth);
+    v->byte = malloc(maxn); v->depth = malloc(maxn * sizeof *v->depth); v->parent = malloc(maxn * sizeof *v->parent);
     v->skip = malloc(maxn * sizeof *v->skip); v->tok_off = calloc(maxn + 1, sizeof *v->tok_off);
     v->toks = malloc((nt ? nt : 1) * sizeof *v->toks);
     stack = malloc((TV_MAX_TOKEN + 2) * sizeof *stack);    /* open node at each depth */
-    if (!v->byte || !v->depth || !v->skip || !v->tok_off || !v->toks || !stack) goto oom;
+    if (!v->byte || !v->depth || !v->skip || !v->tok_off || !v->toks || !v->parent || !stack) goto oom;
     size_t nn = 1, sd = 1;       /* nodes, open path length (stack[0] = root) */
-    v->byte[0] = 0; v->depth[0] = 0; stack[0] = 0;
+    v->byte[0] = 0; v->depth[0] = 0; v->parent[0] = 0; stack[0] = 0;
     const char *prev = NULL; size_t prevn = 0;
     uint32_t *cnt = v->tok_off + 1;      /* counts per node, turned into offsets below */
     int32_t *endnode = malloc((nt ? nt : 1) * sizeof *endnode);
@@ -129,7 +129,7 @@ int mt_tokvocab_new(mt_tokvocab **out, const mt_tokenizer *tok, size_t model_voc
         /* close the open nodes deeper than the common prefix */
         while (sd > lcp + 1) { sd--; v->skip[stack[sd]] = (uint32_t)nn; }
         for (size_t d = lcp; d < len; d++) {
-            v->byte[nn] = (uint8_t)s[d]; v->depth[nn] = (uint16_t)(d + 1);
+            v->byte[nn] = (uint8_t)s[d]; v->depth[nn] = (uint16_t)(d + 1); v->parent[nn] = (uint32_t)stack[d];
             stack[sd++] = (int32_t)nn;
             nn++;
         }
@@ -166,6 +166,7 @@ typedef struct centry {
     uint32_t *key; size_t keylen;   /* the state words */
     uint64_t *bits;                 /* allowed tokens (eos not included) */
     size_t nallowed;
+    uint32_t *unres; size_t nunres; /* shared entries: trie nodes whose tokens reach the context */
 } centry;
 
 struct mt_grammar_tokens {
@@ -182,6 +183,9 @@ struct mt_grammar_tokens {
      * needed) maps a byte to the next state's id, TR_UNKNOWN or TR_DEAD.  Emptied between
      * walks when it grows past its bound. */
     gm_vec pool; size_t *off; uint32_t **trans; size_t nstates, capstates;
+    uint8_t *ctxf;                  /* per state: a stack has reached the GM_CTX bottom */
+    uint64_t sepoch;                /* bumped when the states are emptied (ids change) */
+    gm_vec unres;                   /* a walk's nodes left to the concrete context */
     uint32_t *ids; size_t idmask;   /* hash -> state id + 1 (0 empty) */
     /* code-point steps memoized by (stacks of the source state, selected stacks) */
     struct selmemo { uint64_t h, sel; uint32_t src, dst; } *memo; size_t memomask, nmemo;
@@ -214,7 +218,7 @@ static void cache_clear(mt_grammar_tokens *gt) {
     for (size_t i = 0; i <= gt->mask; i++) {
         centry *e = gt->slots[i];
         if (!e) continue;
-        free(e->key); free(e->bits); free(e);
+        free(e->key); free(e->bits); free(e->unres); free(e);
         gt->slots[i] = NULL;
     }
     gt->count = 0;
@@ -231,7 +235,7 @@ static centry *cache_find(const mt_grammar_tokens *gt, const uint32_t *key, size
 }
 
 static int cache_put(mt_grammar_tokens *gt, centry *e) {
-    size_t sz = sizeof *e + e->keylen * 4 + gt->nwords * 8;
+    size_t sz = sizeof *e + e->keylen * 4 + gt->nwords * 8 + e->nunres * 4;
     if (gt->count && gt->bytes + sz > gt->limit) { cache_clear(gt); gt->st.clears++; }
     if ((gt->count + 1) * 2 > gt->mask + 1) {
         size_t nm = (gt->mask + 1) * 2;
@@ -271,6 +275,7 @@ static void states_clear(mt_grammar_tokens *gt) {
     if (gt->ids) memset(gt->ids, 0, (gt->idmask + 1) * sizeof *gt->ids);
     if (gt->memo) memset(gt->memo, 0xFF, (gt->memomask + 1) * sizeof *gt->memo);
     gt->nmemo = 0;
+    gt->sepoch++;
 }
 
 /* the id of state st (added when new); MT_OK / MT_ENOMEM */
@@ -306,6 +311,9 @@ static int state_id(mt_grammar_tokens *gt, const uint32_t *st, uint32_t *id) {
         uint32_t **nt = realloc(gt->trans, nc * sizeof *nt);
         if (!nt) return MT_ENOMEM;
         gt->trans = nt;
+        uint8_t *nf = realloc(gt->ctxf, nc);
+        if (!nf) return MT_ENOMEM;
+        gt->ctxf = nf;
         gt->capstates = nc;
     }
     MT_TRY(gm_vec_reserve(&gt->pool, n));
@@ -313,6 +321,12 @@ static int state_id(mt_grammar_tokens *gt, const uint32_t *st, uint32_t *id) {
     memcpy(gt->pool.p + gt->pool.n, st, n * sizeof *st);
     gt->pool.n += n;
     gt->trans[gt->nstates] = NULL;
+    uint8_t f = 0;
+    for (size_t k = 3, i = 0; i < st[2]; i++) {
+        if (st[k] && gt->g->elems[st[k + st[k]]].type == GM_CTX) f = 1;
+        k += 1 + st[k];
+    }
+    gt->ctxf[gt->nstates] = f;
     gt->off[gt->nstates + 1] = gt->pool.n;
     gt->ids[j] = (uint32_t)gt->nstates + 1;
     *id = (uint32_t)gt->nstates++;
@@ -412,7 +426,8 @@ void mt_grammar_tokens_free(mt_grammar_tokens *gt) {
     free(gt->slots);
     free(gt->lv);
     states_clear(gt);
-    gm_vec_free(&gt->pool); free(gt->off); free(gt->trans); free(gt->ids); free(gt->memo);
+    gm_vec_free(&gt->pool); free(gt->off); free(gt->trans); free(gt->ids); free(gt->memo); free(gt->ctxf);
+    gm_vec_free(&gt->unres);
     gm_vec_free(&gt->next);
     gm_vec_free(&gt->tmp);
     gm_scratch_free(&gt->s);
@@ -438,11 +453,11 @@ static int limit_err(mt_err *err, int rc) {
     return rc;
 }
 
-/* empty the interned states in the middle of a walk, keeping those of the path lv[0 .. d) */
-static int rebase(mt_grammar_tokens *gt, uint32_t *lv, size_t d) {
+/* empty the interned states in the middle of a walk, keeping those of the path lv[b .. d) */
+static int rebase(mt_grammar_tokens *gt, uint32_t *lv, size_t b, size_t d) {
     gm_vec keep = {0};
     int rc = MT_OK;
-    for (size_t k = 0; k < d && !rc; k++) {
+    for (size_t k = b; k < d && !rc; k++) {
         size_t n = gt->off[lv[k] + 1] - gt->off[lv[k]];
         if (!(rc = gm_vec_reserve(&keep, n))) {
             memcpy(keep.p + keep.n, gt->pool.p + gt->off[lv[k]], n * sizeof *keep.p);
@@ -452,7 +467,7 @@ static int rebase(mt_grammar_tokens *gt, uint32_t *lv, size_t d) {
     if (!rc) {
         states_clear(gt);
         size_t at = 0;
-        for (size_t k = 0; k < d && !rc; k++) {
+        for (size_t k = b; k < d && !rc; k++) {
             rc = state_id(gt, keep.p + at, &lv[k]);
             at += gm_state_len(keep.p + at);
         }
@@ -461,7 +476,98 @@ static int rebase(mt_grammar_tokens *gt, uint32_t *lv, size_t d) {
     return rc;
 }
 
-/* the bitset of tokens allowed from state st (cached) */
+/* Walk the trie nodes [first, last) (a subtree whose parent, at depth base, has state id
+ * root), setting the bits of the tokens allowed.  unres (shared walks only): a node whose
+ * state has reached the GM_CTX bottom is listed there and its subtree skipped. */
+static int walk(mt_grammar_tokens *gt, uint32_t root, size_t first, size_t last, size_t base, uint64_t *bits,
+                gm_vec *unres) {
+    const mt_tokvocab *v = gt->v;
+    uint32_t *lv = gt->lv;
+    int rc = MT_OK;
+    uint64_t nodes = 0;
+    lv[base] = root;
+    for (size_t i = first; i < last && !rc;) {
+        size_t d = v->depth[i];
+        nodes++;
+        const uint32_t *tr = gt->trans[lv[d - 1]];
+        uint32_t to = tr ? tr[v->byte[i]] : TR_UNKNOWN;
+        if (to == TR_UNKNOWN) {                /* a step not taken before: may add states */
+            if (gt->nstates >= 2 * MAX_STATES || gt->pool.n >= 2 * MAX_POOL_WORDS || gt->nmemo >= 2 * MAX_MEMO)
+                if ((rc = rebase(gt, lv, base, d))) break;
+            if ((rc = state_step(gt, lv[d - 1], v->byte[i], &to))) break;
+        }
+        if (to == TR_DEAD) { i = v->skip[i]; continue; }
+        if (unres && gt->ctxf[to]) {
+            if ((rc = gm_vec_reserve(unres, 1))) break;
+            unres->p[unres->n++] = (uint32_t)i;
+            i = v->skip[i];
+            continue;
+        }
+        lv[d] = to;
+        for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
+            uint32_t t = (uint32_t)v->toks[k];
+            bits[t >> 6] |= 1ULL << (t & 63);
+        }
+        i++;
+    }
+    gt->st.nodes += nodes;
+    return rc;
+}
+
+static centry *entry_new(const uint32_t *key, size_t n, uint64_t h, size_t nwords) {
+    centry *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->key = malloc(n * sizeof *key);
+    e->bits = calloc(nwords ? nwords : 1, 8);
+    if (!e->key || !e->bits) { free(e->key); free(e->bits); free(e); return NULL; }
+    memcpy(e->key, key, n * sizeof *key);
+    e->keylen = n; e->hash = h;
+    return e;
+}
+
+static void entry_free(centry *e) {
+    if (e) { free(e->key); free(e->bits); free(e->unres); free(e); }
+}
+
+/* The shared form of state st: the longest bottom run common to all its stacks (each top kept)
+ * replaced by the GM_CTX element, into *out; 0 when there is none (nothing to share), and for
+ * stacks over half the depth limit (the shorter shared stacks could pass a token that the
+ * real ones take over the limit). */
+static int shared_form(const mt_grammar *g, const uint32_t *st, gm_vec *out) {
+    uint32_t ns = st[2];
+    if (!ns) return 0;
+    size_t L = SIZE_MAX, k = 3;
+    const uint32_t *first = st + 4;
+    for (uint32_t i = 0; i < ns; i++) {
+        uint32_t d = st[k];
+        if (!d || d > MT_GRAMMAR_MAX_DEPTH / 2) return 0;
+        size_t m = d - 1, c = 0;
+        if (m > L) m = L;
+        while (c < m && st[k + 1 + c] == first[c]) c++;
+        L = c;
+        k += 1 + d;
+    }
+    if (L < 1) return 0;
+    out->n = 0;
+    if (gm_vec_reserve(out, gm_state_len(st))) return 0;
+    out->p[0] = st[0]; out->p[1] = st[1]; out->p[2] = ns;
+    out->n = 3;
+    k = 3;
+    for (uint32_t i = 0; i < ns; i++) {
+        uint32_t d = st[k];
+        out->p[out->n++] = (uint32_t)(d - L + 1);
+        out->p[out->n++] = g->ctx;
+        memcpy(out->p + out->n, st + k + 1 + L, (d - L) * sizeof *st);
+        out->n += d - L;
+        k += 1 + d;
+    }
+    return 1;
+}
+
+/* the bitset of tokens allowed from state st (cached).  A state whose stacks share a bottom
+ * (the context a string, a number, ... sits in) is computed through its shared form: the
+ * tokens that stay inside come from that form's entry, computed once for every context; the
+ * subtrees whose tokens reach the context are walked from st itself. */
 static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **out, mt_err *err) {
     size_t n = gm_state_len(st);
     uint64_t h = hash_words(st, n);
@@ -469,43 +575,67 @@ static int mask_for(mt_grammar_tokens *gt, const uint32_t *st, const centry **ou
     if (e) { gt->st.hits++; *out = e; return MT_OK; }
     gt->st.misses++;
     const mt_tokvocab *v = gt->v;
-    e = calloc(1, sizeof *e);
-    if (!e || !(e->key = malloc(n * sizeof *e->key)) || !(e->bits = calloc(gt->nwords ? gt->nwords : 1, 8))) {
-        if (e) { free(e->key); free(e); }
-        return mt_seterr(err, MT_ENOMEM, "grammar: out of memory");
-    }
-    memcpy(e->key, st, n * sizeof *st);
-    e->keylen = n; e->hash = h;
-    int rc = MT_OK;
-    uint32_t *lv = gt->lv;
+    if (!(e = entry_new(st, n, h, gt->nwords))) return mt_seterr(err, MT_ENOMEM, "grammar: out of memory");
     if (gt->nstates > MAX_STATES || gt->pool.n > MAX_POOL_WORDS || gt->nmemo > MAX_MEMO) states_clear(gt);
-    rc = state_id(gt, st, &lv[0]);
-    uint64_t nodes = 0;
-    size_t nallowed = 0;
-    uint64_t *bits = e->bits;
-    for (size_t i = 1; i < v->nnodes && !rc;) {
-        size_t d = v->depth[i];
-        nodes++;
-        const uint32_t *tr = gt->trans[lv[d - 1]];
-        uint32_t to = tr ? tr[v->byte[i]] : TR_UNKNOWN;
-        if (to == TR_UNKNOWN) {                /* a step not taken before: may add states */
-            if (gt->nstates >= 2 * MAX_STATES || gt->pool.n >= 2 * MAX_POOL_WORDS || gt->nmemo >= 2 * MAX_MEMO)
-                if ((rc = rebase(gt, lv, d))) break;
-            if ((rc = state_step(gt, lv[d - 1], v->byte[i], &to))) break;
+    uint32_t sid, aid;
+    int rc = state_id(gt, st, &sid);
+    const centry *a = NULL;
+    if (!rc && shared_form(gt->g, st, &gt->tmp) && !(rc = state_id(gt, gt->tmp.p, &aid)) && !gt->ctxf[aid]) {
+        size_t an = gt->tmp.n;
+        uint64_t ah = hash_words(gt->tmp.p, an);
+        centry *x = cache_find(gt, gt->tmp.p, an, ah);
+        if (x) gt->st.shared++;
+        else if (!(x = entry_new(gt->tmp.p, an, ah, gt->nwords))) rc = MT_ENOMEM;
+        else {
+            gt->unres.n = 0;
+            rc = walk(gt, aid, 1, v->nnodes, 0, x->bits, &gt->unres);
+            if (!rc && gt->unres.n && !(x->unres = malloc(gt->unres.n * sizeof *x->unres))) rc = MT_ENOMEM;
+            if (!rc) {
+                if (gt->unres.n) memcpy(x->unres, gt->unres.p, gt->unres.n * sizeof *x->unres);
+                x->nunres = gt->unres.n;
+                rc = cache_put(gt, x);
+            }
+            if (rc) { entry_free(x); x = NULL; }
         }
-        if (to == TR_DEAD) { i = v->skip[i]; continue; }
-        lv[d] = to;
-        for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
-            uint32_t t = (uint32_t)v->toks[k];
-            bits[t >> 6] |= 1ULL << (t & 63);
-        }
-        nallowed += v->tok_off[i + 1] - v->tok_off[i];
-        i++;
+        a = x;
     }
-    e->nallowed = nallowed;
-    gt->st.nodes += nodes;
+    if (!rc && a) {
+        /* the shared tokens, then each subtree that reaches the context, from st */
+        memcpy(e->bits, a->bits, gt->nwords * 8);
+        uint8_t path[256];
+        uint64_t epoch = ~gt->sepoch;          /* (re)intern st first */
+        for (size_t u = 0; u < a->nunres && !rc; u++) {
+            if (gt->sepoch != epoch) { epoch = gt->sepoch; if ((rc = state_id(gt, st, &sid))) break; }
+            uint32_t node = a->unres[u], id = sid;
+            size_t d = v->depth[node];
+            if (d > sizeof path) { rc = MT_ELIMIT; break; }
+            for (uint32_t x = node, k = (uint32_t)d; k > 0; x = v->parent[x]) path[--k] = v->byte[x];
+            for (size_t k = 0; k < d && id != TR_DEAD && !rc; k++) {
+                const uint32_t *tr = gt->trans[id];
+                uint32_t to = tr ? tr[path[k]] : TR_UNKNOWN;
+                if (to == TR_UNKNOWN) rc = state_step(gt, id, path[k], &to);
+                id = to;
+            }
+            if (rc || id == TR_DEAD) continue;
+            for (uint32_t k = v->tok_off[node]; k < v->tok_off[node + 1]; k++) {
+                uint32_t t = (uint32_t)v->toks[k];
+                e->bits[t >> 6] |= 1ULL << (t & 63);
+            }
+            rc = walk(gt, id, node + 1, v->skip[node], d, e->bits, NULL);
+        }
+    } else if (!rc) {
+        rc = walk(gt, sid, 1, v->nnodes, 0, e->bits, NULL);
+    }
+    if (rc == MT_ELIMIT && a) {                /* a path too long to replay: the plain walk */
+        memset(e->bits, 0, gt->nwords * 8);
+        rc = state_id(gt, st, &sid);
+        if (!rc) rc = walk(gt, sid, 1, v->nnodes, 0, e->bits, NULL);
+    }
+    size_t na = 0;
+    for (size_t w = 0; w < gt->nwords; w++) na += (size_t)__builtin_popcountll(e->bits[w]);
+    e->nallowed = na;
     if (!rc) rc = cache_put(gt, e);
-    if (rc) { free(e->key); free(e->bits); free(e); return limit_err(err, rc); }
+    if (rc) { entry_free(e); return limit_err(err, rc); }
     *out = e;
     return MT_OK;
 }

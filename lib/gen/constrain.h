@@ -8,7 +8,9 @@
  *                      by the matcher state, shared by the sequences of one generation loop;
  *   mt_constraint      once per sequence: its position in the grammar.
  * A mask on a cache miss walks the trie from the current matcher state, pruning a subtree
- * as soon as its prefix is rejected; on a hit it is a copy of V bits onto the logits.
+ * as soon as its prefix is rejected (the part of it that does not depend on the enclosing
+ * context, e.g. the inside of a string, is shared by every state that differs only there);
+ * on a hit it is a copy of V bits onto the logits.
  * Nothing here locks: a mt_grammar_tokens and its constraints are used by one thread. */
 #ifndef MT_CONSTRAIN_H
 #define MT_CONSTRAIN_H
@@ -46,11 +48,12 @@ void mt_grammar_tokens_free(mt_grammar_tokens *gt);            /* NULL ok; after
 /* Bound on the mask cache in bytes (default 256 MiB; at least one mask is always kept). */
 void mt_grammar_tokens_set_cache(mt_grammar_tokens *gt, size_t cache_bytes);
 /* Counters since creation: masks computed by a trie walk (misses), masks served from the
- * cache (hits), trie nodes visited by the walks, matcher steps they computed (the other
+ * cache (hits), misses that reused the shared part of a mask computed in another context
+ * (shared), trie nodes visited by the walks, matcher steps they computed (the other
  * nodes reused a memoized transition), steps that went over the matcher's limits (a token
  * whose bytes would need more parse stacks than MT_GRAMMAR_MAX_STACKS, or deeper ones, is
  * not allowed), times the cache was emptied; entries and bytes held now. */
-typedef struct { uint64_t misses, hits, nodes, steps, limited, clears; size_t entries, bytes; } mt_grammar_tokens_stats;
+typedef struct { uint64_t misses, hits, shared, nodes, steps, limited, clears; size_t entries, bytes; } mt_grammar_tokens_stats;
 void mt_grammar_tokens_stats_get(const mt_grammar_tokens *gt, mt_grammar_tokens_stats *st);
 
 /* One sequence's position in the grammar.  Uses gt (which must outlive it). */

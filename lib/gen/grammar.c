@@ -563,7 +563,7 @@ int mt_grammar_parse(mt_grammar **out, const char *src, size_t n, const char *ro
             for (size_t a = 0; a < p.rules[i].nalts; a++) ne += p.rules[i].alts[a].n + 1;
         }
         if (g) {
-            g->elems = malloc((ne ? ne : 1) * sizeof *g->elems);
+            g->elems = malloc((ne + 1) * sizeof *g->elems);
             g->alts = malloc((na ? na : 1) * sizeof *g->alts);
             g->rules = malloc((p.nrules ? p.nrules : 1) * sizeof *g->rules);
         }
@@ -581,6 +581,9 @@ int mt_grammar_parse(mt_grammar **out, const char *src, size_t n, const char *ro
                     g->nelems++;
                 }
             }
+            g->ctx = (uint32_t)g->nelems;
+            g->elems[g->nelems].type = GM_CTX; g->elems[g->nelems].v = 0;
+            g->nelems++;
             g->nrules = p.nrules;
             g->ranges = p.ranges; g->nranges = p.nranges; p.ranges = NULL;
             g->classes = p.classes; g->nclasses = p.nclasses; p.classes = NULL;

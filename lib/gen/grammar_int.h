@@ -21,7 +21,9 @@
 
 #include "gen/grammar.h"
 
-enum { GM_END = 0, GM_CHR = 1, GM_REF = 2 };
+/* GM_CTX: one element after all rules, never in an alternative: a stack bottom standing for
+ * "whatever the enclosing context continues with" (constrain.c's shared masks) */
+enum { GM_END = 0, GM_CHR = 1, GM_REF = 2, GM_CTX = 3 };
 
 typedef struct { uint8_t type; uint32_t v; } gm_elem;   /* GM_CHR: class; GM_REF: rule */
 typedef struct { uint32_t lo, hi; } gm_range;
@@ -35,6 +37,7 @@ struct mt_grammar {
     gm_rule *rules; size_t nrules;
     uint32_t *alts; size_t nalts;
     uint32_t root;
+    uint32_t ctx;                /* position of the GM_CTX element */
 };
 
 /* growable uint32 vector; oom sticky */

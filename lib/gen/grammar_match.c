@@ -94,7 +94,7 @@ static int run_work(const mt_grammar *g, gm_scratch *s, size_t *nstage) {
         uint32_t *st = s->tmp.p;
         for (;;) {
             if (d && g->elems[st[d - 1]].type == GM_END) { d--; continue; }
-            if (!d || g->elems[st[d - 1]].type == GM_CHR) {
+            if (!d || g->elems[st[d - 1]].type == GM_CHR || g->elems[st[d - 1]].type == GM_CTX) {
                 if (++*nstage > MT_GRAMMAR_MAX_STACKS) return MT_ELIMIT;
                 MT_TRY(gm_vec_reserve(&s->stage, d + 1));
                 s->stage.p[s->stage.n++] = (uint32_t)d;
@@ -163,7 +163,8 @@ static int advance_sel(const mt_grammar *g, const uint32_t *in, uint32_t cp, con
     for (uint32_t i = 0; i < in[2]; i++) {
         uint32_t d = in[k];
         const uint32_t *st = in + k + 1;
-        int take = sel ? (int)(*sel >> i & 1) : d && gm_class_has(g, g->elems[st[d - 1]].v, cp);
+        int take = sel ? (int)(*sel >> i & 1)
+                       : d && g->elems[st[d - 1]].type == GM_CHR && gm_class_has(g, g->elems[st[d - 1]].v, cp);
         if (take && d) MT_TRY(push_work(&s->work, st, d - 1, 1, st[d - 1] + 1));
         k += 1 + d;
     }
@@ -189,7 +190,7 @@ int gm_state_cp_sel(const mt_grammar *g, const uint32_t *st, uint32_t cp, uint64
     size_t k = 3;
     for (uint32_t i = 0; i < st[2]; i++) {
         uint32_t d = st[k];
-        if (d && gm_class_has(g, g->elems[st[k + d]].v, cp)) m |= 1ULL << i;
+        if (d && g->elems[st[k + d]].type == GM_CHR && gm_class_has(g, g->elems[st[k + d]].v, cp)) m |= 1ULL << i;
         k += 1 + d;
     }
     *sel = m;
@@ -213,7 +214,7 @@ static int filter_partial(const mt_grammar *g, const uint32_t *in, uint32_t part
     size_t k = 3;
     for (uint32_t i = 0; i < in[2]; i++) {
         uint32_t d = in[k];
-        if (d && lo <= hi && gm_class_meets(g, g->elems[in[k + d]].v, lo, hi)) {
+        if (d && lo <= hi && g->elems[in[k + d]].type == GM_CHR && gm_class_meets(g, g->elems[in[k + d]].v, lo, hi)) {
             memcpy(out->p + out->n, in + k, (1 + d) * sizeof *in);
             out->n += 1 + d;
             out->p[2]++;

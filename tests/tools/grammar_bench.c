@@ -123,10 +123,10 @@ int main(int argc, char **argv) {
            cold_max, cold);
     printf("pass 2 (cache warm): %.3f ms per token (mask + accept), max %.3f ms, total %.1f ms\n", warm / (n + 1),
            warm_max, warm);
-    printf("cache: %llu misses, %llu hits, %llu trie nodes visited (%.0f per miss), %llu matcher steps, %zu entries, "
-           "%.1f MiB\n", (unsigned long long)st.misses, (unsigned long long)st.hits, (unsigned long long)st.nodes,
-           st.misses ? (double)st.nodes / st.misses : 0.0, (unsigned long long)st.steps, st.entries,
-           st.bytes / 1048576.0);
+    printf("cache: %llu misses (%llu with a shared part), %llu hits, %llu trie nodes visited (%.0f per miss), "
+           "%llu matcher steps, %zu entries, %.1f MiB\n", (unsigned long long)st.misses, (unsigned long long)st.shared,
+           (unsigned long long)st.hits, (unsigned long long)st.nodes, st.misses ? (double)st.nodes / st.misses : 0.0,
+           (unsigned long long)st.steps, st.entries, st.bytes / 1048576.0);
     mt_grammar_tokens_free(gt2);
     mt_grammar_tokens_free(gt);
     mt_grammar_free(g);

@@ -374,6 +374,42 @@ static void token_level(const char *name, const char *path, const char *const *e
         CHECK(mt_constraint_accept(c, eos[0], &err) == MT_EINVAL);   /* cannot end before a value */
         CHECK(!mt_constraint_allows(c, (int32_t)V - 1));              /* padded rows never */
         mt_constraint_free(c);
+        {
+            /* a document's own tokens through the constraint: each allowed, and the mask checked
+             * against accept() on copies (every token for small vocabularies, else a sample) at
+             * every step; strings in several contexts share their masks */
+            static const char doc[] = "{\"a\": [1, \"x y\", {\"b\": \"caf\xc3\xa9 \\\"q\\\"\"}], \"c\": \"d\", "
+                                      "\"e\": -2.5e3, \"f\": [\"\", \"\xe4\xb8\xad\"]}";
+            CHECK(mt_grammar_match(g, doc, sizeof doc - 1));
+            int32_t *ids = NULL;
+            size_t nid = 0;
+            CHECK_OK(mt_tokenizer_encode(tok, doc, sizeof doc - 1, 0, &ids, &nid, &err), &err);
+            mt_constraint *dc = NULL;
+            CHECK_OK(mt_constraint_new(&dc, gt, &err), &err);
+            float *l = malloc(V * sizeof *l);
+            int bad = 0;
+            for (size_t i = 0; dc && i < nid; i++) {
+                for (size_t k = 0; k < V; k++) l[k] = 0.0f;
+                CHECK_OK(mt_constraint_mask(dc, l, V, &err), &err);
+                CHECK_MSG(!isinf(l[ids[i]]), "document token %zu (%d) masked", i, (int)ids[i]);
+                size_t nchk = V <= 10000 ? V : 3000;
+                for (size_t k = 0; k < nchk; k++) {
+                    int32_t t = nchk == V ? (int32_t)k : (int32_t)(rnd() % V);
+                    mt_constraint *d = NULL;
+                    if (mt_constraint_copy(&d, dc, &err)) { bad++; break; }
+                    if ((mt_constraint_accept(d, t, &err) == MT_OK) != !isinf(l[t])) bad++;
+                    mt_constraint_free(d);
+                }
+                CHECK_OK(mt_constraint_accept(dc, ids[i], &err), &err);
+        }
+        CHECK_MSG(bad == 0, "%d tokens where mask and accept() differ along the document", bad);
+        CHECK(dc && mt_constraint_can_end(dc));
+        mt_grammar_tokens_stats st;
+        mt_grammar_tokens_stats_get(gt, &st);
+        CHECK(st.shared > 0);
+        mt_constraint_free(dc);
+        free(l); free(ids);
+        }
     }
     mt_grammar_tokens_free(gt);
     mt_grammar_free(g);
