@@ -934,14 +934,78 @@ done:
 }
 
 /* ---- one schema ---- */
+/* A bound of a number range: present, its integer value, exclusive or not. */
+typedef struct { int on; long long v; int excl; } nbound;
+
+/* Non-negative decimals y (no exponent) with lo <= y <= hi (each bound optional, maybe
+ * exclusive; integer-valued): alternatives by integer part -- those strictly inside
+ * take any fraction, the lower bound itself a non-zero fraction when exclusive, the
+ * upper bound itself a zero fraction (or none) when inclusive.  Writes nothing and
+ * returns 0 when no such y exists. */
+static int nonneg_decimals(mt_buf *o, nbound lo, nbound hi) {
+    long long any_lo = 0, any_hi = -1;
+    if (lo.on && lo.v >= 0) any_lo = lo.excl ? lo.v + 1 : lo.v;
+    if (hi.on && hi.v < 0) return 0;
+    if (hi.on && hi.v == 0 && hi.excl) return 0;
+    if (hi.on) any_hi = hi.v - 1;
+    int alts = 0;
+    mt_buf_str(o, "( ");
+    if (!hi.on || any_lo <= any_hi) {
+        nonneg_range(o, any_lo, hi.on ? any_hi : -1);
+        mt_buf_str(o, " ( \".\" [0-9]+ )?");
+        alts++;
+    }
+    if (lo.on && lo.excl && lo.v >= 0 && (!hi.on || lo.v < hi.v)) {
+        bputf(o, "%s\"%lld\" \".\" \"0\"* [1-9] [0-9]*", alts++ ? " | " : "", lo.v);
+    }
+    if (hi.on && !hi.excl && (!lo.on || lo.v < hi.v || (lo.v == hi.v && !lo.excl)))
+        bputf(o, "%s\"%lld\" ( \".\" \"0\"+ )?", alts++ ? " | " : "", hi.v);
+    mt_buf_str(o, " )");
+    return alts;
+}
+
+/* Numbers with integer-valued bounds, exactly, written without an exponent. */
 static int number_term(sc *c, json_t *s, mt_buf *o) {
-    static const char *const ks[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};
-    for (int i = 0; i < 4; i++)
-        if (json_object_get(s, ks[i]))
-            return fail(c, MT_EUNSUPPORTED, "\"%s\" on type number is not supported (only on integer)", ks[i]);
-    c->need |= N_NUMBER;
-    mt_buf_str(o, "number");
-    return MT_OK;
+    static const char *const ks[] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
+    nbound lo = {0}, hi = {0};
+    for (int i = 0; i < 4; i++) {
+        json_t *v = json_object_get(s, ks[i]);
+        if (!v) continue;
+        if (!json_is_number(v)) return fail(c, MT_EINVAL, "\"%s\" must be a number", ks[i]);
+        double d = json_number_value(v);
+        if (!(fabs(d) <= INT_BOUND) || d != floor(d))
+            return fail(c, MT_EUNSUPPORTED, "\"%s\" %g on type number is not supported (only whole bounds within +-1e18)",
+                        ks[i], d);
+        nbound b = {1, (long long)d, i == 1 || i == 3};
+        nbound *t = i < 2 ? &lo : &hi;
+        /* the tighter of minimum / exclusiveMinimum (maximum / exclusiveMaximum) */
+        if (!t->on || (i < 2 ? (b.v > t->v || (b.v == t->v && b.excl)) : (b.v < t->v || (b.v == t->v && b.excl)))) *t = b;
+    }
+    if (!lo.on && !hi.on) {
+        c->need |= N_NUMBER;
+        mt_buf_str(o, "number");
+        return MT_OK;
+    }
+    mt_buf pos = {0}, neg = {0};
+    /* x >= 0 part; x < 0 as "-" y with y = -x > 0: bounds mirrored */
+    nbound plo = lo.on && lo.v >= 0 ? lo : (nbound){0};
+    int np = nonneg_decimals(&pos, plo, hi);
+    nbound nlo = hi.on && hi.v < 0 ? (nbound){1, -hi.v, hi.excl} : (nbound){1, 0, 1};
+    nbound nhi = lo.on ? (nbound){1, -lo.v, lo.excl} : (nbound){0};
+    int nn = (!lo.on || lo.v < 0) ? nonneg_decimals(&neg, nlo, nhi) : 0;
+    int rc = MT_OK;
+    if (pos.oom || neg.oom) rc = fail(c, MT_ENOMEM, "out of memory");
+    else if (!np && !nn) rc = fail(c, MT_EUNSUPPORTED, "no number lies within the bounds (nothing validates)");
+    else {
+        mt_buf_str(o, "( ");
+        if (np) mt_buf_put(o, pos.p, pos.n);
+        if (np && nn) mt_buf_str(o, " | ");
+        if (nn) { mt_buf_str(o, "\"-\" "); mt_buf_put(o, neg.p, neg.n); }
+        mt_buf_str(o, " )");
+    }
+    mt_buf_free(&pos);
+    mt_buf_free(&neg);
+    return rc;
 }
 
 /* The alternatives for the types the schema allows, each with its keywords. */

@@ -20,17 +20,25 @@
  *
  * Schema subset: type (one or a list), properties, required, additionalProperties
  * (false when absent beside "properties", true when there are none; true or a schema
- * when given), enum, const, items, prefixItems,
- * minItems, maxItems, uniqueItems false, anyOf / oneOf (alternatives: oneOf's
- * "exactly one" is not enforced), allOf (merged when its parts do not conflict),
- * $ref to any "#..." JSON pointer of the same document (recursion allowed), $defs /
- * definitions, pattern (ECMA search semantics: an unanchored side lets anything come
- * before or after), format (date, time, date-time, uuid, email), minLength /
- * maxLength (in code points), minimum / maximum / exclusiveMinimum /
- * exclusiveMaximum for integers (exact, any range within +-1e18; refused for
- * "number").  Annotations (title, description, $schema, $id, $comment, examples,
- * default, deprecated, readOnly, writeOnly) are ignored.  A schema without "type"
- * accepts every type, each with the keywords that apply to it. */
+ * when given: extra members then have any other name), enum, const, items,
+ * prefixItems, minItems, maxItems, uniqueItems false, anyOf / oneOf (alternatives;
+ * oneOf's "exactly one" is not enforced, so overlapping alternatives accept more),
+ * allOf and the keywords beside an anyOf / oneOf / $ref (merged keyword by keyword:
+ * types intersected, bounds tightened, properties and required united; other
+ * conflicts refused), $ref to any "#..." JSON pointer of the same document (recursion
+ * allowed; a $ref that names itself, or left recursion, is refused), $defs /
+ * definitions, pattern (a regex as below, ECMA search semantics: a side without its
+ * anchor lets anything come before or after; '$' is the end of the string), format
+ * (date and date-time exact incl. leap years, time as RFC 3339 full-time with upper-case
+ * 'T'/'Z', uuid, and email as the conservative local@domain.tld form
+ * [A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+; other formats refused; format or
+ * pattern beside min/maxLength refused), minLength / maxLength (in code points),
+ * minimum / maximum / exclusiveMinimum / exclusiveMaximum (exact: for integers any
+ * bounds within +-1e18; for "number" whole-number bounds within +-1e18, the numbers
+ * then written without an exponent; other number bounds refused).  Annotations (title, description,
+ * $schema, $id, $comment, examples, default, deprecated, readOnly, writeOnly) are
+ * ignored.  A schema without "type" accepts every type, each with the keywords that
+ * apply to it. */
 #ifndef MT_JSON_SCHEMA_H
 #define MT_JSON_SCHEMA_H
 

@@ -61,6 +61,20 @@ static void cs_neg(const cset *s, cset *out) {
     if (next <= MAX_CP) cs_add(out, next, MAX_CP);
 }
 
+/* Drop the UTF-16 surrogates (no UTF-8 text holds them) from a normalised set. */
+static void cs_drop_surrogates(cset *s) {
+    cset t = {0};
+    for (size_t i = 0; i < s->n; i++) {
+        uint32_t lo = s->r[i].lo, hi = s->r[i].hi;
+        if (hi < 0xD800 || lo > 0xDFFF) { cs_add(&t, lo, hi); continue; }
+        if (lo < 0xD800) cs_add(&t, lo, 0xD7FF);
+        if (hi > 0xDFFF) cs_add(&t, 0xE000, hi);
+    }
+    if (t.oom) s->oom = 1;
+    free(s->r);
+    *s = (cset){t.r, t.n, t.cap, s->oom};
+}
+
 static int cs_has(const cset *s, uint32_t c) {
     for (size_t i = 0; i < s->n; i++)
         if (c >= s->r[i].lo && c <= s->r[i].hi) return 1;
@@ -318,6 +332,7 @@ static int rx_class(rx *p, cset *out) {
     if (neg) cs_neg(&s, out);
     else for (size_t i = 0; i < s.n; i++) cs_add(out, s.r[i].lo, s.r[i].hi);
     cs_norm(out);
+    cs_drop_surrogates(out);
     if (s.oom || out->oom) rc = mt_seterr(p->err, MT_ENOMEM, "regex: out of memory");
     else if (out->n == 0) rc = rx_fail(p, MT_EUNSUPPORTED, "a character class that matches nothing");
 done:

@@ -183,7 +183,12 @@ def sample(schema, root, depth=0):
         hi = schema.get("maximum", schema.get("exclusiveMaximum", 10**6 + 1) - 1)
         return rng.choice([lo, hi, rng.randint(lo, hi), rng.randint(lo, hi)])
     if t == "number":
-        return rng.choice([0, -3, 2.5, 1e-7, -1.25e20, 3.0, 123456789])
+        bounds = [schema[k] for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if k in schema]
+        if not bounds:
+            return rng.choice([0, -3, 2.5, 1e-7, -1.25e20, 3.0, 123456789])
+        lo = schema.get("minimum", schema.get("exclusiveMinimum", -1000))
+        hi = schema.get("maximum", schema.get("exclusiveMaximum", 1000))
+        return rng.choice([lo, hi, round(rng.uniform(lo, hi), 3), round(rng.uniform(lo, hi), 1), float(lo), rng.randint(lo, hi)])
     if t == "string":
         if "format" in schema:
             return FORMATS[schema["format"]]()
@@ -327,6 +332,11 @@ case("int_range", {"type": "integer", "minimum": -42, "maximum": 1234},
 case("int_excl", {"type": "integer", "exclusiveMinimum": 7, "exclusiveMaximum": 70}, [7, 8, 9, 10, 69, 70, 71, 100])
 case("int_min_only", {"type": "integer", "minimum": 95}, [94, 95, 99, 100, 1000, 10**12, -95, 0])
 case("int_max_only", {"type": "integer", "maximum": -3}, [-3, -2, 0, -4, -10, -1000, 3])
+case("number_range", {"type": "number", "minimum": 0, "maximum": 1}, [0, 0.5, 1, 1.5, -0.25, 0.999, 2, 1.0],
+     [("1.000", True), ("0.0", True), ("1.001", True), ("1e-1", False), ("-0", False), ("-0.0", False), ("00.5", False)])
+case("number_excl", {"type": "number", "exclusiveMinimum": -2, "exclusiveMaximum": 3},
+     [-2, -1.99, -2.01, 0, 2.999, 3, -0.5, 10, -2.0, 3.0], [("-2.000", True), ("-1.000001", True), ("2.9999999", True)])
+case("number_min", {"type": "number", "minimum": -5}, [-5, -5.5, -4.99, 0, 1000000.0, 3.25, -6], [("-5.00", True)])
 case("enum", {"enum": ["red", "green", 3, None, [1, {"a": True}], "qu\"ote"]},
      ["red", "blue", 3, 4, None, [1, {"a": True}], [1], "qu\"ote"], [('[1, {"a": true}]', True)])
 case("const", {"const": {"k": [1, 2], "s": "v"}}, [{"k": [1, 2], "s": "v"}, {"k": [1], "s": "v"}],
@@ -409,6 +419,25 @@ case("empty", {}, [1, "s", None, [1, {"a": []}], {"k": {"l": 1}}],
      [(" 1", False), ('{"a" : 1}', True), ("[1 ,2]", True), ("[1,2]  ", False), ("{\n\n}", False)])
 case("required_only", {"type": "object", "required": ["a"]}, [{"a": 1}, {"a": 1, "b": 2}, {"b": 2}, {}])
 
+# random integer / number ranges: bounds of every kind, values around them
+for i in range(12):
+    t = "integer" if i % 2 == 0 else "number"
+    sch = {"type": t}
+    a = rng.choice([-1000, -120, -20, -1, 0, 0, 1, 7, 99, 100, 101, 999])
+    b = a + rng.choice([2, 9, 10, 11, 99, 100, 1000, 12345])
+    if rng.random() < 0.8:
+        sch[rng.choice(["minimum", "exclusiveMinimum"])] = a
+    if rng.random() < 0.8 or len(sch) == 1:
+        sch[rng.choice(["maximum", "exclusiveMaximum"])] = b
+    vals = set()
+    for x in (a, b):
+        for d in (-11, -10, -2, -1, 0, 1, 2, 9, 10, 11):
+            vals.add(x + d)
+            if t == "number":
+                vals.add(round(x + d + 0.5, 1))
+                vals.add(round(x + d - 0.001, 3))
+    case(f"range_{i}", sch, sorted(vals))
+
 # keywords the converter refuses, each named in its message
 REFUSED = [
     ({"type": "object", "properties": {"x": {"type": "object", "patternProperties": {"^a": {}}}}},
@@ -423,7 +452,8 @@ REFUSED = [
     ({"type": "object", "dependentRequired": {"a": ["b"]}}, "\"dependentRequired\""),
     ({"type": "object", "unevaluatedProperties": False}, "\"unevaluatedProperties\""),
     ({"type": "number", "multipleOf": 2}, "\"multipleOf\""),
-    ({"type": "number", "minimum": 0}, "\"minimum\" on type number"),
+    ({"type": "number", "minimum": 0.5}, "\"minimum\" 0.5 on type number"),
+    ({"type": "number", "minimum": 2, "exclusiveMaximum": 2}, "nothing validates"),
     ({"type": "string", "format": "hostname"}, "format \"hostname\""),
     ({"type": "string", "pattern": "(a)\\1"}, "backreference"),
     ({"type": "string", "pattern": "a(?=b)"}, "lookahead"),
@@ -470,7 +500,7 @@ def schema_cases():
         for x in gen[:3]:
             add(dumps(x, pretty=True))
         nv = sum(d["valid"] and d["layout"] for d in docs)
-        assert nv >= 2 and len(docs) - nv >= 2, (name, nv, len(docs))
+        assert nv >= (1 if name.startswith("range_") else 2) and len(docs) - nv >= 2, (name, nv, len(docs))
         out.append({"name": name, "schema": schema, "docs": docs})
     return out
 
@@ -511,6 +541,32 @@ REGEX_REFUSED = [
 REGEX_INVALID = [r"(ab", r"ab)", r"[ab", r"*a", r"a{3,2}", r"a**", "\\", r"[z-a]", r"\x4"]
 
 
+def random_regex(depth=0):
+    """A random pattern of the supported subset (no unbounded repetition of a group that
+    can match the empty string); returns (pattern, can_be_empty)."""
+    parts, nullable = [], True
+    for _ in range(rng.randint(1, 3)):
+        k = rng.randrange(9 if depth < 1 else 7)  # groups one level deep: Python's backtracking stays fast
+        if k == 0:
+            a, an = rng.choice(["a", "b", "c", "1", "\\.", "-", "\\-", "é"]), False
+        elif k == 1:
+            a, an = rng.choice(["[a-c]", "[^ab]", "[\\d_]", "[^\\s]", "[ab-]", "[a\\]]"]), False
+        elif k in (2, 3):
+            a, an = rng.choice(["\\d", "\\w", "\\s", "\\D", "\\W", "\\S", "."]), False
+        elif k in (4, 5, 6):
+            a, an = rng.choice("abc"), False
+        else:
+            alts = [random_regex(depth + 1) for _ in range(rng.randint(1, 3))]
+            a = rng.choice(["(", "(?:"]) + "|".join(x for x, _ in alts) + ")"
+            an = any(n for _, n in alts)
+        q = rng.choice(["", "", "", "*", "+", "?", "{2}", "{1,3}", "{2,}", "{0,2}", "*?"])
+        if an and q in ("*", "+", "{2,}", "*?"):
+            q = "?"
+        parts.append(a + q)
+        nullable &= an or q in ("*", "?", "{0,2}", "*?")
+    return "".join(parts), nullable
+
+
 def regex_cases():
     for p in REGEX_INVALID:
         try:
@@ -518,8 +574,12 @@ def regex_cases():
         except re.error:
             continue
         raise AssertionError(f"{p!r} compiles in Python")
+    regexes = list(REGEXES)
+    while len(regexes) < len(REGEXES) + 40:
+        p, _ = random_regex()
+        regexes.append((p, ["".join(rng.choice("abc1 -.é_") for _ in range(rng.randint(0, 6))) for _ in range(6)]))
     out = []
-    for p, strs in REGEXES:
+    for p, strs in regexes:
         cand = list(strs)
         for _ in range(12):
             s = sample_regex(p)
@@ -532,7 +592,7 @@ def regex_cases():
             seen.add(s)
             items.append({"text": s, "match": re.fullmatch(p, s, re.ASCII) is not None})
         n = sum(x["match"] for x in items)
-        assert n >= 1 and len(items) - n >= 1, p
+        assert n >= 1 and (len(items) - n >= 1 or (p, strs) not in REGEXES), p
         out.append({"regex": p, "strings": items})
     return {"cases": out,
             "refused": [{"regex": p, "message": m} for p, m in REGEX_REFUSED],
