@@ -47,21 +47,27 @@ print("records %d, answer tokens %d (mean %d), batch %d" % (n, sum(lens), mean, 
 PY
 
 pressure() { head -1 /proc/pressure/cpu 2>/dev/null | sed 's/ total=.*//'; }
+stall_us() { head -1 /proc/pressure/cpu | sed 's/.*total=//'; }
 
-# run NAME FILE ARGS...: prints "NAME tokens seconds tok/s rss_mb"
+# run NAME FILE ARGS...: prints "NAME tokens seconds tok/s rss_mb stall%" (stall%: the share of
+# the run's wall time some task waited for a CPU, from /proc/pressure/cpu's total: a few
+# percent on a quiet machine; much more means another process took cores, so the run is void)
 run() {
     name=$1 file=$2
     shift 2
+    s0=$(stall_us)
     /usr/bin/time -f "%e %M" -o "$TMP/time" "$GEN" -q -t "$T" "$@" < "$file" > "$TMP/out.jsonl"
+    s1=$(stall_us)
     set -- $(cat "$TMP/time")
+    stall=$(echo "($s1 - $s0) / ($1 * 10000)" | bc -l)
     toks=$(jq -s 'map(.completion_tokens) | add' "$TMP/out.jsonl")
     errs=$(jq -s 'map(select(.error)) | length' "$TMP/out.jsonl")
     [ "$errs" -eq 0 ] || { echo "$name: $errs records failed" >&2; exit 1; }
-    echo "$name $toks $1 $(echo "$toks / $1" | bc -l) $(($2 / 1024))"
+    echo "$name $toks $1 $(echo "$toks / $1" | bc -l) $(($2 / 1024)) $stall"
 }
 
-echo "| model | schedule | tokens | seconds | tokens/s | peak RSS MB |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| model | schedule | tokens | seconds | tokens/s | peak RSS MB | CPU stall % |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 for M in $MODELS; do
     before=$(pressure)
     ideal=$(run ideal "$TMP/ideal.jsonl" -m "$M" --batch "$B" --lockstep)
@@ -70,7 +76,7 @@ for M in $MODELS; do
     after=$(pressure)
     for r in "$ideal" "$cont" "$lock"; do
         set -- $r
-        printf '| %s | %s | %s | %.1f | %.2f | %s |\n' "$(basename "$M")" "$1" "$2" "$3" "$4" "$5"
+        printf '| %s | %s | %s | %.1f | %.2f | %s | %.1f |\n' "$(basename "$M")" "$1" "$2" "$3" "$4" "$5" "$6"
     done
     ci=$(echo "$cont" | cut -d' ' -f4)
     ii=$(echo "$ideal" | cut -d' ' -f4)
