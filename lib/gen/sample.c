@@ -16,7 +16,7 @@
 struct mt_sampler {
     mt_sampler_params p;        /* pointer fields point at the owned copies below */
     size_t vocab;
-    uint64_t rng[4];
+    mt_rng rng;
     int32_t *xtc_special;
     int32_t *bias_ids;
     float *bias_vals;
@@ -38,20 +38,22 @@ static uint64_t splitmix64(uint64_t *x) {
 
 static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-static uint64_t rng_next(uint64_t s[4]) {
-    uint64_t r = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
+void mt_rng_seed(mt_rng *r, uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+double mt_rng_uniform(mt_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t v = rotl64(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0];
     s[3] ^= s[1];
     s[1] ^= s[2];
     s[0] ^= s[3];
     s[2] ^= t;
     s[3] = rotl64(s[3], 45);
-    return r;
+    return (double)(v >> 11) * 0x1.0p-53;   /* 53 random bits */
 }
-
-/* uniform double in [0, 1) with 53 random bits */
-static double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
 
 /* ---- parameters ---- */
 
@@ -166,8 +168,7 @@ int mt_sampler_new(mt_sampler **out, const mt_sampler_params *p, size_t vocab, m
     s->p.xtc_special = s->xtc_special;
     s->p.bias_ids = s->bias_ids;
     s->p.bias_vals = s->bias_vals;
-    uint64_t x = p->seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    mt_rng_seed(&s->rng, p->seed);
     *out = s;
     return MT_OK;
 }
@@ -443,7 +444,7 @@ int32_t mt_sampler_sample(mt_sampler *s, float *logits, size_t vocab, float *log
         float *w = s->work;
         memcpy(w, logits, n * sizeof(float));
         int xtc_on = 0;
-        if (p->xtc_probability > 0.0f) xtc_on = rng_uniform(s->rng) <= (double)p->xtc_probability;
+        if (p->xtc_probability > 0.0f) xtc_on = mt_rng_uniform(&s->rng) <= (double)p->xtc_probability;
         run_filters(s, w, n, xtc_on);
         float inv = (float)(1.0 / (double)p->temp);
         if (!isfinite(inv)) { /* temp so small that 1/temp overflows: the limit is argmax */
@@ -462,7 +463,7 @@ int32_t mt_sampler_sample(mt_sampler *s, float *logits, size_t vocab, float *log
             e[i] = expf(w[i] - zmax);
             total += e[i];
         }
-        double u = rng_uniform(s->rng) * total;
+        double u = mt_rng_uniform(&s->rng) * total;
         double cum = 0.0;
         tok = -1;
         size_t last = 0;

@@ -43,6 +43,12 @@ typedef struct mt_sampler_params {
     mt_dtype logits_dt;
 } mt_sampler_params;
 
+/* The random stream (xoshiro256**, seeded through splitmix64): the sampler's, and any other
+ * draw that must follow a seed (speculative decoding's rejection rule). */
+typedef struct mt_rng { uint64_t s[4]; } mt_rng;
+void   mt_rng_seed(mt_rng *r, uint64_t seed);
+double mt_rng_uniform(mt_rng *r);   /* [0, 1), 53 random bits */
+
 /* Fill *p with mlx-lm's defaults (greedy, every filter and processor off,
  * min_tokens_to_keep 1, xtc_threshold 0.1, context sizes 20, seed 0). */
 void mt_sampler_params_default(mt_sampler_params *p);

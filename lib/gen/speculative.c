@@ -14,40 +14,16 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* ---- random stream: splitmix64 seeding, xoshiro256** ---- */
+/* ---- random stream: the sampler's generator (gen/sample.h), a stream apart ---- */
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-void mt_spec_rng_seed(mt_spec_rng *r, uint64_t seed) {
-    uint64_t x = seed ^ 0x5350454344454331ull;   /* a stream apart from the sampler's */
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
-}
-
-double mt_spec_uniform(mt_spec_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t v = rotl64(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return (double)(v >> 11) * 0x1.0p-53;
-}
+void mt_spec_rng_seed(mt_rng *r, uint64_t seed) { mt_rng_seed(r, seed ^ 0x5350454344454331ull); }
 
 /* ---- the rejection rule ---- */
 
-int32_t mt_spec_draw(const float *p, size_t V, mt_spec_rng *r) {
+int32_t mt_spec_draw(const float *p, size_t V, mt_rng *r) {
     double total = 0;
     for (size_t i = 0; i < V; i++) total += p[i] > 0 ? p[i] : 0;
-    double u = mt_spec_uniform(r) * total, cum = 0;
+    double u = mt_rng_uniform(r) * total, cum = 0;
     int32_t last = 0;
     for (size_t i = 0; i < V; i++) {
         if (!(p[i] > 0)) continue;
@@ -58,9 +34,9 @@ int32_t mt_spec_draw(const float *p, size_t V, mt_spec_rng *r) {
     return last;   /* rounding at the top end */
 }
 
-int32_t mt_spec_verify(const float *p, const float *q, size_t V, int32_t x, mt_spec_rng *r, int *kept) {
+int32_t mt_spec_verify(const float *p, const float *q, size_t V, int32_t x, mt_rng *r, int *kept) {
     double px = p[x], qx = q ? q[x] : 1.0;
-    double u = mt_spec_uniform(r);
+    double u = mt_rng_uniform(r);
     if (qx <= 0 || u * qx < px) { *kept = 1; return x; }   /* qx == 0: x could not have been drawn */
     *kept = 0;
     double total = 0;
@@ -69,7 +45,7 @@ int32_t mt_spec_verify(const float *p, const float *q, size_t V, int32_t x, mt_s
         if (d > 0) total += d;
     }
     if (!(total > 0)) return mt_spec_draw(p, V, r);
-    double v = mt_spec_uniform(r) * total, cum = 0;
+    double v = mt_rng_uniform(r) * total, cum = 0;
     int32_t last = -1;
     for (size_t i = 0; i < V; i++) {
         double d = (double)p[i] - (q ? (double)q[i] : i == (size_t)x);
@@ -123,7 +99,7 @@ struct mt_spec {
     float *dl, *p, *w;        /* [V] each */
     int32_t *dhist, *feed;    /* the draft's processor history; tokens to catch the draft up */
     size_t cap_hist, cap_feed;
-    mt_spec_rng rng;
+    mt_rng rng;
     size_t proposed, accepted;
 };
 

@@ -53,16 +53,14 @@ void mt_spec_stats(const mt_spec *s, size_t *proposed, size_t *accepted);
 
 /* ---- the pieces, for tests ---- */
 
-/* xoshiro256** */
-typedef struct mt_spec_rng { uint64_t s[4]; } mt_spec_rng;
-void mt_spec_rng_seed(mt_spec_rng *r, uint64_t seed);
-double mt_spec_uniform(mt_spec_rng *r);   /* [0, 1) */
+/* the speculation's own random stream (mt_rng of gen/sample.h), apart from the sampler's */
+void mt_spec_rng_seed(mt_rng *r, uint64_t seed);
 /* A draw from the distribution p[0..V) (sums to 1 up to rounding). */
-int32_t mt_spec_draw(const float *p, size_t V, mt_spec_rng *r);
+int32_t mt_spec_draw(const float *p, size_t V, mt_rng *r);
 /* The rejection step for proposal x drawn from q (NULL: q is one-hot at x): x with
  * probability min(1, p[x]/q[x]) (*kept = 1), else a draw from normalize(max(0, p - q))
  * (from p when that is all zero; *kept = 0). */
-int32_t mt_spec_verify(const float *p, const float *q, size_t V, int32_t x, mt_spec_rng *r, int *kept);
+int32_t mt_spec_verify(const float *p, const float *q, size_t V, int32_t x, mt_rng *r, int *kept);
 /* Prompt lookup: the longest suffix n-gram of ids[0..n) (n from max_ngram down to 1)
  * that also occurs earlier; at its latest earlier occurrence, the up to max tokens
  * that follow it go to out.  Returns their number (0: no match). */

@@ -39,15 +39,15 @@ static void normalize(float *v, size_t V) {
 
 static void test_rejection(void) {
     enum { V = 10, N = 200000 };
-    mt_spec_rng r;
+    mt_rng r;
     mt_spec_rng_seed(&r, 1234);
     /* cases: random p and q; q with zeros where p has mass; p with zeros where q has mass;
      * p == q; q one-hot (prompt lookup) */
     for (int c = 0; c < 6; c++) {
         float p[V], q[V];
         for (size_t i = 0; i < V; i++) {
-            p[i] = (float)(mt_spec_uniform(&r) + 0.01);
-            q[i] = (float)(mt_spec_uniform(&r) + 0.01);
+            p[i] = (float)(mt_rng_uniform(&r) + 0.01);
+            q[i] = (float)(mt_rng_uniform(&r) + 0.01);
         }
         if (c == 1) q[0] = q[3] = q[7] = 0;
         if (c == 2) p[1] = p[2] = p[9] = 0;
