@@ -150,3 +150,15 @@ golden_tokens() { jq -c --argjson c "$2" '.cases[$c].tokens' "$1/goldens.json"; 
   [ "$status" -eq 0 ]
   [[ "$output" == *"--image FILE"* && "$output" == *"--top-p"* ]]
 }
+
+@test "structured output with images: every answer matches the record's regex; --batch 3 --reproducible equals one by one" {
+  for c in 2 0 3 1 2 0; do golden_record "$M" $c; done \
+    | jq -c '. + {regex: "(cat|dog|bird) [0-9]{1,3}", temperature: 1, seed: (.id | length), max_tokens: 16}' > "$T/in.jsonl"
+  run --separate-stderr "$VLM" -m "$M" --reproducible < "$T/in.jsonl"
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq -r .text | grep -cE '^(cat|dog|bird) [0-9]{1,3}$')" -eq 6 ]
+  [[ "$stderr" == *"structured output: 6 answers, 6 ended by the grammar, 6 of them valid"* ]]
+  one="$output"
+  run --separate-stderr "$VLM" -q -m "$M" --reproducible --batch 3 < "$T/in.jsonl"
+  [ "$output" = "$one" ]
+}
