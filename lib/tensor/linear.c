@@ -174,6 +174,7 @@ typedef struct kq_ctx {
     size_t T;
     float *y;
     int level;
+    int rows1;           /* each token alone (mt_linear_forward_rows1): token sets of 1, not 8 */
 } kq_ctx;
 
 static void kq_job(void *c, size_t b, size_t e, int tid) {
@@ -182,10 +183,11 @@ static void kq_job(void *c, size_t b, size_t e, int tid) {
     /* blocks of 16 rows x 8 tokens: a block's codes stay in cache across the
      * token sets, a chunk of 8 tokens' x stays in L1 across the rows */
     const mt_qmat *m = k->m;
+    size_t set = k->rows1 ? 1 : 8;
     for (size_t r = b; r < e; r += 16) {
         size_t re = e - r < 16 ? e : r + 16;
-        for (size_t t = 0; t < k->T; t += 8)
-            mt_kq_rows(k->level, m, k->xp + t * m->K, k->gsum + t * m->ng, k->T - t < 8 ? k->T - t : 8,
+        for (size_t t = 0; t < k->T; t += set)
+            mt_kq_rows(k->level, m, k->xp + t * m->K, k->gsum + t * m->ng, k->T - t < set ? k->T - t : set,
                        k->y + t * k->l->out, k->l->out, r, re);
     }
 }
@@ -389,7 +391,7 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
             gsum = heap + nx;
         }
         for (size_t t = 0; t < T; t++) mt_kq_prep(level, &m, x + t * m.K, xp + t * m.K, gsum + t * m.ng);
-        kq_ctx c = {&m, l, xp, gsum, x, T, y, level};
+        kq_ctx c = {&m, l, xp, gsum, x, T, y, level, 0};
         mt_pool_for(pool, l->out, 16, kq_job, &c);
         free(heap);
     } else if (T > 1 && l->wdt == MT_F32 && mt_blas_pool_splits(pool)) {
@@ -400,7 +402,7 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
                     (const float *)l->w, (int)l->in, 0.0f, y, (int)l->out);
     } else {
         if (T > DMV_MAX_T && forward_tiles(l, x, T, y, pool) == 0) { mt_linear_add_bias(l, T, y); return; }
-        kq_ctx c = {NULL, l, NULL, NULL, x, T, y, level};
+        kq_ctx c = {NULL, l, NULL, NULL, x, T, y, level, 0};
         mt_pool_for(pool, l->out, 16, kd_job, &c);
     }
     mt_linear_add_bias(l, T, y);
@@ -414,17 +416,6 @@ void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, f
  * one after another over each block of 16 weight rows while it is in cache.  Only the
  * per-token work that the multi-token kernels share (unpacking the codes once for 8 tokens)
  * is repeated. */
-static void kq1_job(void *c, size_t b, size_t e, int tid) {
-    (void)tid;
-    kq_ctx *k = c;
-    const mt_qmat *m = k->m;
-    for (size_t r = b; r < e; r += 16) {
-        size_t re = e - r < 16 ? e : r + 16;
-        for (size_t t = 0; t < k->T; t++)
-            mt_kq_rows(k->level, m, k->xp + t * m->K, k->gsum + t * m->ng, 1, k->y + t * k->l->out, k->l->out, r, re);
-    }
-}
-
 static void kd1_job(void *c, size_t b, size_t e, int tid) {
     (void)tid;
     kq_ctx *k = c;
@@ -457,11 +448,11 @@ void mt_linear_forward_rows1(const mt_linear *l, const float *x, size_t T, float
         }
         float *xp = heap, *gsum = heap + nx;
         for (size_t t = 0; t < T; t++) mt_kq_prep(level, &m, x + t * m.K, xp + t * m.K, gsum + t * m.ng);
-        kq_ctx c = {&m, l, xp, gsum, x, T, y, level};
-        mt_pool_for(pool, l->out, 16, kq1_job, &c);
+        kq_ctx c = {&m, l, xp, gsum, x, T, y, level, 1};
+        mt_pool_for(pool, l->out, 16, kq_job, &c);
         free(heap);
     } else {
-        kq_ctx c = {NULL, l, NULL, NULL, x, T, y, level};
+        kq_ctx c = {NULL, l, NULL, NULL, x, T, y, level, 0};
         mt_pool_for(pool, l->out, 16, kd1_job, &c);
     }
     mt_linear_add_bias(l, T, y);
