@@ -46,6 +46,7 @@ static const char usage_fmt[] =
     "                           (greedy text unchanged; sampling keeps the model's distribution)\n"
     "      --revision REV       hub revision (default main)\n"
     "  -q, --quiet              nothing on stderr but fatal errors\n"
+    "      --list-models        the model_types mlx-gen runs, with what each exercises\n"
     "  -h, --help  --version\n"
     "\n"
     "Exit status: 0 all records done, 3 some records failed, 2 usage error, 1 fatal error.\n";
@@ -171,14 +172,14 @@ static int same_tokenizer(const mt_prompter *pr, const char *ddir, const char *n
 static void print_usage(FILE *f) { fprintf(f, usage_fmt, mt_genopts_usage); }
 
 int main(int argc, char **argv) {
-    enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_SCORE_MODE, O_DRAFT, O_NDRAFT };
+    enum { O_TOK = 256, O_DETOK, O_TEXT, O_NOGP, O_SKIP, O_VERSION, O_REV, O_CHAT, O_SYSTEM, O_SCORE_MODE, O_DRAFT, O_NDRAFT, O_LIST };
     static const struct option own[] = {
         {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'},
         {"tokenize", 0, 0, O_TOK}, {"detokenize", 0, 0, O_DETOK}, {"text", 0, 0, O_TEXT},
         {"no-generation-prompt", 0, 0, O_NOGP}, {"skip-special", 0, 0, O_SKIP}, {"revision", 1, 0, O_REV},
         {"chat", 0, 0, O_CHAT}, {"system", 1, 0, O_SYSTEM}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {"draft-model", 1, 0, O_DRAFT},
-        {"num-draft-tokens", 1, 0, O_NDRAFT}};
+        {"num-draft-tokens", 1, 0, O_NDRAFT}, {"list-models", 0, 0, O_LIST}};
     mt_blas_init(argv);
     mt_sig_install("mlx-gen");   /* SIGINT/SIGTERM: temp files removed, exit 128+N; SIGBUS on a cut model file: a message */
     struct option *lo = mt_genopts_table(own, sizeof own / sizeof own[0]);
@@ -198,6 +199,11 @@ int main(int argc, char **argv) {
         case 'q': quiet = 1; break;
         case 'h': print_usage(stdout); free(lo); return 0;
         case O_VERSION: printf("mlx-gen %s\n", MT_VERSION); free(lo); return 0;
+        case O_LIST:
+            for (size_t i = 0; i < mt_family_count(); i++)
+                printf("%-20s %s\n", mt_family_at(i)->model_type, mt_family_at(i)->summary ? mt_family_at(i)->summary : "");
+            free(lo);
+            return 0;
         case O_TOK: case O_DETOK:
             if (mode && mode != c) { fprintf(stderr, "mlx-gen: --tokenize, --detokenize and --score exclude each other\n"); free(lo); return MT_EXIT_USAGE; }
             mode = c; break;

@@ -343,7 +343,7 @@ static int bind_vec(mt_model *m, const char *name, size_t n, float **out, int re
 }
 
 /* Norm `prefix`.weight (+ .bias for LayerNorm); norm type decides the form. */
-static int bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt_err *err) {
+int mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt_err *err) {
     char name[320];
     snprintf(name, sizeof name, "%s.weight", prefix);
     MT_TRY(bind_vec(m, name, n, &out->w, 1, err));
@@ -356,9 +356,9 @@ static int bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt
     return MT_OK;
 }
 
-static void norm_free(mt_norm *n) { free(n->w); free(n->b); }
+void mt_dec_norm_free(mt_norm *n) { free(n->w); free(n->b); }
 
-static void norm_apply(const mt_model *m, const mt_norm *nm, float *out, const float *x, size_t T, size_t n) {
+void mt_dec_norm(const mt_model *m, const mt_norm *nm, float *out, const float *x, size_t T, size_t n) {
     for (size_t t = 0; t < T; t++) {
         if (m->hp.norm_type == MT_NORM_LAYER) mt_layernorm(out + t * n, x + t * n, nm->w, nm->b, n, m->hp.norm_eps);
         else mt_rmsnorm(out + t * n, x + t * n, nm->w, n, m->hp.norm_eps);
@@ -452,7 +452,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
     else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, "lm_head", V, H, -1, err));
-    MT_TRY(bind_norm(m, "model.norm", H, &m->final_norm, err));
+    MT_TRY(mt_dec_bind_norm(m, "model.norm", H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
     char p[256];
@@ -466,15 +466,20 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); \
          MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, bias, err)); } while (0)
 #define NORM(field, sub) \
-    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); MT_TRY(bind_norm(m, p, H, &L->field, err)); } while (0)
-        if (hp->fused_qkv) LIN(qkv, "self_attn.qkv_proj", qd + 2 * kvd, H, ab);
-        else {
-            LIN(q, "self_attn.q_proj", qd, H, ab);
-            LIN(k, "self_attn.k_proj", kvd, H, ab);
-            LIN(v, "self_attn.v_proj", kvd, H, ab);
+    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); MT_TRY(mt_dec_bind_norm(m, p, H, &L->field, err)); } while (0)
+        int bound = 0;
+        if (m->bind_layer) MT_TRY(m->bind_layer(m, i, &bound, err));
+        if (!(bound & MT_BOUND_ATTN)) {
+            if (hp->fused_qkv) LIN(qkv, "self_attn.qkv_proj", qd + 2 * kvd, H, ab);
+            else {
+                LIN(q, "self_attn.q_proj", qd, H, ab);
+                LIN(k, "self_attn.k_proj", kvd, H, ab);
+                LIN(v, "self_attn.v_proj", kvd, H, ab);
+            }
+            LIN(o, "self_attn.o_proj", H, qd, ob);
         }
-        LIN(o, "self_attn.o_proj", H, qd, ob);
-        if (m->moe_layer && m->moe_layer(m, i)) {
+        if (bound & MT_BOUND_MLP) {
+        } else if (m->moe_layer && m->moe_layer(m, i)) {
             snprintf(p, sizeof p, "model.layers.%d.%s", i, m->moe_prefix);
             MT_TRY(mt_decoder_bind_moe(m, i, p, err));
         } else if (hp->mlp == MT_MLP_GATED) {
@@ -488,20 +493,22 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
             LIN(gate, "mlp.c_fc", I, H, mb);
             LIN(down, "mlp.c_proj", H, I, mb);
         }
-        if (hp->block != MT_BLOCK_POST) NORM(n1, "input_layernorm");
-        NORM(n2, "post_attention_layernorm");
-        if (hp->block == MT_BLOCK_SANDWICH) {
-            NORM(n3, "pre_feedforward_layernorm");
-            NORM(n4, "post_feedforward_layernorm");
-        } else if (hp->block == MT_BLOCK_POST) NORM(n4, "post_feedforward_layernorm");
+        if (!(bound & MT_BOUND_NORMS)) {
+            if (hp->block != MT_BLOCK_POST) NORM(n1, "input_layernorm");
+            NORM(n2, "post_attention_layernorm");
+            if (hp->block == MT_BLOCK_SANDWICH) {
+                NORM(n3, "pre_feedforward_layernorm");
+                NORM(n4, "post_feedforward_layernorm");
+            } else if (hp->block == MT_BLOCK_POST) NORM(n4, "post_feedforward_layernorm");
+        }
 #undef LIN
 #undef NORM
-        if (hp->qk_norm) {
+        if (hp->qk_norm && !(bound & MT_BOUND_ATTN)) {
             size_t qn = hp->qk_norm == MT_QKNORM_HEAD ? hd : qd, kn = hp->qk_norm == MT_QKNORM_HEAD ? hd : kvd;
             snprintf(p, sizeof p, "model.layers.%d.self_attn.q_norm", i);
-            MT_TRY(bind_norm(m, p, qn, &L->q_norm, err));
+            MT_TRY(mt_dec_bind_norm(m, p, qn, &L->q_norm, err));
             snprintf(p, sizeof p, "model.layers.%d.self_attn.k_norm", i);
-            MT_TRY(bind_norm(m, p, kn, &L->k_norm, err));
+            MT_TRY(mt_dec_bind_norm(m, p, kn, &L->k_norm, err));
         }
     }
     m->max_in = H > qd ? H : qd;
@@ -587,13 +594,22 @@ int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err)
 
 /* ---- load / free ---- */
 
+/* An unknown model_type: one line naming it and the nearest supported ones. */
+static int unsupported(const char *mt, mt_err *err) {
+    const char *near[3];
+    size_t nn = mt_family_nearest(mt, near, 3);
+    return mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not supported; nearest supported: %s%s%s%s%s "
+                     "(mlx-gen --list-models lists them all)", mt, nn > 0 ? near[0] : "", nn > 1 ? ", " : "",
+                     nn > 1 ? near[1] : "", nn > 2 ? ", " : "", nn > 2 ? near[2] : "");
+}
+
 /* the family's init and the checks after it, on m->cfg and m->st */
 static int model_init(mt_model *m, const char *dir, mt_err *err) {
     const char *mt = mt_config_model_type(m->cfg);
     if (!mt) return mt_seterr(err, MT_EFORMAT, "config.json: no \"model_type\"");
     snprintf(m->model_type, sizeof m->model_type, "%s", mt);
     const mt_family *fam = mt_family_find(mt);
-    if (!fam) return mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not supported", mt);
+    if (!fam) return unsupported(mt, err);
     MT_TRY(fam->init(m, err));
     return check_eos(m, dir, err);
 }
@@ -613,7 +629,7 @@ int mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err) {
     int rc = mt_config_load(&m->cfg, dir, err);
     if (!rc && !mt_config_model_type(m->cfg)) rc = mt_seterr(err, MT_EFORMAT, "config.json: no \"model_type\"");
     if (!rc && !mt_family_find(mt_config_model_type(m->cfg)))
-        rc = mt_seterr(err, MT_EUNSUPPORTED, "model_type \"%s\" is not supported", mt_config_model_type(m->cfg));
+        rc = unsupported(mt_config_model_type(m->cfg), err);
     if (!rc) rc = mt_safetensors_open_dir(&m->st, dir, err);
     if (!rc) rc = model_init(m, dir, err);
     if (rc) {
@@ -719,12 +735,14 @@ void mt_model_free(mt_model *m) {
     if (m->layers)
         for (int i = 0; i < m->hp.n_layers; i++) {
             mt_layer *L = &m->layers[i];
-            norm_free(&L->n1); norm_free(&L->n2); norm_free(&L->n3); norm_free(&L->n4);
-            norm_free(&L->q_norm); norm_free(&L->k_norm);
+            mt_dec_norm_free(&L->n1); mt_dec_norm_free(&L->n2); mt_dec_norm_free(&L->n3); mt_dec_norm_free(&L->n4);
+            mt_dec_norm_free(&L->q_norm); mt_dec_norm_free(&L->k_norm);
             free(L->exp_gate);
+            if (L->mixer && L->mixer->free) L->mixer->free(L->mix);
+            if (L->ffn && L->ffn->free) L->ffn->free(L->ffd);
         }
     free(m->layers);
-    norm_free(&m->final_norm);
+    mt_dec_norm_free(&m->final_norm);
     free(m->inv_freq);
     free(m->inv_freq_local);
     free(m->mlx_inv_freq);
@@ -914,58 +932,11 @@ static int attn_blocks_ok(const attn_ctx *a) {
 }
 
 /* Tell the calibration observer (if any) what enters layer l's module `sub`. */
-static void observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
+void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
     if (!m->on_linear_input) return;
     char path[256];
     snprintf(path, sizeof path, "model.layers.%d.%s", l, sub);
     m->on_linear_input(m->hook_user, path, x, T, in);
-}
-
-/* Mixture-of-experts MLP for T rows: out[T, H].  scratch: >= 2*moe_inter + n_experts + H floats.
- * ref: mlx_lm/models/mixtral.py (top-k of the router logits, then softmax) and
- * qwen3_moe.py (softmax, top-k, optional renormalization). */
-static void moe_forward(const mt_model *m, int l, const mt_layer *L, const float *x, size_t T, float *out,
-                        float *scratch, float *work) {
-    const mt_decoder_hp *hp = &m->hp;
-    size_t H = (size_t)hp->hidden, I = (size_t)hp->moe_inter, E = (size_t)hp->n_experts, K = (size_t)hp->top_k;
-    float *gates = scratch, *gg = gates + E, *uu = gg + I, *y = uu + I;
-    int sel[64];
-    float sc[64];
-    for (size_t t = 0; t < T; t++) {
-        const float *xt = x + t * H;
-        char sub[160];
-        snprintf(sub, sizeof sub, "%s.gate", m->moe_prefix);
-        observe(m, l, sub, xt, 1, H);
-        mt_linear_forward(&L->router, xt, 1, gates, work, m->pool);
-        if (hp->moe_softmax_first) mt_softmax(gates, E);
-        mt_dec_topk(gates, E, K, sel, sc);
-        if (!hp->moe_softmax_first) mt_softmax(sc, K);
-        else if (hp->moe_norm_topk) {
-            float s = 0;
-            for (size_t k = 0; k < K; k++) s += sc[k];
-            for (size_t k = 0; k < K; k++) sc[k] /= s;
-        }
-        float *ot = out + t * H;
-        memset(ot, 0, H * sizeof(float));
-        for (size_t k = 0; k < K; k++) {
-            int e = sel[k];
-            if (m->on_linear_input) {
-                snprintf(sub, sizeof sub, "%s.switch_mlp.gate_proj.%d", m->moe_prefix, e);
-                observe(m, l, sub, xt, 1, H);
-                snprintf(sub, sizeof sub, "%s.switch_mlp.up_proj.%d", m->moe_prefix, e);
-                observe(m, l, sub, xt, 1, H);
-            }
-            mt_linear_forward(&L->exp_gate[e], xt, 1, gg, work, m->pool);
-            mt_linear_forward(&L->exp_up[e], xt, 1, uu, work, m->pool);
-            mt_swiglu(gg, uu, I);
-            if (m->on_linear_input) {
-                snprintf(sub, sizeof sub, "%s.switch_mlp.down_proj.%d", m->moe_prefix, e);
-                observe(m, l, sub, gg, 1, I);
-            }
-            mt_linear_forward(&L->exp_down[e], gg, 1, y, work, m->pool);
-            mt_axpy(ot, sc[k], y, H);
-        }
-    }
 }
 
 static void scale_rot(float *x, size_t heads, size_t hd, int rot, float s) {
@@ -1030,6 +1001,10 @@ static void lin_rows(int rows1, const mt_linear *l, const float *x, size_t T, fl
     else mt_linear_forward(l, x, T, y, work, pool);
 }
 
+void mt_dec_linear(const mt_fwd *f, const mt_linear *l, const float *x, size_t T, float *y) {
+    lin_rows(f->rows1, l, x, T, y, f->work, f->m->pool);
+}
+
 static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, const int32_t *tok, size_t T,
                         float *logits, float *hidden, size_t first, mt_embed_inject *inj, int rows1, mt_err *err) {
     const mt_decoder_hp *hp = &m->hp;
@@ -1089,6 +1064,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             for (size_t i = 0; i < half; i++) dyn[t * half + i] = 1.0f / powf(base, (float)(2 * i) / d);
         }
     }
+    mt_fwd fw = {m, rc, rpos, slot, lo, hi, tok, T, len, first, inj, rows1, dyn, work};
+    int r = MT_OK;
     for (size_t t = 0; t < T; t++) mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
     mt_dec_inject(inj, tok, T, x, H);
     if (hp->embed_scale != 1.0f)
@@ -1098,18 +1075,22 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         mt_layer *L = &m->layers[l];
         /* attention branch */
         const float *ain = x;
-        if (L->n1.w) { norm_apply(m, &L->n1, xn, x, T, H); ain = xn; }
+        if (L->n1.w) { mt_dec_norm(m, &L->n1, xn, x, T, H); ain = xn; }
+        if (L->mixer) {
+            if ((r = L->mixer->forward(&fw, l, ain, br, err))) goto out;
+            goto attn_done;
+        }
         size_t qs;   /* row stride of q, k, v inside qkv */
         float *q, *k, *v;
         if (hp->fused_qkv) {
-            observe(m, l, "self_attn.qkv_proj", ain, T, H);
+            mt_dec_observe(m, l, "self_attn.qkv_proj", ain, T, H);
             lin_rows(rows1, &L->qkv, ain, T, qkv, work, m->pool);
             qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
-            observe(m, l, "self_attn.q_proj", ain, T, H);
-            observe(m, l, "self_attn.k_proj", ain, T, H);
-            observe(m, l, "self_attn.v_proj", ain, T, H);
+            mt_dec_observe(m, l, "self_attn.q_proj", ain, T, H);
+            mt_dec_observe(m, l, "self_attn.k_proj", ain, T, H);
+            mt_dec_observe(m, l, "self_attn.v_proj", ain, T, H);
             lin_rows(rows1, &L->q, ain, T, q, work, m->pool);
             lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
             lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
@@ -1118,11 +1099,11 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         for (size_t t = 0; t < T; t++) {
             float *qt = q + t * qs, *kt = k + t * ks;
             if (hp->qk_norm == MT_QKNORM_HEAD) {
-                norm_apply(m, &L->q_norm, qt, qt, (size_t)hp->n_heads, hd);
-                norm_apply(m, &L->k_norm, kt, kt, (size_t)hp->n_kv_heads, hd);
+                mt_dec_norm(m, &L->q_norm, qt, qt, (size_t)hp->n_heads, hd);
+                mt_dec_norm(m, &L->k_norm, kt, kt, (size_t)hp->n_kv_heads, hd);
             } else if (hp->qk_norm == MT_QKNORM_FULL) {
-                norm_apply(m, &L->q_norm, qt, qt, 1, qd);
-                norm_apply(m, &L->k_norm, kt, kt, 1, kvd);
+                mt_dec_norm(m, &L->q_norm, qt, qt, 1, qd);
+                mt_dec_norm(m, &L->k_norm, kt, kt, 1, kvd);
             }
             if (L->use_rope) {
                 scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);
@@ -1146,22 +1127,28 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (!rows1 && attn_blocks_ok(&ac))
             mt_pool_for(m->pool, (size_t)hp->n_kv_heads * ((T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
         else mt_pool_for(m->pool, T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
-        observe(m, l, "self_attn.o_proj", att, T, qd);
+        mt_dec_observe(m, l, "self_attn.o_proj", att, T, qd);
         lin_rows(rows1, &L->o, att, T, br, work, m->pool);
-        if (hp->block != MT_BLOCK_PRE) norm_apply(m, &L->n2, br, br, T, H);
+    attn_done:
+        if (hp->block != MT_BLOCK_PRE && L->n2.w) mt_dec_norm(m, &L->n2, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
 
         /* MLP branch */
+        if (L->no_mlp) continue;
         const mt_norm *pre = hp->block == MT_BLOCK_PRE ? &L->n2 : hp->block == MT_BLOCK_SANDWICH ? &L->n3 : NULL;
         const float *min = x;
-        if (pre) { norm_apply(m, pre, xn, x, T, H); min = xn; }
+        if (pre && pre->w) { mt_dec_norm(m, pre, xn, x, T, H); min = xn; }
+        if (L->ffn) {
+            if ((r = L->ffn->forward(&fw, l, min, br, err))) goto out;
+            goto mlp_done;
+        }
         if (L->moe) {
-            moe_forward(m, l, L, min, T, br, g, work);
+            mt_dec_moe(&fw, l, min, T, br, g);
             goto mlp_done;
         }
         if (m->on_linear_input) {
-            observe(m, l, hp->mlp == MT_MLP_GATED ? "mlp.gate_proj" : hp->mlp == MT_MLP_GATED_FUSED ? "mlp.gate_up_proj" : "mlp.c_fc", min, T, H);
-            if (hp->mlp == MT_MLP_GATED) observe(m, l, "mlp.up_proj", min, T, H);
+            mt_dec_observe(m, l, hp->mlp == MT_MLP_GATED ? "mlp.gate_proj" : hp->mlp == MT_MLP_GATED_FUSED ? "mlp.gate_up_proj" : "mlp.c_fc", min, T, H);
+            if (hp->mlp == MT_MLP_GATED) mt_dec_observe(m, l, "mlp.up_proj", min, T, H);
         }
         lin_rows(rows1, &L->gate, min, T, g, work, m->pool);
         float *hid = g;
@@ -1184,37 +1171,33 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             else if (hp->act == MT_ACT_GELU) mt_gelu(g, T * I);
             else mt_gelu_tanh(g, T * I);
         }
-        observe(m, l, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj", hid, T, I);
+        mt_dec_observe(m, l, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj", hid, T, I);
         lin_rows(rows1, &L->down, hid, T, br, work, m->pool);
     mlp_done:
-        if (L->n4.w) norm_apply(m, &L->n4, br, br, T, H);
+        if (L->n4.w) mt_dec_norm(m, &L->n4, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
     }
     /* mlx-lm's maybe_quantize_kv_cache after the model call */
     for (size_t t = 0; t < T; t++)
-        if (t == 0 || rc[t] != rc[t - 1]) {
-            int r = mt_kv_maybe_quantize(rc[t], err);
-            if (r) { free(dyn); free(slot); free(buf); return r; }
-        }
+        if (t == 0 || rc[t] != rc[t - 1])
+            if ((r = mt_kv_maybe_quantize(rc[t], err))) goto out;
     size_t nl = T - first;
     if (hidden) {   /* final hidden states instead of logits */
-        norm_apply(m, &m->final_norm, hidden, x + first * H, nl, H);
-        free(dyn);
-        free(slot);
-        free(buf);
-        return MT_OK;
+        mt_dec_norm(m, &m->final_norm, hidden, x + first * H, nl, H);
+        goto out;
     }
-    norm_apply(m, &m->final_norm, xn, x + first * H, nl, H);
+    mt_dec_norm(m, &m->final_norm, xn, x + first * H, nl, H);
     lin_rows(rows1, &m->lm_head, xn, nl, logits, work, m->pool);
     size_t V = (size_t)hp->vocab;
     if (hp->logits_div != 1.0f)
         for (size_t i = 0; i < nl * V; i++) logits[i] /= hp->logits_div;
     if (hp->final_softcap > 0)
         for (size_t i = 0; i < nl * V; i++) logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
+out:
     free(dyn);
     free(slot);
     free(buf);
-    return MT_OK;
+    return r;
 }
 
 int mt_model_forward(mt_model *m, mt_kvcache *c, const int32_t *tok, size_t T, float *logits, int all_logits,

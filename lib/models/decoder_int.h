@@ -18,6 +18,36 @@ typedef struct mt_dec_rows {
     int rows1;                     /* rows of independent sequences: each computed as alone */
 } mt_dec_rows;
 
+/* One forward call as a layer's mechanism (mt_mixer, mt_ffn) sees it: the rows above plus
+ * the call's shared scratch.  A mechanism allocates its own further scratch per call. */
+struct mt_fwd {
+    mt_model *m;
+    mt_kvcache *const *rc;           /* [T] the cache of each row (rows of one cache consecutive) */
+    const size_t *rpos;              /* [T] each row's position in its sequence */
+    const size_t *slot, *lo, *hi;    /* [T] its K/V slot and attended slots [lo, hi) (mt_kv_plan) */
+    const int32_t *tok;
+    size_t T, len, first;            /* len: the widest span */
+    mt_embed_inject *inj;
+    int rows1;                       /* rows of independent sequences, each computed as alone */
+    const float *dyn;                /* dynamic NTK: each row's RoPE frequencies [T, rot_dims/2], or NULL */
+    float *work;                     /* mt_linear work area for inputs up to m->max_in (a family whose
+                                        mechanism has wider linear inputs raises max_in at bind) */
+};
+typedef struct mt_fwd mt_fwd;
+/* y[T, out] = l(x[T, in]) over rows of the call (with rows1, each row as alone). */
+void mt_dec_linear(const mt_fwd *f, const mt_linear *l, const float *x, size_t T, float *y);
+/* A norm over T rows of n features (RMS, RMS with 1 + w, or LayerNorm per m->hp.norm_type). */
+void mt_dec_norm(const mt_model *m, const mt_norm *nm, float *out, const float *x, size_t T, size_t n);
+/* Tell the calibration observer (if any) what enters layer l's module `sub` ("mlp.down_proj"). */
+void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in);
+/* A norm's weight (and bias for LayerNorm models) bound by name ("model.layers.3.input_layernorm"),
+ * n features; MT_ENOTFOUND when missing. */
+int  mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt_err *err);
+void mt_dec_norm_free(mt_norm *n);
+/* The built-in mixture-of-experts MLP of layer l over T rows (moe_fwd.c): out[T, hidden];
+ * scratch >= 2 * moe_inter + n_experts + hidden floats. */
+void mt_dec_moe(const mt_fwd *f, int l, const float *x, size_t T, float *out, float *scratch);
+
 /* The embeddings x[T, hidden] of a call's rows with inj applied: the k-th row whose token is
  * inj->token_id (k counted from inj->next) becomes inj->rows[k]; advances inj->next.  The
  * caller checked there are enough rows (mt_dec_inject_check). */

@@ -87,6 +87,6 @@ static int gemma3_init(mt_model *m, mt_err *err) {
     return MT_OK;
 }
 
-const mt_family mt_family_gemma = {"gemma", gemma_init};
-const mt_family mt_family_gemma2 = {"gemma2", gemma2_init};
-const mt_family mt_family_gemma3_text = {"gemma3_text", gemma3_init};
+const mt_family mt_family_gemma = {"gemma", gemma_init, "RMSNorm 1+w, GELU-tanh gated MLP, embeddings scaled by sqrt(hidden)"};
+const mt_family mt_family_gemma2 = {"gemma2", gemma2_init, "sandwich norms, attention and final logit soft-capping, alternating sliding layers"};
+const mt_family mt_family_gemma3_text = {"gemma3_text", gemma3_init, "sandwich norms, per-head q/k norms, local/global RoPE bases, sliding pattern"};

@@ -25,7 +25,7 @@ static int qwen3_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
-const mt_family mt_family_llama = {"llama", llama_init};
-const mt_family mt_family_mistral = {"mistral", llama_init};
-const mt_family mt_family_qwen2 = {"qwen2", qwen2_init};
-const mt_family mt_family_qwen3 = {"qwen3", qwen3_init};
+const mt_family mt_family_llama = {"llama", llama_init, "the reference decoder: GQA, RoPE (llama3, yarn, linear, dynamic), layer_types sliding window"};
+const mt_family mt_family_mistral = {"mistral", llama_init, "llama with a sliding window"};
+const mt_family mt_family_qwen2 = {"qwen2", qwen2_init, "q/k/v biases"};
+const mt_family mt_family_qwen3 = {"qwen3", qwen3_init, "per-head q/k RMSNorm"};

@@ -65,6 +65,20 @@ typedef struct mt_decoder_hp {
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
 
+/* Mechanism files (MLA, state-space layers, gated DeltaNet, short convolutions, other MoE
+ * routers...) plug into the shared decoder through these two hooks; struct mt_fwd (one
+ * forward call's rows, caches and scratch) is in models/decoder_int.h.  forward reads the
+ * branch input rows in[T, hidden] (after the block's pre-norm) and writes the branch output
+ * out[T, hidden] (before the post-norm, residual scale and residual add); free releases
+ * what the family bound into the layer's `mix` / `ffd`. */
+struct mt_fwd;
+typedef struct mt_mixer {   /* a token mixer in place of the built-in attention */
+    const char *name;
+    int  (*forward)(const struct mt_fwd *f, int layer, const float *in, float *out, mt_err *err);
+    void (*free)(void *data);
+} mt_mixer;
+typedef mt_mixer mt_ffn;    /* an MLP in place of the built-in dense / MoE ones (same shape) */
+
 typedef struct mt_layer {
     mt_norm n1, n2, n3, n4;        /* see MT_BLOCK_* */
     mt_norm q_norm, k_norm;
@@ -76,8 +90,14 @@ typedef struct mt_layer {
     int use_rope;
     const float *inv_freq;         /* this layer's RoPE frequencies [rot_dims/2] */
     float rope_in_scale;           /* q,k rotated features multiplied first (yarn/longrope mscale) */
+    const mt_mixer *mixer;         /* set (by mt_model.bind_layer): runs instead of the attention */
+    void *mix;                     /* its bound weights, freed by mixer->free */
+    const mt_ffn *ffn;             /* set: runs instead of the MLP / MoE */
+    void *ffd;                     /* its bound weights, freed by ffn->free */
+    int no_mlp;                    /* the block has no MLP branch (a lone mixer, e.g. Mamba) */
 } mt_layer;
 
+enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };
 typedef struct mt_model {
     char model_type[64];
     mt_decoder_hp hp;
@@ -101,6 +121,12 @@ typedef struct mt_model {
                                       from (config "rope_scaling", or "rope_parameters" per
                                       mt_decoder_rope_source); NULL = plain RoPE */
     const char *rope_scaling_key;  /* its key, for messages */
+    /* set by a family before mt_decoder_bind: called for each layer (its L->use_rope, inv_freq
+     * already set) before the built-in tensors are bound; it may bind the layer its own way and
+     * sets *bound to the parts it took (MT_BOUND_* bits), which mt_decoder_bind then leaves
+     * alone (MT_BOUND_ATTN: q/k/v/o and the q/k norms; MT_BOUND_MLP: the MLP or MoE;
+     * MT_BOUND_NORMS: the block's norms n1..n4); returns an mt_err code */
+    int (*bind_layer)(struct mt_model *m, int layer, int *bound, mt_err *err);
     /* set by MoE families before mt_decoder_bind: which layers are sparse, and their module prefix */
     int (*moe_layer)(const struct mt_model *m, int layer);
     const char *moe_prefix;        /* e.g. "mlp" or "block_sparse_moe" */
@@ -340,8 +366,12 @@ typedef int (*mt_family_init_fn)(mt_model *m, mt_err *err);
 typedef struct mt_family {
     const char *model_type;
     mt_family_init_fn init;
+    const char *summary;   /* what the family exercises, one line for --list-models (NULL: none) */
 } mt_family;
 const mt_family *mt_family_find(const char *model_type);
+/* Up to n registered model_types closest to model_type (prefix or substring matches first, then
+ * by edit distance), best first, into out[]; returns how many. */
+size_t mt_family_nearest(const char *model_type, const char **out, size_t n);
 size_t mt_family_count(void);
 const mt_family *mt_family_at(size_t i);
 /* Shared loader of the llama-like decoder.  read_hp reads the common

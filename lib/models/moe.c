@@ -72,5 +72,5 @@ static int qwen3_moe_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
-const mt_family mt_family_mixtral = {"mixtral", mixtral_init};
-const mt_family mt_family_qwen3_moe = {"qwen3_moe", qwen3_moe_init};
+const mt_family mt_family_mixtral = {"mixtral", mixtral_init, "mixture of experts: top-k of router logits, softmax over them"};
+const mt_family mt_family_qwen3_moe = {"qwen3_moe", qwen3_moe_init, "mixture of experts: softmax, top-k, renormalized; dense layers by list"};

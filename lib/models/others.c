@@ -90,8 +90,8 @@ static int smollm3_init(mt_model *m, mt_err *err) {
     return MT_OK;
 }
 
-const mt_family mt_family_phi3 = {"phi3", phi3_init};
-const mt_family mt_family_granite = {"granite", granite_init};
-const mt_family mt_family_olmo2 = {"olmo2", olmo2_init};
-const mt_family mt_family_starcoder2 = {"starcoder2", starcoder2_init};
-const mt_family mt_family_smollm3 = {"smollm3", smollm3_init};
+const mt_family mt_family_phi3 = {"phi3", phi3_init, "fused qkv and gate_up, partial rotary, longrope"};
+const mt_family mt_family_granite = {"granite", granite_init, "embedding/residual/attention multipliers, logits scaling"};
+const mt_family mt_family_olmo2 = {"olmo2", olmo2_init, "norms after each branch, q/k norms over the whole projection"};
+const mt_family mt_family_starcoder2 = {"starcoder2", starcoder2_init, "LayerNorm with bias, biases everywhere, plain GELU MLP"};
+const mt_family mt_family_smollm3 = {"smollm3", smollm3_init, "RoPE left out of every n-th layer"};

@@ -1,4 +1,6 @@
 /* registry.c - the one table of model families, keyed by config.json model_type. */
+#include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include "models/model.h"
 
@@ -32,3 +34,54 @@ const mt_family *mt_family_find(const char *model_type) {
 size_t mt_family_count(void) { return sizeof families / sizeof *families; }
 
 const mt_family *mt_family_at(size_t i) { return i < mt_family_count() ? families[i] : NULL; }
+
+/* Edit distance of a and b (case-folded, '-' as '_'), capped at 64 characters. */
+static size_t edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 64) n = 64;
+    if (m > 64) m = 64;
+    size_t prev[65], cur[65];
+    for (size_t j = 0; j <= m; j++) prev[j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= m; j++) {
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            if (ca == '-') ca = '_';
+            if (cb == '-') cb = '_';
+            size_t d = prev[j - 1] + (ca != cb), up = prev[j] + 1, left = cur[j - 1] + 1;
+            cur[j] = d < up ? (d < left ? d : left) : (up < left ? up : left);
+        }
+        memcpy(prev, cur, (m + 1) * sizeof *prev);
+    }
+    return prev[m];
+}
+
+/* The leading letters of a name ("qwen" of "qwen3_next", "deepseek" of "deepseek_v3"). */
+static size_t stem_len(const char *s) {
+    size_t i = 0;
+    while (s[i] && isalpha((unsigned char)s[i])) i++;
+    return i;
+}
+
+size_t mt_family_nearest(const char *model_type, const char **out, size_t n) {
+    size_t nf = mt_family_count(), k = 0;
+    size_t *score = malloc(nf * sizeof *score);
+    if (!score) return 0;
+    size_t sl = stem_len(model_type);
+    for (size_t i = 0; i < nf; i++) {
+        const char *f = families[i]->model_type;
+        size_t fl = stem_len(f);
+        int same_stem = sl >= 3 && fl == sl && !strncmp(f, model_type, sl);
+        score[i] = edit_distance(model_type, f) + (same_stem ? 0 : 100);
+    }
+    for (; k < n && k < nf; k++) {   /* selection of the n best, stable on the registry's order */
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < nf; i++)
+            if (score[i] != SIZE_MAX && (best == SIZE_MAX || score[i] < score[best])) best = i;
+        if (best == SIZE_MAX) break;
+        out[k] = families[best]->model_type;
+        score[best] = SIZE_MAX;
+    }
+    free(score);
+    return k;
+}

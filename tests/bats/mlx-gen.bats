@@ -218,3 +218,15 @@ nan_model() {
   echo "$output" | jq -se '.[0].logprobs as $a | .[1].logprobs[:($a | length)] as $b
     | [range($a | length) | ($a[.] - $b[.]) | fabs] | max < 1e-4'
 }
+
+@test "--list-models prints every registered model_type; an unknown one names the nearest" {
+  run --separate-stderr "$GEN" --list-models
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | awk '{print $1}' | grep -cx 'llama\|qwen3_moe\|gemma3_text')" -eq 3 ]
+  d="$BATS_TEST_TMPDIR/m"; cp -r tests/data/models/qwen3-tiny "$d"
+  jq '.model_type = "qwen3_nxt"' tests/data/models/qwen3-tiny/config.json > "$d/config.json"
+  run --separate-stderr "$GEN" -m "$d" -p hi -n 1
+  [ "$status" -ne 0 ]
+  [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+  [[ "$stderr" == *'model_type "qwen3_nxt" is not supported; nearest supported: qwen3'* ]]
+}

@@ -9,6 +9,13 @@ For each family in FAMILIES it writes tests/data/models/<name>/ (float32), <name
   temperature 0; min_margin: the smallest top-1/top-2 logit gap on the greedy path
   (seeds are tried until it is comfortable, so float rounding cannot flip a token).
 
+More families live beside this script, one module per mechanism in tests/gen/llm_families/
+(each defines FAMILIES like the one below and may define MODULE (model_type -> mlx_lm module),
+SPREAD(cfg, key, value) -> value or None (None: the default weight spread below), QUANT
+(name -> [(bits, group_size, mode), ...] replacing the affine 4-bit and 8-bit forms; the
+directory of a form is <name>-<bits>bit for affine, <name>-<mode> otherwise) and
+BUILD(cfg, seed) -> model or None (a model made another way, e.g. from transformers)).
+
 usage: tests/gen/gen_llm_fixtures.py [NAME...]
 """
 import json, os, shutil, sys
@@ -65,6 +72,25 @@ FAMILIES = {
 }
 MODULE = {"mistral": "llama"}  # mlx_lm.utils.MODEL_REMAPPING
 PROMPT = [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5]
+OWNER = {}  # family name -> the llm_families module that defines it
+
+
+def load_family_modules():
+    import importlib.util, glob
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "llm_families")
+    for f in sorted(glob.glob(os.path.join(here, "*.py"))):
+        spec = importlib.util.spec_from_file_location("llm_families_" + os.path.basename(f)[:-3], f)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for name, cfg in getattr(mod, "FAMILIES", {}).items():
+            if name in FAMILIES:
+                sys.exit(f"{f}: family {name} defined twice")
+            FAMILIES[name] = cfg
+            OWNER[name] = mod
+        MODULE.update(getattr(mod, "MODULE", {}))
+
+
+load_family_modules()
 
 
 def make_tokenizer():
@@ -93,7 +119,12 @@ def make_tokenizer():
     json.dump(cfg, open(os.path.join(TOK, "tokenizer_config.json"), "w"), indent=2)
 
 
-def build(cfg, seed):
+def build(cfg, seed, name=None):
+    own = OWNER.get(name)
+    if own is not None and hasattr(own, "BUILD"):
+        model = own.BUILD(cfg, seed)
+        if model is not None:
+            return model
     tied = cfg.get("tie_word_embeddings", True)
     emb_scale, lin_scale = (1.0, 5.0) if tied else (12.0, 2.0)
     if cfg["model_type"].startswith("gemma"):
@@ -105,6 +136,10 @@ def build(cfg, seed):
     # spread the weights so that logits are far from ties
     params = tree_flatten(model.parameters())
     def spread(k, v):
+        if own is not None and hasattr(own, "SPREAD"):
+            r = own.SPREAD(cfg, k, v)
+            if r is not None:
+                return r
         if k == "model.norm.weight" and tied:
             f = {"gemma": 30.0, "gemma2": 3.0, "gemma3_text": 30.0}.get(cfg["model_type"], 8.0)
             return v * f + 0.1 * mx.random.normal(v.shape)
@@ -191,16 +226,18 @@ def main():
     for name, cfg in FAMILIES.items():
         if only and name not in only:
             continue
+        forms = getattr(OWNER.get(name), "QUANT", {}).get(name, [(4, 32, "affine"), (8, 64, "affine")])
         for seed in range(20):
-            model = build(cfg, seed)
+            model = build(cfg, seed, name)
             m = save_dir(model, cfg, os.path.join(OUT, name))
             if m < 0.05:
                 continue
             ok = True
-            for bits, gs in ((4, 32), (8, 64)):
-                qm = build(cfg, seed)
-                qm, qcfg = quantize_model(qm, dict(cfg), gs, bits)
-                mq = save_dir(qm, qcfg, os.path.join(OUT, f"{name}-{bits}bit"))
+            for bits, gs, mode in forms:
+                qm = build(cfg, seed, name)
+                qm, qcfg = quantize_model(qm, dict(cfg), gs, bits, mode=mode)
+                sfx = f"{bits}bit" if mode == "affine" else mode
+                mq = save_dir(qm, qcfg, os.path.join(OUT, f"{name}-{sfx}"))
                 if mq < 0.05:
                     ok = False
             if ok:
