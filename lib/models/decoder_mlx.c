@@ -76,6 +76,9 @@ int mt_model_set_numerics(mt_model *m, int numerics, mt_err *err) {
      * the 16-bit type is the embedding rows, which the float32 path rounds as mlx does */
     const mt_tensor_view *nw = m->st ? mt_safetensors_get(m->st, "model.norm.weight") : NULL;
     if (nw && nw->dtype == MT_F32) m->act_dt = MT_F32;
+    if (numerics == MT_NUMERICS_MLX && m->act_dt != MT_F32 && m->no_mlx)
+        return mt_seterr(err, MT_EUNSUPPORTED, "--numerics mlx is not implemented for model_type \"%s\" (%s); "
+                         "use the default f32", m->model_type, m->no_mlx);
     if (numerics == MT_NUMERICS_MLX && m->act_dt != MT_F32)
         for (int l = 0; l < m->hp.n_layers; l++)
             if (m->layers[l].mixer || m->layers[l].ffn || m->layers[l].no_mlp)

@@ -151,6 +151,9 @@ typedef struct mt_model {
                                       position (the rest take t); all 0 = plain RoPE.  The positions
                                       come from mt_embed_inject.pos3 (prompt rows) or the cache's
                                       pos_delta (later rows); see mt_dec_rope_pos */
+    const char *no_mlx;            /* set by a family whose switches decoder_mlx.c does not implement: why
+                                      (mt_model_set_numerics then refuses MT_NUMERICS_MLX for 16-bit
+                                      models, naming it); NULL = the mlx numerics cover the family */
     int batch_invariant;           /* mt_model_decode_batch computes each sequence's row exactly as a
                                       batch of one would (mt_linear_forward_rows1, the attention's
                                       head grouping of one row): an answer never depends on the
