@@ -188,7 +188,7 @@ static int seq_cache(mt_gen_seq *q, mt_model *m, const int32_t *prompt, size_t n
         if (*have == *nfull) {   /* nothing new: recompute the last cached token for its logits */
             if (!P || mt_kvcache_trim(q->cache, 1) != 1)
                 return mt_seterr(err, MT_EINVAL, "the record adds no tokens to the cached prefix, and the cache cannot "
-                                 "be rolled back one token (a rotating cache that has wrapped)");
+                                 "be rolled back one token (a rotating cache that has wrapped, or recurrent state)");
             *have = P - 1;
         }
     }

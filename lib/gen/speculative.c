@@ -162,9 +162,16 @@ int mt_spec_new(mt_spec **out, mt_gen_seq *q, mt_model *target, mt_err *err) {
         return mt_seterr(err, MT_EINVAL, "prompt_lookup must be in [0, %d]", MT_SPEC_MAX_DRAFT);
     int K = gp->draft && gp->num_draft > 0 ? gp->num_draft : 0, N = gp->prompt_lookup;
     if (!K && !N) return mt_seterr(err, MT_EINVAL, "internal: speculative decoding without a draft or prompt lookup");
+    if (q->cache->has_state)
+        return mt_seterr(err, MT_EUNSUPPORTED, "speculative decoding: this model's recurrent layers cannot be rolled "
+                         "back after rejected proposals");
     if (!mt_kvcache_trimmable(q->cache))
         return mt_seterr(err, MT_EINVAL, "speculative decoding: the rotating KV cache (--max-kv-size %zu) is full after "
                          "the prompt and cannot be rolled back", q->cache->max_size);
+    for (int l = 0; K && l < gp->draft->hp.n_layers; l++)
+        if (gp->draft->layers[l].state_floats)
+            return mt_seterr(err, MT_EUNSUPPORTED, "speculative decoding: a draft model with recurrent layers cannot be "
+                             "rolled back after rejected proposals");
     if (K && gp->inject) return mt_seterr(err, MT_EINVAL, "a draft model does not go with images");
     if (K && gp->draft->hp.vocab != target->hp.vocab)
         return mt_seterr(err, MT_EINVAL, "the draft model's vocabulary (%d tokens) differs from the model's (%d): "

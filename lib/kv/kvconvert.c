@@ -16,6 +16,7 @@ static int empty_like(const mt_kvcache *c, int f16, mt_kvcache **out, mt_err *er
 
 int mt_kvcache_quantized_copy(const mt_kvcache *c, int bits, int group, mt_kvcache **out, mt_err *err) {
     if (c->quantized || c->qscheme) return mt_seterr(err, MT_EINVAL, "the cache is quantized already");
+    if (c->has_state) return mt_seterr(err, MT_EUNSUPPORTED, "a cache with recurrent state cannot be quantized here");
     if (c->max_size) return mt_seterr(err, MT_EINVAL, "a rotating cache (--max-kv-size) cannot be quantized (as in mlx-lm)");
     mt_kvcache *q;
     MT_TRY(empty_like(c, c->f16, &q, err));
@@ -56,6 +57,7 @@ int mt_kvcache_quantized_copy(const mt_kvcache *c, int bits, int group, mt_kvcac
 int mt_kvcache_dequantized_copy(const mt_kvcache *c, mt_kvcache **out, mt_err *err) {
     if (!c->quantized || c->qscheme != MT_KVQ_AFFINE)
         return mt_seterr(err, MT_EINVAL, "the cache is not affine-quantized");
+    if (c->has_state) return mt_seterr(err, MT_EUNSUPPORTED, "a cache with recurrent state cannot be converted here");
     mt_kvcache *f;
     MT_TRY(empty_like(c, c->f16, &f, err));
     size_t n = c->len, H = (size_t)c->n_kv_heads, D = (size_t)c->head_dim, nw = mt_kvcache_qwords(c);

@@ -418,6 +418,10 @@ static void place_layers(void *vctx, size_t b, size_t e, int tid) {
 int mt_kvfile_to_cache(const mt_kvfile *f, const mt_model *m, mt_kvcache **out, mt_err *err) {
     const mt_kvfile_layer *L0 = &f->layers[0];
     int rot = all_rotating(f);
+    for (int l = 0; m && l < m->hp.n_layers; l++)
+        if (m->layers[l].state_floats)
+            return mt_seterr(err, MT_EUNSUPPORTED, "%s: prompt-cache files of models with recurrent layers are not "
+                             "supported yet", f->label);
     if (m) {
         const mt_decoder_hp *hp = &m->hp;
         if (f->n_layers != hp->n_layers || f->kv_heads != hp->n_kv_heads || f->head_dim != hp->head_dim)
@@ -727,6 +731,8 @@ static int serialize_to(const mt_kvcache *c, const mt_kvmeta *meta, sink *s, mt_
 }
 
 int mt_kvfile_serialize(const mt_kvcache *c, const mt_kvmeta *meta, char **out, size_t *len, mt_err *err) {
+    if (c->has_state)
+        return mt_seterr(err, MT_EUNSUPPORTED, "prompt-cache files of models with recurrent layers are not supported yet");
     sink s = {.fd = -1};
     int rc = serialize_to(c, meta, &s, err);
     if (rc) { free(s.mem); return rc; }

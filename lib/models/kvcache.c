@@ -60,14 +60,40 @@ int mt_kvcache_new_geom(mt_kvcache **out, int n_layers, int n_kv_heads, int head
     return MT_OK;
 }
 
+/* Recurrent state arrays of the sizes in n[n_layers] (zeroed); none when every size is 0. */
+static int state_alloc(mt_kvcache *c, const size_t *n) {
+    int any = 0;
+    for (int l = 0; l < c->n_layers; l++) any |= n[l] != 0;
+    if (!any) return MT_OK;
+    c->state = calloc((size_t)c->n_layers, sizeof *c->state);
+    c->state_n = calloc((size_t)c->n_layers, sizeof *c->state_n);
+    if (!c->state || !c->state_n) return MT_ENOMEM;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (!n[l]) continue;
+        if (!(c->state[l] = calloc(n[l], sizeof(float)))) return MT_ENOMEM;
+        c->state_n[l] = n[l];
+    }
+    c->has_state = 1;
+    return MT_OK;
+}
+
 int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
-    return mt_kvcache_new_geom(out, m->hp.n_layers, m->hp.n_kv_heads, m->hp.head_dim, err);
+    MT_TRY(mt_kvcache_new_geom(out, m->hp.n_layers, m->hp.n_kv_heads, m->hp.head_dim, err));
+    size_t *n = calloc((size_t)m->hp.n_layers, sizeof *n);
+    int rc = n ? MT_OK : MT_ENOMEM;
+    for (int l = 0; !rc && l < m->hp.n_layers && m->layers; l++) n[l] = m->layers[l].state_floats;
+    if (!rc) rc = state_alloc(*out, n);
+    free(n);
+    if (rc) { mt_kvcache_free(*out); *out = NULL; return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    return MT_OK;
 }
 
 void mt_kvcache_reset(mt_kvcache *c) {
     if (!c) return;
     c->len = c->bufcap = c->idx = c->mlx_rows = 0;
     c->pos_delta = 0;
+    for (int l = 0; c->has_state && l < c->n_layers; l++)
+        if (c->state[l]) memset(c->state[l], 0, c->state_n[l] * sizeof(float));
     if (c->quantized) {   /* a new sequence starts as float rows again (a new mlx-lm cache) */
         kv_free_rows(c);
         c->quantized = 0;
@@ -114,6 +140,9 @@ void mt_kvcache_free(mt_kvcache *c) {
     free(c->vb);
     free(c->slot_pos);
     free(c->tsign);
+    if (c->state) free_each((void **)c->state, c->n_layers);
+    free(c->state);
+    free(c->state_n);
     free(c);
 }
 
@@ -335,6 +364,11 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
         if (!c->tsign) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         else memcpy(c->tsign, src->tsign, (size_t)c->head_dim * sizeof *c->tsign);
     }
+    if (!rc && src->has_state) {
+        if (state_alloc(c, src->state_n)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (int l = 0; !rc && l < c->n_layers; l++)
+            if (src->state[l]) memcpy(c->state[l], src->state[l], src->state_n[l] * sizeof(float));
+    }
     if (!rc) rc = mt_kvcache_reserve(c, n ? n : 1, err);
     if (rc) { mt_kvcache_free(c); return rc; }
     if (c->quantized) {
@@ -366,7 +400,7 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
     return MT_OK;
 }
 
-int mt_kvcache_trimmable(const mt_kvcache *c) { return !c->max_size || c->len < c->max_size; }
+int mt_kvcache_trimmable(const mt_kvcache *c) { return !c->has_state && (!c->max_size || c->len < c->max_size); }
 
 size_t mt_kvcache_trim(mt_kvcache *c, size_t n) {
     if (!mt_kvcache_trimmable(c)) return 0;
@@ -381,7 +415,9 @@ size_t mt_kvcache_bytes(const mt_kvcache *c) {
     if (!c->quantized) per = c->kv_dim * mt_dtype_size(mt_kv_dtype(c));
     else if (c->qscheme == MT_KVQ_TURBO) per = (size_t)c->n_kv_heads * (mt_kvcache_qwords(c) * 4 + 4);
     else per = (size_t)c->n_kv_heads * (mt_kvcache_qwords(c) * 4 + 2 * kv_qscales(c) * (c->f16 ? 2 : 4));
-    return 2 * (size_t)c->n_layers * mt_kvcache_slots(c) * per;
+    size_t st = 0;
+    for (int l = 0; c->has_state && l < c->n_layers; l++) st += c->state_n[l] * sizeof(float);
+    return 2 * (size_t)c->n_layers * mt_kvcache_slots(c) * per + st;
 }
 
 

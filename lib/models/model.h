@@ -95,6 +95,9 @@ typedef struct mt_layer {
     const mt_ffn *ffn;             /* set: runs instead of the MLP / MoE */
     void *ffd;                     /* its bound weights, freed by ffn->free */
     int no_mlp;                    /* the block has no MLP branch (a lone mixer, e.g. Mamba) */
+    size_t state_floats;           /* recurrent state this layer keeps per sequence (a state-space,
+                                      linear-attention or short-convolution mixer): floats of
+                                      mt_kvcache.state[layer]; 0 = none (set at bind) */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };
@@ -220,6 +223,13 @@ typedef struct mt_kvcache {
      * (2^qbits centroids, ascending) with its 2^qbits - 1 decision boundaries */
     float *tsign;
     float tcb[16], tbound[15];
+    /* recurrent state beside the K/V rows (layers with state_floats): state[l] holds state_n[l]
+     * float32 values (NULL / 0 for layers without), all zero for an empty sequence; the layer's
+     * mixer updates it in place as tokens pass.  Kept by mt_kvcache_copy, zeroed by
+     * mt_kvcache_reset; a cache with state cannot be trimmed (a recurrence cannot be rewound). */
+    float **state;
+    size_t *state_n;
+    int has_state;
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
@@ -281,7 +291,8 @@ void mt_kvcache_free(mt_kvcache *c);
 /* A deep copy of src (its mode, rows and bookkeeping): a snapshot to continue from. */
 int  mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err);
 /* mlx-lm's trim: drop the last n tokens (at most len); returns how many were dropped.  A
- * rotating cache that has wrapped (len >= max_size) is not trimmable and returns 0. */
+ * rotating cache that has wrapped (len >= max_size), and a cache with recurrent state, are not
+ * trimmable and return 0. */
 int    mt_kvcache_trimmable(const mt_kvcache *c);
 size_t mt_kvcache_trim(mt_kvcache *c, size_t n);
 /* The slots that hold state (what mlx-lm's `state` returns): len for an unbounded cache,
