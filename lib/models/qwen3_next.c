@@ -95,6 +95,17 @@ static int bind_hybrid(mt_model *m, double prf, mt_err *err) {
     MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
     mt_deltanet_hp dh;
     MT_TRY(dn_hp(m, &dh, err));
+    /* mlx-lm places the layers by full_attention_interval alone (default 4); a transformers-5
+     * layer_types that says otherwise is refused (mlx-lm fails on the weights) */
+    json_t *lt = json_object_get(c, "layer_types");
+    for (int i = 0; json_is_array(lt) && i < m->hp.n_layers && (size_t)i < json_array_size(lt); i++) {
+        const char *t = json_string_value(json_array_get(lt, (size_t)i));
+        int lin = t && !strcmp(t, "linear_attention");
+        if (t && lin != linear_layer(m, i))
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"layer_types\"[%d] is \"%s\", but full_attention_interval "
+                             "%d (mlx-lm reads only that; default 4) makes layer %d %s attention", i, t, every, i,
+                             lin ? "full" : "linear");
+    }
     m->hp.rot_dims = (int)(m->hp.head_dim * prf);   /* mt_decoder_bind refuses an odd or empty one */
     m->hp.qk_norm = MT_QKNORM_HEAD;
     m->hp.attn_out_gate = 1;
