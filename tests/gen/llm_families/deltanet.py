@@ -5,6 +5,7 @@ full -- both layer kinds, and the recurrence carried across two DeltaNet layers.
 are twice the key heads (the key-head grouping), the convolution kernel is 4, the attention
 is partial-rotary with per-head q/k norms and an output gate.
   qwen3next-tiny    qwen3_next, dense MLP (num_experts 0), in_proj_qkvz / in_proj_ba
+  qwen3next-asym-tiny  qwen3_next with nk 1, nv 3, dk 24, dv 8, kernel 3, 3 layers (2 linear), tied
   qwen3_5-tiny      qwen3_5, the text config nested under text_config (mlx-lm's language_model.
                     tensor names), rope_parameters with an mrope_section, split projections
   qwen3next-moe-tiny, qwen3_5moe-tiny: sparse layers with a sigmoid-gated shared expert (need the
@@ -28,6 +29,12 @@ _TEXT35 = dict(_SIZES, model_type="qwen3_5_text",
 
 FAMILIES = {
     "qwen3next-tiny": _NEXT,
+    # uneven geometry: one key head shared by 3 value heads, key and value head sizes differ
+    # (24 / 8: a value width of 24, so out_proj stays unquantized in the 4/8-bit forms), kernel 3,
+    # layers linear, linear, full; tied embeddings
+    "qwen3next-asym-tiny": dict(_NEXT, num_hidden_layers=3, full_attention_interval=3, linear_num_key_heads=1,
+                                linear_num_value_heads=3, linear_key_head_dim=24, linear_value_head_dim=8,
+                                linear_conv_kernel_dim=3, partial_rotary_factor=0.25, tie_word_embeddings=True),
     "qwen3_5-tiny": dict(model_type="qwen3_5", tie_word_embeddings=False, eos_token_id=2, bos_token_id=1,
                          text_config=_TEXT35),
     "qwen3next-moe-tiny": dict(_NEXT, num_experts=4, mlp_only_layers=[2]),
