@@ -472,7 +472,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         if (!(bound & MT_BOUND_ATTN)) {
             if (hp->fused_qkv) LIN(qkv, "self_attn.qkv_proj", qd + 2 * kvd, H, ab);
             else {
-                LIN(q, "self_attn.q_proj", qd, H, ab);
+                LIN(q, "self_attn.q_proj", hp->attn_out_gate ? 2 * qd : qd, H, ab);
                 LIN(k, "self_attn.k_proj", kvd, H, ab);
                 LIN(v, "self_attn.v_proj", kvd, H, ab);
             }
@@ -728,6 +728,14 @@ int mt_model_load_text(mt_model **out, const char *dir, const mt_text_spec *spec
     }
     *out = m;
     return MT_OK;
+}
+
+int mt_model_use_text(mt_model *m, const mt_text_spec *spec, mt_err *err) {
+    mt_config *tc = NULL;
+    MT_TRY(text_config(&tc, mt_config_json(m->cfg), spec, err));
+    mt_config_free(m->cfg);
+    m->cfg = tc;
+    return mt_safetensors_set_prefix(m->st, spec->strip, spec->add, err);
 }
 
 void mt_model_free(mt_model *m) {
@@ -1041,7 +1049,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     size_t I = (size_t)hp->inter, nt = (size_t)mt_pool_size(m->pool);
     size_t qkvd = qd + 2 * kvd;
     size_t I2 = hp->mlp == MT_MLP_GATED_FUSED ? 2 * I : I;
-    size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
+    size_t sz_x = T * H, sz_q = T * qkvd + (hp->attn_out_gate ? 2 * T * qd : 0), sz_a = T * qd, sz_i = T * I2;
     size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
     if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
     size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);
@@ -1091,7 +1099,10 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             mt_dec_observe(m, l, "self_attn.q_proj", ain, T, H);
             mt_dec_observe(m, l, "self_attn.k_proj", ain, T, H);
             mt_dec_observe(m, l, "self_attn.v_proj", ain, T, H);
-            lin_rows(rows1, &L->q, ain, T, q, work, m->pool);
+            if (hp->attn_out_gate) {   /* gated attention: each head's [q | gate] rows after v */
+                lin_rows(rows1, &L->q, ain, T, v + T * kvd, work, m->pool);
+                for (size_t t = 0; t < T * (size_t)hp->n_heads; t++) memcpy(q + t * hd, v + T * kvd + 2 * t * hd, hd * sizeof *q);
+            } else lin_rows(rows1, &L->q, ain, T, q, work, m->pool);
             lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
             lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
         }
@@ -1127,6 +1138,9 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (!rows1 && attn_blocks_ok(&ac))
             mt_pool_for(m->pool, (size_t)hp->n_kv_heads * ((T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
         else mt_pool_for(m->pool, T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
+        if (hp->attn_out_gate)
+            for (size_t t = 0; t < T * (size_t)hp->n_heads; t++)
+                for (size_t i = 0; i < hd; i++) att[t * hd + i] /= 1.0f + expf(-v[T * kvd + (2 * t + 1) * hd + i]);
         mt_dec_observe(m, l, "self_attn.o_proj", att, T, qd);
         lin_rows(rows1, &L->o, att, T, br, work, m->pool);
     attn_done:

@@ -61,6 +61,9 @@ typedef struct mt_decoder_hp {
     int dyn_max_pos;
     int clip_residual;      /* gemma3_text: a float16 model's residual sums are clipped to +-65504
                                (mlx-lm's clip_residual; only the mlx numerics see it) */
+    /* gated attention (qwen3_next, qwen3_5): q_proj gives each head [q | gate] (2 * head_dim rows);
+     * the attention output is multiplied by sigmoid(gate) before o_proj (no mlx numerics: no_mlx) */
+    int attn_out_gate;
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
@@ -248,6 +251,10 @@ typedef struct mt_text_spec {
 /* Its config is the cfg_key object with the defaults, the top level's quantization (per-module
  * keys renamed the same way) and eos_token_id. */
 int  mt_model_load_text(mt_model **out, const char *dir, const mt_text_spec *spec, mt_pool *pool, mt_err *err);
+/* For a family whose own config.json nests (or may nest) its text model (qwen3_5): from its init,
+ * before anything else, replace m->cfg by the text config spec picks and read tensors through its
+ * prefix, as mt_model_load_text does. */
+int  mt_model_use_text(mt_model *m, const mt_text_spec *spec, mt_err *err);
 void mt_model_free(mt_model *m);
 
 /* The arithmetic of the forward pass.

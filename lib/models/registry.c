@@ -7,6 +7,9 @@
 extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
     mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
+/* gated DeltaNet (linear attention with recurrent state) + gated attention: qwen3_next.c.
+ * mt_family_qwen3_5_moe (qwen3_5 with experts) waits for the built-in MoE's shared expert. */
+extern const mt_family mt_family_qwen3_next, mt_family_qwen3_5;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -23,6 +26,9 @@ static const mt_family *const families[] = {
     &mt_family_smollm3,
     &mt_family_mixtral,
     &mt_family_qwen3_moe,
+    /* gated DeltaNet */
+    &mt_family_qwen3_next,
+    &mt_family_qwen3_5,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

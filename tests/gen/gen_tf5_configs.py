@@ -79,6 +79,17 @@ CASES = {
     "smollm3": ("smollm3-tiny", None, None, "layer_types and no_rope_layers appear"),
     "smollm3-swa": ("smollm3-tiny", setv(use_sliding_window=True, sliding_window=5), None,
                     "layer_types marks the no-RoPE layers sliding: mlx-lm (llama's model) uses the window"),
+    # gated DeltaNet
+    "qwen3_next": ("qwen3next-tiny", None, None,
+                   "rope_theta and partial_rotary_factor move to rope_parameters: mlx-lm's qwen3_next requires them"),
+    "qwen3_next-top": ("qwen3next-tiny", None, setv(rope_theta=10000.0, partial_rotary_factor=0.5,
+                                                    full_attention_interval=2),
+                       "with the keys transformers 5 moved or dropped back at the top level: runs"),
+    "qwen3_5": ("qwen3_5-tiny", None, None,
+                "the nested text_config as Qwen3_5Config writes it: layer_types, no full_attention_interval "
+                "(mlx-lm's default 4 puts a linear layer where the weights hold attention)"),
+    "qwen3_5-interval": ("qwen3_5-tiny", None, lambda c: c["text_config"].update(full_attention_interval=2),
+                         "the same with full_attention_interval back: runs, rope_parameters as before"),
 }
 
 

@@ -383,6 +383,15 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/starcoder2-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
         {"tests/data/models/phi3-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
         {"tests/data/models/mixtral-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        /* gated DeltaNet (qwen3_next) */
+        {"tests/data/models/qwen3next-tiny", C, "linear_num_value_heads", "3",
+         "config.json: linear_num_value_heads 3 is not a multiple of linear_num_key_heads 2"},
+        {"tests/data/models/qwen3next-tiny", C, "linear_conv_kernel_dim", "0",
+         "config.json: \"linear_conv_kernel_dim\" must be a positive integer (got 0)"},
+        {"tests/data/models/qwen3next-tiny", C, "partial_rotary_factor", "2",
+         "config.json: \"partial_rotary_factor\" must be at most 1 (got 2)"},
+        {"tests/data/models/qwen3next-tiny", C, "full_attention_interval", "0",
+         "config.json: \"full_attention_interval\" must be a positive integer"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
