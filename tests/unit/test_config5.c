@@ -60,7 +60,6 @@ static void run_case(const char *name, json_t *cs, mt_pool *pool) {
     if (!fixture) return;
     if (json_object_get(cs, "no_transformers")) {   /* transformers writes no other form: test_model covers it */
         printf("  %-20s no transformers class (%s)\n", name, json_string_value(json_object_get(cs, "no_transformers")));
-
         return;
     }
     char *src = mt_path_join("tests/data/models", fixture), *gp = mt_path_join(src, "golden.json");
