@@ -1,0 +1,42 @@
+"""Dense llama variants made of the shared decoder's switches, group A (lib/models/dense_a.c):
+phi, cohere, cohere2, internlm2, internlm3, glm4, exaone4, ernie4_5, olmo3, minicpm.
+Every mechanism is active in the tiny configs: phi's parallel block and partial rotary,
+cohere's per-head q/k LayerNorm (weights spread around 1), cohere2's sliding/global (no RoPE)
+layers, internlm2's grouped wqkv with a linear RoPE scaling, exaone4's LLLG pattern, olmo3's
+default layer_types (every 4th layer full) with a scaled RoPE on the full layer only, minicpm's
+three scales."""
+import mlx.core as mx
+
+BASE = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_attention_heads=4,
+            num_key_value_heads=2, rms_norm_eps=1e-5, vocab_size=384, rope_theta=10000.0,
+            max_position_embeddings=512, torch_dtype="float32", bos_token_id=1, eos_token_id=2)
+
+FAMILIES = {
+    "phi-tiny": dict(BASE, model_type="phi", partial_rotary_factor=0.5, layer_norm_eps=1e-5,
+                     tie_word_embeddings=False),
+    "cohere-tiny": dict(BASE, model_type="cohere", use_qk_norm=True, layer_norm_bias=False, logit_scale=2.0,
+                        attention_bias=True, layer_norm_eps=1e-5, tie_word_embeddings=True),
+    "cohere2-tiny": dict(BASE, model_type="cohere2", num_hidden_layers=4, head_dim=16, sliding_window=4,
+                         sliding_window_pattern=2, logit_scale=2.0, layer_norm_eps=1e-5,
+                         tie_word_embeddings=True),
+    "internlm2-tiny": dict(BASE, model_type="internlm2", bias=True, tie_word_embeddings=False,
+                           rope_scaling={"type": "linear", "factor": 2.0}),
+    "internlm3-tiny": dict(BASE, model_type="internlm3", qkv_bias=True, bias=True, head_dim=24,
+                           tie_word_embeddings=False, rope_scaling={"rope_type": "linear", "factor": 2.0}),
+    "glm4-tiny": dict(BASE, model_type="glm4", head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
+                      tie_word_embeddings=False),
+    "exaone4-tiny": dict(BASE, model_type="exaone4", num_hidden_layers=4, head_dim=16, sliding_window=4,
+                         sliding_window_pattern="LLLG", rope_scaling=None, tie_word_embeddings=False),
+    "ernie45-tiny": dict(BASE, model_type="ernie4_5", head_dim=16, use_bias=True, tie_word_embeddings=False),
+    "olmo3-tiny": dict(BASE, model_type="olmo3", num_hidden_layers=4, sliding_window=4,
+                       rope_scaling={"rope_type": "linear", "factor": 2.0}, tie_word_embeddings=False),
+    "minicpm-tiny": dict(BASE, model_type="minicpm", scale_emb=2.0, scale_depth=1.4, dim_model_base=16,
+                         tie_word_embeddings=False),
+}
+
+
+def SPREAD(cfg, k, v):
+    # cohere's LayerNorm2D q/k weights start at zero: spread them around 1
+    if cfg["model_type"] == "cohere" and (k.endswith("q_norm.weight") or k.endswith("k_norm.weight")):
+        return 1.0 + 0.3 * mx.random.normal(v.shape)
+    return None
