@@ -32,7 +32,7 @@ static int linear_or_dynamic(mt_model *m, const char *tkey, mt_err *err) {
     if (!json_is_string(t) || !json_object_get(rs, "factor"))
         return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling must hold \"factor\" and \"%s\"", tkey);
     if (strcmp(json_string_value(t), "linear") && strcmp(json_string_value(t), "dynamic"))
-        return mt_seterr(err, MT_EUNSUPPORTED, "config.json: rope_scaling %s \"%s\" (mlx-lm takes only linear or dynamic "
+        return mt_seterr(err, MT_EFORMAT, "config.json: rope_scaling %s \"%s\" (mlx-lm takes only linear or dynamic "
                          "for %s)", tkey, json_string_value(t), m->model_type);
     return MT_OK;
 }

@@ -25,8 +25,11 @@ FAMILIES = {
                            tie_word_embeddings=False, rope_scaling={"rope_type": "linear", "factor": 2.0}),
     "glm4-tiny": dict(BASE, model_type="glm4", head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
                       tie_word_embeddings=False),
-    "exaone4-tiny": dict(BASE, model_type="exaone4", num_hidden_layers=4, head_dim=16, sliding_window=4,
-                         sliding_window_pattern="LLLG", rope_scaling=None, tie_word_embeddings=False),
+    "exaone4-tiny": dict(BASE, model_type="exaone4", num_hidden_layers=4, head_dim=16, sliding_window=3,
+                         sliding_window_pattern="LLLG", rope_scaling=None, tie_word_embeddings=False,
+                         # (for transformers' config class, which the tokenizer loader builds: it cannot
+                         # derive layer_types from a string pattern; mlx-lm reads only the pattern)
+                         layer_types=["sliding_attention"] * 3 + ["full_attention"]),
     "ernie45-tiny": dict(BASE, model_type="ernie4_5", head_dim=16, use_bias=True, tie_word_embeddings=False),
     "olmo3-tiny": dict(BASE, model_type="olmo3", num_hidden_layers=4, sliding_window=4,
                        rope_scaling={"rope_type": "linear", "factor": 2.0}, tie_word_embeddings=False),
@@ -39,4 +42,10 @@ def SPREAD(cfg, k, v):
     # cohere's LayerNorm2D q/k weights start at zero: spread them around 1
     if cfg["model_type"] == "cohere" and (k.endswith("q_norm.weight") or k.endswith("k_norm.weight")):
         return 1.0 + 0.3 * mx.random.normal(v.shape)
+    # internlm2 names its embedding and head otherwise: the spread the generator gives llama's
+    if cfg["model_type"] == "internlm2" and (k == "output.weight" or k == "model.tok_embeddings.weight"):
+        return v * 12.0
+    # minicpm divides the head's input by hidden_size / dim_model_base (4 here): a wider head
+    if cfg["model_type"] == "minicpm" and k == "lm_head.weight":
+        return v * 48.0
     return None
