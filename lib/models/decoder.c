@@ -465,23 +465,24 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     char hw[128];
     snprintf(hw, sizeof hw, "%s.weight", head);
     MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, MT_DEC_NAME(m, embed, "model.embed_tokens"), V, H, -1, err));
-    if (hp->tie_embeddings && !mt_safetensors_get(m->st, hw)) m->lm_head = m->embed;
+    if (hp->tie_embeddings && (hp->tie_always || !mt_safetensors_get(m->st, hw))) m->lm_head = m->embed;
     else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, head, V, H, hp->lm_head_bias ? 1 : -1, err));
     MT_TRY(mt_dec_bind_norm(m, MT_DEC_NAME(m, final_norm, "model.norm"), H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
     char p[256];
     int ab = hp->attn_bias ? 1 : -1, ob = hp->o_bias ? 1 : -1, mb = hp->mlp_bias ? 1 : -1;
+    const char *lay = MT_DEC_NAME(m, layers, "model.layers");
     for (int i = 0; i < hp->n_layers; i++) {
         mt_layer *L = &m->layers[i];
         L->use_rope = 1;
         L->inv_freq = m->inv_freq;
         L->rope_in_scale = m->rope_in_scale;
 #define LIN(field, sub, o, in, bias) \
-    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); \
+    do { snprintf(p, sizeof p, "%s.%d.%s", lay, i, sub); \
          MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, bias, err)); } while (0)
 #define NORM(field, sub) \
-    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); MT_TRY(mt_dec_bind_norm(m, p, H, &L->field, err)); } while (0)
+    do { snprintf(p, sizeof p, "%s.%d.%s", lay, i, sub); MT_TRY(mt_dec_bind_norm(m, p, H, &L->field, err)); } while (0)
         int bound = 0;
         if (m->bind_layer) MT_TRY(m->bind_layer(m, i, &bound, err));
         if (!(bound & MT_BOUND_ATTN)) {
@@ -495,7 +496,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         }
         if (bound & MT_BOUND_MLP) {
         } else if (m->moe_layer && m->moe_layer(m, i)) {
-            snprintf(p, sizeof p, "model.layers.%d.%s", i, m->moe_prefix);
+            snprintf(p, sizeof p, "%s.%d.%s", lay, i, m->moe_prefix);
             MT_TRY(mt_decoder_bind_moe(m, i, p, err));
         } else if (hp->mlp == MT_MLP_GATED) {
             LIN(gate, MT_DEC_NAME(m, gate, "mlp.gate_proj"), I, H, mb);
@@ -520,9 +521,9 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         if (hp->qk_norm && !(bound & MT_BOUND_ATTN)) {
             size_t qn = hp->qk_norm == MT_QKNORM_HEAD ? hd : qd, kn = hp->qk_norm == MT_QKNORM_HEAD ? hd : kvd;
             int each = hp->qk_norm == MT_QKNORM_HEAD_EACH;   /* [heads, head_dim] weights */
-            snprintf(p, sizeof p, "model.layers.%d.%s", i, MT_DEC_NAME(m, q_norm, "self_attn.q_norm"));
+            snprintf(p, sizeof p, "%s.%d.%s", lay, i, MT_DEC_NAME(m, q_norm, "self_attn.q_norm"));
             MT_TRY(each ? head_norm(m, p, (size_t)hp->n_heads, hd, &L->q_norm, err) : mt_dec_bind_norm(m, p, qn, &L->q_norm, err));
-            snprintf(p, sizeof p, "model.layers.%d.%s", i, MT_DEC_NAME(m, k_norm, "self_attn.k_norm"));
+            snprintf(p, sizeof p, "%s.%d.%s", lay, i, MT_DEC_NAME(m, k_norm, "self_attn.k_norm"));
             MT_TRY(each ? head_norm(m, p, (size_t)hp->n_kv_heads, hd, &L->k_norm, err) : mt_dec_bind_norm(m, p, kn, &L->k_norm, err));
         }
     }
@@ -950,7 +951,7 @@ static int attn_blocks_ok(const attn_ctx *a) {
 void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
     if (!m->on_linear_input) return;
     char path[256];
-    snprintf(path, sizeof path, "model.layers.%d.%s", l, sub);
+    snprintf(path, sizeof path, "%s.%d.%s", MT_DEC_NAME(m, layers, "model.layers"), l, sub);
     m->on_linear_input(m->hook_user, path, x, T, in);
 }
 

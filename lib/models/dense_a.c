@@ -13,8 +13,12 @@
  *   olmo3      olmo2 with layer_types sliding layers (their RoPE without scaling)
  *   minicpm    embeddings times scale_emb, branches times scale_depth / sqrt(layers), an untied
  *              head's input divided by hidden_size / dim_model_base
+ *   exaone     llama under GPT-style names (transformer.h.N, ln_1, attn.attention.out_proj,
+ *              c_fc_0/c_fc_1/c_proj), the layer count in num_layers
+ *   helium     llama with traditional RoPE, q/k/v and MLP biases, head_dim from hidden_size
+ *   glm        llama with traditional RoPE, fused gate_up, q/k/v biases
  * ref: mlx_lm/models/phi.py, cohere.py, cohere2.py, internlm2.py, internlm3.py, glm4.py,
- *      exaone4.py, ernie4_5.py, olmo3.py, minicpm.py. */
+ *      exaone4.py, ernie4_5.py, olmo3.py, minicpm.py, exaone.py, helium.py, glm.py. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +92,7 @@ static int cohere_common(mt_model *m, double theta, mt_err *err) {
     m->hp.o_bias = m->hp.attn_bias;
     m->hp.mlp_bias = 0;
     m->hp.rope_traditional = 1;
-    m->hp.tie_embeddings = 1;
+    m->hp.tie_embeddings = m->hp.tie_always = 1;   /* mlx-lm's cohere has no lm_head */
     m->hp.logits_div = (float)(1.0 / ls);
     plain_rope(m);
     m->no_mlx = "parallel attention and MLP";
@@ -313,6 +317,64 @@ static int minicpm_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* ---- exaone, helium, glm ---- */
+
+static const mt_dec_names exaone_names = {
+    .embed = "transformer.wte", .final_norm = "transformer.ln_f", .layers = "transformer.h",
+    .q = "attn.attention.q_proj", .k = "attn.attention.k_proj", .v = "attn.attention.v_proj",
+    .o = "attn.attention.out_proj", .gate = "mlp.c_fc_0", .up = "mlp.c_fc_1", .down = "mlp.c_proj",
+    .n1 = "ln_1", .n2 = "ln_2"};
+
+static int exaone_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int nl = 0;
+    double eps = 1e-5;
+    MT_TRY(mt_cfg_count(c, "num_layers", 0, &nl, 1, err));
+    /* mlx-lm counts the blocks with num_layers (the decoder reads num_hidden_layers) */
+    if (json_object_set_new(c, "num_hidden_layers", json_integer(nl))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+    MT_TRY(mt_cfg_real(c, "layer_norm_epsilon", 1e-5, &eps, 1, MT_CFG_NONNEG, err));
+    if (m->hp.head_dim * m->hp.n_heads != m->hp.hidden)
+        return mt_seterr(err, MT_EFORMAT, "config.json: head_dim %d times num_attention_heads %d is not hidden_size %d",
+                         m->hp.head_dim, m->hp.n_heads, m->hp.hidden);
+    m->hp.norm_eps = (float)eps;
+    m->hp.tie_always = 1;   /* tied: mlx-lm has no lm_head */
+    m->names = &exaone_names;
+    return mt_decoder_bind(m, err);
+}
+
+static int helium_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+    json_t *c = mt_config_json(m->cfg);
+    static const char *const need[] = {"attention_bias", "mlp_bias", "tie_word_embeddings"};
+    for (size_t i = 0; i < sizeof need / sizeof *need; i++)
+        if (!json_is_boolean(json_object_get(c, need[i])))
+            return mt_seterr(err, MT_EFORMAT, "config.json: missing \"%s\" (true or false)", need[i]);
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
+                         m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;   /* mlx-lm: whatever head_dim says */
+    m->hp.o_bias = 0;
+    m->hp.rope_traditional = 1;
+    m->hp.tie_always = 1;   /* tied: the embedding, though mlx-lm's lm_head exists */
+    plain_rope(m);
+    return mt_decoder_bind(m, err);
+}
+
+static int glm_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    if (!json_object_get(c, "head_dim")) return mt_seterr(err, MT_EFORMAT, "config.json: missing \"head_dim\"");
+    m->hp.o_bias = m->hp.mlp_bias = 0;
+    m->hp.rope_traditional = 1;
+    m->hp.mlp = MT_MLP_GATED_FUSED;
+    m->hp.tie_always = 1;   /* tied: mlx-lm drops a stored lm_head */
+    plain_rope(m);
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_phi = {"phi", phi_init, "parallel attention+MLP on one LayerNorm, partial rotary, biased head"};
 const mt_family mt_family_cohere = {"cohere", cohere_init, "parallel block, bias-free LayerNorm, per-head q/k LayerNorm weights, logit scale"};
 const mt_family mt_family_cohere2 = {"cohere2", cohere2_init, "cohere block; sliding RoPE layers, global layers without RoPE"};
@@ -323,3 +385,6 @@ const mt_family mt_family_exaone4 = {"exaone4", exaone4_init, "post-branch norms
 const mt_family mt_family_ernie4_5 = {"ernie4_5", ernie4_5_init, "llama with traditional RoPE and one bias switch"};
 const mt_family mt_family_olmo3 = {"olmo3", olmo3_init, "olmo2 with sliding layers (unscaled RoPE) and full layers"};
 const mt_family mt_family_minicpm = {"minicpm", minicpm_init, "embedding scale, depth-scaled residuals, head input scaled"};
+const mt_family mt_family_exaone = {"exaone", exaone_init, "llama under GPT-style tensor names (transformer.h.N), num_layers"};
+const mt_family mt_family_helium = {"helium", helium_init, "llama with traditional RoPE, q/k/v and MLP biases"};
+const mt_family mt_family_glm = {"glm", glm_init, "llama with traditional RoPE, fused gate_up, q/k/v biases"};

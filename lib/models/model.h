@@ -67,6 +67,7 @@ typedef struct mt_decoder_hp {
     int norm_nobias;        /* MT_NORM_LAYER without a bias (cohere layer_norm_bias false) */
     int lm_head_bias;       /* the output head has a bias (phi) */
     int qkv_grouped;        /* with fused_qkv: the rows are grouped per kv head, [its q heads, k, v] (internlm2 wqkv) */
+    int tie_always;         /* with tie_embeddings: the embedding is the head even where lm_head.weight exists */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
@@ -78,7 +79,7 @@ typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
  * "mlp.c_fc", "mlp.c_proj"), n1..n4 "input_layernorm", "post_attention_layernorm",
  * "pre_feedforward_layernorm", "post_feedforward_layernorm", q_norm/k_norm "self_attn.{q,k}_norm". */
 typedef struct mt_dec_names {
-    const char *embed, *final_norm, *lm_head;
+    const char *embed, *final_norm, *lm_head, *layers;   /* layers: the blocks' prefix, "model.layers" */
     const char *q, *k, *v, *o, *qkv, *gate, *up, *down;
     const char *n1, *n2, *n3, *n4, *q_norm, *k_norm;
 } mt_dec_names;

@@ -9,7 +9,8 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
 /* dense llama variants from switches, group A (dense_a.c) */
 extern const mt_family mt_family_phi, mt_family_cohere, mt_family_cohere2, mt_family_internlm2, mt_family_internlm3,
-    mt_family_glm4, mt_family_exaone4, mt_family_ernie4_5, mt_family_olmo3, mt_family_minicpm;
+    mt_family_glm4, mt_family_exaone4, mt_family_ernie4_5, mt_family_olmo3, mt_family_minicpm, mt_family_exaone,
+    mt_family_helium, mt_family_glm;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -37,6 +38,9 @@ static const mt_family *const families[] = {
     &mt_family_ernie4_5,
     &mt_family_olmo3,
     &mt_family_minicpm,
+    &mt_family_exaone,
+    &mt_family_helium,
+    &mt_family_glm,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

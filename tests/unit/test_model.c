@@ -404,6 +404,10 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/olmo3-tiny", C, "layer_types", "[\"sliding_attention\"]", "config.json: \"layer_types\" must list 4 layers"},
         {"tests/data/models/minicpm-tiny", C, "dim_model_base", "0", "config.json: \"dim_model_base\" must be a finite, positive"},
         {"tests/data/models/minicpm-tiny", C, "scale_emb", "null", "config.json: missing \"scale_emb\""},
+        {"tests/data/models/exaone-tiny", C, "num_layers", "0", "config.json: \"num_layers\" must be a positive integer (got 0)"},
+        {"tests/data/models/exaone-tiny", C, "layer_norm_epsilon", "-1", "config.json: \"layer_norm_epsilon\" must be a finite, non-neg"},
+        {"tests/data/models/helium-tiny", C, "mlp_bias", "null", "config.json: missing \"mlp_bias\" (true or false)"},
+        {"tests/data/models/glm-tiny", C, "head_dim", "12", "tensor 'model.layers.0.self_attn.q_proj.weight'"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},

@@ -1,5 +1,5 @@
 """Dense llama variants made of the shared decoder's switches, group A (lib/models/dense_a.c):
-phi, cohere, cohere2, internlm2, internlm3, glm4, exaone4, ernie4_5, olmo3, minicpm.
+phi, cohere, cohere2, internlm2, internlm3, glm4, exaone4, ernie4_5, olmo3, minicpm, exaone, helium, glm.
 Every mechanism is active in the tiny configs: phi's parallel block and partial rotary,
 cohere's per-head q/k LayerNorm (weights spread around 1), cohere2's sliding/global (no RoPE)
 layers, internlm2's grouped wqkv with a linear RoPE scaling, exaone4's LLLG pattern, olmo3's
@@ -35,6 +35,12 @@ FAMILIES = {
                        rope_scaling={"rope_type": "linear", "factor": 2.0}, tie_word_embeddings=False),
     "minicpm-tiny": dict(BASE, model_type="minicpm", scale_emb=2.0, scale_depth=1.4, dim_model_base=16,
                          tie_word_embeddings=False),
+    "exaone-tiny": dict(BASE, model_type="exaone", num_layers=2, layer_norm_epsilon=1e-5, attention_bias=True,
+                        mlp_bias=True, tie_word_embeddings=False),
+    # tied: mlx-lm's helium still has (and saves) an lm_head, which it does not use
+    "helium-tiny": dict(BASE, model_type="helium", head_dim=16, attention_bias=True, mlp_bias=True,
+                        tie_word_embeddings=True),
+    "glm-tiny": dict(BASE, model_type="glm", head_dim=24, attention_bias=True, tie_word_embeddings=True),
 }
 
 
@@ -43,7 +49,8 @@ def SPREAD(cfg, k, v):
     if cfg["model_type"] == "cohere" and (k.endswith("q_norm.weight") or k.endswith("k_norm.weight")):
         return 1.0 + 0.3 * mx.random.normal(v.shape)
     # internlm2 names its embedding and head otherwise: the spread the generator gives llama's
-    if cfg["model_type"] == "internlm2" and (k == "output.weight" or k == "model.tok_embeddings.weight"):
+    if (cfg["model_type"] == "internlm2" and (k == "output.weight" or k == "model.tok_embeddings.weight")) or \
+            (cfg["model_type"] == "exaone" and k == "transformer.wte.weight"):
         return v * 12.0
     # minicpm divides the head's input by hidden_size / dim_model_base (4 here): a wider head
     if cfg["model_type"] == "minicpm" and k == "lm_head.weight":
