@@ -345,6 +345,11 @@ static int bind_vec(mt_model *m, const char *name, size_t n, float **out, int re
 /* Norm `prefix`.weight (+ .bias for LayerNorm); norm type decides the form. */
 int mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt_err *err) {
     char name[320];
+    if (m->hp.norm_noaffine) {   /* weight 1, no bias */
+        if (!(out->w = malloc(n * sizeof(float)))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) out->w[i] = 1.0f;
+        return MT_OK;
+    }
     snprintf(name, sizeof name, "%s.weight", prefix);
     MT_TRY(bind_vec(m, name, n, &out->w, 1, err));
     if (m->hp.norm_type == MT_NORM_RMS_P1)
@@ -1190,9 +1195,10 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (hp->mlp == MT_MLP_GATED || hp->mlp == MT_MLP_GATED_FUSED) {
             float *gg = g, *uu = u;
             if (hp->mlp == MT_MLP_GATED) lin_rows(rows1, &L->up, min, T, u, work, m->pool);
-            else {   /* gate_up rows: [gate | up]; compact the gates into u */
-                for (size_t t = 0; t < T; t++) memcpy(u + t * I, g + t * 2 * I, I * sizeof(float));
-                for (size_t t = 0; t < T; t++) memmove(g + t * I, g + t * 2 * I + I, I * sizeof(float));
+            else {   /* gate_up rows: [gate | up] (or [up | gate]); compact the gates into u */
+                size_t go = hp->mlp_up_first ? I : 0, uo = I - go;
+                for (size_t t = 0; t < T; t++) memcpy(u + t * I, g + t * 2 * I + go, I * sizeof(float));
+                for (size_t t = 0; t < T; t++) memmove(g + t * I, g + t * 2 * I + uo, I * sizeof(float));
                 gg = u; uu = g;
             }
             if (hp->act == MT_ACT_SILU) mt_swiglu(gg, uu, T * I);

@@ -17,8 +17,10 @@
  *              c_fc_0/c_fc_1/c_proj), the layer count in num_layers
  *   helium     llama with traditional RoPE, q/k/v and MLP biases, head_dim from hidden_size
  *   glm        llama with traditional RoPE, fused gate_up, q/k/v biases
+ *   olmo       OLMo 1 (ai2 layout): fused att_proj [q|k|v], fused ff_proj [up|gate], LayerNorms
+ *              without weights, its own config keys (d_model, n_layers, embedding_size, ...)
  * ref: mlx_lm/models/phi.py, cohere.py, cohere2.py, internlm2.py, internlm3.py, glm4.py,
- *      exaone4.py, ernie4_5.py, olmo3.py, minicpm.py, exaone.py, helium.py, glm.py. */
+ *      exaone4.py, ernie4_5.py, olmo3.py, minicpm.py, exaone.py, helium.py, glm.py, olmo.py. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +377,52 @@ static int glm_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* ---- olmo ---- */
+
+static const mt_dec_names olmo_names = {
+    .embed = "model.transformer.wte", .final_norm = "model.transformer.norm", .lm_head = "model.transformer.ff_out",
+    .layers = "model.transformer.blocks", .qkv = "att_proj", .o = "attn_out", .gate = "ff_proj", .down = "ff_out",
+    .n1 = "att_norm", .n2 = "ff_norm"};
+
+/* config key `from` (mlx-lm's olmo name) under the decoder's name `to` */
+static int olmo_key(json_t *c, const char *from, const char *to, int def, int *out, mt_err *err) {
+    MT_TRY(mt_cfg_count(c, from, def, out, def == 0, err));
+    if (json_object_set_new(c, to, json_integer(*out))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    return MT_OK;
+}
+
+static int olmo_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int d = 0, nl = 0, nh = 0, ratio = 4, mh = 0, es = 0;
+    MT_TRY(olmo_key(c, "d_model", "hidden_size", 0, &d, err));
+    MT_TRY(olmo_key(c, "n_layers", "num_hidden_layers", 0, &nl, err));
+    MT_TRY(olmo_key(c, "n_heads", "num_attention_heads", 0, &nh, err));
+    MT_TRY(mt_cfg_count(c, "mlp_ratio", 4, &ratio, 0, err));
+    MT_TRY(mt_cfg_count(c, "mlp_hidden_size", ratio * d, &mh, 0, err));
+    MT_TRY(mt_cfg_count(c, "embedding_size", 0, &es, 1, err));
+    if (mh % 2) return mt_seterr(err, MT_EFORMAT, "config.json: \"mlp_hidden_size\" %d must be even", mh);
+    if (d % nh) return mt_seterr(err, MT_EFORMAT, "config.json: d_model %d is not a multiple of n_heads %d", d, nh);
+    /* the decoder's names for what it reads (no kv-head count: every head has its own k, v) */
+    json_object_del(c, "num_key_value_heads");
+    json_object_del(c, "head_dim");
+    if (json_object_set_new(c, "intermediate_size", json_integer(mh / 2))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_cfg_bool(c, "weight_tying", 0, &m->hp.tie_embeddings, err));
+    m->hp.vocab = es;   /* the embedding's rows and the logits: embedding_size (vocab_size is the tokenizer's) */
+    m->hp.norm_eps = 1e-5f;   /* nn.LayerNorm's default */
+    m->hp.norm_type = MT_NORM_LAYER;
+    m->hp.norm_nobias = m->hp.norm_noaffine = 1;
+    m->hp.fused_qkv = 1;
+    m->hp.mlp = MT_MLP_GATED_FUSED;
+    m->hp.mlp_up_first = 1;
+    m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
+    m->hp.tie_always = 1;
+    plain_rope(m);
+    m->names = &olmo_names;
+    m->no_mlx = "ff_proj rows [up | gate]";
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_phi = {"phi", phi_init, "parallel attention+MLP on one LayerNorm, partial rotary, biased head"};
 const mt_family mt_family_cohere = {"cohere", cohere_init, "parallel block, bias-free LayerNorm, per-head q/k LayerNorm weights, logit scale"};
 const mt_family mt_family_cohere2 = {"cohere2", cohere2_init, "cohere block; sliding RoPE layers, global layers without RoPE"};
@@ -388,3 +436,4 @@ const mt_family mt_family_minicpm = {"minicpm", minicpm_init, "embedding scale, 
 const mt_family mt_family_exaone = {"exaone", exaone_init, "llama under GPT-style tensor names (transformer.h.N), num_layers"};
 const mt_family mt_family_helium = {"helium", helium_init, "llama with traditional RoPE, q/k/v and MLP biases"};
 const mt_family mt_family_glm = {"glm", glm_init, "llama with traditional RoPE, fused gate_up, q/k/v biases"};
+const mt_family mt_family_olmo = {"olmo", olmo_init, "OLMo 1: fused att_proj, ff_proj [up|gate], weightless LayerNorms"};

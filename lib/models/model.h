@@ -68,6 +68,8 @@ typedef struct mt_decoder_hp {
     int lm_head_bias;       /* the output head has a bias (phi) */
     int qkv_grouped;        /* with fused_qkv: the rows are grouped per kv head, [its q heads, k, v] (internlm2 wqkv) */
     int tie_always;         /* with tie_embeddings: the embedding is the head even where lm_head.weight exists */
+    int norm_noaffine;      /* norms without weights (weight 1; olmo's LayerNorm(affine=False)): none is read */
+    int mlp_up_first;       /* MT_MLP_GATED_FUSED rows [up | gate] instead of [gate | up] (olmo ff_proj) */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */

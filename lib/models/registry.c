@@ -10,7 +10,7 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
 /* dense llama variants from switches, group A (dense_a.c) */
 extern const mt_family mt_family_phi, mt_family_cohere, mt_family_cohere2, mt_family_internlm2, mt_family_internlm3,
     mt_family_glm4, mt_family_exaone4, mt_family_ernie4_5, mt_family_olmo3, mt_family_minicpm, mt_family_exaone,
-    mt_family_helium, mt_family_glm;
+    mt_family_helium, mt_family_glm, mt_family_olmo;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -41,6 +41,7 @@ static const mt_family *const families[] = {
     &mt_family_exaone,
     &mt_family_helium,
     &mt_family_glm,
+    &mt_family_olmo,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

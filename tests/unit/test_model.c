@@ -407,6 +407,8 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/exaone-tiny", C, "num_layers", "0", "config.json: \"num_layers\" must be a positive integer (got 0)"},
         {"tests/data/models/exaone-tiny", C, "layer_norm_epsilon", "-1", "config.json: \"layer_norm_epsilon\" must be a finite, non-neg"},
         {"tests/data/models/helium-tiny", C, "mlp_bias", "null", "config.json: missing \"mlp_bias\" (true or false)"},
+        {"tests/data/models/olmo-tiny", C, "mlp_hidden_size", "255", "config.json: \"mlp_hidden_size\" 255 must be even"},
+        {"tests/data/models/olmo-tiny", C, "embedding_size", "null", "config.json: missing \"embedding_size\""},
         {"tests/data/models/glm-tiny", C, "head_dim", "12", "tensor 'model.layers.0.self_attn.q_proj.weight'"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
