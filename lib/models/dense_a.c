@@ -167,6 +167,14 @@ static int internlm3_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_cfg_bool(c, "qkv_bias", 0, &m->hp.attn_bias, err));
     MT_TRY(mt_cfg_bool(c, "bias", 0, &m->hp.mlp_bias, err));
     m->hp.o_bias = m->hp.attn_bias;   /* mlx-lm: o_proj takes qkv_bias too */
+    /* biases the config does not announce (transformers 5 writes attention_bias / mlp_bias, which
+     * mlx-lm does not read): mlx-lm refuses the folder's extra parameters, and so do we */
+    static const char *const probe[2][2] = {{"model.layers.0.self_attn.q_proj.bias", "qkv_bias"},
+                                            {"model.layers.0.mlp.gate_proj.bias", "bias"}};
+    for (int i = 0; i < 2; i++)
+        if (!(i ? m->hp.mlp_bias : m->hp.attn_bias) && mt_safetensors_get(m->st, probe[i][0]))
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" is not true, but the weights hold '%s' "
+                             "(mlx-lm reads only \"%s\")", probe[i][1], probe[i][0], probe[i][1]);
     return mt_decoder_bind(m, err);
 }
 

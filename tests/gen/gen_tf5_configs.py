@@ -31,6 +31,9 @@ from transformers import AutoConfig
 from mlx_lm.utils import load_model
 from mlx_lm.generate import generate_step
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_llm_fixtures  # noqa: E402,F401  (the family modules' set-up: e.g. mlx-lm's olmo needs theirs)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.path.join(ROOT, "tests", "data", "models")
 OUT = os.path.join(ROOT, "tests", "data", "tf5")
@@ -79,11 +82,29 @@ CASES = {
     "smollm3": ("smollm3-tiny", None, None, "layer_types and no_rope_layers appear"),
     "smollm3-swa": ("smollm3-tiny", setv(use_sliding_window=True, sliding_window=5), None,
                     "layer_types marks the no-RoPE layers sliding: mlx-lm (llama's model) uses the window"),
+    # dense group A (lib/models/dense_a.c)
+    "phi": ("phi-tiny", None, None, "partial_rotary_factor / rope_theta may move: mlx-lm's phi reads the top level"),
+    "cohere": ("cohere-tiny", None, None, "rope_theta moves: mlx-lm's cohere default is 8e6"),
+    "cohere2": ("cohere2-tiny", None, None, "rope_theta moves (mlx-lm: 5e4), layer_types appear"),
+    "internlm2": ("internlm2-tiny", None, None, "no transformers class (remote code): the config as it is"),
+    "internlm3": ("internlm3-tiny", None, None, "rope_scaling moves to rope_parameters"),
+    "glm4": ("glm4-tiny", None, None, "rope_theta / partial_rotary_factor move: mlx-lm's glm4 requires rope_theta"),
+    "exaone4": ("exaone4-tiny", None, None, "rope_theta moves: mlx-lm's exaone4 requires it"),
+    "ernie4_5": ("ernie45-tiny", None, None, "rope_theta moves: mlx-lm's ernie4_5 requires it"),
+    "olmo3": ("olmo3-tiny", None, None, "rope_theta / rope_scaling move: mlx-lm's olmo3 requires rope_theta"),
+    "minicpm": ("minicpm-tiny", None, None, "no transformers class (remote code): the config as it is"),
+    "exaone": ("exaone-tiny", None, None, "rope_theta moves: mlx-lm's exaone requires it"),
+    "helium": ("helium-tiny", None, None, "rope_theta moves: mlx-lm's helium requires it"),
+    "glm": ("glm-tiny", None, None, "rope_theta moves: mlx-lm's glm default is 10000"),
+    "olmo": ("olmo-tiny", None, None, "transformers' OlmoConfig (the HF layout) rewrites the ai2 keys"),
 }
 
 
 def tf5_config(cfg):
     """config.json as transformers 5 writes the transformers-4 config cfg."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    if cfg["model_type"] not in CONFIG_MAPPING_NAMES:   # remote-code models: saved by their own class
+        return copy.deepcopy(cfg)
     d, o = tempfile.mkdtemp(), tempfile.mkdtemp()
     try:
         json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
