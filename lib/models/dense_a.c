@@ -43,6 +43,16 @@ static int linear_or_dynamic(mt_model *m, const char *tkey, mt_err *err) {
     return MT_OK;
 }
 
+/* head_dim = hidden_size / num_attention_heads (and every feature rotated), as these families'
+ * attentions reshape their projections; the config's head_dim is not read */
+static int head_dim_from_hidden(mt_model *m, mt_err *err) {
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
+                         m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
+    return MT_OK;
+}
+
 /* ---- phi ---- */
 
 static const mt_dec_names phi_names = {.final_norm = "model.final_layernorm", .o = "self_attn.dense",
@@ -55,10 +65,7 @@ static int phi_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_cfg_real(c, "partial_rotary_factor", 0.4, &prf, 0, MT_CFG_POS, err));
     MT_TRY(mt_cfg_real(c, "layer_norm_eps", 1e-5, &eps, 0, MT_CFG_NONNEG, err));
     if (prf > 1) return mt_seterr(err, MT_EFORMAT, "config.json: \"partial_rotary_factor\" must be at most 1 (got %g)", prf);
-    if (m->hp.hidden % m->hp.n_heads)
-        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
-                         m->hp.hidden, m->hp.n_heads);
-    m->hp.head_dim = m->hp.hidden / m->hp.n_heads;
+    MT_TRY(head_dim_from_hidden(m, err));
     m->hp.rot_dims = (int)(prf * m->hp.head_dim);
     m->hp.norm_eps = (float)eps;
     m->hp.norm_type = MT_NORM_LAYER;
@@ -105,8 +112,7 @@ static int cohere_init(mt_model *m, mt_err *err) {
     MT_TRY(cohere_common(m, 8000000.0, err));
     int qk = 0;
     MT_TRY(mt_cfg_bool(mt_config_json(m->cfg), "use_qk_norm", 0, &qk, err));
-    m->hp.head_dim = m->hp.hidden / m->hp.n_heads;   /* cohere ignores a head_dim key */
-    m->hp.rot_dims = m->hp.head_dim;
+    MT_TRY(head_dim_from_hidden(m, err));   /* cohere ignores a head_dim key */
     if (qk) m->hp.qk_norm = MT_QKNORM_HEAD_EACH;
     return mt_decoder_bind(m, err);
 }
@@ -143,10 +149,7 @@ static const mt_dec_names internlm2_names = {
 static int internlm_common(mt_model *m, const char *tkey, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     MT_TRY(mt_cfg_bool(mt_config_json(m->cfg), "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
-    if (m->hp.hidden % m->hp.n_heads)
-        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
-                         m->hp.hidden, m->hp.n_heads);
-    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;   /* a head_dim key is not read */
+    MT_TRY(head_dim_from_hidden(m, err));   /* a head_dim key is not read */
     return linear_or_dynamic(m, tkey, err);
 }
 
@@ -313,10 +316,7 @@ static int minicpm_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_cfg_real(c, "scale_depth", 1, &sd, 1, MT_CFG_FINITE, err));
     MT_TRY(mt_cfg_real(c, "dim_model_base", 1, &base, 1, MT_CFG_POS, err));
     MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
-    if (m->hp.hidden % m->hp.n_heads)
-        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
-                         m->hp.hidden, m->hp.n_heads);
-    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
+    MT_TRY(head_dim_from_hidden(m, err));
     m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
     m->hp.embed_scale = (float)se;
     m->hp.residual_scale = (float)(sd / sqrt((double)m->hp.n_layers));
@@ -362,10 +362,7 @@ static int helium_init(mt_model *m, mt_err *err) {
     for (size_t i = 0; i < sizeof need / sizeof *need; i++)
         if (!json_is_boolean(json_object_get(c, need[i])))
             return mt_seterr(err, MT_EFORMAT, "config.json: missing \"%s\" (true or false)", need[i]);
-    if (m->hp.hidden % m->hp.n_heads)
-        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
-                         m->hp.hidden, m->hp.n_heads);
-    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;   /* mlx-lm: whatever head_dim says */
+    MT_TRY(head_dim_from_hidden(m, err));   /* mlx-lm: whatever head_dim says */
     m->hp.o_bias = 0;
     m->hp.rope_traditional = 1;
     m->hp.tie_always = 1;   /* tied: the embedding, though mlx-lm's lm_head exists */
