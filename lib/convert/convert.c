@@ -47,8 +47,20 @@ static const char *const layer_order_qwen3_moe[] = {
     "self_attn.k_norm", "input_layernorm", "post_attention_layernorm", "mlp.gate", "mlp.switch_mlp.gate_proj",
     "mlp.switch_mlp.up_proj", "mlp.switch_mlp.down_proj", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj", NULL};
 
+/* helium defines its MLP's projections gate, up, down */
+static const char *const layer_order_helium[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+    "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm", NULL};
+/* glm4: its four norms */
+static const char *const layer_order_glm4[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_up_proj",
+    "mlp.down_proj", "input_layernorm", "post_attention_layernorm", "post_self_attn_layernorm",
+    "post_mlp_layernorm", NULL};
+
 static const char *const *layer_table(const char *model_type) {
     if (!model_type) return layer_order;
+    if (!strcmp(model_type, "helium")) return layer_order_helium;
+    if (!strcmp(model_type, "glm4")) return layer_order_glm4;
     if (!strcmp(model_type, "gemma2")) return layer_order_gemma2;
     if (!strcmp(model_type, "mixtral")) return layer_order_mixtral;
     if (!strcmp(model_type, "qwen3_moe")) return layer_order_qwen3_moe;

@@ -58,6 +58,10 @@ FORMS = [("bfloat16", 0), ("float16", 0), ("bfloat16", 4), ("float16", 4)]
 ROTATING = {("qwen3-tiny", "bfloat16", 0), ("qwen2-tiny", "float16", 4), ("phi3-tiny", "bfloat16", 4),
             ("starcoder2-tiny", "bfloat16", 0)}
 MAX_KV = (8, 16)
+# fixture families left out: their mlx-gen family refuses --numerics mlx (mt_model.no_mlx: parallel
+# blocks, grouped wqkv, a scaled head input, [up | gate] rows), or the float32 reference below
+# cannot find their embedding (exaone: transformer.wte)
+SKIP = {"phi-tiny", "cohere-tiny", "cohere2-tiny", "internlm2-tiny", "minicpm-tiny", "olmo-tiny", "exaone-tiny"}
 # models run as they are: prompts of text (encoded with tokenizers), or None: random ids
 REAL = [("models/tinydocs-22m-4bit", ["The apt command installs packages", "To configure the network on Debian,",
                                       "A systemd unit file has sections", "Debian releases are named after"]),
@@ -191,7 +195,7 @@ def main():
     g = {"versions": {"mlx": mx.__version__, "mlx_lm": mlx_lm.__version__},
          "lengths": list(LENGTHS), "n": N, "forms": [[d, q] for d, q in FORMS], "tiny": [], "real": []}
     for i, name in enumerate(FAMILIES):
-        if args and name not in args:
+        if (args and name not in args) or name in SKIP:
             continue
         src = os.path.join(ROOT, "tests", "data", "models", name)
         vocab = json.load(open(os.path.join(src, "config.json")))["vocab_size"]
