@@ -51,6 +51,10 @@ static const char *const layer_order_qwen3_moe[] = {
 static const char *const layer_order_helium[] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
     "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm", NULL};
+/* exaone: GPT-style names */
+static const char *const layer_order_exaone[] = {
+    "ln_1", "attn.attention.q_proj", "attn.attention.k_proj", "attn.attention.v_proj", "attn.attention.out_proj",
+    "ln_2", "mlp.c_fc_0", "mlp.c_fc_1", "mlp.c_proj", NULL};
 /* glm4: its four norms */
 static const char *const layer_order_glm4[] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_up_proj",
@@ -61,6 +65,7 @@ static const char *const *layer_table(const char *model_type) {
     if (!model_type) return layer_order;
     if (!strcmp(model_type, "helium")) return layer_order_helium;
     if (!strcmp(model_type, "glm4")) return layer_order_glm4;
+    if (!strcmp(model_type, "exaone")) return layer_order_exaone;
     if (!strcmp(model_type, "gemma2")) return layer_order_gemma2;
     if (!strcmp(model_type, "mixtral")) return layer_order_mixtral;
     if (!strcmp(model_type, "qwen3_moe")) return layer_order_qwen3_moe;
@@ -90,12 +95,17 @@ static void name_key_of(const char *name, const char *model_type, name_key *k) {
     k->rest_len = (size_t)(mod_end - name);
     k->leaf = 1000;
     size_t ml = k->rest_len;
-    if (ml == 18 && !strncmp(name, "model.embed_tokens", 18)) {
+    /* the top-level modules' names (exaone: GPT-style) */
+    int gpt = model_type && !strcmp(model_type, "exaone");
+    const char *emb = gpt ? "transformer.wte" : "model.embed_tokens", *lay = gpt ? "transformer.h." : "model.layers.";
+    const char *fin = gpt ? "transformer.ln_f" : "model.norm";
+    size_t ll0 = strlen(lay);
+    if (ml == strlen(emb) && !strncmp(name, emb, ml)) {
         k->top = 0;
-    } else if (!strncmp(name, "model.layers.", 13) && isdigit((unsigned char)name[13])) {
+    } else if (!strncmp(name, lay, ll0) && isdigit((unsigned char)name[ll0])) {
         k->top = 1;
         char *e;
-        k->layer = strtol(name + 13, &e, 10);
+        k->layer = strtol(name + ll0, &e, 10);
         if (*e == '.' && e < mod_end) {
             const char *leaf = e + 1;
             size_t ll = (size_t)(mod_end - leaf);
@@ -105,7 +115,7 @@ static void name_key_of(const char *name, const char *model_type, name_key *k) {
             k->rest = leaf;
             k->rest_len = ll;
         }
-    } else if (ml == 10 && !strncmp(name, "model.norm", 10)) {
+    } else if (ml == strlen(fin) && !strncmp(name, fin, ml)) {
         k->top = 2;
     } else if (ml == 7 && !strncmp(name, "lm_head", 7)) {
         k->top = 3;
