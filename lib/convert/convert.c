@@ -47,12 +47,61 @@ static const char *const layer_order_qwen3_moe[] = {
     "self_attn.k_norm", "input_layernorm", "post_attention_layernorm", "mlp.gate", "mlp.switch_mlp.gate_proj",
     "mlp.switch_mlp.up_proj", "mlp.switch_mlp.down_proj", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj", NULL};
 
+/* helium defines its MLP's projections gate, up, down */
+static const char *const layer_order_helium[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+    "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm", NULL};
+/* phi, cohere (cohere2: without the q/k norms), internlm2, minicpm, olmo (ai2 layout) */
+static const char *const layer_order_phi[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.dense", "input_layernorm", "mlp.fc1",
+    "mlp.fc2", NULL};
+static const char *const layer_order_cohere[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "self_attn.q_norm",
+    "self_attn.k_norm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "input_layernorm", NULL};
+static const char *const layer_order_internlm2[] = {
+    "attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3", "attention_norm",
+    "ffn_norm", NULL};
+static const char *const layer_order_olmo[] = {"ff_proj", "ff_out", "att_norm", "ff_norm", "att_proj", "attn_out", NULL};
+/* exaone: GPT-style names */
+static const char *const layer_order_exaone[] = {
+    "ln_1", "attn.attention.q_proj", "attn.attention.k_proj", "attn.attention.v_proj", "attn.attention.out_proj",
+    "ln_2", "mlp.c_fc_0", "mlp.c_fc_1", "mlp.c_proj", NULL};
+/* glm4: its four norms */
+static const char *const layer_order_glm4[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_up_proj",
+    "mlp.down_proj", "input_layernorm", "post_attention_layernorm", "post_self_attn_layernorm",
+    "post_mlp_layernorm", NULL};
+
 static const char *const *layer_table(const char *model_type) {
     if (!model_type) return layer_order;
+    if (!strcmp(model_type, "helium")) return layer_order_helium;
+    if (!strcmp(model_type, "glm4")) return layer_order_glm4;
+    if (!strcmp(model_type, "exaone")) return layer_order_exaone;
+    if (!strcmp(model_type, "phi")) return layer_order_phi;
+    if (!strcmp(model_type, "cohere") || !strcmp(model_type, "cohere2")) return layer_order_cohere;
+    if (!strcmp(model_type, "internlm2")) return layer_order_internlm2;
+    if (!strcmp(model_type, "minicpm")) return layer_order_helium;   /* gate, up, down too */
+    if (!strcmp(model_type, "olmo")) return layer_order_olmo;
     if (!strcmp(model_type, "gemma2")) return layer_order_gemma2;
     if (!strcmp(model_type, "mixtral")) return layer_order_mixtral;
     if (!strcmp(model_type, "qwen3_moe")) return layer_order_qwen3_moe;
     return layer_order;
+}
+
+/* The top-level modules: embedding, the blocks' prefix, final norm, head (head_first: defined
+ * before the final norm), where a family names them otherwise than llama. */
+typedef struct top_names { const char *mt, *emb, *lay, *fin, *head; int head_first; } top_names;
+static const top_names tops[] = {
+    {NULL, "model.embed_tokens", "model.layers.", "model.norm", "lm_head", 0},
+    {"exaone", "transformer.wte", "transformer.h.", "transformer.ln_f", "lm_head", 0},
+    {"phi", "model.embed_tokens", "model.layers.", "model.final_layernorm", "lm_head", 0},
+    {"internlm2", "model.tok_embeddings", "model.layers.", "model.norm", "output", 0},
+    {"olmo", "model.transformer.wte", "model.transformer.blocks.", "model.transformer.norm", "model.transformer.ff_out", 1},
+};
+static const top_names *tops_of(const char *model_type) {
+    for (size_t i = 1; model_type && i < sizeof tops / sizeof *tops; i++)
+        if (!strcmp(tops[i].mt, model_type)) return &tops[i];
+    return &tops[0];
 }
 
 typedef struct name_key {
@@ -78,12 +127,15 @@ static void name_key_of(const char *name, const char *model_type, name_key *k) {
     k->rest_len = (size_t)(mod_end - name);
     k->leaf = 1000;
     size_t ml = k->rest_len;
-    if (ml == 18 && !strncmp(name, "model.embed_tokens", 18)) {
+    const top_names *tn = tops_of(model_type);
+    const char *emb = tn->emb, *lay = tn->lay, *fin = tn->fin, *head = tn->head;
+    size_t ll0 = strlen(lay);
+    if (ml == strlen(emb) && !strncmp(name, emb, ml)) {
         k->top = 0;
-    } else if (!strncmp(name, "model.layers.", 13) && isdigit((unsigned char)name[13])) {
+    } else if (!strncmp(name, lay, ll0) && isdigit((unsigned char)name[ll0])) {
         k->top = 1;
         char *e;
-        k->layer = strtol(name + 13, &e, 10);
+        k->layer = strtol(name + ll0, &e, 10);
         if (*e == '.' && e < mod_end) {
             const char *leaf = e + 1;
             size_t ll = (size_t)(mod_end - leaf);
@@ -93,10 +145,10 @@ static void name_key_of(const char *name, const char *model_type, name_key *k) {
             k->rest = leaf;
             k->rest_len = ll;
         }
-    } else if (ml == 10 && !strncmp(name, "model.norm", 10)) {
-        k->top = 2;
-    } else if (ml == 7 && !strncmp(name, "lm_head", 7)) {
-        k->top = 3;
+    } else if (ml == strlen(fin) && !strncmp(name, fin, ml)) {
+        k->top = tn->head_first ? 3 : 2;
+    } else if (ml == strlen(head) && !strncmp(name, head, ml)) {
+        k->top = tn->head_first ? 2 : 3;
     } else {
         k->top = 4;
     }

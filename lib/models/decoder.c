@@ -345,11 +345,16 @@ static int bind_vec(mt_model *m, const char *name, size_t n, float **out, int re
 /* Norm `prefix`.weight (+ .bias for LayerNorm); norm type decides the form. */
 int mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt_err *err) {
     char name[320];
+    if (m->hp.norm_noaffine) {   /* weight 1, no bias */
+        if (!(out->w = malloc(n * sizeof(float)))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) out->w[i] = 1.0f;
+        return MT_OK;
+    }
     snprintf(name, sizeof name, "%s.weight", prefix);
     MT_TRY(bind_vec(m, name, n, &out->w, 1, err));
     if (m->hp.norm_type == MT_NORM_RMS_P1)
         for (size_t i = 0; i < n; i++) out->w[i] += 1.0f;
-    if (m->hp.norm_type == MT_NORM_LAYER) {
+    if (m->hp.norm_type == MT_NORM_LAYER && !m->hp.norm_nobias) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         MT_TRY(bind_vec(m, name, n, &out->b, 1, err));
     }
@@ -357,6 +362,18 @@ int mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt
 }
 
 void mt_dec_norm_free(mt_norm *n) { free(n->w); free(n->b); }
+
+/* MT_QKNORM_HEAD_EACH: `prefix`.weight of shape [heads, hd] (no bias) */
+static int head_norm(mt_model *m, const char *prefix, size_t heads, size_t hd, mt_norm *out, mt_err *err) {
+    char name[320];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const mt_tensor_view *t = mt_safetensors_get(m->st, name);
+    if (!t) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name);
+    if (t->ndim != 2 || (size_t)t->shape[0] != heads || (size_t)t->shape[1] != hd)
+        return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%zu, %zu]", name, heads, hd);
+    if (!(out->w = malloc(heads * hd * sizeof(float)))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    return mt_safetensors_read_f32(m->st, name, out->w, heads * hd, 0, err);
+}
 
 void mt_dec_norm(const mt_model *m, const mt_norm *nm, float *out, const float *x, size_t T, size_t n) {
     for (size_t t = 0; t < T; t++) {
@@ -449,66 +466,70 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         }
     }
 
-    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
-    if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
-    else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, "lm_head", V, H, -1, err));
-    MT_TRY(mt_dec_bind_norm(m, "model.norm", H, &m->final_norm, err));
+    const char *head = MT_DEC_NAME(m, lm_head, "lm_head");
+    char hw[128];
+    snprintf(hw, sizeof hw, "%s.weight", head);
+    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, MT_DEC_NAME(m, embed, "model.embed_tokens"), V, H, -1, err));
+    if (hp->tie_embeddings && (hp->tie_always || !mt_safetensors_get(m->st, hw))) m->lm_head = m->embed;
+    else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, head, V, H, hp->lm_head_bias ? 1 : -1, err));
+    MT_TRY(mt_dec_bind_norm(m, MT_DEC_NAME(m, final_norm, "model.norm"), H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
     char p[256];
     int ab = hp->attn_bias ? 1 : -1, ob = hp->o_bias ? 1 : -1, mb = hp->mlp_bias ? 1 : -1;
+    const char *lay = MT_DEC_NAME(m, layers, "model.layers");
     for (int i = 0; i < hp->n_layers; i++) {
         mt_layer *L = &m->layers[i];
         L->use_rope = 1;
         L->inv_freq = m->inv_freq;
         L->rope_in_scale = m->rope_in_scale;
 #define LIN(field, sub, o, in, bias) \
-    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); \
+    do { snprintf(p, sizeof p, "%s.%d.%s", lay, i, sub); \
          MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, bias, err)); } while (0)
 #define NORM(field, sub) \
-    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); MT_TRY(mt_dec_bind_norm(m, p, H, &L->field, err)); } while (0)
+    do { snprintf(p, sizeof p, "%s.%d.%s", lay, i, sub); MT_TRY(mt_dec_bind_norm(m, p, H, &L->field, err)); } while (0)
         int bound = 0;
         if (m->bind_layer) MT_TRY(m->bind_layer(m, i, &bound, err));
         if (!(bound & MT_BOUND_ATTN)) {
-            if (hp->fused_qkv) LIN(qkv, "self_attn.qkv_proj", qd + 2 * kvd, H, ab);
+            if (hp->fused_qkv) LIN(qkv, MT_DEC_NAME(m, qkv, "self_attn.qkv_proj"), qd + 2 * kvd, H, ab);
             else {
-                LIN(q, "self_attn.q_proj", hp->attn_out_gate ? 2 * qd : qd, H, ab);
-                LIN(k, "self_attn.k_proj", kvd, H, ab);
-                LIN(v, "self_attn.v_proj", kvd, H, ab);
+                LIN(q, MT_DEC_NAME(m, q, "self_attn.q_proj"), hp->attn_out_gate ? 2 * qd : qd, H, ab);
+                LIN(k, MT_DEC_NAME(m, k, "self_attn.k_proj"), kvd, H, ab);
+                LIN(v, MT_DEC_NAME(m, v, "self_attn.v_proj"), kvd, H, ab);
             }
-            LIN(o, "self_attn.o_proj", H, qd, ob);
+            LIN(o, MT_DEC_NAME(m, o, "self_attn.o_proj"), H, qd, ob);
         }
         if (bound & MT_BOUND_MLP) {
         } else if (m->moe_layer && m->moe_layer(m, i)) {
-            snprintf(p, sizeof p, "model.layers.%d.%s", i, m->moe_prefix);
+            snprintf(p, sizeof p, "%s.%d.%s", lay, i, m->moe_prefix);
             MT_TRY(mt_decoder_bind_moe(m, i, p, err));
         } else if (hp->mlp == MT_MLP_GATED) {
-            LIN(gate, "mlp.gate_proj", I, H, mb);
-            LIN(up, "mlp.up_proj", I, H, mb);
-            LIN(down, "mlp.down_proj", H, I, mb);
+            LIN(gate, MT_DEC_NAME(m, gate, "mlp.gate_proj"), I, H, mb);
+            LIN(up, MT_DEC_NAME(m, up, "mlp.up_proj"), I, H, mb);
+            LIN(down, MT_DEC_NAME(m, down, "mlp.down_proj"), H, I, mb);
         } else if (hp->mlp == MT_MLP_GATED_FUSED) {
-            LIN(gate, "mlp.gate_up_proj", 2 * I, H, mb);
-            LIN(down, "mlp.down_proj", H, I, mb);
+            LIN(gate, MT_DEC_NAME(m, gate, "mlp.gate_up_proj"), 2 * I, H, mb);
+            LIN(down, MT_DEC_NAME(m, down, "mlp.down_proj"), H, I, mb);
         } else {
-            LIN(gate, "mlp.c_fc", I, H, mb);
-            LIN(down, "mlp.c_proj", H, I, mb);
+            LIN(gate, MT_DEC_NAME(m, gate, "mlp.c_fc"), I, H, mb);
+            LIN(down, MT_DEC_NAME(m, down, "mlp.c_proj"), H, I, mb);
         }
         if (!(bound & MT_BOUND_NORMS)) {
-            if (hp->block != MT_BLOCK_POST) NORM(n1, "input_layernorm");
-            NORM(n2, "post_attention_layernorm");
-            if (hp->block == MT_BLOCK_SANDWICH) {
-                NORM(n3, "pre_feedforward_layernorm");
-                NORM(n4, "post_feedforward_layernorm");
-            } else if (hp->block == MT_BLOCK_POST) NORM(n4, "post_feedforward_layernorm");
+            if (hp->block != MT_BLOCK_POST) NORM(n1, MT_DEC_NAME(m, n1, "input_layernorm"));
+            if (hp->block != MT_BLOCK_PARALLEL) NORM(n2, MT_DEC_NAME(m, n2, "post_attention_layernorm"));
+            if (hp->block == MT_BLOCK_SANDWICH) NORM(n3, MT_DEC_NAME(m, n3, "pre_feedforward_layernorm"));
+            if (hp->block == MT_BLOCK_SANDWICH || hp->block == MT_BLOCK_POST)
+                NORM(n4, MT_DEC_NAME(m, n4, "post_feedforward_layernorm"));
         }
 #undef LIN
 #undef NORM
         if (hp->qk_norm && !(bound & MT_BOUND_ATTN)) {
             size_t qn = hp->qk_norm == MT_QKNORM_HEAD ? hd : qd, kn = hp->qk_norm == MT_QKNORM_HEAD ? hd : kvd;
-            snprintf(p, sizeof p, "model.layers.%d.self_attn.q_norm", i);
-            MT_TRY(mt_dec_bind_norm(m, p, qn, &L->q_norm, err));
-            snprintf(p, sizeof p, "model.layers.%d.self_attn.k_norm", i);
-            MT_TRY(mt_dec_bind_norm(m, p, kn, &L->k_norm, err));
+            int each = hp->qk_norm == MT_QKNORM_HEAD_EACH;   /* [heads, head_dim] weights */
+            snprintf(p, sizeof p, "%s.%d.%s", lay, i, MT_DEC_NAME(m, q_norm, "self_attn.q_norm"));
+            MT_TRY(each ? head_norm(m, p, (size_t)hp->n_heads, hd, &L->q_norm, err) : mt_dec_bind_norm(m, p, qn, &L->q_norm, err));
+            snprintf(p, sizeof p, "%s.%d.%s", lay, i, MT_DEC_NAME(m, k_norm, "self_attn.k_norm"));
+            MT_TRY(each ? head_norm(m, p, (size_t)hp->n_kv_heads, hd, &L->k_norm, err) : mt_dec_bind_norm(m, p, kn, &L->k_norm, err));
         }
     }
     m->max_in = H > qd ? H : qd;
@@ -943,7 +964,7 @@ static int attn_blocks_ok(const attn_ctx *a) {
 void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
     if (!m->on_linear_input) return;
     char path[256];
-    snprintf(path, sizeof path, "model.layers.%d.%s", l, sub);
+    snprintf(path, sizeof path, "%s.%d.%s", MT_DEC_NAME(m, layers, "model.layers"), l, sub);
     m->on_linear_input(m->hook_user, path, x, T, in);
 }
 
@@ -1049,7 +1070,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     size_t I = (size_t)hp->inter, nt = (size_t)mt_pool_size(m->pool);
     size_t qkvd = qd + 2 * kvd;
     size_t I2 = hp->mlp == MT_MLP_GATED_FUSED ? 2 * I : I;
-    size_t sz_x = T * H, sz_q = T * qkvd + (hp->attn_out_gate ? 2 * T * qd : 0), sz_a = T * qd, sz_i = T * I2;
+    size_t sz_x = T * H, sz_q = (hp->qkv_grouped ? 2 : 1) * T * qkvd + (hp->attn_out_gate ? 2 * T * qd : 0), sz_a = T * qd,
+           sz_i = T * I2;
     size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
     if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
     size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);
@@ -1090,15 +1112,28 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         }
         size_t qs;   /* row stride of q, k, v inside qkv */
         float *q, *k, *v;
-        if (hp->fused_qkv) {
-            mt_dec_observe(m, l, "self_attn.qkv_proj", ain, T, H);
+        if (hp->fused_qkv && !hp->qkv_grouped) {
+            mt_dec_observe(m, l, MT_DEC_NAME(m, qkv, "self_attn.qkv_proj"), ain, T, H);
             lin_rows(rows1, &L->qkv, ain, T, qkv, work, m->pool);
             qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
+        } else if (hp->qkv_grouped) {   /* into the q | k | v layout of separate projections */
+            float *src = qkv + T * qkvd;
+            mt_dec_observe(m, l, MT_DEC_NAME(m, qkv, "self_attn.qkv_proj"), ain, T, H);
+            lin_rows(rows1, &L->qkv, ain, T, src, work, m->pool);
+            qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
+            size_t grp = (size_t)(hp->n_heads / hp->n_kv_heads);
+            for (size_t t = 0; t < T; t++)
+                for (size_t kh = 0; kh < (size_t)hp->n_kv_heads; kh++) {
+                    const float *s0 = src + t * qkvd + kh * (grp + 2) * hd;
+                    memcpy(q + t * qd + kh * grp * hd, s0, grp * hd * sizeof(float));
+                    memcpy(k + t * kvd + kh * hd, s0 + grp * hd, hd * sizeof(float));
+                    memcpy(v + t * kvd + kh * hd, s0 + (grp + 1) * hd, hd * sizeof(float));
+                }
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
-            mt_dec_observe(m, l, "self_attn.q_proj", ain, T, H);
-            mt_dec_observe(m, l, "self_attn.k_proj", ain, T, H);
-            mt_dec_observe(m, l, "self_attn.v_proj", ain, T, H);
+            mt_dec_observe(m, l, MT_DEC_NAME(m, q, "self_attn.q_proj"), ain, T, H);
+            mt_dec_observe(m, l, MT_DEC_NAME(m, k, "self_attn.k_proj"), ain, T, H);
+            mt_dec_observe(m, l, MT_DEC_NAME(m, v, "self_attn.v_proj"), ain, T, H);
             if (hp->attn_out_gate) {   /* gated attention: each head's [q | gate] rows after v */
                 lin_rows(rows1, &L->q, ain, T, v + T * kvd, work, m->pool);
                 for (size_t t = 0; t < T * (size_t)hp->n_heads; t++) memcpy(q + t * hd, v + T * kvd + 2 * t * hd, hd * sizeof *q);
@@ -1106,7 +1141,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
             lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
         }
-        size_t ks = hp->fused_qkv ? qkvd : kvd;
+        size_t ks = hp->fused_qkv && !hp->qkv_grouped ? qkvd : kvd;
         for (size_t t = 0; t < T; t++) {
             float *qt = q + t * qs, *kt = k + t * ks;
             if (hp->qk_norm == MT_QKNORM_HEAD) {
@@ -1115,6 +1150,11 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             } else if (hp->qk_norm == MT_QKNORM_FULL) {
                 mt_dec_norm(m, &L->q_norm, qt, qt, 1, qd);
                 mt_dec_norm(m, &L->k_norm, kt, kt, 1, kvd);
+            } else if (hp->qk_norm == MT_QKNORM_HEAD_EACH) {
+                for (size_t h = 0; h < (size_t)hp->n_heads; h++)
+                    mt_dec_norm(m, &(mt_norm){L->q_norm.w + h * hd, NULL}, qt + h * hd, qt + h * hd, 1, hd);
+                for (size_t h = 0; h < (size_t)hp->n_kv_heads; h++)
+                    mt_dec_norm(m, &(mt_norm){L->k_norm.w + h * hd, NULL}, kt + h * hd, kt + h * hd, 1, hd);
             }
             if (L->use_rope) {
                 scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);
@@ -1141,7 +1181,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (hp->attn_out_gate)
             for (size_t t = 0; t < T * (size_t)hp->n_heads; t++)
                 for (size_t i = 0; i < hd; i++) att[t * hd + i] /= 1.0f + expf(-v[T * kvd + (2 * t + 1) * hd + i]);
-        mt_dec_observe(m, l, "self_attn.o_proj", att, T, qd);
+        mt_dec_observe(m, l, MT_DEC_NAME(m, o, "self_attn.o_proj"), att, T, qd);
         lin_rows(rows1, &L->o, att, T, br, work, m->pool);
     attn_done:
         if (hp->block != MT_BLOCK_PRE && L->n2.w) mt_dec_norm(m, &L->n2, br, br, T, H);
@@ -1152,6 +1192,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         const mt_norm *pre = hp->block == MT_BLOCK_PRE ? &L->n2 : hp->block == MT_BLOCK_SANDWICH ? &L->n3 : NULL;
         const float *min = x;
         if (pre && pre->w) { mt_dec_norm(m, pre, xn, x, T, H); min = xn; }
+        if (hp->block == MT_BLOCK_PARALLEL) min = xn;   /* n1 of the block's input, as the attention's */
         if (L->ffn) {
             if ((r = L->ffn->forward(&fw, l, min, br, err))) goto out;
             goto mlp_done;
@@ -1161,17 +1202,18 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             goto mlp_done;
         }
         if (m->on_linear_input) {
-            mt_dec_observe(m, l, hp->mlp == MT_MLP_GATED ? "mlp.gate_proj" : hp->mlp == MT_MLP_GATED_FUSED ? "mlp.gate_up_proj" : "mlp.c_fc", min, T, H);
-            if (hp->mlp == MT_MLP_GATED) mt_dec_observe(m, l, "mlp.up_proj", min, T, H);
+            mt_dec_observe(m, l, MT_DEC_NAME(m, gate, hp->mlp == MT_MLP_GATED ? "mlp.gate_proj" : hp->mlp == MT_MLP_GATED_FUSED ? "mlp.gate_up_proj" : "mlp.c_fc"), min, T, H);
+            if (hp->mlp == MT_MLP_GATED) mt_dec_observe(m, l, MT_DEC_NAME(m, up, "mlp.up_proj"), min, T, H);
         }
         lin_rows(rows1, &L->gate, min, T, g, work, m->pool);
         float *hid = g;
         if (hp->mlp == MT_MLP_GATED || hp->mlp == MT_MLP_GATED_FUSED) {
             float *gg = g, *uu = u;
             if (hp->mlp == MT_MLP_GATED) lin_rows(rows1, &L->up, min, T, u, work, m->pool);
-            else {   /* gate_up rows: [gate | up]; compact the gates into u */
-                for (size_t t = 0; t < T; t++) memcpy(u + t * I, g + t * 2 * I, I * sizeof(float));
-                for (size_t t = 0; t < T; t++) memmove(g + t * I, g + t * 2 * I + I, I * sizeof(float));
+            else {   /* gate_up rows: [gate | up] (or [up | gate]); compact the gates into u */
+                size_t go = hp->mlp_up_first ? I : 0, uo = I - go;
+                for (size_t t = 0; t < T; t++) memcpy(u + t * I, g + t * 2 * I + go, I * sizeof(float));
+                for (size_t t = 0; t < T; t++) memmove(g + t * I, g + t * 2 * I + uo, I * sizeof(float));
                 gg = u; uu = g;
             }
             if (hp->act == MT_ACT_SILU) mt_swiglu(gg, uu, T * I);
@@ -1185,7 +1227,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             else if (hp->act == MT_ACT_GELU) mt_gelu(g, T * I);
             else mt_gelu_tanh(g, T * I);
         }
-        mt_dec_observe(m, l, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj", hid, T, I);
+        mt_dec_observe(m, l, MT_DEC_NAME(m, down, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj"), hid, T, I);
         lin_rows(rows1, &L->down, hid, T, br, work, m->pool);
     mlp_done:
         if (L->n4.w) mt_dec_norm(m, &L->n4, br, br, T, H);

@@ -34,6 +34,8 @@ struct mt_fwd {
                                         mechanism has wider linear inputs raises max_in at bind) */
 };
 typedef struct mt_fwd mt_fwd;
+/* The name a family gave tensor `field` (mt_model.names), else the llama default def. */
+#define MT_DEC_NAME(m, field, def) ((m)->names && (m)->names->field ? (m)->names->field : (def))
 /* y[T, out] = l(x[T, in]) over rows of the call (with rows1, each row as alone). */
 void mt_dec_linear(const mt_fwd *f, const mt_linear *l, const float *x, size_t T, float *y);
 /* A norm over T rows of n features (RMS, RMS with 1 + w, or LayerNorm per m->hp.norm_type). */

@@ -32,6 +32,7 @@
 #include "models/kvcache_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/cpu.h"
@@ -74,7 +75,9 @@ int mt_model_set_numerics(mt_model *m, int numerics, mt_err *err) {
      * F32 norms beside 16-bit scales) every norm's output is float32, so are the products
      * of float32 rows, and from the first block on the residual stream; what is left of
      * the 16-bit type is the embedding rows, which the float32 path rounds as mlx does */
-    const mt_tensor_view *nw = m->st ? mt_safetensors_get(m->st, "model.norm.weight") : NULL;
+    char nwn[160];
+    snprintf(nwn, sizeof nwn, "%s.weight", MT_DEC_NAME(m, final_norm, "model.norm"));
+    const mt_tensor_view *nw = m->st ? mt_safetensors_get(m->st, nwn) : NULL;
     if (nw && nw->dtype == MT_F32) m->act_dt = MT_F32;
     if (numerics == MT_NUMERICS_MLX && m->act_dt != MT_F32 && m->no_mlx)
         return mt_seterr(err, MT_EUNSUPPORTED, "--numerics mlx is not implemented for model_type \"%s\" (%s); "

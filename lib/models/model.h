@@ -22,10 +22,12 @@ enum { MT_NORM_RMS = 0, MT_NORM_RMS_P1 /* weight 1 + w (gemma) */, MT_NORM_LAYER
  *   PRE      x += attn(n1(x)); x += mlp(n2(x))                 (llama; n1 input_layernorm, n2 post_attention_layernorm)
  *   SANDWICH x += n2(attn(n1(x))); x += n4(mlp(n3(x)))         (gemma2/3; + pre/post_feedforward_layernorm)
  *   POST     x += n2(attn(x)); x += n4(mlp(x))                 (olmo2) */
-enum { MT_BLOCK_PRE = 0, MT_BLOCK_SANDWICH, MT_BLOCK_POST };
+/*   PARALLEL x += attn(n1(x)) + mlp(n1(x))                    (phi, cohere: one norm, both branches) */
+enum { MT_BLOCK_PRE = 0, MT_BLOCK_SANDWICH, MT_BLOCK_POST, MT_BLOCK_PARALLEL };
 enum { MT_MLP_GATED = 0 /* gate_proj, up_proj, down_proj */, MT_MLP_GATED_FUSED /* gate_up_proj (phi3) */,
        MT_MLP_PLAIN /* c_fc, c_proj (starcoder2) */ };
-enum { MT_QKNORM_NONE = 0, MT_QKNORM_HEAD /* per head (qwen3, gemma3) */, MT_QKNORM_FULL /* whole projection (olmo2) */ };
+enum { MT_QKNORM_NONE = 0, MT_QKNORM_HEAD /* per head (qwen3, gemma3) */, MT_QKNORM_FULL /* whole projection (olmo2) */,
+       MT_QKNORM_HEAD_EACH /* per head, each head its own weights: q_norm.weight [n_heads, head_dim] (cohere) */ };
 
 /* Hyper-parameters of a llama-like decoder; a family fills what differs. */
 typedef struct mt_decoder_hp {
@@ -64,9 +66,28 @@ typedef struct mt_decoder_hp {
     /* gated attention (qwen3_next, qwen3_5): q_proj gives each head [q | gate] (2 * head_dim rows);
      * the attention output is multiplied by sigmoid(gate) before o_proj (no mlx numerics: no_mlx) */
     int attn_out_gate;
+    /* dense group A switches (phi, cohere, internlm2, ...) */
+    int norm_nobias;        /* MT_NORM_LAYER without a bias (cohere layer_norm_bias false) */
+    int lm_head_bias;       /* the output head has a bias (phi) */
+    int qkv_grouped;        /* with fused_qkv: the rows are grouped per kv head, [its q heads, k, v] (internlm2 wqkv) */
+    int tie_always;         /* with tie_embeddings: the embedding is the head even where lm_head.weight exists */
+    int norm_noaffine;      /* norms without weights (weight 1; olmo's LayerNorm(affine=False)): none is read */
+    int mlp_up_first;       /* MT_MLP_GATED_FUSED rows [up | gate] instead of [gate | up] (olmo ff_proj) */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
+
+/* Tensor names a family uses instead of the llama ones (mt_model.names; a NULL field: the
+ * default).  Top level: embed "model.embed_tokens", final_norm "model.norm", lm_head "lm_head";
+ * per layer under "model.layers.N.": q/k/v/o "self_attn.{q,k,v,o}_proj", qkv "self_attn.qkv_proj",
+ * gate/up/down "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj" (fused: "mlp.gate_up_proj"; plain:
+ * "mlp.c_fc", "mlp.c_proj"), n1..n4 "input_layernorm", "post_attention_layernorm",
+ * "pre_feedforward_layernorm", "post_feedforward_layernorm", q_norm/k_norm "self_attn.{q,k}_norm". */
+typedef struct mt_dec_names {
+    const char *embed, *final_norm, *lm_head, *layers;   /* layers: the blocks' prefix, "model.layers" */
+    const char *q, *k, *v, *o, *qkv, *gate, *up, *down;
+    const char *n1, *n2, *n3, *n4, *q_norm, *k_norm;
+} mt_dec_names;
 
 /* Mechanism files (MLA, state-space layers, gated DeltaNet, short convolutions, other MoE
  * routers...) plug into the shared decoder through these two hooks; struct mt_fwd (one
@@ -165,6 +186,8 @@ typedef struct mt_model {
                                       head grouping of one row): an answer never depends on the
                                       sequences decoding beside it, at about 1.4x the time of the
                                       shared multi-row kernels at 8 rows (set it directly; 0 default) */
+    /* dense group A: tensor names other than llama's (set before mt_decoder_bind; NULL = llama's) */
+    const mt_dec_names *names;
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim

@@ -10,6 +10,10 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
 /* gated DeltaNet (linear attention with recurrent state) + gated attention: qwen3_next.c.
  * mt_family_qwen3_5_moe (qwen3_5 with experts) waits for the built-in MoE's shared expert. */
 extern const mt_family mt_family_qwen3_next, mt_family_qwen3_5;
+/* dense llama variants from switches, group A (dense_a.c) */
+extern const mt_family mt_family_phi, mt_family_cohere, mt_family_cohere2, mt_family_internlm2, mt_family_internlm3,
+    mt_family_glm4, mt_family_exaone4, mt_family_ernie4_5, mt_family_olmo3, mt_family_minicpm, mt_family_exaone,
+    mt_family_helium, mt_family_glm, mt_family_olmo;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -29,6 +33,21 @@ static const mt_family *const families[] = {
     /* gated DeltaNet */
     &mt_family_qwen3_next,
     &mt_family_qwen3_5,
+    /* dense llama variants from switches, group A (dense_a.c) */
+    &mt_family_phi,
+    &mt_family_cohere,
+    &mt_family_cohere2,
+    &mt_family_internlm2,
+    &mt_family_internlm3,
+    &mt_family_glm4,
+    &mt_family_exaone4,
+    &mt_family_ernie4_5,
+    &mt_family_olmo3,
+    &mt_family_minicpm,
+    &mt_family_exaone,
+    &mt_family_helium,
+    &mt_family_glm,
+    &mt_family_olmo,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -26,6 +26,9 @@ import tempfile
 import mlx_lm.utils as mlx_utils
 from mlx_lm.convert import convert
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_llm_fixtures  # noqa: E402,F401  (the family modules' set-up: mlx-lm's olmo needs theirs)
+
 _make_shards = mlx_utils.make_shards
 SHARD_BYTES = None   # set per case: a byte limit instead of mlx_lm's 5 GiB
 
@@ -52,7 +55,10 @@ OUT = os.path.join(ROOT, "tests/data/convert/goldens.txt")
 
 FAMILIES = ["llama-tiny", "llama-tied", "mistral-tiny", "qwen2-tiny", "qwen3-tiny", "gemma-tiny", "gemma2-tiny",
             "gemma3-tiny", "phi3-tiny", "starcoder2-tiny", "granite-tiny", "olmo2-tiny", "smollm3-tiny",
-            "mixtral-tiny", "qwen3moe-tiny"]
+            "mixtral-tiny", "qwen3moe-tiny",
+            # dense group A (their module orders and top-level names: lib/convert/convert.c)
+            "phi-tiny", "cohere-tiny", "cohere2-tiny", "internlm2-tiny", "internlm3-tiny", "glm4-tiny", "exaone4-tiny",
+            "ernie45-tiny", "olmo3-tiny", "minicpm-tiny", "exaone-tiny", "helium-tiny", "glm-tiny", "olmo-tiny"]
 
 
 HF_DIR = "tests/data/convert/hf"

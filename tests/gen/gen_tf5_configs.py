@@ -31,6 +31,9 @@ from transformers import AutoConfig
 from mlx_lm.utils import load_model
 from mlx_lm.generate import generate_step
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_llm_fixtures  # noqa: E402,F401  (the family modules' set-up: e.g. mlx-lm's olmo needs theirs)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.path.join(ROOT, "tests", "data", "models")
 OUT = os.path.join(ROOT, "tests", "data", "tf5")
@@ -90,6 +93,21 @@ CASES = {
                 "(mlx-lm's default 4 puts a linear layer where the weights hold attention)"),
     "qwen3_5-interval": ("qwen3_5-tiny", None, lambda c: c["text_config"].update(full_attention_interval=2),
                          "the same with full_attention_interval back: runs, rope_parameters as before"),
+    # dense group A (lib/models/dense_a.c)
+    "phi": ("phi-tiny", None, None, "partial_rotary_factor / rope_theta may move: mlx-lm's phi reads the top level"),
+    "cohere": ("cohere-tiny", None, None, "rope_theta moves: mlx-lm's cohere default is 8e6"),
+    "cohere2": ("cohere2-tiny", None, None, "rope_theta moves (mlx-lm: 5e4), layer_types appear"),
+    "internlm2": ("internlm2-tiny", None, None, "no transformers class (remote code): the config as it is"),
+    "internlm3": ("internlm3-tiny", None, None, "rope_scaling moves to rope_parameters"),
+    "glm4": ("glm4-tiny", None, None, "rope_theta / partial_rotary_factor move: mlx-lm's glm4 requires rope_theta"),
+    "exaone4": ("exaone4-tiny", None, None, "rope_theta moves: mlx-lm's exaone4 requires it"),
+    "ernie4_5": ("ernie45-tiny", None, None, "rope_theta moves: mlx-lm's ernie4_5 requires it"),
+    "olmo3": ("olmo3-tiny", None, None, "rope_theta / rope_scaling move: mlx-lm's olmo3 requires rope_theta"),
+    "minicpm": ("minicpm-tiny", None, None, "no transformers class (remote code): the config as it is"),
+    "exaone": ("exaone-tiny", None, None, "rope_theta moves: mlx-lm's exaone requires it"),
+    "helium": ("helium-tiny", None, None, "rope_theta moves: mlx-lm's helium requires it"),
+    "glm": ("glm-tiny", None, None, "rope_theta moves: mlx-lm's glm default is 10000"),
+    "olmo": ("olmo-tiny", None, None, "transformers' OlmoConfig (the HF layout) rewrites the ai2 keys"),
 }
 
 
@@ -114,6 +132,9 @@ def auto_cases():
 
 def tf5_config(cfg):
     """config.json as transformers 5 writes the transformers-4 config cfg."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    if cfg["model_type"] not in CONFIG_MAPPING_NAMES:   # remote-code models: saved by their own class
+        return copy.deepcopy(cfg)
     d, o = tempfile.mkdtemp(), tempfile.mkdtemp()
     try:
         json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
