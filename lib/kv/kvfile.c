@@ -418,6 +418,9 @@ static void place_layers(void *vctx, size_t b, size_t e, int tid) {
 int mt_kvfile_to_cache(const mt_kvfile *f, const mt_model *m, mt_kvcache **out, mt_err *err) {
     const mt_kvfile_layer *L0 = &f->layers[0];
     int rot = all_rotating(f);
+    if (m && m->kv_heads)
+        return mt_seterr(err, MT_EUNSUPPORTED, "%s: prompt-cache files of multi-head latent attention models are not "
+                         "supported yet", f->label);
     if (m) {
         const mt_decoder_hp *hp = &m->hp;
         if (f->n_layers != hp->n_layers || f->kv_heads != hp->n_kv_heads || f->head_dim != hp->head_dim)
@@ -686,6 +689,9 @@ static int sink_put(sink *s, const void *p, size_t n, int end, mt_err *err) {
 }
 
 static int serialize_to(const mt_kvcache *c, const mt_kvmeta *meta, sink *s, mt_err *err) {
+    if (c->v_dim != c->kv_dim)
+        return mt_seterr(err, MT_EUNSUPPORTED, "prompt-cache files of multi-head latent attention models (keys and "
+                         "values of different widths) are not supported yet");
     if (c->quantized && c->qscheme != MT_KVQ_AFFINE)
         return mt_seterr(err, MT_EINVAL, "a %d-bit rotated (turbo) KV cache has no mlx-lm layout and cannot be saved; "
                          "use --kv-bits 8 or 4", c->qbits);

@@ -7,6 +7,9 @@
 extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
     mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
+/* multi-head latent attention and the DeepSeek-style mixture of experts (deepseek.c) */
+extern const mt_family mt_family_deepseek_v3, mt_family_kimi_k2, mt_family_deepseek_v2, mt_family_glm4_moe,
+    mt_family_dots1;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -23,6 +26,12 @@ static const mt_family *const families[] = {
     &mt_family_smollm3,
     &mt_family_mixtral,
     &mt_family_qwen3_moe,
+    /* multi-head latent attention and the DeepSeek-style mixture of experts */
+    &mt_family_deepseek_v3,
+    &mt_family_kimi_k2,
+    &mt_family_deepseek_v2,
+    &mt_family_glm4_moe,
+    &mt_family_dots1,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -1,0 +1,154 @@
+/* deepseek.c - families built on multi-head latent attention (mla.c) and the DeepSeek-style
+ * mixture of experts (moe_ds.c):
+ *   deepseek_v3  MLA in the absorbed form (the cache holds the latent), sigmoid router with the
+ *                correction bias and groups; dense layers before first_k_dense_replace and off
+ *                moe_layer_freq; kimi_k2 is the same model (mlx-lm's MODEL_REMAPPING)
+ *   deepseek_v2  MLA expanded by kv_b_proj (the cache holds per-head keys and values), always yarn
+ *                RoPE; softmax router, group_limited_greedy groups ranked by their best score
+ *   glm4_moe     llama attention (partial rotary, optional per-head q/k norms, q/k/v biases) with
+ *                the DeepSeek router
+ *   dots1        llama attention with per-head q/k norms, the DeepSeek router
+ * ref: mlx_lm/models/deepseek_v3.py, deepseek_v2.py, glm4_moe.py, dots1.py. */
+#include <string.h>
+#include "models/mla.h"
+
+enum { ATT_LLAMA = 0, ATT_MLA, ATT_MLA_EXPANDED };
+
+typedef struct ds_spec {
+    int attn;          /* ATT_* */
+    int scoring;       /* MT_DSMOE_* */
+    int group_max;
+    int has_bias;
+    int norm_def;      /* mlx-lm's default of norm_topk_prob */
+    int use_freq;      /* moe_layer_freq counts */
+    int experts_opt;   /* n_routed_experts may be absent (every layer dense) */
+} ds_spec;
+
+static const ds_spec *spec_of(const mt_model *m) {
+    static const ds_spec v3 = {ATT_MLA, MT_DSMOE_SIGMOID, 0, 1, 1, 1, 1};
+    static const ds_spec v2 = {ATT_MLA_EXPANDED, MT_DSMOE_SOFTMAX, 1, 0, 0, 1, 1};
+    static const ds_spec glm = {ATT_LLAMA, MT_DSMOE_SIGMOID, 0, 1, 0, 0, 0};
+    static const ds_spec dots = {ATT_LLAMA, MT_DSMOE_SIGMOID, 0, 1, 0, 0, 0};
+    if (!strcmp(m->model_type, "deepseek_v2")) return &v2;
+    if (!strcmp(m->model_type, "glm4_moe")) return &glm;
+    if (!strcmp(m->model_type, "dots1")) return &dots;
+    return &v3;   /* deepseek_v3, kimi_k2 */
+}
+
+/* The MoE hyper-parameters of the family, or *has = 0 when every layer is dense. */
+static int moe_hp(mt_model *m, mt_dsmoe_hp *e, int *has, mt_err *err) {
+    const ds_spec *s = spec_of(m);
+    json_t *c = mt_config_json(m->cfg);
+    json_t *ne = json_object_get(c, "n_routed_experts");
+    *has = !(s->experts_opt && (!ne || json_is_null(ne)));
+    if (!*has) return MT_OK;
+    MT_TRY(mt_dsmoe_read_hp(m, e, s->norm_def, err));
+    e->scoring = s->scoring;
+    e->group_max = s->group_max;
+    e->has_bias = s->has_bias;
+    e->experts = strcmp(m->model_type, "dots1") ? "switch_mlp" : "experts";
+    if (s->scoring == MT_DSMOE_SOFTMAX) {
+        /* deepseek_v2: groups only with topk_method "group_limited_greedy"; no renormalization */
+        json_t *tm = json_object_get(c, "topk_method");
+        int glg = json_is_string(tm) && !strcmp(json_string_value(tm), "group_limited_greedy");
+        if (glg && (!json_is_number(json_object_get(c, "n_group")) || !json_is_number(json_object_get(c, "topk_group"))))
+            return mt_seterr(err, MT_EFORMAT, "config.json: topk_method \"group_limited_greedy\" needs n_group and topk_group");
+        if (!glg) e->n_group = e->topk_group = 1;
+        e->norm_topk = 0;
+    } else if (strcmp(m->model_type, "dots1")) {
+        json_t *tm = json_object_get(c, "topk_method");
+        if (tm && !json_is_null(tm) && !(json_is_string(tm) && !strcmp(json_string_value(tm), "noaux_tc")))
+            return mt_seterr(err, MT_EUNSUPPORTED, "config.json: topk_method must be \"noaux_tc\" (mlx-lm's only one for %s)",
+                             m->model_type);
+    }
+    return MT_OK;
+}
+
+static int is_moe_layer(const mt_model *m, int i, int first, int freq) {
+    return i >= first && (!spec_of(m)->use_freq || i % freq == 0);
+}
+
+static int ds_layer_rules(mt_model *m, int *first, int *freq, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int req = !spec_of(m)->use_freq;   /* glm4_moe, dots1: a required field */
+    *first = 0;
+    *freq = 1;
+    MT_TRY(mt_cfg_int(c, "first_k_dense_replace", 0, first, req, err));
+    if (spec_of(m)->use_freq) MT_TRY(mt_cfg_count(c, "moe_layer_freq", 1, freq, 0, err));
+    return MT_OK;
+}
+
+static int ds_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    const ds_spec *s = spec_of(m);
+    if (s->attn != ATT_LLAMA) {
+        mt_mla_hp a;
+        MT_TRY(mt_mla_read_hp(m, &a, s->attn == ATT_MLA_EXPANDED, err));
+        MT_TRY(mt_mla_bind(m, i, &a, err));
+        *bound |= MT_BOUND_ATTN;
+    }
+    mt_dsmoe_hp e;
+    int has = 0, first = 0, freq = 1;
+    MT_TRY(moe_hp(m, &e, &has, err));
+    MT_TRY(ds_layer_rules(m, &first, &freq, err));
+    if (has && is_moe_layer(m, i, first, freq)) {
+        MT_TRY(mt_dsmoe_bind(m, i, &e, err));
+        *bound |= MT_BOUND_MLP;
+    }
+    return MT_OK;
+}
+
+static int ds_init(mt_model *m, mt_err *err) {
+    const ds_spec *s = spec_of(m);
+    json_t *c = mt_config_json(m->cfg);
+    MT_TRY(mt_decoder_read_hp(m, err));
+    mt_mla_hp a;
+    mt_dsmoe_hp e;
+    int has = 0, first = 0, freq = 1;
+    if (s->attn == ATT_LLAMA) {
+        MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+        if (!strcmp(m->model_type, "glm4_moe")) {
+            double prf = 1;
+            MT_TRY(mt_cfg_count(c, "head_dim", 0, &m->hp.head_dim, 1, err));
+            MT_TRY(mt_cfg_real(c, "partial_rotary_factor", 1, &prf, 1, MT_CFG_POS, err));
+            if (prf > 1) return mt_seterr(err, MT_EFORMAT, "config.json: \"partial_rotary_factor\" must be at most 1");
+            int qkn = 0;
+            MT_TRY(mt_cfg_bool(c, "use_qk_norm", 0, &qkn, err));
+            m->hp.rot_dims = (int)(m->hp.head_dim * prf);
+            m->hp.qk_norm = qkn ? MT_QKNORM_HEAD : MT_QKNORM_NONE;
+            m->hp.o_bias = 0;          /* q/k/v take attention_bias, o_proj none */
+            m->hp.mlp_bias = 0;
+            m->rope_scaling = NULL;    /* nn.RoPE: rope_scaling is not read */
+            MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+        } else {   /* dots1 */
+            m->hp.rot_dims = m->hp.head_dim;
+            m->hp.qk_norm = MT_QKNORM_HEAD;
+            m->hp.attn_bias = m->hp.o_bias = 0;
+            MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+        }
+    } else {
+        MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 10000, err));
+        MT_TRY(mt_mla_read_hp(m, &a, s->attn == ATT_MLA_EXPANDED, err));
+        m->hp.tie_embeddings = 0;   /* a separate lm_head always */
+        m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
+    }
+    MT_TRY(moe_hp(m, &e, &has, err));
+    MT_TRY(ds_layer_rules(m, &first, &freq, err));
+    m->bind_layer = ds_bind_layer;
+    m->no_mlx = s->attn == ATT_LLAMA ? "the DeepSeek-style mixture of experts is not in the mlx numerics"
+                                     : "multi-head latent attention is not in the mlx numerics";
+    MT_TRY(mt_decoder_bind(m, err));
+    if (s->attn != ATT_LLAMA) mt_mla_max_in(m, &a);
+    if (has && (size_t)e.inter * (size_t)(e.n_shared ? e.n_shared : 1) > m->max_in)
+        m->max_in = (size_t)e.inter * (size_t)(e.n_shared ? e.n_shared : 1);
+    return MT_OK;
+}
+
+/* ---- DeepSeek-style families (MLA / DeepSeek MoE) ---- */
+const mt_family mt_family_deepseek_v3 = {"deepseek_v3", ds_init,
+    "multi-head latent attention (absorbed, latent cache), sigmoid router with groups and correction bias"};
+const mt_family mt_family_kimi_k2 = {"kimi_k2", ds_init, "deepseek_v3 (the same model)"};
+const mt_family mt_family_deepseek_v2 = {"deepseek_v2", ds_init,
+    "multi-head latent attention expanded by kv_b_proj, yarn RoPE, softmax router with groups"};
+const mt_family mt_family_glm4_moe = {"glm4_moe", ds_init,
+    "partial rotary, q/k norms and biases, DeepSeek-style sigmoid router with shared experts"};
+const mt_family mt_family_dots1 = {"dots1", ds_init, "q/k norms, DeepSeek-style sigmoid router with shared experts"};
