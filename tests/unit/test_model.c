@@ -383,6 +383,16 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/starcoder2-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
         {"tests/data/models/phi3-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
         {"tests/data/models/mixtral-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        /* multi-head latent attention and the DeepSeek-style mixture of experts */
+        {"tests/data/models/deepseek_v3-tiny", C, "kv_lora_rank", "0", "config.json: \"kv_lora_rank\" must be a positive integer"},
+        {"tests/data/models/deepseek_v3-tiny", C, "qk_rope_head_dim", "7", "config.json: \"qk_rope_head_dim\" 7 must be even"},
+        {"tests/data/models/deepseek_v3-tiny", C, "n_group", "3", "config.json: n_group 3 does not divide n_routed_experts 8"},
+        {"tests/data/models/deepseek_v3-tiny", C, "topk_group", "3", "config.json: topk_group 3 exceeds n_group 2"},
+        {"tests/data/models/deepseek_v3-tiny", C, "routed_scaling_factor", "NaN", "config.json: \"routed_scaling_factor\" is NaN"},
+        {"tests/data/models/kimi_k2-tiny", C, "num_experts_per_tok", "9", "config.json: num_experts_per_tok 9 exceeds n_routed_experts 8"},
+        {"tests/data/models/deepseek_v2-tiny", C, "rope_scaling", "null", "config.json: mlx-lm's deepseek_v2 needs a \"rope_scaling\""},
+        {"tests/data/models/glm4_moe-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
+        {"tests/data/models/dots1-tiny", C, "first_k_dense_replace", "-1", "config.json: \"first_k_dense_replace\" must be a non-neg"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
