@@ -27,7 +27,7 @@ FAMILIES = {
                          first_k_dense_replace=0, moe_layer_freq=2),
     "deepseek_v2-tiny": dict(_B, **dict(_MOE, norm_topk_prob=False, routed_scaling_factor=1.5),
                              model_type="deepseek_v2", num_hidden_layers=3, q_lora_rank=32, kv_lora_rank=32,
-                             qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=24, n_group=2, topk_group=1,
+                             qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16, n_group=2, topk_group=1,
                              topk_method="group_limited_greedy", first_k_dense_replace=1, moe_layer_freq=1,
                              rope_scaling=_YARN),
     "glm4_moe-tiny": dict(_B, **_MOE, model_type="glm4_moe", num_hidden_layers=3, num_key_value_heads=2,
