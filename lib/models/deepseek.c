@@ -8,7 +8,11 @@
  *   glm4_moe     llama attention (partial rotary, optional per-head q/k norms, q/k/v biases) with
  *                the DeepSeek router
  *   dots1        llama attention with per-head q/k norms, the DeepSeek router
- * ref: mlx_lm/models/deepseek_v3.py, deepseek_v2.py, glm4_moe.py, dots1.py. */
+ *   minicpm3     MLA expanded by kv_b_proj with longrope (SuScaledRoPE) RoPE, a dense MLP, embeddings
+ *                scaled by scale_emb, branches by scale_depth / sqrt(layers), logits divided by
+ *                hidden_size / dim_model_base (untied)
+ * ref: mlx_lm/models/deepseek_v3.py, deepseek_v2.py, glm4_moe.py, dots1.py, minicpm3.py. */
+#include <math.h>
 #include <string.h>
 #include "models/mla.h"
 
@@ -24,15 +28,21 @@ typedef struct ds_spec {
     int experts_opt;   /* n_routed_experts may be absent (every layer dense) */
 } ds_spec;
 
+static int is_cpm(const mt_model *m) { return !strcmp(m->model_type, "minicpm3"); }
+
 static const ds_spec *spec_of(const mt_model *m) {
     static const ds_spec v3 = {ATT_MLA, MT_DSMOE_SIGMOID, 0, 1, 1, 1, 1};
     static const ds_spec v2 = {ATT_MLA_EXPANDED, MT_DSMOE_SOFTMAX, 1, 0, 0, 1, 1};
     static const ds_spec glm = {ATT_LLAMA, MT_DSMOE_SIGMOID, 0, 1, 0, 0, 0};
     static const ds_spec dots = {ATT_LLAMA, MT_DSMOE_SIGMOID, 0, 1, 0, 0, 0};
-    if (!strcmp(m->model_type, "deepseek_v2")) return &v2;
+    if (!strcmp(m->model_type, "deepseek_v2") || is_cpm(m)) return &v2;   /* minicpm3: no experts */
     if (!strcmp(m->model_type, "glm4_moe")) return &glm;
     if (!strcmp(m->model_type, "dots1")) return &dots;
     return &v3;   /* deepseek_v3, kimi_k2 */
+}
+
+static int mla_flags(const mt_model *m) {
+    return (spec_of(m)->attn == ATT_MLA_EXPANDED ? MT_MLA_EXPANDED : 0) | (is_cpm(m) ? MT_MLA_MINICPM3 : 0);
 }
 
 /* The MoE hyper-parameters of the family, or *has = 0 when every layer is dense. */
@@ -40,7 +50,7 @@ static int moe_hp(mt_model *m, mt_dsmoe_hp *e, int *has, mt_err *err) {
     const ds_spec *s = spec_of(m);
     json_t *c = mt_config_json(m->cfg);
     json_t *ne = json_object_get(c, "n_routed_experts");
-    *has = !(s->experts_opt && (!ne || json_is_null(ne)));
+    *has = !is_cpm(m) && !(s->experts_opt && (!ne || json_is_null(ne)));
     if (!*has) return MT_OK;
     MT_TRY(mt_dsmoe_read_hp(m, e, s->norm_def, err));
     e->scoring = s->scoring;
@@ -82,7 +92,7 @@ static int ds_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
     const ds_spec *s = spec_of(m);
     if (s->attn != ATT_LLAMA) {
         mt_mla_hp a;
-        MT_TRY(mt_mla_read_hp(m, &a, s->attn == ATT_MLA_EXPANDED, err));
+        MT_TRY(mt_mla_read_hp(m, &a, mla_flags(m), err));
         MT_TRY(mt_mla_bind(m, i, &a, err));
         *bound |= MT_BOUND_ATTN;
     }
@@ -127,7 +137,7 @@ static int ds_init(mt_model *m, mt_err *err) {
         }
     } else {
         MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 10000, err));
-        MT_TRY(mt_mla_read_hp(m, &a, s->attn == ATT_MLA_EXPANDED, err));
+        MT_TRY(mt_mla_read_hp(m, &a, mla_flags(m), err));
         m->hp.tie_embeddings = 0;   /* a separate lm_head always */
         m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
     }
@@ -143,6 +153,49 @@ static int ds_init(mt_model *m, mt_err *err) {
     return MT_OK;
 }
 
+static int minicpm3_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 1e6, err));   /* mlx-lm's minicpm3 default base */
+    double se = 1, sd = 1, dmb = 1, maxp = 0, orig = 4096;
+    MT_TRY(mt_cfg_real(c, "scale_emb", 1, &se, 1, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "scale_depth", 1, &sd, 1, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "dim_model_base", 1, &dmb, 1, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_real(c, "max_position_embeddings", 0, &maxp, 1, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+    json_t *rs = m->rope_scaling;
+    if (!json_is_object(rs))
+        return mt_seterr(err, MT_EFORMAT, "config.json: mlx-lm's minicpm3 needs a \"rope_scaling\" object (its "
+                         "SuScaledRoPE reads long_factor and original_max_position_embeddings)");
+    json_t *ov = json_object_get(rs, "original_max_position_embeddings");
+    if (ov && !json_is_null(ov)) {
+        if (!json_is_number(ov) || !(json_number_value(ov) > 1) || !isfinite(json_number_value(ov)))
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_scaling.original_max_position_embeddings\" must "
+                             "be a number above 1");
+        orig = json_number_value(ov);
+    }
+    mt_mla_hp a;
+    MT_TRY(mt_mla_read_hp(m, &a, MT_MLA_EXPANDED | MT_MLA_MINICPM3, err));
+    m->hp.embed_scale = (float)se;
+    m->hp.residual_scale = (float)(sd / sqrt((double)m->hp.n_layers));
+    if (!m->hp.tie_embeddings) m->hp.logits_div = (float)((double)m->hp.hidden / dmb);
+    m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
+    m->rope_scaling = NULL;   /* the tables are SuScaledRoPE's, set below whatever the type says */
+    m->bind_layer = ds_bind_layer;
+    m->no_mlx = "multi-head latent attention is not in the mlx numerics";
+    MT_TRY(mt_decoder_bind(m, err));
+    mt_mla_max_in(m, &a);
+    json_t *su = json_pack("{s:s}", "type", "longrope");
+    if (!su) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    json_t *lf = json_object_get(rs, "long_factor");
+    if (lf && !json_is_null(lf)) json_object_set(su, "long_factor", lf);
+    int rc = mt_rope_freqs(m->inv_freq, &m->rope_in_scale, a.rope, m->hp.rope_theta, su, maxp, orig, err);
+    json_decref(su);
+    MT_TRY(rc);
+    for (int i = 0; i < m->hp.n_layers; i++) m->layers[i].rope_in_scale = m->rope_in_scale;
+    return MT_OK;
+}
+
 /* ---- DeepSeek-style families (MLA / DeepSeek MoE) ---- */
 const mt_family mt_family_deepseek_v3 = {"deepseek_v3", ds_init,
     "multi-head latent attention (absorbed, latent cache), sigmoid router with groups and correction bias"};
@@ -151,4 +204,6 @@ const mt_family mt_family_deepseek_v2 = {"deepseek_v2", ds_init,
     "multi-head latent attention expanded by kv_b_proj, yarn RoPE, softmax router with groups"};
 const mt_family mt_family_glm4_moe = {"glm4_moe", ds_init,
     "partial rotary, q/k norms and biases, DeepSeek-style sigmoid router with shared experts"};
+const mt_family mt_family_minicpm3 = {"minicpm3", minicpm3_init,
+    "multi-head latent attention expanded by kv_b_proj, longrope, embedding/depth/logit scales"};
 const mt_family mt_family_dots1 = {"dots1", ds_init, "q/k norms, DeepSeek-style sigmoid router with shared experts"};

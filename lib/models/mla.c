@@ -12,8 +12,6 @@
 #include "tensor/dtype.h"
 #include "tensor/ops.h"
 
-#define MLA_NORM_EPS 1e-6f   /* q_a_layernorm, kv_a_layernorm: mlx-lm fixes their epsilon */
-
 typedef struct mla_w {
     mt_mla_hp h;
     mt_linear q, q_a, q_b, kv_a, kv_b, o;
@@ -30,16 +28,20 @@ static void mla_free(void *p) {
     free(w);
 }
 
-int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int expanded, mt_err *err) {
+int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int flags, mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
+    int expanded = (flags & MT_MLA_EXPANDED) != 0, cpm = (flags & MT_MLA_MINICPM3) != 0;
     memset(h, 0, sizeof *h);
     h->expanded = expanded;
+    h->norm_eps = cpm ? 1e-5f : 1e-6f;
     json_t *ql = json_object_get(c, "q_lora_rank");
     if (!ql || !json_is_null(ql)) MT_TRY(mt_cfg_count(c, "q_lora_rank", 1536, &h->q_lora, 0, err));
     MT_TRY(mt_cfg_count(c, "kv_lora_rank", 512, &h->kv_lora, 0, err));
     MT_TRY(mt_cfg_count(c, "qk_rope_head_dim", 64, &h->rope, 0, err));
     MT_TRY(mt_cfg_count(c, "qk_nope_head_dim", 128, &h->nope, 0, err));
-    MT_TRY(mt_cfg_count(c, "v_head_dim", 128, &h->vhd, 0, err));
+    if (cpm) h->vhd = m->hp.hidden / m->hp.n_heads;
+    else MT_TRY(mt_cfg_count(c, "v_head_dim", 128, &h->vhd, 0, err));
+    if (h->vhd < 1) return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d gives no value head", m->hp.hidden);
     MT_TRY(mt_cfg_bool(c, "attention_bias", 0, &h->attn_bias, err));
     if (h->rope % 2) return mt_seterr(err, MT_EFORMAT, "config.json: \"qk_rope_head_dim\" %d must be even", h->rope);
     if (h->kv_lora > 65536 || h->nope > 4096 || h->rope > 1024 || h->vhd > 4096 || h->q_lora > 65536)
@@ -47,13 +49,13 @@ int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int expanded, mt_err *err) {
     mt_decoder_hp *hp = &m->hp;
     hp->head_dim = h->nope + h->rope;
     hp->rot_dims = h->rope;
-    hp->rope_traditional = 1;
+    hp->rope_traditional = !cpm;
     double scale = 1.0 / sqrt((double)hp->head_dim);
     json_t *rs = m->rope_scaling;
-    if (expanded && !json_is_object(rs))
-        return mt_seterr(err, MT_EFORMAT, "config.json: mlx-lm's deepseek_v2 needs a \"rope_scaling\" object (its "
-                         "yarn RoPE reads the factor)");
-    if (json_is_object(rs)) {
+    if (expanded && !cpm && !json_is_object(rs))
+        return mt_seterr(err, MT_EFORMAT, "config.json: mlx-lm's %s needs a \"rope_scaling\" object (its "
+                         "RoPE reads it)", cpm ? "minicpm3" : "deepseek_v2");
+    if (json_is_object(rs) && !cpm) {
         json_t *t = json_object_get(rs, "type");
         if (!json_is_string(t)) t = json_object_get(rs, "rope_type");
         const char *ty = json_is_string(t) ? json_string_value(t) : "default";
@@ -249,7 +251,7 @@ static int mla_forward(const mt_fwd *f, int l, const float *in, float *out, mt_e
     if (QL) {
         mt_dec_observe(m, l, "self_attn.q_a_proj", in, T, D);
         mt_dec_linear(f, &w->q_a, in, T, qa);
-        for (size_t t = 0; t < T; t++) mt_rmsnorm(qa + t * QL, qa + t * QL, w->qn.w, QL, MLA_NORM_EPS);
+        for (size_t t = 0; t < T; t++) mt_rmsnorm(qa + t * QL, qa + t * QL, w->qn.w, QL, h->norm_eps);
         mt_dec_observe(m, l, "self_attn.q_b_proj", qa, T, QL);
         mt_dec_linear(f, &w->q_b, qa, T, q);
     } else {
@@ -260,7 +262,7 @@ static int mla_forward(const mt_fwd *f, int l, const float *in, float *out, mt_e
     mt_dec_observe(m, l, "self_attn.kv_a_proj_with_mqa", in, T, D);
     mt_dec_linear(f, &w->kv_a, in, T, ckv);
     float *lat = gin;   /* the normed latent rows [T, R] (gin is free until the per-head products) */
-    for (size_t t = 0; t < T; t++) mt_rmsnorm(lat + t * R, ckv + t * (R + rp), w->kvn.w, R, MLA_NORM_EPS);
+    for (size_t t = 0; t < T; t++) mt_rmsnorm(lat + t * R, ckv + t * (R + rp), w->kvn.w, R, h->norm_eps);
     if (h->expanded) {
         mt_dec_observe(m, l, "self_attn.kv_b_proj", lat, T, R);
         mt_dec_linear(f, &w->kv_b, lat, T, kvb);
@@ -275,8 +277,8 @@ static int mla_forward(const mt_fwd *f, int l, const float *in, float *out, mt_e
                 for (size_t i = 0; i < rp; i++) kpe[i] *= s;
             }
             const float *fr = f->dyn && L->inv_freq == m->inv_freq ? f->dyn + t * half : L->inv_freq;
-            mt_rope(qt + np, H, qhd, rp, fr, (double)f->rpos[t], 1);
-            mt_rope(kpe, 1, rp, rp, fr, (double)f->rpos[t], 1);
+            mt_rope(qt + np, H, qhd, rp, fr, (double)f->rpos[t], m->hp.rope_traditional);
+            mt_rope(kpe, 1, rp, rp, fr, (double)f->rpos[t], m->hp.rope_traditional);
         }
         if (!h->expanded) {
             mt_kv_write(f->rc[t], l, f->slot[t], lat + t * R, kpe);

@@ -25,12 +25,16 @@ typedef struct mt_mla_hp {
     int expanded;      /* 1: deepseek_v2's kv_b_proj form; 0: the absorbed form */
     float scale;       /* softmax scale: (nope + rope)^-0.5, times yarn's mscale(mscale_all_dim)^2 */
     int attn_bias;     /* q_a_proj, kv_a_proj_with_mqa and o_proj have biases */
+    float norm_eps;    /* q_a_layernorm, kv_a_layernorm (mlx-lm fixes it: 1e-6; minicpm3 1e-5) */
 } mt_mla_hp;
 
 /* Read the MLA keys of config.json (after mt_decoder_read_hp and the family's rope source): sets
  * m->hp.head_dim (nope + rope), rot_dims (rope), traditional RoPE, and the cache geometry
- * m->kv_heads / kv_head_dim / kv_v_dim. */
-int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int expanded, mt_err *err);
+ * m->kv_heads / kv_head_dim / kv_v_dim.  flags: MT_MLA_EXPANDED (deepseek_v2's form),
+ * MT_MLA_MINICPM3 (with it: v_head_dim = hidden / heads, norms' epsilon 1e-5, the softmax scale
+ * without yarn's mscale, RoPE not traditional; the family sets the RoPE tables itself). */
+enum { MT_MLA_EXPANDED = 1, MT_MLA_MINICPM3 = 2 };
+int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int flags, mt_err *err);
 /* Bind layer `layer`'s self_attn as MLA (sets L->mixer / L->mix); raises m->max_in. */
 int mt_mla_bind(mt_model *m, int layer, const mt_mla_hp *h, mt_err *err);
 /* Raise m->max_in to MLA's widest linear input (after mt_decoder_bind, which sets it). */

@@ -3,7 +3,7 @@ and the DeepSeek-style mixture of experts (sigmoid or softmax router, group-limi
 e_score_correction_bias, shared experts, first_k_dense_replace / moe_layer_freq dense layers).
 
 The tiny configs switch on every mechanism: q_lora_rank set (deepseek_v3, deepseek_v2) and null
-(kimi_k2), yarn RoPE with mscale and mscale_all_dim (the softmax scale's mscale^2), groups > 1 with
+(kimi_k2), minicpm3's expanded form with longrope and its scales, yarn RoPE with mscale and mscale_all_dim (the softmax scale's mscale^2), groups > 1 with
 the correction bias, dense and sparse layers.  The MultiLinear weights (embed_q, unembed_out)
 are quantized along their input dimension, so the 8-bit forms use groups of 32 too."""
 import mlx.core as mx
@@ -35,6 +35,12 @@ FAMILIES = {
                           n_group=2, topk_group=1, first_k_dense_replace=1, rope_scaling=None),
     "dots1-tiny": dict(_B, **_MOE, model_type="dots1", num_hidden_layers=3, num_key_value_heads=2, head_dim=16,
                        n_group=4, topk_group=2, first_k_dense_replace=1, scoring_func="noaux_tc"),
+    "minicpm3-tiny": dict(_B, model_type="minicpm3", num_hidden_layers=2, q_lora_rank=32, kv_lora_rank=32,
+                          qk_nope_head_dim=16, qk_rope_head_dim=8, scale_emb=1.5, scale_depth=1.4, dim_model_base=32,
+                          rope_theta=1000000.0, max_position_embeddings=1024,
+                          rope_scaling={"type": "longrope", "long_factor": [1.0, 1.5, 2.0, 4.0],
+                                        "short_factor": [1.0, 1.0, 1.0, 1.0],
+                                        "original_max_position_embeddings": 256}),
 }
 MODULE = {"kimi_k2": "deepseek_v3"}  # mlx_lm.utils.MODEL_REMAPPING
 QUANT = {n: [(4, 32, "affine"), (8, 32, "affine")] for n in FAMILIES}
