@@ -8,10 +8,12 @@
  *   glm4_moe     llama attention (partial rotary, optional per-head q/k norms, q/k/v biases) with
  *                the DeepSeek router
  *   dots1        llama attention with per-head q/k norms, the DeepSeek router
+ *   mistral4     deepseek_v3's absorbed MLA with rope_parameters and the llama-4 query scale;
+ *                softmax router (groups by their best two, weights unmasked, renormalized)
  *   minicpm3     MLA expanded by kv_b_proj with longrope (SuScaledRoPE) RoPE, a dense MLP, embeddings
  *                scaled by scale_emb, branches by scale_depth / sqrt(layers), logits divided by
  *                hidden_size / dim_model_base (untied)
- * ref: mlx_lm/models/deepseek_v3.py, deepseek_v2.py, glm4_moe.py, dots1.py, minicpm3.py. */
+ * ref: mlx_lm/models/deepseek_v3.py, deepseek_v2.py, glm4_moe.py, dots1.py, minicpm3.py, mistral4.py. */
 #include <math.h>
 #include <string.h>
 #include "models/mla.h"
@@ -29,12 +31,15 @@ typedef struct ds_spec {
 } ds_spec;
 
 static int is_cpm(const mt_model *m) { return !strcmp(m->model_type, "minicpm3"); }
+static int is_m4(const mt_model *m) { return !strcmp(m->model_type, "mistral4"); }
 
 static const ds_spec *spec_of(const mt_model *m) {
     static const ds_spec v3 = {ATT_MLA, MT_DSMOE_SIGMOID, 0, 1, 1, 1, 1};
     static const ds_spec v2 = {ATT_MLA_EXPANDED, MT_DSMOE_SOFTMAX, 1, 0, 0, 1, 1};
     static const ds_spec glm = {ATT_LLAMA, MT_DSMOE_SIGMOID, 0, 1, 0, 0, 0};
     static const ds_spec dots = {ATT_LLAMA, MT_DSMOE_SIGMOID, 0, 1, 0, 0, 0};
+    static const ds_spec m4 = {ATT_MLA, MT_DSMOE_SOFTMAX, 0, 0, 0, 0, 0};
+    if (is_m4(m)) return &m4;
     if (!strcmp(m->model_type, "deepseek_v2") || is_cpm(m)) return &v2;   /* minicpm3: no experts */
     if (!strcmp(m->model_type, "glm4_moe")) return &glm;
     if (!strcmp(m->model_type, "dots1")) return &dots;
@@ -42,7 +47,8 @@ static const ds_spec *spec_of(const mt_model *m) {
 }
 
 static int mla_flags(const mt_model *m) {
-    return (spec_of(m)->attn == ATT_MLA_EXPANDED ? MT_MLA_EXPANDED : 0) | (is_cpm(m) ? MT_MLA_MINICPM3 : 0);
+    return (spec_of(m)->attn == ATT_MLA_EXPANDED ? MT_MLA_EXPANDED : 0) | (is_cpm(m) ? MT_MLA_MINICPM3 : 0) |
+           (is_m4(m) ? MT_MLA_MISTRAL4 : 0);
 }
 
 /* The MoE hyper-parameters of the family, or *has = 0 when every layer is dense. */
@@ -57,7 +63,9 @@ static int moe_hp(mt_model *m, mt_dsmoe_hp *e, int *has, mt_err *err) {
     e->group_max = s->group_max;
     e->has_bias = s->has_bias;
     e->experts = strcmp(m->model_type, "dots1") ? "switch_mlp" : "experts";
-    if (s->scoring == MT_DSMOE_SOFTMAX) {
+    if (is_m4(m)) {
+        e->w_unmasked = e->norm_any = 1;
+    } else if (s->scoring == MT_DSMOE_SOFTMAX) {
         /* deepseek_v2: groups only with topk_method "group_limited_greedy"; no renormalization */
         json_t *tm = json_object_get(c, "topk_method");
         int glg = json_is_string(tm) && !strcmp(json_string_value(tm), "group_limited_greedy");
@@ -135,6 +143,26 @@ static int ds_init(mt_model *m, mt_err *err) {
             m->hp.attn_bias = m->hp.o_bias = 0;
             MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
         }
+    } else if (is_m4(m)) {
+        /* mistral4's __post_init__: the base and scaling from rope_parameters (required: the model
+         * reads its llama-4 keys), else rope_theta */
+        json_t *rp = json_object_get(c, "rope_parameters");
+        if (!json_is_object(rp))
+            return mt_seterr(err, MT_EFORMAT, "config.json: mistral4 needs a \"rope_parameters\" object");
+        double th = 100000;
+        json_t *tv = json_object_get(rp, "rope_theta");
+        if (tv && !json_is_null(tv)) {
+            if (!json_is_number(tv) || !(json_number_value(tv) > 0) || !isfinite(json_number_value(tv)))
+                return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_parameters.rope_theta\" must be a finite, "
+                                 "positive number");
+            th = json_number_value(tv);
+        }
+        m->hp.rope_theta = (float)th;
+        m->rope_scaling = rp;
+        m->rope_scaling_key = "rope_parameters";
+        MT_TRY(mt_mla_read_hp(m, &a, mla_flags(m), err));
+        MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+        m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
     } else {
         MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 10000, err));
         MT_TRY(mt_mla_read_hp(m, &a, mla_flags(m), err));
@@ -206,4 +234,6 @@ const mt_family mt_family_glm4_moe = {"glm4_moe", ds_init,
     "partial rotary, q/k norms and biases, DeepSeek-style sigmoid router with shared experts"};
 const mt_family mt_family_minicpm3 = {"minicpm3", minicpm3_init,
     "multi-head latent attention expanded by kv_b_proj, longrope, embedding/depth/logit scales"};
+const mt_family mt_family_mistral4 = {"mistral4", ds_init,
+    "latent attention (absorbed) with the llama-4 query scale, softmax router with groups"};
 const mt_family mt_family_dots1 = {"dots1", ds_init, "q/k norms, DeepSeek-style sigmoid router with shared experts"};

@@ -31,6 +31,7 @@ static void mla_free(void *p) {
 int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int flags, mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
     int expanded = (flags & MT_MLA_EXPANDED) != 0, cpm = (flags & MT_MLA_MINICPM3) != 0;
+    int m4 = (flags & MT_MLA_MISTRAL4) != 0;
     memset(h, 0, sizeof *h);
     h->expanded = expanded;
     h->norm_eps = cpm ? 1e-5f : 1e-6f;
@@ -50,6 +51,18 @@ int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int flags, mt_err *err) {
     hp->head_dim = h->nope + h->rope;
     hp->rot_dims = h->rope;
     hp->rope_traditional = !cpm;
+    if (m4) {   /* rope_interleave (null: true); the llama-4 query scale of rope_parameters */
+        json_t *ri = json_object_get(c, "rope_interleave");
+        if (ri && !json_is_null(ri)) MT_TRY(mt_cfg_bool(c, "rope_interleave", 1, &hp->rope_traditional, err));
+        json_t *rp = m->rope_scaling;
+        json_t *b = json_object_get(rp, "llama_4_scaling_beta"), *o = json_object_get(rp, "original_max_position_embeddings");
+        if (!json_is_number(b) || !isfinite(json_number_value(b)) || !json_is_number(o) || !(json_number_value(o) >= 1) ||
+            !isfinite(json_number_value(o)))
+            return mt_seterr(err, MT_EFORMAT, "config.json: mistral4 needs rope_parameters.llama_4_scaling_beta (a number) "
+                             "and rope_parameters.original_max_position_embeddings (a positive number)");
+        h->l4_beta = (float)json_number_value(b);
+        h->l4_orig = (float)json_number_value(o);
+    }
     double scale = 1.0 / sqrt((double)hp->head_dim);
     json_t *rs = m->rope_scaling;
     if (expanded && !cpm && !json_is_object(rs))
@@ -63,6 +76,7 @@ int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int flags, mt_err *err) {
             return mt_seterr(err, MT_EUNSUPPORTED, "config.json: rope_scaling type \"%s\": mlx-lm's deepseek_v2 "
                              "applies yarn RoPE whatever the type says; only \"yarn\" is supported", ty);
         json_t *ma = json_object_get(rs, "mscale_all_dim");
+        if (m4 && !strcmp(ty, "default")) ma = NULL;   /* apply_yarn_mscale: not for a default-type scaling */
         if (ma && !json_is_null(ma)) {
             if (!json_is_number(ma))
                 return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_scaling.mscale_all_dim\" must be a number");
@@ -279,6 +293,10 @@ static int mla_forward(const mt_fwd *f, int l, const float *in, float *out, mt_e
             const float *fr = f->dyn && L->inv_freq == m->inv_freq ? f->dyn + t * half : L->inv_freq;
             mt_rope(qt + np, H, qhd, rp, fr, (double)f->rpos[t], m->hp.rope_traditional);
             mt_rope(kpe, 1, rp, rp, fr, (double)f->rpos[t], m->hp.rope_traditional);
+        }
+        if (h->l4_beta != 0) {   /* the llama-4 scale of the row's whole query */
+            float s = 1.0f + h->l4_beta * logf(1.0f + floorf((float)f->rpos[t] / h->l4_orig));
+            for (size_t i = 0; i < H * qhd; i++) qt[i] *= s;
         }
         if (!h->expanded) {
             mt_kv_write(f->rc[t], l, f->slot[t], lat + t * R, kpe);

@@ -26,14 +26,18 @@ typedef struct mt_mla_hp {
     float scale;       /* softmax scale: (nope + rope)^-0.5, times yarn's mscale(mscale_all_dim)^2 */
     int attn_bias;     /* q_a_proj, kv_a_proj_with_mqa and o_proj have biases */
     float norm_eps;    /* q_a_layernorm, kv_a_layernorm (mlx-lm fixes it: 1e-6; minicpm3 1e-5) */
+    float l4_beta;     /* mistral4: queries times 1 + beta * log(1 + floor(pos / l4_orig)); 0 = none */
+    float l4_orig;
 } mt_mla_hp;
 
 /* Read the MLA keys of config.json (after mt_decoder_read_hp and the family's rope source): sets
  * m->hp.head_dim (nope + rope), rot_dims (rope), traditional RoPE, and the cache geometry
  * m->kv_heads / kv_head_dim / kv_v_dim.  flags: MT_MLA_EXPANDED (deepseek_v2's form),
  * MT_MLA_MINICPM3 (with it: v_head_dim = hidden / heads, norms' epsilon 1e-5, the softmax scale
- * without yarn's mscale, RoPE not traditional; the family sets the RoPE tables itself). */
-enum { MT_MLA_EXPANDED = 1, MT_MLA_MINICPM3 = 2 };
+ * without yarn's mscale, RoPE not traditional; the family sets the RoPE tables itself),
+ * MT_MLA_MISTRAL4 (mscale only for a yarn-type scaling, rope_interleave, the llama-4 query scale
+ * from m->rope_scaling = rope_parameters). */
+enum { MT_MLA_EXPANDED = 1, MT_MLA_MINICPM3 = 2, MT_MLA_MISTRAL4 = 4 };
 int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int flags, mt_err *err);
 /* Bind layer `layer`'s self_attn as MLA (sets L->mixer / L->mix); raises m->max_in. */
 int mt_mla_bind(mt_model *m, int layer, const mt_mla_hp *h, mt_err *err);
@@ -50,6 +54,8 @@ typedef struct mt_dsmoe_hp {
     int has_bias;       /* gate.e_score_correction_bias */
     float routed_scale;
     const char *experts;   /* the stacked experts' module under mlp: "switch_mlp" (dots1: "experts") */
+    int w_unmasked;        /* softmax: weights from the scores before the group mask (mistral4) */
+    int norm_any;          /* renormalize even one expert, over sum + 1e-20 (mistral4) */
 } mt_dsmoe_hp;
 
 /* Read the router keys (n_routed_experts, num_experts_per_tok, moe_intermediate_size, n_shared_experts,

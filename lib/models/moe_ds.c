@@ -118,7 +118,7 @@ static void route(const dsmoe_w *w, float *g, float *sc, int *sel, float *wt) {
         }
     } else {
         mt_softmax(g, E);
-        memcpy(sc, g, E * sizeof *sc);
+        memcpy(sc, g, E * sizeof *sc);   /* g: the unmasked scores */
     }
     size_t kz = (size_t)(h->n_group - h->topk_group);
     if (h->n_group > 1 && kz > 0) {
@@ -153,11 +153,12 @@ static void route(const dsmoe_w *w, float *g, float *sc, int *sel, float *wt) {
     float sum = 0;
     for (size_t k = 0; k < K; k++) {
         /* sigmoid: the plain score; softmax: the (group-masked) probability */
-        wt[k] = h->scoring == MT_DSMOE_SIGMOID ? g[sel[k]] : sc[sel[k]];
+        wt[k] = h->scoring == MT_DSMOE_SIGMOID || h->w_unmasked ? g[sel[k]] : sc[sel[k]];
         sum += wt[k];
     }
+    if (h->norm_any) sum += 1e-20f;
     for (size_t k = 0; k < K; k++) {
-        if (K > 1 && h->norm_topk) wt[k] /= sum;
+        if ((K > 1 || h->norm_any) && h->norm_topk) wt[k] /= sum;
         wt[k] *= h->routed_scale;
     }
 }

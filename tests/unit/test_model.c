@@ -393,6 +393,9 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/deepseek_v2-tiny", C, "rope_scaling", "null", "config.json: mlx-lm's deepseek_v2 needs a \"rope_scaling\""},
         {"tests/data/models/glm4_moe-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
         {"tests/data/models/dots1-tiny", C, "first_k_dense_replace", "-1", "config.json: \"first_k_dense_replace\" must be a non-neg"},
+        {"tests/data/models/mistral4-tiny", C, "rope_parameters", "{\"rope_type\": \"default\", \"rope_theta\": 10000}",
+         "config.json: mistral4 needs rope_parameters.llama_4_scaling_beta"},
+        {"tests/data/models/minicpm3-tiny", C, "rope_scaling", "null", "config.json: mlx-lm's minicpm3 needs a \"rope_scaling\""},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},

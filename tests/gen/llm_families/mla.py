@@ -3,7 +3,8 @@ and the DeepSeek-style mixture of experts (sigmoid or softmax router, group-limi
 e_score_correction_bias, shared experts, first_k_dense_replace / moe_layer_freq dense layers).
 
 The tiny configs switch on every mechanism: q_lora_rank set (deepseek_v3, deepseek_v2) and null
-(kimi_k2), minicpm3's expanded form with longrope and its scales, yarn RoPE with mscale and mscale_all_dim (the softmax scale's mscale^2), groups > 1 with
+(kimi_k2), minicpm3's expanded form with longrope and its scales, mistral4's llama-4 query scale
+(original_max_position_embeddings 8: it grows within the prompt), yarn RoPE with mscale and mscale_all_dim (the softmax scale's mscale^2), groups > 1 with
 the correction bias, dense and sparse layers.  The MultiLinear weights (embed_q, unembed_out)
 are quantized along their input dimension, so the 8-bit forms use groups of 32 too."""
 import mlx.core as mx
@@ -41,6 +42,12 @@ FAMILIES = {
                           rope_scaling={"type": "longrope", "long_factor": [1.0, 1.5, 2.0, 4.0],
                                         "short_factor": [1.0, 1.0, 1.0, 1.0],
                                         "original_max_position_embeddings": 256}),
+    "mistral4-tiny": dict(_B, **_MOE, model_type="mistral4", num_hidden_layers=3, q_lora_rank=32, kv_lora_rank=32,
+                          qk_rope_head_dim=8, qk_nope_head_dim=32, v_head_dim=16, n_group=2, topk_group=1,
+                          first_k_dense_replace=1,
+                          rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                           "original_max_position_embeddings": 8, "beta_fast": 32, "beta_slow": 1,
+                                           "mscale": 1.0, "mscale_all_dim": 1.0, "llama_4_scaling_beta": 0.1}),
 }
 MODULE = {"kimi_k2": "deepseek_v3"}  # mlx_lm.utils.MODEL_REMAPPING
 QUANT = {n: [(4, 32, "affine"), (8, 32, "affine")] for n in FAMILIES}
