@@ -5,6 +5,8 @@
  *                moe_layer_freq; kimi_k2 is the same model (mlx-lm's MODEL_REMAPPING)
  *   deepseek_v2  MLA expanded by kv_b_proj (the cache holds per-head keys and values), always yarn
  *                RoPE; softmax router, group_limited_greedy groups ranked by their best score
+ *   deepseek     llama attention (biases on all four projections), softmax top-k router with shared
+ *                experts, dense layers before first_k_dense_replace and off moe_layer_freq
  *   glm4_moe     llama attention (partial rotary, optional per-head q/k norms, q/k/v biases) with
  *                the DeepSeek router
  *   dots1        llama attention with per-head q/k norms, the DeepSeek router
@@ -13,7 +15,7 @@
  *   minicpm3     MLA expanded by kv_b_proj with longrope (SuScaledRoPE) RoPE, a dense MLP, embeddings
  *                scaled by scale_emb, branches by scale_depth / sqrt(layers), logits divided by
  *                hidden_size / dim_model_base (untied)
- * ref: mlx_lm/models/deepseek_v3.py, deepseek_v2.py, glm4_moe.py, dots1.py, minicpm3.py, mistral4.py. */
+ * ref: mlx_lm/models/deepseek.py, deepseek_v3.py, deepseek_v2.py, glm4_moe.py, dots1.py, minicpm3.py, mistral4.py. */
 #include <math.h>
 #include <string.h>
 #include "models/mla.h"
@@ -39,7 +41,9 @@ static const ds_spec *spec_of(const mt_model *m) {
     static const ds_spec glm = {ATT_LLAMA, MT_DSMOE_SIGMOID, 0, 1, 0, 0, 0};
     static const ds_spec dots = {ATT_LLAMA, MT_DSMOE_SIGMOID, 0, 1, 0, 0, 0};
     static const ds_spec m4 = {ATT_MLA, MT_DSMOE_SOFTMAX, 0, 0, 0, 0, 0};
+    static const ds_spec v1 = {ATT_LLAMA, MT_DSMOE_SOFTMAX, 0, 0, 0, 1, 1};
     if (is_m4(m)) return &m4;
+    if (!strcmp(m->model_type, "deepseek")) return &v1;
     if (!strcmp(m->model_type, "deepseek_v2") || is_cpm(m)) return &v2;   /* minicpm3: no experts */
     if (!strcmp(m->model_type, "glm4_moe")) return &glm;
     if (!strcmp(m->model_type, "dots1")) return &dots;
@@ -65,6 +69,10 @@ static int moe_hp(mt_model *m, mt_dsmoe_hp *e, int *has, mt_err *err) {
     e->experts = strcmp(m->model_type, "dots1") ? "switch_mlp" : "experts";
     if (is_m4(m)) {
         e->w_unmasked = e->norm_any = 1;
+    } else if (!strcmp(m->model_type, "deepseek")) {   /* softmax, top-k: no groups, scaling or renormalization */
+        e->n_group = e->topk_group = 1;
+        e->norm_topk = 0;
+        e->routed_scale = 1.0f;
     } else if (s->scoring == MT_DSMOE_SOFTMAX) {
         /* deepseek_v2: groups only with topk_method "group_limited_greedy"; no renormalization */
         json_t *tm = json_object_get(c, "topk_method");
@@ -123,8 +131,18 @@ static int ds_init(mt_model *m, mt_err *err) {
     mt_dsmoe_hp e;
     int has = 0, first = 0, freq = 1;
     if (s->attn == ATT_LLAMA) {
-        MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
-        if (!strcmp(m->model_type, "glm4_moe")) {
+        if (!strcmp(m->model_type, "deepseek")) MT_TRY(mt_decoder_rope_source(m, MT_ROPE_TOP, 10000, err));
+        else MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+        if (!strcmp(m->model_type, "deepseek")) {
+            m->hp.head_dim = m->hp.hidden / m->hp.n_heads;   /* a head_dim key is not read */
+            m->hp.rot_dims = m->hp.head_dim;
+            m->hp.o_bias = m->hp.attn_bias;                  /* attention_bias: all four projections */
+            m->hp.mlp_bias = 0;
+            m->hp.tie_embeddings = 0;
+            json_t *rs = m->rope_scaling;                    /* only a "linear" scaling is read */
+            json_t *ty = json_is_object(rs) ? json_object_get(rs, "type") : NULL;
+            if (!(json_is_string(ty) && !strcmp(json_string_value(ty), "linear"))) m->rope_scaling = NULL;
+        } else if (!strcmp(m->model_type, "glm4_moe")) {
             double prf = 1;
             MT_TRY(mt_cfg_count(c, "head_dim", 0, &m->hp.head_dim, 1, err));
             MT_TRY(mt_cfg_real(c, "partial_rotary_factor", 1, &prf, 1, MT_CFG_POS, err));
@@ -234,6 +252,8 @@ const mt_family mt_family_glm4_moe = {"glm4_moe", ds_init,
     "partial rotary, q/k norms and biases, DeepSeek-style sigmoid router with shared experts"};
 const mt_family mt_family_minicpm3 = {"minicpm3", minicpm3_init,
     "multi-head latent attention expanded by kv_b_proj, longrope, embedding/depth/logit scales"};
+const mt_family mt_family_deepseek = {"deepseek", ds_init,
+    "mixture of experts: softmax top-k with shared experts, dense layers by first_k_dense_replace / moe_layer_freq"};
 const mt_family mt_family_mistral4 = {"mistral4", ds_init,
     "latent attention (absorbed) with the llama-4 query scale, softmax router with groups"};
 const mt_family mt_family_dots1 = {"dots1", ds_init, "q/k norms, DeepSeek-style sigmoid router with shared experts"};

@@ -9,7 +9,7 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
 /* multi-head latent attention and the DeepSeek-style mixture of experts (deepseek.c) */
 extern const mt_family mt_family_deepseek_v3, mt_family_kimi_k2, mt_family_deepseek_v2, mt_family_glm4_moe,
-    mt_family_dots1, mt_family_minicpm3, mt_family_mistral4;
+    mt_family_dots1, mt_family_minicpm3, mt_family_mistral4, mt_family_deepseek;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -34,6 +34,7 @@ static const mt_family *const families[] = {
     &mt_family_dots1,
     &mt_family_minicpm3,
     &mt_family_mistral4,
+    &mt_family_deepseek,
 };
 
 const mt_family *mt_family_find(const char *model_type) {
