@@ -50,7 +50,7 @@ FAMILIES = {
                                            "mscale": 1.0, "mscale_all_dim": 1.0, "llama_4_scaling_beta": 0.1}),
     "deepseek-tiny": dict(_B, **dict(_MOE, n_shared_experts=2), model_type="deepseek", num_hidden_layers=3,
                           num_key_value_heads=2, attention_bias=True, first_k_dense_replace=1, moe_layer_freq=1,
-                          rope_scaling={"type": "linear", "factor": 2.0}),
+                          rope_scaling={"type": "linear", "factor": 4.0}),
 }
 MODULE = {"kimi_k2": "deepseek_v3"}  # mlx_lm.utils.MODEL_REMAPPING
 QUANT = {n: [(4, 32, "affine"), (8, 32, "affine")] for n in FAMILIES}
