@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "kv/kvconvert.h"
 #include "kv/kvfile.h"
 #include "models/model.h"
 
@@ -55,6 +56,9 @@ static void check_model(const char *dir, size_t want_k, size_t want_v, int heads
         CHECK(mt_kvcache_set_quant(q, 4, 32, 0, &e) == MT_EUNSUPPORTED && strstr(e.msg, "latent attention"));
         CHECK(mt_kvcache_set_turbo(q, 4, &e) == MT_EUNSUPPORTED && strstr(e.msg, "latent attention"));
     }
+    mt_kvcache *qc = NULL;
+    if (want_k != want_v)
+        CHECK(mt_kvcache_quantized_copy(c, 4, 32, &qc, &e) == MT_EUNSUPPORTED && !qc && strstr(e.msg, "latent attention"));
     char *buf = NULL;
     size_t len = 0;
     mt_kvmeta meta = {.kv_heads = heads, .model = "x"};
