@@ -153,6 +153,9 @@ static int ds_init(mt_model *m, mt_err *err) {
             m->hp.qk_norm = qkn ? MT_QKNORM_HEAD : MT_QKNORM_NONE;
             m->hp.o_bias = 0;          /* q/k/v take attention_bias, o_proj none */
             m->hp.mlp_bias = 0;
+            if (!json_object_get(c, "rope_scaling"))   /* a field without a default in mlx-lm (null is fine) */
+                return mt_seterr(err, MT_EFORMAT, "config.json: missing \"rope_scaling\" (mlx-lm's glm4_moe needs "
+                                 "the key, null or not)");
             m->rope_scaling = NULL;    /* nn.RoPE: rope_scaling is not read */
             MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
         } else {   /* dots1 */
