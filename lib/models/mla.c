@@ -252,7 +252,9 @@ static int mla_forward(const mt_fwd *f, int l, const float *in, float *out, mt_e
     size_t wide = R > qhd ? R : qhd;
     size_t per = gsz * (f->len ? f->len : 1) + wide + (vhd > rp ? vhd : rp);
     size_t nq = T * H * qhd, nckv = T * (R + rp), nlat = T * H * (R > vhd ? R : vhd);
-    size_t ng = T * (R > np ? R : np), nkvb = h->expanded ? T * H * (np + vhd) : 0;
+    size_t gw = R > np ? R : np;
+    if (vhd > gw) gw = vhd;
+    size_t ng = T * gw, nkvb = h->expanded ? T * H * (np + vhd) : 0;   /* gin / gout: per-head rows in and out */
     size_t nrow = h->expanded ? H * qhd + H * vhd : 0;
     size_t total = T * QL + nq + nckv + 2 * nlat + 2 * ng + nkvb + nrow + T * H * vhd + nt * per;
     float *buf = malloc(total * sizeof(float));

@@ -50,6 +50,7 @@ int mt_dsmoe_read_hp(mt_model *m, mt_dsmoe_hp *h, int norm_def, mt_err *err) {
     if (h->n_experts % h->n_group)
         return mt_seterr(err, MT_EFORMAT, "config.json: n_group %d does not divide n_routed_experts %d", h->n_group,
                          h->n_experts);
+    if (h->n_group > 1024) return mt_seterr(err, MT_EUNSUPPORTED, "config.json: more than 1024 expert groups");
     if (h->topk_group > h->n_group)
         return mt_seterr(err, MT_EFORMAT, "config.json: topk_group %d exceeds n_group %d", h->topk_group, h->n_group);
     if (h->n_group > 1 && h->topk_group < h->n_group && h->n_experts / h->n_group < 2)
