@@ -1,7 +1,7 @@
 /* test_mla.c - the KV cache of multi-head latent attention models (keys and values of different
  * widths): the geometry mlx-lm caches (deepseek_v3: the latent as one key head, the RoPE key as
- * the value; deepseek_v2: per-head keys and values), snapshots, trimming, bytes, the float16 form
- * and the refusals (quantized KV, prompt-cache files).  Logits and tokens against mlx-lm are
+ * the value; deepseek_v2: per-head keys and values), snapshots, trimming, bytes, the float16 form,
+ * prompt-cache files written and read back, and the refusal of quantized KV.  Logits and tokens against mlx-lm are
  * test_model's (every fixture); this checks what the cache does beside them. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,12 +59,37 @@ static void check_model(const char *dir, size_t want_k, size_t want_v, int heads
     mt_kvcache *qc = NULL;
     if (want_k != want_v)
         CHECK(mt_kvcache_quantized_copy(c, 4, 32, &qc, &e) == MT_EUNSUPPORTED && !qc && strstr(e.msg, "latent attention"));
-    char *buf = NULL;
-    size_t len = 0;
-    mt_kvmeta meta = {.kv_heads = heads, .model = "x"};
-    int rc = mt_kvfile_serialize(c, &meta, &buf, &len, &e);
-    CHECK_MSG(rc == MT_EUNSUPPORTED && strstr(e.msg, "latent attention"), "%s: serialize rc %d: %s", dir, rc, e.msg);
-    free(buf);
+    /* a prompt-cache file (mlx-lm's layout: keys [1, heads, T, key width], values [1, heads, T, value
+     * width]) read back continues as the cache it was written from */
+    for (int rot = 0; rot < 2; rot++) {
+        mt_kvcache *src = NULL, *back = NULL;
+        CHECK_OK(mt_kvcache_new(&src, m, &e), &e);
+        if (rot) CHECK_OK(mt_kvcache_set_max(src, 8, 4, &e), &e);
+        CHECK_OK(mt_model_forward(m, src, PROMPT, NP, l1, 0, &e), &e);
+        char *buf = NULL;
+        size_t len = 0;
+        mt_kvmeta meta = {.kv_heads = heads, .model = "x"};
+        CHECK_OK(mt_kvfile_serialize(src, &meta, &buf, &len, &e), &e);
+        mt_kvfile *kf = NULL;
+        if (buf) CHECK_OK(mt_kvfile_parse(buf, len, "mla.safetensors", &kf, &e), &e);
+        if (kf) {
+            CHECK_EQ_INT(kf->kv_heads, heads);
+            CHECK_EQ_INT((size_t)kf->head_dim * (size_t)heads, want_k);
+            CHECK_EQ_INT((size_t)kf->v_head_dim * (size_t)heads, want_v);
+            CHECK_OK(mt_kvfile_to_cache(kf, m, &back, &e), &e);
+        }
+        if (back) {
+            CHECK_EQ_INT(back->v_dim, want_v);
+            CHECK_OK(mt_model_forward(m, src, &next, 1, l1, 0, &e), &e);
+            CHECK_OK(mt_model_forward(m, back, &next, 1, l2, 0, &e), &e);
+            CHECK_MSG(maxdiff(l1, l2, V) == 0, "%s: a cache read back from its file continues differently (%g)%s", dir,
+                      maxdiff(l1, l2, V), rot ? " (rotating)" : "");
+        }
+        mt_kvfile_free(kf);
+        free(buf);
+        mt_kvcache_free(back);
+        mt_kvcache_free(src);
+    }
 
     /* float16 rows: the same tokens' logits within float16 rounding of the cached rows */
     mt_kvcache *h = NULL;
@@ -100,7 +125,7 @@ static void check_model(const char *dir, size_t want_k, size_t want_v, int heads
     free(l2);
     free(l3);
     mt_model_free(m);
-    printf("  %-28s cache rows: keys %zu, values %zu; copy, trim, f16, rotating and refusals ok\n", dir + 18,
+    printf("  %-28s cache rows: keys %zu, values %zu; copy, trim, f16, rotating, files and refusals ok\n", dir + 18,
            want_k, want_v);
 }
 
