@@ -229,14 +229,50 @@ static void mla_jobs(void *vc, size_t b, size_t e, int tid) {
     }
 }
 
-/* y[T, H, oc] (head h at column block h) = per-head linears ls[h] over x[T, H, ic] */
-static void per_head(const mt_fwd *f, const mt_linear *ls, const float *x, size_t T, size_t H, size_t ic, size_t oc,
-                     size_t xoff, size_t xstride, float *y, float *gin, float *gout) {
-    for (size_t hh = 0; hh < H; hh++) {
-        for (size_t t = 0; t < T; t++) memcpy(gin + t * ic, x + t * xstride + hh * (xstride / H) + xoff, ic * sizeof(float));
-        mt_dec_linear(f, &ls[hh], gin, T, gout);
-        for (size_t t = 0; t < T; t++) memcpy(y + (t * H + hh) * oc, gout + t * oc, oc * sizeof(float));
+/* y[T, H, oc] (head h at column block h) = per-head linears ls[h] over x[T, H, ic] (row stride
+ * xstride, head h at h * xstride / H).  A few rows (decoding): the heads are the pool's jobs, each
+ * product run in its thread (pool-less, so its sums are the same as when the pool splits it);
+ * more rows: head by head, each product split over the pool. */
+typedef struct ph_ctx {
+    const mt_fwd *f;
+    const mt_linear *ls;
+    const float *x;
+    size_t T, H, ic, oc, xstride;
+    float *y, *scratch;
+    size_t per;
+} ph_ctx;
+
+static void ph_one(const ph_ctx *c, size_t hh, float *gin, float *gout, float *work, mt_pool *pool) {
+    for (size_t t = 0; t < c->T; t++)
+        memcpy(gin + t * c->ic, c->x + t * c->xstride + hh * (c->xstride / c->H), c->ic * sizeof(float));
+    if (c->f->rows1) mt_linear_forward_rows1(&c->ls[hh], gin, c->T, gout, work, pool);
+    else mt_linear_forward(&c->ls[hh], gin, c->T, gout, work, pool);
+    for (size_t t = 0; t < c->T; t++) memcpy(c->y + (t * c->H + hh) * c->oc, gout + t * c->oc, c->oc * sizeof(float));
+}
+
+static void ph_job(void *vc, size_t b, size_t e, int tid) {
+    const ph_ctx *c = vc;
+    float *work = mt_linear_work_align(c->scratch + (size_t)tid * c->per);
+    float *gin = work + c->ic, *gout = gin + c->T * c->ic;
+    for (size_t hh = b; hh < e; hh++) ph_one(c, hh, gin, gout, work, NULL);
+}
+
+#define MLA_HEAD_JOBS_MAX_T 4   /* rows up to which the heads are the jobs */
+
+static int per_head(const mt_fwd *f, const mt_linear *ls, const float *x, size_t T, size_t H, size_t ic, size_t oc,
+                    size_t xstride, float *y, float *gin, float *gout, mt_err *err) {
+    ph_ctx c = {f, ls, x, T, H, ic, oc, xstride, y, NULL, 0};
+    if (T > MLA_HEAD_JOBS_MAX_T) {
+        for (size_t hh = 0; hh < H; hh++) ph_one(&c, hh, gin, gout, f->work, f->m->pool);
+        return MT_OK;
     }
+    size_t nt = (size_t)mt_pool_size(f->m->pool);
+    c.per = ic + T * ic + T * oc + MT_LINEAR_WORK_SLACK;
+    c.scratch = malloc(nt * c.per * sizeof(float));
+    if (!c.scratch) return mt_seterr(err, MT_ENOMEM, "out of memory for latent attention");
+    mt_pool_for(f->m->pool, H, 1, ph_job, &c);
+    free(c.scratch);
+    return MT_OK;
 }
 
 static int mla_forward(const mt_fwd *f, int l, const float *in, float *out, mt_err *err) {
@@ -315,12 +351,16 @@ static int mla_forward(const mt_fwd *f, int l, const float *in, float *out, mt_e
     mla_ctx ac = {f, w, l, H, gsz, f->len ? f->len : 1, q, NULL, h->expanded ? att : olat, scratch, per};
     if (!h->expanded) {
         /* each head's query in the latent space: embed_q(q_nope) */
-        per_head(f, w->eq, q, T, H, np, R, 0, H * qhd, qlat, gin, gout);
+        int r = per_head(f, w->eq, q, T, H, np, R, H * qhd, qlat, gin, gout, err);
+        if (r) { free(buf); return r; }
         ac.qa = qlat;
         ac.qpe = q;
     }
     mt_pool_for(m->pool, T * (H / gsz), 1, mla_jobs, &ac);
-    if (!h->expanded) per_head(f, w->uo, olat, T, H, R, vhd, 0, H * R, att, gin, gout);
+    if (!h->expanded) {
+        int r = per_head(f, w->uo, olat, T, H, R, vhd, H * R, att, gin, gout, err);
+        if (r) { free(buf); return r; }
+    }
     mt_dec_observe(m, l, "self_attn.o_proj", att, T, H * vhd);
     mt_dec_linear(f, &w->o, att, T, out);
     free(buf);
