@@ -11,12 +11,14 @@
 #include "models/kvcache_int.h"
 #include "tensor/dtype.h"
 #include "tensor/ops.h"
+#include "tensor/quant.h"
 
 typedef struct mla_w {
     mt_mla_hp h;
     mt_linear q, q_a, q_b, kv_a, kv_b, o;
     mt_norm qn, kvn;
     mt_linear *eq, *uo;   /* absorbed: embed_q, unembed_out per head (views into stacked tensors) */
+    void *own;            /* absorbed from a kv_b_proj: the matrices' storage */
 } mla_w;
 
 static void mla_free(void *p) {
@@ -25,7 +27,64 @@ static void mla_free(void *p) {
     mt_dec_norm_free(&w->qn);
     mt_dec_norm_free(&w->kvn);
     free(w->eq);
+    free(w->own);
     free(w);
+}
+
+/* A checkpoint saved before mlx-lm absorbed kv_b_proj (it still does so in sanitize() at load):
+ * per head, embed_q = W_k^T [kv_lora, nope] and unembed_out = W_v [v_head_dim, kv_lora] from
+ * kv_b_proj's rows [nope | v_head_dim] x kv_lora; a quantized kv_b_proj is dequantized (values
+ * rounded to its scales' type, as mx.dequantize) and both are quantized again with its bits and
+ * group size, as mx.quantize does on the CPU. */
+static int absorb_kv_b(mt_model *m, mla_w *w, const char *path, size_t H, mt_err *err) {
+    const mt_mla_hp *h = &w->h;
+    size_t R = (size_t)h->kv_lora, np = (size_t)h->nope, vhd = (size_t)h->vhd, hr = np + vhd;
+    mt_linear kb;
+    MT_TRY(mt_linear_bind(&kb, m->st, m->cfg, path, H * hr, R, -1, err));
+    int q = kb.quantized, bits = kb.bits, gs = kb.group_size;
+    size_t es = q ? mt_dtype_size(kb.sdt) : 0;
+    if (q && (np % (size_t)gs || R % (size_t)gs))
+        return mt_seterr(err, MT_EFORMAT, "'%s': group size %d does not divide qk_nope_head_dim %zu and kv_lora_rank %zu",
+                         path, gs, np, R);
+    /* per head: embed_q [R, np] and unembed_out [vhd, R], packed (words, scales, biases) or float */
+    size_t nk = R * np, nv = vhd * R;
+    size_t per = q ? (nk + nv) * (size_t)bits / 8 + 2 * ((nk + nv) / (size_t)gs) * es : (nk + nv) * sizeof(float);
+    per = (per + 63) / 64 * 64;
+    w->own = malloc(H * per);
+    float *blk = malloc((hr * R + nk + nv) * sizeof(float));
+    if (!w->own || !blk) { free(blk); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
+    float *wk = blk + hr * R, *wv = wk + nk;
+    int rc = MT_OK;
+    for (size_t hh = 0; hh < H && !rc; hh++) {
+        for (size_t r = 0; r < hr; r++) mt_linear_row(&kb, hh * hr + r, blk + r * R);
+        for (size_t j = 0; j < R; j++)
+            for (size_t i = 0; i < np; i++) wk[j * np + i] = blk[i * R + j];
+        memcpy(wv, blk + np * R, nv * sizeof(float));
+        char *o = (char *)w->own + hh * per;
+        mt_linear *lk = &w->eq[hh], *lv = &w->uo[hh];
+        *lk = (mt_linear){.out = R, .in = np};
+        *lv = (mt_linear){.out = vhd, .in = R};
+        if (!q) {
+            memcpy(o, wk, (nk + nv) * sizeof(float));   /* wk and wv are adjacent */
+            lk->wdt = lv->wdt = MT_F32;
+            lk->w = o;
+            lv->w = o + nk * sizeof(float);
+            continue;
+        }
+        uint32_t *kw = (uint32_t *)o, *vw = kw + nk * (size_t)bits / 32;
+        char *ks = (char *)(vw + nv * (size_t)bits / 32), *kbi = ks + nk / (size_t)gs * es;
+        char *vs = kbi + nk / (size_t)gs * es, *vbi = vs + nv / (size_t)gs * es;
+        rc = mt_quantize_affine(kw, ks, kbi, kb.sdt, wk, R, np, bits, gs, 0, err);
+        if (!rc) rc = mt_quantize_affine(vw, vs, vbi, kb.sdt, wv, vhd, R, bits, gs, 0, err);
+        lk->quantized = lv->quantized = 1;
+        lk->bits = lv->bits = bits;
+        lk->group_size = lv->group_size = gs;
+        lk->sdt = lv->sdt = kb.sdt;
+        lk->w = kw; lk->scales = ks; lk->biases = kbi;
+        lv->w = vw; lv->scales = vs; lv->biases = vbi;
+    }
+    free(blk);
+    return rc;
 }
 
 int mt_mla_read_hp(mt_model *m, mt_mla_hp *h, int flags, mt_err *err) {
@@ -140,6 +199,14 @@ int mt_mla_bind(mt_model *m, int i, const mt_mla_hp *h, mt_err *err) {
         w->eq = calloc(2 * H, sizeof *w->eq);
         if (!w->eq) return mt_seterr(err, MT_ENOMEM, "out of memory");
         w->uo = w->eq + H;
+        snprintf(p, sizeof p, "model.layers.%d.self_attn.embed_q.weight", i);
+        if (!mt_safetensors_get(m->st, p)) {
+            snprintf(p, sizeof p, "model.layers.%d.self_attn.kv_b_proj.weight", i);
+            if (mt_safetensors_get(m->st, p)) {   /* an older conversion: absorb kv_b_proj as mlx-lm's sanitize() */
+                snprintf(p, sizeof p, "model.layers.%d.self_attn.kv_b_proj", i);
+                return absorb_kv_b(m, w, p, H, err);
+            }
+        }
         snprintf(p, sizeof p, "model.layers.%d.self_attn.embed_q", i);
         MT_TRY(mt_dec_bind_stacked(m, p, (int)H, R, (size_t)h->nope, w->eq, err));
         snprintf(p, sizeof p, "model.layers.%d.self_attn.unembed_out", i);
