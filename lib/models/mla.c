@@ -354,7 +354,7 @@ static int mla_forward(const mt_fwd *f, int l, const float *in, float *out, mt_e
     while (gsz % 2 == 0 && T * H / gsz < 2 * nt) gsz /= 2;
     size_t wide = R > qhd ? R : qhd;
     size_t per = gsz * (f->len ? f->len : 1) + wide + (vhd > rp ? vhd : rp);
-    size_t nq = T * H * qhd, nckv = T * (R + rp), nlat = T * H * (R > vhd ? R : vhd);
+    size_t nq = T * H * qhd, nckv = T * (R + rp), nlat = h->expanded ? 0 : T * H * R;   /* q_lat, the latent mix */
     size_t gw = R > np ? R : np;
     if (vhd > gw) gw = vhd;
     size_t ng = T * gw, nkvb = h->expanded ? T * H * (np + vhd) : 0;   /* gin / gout: per-head rows in and out */
