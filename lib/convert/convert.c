@@ -353,6 +353,16 @@ static int model_predicate_8bit(const char *model_type, const char *path) {
     return 0;
 }
 
+/* Weights of modules mlx-lm cannot quantize (plain parameters, not a Linear): the DeepSeek-style
+ * routers (MoEGate, dots1's TopkRouter) keep their float weight. */
+static int plain_param(const char *model_type, const char *path) {
+    static const char *const ds[] = {"deepseek", "deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe", "dots1"};
+    if (!model_type) return 0;
+    for (size_t i = 0; i < sizeof ds / sizeof *ds; i++)
+        if (!strcmp(model_type, ds[i])) return has_suffix(path, "mlp.gate");
+    return 0;
+}
+
 typedef struct sort_ctx {
     const char *model_type;
 } sort_ctx;
@@ -597,7 +607,7 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
         int q = 0, bits = bits_top, gs = gs_top;
         json_t *entry = NULL;
         if (o->quantize && is_weight && t->ndim >= 2 && mt_dtype_is_float(t->dtype) &&
-            t->shape[t->ndim - 1] % gs_top == 0) {
+            t->shape[t->ndim - 1] % gs_top == 0 && !plain_param(c->model_type, path)) {
             q = 1;
             if (rc_on) {
                 bits = recipe_bits(&rc, path);

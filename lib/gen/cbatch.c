@@ -182,6 +182,8 @@ size_t mt_gen_batch_auto(const mt_model *m, const mt_gen_params *gp, size_t mem_
     const mt_decoder_hp *hp = &m->hp;
     int f16 = gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m));
     double per_tok = 2.0 * hp->n_layers * hp->n_kv_heads * hp->head_dim * (f16 ? 2 : 4);
+    if (m->kv_heads)   /* multi-head latent attention: keys and values of their own widths */
+        per_tok = (double)hp->n_layers * ((double)m->kv_heads * m->kv_head_dim + (double)m->kv_v_dim) * (f16 ? 2 : 4);
     if (gp->kv_bits > 0) per_tok = per_tok * (gp->kv_bits + 1.0) / (f16 ? 16.0 : 32.0);
     double len = 4096;
     if (gp->max_kv_size > 0) len = gp->max_kv_size;

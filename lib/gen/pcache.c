@@ -128,7 +128,7 @@ int mt_gen_caches_save(mt_gen_caches *t, const mt_prompter *pr, const char *path
     if (n && mt_tokenizer_decode(pr->tok, ids, n, 0, &text, &tl, NULL) != MT_OK) text = NULL;
     size_t pl = strlen(path);
     if (pl >= 12 && !strcmp(path + pl - 12, ".safetensors")) level = -1;
-    mt_kvmeta meta = {.kv_heads = t->m->hp.n_kv_heads, .model = t->name, .fingerprint = t->fp,
+    mt_kvmeta meta = {.kv_heads = t->m->kv_heads ? t->m->kv_heads : t->m->hp.n_kv_heads, .model = t->name, .fingerprint = t->fp,
                       .tokens = n ? ids : NULL, .n_tokens = n, .text = text, .text_len = tl, .window = t->window};
     int rc = mt_kvfile_write(path, c, &meta, level, NULL, err);
     free(text);

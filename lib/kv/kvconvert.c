@@ -17,6 +17,9 @@ static int empty_like(const mt_kvcache *c, int f16, mt_kvcache **out, mt_err *er
 int mt_kvcache_quantized_copy(const mt_kvcache *c, int bits, int group, mt_kvcache **out, mt_err *err) {
     if (c->quantized || c->qscheme) return mt_seterr(err, MT_EINVAL, "the cache is quantized already");
     if (c->has_state) return mt_seterr(err, MT_EUNSUPPORTED, "a cache with recurrent state cannot be quantized here");
+    if (c->v_dim != c->kv_dim)
+        return mt_seterr(err, MT_EUNSUPPORTED, "KV cache quantization is not supported for multi-head latent attention "
+                         "models");
     if (c->max_size) return mt_seterr(err, MT_EINVAL, "a rotating cache (--max-kv-size) cannot be quantized (as in mlx-lm)");
     mt_kvcache *q;
     MT_TRY(empty_like(c, c->f16, &q, err));

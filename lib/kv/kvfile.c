@@ -148,7 +148,8 @@ static int parse_layer(mt_kvfile *f, int i, mt_err *err) {
     snprintf(key, sizeof key, "%d.1", i);
     MT_TRY(layer_tensor(f, i, key, 0, &L->t[1], err));
     const mt_tensor_view *k = L->t[0], *v = L->t[1];
-    if (v->shape[1] != k->shape[1] || v->shape[2] != k->shape[2] || v->shape[3] != k->shape[3] || v->dtype != k->dtype)
+    /* (the values' last dimension may differ: multi-head latent attention caches) */
+    if (v->shape[1] != k->shape[1] || v->shape[2] != k->shape[2] || v->dtype != k->dtype)
         return mt_seterr(err, MT_EFORMAT, "%s: layer %d: keys and values differ in shape or dtype", f->label, i);
     L->slots = (size_t)k->shape[2];
     if (L->cls == MT_KVC_PLAIN) {
@@ -250,15 +251,17 @@ static int parse_owned(char *owned, const char *buf, size_t n, const mt_mmap *ma
         const mt_kvfile_layer *ly = &f->layers[i];
         int H = (int)ly->t[0]->shape[1];
         int D = ly->cls == MT_KVC_QUANTIZED ? (int)(ly->t[1]->shape[3] * ly->group) : (int)ly->t[0]->shape[3];
+        int Dv = ly->cls == MT_KVC_QUANTIZED ? D : (int)ly->t[1]->shape[3];
         mt_dtype dt = ly->cls == MT_KVC_QUANTIZED ? ly->t[1]->dtype : ly->t[0]->dtype;
-        if (i == 0) { f->kv_heads = H; f->head_dim = D; f->dtype = dt; }
-        else if (H != f->kv_heads || D != f->head_dim || dt != f->dtype)
-            rc = mt_seterr(err, MT_EFORMAT, "%s: layer %d: %d heads of %d (%s) where layer 0 has %d of %d (%s)", label, i,
-                           H, D, mt_dtype_name(dt), f->kv_heads, f->head_dim, mt_dtype_name(f->dtype));
+        if (i == 0) { f->kv_heads = H; f->head_dim = D; f->v_head_dim = Dv; f->dtype = dt; }
+        else if (H != f->kv_heads || D != f->head_dim || Dv != f->v_head_dim || dt != f->dtype)
+            rc = mt_seterr(err, MT_EFORMAT, "%s: layer %d: %d heads of %d / %d (%s) where layer 0 has %d of %d / %d (%s)",
+                           label, i, H, D, Dv, mt_dtype_name(dt), f->kv_heads, f->head_dim, f->v_head_dim,
+                           mt_dtype_name(f->dtype));
         else if (ly->offset != f->layers[0].offset)
             rc = mt_seterr(err, MT_EFORMAT, "%s: layer %d holds %zu tokens, layer 0 %zu", label, i, ly->offset,
                            f->layers[0].offset);
-        if (!rc && (H < 1 || D < 1 || D > 4096))
+        if (!rc && (H < 1 || D < 1 || D > 4096 || Dv < 1 || Dv > 4096))
             rc = mt_seterr(err, MT_EFORMAT, "%s: layer %d: %d heads of dimension %d", label, i, H, D);
         if (!rc && (ly->cls == MT_KVC_QUANTIZED) != (f->layers[0].cls == MT_KVC_QUANTIZED))
             rc = mt_seterr(err, MT_EFORMAT, "%s: layer %d: quantized and float layers mixed", label, i);
@@ -387,7 +390,8 @@ static void place_layers(void *vctx, size_t b, size_t e, int tid) {
     mt_kvcache *c = x->c;
     int rot = x->rot, quant = x->quant;
     mt_dtype dt = x->dt;
-    size_t H = (size_t)f->kv_heads, D = (size_t)f->head_dim, rb = H * D * mt_dtype_size(dt);
+    size_t H = (size_t)f->kv_heads, D = (size_t)f->head_dim, Dv = (size_t)f->v_head_dim, rb = H * D * mt_dtype_size(dt);
+    size_t rv = H * Dv * mt_dtype_size(dt);
     for (int l = (int)b; l < (int)e; l++) {
         const mt_kvfile_layer *ly = &f->layers[l];
         if (quant) {
@@ -396,20 +400,20 @@ static void place_layers(void *vctx, size_t b, size_t e, int tid) {
         }
         else if (rot || ly->cls == MT_KVC_PLAIN) {
             place_rows(c->k[l], dt, ly->t[0], 0, ly->slots, 0, H, D);
-            place_rows(c->v[l], dt, ly->t[1], 0, ly->slots, 0, H, D);
+            place_rows(c->v[l], dt, ly->t[1], 0, ly->slots, 0, H, Dv);
             if (rot && ly->slots > ly->offset) {   /* unfilled slots: zeros, as mlx's buffer */
                 memset((char *)c->k[l] + ly->offset * rb, 0, (ly->slots - ly->offset) * rb);
-                memset((char *)c->v[l] + ly->offset * rb, 0, (ly->slots - ly->offset) * rb);
+                memset((char *)c->v[l] + ly->offset * rv, 0, (ly->slots - ly->offset) * rv);
             }
         } else {
             /* expand a sliding layer's ring: zeros where the window no longer reaches */
             memset(c->k[l], 0, ly->offset * rb);
-            memset(c->v[l], 0, ly->offset * rb);
+            memset(c->v[l], 0, ly->offset * rv);
             for (size_t j = 0; j < ly->slots; j++) {
                 size_t p = ring_pos(j, ly->offset, ly->slots, ly->idx, ly->keep);
                 if (p == SIZE_MAX) continue;
                 place_rows(c->k[l], dt, ly->t[0], j, 1, p, H, D);
-                place_rows(c->v[l], dt, ly->t[1], j, 1, p, H, D);
+                place_rows(c->v[l], dt, ly->t[1], j, 1, p, H, Dv);
             }
         }
     }
@@ -424,10 +428,15 @@ int mt_kvfile_to_cache(const mt_kvfile *f, const mt_model *m, mt_kvcache **out, 
                              "supported yet", f->label);
     if (m) {
         const mt_decoder_hp *hp = &m->hp;
-        if (f->n_layers != hp->n_layers || f->kv_heads != hp->n_kv_heads || f->head_dim != hp->head_dim)
-            return mt_seterr(err, MT_EINVAL, "%s: a cache of %d layers x %d KV heads x %d does not fit this model "
-                             "(%d x %d x %d)", f->label, f->n_layers, f->kv_heads, f->head_dim, hp->n_layers,
-                             hp->n_kv_heads, hp->head_dim);
+        /* the model's cache rows: n_kv_heads x head_dim keys and values, or its own geometry
+         * (multi-head latent attention: kv_heads x kv_head_dim keys, kv_v_dim values) */
+        int mh = m->kv_heads ? m->kv_heads : hp->n_kv_heads, md = m->kv_heads ? m->kv_head_dim : hp->head_dim;
+        size_t mv = m->kv_heads ? m->kv_v_dim : (size_t)mh * (size_t)md;
+        if (f->n_layers != hp->n_layers || f->kv_heads != mh || f->head_dim != md ||
+            (size_t)f->kv_heads * (size_t)f->v_head_dim != mv)
+            return mt_seterr(err, MT_EINVAL, "%s: a cache of %d layers x %d KV heads x %d (values %d) does not fit this "
+                             "model (%d x %d x %d, values %zu)", f->label, f->n_layers, f->kv_heads, f->head_dim,
+                             f->v_head_dim, hp->n_layers, mh, md, mv / (size_t)mh);
         for (size_t i = 0; i < f->n_tokens; i++)
             if (f->tokens[i] >= hp->vocab)
                 return mt_seterr(err, MT_EINVAL, "%s: token id %d (position %zu) is beyond the model's vocabulary of %d",
@@ -447,9 +456,10 @@ int mt_kvfile_to_cache(const mt_kvfile *f, const mt_model *m, mt_kvcache **out, 
     mt_kvcache *c;
     MT_TRY(mt_kvcache_new_geom(&c, f->n_layers, f->kv_heads, f->head_dim, err));
     int rc = MT_OK;
+    if (f->v_head_dim != f->head_dim) rc = mt_kvcache_set_vdim(c, (size_t)f->kv_heads * (size_t)f->v_head_dim, err);
     int f16 = f->dtype == MT_F16, quant = L0->cls == MT_KVC_QUANTIZED;
     mt_dtype dt = f16 ? MT_F16 : MT_F32;
-    if (f16) rc = mt_kvcache_set_f16(c, 1, err);
+    if (!rc && f16) rc = mt_kvcache_set_f16(c, 1, err);
     if (!rc && rot) rc = mt_kvcache_set_max(c, L0->max_size, L0->keep, err);
     if (!rc && quant) rc = kvfile_quant_begin(c, f, err);
     size_t nslots = rot ? L0->slots : L0->offset;
@@ -626,7 +636,7 @@ static int build_plan(const mt_kvcache *c, const mt_kvmeta *mt, plan *p, mt_err 
             if (quant) kvfile_quant_entry(c, j, D, e);
             else {
                 e->dtype = c->f16 ? MT_F16 : MT_F32;
-                e->shape[3] = (int64_t)D;
+                e->shape[3] = (int64_t)(j ? c->v_dim / H : D);   /* values: their own width (latent attention) */
             }
             e->nbytes = (size_t)e->shape[1] * rows * (size_t)e->shape[3] * mt_dtype_size(e->dtype);
         }
@@ -695,7 +705,7 @@ static int serialize_to(const mt_kvcache *c, const mt_kvmeta *meta, sink *s, mt_
                          "use --kv-bits 8 or 4", c->qbits);
     mt_kvmeta m2;
     if (meta && meta->kv_heads < 1) { m2 = *meta; m2.kv_heads = c->n_kv_heads; meta = &m2; }
-    if (!meta || meta->kv_heads < 1 || c->kv_dim % (size_t)meta->kv_heads)
+    if (!meta || meta->kv_heads < 1 || c->kv_dim % (size_t)meta->kv_heads || c->v_dim % (size_t)meta->kv_heads)
         return mt_seterr(err, MT_EINVAL, "internal: the cache's KV head count is not given");
     plan p;
     char *hdr = NULL;

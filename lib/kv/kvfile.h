@@ -70,6 +70,8 @@ typedef struct mt_kvfile {
     size_t n_tokens;
     char *owned;                    /* buf when allocated here */
     mt_mmap map;                    /* a plain file stays mapped (no copy) while f lives */
+    int v_head_dim;                 /* the values' last dimension: head_dim, except for multi-head latent
+                                       attention caches (deepseek_v3: the latent keys, the RoPE-key values) */
 } mt_kvfile;
 
 /* Read and validate a file (plain or zstd).  Every inconsistency is MT_EFORMAT with a

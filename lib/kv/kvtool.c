@@ -21,6 +21,8 @@ json_t *mt_kvfile_describe(const mt_kvfile *f, const mt_tokenizer *tok) {
                           f->kv_heads, "head_dim", f->head_dim, "dtype", mt_dtype_name(f->dtype), "cache",
                           mixed ? "mixed" : cls[L->cls], "kv_type", kt, "tokens", (json_int_t)L->offset);
     if (!o) return NULL;
+    if (f->v_head_dim != f->head_dim)   /* latent attention: values of their own width */
+        json_object_set_new(o, "v_head_dim", json_integer(f->v_head_dim));
     if (L->cls == MT_KVC_ROTATING && !mixed) {
         json_object_set_new(o, "max_size", json_integer((json_int_t)L->max_size));
         json_object_set_new(o, "keep", json_integer((json_int_t)L->keep));

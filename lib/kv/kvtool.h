@@ -10,7 +10,8 @@
 #include "text/tokenizer.h"
 
 /* {"file", "format" ("mlx-lm-0.32.2" | "mlx-lm-0.32.0"), "compressed", "file_bytes", "raw_bytes",
- *  "layers", "kv_heads", "head_dim", "dtype", "cache" (class of layer 0, or "mixed"), "kv_type"
+ *  "layers", "kv_heads", "head_dim", "v_head_dim" (only when the values differ: latent attention),
+ *  "dtype", "cache" (class of layer 0, or "mixed"), "kv_type"
  *  ("f32", "q8g64", ...), "tokens" (cached tokens), "max_size"/"keep" (rotating), "model",
  *  "fingerprint", "version", "ids" (known: true/false), "text" (the cached text: stored, or
  *  decoded with tok when given)} */

@@ -590,6 +590,10 @@ static int bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t
     return MT_OK;
 }
 
+int mt_dec_bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
+    return bind_stacked(m, path, E, out, in, dst, err);
+}
+
 int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err) {
     mt_decoder_hp *hp = &m->hp;
     mt_layer *L = &m->layers[layer];

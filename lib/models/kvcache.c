@@ -55,6 +55,7 @@ int mt_kvcache_new_geom(mt_kvcache **out, int n_layers, int n_kv_heads, int head
     c->kv_dim = (size_t)n_kv_heads * (size_t)head_dim;
     c->n_kv_heads = n_kv_heads;
     c->head_dim = head_dim;
+    c->v_dim = c->kv_dim;
     if (kv_alloc_arrays(c)) { mt_kvcache_free(c); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     *out = c;
     return MT_OK;
@@ -78,7 +79,12 @@ static int state_alloc(mt_kvcache *c, const size_t *n) {
 }
 
 int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
-    MT_TRY(mt_kvcache_new_geom(out, m->hp.n_layers, m->hp.n_kv_heads, m->hp.head_dim, err));
+    if (!m->kv_heads) MT_TRY(mt_kvcache_new_geom(out, m->hp.n_layers, m->hp.n_kv_heads, m->hp.head_dim, err));
+    else {
+        MT_TRY(mt_kvcache_new_geom(out, m->hp.n_layers, m->kv_heads, m->kv_head_dim, err));
+        int r = mt_kvcache_set_vdim(*out, m->kv_v_dim, err);
+        if (r) { mt_kvcache_free(*out); *out = NULL; return r; }
+    }
     size_t *n = calloc((size_t)m->hp.n_layers, sizeof *n);
     int rc = n ? MT_OK : MT_ENOMEM;
     for (int l = 0; !rc && l < m->hp.n_layers && m->layers; l++) n[l] = m->layers[l].state_floats;
@@ -86,6 +92,21 @@ int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
     free(n);
     if (rc) { mt_kvcache_free(*out); *out = NULL; return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     return MT_OK;
+}
+
+int mt_kvcache_set_vdim(mt_kvcache *c, size_t v_dim, mt_err *err) {
+    if (c->len || c->qscheme) return mt_seterr(err, MT_EINVAL, "internal: value width of a used or quantized KV cache");
+    if (!v_dim) return mt_seterr(err, MT_EINVAL, "internal: value rows of no values");
+    kv_free_rows(c);
+    c->v_dim = v_dim;
+    return MT_OK;
+}
+
+/* KV quantization stores K and V rows of one width: not for latent-attention caches */
+static int kv_one_width(const mt_kvcache *c, mt_err *err) {
+    if (c->v_dim == c->kv_dim) return MT_OK;
+    return mt_seterr(err, MT_EUNSUPPORTED, "KV cache quantization (--kv-bits, turbo) is not supported for "
+                     "multi-head latent attention models");
 }
 
 void mt_kvcache_reset(mt_kvcache *c) {
@@ -190,7 +211,7 @@ int mt_kvcache_reserve(mt_kvcache *c, size_t need, mt_err *err) {
         void *k = realloc(c->k[i], cap * c->kv_dim * es);
         if (!k) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
         c->k[i] = k;
-        void *v = realloc(c->v[i], cap * c->kv_dim * es);
+        void *v = realloc(c->v[i], cap * c->v_dim * es);
         if (!v) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
         c->v[i] = v;
     }
@@ -206,13 +227,14 @@ int mt_kvcache_reserve(mt_kvcache *c, size_t need, mt_err *err) {
 /* Rebuild the rotating buffer from the old slots listed in `order` (n of them),
  * in that order, in every layer. */
 static int kv_permute(mt_kvcache *c, const size_t *order, size_t n, mt_err *err) {
-    size_t rb = c->kv_dim * mt_dtype_size(mt_kv_dtype(c));   /* bytes per slot */
-    char *tmp = malloc((n ? n : 1) * rb);
+    size_t es = mt_dtype_size(mt_kv_dtype(c)), wide = c->v_dim > c->kv_dim ? c->v_dim : c->kv_dim;
+    char *tmp = malloc((n ? n : 1) * wide * es);
     size_t *pos = malloc((n ? n : 1) * sizeof *pos);
     if (!tmp || !pos) { free(tmp); free(pos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     for (int l = 0; l < c->n_layers; l++)
         for (int kv = 0; kv < 2; kv++) {
             char *a = kv ? c->v[l] : c->k[l];
+            size_t rb = (kv ? c->v_dim : c->kv_dim) * es;   /* bytes per slot */
             for (size_t i = 0; i < n; i++) memcpy(tmp + i * rb, a + order[i] * rb, rb);
             memcpy(a, tmp, n * rb);
         }
@@ -344,6 +366,7 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
     if (!c) return mt_seterr(err, MT_ENOMEM, "out of memory");
     c->n_layers = src->n_layers;
     c->kv_dim = src->kv_dim;
+    c->v_dim = src->v_dim;
     c->n_kv_heads = src->n_kv_heads;
     c->head_dim = src->head_dim;
     c->f16 = src->f16;
@@ -385,10 +408,10 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
             }
         }
     } else {
-        size_t rb = c->kv_dim * mt_dtype_size(mt_kv_dtype(c));
+        size_t rb = c->kv_dim * mt_dtype_size(mt_kv_dtype(c)), vb = c->v_dim * mt_dtype_size(mt_kv_dtype(c));
         for (int l = 0; l < c->n_layers; l++) {
             memcpy(c->k[l], src->k[l], n * rb);
-            memcpy(c->v[l], src->v[l], n * rb);
+            memcpy(c->v[l], src->v[l], n * vb);
         }
     }
     if (src->max_size) memcpy(c->slot_pos, src->slot_pos, n * sizeof *c->slot_pos);
@@ -411,12 +434,12 @@ size_t mt_kvcache_trim(mt_kvcache *c, size_t n) {
 }
 
 size_t mt_kvcache_bytes(const mt_kvcache *c) {
-    size_t per;   /* bytes of one slot's K (or V) */
-    if (!c->quantized) per = c->kv_dim * mt_dtype_size(mt_kv_dtype(c));
+    size_t per, st = 0;   /* per: bytes of one slot's K (or V); st: recurrent state */
+    for (int l = 0; c->has_state && l < c->n_layers; l++) st += c->state_n[l] * sizeof(float);
+    if (!c->quantized)
+        return (size_t)c->n_layers * mt_kvcache_slots(c) * (c->kv_dim + c->v_dim) * mt_dtype_size(mt_kv_dtype(c)) + st;
     else if (c->qscheme == MT_KVQ_TURBO) per = (size_t)c->n_kv_heads * (mt_kvcache_qwords(c) * 4 + 4);
     else per = (size_t)c->n_kv_heads * (mt_kvcache_qwords(c) * 4 + 2 * kv_qscales(c) * (c->f16 ? 2 : 4));
-    size_t st = 0;
-    for (int l = 0; c->has_state && l < c->n_layers; l++) st += c->state_n[l] * sizeof(float);
     return 2 * (size_t)c->n_layers * mt_kvcache_slots(c) * per + st;
 }
 
@@ -431,6 +454,7 @@ int mt_kvcache_set_quant(mt_kvcache *c, int bits, int group, size_t start, mt_er
         c->qstart = 0;
         return MT_OK;
     }
+    MT_TRY(kv_one_width(c, err));
     if (bits != 2 && bits != 3 && bits != 4 && bits != 5 && bits != 6 && bits != 8)
         return mt_seterr(err, MT_EINVAL, "--kv-bits %d: KV quantization takes 2, 3, 4, 5, 6 or 8 bits", bits);
     if (group != 32 && group != 64 && group != 128)
@@ -491,6 +515,7 @@ static int lloyd_codebook(float *cb, float *bound, int K, int d) {
 
 int mt_kvcache_set_turbo(mt_kvcache *c, int bits, mt_err *err) {
     if (c->len) return mt_seterr(err, MT_EINVAL, "KV quantization can only be set while the cache is empty");
+    MT_TRY(kv_one_width(c, err));
     if (bits != 3 && bits != 4)
         return mt_seterr(err, MT_EINVAL, "turbo KV quantization takes 3 or 4 bits, not %d", bits);
     if (c->head_dim < 8)
@@ -564,9 +589,9 @@ static void kv_pack(const mt_kvcache *c, uint32_t *w, float *sc, float *bi, cons
 void mt_kv_write(mt_kvcache *c, int l, size_t slot, const float *k, const float *v) {
     if (!c->quantized) {
         mt_dtype t = mt_kv_dtype(c);
-        size_t at = slot * c->kv_dim * mt_dtype_size(t);   /* byte offset of the slot */
-        mt_convert_from_f32((char *)c->k[l] + at, k, t, c->kv_dim);
-        mt_convert_from_f32((char *)c->v[l] + at, v, t, c->kv_dim);
+        size_t es = mt_dtype_size(t);
+        mt_convert_from_f32((char *)c->k[l] + slot * c->kv_dim * es, k, t, c->kv_dim);
+        mt_convert_from_f32((char *)c->v[l] + slot * c->v_dim * es, v, t, c->v_dim);
         return;
     }
     size_t H = (size_t)c->n_kv_heads, w = slot * H * mt_kvcache_qwords(c), ns = slot * H * kv_qscales(c);

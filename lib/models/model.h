@@ -188,10 +188,15 @@ typedef struct mt_model {
                                       shared multi-row kernels at 8 rows (set it directly; 0 default) */
     /* dense group A: tensor names other than llama's (set before mt_decoder_bind; NULL = llama's) */
     const mt_dec_names *names;
+    /* multi-head latent attention (models/mla.c): a KV cache whose slots are not n_kv_heads x
+     * head_dim keys and values alike, but kv_heads x kv_head_dim keys and kv_v_dim values
+     * (deepseek_v3: the normed latent as one key head, the RoPE key part as the values); 0 = none */
+    int kv_heads, kv_head_dim;
+    size_t kv_v_dim;
 } mt_model;
 
-/* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim
- * float32 values (or IEEE float16 after mt_kvcache_set_f16), one row per slot.  Unbounded (the default): slot = position.  Bounded by
+/* One sequence's cache: per layer K rows of n_kv_heads * head_dim (kv_dim) and V rows of
+ * v_dim (the same, except for multi-head latent attention models) float32 values (or IEEE float16 after mt_kvcache_set_f16), one row per slot.  Unbounded (the default): slot = position.  Bounded by
  * mt_kvcache_set_max (--max-kv-size): mlx-lm's RotatingKVCache(max_size, keep),
  * whose buffer, rotation, trimming and attention masks are reproduced exactly,
  * so the same tokens come out.
@@ -256,6 +261,8 @@ typedef struct mt_kvcache {
     float **state;
     size_t *state_n;
     int has_state;
+    /* multi-head latent attention: values per slot (v rows); kv_dim (keys) otherwise */
+    size_t v_dim;
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
@@ -303,6 +310,9 @@ mt_dtype mt_model_logits_dtype(const mt_model *m);
 int  mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err);
 /* The same from the geometry alone (a cache read from a file without its model). */
 int  mt_kvcache_new_geom(mt_kvcache **out, int n_layers, int n_kv_heads, int head_dim, mt_err *err);
+/* Value rows of v_dim values instead of kv_dim (multi-head latent attention caches); only on an
+ * empty, unquantized cache. */
+int  mt_kvcache_set_vdim(mt_kvcache *c, size_t v_dim, mt_err *err);
 void mt_kvcache_reset(mt_kvcache *c);
 /* Bound the cache to max_size slots, keeping the first `keep` tokens (mlx-lm
  * uses keep 4 for --max-kv-size).  Only on an empty cache; max_size > keep. */

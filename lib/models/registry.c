@@ -14,6 +14,9 @@ extern const mt_family mt_family_qwen3_next, mt_family_qwen3_5;
 extern const mt_family mt_family_phi, mt_family_cohere, mt_family_cohere2, mt_family_internlm2, mt_family_internlm3,
     mt_family_glm4, mt_family_exaone4, mt_family_ernie4_5, mt_family_olmo3, mt_family_minicpm, mt_family_exaone,
     mt_family_helium, mt_family_glm, mt_family_olmo;
+/* multi-head latent attention and the DeepSeek-style mixture of experts (deepseek.c) */
+extern const mt_family mt_family_deepseek_v3, mt_family_kimi_k2, mt_family_deepseek_v2, mt_family_glm4_moe,
+    mt_family_dots1, mt_family_minicpm3, mt_family_mistral4, mt_family_deepseek;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -48,6 +51,15 @@ static const mt_family *const families[] = {
     &mt_family_helium,
     &mt_family_glm,
     &mt_family_olmo,
+    /* multi-head latent attention and the DeepSeek-style mixture of experts */
+    &mt_family_deepseek_v3,
+    &mt_family_kimi_k2,
+    &mt_family_deepseek_v2,
+    &mt_family_glm4_moe,
+    &mt_family_dots1,
+    &mt_family_minicpm3,
+    &mt_family_mistral4,
+    &mt_family_deepseek,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -108,6 +108,16 @@ CASES = {
     "helium": ("helium-tiny", None, None, "rope_theta moves: mlx-lm's helium requires it"),
     "glm": ("glm-tiny", None, None, "rope_theta moves: mlx-lm's glm default is 10000"),
     "olmo": ("olmo-tiny", None, None, "transformers' OlmoConfig (the HF layout) rewrites the ai2 keys"),
+    # multi-head latent attention and the DeepSeek-style mixture of experts (kimi_k2 and deepseek v1
+    # have no config class in transformers: only their own remote code writes their config.json)
+    "deepseek_v3": ("deepseek_v3-tiny", None, None,
+                    "yarn moves to rope_parameters: mlx-lm's deepseek_v3 runs plain RoPE without the mscale"),
+    "deepseek_v2": ("deepseek_v2-tiny", None, None,
+                    "rope_scaling moves to rope_parameters: mlx-lm's deepseek_v2 needs rope_scaling (refused)"),
+    "glm4_moe": ("glm4_moe-tiny", None, None, "theta 10000 moves to rope_parameters: mlx-lm's glm4_moe requires rope_theta"),
+    "dots1": ("dots1-tiny", None, None, "theta 10000 moves to rope_parameters: mlx-lm's dots1 requires rope_theta"),
+    "minicpm3": ("minicpm3-tiny", None, None, "longrope moves to rope_parameters: mlx-lm's minicpm3 needs rope_scaling"),
+    "mistral4": ("mistral4-tiny", None, None, "mlx-lm's mistral4 reads rope_parameters (already there)"),
 }
 
 
