@@ -514,82 +514,8 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     m->max_in = H > qd ? H : qd;
     if (I > m->max_in) m->max_in = I;
     if ((size_t)hp->moe_inter > m->max_in) m->max_in = (size_t)hp->moe_inter;
+    if ((size_t)hp->moe_shared_inter > m->max_in) m->max_in = (size_t)hp->moe_shared_inter;
     return MT_OK;
-}
-
-/* Expert e of a stacked [E, out, in] tensor as an mt_linear view. */
-static int bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
-    char name[320];
-    snprintf(name, sizeof name, "%s.weight", path);
-    const mt_tensor_view *w = mt_safetensors_get(m->st, name);
-    if (!w) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name);
-    int quantized = 0;
-    mt_quant_params qp = {0};
-    MT_TRY(mt_config_quant_for(m->cfg, m->st, path, &quantized, &qp, err));
-    if (w->ndim != 3 || w->shape[0] != E || (size_t)w->shape[1] != out)
-        return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%d, %zu, ...]", name, E, out);
-    mt_linear base = {.out = out, .in = in};
-    size_t wrow;   /* bytes of one expert's weight */
-    const mt_tensor_view *sb[2] = {NULL, NULL};
-    if (quantized) {
-        if (qp.mode != MT_QMODE_AFFINE) return mt_seterr(err, MT_EUNSUPPORTED, "'%s': only affine quantization", path);
-        if (w->dtype != MT_U32 || (size_t)w->shape[2] != in * (size_t)qp.bits / 32 || in % (size_t)qp.group_size)
-            return mt_seterr(err, MT_EFORMAT, "tensor '%s': not %d-bit packed rows of %zu", name, qp.bits, in);
-        const char *sfx[2] = {"scales", "biases"};
-        for (int i = 0; i < 2; i++) {
-            snprintf(name, sizeof name, "%s.%s", path, sfx[i]);
-            sb[i] = mt_safetensors_get(m->st, name);
-            if (!sb[i] || sb[i]->ndim != 3 || sb[i]->shape[0] != E || (size_t)sb[i]->shape[1] != out ||
-                (size_t)sb[i]->shape[2] != in / (size_t)qp.group_size || !mt_dtype_is_float(sb[i]->dtype) ||
-                sb[i]->dtype == MT_F64)
-                return mt_seterr(err, MT_EFORMAT, "tensor '%s': missing or not [%d, %zu, %zu] floats", name, E, out,
-                                 in / (size_t)qp.group_size);
-        }
-        if (sb[0]->dtype != sb[1]->dtype) return mt_seterr(err, MT_EFORMAT, "'%s': scales and biases differ in dtype", path);
-        base.quantized = 1;
-        base.bits = qp.bits;
-        base.group_size = qp.group_size;
-        base.sdt = sb[0]->dtype;
-        wrow = out * in * (size_t)qp.bits / 8;
-    } else {
-        if ((w->dtype != MT_F32 && w->dtype != MT_F16 && w->dtype != MT_BF16) || (size_t)w->shape[2] != in)
-            return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected [%d, %zu, %zu] of F32/F16/BF16", name, E, out, in);
-        base.wdt = w->dtype;
-        wrow = out * in * mt_dtype_size(w->dtype);
-    }
-    for (int e = 0; e < E; e++) {
-        dst[e] = base;
-        dst[e].w = (const char *)w->data + (size_t)e * wrow;
-        if (quantized) {
-            size_t srow = out * (in / (size_t)qp.group_size) * mt_dtype_size(base.sdt);
-            dst[e].scales = (const char *)sb[0]->data + (size_t)e * srow;
-            dst[e].biases = (const char *)sb[1]->data + (size_t)e * srow;
-        }
-    }
-    return MT_OK;
-}
-
-int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err) {
-    mt_decoder_hp *hp = &m->hp;
-    mt_layer *L = &m->layers[layer];
-    size_t H = (size_t)hp->hidden, I = (size_t)hp->moe_inter;
-    int E = hp->n_experts;
-    if (E <= 0 || hp->top_k <= 0 || hp->top_k > E || !I)
-        return mt_seterr(err, MT_EFORMAT, "config.json: bad expert counts (%d experts, top %d, size %zu)", E, hp->top_k, I);
-    char p[320];
-    snprintf(p, sizeof p, "%s.gate", prefix);
-    MT_TRY(mt_linear_bind(&L->router, m->st, m->cfg, p, (size_t)E, H, -1, err));
-    L->exp_gate = calloc((size_t)E * 3, sizeof(mt_linear));
-    if (!L->exp_gate) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    L->exp_up = L->exp_gate + E;
-    L->exp_down = L->exp_up + E;
-    L->moe = 1;
-    snprintf(p, sizeof p, "%s.switch_mlp.gate_proj", prefix);
-    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_gate, err));
-    snprintf(p, sizeof p, "%s.switch_mlp.up_proj", prefix);
-    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_up, err));
-    snprintf(p, sizeof p, "%s.switch_mlp.down_proj", prefix);
-    return bind_stacked(m, p, E, H, I, L->exp_down, err);
 }
 
 /* ---- load / free ---- */
@@ -738,6 +664,7 @@ void mt_model_free(mt_model *m) {
             mt_dec_norm_free(&L->n1); mt_dec_norm_free(&L->n2); mt_dec_norm_free(&L->n3); mt_dec_norm_free(&L->n4);
             mt_dec_norm_free(&L->q_norm); mt_dec_norm_free(&L->k_norm);
             free(L->exp_gate);
+            free(L->moe_sel_bias);
             if (L->mixer && L->mixer->free) L->mixer->free(L->mix);
             if (L->ffn && L->ffn->free) L->ffn->free(L->ffd);
         }
@@ -1042,8 +969,6 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     size_t qkvd = qd + 2 * kvd;
     size_t I2 = hp->mlp == MT_MLP_GATED_FUSED ? 2 * I : I;
     size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
-    size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
-    if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
     size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);
     float *buf = malloc(total * sizeof(float));
     if (!buf) { free(slot); return mt_seterr(err, MT_ENOMEM, "out of memory for activations"); }
@@ -1143,7 +1068,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             goto mlp_done;
         }
         if (L->moe) {
-            mt_dec_moe(&fw, l, min, T, br, g);
+            if ((r = mt_dec_moe(&fw, l, min, T, br, err))) goto out;
             goto mlp_done;
         }
         if (m->on_linear_input) {
