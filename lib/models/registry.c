@@ -7,6 +7,9 @@
 extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
     mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
+/* mixture of experts: the router's options (moe.c, moe_fwd.c) */
+extern const mt_family mt_family_qwen2_moe, mt_family_olmoe, mt_family_granitemoe, mt_family_phimoe,
+    mt_family_ernie4_5_moe;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -23,6 +26,12 @@ static const mt_family *const families[] = {
     &mt_family_smollm3,
     &mt_family_mixtral,
     &mt_family_qwen3_moe,
+    /* mixture of experts: the router's options (moe.c, moe_fwd.c) */
+    &mt_family_qwen2_moe,
+    &mt_family_olmoe,
+    &mt_family_granitemoe,
+    &mt_family_phimoe,
+    &mt_family_ernie4_5_moe,
 };
 
 const mt_family *mt_family_find(const char *model_type) {
