@@ -383,6 +383,12 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/starcoder2-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
         {"tests/data/models/phi3-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
         {"tests/data/models/mixtral-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        /* the MoE router's options (moe.c) */
+        {"tests/data/models/qwen2moe-tiny", C, "shared_expert_intermediate_size", "0", "config.json: \"shared_expert_intermediate_size\" must be"},
+        {"tests/data/models/olmoe-tiny", C, "num_experts_per_tok", "9", "config.json: num_experts_per_tok 9 exceeds num_experts 4"},
+        {"tests/data/models/phimoe-tiny", C, "router_jitter_noise", "-0.1", "config.json: \"router_jitter_noise\" must be a finite, non-neg"},
+        {"tests/data/models/ernie45moe-tiny", C, "moe_gate_act", "\"relu\"", "config.json: \"moe_gate_act\" must be \"softmax\" or \"sigmoid\""},
+        {"tests/data/models/ernie45moe-tiny", C, "moe_layer_start_index", "[]", "config.json: \"moe_layer_start_index\" must be a layer number"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},

@@ -1,0 +1,41 @@
+"""Mixture-of-experts families on standard attention (lib/models/moe.c, moe_fwd.c): each tiny
+config turns on its family's router options (shared experts and their gate, expert biases,
+sigmoid scores, sparsemixer with a jitter wide enough that the band holds other experts,
+renormalization) and, where the family has them, dense layers beside the sparse ones."""
+import sys, os
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gen_llm_fixtures import BASE  # noqa: E402
+
+FAMILIES = {
+    # every layer sparse in mlx-lm; shared expert gated by sigmoid(shared_expert_gate)
+    "qwen2moe-tiny": dict(BASE, model_type="qwen2_moe", num_experts=4, num_experts_per_tok=2,
+                          moe_intermediate_size=32, shared_expert_intermediate_size=48,
+                          tie_word_embeddings=False, rope_theta=1000000.0),
+    # q/k norms over the projection; attention and expert biases; renormalized top-k
+    "olmoe-tiny": dict(BASE, model_type="olmoe", num_experts=4, num_experts_per_tok=2, norm_topk_prob=True,
+                       attention_bias=True, mlp_bias=True, tie_word_embeddings=False),
+    # granite's multipliers, router "router.layer" (top-k of the logits, then softmax)
+    "granitemoe-tiny": dict(BASE, model_type="granitemoe", num_local_experts=4, num_experts_per_tok=2,
+                            logits_scaling=0.5, attention_multiplier=0.25, embedding_multiplier=2.0,
+                            residual_multiplier=1.2, attention_bias=False, tie_word_embeddings=False),
+    # sparsemixer (jitter 0.3: several experts within the band), LayerNorms, lm_head bias, longrope
+    "phimoe-tiny": dict(BASE, model_type="phimoe", num_local_experts=4, num_experts_per_tok=2,
+                        router_jitter_noise=0.3, max_position_embeddings=4096, tie_word_embeddings=False,
+                        original_max_position_embeddings=256,
+                        rope_scaling={"type": "longrope", "long_factor": [1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0],
+                                      "short_factor": [1.0] * 8, "long_mscale": 1.2, "short_mscale": 1.0}),
+    # sigmoid scores renormalized, 2 shared experts (no gate), biases everywhere, layer 0 dense
+    "ernie45moe-tiny": dict(BASE, model_type="ernie4_5_moe", num_hidden_layers=3, moe_num_experts=4, moe_k=2,
+                            moe_intermediate_size=32, moe_num_shared_experts=2, moe_layer_start_index=1,
+                            moe_gate_act="sigmoid", use_bias=True, tie_word_embeddings=False),
+}
+
+
+def SPREAD(cfg, key, value):
+    """phimoe: sparsemixer gives a pick the weight of its band alone, so a near-tie between
+    the second and third expert flips an O(1) part of the output (float rounding then decides
+    it): a 20x wider router keeps the experts' logits apart."""
+    if cfg["model_type"] == "phimoe" and key.endswith("block_sparse_moe.gate.weight"):
+        return value * 20.0
+    return None
