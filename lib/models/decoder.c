@@ -449,7 +449,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         }
     }
 
-    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
+    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, m->embed_name ? m->embed_name : "model.embed_tokens", V, H, -1, err));
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
     else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, "lm_head", V, H, -1, err));
     MT_TRY(mt_dec_bind_norm(m, "model.norm", H, &m->final_norm, err));

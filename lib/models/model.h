@@ -153,6 +153,8 @@ typedef struct mt_model {
     const char *moe_router;        /* the router under the prefix (NULL: "gate"; "router.layer", "gate.wg") */
     const char *moe_shared_name;   /* the shared expert under the prefix (NULL: "shared_expert") */
     const char *moe_sel_bias_name; /* the selection bias under the prefix (NULL: none; "gate.expert_bias") */
+    const char *embed_name;        /* the token embedding (NULL: "model.embed_tokens"; bailing_moe:
+                                      "model.word_embeddings") */
     /* optional observer (calibration): called with the input rows x[T, in] of every
      * dense/quantized linear layer of the decoder blocks before it runs, named by its
      * module path ("model.layers.3.mlp.down_proj"; fused modules by their own name;

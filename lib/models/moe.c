@@ -8,12 +8,15 @@
  *   phimoe        LayerNorms, biases everywhere (lm_head too), longrope; sparsemixer routing
  *   ernie4_5_moe  traditional RoPE; softmax or sigmoid scores, top-k, renormalized; shared experts
  *                 without a gate; expert biases with use_bias; sparse layers by start/end/interval
+ *   bailing_moe   fused query_key_value, partial rotary, per-head q/k norms; softmax or sigmoid
+ *                 scores, a selection bias, group-limited top-k, renormalized, a routed scaling
+ *                 factor; shared experts; the first first_k_dense_replace layers dense
  * Experts are stored stacked, as mlx-lm's SwitchGLU saves them (switch_mlp.{gate,up,down}_proj).
  * ref: mlx_lm/models/mixtral.py, qwen3_moe.py, qwen2_moe.py, olmoe.py, granitemoe.py, phimoe.py,
- * ernie4_5_moe.py, switch_layers.py. */
+ * ernie4_5_moe.py, bailing_moe.py, switch_layers.py. */
 #include <jansson.h>
 #include <string.h>
-#include "models/model.h"
+#include "models/decoder_int.h"
 
 static int all_layers(const mt_model *m, int layer) { (void)m; (void)layer; return 1; }
 
@@ -245,6 +248,99 @@ static int ernie4_5_moe_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* bailing_moe's attention names: attention.query_key_value (q | k | v rows, bias use_qkv_bias),
+ * attention.dense (bias use_bias), per-head attention.query_layernorm / key_layernorm. */
+static int bailing_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    mt_layer *L = &m->layers[i];
+    size_t H = (size_t)m->hp.hidden, hd = (size_t)m->hp.head_dim, qd = (size_t)m->hp.n_heads * hd;
+    size_t kvd = (size_t)m->hp.n_kv_heads * hd;
+    int qkvb = 0;
+    MT_TRY(mt_cfg_bool(c, "use_qkv_bias", 0, &qkvb, err));
+    char p[160];
+    snprintf(p, sizeof p, "model.layers.%d.attention.query_key_value", i);
+    MT_TRY(mt_linear_bind(&L->qkv, m->st, m->cfg, p, qd + 2 * kvd, H, qkvb ? 1 : -1, err));
+    snprintf(p, sizeof p, "model.layers.%d.attention.dense", i);
+    MT_TRY(mt_linear_bind(&L->o, m->st, m->cfg, p, H, qd, m->hp.o_bias ? 1 : -1, err));
+    if (m->hp.qk_norm) {
+        snprintf(p, sizeof p, "model.layers.%d.attention.query_layernorm", i);
+        MT_TRY(mt_dec_bind_norm(m, p, hd, &L->q_norm, err));
+        snprintf(p, sizeof p, "model.layers.%d.attention.key_layernorm", i);
+        MT_TRY(mt_dec_bind_norm(m, p, hd, &L->k_norm, err));
+    }
+    *bound = MT_BOUND_ATTN;
+    return MT_OK;
+}
+
+static int bailing_sparse(const mt_model *m, int layer) {
+    int first = 0;
+    mt_err e;
+    if (mt_cfg_int(mt_config_json(m->cfg), "first_k_dense_replace", 0, &first, 1, &e)) return 0;
+    return layer >= first;
+}
+
+static int bailing_moe_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+    json_t *c = mt_config_json(m->cfg);
+    int use_bias = 0, qkn = 0, shared = 0, shared_on = 1, sel_bias = 0, norm = 0, first = 0, groups = 1, keep = 4;
+    int rot = 0;
+    double prf = 1.0, rsf = 1.0;
+    MT_TRY(expert_counts(m, "num_experts", "num_experts_per_tok", 0, 1, err));
+    MT_TRY(mt_cfg_count(c, "moe_intermediate_size", 0, &m->hp.moe_inter, 1, err));
+    MT_TRY(mt_cfg_int(c, "num_shared_experts", 0, &shared, 1, err));
+    MT_TRY(mt_cfg_int(c, "first_k_dense_replace", 0, &first, 1, err));
+    MT_TRY(mt_cfg_bool(c, "norm_topk_prob", 0, &norm, err));
+    MT_TRY(mt_cfg_bool(c, "use_bias", 0, &use_bias, err));
+    MT_TRY(mt_cfg_bool(c, "use_qk_norm", 0, &qkn, err));
+    MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+    MT_TRY(mt_cfg_bool(c, "moe_router_enable_expert_bias", 0, &sel_bias, err));
+    MT_TRY(mt_cfg_bool(c, "moe_router_enable_shared_expert", 1, &shared_on, err));
+    MT_TRY(mt_cfg_real(c, "routed_scaling_factor", 1.0, &rsf, 0, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "partial_rotary_factor", 1.0, &prf, 0, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_count(c, "n_group", 1, &groups, 0, err));
+    MT_TRY(mt_cfg_count(c, "topk_group", 4, &keep, 0, err));
+    if (shared < 0 || first < 0)
+        return mt_seterr(err, MT_EFORMAT, "config.json: num_shared_experts and first_k_dense_replace must not be negative");
+    json_t *sf = json_object_get(c, "score_function");
+    const char *fn = json_is_string(sf) ? json_string_value(sf) : sf ? "" : "softmax";
+    if (!strcmp(fn, "sigmoid")) m->hp.moe_score = MT_MOE_SIGMOID;
+    else if (strcmp(fn, "softmax"))
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"score_function\" must be \"softmax\" or \"sigmoid\"");
+    m->hp.head_dim = m->hp.hidden / m->hp.n_heads;
+    json_t *rd = json_object_get(c, "rotary_dim");
+    if (rd && !json_is_null(rd)) MT_TRY(mt_cfg_count(c, "rotary_dim", 0, &rot, 1, err));
+    else rot = (int)(m->hp.head_dim * prf);
+    if (rot < 2 || rot > m->hp.head_dim || rot % 2)
+        return mt_seterr(err, MT_EFORMAT, "config.json: rotary dimensions %d do not fit head_dim %d", rot, m->hp.head_dim);
+    m->hp.rot_dims = rot;
+    if (shared > 0 && shared_on) {
+        int si = m->hp.moe_inter;
+        json_t *sv = json_object_get(c, "moe_shared_expert_intermediate_size");
+        if (sv && !json_is_null(sv)) MT_TRY(mt_cfg_count(c, "moe_shared_expert_intermediate_size", 0, &si, 1, err));
+        m->hp.moe_shared_inter = si * shared;
+    }
+    /* norm_head: mlx-lm's sanitize divides lm_head's columns by their norms at every load, so
+     * a converted (saved) model holds them divided already and dividing again changes nothing */
+    m->hp.fused_qkv = 1;
+    m->hp.qk_norm = qkn ? MT_QKNORM_HEAD : MT_QKNORM_NONE;
+    m->hp.o_bias = m->hp.mlp_bias = m->hp.moe_exp_bias = use_bias;
+    m->hp.moe_softmax_first = 1;
+    m->hp.moe_norm_topk = norm && m->hp.top_k > 1;
+    m->hp.moe_norm_add = 1e-20f;
+    m->hp.moe_scale = (float)rsf;
+    m->hp.moe_groups = groups;
+    m->hp.moe_topk_groups = keep;
+    m->bind_layer = bailing_layer;
+    m->embed_name = "model.word_embeddings";
+    m->moe_layer = bailing_sparse;
+    m->moe_prefix = "mlp";
+    m->moe_router = "gate.gate_proj";
+    m->moe_shared_name = "shared_experts";
+    if (sel_bias) m->moe_sel_bias_name = "gate.expert_bias";
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_mixtral = {"mixtral", mixtral_init, "mixture of experts: top-k of router logits, softmax over them"};
 const mt_family mt_family_qwen3_moe = {"qwen3_moe", qwen3_moe_init, "mixture of experts: softmax, top-k, renormalized; dense layers by list"};
 /* the router's options (moe_fwd.c) */
@@ -253,3 +349,4 @@ const mt_family mt_family_olmoe = {"olmoe", olmoe_init, "mixture of experts: sof
 const mt_family mt_family_granitemoe = {"granitemoe", granitemoe_init, "mixture of experts: top-k of logits, softmax; granite's multipliers"};
 const mt_family mt_family_phimoe = {"phimoe", phimoe_init, "mixture of experts: sparsemixer routing; LayerNorms, biases, longrope"};
 const mt_family mt_family_ernie4_5_moe = {"ernie4_5_moe", ernie4_5_moe_init, "mixture of experts: softmax or sigmoid, renormalized; shared experts; dense layers by range"};
+const mt_family mt_family_bailing_moe = {"bailing_moe", bailing_moe_init, "mixture of experts: sigmoid/softmax, selection bias, expert groups, routed scale; shared experts"};

@@ -389,6 +389,8 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/phimoe-tiny", C, "router_jitter_noise", "-0.1", "config.json: \"router_jitter_noise\" must be a finite, non-neg"},
         {"tests/data/models/ernie45moe-tiny", C, "moe_gate_act", "\"relu\"", "config.json: \"moe_gate_act\" must be \"softmax\" or \"sigmoid\""},
         {"tests/data/models/ernie45moe-tiny", C, "moe_layer_start_index", "[]", "config.json: \"moe_layer_start_index\" must be a layer number"},
+        {"tests/data/models/bailing-tiny", C, "score_function", "\"relu\"", "config.json: \"score_function\" must be \"softmax\" or \"sigmoid\""},
+        {"tests/data/models/bailing-tiny", C, "n_group", "3", "config.json: 8 experts do not split into 3 groups"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},

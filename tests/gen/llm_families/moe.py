@@ -29,13 +29,27 @@ FAMILIES = {
     "ernie45moe-tiny": dict(BASE, model_type="ernie4_5_moe", num_hidden_layers=3, moe_num_experts=4, moe_k=2,
                             moe_intermediate_size=32, moe_num_shared_experts=2, moe_layer_start_index=1,
                             moe_gate_act="sigmoid", use_bias=True, tie_word_embeddings=False),
+    # sigmoid scores + a selection bias, 4 groups of 2 experts (2 kept), renormalized, scaled 2.5;
+    # a shared expert; fused q/k/v with biases, half rotary, q/k norms; layer 0 dense
+    "bailing-tiny": dict(BASE, model_type="bailing_moe", num_hidden_layers=3, num_experts=8, num_experts_per_tok=2,
+                         moe_intermediate_size=32, num_shared_experts=1, first_k_dense_replace=1,
+                         norm_topk_prob=True, use_qk_norm=True, use_qkv_bias=True, partial_rotary_factor=0.5,
+                         moe_router_enable_expert_bias=True, routed_scaling_factor=2.5, score_function="sigmoid",
+                         n_group=4, topk_group=2, tie_word_embeddings=False),
 }
 
 
 def SPREAD(cfg, key, value):
-    """phimoe: sparsemixer gives a pick the weight of its band alone, so a near-tie between
+    """bailing_moe: a selection bias that matters and the embedding spread of the others.
+    phimoe: sparsemixer gives a pick the weight of its band alone, so a near-tie between
     the second and third expert flips an O(1) part of the output (float rounding then decides
     it): a 20x wider router keeps the experts' logits apart."""
     if cfg["model_type"] == "phimoe" and key.endswith("block_sparse_moe.gate.weight"):
         return value * 20.0
+    if cfg["model_type"] == "bailing_moe":   # names the default spread does not know
+        import mlx.core as mx
+        if key.endswith("gate.expert_bias"):
+            return 0.2 * mx.random.normal(value.shape)
+        if key == "model.word_embeddings.weight":
+            return value * 12.0
     return None
