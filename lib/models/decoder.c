@@ -932,6 +932,19 @@ void mt_dec_linear(const mt_fwd *f, const mt_linear *l, const float *x, size_t T
     lin_rows(f->rows1, l, x, T, y, f->work, f->m->pool);
 }
 
+/* One row's q/k norms (hp.qk_norm: per head or over the whole projection). */
+static void qk_norm_row(const mt_model *m, const mt_layer *L, float *qt, float *kt) {
+    const mt_decoder_hp *hp = &m->hp;
+    size_t hd = (size_t)hp->head_dim;
+    if (hp->qk_norm == MT_QKNORM_HEAD) {
+        mt_dec_norm(m, &L->q_norm, qt, qt, (size_t)hp->n_heads, hd);
+        mt_dec_norm(m, &L->k_norm, kt, kt, (size_t)hp->n_kv_heads, hd);
+    } else if (hp->qk_norm == MT_QKNORM_FULL) {
+        mt_dec_norm(m, &L->q_norm, qt, qt, 1, (size_t)hp->n_heads * hd);
+        mt_dec_norm(m, &L->k_norm, kt, kt, 1, (size_t)hp->n_kv_heads * hd);
+    }
+}
+
 static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, const int32_t *tok, size_t T,
                         float *logits, float *hidden, size_t first, mt_embed_inject *inj, int rows1, mt_err *err) {
     const mt_decoder_hp *hp = &m->hp;
@@ -1023,13 +1036,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         size_t ks = hp->fused_qkv ? qkvd : kvd;
         for (size_t t = 0; t < T; t++) {
             float *qt = q + t * qs, *kt = k + t * ks;
-            if (hp->qk_norm == MT_QKNORM_HEAD) {
-                mt_dec_norm(m, &L->q_norm, qt, qt, (size_t)hp->n_heads, hd);
-                mt_dec_norm(m, &L->k_norm, kt, kt, (size_t)hp->n_kv_heads, hd);
-            } else if (hp->qk_norm == MT_QKNORM_FULL) {
-                mt_dec_norm(m, &L->q_norm, qt, qt, 1, qd);
-                mt_dec_norm(m, &L->k_norm, kt, kt, 1, kvd);
-            }
+            if (!hp->qk_norm_late) qk_norm_row(m, L, qt, kt);
             if (L->use_rope) {
                 scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);
                 scale_rot(kt, (size_t)hp->n_kv_heads, hd, hp->rot_dims, L->rope_in_scale);
@@ -1041,6 +1048,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, pos, hp->rope_traditional);
                 mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, pos, hp->rope_traditional);
             }
+            if (hp->qk_norm_late) qk_norm_row(m, L, qt, kt);
             mt_kv_write(rc[t], l, slot[t], kt, v + t * ks);
         }
         /* query heads per job: the kv head's whole group, halved while that

@@ -79,6 +79,9 @@ typedef struct mt_decoder_hp {
     int dyn_max_pos;
     int clip_residual;      /* gemma3_text: a float16 model's residual sums are clipped to +-65504
                                (mlx-lm's clip_residual; only the mlx numerics see it) */
+    /* hunyuan (moe.c): q/k norms applied after RoPE instead of before (float32 forward only:
+     * a family that sets it sets no_mlx) */
+    int qk_norm_late;
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */

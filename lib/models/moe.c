@@ -11,10 +11,15 @@
  *   bailing_moe   fused query_key_value, partial rotary, per-head q/k norms; softmax or sigmoid
  *                 scores, a selection bias, group-limited top-k, renormalized, a routed scaling
  *                 factor; shared experts; the first first_k_dense_replace layers dense
+ *   hunyuan       q/k norms after RoPE (query_layernorm / key_layernorm), RoPE base scaled by
+ *                 alpha; router "gate.wg": softmax, top-k; a shared MLP (use_mixed_mlp_moe);
+ *                 no cross-layer attention (use_cla is refused)
+ *   hunyuan_v1_dense  the same attention with a dense MLP
  * Experts are stored stacked, as mlx-lm's SwitchGLU saves them (switch_mlp.{gate,up,down}_proj).
  * ref: mlx_lm/models/mixtral.py, qwen3_moe.py, qwen2_moe.py, olmoe.py, granitemoe.py, phimoe.py,
- * ernie4_5_moe.py, bailing_moe.py, switch_layers.py. */
+ * ernie4_5_moe.py, bailing_moe.py, hunyuan.py, hunyuan_v1_dense.py, switch_layers.py. */
 #include <jansson.h>
+#include <math.h>
 #include <string.h>
 #include "models/decoder_int.h"
 
@@ -341,6 +346,111 @@ static int bailing_moe_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* hunyuan's q/k norms are self_attn.query_layernorm / key_layernorm (per head, after RoPE). */
+static int hunyuan_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[i];
+    size_t H = (size_t)m->hp.hidden, hd = (size_t)m->hp.head_dim, qd = (size_t)m->hp.n_heads * hd;
+    size_t kvd = (size_t)m->hp.n_kv_heads * hd;
+    int b = m->hp.attn_bias ? 1 : -1;
+    char p[160];
+    const char *nm[4] = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    mt_linear *dst[4] = {&L->q, &L->k, &L->v, &L->o};
+    size_t out[4] = {qd, kvd, kvd, H}, in[4] = {H, H, H, qd};
+    for (int j = 0; j < 4; j++) {
+        snprintf(p, sizeof p, "model.layers.%d.self_attn.%s", i, nm[j]);
+        MT_TRY(mt_linear_bind(dst[j], m->st, m->cfg, p, out[j], in[j], b, err));
+    }
+    if (m->hp.qk_norm) {
+        snprintf(p, sizeof p, "model.layers.%d.self_attn.query_layernorm", i);
+        MT_TRY(mt_dec_bind_norm(m, p, hd, &L->q_norm, err));
+        snprintf(p, sizeof p, "model.layers.%d.self_attn.key_layernorm", i);
+        MT_TRY(mt_dec_bind_norm(m, p, hd, &L->k_norm, err));
+    }
+    *bound = MT_BOUND_ATTN;
+    return MT_OK;
+}
+
+/* What hunyuan and hunyuan_v1_dense share: RoPE with base * alpha^(d / (d - 2)) (rope_scaling
+ * "alpha"; mlx-lm's DynamicNTKAlphaRoPE), q/k norms after RoPE, their attention names. */
+static int hunyuan_common(mt_model *m, int qk_def, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int qkn = qk_def;
+    MT_TRY(mt_cfg_bool(c, "use_qk_norm", qk_def, &qkn, err));
+    double alpha = 1.0;
+    if (json_is_object(m->rope_scaling) && json_object_get(m->rope_scaling, "alpha")) {
+        json_t *av = json_object_get(m->rope_scaling, "alpha");
+        alpha = json_number_value(av);
+        if (!json_is_number(av) || !(alpha > 0) || alpha > 1e6)
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_scaling.alpha\" must be a positive number");
+    }
+    double d = m->hp.head_dim;
+    if (d <= 2) return mt_seterr(err, MT_EFORMAT, "config.json: head_dim must exceed 2");
+    m->hp.rope_theta = (float)(m->hp.rope_theta * pow(alpha, d / (d - 2)));
+    m->rope_scaling = NULL;
+    m->hp.rope_traditional = 0;
+    m->hp.qk_norm = qkn ? MT_QKNORM_HEAD : MT_QKNORM_NONE;
+    m->hp.qk_norm_late = 1;
+    m->bind_layer = hunyuan_layer;
+    m->no_mlx = "its q/k norms after RoPE";
+    return MT_OK;
+}
+
+static int hunyuan_v1_dense_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_cfg_bool(mt_config_json(m->cfg), "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+    MT_TRY(hunyuan_common(m, 1, err));
+    return mt_decoder_bind(m, err);
+}
+
+/* A hunyuan key that may be a per-layer list: only one value for every layer is taken. */
+static int hunyuan_scalar(json_t *c, const char *key, int def, int *out, mt_err *err) {
+    json_t *v = json_object_get(c, key);
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) if (!json_is_integer(e) || json_integer_value(e) != json_integer_value(json_array_get(v, 0)))
+            return mt_seterr(err, MT_EUNSUPPORTED, "config.json: \"%s\" differing per layer is not supported", key);
+        if (!json_array_size(v)) return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" is an empty list", key);
+        *out = (int)json_integer_value(json_array_get(v, 0));
+        return MT_OK;
+    }
+    return mt_cfg_int(c, key, def, out, 0, err);
+}
+
+static int hunyuan_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+    json_t *c = mt_config_json(m->cfg);
+    int cla = 0, mixed = 0, shared = 0, k = 0;
+    MT_TRY(mt_cfg_bool(c, "use_cla", 0, &cla, err));
+    if (cla) return mt_seterr(err, MT_EUNSUPPORTED, "config.json: hunyuan's cross-layer attention (use_cla) is not supported");
+    if (!json_is_object(m->rope_scaling) || !json_is_number(json_object_get(m->rope_scaling, "alpha")))
+        return mt_seterr(err, MT_EFORMAT, "config.json: hunyuan needs \"rope_scaling\" with an \"alpha\"");
+    MT_TRY(mt_cfg_count(c, "num_experts", 0, &m->hp.n_experts, 1, err));
+    MT_TRY(hunyuan_scalar(c, "moe_topk", 0, &k, err));
+    MT_TRY(hunyuan_scalar(c, "num_shared_expert", 0, &shared, err));
+    MT_TRY(hunyuan_scalar(c, "moe_intermediate_size", m->hp.inter, &m->hp.moe_inter, err));
+    MT_TRY(mt_cfg_bool(c, "use_mixed_mlp_moe", 0, &mixed, err));
+    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
+    m->hp.o_bias = m->hp.attn_bias;
+    m->hp.tie_embeddings = 1;   /* the output head is always the embedding */
+    MT_TRY(hunyuan_common(m, 0, err));
+    if (m->hp.n_experts > 1) {
+        if (k < 1 || k > m->hp.n_experts || k > 64)
+            return mt_seterr(err, MT_EFORMAT, "config.json: moe_topk %d does not fit %d experts", k, m->hp.n_experts);
+        if (m->hp.moe_inter < 1 || shared < 0)
+            return mt_seterr(err, MT_EFORMAT, "config.json: bad moe_intermediate_size / num_shared_expert");
+        m->hp.top_k = k;
+        m->hp.moe_softmax_first = 1;
+        if (mixed && shared > 0) m->hp.moe_shared_inter = m->hp.inter * shared;
+        m->moe_layer = all_layers;
+        m->moe_prefix = "mlp";
+        m->moe_router = "gate.wg";
+        m->moe_shared_name = "shared_mlp";
+    }
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_mixtral = {"mixtral", mixtral_init, "mixture of experts: top-k of router logits, softmax over them"};
 const mt_family mt_family_qwen3_moe = {"qwen3_moe", qwen3_moe_init, "mixture of experts: softmax, top-k, renormalized; dense layers by list"};
 /* the router's options (moe_fwd.c) */
@@ -350,3 +460,5 @@ const mt_family mt_family_granitemoe = {"granitemoe", granitemoe_init, "mixture 
 const mt_family mt_family_phimoe = {"phimoe", phimoe_init, "mixture of experts: sparsemixer routing; LayerNorms, biases, longrope"};
 const mt_family mt_family_ernie4_5_moe = {"ernie4_5_moe", ernie4_5_moe_init, "mixture of experts: softmax or sigmoid, renormalized; shared experts; dense layers by range"};
 const mt_family mt_family_bailing_moe = {"bailing_moe", bailing_moe_init, "mixture of experts: sigmoid/softmax, selection bias, expert groups, routed scale; shared experts"};
+const mt_family mt_family_hunyuan = {"hunyuan", hunyuan_init, "mixture of experts: softmax, top-k, shared MLP; q/k norms after RoPE, alpha-scaled base"};
+const mt_family mt_family_hunyuan_v1_dense = {"hunyuan_v1_dense", hunyuan_v1_dense_init, "q/k norms after RoPE, alpha-scaled RoPE base"};

@@ -391,6 +391,9 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/ernie45moe-tiny", C, "moe_layer_start_index", "[]", "config.json: \"moe_layer_start_index\" must be a layer number"},
         {"tests/data/models/bailing-tiny", C, "score_function", "\"relu\"", "config.json: \"score_function\" must be \"softmax\" or \"sigmoid\""},
         {"tests/data/models/bailing-tiny", C, "n_group", "3", "config.json: 8 experts do not split into 3 groups"},
+        {"tests/data/models/hunyuan-tiny", C, "moe_topk", "9", "config.json: moe_topk 9 does not fit 4 experts"},
+        {"tests/data/models/hunyuandense-tiny", C, "rope_scaling", "{\"alpha\": -1, \"factor\": 1.0, \"type\": \"dynamic\"}",
+         "config.json: \"rope_scaling.alpha\" must be a positive number"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},

@@ -36,6 +36,13 @@ FAMILIES = {
                          norm_topk_prob=True, use_qk_norm=True, use_qkv_bias=True, partial_rotary_factor=0.5,
                          moe_router_enable_expert_bias=True, routed_scaling_factor=2.5, score_function="sigmoid",
                          n_group=4, topk_group=2, tie_word_embeddings=False),
+    # q/k norms after RoPE, alpha-scaled RoPE base, router gate.wg, a shared MLP, attention biases
+    "hunyuan-tiny": dict(BASE, model_type="hunyuan", num_experts=4, moe_topk=2, num_shared_expert=1,
+                         use_mixed_mlp_moe=True, moe_intermediate_size=32, intermediate_size=48,
+                         use_qk_norm=True, use_cla=False, cla_share_factor=2, attention_bias=True,
+                         rope_scaling={"alpha": 1000.0, "factor": 1.0, "type": "dynamic"}),
+    "hunyuandense-tiny": dict(BASE, model_type="hunyuan_v1_dense", use_qk_norm=True, tie_word_embeddings=False,
+                              rope_scaling={"alpha": 50.0, "factor": 1.0, "type": "dynamic"}),
 }
 
 
