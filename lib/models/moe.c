@@ -15,9 +15,12 @@
  *                 alpha; router "gate.wg": softmax, top-k; a shared MLP (use_mixed_mlp_moe);
  *                 no cross-layer attention (use_cla is refused)
  *   hunyuan_v1_dense  the same attention with a dense MLP
+ *   minimax       q/k norms over the projection, partial rotary (rotary_dim); sigmoid scores,
+ *                 selection by score + e_score_correction_bias, renormalized
  * Experts are stored stacked, as mlx-lm's SwitchGLU saves them (switch_mlp.{gate,up,down}_proj).
  * ref: mlx_lm/models/mixtral.py, qwen3_moe.py, qwen2_moe.py, olmoe.py, granitemoe.py, phimoe.py,
- * ernie4_5_moe.py, bailing_moe.py, hunyuan.py, hunyuan_v1_dense.py, switch_layers.py. */
+ * ernie4_5_moe.py, bailing_moe.py, hunyuan.py, hunyuan_v1_dense.py,
+ * minimax.py, switch_layers.py. */
 #include <jansson.h>
 #include <math.h>
 #include <string.h>
@@ -451,6 +454,28 @@ static int hunyuan_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+static int minimax_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+    json_t *c = mt_config_json(m->cfg);
+    int qkn = 1, rot = 0;
+    MT_TRY(expert_counts(m, "num_local_experts", "num_experts_per_tok", 0, 1, err));
+    MT_TRY(mt_cfg_count(c, "rotary_dim", 0, &rot, 1, err));
+    MT_TRY(mt_cfg_bool(c, "use_qk_norm", 1, &qkn, err));
+    MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+    m->hp.rot_dims = rot;   /* mt_decoder_bind checks it against head_dim */
+    m->rope_scaling = NULL;   /* mlx-lm's nn.RoPE takes no scaling */
+    m->hp.qk_norm = qkn ? MT_QKNORM_FULL : MT_QKNORM_NONE;
+    m->hp.moe_inter = m->hp.inter;
+    m->hp.moe_score = MT_MOE_SIGMOID;   /* whatever scoring_func says, as mlx-lm */
+    m->hp.moe_norm_topk = 1;
+    m->hp.moe_norm_add = 1e-20f;
+    m->moe_layer = all_layers;
+    m->moe_prefix = "block_sparse_moe";
+    m->moe_sel_bias_name = "e_score_correction_bias";
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_mixtral = {"mixtral", mixtral_init, "mixture of experts: top-k of router logits, softmax over them"};
 const mt_family mt_family_qwen3_moe = {"qwen3_moe", qwen3_moe_init, "mixture of experts: softmax, top-k, renormalized; dense layers by list"};
 /* the router's options (moe_fwd.c) */
@@ -462,3 +487,4 @@ const mt_family mt_family_ernie4_5_moe = {"ernie4_5_moe", ernie4_5_moe_init, "mi
 const mt_family mt_family_bailing_moe = {"bailing_moe", bailing_moe_init, "mixture of experts: sigmoid/softmax, selection bias, expert groups, routed scale; shared experts"};
 const mt_family mt_family_hunyuan = {"hunyuan", hunyuan_init, "mixture of experts: softmax, top-k, shared MLP; q/k norms after RoPE, alpha-scaled base"};
 const mt_family mt_family_hunyuan_v1_dense = {"hunyuan_v1_dense", hunyuan_v1_dense_init, "q/k norms after RoPE, alpha-scaled RoPE base"};
+const mt_family mt_family_minimax = {"minimax", minimax_init, "mixture of experts: sigmoid, selection bias, renormalized; q/k norms, partial rotary"};

@@ -9,7 +9,8 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
 /* mixture of experts: the router's options (moe.c, moe_fwd.c) */
 extern const mt_family mt_family_qwen2_moe, mt_family_olmoe, mt_family_granitemoe, mt_family_phimoe,
-    mt_family_ernie4_5_moe, mt_family_bailing_moe, mt_family_hunyuan, mt_family_hunyuan_v1_dense;
+    mt_family_ernie4_5_moe, mt_family_bailing_moe, mt_family_hunyuan, mt_family_hunyuan_v1_dense,
+    mt_family_minimax;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -35,6 +36,7 @@ static const mt_family *const families[] = {
     &mt_family_bailing_moe,
     &mt_family_hunyuan,
     &mt_family_hunyuan_v1_dense,
+    &mt_family_minimax,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

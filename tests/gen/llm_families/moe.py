@@ -43,16 +43,24 @@ FAMILIES = {
                          rope_scaling={"alpha": 1000.0, "factor": 1.0, "type": "dynamic"}),
     "hunyuandense-tiny": dict(BASE, model_type="hunyuan_v1_dense", use_qk_norm=True, tie_word_embeddings=False,
                               rope_scaling={"alpha": 50.0, "factor": 1.0, "type": "dynamic"}),
+    # sigmoid scores, selection by score + e_score_correction_bias, renormalized; q/k norms over
+    # the projection, rotary_dim 8 of head_dim 16
+    "minimax-tiny": dict(BASE, model_type="minimax", num_local_experts=4, num_experts_per_tok=2,
+                         shared_intermediate_size=0, rotary_dim=8, use_qk_norm=True, tie_word_embeddings=False),
 }
 
 
 def SPREAD(cfg, key, value):
-    """bailing_moe: a selection bias that matters and the embedding spread of the others.
+    """bailing_moe, minimax: a selection bias that matters (it is stored as zeros); bailing_moe: the
+    embedding spread of the others (its embedding is model.word_embeddings).
     phimoe: sparsemixer gives a pick the weight of its band alone, so a near-tie between
     the second and third expert flips an O(1) part of the output (float rounding then decides
     it): a 20x wider router keeps the experts' logits apart."""
     if cfg["model_type"] == "phimoe" and key.endswith("block_sparse_moe.gate.weight"):
         return value * 20.0
+    if cfg["model_type"] == "minimax" and key.endswith("e_score_correction_bias"):
+        import mlx.core as mx
+        return 0.2 * mx.random.normal(value.shape)
     if cfg["model_type"] == "bailing_moe":   # names the default spread does not know
         import mlx.core as mx
         if key.endswith("gate.expert_bias"):
