@@ -450,12 +450,14 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     }
 
     MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, m->embed_name ? m->embed_name : "model.embed_tokens", V, H, -1, err));
-    if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
-    else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, "lm_head", V, H, -1, err));
+    char p[256];
+    const char *head = m->head_name ? m->head_name : "lm_head";
+    snprintf(p, sizeof p, "%s.weight", head);
+    if (hp->tie_embeddings && !mt_safetensors_get(m->st, p)) m->lm_head = m->embed;
+    else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, head, V, H, -1, err));
     MT_TRY(mt_dec_bind_norm(m, "model.norm", H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    char p[256];
     int ab = hp->attn_bias ? 1 : -1, ob = hp->o_bias ? 1 : -1, mb = hp->mlp_bias ? 1 : -1;
     for (int i = 0; i < hp->n_layers; i++) {
         mt_layer *L = &m->layers[i];

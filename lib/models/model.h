@@ -158,6 +158,7 @@ typedef struct mt_model {
     const char *moe_sel_bias_name; /* the selection bias under the prefix (NULL: none; "gate.expert_bias") */
     const char *embed_name;        /* the token embedding (NULL: "model.embed_tokens"; bailing_moe:
                                       "model.word_embeddings") */
+    const char *head_name;         /* the untied output head (NULL: "lm_head"; llama4_text: "output") */
     /* optional observer (calibration): called with the input rows x[T, in] of every
      * dense/quantized linear layer of the decoder blocks before it runs, named by its
      * module path ("model.layers.3.mlp.down_proj"; fused modules by their own name;

@@ -17,12 +17,15 @@
  *   hunyuan_v1_dense  the same attention with a dense MLP
  *   minimax       q/k norms over the projection, partial rotary (rotary_dim); sigmoid scores,
  *                 selection by score + e_score_correction_bias, renormalized
+ *   llama4_text   (mlx-lm's, a dense model) RoPE only where no_rope_layers says 1, traditional;
+ *                 q/k RMSNorms without weights; the MLP under feed_forward; the head "output"
  * Experts are stored stacked, as mlx-lm's SwitchGLU saves them (switch_mlp.{gate,up,down}_proj).
  * ref: mlx_lm/models/mixtral.py, qwen3_moe.py, qwen2_moe.py, olmoe.py, granitemoe.py, phimoe.py,
  * ernie4_5_moe.py, bailing_moe.py, hunyuan.py, hunyuan_v1_dense.py,
- * minimax.py, switch_layers.py. */
+ * minimax.py, llama4_text.py, switch_layers.py. */
 #include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "models/decoder_int.h"
 
@@ -349,20 +352,29 @@ static int bailing_moe_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
-/* hunyuan's q/k norms are self_attn.query_layernorm / key_layernorm (per head, after RoPE). */
-static int hunyuan_layer(mt_model *m, int i, int *bound, mt_err *err) {
+/* Layer i's self_attn.{q,k,v,o}_proj (biases per hp.attn_bias / o_bias). */
+static int bind_qkvo(mt_model *m, int i, mt_err *err) {
     mt_layer *L = &m->layers[i];
     size_t H = (size_t)m->hp.hidden, hd = (size_t)m->hp.head_dim, qd = (size_t)m->hp.n_heads * hd;
     size_t kvd = (size_t)m->hp.n_kv_heads * hd;
-    int b = m->hp.attn_bias ? 1 : -1;
     char p[160];
     const char *nm[4] = {"q_proj", "k_proj", "v_proj", "o_proj"};
     mt_linear *dst[4] = {&L->q, &L->k, &L->v, &L->o};
     size_t out[4] = {qd, kvd, kvd, H}, in[4] = {H, H, H, qd};
     for (int j = 0; j < 4; j++) {
         snprintf(p, sizeof p, "model.layers.%d.self_attn.%s", i, nm[j]);
+        int b = (j < 3 ? m->hp.attn_bias : m->hp.o_bias) ? 1 : -1;
         MT_TRY(mt_linear_bind(dst[j], m->st, m->cfg, p, out[j], in[j], b, err));
     }
+    return MT_OK;
+}
+
+/* hunyuan's q/k norms are self_attn.query_layernorm / key_layernorm (per head, after RoPE). */
+static int hunyuan_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[i];
+    size_t hd = (size_t)m->hp.head_dim;
+    char p[160];
+    MT_TRY(bind_qkvo(m, i, err));
     if (m->hp.qk_norm) {
         snprintf(p, sizeof p, "model.layers.%d.self_attn.query_layernorm", i);
         MT_TRY(mt_dec_bind_norm(m, p, hd, &L->q_norm, err));
@@ -476,6 +488,60 @@ static int minimax_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* llama4_text: q/k RMSNorms without weights (ones), the MLP under feed_forward. */
+static int llama4_text_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[i];
+    size_t H = (size_t)m->hp.hidden, hd = (size_t)m->hp.head_dim, I = (size_t)m->hp.inter;
+    char p[160];
+    MT_TRY(bind_qkvo(m, i, err));
+    if (m->hp.qk_norm) {
+        L->q_norm.w = malloc(hd * sizeof(float));
+        L->k_norm.w = malloc(hd * sizeof(float));
+        if (!L->q_norm.w || !L->k_norm.w) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t j = 0; j < hd; j++) L->q_norm.w[j] = L->k_norm.w[j] = 1.0f;
+    }
+    const char *nm[3] = {"gate_proj", "up_proj", "down_proj"};
+    mt_linear *dst[3] = {&L->gate, &L->up, &L->down};
+    for (int j = 0; j < 3; j++) {
+        snprintf(p, sizeof p, "model.layers.%d.feed_forward.%s", i, nm[j]);
+        MT_TRY(mt_linear_bind(dst[j], m->st, m->cfg, p, j < 2 ? I : H, j < 2 ? H : I, -1, err));
+    }
+    *bound = MT_BOUND_ATTN | MT_BOUND_MLP;
+    return MT_OK;
+}
+
+static int llama4_text_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+    json_t *c = mt_config_json(m->cfg);
+    int qkn = 0;
+    MT_TRY(mt_cfg_count(c, "intermediate_size_mlp", 0, &m->hp.inter, 1, err));
+    MT_TRY(mt_cfg_count(c, "head_dim", 0, &m->hp.head_dim, 1, err));
+    json_t *qv = json_object_get(c, "use_qk_norm"), *tv = json_object_get(c, "tie_word_embeddings");
+    if (!json_is_boolean(qv) || !json_is_boolean(tv))
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"use_qk_norm\" and \"tie_word_embeddings\" must be true or false");
+    qkn = json_is_true(qv);
+    m->hp.tie_embeddings = json_is_true(tv);
+    json_t *nr = json_object_get(c, "no_rope_layers");
+    if (!json_is_array(nr) || json_array_size(nr) != (size_t)m->hp.n_layers)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"no_rope_layers\" must list %d layers", m->hp.n_layers);
+    m->hp.rot_dims = m->hp.head_dim;
+    m->hp.rope_traditional = 1;
+    m->rope_scaling = NULL;   /* mlx-lm's nn.RoPE takes no scaling */
+    m->hp.attn_bias = m->hp.o_bias = 0;
+    m->hp.qk_norm = qkn ? MT_QKNORM_HEAD : MT_QKNORM_NONE;
+    m->bind_layer = llama4_text_layer;
+    m->head_name = "output";
+    MT_TRY(mt_decoder_bind(m, err));
+    for (int i = 0; i < m->hp.n_layers; i++) {   /* an entry is 1 where the layer uses RoPE */
+        json_t *e = json_array_get(nr, (size_t)i);
+        if (!json_is_integer(e) && !json_is_boolean(e))
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"no_rope_layers\"[%d] must be 0 or 1", i);
+        m->layers[i].use_rope = json_is_integer(e) ? json_integer_value(e) != 0 : json_is_true(e);
+    }
+    return MT_OK;
+}
+
 const mt_family mt_family_mixtral = {"mixtral", mixtral_init, "mixture of experts: top-k of router logits, softmax over them"};
 const mt_family mt_family_qwen3_moe = {"qwen3_moe", qwen3_moe_init, "mixture of experts: softmax, top-k, renormalized; dense layers by list"};
 /* the router's options (moe_fwd.c) */
@@ -488,3 +554,4 @@ const mt_family mt_family_bailing_moe = {"bailing_moe", bailing_moe_init, "mixtu
 const mt_family mt_family_hunyuan = {"hunyuan", hunyuan_init, "mixture of experts: softmax, top-k, shared MLP; q/k norms after RoPE, alpha-scaled base"};
 const mt_family mt_family_hunyuan_v1_dense = {"hunyuan_v1_dense", hunyuan_v1_dense_init, "q/k norms after RoPE, alpha-scaled RoPE base"};
 const mt_family mt_family_minimax = {"minimax", minimax_init, "mixture of experts: sigmoid, selection bias, renormalized; q/k norms, partial rotary"};
+const mt_family mt_family_llama4_text = {"llama4_text", llama4_text_init, "RoPE left out per no_rope_layers, weightless q/k norms (dense)"};

@@ -392,6 +392,8 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/bailing-tiny", C, "score_function", "\"relu\"", "config.json: \"score_function\" must be \"softmax\" or \"sigmoid\""},
         {"tests/data/models/bailing-tiny", C, "n_group", "3", "config.json: 8 experts do not split into 3 groups"},
         {"tests/data/models/hunyuan-tiny", C, "moe_topk", "9", "config.json: moe_topk 9 does not fit 4 experts"},
+        {"tests/data/models/minimax-tiny", C, "rotary_dim", "0", "config.json: \"rotary_dim\" must be a positive"},
+        {"tests/data/models/llama4text-tiny", C, "no_rope_layers", "[1]", "config.json: \"no_rope_layers\" must list 2 layers"},
         {"tests/data/models/hunyuandense-tiny", C, "rope_scaling", "{\"alpha\": -1, \"factor\": 1.0, \"type\": \"dynamic\"}",
          "config.json: \"rope_scaling.alpha\" must be a positive number"},
         /* decoder embedders load through the same code */

@@ -47,6 +47,10 @@ FAMILIES = {
     # the projection, rotary_dim 8 of head_dim 16
     "minimax-tiny": dict(BASE, model_type="minimax", num_local_experts=4, num_experts_per_tok=2,
                          shared_intermediate_size=0, rotary_dim=8, use_qk_norm=True, tie_word_embeddings=False),
+    # mlx-lm's llama4_text is dense: RoPE in layer 0 only (no_rope_layers), weightless q/k norms,
+    # the MLP under feed_forward (intermediate_size_mlp), the head named "output"
+    "llama4text-tiny": dict(BASE, model_type="llama4_text", intermediate_size_mlp=96, head_dim=16,
+                            no_rope_layers=[1, 0], use_qk_norm=True, tie_word_embeddings=False),
 }
 
 
@@ -58,6 +62,8 @@ def SPREAD(cfg, key, value):
     it): a 20x wider router keeps the experts' logits apart."""
     if cfg["model_type"] == "phimoe" and key.endswith("block_sparse_moe.gate.weight"):
         return value * 20.0
+    if cfg["model_type"] == "llama4_text" and key == "output.weight":
+        return value * 12.0   # the spread of an lm_head
     if cfg["model_type"] == "minimax" and key.endswith("e_score_correction_bias"):
         import mlx.core as mx
         return 0.2 * mx.random.normal(value.shape)
