@@ -14,9 +14,11 @@ FAMILIES = {
                           tie_word_embeddings=False, rope_theta=1000000.0),
     # q/k norms over the projection; attention and expert biases; renormalized top-k
     "olmoe-tiny": dict(BASE, model_type="olmoe", num_experts=4, num_experts_per_tok=2, norm_topk_prob=True,
+                       intermediate_size=48,
                        attention_bias=True, mlp_bias=True, tie_word_embeddings=False),
     # granite's multipliers, router "router.layer" (top-k of the logits, then softmax)
     "granitemoe-tiny": dict(BASE, model_type="granitemoe", num_local_experts=4, num_experts_per_tok=2,
+                            intermediate_size=48,
                             logits_scaling=0.5, attention_multiplier=0.25, embedding_multiplier=2.0,
                             residual_multiplier=1.2, attention_bias=False, tie_word_embeddings=False),
     # sparsemixer (jitter 0.3: several experts within the band), LayerNorms, lm_head bias, longrope
