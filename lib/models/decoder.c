@@ -984,11 +984,13 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     size_t qkvd = qd + 2 * kvd;
     size_t I2 = hp->mlp == MT_MLP_GATED_FUSED ? 2 * I : I;
     size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
-    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);
+    size_t sz_s = nt * len * (size_t)(hp->n_heads / hp->n_kv_heads), sz_kvs = hp->kv_share ? 2 * T * kvd : 0;
+    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + sz_s + sz_kvs;
     float *buf = malloc(total * sizeof(float));
     if (!buf) { free(slot); return mt_seterr(err, MT_ENOMEM, "out of memory for activations"); }
     float *x = buf, *xn = x + sz_x, *br = xn + sz_x, *qkv = br + sz_x, *att = qkv + sz_q;
     float *g = att + sz_a, *u = g + sz_i, *work = mt_linear_work_align(u + sz_i), *scores = work + nt * m->max_in;
+    float *kvs = scores + sz_s;   /* hunyuan CLA: k, v projections [2, T, kvd] for the next layer */
 
     /* rope_scaling "dynamic": the base of each row's call, from the length its sequence
      * reaches at the end of this call (rows of one sequence are consecutive) */
@@ -1029,11 +1031,15 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
             mt_dec_observe(m, l, "self_attn.q_proj", ain, T, H);
-            mt_dec_observe(m, l, "self_attn.k_proj", ain, T, H);
-            mt_dec_observe(m, l, "self_attn.v_proj", ain, T, H);
             lin_rows(rows1, &L->q, ain, T, q, work, m->pool);
-            lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
-            lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
+            if (L->kv_prev) memcpy(k, kvs, 2 * T * kvd * sizeof(float));   /* hunyuan CLA: the layer before's */
+            else {
+                mt_dec_observe(m, l, "self_attn.k_proj", ain, T, H);
+                mt_dec_observe(m, l, "self_attn.v_proj", ain, T, H);
+                lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
+                lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
+                if (hp->kv_share) memcpy(kvs, k, 2 * T * kvd * sizeof(float));
+            }
         }
         size_t ks = hp->fused_qkv ? qkvd : kvd;
         for (size_t t = 0; t < T; t++) {

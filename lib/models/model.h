@@ -82,6 +82,8 @@ typedef struct mt_decoder_hp {
     /* hunyuan (moe.c): q/k norms applied after RoPE instead of before (float32 forward only:
      * a family that sets it sets no_mlx) */
     int qk_norm_late;
+    int kv_share;           /* hunyuan's cross-layer attention: the k/v projections of each call are kept
+                               for the next layer, which has none of its own when its kv_prev is set */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
@@ -118,6 +120,7 @@ typedef struct mt_layer {
     const mt_ffn *ffn;             /* set: runs instead of the MLP / MoE */
     void *ffd;                     /* its bound weights, freed by ffn->free */
     int no_mlp;                    /* the block has no MLP branch (a lone mixer, e.g. Mamba) */
+    int kv_prev;                   /* hunyuan CLA (hp.kv_share): k and v are the previous layer's projections */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };

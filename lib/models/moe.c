@@ -13,7 +13,8 @@
  *                 factor; shared experts; the first first_k_dense_replace layers dense
  *   hunyuan       q/k norms after RoPE (query_layernorm / key_layernorm), RoPE base scaled by
  *                 alpha; router "gate.wg": softmax, top-k; a shared MLP (use_mixed_mlp_moe);
- *                 no cross-layer attention (use_cla is refused)
+ *                 cross-layer attention (use_cla: only every cla_share_factor-th layer projects
+ *                 k and v, the layers after it reuse those projections, each with its own norm)
  *   hunyuan_v1_dense  the same attention with a dense MLP
  *   minimax       q/k norms over the projection, partial rotary (rotary_dim); sigmoid scores,
  *                 selection by score + e_score_correction_bias, renormalized
@@ -362,6 +363,7 @@ static int bind_qkvo(mt_model *m, int i, mt_err *err) {
     mt_linear *dst[4] = {&L->q, &L->k, &L->v, &L->o};
     size_t out[4] = {qd, kvd, kvd, H}, in[4] = {H, H, H, qd};
     for (int j = 0; j < 4; j++) {
+        if (L->kv_prev && (j == 1 || j == 2)) continue;   /* hunyuan CLA: no k/v projections */
         snprintf(p, sizeof p, "model.layers.%d.self_attn.%s", i, nm[j]);
         int b = (j < 3 ? m->hp.attn_bias : m->hp.o_bias) ? 1 : -1;
         MT_TRY(mt_linear_bind(dst[j], m->st, m->cfg, p, out[j], in[j], b, err));
@@ -374,6 +376,11 @@ static int hunyuan_layer(mt_model *m, int i, int *bound, mt_err *err) {
     mt_layer *L = &m->layers[i];
     size_t hd = (size_t)m->hp.head_dim;
     char p[160];
+    if (m->hp.kv_share) {   /* cross-layer attention: only every cla_share_factor-th layer projects k, v */
+        int f = 2;
+        MT_TRY(mt_cfg_count(mt_config_json(m->cfg), "cla_share_factor", 2, &f, 0, err));
+        L->kv_prev = i % f != 0;
+    }
     MT_TRY(bind_qkvo(m, i, err));
     if (m->hp.qk_norm) {
         snprintf(p, sizeof p, "model.layers.%d.self_attn.query_layernorm", i);
@@ -438,7 +445,11 @@ static int hunyuan_init(mt_model *m, mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
     int cla = 0, mixed = 0, shared = 0, k = 0;
     MT_TRY(mt_cfg_bool(c, "use_cla", 0, &cla, err));
-    if (cla) return mt_seterr(err, MT_EUNSUPPORTED, "config.json: hunyuan's cross-layer attention (use_cla) is not supported");
+    if (cla) {
+        int f = 2;
+        MT_TRY(mt_cfg_count(c, "cla_share_factor", 2, &f, 1, err));
+        m->hp.kv_share = f > 1;
+    }
     if (!json_is_object(m->rope_scaling) || !json_is_number(json_object_get(m->rope_scaling, "alpha")))
         return mt_seterr(err, MT_EFORMAT, "config.json: hunyuan needs \"rope_scaling\" with an \"alpha\"");
     MT_TRY(mt_cfg_count(c, "num_experts", 0, &m->hp.n_experts, 1, err));

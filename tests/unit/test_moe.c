@@ -79,7 +79,8 @@ int main(void) {
     const char *dirs[] = {"tests/data/models/mixtral-tiny", "tests/data/models/qwen2moe-tiny",
                           "tests/data/models/olmoe-tiny-4bit", "tests/data/models/granitemoe-tiny-8bit",
                           "tests/data/models/phimoe-tiny", "tests/data/models/ernie45moe-tiny",
-                          "tests/data/models/bailing-tiny-4bit", "tests/data/models/hunyuan-tiny"};
+                          "tests/data/models/bailing-tiny-4bit", "tests/data/models/hunyuan-tiny",
+                          "tests/data/models/hunyuancla-tiny-8bit"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) run(dirs[i], pool);
     mt_pool_free(pool);
     return check_report("moe");

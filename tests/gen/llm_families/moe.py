@@ -43,6 +43,11 @@ FAMILIES = {
                          use_mixed_mlp_moe=True, moe_intermediate_size=32, intermediate_size=48,
                          use_qk_norm=True, use_cla=False, cla_share_factor=2, attention_bias=True,
                          rope_scaling={"alpha": 1000.0, "factor": 1.0, "type": "dynamic"}),
+    # cross-layer attention: layers 1 and 3 reuse the k/v projections of layers 0 and 2
+    "hunyuancla-tiny": dict(BASE, model_type="hunyuan", num_hidden_layers=4, num_experts=4, moe_topk=2,
+                            num_shared_expert=1, use_mixed_mlp_moe=False, moe_intermediate_size=32,
+                            use_qk_norm=True, use_cla=True, cla_share_factor=2, attention_bias=False,
+                            rope_scaling={"alpha": 1.0, "factor": 1.0, "type": "dynamic"}),
     "hunyuandense-tiny": dict(BASE, model_type="hunyuan_v1_dense", use_qk_norm=True, tie_word_embeddings=False,
                               rope_scaling={"alpha": 50.0, "factor": 1.0, "type": "dynamic"}),
     # sigmoid scores, selection by score + e_score_correction_bias, renormalized; q/k norms over
