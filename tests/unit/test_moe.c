@@ -45,7 +45,7 @@ static void run(const char *dir, mt_pool *pool) {
         double d = fabs((double)all[i] - one[i]) / (1 + fabs((double)one[i]));
         if (d > worst) worst = d;
     }
-    CHECK_MSG(worst < 1e-4, "%s: grouped prompt vs one by one: worst relative logit difference %.3g", dir, worst);
+    CHECK_MSG(worst < 5e-4, "%s: grouped prompt vs one by one: worst relative logit difference %.3g", dir, worst);
     /* batch invariance: each row exactly its one-token step */
     mt_kvcache_reset(c);
     m->batch_invariant = 1;
