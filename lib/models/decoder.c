@@ -349,7 +349,7 @@ int mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt
     MT_TRY(bind_vec(m, name, n, &out->w, 1, err));
     if (m->hp.norm_type == MT_NORM_RMS_P1)
         for (size_t i = 0; i < n; i++) out->w[i] += 1.0f;
-    if (m->hp.norm_type == MT_NORM_LAYER) {
+    if (m->hp.norm_type == MT_NORM_LAYER && !m->hp.norm_no_bias) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         MT_TRY(bind_vec(m, name, n, &out->b, 1, err));
     }
@@ -455,7 +455,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     snprintf(p, sizeof p, "%s.weight", head);
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, p)) m->lm_head = m->embed;
     else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, head, V, H, -1, err));
-    MT_TRY(mt_dec_bind_norm(m, "model.norm", H, &m->final_norm, err));
+    MT_TRY(mt_dec_bind_norm(m, m->final_norm_name ? m->final_norm_name : "model.norm", H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
     int ab = hp->attn_bias ? 1 : -1, ob = hp->o_bias ? 1 : -1, mb = hp->mlp_bias ? 1 : -1;
@@ -1027,6 +1027,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (hp->fused_qkv) {
             mt_dec_observe(m, l, "self_attn.qkv_proj", ain, T, H);
             lin_rows(rows1, &L->qkv, ain, T, qkv, work, m->pool);
+            if (hp->clip_qkv > 0)   /* dbrx */
+                for (size_t i = 0; i < T * qkvd; i++) qkv[i] = fminf(fmaxf(qkv[i], -hp->clip_qkv), hp->clip_qkv);
             qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;

@@ -84,6 +84,9 @@ typedef struct mt_decoder_hp {
     int qk_norm_late;
     int kv_share;           /* hunyuan's cross-layer attention: the k/v projections of each call are kept
                                for the next layer, which has none of its own when its kv_prev is set */
+    /* dbrx (moe.c; float32 forward only, the family sets no_mlx) */
+    float clip_qkv;         /* the fused q/k/v projection clipped to +-clip_qkv; 0 = none */
+    int norm_no_bias;       /* LayerNorms without a bias */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
@@ -162,6 +165,7 @@ typedef struct mt_model {
     const char *embed_name;        /* the token embedding (NULL: "model.embed_tokens"; bailing_moe:
                                       "model.word_embeddings") */
     const char *head_name;         /* the untied output head (NULL: "lm_head"; llama4_text: "output") */
+    const char *final_norm_name;   /* the final norm (NULL: "model.norm"; dbrx: "transformer.norm_f") */
     /* optional observer (calibration): called with the input rows x[T, in] of every
      * dense/quantized linear layer of the decoder blocks before it runs, named by its
      * module path ("model.layers.3.mlp.down_proj"; fused modules by their own name;

@@ -18,12 +18,15 @@
  *   hunyuan_v1_dense  the same attention with a dense MLP
  *   minimax       q/k norms over the projection, partial rotary (rotary_dim); sigmoid scores,
  *                 selection by score + e_score_correction_bias, renormalized
+ *   dbrx          its own names (transformer.*, d_model, attn_config, ffn_config), bias-free
+ *                 LayerNorms, fused Wqkv clipped to +-clip_qkv; softmax, top-k, renormalized;
+ *                 one module per expert (ffn.experts.E.{w1,v1,w2}), not stacked
  *   llama4_text   (mlx-lm's, a dense model) RoPE only where no_rope_layers says 1, traditional;
  *                 q/k RMSNorms without weights; the MLP under feed_forward; the head "output"
  * Experts are stored stacked, as mlx-lm's SwitchGLU saves them (switch_mlp.{gate,up,down}_proj).
  * ref: mlx_lm/models/mixtral.py, qwen3_moe.py, qwen2_moe.py, olmoe.py, granitemoe.py, phimoe.py,
  * ernie4_5_moe.py, bailing_moe.py, hunyuan.py, hunyuan_v1_dense.py,
- * minimax.py, llama4_text.py, switch_layers.py. */
+ * minimax.py, dbrx.py, llama4_text.py, switch_layers.py. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -553,6 +556,94 @@ static int llama4_text_init(mt_model *m, mt_err *err) {
     return MT_OK;
 }
 
+/* dbrx's layer: transformer.blocks.N.norm_attn_norm.{norm_1, norm_2, attn.Wqkv, attn.out_proj} and
+ * ffn.router.layer + one module per expert, ffn.experts.E.{w1 (gate), v1 (up), w2 (down)}. */
+static int dbrx_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[i];
+    const mt_decoder_hp *hp = &m->hp;
+    size_t H = (size_t)hp->hidden, hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd;
+    size_t kvd = (size_t)hp->n_kv_heads * hd, I = (size_t)hp->moe_inter, E = (size_t)hp->n_experts;
+    char p[200];
+    snprintf(p, sizeof p, "transformer.blocks.%d.norm_attn_norm.attn.Wqkv", i);
+    MT_TRY(mt_linear_bind(&L->qkv, m->st, m->cfg, p, qd + 2 * kvd, H, -1, err));
+    snprintf(p, sizeof p, "transformer.blocks.%d.norm_attn_norm.attn.out_proj", i);
+    MT_TRY(mt_linear_bind(&L->o, m->st, m->cfg, p, H, qd, -1, err));
+    snprintf(p, sizeof p, "transformer.blocks.%d.norm_attn_norm.norm_1", i);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n1, err));
+    snprintf(p, sizeof p, "transformer.blocks.%d.norm_attn_norm.norm_2", i);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n2, err));
+    snprintf(p, sizeof p, "transformer.blocks.%d.ffn.router.layer", i);
+    MT_TRY(mt_linear_bind(&L->router, m->st, m->cfg, p, E, H, -1, err));
+    L->exp_gate = calloc(E * 3, sizeof(mt_linear));
+    if (!L->exp_gate) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    L->exp_up = L->exp_gate + E;
+    L->exp_down = L->exp_up + E;
+    L->moe = 1;
+    for (size_t e = 0; e < E; e++) {
+        snprintf(p, sizeof p, "transformer.blocks.%d.ffn.experts.%zu.w1", i, e);
+        MT_TRY(mt_linear_bind(&L->exp_gate[e], m->st, m->cfg, p, I, H, -1, err));
+        snprintf(p, sizeof p, "transformer.blocks.%d.ffn.experts.%zu.v1", i, e);
+        MT_TRY(mt_linear_bind(&L->exp_up[e], m->st, m->cfg, p, I, H, -1, err));
+        snprintf(p, sizeof p, "transformer.blocks.%d.ffn.experts.%zu.w2", i, e);
+        MT_TRY(mt_linear_bind(&L->exp_down[e], m->st, m->cfg, p, H, I, -1, err));
+    }
+    *bound = MT_BOUND_ATTN | MT_BOUND_MLP | MT_BOUND_NORMS;
+    return MT_OK;
+}
+
+/* dbrx names its hyper-parameters its own way (d_model, n_layers, attn_config, ffn_config): they
+ * are checked under their names, then written into the config under the names the shared
+ * reader takes (num_hidden_layers, ...) before it runs. */
+static int dbrx_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    json_t *ac = json_object_get(c, "attn_config"), *fc = json_object_get(c, "ffn_config");
+    if (!json_is_object(ac) || !json_is_object(fc))
+        return mt_seterr(err, MT_EFORMAT, "config.json: dbrx needs the objects \"attn_config\" and \"ffn_config\"");
+    int d = 0, nl = 0, nh = 0, kvh = 0, ffn = 0, ne = 0, k = 0;
+    double theta = 0, clip = 0;
+    MT_TRY(mt_cfg_count(c, "d_model", 0, &d, 1, err));
+    MT_TRY(mt_cfg_count(c, "n_layers", 0, &nl, 1, err));
+    MT_TRY(mt_cfg_count(c, "n_heads", 0, &nh, 1, err));
+    MT_TRY(mt_cfg_count(ac, "kv_n_heads", 0, &kvh, 1, err));
+    MT_TRY(mt_cfg_real(ac, "rope_theta", 0, &theta, 1, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_real(ac, "clip_qkv", 0, &clip, 1, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_count(fc, "ffn_hidden_size", 0, &ffn, 1, err));
+    MT_TRY(mt_cfg_count(fc, "moe_num_experts", 0, &ne, 1, err));
+    MT_TRY(mt_cfg_count(fc, "moe_top_k", 0, &k, 1, err));
+    if (k > ne || k > 64) return mt_seterr(err, MT_EFORMAT, "config.json: moe_top_k %d does not fit %d experts", k, ne);
+    if (d % nh) return mt_seterr(err, MT_EFORMAT, "config.json: d_model %d is not a multiple of n_heads %d", d, nh);
+    json_object_set_new(c, "num_hidden_layers", json_integer(nl));
+    json_object_set_new(c, "hidden_size", json_integer(d));
+    json_object_set_new(c, "num_attention_heads", json_integer(nh));
+    json_object_set_new(c, "num_key_value_heads", json_integer(kvh));
+    json_object_set_new(c, "intermediate_size", json_integer(ffn));
+    json_object_set_new(c, "rope_theta", json_real(theta));
+    json_object_del(c, "head_dim");
+    MT_TRY(mt_decoder_read_hp(m, err));
+    m->rope_scaling = NULL;
+    m->hp.head_dim = m->hp.rot_dims = d / nh;
+    m->hp.norm_type = MT_NORM_LAYER;
+    m->hp.norm_no_bias = 1;
+    m->hp.norm_eps = 1e-5f;   /* nn.LayerNorm's default */
+    m->hp.fused_qkv = 1;
+    m->hp.clip_qkv = (float)clip;
+    m->hp.attn_bias = m->hp.o_bias = 0;
+    m->hp.tie_embeddings = 0;
+    m->hp.rope_traditional = 0;
+    m->hp.n_experts = ne;
+    m->hp.top_k = k;
+    m->hp.moe_inter = ffn;
+    m->hp.moe_softmax_first = 1;
+    m->hp.moe_norm_topk = 1;   /* scores / their L1 norm */
+    m->bind_layer = dbrx_layer;
+    m->embed_name = "transformer.wte";
+    m->final_norm_name = "transformer.norm_f";
+    m->moe_prefix = "ffn";
+    m->moe_router = "router.layer";   /* (the observer's name for the router) */
+    m->no_mlx = "its q/k/v clipping and bias-free LayerNorms";
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_mixtral = {"mixtral", mixtral_init, "mixture of experts: top-k of router logits, softmax over them"};
 const mt_family mt_family_qwen3_moe = {"qwen3_moe", qwen3_moe_init, "mixture of experts: softmax, top-k, renormalized; dense layers by list"};
 /* the router's options (moe_fwd.c) */
@@ -566,3 +657,4 @@ const mt_family mt_family_hunyuan = {"hunyuan", hunyuan_init, "mixture of expert
 const mt_family mt_family_hunyuan_v1_dense = {"hunyuan_v1_dense", hunyuan_v1_dense_init, "q/k norms after RoPE, alpha-scaled RoPE base"};
 const mt_family mt_family_minimax = {"minimax", minimax_init, "mixture of experts: sigmoid, selection bias, renormalized; q/k norms, partial rotary"};
 const mt_family mt_family_llama4_text = {"llama4_text", llama4_text_init, "RoPE left out per no_rope_layers, weightless q/k norms (dense)"};
+const mt_family mt_family_dbrx = {"dbrx", dbrx_init, "mixture of experts (one module per expert): softmax, top-k, renormalized; clipped fused qkv"};

@@ -10,7 +10,7 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
 /* mixture of experts: the router's options (moe.c, moe_fwd.c) */
 extern const mt_family mt_family_qwen2_moe, mt_family_olmoe, mt_family_granitemoe, mt_family_phimoe,
     mt_family_ernie4_5_moe, mt_family_bailing_moe, mt_family_hunyuan, mt_family_hunyuan_v1_dense,
-    mt_family_minimax, mt_family_llama4_text;
+    mt_family_minimax, mt_family_llama4_text, mt_family_dbrx;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -38,6 +38,7 @@ static const mt_family *const families[] = {
     &mt_family_hunyuan_v1_dense,
     &mt_family_minimax,
     &mt_family_llama4_text,
+    &mt_family_dbrx,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

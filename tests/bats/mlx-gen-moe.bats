@@ -7,7 +7,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
   export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
-  export MOE="qwen2moe-tiny olmoe-tiny granitemoe-tiny phimoe-tiny ernie45moe-tiny bailing-tiny hunyuan-tiny hunyuancla-tiny minimax-tiny"
+  export MOE="qwen2moe-tiny olmoe-tiny granitemoe-tiny phimoe-tiny ernie45moe-tiny bailing-tiny hunyuan-tiny hunyuancla-tiny minimax-tiny dbrx-tiny"
 }
 
 @test "--score on every MoE family: token logprobs equal log-softmax of the mlx-lm logits (1e-3)" {

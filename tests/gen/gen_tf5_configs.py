@@ -90,6 +90,7 @@ CASES = {
     "hunyuan_v1_dense": ("hunyuandense-tiny", None, None,
                          "rope_theta and the alpha scaling move to rope_parameters: mlx-lm reads neither"),
     "minimax": ("minimax-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's minimax requires it"),
+    "dbrx": ("dbrx-tiny", None, None, "transformers 5's DbrxConfig rewrite of attn_config / ffn_config"),
     "llama4_text": ("llama4text-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's llama4_text requires it"),
 }
 

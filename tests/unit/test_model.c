@@ -394,6 +394,10 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/hunyuan-tiny", C, "moe_topk", "9", "config.json: moe_topk 9 does not fit 4 experts"},
         {"tests/data/models/minimax-tiny", C, "rotary_dim", "0", "config.json: \"rotary_dim\" must be a positive"},
         {"tests/data/models/llama4text-tiny", C, "no_rope_layers", "[1]", "config.json: \"no_rope_layers\" must list 2 layers"},
+        {"tests/data/models/dbrx-tiny", C, "ffn_config", "{\"ffn_hidden_size\": 32, \"moe_num_experts\": 4, \"moe_top_k\": 5}",
+         "config.json: moe_top_k 5 does not fit 4 experts"},
+        {"tests/data/models/dbrx-tiny", C, "attn_config", "{\"kv_n_heads\": 2, \"clip_qkv\": -1, \"rope_theta\": 10000}",
+         "config.json: \"clip_qkv\" must be a finite, positive"},
         {"tests/data/models/hunyuandense-tiny", C, "rope_scaling", "{\"alpha\": -1, \"factor\": 1.0, \"type\": \"dynamic\"}",
          "config.json: \"rope_scaling.alpha\" must be a positive number"},
         /* decoder embedders load through the same code */

@@ -80,7 +80,8 @@ int main(void) {
                           "tests/data/models/olmoe-tiny-4bit", "tests/data/models/granitemoe-tiny-8bit",
                           "tests/data/models/phimoe-tiny", "tests/data/models/ernie45moe-tiny",
                           "tests/data/models/bailing-tiny-4bit", "tests/data/models/hunyuan-tiny",
-                          "tests/data/models/hunyuancla-tiny-8bit"};
+                          "tests/data/models/hunyuancla-tiny-8bit",
+                          "tests/data/models/dbrx-tiny-4bit"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) run(dirs[i], pool);
     mt_pool_free(pool);
     return check_report("moe");

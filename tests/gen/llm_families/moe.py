@@ -48,6 +48,11 @@ FAMILIES = {
                             num_shared_expert=1, use_mixed_mlp_moe=False, moe_intermediate_size=32,
                             use_qk_norm=True, use_cla=True, cla_share_factor=2, attention_bias=False,
                             rope_scaling={"alpha": 1.0, "factor": 1.0, "type": "dynamic"}),
+    # its own names and keys; one module per expert; bias-free LayerNorms; q/k/v clipped to +-2
+    "dbrx-tiny": dict(model_type="dbrx", d_model=64, n_layers=2, n_heads=4, vocab_size=BASE["vocab_size"],
+                      attn_config={"kv_n_heads": 2, "clip_qkv": 2.0, "rope_theta": 10000.0},
+                      ffn_config={"ffn_hidden_size": 32, "moe_num_experts": 4, "moe_top_k": 2},
+                      tie_word_embeddings=False, torch_dtype="float32", bos_token_id=1, eos_token_id=2),
     "hunyuandense-tiny": dict(BASE, model_type="hunyuan_v1_dense", use_qk_norm=True, tie_word_embeddings=False,
                               rope_scaling={"alpha": 50.0, "factor": 1.0, "type": "dynamic"}),
     # sigmoid scores, selection by score + e_score_correction_bias, renormalized; q/k norms over
@@ -69,6 +74,8 @@ def SPREAD(cfg, key, value):
     it): a 20x wider router keeps the experts' logits apart."""
     if cfg["model_type"] == "phimoe" and key.endswith("block_sparse_moe.gate.weight"):
         return value * 20.0
+    if cfg["model_type"] == "dbrx" and key == "transformer.wte.weight":
+        return value * 12.0   # the spread of an embedding
     if cfg["model_type"] == "llama4_text" and key == "output.weight":
         return value * 12.0   # the spread of an lm_head
     if cfg["model_type"] == "minimax" and key.endswith("e_score_correction_bias"):
