@@ -466,16 +466,18 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         }
     }
 
-    const char *head = MT_DEC_NAME(m, lm_head, "lm_head");
+    const char *head = m->head_name ? m->head_name : MT_DEC_NAME(m, lm_head, "lm_head");
     char hw[128];
     snprintf(hw, sizeof hw, "%s.weight", head);
-    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, MT_DEC_NAME(m, embed, "model.embed_tokens"), V, H, -1, err));
+    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, m->embed_name ? m->embed_name : MT_DEC_NAME(m, embed, "model.embed_tokens"),
+                          V, H, -1, err));
     if (hp->tie_embeddings && (hp->tie_always || !mt_safetensors_get(m->st, hw))) m->lm_head = m->embed;
     else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, head, V, H, hp->lm_head_bias ? 1 : -1, err));
-    MT_TRY(mt_dec_bind_norm(m, MT_DEC_NAME(m, final_norm, "model.norm"), H, &m->final_norm, err));
+    MT_TRY(mt_dec_bind_norm(m, m->final_norm_name ? m->final_norm_name : MT_DEC_NAME(m, final_norm, "model.norm"), H,
+                            &m->final_norm, err));
+    char p[256];
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    char p[256];
     int ab = hp->attn_bias ? 1 : -1, ob = hp->o_bias ? 1 : -1, mb = hp->mlp_bias ? 1 : -1;
     const char *lay = MT_DEC_NAME(m, layers, "model.layers");
     for (int i = 0; i < hp->n_layers; i++) {
@@ -535,86 +537,8 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
     m->max_in = H > qd ? H : qd;
     if (I > m->max_in) m->max_in = I;
     if ((size_t)hp->moe_inter > m->max_in) m->max_in = (size_t)hp->moe_inter;
+    if ((size_t)hp->moe_shared_inter > m->max_in) m->max_in = (size_t)hp->moe_shared_inter;
     return MT_OK;
-}
-
-/* Expert e of a stacked [E, out, in] tensor as an mt_linear view. */
-static int bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
-    char name[320];
-    snprintf(name, sizeof name, "%s.weight", path);
-    const mt_tensor_view *w = mt_safetensors_get(m->st, name);
-    if (!w) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name);
-    int quantized = 0;
-    mt_quant_params qp = {0};
-    MT_TRY(mt_config_quant_for(m->cfg, m->st, path, &quantized, &qp, err));
-    if (w->ndim != 3 || w->shape[0] != E || (size_t)w->shape[1] != out)
-        return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%d, %zu, ...]", name, E, out);
-    mt_linear base = {.out = out, .in = in};
-    size_t wrow;   /* bytes of one expert's weight */
-    const mt_tensor_view *sb[2] = {NULL, NULL};
-    if (quantized) {
-        if (qp.mode != MT_QMODE_AFFINE) return mt_seterr(err, MT_EUNSUPPORTED, "'%s': only affine quantization", path);
-        if (w->dtype != MT_U32 || (size_t)w->shape[2] != in * (size_t)qp.bits / 32 || in % (size_t)qp.group_size)
-            return mt_seterr(err, MT_EFORMAT, "tensor '%s': not %d-bit packed rows of %zu", name, qp.bits, in);
-        const char *sfx[2] = {"scales", "biases"};
-        for (int i = 0; i < 2; i++) {
-            snprintf(name, sizeof name, "%s.%s", path, sfx[i]);
-            sb[i] = mt_safetensors_get(m->st, name);
-            if (!sb[i] || sb[i]->ndim != 3 || sb[i]->shape[0] != E || (size_t)sb[i]->shape[1] != out ||
-                (size_t)sb[i]->shape[2] != in / (size_t)qp.group_size || !mt_dtype_is_float(sb[i]->dtype) ||
-                sb[i]->dtype == MT_F64)
-                return mt_seterr(err, MT_EFORMAT, "tensor '%s': missing or not [%d, %zu, %zu] floats", name, E, out,
-                                 in / (size_t)qp.group_size);
-        }
-        if (sb[0]->dtype != sb[1]->dtype) return mt_seterr(err, MT_EFORMAT, "'%s': scales and biases differ in dtype", path);
-        base.quantized = 1;
-        base.bits = qp.bits;
-        base.group_size = qp.group_size;
-        base.sdt = sb[0]->dtype;
-        wrow = out * in * (size_t)qp.bits / 8;
-    } else {
-        if ((w->dtype != MT_F32 && w->dtype != MT_F16 && w->dtype != MT_BF16) || (size_t)w->shape[2] != in)
-            return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected [%d, %zu, %zu] of F32/F16/BF16", name, E, out, in);
-        base.wdt = w->dtype;
-        wrow = out * in * mt_dtype_size(w->dtype);
-    }
-    for (int e = 0; e < E; e++) {
-        dst[e] = base;
-        dst[e].w = (const char *)w->data + (size_t)e * wrow;
-        if (quantized) {
-            size_t srow = out * (in / (size_t)qp.group_size) * mt_dtype_size(base.sdt);
-            dst[e].scales = (const char *)sb[0]->data + (size_t)e * srow;
-            dst[e].biases = (const char *)sb[1]->data + (size_t)e * srow;
-        }
-    }
-    return MT_OK;
-}
-
-int mt_dec_bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
-    return bind_stacked(m, path, E, out, in, dst, err);
-}
-
-int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err) {
-    mt_decoder_hp *hp = &m->hp;
-    mt_layer *L = &m->layers[layer];
-    size_t H = (size_t)hp->hidden, I = (size_t)hp->moe_inter;
-    int E = hp->n_experts;
-    if (E <= 0 || hp->top_k <= 0 || hp->top_k > E || !I)
-        return mt_seterr(err, MT_EFORMAT, "config.json: bad expert counts (%d experts, top %d, size %zu)", E, hp->top_k, I);
-    char p[320];
-    snprintf(p, sizeof p, "%s.gate", prefix);
-    MT_TRY(mt_linear_bind(&L->router, m->st, m->cfg, p, (size_t)E, H, -1, err));
-    L->exp_gate = calloc((size_t)E * 3, sizeof(mt_linear));
-    if (!L->exp_gate) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    L->exp_up = L->exp_gate + E;
-    L->exp_down = L->exp_up + E;
-    L->moe = 1;
-    snprintf(p, sizeof p, "%s.switch_mlp.gate_proj", prefix);
-    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_gate, err));
-    snprintf(p, sizeof p, "%s.switch_mlp.up_proj", prefix);
-    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_up, err));
-    snprintf(p, sizeof p, "%s.switch_mlp.down_proj", prefix);
-    return bind_stacked(m, p, E, H, I, L->exp_down, err);
 }
 
 /* ---- load / free ---- */
@@ -771,6 +695,7 @@ void mt_model_free(mt_model *m) {
             mt_dec_norm_free(&L->n1); mt_dec_norm_free(&L->n2); mt_dec_norm_free(&L->n3); mt_dec_norm_free(&L->n4);
             mt_dec_norm_free(&L->q_norm); mt_dec_norm_free(&L->k_norm);
             free(L->exp_gate);
+            free(L->moe_sel_bias);
             if (L->mixer && L->mixer->free) L->mixer->free(L->mix);
             if (L->ffn && L->ffn->free) L->ffn->free(L->ffd);
         }
@@ -1038,6 +963,24 @@ void mt_dec_linear(const mt_fwd *f, const mt_linear *l, const float *x, size_t T
     lin_rows(f->rows1, l, x, T, y, f->work, f->m->pool);
 }
 
+/* One row's q/k norms (hp.qk_norm: per head or over the whole projection). */
+static void qk_norm_row(const mt_model *m, const mt_layer *L, float *qt, float *kt) {
+    const mt_decoder_hp *hp = &m->hp;
+    size_t hd = (size_t)hp->head_dim;
+    if (hp->qk_norm == MT_QKNORM_HEAD) {
+        mt_dec_norm(m, &L->q_norm, qt, qt, (size_t)hp->n_heads, hd);
+        mt_dec_norm(m, &L->k_norm, kt, kt, (size_t)hp->n_kv_heads, hd);
+    } else if (hp->qk_norm == MT_QKNORM_FULL) {
+        mt_dec_norm(m, &L->q_norm, qt, qt, 1, (size_t)hp->n_heads * hd);
+        mt_dec_norm(m, &L->k_norm, kt, kt, 1, (size_t)hp->n_kv_heads * hd);
+    } else if (hp->qk_norm == MT_QKNORM_HEAD_EACH) {
+        for (size_t h = 0; h < (size_t)hp->n_heads; h++)
+            mt_dec_norm(m, &(mt_norm){L->q_norm.w + h * hd, NULL}, qt + h * hd, qt + h * hd, 1, hd);
+        for (size_t h = 0; h < (size_t)hp->n_kv_heads; h++)
+            mt_dec_norm(m, &(mt_norm){L->k_norm.w + h * hd, NULL}, kt + h * hd, kt + h * hd, 1, hd);
+    }
+}
+
 static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, const int32_t *tok, size_t T,
                         float *logits, float *hidden, size_t first, mt_embed_inject *inj, int rows1, mt_err *err) {
     const mt_decoder_hp *hp = &m->hp;
@@ -1076,13 +1019,13 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     size_t I2 = hp->mlp == MT_MLP_GATED_FUSED ? 2 * I : I;
     size_t sz_x = T * H, sz_q = (hp->qkv_grouped ? 2 : 1) * T * qkvd + (hp->attn_out_gate ? 2 * T * qd : 0), sz_a = T * qd,
            sz_i = T * I2;
-    size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
-    if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
-    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);
+    size_t sz_s = nt * len * (size_t)(hp->n_heads / hp->n_kv_heads), sz_kvs = hp->kv_share ? 2 * T * kvd : 0;
+    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + sz_s + sz_kvs;
     float *buf = malloc(total * sizeof(float));
     if (!buf) { free(slot); return mt_seterr(err, MT_ENOMEM, "out of memory for activations"); }
     float *x = buf, *xn = x + sz_x, *br = xn + sz_x, *qkv = br + sz_x, *att = qkv + sz_q;
     float *g = att + sz_a, *u = g + sz_i, *work = mt_linear_work_align(u + sz_i), *scores = work + nt * m->max_in;
+    float *kvs = scores + sz_s;   /* hunyuan CLA: k, v projections [2, T, kvd] for the next layer */
 
     /* rope_scaling "dynamic": the base of each row's call, from the length its sequence
      * reaches at the end of this call (rows of one sequence are consecutive) */
@@ -1119,6 +1062,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (hp->fused_qkv && !hp->qkv_grouped) {
             mt_dec_observe(m, l, MT_DEC_NAME(m, qkv, "self_attn.qkv_proj"), ain, T, H);
             lin_rows(rows1, &L->qkv, ain, T, qkv, work, m->pool);
+            if (hp->clip_qkv > 0)   /* dbrx */
+                for (size_t i = 0; i < T * qkvd; i++) qkv[i] = fminf(fmaxf(qkv[i], -hp->clip_qkv), hp->clip_qkv);
             qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
         } else if (hp->qkv_grouped) {   /* into the q | k | v layout of separate projections */
             float *src = qkv + T * qkvd;
@@ -1136,30 +1081,23 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
             mt_dec_observe(m, l, MT_DEC_NAME(m, q, "self_attn.q_proj"), ain, T, H);
-            mt_dec_observe(m, l, MT_DEC_NAME(m, k, "self_attn.k_proj"), ain, T, H);
-            mt_dec_observe(m, l, MT_DEC_NAME(m, v, "self_attn.v_proj"), ain, T, H);
             if (hp->attn_out_gate) {   /* gated attention: each head's [q | gate] rows after v */
                 lin_rows(rows1, &L->q, ain, T, v + T * kvd, work, m->pool);
                 for (size_t t = 0; t < T * (size_t)hp->n_heads; t++) memcpy(q + t * hd, v + T * kvd + 2 * t * hd, hd * sizeof *q);
             } else lin_rows(rows1, &L->q, ain, T, q, work, m->pool);
-            lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
-            lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
+            if (L->kv_prev) memcpy(k, kvs, 2 * T * kvd * sizeof(float));   /* hunyuan CLA: the layer before's */
+            else {
+                mt_dec_observe(m, l, MT_DEC_NAME(m, k, "self_attn.k_proj"), ain, T, H);
+                mt_dec_observe(m, l, MT_DEC_NAME(m, v, "self_attn.v_proj"), ain, T, H);
+                lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
+                lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
+                if (hp->kv_share) memcpy(kvs, k, 2 * T * kvd * sizeof(float));
+            }
         }
         size_t ks = hp->fused_qkv && !hp->qkv_grouped ? qkvd : kvd;
         for (size_t t = 0; t < T; t++) {
             float *qt = q + t * qs, *kt = k + t * ks;
-            if (hp->qk_norm == MT_QKNORM_HEAD) {
-                mt_dec_norm(m, &L->q_norm, qt, qt, (size_t)hp->n_heads, hd);
-                mt_dec_norm(m, &L->k_norm, kt, kt, (size_t)hp->n_kv_heads, hd);
-            } else if (hp->qk_norm == MT_QKNORM_FULL) {
-                mt_dec_norm(m, &L->q_norm, qt, qt, 1, qd);
-                mt_dec_norm(m, &L->k_norm, kt, kt, 1, kvd);
-            } else if (hp->qk_norm == MT_QKNORM_HEAD_EACH) {
-                for (size_t h = 0; h < (size_t)hp->n_heads; h++)
-                    mt_dec_norm(m, &(mt_norm){L->q_norm.w + h * hd, NULL}, qt + h * hd, qt + h * hd, 1, hd);
-                for (size_t h = 0; h < (size_t)hp->n_kv_heads; h++)
-                    mt_dec_norm(m, &(mt_norm){L->k_norm.w + h * hd, NULL}, kt + h * hd, kt + h * hd, 1, hd);
-            }
+            if (!hp->qk_norm_late) qk_norm_row(m, L, qt, kt);
             if (L->use_rope) {
                 scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);
                 scale_rot(kt, (size_t)hp->n_kv_heads, hd, hp->rot_dims, L->rope_in_scale);
@@ -1171,6 +1109,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 mt_rope(qt, (size_t)hp->n_heads, hd, (size_t)hp->rot_dims, fr, pos, hp->rope_traditional);
                 mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, pos, hp->rope_traditional);
             }
+            if (hp->qk_norm_late) qk_norm_row(m, L, qt, kt);
             mt_kv_write(rc[t], l, slot[t], kt, v + t * ks);
         }
         /* query heads per job: the kv head's whole group, halved while that
@@ -1202,7 +1141,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             goto mlp_done;
         }
         if (L->moe) {
-            mt_dec_moe(&fw, l, min, T, br, g);
+            if ((r = mt_dec_moe(&fw, l, min, T, br, err))) goto out;
             goto mlp_done;
         }
         if (m->on_linear_input) {

@@ -49,9 +49,11 @@ void mt_dec_norm_free(mt_norm *n);
 /* The E matrices of a stacked [E, out, in] tensor `path`.weight (dense or MLX-quantized, as
  * SwitchGLU's experts and mla.py's MultiLinear store them) as mt_linear views dst[E]. */
 int  mt_dec_bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err);
-/* The built-in mixture-of-experts MLP of layer l over T rows (moe_fwd.c): out[T, hidden];
- * scratch >= 2 * moe_inter + n_experts + hidden floats. */
-void mt_dec_moe(const mt_fwd *f, int l, const float *x, size_t T, float *out, float *scratch);
+/* The built-in mixture-of-experts MLP of layer l over T rows (moe_fwd.c): out[T, hidden].
+ * Rows are grouped by expert; under f->rows1 each row's result is the one it gets alone.
+ * Returns MT_OK or MT_ENOMEM (its scratch is its own). */
+#define MT_MOE_MAX_K 64   /* experts per token at most */
+int  mt_dec_moe(const mt_fwd *f, int l, const float *x, size_t T, float *out, mt_err *err);
 
 /* The embeddings x[T, hidden] of a call's rows with inj applied: the k-th row whose token is
  * inj->token_id (k counted from inj->next) becomes inj->rows[k]; advances inj->next.  The

@@ -26,6 +26,7 @@ enum { MT_NORM_RMS = 0, MT_NORM_RMS_P1 /* weight 1 + w (gemma) */, MT_NORM_LAYER
 enum { MT_BLOCK_PRE = 0, MT_BLOCK_SANDWICH, MT_BLOCK_POST, MT_BLOCK_PARALLEL };
 enum { MT_MLP_GATED = 0 /* gate_proj, up_proj, down_proj */, MT_MLP_GATED_FUSED /* gate_up_proj (phi3) */,
        MT_MLP_PLAIN /* c_fc, c_proj (starcoder2) */ };
+enum { MT_MOE_SOFTMAX = 0, MT_MOE_SIGMOID, MT_MOE_SPARSEMIXER };   /* mt_decoder_hp.moe_score */
 enum { MT_QKNORM_NONE = 0, MT_QKNORM_HEAD /* per head (qwen3, gemma3) */, MT_QKNORM_FULL /* whole projection (olmo2) */,
        MT_QKNORM_HEAD_EACH /* per head, each head its own weights: q_norm.weight [n_heads, head_dim] (cohere) */ };
 
@@ -57,6 +58,23 @@ typedef struct mt_decoder_hp {
     int n_experts, top_k, moe_inter;
     int moe_softmax_first;  /* 1: softmax over all experts, then top-k (qwen3_moe); 0: top-k, then softmax (mixtral) */
     int moe_norm_topk;      /* with softmax_first: renormalize the top-k probabilities */
+    /* the rest of the router (moe_fwd.c; every default 0 = mixtral / qwen3_moe as above):
+     *   scores  s = softmax(logits) or sigmoid(logits) (MT_MOE_SIGMOID; implies softmax_first),
+     *           or phimoe's sparsemixer (MT_MOE_SPARSEMIXER: per pick a softmax over the logits
+     *           within 2 * moe_jitter (relative) of the best remaining one)
+     *   select  the top_k of s + the layer's moe_sel_bias (when bound), after dropping all but the
+     *           moe_topk_groups best of moe_groups equal groups of experts (a group's score: the
+     *           sum of its two best); the weights are the unbiased s of the chosen
+     *   renorm  (moe_norm_topk) w / max(sum(w) + moe_norm_add, moe_norm_min)
+     *   scale   w * moe_scale (0 = 1)
+     *   shared  + an always-on gated MLP of moe_shared_inter features (0 = none) at
+     *           <prefix>.<moe_shared_name>, times sigmoid(<prefix>.<shared>_gate(x)) with
+     *           moe_shared_gate (qwen2_moe)
+     *   biases  moe_exp_bias: the stacked experts have biases [E, out] too */
+    int moe_score;          /* MT_MOE_SOFTMAX, MT_MOE_SIGMOID, MT_MOE_SPARSEMIXER */
+    float moe_jitter, moe_norm_add, moe_norm_min, moe_scale;
+    int moe_groups, moe_topk_groups;
+    int moe_shared_inter, moe_shared_gate, moe_exp_bias;
     /* rope_scaling "dynamic" (NTK): past dyn_max_pos positions the RoPE base grows with the
      * length the sequence has at the end of each forward call (global-RoPE layers only) */
     float dyn_factor;       /* 0 = off */
@@ -73,6 +91,13 @@ typedef struct mt_decoder_hp {
     int tie_always;         /* with tie_embeddings: the embedding is the head even where lm_head.weight exists */
     int norm_noaffine;      /* norms without weights (weight 1; olmo's LayerNorm(affine=False)): none is read */
     int mlp_up_first;       /* MT_MLP_GATED_FUSED rows [up | gate] instead of [gate | up] (olmo ff_proj) */
+    /* hunyuan (moe.c): q/k norms applied after RoPE instead of before (float32 forward only:
+     * a family that sets it sets no_mlx) */
+    int qk_norm_late;
+    int kv_share;           /* hunyuan's cross-layer attention: the k/v projections of each call are kept
+                               for the next layer, which has none of its own when its kv_prev is set */
+    /* dbrx (moe.c; float32 forward only, the family sets no_mlx) */
+    float clip_qkv;         /* the fused q/k/v projection clipped to +-clip_qkv; 0 = none */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
@@ -111,6 +136,8 @@ typedef struct mt_layer {
     int moe;                       /* MLP is a mixture of experts: router + experts[] */
     mt_linear router;              /* [n_experts, hidden] */
     mt_linear *exp_gate, *exp_up, *exp_down;   /* n_experts each, views into stacked tensors */
+    mt_linear sh_gate, sh_up, sh_down, sh_sgate;  /* shared expert (sh_down.w NULL: none), its gate [1, hidden] */
+    float *moe_sel_bias;           /* [n_experts] added to the scores for selection only, or NULL */
     int use_rope;
     const float *inv_freq;         /* this layer's RoPE frequencies [rot_dims/2] */
     float rope_in_scale;           /* q,k rotated features multiplied first (yarn/longrope mscale) */
@@ -122,6 +149,7 @@ typedef struct mt_layer {
     size_t state_floats;           /* recurrent state this layer keeps per sequence (a state-space,
                                       linear-attention or short-convolution mixer): floats of
                                       mt_kvcache.state[layer]; 0 = none (set at bind) */
+    int kv_prev;                   /* hunyuan CLA (hp.kv_share): k and v are the previous layer's projections */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };
@@ -157,6 +185,13 @@ typedef struct mt_model {
     /* set by MoE families before mt_decoder_bind: which layers are sparse, and their module prefix */
     int (*moe_layer)(const struct mt_model *m, int layer);
     const char *moe_prefix;        /* e.g. "mlp" or "block_sparse_moe" */
+    const char *moe_router;        /* the router under the prefix (NULL: "gate"; "router.layer", "gate.wg") */
+    const char *moe_shared_name;   /* the shared expert under the prefix (NULL: "shared_expert") */
+    const char *moe_sel_bias_name; /* the selection bias under the prefix (NULL: none; "gate.expert_bias") */
+    const char *embed_name;        /* the token embedding (NULL: "model.embed_tokens"; bailing_moe:
+                                      "model.word_embeddings") */
+    const char *head_name;         /* the untied output head (NULL: "lm_head"; llama4_text: "output") */
+    const char *final_norm_name;   /* the final norm (NULL: "model.norm"; dbrx: "transformer.norm_f") */
     /* optional observer (calibration): called with the input rows x[T, in] of every
      * dense/quantized linear layer of the decoder blocks before it runs, named by its
      * module path ("model.layers.3.mlp.down_proj"; fused modules by their own name;
@@ -454,9 +489,11 @@ int mt_decoder_rope_source(mt_model *m, int how, double def, mt_err *err);
  * slides when "layer_types" marks it "sliding_attention", over "sliding_window" positions (a
  * bare sliding_window changes nothing).  After bind. */
 int mt_decoder_layer_types(mt_model *m, mt_err *err);
-/* Bind layer i's MLP as a mixture of experts: router `<prefix>.gate` and the
- * stacked expert weights `<prefix>.switch_mlp.{gate,up,down}_proj` ([E, out, in],
- * dense or MLX-quantized), as mlx-lm's SwitchGLU stores them. */
+/* Bind layer i's MLP as a mixture of experts (moe_fwd.c): router `<prefix>.gate` (or
+ * m->moe_router), the stacked expert weights `<prefix>.switch_mlp.{gate,up,down}_proj`
+ * ([E, out, in], dense or MLX-quantized; with hp.moe_exp_bias their biases [E, out]), as
+ * mlx-lm's SwitchGLU stores them, and what the hp's router options name (shared expert,
+ * selection bias).  A router option the mlx numerics do not implement sets m->no_mlx. */
 int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err);
 /* RoPE frequencies for `dims` rotated features as mlx_lm's initialize_rope
  * builds them from a rope_scaling object (NULL = default); *in_scale gets the

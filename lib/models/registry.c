@@ -17,6 +17,10 @@ extern const mt_family mt_family_phi, mt_family_cohere, mt_family_cohere2, mt_fa
 /* multi-head latent attention and the DeepSeek-style mixture of experts (deepseek.c) */
 extern const mt_family mt_family_deepseek_v3, mt_family_kimi_k2, mt_family_deepseek_v2, mt_family_glm4_moe,
     mt_family_dots1, mt_family_minicpm3, mt_family_mistral4, mt_family_deepseek;
+/* mixture of experts: the router's options (moe.c, moe_fwd.c) */
+extern const mt_family mt_family_qwen2_moe, mt_family_olmoe, mt_family_granitemoe, mt_family_phimoe,
+    mt_family_ernie4_5_moe, mt_family_bailing_moe, mt_family_hunyuan, mt_family_hunyuan_v1_dense,
+    mt_family_minimax, mt_family_llama4_text, mt_family_dbrx;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -60,6 +64,18 @@ static const mt_family *const families[] = {
     &mt_family_minicpm3,
     &mt_family_mistral4,
     &mt_family_deepseek,
+    /* mixture of experts: the router's options (moe.c, moe_fwd.c) */
+    &mt_family_qwen2_moe,
+    &mt_family_olmoe,
+    &mt_family_granitemoe,
+    &mt_family_phimoe,
+    &mt_family_ernie4_5_moe,
+    &mt_family_bailing_moe,
+    &mt_family_hunyuan,
+    &mt_family_hunyuan_v1_dense,
+    &mt_family_minimax,
+    &mt_family_llama4_text,
+    &mt_family_dbrx,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

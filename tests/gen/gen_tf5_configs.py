@@ -118,6 +118,19 @@ CASES = {
     "dots1": ("dots1-tiny", None, None, "theta 10000 moves to rope_parameters: mlx-lm's dots1 requires rope_theta"),
     "minicpm3": ("minicpm3-tiny", None, None, "longrope moves to rope_parameters: mlx-lm's minicpm3 needs rope_scaling"),
     "mistral4": ("mistral4-tiny", None, None, "mlx-lm's mistral4 reads rope_parameters (already there)"),
+    # mixture-of-experts families (lib/models/moe.c)
+    "qwen2_moe": ("qwen2moe-tiny", None, None, "theta 1e6 moves to rope_parameters: mlx-lm's qwen2_moe default is 1e6"),
+    "olmoe": ("olmoe-tiny", None, None, "theta 10000 moves to rope_parameters: mlx-lm's olmoe default is 10000"),
+    "granitemoe": ("granitemoe-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's granitemoe requires it"),
+    "phimoe": ("phimoe-tiny", None, None, "longrope moves to rope_parameters: mlx-lm's phimoe runs plain RoPE"),
+    "ernie4_5_moe": ("ernie45moe-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's ernie4_5_moe requires it"),
+    "bailing_moe": ("bailing-tiny", None, None, "no transformers class (remote code): the config stays as written"),
+    "hunyuan": ("hunyuan-tiny", None, None, "no transformers class (remote code): the config stays as written"),
+    "hunyuan_v1_dense": ("hunyuandense-tiny", None, None,
+                         "rope_theta and the alpha scaling move to rope_parameters: mlx-lm reads neither"),
+    "minimax": ("minimax-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's minimax requires it"),
+    "dbrx": ("dbrx-tiny", None, None, "transformers 5's DbrxConfig rewrite of attn_config / ffn_config"),
+    "llama4_text": ("llama4text-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's llama4_text requires it"),
 }
 
 
@@ -141,9 +154,10 @@ def auto_cases():
 
 
 def tf5_config(cfg):
-    """config.json as transformers 5 writes the transformers-4 config cfg."""
+    """config.json as transformers 5 writes the transformers-4 config cfg (a model_type it has no
+    class for, a remote-code model, keeps the config as written)."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-    if cfg["model_type"] not in CONFIG_MAPPING_NAMES:   # remote-code models: saved by their own class
+    if cfg["model_type"] not in CONFIG_MAPPING_NAMES:
         return copy.deepcopy(cfg)
     d, o = tempfile.mkdtemp(), tempfile.mkdtemp()
     try:
