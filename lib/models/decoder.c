@@ -451,7 +451,9 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
 
     MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
-    else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, "lm_head", V, H, -1, err));
+    else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, "lm_head", V, H, hp->lm_head_bias ? 1 : -1, err));
+    if (hp->n_positions)   /* learned positions (gpt2) */
+        MT_TRY(mt_linear_bind(&m->pos_embed, m->st, m->cfg, "model.embed_positions", (size_t)hp->n_positions, H, -1, err));
     MT_TRY(mt_dec_bind_norm(m, "model.norm", H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
@@ -495,7 +497,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         }
         if (!(bound & MT_BOUND_NORMS)) {
             if (hp->block != MT_BLOCK_POST) NORM(n1, "input_layernorm");
-            NORM(n2, "post_attention_layernorm");
+            if (hp->parallel_block != MT_PAR_SHARED) NORM(n2, "post_attention_layernorm");
             if (hp->block == MT_BLOCK_SANDWICH) {
                 NORM(n3, "pre_feedforward_layernorm");
                 NORM(n4, "post_feedforward_layernorm");
@@ -1013,6 +1015,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     for (size_t t = 0; t < T; t++)
         if (tok[t] < 0 || tok[t] >= hp->vocab)
             return mt_seterr(err, MT_EINVAL, "token id %d outside the vocabulary (%d)", tok[t], hp->vocab);
+        else if (hp->n_positions && rpos[t] >= (size_t)hp->n_positions)
+            return mt_seterr(err, MT_EINVAL, "position %zu is past the model's %d learned positions", rpos[t], hp->n_positions);
     MT_TRY(mt_dec_inject_check(inj, tok, T, err));
     /* slots: where each row's K/V go and which slots it attends to (rows of one cache are consecutive) */
     size_t *slot = malloc(3 * T * sizeof *slot);
@@ -1044,11 +1048,13 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     size_t sz_x = T * H, sz_q = T * qkvd, sz_a = T * qd, sz_i = T * I2;
     size_t moe_need = 2 * (size_t)hp->moe_inter + (size_t)hp->n_experts + H;
     if (hp->n_experts && sz_i < moe_need) sz_i = moe_need;
-    size_t total = 3 * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);
+    if (hp->qkv_per_head && sz_i < qkvd) sz_i = qkvd;
+    size_t total = (hp->parallel_block ? 4 : 3) * sz_x + sz_q + sz_a + 2 * sz_i + MT_LINEAR_WORK_SLACK + nt * m->max_in + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);
     float *buf = malloc(total * sizeof(float));
     if (!buf) { free(slot); return mt_seterr(err, MT_ENOMEM, "out of memory for activations"); }
     float *x = buf, *xn = x + sz_x, *br = xn + sz_x, *qkv = br + sz_x, *att = qkv + sz_q;
     float *g = att + sz_a, *u = g + sz_i, *work = mt_linear_work_align(u + sz_i), *scores = work + nt * m->max_in;
+    float *xp = scores + nt * len * (size_t)(hp->n_heads / hp->n_kv_heads);   /* parallel blocks: the attention's output */
 
     /* rope_scaling "dynamic": the base of each row's call, from the length its sequence
      * reaches at the end of this call (rows of one sequence are consecutive) */
@@ -1068,6 +1074,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     int r = MT_OK;
     for (size_t t = 0; t < T; t++) mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
     mt_dec_inject(inj, tok, T, x, H);
+    if (hp->n_positions) mt_dec_add_positions(m, rpos, T, x, xn);
     if (hp->embed_scale != 1.0f)
         for (size_t i = 0; i < T * H; i++) x[i] *= hp->embed_scale;
 
@@ -1086,6 +1093,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             mt_dec_observe(m, l, "self_attn.qkv_proj", ain, T, H);
             lin_rows(rows1, &L->qkv, ain, T, qkv, work, m->pool);
             qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
+            if (hp->qkv_per_head) mt_dec_qkv_per_head(qkv, T, (size_t)hp->n_heads, hd, u);
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
             mt_dec_observe(m, l, "self_attn.q_proj", ain, T, H);
@@ -1131,11 +1139,13 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         lin_rows(rows1, &L->o, att, T, br, work, m->pool);
     attn_done:
         if (hp->block != MT_BLOCK_PRE && L->n2.w) mt_dec_norm(m, &L->n2, br, br, T, H);
-        for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
+        if (hp->parallel_block) memcpy(xp, br, sz_x * sizeof *xp);   /* added with the MLP's */
+        else for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
 
         /* MLP branch */
         if (L->no_mlp) continue;
         const mt_norm *pre = hp->block == MT_BLOCK_PRE ? &L->n2 : hp->block == MT_BLOCK_SANDWICH ? &L->n3 : NULL;
+        if (hp->parallel_block == MT_PAR_SHARED) pre = &L->n1;
         const float *min = x;
         if (pre && pre->w) { mt_dec_norm(m, pre, xn, x, T, H); min = xn; }
         if (L->ffn) {
@@ -1175,7 +1185,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         lin_rows(rows1, &L->down, hid, T, br, work, m->pool);
     mlp_done:
         if (L->n4.w) mt_dec_norm(m, &L->n4, br, br, T, H);
-        for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
+        if (hp->parallel_block) for (size_t i = 0; i < sz_x; i++) x[i] += (xp[i] + br[i]) * hp->residual_scale;
+        else for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
     }
     /* mlx-lm's maybe_quantize_kv_cache after the model call */
     for (size_t t = 0; t < T; t++)

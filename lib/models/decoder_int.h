@@ -92,4 +92,9 @@ static inline void mt_dec_topk(const float *gates, size_t n, size_t k, int *sel,
     }
 }
 
+/* GPT-style switches (dense_b.c).  Learned positions: x[t] += pos_embed row rpos[t] (tmp: hidden
+ * floats).  qkv_per_head: rows [h][q k v] of hd each, reordered in place to [q | k | v]
+ * (tmp: 3 * heads * hd floats). */
+void mt_dec_add_positions(const mt_model *m, const size_t *rpos, size_t T, float *x, float *tmp);
+void mt_dec_qkv_per_head(float *qkv, size_t T, size_t heads, size_t hd, float *tmp);
 #endif

@@ -61,7 +61,17 @@ typedef struct mt_decoder_hp {
     int dyn_max_pos;
     int clip_residual;      /* gemma3_text: a float16 model's residual sums are clipped to +-65504
                                (mlx-lm's clip_residual; only the mlx numerics see it) */
+    /* GPT-style blocks (dense_b.c: gpt_neox, stablelm, gpt2, gpt_bigcode, gptj); the mlx
+     * numerics do not implement them (those families set mt_model.no_mlx) */
+    int parallel_block;     /* MT_PAR_*: attention and MLP both read the block's input x */
+    int qkv_per_head;       /* fused qkv rows grouped per head [q_h k_h v_h] (gpt_neox), not [q | k | v] */
+    int lm_head_bias;       /* the output head has a bias (gptj) */
+    int n_positions;        /* learned absolute position embeddings (mt_model.pos_embed) for this many
+                               positions, added to the token embeddings (gpt2); 0 = none */
 } mt_decoder_hp;
+/* hp.parallel_block: 0 = sequential; NORM2: x += attn(n1(x)) + mlp(n2(x)) (gpt_neox);
+ * SHARED: x += attn(n1(x)) + mlp(n1(x)), no n2 bound (gptj, stablelm use_parallel_residual) */
+enum { MT_PAR_NONE = 0, MT_PAR_NORM2, MT_PAR_SHARED };
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
 
@@ -159,6 +169,7 @@ typedef struct mt_model {
                                       head grouping of one row): an answer never depends on the
                                       sequences decoding beside it, at about 1.4x the time of the
                                       shared multi-row kernels at 8 rows (set it directly; 0 default) */
+    mt_linear pos_embed;           /* [hp.n_positions, hidden] learned positions (bound with hp.n_positions) */
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim

@@ -7,6 +7,8 @@
 extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
     mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
+/* GPT-style dense decoders (dense_b.c) */
+extern const mt_family mt_family_gpt_neox, mt_family_stablelm, mt_family_gpt2, mt_family_gpt_bigcode, mt_family_gptj;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -23,6 +25,12 @@ static const mt_family *const families[] = {
     &mt_family_smollm3,
     &mt_family_mixtral,
     &mt_family_qwen3_moe,
+    /* GPT-style dense decoders: parallel blocks, learned positions, renamed tensors (dense_b.c) */
+    &mt_family_gpt_neox,
+    &mt_family_stablelm,
+    &mt_family_gpt2,
+    &mt_family_gpt_bigcode,
+    &mt_family_gptj,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -1,0 +1,275 @@
+/* dense_b.c - GPT-style decoders that are small deltas from llama:
+ *   gpt_neox    parallel attention + MLP (two norms), fused qkv grouped per head, partial rotary,
+ *               LayerNorm with bias, biases everywhere, tanh-GELU MLP
+ *   stablelm    LayerNorm with bias, partial rotary, optional q/k/v bias, optional parallel residual
+ *               (one shared norm)
+ *   gpt2        learned absolute positions (no RoPE), fused qkv with bias, tanh-GELU MLP, tied head
+ *   gpt_bigcode gpt2 with multi-query attention (one kv head), exact GELU, optional biases
+ *   gptj        parallel attention + MLP (one shared norm), traditional partial RoPE, head with bias
+ * Their checkpoints name tensors their own way ("model.h.0.attn.c_attn"): each family gives
+ * the shared binder a rename table (mt_safetensors_set_renames) instead of binding itself.
+ * Their configs use GPT-2 key names (n_embd, n_head, ...): aliased to the decoder's keys
+ * after being checked under their own names.
+ * ref: mlx_lm/models/gpt_neox.py, stablelm.py, gpt2.py, gpt_bigcode.py, gptj.py. */
+#include <stdio.h>
+#include <string.h>
+#include "models/decoder_int.h"
+
+void mt_dec_add_positions(const mt_model *m, const size_t *rpos, size_t T, float *x, float *tmp) {
+    size_t H = (size_t)m->hp.hidden;
+    for (size_t t = 0; t < T; t++) {
+        mt_linear_row(&m->pos_embed, rpos[t], tmp);
+        for (size_t i = 0; i < H; i++) x[t * H + i] += tmp[i];
+    }
+}
+
+void mt_dec_qkv_per_head(float *qkv, size_t T, size_t heads, size_t hd, float *tmp) {
+    size_t qd = heads * hd;
+    for (size_t t = 0; t < T; t++) {
+        float *r = qkv + t * 3 * qd;
+        memcpy(tmp, r, 3 * qd * sizeof *r);
+        for (size_t h = 0; h < heads; h++)
+            for (size_t j = 0; j < 3; j++) memcpy(r + j * qd + h * hd, tmp + (3 * h + j) * hd, hd * sizeof *r);
+    }
+}
+
+/* config key `to` := the count under `from` (checked there; def when absent, required when def is 0),
+ * unless `to` is already set */
+static int alias_count(json_t *c, const char *from, const char *to, int def, mt_err *err) {
+    int v = 0;
+    MT_TRY(mt_cfg_count(c, from, def, &v, def == 0, err));
+    json_t *cur = json_object_get(c, to);
+    if (cur && !json_is_null(cur)) return MT_OK;
+    if (json_object_set_new(c, to, json_integer(v))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    return MT_OK;
+}
+
+/* the norm epsilon under `key` (>= 0) */
+static int norm_eps(mt_model *m, const char *key, double def, int required, mt_err *err) {
+    double eps = def;
+    MT_TRY(mt_cfg_real(mt_config_json(m->cfg), key, def, &eps, required, MT_CFG_NONNEG, err));
+    m->hp.norm_eps = (float)eps;
+    return MT_OK;
+}
+
+/* rotary dimensions: head_dim * pct, even and positive */
+static int rot_pct(mt_model *m, const char *key, int required, mt_err *err) {
+    double pct = 1;
+    MT_TRY(mt_cfg_real(mt_config_json(m->cfg), key, 1, &pct, required, MT_CFG_POS, err));
+    int d = (int)(m->hp.head_dim * pct);
+    if (pct > 1 || d < 2 || d % 2)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" %g gives %d rotary dimensions of head_dim %d (must be "
+                         "even, 2 or more, at most head_dim)", key, pct, d, m->hp.head_dim);
+    m->hp.rot_dims = d;
+    return MT_OK;
+}
+
+static void no_rope(mt_model *m) {
+    for (int i = 0; i < m->hp.n_layers; i++) m->layers[i].use_rope = 0;
+}
+
+/* n_positions learned positions; the context is that long */
+static int learned_positions(mt_model *m, mt_err *err) {
+    MT_TRY(mt_cfg_count(mt_config_json(m->cfg), "n_positions", 0, &m->hp.n_positions, 1, err));
+    return MT_OK;
+}
+
+static void positions_ctx(mt_model *m) {
+    m->ctx_len = (size_t)m->hp.n_positions;
+    snprintf(m->ctx_why, sizeof m->ctx_why, "n_positions (learned position embeddings)");
+}
+
+static const char *const neox_names[] = {
+    "model.layers", "model.h", "self_attn.qkv_proj", "attention.query_key_value", "self_attn.o_proj", "attention.dense",
+    "mlp.c_fc", "mlp.dense_h_to_4h", "mlp.c_proj", "mlp.dense_4h_to_h", "model.embed_tokens", "model.embed_in",
+    "model.norm", "model.final_layer_norm", "lm_head", "model.embed_out", NULL};
+
+static int gpt_neox_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int hidden = 0, par = 1;
+    MT_TRY(mt_cfg_count(c, "hidden_size", 0, &hidden, 1, err));
+    /* mlx-lm: the MLP is 4 x hidden whatever intermediate_size says, and every head has its own k/v */
+    if (json_object_set_new(c, "intermediate_size", json_integer(4 * (json_int_t)hidden)))
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
+    MT_TRY(mt_decoder_read_hp(m, err));
+    m->hp.n_kv_heads = m->hp.n_heads;
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
+                         m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.hidden / m->hp.n_heads;
+    double base = 10000;
+    MT_TRY(mt_cfg_real(c, "rotary_emb_base", 10000, &base, 1, MT_CFG_POS, err));
+    m->hp.rope_theta = (float)base;
+    m->rope_scaling = NULL;   /* mlx-lm's gpt_neox: plain RoPE */
+    MT_TRY(rot_pct(m, "rotary_pct", 1, err));
+    MT_TRY(norm_eps(m, "layer_norm_eps", 1e-5, 1, err));
+    MT_TRY(mt_cfg_bool(c, "use_parallel_residual", 1, &par, err));
+    m->hp.parallel_block = par ? MT_PAR_NORM2 : MT_PAR_NONE;
+    m->hp.norm_type = MT_NORM_LAYER;
+    m->hp.fused_qkv = m->hp.qkv_per_head = 1;
+    m->hp.mlp = MT_MLP_PLAIN;
+    m->hp.act = MT_ACT_GELU_TANH;
+    m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 1;
+    m->hp.tie_embeddings = 0;
+    m->no_mlx = "gpt_neox's parallel blocks are not in the mlx numerics";
+    mt_safetensors_set_renames(m->st, neox_names);
+    return mt_decoder_bind(m, err);
+}
+
+static int stablelm_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
+                         m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.hidden / m->hp.n_heads;
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+    m->rope_scaling = NULL;   /* mlx-lm's stablelm: plain RoPE */
+    MT_TRY(rot_pct(m, "partial_rotary_factor", 1, err));
+    MT_TRY(norm_eps(m, "layer_norm_eps", 1e-5, 1, err));
+    int qkv_bias = 0, par = 0, qkln = 0;
+    MT_TRY(mt_cfg_bool(c, "use_qkv_bias", 0, &qkv_bias, err));
+    if (!json_is_boolean(json_object_get(c, "use_qkv_bias")))
+        return mt_seterr(err, MT_EFORMAT, "config.json: missing \"use_qkv_bias\"");
+    MT_TRY(mt_cfg_bool(c, "use_parallel_residual", 0, &par, err));
+    MT_TRY(mt_cfg_bool(c, "qk_layernorm", 0, &qkln, err));
+    if (qkln) return mt_seterr(err, MT_EUNSUPPORTED, "config.json: stablelm's \"qk_layernorm\" is not supported yet");
+    m->hp.parallel_block = par ? MT_PAR_SHARED : MT_PAR_NONE;
+    m->hp.norm_type = MT_NORM_LAYER;
+    m->hp.attn_bias = qkv_bias;
+    m->hp.o_bias = m->hp.mlp_bias = 0;
+    m->hp.tie_embeddings = 0;
+    m->no_mlx = "stablelm's LayerNorm blocks are not in the mlx numerics";
+    return mt_decoder_bind(m, err);
+}
+
+/* gpt2 and gpt_bigcode: "n_*" keys, ln_1 / ln_2, attn.c_attn / c_proj, mlp.c_fc / c_proj */
+#define GPT2_LAYER_NAMES "input_layernorm", "ln_1", "post_attention_layernorm", "ln_2", \
+    "self_attn.qkv_proj", "attn.c_attn", "self_attn.o_proj", "attn.c_proj"
+static const char *const gpt2_names[] = {
+    "model.layers", "model.h", GPT2_LAYER_NAMES, "model.embed_tokens", "model.wte", "model.embed_positions", "model.wpe",
+    "model.norm", "model.ln_f", NULL};
+static const char *const bigcode_names[] = {
+    "model.layers", "transformer.h", GPT2_LAYER_NAMES, "model.embed_tokens", "transformer.wte",
+    "model.embed_positions", "transformer.wpe", "model.norm", "transformer.ln_f", NULL};
+
+/* the decoder's keys from the GPT-2 ones; inter: the MLP width (0: n_inner, required) */
+static int gpt2_keys(mt_model *m, int n_kv, int inter, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int hidden = 0;
+    MT_TRY(mt_cfg_count(c, "n_embd", 0, &hidden, 1, err));
+    MT_TRY(alias_count(c, "n_embd", "hidden_size", 0, err));
+    MT_TRY(alias_count(c, "n_head", "num_attention_heads", 0, err));
+    MT_TRY(alias_count(c, "n_layer", "num_hidden_layers", 0, err));
+    if (inter) {
+        if (json_object_set_new(c, "intermediate_size", json_integer(inter))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    } else {
+        MT_TRY(alias_count(c, "n_inner", "intermediate_size", 0, err));
+    }
+    MT_TRY(mt_decoder_read_hp(m, err));
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: n_embd %d is not a multiple of n_head %d", m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
+    m->hp.n_kv_heads = n_kv ? n_kv : m->hp.n_heads;
+    m->rope_scaling = NULL;
+    m->hp.norm_type = MT_NORM_LAYER;
+    return norm_eps(m, "layer_norm_epsilon", 1e-5, 1, err);
+}
+
+static int gpt2_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int hidden = 0;
+    MT_TRY(mt_cfg_count(c, "n_embd", 0, &hidden, 1, err));
+    if (hidden > 100000000) return mt_seterr(err, MT_EFORMAT, "config.json: \"n_embd\" %d is too large", hidden);
+    MT_TRY(gpt2_keys(m, 0, 4 * hidden, err));
+    MT_TRY(learned_positions(m, err));
+    m->hp.fused_qkv = 1;
+    m->hp.mlp = MT_MLP_PLAIN;
+    m->hp.act = MT_ACT_GELU_TANH;
+    m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 1;
+    m->hp.tie_embeddings = 1;   /* mlx-lm: the head is always wte */
+    m->no_mlx = "gpt2's learned positions are not in the mlx numerics";
+    mt_safetensors_set_renames(m->st, gpt2_names);
+    MT_TRY(mt_decoder_bind(m, err));
+    no_rope(m);
+    positions_ctx(m);
+    return MT_OK;
+}
+
+static int gpt_bigcode_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int mq = 1, n_head = 0;
+    MT_TRY(mt_cfg_bool(c, "multi_query", 1, &mq, err));
+    MT_TRY(mt_cfg_count(c, "n_head", 0, &n_head, 1, err));
+    MT_TRY(gpt2_keys(m, mq ? 1 : n_head, 0, err));
+    MT_TRY(learned_positions(m, err));
+    MT_TRY(mt_cfg_bool(c, "attention_bias", 1, &m->hp.attn_bias, err));
+    MT_TRY(mt_cfg_bool(c, "mlp_bias", 1, &m->hp.mlp_bias, err));
+    MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 1, &m->hp.tie_embeddings, err));
+    m->hp.o_bias = m->hp.attn_bias;
+    m->hp.fused_qkv = 1;
+    m->hp.mlp = MT_MLP_PLAIN;
+    m->hp.act = MT_ACT_GELU;
+    m->no_mlx = "gpt_bigcode's learned positions are not in the mlx numerics";
+    mt_safetensors_set_renames(m->st, bigcode_names);
+    MT_TRY(mt_decoder_bind(m, err));
+    no_rope(m);
+    positions_ctx(m);
+    return MT_OK;
+}
+
+static const char *const gptj_names[] = {
+    "model.layers", "model.h", "input_layernorm", "ln_1", "self_attn.q_proj", "attn.q_proj", "self_attn.k_proj",
+    "attn.k_proj", "self_attn.v_proj", "attn.v_proj", "self_attn.o_proj", "attn.out_proj", "mlp.c_fc", "mlp.fc_in",
+    "mlp.c_proj", "mlp.fc_out", "model.embed_tokens", "model.wte", "model.norm", "model.ln_f", NULL};
+
+static int gptj_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int hidden = 0, rot = 0;
+    /* mlx-lm's ModelArgs defaults (GPT-J 6B) for absent keys */
+    MT_TRY(mt_cfg_count(c, "n_embd", 4096, &hidden, 0, err));
+    if (hidden > 100000000) return mt_seterr(err, MT_EFORMAT, "config.json: \"n_embd\" %d is too large", hidden);
+    MT_TRY(alias_count(c, "n_embd", "hidden_size", 4096, err));
+    MT_TRY(alias_count(c, "n_head", "num_attention_heads", 16, err));
+    MT_TRY(alias_count(c, "n_layer", "num_hidden_layers", 28, err));
+    MT_TRY(alias_count(c, "vocab_size", "vocab_size", 50400, err));
+    if (json_object_set_new(c, "intermediate_size", json_integer(4 * (json_int_t)hidden)))
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
+    MT_TRY(mt_decoder_read_hp(m, err));
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: n_embd %d is not a multiple of n_head %d", m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.hidden / m->hp.n_heads;
+    m->hp.n_kv_heads = m->hp.n_heads;
+    json_t *rd = json_object_get(c, "rotary_dim");
+    rot = m->hp.head_dim;   /* mlx-lm: rotary_dim or head_dim (null or 0: head_dim; absent: 64) */
+    if (!rd) rot = 64;
+    else if (!json_is_null(rd) && !(json_is_number(rd) && json_number_value(rd) == 0))
+        MT_TRY(mt_cfg_count(c, "rotary_dim", 64, &rot, 1, err));
+    if (rot > m->hp.head_dim || rot % 2)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"rotary_dim\" %d must be even and at most the head size %d", rot,
+                         m->hp.head_dim);
+    m->hp.rot_dims = rot;
+    m->hp.rope_theta = 10000;   /* fixed in mlx-lm's gptj */
+    m->hp.rope_traditional = 1;
+    m->rope_scaling = NULL;
+    MT_TRY(norm_eps(m, "layer_norm_epsilon", 1e-5, 0, err));
+    int npos = 2048;
+    MT_TRY(mt_cfg_count(c, "n_positions", 2048, &npos, 0, err));
+    m->hp.parallel_block = MT_PAR_SHARED;
+    m->hp.norm_type = MT_NORM_LAYER;
+    m->hp.mlp = MT_MLP_PLAIN;
+    m->hp.act = MT_ACT_GELU_TANH;
+    m->hp.attn_bias = m->hp.o_bias = 0;
+    m->hp.mlp_bias = 1;
+    m->hp.tie_embeddings = 0;
+    m->hp.lm_head_bias = 1;
+    m->no_mlx = "gptj's parallel blocks are not in the mlx numerics";
+    mt_safetensors_set_renames(m->st, gptj_names);
+    return mt_decoder_bind(m, err);
+}
+
+const mt_family mt_family_gpt_neox = {"gpt_neox", gpt_neox_init, "parallel attention+MLP, fused qkv per head, partial rotary, LayerNorm"};
+const mt_family mt_family_stablelm = {"stablelm", stablelm_init, "LayerNorm with bias, partial rotary, optional parallel residual"};
+const mt_family mt_family_gpt2 = {"gpt2", gpt2_init, "learned absolute positions, fused qkv with bias, tanh GELU"};
+const mt_family mt_family_gpt_bigcode = {"gpt_bigcode", gpt_bigcode_init, "learned positions, multi-query attention, exact GELU"};
+const mt_family mt_family_gptj = {"gptj", gptj_init, "parallel attention+MLP with one norm, traditional partial RoPE, head bias"};

@@ -1,0 +1,49 @@
+"""GPT-style dense decoders (lib/models/dense_b.c): every mechanism the family has is on in
+its tiny config (parallel blocks, partial rotary, learned positions, multi-query, biases)."""
+
+# gpt2-style configs use their own key names
+_GPT = dict(n_embd=64, n_head=4, n_layer=2, n_positions=512, n_ctx=512, layer_norm_epsilon=1e-5,
+            vocab_size=384, torch_dtype="float32", bos_token_id=1, eos_token_id=2)
+
+FAMILIES = {
+    # parallel residual with two norms, fused qkv grouped per head, a quarter of each head rotated
+    "gptneox-tiny": dict(model_type="gpt_neox", hidden_size=64, num_attention_heads=4, num_hidden_layers=2,
+                         intermediate_size=256, layer_norm_eps=1e-5, vocab_size=384, rotary_emb_base=10000,
+                         rotary_pct=0.25, use_parallel_residual=True, max_position_embeddings=512,
+                         torch_dtype="float32", bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
+    # sequential blocks, q/k/v biases, GQA, partial rotary
+    "stablelm-tiny": dict(model_type="stablelm", hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                          num_hidden_layers=2, intermediate_size=128, layer_norm_eps=1e-5, vocab_size=384,
+                          rope_theta=10000.0, use_qkv_bias=True, partial_rotary_factor=0.5,
+                          use_parallel_residual=False, max_position_embeddings=512, torch_dtype="float32",
+                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
+    # parallel residual sharing the input norm
+    "stablelm-par": dict(model_type="stablelm", hidden_size=64, num_attention_heads=4, num_key_value_heads=4,
+                         num_hidden_layers=2, intermediate_size=128, layer_norm_eps=1e-5, vocab_size=384,
+                         rope_theta=10000.0, use_qkv_bias=False, partial_rotary_factor=0.25,
+                         use_parallel_residual=True, max_position_embeddings=512, torch_dtype="float32",
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
+    "gpt2-tiny": dict(_GPT, model_type="gpt2"),
+    # multi-query attention (one kv head), exact GELU, its own head
+    "gptbigcode-tiny": dict(_GPT, model_type="gpt_bigcode", n_inner=128, multi_query=True,
+                            tie_word_embeddings=False),
+    # parallel block with one norm, traditional RoPE on half of each head, head with a bias
+    "gptj-tiny": dict(_GPT, model_type="gptj", rotary_dim=8),
+}
+
+
+def SPREAD(cfg, k, v):
+    """The generator's default spread applied to the GPT names (wte, ln_f, embed_out, ...)."""
+    import mlx.core as mx
+    tied = cfg.get("tie_word_embeddings", True) and cfg["model_type"] in ("gpt2", "gpt_bigcode")
+    emb_scale, lin_scale = (1.0, 5.0) if tied else (12.0, 2.0)
+    parts = k.split(".")
+    mod = parts[-2] if len(parts) > 1 else k
+    final = mod in ("ln_f", "norm", "final_layer_norm")
+    if final and parts[-1] == "weight" and tied:
+        return v * 8.0 + 0.1 * mx.random.normal(v.shape)
+    if final or mod.startswith("ln_") or "layernorm" in mod:
+        return v + 0.1 * mx.random.normal(v.shape)
+    if mod in ("wte", "embed_in", "embed_tokens", "lm_head", "embed_out"):
+        return v * emb_scale
+    return v * lin_scale
