@@ -383,6 +383,20 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/starcoder2-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
         {"tests/data/models/phi3-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
         {"tests/data/models/mixtral-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        /* GPT-style families (dense_b.c) */
+        {"tests/data/models/gptneox-tiny", C, "rotary_pct", "0", "config.json: \"rotary_pct\" must be a finite, positive"},
+        {"tests/data/models/gptneox-tiny", C, "rotary_pct", "1.5", "config.json: \"rotary_pct\" 1.5 gives 24 rotary dimensions"},
+        {"tests/data/models/gptneox-tiny", C, "rotary_emb_base", "-1", "config.json: \"rotary_emb_base\" must be a finite, pos"},
+        {"tests/data/models/gptneox-tiny", C, "layer_norm_eps", "-1", "config.json: \"layer_norm_eps\" must be a finite, non-neg"},
+        {"tests/data/models/stablelm-tiny", C, "use_qkv_bias", "null", "config.json: missing \"use_qkv_bias\""},
+        {"tests/data/models/gpt2-tiny", C, "n_embd", "0", "config.json: \"n_embd\" must be a positive integer (got 0)"},
+        {"tests/data/models/gpt2-tiny", C, "n_embd", "66", "config.json: n_embd 66 is not a multiple of n_head 4"},
+        {"tests/data/models/gpt2-tiny", C, "n_positions", "0", "config.json: \"n_positions\" must be a positive integer"},
+        {"tests/data/models/gpt2-tiny", C, "layer_norm_epsilon", "-1", "config.json: \"layer_norm_epsilon\" must be a finite"},
+        {"tests/data/models/gptbigcode-tiny", C, "n_inner", "0", "config.json: \"n_inner\" must be a positive integer"},
+        {"tests/data/models/gptbigcode-tiny", C, "multi_query", "1", "config.json: \"multi_query\" must be true or false"},
+        {"tests/data/models/gptj-tiny", C, "rotary_dim", "9", "config.json: \"rotary_dim\" 9 must be even and at most the head size 16"},
+        {"tests/data/models/gptj-tiny", C, "rotary_dim", "-8", "config.json: \"rotary_dim\" must be a positive integer"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
@@ -422,6 +436,7 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/llama-tiny", "eos_token_id", "[2, 383]"},
         {"tests/data/models/llama-tiny", "rope_scaling", "{\"type\": \"linear\", \"factor\": 2}"},
         {"tests/data/embed/bert-tiny", "layer_norm_eps", "1e-5"},
+        {"tests/data/models/gptj-tiny", "rotary_dim", "null"},   /* mlx-lm: the whole head */
     };
     for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
         char *dir = variant(fine[i].src, "config.json", fine[i].key, fine[i].val);
@@ -433,6 +448,32 @@ static void test_config_checks(mt_pool *pool) {
         fixture_copy_free(dir);
     }
     printf("  config checks: %zu of %zu nonsense configs refused\n", refused, sizeof cases / sizeof *cases);
+}
+
+/* ---- learned absolute positions (gpt2): the context ends at n_positions ---- */
+static void test_learned_positions(mt_pool *pool) {
+    mt_err e = {0};
+    mt_model *m = NULL;
+    CHECK_OK(mt_model_load(&m, "tests/data/models/gpt2-tiny", pool, &e), &e);
+    if (!m) return;
+    size_t np = (size_t)m->hp.n_positions, V = (size_t)m->hp.vocab;
+    CHECK(np == 512 && m->ctx_len == np && strstr(m->ctx_why, "n_positions"));
+    int32_t *tok = calloc(np + 1, sizeof *tok);
+    float *lg = malloc(V * sizeof *lg);
+    for (size_t i = 0; i <= np; i++) tok[i] = (int32_t)(i * 31 % V);
+    mt_kvcache *c = NULL;
+    CHECK_OK(mt_kvcache_new(&c, m, &e), &e);
+    CHECK_OK(mt_model_forward(m, c, tok, np - 1, lg, 0, &e), &e);
+    int rc = mt_model_forward(m, c, tok, 2, lg, 0, &e);   /* positions 511, 512: past the table */
+    CHECK_MSG(rc == MT_EINVAL && strstr(e.msg, "position 512 is past the model's 512 learned positions") && c->len == np - 1,
+              "rc %d: %s (len %zu)", rc, e.msg, c->len);
+    CHECK_OK(mt_model_forward(m, c, tok, 1, lg, 0, &e), &e);   /* the last position is fine */
+    CHECK(c->len == np && mt_model_forward(m, c, tok, 1, lg, 0, &e) == MT_EINVAL);
+    printf("  gpt2-tiny: %zu learned positions, the next one refused: %s\n", np, e.msg);
+    mt_kvcache_free(c);
+    free(tok);
+    free(lg);
+    mt_model_free(m);
 }
 
 /* ---- NaN in the weights: the affected record fails, the others do not ---- */
@@ -671,6 +712,7 @@ int main(void) {
     test_config_checks(pool);
     test_nonfinite(pool);
     test_context(pool);
+    test_learned_positions(pool);
     test_observer(pool);
     test_kv_f16(pool);
     mt_pool_free(pool);
