@@ -347,9 +347,9 @@ int mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt
     char name[320];
     snprintf(name, sizeof name, "%s.weight", prefix);
     MT_TRY(bind_vec(m, name, n, &out->w, 1, err));
-    if (m->hp.norm_type == MT_NORM_RMS_P1)
+    if (m->hp.norm_type == MT_NORM_RMS_P1 || m->hp.norm_type == MT_NORM_LAYER_P1)
         for (size_t i = 0; i < n; i++) out->w[i] += 1.0f;
-    if (m->hp.norm_type == MT_NORM_LAYER) {
+    if (m->hp.norm_type == MT_NORM_LAYER || m->hp.norm_type == MT_NORM_LAYER_P1) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         MT_TRY(bind_vec(m, name, n, &out->b, 1, err));
     }
@@ -360,7 +360,7 @@ void mt_dec_norm_free(mt_norm *n) { free(n->w); free(n->b); }
 
 void mt_dec_norm(const mt_model *m, const mt_norm *nm, float *out, const float *x, size_t T, size_t n) {
     for (size_t t = 0; t < T; t++) {
-        if (m->hp.norm_type == MT_NORM_LAYER) mt_layernorm(out + t * n, x + t * n, nm->w, nm->b, n, m->hp.norm_eps);
+        if (m->hp.norm_type >= MT_NORM_LAYER) mt_layernorm(out + t * n, x + t * n, nm->w, nm->b, n, m->hp.norm_eps);
         else mt_rmsnorm(out + t * n, x + t * n, nm->w, n, m->hp.norm_eps);
     }
 }
@@ -1178,6 +1178,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             hid = gg;
         } else {
             if (hp->act == MT_ACT_SILU) mt_silu(g, T * I);
+            else if (hp->act == MT_ACT_RELU2) for (size_t i = 0; i < T * I; i++) g[i] = g[i] > 0 ? g[i] * g[i] : 0;
             else if (hp->act == MT_ACT_GELU) mt_gelu(g, T * I);
             else mt_gelu_tanh(g, T * I);
         }

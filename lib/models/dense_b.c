@@ -6,11 +6,14 @@
  *   gpt2        learned absolute positions (no RoPE), fused qkv with bias, tanh-GELU MLP, tied head
  *   gpt_bigcode gpt2 with multi-query attention (one kv head), exact GELU, optional biases
  *   gptj        parallel attention + MLP (one shared norm), traditional partial RoPE, head with bias
+ *   nemotron    LayerNorm with weight 1 + w and bias, relu^2 plain MLP (up, down), partial rotary
+ *   seed_oss    llama with q/k/v biases and a separate output-projection bias switch
  * Their checkpoints name tensors their own way ("model.h.0.attn.c_attn"): each family gives
  * the shared binder a rename table (mt_safetensors_set_renames) instead of binding itself.
  * Their configs use GPT-2 key names (n_embd, n_head, ...): aliased to the decoder's keys
  * after being checked under their own names.
- * ref: mlx_lm/models/gpt_neox.py, stablelm.py, gpt2.py, gpt_bigcode.py, gptj.py. */
+ * ref: mlx_lm/models/gpt_neox.py, stablelm.py, gpt2.py, gpt_bigcode.py, gptj.py, nemotron.py,
+ *      seed_oss.py. */
 #include <stdio.h>
 #include <string.h>
 #include "models/decoder_int.h"
@@ -53,9 +56,9 @@ static int norm_eps(mt_model *m, const char *key, double def, int required, mt_e
 }
 
 /* rotary dimensions: head_dim * pct, even and positive */
-static int rot_pct(mt_model *m, const char *key, int required, mt_err *err) {
-    double pct = 1;
-    MT_TRY(mt_cfg_real(mt_config_json(m->cfg), key, 1, &pct, required, MT_CFG_POS, err));
+static int rot_pct(mt_model *m, const char *key, double def, int required, mt_err *err) {
+    double pct = def;
+    MT_TRY(mt_cfg_real(mt_config_json(m->cfg), key, def, &pct, required, MT_CFG_POS, err));
     int d = (int)(m->hp.head_dim * pct);
     if (pct > 1 || d < 2 || d % 2)
         return mt_seterr(err, MT_EFORMAT, "config.json: \"%s\" %g gives %d rotary dimensions of head_dim %d (must be "
@@ -101,7 +104,7 @@ static int gpt_neox_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_cfg_real(c, "rotary_emb_base", 10000, &base, 1, MT_CFG_POS, err));
     m->hp.rope_theta = (float)base;
     m->rope_scaling = NULL;   /* mlx-lm's gpt_neox: plain RoPE */
-    MT_TRY(rot_pct(m, "rotary_pct", 1, err));
+    MT_TRY(rot_pct(m, "rotary_pct", 1, 1, err));
     MT_TRY(norm_eps(m, "layer_norm_eps", 1e-5, 1, err));
     MT_TRY(mt_cfg_bool(c, "use_parallel_residual", 1, &par, err));
     m->hp.parallel_block = par ? MT_PAR_NORM2 : MT_PAR_NONE;
@@ -125,7 +128,7 @@ static int stablelm_init(mt_model *m, mt_err *err) {
     m->hp.head_dim = m->hp.hidden / m->hp.n_heads;
     MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
     m->rope_scaling = NULL;   /* mlx-lm's stablelm: plain RoPE */
-    MT_TRY(rot_pct(m, "partial_rotary_factor", 1, err));
+    MT_TRY(rot_pct(m, "partial_rotary_factor", 1, 1, err));
     MT_TRY(norm_eps(m, "layer_norm_eps", 1e-5, 1, err));
     int qkv_bias = 0, par = 0, qkln = 0;
     MT_TRY(mt_cfg_bool(c, "use_qkv_bias", 0, &qkv_bias, err));
@@ -268,8 +271,42 @@ static int gptj_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* nemotron: the plain MLP is up_proj, relu^2, down_proj */
+static const char *const nemotron_names[] = {"mlp.c_fc", "mlp.up_proj", "mlp.c_proj", "mlp.down_proj", NULL};
+
+static int nemotron_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    MT_TRY(norm_eps(m, "norm_eps", 1e-5, 1, err));
+    MT_TRY(rot_pct(m, "partial_rotary_factor", 0.5, 0, err));
+    json_t *rs = m->rope_scaling;
+    if (rs && !json_is_null(rs)) {   /* mlx-lm's nemotron takes linear scaling only */
+        json_t *t = json_is_object(rs) ? json_object_get(rs, "type") : NULL;
+        if (!json_is_string(t) || strcmp(json_string_value(t), "linear"))
+            return mt_seterr(err, MT_EUNSUPPORTED, "config.json: nemotron's rope_scaling must be {\"type\": \"linear\", ...}");
+    }
+    MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 0, &m->hp.tie_embeddings, err));
+    m->hp.norm_type = MT_NORM_LAYER_P1;
+    m->hp.mlp = MT_MLP_PLAIN;
+    m->hp.act = MT_ACT_RELU2;
+    m->no_mlx = "nemotron's LayerNorm1P and relu^2 are not in the mlx numerics";
+    mt_safetensors_set_renames(m->st, nemotron_names);
+    return mt_decoder_bind(m, err);
+}
+
+/* seed_oss: llama with its own bias switches for q/k/v and o */
+static int seed_oss_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    if (!json_is_number(json_object_get(c, "head_dim"))) return mt_seterr(err, MT_EFORMAT, "config.json: missing \"head_dim\"");
+    MT_TRY(mt_cfg_bool(c, "attention_out_bias", 0, &m->hp.o_bias, err));
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_gpt_neox = {"gpt_neox", gpt_neox_init, "parallel attention+MLP, fused qkv per head, partial rotary, LayerNorm"};
 const mt_family mt_family_stablelm = {"stablelm", stablelm_init, "LayerNorm with bias, partial rotary, optional parallel residual"};
 const mt_family mt_family_gpt2 = {"gpt2", gpt2_init, "learned absolute positions, fused qkv with bias, tanh GELU"};
 const mt_family mt_family_gpt_bigcode = {"gpt_bigcode", gpt_bigcode_init, "learned positions, multi-query attention, exact GELU"};
 const mt_family mt_family_gptj = {"gptj", gptj_init, "parallel attention+MLP with one norm, traditional partial RoPE, head bias"};
+const mt_family mt_family_nemotron = {"nemotron", nemotron_init, "LayerNorm with 1 + w, relu^2 plain MLP, partial rotary"};
+const mt_family mt_family_seed_oss = {"seed_oss", seed_oss_init, "separate q/k/v and output projection biases"};

@@ -16,8 +16,9 @@
 #include "io/safetensors.h"
 #include "tensor/linear.h"
 
-enum { MT_ACT_SILU = 0, MT_ACT_GELU, MT_ACT_GELU_TANH };
-enum { MT_NORM_RMS = 0, MT_NORM_RMS_P1 /* weight 1 + w (gemma) */, MT_NORM_LAYER /* LayerNorm w, b */ };
+enum { MT_ACT_SILU = 0, MT_ACT_GELU, MT_ACT_GELU_TANH, MT_ACT_RELU2 /* relu(x)^2, plain MLPs (nemotron) */ };
+enum { MT_NORM_RMS = 0, MT_NORM_RMS_P1 /* weight 1 + w (gemma) */, MT_NORM_LAYER /* LayerNorm w, b */,
+       MT_NORM_LAYER_P1 /* LayerNorm 1 + w, b (nemotron) */ };
 /* Where the norms sit in a block:
  *   PRE      x += attn(n1(x)); x += mlp(n2(x))                 (llama; n1 input_layernorm, n2 post_attention_layernorm)
  *   SANDWICH x += n2(attn(n1(x))); x += n4(mlp(n3(x)))         (gemma2/3; + pre/post_feedforward_layernorm)

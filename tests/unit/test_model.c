@@ -397,6 +397,10 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/gptbigcode-tiny", C, "multi_query", "1", "config.json: \"multi_query\" must be true or false"},
         {"tests/data/models/gptj-tiny", C, "rotary_dim", "9", "config.json: \"rotary_dim\" 9 must be even and at most the head size 16"},
         {"tests/data/models/gptj-tiny", C, "rotary_dim", "-8", "config.json: \"rotary_dim\" must be a positive integer"},
+        {"tests/data/models/nemotron-tiny", C, "norm_eps", "-1", "config.json: \"norm_eps\" must be a finite, non-negative"},
+        {"tests/data/models/nemotron-tiny", C, "partial_rotary_factor", "0.01", "config.json: \"partial_rotary_factor\" 0.01 gives 0"},
+        {"tests/data/models/seedoss-tiny", C, "head_dim", "null", "config.json: missing \"head_dim\""},
+        {"tests/data/models/seedoss-tiny", C, "attention_out_bias", "0", "config.json: \"attention_out_bias\" must be true or"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},

@@ -47,3 +47,19 @@ def SPREAD(cfg, k, v):
     if mod in ("wte", "embed_in", "embed_tokens", "lm_head", "embed_out"):
         return v * emb_scale
     return v * lin_scale
+
+FAMILIES.update({
+    # LayerNorm 1 + w with bias, relu^2 MLP, half of each head rotated, linear RoPE scaling, biases
+    "nemotron-tiny": dict(model_type="nemotron", hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                          num_hidden_layers=2, intermediate_size=128, norm_eps=1e-5, vocab_size=384,
+                          hidden_act="relu2", partial_rotary_factor=0.5, rope_theta=10000.0,
+                          rope_scaling={"type": "linear", "factor": 2.0}, attention_bias=True, mlp_bias=True,
+                          max_position_embeddings=512, torch_dtype="float32", bos_token_id=1, eos_token_id=2,
+                          tie_word_embeddings=False),
+    # q/k/v biases without an output bias, head_dim apart from hidden / heads
+    "seedoss-tiny": dict(model_type="seed_oss", hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=24, num_hidden_layers=2, intermediate_size=128, rms_norm_eps=1e-5,
+                         vocab_size=384, rope_theta=10000.0, attention_bias=True, attention_out_bias=False,
+                         mlp_bias=False, max_position_embeddings=512, torch_dtype="float32", bos_token_id=1,
+                         eos_token_id=2, tie_word_embeddings=False),
+})
