@@ -8,13 +8,16 @@
  *   gptj        parallel attention + MLP (one shared norm), traditional partial RoPE, head with bias
  *   nemotron    LayerNorm with weight 1 + w and bias, relu^2 plain MLP (up, down), partial rotary
  *   seed_oss    llama with q/k/v biases and a separate output-projection bias switch
+ *   apertus     up, xIELU (per-layer learned scalars), down as an mt_ffn; q/k RMSNorm per head
  * Their checkpoints name tensors their own way ("model.h.0.attn.c_attn"): each family gives
  * the shared binder a rename table (mt_safetensors_set_renames) instead of binding itself.
  * Their configs use GPT-2 key names (n_embd, n_head, ...): aliased to the decoder's keys
  * after being checked under their own names.
  * ref: mlx_lm/models/gpt_neox.py, stablelm.py, gpt2.py, gpt_bigcode.py, gptj.py, nemotron.py,
- *      seed_oss.py. */
+ *      seed_oss.py, apertus.py, activations.py. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "models/decoder_int.h"
 
@@ -303,6 +306,84 @@ static int seed_oss_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* apertus: up_proj, xIELU (learned per layer), down_proj; q/k RMSNorm per head */
+typedef struct xielu_mlp {
+    mt_linear up, down;
+    float ap, an, beta, eps;   /* softplus(alpha_p), beta + softplus(alpha_n), beta, eps */
+} xielu_mlp;
+
+static float softplus(float x) { return x > 20 ? x : log1pf(expf(x)); }
+
+static int xielu_forward(const mt_fwd *f, int layer, const float *in, float *out, mt_err *err) {
+    const xielu_mlp *w = f->m->layers[layer].ffd;
+    size_t T = f->T, I = w->up.out;
+    float *h = malloc(T * I * sizeof *h);
+    if (!h) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    mt_dec_observe(f->m, layer, "mlp.up_proj", in, T, w->up.in);
+    mt_dec_linear(f, &w->up, in, T, h);
+    for (size_t i = 0; i < T * I; i++) {
+        float x = h[i];
+        h[i] = x > 0 ? w->ap * x * x + w->beta * x : (expm1f(x < w->eps ? x : w->eps) - x) * w->an + w->beta * x;
+    }
+    mt_dec_observe(f->m, layer, "mlp.down_proj", h, T, I);
+    mt_dec_linear(f, &w->down, h, T, out);
+    free(h);
+    return MT_OK;
+}
+
+static const mt_ffn xielu_ffn = {"xielu", xielu_forward, free};
+
+static int apertus_bind_layer(mt_model *m, int layer, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[layer];
+    xielu_mlp *w = calloc(1, sizeof *w);
+    if (!w) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    L->ffn = &xielu_ffn;
+    L->ffd = w;
+    size_t H = (size_t)m->hp.hidden, I = (size_t)m->hp.inter;
+    int mb = m->hp.mlp_bias ? 1 : -1;
+    char p[256];
+    snprintf(p, sizeof p, "model.layers.%d.mlp.up_proj", layer);
+    MT_TRY(mt_linear_bind(&w->up, m->st, m->cfg, p, I, H, mb, err));
+    snprintf(p, sizeof p, "model.layers.%d.mlp.down_proj", layer);
+    MT_TRY(mt_linear_bind(&w->down, m->st, m->cfg, p, H, I, mb, err));
+    static const char *const nm[4] = {"alpha_p", "alpha_n", "beta", "eps"};
+    float v[4];
+    for (int k = 0; k < 4; k++) {
+        snprintf(p, sizeof p, "model.layers.%d.mlp.act_fn.%s", layer, nm[k]);
+        MT_TRY(mt_safetensors_read_f32(m->st, p, &v[k], 1, 0, err));
+        if (!isfinite(v[k])) return mt_seterr(err, MT_EFORMAT, "tensor '%s' is not finite", p);
+    }
+    w->ap = softplus(v[0]);
+    w->beta = v[2];
+    w->an = v[2] + softplus(v[1]);
+    w->eps = v[3];
+    *bound = MT_BOUND_MLP;
+    return MT_OK;
+}
+
+static const char *const apertus_names[] = {"input_layernorm", "attention_layernorm", "post_attention_layernorm",
+                                            "feedforward_layernorm", NULL};
+
+static int apertus_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
+                         m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));
+    static const char *const need[] = {"mlp_bias", "attention_bias", "tie_word_embeddings", "rms_norm_eps",
+                                       "max_position_embeddings"};
+    for (size_t k = 0; k < sizeof need / sizeof *need; k++)   /* mlx-lm's ModelArgs has no defaults for them */
+        if (!json_object_get(c, need[k])) return mt_seterr(err, MT_EFORMAT, "config.json: missing \"%s\"", need[k]);
+    m->hp.attn_bias = m->hp.o_bias = 0;   /* whatever attention_bias says */
+    m->hp.qk_norm = MT_QKNORM_HEAD;
+    m->bind_layer = apertus_bind_layer;
+    m->no_mlx = "apertus's xIELU is not in the mlx numerics";
+    mt_safetensors_set_renames(m->st, apertus_names);
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_gpt_neox = {"gpt_neox", gpt_neox_init, "parallel attention+MLP, fused qkv per head, partial rotary, LayerNorm"};
 const mt_family mt_family_stablelm = {"stablelm", stablelm_init, "LayerNorm with bias, partial rotary, optional parallel residual"};
 const mt_family mt_family_gpt2 = {"gpt2", gpt2_init, "learned absolute positions, fused qkv with bias, tanh GELU"};
@@ -310,3 +391,4 @@ const mt_family mt_family_gpt_bigcode = {"gpt_bigcode", gpt_bigcode_init, "learn
 const mt_family mt_family_gptj = {"gptj", gptj_init, "parallel attention+MLP with one norm, traditional partial RoPE, head bias"};
 const mt_family mt_family_nemotron = {"nemotron", nemotron_init, "LayerNorm with 1 + w, relu^2 plain MLP, partial rotary"};
 const mt_family mt_family_seed_oss = {"seed_oss", seed_oss_init, "separate q/k/v and output projection biases"};
+const mt_family mt_family_apertus = {"apertus", apertus_init, "xIELU MLP with learned per-layer parameters, q/k norms"};

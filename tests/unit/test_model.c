@@ -400,6 +400,8 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/nemotron-tiny", C, "norm_eps", "-1", "config.json: \"norm_eps\" must be a finite, non-negative"},
         {"tests/data/models/nemotron-tiny", C, "partial_rotary_factor", "0.01", "config.json: \"partial_rotary_factor\" 0.01 gives 0"},
         {"tests/data/models/seedoss-tiny", C, "head_dim", "null", "config.json: missing \"head_dim\""},
+        {"tests/data/models/apertus-tiny", C, "rope_theta", "null", "config.json: missing \"rope_theta\""},
+        {"tests/data/models/apertus-tiny", C, "num_attention_heads", "6", "config.json: hidden_size 64 is not a multiple of num_attention_heads 6"},
         {"tests/data/models/seedoss-tiny", C, "attention_out_bias", "0", "config.json: \"attention_out_bias\" must be true or"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},

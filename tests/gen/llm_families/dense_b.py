@@ -40,6 +40,8 @@ def SPREAD(cfg, k, v):
     parts = k.split(".")
     mod = parts[-2] if len(parts) > 1 else k
     final = mod in ("ln_f", "norm", "final_layer_norm")
+    if mod == "act_fn":  # xIELU's learned scalars: a different activation in every layer
+        return v if parts[-1] == "eps" else v + 0.3 * mx.random.normal(v.shape)
     if final and parts[-1] == "weight" and tied:
         return v * 8.0 + 0.1 * mx.random.normal(v.shape)
     if final or mod.startswith("ln_") or "layernorm" in mod:
@@ -62,4 +64,13 @@ FAMILIES.update({
                          vocab_size=384, rope_theta=10000.0, attention_bias=True, attention_out_bias=False,
                          mlp_bias=False, max_position_embeddings=512, torch_dtype="float32", bos_token_id=1,
                          eos_token_id=2, tie_word_embeddings=False),
+})
+
+FAMILIES.update({
+    # xIELU MLP (per-layer alpha_p / alpha_n / beta / eps), q/k norms per head, renamed block norms
+    "apertus-tiny": dict(model_type="apertus", hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=2, intermediate_size=128, mlp_bias=False, attention_bias=False,
+                         rms_norm_eps=1e-5, vocab_size=384, max_position_embeddings=512, rope_theta=10000.0,
+                         post_norm=False, qk_norm=True, torch_dtype="float32", bos_token_id=1, eos_token_id=2,
+                         tie_word_embeddings=False),
 })
