@@ -739,6 +739,7 @@ void mt_model_free(mt_model *m) {
             mt_layer *L = &m->layers[i];
             mt_dec_norm_free(&L->n1); mt_dec_norm_free(&L->n2); mt_dec_norm_free(&L->n3); mt_dec_norm_free(&L->n4);
             mt_dec_norm_free(&L->q_norm); mt_dec_norm_free(&L->k_norm);
+            mt_dec_norm_free(&L->o_in_norm); mt_dec_norm_free(&L->down_in_norm);
             free(L->exp_gate);
             if (L->mixer && L->mixer->free) L->mixer->free(L->mix);
             if (L->ffn && L->ffn->free) L->ffn->free(L->ffd);
@@ -1135,6 +1136,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (!rows1 && attn_blocks_ok(&ac))
             mt_pool_for(m->pool, (size_t)hp->n_kv_heads * ((T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
         else mt_pool_for(m->pool, T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
+        if (L->o_in_norm.w) mt_dec_norm(m, &L->o_in_norm, att, att, T, qd);
         mt_dec_observe(m, l, "self_attn.o_proj", att, T, qd);
         lin_rows(rows1, &L->o, att, T, br, work, m->pool);
     attn_done:
@@ -1172,7 +1174,9 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             }
             if (hp->act == MT_ACT_SILU) mt_swiglu(gg, uu, T * I);
             else {
-                if (hp->act == MT_ACT_GELU) mt_gelu(gg, T * I); else mt_gelu_tanh(gg, T * I);
+                if (hp->act == MT_ACT_GELU) mt_gelu(gg, T * I);
+                else if (hp->act == MT_ACT_RELU2) for (size_t i = 0; i < T * I; i++) gg[i] = gg[i] > 0 ? gg[i] * gg[i] : 0;
+                else mt_gelu_tanh(gg, T * I);
                 for (size_t i = 0; i < T * I; i++) gg[i] *= uu[i];
             }
             hid = gg;
@@ -1182,6 +1186,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             else if (hp->act == MT_ACT_GELU) mt_gelu(g, T * I);
             else mt_gelu_tanh(g, T * I);
         }
+        if (L->down_in_norm.w) mt_dec_norm(m, &L->down_in_norm, hid, hid, T, I);
         mt_dec_observe(m, l, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj", hid, T, I);
         lin_rows(rows1, &L->down, hid, T, br, work, m->pool);
     mlp_done:

@@ -9,17 +9,21 @@
  *   nemotron    LayerNorm with weight 1 + w and bias, relu^2 plain MLP (up, down), partial rotary
  *   seed_oss    llama with q/k/v biases and a separate output-projection bias switch
  *   apertus     up, xIELU (per-layer learned scalars), down as an mt_ffn; q/k RMSNorm per head
+ *   bitnet      BitNet b1.58: packed ternary projections (tensor/bitlinear.c), RMSNorm on the attention
+ *               output and the MLP hidden rows, relu^2 gated MLP
  * Their checkpoints name tensors their own way ("model.h.0.attn.c_attn"): each family gives
  * the shared binder a rename table (mt_safetensors_set_renames) instead of binding itself.
  * Their configs use GPT-2 key names (n_embd, n_head, ...): aliased to the decoder's keys
  * after being checked under their own names.
  * ref: mlx_lm/models/gpt_neox.py, stablelm.py, gpt2.py, gpt_bigcode.py, gptj.py, nemotron.py,
- *      seed_oss.py, apertus.py, activations.py. */
+ *      seed_oss.py, apertus.py, activations.py,
+ *      bitnet.py, bitlinear_layers.py. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "models/decoder_int.h"
+#include "tensor/bitlinear.h"
 
 void mt_dec_add_positions(const mt_model *m, const size_t *rpos, size_t T, float *x, float *tmp) {
     size_t H = (size_t)m->hp.hidden;
@@ -384,6 +388,46 @@ static int apertus_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* bitnet: every projection of the blocks a packed ternary BitLinear (tensor/bitlinear.h), an
+ * RMSNorm on the attention output before o_proj and on relu^2(gate) * up before down_proj */
+static int bitnet_bind_layer(mt_model *m, int layer, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[layer];
+    const mt_decoder_hp *hp = &m->hp;
+    size_t H = (size_t)hp->hidden, I = (size_t)hp->inter, hd = (size_t)hp->head_dim;
+    size_t qd = (size_t)hp->n_heads * hd, kvd = (size_t)hp->n_kv_heads * hd;
+    int ab = hp->attn_bias ? 1 : -1, mb = hp->mlp_bias ? 1 : -1;
+    char p[256];
+    struct { mt_linear *l; const char *sub; size_t out, in; int bias; } lin[] = {
+        {&L->q, "self_attn.q_proj", qd, H, ab}, {&L->k, "self_attn.k_proj", kvd, H, ab},
+        {&L->v, "self_attn.v_proj", kvd, H, ab}, {&L->o, "self_attn.o_proj", H, qd, ab},
+        {&L->gate, "mlp.gate_proj", I, H, mb}, {&L->up, "mlp.up_proj", I, H, mb}, {&L->down, "mlp.down_proj", H, I, mb}};
+    for (size_t k = 0; k < sizeof lin / sizeof *lin; k++) {
+        snprintf(p, sizeof p, "model.layers.%d.%s", layer, lin[k].sub);
+        MT_TRY(mt_bitlinear_bind(lin[k].l, m->st, p, lin[k].out, lin[k].in, lin[k].bias, 0, err));
+    }
+    snprintf(p, sizeof p, "model.layers.%d.self_attn.attn_sub_norm", layer);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->o_in_norm, err));
+    snprintf(p, sizeof p, "model.layers.%d.mlp.ffn_sub_norm", layer);
+    MT_TRY(mt_dec_bind_norm(m, p, I, &L->down_in_norm, err));
+    *bound = MT_BOUND_ATTN | MT_BOUND_MLP;
+    return MT_OK;
+}
+
+static int bitnet_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    /* attn_sub_norm is over hidden_size features: the heads must fill it exactly */
+    if ((size_t)m->hp.n_heads * (size_t)m->hp.head_dim != (size_t)m->hp.hidden)
+        return mt_seterr(err, MT_EFORMAT, "config.json: %d heads of %d do not make hidden_size %d (bitnet's attn_sub_norm)",
+                         m->hp.n_heads, m->hp.head_dim, m->hp.hidden);
+    const mt_tensor_view *lm = mt_safetensors_get(m->st, "lm_head.weight");
+    if (lm && lm->dtype == MT_U8)
+        return mt_seterr(err, MT_EUNSUPPORTED, "bitnet: a ternary lm_head is not supported");
+    m->hp.act = MT_ACT_RELU2;
+    m->bind_layer = bitnet_bind_layer;
+    m->no_mlx = "bitnet's ternary layers are not in the mlx numerics";
+    return mt_decoder_bind(m, err);
+}
+
 const mt_family mt_family_gpt_neox = {"gpt_neox", gpt_neox_init, "parallel attention+MLP, fused qkv per head, partial rotary, LayerNorm"};
 const mt_family mt_family_stablelm = {"stablelm", stablelm_init, "LayerNorm with bias, partial rotary, optional parallel residual"};
 const mt_family mt_family_gpt2 = {"gpt2", gpt2_init, "learned absolute positions, fused qkv with bias, tanh GELU"};
@@ -392,3 +436,4 @@ const mt_family mt_family_gptj = {"gptj", gptj_init, "parallel attention+MLP wit
 const mt_family mt_family_nemotron = {"nemotron", nemotron_init, "LayerNorm with 1 + w, relu^2 plain MLP, partial rotary"};
 const mt_family mt_family_seed_oss = {"seed_oss", seed_oss_init, "separate q/k/v and output projection biases"};
 const mt_family mt_family_apertus = {"apertus", apertus_init, "xIELU MLP with learned per-layer parameters, q/k norms"};
+const mt_family mt_family_bitnet = {"bitnet", bitnet_init, "packed ternary (1.58-bit) projections, sub-norms, relu^2 gated MLP"};

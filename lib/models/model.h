@@ -106,6 +106,9 @@ typedef struct mt_layer {
     const mt_ffn *ffn;             /* set: runs instead of the MLP / MoE */
     void *ffd;                     /* its bound weights, freed by ffn->free */
     int no_mlp;                    /* the block has no MLP branch (a lone mixer, e.g. Mamba) */
+    /* sub-norms (bitnet): the attention output before o_proj, the gated MLP's hidden rows before
+     * down_proj (w == NULL: none; the family binds them) */
+    mt_norm o_in_norm, down_in_norm;
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };

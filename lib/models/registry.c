@@ -9,7 +9,8 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
 /* GPT-style dense decoders (dense_b.c) */
 extern const mt_family mt_family_gpt_neox, mt_family_stablelm, mt_family_gpt2, mt_family_gpt_bigcode, mt_family_gptj,
-    mt_family_nemotron, mt_family_seed_oss, mt_family_apertus;
+    mt_family_nemotron, mt_family_seed_oss, mt_family_apertus,
+    mt_family_bitnet;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -35,6 +36,7 @@ static const mt_family *const families[] = {
     &mt_family_nemotron,
     &mt_family_seed_oss,
     &mt_family_apertus,
+    &mt_family_bitnet,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

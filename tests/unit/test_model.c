@@ -401,6 +401,8 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/nemotron-tiny", C, "partial_rotary_factor", "0.01", "config.json: \"partial_rotary_factor\" 0.01 gives 0"},
         {"tests/data/models/seedoss-tiny", C, "head_dim", "null", "config.json: missing \"head_dim\""},
         {"tests/data/models/apertus-tiny", C, "rope_theta", "null", "config.json: missing \"rope_theta\""},
+        {"tests/data/models/bitnet-tiny", C, "head_dim", "8", "config.json: 4 heads of 8 do not make hidden_size 64"},
+        {"tests/data/models/bitnet-tiny", C, "intermediate_size", "130", "'model.layers.0.mlp.gate_proj': 130 output rows are not"},
         {"tests/data/models/apertus-tiny", C, "num_attention_heads", "6", "config.json: hidden_size 64 is not a multiple of num_attention_heads 6"},
         {"tests/data/models/seedoss-tiny", C, "attention_out_bias", "0", "config.json: \"attention_out_bias\" must be true or"},
         /* decoder embedders load through the same code */

@@ -74,3 +74,59 @@ FAMILIES.update({
                          post_norm=False, qk_norm=True, torch_dtype="float32", bos_token_id=1, eos_token_id=2,
                          tie_word_embeddings=False),
 })
+
+# BitNet b1.58: packed ternary projections.  mlx-lm multiplies them with a Metal kernel, which
+# this Linux CPU lacks: the goldens come from the same arithmetic in plain mlx ops (the
+# weights unpacked, x W^T times the scale, as the kernel computes it), patched in below.
+FAMILIES.update({
+    "bitnet-tiny": dict(model_type="bitnet", hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                        num_hidden_layers=2, intermediate_size=128, rms_norm_eps=1e-5, vocab_size=384,
+                        rope_theta=10000.0, max_position_embeddings=512, torch_dtype="float32",
+                        bos_token_id=1, eos_token_id=2, tie_word_embeddings=True,
+                        quantization_config={"quant_method": "bitnet", "linear_class": "autobitlinear",
+                                             "quantization_mode": "offline", "modules_to_not_convert": ["lm_head"]}),
+})
+QUANT = {"bitnet-tiny": []}  # already 1.58-bit: no affine forms
+
+
+def _bitlinear_on_cpu():
+    import mlx.core as mx
+    from mlx_lm.models import bitlinear_layers as bl
+
+    def matmul(self, x, packed):
+        shape = x.shape
+        w = mx.concatenate([((packed >> (2 * i)) & 3).astype(mx.float32) - 1.0 for i in range(4)], axis=0)
+        y = x.reshape(-1, shape[-1]).astype(mx.float32) @ w.T
+        s = self.weight_scale.astype(mx.float32)
+        y = (y / s if self.invert_weight_scales else y * s).astype(self.weight_scale.dtype)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    bl.BitLinear.execute_matmul_kernel = matmul
+
+
+_bitlinear_on_cpu()
+
+
+def BUILD(cfg, seed):
+    if cfg["model_type"] != "bitnet":
+        return None
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import bitnet
+    mx.random.seed(seed)
+    model = bitnet.Model(bitnet.ModelArgs.from_dict(cfg))
+    out = []
+    for k, v in tree_flatten(model.parameters()):
+        if v.dtype == mx.uint8:  # four ternary codes (0, 1, 2 = -1, 0, 1) per byte
+            c = [mx.random.randint(0, 3, v.shape).astype(mx.uint8) for _ in range(4)]
+            v = c[0] | (c[1] << 2) | (c[2] << 4) | (c[3] << 6)
+        elif k.endswith("weight_scale"):
+            v = mx.random.uniform(0.15, 0.45, v.shape)
+        elif k == "model.norm.weight":
+            v = v * 8.0 + 0.1 * mx.random.normal(v.shape)
+        elif "norm" in k:
+            v = v + 0.1 * mx.random.normal(v.shape)
+        out.append((k, v))
+    model.load_weights(out)
+    mx.eval(model.parameters())
+    return model
