@@ -32,6 +32,18 @@ from mlx_lm.utils import load_model
 from mlx_lm.generate import generate_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _family_modules():
+    """The fixture modules of tests/gen/llm_families/: some patch mlx-lm to run here (bitnet's
+    Metal kernel as plain mlx ops)."""
+    import glob, importlib.util
+    for f in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "llm_families", "*.py"))):
+        spec = importlib.util.spec_from_file_location("llm_families_" + os.path.basename(f)[:-3], f)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+_family_modules()
 MODELS = os.path.join(ROOT, "tests", "data", "models")
 OUT = os.path.join(ROOT, "tests", "data", "tf5")
 
@@ -79,6 +91,16 @@ CASES = {
     "smollm3": ("smollm3-tiny", None, None, "layer_types and no_rope_layers appear"),
     "smollm3-swa": ("smollm3-tiny", setv(use_sliding_window=True, sliding_window=5), None,
                     "layer_types marks the no-RoPE layers sliding: mlx-lm (llama's model) uses the window"),
+    # GPT-style dense decoders (lib/models/dense_b.c)
+    "gpt_neox": ("gptneox-tiny", None, None, "rotary_emb_base / rotary_pct as transformers 5 writes them"),
+    "stablelm": ("stablelm-tiny", None, None, "rope_theta / partial_rotary_factor as transformers 5 writes them"),
+    "gpt2": ("gpt2-tiny", None, None, "GPT-2 key names kept"),
+    "gpt_bigcode": ("gptbigcode-tiny", None, None, "GPT-2 key names, multi_query"),
+    "gptj": ("gptj-tiny", None, None, "rotary_dim, n_positions"),
+    "nemotron": ("nemotron-tiny", None, None, "partial_rotary_factor and linear scaling as transformers 5 writes them"),
+    "seed_oss": ("seedoss-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's seed_oss default is 10000"),
+    "apertus": ("apertus-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's apertus requires it"),
+    "bitnet": ("bitnet-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's bitnet default is 10000"),
 }
 
 
