@@ -345,6 +345,12 @@ static int bind_vec(mt_model *m, const char *name, size_t n, float **out, int re
 /* Norm `prefix`.weight (+ .bias for LayerNorm); norm type decides the form. */
 int mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt_err *err) {
     char name[320];
+    if (m->hp.norm_no_affine) {   /* a norm without parameters: weights of 1 */
+        out->w = malloc(n * sizeof *out->w);
+        if (!out->w) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) out->w[i] = 1.0f;
+        return MT_OK;
+    }
     snprintf(name, sizeof name, "%s.weight", prefix);
     MT_TRY(bind_vec(m, name, n, &out->w, 1, err));
     if (m->hp.norm_type == MT_NORM_RMS_P1 || m->hp.norm_type == MT_NORM_LAYER_P1)
@@ -746,6 +752,7 @@ void mt_model_free(mt_model *m) {
         }
     free(m->layers);
     mt_dec_norm_free(&m->final_norm);
+    mt_dec_norm_free(&m->embed_norm);
     free(m->inv_freq);
     free(m->inv_freq_local);
     free(m->mlx_inv_freq);
@@ -1076,6 +1083,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     for (size_t t = 0; t < T; t++) mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
     mt_dec_inject(inj, tok, T, x, H);
     if (hp->n_positions) mt_dec_add_positions(m, rpos, T, x, xn);
+    if (m->embed_norm.w) mt_dec_norm(m, &m->embed_norm, x, x, T, H);
     if (hp->embed_scale != 1.0f)
         for (size_t i = 0; i < T * H; i++) x[i] *= hp->embed_scale;
 
@@ -1171,6 +1179,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 for (size_t t = 0; t < T; t++) memcpy(u + t * I, g + t * 2 * I, I * sizeof(float));
                 for (size_t t = 0; t < T; t++) memmove(g + t * I, g + t * 2 * I + I, I * sizeof(float));
                 gg = u; uu = g;
+                if (hp->fused_up_first) { gg = g; uu = u; }
             }
             if (hp->act == MT_ACT_SILU) mt_swiglu(gg, uu, T * I);
             else {

@@ -11,13 +11,16 @@
  *   apertus     up, xIELU (per-layer learned scalars), down as an mt_ffn; q/k RMSNorm per head
  *   bitnet      BitNet b1.58: packed ternary projections (tensor/bitlinear.c), RMSNorm on the attention
  *               output and the MLP hidden rows, relu^2 gated MLP
+ *   olmo        OLMo 1: LayerNorms without parameters, fused qkv, fused MLP rows [up | gate]
+ *   nanochat    parameterless RMSNorms (also of the embeddings and of q, k per head), RoPE with
+ *               negated frequencies, relu^2 plain MLP, logits soft-capped at 15
  * Their checkpoints name tensors their own way ("model.h.0.attn.c_attn"): each family gives
  * the shared binder a rename table (mt_safetensors_set_renames) instead of binding itself.
  * Their configs use GPT-2 key names (n_embd, n_head, ...): aliased to the decoder's keys
  * after being checked under their own names.
  * ref: mlx_lm/models/gpt_neox.py, stablelm.py, gpt2.py, gpt_bigcode.py, gptj.py, nemotron.py,
  *      seed_oss.py, apertus.py, activations.py,
- *      bitnet.py, bitlinear_layers.py. */
+ *      bitnet.py, bitlinear_layers.py, olmo.py, nanochat.py. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +431,91 @@ static int bitnet_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* olmo (OLMo 1): LayerNorms without parameters, fused ff_proj rows [up | gate], one head group */
+static const char *const olmo_names[] = {
+    "model.layers", "model.transformer.blocks", "self_attn.qkv_proj", "att_proj", "self_attn.o_proj", "attn_out",
+    "mlp.gate_up_proj", "ff_proj", "mlp.down_proj", "ff_out", "model.embed_tokens", "model.transformer.wte",
+    "lm_head", "model.transformer.ff_out", NULL};
+
+static int olmo_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    int d = 0, ratio = 4, mh = 0, vs = 0;
+    MT_TRY(mt_cfg_count(c, "d_model", 0, &d, 1, err));
+    MT_TRY(mt_cfg_count(c, "mlp_ratio", 4, &ratio, 0, err));
+    json_t *jm = json_object_get(c, "mlp_hidden_size");
+    if (!jm) return mt_seterr(err, MT_EFORMAT, "config.json: missing \"mlp_hidden_size\"");   /* mlx-lm: required (null: ratio) */
+    if (json_is_null(jm)) mh = ratio * d;
+    else MT_TRY(mt_cfg_count(c, "mlp_hidden_size", 0, &mh, 1, err));
+    if (mh % 2 || (double)ratio * d > 1e9)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"mlp_hidden_size\" %d must be even (its halves are up and gate)", mh);
+    MT_TRY(alias_count(c, "d_model", "hidden_size", 0, err));
+    MT_TRY(alias_count(c, "n_layers", "num_hidden_layers", 0, err));
+    MT_TRY(alias_count(c, "n_heads", "num_attention_heads", 0, err));
+    MT_TRY(mt_cfg_count(c, "vocab_size", 0, &vs, 1, err));   /* required by mlx-lm, unused: the head has embedding_size rows */
+    int es = 0;
+    MT_TRY(mt_cfg_count(c, "embedding_size", 0, &es, 1, err));
+    if (json_object_set_new(c, "intermediate_size", json_integer(mh / 2))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    MT_TRY(mt_decoder_read_hp(m, err));
+    m->hp.vocab = es;
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: d_model %d is not a multiple of n_heads %d", m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
+    m->hp.n_kv_heads = m->hp.n_heads;
+    m->rope_scaling = NULL;
+    MT_TRY(mt_cfg_bool(c, "weight_tying", 0, &m->hp.tie_embeddings, err));
+    m->hp.norm_type = MT_NORM_LAYER;
+    m->hp.norm_eps = 1e-5f;   /* nn.LayerNorm's default */
+    m->hp.norm_no_affine = 1;
+    m->hp.mlp = MT_MLP_GATED_FUSED;
+    m->hp.fused_up_first = 1;
+    m->hp.fused_qkv = 1;
+    m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
+    m->no_mlx = "olmo's parameterless norms are not in the mlx numerics";
+    mt_safetensors_set_renames(m->st, olmo_names);
+    return mt_decoder_bind(m, err);
+}
+
+/* nanochat: parameterless RMSNorm (eps 1e-5) of the embeddings, before each branch, of q and k
+ * per head and at the end; RoPE turning the other way (mlx-lm passes negated frequencies);
+ * relu^2 plain MLP; logits soft-capped at 15 */
+static const char *const nanochat_names[] = {
+    "model.layers", "transformer.h", "self_attn.q_proj", "attn.c_q", "self_attn.k_proj", "attn.c_k",
+    "self_attn.v_proj", "attn.c_v", "self_attn.o_proj", "attn.c_proj", "model.embed_tokens", "transformer.wte", NULL};
+
+static int nanochat_init(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    /* mlx-lm's ModelArgs defaults for absent keys */
+    MT_TRY(alias_count(c, "hidden_size", "hidden_size", 1280, err));
+    MT_TRY(alias_count(c, "num_hidden_layers", "num_hidden_layers", 20, err));
+    MT_TRY(alias_count(c, "num_attention_heads", "num_attention_heads", 10, err));
+    MT_TRY(alias_count(c, "num_key_value_heads", "num_key_value_heads", 10, err));
+    MT_TRY(alias_count(c, "vocab_size", "vocab_size", 65536, err));
+    MT_TRY(alias_count(c, "intermediate_size", "intermediate_size", 5120, err));
+    MT_TRY(mt_decoder_read_hp(m, err));
+    if (m->hp.hidden % m->hp.n_heads)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
+                         m->hp.hidden, m->hp.n_heads);
+    m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
+    m->rope_scaling = NULL;
+    m->hp.norm_eps = 1e-5f;
+    m->hp.norm_no_affine = 1;
+    m->hp.qk_norm = MT_QKNORM_HEAD;   /* after RoPE in mlx-lm: the same, a rotation keeps the norm */
+    m->hp.mlp = MT_MLP_PLAIN;
+    m->hp.act = MT_ACT_RELU2;
+    m->hp.final_softcap = 15.0f;
+    m->hp.tie_embeddings = 0;
+    m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
+    m->no_mlx = "nanochat's parameterless norms are not in the mlx numerics";
+    mt_safetensors_set_renames(m->st, nanochat_names);
+    MT_TRY(mt_decoder_bind(m, err));
+    MT_TRY(mt_dec_bind_norm(m, "model.embed_norm", (size_t)m->hp.hidden, &m->embed_norm, err));
+    /* angle = position / freqs with freqs = -exp(i * ln(base) / half) in float32 */
+    int half = m->hp.rot_dims / 2;
+    float step = (float)(log(m->hp.rope_theta) / half);
+    for (int i = 0; i < half; i++) m->inv_freq[i] = 1.0f / -expf((float)i * step);
+    return MT_OK;
+}
+
 const mt_family mt_family_gpt_neox = {"gpt_neox", gpt_neox_init, "parallel attention+MLP, fused qkv per head, partial rotary, LayerNorm"};
 const mt_family mt_family_stablelm = {"stablelm", stablelm_init, "LayerNorm with bias, partial rotary, optional parallel residual"};
 const mt_family mt_family_gpt2 = {"gpt2", gpt2_init, "learned absolute positions, fused qkv with bias, tanh GELU"};
@@ -437,3 +525,5 @@ const mt_family mt_family_nemotron = {"nemotron", nemotron_init, "LayerNorm with
 const mt_family mt_family_seed_oss = {"seed_oss", seed_oss_init, "separate q/k/v and output projection biases"};
 const mt_family mt_family_apertus = {"apertus", apertus_init, "xIELU MLP with learned per-layer parameters, q/k norms"};
 const mt_family mt_family_bitnet = {"bitnet", bitnet_init, "packed ternary (1.58-bit) projections, sub-norms, relu^2 gated MLP"};
+const mt_family mt_family_olmo = {"olmo", olmo_init, "parameterless LayerNorms, fused [up | gate] MLP rows"};
+const mt_family mt_family_nanochat = {"nanochat", nanochat_init, "parameterless RMSNorms (embeddings, q/k), reversed RoPE, relu^2, logit soft-cap"};

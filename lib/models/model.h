@@ -69,6 +69,8 @@ typedef struct mt_decoder_hp {
     int lm_head_bias;       /* the output head has a bias (gptj) */
     int n_positions;        /* learned absolute position embeddings (mt_model.pos_embed) for this many
                                positions, added to the token embeddings (gpt2); 0 = none */
+    int norm_no_affine;     /* the norms have no parameters (olmo, nanochat): bound as weights of 1, no tensors */
+    int fused_up_first;     /* MT_MLP_GATED_FUSED rows are [up | gate] (olmo's ff_proj), not [gate | up] */
 } mt_decoder_hp;
 /* hp.parallel_block: 0 = sequential; NORM2: x += attn(n1(x)) + mlp(n2(x)) (gpt_neox);
  * SHARED: x += attn(n1(x)) + mlp(n1(x)), no n2 bound (gptj, stablelm use_parallel_residual) */
@@ -174,6 +176,7 @@ typedef struct mt_model {
                                       sequences decoding beside it, at about 1.4x the time of the
                                       shared multi-row kernels at 8 rows (set it directly; 0 default) */
     mt_linear pos_embed;           /* [hp.n_positions, hidden] learned positions (bound with hp.n_positions) */
+    mt_norm embed_norm;            /* set by the family: a norm of the embeddings (nanochat); w == NULL: none */
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim
