@@ -46,13 +46,12 @@ void mt_dec_qkv_per_head(float *qkv, size_t T, size_t heads, size_t hd, float *t
     }
 }
 
-/* config key `to` := the count under `from` (checked there; def when absent, required when def is 0),
- * unless `to` is already set */
+/* config key `to` := the count under `from` (checked there; def when absent, required when def is
+ * 0), whatever `to` held: mlx-lm reads only `from` (a transformers-5 config may carry both, e.g.
+ * olmo's d_model beside a default hidden_size) */
 static int alias_count(json_t *c, const char *from, const char *to, int def, mt_err *err) {
     int v = 0;
     MT_TRY(mt_cfg_count(c, from, def, &v, def == 0, err));
-    json_t *cur = json_object_get(c, to);
-    if (cur && !json_is_null(cur)) return MT_OK;
     if (json_object_set_new(c, to, json_integer(v))) return mt_seterr(err, MT_ENOMEM, "out of memory");
     return MT_OK;
 }
@@ -104,8 +103,8 @@ static int gpt_neox_init(mt_model *m, mt_err *err) {
     /* mlx-lm: the MLP is 4 x hidden whatever intermediate_size says, and every head has its own k/v */
     if (json_object_set_new(c, "intermediate_size", json_integer(4 * (json_int_t)hidden)))
         return mt_seterr(err, MT_ENOMEM, "out of memory");
+    MT_TRY(alias_count(c, "num_attention_heads", "num_key_value_heads", 0, err));   /* mlx-lm: one k/v per head */
     MT_TRY(mt_decoder_read_hp(m, err));
-    m->hp.n_kv_heads = m->hp.n_heads;
     if (m->hp.hidden % m->hp.n_heads)
         return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
                          m->hp.hidden, m->hp.n_heads);
@@ -174,6 +173,11 @@ static int gpt2_keys(mt_model *m, int n_kv, int inter, mt_err *err) {
     MT_TRY(alias_count(c, "n_embd", "hidden_size", 0, err));
     MT_TRY(alias_count(c, "n_head", "num_attention_heads", 0, err));
     MT_TRY(alias_count(c, "n_layer", "num_hidden_layers", 0, err));
+    if (n_kv) {
+        if (json_object_set_new(c, "num_key_value_heads", json_integer(n_kv))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    } else {
+        MT_TRY(alias_count(c, "n_head", "num_key_value_heads", 0, err));
+    }
     if (inter) {
         if (json_object_set_new(c, "intermediate_size", json_integer(inter))) return mt_seterr(err, MT_ENOMEM, "out of memory");
     } else {
@@ -183,7 +187,6 @@ static int gpt2_keys(mt_model *m, int n_kv, int inter, mt_err *err) {
     if (m->hp.hidden % m->hp.n_heads)
         return mt_seterr(err, MT_EFORMAT, "config.json: n_embd %d is not a multiple of n_head %d", m->hp.hidden, m->hp.n_heads);
     m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
-    m->hp.n_kv_heads = n_kv ? n_kv : m->hp.n_heads;
     m->rope_scaling = NULL;
     m->hp.norm_type = MT_NORM_LAYER;
     return norm_eps(m, "layer_norm_epsilon", 1e-5, 1, err);
@@ -244,6 +247,7 @@ static int gptj_init(mt_model *m, mt_err *err) {
     if (hidden > 100000000) return mt_seterr(err, MT_EFORMAT, "config.json: \"n_embd\" %d is too large", hidden);
     MT_TRY(alias_count(c, "n_embd", "hidden_size", 4096, err));
     MT_TRY(alias_count(c, "n_head", "num_attention_heads", 16, err));
+    MT_TRY(alias_count(c, "n_head", "num_key_value_heads", 16, err));
     MT_TRY(alias_count(c, "n_layer", "num_hidden_layers", 28, err));
     MT_TRY(alias_count(c, "vocab_size", "vocab_size", 50400, err));
     if (json_object_set_new(c, "intermediate_size", json_integer(4 * (json_int_t)hidden)))
@@ -252,7 +256,6 @@ static int gptj_init(mt_model *m, mt_err *err) {
     if (m->hp.hidden % m->hp.n_heads)
         return mt_seterr(err, MT_EFORMAT, "config.json: n_embd %d is not a multiple of n_head %d", m->hp.hidden, m->hp.n_heads);
     m->hp.head_dim = m->hp.hidden / m->hp.n_heads;
-    m->hp.n_kv_heads = m->hp.n_heads;
     json_t *rd = json_object_get(c, "rotary_dim");
     rot = m->hp.head_dim;   /* mlx-lm: rotary_dim or head_dim (null or 0: head_dim; absent: 64) */
     if (!rd) rot = 64;
@@ -451,6 +454,7 @@ static int olmo_init(mt_model *m, mt_err *err) {
     MT_TRY(alias_count(c, "d_model", "hidden_size", 0, err));
     MT_TRY(alias_count(c, "n_layers", "num_hidden_layers", 0, err));
     MT_TRY(alias_count(c, "n_heads", "num_attention_heads", 0, err));
+    MT_TRY(alias_count(c, "n_heads", "num_key_value_heads", 0, err));
     MT_TRY(mt_cfg_count(c, "vocab_size", 0, &vs, 1, err));   /* required by mlx-lm, unused: the head has embedding_size rows */
     int es = 0;
     MT_TRY(mt_cfg_count(c, "embedding_size", 0, &es, 1, err));

@@ -101,6 +101,8 @@ CASES = {
     "seed_oss": ("seedoss-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's seed_oss default is 10000"),
     "apertus": ("apertus-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's apertus requires it"),
     "bitnet": ("bitnet-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's bitnet default is 10000"),
+    "olmo": ("olmo-tiny", None, None, "OLMo 1 key names as transformers 5 writes them"),
+    "nanochat": ("nanochat-tiny", None, None, "rope_theta as transformers 5 writes it"),
 }
 
 

@@ -402,6 +402,11 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/seedoss-tiny", C, "head_dim", "null", "config.json: missing \"head_dim\""},
         {"tests/data/models/apertus-tiny", C, "rope_theta", "null", "config.json: missing \"rope_theta\""},
         {"tests/data/models/bitnet-tiny", C, "head_dim", "8", "config.json: 4 heads of 8 do not make hidden_size 64"},
+        {"tests/data/models/olmo-tiny", C, "mlp_hidden_size", "255", "config.json: \"mlp_hidden_size\" 255 must be even"},
+        {"tests/data/models/olmo-tiny", C, "d_model", "0", "config.json: \"d_model\" must be a positive integer"},
+        {"tests/data/models/olmo-tiny", C, "embedding_size", "null", "config.json: missing \"embedding_size\""},
+        {"tests/data/models/nanochat-tiny", C, "num_attention_heads", "6", "config.json: hidden_size 64 is not a multiple of num_attention_heads 6"},
+        {"tests/data/models/nanochat-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
         {"tests/data/models/bitnet-tiny", C, "intermediate_size", "130", "'model.layers.0.mlp.gate_proj': 130 output rows are not"},
         {"tests/data/models/apertus-tiny", C, "num_attention_heads", "6", "config.json: hidden_size 64 is not a multiple of num_attention_heads 6"},
         {"tests/data/models/seedoss-tiny", C, "attention_out_bias", "0", "config.json: \"attention_out_bias\" must be true or"},
@@ -445,6 +450,7 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/llama-tiny", "rope_scaling", "{\"type\": \"linear\", \"factor\": 2}"},
         {"tests/data/embed/bert-tiny", "layer_norm_eps", "1e-5"},
         {"tests/data/models/gptj-tiny", "rotary_dim", "null"},   /* mlx-lm: the whole head */
+        {"tests/data/models/olmo-tiny", "hidden_size", "4096"},   /* transformers 5 writes one: mlx-lm reads d_model */
     };
     for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
         char *dir = variant(fine[i].src, "config.json", fine[i].key, fine[i].val);
