@@ -944,9 +944,10 @@ static int attn_blocks_ok(const attn_ctx *a) {
 /* Tell the calibration observer (if any) what enters layer l's module `sub`. */
 void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
     if (!m->on_linear_input) return;
-    char path[256];
+    char path[256], stored[320];
     snprintf(path, sizeof path, "model.layers.%d.%s", l, sub);
-    m->on_linear_input(m->hook_user, path, x, T, in);
+    const char *p = m->st ? mt_safetensors_stored_name(m->st, path, stored, sizeof stored) : NULL;   /* the checkpoint's name */
+    m->on_linear_input(m->hook_user, p ? p : path, x, T, in);
 }
 
 static void scale_rot(float *x, size_t heads, size_t hd, int rot, float s) {

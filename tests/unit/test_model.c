@@ -224,6 +224,41 @@ static void test_observer(mt_pool *pool) {
     mt_model_free(m);
 }
 
+/* A family whose checkpoint names its modules its own way (gpt_neox): the observer gets the
+ * checkpoint's module paths, which name tensors of the folder (the calibration keys). */
+typedef struct named_t { const mt_safetensors *st; int calls, missing, qkv; } named_t;
+static void named_observer(void *user, const char *path, const float *x, size_t T, size_t in) {
+    (void)x; (void)T; (void)in;
+    named_t *s = user;
+    char w[320];
+    snprintf(w, sizeof w, "%s.weight", path);
+    s->calls++;
+    int found = 0;
+    for (size_t i = 0; i < mt_safetensors_count(s->st); i++) found |= !strcmp(mt_safetensors_at(s->st, i)->name, w);
+    s->missing += !found;
+    s->qkv += !strcmp(path, "model.h.1.attention.query_key_value");
+}
+
+static void test_observer_names(mt_pool *pool) {
+    mt_err e = {0};
+    mt_model *m = NULL;
+    CHECK_OK(mt_model_load(&m, "tests/data/models/gptneox-tiny", pool, &e), &e);
+    if (!m) return;
+    named_t s = {m->st, 0, 0, 0};
+    m->on_linear_input = named_observer;
+    m->hook_user = &s;
+    mt_kvcache *c = NULL;
+    CHECK_OK(mt_kvcache_new(&c, m, &e), &e);
+    int32_t toks[3] = {1, 5, 9};
+    float *lg = malloc((size_t)m->hp.vocab * sizeof *lg);
+    CHECK_OK(mt_model_forward(m, c, toks, 3, lg, 0, &e), &e);
+    CHECK_MSG(s.calls == 2 * 4 && s.missing == 0 && s.qkv == 1, "calls %d, not in the folder %d, qkv %d", s.calls,
+              s.missing, s.qkv);
+    free(lg);
+    mt_kvcache_free(c);
+    mt_model_free(m);
+}
+
 /* float16 KV cache on the bundled trained model: logits of a 200-token
  * forward and 48 greedy tokens against the float32 cache. */
 static void test_kv_f16(mt_pool *pool) {
@@ -728,6 +763,7 @@ int main(void) {
     test_context(pool);
     test_learned_positions(pool);
     test_observer(pool);
+    test_observer_names(pool);
     test_kv_f16(pool);
     mt_pool_free(pool);
     return check_report("model");
