@@ -511,7 +511,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         }
 #undef LIN
 #undef NORM
-        if (hp->qk_norm && !(bound & MT_BOUND_ATTN)) {
+        if (hp->qk_norm && hp->qk_norm != MT_QKNORM_HEADS && !(bound & MT_BOUND_ATTN)) {
             size_t qn = hp->qk_norm == MT_QKNORM_HEAD ? hd : qd, kn = hp->qk_norm == MT_QKNORM_HEAD ? hd : kvd;
             snprintf(p, sizeof p, "model.layers.%d.self_attn.q_norm", i);
             MT_TRY(mt_dec_bind_norm(m, p, qn, &L->q_norm, err));
@@ -1122,6 +1122,9 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             } else if (hp->qk_norm == MT_QKNORM_FULL) {
                 mt_dec_norm(m, &L->q_norm, qt, qt, 1, qd);
                 mt_dec_norm(m, &L->k_norm, kt, kt, 1, kvd);
+            } else if (hp->qk_norm == MT_QKNORM_HEADS) {
+                for (size_t h = 0; h < qd; h += hd) mt_layernorm(qt + h, qt + h, L->q_norm.w + h, NULL, hd, hp->norm_eps);
+                for (size_t h = 0; h < kvd; h += hd) mt_layernorm(kt + h, kt + h, L->k_norm.w + h, NULL, hd, hp->norm_eps);
             }
             if (L->use_rope) {
                 scale_rot(qt, (size_t)hp->n_heads, hd, hp->rot_dims, L->rope_in_scale);

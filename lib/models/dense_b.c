@@ -2,7 +2,7 @@
  *   gpt_neox    parallel attention + MLP (two norms), fused qkv grouped per head, partial rotary,
  *               LayerNorm with bias, biases everywhere, tanh-GELU MLP
  *   stablelm    LayerNorm with bias, partial rotary, optional q/k/v bias, optional parallel residual
- *               (one shared norm)
+ *               (one shared norm), optional q/k LayerNorms with weights of their own per head
  *   gpt2        learned absolute positions (no RoPE), fused qkv with bias, tanh-GELU MLP, tied head
  *   gpt_bigcode gpt2 with multi-query attention (one kv head), exact GELU, optional biases
  *   gptj        parallel attention + MLP (one shared norm), traditional partial RoPE, head with bias
@@ -128,6 +128,27 @@ static int gpt_neox_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
+/* stablelm qk_layernorm: q_layernorm.norms.<h>.weight per query head, k_layernorm per kv head
+ * (LayerNorms without bias), stacked into q_norm / k_norm */
+static int stablelm_heads(mt_model *m, int layer, const char *which, int heads, mt_norm *out, mt_err *err) {
+    size_t hd = (size_t)m->hp.head_dim;
+    out->w = malloc((size_t)heads * hd * sizeof *out->w);
+    if (!out->w) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (int h = 0; h < heads; h++) {
+        char p[256];
+        snprintf(p, sizeof p, "model.layers.%d.self_attn.%s.norms.%d.weight", layer, which, h);
+        MT_TRY(mt_safetensors_read_f32(m->st, p, out->w + (size_t)h * hd, hd, 0, err));
+    }
+    return MT_OK;
+}
+
+static int stablelm_bind_layer(mt_model *m, int layer, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[layer];
+    *bound = 0;   /* the rest as llama names it */
+    MT_TRY(stablelm_heads(m, layer, "q_layernorm", m->hp.n_heads, &L->q_norm, err));
+    return stablelm_heads(m, layer, "k_layernorm", m->hp.n_kv_heads, &L->k_norm, err);
+}
+
 static int stablelm_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     json_t *c = mt_config_json(m->cfg);
@@ -145,7 +166,10 @@ static int stablelm_init(mt_model *m, mt_err *err) {
         return mt_seterr(err, MT_EFORMAT, "config.json: missing \"use_qkv_bias\"");
     MT_TRY(mt_cfg_bool(c, "use_parallel_residual", 0, &par, err));
     MT_TRY(mt_cfg_bool(c, "qk_layernorm", 0, &qkln, err));
-    if (qkln) return mt_seterr(err, MT_EUNSUPPORTED, "config.json: stablelm's \"qk_layernorm\" is not supported yet");
+    if (qkln) {
+        m->hp.qk_norm = MT_QKNORM_HEADS;
+        m->bind_layer = stablelm_bind_layer;
+    }
     m->hp.parallel_block = par ? MT_PAR_SHARED : MT_PAR_NONE;
     m->hp.norm_type = MT_NORM_LAYER;
     m->hp.attn_bias = qkv_bias;

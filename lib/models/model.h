@@ -26,7 +26,9 @@ enum { MT_NORM_RMS = 0, MT_NORM_RMS_P1 /* weight 1 + w (gemma) */, MT_NORM_LAYER
 enum { MT_BLOCK_PRE = 0, MT_BLOCK_SANDWICH, MT_BLOCK_POST };
 enum { MT_MLP_GATED = 0 /* gate_proj, up_proj, down_proj */, MT_MLP_GATED_FUSED /* gate_up_proj (phi3) */,
        MT_MLP_PLAIN /* c_fc, c_proj (starcoder2) */ };
-enum { MT_QKNORM_NONE = 0, MT_QKNORM_HEAD /* per head (qwen3, gemma3) */, MT_QKNORM_FULL /* whole projection (olmo2) */ };
+enum { MT_QKNORM_NONE = 0, MT_QKNORM_HEAD /* per head (qwen3, gemma3) */, MT_QKNORM_FULL /* whole projection (olmo2) */,
+       MT_QKNORM_HEADS /* a LayerNorm of its own per head, weights only, [heads * head_dim]; bound by the
+                          family (stablelm qk_layernorm) */ };
 
 /* Hyper-parameters of a llama-like decoder; a family fills what differs. */
 typedef struct mt_decoder_hp {

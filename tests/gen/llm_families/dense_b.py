@@ -23,6 +23,12 @@ FAMILIES = {
                          rope_theta=10000.0, use_qkv_bias=False, partial_rotary_factor=0.25,
                          use_parallel_residual=True, max_position_embeddings=512, torch_dtype="float32",
                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
+    # q/k LayerNorms with weights of their own per head (StableLM 2 12B), GQA
+    "stablelm-qkln": dict(model_type="stablelm", hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                          num_hidden_layers=2, intermediate_size=128, layer_norm_eps=1e-5, vocab_size=384,
+                          rope_theta=10000.0, use_qkv_bias=False, partial_rotary_factor=0.25, qk_layernorm=True,
+                          use_parallel_residual=False, max_position_embeddings=512, torch_dtype="float32",
+                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
     "gpt2-tiny": dict(_GPT, model_type="gpt2"),
     # multi-query attention (one kv head), exact GELU, its own head
     "gptbigcode-tiny": dict(_GPT, model_type="gpt_bigcode", n_inner=128, multi_query=True,
@@ -44,7 +50,7 @@ def SPREAD(cfg, k, v):
         return v if parts[-1] == "eps" else v + 0.3 * mx.random.normal(v.shape)
     if final and parts[-1] == "weight" and tied:
         return v * 8.0 + 0.1 * mx.random.normal(v.shape)
-    if final or mod.startswith("ln_") or "layernorm" in mod:
+    if final or mod.startswith("ln_") or "layernorm" in k:
         return v + 0.1 * mx.random.normal(v.shape)
     if k == "lm_head.weight" and cfg["model_type"] == "nanochat":  # logits mostly inside the soft-cap of 15
         return v * 7.0
