@@ -941,6 +941,20 @@ static int attn_blocks_ok(const attn_ctx *a) {
     return 1;
 }
 
+int mt_dec_attend(const mt_fwd *f, int l, const float *q, size_t qs, float *out, mt_err *err) {
+    const mt_decoder_hp *hp = &f->m->hp;
+    size_t nt = (size_t)mt_pool_size(f->m->pool), group = (size_t)(hp->n_heads / hp->n_kv_heads), gsz = group;
+    float *scores = malloc((nt * f->len * group + 1) * sizeof *scores);
+    if (!scores) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    while (gsz % 2 == 0 && (f->rows1 ? 1 : f->T) * (size_t)hp->n_heads / gsz < 2 * nt) gsz /= 2;   /* as forward_rows */
+    attn_ctx ac = {f->m, f->rc, f->rpos, f->lo, f->hi, l, q, qs, out, scores, gsz, f->T, f->len};
+    if (!f->rows1 && attn_blocks_ok(&ac))
+        mt_pool_for(f->m->pool, (size_t)hp->n_kv_heads * ((f->T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
+    else mt_pool_for(f->m->pool, f->T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
+    free(scores);
+    return MT_OK;
+}
+
 /* Tell the calibration observer (if any) what enters layer l's module `sub`. */
 void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
     if (!m->on_linear_input) return;

@@ -92,6 +92,11 @@ static inline void mt_dec_topk(const float *gates, size_t n, size_t k, int *sel,
     }
 }
 
+/* The built-in attention of layer l over the call's rows: q [T, n_heads * head_dim] (row stride
+ * qs, RoPE applied), the rows' K/V already written to their caches (mt_kv_write); out [T,
+ * n_heads * head_dim].  For a mixer that makes q, k, v its own way (openelm). */
+int mt_dec_attend(const mt_fwd *f, int l, const float *q, size_t qs, float *out, mt_err *err);
+
 /* GPT-style switches (dense_b.c).  Learned positions: x[t] += pos_embed row rpos[t] (tmp: hidden
  * floats).  qkv_per_head: rows [h][q k v] of hd each, reordered in place to [q | k | v]
  * (tmp: 3 * heads * hd floats). */

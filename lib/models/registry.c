@@ -10,7 +10,7 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
 /* GPT-style dense decoders (dense_b.c) */
 extern const mt_family mt_family_gpt_neox, mt_family_stablelm, mt_family_gpt2, mt_family_gpt_bigcode, mt_family_gptj,
     mt_family_nemotron, mt_family_seed_oss, mt_family_apertus,
-    mt_family_bitnet, mt_family_olmo, mt_family_nanochat;
+    mt_family_bitnet, mt_family_olmo, mt_family_nanochat, mt_family_openelm;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -39,6 +39,7 @@ static const mt_family *const families[] = {
     &mt_family_bitnet,
     &mt_family_olmo,
     &mt_family_nanochat,
+    &mt_family_openelm,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

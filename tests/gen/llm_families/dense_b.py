@@ -179,3 +179,12 @@ FAMILIES.update({
                           num_key_value_heads=2, vocab_size=384, max_position_embeddings=512, intermediate_size=256,
                           rope_theta=10000.0, torch_dtype="float32", bos_token_id=1, eos_token_id=2),
 })
+
+FAMILIES.update({
+    # a different number of query / kv heads (4 per kv head throughout) and MLP width in every layer
+    "openelm-tiny": dict(model_type="openelm", model_dim=64, head_dim=16, num_transformer_layers=3,
+                         num_query_heads=[4, 8, 4], num_kv_heads=[1, 2, 1], ffn_multipliers=[0.5, 2.0, 1.0],
+                         ffn_dim_divisor=16, vocab_size=384, normalize_qk_projections=True,
+                         share_input_output_layers=False, rms_norm_eps=1e-6, rope_freq_constant=10000,
+                         torch_dtype="float32", bos_token_id=1, eos_token_id=2),
+})
