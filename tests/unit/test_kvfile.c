@@ -310,7 +310,10 @@ static void roundtrip_one(const char *dir, int f16, mt_pool *pool, double *worst
 static void test_roundtrip(mt_pool *pool) {
     static const char *const fams[] = {"gemma", "gemma2", "gemma3", "granite", "llama", "llama-dynrope", "llama-swa",
                                        "llama-tied", "mistral", "mixtral", "olmo2", "phi3", "qwen2", "qwen3",
-                                       "qwen3moe", "smollm3", "starcoder2"};
+                                       "qwen3moe", "smollm3", "starcoder2",
+                                       /* GPT-style dense families (models/dense_b.c, openelm.c) */
+                                       "gptneox", "stablelm", "gpt2", "gptbigcode", "gptj", "nemotron", "seedoss",
+                                       "apertus", "olmo", "nanochat", "openelm"};
     for (size_t i = 0; i < sizeof fams / sizeof *fams; i++)
         for (int q = 0; q < 2; q++) {
             char dir[128];
