@@ -24,9 +24,13 @@
  * Errors name the tensor: MT_ENOTFOUND, MT_EFORMAT (shape, dtype, a zero or non-finite scale). */
 int mt_bitlinear_bind(mt_linear *l, const mt_safetensors *st, const char *path, size_t out, size_t in, int need_bias,
                       int invert, mt_err *err);
-/* y[T, out] = (x[T, in] W^T) * tscale (+ bias), threads over groups of 4 output rows.  Each
- * row of x gets the same sums whatever T is (rows computed as alone, bit for bit). */
+/* y[T, out] = (x[T, in] W^T) * tscale (+ bias), threads over groups of 4 output rows: the packed
+ * kernel, or from 24 rows on (when sgemm may run in the pool's threads) unpacked blocks of W
+ * multiplied by sgemm. */
 void mt_bitlinear_forward(const mt_linear *l, const float *x, size_t T, float *y, mt_pool *pool);
+/* The same with the packed kernel at any T: each row of x gets the sums it gets alone (T = 1),
+ * bit for bit. */
+void mt_bitlinear_forward_rows1(const mt_linear *l, const float *x, size_t T, float *y, mt_pool *pool);
 /* Row r of W times tscale as float32: out[in] (so that a plain dot product gives y). */
 void mt_bitlinear_row(const mt_linear *l, size_t r, float *out);
 

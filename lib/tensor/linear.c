@@ -433,7 +433,8 @@ static void kd1_job(void *c, size_t b, size_t e, int tid) {
 
 void mt_linear_forward_rows1(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
     int level = mt_cpu_level();
-    if (T <= 1 || !l->out || l->ternary) {   /* ternary: rows are computed as alone already */
+    if (l->ternary) { mt_bitlinear_forward_rows1(l, x, T, y, pool); return; }
+    if (T <= 1 || !l->out) {
         mt_linear_forward(l, x, T, y, work, pool);
         return;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "core/blas.h"
 #include "core/pool.h"
 #include "tensor/bitlinear.h"
 
@@ -41,7 +42,7 @@ static void test_product(mt_pool *pool) {
     double worst = 0;
     int same_alone = 1;
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
-        size_t out = shapes[si][0], in = shapes[si][1], P = out / 4, T = 7;
+        size_t out = shapes[si][0], in = shapes[si][1], P = out / 4, T = 32;   /* 32 rows: the sgemm tiles */
         uint8_t *w = malloc(P * in);
         float *b = malloc(out * sizeof *b), *x = malloc(T * in * sizeof *x), *y = malloc(T * out * sizeof *y);
         float *y1 = malloc(out * sizeof *y1), *ref = malloc(T * out * sizeof *ref), *row = malloc(in * sizeof *row);
@@ -69,14 +70,19 @@ static void test_product(mt_pool *pool) {
                 double d = fabs(y[i] - ref[i]) / (1 + fabs(ref[i]));
                 if (d > worst) worst = d;
             }
-            /* every row as alone (T = 1), bit for bit; also through _rows1 */
-            for (size_t t = 0; t < T; t++) {
-                mt_linear_forward(&l, x + t * in, 1, y1, NULL, pool);
-                same_alone &= !memcmp(y1, y + t * out, out * sizeof *y1);
-            }
+            /* _rows1: every row as alone (T = 1), bit for bit; so is the packed kernel of up to 7 rows */
             float *yr = malloc(T * out * sizeof *yr);
             mt_linear_forward_rows1(&l, x, T, yr, NULL, pool);
-            same_alone &= !memcmp(yr, y, T * out * sizeof *yr);
+            for (size_t t = 0; t < T; t++) {
+                mt_linear_forward(&l, x + t * in, 1, y1, NULL, pool);
+                same_alone &= !memcmp(y1, yr + t * out, out * sizeof *y1);
+            }
+            for (size_t i = 0; i < T * out; i++) {
+                double d = fabs(yr[i] - ref[i]) / (1 + fabs(ref[i]));
+                if (d > worst) worst = d;
+            }
+            mt_linear_forward(&l, x, 7, y, NULL, pool);
+            same_alone &= !memcmp(yr, y, 7 * out * sizeof *yr);
             free(yr);
             /* mt_linear_row: the row times the scale */
             mt_linear_row(&l, out - 1, row);
@@ -89,7 +95,7 @@ static void test_product(mt_pool *pool) {
         }
         free(w); free(b); free(x); free(y); free(y1); free(ref); free(row);
     }
-    CHECK_MSG(worst < 1e-5, "packed product vs unpacked reference: worst relative error %.3g", worst);
+    CHECK_MSG(worst < 1e-5, "packed kernel and sgemm tiles vs the unpacked reference: worst relative error %.3g", worst);
     CHECK(same_alone);
     printf("  packed product: worst relative error %.2e vs the unpacked matrix; rows alone bit for bit: %s\n", worst,
            same_alone ? "yes" : "NO");
@@ -123,6 +129,7 @@ static void test_bind_errors(void) {
 
 int main(void) {
     mt_err e = {0};
+    mt_blas_threads(1);   /* as the programs: sgemm from the pool's threads */
     for (int nt = 1; nt <= 3; nt += 2) {
         mt_pool *pool = NULL;
         CHECK_OK(mt_pool_new(&pool, nt, &e), &e);
