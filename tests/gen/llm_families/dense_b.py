@@ -1,5 +1,8 @@
-"""GPT-style dense decoders (lib/models/dense_b.c): every mechanism the family has is on in
-its tiny config (parallel blocks, partial rotary, learned positions, multi-query, biases)."""
+"""GPT-style and other dense decoders (lib/models/dense_b.c, openelm.c): every mechanism a family
+has is on in its tiny config (parallel blocks, partial rotary, learned positions, multi-query,
+biases, per-head q/k norms, ternary weights, parameterless norms, per-layer head counts).
+Sections: FAMILIES (GPT-style), SPREAD, then per group its configs and what makes mlx-lm run
+here (bitnet: its Metal kernel as mlx ops; olmo: its ai2-olmo probe and string mask)."""
 
 # gpt2-style configs use their own key names
 _GPT = dict(n_embd=64, n_head=4, n_layer=2, n_positions=512, n_ctx=512, layer_norm_epsilon=1e-5,
