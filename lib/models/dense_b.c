@@ -88,7 +88,7 @@ static int learned_positions(mt_model *m, mt_err *err) {
 
 static void positions_ctx(mt_model *m) {
     m->ctx_len = (size_t)m->hp.n_positions;
-    snprintf(m->ctx_why, sizeof m->ctx_why, "n_positions (learned position embeddings)");
+    snprintf(m->ctx_why, sizeof m->ctx_why, "n_positions, the learned positions");
 }
 
 static const char *const neox_names[] = {
