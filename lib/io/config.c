@@ -284,6 +284,7 @@ static int quant_block(const mt_config *c, json_t **blk, mt_err *err) {
     if (qm && !json_is_null(qm)) {
         const char *m = json_string_value(qm);
         if (m && strcmp(m, "mxfp4") == 0) { *blk = q; return MT_OK; }
+        if (m && strcmp(m, "bitnet") == 0) return MT_OK;   /* ternary weights: the bitnet family binds them */
         return mt_seterr(err, MT_EUNSUPPORTED, "%s: quantization_config.quant_method '%.40s' is not an MLX format",
                          c->label, m ? m : "?");
     }

@@ -17,6 +17,10 @@ extern const mt_family mt_family_phi, mt_family_cohere, mt_family_cohere2, mt_fa
 /* multi-head latent attention and the DeepSeek-style mixture of experts (deepseek.c) */
 extern const mt_family mt_family_deepseek_v3, mt_family_kimi_k2, mt_family_deepseek_v2, mt_family_glm4_moe,
     mt_family_dots1, mt_family_minicpm3, mt_family_mistral4, mt_family_deepseek;
+/* GPT-style dense decoders (dense_b.c) */
+extern const mt_family mt_family_gpt_neox, mt_family_stablelm, mt_family_gpt2, mt_family_gpt_bigcode, mt_family_gptj,
+    mt_family_nemotron, mt_family_seed_oss, mt_family_apertus,
+    mt_family_bitnet, mt_family_nanochat, mt_family_openelm;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -60,6 +64,18 @@ static const mt_family *const families[] = {
     &mt_family_minicpm3,
     &mt_family_mistral4,
     &mt_family_deepseek,
+    /* GPT-style dense decoders: parallel blocks, learned positions, renamed tensors (dense_b.c) */
+    &mt_family_gpt_neox,
+    &mt_family_stablelm,
+    &mt_family_gpt2,
+    &mt_family_gpt_bigcode,
+    &mt_family_gptj,
+    &mt_family_nemotron,
+    &mt_family_seed_oss,
+    &mt_family_apertus,
+    &mt_family_bitnet,
+    &mt_family_nanochat,
+    &mt_family_openelm,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

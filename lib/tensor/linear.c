@@ -12,6 +12,7 @@
 #include <string.h>
 #include "core/blas.h"
 #include "core/cpu.h"
+#include "tensor/bitlinear.h"
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
@@ -99,7 +100,9 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
 }
 
 void mt_linear_row(const mt_linear *l, size_t r, float *out) {
-    if (l->quantized) {
+    if (l->ternary) {
+        mt_bitlinear_row(l, r, out);
+    } else if (l->quantized) {
         size_t words = mt_quant_row_words(l->in, l->bits), groups = l->in / (size_t)l->group_size;
         size_t ss = mt_dtype_size(l->sdt);
         mt_dequantize_affine_row(out, (const uint32_t *)l->w + r * words, (const char *)l->scales + r * groups * ss,
@@ -371,6 +374,7 @@ static int forward_i8(const mt_linear *l, const mt_qmat *m, const float *x, size
 void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
     int level = mt_cpu_level();
     if (!T || !l->out) return;
+    if (l->ternary) { mt_bitlinear_forward(l, x, T, y, pool); return; }
     if (l->quantized) {
         mt_qmat m;
         qmat_of(l, &m);
@@ -429,6 +433,7 @@ static void kd1_job(void *c, size_t b, size_t e, int tid) {
 
 void mt_linear_forward_rows1(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
     int level = mt_cpu_level();
+    if (l->ternary) { mt_bitlinear_forward_rows1(l, x, T, y, pool); return; }
     if (T <= 1 || !l->out) {
         mt_linear_forward(l, x, T, y, work, pool);
         return;

@@ -41,6 +41,9 @@ static const struct { const char *name, *msg; } refused[] = {
     {"glm4_moe", "config.json: missing \"rope_theta\""},
     {"dots1", "config.json: missing \"rope_theta\""},
     {"minicpm3", "config.json: mlx-lm's minicpm3 needs a \"rope_scaling\" object"},
+    {"gpt_neox", "config.json: missing \"rotary_emb_base\""},
+    {"stablelm", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
+    {"apertus", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
 };
 /* Families that transformers has no config class for (their repositories' own remote code writes
  * their config.json, not transformers 5): no case to expect. */
