@@ -441,7 +441,7 @@ static const char *rename_seg(const char *name, const char *from, const char *to
     return name;
 }
 
-const char *mt_safetensors_stored_name(const mt_safetensors *st, const char *name, char *buf, size_t n) {
+const char *mt_safetensors_renamed(const mt_safetensors *st, const char *name, char *buf, size_t n) {
     char tmp[2][1024];
     int k = 0;
     for (const char *const *r = st->renames; r && r[0] && r[1]; r += 2) {
@@ -449,6 +449,13 @@ const char *mt_safetensors_stored_name(const mt_safetensors *st, const char *nam
         if (!o) return NULL;
         if (o == tmp[k]) { name = o; k ^= 1; }
     }
+    int w = snprintf(buf, n, "%s", name);
+    return w < 0 || (size_t)w >= n ? NULL : buf;
+}
+
+const char *mt_safetensors_stored_name(const mt_safetensors *st, const char *name, char *buf, size_t n) {
+    char tmp[1024];
+    if (st->renames && !(name = mt_safetensors_renamed(st, name, tmp, sizeof tmp))) return NULL;
     size_t sl = strlen(st->strip);
     if (sl && !strncmp(name, st->strip, sl)) name += sl;
     int w = snprintf(buf, n, "%s%s", st->prefix, name);

@@ -72,6 +72,9 @@ int mt_safetensors_set_prefix(mt_safetensors *st, const char *strip, const char 
  * decoder's: gpt2 reads "model.h.0.attn.c_attn" when asked for
  * "model.layers.0.self_attn.qkv_proj").  Borrowed (a static table); NULL: none. */
 void mt_safetensors_set_renames(mt_safetensors *st, const char *const *pairs);
+/* `name` after the renames alone (the module path a checkpoint's config.json uses for it) into
+ * buf[n]; NULL when it does not fit. */
+const char *mt_safetensors_renamed(const mt_safetensors *st, const char *name, char *buf, size_t n);
 /* The stored name mt_safetensors_get looks up for `name` (renames, then prefix) into buf[n];
  * NULL when it does not fit. */
 const char *mt_safetensors_stored_name(const mt_safetensors *st, const char *name, char *buf, size_t n);

@@ -337,6 +337,15 @@ static void test_renames(void) {
     CHECK_OK(mt_safetensors_set_prefix(st, "", "lm.", &err), &err);
     t = mt_safetensors_get(st, "model.layers.0.input_layernorm.weight");
     CHECK(t && !strcmp(t->name, stored[3]));
+    /* the renames alone (config.json's per-module keys): no prefix */
+    CHECK_STR(mt_safetensors_renamed(st, "model.layers.0.input_layernorm", buf, sizeof buf), "model.h.0.ln_1");
+    CHECK(mt_safetensors_renamed(st, "model.layers.0.input_layernorm", buf, 6) == NULL);
+    /* pairs apply in order, each to what the ones before made: a swap of two names (glm4) */
+    static const char *const swap[] = {"post_attention_layernorm", "post_self_attn_layernorm",
+                                       "pre_feedforward_layernorm", "post_attention_layernorm", NULL};
+    mt_safetensors_set_renames(st, swap);
+    CHECK_STR(mt_safetensors_renamed(st, "l.0.post_attention_layernorm", buf, sizeof buf), "l.0.post_self_attn_layernorm");
+    CHECK_STR(mt_safetensors_renamed(st, "l.0.pre_feedforward_layernorm", buf, sizeof buf), "l.0.post_attention_layernorm");
     mt_safetensors_set_renames(st, NULL);
     CHECK(mt_safetensors_get(st, "model.h.0.ln_1.weight") != NULL && mt_safetensors_get(st, "model.layers.0.input_layernorm.weight") == NULL);
     mt_safetensors_free(st);
