@@ -334,9 +334,12 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
 static int bind_vec(mt_model *m, const char *name, size_t n, float **out, int required, mt_err *err) {
     *out = NULL;
     const mt_tensor_view *t = mt_safetensors_get(m->st, name);
-    if (!t) return required ? mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name) : MT_OK;
+    char buf[320];   /* in messages: the checkpoint's name (a family's renames) */
+    const char *shown = m->st ? mt_safetensors_renamed(m->st, name, buf, sizeof buf) : NULL;
+    if (!shown) shown = name;
+    if (!t) return required ? mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", shown) : MT_OK;
     if (t->ndim != 1 || (size_t)t->shape[0] != n)
-        return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%zu]", name, n);
+        return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%zu]", shown, n);
     *out = malloc(n * sizeof(float));
     if (!*out) return mt_seterr(err, MT_ENOMEM, "out of memory");
     return mt_safetensors_read_f32(m->st, name, *out, n, 0, err);

@@ -436,10 +436,12 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/cohere2-tiny", C, "sliding_window", "0", "config.json: \"sliding_window\" must be a positive integer"},
         {"tests/data/models/internlm2-tiny", C, "rope_scaling", "{\"type\": \"yarn\", \"factor\": 2}",
          "config.json: rope_scaling type \"yarn\" (mlx-lm takes only linear or dynamic for internlm2)"},
-        /* a per-module quantization key names the checkpoint's module (through the family's renames) */
+        /* a per-module quantization key names the checkpoint's module (through the family's renames),
+         * and so do the messages */
         {"tests/data/models/internlm2-tiny-4bit", C, "quantization",
          "{\"group_size\": 32, \"bits\": 4, \"mode\": \"affine\", \"model.layers.0.attention.wqkv\": {\"group_size\": 64, \"bits\": 4}}",
-         "tensor 'model.layers.0.self_attn.qkv_proj.scales': dim 1 is 2, expected 1"},
+         "tensor 'model.layers.0.attention.wqkv.scales': dim 1 is 2, expected 1"},
+        {"tests/data/models/exaone-tiny", C, "intermediate_size", "96", "tensor 'transformer.h.0.mlp.c_fc_0.weight': dim 0 is 128, expected 96"},
         {"tests/data/models/internlm3-tiny", C, "rope_scaling", "{\"type\": \"linear\", \"factor\": 2}",
          "config.json: rope_scaling must hold \"factor\" and \"rope_type\""},
         {"tests/data/models/glm4-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be a finite, pos"},
