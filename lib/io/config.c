@@ -284,6 +284,7 @@ static int quant_block(const mt_config *c, json_t **blk, mt_err *err) {
     if (qm && !json_is_null(qm)) {
         const char *m = json_string_value(qm);
         if (m && strcmp(m, "mxfp4") == 0) { *blk = q; return MT_OK; }
+        if (m && strcmp(m, "bitnet") == 0) return MT_OK;   /* ternary weights: the bitnet family binds them */
         return mt_seterr(err, MT_EUNSUPPORTED, "%s: quantization_config.quant_method '%.40s' is not an MLX format",
                          c->label, m ? m : "?");
     }
@@ -342,17 +343,19 @@ int mt_config_quant_for(const mt_config *c, const mt_safetensors *st, const char
     json_t *blk;
     MT_TRY(quant_block(c, &blk, err));
     if (!blk) return MT_OK;
-    json_t *ov = path ? json_object_get(blk, path) : NULL;
+    char ren[1024];   /* per-module keys name the checkpoint's modules (a family's renames) */
+    const char *key = path && st ? mt_safetensors_renamed(st, path, ren, sizeof ren) : path;
+    json_t *ov = key ? json_object_get(blk, key) : NULL;
     /* the reserved top-level keys are never module paths */
     if (path && (!strcmp(path, "group_size") || !strcmp(path, "bits") || !strcmp(path, "mode"))) ov = NULL;
     mt_quant_params p;
     if (ov && json_is_false(ov)) return MT_OK;
     if (ov && json_is_object(ov)) {
         char where[320];
-        snprintf(where, sizeof where, "quantization['%.256s']", path);
+        snprintf(where, sizeof where, "quantization['%.256s']", key);
         MT_TRY(quant_params_of(c, ov, where, MT_QMODE_AFFINE, &p, err));
     } else if (ov && !json_is_true(ov) && !json_is_null(ov)) {
-        return mt_seterr(err, MT_EFORMAT, "%s: quantization['%.256s'] must be an object or false", c->label, path);
+        return mt_seterr(err, MT_EFORMAT, "%s: quantization['%.256s'] must be an object or false", c->label, key);
     } else {
         MT_TRY(quant_params_of(c, blk, "quantization", MT_QMODE_AFFINE, &p, err));
     }

@@ -186,6 +186,7 @@ struct mt_safetensors {
     uint32_t *hash;         /* index+1 into all, 0 = empty; hcap slots (power of 2) */
     size_t hcap;
     char strip[64], prefix[64];   /* names asked for: strip removed, prefix prepended (mt_safetensors_set_prefix) */
+    const char *const *renames;   /* {from, to, ..., NULL} applied before (mt_safetensors_set_renames) */
 };
 
 static uint64_t hash_str(const char *s) {
@@ -424,15 +425,49 @@ int mt_safetensors_set_prefix(mt_safetensors *st, const char *strip, const char 
     return MT_OK;
 }
 
+void mt_safetensors_set_renames(mt_safetensors *st, const char *const *pairs) {
+    if (st) st->renames = pairs;
+}
+
+/* name with its first whole-segment occurrence of `from` replaced by `to`, into buf[n]
+ * (name itself when from does not occur); NULL when it does not fit */
+static const char *rename_seg(const char *name, const char *from, const char *to, char *buf, size_t n) {
+    size_t fl = strlen(from);
+    for (const char *p = strstr(name, from); p; p = strstr(p + 1, from)) {
+        if ((p != name && p[-1] != '.') || (p[fl] && p[fl] != '.')) continue;
+        int w = snprintf(buf, n, "%.*s%s%s", (int)(p - name), name, to, p + fl);
+        return w < 0 || (size_t)w >= n ? NULL : buf;
+    }
+    return name;
+}
+
+const char *mt_safetensors_renamed(const mt_safetensors *st, const char *name, char *buf, size_t n) {
+    char tmp[2][1024];
+    int k = 0;
+    for (const char *const *r = st->renames; r && r[0] && r[1]; r += 2) {
+        const char *o = rename_seg(name, r[0], r[1], tmp[k], sizeof tmp[k]);
+        if (!o) return NULL;
+        if (o == tmp[k]) { name = o; k ^= 1; }
+    }
+    int w = snprintf(buf, n, "%s", name);
+    return w < 0 || (size_t)w >= n ? NULL : buf;
+}
+
+const char *mt_safetensors_stored_name(const mt_safetensors *st, const char *name, char *buf, size_t n) {
+    char tmp[1024];
+    if (st->renames && !(name = mt_safetensors_renamed(st, name, tmp, sizeof tmp))) return NULL;
+    size_t sl = strlen(st->strip);
+    if (sl && !strncmp(name, st->strip, sl)) name += sl;
+    int w = snprintf(buf, n, "%s%s", st->prefix, name);
+    return w < 0 || (size_t)w >= n ? NULL : buf;
+}
+
 const mt_tensor_view *mt_safetensors_get(const mt_safetensors *st, const char *name) {
     if (!st || !name || !st->hcap) return NULL;
     char full[1024];
-    if (st->prefix[0] || st->strip[0]) {
-        size_t sl = strlen(st->strip);
-        if (sl && !strncmp(name, st->strip, sl)) name += sl;
-        int n = snprintf(full, sizeof full, "%s%s", st->prefix, name);
-        if (n < 0 || (size_t)n >= sizeof full) return NULL;
-        name = full;
+    if (st->prefix[0] || st->strip[0] || st->renames) {
+        name = mt_safetensors_stored_name(st, name, full, sizeof full);
+        if (!name) return NULL;
     }
     size_t h = (size_t)hash_str(name) & (st->hcap - 1);
     while (st->hash[h]) {

@@ -65,6 +65,19 @@ const mt_tensor_view *mt_safetensors_get(const mt_safetensors *st, const char *n
  * "language_model.").  The listing (mt_safetensors_at) keeps the stored names.  MT_EINVAL
  * past 63 bytes. */
 int mt_safetensors_set_prefix(mt_safetensors *st, const char *strip, const char *prefix, mt_err *err);
+/* From now on mt_safetensors_get renames the name asked for before the prefix above applies:
+ * pairs = {from0, to0, from1, to1, ..., NULL}, each `from` a run of whole dot-separated
+ * segments ("model.layers", "self_attn.qkv_proj") replaced by its `to` at its first
+ * occurrence, pairs applied in order (a family whose checkpoint names differ from the shared
+ * decoder's: gpt2 reads "model.h.0.attn.c_attn" when asked for
+ * "model.layers.0.self_attn.qkv_proj").  Borrowed (a static table); NULL: none. */
+void mt_safetensors_set_renames(mt_safetensors *st, const char *const *pairs);
+/* `name` after the renames alone (the module path a checkpoint's config.json uses for it) into
+ * buf[n]; NULL when it does not fit. */
+const char *mt_safetensors_renamed(const mt_safetensors *st, const char *name, char *buf, size_t n);
+/* The stored name mt_safetensors_get looks up for `name` (renames, then prefix) into buf[n];
+ * NULL when it does not fit. */
+const char *mt_safetensors_stored_name(const mt_safetensors *st, const char *name, char *buf, size_t n);
 /* All tensors: files in order, each file's tensors in header order. */
 size_t mt_safetensors_count(const mt_safetensors *st);
 const mt_tensor_view *mt_safetensors_at(const mt_safetensors *st, size_t i);

@@ -334,9 +334,12 @@ int mt_rope_freqs(float *inv_freq, float *in_scale, int d, float base, json_t *r
 static int bind_vec(mt_model *m, const char *name, size_t n, float **out, int required, mt_err *err) {
     *out = NULL;
     const mt_tensor_view *t = mt_safetensors_get(m->st, name);
-    if (!t) return required ? mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name) : MT_OK;
+    char buf[320];   /* in messages: the checkpoint's name (a family's renames) */
+    const char *shown = m->st ? mt_safetensors_renamed(m->st, name, buf, sizeof buf) : NULL;
+    if (!shown) shown = name;
+    if (!t) return required ? mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", shown) : MT_OK;
     if (t->ndim != 1 || (size_t)t->shape[0] != n)
-        return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%zu]", name, n);
+        return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected shape [%zu]", shown, n);
     *out = malloc(n * sizeof(float));
     if (!*out) return mt_seterr(err, MT_ENOMEM, "out of memory");
     return mt_safetensors_read_f32(m->st, name, *out, n, 0, err);
@@ -352,9 +355,9 @@ int mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt
     }
     snprintf(name, sizeof name, "%s.weight", prefix);
     MT_TRY(bind_vec(m, name, n, &out->w, 1, err));
-    if (m->hp.norm_type == MT_NORM_RMS_P1)
+    if (m->hp.norm_type == MT_NORM_RMS_P1 || m->hp.norm_type == MT_NORM_LAYER_P1)
         for (size_t i = 0; i < n; i++) out->w[i] += 1.0f;
-    if (m->hp.norm_type == MT_NORM_LAYER && !m->hp.norm_nobias) {
+    if ((m->hp.norm_type == MT_NORM_LAYER || m->hp.norm_type == MT_NORM_LAYER_P1) && !m->hp.norm_nobias) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         MT_TRY(bind_vec(m, name, n, &out->b, 1, err));
     }
@@ -377,7 +380,7 @@ static int head_norm(mt_model *m, const char *prefix, size_t heads, size_t hd, m
 
 void mt_dec_norm(const mt_model *m, const mt_norm *nm, float *out, const float *x, size_t T, size_t n) {
     for (size_t t = 0; t < T; t++) {
-        if (m->hp.norm_type == MT_NORM_LAYER) mt_layernorm(out + t * n, x + t * n, nm->w, nm->b, n, m->hp.norm_eps);
+        if (m->hp.norm_type >= MT_NORM_LAYER) mt_layernorm(out + t * n, x + t * n, nm->w, nm->b, n, m->hp.norm_eps);
         else mt_rmsnorm(out + t * n, x + t * n, nm->w, n, m->hp.norm_eps);
     }
 }
@@ -466,71 +469,69 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         }
     }
 
-    const char *head = m->head_name ? m->head_name : MT_DEC_NAME(m, lm_head, "lm_head");
-    char hw[128];
-    snprintf(hw, sizeof hw, "%s.weight", head);
-    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, m->embed_name ? m->embed_name : MT_DEC_NAME(m, embed, "model.embed_tokens"),
-                          V, H, -1, err));
-    if (hp->tie_embeddings && (hp->tie_always || !mt_safetensors_get(m->st, hw))) m->lm_head = m->embed;
-    else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, head, V, H, hp->lm_head_bias ? 1 : -1, err));
-    MT_TRY(mt_dec_bind_norm(m, m->final_norm_name ? m->final_norm_name : MT_DEC_NAME(m, final_norm, "model.norm"), H,
-                            &m->final_norm, err));
+    const char *head = m->head_name ? m->head_name : "lm_head";
     char p[256];
+    snprintf(p, sizeof p, "%s.weight", head);
+    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, m->embed_name ? m->embed_name : "model.embed_tokens", V, H, -1, err));
+    if (hp->tie_embeddings && (hp->tie_always || !mt_safetensors_get(m->st, p))) m->lm_head = m->embed;
+    else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, head, V, H, hp->lm_head_bias ? 1 : -1, err));
+    if (hp->n_positions)   /* learned positions (gpt2) */
+        MT_TRY(mt_linear_bind(&m->pos_embed, m->st, m->cfg, "model.embed_positions", (size_t)hp->n_positions, H, -1, err));
+    MT_TRY(mt_dec_bind_norm(m, m->final_norm_name ? m->final_norm_name : "model.norm", H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
     int ab = hp->attn_bias ? 1 : -1, ob = hp->o_bias ? 1 : -1, mb = hp->mlp_bias ? 1 : -1;
-    const char *lay = MT_DEC_NAME(m, layers, "model.layers");
     for (int i = 0; i < hp->n_layers; i++) {
         mt_layer *L = &m->layers[i];
         L->use_rope = 1;
         L->inv_freq = m->inv_freq;
         L->rope_in_scale = m->rope_in_scale;
 #define LIN(field, sub, o, in, bias) \
-    do { snprintf(p, sizeof p, "%s.%d.%s", lay, i, sub); \
+    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); \
          MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, bias, err)); } while (0)
 #define NORM(field, sub) \
-    do { snprintf(p, sizeof p, "%s.%d.%s", lay, i, sub); MT_TRY(mt_dec_bind_norm(m, p, H, &L->field, err)); } while (0)
+    do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); MT_TRY(mt_dec_bind_norm(m, p, H, &L->field, err)); } while (0)
         int bound = 0;
         if (m->bind_layer) MT_TRY(m->bind_layer(m, i, &bound, err));
         if (!(bound & MT_BOUND_ATTN)) {
-            if (hp->fused_qkv) LIN(qkv, MT_DEC_NAME(m, qkv, "self_attn.qkv_proj"), qd + 2 * kvd, H, ab);
+            if (hp->fused_qkv) LIN(qkv, "self_attn.qkv_proj", qd + 2 * kvd, H, ab);
             else {
-                LIN(q, MT_DEC_NAME(m, q, "self_attn.q_proj"), hp->attn_out_gate ? 2 * qd : qd, H, ab);
-                LIN(k, MT_DEC_NAME(m, k, "self_attn.k_proj"), kvd, H, ab);
-                LIN(v, MT_DEC_NAME(m, v, "self_attn.v_proj"), kvd, H, ab);
+                LIN(q, "self_attn.q_proj", hp->attn_out_gate ? 2 * qd : qd, H, ab);
+                LIN(k, "self_attn.k_proj", kvd, H, ab);
+                LIN(v, "self_attn.v_proj", kvd, H, ab);
             }
-            LIN(o, MT_DEC_NAME(m, o, "self_attn.o_proj"), H, qd, ob);
+            LIN(o, "self_attn.o_proj", H, qd, ob);
         }
         if (bound & MT_BOUND_MLP) {
         } else if (m->moe_layer && m->moe_layer(m, i)) {
-            snprintf(p, sizeof p, "%s.%d.%s", lay, i, m->moe_prefix);
+            snprintf(p, sizeof p, "model.layers.%d.%s", i, m->moe_prefix);
             MT_TRY(mt_decoder_bind_moe(m, i, p, err));
         } else if (hp->mlp == MT_MLP_GATED) {
-            LIN(gate, MT_DEC_NAME(m, gate, "mlp.gate_proj"), I, H, mb);
-            LIN(up, MT_DEC_NAME(m, up, "mlp.up_proj"), I, H, mb);
-            LIN(down, MT_DEC_NAME(m, down, "mlp.down_proj"), H, I, mb);
+            LIN(gate, "mlp.gate_proj", I, H, mb);
+            LIN(up, "mlp.up_proj", I, H, mb);
+            LIN(down, "mlp.down_proj", H, I, mb);
         } else if (hp->mlp == MT_MLP_GATED_FUSED) {
-            LIN(gate, MT_DEC_NAME(m, gate, "mlp.gate_up_proj"), 2 * I, H, mb);
-            LIN(down, MT_DEC_NAME(m, down, "mlp.down_proj"), H, I, mb);
+            LIN(gate, "mlp.gate_up_proj", 2 * I, H, mb);
+            LIN(down, "mlp.down_proj", H, I, mb);
         } else {
-            LIN(gate, MT_DEC_NAME(m, gate, "mlp.c_fc"), I, H, mb);
-            LIN(down, MT_DEC_NAME(m, down, "mlp.c_proj"), H, I, mb);
+            LIN(gate, "mlp.c_fc", I, H, mb);
+            LIN(down, "mlp.c_proj", H, I, mb);
         }
         if (!(bound & MT_BOUND_NORMS)) {
-            if (hp->block != MT_BLOCK_POST) NORM(n1, MT_DEC_NAME(m, n1, "input_layernorm"));
-            if (hp->block != MT_BLOCK_PARALLEL) NORM(n2, MT_DEC_NAME(m, n2, "post_attention_layernorm"));
-            if (hp->block == MT_BLOCK_SANDWICH) NORM(n3, MT_DEC_NAME(m, n3, "pre_feedforward_layernorm"));
+            if (hp->block != MT_BLOCK_POST) NORM(n1, "input_layernorm");
+            if (hp->block != MT_BLOCK_PARALLEL) NORM(n2, "post_attention_layernorm");
+            if (hp->block == MT_BLOCK_SANDWICH) NORM(n3, "pre_feedforward_layernorm");
             if (hp->block == MT_BLOCK_SANDWICH || hp->block == MT_BLOCK_POST)
-                NORM(n4, MT_DEC_NAME(m, n4, "post_feedforward_layernorm"));
+                NORM(n4, "post_feedforward_layernorm");
         }
 #undef LIN
 #undef NORM
-        if (hp->qk_norm && !(bound & MT_BOUND_ATTN)) {
+        if (hp->qk_norm && !L->q_norm.w && !(bound & MT_BOUND_ATTN)) {   /* (or bound by the family) */
             size_t qn = hp->qk_norm == MT_QKNORM_HEAD ? hd : qd, kn = hp->qk_norm == MT_QKNORM_HEAD ? hd : kvd;
             int each = hp->qk_norm == MT_QKNORM_HEAD_EACH;   /* [heads, head_dim] weights */
-            snprintf(p, sizeof p, "%s.%d.%s", lay, i, MT_DEC_NAME(m, q_norm, "self_attn.q_norm"));
+            snprintf(p, sizeof p, "model.layers.%d.self_attn.q_norm", i);
             MT_TRY(each ? head_norm(m, p, (size_t)hp->n_heads, hd, &L->q_norm, err) : mt_dec_bind_norm(m, p, qn, &L->q_norm, err));
-            snprintf(p, sizeof p, "%s.%d.%s", lay, i, MT_DEC_NAME(m, k_norm, "self_attn.k_norm"));
+            snprintf(p, sizeof p, "model.layers.%d.self_attn.k_norm", i);
             MT_TRY(each ? head_norm(m, p, (size_t)hp->n_kv_heads, hd, &L->k_norm, err) : mt_dec_bind_norm(m, p, kn, &L->k_norm, err));
         }
     }
@@ -694,6 +695,7 @@ void mt_model_free(mt_model *m) {
             mt_layer *L = &m->layers[i];
             mt_dec_norm_free(&L->n1); mt_dec_norm_free(&L->n2); mt_dec_norm_free(&L->n3); mt_dec_norm_free(&L->n4);
             mt_dec_norm_free(&L->q_norm); mt_dec_norm_free(&L->k_norm);
+            mt_dec_norm_free(&L->o_in_norm); mt_dec_norm_free(&L->down_in_norm);
             free(L->exp_gate);
             free(L->moe_sel_bias);
             if (L->mixer && L->mixer->free) L->mixer->free(L->mix);
@@ -701,6 +703,7 @@ void mt_model_free(mt_model *m) {
         }
     free(m->layers);
     mt_dec_norm_free(&m->final_norm);
+    mt_dec_norm_free(&m->embed_norm);
     free(m->inv_freq);
     free(m->inv_freq_local);
     free(m->mlx_inv_freq);
@@ -889,12 +892,27 @@ static int attn_blocks_ok(const attn_ctx *a) {
     return 1;
 }
 
+int mt_dec_attend(const mt_fwd *f, int l, const float *q, size_t qs, float *out, mt_err *err) {
+    const mt_decoder_hp *hp = &f->m->hp;
+    size_t nt = (size_t)mt_pool_size(f->m->pool), group = (size_t)(hp->n_heads / hp->n_kv_heads), gsz = group;
+    float *scores = malloc((nt * f->len * group + 1) * sizeof *scores);
+    if (!scores) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    while (gsz % 2 == 0 && (f->rows1 ? 1 : f->T) * (size_t)hp->n_heads / gsz < 2 * nt) gsz /= 2;   /* as forward_rows */
+    attn_ctx ac = {f->m, f->rc, f->rpos, f->lo, f->hi, l, q, qs, out, scores, gsz, f->T, f->len};
+    if (!f->rows1 && attn_blocks_ok(&ac))
+        mt_pool_for(f->m->pool, (size_t)hp->n_kv_heads * ((f->T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
+    else mt_pool_for(f->m->pool, f->T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
+    free(scores);
+    return MT_OK;
+}
+
 /* Tell the calibration observer (if any) what enters layer l's module `sub`. */
 void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
     if (!m->on_linear_input) return;
-    char path[256];
-    snprintf(path, sizeof path, "%s.%d.%s", MT_DEC_NAME(m, layers, "model.layers"), l, sub);
-    m->on_linear_input(m->hook_user, path, x, T, in);
+    char path[256], stored[320];
+    snprintf(path, sizeof path, "model.layers.%d.%s", l, sub);
+    const char *p = m->st ? mt_safetensors_stored_name(m->st, path, stored, sizeof stored) : NULL;   /* the checkpoint's name */
+    m->on_linear_input(m->hook_user, p ? p : path, x, T, in);
 }
 
 static void scale_rot(float *x, size_t heads, size_t hd, int rot, float s) {
@@ -989,6 +1007,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     for (size_t t = 0; t < T; t++)
         if (tok[t] < 0 || tok[t] >= hp->vocab)
             return mt_seterr(err, MT_EINVAL, "token id %d outside the vocabulary (%d)", tok[t], hp->vocab);
+        else if (hp->n_positions && rpos[t] >= (size_t)hp->n_positions)
+            return mt_seterr(err, MT_EINVAL, "position %zu is past the model's %d learned positions", rpos[t], hp->n_positions);
     MT_TRY(mt_dec_inject_check(inj, tok, T, err));
     /* slots: where each row's K/V go and which slots it attends to (rows of one cache are consecutive) */
     size_t *slot = malloc(3 * T * sizeof *slot);
@@ -1045,6 +1065,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     int r = MT_OK;
     for (size_t t = 0; t < T; t++) mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
     mt_dec_inject(inj, tok, T, x, H);
+    if (hp->n_positions) mt_dec_add_positions(m, rpos, T, x, xn);
+    if (m->embed_norm.w) mt_dec_norm(m, &m->embed_norm, x, x, T, H);
     if (hp->embed_scale != 1.0f)
         for (size_t i = 0; i < T * H; i++) x[i] *= hp->embed_scale;
 
@@ -1060,14 +1082,14 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         size_t qs;   /* row stride of q, k, v inside qkv */
         float *q, *k, *v;
         if (hp->fused_qkv && !hp->qkv_grouped) {
-            mt_dec_observe(m, l, MT_DEC_NAME(m, qkv, "self_attn.qkv_proj"), ain, T, H);
+            mt_dec_observe(m, l, "self_attn.qkv_proj", ain, T, H);
             lin_rows(rows1, &L->qkv, ain, T, qkv, work, m->pool);
             if (hp->clip_qkv > 0)   /* dbrx */
                 for (size_t i = 0; i < T * qkvd; i++) qkv[i] = fminf(fmaxf(qkv[i], -hp->clip_qkv), hp->clip_qkv);
             qs = qkvd; q = qkv; k = qkv + qd; v = qkv + qd + kvd;
         } else if (hp->qkv_grouped) {   /* into the q | k | v layout of separate projections */
             float *src = qkv + T * qkvd;
-            mt_dec_observe(m, l, MT_DEC_NAME(m, qkv, "self_attn.qkv_proj"), ain, T, H);
+            mt_dec_observe(m, l, "self_attn.qkv_proj", ain, T, H);
             lin_rows(rows1, &L->qkv, ain, T, src, work, m->pool);
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
             size_t grp = (size_t)(hp->n_heads / hp->n_kv_heads);
@@ -1080,15 +1102,15 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 }
         } else {
             qs = qd; q = qkv; k = qkv + T * qd; v = k + T * kvd;
-            mt_dec_observe(m, l, MT_DEC_NAME(m, q, "self_attn.q_proj"), ain, T, H);
+            mt_dec_observe(m, l, "self_attn.q_proj", ain, T, H);
             if (hp->attn_out_gate) {   /* gated attention: each head's [q | gate] rows after v */
                 lin_rows(rows1, &L->q, ain, T, v + T * kvd, work, m->pool);
                 for (size_t t = 0; t < T * (size_t)hp->n_heads; t++) memcpy(q + t * hd, v + T * kvd + 2 * t * hd, hd * sizeof *q);
             } else lin_rows(rows1, &L->q, ain, T, q, work, m->pool);
             if (L->kv_prev) memcpy(k, kvs, 2 * T * kvd * sizeof(float));   /* hunyuan CLA: the layer before's */
             else {
-                mt_dec_observe(m, l, MT_DEC_NAME(m, k, "self_attn.k_proj"), ain, T, H);
-                mt_dec_observe(m, l, MT_DEC_NAME(m, v, "self_attn.v_proj"), ain, T, H);
+                mt_dec_observe(m, l, "self_attn.k_proj", ain, T, H);
+                mt_dec_observe(m, l, "self_attn.v_proj", ain, T, H);
                 lin_rows(rows1, &L->k, ain, T, k, work, m->pool);
                 lin_rows(rows1, &L->v, ain, T, v, work, m->pool);
                 if (hp->kv_share) memcpy(kvs, k, 2 * T * kvd * sizeof(float));
@@ -1124,10 +1146,12 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (hp->attn_out_gate)
             for (size_t t = 0; t < T * (size_t)hp->n_heads; t++)
                 for (size_t i = 0; i < hd; i++) att[t * hd + i] /= 1.0f + expf(-v[T * kvd + (2 * t + 1) * hd + i]);
-        mt_dec_observe(m, l, MT_DEC_NAME(m, o, "self_attn.o_proj"), att, T, qd);
+        if (L->o_in_norm.w) mt_dec_norm(m, &L->o_in_norm, att, att, T, qd);
+        mt_dec_observe(m, l, "self_attn.o_proj", att, T, qd);
         lin_rows(rows1, &L->o, att, T, br, work, m->pool);
     attn_done:
-        if (hp->block != MT_BLOCK_PRE && L->n2.w) mt_dec_norm(m, &L->n2, br, br, T, H);
+        if ((hp->block == MT_BLOCK_SANDWICH || hp->block == MT_BLOCK_POST) && L->n2.w) mt_dec_norm(m, &L->n2, br, br, T, H);
+        if (hp->block == MT_BLOCK_PARALLEL2) mt_dec_norm(m, &L->n2, xn, x, T, H);   /* the MLP's input, before x moves */
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
 
         /* MLP branch */
@@ -1135,7 +1159,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         const mt_norm *pre = hp->block == MT_BLOCK_PRE ? &L->n2 : hp->block == MT_BLOCK_SANDWICH ? &L->n3 : NULL;
         const float *min = x;
         if (pre && pre->w) { mt_dec_norm(m, pre, xn, x, T, H); min = xn; }
-        if (hp->block == MT_BLOCK_PARALLEL) min = xn;   /* n1 of the block's input, as the attention's */
+        if (hp->block >= MT_BLOCK_PARALLEL) min = xn;   /* n1 (PARALLEL2: n2) of the block's input */
         if (L->ffn) {
             if ((r = L->ffn->forward(&fw, l, min, br, err))) goto out;
             goto mlp_done;
@@ -1145,8 +1169,8 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             goto mlp_done;
         }
         if (m->on_linear_input) {
-            mt_dec_observe(m, l, MT_DEC_NAME(m, gate, hp->mlp == MT_MLP_GATED ? "mlp.gate_proj" : hp->mlp == MT_MLP_GATED_FUSED ? "mlp.gate_up_proj" : "mlp.c_fc"), min, T, H);
-            if (hp->mlp == MT_MLP_GATED) mt_dec_observe(m, l, MT_DEC_NAME(m, up, "mlp.up_proj"), min, T, H);
+            mt_dec_observe(m, l, hp->mlp == MT_MLP_GATED ? "mlp.gate_proj" : hp->mlp == MT_MLP_GATED_FUSED ? "mlp.gate_up_proj" : "mlp.c_fc", min, T, H);
+            if (hp->mlp == MT_MLP_GATED) mt_dec_observe(m, l, "mlp.up_proj", min, T, H);
         }
         lin_rows(rows1, &L->gate, min, T, g, work, m->pool);
         float *hid = g;
@@ -1161,16 +1185,20 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
             }
             if (hp->act == MT_ACT_SILU) mt_swiglu(gg, uu, T * I);
             else {
-                if (hp->act == MT_ACT_GELU) mt_gelu(gg, T * I); else mt_gelu_tanh(gg, T * I);
+                if (hp->act == MT_ACT_GELU) mt_gelu(gg, T * I);
+                else if (hp->act == MT_ACT_RELU2) for (size_t i = 0; i < T * I; i++) gg[i] = gg[i] > 0 ? gg[i] * gg[i] : 0;
+                else mt_gelu_tanh(gg, T * I);
                 for (size_t i = 0; i < T * I; i++) gg[i] *= uu[i];
             }
             hid = gg;
         } else {
             if (hp->act == MT_ACT_SILU) mt_silu(g, T * I);
+            else if (hp->act == MT_ACT_RELU2) for (size_t i = 0; i < T * I; i++) g[i] = g[i] > 0 ? g[i] * g[i] : 0;
             else if (hp->act == MT_ACT_GELU) mt_gelu(g, T * I);
             else mt_gelu_tanh(g, T * I);
         }
-        mt_dec_observe(m, l, MT_DEC_NAME(m, down, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj"), hid, T, I);
+        if (L->down_in_norm.w) mt_dec_norm(m, &L->down_in_norm, hid, hid, T, I);
+        mt_dec_observe(m, l, hp->mlp == MT_MLP_PLAIN ? "mlp.c_proj" : "mlp.down_proj", hid, T, I);
         lin_rows(rows1, &L->down, hid, T, br, work, m->pool);
     mlp_done:
         if (L->n4.w) mt_dec_norm(m, &L->n4, br, br, T, H);

@@ -34,8 +34,6 @@ struct mt_fwd {
                                         mechanism has wider linear inputs raises max_in at bind) */
 };
 typedef struct mt_fwd mt_fwd;
-/* The name a family gave tensor `field` (mt_model.names), else the llama default def. */
-#define MT_DEC_NAME(m, field, def) ((m)->names && (m)->names->field ? (m)->names->field : (def))
 /* y[T, out] = l(x[T, in]) over rows of the call (with rows1, each row as alone). */
 void mt_dec_linear(const mt_fwd *f, const mt_linear *l, const float *x, size_t T, float *y);
 /* A norm over T rows of n features (RMS, RMS with 1 + w, or LayerNorm per m->hp.norm_type). */
@@ -99,4 +97,11 @@ static inline void mt_dec_topk(const float *gates, size_t n, size_t k, int *sel,
     }
 }
 
+/* The built-in attention of layer l over the call's rows: q [T, n_heads * head_dim] (row stride
+ * qs, RoPE applied), the rows' K/V already written to their caches (mt_kv_write); out [T,
+ * n_heads * head_dim].  For a mixer that makes q, k, v its own way (openelm). */
+int mt_dec_attend(const mt_fwd *f, int l, const float *q, size_t qs, float *out, mt_err *err);
+
+/* Learned positions (dense_b.c): x[t] += pos_embed row rpos[t] (tmp: hidden floats). */
+void mt_dec_add_positions(const mt_model *m, const size_t *rpos, size_t T, float *x, float *tmp);
 #endif

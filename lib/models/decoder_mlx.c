@@ -76,7 +76,7 @@ int mt_model_set_numerics(mt_model *m, int numerics, mt_err *err) {
      * of float32 rows, and from the first block on the residual stream; what is left of
      * the 16-bit type is the embedding rows, which the float32 path rounds as mlx does */
     char nwn[160];
-    snprintf(nwn, sizeof nwn, "%s.weight", MT_DEC_NAME(m, final_norm, "model.norm"));
+    snprintf(nwn, sizeof nwn, "%s.weight", "model.norm");
     const mt_tensor_view *nw = m->st ? mt_safetensors_get(m->st, nwn) : NULL;
     if (nw && nw->dtype == MT_F32) m->act_dt = MT_F32;
     if (numerics == MT_NUMERICS_MLX && m->act_dt != MT_F32 && m->no_mlx)

@@ -55,8 +55,8 @@ static int head_dim_from_hidden(mt_model *m, mt_err *err) {
 
 /* ---- phi ---- */
 
-static const mt_dec_names phi_names = {.final_norm = "model.final_layernorm", .o = "self_attn.dense",
-                                       .gate = "mlp.fc1", .down = "mlp.fc2"};
+static const char *const phi_names[] = {"model.norm", "model.final_layernorm", "self_attn.o_proj", "self_attn.dense",
+                                        "mlp.c_fc", "mlp.fc1", "mlp.c_proj", "mlp.fc2", NULL};
 
 static int phi_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
@@ -76,7 +76,7 @@ static int phi_init(mt_model *m, mt_err *err) {
     m->hp.tie_embeddings = 0;
     m->hp.rope_traditional = 0;
     plain_rope(m);
-    m->names = &phi_names;
+    mt_safetensors_set_renames(m->st, phi_names);
     m->no_mlx = "parallel attention and MLP";
     return mt_decoder_bind(m, err);
 }
@@ -141,10 +141,10 @@ static int cohere2_init(mt_model *m, mt_err *err) {
 
 /* ---- internlm2, internlm3 ---- */
 
-static const mt_dec_names internlm2_names = {
-    .embed = "model.tok_embeddings", .lm_head = "output", .qkv = "attention.wqkv", .o = "attention.wo",
-    .gate = "feed_forward.w1", .up = "feed_forward.w3", .down = "feed_forward.w2", .n1 = "attention_norm",
-    .n2 = "ffn_norm"};
+static const char *const internlm2_names[] = {
+    "model.embed_tokens", "model.tok_embeddings", "lm_head", "output", "self_attn.qkv_proj", "attention.wqkv",
+    "self_attn.o_proj", "attention.wo", "mlp.gate_proj", "feed_forward.w1", "mlp.up_proj", "feed_forward.w3",
+    "mlp.down_proj", "feed_forward.w2", "input_layernorm", "attention_norm", "post_attention_layernorm", "ffn_norm", NULL};
 
 static int internlm_common(mt_model *m, const char *tkey, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
@@ -159,7 +159,7 @@ static int internlm2_init(mt_model *m, mt_err *err) {
     m->hp.o_bias = m->hp.attn_bias;
     m->hp.mlp_bias = 0;
     m->hp.fused_qkv = m->hp.qkv_grouped = 1;
-    m->names = &internlm2_names;
+    mt_safetensors_set_renames(m->st, internlm2_names);
     m->no_mlx = "q/k/v rows grouped per kv head";
     return mt_decoder_bind(m, err);
 }
@@ -183,8 +183,10 @@ static int internlm3_init(mt_model *m, mt_err *err) {
 
 /* ---- glm4 ---- */
 
-static const mt_dec_names glm4_names = {.n2 = "post_self_attn_layernorm", .n3 = "post_attention_layernorm",
-                                        .n4 = "post_mlp_layernorm"};
+/* in this order: the second pair gives the name the first one renamed away */
+static const char *const glm4_names[] = {"post_attention_layernorm", "post_self_attn_layernorm",
+                                         "pre_feedforward_layernorm", "post_attention_layernorm",
+                                         "post_feedforward_layernorm", "post_mlp_layernorm", NULL};
 
 static int glm4_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
@@ -203,7 +205,7 @@ static int glm4_init(mt_model *m, mt_err *err) {
     m->hp.mlp = MT_MLP_GATED_FUSED;
     m->hp.tie_embeddings = 0;   /* mlx-lm always has its own lm_head */
     plain_rope(m);
-    m->names = &glm4_names;
+    mt_safetensors_set_renames(m->st, glm4_names);
     return mt_decoder_bind(m, err);
 }
 
@@ -329,11 +331,12 @@ static int minicpm_init(mt_model *m, mt_err *err) {
 
 /* ---- exaone, helium, glm ---- */
 
-static const mt_dec_names exaone_names = {
-    .embed = "transformer.wte", .final_norm = "transformer.ln_f", .layers = "transformer.h",
-    .q = "attn.attention.q_proj", .k = "attn.attention.k_proj", .v = "attn.attention.v_proj",
-    .o = "attn.attention.out_proj", .gate = "mlp.c_fc_0", .up = "mlp.c_fc_1", .down = "mlp.c_proj",
-    .n1 = "ln_1", .n2 = "ln_2"};
+static const char *const exaone_names[] = {
+    "model.embed_tokens", "transformer.wte", "model.norm", "transformer.ln_f", "model.layers", "transformer.h",
+    "self_attn.q_proj", "attn.attention.q_proj", "self_attn.k_proj", "attn.attention.k_proj",
+    "self_attn.v_proj", "attn.attention.v_proj", "self_attn.o_proj", "attn.attention.out_proj",
+    "mlp.gate_proj", "mlp.c_fc_0", "mlp.up_proj", "mlp.c_fc_1", "mlp.down_proj", "mlp.c_proj",
+    "input_layernorm", "ln_1", "post_attention_layernorm", "ln_2", NULL};
 
 static int exaone_init(mt_model *m, mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
@@ -350,7 +353,7 @@ static int exaone_init(mt_model *m, mt_err *err) {
                          m->hp.head_dim, m->hp.n_heads, m->hp.hidden);
     m->hp.norm_eps = (float)eps;
     m->hp.tie_always = 1;   /* tied: mlx-lm has no lm_head */
-    m->names = &exaone_names;
+    mt_safetensors_set_renames(m->st, exaone_names);
     return mt_decoder_bind(m, err);
 }
 
@@ -384,10 +387,10 @@ static int glm_init(mt_model *m, mt_err *err) {
 
 /* ---- olmo ---- */
 
-static const mt_dec_names olmo_names = {
-    .embed = "model.transformer.wte", .final_norm = "model.transformer.norm", .lm_head = "model.transformer.ff_out",
-    .layers = "model.transformer.blocks", .qkv = "att_proj", .o = "attn_out", .gate = "ff_proj", .down = "ff_out",
-    .n1 = "att_norm", .n2 = "ff_norm"};
+static const char *const olmo_names[] = {
+    "model.embed_tokens", "model.transformer.wte", "lm_head", "model.transformer.ff_out", "model.layers",
+    "model.transformer.blocks", "self_attn.qkv_proj", "att_proj", "self_attn.o_proj", "attn_out",
+    "mlp.gate_up_proj", "ff_proj", "mlp.down_proj", "ff_out", NULL};   /* (its norms have no tensors) */
 
 /* config key `from` (mlx-lm's olmo name) under the decoder's name `to` */
 static int olmo_key(json_t *c, const char *from, const char *to, int def, int *out, mt_err *err) {
@@ -423,7 +426,7 @@ static int olmo_init(mt_model *m, mt_err *err) {
     m->hp.attn_bias = m->hp.o_bias = m->hp.mlp_bias = 0;
     m->hp.tie_always = 1;
     plain_rope(m);
-    m->names = &olmo_names;
+    mt_safetensors_set_renames(m->st, olmo_names);
     m->no_mlx = "ff_proj rows [up | gate]";
     return mt_decoder_bind(m, err);
 }

@@ -16,19 +16,21 @@
 #include "io/safetensors.h"
 #include "tensor/linear.h"
 
-enum { MT_ACT_SILU = 0, MT_ACT_GELU, MT_ACT_GELU_TANH };
-enum { MT_NORM_RMS = 0, MT_NORM_RMS_P1 /* weight 1 + w (gemma) */, MT_NORM_LAYER /* LayerNorm w, b */ };
+enum { MT_ACT_SILU = 0, MT_ACT_GELU, MT_ACT_GELU_TANH, MT_ACT_RELU2 /* relu(x)^2, plain MLPs (nemotron) */ };
+enum { MT_NORM_RMS = 0, MT_NORM_RMS_P1 /* weight 1 + w (gemma) */, MT_NORM_LAYER /* LayerNorm w, b */,
+       MT_NORM_LAYER_P1 /* LayerNorm 1 + w, b (nemotron) */ };
 /* Where the norms sit in a block:
  *   PRE      x += attn(n1(x)); x += mlp(n2(x))                 (llama; n1 input_layernorm, n2 post_attention_layernorm)
  *   SANDWICH x += n2(attn(n1(x))); x += n4(mlp(n3(x)))         (gemma2/3; + pre/post_feedforward_layernorm)
  *   POST     x += n2(attn(x)); x += n4(mlp(x))                 (olmo2) */
-/*   PARALLEL x += attn(n1(x)) + mlp(n1(x))                    (phi, cohere: one norm, both branches) */
-enum { MT_BLOCK_PRE = 0, MT_BLOCK_SANDWICH, MT_BLOCK_POST, MT_BLOCK_PARALLEL };
+/*   PARALLEL x += attn(n1(x)) + mlp(n1(x))                    (phi, cohere, gptj: one norm, both branches)
+ *   PARALLEL2 x += attn(n1(x)) + mlp(n2(x))                   (gpt_neox: a norm per branch) */
+enum { MT_BLOCK_PRE = 0, MT_BLOCK_SANDWICH, MT_BLOCK_POST, MT_BLOCK_PARALLEL, MT_BLOCK_PARALLEL2 };
 enum { MT_MLP_GATED = 0 /* gate_proj, up_proj, down_proj */, MT_MLP_GATED_FUSED /* gate_up_proj (phi3) */,
        MT_MLP_PLAIN /* c_fc, c_proj (starcoder2) */ };
 enum { MT_MOE_SOFTMAX = 0, MT_MOE_SIGMOID, MT_MOE_SPARSEMIXER };   /* mt_decoder_hp.moe_score */
 enum { MT_QKNORM_NONE = 0, MT_QKNORM_HEAD /* per head (qwen3, gemma3) */, MT_QKNORM_FULL /* whole projection (olmo2) */,
-       MT_QKNORM_HEAD_EACH /* per head, each head its own weights: q_norm.weight [n_heads, head_dim] (cohere) */ };
+       MT_QKNORM_HEAD_EACH /* per head, each head its own weights [heads, head_dim] (cohere; stablelm binds its own) */ };
 
 /* Hyper-parameters of a llama-like decoder; a family fills what differs. */
 typedef struct mt_decoder_hp {
@@ -84,12 +86,12 @@ typedef struct mt_decoder_hp {
     /* gated attention (qwen3_next, qwen3_5): q_proj gives each head [q | gate] (2 * head_dim rows);
      * the attention output is multiplied by sigmoid(gate) before o_proj (no mlx numerics: no_mlx) */
     int attn_out_gate;
-    /* dense group A switches (phi, cohere, internlm2, ...) */
+    /* dense decoders (dense_a.c, dense_b.c) */
     int norm_nobias;        /* MT_NORM_LAYER without a bias (cohere layer_norm_bias false) */
-    int lm_head_bias;       /* the output head has a bias (phi) */
-    int qkv_grouped;        /* with fused_qkv: the rows are grouped per kv head, [its q heads, k, v] (internlm2 wqkv) */
+    int lm_head_bias;       /* the output head has a bias (phi, gptj) */
+    int qkv_grouped;        /* with fused_qkv: rows grouped per kv head, [its q heads, k, v] (internlm2; gpt_neox: 1 q each) */
     int tie_always;         /* with tie_embeddings: the embedding is the head even where lm_head.weight exists */
-    int norm_noaffine;      /* norms without weights (weight 1; olmo's LayerNorm(affine=False)): none is read */
+    int norm_noaffine;      /* norms without parameters (weight 1, no bias; olmo, nanochat): none is read */
     int mlp_up_first;       /* MT_MLP_GATED_FUSED rows [up | gate] instead of [gate | up] (olmo ff_proj) */
     /* hunyuan (moe.c): q/k norms applied after RoPE instead of before (float32 forward only:
      * a family that sets it sets no_mlx) */
@@ -98,21 +100,14 @@ typedef struct mt_decoder_hp {
                                for the next layer, which has none of its own when its kv_prev is set */
     /* dbrx (moe.c; float32 forward only, the family sets no_mlx) */
     float clip_qkv;         /* the fused q/k/v projection clipped to +-clip_qkv; 0 = none */
+    int n_positions;        /* learned absolute position embeddings (mt_model.pos_embed) for this many
+                               positions, added to the token embeddings (gpt2); 0 = none */
 } mt_decoder_hp;
 
 typedef struct mt_norm { float *w, *b; } mt_norm;   /* w == NULL: absent */
 
-/* Tensor names a family uses instead of the llama ones (mt_model.names; a NULL field: the
- * default).  Top level: embed "model.embed_tokens", final_norm "model.norm", lm_head "lm_head";
- * per layer under "model.layers.N.": q/k/v/o "self_attn.{q,k,v,o}_proj", qkv "self_attn.qkv_proj",
- * gate/up/down "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj" (fused: "mlp.gate_up_proj"; plain:
- * "mlp.c_fc", "mlp.c_proj"), n1..n4 "input_layernorm", "post_attention_layernorm",
- * "pre_feedforward_layernorm", "post_feedforward_layernorm", q_norm/k_norm "self_attn.{q,k}_norm". */
-typedef struct mt_dec_names {
-    const char *embed, *final_norm, *lm_head, *layers;   /* layers: the blocks' prefix, "model.layers" */
-    const char *q, *k, *v, *o, *qkv, *gate, *up, *down;
-    const char *n1, *n2, *n3, *n4, *q_norm, *k_norm;
-} mt_dec_names;
+/* Tensor names: the decoder asks for llama's ("model.layers.N.self_attn.q_proj", ...); a family
+ * whose checkpoint names them otherwise gives a rename table (mt_safetensors_set_renames). */
 
 /* Mechanism files (MLA, state-space layers, gated DeltaNet, short convolutions, other MoE
  * routers...) plug into the shared decoder through these two hooks; struct mt_fwd (one
@@ -150,6 +145,9 @@ typedef struct mt_layer {
                                       linear-attention or short-convolution mixer): floats of
                                       mt_kvcache.state[layer]; 0 = none (set at bind) */
     int kv_prev;                   /* hunyuan CLA (hp.kv_share): k and v are the previous layer's projections */
+    /* sub-norms (bitnet): the attention output before o_proj, the gated MLP's hidden rows before
+     * down_proj (w == NULL: none; the family binds them) */
+    mt_norm o_in_norm, down_in_norm;
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };
@@ -221,13 +219,13 @@ typedef struct mt_model {
                                       head grouping of one row): an answer never depends on the
                                       sequences decoding beside it, at about 1.4x the time of the
                                       shared multi-row kernels at 8 rows (set it directly; 0 default) */
-    /* dense group A: tensor names other than llama's (set before mt_decoder_bind; NULL = llama's) */
-    const mt_dec_names *names;
     /* multi-head latent attention (models/mla.c): a KV cache whose slots are not n_kv_heads x
      * head_dim keys and values alike, but kv_heads x kv_head_dim keys and kv_v_dim values
      * (deepseek_v3: the normed latent as one key head, the RoPE key part as the values); 0 = none */
     int kv_heads, kv_head_dim;
     size_t kv_v_dim;
+    mt_linear pos_embed;           /* [hp.n_positions, hidden] learned positions (bound with hp.n_positions) */
+    mt_norm embed_norm;            /* set by the family: a norm of the embeddings (nanochat); w == NULL: none */
 } mt_model;
 
 /* One sequence's cache: per layer K rows of n_kv_heads * head_dim (kv_dim) and V rows of

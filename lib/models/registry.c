@@ -21,6 +21,10 @@ extern const mt_family mt_family_deepseek_v3, mt_family_kimi_k2, mt_family_deeps
 extern const mt_family mt_family_qwen2_moe, mt_family_olmoe, mt_family_granitemoe, mt_family_phimoe,
     mt_family_ernie4_5_moe, mt_family_bailing_moe, mt_family_hunyuan, mt_family_hunyuan_v1_dense,
     mt_family_minimax, mt_family_llama4_text, mt_family_dbrx;
+/* GPT-style dense decoders (dense_b.c) */
+extern const mt_family mt_family_gpt_neox, mt_family_stablelm, mt_family_gpt2, mt_family_gpt_bigcode, mt_family_gptj,
+    mt_family_nemotron, mt_family_seed_oss, mt_family_apertus,
+    mt_family_bitnet, mt_family_nanochat, mt_family_openelm;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -76,6 +80,18 @@ static const mt_family *const families[] = {
     &mt_family_minimax,
     &mt_family_llama4_text,
     &mt_family_dbrx,
+    /* GPT-style dense decoders: parallel blocks, learned positions, renamed tensors (dense_b.c) */
+    &mt_family_gpt_neox,
+    &mt_family_stablelm,
+    &mt_family_gpt2,
+    &mt_family_gpt_bigcode,
+    &mt_family_gptj,
+    &mt_family_nemotron,
+    &mt_family_seed_oss,
+    &mt_family_apertus,
+    &mt_family_bitnet,
+    &mt_family_nanochat,
+    &mt_family_openelm,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "core/blas.h"
 #include "core/cpu.h"
+#include "tensor/bitlinear.h"
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
@@ -25,44 +26,51 @@ static int check_shape(const mt_tensor_view *t, const char *name, int ndim, cons
     return MT_OK;
 }
 
+/* a tensor's name in messages: as the checkpoint names it (a family's renames) */
+static const char *shown(const mt_safetensors *st, const char *name, char *buf, size_t n) {
+    const char *r = st ? mt_safetensors_renamed(st, name, buf, n) : NULL;
+    return r ? r : name;
+}
+#define SHOWN(x) shown(st, x, disp, sizeof disp)
+
 int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg, const char *path,
                    size_t out, size_t in, int need_bias, mt_err *err) {
     memset(l, 0, sizeof *l);
-    char name[512];
+    char name[512], disp[512];
     snprintf(name, sizeof name, "%s.weight", path);
     const mt_tensor_view *w = mt_safetensors_get(st, name);
-    if (!w) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name);
+    if (!w) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", SHOWN(name));
     int quantized = 0;
     mt_quant_params qp = {0};
     MT_TRY(mt_config_quant_for(cfg, st, path, &quantized, &qp, err));
     if (quantized) {
         if (qp.mode != MT_QMODE_AFFINE)
-            return mt_seterr(err, MT_EUNSUPPORTED, "'%s': quantization mode %s is not supported yet", path,
+            return mt_seterr(err, MT_EUNSUPPORTED, "'%s': quantization mode %s is not supported yet", SHOWN(path),
                              mt_qmode_name(qp.mode));
-        if (w->dtype != MT_U32) return mt_seterr(err, MT_EFORMAT, "tensor '%s': quantized weight must be U32", name);
-        if (w->ndim != 2) return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected 2 dims", name);
+        if (w->dtype != MT_U32) return mt_seterr(err, MT_EFORMAT, "tensor '%s': quantized weight must be U32", SHOWN(name));
+        if (w->ndim != 2) return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected 2 dims", SHOWN(name));
         size_t K = (size_t)w->shape[1] * 32 / (size_t)qp.bits;
         if (!in) in = K;
         if (!out) out = (size_t)w->shape[0];
         if (in % (size_t)qp.group_size || (in * (size_t)qp.bits) % 32)
-            return mt_seterr(err, MT_EFORMAT, "'%s': %zu columns do not fit %d-bit groups of %d", path, in, qp.bits,
+            return mt_seterr(err, MT_EFORMAT, "'%s': %zu columns do not fit %d-bit groups of %d", SHOWN(path), in, qp.bits,
                              qp.group_size);
         int64_t ws[2] = {(int64_t)out, (int64_t)(in * (size_t)qp.bits / 32)};
-        MT_TRY(check_shape(w, name, 2, ws, err));
+        MT_TRY(check_shape(w, SHOWN(name), 2, ws, err));
         int64_t ss[2] = {(int64_t)out, (int64_t)(in / (size_t)qp.group_size)};
         const char *sfx[2] = {"scales", "biases"};
         const mt_tensor_view *sb[2];
         for (int i = 0; i < 2; i++) {
             snprintf(name, sizeof name, "%s.%s", path, sfx[i]);
             sb[i] = mt_safetensors_get(st, name);
-            if (!sb[i]) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name);
-            MT_TRY(check_shape(sb[i], name, 2, ss, err));
+            if (!sb[i]) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", SHOWN(name));
+            MT_TRY(check_shape(sb[i], SHOWN(name), 2, ss, err));
             if (sb[i]->dtype != MT_F32 && sb[i]->dtype != MT_F16 && sb[i]->dtype != MT_BF16)
-                return mt_seterr(err, MT_EFORMAT, "tensor '%s': dtype %s, expected a float type", name,
+                return mt_seterr(err, MT_EFORMAT, "tensor '%s': dtype %s, expected a float type", SHOWN(name),
                                  mt_dtype_name(sb[i]->dtype));
         }
         if (sb[0]->dtype != sb[1]->dtype)
-            return mt_seterr(err, MT_EFORMAT, "'%s': scales and biases differ in dtype", path);
+            return mt_seterr(err, MT_EFORMAT, "'%s': scales and biases differ in dtype", SHOWN(path));
         l->quantized = 1;
         l->scales = sb[0]->data;
         l->biases = sb[1]->data;
@@ -71,10 +79,10 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
         l->group_size = qp.group_size;
     } else {
         if (w->dtype != MT_F32 && w->dtype != MT_F16 && w->dtype != MT_BF16)
-            return mt_seterr(err, MT_EFORMAT, "tensor '%s': dtype %s, expected F32, F16 or BF16", name,
+            return mt_seterr(err, MT_EFORMAT, "tensor '%s': dtype %s, expected F32, F16 or BF16", SHOWN(name),
                              mt_dtype_name(w->dtype));
         int64_t ws[2] = {(int64_t)out, (int64_t)in};
-        MT_TRY(check_shape(w, name, 2, ws, err));
+        MT_TRY(check_shape(w, SHOWN(name), 2, ws, err));
         out = (size_t)w->shape[0];
         in = (size_t)w->shape[1];
         l->wdt = w->dtype;
@@ -85,12 +93,12 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
     if (need_bias >= 0) {
         snprintf(name, sizeof name, "%s.bias", path);
         const mt_tensor_view *b = mt_safetensors_get(st, name);
-        if (!b && need_bias > 0) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", name);
+        if (!b && need_bias > 0) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", SHOWN(name));
         if (b) {
             int64_t bs[1] = {(int64_t)out};
-            MT_TRY(check_shape(b, name, 1, bs, err));
+            MT_TRY(check_shape(b, SHOWN(name), 1, bs, err));
             if (!mt_dtype_is_float(b->dtype) || b->dtype == MT_F64)
-                return mt_seterr(err, MT_EFORMAT, "tensor '%s': not F32/F16/BF16", name);
+                return mt_seterr(err, MT_EFORMAT, "tensor '%s': not F32/F16/BF16", SHOWN(name));
             l->bias = b->data;
             l->bdt = b->dtype;
         }
@@ -99,7 +107,9 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
 }
 
 void mt_linear_row(const mt_linear *l, size_t r, float *out) {
-    if (l->quantized) {
+    if (l->ternary) {
+        mt_bitlinear_row(l, r, out);
+    } else if (l->quantized) {
         size_t words = mt_quant_row_words(l->in, l->bits), groups = l->in / (size_t)l->group_size;
         size_t ss = mt_dtype_size(l->sdt);
         mt_dequantize_affine_row(out, (const uint32_t *)l->w + r * words, (const char *)l->scales + r * groups * ss,
@@ -371,6 +381,7 @@ static int forward_i8(const mt_linear *l, const mt_qmat *m, const float *x, size
 void mt_linear_forward(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
     int level = mt_cpu_level();
     if (!T || !l->out) return;
+    if (l->ternary) { mt_bitlinear_forward(l, x, T, y, pool); return; }
     if (l->quantized) {
         mt_qmat m;
         qmat_of(l, &m);
@@ -429,6 +440,7 @@ static void kd1_job(void *c, size_t b, size_t e, int tid) {
 
 void mt_linear_forward_rows1(const mt_linear *l, const float *x, size_t T, float *y, float *work, mt_pool *pool) {
     int level = mt_cpu_level();
+    if (l->ternary) { mt_bitlinear_forward_rows1(l, x, T, y, pool); return; }
     if (T <= 1 || !l->out) {
         mt_linear_forward(l, x, T, y, work, pool);
         return;

@@ -31,6 +31,8 @@ typedef struct mt_linear {
     const void *bias;        /* optional [out] of bdt */
     mt_dtype bdt;
     int qmath;               /* MT_QMATH_*; 0 (AUTO) after mt_linear_bind */
+    int ternary;             /* BitNet packed ternary weights (tensor/bitlinear.h): w uint8 [out/4, in], wdt MT_U8 */
+    float tscale;            /* ternary: y = (x W^T) * tscale */
 } mt_linear;
 
 /* "float" -> MT_QMATH_FLOAT, "int8" -> MT_QMATH_INT8, NULL/"" -> MT_QMATH_AUTO,

@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 NAMES = ["qwen3-tiny", "qwen3-tiny-4bit", "gemma2-tiny",
          "phi-tiny", "cohere-tiny", "internlm2-tiny",  # dense group A: parallel block, grouped wqkv
          "deepseek_v3-tiny", "deepseek_v2-tiny-4bit",  # latent attention
-         "qwen2moe-tiny"]  # MoE with a gated shared expert
+         "qwen2moe-tiny",  # MoE with a gated shared expert
+         "gpt2-tiny", "gptneox-tiny"]  # dense group B: learned positions, parallel block
 PROMPT = [1, 17, 200, 45, 99, 3, 250, 7, 128, 64, 300, 5, 77, 150, 9, 31, 222, 18]
 CASES = [(8, 2048), (8, 3), (6, 4), (12, 5), (30, 2048)]
 

@@ -46,6 +46,9 @@ static const struct { const char *name, *msg; } refused[] = {
     {"ernie4_5_moe", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"minimax", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"llama4_text", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
+    {"gpt_neox", "config.json: missing \"rotary_emb_base\""},
+    {"stablelm", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
+    {"apertus", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
 };
 /* Families that transformers has no config class for (their repositories' own remote code writes
  * their config.json, not transformers 5): no case to expect. */

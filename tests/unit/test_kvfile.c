@@ -313,7 +313,10 @@ static void test_roundtrip(mt_pool *pool) {
                                        "qwen3moe", "smollm3", "starcoder2",
                                        /* dense group A */
                                        "phi", "cohere", "cohere2", "internlm2", "internlm3", "glm4", "exaone4", "ernie45",
-                                       "olmo3", "minicpm", "exaone", "helium", "glm", "olmo"};
+                                       "olmo3", "minicpm", "exaone", "helium", "glm", "olmo",
+                                       /* GPT-style dense families (models/dense_b.c, openelm.c) */
+                                       "gptneox", "stablelm", "gpt2", "gptbigcode", "gptj", "nemotron", "seedoss",
+                                       "apertus", "nanochat", "openelm"};
     for (size_t i = 0; i < sizeof fams / sizeof *fams; i++)
         for (int q = 0; q < 2; q++) {
             char dir[128];

@@ -224,6 +224,41 @@ static void test_observer(mt_pool *pool) {
     mt_model_free(m);
 }
 
+/* A family whose checkpoint names its modules its own way (gpt_neox): the observer gets the
+ * checkpoint's module paths, which name tensors of the folder (the calibration keys). */
+typedef struct named_t { const mt_safetensors *st; int calls, missing, qkv; } named_t;
+static void named_observer(void *user, const char *path, const float *x, size_t T, size_t in) {
+    (void)x; (void)T; (void)in;
+    named_t *s = user;
+    char w[320];
+    snprintf(w, sizeof w, "%s.weight", path);
+    s->calls++;
+    int found = 0;
+    for (size_t i = 0; i < mt_safetensors_count(s->st); i++) found |= !strcmp(mt_safetensors_at(s->st, i)->name, w);
+    s->missing += !found;
+    s->qkv += !strcmp(path, "model.h.1.attention.query_key_value");
+}
+
+static void test_observer_names(mt_pool *pool) {
+    mt_err e = {0};
+    mt_model *m = NULL;
+    CHECK_OK(mt_model_load(&m, "tests/data/models/gptneox-tiny", pool, &e), &e);
+    if (!m) return;
+    named_t s = {m->st, 0, 0, 0};
+    m->on_linear_input = named_observer;
+    m->hook_user = &s;
+    mt_kvcache *c = NULL;
+    CHECK_OK(mt_kvcache_new(&c, m, &e), &e);
+    int32_t toks[3] = {1, 5, 9};
+    float *lg = malloc((size_t)m->hp.vocab * sizeof *lg);
+    CHECK_OK(mt_model_forward(m, c, toks, 3, lg, 0, &e), &e);
+    CHECK_MSG(s.calls == 2 * 4 && s.missing == 0 && s.qkv == 1, "calls %d, not in the folder %d, qkv %d", s.calls,
+              s.missing, s.qkv);
+    free(lg);
+    mt_kvcache_free(c);
+    mt_model_free(m);
+}
+
 /* float16 KV cache on the bundled trained model: logits of a 200-token
  * forward and 48 greedy tokens against the float32 cache. */
 static void test_kv_f16(mt_pool *pool) {
@@ -401,6 +436,12 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/cohere2-tiny", C, "sliding_window", "0", "config.json: \"sliding_window\" must be a positive integer"},
         {"tests/data/models/internlm2-tiny", C, "rope_scaling", "{\"type\": \"yarn\", \"factor\": 2}",
          "config.json: rope_scaling type \"yarn\" (mlx-lm takes only linear or dynamic for internlm2)"},
+        /* a per-module quantization key names the checkpoint's module (through the family's renames),
+         * and so do the messages */
+        {"tests/data/models/internlm2-tiny-4bit", C, "quantization",
+         "{\"group_size\": 32, \"bits\": 4, \"mode\": \"affine\", \"model.layers.0.attention.wqkv\": {\"group_size\": 64, \"bits\": 4}}",
+         "tensor 'model.layers.0.attention.wqkv.scales': dim 1 is 2, expected 1"},
+        {"tests/data/models/exaone-tiny", C, "intermediate_size", "96", "tensor 'transformer.h.0.mlp.c_fc_0.weight': dim 0 is 128, expected 96"},
         {"tests/data/models/internlm3-tiny", C, "rope_scaling", "{\"type\": \"linear\", \"factor\": 2}",
          "config.json: rope_scaling must hold \"factor\" and \"rope_type\""},
         {"tests/data/models/glm4-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be a finite, pos"},
@@ -449,6 +490,34 @@ static void test_config_checks(mt_pool *pool) {
          "config.json: \"clip_qkv\" must be a finite, positive"},
         {"tests/data/models/hunyuandense-tiny", C, "rope_scaling", "{\"alpha\": -1, \"factor\": 1.0, \"type\": \"dynamic\"}",
          "config.json: \"rope_scaling.alpha\" must be a positive number"},
+        /* GPT-style families (dense_b.c, openelm.c) */
+        {"tests/data/models/gptneox-tiny", C, "rotary_pct", "0", "config.json: \"rotary_pct\" must be a finite, positive"},
+        {"tests/data/models/gptneox-tiny", C, "rotary_pct", "1.5", "config.json: \"rotary_pct\" 1.5 gives 24 rotary dimensions"},
+        {"tests/data/models/gptneox-tiny", C, "rotary_emb_base", "-1", "config.json: \"rotary_emb_base\" must be a finite, pos"},
+        {"tests/data/models/gptneox-tiny", C, "layer_norm_eps", "-1", "config.json: \"layer_norm_eps\" must be a finite, non-neg"},
+        {"tests/data/models/stablelm-tiny", C, "use_qkv_bias", "null", "config.json: missing \"use_qkv_bias\""},
+        {"tests/data/models/gpt2-tiny", C, "n_embd", "0", "config.json: \"n_embd\" must be a positive integer (got 0)"},
+        {"tests/data/models/gpt2-tiny", C, "n_embd", "66", "config.json: n_embd 66 is not a multiple of n_head 4"},
+        {"tests/data/models/gpt2-tiny", C, "n_positions", "0", "config.json: \"n_positions\" must be a positive integer"},
+        {"tests/data/models/gpt2-tiny", C, "layer_norm_epsilon", "-1", "config.json: \"layer_norm_epsilon\" must be a finite"},
+        {"tests/data/models/gptbigcode-tiny", C, "n_inner", "0", "config.json: \"n_inner\" must be a positive integer"},
+        {"tests/data/models/gptbigcode-tiny", C, "multi_query", "1", "config.json: \"multi_query\" must be true or false"},
+        {"tests/data/models/gptj-tiny", C, "rotary_dim", "9", "config.json: \"rotary_dim\" 9 must be even and at most the head size 16"},
+        {"tests/data/models/gptj-tiny", C, "rotary_dim", "-8", "config.json: \"rotary_dim\" must be a positive integer"},
+        {"tests/data/models/nemotron-tiny", C, "norm_eps", "-1", "config.json: \"norm_eps\" must be a finite, non-negative"},
+        {"tests/data/models/nemotron-tiny", C, "partial_rotary_factor", "0.01", "config.json: \"partial_rotary_factor\" 0.01 gives 0"},
+        {"tests/data/models/seedoss-tiny", C, "head_dim", "null", "config.json: missing \"head_dim\""},
+        {"tests/data/models/apertus-tiny", C, "rope_theta", "null", "config.json: missing \"rope_theta\""},
+        {"tests/data/models/bitnet-tiny", C, "head_dim", "8", "config.json: 4 heads of 8 do not make hidden_size 64"},
+        {"tests/data/models/openelm-tiny", C, "num_query_heads", "[4, 8]", "config.json: \"num_query_heads\" must list 3 numbers"},
+        {"tests/data/models/openelm-tiny", C, "ffn_multipliers", "[0.5, -2, 1]", "config.json: \"ffn_multipliers\"[1] must be a positive"},
+        {"tests/data/models/openelm-tiny", C, "num_kv_heads", "[1, 2.5, 1]", "config.json: layer 1: head counts and ffn_dim_divisor must"},
+        {"tests/data/models/olmo-tiny", C, "d_model", "0", "config.json: \"d_model\" must be a positive integer"},
+        {"tests/data/models/nanochat-tiny", C, "num_attention_heads", "6", "config.json: hidden_size 64 is not a multiple of num_attention_heads 6"},
+        {"tests/data/models/nanochat-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
+        {"tests/data/models/bitnet-tiny", C, "intermediate_size", "130", "'model.layers.0.mlp.gate_proj': 130 output rows are not"},
+        {"tests/data/models/apertus-tiny", C, "num_attention_heads", "6", "config.json: hidden_size 64 is not a multiple of num_attention_heads 6"},
+        {"tests/data/models/seedoss-tiny", C, "attention_out_bias", "0", "config.json: \"attention_out_bias\" must be true or"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
@@ -488,6 +557,8 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/llama-tiny", "eos_token_id", "[2, 383]"},
         {"tests/data/models/llama-tiny", "rope_scaling", "{\"type\": \"linear\", \"factor\": 2}"},
         {"tests/data/embed/bert-tiny", "layer_norm_eps", "1e-5"},
+        {"tests/data/models/gptj-tiny", "rotary_dim", "null"},   /* mlx-lm: the whole head */
+        {"tests/data/models/olmo-tiny", "hidden_size", "4096"},   /* transformers 5 writes one: mlx-lm reads d_model */
     };
     for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
         char *dir = variant(fine[i].src, "config.json", fine[i].key, fine[i].val);
@@ -499,6 +570,32 @@ static void test_config_checks(mt_pool *pool) {
         fixture_copy_free(dir);
     }
     printf("  config checks: %zu of %zu nonsense configs refused\n", refused, sizeof cases / sizeof *cases);
+}
+
+/* ---- learned absolute positions (gpt2): the context ends at n_positions ---- */
+static void test_learned_positions(mt_pool *pool) {
+    mt_err e = {0};
+    mt_model *m = NULL;
+    CHECK_OK(mt_model_load(&m, "tests/data/models/gpt2-tiny", pool, &e), &e);
+    if (!m) return;
+    size_t np = (size_t)m->hp.n_positions, V = (size_t)m->hp.vocab;
+    CHECK(np == 512 && m->ctx_len == np && strstr(m->ctx_why, "n_positions"));
+    int32_t *tok = calloc(np + 1, sizeof *tok);
+    float *lg = malloc(V * sizeof *lg);
+    for (size_t i = 0; i <= np; i++) tok[i] = (int32_t)(i * 31 % V);
+    mt_kvcache *c = NULL;
+    CHECK_OK(mt_kvcache_new(&c, m, &e), &e);
+    CHECK_OK(mt_model_forward(m, c, tok, np - 1, lg, 0, &e), &e);
+    int rc = mt_model_forward(m, c, tok, 2, lg, 0, &e);   /* positions 511, 512: past the table */
+    CHECK_MSG(rc == MT_EINVAL && strstr(e.msg, "position 512 is past the model's 512 learned positions") && c->len == np - 1,
+              "rc %d: %s (len %zu)", rc, e.msg, c->len);
+    CHECK_OK(mt_model_forward(m, c, tok, 1, lg, 0, &e), &e);   /* the last position is fine */
+    CHECK(c->len == np && mt_model_forward(m, c, tok, 1, lg, 0, &e) == MT_EINVAL);
+    printf("  gpt2-tiny: %zu learned positions, the next one refused: %s\n", np, e.msg);
+    mt_kvcache_free(c);
+    free(tok);
+    free(lg);
+    mt_model_free(m);
 }
 
 /* ---- NaN in the weights: the affected record fails, the others do not ---- */
@@ -737,7 +834,9 @@ int main(void) {
     test_config_checks(pool);
     test_nonfinite(pool);
     test_context(pool);
+    test_learned_positions(pool);
     test_observer(pool);
+    test_observer_names(pool);
     test_kv_f16(pool);
     mt_pool_free(pool);
     return check_report("model");

@@ -299,11 +299,65 @@ static void test_mem(void) {
     free(hdr);
 }
 
+/* mt_safetensors_set_renames: whole dot-separated segments renamed in order, then the prefix */
+static void test_renames(void) {
+    static const char *const stored[] = {"model.h.1.attn.c_attn.weight", "model.h.1.self_attn.qkv_projx.weight",
+                                         "model.wte.weight", "lm.model.h.0.ln_1.weight"};
+    char hdr[1024];
+    size_t len = (size_t)snprintf(hdr, sizeof hdr, "{");
+    for (int i = 0; i < 4; i++)
+        len += (size_t)snprintf(hdr + len, sizeof hdr - len, "%s\"%s\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                                i ? "," : "", stored[i], 4 * i, 4 * i + 4);
+    len += (size_t)snprintf(hdr + len, sizeof hdr - len, "}");
+    size_t n = 8 + len + 16;
+    unsigned char *img = calloc(1, n);
+    for (int i = 0; i < 8; i++) img[i] = (unsigned char)((uint64_t)len >> (8 * i));
+    memcpy(img + 8, hdr, len);
+    for (int i = 0; i < 4; i++) { int32_t v = i; memcpy(img + 8 + len + 4 * i, &v, 4); }
+    mt_err err = {0};
+    mt_safetensors *st = NULL;
+    CHECK_OK(mt_safetensors_open_mem(&st, img, n, "mem", &err), &err);
+    static const char *const ren[] = {"model.layers", "model.h", "self_attn.qkv_proj", "attn.c_attn",
+                                      "model.embed_tokens", "model.wte", "input_layernorm", "ln_1", NULL};
+    mt_safetensors_set_renames(st, ren);
+    const mt_tensor_view *t = mt_safetensors_get(st, "model.layers.1.self_attn.qkv_proj.weight");
+    CHECK(t && !strcmp(t->name, stored[0]));
+    t = mt_safetensors_get(st, "model.embed_tokens.weight");
+    CHECK(t && !strcmp(t->name, stored[2]));
+    /* "qkv_projx" is another segment: not renamed, found under its own name */
+    t = mt_safetensors_get(st, "model.layers.1.self_attn.qkv_projx.weight");
+    CHECK(t && !strcmp(t->name, stored[1]));
+    CHECK(mt_safetensors_get(st, "model.h.1.attn.c_attn.weight") != NULL);   /* stored names still work */
+    CHECK(mt_safetensors_get(st, "xmodel.layers.1.self_attn.qkv_proj.weight") == NULL);
+    char buf[128];
+    CHECK_STR(mt_safetensors_stored_name(st, "model.layers.0.input_layernorm.weight", buf, sizeof buf),
+              "model.h.0.ln_1.weight");
+    CHECK(mt_safetensors_stored_name(st, "model.layers.0.input_layernorm.weight", buf, 8) == NULL);
+    /* renames first, then the prefix */
+    CHECK_OK(mt_safetensors_set_prefix(st, "", "lm.", &err), &err);
+    t = mt_safetensors_get(st, "model.layers.0.input_layernorm.weight");
+    CHECK(t && !strcmp(t->name, stored[3]));
+    /* the renames alone (config.json's per-module keys): no prefix */
+    CHECK_STR(mt_safetensors_renamed(st, "model.layers.0.input_layernorm", buf, sizeof buf), "model.h.0.ln_1");
+    CHECK(mt_safetensors_renamed(st, "model.layers.0.input_layernorm", buf, 6) == NULL);
+    /* pairs apply in order, each to what the ones before made: a swap of two names (glm4) */
+    static const char *const swap[] = {"post_attention_layernorm", "post_self_attn_layernorm",
+                                       "pre_feedforward_layernorm", "post_attention_layernorm", NULL};
+    mt_safetensors_set_renames(st, swap);
+    CHECK_STR(mt_safetensors_renamed(st, "l.0.post_attention_layernorm", buf, sizeof buf), "l.0.post_self_attn_layernorm");
+    CHECK_STR(mt_safetensors_renamed(st, "l.0.pre_feedforward_layernorm", buf, sizeof buf), "l.0.post_attention_layernorm");
+    mt_safetensors_set_renames(st, NULL);
+    CHECK(mt_safetensors_get(st, "model.h.0.ln_1.weight") != NULL && mt_safetensors_get(st, "model.layers.0.input_layernorm.weight") == NULL);
+    mt_safetensors_free(st);
+    free(img);
+}
+
 int main(void) {
     test_valid();
     test_dirs();
     test_broken();
     test_limit();
     test_mem();
+    test_renames();
     return check_report("safetensors");
 }
