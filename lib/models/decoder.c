@@ -518,7 +518,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
 }
 
 /* Expert e of a stacked [E, out, in] tensor as an mt_linear view. */
-static int bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
+int mt_dec_bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
     char name[320];
     snprintf(name, sizeof name, "%s.weight", path);
     const mt_tensor_view *w = mt_safetensors_get(m->st, name);
@@ -585,11 +585,11 @@ int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err)
     L->exp_down = L->exp_up + E;
     L->moe = 1;
     snprintf(p, sizeof p, "%s.switch_mlp.gate_proj", prefix);
-    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_gate, err));
+    MT_TRY(mt_dec_bind_stacked(m, p, E, I, H, L->exp_gate, err));
     snprintf(p, sizeof p, "%s.switch_mlp.up_proj", prefix);
-    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_up, err));
+    MT_TRY(mt_dec_bind_stacked(m, p, E, I, H, L->exp_up, err));
     snprintf(p, sizeof p, "%s.switch_mlp.down_proj", prefix);
-    return bind_stacked(m, p, E, H, I, L->exp_down, err);
+    return mt_dec_bind_stacked(m, p, E, H, I, L->exp_down, err);
 }
 
 /* ---- load / free ---- */
@@ -738,6 +738,7 @@ void mt_model_free(mt_model *m) {
             mt_dec_norm_free(&L->n1); mt_dec_norm_free(&L->n2); mt_dec_norm_free(&L->n3); mt_dec_norm_free(&L->n4);
             mt_dec_norm_free(&L->q_norm); mt_dec_norm_free(&L->k_norm);
             free(L->exp_gate);
+            free(L->sinks);
             if (L->mixer && L->mixer->free) L->mixer->free(L->mix);
             if (L->ffn && L->ffn->free) L->ffn->free(L->ffd);
         }
@@ -824,24 +825,26 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     size_t group = (size_t)(hp->n_heads / hp->n_kv_heads), sets = (size_t)hp->n_heads / a->gsz;
     float *s = a->scores + (size_t)tid * a->len * group;
     float cap = hp->attn_softcap;
+    const float *sinks = a->m->layers[a->layer].sinks;   /* attention sinks: [n_heads] or NULL */
     for (size_t job = b; job < e; job++) {
         size_t t = job / sets, h0 = job % sets * a->gsz, kh = h0 / group;
+        const float *sk = sinks ? sinks + h0 : NULL;
         const mt_kvcache *kc = a->c[t];
         size_t p = a->pos[t], j0, j1;
         int win = row_span(a, t, &j0, &j1);
         if (kc->quantized) {   /* packed rows (unbounded caches only: no slot masking) */
             mt_kvq_span sp;
             kvq_span(kc, a->layer, kh, j0, &sp);
-            mt_k_attn_kvq(mt_cpu_level(), a->q + t * a->qstride + h0 * hd, a->gsz, &sp, j1 - j0, hd, hp->attn_scale,
-                          cap, a->out + t * qd + h0 * hd, s);
+            mt_k_attn_kvq_sinks(mt_cpu_level(), a->q + t * a->qstride + h0 * hd, a->gsz, &sp, j1 - j0, hd,
+                                hp->attn_scale, cap, sk, a->out + t * qd + h0 * hd, s);
             continue;
         }
         const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
         size_t es = mt_dtype_size(mt_kv_dtype(kc));
         size_t off = (j0 * kvd + kh * hd) * es;
         if (!win) {   /* a plain run of positions: the fused kernel, each row read once for the set */
-            mt_attn_group(a->q + t * a->qstride + h0 * hd, a->gsz, (const char *)K + off, (const char *)Vv + off,
-                          kc->f16, kvd, j1 - j0, hd, hp->attn_scale, cap, a->out + t * qd + h0 * hd, s);
+            mt_attn_group_sinks(a->q + t * a->qstride + h0 * hd, a->gsz, (const char *)K + off, (const char *)Vv + off,
+                                kc->f16, kvd, j1 - j0, hd, hp->attn_scale, cap, sk, a->out + t * qd + h0 * hd, s);
             continue;
         }
         for (size_t h = h0; h < h0 + a->gsz; h++) {
@@ -855,7 +858,7 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
                 s[j - j0] = cap > 0 ? tanhf(sc / cap) * cap : sc;
             }
             size_t n = j1 - j0;
-            mt_softmax(s, n);
+            mt_softmax_sink(s, n, sk ? sk + (h - h0) : NULL);
             float *o = a->out + t * qd + h * hd;
             memset(o, 0, hd * sizeof(float));
             for (size_t j = 0; j < n; j++)
@@ -883,6 +886,7 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
     size_t group = (size_t)(hp->n_heads / hp->n_kv_heads), nb = (a->T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK;
     const mt_kvcache *kc = a->c[0];
     size_t es = mt_dtype_size(mt_kv_dtype(kc));
+    const float *sinks = a->m->layers[a->layer].sinks;
     for (size_t job = b; job < e; job++) {
         size_t kh = job / nb, t0 = job % nb * ATTN_ROWS_BLK, R = a->T - t0 < ATTN_ROWS_BLK ? a->T - t0 : ATTN_ROWS_BLK;
         size_t lo[ATTN_ROWS_BLK], hi[ATTN_ROWS_BLK], J0 = SIZE_MAX, J1 = 0;
@@ -902,8 +906,9 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
         size_t need = mt_attn_rows_scratch(R, n, hd);
         float *scratch = need <= ATTN_ROWS_SCRATCH_MAX ? malloc(need * sizeof *scratch) : NULL;
         if (scratch) {
-            mt_attn_rows(Q, a->qstride, group, R, (const char *)kc->k[a->layer] + off, (const char *)kc->v[a->layer] + off,
-                         kc->f16, kvd, n, hd, lo, hi, hp->attn_scale, hp->attn_softcap, out, qd, scratch);
+            mt_attn_rows_sinks(Q, a->qstride, group, R, (const char *)kc->k[a->layer] + off,
+                               (const char *)kc->v[a->layer] + off, kc->f16, kvd, n, hd, lo, hi, hp->attn_scale,
+                               hp->attn_softcap, sinks ? sinks + kh * group : NULL, out, qd, scratch);
             free(scratch);
             continue;
         }
@@ -912,9 +917,10 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
         for (size_t h = 0; h < group; h++)
             for (size_t i = 0; i < R; i++) {
                 size_t o2 = off + lo[i] * kvd * es;
-                mt_attn_head(Q + i * a->qstride + h * hd, (const char *)kc->k[a->layer] + o2,
-                             (const char *)kc->v[a->layer] + o2, kc->f16, kvd, hi[i] - lo[i], hd, hp->attn_scale,
-                             hp->attn_softcap, out + i * qd + h * hd, s);
+                mt_attn_group_sinks(Q + i * a->qstride + h * hd, 1, (const char *)kc->k[a->layer] + o2,
+                                    (const char *)kc->v[a->layer] + o2, kc->f16, kvd, hi[i] - lo[i], hd,
+                                    hp->attn_scale, hp->attn_softcap, sinks ? sinks + kh * group + h : NULL,
+                                    out + i * qd + h * hd, s);
             }
     }
 }

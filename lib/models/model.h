@@ -95,6 +95,9 @@ typedef struct mt_layer {
     const mt_ffn *ffn;             /* set: runs instead of the MLP / MoE */
     void *ffd;                     /* its bound weights, freed by ffn->free */
     int no_mlp;                    /* the block has no MLP branch (a lone mixer, e.g. Mamba) */
+    /* attention sinks (gpt_oss) */
+    float *sinks;                  /* [n_heads] learned logits joining each head's softmax denominator
+                                      (owned; freed with the model); NULL = none */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };
