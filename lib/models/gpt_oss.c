@@ -187,7 +187,7 @@ static int gpt_oss_init(mt_model *m, mt_err *err) {
     int win = 128;
     MT_TRY(mt_cfg_count(c, "sliding_window", 128, &win, 0, err));
     m->bind_layer = goss_bind_layer;
-    m->no_mlx = "gpt_oss attention sinks and clamped-SwiGLU experts are float32-only";
+    m->no_mlx = "its attention sinks and clamped-SwiGLU experts";
     MT_TRY(mt_decoder_bind(m, err));
     if (have_lt) return mt_decoder_layer_types(m, err);   /* sliding layers need a sliding_window */
     for (int i = 0; i < m->hp.n_layers; i++) m->layers[i].sliding = i % 2 == 0;   /* mlx-lm's default */

@@ -383,6 +383,11 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/starcoder2-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
         {"tests/data/models/phi3-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
         {"tests/data/models/mixtral-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        /* gpt_oss: experts, sliding layers */
+        {"tests/data/models/gptoss-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        {"tests/data/models/gptoss-tiny", C, "num_local_experts", "0", "config.json: \"num_local_experts\" must be a positive integer"},
+        {"tests/data/models/gptoss-tiny", C, "sliding_window", "0", "config.json: \"sliding_window\" must be a positive integer"},
+        {"tests/data/models/gptoss-tiny", C, "layer_types", "[\"sliding_attention\"]", "config.json: \"layer_types\" must list 2 layers"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
@@ -422,6 +427,7 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/llama-tiny", "eos_token_id", "[2, 383]"},
         {"tests/data/models/llama-tiny", "rope_scaling", "{\"type\": \"linear\", \"factor\": 2}"},
         {"tests/data/embed/bert-tiny", "layer_norm_eps", "1e-5"},
+        {"tests/data/models/gptoss-tiny", "layer_types", "null"},   /* mlx-lm's default: sliding, full, ... */
     };
     for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
         char *dir = variant(fine[i].src, "config.json", fine[i].key, fine[i].val);
