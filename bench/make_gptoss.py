@@ -5,13 +5,15 @@ per kv head, alternating 128-token sliding and full layers, yarn RoPE with facto
 random non-zero attention sinks) at hidden 1024, expert width 512, 6 layers and a 32,000-token
 vocabulary.  Random weights from mlx-lm's gpt_oss classes (float16), quantized by mlx-lm to
 affine 4-bit group 64 (its gpt_oss quant_predicate keeps the routers at 8 bits group 64),
-saved to bench/models/gptoss-mini-q4g64/ (about 190 MB; not committed).  No tokenizer:
-bench_gen feeds token ids.
+saved to bench/models/gptoss-mini-q4g64/ (about 200 MB; not committed) with the Llama 2
+tokenizer (32k: the vocabulary's size) so that mlx-gen runs it too.
 
 usage: python3 bench/make_gptoss.py [--out bench/models]
 """
 import argparse
 import os
+import shutil
+import subprocess
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
@@ -31,12 +33,26 @@ CONFIG = {
 }
 
 
+TOKDIR = "/work/shared/fixtures/tokenizers/llama2"
+
+
+def tokenizer_files(dst):
+    for f in os.listdir(TOKDIR):
+        p = os.path.join(TOKDIR, f)
+        if f.endswith(".zst"):
+            subprocess.run(["zstd", "-dqf", p, "-o", os.path.join(dst, f[:-4])], check=True)
+        else:
+            shutil.copy(p, os.path.join(dst, f))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "models"))
     a = ap.parse_args()
     dst = os.path.join(a.out, "gptoss-mini-q4g64")
     if os.path.exists(os.path.join(dst, "config.json")):
+        if not os.path.exists(os.path.join(dst, "tokenizer.json")):
+            tokenizer_files(dst)
         print("exists:", dst)
         return
     from mlx_lm.models import gpt_oss
@@ -55,6 +71,7 @@ def main():
     os.makedirs(dst, exist_ok=True)
     save_model(dst, model)
     save_config(conf, os.path.join(dst, "config.json"))
+    tokenizer_files(dst)
     print("wrote", dst, flush=True)
 
 
