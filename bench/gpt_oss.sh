@@ -3,7 +3,8 @@
 # sliding/full layers, 32 experts top 4) on a random model of gpt-oss-20b's shape scaled
 # down (bench/make_gptoss.py, made if missing): bench_gen's JSON line (prefill tokens/s
 # on a PP-token prompt, greedy decode tokens/s over TG tokens, decode summed over BATCH
-# sequences, peak RSS), once with the default float16 KV and once with float32 KV, and
+# sequences, peak RSS), once with the default float16 KV and once with float32 KV, after a
+# check of the model's log-probabilities against mlx-lm's (bench/gptoss_check.py), and
 # with PEERS=mlx the same timings from mlx-lm on this CPU (bench/peer_mlx.py).  The CPU
 # pressure (/proc/pressure/cpu) is printed before and after each run: a run on a busy
 # machine is not a measurement.
@@ -27,6 +28,8 @@ pressure() { head -1 /proc/pressure/cpu 2>/dev/null | sed 's/ total=.*//'; }
 build_bench
 [ -f "$MODEL/config.json" ] || "$PY" bench/make_gptoss.py
 mkdir -p "$(dirname "$OUT")"
+make -j2 BUILD="$BUILD" "$BUILD/bin/mlx-gen" >/dev/null
+"$PY" bench/gptoss_check.py "$MODEL" "$BUILD/bin/mlx-gen" | tee -a "$OUT"
 for kv in f16 f32; do
     echo "cpu pressure before: $(pressure)" >&2
     MT_KV=$kv bench/bin/bench_gen "$MODEL" "$THREADS" "$PP" "$TG" "$BATCH" | tee -a "$OUT"
