@@ -698,6 +698,7 @@ void mt_model_free(mt_model *m) {
             mt_dec_norm_free(&L->o_in_norm); mt_dec_norm_free(&L->down_in_norm);
             free(L->exp_gate);
             free(L->moe_sel_bias);
+            free(L->sinks);
             if (L->mixer && L->mixer->free) L->mixer->free(L->mix);
             if (L->ffn && L->ffn->free) L->ffn->free(L->ffd);
         }
@@ -785,24 +786,26 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
     size_t group = (size_t)(hp->n_heads / hp->n_kv_heads), sets = (size_t)hp->n_heads / a->gsz;
     float *s = a->scores + (size_t)tid * a->len * group;
     float cap = hp->attn_softcap;
+    const float *sinks = a->m->layers[a->layer].sinks;   /* attention sinks: [n_heads] or NULL */
     for (size_t job = b; job < e; job++) {
         size_t t = job / sets, h0 = job % sets * a->gsz, kh = h0 / group;
+        const float *sk = sinks ? sinks + h0 : NULL;
         const mt_kvcache *kc = a->c[t];
         size_t p = a->pos[t], j0, j1;
         int win = row_span(a, t, &j0, &j1);
         if (kc->quantized) {   /* packed rows (unbounded caches only: no slot masking) */
             mt_kvq_span sp;
             kvq_span(kc, a->layer, kh, j0, &sp);
-            mt_k_attn_kvq(mt_cpu_level(), a->q + t * a->qstride + h0 * hd, a->gsz, &sp, j1 - j0, hd, hp->attn_scale,
-                          cap, a->out + t * qd + h0 * hd, s);
+            mt_k_attn_kvq_sinks(mt_cpu_level(), a->q + t * a->qstride + h0 * hd, a->gsz, &sp, j1 - j0, hd,
+                                hp->attn_scale, cap, sk, a->out + t * qd + h0 * hd, s);
             continue;
         }
         const void *K = kc->k[a->layer], *Vv = kc->v[a->layer];
         size_t es = mt_dtype_size(mt_kv_dtype(kc));
         size_t off = (j0 * kvd + kh * hd) * es;
         if (!win) {   /* a plain run of positions: the fused kernel, each row read once for the set */
-            mt_attn_group(a->q + t * a->qstride + h0 * hd, a->gsz, (const char *)K + off, (const char *)Vv + off,
-                          kc->f16, kvd, j1 - j0, hd, hp->attn_scale, cap, a->out + t * qd + h0 * hd, s);
+            mt_attn_group_sinks(a->q + t * a->qstride + h0 * hd, a->gsz, (const char *)K + off, (const char *)Vv + off,
+                                kc->f16, kvd, j1 - j0, hd, hp->attn_scale, cap, sk, a->out + t * qd + h0 * hd, s);
             continue;
         }
         for (size_t h = h0; h < h0 + a->gsz; h++) {
@@ -816,7 +819,7 @@ static void attn_heads(void *vc, size_t b, size_t e, int tid) {
                 s[j - j0] = cap > 0 ? tanhf(sc / cap) * cap : sc;
             }
             size_t n = j1 - j0;
-            mt_softmax(s, n);
+            mt_softmax_sink(s, n, sk ? sk + (h - h0) : NULL);
             float *o = a->out + t * qd + h * hd;
             memset(o, 0, hd * sizeof(float));
             for (size_t j = 0; j < n; j++)
@@ -844,6 +847,7 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
     size_t group = (size_t)(hp->n_heads / hp->n_kv_heads), nb = (a->T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK;
     const mt_kvcache *kc = a->c[0];
     size_t es = mt_dtype_size(mt_kv_dtype(kc));
+    const float *sinks = a->m->layers[a->layer].sinks;
     for (size_t job = b; job < e; job++) {
         size_t kh = job / nb, t0 = job % nb * ATTN_ROWS_BLK, R = a->T - t0 < ATTN_ROWS_BLK ? a->T - t0 : ATTN_ROWS_BLK;
         size_t lo[ATTN_ROWS_BLK], hi[ATTN_ROWS_BLK], J0 = SIZE_MAX, J1 = 0;
@@ -863,8 +867,9 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
         size_t need = mt_attn_rows_scratch(R, n, hd);
         float *scratch = need <= ATTN_ROWS_SCRATCH_MAX ? malloc(need * sizeof *scratch) : NULL;
         if (scratch) {
-            mt_attn_rows(Q, a->qstride, group, R, (const char *)kc->k[a->layer] + off, (const char *)kc->v[a->layer] + off,
-                         kc->f16, kvd, n, hd, lo, hi, hp->attn_scale, hp->attn_softcap, out, qd, scratch);
+            mt_attn_rows_sinks(Q, a->qstride, group, R, (const char *)kc->k[a->layer] + off,
+                               (const char *)kc->v[a->layer] + off, kc->f16, kvd, n, hd, lo, hi, hp->attn_scale,
+                               hp->attn_softcap, sinks ? sinks + kh * group : NULL, out, qd, scratch);
             free(scratch);
             continue;
         }
@@ -873,9 +878,10 @@ static void attn_blocks(void *vc, size_t b, size_t e, int tid) {
         for (size_t h = 0; h < group; h++)
             for (size_t i = 0; i < R; i++) {
                 size_t o2 = off + lo[i] * kvd * es;
-                mt_attn_head(Q + i * a->qstride + h * hd, (const char *)kc->k[a->layer] + o2,
-                             (const char *)kc->v[a->layer] + o2, kc->f16, kvd, hi[i] - lo[i], hd, hp->attn_scale,
-                             hp->attn_softcap, out + i * qd + h * hd, s);
+                mt_attn_group_sinks(Q + i * a->qstride + h * hd, 1, (const char *)kc->k[a->layer] + o2,
+                                    (const char *)kc->v[a->layer] + o2, kc->f16, kvd, hi[i] - lo[i], hd,
+                                    hp->attn_scale, hp->attn_softcap, sinks ? sinks + kh * group + h : NULL,
+                                    out + i * qd + h * hd, s);
             }
     }
 }

@@ -148,6 +148,9 @@ typedef struct mt_layer {
     /* sub-norms (bitnet): the attention output before o_proj, the gated MLP's hidden rows before
      * down_proj (w == NULL: none; the family binds them) */
     mt_norm o_in_norm, down_in_norm;
+    /* attention sinks (gpt_oss) */
+    float *sinks;                  /* [n_heads] learned logits joining each head's softmax denominator
+                                      (owned; freed with the model); NULL = none */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };

@@ -25,6 +25,8 @@ extern const mt_family mt_family_qwen2_moe, mt_family_olmoe, mt_family_granitemo
 extern const mt_family mt_family_gpt_neox, mt_family_stablelm, mt_family_gpt2, mt_family_gpt_bigcode, mt_family_gptj,
     mt_family_nemotron, mt_family_seed_oss, mt_family_apertus,
     mt_family_bitnet, mt_family_nanochat, mt_family_openelm;
+/* attention sinks + biased-router experts with the clamped SwiGLU */
+extern const mt_family mt_family_gpt_oss;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -92,6 +94,8 @@ static const mt_family *const families[] = {
     &mt_family_bitnet,
     &mt_family_nanochat,
     &mt_family_openelm,
+    /* attention sinks + biased-router experts with the clamped SwiGLU */
+    &mt_family_gpt_oss,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

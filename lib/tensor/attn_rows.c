@@ -16,6 +16,12 @@ size_t mt_attn_rows_scratch(size_t R, size_t n, size_t hd) { return R * n + 2 * 
 void mt_attn_rows(const float *Q, size_t ldq, size_t nh, size_t R, const void *K, const void *V, int kv_f16,
                   size_t kvs, size_t n, size_t hd, const size_t *lo, const size_t *hi, float scale, float cap,
                   float *out, size_t ldo, float *scratch) {
+    mt_attn_rows_sinks(Q, ldq, nh, R, K, V, kv_f16, kvs, n, hd, lo, hi, scale, cap, NULL, out, ldo, scratch);
+}
+
+void mt_attn_rows_sinks(const float *Q, size_t ldq, size_t nh, size_t R, const void *K, const void *V, int kv_f16,
+                        size_t kvs, size_t n, size_t hd, const size_t *lo, const size_t *hi, float scale, float cap,
+                        const float *sinks, float *out, size_t ldo, float *scratch) {
     float *S = scratch, *Kf = S + R * n, *Vf = Kf + n * hd;
     mt_dtype t = kv_f16 ? MT_F16 : MT_F32;
     size_t es = mt_dtype_size(t);
@@ -33,7 +39,7 @@ void mt_attn_rows(const float *Q, size_t ldq, size_t nh, size_t R, const void *K
             if (b < a) b = a;
             if (cap > 0)
                 for (size_t j = a; j < b; j++) s[j] = tanhf(s[j] / cap) * cap;
-            if (b > a) mt_softmax(s + a, b - a);
+            if (b > a) mt_softmax_sink(s + a, b - a, sinks ? sinks + h : NULL);
             memset(s, 0, a * sizeof *s);
             memset(s + b, 0, (n - b) * sizeof *s);
         }

@@ -89,6 +89,14 @@ void mt_k_attn_head(int level, const float *q, const void *K, const void *V, int
 /* nh heads (q + h*hd -> out + h*hd) over the same K/V; scratch[nh * n]. */
 void mt_k_attn_group(int level, const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs,
                      size_t n, size_t hd, float scale, float cap, float *out, float *scratch);
+/* The same with attention sinks (gpt-oss): sink (head) / sinks[h] (head h of the group) is a
+ * learned logit that joins the softmax's denominator only, p_j = exp(s_j) / (exp(sink) +
+ * sum_i exp(s_i)); NULL = none (the functions above). */
+void mt_k_attn_head_sink(int level, const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
+                         size_t hd, float scale, float cap, const float *sink, float *out, float *scratch);
+void mt_k_attn_group_sinks(int level, const float *q, size_t nh, const void *K, const void *V, int kv_f16,
+                           size_t kvs, size_t n, size_t hd, float scale, float cap, const float *sinks, float *out,
+                           float *scratch);
 /* ---- attention over a quantized KV cache (kernels_kvq.c) ----------------
  * The packed rows of one kv head over n consecutive slots: row j's K codes at
  * kw + j*wstride words (V: vw), its scales/biases at ks/kb + j*sstride (V: vs/vb).
@@ -110,6 +118,9 @@ typedef struct mt_kvq_span {
  * scratch[min(nh, 8) * n]. */
 void mt_k_attn_kvq(int level, const float *q, size_t nh, const mt_kvq_span *sp, size_t n, size_t hd, float scale,
                    float cap, float *out, float *scratch);
+/* The same with attention sinks[nh] (one logit per query head, as mt_k_attn_group_sinks; NULL = none). */
+void mt_k_attn_kvq_sinks(int level, const float *q, size_t nh, const mt_kvq_span *sp, size_t n, size_t hd,
+                         float scale, float cap, const float *sinks, float *out, float *scratch);
 /* The randomized Hadamard transform of the turbo scheme, in place: x = H diag(sign) x,
  * H block-diagonal over descending power-of-two blocks of hd (96 = 64 + 32), each a
  * Walsh-Hadamard matrix / sqrt(block); unrotate is its inverse (diag(sign) H x). */

@@ -17,11 +17,17 @@
 #define INL inline __attribute__((always_inline))
 
 /* Soft-cap the scores (cap > 0), replace them by exp(s - max) and return
- * 1 / their sum: the values are weighted unnormalised and scaled once. */
-static float exp_scores(int level, float *s, size_t n, float cap) {
+ * 1 / their sum: the values are weighted unnormalised and scaled once.  With
+ * an attention sink (sink != NULL: the head's learned logit) the sum also
+ * holds exp(*sink - max), max taken over the scores and the sink. */
+static float exp_scores(int level, float *s, size_t n, float cap, const float *sink) {
     if (cap > 0)
         for (size_t j = 0; j < n; j++) s[j] = tanhf(s[j] / cap) * cap;
-    return 1.0f / mt_k_exp_sum(level, s, mt_k_max(level, s, n), n);
+    float m = mt_k_max(level, s, n);
+    if (!sink) return 1.0f / mt_k_exp_sum(level, s, m, n);
+    if (*sink > m) m = *sink;
+    float sum = mt_k_exp_sum(level, s, m, n);
+    return 1.0f / (sum + expf(*sink - m));
 }
 
 /* ---- portable ---------------------------------------------------------- */
@@ -31,13 +37,13 @@ static float ld_c(const void *p, size_t i, int f16) {
 }
 
 static void attn_c(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd, float scale,
-                   float cap, float *out, float *s, int f16) {
+                   float cap, const float *sk, float *out, float *s, int f16) {
     for (size_t j = 0; j < n; j++) {
         float d = 0.f;
         for (size_t i = 0; i < hd; i++) d += q[i] * ld_c(K, j * kvs + i, f16);
         s[j] = d * scale;
     }
-    float r = exp_scores(MT_CPU_PORTABLE, s, n, cap);
+    float r = exp_scores(MT_CPU_PORTABLE, s, n, cap, sk);
     for (size_t i = 0; i < hd; i++) out[i] = 0.f;
     for (size_t j = 0; j < n; j++) {
         float p = s[j] * r;
@@ -54,7 +60,7 @@ AVX2 static INL __m256 ld8(const void *p, size_t i, int f16) {
 }
 
 AVX2 static INL void attn_avx2_t(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
-                                 float scale, float cap, float *out, float *s, int f16) {
+                                 float scale, float cap, const float *sk, float *out, float *s, int f16) {
     size_t es = f16 ? 2 : 4;
     for (size_t j = 0; j < n; j++) {
         const void *k = (const char *)K + j * kvs * es;
@@ -67,7 +73,7 @@ AVX2 static INL void attn_avx2_t(const float *q, const void *K, const void *V, s
         if (i < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), ld8(k, i, f16), a0);
         s[j] = mt_hsum8(_mm256_add_ps(a0, a1)) * scale;
     }
-    float r = exp_scores(MT_CPU_AVX2, s, n, cap);
+    float r = exp_scores(MT_CPU_AVX2, s, n, cap, sk);
     for (size_t d0 = 0; d0 < hd; d0 += 32) {   /* 4 accumulators of 8 */
         size_t nb = hd - d0 < 32 ? (hd - d0) / 8 : 4;
         __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
@@ -110,12 +116,12 @@ AVX512 static INL __m512 reduce16(__m512 *a) {
 
 /* one instance per storage type */
 AVX2 static void attn_avx2_f32(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
-                               float scale, float cap, float *out, float *s) {
-    attn_avx2_t(q, K, V, kvs, n, hd, scale, cap, out, s, 0);
+                               float scale, float cap, const float *sk, float *out, float *s) {
+    attn_avx2_t(q, K, V, kvs, n, hd, scale, cap, sk, out, s, 0);
 }
 AVX2 static void attn_avx2_f16(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd,
-                               float scale, float cap, float *out, float *s) {
-    attn_avx2_t(q, K, V, kvs, n, hd, scale, cap, out, s, 1);
+                               float scale, float cap, const float *sk, float *out, float *s) {
+    attn_avx2_t(q, K, V, kvs, n, hd, scale, cap, sk, out, s, 1);
 }
 
 /* G query heads (1, 2, 4 or 8, a compile-time constant after inlining) that
@@ -124,7 +130,8 @@ AVX2 static void attn_avx2_f16(const float *q, const void *K, const void *V, siz
  * heads fill the 16 accumulators of one tree reduction; values: each row's
  * slice of 256/G dimensions feeds G heads' accumulators (16 in all). */
 AVX512 static INL void attn_group_512_t(const float *q, size_t G, const void *K, const void *V, size_t kvs, size_t n,
-                                        size_t hd, float scale, float cap, float *out, float *s, int f16) {
+                                        size_t hd, float scale, float cap, const float *sk, float *out, float *s,
+                                        int f16) {
     /* P positions per block; float16 rows are prefetched PF positions ahead
      * (float32 ones measured slower with it: too many prefetches) */
     size_t es = f16 ? 2 : 4, P = 16 / G, PF = G == 1 ? P : 2 * P, j = 0;
@@ -154,7 +161,7 @@ AVX512 static INL void attn_group_512_t(const float *q, size_t G, const void *K,
         }
     }
     float r[8];
-    for (size_t h = 0; h < G; h++) r[h] = exp_scores(MT_CPU_AVX512, s + h * n, n, cap);
+    for (size_t h = 0; h < G; h++) r[h] = exp_scores(MT_CPU_AVX512, s + h * n, n, cap, sk ? sk + h : NULL);
     size_t dc = 256 / G; /* dimensions per pass: G heads x dc/16 accumulators = 16 */
     for (size_t d0 = 0; d0 < hd; d0 += dc) {
         size_t nb = hd - d0 < dc ? (hd - d0) / 16 : dc / 16;
@@ -182,9 +189,9 @@ AVX512 static INL void attn_group_512_t(const float *q, size_t G, const void *K,
 
 #define GROUP_INST(G)                                                                                                   \
     AVX512 static void attn_group_512_##G(const float *q, const void *K, const void *V, size_t kvs, size_t n, size_t hd, \
-                                          float scale, float cap, float *out, float *s, int f16) {                     \
-        if (f16) attn_group_512_t(q, G, K, V, kvs, n, hd, scale, cap, out, s, 1);                                      \
-        else attn_group_512_t(q, G, K, V, kvs, n, hd, scale, cap, out, s, 0);                                         \
+                                          float scale, float cap, const float *sk, float *out, float *s, int f16) {    \
+        if (f16) attn_group_512_t(q, G, K, V, kvs, n, hd, scale, cap, sk, out, s, 1);                                  \
+        else attn_group_512_t(q, G, K, V, kvs, n, hd, scale, cap, sk, out, s, 0);                                     \
     }
 GROUP_INST(1)
 GROUP_INST(2)
@@ -192,25 +199,38 @@ GROUP_INST(4)
 GROUP_INST(8)
 #undef GROUP_INST
 
-void mt_k_attn_group(int level, const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs,
-                     size_t n, size_t hd, float scale, float cap, float *out, float *scratch) {
+void mt_k_attn_group_sinks(int level, const float *q, size_t nh, const void *K, const void *V, int kv_f16,
+                           size_t kvs, size_t n, size_t hd, float scale, float cap, const float *sinks, float *out,
+                           float *scratch) {
     size_t h = 0;
     if (n && level == MT_CPU_AVX512 && hd % 16 == 0)
         while (nh - h >= 2) {   /* heads in sets of 8, 4, 2 */
             size_t g = nh - h >= 8 ? 8 : nh - h >= 4 ? 4 : 2;
             (g == 8 ? attn_group_512_8 : g == 4 ? attn_group_512_4 : attn_group_512_2)(
-                q + h * hd, K, V, kvs, n, hd, scale, cap, out + h * hd, scratch, kv_f16);
+                q + h * hd, K, V, kvs, n, hd, scale, cap, sinks ? sinks + h : NULL, out + h * hd, scratch, kv_f16);
             h += g;
         }
-    for (; h < nh; h++) mt_k_attn_head(level, q + h * hd, K, V, kv_f16, kvs, n, hd, scale, cap, out + h * hd, scratch);
+    for (; h < nh; h++)
+        mt_k_attn_head_sink(level, q + h * hd, K, V, kv_f16, kvs, n, hd, scale, cap, sinks ? sinks + h : NULL,
+                            out + h * hd, scratch);
+}
+
+void mt_k_attn_group(int level, const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs,
+                     size_t n, size_t hd, float scale, float cap, float *out, float *scratch) {
+    mt_k_attn_group_sinks(level, q, nh, K, V, kv_f16, kvs, n, hd, scale, cap, NULL, out, scratch);
+}
+
+void mt_k_attn_head_sink(int level, const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
+                         size_t hd, float scale, float cap, const float *sink, float *out, float *scratch) {
+    if (!n) { memset(out, 0, hd * sizeof *out); return; }
+    if (level == MT_CPU_AVX512 && hd % 16 == 0)
+        attn_group_512_1(q, K, V, kvs, n, hd, scale, cap, sink, out, scratch, kv_f16);
+    else if (level >= MT_CPU_AVX2 && hd % 8 == 0)
+        (kv_f16 ? attn_avx2_f16 : attn_avx2_f32)(q, K, V, kvs, n, hd, scale, cap, sink, out, scratch);
+    else attn_c(q, K, V, kvs, n, hd, scale, cap, sink, out, scratch, kv_f16);
 }
 
 void mt_k_attn_head(int level, const float *q, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
                     size_t hd, float scale, float cap, float *out, float *scratch) {
-    if (!n) { memset(out, 0, hd * sizeof *out); return; }
-    if (level == MT_CPU_AVX512 && hd % 16 == 0)
-        attn_group_512_1(q, K, V, kvs, n, hd, scale, cap, out, scratch, kv_f16);
-    else if (level >= MT_CPU_AVX2 && hd % 8 == 0)
-        (kv_f16 ? attn_avx2_f16 : attn_avx2_f32)(q, K, V, kvs, n, hd, scale, cap, out, scratch);
-    else attn_c(q, K, V, kvs, n, hd, scale, cap, out, scratch, kv_f16);
+    mt_k_attn_head_sink(level, q, K, V, kv_f16, kvs, n, hd, scale, cap, NULL, out, scratch);
 }

@@ -74,11 +74,16 @@ void mt_kvt_unrotate(float *x, const float *sign, size_t hd) {
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-/* Soft-cap (cap > 0), exp(s - max) in place; returns 1 / the sum. */
-static float exp_scores(int level, float *s, size_t n, float cap) {
+/* Soft-cap (cap > 0), exp(s - max) in place; returns 1 / the sum (with an attention
+ * sink, sink != NULL: max over the scores and *sink, and exp(*sink - max) in the sum). */
+static float exp_scores(int level, float *s, size_t n, float cap, const float *sink) {
     if (cap > 0)
         for (size_t j = 0; j < n; j++) s[j] = tanhf(s[j] / cap) * cap;
-    return 1.0f / mt_k_exp_sum(level, s, mt_k_max(level, s, n), n);
+    float m = mt_k_max(level, s, n);
+    if (!sink) return 1.0f / mt_k_exp_sum(level, s, m, n);
+    if (*sink > m) m = *sink;
+    float sum = mt_k_exp_sum(level, s, m, n);
+    return 1.0f / (sum + expf(*sink - m));
 }
 
 /* the codes of packed row w as bytes: 8-bit rows in place, others unpacked into buf */
@@ -158,7 +163,7 @@ AVX512 static INL void unpack_f_512(float *wf, const uint32_t *w, int bits, size
 /* affine: H (<= HMAX) heads q[H][hd] over n packed rows; s: scratch [H * n] */
 #define KVQ_AFFINE(SUF, ATTR, UNPACK, DOTF, AXPYF, LEVEL)                                                             \
     ATTR static void kvq_affine_##SUF(const float *q, size_t H, const mt_kvq_span *sp, size_t n, size_t hd,           \
-                                      float scale, float cap, float *out, float *s) {                                  \
+                                      float scale, float cap, const float *sk, float *out, float *s) {                 \
         size_t G = (size_t)sp->group, ng = hd / G;                                                                    \
         float qs[HMAX * HD_MAX], qsum[HMAX * (HD_MAX / 32)], bsum[HMAX * (HD_MAX / 32)], r[HMAX], wf[HD_MAX];         \
         uint8_t buf[HD_MAX];                                                                                          \
@@ -180,7 +185,7 @@ AVX512 static INL void unpack_f_512(float *wf, const uint32_t *w, int bits, size
                 s[h * n + j] = acc;                                                                                   \
             }                                                                                                         \
         }                                                                                                             \
-        for (size_t h = 0; h < H; h++) r[h] = exp_scores(LEVEL, s + h * n, n, cap);                                   \
+        for (size_t h = 0; h < H; h++) r[h] = exp_scores(LEVEL, s + h * n, n, cap, sk ? sk + h : NULL);                \
         memset(out, 0, H * hd * sizeof *out);                                                                         \
         memset(bsum, 0, H * ng * sizeof *bsum);                                                                       \
         for (size_t j = 0; j < n; j++) {                                                                              \
@@ -202,7 +207,7 @@ AVX512 static INL void unpack_f_512(float *wf, const uint32_t *w, int bits, size
 /* turbo: H heads of rotated queries qr[H][hd]; out in the rotated domain */
 #define KVQ_TURBO(SUF, ATTR, UNPACK, DOTF, AXPYF, LEVEL)                                                              \
     ATTR static void kvq_turbo_##SUF(const float *qr, size_t H, const mt_kvq_span *sp, size_t n, size_t hd,           \
-                                     float scale, float cap, float *out, float *s) {                                   \
+                                     float scale, float cap, const float *sk, float *out, float *s) {                  \
         float r[HMAX], wf[HD_MAX];                                                                                    \
         uint8_t buf[HD_MAX];                                                                                          \
         size_t rowbytes = (hd * (size_t)sp->bits + 7) / 8;                                                            \
@@ -212,7 +217,7 @@ AVX512 static INL void unpack_f_512(float *wf, const uint32_t *w, int bits, size
             float nm = sp->ks[j * sp->sstride] * scale;                                                               \
             for (size_t h = 0; h < H; h++) s[h * n + j] = nm * DOTF(qr + h * hd, wf, hd);                             \
         }                                                                                                             \
-        for (size_t h = 0; h < H; h++) r[h] = exp_scores(LEVEL, s + h * n, n, cap);                                   \
+        for (size_t h = 0; h < H; h++) r[h] = exp_scores(LEVEL, s + h * n, n, cap, sk ? sk + h : NULL);                \
         memset(out, 0, H * hd * sizeof *out);                                                                         \
         for (size_t j = 0; j < n; j++) {                                                                              \
             kvq_prefetch(sp->vw, sp->vs, NULL, j, n, sp->wstride, sp->sstride, rowbytes);                             \
@@ -233,12 +238,12 @@ KVQ_TURBO(512, AVX512, unpack_f_512, mt_vdot_512, mt_vaxpy_512, MT_CPU_AVX512)
 #undef KVQ_AFFINE
 #undef KVQ_TURBO
 
-void mt_k_attn_kvq(int level, const float *q, size_t nh, const mt_kvq_span *sp, size_t n, size_t hd, float scale,
-                   float cap, float *out, float *scratch) {
+void mt_k_attn_kvq_sinks(int level, const float *q, size_t nh, const mt_kvq_span *sp, size_t n, size_t hd,
+                         float scale, float cap, const float *sinks, float *out, float *scratch) {
     if (!n) { memset(out, 0, nh * hd * sizeof *out); return; }
     for (size_t h = 0; h < nh; h += HMAX) {
         size_t H = nh - h < HMAX ? nh - h : HMAX;
-        const float *qh = q + h * hd;
+        const float *qh = q + h * hd, *sk = sinks ? sinks + h : NULL;
         float *oh = out + h * hd;
         if (sp->cb) {
             float qr[HMAX * HD_MAX];
@@ -246,12 +251,17 @@ void mt_k_attn_kvq(int level, const float *q, size_t nh, const mt_kvq_span *sp, 
                 memcpy(qr + i * hd, qh + i * hd, hd * sizeof *qr);
                 mt_kvt_rotate(qr + i * hd, sp->sign, hd);
             }
-            if (level == MT_CPU_AVX512) kvq_turbo_512(qr, H, sp, n, hd, scale, cap, oh, scratch);
-            else if (level == MT_CPU_AVX2) kvq_turbo_avx2(qr, H, sp, n, hd, scale, cap, oh, scratch);
-            else kvq_turbo_c(qr, H, sp, n, hd, scale, cap, oh, scratch);
+            if (level == MT_CPU_AVX512) kvq_turbo_512(qr, H, sp, n, hd, scale, cap, sk, oh, scratch);
+            else if (level == MT_CPU_AVX2) kvq_turbo_avx2(qr, H, sp, n, hd, scale, cap, sk, oh, scratch);
+            else kvq_turbo_c(qr, H, sp, n, hd, scale, cap, sk, oh, scratch);
             for (size_t i = 0; i < H; i++) mt_kvt_unrotate(oh + i * hd, sp->sign, hd);
-        } else if (level == MT_CPU_AVX512) kvq_affine_512(qh, H, sp, n, hd, scale, cap, oh, scratch);
-        else if (level == MT_CPU_AVX2) kvq_affine_avx2(qh, H, sp, n, hd, scale, cap, oh, scratch);
-        else kvq_affine_c(qh, H, sp, n, hd, scale, cap, oh, scratch);
+        } else if (level == MT_CPU_AVX512) kvq_affine_512(qh, H, sp, n, hd, scale, cap, sk, oh, scratch);
+        else if (level == MT_CPU_AVX2) kvq_affine_avx2(qh, H, sp, n, hd, scale, cap, sk, oh, scratch);
+        else kvq_affine_c(qh, H, sp, n, hd, scale, cap, sk, oh, scratch);
     }
+}
+
+void mt_k_attn_kvq(int level, const float *q, size_t nh, const mt_kvq_span *sp, size_t n, size_t hd, float scale,
+                   float cap, float *out, float *scratch) {
+    mt_k_attn_kvq_sinks(level, q, nh, sp, n, hd, scale, cap, NULL, out, scratch);
 }

@@ -108,5 +108,17 @@ void mt_attn_group(const float *q, size_t nh, const void *K, const void *V, int 
                    size_t hd, float scale, float cap, float *out, float *scratch) {
     mt_k_attn_group(mt_cpu_level(), q, nh, K, V, kv_f16, kvs, n, hd, scale, cap, out, scratch);
 }
+void mt_attn_group_sinks(const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
+                         size_t hd, float scale, float cap, const float *sinks, float *out, float *scratch) {
+    mt_k_attn_group_sinks(mt_cpu_level(), q, nh, K, V, kv_f16, kvs, n, hd, scale, cap, sinks, out, scratch);
+}
+void mt_softmax_sink(float *x, size_t n, const float *sink) {
+    if (!sink) { mt_softmax(x, n); return; }
+    int l = mt_cpu_level();
+    float m = n ? mt_k_max(l, x, n) : -INFINITY;
+    if (*sink > m) m = *sink;
+    float s = (n ? mt_k_exp_sum(l, x, m, n) : 0.0f) + expf(*sink - m);
+    if (n) mt_k_scale(l, x, 1.0f / s, n);
+}
 float mt_dot(const float *a, const float *b, size_t n) { return mt_k_dot(mt_cpu_level(), a, b, n); }
 void mt_axpy(float *y, float a, const float *x, size_t n) { mt_k_axpy(mt_cpu_level(), y, a, x, n); }

@@ -35,6 +35,11 @@ void mt_attn_head(const float *q, const void *K, const void *V, int kv_f16, size
  * read once for all of them.  scratch: nh * n floats. */
 void mt_attn_group(const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
                    size_t hd, float scale, float cap, float *out, float *scratch);
+/* mt_attn_group with attention sinks (gpt-oss): sinks[h], head h's learned logit, joins
+ * its softmax's denominator only (p_j = exp(s_j) / (exp(sinks[h]) + sum_i exp(s_i)));
+ * sinks NULL = mt_attn_group. */
+void mt_attn_group_sinks(const float *q, size_t nh, const void *K, const void *V, int kv_f16, size_t kvs, size_t n,
+                         size_t hd, float scale, float cap, const float *sinks, float *out, float *scratch);
 
 /* R consecutive query rows of nh heads that share one K/V head, as two
  * matrix products (prefill): for head h and row i (q = Q + i*ldq + h*hd),
@@ -48,6 +53,14 @@ size_t mt_attn_rows_scratch(size_t R, size_t n, size_t hd);
 void mt_attn_rows(const float *Q, size_t ldq, size_t nh, size_t R, const void *K, const void *V, int kv_f16,
                   size_t kvs, size_t n, size_t hd, const size_t *lo, const size_t *hi, float scale, float cap,
                   float *out, size_t ldo, float *scratch);
+/* mt_attn_rows with attention sinks[nh] (as mt_attn_group_sinks; NULL = none): a row with
+ * no keys still gets zeros. */
+void mt_attn_rows_sinks(const float *Q, size_t ldq, size_t nh, size_t R, const void *K, const void *V, int kv_f16,
+                        size_t kvs, size_t n, size_t hd, const size_t *lo, const size_t *hi, float scale, float cap,
+                        const float *sinks, float *out, size_t ldo, float *scratch);
+/* Softmax of x[n] with an optional sink logit (NULL: mt_softmax): x_j = exp(x_j - m) /
+ * (exp(*sink - m) + sum_i exp(x_i - m)), m the largest of them; -inf entries become 0. */
+void mt_softmax_sink(float *x, size_t n, const float *sink);
 
 /* Plain C references of the SIMD-dispatched functions above (same contracts;
  * tests compare against these). */

@@ -518,6 +518,11 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/bitnet-tiny", C, "intermediate_size", "130", "'model.layers.0.mlp.gate_proj': 130 output rows are not"},
         {"tests/data/models/apertus-tiny", C, "num_attention_heads", "6", "config.json: hidden_size 64 is not a multiple of num_attention_heads 6"},
         {"tests/data/models/seedoss-tiny", C, "attention_out_bias", "0", "config.json: \"attention_out_bias\" must be true or"},
+        /* gpt_oss: experts, sliding layers */
+        {"tests/data/models/gptoss-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        {"tests/data/models/gptoss-tiny", C, "num_local_experts", "0", "config.json: \"num_local_experts\" must be a positive integer"},
+        {"tests/data/models/gptoss-tiny", C, "sliding_window", "0", "config.json: \"sliding_window\" must be a positive integer"},
+        {"tests/data/models/gptoss-tiny", C, "layer_types", "[\"sliding_attention\"]", "config.json: \"layer_types\" must list 2 layers"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
@@ -559,6 +564,7 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/embed/bert-tiny", "layer_norm_eps", "1e-5"},
         {"tests/data/models/gptj-tiny", "rotary_dim", "null"},   /* mlx-lm: the whole head */
         {"tests/data/models/olmo-tiny", "hidden_size", "4096"},   /* transformers 5 writes one: mlx-lm reads d_model */
+        {"tests/data/models/gptoss-tiny", "layer_types", "null"},   /* mlx-lm's default: sliding, full, ... */
     };
     for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
         char *dir = variant(fine[i].src, "config.json", fine[i].key, fine[i].val);
