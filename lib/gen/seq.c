@@ -146,7 +146,7 @@ static int seq_cache(mt_gen_seq *q, mt_model *m, const int32_t *prompt, size_t n
     if (!gp->prefix) {
         MT_TRY(mt_kvcache_new(&q->cache, m, err));
         if (gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m))) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
-        if (gp->max_kv_size > 0) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
+        if (gp->max_kv_size > 0 && !m->own_cache) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
         if (gp->kv_bits > 0) MT_TRY(mt_gen_kv_quant(m, q->cache, gp, err));
         *full = prompt;
         *nfull = n_prompt;

@@ -449,10 +449,10 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         }
     }
 
-    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, "model.embed_tokens", V, H, -1, err));
+    MT_TRY(mt_linear_bind(&m->embed, m->st, m->cfg, m->embed_name ? m->embed_name : "model.embed_tokens", V, H, -1, err));
     if (hp->tie_embeddings && !mt_safetensors_get(m->st, "lm_head.weight")) m->lm_head = m->embed;
     else MT_TRY(mt_linear_bind(&m->lm_head, m->st, m->cfg, "lm_head", V, H, -1, err));
-    MT_TRY(mt_dec_bind_norm(m, "model.norm", H, &m->final_norm, err));
+    MT_TRY(mt_dec_bind_norm(m, m->final_norm_name ? m->final_norm_name : "model.norm", H, &m->final_norm, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) return mt_seterr(err, MT_ENOMEM, "out of memory");
     char p[256];

@@ -162,6 +162,12 @@ typedef struct mt_model {
                                       head grouping of one row): an answer never depends on the
                                       sequences decoding beside it, at about 1.4x the time of the
                                       shared multi-row kernels at 8 rows (set it directly; 0 default) */
+    /* recurrent-state families (ssm): */
+    const char *embed_name;        /* the embedding's module when not "model.embed_tokens" (mamba:
+                                      "backbone.embeddings"); set before mt_decoder_bind */
+    const char *final_norm_name;   /* the final norm's when not "model.norm" */
+    int own_cache;                 /* mlx-lm's model makes its own cache (make_cache), so mlx-lm ignores
+                                      --max-kv-size for it: generation does too */
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim

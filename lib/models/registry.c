@@ -7,6 +7,8 @@
 extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
     mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
+/* recurrent-state mixers (short convolution, Mamba, Mamba-2) and their hybrids */
+extern const mt_family mt_family_lfm2, mt_family_mamba2, mt_family_mamba, mt_family_falcon_mamba;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -23,6 +25,11 @@ static const mt_family *const families[] = {
     &mt_family_smollm3,
     &mt_family_mixtral,
     &mt_family_qwen3_moe,
+    /* recurrent-state mixers (short convolution, Mamba, Mamba-2) and their hybrids */
+    &mt_family_lfm2,
+    &mt_family_mamba2,
+    &mt_family_mamba,
+    &mt_family_falcon_mamba,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

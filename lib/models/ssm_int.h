@@ -1,0 +1,57 @@
+/* ssm_int.h - recurrent-state token mixers (models/ only): lfm2's gated short convolution
+ * (shortconv.c), Mamba's selective scan and Mamba-2's SSD (ssm.c), and what the hybrid
+ * families (hybrid.c) bind with them.  Each mixer keeps its state per sequence in
+ * mt_kvcache.state[layer] (mt_layer.state_floats floats, zero for an empty sequence). */
+#ifndef MT_SSM_INT_H
+#define MT_SSM_INT_H
+
+#include "models/model.h"
+
+/* A layer's depthwise causal convolution over the last K inputs of C channels: weight
+ * [C, K] (mlx's Conv1d [C, K, 1]), bias [C] or NULL.  Its state is the K - 1 inputs before
+ * the next row, oldest first ([K - 1, C]). */
+typedef struct mt_conv1d { float *w, *b; size_t C, K; } mt_conv1d;
+/* Bind path.weight (and path.bias when bias > 0; bias < 0: when present) as C channels of K taps. */
+int  mt_conv1d_bind(mt_model *m, const char *path, size_t C, size_t K, int bias, mt_conv1d *cv, mt_err *err);
+/* Rows u[S, C] of one sequence (row stride us) through the convolution with state st
+ * [(K - 1) * C], which then holds the last K - 1 inputs; out[S, C] (stride os). */
+void mt_conv1d_run(const mt_conv1d *cv, float *st, const float *u, size_t us, size_t S, float *out, size_t os);
+
+/* lfm2's short convolution: in_proj -> B, C, x; B * x through the convolution; C * it; out_proj
+ * (module prefix e.g. "model.layers.3.conv").  Sets the layer's mixer and state_floats. */
+int mt_shortconv_bind(mt_model *m, int layer, const char *prefix, size_t L_cache, int bias, mt_err *err);
+
+/* Mamba-2 (SSD) geometry and options. */
+typedef struct mt_ssm2_cfg {
+    int n_heads, head_dim, n_groups, d_state, conv_kernel;
+    int use_bias, conv_bias;
+    float dt_min, dt_max;        /* time_step_limit */
+    float norm_eps;              /* the gated RMSNorm's */
+    int norm_groups;             /* the gated RMSNorm runs over groups of intermediate / norm_groups
+                                    features (1: the whole row, mlx-lm's mamba2) */
+    float pre_eps;               /* with pre_norm: the block's RMSNorm before in_proj */
+    const char *pre_norm;        /* NULL: none (the decoder's n1 does it) */
+    int no_out_norm;             /* no gated norm: y * silu(gate) only (falcon_h1 without mamba_rms_norm) */
+    float in_mult[5];            /* falcon_h1 ssm_multipliers on z, x, B, C, dt (0: none) */
+} mt_ssm2_cfg;
+/* A Mamba-2 mixer for layer `layer` from module prefix ("backbone.layers.0.mixer"). */
+int mt_ssm2_bind(mt_model *m, int layer, const char *prefix, const mt_ssm2_cfg *sc, mt_err *err);
+
+/* Mamba (selective scan) options. */
+typedef struct mt_ssm1_cfg {
+    int inter, d_state, conv_kernel, dt_rank;
+    int use_bias, conv_bias;
+    int bcdt_rms;                /* falcon_mamba: RMS-normalize dt, B and C (no weight) */
+    float rms_eps;
+    float pre_eps;               /* the block's RMSNorm (pre_norm) */
+    const char *pre_norm;
+} mt_ssm1_cfg;
+int mt_ssm1_bind(mt_model *m, int layer, const char *prefix, const mt_ssm1_cfg *sc, mt_err *err);
+
+/* softplus as mlx computes it (logaddexp(x, 0)) */
+float mt_softplus(float x);
+/* The segments of a call's rows: seg[i] .. seg[i + 1] are the rows of one cache; returns the
+ * count (seg has T + 1 entries). */
+size_t mt_ssm_segments(const struct mt_fwd *f, size_t *seg);
+
+#endif
