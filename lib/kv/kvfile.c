@@ -783,6 +783,8 @@ static int sink_close(sink *s, const char *path, char *tmp, int rc, size_t *byte
 
 int mt_kvfile_write(const char *path, const mt_kvcache *c, const mt_kvmeta *meta, int level, size_t *bytes,
                     mt_err *err) {
+    if (c->has_state)
+        return mt_seterr(err, MT_EUNSUPPORTED, "prompt-cache files of models with recurrent layers are not supported yet");
     sink s;
     char *tmp;
     MT_TRY(sink_open(&s, path, level, &tmp, err));
