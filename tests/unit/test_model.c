@@ -383,6 +383,13 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/starcoder2-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
         {"tests/data/models/phi3-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
         {"tests/data/models/mixtral-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        /* recurrent-state mixers */
+        {"tests/data/models/lfm2-tiny", C, "conv_L_cache", "0", "config.json: \"conv_L_cache\" must be a positive integer"},
+        {"tests/data/models/lfm2-tiny", C, "layer_types", "[\"conv\", \"conv\"]", "config.json: \"layer_types\" must list 3 layers"},
+        {"tests/data/models/mamba2-tiny", C, "n_groups", "3", "config.json: 8 Mamba-2 heads do not split into n_groups 3"},
+        {"tests/data/models/mamba2-tiny", C, "time_step_limit", "[2.0, 0.01]", "config.json: \"time_step_limit\" must be [min, max]"},
+        {"tests/data/models/mamba-tiny", C, "time_step_rank", "0", "config.json: \"time_step_rank\" must be a positive integer"},
+        {"tests/data/models/mamba-tiny", C, "state_size", "-8", "config.json: \"state_size\" must be a positive integer"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
