@@ -1076,7 +1076,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         /* attention branch */
         const float *ain = x;
         if (L->n1.w) { mt_dec_norm(m, &L->n1, xn, x, T, H); ain = xn; }
-        if (L->mixer) {
+        if (L->mixer && !L->mixer_parallel) {
             if ((r = L->mixer->forward(&fw, l, ain, br, err))) goto out;
             goto attn_done;
         }
@@ -1129,6 +1129,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         else mt_pool_for(m->pool, T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
         mt_dec_observe(m, l, "self_attn.o_proj", att, T, qd);
         lin_rows(rows1, &L->o, att, T, br, work, m->pool);
+        if (L->mixer && (r = L->mixer->forward(&fw, l, ain, br, err))) goto out;   /* parallel: adds to br */
     attn_done:
         if (hp->block != MT_BLOCK_PRE && L->n2.w) mt_dec_norm(m, &L->n2, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;

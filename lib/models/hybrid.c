@@ -20,14 +20,14 @@
 /* The decoder's hyper-parameters for a model whose layers the family binds itself: sizes from
  * the config keys named, llama defaults for the rest; attention geometry is a token 1 x 2 for
  * models without attention (heads_key NULL). */
-static int hp_common(mt_model *m, const char *layers_key, const char *heads_key, const char *eps_key, double eps_def,
+int mt_hyb_hp(mt_model *m, const char *layers_key, const char *heads_key, const char *eps_key, double eps_def,
                      mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
     mt_decoder_hp *hp = &m->hp;
     memset(hp, 0, sizeof *hp);
     double eps = eps_def;
     MT_TRY(mt_cfg_check_nan(m->cfg, err));
-    MT_TRY(mt_cfg_count(c, layers_key, 0, &hp->n_layers, 1, err));
+    if (layers_key) MT_TRY(mt_cfg_count(c, layers_key, 0, &hp->n_layers, 1, err));
     MT_TRY(mt_cfg_count(c, "hidden_size", 0, &hp->hidden, 1, err));
     MT_TRY(mt_cfg_count(c, "vocab_size", 0, &hp->vocab, 1, err));
     if (eps_key) MT_TRY(mt_cfg_real(c, eps_key, eps_def, &eps, 1, MT_CFG_NONNEG, err));
@@ -53,7 +53,7 @@ static int hp_common(mt_model *m, const char *layers_key, const char *heads_key,
 }
 
 /* A required boolean (mlx-lm's ModelArgs field without a default). */
-static int req_bool(json_t *c, const char *key, int *out, mt_err *err) {
+int mt_hyb_bool(json_t *c, const char *key, int *out, mt_err *err) {
     json_t *v = json_object_get(c, key);
     if (!v || json_is_null(v)) return mt_seterr(err, MT_EFORMAT, "config.json: missing \"%s\"", key);
     return mt_cfg_bool(c, key, 0, out, err);
@@ -96,7 +96,7 @@ static int lfm2_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
     } else {
         int L_cache = 0, bias = 0;
         MT_TRY(mt_cfg_count(c, "conv_L_cache", 0, &L_cache, 1, err));
-        MT_TRY(req_bool(c, "conv_bias", &bias, err));
+        MT_TRY(mt_hyb_bool(c, "conv_bias", &bias, err));
         snprintf(p, sizeof p, "model.layers.%d.conv", i);
         MT_TRY(mt_shortconv_bind(m, i, p, (size_t)L_cache, bias, err));
     }
@@ -112,7 +112,7 @@ static int lfm2_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
 }
 
 static int lfm2_init(mt_model *m, mt_err *err) {
-    MT_TRY(hp_common(m, "num_hidden_layers", "num_attention_heads", "norm_eps", 1e-5, err));
+    MT_TRY(mt_hyb_hp(m, "num_hidden_layers", "num_attention_heads", "norm_eps", 1e-5, err));
     json_t *c = mt_config_json(m->cfg);
     mt_decoder_hp *hp = &m->hp;
     hp->head_dim = hp->hidden / hp->n_heads;   /* lfm2 takes hidden / heads whatever head_dim says */
@@ -134,7 +134,7 @@ static int lfm2_init(mt_model *m, mt_err *err) {
     json_t *bf = json_object_get(c, "block_ff_dim");
     MT_TRY(mt_cfg_count(c, bf && !json_is_null(bf) ? "block_ff_dim" : "intermediate_size", 0, &ff, 1, err));
     MT_TRY(mt_cfg_count(c, "block_multiple_of", 0, &mult, 1, err));
-    MT_TRY(req_bool(c, "block_auto_adjust_ff_dim", &adjust, err));
+    MT_TRY(mt_hyb_bool(c, "block_auto_adjust_ff_dim", &adjust, err));
     if (adjust) {
         ff = (int)(2 * (long long)ff / 3);
         json_t *fm = json_object_get(c, "block_ffn_dim_multiplier");
@@ -178,7 +178,7 @@ static int lfm2_init(mt_model *m, mt_err *err) {
 /* ---- mamba2 ---- */
 
 /* time_step_limit [min, max] (Infinity reads as the largest double) */
-static int step_limit(json_t *c, float *lo, float *hi, mt_err *err) {
+int mt_hyb_step_limit(json_t *c, float *lo, float *hi, mt_err *err) {
     json_t *tl = json_object_get(c, "time_step_limit");
     if (!json_is_array(tl) || json_array_size(tl) != 2 || !json_is_number(json_array_get(tl, 0)) ||
         !json_is_number(json_array_get(tl, 1)))
@@ -200,10 +200,11 @@ static int mamba2_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
     json_t *ss = json_object_get(c, "ssm_state_size");
     MT_TRY(mt_cfg_count(c, ss && !json_is_null(ss) ? "ssm_state_size" : "state_size", 0, &sc.d_state, 1, err));
     MT_TRY(mt_cfg_count(c, "conv_kernel", 0, &sc.conv_kernel, 1, err));
-    MT_TRY(req_bool(c, "use_bias", &sc.use_bias, err));
-    MT_TRY(req_bool(c, "use_conv_bias", &sc.conv_bias, err));
+    MT_TRY(mt_hyb_bool(c, "use_bias", &sc.use_bias, err));
+    sc.out_bias = sc.use_bias;
+    MT_TRY(mt_hyb_bool(c, "use_conv_bias", &sc.conv_bias, err));
     MT_TRY(mt_cfg_real(c, "layer_norm_epsilon", 1e-6, &eps, 1, MT_CFG_NONNEG, err));
-    MT_TRY(step_limit(c, &sc.dt_min, &sc.dt_max, err));
+    MT_TRY(mt_hyb_step_limit(c, &sc.dt_min, &sc.dt_max, err));
     sc.norm_eps = (float)eps;
     sc.norm_groups = 1;   /* mlx-lm's mamba2 normalizes the whole row */
     sc.pre_eps = 1e-5f;   /* the block's nn.RMSNorm default */
@@ -218,12 +219,12 @@ static int mamba2_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
 }
 
 /* the widest mixer row, after mt_decoder_bind set max_in from the attention / MLP sizes */
-static void widen(mt_model *m, size_t w) { if (w > m->max_in) m->max_in = w; }
+void mt_hyb_widen(mt_model *m, size_t w) { if (w > m->max_in) m->max_in = w; }
 
 static int mamba2_init(mt_model *m, mt_err *err) {
-    MT_TRY(hp_common(m, "num_hidden_layers", NULL, "layer_norm_epsilon", 1e-6, err));
+    MT_TRY(mt_hyb_hp(m, "num_hidden_layers", NULL, "layer_norm_epsilon", 1e-6, err));
     json_t *c = mt_config_json(m->cfg);
-    MT_TRY(req_bool(c, "tie_word_embeddings", &m->hp.tie_embeddings, err));
+    MT_TRY(mt_hyb_bool(c, "tie_word_embeddings", &m->hp.tie_embeddings, err));
     m->embed_name = "backbone.embeddings";
     m->final_norm_name = "backbone.norm_f";
     m->bind_layer = mamba2_bind_layer;
@@ -234,7 +235,7 @@ static int mamba2_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_cfg_count(c, "n_groups", 0, &g, 1, err));
     json_t *ss = json_object_get(c, "ssm_state_size");
     MT_TRY(mt_cfg_count(c, ss && !json_is_null(ss) ? "ssm_state_size" : "state_size", 0, &n, 1, err));
-    widen(m, (size_t)nh * (size_t)hd + 2 * (size_t)g * (size_t)n);
+    mt_hyb_widen(m, (size_t)nh * (size_t)hd + 2 * (size_t)g * (size_t)n);
     return MT_OK;
 }
 
@@ -246,8 +247,8 @@ static int mamba_cfg(mt_model *m, mt_ssm1_cfg *sc, mt_err *err) {
     MT_TRY(mt_cfg_count(c, "intermediate_size", 0, &sc->inter, 1, err));
     MT_TRY(mt_cfg_count(c, "state_size", 0, &sc->d_state, 1, err));
     MT_TRY(mt_cfg_count(c, "conv_kernel", 0, &sc->conv_kernel, 1, err));
-    MT_TRY(req_bool(c, "use_bias", &sc->use_bias, err));
-    MT_TRY(req_bool(c, "use_conv_bias", &sc->conv_bias, err));
+    MT_TRY(mt_hyb_bool(c, "use_bias", &sc->use_bias, err));
+    MT_TRY(mt_hyb_bool(c, "use_conv_bias", &sc->conv_bias, err));
     json_t *r = json_object_get(c, "time_step_rank");
     if (json_is_string(r) && !strcmp(json_string_value(r), "auto")) sc->dt_rank = (m->hp.hidden + 15) / 16;
     else MT_TRY(mt_cfg_count(c, "time_step_rank", 0, &sc->dt_rank, 1, err));
@@ -274,7 +275,7 @@ static int mamba_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
 }
 
 static int mamba_init(mt_model *m, mt_err *err) {
-    MT_TRY(hp_common(m, "num_hidden_layers", NULL, NULL, 1e-5, err));   /* norm_f: nn.RMSNorm's default eps */
+    MT_TRY(mt_hyb_hp(m, "num_hidden_layers", NULL, NULL, 1e-5, err));   /* norm_f: nn.RMSNorm's default eps */
     json_t *c = mt_config_json(m->cfg);
     MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 1, &m->hp.tie_embeddings, err));
     mt_ssm1_cfg sc;
@@ -283,7 +284,7 @@ static int mamba_init(mt_model *m, mt_err *err) {
     m->final_norm_name = "backbone.norm_f";
     m->bind_layer = mamba_bind_layer;
     MT_TRY(mt_decoder_bind(m, err));
-    widen(m, (size_t)sc.inter);
+    mt_hyb_widen(m, (size_t)sc.inter);
     return MT_OK;
 }
 

@@ -98,6 +98,9 @@ typedef struct mt_layer {
     size_t state_floats;           /* recurrent state this layer keeps per sequence (a state-space,
                                       linear-attention or short-convolution mixer): floats of
                                       mt_kvcache.state[layer]; 0 = none (set at bind) */
+    /* recurrent-state hybrids (ssm): */
+    int mixer_parallel;            /* the mixer runs beside the built-in attention on the same input and
+                                      adds its output to the attention's (falcon_h1) */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };

@@ -8,7 +8,8 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
     mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
 /* recurrent-state mixers (short convolution, Mamba, Mamba-2) and their hybrids */
-extern const mt_family mt_family_lfm2, mt_family_mamba2, mt_family_mamba, mt_family_falcon_mamba;
+extern const mt_family mt_family_lfm2, mt_family_mamba2, mt_family_mamba, mt_family_falcon_mamba, mt_family_nemotron_h,
+    mt_family_falcon_h1;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -30,6 +31,8 @@ static const mt_family *const families[] = {
     &mt_family_mamba2,
     &mt_family_mamba,
     &mt_family_falcon_mamba,
+    &mt_family_nemotron_h,
+    &mt_family_falcon_h1,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -80,7 +80,6 @@ static void ssm2_scan(void *ctx, size_t b, size_t e, int tid) {
         float A = s->A[h], D = s->D[h];
         for (size_t t = t0; t < t1; t++) {
             float dtr = j->proj[t * s->proj + I + CD + h];
-            if (s->c.in_mult[4] != 0) dtr *= s->c.in_mult[4];
             float dt = mt_softplus(dtr + s->dt_bias[h]);
             dt = dt < s->c.dt_min ? s->c.dt_min : dt > s->c.dt_max ? s->c.dt_max : dt;
             float dA = expf(dt * A);
@@ -102,23 +101,14 @@ static void ssm2_scan(void *ctx, size_t b, size_t e, int tid) {
 static int ssm2_forward(const mt_fwd *f, int layer, const float *in, float *out, mt_err *err) {
     const ssm2 *s = f->m->layers[layer].mix;
     size_t T = f->T, H = (size_t)f->m->hp.hidden, I = s->I, CD = s->conv_dim, P = s->proj;
-    size_t need = T * P + T * CD + T * I;
-    float *proj = malloc(need * sizeof(float)), *nb = s->pre_w ? calloc(T * H, sizeof(float)) : NULL;
+    size_t PP = P > H ? P : H;   /* proj rows, then (parallel) the out_proj rows */
+    float *proj = malloc((T * PP + T * CD + T * I) * sizeof(float)), *nb = s->pre_w ? calloc(T * H, sizeof(float)) : NULL;
     size_t *seg = malloc((T + 1) * sizeof *seg);
     if (!proj || !seg || (s->pre_w && !nb)) { free(proj); free(nb); free(seg); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
-    float *xbc = proj + T * P, *y = xbc + T * CD;
+    float *xbc = proj + T * PP, *y = xbc + T * CD;
     const float *x = pre_norm(f, s->pre_w, s->c.pre_eps, in, nb);
     mt_dec_observe(f->m, layer, "mixer.in_proj", x, T, H);
     mt_dec_linear(f, &s->in_proj, x, T, proj);
-    if (s->c.in_mult[0] != 0)   /* falcon_h1's mup multipliers on z, x, B, C */
-        for (size_t t = 0; t < T; t++) {
-            float *r = proj + t * P;
-            size_t GN = (size_t)(s->c.n_groups * s->c.d_state);
-            for (size_t i = 0; i < I; i++) r[i] *= s->c.in_mult[0];
-            for (size_t i = 0; i < I; i++) r[I + i] *= s->c.in_mult[1];
-            for (size_t i = 0; i < GN; i++) r[2 * I + i] *= s->c.in_mult[2];
-            for (size_t i = 0; i < GN; i++) r[2 * I + GN + i] *= s->c.in_mult[3];
-        }
     size_t ns = mt_ssm_segments(f, seg);
     for (size_t i = 0; i < ns; i++) {
         size_t t0 = seg[i];
@@ -131,13 +121,20 @@ static int ssm2_forward(const mt_fwd *f, int layer, const float *in, float *out,
     for (size_t t = 0; t < T; t++) {
         float *yt = y + t * I;
         const float *z = proj + t * P;
-        for (size_t i = 0; i < I; i++) yt[i] *= z[i] / (1.0f + expf(-z[i]));
-        if (s->c.no_out_norm) continue;
-        for (size_t g = 0; g < (size_t)s->c.norm_groups; g++) mt_rmsnorm(yt + g * gs, yt + g * gs, NULL, gs, s->c.norm_eps);
-        for (size_t i = 0; i < I; i++) yt[i] *= s->norm_w[i];
+        if (!s->c.norm_before_gate) for (size_t i = 0; i < I; i++) yt[i] *= z[i] / (1.0f + expf(-z[i]));
+        if (!s->c.no_out_norm) {
+            for (size_t g = 0; g < (size_t)s->c.norm_groups; g++) mt_rmsnorm(yt + g * gs, yt + g * gs, NULL, gs, s->c.norm_eps);
+            for (size_t i = 0; i < I; i++) yt[i] *= s->norm_w[i];
+        }
+        if (s->c.norm_before_gate) for (size_t i = 0; i < I; i++) yt[i] *= z[i] / (1.0f + expf(-z[i]));
     }
     mt_dec_observe(f->m, layer, "mixer.out_proj", y, T, I);
-    mt_dec_linear(f, &s->out_proj, y, T, out);
+    if (s->c.parallel) {   /* added to the attention's output */
+        mt_dec_linear(f, &s->out_proj, y, T, proj);
+        for (size_t i = 0; i < T * H; i++) out[i] += proj[i];
+    } else {
+        mt_dec_linear(f, &s->out_proj, y, T, out);
+    }
     free(seg);
     free(nb);
     free(proj);
@@ -167,7 +164,7 @@ int mt_ssm2_bind(mt_model *m, int layer, const char *prefix, const mt_ssm2_cfg *
     snprintf(p, sizeof p, "%s.in_proj", prefix);
     MT_TRY(mt_linear_bind(&s->in_proj, m->st, m->cfg, p, s->proj, H, sc->use_bias ? 1 : -1, err));
     snprintf(p, sizeof p, "%s.out_proj", prefix);
-    MT_TRY(mt_linear_bind(&s->out_proj, m->st, m->cfg, p, H, s->I, sc->use_bias ? 1 : -1, err));
+    MT_TRY(mt_linear_bind(&s->out_proj, m->st, m->cfg, p, H, s->I, sc->out_bias ? 1 : -1, err));
     snprintf(p, sizeof p, "%s.conv1d", prefix);
     MT_TRY(mt_conv1d_bind(m, p, s->conv_dim, (size_t)sc->conv_kernel, sc->conv_bias ? 1 : -1, &s->conv, err));
     MT_TRY(read_vec(m, prefix, "dt_bias", nh, &s->dt_bias, err));
@@ -177,6 +174,7 @@ int mt_ssm2_bind(mt_model *m, int layer, const char *prefix, const mt_ssm2_cfg *
     if (!sc->no_out_norm) MT_TRY(read_vec(m, prefix, "norm.weight", s->I, &s->norm_w, err));
     if (sc->pre_norm) MT_TRY(read_vec(m, sc->pre_norm, "weight", H, &s->pre_w, err));
     L->state_floats = (size_t)(sc->conv_kernel - 1) * s->conv_dim + nh * (size_t)sc->head_dim * N;
+    L->mixer_parallel = sc->parallel;
     size_t wide = s->I > s->conv_dim ? s->I : s->conv_dim;
     if (wide > m->max_in) m->max_in = wide;
     return MT_OK;

@@ -24,7 +24,7 @@ int mt_shortconv_bind(mt_model *m, int layer, const char *prefix, size_t L_cache
 /* Mamba-2 (SSD) geometry and options. */
 typedef struct mt_ssm2_cfg {
     int n_heads, head_dim, n_groups, d_state, conv_kernel;
-    int use_bias, conv_bias;
+    int use_bias, out_bias, conv_bias;   /* in_proj's, out_proj's, conv1d's */
     float dt_min, dt_max;        /* time_step_limit */
     float norm_eps;              /* the gated RMSNorm's */
     int norm_groups;             /* the gated RMSNorm runs over groups of intermediate / norm_groups
@@ -32,7 +32,9 @@ typedef struct mt_ssm2_cfg {
     float pre_eps;               /* with pre_norm: the block's RMSNorm before in_proj */
     const char *pre_norm;        /* NULL: none (the decoder's n1 does it) */
     int no_out_norm;             /* no gated norm: y * silu(gate) only (falcon_h1 without mamba_rms_norm) */
-    float in_mult[5];            /* falcon_h1 ssm_multipliers on z, x, B, C, dt (0: none) */
+    int norm_before_gate;        /* RMSNorm(y) * w, then * silu(gate) (falcon_h1 mamba_norm_before_gate) */
+    int parallel;                /* beside the layer's attention: its output is added to the branch's
+                                    (mt_layer.mixer_parallel; falcon_h1) */
 } mt_ssm2_cfg;
 /* A Mamba-2 mixer for layer `layer` from module prefix ("backbone.layers.0.mixer"). */
 int mt_ssm2_bind(mt_model *m, int layer, const char *prefix, const mt_ssm2_cfg *sc, mt_err *err);
@@ -47,6 +49,18 @@ typedef struct mt_ssm1_cfg {
     const char *pre_norm;
 } mt_ssm1_cfg;
 int mt_ssm1_bind(mt_model *m, int layer, const char *prefix, const mt_ssm1_cfg *sc, mt_err *err);
+
+/* hybrid.c's helpers for the family files:
+ * mt_hyb_hp        the decoder's hyper-parameters for a model whose layers the family binds: sizes from
+ *                  the keys named (layers_key NULL: the caller sets n_layers; heads_key NULL: no attention,
+ *                  a token 1 x 2 geometry), llama defaults for the rest; own_cache and no_mlx set
+ * mt_hyb_bool      a required boolean (mlx-lm's ModelArgs field without a default)
+ * mt_hyb_step_limit "time_step_limit" [min, max] (Infinity: no upper limit)
+ * mt_hyb_widen     raise m->max_in to w (after mt_decoder_bind, which sets it from attention / MLP) */
+int  mt_hyb_hp(mt_model *m, const char *layers_key, const char *heads_key, const char *eps_key, double eps_def, mt_err *err);
+int  mt_hyb_bool(json_t *c, const char *key, int *out, mt_err *err);
+int  mt_hyb_step_limit(json_t *c, float *lo, float *hi, mt_err *err);
+void mt_hyb_widen(mt_model *m, size_t w);
 
 /* softplus as mlx computes it (logaddexp(x, 0)) */
 float mt_softplus(float x);

@@ -21,15 +21,36 @@ FAMILIES = {
     "falcon-mamba-tiny": dict(COMMON, model_type="falcon_mamba", num_hidden_layers=2, intermediate_size=128,
                               state_size=8, conv_kernel=4, use_bias=True, use_conv_bias=True, time_step_rank=8,
                               mixer_rms_eps=1e-6, tie_word_embeddings=False),
+    # Mamba-2, attention (no RoPE), ReLU^2 MLP, Mamba-2; gated norm over 2 groups
+    "nemotron-h-tiny": dict(COMMON, model_type="nemotron_h", hybrid_override_pattern="M*-M", intermediate_size=128,
+                            max_position_embeddings=512, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                            attention_bias=False, mamba_num_heads=8, mamba_head_dim=16, mamba_proj_bias=False,
+                            ssm_state_size=16, conv_kernel=4, n_groups=2, mlp_bias=False, layer_norm_epsilon=1e-5,
+                            use_bias=False, use_conv_bias=True, tie_word_embeddings=False),
+    # attention + Mamba-2 in parallel, gated RMSNorm, tied head with its multipliers
+    "falcon-h1-tiny": dict(COMMON, model_type="falcon_h1", num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, head_dim=16, intermediate_size=128, mamba_n_heads=8, mamba_d_head=16,
+                           mamba_d_ssm=128, mamba_d_state=16, mamba_n_groups=2, mamba_d_conv=4, mamba_rms_norm=True,
+                           mamba_norm_before_gate=False, mamba_conv_bias=True, rope_theta=10000.0,
+                           max_position_embeddings=512, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                           embedding_multiplier=0.5, lm_head_multiplier=1.0),
+    # no gated norm (y * silu(z)), biases on the projections, untied head
+    "falcon-h1-nonorm": dict(COMMON, model_type="falcon_h1", num_hidden_layers=2, num_attention_heads=4,
+                             num_key_value_heads=2, head_dim=16, intermediate_size=128, mamba_n_heads=4,
+                             mamba_d_head=16, mamba_d_ssm=64, mamba_d_state=8, mamba_n_groups=1, mamba_d_conv=3,
+                             mamba_rms_norm=False, mamba_proj_bias=True, projectors_bias=True, attention_bias=True,
+                             mlp_bias=True, rope_theta=10000.0, max_position_embeddings=512, rms_norm_eps=1e-5,
+                             tie_word_embeddings=False),
 }
 MODULE = {"falcon_mamba": "mamba"}
+QUANT = {"falcon-h1-nonorm": [(4, 32, "affine")]}
 
 
 def SPREAD(cfg, k, v):
     import mlx.core as mx
     if k.endswith("A_log") or k.endswith(".D") or k.endswith("dt_bias"):
         return v  # keep the state's decay as the model initializes it
-    if k in ("backbone.norm_f.weight", "model.embedding_norm.weight") and cfg.get("tie_word_embeddings", True):
+    if k in ("backbone.norm_f.weight", "model.embedding_norm.weight", "model.final_layernorm.weight") and cfg.get("tie_word_embeddings", True):
         return v * 8.0 + 0.1 * mx.random.normal(v.shape)
     if "embeddings" in k:
         return v * (1.0 if cfg.get("tie_word_embeddings", True) else 12.0)

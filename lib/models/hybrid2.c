@@ -1,0 +1,260 @@
+/* hybrid2.c - hybrids of Mamba-2 and attention:
+ *   nemotron_h  one mixer per block, x + mixer(RMSNorm(x)), by hybrid_override_pattern (or
+ *               layers_block_type / layer_types): "M" Mamba-2 (gated RMSNorm per group), "*"
+ *               attention without RoPE, "-" a ReLU^2 MLP (up_proj, down_proj); "E" (the routed
+ *               MoE with grouped sigmoid selection) is not supported yet
+ *   falcon_h1   every layer runs attention and Mamba-2 side by side on the same normalized input
+ *               and adds both, then a SwiGLU MLP (feed_forward.*); the mup multipliers are folded
+ *               into the weights (mlx-lm's sanitize), except the tied output head's
+ *               lm_head_multiplier / embedding_multiplier
+ * ref: mlx_lm/models/nemotron_h.py, falcon_h1.py. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "models/decoder_int.h"
+#include "models/ssm_int.h"
+
+/* ---- a ReLU^2 MLP as a layer's lone mixer (nemotron_h "-") ---- */
+
+typedef struct relu2 { mt_linear up, down; size_t I; } relu2;
+
+static void relu2_free(void *p) { free(p); }
+
+static int relu2_forward(const mt_fwd *f, int layer, const float *in, float *out, mt_err *err) {
+    const relu2 *r = f->m->layers[layer].mix;
+    size_t T = f->T, H = (size_t)f->m->hp.hidden;
+    float *h = malloc(T * r->I * sizeof *h);
+    if (!h) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    mt_dec_observe(f->m, layer, "mixer.up_proj", in, T, H);
+    mt_dec_linear(f, &r->up, in, T, h);
+    for (size_t i = 0; i < T * r->I; i++) h[i] = h[i] > 0 ? h[i] * h[i] : 0.0f;
+    mt_dec_observe(f->m, layer, "mixer.down_proj", h, T, r->I);
+    mt_dec_linear(f, &r->down, h, T, out);
+    free(h);
+    return MT_OK;
+}
+
+static const mt_mixer relu2_mixer = {"ReLU^2 MLP", relu2_forward, relu2_free};
+
+/* ---- nemotron_h ---- */
+
+/* The block kind of layer i ('M', '*', '-', 'E'), or 0 when the config does not say. */
+static char nem_kind(const mt_model *m, int i) {
+    json_t *c = mt_config_json(m->cfg);
+    json_t *p = json_object_get(c, "hybrid_override_pattern");
+    if (json_is_string(p)) return (size_t)i < strlen(json_string_value(p)) ? json_string_value(p)[i] : 0;
+    if (json_is_array(p)) {
+        json_t *e = json_array_get(p, (size_t)i);
+        return json_is_string(e) && strlen(json_string_value(e)) == 1 ? json_string_value(e)[0] : 0;
+    }
+    json_t *bt = json_object_get(c, "layers_block_type");
+    if (!json_is_array(bt)) bt = json_object_get(c, "layer_types");
+    const char *t = json_string_value(json_array_get(bt, (size_t)i));
+    if (!t) return 0;
+    static const char *const names[][2] = {{"full_attention", "*"}, {"linear_attention", "M"}, {"moe", "E"},
+                                           {"mlp", "-"}, {"attention", "*"}, {"mamba", "M"}, {"conv", "M"}};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+        if (!strcmp(t, names[k][0])) return names[k][1][0];
+    return 0;
+}
+
+/* the number of layers the pattern describes (0: none) */
+static size_t nem_layers(const mt_model *m) {
+    json_t *c = mt_config_json(m->cfg);
+    json_t *p = json_object_get(c, "hybrid_override_pattern");
+    if (json_is_string(p)) return strlen(json_string_value(p));
+    if (json_is_array(p)) return json_array_size(p);
+    json_t *bt = json_object_get(c, "layers_block_type");
+    if (!json_is_array(bt)) bt = json_object_get(c, "layer_types");
+    return json_is_array(bt) ? json_array_size(bt) : 0;
+}
+
+static int nem_ssm_cfg(mt_model *m, mt_ssm2_cfg *sc, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    memset(sc, 0, sizeof *sc);
+    double eps = 1e-5;
+    MT_TRY(mt_cfg_count(c, "mamba_num_heads", 0, &sc->n_heads, 1, err));
+    MT_TRY(mt_cfg_count(c, "mamba_head_dim", 0, &sc->head_dim, 1, err));
+    MT_TRY(mt_cfg_count(c, "n_groups", 0, &sc->n_groups, 1, err));
+    MT_TRY(mt_cfg_count(c, "ssm_state_size", 0, &sc->d_state, 1, err));
+    MT_TRY(mt_cfg_count(c, "conv_kernel", 0, &sc->conv_kernel, 1, err));
+    MT_TRY(mt_hyb_bool(c, "mamba_proj_bias", &sc->use_bias, err));
+    sc->out_bias = sc->use_bias;
+    MT_TRY(mt_hyb_bool(c, "use_conv_bias", &sc->conv_bias, err));
+    MT_TRY(mt_cfg_real(c, "layer_norm_epsilon", 1e-5, &eps, 1, MT_CFG_NONNEG, err));
+    sc->norm_eps = (float)eps;
+    sc->norm_groups = sc->n_groups;   /* mlx-lm: RMSNorm over groups of intermediate / n_groups */
+    json_t *tl = json_object_get(c, "time_step_limit");
+    if (tl && !json_is_null(tl)) MT_TRY(mt_hyb_step_limit(c, &sc->dt_min, &sc->dt_max, err));
+    else { sc->dt_min = 0; sc->dt_max = INFINITY; }
+    return MT_OK;
+}
+
+static int nemotron_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[i];
+    const mt_decoder_hp *hp = &m->hp;
+    json_t *c = mt_config_json(m->cfg);
+    size_t H = (size_t)hp->hidden, hd = (size_t)hp->head_dim, qd = (size_t)hp->n_heads * hd;
+    size_t kvd = (size_t)hp->n_kv_heads * hd;
+    char p[256];
+    snprintf(p, sizeof p, "backbone.layers.%d.norm", i);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n1, err));
+    char k = nem_kind(m, i);
+    if (k == 'M') {
+        mt_ssm2_cfg sc;
+        MT_TRY(nem_ssm_cfg(m, &sc, err));
+        snprintf(p, sizeof p, "backbone.layers.%d.mixer", i);
+        MT_TRY(mt_ssm2_bind(m, i, p, &sc, err));
+    } else if (k == '*') {
+        int ab = 0;
+        MT_TRY(mt_hyb_bool(c, "attention_bias", &ab, err));
+#define LIN(field, sub, o, in) \
+    do { snprintf(p, sizeof p, "backbone.layers.%d.mixer.%s", i, sub); \
+         MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, ab ? 1 : -1, err)); } while (0)
+        LIN(q, "q_proj", qd, H);
+        LIN(k, "k_proj", kvd, H);
+        LIN(v, "v_proj", kvd, H);
+        LIN(o, "o_proj", H, qd);
+#undef LIN
+    } else if (k == '-') {
+        int mb = 0;
+        MT_TRY(mt_hyb_bool(c, "mlp_bias", &mb, err));
+        relu2 *r = calloc(1, sizeof *r);
+        if (!r) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        L->mixer = &relu2_mixer;
+        L->mix = r;
+        r->I = (size_t)hp->inter;
+        snprintf(p, sizeof p, "backbone.layers.%d.mixer.up_proj", i);
+        MT_TRY(mt_linear_bind(&r->up, m->st, m->cfg, p, r->I, H, mb ? 1 : -1, err));
+        snprintf(p, sizeof p, "backbone.layers.%d.mixer.down_proj", i);
+        MT_TRY(mt_linear_bind(&r->down, m->st, m->cfg, p, H, r->I, mb ? 1 : -1, err));
+    } else {
+        return mt_seterr(err, MT_EUNSUPPORTED, "nemotron_h layer %d: block type '%c' (%s) is not supported yet", i, k,
+                         k == 'E' ? "routed mixture of experts" : "unknown");
+    }
+    L->no_mlp = 1;
+    *bound = MT_BOUND_ATTN | MT_BOUND_MLP | MT_BOUND_NORMS;
+    return MT_OK;
+}
+
+static int nemotron_h_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_hyb_hp(m, NULL, "num_attention_heads", "layer_norm_epsilon", 1e-5, err));
+    json_t *c = mt_config_json(m->cfg);
+    mt_decoder_hp *hp = &m->hp;
+    size_t n = nem_layers(m);
+    if (!n || n > 100000)
+        return mt_seterr(err, MT_EFORMAT, "config.json: no \"hybrid_override_pattern\" (or \"layers_block_type\") "
+                         "describing the layers");
+    hp->n_layers = (int)n;
+    for (int i = 0; i < hp->n_layers; i++) {
+        char k = nem_kind(m, i);
+        if (k != 'M' && k != '*' && k != '-' && k != 'E')
+            return mt_seterr(err, MT_EFORMAT, "config.json: layer %d's block type is not one of M, *, -, E", i);
+    }
+    MT_TRY(mt_cfg_count(c, "intermediate_size", 0, &hp->inter, 1, err));
+    MT_TRY(mt_cfg_count(c, "head_dim", hp->hidden / hp->n_heads, &hp->head_dim, 0, err));
+    hp->rot_dims = hp->head_dim & ~1;   /* no RoPE (use_rope 0 below); bind wants an even count */
+    if (hp->rot_dims < 2) hp->rot_dims = 2;
+    if (hp->head_dim % 2) return mt_seterr(err, MT_EFORMAT, "config.json: head_dim %d must be even", hp->head_dim);
+    hp->tie_embeddings = 0;   /* mlx-lm's nemotron_h always has its lm_head */
+    mt_ssm2_cfg sc;
+    MT_TRY(nem_ssm_cfg(m, &sc, err));
+    m->embed_name = "backbone.embeddings";
+    m->final_norm_name = "backbone.norm_f";
+    m->bind_layer = nemotron_bind_layer;
+    MT_TRY(mt_decoder_bind(m, err));
+    for (int i = 0; i < hp->n_layers; i++) m->layers[i].use_rope = 0;
+    mt_hyb_widen(m, (size_t)sc.n_heads * (size_t)sc.head_dim + 2 * (size_t)sc.n_groups * (size_t)sc.d_state);
+    return MT_OK;
+}
+
+/* ---- falcon_h1 ---- */
+
+static int fh1_ssm_cfg(mt_model *m, mt_ssm2_cfg *sc, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    memset(sc, 0, sizeof *sc);
+    int d_ssm = 1536, rms = 0;
+    double eps = 1e-5;
+    MT_TRY(mt_cfg_count(c, "mamba_n_heads", 24, &sc->n_heads, 0, err));
+    MT_TRY(mt_cfg_count(c, "mamba_d_head", 64, &sc->head_dim, 0, err));
+    MT_TRY(mt_cfg_count(c, "mamba_n_groups", 1, &sc->n_groups, 0, err));
+    MT_TRY(mt_cfg_count(c, "mamba_d_state", 128, &sc->d_state, 0, err));
+    MT_TRY(mt_cfg_count(c, "mamba_d_conv", 4, &sc->conv_kernel, 0, err));
+    MT_TRY(mt_cfg_count(c, "mamba_d_ssm", 1536, &d_ssm, 0, err));
+    if ((long long)sc->n_heads * sc->head_dim != d_ssm)
+        return mt_seterr(err, MT_EFORMAT, "config.json: mamba_d_ssm %d is not mamba_n_heads %d x mamba_d_head %d", d_ssm,
+                         sc->n_heads, sc->head_dim);
+    MT_TRY(mt_cfg_bool(c, "mamba_proj_bias", 0, &sc->use_bias, err));
+    MT_TRY(mt_cfg_bool(c, "projectors_bias", 0, &sc->out_bias, err));
+    MT_TRY(mt_cfg_bool(c, "mamba_conv_bias", 1, &sc->conv_bias, err));
+    MT_TRY(mt_cfg_bool(c, "mamba_rms_norm", 0, &rms, err));
+    MT_TRY(mt_cfg_bool(c, "mamba_norm_before_gate", 0, &sc->norm_before_gate, err));
+    MT_TRY(mt_cfg_real(c, "rms_norm_eps", 1e-5, &eps, 0, MT_CFG_NONNEG, err));
+    sc->no_out_norm = !rms;
+    if (!rms) sc->norm_before_gate = 0;
+    sc->norm_eps = (float)eps;
+    sc->norm_groups = 1;   /* mlx-lm's FalconH1RMSNormGated normalizes the whole row */
+    sc->dt_min = 0;
+    sc->dt_max = INFINITY;
+    sc->parallel = 1;
+    return MT_OK;
+}
+
+static int falcon_h1_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[i];
+    json_t *c = mt_config_json(m->cfg);
+    size_t H = (size_t)m->hp.hidden, I = (size_t)m->hp.inter;
+    int mb = 0;
+    MT_TRY(mt_cfg_bool(c, "mlp_bias", 0, &mb, err));
+    mt_ssm2_cfg sc;
+    MT_TRY(fh1_ssm_cfg(m, &sc, err));
+    char p[256];
+    snprintf(p, sizeof p, "model.layers.%d.mamba", i);
+    MT_TRY(mt_ssm2_bind(m, i, p, &sc, err));
+#define LIN(field, sub, o, in) \
+    do { snprintf(p, sizeof p, "model.layers.%d.feed_forward.%s", i, sub); \
+         MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, mb ? 1 : -1, err)); } while (0)
+    LIN(gate, "gate_proj", I, H);
+    LIN(up, "up_proj", I, H);
+    LIN(down, "down_proj", H, I);
+#undef LIN
+    snprintf(p, sizeof p, "model.layers.%d.input_layernorm", i);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n1, err));
+    snprintf(p, sizeof p, "model.layers.%d.pre_ff_layernorm", i);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n2, err));
+    *bound = MT_BOUND_MLP | MT_BOUND_NORMS;   /* the attention: the decoder's, model.layers.N.self_attn.* */
+    return MT_OK;
+}
+
+static int falcon_h1_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_hyb_hp(m, "num_hidden_layers", "num_attention_heads", "rms_norm_eps", 1e-5, err));
+    json_t *c = mt_config_json(m->cfg);
+    mt_decoder_hp *hp = &m->hp;
+    double theta = 1e11, em = 5.656854249492381, lm = 0.0390625;
+    MT_TRY(mt_cfg_count(c, "intermediate_size", 2048, &hp->inter, 0, err));
+    MT_TRY(mt_cfg_count(c, "head_dim", 64, &hp->head_dim, 0, err));
+    hp->rot_dims = hp->head_dim;
+    MT_TRY(mt_cfg_real(c, "rope_theta", 1e11, &theta, 0, MT_CFG_POS, err));
+    hp->rope_theta = (float)theta;
+    MT_TRY(mt_cfg_bool(c, "rope_traditional", 0, &hp->rope_traditional, err));
+    MT_TRY(mt_cfg_bool(c, "attention_bias", 0, &hp->attn_bias, err));
+    hp->o_bias = hp->attn_bias;
+    MT_TRY(mt_cfg_bool(c, "tie_word_embeddings", 1, &hp->tie_embeddings, err));
+    MT_TRY(mt_cfg_real(c, "embedding_multiplier", em, &em, 0, MT_CFG_POS, err));
+    MT_TRY(mt_cfg_real(c, "lm_head_multiplier", lm, &lm, 0, MT_CFG_POS, err));
+    if (hp->tie_embeddings) hp->logits_div = (float)(em / lm);   /* logits * (lm_head_mult / embedding_mult) */
+    m->rope_scaling = json_object_get(c, "rope_scaling");
+    m->final_norm_name = "model.final_layernorm";
+    m->bind_layer = falcon_h1_bind_layer;
+    mt_ssm2_cfg sc;
+    MT_TRY(fh1_ssm_cfg(m, &sc, err));
+    MT_TRY(mt_decoder_bind(m, err));
+    mt_hyb_widen(m, (size_t)sc.n_heads * (size_t)sc.head_dim + 2 * (size_t)sc.n_groups * (size_t)sc.d_state);
+    return MT_OK;
+}
+
+const mt_family mt_family_nemotron_h = {"nemotron_h", nemotron_h_init,
+                                        "Mamba-2, RoPE-free attention and ReLU^2 MLP blocks by pattern"};
+const mt_family mt_family_falcon_h1 = {"falcon_h1", falcon_h1_init,
+                                       "attention and Mamba-2 side by side in every layer, SwiGLU MLP"};
