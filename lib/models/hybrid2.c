@@ -7,7 +7,11 @@
  *               and adds both, then a SwiGLU MLP (feed_forward.*); the mup multipliers are folded
  *               into the weights (mlx-lm's sanitize), except the tied output head's
  *               lm_head_multiplier / embedding_multiplier
- * ref: mlx_lm/models/nemotron_h.py, falcon_h1.py. */
+ *   granitemoehybrid  granite's multipliers over Mamba-2 ("mamba") and attention layers by
+ *               layer_types, each with a SwiGLU MLP; RoPE unless position_embedding_type is "nope".
+ *               Only the dense variant: the MoE one (num_local_experts; its router
+ *               block_sparse_moe.router.layer and shared_mlp) is refused
+ * ref: mlx_lm/models/nemotron_h.py, falcon_h1.py, granitemoehybrid.py. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,7 +258,105 @@ static int falcon_h1_init(mt_model *m, mt_err *err) {
     return MT_OK;
 }
 
+/* ---- granitemoehybrid (dense variant) ---- */
+
+static int gmh_is_mamba(const mt_model *m, int i) {
+    json_t *t = json_array_get(json_object_get(mt_config_json(m->cfg), "layer_types"), (size_t)i);
+    return json_is_string(t) && !strcmp(json_string_value(t), "mamba");
+}
+
+static int gmh_ssm_cfg(mt_model *m, mt_ssm2_cfg *sc, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    memset(sc, 0, sizeof *sc);
+    MT_TRY(mt_cfg_count(c, "mamba_n_heads", 0, &sc->n_heads, 1, err));
+    MT_TRY(mt_cfg_count(c, "mamba_d_head", 0, &sc->head_dim, 1, err));
+    MT_TRY(mt_cfg_count(c, "mamba_n_groups", 0, &sc->n_groups, 1, err));
+    MT_TRY(mt_cfg_count(c, "mamba_d_state", 0, &sc->d_state, 1, err));
+    MT_TRY(mt_cfg_count(c, "mamba_d_conv", 0, &sc->conv_kernel, 1, err));
+    MT_TRY(mt_hyb_bool(c, "mamba_proj_bias", &sc->use_bias, err));
+    sc->out_bias = sc->use_bias;
+    MT_TRY(mt_hyb_bool(c, "mamba_conv_bias", &sc->conv_bias, err));
+    json_t *tl = json_object_get(c, "time_step_limit");
+    if (tl && !json_is_null(tl)) MT_TRY(mt_hyb_step_limit(c, &sc->dt_min, &sc->dt_max, err));
+    else { sc->dt_min = 0.001f; sc->dt_max = 100.0f; }
+    sc->norm_eps = m->hp.norm_eps;
+    sc->norm_groups = 1;
+    return MT_OK;
+}
+
+static int gmh_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    if (!gmh_is_mamba(m, i)) return MT_OK;   /* attention: the decoder's names */
+    mt_ssm2_cfg sc;
+    MT_TRY(gmh_ssm_cfg(m, &sc, err));
+    char p[128];
+    snprintf(p, sizeof p, "model.layers.%d.mamba", i);
+    MT_TRY(mt_ssm2_bind(m, i, p, &sc, err));
+    *bound = MT_BOUND_ATTN;
+    return MT_OK;
+}
+
+static int granitemoehybrid_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    mt_decoder_hp *hp = &m->hp;
+    json_t *ne = json_object_get(c, "num_local_experts");
+    if (ne && !json_is_null(ne) && !(json_is_integer(ne) && json_integer_value(ne) == 0))
+        return mt_seterr(err, MT_EUNSUPPORTED, "granitemoehybrid with experts (num_local_experts) is not supported yet; "
+                         "only the dense variant");
+    double eps = 1e-5, em = 1, rm = 1, am = 1, ls = 1;
+    MT_TRY(mt_cfg_real(c, "rms_norm_eps", 1e-5, &eps, 1, MT_CFG_NONNEG, err));
+    MT_TRY(mt_cfg_real(c, "embedding_multiplier", 1, &em, 1, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "residual_multiplier", 1, &rm, 1, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "attention_multiplier", 1, &am, 1, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_real(c, "logits_scaling", 1, &ls, 1, MT_CFG_FINITE, err));
+    if (ls == 0) return mt_seterr(err, MT_EFORMAT, "config.json: \"logits_scaling\" must not be 0");
+    MT_TRY(mt_hyb_bool(c, "attention_bias", &hp->attn_bias, err));
+    hp->o_bias = hp->attn_bias;
+    hp->norm_eps = (float)eps;
+    hp->embed_scale = (float)em;
+    hp->residual_scale = (float)rm;
+    hp->attn_scale = (float)am;
+    hp->logits_div = (float)ls;
+    hp->head_dim = hp->hidden / hp->n_heads;   /* granitemoehybrid ignores a head_dim key */
+    if (hp->head_dim < 2 || hp->head_dim % 2)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size / num_attention_heads must be even and positive");
+    hp->rot_dims = hp->head_dim;
+    json_t *rp = json_object_get(c, "rope_parameters");
+    if (json_is_object(rp) && json_object_get(rp, "rope_theta")) {
+        json_t *t = json_object_get(rp, "rope_theta");
+        if (!json_is_number(t) || !(json_number_value(t) > 0) || json_number_value(t) > 3.4e38)
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_parameters.rope_theta\" must be a finite, positive number");
+        hp->rope_theta = (float)json_number_value(t);
+    }
+    m->rope_scaling = NULL;   /* mlx-lm passes none */
+    json_t *pe = json_object_get(c, "position_embedding_type");
+    if (pe && !json_is_null(pe) && !json_is_string(pe))
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"position_embedding_type\" must be a string");
+    int nope = json_is_string(pe) && !strcmp(json_string_value(pe), "nope");
+    json_t *lt = json_object_get(c, "layer_types");
+    if (!json_is_array(lt) || json_array_size(lt) != (size_t)hp->n_layers)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"layer_types\" must list %d layers", hp->n_layers);
+    int any_mamba = 0;
+    for (int i = 0; i < hp->n_layers; i++) {
+        json_t *t = json_array_get(lt, (size_t)i);
+        if (!json_is_string(t) || (strcmp(json_string_value(t), "mamba") && strcmp(json_string_value(t), "attention")))
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"layer_types\"[%d] must be \"mamba\" or \"attention\"", i);
+        any_mamba |= gmh_is_mamba(m, i);
+    }
+    mt_ssm2_cfg sc = {0};
+    if (any_mamba) MT_TRY(gmh_ssm_cfg(m, &sc, err));
+    m->own_cache = 1;
+    m->no_mlx = "recurrent-state layers";
+    m->bind_layer = gmh_bind_layer;
+    MT_TRY(mt_decoder_bind(m, err));
+    for (int i = 0; i < hp->n_layers; i++) m->layers[i].use_rope = !nope;
+    mt_hyb_widen(m, (size_t)sc.n_heads * (size_t)sc.head_dim + 2 * (size_t)sc.n_groups * (size_t)sc.d_state);
+    return MT_OK;
+}
+
 const mt_family mt_family_nemotron_h = {"nemotron_h", nemotron_h_init,
                                         "Mamba-2, RoPE-free attention and ReLU^2 MLP blocks by pattern"};
 const mt_family mt_family_falcon_h1 = {"falcon_h1", falcon_h1_init,
                                        "attention and Mamba-2 side by side in every layer, SwiGLU MLP"};
+const mt_family mt_family_granitemoehybrid = {"granitemoehybrid", granitemoehybrid_init,
+                                              "granite multipliers over Mamba-2 and attention layers (dense MLP)"};

@@ -41,6 +41,15 @@ FAMILIES = {
                              mamba_rms_norm=False, mamba_proj_bias=True, projectors_bias=True, attention_bias=True,
                              mlp_bias=True, rope_theta=10000.0, max_position_embeddings=512, rms_norm_eps=1e-5,
                              tie_word_embeddings=False),
+    # dense variant: granite multipliers, Mamba-2 and attention layers, RoPE
+    "granitemoehybrid-tiny": dict(COMMON, model_type="granitemoehybrid", num_hidden_layers=3, intermediate_size=128,
+                                  max_position_embeddings=512, num_attention_heads=4, num_key_value_heads=2,
+                                  attention_bias=False, embedding_multiplier=2.0, attention_multiplier=0.25,
+                                  logits_scaling=1.5, residual_multiplier=0.8,
+                                  layer_types=["mamba", "attention", "mamba"], rms_norm_eps=1e-5,
+                                  mamba_n_heads=8, mamba_d_head=16, mamba_proj_bias=False, mamba_d_state=16,
+                                  mamba_d_conv=4, mamba_n_groups=2, mamba_conv_bias=True,
+                                  position_embedding_type="rope", rope_theta=10000.0, tie_word_embeddings=False),
 }
 MODULE = {"falcon_mamba": "mamba"}
 QUANT = {"falcon-h1-nonorm": [(4, 32, "affine")]}
