@@ -56,6 +56,14 @@ static size_t stop_holdback(const mt_gen_textbuf *b, const mt_gen_params *gp) {
 
 /* 1 when x[0..n) holds a NaN or an infinity (exponent bits all ones); one pass the
  * compiler vectorizes, cheap next to the forward pass that made the row. */
+/* Some layer keeps K/V rows: the built-in attention (a model of recurrent layers only has
+ * nothing for --kv-bits to quantize; mlx-lm's ArraysCache has no to_quantized either). */
+static int has_attention(const mt_model *m) {
+    for (int l = 0; l < m->hp.n_layers; l++)
+        if (!m->layers[l].mixer || m->layers[l].mixer_parallel) return 1;
+    return 0;
+}
+
 static int has_nonfinite(const float *x, size_t n) {
     uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -147,7 +155,7 @@ static int seq_cache(mt_gen_seq *q, mt_model *m, const int32_t *prompt, size_t n
         MT_TRY(mt_kvcache_new(&q->cache, m, err));
         if (gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m))) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
         if (gp->max_kv_size > 0 && !m->own_cache) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
-        if (gp->kv_bits > 0) MT_TRY(mt_gen_kv_quant(m, q->cache, gp, err));
+        if (gp->kv_bits > 0 && has_attention(m)) MT_TRY(mt_gen_kv_quant(m, q->cache, gp, err));
         *full = prompt;
         *nfull = n_prompt;
         *have = 0;

@@ -102,3 +102,35 @@ ssm_dirs() {
   b=$("$GEN" -m "$d" -q --ids -t 2 --prefix-cache-mb 16 < "$BATS_TEST_TMPDIR/r" | jq -c .ids)
   [ "$a" = "$b" ]
 }
+
+@test "--kv-bits: nothing to quantize in recurrent-only models (as mlx-lm); hybrids quantize their attention" {
+  for d in tests/data/models/mamba-tiny tests/data/models/mamba2-tiny tests/data/models/falcon-mamba-tiny-4bit; do
+    want=$(jq -c '.cli.text' "$d/golden.json")
+    for b in 4 8 3; do
+      got=$(jq -c '.cli | {id: "t", prompt: .text_prompt}' "$d/golden.json" \
+            | "$GEN" -m "$d" --ids -n 16 -q -t 2 --kv-bits "$b" --quantized-kv-start 0 | jq -c .ids)
+      [ "$got" = "$want" ] || { echo "$d --kv-bits $b: got $got want $want"; return 1; }
+    done
+  done
+  for d in tests/data/models/lfm2-tiny tests/data/models/nemotron-h-tiny tests/data/models/falcon-h1-tiny; do
+    run --separate-stderr "$GEN" -m "$d" -q -p "def main():" -n 8 --kv-bits 3
+    [ "$status" -eq 0 ]
+    [ -n "$output" ]
+  done
+}
+
+@test "variants not supported yet are refused at load with one line naming them" {
+  cp -r tests/data/models/nemotron-h-tiny "$BATS_TEST_TMPDIR/nem"
+  jq '.hybrid_override_pattern = "M*EM"' tests/data/models/nemotron-h-tiny/config.json > "$BATS_TEST_TMPDIR/nem/config.json"
+  run --separate-stderr "$GEN" -m "$BATS_TEST_TMPDIR/nem" -q -p "hi" -n 2
+  [ "$status" -ne 0 ]
+  [[ "$stderr" == *"block type 'E' (routed mixture of experts) is not supported yet"* ]]
+  [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+  cp -r tests/data/models/granitemoehybrid-tiny "$BATS_TEST_TMPDIR/gmh"
+  jq '.num_local_experts = 4 | .num_experts_per_tok = 2' tests/data/models/granitemoehybrid-tiny/config.json \
+    > "$BATS_TEST_TMPDIR/gmh/config.json"
+  run --separate-stderr "$GEN" -m "$BATS_TEST_TMPDIR/gmh" -q -p "hi" -n 2
+  [ "$status" -ne 0 ]
+  [[ "$stderr" == *"granitemoehybrid with experts (num_local_experts) is not supported yet"* ]]
+  [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+}

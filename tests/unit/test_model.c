@@ -390,6 +390,10 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/mamba2-tiny", C, "time_step_limit", "[2.0, 0.01]", "config.json: \"time_step_limit\" must be [min, max]"},
         {"tests/data/models/mamba-tiny", C, "time_step_rank", "0", "config.json: \"time_step_rank\" must be a positive integer"},
         {"tests/data/models/mamba-tiny", C, "state_size", "-8", "config.json: \"state_size\" must be a positive integer"},
+        {"tests/data/models/nemotron-h-tiny", C, "hybrid_override_pattern", "\"M*X\"", "config.json: layer 2's block type is not one of"},
+        {"tests/data/models/falcon-h1-tiny", C, "mamba_d_ssm", "96", "config.json: mamba_d_ssm 96 is not mamba_n_heads 8 x mamba_d_head 16"},
+        {"tests/data/models/granitemoehybrid-tiny", C, "layer_types", "[\"mamba\", \"mlp\", \"mamba\"]",
+         "config.json: \"layer_types\"[1] must be \"mamba\" or \"attention\""},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
