@@ -577,7 +577,7 @@ int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err)
     if (E <= 0 || hp->top_k <= 0 || hp->top_k > E || !I)
         return mt_seterr(err, MT_EFORMAT, "config.json: bad expert counts (%d experts, top %d, size %zu)", E, hp->top_k, I);
     char p[320];
-    snprintf(p, sizeof p, "%s.gate", prefix);
+    snprintf(p, sizeof p, "%s.%s", prefix, m->moe_router ? m->moe_router : "gate");
     MT_TRY(mt_linear_bind(&L->router, m->st, m->cfg, p, (size_t)E, H, -1, err));
     L->exp_gate = calloc((size_t)E * 3, sizeof(mt_linear));
     if (!L->exp_gate) return mt_seterr(err, MT_ENOMEM, "out of memory");

@@ -11,7 +11,10 @@
  *               layer_types, each with a SwiGLU MLP; RoPE unless position_embedding_type is "nope".
  *               Only the dense variant: the MoE one (num_local_experts; its router
  *               block_sparse_moe.router.layer and shared_mlp) is refused
- * ref: mlx_lm/models/nemotron_h.py, falcon_h1.py, granitemoehybrid.py. */
+ *   jamba       Mamba (dt, B, C RMSNorms with weights) and RoPE-free attention layers by period /
+ *               layers_block_type; SwiGLU MLPs, a mixture of experts (router "router", top-k then
+ *               softmax, the built-in MoE) every expert_layer_period-th layer
+ * ref: mlx_lm/models/nemotron_h.py, falcon_h1.py, granitemoehybrid.py, jamba.py. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,9 +357,137 @@ static int granitemoehybrid_init(mt_model *m, mt_err *err) {
     return MT_OK;
 }
 
+/* ---- jamba ---- */
+
+static int jamba_is_attn(const mt_model *m, int i) {
+    json_t *c = mt_config_json(m->cfg);
+    json_t *bt = json_object_get(c, "layers_block_type");
+    if (json_is_array(bt)) {
+        const char *t = json_string_value(json_array_get(bt, (size_t)i));
+        return t && !strcmp(t, "attention");
+    }
+    long long per = json_integer_value(json_object_get(c, "attn_layer_period"));
+    long long off = json_integer_value(json_object_get(c, "attn_layer_offset"));
+    return per > 0 && i % per == off;
+}
+
+static int jamba_moe_layer(const mt_model *m, int i) {
+    json_t *c = mt_config_json(m->cfg);
+    long long per = json_integer_value(json_object_get(c, "expert_layer_period"));
+    long long off = json_integer_value(json_object_get(c, "expert_layer_offset"));
+    return m->hp.n_experts > 1 && per > 0 && (i + off) % per == 0;
+}
+
+static int jamba_ssm_cfg(mt_model *m, mt_ssm1_cfg *sc, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    memset(sc, 0, sizeof *sc);
+    int expand = 0;
+    MT_TRY(mt_cfg_count(c, "mamba_expand", 0, &expand, 1, err));
+    if ((long long)expand * m->hp.hidden > 1000000000LL)
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"mamba_expand\" is too large");
+    sc->inter = expand * m->hp.hidden;
+    MT_TRY(mt_cfg_count(c, "mamba_d_state", 0, &sc->d_state, 1, err));
+    MT_TRY(mt_cfg_count(c, "mamba_d_conv", 0, &sc->conv_kernel, 1, err));
+    MT_TRY(mt_cfg_bool(c, "mamba_proj_bias", 0, &sc->use_bias, err));
+    MT_TRY(mt_cfg_bool(c, "mamba_conv_bias", 1, &sc->conv_bias, err));
+    json_t *r = json_object_get(c, "mamba_dt_rank");
+    if (!r || json_is_null(r) || (json_is_string(r) && !strcmp(json_string_value(r), "auto")))
+        sc->dt_rank = (m->hp.hidden + 15) / 16;
+    else MT_TRY(mt_cfg_count(c, "mamba_dt_rank", 0, &sc->dt_rank, 1, err));
+    sc->bcdt_rms = sc->bcdt_w = 1;
+    sc->rms_eps = m->hp.norm_eps;
+    return MT_OK;
+}
+
+static int jamba_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    mt_layer *L = &m->layers[i];
+    size_t H = (size_t)m->hp.hidden, I = (size_t)m->hp.inter;
+    char p[256];
+    if (!jamba_is_attn(m, i)) {
+        mt_ssm1_cfg sc;
+        MT_TRY(jamba_ssm_cfg(m, &sc, err));
+        snprintf(p, sizeof p, "model.layers.%d.mamba", i);
+        MT_TRY(mt_ssm1_bind(m, i, p, &sc, err));
+        *bound |= MT_BOUND_ATTN;
+    }
+    if (!jamba_moe_layer(m, i)) {
+#define LIN(field, sub, o, in) \
+    do { snprintf(p, sizeof p, "model.layers.%d.feed_forward.%s", i, sub); \
+         MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, -1, err)); } while (0)
+        LIN(gate, "gate_proj", I, H);
+        LIN(up, "up_proj", I, H);
+        LIN(down, "down_proj", H, I);
+#undef LIN
+        *bound |= MT_BOUND_MLP;
+    }
+    snprintf(p, sizeof p, "model.layers.%d.input_layernorm", i);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n1, err));
+    snprintf(p, sizeof p, "model.layers.%d.pre_ff_layernorm", i);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n2, err));
+    *bound |= MT_BOUND_NORMS;
+    return MT_OK;
+}
+
+static int jamba_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    json_t *c = mt_config_json(m->cfg);
+    mt_decoder_hp *hp = &m->hp;
+    double eps = 1e-6;
+    int d = 0;
+    MT_TRY(mt_cfg_real(c, "rms_norm_eps", 1e-6, &eps, 1, MT_CFG_NONNEG, err));
+    hp->norm_eps = (float)eps;
+    static const char *const need[] = {"attn_layer_offset", "attn_layer_period", "expert_layer_offset",
+                                       "expert_layer_period"};
+    for (size_t k = 0; k < 4; k++) MT_TRY(mt_cfg_int(c, need[k], 0, &d, 1, err));
+    MT_TRY(mt_cfg_count(c, "attn_layer_period", 1, &d, 1, err));
+    MT_TRY(mt_cfg_count(c, "expert_layer_period", 1, &d, 1, err));
+    json_t *bt = json_object_get(c, "layers_block_type");
+    if (bt && !json_is_null(bt) && (!json_is_array(bt) || json_array_size(bt) != (size_t)hp->n_layers))
+        return mt_seterr(err, MT_EFORMAT, "config.json: \"layers_block_type\" must list %d layers", hp->n_layers);
+    int na = 0, nm = 0;
+    for (int i = 0; i < hp->n_layers; i++) {
+        if (json_is_array(bt)) {
+            const char *t = json_string_value(json_array_get(bt, (size_t)i));
+            if (!t || (strcmp(t, "attention") && strcmp(t, "mamba")))
+                return mt_seterr(err, MT_EFORMAT, "config.json: \"layers_block_type\"[%d] must be \"attention\" or \"mamba\"", i);
+        }
+        na += jamba_is_attn(m, i);
+        nm += !jamba_is_attn(m, i);
+    }
+    if (!na || !nm)   /* mlx-lm looks both kinds up */
+        return mt_seterr(err, MT_EFORMAT, "config.json: jamba needs both attention and mamba layers");
+    MT_TRY(mt_cfg_count(c, "num_experts", 0, &hp->n_experts, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_experts_per_tok", 0, &hp->top_k, 1, err));
+    if (hp->n_experts > 1 && (hp->top_k > hp->n_experts || hp->top_k > 64))
+        return mt_seterr(err, MT_EFORMAT, "config.json: num_experts_per_tok %d does not fit num_experts %d", hp->top_k,
+                         hp->n_experts);
+    hp->moe_inter = hp->inter;
+    hp->head_dim = hp->hidden / hp->n_heads;   /* jamba: hidden / heads */
+    if (hp->head_dim < 2 || hp->head_dim % 2)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size / num_attention_heads must be even and positive");
+    hp->rot_dims = hp->head_dim;
+    hp->attn_bias = hp->o_bias = hp->mlp_bias = 0;
+    m->rope_scaling = NULL;
+    mt_ssm1_cfg sc;
+    MT_TRY(jamba_ssm_cfg(m, &sc, err));
+    m->own_cache = 1;
+    m->no_mlx = "recurrent-state layers";
+    m->final_norm_name = "model.final_layernorm";
+    m->moe_layer = jamba_moe_layer;
+    m->moe_prefix = "feed_forward";
+    m->moe_router = "router";
+    m->bind_layer = jamba_bind_layer;
+    MT_TRY(mt_decoder_bind(m, err));
+    for (int i = 0; i < hp->n_layers; i++) m->layers[i].use_rope = 0;
+    mt_hyb_widen(m, (size_t)sc.inter);
+    return MT_OK;
+}
+
 const mt_family mt_family_nemotron_h = {"nemotron_h", nemotron_h_init,
                                         "Mamba-2, RoPE-free attention and ReLU^2 MLP blocks by pattern"};
 const mt_family mt_family_falcon_h1 = {"falcon_h1", falcon_h1_init,
                                        "attention and Mamba-2 side by side in every layer, SwiGLU MLP"};
 const mt_family mt_family_granitemoehybrid = {"granitemoehybrid", granitemoehybrid_init,
                                               "granite multipliers over Mamba-2 and attention layers (dense MLP)"};
+const mt_family mt_family_jamba = {"jamba", jamba_init,
+                                   "Mamba (normalized dt/B/C) and RoPE-free attention layers, MoE every n-th MLP"};

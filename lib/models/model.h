@@ -171,6 +171,7 @@ typedef struct mt_model {
     const char *final_norm_name;   /* the final norm's when not "model.norm" */
     int own_cache;                 /* mlx-lm's model makes its own cache (make_cache), so mlx-lm ignores
                                       --max-kv-size for it: generation does too */
+    const char *moe_router;        /* the router's module under moe_prefix when not "gate" (jamba: "router") */
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim

@@ -9,7 +9,7 @@ extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_f
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
 /* recurrent-state mixers (short convolution, Mamba, Mamba-2) and their hybrids */
 extern const mt_family mt_family_lfm2, mt_family_mamba2, mt_family_mamba, mt_family_falcon_mamba, mt_family_nemotron_h,
-    mt_family_falcon_h1, mt_family_granitemoehybrid;
+    mt_family_falcon_h1, mt_family_granitemoehybrid, mt_family_jamba;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -34,6 +34,7 @@ static const mt_family *const families[] = {
     &mt_family_nemotron_h,
     &mt_family_falcon_h1,
     &mt_family_granitemoehybrid,
+    &mt_family_jamba,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

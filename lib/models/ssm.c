@@ -187,6 +187,7 @@ typedef struct ssm1 {
     mt_linear in_proj, x_proj, dt_proj, out_proj;
     mt_conv1d conv;
     float *A, *D, *pre_w;   /* A = -exp(A_log) [I, N] */
+    float *dt_w, *b_w, *c_w; /* bcdt_w: the dt / B / C RMSNorm weights */
 } ssm1;
 
 static void ssm1_free(void *p) {
@@ -194,6 +195,7 @@ static void ssm1_free(void *p) {
     if (!s) return;
     free(s->conv.w); free(s->conv.b);
     free(s->A); free(s->D); free(s->pre_w);
+    free(s->dt_w); free(s->b_w); free(s->c_w);
     free(s);
 }
 
@@ -256,9 +258,9 @@ static int ssm1_forward(const mt_fwd *f, int layer, const float *in, float *out,
     for (size_t t = 0; t < T; t++) {
         float *r = dbc + t * W;
         if (s->c.bcdt_rms) {
-            mt_rmsnorm(r, r, NULL, R, s->c.rms_eps);
-            mt_rmsnorm(r + R, r + R, NULL, N, s->c.rms_eps);
-            mt_rmsnorm(r + R + N, r + R + N, NULL, N, s->c.rms_eps);
+            mt_rmsnorm(r, r, s->dt_w, R, s->c.rms_eps);
+            mt_rmsnorm(r + R, r + R, s->b_w, N, s->c.rms_eps);
+            mt_rmsnorm(r + R + N, r + R + N, s->c_w, N, s->c.rms_eps);
         }
         memcpy(dr + t * R, r, R * sizeof(float));
     }
@@ -306,6 +308,11 @@ int mt_ssm1_bind(mt_model *m, int layer, const char *prefix, const mt_ssm1_cfg *
     for (size_t i = 0; i < I * N; i++) s->A[i] = -expf(s->A[i]);
     MT_TRY(read_vec(m, prefix, "D", I, &s->D, err));
     if (sc->pre_norm) MT_TRY(read_vec(m, sc->pre_norm, "weight", H, &s->pre_w, err));
+    if (sc->bcdt_rms && sc->bcdt_w) {
+        MT_TRY(read_vec(m, prefix, "dt_layernorm.weight", R, &s->dt_w, err));
+        MT_TRY(read_vec(m, prefix, "b_layernorm.weight", N, &s->b_w, err));
+        MT_TRY(read_vec(m, prefix, "c_layernorm.weight", N, &s->c_w, err));
+    }
     L->state_floats = (size_t)(sc->conv_kernel - 1) * I + I * N;
     if (I > m->max_in) m->max_in = I;
     return MT_OK;

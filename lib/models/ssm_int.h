@@ -44,6 +44,7 @@ typedef struct mt_ssm1_cfg {
     int inter, d_state, conv_kernel, dt_rank;
     int use_bias, conv_bias;
     int bcdt_rms;                /* falcon_mamba: RMS-normalize dt, B and C (no weight) */
+    int bcdt_w;                  /* jamba: ... with weights dt_layernorm, b_layernorm, c_layernorm */
     float rms_eps;
     float pre_eps;               /* the block's RMSNorm (pre_norm) */
     const char *pre_norm;
