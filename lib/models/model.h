@@ -240,6 +240,10 @@ typedef struct mt_kvcache {
     float **state;
     size_t *state_n;
     int has_state;
+    /* recurrent-state hybrids (ssm): no_kv[l] set = layer l has no attention (its mixer replaces
+     * it), so it keeps no K/V rows (k[l], v[l] and the packed arrays stay NULL); only in caches
+     * with state (which files and conversions refuse); NULL = every layer keeps rows */
+    unsigned char *no_kv;
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);
