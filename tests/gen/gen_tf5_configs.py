@@ -21,7 +21,8 @@ and runs mlx-lm on the fixture's weights with that config:
 Writes tests/data/tf5/golden.json; tests/unit/test_config5.c builds each folder at test time
 (the fixture's files linked, config.json from here) and checks mlx-gen against it.
 
-usage: tests/gen/gen_tf5_configs.py   (needs transformers >= 5, mlx, mlx-lm 0.32)
+usage: tests/gen/gen_tf5_configs.py [NAME...]   (needs transformers >= 5, mlx, mlx-lm 0.32; NAMEs: only those
+       cases are recomputed, the others kept from the existing golden.json)
 """
 import copy, json, os, pathlib, shutil, sys, tempfile
 import mlx.core as mx
@@ -79,6 +80,15 @@ CASES = {
     "smollm3": ("smollm3-tiny", None, None, "layer_types and no_rope_layers appear"),
     "smollm3-swa": ("smollm3-tiny", setv(use_sliding_window=True, sliding_window=5), None,
                     "layer_types marks the no-RoPE layers sliding: mlx-lm (llama's model) uses the window"),
+    # recurrent-state families
+    "lfm2": ("lfm2-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's lfm2 reads it there"),
+    "mamba2": ("mamba2-tiny", None, None, "Mamba2Config rewrites the mamba2 keys"),
+    "mamba": ("mamba-tiny", None, None, "MambaConfig rewrites the mamba keys"),
+    "falcon_mamba": ("falcon-mamba-tiny", None, None, "FalconMambaConfig rewrites the keys"),
+    "nemotron_h": ("nemotron-h-tiny", None, None, "the block pattern as transformers 5 writes it"),
+    "falcon_h1": ("falcon-h1-tiny", None, None, "FalconH1Config: rope_theta moves to rope_parameters"),
+    "granitemoehybrid": ("granitemoehybrid-tiny", None, None, "rope_theta moves to rope_parameters"),
+    "jamba": ("jamba-tiny", None, None, "JambaConfig rewrites the keys"),
 }
 
 
@@ -109,7 +119,12 @@ def main():
     if int(transformers.__version__.split(".")[0]) < 5:
         sys.exit(f"transformers >= 5 is needed (have {transformers.__version__})")
     out = {"transformers": transformers.__version__, "mlx_lm": mlx_lm.__version__, "cases": {}}
+    only = sys.argv[1:]   # names: recompute only these, keep the other cases as written
+    if only:
+        out["cases"] = json.load(open(os.path.join(OUT, "golden.json")))["cases"]
     for name, (fixture, edit, after, why) in CASES.items():
+        if only and name not in only:
+            continue
         src = os.path.join(MODELS, fixture)
         cfg = json.load(open(os.path.join(src, "config.json")))
         if edit:

@@ -49,7 +49,8 @@ FAMILIES = {
                                   layer_types=["mamba", "attention", "mamba"], rms_norm_eps=1e-5,
                                   mamba_n_heads=8, mamba_d_head=16, mamba_proj_bias=False, mamba_d_state=16,
                                   mamba_d_conv=4, mamba_n_groups=2, mamba_conv_bias=True,
-                                  position_embedding_type="rope", rope_theta=10000.0, tie_word_embeddings=False),
+                                  position_embedding_type="rope", rope_theta=10000.0, tie_word_embeddings=False,
+                                  num_local_experts=0, num_experts_per_tok=0),
     # attention at layer 1 of 2-layer periods, experts on odd layers (4 experts, top 2), normalized dt/B/C
     "jamba-tiny": dict(COMMON, model_type="jamba", num_hidden_layers=4, intermediate_size=128, num_attention_heads=4,
                        num_key_value_heads=2, attn_layer_offset=1, attn_layer_period=2, expert_layer_offset=1,
