@@ -24,7 +24,7 @@
 
 /* ---- a ReLU^2 MLP as a layer's lone mixer (nemotron_h "-") ---- */
 
-typedef struct relu2 { mt_linear up, down; size_t I; } relu2;
+typedef struct relu2 { mt_linear up, down; size_t I; char path[128]; } relu2;
 
 static void relu2_free(void *p) { free(p); }
 
@@ -33,10 +33,10 @@ static int relu2_forward(const mt_fwd *f, int layer, const float *in, float *out
     size_t T = f->T, H = (size_t)f->m->hp.hidden;
     float *h = malloc(T * r->I * sizeof *h);
     if (!h) return mt_seterr(err, MT_ENOMEM, "out of memory");
-    mt_dec_observe(f->m, layer, "mixer.up_proj", in, T, H);
+    mt_ssm_observe(f->m, r->path, "up_proj", in, T, H);
     mt_dec_linear(f, &r->up, in, T, h);
     for (size_t i = 0; i < T * r->I; i++) h[i] = h[i] > 0 ? h[i] * h[i] : 0.0f;
-    mt_dec_observe(f->m, layer, "mixer.down_proj", h, T, r->I);
+    mt_ssm_observe(f->m, r->path, "down_proj", h, T, r->I);
     mt_dec_linear(f, &r->down, h, T, out);
     free(h);
     return MT_OK;
@@ -132,6 +132,7 @@ static int nemotron_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
         L->mixer = &relu2_mixer;
         L->mix = r;
         r->I = (size_t)hp->inter;
+        snprintf(r->path, sizeof r->path, "backbone.layers.%d.mixer", i);
         snprintf(p, sizeof p, "backbone.layers.%d.mixer.up_proj", i);
         MT_TRY(mt_linear_bind(&r->up, m->st, m->cfg, p, r->I, H, mb ? 1 : -1, err));
         snprintf(p, sizeof p, "backbone.layers.%d.mixer.down_proj", i);

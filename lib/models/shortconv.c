@@ -58,6 +58,13 @@ void mt_conv1d_run(const mt_conv1d *cv, float *st, const float *u, size_t us, si
     }
 }
 
+void mt_ssm_observe(const mt_model *m, const char *prefix, const char *sub, const float *x, size_t T, size_t in) {
+    if (!m->on_linear_input) return;
+    char path[320];
+    snprintf(path, sizeof path, "%s.%s", prefix, sub);
+    m->on_linear_input(m->hook_user, path, x, T, in);
+}
+
 float mt_softplus(float x) {
     float a = x > 0 ? x : -x;
     return (x > 0 ? x : 0.0f) + log1pf(expf(-a));
@@ -75,6 +82,7 @@ typedef struct shortconv {
     mt_linear in_proj, out_proj;
     mt_conv1d conv;
     size_t H;
+    char path[128];   /* module prefix, for the calibration observer */
 } shortconv;
 
 static void shortconv_free(void *p) {
@@ -93,7 +101,7 @@ static int shortconv_forward(const mt_fwd *f, int layer, const float *in, float 
     float *y = bcx + 3 * T * H;
     size_t *seg = (size_t *)malloc((T + 1) * sizeof(size_t));
     if (!seg) { free(bcx); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
-    mt_dec_observe(f->m, layer, "conv.in_proj", in, T, H);
+    mt_ssm_observe(f->m, s->path, "in_proj", in, T, H);
     mt_dec_linear(f, &s->in_proj, in, T, bcx);
     for (size_t t = 0; t < T; t++) {   /* B * x into the B third */
         float *r = bcx + t * 3 * H;
@@ -106,7 +114,7 @@ static int shortconv_forward(const mt_fwd *f, int layer, const float *in, float 
     }
     for (size_t t = 0; t < T; t++)
         for (size_t c = 0; c < H; c++) y[t * H + c] *= bcx[t * 3 * H + H + c];
-    mt_dec_observe(f->m, layer, "conv.out_proj", y, T, H);
+    mt_ssm_observe(f->m, s->path, "out_proj", y, T, H);
     mt_dec_linear(f, &s->out_proj, y, T, out);
     free(seg);
     free(bcx);
@@ -123,6 +131,7 @@ int mt_shortconv_bind(mt_model *m, int layer, const char *prefix, size_t L_cache
     L->mixer = &shortconv_mixer;
     L->mix = s;
     s->H = H;
+    snprintf(s->path, sizeof s->path, "%s", prefix);
     char p[300];
     snprintf(p, sizeof p, "%s.in_proj", prefix);
     MT_TRY(mt_linear_bind(&s->in_proj, m->st, m->cfg, p, 3 * H, H, bias ? 1 : -1, err));

@@ -46,6 +46,7 @@ typedef struct ssm2 {
     mt_linear in_proj, out_proj;
     mt_conv1d conv;
     float *dt_bias, *A, *D, *norm_w, *pre_w;
+    char path[128];   /* module prefix, for the calibration observer */
 } ssm2;
 
 static void ssm2_free(void *p) {
@@ -107,7 +108,7 @@ static int ssm2_forward(const mt_fwd *f, int layer, const float *in, float *out,
     if (!proj || !seg || (s->pre_w && !nb)) { free(proj); free(nb); free(seg); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     float *xbc = proj + T * PP, *y = xbc + T * CD;
     const float *x = pre_norm(f, s->pre_w, s->c.pre_eps, in, nb);
-    mt_dec_observe(f->m, layer, "mixer.in_proj", x, T, H);
+    mt_ssm_observe(f->m, s->path, "in_proj", x, T, H);
     mt_dec_linear(f, &s->in_proj, x, T, proj);
     size_t ns = mt_ssm_segments(f, seg);
     for (size_t i = 0; i < ns; i++) {
@@ -128,7 +129,7 @@ static int ssm2_forward(const mt_fwd *f, int layer, const float *in, float *out,
         }
         if (s->c.norm_before_gate) for (size_t i = 0; i < I; i++) yt[i] *= z[i] / (1.0f + expf(-z[i]));
     }
-    mt_dec_observe(f->m, layer, "mixer.out_proj", y, T, I);
+    mt_ssm_observe(f->m, s->path, "out_proj", y, T, I);
     if (s->c.parallel) {   /* added to the attention's output */
         mt_dec_linear(f, &s->out_proj, y, T, proj);
         for (size_t i = 0; i < T * H; i++) out[i] += proj[i];
@@ -156,6 +157,7 @@ int mt_ssm2_bind(mt_model *m, int layer, const char *prefix, const mt_ssm2_cfg *
     L->mixer = &ssm2_mixer;
     L->mix = s;
     s->c = *sc;
+    snprintf(s->path, sizeof s->path, "%s", prefix);
     size_t H = (size_t)m->hp.hidden, nh = (size_t)sc->n_heads, N = (size_t)sc->d_state;
     s->I = nh * (size_t)sc->head_dim;
     s->conv_dim = s->I + 2 * (size_t)sc->n_groups * N;
@@ -188,6 +190,7 @@ typedef struct ssm1 {
     mt_conv1d conv;
     float *A, *D, *pre_w;   /* A = -exp(A_log) [I, N] */
     float *dt_w, *b_w, *c_w; /* bcdt_w: the dt / B / C RMSNorm weights */
+    char path[128];   /* module prefix, for the calibration observer */
 } ssm1;
 
 static void ssm1_free(void *p) {
@@ -245,7 +248,7 @@ static int ssm1_forward(const mt_fwd *f, int layer, const float *in, float *out,
     if (!xz || !seg || (s->pre_w && !nb)) { free(xz); free(nb); free(seg); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     float *xc = xz + T * 2 * I, *dbc = xc + T * I, *dr = dbc + T * W, *dt = dr + T * R, *y = dt + T * I;
     const float *x = pre_norm(f, s->pre_w, s->c.pre_eps, in, nb);
-    mt_dec_observe(f->m, layer, "mixer.in_proj", x, T, H);
+    mt_ssm_observe(f->m, s->path, "in_proj", x, T, H);
     mt_dec_linear(f, &s->in_proj, x, T, xz);
     size_t ns = mt_ssm_segments(f, seg);
     for (size_t i = 0; i < ns; i++) {
@@ -253,7 +256,7 @@ static int ssm1_forward(const mt_fwd *f, int layer, const float *in, float *out,
         mt_conv1d_run(&s->conv, f->rc[t0]->state[layer], xz + t0 * 2 * I, 2 * I, seg[i + 1] - t0, xc + t0 * I, I);
     }
     mt_silu(xc, T * I);
-    mt_dec_observe(f->m, layer, "mixer.x_proj", xc, T, I);
+    mt_ssm_observe(f->m, s->path, "x_proj", xc, T, I);
     mt_dec_linear(f, &s->x_proj, xc, T, dbc);
     for (size_t t = 0; t < T; t++) {
         float *r = dbc + t * W;
@@ -264,7 +267,7 @@ static int ssm1_forward(const mt_fwd *f, int layer, const float *in, float *out,
         }
         memcpy(dr + t * R, r, R * sizeof(float));
     }
-    mt_dec_observe(f->m, layer, "mixer.dt_proj", dr, T, R);
+    mt_ssm_observe(f->m, s->path, "dt_proj", dr, T, R);
     mt_dec_linear(f, &s->dt_proj, dr, T, dt);
     for (size_t i = 0; i < T * I; i++) dt[i] = mt_softplus(dt[i]);
     size_t nblk = (I + SSM1_BLK - 1) / SSM1_BLK;
@@ -275,7 +278,7 @@ static int ssm1_forward(const mt_fwd *f, int layer, const float *in, float *out,
         float *yt = y + t * I;
         for (size_t i = 0; i < I; i++) yt[i] *= z[i] / (1.0f + expf(-z[i]));
     }
-    mt_dec_observe(f->m, layer, "mixer.out_proj", y, T, I);
+    mt_ssm_observe(f->m, s->path, "out_proj", y, T, I);
     mt_dec_linear(f, &s->out_proj, y, T, out);
     free(seg);
     free(nb);
@@ -292,6 +295,7 @@ int mt_ssm1_bind(mt_model *m, int layer, const char *prefix, const mt_ssm1_cfg *
     L->mixer = &ssm1_mixer;
     L->mix = s;
     s->c = *sc;
+    snprintf(s->path, sizeof s->path, "%s", prefix);
     size_t H = (size_t)m->hp.hidden, I = (size_t)sc->inter, N = (size_t)sc->d_state, R = (size_t)sc->dt_rank;
     char p[300];
     snprintf(p, sizeof p, "%s.in_proj", prefix);

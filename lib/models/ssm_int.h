@@ -63,6 +63,10 @@ int  mt_hyb_bool(json_t *c, const char *key, int *out, mt_err *err);
 int  mt_hyb_step_limit(json_t *c, float *lo, float *hi, mt_err *err);
 void mt_hyb_widen(mt_model *m, size_t w);
 
+/* Tell the calibration observer (if any) what enters module `prefix`.`sub` (full module paths:
+ * the mixers live under names other than model.layers.N.*). */
+void mt_ssm_observe(const mt_model *m, const char *prefix, const char *sub, const float *x, size_t T, size_t in);
+
 /* softplus as mlx computes it (logaddexp(x, 0)) */
 float mt_softplus(float x);
 /* The segments of a call's rows: seg[i] .. seg[i + 1] are the rows of one cache; returns the
