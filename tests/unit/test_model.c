@@ -392,6 +392,8 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/mamba-tiny", C, "state_size", "-8", "config.json: \"state_size\" must be a positive integer"},
         {"tests/data/models/nemotron-h-tiny", C, "hybrid_override_pattern", "\"M*X\"", "config.json: layer 2's block type is not one of"},
         {"tests/data/models/falcon-h1-tiny", C, "mamba_d_ssm", "96", "config.json: mamba_d_ssm 96 is not mamba_n_heads 8 x mamba_d_head 16"},
+        {"tests/data/models/jamba-tiny", C, "attn_layer_period", "0", "config.json: \"attn_layer_period\" must be a positive integer"},
+        {"tests/data/models/jamba-tiny", C, "mamba_expand", "0", "config.json: \"mamba_expand\" must be a positive integer"},
         {"tests/data/models/granitemoehybrid-tiny", C, "layer_types", "[\"mamba\", \"mlp\", \"mamba\"]",
          "config.json: \"layer_types\"[1] must be \"mamba\" or \"attention\""},
         /* decoder embedders load through the same code */
