@@ -16,6 +16,8 @@
 #include <string.h>
 #include "models/decoder_int.h"
 #include "models/ssm_int.h"
+#include "core/cpu.h"
+#include "tensor/kernels.h"
 #include "tensor/ops.h"
 
 static int read_vec(mt_model *m, const char *prefix, const char *sub, size_t n, float **out, mt_err *err) {
@@ -74,6 +76,7 @@ static void ssm2_scan(void *ctx, size_t b, size_t e, int tid) {
     const ssm2 *s = j->s;
     size_t nh = (size_t)s->c.n_heads, hd = (size_t)s->c.head_dim, N = (size_t)s->c.d_state;
     size_t hpg = nh / (size_t)s->c.n_groups, I = s->I, CD = s->conv_dim;
+    int lvl = mt_cpu_level();
     for (size_t w = b; w < e; w++) {
         size_t si = w / nh, h = w % nh, g = h / hpg;
         size_t t0 = j->seg[si], t1 = j->seg[si + 1];
@@ -87,13 +90,10 @@ static void ssm2_scan(void *ctx, size_t b, size_t e, int tid) {
             const float *x = j->xbc + t * CD + h * hd;
             const float *B = j->xbc + t * CD + I + g * N, *C = j->xbc + t * CD + I + (size_t)s->c.n_groups * N + g * N;
             float *y = j->y + t * I + h * hd;
-            for (size_t d = 0; d < hd; d++) {
-                float *sd = st + d * N, dx = dt * x[d], acc = 0;
-                for (size_t n = 0; n < N; n++) {
-                    sd[n] = dA * sd[n] + dx * B[n];
-                    acc += sd[n] * C[n];
-                }
-                y[d] = acc + D * x[d];
+            for (size_t d = 0; d < hd; d++) {   /* s = dA s + (dt x_d) B; y_d = s . C + D x_d */
+                float *sd = st + d * N, dx = dt * x[d];
+                for (size_t n = 0; n < N; n++) sd[n] = dA * sd[n] + dx * B[n];   /* (vectorized) */
+                y[d] = mt_k_dot(lvl, sd, C, N) + D * x[d];
             }
         }
     }
@@ -218,6 +218,7 @@ static void ssm1_scan(void *ctx, size_t b, size_t e, int tid) {
     const ssm1_job *j = ctx;
     const ssm1 *s = j->s;
     size_t I = (size_t)s->c.inter, N = (size_t)s->c.d_state, R = (size_t)s->c.dt_rank, W = R + 2 * N;
+    int lvl = mt_cpu_level();
     for (size_t w = b; w < e; w++) {
         size_t si = w / j->nblk, d0 = (w % j->nblk) * SSM1_BLK, d1 = d0 + SSM1_BLK < I ? d0 + SSM1_BLK : I;
         size_t t0 = j->seg[si], t1 = j->seg[si + 1];
@@ -225,14 +226,11 @@ static void ssm1_scan(void *ctx, size_t b, size_t e, int tid) {
         for (size_t t = t0; t < t1; t++) {
             const float *B = j->dbc + t * W + R, *C = B + N;
             for (size_t d = d0; d < d1; d++) {
-                float dt = j->dt[t * I + d], x = j->xc[t * I + d], dx = dt * x, acc = 0;
+                float dt = j->dt[t * I + d], x = j->xc[t * I + d], dx = dt * x;
                 float *sd = st + d * N;
                 const float *A = s->A + d * N;
-                for (size_t n = 0; n < N; n++) {
-                    sd[n] = sd[n] * expf(dt * A[n]) + dx * B[n];
-                    acc += sd[n] * C[n];
-                }
-                j->y[t * I + d] = acc + s->D[d] * x;
+                for (size_t n = 0; n < N; n++) sd[n] = sd[n] * expf(dt * A[n]) + dx * B[n];
+                j->y[t * I + d] = mt_k_dot(lvl, sd, C, N) + s->D[d] * x;
             }
         }
     }
