@@ -8,9 +8,9 @@
  *               into the weights (mlx-lm's sanitize), except the tied output head's
  *               lm_head_multiplier / embedding_multiplier
  *   granitemoehybrid  granite's multipliers over Mamba-2 ("mamba") and attention layers by
- *               layer_types, each with a SwiGLU MLP; RoPE unless position_embedding_type is "nope".
- *               Only the dense variant: the MoE one (num_local_experts; its router
- *               block_sparse_moe.router.layer and shared_mlp) is refused
+ *               layer_types, each with a SwiGLU MLP, or with experts (num_local_experts) the
+ *               built-in MoE (router block_sparse_moe.router.layer, top-k then softmax) plus a
+ *               shared SwiGLU MLP; RoPE unless position_embedding_type is "nope"
  *   jamba       Mamba (dt, B, C RMSNorms with weights) and RoPE-free attention layers by period /
  *               layers_block_type; SwiGLU MLPs, a mixture of experts (router "router", top-k then
  *               softmax, the built-in MoE) every expert_layer_period-th layer
@@ -288,14 +288,70 @@ static int gmh_ssm_cfg(mt_model *m, mt_ssm2_cfg *sc, mt_err *err) {
     return MT_OK;
 }
 
+/* The MoE variant's MLP: the built-in mixture of experts (router block_sparse_moe.router.layer,
+ * top-k of its logits, softmax over them) plus the shared SwiGLU MLP (shared_mlp.input_linear
+ * [gate | up], output_linear). */
+typedef struct gmh_moe { mt_linear in, out; size_t S; } gmh_moe;
+
+static void gmh_moe_free(void *p) { free(p); }
+
+static int gmh_moe_forward(const mt_fwd *f, int layer, const float *x, float *out, mt_err *err) {
+    const mt_model *m = f->m;
+    const gmh_moe *g = m->layers[layer].ffd;
+    size_t T = f->T, H = (size_t)m->hp.hidden, S = g->S;
+    size_t scr = 2 * (size_t)m->hp.moe_inter + (size_t)m->hp.n_experts + H;
+    float *h = malloc((T * 2 * S + T * S + T * H + scr) * sizeof *h);
+    if (!h) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    float *a = h + T * 2 * S, *y = a + T * S, *scratch = y + T * H;
+    mt_dec_moe(f, layer, x, T, out, scratch);
+    mt_dec_observe(m, layer, "shared_mlp.input_linear", x, T, H);
+    mt_dec_linear(f, &g->in, x, T, h);
+    for (size_t t = 0; t < T; t++) {   /* silu(gate) * up */
+        const float *gt = h + t * 2 * S, *up = gt + S;
+        for (size_t i = 0; i < S; i++) a[t * S + i] = gt[i] / (1.0f + expf(-gt[i])) * up[i];
+    }
+    mt_dec_observe(m, layer, "shared_mlp.output_linear", a, T, S);
+    mt_dec_linear(f, &g->out, a, T, y);
+    for (size_t i = 0; i < T * H; i++) out[i] += y[i];
+    free(h);
+    return MT_OK;
+}
+
+static const mt_ffn gmh_moe_ffn = {"granitemoehybrid MoE + shared MLP", gmh_moe_forward, gmh_moe_free};
+
+static int gmh_bind_moe(mt_model *m, int i, mt_err *err) {
+    mt_layer *L = &m->layers[i];
+    size_t H = (size_t)m->hp.hidden;
+    int S = 0;
+    MT_TRY(mt_cfg_count(mt_config_json(m->cfg), "shared_intermediate_size", 0, &S, 1, err));
+    char p[160];
+    snprintf(p, sizeof p, "model.layers.%d.block_sparse_moe", i);
+    MT_TRY(mt_decoder_bind_moe(m, i, p, err));
+    gmh_moe *g = calloc(1, sizeof *g);
+    if (!g) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    L->ffn = &gmh_moe_ffn;
+    L->ffd = g;
+    g->S = (size_t)S;
+    snprintf(p, sizeof p, "model.layers.%d.shared_mlp.input_linear", i);
+    MT_TRY(mt_linear_bind(&g->in, m->st, m->cfg, p, 2 * g->S, H, -1, err));
+    snprintf(p, sizeof p, "model.layers.%d.shared_mlp.output_linear", i);
+    MT_TRY(mt_linear_bind(&g->out, m->st, m->cfg, p, H, g->S, -1, err));
+    mt_hyb_widen(m, g->S);
+    return MT_OK;
+}
+
 static int gmh_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    if (m->hp.n_experts > 0) {
+        MT_TRY(gmh_bind_moe(m, i, err));
+        *bound |= MT_BOUND_MLP;
+    }
     if (!gmh_is_mamba(m, i)) return MT_OK;   /* attention: the decoder's names */
     mt_ssm2_cfg sc;
     MT_TRY(gmh_ssm_cfg(m, &sc, err));
     char p[128];
     snprintf(p, sizeof p, "model.layers.%d.mamba", i);
     MT_TRY(mt_ssm2_bind(m, i, p, &sc, err));
-    *bound = MT_BOUND_ATTN;
+    *bound |= MT_BOUND_ATTN;
     return MT_OK;
 }
 
@@ -303,10 +359,16 @@ static int granitemoehybrid_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     json_t *c = mt_config_json(m->cfg);
     mt_decoder_hp *hp = &m->hp;
-    json_t *ne = json_object_get(c, "num_local_experts");
-    if (ne && !json_is_null(ne) && !(json_is_integer(ne) && json_integer_value(ne) == 0))
-        return mt_seterr(err, MT_EUNSUPPORTED, "granitemoehybrid with experts (num_local_experts) is not supported yet; "
-                         "only the dense variant");
+    MT_TRY(mt_cfg_int(c, "num_local_experts", 0, &hp->n_experts, 0, err));   /* 0 / none: the dense variant */
+    if (hp->n_experts > 0) {
+        MT_TRY(mt_cfg_count(c, "num_experts_per_tok", 0, &hp->top_k, 1, err));
+        if (hp->top_k > hp->n_experts || hp->top_k > 64)
+            return mt_seterr(err, MT_EFORMAT, "config.json: num_experts_per_tok %d does not fit num_local_experts %d",
+                             hp->top_k, hp->n_experts);
+        hp->moe_inter = hp->inter;
+        m->moe_prefix = "block_sparse_moe";
+        m->moe_router = "router.layer";
+    }
     double eps = 1e-5, em = 1, rm = 1, am = 1, ls = 1;
     MT_TRY(mt_cfg_real(c, "rms_norm_eps", 1e-5, &eps, 1, MT_CFG_NONNEG, err));
     MT_TRY(mt_cfg_real(c, "embedding_multiplier", 1, &em, 1, MT_CFG_FINITE, err));
@@ -489,6 +551,6 @@ const mt_family mt_family_nemotron_h = {"nemotron_h", nemotron_h_init,
 const mt_family mt_family_falcon_h1 = {"falcon_h1", falcon_h1_init,
                                        "attention and Mamba-2 side by side in every layer, SwiGLU MLP"};
 const mt_family mt_family_granitemoehybrid = {"granitemoehybrid", granitemoehybrid_init,
-                                              "granite multipliers over Mamba-2 and attention layers (dense MLP)"};
+                                              "granite multipliers over Mamba-2 and attention layers, dense or MoE + shared MLP"};
 const mt_family mt_family_jamba = {"jamba", jamba_init,
                                    "Mamba (normalized dt/B/C) and RoPE-free attention layers, MoE every n-th MLP"};

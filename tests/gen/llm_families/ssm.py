@@ -57,6 +57,15 @@ FAMILIES = {
                        expert_layer_period=2, mamba_d_conv=4, mamba_d_state=8, mamba_expand=2, num_experts=4,
                        num_experts_per_tok=2, rms_norm_eps=1e-6, max_position_embeddings=512, mamba_dt_rank="auto",
                        mamba_proj_bias=False, mamba_conv_bias=True, tie_word_embeddings=True),
+    # MoE variant: 4 experts, top 2, plus the shared MLP; attention without RoPE
+    "granitemoehybrid-moe": dict(COMMON, model_type="granitemoehybrid", num_hidden_layers=2, intermediate_size=64,
+                                 max_position_embeddings=512, num_attention_heads=4, num_key_value_heads=2,
+                                 attention_bias=False, embedding_multiplier=2.0, attention_multiplier=0.25,
+                                 logits_scaling=1.5, residual_multiplier=0.8, layer_types=["attention", "mamba"],
+                                 rms_norm_eps=1e-5, mamba_n_heads=8, mamba_d_head=16, mamba_proj_bias=True,
+                                 mamba_d_state=8, mamba_d_conv=3, mamba_n_groups=1, mamba_conv_bias=True,
+                                 position_embedding_type="nope", tie_word_embeddings=True, num_local_experts=4,
+                                 num_experts_per_tok=2, shared_intermediate_size=64),
 }
 MODULE = {"falcon_mamba": "mamba"}
 QUANT = {"falcon-h1-nonorm": [(4, 32, "affine")]}
