@@ -54,8 +54,6 @@ static size_t stop_holdback(const mt_gen_textbuf *b, const mt_gen_params *gp) {
 
 /* ---- non-finite logits ---- */
 
-/* 1 when x[0..n) holds a NaN or an infinity (exponent bits all ones); one pass the
- * compiler vectorizes, cheap next to the forward pass that made the row. */
 /* Some layer keeps K/V rows: the built-in attention (a model of recurrent layers only has
  * nothing for --kv-bits to quantize; mlx-lm's ArraysCache has no to_quantized either). */
 static int has_attention(const mt_model *m) {
@@ -64,6 +62,8 @@ static int has_attention(const mt_model *m) {
     return 0;
 }
 
+/* 1 when x[0..n) holds a NaN or an infinity (exponent bits all ones); one pass the
+ * compiler vectorizes, cheap next to the forward pass that made the row. */
 static int has_nonfinite(const float *x, size_t n) {
     uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
