@@ -229,7 +229,13 @@ static void ssm1_scan(void *ctx, size_t b, size_t e, int tid) {
                 float dt = j->dt[t * I + d], x = j->xc[t * I + d], dx = dt * x;
                 float *sd = st + d * N;
                 const float *A = s->A + d * N;
-                for (size_t n = 0; n < N; n++) sd[n] = sd[n] * expf(dt * A[n]) + dx * B[n];
+                for (size_t n0 = 0; n0 < N; n0 += 256) {   /* exp(dt A) through the vector kernel */
+                    size_t nn = N - n0 < 256 ? N - n0 : 256;
+                    float e[256];
+                    for (size_t n = 0; n < nn; n++) e[n] = dt * A[n0 + n];
+                    mt_k_exp_sum(lvl, e, 0.0f, nn);
+                    for (size_t n = 0; n < nn; n++) sd[n0 + n] = sd[n0 + n] * e[n] + dx * B[n0 + n];
+                }
                 j->y[t * I + d] = mt_k_dot(lvl, sd, C, N) + s->D[d] * x;
             }
         }
