@@ -518,7 +518,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
 }
 
 /* Expert e of a stacked [E, out, in] tensor as an mt_linear view. */
-static int bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
+int mt_dec_bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err) {
     char name[320];
     snprintf(name, sizeof name, "%s.weight", path);
     const mt_tensor_view *w = mt_safetensors_get(m->st, name);
@@ -585,11 +585,11 @@ int mt_decoder_bind_moe(mt_model *m, int layer, const char *prefix, mt_err *err)
     L->exp_down = L->exp_up + E;
     L->moe = 1;
     snprintf(p, sizeof p, "%s.switch_mlp.gate_proj", prefix);
-    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_gate, err));
+    MT_TRY(mt_dec_bind_stacked(m, p, E, I, H, L->exp_gate, err));
     snprintf(p, sizeof p, "%s.switch_mlp.up_proj", prefix);
-    MT_TRY(bind_stacked(m, p, E, I, H, L->exp_up, err));
+    MT_TRY(mt_dec_bind_stacked(m, p, E, I, H, L->exp_up, err));
     snprintf(p, sizeof p, "%s.switch_mlp.down_proj", prefix);
-    return bind_stacked(m, p, E, H, I, L->exp_down, err);
+    return mt_dec_bind_stacked(m, p, E, H, I, L->exp_down, err);
 }
 
 /* ---- load / free ---- */

@@ -44,6 +44,9 @@ void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, s
  * n features; MT_ENOTFOUND when missing. */
 int  mt_dec_bind_norm(mt_model *m, const char *prefix, size_t n, mt_norm *out, mt_err *err);
 void mt_dec_norm_free(mt_norm *n);
+/* Stacked expert weights `path`.weight [E, out, in] (dense or MLX-quantized with .scales/.biases,
+ * as mlx-lm's SwitchLinear stores them) as E mt_linear views in dst[E]. */
+int  mt_dec_bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t in, mt_linear *dst, mt_err *err);
 /* The built-in mixture-of-experts MLP of layer l over T rows (moe_fwd.c): out[T, hidden];
  * scratch >= 2 * moe_inter + n_experts + hidden floats. */
 void mt_dec_moe(const mt_fwd *f, int l, const float *x, size_t T, float *out, float *scratch);

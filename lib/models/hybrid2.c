@@ -1,8 +1,8 @@
 /* hybrid2.c - hybrids of Mamba-2 and attention:
  *   nemotron_h  one mixer per block, x + mixer(RMSNorm(x)), by hybrid_override_pattern (or
  *               layers_block_type / layer_types): "M" Mamba-2 (gated RMSNorm per group), "*"
- *               attention without RoPE, "-" a ReLU^2 MLP (up_proj, down_proj); "E" (the routed
- *               MoE with grouped sigmoid selection) is not supported yet
+ *               attention without RoPE, "-" a ReLU^2 MLP (up_proj, down_proj), "E" routed ReLU^2
+ *               experts (sigmoid scores, grouped selection, shared experts, latent projections)
  *   falcon_h1   every layer runs attention and Mamba-2 side by side on the same normalized input
  *               and adds both, then a SwiGLU MLP (feed_forward.*); the mup multipliers are folded
  *               into the weights (mlx-lm's sanitize), except the tied output head's
@@ -43,6 +43,168 @@ static int relu2_forward(const mt_fwd *f, int layer, const float *in, float *out
 }
 
 static const mt_mixer relu2_mixer = {"ReLU^2 MLP", relu2_forward, relu2_free};
+
+/* ---- nemotron_h's routed experts ("E"): a layer's lone mixer ----
+ * sigmoid router scores (+ e_score_correction_bias for the choice; with n_group > 1 the
+ * n_group - topk_group groups of the lowest top-2 sums zeroed first), top-k, the chosen experts'
+ * own sigmoid scores (renormalized with norm_topk_prob) times routed_scaling_factor; experts are
+ * ReLU^2 MLPs (switch_mlp.fc1, fc2), optionally in a latent space (fc1/fc2_latent_proj); plus
+ * the shared ReLU^2 MLP (shared_experts). */
+typedef struct nemoe {
+    float *gate, *corr;           /* router weight [E, H] (a plain parameter), correction [E] */
+    mt_linear *fc1, *fc2;         /* E each */
+    mt_linear up, down;           /* shared_experts (up.w NULL: none) */
+    mt_linear l1, l2;             /* latent projections (l1.w NULL: none) */
+    int E, K, ngroup, topkg, norm;
+    float scale;
+    size_t I, SI, X;              /* expert width, shared width, expert input width (H or latent) */
+    char path[128];
+} nemoe;
+
+static void nemoe_free(void *p) {
+    nemoe *n = p;
+    if (!n) return;
+    free(n->gate); free(n->corr); free(n->fc1);
+    free(n);
+}
+
+static void relu2_inplace(float *x, size_t n) { for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] * x[i] : 0.0f; }
+
+static int nemoe_forward(const mt_fwd *f, int layer, const float *in, float *out, mt_err *err) {
+    (void)layer;
+    const mt_model *m = f->m;
+    const nemoe *n = m->layers[layer].mix;
+    size_t T = f->T, H = (size_t)m->hp.hidden, E = (size_t)n->E, K = (size_t)n->K, X = n->X;
+    size_t wmax = n->I > n->SI ? n->I : n->SI;
+    float *buf = malloc((2 * E + X + wmax + 2 * H + X) * sizeof *buf);
+    if (!buf) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    float *sc = buf, *sel = sc + E, *xl = sel + E, *h = xl + X, *y = h + wmax, *acc = y + H;
+    int idx[64];
+    float top[64];
+    for (size_t t = 0; t < T; t++) {
+        const float *xt = in + t * H;
+        float *ot = out + t * H;
+        for (size_t e = 0; e < E; e++) {
+            float z = 0;
+            for (size_t i = 0; i < H; i++) z += n->gate[e * H + i] * xt[i];
+            sc[e] = 1.0f / (1.0f + expf(-z));
+            sel[e] = sc[e] + n->corr[e];
+        }
+        if (n->ngroup > 1) {   /* zero the groups with the lowest sums of their top two */
+            size_t G = (size_t)n->ngroup, gs = E / G, drop = G - (size_t)n->topkg;
+            float gsum[64];
+            for (size_t g = 0; g < G; g++) {
+                int i2[2];
+                float s2[2];
+                mt_dec_topk(sel + g * gs, gs, gs < 2 ? gs : 2, i2, s2);
+                gsum[g] = s2[0] + (gs < 2 ? 0.0f : s2[1]);
+            }
+            for (size_t d = 0; d < drop; d++) {
+                size_t lo = G;
+                for (size_t g = 0; g < G; g++)
+                    if (gsum[g] == gsum[g] && (lo == G || gsum[g] < gsum[lo])) lo = g;
+                if (lo == G) break;
+                gsum[lo] = NAN;   /* taken */
+                for (size_t i = 0; i < gs; i++) sel[lo * gs + i] = 0.0f;
+            }
+        }
+        mt_dec_topk(sel, E, K, idx, top);
+        float wsum = 0;
+        for (size_t k = 0; k < K; k++) wsum += (top[k] = sc[idx[k]]);
+        for (size_t k = 0; k < K; k++) {
+            if (K > 1 && n->norm) top[k] /= wsum + 1e-20f;
+            top[k] *= n->scale;
+        }
+        const float *xe = xt;
+        if (n->l1.w) {
+            mt_ssm_observe(m, n->path, "fc1_latent_proj", xt, 1, H);
+            mt_linear_forward(&n->l1, xt, 1, xl, f->work, m->pool);
+            xe = xl;
+        }
+        memset(acc, 0, X * sizeof *acc);
+        for (size_t k = 0; k < K; k++) {
+            mt_linear_forward(&n->fc1[idx[k]], xe, 1, h, f->work, m->pool);
+            relu2_inplace(h, n->I);
+            mt_linear_forward(&n->fc2[idx[k]], h, 1, y, f->work, m->pool);
+            for (size_t i = 0; i < X; i++) acc[i] += top[k] * y[i];
+        }
+        if (n->l1.w) mt_linear_forward(&n->l2, acc, 1, ot, f->work, m->pool);
+        else memcpy(ot, acc, H * sizeof *ot);
+        if (n->up.w) {
+            mt_ssm_observe(m, n->path, "shared_experts.up_proj", xt, 1, H);
+            mt_linear_forward(&n->up, xt, 1, h, f->work, m->pool);
+            relu2_inplace(h, n->SI);
+            mt_linear_forward(&n->down, h, 1, y, f->work, m->pool);
+            for (size_t i = 0; i < H; i++) ot[i] += y[i];
+        }
+    }
+    free(buf);
+    return MT_OK;
+}
+
+static const mt_mixer nemoe_mixer = {"routed experts (ReLU^2)", nemoe_forward, nemoe_free};
+
+static int nemoe_bind(mt_model *m, int i, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    mt_layer *L = &m->layers[i];
+    size_t H = (size_t)m->hp.hidden;
+    nemoe *n = calloc(1, sizeof *n);
+    if (!n) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    L->mixer = &nemoe_mixer;
+    L->mix = n;
+    snprintf(n->path, sizeof n->path, "backbone.layers.%d.mixer", i);
+    int I = 0, SI = 0, lat = 0, mb = 0, ns = 0;
+    double rs = 1;
+    MT_TRY(mt_cfg_count(c, "n_routed_experts", 0, &n->E, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_experts_per_tok", 0, &n->K, 1, err));
+    MT_TRY(mt_cfg_count(c, "moe_intermediate_size", 0, &I, 1, err));
+    MT_TRY(mt_cfg_count(c, "n_group", 1, &n->ngroup, 0, err));
+    MT_TRY(mt_cfg_count(c, "topk_group", n->ngroup, &n->topkg, 0, err));
+    MT_TRY(mt_cfg_bool(c, "norm_topk_prob", 0, &n->norm, err));
+    MT_TRY(mt_cfg_real(c, "routed_scaling_factor", 1, &rs, 0, MT_CFG_FINITE, err));
+    MT_TRY(mt_cfg_bool(c, "mlp_bias", 0, &mb, err));
+    n->scale = (float)rs;
+    if (n->K > n->E || n->K > 64 || n->E > 4096 || n->ngroup > 64 || n->E % n->ngroup || n->topkg > n->ngroup ||
+        (size_t)n->K > (size_t)n->topkg * (size_t)(n->E / n->ngroup))
+        return mt_seterr(err, MT_EFORMAT, "config.json: nemotron_h experts: %d routed, top %d, %d groups (top %d) do not fit",
+                         n->E, n->K, n->ngroup, n->topkg);
+    n->I = (size_t)I;
+    json_t *lt = json_object_get(c, "moe_latent_size");
+    if (lt && !json_is_null(lt)) MT_TRY(mt_cfg_count(c, "moe_latent_size", 0, &lat, 1, err));
+    n->X = lat ? (size_t)lat : H;
+    char p[256];
+    if (!(n->gate = malloc((size_t)n->E * H * sizeof(float))) || !(n->corr = malloc((size_t)n->E * sizeof(float))) ||
+        !(n->fc1 = calloc(2 * (size_t)n->E, sizeof *n->fc1)))
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
+    n->fc2 = n->fc1 + n->E;
+    snprintf(p, sizeof p, "%s.gate.weight", n->path);
+    MT_TRY(mt_safetensors_read_f32(m->st, p, n->gate, (size_t)n->E * H, 0, err));
+    snprintf(p, sizeof p, "%s.gate.e_score_correction_bias", n->path);
+    MT_TRY(mt_safetensors_read_f32(m->st, p, n->corr, (size_t)n->E, 0, err));
+    snprintf(p, sizeof p, "%s.switch_mlp.fc1", n->path);
+    MT_TRY(mt_dec_bind_stacked(m, p, n->E, n->I, n->X, n->fc1, err));
+    snprintf(p, sizeof p, "%s.switch_mlp.fc2", n->path);
+    MT_TRY(mt_dec_bind_stacked(m, p, n->E, n->X, n->I, n->fc2, err));
+    if (lat) {
+        snprintf(p, sizeof p, "%s.fc1_latent_proj", n->path);
+        MT_TRY(mt_linear_bind(&n->l1, m->st, m->cfg, p, n->X, H, mb ? 1 : -1, err));
+        snprintf(p, sizeof p, "%s.fc2_latent_proj", n->path);
+        MT_TRY(mt_linear_bind(&n->l2, m->st, m->cfg, p, H, n->X, mb ? 1 : -1, err));
+    }
+    json_t *se = json_object_get(c, "n_shared_experts");
+    if (se && !json_is_null(se)) {
+        MT_TRY(mt_cfg_int(c, "n_shared_experts", 0, &ns, 1, err));
+        MT_TRY(mt_cfg_count(c, "moe_shared_expert_intermediate_size", 0, &SI, 1, err));
+        n->SI = (size_t)SI;
+        snprintf(p, sizeof p, "%s.shared_experts.up_proj", n->path);
+        MT_TRY(mt_linear_bind(&n->up, m->st, m->cfg, p, n->SI, H, mb ? 1 : -1, err));
+        snprintf(p, sizeof p, "%s.shared_experts.down_proj", n->path);
+        MT_TRY(mt_linear_bind(&n->down, m->st, m->cfg, p, H, n->SI, mb ? 1 : -1, err));
+    }
+    size_t w = n->I > n->SI ? n->I : n->SI;
+    mt_hyb_widen(m, w > n->X ? w : n->X);
+    return MT_OK;
+}
 
 /* ---- nemotron_h ---- */
 
@@ -137,9 +299,10 @@ static int nemotron_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
         MT_TRY(mt_linear_bind(&r->up, m->st, m->cfg, p, r->I, H, mb ? 1 : -1, err));
         snprintf(p, sizeof p, "backbone.layers.%d.mixer.down_proj", i);
         MT_TRY(mt_linear_bind(&r->down, m->st, m->cfg, p, H, r->I, mb ? 1 : -1, err));
+    } else if (k == 'E') {
+        MT_TRY(nemoe_bind(m, i, err));
     } else {
-        return mt_seterr(err, MT_EUNSUPPORTED, "nemotron_h layer %d: block type '%c' (%s) is not supported yet", i, k,
-                         k == 'E' ? "routed mixture of experts" : "unknown");
+        return mt_seterr(err, MT_EUNSUPPORTED, "nemotron_h layer %d: block type '%c' is not supported", i, k);
     }
     L->no_mlp = 1;
     *bound = MT_BOUND_ATTN | MT_BOUND_MLP | MT_BOUND_NORMS;

@@ -119,11 +119,11 @@ ssm_dirs() {
   done
 }
 
-@test "a variant not supported yet (nemotron_h's routed experts) is refused at load with one line naming it" {
+@test "a block pattern with an unknown kind is refused at load with one line naming the layer" {
   cp -r tests/data/models/nemotron-h-tiny "$BATS_TEST_TMPDIR/nem"
-  jq '.hybrid_override_pattern = "M*EM"' tests/data/models/nemotron-h-tiny/config.json > "$BATS_TEST_TMPDIR/nem/config.json"
+  jq '.hybrid_override_pattern = "M*XM"' tests/data/models/nemotron-h-tiny/config.json > "$BATS_TEST_TMPDIR/nem/config.json"
   run --separate-stderr "$GEN" -m "$BATS_TEST_TMPDIR/nem" -q -p "hi" -n 2
   [ "$status" -ne 0 ]
-  [[ "$stderr" == *"block type 'E' (routed mixture of experts) is not supported yet"* ]]
+  [[ "$stderr" == *"layer 2's block type is not one of M, *, -, E"* ]]
   [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
 }

@@ -102,7 +102,8 @@ int main(void) {
     CHECK_OK(mt_pool_new(&pool, 2, &e), &e);
     static const char *const dirs[] = {"tests/data/models/lfm2-tiny", "tests/data/models/mamba-tiny",
                                        "tests/data/models/falcon-mamba-tiny-4bit", "tests/data/models/mamba2-tiny",
-                                       "tests/data/models/nemotron-h-tiny", "tests/data/models/falcon-h1-tiny",
+                                       "tests/data/models/nemotron-h-tiny", "tests/data/models/nemotron-h-moe",
+                                       "tests/data/models/nemotron-h-latent-4bit", "tests/data/models/falcon-h1-tiny",
                                        "tests/data/models/granitemoehybrid-tiny-8bit", "tests/data/models/granitemoehybrid-moe",
                                        "tests/data/models/jamba-tiny"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) run(dirs[i], pool);

@@ -27,6 +27,24 @@ FAMILIES = {
                             attention_bias=False, mamba_num_heads=8, mamba_head_dim=16, mamba_proj_bias=False,
                             ssm_state_size=16, conv_kernel=4, n_groups=2, mlp_bias=False, layer_norm_epsilon=1e-5,
                             use_bias=False, use_conv_bias=True, tie_word_embeddings=False),
+    # routed ReLU^2 experts: 8 in 2 groups (top group 1), top 2, renormalized and scaled, a shared expert
+    "nemotron-h-moe": dict(COMMON, model_type="nemotron_h", hybrid_override_pattern="ME*E", intermediate_size=128,
+                           max_position_embeddings=512, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                           attention_bias=False, mamba_num_heads=8, mamba_head_dim=16, mamba_proj_bias=False,
+                           ssm_state_size=16, conv_kernel=4, n_groups=1, mlp_bias=False, layer_norm_epsilon=1e-5,
+                           use_bias=False, use_conv_bias=True, tie_word_embeddings=False, n_routed_experts=8,
+                           num_experts_per_tok=2, n_group=2, topk_group=1, norm_topk_prob=True,
+                           routed_scaling_factor=2.5, moe_intermediate_size=32, n_shared_experts=1,
+                           moe_shared_expert_intermediate_size=64),
+    # the same with a latent space for the experts
+    "nemotron-h-latent": dict(COMMON, model_type="nemotron_h", hybrid_override_pattern="M*E", intermediate_size=128,
+                              max_position_embeddings=512, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                              attention_bias=False, mamba_num_heads=8, mamba_head_dim=16, mamba_proj_bias=False,
+                              ssm_state_size=16, conv_kernel=4, n_groups=1, mlp_bias=False, layer_norm_epsilon=1e-5,
+                              use_bias=False, use_conv_bias=True, tie_word_embeddings=False, n_routed_experts=4,
+                              num_experts_per_tok=2, n_group=1, topk_group=1, norm_topk_prob=False,
+                              routed_scaling_factor=1.5, moe_intermediate_size=32, n_shared_experts=1,
+                              moe_shared_expert_intermediate_size=64, moe_latent_size=32),
     # attention + Mamba-2 in parallel, gated RMSNorm, tied head with its multipliers
     "falcon-h1-tiny": dict(COMMON, model_type="falcon_h1", num_hidden_layers=2, num_attention_heads=4,
                            num_key_value_heads=2, head_dim=16, intermediate_size=128, mamba_n_heads=8, mamba_d_head=16,
@@ -73,6 +91,10 @@ QUANT = {"falcon-h1-nonorm": [(4, 32, "affine")]}
 
 def SPREAD(cfg, k, v):
     import mlx.core as mx
+    if k.endswith("e_score_correction_bias"):
+        return 0.05 * mx.random.normal(v.shape)  # a correction that matters for the choice only
+    if k.endswith("mixer.gate.weight"):
+        return 0.3 * mx.random.normal(v.shape)  # mlx-lm initializes the router to zeros
     if k.endswith("A_log") or k.endswith(".D") or k.endswith("dt_bias"):
         return v  # keep the state's decay as the model initializes it
     if k in ("backbone.norm_f.weight", "model.embedding_norm.weight", "model.final_layernorm.weight") and cfg.get("tie_word_embeddings", True):
