@@ -86,6 +86,8 @@ CASES = {
     "mamba": ("mamba-tiny", None, None, "MambaConfig rewrites the mamba keys"),
     "falcon_mamba": ("falcon-mamba-tiny", None, None, "FalconMambaConfig rewrites the keys"),
     "nemotron_h": ("nemotron-h-tiny", None, None, "the block pattern as transformers 5 writes it"),
+    "nemotron_h-moe": ("nemotron-h-moe", None, None, "the routed experts' keys as transformers 5 writes them"),
+    "granitemoehybrid-moe": ("granitemoehybrid-moe", None, None, "the MoE variant's layer_types as transformers 5 writes them"),
     "falcon_h1": ("falcon-h1-tiny", None, None, "FalconH1Config: rope_theta moves to rope_parameters"),
     "granitemoehybrid": ("granitemoehybrid-tiny", None, None, "rope_theta moves to rope_parameters"),
     "jamba": ("jamba-tiny", None, None, "JambaConfig rewrites the keys"),

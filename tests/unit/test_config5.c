@@ -27,6 +27,7 @@ static const struct { const char *name, *msg; } refused[] = {
     {"granite", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"gemma3_text-native", "mlx-lm's default 6 exceeds num_hidden_layers 2"},
     {"granitemoehybrid", "config.json: \"layer_types\"[0] must be \"mamba\" or \"attention\""},
+    {"granitemoehybrid-moe", "config.json: \"layer_types\"[0] must be \"mamba\" or \"attention\""},
 };
 
 /* A copy of fixture src whose config.json is config (the other files linked). */
