@@ -17,7 +17,7 @@ void mt_dec_moe(const mt_fwd *f, int l, const float *x, size_t T, float *out, fl
     for (size_t t = 0; t < T; t++) {
         const float *xt = x + t * H;
         char sub[160];
-        snprintf(sub, sizeof sub, "%s.gate", m->moe_prefix);
+        snprintf(sub, sizeof sub, "%s.%s", m->moe_prefix, m->moe_router ? m->moe_router : "gate");
         mt_dec_observe(m, l, sub, xt, 1, H);
         mt_linear_forward(&L->router, xt, 1, gates, f->work, m->pool);
         if (hp->moe_softmax_first) mt_softmax(gates, E);
