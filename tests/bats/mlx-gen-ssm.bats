@@ -127,3 +127,17 @@ ssm_dirs() {
   [[ "$stderr" == *"layer 2's block type is not one of M, *, -, E"* ]]
   [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
 }
+
+@test "mlx-quant convert makes mlx-lm's 4-bit forms (routers 8-bit where mlx-lm says; plain parameters left alone)" {
+  QUANT="$PWD/${MT_BUILD:-build}/bin/mlx-quant"
+  for f in jamba-tiny nemotron-h-moe granitemoehybrid-moe mamba2-tiny lfm2-tiny falcon-mamba-tiny; do
+    out="$BATS_TEST_TMPDIR/$f"
+    "$QUANT" convert -m "tests/data/models/$f" -o "$out" -q --bits 4 --group-size 32 >/dev/null
+    [ "$(jq -cS .quantization "$out/config.json")" = "$(jq -cS .quantization "tests/data/models/$f-4bit/config.json")" ] \
+      || { echo "$f: quantization block differs"; return 1; }
+    want=$(jq -c '.cli.text' "tests/data/models/$f-4bit/golden.json")
+    got=$(jq -c '.cli | {id: "t", prompt: .text_prompt}' "tests/data/models/$f-4bit/golden.json" \
+          | "$GEN" -m "$out" --ids -n 16 -q -t 2 | jq -c .ids)
+    [ "$got" = "$want" ] || { echo "$f: got $got want $want"; return 1; }
+  done
+}
