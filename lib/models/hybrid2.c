@@ -710,7 +710,7 @@ static int jamba_init(mt_model *m, mt_err *err) {
 }
 
 const mt_family mt_family_nemotron_h = {"nemotron_h", nemotron_h_init,
-                                        "Mamba-2, RoPE-free attention and ReLU^2 MLP blocks by pattern"};
+                                        "Mamba-2, RoPE-free attention, ReLU^2 MLP and routed-expert blocks by pattern"};
 const mt_family mt_family_falcon_h1 = {"falcon_h1", falcon_h1_init,
                                        "attention and Mamba-2 side by side in every layer, SwiGLU MLP"};
 const mt_family mt_family_granitemoehybrid = {"granitemoehybrid", granitemoehybrid_init,
