@@ -935,7 +935,10 @@ static int attn_blocks_ok(const attn_ctx *a) {
 void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
     if (!m->on_linear_input) return;
     char path[256];
-    snprintf(path, sizeof path, "model.layers.%d.%s", l, sub);
+    const char *to = "", *rest = sub;
+    for (const char *const *p = m->obs_map; p && p[0]; p += 2)   /* the family's module names */
+        if (!strncmp(sub, p[0], strlen(p[0]))) { to = p[1]; rest = sub + strlen(p[0]); break; }
+    snprintf(path, sizeof path, "%s.%d.%s%s", m->layers_name ? m->layers_name : "model.layers", l, to, rest);
     m->on_linear_input(m->hook_user, path, x, T, in);
 }
 

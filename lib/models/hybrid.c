@@ -169,6 +169,9 @@ static int lfm2_init(mt_model *m, mt_err *err) {
     hp->qk_norm = MT_QKNORM_HEAD;
     hp->tie_embeddings = 1;   /* the output head is always embed_tokens */
     m->final_norm_name = "model.embedding_norm";
+    static const char *const obs[] = {"mlp.gate_proj", "feed_forward.w1", "mlp.up_proj", "feed_forward.w3",
+                                      "mlp.down_proj", "feed_forward.w2", "self_attn.o_proj", "self_attn.out_proj", NULL};
+    m->obs_map = obs;
     m->bind_layer = lfm2_bind_layer;
     MT_TRY(mt_decoder_bind(m, err));
     for (int i = 0; i < hp->n_layers; i++) m->layers[i].use_rope = 1;

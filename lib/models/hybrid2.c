@@ -123,8 +123,17 @@ static int nemoe_forward(const mt_fwd *f, int layer, const float *in, float *out
         }
         memset(acc, 0, X * sizeof *acc);
         for (size_t k = 0; k < K; k++) {
+            char sub[64];
+            if (m->on_linear_input) {   /* experts as "<prefix>.switch_mlp.<proj>.<e>", as the built-in MoE's */
+                snprintf(sub, sizeof sub, "switch_mlp.fc1.%d", idx[k]);
+                mt_ssm_observe(m, n->path, sub, xe, 1, X);
+            }
             mt_linear_forward(&n->fc1[idx[k]], xe, 1, h, f->work, m->pool);
             relu2_inplace(h, n->I);
+            if (m->on_linear_input) {
+                snprintf(sub, sizeof sub, "switch_mlp.fc2.%d", idx[k]);
+                mt_ssm_observe(m, n->path, sub, h, 1, n->I);
+            }
             mt_linear_forward(&n->fc2[idx[k]], h, 1, y, f->work, m->pool);
             for (size_t i = 0; i < X; i++) acc[i] += top[k] * y[i];
         }
@@ -333,6 +342,9 @@ static int nemotron_h_init(mt_model *m, mt_err *err) {
     MT_TRY(nem_ssm_cfg(m, &sc, err));
     m->embed_name = "backbone.embeddings";
     m->final_norm_name = "backbone.norm_f";
+    static const char *const obs[] = {"self_attn.", "mixer.", NULL};
+    m->layers_name = "backbone.layers";
+    m->obs_map = obs;
     m->bind_layer = nemotron_bind_layer;
     MT_TRY(mt_decoder_bind(m, err));
     for (int i = 0; i < hp->n_layers; i++) m->layers[i].use_rope = 0;
@@ -417,6 +429,8 @@ static int falcon_h1_init(mt_model *m, mt_err *err) {
     if (hp->tie_embeddings) hp->logits_div = (float)(em / lm);   /* logits * (lm_head_mult / embedding_mult) */
     m->rope_scaling = json_object_get(c, "rope_scaling");
     m->final_norm_name = "model.final_layernorm";
+    static const char *const obs[] = {"mlp.", "feed_forward.", NULL};
+    m->obs_map = obs;
     m->bind_layer = falcon_h1_bind_layer;
     mt_ssm2_cfg sc;
     MT_TRY(fh1_ssm_cfg(m, &sc, err));
@@ -702,6 +716,8 @@ static int jamba_init(mt_model *m, mt_err *err) {
     m->moe_layer = jamba_moe_layer;
     m->moe_prefix = "feed_forward";
     m->moe_router = "router";
+    static const char *const obs[] = {"mlp.", "feed_forward.", NULL};
+    m->obs_map = obs;
     m->bind_layer = jamba_bind_layer;
     MT_TRY(mt_decoder_bind(m, err));
     for (int i = 0; i < hp->n_layers; i++) m->layers[i].use_rope = 0;

@@ -172,6 +172,11 @@ typedef struct mt_model {
     int own_cache;                 /* mlx-lm's model makes its own cache (make_cache), so mlx-lm ignores
                                       --max-kv-size for it: generation does too */
     const char *moe_router;        /* the router's module under moe_prefix when not "gate" (jamba: "router") */
+    const char *layers_name;       /* the decoder blocks' module list when not "model.layers" (calibration
+                                      observer paths; nemotron_h: "backbone.layers") */
+    const char *const *obs_map;    /* pairs {built-in name prefix, the family's}, NULL-terminated: what the
+                                      observer reports as "mlp.gate_proj" is this family's module
+                                      (lfm2: "feed_forward.w1"); NULL = the built-in names */
 } mt_model;
 
 /* One sequence's cache: per layer K and V rows of n_kv_heads * head_dim

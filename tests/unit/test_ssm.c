@@ -2,11 +2,13 @@
  * on the tiny fixtures: a prompt run in chunks of 1, 3 and 5 rows leaves the state and the last
  * logits of one pass; a copied cache continues exactly as the original; a reset cache equals a
  * new one; layers without attention keep no K/V rows; a batched decode step gives each sequence
- * what it gets alone. */
+ * what it gets alone; the calibration observer names every projection by its checkpoint path. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "check.h"
+#include "convert/calib.h"
 #include "core/pool.h"
 #include "models/model.h"
 
@@ -96,6 +98,50 @@ static void run(const char *dir, mt_pool *pool) {
     mt_model_free(m);
 }
 
+/* The calibration observer reports every projection under its module path in the checkpoint. */
+static void calib_paths(mt_pool *pool) {
+    static const struct { const char *dir, *path; size_t K; } want[] = {
+        {"tests/data/models/lfm2-tiny", "model.layers.1.feed_forward.w1", 64},
+        {"tests/data/models/lfm2-tiny", "model.layers.0.feed_forward.w2", 128},
+        {"tests/data/models/lfm2-tiny", "model.layers.1.self_attn.out_proj", 64},
+        {"tests/data/models/lfm2-tiny", "model.layers.0.conv.in_proj", 64},
+        {"tests/data/models/lfm2-tiny", "model.layers.2.conv.out_proj", 64},
+        {"tests/data/models/nemotron-h-moe", "backbone.layers.2.mixer.q_proj", 64},
+        {"tests/data/models/nemotron-h-moe", "backbone.layers.0.mixer.in_proj", 64},
+        {"tests/data/models/nemotron-h-moe", "backbone.layers.0.mixer.out_proj", 128},
+        {"tests/data/models/nemotron-h-moe", "backbone.layers.1.mixer.shared_experts.up_proj", 64},
+        {"tests/data/models/mamba-tiny", "backbone.layers.1.mixer.x_proj", 128},
+        {"tests/data/models/mamba-tiny", "backbone.layers.0.mixer.dt_proj", 4},
+        {"tests/data/models/falcon-h1-tiny", "model.layers.0.feed_forward.down_proj", 128},
+        {"tests/data/models/falcon-h1-tiny", "model.layers.1.mamba.in_proj", 64},
+        {"tests/data/models/falcon-h1-tiny", "model.layers.1.self_attn.q_proj", 64},
+        {"tests/data/models/jamba-tiny", "model.layers.0.feed_forward.gate_proj", 64},
+        {"tests/data/models/jamba-tiny", "model.layers.0.mamba.x_proj", 128},
+    };
+    char txt[] = "/tmp/mt_ssm_calib_XXXXXX";
+    int fd = mkstemp(txt);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    static const char text[] = "def main():\n    return sum(x * x for x in range(10))\n";
+    CHECK(write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
+    close(fd);
+    const char *last = NULL;
+    mt_calib *c = NULL;
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        mt_err e = {0};
+        if (!last || strcmp(last, want[i].dir)) {
+            mt_calib_free(c);
+            c = NULL;
+            CHECK_OK(mt_calib_collect(&c, want[i].dir, txt, 64, pool, &e), &e);
+            last = want[i].dir;
+        }
+        CHECK_MSG(c && mt_calib_moments(c, want[i].path, want[i].K), "%s: nothing observed at %s [%zu]", want[i].dir,
+                  want[i].path, want[i].K);
+    }
+    mt_calib_free(c);
+    unlink(txt);
+}
+
 int main(void) {
     mt_err e = {0};
     mt_pool *pool = NULL;
@@ -107,6 +153,7 @@ int main(void) {
                                        "tests/data/models/granitemoehybrid-tiny-8bit", "tests/data/models/granitemoehybrid-moe",
                                        "tests/data/models/jamba-tiny"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) run(dirs[i], pool);
+    calib_paths(pool);
     mt_pool_free(pool);
     return check_report("ssm");
 }
