@@ -393,6 +393,13 @@ static int falcon_h1_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
     mt_ssm2_cfg sc;
     MT_TRY(fh1_ssm_cfg(m, &sc, err));
     char p[256];
+    /* mlx-lm folds the mup multipliers into the weights when it converts a transformers
+     * checkpoint, which it recognizes by the torch conv layout [C, 1, K]: refuse that here */
+    snprintf(p, sizeof p, "model.layers.%d.mamba.conv1d.weight", i);
+    const mt_tensor_view *cw = mt_safetensors_get(m->st, p);
+    if (cw && cw->ndim == 3 && cw->shape[2] > cw->shape[1])
+        return mt_seterr(err, MT_EUNSUPPORTED, "falcon_h1: an unconverted transformers checkpoint (its multipliers are not "
+                         "folded into the weights yet): convert it with mlx_lm.convert first");
     snprintf(p, sizeof p, "model.layers.%d.mamba", i);
     MT_TRY(mt_ssm2_bind(m, i, p, &sc, err));
 #define LIN(field, sub, o, in) \
