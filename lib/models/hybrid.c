@@ -173,9 +173,7 @@ static int lfm2_init(mt_model *m, mt_err *err) {
                                       "mlp.down_proj", "feed_forward.w2", "self_attn.o_proj", "self_attn.out_proj", NULL};
     m->obs_map = obs;
     m->bind_layer = lfm2_bind_layer;
-    MT_TRY(mt_decoder_bind(m, err));
-    for (int i = 0; i < hp->n_layers; i++) m->layers[i].use_rope = 1;
-    return MT_OK;
+    return mt_decoder_bind(m, err);
 }
 
 /* ---- mamba2 ---- */
