@@ -54,11 +54,12 @@ static size_t stop_holdback(const mt_gen_textbuf *b, const mt_gen_params *gp) {
 
 /* ---- non-finite logits ---- */
 
-/* Some layer keeps K/V rows: the built-in attention (a model of recurrent layers only has
- * nothing for --kv-bits to quantize; mlx-lm's ArraysCache has no to_quantized either). */
+/* Some layer is plain attention, whose cache mlx-lm quantizes for --kv-bits (KVCache.to_quantized):
+ * a model of recurrent layers only has nothing to quantize (ArraysCache has no to_quantized), nor
+ * has falcon_h1, whose attention shares a CacheList with its Mamba-2 state (none either). */
 static int has_attention(const mt_model *m) {
     for (int l = 0; l < m->hp.n_layers; l++)
-        if (!m->layers[l].mixer || m->layers[l].mixer_parallel) return 1;
+        if (!m->layers[l].mixer) return 1;
     return 0;
 }
 

@@ -141,3 +141,22 @@ ssm_dirs() {
     [ "$got" = "$want" ] || { echo "$f: got $got want $want"; return 1; }
   done
 }
+
+@test "--kv-bits on hybrids with head_dim 64: mlx-lm's greedy tokens (attention quantized; falcon_h1's CacheList not)" {
+  g=tests/data/ssm/kvbits.json
+  n=0
+  for name in $(jq -r '.models | keys[]' "$g"); do
+    d=tests/data/ssm/$name
+    rec=$(jq -c '{id: 1, ids: .prompt, max_tokens: .max_tokens}' "$g")
+    got=$(echo "$rec" | "$GEN" -m "$d" -q --ids -t 2 | jq -c .ids)
+    [ "$got" = "$(jq -c --arg m "$name" '.models[$m].greedy' "$g")" ] || { echo "$name plain: $got"; return 1; }
+    for i in $(seq 0 $(($(jq --arg m "$name" '.models[$m].cases | length' "$g") - 1))); do
+      c=$(jq -c --arg m "$name" ".models[\$m].cases[$i]" "$g")
+      got=$(echo "$rec" | "$GEN" -m "$d" -q --ids -t 2 --kv-bits "$(jq .bits <<< "$c")" \
+            --kv-group-size "$(jq .group <<< "$c")" --quantized-kv-start "$(jq .start <<< "$c")" | jq -c .ids)
+      [ "$got" = "$(jq -c .greedy <<< "$c")" ] || { echo "$name $c: got $got"; return 1; }
+      n=$((n + 1))
+    done
+  done
+  [ "$n" -ge 9 ]
+}
