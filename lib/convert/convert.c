@@ -350,6 +350,8 @@ static int model_predicate_8bit(const char *model_type, const char *path) {
     if (!strcmp(model_type, "granite"))
         return has_suffix(path, "self_attn.o_proj") || has_suffix(path, "mlp.down_proj") || !strcmp(path, "lm_head");
     if (!strcmp(model_type, "qwen3_moe")) return has_suffix(path, "mlp.gate");
+    if (!strcmp(model_type, "jamba")) return has_suffix(path, "feed_forward.router");
+    if (!strcmp(model_type, "granitemoehybrid")) return has_suffix(path, "router.layer");   /* MoE variant */
     return 0;
 }
 
@@ -361,6 +363,12 @@ static int plain_param(const char *model_type, const char *path) {
     for (size_t i = 0; i < sizeof ds / sizeof *ds; i++)
         if (!strcmp(model_type, ds[i])) return has_suffix(path, "mlp.gate");
     return 0;
+}
+
+/* A `.weight` matrix that is no linear layer in the family's mlx-lm model (mlx-lm quantizes
+ * modules with to_quantized only): nemotron_h's router weight, a plain parameter. */
+static int not_linear(const char *model_type, const char *path) {
+    return model_type && !strcmp(model_type, "nemotron_h") && has_suffix(path, "mixer.gate");
 }
 
 typedef struct sort_ctx {
@@ -607,7 +615,8 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
         int q = 0, bits = bits_top, gs = gs_top;
         json_t *entry = NULL;
         if (o->quantize && is_weight && t->ndim >= 2 && mt_dtype_is_float(t->dtype) &&
-            t->shape[t->ndim - 1] % gs_top == 0 && !plain_param(c->model_type, path)) {
+            t->shape[t->ndim - 1] % gs_top == 0 && !plain_param(c->model_type, path) &&
+            !not_linear(c->model_type, path)) {
             q = 1;
             if (rc_on) {
                 bits = recipe_bits(&rc, path);

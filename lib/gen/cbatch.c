@@ -181,14 +181,22 @@ int mt_gen_stream_handler(void *job, mt_jsonl_stream *st, mt_err *err) {
 size_t mt_gen_batch_auto(const mt_model *m, const mt_gen_params *gp, size_t mem_available) {
     const mt_decoder_hp *hp = &m->hp;
     int f16 = gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m));
-    double per_tok = 2.0 * hp->n_layers * hp->n_kv_heads * hp->head_dim * (f16 ? 2 : 4);
+    /* layers with K/V rows (a recurrent layer whose mixer replaces the attention keeps none, but
+     * its state: floats per sequence whatever the length) */
+    int kv_layers = 0;
+    double state = 0;
+    for (int l = 0; m->layers && l < hp->n_layers; l++) state += 4.0 * (double)m->layers[l].state_floats;
+    for (int l = 0; l < hp->n_layers; l++)   /* as mt_kvcache_new's no_kv */
+        kv_layers += !(state > 0 && m->layers[l].mixer && !m->layers[l].mixer_parallel);
+    double per_tok = 2.0 * kv_layers * hp->n_kv_heads * hp->head_dim * (f16 ? 2 : 4);
     if (m->kv_heads)   /* multi-head latent attention: keys and values of their own widths */
-        per_tok = (double)hp->n_layers * ((double)m->kv_heads * m->kv_head_dim + (double)m->kv_v_dim) * (f16 ? 2 : 4);
+        per_tok = (double)kv_layers * ((double)m->kv_heads * m->kv_head_dim + (double)m->kv_v_dim) * (f16 ? 2 : 4);
     if (gp->kv_bits > 0) per_tok = per_tok * (gp->kv_bits + 1.0) / (f16 ? 16.0 : 32.0);
     double len = 4096;
-    if (gp->max_kv_size > 0) len = gp->max_kv_size;
+    if (gp->max_kv_size > 0 && !m->own_cache) len = gp->max_kv_size;
     else if (m->ctx_len) len = (double)m->ctx_len < 512.0 + gp->max_tokens ? (double)m->ctx_len : 512.0 + gp->max_tokens;
-    double fit = mem_available ? 0.5 * (double)mem_available / (per_tok * len) : 16;
+    double need = per_tok * len + state;
+    double fit = mem_available && need > 0 ? 0.5 * (double)mem_available / need : 16;
     size_t b = fit >= 16 ? 16 : fit < 1 ? 1 : (size_t)fit;
     return b;
 }

@@ -57,6 +57,10 @@ int mt_gen_caches_get(mt_gen_caches *t, const char *path, const mt_kvfile **file
             *cache = t->l[i].c;
             return MT_OK;
         }
+    for (int l = 0; t->m && l < t->m->hp.n_layers; l++)   /* whatever the file holds */
+        if (t->m->layers[l].state_floats)
+            return mt_seterr(err, MT_EUNSUPPORTED, "%s: prompt-cache files of models with recurrent layers are not "
+                             "supported yet", path);
     mt_kvfile *f = NULL;
     mt_kvcache *c = NULL;
     MT_TRY(mt_kvfile_read(path, &f, err));

@@ -54,6 +54,15 @@ static size_t stop_holdback(const mt_gen_textbuf *b, const mt_gen_params *gp) {
 
 /* ---- non-finite logits ---- */
 
+/* Some layer is plain attention, whose cache mlx-lm quantizes for --kv-bits (KVCache.to_quantized):
+ * a model of recurrent layers only has nothing to quantize (ArraysCache has no to_quantized), nor
+ * has falcon_h1, whose attention shares a CacheList with its Mamba-2 state (none either). */
+static int has_attention(const mt_model *m) {
+    for (int l = 0; l < m->hp.n_layers; l++)
+        if (!m->layers[l].mixer) return 1;
+    return 0;
+}
+
 /* 1 when x[0..n) holds a NaN or an infinity (exponent bits all ones); one pass the
  * compiler vectorizes, cheap next to the forward pass that made the row. */
 static int has_nonfinite(const float *x, size_t n) {
@@ -146,8 +155,8 @@ static int seq_cache(mt_gen_seq *q, mt_model *m, const int32_t *prompt, size_t n
     if (!gp->prefix) {
         MT_TRY(mt_kvcache_new(&q->cache, m, err));
         if (gp->kv_f16 > 0 || (gp->kv_f16 < 0 && mt_model_kv_f16(m))) MT_TRY(mt_kvcache_set_f16(q->cache, 1, err));
-        if (gp->max_kv_size > 0) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
-        if (gp->kv_bits > 0) MT_TRY(mt_gen_kv_quant(m, q->cache, gp, err));
+        if (gp->max_kv_size > 0 && !m->own_cache) MT_TRY(mt_kvcache_set_max(q->cache, (size_t)gp->max_kv_size, 4, err));
+        if (gp->kv_bits > 0 && has_attention(m)) MT_TRY(mt_gen_kv_quant(m, q->cache, gp, err));
         *full = prompt;
         *nfull = n_prompt;
         *have = 0;

@@ -2,7 +2,9 @@
 #include "io/config.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +121,53 @@ static int find_nan(json_t *a, json_t *b, char *path, size_t len, size_t cap) {
     return 0;
 }
 
+/* transformers >= 5 tags non-finite floats so config.json stays JSON: {"__float__": "Infinity"}
+ * (mlx-lm undoes it on load).  The value such an object stands for: +-DBL_MAX for +-Infinity (as
+ * for Python's bare Infinity above), null for NaN (*nan set); NULL when v is no such tag. */
+static json_t *float_tag(json_t *v, int *nan) {
+    if (!json_is_object(v) || json_object_size(v) != 1) return NULL;
+    const char *s = json_string_value(json_object_get(v, "__float__"));
+    if (!s) return NULL;
+    if (!strcmp(s, "Infinity")) return json_real(DBL_MAX);
+    if (!strcmp(s, "-Infinity")) return json_real(-DBL_MAX);
+    if (!strcmp(s, "NaN")) { *nan = 1; return json_null(); }
+    return NULL;
+}
+
+/* Replace every tagged float under v (path: its key path so far, for the first NaN's *nan_key). */
+static void untag_floats(json_t *v, char *path, size_t len, size_t cap, char **nan_key) {
+    const char *k;
+    json_t *c, *r;
+    void *tmp;
+    size_t i;
+    int nan = 0;
+    if (json_is_object(v)) {
+        json_object_foreach_safe(v, tmp, k, c) {
+            int n = snprintf(path + len, cap - len, "%s%s", len ? "." : "", k);
+            size_t nl = n < 0 ? len : len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
+            if ((r = float_tag(c, &nan))) {
+                if (nan && !*nan_key) *nan_key = strdup(path);
+                json_object_set_new(v, k, r);
+            } else {
+                untag_floats(c, path, nl, cap, nan_key);
+            }
+            path[len] = 0;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, c) {
+            int n = snprintf(path + len, cap - len, "%s%zu", len ? "." : "", i);
+            size_t nl = n < 0 ? len : len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
+            if ((r = float_tag(c, &nan))) {
+                if (nan && !*nan_key) *nan_key = strdup(path);
+                json_array_set_new(v, i, r);
+            } else {
+                untag_floats(c, path, nl, cap, nan_key);
+            }
+            path[len] = 0;
+        }
+    }
+}
+
 int mt_config_parse(mt_config **out, const char *text, size_t len, const char *label, mt_err *err) {
     *out = NULL;
     if (!label) label = "config.json";
@@ -163,6 +212,8 @@ int mt_config_parse(mt_config **out, const char *text, size_t len, const char *l
         free(nan_key);
         return mt_seterr(err, MT_EFORMAT, "%s: not a JSON object", label);
     }
+    char tpath[256] = "";
+    untag_floats(root, tpath, 0, sizeof tpath, &nan_key);
     mt_config *c = calloc(1, sizeof *c);
     if (!c || !(c->label = strdup(label))) {
         free(c);

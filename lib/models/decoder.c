@@ -916,7 +916,10 @@ int mt_dec_attend(const mt_fwd *f, int l, const float *q, size_t qs, float *out,
 void mt_dec_observe(const mt_model *m, int l, const char *sub, const float *x, size_t T, size_t in) {
     if (!m->on_linear_input) return;
     char path[256], stored[320];
-    snprintf(path, sizeof path, "model.layers.%d.%s", l, sub);
+    const char *to = "", *rest = sub;
+    for (const char *const *mp = m->obs_map; mp && mp[0]; mp += 2)   /* the family's module names */
+        if (!strncmp(sub, mp[0], strlen(mp[0]))) { to = mp[1]; rest = sub + strlen(mp[0]); break; }
+    snprintf(path, sizeof path, "%s.%d.%s%s", m->layers_name ? m->layers_name : "model.layers", l, to, rest);
     const char *p = m->st ? mt_safetensors_stored_name(m->st, path, stored, sizeof stored) : NULL;   /* the checkpoint's name */
     m->on_linear_input(m->hook_user, p ? p : path, x, T, in);
 }
@@ -1081,7 +1084,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         /* attention branch */
         const float *ain = x;
         if (L->n1.w) { mt_dec_norm(m, &L->n1, xn, x, T, H); ain = xn; }
-        if (L->mixer) {
+        if (L->mixer && !L->mixer_parallel) {
             if ((r = L->mixer->forward(&fw, l, ain, br, err))) goto out;
             goto attn_done;
         }
@@ -1155,6 +1158,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         if (L->o_in_norm.w) mt_dec_norm(m, &L->o_in_norm, att, att, T, qd);
         mt_dec_observe(m, l, "self_attn.o_proj", att, T, qd);
         lin_rows(rows1, &L->o, att, T, br, work, m->pool);
+        if (L->mixer && (r = L->mixer->forward(&fw, l, ain, br, err))) goto out;   /* parallel: adds to br */
     attn_done:
         if ((hp->block == MT_BLOCK_SANDWICH || hp->block == MT_BLOCK_POST) && L->n2.w) mt_dec_norm(m, &L->n2, br, br, T, H);
         if (hp->block == MT_BLOCK_PARALLEL2) mt_dec_norm(m, &L->n2, xn, x, T, H);   /* the MLP's input, before x moves */

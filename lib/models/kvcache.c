@@ -30,6 +30,9 @@ static int kv_alloc_arrays(mt_kvcache *c) {
     return !c->k || !c->v || !c->kq || !c->vq || !c->ks || !c->kb || !c->vs || !c->vb;
 }
 
+/* layer l keeps no K/V rows (a recurrent layer of a hybrid) */
+static int no_kv(const mt_kvcache *c, int l) { return c->no_kv && c->no_kv[l]; }
+
 static void free_each(void **a, int n) {
     if (!a) return;
     for (int i = 0; i < n; i++) { free(a[i]); a[i] = NULL; }
@@ -89,6 +92,11 @@ int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
     int rc = n ? MT_OK : MT_ENOMEM;
     for (int l = 0; !rc && l < m->hp.n_layers && m->layers; l++) n[l] = m->layers[l].state_floats;
     if (!rc) rc = state_alloc(*out, n);
+    if (!rc && (*out)->has_state) {   /* layers whose mixer replaces the attention keep no K/V */
+        if (!((*out)->no_kv = calloc((size_t)m->hp.n_layers, 1))) rc = MT_ENOMEM;
+        for (int l = 0; !rc && l < m->hp.n_layers; l++)
+            (*out)->no_kv[l] = m->layers[l].mixer && !m->layers[l].mixer_parallel;
+    }
     free(n);
     if (rc) { mt_kvcache_free(*out); *out = NULL; return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     return MT_OK;
@@ -159,6 +167,7 @@ void mt_kvcache_free(mt_kvcache *c) {
     free(c->kb);
     free(c->vs);
     free(c->vb);
+    free(c->no_kv);
     free(c->slot_pos);
     free(c->tsign);
     if (c->state) free_each((void **)c->state, c->n_layers);
@@ -181,6 +190,7 @@ static int kv_reserve_packed(mt_kvcache *c, size_t cap, mt_err *err) {
     size_t H = (size_t)c->n_kv_heads, w = H * mt_kvcache_qwords(c), ns = H * kv_qscales(c);
     int aff = c->qscheme == MT_KVQ_AFFINE;
     for (int i = 0; i < c->n_layers; i++) {
+        if (no_kv(c, i)) continue;
         uint32_t **wp[2] = {&c->kq[i], &c->vq[i]};
         for (int k = 0; k < 2; k++) {
             void *p = realloc(*wp[k], cap * w * sizeof(uint32_t));
@@ -208,6 +218,7 @@ int mt_kvcache_reserve(mt_kvcache *c, size_t need, mt_err *err) {
     }
     size_t es = mt_dtype_size(mt_kv_dtype(c));
     for (int i = 0; i < c->n_layers; i++) {
+        if (no_kv(c, i)) continue;
         void *k = realloc(c->k[i], cap * c->kv_dim * es);
         if (!k) return mt_seterr(err, MT_ENOMEM, "out of memory for the KV cache (%zu positions)", cap);
         c->k[i] = k;
@@ -232,7 +243,7 @@ static int kv_permute(mt_kvcache *c, const size_t *order, size_t n, mt_err *err)
     size_t *pos = malloc((n ? n : 1) * sizeof *pos);
     if (!tmp || !pos) { free(tmp); free(pos); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     for (int l = 0; l < c->n_layers; l++)
-        for (int kv = 0; kv < 2; kv++) {
+        for (int kv = 0; kv < 2 && !no_kv(c, l); kv++) {
             char *a = kv ? c->v[l] : c->k[l];
             size_t rb = (kv ? c->v_dim : c->kv_dim) * es;   /* bytes per slot */
             for (size_t i = 0; i < n; i++) memcpy(tmp + i * rb, a + order[i] * rb, rb);
@@ -387,6 +398,10 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
         if (!c->tsign) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         else memcpy(c->tsign, src->tsign, (size_t)c->head_dim * sizeof *c->tsign);
     }
+    if (!rc && src->no_kv) {
+        if (!(c->no_kv = malloc((size_t)c->n_layers))) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+        else memcpy(c->no_kv, src->no_kv, (size_t)c->n_layers);
+    }
     if (!rc && src->has_state) {
         if (state_alloc(c, src->state_n)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
         for (int l = 0; !rc && l < c->n_layers; l++)
@@ -398,6 +413,7 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
         size_t w = (size_t)c->n_kv_heads * mt_kvcache_qwords(c) * sizeof(uint32_t);
         size_t ns = (size_t)c->n_kv_heads * kv_qscales(c) * sizeof(float);
         for (int l = 0; l < c->n_layers; l++) {
+            if (no_kv(c, l)) continue;
             memcpy(c->kq[l], src->kq[l], n * w);
             memcpy(c->vq[l], src->vq[l], n * w);
             memcpy(c->ks[l], src->ks[l], n * ns);
@@ -410,6 +426,7 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
     } else {
         size_t rb = c->kv_dim * mt_dtype_size(mt_kv_dtype(c)), vb = c->v_dim * mt_dtype_size(mt_kv_dtype(c));
         for (int l = 0; l < c->n_layers; l++) {
+            if (no_kv(c, l)) continue;
             memcpy(c->k[l], src->k[l], n * rb);
             memcpy(c->v[l], src->v[l], n * vb);
         }
@@ -434,13 +451,13 @@ size_t mt_kvcache_trim(mt_kvcache *c, size_t n) {
 }
 
 size_t mt_kvcache_bytes(const mt_kvcache *c) {
-    size_t per, st = 0;   /* per: bytes of one slot's K (or V); st: recurrent state */
+    size_t per, st = 0, kl = 0;   /* per: bytes of one slot's K (or V); st: recurrent state; kl: layers with rows */
     for (int l = 0; c->has_state && l < c->n_layers; l++) st += c->state_n[l] * sizeof(float);
-    if (!c->quantized)
-        return (size_t)c->n_layers * mt_kvcache_slots(c) * (c->kv_dim + c->v_dim) * mt_dtype_size(mt_kv_dtype(c)) + st;
+    for (int l = 0; l < c->n_layers; l++) kl += !no_kv(c, l);
+    if (!c->quantized) return kl * mt_kvcache_slots(c) * (c->kv_dim + c->v_dim) * mt_dtype_size(mt_kv_dtype(c)) + st;
     else if (c->qscheme == MT_KVQ_TURBO) per = (size_t)c->n_kv_heads * (mt_kvcache_qwords(c) * 4 + 4);
     else per = (size_t)c->n_kv_heads * (mt_kvcache_qwords(c) * 4 + 2 * kv_qscales(c) * (c->f16 ? 2 : 4));
-    return 2 * (size_t)c->n_layers * mt_kvcache_slots(c) * per + st;
+    return 2 * kl * mt_kvcache_slots(c) * per + st;
 }
 
 
@@ -611,7 +628,7 @@ int mt_kv_maybe_quantize(mt_kvcache *c, mt_err *err) {
     size_t rb = c->kv_dim * mt_dtype_size(t);
     c->quantized = 1;   /* mt_kv_write now packs */
     for (int l = 0; l < c->n_layers; l++)
-        for (size_t s = 0; s < n; s++) {
+        for (size_t s = 0; s < n && !no_kv(c, l); s++) {
             mt_convert_to_f32(row, (const char *)fk[l] + s * rb, t, c->kv_dim);
             mt_convert_to_f32(row + c->kv_dim, (const char *)fv[l] + s * rb, t, c->kv_dim);
             mt_kv_write(c, l, s, row, row + c->kv_dim);

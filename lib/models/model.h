@@ -151,6 +151,9 @@ typedef struct mt_layer {
     /* attention sinks (gpt_oss) */
     float *sinks;                  /* [n_heads] learned logits joining each head's softmax denominator
                                       (owned; freed with the model); NULL = none */
+    /* recurrent-state hybrids (ssm): */
+    int mixer_parallel;            /* the mixer runs beside the built-in attention on the same input and
+                                      adds its output to the attention's (falcon_h1) */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };
@@ -229,6 +232,14 @@ typedef struct mt_model {
     size_t kv_v_dim;
     mt_linear pos_embed;           /* [hp.n_positions, hidden] learned positions (bound with hp.n_positions) */
     mt_norm embed_norm;            /* set by the family: a norm of the embeddings (nanochat); w == NULL: none */
+    /* recurrent-state families (ssm): */
+    int own_cache;                 /* mlx-lm's model makes its own cache (make_cache), so mlx-lm ignores
+                                      --max-kv-size for it: generation does too */
+    const char *layers_name;       /* the decoder blocks' module list when not "model.layers" (calibration
+                                      observer paths; nemotron_h: "backbone.layers") */
+    const char *const *obs_map;    /* pairs {built-in name prefix, the family's}, NULL-terminated: what the
+                                      observer reports as "mlp.gate_proj" is this family's module
+                                      (lfm2: "feed_forward.w1"); NULL = the built-in names */
 } mt_model;
 
 /* One sequence's cache: per layer K rows of n_kv_heads * head_dim (kv_dim) and V rows of
@@ -299,6 +310,10 @@ typedef struct mt_kvcache {
     int has_state;
     /* multi-head latent attention: values per slot (v rows); kv_dim (keys) otherwise */
     size_t v_dim;
+    /* recurrent-state hybrids (ssm): no_kv[l] set = layer l has no attention (its mixer replaces
+     * it), so it keeps no K/V rows (k[l], v[l] and the packed arrays stay NULL); only in caches
+     * with state (which files and conversions refuse); NULL = every layer keeps rows */
+    unsigned char *no_kv;
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);

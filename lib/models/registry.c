@@ -27,6 +27,9 @@ extern const mt_family mt_family_gpt_neox, mt_family_stablelm, mt_family_gpt2, m
     mt_family_bitnet, mt_family_nanochat, mt_family_openelm;
 /* attention sinks + biased-router experts with the clamped SwiGLU */
 extern const mt_family mt_family_gpt_oss;
+/* recurrent-state mixers (short convolution, Mamba, Mamba-2) and their hybrids */
+extern const mt_family mt_family_lfm2, mt_family_mamba2, mt_family_mamba, mt_family_falcon_mamba, mt_family_nemotron_h,
+    mt_family_falcon_h1, mt_family_granitemoehybrid, mt_family_jamba;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -96,6 +99,15 @@ static const mt_family *const families[] = {
     &mt_family_openelm,
     /* attention sinks + biased-router experts with the clamped SwiGLU */
     &mt_family_gpt_oss,
+    /* recurrent-state mixers (short convolution, Mamba, Mamba-2) and their hybrids */
+    &mt_family_lfm2,
+    &mt_family_mamba2,
+    &mt_family_mamba,
+    &mt_family_falcon_mamba,
+    &mt_family_nemotron_h,
+    &mt_family_falcon_h1,
+    &mt_family_granitemoehybrid,
+    &mt_family_jamba,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -21,7 +21,8 @@ and runs mlx-lm on the fixture's weights with that config:
 Writes tests/data/tf5/golden.json; tests/unit/test_config5.c builds each folder at test time
 (the fixture's files linked, config.json from here) and checks mlx-gen against it.
 
-usage: tests/gen/gen_tf5_configs.py   (needs transformers >= 5, mlx, mlx-lm 0.32)
+usage: tests/gen/gen_tf5_configs.py [NAME...]   (needs transformers >= 5, mlx, mlx-lm 0.32; NAMEs: only those
+       cases are recomputed, the others kept from the existing golden.json)
 """
 import copy, json, os, pathlib, shutil, sys, tempfile
 import mlx.core as mx
@@ -144,6 +145,17 @@ CASES = {
     "bitnet": ("bitnet-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's bitnet default is 10000"),
     "nanochat": ("nanochat-tiny", None, None, "rope_theta as transformers 5 writes it"),
     "openelm": ("openelm-tiny", None, None, "remote code: transformers 5 does not rewrite its config"),
+    # recurrent-state families
+    "lfm2": ("lfm2-tiny", None, None, "rope_theta moves to rope_parameters: mlx-lm's lfm2 reads it there"),
+    "mamba2": ("mamba2-tiny", None, None, "Mamba2Config rewrites the mamba2 keys"),
+    "mamba": ("mamba-tiny", None, None, "MambaConfig rewrites the mamba keys"),
+    "falcon_mamba": ("falcon-mamba-tiny", None, None, "FalconMambaConfig rewrites the keys"),
+    "nemotron_h": ("nemotron-h-tiny", None, None, "the block pattern as transformers 5 writes it"),
+    "nemotron_h-moe": ("nemotron-h-moe", None, None, "the routed experts' keys as transformers 5 writes them"),
+    "granitemoehybrid-moe": ("granitemoehybrid-moe", None, None, "the MoE variant's layer_types as transformers 5 writes them"),
+    "falcon_h1": ("falcon-h1-tiny", None, None, "FalconH1Config: rope_theta moves to rope_parameters"),
+    "granitemoehybrid": ("granitemoehybrid-tiny", None, None, "rope_theta moves to rope_parameters"),
+    "jamba": ("jamba-tiny", None, None, "JambaConfig rewrites the keys"),
 }
 
 
@@ -204,7 +216,12 @@ def main():
     out = {"transformers": transformers.__version__, "mlx_lm": mlx_lm.__version__, "cases": {}}
     cases = dict(CASES)
     cases.update(auto_cases())
+    only = sys.argv[1:]   # names: recompute only these, keep the other cases as written
+    if only:
+        out["cases"] = json.load(open(os.path.join(OUT, "golden.json")))["cases"]
     for name, (fixture, edit, after, why) in cases.items():
+        if only and name not in only:
+            continue
         src = os.path.join(MODELS, fixture)
         cfg = json.load(open(os.path.join(src, "config.json")))
         if edit:

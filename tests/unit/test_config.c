@@ -236,6 +236,9 @@ static void test_python_json(void) {
         {"{\"s\": \"NaN\", \"t\": \"@NaN@\", \"big\": 100000000000000000000000, \"x\": NaN}", "x"},
         {"{\"s\": \"NaN\", \"i\": Infinity}", NULL},
         {"{\"eps\": 1e-5}", NULL},
+        /* transformers >= 5's tagged non-finite floats */
+        {"{\"a\": [0, {\"__float__\": \"Infinity\"}], \"b\": {\"c\": {\"__float__\": \"NaN\"}}}", "b.c"},
+        {"{\"t\": [0.0, {\"__float__\": \"Infinity\"}], \"u\": {\"__float__\": \"-Infinity\"}}", NULL},
     };
     for (size_t i = 0; i < sizeof nans / sizeof *nans; i++) {
         mt_err err2 = {0};
@@ -244,6 +247,19 @@ static void test_python_json(void) {
         if (!c) continue;
         if (nans[i].key) CHECK_STR(mt_config_nan_key(c), nans[i].key);
         else CHECK_MSG(mt_config_nan_key(c) == NULL, "#%zu: '%s'", i, mt_config_nan_key(c));
+        mt_config_free(c);
+    }
+    /* the tags become the values they stand for; other objects stay */
+    static const char tagged[] = "{\"t\": [0.0, {\"__float__\": \"Infinity\"}], \"u\": {\"__float__\": \"-Infinity\"},"
+                                 " \"w\": {\"__float__\": \"Infinity\", \"x\": 1}, \"y\": {\"__float__\": \"big\"}}";
+    c = NULL;
+    CHECK_OK(mt_config_parse(&c, tagged, strlen(tagged), NULL, &err), &err);
+    if (c) {
+        CHECK_OK(mt_config_get_float(c, "t.1", 0, &d, &err), &err);
+        CHECK(d > 1e308);
+        CHECK_OK(mt_config_get_float(c, "u", 0, &d, &err), &err);
+        CHECK(d < -1e308);
+        CHECK(json_is_object(mt_config_get(c, "w")) && json_is_object(mt_config_get(c, "y")));
         mt_config_free(c);
     }
     /* a bare NaN (found by fuzz_config): refused as not an object, nothing leaked (make asan) */

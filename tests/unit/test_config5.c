@@ -49,6 +49,8 @@ static const struct { const char *name, *msg; } refused[] = {
     {"gpt_neox", "config.json: missing \"rotary_emb_base\""},
     {"stablelm", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"apertus", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
+    {"granitemoehybrid", "config.json: \"layer_types\"[0] must be \"mamba\" or \"attention\""},
+    {"granitemoehybrid-moe", "config.json: \"layer_types\"[0] must be \"mamba\" or \"attention\""},
 };
 /* Families that transformers has no config class for (their repositories' own remote code writes
  * their config.json, not transformers 5): no case to expect. */
