@@ -76,13 +76,10 @@ static int read_moe(mt_model *m, int (*moe_layer)(const mt_model *, int), mt_err
                          m->hp.n_experts);
     if (m->hp.top_k > 64) return mt_seterr(err, MT_EUNSUPPORTED, "config.json: more than 64 experts per token");
     m->hp.moe_softmax_first = 1;
+    m->hp.moe_shared_inter = shared;   /* mlp.shared_expert, scaled by sigmoid(mlp.shared_expert_gate) */
+    m->hp.moe_shared_gate = 1;
     m->moe_layer = moe_layer;
     m->moe_prefix = "mlp";
-    for (int i = 0; i < m->hp.n_layers; i++)
-        if (moe_layer(m, i))
-            return mt_seterr(err, MT_EUNSUPPORTED, "%s: layer %d's mixture of experts has a shared expert "
-                             "(mlp.shared_expert, scaled by sigmoid(mlp.shared_expert_gate)), which the built-in "
-                             "mixture of experts does not run yet", m->model_type, i);
     return MT_OK;
 }
 

@@ -7,9 +7,8 @@
 extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
     mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
-/* gated DeltaNet (linear attention with recurrent state) + gated attention: qwen3_next.c.
- * mt_family_qwen3_5_moe (qwen3_5 with experts) waits for the built-in MoE's shared expert. */
-extern const mt_family mt_family_qwen3_next, mt_family_qwen3_5;
+/* gated DeltaNet (linear attention with recurrent state) + gated attention: qwen3_next.c */
+extern const mt_family mt_family_qwen3_next, mt_family_qwen3_5, mt_family_qwen3_5_moe;
 /* dense llama variants from switches, group A (dense_a.c) */
 extern const mt_family mt_family_phi, mt_family_cohere, mt_family_cohere2, mt_family_internlm2, mt_family_internlm3,
     mt_family_glm4, mt_family_exaone4, mt_family_ernie4_5, mt_family_olmo3, mt_family_minicpm, mt_family_exaone,
@@ -49,6 +48,7 @@ static const mt_family *const families[] = {
     /* gated DeltaNet */
     &mt_family_qwen3_next,
     &mt_family_qwen3_5,
+    &mt_family_qwen3_5_moe,
     /* dense llama variants from switches, group A (dense_a.c) */
     &mt_family_phi,
     &mt_family_cohere,

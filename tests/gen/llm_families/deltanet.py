@@ -8,9 +8,8 @@ is partial-rotary with per-head q/k norms and an output gate.
   qwen3next-asym-tiny  qwen3_next with nk 1, nv 3, dk 24, dv 8, kernel 3, 3 layers (2 linear), tied
   qwen3_5-tiny      qwen3_5, the text config nested under text_config (mlx-lm's language_model.
                     tensor names), rope_parameters with an mrope_section, split projections
-  qwen3next-moe-tiny, qwen3_5moe-tiny: sparse layers with a sigmoid-gated shared expert (need the
-                    built-in MoE's shared-expert option; not generated into tests/data/models
-                    until it exists: see PENDING)
+  qwen3next-moe-tiny, qwen3_5moe-tiny: sparse layers with a sigmoid-gated shared expert (the
+                    built-in MoE's shared-expert option)
 """
 import mlx.core as mx
 
@@ -43,8 +42,6 @@ FAMILIES = {
                                              num_experts_per_tok=2, moe_intermediate_size=32,
                                              shared_expert_intermediate_size=64, norm_topk_prob=True)),
 }
-# fixtures whose sparse layers need the built-in MoE's shared expert (generate them by name)
-PENDING = ["qwen3next-moe-tiny", "qwen3_5moe-tiny"]
 
 
 def SPREAD(cfg, k, v):
