@@ -28,6 +28,7 @@ static const struct { const char *name, *msg; } refused[] = {
     {"gemma3_text-native", "mlx-lm's default 6 exceeds num_hidden_layers 2"},
     {"qwen3_next", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"qwen3_5", "config.json: \"layer_types\"[1] is \"full_attention\", but full_attention_interval 4"},
+    {"qwen3_5_moe", "config.json: \"layer_types\"[1] is \"full_attention\", but full_attention_interval 4"},
     /* dense group A: mlx-lm's ModelArgs require a top-level rope_theta (and its other keys) */
     {"internlm3", "config.json: \"qkv_bias\" is not true, but the weights hold 'model.layers.0.self_attn.q_proj.bias'"},
     {"glm4", "config.json: missing \"rope_theta\""},
