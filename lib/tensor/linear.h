@@ -1,5 +1,5 @@
 /* linear.h - a weight matrix as a model sees it: dense (F32/F16/BF16) or MLX
- * affine-quantized, borrowed from the mmap; y = x W^T (+ b). */
+ * quantized (affine, mxfp4, nvfp4, mxfp8), borrowed from the mmap; y = x W^T (+ b). */
 #ifndef MT_LINEAR_H
 #define MT_LINEAR_H
 
@@ -31,6 +31,11 @@ typedef struct mt_linear {
     const void *bias;        /* optional [out] of bdt */
     mt_dtype bdt;
     int qmath;               /* MT_QMATH_*; 0 (AUTO) after mt_linear_bind */
+    /* fp quantization modes */
+    int mode;                /* quantized: mt_qmode.  MT_QMODE_AFFINE: scales/biases of sdt
+                              * (F32/F16/BF16).  mxfp4/mxfp8: scales one E8M0 byte per group
+                              * (sdt MT_F8_E8M0); nvfp4: one E4M3 byte (sdt MT_F8_E4M3);
+                              * biases NULL.  Codes: fp4 E2M1 nibbles / fp8 E4M3 bytes. */
 } mt_linear;
 
 /* "float" -> MT_QMATH_FLOAT, "int8" -> MT_QMATH_INT8, NULL/"" -> MT_QMATH_AUTO,
@@ -46,6 +51,16 @@ int mt_linear_qmath(const mt_linear *l);
  * the shape against [out, in] (0 = take from the file). */
 int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg, const char *path,
                    size_t out, size_t in, int need_bias, mt_err *err);
+
+/* The scales (and, affine, biases) of quantized module `path`: sb[0] = path.scales,
+ * sb[1] = path.biases (NULL for the fp modes, which must not have one), each of
+ * shape[ndim] (0 = any) and a dtype the mode allows (affine: F32/F16/BF16, both
+ * the same; fp modes: U8 or the F8 type of the mode).  Errors: MT_ENOTFOUND,
+ * MT_EFORMAT with a message naming the tensor. */
+int mt_linear_bind_scales(const mt_safetensors *st, const char *path, int mode, int ndim, const int64_t *shape,
+                          const mt_tensor_view *sb[2], mt_err *err);
+/* mt_linear.sdt of a quantized module of `mode` whose scales have file_dtype. */
+mt_dtype mt_qmode_scale_dtype(int mode, mt_dtype file_dtype);
 
 /* y[T, out] = x[T, in] W^T (+ b).  work: nthreads * in floats of scratch (may
  * be NULL); a one-row product uses it when it is 64-byte aligned

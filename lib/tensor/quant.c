@@ -260,14 +260,35 @@ float mt_fp4_e2m1_to_f32(uint8_t code) {
 
 float mt_fp8_e4m3_to_f32(uint8_t b) {
     float f;
-    mt_convert_to_f32(&f, &b, MT_F8_E4M3, 1);
+    mt_convert_to_f32(&f, &b, MT_F8_E4M3, 1);   /* 0x7f / 0xff: NaN, as mlx decodes them */
     return f;
 }
 
 float mt_fp8_e8m0_to_f32(uint8_t b) {
+    /* mlx's dequantize_scale: the byte as a bfloat16 exponent, so 0xff is +inf
+     * (not NaN); 0 is 2^-127 */
+    uint32_t x = b ? (uint32_t)b << 23 : 0x00400000u;
     float f;
-    mt_convert_to_f32(&f, &b, MT_F8_E8M0, 1);
+    memcpy(&f, &x, 4);
     return f;
+}
+
+float mt_qfp_scale(uint8_t b, int mode) {
+    return mode == MT_QMODE_NVFP4 ? mt_fp8_e4m3_to_f32(b) : mt_fp8_e8m0_to_f32(b);
+}
+
+int mt_qfp_row_f32(float *out, const uint8_t *w, const uint8_t *scales, int mode, size_t K, int round_bf16) {
+    size_t g = (size_t)mt_qmode_default_group_size(mode);
+    int bits = mt_qmode_default_bits(mode);
+    if (mode == MT_QMODE_AFFINE || !g || K % g) return MT_EINVAL;
+    for (size_t i = 0; i < K; i += g) {
+        float s = mt_qfp_scale(scales[i / g], mode);
+        for (size_t j = i; j < i + g; j++) {
+            float e = bits == 8 ? mt_fp8_e4m3_to_f32(w[j]) : mt_fp4_e2m1_to_f32((uint8_t)(w[j >> 1] >> ((j & 1) * 4)));
+            out[j] = round_bf16 ? mt_round_bf16(e * s) : e * s;
+        }
+    }
+    return MT_OK;
 }
 
 int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int mode,

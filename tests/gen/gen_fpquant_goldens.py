@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Goldens for MLX's fp quantization modes (mxfp4, nvfp4, mxfp8): packed matrices, their
+mx.dequantize (float32 and the default bfloat16) and mx.quantized_matmul with float32
+activations, on this machine's mlx (CPU).
+
+tests/data/fpquant/fpq.safetensors, per case C and mode M:
+  C_M_w  U32 [rows, K*bits/32]  packed codes
+  C_M_s  U8  [rows, K/g]        scale bytes (E8M0; nvfp4: E4M3)
+  C_M_x  F32 [T, K]             activations
+  C_M_y  F32 [T, rows]          mx.quantized_matmul(x, w, s, transpose=True, mode=M)
+  C_M_d32 F32 [rows, K]         mx.dequantize(w, s, mode=M, dtype=float32)
+  C_M_d16 BF16 [rows, K]        mx.dequantize(w, s, mode=M) (its default type)
+Cases: "rand" (mx.quantize of normal weights; 37 rows, K 256, T 30), "odd" (nvfp4 only:
+random codes, K 48, not a multiple of 32; no dequantize goldens: mlx refuses that shape there), "edge" (hand-made codes: every scale byte of interest --
+E8M0 0 (2^-127), 1, 254, 255 (inf); E4M3 0, subnormals 1-7, 0x7e (448), 0x7f/0xff (NaN),
+0x80 (-0) -- in their own rows, and for mxfp8 the element codes 0x7f/0xff (NaN) in one row).
+
+usage: tests/gen/gen_fpquant_goldens.py
+"""
+import os
+import numpy as np
+import mlx.core as mx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "data", "fpquant")
+GS = {"mxfp4": 32, "nvfp4": 16, "mxfp8": 32}
+BITS = {"mxfp4": 4, "nvfp4": 4, "mxfp8": 8}
+
+
+def case(out, name, mode, w, s, x, deq=True):
+    out[f"{name}_{mode}_w"] = w
+    out[f"{name}_{mode}_s"] = s
+    out[f"{name}_{mode}_x"] = x
+    out[f"{name}_{mode}_y"] = mx.quantized_matmul(x, w, s, transpose=True, mode=mode)
+    if deq:
+        out[f"{name}_{mode}_d32"] = mx.dequantize(w, s, mode=mode, dtype=mx.float32)
+        out[f"{name}_{mode}_d16"] = mx.dequantize(w, s, mode=mode)
+
+
+def edge(mode, rng, rows=12, K=128):
+    g, bits = GS[mode], BITS[mode]
+    if bits == 4:
+        w = rng.integers(0, 2**32, size=(rows, K * bits // 32), dtype=np.uint64).astype(np.uint32)
+    else:
+        b = rng.integers(0, 256, size=(rows, K), dtype=np.uint8)
+        b[(b & 0x7F) == 0x7F] = 0x41            # no NaN codes ...
+        b[5, 3], b[5, 40] = 0x7F, 0xFF          # ... except in row 5
+        b[6, :] = np.arange(K, dtype=np.uint8)  # subnormal and small codes (0x00-0x7f but 0x7f)
+        b[6, 0x7F % K] = 0x7E
+        w = b.view(np.uint32).reshape(rows, K // 4)
+    ng = K // g
+    if mode == "nvfp4":
+        s = rng.integers(0x30, 0x50, size=(rows, ng), dtype=np.uint8)
+        s[0, :] = 0x00
+        s[1, :] = np.arange(ng) % 7 + 1         # subnormal E4M3 scales
+        s[2, :] = 0x7E
+        s[3, 0] = 0x7F
+        s[4, 1] = 0xFF
+        s[7, :] = 0x80
+        s[8, :] = 0xFE
+    else:
+        s = rng.integers(118, 130, size=(rows, ng), dtype=np.uint8)
+        s[0, :] = 0
+        s[1, :] = 1
+        s[2, :] = 254
+        s[3, 0] = 255
+        s[4, 2] = 255
+        s[8, :] = 253
+    x = rng.standard_normal((5, K)).astype(np.float32)
+    x[4, :] = 1e-30                              # tiny activations: products in the subnormal range
+    return mx.array(w), mx.array(s), mx.array(x)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rng = np.random.default_rng(7)
+    out = {}
+    for mode in ("mxfp4", "nvfp4", "mxfp8"):
+        W = mx.array(rng.standard_normal((37, 256)).astype(np.float32) * 0.05)
+        w, s = mx.quantize(W, mode=mode)
+        case(out, "rand", mode, w, s, mx.array(rng.standard_normal((30, 256)).astype(np.float32)))
+        case(out, "edge", mode, *edge(mode, rng))
+    # mx.quantize / mx.dequantize refuse nvfp4 rows of 48; quantized_matmul takes them
+    w = rng.integers(0, 2**32, size=(21, 6), dtype=np.uint64).astype(np.uint32)
+    s = rng.integers(0x30, 0x50, size=(21, 3), dtype=np.uint8)
+    case(out, "odd", "nvfp4", mx.array(w), mx.array(s), mx.array(rng.standard_normal((9, 48)).astype(np.float32)),
+         deq=False)
+    mx.save_safetensors(os.path.join(OUT, "fpq.safetensors"), out)
+    print("wrote", os.path.join(OUT, "fpq.safetensors"), len(out), "tensors")
+
+
+if __name__ == "__main__":
+    main()
