@@ -12,11 +12,9 @@
  * 4-bit codes use the nibble order of mt_kq_prep (x permuted within blocks of
  * 32 (AVX-512) or 16 (AVX2) elements: even elements, then odd ones), so a
  * byte's low nibble meets the block's first half of x and its high nibble the
- * second half.  AVX-512: each group's 16 possible weights s_g * e are made once
- * per group and row (one multiply of the E2M1 table) and looked up by code
- * (vpermps; nvfp4's two groups per 32-element block: vpermt2ps over both
- * groups' tables), shared by up to 8 tokens; rows in pairs, as the affine
- * 4-bit kernel of kernels_q.c.  E4M3 bytes decode through float16: the
+ * second half.  AVX-512: E2M1 codes become values by vpermps lookup in the
+ * 16-entry table, once per row and block for up to 8 tokens; rows in pairs, as
+ * the affine 4-bit kernel of kernels_q.c.  E4M3 bytes decode through float16: the
  * magnitude bits shifted left by 7 are the fp16 of value/256 (subnormals
  * included), converted by vcvtph2ps.
  * ref: ml-explore/mlx mlx/backend/cpu/quantized.cpp (fp_qmm_t, dequantize_scale),
@@ -48,7 +46,20 @@ int mt_kfp_perm_block(int level, const mt_qmat *m) {
 
 /* ---- portable ---------------------------------------------------------- */
 
-static void fp_rows_c(const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1) {
+/* Where element k's x is in the prepared row: blocks of blk (0: natural order)
+ * hold the block's even elements, then its odd ones. */
+static inline size_t xpos(size_t k, size_t blk) {
+    if (!blk) return k;
+    size_t i = k % blk;
+    return k - i + (i & 1 ? blk / 2 : 0) + i / 2;
+}
+
+/* Plain C, in mlx's order: per group s * (the group's sum of x * e).  Also
+ * the SIMD paths' rule for rows with a non-finite scale (an inf scale times a
+ * group sum gives +-inf; scaled lane by lane it would give NaN where a lane's
+ * partial sum is 0).  blk: the x permutation (mt_kfp_perm_block). */
+static void fp_rows_c(const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1,
+                      size_t blk) {
     size_t gs = (size_t)m->gs;
     float e[32];
     for (size_t r = r0; r < r1; r++) {
@@ -61,13 +72,33 @@ static void fp_rows_c(const mt_qmat *m, const float *xp, size_t T, float *y, siz
             }
             float s = mt_qfp_scale(sp[g], m->mode);
             for (size_t t = 0; t < T; t++) {
-                const float *xg = xp + t * m->K + g * gs;
+                const float *xt = xp + t * m->K;
                 float d = 0.f;
-                for (size_t i = 0; i < gs; i++) d += xg[i] * e[i];
+                for (size_t i = 0; i < gs; i++) d += xt[xpos(g * gs + i, blk)] * e[i];
                 y[t * ldy + r] += s * d;
             }
         }
     }
+}
+
+/* 1 when row r has a scale byte that decodes to inf or NaN (E8M0 0xff; E4M3
+ * 0x7f, 0xff) or to 2^97 or more (E8M0 >= 0xe0: partial sums scaled lane by
+ * lane may overflow where mlx's group sums do not, or the other way). */
+static int row_special(const mt_qmat *m, size_t r) {
+    const unsigned char *sp = m->s + r * m->ng;
+    int any = 0;
+    if (m->mode != MT_QMODE_NVFP4)
+        for (size_t g = 0; g < m->ng; g++) any |= sp[g] >= 0xe0;
+    else
+        for (size_t g = 0; g < m->ng; g++) any |= (sp[g] & 0x7f) == 0x7f;
+    return any;
+}
+
+/* The SIMD paths' rows with non-finite scales again, in mlx's order. */
+static void fix_special_rows(const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1,
+                             size_t blk) {
+    for (size_t r = r0; r < r1; r++)
+        if (row_special(m, r)) fp_rows_c(m, xp, T, y, ldy, r, r + 1, blk);
 }
 
 /* ---- AVX2 -------------------------------------------------------------- */
@@ -170,56 +201,47 @@ AVX512 static inline void hsum8_store(float *d, const __m512 a[8], size_t T) {
 
 /* Two rows (codes w and w + rb; float scales sf and sf + SCHUNK) x T (1..8)
  * tokens over the n groups of one chunk: d[t] and d[8 + t] = sum over the
- * chunk of dot(x_t, s_g * e).  Per 32 elements a row makes two vectors of
- * weights (lo: the block's first 16 x slots, hi: the last 16), shared by the
- * tokens' FMAs. */
+ * chunk's groups of s_g * dot(x_t,g, e_g).  Per 32 elements a row decodes two
+ * vectors of element values (lo: the block's first 16 x slots, hi: the last
+ * 16), shared by the tokens; the scale multiplies each token's block sum (as
+ * mlx, so an infinite scale gives +-inf, not the NaN of inf * 0).  nvfp4: the
+ * block's lanes 0-7 belong to one group and 8-15 to the next. */
 AVX512 static inline __attribute__((always_inline)) void fp2_512(const unsigned char *w, size_t rb, const float *sf,
                                                                  const float *xp, size_t K, size_t n, float *d,
                                                                  const int mode, const size_t T) {
     const __m512 lut = _mm512_loadu_ps(fp4_lut);
-    const __m512i m15 = _mm512_set1_epi32(15);
-    const __m512i hb = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16);
     const size_t gs = mode == MT_QMODE_NVFP4 ? 16 : 32, bits = mode == MT_QMODE_MXFP8 ? 8 : 4;
     const size_t ne = n * gs;   /* elements of the chunk (a multiple of 32) */
     __m512 a0[8], a1[8];
     for (size_t t = 0; t < 8; t++) a0[t] = a1[t] = _mm512_setzero_ps();
     for (size_t j = 0; j < ne; j += 32) {
         const unsigned char *wj = w + j * bits / 8;
-        __m512 l0, h0, l1, h1;
+        __m512 l0, h0, l1, h1, s0, s1;
         if (mode == MT_QMODE_MXFP8) {
-            __m512 s0 = _mm512_set1_ps(sf[j / 32]), s1 = _mm512_set1_ps(sf[SCHUNK + j / 32]);
-            l0 = _mm512_mul_ps(e4m3x16_512(wj), s0);
-            h0 = _mm512_mul_ps(e4m3x16_512(wj + 16), s0);
-            l1 = _mm512_mul_ps(e4m3x16_512(wj + rb), s1);
-            h1 = _mm512_mul_ps(e4m3x16_512(wj + rb + 16), s1);
+            l0 = e4m3x16_512(wj);
+            h0 = e4m3x16_512(wj + 16);
+            l1 = e4m3x16_512(wj + rb);
+            h1 = e4m3x16_512(wj + rb + 16);
         } else {
             __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)wj));
             __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(wj + rb)));
-            if (mode == MT_QMODE_MXFP4) {
-                __m512 tab0 = _mm512_mul_ps(lut, _mm512_set1_ps(sf[j / 32]));
-                __m512 tab1 = _mm512_mul_ps(lut, _mm512_set1_ps(sf[SCHUNK + j / 32]));
-                l0 = _mm512_permutexvar_ps(v0, tab0);
-                h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), tab0);
-                l1 = _mm512_permutexvar_ps(v1, tab1);
-                h1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), tab1);
-            } else {   /* nvfp4: lanes 0-7 are group j/16, lanes 8-15 the next one */
-                size_t g = j / 16;
-                __m512 ta0 = _mm512_mul_ps(lut, _mm512_set1_ps(sf[g]));
-                __m512 tb0 = _mm512_mul_ps(lut, _mm512_set1_ps(sf[g + 1]));
-                __m512 ta1 = _mm512_mul_ps(lut, _mm512_set1_ps(sf[SCHUNK + g]));
-                __m512 tb1 = _mm512_mul_ps(lut, _mm512_set1_ps(sf[SCHUNK + g + 1]));
-                __m512i i0 = _mm512_ternarylogic_epi32(v0, m15, hb, 0xEA);   /* (v & 15) | hb */
-                __m512i i1 = _mm512_ternarylogic_epi32(v1, m15, hb, 0xEA);
-                l0 = _mm512_permutex2var_ps(ta0, i0, tb0);
-                h0 = _mm512_permutex2var_ps(ta0, _mm512_or_si512(_mm512_srli_epi32(v0, 4), hb), tb0);
-                l1 = _mm512_permutex2var_ps(ta1, i1, tb1);
-                h1 = _mm512_permutex2var_ps(ta1, _mm512_or_si512(_mm512_srli_epi32(v1, 4), hb), tb1);
-            }
+            l0 = _mm512_permutexvar_ps(v0, lut);
+            h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), lut);
+            l1 = _mm512_permutexvar_ps(v1, lut);
+            h1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), lut);
+        }
+        if (mode == MT_QMODE_NVFP4) {
+            size_t g = j / 16;
+            s0 = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sf[g]), _mm512_set1_ps(sf[g + 1]));
+            s1 = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sf[SCHUNK + g]), _mm512_set1_ps(sf[SCHUNK + g + 1]));
+        } else {
+            s0 = _mm512_set1_ps(sf[j / 32]);
+            s1 = _mm512_set1_ps(sf[SCHUNK + j / 32]);
         }
         for (size_t t = 0; t < T; t++) {
             __m512 xl = _mm512_loadu_ps(xp + t * K + j), xh = _mm512_loadu_ps(xp + t * K + j + 16);
-            a0[t] = _mm512_fmadd_ps(h0, xh, _mm512_fmadd_ps(l0, xl, a0[t]));
-            a1[t] = _mm512_fmadd_ps(h1, xh, _mm512_fmadd_ps(l1, xl, a1[t]));
+            a0[t] = _mm512_fmadd_ps(_mm512_fmadd_ps(h0, xh, _mm512_mul_ps(l0, xl)), s0, a0[t]);
+            a1[t] = _mm512_fmadd_ps(_mm512_fmadd_ps(h1, xh, _mm512_mul_ps(l1, xl)), s1, a1[t]);
         }
     }
     hsum8_store(d, a0, T);
@@ -275,7 +297,12 @@ AVX512 static void fp_rows_512(const mt_qmat *m, const float *xp, size_t T, floa
 }
 
 void mt_kfp_rows(int level, const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1) {
+    size_t blk = (size_t)mt_kfp_perm_block(level, m);
     if (level == MT_CPU_AVX512 && m->K % 32 == 0) fp_rows_512(m, xp, T, y, ldy, r0, r1);
     else if (level >= MT_CPU_AVX2 && m->K % 16 == 0) fp_rows_avx2(m, xp, T, y, ldy, r0, r1);
-    else fp_rows_c(m, xp, T, y, ldy, r0, r1);
+    else {
+        fp_rows_c(m, xp, T, y, ldy, r0, r1, blk);
+        return;
+    }
+    fix_special_rows(m, xp, T, y, ldy, r0, r1, blk);
 }
