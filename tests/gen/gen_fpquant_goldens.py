@@ -8,6 +8,7 @@ tests/data/fpquant/fpq.safetensors, per case C and mode M:
   C_M_s  U8  [rows, K/g]        scale bytes (E8M0; nvfp4: E4M3)
   C_M_x  F32 [T, K]             activations
   C_M_y  F32 [T, rows]          mx.quantized_matmul(x, w, s, transpose=True, mode=M)
+  C_M_ybf16, C_M_yf16           the same for x cast to bfloat16 / float16 (output of that type)
   C_M_d32 F32 [rows, K]         mx.dequantize(w, s, mode=M, dtype=float32)
   C_M_d16 BF16 [rows, K]        mx.dequantize(w, s, mode=M) (its default type)
 Cases: "rand" (mx.quantize of normal weights; 37 rows, K 256, T 30), "odd" (nvfp4 only:
@@ -32,6 +33,8 @@ def case(out, name, mode, w, s, x, deq=True):
     out[f"{name}_{mode}_s"] = s
     out[f"{name}_{mode}_x"] = x
     out[f"{name}_{mode}_y"] = mx.quantized_matmul(x, w, s, transpose=True, mode=mode)
+    for t, tn in ((mx.bfloat16, "ybf16"), (mx.float16, "yf16")):   # 16-bit activations (--numerics mlx)
+        out[f"{name}_{mode}_{tn}"] = mx.quantized_matmul(x.astype(t), w, s, transpose=True, mode=mode)
     if deq:
         out[f"{name}_{mode}_d32"] = mx.dequantize(w, s, mode=mode, dtype=mx.float32)
         out[f"{name}_{mode}_d16"] = mx.dequantize(w, s, mode=mode)

@@ -155,6 +155,30 @@ static void test_products(const fcase *f, const char *name, mt_pool *pool) {
     free(y1);
 }
 
+/* mt_linear_forward_mlx (--numerics mlx) for bfloat16 / float16 activations: bit for bit
+ * mx.quantized_matmul of x cast to that type. */
+static void test_mlx16(const fcase *f, const mt_safetensors *st, const char *c, const char *m, mt_pool *pool) {
+    static const mt_dtype ts[2] = {MT_BF16, MT_F16};
+    static const char *const tn[2] = {"ybf16", "yf16"};
+    size_t rows = f->l.out, K = f->l.in, n = f->T * K;
+    for (int i = 0; i < 2; i++) {
+        const mt_tensor_view *g = get(st, c, m, tn[i]);
+        CHECK_MSG(g && g->dtype == ts[i], "%s_%s_%s missing", c, m, tn[i]);
+        if (!g) continue;
+        float *x = malloc(n * sizeof *x), *y = malloc(f->T * rows * sizeof *y), *ref = malloc(f->T * rows * sizeof *ref);
+        float *work = malloc((size_t)mt_pool_size(pool) * MT_LINEAR_MLX_WORK(K) * sizeof *work);
+        for (size_t k = 0; k < n; k++) x[k] = ts[i] == MT_BF16 ? mt_round_bf16(f->x[k]) : mt_round_f16(f->x[k]);
+        mt_convert_to_f32(ref, g->data, g->dtype, f->T * rows);
+        mt_linear_forward_mlx(&f->l, x, f->T, y, ts[i], work, pool);
+        size_t diff = 0;
+        for (size_t k = 0; k < f->T * rows; k++) diff += f2u(y[k]) != f2u(ref[k]) && !(isnan(y[k]) && isnan(ref[k]));
+        CHECK_MSG(diff == 0, "%s %s %s: %zu of %zu outputs differ from mlx", c, m, tn[i], diff, f->T * rows);
+        printf("  %s %s numerics mlx, %s activations: %zu of %zu outputs bit-exact\n", c, m,
+               ts[i] == MT_BF16 ? "bfloat16" : "float16", f->T * rows - diff, f->T * rows);
+        free(x); free(y); free(ref); free(work);
+    }
+}
+
 /* The codes' decoding tables against mlx's rules, a few values by hand. */
 static void test_tables(void) {
     CHECK(mt_fp4_e2m1_to_f32(7) == 6.0f && mt_fp4_e2m1_to_f32(9) == -0.5f && signbit(mt_fp4_e2m1_to_f32(8)));
@@ -186,6 +210,7 @@ int main(void) {
         if (!load_case(&f, st, cases[i][0], cases[i][1])) continue;
         test_rows(&f, name);
         test_products(&f, name, pool);
+        test_mlx16(&f, st, cases[i][0], cases[i][1], pool);
         free(f.mag);
     }
     mt_pool_free(pool);
