@@ -38,6 +38,8 @@ void mt_kq_rows(int level, const mt_qmat *m, const float *xp, const float *gsum,
  * path (32, 16, or 0 = natural order). */
 void mt_kfp_rows(int level, const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1);
 int mt_kfp_perm_block(int level, const mt_qmat *m);
+/* Row r as float32: out[K] = e * s, the same bits as mt_qfp_row_f32 (tensor/quant.h). */
+void mt_kfp_row_f32(int level, const mt_qmat *m, size_t r, float *out);
 
 /* Scales/biases of dtype t (F32/F16/BF16) widened to float32: dst[n]. */
 void mt_k_cvt_f32(int level, float *dst, const unsigned char *src, mt_dtype t, size_t n);

@@ -296,6 +296,58 @@ AVX512 static void fp_rows_512(const mt_qmat *m, const float *xp, size_t T, floa
     }
 }
 
+/* ---- one row as float32 (the tiles of the prefill path) ---------------- */
+
+AVX512 static void fp_row_512(const mt_qmat *m, size_t r, float *out) {
+    const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng;
+    const __m512 lut = _mm512_loadu_ps(fp4_lut);
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i sh = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+    size_t gs = (size_t)m->gs;
+    for (size_t g = 0; g < m->ng; g++) {
+        __m512 s = _mm512_set1_ps(mt_qfp_scale(sp[g], m->mode));
+        for (size_t k = g * gs; k < (g + 1) * gs; k += 16) {
+            __m512 e;
+            if (m->bits == 8) {
+                e = e4m3x16_512(w + k);
+            } else {   /* 8 bytes: each byte twice, then its low / high nibble */
+                __m128i b = _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(const void *)(w + k / 2)), dup);
+                e = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), sh), lut);
+            }
+            _mm512_storeu_ps(out + k, _mm512_mul_ps(e, s));
+        }
+    }
+}
+
+static void fp_row_avx2(const mt_qmat *m, size_t r, float *out) {
+    const unsigned char *w = m->w + r * m->row_bytes, *sp = m->s + r * m->ng;
+    const __m256 lut8 = _mm256_setr_ps(0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f);
+    const __m256i sh = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+    size_t gs = (size_t)m->gs;
+    for (size_t g = 0; g < m->ng; g++) {
+        __m256 s = _mm256_set1_ps(mt_qfp_scale(sp[g], m->mode));
+        for (size_t k = g * gs; k < (g + 1) * gs; k += 8) {
+            __m256 e;
+            if (m->bits == 8) {
+                e = e4m3x8_avx2(w + k);
+            } else {   /* 4 bytes: each byte twice, then its low / high nibble */
+                uint32_t word;
+                memcpy(&word, w + k / 2, 4);
+                __m128i b = _mm_shuffle_epi8(_mm_cvtsi32_si128((int)word),
+                                             _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1));
+                e = e2m1x8_avx2(_mm256_srlv_epi32(_mm256_cvtepu8_epi32(b), sh), lut8);
+            }
+            _mm256_storeu_ps(out + k, _mm256_mul_ps(e, s));
+        }
+    }
+}
+
+void mt_kfp_row_f32(int level, const mt_qmat *m, size_t r, float *out) {
+    if (level == MT_CPU_AVX512) fp_row_512(m, r, out);
+    else if (level == MT_CPU_AVX2) fp_row_avx2(m, r, out);
+    else mt_qfp_row_f32(out, m->w + r * m->row_bytes, m->s + r * m->ng, m->mode, m->K, 0);
+}
+
 void mt_kfp_rows(int level, const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1) {
     size_t blk = (size_t)mt_kfp_perm_block(level, m);
     if (level == MT_CPU_AVX512 && m->K % 32 == 0) fp_rows_512(m, xp, T, y, ldy, r0, r1);

@@ -124,6 +124,8 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
     return MT_OK;
 }
 
+static void qmat_of(const mt_linear *l, mt_qmat *m);
+
 void mt_linear_row(const mt_linear *l, size_t r, float *out) {
     if (l->quantized && l->mode != MT_QMODE_AFFINE) {   /* mx.dequantize's default type: bfloat16 */
         size_t groups = l->in / (size_t)l->group_size;
@@ -147,8 +149,9 @@ void mt_linear_row_f32(const mt_linear *l, size_t r, float *out) {
     }
     size_t words = mt_quant_row_words(l->in, l->bits), groups = l->in / (size_t)l->group_size;
     if (l->mode != MT_QMODE_AFFINE) {
-        mt_qfp_row_f32(out, (const uint8_t *)l->w + r * words * 4, (const uint8_t *)l->scales + r * groups, l->mode,
-                       l->in, 0);
+        mt_qmat m;
+        qmat_of(l, &m);
+        mt_kfp_row_f32(mt_cpu_level(), &m, r, out);
         return;
     }
     size_t ss = mt_dtype_size(l->sdt);
