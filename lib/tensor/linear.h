@@ -88,10 +88,11 @@ int mt_linear_forward_ref(const mt_linear *l, const float *x, size_t T, float *y
 /* y[T, out] += b (nothing when the linear has no bias). */
 void mt_linear_add_bias(const mt_linear *l, size_t T, float *y);
 /* Row r of W as float32 (embedding lookup): out[in]; a quantized row is
- * rounded to the scales' dtype as mx.dequantize rounds it. */
+ * rounded to the scales' dtype as mx.dequantize rounds it (fp modes: to
+ * bfloat16, mx.dequantize's default type for them). */
 void mt_linear_row(const mt_linear *l, size_t r, float *out);
 /* Row r of W as float32 for a product: a quantized row as scale * q + bias in
- * float32, unrounded, as mx.quantized_matmul multiplies by it.  Every product
+ * float32 (fp modes: element value * scale), unrounded, as mx.quantized_matmul multiplies by it.  Every product
  * path uses this rule (the direct kernels, the tiles, the reference), so a
  * row's result does not depend on how many rows are multiplied at once. */
 void mt_linear_row_f32(const mt_linear *l, size_t r, float *out);
