@@ -383,6 +383,13 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/starcoder2-tiny", C, "rope_theta", "0", "config.json: \"rope_theta\" must be a finite, positive"},
         {"tests/data/models/phi3-tiny", C, "partial_rotary_factor", "0", "config.json: \"partial_rotary_factor\" must be"},
         {"tests/data/models/mixtral-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_local_experts 4"},
+        /* the quantization block must describe the packed tensors (fp modes: one-byte scales, no biases) */
+        {"tests/data/models/llama-fpq-mxfp4", C, "quantization", "{\"group_size\": 32, \"bits\": 4, \"mode\": \"affine\"}",
+         "tensor 'model.embed_tokens.scales': dtype U8, expected a float type"},
+        {"tests/data/models/llama-fpq-mxfp4", C, "quantization", "{\"group_size\": 32, \"bits\": 8, \"mode\": \"mxfp8\"}",
+         "tensor 'model.embed_tokens.weight': dim 1 is 8, expected 16"},
+        {"tests/data/models/llama-fpq-nvfp4", C, "quantization", "{\"group_size\": 32, \"bits\": 4, \"mode\": \"mxfp4\"}",
+         "tensor 'model.embed_tokens.scales': dim 1 is 4, expected 2"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
