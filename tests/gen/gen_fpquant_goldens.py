@@ -74,6 +74,40 @@ def edge(mode, rng, rows=12, K=128):
     return mx.array(w), mx.array(s), mx.array(x)
 
 
+def write_st(path, tensors):
+    """A safetensors file by hand (mx.save_safetensors cannot write the F8 dtype names):
+    tensors = [(name, dtype string, shape, bytes)]."""
+    import json, struct
+    hdr, off, data = {}, 0, b""
+    for name, dt, shape, raw in tensors:
+        hdr[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        data += raw
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+
+
+def bind_cases(rng):
+    """bind.safetensors: modules for mt_linear_bind with config {"quantization": {"group_size": 32,
+    "bits": 4, "mode": "mxfp4", "nv": {"group_size": 16, "bits": 4, "mode": "nvfp4"}, "nvg": (same)}}:
+    u8 (U8 scales), e8m0 (F8_E8M0 scales), f16 (F16 scales: refused), bias (has .biases:
+    refused), nv (nvfp4, F8_E4M3 scales), nvg (nvfp4 with a .global_scale: refused)."""
+    w = rng.integers(0, 2**32, size=(4, 8), dtype=np.uint64).astype(np.uint32).tobytes()
+    s2 = np.full((4, 2), 127, dtype=np.uint8).tobytes()
+    s4 = np.full((4, 4), 0x38, dtype=np.uint8).tobytes()
+    t = []
+    for m in ("u8", "e8m0", "f16", "bias"):
+        t.append((f"{m}.weight", "U32", (4, 8), w))
+    t += [("u8.scales", "U8", (4, 2), s2), ("e8m0.scales", "F8_E8M0", (4, 2), s2),
+          ("f16.scales", "F16", (4, 2), np.ones((4, 2), np.float16).tobytes()),
+          ("bias.scales", "U8", (4, 2), s2), ("bias.biases", "U8", (4, 2), s2)]
+    for m in ("nv", "nvg"):
+        t += [(f"{m}.weight", "U32", (4, 8), w), (f"{m}.scales", "F8_E4M3", (4, 4), s4)]
+    t.append(("nvg.global_scale", "F32", (1,), np.ones(1, np.float32).tobytes()))
+    write_st(os.path.join(OUT, "bind.safetensors"), t)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -89,6 +123,7 @@ def main():
     case(out, "odd", "nvfp4", mx.array(w), mx.array(s), mx.array(rng.standard_normal((9, 48)).astype(np.float32)),
          deq=False)
     mx.save_safetensors(os.path.join(OUT, "fpq.safetensors"), out)
+    bind_cases(rng)
     print("wrote", os.path.join(OUT, "fpq.safetensors"), len(out), "tensors")
 
 

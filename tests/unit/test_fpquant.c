@@ -11,6 +11,7 @@
 #include "check.h"
 #include "core/cpu.h"
 #include "core/pool.h"
+#include "io/config.h"
 #include "io/safetensors.h"
 #include "tensor/linear.h"
 #include "tensor/quant.h"
@@ -199,6 +200,38 @@ static void test_tables(void) {
     CHECK(mt_qfp_row_f32(out, w, s, MT_QMODE_MXFP8, 32, 0) == MT_OK && out[0] == 0.0f);
 }
 
+/* mt_linear_bind of fp-quantized modules: scale dtypes, no biases, no global scale. */
+static void test_bind(void) {
+    mt_err err = {0};
+    mt_safetensors *st = NULL;
+    mt_config *cfg = NULL;
+    static const char cj[] = "{\"quantization\": {\"group_size\": 32, \"bits\": 4, \"mode\": \"mxfp4\", "
+                             "\"nv\": {\"group_size\": 16, \"bits\": 4, \"mode\": \"nvfp4\"}, "
+                             "\"nvg\": {\"group_size\": 16, \"bits\": 4, \"mode\": \"nvfp4\"}}}";
+    CHECK_OK(mt_safetensors_open(&st, "tests/data/fpquant/bind.safetensors", &err), &err);
+    CHECK_OK(mt_config_parse(&cfg, cj, sizeof cj - 1, "config.json", &err), &err);
+    if (!st || !cfg) { mt_safetensors_free(st); mt_config_free(cfg); return; }
+    mt_linear l;
+    CHECK_OK(mt_linear_bind(&l, st, cfg, "u8", 4, 64, -1, &err), &err);
+    CHECK(l.quantized && l.mode == MT_QMODE_MXFP4 && l.sdt == MT_F8_E8M0 && !l.biases && l.group_size == 32);
+    CHECK_OK(mt_linear_bind(&l, st, cfg, "e8m0", 0, 0, -1, &err), &err);
+    CHECK(l.quantized && l.in == 64 && l.out == 4 && l.sdt == MT_F8_E8M0);
+    CHECK_OK(mt_linear_bind(&l, st, cfg, "nv", 4, 64, -1, &err), &err);
+    CHECK(l.quantized && l.mode == MT_QMODE_NVFP4 && l.sdt == MT_F8_E4M3 && l.group_size == 16);
+    int rc = mt_linear_bind(&l, st, cfg, "f16", 4, 64, -1, &err);
+    CHECK_MSG(rc == MT_EFORMAT && strstr(err.msg, "'f16.scales': dtype F16, expected U8 (mxfp4 scales)"), "%d %s", rc, err.msg);
+    rc = mt_linear_bind(&l, st, cfg, "bias", 4, 64, -1, &err);
+    CHECK_MSG(rc == MT_EFORMAT && strstr(err.msg, "mxfp4 quantization has no biases, but 'bias.biases' exists"), "%d %s",
+              rc, err.msg);
+    rc = mt_linear_bind(&l, st, cfg, "nvg", 4, 64, -1, &err);
+    CHECK_MSG(rc == MT_EUNSUPPORTED && strstr(err.msg, "nvfp4 with a global scale is not supported"), "%d %s", rc, err.msg);
+    rc = mt_linear_bind(&l, st, cfg, "u8", 4, 48, -1, &err);   /* a shape the packing cannot hold */
+    CHECK_MSG(rc == MT_EFORMAT, "%d %s", rc, err.msg);
+    printf("  bind: U8 / F8_E8M0 / F8_E4M3 scales taken; F16 scales, biases and a global scale refused\n");
+    mt_config_free(cfg);
+    mt_safetensors_free(st);
+}
+
 int main(void) {
     mt_err err = {0};
     mt_safetensors *st = NULL;
@@ -206,6 +239,7 @@ int main(void) {
     mt_pool *pool = NULL;
     CHECK_OK(mt_pool_new(&pool, 3, &err), &err);
     test_tables();
+    test_bind();
     static const char *const cases[][2] = {{"rand", "mxfp4"}, {"rand", "nvfp4"}, {"rand", "mxfp8"}, {"edge", "mxfp4"},
                                            {"edge", "nvfp4"}, {"edge", "mxfp8"}, {"odd", "nvfp4"}};
     for (size_t i = 0; st && i < sizeof cases / sizeof *cases; i++) {
