@@ -232,8 +232,10 @@ AVX512 static inline __attribute__((always_inline)) void fp2_512(const unsigned 
         }
         if (mode == MT_QMODE_NVFP4) {
             size_t g = j / 16;
-            s0 = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sf[g]), _mm512_set1_ps(sf[g + 1]));
-            s1 = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sf[SCHUNK + g]), _mm512_set1_ps(sf[SCHUNK + g + 1]));
+            const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+            s0 = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(const void *)(sf + g)))));
+            s1 = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(
+                                                 _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(sf + SCHUNK + g)))));
         } else {
             s0 = _mm512_set1_ps(sf[j / 32]);
             s1 = _mm512_set1_ps(sf[SCHUNK + j / 32]);
