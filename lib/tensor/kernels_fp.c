@@ -119,44 +119,51 @@ static inline __m256 e2m1x8_avx2(__m256i v, __m256 lut8) {
     return _mm256_xor_ps(mag, _mm256_castsi256_ps(sign));
 }
 
-/* One row chunk (groups [0, n)), one token: sum_g s_g * dot(x_g, e_g). */
-static float fp_chunk_avx2(const mt_qmat *m, const unsigned char *w, const unsigned char *sp, const float *xp,
-                           size_t n) {
+/* One row, groups [0, n) of a chunk, tn (1..8) tokens: d[t] = sum_g s_g * dot(x_t,g, e_g).
+ * A group's values (gs / 8 vectors) are decoded once for the tokens. */
+static void fp_chunk_avx2(const mt_qmat *m, const unsigned char *w, const unsigned char *sp, const float *xp,
+                          size_t n, size_t tn, float *d) {
     const __m256 lut8 = _mm256_setr_ps(0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f);
-    size_t gs = (size_t)m->gs;
-    __m256 t0 = _mm256_setzero_ps();
+    size_t gs = (size_t)m->gs, nv = gs / 8;
+    __m256 acc[8], e[4];
+    for (size_t t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
     for (size_t g = 0; g < n; g++) {
-        const float *xg = xp + g * gs;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        if (m->bits == 4) {
+        if (m->bits == 4) {   /* per 16 elements: the low nibbles meet x's first 8 slots, the high ones the next 8 */
             const unsigned char *wg = w + g * gs / 2;
             for (size_t j = 0; j < gs; j += 16) {
                 __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(wg + j / 2)));
-                a0 = _mm256_fmadd_ps(e2m1x8_avx2(v, lut8), _mm256_loadu_ps(xg + j), a0);
-                a1 = _mm256_fmadd_ps(e2m1x8_avx2(_mm256_srli_epi32(v, 4), lut8), _mm256_loadu_ps(xg + j + 8), a1);
+                e[j / 8] = e2m1x8_avx2(v, lut8);
+                e[j / 8 + 1] = e2m1x8_avx2(_mm256_srli_epi32(v, 4), lut8);
             }
         } else {
-            const unsigned char *wg = w + g * gs;
-            for (size_t j = 0; j < gs; j += 16) {
-                a0 = _mm256_fmadd_ps(e4m3x8_avx2(wg + j), _mm256_loadu_ps(xg + j), a0);
-                a1 = _mm256_fmadd_ps(e4m3x8_avx2(wg + j + 8), _mm256_loadu_ps(xg + j + 8), a1);
-            }
+            for (size_t j = 0; j < nv; j++) e[j] = e4m3x8_avx2(w + g * gs + 8 * j);
         }
-        t0 = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(mt_qfp_scale(sp[g], m->mode)), t0);
+        __m256 s = _mm256_set1_ps(mt_qfp_scale(sp[g], m->mode));
+        for (size_t t = 0; t < tn; t++) {
+            const float *xg = xp + t * m->K + g * gs;
+            __m256 a = _mm256_mul_ps(e[0], _mm256_loadu_ps(xg));
+            for (size_t j = 1; j < nv; j++) a = _mm256_fmadd_ps(e[j], _mm256_loadu_ps(xg + 8 * j), a);
+            acc[t] = _mm256_fmadd_ps(a, s, acc[t]);
+        }
     }
-    return mt_hsum8(t0);
+    for (size_t t = 0; t < tn; t++) d[t] = mt_hsum8(acc[t]);
 }
 
 static void fp_rows_avx2(const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1) {
     size_t gs = (size_t)m->gs, gb = gs * (size_t)m->bits / 8;
     size_t cg = chunk_elems(T) / gs;
+    float d[8];
     for (size_t c = 0; c < m->ng; c += cg) {
         size_t n = m->ng - c < cg ? m->ng - c : cg;
         for (size_t r = r0; r < r1; r++) {
             const unsigned char *w = m->w + r * m->row_bytes + c * gb, *sp = m->s + r * m->ng + c;
-            for (size_t t = 0; t < T; t++) {
-                float d = fp_chunk_avx2(m, w, sp, xp + t * m->K + c * gs, n);
-                y[t * ldy + r] = c ? y[t * ldy + r] + d : d;
+            for (size_t t = 0; t < T; t += 8) {
+                size_t tn = T - t < 8 ? T - t : 8;
+                fp_chunk_avx2(m, w, sp, xp + t * m->K + c * gs, n, tn, d);
+                for (size_t u = 0; u < tn; u++) {
+                    float *yr = y + (t + u) * ldy;
+                    yr[r] = c ? yr[r] + d[u] : d[u];
+                }
             }
         }
     }
