@@ -119,26 +119,48 @@ static inline __m256 e2m1x8_avx2(__m256i v, __m256 lut8) {
     return _mm256_xor_ps(mag, _mm256_castsi256_ps(sign));
 }
 
+/* n scale bytes as floats into dst (8 at a time, the rest one by one). */
+static void scales_avx2(float *dst, const unsigned char *p, size_t n, int mode) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 f;
+        if (mode == MT_QMODE_NVFP4) {
+            f = e4m3x8_avx2(p + i);
+        } else {   /* E8M0: the byte is the float exponent; 0 -> 2^-127 */
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + i)));
+            __m256i z = _mm256_cmpeq_epi32(v, _mm256_setzero_si256());
+            f = _mm256_castsi256_ps(_mm256_blendv_epi8(_mm256_slli_epi32(v, 23), _mm256_set1_epi32(0x00400000), z));
+        }
+        _mm256_storeu_ps(dst + i, f);
+    }
+    for (; i < n; i++) dst[i] = mt_qfp_scale(p[i], mode);
+}
+
 /* One row, groups [0, n) of a chunk, tn (1..8) tokens: d[t] = sum_g s_g * dot(x_t,g, e_g).
  * A group's values (gs / 8 vectors) are decoded once for the tokens. */
-static void fp_chunk_avx2(const mt_qmat *m, const unsigned char *w, const unsigned char *sp, const float *xp,
-                          size_t n, size_t tn, float *d) {
-    const __m256 lut8 = _mm256_setr_ps(0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f);
-    size_t gs = (size_t)m->gs, nv = gs / 8;
+static inline __attribute__((always_inline)) void fp_chunk_avx2(const mt_qmat *m, const unsigned char *w,
+                                                               const float *sf, const float *xp, size_t n, float *d,
+                                                               const int GS, const int BITS, const size_t tn) {
+    const __m128i lut2 = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+    const __m128i m15 = _mm_set1_epi8(15);
+    const size_t gs = (size_t)GS, nv = gs / 8;
     __m256 acc[8], e[4];
     for (size_t t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
     for (size_t g = 0; g < n; g++) {
-        if (m->bits == 4) {   /* per 16 elements: the low nibbles meet x's first 8 slots, the high ones the next 8 */
+        if (BITS == 4) {   /* per 16 elements: the low nibbles meet x's first 8 slots, the high ones the next 8 */
             const unsigned char *wg = w + g * gs / 2;
-            for (size_t j = 0; j < gs; j += 16) {
-                __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(wg + j / 2)));
-                e[j / 8] = e2m1x8_avx2(v, lut8);
-                e[j / 8 + 1] = e2m1x8_avx2(_mm256_srli_epi32(v, 4), lut8);
+            for (size_t j = 0; j < gs; j += 16) {   /* twice the values, as bytes, by one pshufb */
+                __m128i v = _mm_loadl_epi64((const __m128i *)(const void *)(wg + j / 2));
+                __m128i q = _mm_unpacklo_epi64(_mm_and_si128(v, m15), _mm_and_si128(_mm_srli_epi16(v, 4), m15));
+                q = _mm_shuffle_epi8(lut2, q);
+                e[j / 8] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+                e[j / 8 + 1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)));
             }
         } else {
             for (size_t j = 0; j < nv; j++) e[j] = e4m3x8_avx2(w + g * gs + 8 * j);
         }
-        __m256 s = _mm256_set1_ps(mt_qfp_scale(sp[g], m->mode));
+        /* fp4: the values were doubled; halving the scale is exact (a power of two, or E4M3 x 0.5) */
+        __m256 s = _mm256_set1_ps(BITS == 4 ? sf[g] * 0.5f : sf[g]);
         for (size_t t = 0; t < tn; t++) {
             const float *xg = xp + t * m->K + g * gs;
             __m256 a = _mm256_mul_ps(e[0], _mm256_loadu_ps(xg));
@@ -152,14 +174,28 @@ static void fp_chunk_avx2(const mt_qmat *m, const unsigned char *w, const unsign
 static void fp_rows_avx2(const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1) {
     size_t gs = (size_t)m->gs, gb = gs * (size_t)m->bits / 8;
     size_t cg = chunk_elems(T) / gs;
-    float d[8];
+    if (cg > SCHUNK) cg = SCHUNK;
+    float d[8], sf[SCHUNK];
     for (size_t c = 0; c < m->ng; c += cg) {
         size_t n = m->ng - c < cg ? m->ng - c : cg;
         for (size_t r = r0; r < r1; r++) {
             const unsigned char *w = m->w + r * m->row_bytes + c * gb, *sp = m->s + r * m->ng + c;
+            scales_avx2(sf, sp, n, m->mode);
             for (size_t t = 0; t < T; t += 8) {
                 size_t tn = T - t < 8 ? T - t : 8;
-                fp_chunk_avx2(m, w, sp, xp + t * m->K + c * gs, n, tn, d);
+                const float *xt = xp + t * m->K + c * gs;
+#define FPC(G, B)                                                          \
+    switch (tn) {                                                          \
+    case 1: fp_chunk_avx2(m, w, sf, xt, n, d, G, B, 1); break;             \
+    case 2: fp_chunk_avx2(m, w, sf, xt, n, d, G, B, 2); break;             \
+    case 3: fp_chunk_avx2(m, w, sf, xt, n, d, G, B, 3); break;             \
+    case 4: fp_chunk_avx2(m, w, sf, xt, n, d, G, B, 4); break;             \
+    default: fp_chunk_avx2(m, w, sf, xt, n, d, G, B, tn); break;           \
+    }
+                if (m->mode == MT_QMODE_MXFP4) FPC(32, 4)
+                else if (m->mode == MT_QMODE_NVFP4) FPC(16, 4)
+                else FPC(32, 8)
+#undef FPC
                 for (size_t u = 0; u < tn; u++) {
                     float *yr = y + (t + u) * ldy;
                     yr[r] = c ? yr[r] + d[u] : d[u];
