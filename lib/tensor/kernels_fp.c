@@ -16,7 +16,10 @@
  * 16-entry table, once per row and block for up to 8 tokens; rows in pairs, as
  * the affine 4-bit kernel of kernels_q.c.  E4M3 bytes decode through float16: the
  * magnitude bits shifted left by 7 are the fp16 of value/256 (subnormals
- * included), converted by vcvtph2ps.
+ * included), converted by vcvtph2ps.  AVX2: twice the E2M1 values as bytes by
+ * one pshufb per 32 codes (the scale halved), a group's values decoded once for
+ * up to 8 tokens.  Rows with a scale that is inf/NaN or >= 2^97 are computed
+ * again in mlx's order (fp_rows_c), so such rows give mlx's infinities and NaNs.
  * ref: ml-explore/mlx mlx/backend/cpu/quantized.cpp (fp_qmm_t, dequantize_scale),
  *      mlx/backend/cpu/unary_ops.h (FromFP8). */
 #include "tensor/kernels.h"
