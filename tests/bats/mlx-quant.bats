@@ -73,6 +73,21 @@ check_case() {
   awk -v a="$r4" -v b="$r8" 'BEGIN { exit !(b * 4 < a) }'
 }
 
+@test "inspect reads the fp modes: one-byte scales, no biases; mxfp8 error far below mxfp4's" {
+  run "$MQ" inspect tests/data/models/qwen3moe-fpq-nvfp4
+  [ "$status" -eq 0 ]
+  echo "$output" | grep -E '^model.embed_tokens.scales +U8 +\[384, 4\] '
+  echo "$output" | grep -E '^model.embed_tokens.weight +U32 +\[384, 8\] +4 +16 +12288 +4\.000'
+  ! echo "$output" | grep -q 'embed_tokens.biases'
+  run "$MQ" inspect tests/data/models/llama-fpq-mxfp4 --against tests/data/models/llama-fpq
+  [ "$status" -eq 0 ]
+  r4=$(echo "$output" | awk '$1 == "model.layers.0.mlp.down_proj" {print $6}')
+  run "$MQ" inspect tests/data/models/llama-fpq-mxfp8 --against tests/data/models/llama-fpq
+  [ "$status" -eq 0 ]
+  r8=$(echo "$output" | awk '$1 == "model.layers.0.mlp.down_proj" {print $6}')
+  awk -v a="$r4" -v b="$r8" 'BEGIN { exit !(b > 0 && b * 4 < a) }'
+}
+
 # The GPU rule differs only on one-signed groups and exact ties (unit test
 # test_convert covers an all-negative group); random mixed-sign weights agree.
 @test "--gpu-rules agrees with the CPU rule on mixed-sign groups" {
