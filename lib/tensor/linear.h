@@ -16,8 +16,8 @@ enum {
     MT_QMATH_AUTO = 0,  /* $MT_QMATH ("float" | "int8") when set, else float */
     MT_QMATH_FLOAT = 1, /* exact: float32 FMA over the codes (the default) */
     MT_QMATH_INT8 = 2   /* activations quantized per group to int8, integer dot
-                         * products (4/8-bit weights, groups 32/64/128; other
-                         * weights stay float); results differ slightly from mlx */
+                         * products (4/8-bit affine weights, groups 32/64/128; other
+                         * weights, the fp modes too, stay float); results differ slightly from mlx */
 };
 
 typedef struct mt_linear {
