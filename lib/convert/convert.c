@@ -130,6 +130,7 @@ typedef struct out_t {
     int bits, gs;
     size_t rows, K;                 /* K = unpacked last-axis length */
     int mod;                        /* module index (K_Q*) */
+    int mode;                       /* K_DEQ: mt_qmode of the source layer */
 } out_t;
 
 typedef struct module_q {
@@ -507,30 +508,35 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
             mt_quant_params qp;
             status = mt_config_quant_for(c->cfg, c->st, path, &quantized, &qp, err);
             if (status) break;
-            if (!quantized || qp.mode != MT_QMODE_AFFINE) {
-                status = mt_seterr(err, MT_EUNSUPPORTED, "%s: only affine-quantized layers can be dequantized", path);
+            if (!quantized) {
+                status = mt_seterr(err, MT_EFORMAT, "%s: packed, but config.json does not quantize it", path);
                 break;
             }
+            int fp = qp.mode != MT_QMODE_AFFINE;   /* fp modes: one-byte scales, no biases */
             snprintf(sn, sizeof sn, "%s.scales", path);
             ot.sscales = mt_safetensors_get(c->st, sn);
             snprintf(sn, sizeof sn, "%s.biases", path);
             ot.sbiases = mt_safetensors_get(c->st, sn);
-            if (!ot.sbiases || t->dtype != MT_U32 || t->ndim < 2 || !mt_dtype_is_float(ot.sscales->dtype)) {
+            if ((!fp && !ot.sbiases) || (fp && ot.sbiases) || t->dtype != MT_U32 || t->ndim < 2 ||
+                (fp ? mt_dtype_size(ot.sscales->dtype) != 1 : !mt_dtype_is_float(ot.sscales->dtype))) {
                 status = mt_seterr(err, MT_EFORMAT, "%s: malformed quantized layer", path);
                 break;
             }
+            ot.mode = qp.mode;
             ot.kind = K_DEQ;
             ot.bits = qp.bits, ot.gs = qp.group_size;
             ot.K = (size_t)t->shape[t->ndim - 1] * 32 / (size_t)qp.bits;
             ot.rows = numel_of(t) / (size_t)t->shape[t->ndim - 1];
             if ((size_t)ot.sscales->shape[ot.sscales->ndim - 1] * (size_t)qp.group_size != ot.K ||
                 mt_tensor_numel(ot.sscales) != ot.rows * ot.K / (size_t)qp.group_size ||
-                mt_tensor_numel(ot.sbiases) != mt_tensor_numel(ot.sscales)) {
+                (!fp && mt_tensor_numel(ot.sbiases) != mt_tensor_numel(ot.sscales))) {
                 status = mt_seterr(err, MT_EFORMAT, "%s: scales do not match bits %d group %d", path, qp.bits,
                                    qp.group_size);
                 break;
             }
-            mt_dtype sdt = c->target != MT_DTYPE_COUNT ? c->target : ot.sscales->dtype;
+            /* mx.dequantize's type: the scales' (affine; a cast first casts them), bfloat16 for the
+             * fp modes (their uint8 scales are not cast) */
+            mt_dtype sdt = fp ? MT_BF16 : c->target != MT_DTYPE_COUNT ? c->target : ot.sscales->dtype;
             ot.name = strdup(nm);
             ot.e.dtype = sdt;
             ot.e.ndim = t->ndim;
@@ -713,6 +719,20 @@ static int quantize_module(cv *c, const out_t *t, void *w, void *scales, void *b
 
 static int dequant_into(cv *c, const out_t *t, void *dst, mt_err *err) {
     (void)c;
+    if (t->mode != MT_QMODE_AFFINE) {   /* e * s rounded to bfloat16, row by row */
+        size_t K = t->K, rb = K * (size_t)t->bits / 8, G = K / (size_t)t->gs;
+        float *x = malloc(K * sizeof *x);
+        if (!x) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        int rc = MT_OK;
+        for (size_t r = 0; r < t->rows && !rc; r++) {
+            rc = mt_qfp_row_f32(x, (const uint8_t *)t->src->data + r * rb, (const uint8_t *)t->sscales->data + r * G,
+                                t->mode, K, 1);
+            if (rc) rc = mt_seterr(err, rc, "%s: bad fp quantized layer", t->name);
+            else rc = mt_convert_from_f32((char *)dst + r * K * 2, x, MT_BF16, K);
+        }
+        free(x);
+        return rc;
+    }
     size_t K = t->K, rows = t->rows, G = K / (size_t)t->gs;
     mt_dtype sdt = t->sscales->dtype, odt = t->e.dtype;
     size_t chunk_rows = CHUNK_ELEMS / K ? CHUNK_ELEMS / K : 1;
@@ -833,7 +853,7 @@ static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
     }
     if (!rc && t->kind == K_DEQ) {
         release_pages(t->sscales->data, t->sscales->nbytes);
-        release_pages(t->sbiases->data, t->sbiases->nbytes);
+        if (t->sbiases) release_pages(t->sbiases->data, t->sbiases->nbytes);
     }
     return rc;
 }

@@ -73,6 +73,21 @@ check_case() {
   awk -v a="$r4" -v b="$r8" 'BEGIN { exit !(b * 4 < a) }'
 }
 
+@test "dequantize of mxfp4 / nvfp4 / mxfp8 models is byte-identical to mlx_lm (bfloat16 weights)" {
+  n=0
+  while read -r name dt f sha; do
+    out="$TD/deq-$name-$dt"
+    if [ ! -d "$out" ]; then
+      opt=(); [ "$dt" = - ] || opt=(--dtype "$dt")
+      "$MQ" dequantize -m "tests/data/models/$name" -o "$out" "${opt[@]}" --quiet
+    fi
+    got=$(sha256sum "$out/$f" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || { echo "$name $dt $f differs"; return 1; }
+    n=$((n + 1))
+  done < tests/data/fpquant/dequant.txt
+  [ "$n" -eq 12 ]
+}
+
 @test "inspect reads the fp modes: one-byte scales, no biases; mxfp8 error far below mxfp4's" {
   run "$MQ" inspect tests/data/models/qwen3moe-fpq-nvfp4
   [ "$status" -eq 0 ]

@@ -16,6 +16,9 @@ random codes, K 48, not a multiple of 32; no dequantize goldens: mlx refuses tha
 E8M0 0 (2^-127), 1, 254, 255 (inf); E4M3 0, subnormals 1-7, 0x7e (448), 0x7f/0xff (NaN),
 0x80 (-0) -- in their own rows, and for mxfp8 the element codes 0x7f/0xff (NaN) in one row).
 
+Also bind.safetensors (mt_linear_bind cases, see bind_cases) and dequant.txt (sha256 of
+`mlx_lm convert -d` outputs of the fp fixtures, see dequant_goldens).
+
 usage: tests/gen/gen_fpquant_goldens.py
 """
 import os
@@ -108,6 +111,27 @@ def bind_cases(rng):
     write_st(os.path.join(OUT, "bind.safetensors"), t)
 
 
+DEQ_CASES = [("llama-fpq-mxfp4", ""), ("qwen3moe-fpq-nvfp4", ""), ("llama-fpq-mxfp8", ""),
+             ("qwen3moe-fpq-mxfp4", "float16")]
+
+
+def dequant_goldens():
+    """dequant.txt: sha256 of what `mlx_lm convert -d [--dtype T]` writes for fp-quantized
+    fixtures (one line per file: <fixture> <dtype or -> <file> <sha256>)."""
+    import hashlib, subprocess, sys, tempfile
+    lines = []
+    for name, dt in DEQ_CASES:
+        dst = os.path.join(tempfile.mkdtemp(prefix="fpq-deq-"), "o")
+        cmd = [sys.executable, "-m", "mlx_lm", "convert", "--hf-path", os.path.join(ROOT, "tests", "data", "models", name),
+               "--mlx-path", dst, "-d"] + (["--dtype", dt] if dt else [])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for f in ("config.json", "model.safetensors", "model.safetensors.index.json"):
+            with open(os.path.join(dst, f), "rb") as fh:
+                lines.append(f"{name} {dt or '-'} {f} {hashlib.sha256(fh.read()).hexdigest()}")
+    with open(os.path.join(OUT, "dequant.txt"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -124,6 +148,7 @@ def main():
          deq=False)
     mx.save_safetensors(os.path.join(OUT, "fpq.safetensors"), out)
     bind_cases(rng)
+    dequant_goldens()
     print("wrote", os.path.join(OUT, "fpq.safetensors"), len(out), "tensors")
 
 
