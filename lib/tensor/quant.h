@@ -117,4 +117,15 @@ int mt_qfp_row_f32(float *out, const uint8_t *w, const uint8_t *scales, int mode
 int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int mode,
                      size_t rows, size_t K, float global_scale, mt_err *err);
 
+/* E4M3 encoding as mlx's to_fp8 (round to nearest even, subnormals kept, >= 480 and NaN
+ * saturate to 448). */
+uint8_t mt_fp8_e4m3_from_f32(float f);
+/* Quantize x float32 [rows, K] as mx.quantize(x.astype(t), mode=mode) does on the CPU
+ * (its op graph, computed in t; checked against mlx 0.32.4): mxfp4 / mxfp8 with E8M0
+ * scales 127 + ceil(log2(amax / maxval)) (a zero group: 127), nvfp4 with E4M3 scales of
+ * amax / 6; E2M1 codes the nearest value (ties to the lower code).  w receives [rows, K*bits/8] bytes (4-bit: two codes a
+ * byte, the even one low), scales [rows, K/g].  Errors: MT_EINVAL (dtype, mode, K). */
+int mt_quantize_fp(uint8_t *w, uint8_t *scales, mt_dtype t, const float *x, size_t rows, size_t K, int mode,
+                   mt_err *err);
+
 #endif

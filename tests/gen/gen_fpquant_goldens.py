@@ -11,6 +11,7 @@ tests/data/fpquant/fpq.safetensors, per case C and mode M:
   C_M_ybf16, C_M_yf16           the same for x cast to bfloat16 / float16 (output of that type)
   C_M_d32 F32 [rows, K]         mx.dequantize(w, s, mode=M, dtype=float32)
   C_M_d16 BF16 [rows, K]        mx.dequantize(w, s, mode=M) (its default type)
+  q_M_T_{x,w,s}                 mx.quantize of x cast to T (float32, bfloat16, float16)
 Cases: "rand" (mx.quantize of normal weights; 37 rows, K 256, T 30), "odd" (nvfp4 only:
 random codes, K 48, not a multiple of 32; no dequantize goldens: mlx refuses that shape there), "edge" (hand-made codes: every scale byte of interest --
 E8M0 0 (2^-127), 1, 254, 255 (inf); E4M3 0, subnormals 1-7, 0x7e (448), 0x7f/0xff (NaN),
@@ -132,6 +133,25 @@ def dequant_goldens():
         fh.write("\n".join(lines) + "\n")
 
 
+def quant_cases(out, rng):
+    """q_<mode>_<dtype>_{x,w,s}: mx.quantize of x (float32 values of that dtype) in each mode:
+    normal rows of several magnitudes, a zero row, exact E2M1 ties, tiny and large values."""
+    rows, K = 12, 128
+    base = rng.standard_normal((rows, K)).astype(np.float32)
+    base *= np.array([1e-3, 1e-2, 0.1, 1, 10, 100, 1e4, 1, 1, 1, 1e-30, 1], np.float32)[:, None]
+    base[7, :] = 0.0
+    ties = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 6.0], np.float32)
+    base[8, :] = np.tile(np.concatenate([ties, -ties]), K // 16)   # group max 6: scale 1, exact midpoints
+    base[9, :] = base[8, :] * 0.5 ** 10
+    for dt, dn in ((mx.float32, "float32"), (mx.bfloat16, "bfloat16"), (mx.float16, "float16")):
+        x = mx.array(base).astype(dt)
+        for mode in ("mxfp4", "nvfp4", "mxfp8"):
+            w, sc = mx.quantize(x, mode=mode)
+            out[f"q_{mode}_{dn}_x"] = x.astype(mx.float32)
+            out[f"q_{mode}_{dn}_w"] = w
+            out[f"q_{mode}_{dn}_s"] = sc
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -146,6 +166,7 @@ def main():
     s = rng.integers(0x30, 0x50, size=(21, 3), dtype=np.uint8)
     case(out, "odd", "nvfp4", mx.array(w), mx.array(s), mx.array(rng.standard_normal((9, 48)).astype(np.float32)),
          deq=False)
+    quant_cases(out, np.random.default_rng(11))
     mx.save_safetensors(os.path.join(OUT, "fpq.safetensors"), out)
     bind_cases(rng)
     dequant_goldens()

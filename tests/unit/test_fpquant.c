@@ -185,6 +185,40 @@ static void test_mlx16(const fcase *f, const mt_safetensors *st, const char *c, 
     }
 }
 
+/* mt_quantize_fp against mx.quantize for float32 / bfloat16 / float16 inputs, bit for bit. */
+static void test_quantize(const mt_safetensors *st) {
+    static const char *const modes[] = {"mxfp4", "nvfp4", "mxfp8"}, *const dts[] = {"float32", "bfloat16", "float16"};
+    static const mt_dtype dt[] = {MT_F32, MT_BF16, MT_F16};
+    for (int mi = 0; mi < 3; mi++)
+        for (int di = 0; di < 3; di++) {
+            char n[64];
+            snprintf(n, sizeof n, "q_%s_%s_x", modes[mi], dts[di]);
+            const mt_tensor_view *x = mt_safetensors_get(st, n);
+            snprintf(n, sizeof n, "q_%s_%s_w", modes[mi], dts[di]);
+            const mt_tensor_view *w = mt_safetensors_get(st, n);
+            snprintf(n, sizeof n, "q_%s_%s_s", modes[mi], dts[di]);
+            const mt_tensor_view *s = mt_safetensors_get(st, n);
+            CHECK_MSG(x && w && s, "q_%s_%s missing", modes[mi], dts[di]);
+            if (!x || !w || !s) continue;
+            int mode = 0;
+            mt_qmode_parse(modes[mi], &mode);
+            size_t rows = (size_t)x->shape[0], K = (size_t)x->shape[1];
+            float *xf = malloc(rows * K * sizeof *xf);
+            uint8_t *wq = malloc(w->nbytes), *sq = malloc(s->nbytes);
+            mt_convert_to_f32(xf, x->data, MT_F32, rows * K);
+            mt_err err = {0};
+            CHECK_OK(mt_quantize_fp(wq, sq, dt[di], xf, rows, K, mode, &err), &err);
+            size_t dw = 0, ds = 0;
+            for (size_t i = 0; i < w->nbytes; i++) dw += wq[i] != ((const uint8_t *)w->data)[i];
+            for (size_t i = 0; i < s->nbytes; i++) ds += sq[i] != ((const uint8_t *)s->data)[i];
+            CHECK_MSG(dw == 0 && ds == 0, "quantize %s %s: %zu code bytes, %zu scales differ from mx.quantize", modes[mi],
+                      dts[di], dw, ds);
+            printf("  quantize %s from %s: %zu x %zu, codes and scales %s\n", modes[mi], dts[di], rows, K,
+                   dw || ds ? "DIFFER" : "bit-exact");
+            free(xf); free(wq); free(sq);
+        }
+}
+
 /* The codes' decoding tables against mlx's rules, a few values by hand. */
 static void test_tables(void) {
     CHECK(mt_fp4_e2m1_to_f32(7) == 6.0f && mt_fp4_e2m1_to_f32(9) == -0.5f && signbit(mt_fp4_e2m1_to_f32(8)));
@@ -240,6 +274,7 @@ int main(void) {
     CHECK_OK(mt_pool_new(&pool, 3, &err), &err);
     test_tables();
     test_bind();
+    if (st) test_quantize(st);
     static const char *const cases[][2] = {{"rand", "mxfp4"}, {"rand", "nvfp4"}, {"rand", "mxfp8"}, {"edge", "mxfp4"},
                                            {"edge", "nvfp4"}, {"edge", "mxfp8"}, {"odd", "nvfp4"}};
     for (size_t i = 0; st && i < sizeof cases / sizeof *cases; i++) {
