@@ -136,6 +136,7 @@ typedef struct out_t {
 typedef struct module_q {
     char *path;
     int bits, gs;
+    int mode;                       /* mt_qmode: the fp modes have one-byte scales, no biases */
     mt_dtype sdt;                   /* scales/biases dtype */
     /* cached scales+biases until written */
     void *scales, *biases;
@@ -179,7 +180,7 @@ static int push_out(cv *c, out_t *t, mt_err *err) {
     return MT_OK;
 }
 
-static int push_mod(cv *c, const char *path, int bits, int gs, mt_dtype sdt, mt_err *err) {
+static int push_mod(cv *c, const char *path, int bits, int gs, int mode, mt_dtype sdt, mt_err *err) {
     if (c->nmods == c->capmods) {
         size_t cap = c->capmods ? c->capmods * 2 : 64;
         module_q *q = realloc(c->mods, cap * sizeof *q);
@@ -189,7 +190,7 @@ static int push_mod(cv *c, const char *path, int bits, int gs, mt_dtype sdt, mt_
     module_q *m = &c->mods[c->nmods++];
     memset(m, 0, sizeof *m);
     m->path = strdup(path);
-    m->bits = bits, m->gs = gs, m->sdt = sdt;
+    m->bits = bits, m->gs = gs, m->sdt = sdt, m->mode = mode;
     return m->path ? MT_OK : mt_seterr(err, MT_ENOMEM, "out of memory");
 }
 
@@ -439,8 +440,8 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
         sort_ctx sc = {c->model_type};
         qsort_r(names, nn, sizeof *names, cmp_names, &sc);
     }
-    int gs_top = o->group_size ? o->group_size : 64;
-    int bits_top = o->bits ? o->bits : 4;
+    int gs_top = o->group_size ? o->group_size : mt_qmode_default_group_size(o->mode);
+    int bits_top = o->bits ? o->bits : mt_qmode_default_bits(o->mode);
     recipe rc = {0};
     int rc_on = 0, status = MT_OK;
     pcre2_code *skip = NULL;
@@ -548,7 +549,7 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
         }
 
         /* quantize this module? */
-        int q = 0, bits = bits_top, gs = gs_top;
+        int q = 0, bits = bits_top, gs = gs_top, mode = o->mode;
         json_t *entry = NULL;
         if (o->quantize && is_weight && t->ndim >= 2 && mt_dtype_is_float(t->dtype) &&
             t->shape[t->ndim - 1] % gs_top == 0) {
@@ -561,7 +562,7 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
                 json_object_set_new(entry, "bits", json_integer(bits));
                 json_object_set_new(entry, "mode", json_string("affine"));
             } else if (model_predicate_8bit(c->model_type, path)) {
-                bits = 8, gs = 64;
+                bits = 8, gs = 64, mode = MT_QMODE_AFFINE;   /* the dict has no mode: affine */
                 entry = json_object();
                 json_object_set_new(entry, "group_size", json_integer(64));
                 json_object_set_new(entry, "bits", json_integer(8));
@@ -589,12 +590,13 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
             continue;
         }
         if (entry) json_object_set_new(qblock, path, entry);
-        status = push_mod(c, path, bits, gs, dt, err);
+        status = push_mod(c, path, bits, gs, mode, dt, err);
         if (status) break;
         size_t K = (size_t)t->shape[t->ndim - 1];
         size_t rows = numel_of(t) / K;
         static const char *const sfx[3] = {"weight", "scales", "biases"};
-        for (int j = 0; j < 3 && !status; j++) {
+        int nparts = mode == MT_QMODE_AFFINE ? 3 : 2;   /* the fp modes: no biases */
+        for (int j = 0; j < nparts && !status; j++) {
             out_t qt;
             memset(&qt, 0, sizeof qt);
             qt.kind = K_QW + j;
@@ -616,9 +618,9 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
                 qt.e.shape[t->ndim - 1] = (int64_t)(K * (size_t)bits / 32);
                 qt.e.nbytes = rows * mt_quant_row_words(K, bits) * 4;
             } else {
-                qt.e.dtype = dt;
+                qt.e.dtype = mode == MT_QMODE_AFFINE ? dt : MT_U8;
                 qt.e.shape[t->ndim - 1] = (int64_t)(K / (size_t)gs);
-                qt.e.nbytes = rows * (K / (size_t)gs) * mt_dtype_size(dt);
+                qt.e.nbytes = rows * (K / (size_t)gs) * mt_dtype_size(qt.e.dtype);
             }
             status = push_out(c, &qt, err);
         }
@@ -666,6 +668,7 @@ typedef struct qjob {
     uint32_t *w;
     void *scales, *biases;
     int gpu, failed;
+    int mode;                       /* mt_qmode */
 } qjob;
 
 static void quantize_rows(void *ctx, size_t begin, size_t end, int tid) {
@@ -683,6 +686,11 @@ static void quantize_rows(void *ctx, size_t begin, size_t end, int tid) {
     for (size_t r = begin; r < end; r += chunk_rows) {
         size_t m = end - r < chunk_rows ? end - r : chunk_rows;
         mt_convert_to_f32(x, (const char *)t->src->data + r * K * es, t->src->dtype, m * K);
+        if (j->mode != MT_QMODE_AFFINE) {   /* one-byte scales, no biases */
+            if (mt_quantize_fp((uint8_t *)(j->w + r * wrow), (uint8_t *)j->scales + r * G, j->dt, x, m, K, j->mode, NULL))
+                j->failed = MT_EINVAL;
+            continue;
+        }
         if (j->moments ? mt_calib_quantize(j->w + r * wrow, (char *)j->scales + r * G * ds,
                                            (char *)j->biases + r * G * ds, j->dt, x, j->moments, m, K, t->bits,
                                            t->gs, NULL)
@@ -701,15 +709,16 @@ static int quantize_module(cv *c, const out_t *t, void *w, void *scales, void *b
     mt_dtype dt = c->mods[t->mod].sdt;   /* the (cast) weight dtype */
     if (dt != MT_F32 && dt != MT_F16 && dt != MT_BF16)
         return mt_seterr(err, MT_EUNSUPPORTED, "%s: cannot quantize %s weights", t->src->name, mt_dtype_name(dt));
-    size_t wbytes = rows * mt_quant_row_words(K, t->bits) * 4, sbytes = rows * G * mt_dtype_size(dt);
+    int mode = c->mods[t->mod].mode, fp = mode != MT_QMODE_AFFINE;
+    size_t wbytes = rows * mt_quant_row_words(K, t->bits) * 4, sbytes = rows * G * (fp ? 1 : mt_dtype_size(dt));
     void *wb = w ? NULL : malloc(wbytes ? wbytes : 1);
     void *sb = scales ? NULL : malloc(sbytes ? sbytes : 1);
-    void *bb = biases ? NULL : malloc(sbytes ? sbytes : 1);
+    void *bb = biases || fp ? NULL : malloc(sbytes ? sbytes : 1);
     int rc = MT_OK;
-    if ((!w && !wb) || (!scales && !sb) || (!biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    if ((!w && !wb) || (!scales && !sb) || (!fp && !biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) {
-        const float *mom = c->calib ? mt_calib_moments(c->calib, c->mods[t->mod].path, K) : NULL;
-        qjob j = {t, mom, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0};
+        const float *mom = c->calib && !fp ? mt_calib_moments(c->calib, c->mods[t->mod].path, K) : NULL;
+        qjob j = {t, mom, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0, mode};
         mt_pool_for(c->pool, rows, 16, quantize_rows, &j);
         if (j.failed) rc = mt_seterr(err, j.failed, "%s: quantization failed", t->src->name);
     }
@@ -816,11 +825,12 @@ static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
         module_q *m = &c->mods[t->mod];
         if (!m->scales && m->pending == 0) {
             /* compute scales/biases on the way and keep them for later */
-            size_t sz = t->rows * (t->K / (size_t)t->gs) * mt_dtype_size(m->sdt);
+            int fp = m->mode != MT_QMODE_AFFINE;
+            size_t sz = t->rows * (t->K / (size_t)t->gs) * (fp ? 1 : mt_dtype_size(m->sdt));
             m->scales = malloc(sz ? sz : 1);
-            m->biases = malloc(sz ? sz : 1);
-            if (!m->scales || !m->biases) return mt_seterr(err, MT_ENOMEM, "out of memory");
-            m->pending = 2;
+            m->biases = fp ? NULL : malloc(sz ? sz : 1);
+            if (!m->scales || (!fp && !m->biases)) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            m->pending = fp ? 1 : 2;
             rc = quantize_module(c, t, dst, m->scales, m->biases, err);
         } else {
             rc = quantize_module(c, t, dst, NULL, NULL, err);
@@ -831,10 +841,11 @@ static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
     case K_QB: {
         module_q *m = &c->mods[t->mod];
         if (!m->scales && m->pending == 0) {
+            int fp = m->mode != MT_QMODE_AFFINE;
             m->scales = malloc(t->e.nbytes ? t->e.nbytes : 1);
-            m->biases = malloc(t->e.nbytes ? t->e.nbytes : 1);
-            if (!m->scales || !m->biases) return mt_seterr(err, MT_ENOMEM, "out of memory");
-            m->pending = 2;
+            m->biases = fp ? NULL : malloc(t->e.nbytes ? t->e.nbytes : 1);
+            if (!m->scales || (!fp && !m->biases)) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            m->pending = fp ? 1 : 2;
             rc = quantize_module(c, t, NULL, m->scales, m->biases, err);
             if (rc) return rc;
         }
@@ -1103,9 +1114,14 @@ static int has_quant_block(const mt_config *cfg) {
 int mt_convert(const mt_convert_opts *o, mt_err *err) {
     if (!o || !o->src || !o->dst) return mt_seterr(err, MT_EINVAL, "source and destination are required");
     if (o->quantize && o->dequantize) return mt_seterr(err, MT_EINVAL, "choose either quantize or dequantize, not both");
+    int qbits = o->bits ? o->bits : mt_qmode_default_bits(o->mode);
+    int qgs = o->group_size ? o->group_size : mt_qmode_default_group_size(o->mode);
     if (o->quantize) {
-        mt_quant_params qp = {o->bits ? o->bits : 4, o->group_size ? o->group_size : 64, MT_QMODE_AFFINE};
+        mt_quant_params qp = {qbits, qgs, o->mode};
         MT_TRY(mt_quant_params_check(&qp, err));
+        if (o->mode != MT_QMODE_AFFINE && (o->recipe || o->calibrate || o->gpu_rules))
+            return mt_seterr(err, MT_EINVAL, "--mode %s takes no --quant-predicate, --calibrate or --gpu-rules",
+                             mt_qmode_name(o->mode));
     }
     if (o->calibrate && (!o->quantize || o->recipe || o->gpu_rules))
         return mt_seterr(err, MT_EINVAL, "--calibrate needs -q, without --quant-predicate or --gpu-rules");
@@ -1140,9 +1156,9 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
     json_t *qblock = NULL;
     if (!rc && o->quantize) {
         qblock = json_object();
-        json_object_set_new(qblock, "group_size", json_integer(o->group_size ? o->group_size : 64));
-        json_object_set_new(qblock, "bits", json_integer(o->bits ? o->bits : 4));
-        json_object_set_new(qblock, "mode", json_string("affine"));
+        json_object_set_new(qblock, "group_size", json_integer(qgs));
+        json_object_set_new(qblock, "bits", json_integer(qbits));
+        json_object_set_new(qblock, "mode", json_string(mt_qmode_name(o->mode)));
     }
     if (!rc) rc = build_plan(&c, qblock, err);
     if (!rc && o->threads != 1) rc = mt_pool_new(&c.pool, o->threads, err);

@@ -73,6 +73,39 @@ check_case() {
   awk -v a="$r4" -v b="$r8" 'BEGIN { exit !(b * 4 < a) }'
 }
 
+@test "convert -q --mode mxfp4 / nvfp4 / mxfp8 is byte-identical to mlx_lm (also cast, MoE, runs in mlx-gen)" {
+  n=0
+  while read -r name mode dt f sha; do
+    out="$TD/cv-$name-$mode-$dt"
+    if [ ! -d "$out" ]; then
+      opt=(); [ "$dt" = - ] || opt=(--dtype "$dt")
+      "$MQ" convert -m "tests/data/models/$name" -o "$out" -q --mode "$mode" "${opt[@]}" --quiet
+    fi
+    got=$(sha256sum "$out/$f" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || { echo "$name $mode $dt $f differs"; return 1; }
+    n=$((n + 1))
+  done < tests/data/fpquant/convert.txt
+  [ "$n" -eq 21 ]
+  # the fixture quantized by mlx-lm itself: the same bytes
+  cmp "$TD/cv-llama-fpq-mxfp4--/model.safetensors" tests/data/models/llama-fpq-mxfp4/model.safetensors
+  [ -x "$GEN" ] || skip "mlx-gen not built"
+  a=$("$GEN" -m "$TD/cv-qwen3moe-fpq-nvfp4-bfloat16" --ids -q <<< '{"ids": [1, 17, 200], "max_tokens": 8}' | jq '.ids | length')
+  [ "$a" -ge 1 ]
+}
+
+@test "convert --mode: fp modes take their own bits and group size, no recipe" {
+  run "$MQ" convert -m tests/data/models/llama-fpq -o "$TD/bad1" -q --mode mxfp4 --bits 8
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"unsupported mxfp4 quantization: bits 8, group size 32"* ]]
+  run "$MQ" convert -m tests/data/models/llama-fpq -o "$TD/bad2" -q --mode nvfp4 --quant-predicate mixed_3_6
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"--mode nvfp4 takes no --quant-predicate"* ]]
+  run "$MQ" convert -m tests/data/models/llama-fpq -o "$TD/bad3" -q --mode fp4
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"--mode: affine, mxfp4, nvfp4 or mxfp8"* ]]
+  [ ! -e "$TD/bad1" ] && [ ! -e "$TD/bad2" ] && [ ! -e "$TD/bad3" ]
+}
+
 @test "dequantize of mxfp4 / nvfp4 / mxfp8 models is byte-identical to mlx_lm (bfloat16 weights)" {
   n=0
   while read -r name dt f sha; do
@@ -139,7 +172,7 @@ check_case() {
   [ "$status" -eq 2 ]
   run "$MQ" frobnicate
   [ "$status" -eq 2 ]
-  run "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/x" -q --mode mxfp4
+  run "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/x" -q --mode fp4
   [ "$status" -eq 2 ]
   run "$MQ" --help
   [ "$status" -eq 0 ]

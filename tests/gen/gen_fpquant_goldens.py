@@ -18,7 +18,8 @@ E8M0 0 (2^-127), 1, 254, 255 (inf); E4M3 0, subnormals 1-7, 0x7e (448), 0x7f/0xf
 0x80 (-0) -- in their own rows, and for mxfp8 the element codes 0x7f/0xff (NaN) in one row).
 
 Also bind.safetensors (mt_linear_bind cases, see bind_cases) and dequant.txt (sha256 of
-`mlx_lm convert -d` outputs of the fp fixtures, see dequant_goldens).
+`mlx_lm convert -d` outputs of the fp fixtures, see dequant_goldens) and convert.txt
+(sha256 of `mlx_lm convert -q --q-mode` outputs, see convert_goldens).
 
 usage: tests/gen/gen_fpquant_goldens.py
 """
@@ -152,6 +153,28 @@ def quant_cases(out, rng):
             out[f"q_{mode}_{dn}_s"] = sc
 
 
+CONV_CASES = [("llama-fpq", "mxfp4", ""), ("llama-fpq", "nvfp4", ""), ("llama-fpq", "mxfp8", ""),
+              ("qwen3moe-fpq", "mxfp4", ""), ("qwen3moe-fpq", "nvfp4", "bfloat16"),
+              ("qwen3moe-fpq", "mxfp8", "float16"), ("llama-tiny", "mxfp4", "bfloat16")]
+
+
+def convert_goldens():
+    """convert.txt: sha256 of what `mlx_lm convert -q --q-mode M [--dtype T]` writes
+    (<fixture> <mode> <dtype or -> <file> <sha256>)."""
+    import hashlib, subprocess, sys, tempfile
+    lines = []
+    for name, mode, dt in CONV_CASES:
+        dst = os.path.join(tempfile.mkdtemp(prefix="fpq-conv-"), "o")
+        cmd = [sys.executable, "-m", "mlx_lm", "convert", "--hf-path", os.path.join(ROOT, "tests", "data", "models", name),
+               "--mlx-path", dst, "-q", "--q-mode", mode] + (["--dtype", dt] if dt else [])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for f in ("config.json", "model.safetensors", "model.safetensors.index.json"):
+            with open(os.path.join(dst, f), "rb") as fh:
+                lines.append(f"{name} {mode} {dt or '-'} {f} {hashlib.sha256(fh.read()).hexdigest()}")
+    with open(os.path.join(OUT, "convert.txt"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -170,6 +193,7 @@ def main():
     mx.save_safetensors(os.path.join(OUT, "fpq.safetensors"), out)
     bind_cases(rng)
     dequant_goldens()
+    convert_goldens()
     print("wrote", os.path.join(OUT, "fpq.safetensors"), len(out), "tensors")
 
 
