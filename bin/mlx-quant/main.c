@@ -33,7 +33,7 @@ static const char usage[] =
     "\n"
     "  -m, --model SRC          source model (alias --hf-path)\n"
     "  -o, --output DST         output folder, must not exist (alias --mlx-path)\n"
-    "  -q, --quantize           quantize (affine)\n"
+    "  -q, --quantize           quantize (affine, or the --mode given)\n"
     "      --bits B             2, 3, 4 (default), 5, 6, 8   (alias --q-bits)\n"
     "      --group-size G       32, 64 (default), 128        (alias --q-group-size)\n"
     "      --mode M             affine (default), mxfp4, nvfp4 or mxfp8 (alias --q-mode; the\n"
