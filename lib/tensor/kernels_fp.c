@@ -33,6 +33,7 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
 #define SCHUNK 256 /* groups per chunk of x (the chunk stays in L1 over a block of rows) */
+#define QPF_AHEAD 8192 /* bytes of codes prefetched ahead, as kernels_q.c */
 
 static const float fp4_lut[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                   -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
@@ -150,6 +151,7 @@ static inline __attribute__((always_inline)) void fp_chunk_avx2(const mt_qmat *m
     __m256 acc[8], e[4];
     for (size_t t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
     for (size_t g = 0; g < n; g++) {
+        if ((g * gs * BITS / 8) % 64 == 0) _mm_prefetch((const char *)w + g * gs * BITS / 8 + QPF_AHEAD, _MM_HINT_T0);
         if (BITS == 4) {   /* per 16 elements: the low nibbles meet x's first 8 slots, the high ones the next 8 */
             const unsigned char *wg = w + g * gs / 2;
             for (size_t j = 0; j < gs; j += 16) {   /* twice the values, as bytes, by one pshufb */
@@ -262,6 +264,10 @@ AVX512 static inline __attribute__((always_inline)) void fp2_512(const unsigned 
     for (size_t t = 0; t < 8; t++) a0[t] = a1[t] = _mm512_setzero_ps();
     for (size_t j = 0; j < ne; j += 32) {
         const unsigned char *wj = w + j * bits / 8;
+        if ((j * bits / 8) % 64 == 0) {   /* one line of each row's codes ahead (a single stream is not enough) */
+            _mm_prefetch((const char *)wj + QPF_AHEAD, _MM_HINT_T0);
+            _mm_prefetch((const char *)wj + rb + QPF_AHEAD, _MM_HINT_T0);
+        }
         __m512 l0, h0, l1, h1, s0, s1;
         if (mode == MT_QMODE_MXFP8) {
             l0 = e4m3x16_512(wj);
