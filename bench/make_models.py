@@ -2,7 +2,7 @@
 """make_models.py - benchmark models: random weights with the real shapes of
 Llama-3.2-1B and Qwen3-0.6B, built with mlx-lm's model classes (random init,
 float16), quantized by mlx-lm to MLX affine 4-bit (group 64 and 32) and 8-bit
-(group 64), saved under bench/models/<name>-<variant>/ with the shared
+(group 64) or, on request (--variants), to the fp modes mxfp4 / nvfp4 / mxfp8, saved under bench/models/<name>-<variant>/ with the shared
 Llama-3.1 / Qwen3 tokenizer.  bench/make_gguf.py writes the llama.cpp files.
 
 usage: python3 bench/make_models.py [--out bench/models] [--models llama1b,qwen06b]
@@ -45,7 +45,8 @@ CONFIGS = {
     },
 }
 
-VARIANTS = {"q4g64": (4, 64), "q4g32": (4, 32), "q8g64": (8, 64)}
+VARIANTS = {"q4g64": (4, 64, "affine"), "q4g32": (4, 32, "affine"), "q8g64": (8, 64, "affine"),
+            "mxfp4": (4, 32, "mxfp4"), "nvfp4": (4, 16, "nvfp4"), "mxfp8": (8, 32, "mxfp8")}
 TOKDIR = "/work/shared/fixtures/tokenizers"
 
 
@@ -90,10 +91,10 @@ def main():
             if os.path.exists(os.path.join(dst, "model.safetensors")):
                 print("exists:", dst)
                 continue
-            bits, gs = VARIANTS[var]
+            bits, gs, mode = VARIANTS[var]
             model = build(name, cfg, seed=1)  # same seed: the same float weights in every variant
             conf = {k: v for k, v in cfg.items() if not k.startswith("_")}
-            model, conf = quantize_model(model, conf, group_size=gs, bits=bits)
+            model, conf = quantize_model(model, conf, group_size=gs, bits=bits, mode=mode)
             os.makedirs(dst, exist_ok=True)
             save_model(dst, model)
             save_config(conf, os.path.join(dst, "config.json"))

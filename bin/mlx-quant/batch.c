@@ -16,13 +16,14 @@
 #include "core/file.h"
 #include "core/jsonl.h"
 #include "io/hub.h"
+#include "tensor/quant.h"
 
 static const char batch_usage[] =
     "usage: mlx-quant batch [--resume FILE] [--shard K/N] [-t N] [--reproducible] [-q] < jobs.jsonl\n"
     "\n"
     "One conversion per record {\"id\", \"model\" (or \"hf_path\"), \"output\" (or \"mlx_path\"),\n"
     "\"quantize\", \"dequantize\", \"bits\", \"group_size\", \"dtype\", \"quant_predicate\", \"skip\",\n"
-    "\"gpu_rules\", \"calibrate\", \"calib_tokens\"} (the convert options); answers\n"
+    "\"gpu_rules\", \"calibrate\", \"calib_tokens\", \"mode\" (or \"q_mode\")} (the convert options); answers\n"
     "{\"id\", \"output\", \"files\", \"bytes\", \"seconds\"}, or an error line.  --resume and --shard\n"
     "as in mlx-gen; --reproducible leaves out \"seconds\".\n";
 
@@ -66,7 +67,7 @@ static int batch_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err
     (void)lineno;
     bjob *j = user;
     mt_convert_opts o = {0};
-    const char *model = NULL, *dtype = NULL;
+    const char *model = NULL, *dtype = NULL, *mode = NULL;
     long long bits = 0, gs = 0, calib_tokens = 0;
     MT_TRY(get_str2(rec, "model", "hf_path", &model, 1, err));
     MT_TRY(get_str2(rec, "output", "mlx_path", &o.dst, 1, err));
@@ -80,6 +81,9 @@ static int batch_fn(void *user, json_t *rec, size_t lineno, json_t **out, mt_err
     MT_TRY(mt_json_get_string(rec, "quant_predicate", &o.recipe, NULL, 0, err));
     MT_TRY(mt_json_get_string(rec, "skip", &o.skip_regex, NULL, 0, err));
     MT_TRY(mt_json_get_string(rec, "calibrate", &o.calibrate, NULL, 0, err));
+    MT_TRY(get_str2(rec, "mode", "q_mode", &mode, 0, err));
+    if (mode && mt_qmode_parse(mode, &o.mode))
+        return mt_seterr(err, MT_EINVAL, "\"mode\" must be affine, mxfp4, nvfp4 or mxfp8");
     if (bits < 0 || bits > 8) return mt_seterr(err, MT_EINVAL, "\"bits\" must be 2, 3, 4, 5, 6 or 8");
     if (gs < 0 || gs > 1024) return mt_seterr(err, MT_EINVAL, "\"group_size\" must be 32, 64 or 128");
     if (calib_tokens < 0) return mt_seterr(err, MT_EINVAL, "\"calib_tokens\" must be positive");

@@ -11,13 +11,14 @@
 #include "core/file.h"
 #include "core/sig.h"
 #include "convert/gguf.h"
+#include "tensor/quant.h"
 #include "convert/gguf_import.h"
 #include "convert/inspect.h"
 #include "io/hub.h"
 #include "batch.h"
 
 static const char usage[] =
-    "usage: mlx-quant convert -m SRC -o DST [-q] [--bits B] [--group-size G] [--mode affine]\n"
+    "usage: mlx-quant convert -m SRC -o DST [-q] [--bits B] [--group-size G] [--mode M]\n"
     "                 [--dtype float16|bfloat16|float32] [--quant-predicate RECIPE] [--skip REGEX]\n"
     "                 [--gpu-rules] [-d]\n"
     "       mlx-quant dequantize -m SRC -o DST [--dtype T]\n"
@@ -32,10 +33,11 @@ static const char usage[] =
     "\n"
     "  -m, --model SRC          source model (alias --hf-path)\n"
     "  -o, --output DST         output folder, must not exist (alias --mlx-path)\n"
-    "  -q, --quantize           quantize (affine)\n"
+    "  -q, --quantize           quantize (affine, or the --mode given)\n"
     "      --bits B             2, 3, 4 (default), 5, 6, 8   (alias --q-bits)\n"
     "      --group-size G       32, 64 (default), 128        (alias --q-group-size)\n"
-    "      --mode affine        the only mode supported\n"
+    "      --mode M             affine (default), mxfp4, nvfp4 or mxfp8 (alias --q-mode; the\n"
+    "                           fp modes: bits / group size 4/32, 4/16, 8/32)\n"
     "      --dtype T            cast float weights (default: config torch_dtype)\n"
     "      --quant-predicate R  mixed_2_6, mixed_3_4, mixed_3_6 or mixed_4_6\n"
     "      --skip REGEX         modules whose path matches stay unquantized\n"
@@ -100,7 +102,7 @@ static int cmd_convert(int argc, char **argv, int force_deq) {
         case O_BITS: o.bits = atoi(optarg); break;
         case O_GS: o.group_size = atoi(optarg); break;
         case O_MODE:
-            if (strcmp(optarg, "affine")) return die_usage("--mode: only affine is supported");
+            if (mt_qmode_parse(optarg, &o.mode)) return die_usage("--mode: affine, mxfp4, nvfp4 or mxfp8");
             break;
         case O_DTYPE: o.dtype = optarg; break;
         case O_PRED: o.recipe = optarg; break;

@@ -182,11 +182,13 @@ typedef struct out_t {
     int bits, gs;
     size_t rows, K;                 /* K = unpacked last-axis length */
     int mod;                        /* module index (K_Q*) */
+    int mode;                       /* K_DEQ: mt_qmode of the source layer */
 } out_t;
 
 typedef struct module_q {
     char *path;
     int bits, gs;
+    int mode;                       /* mt_qmode: the fp modes have one-byte scales, no biases */
     mt_dtype sdt;                   /* scales/biases dtype */
     /* cached scales+biases until written */
     void *scales, *biases;
@@ -230,7 +232,7 @@ static int push_out(cv *c, out_t *t, mt_err *err) {
     return MT_OK;
 }
 
-static int push_mod(cv *c, const char *path, int bits, int gs, mt_dtype sdt, mt_err *err) {
+static int push_mod(cv *c, const char *path, int bits, int gs, int mode, mt_dtype sdt, mt_err *err) {
     if (c->nmods == c->capmods) {
         size_t cap = c->capmods ? c->capmods * 2 : 64;
         module_q *q = realloc(c->mods, cap * sizeof *q);
@@ -240,7 +242,7 @@ static int push_mod(cv *c, const char *path, int bits, int gs, mt_dtype sdt, mt_
     module_q *m = &c->mods[c->nmods++];
     memset(m, 0, sizeof *m);
     m->path = strdup(path);
-    m->bits = bits, m->gs = gs, m->sdt = sdt;
+    m->bits = bits, m->gs = gs, m->sdt = sdt, m->mode = mode;
     return m->path ? MT_OK : mt_seterr(err, MT_ENOMEM, "out of memory");
 }
 
@@ -508,8 +510,8 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
         sort_ctx sc = {c->model_type};
         qsort_r(names, nn, sizeof *names, cmp_names, &sc);
     }
-    int gs_top = o->group_size ? o->group_size : 64;
-    int bits_top = o->bits ? o->bits : 4;
+    int gs_top = o->group_size ? o->group_size : mt_qmode_default_group_size(o->mode);
+    int bits_top = o->bits ? o->bits : mt_qmode_default_bits(o->mode);
     recipe rc = {0};
     int rc_on = 0, status = MT_OK;
     pcre2_code *skip = NULL;
@@ -577,30 +579,35 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
             mt_quant_params qp;
             status = mt_config_quant_for(c->cfg, c->st, path, &quantized, &qp, err);
             if (status) break;
-            if (!quantized || qp.mode != MT_QMODE_AFFINE) {
-                status = mt_seterr(err, MT_EUNSUPPORTED, "%s: only affine-quantized layers can be dequantized", path);
+            if (!quantized) {
+                status = mt_seterr(err, MT_EFORMAT, "%s: packed, but config.json does not quantize it", path);
                 break;
             }
+            int fp = qp.mode != MT_QMODE_AFFINE;   /* fp modes: one-byte scales, no biases */
             snprintf(sn, sizeof sn, "%s.scales", path);
             ot.sscales = mt_safetensors_get(c->st, sn);
             snprintf(sn, sizeof sn, "%s.biases", path);
             ot.sbiases = mt_safetensors_get(c->st, sn);
-            if (!ot.sbiases || t->dtype != MT_U32 || t->ndim < 2 || !mt_dtype_is_float(ot.sscales->dtype)) {
+            if ((!fp && !ot.sbiases) || (fp && ot.sbiases) || t->dtype != MT_U32 || t->ndim < 2 ||
+                (fp ? mt_dtype_size(ot.sscales->dtype) != 1 : !mt_dtype_is_float(ot.sscales->dtype))) {
                 status = mt_seterr(err, MT_EFORMAT, "%s: malformed quantized layer", path);
                 break;
             }
+            ot.mode = qp.mode;
             ot.kind = K_DEQ;
             ot.bits = qp.bits, ot.gs = qp.group_size;
             ot.K = (size_t)t->shape[t->ndim - 1] * 32 / (size_t)qp.bits;
             ot.rows = numel_of(t) / (size_t)t->shape[t->ndim - 1];
             if ((size_t)ot.sscales->shape[ot.sscales->ndim - 1] * (size_t)qp.group_size != ot.K ||
                 mt_tensor_numel(ot.sscales) != ot.rows * ot.K / (size_t)qp.group_size ||
-                mt_tensor_numel(ot.sbiases) != mt_tensor_numel(ot.sscales)) {
+                (!fp && mt_tensor_numel(ot.sbiases) != mt_tensor_numel(ot.sscales))) {
                 status = mt_seterr(err, MT_EFORMAT, "%s: scales do not match bits %d group %d", path, qp.bits,
                                    qp.group_size);
                 break;
             }
-            mt_dtype sdt = c->target != MT_DTYPE_COUNT ? c->target : ot.sscales->dtype;
+            /* mx.dequantize's type: the scales' (affine; a cast first casts them), bfloat16 for the
+             * fp modes (their uint8 scales are not cast) */
+            mt_dtype sdt = fp ? MT_BF16 : c->target != MT_DTYPE_COUNT ? c->target : ot.sscales->dtype;
             ot.name = strdup(nm);
             ot.e.dtype = sdt;
             ot.e.ndim = t->ndim;
@@ -612,7 +619,7 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
         }
 
         /* quantize this module? */
-        int q = 0, bits = bits_top, gs = gs_top;
+        int q = 0, bits = bits_top, gs = gs_top, mode = o->mode;
         json_t *entry = NULL;
         if (o->quantize && is_weight && t->ndim >= 2 && mt_dtype_is_float(t->dtype) &&
             t->shape[t->ndim - 1] % gs_top == 0 && !plain_param(c->model_type, path) &&
@@ -626,7 +633,7 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
                 json_object_set_new(entry, "bits", json_integer(bits));
                 json_object_set_new(entry, "mode", json_string("affine"));
             } else if (model_predicate_8bit(c->model_type, path)) {
-                bits = 8, gs = 64;
+                bits = 8, gs = 64, mode = MT_QMODE_AFFINE;   /* the dict has no mode: affine */
                 entry = json_object();
                 json_object_set_new(entry, "group_size", json_integer(64));
                 json_object_set_new(entry, "bits", json_integer(8));
@@ -654,12 +661,13 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
             continue;
         }
         if (entry) json_object_set_new(qblock, path, entry);
-        status = push_mod(c, path, bits, gs, dt, err);
+        status = push_mod(c, path, bits, gs, mode, dt, err);
         if (status) break;
         size_t K = (size_t)t->shape[t->ndim - 1];
         size_t rows = numel_of(t) / K;
         static const char *const sfx[3] = {"weight", "scales", "biases"};
-        for (int j = 0; j < 3 && !status; j++) {
+        int nparts = mode == MT_QMODE_AFFINE ? 3 : 2;   /* the fp modes: no biases */
+        for (int j = 0; j < nparts && !status; j++) {
             out_t qt;
             memset(&qt, 0, sizeof qt);
             qt.kind = K_QW + j;
@@ -681,9 +689,9 @@ static int build_plan(cv *c, json_t *qblock, mt_err *err) {
                 qt.e.shape[t->ndim - 1] = (int64_t)(K * (size_t)bits / 32);
                 qt.e.nbytes = rows * mt_quant_row_words(K, bits) * 4;
             } else {
-                qt.e.dtype = dt;
+                qt.e.dtype = mode == MT_QMODE_AFFINE ? dt : MT_U8;
                 qt.e.shape[t->ndim - 1] = (int64_t)(K / (size_t)gs);
-                qt.e.nbytes = rows * (K / (size_t)gs) * mt_dtype_size(dt);
+                qt.e.nbytes = rows * (K / (size_t)gs) * mt_dtype_size(qt.e.dtype);
             }
             status = push_out(c, &qt, err);
         }
@@ -731,6 +739,7 @@ typedef struct qjob {
     uint32_t *w;
     void *scales, *biases;
     int gpu, failed;
+    int mode;                       /* mt_qmode */
 } qjob;
 
 static void quantize_rows(void *ctx, size_t begin, size_t end, int tid) {
@@ -748,6 +757,11 @@ static void quantize_rows(void *ctx, size_t begin, size_t end, int tid) {
     for (size_t r = begin; r < end; r += chunk_rows) {
         size_t m = end - r < chunk_rows ? end - r : chunk_rows;
         mt_convert_to_f32(x, (const char *)t->src->data + r * K * es, t->src->dtype, m * K);
+        if (j->mode != MT_QMODE_AFFINE) {   /* one-byte scales, no biases */
+            if (mt_quantize_fp((uint8_t *)(j->w + r * wrow), (uint8_t *)j->scales + r * G, j->dt, x, m, K, j->mode, NULL))
+                j->failed = MT_EINVAL;
+            continue;
+        }
         if (j->moments ? mt_calib_quantize(j->w + r * wrow, (char *)j->scales + r * G * ds,
                                            (char *)j->biases + r * G * ds, j->dt, x, j->moments, m, K, t->bits,
                                            t->gs, NULL)
@@ -766,15 +780,16 @@ static int quantize_module(cv *c, const out_t *t, void *w, void *scales, void *b
     mt_dtype dt = c->mods[t->mod].sdt;   /* the (cast) weight dtype */
     if (dt != MT_F32 && dt != MT_F16 && dt != MT_BF16)
         return mt_seterr(err, MT_EUNSUPPORTED, "%s: cannot quantize %s weights", t->src->name, mt_dtype_name(dt));
-    size_t wbytes = rows * mt_quant_row_words(K, t->bits) * 4, sbytes = rows * G * mt_dtype_size(dt);
+    int mode = c->mods[t->mod].mode, fp = mode != MT_QMODE_AFFINE;
+    size_t wbytes = rows * mt_quant_row_words(K, t->bits) * 4, sbytes = rows * G * (fp ? 1 : mt_dtype_size(dt));
     void *wb = w ? NULL : malloc(wbytes ? wbytes : 1);
     void *sb = scales ? NULL : malloc(sbytes ? sbytes : 1);
-    void *bb = biases ? NULL : malloc(sbytes ? sbytes : 1);
+    void *bb = biases || fp ? NULL : malloc(sbytes ? sbytes : 1);
     int rc = MT_OK;
-    if ((!w && !wb) || (!scales && !sb) || (!biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    if ((!w && !wb) || (!scales && !sb) || (!fp && !biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) {
-        const float *mom = c->calib ? mt_calib_moments(c->calib, c->mods[t->mod].path, K) : NULL;
-        qjob j = {t, mom, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0};
+        const float *mom = c->calib && !fp ? mt_calib_moments(c->calib, c->mods[t->mod].path, K) : NULL;
+        qjob j = {t, mom, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0, mode};
         mt_pool_for(c->pool, rows, 16, quantize_rows, &j);
         if (j.failed) rc = mt_seterr(err, j.failed, "%s: quantization failed", t->src->name);
     }
@@ -784,6 +799,20 @@ static int quantize_module(cv *c, const out_t *t, void *w, void *scales, void *b
 
 static int dequant_into(cv *c, const out_t *t, void *dst, mt_err *err) {
     (void)c;
+    if (t->mode != MT_QMODE_AFFINE) {   /* e * s rounded to bfloat16, row by row */
+        size_t K = t->K, rb = K * (size_t)t->bits / 8, G = K / (size_t)t->gs;
+        float *x = malloc(K * sizeof *x);
+        if (!x) return mt_seterr(err, MT_ENOMEM, "out of memory");
+        int rc = MT_OK;
+        for (size_t r = 0; r < t->rows && !rc; r++) {
+            rc = mt_qfp_row_f32(x, (const uint8_t *)t->src->data + r * rb, (const uint8_t *)t->sscales->data + r * G,
+                                t->mode, K, 1);
+            if (rc) rc = mt_seterr(err, rc, "%s: bad fp quantized layer", t->name);
+            else rc = mt_convert_from_f32((char *)dst + r * K * 2, x, MT_BF16, K);
+        }
+        free(x);
+        return rc;
+    }
     size_t K = t->K, rows = t->rows, G = K / (size_t)t->gs;
     mt_dtype sdt = t->sscales->dtype, odt = t->e.dtype;
     size_t chunk_rows = CHUNK_ELEMS / K ? CHUNK_ELEMS / K : 1;
@@ -867,11 +896,12 @@ static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
         module_q *m = &c->mods[t->mod];
         if (!m->scales && m->pending == 0) {
             /* compute scales/biases on the way and keep them for later */
-            size_t sz = t->rows * (t->K / (size_t)t->gs) * mt_dtype_size(m->sdt);
+            int fp = m->mode != MT_QMODE_AFFINE;
+            size_t sz = t->rows * (t->K / (size_t)t->gs) * (fp ? 1 : mt_dtype_size(m->sdt));
             m->scales = malloc(sz ? sz : 1);
-            m->biases = malloc(sz ? sz : 1);
-            if (!m->scales || !m->biases) return mt_seterr(err, MT_ENOMEM, "out of memory");
-            m->pending = 2;
+            m->biases = fp ? NULL : malloc(sz ? sz : 1);
+            if (!m->scales || (!fp && !m->biases)) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            m->pending = fp ? 1 : 2;
             rc = quantize_module(c, t, dst, m->scales, m->biases, err);
         } else {
             rc = quantize_module(c, t, dst, NULL, NULL, err);
@@ -882,10 +912,11 @@ static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
     case K_QB: {
         module_q *m = &c->mods[t->mod];
         if (!m->scales && m->pending == 0) {
+            int fp = m->mode != MT_QMODE_AFFINE;
             m->scales = malloc(t->e.nbytes ? t->e.nbytes : 1);
-            m->biases = malloc(t->e.nbytes ? t->e.nbytes : 1);
-            if (!m->scales || !m->biases) return mt_seterr(err, MT_ENOMEM, "out of memory");
-            m->pending = 2;
+            m->biases = fp ? NULL : malloc(t->e.nbytes ? t->e.nbytes : 1);
+            if (!m->scales || (!fp && !m->biases)) return mt_seterr(err, MT_ENOMEM, "out of memory");
+            m->pending = fp ? 1 : 2;
             rc = quantize_module(c, t, NULL, m->scales, m->biases, err);
             if (rc) return rc;
         }
@@ -904,7 +935,7 @@ static int fill_inner(cv *c, out_t *t, void *dst, mt_err *err) {
     }
     if (!rc && t->kind == K_DEQ) {
         release_pages(t->sscales->data, t->sscales->nbytes);
-        release_pages(t->sbiases->data, t->sbiases->nbytes);
+        if (t->sbiases) release_pages(t->sbiases->data, t->sbiases->nbytes);
     }
     return rc;
 }
@@ -1154,9 +1185,14 @@ static int has_quant_block(const mt_config *cfg) {
 int mt_convert(const mt_convert_opts *o, mt_err *err) {
     if (!o || !o->src || !o->dst) return mt_seterr(err, MT_EINVAL, "source and destination are required");
     if (o->quantize && o->dequantize) return mt_seterr(err, MT_EINVAL, "choose either quantize or dequantize, not both");
+    int qbits = o->bits ? o->bits : mt_qmode_default_bits(o->mode);
+    int qgs = o->group_size ? o->group_size : mt_qmode_default_group_size(o->mode);
     if (o->quantize) {
-        mt_quant_params qp = {o->bits ? o->bits : 4, o->group_size ? o->group_size : 64, MT_QMODE_AFFINE};
+        mt_quant_params qp = {qbits, qgs, o->mode};
         MT_TRY(mt_quant_params_check(&qp, err));
+        if (o->mode != MT_QMODE_AFFINE && (o->recipe || o->calibrate || o->gpu_rules))
+            return mt_seterr(err, MT_EINVAL, "--mode %s takes no --quant-predicate, --calibrate or --gpu-rules",
+                             mt_qmode_name(o->mode));
     }
     if (o->calibrate && (!o->quantize || o->recipe || o->gpu_rules))
         return mt_seterr(err, MT_EINVAL, "--calibrate needs -q, without --quant-predicate or --gpu-rules");
@@ -1191,9 +1227,9 @@ int mt_convert(const mt_convert_opts *o, mt_err *err) {
     json_t *qblock = NULL;
     if (!rc && o->quantize) {
         qblock = json_object();
-        json_object_set_new(qblock, "group_size", json_integer(o->group_size ? o->group_size : 64));
-        json_object_set_new(qblock, "bits", json_integer(o->bits ? o->bits : 4));
-        json_object_set_new(qblock, "mode", json_string("affine"));
+        json_object_set_new(qblock, "group_size", json_integer(qgs));
+        json_object_set_new(qblock, "bits", json_integer(qbits));
+        json_object_set_new(qblock, "mode", json_string(mt_qmode_name(o->mode)));
     }
     if (!rc) rc = build_plan(&c, qblock, err);
     if (!rc && o->threads != 1) rc = mt_pool_new(&c.pool, o->threads, err);

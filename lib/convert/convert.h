@@ -39,11 +39,13 @@ typedef struct mt_convert_opts {
     size_t calib_tokens;        /* calibration tokens, 0 = 4096 */
     mt_progress_fn progress;    /* bytes of output written, per file; may be NULL */
     void *progress_user;
+    int mode;                   /* -q: mt_qmode (0 = affine); the fp modes take their own
+                                 * bits / group size defaults and no recipe or calibration */
 } mt_convert_opts;
 
 /* Convert opts->src into opts->dst.  Errors: MT_EINVAL (destination exists,
  * bad option, recipe on a model without down_proj), MT_EUNSUPPORTED (already
- * quantized source for -q, non-affine mode), MT_ENOTFOUND, MT_EIO, MT_ENOMEM,
+ * quantized source for -q), MT_ENOTFOUND, MT_EIO, MT_ENOMEM,
  * plus reader errors.  On failure nothing is left at dst. */
 int mt_convert(const mt_convert_opts *o, mt_err *err);
 

@@ -54,17 +54,19 @@ static int quant_path(const mt_safetensors *st, const char *name, char *buf, siz
 }
 
 static int dequant_layer(const mt_safetensors *st, const char *path, const mt_tensor_view *w, int bits, int gs,
-                         float **out, size_t *n, mt_err *err) {
+                         int mode, float **out, size_t *n, mt_err *err) {
     char nm[1100];
     snprintf(nm, sizeof nm, "%s.scales", path);
     const mt_tensor_view *s = mt_safetensors_get(st, nm);
     snprintf(nm, sizeof nm, "%s.biases", path);
     const mt_tensor_view *b = mt_safetensors_get(st, nm);
-    if (!s || !b || w->dtype != MT_U32 || w->ndim < 1)
-        return mt_seterr(err, MT_EFORMAT, "%s: incomplete quantized layer (affine needs scales and biases)", path);
+    int fp = mode != MT_QMODE_AFFINE;   /* the fp modes: one-byte scales, no biases */
+    if (!s || (!fp && !b) || w->dtype != MT_U32 || w->ndim < 1 || (fp && mt_dtype_size(s->dtype) != 1))
+        return mt_seterr(err, MT_EFORMAT, "%s: incomplete quantized layer (%s)", path,
+                         fp ? "one-byte scales expected" : "affine needs scales and biases");
     size_t K = (size_t)w->shape[w->ndim - 1] * 32 / (size_t)bits;
     size_t rows = mt_tensor_numel(w) / (size_t)w->shape[w->ndim - 1];
-    if (mt_tensor_numel(s) * (size_t)gs != rows * K || mt_tensor_numel(b) != mt_tensor_numel(s))
+    if (mt_tensor_numel(s) * (size_t)gs != rows * K || (!fp && mt_tensor_numel(b) != mt_tensor_numel(s)))
         return mt_seterr(err, MT_EFORMAT, "%s: scales do not match bits %d group %d", path, bits, gs);
     float *o = malloc(rows * K * sizeof *o + 1);
     uint32_t *wc = malloc(w->nbytes + 4);
@@ -73,7 +75,8 @@ static int dequant_layer(const mt_safetensors *st, const char *path, const mt_te
         return mt_seterr(err, MT_ENOMEM, "out of memory");
     }
     memcpy(wc, w->data, w->nbytes);
-    int rc = mt_dequantize_affine(o, wc, s->data, b->data, s->dtype, rows, K, bits, gs, err);
+    int rc = fp ? mt_dequantize_fp(o, wc, s->data, mode, rows, K, 0.0f, err)
+                : mt_dequantize_affine(o, wc, s->data, b->data, s->dtype, rows, K, bits, gs, err);
     free(wc);
     if (rc) {
         free(o);
@@ -111,18 +114,18 @@ int mt_inspect(FILE *out, const char *dir, const char *against, int worst, int j
     for (size_t i = 0; i < n && !rc; i++) {
         const mt_tensor_view *t = tv[i];
         char path[1024], shape[96];
-        int q = quant_path(st, t->name, path, sizeof path), bits = 0, gs = 0;
+        int q = quant_path(st, t->name, path, sizeof path), bits = 0, gs = 0, mode = MT_QMODE_AFFINE;
         uint64_t np = mt_tensor_numel(t);
         if (q) {
             int isq = 0;
             mt_quant_params qp;
             rc = mt_config_quant_for(cfg, st, path, &isq, &qp, err);
             if (rc) break;
-            if (!isq || qp.mode != MT_QMODE_AFFINE) {
-                rc = mt_seterr(err, MT_EUNSUPPORTED, "%s: only affine quantization is inspected", path);
+            if (!isq) {
+                rc = mt_seterr(err, MT_EUNSUPPORTED, "%s: packed, but config.json does not quantize it", path);
                 break;
             }
-            bits = qp.bits, gs = qp.group_size;
+            bits = qp.bits, gs = qp.group_size, mode = qp.mode;
             np = np * 32 / (uint64_t)bits;
             /* layer bytes = weight + scales + biases */
             char nm[1100];
@@ -165,7 +168,7 @@ int mt_inspect(FILE *out, const char *dir, const char *against, int worst, int j
             if (!r) continue;
             float *deq = NULL, *rf = NULL;
             size_t m = 0;
-            rc = dequant_layer(st, path, t, bits, gs, &deq, &m, err);
+            rc = dequant_layer(st, path, t, bits, gs, mode, &deq, &m, err);
             if (rc) break;
             if (mt_tensor_numel(r) != m) {
                 free(deq);

@@ -64,7 +64,8 @@ int mt_enc_stack(mt_encoder *e, mt_linear *dst, const mt_linear *parts, int n, m
     for (int i = 0; i < n; i++) {
         const mt_linear *p = &parts[i];
         if (p->in != p0->in || p->quantized != p0->quantized || p->wdt != p0->wdt ||
-            (p->quantized && (p->bits != p0->bits || p->group_size != p0->group_size || p->sdt != p0->sdt)))
+            (p->quantized && (p->bits != p0->bits || p->group_size != p0->group_size || p->sdt != p0->sdt ||
+                              p->mode != p0->mode)))
             return mt_seterr(err, MT_EFORMAT, "projections to fuse differ in shape or storage");
         out += p->out;
         any_bias |= p->bias != NULL;
@@ -73,7 +74,7 @@ int mt_enc_stack(mt_encoder *e, mt_linear *dst, const mt_linear *parts, int n, m
     dst->out = out;
     if (p0->quantized) {
         wrow = p0->in * (size_t)p0->bits / 32 * 4;
-        srow = p0->in / (size_t)p0->group_size * dtype_size(p0->sdt);
+        srow = p0->in / (size_t)p0->group_size * mt_dtype_size(p0->sdt);   /* fp modes: 1 byte */
     } else {
         wrow = p0->in * dtype_size(p0->wdt);
     }
@@ -81,16 +82,17 @@ int mt_enc_stack(mt_encoder *e, mt_linear *dst, const mt_linear *parts, int n, m
     float *b = any_bias ? own(e, out * sizeof(float)) : NULL;
     if (p0->quantized) {
         sc = own(e, out * srow);
-        bi = own(e, out * srow);
+        bi = p0->biases ? own(e, out * srow) : NULL;   /* the fp modes have none */
     }
-    if (!w || (any_bias && !b) || (p0->quantized && (!sc || !bi))) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    if (!w || (any_bias && !b) || (p0->quantized && (!sc || (p0->biases && !bi))))
+        return mt_seterr(err, MT_ENOMEM, "out of memory");
     size_t r = 0;
     for (int i = 0; i < n; i++) {
         const mt_linear *p = &parts[i];
         memcpy(w + r * wrow, p->w, p->out * wrow);
         if (p0->quantized) {
             memcpy(sc + r * srow, p->scales, p->out * srow);
-            memcpy(bi + r * srow, p->biases, p->out * srow);
+            if (bi) memcpy(bi + r * srow, p->biases, p->out * srow);
         }
         if (b) {
             if (p->bias) mt_convert_to_f32(b + r, p->bias, p->bdt, p->out);

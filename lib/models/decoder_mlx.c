@@ -69,7 +69,9 @@ static const char *rope_type(json_t *rs, double *factor) {
 int mt_model_set_numerics(mt_model *m, int numerics, mt_err *err) {
     if (numerics != MT_NUMERICS_F32 && numerics != MT_NUMERICS_MLX)
         return mt_seterr(err, MT_EINVAL, "unknown numerics %d", numerics);
-    mt_dtype t = m->embed.quantized ? m->embed.sdt : m->embed.wdt;
+    mt_dtype t = !m->embed.quantized ? m->embed.wdt
+                 : m->embed.mode != MT_QMODE_AFFINE ? MT_BF16   /* fp modes: mx.dequantize gives bfloat16 */
+                                                    : m->embed.sdt;
     m->act_dt = t == MT_F16 || t == MT_BF16 ? t : MT_F32;
     /* mlx promotes mixed types: with float32 norm weights (a GGUF import keeps the file's
      * F32 norms beside 16-bit scales) every norm's output is float32, so are the products

@@ -146,6 +146,7 @@ mt_dtype mt_kv_dtype(const mt_kvcache *c) { return c->f16 ? MT_F16 : MT_F32; }
 int mt_model_kv_f16(const mt_model *m) {
     if (mt_model_mlx(m)) return m->act_dt == MT_F16;
     mt_dtype t = m->embed.quantized ? m->embed.sdt : m->embed.wdt;
+    if (m->embed.quantized && m->embed.mode != MT_QMODE_AFFINE) t = MT_BF16;   /* fp modes: bfloat16 (mx.dequantize) */
     return t == MT_F16 || t == MT_BF16;
 }
 

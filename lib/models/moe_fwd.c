@@ -39,24 +39,15 @@ static int bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t
     size_t wrow;   /* bytes of one expert's weight */
     const mt_tensor_view *sb[2] = {NULL, NULL};
     if (quantized) {
-        if (qp.mode != MT_QMODE_AFFINE) return mt_seterr(err, MT_EUNSUPPORTED, "'%s': only affine quantization", path);
         if (w->dtype != MT_U32 || (size_t)w->shape[2] != in * (size_t)qp.bits / 32 || in % (size_t)qp.group_size)
             return mt_seterr(err, MT_EFORMAT, "tensor '%s': not %d-bit packed rows of %zu", name, qp.bits, in);
-        const char *sfx[2] = {"scales", "biases"};
-        for (int i = 0; i < 2; i++) {
-            snprintf(name, sizeof name, "%s.%s", path, sfx[i]);
-            sb[i] = mt_safetensors_get(m->st, name);
-            if (!sb[i] || sb[i]->ndim != 3 || sb[i]->shape[0] != E || (size_t)sb[i]->shape[1] != out ||
-                (size_t)sb[i]->shape[2] != in / (size_t)qp.group_size || !mt_dtype_is_float(sb[i]->dtype) ||
-                sb[i]->dtype == MT_F64)
-                return mt_seterr(err, MT_EFORMAT, "tensor '%s': missing or not [%d, %zu, %zu] floats", name, E, out,
-                                 in / (size_t)qp.group_size);
-        }
-        if (sb[0]->dtype != sb[1]->dtype) return mt_seterr(err, MT_EFORMAT, "'%s': scales and biases differ in dtype", path);
+        int64_t ss[3] = {E, (int64_t)out, (int64_t)(in / (size_t)qp.group_size)};
+        MT_TRY(mt_linear_bind_scales(m->st, path, qp.mode, 3, ss, sb, err));
         base.quantized = 1;
         base.bits = qp.bits;
         base.group_size = qp.group_size;
-        base.sdt = sb[0]->dtype;
+        base.mode = qp.mode;
+        base.sdt = mt_qmode_scale_dtype(qp.mode, sb[0]->dtype);
         wrow = out * in * (size_t)qp.bits / 8;
     } else {
         if ((w->dtype != MT_F32 && w->dtype != MT_F16 && w->dtype != MT_BF16) || (size_t)w->shape[2] != in)
@@ -82,7 +73,7 @@ static int bind_stacked(mt_model *m, const char *path, int E, size_t out, size_t
         if (quantized) {
             size_t srow = out * (in / (size_t)qp.group_size) * mt_dtype_size(base.sdt);
             dst[e].scales = (const char *)sb[0]->data + (size_t)e * srow;
-            dst[e].biases = (const char *)sb[1]->data + (size_t)e * srow;
+            dst[e].biases = sb[1] ? (const char *)sb[1]->data + (size_t)e * srow : NULL;
         }
     }
     return MT_OK;

@@ -291,7 +291,8 @@ static int load_alignment(mt_whisper *w, mt_err *err) {
  * the widened values either way, so results are unchanged).  The embedding
  * lookup keeps the original (w->tok: mx.dequantize rounding). */
 static int widen_one(mt_whisper *w, mt_linear *l, mt_err *err) {
-    if (!l->quantized || l->sdt == MT_F32 || mt_linear_qmath(l) != MT_QMATH_INT8) return MT_OK;
+    if (!l->quantized || l->mode != MT_QMODE_AFFINE || l->sdt == MT_F32 || mt_linear_qmath(l) != MT_QMATH_INT8)
+        return MT_OK;   /* the fp modes have no biases and no int8 path */
     size_t n = l->out * (l->in / (size_t)l->group_size);
     float **no = realloc(w->owned, (w->n_owned + 2) * sizeof *no);
     if (!no) return mt_seterr(err, MT_ENOMEM, "out of memory");

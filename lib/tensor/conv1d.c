@@ -469,7 +469,7 @@ static int forward_i8q(const mt_conv1d *c, const float *x, size_t T, size_t To, 
     size_t C = (size_t)s->c_in, O = (size_t)s->c_out, gs = (size_t)l->group_size;
     i8q_job J = {.c = c, .T = T, .To = To, .y = y};
     J.m = (mt_qmat){(const unsigned char *)l->w, (const unsigned char *)l->scales, (const unsigned char *)l->biases,
-                    l->sdt, l->in, l->in, l->in / gs, 8, (int)gs};
+                    l->sdt, l->in, l->in, l->in / gs, 8, (int)gs, 0};
     J.min = J.m;
     J.min.K = C;
     J.min.row_bytes = C;

@@ -16,6 +16,8 @@ typedef struct mt_qmat {
     mt_dtype sdt;
     size_t K, row_bytes, ng;
     int bits, gs;
+    int mode;   /* mt_qmode (tensor/quant.h): fp modes have b NULL and sdt MT_F8_E8M0 / MT_F8_E4M3
+                 * (one scale byte per group); their codes are fp4 E2M1 / fp8 E4M3 values */
 } mt_qmat;
 
 /* Prepared activations for the quantized matrix-vector kernels of one path:
@@ -29,6 +31,15 @@ void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *g
  * 32/64/128) computes sum(x * (scale*q + bias)) instead. */
 void mt_kq_rows(int level, const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
                 size_t r0, size_t r1);
+
+/* The fp modes (kernels_fp.c; mt_kq_rows calls it for them): the same
+ * contract without biases (gsum unused): per group s_g * sum(x * e).
+ * mt_kfp_perm_block: the block of mt_kq_prep's 4-bit x permutation on that
+ * path (32, 16, or 0 = natural order). */
+void mt_kfp_rows(int level, const mt_qmat *m, const float *xp, size_t T, float *y, size_t ldy, size_t r0, size_t r1);
+int mt_kfp_perm_block(int level, const mt_qmat *m);
+/* Row r as float32: out[K] = e * s, the same bits as mt_qfp_row_f32 (tensor/quant.h). */
+void mt_kfp_row_f32(int level, const mt_qmat *m, size_t r, float *out);
 
 /* Scales/biases of dtype t (F32/F16/BF16) widened to float32: dst[n]. */
 void mt_k_cvt_f32(int level, float *dst, const unsigned char *src, mt_dtype t, size_t n);

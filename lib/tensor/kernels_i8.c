@@ -34,7 +34,7 @@ static int path_of(int level) {
 }
 
 int mt_ki8_supported(const mt_qmat *m) {
-    return (m->bits == 4 || m->bits == 8) && (m->gs == 32 || m->gs == 64 || m->gs == 128) && m->K % 32 == 0;
+    return m->mode == MT_QMODE_AFFINE && (m->bits == 4 || m->bits == 8) && (m->gs == 32 || m->gs == 64 || m->gs == 128) && m->K % 32 == 0;
 }
 
 static size_t blk_elems(int bits) { return bits == 4 ? 128 : 64; }

@@ -76,7 +76,11 @@ void mt_kq_prep(int level, const mt_qmat *m, const float *x, float *xp, float *g
         for (size_t i = 0; i < gs; i++) s += x[g * gs + i];
         gsum[g] = s;
     }
-    if (m->bits == 4 && level == MT_CPU_AVX512) perm4(xp, x, m->K, 32);
+    if (m->mode != MT_QMODE_AFFINE) {
+        size_t blk = (size_t)mt_kfp_perm_block(level, m);
+        if (blk) perm4(xp, x, m->K, blk);
+        else memcpy(xp, x, m->K * sizeof *x);
+    } else if (m->bits == 4 && level == MT_CPU_AVX512) perm4(xp, x, m->K, 32);
     else if (m->bits == 4 && level == MT_CPU_AVX2) perm4(xp, x, m->K, 16);
     else memcpy(xp, x, m->K * sizeof *x);
 }
@@ -496,7 +500,8 @@ AVX512 static void kq_rows_512(const mt_qmat *m, const float *xp, const float *g
 
 void mt_kq_rows(int level, const mt_qmat *m, const float *xp, const float *gsum, size_t T, float *y, size_t ldy,
                 size_t r0, size_t r1) {
-    if (level == MT_CPU_AVX512) kq_rows_512(m, xp, gsum, T, y, ldy, r0, r1);
+    if (m->mode != MT_QMODE_AFFINE) mt_kfp_rows(level, m, xp, T, y, ldy, r0, r1);
+    else if (level == MT_CPU_AVX512) kq_rows_512(m, xp, gsum, T, y, ldy, r0, r1);
     else if (level == MT_CPU_AVX2) kq_rows_avx2(m, xp, gsum, T, y, ldy, r0, r1);
     else kq_rows_c(m, xp, gsum, T, y, ldy, r0, r1);
 }

@@ -32,6 +32,44 @@ static const char *shown(const mt_safetensors *st, const char *name, char *buf, 
     return r ? r : name;
 }
 #define SHOWN(x) shown(st, x, disp, sizeof disp)
+mt_dtype mt_qmode_scale_dtype(int mode, mt_dtype file_dtype) {
+    if (mode == MT_QMODE_AFFINE) return file_dtype;
+    return mode == MT_QMODE_NVFP4 ? MT_F8_E4M3 : MT_F8_E8M0;
+}
+
+int mt_linear_bind_scales(const mt_safetensors *st, const char *path, int mode, int ndim, const int64_t *shape,
+                          const mt_tensor_view *sb[2], mt_err *err) {
+    char name[512], disp[512];
+    const char *sfx[2] = {"scales", "biases"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "%s.%s", path, sfx[i]);
+        sb[i] = mt_safetensors_get(st, name);
+        if (i == 1 && mode != MT_QMODE_AFFINE) {   /* the fp modes have no biases */
+            if (sb[i]) return mt_seterr(err, MT_EFORMAT, "'%s': %s quantization has no biases, but '%s' exists", path,
+                                        mt_qmode_name(mode), SHOWN(name));
+            break;
+        }
+        if (!sb[i]) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", SHOWN(name));
+        MT_TRY(check_shape(sb[i], SHOWN(name), ndim, shape, err));
+        if (mode != MT_QMODE_AFFINE) {
+            mt_dtype want = mode == MT_QMODE_NVFP4 ? MT_F8_E4M3 : MT_F8_E8M0;
+            if (sb[i]->dtype != MT_U8 && sb[i]->dtype != want)
+                return mt_seterr(err, MT_EFORMAT, "tensor '%s': dtype %s, expected U8 (%s scales)", SHOWN(name),
+                                 mt_dtype_name(sb[i]->dtype), mt_qmode_name(mode));
+        } else if (sb[i]->dtype != MT_F32 && sb[i]->dtype != MT_F16 && sb[i]->dtype != MT_BF16) {
+            return mt_seterr(err, MT_EFORMAT, "tensor '%s': dtype %s, expected a float type", SHOWN(name),
+                             mt_dtype_name(sb[i]->dtype));
+        }
+    }
+    if (mode == MT_QMODE_NVFP4) {
+        snprintf(name, sizeof name, "%s.global_scale", path);
+        if (mt_safetensors_get(st, name))
+            return mt_seterr(err, MT_EUNSUPPORTED, "'%s': nvfp4 with a global scale is not supported", path);
+    }
+    if (mode == MT_QMODE_AFFINE && sb[0]->dtype != sb[1]->dtype)
+        return mt_seterr(err, MT_EFORMAT, "'%s': scales and biases differ in dtype", SHOWN(path));
+    return MT_OK;
+}
 
 int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg, const char *path,
                    size_t out, size_t in, int need_bias, mt_err *err) {
@@ -44,9 +82,6 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
     mt_quant_params qp = {0};
     MT_TRY(mt_config_quant_for(cfg, st, path, &quantized, &qp, err));
     if (quantized) {
-        if (qp.mode != MT_QMODE_AFFINE)
-            return mt_seterr(err, MT_EUNSUPPORTED, "'%s': quantization mode %s is not supported yet", SHOWN(path),
-                             mt_qmode_name(qp.mode));
         if (w->dtype != MT_U32) return mt_seterr(err, MT_EFORMAT, "tensor '%s': quantized weight must be U32", SHOWN(name));
         if (w->ndim != 2) return mt_seterr(err, MT_EFORMAT, "tensor '%s': expected 2 dims", SHOWN(name));
         size_t K = (size_t)w->shape[1] * 32 / (size_t)qp.bits;
@@ -58,23 +93,13 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
         int64_t ws[2] = {(int64_t)out, (int64_t)(in * (size_t)qp.bits / 32)};
         MT_TRY(check_shape(w, SHOWN(name), 2, ws, err));
         int64_t ss[2] = {(int64_t)out, (int64_t)(in / (size_t)qp.group_size)};
-        const char *sfx[2] = {"scales", "biases"};
-        const mt_tensor_view *sb[2];
-        for (int i = 0; i < 2; i++) {
-            snprintf(name, sizeof name, "%s.%s", path, sfx[i]);
-            sb[i] = mt_safetensors_get(st, name);
-            if (!sb[i]) return mt_seterr(err, MT_ENOTFOUND, "missing tensor '%s'", SHOWN(name));
-            MT_TRY(check_shape(sb[i], SHOWN(name), 2, ss, err));
-            if (sb[i]->dtype != MT_F32 && sb[i]->dtype != MT_F16 && sb[i]->dtype != MT_BF16)
-                return mt_seterr(err, MT_EFORMAT, "tensor '%s': dtype %s, expected a float type", SHOWN(name),
-                                 mt_dtype_name(sb[i]->dtype));
-        }
-        if (sb[0]->dtype != sb[1]->dtype)
-            return mt_seterr(err, MT_EFORMAT, "'%s': scales and biases differ in dtype", SHOWN(path));
+        const mt_tensor_view *sb[2] = {NULL, NULL};
+        MT_TRY(mt_linear_bind_scales(st, path, qp.mode, 2, ss, sb, err));
         l->quantized = 1;
+        l->mode = qp.mode;
         l->scales = sb[0]->data;
-        l->biases = sb[1]->data;
-        l->sdt = sb[0]->dtype;
+        l->biases = sb[1] ? sb[1]->data : NULL;
+        l->sdt = mt_qmode_scale_dtype(qp.mode, sb[0]->dtype);
         l->bits = qp.bits;
         l->group_size = qp.group_size;
     } else {
@@ -106,9 +131,15 @@ int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg,
     return MT_OK;
 }
 
+static void qmat_of(const mt_linear *l, mt_qmat *m);
+
 void mt_linear_row(const mt_linear *l, size_t r, float *out) {
     if (l->ternary) {
         mt_bitlinear_row(l, r, out);
+    } else if (l->quantized && l->mode != MT_QMODE_AFFINE) {   /* mx.dequantize's default type: bfloat16 */
+        size_t groups = l->in / (size_t)l->group_size;
+        mt_qfp_row_f32(out, (const uint8_t *)l->w + r * (l->in * (size_t)l->bits / 8),
+                       (const uint8_t *)l->scales + r * groups, l->mode, l->in, 1);
     } else if (l->quantized) {
         size_t words = mt_quant_row_words(l->in, l->bits), groups = l->in / (size_t)l->group_size;
         size_t ss = mt_dtype_size(l->sdt);
@@ -126,6 +157,12 @@ void mt_linear_row_f32(const mt_linear *l, size_t r, float *out) {
         return;
     }
     size_t words = mt_quant_row_words(l->in, l->bits), groups = l->in / (size_t)l->group_size;
+    if (l->mode != MT_QMODE_AFFINE) {
+        mt_qmat m;
+        qmat_of(l, &m);
+        mt_kfp_row_f32(mt_cpu_level(), &m, r, out);
+        return;
+    }
     size_t ss = mt_dtype_size(l->sdt);
     mt_dequantize_affine_row_f32(out, (const uint32_t *)l->w + r * words, (const char *)l->scales + r * groups * ss,
                                  (const char *)l->biases + r * groups * ss, l->sdt, l->in, l->bits, l->group_size,
@@ -175,6 +212,7 @@ static void qmat_of(const mt_linear *l, mt_qmat *m) {
     m->ng = l->in / (size_t)l->group_size;
     m->bits = l->bits;
     m->gs = l->group_size;
+    m->mode = l->mode;
 }
 
 typedef struct kq_ctx {

@@ -1,5 +1,5 @@
 /* linear.h - a weight matrix as a model sees it: dense (F32/F16/BF16) or MLX
- * affine-quantized, borrowed from the mmap; y = x W^T (+ b). */
+ * quantized (affine, mxfp4, nvfp4, mxfp8), borrowed from the mmap; y = x W^T (+ b). */
 #ifndef MT_LINEAR_H
 #define MT_LINEAR_H
 
@@ -16,8 +16,8 @@ enum {
     MT_QMATH_AUTO = 0,  /* $MT_QMATH ("float" | "int8") when set, else float */
     MT_QMATH_FLOAT = 1, /* exact: float32 FMA over the codes (the default) */
     MT_QMATH_INT8 = 2   /* activations quantized per group to int8, integer dot
-                         * products (4/8-bit weights, groups 32/64/128; other
-                         * weights stay float); results differ slightly from mlx */
+                         * products (4/8-bit affine weights, groups 32/64/128; other
+                         * weights, the fp modes too, stay float); results differ slightly from mlx */
 };
 
 typedef struct mt_linear {
@@ -33,6 +33,11 @@ typedef struct mt_linear {
     int qmath;               /* MT_QMATH_*; 0 (AUTO) after mt_linear_bind */
     int ternary;             /* BitNet packed ternary weights (tensor/bitlinear.h): w uint8 [out/4, in], wdt MT_U8 */
     float tscale;            /* ternary: y = (x W^T) * tscale */
+    /* fp quantization modes */
+    int mode;                /* quantized: mt_qmode.  MT_QMODE_AFFINE: scales/biases of sdt
+                              * (F32/F16/BF16).  mxfp4/mxfp8: scales one E8M0 byte per group
+                              * (sdt MT_F8_E8M0); nvfp4: one E4M3 byte (sdt MT_F8_E4M3);
+                              * biases NULL.  Codes: fp4 E2M1 nibbles / fp8 E4M3 bytes. */
 } mt_linear;
 
 /* "float" -> MT_QMATH_FLOAT, "int8" -> MT_QMATH_INT8, NULL/"" -> MT_QMATH_AUTO,
@@ -48,6 +53,16 @@ int mt_linear_qmath(const mt_linear *l);
  * the shape against [out, in] (0 = take from the file). */
 int mt_linear_bind(mt_linear *l, const mt_safetensors *st, const mt_config *cfg, const char *path,
                    size_t out, size_t in, int need_bias, mt_err *err);
+
+/* The scales (and, affine, biases) of quantized module `path`: sb[0] = path.scales,
+ * sb[1] = path.biases (NULL for the fp modes, which must not have one), each of
+ * shape[ndim] (0 = any) and a dtype the mode allows (affine: F32/F16/BF16, both
+ * the same; fp modes: U8 or the F8 type of the mode).  Errors: MT_ENOTFOUND,
+ * MT_EFORMAT with a message naming the tensor. */
+int mt_linear_bind_scales(const mt_safetensors *st, const char *path, int mode, int ndim, const int64_t *shape,
+                          const mt_tensor_view *sb[2], mt_err *err);
+/* mt_linear.sdt of a quantized module of `mode` whose scales have file_dtype. */
+mt_dtype mt_qmode_scale_dtype(int mode, mt_dtype file_dtype);
 
 /* y[T, out] = x[T, in] W^T (+ b).  work: nthreads * in floats of scratch (may
  * be NULL); a one-row product uses it when it is 64-byte aligned
@@ -75,10 +90,11 @@ int mt_linear_forward_ref(const mt_linear *l, const float *x, size_t T, float *y
 /* y[T, out] += b (nothing when the linear has no bias). */
 void mt_linear_add_bias(const mt_linear *l, size_t T, float *y);
 /* Row r of W as float32 (embedding lookup): out[in]; a quantized row is
- * rounded to the scales' dtype as mx.dequantize rounds it. */
+ * rounded to the scales' dtype as mx.dequantize rounds it (fp modes: to
+ * bfloat16, mx.dequantize's default type for them). */
 void mt_linear_row(const mt_linear *l, size_t r, float *out);
 /* Row r of W as float32 for a product: a quantized row as scale * q + bias in
- * float32, unrounded, as mx.quantized_matmul multiplies by it.  Every product
+ * float32 (fp modes: element value * scale), unrounded, as mx.quantized_matmul multiplies by it.  Every product
  * path uses this rule (the direct kernels, the tiles, the reference), so a
  * row's result does not depend on how many rows are multiplied at once. */
 void mt_linear_row_f32(const mt_linear *l, size_t r, float *out);

@@ -2,6 +2,7 @@
  * activations (mt_linear_forward_mlx; tensor/mlxnum.h lists the rules):
  *   dense      simd_gemm<T, float>: a float32 sum in order of k of exact products,
  *              rounded once (nn.Linear's bias through addmm: added before rounding)
+ *   fp modes   fp_qmm_t<T>: per group round(scale * group sum), sums rounded at every step
  *   quantized  _qmm_t<T>: w = (s*q rounded) + b rounded (mx.dequantize's values),
  *              then sum = round(sum + round(x*w)) at every k, in order; the bias of
  *              a QuantizedLinear is a separate add, rounded again
@@ -16,6 +17,7 @@
 #include <string.h>
 #include "core/cpu.h"
 #include "tensor/mlxnum.h"
+#include "tensor/quant.h"
 #include "tensor/simd_tr.h"
 
 #ifdef __AVX2__
@@ -242,8 +244,41 @@ static void run_tiles(void *vc, size_t b, size_t e, int tid) {
     }
 }
 
+/* The fp modes (mxfp4, nvfp4, mxfp8) as mlx's fp_qmm_t<T>: per group the scale in t, a
+ * group sum gsum = round(gsum + round(x * e)) in order of k, then
+ * sum = round(sum + round(scale * gsum)); the bias a separate rounded add.  Plain C per row
+ * (the rows spread over the pool): the exactness mode, not a fast path. */
+static void run_fp(void *vc, size_t b, size_t e, int tid) {
+    job_t *j = vc;
+    const mt_linear *l = j->l;
+    size_t K = l->in, N = l->out, gs = (size_t)l->group_size, ng = K / gs;
+    float *ev = j->work + (size_t)tid * MT_LINEAR_MLX_WORK(K), *sc = ev + K;   /* K values, ng scales */
+    for (size_t r = b; r < e; r++) {
+        const uint8_t *w = (const uint8_t *)l->w + r * (K * (size_t)l->bits / 8), *sp = (const uint8_t *)l->scales + r * ng;
+        for (size_t k = 0; k < K; k++)   /* E2M1 and E4M3 values are exact in float16 and bfloat16 */
+            ev[k] = l->bits == 8 ? mt_fp8_e4m3_to_f32(w[k]) : mt_fp4_e2m1_to_f32((uint8_t)(w[k / 2] >> (k % 2 * 4)));
+        for (size_t g = 0; g < ng; g++) sc[g] = mt_round_to(mt_qfp_scale(sp[g], l->mode), j->t);
+        float bias = 0.f;
+        if (l->bias) mt_convert_to_f32(&bias, (const char *)l->bias + r * mt_dtype_size(l->bdt), l->bdt, 1);
+        for (size_t t = 0; t < j->T; t++) {
+            const float *xt = j->x + t * K;
+            float sum = 0.f;
+            for (size_t g = 0; g < ng; g++) {
+                float gsum = 0.f;
+                for (size_t k = g * gs; k < (g + 1) * gs; k++) gsum = mt_round_to(gsum + mt_round_to(xt[k] * ev[k], j->t), j->t);
+                sum = mt_round_to(sum + mt_round_to(sc[g] * gsum, j->t), j->t);
+            }
+            j->y[t * N + r] = l->bias ? mt_round_to(sum + mt_round_to(bias, j->t), j->t) : sum;
+        }
+    }
+}
+
 void mt_linear_forward_mlx(const mt_linear *l, const float *x, size_t T, float *y, mt_dtype t, float *work,
                            mt_pool *pool) {
     job_t j = {l, x, y, T, t, work, mt_cpu_level()};
+    if (l->quantized && l->mode != MT_QMODE_AFFINE) {
+        mt_pool_for(pool, l->out, 16, run_fp, &j);
+        return;
+    }
     mt_pool_for(pool, (l->out + R - 1) / R, 1, run_tiles, &j);
 }

@@ -260,14 +260,35 @@ float mt_fp4_e2m1_to_f32(uint8_t code) {
 
 float mt_fp8_e4m3_to_f32(uint8_t b) {
     float f;
-    mt_convert_to_f32(&f, &b, MT_F8_E4M3, 1);
+    mt_convert_to_f32(&f, &b, MT_F8_E4M3, 1);   /* 0x7f / 0xff: NaN, as mlx decodes them */
     return f;
 }
 
 float mt_fp8_e8m0_to_f32(uint8_t b) {
+    /* mlx's dequantize_scale: the byte as a bfloat16 exponent, so 0xff is +inf
+     * (not NaN); 0 is 2^-127 */
+    uint32_t x = b ? (uint32_t)b << 23 : 0x00400000u;
     float f;
-    mt_convert_to_f32(&f, &b, MT_F8_E8M0, 1);
+    memcpy(&f, &x, 4);
     return f;
+}
+
+float mt_qfp_scale(uint8_t b, int mode) {
+    return mode == MT_QMODE_NVFP4 ? mt_fp8_e4m3_to_f32(b) : mt_fp8_e8m0_to_f32(b);
+}
+
+int mt_qfp_row_f32(float *out, const uint8_t *w, const uint8_t *scales, int mode, size_t K, int round_bf16) {
+    size_t g = (size_t)mt_qmode_default_group_size(mode);
+    int bits = mt_qmode_default_bits(mode);
+    if (mode == MT_QMODE_AFFINE || !g || K % g) return MT_EINVAL;
+    for (size_t i = 0; i < K; i += g) {
+        float s = mt_qfp_scale(scales[i / g], mode);
+        for (size_t j = i; j < i + g; j++) {
+            float e = bits == 8 ? mt_fp8_e4m3_to_f32(w[j]) : mt_fp4_e2m1_to_f32((uint8_t)(w[j >> 1] >> ((j & 1) * 4)));
+            out[j] = round_bf16 ? mt_round_bf16(e * s) : e * s;
+        }
+    }
+    return MT_OK;
 }
 
 int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int mode,
@@ -305,4 +326,78 @@ int mt_quantize_affine_range(uint32_t *w, void *scales, void *biases, mt_dtype s
                              const float *lo, const float *hi, size_t rows, size_t K, int bits, int group_size,
                              mt_err *err) {
     return quantize_core(w, scales, biases, sdt, x, lo, hi, rows, K, bits, group_size, 0, err);
+}
+
+/* ---- fp quantize (mx.quantize's op graph, which mlx runs on the CPU) ---- */
+
+static inline uint32_t f2u_(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f_(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+uint8_t mt_fp8_e4m3_from_f32(float f) {
+    uint32_t b = f2u_(f), sign = b & 0x80000000u;
+    b ^= sign;
+    uint32_t low = f2u_(u2f_(b) + 16384.0f) - (141u << 23);   /* subnormal range: the float adder rounds */
+    uint32_t high = (b + ((uint32_t)(7 - 127) << 23) + 0x7FFFFu + ((b >> 20) & 1)) >> 20;
+    uint8_t r = (uint8_t)(b < (121u << 23) ? low : high);
+    if (b >= (543u << 21)) r = 0x7E;                          /* >= 480 (and NaN): 448 */
+    return (uint8_t)(r | (sign >> 24));
+}
+
+/* The nearest E2M1 code of v; exact ties (and NaN) go to the lower code, as argmin. */
+static uint8_t e2m1_nearest(float v, mt_dtype t) {
+    uint8_t best = 0;
+    float bd = 0.0f;
+    for (uint8_t i = 0; i < 16; i++) {
+        float d = fabsf(round_to(v - mt_fp4_e2m1_to_f32(i), t));
+        if (i == 0 || d < bd) { best = i; bd = d; }
+    }
+    return best;
+}
+
+int mt_quantize_fp(uint8_t *w, uint8_t *scales, mt_dtype t, const float *x, size_t rows, size_t K, int mode,
+                   mt_err *err) {
+    if (t != MT_F32 && t != MT_F16 && t != MT_BF16)
+        return mt_seterr(err, MT_EINVAL, "fp quantization of %s values", mt_dtype_name(t));
+    if (mode != MT_QMODE_MXFP4 && mode != MT_QMODE_NVFP4 && mode != MT_QMODE_MXFP8)
+        return mt_seterr(err, MT_EINVAL, "not an fp quantization mode: %d", mode);
+    size_t g = (size_t)mt_qmode_default_group_size(mode);
+    int bits = mt_qmode_default_bits(mode);
+    if (K % g) return mt_seterr(err, MT_EINVAL, "row length %zu is not a multiple of the group size %zu", K, g);
+    float maxval = bits == 4 ? 6.0f : 448.0f, v[32];
+    size_t rb = K * (size_t)bits / 8;
+    for (size_t r = 0; r < rows; r++) {
+        uint8_t *wr = w + r * rb;
+        if (bits == 4) memset(wr, 0, rb);
+        for (size_t gi = 0; gi < K / g; gi++) {
+            float amax = 0.0f;
+            for (size_t j = 0; j < g; j++) {
+                v[j] = round_to(x[r * K + gi * g + j], t);
+                float a = fabsf(v[j]);
+                amax = a > amax || a != a ? a : amax;   /* max propagates NaN */
+            }
+            float sc = round_to(amax / maxval, t);
+            uint8_t sb;
+            if (mode == MT_QMODE_NVFP4) {
+                sb = mt_fp8_e4m3_from_f32(sc);
+                float dec = round_to(mt_fp8_e4m3_to_f32(sb), t);
+                for (size_t j = 0; j < g; j++) v[j] = round_to(v[j] / dec, t);   /* then * 1.0f: float32 */
+                for (size_t j = 0; j < g; j++) {
+                    size_t k = gi * g + j;
+                    wr[k / 2] |= (uint8_t)(e2m1_nearest(v[j], MT_F32) << (k % 2 * 4));
+                }
+            } else {
+                int e = sc == 0.0f ? 0 : (int)ceilf(log2f(sc));   /* mlx 0.32.4: ceil, not round; in float32 */
+                sb = (uint8_t)(e + 127);
+                float p = round_to(ldexpf(1.0f, e), t);
+                for (size_t j = 0; j < g; j++) {
+                    size_t k = gi * g + j;
+                    float q = round_to(v[j] / p, t);
+                    if (bits == 8) wr[k] = mt_fp8_e4m3_from_f32(q);
+                    else wr[k / 2] |= (uint8_t)(e2m1_nearest(q, t) << (k % 2 * 4));
+                }
+            }
+            scales[r * (K / g) + gi] = sb;
+        }
+    }
+    return MT_OK;
 }

@@ -98,7 +98,15 @@ int mt_quantize_affine_range(uint32_t *w, void *scales, void *biases, mt_dtype s
 /* FP modes.  Decoding tables: */
 float mt_fp4_e2m1_to_f32(uint8_t code);   /* low 4 bits used */
 float mt_fp8_e4m3_to_f32(uint8_t b);      /* OCP E4M3FN */
-float mt_fp8_e8m0_to_f32(uint8_t b);      /* 2^(b-127); 0 -> 2^-127; 0xff -> NaN */
+float mt_fp8_e8m0_to_f32(uint8_t b);      /* 2^(b-127); 0 -> 2^-127; 0xff -> +inf (mlx's rule) */
+/* The group scale of an fp mode: E4M3 for nvfp4, E8M0 for mxfp4/mxfp8. */
+float mt_qfp_scale(uint8_t b, int mode);
+/* One row of an fp mode (no global scale): w the row's K*bits/8 bytes, scales
+ * its K/g bytes; out[K] = element value * group scale in float32, rounded to
+ * bfloat16 when round_bf16 (mx.dequantize's default output type for the fp
+ * modes, so QuantizedEmbedding's rows).  Returns MT_OK, or MT_EINVAL for an
+ * affine/unknown mode or K not a multiple of the group size. */
+int mt_qfp_row_f32(float *out, const uint8_t *w, const uint8_t *scales, int mode, size_t K, int round_bf16);
 
 /* Dequantize `rows` rows of mxfp4 (bits 4, g 32), mxfp8 (bits 8, g 32) or
  * nvfp4 (bits 4, g 16) weights: w [rows, K*bits/32] words, scales uint8
@@ -108,5 +116,16 @@ float mt_fp8_e8m0_to_f32(uint8_t b);      /* 2^(b-127); 0 -> 2^-127; 0xff -> NaN
  * the group scale is first multiplied by global_scale/2688 (2688 = 448*6). */
 int mt_dequantize_fp(float *out, const uint32_t *w, const uint8_t *scales, int mode,
                      size_t rows, size_t K, float global_scale, mt_err *err);
+
+/* E4M3 encoding as mlx's to_fp8 (round to nearest even, subnormals kept, >= 480 and NaN
+ * saturate to 448). */
+uint8_t mt_fp8_e4m3_from_f32(float f);
+/* Quantize x float32 [rows, K] as mx.quantize(x.astype(t), mode=mode) does on the CPU
+ * (its op graph, computed in t; checked against mlx 0.32.4): mxfp4 / mxfp8 with E8M0
+ * scales 127 + ceil(log2(amax / maxval)) (a zero group: 127), nvfp4 with E4M3 scales of
+ * amax / 6; E2M1 codes the nearest value (ties to the lower code).  w receives [rows, K*bits/8] bytes (4-bit: two codes a
+ * byte, the even one low), scales [rows, K/g].  Errors: MT_EINVAL (dtype, mode, K). */
+int mt_quantize_fp(uint8_t *w, uint8_t *scales, mt_dtype t, const float *x, size_t rows, size_t K, int mode,
+                   mt_err *err);
 
 #endif

@@ -73,6 +73,69 @@ check_case() {
   awk -v a="$r4" -v b="$r8" 'BEGIN { exit !(b * 4 < a) }'
 }
 
+@test "convert -q --mode mxfp4 / nvfp4 / mxfp8 is byte-identical to mlx_lm (also cast, MoE, runs in mlx-gen)" {
+  n=0
+  while read -r name mode dt f sha; do
+    out="$TD/cv-$name-$mode-$dt"
+    if [ ! -d "$out" ]; then
+      opt=(); [ "$dt" = - ] || opt=(--dtype "$dt")
+      "$MQ" convert -m "tests/data/models/$name" -o "$out" -q --mode "$mode" "${opt[@]}" --quiet
+    fi
+    got=$(sha256sum "$out/$f" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || { echo "$name $mode $dt $f differs"; return 1; }
+    n=$((n + 1))
+  done < tests/data/fpquant/convert.txt
+  [ "$n" -eq 21 ]
+  # the fixture quantized by mlx-lm itself: the same bytes
+  cmp "$TD/cv-llama-fpq-mxfp4--/model.safetensors" tests/data/models/llama-fpq-mxfp4/model.safetensors
+  [ -x "$GEN" ] || skip "mlx-gen not built"
+  a=$("$GEN" -m "$TD/cv-qwen3moe-fpq-nvfp4-bfloat16" --ids -q <<< '{"ids": [1, 17, 200], "max_tokens": 8}' | jq '.ids | length')
+  [ "$a" -ge 1 ]
+}
+
+@test "convert --mode: fp modes take their own bits and group size, no recipe" {
+  run "$MQ" convert -m tests/data/models/llama-fpq -o "$TD/bad1" -q --mode mxfp4 --bits 8
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"unsupported mxfp4 quantization: bits 8, group size 32"* ]]
+  run "$MQ" convert -m tests/data/models/llama-fpq -o "$TD/bad2" -q --mode nvfp4 --quant-predicate mixed_3_6
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"--mode nvfp4 takes no --quant-predicate"* ]]
+  run "$MQ" convert -m tests/data/models/llama-fpq -o "$TD/bad3" -q --mode fp4
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"--mode: affine, mxfp4, nvfp4 or mxfp8"* ]]
+  [ ! -e "$TD/bad1" ] && [ ! -e "$TD/bad2" ] && [ ! -e "$TD/bad3" ]
+}
+
+@test "dequantize of mxfp4 / nvfp4 / mxfp8 models is byte-identical to mlx_lm (bfloat16 weights)" {
+  n=0
+  while read -r name dt f sha; do
+    out="$TD/deq-$name-$dt"
+    if [ ! -d "$out" ]; then
+      opt=(); [ "$dt" = - ] || opt=(--dtype "$dt")
+      "$MQ" dequantize -m "tests/data/models/$name" -o "$out" "${opt[@]}" --quiet
+    fi
+    got=$(sha256sum "$out/$f" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || { echo "$name $dt $f differs"; return 1; }
+    n=$((n + 1))
+  done < tests/data/fpquant/dequant.txt
+  [ "$n" -eq 12 ]
+}
+
+@test "inspect reads the fp modes: one-byte scales, no biases; mxfp8 error far below mxfp4's" {
+  run "$MQ" inspect tests/data/models/qwen3moe-fpq-nvfp4
+  [ "$status" -eq 0 ]
+  echo "$output" | grep -E '^model.embed_tokens.scales +U8 +\[384, 4\] '
+  echo "$output" | grep -E '^model.embed_tokens.weight +U32 +\[384, 8\] +4 +16 +12288 +4\.000'
+  ! echo "$output" | grep -q 'embed_tokens.biases'
+  run "$MQ" inspect tests/data/models/llama-fpq-mxfp4 --against tests/data/models/llama-fpq
+  [ "$status" -eq 0 ]
+  r4=$(echo "$output" | awk '$1 == "model.layers.0.mlp.down_proj" {print $6}')
+  run "$MQ" inspect tests/data/models/llama-fpq-mxfp8 --against tests/data/models/llama-fpq
+  [ "$status" -eq 0 ]
+  r8=$(echo "$output" | awk '$1 == "model.layers.0.mlp.down_proj" {print $6}')
+  awk -v a="$r4" -v b="$r8" 'BEGIN { exit !(b > 0 && b * 4 < a) }'
+}
+
 # The GPU rule differs only on one-signed groups and exact ties (unit test
 # test_convert covers an all-negative group); random mixed-sign weights agree.
 @test "--gpu-rules agrees with the CPU rule on mixed-sign groups" {
@@ -109,7 +172,7 @@ check_case() {
   [ "$status" -eq 2 ]
   run "$MQ" frobnicate
   [ "$status" -eq 2 ]
-  run "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/x" -q --mode mxfp4
+  run "$MQ" convert -m tests/data/models/llama-tiny -o "$TD/x" -q --mode fp4
   [ "$status" -eq 2 ]
   run "$MQ" --help
   [ "$status" -eq 0 ]

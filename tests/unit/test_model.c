@@ -536,6 +536,13 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/jamba-tiny", C, "mamba_expand", "0", "config.json: \"mamba_expand\" must be a positive integer"},
         {"tests/data/models/granitemoehybrid-tiny", C, "layer_types", "[\"mamba\", \"mlp\", \"mamba\"]",
          "config.json: \"layer_types\"[1] must be \"mamba\" or \"attention\""},
+        /* the quantization block must describe the packed tensors (fp modes: one-byte scales, no biases) */
+        {"tests/data/models/llama-fpq-mxfp4", C, "quantization", "{\"group_size\": 32, \"bits\": 4, \"mode\": \"affine\"}",
+         "tensor 'model.embed_tokens.scales': dtype U8, expected a float type"},
+        {"tests/data/models/llama-fpq-mxfp4", C, "quantization", "{\"group_size\": 32, \"bits\": 8, \"mode\": \"mxfp8\"}",
+         "tensor 'model.embed_tokens.weight': dim 1 is 8, expected 16"},
+        {"tests/data/models/llama-fpq-nvfp4", C, "quantization", "{\"group_size\": 32, \"bits\": 4, \"mode\": \"mxfp4\"}",
+         "tensor 'model.embed_tokens.scales': dim 1 is 4, expected 2"},
         /* decoder embedders load through the same code */
         {"tests/data/embed/qwen3-tiny", C, "rms_norm_eps", "-1", "config.json: \"rms_norm_eps\" must be a finite, non-neg"},
         {"tests/data/embed/qwen3-tiny", C, "max_position_embeddings", "0", "config.json: \"max_position_embeddings\" must"},
