@@ -553,20 +553,12 @@ static int granitemoehybrid_init(mt_model *m, mt_err *err) {
         m->moe_prefix = "block_sparse_moe";
         m->moe_router = "router.layer";
     }
-    double eps = 1e-5, em = 1, rm = 1, am = 1, ls = 1;
+    double eps = 1e-5;
     MT_TRY(mt_cfg_real(c, "rms_norm_eps", 1e-5, &eps, 1, MT_CFG_NONNEG, err));
-    MT_TRY(mt_cfg_real(c, "embedding_multiplier", 1, &em, 1, MT_CFG_FINITE, err));
-    MT_TRY(mt_cfg_real(c, "residual_multiplier", 1, &rm, 1, MT_CFG_FINITE, err));
-    MT_TRY(mt_cfg_real(c, "attention_multiplier", 1, &am, 1, MT_CFG_FINITE, err));
-    MT_TRY(mt_cfg_real(c, "logits_scaling", 1, &ls, 1, MT_CFG_FINITE, err));
-    if (ls == 0) return mt_seterr(err, MT_EFORMAT, "config.json: \"logits_scaling\" must not be 0");
+    MT_TRY(mt_granite_scales(m, err));
     MT_TRY(mt_hyb_bool(c, "attention_bias", &hp->attn_bias, err));
     hp->o_bias = hp->attn_bias;
     hp->norm_eps = (float)eps;
-    hp->embed_scale = (float)em;
-    hp->residual_scale = (float)rm;
-    hp->attn_scale = (float)am;
-    hp->logits_div = (float)ls;
     hp->head_dim = hp->hidden / hp->n_heads;   /* granitemoehybrid ignores a head_dim key */
     if (hp->head_dim < 2 || hp->head_dim % 2)
         return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size / num_attention_heads must be even and positive");

@@ -505,6 +505,10 @@ int mt_decoder_rope_source(mt_model *m, int how, double def, mt_err *err);
  * slides when "layer_types" marks it "sliding_attention", over "sliding_window" positions (a
  * bare sliding_window changes nothing).  After bind. */
 int mt_decoder_layer_types(mt_model *m, mt_err *err);
+/* granite's multipliers (granite, granitemoe, granitemoehybrid): embedding_multiplier,
+ * residual_multiplier, attention_multiplier (the attention scale) and logits_scaling (a divisor,
+ * not 0), each default 1, into hp.embed_scale / residual_scale / attn_scale / logits_div. */
+int mt_granite_scales(mt_model *m, mt_err *err);
 /* Bind layer i's MLP as a mixture of experts (moe_fwd.c): router `<prefix>.gate` (or
  * m->moe_router), the stacked expert weights `<prefix>.switch_mlp.{gate,up,down}_proj`
  * ([E, out, in], dense or MLX-quantized; with hp.moe_exp_bias their biases [E, out]), as

@@ -145,18 +145,8 @@ static int olmoe_init(mt_model *m, mt_err *err) {
 static int granitemoe_init(mt_model *m, mt_err *err) {
     MT_TRY(mt_decoder_read_hp(m, err));
     MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));   /* mlx-lm: rope_theta has no default */
-    json_t *c = mt_config_json(m->cfg);
-    double em = 1, rm = 1, am = 1, ls = 1;
-    MT_TRY(mt_cfg_real(c, "embedding_multiplier", 1, &em, 1, MT_CFG_FINITE, err));
-    MT_TRY(mt_cfg_real(c, "residual_multiplier", 1, &rm, 1, MT_CFG_FINITE, err));
-    MT_TRY(mt_cfg_real(c, "attention_multiplier", 1, &am, 1, MT_CFG_FINITE, err));
-    MT_TRY(mt_cfg_real(c, "logits_scaling", 1, &ls, 1, MT_CFG_FINITE, err));
-    if (ls == 0) return mt_seterr(err, MT_EFORMAT, "config.json: \"logits_scaling\" must not be 0");
+    MT_TRY(mt_granite_scales(m, err));
     MT_TRY(expert_counts(m, "num_local_experts", "num_experts_per_tok", 0, 1, err));
-    m->hp.embed_scale = (float)em;
-    m->hp.residual_scale = (float)rm;
-    m->hp.attn_scale = (float)am;
-    m->hp.logits_div = (float)ls;
     m->hp.head_dim = m->hp.rot_dims = m->hp.hidden / m->hp.n_heads;
     m->hp.rope_traditional = 0;
     m->hp.moe_inter = m->hp.inter;

@@ -29,9 +29,7 @@ static int phi3_init(mt_model *m, mt_err *err) {
     return mt_decoder_bind(m, err);
 }
 
-static int granite_init(mt_model *m, mt_err *err) {
-    MT_TRY(mt_decoder_read_hp(m, err));
-    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));   /* mlx-lm: rope_theta has no default */
+int mt_granite_scales(mt_model *m, mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
     double em = 1, rm = 1, am = 1, ls = 1;
     MT_TRY(mt_cfg_real(c, "embedding_multiplier", 1, &em, 1, MT_CFG_FINITE, err));
@@ -43,6 +41,13 @@ static int granite_init(mt_model *m, mt_err *err) {
     m->hp.residual_scale = (float)rm;
     m->hp.attn_scale = (float)am;
     m->hp.logits_div = (float)ls;
+    return MT_OK;
+}
+
+static int granite_init(mt_model *m, mt_err *err) {
+    MT_TRY(mt_decoder_read_hp(m, err));
+    MT_TRY(mt_decoder_rope_source(m, MT_ROPE_REQUIRED, 0, err));   /* mlx-lm: rope_theta has no default */
+    MT_TRY(mt_granite_scales(m, err));
     return mt_decoder_bind(m, err);
 }
 
