@@ -29,6 +29,8 @@ extern const mt_family mt_family_gpt_oss;
 /* recurrent-state mixers (short convolution, Mamba, Mamba-2) and their hybrids */
 extern const mt_family mt_family_lfm2, mt_family_mamba2, mt_family_mamba, mt_family_falcon_mamba, mt_family_nemotron_h,
     mt_family_falcon_h1, mt_family_granitemoehybrid, mt_family_jamba;
+/* lfm2's hybrid with the built-in MoE (sigmoid router, selection bias) */
+extern const mt_family mt_family_lfm2_moe;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -108,6 +110,8 @@ static const mt_family *const families[] = {
     &mt_family_falcon_h1,
     &mt_family_granitemoehybrid,
     &mt_family_jamba,
+    /* lfm2's hybrid with the built-in MoE (sigmoid router, selection bias) */
+    &mt_family_lfm2_moe,
 };
 
 const mt_family *mt_family_find(const char *model_type) {
