@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fnmatch.h>
 #include <pcre2.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,7 @@ static int model_predicate_8bit(const char *model_type, const char *path) {
     if (!strcmp(model_type, "qwen3_moe")) return has_suffix(path, "mlp.gate");
     if (!strcmp(model_type, "jamba")) return has_suffix(path, "feed_forward.router");
     if (!strcmp(model_type, "granitemoehybrid")) return has_suffix(path, "router.layer");   /* MoE variant */
+    if (!strcmp(model_type, "lfm2_moe")) return has_suffix(path, "feed_forward.gate");
     return 0;
 }
 
@@ -740,7 +742,22 @@ typedef struct qjob {
     void *scales, *biases;
     int gpu, failed;
     int mode;                       /* mt_qmode */
+    int unit_rows;                  /* baichuan_m1's lm_head: rows scaled to unit norm first (its sanitize) */
 } qjob;
+
+/* mlx-lm's baichuan_m1 sanitize of an unquantized lm_head: each row divided by (its L2 norm +
+ * 1e-7) in float32, then back in the weights' type dt. */
+static void unit_rows(float *x, size_t m, size_t K, mt_dtype dt) {
+    for (size_t r = 0; r < m; r++) {
+        float *row = x + r * K, s = 0;
+        for (size_t i = 0; i < K; i++) s += row[i] * row[i];
+        float den = sqrtf(s) + 1e-7f;
+        for (size_t i = 0; i < K; i++) {
+            float v = row[i] / den;
+            row[i] = dt == MT_F16 ? mt_round_f16(v) : dt == MT_BF16 ? mt_round_bf16(v) : v;
+        }
+    }
+}
 
 static void quantize_rows(void *ctx, size_t begin, size_t end, int tid) {
     (void)tid;
@@ -757,6 +774,7 @@ static void quantize_rows(void *ctx, size_t begin, size_t end, int tid) {
     for (size_t r = begin; r < end; r += chunk_rows) {
         size_t m = end - r < chunk_rows ? end - r : chunk_rows;
         mt_convert_to_f32(x, (const char *)t->src->data + r * K * es, t->src->dtype, m * K);
+        if (j->unit_rows) unit_rows(x, m, K, t->src->dtype);
         if (j->mode != MT_QMODE_AFFINE) {   /* one-byte scales, no biases */
             if (mt_quantize_fp((uint8_t *)(j->w + r * wrow), (uint8_t *)j->scales + r * G, j->dt, x, m, K, j->mode, NULL))
                 j->failed = MT_EINVAL;
@@ -789,7 +807,8 @@ static int quantize_module(cv *c, const out_t *t, void *w, void *scales, void *b
     if ((!w && !wb) || (!scales && !sb) || (!fp && !biases && !bb)) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
     if (!rc) {
         const float *mom = c->calib && !fp ? mt_calib_moments(c->calib, c->mods[t->mod].path, K) : NULL;
-        qjob j = {t, mom, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0, mode};
+        qjob j = {t, mom, dt, w ? w : wb, scales ? scales : sb, biases ? biases : bb, c->o->gpu_rules, 0, mode,
+                  c->model_type && !strcmp(c->model_type, "baichuan_m1") && !strcmp(c->mods[t->mod].path, "lm_head")};
         mt_pool_for(c->pool, rows, 16, quantize_rows, &j);
         if (j.failed) rc = mt_seterr(err, j.failed, "%s: quantization failed", t->src->name);
     }

@@ -1,13 +1,17 @@
 /* hybrid.c - families built on the recurrent-state mixers (shortconv.c, ssm.c):
  *   lfm2          attention (q/k RMSNorm per head) and gated short-convolution layers by
  *                 layer_types / full_attn_idxs, each with a SwiGLU MLP (feed_forward.w1/w3/w2)
+ *   lfm2_moe      the same layers; the MLP (feed_forward.gate_proj/up_proj/down_proj) of the
+ *                 first num_dense_layers, then the built-in MoE: sigmoid scores, an optional
+ *                 expert_bias for the selection only, top-k renormalized (+1e-6), scaled by
+ *                 routed_scaling_factor
  *   mamba2        Mamba-2 (SSD) blocks only, no MLP (backbone.layers.N.mixer)
  *   mamba         Mamba selective-scan blocks only; falcon_mamba: the same with dt, B and C
  *                 RMS-normalized (mlx-lm runs it on mamba.py)
  * Every one of them has mlx-lm's make_cache, so mlx-lm ignores --max-kv-size for them
  * (own_cache); their state cannot be trimmed, so speculative decoding and prompt-cache files
  * refuse them.
- * ref: mlx_lm/models/lfm2.py, mamba2.py, mamba.py. */
+ * ref: mlx_lm/models/lfm2.py, lfm2_moe.py, mamba2.py, mamba.py. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -74,6 +78,38 @@ static int lfm2_is_attn(const mt_model *m, int layer) {
     return json_is_string(t) && !strcmp(json_string_value(t), "full_attention");
 }
 
+/* lfm2_moe: the layers from num_dense_layers on are sparse (the key is checked in init) */
+static int lfm2_moe_layer(const mt_model *m, int layer) {
+    return layer >= json_integer_value(json_object_get(mt_config_json(m->cfg), "num_dense_layers"));
+}
+
+/* lfm2_moe's router and experts (mlx-lm's ModelArgs: every key but routed_scaling_factor required) */
+static int lfm2_moe_cfg(mt_model *m, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
+    mt_decoder_hp *hp = &m->hp;
+    int dense = 0, norm = 0, bias = 0, mp = 0;
+    double scale = 1;
+    MT_TRY(mt_cfg_count(c, "num_experts", 0, &hp->n_experts, 1, err));
+    MT_TRY(mt_cfg_count(c, "num_experts_per_tok", 0, &hp->top_k, 1, err));
+    if (hp->top_k > hp->n_experts)
+        return mt_seterr(err, MT_EFORMAT, "config.json: num_experts_per_tok %d exceeds num_experts %d", hp->top_k,
+                         hp->n_experts);
+    MT_TRY(mt_cfg_count(c, "moe_intermediate_size", 0, &hp->moe_inter, 1, err));
+    MT_TRY(mt_cfg_count(c, "intermediate_size", 0, &hp->inter, 1, err));
+    MT_TRY(mt_cfg_count(c, "max_position_embeddings", 0, &mp, 1, err));
+    MT_TRY(mt_cfg_int(c, "num_dense_layers", 0, &dense, 1, err));
+    MT_TRY(mt_hyb_bool(c, "norm_topk_prob", &norm, err));
+    MT_TRY(mt_hyb_bool(c, "use_expert_bias", &bias, err));
+    MT_TRY(mt_cfg_real(c, "routed_scaling_factor", 1, &scale, 0, MT_CFG_FINITE, err));
+    hp->moe_score = MT_MOE_SIGMOID;
+    hp->moe_norm_topk = norm;
+    hp->moe_norm_add = 1e-6f;
+    hp->moe_scale = (float)scale;
+    m->moe_layer = lfm2_moe_layer;
+    m->moe_sel_bias_name = bias ? "expert_bias" : NULL;
+    return MT_OK;
+}
+
 static int lfm2_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
     mt_layer *L = &m->layers[i];
     const mt_decoder_hp *hp = &m->hp;
@@ -100,9 +136,18 @@ static int lfm2_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
         snprintf(p, sizeof p, "model.layers.%d.conv", i);
         MT_TRY(mt_shortconv_bind(m, i, p, (size_t)L_cache, bias, err));
     }
-    LIN(gate, "feed_forward.w1", I, H);
-    LIN(up, "feed_forward.w3", I, H);
-    LIN(down, "feed_forward.w2", H, I);
+    if (m->moe_layer && m->moe_layer(m, i)) {   /* lfm2_moe's sparse layers */
+        snprintf(p, sizeof p, "model.layers.%d.feed_forward", i);
+        MT_TRY(mt_decoder_bind_moe(m, i, p, err));
+    } else if (m->moe_layer) {                  /* lfm2_moe's dense layers: mlx-lm's sanitized names */
+        LIN(gate, "feed_forward.gate_proj", I, H);
+        LIN(up, "feed_forward.up_proj", I, H);
+        LIN(down, "feed_forward.down_proj", H, I);
+    } else {
+        LIN(gate, "feed_forward.w1", I, H);
+        LIN(up, "feed_forward.w3", I, H);
+        LIN(down, "feed_forward.w2", H, I);
+    }
     NORM(n1, "operator_norm", H);
     NORM(n2, "ffn_norm", H);
 #undef LIN
@@ -111,25 +156,10 @@ static int lfm2_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
     return MT_OK;
 }
 
-static int lfm2_init(mt_model *m, mt_err *err) {
-    MT_TRY(mt_hyb_hp(m, "num_hidden_layers", "num_attention_heads", "norm_eps", 1e-5, err));
+/* lfm2's MLP width: block_ff_dim (else intermediate_size), adjusted as mlx-lm's MLP does */
+static int lfm2_ff(mt_model *m, mt_err *err) {
     json_t *c = mt_config_json(m->cfg);
     mt_decoder_hp *hp = &m->hp;
-    hp->head_dim = hp->hidden / hp->n_heads;   /* lfm2 takes hidden / heads whatever head_dim says */
-    if (hp->head_dim < 2 || hp->head_dim % 2)
-        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size / num_attention_heads must be even and positive");
-    hp->rot_dims = hp->head_dim;
-    double theta = 1e6;
-    MT_TRY(mt_cfg_real(c, "rope_theta", 1e6, &theta, 0, MT_CFG_POS, err));
-    json_t *rp = json_object_get(c, "rope_parameters");
-    if (json_is_object(rp) && json_object_get(rp, "rope_theta")) {
-        json_t *t = json_object_get(rp, "rope_theta");
-        if (!json_is_number(t) || !(json_number_value(t) > 0) || json_number_value(t) > FLT_MAX)
-            return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_parameters.rope_theta\" must be a finite, positive number");
-        theta = json_number_value(t);
-    }
-    hp->rope_theta = (float)theta;
-    /* the MLP width: block_ff_dim (else intermediate_size), adjusted as mlx-lm's MLP does */
     int ff = 0, mult = 1, adjust = 0;
     json_t *bf = json_object_get(c, "block_ff_dim");
     MT_TRY(mt_cfg_count(c, bf && !json_is_null(bf) ? "block_ff_dim" : "intermediate_size", 0, &ff, 1, err));
@@ -148,6 +178,30 @@ static int lfm2_init(mt_model *m, mt_err *err) {
         if (ff < 1) return mt_seterr(err, MT_EFORMAT, "config.json: the adjusted block_ff_dim is 0");
     }
     hp->inter = ff;
+    return MT_OK;
+}
+
+/* lfm2 (moe 0) and lfm2_moe (moe 1) */
+static int lfm2_common(mt_model *m, int moe, mt_err *err) {
+    MT_TRY(mt_hyb_hp(m, "num_hidden_layers", "num_attention_heads", "norm_eps", 1e-5, err));
+    json_t *c = mt_config_json(m->cfg);
+    mt_decoder_hp *hp = &m->hp;
+    hp->head_dim = hp->hidden / hp->n_heads;   /* lfm2 takes hidden / heads whatever head_dim says */
+    if (hp->head_dim < 2 || hp->head_dim % 2)
+        return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size / num_attention_heads must be even and positive");
+    hp->rot_dims = hp->head_dim;
+    double theta = 1e6;
+    MT_TRY(mt_cfg_real(c, "rope_theta", 1e6, &theta, 0, MT_CFG_POS, err));
+    json_t *rp = json_object_get(c, "rope_parameters");
+    if (json_is_object(rp) && json_object_get(rp, "rope_theta")) {
+        json_t *t = json_object_get(rp, "rope_theta");
+        if (!json_is_number(t) || !(json_number_value(t) > 0) || json_number_value(t) > FLT_MAX)
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"rope_parameters.rope_theta\" must be a finite, positive number");
+        theta = json_number_value(t);
+    }
+    hp->rope_theta = (float)theta;
+    if (moe) MT_TRY(lfm2_moe_cfg(m, err));   /* lfm2_moe: intermediate_size as it is */
+    else MT_TRY(lfm2_ff(m, err));
     json_t *fa = json_object_get(c, "full_attn_idxs"), *lt = json_object_get(c, "layer_types");
     if (fa && !json_is_null(fa)) {
         if (!json_is_array(fa)) return mt_seterr(err, MT_EFORMAT, "config.json: \"full_attn_idxs\" must be a list");
@@ -171,10 +225,16 @@ static int lfm2_init(mt_model *m, mt_err *err) {
     m->final_norm_name = "model.embedding_norm";
     static const char *const obs[] = {"mlp.gate_proj", "feed_forward.w1", "mlp.up_proj", "feed_forward.w3",
                                       "mlp.down_proj", "feed_forward.w2", "self_attn.o_proj", "self_attn.out_proj", NULL};
-    m->obs_map = obs;
+    static const char *const obs_moe[] = {"mlp.gate_proj", "feed_forward.gate_proj", "mlp.up_proj", "feed_forward.up_proj",
+                                          "mlp.down_proj", "feed_forward.down_proj", "self_attn.o_proj",
+                                          "self_attn.out_proj", NULL};
+    m->obs_map = moe ? obs_moe : obs;
     m->bind_layer = lfm2_bind_layer;
     return mt_decoder_bind(m, err);
 }
+
+static int lfm2_init(mt_model *m, mt_err *err) { return lfm2_common(m, 0, err); }
+static int lfm2_moe_init(mt_model *m, mt_err *err) { return lfm2_common(m, 1, err); }
 
 /* ---- mamba2 ---- */
 
@@ -290,6 +350,8 @@ static int mamba_init(mt_model *m, mt_err *err) {
 }
 
 const mt_family mt_family_lfm2 = {"lfm2", lfm2_init, "attention + gated short-convolution layers (recurrent conv state)"};
+const mt_family mt_family_lfm2_moe = {"lfm2_moe", lfm2_moe_init,
+    "lfm2's conv + attention layers, dense MLPs then sigmoid-routed experts (selection bias, scaled)"};
 const mt_family mt_family_mamba2 = {"mamba2", mamba2_init, "Mamba-2 SSD blocks: heads, groups, gated RMSNorm, conv state"};
 const mt_family mt_family_mamba = {"mamba", mamba_init, "Mamba selective-scan blocks (recurrent state, no attention)"};
 const mt_family mt_family_falcon_mamba = {"falcon_mamba", mamba_init, "mamba with RMS-normalized dt, B and C"};

@@ -95,7 +95,7 @@ int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
     if (!rc && (*out)->has_state) {   /* layers whose mixer replaces the attention keep no K/V */
         if (!((*out)->no_kv = calloc((size_t)m->hp.n_layers, 1))) rc = MT_ENOMEM;
         for (int l = 0; !rc && l < m->hp.n_layers; l++)
-            (*out)->no_kv[l] = m->layers[l].mixer && !m->layers[l].mixer_parallel;
+            (*out)->no_kv[l] = m->layers[l].mixer && !m->layers[l].mixer_parallel && !m->layers[l].mixer_kv;
     }
     free(n);
     if (rc) { mt_kvcache_free(*out); *out = NULL; return mt_seterr(err, MT_ENOMEM, "out of memory"); }

@@ -154,6 +154,8 @@ typedef struct mt_layer {
     /* recurrent-state hybrids (ssm): */
     int mixer_parallel;            /* the mixer runs beside the built-in attention on the same input and
                                       adds its output to the attention's (falcon_h1) */
+    /* baichuan_m1: */
+    int mixer_kv;                  /* the mixer (with state) writes this layer's K/V rows too: the cache keeps them */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };

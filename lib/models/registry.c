@@ -29,6 +29,10 @@ extern const mt_family mt_family_gpt_oss;
 /* recurrent-state mixers (short convolution, Mamba, Mamba-2) and their hybrids */
 extern const mt_family mt_family_lfm2, mt_family_mamba2, mt_family_mamba, mt_family_falcon_mamba, mt_family_nemotron_h,
     mt_family_falcon_h1, mt_family_granitemoehybrid, mt_family_jamba;
+/* lfm2's hybrid with the built-in MoE (sigmoid router, selection bias) */
+extern const mt_family mt_family_lfm2_moe;
+/* attention over short-convolved keys/values (per-sequence state) */
+extern const mt_family mt_family_baichuan_m1;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -108,6 +112,10 @@ static const mt_family *const families[] = {
     &mt_family_falcon_h1,
     &mt_family_granitemoehybrid,
     &mt_family_jamba,
+    /* lfm2's hybrid with the built-in MoE (sigmoid router, selection bias) */
+    &mt_family_lfm2_moe,
+    /* attention over short-convolved keys/values (per-sequence state) */
+    &mt_family_baichuan_m1,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -9,12 +9,12 @@ setup_file() {
   export GEN="$PWD/${MT_BUILD:-build}/bin/mlx-gen"
 }
 
-# the fixture folders of the recurrent-state families
+# the fixture folders of the families with recurrent state (baichuan_m1: its k/v convolution)
 ssm_dirs() {
   for d in tests/data/models/*/; do
     [ -f "$d/golden.json" ] || continue
     case "$(jq -r .model_type "$d/config.json")" in
-      lfm2|mamba|mamba2|falcon_mamba|nemotron_h|falcon_h1|granitemoehybrid|jamba) echo "${d%/}" ;;
+      lfm2|lfm2_moe|baichuan_m1|mamba|mamba2|falcon_mamba|nemotron_h|falcon_h1|granitemoehybrid|jamba) echo "${d%/}" ;;
     esac
   done
 }
@@ -130,7 +130,7 @@ ssm_dirs() {
 
 @test "mlx-quant convert makes mlx-lm's 4-bit forms (routers 8-bit where mlx-lm says; plain parameters left alone)" {
   QUANT="$PWD/${MT_BUILD:-build}/bin/mlx-quant"
-  for f in jamba-tiny nemotron-h-moe granitemoehybrid-moe mamba2-tiny lfm2-tiny falcon-mamba-tiny; do
+  for f in jamba-tiny nemotron-h-moe granitemoehybrid-moe mamba2-tiny lfm2-tiny lfm2moe-tiny falcon-mamba-tiny; do
     out="$BATS_TEST_TMPDIR/$f"
     "$QUANT" convert -m "tests/data/models/$f" -o "$out" -q --bits 4 --group-size 32 >/dev/null
     [ "$(jq -cS .quantization "$out/config.json")" = "$(jq -cS .quantization "tests/data/models/$f-4bit/config.json")" ] \

@@ -526,6 +526,12 @@ static void test_config_checks(mt_pool *pool) {
         /* recurrent-state mixers */
         {"tests/data/models/lfm2-tiny", C, "conv_L_cache", "0", "config.json: \"conv_L_cache\" must be a positive integer"},
         {"tests/data/models/lfm2-tiny", C, "layer_types", "[\"conv\", \"conv\"]", "config.json: \"layer_types\" must list 3 layers"},
+        {"tests/data/models/lfm2moe-tiny", C, "num_experts_per_tok", "5", "config.json: num_experts_per_tok 5 exceeds num_experts 4"},
+        {"tests/data/models/lfm2moe-tiny", C, "num_dense_layers", "-1", "config.json: \"num_dense_layers\" must be a non-negative integer"},
+        {"tests/data/models/lfm2moe-tiny", C, "use_expert_bias", "null", "config.json: missing \"use_expert_bias\""},
+        {"tests/data/models/baichuanm1-tiny", C, "conv_window", "3", "config.json: \"conv_window\" must be 2"},
+        {"tests/data/models/baichuanm1-tiny", C, "sliding_window_layers", "[1, 3]", "config.json: \"sliding_window_layers\"[1] is not a layer number below 3"},
+        {"tests/data/models/baichuanm1-tiny", C, "num_swa_key_value_heads", "3", "config.json: kv head counts 2 and 3 must divide"},
         {"tests/data/models/mamba2-tiny", C, "n_groups", "3", "config.json: 8 Mamba-2 heads do not split into n_groups 3"},
         {"tests/data/models/mamba2-tiny", C, "time_step_limit", "[2.0, 0.01]", "config.json: \"time_step_limit\" must be [min, max]"},
         {"tests/data/models/mamba-tiny", C, "time_step_rank", "0", "config.json: \"time_step_rank\" must be a positive integer"},

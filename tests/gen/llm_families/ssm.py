@@ -1,4 +1,5 @@
-"""Recurrent-state families: lfm2 (attention + gated short convolution), mamba2 (SSD),
+"""Recurrent-state families: lfm2 (attention + gated short convolution; lfm2_moe: the same with
+sigmoid-routed experts after num_dense_layers dense layers), mamba2 (SSD),
 mamba and falcon_mamba (selective scan; falcon_mamba runs on mlx-lm's mamba.py)."""
 VOCAB = 384
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, torch_dtype="float32", bos_token_id=1, eos_token_id=2)
@@ -10,6 +11,14 @@ FAMILIES = {
                       block_ff_dim=192, block_multiple_of=16, block_ffn_dim_multiplier=1.0,
                       block_auto_adjust_ff_dim=True, rope_theta=10000.0,
                       layer_types=["conv", "full_attention", "conv"], tie_word_embeddings=True),
+    # lfm2_moe: conv + dense MLP, attention + experts, conv + experts; 4 experts, top 2, the
+    # selection bias on, renormalized and scaled
+    "lfm2moe-tiny": dict(COMMON, model_type="lfm2_moe", num_hidden_layers=3, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=512, norm_eps=1e-5, conv_bias=False,
+                         conv_L_cache=3, intermediate_size=128, moe_intermediate_size=32, num_experts=4,
+                         num_experts_per_tok=2, norm_topk_prob=True, use_expert_bias=True, num_dense_layers=1,
+                         routed_scaling_factor=1.5, rope_theta=10000.0,
+                         layer_types=["conv", "full_attention", "conv"], tie_word_embeddings=True),
     # 8 heads in 2 groups, dt limits that clip, untied output head
     "mamba2-tiny": dict(COMMON, model_type="mamba2", num_hidden_layers=2, num_heads=8, head_dim=16, state_size=16,
                         intermediate_size=128, n_groups=2, conv_kernel=4, use_bias=False, use_conv_bias=True,
@@ -93,6 +102,10 @@ def SPREAD(cfg, k, v):
     import mlx.core as mx
     if k.endswith("e_score_correction_bias"):
         return 0.05 * mx.random.normal(v.shape)  # a correction that matters for the choice only
+    if k.endswith("feed_forward.expert_bias"):
+        return 0.1 * mx.random.normal(v.shape)  # stored as zeros; a bias that changes the choice
+    if cfg["model_type"] == "lfm2_moe" and k.endswith("feed_forward.gate.weight"):
+        return v  # sigmoid scores that do not saturate
     if k.endswith("mixer.gate.weight"):
         return 0.3 * mx.random.normal(v.shape)  # mlx-lm initializes the router to zeros
     if k.endswith("A_log") or k.endswith(".D") or k.endswith("dt_bias"):
