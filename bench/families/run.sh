@@ -59,8 +59,8 @@ for r in $(seq 1 "$ROUNDS"); do
         line=$(engine $e "$s")
         p1=$(some_total); t1=$(date +%s.%N)
         stall=$(awk -v a="$p0" -v b="$p1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e4 / (e - s) }')
-        quiet=$(awk -v s="$stall" -v m="$MAX_STALL" 'BEGIN { print (s <= m) ? "true" : "false" }')
-        if [ "$quiet" = true ] || [ $try -ge 3 ]; then break; fi
+        quiet=$(awk -v s="$stall" -v m="$MAX_STALL" 'BEGIN { print (s <= m) ? "True" : "False" }')
+        if [ "$quiet" = True ] || [ $try -ge 3 ]; then break; fi
         echo "bench/families: $e $s round $r stalled $stall% of its time: redone" >&2
         try=$((try + 1))
       done
