@@ -33,3 +33,6 @@ def SPREAD(cfg, k, v):
     if k.endswith("router.bias"):
         return 0.5 * mx.random.normal(v.shape)
     return None
+
+# mlx-community ships gpt-oss in MXFP4: that form too, beside the affine ones
+QUANT = {"gptoss-tiny": [(4, 32, "affine"), (8, 64, "affine"), (4, 32, "mxfp4")]}
