@@ -426,7 +426,7 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
         }
     } else {
         size_t rb = c->kv_dim * mt_dtype_size(mt_kv_dtype(c)), vb = c->v_dim * mt_dtype_size(mt_kv_dtype(c));
-        for (int l = 0; l < c->n_layers; l++) {
+        for (int l = 0; n && l < c->n_layers; l++) {   /* (an empty source has no rows yet) */
             if (no_kv(c, l)) continue;
             memcpy(c->k[l], src->k[l], n * rb);
             memcpy(c->v[l], src->v[l], n * vb);

@@ -29,7 +29,7 @@ static int close_to(float y, float ref, float mag) {
 
 typedef struct fcase {
     mt_linear l;
-    const float *x, *y;            /* [T, K], golden [T, rows] */
+    float *x, *y;                  /* [T, K], golden [T, rows] (copies: the file's data may be unaligned) */
     const mt_tensor_view *d32, *d16;
     size_t T;
     float *mag;                    /* [T, rows]: sum |x * w| (from our own float rows) */
@@ -58,9 +58,13 @@ static int load_case(fcase *f, const mt_safetensors *st, const char *c, const ch
     f->l.w = w->data;
     f->l.scales = s->data;
     f->l.sdt = mt_qmode_scale_dtype(mode, s->dtype);
-    f->x = x->data;
-    f->y = y->data;
     f->T = (size_t)x->shape[0];
+    size_t nx = f->T * f->l.in, ny = f->T * f->l.out;
+    f->x = malloc(nx * sizeof *f->x);
+    f->y = malloc(ny * sizeof *f->y);
+    if (!f->x || !f->y) { free(f->x); free(f->y); CHECK(0); return 0; }
+    memcpy(f->x, x->data, nx * sizeof *f->x);
+    memcpy(f->y, y->data, ny * sizeof *f->y);
     f->d32 = get(st, c, m, "d32");
     f->d16 = get(st, c, m, "d16");
     CHECK(s->dtype == MT_U8 && (size_t)y->shape[1] == f->l.out && (size_t)s->shape[1] * f->l.group_size == f->l.in);
@@ -286,6 +290,8 @@ int main(void) {
         test_products(&f, name, pool);
         test_mlx16(&f, st, cases[i][0], cases[i][1], pool);
         free(f.mag);
+        free(f.x);
+        free(f.y);
     }
     mt_pool_free(pool);
     mt_safetensors_free(st);
