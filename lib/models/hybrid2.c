@@ -384,10 +384,26 @@ static int fh1_ssm_cfg(mt_model *m, mt_ssm2_cfg *sc, mt_err *err) {
     return MT_OK;
 }
 
-static int falcon_h1_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
+/* falcon_h1 and jamba blocks: with mlp, the gated MLP model.layers.N.feed_forward.{gate,up,down}_proj
+ * (biases when bias); then the norms input_layernorm (n1) and pre_ff_layernorm (n2). */
+static int bind_ff_norms(mt_model *m, int i, int mlp, int bias, mt_err *err) {
     mt_layer *L = &m->layers[i];
-    json_t *c = mt_config_json(m->cfg);
     size_t H = (size_t)m->hp.hidden, I = (size_t)m->hp.inter;
+    char p[256];
+    static const char *const sub[3] = {"gate_proj", "up_proj", "down_proj"};
+    mt_linear *dst[3] = {&L->gate, &L->up, &L->down};
+    for (int k = 0; mlp && k < 3; k++) {
+        snprintf(p, sizeof p, "model.layers.%d.feed_forward.%s", i, sub[k]);
+        MT_TRY(mt_linear_bind(dst[k], m->st, m->cfg, p, k == 2 ? H : I, k == 2 ? I : H, bias ? 1 : -1, err));
+    }
+    snprintf(p, sizeof p, "model.layers.%d.input_layernorm", i);
+    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n1, err));
+    snprintf(p, sizeof p, "model.layers.%d.pre_ff_layernorm", i);
+    return mt_dec_bind_norm(m, p, H, &L->n2, err);
+}
+
+static int falcon_h1_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
+    json_t *c = mt_config_json(m->cfg);
     int mb = 0;
     MT_TRY(mt_cfg_bool(c, "mlp_bias", 0, &mb, err));
     mt_ssm2_cfg sc;
@@ -402,17 +418,7 @@ static int falcon_h1_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
                          "folded into the weights yet): convert it with mlx_lm.convert first");
     snprintf(p, sizeof p, "model.layers.%d.mamba", i);
     MT_TRY(mt_ssm2_bind(m, i, p, &sc, err));
-#define LIN(field, sub, o, in) \
-    do { snprintf(p, sizeof p, "model.layers.%d.feed_forward.%s", i, sub); \
-         MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, mb ? 1 : -1, err)); } while (0)
-    LIN(gate, "gate_proj", I, H);
-    LIN(up, "up_proj", I, H);
-    LIN(down, "down_proj", H, I);
-#undef LIN
-    snprintf(p, sizeof p, "model.layers.%d.input_layernorm", i);
-    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n1, err));
-    snprintf(p, sizeof p, "model.layers.%d.pre_ff_layernorm", i);
-    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n2, err));
+    MT_TRY(bind_ff_norms(m, i, 1, mb, err));
     *bound = MT_BOUND_MLP | MT_BOUND_NORMS;   /* the attention: the decoder's, model.layers.N.self_attn.* */
     return MT_OK;
 }
@@ -639,8 +645,6 @@ static int jamba_ssm_cfg(mt_model *m, mt_ssm1_cfg *sc, mt_err *err) {
 }
 
 static int jamba_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
-    mt_layer *L = &m->layers[i];
-    size_t H = (size_t)m->hp.hidden, I = (size_t)m->hp.inter;
     char p[256];
     if (!jamba_is_attn(m, i)) {
         mt_ssm1_cfg sc;
@@ -649,21 +653,9 @@ static int jamba_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
         MT_TRY(mt_ssm1_bind(m, i, p, &sc, err));
         *bound |= MT_BOUND_ATTN;
     }
-    if (!jamba_moe_layer(m, i)) {
-#define LIN(field, sub, o, in) \
-    do { snprintf(p, sizeof p, "model.layers.%d.feed_forward.%s", i, sub); \
-         MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, -1, err)); } while (0)
-        LIN(gate, "gate_proj", I, H);
-        LIN(up, "up_proj", I, H);
-        LIN(down, "down_proj", H, I);
-#undef LIN
-        *bound |= MT_BOUND_MLP;
-    }
-    snprintf(p, sizeof p, "model.layers.%d.input_layernorm", i);
-    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n1, err));
-    snprintf(p, sizeof p, "model.layers.%d.pre_ff_layernorm", i);
-    MT_TRY(mt_dec_bind_norm(m, p, H, &L->n2, err));
-    *bound |= MT_BOUND_NORMS;
+    int dense = !jamba_moe_layer(m, i);
+    MT_TRY(bind_ff_norms(m, i, dense, 0, err));
+    *bound |= MT_BOUND_NORMS | (dense ? MT_BOUND_MLP : 0);
     return MT_OK;
 }
 
