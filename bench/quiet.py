@@ -24,6 +24,8 @@ contended.  Its figures are never mixed with quiet ones (separate --out).
 usage: quiet.py [--pairs "llama1b-q4g64:Q4_0 qwen06b-q4g64:Q4_0"] [--rounds 3] [--threads 2]
                 [--pp 512] [--tg 128] [--batch 8] [--engines float,int8,llama] [--max-stall 3]
                 [--quiet 2] [--tries 4] [--neighbours 0] [--out bench/out/quiet.jsonl]
+       quiet.py [--max-stall 3] [--quiet 2] [--tries 4] --gate -- CMD ARGS...   (any benchmark
+                command, rerun until one run was quiet; bench/stt and bench/embed use it)
        quiet.py --table FILE.jsonl [FILE2.jsonl]   (print the table of earlier runs; with two
                 files, the second is a contended run shown beside the first)
 """
@@ -269,7 +271,47 @@ def table(path, contended_path=None):
           "single-sequence decode.")
 
 
+def gate_cmd(a, cmd):
+    """--gate: runs cmd (any benchmark command) until one run has a stall <= --max-stall, waiting
+    for a quiet CPU before each try; passes its stdout through and prints one JSON line
+    {"gate": {...}} (stall, tries, avg10 before/after, load) on stderr.  Exit status: cmd's, or 3
+    when no try was quiet (the last try's output is still printed, marked)."""
+    for attempt in range(1, a.tries + 1):
+        wait_quiet(a.quiet)
+        a0, t0 = psi()
+        w0 = time.time()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.time() - w0
+        a1, t1 = psi()
+        stall = None if t0 is None else 100.0 * (t1 - t0) / 1e6 / wall
+        ok = stall is None or stall <= a.max_stall
+        info = {"gate": {"cmd": " ".join(cmd), "try": attempt, "wall_s": round(wall, 2),
+                         "stall_pct": None if stall is None else round(stall, 2), "psi_before": a0,
+                         "psi_after": a1, "load1": load1(), "accepted": ok}}
+        print(json.dumps(info), file=sys.stderr)
+        if ok or attempt == a.tries or p.returncode != 0:
+            sys.stdout.write(p.stdout)
+            sys.stderr.write(p.stderr)
+            if not ok:
+                print(f"quiet.py: no quiet run of {cmd[0]} in {a.tries} tries (last stall {stall:.1f}%)",
+                      file=sys.stderr)
+                return 3
+            return p.returncode
+    return 3
+
+
 def main():
+    if "--gate" in sys.argv:
+        i = sys.argv.index("--gate")
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--max-stall", type=float, default=3.0)
+        ap.add_argument("--quiet", type=float, default=2.0)
+        ap.add_argument("--tries", type=int, default=4)
+        a = ap.parse_args(sys.argv[1:i])
+        cmd = sys.argv[i + 1:]
+        if cmd and cmd[0] == "--":
+            cmd = cmd[1:]
+        sys.exit(gate_cmd(a, cmd))
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", default="llama1b-q4g64:Q4_0 qwen06b-q4g64:Q4_0")
     ap.add_argument("--rounds", type=int, default=3)
