@@ -208,7 +208,10 @@ static int gemma3n_init(mt_model *m, mt_err *err) {
                                        "hidden_size_per_layer_input", "altup_num_inputs", "altup_active_idx",
                                        "laurel_rank", "altup_correct_scale"};
     for (size_t k = 0; k < sizeof need / sizeof *need; k++)
-        if (!json_object_get(c, need[k])) return mt_seterr(err, MT_EFORMAT, "config.json: text_config has no \"%s\"", need[k]);
+        if (!json_object_get(c, need[k]))
+            return mt_seterr(err, MT_EFORMAT, "config.json: text_config has no \"%s\"%s", need[k],
+                             json_object_get(c, "rope_parameters") && strstr(need[k], "rope")
+                             ? " (mlx-lm reads it only there, not from the transformers-5 \"rope_parameters\")" : "");
     int nks = 0, vpl = 0, hpl = 0, n = 0, act = 0, rank = 0, cs = 0;
     double local = 10000, cap = 0, clip = 0;
     MT_TRY(mt_cfg_int(c, "num_kv_shared_layers", 0, &nks, 1, err));
