@@ -185,7 +185,7 @@ static int read_inter(mt_model *m, g3n *g, int nl, mt_err *err) {
 
 static int g3n_forward(const mt_fwd *f, float *logits, float *hidden, mt_err *err);
 
-#define G3N_NO_MLX "gemma3n (its AltUp streams run in the float32 forward only)"
+#define G3N_NO_MLX "AltUp streams, per-layer inputs and KV sharing (a forward of its own)"
 
 static int gemma3n_init(mt_model *m, mt_err *err) {
     static const mt_text_spec spec = {.cfg_key = "text_config", .strip = "model.", .add = "model.language_model."};
@@ -201,12 +201,13 @@ static int gemma3n_init(mt_model *m, mt_err *err) {
     MT_TRY(read_inter(m, g, nl, err));
     MT_TRY(mt_decoder_read_hp(m, err));
     mt_decoder_hp *hp = &m->hp;
-    /* TextConfig's fields have no defaults: every one is required */
+    /* TextConfig's fields have no defaults: every one is required (null where mlx-lm allows None) */
     static const char *const need[] = {"head_dim", "rms_norm_eps", "num_key_value_heads", "num_kv_shared_layers",
                                        "vocab_size_per_layer_input", "sliding_window", "max_position_embeddings",
                                        "rope_local_base_freq", "rope_theta", "layer_types",
                                        "hidden_size_per_layer_input", "altup_num_inputs", "altup_active_idx",
-                                       "laurel_rank", "altup_correct_scale"};
+                                       "laurel_rank", "altup_correct_scale", "altup_coef_clip",
+                                       "final_logit_softcapping", "activation_sparsity_pattern"};
     for (size_t k = 0; k < sizeof need / sizeof *need; k++)
         if (!json_object_get(c, need[k]))
             return mt_seterr(err, MT_EFORMAT, "config.json: text_config has no \"%s\"%s", need[k],
@@ -254,14 +255,17 @@ static int gemma3n_init(mt_model *m, mt_err *err) {
         return mt_seterr(err, MT_EFORMAT, "config.json: \"activation_sparsity_pattern\" must list %d layers", nl);
     for (int l = 0; json_is_array(asp) && l < nl; l++) {
         json_t *e = json_array_get(asp, (size_t)l);
-        double s = json_is_number(e) ? json_number_value(e) : -1;
-        if (!(s >= 0 && s < 1))
-            return mt_seterr(err, MT_EFORMAT, "config.json: \"activation_sparsity_pattern\"[%d] must be in [0, 1)", l);
+        if (!json_is_number(e))
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"activation_sparsity_pattern\"[%d] must be a number", l);
+        double s = json_number_value(e);
+        if (s > 1)   /* erfinv(2 s - 1) would be NaN: every logit NaN */
+            return mt_seterr(err, MT_EFORMAT, "config.json: \"activation_sparsity_pattern\"[%d] must be at most 1 (got %g)",
+                             l, s);
         if (s > 0) {   /* sqrt(2) * mx.erfinv(2 s - 1): erfinv of the float32 argument, products in float32 */
             float a = (float)(2.0 * s - 1.0);
-            g->L[l].std_mult = (float)erfinv_d((double)a) * (float)sqrt(2.0);
+            g->L[l].std_mult = (a >= 1.0f ? INFINITY : (float)erfinv_d((double)a)) * (float)sqrt(2.0);
             g->L[l].sparse = 1;
-        }
+        }   /* (s <= 0: the plain GELU, as mlx-lm's `> 0` test gives) */
     }
     m->bind_layer = g3n_bind_layer;
     MT_TRY(mt_decoder_bind(m, err));
@@ -410,7 +414,10 @@ static void mlp(const mt_fwd *f, const g3n *g, int l, const float *x, float *gb,
             float mean = (float)(s / (double)I);
             for (size_t i = 0; i < I; i++) v += ((double)r[i] - mean) * ((double)r[i] - mean);
             float sd = (float)sqrt(v / (double)I), cut = mean + sd * G->std_mult;
-            for (size_t i = 0; i < I; i++) r[i] = fmaxf(0.0f, r[i] - cut);
+            for (size_t i = 0; i < I; i++) {   /* mx.maximum(0, d): a NaN (std 0 times inf) stays NaN */
+                float d = r[i] - cut;
+                r[i] = d != d ? d : fmaxf(0.0f, d);
+            }
         }
     mt_gelu_tanh(gb, T * I);
     for (size_t i = 0; i < T * I; i++) gb[i] *= ub[i];

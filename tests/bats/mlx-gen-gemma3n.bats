@@ -54,3 +54,28 @@ g3n_dirs() {
   [ "$status" -ne 0 ]
   [[ "$output" == *"prompt-cache files are not supported for gemma3n"* ]]
 }
+
+@test "gemma3n: configs mlx-lm cannot run (or would read past an array) are refused in one line naming the key" {
+  src=tests/data/models/gemma3n-tiny
+  while IFS='|' read -r edit want; do
+    d="$BATS_TEST_TMPDIR/v$RANDOM"; mkdir "$d"
+    for f in "$src"/*; do ln -s "$PWD/$f" "$d/"; done
+    rm "$d/config.json"
+    jq "$edit" "$src/config.json" > "$d/config.json"
+    run --separate-stderr "$GEN" -m "$d" -p hi -n 1 -q
+    [ "$status" -ne 0 ] || { echo "$edit: loaded"; return 1; }
+    [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+    [[ "$stderr" == *"$want"* ]] || { echo "$edit: $stderr"; return 1; }
+  done <<'CASES'
+del(.text_config)|config.json: no "text_config" object
+del(.text_config.rope_theta)|text_config has no "rope_theta"
+del(.text_config.altup_coef_clip)|text_config has no "altup_coef_clip"
+.text_config.num_kv_shared_layers = 5|num_kv_shared_layers 5 leaves no layer with a cache of its own
+.text_config.altup_active_idx = 4|altup_active_idx 4 is not one of the 4 altup_num_inputs
+.text_config.layer_types = ["sliding_attention","sliding_attention","sliding_attention","sliding_attention","sliding_attention"]|must hold both sliding_attention and full_attention
+.text_config.layer_types = ["full_attention","full_attention","full_attention","sliding_attention","sliding_attention"]|the 3 layers before the KV-shared ones must hold both
+.text_config.activation_sparsity_pattern = [1.5, 0, 0, 0, 0]|"activation_sparsity_pattern"[0] must be at most 1 (got 1.5)
+.text_config.intermediate_size = [128, 96]|"intermediate_size" must list 5 layers
+.text_config.intermediate_size = [128, 96, 0, 64, 128]|"intermediate_size"[2] must be a positive integer
+CASES
+}
