@@ -29,7 +29,9 @@
  *     post_per_layer_input_norm) and adds it to streams 1..
  *   - KV sharing: the last num_kv_shared_layers layers compute no K/V; they attend to the cache
  *     of the last earlier layer of their type (as it stands after that layer wrote this call's
- *     rows), at the call's positions.  Their own cache rows are written as zeros.
+ *     rows), at the call's positions.  Their own cache rows are written as zeros.  (mlx-lm's
+ *     call without a cache, model(ids), lets them compute their own K/V instead; generation
+ *     always has the cache, and that is what this forward computes.)
  *   - embeddings times sqrt(H), the embedding as the output head, final_logit_softcapping.
  * mlx-lm's gemma3n makes its own caches (make_cache): --max-kv-size changes nothing (own_cache).
  * Prompt-cache files are refused: mlx-lm's file holds only the non-shared layers.
