@@ -26,6 +26,7 @@ static const struct { const char *name, *msg; } refused[] = {
     {"qwen3_moe", "config.json: missing \"num_experts\""},
     {"granite", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"gemma3_text-native", "mlx-lm's default 6 exceeds num_hidden_layers 2"},
+    {"gemma3n", "config.json: text_config has no \"rope_local_base_freq\" (mlx-lm reads it only there"},
     {"qwen3_next", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"qwen3_5", "config.json: \"layer_types\"[1] is \"full_attention\", but full_attention_interval 4"},
     {"qwen3_5_moe", "config.json: \"layer_types\"[1] is \"full_attention\", but full_attention_interval 4"},
