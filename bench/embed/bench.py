@@ -84,7 +84,7 @@ def mmm(xs):
 
 
 def table(path):
-    meta, runs, rejected = {}, {}, 0
+    meta, runs, rejected, seen = {}, {}, 0, []
     for line in open(path):
         if not line.startswith("{"):
             continue
@@ -92,6 +92,8 @@ def table(path):
         if "meta" in d:
             meta = d["meta"]
         elif "engine" in d:
+            if d["engine"] not in seen:
+                seen.append(d["engine"])
             if d["accepted"]:
                 runs.setdefault(d["engine"], []).append(d)
             else:
@@ -101,7 +103,7 @@ def table(path):
           f"texts, {meta.get('tokens')} tokens; {meta.get('rounds')} round(s), engines alternating; "
           f"started {meta.get('start')}")
     print(f"gate: a run is kept when its CPU stall (/proc/pressure/cpu some) <= {meta.get('max_stall')}% of its wall "
-          f"time, started after avg10 <= {meta.get('quiet')}%; {rejected} run(s) redone")
+          f"time, started after avg10 <= {meta.get('quiet')}%; {rejected} run(s) over it (redone, or never quiet)")
     st = [d["stall_pct"] for ds in runs.values() for d in ds if d["stall_pct"] is not None]
     if st:
         print(f"stall of kept runs: min {min(st):.2f}% median {statistics.median(st):.2f}% max {max(st):.2f}%")
@@ -118,6 +120,9 @@ def table(path):
                          for p in PEERS if p in med)
         line += f" {max((d['stall_pct'] or 0) for d in ds):6.2f}"
         print(line)
+    for e in seen:
+        if e not in runs:
+            print(f"{e:28s}  - no quiet run in {meta.get('tries')} tries (see the raw file)")
     print("vs ST / vs ORT: our median sentences/s over sentence-transformers' / onnxruntime's median (> 1: ours "
           "faster); per CPU-s: median sentences per CPU "
           "second (this process and its children); stall%: the largest stall among the engine's kept runs")
