@@ -33,7 +33,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en real-models demo-chat llama-cpp kokoro
+.PHONY: all deps check unit bats asan install uninstall clean fuzz fuzz-long bench demo whisper-tiny-en real-models demo-chat llama-cpp whisper-cpp kokoro
 
 all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(TOOL_BIN)
 
@@ -146,6 +146,12 @@ bench: all
 # flags).  bench/run.sh and bench/ab.sh measure llama.cpp with that llama-bench when present.
 llama-cpp:
 	sh tools/build-llama-cpp.sh
+
+# whisper.cpp's whisper-cli, built natively (Release, GGML_NATIVE=ON, static) from the
+# whisper.cpp of the pywhispercpp sdist on PyPI into bench/bin/ (tools/build-whisper-cpp.sh;
+# bench/bin/whisper-cpp.txt records version, compiler and flags): bench/stt/run.sh's peer.
+whisper-cpp:
+	sh tools/build-whisper-cpp.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

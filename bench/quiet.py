@@ -24,8 +24,9 @@ contended.  Its figures are never mixed with quiet ones (separate --out).
 usage: quiet.py [--pairs "llama1b-q4g64:Q4_0 qwen06b-q4g64:Q4_0"] [--rounds 3] [--threads 2]
                 [--pp 512] [--tg 128] [--batch 8] [--engines float,int8,llama] [--max-stall 3]
                 [--quiet 2] [--tries 4] [--neighbours 0] [--out bench/out/quiet.jsonl]
-       quiet.py [--max-stall 3] [--quiet 2] [--tries 4] --gate -- CMD ARGS...   (any benchmark
-                command, rerun until one run was quiet; bench/stt and bench/embed use it)
+       quiet.py [--max-stall 3] [--quiet 2] [--tries 4] [--record FILE.jsonl] --gate -- CMD ARGS...
+                (any benchmark command, rerun until one run was quiet; bench/stt/run.sh uses it,
+                bench/embed/bench.py gates its in-process runs with psi() and wait_quiet())
        quiet.py --table FILE.jsonl [FILE2.jsonl]   (print the table of earlier runs; with two
                 files, the second is a contended run shown beside the first)
 """
@@ -271,11 +272,23 @@ def table(path, contended_path=None):
           "single-sequence decode.")
 
 
+def record(path, stdout, info):
+    """--record: appends each JSON object line of a try's stdout to path, with the try's gate
+    information merged in as "gate" (rejected tries too, marked accepted: false)."""
+    with open(path, "a") as f:
+        for line in stdout.splitlines():
+            if line.startswith("{"):
+                d = json.loads(line)
+                d["gate"] = info["gate"]
+                f.write(json.dumps(d) + "\n")
+
+
 def gate_cmd(a, cmd):
     """--gate: runs cmd (any benchmark command) until one run has a stall <= --max-stall, waiting
     for a quiet CPU before each try; passes its stdout through and prints one JSON line
     {"gate": {...}} (stall, tries, avg10 before/after, load) on stderr.  Exit status: cmd's, or 3
-    when no try was quiet (the last try's output is still printed, marked)."""
+    when no try was quiet (the last try's output is still printed, marked).  With --record FILE,
+    every try's JSON stdout lines are appended to FILE with the gate line merged in."""
     for attempt in range(1, a.tries + 1):
         wait_quiet(a.quiet)
         a0, t0 = psi()
@@ -289,6 +302,8 @@ def gate_cmd(a, cmd):
                          "stall_pct": None if stall is None else round(stall, 2), "psi_before": a0,
                          "psi_after": a1, "load1": load1(), "accepted": ok}}
         print(json.dumps(info), file=sys.stderr)
+        if a.record and p.returncode == 0:
+            record(a.record, p.stdout, info)
         if ok or attempt == a.tries or p.returncode != 0:
             sys.stdout.write(p.stdout)
             sys.stderr.write(p.stderr)
@@ -307,6 +322,7 @@ def main():
         ap.add_argument("--max-stall", type=float, default=3.0)
         ap.add_argument("--quiet", type=float, default=2.0)
         ap.add_argument("--tries", type=int, default=4)
+        ap.add_argument("--record", default=None)
         a = ap.parse_args(sys.argv[1:i])
         cmd = sys.argv[i + 1:]
         if cmd and cmd[0] == "--":

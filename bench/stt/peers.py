@@ -5,8 +5,14 @@ pywhispercpp, or a natively built whisper-cli binary named by $WHISPER_CLI:
 the pip wheel is a generic build, many times slower) and ours
 (build/bin/mlx-stt), all on Whisper tiny.en, 2 threads.
 
-Each run appends one JSON line {engine, settings, audio_s, wall_s, load_s,
-cpu_s, rtf, wer, loadavg, text} to the results file; `table` prints them.  RTF here is audio
+Each run appends one JSON line {engine, settings, round, audio_s, wall_s, load_s,
+cpu_s, rtf, wer, loadavg, text} to the results file, or with --emit prints it
+on stdout instead: bench/stt/run.sh runs every measurement through the quiet
+gate (bench/quiet.py --gate --record RESULTS), which reruns a run whose CPU
+stall (/proc/pressure/cpu) was over the threshold and adds the stall to the
+record as "gate".  `table` prints, per engine and setting, min / median / max
+of the kept runs (gate accepted, or no gate), their stall, and the peers'
+versions (from the "meta" line that `meta` appends).  RTF here is audio
 seconds per wall second (higher is faster); wall_s is the transcription alone
 for the Python peers (model load reported apart as load_s) and the whole
 process for mlx-stt and whisper-cli (load included).  Each row has a
@@ -20,13 +26,14 @@ wall times taken at a load above the CPU count are not comparable.
 Threads: 2, or $BENCH_THREADS.
 
 Usage:
-  peers.py run fw --compute int8|float32 --beam 1|5
+  peers.py meta [--rounds N] [--max-stall P] [--quiet P]     (appends the versions line)
+  peers.py run fw --compute int8|float32 --beam 1|5   (every run: [--round R] [--emit])
   peers.py run wcpp --model ggml.bin --beam 1|5
   peers.py run wcli --model ggml.bin --beam 1|5 [--bin $WHISPER_CLI]
   peers.py run ours --model DIR --beam 1|5 [--bin build/bin/mlx-stt]
   peers.py table
 Paths: $BENCH_AUDIO_DIR (default /work/models-local/bench-audio) holds
-speech5min.wav, speech5min.txt and results.jsonl.
+speech5min.wav, speech5min.txt and results.jsonl ($BENCH_RESULTS overrides the latter).
 """
 import argparse
 import json
@@ -34,6 +41,7 @@ import os
 import re
 import resource
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -42,7 +50,8 @@ THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 AUDIO_DIR = os.environ.get("BENCH_AUDIO_DIR", "/work/models-local/bench-audio")
 WAV = os.path.join(AUDIO_DIR, "speech5min.wav")
 REF = os.path.join(AUDIO_DIR, "speech5min.txt")
-RESULTS = os.path.join(AUDIO_DIR, "results.jsonl")
+RESULTS = os.environ.get("BENCH_RESULTS") or os.path.join(AUDIO_DIR, "results.jsonl")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # --- WER ---------------------------------------------------------------
@@ -183,46 +192,129 @@ def cmd_run(args):
     load1 = os.getloadavg()[0]
     r = fn(args)
     if r is None:
-        return
+        sys.exit(1)
     engine, settings, wall, load, cpu, text = r
     with open(REF) as f:
         ref = f.read()
     secs = audio_seconds()
     rec = {"engine": engine, "settings": settings, "beam": args.beam, "prec": precision(engine, settings), "audio_s": round(secs, 2),
-           "wall_s": round(wall, 3), "load_s": round(load, 3), "cpu_s": round(cpu, 2), "rtf": round(secs / wall, 2),
-           "loadavg": round(load1, 2), "nproc": os.cpu_count(),
+           "round": args.round, "wall_s": round(wall, 3), "load_s": round(load, 3), "cpu_s": round(cpu, 2),
+           "rtf": round(secs / wall, 2), "loadavg": round(load1, 2), "nproc": os.cpu_count(),
            "wer": round(wer(ref, text), 4), "text": text}
-    with open(RESULTS, "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    if args.emit:
+        print(json.dumps(rec), flush=True)
+    else:
+        with open(RESULTS, "a") as f:
+            f.write(json.dumps(rec) + "\n")
     print(f"{engine:16s} {settings:32s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  RTF {secs / wall:6.1f}x  "
-          f"WER {rec['wer'] * 100:5.1f}%  (load average {load1:.1f} on {os.cpu_count()} CPUs)")
+          f"WER {rec['wer'] * 100:5.1f}%  (load average {load1:.1f} on {os.cpu_count()} CPUs)",
+          file=sys.stderr if args.emit else sys.stdout)
+
+
+def versions():
+    """The peers' versions as this Python sees them, whisper.cpp's build record, ours' commit."""
+    from importlib import metadata
+    v = {}
+    for pkg in ("faster-whisper", "ctranslate2", "pywhispercpp", "openai-whisper"):
+        try:
+            v[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    rec = os.path.join(ROOT, "bench", "bin", "whisper-cpp.txt")
+    if os.path.exists(rec):
+        lines = open(rec).read().splitlines()
+        v["whisper-cli"] = " | ".join(x for x in lines if x.startswith(("whisper.cpp ", "cmake flags", "compiler")))
+    try:
+        v["mlx-tools"] = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True,
+                                        text=True).stdout.strip()
+    except OSError:
+        pass
+    return v
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def cmd_meta(args):
+    secs = audio_seconds() if os.path.exists(WAV) else None
+    meta = {"meta": {"cpu": cpu_name(), "nproc": os.cpu_count(), "threads": THREADS, "audio": WAV, "audio_s": secs,
+                     "rounds": args.rounds, "max_stall": args.max_stall, "quiet": args.quiet,
+                     "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions()}}
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps(meta) + "\n")
+
+
+def mmm(xs, nd=2):
+    xs = sorted(xs)
+    return f"{xs[0]:.{nd}f}/{statistics.median(xs):.{nd}f}/{xs[-1]:.{nd}f}"
 
 
 def cmd_table(_args):
+    """Per (engine, settings): min/median/max wall seconds and RTF of the kept runs, WER (the same
+    text every run: the median), the ratio of the median walls to ours in the same beam and
+    precision class, and the stall of the kept runs.  Kept: the gate accepted it, or it ran
+    without the gate (older results).  A results file without gate information from earlier
+    versions prints the same way, one run per row."""
     if not os.path.exists(RESULTS):
         sys.exit(f"{RESULTS}: no results yet")
-    rows = {}
+    meta, rows, rejected, never = {}, {}, 0, []
     for line in open(RESULTS):
+        if not line.startswith("{"):
+            continue
         r = json.loads(line)
-        rows[(r["engine"], r["settings"])] = r   # the latest run of each
-    ours = {}
-    for r in rows.values():   # ours at each (beam, precision) setting: the fastest row
+        if "meta" in r:
+            meta = r["meta"]
+            continue
+        if not r.get("gate", {}).get("accepted", True):
+            rejected += 1
+            if (r["engine"], r["settings"]) not in never:
+                never.append((r["engine"], r["settings"]))
+            continue
         r.setdefault("prec", precision(r["engine"], r["settings"]))
-        key = (r["beam"], r["prec"])
-        if r["engine"].startswith("mlx-stt") and (key not in ours or r["wall_s"] < ours[key]["wall_s"]):
-            ours[key] = r
-    print(f"{'engine':16s} {'settings':34s} {'prec':>5s} {'wall s':>8s} {'cpu s':>8s} {'load s':>7s} {'RTF':>7s} "
-          f"{'WER':>6s} {'ratio':>7s} {'loadavg':>7s}")
-    for r in sorted(rows.values(), key=lambda r: (r["beam"], r["prec"], r["engine"], r["settings"])):
-        o = ours.get((r["beam"], r["prec"]))
+        rows.setdefault((r["engine"], r["settings"]), []).append(r)
+    med = {k: statistics.median(x["wall_s"] for x in rs) for k, rs in rows.items()}
+    ours = {}
+    for k, rs in rows.items():   # ours at each (beam, precision) setting: the fastest median
+        key = (rs[0]["beam"], rs[0]["prec"])
+        if k[0].startswith("mlx-stt") and (key not in ours or med[k] < med[ours[key]]):
+            ours[key] = k
+    if meta:
+        print(f"CPU: {meta.get('cpu')} ({meta.get('nproc')} CPUs); threads {meta.get('threads')}; audio "
+              f"{meta.get('audio_s') or 0:.1f} s; {meta.get('rounds')} round(s), engines alternating; started {meta.get('start')}")
+        print(f"gate: a run is kept when its CPU stall (/proc/pressure/cpu some) <= {meta.get('max_stall')}% of its "
+              f"wall time, started after avg10 <= {meta.get('quiet')}%; {rejected} run(s) over it (redone, or never quiet)")
+        for k, v in meta.get("versions", {}).items():
+            print(f"  {k}: {v}")
+    st = [r["gate"]["stall_pct"] for rs in rows.values() for r in rs if r.get("gate", {}).get("stall_pct") is not None]
+    if st:
+        print(f"stall of kept runs: min {min(st):.2f}% median {statistics.median(st):.2f}% max {max(st):.2f}%")
+    print(f"{'engine':16s} {'settings':42s} {'prec':>5s} {'n':>2s} {'wall s min/med/max':>22s} {'RTF min/med/max':>18s} "
+          f"{'cpu s':>7s} {'load s':>6s} {'WER':>6s} {'ratio':>6s} {'stall%':>6s}")
+    for k, rs in sorted(rows.items(), key=lambda kv: (kv[1][0]["beam"], kv[1][0]["prec"], kv[0][0], kv[0][1])):
+        r0 = rs[0]
+        o = ours.get((r0["beam"], r0["prec"]))
         # ratio vs ours: how many times longer the peer takes than ours at the same beam setting
-        ratio = f"{r['wall_s'] / o['wall_s']:.2f}" if o else "-"
-        print(f"{r['engine']:16s} {r['settings']:34s} {r['prec']:>5s} {r['wall_s']:8.2f} {r.get('cpu_s', float('nan')):8.2f} "
-              f"{r['load_s']:7.2f} {r['rtf']:6.1f}x {r['wer'] * 100:5.1f}% {ratio:>7s} {r.get('loadavg', 0):7.1f}")
+        ratio = f"{med[k] / med[o]:.2f}" if o else "-"
+        stl = [r["gate"]["stall_pct"] for r in rs if r.get("gate", {}).get("stall_pct") is not None]
+        print(f"{k[0]:16s} {k[1]:42s} {r0['prec']:>5s} {len(rs):2d} {mmm([r['wall_s'] for r in rs]):>22s} "
+              f"{mmm([r['rtf'] for r in rs], 1):>18s} {statistics.median(r.get('cpu_s', float('nan')) for r in rs):7.2f} "
+              f"{statistics.median(r['load_s'] for r in rs):6.2f} {statistics.median(r['wer'] for r in rs) * 100:5.1f}% "
+              f"{ratio:>6s} {max(stl) if stl else float('nan'):6.2f}")
+    for k in never:
+        if k not in rows:
+            print(f"{k[0]:16s} {k[1]:42s}  - no quiet run (see {RESULTS})")
     if not ours:
         print("(no mlx-stt rows yet: the ratio column needs build/bin/mlx-stt)")
     else:
-        print("ratio = peer wall / ours wall at the same beam size and precision class (> 1: ours is faster)")
+        print("ratio = peer median wall / ours median wall at the same beam size and precision class (> 1: ours is "
+              "faster); stall% = the largest stall among the row's kept runs")
 
 
 def main():
@@ -234,9 +326,15 @@ def main():
     r.add_argument("--compute", default="int8")
     r.add_argument("--model", default="")
     r.add_argument("--bin", default="build/bin/mlx-stt")
+    r.add_argument("--round", type=int, default=0)
+    r.add_argument("--emit", action="store_true", help="print the record on stdout instead of appending it")
+    m = sub.add_parser("meta")
+    m.add_argument("--rounds", type=int, default=0)
+    m.add_argument("--max-stall", type=float, default=None)
+    m.add_argument("--quiet", type=float, default=None)
     sub.add_parser("table")
     args = ap.parse_args()
-    cmd_run(args) if args.cmd == "run" else cmd_table(args)
+    {"run": cmd_run, "meta": cmd_meta, "table": cmd_table}[args.cmd](args)
 
 
 if __name__ == "__main__":
