@@ -403,7 +403,19 @@ static int g4_text_init(mt_model *m, mt_err *err) {
                            "num_global_key_value_heads %d) do not divide %d attention heads evenly", Hc, gc.kv, gc.gkv,
                            hp->n_heads);
     }
-    if (rc) { free(sl); return rc; }
+    /* KV sharing (mlx-lm's previous_kvs): the source of each shared layer, checked before binding */
+    int N = hp->n_layers, M = N - gc.n_shared;
+    int *src = rc ? NULL : malloc((size_t)N * sizeof *src);
+    if (!rc && !src) rc = mt_seterr(err, MT_ENOMEM, "out of memory");
+    for (int j = M; !rc && gc.n_shared > 0 && j < N; j++) {
+        src[j] = -1;
+        for (int i = 0; i < M; i++)
+            if (sl[i] == sl[j]) src[j] = i;
+        if (src[j] < 0)
+            rc = mt_seterr(err, MT_EFORMAT, "config.json: KV-shared layer %d (num_kv_shared_layers %d) has no earlier "
+                           "%s layer to take its keys and values from", j, gc.n_shared, sl[j] ? "sliding" : "full");
+    }
+    if (rc) { free(sl); free(src); return rc; }
     hp->n_kv_heads = Hc;
     hp->head_dim = hdc;
     hp->rot_dims = hdc;
@@ -427,18 +439,10 @@ static int g4_text_init(mt_model *m, mt_err *err) {
     m->bind_layer = NULL;
     m->hook_user = saved;
     free(sl);
-    if (rc) return rc;
+    if (rc) { free(src); return rc; }
     /* KV sharing: each of the last n_shared layers reads the last earlier layer of its type */
-    int N = hp->n_layers, M = N - gc.n_shared;
-    for (int j = M; gc.n_shared > 0 && j < N; j++) {
-        int src = -1;
-        for (int i = 0; i < M; i++)
-            if (m->layers[i].sliding == m->layers[j].sliding) src = i;
-        if (src < 0)
-            return mt_seterr(err, MT_EFORMAT, "config.json: KV-shared layer %d has no earlier %s layer to share", j,
-                             m->layers[j].sliding ? "sliding" : "full");
-        m->layers[j].kv_from = src;
-    }
+    for (int j = N - gc.n_shared; gc.n_shared > 0 && j < N; j++) m->layers[j].kv_from = src[j];
+    free(src);
     size_t qmax = (size_t)hp->n_heads * (size_t)hdc, I2 = 2 * (size_t)hp->inter;
     if (qmax > m->max_in) m->max_in = qmax;
     if (I2 > m->max_in) m->max_in = I2;

@@ -16,11 +16,13 @@ _TEXT = dict(model_type="gemma4_text", hidden_size=64, num_hidden_layers=4, inte
              hidden_size_per_layer_input=16, sliding_window=4, sliding_window_pattern=2,
              max_position_embeddings=512, final_logit_softcapping=30.0, use_double_wide_mlp=True,
              rope_parameters=_ROPE, tie_word_embeddings=True, torch_dtype="float32",
-             bos_token_id=1, eos_token_id=2)
+             bos_token_id=1, eos_token_id=2,
+             # as the real configs list them (transformers 5 rewrites a config without them to its
+             # own pattern, whose last layer is always full)
+             layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"])
 _MOE = dict(_TEXT, num_kv_shared_layers=0, hidden_size_per_layer_input=0, attention_k_eq_v=True,
             num_global_key_value_heads=1, enable_moe_block=True, num_experts=4, top_k_experts=2,
-            moe_intermediate_size=32, layer_types=["sliding_attention", "full_attention",
-                                                   "sliding_attention", "full_attention"])
+            moe_intermediate_size=32)
 _TC = {k: v for k, v in _TEXT.items() if k not in ("torch_dtype", "bos_token_id", "eos_token_id", "vocab_size")}
 _TC["model_type"] = "gemma4_text"
 
