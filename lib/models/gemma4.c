@@ -148,54 +148,82 @@ static int attn_forward(const mt_fwd *f, int l, const float *in, float *out, mt_
     return rc;
 }
 
-/* the GeGLU MLP gate/up/down over T rows: out[T, H]; scratch g, u [T, I] */
-static void geglu(const mt_fwd *f, const mt_linear *gate, const mt_linear *up, const mt_linear *down, size_t I,
-                  const float *x, size_t T, float *g, float *u, float *out) {
+/* the GeGLU MLP gate/up/down over T rows: out[T, H]; scratch g, u [T, I]; name: the observer's
+ * module path with %s for the projection */
+static void geglu(const mt_fwd *f, int l, const char *name, const mt_linear *gate, const mt_linear *up,
+                  const mt_linear *down, const float *x, size_t T, float *g, float *u, float *out) {
+    size_t I = gate->out, H = gate->in;
+    char sub[160];
+    if (f->m->on_linear_input) {
+        snprintf(sub, sizeof sub, name, "gate_proj");
+        mt_dec_observe(f->m, l, sub, x, T, H);
+        snprintf(sub, sizeof sub, name, "up_proj");
+        mt_dec_observe(f->m, l, sub, x, T, H);
+    }
     mt_dec_linear(f, gate, x, T, g);
     mt_dec_linear(f, up, x, T, u);
     mt_gelu_tanh(g, T * I);
     for (size_t i = 0; i < T * I; i++) g[i] *= u[i];
+    if (f->m->on_linear_input) {
+        snprintf(sub, sizeof sub, name, "down_proj");
+        mt_dec_observe(f->m, l, sub, g, T, I);
+    }
     mt_dec_linear(f, down, g, T, out);
 }
 
 static int ffn_forward(const mt_fwd *f, int l, const float *x, float *out, mt_err *err) {
     const mt_model *m = f->m;
     const g4_ffn *g = m->layers[l].ffd;
-    size_t T = f->T, H = (size_t)m->hp.hidden, I = g->I > g->EI ? g->I : g->EI, E = (size_t)g->E;
-    float *buf = malloc((T * H + 2 * T * I + (g->moe ? T * H + T * E + 2 * H : 0)) * sizeof *buf);
-    if (!buf) return mt_seterr(err, MT_ENOMEM, "out of memory");
+    size_t T = f->T, H = (size_t)m->hp.hidden, I = g->I > g->EI ? g->I : g->EI, E = (size_t)g->E, K = (size_t)g->K;
+    /* xn [T, H], gate / up [T, I]; MoE: router logits [T, E], weights [T, K], one expert's rows
+     * in / out [T, H] each, the choices' outputs [T * K, H]; ints: choices [T * K], rows [T * K] */
+    size_t nf = T * H + 2 * T * I + (g->moe ? T * E + T * K + 2 * T * H + T * K * H : 0);
+    float *buf = malloc(nf * sizeof *buf);
+    int *ib = g->moe ? malloc(2 * T * K * sizeof *ib) : NULL;
+    if (!buf || (g->moe && !ib)) { free(buf); free(ib); return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     float *xn = buf, *gb = xn + T * H, *ub = gb + T * I;
     mt_dec_norm(m, &g->pre, xn, x, T, H);
-    if (m->on_linear_input) {
-        mt_dec_observe(m, l, "mlp.gate_proj", xn, T, H);
-        mt_dec_observe(m, l, "mlp.up_proj", xn, T, H);
-    }
-    geglu(f, &g->gate, &g->up, &g->down, g->I, xn, T, gb, ub, out);
+    geglu(f, l, "mlp.%s", &g->gate, &g->up, &g->down, xn, T, gb, ub, out);
     if (!g->moe) { free(buf); return MT_OK; }
-    float *acc = ub + T * I, *lg = acc + T * H, *y = lg + T * E, *ge = y + H;
+    float *lg = ub + T * I, *w = lg + T * E, *xe = w + T * K, *ye = xe + T * H, *yk = ye + T * H;
+    int *sel = ib, *rows = sel + T * K;
     mt_dec_norm(m, &g->post1, out, out, T, H);
+    /* route: RMSNorm with scale * hidden^-0.5, proj, top-k logits, softmax over them, per-expert scale */
     for (size_t t = 0; t < T; t++) mt_rmsnorm(xn + t * H, x + t * H, g->rw, H, m->hp.norm_eps);
     mt_dec_observe(m, l, "router.proj", xn, T, H);
     mt_dec_linear(f, &g->router, xn, T, lg);
-    mt_dec_norm(m, &g->pre2, xn, x, T, H);
-    memset(acc, 0, T * H * sizeof *acc);
-    (void)ge;
     for (size_t t = 0; t < T; t++) {
-        int sel[MT_MOE_MAX_K];
         float sc[MT_MOE_MAX_K], mx = -INFINITY, sum = 0;
-        mt_dec_topk(lg + t * E, E, (size_t)g->K, sel, sc);
-        for (int i = 0; i < g->K; i++) mx = sc[i] > mx ? sc[i] : mx;
-        for (int i = 0; i < g->K; i++) sum += (sc[i] = expf(sc[i] - mx));
-        for (int i = 0; i < g->K; i++) {
-            int e = sel[i];
-            float w = sc[i] / sum * g->pes[e];
-            geglu(f, &g->eg[e], &g->eu[e], &g->ed[e], g->EI, xn + t * H, 1, gb, ub, y);
-            for (size_t h = 0; h < H; h++) acc[t * H + h] += w * y[h];
-        }
+        mt_dec_topk(lg + t * E, E, K, sel + t * K, sc);
+        for (size_t i = 0; i < K; i++) mx = sc[i] > mx ? sc[i] : mx;
+        for (size_t i = 0; i < K; i++) sum += (sc[i] = expf(sc[i] - mx));
+        for (size_t i = 0; i < K; i++) w[t * K + i] = sc[i] / sum * g->pes[sel[t * K + i]];
     }
-    mt_dec_norm(m, &g->post2, acc, acc, T, H);
-    for (size_t i = 0; i < T * H; i++) out[i] += acc[i];
+    /* each expert once over the rows that chose it (pre_feedforward_layernorm_2 of the input) */
+    mt_dec_norm(m, &g->pre2, xn, x, T, H);
+    char ename[96];
+    for (size_t e = 0; e < E; e++) {
+        size_t ne = 0;
+        for (size_t c = 0; c < T * K; c++)
+            if (sel[c] == (int)e) {
+                rows[ne] = (int)c;
+                memcpy(xe + ne++ * H, xn + c / K * H, H * sizeof *xe);
+            }
+        if (!ne) continue;
+        snprintf(ename, sizeof ename, "experts.switch_glu.%%s.%zu", e);
+        geglu(f, l, ename, &g->eg[e], &g->eu[e], &g->ed[e], xe, ne, gb, ub, ye);
+        for (size_t j = 0; j < ne; j++) memcpy(yk + (size_t)rows[j] * H, ye + j * H, H * sizeof *yk);
+    }
+    /* each row: its choices weighted and summed in its top-k order, normed, added to the MLP's */
+    for (size_t t = 0; t < T; t++) {
+        float *a = xe + t * H;   /* (the expert rows are free again) */
+        memset(a, 0, H * sizeof *a);
+        for (size_t k = 0; k < K; k++) mt_axpy(a, w[t * K + k], yk + (t * K + k) * H, H);
+    }
+    mt_dec_norm(m, &g->post2, xe, xe, T, H);
+    for (size_t i = 0; i < T * H; i++) out[i] += xe[i];
     free(buf);
+    free(ib);
     return MT_OK;
 }
 
