@@ -119,6 +119,32 @@ int main(void) {
         mt_kvcache_free(k2);
         mt_model_free(m);
     }
+    /* the built-in attention honours kv_from too (a family on the shared decoder): qwen3-tiny with
+     * its layer 1 reading layer 0's rows runs, keeps no rows for layer 1, and differs from the
+     * model as stored only from layer 1's attention on */
+    CHECK_OK(mt_model_load(&m, "tests/data/models/qwen3-tiny", pool, &e), &e);
+    if (m) {
+        size_t V2 = (size_t)m->hp.vocab;
+        int32_t toks[5] = {1, 17, 200, 45, 99};
+        float *a = malloc(5 * V2 * sizeof *a), *b = malloc(5 * V2 * sizeof *b);
+        mt_kvcache *ca = NULL, *cb = NULL;
+        CHECK_OK(mt_kvcache_new(&ca, m, &e), &e);
+        CHECK_OK(mt_model_forward(m, ca, toks, 5, a, 1, &e), &e);
+        m->layers[1].kv_from = 0;
+        CHECK_OK(mt_kvcache_new(&cb, m, &e), &e);
+        CHECK(cb && cb->no_kv && !cb->no_kv[0] && cb->no_kv[1]);
+        CHECK_OK(mt_model_forward(m, cb, toks, 3, b, 1, &e), &e);
+        CHECK_OK(mt_model_forward(m, cb, toks + 3, 2, b + 3 * V2, 1, &e), &e);
+        CHECK(cb && cb->k[0] && !cb->k[1] && cb->len == 5);
+        int finite = 1;
+        for (size_t i = 0; i < 5 * V2; i++) finite &= isfinite(b[i]) != 0;
+        CHECK(finite && max_rel(a, b, 5 * V2) > 1e-3);
+        mt_kvcache_free(ca);
+        mt_kvcache_free(cb);
+        free(a);
+        free(b);
+        mt_model_free(m);
+    }
     mt_pool_free(pool);
     return check_report("gemma4");
 }
