@@ -389,6 +389,9 @@ static int g4_text_init(mt_model *m, mt_err *err) {
         return mt_seterr(err, MT_EFORMAT, "config.json: num_kv_shared_layers %d must be below num_hidden_layers %d",
                          gc.n_shared, hp->n_layers);
     if (ple < 0) return mt_seterr(err, MT_EFORMAT, "config.json: hidden_size_per_layer_input must not be negative");
+    if (gc.hd % 2 || gc.ghd % 2 || gc.hd > 1024 || gc.ghd > 1024)
+        return mt_seterr(err, MT_EFORMAT, "config.json: head_dim %d and global_head_dim %d must be even and at most 1024",
+                         gc.hd, gc.ghd);
     if (moe) {
         MT_TRY(mt_cfg_count(c, "num_experts", 0, &gc.E, 1, err));
         MT_TRY(mt_cfg_count(c, "top_k_experts", 0, &gc.K, 1, err));
