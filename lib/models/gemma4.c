@@ -38,6 +38,7 @@
 #include "models/decoder_int.h"
 #include "models/kvcache_int.h"
 #include "models/ple.h"
+#include "tensor/dtype.h"
 #include "tensor/ops.h"
 
 typedef struct g4_attn {
@@ -288,6 +289,20 @@ static int read_vec(mt_model *m, int l, const char *sub, size_t n, float **out, 
 
 static g4_cfg *cfg_of(const mt_model *m) { return (g4_cfg *)m->hook_user; }
 
+/* The dtype mlx-lm computes the model in (as mt_model_set_numerics derives it: the embedding's,
+ * float32 when the norms are float32).  mlx-lm multiplies its activations by Python floats
+ * (embed_scale, the PLE scales, the router's hidden^-0.5), which mlx casts to the array's dtype
+ * first: a 16-bit model's constants are rounded, here too (sqrt(1536) is 39.25 in bfloat16). */
+static mt_dtype act_dtype(const mt_model *m) {
+    mt_dtype t = !m->embed.quantized ? m->embed.wdt : m->embed.mode != MT_QMODE_AFFINE ? MT_BF16 : m->embed.sdt;
+    const mt_tensor_view *nw = m->st ? mt_safetensors_get(m->st, "model.norm.weight") : NULL;
+    if ((t != MT_F16 && t != MT_BF16) || (nw && nw->dtype == MT_F32)) return MT_F32;
+    return t;
+}
+static float in_dtype(mt_dtype t, float v) {
+    return t == MT_BF16 ? mt_bf16_to_f32(mt_f32_to_bf16(v)) : t == MT_F16 ? mt_f16_to_f32(mt_f32_to_f16(v)) : v;
+}
+
 static int bind_layer(mt_model *m, int l, int *bound, mt_err *err) {
     const g4_cfg *gc = cfg_of(m);
     mt_layer *L = &m->layers[l];
@@ -332,8 +347,9 @@ static int bind_layer(mt_model *m, int l, int *bound, mt_err *err) {
         MT_TRY(bind_lin(m, l, "router.proj", (size_t)g->E, H, &g->router, err));
         MT_TRY(read_vec(m, l, "router.scale", H, &g->rw, err));
         MT_TRY(read_vec(m, l, "router.per_expert_scale", (size_t)g->E, &g->pes, err));
-        float rs = (float)pow((double)H, -0.5);
-        for (size_t i = 0; i < H; i++) g->rw[i] *= rs;
+        mt_dtype t = act_dtype(m);   /* scale * hidden^-0.5, in the model's dtype */
+        float rs = in_dtype(t, (float)pow((double)H, -0.5));
+        for (size_t i = 0; i < H; i++) g->rw[i] = in_dtype(t, g->rw[i] * rs);
         if (!(g->eg = calloc(3 * (size_t)g->E, sizeof *g->eg))) return mt_seterr(err, MT_ENOMEM, "out of memory");
         g->eu = g->eg + g->E;
         g->ed = g->eu + g->E;
@@ -454,7 +470,7 @@ static int g4_text_init(mt_model *m, mt_err *err) {
     hp->block = MT_BLOCK_SANDWICH;
     hp->act = MT_ACT_GELU_TANH;
     hp->attn_scale = 1.0f;
-    hp->embed_scale = (float)sqrt((double)hp->hidden);
+    hp->embed_scale = (float)sqrt((double)hp->hidden);   /* (rounded to the model's dtype after binding) */
     hp->final_softcap = (float)cap;
     hp->sliding_window = window;
     m->rope_scaling = NULL;
@@ -479,6 +495,13 @@ static int g4_text_init(mt_model *m, mt_err *err) {
     if (I2 > m->max_in) m->max_in = I2;
     if ((size_t)gc.EI > m->max_in) m->max_in = (size_t)gc.EI;
     if (ple > 0) MT_TRY(mt_ple_bind(m, ple, ple_vocab, &m->ple, err));
+    mt_dtype t = act_dtype(m);
+    hp->embed_scale = in_dtype(t, hp->embed_scale);
+    if (m->ple) {
+        m->ple->embed_scale = in_dtype(t, m->ple->embed_scale);
+        m->ple->proj_scale = in_dtype(t, m->ple->proj_scale);
+        m->ple->input_scale = in_dtype(t, m->ple->input_scale);
+    }
     return MT_OK;
 }
 

@@ -36,7 +36,8 @@ typedef struct mt_ple {
     mt_linear embed;          /* embed_tokens_per_layer [vocab, N * D] */
     mt_linear proj;           /* per_layer_model_projection [N * D, H] */
     mt_norm proj_norm;        /* per_layer_projection_norm [D] */
-    float embed_scale, proj_scale, input_scale;   /* sqrt(D), H^-0.5, 2^-0.5 (float32 of Python's floats) */
+    float embed_scale, proj_scale, input_scale;   /* sqrt(D), H^-0.5, 2^-0.5 in float32 (a family may round
+                                                     them as its reference does: gemma4 to a 16-bit model's dtype) */
     mt_ple_layer *layers;     /* [N] */
 } mt_ple;
 
