@@ -61,3 +61,18 @@ gemma4_dirs() {
     [ "$got" = "$want" ] || { echo "$opt: $got vs $want"; return 1; }
   done
 }
+
+@test "mlx-quant convert reproduces the committed mlx-lm 4-bit and 8-bit folders byte for byte" {
+  # module order (layer_scalar and the router's own parameters last in their modules), the
+  # router's 8-bit override, mlx-lm's parameter count (leaf modules only) in the index
+  for f in gemma4-tiny gemma4moe-tiny gemma4mm-tiny; do
+    for q in "4 32" "8 64"; do
+      set -- $q
+      out="$BATS_TEST_TMPDIR/$f-$1"
+      "$PWD/${MT_BUILD:-build}/bin/mlx-quant" convert -m "tests/data/models/$f" -o "$out" -q --bits "$1" --group-size "$2" --quiet
+      for b in model.safetensors model.safetensors.index.json config.json; do
+        cmp "$out/$b" "tests/data/models/$f-$1bit/$b" || { echo "$f $1-bit: $b differs"; return 1; }
+      done
+    done
+  done
+}
