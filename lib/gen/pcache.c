@@ -57,6 +57,8 @@ int mt_gen_caches_get(mt_gen_caches *t, const char *path, const mt_kvfile **file
             *cache = t->l[i].c;
             return MT_OK;
         }
+    if (t->m && t->m->no_kvfile)
+        return mt_seterr(err, MT_EUNSUPPORTED, "%s: prompt-cache files are not supported for %s", path, t->m->no_kvfile);
     for (int l = 0; t->m && l < t->m->hp.n_layers; l++)   /* whatever the file holds */
         if (t->m->layers[l].state_floats)
             return mt_seterr(err, MT_EUNSUPPORTED, "%s: prompt-cache files of models with recurrent layers are not "
@@ -130,6 +132,8 @@ int mt_gen_caches_encode(const mt_prompter *pr, const mt_kvfile *f, json_t *rec,
 
 int mt_gen_caches_save(mt_gen_caches *t, const mt_prompter *pr, const char *path, const mt_kvcache *c,
                        const int32_t *ids, size_t n, int level, mt_err *err) {
+    if (t->m->no_kvfile)
+        return mt_seterr(err, MT_EUNSUPPORTED, "%s: prompt-cache files are not supported for %s", path, t->m->no_kvfile);
     char *text = NULL;
     size_t tl = 0;
     if (n && mt_tokenizer_decode(pr->tok, ids, n, 0, &text, &tl, NULL) != MT_OK) text = NULL;

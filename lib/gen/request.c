@@ -245,6 +245,8 @@ int mt_gen_record_prepare(mt_gen_job *j, json_t *rec, size_t lineno, mt_gen_requ
     const char *path = json_is_string(pc) ? json_string_value(pc) : j->prompt_cache;
     if ((path || json_is_string(sc) || j->save_cache) && !j->caches)
         return mt_seterr(err, MT_EINVAL, "prompt caches are not available in this mode");
+    if ((path || json_is_string(sc) || j->save_cache) && j->model->no_kvfile)   /* refused before any work */
+        return mt_seterr(err, MT_EUNSUPPORTED, "prompt-cache files are not supported for %s", j->model->no_kvfile);
     json_t *ia = json_object_get(o, "ids");
     if (ia && !json_is_null(ia)) {   /* token ids given: no tokenizer, no template */
         if (!json_is_array(ia)) return mt_seterr(err, MT_EINVAL, "\"ids\" must be an array of token ids");

@@ -705,6 +705,7 @@ void mt_model_free(mt_model *m) {
             if (L->ffn && L->ffn->free) L->ffn->free(L->ffd);
         }
     free(m->layers);
+    if (m->fam_free) m->fam_free(m->fam);
     mt_dec_norm_free(&m->final_norm);
     mt_dec_norm_free(&m->embed_norm);
     mt_ple_free(m->ple);
@@ -1038,6 +1039,14 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         for (size_t i = 0; i < S; i++) if (hi[t + i] - lo[t + i] > len) len = hi[t + i] - lo[t + i];
         if (inj && inj->pos3) rc[t]->pos_delta = inj->rope_delta;   /* M-RoPE: the decode steps' offset */
         t += S;
+    }
+    if (m->forward) {   /* a family's own forward pass (gemma3n) */
+        mt_fwd fw = {m, rc, rpos, slot, lo, hi, tok, T, len, first, inj, rows1, NULL, NULL};
+        int r = m->forward(&fw, logits, hidden, err);
+        for (size_t t = 0; !r && t < T; t++)   /* mlx-lm's maybe_quantize_kv_cache */
+            if (t == 0 || rc[t] != rc[t - 1]) r = mt_kv_maybe_quantize(rc[t], err);
+        free(slot);
+        return r;
     }
     if (mt_model_mlx(m)) {
         mt_dec_rows rows = {rc, rpos, slot, lo, hi, tok, T, len, first, inj, rows1};

@@ -254,6 +254,14 @@ typedef struct mt_model {
     const char *const *obs_map;    /* pairs {built-in name prefix, the family's}, NULL-terminated: what the
                                       observer reports as "mlp.gate_proj" is this family's module
                                       (lfm2: "feed_forward.w1"); NULL = the built-in names */
+    /* a family with a forward pass of its own (gemma3n: several residual streams): it runs the
+     * call's planned rows (f->work NULL: it sizes its own scratch) and writes the logits of rows
+     * [f->first, T), or with hidden != NULL their final hidden states; fam is its data, freed
+     * with fam_free */
+    int (*forward)(const struct mt_fwd *f, float *logits, float *hidden, mt_err *err);
+    void *fam;
+    void (*fam_free)(void *fam);
+    const char *no_kvfile;         /* set: prompt-cache files are refused for this model (why) */
 } mt_model;
 
 /* One sequence's cache: per layer K rows of n_kv_heads * head_dim (kv_dim) and V rows of

@@ -33,6 +33,8 @@ extern const mt_family mt_family_lfm2, mt_family_mamba2, mt_family_mamba, mt_fam
 extern const mt_family mt_family_lfm2_moe;
 /* attention over short-convolved keys/values (per-sequence state) */
 extern const mt_family mt_family_baichuan_m1;
+/* several residual streams (AltUp), per-layer inputs, KV-shared layers: a forward of its own */
+extern const mt_family mt_family_gemma3n;
 
 static const mt_family *const families[] = {
     &mt_family_llama,
@@ -118,6 +120,8 @@ static const mt_family *const families[] = {
     &mt_family_lfm2_moe,
     /* attention over short-convolved keys/values (per-sequence state) */
     &mt_family_baichuan_m1,
+    /* several residual streams (AltUp), per-layer inputs, KV-shared layers: a forward of its own */
+    &mt_family_gemma3n,
 };
 
 const mt_family *mt_family_find(const char *model_type) {

@@ -73,6 +73,9 @@ CASES = {
     "mixtral": ("mixtral-tiny", None, None, "theta 10000 moves to rope_parameters: mlx-lm's mixtral default is 1e6"),
     "gemma": ("gemma-tiny", None, None, "theta 10000 moves: mlx-lm's gemma default is 10000"),
     "gemma2": ("gemma2-tiny", None, None, "layer_types and sliding_window 4096 appear: mlx-lm's gemma2 ignores them"),
+    "gemma4_text": ("gemma4-tiny", None, None,
+                    "transformers 5 writes per_layer_config instead of global_head_dim, which mlx-lm does not "
+                    "read: its default 512 does not fit the full layers' weights"),
     "gemma4_text-nolayertypes": ("gemma4-tiny", drop("layer_types"), None,
                                  "transformers 5 writes its own layer_types (sliding but the last), leaving the "
                                  "KV-shared full layer no earlier full layer: mlx-lm fails (KeyError)"),
@@ -159,6 +162,12 @@ CASES = {
     "falcon_h1": ("falcon-h1-tiny", None, None, "FalconH1Config: rope_theta moves to rope_parameters"),
     "granitemoehybrid": ("granitemoehybrid-tiny", None, None, "rope_theta moves to rope_parameters"),
     "jamba": ("jamba-tiny", None, None, "JambaConfig rewrites the keys"),
+    # several residual streams, per-layer inputs, KV sharing (lib/models/gemma3n.c)
+    "gemma3n": ("gemma3n-tiny", None, None,
+                "rope_theta / rope_local_base_freq move to text_config.rope_parameters: mlx-lm's TextConfig refuses"),
+    "gemma3n-keys": ("gemma3n-tiny", None, lambda c: c["text_config"].update(rope_theta=1000000.0,
+                                                                            rope_local_base_freq=10000.0),
+                     "Gemma3nConfig's form (vision / audio configs, rope_parameters) with the two bases back: runs"),
 }
 
 
@@ -202,9 +211,14 @@ def tf5_config(cfg):
         shutil.rmtree(o)
 
 
-def run(folder, prompt):
+def run(folder, prompt, fixture=None):
     model, _ = load_model(pathlib.Path(folder))
-    logits = model(mx.array([prompt]))[0].astype(mx.float32)
+    own = gen_llm_fixtures.OWNER.get(fixture)
+    if fixture in getattr(own, "CACHED_LOGITS", ()):   # as the fixture's golden logits (gen_llm_fixtures)
+        from mlx_lm.models.cache import make_prompt_cache
+        logits = model(mx.array([prompt]), cache=make_prompt_cache(model))[0].astype(mx.float32)
+    else:
+        logits = model(mx.array([prompt]))[0].astype(mx.float32)
     toks, margins = [], []
     for t, lp in generate_step(mx.array(prompt), model, max_tokens=32, sampler=lambda lp: mx.argmax(lp, axis=-1)):
         toks.append(int(t))
@@ -248,7 +262,7 @@ def main():
                     os.symlink(os.path.join(src, f), os.path.join(tmp, f))
             json.dump(new, open(os.path.join(tmp, "config.json"), "w"), indent=2)
             try:
-                logits, toks, margins = run(tmp, gold["prompt"])
+                logits, toks, margins = run(tmp, gold["prompt"], fixture)
             except Exception as e:  # what mlx-lm says when it cannot load the folder
                 case["mlx_lm_error"] = f"{type(e).__name__}: {e}"
                 logits = None

@@ -26,11 +26,12 @@ static const struct { const char *name, *msg; } refused[] = {
     {"qwen3_moe", "config.json: missing \"num_experts\""},
     {"gemma4_text-nolayertypes", "config.json: KV-shared layer 3 (num_kv_shared_layers 2) has no earlier full layer"},
     /* transformers 5 drops global_head_dim for per_layer_config (which mlx-lm does not read: its
-     * default 512 applies) and rewrites gemma4_text's layer_types */
-    {"gemma4_text", "config.json: KV-shared layer 3 (num_kv_shared_layers 2) has no earlier full layer"},
+     * default 512 applies) */
+    {"gemma4_text", "tensor 'model.layers.1.self_attn.q_proj.weight': dim 0 is 128, expected 2048"},
     {"gemma4", "tensor 'model.layers.1.self_attn.q_proj.weight': dim 0 is 128, expected 2048"},
     {"granite", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"gemma3_text-native", "mlx-lm's default 6 exceeds num_hidden_layers 2"},
+    {"gemma3n", "config.json: text_config has no \"rope_local_base_freq\" (mlx-lm reads it only there"},
     {"qwen3_next", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"qwen3_5", "config.json: \"layer_types\"[1] is \"full_attention\", but full_attention_interval 4"},
     {"qwen3_5_moe", "config.json: \"layer_types\"[1] is \"full_attention\", but full_attention_interval 4"},
