@@ -73,8 +73,20 @@ static const char *const layer_order_glm4[] = {
     "mlp.down_proj", "input_layernorm", "post_attention_layernorm", "post_self_attn_layernorm",
     "post_mlp_layernorm", NULL};
 
+/* gemma4_text (and gemma4's language_model): its modules, then the layer's own parameters
+ * (entries naming a parameter, "router.scale", match the whole path when no module does) */
+static const char *const layer_order_gemma4[] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "self_attn.q_norm",
+    "self_attn.k_norm", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj", "input_layernorm",
+    "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm", "router.proj",
+    "router.scale", "router.per_expert_scale", "experts.switch_glu.gate_proj", "experts.switch_glu.up_proj",
+    "experts.switch_glu.down_proj", "post_feedforward_layernorm_1", "post_feedforward_layernorm_2",
+    "pre_feedforward_layernorm_2", "per_layer_input_gate", "per_layer_projection", "post_per_layer_input_norm",
+    "layer_scalar", NULL};
+
 static const char *const *layer_table(const char *model_type) {
     if (!model_type) return layer_order;
+    if (!strcmp(model_type, "gemma4_text") || !strcmp(model_type, "gemma4")) return layer_order_gemma4;
     if (!strcmp(model_type, "helium")) return layer_order_helium;
     if (!strcmp(model_type, "glm4")) return layer_order_glm4;
     if (!strcmp(model_type, "exaone")) return layer_order_exaone;
@@ -98,6 +110,8 @@ static const top_names tops[] = {
     {"phi", "model.embed_tokens", "model.layers.", "model.final_layernorm", "lm_head", 0},
     {"internlm2", "model.tok_embeddings", "model.layers.", "model.norm", "output", 0},
     {"olmo", "model.transformer.wte", "model.transformer.blocks.", "model.transformer.norm", "model.transformer.ff_out", 1},
+    {"gemma4", "language_model.model.embed_tokens", "language_model.model.layers.", "language_model.model.norm",
+     "language_model.lm_head", 0},
 };
 static const top_names *tops_of(const char *model_type) {
     for (size_t i = 1; model_type && i < sizeof tops / sizeof *tops; i++)
@@ -145,6 +159,11 @@ static void name_key_of(const char *name, const char *model_type, name_key *k) {
                 if (strlen(tab[i]) == ll && !strncmp(tab[i], leaf, ll)) k->leaf = i;
             k->rest = leaf;
             k->rest_len = ll;
+        }
+        if (k->leaf == 1000 && *e == '.') {   /* a parameter the table names by its whole path */
+            const char *const *tab = layer_table(model_type);
+            for (int i = 0; tab[i]; i++)
+                if (!strcmp(tab[i], e + 1)) k->leaf = i;
         }
     } else if (ml == strlen(fin) && !strncmp(name, fin, ml)) {
         k->top = tn->head_first ? 3 : 2;
@@ -356,6 +375,7 @@ static int model_predicate_8bit(const char *model_type, const char *path) {
     if (!strcmp(model_type, "jamba")) return has_suffix(path, "feed_forward.router");
     if (!strcmp(model_type, "granitemoehybrid")) return has_suffix(path, "router.layer");   /* MoE variant */
     if (!strcmp(model_type, "lfm2_moe")) return has_suffix(path, "feed_forward.gate");
+    if (!strcmp(model_type, "gemma4_text") || !strcmp(model_type, "gemma4")) return has_suffix(path, "router.proj");
     return 0;
 }
 
@@ -1177,6 +1197,20 @@ int mt_convert_write_weights(const char *dir, const mt_convert_weights *w, mt_er
     return rc;
 }
 
+/* 1 when tensor `name`'s module (its path up to the last dot) has child modules among the
+ * out[n] tensors: mlx_lm's get_total_parameters counts leaf modules' parameters only (gemma4's
+ * layer_scalar, router.scale) */
+static int on_inner_module(const out_t *out, size_t n, const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    size_t ml = (size_t)(dot - name);
+    for (size_t j = 0; j < n; j++) {
+        const char *o = out[j].name;
+        if (!strncmp(o, name, ml) && o[ml] == '.' && strchr(o + ml + 1, '.')) return 1;
+    }
+    return 0;
+}
+
 /* The plan's tensors through mt_convert_write_weights. */
 static int write_weights(cv *c, const char *dir, mt_err *err) {
     mt_st_entry *ents = malloc((c->nout ? c->nout : 1) * sizeof *ents);
@@ -1185,6 +1219,7 @@ static int write_weights(cv *c, const char *dir, mt_err *err) {
     for (size_t i = 0; i < c->nout; i++) {
         const out_t *t = &c->out[i];
         ents[i] = t->e;
+        if (t->kind != K_QW && t->kind != K_QS && t->kind != K_QB && on_inner_module(c->out, c->nout, t->name)) continue;
         if (t->kind == K_QW) params += (uint64_t)t->rows * t->K;
         else if (t->kind != K_QS && t->kind != K_QB) {
             size_t es = mt_dtype_size(t->e.dtype);

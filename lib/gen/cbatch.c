@@ -187,7 +187,7 @@ size_t mt_gen_batch_auto(const mt_model *m, const mt_gen_params *gp, size_t mem_
     double state = 0;
     for (int l = 0; m->layers && l < hp->n_layers; l++) state += 4.0 * (double)m->layers[l].state_floats;
     for (int l = 0; l < hp->n_layers; l++)   /* as mt_kvcache_new's no_kv */
-        kv_layers += !(state > 0 && m->layers[l].mixer && !m->layers[l].mixer_parallel);
+        kv_layers += !(state > 0 && m->layers[l].mixer && !m->layers[l].mixer_parallel) && !(m->layers && m->layers[l].kv_from >= 0);
     double per_tok = 2.0 * kv_layers * hp->n_kv_heads * hp->head_dim * (f16 ? 2 : 4);
     if (m->kv_heads)   /* multi-head latent attention: keys and values of their own widths */
         per_tok = (double)kv_layers * ((double)m->kv_heads * m->kv_head_dim + (double)m->kv_v_dim) * (f16 ? 2 : 4);

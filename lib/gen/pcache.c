@@ -63,6 +63,9 @@ int mt_gen_caches_get(mt_gen_caches *t, const char *path, const mt_kvfile **file
         if (t->m->layers[l].state_floats)
             return mt_seterr(err, MT_EUNSUPPORTED, "%s: prompt-cache files of models with recurrent layers are not "
                              "supported yet", path);
+    if (t->m && t->m->kv_padded)
+        return mt_seterr(err, MT_EUNSUPPORTED, "%s: prompt-cache files of models with KV-shared layers or K/V rows of "
+                         "different widths (gemma4) are not supported yet", path);
     mt_kvfile *f = NULL;
     mt_kvcache *c = NULL;
     MT_TRY(mt_kvfile_read(path, &f, err));

@@ -58,6 +58,7 @@ static size_t stop_holdback(const mt_gen_textbuf *b, const mt_gen_params *gp) {
  * a model of recurrent layers only has nothing to quantize (ArraysCache has no to_quantized), nor
  * has falcon_h1, whose attention shares a CacheList with its Mamba-2 state (none either). */
 static int has_attention(const mt_model *m) {
+    if (m->kv_padded) return 1;   /* gemma4: its attention is a mixer */
     for (int l = 0; l < m->hp.n_layers; l++)
         if (!m->layers[l].mixer) return 1;
     return 0;
@@ -105,7 +106,7 @@ static int sliding_refusal(const mt_model *m, int bits, mt_err *err) {
     for (int l = 0; l < m->hp.n_layers; l++)
         if (m->layers[l].sliding && m->hp.sliding_window > 0)
             return mt_seterr(err, MT_EINVAL, "--kv-bits %d: this model has sliding-window layers, which mlx-lm keeps in a "
-                             "RotatingKVCache that cannot be quantized (--kv-bits 3 works)", bits);
+                             "RotatingKVCache that cannot be quantized%s", bits, m->kv_padded ? "" : " (--kv-bits 3 works)");
     return MT_OK;
 }
 

@@ -743,6 +743,9 @@ static int serialize_to(const mt_kvcache *c, const mt_kvmeta *meta, sink *s, mt_
 int mt_kvfile_serialize(const mt_kvcache *c, const mt_kvmeta *meta, char **out, size_t *len, mt_err *err) {
     if (c->has_state)
         return mt_seterr(err, MT_EUNSUPPORTED, "prompt-cache files of models with recurrent layers are not supported yet");
+    if (c->padded || c->no_kv)
+        return mt_seterr(err, MT_EUNSUPPORTED, "prompt-cache files of models with KV-shared layers or K/V rows of "
+                         "different widths (gemma4) are not supported yet");
     sink s = {.fd = -1};
     int rc = serialize_to(c, meta, &s, err);
     if (rc) { free(s.mem); return rc; }
@@ -795,6 +798,9 @@ int mt_kvfile_write(const char *path, const mt_kvcache *c, const mt_kvmeta *meta
                     mt_err *err) {
     if (c->has_state)   /* (as mt_kvfile_serialize: a file without the state would continue wrongly) */
         return mt_seterr(err, MT_EUNSUPPORTED, "prompt-cache files of models with recurrent layers are not supported yet");
+    if (c->padded || c->no_kv)
+        return mt_seterr(err, MT_EUNSUPPORTED, "prompt-cache files of models with KV-shared layers or K/V rows of "
+                         "different widths (gemma4) are not supported yet");
     sink s;
     char *tmp;
     MT_TRY(sink_open(&s, path, level, &tmp, err));

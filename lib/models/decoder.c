@@ -6,6 +6,7 @@
  *      granite.py, starcoder2.py, phi3.py, smollm3.py, rope_utils.py. */
 #include "models/model.h"
 #include "models/decoder_int.h"
+#include "models/ple.h"
 #include "models/kvcache_int.h"
 
 #include <float.h>
@@ -486,6 +487,7 @@ int mt_decoder_bind(mt_model *m, mt_err *err) {
         L->use_rope = 1;
         L->inv_freq = m->inv_freq;
         L->rope_in_scale = m->rope_in_scale;
+        L->kv_from = -1;
 #define LIN(field, sub, o, in, bias) \
     do { snprintf(p, sizeof p, "model.layers.%d.%s", i, sub); \
          MT_TRY(mt_linear_bind(&L->field, m->st, m->cfg, p, o, in, bias, err)); } while (0)
@@ -706,6 +708,7 @@ void mt_model_free(mt_model *m) {
     if (m->fam_free) m->fam_free(m->fam);
     mt_dec_norm_free(&m->final_norm);
     mt_dec_norm_free(&m->embed_norm);
+    mt_ple_free(m->ple);
     free(m->inv_freq);
     free(m->inv_freq_local);
     free(m->mlx_inv_freq);
@@ -1081,12 +1084,20 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     }
     mt_fwd fw = {m, rc, rpos, slot, lo, hi, tok, T, len, first, inj, rows1, dyn, work};
     int r = MT_OK;
+    float *pli = NULL;   /* per-layer inputs [T, n_layers * dim] (models/ple.h) */
     for (size_t t = 0; t < T; t++) mt_linear_row(&m->embed, (size_t)tok[t], x + t * H);
     mt_dec_inject(inj, tok, T, x, H);
     if (hp->n_positions) mt_dec_add_positions(m, rpos, T, x, xn);
     if (m->embed_norm.w) mt_dec_norm(m, &m->embed_norm, x, x, T, H);
     if (hp->embed_scale != 1.0f)
         for (size_t i = 0; i < T * H; i++) x[i] *= hp->embed_scale;
+    if (m->ple) {
+        if (!(pli = malloc(T * (size_t)m->ple->n_layers * (size_t)m->ple->dim * sizeof *pli))) {
+            r = mt_seterr(err, MT_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((r = mt_ple_inputs(&fw, m->ple, tok, x, T, pli, err))) goto out;
+    }
 
     for (int l = 0; l < hp->n_layers; l++) {
         mt_layer *L = &m->layers[l];
@@ -1126,6 +1137,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 for (size_t t = 0; t < T * (size_t)hp->n_heads; t++) memcpy(q + t * hd, v + T * kvd + 2 * t * hd, hd * sizeof *q);
             } else lin_rows(rows1, &L->q, ain, T, q, work, m->pool);
             if (L->kv_prev) memcpy(k, kvs, 2 * T * kvd * sizeof(float));   /* hunyuan CLA: the layer before's */
+            else if (L->kv_from >= 0) memset(k, 0, 2 * T * kvd * sizeof(float));   /* KV sharing: none of its own */
             else {
                 mt_dec_observe(m, l, "self_attn.k_proj", ain, T, H);
                 mt_dec_observe(m, l, "self_attn.v_proj", ain, T, H);
@@ -1150,14 +1162,14 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
                 mt_rope(kt, (size_t)hp->n_kv_heads, hd, (size_t)hp->rot_dims, fr, pos, hp->rope_traditional);
             }
             if (hp->qk_norm_late) qk_norm_row(m, L, qt, kt);
-            mt_kv_write(rc[t], l, slot[t], kt, v + t * ks);
+            if (L->kv_from < 0) mt_kv_write(rc[t], l, slot[t], kt, v + t * ks);
         }
         /* query heads per job: the kv head's whole group, halved while that
          * leaves fewer than two jobs per thread */
         size_t gsz = (size_t)(hp->n_heads / hp->n_kv_heads);
         /* (rows of independent sequences: the grouping a row gets alone, so its sums do not change) */
         while (gsz % 2 == 0 && (rows1 ? 1 : T) * (size_t)hp->n_heads / gsz < 2 * nt) gsz /= 2;
-        attn_ctx ac = {m, rc, rpos, lo, hi, l, q, qs, att, scores, gsz, T, len};
+        attn_ctx ac = {m, rc, rpos, lo, hi, L->kv_from >= 0 ? L->kv_from : l, q, qs, att, scores, gsz, T, len};
         if (!rows1 && attn_blocks_ok(&ac))
             mt_pool_for(m->pool, (size_t)hp->n_kv_heads * ((T + ATTN_ROWS_BLK - 1) / ATTN_ROWS_BLK), 1, attn_blocks, &ac);
         else mt_pool_for(m->pool, T * (size_t)hp->n_heads / gsz, 1, attn_heads, &ac);
@@ -1174,7 +1186,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
 
         /* MLP branch */
-        if (L->no_mlp) continue;
+        if (L->no_mlp) goto layer_end;
         const mt_norm *pre = hp->block == MT_BLOCK_PRE ? &L->n2 : hp->block == MT_BLOCK_SANDWICH ? &L->n3 : NULL;
         const float *min = x;
         if (pre && pre->w) { mt_dec_norm(m, pre, xn, x, T, H); min = xn; }
@@ -1222,6 +1234,13 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     mlp_done:
         if (L->n4.w) mt_dec_norm(m, &L->n4, br, br, T, H);
         for (size_t i = 0; i < sz_x; i++) x[i] += br[i] * hp->residual_scale;
+    layer_end:
+        if (pli) {   /* the layer's per-layer input term */
+            if ((r = mt_ple_gate(&fw, m->ple, l, x, pli, T, br, err))) goto out;
+            for (size_t i = 0; i < sz_x; i++) x[i] += br[i];
+        }
+        if (L->out_scale != 0.0f)
+            for (size_t i = 0; i < sz_x; i++) x[i] *= L->out_scale;
     }
     /* mlx-lm's maybe_quantize_kv_cache after the model call */
     for (size_t t = 0; t < T; t++)
@@ -1240,6 +1259,7 @@ static int forward_rows(mt_model *m, mt_kvcache *const *rc, const size_t *rpos, 
     if (hp->final_softcap > 0)
         for (size_t i = 0; i < nl * V; i++) logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
 out:
+    free(pli);
     free(dyn);
     free(slot);
     free(buf);

@@ -84,6 +84,14 @@ int mt_model_set_numerics(mt_model *m, int numerics, mt_err *err) {
     if (numerics == MT_NUMERICS_MLX && m->act_dt != MT_F32 && m->no_mlx)
         return mt_seterr(err, MT_EUNSUPPORTED, "--numerics mlx is not implemented for model_type \"%s\" (%s); "
                          "use the default f32", m->model_type, m->no_mlx);
+    if (numerics == MT_NUMERICS_MLX && m->act_dt != MT_F32 && m->ple)
+        return mt_seterr(err, MT_EUNSUPPORTED, "--numerics mlx is not implemented for model_type \"%s\" (per-layer "
+                         "inputs); use the default f32", m->model_type);
+    if (numerics == MT_NUMERICS_MLX && m->act_dt != MT_F32)
+        for (int l = 0; l < m->hp.n_layers; l++)
+            if (m->layers[l].kv_from >= 0 || m->layers[l].out_scale != 0.0f)
+                return mt_seterr(err, MT_EUNSUPPORTED, "--numerics mlx is not implemented for model_type \"%s\" (KV-shared "
+                                 "layers, layer scalars); use the default f32", m->model_type);
     if (numerics == MT_NUMERICS_MLX && m->act_dt != MT_F32)
         for (int l = 0; l < m->hp.n_layers; l++)
             if (m->layers[l].mixer || m->layers[l].ffn || m->layers[l].no_mlp)

@@ -21,7 +21,7 @@
  *     (intermediate_size may be a list), GELU-tanh, or gelu_topk where
  *     activation_sparsity_pattern[l] > 0: the gate row cut at mean + std * sqrt(2) *
  *     erfinv(2 s - 1) (population std) before the GELU; sandwich norms.
- *   - per-layer inputs: embed_tokens_per_layer (ids >= vocab_size_per_layer_input read row 0)
+ *   - per-layer inputs (the shared models/ple.c): embed_tokens_per_layer (ids >= vocab_size_per_layer_input read row 0)
  *     times sqrt(hidden_size_per_layer_input), plus per_layer_projection_norm(
  *     per_layer_model_projection(embedding) / sqrt(H)), times 2^-0.5; each layer gates the
  *     corrected active stream (times correct_output_scale when altup_correct_scale) with
@@ -29,7 +29,7 @@
  *     post_per_layer_input_norm) and adds it to streams 1..
  *   - KV sharing: the last num_kv_shared_layers layers compute no K/V; they attend to the cache
  *     of the last earlier layer of their type (as it stands after that layer wrote this call's
- *     rows), at the call's positions.  Their own cache rows are written as zeros.  (mlx-lm's
+ *     rows), at the call's positions (mt_layer.kv_from: their cache keeps no rows).  (mlx-lm's
  *     call without a cache, model(ids), lets them compute their own K/V instead; generation
  *     always has the cache, and that is what this forward computes.)
  *   - embeddings times sqrt(H), the embedding as the output head, final_logit_softcapping.
@@ -45,26 +45,25 @@
 #include "models/decoder_int.h"
 #include "models/kvcache_int.h"
 #include "models/model.h"
+#include "models/ple.h"
 #include "tensor/ops.h"
 
 typedef struct g3n_layer {
-    mt_linear router, laurel_l, laurel_r, pl_gate, pl_proj;
-    mt_norm router_norm, laurel_norm, pl_norm;
+    mt_linear router, laurel_l, laurel_r;
+    mt_norm router_norm, laurel_norm;
     float *pred;         /* prediction_coefs [n * n, n], clipped */
     float *corr;         /* correction_coefs [n, n], clipped */
     float *out_scale;    /* correct_output_scale [H] */
     float std_mult;      /* gelu_topk's cut in standard deviations (sparse only) */
     int sparse;
     size_t inter;
-    int kv_layer;        /* the layer whose cache it attends to (itself unless KV-shared) */
 } g3n_layer;
 
 typedef struct g3n {
     int n, active, correct_scale, has_clip;
     float clip;
     size_t hpl, vocab_pl, laurel_rank;
-    mt_linear embed_pl, pl_model_proj;
-    mt_norm pl_proj_norm;
+    mt_ple *ple;                         /* per-layer inputs (models/ple.h) */
     mt_linear *alt_proj, *alt_unembed;   /* [n - 1] each */
     g3n_layer *L;
     int n_layers;
@@ -78,13 +77,12 @@ static void g3n_free(void *p) {
         g3n_layer *L = &g->L[l];
         mt_dec_norm_free(&L->router_norm);
         mt_dec_norm_free(&L->laurel_norm);
-        mt_dec_norm_free(&L->pl_norm);
         free(L->pred);
         free(L->corr);
         free(L->out_scale);
     }
     free(g->L);
-    mt_dec_norm_free(&g->pl_proj_norm);
+    mt_ple_free(g->ple);
     free(g->alt_proj);
     free(g->alt_unembed);
     free(g->inter);
@@ -145,9 +143,6 @@ static int g3n_bind_layer(mt_model *m, int i, int *bound, mt_err *err) {
     LIN(&G->laurel_l, "laurel.linear_left", g->laurel_rank, H);
     LIN(&G->laurel_r, "laurel.linear_right", H, g->laurel_rank);
     NORM(&G->laurel_norm, "laurel.post_laurel_norm");
-    LIN(&G->pl_gate, "per_layer_input_gate", g->hpl, H);
-    LIN(&G->pl_proj, "per_layer_projection", H, g->hpl);
-    NORM(&G->pl_norm, "post_per_layer_input_norm");
 #undef LIN
 #undef NORM
     snprintf(p, sizeof p, "model.layers.%d.altup.prediction_coefs", i);
@@ -272,10 +267,9 @@ static int gemma3n_init(mt_model *m, mt_err *err) {
     m->bind_layer = g3n_bind_layer;
     MT_TRY(mt_decoder_bind(m, err));
     MT_TRY(mt_decoder_layer_types(m, err));
-    size_t H = (size_t)hp->hidden, LH = (size_t)nl * g->hpl;
-    MT_TRY(mt_linear_bind(&g->embed_pl, m->st, m->cfg, "model.embed_tokens_per_layer", g->vocab_pl, LH, -1, err));
-    MT_TRY(mt_linear_bind(&g->pl_model_proj, m->st, m->cfg, "model.per_layer_model_projection", LH, H, -1, err));
-    MT_TRY(mt_dec_bind_norm(m, "model.per_layer_projection_norm", g->hpl, &g->pl_proj_norm, err));
+    size_t H = (size_t)hp->hidden;
+    MT_TRY(mt_ple_bind(m, (int)g->hpl, (int)g->vocab_pl, &g->ple, err));
+    g->ple->mask_ids = 1;   /* ids past vocab_size_per_layer_input read row 0 */
     if (n > 1) {
         g->alt_proj = calloc((size_t)n - 1, sizeof *g->alt_proj);
         g->alt_unembed = calloc((size_t)n - 1, sizeof *g->alt_unembed);
@@ -299,7 +293,7 @@ static int gemma3n_init(mt_model *m, mt_err *err) {
     if (last[0] < 0 || last[1] < 0)
         return mt_seterr(err, MT_EFORMAT, "config.json: the %d layers before the KV-shared ones must hold both "
                          "sliding_attention and full_attention layers (mlx-lm cannot run it otherwise)", first_shared);
-    for (int l = 0; l < nl; l++) g->L[l].kv_layer = l < first_shared ? l : last[m->layers[l].sliding];
+    for (int l = first_shared; l < nl; l++) m->layers[l].kv_from = last[m->layers[l].sliding];   /* KV sharing */
     /* RoPE: rope_theta for full layers, rope_local_base_freq for sliding ones */
     int half = hp->rot_dims / 2;
     if (!(m->inv_freq_local = malloc((size_t)half * sizeof(float)))) return mt_seterr(err, MT_ENOMEM, "out of memory");
@@ -321,47 +315,21 @@ static int gemma3n_init(mt_model *m, mt_err *err) {
     return MT_OK;
 }
 
-/* ---- per-layer inputs: to be merged with the shared PLE code ---- */
+/* ---- per-layer inputs (models/ple.h) ---- */
 
-/* pli[T, L * hpl]: embed_tokens_per_layer(ids masked to vocab_size_per_layer_input) *
- * sqrt(hpl), plus per_layer_projection_norm(per_layer_model_projection(x0) * H^-0.5) per
- * layer slice, times 2^-0.5.  tmp: T * L * hpl floats. */
-static void ple_inputs(const mt_fwd *f, const g3n *g, const float *x0, float *pli, float *tmp) {
-    const mt_model *m = f->m;
-    size_t T = f->T, H = (size_t)m->hp.hidden, LH = (size_t)g->n_layers * g->hpl;
-    float es = (float)sqrt((double)g->hpl), ps = (float)pow((double)H, -0.5), s2 = (float)pow(2.0, -0.5);
-    for (size_t t = 0; t < T; t++) {
-        int32_t id = f->tok[t];
-        mt_linear_row(&g->embed_pl, (size_t)id < g->vocab_pl ? (size_t)id : 0, pli + t * LH);
-        for (size_t i = 0; i < LH; i++) pli[t * LH + i] *= es;
-    }
-    mt_dec_linear(f, &g->pl_model_proj, x0, T, tmp);
-    for (size_t i = 0; i < T * LH; i++) tmp[i] *= ps;
-    mt_dec_norm(m, &g->pl_proj_norm, tmp, tmp, T * (size_t)g->n_layers, g->hpl);
-    for (size_t i = 0; i < T * LH; i++) pli[i] = (tmp[i] + pli[i]) * s2;
-}
-
-/* Layer l's per-layer input into streams 1..: gelu(per_layer_input_gate(first)) * pli slice,
- * per_layer_projection, post_per_layer_input_norm, added.  first[T, H] is scratch (changed);
- * gt: T * hpl floats, pr: T * H floats. */
-static void ple_apply(const mt_fwd *f, const g3n *g, int l, float *first, const float *pli, float **X, float *gt,
-                      float *pr) {
-    const mt_model *m = f->m;
+/* Layer l's per-layer input into streams 1..: the gated term of `first`[T, H] (its active
+ * stream, times correct_output_scale when set; changed), added; pr: T * H floats. */
+static int ple_apply(const mt_fwd *f, const g3n *g, int l, float *first, const float *pli, float **X, float *pr,
+                     mt_err *err) {
     const g3n_layer *G = &g->L[l];
-    size_t T = f->T, H = (size_t)m->hp.hidden, hpl = g->hpl, LH = (size_t)g->n_layers * hpl;
+    size_t T = f->T, H = (size_t)f->m->hp.hidden;
     if (g->correct_scale)
         for (size_t t = 0; t < T; t++)
             for (size_t i = 0; i < H; i++) first[t * H + i] *= G->out_scale[i];
-    mt_dec_observe(m, l, "per_layer_input_gate", first, T, H);
-    mt_dec_linear(f, &G->pl_gate, first, T, gt);
-    mt_gelu_tanh(gt, T * hpl);
-    for (size_t t = 0; t < T; t++)
-        for (size_t i = 0; i < hpl; i++) gt[t * hpl + i] *= pli[t * LH + (size_t)l * hpl + i];
-    mt_dec_observe(m, l, "per_layer_projection", gt, T, hpl);
-    mt_dec_linear(f, &G->pl_proj, gt, T, pr);
-    mt_dec_norm(m, &G->pl_norm, pr, pr, T, H);
+    MT_TRY(mt_ple_gate(f, g->ple, l, first, pli, T, pr, err));
     for (int s = 1; s < g->n; s++)
         for (size_t i = 0; i < T * H; i++) X[s][i] += pr[i];
+    return MT_OK;
 }
 
 /* ---- forward ---- */
@@ -428,14 +396,14 @@ static void mlp(const mt_fwd *f, const g3n *g, int l, const float *x, float *gb,
 }
 
 /* the attention of layer l on xn[T, H] into out[T, H] (before the post-attention norm) */
-static int attention(const mt_fwd *f, const g3n *g, int l, const float *xn, float *q, float *k, float *v, float *att,
+static int attention(const mt_fwd *f, int l, const float *xn, float *q, float *k, float *v, float *att,
                      float *out, mt_err *err) {
     const mt_model *m = f->m;
     const mt_decoder_hp *hp = &m->hp;
     const mt_layer *L = &m->layers[l];
     size_t T = f->T, H = (size_t)hp->hidden, hd = (size_t)hp->head_dim;
     size_t nh = (size_t)hp->n_heads, nkv = (size_t)hp->n_kv_heads, qd = nh * hd, kvd = nkv * hd;
-    int own = g->L[l].kv_layer == l;
+    int own = L->kv_from < 0;   /* a KV-shared layer reads layer kv_from's rows and writes none */
     mt_dec_observe(m, l, "self_attn.q_proj", xn, T, H);
     mt_dec_linear(f, &L->q, xn, T, q);
     if (own) {
@@ -457,9 +425,9 @@ static int attention(const mt_fwd *f, const g3n *g, int l, const float *xn, floa
             for (size_t h = 0; h < nkv; h++) mt_rmsnorm(vt + h * hd, vt + h * hd, NULL, hd, hp->norm_eps);
             mt_rope(kt, nkv, hd, (size_t)hp->rot_dims, L->inv_freq, pos, 0);
         }
-        mt_kv_write(f->rc[t], l, f->slot[t], kt, vt);   /* (a shared layer's rows: zeros, never read) */
+        if (own) mt_kv_write(f->rc[t], l, f->slot[t], kt, vt);
     }
-    MT_TRY(mt_dec_attend(f, g->L[l].kv_layer, q, qd, att, err));
+    MT_TRY(mt_dec_attend(f, own ? l : L->kv_from, q, qd, att, err));
     mt_dec_observe(m, l, "self_attn.o_proj", att, T, qd);
     mt_dec_linear(f, &L->o, att, T, out);
     return MT_OK;
@@ -473,7 +441,7 @@ static int g3n_forward(const mt_fwd *f0, float *logits, float *hidden, mt_err *e
     size_t qd = (size_t)hp->n_heads * hp->head_dim, kvd = (size_t)hp->n_kv_heads * hp->head_dim;
     size_t I = (size_t)hp->inter, LH = nl * g->hpl, R = g->laurel_rank, nt = (size_t)mt_pool_size(m->pool);
     /* X: n streams, P: n predictions, then scratch */
-    size_t sz = 2 * n * T * H + 2 * T * LH + 6 * T * H + T * qd * 2 + 2 * T * kvd + 2 * T * I + T * R + T * g->hpl +
+    size_t sz = 2 * n * T * H + T * LH + 6 * T * H + T * qd * 2 + 2 * T * kvd + 2 * T * I + T * R +
                 T * n * (n * n + 1) + nt * m->max_in + MT_LINEAR_WORK_SLACK + 64;
     float *buf = malloc(sz * sizeof *buf);
     if (!buf) return mt_seterr(err, MT_ENOMEM, "out of memory for activations");
@@ -481,7 +449,6 @@ static int g3n_forward(const mt_fwd *f0, float *logits, float *hidden, mt_err *e
     for (size_t s = 0; s < n; s++) { X[s] = p; p += T * H; }
     for (size_t s = 0; s < n; s++) { P[s] = p; p += T * H; }
     float *pli = p; p += T * LH;
-    float *tmp = p; p += T * LH;
     float *xn = p; p += T * H;
     float *lau = p; p += T * H;
     float *br = p; p += T * H;
@@ -495,7 +462,6 @@ static int g3n_forward(const mt_fwd *f0, float *logits, float *hidden, mt_err *e
     float *gb = p; p += T * I;
     float *ub = p; p += T * I;
     float *ll = p; p += T * R;
-    float *gt = p; p += T * g->hpl;
     float *mod = p; p += T * n;
     float *cf = p; p += T * n * n;
     mt_fwd fw = *f0;
@@ -507,7 +473,7 @@ static int g3n_forward(const mt_fwd *f0, float *logits, float *hidden, mt_err *e
     /* embeddings, per-layer inputs, the streams */
     for (size_t t = 0; t < T; t++) mt_linear_row(&m->embed, (size_t)f->tok[t], X[0] + t * H);
     for (size_t i = 0; i < T * H; i++) X[0][i] *= hp->embed_scale;
-    ple_inputs(f, g, X[0], pli, tmp);
+    if ((r = mt_ple_inputs(f, g->ple, f->tok, X[0], T, pli, err))) goto out;
     for (size_t s = 1; s < n; s++) mt_dec_linear(f, &g->alt_proj[s - 1], X[0], T, X[s]);
     renorm(g, X, T, H);
 
@@ -542,7 +508,7 @@ static int g3n_forward(const mt_fwd *f0, float *logits, float *hidden, mt_err *e
         mt_dec_norm(m, &G->laurel_norm, lau, lau, T, H);
         for (size_t i = 0; i < T * H; i++) lau[i] += xn[i];
         /* attention */
-        if ((r = attention(f, g, l, xn, q, k, v, att, br, err))) goto out;
+        if ((r = attention(f, l, xn, q, k, v, att, br, err))) goto out;
         mt_dec_norm(m, &L->n2, br, br, T, H);
         for (size_t i = 0; i < T * H; i++) al[i] = ((ap[i] + br[i]) + lau[i]) * s2;
         /* MLP */
@@ -566,7 +532,7 @@ static int g3n_forward(const mt_fwd *f0, float *logits, float *hidden, mt_err *e
                 for (size_t e = 0; e < H; e++) o[e] = (a[e] - pa[e]) * c + pi[e];
             }
         memcpy(first, X[g->active], T * H * sizeof *first);
-        ple_apply(f, g, l, first, pli, X, gt, pr);
+        if ((r = ple_apply(f, g, l, first, pli, X, pr, err))) goto out;
     }
 
     /* streams back to one: unembed projections, renormalised, averaged */

@@ -92,11 +92,15 @@ int mt_kvcache_new(mt_kvcache **out, const mt_model *m, mt_err *err) {
     int rc = n ? MT_OK : MT_ENOMEM;
     for (int l = 0; !rc && l < m->hp.n_layers && m->layers; l++) n[l] = m->layers[l].state_floats;
     if (!rc) rc = state_alloc(*out, n);
-    if (!rc && (*out)->has_state) {   /* layers whose mixer replaces the attention keep no K/V */
+    int shared = 0;   /* KV sharing: a layer attending over another's rows keeps none */
+    for (int l = 0; !rc && l < m->hp.n_layers && m->layers; l++) shared |= m->layers[l].kv_from >= 0;
+    if (!rc && ((*out)->has_state || shared)) {   /* layers whose mixer replaces the attention keep no K/V */
         if (!((*out)->no_kv = calloc((size_t)m->hp.n_layers, 1))) rc = MT_ENOMEM;
         for (int l = 0; !rc && l < m->hp.n_layers; l++)
-            (*out)->no_kv[l] = m->layers[l].mixer && !m->layers[l].mixer_parallel && !m->layers[l].mixer_kv;
+            (*out)->no_kv[l] = ((*out)->has_state && m->layers[l].mixer && !m->layers[l].mixer_parallel &&
+                                !m->layers[l].mixer_kv) || m->layers[l].kv_from >= 0;
     }
+    if (!rc) (*out)->padded = m->kv_padded;
     free(n);
     if (rc) { mt_kvcache_free(*out); *out = NULL; return mt_seterr(err, MT_ENOMEM, "out of memory"); }
     return MT_OK;
@@ -110,8 +114,12 @@ int mt_kvcache_set_vdim(mt_kvcache *c, size_t v_dim, mt_err *err) {
     return MT_OK;
 }
 
-/* KV quantization stores K and V rows of one width: not for latent-attention caches */
+/* KV quantization stores K and V rows of one width: not for latent-attention caches, nor for
+ * rows zero-padded to the widest layer (mlx-lm quantizes each layer's own rows) */
 static int kv_one_width(const mt_kvcache *c, mt_err *err) {
+    if (c->padded)
+        return mt_seterr(err, MT_EUNSUPPORTED, "KV cache quantization (--kv-bits, turbo) is not supported for models "
+                         "whose layers have K/V rows of different widths (gemma4)");
     if (c->v_dim == c->kv_dim) return MT_OK;
     return mt_seterr(err, MT_EUNSUPPORTED, "KV cache quantization (--kv-bits, turbo) is not supported for "
                      "multi-head latent attention models");
@@ -390,6 +398,7 @@ int mt_kvcache_copy(mt_kvcache **out, const mt_kvcache *src, mt_err *err) {
     c->qscheme = src->qscheme;
     c->quantized = src->quantized;
     c->pos_delta = src->pos_delta;
+    c->padded = src->padded;
     memcpy(c->tcb, src->tcb, sizeof c->tcb);
     memcpy(c->tbound, src->tbound, sizeof c->tbound);
     size_t n = src->max_size ? src->bufcap : src->len;

@@ -156,6 +156,12 @@ typedef struct mt_layer {
                                       adds its output to the attention's (falcon_h1) */
     /* baichuan_m1: */
     int mixer_kv;                  /* the mixer (with state) writes this layer's K/V rows too: the cache keeps them */
+    /* KV sharing (gemma4, gemma3n): -1 (set by mt_decoder_bind) = the layer projects and caches its
+     * own K/V; else the earlier layer whose cached K/V rows it attends over (the same sliding
+     * window): it writes none, and its cache keeps none (mt_kvcache no_kv) */
+    int kv_from;
+    float out_scale;               /* the block's output (after every residual add and the per-layer
+                                      input term) multiplied by this (gemma4 layer_scalar); 0 = none */
 } mt_layer;
 
 enum { MT_BOUND_ATTN = 1, MT_BOUND_MLP = 2, MT_BOUND_NORMS = 4 };
@@ -234,6 +240,12 @@ typedef struct mt_model {
     size_t kv_v_dim;
     mt_linear pos_embed;           /* [hp.n_positions, hidden] learned positions (bound with hp.n_positions) */
     mt_norm embed_norm;            /* set by the family: a norm of the embeddings (nanochat); w == NULL: none */
+    struct mt_ple *ple;            /* per-layer input embeddings (models/ple.h; gemma4): the forward pass
+                                      computes them after the embedding scale and adds each layer's gated
+                                      term after its MLP residual; NULL = none (freed with the model) */
+    int kv_padded;                 /* the layers' K/V rows differ in width (gemma4: sliding / full head
+                                      dims, k_eq_v kv heads): hp.n_kv_heads x hp.head_dim is the widest,
+                                      a narrower layer writes its heads repeated and zero-padded (its mixer) */
     /* recurrent-state families (ssm): */
     int own_cache;                 /* mlx-lm's model makes its own cache (make_cache), so mlx-lm ignores
                                       --max-kv-size for it: generation does too */
@@ -324,6 +336,8 @@ typedef struct mt_kvcache {
      * it), so it keeps no K/V rows (k[l], v[l] and the packed arrays stay NULL); only in caches
      * with state (which files and conversions refuse); NULL = every layer keeps rows */
     unsigned char *no_kv;
+    int padded;                    /* layers of different K/V widths (mt_model.kv_padded): rows are zero-padded
+                                      to the widest, so no quantization and no prompt-cache files */
 } mt_kvcache;
 
 int  mt_model_load(mt_model **out, const char *dir, mt_pool *pool, mt_err *err);

@@ -5,7 +5,7 @@
 #include "models/model.h"
 
 extern const mt_family mt_family_llama, mt_family_mistral, mt_family_qwen2, mt_family_qwen3, mt_family_gemma,
-    mt_family_gemma2, mt_family_gemma3_text, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
+    mt_family_gemma2, mt_family_gemma3_text, mt_family_gemma4_text, mt_family_gemma4, mt_family_phi3, mt_family_granite, mt_family_olmo2, mt_family_starcoder2,
     mt_family_smollm3, mt_family_mixtral, mt_family_qwen3_moe;
 /* gated DeltaNet (linear attention with recurrent state) + gated attention: qwen3_next.c */
 extern const mt_family mt_family_qwen3_next, mt_family_qwen3_5, mt_family_qwen3_5_moe;
@@ -44,6 +44,8 @@ static const mt_family *const families[] = {
     &mt_family_gemma,
     &mt_family_gemma2,
     &mt_family_gemma3_text,
+    &mt_family_gemma4_text,
+    &mt_family_gemma4,
     &mt_family_phi3,
     &mt_family_granite,
     &mt_family_olmo2,

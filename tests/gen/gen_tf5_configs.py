@@ -73,6 +73,12 @@ CASES = {
     "mixtral": ("mixtral-tiny", None, None, "theta 10000 moves to rope_parameters: mlx-lm's mixtral default is 1e6"),
     "gemma": ("gemma-tiny", None, None, "theta 10000 moves: mlx-lm's gemma default is 10000"),
     "gemma2": ("gemma2-tiny", None, None, "layer_types and sliding_window 4096 appear: mlx-lm's gemma2 ignores them"),
+    "gemma4_text": ("gemma4-tiny", None, None,
+                    "transformers 5 writes per_layer_config instead of global_head_dim, which mlx-lm does not "
+                    "read: its default 512 does not fit the full layers' weights"),
+    "gemma4_text-nolayertypes": ("gemma4-tiny", drop("layer_types"), None,
+                                 "transformers 5 writes its own layer_types (sliding but the last), leaving the "
+                                 "KV-shared full layer no earlier full layer: mlx-lm fails (KeyError)"),
     "gemma3_text": ("gemma3-tiny", None, None,
                     "rope_theta / rope_local_base_freq / rope_scaling move to rope_parameters.{full,sliding}_attention"),
     "gemma3_text-native": ("gemma3-tiny", None, drop("sliding_window_pattern"),

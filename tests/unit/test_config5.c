@@ -24,6 +24,11 @@
 static const struct { const char *name, *msg; } refused[] = {
     {"qwen3-noparams", "config.json: no \"rope_theta\", at the top level or in \"rope_parameters\""},
     {"qwen3_moe", "config.json: missing \"num_experts\""},
+    {"gemma4_text-nolayertypes", "config.json: KV-shared layer 3 (num_kv_shared_layers 2) has no earlier full layer"},
+    /* transformers 5 drops global_head_dim for per_layer_config (which mlx-lm does not read: its
+     * default 512 applies) */
+    {"gemma4_text", "tensor 'model.layers.1.self_attn.q_proj.weight': dim 0 is 128, expected 2048"},
+    {"gemma4", "tensor 'model.layers.1.self_attn.q_proj.weight': dim 0 is 128, expected 2048"},
     {"granite", "config.json: missing \"rope_theta\" (mlx-lm reads it only at the top level"},
     {"gemma3_text-native", "mlx-lm's default 6 exceeds num_hidden_layers 2"},
     {"gemma3n", "config.json: text_config has no \"rope_local_base_freq\" (mlx-lm reads it only there"},

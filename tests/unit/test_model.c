@@ -523,6 +523,16 @@ static void test_config_checks(mt_pool *pool) {
         {"tests/data/models/gptoss-tiny", C, "num_local_experts", "0", "config.json: \"num_local_experts\" must be a positive integer"},
         {"tests/data/models/gptoss-tiny", C, "sliding_window", "0", "config.json: \"sliding_window\" must be a positive integer"},
         {"tests/data/models/gptoss-tiny", C, "layer_types", "[\"sliding_attention\"]", "config.json: \"layer_types\" must list 2 layers"},
+        /* gemma4: KV sharing, layer types, the MoE block, per-layer inputs */
+        {"tests/data/models/gemma4-tiny", C, "num_kv_shared_layers", "4", "config.json: num_kv_shared_layers 4 must be below num_hidden_layers 4"},
+        {"tests/data/models/gemma4-tiny", C, "layer_types", "[\"sliding_attention\", \"sliding_attention\", \"full_attention\", \"full_attention\"]",
+         "config.json: KV-shared layer 2 (num_kv_shared_layers 2) has no earlier full layer"},
+        {"tests/data/models/gemma4-tiny", C, "layer_types", "[\"sliding_attention\", \"global\", \"sliding_attention\", \"full_attention\"]",
+         "config.json: \"layer_types\"[1] must be \"sliding_attention\" or \"full_attention\""},
+        {"tests/data/models/gemma4-tiny", C, "global_head_dim", "33", "config.json: head_dim 16 and global_head_dim 33 must be even"},
+        {"tests/data/models/gemma4-tiny", C, "hidden_size_per_layer_input", "8", "tensor 'model.embed_tokens_per_layer.weight'"},
+        {"tests/data/models/gemma4moe-tiny", C, "top_k_experts", "5", "config.json: top_k_experts 5 exceeds num_experts 4"},
+        {"tests/data/models/gemma4moe-tiny", C, "num_experts", "null", "config.json: missing \"num_experts\""},
         /* recurrent-state mixers */
         {"tests/data/models/lfm2-tiny", C, "conv_L_cache", "0", "config.json: \"conv_L_cache\" must be a positive integer"},
         {"tests/data/models/lfm2-tiny", C, "layer_types", "[\"conv\", \"conv\"]", "config.json: \"layer_types\" must list 3 layers"},
