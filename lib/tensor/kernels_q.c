@@ -26,7 +26,9 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
 #define SCHUNK 256 /* groups converted to float per chunk */
+#ifndef QPF_AHEAD
 #define QPF_AHEAD 8192 /* bytes of codes prefetched ahead by the one-token kernels (bench: 8 KiB best) */
+#endif
 
 /* ---- shared helpers ---------------------------------------------------- */
 
