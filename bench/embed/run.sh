@@ -37,5 +37,5 @@ make -s BUILD="$B" "$B/bin/mlx-embed"
 "$PYTHON" bench/embed/check_real.py --bin "$B/bin/mlx-embed" --n "${CHECK_N:-1200}"
 # shellcheck disable=SC2086  # BENCH_ARGS are words
 "$PYTHON" bench/embed/bench.py --bin "$B/bin/mlx-embed" --threads "$T" --n "${N:-2000}" --rounds "${ROUNDS:-3}" \
-  --max-stall "${MAX_STALL:-3}" --quiet "${QUIET:-2}" --tries "${TRIES:-4}" \
+  --max-stall "${MAX_STALL:-3}" --max-others "${MAX_OTHERS:-5}" --quiet "${QUIET:-2}" --tries "${TRIES:-4}" \
   --out "${OUT:-bench/out/embed.jsonl}" ${BENCH_ARGS:-}

@@ -289,9 +289,14 @@ def cmd_table(_args):
         print(f"CPU: {meta.get('cpu')} ({meta.get('nproc')} CPUs); threads {meta.get('threads')}; audio "
               f"{meta.get('audio_s') or 0:.1f} s; {meta.get('rounds')} round(s), engines alternating; started {meta.get('start')}")
         print(f"gate: a run is kept when its CPU stall (/proc/pressure/cpu some) <= {meta.get('max_stall')}% of its "
-              f"wall time, started after avg10 <= {meta.get('quiet')}%; {rejected} run(s) over it (redone, or never quiet)")
+              f"wall time, or the other processes used <= 5% of a core during it (bench/quiet.py --max-others: a stall "
+              f"of the engine's own threads), started after avg10 <= {meta.get('quiet')}%; {rejected} run(s) over it "
+              f"(redone, or never quiet)")
         for k, v in meta.get("versions", {}).items():
             print(f"  {k}: {v}")
+    ot = [r["gate"]["others_pct"] for rs in rows.values() for r in rs if r.get("gate", {}).get("others_pct") is not None]
+    if ot:
+        print(f"other processes' CPU during kept runs (% of one core): median {statistics.median(ot):.2f}% max {max(ot):.2f}%")
     st = [r["gate"]["stall_pct"] for rs in rows.values() for r in rs if r.get("gate", {}).get("stall_pct") is not None]
     if st:
         print(f"stall of kept runs: min {min(st):.2f}% median {statistics.median(st):.2f}% max {max(st):.2f}%")
