@@ -45,22 +45,8 @@ BLD=$WORK/build
 OUT=bench/bin
 REC=$OUT/llama-cpp.txt
 
-say() { echo "build-llama-cpp: $*" >&2; }
-die() { say "$*"; exit 1; }
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-one_line() { echo "$*" | tr -s ' \n' ' ' | sed 's/ $//'; }
-
-# What the binaries are built from and for: the first part of the record, compared on reruns.
-cc_name=${CC:-cc}
-cxx_name=${CXX:-c++}
-command -v "$cxx_name" >/dev/null 2>&1 || { sh tools/deps.sh cmake build-essential >&2; }
-compiler="$("$cc_name" --version 2>/dev/null | head -n1) / $("$cxx_name" --version 2>/dev/null | head -n1)"
-march=$("$cc_name" -march=native -Q --help=target 2>/dev/null | awk '$1 == "-march=" {print $2; exit}')
-# -march=native's whole feature set (hashed) and its wide-vector part (listed)
-mflags=$("$cc_name" -march=native -E -v - </dev/null 2>&1 | grep -o ' -m[a-z0-9-]*' | sort -u)
-features=$(echo "$mflags" | tr -d '\n' | sha256sum | cut -c1-12)
-wide=$(echo "$mflags" | grep -E -e '-m(avx512|avxvnni|amx)' | sed 's/^ -m/+/' | tr '\n' ' ' | sed 's/ $//')
-cpu=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: *//')
+TAG=build-llama-cpp
+. tools/native-host.sh
 key="llama.cpp $COMMIT, from the llama-cpp-python $PKG_VERSION sdist (PyPI, sha256 $SDIST_SHA256)
 compiler: $compiler
 cpu: ${cpu:-unknown}; -march=native is ${march:-unknown}${wide:+ $wide} (feature set $features)

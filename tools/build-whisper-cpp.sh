@@ -40,20 +40,8 @@ BLD=$WORK/build
 OUT=bench/bin
 REC=$OUT/whisper-cpp.txt
 
-say() { echo "build-whisper-cpp: $*" >&2; }
-die() { say "$*"; exit 1; }
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-one_line() { echo "$*" | tr -s ' \n' ' ' | sed 's/ $//'; }
-
-cc_name=${CC:-cc}
-cxx_name=${CXX:-c++}
-command -v "$cxx_name" >/dev/null 2>&1 || { sh tools/deps.sh cmake build-essential >&2; }
-compiler="$("$cc_name" --version 2>/dev/null | head -n1) / $("$cxx_name" --version 2>/dev/null | head -n1)"
-march=$("$cc_name" -march=native -Q --help=target 2>/dev/null | awk '$1 == "-march=" {print $2; exit}')
-mflags=$("$cc_name" -march=native -E -v - </dev/null 2>&1 | grep -o ' -m[a-z0-9-]*' | sort -u)
-features=$(echo "$mflags" | tr -d '\n' | sha256sum | cut -c1-12)
-wide=$(echo "$mflags" | grep -E -e '-m(avx512|avxvnni|amx)' | sed 's/^ -m/+/' | tr '\n' ' ' | sed 's/ $//')
-cpu=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: *//')
+TAG=build-whisper-cpp
+. tools/native-host.sh
 key="whisper.cpp $WVERSION, from the pywhispercpp $PKG_VERSION sdist (PyPI, sha256 $SDIST_SHA256; no git commit in the sdist)
 compiler: $compiler
 cpu: ${cpu:-unknown}; -march=native is ${march:-unknown}${wide:+ $wide} (feature set $features)
