@@ -214,6 +214,12 @@ def fmt(v, nd=1):
     return "-" if v is None else f"{v:.{nd}f}"
 
 
+def mmm(xs, nd=1):
+    """"min/median/max" of xs with nd decimals (the benchmark tables' cells)."""
+    xs = sorted(xs)
+    return f"{xs[0]:.{nd}f}/{statistics.median(xs):.{nd}f}/{xs[-1]:.{nd}f}"
+
+
 def stats(xs):
     xs = sorted(x for x in xs if x)
     if not xs:

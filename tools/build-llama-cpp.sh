@@ -53,11 +53,7 @@ cpu: ${cpu:-unknown}; -march=native is ${march:-unknown}${wide:+ $wide} (feature
 cmake flags: $(one_line "$CMAKE_FLAGS $INFO_FLAGS")
 targets: $TARGETS"
 
-have_all() { for t in $TARGETS; do [ -x "$OUT/$t" ] || return 1; done; }
-if [ "${FORCE:-0}" != 1 ] && have_all && [ -f "$REC" ] && [ "$(sed '/^---$/,$d' "$REC")" = "$key" ]; then
-  say "up to date: llama.cpp $COMMIT (llama-cpp-python $PKG_VERSION sdist) in $OUT/, as $REC records (FORCE=1 rebuilds)"
-  exit 0
-fi
+exit_if_built "llama.cpp $COMMIT (llama-cpp-python $PKG_VERSION sdist)"
 
 sh tools/deps.sh cmake build-essential >&2
 mkdir -p "$WORK" "$OUT"

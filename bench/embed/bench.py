@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from check_real import corpus, quantize_copy  # noqa: E402
-from quiet import busy_s, cpu_name, load1, others_pct, psi, wait_quiet  # noqa: E402
+from quiet import busy_s, cpu_name, load1, mmm, others_pct, psi, wait_quiet  # noqa: E402
 
 PEERS = ("sentence-transformers", "onnxruntime")
 SHORT = {"sentence-transformers": "vs ST", "onnxruntime": "vs ORT"}
@@ -79,11 +79,6 @@ def measure(runners, a, n, emit):
                       f"{'-' if stall is None else f'{stall:.1f}'}% others {'-' if oth is None else f'{oth:.1f}'}%{'' if ok else ' -> redo'}", file=sys.stderr, flush=True)
                 if ok:
                     break
-
-
-def mmm(xs):
-    xs = sorted(xs)
-    return f"{xs[0]:.1f}/{statistics.median(xs):.1f}/{xs[-1]:.1f}"
 
 
 def table(path):

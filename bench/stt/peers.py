@@ -46,6 +46,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from quiet import cpu_name, mmm  # noqa: E402  (bench/quiet.py)
+
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 AUDIO_DIR = os.environ.get("BENCH_AUDIO_DIR", "/work/models-local/bench-audio")
 WAV = os.path.join(AUDIO_DIR, "speech5min.wav")
@@ -232,16 +235,6 @@ def versions():
     return v
 
 
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
 def cmd_meta(args):
     secs = audio_seconds() if os.path.exists(WAV) else None
     meta = {"meta": {"cpu": cpu_name(), "nproc": os.cpu_count(), "threads": THREADS, "audio": WAV, "audio_s": secs,
@@ -249,11 +242,6 @@ def cmd_meta(args):
                      "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions()}}
     with open(RESULTS, "a") as f:
         f.write(json.dumps(meta) + "\n")
-
-
-def mmm(xs, nd=2):
-    xs = sorted(xs)
-    return f"{xs[0]:.{nd}f}/{statistics.median(xs):.{nd}f}/{xs[-1]:.{nd}f}"
 
 
 def cmd_table(_args):
@@ -308,7 +296,7 @@ def cmd_table(_args):
         # ratio vs ours: how many times longer the peer takes than ours at the same beam setting
         ratio = f"{med[k] / med[o]:.2f}" if o else "-"
         stl = [r["gate"]["stall_pct"] for r in rs if r.get("gate", {}).get("stall_pct") is not None]
-        print(f"{k[0]:16s} {k[1]:42s} {r0['prec']:>5s} {len(rs):2d} {mmm([r['wall_s'] for r in rs]):>22s} "
+        print(f"{k[0]:16s} {k[1]:42s} {r0['prec']:>5s} {len(rs):2d} {mmm([r['wall_s'] for r in rs], 2):>22s} "
               f"{mmm([r['rtf'] for r in rs], 1):>18s} {statistics.median(r.get('cpu_s', float('nan')) for r in rs):7.2f} "
               f"{statistics.median(r['load_s'] for r in rs):6.2f} {statistics.median(r['wer'] for r in rs) * 100:5.1f}% "
               f"{ratio:>6s} {max(stl) if stl else float('nan'):6.2f}")
