@@ -1,5 +1,5 @@
-# tools/native-host.sh - sourced by tools/build-llama-cpp.sh and tools/build-whisper-cpp.sh (from
 # shellcheck disable=SC2034,SC2154  # sets variables for the sourcing script, reads its $key / $REC / $OUT / $TARGETS
+# tools/native-host.sh - sourced by tools/build-llama-cpp.sh and tools/build-whisper-cpp.sh (from
 # the repository root, with TAG set to the script's name): their message helpers and what a
 # -march=native build is made with and for, recorded beside the binaries and compared on reruns:
 #   compiler   cc and c++ versions          march     the CPU family -march=native picks
